@@ -1,0 +1,124 @@
+/**
+ * Command-line and environment configuration, parsed purely: `main.ts` files pass
+ * `Deno.args` and `Deno.env.toObject()` in. Every flag `--some-flag` can also be set
+ * as `RINGKV_SOME_FLAG`; a flag on the command line wins over the environment.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { parseFlags } from "./config.ts";
+ * const spec = { port: { type: "int", default: 7001, help: "port to listen on" } } as const;
+ * const parsed = parseFlags(spec, ["--port", "7002"], {});
+ * console.assert(!("help" in parsed) && parsed.values.port === 7002);
+ * ```
+ */
+
+/** How one flag is read. */
+export interface FlagSpec {
+  type: "string" | "int" | "bool" | "list";
+  default?: string | number | boolean | string[];
+  help: string;
+  /** Environment variable; defaults to RINGKV_ plus the flag name in upper snake case. */
+  env?: string;
+  /** Never print the value (tokens, secrets). */
+  secret?: boolean;
+}
+
+/** A set of flags by name (camelCase names become `--kebab-case`). */
+export type FlagsSpec = Record<string, FlagSpec>;
+
+type ValueOf<F extends FlagSpec> = F["type"] extends "int" ? number
+  : F["type"] extends "bool" ? boolean
+  : F["type"] extends "list" ? string[]
+  : string;
+
+/** Parsed values; flags without a default may be undefined. */
+export type FlagValues<S extends FlagsSpec> = {
+  [K in keyof S]: S[K]["default"] extends undefined ? ValueOf<S[K]> | undefined : ValueOf<S[K]>;
+};
+
+/** Thrown for a flag the user got wrong; the message says which and why. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** `someFlag` -> `some-flag`. */
+export function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+}
+
+function envName(name: string, spec: FlagSpec): string {
+  return spec.env ?? "RINGKV_" + kebab(name).replaceAll("-", "_").toUpperCase();
+}
+
+function convert(name: string, spec: FlagSpec, raw: string): string | number | boolean | string[] {
+  switch (spec.type) {
+    case "int": {
+      if (!/^-?\d+$/.test(raw.trim())) {
+        throw new ConfigError(`Cannot read --${kebab(name)}: "${raw}" is not a whole number`);
+      }
+      return Number(raw);
+    }
+    case "bool":
+      if (["1", "true", "yes", "on", ""].includes(raw.toLowerCase())) return true;
+      if (["0", "false", "no", "off"].includes(raw.toLowerCase())) return false;
+      throw new ConfigError(`Cannot read --${kebab(name)}: "${raw}" is not true or false`);
+    case "list":
+      return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+    default:
+      return raw;
+  }
+}
+
+/** The `--help` text for a spec. */
+export function helpText<S extends FlagsSpec>(usage: string, spec: S): string {
+  const lines = [usage, "", "Options (each also readable from the environment variable shown):"];
+  for (const [name, flag] of Object.entries(spec)) {
+    const def = flag.default === undefined || flag.secret ? "" : ` (default: ${flag.default})`;
+    const arg = flag.type === "bool" ? "" : " <value>";
+    lines.push(`  --${kebab(name)}${arg}`.padEnd(30) + `${flag.help}${def} [${envName(name, flag)}]`);
+  }
+  lines.push(`  --help`.padEnd(30) + "print this help");
+  return lines.join("\n");
+}
+
+/** Parses `args` and `env` against `spec`; `{help: true}` when `--help` was asked for. */
+export function parseFlags<S extends FlagsSpec>(
+  spec: S,
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): { help: true } | { values: FlagValues<S>; rest: string[] } {
+  const byFlag = new Map(Object.keys(spec).map((name) => [kebab(name), name]));
+  const values: Record<string, unknown> = {};
+  for (const [name, flag] of Object.entries(spec)) {
+    const fromEnv = env[envName(name, flag)];
+    values[name] = fromEnv !== undefined ? convert(name, flag, fromEnv) : flag.default;
+  }
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--help" || arg === "-h") return { help: true };
+    if (!arg.startsWith("--")) {
+      rest.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const flagName = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    const name = byFlag.get(flagName) ?? byFlag.get(flagName.replace(/^no-/, ""));
+    if (name === undefined) throw new ConfigError(`Unknown option --${flagName} (see --help)`);
+    const flag = spec[name]!;
+    let raw: string;
+    if (flag.type === "bool") {
+      raw = eq !== -1 ? arg.slice(eq + 1) : flagName.startsWith("no-") ? "false" : "true";
+    } else if (eq !== -1) {
+      raw = arg.slice(eq + 1);
+    } else {
+      const next = args[i + 1];
+      if (next === undefined) throw new ConfigError(`Option --${flagName} needs a value`);
+      raw = next;
+      i++;
+    }
+    values[name] = convert(name, flag, raw);
+  }
+  return { values: values as FlagValues<S>, rest };
+}

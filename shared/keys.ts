@@ -1,0 +1,76 @@
+/**
+ * Key rules, the same on every route: 1-1024 bytes of UTF-8 (by default), no control
+ * characters, percent-encoded in URL paths.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { keyFromPath } from "./keys.ts";
+ * console.assert(keyFromPath("users%2F42", 1024) === "users/42");
+ * ```
+ */
+import { RingkvError } from "./errors.ts";
+
+const encoder = new TextEncoder();
+// Control characters would break log lines and terminals, and no real key needs them.
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Byte length of a string in UTF-8, without allocating for short ASCII strings. */
+export function utf8Length(text: string): number {
+  let ascii = true;
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  return ascii ? text.length : encoder.encode(text).length;
+}
+
+/** Checks a decoded key against the rules; throws the 4xx the client should get. */
+export function checkKey(key: string, maxKeyBytes: number): string {
+  if (key.length === 0) {
+    throw new RingkvError("invalid_key", "Cannot use an empty key: keys are 1 or more bytes");
+  }
+  const bytes = key.length > maxKeyBytes ? utf8Length(key) : key.length;
+  if (bytes > maxKeyBytes) {
+    throw new RingkvError(
+      "key_too_long",
+      `Cannot use key: it is ${utf8Length(key)} bytes of UTF-8, the limit is ${maxKeyBytes}`,
+    );
+  }
+  if (CONTROL.test(key)) {
+    throw new RingkvError("invalid_key", "Cannot use key: it contains a control character");
+  }
+  if (!key.isWellFormed()) {
+    throw new RingkvError("invalid_key", "Cannot use key: it is not valid UTF-8");
+  }
+  return key;
+}
+
+/** Decodes the percent-encoded key of a URL path segment and checks it. */
+export function keyFromPath(encoded: string, maxKeyBytes: number): string {
+  // A key three times over the limit cannot decode to a legal one; stop before decoding.
+  if (encoded.length > maxKeyBytes * 3) {
+    throw new RingkvError(
+      "key_too_long",
+      `Cannot use key: its encoded form is ${encoded.length} characters, the limit is ${maxKeyBytes} bytes`,
+    );
+  }
+  let key: string;
+  try {
+    key = decodeURIComponent(encoded);
+  } catch {
+    throw new RingkvError(
+      "invalid_key",
+      "Cannot use key: its percent-encoding is invalid or does not decode to UTF-8",
+    );
+  }
+  return checkKey(key, maxKeyBytes);
+}
+
+/** Percent-encodes a key for a URL path, keeping `/` readable. */
+export function keyToPath(key: string): string {
+  return encodeURIComponent(key).replaceAll("%2F", "/");
+}

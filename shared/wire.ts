@@ -1,0 +1,86 @@
+/**
+ * Types of the internal node API (proxy <-> node) and of the cluster map.
+ * docs/internal-api.md describes the routes that carry them.
+ *
+ * @module
+ */
+import type { Version } from "./version.ts";
+
+/** Header carrying the sender's cluster-map epoch; nodes refuse older epochs with 409. */
+export const EPOCH_HEADER = "x-ringkv-epoch";
+/** Header asking a node to make the new version newer than this one (keeps clocks monotonic across proxies). */
+export const MIN_VERSION_HEADER = "x-ringkv-min-version";
+/** Header carrying an entry's version on node answers, tombstones included. */
+export const VERSION_HEADER = "x-ringkv-version";
+/** Header with the id of the node that answered. */
+export const NODE_ID_HEADER = "x-ringkv-node";
+/** Content type of newline-delimited JSON streams (scan and ingest). */
+export const NDJSON = "application/x-ndjson";
+/** Content type a value gets when the client sends none. */
+export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
+
+/**
+ * One stored entry on the wire: key, value as base64 (`null` for a tombstone),
+ * content type, version and the key's ring position (first 32 bits of SHA-1).
+ */
+export interface WireEntry {
+  k: string;
+  v: string | null;
+  t?: string;
+  ver: Version;
+  h: number;
+}
+
+/** One operation of an internal batch call. */
+export interface BatchOp {
+  op: "get" | "put" | "delete";
+  key: string;
+  /** base64 of the value, for `put`. */
+  value?: string;
+  contentType?: string;
+  /** Version the current entry must have (`If-Match`). */
+  ifMatch?: Version;
+  /** `"*"`: the key must be absent (`If-None-Match: *`). */
+  ifNoneMatch?: "*";
+  /** The new version must be newer than this. */
+  minVersion?: Version;
+}
+
+/** The answer to one {@link BatchOp}, in the same position. */
+export interface BatchResult {
+  /** HTTP status the same single-key call would get (200, 201, 204, 404, 412, 4xx). */
+  status: number;
+  version?: Version;
+  value?: string;
+  contentType?: string;
+  error?: { code: string; message: string };
+}
+
+/** A data node as the cluster map knows it. */
+export interface NodeInfo {
+  id: string;
+  url: string;
+  weight: number;
+}
+
+/** A rebalancing in progress: the members of the next ring and how far it has got. */
+export interface Rebalancing {
+  kind: "add" | "remove";
+  /** The node being added or removed. */
+  nodeId: string;
+  /** `copying`: writes go to old and new owners; `cleanup`: new ring serves, old owners drop. */
+  phase: "copying" | "cleanup";
+  next: NodeInfo[];
+  startedAt: number;
+  movedKeys: number;
+  totalKeys: number;
+}
+
+/** The cluster map: stored atomically by proxies and copied to every node. */
+export interface ClusterMap {
+  epoch: number;
+  replicas: number;
+  vnodes: number;
+  nodes: NodeInfo[];
+  rebalancing: Rebalancing | null;
+}
