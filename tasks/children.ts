@@ -1,0 +1,92 @@
+/**
+ * Starting and stopping ringkv processes from tasks: spawns `deno` (the running
+ * binary), waits for the line announcing the listening URL, forwards the child's
+ * output with its name in front, and stops it with SIGTERM, then SIGKILL.
+ *
+ * @module
+ */
+
+const LISTENING = /listening on (https?:\/\/\S+)/;
+const START_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 5_000;
+
+/** A running child process. */
+export interface Child {
+  name: string;
+  url: string;
+  pid: number;
+  /** Resolves with the exit code when the process ends. */
+  exited: Promise<number>;
+  /** SIGTERM, then SIGKILL if it is still running after a few seconds. */
+  stop(): Promise<void>;
+}
+
+/** Forwards lines from a stream, prefixed, until it ends; resolves the first URL announced. */
+async function pump(
+  stream: ReadableStream<Uint8Array>,
+  prefix: string,
+  write: (line: string) => void,
+  onUrl: (url: string) => void,
+): Promise<void> {
+  const lines = stream.pipeThrough(new TextDecoderStream());
+  let buffered = "";
+  for await (const chunk of lines) {
+    buffered += chunk;
+    let newline;
+    while ((newline = buffered.indexOf("\n")) !== -1) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      const match = LISTENING.exec(line);
+      if (match) onUrl(match[1]!);
+      else write(`[${prefix}] ${line}`);
+    }
+  }
+  if (buffered) write(`[${prefix}] ${buffered}`);
+}
+
+/** Spawns `deno <args>` and resolves once it prints `listening on <url>`. */
+export async function startChild(
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<Child> {
+  const process = new Deno.Command(Deno.execPath(), {
+    args,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const ready = Promise.withResolvers<string>();
+  const exited = process.status.then((s) => s.code);
+  pump(process.stdout, name, (l) => console.log(l), ready.resolve);
+  pump(process.stderr, name, (l) => console.error(l), ready.resolve);
+  exited.then((code) => ready.reject(new Error(`${name} exited with code ${code} before listening`)));
+  const timer = setTimeout(
+    () => ready.reject(new Error(`${name} did not start within ${START_TIMEOUT_MS} ms`)),
+    START_TIMEOUT_MS,
+  );
+  const stop = async () => {
+    try {
+      process.kill("SIGTERM");
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err; // already exited
+    }
+    const killer = setTimeout(() => {
+      try {
+        process.kill("SIGKILL");
+      } catch { /* exited meanwhile */ }
+    }, STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(killer);
+  };
+  try {
+    const url = await ready.promise;
+    return { name, url, pid: process.pid, exited, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}

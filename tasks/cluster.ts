@@ -1,0 +1,151 @@
+/**
+ * `deno task cluster`: starts a local ringkv cluster (N nodes and a proxy on 127.0.0.1),
+ * prints how to use it, and stops everything on Ctrl-C. Run again on the same `--data`
+ * directory, it comes back with all the data, the same node ids and the same tokens.
+ *
+ * @module
+ */
+import { join } from "@std/path";
+import { ConfigError, helpText, parseFlags } from "../shared/config.ts";
+import { startChild, type Child } from "./children.ts";
+
+const SPEC = {
+  port: { type: "int", default: 8080, help: "proxy port (0: the OS picks)" },
+  nodes: { type: "int", default: 3, help: "number of data nodes" },
+  nodePort: { type: "int", default: 7001, help: "port of the first node; the others follow (0: the OS picks)" },
+  data: { type: "string", default: "./data", help: "directory for every process's data" },
+  replicas: { type: "int", default: 1, help: "copies of each key" },
+  host: { type: "string", default: "127.0.0.1", help: "address every process binds" },
+} as const;
+
+const USAGE = "usage: deno task cluster [--port 8080] [--nodes 3] [--data ./data]";
+
+/** Reads a token from the environment, else from `file`, else makes one and saves it there. */
+async function tokenFor(envName: string, file: string): Promise<string> {
+  const fromEnv = Deno.env.get(envName);
+  if (fromEnv) return fromEnv;
+  try {
+    return (await Deno.readTextFile(file)).trim();
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const token = crypto.getRandomValues(new Uint8Array(24)).toHex();
+  await Deno.writeTextFile(file, token + "\n", { mode: 0o600 });
+  return token;
+}
+
+/** The deno permissions a node needs: the network and its own data directory. */
+function nodeArgs(dir: string): string[] {
+  return [
+    "run",
+    "--allow-net",
+    `--allow-read=${dir}`,
+    `--allow-write=${dir}`,
+    "--allow-env",
+    new URL("../node/main.ts", import.meta.url).pathname,
+  ];
+}
+
+function proxyArgs(dir: string): string[] {
+  return [
+    "run",
+    "--allow-net",
+    `--allow-read=${dir}`,
+    `--allow-write=${dir}`,
+    "--allow-env",
+    new URL("../proxy/main.ts", import.meta.url).pathname,
+  ];
+}
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseFlags(SPEC, Deno.args, Deno.env.toObject());
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    return 2;
+  }
+  if ("help" in parsed) {
+    console.log(helpText(USAGE, SPEC));
+    return 0;
+  }
+  const opts = parsed.values;
+  const data = opts.data;
+  await Deno.mkdir(data, { recursive: true });
+  const adminToken = await tokenFor("RINGKV_ADMIN_TOKEN", join(data, "admin-token"));
+  const clusterSecret = await tokenFor("RINGKV_CLUSTER_SECRET", join(data, "cluster-secret"));
+  const env = { RINGKV_CLUSTER_SECRET: clusterSecret, RINGKV_ADMIN_TOKEN: adminToken };
+
+  const children: Child[] = [];
+  let stopping = false;
+  const stopAll = async () => {
+    stopping = true;
+    for (const child of children.toReversed()) await child.stop();
+  };
+  try {
+    for (let i = 1; i <= opts.nodes; i++) {
+      const id = `n${i}`;
+      const dir = join(data, id);
+      await Deno.mkdir(dir, { recursive: true });
+      const port = opts.nodePort === 0 ? 0 : opts.nodePort + i - 1;
+      const args = [...nodeArgs(dir), "--id", id, "--port", String(port), "--data", dir];
+      args.push("--host", opts.host);
+      const node = await startChild(id, args, env);
+      children.push(node);
+      node.exited.then((code) => {
+        if (stopping) return;
+        console.error(
+          `[${id}] exited with code ${code}. Its keys answer 503 until it is back; restart it with:\n` +
+            `  RINGKV_CLUSTER_SECRET=$(cat ${join(data, "cluster-secret")}) ` +
+            `npx --yes deno@2.9.6 task node --id ${id} --port ${new URL(node.url).port} --data ${dir}`,
+        );
+      });
+    }
+    const proxyDir = join(data, "proxy");
+    await Deno.mkdir(proxyDir, { recursive: true });
+    const nodeUrls = children.map((c) => c.url).join(",");
+    const proxy = await startChild("proxy", [
+      ...proxyArgs(proxyDir),
+      ...["--port", String(opts.port), "--data", proxyDir, "--nodes", nodeUrls],
+      ...["--replicas", String(opts.replicas), "--host", opts.host],
+    ], env);
+    children.push(proxy);
+    printWelcome(proxy.url, adminToken, data, children);
+  } catch (err) {
+    console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}`);
+    await stopAll();
+    return 1;
+  }
+
+  const stopped = Promise.withResolvers<void>();
+  const onSignal = () => stopped.resolve();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const proxyExit = children.at(-1)!.exited.then(() => stopped.resolve());
+  await stopped.promise;
+  console.log("\nStopping the cluster...");
+  await stopAll();
+  await proxyExit;
+  console.log("Stopped. Run the same command again to come back with all the data.");
+  return 0;
+}
+
+function printWelcome(url: string, token: string, data: string, children: Child[]): void {
+  const nodes = children.filter((c) => c.name !== "proxy");
+  console.log(`
+ringkv is running.
+  proxy:        ${url}
+  admin token:  ${token}   (also in ${join(data, "admin-token")})
+  nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}
+
+Try:
+  curl -i -X PUT --data-binary 'hello' ${url}/kv/greeting
+  curl -i ${url}/kv/greeting
+  curl '${url}/kv?prefix=gr'
+  curl -H "Authorization: Bearer ${token}" ${url}/cluster
+
+Ctrl-C stops everything.`);
+}
+
+if (import.meta.main) Deno.exit(await main());
