@@ -33,11 +33,12 @@ export function checkKey(key: string, maxKeyBytes: number): string {
   if (key.length === 0) {
     throw new RingkvError("invalid_key", "Cannot use an empty key: keys are 1 or more bytes");
   }
-  const bytes = key.length > maxKeyBytes ? utf8Length(key) : key.length;
+  // A UTF-16 code unit is at most 3 bytes of UTF-8, so short keys need no counting.
+  const bytes = key.length * 3 <= maxKeyBytes ? key.length : utf8Length(key);
   if (bytes > maxKeyBytes) {
     throw new RingkvError(
       "key_too_long",
-      `Cannot use key: it is ${utf8Length(key)} bytes of UTF-8, the limit is ${maxKeyBytes}`,
+      `Cannot use key: it is ${bytes} bytes of UTF-8, the limit is ${maxKeyBytes}`,
     );
   }
   if (CONTROL.test(key)) {

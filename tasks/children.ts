@@ -61,7 +61,9 @@ export async function startChild(
   const exited = process.status.then((s) => s.code);
   pump(process.stdout, name, (l) => console.log(l), ready.resolve);
   pump(process.stderr, name, (l) => console.error(l), ready.resolve);
-  exited.then((code) => ready.reject(new Error(`${name} exited with code ${code} before listening`)));
+  exited.then((code) =>
+    ready.reject(new Error(`${name} exited with code ${code} before listening`))
+  );
   const timer = setTimeout(
     () => ready.reject(new Error(`${name} did not start within ${START_TIMEOUT_MS} ms`)),
     START_TIMEOUT_MS,

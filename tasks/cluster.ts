@@ -7,12 +7,16 @@
  */
 import { join } from "@std/path";
 import { ConfigError, helpText, parseFlags } from "../shared/config.ts";
-import { startChild, type Child } from "./children.ts";
+import { type Child, startChild } from "./children.ts";
 
 const SPEC = {
   port: { type: "int", default: 8080, help: "proxy port (0: the OS picks)" },
   nodes: { type: "int", default: 3, help: "number of data nodes" },
-  nodePort: { type: "int", default: 7001, help: "port of the first node; the others follow (0: the OS picks)" },
+  nodePort: {
+    type: "int",
+    default: 7001,
+    help: "port of the first node; the others follow (0: the OS picks)",
+  },
   data: { type: "string", default: "./data", help: "directory for every process's data" },
   replicas: { type: "int", default: 1, help: "copies of each key" },
   host: { type: "string", default: "127.0.0.1", help: "address every process binds" },
@@ -98,7 +102,9 @@ async function main(): Promise<number> {
         console.error(
           `[${id}] exited with code ${code}. Its keys answer 503 until it is back; restart it with:\n` +
             `  RINGKV_CLUSTER_SECRET=$(cat ${join(data, "cluster-secret")}) ` +
-            `npx --yes deno@2.9.6 task node --id ${id} --port ${new URL(node.url).port} --data ${dir}`,
+            `npx --yes deno@2.9.6 task node --id ${id} --port ${
+              new URL(node.url).port
+            } --data ${dir}`,
         );
       });
     }

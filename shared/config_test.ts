@@ -1,0 +1,44 @@
+import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
+import { ConfigError, helpText, parseFlags } from "./config.ts";
+
+const SPEC = {
+  port: { type: "int", default: 7001, help: "port" },
+  data: { type: "string", default: "./data", help: "data dir" },
+  nodes: { type: "list", default: [] as string[], help: "node URLs" },
+  verbose: { type: "bool", default: false, help: "talk more" },
+  adminToken: { type: "string", help: "token", secret: true },
+} as const;
+
+function values(args: string[], env: Record<string, string> = {}) {
+  const parsed = parseFlags(SPEC, args, env);
+  assert(!("help" in parsed));
+  return parsed.values;
+}
+
+Deno.test("parseFlags() reads flags in both --x v and --x=v forms", () => {
+  const v = values(["--port", "8000", "--data=/tmp/d", "--nodes", "a,b", "--verbose"]);
+  assertEquals([v.port, v.data, v.nodes, v.verbose], [8000, "/tmp/d", ["a", "b"], true]);
+});
+
+Deno.test("parseFlags() takes RINGKV_ variables, and flags win over them", () => {
+  const env = { RINGKV_PORT: "9000", RINGKV_ADMIN_TOKEN: "s3cret" };
+  assertEquals(values([], env).port, 9000);
+  assertEquals(values([], env).adminToken, "s3cret");
+  assertEquals(values(["--port", "1"], env).port, 1);
+});
+
+Deno.test("parseFlags() keeps defaults and reports bad input clearly", () => {
+  assertEquals(values([]).port, 7001);
+  assertThrows(() => values(["--port", "x"]), ConfigError, "--port");
+  assertThrows(() => values(["--bogus"]), ConfigError, "Unknown option --bogus");
+  assertThrows(() => values(["--port"]), ConfigError, "needs a value");
+  assertEquals(values(["--no-verbose"]).verbose, false);
+});
+
+Deno.test("parseFlags() answers --help, and the help never shows secrets", () => {
+  assertEquals(parseFlags(SPEC, ["--help"], {}), { help: true });
+  const text = helpText("usage: x", SPEC);
+  assertMatch(text, /--admin-token/);
+  assertMatch(text, /RINGKV_ADMIN_TOKEN/);
+  assert(!text.includes("s3cret"));
+});

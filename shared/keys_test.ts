@@ -1,0 +1,41 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { RingkvError } from "./errors.ts";
+import { checkKey, keyFromPath, keyToPath, utf8Length } from "./keys.ts";
+
+function codeOf(fn: () => unknown): string {
+  return assertThrows(fn, RingkvError).code;
+}
+
+Deno.test("keyFromPath() decodes percent-encoding, slashes included", () => {
+  assertEquals(keyFromPath("users%2F42", 1024), "users/42");
+  assertEquals(keyFromPath("a/b/c", 1024), "a/b/c");
+  assertEquals(keyFromPath("%E2%82%AC", 1024), "€");
+});
+
+Deno.test("keyFromPath() refuses invalid encodings, empty keys and control characters", () => {
+  assertEquals(codeOf(() => keyFromPath("%E2%82", 1024)), "invalid_key");
+  assertEquals(codeOf(() => keyFromPath("%zz", 1024)), "invalid_key");
+  assertEquals(codeOf(() => keyFromPath("%FF", 1024)), "invalid_key");
+  assertEquals(codeOf(() => keyFromPath("", 1024)), "invalid_key");
+  assertEquals(codeOf(() => keyFromPath("a%00b", 1024)), "invalid_key");
+  assertEquals(codeOf(() => keyFromPath("a%0Ab", 1024)), "invalid_key");
+});
+
+Deno.test("checkKey() counts UTF-8 bytes against the limit", () => {
+  assertEquals(checkKey("x".repeat(1024), 1024).length, 1024);
+  assertEquals(codeOf(() => checkKey("x".repeat(1025), 1024)), "key_too_long");
+  assertEquals(codeOf(() => checkKey("€".repeat(342), 1024)), "key_too_long"); // 1026 bytes
+  assertEquals(checkKey("€".repeat(341), 1024).length, 341); // 1023 bytes
+  assertEquals(codeOf(() => keyFromPath("%41".repeat(4000), 1024)), "key_too_long");
+});
+
+Deno.test("utf8Length() counts bytes, not code units", () => {
+  assertEquals(utf8Length("abc"), 3);
+  assertEquals(utf8Length("é€😀"), 2 + 3 + 4);
+});
+
+Deno.test("keyToPath() round-trips through keyFromPath()", () => {
+  for (const key of ["a/b", "spaces and ?&#", "€uro", "100%", ".."]) {
+    assertEquals(keyFromPath(keyToPath(key), 1024), key);
+  }
+});
