@@ -76,7 +76,9 @@ export function helpText<S extends FlagsSpec>(usage: string, spec: S): string {
   for (const [name, flag] of Object.entries(spec)) {
     const def = flag.default === undefined || flag.secret ? "" : ` (default: ${flag.default})`;
     const arg = flag.type === "bool" ? "" : " <value>";
-    lines.push(`  --${kebab(name)}${arg}`.padEnd(30) + `${flag.help}${def} [${envName(name, flag)}]`);
+    lines.push(
+      `  --${kebab(name)}${arg}`.padEnd(30) + `${flag.help}${def} [${envName(name, flag)}]`,
+    );
   }
   lines.push(`  --help`.padEnd(30) + "print this help");
   return lines.join("\n");
