@@ -1,0 +1,146 @@
+import { assertEquals, assertRejects, assertStrictEquals } from "@std/assert";
+import { RingkvError } from "../shared/errors.ts";
+import type { BatchOp, BatchResult } from "../shared/wire.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import type { NodeRef } from "./node_client.ts";
+
+const N1: NodeRef = { id: "n1", url: "http://n1.test" };
+const N2: NodeRef = { id: "n2", url: "http://n2.test" };
+
+interface Call {
+  node: string;
+  epoch: number;
+  keys: string[];
+  release: (fail?: Error) => void;
+}
+
+/** A send that records each call and answers only when the test releases it. */
+function gatedSend() {
+  const calls: Call[] = [];
+  const send = (node: NodeRef, epoch: number, ops: BatchOp[]) => {
+    const { promise, resolve, reject } = Promise.withResolvers<BatchResult[]>();
+    calls.push({
+      node: node.id,
+      epoch,
+      keys: ops.map((o) => o.key),
+      release: (fail) =>
+        fail
+          ? reject(fail)
+          : resolve(ops.map((o) => ({ status: 200, value: `${node.id}:${o.key}` }))),
+    });
+    return promise;
+  };
+  return { calls, send };
+}
+
+/** Releases calls one by one as they are made, until `count` were released. */
+async function releaseInTurn(calls: Call[], count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    for (let tick = 0; calls[i] === undefined && tick < 100; tick++) {
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    calls[i]!.release();
+  }
+}
+
+const get = (key: string): BatchOp => ({ op: "get", key });
+
+Deno.test("Dispatcher.submit() sends a request for an idle node at once", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send);
+  const done = d.submit(N1, 7, [get("a")]);
+  assertEquals(calls.map((c) => [c.node, c.epoch, c.keys]), [["n1", 7, ["a"]]]);
+  calls[0]!.release();
+  assertEquals(await done, [{ status: 200, value: "n1:a" }]);
+  assertEquals(d.stats(), { waiting: 0, inFlight: 0 });
+});
+
+Deno.test("Dispatcher sends requests that arrive during a call as one batch, in order", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send);
+  const keys = ["k0", "k1", "k2", "k3", "k4", "k5"];
+  const answers = keys.map((k) => d.submit(N1, 1, [get(k)]));
+  assertEquals(calls.length, 1);
+  assertEquals(d.stats(), { waiting: 5, inFlight: 1 });
+  calls[0]!.release();
+  await answers[0];
+  assertEquals(calls.map((c) => c.keys), [["k0"], ["k1", "k2", "k3", "k4", "k5"]]);
+  calls[1]!.release();
+  const results = await Promise.all(answers);
+  assertEquals(results.map((r) => r[0]!.value), keys.map((k) => `n1:${k}`));
+});
+
+Deno.test("Dispatcher keeps one call in flight per node, and nodes do not wait for each other", () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send);
+  d.submit(N1, 1, [get("a")]);
+  d.submit(N1, 1, [get("b")]);
+  d.submit(N2, 1, [get("c")]);
+  assertEquals(calls.map((c) => [c.node, c.keys]), [["n1", ["a"]], ["n2", ["c"]]]);
+  for (const c of calls) c.release();
+});
+
+Deno.test("Dispatcher fails only the requests of a call that fails", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send);
+  const first = d.submit(N1, 1, [get("a"), get("b")]);
+  const second = d.submit(N1, 1, [get("c")]);
+  const down = new RingkvError("node_unavailable", "Cannot reach node n1 at http://n1.test: boom");
+  calls[0]!.release(down);
+  const err = await assertRejects(() => first);
+  assertStrictEquals(err, down);
+  calls[1]!.release();
+  assertEquals(await second, [{ status: 200, value: "n1:c" }]);
+});
+
+Deno.test("Dispatcher splits a queue at maxBatchOps and at a change of epoch", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send, { maxBatchOps: 2 });
+  const all = [
+    d.submit(N1, 1, [get("a")]),
+    d.submit(N1, 1, [get("b"), get("c"), get("d")]),
+    d.submit(N1, 2, [get("e")]),
+  ];
+  await releaseInTurn(calls, 4);
+  await Promise.all(all);
+  assertEquals(calls.map((c) => [c.epoch, c.keys]), [
+    [1, ["a"]],
+    [1, ["b", "c"]],
+    [1, ["d"]],
+    [2, ["e"]],
+  ]);
+});
+
+Deno.test("Dispatcher splits a queue at maxBatchBytes", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send, { maxBatchBytes: 3000 });
+  const put = (key: string): BatchOp => ({ op: "put", key, value: "x".repeat(1000) });
+  const all = [d.submit(N1, 1, [put("a")]), d.submit(N1, 1, [put("b"), put("c"), put("d")])];
+  await releaseInTurn(calls, 3);
+  await Promise.all(all);
+  assertEquals(calls.map((c) => c.keys), [["a"], ["b", "c"], ["d"]]);
+});
+
+Deno.test("Dispatcher refuses requests with 503 unavailable when a node's queue is full", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send, { maxQueue: 2 });
+  const sent = d.submit(N1, 1, [get("a")]);
+  const queued = d.submit(N1, 1, [get("b"), get("c")]);
+  const err = await assertRejects(() => d.submit(N1, 1, [get("d")]), RingkvError);
+  assertEquals([err.code, err.status], ["unavailable", 503]);
+  assertEquals(err.message.includes("n1"), true);
+  calls[0]!.release();
+  await sent;
+  calls[1]!.release();
+  assertEquals((await queued).length, 2);
+});
+
+Deno.test("Dispatcher with maxInFlight 2 keeps two calls going to one node", () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send, { maxInFlight: 2 });
+  d.submit(N1, 1, [get("a")]);
+  d.submit(N1, 1, [get("b")]);
+  d.submit(N1, 1, [get("c")]);
+  assertEquals(calls.map((c) => c.keys), [["a"], ["b"]]);
+  for (const c of calls) c.release();
+});
