@@ -1,0 +1,186 @@
+/**
+ * The admin API (DESIGN.md "Admin API"): the cluster view, adding and removing nodes,
+ * and the ring. Every route needs `Authorization: Bearer <admin token>`. The data
+ * path mounts this app (`createProxyApp({admin})`); it also works on its own.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { createAdminRoutes } from "./admin_routes.ts";
+ * console.assert(typeof createAdminRoutes === "function");
+ * ```
+ */
+import { Hono } from "hono";
+import type { Context, Next } from "hono";
+import { errorResponse, RingkvError } from "../shared/errors.ts";
+import type { Ring } from "../shared/ring.ts";
+import type { ClusterState } from "./cluster_state.ts";
+import type { NodeAdmin } from "./node_admin.ts";
+import type { Rebalancer } from "./rebalancer.ts";
+import { allNodes } from "./map_transitions.ts";
+
+/** What the admin routes need. */
+export interface AdminDeps {
+  state: ClusterState;
+  rebalancer: Rebalancer;
+  admin: NodeAdmin;
+  /** Without one, every admin call is refused (403). */
+  adminToken?: string;
+}
+
+/** One node in `GET /cluster`. */
+export interface NodeView {
+  id: string;
+  url: string;
+  weight: number;
+  state: "up" | "down" | "joining" | "leaving";
+  keys: number | null;
+  /** The last failure talking to it, if any. */
+  error?: string;
+}
+
+const encoder = new TextEncoder();
+
+/** Compares two secrets in time that does not depend on where they differ. */
+export function sameSecret(given: string, expected: string): boolean {
+  const a = encoder.encode(given);
+  const b = encoder.encode(expected);
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
+  return diff === 0;
+}
+
+function requireToken(token: string | undefined) {
+  return async (c: Context, next: Next) => {
+    if (token === undefined) {
+      throw new RingkvError(
+        "forbidden",
+        "Cannot use the admin API: the proxy has no admin token (--admin-token or RINGKV_ADMIN_TOKEN)",
+      );
+    }
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer\s+(.+)$/i.exec(header.trim());
+    if (match === null || !sameSecret(match[1]!, token)) {
+      throw new RingkvError(
+        "unauthorized",
+        header === ""
+          ? "Cannot use the admin API: send Authorization: Bearer <admin token>"
+          : "Cannot use the admin API: the admin token is wrong",
+      );
+    }
+    await next();
+  };
+}
+
+/** The `GET /cluster` view: the map with each node's state and key count. */
+export async function clusterView(deps: AdminDeps): Promise<Record<string, unknown>> {
+  const map = deps.state.current().map;
+  const rb = map.rebalancing;
+  const nodes = await Promise.all(
+    allNodes(map).map(async (n): Promise<NodeView> => {
+      const role = rb?.nodeId !== n.id ? "up" : rb.kind === "add" ? "joining" : "leaving";
+      const error = deps.state.nodeErrors.get(n.url);
+      const base = { id: n.id, url: n.url, weight: n.weight, ...(error ? { error } : {}) };
+      try {
+        const health = await deps.admin.health(n.url);
+        return { ...base, state: role, keys: health.keys };
+      } catch (err) {
+        if (!(err instanceof RingkvError)) throw err;
+        return { ...base, state: "down", keys: null, error: err.message };
+      }
+    }),
+  );
+  return {
+    epoch: map.epoch,
+    replicas: map.replicas,
+    vnodes: map.vnodes,
+    nodes,
+    rebalancing: rb === null ? null : {
+      kind: rb.kind,
+      nodeId: rb.nodeId,
+      phase: rb.phase,
+      movedKeys: deps.rebalancer.movedKeys(),
+      totalKeys: rb.totalKeys,
+      startedAt: rb.startedAt,
+      ...(deps.rebalancer.lastError ? { error: deps.rebalancer.lastError } : {}),
+    },
+  };
+}
+
+function ringView(ring: Ring) {
+  return {
+    nodes: ring.nodeIds,
+    shares: Object.fromEntries(ring.shares()),
+    points: ring.points(),
+  };
+}
+
+/** Reads `{"url", "weight"}` of `POST /cluster/nodes`. */
+export function parseAddBody(text: string): { url: string; weight: number } {
+  let body: { url?: unknown; weight?: unknown };
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    throw new RingkvError(
+      "invalid_json",
+      `Cannot read the request body: ${(err as Error).message}`,
+    );
+  }
+  if (typeof body !== "object" || body === null || typeof body.url !== "string") {
+    throw new RingkvError(
+      "bad_request",
+      'Cannot add a node: the body needs "url": "http://host:port"',
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(body.url);
+  } catch {
+    throw new RingkvError("bad_request", `Cannot add node "${body.url}": it is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new RingkvError("bad_request", `Cannot add node "${body.url}": it is not http(s)`);
+  }
+  const weight = body.weight ?? 1;
+  if (typeof weight !== "number" || !(weight > 0 && weight <= 100)) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot add node ${body.url}: weight must be > 0 and <= 100`,
+    );
+  }
+  return { url: body.url.replace(/\/+$/, ""), weight };
+}
+
+/** The admin routes as a Hono app. */
+export function createAdminRoutes(deps: AdminDeps): Hono {
+  const app = new Hono();
+  app.onError((err) => {
+    if (err instanceof RingkvError) return errorResponse(err);
+    throw err;
+  });
+  const auth = requireToken(deps.adminToken);
+  for (const path of ["/cluster", "/cluster/*", "/ring"]) app.use(path, auth);
+
+  app.get("/cluster", async (c) => c.json(await clusterView(deps)));
+  app.post("/cluster/nodes", async (c) => {
+    const { url, weight } = parseAddBody(await c.req.text());
+    await deps.rebalancer.startAdd(url, weight);
+    return c.json(await clusterView(deps), 202);
+  });
+  app.delete("/cluster/nodes/:id", async (c) => {
+    await deps.rebalancer.startRemove(c.req.param("id"));
+    return c.json(await clusterView(deps), 202);
+  });
+  app.get("/ring", (c) => {
+    const { map, ring, nextRing } = deps.state.current();
+    return c.json({ epoch: map.epoch, ...ringView(ring), next: nextRing && ringView(nextRing) });
+  });
+  const refuse = (allowed: string) => () => {
+    throw new RingkvError("method_not_allowed", `Cannot use this method here: allowed ${allowed}`);
+  };
+  app.all("/cluster", refuse("GET"));
+  app.all("/cluster/nodes", refuse("POST"));
+  app.all("/cluster/nodes/:id", refuse("DELETE"));
+  app.all("/ring", refuse("GET"));
+  return app;
+}

@@ -1,0 +1,125 @@
+/**
+ * Where a starting proxy gets its cluster map: its own stored map, else a node's map
+ * (`--join`), else a new cluster of `--nodes` (unless those nodes already hold a map,
+ * which then wins). Also the poll loop that keeps several proxies on the highest epoch
+ * and drives rebalancings nobody else is driving.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { startupMap } from "./bootstrap.ts";
+ * console.assert(typeof startupMap === "function");
+ * ```
+ */
+import { RingkvError } from "../shared/errors.ts";
+import type { ClusterMap, NodeInfo } from "../shared/wire.ts";
+import type { ClusterState } from "./cluster_state.ts";
+import type { MapStore } from "./map_store.ts";
+import type { NodeAdmin } from "./node_admin.ts";
+import { initialMap } from "./map_transitions.ts";
+import type { Rebalancer } from "./rebalancer.ts";
+
+/** A reason the proxy cannot start that the user can fix; main prints its message. */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+/** What {@link startupMap} needs. */
+export interface StartupOptions {
+  store: MapStore;
+  admin: NodeAdmin;
+  nodes: readonly string[];
+  join?: string;
+  replicas: number;
+  vnodes: number;
+}
+
+/** The map to start with and where it came from. */
+export interface StartupMap {
+  map: ClusterMap;
+  source: "stored" | "join" | "nodes" | "new";
+}
+
+async function highestMap(admin: NodeAdmin, urls: readonly string[]): Promise<ClusterMap | null> {
+  const maps = await Promise.all(urls.map((url) => admin.getMap(url).catch(() => null)));
+  let best: ClusterMap | null = null;
+  for (const map of maps) if (map !== null && map.epoch > (best?.epoch ?? 0)) best = map;
+  return best;
+}
+
+async function learnNodes(admin: NodeAdmin, urls: readonly string[]): Promise<NodeInfo[]> {
+  const nodes = await Promise.all(urls.map(async (url) => {
+    const health = await admin.health(url).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      throw new StartupError(`Cannot start a new cluster with node ${url}: ${err.message}`);
+    });
+    return { id: health.id, url, weight: 1 };
+  }));
+  const seen = new Map<string, string>();
+  for (const node of nodes) {
+    const other = seen.get(node.id);
+    if (other !== undefined) {
+      throw new StartupError(
+        `Cannot start a new cluster: ${other} and ${node.url} both have id ${node.id}`,
+      );
+    }
+    seen.set(node.id, node.url);
+  }
+  return nodes;
+}
+
+/** Finds the map to start with; throws a {@link StartupError} when there is none. */
+export async function startupMap(options: StartupOptions): Promise<StartupMap> {
+  const stored = await options.store.load();
+  if (stored !== null) return { map: stored, source: "stored" };
+  if (options.join !== undefined) {
+    const map = await options.admin.getMap(options.join).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      throw new StartupError(`Cannot join through ${options.join}: ${err.message}`);
+    });
+    if (map === null) {
+      throw new StartupError(
+        `Cannot join through ${options.join}: the node has no cluster map yet (start the first proxy with --nodes)`,
+      );
+    }
+    return { map, source: "join" };
+  }
+  if (options.nodes.length === 0) {
+    throw new StartupError(
+      "Cannot start the proxy: it has no stored cluster map; give --nodes URL,URL or --join URL",
+    );
+  }
+  const held = await highestMap(options.admin, options.nodes);
+  if (held !== null) return { map: held, source: "nodes" };
+  const nodes = await learnNodes(options.admin, options.nodes);
+  return { map: initialMap(nodes, options.replicas, options.vnodes), source: "new" };
+}
+
+/** The poll loop's dependencies. */
+export interface PollerDeps {
+  state: ClusterState;
+  rebalancer: Rebalancer;
+  /** Polls without an epoch change before this proxy drives another proxy's rebalancing. */
+  takeoverPolls?: number;
+}
+
+/**
+ * One poll: adopt the highest map, and drive a rebalancing this proxy started, or one
+ * whose epoch has not moved for `takeoverPolls` polls (its proxy may be gone).
+ */
+export function createPoller(deps: PollerDeps): { tick(): Promise<void> } {
+  let lastEpoch = -1;
+  let still = 0;
+  return {
+    async tick() {
+      await deps.state.poll();
+      const map = deps.state.current().map;
+      still = map.epoch === lastEpoch ? still + 1 : 0;
+      lastEpoch = map.epoch;
+      if (map.rebalancing === null) return;
+      if (deps.rebalancer.owns(map) || still >= (deps.takeoverPolls ?? 5)) {
+        void deps.rebalancer.run();
+      }
+    },
+  };
+}

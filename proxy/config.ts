@@ -1,0 +1,109 @@
+/**
+ * The proxy's command-line and environment configuration, parsed purely:
+ * `proxy/main.ts` passes `Deno.args` and `Deno.env.toObject()` in.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { parseProxyConfig } from "./config.ts";
+ * const config = parseProxyConfig(["--port", "0", "--nodes", "http://127.0.0.1:7001"], {});
+ * console.assert(!("help" in config) && config.port === 0);
+ * ```
+ */
+import { ConfigError, helpText, parseFlags } from "../shared/config.ts";
+import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
+import { DEFAULT_VNODES } from "../shared/ring.ts";
+
+const SPEC = {
+  port: { type: "int", default: 8080, help: "port to listen on (0: the OS picks)" },
+  host: { type: "string", default: "127.0.0.1", help: "address to listen on" },
+  nodes: {
+    type: "list",
+    default: [] as string[],
+    help: "initial node URLs, when there is no stored map",
+  },
+  join: { type: "string", help: "learn the cluster map from this node's URL" },
+  data: { type: "string", default: "./data/proxy", help: "directory of the proxy's map file" },
+  replicas: { type: "int", default: 1, help: "copies of each key (new clusters only)" },
+  vnodes: { type: "int", default: DEFAULT_VNODES, help: "ring points per unit of weight" },
+  adminToken: { type: "string", help: "token of the admin API", secret: true },
+  clientToken: { type: "string", help: "token clients must send (none: open)", secret: true },
+  clusterSecret: { type: "string", help: "secret sent to nodes", secret: true },
+  timeoutMs: { type: "int", default: 2000, help: "timeout of each call to a node, in ms" },
+  pollMs: { type: "int", default: 1000, help: "how often to read the nodes' cluster maps, in ms" },
+  maxValueBytes: { type: "int", default: DEFAULT_LIMITS.maxValueBytes, help: "largest value" },
+  maxKeyBytes: { type: "int", default: DEFAULT_LIMITS.maxKeyBytes, help: "longest key, bytes" },
+} as const;
+
+const USAGE =
+  "usage: deno task proxy [--port 8080] (--nodes URL,URL | --join URL) [--data ./data/proxy]";
+
+/** Everything the proxy's main needs, validated. */
+export interface ProxyConfig {
+  port: number;
+  host: string;
+  nodes: string[];
+  join?: string;
+  data: string;
+  replicas: number;
+  vnodes: number;
+  adminToken?: string;
+  clientToken?: string;
+  clusterSecret?: string;
+  timeoutMs: number;
+  pollMs: number;
+  limits: Limits;
+}
+
+function checkUrl(flag: string, url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`Cannot read --${flag}: "${url}" is not a URL`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new ConfigError(`Cannot read --${flag}: "${url}" is not an http(s) URL`);
+  }
+  return url.replace(/\/+$/, "");
+}
+
+function checkRange(flag: string, value: number, min: number, max: number): number {
+  if (value < min || value > max) {
+    throw new ConfigError(`Cannot use --${flag} ${value}: it must be ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Parses the proxy's flags and environment; `{help}` carries the text to print. */
+export function parseProxyConfig(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): ProxyConfig | { help: string } {
+  const parsed = parseFlags(SPEC, args, env);
+  if ("help" in parsed) return { help: helpText(USAGE, SPEC) };
+  if (parsed.rest.length > 0) {
+    throw new ConfigError(`Unexpected argument "${parsed.rest[0]}" (see --help)`);
+  }
+  const v = parsed.values;
+  const empty = (s: string | undefined) => (s === undefined || s === "" ? undefined : s);
+  return {
+    port: checkRange("port", v.port, 0, 65535),
+    host: v.host,
+    nodes: v.nodes.map((url) => checkUrl("nodes", url)),
+    join: v.join === undefined || v.join === "" ? undefined : checkUrl("join", v.join),
+    data: v.data,
+    replicas: checkRange("replicas", v.replicas, 1, 16),
+    vnodes: checkRange("vnodes", v.vnodes, 1, 10_000),
+    adminToken: empty(v.adminToken),
+    clientToken: empty(v.clientToken),
+    clusterSecret: empty(v.clusterSecret),
+    timeoutMs: checkRange("timeout-ms", v.timeoutMs, 1, 600_000),
+    pollMs: checkRange("poll-ms", v.pollMs, 0, 3_600_000),
+    limits: {
+      ...DEFAULT_LIMITS,
+      maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1, 1024 ** 3),
+      maxKeyBytes: checkRange("max-key-bytes", v.maxKeyBytes, 1, 65536),
+    },
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * Adds and removes nodes online. A state machine driven by calls: {@link Rebalancer.step}
+ * looks at the current map and takes the next step (copy ranges and switch to cleanup,
+ * or drop moved ranges and finish); {@link Rebalancer.run} steps until the map is
+ * stable. Every step is idempotent and its map is stored and pushed to every node
+ * first, so a proxy that restarts mid-way (or a second proxy) can redo it.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { Rebalancer } from "./rebalancer.ts";
+ * console.assert(typeof Rebalancer === "function");
+ * ```
+ */
+import { RingkvError } from "../shared/errors.ts";
+import type { ClusterMap, NodeInfo } from "../shared/wire.ts";
+import type { ClusterState } from "./cluster_state.ts";
+import type { NodeAdmin } from "./node_admin.ts";
+import { allNodes, planAdd, planRemove, toCleanup, toStable } from "./map_transitions.ts";
+import { copyMoves, dropMoves } from "./range_copy.ts";
+
+/** What a {@link Rebalancer} needs. */
+export interface RebalancerDeps {
+  state: ClusterState;
+  admin: NodeAdmin;
+  now?: () => number;
+  log?: (obj: Record<string, unknown>) => void;
+  /** Entries per ingest call (default 1000). */
+  chunkLines?: number;
+  /** Bytes per ingest call, about (default 1 MiB). */
+  chunkBytes?: number;
+}
+
+/** What one {@link Rebalancer.step} did. */
+export type StepResult = "idle" | "copied" | "cleaned" | "superseded";
+
+/** Drives rebalancings: started by the admin API, resumed from any stored map. */
+export class Rebalancer {
+  #running: Promise<void> | null = null;
+  #progress: { epoch: number; movedKeys: number } | null = null;
+  #driven: string | null = null;
+  /** Why the last run stopped early, or null. */
+  lastError: string | null = null;
+
+  /** Creates the rebalancer; nothing happens until a call. */
+  constructor(private readonly deps: RebalancerDeps) {}
+
+  /** Keys copied so far by the copy running for the current map, else the map's count. */
+  movedKeys(): number {
+    const map = this.deps.state.current().map;
+    if (this.#progress?.epoch === map.epoch) return this.#progress.movedKeys;
+    return map.rebalancing?.movedKeys ?? 0;
+  }
+
+  async #totalKeys(nodes: readonly NodeInfo[]): Promise<number> {
+    const counts = await Promise.all(
+      nodes.map((n) => this.deps.admin.health(n.url).then((h) => h.keys, () => 0)),
+    );
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  async #begin(next: ClusterMap): Promise<ClusterMap> {
+    if (!(await this.deps.state.install(next, "admin"))) {
+      throw new RingkvError(
+        "conflict",
+        `Cannot change the cluster: its map changed meanwhile (now epoch ${this.deps.state.current().map.epoch}); retry`,
+      );
+    }
+    const report = await this.deps.state.push(next);
+    if (report.failed.length > 0) {
+      this.deps.log?.({ msg: "map push incomplete", epoch: next.epoch, failed: report.failed });
+    }
+    this.run();
+    return next;
+  }
+
+  /** Starts adding the node at `url` (its id from /health); the map it installed. */
+  async startAdd(url: string, weight: number): Promise<ClusterMap> {
+    const health = await this.deps.admin.health(url).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      throw new RingkvError("node_unavailable", `Cannot add node ${url}: ${err.message}`);
+    });
+    await this.deps.state.poll();
+    const map = this.deps.state.current().map;
+    const node = { id: health.id, url, weight };
+    const total = await this.#totalKeys(map.nodes);
+    return await this.#begin(planAdd(map, node, this.#now(), total));
+  }
+
+  /** Starts removing node `id`: its keys move to their new owners, then it leaves. */
+  async startRemove(id: string): Promise<ClusterMap> {
+    await this.deps.state.poll();
+    const map = this.deps.state.current().map;
+    planRemove(map, id, 0, 0); // refuses unknown ids before any call to nodes
+    const total = await this.#totalKeys(map.nodes);
+    return await this.#begin(planRemove(map, id, this.#now(), total));
+  }
+
+  #now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  async #pushOrThrow(map: ClusterMap): Promise<boolean> {
+    const report = await this.deps.state.push(map);
+    if (report.superseded) return false;
+    // A leaving node past the switch serves nothing: it may be gone for good.
+    const rb = map.rebalancing;
+    const gone = rb?.kind === "remove" && rb.phase === "cleanup" ? urlsOf(map, rb.nodeId) : [];
+    const failed = report.failed.filter((f) => !gone.includes(f.url));
+    if (failed.length > 0) {
+      const which = failed.map((f) => f.message).join("; ");
+      throw new RingkvError(
+        "node_unavailable",
+        `Cannot continue the rebalancing at epoch ${map.epoch}: not every node has the map (${which})`,
+      );
+    }
+    return true;
+  }
+
+  /** Takes the next step of the rebalancing in the current map, if any. */
+  async step(): Promise<StepResult> {
+    const map = this.deps.state.current().map;
+    const rb = map.rebalancing;
+    if (rb === null) return "idle";
+    // Every node must hold this map before we act on it: stale proxies get 409 from then on.
+    if (!(await this.#pushOrThrow(map))) return "superseded";
+    const options = { ...this.deps, epoch: map.epoch };
+    let next: ClusterMap;
+    if (rb.phase === "copying") {
+      this.#progress = { epoch: map.epoch, movedKeys: 0 };
+      const progress = this.#progress;
+      await copyMoves(map, { ...options, onCopied: (n) => (progress.movedKeys += n) });
+      next = toCleanup(map, progress.movedKeys);
+    } else {
+      await dropMoves(map, options);
+      next = toStable(map);
+    }
+    if (!(await this.deps.state.install(next, "rebalancer"))) return "superseded";
+    const report = await this.deps.state.push(next);
+    if (report.failed.length > 0) {
+      this.deps.log?.({ msg: "map push incomplete", epoch: next.epoch, failed: report.failed });
+    }
+    return rb.phase === "copying" ? "copied" : "cleaned";
+  }
+
+  /** Whether this rebalancer has driven the map's rebalancing (started or resumed it). */
+  owns(map: ClusterMap): boolean {
+    return map.rebalancing !== null && this.#driven === keyOf(map);
+  }
+
+  /** Steps until the map is stable; one run at a time (a second call joins the first). */
+  run(): Promise<void> {
+    this.#driven = keyOf(this.deps.state.current().map);
+    this.#running ??= this.#loop().finally(() => (this.#running = null));
+    return this.#running;
+  }
+
+  async #loop(): Promise<void> {
+    for (let steps = 0; steps < 100; steps++) {
+      try {
+        if ((await this.step()) === "idle") {
+          this.lastError = null;
+          return;
+        }
+      } catch (err) {
+        // A background task: every failure is reported and retried by the next run().
+        if (err instanceof RingkvError && err.code === "stale_epoch") {
+          const node = err.extra.node;
+          if (typeof node === "string") await this.deps.state.refreshFrom(node).catch(() => {});
+          continue;
+        }
+        this.lastError = err instanceof Error ? err.message : String(err);
+        this.deps.log?.({ msg: "rebalancing paused", error: this.lastError });
+        return;
+      }
+    }
+  }
+}
+
+function urlsOf(map: ClusterMap, id: string): string[] {
+  return allNodes(map).filter((n) => n.id === id).map((n) => n.url);
+}
+
+function keyOf(map: ClusterMap): string | null {
+  const rb = map.rebalancing;
+  return rb === null ? null : `${rb.kind} ${rb.nodeId} ${rb.startedAt}`;
+}
