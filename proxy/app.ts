@@ -1,0 +1,82 @@
+/**
+ * The proxy's HTTP app: the public /kv API routed through the ring (per-node batching
+ * by a {@link Dispatcher}), with the admin routes mounted as given. `Deno.serve` lives in
+ * proxy/main.ts; tests call `app.request()` with in-process nodes behind `fetch`.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { errorResponse, RingkvError } from "../shared/errors.ts";
+import { KeyPoints } from "../shared/key_points.ts";
+import type { Limits } from "../shared/limits.ts";
+import { Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
+import { NodeClient } from "./node_client.ts";
+import { createPublicRoutes } from "./public_routes.ts";
+import { Router } from "./router.ts";
+import type { TopologySource } from "./topology.ts";
+
+/** What the proxy app needs; proxy/main.ts builds these from flags. */
+export interface ProxyDeps {
+  topology: TopologySource;
+  /** Injected; tests pass in-process node apps. */
+  fetch: (req: Request) => Promise<Response>;
+  limits: Limits;
+  /** Sent to nodes as `Authorization: Bearer`. */
+  clusterSecret?: string;
+  /** When set, /kv routes need `Authorization: Bearer <it>`, else 401. */
+  clientToken?: string;
+  /** Timeout of every internal call. */
+  timeoutMs: number;
+  /** Mounted as is (admin routes, own auth). */
+  admin?: Hono;
+  log?: (obj: Record<string, unknown>) => void;
+  /** Per-node batching tuning (defaults: 1 call in flight, 10,000 waiting ops per node). */
+  dispatcher?: Partial<Pick<DispatcherOptions, "maxInFlight" | "maxQueue">>;
+  /** Keys whose ring points are remembered (default 100,000). */
+  keyPointsCapacity?: number;
+}
+
+/** Builds the proxy app. */
+export function createProxyApp(deps: ProxyDeps): Hono {
+  const client = new NodeClient(deps);
+  const dispatcher = new Dispatcher((node, epoch, ops) => client.batch(node, epoch, ops), {
+    ...deps.dispatcher,
+    maxBatchOps: deps.limits.maxBatchOps,
+    maxBatchBytes: deps.limits.maxBatchBytes,
+  });
+  const router = new Router({
+    topology: deps.topology,
+    points: new KeyPoints({ capacity: deps.keyPointsCapacity }),
+    dispatcher,
+    client,
+    log: deps.log,
+  });
+  const app = new Hono();
+  app.onError((err, c) => {
+    if (err instanceof RingkvError) return errorResponse(err);
+    if (err instanceof HTTPException && err.status < 500) {
+      return errorResponse(
+        new RingkvError("bad_request", err.message || "Cannot read the request"),
+      );
+    }
+    deps.log?.({
+      msg: "internal error",
+      method: c.req.method,
+      path: c.req.path,
+      error: String(err),
+    });
+    return errorResponse(
+      new RingkvError("internal", `Cannot answer ${c.req.method} ${c.req.path}: internal error`),
+    );
+  });
+  app.notFound((c) =>
+    errorResponse(new RingkvError("not_found", `No route for ${c.req.method} ${c.req.path}`))
+  );
+  if (deps.admin) app.route("/", deps.admin);
+  app.route(
+    "/",
+    createPublicRoutes({ router, client, limits: deps.limits, clientToken: deps.clientToken }),
+  );
+  return app;
+}

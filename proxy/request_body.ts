@@ -1,0 +1,75 @@
+/**
+ * Reading client request bodies with a size cap: `Content-Length` is checked before
+ * anything is read, and a body without one is cut off as soon as it passes the cap, so
+ * an oversized request costs at most `max` bytes of memory.
+ *
+ * @module
+ */
+import { type ErrorCode, RingkvError } from "../shared/errors.ts";
+
+/** The body as bytes; throws `tooLarge` (413) past `max` bytes, 400 on a bad header. */
+export async function readBody(
+  req: Request,
+  max: number,
+  tooLarge: ErrorCode,
+  what: string,
+): Promise<Uint8Array> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null) {
+    if (!/^\d+$/.test(declared.trim())) {
+      throw new RingkvError(
+        "invalid_header",
+        `Cannot read ${what}: Content-Length "${declared}" is not a number`,
+      );
+    }
+    if (Number(declared) > max) throw overLimit(tooLarge, what, `${declared} bytes`, max);
+  }
+  if (req.body === null) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > max) {
+        reader.cancel().catch(() => {});
+        throw overLimit(tooLarge, what, `more than ${max} bytes`, max);
+      }
+      chunks.push(value);
+    }
+  } catch (err) {
+    if (err instanceof RingkvError) throw err;
+    throw new RingkvError("bad_request", `Cannot read ${what}: the connection failed (${err})`);
+  }
+  return concat(chunks, total);
+}
+
+function overLimit(code: ErrorCode, what: string, size: string, max: number): RingkvError {
+  const flag = code === "value_too_large" ? "--max-value-bytes" : "--max-batch-bytes";
+  return new RingkvError(
+    code,
+    `Cannot accept ${what}: it is ${size}, the limit is ${max} (${flag})`,
+  );
+}
+
+function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
+
+/** UTF-8 text of bytes, or undefined when they are not valid UTF-8. */
+export function utf8Text(bytes: Uint8Array): string | undefined {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
