@@ -4,39 +4,7 @@ import { ClusterState } from "./cluster_state.ts";
 import { createMemoryMapStore } from "./map_store.ts";
 import { initialMap, planAdd } from "./map_transitions.ts";
 import { NodeAdmin } from "./node_admin.ts";
-
-/** Nodes that only hold a cluster map, with the epoch rule of docs/internal-api.md. */
-function mapNodes(ids: string[]) {
-  const maps = new Map<string, ClusterMap | null>(ids.map((id) => [`${id}.test`, null]));
-  const down = new Set<string>();
-  const fetch = async (req: Request): Promise<Response> => {
-    const url = new URL(req.url);
-    if (!maps.has(url.host) || down.has(url.host)) throw new TypeError("connection refused");
-    const stored = maps.get(url.host)!;
-    if (url.pathname === "/health") {
-      return Response.json({
-        status: "ok",
-        id: url.host.split(".")[0],
-        epoch: stored?.epoch ?? 0,
-        keys: 0,
-      });
-    }
-    if (req.method === "GET") {
-      return stored
-        ? Response.json(stored)
-        : Response.json({ error: { code: "not_found" } }, { status: 404 });
-    }
-    const map = await req.json() as ClusterMap;
-    if (stored && map.epoch < stored.epoch) {
-      const error = { code: "stale_epoch", message: "newer", epoch: stored.epoch, map: stored };
-      return Response.json({ error }, { status: 409 });
-    }
-    maps.set(url.host, map);
-    return Response.json({ epoch: map.epoch });
-  };
-  const nodes = ids.map((id) => ({ id, url: `http://${id}.test`, weight: 1 }));
-  return { maps, down, fetch, nodes };
-}
+import { createFakeMapNodes as mapNodes } from "./fake_map_nodes.ts";
 
 async function open(map: ClusterMap, fetch: (req: Request) => Promise<Response>) {
   const store = createMemoryMapStore();
