@@ -1,0 +1,107 @@
+/**
+ * `deno task proxy`: the proxy process. The only proxy code that reads `Deno.args` and
+ * `Deno.env` or calls `Deno.serve`. Prints `ringkv proxy listening on <url>` once ready.
+ *
+ * @module
+ */
+import { ConfigError } from "../shared/config.ts";
+import { createProxyApp } from "./app.ts";
+import { createAdminRoutes } from "./admin_routes.ts";
+import { createPoller, StartupError, startupMap } from "./bootstrap.ts";
+import { ClusterState, phaseOf } from "./cluster_state.ts";
+import { parseProxyConfig, type ProxyConfig } from "./config.ts";
+import { createFileMapStore, MapFileError } from "./map_store.ts";
+import { NodeAdmin } from "./node_admin.ts";
+import { Rebalancer } from "./rebalancer.ts";
+
+function log(obj: Record<string, unknown>): void {
+  console.error(JSON.stringify({ time: new Date().toISOString(), ...obj }));
+}
+
+async function pollLoop(tick: () => Promise<void>, ms: number, signal: AbortSignal) {
+  while (!signal.aborted) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+    });
+    if (signal.aborted) return;
+    await tick().catch((err) => log({ msg: "poll failed", error: String(err) }));
+  }
+}
+
+async function serve(config: ProxyConfig): Promise<number> {
+  const fetch = (req: Request) => globalThis.fetch(req);
+  const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
+  const store = createFileMapStore(config.data);
+  const start = await startupMap({ store, admin, ...config });
+  const state = await ClusterState.open(start.map, { store, admin, log });
+  if (start.source !== "stored") await store.save(start.map);
+  if (start.source === "new") {
+    const report = await state.push(start.map);
+    if (report.failed.length > 0) log({ msg: "map push incomplete", failed: report.failed });
+  } else {
+    await state.poll();
+  }
+  const map = state.current().map;
+  log({ msg: "cluster map", epoch: map.epoch, source: start.source, phase: phaseOf(map) });
+
+  const rebalancer = new Rebalancer({ state, admin, log });
+  const adminApp = createAdminRoutes({ state, rebalancer, admin, adminToken: config.adminToken });
+  const app = createProxyApp({
+    topology: state,
+    fetch,
+    limits: config.limits,
+    clusterSecret: config.clusterSecret,
+    clientToken: config.clientToken,
+    timeoutMs: config.timeoutMs,
+    admin: adminApp,
+    log,
+  });
+  const stop = new AbortController();
+  const server = Deno.serve({
+    port: config.port,
+    hostname: config.host,
+    signal: stop.signal,
+    onListen: ({ port }) => console.log(`ringkv proxy listening on http://${config.host}:${port}`),
+  }, app.fetch);
+  if (map.rebalancing !== null) void rebalancer.run();
+  const poller = createPoller({ state, rebalancer });
+  const polling = config.pollMs > 0 ? pollLoop(poller.tick, config.pollMs, stop.signal) : null;
+
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  await server.finished;
+  await polling;
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  return 0;
+}
+
+function secret(config: ProxyConfig): { clusterSecret?: string } {
+  return config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret };
+}
+
+async function main(): Promise<number> {
+  let config;
+  try {
+    config = parseProxyConfig(Deno.args, Deno.env.toObject());
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    return 2;
+  }
+  if ("help" in config) {
+    console.log(config.help);
+    return 0;
+  }
+  try {
+    return await serve(config);
+  } catch (err) {
+    if (!(err instanceof StartupError || err instanceof MapFileError)) throw err;
+    console.error(err.message);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main());
