@@ -281,4 +281,7 @@ Deno.test("inRanges() includes start, excludes end, and reaches 2**32 - 1", () =
   for (const p of [10, 19, 30, 39]) assert(!inRanges(p, ranges), `${p} is out`);
   assert(!inRanges(0, []));
   assert(!inRanges(5, [{ start: 6, end: 7 }]));
+  const touching = [{ start: 0, end: 10 }, { start: 10, end: 12 }, { start: 12, end: 13 }];
+  for (const p of [0, 9, 10, 11, 12]) assert(inRanges(p, touching), `${p} is in a touching range`);
+  assert(!inRanges(13, touching));
 });
