@@ -1,0 +1,47 @@
+/**
+ * The node's operational routes: `/health`, `/metrics`, and the flat JSON image through
+ * `/export` and `/import`.
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import { RingkvError } from "../shared/errors.ts";
+import { parseFlatImage } from "./flat_image.ts";
+import { metricsText } from "./metrics.ts";
+import { readJsonBody } from "./request_body.ts";
+import { type NodeContext, route } from "./routing.ts";
+
+/** Registers `/health`, `/metrics`, `/export` and `/import`. */
+export function adminRoutes(app: Hono, ctx: NodeContext): void {
+  const { engine, limits } = ctx;
+  route(app, "/health", {
+    GET: async (c) =>
+      c.json({
+        status: "ok",
+        id: engine.id,
+        epoch: await ctx.cluster.epoch(),
+        keys: engine.stats().keys,
+      }),
+  });
+  route(app, "/metrics", {
+    GET: (c) => {
+      const text = metricsText(engine.id, engine.stats(), ctx.counters);
+      return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    },
+  });
+  route(app, "/export", {
+    GET: (c) => {
+      const binary = c.req.query("binary");
+      if (binary !== undefined && binary !== "base64") {
+        throw new RingkvError("bad_request", `Cannot export with binary=${binary}: only base64`);
+      }
+      return c.json(engine.exportFlat(binary === "base64" ? "base64" : "refuse"));
+    },
+  });
+  route(app, "/import", {
+    POST: async (c) => {
+      const body = await readJsonBody(c.req.raw, limits.maxBatchBytes, "the import");
+      return c.json({ imported: await engine.importFlat(parseFlatImage(body, limits)) });
+    },
+  });
+}

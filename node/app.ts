@@ -1,0 +1,132 @@
+/**
+ * The data node's HTTP app (docs/internal-api.md): a Hono app built from its
+ * dependencies, with the cluster-secret check, the epoch check, the node-id header, the
+ * request counters and the one JSON error body of every route.
+ *
+ * @module
+ * @example
+ * ```ts ignore
+ * import { createNodeApp } from "./app.ts";
+ * import { createFakeDisk } from "./fake_disk.ts";
+ * import { openEngine } from "./open_engine.ts";
+ * import { DEFAULT_LIMITS } from "../shared/limits.ts";
+ *
+ * const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
+ * const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+ * const res = await app.request("/kv/greeting", { method: "PUT", body: "hello" });
+ * console.assert(res.status === 201);
+ * ```
+ */
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { RingkvError } from "../shared/errors.ts";
+import type { Limits } from "../shared/limits.ts";
+import { EPOCH_HEADER, NODE_ID_HEADER } from "../shared/wire.ts";
+import { adminRoutes } from "./admin_routes.ts";
+import { ClusterState } from "./cluster_state.ts";
+import type { NodeEngine } from "./engine.ts";
+import { internalRoutes } from "./internal_routes.ts";
+import { kvRoutes } from "./kv_routes.ts";
+import { RequestCounters, routeLabel } from "./metrics.ts";
+import { type NodeContext, rawPath } from "./routing.ts";
+
+/** What a node app is built from. */
+export interface NodeAppDeps {
+  engine: NodeEngine;
+  limits: Limits;
+  /** When set, every route but `/health` needs `Authorization: Bearer <secret>`. */
+  clusterSecret?: string;
+  /** Structured log sink (one object per event); silent when absent. */
+  log?: (obj: Record<string, unknown>) => void;
+}
+
+const encoder = new TextEncoder();
+
+/** Builds the node's Hono app. */
+export function createNodeApp(deps: NodeAppDeps): Hono {
+  const ctx: NodeContext = {
+    engine: deps.engine,
+    limits: deps.limits,
+    cluster: new ClusterState(deps.engine),
+    counters: new RequestCounters(),
+    log: deps.log ?? (() => {}),
+  };
+  const app = new Hono();
+  app.use("*", answerHeaders(ctx));
+  if (deps.clusterSecret !== undefined && deps.clusterSecret !== "") {
+    app.use("*", requireSecret(deps.clusterSecret));
+  }
+  app.use("*", checkEpoch(ctx));
+  kvRoutes(app, ctx);
+  internalRoutes(app, ctx);
+  adminRoutes(app, ctx);
+  app.notFound((c) => {
+    const path = rawPath(c.req.url);
+    return errorAnswer(new RingkvError("not_found", `Cannot find route ${path}`), c, ctx);
+  });
+  app.onError((err, c) => errorAnswer(err, c, ctx));
+  return app;
+}
+
+/** `x-ringkv-node` on every answer, and the request counters. */
+function answerHeaders(ctx: NodeContext): MiddlewareHandler {
+  return async (c, next) => {
+    await next();
+    c.res.headers.set(NODE_ID_HEADER, ctx.engine.id);
+    ctx.counters.count(c.req.method, routeLabel(rawPath(c.req.url)), c.res.status);
+  };
+}
+
+/** 401 unless the request carries the cluster secret (`/health` is open). */
+function requireSecret(secret: string): MiddlewareHandler {
+  const expected = encoder.encode(`Bearer ${secret}`);
+  return async (c, next) => {
+    if (rawPath(c.req.url) !== "/health") {
+      const given = encoder.encode(c.req.header("authorization") ?? "");
+      if (!sameBytes(given, expected)) {
+        throw new RingkvError(
+          "unauthorized",
+          "Cannot serve the request: it lacks the cluster secret (Authorization: Bearer <secret>)",
+        );
+      }
+    }
+    await next();
+  };
+}
+
+/** Compares in time that depends only on the expected length, not on where bytes differ. */
+function sameBytes(given: Uint8Array, expected: Uint8Array): boolean {
+  let diff = given.length ^ expected.length;
+  for (let i = 0; i < expected.length; i++) diff |= (given[i] ?? 0) ^ expected[i]!;
+  return diff === 0;
+}
+
+/** 409 `stale_epoch` when the sender routes by an older map than the node has. */
+function checkEpoch(ctx: NodeContext): MiddlewareHandler {
+  return async (c, next) => {
+    const sent = c.req.header(EPOCH_HEADER);
+    const path = rawPath(c.req.url);
+    if (sent !== undefined && path !== "/health" && path !== "/internal/cluster") {
+      if (!/^\d{1,15}$/.test(sent.trim())) {
+        throw new RingkvError("invalid_header", `Cannot read ${EPOCH_HEADER} "${sent}"`);
+      }
+      await ctx.cluster.checkEpoch(Number(sent));
+    }
+    await next();
+  };
+}
+
+/** The one error answer: the JSON body, `Allow` on 405, epoch and map also at the top. */
+function errorAnswer(err: Error, c: Context, ctx: NodeContext): Response {
+  if (!(err instanceof RingkvError)) {
+    ctx.log({ level: "error", msg: "unexpected error", path: rawPath(c.req.url), err: err.stack });
+    err = new RingkvError("internal", `Cannot serve the request: ${err.message}`);
+  }
+  const { code, message, extra, status } = err as RingkvError;
+  const { map, ...inError } = extra;
+  const body: Record<string, unknown> = { error: { ...inError, code, message } };
+  // Proxies read these at the top level; the error object keeps the documented shape.
+  if (code === "stale_epoch") Object.assign(body, { epoch: extra.epoch, map });
+  const headers: Record<string, string> = {};
+  if (code === "method_not_allowed") headers.allow = String(extra.allow);
+  return c.json(body, status as 400, headers);
+}

@@ -1,0 +1,144 @@
+/**
+ * `POST /internal/batch`: many single-key operations in one call. Ops are independent:
+ * one op's 4xx or 412 does not affect the others. All writes are one log record, fsync'd
+ * once; reads run alongside, so a read of a key written in the same call may see either
+ * value (the proxy only batches requests that were in flight together).
+ *
+ * @module
+ */
+import { RingkvError } from "../shared/errors.ts";
+import { checkKey } from "../shared/keys.ts";
+import type { Limits } from "../shared/limits.ts";
+import { isVersion } from "../shared/version.ts";
+import { type BatchOp, type BatchResult, DEFAULT_CONTENT_TYPE } from "../shared/wire.ts";
+import type { NodeEngine, WriteOp } from "./engine.ts";
+import { isObject } from "./request_body.ts";
+import { fromBase64 } from "./wire_entries.ts";
+
+type Parsed = { read: string } | { write: WriteOp } | { error: RingkvError };
+
+/** Checks the body's shape; per-op problems are left to {@link runBatch}. */
+export function parseBatchBody(body: unknown, limits: Limits): unknown[] {
+  if (!isObject(body) || !Array.isArray(body.ops)) {
+    throw new RingkvError("invalid_batch", 'Cannot run the batch: the body must be {"ops": [...]}');
+  }
+  if (body.ops.length > limits.maxBatchOps) {
+    throw new RingkvError(
+      "batch_too_large",
+      `Cannot run the batch: it has ${body.ops.length} ops, the limit is ${limits.maxBatchOps}`,
+    );
+  }
+  return body.ops;
+}
+
+/** Runs the ops and answers each in its position. */
+export async function runBatch(
+  engine: NodeEngine,
+  ops: readonly unknown[],
+  limits: Limits,
+): Promise<BatchResult[]> {
+  const parsed = ops.map((op, i) => parseOp(op, i, limits));
+  const results: BatchResult[] = new Array(ops.length);
+  const reads = parsed.map(async (p, i) => {
+    if ("read" in p) results[i] = await readResult(engine, p.read);
+  });
+  const writes: WriteOp[] = [];
+  const writeAt: number[] = [];
+  parsed.forEach((p, i) => {
+    if ("error" in p) results[i] = errorResult(p.error);
+    if ("write" in p) {
+      writes.push(p.write);
+      writeAt.push(i);
+    }
+  });
+  const outcomes = writes.length > 0 ? engine.write(writes) : Promise.resolve([]);
+  const [done] = await Promise.all([outcomes, ...reads]);
+  done.forEach((outcome, j) => {
+    results[writeAt[j]!] = outcome.version === undefined
+      ? { status: outcome.status }
+      : { status: outcome.status, version: outcome.version };
+  });
+  return results;
+}
+
+async function readResult(engine: NodeEngine, key: string): Promise<BatchResult> {
+  const entry = await engine.get(key);
+  if (entry === undefined) return { status: 404 };
+  if (entry.value === null) return { status: 404, version: entry.version };
+  return {
+    status: 200,
+    version: entry.version,
+    value: entry.value.toBase64(),
+    contentType: entry.contentType,
+  };
+}
+
+function errorResult(err: RingkvError): BatchResult {
+  return { status: err.status, error: { code: err.code, message: err.message } };
+}
+
+function parseOp(raw: unknown, i: number, limits: Limits): Parsed {
+  try {
+    return checkOp(raw, i, limits);
+  } catch (err) {
+    if (err instanceof RingkvError) return { error: err };
+    throw err;
+  }
+}
+
+function checkOp(raw: unknown, i: number, limits: Limits): { read: string } | { write: WriteOp } {
+  const bad = (why: string) => new RingkvError("invalid_batch", `Cannot run op ${i}: ${why}`);
+  if (!isObject(raw)) throw bad("it is not a JSON object");
+  const op = raw as Partial<Record<keyof BatchOp, unknown>>;
+  if (typeof op.key !== "string") throw bad('"key" is not a string');
+  const key = checkKey(op.key, limits.maxKeyBytes);
+  if (op.op === "get") return { read: key };
+  if (op.op !== "put" && op.op !== "delete") throw bad('"op" is not get, put or delete');
+  const conditions = checkConditions(op, bad);
+  if (op.op === "delete") return { write: { op: "delete", key, ...conditions } };
+  return { write: { op: "put", key, ...checkValue(op, i, limits, bad), ...conditions } };
+}
+
+function checkValue(
+  op: Partial<Record<keyof BatchOp, unknown>>,
+  i: number,
+  limits: Limits,
+  bad: (why: string) => RingkvError,
+): { value: Uint8Array; contentType: string } {
+  if (typeof op.value !== "string") throw bad('"value" (base64) is missing');
+  if (op.contentType !== undefined && typeof op.contentType !== "string") {
+    throw bad('"contentType" is not a string');
+  }
+  const value = fromBase64(op.value, `the value of op ${i}`);
+  if (value.length > limits.maxValueBytes) {
+    throw new RingkvError(
+      "value_too_large",
+      `Cannot run op ${i}: the value is ${value.length} bytes, the limit is ${limits.maxValueBytes}`,
+    );
+  }
+  return { value, contentType: op.contentType || DEFAULT_CONTENT_TYPE };
+}
+
+function checkConditions(
+  op: Partial<Record<keyof BatchOp, unknown>>,
+  bad: (why: string) => RingkvError,
+): { ifMatch?: string; ifNoneMatch?: "*"; minVersion?: string } {
+  const out: { ifMatch?: string; ifNoneMatch?: "*"; minVersion?: string } = {};
+  if (op.ifMatch !== undefined) {
+    if (typeof op.ifMatch !== "string" || op.ifMatch === "") {
+      throw bad('"ifMatch" is not a version');
+    }
+    out.ifMatch = op.ifMatch;
+  }
+  if (op.ifNoneMatch !== undefined) {
+    if (op.ifNoneMatch !== "*") throw bad('"ifNoneMatch" can only be "*"');
+    out.ifNoneMatch = "*";
+  }
+  if (op.minVersion !== undefined) {
+    if (typeof op.minVersion !== "string" || !isVersion(op.minVersion)) {
+      throw bad('"minVersion" is not a version');
+    }
+    out.minVersion = op.minVersion;
+  }
+  return out;
+}

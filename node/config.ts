@@ -1,0 +1,81 @@
+/**
+ * The node's command-line and environment configuration, parsed purely: `node/main.ts`
+ * passes `Deno.args` and `Deno.env.toObject()` in.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { parseNodeConfig } from "./config.ts";
+ * const config = parseNodeConfig(["--port", "0", "--id", "n1"], {});
+ * console.assert(!("help" in config) && config.port === 0 && config.id === "n1");
+ * ```
+ */
+import { ConfigError, helpText, parseFlags } from "../shared/config.ts";
+import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
+import { isWriterId } from "../shared/version.ts";
+
+const SPEC = {
+  port: { type: "int", default: 7001, help: "port to listen on (0: the OS picks)" },
+  host: { type: "string", default: "127.0.0.1", help: "address to listen on" },
+  data: { type: "string", default: "./data/node", help: "directory of the log and snapshot" },
+  id: { type: "string", help: "node id, fixed at the first start (default: generated)" },
+  clusterSecret: { type: "string", help: "secret proxies must send (none: open)", secret: true },
+  import: { type: "string", help: 'flat JSON image {"key": "value"} to load at start' },
+  maxValueBytes: { type: "int", default: DEFAULT_LIMITS.maxValueBytes, help: "largest value" },
+  maxKeyBytes: { type: "int", default: DEFAULT_LIMITS.maxKeyBytes, help: "longest key, bytes" },
+  snapshotEveryBytes: { type: "int", help: "write a snapshot once the log grows past this" },
+} as const;
+
+const USAGE = "usage: deno task node [--port 7001] [--data ./data/node] [--id n1]";
+
+/** Everything the node's main needs, validated. */
+export interface NodeConfig {
+  port: number;
+  host: string;
+  data: string;
+  id?: string;
+  clusterSecret?: string;
+  import?: string;
+  snapshotEveryBytes?: number;
+  limits: Limits;
+}
+
+function atLeast(flag: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value < min || value > max) {
+    throw new ConfigError(`Cannot use --${flag} ${value}: it must be ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Parses the node's flags and environment; `{help}` carries the text to print. */
+export function parseNodeConfig(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): NodeConfig | { help: string } {
+  const parsed = parseFlags(SPEC, args, env);
+  if ("help" in parsed) return { help: helpText(USAGE, SPEC) };
+  const v = parsed.values;
+  if (parsed.rest.length > 0) {
+    throw new ConfigError(`Cannot read "${parsed.rest[0]}": the node takes only --options`);
+  }
+  if (v.id !== undefined && !isWriterId(v.id)) {
+    throw new ConfigError(`Cannot use --id "${v.id}": ids are 1-32 of [A-Za-z0-9_]`);
+  }
+  const config: NodeConfig = {
+    port: atLeast("port", v.port, 0, 65535),
+    host: v.host,
+    data: v.data,
+    limits: {
+      ...DEFAULT_LIMITS,
+      maxValueBytes: atLeast("max-value-bytes", v.maxValueBytes, 1),
+      maxKeyBytes: atLeast("max-key-bytes", v.maxKeyBytes, 1),
+    },
+  };
+  if (v.id !== undefined) config.id = v.id;
+  if (v.clusterSecret) config.clusterSecret = v.clusterSecret;
+  if (v.import) config.import = v.import;
+  if (v.snapshotEveryBytes !== undefined) {
+    config.snapshotEveryBytes = atLeast("snapshot-every-bytes", v.snapshotEveryBytes, 1);
+  }
+  return config;
+}

@@ -1,0 +1,102 @@
+/**
+ * Bounded reading of request bodies: the declared `Content-Length` is checked before
+ * anything is read, and the bytes actually read are capped while the body streams, so
+ * a client can never make the node buffer more than the limit.
+ *
+ * @module
+ */
+import { RingkvError } from "../shared/errors.ts";
+
+/** Builds the error for a body that is over the limit (`size` may be a lower bound). */
+export type TooLarge = (size: number, limit: number) => RingkvError;
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Reads at most `limit` bytes of the body; throws `tooLarge(...)` past it. */
+export async function readBodyLimited(
+  req: Request,
+  limit: number,
+  tooLarge: TooLarge,
+): Promise<Uint8Array> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null) {
+    if (!/^\d+$/.test(declared.trim())) {
+      throw new RingkvError("invalid_header", `Cannot read Content-Length "${declared}"`);
+    }
+    if (Number(declared) > limit) throw tooLarge(Number(declared), limit);
+  }
+  if (req.body === null) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = await readChunk(reader);
+    if (chunk === undefined) break;
+    total += chunk.length;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(total, limit);
+    }
+    chunks.push(chunk);
+  }
+  return concat(chunks, total);
+}
+
+async function readChunk(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<Uint8Array | undefined> {
+  try {
+    const { done, value } = await reader.read();
+    return done ? undefined : value;
+  } catch (err) {
+    // A client that hangs up mid-body: nothing to answer, but it must not look like a bug.
+    throw new RingkvError("bad_request", `Cannot read the request body: ${String(err)}`);
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** Decodes UTF-8 strictly; invalid bytes are the client's `invalid_json`. */
+export function decodeText(bytes: Uint8Array, what: string): string {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw new RingkvError("invalid_json", `Cannot read ${what}: it is not valid UTF-8`);
+  }
+}
+
+/** Parses JSON text; a syntax error is the client's `invalid_json`. */
+export function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new RingkvError(
+      "invalid_json",
+      `Cannot parse ${what} as JSON: ${(err as Error).message}`,
+    );
+  }
+}
+
+/** Reads a JSON body of at most `limit` bytes (413 `batch_too_large` past it). */
+export async function readJsonBody(req: Request, limit: number, what: string): Promise<unknown> {
+  const bytes = await readBodyLimited(req, limit, (size, max) =>
+    new RingkvError(
+      "batch_too_large",
+      `Cannot accept ${what}: the body is ${size}+ bytes, the limit is ${max}`,
+    ));
+  return parseJson(decodeText(bytes, what), what);
+}
+
+/** Whether a value is a plain JSON object (not null, not an array). */
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
