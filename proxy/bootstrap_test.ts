@@ -1,0 +1,82 @@
+import { assertEquals, assertRejects } from "@std/assert";
+import { createPoller, StartupError, startupMap } from "./bootstrap.ts";
+import { ClusterState } from "./cluster_state.ts";
+import { createFakeMapNodes } from "./fake_map_nodes.ts";
+import { createMemoryMapStore } from "./map_store.ts";
+import { initialMap, planAdd } from "./map_transitions.ts";
+import { NodeAdmin } from "./node_admin.ts";
+import { Rebalancer } from "./rebalancer.ts";
+
+function setup() {
+  const fake = createFakeMapNodes(["a", "b", "c"]);
+  const admin = new NodeAdmin({ fetch: fake.fetch, timeoutMs: 1000 });
+  const urls = fake.nodes.map((n) => n.url);
+  return { fake, admin, urls, base: { admin, replicas: 1, vnodes: 16 } };
+}
+
+Deno.test("startupMap() prefers the proxy's stored map", async () => {
+  const { urls, base, fake } = setup();
+  const stored = { ...initialMap(fake.nodes, 1, 16), epoch: 9 };
+  const start = await startupMap({ ...base, store: createMemoryMapStore(stored), nodes: urls });
+  assertEquals([start.source, start.map.epoch], ["stored", 9]);
+});
+
+Deno.test("startupMap() with --nodes learns ids from /health and starts at epoch 1", async () => {
+  const { urls, base } = setup();
+  const start = await startupMap({ ...base, store: createMemoryMapStore(), nodes: urls });
+  assertEquals(start.source, "new");
+  assertEquals(
+    start.map,
+    initialMap(
+      [
+        { id: "a", url: "http://a.test", weight: 1 },
+        { id: "b", url: "http://b.test", weight: 1 },
+        { id: "c", url: "http://c.test", weight: 1 },
+      ],
+      1,
+      16,
+    ),
+  );
+});
+
+Deno.test("startupMap() with --nodes adopts the highest map the nodes already hold", async () => {
+  const { urls, base, fake } = setup();
+  fake.maps.set("b.test", { ...initialMap(fake.nodes, 1, 16), epoch: 6 });
+  fake.maps.set("c.test", { ...initialMap(fake.nodes, 1, 16), epoch: 4 });
+  const start = await startupMap({ ...base, store: createMemoryMapStore(), nodes: urls });
+  assertEquals([start.source, start.map.epoch], ["nodes", 6]);
+});
+
+Deno.test("startupMap() with --join reads the node's map, and says why it cannot", async () => {
+  const { base, fake } = setup();
+  const store = createMemoryMapStore();
+  await assertRejects(
+    () => startupMap({ ...base, store, nodes: [], join: "http://a.test" }),
+    StartupError,
+    "no cluster map",
+  );
+  fake.maps.set("a.test", { ...initialMap(fake.nodes, 1, 16), epoch: 3 });
+  const start = await startupMap({ ...base, store, nodes: [], join: "http://a.test" });
+  assertEquals([start.source, start.map.epoch], ["join", 3]);
+  await assertRejects(
+    () => startupMap({ ...base, store, nodes: [], join: "http://zz.test" }),
+    StartupError,
+    "http://zz.test",
+  );
+  await assertRejects(() => startupMap({ ...base, store, nodes: [] }), StartupError, "--nodes");
+});
+
+Deno.test("the poller drives another proxy's rebalancing only once its epoch stops moving", async () => {
+  const { fake, admin } = setup();
+  const map = planAdd(initialMap(fake.nodes.slice(0, 2), 1, 16), fake.nodes[2]!, 0, 0);
+  const store = createMemoryMapStore();
+  const state = await ClusterState.open(map, { store, admin, sleep: () => Promise.resolve() });
+  let runs = 0;
+  const rebalancer = new Rebalancer({ state, admin, autoRun: false });
+  rebalancer.run = () => (runs++, Promise.resolve());
+  const poller = createPoller({ state, rebalancer, takeoverPolls: 3 });
+  for (let i = 0; i < 3; i++) await poller.tick();
+  assertEquals(runs, 0);
+  await poller.tick();
+  assertEquals(runs, 1);
+});
