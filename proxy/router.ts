@@ -74,10 +74,7 @@ export class Router {
       pending = [...state.retry];
       if (pending.length === 0) break;
       const failed = attempt >= this.#maxAttempts
-        ? new RingkvError(
-          "unavailable",
-          `Cannot route the request: the cluster map changed ${attempt} times while it ran; retry it`,
-        )
+        ? mapKeptChanging(attempt)
         : await this.#refreshAll(state.staleUrls);
       if (failed) {
         for (const i of pending) outcomes[i] = failed;
@@ -94,7 +91,8 @@ export class Router {
       try {
         return await fn(this.deps.topology.current());
       } catch (err) {
-        if (!(err instanceof StaleEpochError) || attempt >= this.#maxAttempts) throw err;
+        if (!(err instanceof StaleEpochError)) throw err;
+        if (attempt >= this.#maxAttempts) throw mapKeptChanging(attempt);
         const failed = await this.#refreshAll(new Set([err.node.url]));
         if (failed) throw failed;
       }
@@ -232,6 +230,13 @@ export class Router {
     }
     return pending;
   }
+}
+
+function mapKeptChanging(attempts: number): RingkvError {
+  return new RingkvError(
+    "unavailable",
+    `Cannot route the request: nodes refused ${attempts} times because the cluster map changed; retry it`,
+  );
 }
 
 /** The nodes an op on `point` goes to under `topo`. */
