@@ -74,6 +74,10 @@ export function createProxyApp(deps: ProxyDeps): Hono {
     errorResponse(new RingkvError("not_found", `No route for ${c.req.method} ${c.req.path}`))
   );
   if (deps.admin) app.route("/", deps.admin);
+  app.get("/health", () => {
+    const { map } = deps.topology.current();
+    return Response.json({ status: "ok", epoch: map.epoch, nodes: map.nodes.length });
+  });
   app.route(
     "/",
     createPublicRoutes({ router, client, limits: deps.limits, clientToken: deps.clientToken }),
