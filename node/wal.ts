@@ -1,0 +1,178 @@
+/**
+ * The write-ahead log writer with group commit: lines appended while an fsync runs wait
+ * for the next round, and one append + one fsync covers every line of a round. Each
+ * line gets a sequence number; {@link Wal.durable} resolves once it is on disk.
+ *
+ * It can also cut the log after a snapshot: {@link Wal.startTail} begins keeping the
+ * bytes appended from then on, and {@link Wal.replaceWithTail} (run between rounds)
+ * atomically replaces the file with just those bytes.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { createFakeDisk } from "./fake_disk.ts";
+ * import { encodeLine } from "./log_format.ts";
+ * import { Wal } from "./wal.ts";
+ * const disk = createFakeDisk();
+ * const wal = new Wal(disk, "wal.jsonl", 0);
+ * const seqs = [1, 2, 3].map((n) => wal.append(encodeLine({ n })));
+ * await wal.durable(seqs[2]!);
+ * console.assert(disk.syncs("wal.jsonl") < 3);
+ * ```
+ */
+import type { Disk } from "./disk.ts";
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function deferred(): Deferred {
+  const d = Promise.withResolvers<void>();
+  // Nobody may be waiting on a round that fails; that must not crash the process.
+  d.promise.catch(() => {});
+  return d;
+}
+
+/** Appends lines to one log file, fsync'ing them in rounds. */
+export class Wal {
+  #queue: Uint8Array[] = [];
+  #lastSeq = 0;
+  #durableSeq = 0;
+  /** Resolves when the round being gathered is durable. */
+  #gathering = deferred();
+  /** The round being written: its last sequence number and its promise. */
+  #writing: { lastSeq: number; done: Deferred } | null = null;
+  #loop: Promise<void> | null = null;
+  #tasks: (() => Promise<void>)[] = [];
+  #tail: Uint8Array[] | null = null;
+  #failure: Error | null = null;
+
+  /** `size` is the file's current length. */
+  constructor(readonly disk: Disk, readonly name: string, private size: number) {}
+
+  /** Bytes in the file (written rounds only). */
+  get bytes(): number {
+    return this.size;
+  }
+
+  /** Called after each durable round (e.g. to start a snapshot). */
+  onRound: (lastSeq: number) => void = () => {};
+
+  /** Queues a line; returns its sequence number. Throws if the log has failed. */
+  append(line: Uint8Array): number {
+    this.assertHealthy();
+    const seq = ++this.#lastSeq;
+    this.#queue.push(line);
+    this.#kick();
+    return seq;
+  }
+
+  /** Throws the error that broke the log, if any. */
+  assertHealthy(): void {
+    if (this.#failure) throw this.#failure;
+  }
+
+  /** Resolves once the line with sequence number `seq` is durable. */
+  durable(seq: number): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (seq <= this.#durableSeq) return Promise.resolve();
+    if (this.#writing && seq <= this.#writing.lastSeq) return this.#writing.done.promise;
+    return this.#gathering.promise;
+  }
+
+  /** Resolves once every line appended so far is durable. */
+  flush(): Promise<void> {
+    return this.durable(this.#lastSeq);
+  }
+
+  /** Starts keeping the bytes of rounds written from now on. */
+  startTail(): void {
+    this.#tail = [];
+  }
+
+  /** Stops keeping bytes (the snapshot that wanted them failed). */
+  stopTail(): void {
+    this.#tail = null;
+  }
+
+  /** Between rounds, replaces the file with the bytes kept since {@link startTail}. */
+  replaceWithTail(): Promise<void> {
+    const done = deferred();
+    this.#tasks.push(async () => {
+      try {
+        this.assertHealthy();
+        const tail = concat(this.#tail ?? []);
+        await this.disk.writeAtomic(this.name, tail);
+        this.size = tail.length;
+        this.#tail = null;
+        done.resolve();
+      } catch (err) {
+        this.#tail = null;
+        done.reject(err);
+      }
+    });
+    this.#kick();
+    return done.promise;
+  }
+
+  #kick(): void {
+    this.#loop ??= this.#run().finally(() => {
+      this.#loop = null;
+      if (!this.#failure && (this.#queue.length > 0 || this.#tasks.length > 0)) this.#kick();
+    });
+  }
+
+  async #run(): Promise<void> {
+    while (this.#queue.length > 0 || this.#tasks.length > 0) {
+      const task = this.#tasks.shift();
+      if (task) {
+        await task();
+        continue;
+      }
+      await this.#round();
+    }
+  }
+
+  async #round(): Promise<void> {
+    const batch = concat(this.#queue);
+    this.#queue = [];
+    const round = { lastSeq: this.#lastSeq, done: this.#gathering };
+    this.#gathering = deferred();
+    this.#writing = round;
+    try {
+      await this.disk.append(this.name, batch);
+      await this.disk.sync(this.name);
+    } catch (err) {
+      this.#failure = new Error(
+        `Cannot write ${this.name}: ${(err as Error).message}; ` +
+          "later writes are refused, restart the node to recover from the log",
+        { cause: err },
+      );
+      round.done.reject(this.#failure);
+      this.#gathering.reject(this.#failure);
+      this.#queue = [];
+      return;
+    }
+    this.size += batch.length;
+    this.#tail?.push(batch);
+    this.#durableSeq = round.lastSeq;
+    this.#writing = null;
+    round.done.resolve();
+    this.onRound(round.lastSeq);
+  }
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
