@@ -1,0 +1,116 @@
+/**
+ * `deno task node`: opens the data directory (snapshot + log replay), loads an optional
+ * flat JSON image, serves the node API and prints one line when it is ready:
+ * `ringkv node <id> listening on http://<host>:<port>`. SIGINT/SIGTERM stop it cleanly.
+ *
+ * @module
+ */
+import { ConfigError } from "../shared/config.ts";
+import { RingkvError } from "../shared/errors.ts";
+import { createNodeApp } from "./app.ts";
+import { type NodeConfig, parseNodeConfig } from "./config.ts";
+import { createDenoDisk } from "./disk.ts";
+import type { NodeEngine } from "./engine.ts";
+import { parseFlatImage } from "./flat_image.ts";
+import { openEngine, RecoveryError } from "./open_engine.ts";
+
+const SHUTDOWN_TIMEOUT_MS = 5_000;
+
+/** Loads `--import FILE` into the engine. */
+async function importFile(engine: NodeEngine, config: NodeConfig, file: string): Promise<number> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    throw new ConfigError(`Cannot import ${file}: the file does not exist`);
+  }
+  let image: unknown;
+  try {
+    image = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`Cannot import ${file}: it is not JSON (${(err as Error).message})`);
+  }
+  try {
+    return await engine.importFlat(parseFlatImage(image, config.limits));
+  } catch (err) {
+    if (!(err instanceof RingkvError)) throw err;
+    throw new ConfigError(`Cannot import ${file}: ${err.message}`);
+  }
+}
+
+/** Opens the engine; every failure to open is the operator's to read, without a stack. */
+async function open(config: NodeConfig): Promise<NodeEngine> {
+  try {
+    return await openEngine({
+      disk: await createDenoDisk(config.data),
+      ...(config.id ? { id: config.id } : {}),
+      limits: config.limits,
+      ...(config.snapshotEveryBytes ? { snapshotEveryBytes: config.snapshotEveryBytes } : {}),
+    });
+  } catch (err) {
+    if (err instanceof RecoveryError || !(err instanceof Error)) throw err;
+    // e.g. a data directory that belongs to another node id, or one that cannot be read.
+    throw new ConfigError(err.message);
+  }
+}
+
+function log(obj: Record<string, unknown>): void {
+  console.error(JSON.stringify({ time: new Date().toISOString(), ...obj }));
+}
+
+function urlHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+async function serve(engine: NodeEngine, config: NodeConfig): Promise<void> {
+  const app = createNodeApp({
+    engine,
+    limits: config.limits,
+    ...(config.clusterSecret ? { clusterSecret: config.clusterSecret } : {}),
+    log,
+  });
+  const server = Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    onListen: ({ port }) => {
+      console.log(`ringkv node ${engine.id} listening on http://${urlHost(config.host)}:${port}`);
+    },
+  }, app.fetch);
+  const stop = Promise.withResolvers<void>();
+  Deno.addSignalListener("SIGINT", stop.resolve);
+  Deno.addSignalListener("SIGTERM", stop.resolve);
+  await Promise.race([stop.promise, server.finished]);
+  // In-flight requests get a moment to finish; a stuck scan stream must not block the exit.
+  await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, SHUTDOWN_TIMEOUT_MS))]);
+  await engine.close();
+}
+
+async function main(): Promise<number> {
+  let engine: NodeEngine | undefined;
+  try {
+    const config = parseNodeConfig(Deno.args, Deno.env.toObject());
+    if ("help" in config) {
+      console.log(config.help);
+      return 0;
+    }
+    await Deno.mkdir(config.data, { recursive: true });
+    engine = await open(config);
+    if (config.import) {
+      const n = await importFile(engine, config, config.import);
+      log({ msg: "imported", file: config.import, keys: n });
+    }
+    await serve(engine, config);
+    return 0;
+  } catch (err) {
+    if (
+      !(err instanceof ConfigError || err instanceof RecoveryError ||
+        err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied)
+    ) throw err;
+    console.error(`ringkv node: ${err.message}`);
+    await engine?.close();
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main());
