@@ -139,3 +139,20 @@ Deno.test("a node whose log is damaged in the middle refuses to start, naming th
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a data directory refuses to start under another node id", async () => {
+  const dir = await Deno.makeTempDir();
+  const node = await startNode(dir, ["--id", "first"]);
+  await node.stop();
+  try {
+    const { code, stderr } = await runToEnd({
+      script: MAIN,
+      args: ["--port", "0", "--data", dir, "--id", "second"],
+    });
+    assertEquals(code, 1);
+    assertMatch(stderr, /first/);
+    assert(!stderr.includes("    at "), `no stack trace: ${stderr}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
