@@ -5,7 +5,7 @@
  *
  * @module
  * @example
- * ```ts ignore
+ * ```ts
  * import { createNodeApp } from "./app.ts";
  * import { createFakeDisk } from "./fake_disk.ts";
  * import { openEngine } from "./open_engine.ts";
@@ -15,6 +15,7 @@
  * const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
  * const res = await app.request("/kv/greeting", { method: "PUT", body: "hello" });
  * console.assert(res.status === 201);
+ * await engine.close();
  * ```
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
