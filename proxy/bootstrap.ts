@@ -16,7 +16,7 @@ import type { ClusterMap, NodeInfo } from "../shared/wire.ts";
 import type { ClusterState } from "./cluster_state.ts";
 import type { MapStore } from "./map_store.ts";
 import type { NodeAdmin } from "./node_admin.ts";
-import { initialMap } from "./map_transitions.ts";
+import { initialMap, withNodeUrls } from "./map_transitions.ts";
 import type { Rebalancer } from "./rebalancer.ts";
 
 /** A reason the proxy cannot start that the user can fix; main prints its message. */
@@ -93,6 +93,26 @@ export async function startupMap(options: StartupOptions): Promise<StartupMap> {
   if (held !== null) return { map: held, source: "nodes" };
   const nodes = await learnNodes(options.admin, options.nodes);
   return { map: initialMap(nodes, options.replicas, options.vnodes), source: "new" };
+}
+
+/**
+ * Asks each `--nodes` URL for its id; where a node of `map` now answers at another URL
+ * (e.g. restarted on another port), returns the map with the new URLs (epoch + 1).
+ */
+export async function movedNodes(
+  admin: NodeAdmin,
+  map: ClusterMap,
+  urls: readonly string[],
+): Promise<ClusterMap | null> {
+  const found = await Promise.all(urls.map(async (url) => {
+    try {
+      return { id: (await admin.health(url)).id, url, weight: 1 };
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      return null;
+    }
+  }));
+  return withNodeUrls(map, found.filter((n) => n !== null));
 }
 
 /** The poll loop's dependencies. */

@@ -7,7 +7,7 @@
 import { ConfigError } from "../shared/config.ts";
 import { createProxyApp } from "./app.ts";
 import { createAdminRoutes } from "./admin_routes.ts";
-import { createPoller, StartupError, startupMap } from "./bootstrap.ts";
+import { createPoller, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster_state.ts";
 import { parseProxyConfig, type ProxyConfig } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
@@ -34,10 +34,12 @@ async function serve(config: ProxyConfig): Promise<number> {
   const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
   const store = createFileMapStore(config.data);
   const start = await startupMap({ store, admin, ...config });
-  const state = await ClusterState.open(start.map, { store, admin, log });
-  if (start.source !== "stored") await store.save(start.map);
-  if (start.source === "new") {
-    const report = await state.push(start.map);
+  const moved = start.source === "new" ? null : await movedNodes(admin, start.map, config.nodes);
+  if (moved !== null) log({ msg: "nodes moved to new URLs", epoch: moved.epoch });
+  const state = await ClusterState.open(moved ?? start.map, { store, admin, log });
+  if (start.source !== "stored" || moved !== null) await store.save(state.current().map);
+  if (start.source === "new" || moved !== null) {
+    const report = await state.push(state.current().map);
     if (report.failed.length > 0) log({ msg: "map push incomplete", failed: report.failed });
   } else {
     await state.poll();

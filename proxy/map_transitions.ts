@@ -145,3 +145,25 @@ export function allNodes(map: ClusterMap): NodeInfo[] {
   }
   return [...byId.values()];
 }
+
+/**
+ * Nodes found at new URLs (same id): the map with those URLs, epoch + 1, or null when
+ * no URL changed. Ring positions come from ids, so no key moves.
+ */
+export function withNodeUrls(map: ClusterMap, found: readonly NodeInfo[]): ClusterMap | null {
+  const urls = new Map(found.map((n) => [n.id, n.url]));
+  let changed = false;
+  const update = (nodes: NodeInfo[]) =>
+    nodes.map((n) => {
+      const url = urls.get(n.id);
+      if (url === undefined || url === n.url) return n;
+      changed = true;
+      return { ...n, url };
+    });
+  const nodes = update(map.nodes);
+  const rb = map.rebalancing as Plan | null;
+  const rebalancing = rb === null
+    ? null
+    : { ...rb, next: update(rb.next), ...(rb.prev ? { prev: update(rb.prev) } : {}) };
+  return changed ? { ...map, epoch: map.epoch + 1, nodes, rebalancing } : null;
+}

@@ -9,6 +9,7 @@ import {
   previousNodes,
   toCleanup,
   toStable,
+  withNodeUrls,
 } from "./map_transitions.ts";
 
 const n = (id: string): NodeInfo => ({ id, url: `http://${id}`, weight: 1 });
@@ -93,4 +94,16 @@ Deno.test("the same step taken twice from the same map gives the same epochs and
   assertEquals(one, two);
   assertThrows(() => toStable(three));
   assertThrows(() => toCleanup(toCleanup(planAdd(three, n("d"), 5, 0), 0), 0));
+});
+
+Deno.test("withNodeUrls() moves a node to its new URL in every ring and bumps the epoch", () => {
+  const n1 = { id: "n1", url: "http://a:1", weight: 1 };
+  const n2 = { id: "n2", url: "http://b:1", weight: 1 };
+  const adding = planAdd(initialMap([n1], 1, 8), n2, 0, 0);
+  const moved = withNodeUrls(adding, [{ id: "n1", url: "http://a:2", weight: 1 }])!;
+  assertEquals(moved.epoch, adding.epoch + 1);
+  assertEquals(moved.nodes[0]!.url, "http://a:2");
+  assertEquals(moved.rebalancing!.next.map((n) => n.url), ["http://a:2", "http://b:1"]);
+  assertEquals(withNodeUrls(adding, [n1, n2]), null);
+  assertEquals(withNodeUrls(adding, [{ id: "n9", url: "http://z", weight: 1 }]), null);
 });

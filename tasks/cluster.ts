@@ -140,7 +140,7 @@ async function main(): Promise<number> {
 function printWelcome(url: string, token: string, data: string, children: Child[]): void {
   const nodes = children.filter((c) => c.name !== "proxy");
   console.log(`
-ringkv is running.
+ringkv cluster listening on ${url}
   proxy:        ${url}
   admin token:  ${token}   (also in ${join(data, "admin-token")})
   nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}
