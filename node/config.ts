@@ -10,8 +10,9 @@
  * console.assert(!("help" in config) && config.port === 0 && config.id === "n1");
  * ```
  */
-import { ConfigError, helpText, parseFlags } from "../shared/config.ts";
-import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
+import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
+import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
+import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS, type Limits } from "../shared/limits.ts";
 import { isWriterId } from "../shared/version.ts";
 
 const SPEC = {
@@ -24,7 +25,22 @@ const SPEC = {
   maxValueBytes: { type: "int", default: DEFAULT_LIMITS.maxValueBytes, help: "largest value" },
   maxKeyBytes: { type: "int", default: DEFAULT_LIMITS.maxKeyBytes, help: "longest key, bytes" },
   snapshotEveryBytes: { type: "int", help: "write a snapshot once the log grows past this" },
+  maxInFlight: {
+    type: "int",
+    default: DEFAULT_REQUEST_LIMITS.maxInFlight,
+    help: "requests answered at once (then 503)",
+  },
+  bodyTimeoutMs: {
+    type: "int",
+    default: DEFAULT_LIMITS.bodyTimeoutMs,
+    help: "time to receive a request body, in ms (then 408)",
+  },
+  cert: { type: "string", help: "TLS certificate file (PEM); with --key, serve https" },
+  key: { type: "string", help: "TLS private key file (PEM)" },
 } as const;
+
+/** The environment variables the node reads. */
+export const NODE_ENV: readonly string[] = envNames(SPEC);
 
 const USAGE = "usage: deno task node [--port 7001] [--data ./data/node] [--id n1]";
 
@@ -38,6 +54,10 @@ export interface NodeConfig {
   import?: string;
   snapshotEveryBytes?: number;
   limits: Limits;
+  /** Requests answered at once before 503. */
+  maxInFlight: number;
+  /** Serve https with these files. */
+  tls?: TlsFiles;
 }
 
 function atLeast(flag: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -61,7 +81,13 @@ export function parseNodeConfig(
   if (v.id !== undefined && !isWriterId(v.id)) {
     throw new ConfigError(`Cannot use --id "${v.id}": ids are 1-32 of [A-Za-z0-9_]`);
   }
+  checkExposure("node", v.host, [
+    { flag: "--cluster-secret", env: "RINGKV_CLUSTER_SECRET", set: Boolean(v.clusterSecret) },
+  ]);
+  const tls = tlsFiles(v.cert, v.key);
   const config: NodeConfig = {
+    ...(tls ? { tls } : {}),
+    maxInFlight: atLeast("max-in-flight", v.maxInFlight, 1, 1_000_000),
     port: atLeast("port", v.port, 0, 65535),
     host: v.host,
     data: v.data,
@@ -69,6 +95,7 @@ export function parseNodeConfig(
       ...DEFAULT_LIMITS,
       maxValueBytes: atLeast("max-value-bytes", v.maxValueBytes, 1),
       maxKeyBytes: atLeast("max-key-bytes", v.maxKeyBytes, 1),
+      bodyTimeoutMs: atLeast("body-timeout-ms", v.bodyTimeoutMs, 1, 3_600_000),
     },
   };
   if (v.id !== undefined) config.id = v.id;

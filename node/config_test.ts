@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { ConfigError } from "../shared/config.ts";
-import { DEFAULT_LIMITS } from "../shared/limits.ts";
+import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { type NodeConfig, parseNodeConfig } from "./config.ts";
 
 function config(args: string[], env: Record<string, string> = {}): NodeConfig {
@@ -15,6 +15,7 @@ Deno.test("parseNodeConfig() has the documented defaults", () => {
     host: "127.0.0.1",
     data: "./data/node",
     limits: DEFAULT_LIMITS,
+    maxInFlight: DEFAULT_REQUEST_LIMITS.maxInFlight,
   });
 });
 
@@ -33,6 +34,7 @@ Deno.test("parseNodeConfig() reads every flag", () => {
     import: "img.json",
     snapshotEveryBytes: 4096,
     limits: { ...DEFAULT_LIMITS, maxValueBytes: 10, maxKeyBytes: 5 },
+    maxInFlight: DEFAULT_REQUEST_LIMITS.maxInFlight,
   });
 });
 

@@ -69,11 +69,16 @@ async function putKey(ctx: NodeContext, c: Context): Promise<Response> {
     );
   }
   const max = ctx.limits.maxValueBytes;
-  const value = await readBodyLimited(c.req.raw, max, (size) =>
-    new RingkvError(
-      "value_too_large",
-      `Cannot store the value of "${key}": it is ${size}+ bytes, the limit is ${max}`,
-    ));
+  const value = await readBodyLimited(
+    c.req.raw,
+    max,
+    (size) =>
+      new RingkvError(
+        "value_too_large",
+        `Cannot store the value of "${key}": it is ${size}+ bytes, the limit is ${max}`,
+      ),
+    ctx.limits.bodyTimeoutMs,
+  );
   const op: WriteOp = { op: "put", key, value, contentType, ...conditions };
   const outcome = await writeOne(ctx.engine, op, matchAny);
   if (outcome.status === 412) return preconditionFailed(key, outcome);

@@ -8,7 +8,9 @@
 import { ConfigError } from "../shared/config.ts";
 import { RingkvError } from "../shared/errors.ts";
 import { createNodeApp } from "./app.ts";
-import { type NodeConfig, parseNodeConfig } from "./config.ts";
+import { guard } from "../shared/guard.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
+import { NODE_ENV, type NodeConfig, parseNodeConfig } from "./config.ts";
 import { createDenoDisk } from "./disk.ts";
 import type { NodeEngine } from "./engine.ts";
 import { parseFlatImage } from "./flat_image.ts";
@@ -70,13 +72,22 @@ async function serve(engine: NodeEngine, config: NodeConfig): Promise<void> {
     ...(config.clusterSecret ? { clusterSecret: config.clusterSecret } : {}),
     log,
   });
+  const tls = config.tls === undefined ? {} : {
+    cert: await Deno.readTextFile(config.tls.cert),
+    key: await Deno.readTextFile(config.tls.key),
+  };
+  const scheme = config.tls ? "https" : "http";
+  const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
   const server = Deno.serve({
     hostname: config.host,
     port: config.port,
+    ...tls,
     onListen: ({ port }) => {
-      console.log(`ringkv node ${engine.id} listening on http://${urlHost(config.host)}:${port}`);
+      console.log(
+        `ringkv node ${engine.id} listening on ${scheme}://${urlHost(config.host)}:${port}`,
+      );
     },
-  }, app.fetch);
+  }, guard(app.fetch, limits));
   const stop = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGINT", stop.resolve);
   Deno.addSignalListener("SIGTERM", stop.resolve);
@@ -89,7 +100,9 @@ async function serve(engine: NodeEngine, config: NodeConfig): Promise<void> {
 async function main(): Promise<number> {
   let engine: NodeEngine | undefined;
   try {
-    const config = parseNodeConfig(Deno.args, Deno.env.toObject());
+    // Only RINGKV_* variables: the process may be given --allow-env for just those.
+    const env = Object.fromEntries(NODE_ENV.map((name) => [name, Deno.env.get(name)]));
+    const config = parseNodeConfig(Deno.args, env);
     if ("help" in config) {
       console.log(config.help);
       return 0;
@@ -105,7 +118,8 @@ async function main(): Promise<number> {
   } catch (err) {
     if (
       !(err instanceof ConfigError || err instanceof RecoveryError ||
-        err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied)
+        err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied ||
+        err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.NotFound)
     ) throw err;
     console.error(`ringkv node: ${err.message}`);
     await engine?.close();

@@ -18,6 +18,10 @@ import type { ClusterState } from "./cluster_state.ts";
 import type { NodeAdmin } from "./node_admin.ts";
 import type { Rebalancer } from "./rebalancer.ts";
 import { allNodes } from "./map_transitions.ts";
+import { readBody } from "./request_body.ts";
+
+/** Largest body of an admin call (`{"url", "weight"}` needs far less). */
+const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 
 /** What the admin routes need. */
 export interface AdminDeps {
@@ -163,7 +167,8 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
 
   app.get("/cluster", async (c) => c.json(await clusterView(deps)));
   app.post("/cluster/nodes", async (c) => {
-    const { url, weight } = parseAddBody(await c.req.text());
+    const body = await readBody(c.req.raw, MAX_ADMIN_BODY_BYTES, "batch_too_large", "the body");
+    const { url, weight } = parseAddBody(new TextDecoder().decode(body));
     await deps.rebalancer.startAdd(url, weight);
     return c.json(await clusterView(deps), 202);
   });

@@ -29,7 +29,8 @@ export interface KeyOutcome {
 
 /** Handles `POST /kv`: 200 when every pair was applied (or was a delete of nothing), else 207. */
 export async function handleBatch(deps: PublicRoutesDeps, req: Request): Promise<Response> {
-  const body = await readBody(req, deps.limits.maxBatchBytes, "batch_too_large", "the batch");
+  const { maxBatchBytes, bodyTimeoutMs } = deps.limits;
+  const body = await readBody(req, maxBatchBytes, "batch_too_large", "the batch", bodyTimeoutMs);
   const ops = parseBatch(body, deps.limits);
   const outcomes = await deps.router.run(ops);
   const results = Object.fromEntries(ops.map((op, i) => [op.key, keyOutcome(outcomes[i]!)]));

@@ -10,8 +10,9 @@
  * console.assert(!("help" in config) && config.port === 0);
  * ```
  */
-import { ConfigError, helpText, parseFlags } from "../shared/config.ts";
-import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
+import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
+import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
+import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS, type Limits } from "../shared/limits.ts";
 import { DEFAULT_VNODES } from "../shared/ring.ts";
 
 const SPEC = {
@@ -33,7 +34,23 @@ const SPEC = {
   pollMs: { type: "int", default: 1000, help: "how often to read the nodes' cluster maps, in ms" },
   maxValueBytes: { type: "int", default: DEFAULT_LIMITS.maxValueBytes, help: "largest value" },
   maxKeyBytes: { type: "int", default: DEFAULT_LIMITS.maxKeyBytes, help: "longest key, bytes" },
+  maxInFlight: {
+    type: "int",
+    default: DEFAULT_REQUEST_LIMITS.maxInFlight,
+    help: "requests answered at once (then 503)",
+  },
+  bodyTimeoutMs: {
+    type: "int",
+    default: DEFAULT_LIMITS.bodyTimeoutMs,
+    help: "time to receive a request body, in ms (then 408)",
+  },
+  cert: { type: "string", help: "TLS certificate file (PEM); with --key, serve https" },
+  key: { type: "string", help: "TLS private key file (PEM)" },
+  ca: { type: "string", help: "CA certificate file (PEM) to trust for https node URLs" },
 } as const;
+
+/** The environment variables the proxy reads. */
+export const PROXY_ENV: readonly string[] = envNames(SPEC);
 
 const USAGE =
   "usage: deno task proxy [--port 8080] (--nodes URL,URL | --join URL) [--data ./data/proxy]";
@@ -53,6 +70,12 @@ export interface ProxyConfig {
   timeoutMs: number;
   pollMs: number;
   limits: Limits;
+  /** Requests answered at once before 503. */
+  maxInFlight: number;
+  /** Serve https with these files. */
+  tls?: TlsFiles;
+  /** Extra CA certificate file to trust when calling nodes. */
+  ca?: string;
 }
 
 function checkUrl(flag: string, url: string): string {
@@ -87,7 +110,14 @@ export function parseProxyConfig(
   }
   const v = parsed.values;
   const empty = (s: string | undefined) => (s === undefined || s === "" ? undefined : s);
+  checkExposure("proxy", v.host, [
+    { flag: "--admin-token", env: "RINGKV_ADMIN_TOKEN", set: empty(v.adminToken) !== undefined },
+  ]);
+  const tls = tlsFiles(v.cert, v.key);
   return {
+    ...(tls ? { tls } : {}),
+    ...(empty(v.ca) ? { ca: v.ca } : {}),
+    maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
     port: checkRange("port", v.port, 0, 65535),
     host: v.host,
     nodes: v.nodes.map((url) => checkUrl("nodes", url)),
@@ -104,6 +134,7 @@ export function parseProxyConfig(
       ...DEFAULT_LIMITS,
       maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1, 1024 ** 3),
       maxKeyBytes: checkRange("max-key-bytes", v.maxKeyBytes, 1, 65536),
+      bodyTimeoutMs: checkRange("body-timeout-ms", v.bodyTimeoutMs, 1, 3_600_000),
     },
   };
 }

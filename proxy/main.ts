@@ -9,7 +9,9 @@ import { createProxyApp } from "./app.ts";
 import { createAdminRoutes } from "./admin_routes.ts";
 import { createPoller, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster_state.ts";
-import { parseProxyConfig, type ProxyConfig } from "./config.ts";
+import { guard } from "../shared/guard.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
+import { parseProxyConfig, PROXY_ENV, type ProxyConfig } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
 import { NodeAdmin } from "./node_admin.ts";
 import { Rebalancer } from "./rebalancer.ts";
@@ -29,8 +31,26 @@ async function pollLoop(tick: () => Promise<void>, ms: number, signal: AbortSign
   }
 }
 
+/** `fetch` to nodes; with `--ca`, one that also trusts that CA (self-signed node certificates). */
+async function nodeFetch(config: ProxyConfig): Promise<(req: Request) => Promise<Response>> {
+  if (config.ca === undefined) return (req: Request) => globalThis.fetch(req);
+  const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(config.ca)] });
+  return (req: Request) => globalThis.fetch(req, { client });
+}
+
+/** The TLS options of Deno.serve, read from the `--cert`/`--key` files. */
+async function tlsOptions(config: { tls?: { cert: string; key: string } }) {
+  if (config.tls === undefined) return {};
+  const [cert, key] = await Promise.all([
+    Deno.readTextFile(config.tls.cert),
+    Deno.readTextFile(config.tls.key),
+  ]);
+  return { cert, key };
+}
+
 async function serve(config: ProxyConfig): Promise<number> {
-  const fetch = (req: Request) => globalThis.fetch(req);
+  const fetch = await nodeFetch(config);
+  const tls = await tlsOptions(config);
   const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
   const store = createFileMapStore(config.data);
   const start = await startupMap({ store, admin, ...config });
@@ -60,12 +80,16 @@ async function serve(config: ProxyConfig): Promise<number> {
     log,
   });
   const stop = new AbortController();
+  const scheme = config.tls ? "https" : "http";
+  const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
   const server = Deno.serve({
     port: config.port,
     hostname: config.host,
     signal: stop.signal,
-    onListen: ({ port }) => console.log(`ringkv proxy listening on http://${config.host}:${port}`),
-  }, app.fetch);
+    ...tls,
+    onListen: ({ port }) =>
+      console.log(`ringkv proxy listening on ${scheme}://${config.host}:${port}`),
+  }, guard(app.fetch, limits));
   if (map.rebalancing !== null) void rebalancer.run();
   const poller = createPoller({ state, rebalancer });
   const polling = config.pollMs > 0 ? pollLoop(poller.tick, config.pollMs, stop.signal) : null;
@@ -87,7 +111,9 @@ function secret(config: ProxyConfig): { clusterSecret?: string } {
 async function main(): Promise<number> {
   let config;
   try {
-    config = parseProxyConfig(Deno.args, Deno.env.toObject());
+    // Only RINGKV_* variables: the process may be given --allow-env for just those.
+    const env = Object.fromEntries(PROXY_ENV.map((name) => [name, Deno.env.get(name)]));
+    config = parseProxyConfig(Deno.args, env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);
@@ -100,7 +126,11 @@ async function main(): Promise<number> {
   try {
     return await serve(config);
   } catch (err) {
-    if (!(err instanceof StartupError || err instanceof MapFileError)) throw err;
+    if (
+      !(err instanceof StartupError || err instanceof MapFileError ||
+        err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied ||
+        err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse)
+    ) throw err;
     console.error(err.message);
     return 1;
   }

@@ -121,6 +121,7 @@ async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
     deps.limits.maxValueBytes,
     "value_too_large",
     `the value of key "${key}"`,
+    deps.limits.bodyTimeoutMs,
   );
   const r = await runOne(deps, {
     op: "put",

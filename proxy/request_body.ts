@@ -1,18 +1,21 @@
 /**
  * Reading client request bodies with a size cap: `Content-Length` is checked before
  * anything is read, and a body without one is cut off as soon as it passes the cap, so
- * an oversized request costs at most `max` bytes of memory.
+ * an oversized request costs at most `max` bytes of memory. A body that does not arrive
+ * within the timeout is answered 408, so a trickling client cannot hold a request for ever.
  *
  * @module
  */
 import { type ErrorCode, RingkvError } from "../shared/errors.ts";
+import { DEFAULT_LIMITS } from "../shared/limits.ts";
 
-/** The body as bytes; throws `tooLarge` (413) past `max` bytes, 400 on a bad header. */
+/** The body as bytes; throws `tooLarge` (413) past `max` bytes, 408 past `timeoutMs`, 400 on a bad header. */
 export async function readBody(
   req: Request,
   max: number,
   tooLarge: ErrorCode,
   what: string,
+  timeoutMs: number = DEFAULT_LIMITS.bodyTimeoutMs!,
 ): Promise<Uint8Array> {
   const declared = req.headers.get("content-length");
   if (declared !== null) {
@@ -28,9 +31,16 @@ export async function readBody(
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
+  let timedOut = false;
+  // A client trickling its body must not hold the request (and its memory) for ever.
+  const timer = setTimeout(() => {
+    timedOut = true;
+    reader.cancel().catch(() => {});
+  }, timeoutMs);
   try {
     for (;;) {
       const { done, value } = await reader.read();
+      if (timedOut) throw bodyTimeout(what, timeoutMs);
       if (done) break;
       total += value.byteLength;
       if (total > max) {
@@ -41,9 +51,19 @@ export async function readBody(
     }
   } catch (err) {
     if (err instanceof RingkvError) throw err;
+    if (timedOut) throw bodyTimeout(what, timeoutMs);
     throw new RingkvError("bad_request", `Cannot read ${what}: the connection failed (${err})`);
+  } finally {
+    clearTimeout(timer);
   }
   return concat(chunks, total);
+}
+
+function bodyTimeout(what: string, timeoutMs: number): RingkvError {
+  return new RingkvError(
+    "request_timeout",
+    `Cannot read ${what}: the body did not arrive within ${timeoutMs} ms (--body-timeout-ms)`,
+  );
 }
 
 function overLimit(code: ErrorCode, what: string, size: string, max: number): RingkvError {

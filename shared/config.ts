@@ -70,6 +70,11 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number | b
   }
 }
 
+/** The environment variables a spec reads (so a process can be given only those). */
+export function envNames(spec: FlagsSpec): string[] {
+  return Object.entries(spec).map(([name, flag]) => envName(name, flag));
+}
+
 /** The `--help` text for a spec. */
 export function helpText<S extends FlagsSpec>(usage: string, spec: S): string {
   const lines = [usage, "", "Options (each also readable from the environment variable shown):"];

@@ -19,6 +19,8 @@ export interface Limits {
   maxListLimit: number;
   /** `limit` of a listing that does not give one. */
   defaultListLimit: number;
+  /** Time allowed to receive a request body, in ms (default 10 s), then 408. */
+  bodyTimeoutMs?: number;
 }
 
 /** The defaults, as documented in docs/api.md. */
@@ -29,4 +31,22 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxBatchBytes: 16 * 1024 * 1024,
   maxListLimit: 1000,
   defaultListLimit: 100,
+  bodyTimeoutMs: 10_000,
+});
+
+/** Limits on a request as a whole, checked before any route runs (shared/guard.ts). */
+export interface RequestLimits {
+  /** Longest request target (path and query), in bytes; 414 past it. */
+  maxUrlBytes: number;
+  /** Most bytes of header lines (names, values and separators); 431 past it. */
+  maxHeaderBytes: number;
+  /** Requests being answered at once by one process; 503 with `Retry-After` past it. */
+  maxInFlight: number;
+}
+
+/** The defaults, as documented in docs/api.md. */
+export const DEFAULT_REQUEST_LIMITS: Readonly<RequestLimits> = Object.freeze({
+  maxUrlBytes: 8 * 1024,
+  maxHeaderBytes: 16 * 1024,
+  maxInFlight: 1024,
 });

@@ -1,0 +1,92 @@
+/**
+ * The first thing every ringkv server runs on a request, before any route: refuses
+ * request targets and header blocks that are too long (414, 431) and requests past the
+ * process's in-flight cap (503 with `Retry-After`), each with the one JSON error body.
+ * `main.ts` wraps the app's `fetch` with it: `Deno.serve(opts, guard(app.fetch, limits))`.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { guard } from "./guard.ts";
+ * import { DEFAULT_REQUEST_LIMITS } from "./limits.ts";
+ * const handler = guard(() => new Response("ok"), DEFAULT_REQUEST_LIMITS);
+ * const res = await handler(new Request("http://x/" + "a".repeat(9000)));
+ * console.assert(res.status === 414);
+ * ```
+ */
+import { errorResponse, RingkvError } from "./errors.ts";
+import type { RequestLimits } from "./limits.ts";
+
+/** A `fetch`-style handler; the second argument is Deno.serve's connection info. */
+export type FetchHandler<I = unknown> = (req: Request, info: I) => Response | Promise<Response>;
+
+/** A guarded handler, with a view of the requests it is answering. */
+export interface GuardedHandler<I = unknown> {
+  (req: Request, info: I): Promise<Response>;
+  /** Requests being answered now. */
+  inFlight(): number;
+}
+
+/** Seconds a client refused for load should wait (`Retry-After`). */
+export const RETRY_AFTER_SECONDS = 1;
+
+/** Length of the request target (path and query) of a URL, in characters. */
+export function targetLength(url: string): number {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  return start === -1 ? 1 : url.length - start;
+}
+
+/** Bytes the header lines take on the wire (name, `: `, value, CRLF), as Headers shows them. */
+export function headerBytes(headers: Headers): number {
+  let total = 0;
+  for (const [name, value] of headers) total += name.length + value.length + 4;
+  return total;
+}
+
+/** Why a request is refused before routing, or undefined when it may go on. */
+export function refusal(req: Request, limits: RequestLimits): RingkvError | undefined {
+  const target = targetLength(req.url);
+  if (target > limits.maxUrlBytes) {
+    return new RingkvError(
+      "uri_too_long",
+      `Cannot serve the request: its URL is ${target} bytes, the limit is ${limits.maxUrlBytes}`,
+    );
+  }
+  const bytes = headerBytes(req.headers);
+  if (bytes > limits.maxHeaderBytes) {
+    return new RingkvError(
+      "headers_too_large",
+      `Cannot serve the request: its headers are ${bytes} bytes, the limit is ${limits.maxHeaderBytes}`,
+    );
+  }
+  return undefined;
+}
+
+/** Wraps `handler` with the checks of {@link refusal} and the in-flight cap. */
+export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): GuardedHandler<I> {
+  let inFlight = 0;
+  const guarded = async (req: Request, info: I): Promise<Response> => {
+    const refused = refusal(req, limits);
+    if (refused !== undefined) return closing(errorResponse(refused));
+    if (inFlight >= limits.maxInFlight) {
+      const busy = new RingkvError(
+        "unavailable",
+        `Cannot serve the request: ${inFlight} requests are in flight, the limit is ${limits.maxInFlight}`,
+      );
+      return closing(errorResponse(busy, { "retry-after": String(RETRY_AFTER_SECONDS) }));
+    }
+    inFlight++;
+    try {
+      return await handler(req, info);
+    } finally {
+      inFlight--;
+    }
+  };
+  return Object.assign(guarded, { inFlight: () => inFlight });
+}
+
+/** A refused request's body is never read, so the connection cannot be reused. */
+function closing(res: Response): Response {
+  res.headers.set("connection", "close");
+  return res;
+}
