@@ -121,7 +121,10 @@ async function main(): Promise<number> {
         err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.NotFound)
     ) throw err;
-    console.error(`ringkv node: ${err.message}`);
+    const hint = err instanceof Deno.errors.NotCapable
+      ? " (deno task node may read and write only ./data: see docs/security.md)"
+      : "";
+    console.error(`ringkv node: ${err.message}${hint}`);
     await engine?.close();
     return 1;
   }

@@ -131,7 +131,10 @@ async function main(): Promise<number> {
         err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse)
     ) throw err;
-    console.error(err.message);
+    const hint = err instanceof Deno.errors.NotCapable
+      ? " (deno task proxy may read and write only ./data: see docs/security.md)"
+      : "";
+    console.error(err.message + hint);
     return 1;
   }
 }

@@ -41,6 +41,9 @@ export function checkKey(key: string, maxKeyBytes: number): string {
       `Cannot use key: it is ${bytes} bytes of UTF-8, the limit is ${maxKeyBytes}`,
     );
   }
+  if (key === "." || key === "..") {
+    throw new RingkvError("invalid_key", `Cannot use key "${key}": no URL can address it`);
+  }
   if (CONTROL.test(key)) {
     throw new RingkvError("invalid_key", "Cannot use key: it contains a control character");
   }
@@ -50,6 +53,9 @@ export function checkKey(key: string, maxKeyBytes: number): string {
   return key;
 }
 
+/** A `.` or `..` path segment, plain or percent-encoded, which URL clients resolve away. */
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
+
 /** Decodes the percent-encoded key of a URL path segment and checks it. */
 export function keyFromPath(encoded: string, maxKeyBytes: number): string {
   // A key three times over the limit cannot decode to a legal one; stop before decoding.
@@ -57,6 +63,14 @@ export function keyFromPath(encoded: string, maxKeyBytes: number): string {
     throw new RingkvError(
       "key_too_long",
       `Cannot use key: its encoded form is ${encoded.length} characters, the limit is ${maxKeyBytes} bytes`,
+    );
+  }
+  // curl and fetch would have sent a different key; one that only raw HTTP can reach is refused.
+  if (DOT_SEGMENT.test(encoded)) {
+    throw new RingkvError(
+      "invalid_key",
+      "Cannot use key: it has a . or .. path segment, which URL clients resolve away; " +
+        "percent-encode its slashes (a%2F..%2Fb)",
     );
   }
   let key: string;
@@ -71,7 +85,9 @@ export function keyFromPath(encoded: string, maxKeyBytes: number): string {
   return checkKey(key, maxKeyBytes);
 }
 
-/** Percent-encodes a key for a URL path, keeping `/` readable. */
+/** Percent-encodes a key for a URL path, keeping `/` readable unless that makes a dot segment. */
 export function keyToPath(key: string): string {
-  return encodeURIComponent(key).replaceAll("%2F", "/");
+  const encoded = encodeURIComponent(key);
+  const readable = encoded.replaceAll("%2F", "/");
+  return DOT_SEGMENT.test(readable) ? encoded : readable;
 }

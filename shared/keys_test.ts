@@ -35,7 +35,14 @@ Deno.test("utf8Length() counts bytes, not code units", () => {
 });
 
 Deno.test("keyToPath() round-trips through keyFromPath()", () => {
-  for (const key of ["a/b", "spaces and ?&#", "€uro", "100%", ".."]) {
+  for (const key of ["a/b", "spaces and ?&#", "€uro", "100%", "a/../b", "./x", "x/.", "..."]) {
     assertEquals(keyFromPath(keyToPath(key), 1024), key);
   }
+});
+
+Deno.test("keyFromPath() refuses . and .. segments, plain or encoded, and the keys . and ..", () => {
+  for (const path of ["..", ".", "a/../b", "a/./b", "%2e%2E", "a/.%2e", "x/..", "../x"]) {
+    assertThrows(() => keyFromPath(path, 1024), RingkvError, "path segment");
+  }
+  for (const key of [".", ".."]) assertThrows(() => checkKey(key, 1024), RingkvError, "no URL");
 });

@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "@std/path";
-import { ConfigError, helpText, parseFlags } from "../shared/config.ts";
+import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 import { type Child, startChild } from "./children.ts";
 
 const SPEC = {
@@ -38,25 +38,32 @@ async function tokenFor(envName: string, file: string): Promise<string> {
   return token;
 }
 
-/** The deno permissions a node needs: the network and its own data directory. */
-function nodeArgs(dir: string): string[] {
+/** Environment variables a server may read: its own settings, nothing else. */
+const ENV_PERMISSION = "--allow-env=RINGKV_*";
+
+/**
+ * The deno permissions of a node: listen on its host (it calls no one), read and write
+ * its own data directory, read RINGKV_* variables. docs/security.md lists them.
+ */
+function nodeArgs(dir: string, host: string): string[] {
   return [
     "run",
-    "--allow-net",
+    `--allow-net=${host}`,
     `--allow-read=${dir}`,
     `--allow-write=${dir}`,
-    "--allow-env",
+    ENV_PERMISSION,
     new URL("../node/main.ts", import.meta.url).pathname,
   ];
 }
 
+/** The proxy's: the network (nodes can be added at any address), its own data directory. */
 function proxyArgs(dir: string): string[] {
   return [
     "run",
     "--allow-net",
     `--allow-read=${dir}`,
     `--allow-write=${dir}`,
-    "--allow-env",
+    ENV_PERMISSION,
     new URL("../proxy/main.ts", import.meta.url).pathname,
   ];
 }
@@ -64,7 +71,8 @@ function proxyArgs(dir: string): string[] {
 async function main(): Promise<number> {
   let parsed;
   try {
-    parsed = parseFlags(SPEC, Deno.args, Deno.env.toObject());
+    const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
+    parsed = parseFlags(SPEC, Deno.args, env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);
@@ -93,7 +101,7 @@ async function main(): Promise<number> {
       const dir = join(data, id);
       await Deno.mkdir(dir, { recursive: true });
       const port = opts.nodePort === 0 ? 0 : opts.nodePort + i - 1;
-      const args = [...nodeArgs(dir), "--id", id, "--port", String(port), "--data", dir];
+      const args = [...nodeArgs(dir, opts.host), "--id", id, "--port", String(port), "--data", dir];
       args.push("--host", opts.host);
       const node = await startChild(id, args, env);
       children.push(node);
