@@ -1,0 +1,140 @@
+/**
+ * The auth matrix on real processes: every admin and data route of the proxy, and every
+ * route of a node, called with no token, a wrong one, each other kind, and the right one.
+ * No token (nor the wrong one) ever shows in any process's output.
+ */
+import { assertEquals } from "@std/assert";
+import { join } from "@std/path";
+import { type ServerProcess, spawnServer } from "./helpers/process.ts";
+
+const NODE = new URL("../node/main.ts", import.meta.url);
+const PROXY = new URL("../proxy/main.ts", import.meta.url);
+const TOKENS = {
+  admin: "matrix-admin-token-5b1e",
+  client: "matrix-client-token-77c2",
+  secret: "matrix-cluster-secret-0d9a",
+  wrong: "matrix-wrong-token-3f60",
+};
+type Kind = keyof typeof TOKENS | "none";
+const KINDS: Kind[] = ["none", "wrong", "admin", "client", "secret"];
+
+/** A call and the status it gets with the right token. */
+interface Call {
+  method: string;
+  path: string;
+  body?: string;
+  status: number;
+}
+
+function headersFor(kind: Kind): Record<string, string> {
+  return kind === "none" ? {} : { authorization: `Bearer ${TOKENS[kind]}` };
+}
+
+async function call(base: string, c: Call, kind: Kind): Promise<number> {
+  const res = await fetch(base + c.path, {
+    method: c.method,
+    headers: headersFor(kind),
+    body: c.body,
+    signal: AbortSignal.timeout(5000),
+  });
+  await res.body?.cancel();
+  return res.status;
+}
+
+/** Runs every call with every kind; returns the mismatches against `expected`. */
+async function matrix(
+  base: string,
+  calls: Call[],
+  expected: (c: Call, kind: Kind) => number,
+): Promise<string[]> {
+  const wrong: string[] = [];
+  for (const kind of KINDS) {
+    for (const c of calls) {
+      const got = await call(base, c, kind);
+      const want = expected(c, kind);
+      if (got !== want) wrong.push(`${c.method} ${c.path} with ${kind}: ${got}, want ${want}`);
+    }
+  }
+  return wrong;
+}
+
+const ADMIN_CALLS: Call[] = [
+  { method: "GET", path: "/cluster", status: 200 },
+  { method: "GET", path: "/ring", status: 200 },
+  { method: "POST", path: "/cluster/nodes", body: "{}", status: 400 },
+  { method: "DELETE", path: "/cluster/nodes/nope", status: 404 },
+];
+
+// In this order with the right token: create, read, list, batch, delete.
+const DATA_CALLS: Call[] = [
+  { method: "PUT", path: "/kv/matrix/a", body: "v", status: 201 },
+  { method: "GET", path: "/kv/matrix/a", status: 200 },
+  { method: "HEAD", path: "/kv/matrix/a", status: 200 },
+  { method: "GET", path: "/kv?prefix=matrix/", status: 200 },
+  { method: "POST", path: "/kv", body: '{"set": {"matrix/b": 1}}', status: 200 },
+  { method: "DELETE", path: "/kv/matrix/b", status: 204 },
+];
+
+const NODE_CALLS: Call[] = [
+  { method: "PUT", path: "/kv/direct", body: "v", status: 201 },
+  { method: "GET", path: "/kv/direct", status: 200 },
+  { method: "HEAD", path: "/kv/direct", status: 200 },
+  { method: "DELETE", path: "/kv/direct", status: 204 },
+  { method: "POST", path: "/internal/batch", body: '{"ops": []}', status: 200 },
+  { method: "POST", path: "/internal/ingest", body: "", status: 200 },
+  { method: "GET", path: "/internal/scan?ranges=0-1", status: 200 },
+  { method: "POST", path: "/internal/drop", body: '{"ranges": []}', status: 200 },
+  { method: "GET", path: "/internal/keys?limit=1", status: 200 },
+  { method: "GET", path: "/internal/cluster", status: 200 },
+  { method: "PUT", path: "/internal/cluster", body: "{}", status: 400 },
+  { method: "GET", path: "/export", status: 200 },
+  { method: "POST", path: "/import", body: "{}", status: 200 },
+  { method: "GET", path: "/metrics", status: 200 },
+];
+
+function assertNoTokenIn(processes: ServerProcess[]): void {
+  const output = processes.flatMap((p) => [...p.stdoutLines, ...p.stderrLines]).join("\n");
+  for (const [name, token] of Object.entries(TOKENS)) {
+    assertEquals(output.includes(token), false, `the ${name} token was printed`);
+  }
+}
+
+Deno.test("auth matrix: proxy admin and data routes, node routes, tokens never printed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-auth-" });
+  const running: ServerProcess[] = [];
+  try {
+    const node = await spawnServer({
+      script: NODE,
+      args: ["--id", "n1", "--port", "0", "--data", join(dir, "n1")],
+      env: { RINGKV_CLUSTER_SECRET: TOKENS.secret },
+    });
+    running.push(node);
+    const proxy = await spawnServer({
+      script: PROXY,
+      args: ["--port", "0", "--data", join(dir, "proxy"), "--nodes", node.url],
+      env: {
+        RINGKV_CLUSTER_SECRET: TOKENS.secret,
+        RINGKV_ADMIN_TOKEN: TOKENS.admin,
+        RINGKV_CLIENT_TOKEN: TOKENS.client,
+      },
+    });
+    running.push(proxy);
+
+    const only = (right: Kind) => (c: Call, kind: Kind) => kind === right ? c.status : 401;
+    assertEquals(await matrix(proxy.url, ADMIN_CALLS, only("admin")), []);
+    assertEquals(await matrix(proxy.url, DATA_CALLS, only("client")), []);
+    assertEquals(await matrix(node.url, NODE_CALLS, only("secret")), []);
+    const health = { method: "GET", path: "/health", status: 200 };
+    assertEquals(await matrix(proxy.url, [health], () => 200), []);
+    assertEquals(await matrix(node.url, [health], () => 200), []);
+
+    const refused = await fetch(`${proxy.url}/kv/x`, { signal: AbortSignal.timeout(5000) });
+    assertEquals(refused.headers.get("www-authenticate"), 'Bearer realm="ringkv"');
+    assertEquals((await refused.json()).error.code, "unauthorized");
+    for (const p of running.toReversed()) await p.stop();
+    assertNoTokenIn(running);
+  } finally {
+    for (const p of running.toReversed()) await p.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
