@@ -77,7 +77,9 @@ export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): Guard
     }
     inFlight++;
     try {
-      return await handler(req, info);
+      const res = await handler(req, info);
+      // The rest of a body that was refused or timed out is never read: do not wait for it.
+      return res.status === 408 || res.status === 413 ? closing(res) : res;
     } finally {
       inFlight--;
     }
@@ -87,6 +89,13 @@ export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): Guard
 
 /** A refused request's body is never read, so the connection cannot be reused. */
 function closing(res: Response): Response {
-  res.headers.set("connection", "close");
-  return res;
+  try {
+    res.headers.set("connection", "close");
+    return res;
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err; // immutable headers (a fetched response)
+    const copy = new Response(res.body, res);
+    copy.headers.set("connection", "close");
+    return copy;
+  }
 }
