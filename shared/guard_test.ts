@@ -1,0 +1,59 @@
+import { assertEquals } from "@std/assert";
+import { guard, headerBytes, targetLength } from "./guard.ts";
+import { DEFAULT_REQUEST_LIMITS } from "./limits.ts";
+
+const ok = () => new Response("ok");
+
+async function codeOf(res: Response): Promise<string> {
+  return (await res.json()).error.code;
+}
+
+Deno.test("guard() answers 414 uri_too_long past maxUrlBytes of path and query", async () => {
+  const handler = guard(ok, { ...DEFAULT_REQUEST_LIMITS, maxUrlBytes: 10 });
+  assertEquals((await handler(new Request("http://h:1/123456789"), {})).status, 200);
+  const res = await handler(new Request("http://h:1/12345?x=12"), {});
+  assertEquals([res.status, await codeOf(res)], [414, "uri_too_long"]);
+  assertEquals(targetLength("http://host:80/a?b"), 4);
+});
+
+Deno.test("guard() answers 431 headers_too_large past maxHeaderBytes", async () => {
+  const handler = guard(ok, { ...DEFAULT_REQUEST_LIMITS, maxHeaderBytes: 100 });
+  const small = new Request("http://h/", { headers: { "x-a": "v".repeat(80) } });
+  assertEquals(headerBytes(small.headers), 3 + 80 + 4);
+  assertEquals((await handler(small, {})).status, 200);
+  const big = new Request("http://h/", {
+    headers: { "x-a": "v".repeat(50), "x-b": "w".repeat(50) },
+  });
+  const res = await handler(big, {});
+  assertEquals([res.status, await codeOf(res), res.headers.get("connection")], [
+    431,
+    "headers_too_large",
+    "close",
+  ]);
+});
+
+Deno.test("guard() answers 503 with Retry-After past maxInFlight and counts finished requests out", async () => {
+  const release = Promise.withResolvers<void>();
+  const handler = guard(async () => {
+    await release.promise;
+    return new Response("done");
+  }, { ...DEFAULT_REQUEST_LIMITS, maxInFlight: 2 });
+  const held = [handler(new Request("http://h/1"), {}), handler(new Request("http://h/2"), {})];
+  assertEquals(handler.inFlight(), 2);
+  const busy = await handler(new Request("http://h/3"), {});
+  assertEquals([busy.status, busy.headers.get("retry-after"), await codeOf(busy)], [
+    503,
+    "1",
+    "unavailable",
+  ]);
+  release.resolve();
+  for (const res of await Promise.all(held)) assertEquals(await res.text(), "done");
+  assertEquals(handler.inFlight(), 0);
+  assertEquals((await handler(new Request("http://h/4"), {})).status, 200);
+});
+
+Deno.test("guard() marks 408 and 413 answers connection: close, even fetched ones", async () => {
+  const fetched = await fetch("data:,x").then((r) => new Response(r.body, { status: 413 }));
+  const handler = guard(() => fetched, DEFAULT_REQUEST_LIMITS);
+  assertEquals((await handler(new Request("http://h/"), {})).headers.get("connection"), "close");
+});
