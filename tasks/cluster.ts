@@ -125,7 +125,7 @@ async function main(): Promise<number> {
       ...["--replicas", String(opts.replicas), "--host", opts.host],
     ], env);
     children.push(proxy);
-    printWelcome(proxy.url, adminToken, data, children);
+    printWelcome(proxy.url, data, children);
   } catch (err) {
     console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}`);
     await stopAll();
@@ -145,12 +145,16 @@ async function main(): Promise<number> {
   return 0;
 }
 
-function printWelcome(url: string, token: string, data: string, children: Child[]): void {
+function printWelcome(url: string, data: string, children: Child[]): void {
+  const fromEnv = Deno.env.get("RINGKV_ADMIN_TOKEN") !== undefined;
+  const token = fromEnv ? "$RINGKV_ADMIN_TOKEN" : `$(cat ${join(data, "admin-token")})`;
   const nodes = children.filter((c) => c.name !== "proxy");
   console.log(`
 ringkv cluster listening on ${url}
   proxy:        ${url}
-  admin token:  ${token}   (also in ${join(data, "admin-token")})
+  admin token:  ${
+    fromEnv ? "RINGKV_ADMIN_TOKEN" : `in ${join(data, "admin-token")}`
+  } (never printed)
   nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}
 
 Try:
