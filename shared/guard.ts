@@ -10,7 +10,7 @@
  * import { guard } from "./guard.ts";
  * import { DEFAULT_REQUEST_LIMITS } from "./limits.ts";
  * const handler = guard(() => new Response("ok"), DEFAULT_REQUEST_LIMITS);
- * const res = await handler(new Request("http://x/" + "a".repeat(9000)));
+ * const res = await handler(new Request("http://x/" + "a".repeat(9000)), {});
  * console.assert(res.status === 414);
  * ```
  */
