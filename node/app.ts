@@ -38,6 +38,8 @@ export interface NodeAppDeps {
   clusterSecret?: string;
   /** Structured log sink (one object per event); silent when absent. */
   log?: (obj: Record<string, unknown>) => void;
+  /** Metrics of this app (main.ts shares them with the timed disk for fsync latency). */
+  counters?: RequestCounters;
 }
 
 const encoder = new TextEncoder();
@@ -48,7 +50,7 @@ export function createNodeApp(deps: NodeAppDeps): Hono {
     engine: deps.engine,
     limits: deps.limits,
     cluster: new ClusterState(deps.engine),
-    counters: new RequestCounters(),
+    counters: deps.counters ?? new RequestCounters(),
     log: deps.log ?? (() => {}),
   };
   const app = new Hono();
@@ -71,9 +73,11 @@ export function createNodeApp(deps: NodeAppDeps): Hono {
 /** `x-ringkv-node` on every answer, and the request counters. */
 function answerHeaders(ctx: NodeContext): MiddlewareHandler {
   return async (c, next) => {
+    const started = performance.now();
     await next();
     c.res.headers.set(NODE_ID_HEADER, ctx.engine.id);
-    ctx.counters.count(c.req.method, routeLabel(rawPath(c.req.url)), c.res.status);
+    const seconds = (performance.now() - started) / 1000;
+    ctx.counters.count(c.req.method, routeLabel(rawPath(c.req.url)), c.res.status, seconds);
   };
 }
 
@@ -119,7 +123,14 @@ function checkEpoch(ctx: NodeContext): MiddlewareHandler {
 /** The one error answer: the JSON body, `Allow` on 405, epoch and map also at the top. */
 function errorAnswer(err: Error, c: Context, ctx: NodeContext): Response {
   if (!(err instanceof RingkvError)) {
-    ctx.log({ level: "error", msg: "unexpected error", path: rawPath(c.req.url), err: err.stack });
+    const id = c.req.header("x-request-id")?.slice(0, 4096);
+    ctx.log({
+      level: "error",
+      msg: "unexpected error",
+      id,
+      path: rawPath(c.req.url),
+      err: err.stack,
+    });
     err = new RingkvError("internal", `Cannot serve the request: ${err.message}`);
   }
   const { code, message, extra, status } = err as RingkvError;

@@ -13,6 +13,7 @@
 import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS, type Limits } from "../shared/limits.ts";
+import { checkLogLevel, type LogLevel } from "../shared/log.ts";
 import { isWriterId } from "../shared/version.ts";
 
 const SPEC = {
@@ -37,6 +38,7 @@ const SPEC = {
   },
   cert: { type: "string", help: "TLS certificate file (PEM); with --key, serve https" },
   key: { type: "string", help: "TLS private key file (PEM)" },
+  logLevel: { type: "string", help: "log level: error, warn (default), info or debug" },
 } as const;
 
 /** The environment variables the node reads. */
@@ -58,6 +60,8 @@ export interface NodeConfig {
   maxInFlight: number;
   /** Serve https with these files. */
   tls?: TlsFiles;
+  /** `--log-level`; absent: warn. */
+  logLevel?: LogLevel;
 }
 
 function atLeast(flag: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -101,6 +105,7 @@ export function parseNodeConfig(
   if (v.id !== undefined) config.id = v.id;
   if (v.clusterSecret) config.clusterSecret = v.clusterSecret;
   if (v.import) config.import = v.import;
+  if (v.logLevel !== undefined) config.logLevel = checkLogLevel(v.logLevel);
   if (v.snapshotEveryBytes !== undefined) {
     config.snapshotEveryBytes = atLeast("snapshot-every-bytes", v.snapshotEveryBytes, 1);
   }

@@ -12,6 +12,9 @@ import { guard } from "../shared/guard.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { NODE_ENV, type NodeConfig, parseNodeConfig } from "./config.ts";
 import { createDenoDisk } from "./disk.ts";
+import { createLogger, type LogFn } from "../shared/log.ts";
+import { RequestCounters } from "./metrics.ts";
+import { timedDisk } from "./timed_disk.ts";
 import type { NodeEngine } from "./engine.ts";
 import { parseFlatImage } from "./flat_image.ts";
 import { openEngine, RecoveryError } from "./open_engine.ts";
@@ -42,10 +45,10 @@ async function importFile(engine: NodeEngine, config: NodeConfig, file: string):
 }
 
 /** Opens the engine; every failure to open is the operator's to read, without a stack. */
-async function open(config: NodeConfig): Promise<NodeEngine> {
+async function open(config: NodeConfig, counters: RequestCounters): Promise<NodeEngine> {
   try {
     return await openEngine({
-      disk: await createDenoDisk(config.data),
+      disk: timedDisk(await createDenoDisk(config.data), counters.fsync),
       ...(config.id ? { id: config.id } : {}),
       limits: config.limits,
       ...(config.snapshotEveryBytes ? { snapshotEveryBytes: config.snapshotEveryBytes } : {}),
@@ -57,20 +60,27 @@ async function open(config: NodeConfig): Promise<NodeEngine> {
   }
 }
 
-function log(obj: Record<string, unknown>): void {
-  console.error(JSON.stringify({ time: new Date().toISOString(), ...obj }));
+/** JSON lines on stderr at `--log-level` (default warn); the cluster secret never appears. */
+function loggerFor(config: NodeConfig): LogFn {
+  const write = (line: string) => console.error(line);
+  return createLogger({ level: config.logLevel, secrets: [config.clusterSecret], write });
 }
 
 function urlHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
-async function serve(engine: NodeEngine, config: NodeConfig): Promise<void> {
+async function serve(
+  engine: NodeEngine,
+  config: NodeConfig,
+  counters: RequestCounters,
+): Promise<void> {
   const app = createNodeApp({
     engine,
+    counters,
     limits: config.limits,
     ...(config.clusterSecret ? { clusterSecret: config.clusterSecret } : {}),
-    log,
+    log: loggerFor(config),
   });
   const tls = config.tls === undefined ? {} : {
     cert: await Deno.readTextFile(config.tls.cert),
@@ -108,12 +118,13 @@ async function main(): Promise<number> {
       return 0;
     }
     await Deno.mkdir(config.data, { recursive: true });
-    engine = await open(config);
+    const counters = new RequestCounters();
+    engine = await open(config, counters);
     if (config.import) {
       const n = await importFile(engine, config, config.import);
-      log({ msg: "imported", file: config.import, keys: n });
+      loggerFor(config)({ level: "info", msg: "imported", file: config.import, keys: n });
     }
-    await serve(engine, config);
+    await serve(engine, config, counters);
     return 0;
   } catch (err) {
     if (

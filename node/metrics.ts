@@ -1,9 +1,11 @@
 /**
- * The node's Prometheus metrics: request counts by route and status (kept per app, never
- * per process) and the engine's sizes.
+ * The node's Prometheus metrics: request counts and latency by route and status (kept per
+ * app, never per process), fsync latency (node/timed_disk.ts feeds it) and the engine's
+ * sizes (keys, value bytes, log and snapshot bytes).
  *
  * @module
  */
+import { Counter, gauge, Histogram, type Metric, render } from "../shared/prom.ts";
 import type { EngineStats } from "./engine.ts";
 
 const FIXED_ROUTES = new Set([
@@ -25,42 +27,49 @@ export function routeLabel(path: string): string {
   return FIXED_ROUTES.has(path) ? path : "other";
 }
 
-/** Request counters of one node app. */
+/** Request counters, latency and fsync histograms of one node app (never per process). */
 export class RequestCounters {
-  readonly #counts = new Map<string, number>();
+  readonly #requests = new Counter(
+    "ringkv_node_requests_total",
+    "Requests answered, by method, route and status.",
+    ["method", "route", "status"],
+  );
+  /** Request latency by method and route. */
+  readonly latency: Histogram = new Histogram(
+    "ringkv_node_request_duration_seconds",
+    "Time to answer a request, by method and route.",
+    ["method", "route"],
+  );
+  /** fsync latency (`op`: sync of the log, write_atomic of a snapshot or map); fed by timedDisk. */
+  readonly fsync: Histogram = new Histogram(
+    "ringkv_node_fsync_duration_seconds",
+    "Time of each fsync'd disk operation: sync (log append) or write_atomic (snapshot, map).",
+    ["op"],
+  );
 
-  /** Counts one answered request. */
-  count(method: string, route: string, status: number): void {
+  /** Counts one answered request (and its latency, when given). */
+  count(method: string, route: string, status: number, seconds?: number): void {
     const known = ["GET", "HEAD", "PUT", "POST", "DELETE"].includes(method) ? method : "other";
-    const key = `${known} ${route} ${status}`;
-    this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
+    this.#requests.inc({ method: known, route, status: String(status) });
+    if (seconds !== undefined) this.latency.observe({ method: known, route }, seconds);
   }
 
-  /** The counters as Prometheus sample lines. */
-  lines(): string[] {
-    return [...this.#counts].sort().map(([key, n]) => {
-      const [method, route, status] = key.split(" ");
-      return `ringkv_node_requests_total{method="${method}",route="${route}",status="${status}"} ${n}`;
-    });
+  /** The metrics in exposition order. */
+  metrics(): Metric[] {
+    return [this.#requests, this.latency, this.fsync];
   }
 }
 
 /** The whole `/metrics` text for a node. */
 export function metricsText(id: string, stats: EngineStats, counters: RequestCounters): string {
-  const gauge = (name: string, help: string, value: number) => [
-    `# HELP ringkv_node_${name} ${help}`,
-    `# TYPE ringkv_node_${name} gauge`,
-    `ringkv_node_${name}{node="${id}"} ${value}`,
-  ];
-  return [
-    ...gauge("keys", "Live keys stored.", stats.keys),
-    ...gauge("tombstones", "Tombstones (deleted keys kept with their version).", stats.tombstones),
-    ...gauge("value_bytes", "Bytes of live values.", stats.valueBytes),
-    ...gauge("wal_bytes", "Bytes in the write-ahead log.", stats.walBytes),
-    ...gauge("snapshot_bytes", "Bytes of the last snapshot.", stats.snapshotBytes),
-    "# HELP ringkv_node_requests_total Requests answered, by method, route and status.",
-    "# TYPE ringkv_node_requests_total counter",
-    ...counters.lines(),
-    "",
-  ].join("\n");
+  const g = (name: string, help: string, value: number) =>
+    gauge(`ringkv_node_${name}`, help, [{ labels: { node: id }, value }]);
+  return render([
+    g("keys", "Live keys stored.", stats.keys),
+    g("tombstones", "Tombstones (deleted keys kept with their version).", stats.tombstones),
+    g("value_bytes", "Bytes of live values.", stats.valueBytes),
+    g("wal_bytes", "Bytes in the write-ahead log.", stats.walBytes),
+    g("snapshot_bytes", "Bytes of the last snapshot.", stats.snapshotBytes),
+    ...counters.metrics(),
+  ]);
 }

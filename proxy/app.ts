@@ -10,8 +10,11 @@ import { HTTPException } from "hono/http-exception";
 import { errorResponse, RingkvError } from "../shared/errors.ts";
 import { KeyPoints } from "../shared/key_points.ts";
 import type { Limits } from "../shared/limits.ts";
+import type { BatchOp } from "../shared/wire.ts";
 import { Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
-import { NodeClient } from "./node_client.ts";
+import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
+import { observeRequests, RequestIds } from "./observe.ts";
+import { NodeClient, type NodeRef } from "./node_client.ts";
 import { createPublicRoutes } from "./public_routes.ts";
 import { Router } from "./router.ts";
 import type { TopologySource } from "./topology.ts";
@@ -35,12 +38,20 @@ export interface ProxyDeps {
   dispatcher?: Partial<Pick<DispatcherOptions, "maxInFlight" | "maxQueue">>;
   /** Keys whose ring points are remembered (default 100,000). */
   keyPointsCapacity?: number;
+  /** Request and internal-call metrics (main.ts shares them with GET /metrics). */
+  metrics?: ProxyMetrics;
+  /** Request ids of client requests (main.ts shares them with the admin routes). */
+  requestIds?: RequestIds;
 }
 
 /** Builds the proxy app. */
 export function createProxyApp(deps: ProxyDeps): Hono {
-  const client = new NodeClient(deps);
-  const dispatcher = new Dispatcher((node, epoch, ops) => client.batch(node, epoch, ops), {
+  const metrics = deps.metrics ?? new ProxyMetrics();
+  const ids = deps.requestIds ?? new RequestIds();
+  const client = new NodeClient({ ...deps, fetch: instrumentFetch(deps.fetch, metrics) });
+  const send = (node: NodeRef, epoch: number, ops: BatchOp[]) =>
+    client.batch(node, epoch, ops, ids.header(ops));
+  const dispatcher = new Dispatcher(send, {
     ...deps.dispatcher,
     maxBatchOps: deps.limits.maxBatchOps,
     maxBatchBytes: deps.limits.maxBatchBytes,
@@ -53,6 +64,7 @@ export function createProxyApp(deps: ProxyDeps): Hono {
     log: deps.log,
   });
   const app = new Hono();
+  app.use("*", observeRequests(ids, metrics, deps.log ?? (() => {})));
   app.onError((err, c) => {
     if (err instanceof RingkvError) return errorResponse(err);
     if (err instanceof HTTPException && err.status < 500) {
@@ -61,7 +73,9 @@ export function createProxyApp(deps: ProxyDeps): Hono {
       );
     }
     deps.log?.({
+      level: "error",
       msg: "internal error",
+      id: ids.of(c.req.raw),
       method: c.req.method,
       path: c.req.path,
       error: String(err),
@@ -80,7 +94,13 @@ export function createProxyApp(deps: ProxyDeps): Hono {
   });
   app.route(
     "/",
-    createPublicRoutes({ router, client, limits: deps.limits, clientToken: deps.clientToken }),
+    createPublicRoutes({
+      router,
+      client,
+      limits: deps.limits,
+      clientToken: deps.clientToken,
+      requestIds: ids,
+    }),
   );
   return app;
 }

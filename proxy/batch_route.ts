@@ -32,6 +32,7 @@ export async function handleBatch(deps: PublicRoutesDeps, req: Request): Promise
   const { maxBatchBytes, bodyTimeoutMs } = deps.limits;
   const body = await readBody(req, maxBatchBytes, "batch_too_large", "the batch", bodyTimeoutMs);
   const ops = parseBatch(body, deps.limits);
+  deps.requestIds?.tag(ops, req);
   const outcomes = await deps.router.run(ops);
   const results = Object.fromEntries(ops.map((op, i) => [op.key, keyOutcome(outcomes[i]!)]));
   const complete = Object.values(results).every((r) => r.error === undefined);

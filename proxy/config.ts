@@ -13,6 +13,7 @@
 import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS, type Limits } from "../shared/limits.ts";
+import { checkLogLevel, type LogLevel } from "../shared/log.ts";
 import { DEFAULT_VNODES } from "../shared/ring.ts";
 
 const SPEC = {
@@ -47,6 +48,7 @@ const SPEC = {
   cert: { type: "string", help: "TLS certificate file (PEM); with --key, serve https" },
   key: { type: "string", help: "TLS private key file (PEM)" },
   ca: { type: "string", help: "CA certificate file (PEM) to trust for https node URLs" },
+  logLevel: { type: "string", help: "log level: error, warn (default), info or debug" },
 } as const;
 
 /** The environment variables the proxy reads. */
@@ -76,6 +78,8 @@ export interface ProxyConfig {
   tls?: TlsFiles;
   /** Extra CA certificate file to trust when calling nodes. */
   ca?: string;
+  /** `--log-level`; absent: warn. */
+  logLevel?: LogLevel;
 }
 
 function checkUrl(flag: string, url: string): string {
@@ -117,6 +121,7 @@ export function parseProxyConfig(
   return {
     ...(tls ? { tls } : {}),
     ...(empty(v.ca) ? { ca: v.ca } : {}),
+    ...(v.logLevel !== undefined ? { logLevel: checkLogLevel(v.logLevel) } : {}),
     maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
     port: checkRange("port", v.port, 0, 65535),
     host: v.host,

@@ -47,7 +47,7 @@ export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<
           prefix: q.prefix,
           after,
           limit: q.limit,
-        }),
+        }, deps.requestIds?.of(req)),
     )
   );
   const keys = page.entries.map((e) => e.k);

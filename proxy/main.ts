@@ -15,12 +15,22 @@ import { parseProxyConfig, PROXY_ENV, type ProxyConfig } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
 import { NodeAdmin } from "./node_admin.ts";
 import { Rebalancer } from "./rebalancer.ts";
+import { createLogger, type LogFn } from "../shared/log.ts";
+import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
+import { createOpsRoutes } from "./ops_routes.ts";
 
-function log(obj: Record<string, unknown>): void {
-  console.error(JSON.stringify({ time: new Date().toISOString(), ...obj }));
+/** JSON lines on stderr at `--log-level` (default warn); tokens and secrets never appear. */
+function loggerFor(config: ProxyConfig): LogFn {
+  const secrets = [config.adminToken, config.clientToken, config.clusterSecret];
+  return createLogger({ level: config.logLevel, secrets, write: (l) => console.error(l) });
 }
 
-async function pollLoop(tick: () => Promise<void>, ms: number, signal: AbortSignal) {
+async function pollLoop(
+  tick: () => Promise<void>,
+  ms: number,
+  signal: AbortSignal,
+  log: LogFn,
+) {
   while (!signal.aborted) {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -49,7 +59,10 @@ async function tlsOptions(config: { tls?: { cert: string; key: string } }) {
 }
 
 async function serve(config: ProxyConfig): Promise<number> {
-  const fetch = await nodeFetch(config);
+  const log = loggerFor(config);
+  const rawFetch = await nodeFetch(config);
+  const metrics = new ProxyMetrics();
+  const fetch = instrumentFetch(rawFetch, metrics);
   const tls = await tlsOptions(config);
   const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
   const store = createFileMapStore(config.data);
@@ -69,9 +82,25 @@ async function serve(config: ProxyConfig): Promise<number> {
 
   const rebalancer = new Rebalancer({ state, admin, log });
   const adminApp = createAdminRoutes({ state, rebalancer, admin, adminToken: config.adminToken });
+  adminApp.route(
+    "/",
+    createOpsRoutes({
+      state,
+      rebalancer,
+      metrics,
+      fetch,
+      timeoutMs: config.timeoutMs,
+      ...secret(config),
+      adminToken: config.adminToken,
+      maxKeyBytes: config.limits.maxKeyBytes,
+      startedAt: Date.now(),
+      memory: () => Deno.memoryUsage(),
+    }),
+  );
   const app = createProxyApp({
     topology: state,
-    fetch,
+    fetch: rawFetch,
+    metrics,
     limits: config.limits,
     clusterSecret: config.clusterSecret,
     clientToken: config.clientToken,
@@ -92,7 +121,7 @@ async function serve(config: ProxyConfig): Promise<number> {
   }, guard(app.fetch, limits));
   if (map.rebalancing !== null) void rebalancer.run();
   const poller = createPoller({ state, rebalancer });
-  const polling = config.pollMs > 0 ? pollLoop(poller.tick, config.pollMs, stop.signal) : null;
+  const polling = config.pollMs > 0 ? pollLoop(poller.tick, config.pollMs, stop.signal, log) : null;
 
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);

@@ -7,6 +7,7 @@
  * @module
  */
 import { RingkvError } from "../shared/errors.ts";
+import { REQUEST_ID_HEADER } from "../shared/log.ts";
 import { EPOCH_HEADER, NDJSON } from "../shared/wire.ts";
 import type { BatchOp, BatchResult, WireEntry } from "../shared/wire.ts";
 
@@ -64,9 +65,23 @@ export class NodeClient {
   /** Creates a client over the injected fetch. */
   constructor(private readonly deps: NodeClientDeps) {}
 
-  /** `POST /internal/batch`: results in the order of `ops`. */
-  async batch(node: NodeRef, epoch: number, ops: readonly BatchOp[]): Promise<BatchResult[]> {
-    const body = await this.#call(node, epoch, "/internal/batch", "POST", JSON.stringify({ ops }));
+  /** `POST /internal/batch`: results in the order of `ops`; `requestId` is sent as `x-request-id`. */
+  async batch(
+    node: NodeRef,
+    epoch: number,
+    ops: readonly BatchOp[],
+    requestId?: string,
+  ): Promise<BatchResult[]> {
+    const text = JSON.stringify({ ops });
+    const body = await this.#call(
+      node,
+      epoch,
+      "/internal/batch",
+      "POST",
+      text,
+      undefined,
+      requestId,
+    );
     const results = (body as { results?: unknown }).results;
     if (!Array.isArray(results) || results.length !== ops.length) {
       throw badAnswer(node, "/internal/batch", `expected ${ops.length} results`);
@@ -90,10 +105,12 @@ export class NodeClient {
     node: NodeRef,
     epoch: number,
     query: { prefix: string; after?: string; limit: number },
+    requestId?: string,
   ): Promise<KeysPage> {
     const params = new URLSearchParams({ prefix: query.prefix, limit: String(query.limit) });
     if (query.after !== undefined) params.set("after", query.after);
-    const body = await this.#call(node, epoch, `/internal/keys?${params}`, "GET");
+    const path = `/internal/keys?${params}`;
+    const body = await this.#call(node, epoch, path, "GET", undefined, undefined, requestId);
     const page = body as Partial<KeysPage>;
     if (!Array.isArray(page.entries) || typeof page.more !== "boolean") {
       throw badAnswer(node, "/internal/keys", "expected {entries, more}");
@@ -108,8 +125,10 @@ export class NodeClient {
     method: string,
     body?: string,
     contentType = "application/json",
+    requestId?: string,
   ): Promise<unknown> {
     const headers = new Headers({ [EPOCH_HEADER]: String(epoch) });
+    if (requestId !== undefined) headers.set(REQUEST_ID_HEADER, requestId);
     if (this.deps.clusterSecret) headers.set("authorization", `Bearer ${this.deps.clusterSecret}`);
     if (body !== undefined) headers.set("content-type", contentType);
     const signal = AbortSignal.timeout(this.deps.timeoutMs);

@@ -13,6 +13,7 @@ import { DEFAULT_CONTENT_TYPE } from "../shared/wire.ts";
 import { handleBatch } from "./batch_route.ts";
 import { handleList } from "./listing_route.ts";
 import type { NodeClient } from "./node_client.ts";
+import type { RequestIds } from "./observe.ts";
 import { readBody } from "./request_body.ts";
 import { type Outcome, Router } from "./router.ts";
 
@@ -23,6 +24,8 @@ export interface PublicRoutesDeps {
   limits: Limits;
   /** When set, every /kv route needs `Authorization: Bearer <clientToken>`. */
   clientToken?: string;
+  /** Request ids, passed on to the nodes with the ops run for each request. */
+  requestIds?: RequestIds;
 }
 
 /** Longest `Content-Type` a value may carry. */
@@ -83,7 +86,8 @@ export function keyOf(req: Request, limits: Limits): string {
 }
 
 /** The one outcome of a single-key call, or its error. */
-async function runOne(deps: PublicRoutesDeps, op: BatchOp): Promise<BatchResult> {
+async function runOne(deps: PublicRoutesDeps, op: BatchOp, req: Request): Promise<BatchResult> {
+  deps.requestIds?.tag([op], req);
   const outcome: Outcome = (await deps.router.run([op]))[0]!;
   if (outcome instanceof RingkvError) throw outcome;
   return outcome;
@@ -91,7 +95,7 @@ async function runOne(deps: PublicRoutesDeps, op: BatchOp): Promise<BatchResult>
 
 async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   const key = keyOf(req, deps.limits);
-  const r = await runOne(deps, { op: "get", key });
+  const r = await runOne(deps, { op: "get", key }, req);
   if (r.status === 404) throw new RingkvError("not_found", `Key "${key}" does not exist`);
   if (r.status !== 200) throw resultError(r, key);
   const etag = `"${r.version}"`;
@@ -129,7 +133,7 @@ async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
     value: body.toBase64(),
     contentType,
     ...conditions,
-  });
+  }, req);
   if (r.status === 200 || r.status === 201) {
     return Response.json({ version: r.version }, {
       status: r.status,
@@ -142,7 +146,7 @@ async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
 async function deleteKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   const key = keyOf(req, deps.limits);
   const conditions = writeConditions(req.headers);
-  const r = await runOne(deps, { op: "delete", key, ...conditions });
+  const r = await runOne(deps, { op: "delete", key, ...conditions }, req);
   if (r.status === 204) {
     return new Response(null, { status: 204, headers: { etag: `"${r.version}"` } });
   }

@@ -1,0 +1,3 @@
+/** @module */
+/** placeholder */
+export const UI_PAGE = "<!doctype html><title>ringkv</title>";
