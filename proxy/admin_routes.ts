@@ -17,6 +17,7 @@ import type { Ring } from "../shared/ring.ts";
 import type { ClusterState } from "./cluster_state.ts";
 import type { NodeAdmin } from "./node_admin.ts";
 import type { Rebalancer } from "./rebalancer.ts";
+import type { Replication } from "./replication.ts";
 import { allNodes } from "./map_transitions.ts";
 import { readBody } from "./request_body.ts";
 
@@ -30,6 +31,8 @@ export interface AdminDeps {
   admin: NodeAdmin;
   /** Without one, every admin call is refused (403). */
   adminToken?: string;
+  /** Node health as the data path sees it, and missed writes (proxy/replication.ts). */
+  replication?: Pick<Replication, "healthOf" | "hints">;
 }
 
 /** One node in `GET /cluster`. */
@@ -84,7 +87,13 @@ export async function clusterView(deps: AdminDeps): Promise<Record<string, unkno
     allNodes(map).map(async (n): Promise<NodeView> => {
       const role = rb?.nodeId !== n.id ? "up" : rb.kind === "add" ? "joining" : "leaving";
       const error = deps.state.nodeErrors.get(n.url);
-      const base = { id: n.id, url: n.url, weight: n.weight, ...(error ? { error } : {}) };
+      const base = {
+        id: n.id,
+        url: n.url,
+        weight: n.weight,
+        ...(error ? { error } : {}),
+        ...(deps.replication ? { health: deps.replication.healthOf(n.id) } : {}),
+      };
       try {
         const health = await deps.admin.health(n.url);
         return { ...base, state: role, keys: health.keys };
@@ -99,6 +108,7 @@ export async function clusterView(deps: AdminDeps): Promise<Record<string, unkno
     replicas: map.replicas,
     vnodes: map.vnodes,
     nodes,
+    ...(deps.replication ? { underReplicated: underReplicated(deps.replication) } : {}),
     rebalancing: rb === null ? null : {
       kind: rb.kind,
       nodeId: rb.nodeId,
@@ -108,6 +118,15 @@ export async function clusterView(deps: AdminDeps): Promise<Record<string, unkno
       startedAt: rb.startedAt,
       ...(deps.rebalancer.lastError ? { error: deps.rebalancer.lastError } : {}),
     },
+  };
+}
+
+/** Writes some replica missed: hinted (to be replayed) and over the hint bound (repaired by reads). */
+function underReplicated(r: Pick<Replication, "hints">) {
+  return {
+    keys: r.hints.count() + r.hints.dropped,
+    hinted: r.hints.count(),
+    unhinted: r.hints.dropped,
   };
 }
 

@@ -4,6 +4,8 @@
  * and every other target (further replicas, new owners while a range moves) gets the
  * decided entry by versioned ingest before the answer. A node holding a newer cluster
  * map refuses with `stale_epoch`: the map is reloaded and the operation retried.
+ * With more than one replica (`map.replicas > 1`) each operation runs by quorum instead
+ * (proxy/replicated.ts, docs/replication.md).
  *
  * @module
  */
@@ -13,6 +15,7 @@ import type { BatchOp, BatchResult, WireEntry } from "../shared/wire.ts";
 import { DEFAULT_CONTENT_TYPE } from "../shared/wire.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import { type NodeClient, type NodeRef, StaleEpochError } from "./node_client.ts";
+import type { Replicas, Replicated } from "./replicated.ts";
 import type { Topology, TopologySource } from "./topology.ts";
 
 /** Where keys' ring points come from (shared/key_points.ts's KeyPoints). */
@@ -29,6 +32,8 @@ export interface RouterDeps {
   /** Tries per operation when nodes keep answering `stale_epoch` (default 3). */
   maxAttempts?: number;
   log?: (obj: Record<string, unknown>) => void;
+  /** The quorum data path, used when the map has more than one replica. */
+  replicated?: Replicated;
 }
 
 /** An operation's answer from its owner, or why there is none. */
@@ -107,6 +112,9 @@ export class Router {
     outcomes: Outcome[],
     state: Attempt,
   ): Promise<void> {
+    if (topo.map.replicas > 1 && this.deps.replicated) {
+      return this.#attemptReplicated(topo, ops, points, pending, outcomes, state);
+    }
     const plans = new Map<number, Plan>();
     const groups = new Map<string, { node: NodeRef; idx: number[] }>();
     for (const i of pending) {
@@ -135,6 +143,26 @@ export class Router {
       }
     }));
     await this.#copyToFollowers(topo, ops, points, plans, outcomes, state);
+  }
+
+  /** Each op by quorum on its key's replicas (proxy/replicated.ts). */
+  async #attemptReplicated(
+    topo: Topology,
+    ops: readonly BatchOp[],
+    points: readonly Point[],
+    pending: readonly number[],
+    outcomes: Outcome[],
+    state: Attempt,
+  ): Promise<void> {
+    await Promise.all(pending.map(async (i) => {
+      try {
+        const r = replicasFor(topo, ops[i]!.key, points[i]!);
+        outcomes[i] = await this.deps.replicated!.run(r, ops[i]!);
+      } catch (err) {
+        if (!(err instanceof RingkvError)) throw err;
+        this.#failed(err, [i], outcomes, state);
+      }
+    }));
   }
 
   #failed(err: RingkvError, idx: readonly number[], outcomes: Outcome[], state: Attempt): void {
@@ -263,6 +291,21 @@ export function planFor(topo: Topology, point: Point, write: boolean): Plan {
     if (!owners.includes(id) && !followers.includes(id)) followers.push(id);
   }
   return { primary: ref(owners[0]!), followers: followers.map(ref) };
+}
+
+/** The replicas of a key under `topo`: owners in the ring, joining owners of the next one. */
+export function replicasFor(topo: Topology, key: string, point: Point): Replicas {
+  const { primary, followers } = planFor(topo, point, true);
+  const n = Math.max(1, topo.map.replicas);
+  const ownerIds = new Set(topo.ring.ownersOf(point, n));
+  const all = [primary, ...followers];
+  return {
+    owners: all.filter((f) => ownerIds.has(f.id)),
+    joining: all.filter((f) => !ownerIds.has(f.id)),
+    key,
+    point,
+    epoch: topo.map.epoch,
+  };
 }
 
 /** The entry a write's owner decided, to copy to followers; undefined when nothing changed. */

@@ -1,0 +1,54 @@
+import { assertEquals } from "@std/assert";
+import { Acceptor, memoryFloorStore } from "./acceptor.ts";
+import { createFakeDisk } from "./fake_disk.ts";
+import { openEngine } from "./open_engine.ts";
+
+const h = 7;
+const entry = (ver: string, v = "eA==") => ({ k: "k", v, ver, h });
+
+async function setup() {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
+  const floor = memoryFloorStore();
+  return { engine, floor, acceptor: await Acceptor.open(engine, floor) };
+}
+
+Deno.test("Acceptor.prepare() refuses a ballot not above the promised one and names it", async () => {
+  const { engine, acceptor } = await setup();
+  try {
+    assertEquals((await acceptor.prepare("k", "000000000002-0000-p")).ok, true);
+    const vote = await acceptor.prepare("k", "000000000001-0000-p");
+    assertEquals([vote.ok, vote.promised], [false, "000000000002-0000-p"]);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor.accept() refuses a ballot below a promise and stores one at or above it", async () => {
+  const { engine, acceptor } = await setup();
+  try {
+    await acceptor.prepare("k", "000000000005-0000-p");
+    assertEquals((await acceptor.accept(entry("000000000004-0000-q"))).ok, false);
+    assertEquals((await acceptor.accept(entry("000000000005-0000-p"))).ok, true);
+    assertEquals((await engine.get("k"))?.version, "000000000005-0000-p");
+    // The same accepted entry again is a no-op that answers ok; an older one is refused.
+    assertEquals((await acceptor.accept(entry("000000000005-0000-p"))).ok, true);
+    assertEquals((await acceptor.accept(entry("000000000003-0000-p"))).ok, false);
+    const vote = await acceptor.prepare("k", "000000000005-0000-p");
+    assertEquals([vote.ok, vote.entry?.version], [false, "000000000005-0000-p"]);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("after a restart every key is promised the stored watermark, above all old promises", async () => {
+  const { engine, floor, acceptor } = await setup();
+  try {
+    await acceptor.prepare("k", "000000100000-0000-p");
+    const again = await Acceptor.open(engine, floor);
+    assertEquals((await again.accept(entry("000000100000-0000-p"))).ok, false);
+    assertEquals((await again.prepare("other", "000000100001-0000-p")).ok, false);
+    assertEquals((await again.prepare("other", "000001000000-0000-p")).ok, true);
+  } finally {
+    await engine.close();
+  }
+});

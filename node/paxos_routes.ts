@@ -1,0 +1,96 @@
+/**
+ * The node's replication routes (docs/internal-api.md, docs/replication.md):
+ * `POST /internal/read` (entries with tombstones and versions, no promise),
+ * `POST /internal/prepare` and `POST /internal/accept` (CASPaxos phases, node/acceptor.ts).
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import { RingkvError } from "../shared/errors.ts";
+import { checkKey } from "../shared/keys.ts";
+import { isVersion } from "../shared/version.ts";
+import type { WireEntry } from "../shared/wire.ts";
+import { Acceptor, type FloorStore, memoryFloorStore } from "./acceptor.ts";
+import { isObject, readJsonBody } from "./request_body.ts";
+import { type NodeContext, route } from "./routing.ts";
+import { parseWireEntry, toWire } from "./wire_entries.ts";
+
+/** Registers the replication routes; the acceptor opens on first use. */
+export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): void {
+  let opening: Promise<Acceptor> | undefined;
+  const acceptor = () => (opening ??= Acceptor.open(ctx.engine, floor ?? memoryFloorStore()));
+  route(app, "/internal/read", {
+    POST: async (c) => {
+      const keys = listField(await body(c.req.raw, ctx, "read"), "keys", "read", ctx);
+      for (const key of keys) {
+        if (typeof key !== "string") {
+          throw new RingkvError("bad_request", "Cannot read: every key must be a string");
+        }
+        checkKey(key, ctx.limits.maxKeyBytes);
+      }
+      const entries = await Promise.all((keys as string[]).map(async (key) => {
+        const entry = await ctx.engine.get(key);
+        return entry === undefined ? null : toWire(key, entry);
+      }));
+      return c.json({ entries });
+    },
+  });
+  route(app, "/internal/prepare", {
+    POST: async (c) => {
+      const ops = listField(await body(c.req.raw, ctx, "prepare"), "ops", "prepare", ctx);
+      const parsed = ops.map(parsePrepare(ctx));
+      const a = await acceptor();
+      const results = await Promise.all(parsed.map(async ({ key, ballot }) => {
+        const { entry, ...vote } = await a.prepare(key, ballot);
+        return { ...vote, entry: entry === undefined ? null : toWire(key, entry) };
+      }));
+      return c.json({ results });
+    },
+  });
+  route(app, "/internal/accept", {
+    POST: async (c) => {
+      const list = listField(await body(c.req.raw, ctx, "accept"), "entries", "accept", ctx);
+      const entries: WireEntry[] = list.map((e, i) =>
+        parseWireEntry(e, ctx.limits, `entry ${i + 1}`)
+      );
+      const a = await acceptor();
+      // One key at a time in order: two entries of one key must not race.
+      const results = [];
+      for (const entry of entries) results.push(await a.accept(entry));
+      return c.json({ results });
+    },
+  });
+}
+
+function body(req: Request, ctx: NodeContext, what: string): Promise<unknown> {
+  return readJsonBody(req, ctx.limits.maxBatchBytes, `the ${what}`);
+}
+
+function listField(body: unknown, field: string, what: string, ctx: NodeContext): unknown[] {
+  const list = isObject(body) ? body[field] : undefined;
+  if (!Array.isArray(list)) {
+    throw new RingkvError("bad_request", `Cannot ${what}: the body must be {"${field}": [...]}`);
+  }
+  if (list.length > ctx.limits.maxBatchOps) {
+    throw new RingkvError(
+      "batch_too_large",
+      `Cannot ${what}: ${list.length} items, the limit is ${ctx.limits.maxBatchOps}`,
+    );
+  }
+  return list;
+}
+
+function parsePrepare(ctx: NodeContext) {
+  return (op: unknown, i: number): { key: string; ballot: string } => {
+    const key = isObject(op) ? op.key : undefined;
+    const ballot = isObject(op) ? op.ballot : undefined;
+    if (typeof key !== "string" || typeof ballot !== "string" || !isVersion(ballot)) {
+      throw new RingkvError(
+        "bad_request",
+        `Cannot prepare op ${i + 1}: it must be {"key": string, "ballot": version}`,
+      );
+    }
+    checkKey(key, ctx.limits.maxKeyBytes);
+    return { key, ballot };
+  };
+}

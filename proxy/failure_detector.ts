@@ -1,0 +1,108 @@
+/**
+ * The proxy's view of node health, as a pure state machine: events (a call or probe
+ * answered, a call or probe failed) go in through {@link FailureDetector.step}, time
+ * through {@link FailureDetector.tick}, which says which nodes to probe now. A node
+ * that failed once is `down` until it answers again, so requests stop waiting on it:
+ * quorum calls go to the `up` replicas first (proxy/replicated.ts), and a dead node
+ * costs a timeout at most once per probe interval, when it is probed.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { FailureDetector } from "./failure_detector.ts";
+ * const fd = new FailureDetector({ probeMs: 500 });
+ * fd.step({ kind: "failed", node: "n1", at: 0 });
+ * console.assert(!fd.isUp("n1") && fd.tick(600).includes("n1"));
+ * ```
+ */
+
+/** Something the detector learns about one node. */
+export type HealthEvent =
+  | { kind: "answered"; node: string; at: number }
+  | { kind: "failed"; node: string; at: number; error?: string }
+  | { kind: "forget"; node: string };
+
+/** One node's health as the proxy sees it. */
+export interface NodeHealth {
+  state: "up" | "down";
+  /** When it last answered or failed (ms). */
+  since: number;
+  lastError?: string;
+  /** Consecutive failures. */
+  failures: number;
+}
+
+interface Tracked extends NodeHealth {
+  nextProbeAt: number;
+  probing: boolean;
+}
+
+/** Health of the nodes the proxy talks to; unknown nodes count as up. */
+export class FailureDetector {
+  readonly #nodes = new Map<string, Tracked>();
+
+  /** `probeMs`: how often each node is probed. */
+  constructor(private readonly options: { probeMs: number }) {}
+
+  /** Applies one event. */
+  step(event: HealthEvent): void {
+    if (event.kind === "forget") {
+      this.#nodes.delete(event.node);
+      return;
+    }
+    const node = this.#track(event.node, event.at);
+    node.probing = false;
+    if (event.kind === "answered") {
+      if (node.state === "down") node.since = event.at;
+      node.state = "up";
+      node.failures = 0;
+      delete node.lastError;
+    } else {
+      if (node.state === "up") node.since = event.at;
+      node.state = "down";
+      node.failures++;
+      if (event.error !== undefined) node.lastError = event.error;
+      node.nextProbeAt = event.at + this.options.probeMs;
+    }
+  }
+
+  /** Starts tracking `ids` (e.g. every node of the map); the nodes due a probe at `now`. */
+  tick(now: number, ids: readonly string[] = []): string[] {
+    for (const id of ids) this.#track(id, now);
+    const due: string[] = [];
+    for (const [id, node] of this.#nodes) {
+      if (node.probing || node.nextProbeAt > now) continue;
+      node.probing = true;
+      node.nextProbeAt = now + this.options.probeMs;
+      due.push(id);
+    }
+    return due;
+  }
+
+  /** Whether requests should count on the node (unknown nodes: yes). */
+  isUp(id: string): boolean {
+    return this.#nodes.get(id)?.state !== "down";
+  }
+
+  /** The node's health, or undefined when never seen. */
+  health(id: string): NodeHealth | undefined {
+    const node = this.#nodes.get(id);
+    if (node === undefined) return undefined;
+    const { state, since, failures, lastError } = node;
+    return { state, since, failures, ...(lastError === undefined ? {} : { lastError }) };
+  }
+
+  /** `ids` with the up nodes first, each group in the given order. */
+  order<T extends { id: string }>(nodes: readonly T[]): T[] {
+    return [...nodes.filter((n) => this.isUp(n.id)), ...nodes.filter((n) => !this.isUp(n.id))];
+  }
+
+  #track(id: string, now: number): Tracked {
+    let node = this.#nodes.get(id);
+    if (node === undefined) {
+      node = { state: "up", since: now, failures: 0, nextProbeAt: now, probing: false };
+      this.#nodes.set(id, node);
+    }
+    return node;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The proxy's calls to the nodes' replication routes (node/paxos_routes.ts): read,
+ * prepare and accept, each with the cluster secret, the epoch and a timeout. Every
+ * answer or failure is reported to the failure detector.
+ *
+ * @module
+ */
+import { RingkvError } from "../shared/errors.ts";
+import type { Version } from "../shared/version.ts";
+import { EPOCH_HEADER, type WireEntry } from "../shared/wire.ts";
+import type { HealthEvent } from "./failure_detector.ts";
+import { type NodeRef, StaleEpochError, unreachable } from "./node_client.ts";
+
+/** What a {@link PaxosClient} needs. */
+export interface PaxosClientDeps {
+  fetch: (req: Request) => Promise<Response>;
+  clusterSecret?: string;
+  timeoutMs: number;
+  /** Told about every call's outcome. */
+  report?: (event: HealthEvent) => void;
+  now?: () => number;
+}
+
+/** A node's vote in phase 1 or 2. */
+export interface WireVote {
+  ok: boolean;
+  promised?: Version;
+}
+
+/** Calls `/internal/read`, `/internal/prepare` and `/internal/accept`. */
+export class PaxosClient {
+  /** Creates a client over the injected fetch. */
+  constructor(private readonly deps: PaxosClientDeps) {}
+
+  /** The entries (tombstones included) of `keys`; null where the node has none. */
+  async read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]> {
+    const body = await this.#call(node, epoch, "/internal/read", { keys });
+    return expectList(node, "read", (body as { entries?: unknown }).entries, keys.length);
+  }
+
+  /** Phase 1 for each `{key, ballot}`. */
+  async prepare(
+    node: NodeRef,
+    epoch: number,
+    ops: { key: string; ballot: Version }[],
+  ): Promise<(WireVote & { entry: WireEntry | null })[]> {
+    const body = await this.#call(node, epoch, "/internal/prepare", { ops });
+    return expectList(node, "prepare", (body as { results?: unknown }).results, ops.length);
+  }
+
+  /** Phase 2 for each entry (its version is its ballot). */
+  async accept(node: NodeRef, epoch: number, entries: WireEntry[]): Promise<WireVote[]> {
+    const body = await this.#call(node, epoch, "/internal/accept", { entries });
+    return expectList(node, "accept", (body as { results?: unknown }).results, entries.length);
+  }
+
+  /** `GET /health` with the timeout: whether the node answered. */
+  async probe(node: NodeRef): Promise<void> {
+    await this.#send(node, new Request(node.url + "/health"));
+  }
+
+  async #call(node: NodeRef, epoch: number, path: string, payload: unknown): Promise<unknown> {
+    const headers = new Headers({
+      [EPOCH_HEADER]: String(epoch),
+      "content-type": "application/json",
+    });
+    if (this.deps.clusterSecret) headers.set("authorization", `Bearer ${this.deps.clusterSecret}`);
+    const req = new Request(node.url + path, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(payload),
+    });
+    const { res, text } = await this.#send(node, req);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw badAnswer(node, path, `status ${res.status} with a body that is not JSON`);
+    }
+    if (res.ok) return parsed;
+    const b = parsed as { error?: { code?: string; message?: string }; epoch?: number };
+    if (res.status === 409 && b.error?.code === "stale_epoch") {
+      throw new StaleEpochError(node, b.epoch);
+    }
+    throw badAnswer(node, path, `status ${res.status}: ${b.error?.message ?? ""}`);
+  }
+
+  async #send(node: NodeRef, req: Request): Promise<{ res: Response; text: string }> {
+    const now = this.deps.now ?? Date.now;
+    try {
+      const res = await this.deps.fetch(
+        new Request(req, { signal: AbortSignal.timeout(this.deps.timeoutMs) }),
+      );
+      const text = await res.text();
+      this.deps.report?.({ kind: "answered", node: node.id, at: now() });
+      return { res, text };
+    } catch (err) {
+      const error = unreachable(node, err);
+      this.deps.report?.({ kind: "failed", node: node.id, at: now(), error: error.message });
+      throw error;
+    }
+  }
+}
+
+function expectList<T>(node: NodeRef, what: string, list: unknown, length: number): T[] {
+  if (!Array.isArray(list) || list.length !== length) {
+    throw badAnswer(node, `/internal/${what}`, `expected ${length} results`);
+  }
+  return list as T[];
+}
+
+function badAnswer(node: NodeRef, path: string, what: string): RingkvError {
+  return new RingkvError(
+    "bad_gateway",
+    `Cannot use the answer of node ${node.id} at ${node.url} to ${path}: ${what}`,
+    { node: node.id, url: node.url },
+  );
+}
