@@ -26,6 +26,8 @@ import { adminRoutes } from "./admin_routes.ts";
 import { ClusterState } from "./cluster_state.ts";
 import type { NodeEngine } from "./engine.ts";
 import { internalRoutes } from "./internal_routes.ts";
+import type { FloorStore } from "./acceptor.ts";
+import { paxosRoutes } from "./paxos_routes.ts";
 import { kvRoutes } from "./kv_routes.ts";
 import { RequestCounters, routeLabel } from "./metrics.ts";
 import { type NodeContext, rawPath } from "./routing.ts";
@@ -40,6 +42,8 @@ export interface NodeAppDeps {
   log?: (obj: Record<string, unknown>) => void;
   /** Metrics of this app (main.ts shares them with the timed disk for fsync latency). */
   counters?: RequestCounters;
+  /** Durable promise watermark of the replication acceptor (in memory when absent). */
+  floorStore?: FloorStore;
 }
 
 const encoder = new TextEncoder();
@@ -61,6 +65,7 @@ export function createNodeApp(deps: NodeAppDeps): Hono {
   app.use("*", checkEpoch(ctx));
   kvRoutes(app, ctx);
   internalRoutes(app, ctx);
+  paxosRoutes(app, ctx, deps.floorStore);
   adminRoutes(app, ctx);
   app.notFound((c) => {
     const path = rawPath(c.req.url);

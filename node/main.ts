@@ -18,6 +18,7 @@ import { timedDisk } from "./timed_disk.ts";
 import type { NodeEngine } from "./engine.ts";
 import { parseFlatImage } from "./flat_image.ts";
 import { openEngine, RecoveryError } from "./open_engine.ts";
+import { diskFloorStore } from "./acceptor_floor.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 
@@ -77,6 +78,7 @@ async function serve(
 ): Promise<void> {
   const app = createNodeApp({
     engine,
+    floorStore: await diskFloorStore(config.data),
     counters,
     limits: config.limits,
     ...(config.clusterSecret ? { clusterSecret: config.clusterSecret } : {}),

@@ -16,6 +16,7 @@ import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { observeRequests, RequestIds } from "./observe.ts";
 import { NodeClient, type NodeRef } from "./node_client.ts";
 import { createPublicRoutes } from "./public_routes.ts";
+import { createReplication, type Replication } from "./replication.ts";
 import { Router } from "./router.ts";
 import type { TopologySource } from "./topology.ts";
 
@@ -38,6 +39,8 @@ export interface ProxyDeps {
   dispatcher?: Partial<Pick<DispatcherOptions, "maxInFlight" | "maxQueue">>;
   /** Keys whose ring points are remembered (default 100,000). */
   keyPointsCapacity?: number;
+  /** Quorum replication parts (proxy/replication.ts); built here when absent. */
+  replication?: Replication;
   /** Request and internal-call metrics (main.ts shares them with GET /metrics). */
   metrics?: ProxyMetrics;
   /** Request ids of client requests (main.ts shares them with the admin routes). */
@@ -62,6 +65,7 @@ export function createProxyApp(deps: ProxyDeps): Hono {
     dispatcher,
     client,
     log: deps.log,
+    replicated: (deps.replication ?? createReplication(deps)).replicated,
   });
   const app = new Hono();
   app.use("*", observeRequests(ids, metrics, deps.log ?? (() => {})));

@@ -33,6 +33,7 @@ const SPEC = {
   clusterSecret: { type: "string", help: "secret sent to nodes", secret: true },
   timeoutMs: { type: "int", default: 2000, help: "timeout of each call to a node, in ms" },
   pollMs: { type: "int", default: 1000, help: "how often to read the nodes' cluster maps, in ms" },
+  probeMs: { type: "int", default: 500, help: "how often to probe each node's health, in ms" },
   maxValueBytes: { type: "int", default: DEFAULT_LIMITS.maxValueBytes, help: "largest value" },
   maxKeyBytes: { type: "int", default: DEFAULT_LIMITS.maxKeyBytes, help: "longest key, bytes" },
   maxInFlight: {
@@ -71,6 +72,8 @@ export interface ProxyConfig {
   clusterSecret?: string;
   timeoutMs: number;
   pollMs: number;
+  /** Health probe interval of each node (replication's failure detector). */
+  probeMs: number;
   limits: Limits;
   /** Requests answered at once before 503. */
   maxInFlight: number;
@@ -135,6 +138,7 @@ export function parseProxyConfig(
     clusterSecret: empty(v.clusterSecret),
     timeoutMs: checkRange("timeout-ms", v.timeoutMs, 1, 600_000),
     pollMs: checkRange("poll-ms", v.pollMs, 0, 3_600_000),
+    probeMs: checkRange("probe-ms", v.probeMs, 10, 3_600_000),
     limits: {
       ...DEFAULT_LIMITS,
       maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1, 1024 ** 3),

@@ -15,6 +15,7 @@ import { parseProxyConfig, PROXY_ENV, type ProxyConfig } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
 import { NodeAdmin } from "./node_admin.ts";
 import { Rebalancer } from "./rebalancer.ts";
+import { createReplication } from "./replication.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
 import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { createOpsRoutes } from "./ops_routes.ts";
@@ -81,7 +82,20 @@ async function serve(config: ProxyConfig): Promise<number> {
   log({ msg: "cluster map", epoch: map.epoch, source: start.source, phase: phaseOf(map) });
 
   const rebalancer = new Rebalancer({ state, admin, log });
-  const adminApp = createAdminRoutes({ state, rebalancer, admin, adminToken: config.adminToken });
+  const replication = createReplication({
+    fetch,
+    timeoutMs: config.timeoutMs,
+    probeMs: config.probeMs,
+    ...secret(config),
+    log,
+  });
+  const adminApp = createAdminRoutes({
+    state,
+    rebalancer,
+    admin,
+    adminToken: config.adminToken,
+    replication,
+  });
   adminApp.route(
     "/",
     createOpsRoutes({
@@ -99,6 +113,7 @@ async function serve(config: ProxyConfig): Promise<number> {
   );
   const app = createProxyApp({
     topology: state,
+    replication,
     fetch: rawFetch,
     metrics,
     limits: config.limits,
@@ -120,6 +135,7 @@ async function serve(config: ProxyConfig): Promise<number> {
       console.log(`ringkv proxy listening on ${scheme}://${config.host}:${port}`),
   }, guard(app.fetch, limits));
   if (map.rebalancing !== null) void rebalancer.run();
+  replication.start(state);
   const poller = createPoller({ state, rebalancer });
   const polling = config.pollMs > 0 ? pollLoop(poller.tick, config.pollMs, stop.signal, log) : null;
 
@@ -127,6 +143,7 @@ async function serve(config: ProxyConfig): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   await server.finished;
+  replication.stop();
   await polling;
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);

@@ -18,7 +18,7 @@ const SPEC = {
     help: "port of the first node; the others follow (0: the OS picks)",
   },
   data: { type: "string", default: "./data", help: "directory for every process's data" },
-  replicas: { type: "int", default: 1, help: "copies of each key" },
+  replicas: { type: "int", default: 3, help: "copies of each key (quorum: a majority)" },
   host: { type: "string", default: "127.0.0.1", help: "address every process binds" },
 } as const;
 
