@@ -1,0 +1,234 @@
+/**
+ * `deno task kv`: a command-line client of a ringkv proxy, with plain output for scripts
+ * and exit codes they can rely on (0 ok, 1 not found, 2 usage, 3 precondition failed or
+ * conflict, 4 unavailable or server error, 5 auth, 6 request refused). `add` and `remove`
+ * show a progress bar on stderr until the rebalancing ends.
+ *
+ * @module
+ */
+import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
+import { keyToPath } from "../shared/keys.ts";
+import {
+  call,
+  CliError,
+  EXIT,
+  failed,
+  okJson,
+  type Progress,
+  progressWriter,
+  type Target,
+} from "./kv_client.ts";
+
+const SPEC = {
+  url: { type: "string", default: "http://127.0.0.1:8080", help: "the proxy" },
+  token: { type: "string", env: "RINGKV_ADMIN_TOKEN", help: "admin token", secret: true },
+  clientToken: { type: "string", help: "client token of /kv, if the proxy needs one" },
+  prefix: { type: "string", default: "", help: "ls: only keys starting with it" },
+  weight: { type: "int", default: 1, help: "add: the node's weight" },
+  ifMatch: { type: "string", help: "put, del: only if the key has this version" },
+  ifNoneMatch: { type: "bool", default: false, help: "put: only if the key does not exist" },
+  contentType: { type: "string", help: "put: the value's Content-Type" },
+  wait: { type: "bool", default: true, help: "add, remove: wait for the rebalancing (--no-wait)" },
+  timeoutMs: { type: "int", default: 10_000, help: "timeout of each call, in ms" },
+} as const;
+
+const USAGE = `usage: deno task kv <command> [args] [--url URL] [--token T]
+
+commands:
+  get KEY                 print the value (exit 1 when absent)
+  put KEY [VALUE]         set (VALUE or stdin); prints the version
+  del KEY                 delete (exit 1 when absent)
+  ls [--prefix P]         keys in order, one per line
+  nodes                   id, url, state, keys of each node (tab-separated)
+  add URL [--weight W]    add a node, wait for its keys to move
+  remove ID               drain a node, then remove it
+  status                  epoch, nodes, rebalancing
+
+exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
+            4 unavailable or server error, 5 auth, 6 request refused`;
+
+type Flags = NonNullable<ReturnType<typeof parse>>;
+const enc = new TextEncoder();
+const print = (text: string) => Deno.stdout.writeSync(enc.encode(text + "\n"));
+
+function parse(args: string[]) {
+  // Only RINGKV_* variables: the task is given --allow-env for just those.
+  const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
+  const parsed = parseFlags(SPEC, args, env);
+  if ("help" in parsed) return null;
+  return parsed;
+}
+
+function need(rest: string[], count: number, what: string): string[] {
+  if (rest.length < count + 1 || rest.length > count + 2) {
+    throw new CliError(EXIT.usage, `${rest[0]} needs ${what} (see --help)`);
+  }
+  return rest.slice(1);
+}
+
+async function get(t: Target, key: string): Promise<void> {
+  const res = await call(t, `/kv/${keyToPath(key)}`);
+  if (!res.ok) await failed(res, `Cannot get "${key}"`);
+  await Deno.stdout.write(new Uint8Array(await res.arrayBuffer()));
+}
+
+async function readStdin(): Promise<ArrayBuffer> {
+  return await new Response(Deno.stdin.readable).arrayBuffer();
+}
+
+async function put(t: Target, f: Flags, key: string, value?: string): Promise<void> {
+  const headers: Record<string, string> = {};
+  if (f.values.ifMatch) headers["if-match"] = `"${f.values.ifMatch.replace(/"/g, "")}"`;
+  if (f.values.ifNoneMatch) headers["if-none-match"] = "*";
+  if (f.values.contentType) headers["content-type"] = f.values.contentType;
+  const body = value ?? await readStdin();
+  const res = await call(t, `/kv/${keyToPath(key)}`, { method: "PUT", body, headers });
+  print((await okJson<{ version: string }>(res, `Cannot put "${key}"`)).version);
+}
+
+async function del(t: Target, f: Flags, key: string): Promise<void> {
+  const headers: Record<string, string> = {};
+  if (f.values.ifMatch) headers["if-match"] = `"${f.values.ifMatch.replace(/"/g, "")}"`;
+  const res = await call(t, `/kv/${keyToPath(key)}`, { method: "DELETE", headers });
+  if (!res.ok) await failed(res, `Cannot delete "${key}"`);
+  await res.body?.cancel();
+}
+
+async function ls(t: Target, prefix: string): Promise<void> {
+  let cursor: string | null = null;
+  for (let page = 0; page < 1_000_000; page++) {
+    const q = new URLSearchParams({ prefix, limit: "1000" });
+    if (cursor !== null) q.set("cursor", cursor);
+    const body = await okJson<{ keys: string[]; cursor: string | null }>(
+      await call(t, `/kv?${q}`),
+      "Cannot list keys",
+    );
+    if (body.keys.length > 0) print(body.keys.join("\n"));
+    cursor = body.cursor;
+    if (cursor === null) return;
+  }
+}
+
+interface ClusterView {
+  epoch: number;
+  nodes: { id: string; url: string; state: string; keys: number | null }[];
+  rebalancing: (Progress & { kind: string; nodeId: string; error?: string }) | null;
+}
+
+const cluster = async (t: Target) =>
+  await okJson<ClusterView>(await call(t, "/cluster", { admin: true }), "Cannot read /cluster");
+
+function printNodes(view: ClusterView): void {
+  for (const n of view.nodes) print([n.id, n.url, n.state, n.keys ?? "-"].join("\t"));
+}
+
+async function status(t: Target): Promise<void> {
+  const view = await cluster(t);
+  const rb = view.rebalancing;
+  print(`epoch\t${view.epoch}`);
+  print(`nodes\t${view.nodes.length}`);
+  print(
+    rb === null
+      ? "rebalancing\tnone"
+      : `rebalancing\t${rb.kind} ${rb.nodeId} ${rb.phase} ${rb.movedKeys}/${rb.totalKeys}`,
+  );
+}
+
+/** Polls `/cluster` until no rebalancing runs, drawing the progress bar. */
+async function follow(t: Target): Promise<void> {
+  const bar = progressWriter(Deno.stderr);
+  try {
+    for (let polls = 0; polls < 360_000; polls++) {
+      const view = await cluster(t);
+      if (view.rebalancing === null) return printNodes(view);
+      bar.update(view.rebalancing);
+      if (view.rebalancing.error) {
+        console.error(`(the rebalancing reports: ${view.rebalancing.error}; it is retried)`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new CliError(EXIT.unavailable, "Gave up waiting for the rebalancing");
+  } finally {
+    bar.end();
+  }
+}
+
+async function change(t: Target, f: Flags, method: string, path: string, body?: unknown) {
+  const json = body === undefined ? undefined : JSON.stringify(body);
+  const res = await call(t, path, { method, admin: true, body: json });
+  if (!res.ok) await failed(res, `Cannot ${method === "POST" ? "add" : "remove"} the node`);
+  await res.body?.cancel();
+  if (f.values.wait) await follow(t);
+}
+
+async function run(f: Flags, t: Target): Promise<void> {
+  const [command, ...rest] = f.rest;
+  const args = (n: number, what: string) => need(f.rest, n, what);
+  switch (command) {
+    case "get":
+      return await get(t, args(1, "a KEY")[0]!);
+    case "put": {
+      const [key, value] = args(1, "a KEY and a VALUE (or stdin)");
+      return await put(t, f, key!, value);
+    }
+    case "del":
+      return await del(t, f, args(1, "a KEY")[0]!);
+    case "ls":
+      if (rest.length > 0) throw new CliError(EXIT.usage, "ls takes --prefix P, no argument");
+      return await ls(t, f.values.prefix);
+    case "nodes":
+      return printNodes(await cluster(t));
+    case "status":
+      return await status(t);
+    case "add": {
+      const url = args(1, "a node URL")[0]!;
+      return await change(t, f, "POST", "/cluster/nodes", { url, weight: f.values.weight });
+    }
+    case "remove": {
+      const id = args(1, "a node ID")[0]!;
+      return await change(t, f, "DELETE", `/cluster/nodes/${encodeURIComponent(id)}`);
+    }
+    default:
+      throw new CliError(EXIT.usage, `Unknown command "${command ?? ""}" (see --help)`);
+  }
+}
+
+async function adminToken(given: string | undefined): Promise<string | undefined> {
+  if (given) return given;
+  try {
+    return (await Deno.readTextFile("./data/admin-token")).trim();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotCapable) {
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+async function main(): Promise<number> {
+  try {
+    const f = parse(Deno.args);
+    if (f === null) {
+      console.log(`${USAGE}\n\n${helpText("", SPEC).trimStart()}`);
+      return EXIT.ok;
+    }
+    const target: Target = {
+      url: f.values.url.replace(/\/+$/, ""),
+      adminToken: await adminToken(f.values.token),
+      clientToken: f.values.clientToken,
+      timeoutMs: f.values.timeoutMs,
+    };
+    await run(f, target);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return EXIT.usage;
+    }
+    if (!(err instanceof CliError)) throw err;
+    console.error(err.message);
+    return err.code;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,132 @@
+/**
+ * What `deno task kv` is built on: HTTP calls to a proxy with a timeout each, the exit
+ * code of every answer ({@link EXIT}), and the rebalancing progress bar.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { exitCodeOf, progressLine } from "./kv_client.ts";
+ * console.assert(exitCodeOf(404) === 1 && exitCodeOf(412) === 3 && exitCodeOf(503) === 4);
+ * console.assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10 }, 10).includes("50%"));
+ * ```
+ */
+
+/** Exit codes scripts can rely on. */
+export const EXIT = {
+  ok: 0,
+  notFound: 1,
+  usage: 2,
+  precondition: 3,
+  unavailable: 4,
+  auth: 5,
+  refused: 6,
+} as const;
+
+/** The exit code for an HTTP status. */
+export function exitCodeOf(status: number): number {
+  if (status < 300) return EXIT.ok;
+  if (status === 404) return EXIT.notFound;
+  if (status === 412 || status === 409) return EXIT.precondition;
+  if (status === 401 || status === 403) return EXIT.auth;
+  if (status >= 500) return EXIT.unavailable;
+  return EXIT.refused;
+}
+
+/** A failure the CLI reports on stderr and exits with. */
+export class CliError extends Error {
+  /** Creates the error with its exit code. */
+  constructor(readonly code: number, message: string) {
+    super(message);
+    this.name = "CliError";
+  }
+}
+
+/** Where and how to call the proxy. */
+export interface Target {
+  url: string;
+  adminToken?: string;
+  clientToken?: string;
+  timeoutMs: number;
+}
+
+/** Calls the proxy; network failures become {@link CliError} with code 4. */
+export async function call(
+  target: Target,
+  path: string,
+  init: RequestInit & { admin?: boolean } = {},
+): Promise<Response> {
+  const headers = new Headers(init.headers);
+  const token = init.admin ? target.adminToken : target.clientToken;
+  if (token) headers.set("authorization", `Bearer ${token}`);
+  try {
+    return await fetch(target.url + path, {
+      ...init,
+      headers,
+      signal: AbortSignal.timeout(target.timeoutMs),
+    });
+  } catch (err) {
+    const why = err instanceof DOMException && err.name === "TimeoutError"
+      ? `no answer within ${target.timeoutMs} ms`
+      : [err, (err as Error).cause].filter((e) => e instanceof Error).map((e) => e.message)
+        .join(": ");
+    throw new CliError(EXIT.unavailable, `Cannot reach ${target.url}: ${why}`);
+  }
+}
+
+/** Throws the {@link CliError} of a failed answer (its error message, its exit code). */
+export async function failed(res: Response, what: string): Promise<never> {
+  const text = await res.text();
+  let message = text.slice(0, 500);
+  try {
+    message = JSON.parse(text).error?.message ?? message;
+  } catch {
+    // Not JSON (a proxy in front, say): the text as it came.
+  }
+  const hint = res.status === 401 ? " (--token or RINGKV_ADMIN_TOKEN)" : "";
+  throw new CliError(exitCodeOf(res.status), `${what}: ${res.status} ${message}${hint}`);
+}
+
+/** JSON of a successful answer, else the failure. */
+export async function okJson<T>(res: Response, what: string): Promise<T> {
+  if (!res.ok) return await failed(res, what);
+  return await res.json() as T;
+}
+
+/** The rebalancing part of `GET /cluster`. */
+export interface Progress {
+  phase: string;
+  movedKeys: number;
+  totalKeys: number;
+}
+
+/** One progress line: a bar, percent, keys moved of the total, the phase. */
+export function progressLine(p: Progress, width = 30): string {
+  const fraction = p.phase === "cleanup"
+    ? 1
+    : p.totalKeys > 0
+    ? Math.min(1, p.movedKeys / p.totalKeys)
+    : 0;
+  const done = Math.round(fraction * width);
+  const bar = "#".repeat(done) + "-".repeat(width - done);
+  return `[${bar}] ${Math.round(fraction * 100)}% ${p.movedKeys}/${p.totalKeys} keys, ${p.phase}`;
+}
+
+/** Writes progress: redrawn in place on a terminal, one line per change otherwise. */
+export function progressWriter(
+  out: { writeSync(b: Uint8Array): number; isTerminal(): boolean },
+): { update(p: Progress): void; end(): void } {
+  const enc = new TextEncoder();
+  const tty = out.isTerminal();
+  let last = "";
+  return {
+    update(p) {
+      const line = progressLine(p);
+      if (line === last) return;
+      last = line;
+      out.writeSync(enc.encode(tty ? `\r\x1b[2K${line}` : `${line}\n`));
+    },
+    end() {
+      if (tty && last !== "") out.writeSync(enc.encode("\n"));
+    },
+  };
+}
