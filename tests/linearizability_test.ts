@@ -85,6 +85,10 @@ Deno.test("checkHistory() allows a re-stamped version only when no write made it
     checkHistory([base, op(2, 3, get, { status: 200, value: "a", version: "v5" })]),
     null,
   );
+  const inm = { op: "put" as const, value: "x", ifNoneMatch: true };
+  const restamped = op(2, 3, inm, { status: 412, version: "v4" });
+  const after = op(4, 5, get, { status: 200, value: "a", version: "v4" });
+  assertEquals(checkHistory([base, restamped, after]), null);
   const b = op(2, 3, put("b"), { status: 200, version: "v5" });
   const stale = op(4, 5, get, { status: 200, value: "b", version: "v0" });
   assertEquals(checkHistory([base, b, stale]), "k");

@@ -62,7 +62,9 @@ export function checkHistory(history: readonly Operation[]): string | null {
 export function linearizable(ops: readonly Operation[]): boolean {
   const written = new Set<string>();
   for (const op of ops) {
-    if (op.call.op !== "get" && op.result.status !== "unknown" && op.result.version) {
+    if (op.call.op === "get") continue;
+    const status = op.result.status;
+    if ((status === 200 || status === 201 || status === 204) && op.result.version) {
       written.add(op.result.version);
     }
   }
