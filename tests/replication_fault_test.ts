@@ -40,13 +40,18 @@ Deno.test("3 nodes, 3 replicas: under kills and pauses of one node the history i
     // Every final read got an answer (a majority is up), so no acknowledged write is missing.
     assert(history.slice(-KEYS).every((op) => op.result.status !== "unknown"));
   } finally {
-    for (const node of cluster.nodes.values()) {
-      try {
-        Deno.kill(node.pid, "SIGCONT");
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound || err instanceof TypeError)) throw err;
-      }
-    }
+    resumeAll(cluster);
     await cluster.stop();
   }
 });
+
+/** SIGCONT to every node, in case the test stopped while one was paused. */
+function resumeAll(cluster: TestCluster): void {
+  for (const node of cluster.nodes.values()) {
+    try {
+      Deno.kill(node.pid, "SIGCONT");
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound || err instanceof TypeError)) throw err;
+    }
+  }
+}
