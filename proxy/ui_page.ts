@@ -1,3 +1,208 @@
-/** @module */
-/** placeholder */
-export const UI_PAGE = "<!doctype html><title>ringkv</title>";
+/**
+ * The web page the proxy serves at `GET /`: the ring drawn as a circle (each node's
+ * virtual nodes in its colour; while a node joins or leaves, the next ring inside it),
+ * the nodes (URL, state, keys, bytes, share of the hash space, requests/s), the
+ * rebalancing with keys moved and time left, and a key lookup. Plain HTML and inline
+ * script, no build step. The page is public; every data call it makes sends the admin
+ * token, entered once and kept in `sessionStorage`.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { UI_PAGE } from "./ui_page.ts";
+ * console.assert(UI_PAGE.startsWith("<!doctype html>"));
+ * ```
+ */
+
+const STYLE = `
+:root { --bg:#0f1419; --panel:#182029; --line:#2a3541; --text:#e6edf3; --dim:#8b98a5; --accent:#4cc2ff; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui, sans-serif; background:var(--bg); color:var(--text); }
+header { display:flex; align-items:center; gap:16px; padding:14px 24px; border-bottom:1px solid var(--line); }
+header h1 { font-size:20px; margin:0; letter-spacing:.5px; }
+header .dim { color:var(--dim); }
+#status { margin-left:auto; color:var(--dim); font-size:13px; }
+main { display:grid; grid-template-columns: 440px 1fr; gap:20px; padding:20px 24px; }
+section { background:var(--panel); border:1px solid var(--line); border-radius:10px; padding:16px; }
+h2 { font-size:13px; text-transform:uppercase; letter-spacing:1px; color:var(--dim); margin:0 0 12px; }
+table { width:100%; border-collapse:collapse; }
+th, td { text-align:left; padding:7px 8px; border-bottom:1px solid var(--line); white-space:nowrap; }
+th { color:var(--dim); font-weight:500; font-size:12px; }
+td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
+.swatch { display:inline-block; width:11px; height:11px; border-radius:3px; margin-right:7px; vertical-align:-1px; }
+.badge { padding:2px 8px; border-radius:10px; font-size:12px; background:#24303c; }
+.badge.up { background:#17432c; color:#6ee7a0; } .badge.down { background:#4a1c1c; color:#ff8a8a; }
+.badge.joining, .badge.leaving { background:#47391a; color:#ffd479; }
+.bar { height:12px; background:#24303c; border-radius:6px; overflow:hidden; margin:10px 0; }
+.bar > div { height:100%; background:linear-gradient(90deg,#4cc2ff,#7c5cff); transition:width .4s; }
+.right { display:flex; flex-direction:column; gap:20px; }
+input, button { font:inherit; padding:7px 10px; border-radius:6px; border:1px solid var(--line); background:#0f1419; color:var(--text); }
+button { background:var(--accent); color:#04121c; border:none; font-weight:600; cursor:pointer; }
+.warn { color:#ffd479; } .err { color:#ff8a8a; } .dim { color:var(--dim); }
+#login { max-width:420px; margin:80px auto; }
+svg text { fill:var(--dim); font-size:12px; }
+`;
+
+const SCRIPT = `
+const $ = (id) => document.getElementById(id);
+const COLORS = ["#4cc2ff","#ff7a59","#7ee081","#c77dff","#ffd166","#ef476f","#06d6a0","#f78c6b","#9bb1ff","#e9c46a"];
+const state = { ringEpoch: -1, ring: null, stats: null, prevStats: null, lookup: null, colors: {} };
+function el(tag, attrs, ...kids) {
+  const ns = ["svg","path","circle","line","text","g"].includes(tag) ? "http://www.w3.org/2000/svg" : null;
+  const e = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  for (const k of kids) e.append(k instanceof Node ? k : String(k));
+  return e;
+}
+function token() { return sessionStorage.getItem("ringkv-token"); }
+async function api(path) {
+  const res = await fetch(path, { headers: { authorization: "Bearer " + token() } });
+  if (res.status === 401 || res.status === 403) { sessionStorage.removeItem("ringkv-token"); showLogin("The token was refused."); throw new Error("auth"); }
+  if (!res.ok) throw new Error(path + ": " + res.status);
+  return res.json();
+}
+function colorOf(id) {
+  if (!(id in state.colors)) state.colors[id] = COLORS[Object.keys(state.colors).length % COLORS.length];
+  return state.colors[id];
+}
+function bytes(n) { const u = ["B","KiB","MiB","GiB"]; let i = 0; while (n >= 1024 && i < 3) { n /= 1024; i++; } return (i ? n.toFixed(1) : n) + " " + u[i]; }
+function secs(s) { return s < 60 ? Math.round(s) + " s" : Math.floor(s / 60) + " min " + Math.round(s % 60) + " s"; }
+function arcPath(r, a0, a1) {
+  const p = (a) => [200 + r * Math.sin(a), 200 - r * Math.cos(a)];
+  const f = (a) => p(a).map((v) => v.toFixed(2)).join(" ");
+  const arc = " A" + r + " " + r + " 0 0 1 ";
+  return "M" + f(a0) + arc + f((a0 + a1) / 2) + arc + f(a1);
+}
+function ringArcs(points, r, width) {
+  const g = el("g", { class: "ring" });
+  if (!points.length) return g;
+  const TAU = 2 * Math.PI, SIZE = 4294967296;
+  let start = points[points.length - 1].point - SIZE;
+  for (let i = 0; i < points.length; i++) {
+    const owner = points[i].nodeId;
+    while (i + 1 < points.length && points[i + 1].nodeId === owner) i++;
+    const a0 = (start / SIZE) * TAU, a1 = (points[i].point / SIZE) * TAU;
+    g.append(el("path", { d: arcPath(r, Math.max(a0, -TAU), a1), stroke: colorOf(owner), "stroke-width": width, fill: "none", class: "arc", "data-node": owner }));
+    start = points[i].point;
+  }
+  return g;
+}
+function drawRing() {
+  const svg = $("ring"); svg.replaceChildren();
+  if (!state.ring) return;
+  svg.append(ringArcs(state.ring.points, 165, 26));
+  if (state.ring.next) { svg.append(ringArcs(state.ring.next.points, 128, 16)); svg.append(el("text", { x: 200, y: 236, "text-anchor": "middle", class: "warn", style: "fill:#ffd479" }, "inner ring: after the move")); }
+  const mid = state.ring.next ? 176 : 196;
+  svg.append(el("text", { x: 200, y: mid, "text-anchor": "middle", style: "font-size:22px;fill:#e6edf3" }, state.ring.nodes.length + " nodes"));
+  svg.append(el("text", { x: 200, y: mid + 20, "text-anchor": "middle" }, "epoch " + state.ring.epoch + " · " + state.ring.points.length + " points"));
+  if (state.lookup) {
+    const a = (state.lookup.point / 4294967296) * 2 * Math.PI;
+    const at = (r) => [200 + r * Math.sin(a), 200 - r * Math.cos(a)];
+    const [x1, y1] = at(state.ring.next ? 112 : 146), [x2, y2] = at(192);
+    svg.append(el("line", { x1, y1, x2, y2, stroke: "#fff", "stroke-width": 2 }));
+    svg.append(el("circle", { cx: x2, cy: y2, r: 5, fill: "#fff" }));
+  }
+}
+function drawNodes(cluster, shares) {
+  const stats = Object.fromEntries((state.stats?.nodes || []).map((s) => [s.id, s]));
+  const prev = Object.fromEntries((state.prevStats?.nodes || []).map((s) => [s.id, s]));
+  const dt = state.prevStats ? (state.stats.time - state.prevStats.time) / 1000 : 0;
+  const rows = cluster.nodes.map((n) => {
+    const s = stats[n.id]?.up ? stats[n.id] : null, p = prev[n.id];
+    const rate = s && p && dt > 0 ? Math.max(0, (s.requests - p.requests) / dt).toFixed(1) : "–";
+    return el("tr", { "data-node": n.id },
+      el("td", {}, el("span", { class: "swatch", style: "background:" + colorOf(n.id) }), n.id),
+      el("td", { class: "dim" }, n.url),
+      el("td", {}, el("span", { class: "badge " + n.state }, n.state)),
+      el("td", { class: "num" }, n.keys ?? "–"),
+      el("td", { class: "num" }, s ? bytes(s.valueBytes) : "–"),
+      el("td", { class: "num" }, n.id in shares ? (shares[n.id] * 100).toFixed(1) + " %" : "–"),
+      el("td", { class: "num" }, rate));
+  });
+  $("nodes").replaceChildren(...rows);
+}
+function drawRebalancing(rb, epoch) {
+  const box = $("rebalancing");
+  if (!rb) { box.replaceChildren(el("p", { class: "dim" }, "No rebalancing: the cluster is stable at epoch " + epoch + ".")); return; }
+  const frac = rb.phase === "cleanup" ? 1 : rb.totalKeys > 0 ? Math.min(1, rb.movedKeys / rb.totalKeys) : 0;
+  const elapsed = (Date.now() - rb.startedAt) / 1000;
+  const left = frac > 0 && frac < 1 ? secs(elapsed * (1 - frac) / frac) + " left (estimate)" : rb.phase === "cleanup" ? "dropping moved keys from old owners" : "estimating…";
+  const bar = el("div", { class: "bar" }, el("div", { style: "width:" + (frac * 100).toFixed(1) + "%" }));
+  box.replaceChildren(
+    el("p", {}, el("b", {}, (rb.kind === "add" ? "Adding " : "Removing ") + rb.nodeId), " — phase ", el("b", { id: "phase" }, rb.phase)),
+    bar,
+    el("p", {}, rb.movedKeys + " of " + rb.totalKeys + " keys moved · " + secs(elapsed) + " elapsed · " + left),
+    rb.error ? el("p", { class: "warn" }, "Paused, retrying: " + rb.error) : "");
+}
+async function refresh() {
+  try {
+    const cluster = await api("/cluster");
+    if (cluster.epoch !== state.ringEpoch) { state.ring = await api("/ring"); state.ringEpoch = cluster.epoch; }
+    state.prevStats = state.stats; state.stats = await api("/stats");
+    for (const n of cluster.nodes) colorOf(n.id);
+    if (state.lookup && state.lookup.epoch !== cluster.epoch) await findOwners(state.lookup.key, cluster.epoch);
+    drawRing(); drawNodes(cluster, state.ring.shares); drawRebalancing(cluster.rebalancing, cluster.epoch);
+    const up = state.stats.nodes.filter((n) => n.up);
+    $("totals").textContent = up.reduce((a, n) => a + n.keys, 0) + " keys · " + bytes(up.reduce((a, n) => a + n.valueBytes, 0));
+    $("status").textContent = "updated " + new Date().toLocaleTimeString();
+  } catch (err) {
+    if (err.message !== "auth") $("status").textContent = "error: " + err.message;
+  }
+}
+async function lookup(ev) {
+  ev.preventDefault();
+  await findOwners($("lookup-key").value, state.ringEpoch);
+}
+async function findOwners(key, epoch) {
+  const out = $("lookup-result");
+  try {
+    const res = await fetch("/ring/owners?key=" + encodeURIComponent(key), { headers: { authorization: "Bearer " + token() } });
+    const body = await res.json();
+    if (!res.ok) { out.replaceChildren(el("span", { class: "err" }, body.error.message)); return; }
+    state.lookup = { ...body, epoch }; drawRing();
+    const names = (list) => list.map((o) => el("span", {}, el("span", { class: "swatch", style: "background:" + colorOf(o.id) }), o.id + " (" + o.url + ") "));
+    out.replaceChildren(el("div", {}, "owned by ", ...names(body.owners)), body.next && body.next.map((o) => o.id).join() !== body.owners.map((o) => o.id).join() ? el("div", { class: "warn" }, "moving to ", ...names(body.next)) : "", el("div", { class: "dim" }, "ring point " + body.point));
+  } catch (err) { out.replaceChildren(el("span", { class: "err" }, String(err))); }
+}
+let timer = null;
+function start() {
+  $("login").hidden = true; $("app").hidden = false;
+  const loop = async () => { await refresh(); timer = setTimeout(loop, 1000); };
+  if (!timer) loop();
+}
+function showLogin(message) {
+  clearTimeout(timer); timer = null;
+  $("app").hidden = true; $("login").hidden = false; $("login-msg").textContent = message || "";
+}
+$("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); sessionStorage.setItem("ringkv-token", $("token").value.trim()); start(); });
+$("lookup").addEventListener("submit", lookup);
+token() ? start() : showLogin();
+`;
+
+/** The whole page. */
+export const UI_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ringkv</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>${STYLE}</style></head>
+<body>
+<header><h1>ringkv</h1><span class="dim">consistent-hashing key-value store</span><span id="totals" class="dim"></span><span id="status"></span></header>
+<section id="login" hidden>
+  <h2>Admin token</h2>
+  <form id="login-form"><p class="dim">The page reads the admin API. The token stays in this tab (sessionStorage).</p>
+  <input id="token" type="password" placeholder="admin token" autocomplete="off" size="32">
+  <button id="connect" type="submit">Connect</button><p id="login-msg" class="err"></p></form>
+</section>
+<main id="app" hidden>
+  <section><h2>Ring</h2><svg id="ring" viewBox="0 0 400 400" width="400" height="400" role="img" aria-label="hash ring"></svg>
+    <form id="lookup"><h2 style="margin-top:12px">Key lookup</h2>
+      <input id="lookup-key" placeholder="key, e.g. users/42" size="26"> <button id="lookup-go" type="submit">Find owners</button>
+      <div id="lookup-result" style="margin-top:10px"></div></form></section>
+  <div class="right">
+    <section><h2>Nodes</h2><table><thead><tr><th>node</th><th>URL</th><th>state</th><th class="num">keys</th>
+      <th class="num">bytes</th><th class="num">share</th><th class="num">req/s</th></tr></thead><tbody id="nodes"></tbody></table></section>
+    <section><h2>Rebalancing</h2><div id="rebalancing"></div></section>
+  </div>
+</main>
+<script>${SCRIPT}</script>
+</body></html>
+`;

@@ -1,0 +1,108 @@
+/**
+ * The web page in headless Chromium (Debian's `chromium`, driven by playwright-core; no
+ * browser is downloaded): token, three nodes and the ring, a node added with the CLI,
+ * the rebalancing on the page, then four nodes. Screenshots stay in a temp directory
+ * whose path the test prints. Skipped, saying so, when /usr/bin/chromium is missing.
+ */
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { join } from "@std/path";
+import { chromium, type Page } from "playwright-core";
+import { ADMIN_TOKEN, loadKeys, TestCluster } from "./helpers/cluster.ts";
+import { runToEnd } from "./helpers/process.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
+const KV = new URL("../tasks/kv.ts", import.meta.url);
+
+async function launch(profile: string) {
+  return await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 760 },
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+const text = (page: Page, selector: string) => page.locator(selector).innerText();
+
+Deno.test({
+  name: hasChromium
+    ? "the web page shows the ring and nodes, then a CLI-added node's rebalancing, then four nodes"
+    : `the web page in a browser (skipped: ${CHROMIUM} is not installed; apt-get install chromium)`,
+  ignore: !hasChromium,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const cluster = await TestCluster.create();
+    const shots = await Deno.makeTempDir({ prefix: "ringkv-ui-shots-" });
+    const browser = await launch(join(cluster.dir, "chromium-profile"));
+    let paused: number | undefined;
+    try {
+      const proxy = await cluster.startAll(3);
+      await loadKeys(proxy.url, "key-", 2000);
+      const page = await browser.newPage();
+      await page.goto(`${proxy.url}/`);
+      await page.fill("#token", ADMIN_TOKEN);
+      await page.click("#connect");
+      await page.waitForFunction(`document.querySelectorAll("#nodes tr").length === 3`);
+      await page.waitForSelector("#ring path.arc");
+      const owners = await page.$$eval("#ring path.arc", (ps) => ps.map((p) => p.dataset.node));
+      assertEquals(new Set(owners), new Set(["n1", "n2", "n3"]), "every node has arcs");
+      assertMatch(await text(page, "#rebalancing"), /No rebalancing/);
+
+      await page.fill("#lookup-key", "key-7");
+      await page.click("#lookup-go");
+      await page.waitForFunction(
+        `/owned by/.test(document.querySelector("#lookup-result").textContent)`,
+      );
+      assertMatch(await text(page, "#lookup-result"), /owned by\s+n[123] \(http/);
+      await page.screenshot({ path: join(shots, "1-three-nodes.png") });
+
+      // n1 paused: the rebalancing cannot finish until it runs again, so the page sees it.
+      const n4 = await cluster.startNode("n4");
+      paused = cluster.nodes.get("n1")!.pid;
+      Deno.kill(paused, "SIGSTOP");
+      const add = runToEnd({
+        script: KV,
+        args: ["add", n4.url, "--url", proxy.url, "--timeout-ms", "60000"],
+        env: { RINGKV_ADMIN_TOKEN: ADMIN_TOKEN },
+        timeoutMs: 120_000,
+      });
+      await page.waitForFunction(
+        `/Adding n4/.test(document.querySelector("#rebalancing").textContent)`,
+        undefined,
+        { timeout: 60_000 },
+      );
+      assertMatch(await text(page, "#rebalancing"), /keys moved/);
+      await page.screenshot({ path: join(shots, "2-rebalancing.png") });
+      Deno.kill(paused, "SIGCONT");
+      paused = undefined;
+
+      const result = await add;
+      assertEquals(result.code, 0, result.stderr);
+      await page.waitForFunction(
+        `document.querySelectorAll("#nodes tr").length === 4 &&
+          /No rebalancing/.test(document.querySelector("#rebalancing").textContent)`,
+        undefined,
+        { timeout: 60_000 },
+      );
+      const rows = await page.$$eval("#nodes tr", (trs) => trs.map((tr) => tr.dataset.node));
+      assertEquals(rows, ["n1", "n2", "n3", "n4"]);
+      assert((await text(page, "#nodes tr[data-node=n4]")).includes("up"));
+      await page.screenshot({ path: join(shots, "3-four-nodes.png") });
+      console.log(`screenshots in ${shots}`);
+    } finally {
+      if (paused !== undefined) Deno.kill(paused, "SIGCONT");
+      await browser.close();
+      await cluster.stop();
+    }
+  },
+});
