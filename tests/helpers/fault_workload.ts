@@ -19,14 +19,21 @@ export interface WorkloadStats {
 /** Runs `clients` clients until `signal` aborts; returns the history and the counts. */
 export async function runClients(
   proxyUrl: string,
-  options: { clients: number; keys: number; signal: AbortSignal; timeoutMs?: number },
+  options: {
+    clients: number;
+    keys: number;
+    signal: AbortSignal;
+    timeoutMs?: number;
+    /** Key prefix (default "fk"): a fresh one per round keeps each history short. */
+    prefix?: string;
+  },
 ): Promise<{ history: Operation[]; stats: WorkloadStats }> {
   const history: Operation[] = [];
   const stats = { requests: 0, failed: 0 };
   const client = async (id: number) => {
     const seen = new Map<string, string>();
     for (let n = 0; !options.signal.aborted; n++) {
-      const key = `fk${Math.floor(Math.random() * options.keys)}`;
+      const key = `${options.prefix ?? "fk"}${Math.floor(Math.random() * options.keys)}`;
       const call = pickCall(`c${id}-${n}`, seen.get(key));
       const op = await perform(proxyUrl, key, id, call, options.timeoutMs ?? 5000);
       stats.requests++;
@@ -104,10 +111,14 @@ function bodyVersion(text: string): { version?: string } {
 }
 
 /** Reads every key once, after the run, as the last operations of the history. */
-export async function finalReads(proxyUrl: string, keys: number): Promise<Operation[]> {
+export async function finalReads(
+  proxyUrl: string,
+  keys: number,
+  prefix = "fk",
+): Promise<Operation[]> {
   const out: Operation[] = [];
   for (let i = 0; i < keys; i++) {
-    out.push(await perform(proxyUrl, `fk${i}`, -1, { op: "get" }, 10_000));
+    out.push(await perform(proxyUrl, `${prefix}${i}`, -1, { op: "get" }, 10_000));
   }
   return out;
 }
