@@ -125,7 +125,7 @@ async function main(): Promise<number> {
       ...["--replicas", String(opts.replicas), "--host", opts.host],
     ], env);
     children.push(proxy);
-    printWelcome(proxy.url, data, children);
+    printWelcome(proxy.url, data, adminToken, children);
   } catch (err) {
     console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}`);
     await stopAll();
@@ -145,16 +145,18 @@ async function main(): Promise<number> {
   return 0;
 }
 
-function printWelcome(url: string, data: string, children: Child[]): void {
+function printWelcome(url: string, data: string, adminToken: string, children: Child[]): void {
+  // A token the user set is theirs to know; one this task made is shown once, like a
+  // notebook server's login token, so the first curl line works as printed.
   const fromEnv = Deno.env.get("RINGKV_ADMIN_TOKEN") !== undefined;
-  const token = fromEnv ? "$RINGKV_ADMIN_TOKEN" : `$(cat ${join(data, "admin-token")})`;
+  const token = fromEnv ? "$RINGKV_ADMIN_TOKEN" : adminToken;
   const nodes = children.filter((c) => c.name !== "proxy");
   console.log(`
 ringkv cluster listening on ${url}
   proxy:        ${url}
   admin token:  ${
-    fromEnv ? "RINGKV_ADMIN_TOKEN" : `in ${join(data, "admin-token")}`
-  } (never printed)
+    fromEnv ? "from RINGKV_ADMIN_TOKEN" : `${adminToken} (kept in ${join(data, "admin-token")})`
+  }
   nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}
 
 Try:
