@@ -50,6 +50,11 @@ const SPEC = {
   key: { type: "string", help: "TLS private key file (PEM)" },
   ca: { type: "string", help: "CA certificate file (PEM) to trust for https node URLs" },
   logLevel: { type: "string", help: "log level: error, warn (default), info or debug" },
+  reusePort: {
+    type: "bool",
+    default: false,
+    help: "share --port with other proxy processes started with it too (Linux SO_REUSEPORT)",
+  },
 } as const;
 
 /** The environment variables the proxy reads. */
@@ -83,6 +88,8 @@ export interface ProxyConfig {
   ca?: string;
   /** `--log-level`; absent: warn. */
   logLevel?: LogLevel;
+  /** Several proxy processes listen on the same port (the kernel spreads connections). */
+  reusePort: boolean;
 }
 
 function checkUrl(flag: string, url: string): string {
@@ -127,6 +134,7 @@ export function parseProxyConfig(
     ...(v.logLevel !== undefined ? { logLevel: checkLogLevel(v.logLevel) } : {}),
     maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
     port: checkRange("port", v.port, 0, 65535),
+    reusePort: v.reusePort,
     host: v.host,
     nodes: v.nodes.map((url) => checkUrl("nodes", url)),
     join: v.join === undefined || v.join === "" ? undefined : checkUrl("join", v.join),

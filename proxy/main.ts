@@ -129,6 +129,7 @@ async function serve(config: ProxyConfig): Promise<number> {
   const server = Deno.serve({
     port: config.port,
     hostname: config.host,
+    reusePort: config.reusePort,
     signal: stop.signal,
     ...tls,
     onListen: ({ port }) =>
