@@ -1,0 +1,196 @@
+/**
+ * `deno task bench`: starts 3 data nodes and the proxy in a temporary directory, loads
+ * keys into them, drives each case with wrk and measures, in the same run and on the same
+ * nodes, the references: a node alone, a bare `Deno.serve`, and nginx with consistent
+ * hashing over the nodes. Prints one table with ratios and the issue's targets, and writes
+ * the numbers as JSON (`.bench/results-<time>.json`). `--big` adds the 1,000,000-key
+ * measurements (RSS per key, restart, adding a node). docs/performance.md has a run.
+ *
+ * @module
+ */
+import { join } from "@std/path";
+import { ConfigError, envNames, type FlagValues, helpText, parseFlags } from "../shared/config.ts";
+import { type BigResult, formatBig, measureAddNode, measureNode } from "./bench/big.ts";
+import { loadNode } from "./bench/load.ts";
+import { hasCommand, Processes, runWrk } from "./bench/processes.ts";
+import {
+  caseName,
+  type CaseResult,
+  formatTable,
+  formatTargets,
+  type Op,
+  type Target,
+  targetChecks,
+} from "./bench/table.ts";
+import { wrkScript } from "./bench/wrk.ts";
+
+const SPEC = {
+  quick: { type: "bool", default: false, help: "short run: 3 s per case, 1 s warm-up" },
+  duration: { type: "int", default: 10, help: "seconds of each measured case" },
+  connections: { type: "int", default: 64, help: "wrk connections" },
+  threads: { type: "int", default: 2, help: "wrk threads" },
+  keys: { type: "int", default: 100_000, help: "keys of 100 B (keys/10 of 4 KiB)" },
+  proxies: { type: "int", default: 1, help: "proxy processes sharing the port (reusePort)" },
+  only: {
+    type: "list",
+    default: [] as string[],
+    help: "only these targets: bare,node,nginx,proxy",
+  },
+  big: { type: "bool", default: false, help: "also the 1,000,000-key measurements (minutes)" },
+  bigKeys: { type: "int", default: 1_000_000, help: "keys of the --big measurements" },
+  out: { type: "string", default: ".bench", help: "directory of the JSON results" },
+} as const;
+
+const USAGE = "usage: deno task bench [--quick] [--duration 10] [--connections 64] [--big]";
+const MISSING = "deno task bench needs wrk and nginx. Install them with:\n" +
+  "  apt-get install wrk nginx      (Debian/Ubuntu; brew install wrk nginx on macOS)";
+
+type Options = FlagValues<typeof SPEC>;
+
+/** The cases of a run, in order: references next to what they are compared with. */
+const CASES: { target: Target; op: Op; valueBytes: number }[] = [
+  { target: "bare", op: "GET", valueBytes: 100 },
+  { target: "node", op: "GET", valueBytes: 100 },
+  { target: "node", op: "PUT", valueBytes: 100 },
+  { target: "nginx", op: "GET", valueBytes: 100 },
+  { target: "proxy", op: "GET", valueBytes: 100 },
+  { target: "nginx", op: "PUT", valueBytes: 100 },
+  { target: "proxy", op: "PUT", valueBytes: 100 },
+  { target: "nginx", op: "MIX", valueBytes: 100 },
+  { target: "proxy", op: "MIX", valueBytes: 100 },
+  { target: "nginx", op: "GET", valueBytes: 4096 },
+  { target: "proxy", op: "GET", valueBytes: 4096 },
+  { target: "proxy", op: "PUT", valueBytes: 4096 },
+];
+
+const PUT_RATIO: Record<Op, number> = { GET: 0, PUT: 1, MIX: 0.1 };
+
+async function runCases(procs: Processes, o: Options, urls: Record<Target, string>) {
+  const seconds = o.quick ? 3 : o.duration;
+  const warm = o.quick ? 1 : 2;
+  const results: CaseResult[] = [];
+  const cases = CASES.filter((c) => o.only.length === 0 || o.only.includes(c.target));
+  for (const c of cases) {
+    const big = c.valueBytes > 100;
+    const script = join(procs.dir, `${c.target}-${c.op}-${c.valueBytes}.lua`);
+    await Deno.writeTextFile(
+      script,
+      wrkScript({
+        prefix: big ? "b" : "k",
+        keys: big ? Math.max(1, Math.floor(o.keys / 10)) : o.keys,
+        putRatio: PUT_RATIO[c.op],
+        valueBytes: c.valueBytes,
+        headers: c.target === "node"
+          ? { Authorization: `Bearer ${procs.secrets.clusterSecret}` }
+          : {},
+      }),
+    );
+    const wrk = { connections: o.connections, threads: o.threads };
+    await runWrk(urls[c.target], script, { ...wrk, seconds: warm });
+    const result = await runWrk(urls[c.target], script, { ...wrk, seconds });
+    results.push({ ...c, result });
+    console.log(
+      `${caseName(c).padEnd(28)} ${String(Math.round(result.rps)).padStart(7)} req/s  ` +
+        `p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms` +
+        (result.non2xx + result.socketErrors > 0
+          ? `  (${result.non2xx} non-2xx, ${result.socketErrors} socket errors)`
+          : ""),
+    );
+  }
+  return results;
+}
+
+async function throughput(procs: Processes, o: Options): Promise<CaseResult[]> {
+  const nodes = [];
+  for (const id of ["n1", "n2", "n3"]) nodes.push(await procs.node(id));
+  const nodeUrls = nodes.map((n) => n.url);
+  console.log(`Loading ${o.keys} keys of 100 B and ${Math.floor(o.keys / 10)} of 4 KiB...`);
+  const secret = procs.secrets.clusterSecret;
+  // Every key on every node: nginx's hash places keys unlike the ring, and must find them.
+  await Promise.all(nodeUrls.map(async (url) => {
+    await loadNode(url, secret, { prefix: "k", count: o.keys, valueBytes: 100 });
+    await loadNode(url, secret, {
+      prefix: "b",
+      count: Math.max(1, Math.floor(o.keys / 10)),
+      valueBytes: 4096,
+    });
+  }));
+  const [proxy] = await procs.proxies(nodeUrls, o.proxies);
+  const bare = await procs.bare();
+  const nginx = await procs.nginx(nodeUrls);
+  return await runCases(procs, o, {
+    bare: bare.url,
+    node: nodeUrls[0]!,
+    nginx: nginx.url,
+    proxy: proxy!.url,
+  });
+}
+
+async function main(): Promise<number> {
+  let o: Options;
+  try {
+    const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
+    const parsed = parseFlags(SPEC, Deno.args, env);
+    if ("help" in parsed) {
+      console.log(helpText(USAGE, SPEC) + "\n\n" + MISSING);
+      return 0;
+    }
+    if (parsed.rest.length > 0) throw new ConfigError(`Unexpected argument "${parsed.rest[0]}"`);
+    o = parsed.values;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    return 2;
+  }
+  if (!(await hasCommand("wrk")) || !(await hasCommand("nginx"))) {
+    console.error(MISSING);
+    return 1;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-bench-" });
+  const token = () => crypto.getRandomValues(new Uint8Array(16)).toHex();
+  const procs = new Processes(dir, { clusterSecret: token(), adminToken: token() });
+  const stop = async () => {
+    await procs.stopAll();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  Deno.addSignalListener("SIGINT", () => stop().finally(() => Deno.exit(130)));
+  try {
+    const started = new Date();
+    const results = await throughput(procs, o);
+    await procs.stopAll();
+    let big: BigResult | undefined;
+    if (o.big) {
+      console.log(`\nLarge data: ${o.bigKeys} keys (this takes a few minutes)...`);
+      big = await measureNode(procs, o.bigKeys);
+      big.addNode = await measureAddNode(procs, o.bigKeys, o);
+      await procs.stopAll();
+    }
+    report(o, started, results, big);
+    await writeJson(o, started, results, big);
+    return 0;
+  } finally {
+    await stop();
+  }
+}
+
+function report(o: Options, started: Date, results: CaseResult[], big?: BigResult): void {
+  console.log(
+    `\nringkv bench, ${started.toISOString()}: ${o.connections} connections, ` +
+      `${o.quick ? 3 : o.duration} s per case, ${o.keys} keys, ${o.proxies} proxy process(es), ` +
+      `${navigator.hardwareConcurrency} cores\n`,
+  );
+  console.log(formatTable(results));
+  console.log("\nTargets:\n" + formatTargets(targetChecks(results)));
+  if (big) console.log("\n" + formatBig(big));
+}
+
+async function writeJson(o: Options, started: Date, results: CaseResult[], big?: BigResult) {
+  await Deno.mkdir(o.out, { recursive: true });
+  const file = join(o.out, `results-${started.toISOString().replace(/[:.]/g, "-")}.json`);
+  const options = { ...o };
+  const body = { started: started.toISOString(), options, results, big: big ?? null };
+  await Deno.writeTextFile(file, JSON.stringify(body, null, 2) + "\n");
+  console.log(`\nResults written to ${file}`);
+}
+
+if (import.meta.main) Deno.exit(await main());

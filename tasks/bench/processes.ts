@@ -1,0 +1,193 @@
+/**
+ * The processes of a bench run: data nodes, proxies (several on one port with
+ * `--reuse-port`), the bare server, nginx and wrk. Everything lives in the run's temp
+ * directory and is stopped by {@link Processes.stopAll}.
+ *
+ * @module
+ */
+import { join } from "@std/path";
+import { type Child, startChild } from "../children.ts";
+import { nginxConfig } from "./nginx.ts";
+import { parseWrkOutput, wrkArgs, type WrkResult } from "./wrk.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const ENV_PERMISSION = "--allow-env=RINGKV_*";
+
+/** Tokens every process of the run shares. */
+export interface Secrets {
+  clusterSecret: string;
+  adminToken: string;
+}
+
+/** Runs `cmd args` to its end; stdout, stderr and exit code. */
+export async function run(cmd: string, args: string[]): Promise<Deno.CommandOutput> {
+  return await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+}
+
+/** True when `cmd` can be started (`cmd -v` or `-V` runs). */
+export async function hasCommand(cmd: string, flag = "-v"): Promise<boolean> {
+  try {
+    await run(cmd, [flag]);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** A port the OS says is free now (for nginx, which cannot take port 0 and report it). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** VmRSS of a process, in bytes (Linux). */
+export async function rssOf(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+  if (kb === undefined) throw new Error(`Cannot read VmRSS of process ${pid}`);
+  return Number(kb) * 1024;
+}
+
+/** The children of a run, stopped in reverse order. */
+export class Processes {
+  readonly children: Child[] = [];
+
+  constructor(readonly dir: string, readonly secrets: Secrets) {}
+
+  get env(): Record<string, string> {
+    return {
+      RINGKV_CLUSTER_SECRET: this.secrets.clusterSecret,
+      RINGKV_ADMIN_TOKEN: this.secrets.adminToken,
+    };
+  }
+
+  /** Starts data node `id` on an OS-picked port (or `port`), data in `<dir>/<id>`. */
+  async node(id: string, port = 0): Promise<Child> {
+    const data = join(this.dir, id);
+    await Deno.mkdir(data, { recursive: true });
+    const args = ["run", "--allow-net=127.0.0.1", `--allow-read=${data}`, `--allow-write=${data}`];
+    args.push(ENV_PERMISSION, join(ROOT, "node/main.ts"));
+    args.push("--id", id, "--port", String(port), "--data", data);
+    return this.#keep(await startChild(id, args, this.env));
+  }
+
+  /** Starts `count` proxies on one port (reusePort when more than one) over `nodes`. */
+  async proxies(nodes: readonly string[], count: number, replicas = 1): Promise<Child[]> {
+    const started: Child[] = [];
+    let port = count > 1 ? freePort() : 0;
+    for (let i = 0; i < count; i++) {
+      const data = join(this.dir, `proxy${i}`);
+      await Deno.mkdir(data, { recursive: true });
+      const args = ["run", "--allow-net", `--allow-read=${data}`, `--allow-write=${data}`];
+      args.push(ENV_PERMISSION, join(ROOT, "proxy/main.ts"), "--port", String(port));
+      args.push("--data", data, "--replicas", String(replicas));
+      args.push(...(i === 0 ? ["--nodes", nodes.join(",")] : ["--join", nodes[0]!]));
+      if (count > 1) args.push("--reuse-port");
+      const proxy = this.#keep(await startChild(`proxy${i}`, args, this.env));
+      port = Number(new URL(proxy.url).port);
+      started.push(proxy);
+    }
+    return started;
+  }
+
+  /** Starts the bare Deno.serve reference. */
+  async bare(): Promise<Child> {
+    const script = join(ROOT, "tasks/bench/bare_server.ts");
+    return this.#keep(await startChild("bare", ["run", "--allow-net=127.0.0.1", script], {}));
+  }
+
+  /** Starts nginx over `nodes` with its config in `<dir>/nginx`; resolves once it answers. */
+  async nginx(nodes: readonly string[]): Promise<Child> {
+    const dir = join(this.dir, "nginx");
+    await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
+    await Deno.chmod(this.dir, 0o755); // workers may run as another user when we are root
+    const port = freePort();
+    const conf = join(dir, "nginx.conf");
+    await Deno.writeTextFile(
+      conf,
+      nginxConfig({ dir, port, nodes, secret: this.secrets.clusterSecret }),
+    );
+    const process = new Deno.Command("nginx", {
+      args: ["-p", dir, "-c", conf, "-g", "daemon off;"],
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+    const exited = process.status.then((s) => s.code);
+    const url = `http://127.0.0.1:${port}`;
+    const child: Child = {
+      name: "nginx",
+      url,
+      pid: process.pid,
+      exited,
+      stop: async () => {
+        try {
+          process.kill("SIGQUIT");
+        } catch (err) {
+          if (!(err instanceof TypeError)) throw err;
+        }
+        const killer = setTimeout(() => {
+          try {
+            process.kill("SIGKILL");
+          } catch { /* gone */ }
+        }, 5000);
+        await exited;
+        clearTimeout(killer);
+      },
+    };
+    this.#keep(child);
+    await waitAnswering(url + "/kv/", exited);
+    return child;
+  }
+
+  /** Stops every child, newest first. */
+  async stopAll(): Promise<void> {
+    for (const child of this.children.splice(0).reverse()) await child.stop();
+  }
+
+  /** Stops one child and forgets it. */
+  async stop(child: Child): Promise<void> {
+    const i = this.children.indexOf(child);
+    if (i !== -1) this.children.splice(i, 1);
+    await child.stop();
+  }
+
+  #keep(child: Child): Child {
+    this.children.push(child);
+    return child;
+  }
+}
+
+/** Polls `url` until it answers at all (any status), or the process exits, or 10 s pass. */
+async function waitAnswering(url: string, exited: Promise<number>): Promise<void> {
+  let gone = false;
+  exited.then(() => (gone = true));
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && !gone) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      await res.body?.cancel();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nginx did not answer on ${url} (see ${url} config in the run's directory)`);
+}
+
+/** Runs wrk with a Lua script file; the parsed result. */
+export async function runWrk(
+  url: string,
+  script: string,
+  o: { connections: number; threads: number; seconds: number },
+): Promise<WrkResult> {
+  const out = await run("wrk", wrkArgs(url, script, o));
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`wrk failed (${out.code}): ${new TextDecoder().decode(out.stderr)}${text}`);
+  }
+  return parseWrkOutput(text);
+}

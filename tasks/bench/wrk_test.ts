@@ -1,0 +1,71 @@
+import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
+import { parseWrkOutput, wrkArgs, wrkScript } from "./wrk.ts";
+
+const OUTPUT = `Running 3s test @ http://127.0.0.1:8080
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.10ms  400.00us  12.00ms   90.00%
+  75000 requests in 3.00s, 12.00MB read
+  Non-2xx or 3xx responses: 7
+Requests/sec:  25000.00
+RINGKV_RESULT {"requests":75000,"durationUs":3000000,"p50Us":1050,"p99Us":4200,"maxUs":12000,"errors":{"connect":1,"read":2,"write":0,"status":7,"timeout":3}}
+`;
+
+Deno.test("parseWrkOutput() reads requests/s, percentiles and errors from the result line", () => {
+  const r = parseWrkOutput(OUTPUT);
+  assertEquals(r.requests, 75000);
+  assertAlmostEquals(r.rps, 25000, 1e-6);
+  assertAlmostEquals(r.p50Ms, 1.05, 1e-9);
+  assertAlmostEquals(r.p99Ms, 4.2, 1e-9);
+  assertEquals(r.maxMs, 12);
+  assertEquals(r.non2xx, 7);
+  assertEquals(r.socketErrors, 6);
+});
+
+Deno.test("parseWrkOutput() refuses output without a result line", () => {
+  assertThrows(() => parseWrkOutput("unable to connect to 127.0.0.1:1\n"), Error, "RINGKV_RESULT");
+});
+
+Deno.test("wrkScript() writes GETs only, PUTs only, or the mix, over the key range", () => {
+  const get = wrkScript({ prefix: "k", keys: 100, putRatio: 0, valueBytes: 100 });
+  assert(get.includes("local keys = 100"));
+  assert(get.includes("local put_ratio = 0\n"));
+  assert(get.includes('string.rep("v", 100)'));
+  const mix = wrkScript({ prefix: "k", keys: 100, putRatio: 0.1, valueBytes: 4096 });
+  assert(mix.includes("local put_ratio = 0.1\n"));
+  assert(mix.includes('string.rep("v", 4096)'));
+});
+
+Deno.test("wrkScript() sends the given headers, quoted for Lua", () => {
+  const lua = wrkScript({
+    prefix: 'we"ird',
+    keys: 1,
+    putRatio: 0,
+    valueBytes: 1,
+    headers: { Authorization: "Bearer s3cret" },
+  });
+  assert(lua.includes('["Authorization"] = "Bearer s3cret"'));
+  assert(lua.includes('local prefix = "we\\"ird"'));
+  assert(lua.includes('["Content-Type"] = "text/plain"'));
+});
+
+Deno.test("wrkScript() refuses an empty key range and a PUT share outside 0..1", () => {
+  assertThrows(() => wrkScript({ prefix: "k", keys: 0, putRatio: 0, valueBytes: 1 }), RangeError);
+  assertThrows(() => wrkScript({ prefix: "k", keys: 1, putRatio: 2, valueBytes: 1 }), RangeError);
+});
+
+Deno.test("wrkArgs() passes threads, connections, duration, timeout and the script", () => {
+  assertEquals(wrkArgs("http://h:1", "/t/s.lua", { connections: 64, threads: 2, seconds: 3 }), [
+    "-t",
+    "2",
+    "-c",
+    "64",
+    "-d",
+    "3s",
+    "--timeout",
+    "5s",
+    "-s",
+    "/t/s.lua",
+    "http://h:1",
+  ]);
+});

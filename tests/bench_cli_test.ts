@@ -1,0 +1,71 @@
+/**
+ * `deno task bench` as a user runs it: `--help`, the plain advice when wrk or nginx is
+ * missing, and one of its wrk scripts driving a real server (when wrk is installed).
+ * No timings are asserted.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { join } from "@std/path";
+import { hasCommand, runWrk } from "../tasks/bench/processes.ts";
+import { wrkScript } from "../tasks/bench/wrk.ts";
+
+const BENCH = new URL("../tasks/bench.ts", import.meta.url).pathname;
+
+async function bench(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", BENCH, ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+Deno.test("deno task bench --help lists the options and exits 0", async () => {
+  const r = await bench(["--help"]);
+  assertEquals(r.code, 0, r.stderr);
+  for (const flag of ["--quick", "--duration", "--connections", "--big", "--proxies"]) {
+    assert(r.stdout.includes(flag), `${flag} missing from:\n${r.stdout}`);
+  }
+});
+
+Deno.test("deno task bench says to install wrk and nginx when they are missing", async () => {
+  const r = await bench(["--quick"], { PATH: "/nonexistent" });
+  assertEquals(r.code, 1, r.stdout + r.stderr);
+  assert(r.stderr.includes("apt-get install wrk nginx"), r.stderr);
+});
+
+Deno.test("deno task bench refuses an unknown flag with exit code 2", async () => {
+  const r = await bench(["--no-such-flag"]);
+  assertEquals(r.code, 2);
+});
+
+Deno.test({
+  name: "a bench wrk script drives a server and its result line is read",
+  ignore: !(await hasCommand("wrk")),
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const seen = new Set<string>();
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+      seen.add(`${req.method} ${new URL(req.url).pathname}`);
+      return new Response("ok");
+    });
+    try {
+      const script = join(dir, "mix.lua");
+      await Deno.writeTextFile(
+        script,
+        wrkScript({ prefix: "k", keys: 5, putRatio: 0.5, valueBytes: 10 }),
+      );
+      const url = `http://127.0.0.1:${server.addr.port}`;
+      const r = await runWrk(url, script, { connections: 2, threads: 1, seconds: 1 });
+      assert(r.requests > 0);
+      assertEquals(r.non2xx, 0);
+      assert(seen.has("GET /kv/k000000") || seen.has("GET /kv/k000004"), [...seen].join());
+      assert([...seen].some((s) => s.startsWith("PUT /kv/k00000")), [...seen].join());
+      assert([...seen].every((s) => /^(GET|PUT) \/kv\/k00000[0-4]$/.test(s)), [...seen].join());
+    } finally {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
