@@ -28,6 +28,7 @@ import type { NodeEngine } from "./engine.ts";
 import { internalRoutes } from "./internal_routes.ts";
 import type { FloorStore } from "./acceptor.ts";
 import { paxosRoutes } from "./paxos_routes.ts";
+import { digestRoutes } from "./digest_routes.ts";
 import { kvRoutes } from "./kv_routes.ts";
 import { RequestCounters, routeLabel } from "./metrics.ts";
 import { type NodeContext, rawPath } from "./routing.ts";
@@ -66,6 +67,7 @@ export function createNodeApp(deps: NodeAppDeps): Hono {
   kvRoutes(app, ctx);
   internalRoutes(app, ctx);
   paxosRoutes(app, ctx, deps.floorStore);
+  digestRoutes(app, ctx);
   adminRoutes(app, ctx);
   app.notFound((c) => {
     const path = rawPath(c.req.url);

@@ -32,7 +32,9 @@ export interface AdminDeps {
   /** Without one, every admin call is refused (403). */
   adminToken?: string;
   /** Node health as the data path sees it, and missed writes (proxy/replication.ts). */
-  replication?: Pick<Replication, "healthOf" | "hints">;
+  replication?: Pick<Replication, "healthOf" | "hints"> & {
+    antiEntropy?: Pick<Replication["antiEntropy"], "last">;
+  };
 }
 
 /** One node in `GET /cluster`. */
@@ -121,12 +123,19 @@ export async function clusterView(deps: AdminDeps): Promise<Record<string, unkno
   };
 }
 
-/** Writes some replica missed: hinted (to be replayed) and over the hint bound (repaired by reads). */
-function underReplicated(r: Pick<Replication, "hints">) {
+/**
+ * Writes some replica missed: hinted (to be replayed), over the hint bound, and what the
+ * last anti-entropy sweep found. Once a sweep has run, `keys` is its count of keys still
+ * behind or unchecked (a replica down) plus the hints waiting; before, the hints' count.
+ */
+function underReplicated(r: NonNullable<AdminDeps["replication"]>) {
+  const sweep = r.antiEntropy?.last ?? null;
+  const behind = sweep === null ? 0 : sweep.behind - sweep.repaired + sweep.unchecked;
   return {
-    keys: r.hints.count() + r.hints.dropped,
+    keys: sweep === null ? r.hints.count() + r.hints.dropped : r.hints.count() + behind,
     hinted: r.hints.count(),
     unhinted: r.hints.dropped,
+    ...(sweep === null ? {} : { antiEntropy: sweep }),
   };
 }
 
@@ -192,7 +201,11 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
     return c.json(await clusterView(deps), 202);
   });
   app.delete("/cluster/nodes/:id", async (c) => {
-    await deps.rebalancer.startRemove(c.req.param("id"));
+    const force = c.req.query("force");
+    if (force !== undefined && force !== "true" && force !== "false") {
+      throw new RingkvError("bad_request", `Cannot read force="${force}": use true or false`);
+    }
+    await deps.rebalancer.startRemove(c.req.param("id"), force === "true");
     return c.json(await clusterView(deps), 202);
   });
   app.get("/ring", (c) => {

@@ -130,6 +130,23 @@ export class ClusterState implements TopologySource {
     let best: ClusterMap | null = null;
     for (const map of maps) if (map !== null && map.epoch > (best?.epoch ?? 0)) best = map;
     if (best !== null) await this.install(best, "poll");
+    const epoch = this.#topology.map.epoch;
+    await this.#catchUp(urls.filter((_, i) => maps[i] !== null && maps[i]!.epoch < epoch));
+  }
+
+  /** Pushes the current map to nodes that hold an older one (e.g. back after being down). */
+  async #catchUp(urls: readonly string[]): Promise<void> {
+    const current = this.#topology.map;
+    await Promise.all(urls.map(async (url) => {
+      try {
+        const result = await this.deps.admin.putMap(url, current);
+        if (!result.stored) return void await this.install(result.map, url);
+        this.deps.log?.({ msg: "map pushed to a node that was behind", url, epoch: current.epoch });
+      } catch (err) {
+        if (!(err instanceof RingkvError)) throw err;
+        this.nodeErrors.set(url, err.message);
+      }
+    }));
   }
 
   /**

@@ -34,6 +34,11 @@ const SPEC = {
   timeoutMs: { type: "int", default: 2000, help: "timeout of each call to a node, in ms" },
   pollMs: { type: "int", default: 1000, help: "how often to read the nodes' cluster maps, in ms" },
   probeMs: { type: "int", default: 500, help: "how often to probe each node's health, in ms" },
+  antiEntropyMs: {
+    type: "int",
+    default: 30_000,
+    help: "how often to compare replicas range by range and sync them, in ms (0: never)",
+  },
   maxValueBytes: { type: "int", default: DEFAULT_LIMITS.maxValueBytes, help: "largest value" },
   maxKeyBytes: { type: "int", default: DEFAULT_LIMITS.maxKeyBytes, help: "longest key, bytes" },
   maxInFlight: {
@@ -79,6 +84,8 @@ export interface ProxyConfig {
   pollMs: number;
   /** Health probe interval of each node (replication's failure detector). */
   probeMs: number;
+  /** Interval of anti-entropy sweeps (0: none). */
+  antiEntropyMs: number;
   limits: Limits;
   /** Requests answered at once before 503. */
   maxInFlight: number;
@@ -147,6 +154,7 @@ export function parseProxyConfig(
     timeoutMs: checkRange("timeout-ms", v.timeoutMs, 1, 600_000),
     pollMs: checkRange("poll-ms", v.pollMs, 0, 3_600_000),
     probeMs: checkRange("probe-ms", v.probeMs, 10, 3_600_000),
+    antiEntropyMs: checkRange("anti-entropy-ms", v.antiEntropyMs, 0, 86_400_000),
     limits: {
       ...DEFAULT_LIMITS,
       maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1, 1024 ** 3),

@@ -81,14 +81,16 @@ async function serve(config: ProxyConfig): Promise<number> {
   const map = state.current().map;
   log({ msg: "cluster map", epoch: map.epoch, source: start.source, phase: phaseOf(map) });
 
-  const rebalancer = new Rebalancer({ state, admin, log });
   const replication = createReplication({
     fetch,
     timeoutMs: config.timeoutMs,
     probeMs: config.probeMs,
+    antiEntropyMs: config.antiEntropyMs,
     ...secret(config),
     log,
   });
+  const accept = replication.client.accept.bind(replication.client);
+  const rebalancer = new Rebalancer({ state, admin, log, accept });
   const adminApp = createAdminRoutes({
     state,
     rebalancer,

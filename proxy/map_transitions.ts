@@ -28,7 +28,11 @@ import type { ClusterMap, NodeInfo, Rebalancing } from "../shared/wire.ts";
  * to `Rebalancing` (shared/wire.ts): in the cleanup phase `nodes` is already the next
  * ring, and a removed node's URL and weight are needed to drop its ranges.
  */
-export type Plan = Rebalancing & { prev?: NodeInfo[] };
+export type Plan = Rebalancing & {
+  prev?: NodeInfo[];
+  /** A removal for good of a dead node: its ranges are copied from the surviving replicas. */
+  force?: boolean;
+};
 
 /** A new cluster's first map (epoch 1). */
 export function initialMap(nodes: NodeInfo[], replicas: number, vnodes: number): ClusterMap {
@@ -72,12 +76,16 @@ export function planAdd(
   return start(map, "add", node.id, [...map.nodes, node], now, totalKeys);
 }
 
-/** Starts removing node `id`: epoch + 1, phase copying; 404 unknown, 409 last node. */
+/**
+ * Starts removing node `id`: epoch + 1, phase copying; 404 unknown, 409 last node.
+ * `force`: the node is gone for good, nothing is read from it.
+ */
 export function planRemove(
   map: ClusterMap,
   id: string,
   now: number,
   totalKeys: number,
+  force = false,
 ): ClusterMap {
   if (!map.nodes.some((n) => n.id === id)) {
     throw new RingkvError("not_found", `Cannot remove node ${id}: no node has this id`);
@@ -87,7 +95,9 @@ export function planRemove(
     throw new RingkvError("conflict", `Cannot remove node ${id}: it is the last node`);
   }
   const next = map.nodes.filter((n) => n.id !== id);
-  return start(map, "remove", id, next, now, totalKeys);
+  const started = start(map, "remove", id, next, now, totalKeys);
+  if (force) (started.rebalancing as Plan).force = true;
+  return started;
 }
 
 function start(

@@ -171,6 +171,27 @@ export class NodeAdmin {
     });
   }
 
+  /** `POST /internal/digest`: per bucket (a list of ranges), its entry count and hash. */
+  async digest(
+    url: string,
+    buckets: readonly (readonly Range[])[],
+    epoch: number,
+  ): Promise<{ count: number; hash: string }[]> {
+    const body = await this.json<{ digests: { count: number; hash: string }[] }>(
+      url,
+      "/internal/digest",
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", [EPOCH_HEADER]: String(epoch) },
+        body: JSON.stringify({ buckets: buckets.map((b) => b.map((r) => [r.start, r.end])) }),
+      },
+    );
+    if (!Array.isArray(body.digests) || body.digests.length !== buckets.length) {
+      throw new RingkvError("bad_gateway", `Cannot use node ${url}'s digests: wrong count`);
+    }
+    return body.digests;
+  }
+
   /** `POST /internal/drop`: forgets every entry in `ranges`; the number dropped. */
   async drop(url: string, ranges: readonly Range[], epoch: number): Promise<number> {
     const body = await this.json<{ dropped: number }>(url, "/internal/drop", {

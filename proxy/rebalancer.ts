@@ -16,8 +16,15 @@ import { RingkvError } from "../shared/errors.ts";
 import type { ClusterMap, NodeInfo } from "../shared/wire.ts";
 import type { ClusterState } from "./cluster_state.ts";
 import type { NodeAdmin } from "./node_admin.ts";
-import { allNodes, planAdd, planRemove, toCleanup, toStable } from "./map_transitions.ts";
-import { copyMoves, dropMoves } from "./range_copy.ts";
+import {
+  allNodes,
+  type Plan,
+  planAdd,
+  planRemove,
+  toCleanup,
+  toStable,
+} from "./map_transitions.ts";
+import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
 
 /** What a {@link Rebalancer} needs. */
 export interface RebalancerDeps {
@@ -31,6 +38,8 @@ export interface RebalancerDeps {
   chunkBytes?: number;
   /** Run in the background as soon as a rebalancing starts (default true; tests step). */
   autoRun?: boolean;
+  /** `/internal/accept`, for syncing the survivors of a node removed with force. */
+  accept?: MoveOptions["accept"];
 }
 
 /** What one {@link Rebalancer.step} did. */
@@ -89,13 +98,33 @@ export class Rebalancer {
     return await this.#begin(planAdd(map, node, this.#now(), total));
   }
 
-  /** Starts removing node `id`: its keys move to their new owners, then it leaves. */
-  async startRemove(id: string): Promise<ClusterMap> {
+  /**
+   * Starts removing node `id`: its keys move to their new owners, then it leaves. A node
+   * that does not answer is refused (503) unless `force`: then it is removed for good and
+   * its ranges are copied from the surviving replicas, if enough of them are up.
+   */
+  async startRemove(id: string, force = false): Promise<ClusterMap> {
     await this.deps.state.poll();
     const map = this.deps.state.current().map;
     planRemove(map, id, 0, 0); // refuses unknown ids before any call to nodes
+    const up = await this.#upNodes(map);
+    if (!force && !up.has(id)) {
+      throw new RingkvError(
+        "node_unavailable",
+        `Cannot remove node ${id}: it does not answer, so its keys cannot be read from it. If it is gone for good, remove it with DELETE /cluster/nodes/${id}?force=true (its keys are then copied again from the surviving replicas)`,
+      );
+    }
     const total = await this.#totalKeys(map.nodes);
-    return await this.#begin(planRemove(map, id, this.#now(), total));
+    const next = planRemove(map, id, this.#now(), total, force);
+    if (force) await refuseUnsafeForce(next, id, up);
+    return await this.#begin(next);
+  }
+
+  async #upNodes(map: ClusterMap): Promise<Set<string>> {
+    const up = await Promise.all(
+      map.nodes.map((n) => this.deps.admin.health(n.url).then(() => n.id, () => null)),
+    );
+    return new Set(up.filter((id) => id !== null));
   }
 
   #now(): number {
@@ -107,9 +136,12 @@ export class Rebalancer {
     if (report.superseded) return false;
     // A leaving node past the switch serves nothing: it may be gone for good.
     const rb = map.rebalancing;
-    const gone = rb?.kind === "remove" && rb.phase === "cleanup" ? urlsOf(map, rb.nodeId) : [];
+    const leaving = rb?.kind === "remove" && (rb.phase === "cleanup" || (rb as Plan).force);
+    const gone = leaving ? urlsOf(map, rb!.nodeId) : [];
     const failed = report.failed.filter((f) => !gone.includes(f.url));
-    if (failed.length > 0) {
+    // With replicas, a minority of a key's replicas may be down: it gets the map when it
+    // is back (the poller pushes the current map to nodes holding an older one).
+    if (failed.length > Math.floor((map.replicas - 1) / 2)) {
       const which = failed.map((f) => f.message).join("; ");
       throw new RingkvError(
         "node_unavailable",
@@ -175,6 +207,31 @@ export class Rebalancer {
         this.deps.log?.({ msg: "rebalancing paused", error: this.lastError });
         return;
       }
+    }
+  }
+}
+
+/**
+ * Refuses a removal for good that would leave some range with fewer live old replicas
+ * than a write quorum of its replica set, or that needs a new owner that is down.
+ */
+async function refuseUnsafeForce(next: ClusterMap, id: string, up: Set<string>): Promise<void> {
+  const { copies, syncs } = await planCopies(next);
+  for (const c of [...copies, ...syncs.map((s) => ({ ...s, to: undefined }))]) {
+    const live = c.from.filter((n) => up.has(n));
+    if (live.length < c.need) {
+      throw new RingkvError(
+        "conflict",
+        `Cannot remove node ${id} for good: some of its ranges would keep ${live.length} live replicas (${
+          live.join(", ") || "none"
+        }), and ${c.need} are needed to be sure no acknowledged write is lost; bring the other nodes back first`,
+      );
+    }
+    if (c.to !== undefined && !up.has(c.to)) {
+      throw new RingkvError(
+        "conflict",
+        `Cannot remove node ${id} for good: node ${c.to}, which would take over some of its ranges, is down too; bring it back first`,
+      );
     }
   }
 }

@@ -2,7 +2,7 @@
  * The proxy's replication parts, built together: the quorum data path
  * (proxy/replicated.ts), the failure detector fed by every call and by health probes,
  * and hinted handoff replayed when a node answers again. {@link Replication.start} runs
- * the probe loop (proxy/main.ts starts it; in-process tests may drive
+ * the probe loop and the anti-entropy sweeps (proxy/main.ts starts them; in-process tests may drive
  * {@link Replication.probeOnce} instead).
  *
  * @module
@@ -12,6 +12,8 @@ import { HybridClock } from "../shared/version.ts";
 import type { WireEntry } from "../shared/wire.ts";
 import { FailureDetector, type NodeHealth } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
+import { AntiEntropy } from "./anti_entropy.ts";
+import { NodeAdmin } from "./node_admin.ts";
 import { NodeClient, type NodeRef } from "./node_client.ts";
 import { PaxosClient } from "./paxos_client.ts";
 import { Replicated } from "./replicated.ts";
@@ -26,6 +28,8 @@ export interface ReplicationOptions {
   probeMs?: number;
   /** The writer id of this proxy's ballots (default: random). */
   proxyId?: string;
+  /** Interval of anti-entropy sweeps, in ms (0: none; the default). */
+  antiEntropyMs?: number;
   log?: (obj: Record<string, unknown>) => void;
 }
 
@@ -37,7 +41,10 @@ export class Replication {
   readonly hints = new Hints();
   readonly client: PaxosClient;
   readonly replicated: Replicated;
+  /** Compares and syncs replicas range by range (proxy/anti_entropy.ts). */
+  readonly antiEntropy: AntiEntropy;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
 
   /** Builds the parts; nothing runs until {@link start}. */
   constructor(private readonly options: ReplicationOptions) {
@@ -52,18 +59,34 @@ export class Replication {
       hints: this.hints,
       log: options.log,
     });
+    this.antiEntropy = new AntiEntropy({
+      admin: new NodeAdmin(options),
+      accept: (node, epoch, entries) => this.client.accept(node, epoch, entries),
+      isUp: (id) => this.detector.isUp(id),
+      log: options.log,
+    });
   }
 
   /** Probes due nodes of `topology` every so often, until {@link stop}. */
   start(topology: TopologySource): void {
     const every = Math.max(10, Math.floor((this.options.probeMs ?? 1000) / 4));
     this.#timer = setInterval(() => void this.probeOnce(topology), every);
+    const sweepMs = this.options.antiEntropyMs ?? 0;
+    if (sweepMs > 0) {
+      this.#sweeper = setInterval(() => {
+        this.antiEntropy.sweep(topology.current()).catch((err) => {
+          if (!(err instanceof RingkvError)) throw err;
+          this.options.log?.({ msg: "anti-entropy sweep failed", error: err.message });
+        });
+      }, sweepMs);
+    }
   }
 
   /** Stops the probe loop. */
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#timer = this.#sweeper = undefined;
   }
 
   /** Probes the nodes that are due now, then replays hints to the nodes that are up. */
