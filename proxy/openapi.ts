@@ -134,11 +134,23 @@ function adminRoutes(): Json {
       parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
       delete: {
         summary: "Drain a node's keys to their new owners, then remove it",
+        description: "With force=true the node is dead for good: nothing is read from it, " +
+          "its ranges are copied again from the surviving replicas (refused with 409 when " +
+          "fewer than a write quorum of them are up).",
         security: admin,
+        parameters: [{
+          name: "force",
+          in: "query",
+          required: false,
+          schema: { type: "boolean" },
+          description: "remove a node that is down for good",
+        }],
         responses: {
           "202": ok("rebalancing started", ref("Cluster")),
+          "400": error("force is neither true nor false"),
           "404": error("no such node"),
-          "409": error("a rebalancing already runs"),
+          "409": error("a rebalancing already runs, or force would lose writes"),
+          "503": error("the node is down (use force=true if it is gone for good)"),
           ...adminCommon,
         },
       },

@@ -29,6 +29,7 @@ const SPEC = {
   ifNoneMatch: { type: "bool", default: false, help: "put: only if the key does not exist" },
   contentType: { type: "string", help: "put: the value's Content-Type" },
   wait: { type: "bool", default: true, help: "add, remove: wait for the rebalancing (--no-wait)" },
+  force: { type: "bool", default: false, help: "remove: the node is dead, copy from replicas" },
   timeoutMs: { type: "int", default: 10_000, help: "timeout of each call, in ms" },
 } as const;
 
@@ -41,7 +42,7 @@ commands:
   ls [--prefix P]         keys in order, one per line
   nodes                   id, url, state, keys of each node (tab-separated)
   add URL [--weight W]    add a node, wait for its keys to move
-  remove ID               drain a node, then remove it
+  remove ID [--force]     drain a node, then remove it (--force: it is dead for good)
   status                  epoch, nodes, rebalancing
 
 exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
@@ -186,7 +187,8 @@ async function run(f: Flags, t: Target): Promise<void> {
     }
     case "remove": {
       const id = args(1, "a node ID")[0]!;
-      return await change(t, f, "DELETE", `/cluster/nodes/${encodeURIComponent(id)}`);
+      const force = f.values.force ? "?force=true" : "";
+      return await change(t, f, "DELETE", `/cluster/nodes/${encodeURIComponent(id)}${force}`);
     }
     default:
       throw new CliError(EXIT.usage, `Unknown command "${command ?? ""}" (see --help)`);
