@@ -18,11 +18,12 @@ import {
   type CaseResult,
   formatTable,
   formatTargets,
+  medianRun,
   type Op,
   type Target,
   targetChecks,
 } from "./bench/table.ts";
-import { wrkScript } from "./bench/wrk.ts";
+import { type WrkResult, wrkScript } from "./bench/wrk.ts";
 
 const SPEC = {
   quick: { type: "bool", default: false, help: "short run: 3 s per case, 1 s warm-up" },
@@ -38,6 +39,7 @@ const SPEC = {
   },
   big: { type: "bool", default: false, help: "also the 1,000,000-key measurements (minutes)" },
   bigKeys: { type: "int", default: 1_000_000, help: "keys of the --big measurements" },
+  repeat: { type: "int", default: 1, help: "runs of every case (the median is shown)" },
   out: { type: "string", default: ".bench", help: "directory of the JSON results" },
 } as const;
 
@@ -65,39 +67,51 @@ const CASES: { target: Target; op: Op; valueBytes: number }[] = [
 
 const PUT_RATIO: Record<Op, number> = { GET: 0, PUT: 1, MIX: 0.1 };
 
+async function writeScript(procs: Processes, o: Options, c: Omit<CaseResult, "result">) {
+  const big = c.valueBytes > 100;
+  const script = join(procs.dir, `${c.target}-${c.op}-${c.valueBytes}.lua`);
+  await Deno.writeTextFile(
+    script,
+    wrkScript({
+      prefix: big ? "b" : "k",
+      keys: big ? Math.max(1, Math.floor(o.keys / 10)) : o.keys,
+      putRatio: PUT_RATIO[c.op],
+      valueBytes: c.valueBytes,
+      headers: c.target === "node"
+        ? { Authorization: `Bearer ${procs.secrets.clusterSecret}` }
+        : {},
+    }),
+  );
+  return script;
+}
+
+/** Every case `--repeat` times (rounds interleave the cases); the median run of each. */
 async function runCases(procs: Processes, o: Options, urls: Record<Target, string>) {
   const seconds = o.quick ? 3 : o.duration;
   const warm = o.quick ? 1 : 2;
-  const results: CaseResult[] = [];
   const cases = CASES.filter((c) => o.only.length === 0 || o.only.includes(c.target));
-  for (const c of cases) {
-    const big = c.valueBytes > 100;
-    const script = join(procs.dir, `${c.target}-${c.op}-${c.valueBytes}.lua`);
-    await Deno.writeTextFile(
-      script,
-      wrkScript({
-        prefix: big ? "b" : "k",
-        keys: big ? Math.max(1, Math.floor(o.keys / 10)) : o.keys,
-        putRatio: PUT_RATIO[c.op],
-        valueBytes: c.valueBytes,
-        headers: c.target === "node"
-          ? { Authorization: `Bearer ${procs.secrets.clusterSecret}` }
-          : {},
-      }),
-    );
-    const wrk = { connections: o.connections, threads: o.threads };
-    await runWrk(urls[c.target], script, { ...wrk, seconds: warm });
-    const result = await runWrk(urls[c.target], script, { ...wrk, seconds });
-    results.push({ ...c, result });
-    console.log(
-      `${caseName(c).padEnd(28)} ${String(Math.round(result.rps)).padStart(7)} req/s  ` +
-        `p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms` +
-        (result.non2xx + result.socketErrors > 0
-          ? `  (${result.non2xx} non-2xx, ${result.socketErrors} socket errors)`
-          : ""),
-    );
+  const runs: WrkResult[][] = cases.map(() => []);
+  const wrk = { connections: o.connections, threads: o.threads };
+  for (let round = 1; round <= o.repeat; round++) {
+    for (const [i, c] of cases.entries()) {
+      const script = await writeScript(procs, o, c);
+      await runWrk(urls[c.target], script, { ...wrk, seconds: warm });
+      const result = await runWrk(urls[c.target], script, { ...wrk, seconds });
+      runs[i]!.push(result);
+      console.log(
+        `${caseName(c).padEnd(28)} ${String(Math.round(result.rps)).padStart(7)} req/s  ` +
+          `p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms` +
+          (result.non2xx + result.socketErrors > 0
+            ? `  (${result.non2xx} non-2xx, ${result.socketErrors} socket errors)`
+            : ""),
+      );
+    }
   }
-  return results;
+  return cases.map((c, i): CaseResult => ({
+    ...c,
+    result: medianRun(runs[i]!),
+    rpsRuns: runs[i]!.map((r) => Math.round(r.rps)),
+  }));
 }
 
 async function throughput(procs: Processes, o: Options): Promise<CaseResult[]> {
@@ -147,10 +161,15 @@ async function main(): Promise<number> {
     return 1;
   }
   const dir = await Deno.makeTempDir({ prefix: "ringkv-bench-" });
+  await Deno.chmod(dir, 0o755); // nginx workers may run as another user
   const token = () => crypto.getRandomValues(new Uint8Array(16)).toHex();
-  const procs = new Processes(dir, { clusterSecret: token(), adminToken: token() });
+  const secrets = { clusterSecret: token(), adminToken: token() };
+  // Each phase in its own directory: a proxy must not find the map of an earlier phase.
+  const procs = new Processes(join(dir, "throughput"), secrets);
+  const bigProcs = new Processes(join(dir, "big"), secrets);
   const stop = async () => {
     await procs.stopAll();
+    await bigProcs.stopAll();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   Deno.addSignalListener("SIGINT", () => stop().finally(() => Deno.exit(130)));
@@ -161,9 +180,10 @@ async function main(): Promise<number> {
     let big: BigResult | undefined;
     if (o.big) {
       console.log(`\nLarge data: ${o.bigKeys} keys (this takes a few minutes)...`);
-      big = await measureNode(procs, o.bigKeys);
-      big.addNode = await measureAddNode(procs, o.bigKeys, o);
-      await procs.stopAll();
+      big = await measureNode(bigProcs, o.bigKeys);
+      console.log(formatBig(big));
+      big.addNode = await measureAddNode(bigProcs, o.bigKeys, o);
+      await bigProcs.stopAll();
     }
     report(o, started, results, big);
     await writeJson(o, started, results, big);

@@ -43,12 +43,14 @@ export function freePort(): number {
   return port;
 }
 
-/** VmRSS of a process, in bytes (Linux). */
+/** Resident set size of a process, in bytes (`ps`: Deno reads /proc only with --allow-all). */
 export async function rssOf(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
-  if (kb === undefined) throw new Error(`Cannot read VmRSS of process ${pid}`);
-  return Number(kb) * 1024;
+  const out = await run("ps", ["-o", "rss=", "-p", String(pid)]);
+  const kb = Number(new TextDecoder().decode(out.stdout).trim());
+  if (!out.success || !Number.isFinite(kb) || kb <= 0) {
+    throw new Error(`Cannot read the RSS of process ${pid} with ps`);
+  }
+  return kb * 1024;
 }
 
 /** The children of a run, stopped in reverse order. */
@@ -82,6 +84,7 @@ export class Processes {
       const data = join(this.dir, `proxy${i}`);
       await Deno.mkdir(data, { recursive: true });
       const args = ["run", "--allow-net", `--allow-read=${data}`, `--allow-write=${data}`];
+      if (count > 1) args.push("--unstable-net"); // Deno.serve's reusePort
       args.push(ENV_PERMISSION, join(ROOT, "proxy/main.ts"), "--port", String(port));
       args.push("--data", data, "--replicas", String(replicas));
       args.push(...(i === 0 ? ["--nodes", nodes.join(",")] : ["--join", nodes[0]!]));

@@ -28,7 +28,10 @@ export interface CaseResult {
   target: Target;
   op: Op;
   valueBytes: number;
+  /** The median run (by requests/s) when the case ran several times. */
   result: WrkResult;
+  /** Requests/s of every run, when it ran several times. */
+  rpsRuns?: number[];
 }
 
 /** One of the issue's targets, checked against a run. */
@@ -53,6 +56,20 @@ function find(results: readonly CaseResult[], target: Target, op: Op, valueBytes
 /** `a / b`, or NaN when either is missing or b is 0. */
 function ratio(a: number | undefined, b: number | undefined): number {
   return a === undefined || b === undefined || b === 0 ? NaN : a / b;
+}
+
+/** The run with the median requests/s (the lower middle one of an even count). */
+export function medianRun(runs: readonly WrkResult[]): WrkResult {
+  if (runs.length === 0) throw new RangeError("medianRun() needs at least one run");
+  const sorted = [...runs].sort((a, b) => a.rps - b.rps);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+/** (max - min) / median of the runs' requests/s, in percent; NaN for a single run. */
+export function spreadPercent(c: CaseResult): number {
+  const runs = c.rpsRuns ?? [];
+  if (runs.length < 2) return NaN;
+  return ((Math.max(...runs) - Math.min(...runs)) / c.result.rps) * 100;
 }
 
 /** The issue's targets, as far as the cases measured allow. */
@@ -94,19 +111,24 @@ function fixed(n: number, digits: number): string {
   return Number.isNaN(n) ? "-" : n.toFixed(digits);
 }
 
-/** The results as a Markdown table with ratios to nginx (same op and size) and to bare. */
+/**
+ * The results as a Markdown table with ratios to nginx (same op and size) and to bare;
+ * "spread" is (max - min) / median of the repeated runs.
+ */
 export function formatTable(results: readonly CaseResult[]): string {
   const bare = find(results, "bare", "GET")?.result.rps;
-  const head = "| case | req/s | p50 ms | p99 ms | non-2xx | vs nginx | vs bare |";
+  const head = "| case | req/s | spread % | p50 ms | p99 ms | non-2xx | vs nginx | vs bare |";
   const rows = results.map((c) => {
     const nginx = find(results, "nginx", c.op, c.valueBytes)?.result.rps;
     const r = c.result;
     const vsNginx = c.target === "nginx" ? NaN : ratio(r.rps, nginx);
-    return `| ${caseName(c)} | ${Math.round(r.rps)} | ${fixed(r.p50Ms, 2)} | ${
-      fixed(r.p99Ms, 2)
-    } | ${r.non2xx + r.socketErrors} | ${fixed(vsNginx, 2)} | ${fixed(ratio(r.rps, bare), 2)} |`;
+    return `| ${caseName(c)} | ${Math.round(r.rps)} | ${fixed(spreadPercent(c), 0)} | ${
+      fixed(r.p50Ms, 2)
+    } | ${fixed(r.p99Ms, 2)} | ${r.non2xx + r.socketErrors} | ${fixed(vsNginx, 2)} | ${
+      fixed(ratio(r.rps, bare), 2)
+    } |`;
   });
-  return [head, "|---|---:|---:|---:|---:|---:|---:|", ...rows].join("\n");
+  return [head, "|---|---:|---:|---:|---:|---:|---:|---:|", ...rows].join("\n");
 }
 
 /** The targets as text lines, each with MET or NOT MET. */

@@ -1,5 +1,13 @@
 import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
-import { caseName, type CaseResult, formatTable, formatTargets, targetChecks } from "./table.ts";
+import {
+  caseName,
+  type CaseResult,
+  formatTable,
+  formatTargets,
+  medianRun,
+  spreadPercent,
+  targetChecks,
+} from "./table.ts";
 
 function result(rps: number, p99Ms = 2) {
   return { requests: rps, seconds: 1, rps, p50Ms: 1, p99Ms, maxMs: 9, non2xx: 0, socketErrors: 0 };
@@ -37,6 +45,26 @@ Deno.test("formatTable() compares each case with nginx at the same op and size",
   assert(proxy4k.includes("| 1.50 |"), proxy4k); // 30,000 / 20,000
   const proxyPut = lines.find((l) => l.startsWith("| proxy PUT 100 B |"))!;
   assert(proxyPut.includes("| - | 0.20 |"), proxyPut); // no nginx PUT measured; vs bare 0.2
+});
+
+Deno.test("medianRun() picks the run with the middle requests/s, its latencies with it", () => {
+  const runs = [result(300, 30), result(100, 10), result(200, 20)];
+  assertEquals(medianRun(runs).p99Ms, 20);
+  assertEquals(medianRun([result(100, 1), result(200, 2)]).rps, 100);
+});
+
+Deno.test("spreadPercent() is (max - min) / median of the runs, and NaN for one run", () => {
+  const c: CaseResult = {
+    target: "proxy",
+    op: "GET",
+    valueBytes: 100,
+    result: result(200),
+    rpsRuns: [180, 200, 220],
+  };
+  assertAlmostEquals(spreadPercent(c), 20, 1e-9);
+  assert(Number.isNaN(spreadPercent({ ...c, rpsRuns: [200] })));
+  const row = formatTable([c]).split("\n")[2]!;
+  assert(row.startsWith("| proxy GET 100 B | 200 | 20 |"), row);
 });
 
 Deno.test("caseName() names the target, the mix and the value size", () => {
