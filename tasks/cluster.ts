@@ -68,6 +68,17 @@ function proxyArgs(dir: string): string[] {
   ];
 }
 
+/** A node's arguments with the port it got, so a restart keeps its URL. */
+function restartArgs(args: string[], url: string): string[] {
+  const port = args.indexOf("--port");
+  return args.with(port + 1, new URL(url).port);
+}
+
+/** Quotes an argument for a POSIX shell when it needs it. */
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
 async function main(): Promise<number> {
   let parsed;
   try {
@@ -108,11 +119,13 @@ async function main(): Promise<number> {
       node.exited.then((code) => {
         if (stopping) return;
         console.error(
-          `[${id}] exited with code ${code}. Its keys answer 503 until it is back; restart it with:\n` +
-            `  RINGKV_CLUSTER_SECRET=$(cat ${join(data, "cluster-secret")}) ` +
-            `npx --yes deno@2.9.6 task node --id ${id} --port ${
-              new URL(node.url).port
-            } --data ${dir}`,
+          `[${id}] exited with code ${code}. ${
+            opts.replicas > 1
+              ? "The other replicas serve its keys meanwhile"
+              : "Its keys answer 503 until it is back"
+          }; restart it with:\n` +
+            `  RINGKV_CLUSTER_SECRET=$(cat ${join(data, "cluster-secret")}) npx --yes deno@2.9.6 ` +
+            restartArgs(args, node.url).map(shellQuote).join(" "),
         );
       });
     }
