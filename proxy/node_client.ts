@@ -48,7 +48,7 @@ export function unreachable(node: NodeRef, cause: unknown): RingkvError {
   const why = cause instanceof DOMException && cause.name === "TimeoutError"
     ? "no answer before the timeout"
     : cause instanceof Error
-    ? cause.message
+    ? cause.message + (cause.cause instanceof Error ? ` (${cause.cause.message})` : "")
     : String(cause);
   return new RingkvError(
     "node_unavailable",

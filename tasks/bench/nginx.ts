@@ -47,7 +47,9 @@ ${temp}
     hash $request_uri consistent;
 ${servers}
     keepalive ${o.keepalive ?? 64};
+    keepalive_requests 1000000;
   }
+  keepalive_requests 1000000;
   server {
     listen 127.0.0.1:${o.port};
     location /kv/ {
