@@ -199,8 +199,9 @@ export class Rebalancer {
       } catch (err) {
         // A background task: every failure is reported and retried by the next run().
         if (err instanceof RingkvError && err.code === "stale_epoch") {
-          const node = err.extra.node;
-          if (typeof node === "string") await this.deps.state.refreshFrom(node).catch(() => {});
+          // Data-path errors name the node by id and give its url; admin calls name the url.
+          const url = err.extra.url ?? err.extra.node;
+          if (typeof url === "string") await this.deps.state.refreshFrom(url).catch(() => {});
           continue;
         }
         this.lastError = err instanceof Error ? err.message : String(err);
