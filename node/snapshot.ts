@@ -98,16 +98,39 @@ export async function readSnapshot(
     const chunk = await disk.read(name, { offset: at, length: READ_BYTES });
     if (chunk === null || chunk.length === 0) break;
     const buffer = carry.length === 0 ? chunk : join(carry, chunk);
-    let start = 0;
-    for (let nl = buffer.indexOf(NEWLINE); nl !== -1; nl = buffer.indexOf(NEWLINE, start)) {
-      reader.line(buffer.subarray(start, nl), base + start);
-      start = nl + 1;
-    }
-    carry = buffer.slice(start);
-    base += start;
+    const end = buffer.lastIndexOf(NEWLINE) + 1;
+    readLines(reader, buffer.subarray(0, end), base);
+    carry = buffer.slice(end);
+    base += end;
   }
   if (carry.length > 0) throw new SnapshotDamage(base, "the last line has no newline");
   return reader.finish(size);
+}
+
+/**
+ * Feeds the complete lines of `bytes` (which ends with a newline) to the reader. The
+ * bytes are decoded once, not per line (a million small decodes cost a second at
+ * restart); when they are not UTF-8, each line is decoded alone so the error names it.
+ */
+function readLines(reader: LineReader, bytes: Uint8Array, base: number): void {
+  let text: string;
+  try {
+    text = decoder.decode(bytes);
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    for (let s = 0, nl = bytes.indexOf(NEWLINE); nl !== -1; nl = bytes.indexOf(NEWLINE, s)) {
+      reader.line(decoder.decode(bytes.subarray(s, nl)), base + s);
+      s = nl + 1;
+    }
+    return;
+  }
+  // Char offsets are byte offsets while the text is ASCII; otherwise count the bytes.
+  const ascii = text.length === bytes.length;
+  const offsetOf = (i: number) => base + (ascii ? i : encoder.encode(text.slice(0, i)).length);
+  for (let s = 0, nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", s)) {
+    reader.line(text.slice(s, nl), s, offsetOf);
+    s = nl + 1;
+  }
 }
 
 /** The state of reading: header, then entries, then the footer. */
@@ -115,18 +138,21 @@ class LineReader {
   #node: string | undefined;
   #count = 0;
   #footer: number | undefined;
-  #offset = 0;
+  #at = 0;
+  #offsetOf: (at: number) => number = (n) => n;
 
   constructor(readonly onEntry: (key: string, entry: Stored) => void) {}
 
-  line(bytes: Uint8Array, offset: number): void {
-    this.#offset = offset;
+  /** One line (without its newline) at `at`; `offsetOf` turns `at` into a byte offset. */
+  line(text: string, at: number, offsetOf: (at: number) => number = (n) => n): void {
+    this.#at = at;
+    this.#offsetOf = offsetOf;
     try {
-      this.#read(decoder.decode(bytes));
+      this.#read(text);
     } catch (err) {
       if (err instanceof SnapshotDamage) throw err;
       if (!(err instanceof SyntaxError || err instanceof TypeError)) throw err;
-      throw new SnapshotDamage(offset, err.message);
+      throw new SnapshotDamage(offsetOf(at), err.message);
     }
   }
 
@@ -136,7 +162,7 @@ class LineReader {
     }
     if (this.#footer !== this.#count) {
       throw new SnapshotDamage(
-        this.#offset,
+        this.#offsetOf(this.#at),
         `it says ${this.#footer} entries, it has ${this.#count}`,
       );
     }
