@@ -119,7 +119,7 @@ function readLines(reader: LineReader, bytes: Uint8Array, base: number): void {
   } catch (err) {
     if (!(err instanceof TypeError)) throw err;
     for (let s = 0, nl = bytes.indexOf(NEWLINE); nl !== -1; nl = bytes.indexOf(NEWLINE, s)) {
-      reader.line(decoder.decode(bytes.subarray(s, nl)), base + s);
+      reader.line(lineText(bytes.subarray(s, nl), base + s), base + s);
       s = nl + 1;
     }
     return;
@@ -130,6 +130,15 @@ function readLines(reader: LineReader, bytes: Uint8Array, base: number): void {
   for (let s = 0, nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", s)) {
     reader.line(text.slice(s, nl), s, offsetOf);
     s = nl + 1;
+  }
+}
+
+function lineText(bytes: Uint8Array, offset: number): string {
+  try {
+    return decoder.decode(bytes);
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    throw new SnapshotDamage(offset, err.message);
   }
 }
 
