@@ -46,14 +46,21 @@ class Interner {
   readonly #index = new Map<string, number>();
   readonly #texts: string[] = [];
 
+  #lastText = "";
+  #lastNumber: number | undefined;
+
   /** The string's number, or undefined when the table is full. */
   numberOf(text: string): number | undefined {
+    // Most entries repeat the previous one's writer and type: skip the Map lookup.
+    if (text === this.#lastText && this.#lastNumber !== undefined) return this.#lastNumber;
     let n = this.#index.get(text);
     if (n === undefined && this.#texts.length < INLINE) {
       n = this.#texts.length;
       this.#texts.push(text);
       this.#index.set(text, n);
     }
+    this.#lastText = text;
+    this.#lastNumber = n;
     return n;
   }
 

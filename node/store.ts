@@ -22,7 +22,7 @@ import type { HybridClock } from "../shared/version.ts";
 import type { Entry, ListOptions, WriteOp, WriteOutcome } from "./engine.ts";
 import { KeyOrder } from "./key_order.ts";
 import { hashOf, kindOf, Packer, type Stored } from "./packed.ts";
-import { byteLength, fromBytes, toBytes } from "./values.ts";
+import { byteLength, fromBytes, type HeldValue, toBytes } from "./values.ts";
 
 /** What a write did, and the entry to log when it changed something. */
 export interface WriteResult {
@@ -172,13 +172,15 @@ export class Store {
   #set(key: string, entry: Stored, old: string | undefined): void {
     if (old === undefined) this.#order.add(key);
     else this.#account(old, -1);
-    const record = this.#packer.pack(entry);
-    this.#records.set(key, record);
-    this.#account(record, 1);
+    this.#records.set(key, this.#packer.pack(entry));
+    this.#count(entry, 1);
   }
 
   #account(record: string, sign: 1 | -1): void {
-    const value = this.#packer.value(record);
+    this.#count(this.#packer.value(record), sign);
+  }
+
+  #count(value: HeldValue, sign: 1 | -1): void {
     if (value.kind === "tombstone") this.#tombstones += sign;
     else this.#valueBytes += sign * byteLength(value);
   }
