@@ -13,6 +13,7 @@ import { isObject } from "./request_body.ts";
 export class ClusterState {
   #loaded: Promise<ClusterMap | null> | undefined;
   #current: ClusterMap | null = null;
+  #ready = false;
   /** PUTs run one at a time, so two racing maps cannot store the older one last. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -21,7 +22,11 @@ export class ClusterState {
 
   /** The stored map, or null when the node has none. */
   async get(): Promise<ClusterMap | null> {
-    this.#loaded ??= this.engine.loadClusterMap().then((map) => (this.#current = map));
+    this.#loaded ??= this.engine.loadClusterMap().then((map) => {
+      this.#current = map;
+      this.#ready = true;
+      return map;
+    });
     await this.#loaded;
     return this.#current;
   }
@@ -29,6 +34,11 @@ export class ClusterState {
   /** The stored map's epoch (0 without a map). */
   async epoch(): Promise<number> {
     return (await this.get())?.epoch ?? 0;
+  }
+
+  /** The stored map's epoch once it is loaded (a plain read for the hot path), else undefined. */
+  epochIfLoaded(): number | undefined {
+    return this.#ready ? (this.#current?.epoch ?? 0) : undefined;
   }
 
   /** Throws 409 `stale_epoch` when the sender routes by an older epoch than the stored one. */

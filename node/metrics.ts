@@ -27,6 +27,13 @@ export function routeLabel(path: string): string {
   return FIXED_ROUTES.has(path) ? path : "other";
 }
 
+const KNOWN_METHODS = new Set(["GET", "HEAD", "PUT", "POST", "DELETE"]);
+
+interface HotSeries {
+  requests: { value: number };
+  latency?: { counts: number[]; sum: number; count: number };
+}
+
 /** Request counters, latency and fsync histograms of one node app (never per process). */
 export class RequestCounters {
   readonly #requests = new Counter(
@@ -47,11 +54,22 @@ export class RequestCounters {
     ["op"],
   );
 
+  /** Resolved series by `method route status`: counting is a map look-up, not label building. */
+  readonly #hot = new Map<string, HotSeries>();
+
   /** Counts one answered request (and its latency, when given). */
   count(method: string, route: string, status: number, seconds?: number): void {
-    const known = ["GET", "HEAD", "PUT", "POST", "DELETE"].includes(method) ? method : "other";
-    this.#requests.inc({ method: known, route, status: String(status) });
-    if (seconds !== undefined) this.latency.observe({ method: known, route }, seconds);
+    const known = KNOWN_METHODS.has(method) ? method : "other";
+    const name = known + " " + route + " " + status;
+    let hot = this.#hot.get(name);
+    if (hot === undefined) {
+      hot = { requests: this.#requests.seriesOf({ method: known, route, status: String(status) }) };
+      this.#hot.set(name, hot);
+    }
+    hot.requests.value++;
+    if (seconds === undefined) return;
+    hot.latency ??= this.latency.seriesOf({ method: known, route });
+    this.latency.record(hot.latency, seconds);
   }
 
   /** The metrics in exposition order. */

@@ -101,6 +101,11 @@ export class Counter extends Labelled<number> {
     this.entry(labels, () => 0).value += by;
   }
 
+  /** The series of `labels` itself, for callers that count on a hot path (`.value += 1`). */
+  seriesOf(labels: Labels = {}): { value: number } {
+    return this.entry(labels, () => 0);
+  }
+
   /** The current value of one series (0 when never counted). */
   get(labels: Labels = {}): number {
     return this.entry(labels, () => 0).value;
@@ -129,8 +134,17 @@ export class Histogram extends Labelled<{ counts: number[]; sum: number; count: 
 
   /** Records one observation. */
   observe(labels: Labels, value: number): void {
-    const s = this.entry(labels, () => ({ counts: this.buckets.map(() => 0), sum: 0, count: 0 }))
+    this.record(this.seriesOf(labels), value);
+  }
+
+  /** The series of `labels` itself, for callers that observe on a hot path (see `record`). */
+  seriesOf(labels: Labels): { counts: number[]; sum: number; count: number } {
+    return this.entry(labels, () => ({ counts: this.buckets.map(() => 0), sum: 0, count: 0 }))
       .value;
+  }
+
+  /** Records one observation in a series got from `seriesOf`. */
+  record(s: { counts: number[]; sum: number; count: number }, value: number): void {
     for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
     s.sum += value;
     s.count++;
