@@ -16,6 +16,7 @@ import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { observeRequests, RequestIds } from "./observe.ts";
 import { NodeClient, type NodeRef } from "./node_client.ts";
 import { createPublicRoutes } from "./public_routes.ts";
+import { fastFetch } from "./fast_path.ts";
 import { createReplication, type Replication } from "./replication.ts";
 import { Router } from "./router.ts";
 import type { TopologySource } from "./topology.ts";
@@ -96,6 +97,7 @@ export function createProxyApp(deps: ProxyDeps): Hono {
     const { map } = deps.topology.current();
     return Response.json({ status: "ok", epoch: map.epoch, nodes: map.nodes.length });
   });
+  const log = deps.log ?? (() => {});
   app.route(
     "/",
     createPublicRoutes({
@@ -106,5 +108,14 @@ export function createProxyApp(deps: ProxyDeps): Hono {
       requestIds: ids,
     }),
   );
+  // GET /kv/{key} skips Hono's chain (same checks, answer, metrics and log): proxy/fast_path.ts.
+  app.fetch = fastFetch(app.fetch, {
+    router,
+    limits: deps.limits,
+    ids,
+    metrics,
+    log,
+    clientToken: deps.clientToken,
+  });
   return app;
 }

@@ -23,10 +23,12 @@ import type { MiddlewareHandler } from "hono";
 import { joinRequestIds, type LogFn, REQUEST_ID_HEADER, requestIdOf } from "../shared/log.ts";
 import { type ProxyMetrics, routeLabel } from "./metrics.ts";
 
+/** Where an op carries its request's id: a symbol, so JSON bodies never include it. */
+const OP_ID: unique symbol = Symbol("requestId");
+
 /** Request ids of client requests and of the operations run for them (per app). */
 export class RequestIds {
   readonly #byRequest = new WeakMap<Request, string>();
-  readonly #byOp = new WeakMap<object, string>();
 
   /** Gives `req` its id (the client's when sane) and returns it. */
   assign(req: Request): string {
@@ -43,14 +45,19 @@ export class RequestIds {
   /** Marks `ops` as run for `req`. */
   tag(ops: readonly object[], req: Request): void {
     const id = this.#byRequest.get(req);
-    if (id !== undefined) { for (const op of ops) this.#byOp.set(op, id); }
+    if (id !== undefined) { for (const op of ops) this.tagOne(op, id); }
+  }
+
+  /** Marks `op` as run for the request of id `id`. */
+  tagOne(op: object, id: string): void {
+    (op as { [OP_ID]?: string })[OP_ID] = id;
   }
 
   /** The `x-request-id` of an internal call carrying `ops`, or undefined when untagged. */
   header(ops: readonly object[]): string | undefined {
     const ids: string[] = [];
     for (const op of ops) {
-      const id = this.#byOp.get(op);
+      const id = (op as { [OP_ID]?: string })[OP_ID];
       if (id !== undefined) ids.push(id);
     }
     return ids.length === 0 ? undefined : joinRequestIds(ids);

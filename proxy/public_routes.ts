@@ -88,7 +88,7 @@ export function keyOf(req: Request, limits: Limits): string {
 /** The one outcome of a single-key call, or its error. */
 async function runOne(deps: PublicRoutesDeps, op: BatchOp, req: Request): Promise<BatchResult> {
   deps.requestIds?.tag([op], req);
-  const outcome: Outcome = (await deps.router.run([op]))[0]!;
+  const outcome: Outcome = await deps.router.runOne(op);
   if (outcome instanceof RingkvError) throw outcome;
   return outcome;
 }

@@ -90,6 +90,33 @@ export class Router {
     return outcomes;
   }
 
+  /**
+   * One op, as `run([op])` answers it, without its bookkeeping in the common case (the key's
+   * point remembered, one replica, no followers); every other case, and a `stale_epoch`
+   * refusal (nothing was applied), goes through `run`.
+   */
+  async runOne(op: BatchOp): Promise<Outcome> {
+    const point = this.deps.points.pointOf(op.key);
+    const topo = this.deps.topology.current();
+    if (typeof point !== "number" || topo.map.replicas > 1) return (await this.run([op]))[0]!;
+    let plan: Plan;
+    try {
+      plan = planFor(topo, point, op.op !== "get");
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      return err;
+    }
+    if (plan.followers.length > 0) return (await this.run([op]))[0]!;
+    try {
+      return (await this.deps.dispatcher.submit(plan.primary, topo.map.epoch, [op]))[0]!;
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      if (err instanceof StaleEpochError) return (await this.run([op]))[0]!;
+      this.deps.log?.({ msg: "node call failed", code: err.code, error: err.message });
+      return err;
+    }
+  }
+
   /** Runs `fn` with the current topology; reloads the map and runs it again on `stale_epoch`. */
   async withTopology<T>(fn: (topo: Topology) => Promise<T>): Promise<T> {
     for (let attempt = 1;; attempt++) {
