@@ -13,6 +13,7 @@ import type { Range } from "../shared/ring.ts";
 import { isVersion } from "../shared/version.ts";
 import { type ClusterMap, DEFAULT_CONTENT_TYPE, type WireEntry } from "../shared/wire.ts";
 import type { Disk } from "./disk.ts";
+import type { GcHint } from "./gc_hint.ts";
 import type {
   EngineStats,
   Entry,
@@ -45,6 +46,8 @@ export interface EngineParts {
   limits: Limits;
   snapshotEveryBytes: number;
   snapshotBytes: number;
+  /** Starts a GC after bulk writes (optional: tests leave it out). */
+  gcHint?: GcHint;
 }
 
 /** A durable node engine; build it with `openEngine`. */
@@ -173,6 +176,7 @@ export class DurableEngine implements NodeEngine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.parts.gcHint?.stop();
     await this.parts.wal.flush();
     await this.#snapshotting;
     await this.#savingMap;
@@ -186,7 +190,9 @@ export class DurableEngine implements NodeEngine {
       const json = `{"set":[${
         changed.map(([key, stored]) => entryToJson(key, stored)).join(",")
       }]}`;
-      const seq = this.parts.wal.append(encodeJsonLine(json));
+      const line = encodeJsonLine(json);
+      const seq = this.parts.wal.append(line);
+      this.parts.gcHint?.wrote(line.length);
       for (const [key] of changed) this.#pending.set(key, seq);
     }
     // Also covers answers (412, skipped) that depend on another call's pending change.

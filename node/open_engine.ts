@@ -26,6 +26,7 @@ import { DurableEngine } from "./durable_engine.ts";
 import type { NodeEngine } from "./engine.ts";
 import { FILES, loadNodeId, loadSnapshot, replayLog } from "./recovery.ts";
 import { Store } from "./store.ts";
+import { GcHint } from "./gc_hint.ts";
 import { Wal } from "./wal.ts";
 
 export { RecoveryError } from "./recovery.ts";
@@ -54,6 +55,8 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   const store = new Store(new HybridClock(id, options.now));
   const snapshotBytes = await loadSnapshot(disk, store);
   const walBytes = await replayLog(disk, store);
+  const gcHint = new GcHint();
+  gcHint.now();
   return new DurableEngine({
     id,
     disk,
@@ -63,5 +66,6 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
     limits: options.limits ?? DEFAULT_LIMITS,
     snapshotEveryBytes: options.snapshotEveryBytes ?? DEFAULT_SNAPSHOT_EVERY_BYTES,
     snapshotBytes,
+    gcHint,
   });
 }
