@@ -54,6 +54,11 @@ export function nodeRouteLabel(path: string): string {
 
 const METHODS = new Set(["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"]);
 
+interface HotRequest {
+  count: { value: number };
+  latency: { counts: number[]; sum: number; count: number };
+}
+
 /** The proxy's request and internal-call metrics. */
 export class ProxyMetrics {
   /** Client requests answered. */
@@ -87,15 +92,43 @@ export class ProxyMetrics {
     ["node", "route"],
   );
 
+  /** Resolved series by `method route status` (hot path: a map look-up, no label objects). */
+  readonly #hot = new Map<string, HotRequest>();
+  /** Resolved series of 2xx internal calls by `node route`. */
+  readonly #hotCalls = new Map<string, HotRequest>();
+
   /** Counts one answered client request. */
   request(method: string, route: string, status: number, seconds: number): void {
     const m = METHODS.has(method) ? method : "other";
-    this.requests.inc({ method: m, route, status: String(status) });
-    this.latency.observe({ method: m, route }, seconds);
+    const name = m + " " + route + " " + status;
+    let hot = this.#hot.get(name);
+    if (hot === undefined) {
+      hot = {
+        count: this.requests.seriesOf({ method: m, route, status: String(status) }),
+        latency: this.latency.seriesOf({ method: m, route }),
+      };
+      this.#hot.set(name, hot);
+    }
+    hot.count.value++;
+    this.latency.record(hot.latency, seconds);
   }
 
   /** Counts one internal call; `outcome` is the status, or the error it failed with. */
   nodeCall(node: string, route: string, outcome: number | unknown, seconds: number): void {
+    if (typeof outcome === "number" && outcome < 300 && outcome >= 200) {
+      const name = node + " " + route;
+      let hot = this.#hotCalls.get(name);
+      if (hot === undefined) {
+        hot = {
+          count: this.nodeCalls.seriesOf({ node, route, outcome: "2xx" }),
+          latency: this.nodeLatency.seriesOf({ node, route }),
+        };
+        this.#hotCalls.set(name, hot);
+      }
+      hot.count.value++;
+      this.nodeLatency.record(hot.latency, seconds);
+      return;
+    }
     if (typeof outcome === "number") {
       this.nodeCalls.inc({ node, route, outcome: `${Math.floor(outcome / 100)}xx` });
       this.nodeLatency.observe({ node, route }, seconds);
@@ -115,16 +148,35 @@ export function instrumentFetch(
   metrics: ProxyMetrics,
 ): (req: Request) => Promise<Response> {
   return async (req) => {
-    const url = new URL(req.url);
-    const route = nodeRouteLabel(url.pathname);
+    const { host, path } = hostAndPath(req.url);
+    const route = nodeRouteLabel(path);
     const started = performance.now();
     try {
       const res = await fetch(req);
-      metrics.nodeCall(url.host, route, res.status, (performance.now() - started) / 1000);
+      metrics.nodeCall(host, route, res.status, (performance.now() - started) / 1000);
       return res;
     } catch (err) {
-      metrics.nodeCall(url.host, route, err, (performance.now() - started) / 1000);
+      metrics.nodeCall(host, route, err, (performance.now() - started) / 1000);
       throw err;
     }
   };
+}
+
+/** Host (with port, as `URL.host` gives it) and path of an absolute URL, without parsing it. */
+function hostAndPath(url: string): { host: string; path: string } {
+  const hostStart = url.indexOf("://") + 3;
+  let pathStart = url.indexOf("/", hostStart);
+  if (pathStart === -1) pathStart = url.length;
+  let end = url.length;
+  for (const mark of ["?", "#"]) {
+    const at = url.indexOf(mark, pathStart);
+    if (at !== -1 && at < end) end = at;
+  }
+  const host = url.slice(hostStart, pathStart);
+  // URL.host drops a scheme's default port and userinfo; fall back to it for those rare cases.
+  if (host.includes("@") || /:(80|443)$/.test(host) || /[A-Z]/.test(host)) {
+    const parsed = new URL(url);
+    return { host: parsed.host, path: parsed.pathname };
+  }
+  return { host, path: url.slice(pathStart, end) || "/" };
 }

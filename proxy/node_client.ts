@@ -131,14 +131,22 @@ export class NodeClient {
     if (requestId !== undefined) headers.set(REQUEST_ID_HEADER, requestId);
     if (this.deps.clusterSecret) headers.set("authorization", `Bearer ${this.deps.clusterSecret}`);
     if (body !== undefined) headers.set("content-type", contentType);
-    const signal = AbortSignal.timeout(this.deps.timeoutMs);
+    // One timer per call, cleared when the call ends (AbortSignal.timeout stays pending).
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () => abort.abort(new DOMException("The call timed out", "TimeoutError")),
+      this.deps.timeoutMs,
+    );
     let res: Response;
     let text: string;
     try {
+      const signal = abort.signal;
       res = await this.deps.fetch(new Request(node.url + path, { method, headers, body, signal }));
       text = await res.text();
     } catch (err) {
       throw unreachable(node, err);
+    } finally {
+      clearTimeout(timer);
     }
     let parsed: unknown;
     try {
