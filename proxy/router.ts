@@ -91,14 +91,15 @@ export class Router {
   }
 
   /**
-   * One op, as `run([op])` answers it, without its bookkeeping in the common case (the key's
-   * point remembered, one replica, no followers); every other case, and a `stale_epoch`
+   * One op, as `run([op])` answers it, without its bookkeeping in the common case (one
+   * replica, no followers; a key not remembered is hashed first); every other case, and a `stale_epoch`
    * refusal (nothing was applied), goes through `run`.
    */
   async runOne(op: BatchOp): Promise<Outcome> {
-    const point = this.deps.points.pointOf(op.key);
+    const known = this.deps.points.pointOf(op.key);
+    const point = typeof known === "number" ? known : await known;
     const topo = this.deps.topology.current();
-    if (typeof point !== "number" || topo.map.replicas > 1) return (await this.run([op]))[0]!;
+    if (topo.map.replicas > 1) return (await this.run([op]))[0]!;
     let plan: Plan;
     try {
       plan = planFor(topo, point, op.op !== "get");
