@@ -15,7 +15,7 @@ import type { ValueKind } from "./packed.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /** A value in stored form. */
 export interface HeldValue {
