@@ -55,6 +55,11 @@ const SPEC = {
   key: { type: "string", help: "TLS private key file (PEM)" },
   ca: { type: "string", help: "CA certificate file (PEM) to trust for https node URLs" },
   logLevel: { type: "string", help: "log level: error, warn (default), info or debug" },
+  keyCache: {
+    type: "int",
+    default: 1_000_000,
+    help: "ring positions of this many recent keys kept in memory (about 60-100 B each)",
+  },
   reusePort: {
     type: "bool",
     default: false,
@@ -97,6 +102,8 @@ export interface ProxyConfig {
   logLevel?: LogLevel;
   /** Several proxy processes listen on the same port (the kernel spreads connections). */
   reusePort: boolean;
+  /** How many keys' ring positions the proxy remembers (saves a SHA-1 per request). */
+  keyCache: number;
 }
 
 function checkUrl(flag: string, url: string): string {
@@ -142,6 +149,7 @@ export function parseProxyConfig(
     maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
     port: checkRange("port", v.port, 0, 65535),
     reusePort: v.reusePort,
+    keyCache: checkRange("key-cache", v.keyCache, 1, 100_000_000),
     host: v.host,
     nodes: v.nodes.map((url) => checkUrl("nodes", url)),
     join: v.join === undefined || v.join === "" ? undefined : checkUrl("join", v.join),

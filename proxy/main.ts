@@ -122,6 +122,7 @@ async function serve(config: ProxyConfig): Promise<number> {
     clusterSecret: config.clusterSecret,
     clientToken: config.clientToken,
     timeoutMs: config.timeoutMs,
+    keyPointsCapacity: config.keyCache,
     admin: adminApp,
     log,
   });
