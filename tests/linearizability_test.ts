@@ -106,3 +106,35 @@ Deno.test("checkHistory() handles 14 concurrent ops of one key quickly (memoized
   assertEquals(checkHistory(h), null);
   assert(performance.now() - t < 5000);
 });
+
+Deno.test("checkHistory() lets If-Match of the old version fail after a write whose answer was lost", () => {
+  // A put whose answer was lost took effect; a compare-and-set on the version before it
+  // then gets 412 with a re-stamped version (the replicas disagreed).
+  const h = [
+    op(0, 1, put("a"), { status: 201, version: "v1" }),
+    op(2, 3, put("b"), { status: "unknown" }),
+    op(4, 5, { op: "put", value: "c", ifMatch: "v1" }, { status: 412, version: "v7" }),
+    op(6, 7, get, { status: 200, value: "b", version: "v7" }),
+  ];
+  assertEquals(checkHistory(h), null);
+  // But If-Match of the old version cannot win once that write is seen to have applied.
+  const won = [
+    ...h.slice(0, 2),
+    op(4, 5, get, { status: 200, value: "b", version: "v7" }),
+    op(6, 7, { op: "put", value: "c", ifMatch: "v1" }, { status: 200, version: "v8" }),
+  ];
+  assertEquals(checkHistory(won), "k");
+});
+
+Deno.test("checkHistory() lets an operation whose answer was lost re-stamp the version unseen", () => {
+  // A read whose answer was lost may have re-stamped "a" (replicas disagreed); If-Match v1
+  // then fails, and a later read shows the new version.
+  const h = [
+    op(0, 1, put("a"), { status: 201, version: "v1" }),
+    op(2, 3, get, { status: "unknown" }),
+    op(4, 5, { op: "put", value: "c", ifMatch: "v1" }, { status: 412, version: "v5" }),
+  ];
+  assertEquals(checkHistory(h), null);
+  // Without such an operation, If-Match of the current version cannot fail.
+  assertEquals(checkHistory([h[0]!, h[2]!]), "k");
+});

@@ -1,10 +1,32 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { admin, SECRET, TestCluster, waitStable } from "./helpers/cluster.ts";
 import { finalReads, runClients, sleep } from "./helpers/fault_workload.ts";
-import { checkHistory } from "./helpers/linearizability.ts";
+import { checkHistory, type Operation } from "./helpers/linearizability.ts";
 
 const CLIENTS = 8;
 const KEYS = 24;
+
+/** One operation as text: "start..end cN call -> result". */
+function opText(op: Operation): string {
+  const c = op.call;
+  const cond = (c.op !== "get" && c.ifMatch ? ` if-match ${c.ifMatch}` : "") +
+    (c.op === "put" && c.ifNoneMatch ? " if-none-match *" : "");
+  const call = (c.op === "put" ? `put ${c.value}` : c.op) + cond;
+  const r = op.result;
+  const res = r.status === "unknown" ? "unknown" : [
+    String(r.status),
+    ...(r.value !== undefined ? [`value ${r.value}`] : []),
+    ...(r.version ? [`ver ${r.version}`] : []),
+  ].join(" ");
+  return `${op.start.toFixed(0)}..${op.end.toFixed(0)} c${op.client} ${call} -> ${res}`;
+}
+
+/** The operations of `key` by call time, with the test's events, for a failure message. */
+function describeKey(key: string, history: Operation[], events: [string, number][]): string {
+  const rows: [number, string][] = events.map(([what, at]) => [at, `${at.toFixed(0)} ${what}`]);
+  for (const op of history) if (op.key === key) rows.push([op.start, opText(op)]);
+  return rows.sort((a, b) => a[0] - b[0]).map((r) => r[1]).join("\n");
+}
 
 /** Every entry (tombstones included) a node holds: key -> version. */
 async function entriesOf(cluster: TestCluster, id: string): Promise<Map<string, string>> {
@@ -39,23 +61,30 @@ Deno.test("3 nodes, 3 replicas: a node killed for good is force-removed and repl
       ...["--nodes", urls, "--replicas", "3", "--timeout-ms", "1000", "--probe-ms", "200"],
       ...["--anti-entropy-ms", "500"],
     ]);
+    const events: [string, number][] = [];
+    const mark = (what: string) => events.push([what, performance.now()]);
     const stop = new AbortController();
     const clients = runClients(proxy.url, { clients: CLIENTS, keys: KEYS, signal: stop.signal });
     await sleep(2000);
     await cluster.nodes.get("n3")!.kill("SIGKILL");
+    mark("n3 killed");
     await sleep(1000);
     const refused = await admin(proxy.url, "DELETE", "/cluster/nodes/n3");
     assertEquals(refused.status, 503, JSON.stringify(refused.body));
     assertMatch(JSON.stringify(refused.body), /force=true/);
     const forced = await admin(proxy.url, "DELETE", "/cluster/nodes/n3?force=true");
     assertEquals(forced.status, 202, JSON.stringify(forced.body));
+    mark("force removal of n3 started");
     const removed = await waitStable(proxy.url, 0, 30_000);
+    mark("n3 removed (map stable)");
     assertEquals(removed.nodes.map((n) => n.id).sort(), ["n1", "n2"]);
     await sleep(1000);
     const n4 = await cluster.startNode("n4");
     const added = await admin(proxy.url, "POST", "/cluster/nodes", { url: n4.url });
     assertEquals(added.status, 202, JSON.stringify(added.body));
+    mark("add of n4 started");
     const view = await waitStable(proxy.url, 0, 30_000);
+    mark("n4 added (map stable)");
     assertEquals(view.nodes.map((n) => n.id).sort(), ["n1", "n2", "n4"]);
     await sleep(2000);
     stop.abort();
@@ -68,7 +97,9 @@ Deno.test("3 nodes, 3 replicas: a node killed for good is force-removed and repl
         `${history.length} ops checked`,
     );
     assert(stats.requests > 200, `only ${stats.requests} requests`);
-    assertEquals(checkHistory(history), null);
+    const bad = checkHistory(history);
+    if (bad !== null) console.log(`not linearizable: ${bad}\n${describeKey(bad, history, events)}`);
+    assertEquals(bad, null);
     assert(finals.every((op) => op.result.status !== "unknown"));
     // Every key ends with 3 replicas: the three nodes hold the same versions of every key.
     const [n1, n2, n4keys] = await waitLevel(cluster, ["n1", "n2", "n4"], 15_000);

@@ -8,7 +8,9 @@
  *
  * Operations that failed or timed out ("unknown") may have taken effect at any point
  * after their call, or never: they have no return time and may also be linearized as
- * no-ops.
+ * no-ops. A write whose answer is unknown leaves the state with an unknown version (its
+ * ballot, which no client saw); one that changed nothing may have re-stamped the value
+ * with an unseen version. If-Match never holds on an unknown version.
  *
  * The model's state is the value and its version. A version the store re-stamped
  * (docs/replication.md: a no-op write or a read that found replicas disagreeing) may
@@ -96,9 +98,13 @@ export function linearizable(ops: readonly Operation[]): boolean {
 export function step(s: State, op: Operation, written: ReadonlySet<string>): State[] {
   const r = op.result;
   if (r.status === "unknown") {
-    if (op.call.op === "get") return [s];
-    const applied = apply(s, op.call);
-    return applied === undefined ? [s] : [s, { ...applied, version: undefined }];
+    // An operation that changed nothing may still have re-stamped a live value with a
+    // version nobody saw (docs/replication.md), whether it answered or not.
+    const restamped: State[] = s.value === null ? [] : [{ ...s, version: undefined }];
+    const applied = op.call.op === "get" ? undefined : apply(s, op.call);
+    return applied === undefined
+      ? [s, ...restamped]
+      : [s, ...restamped, { ...applied, version: undefined }];
   }
   const live = s.value !== null;
   const versionOk = (v: string | undefined) =>
@@ -126,9 +132,10 @@ export function step(s: State, op: Operation, written: ReadonlySet<string>): Sta
 function holds(s: State, call: Call): boolean {
   const live = s.value !== null;
   if (call.op === "get") return true;
-  if (call.ifMatch !== undefined) {
-    return live && (s.version === undefined || s.version === call.ifMatch);
-  }
+  // An unknown version (undefined) is the ballot of a write whose answer was lost, or a
+  // re-stamp nobody saw: no client can name it, since every answer that shows the
+  // state's version makes it known; so If-Match never holds on it.
+  if (call.ifMatch !== undefined) return live && s.version === call.ifMatch;
   if (call.op === "put" && call.ifNoneMatch) return !live;
   return true;
 }
