@@ -10,9 +10,9 @@
  * console.assert(!("help" in config) && config.port === 0 && config.id === "n1");
  * ```
  */
-import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
+import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
-import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS, type Limits } from "../shared/limits.ts";
+import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
 import { checkLogLevel, type LogLevel } from "../shared/log.ts";
 import { isWriterId } from "../shared/version.ts";
 
@@ -23,22 +23,8 @@ const SPEC = {
   id: { type: "string", help: "node id, fixed at the first start (default: generated)" },
   clusterSecret: { type: "string", help: "secret proxies must send (none: open)", secret: true },
   import: { type: "string", help: 'flat JSON image {"key": "value"} to load at start' },
-  maxValueBytes: { type: "int", default: DEFAULT_LIMITS.maxValueBytes, help: "largest value" },
-  maxKeyBytes: { type: "int", default: DEFAULT_LIMITS.maxKeyBytes, help: "longest key, bytes" },
+  ...SERVER_FLAGS,
   snapshotEveryBytes: { type: "int", help: "write a snapshot once the log grows past this" },
-  maxInFlight: {
-    type: "int",
-    default: DEFAULT_REQUEST_LIMITS.maxInFlight,
-    help: "requests answered at once (then 503)",
-  },
-  bodyTimeoutMs: {
-    type: "int",
-    default: DEFAULT_LIMITS.bodyTimeoutMs,
-    help: "time to receive a request body, in ms (then 408)",
-  },
-  cert: { type: "string", help: "TLS certificate file (PEM); with --key, serve https" },
-  key: { type: "string", help: "TLS private key file (PEM)" },
-  logLevel: { type: "string", help: "log level: error, warn (default), info or debug" },
 } as const;
 
 /** The environment variables the node reads. */

@@ -7,25 +7,10 @@
  */
 import { Counter, gauge, Histogram, type Metric, render } from "../shared/prom.ts";
 import type { EngineStats } from "./engine.ts";
-
-const FIXED_ROUTES = new Set([
-  "/health",
-  "/metrics",
-  "/export",
-  "/import",
-  "/internal/batch",
-  "/internal/ingest",
-  "/internal/scan",
-  "/internal/drop",
-  "/internal/keys",
-  "/internal/cluster",
-]);
+import { nodeRouteLabel } from "../shared/wire.ts";
 
 /** The route label of a path: its pattern, so keys never become label values. */
-export function routeLabel(path: string): string {
-  if (path.startsWith("/kv/")) return "/kv/{key}";
-  return FIXED_ROUTES.has(path) ? path : "other";
-}
+export const routeLabel = nodeRouteLabel;
 
 const KNOWN_METHODS = new Set(["GET", "HEAD", "PUT", "POST", "DELETE"]);
 

@@ -10,9 +10,9 @@
  * console.assert(!("help" in config) && config.port === 0);
  * ```
  */
-import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
+import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
-import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS, type Limits } from "../shared/limits.ts";
+import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
 import { checkLogLevel, type LogLevel } from "../shared/log.ts";
 import { DEFAULT_VNODES } from "../shared/ring.ts";
 
@@ -39,22 +39,8 @@ const SPEC = {
     default: 30_000,
     help: "how often to compare replicas range by range and sync them, in ms (0: never)",
   },
-  maxValueBytes: { type: "int", default: DEFAULT_LIMITS.maxValueBytes, help: "largest value" },
-  maxKeyBytes: { type: "int", default: DEFAULT_LIMITS.maxKeyBytes, help: "longest key, bytes" },
-  maxInFlight: {
-    type: "int",
-    default: DEFAULT_REQUEST_LIMITS.maxInFlight,
-    help: "requests answered at once (then 503)",
-  },
-  bodyTimeoutMs: {
-    type: "int",
-    default: DEFAULT_LIMITS.bodyTimeoutMs,
-    help: "time to receive a request body, in ms (then 408)",
-  },
-  cert: { type: "string", help: "TLS certificate file (PEM); with --key, serve https" },
-  key: { type: "string", help: "TLS private key file (PEM)" },
+  ...SERVER_FLAGS,
   ca: { type: "string", help: "CA certificate file (PEM) to trust for https node URLs" },
-  logLevel: { type: "string", help: "log level: error, warn (default), info or debug" },
   keyCache: {
     type: "int",
     default: 1_000_000,

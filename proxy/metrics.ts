@@ -14,6 +14,7 @@
  * ```
  */
 import { Counter, Histogram } from "../shared/prom.ts";
+import { nodeRouteLabel } from "../shared/wire.ts";
 
 const PROXY_ROUTES = new Set([
   "/",
@@ -33,23 +34,6 @@ export function routeLabel(path: string): string {
   if (path.startsWith("/kv/")) return "/kv/{key}";
   if (path.startsWith("/cluster/nodes/")) return "/cluster/nodes/{id}";
   return PROXY_ROUTES.has(path) ? path : "other";
-}
-
-const NODE_ROUTES = new Set([
-  "/health",
-  "/metrics",
-  "/internal/batch",
-  "/internal/ingest",
-  "/internal/scan",
-  "/internal/drop",
-  "/internal/keys",
-  "/internal/cluster",
-]);
-
-/** The route label of an internal call's path. */
-export function nodeRouteLabel(path: string): string {
-  if (path.startsWith("/kv/")) return "/kv/{key}";
-  return NODE_ROUTES.has(path) ? path : "other";
 }
 
 const METHODS = new Set(["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"]);

@@ -13,6 +13,8 @@
  * ```
  */
 
+import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS } from "./limits.ts";
+
 /** How one flag is read. */
 export interface FlagSpec {
   type: "string" | "int" | "bool" | "list";
@@ -36,6 +38,25 @@ type ValueOf<F extends FlagSpec> = F["type"] extends "int" ? number
 export type FlagValues<S extends FlagsSpec> = {
   [K in keyof S]: S[K]["default"] extends undefined ? ValueOf<S[K]> | undefined : ValueOf<S[K]>;
 };
+
+/** Flags both servers take, with the same meaning: limits, TLS files, log level. */
+export const SERVER_FLAGS = {
+  maxValueBytes: { type: "int", default: DEFAULT_LIMITS.maxValueBytes, help: "largest value" },
+  maxKeyBytes: { type: "int", default: DEFAULT_LIMITS.maxKeyBytes, help: "longest key, bytes" },
+  maxInFlight: {
+    type: "int",
+    default: DEFAULT_REQUEST_LIMITS.maxInFlight,
+    help: "requests answered at once (then 503)",
+  },
+  bodyTimeoutMs: {
+    type: "int",
+    default: DEFAULT_LIMITS.bodyTimeoutMs,
+    help: "time to receive a request body, in ms (then 408)",
+  },
+  cert: { type: "string", help: "TLS certificate file (PEM); with --key, serve https" },
+  key: { type: "string", help: "TLS private key file (PEM)" },
+  logLevel: { type: "string", help: "log level: error, warn (default), info or debug" },
+} as const;
 
 /** Thrown for a flag the user got wrong; the message says which and why. */
 export class ConfigError extends Error {
@@ -82,7 +103,7 @@ export function helpText<S extends FlagsSpec>(usage: string, spec: S): string {
     const def = flag.default === undefined || flag.secret ? "" : ` (default: ${flag.default})`;
     const arg = flag.type === "bool" ? "" : " <value>";
     lines.push(
-      `  --${kebab(name)}${arg}`.padEnd(30) + `${flag.help}${def} [${envName(name, flag)}]`,
+      `  --${kebab(name)}${arg} `.padEnd(30) + `${flag.help}${def} [${envName(name, flag)}]`,
     );
   }
   lines.push(`  --help`.padEnd(30) + "print this help");

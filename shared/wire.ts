@@ -19,6 +19,30 @@ export const NDJSON = "application/x-ndjson";
 /** Content type a value gets when the client sends none. */
 export const DEFAULT_CONTENT_TYPE = "application/octet-stream";
 
+/** The node's fixed routes (docs/internal-api.md); `/kv/{key}` is the only pattern. */
+const NODE_ROUTES: ReadonlySet<string> = new Set([
+  "/health",
+  "/metrics",
+  "/export",
+  "/import",
+  "/internal/batch",
+  "/internal/ingest",
+  "/internal/scan",
+  "/internal/drop",
+  "/internal/keys",
+  "/internal/cluster",
+  "/internal/read",
+  "/internal/prepare",
+  "/internal/accept",
+  "/internal/digest",
+]);
+
+/** The metrics label of a node route: its pattern, so keys never become label values. */
+export function nodeRouteLabel(path: string): string {
+  if (path.startsWith("/kv/")) return "/kv/{key}";
+  return NODE_ROUTES.has(path) ? path : "other";
+}
+
 /**
  * One stored entry on the wire: key, value as base64 (`null` for a tombstone),
  * content type, version and the key's ring position (first 32 bits of SHA-1).
