@@ -81,9 +81,9 @@ function sendSignal(child: Deno.ChildProcess, signal: Deno.Signal): void {
   }
 }
 
-/** Starts a server and resolves once it announces its URL; rejects (after killing it) otherwise. */
-export async function spawnServer(options: SpawnOptions): Promise<ServerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
+/** Spawns `deno <denoArgs> <script> <args>` with piped output and no stdin. */
+function spawnDeno(options: SpawnOptions): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: [
       ...(options.denoArgs ?? ["run", "-A"]),
       scriptPath(options.script),
@@ -95,6 +95,11 @@ export async function spawnServer(options: SpawnOptions): Promise<ServerProcess>
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+}
+
+/** Starts a server and resolves once it announces its URL; rejects (after killing it) otherwise. */
+export async function spawnServer(options: SpawnOptions): Promise<ServerProcess> {
+  const child = spawnDeno(options);
   const stdoutLines: string[] = [];
   const stderrLines: string[] = [];
   const ready = Promise.withResolvers<string>();
@@ -156,18 +161,7 @@ export async function spawnServer(options: SpawnOptions): Promise<ServerProcess>
 export async function runToEnd(
   options: Omit<SpawnOptions, "startTimeoutMs"> & { timeoutMs?: number },
 ): Promise<RunResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...(options.denoArgs ?? ["run", "-A"]),
-      scriptPath(options.script),
-      ...(options.args ?? []),
-    ],
-    env: options.env ?? {},
-    cwd: options.cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnDeno(options);
   const timer = setTimeout(
     () => sendSignal(child, "SIGKILL"),
     options.timeoutMs ?? START_TIMEOUT_MS,
