@@ -20,6 +20,7 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { RingkvError } from "../shared/errors.ts";
+import { type FastHandler, withFastPath } from "../shared/http1/fast.ts";
 import type { Limits } from "../shared/limits.ts";
 import { EPOCH_HEADER, NODE_ID_HEADER } from "../shared/wire.ts";
 import { adminRoutes } from "./admin_routes.ts";
@@ -31,7 +32,7 @@ import { paxosRoutes } from "./paxos_routes.ts";
 import { digestRoutes } from "./digest_routes.ts";
 import { kvRoutes } from "./kv_routes.ts";
 import { errorAnswer } from "./error_answer.ts";
-import { fastFetch } from "./fast_path.ts";
+import { nodeFastPath } from "./fast_path.ts";
 import { RequestCounters, routeLabel } from "./metrics.ts";
 import { type NodeContext, rawPath } from "./routing.ts";
 
@@ -51,8 +52,11 @@ export interface NodeAppDeps {
 
 const encoder = new TextEncoder();
 
+/** The node's app: Hono's, with its fast path beside it for the HTTP/1.1 server. */
+export type NodeApp = Hono & { fast: FastHandler; slow: Hono["fetch"] };
+
 /** Builds the node's Hono app. */
-export function createNodeApp(deps: NodeAppDeps): Hono {
+export function createNodeApp(deps: NodeAppDeps): NodeApp {
   const ctx: NodeContext = {
     engine: deps.engine,
     limits: deps.limits,
@@ -77,8 +81,10 @@ export function createNodeApp(deps: NodeAppDeps): Hono {
   });
   app.onError((err, c) => errorAnswer(err, c.req.raw, ctx));
   // The hot routes skip Hono's chain (same checks, less allocation): node/fast_path.ts.
-  app.fetch = fastFetch(app.fetch, ctx, deps.clusterSecret);
-  return app;
+  const fast = nodeFastPath(ctx, deps.clusterSecret);
+  const slow = app.fetch;
+  app.fetch = withFastPath(slow, fast);
+  return Object.assign(app, { fast, slow });
 }
 
 /** `x-ringkv-node` on every answer, and the request counters. */

@@ -1,43 +1,37 @@
 /**
- * The node's hot routes ahead of the Hono app: `GET /kv/{key}` and `POST /internal/batch`
- * when the request carries the cluster secret and a current (or no) epoch. Every check of
- * the app runs here too, only with less allocation (a string compare for the secret, a
- * plain read of the loaded epoch, pre-resolved metric series); anything unusual (wrong
- * secret, stale or unreadable epoch, a missing key, a bad key) goes to the app, which
- * answers it exactly as before.
+ * The node's hot routes, answered from the parsed request without a `Request` or a
+ * `Response` (shared/http1/fast.ts): `GET /kv/{key}` and `POST /internal/batch` when the
+ * request carries the cluster secret and a current (or no) epoch. Every check of the app
+ * runs here too, only with less allocation (a string compare for the secret, a plain read
+ * of the loaded epoch, pre-resolved metric series); anything unusual (wrong secret, stale
+ * or unreadable epoch, a missing key, a bad key, a body that does not parse) is declined
+ * (null) before anything is done, and the app answers it exactly as before.
  *
  * @module
  */
-import type { Hono } from "hono";
-import { RingkvError } from "../shared/errors.ts";
+import { errorBody, RingkvError } from "../shared/errors.ts";
+import type { FastAnswer, FastHandler } from "../shared/http1/fast.ts";
 import { keyFromPath } from "../shared/keys.ts";
-import { EPOCH_HEADER, NODE_ID_HEADER, VERSION_HEADER } from "../shared/wire.ts";
+import { NODE_ID_HEADER, VERSION_HEADER } from "../shared/wire.ts";
+import { EPOCH_HEADER } from "../shared/wire.ts";
 import { parseBatchBody, runBatch } from "./batch.ts";
-import { errorAnswer } from "./error_answer.ts";
-import { readJsonBody } from "./request_body.ts";
-import { type NodeContext, rawPath } from "./routing.ts";
+import { decodeText, parseJson } from "./request_body.ts";
+import type { NodeContext } from "./routing.ts";
 
-/** A fetch handler of the app (what `app.fetch` is). */
-type Fetch = Hono["fetch"];
-
-/** Builds the fast fetch: the hot routes here, everything else (and every refusal) to `slow`. */
-export function fastFetch(slow: Fetch, ctx: NodeContext, secret: string | undefined): Fetch {
+/** Builds the node's fast handler. */
+export function nodeFastPath(ctx: NodeContext, secret: string | undefined): FastHandler {
   const expected = secret === undefined || secret === "" ? undefined : `Bearer ${secret}`;
   const id = ctx.engine.id;
-  return (req, env, ec) => {
+  return (req) => {
     const method = req.method;
-    if (method !== "GET" && method !== "POST") return slow(req, env, ec);
-    const path = rawPath(req.url);
+    const path = req.path;
     const isGet = method === "GET" && path.startsWith("/kv/");
-    if (!isGet && (method !== "POST" || path !== "/internal/batch")) return slow(req, env, ec);
-    const headers = req.headers;
-    if (expected !== undefined && !sameText(headers.get("authorization"), expected)) {
-      return slow(req, env, ec);
-    }
-    const sent = headers.get(EPOCH_HEADER);
-    if (sent !== null && !currentEpoch(ctx, sent)) return slow(req, env, ec);
-    if (isGet) return getKey(ctx, id, path, () => slow(req, env, ec));
-    return batch(ctx, id, req);
+    if (!isGet && (method !== "POST" || path !== "/internal/batch")) return null;
+    if (expected !== undefined && !sameText(req.header("authorization"), expected)) return null;
+    const sent = req.header(EPOCH_HEADER);
+    if (sent !== null && !currentEpoch(ctx, sent)) return null;
+    if (isGet) return getKey(ctx, id, path);
+    return batch(ctx, id, req.body);
   };
 }
 
@@ -56,50 +50,71 @@ function sameText(given: string | null, expected: string): boolean {
   return diff === 0;
 }
 
-async function getKey(
-  ctx: NodeContext,
-  id: string,
-  path: string,
-  slow: () => Response | Promise<Response>,
-): Promise<Response> {
+async function getKey(ctx: NodeContext, id: string, path: string): Promise<FastAnswer | null> {
   const started = performance.now();
   let key: string;
   try {
     key = keyFromPath(path.slice(4), ctx.limits.maxKeyBytes);
   } catch (err) {
-    if (err instanceof RingkvError) return slow();
+    if (err instanceof RingkvError) return null;
     throw err;
   }
   const entry = await ctx.engine.get(key);
-  if (entry === undefined || entry.value === null) return slow(); // the 404 body, as before
-  const res = new Response(entry.value as Uint8Array<ArrayBuffer>, {
+  if (entry === undefined || entry.value === null) return null; // the 404 body, as the app has it
+  ctx.counters.count("GET", "/kv/{key}", 200, (performance.now() - started) / 1000);
+  return {
     status: 200,
     headers: {
-      "content-type": entry.contentType, // Content-Length: Deno sets it for a byte body
+      "content-type": entry.contentType,
       etag: `"${entry.version}"`,
       [VERSION_HEADER]: entry.version,
       [NODE_ID_HEADER]: id,
     },
-  });
-  ctx.counters.count("GET", "/kv/{key}", 200, (performance.now() - started) / 1000);
-  return res;
+    body: entry.value,
+  };
 }
 
-async function batch(ctx: NodeContext, id: string, req: Request): Promise<Response> {
+async function batch(ctx: NodeContext, id: string, body: Uint8Array): Promise<FastAnswer | null> {
   const started = performance.now();
-  let res: Response;
+  const { engine, limits } = ctx;
+  let ops: unknown[];
   try {
-    const { engine, limits } = ctx;
-    const body = await readJsonBody(req, limits.maxBatchBytes, "the batch");
-    const results = await runBatch(engine, parseBatchBody(body, limits), limits);
-    res = new Response(JSON.stringify({ results }), {
+    if (body.byteLength > limits.maxBatchBytes) return null;
+    ops = parseBatchBody(parseJson(decodeText(body, "the batch"), "the batch"), limits);
+  } catch (err) {
+    if (err instanceof RingkvError) return null; // the app answers the same error
+    throw err;
+  }
+  let answer: FastAnswer;
+  try {
+    const results = await runBatch(engine, ops, limits);
+    answer = {
       status: 200,
       headers: { "content-type": "application/json", [NODE_ID_HEADER]: id },
-    });
+      body: JSON.stringify({ results }),
+    };
   } catch (err) {
-    res = errorAnswer(err as Error, req, ctx);
-    res.headers.set(NODE_ID_HEADER, id);
+    answer = errorAnswer(err as Error, ctx, id);
   }
-  ctx.counters.count("POST", "/internal/batch", res.status, (performance.now() - started) / 1000);
-  return res;
+  ctx.counters.count(
+    "POST",
+    "/internal/batch",
+    answer.status,
+    (performance.now() - started) / 1000,
+  );
+  return answer;
+}
+
+/** The app's error answer (node/error_answer.ts) for an error after the batch started. */
+function errorAnswer(err: Error, ctx: NodeContext, id: string): FastAnswer {
+  if (!(err instanceof RingkvError)) {
+    ctx.log({ level: "error", msg: "unexpected error", path: "/internal/batch", err: err.stack });
+    err = new RingkvError("internal", `Cannot serve the request: ${err.message}`);
+  }
+  const { code, message, status } = err as RingkvError;
+  return {
+    status,
+    headers: { "content-type": "application/json", [NODE_ID_HEADER]: id },
+    body: JSON.stringify(errorBody(code, message)),
+  };
 }

@@ -9,7 +9,8 @@ import { ConfigError } from "../shared/config.ts";
 import { RingkvError } from "../shared/errors.ts";
 import { createNodeApp } from "./app.ts";
 import { guard } from "../shared/guard.ts";
-import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
+import { serveHttp1 } from "../shared/http1/server.ts";
+import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { NODE_ENV, type NodeConfig, parseNodeConfig } from "./config.ts";
 import { createDenoDisk } from "./disk.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
@@ -90,16 +91,27 @@ async function serve(
   };
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
-  const server = Deno.serve({
-    hostname: config.host,
-    port: config.port,
-    ...tls,
-    onListen: ({ port }) => {
-      console.log(
-        `ringkv node ${engine.id} listening on ${scheme}://${urlHost(config.host)}:${port}`,
-      );
+  const guarded = guard(app.slow, limits);
+  const server = serveHttp1(
+    {
+      hostname: config.host,
+      port: config.port,
+      ...tls,
+      limits,
+      timeouts: {
+        headerMs: config.connections.headerTimeoutMs,
+        bodyMs: config.limits.bodyTimeoutMs ?? DEFAULT_LIMITS.bodyTimeoutMs!,
+      },
+      maxConnections: config.connections.maxConnections,
+      onListen: ({ port }) => {
+        console.log(
+          `ringkv node ${engine.id} listening on ${scheme}://${urlHost(config.host)}:${port}`,
+        );
+      },
     },
-  }, guard(app.fetch, limits));
+    guarded,
+    guarded.fast(app.fast),
+  );
   const stop = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGINT", stop.resolve);
   Deno.addSignalListener("SIGTERM", stop.resolve);

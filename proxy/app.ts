@@ -8,6 +8,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { errorResponse, RingkvError } from "../shared/errors.ts";
+import { type FastHandler, withFastPath } from "../shared/http1/fast.ts";
 import { KeyPoints } from "../shared/key_points.ts";
 import type { Limits } from "../shared/limits.ts";
 import type { BatchOp } from "../shared/wire.ts";
@@ -16,7 +17,7 @@ import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { observeRequests, RequestIds } from "./observe.ts";
 import { NodeClient, type NodeRef } from "./node_client.ts";
 import { createPublicRoutes } from "./public_routes.ts";
-import { fastFetch } from "./fast_path.ts";
+import { proxyFastPath } from "./fast_path.ts";
 import { createReplication, type Replication } from "./replication.ts";
 import { Router } from "./router.ts";
 import type { TopologySource } from "./topology.ts";
@@ -48,8 +49,11 @@ export interface ProxyDeps {
   requestIds?: RequestIds;
 }
 
+/** The proxy's app: Hono's, with its fast path beside it for the HTTP/1.1 server. */
+export type ProxyApp = Hono & { fast: FastHandler; slow: Hono["fetch"] };
+
 /** Builds the proxy app. */
-export function createProxyApp(deps: ProxyDeps): Hono {
+export function createProxyApp(deps: ProxyDeps): ProxyApp {
   const metrics = deps.metrics ?? new ProxyMetrics();
   const ids = deps.requestIds ?? new RequestIds();
   const client = new NodeClient({ ...deps, fetch: instrumentFetch(deps.fetch, metrics) });
@@ -109,7 +113,7 @@ export function createProxyApp(deps: ProxyDeps): Hono {
     }),
   );
   // GET /kv/{key} skips Hono's chain (same checks, answer, metrics and log): proxy/fast_path.ts.
-  app.fetch = fastFetch(app.fetch, {
+  const fast = proxyFastPath({
     router,
     limits: deps.limits,
     ids,
@@ -117,5 +121,7 @@ export function createProxyApp(deps: ProxyDeps): Hono {
     log,
     clientToken: deps.clientToken,
   });
-  return app;
+  const slow = app.fetch;
+  app.fetch = withFastPath(slow, fast);
+  return Object.assign(app, { fast, slow });
 }

@@ -1,13 +1,14 @@
 /**
- * The proxy's hot route ahead of the Hono app: `GET /kv/{key}` (without `If-None-Match`),
- * answered as proxy/public_routes.ts answers it, with the same client-token check, request
- * id, metrics and log line, but without the middleware chain and the router's batch
- * bookkeeping ({@link Router.runOne}). Everything else goes to the app.
+ * The proxy's hot route, answered from the parsed request without a `Request` or a
+ * `Response` (shared/http1/fast.ts): `GET /kv/{key}` (without `If-None-Match`), answered as
+ * proxy/public_routes.ts answers it, with the same client-token check, request id, metrics
+ * and log line, but without the middleware chain and the router's batch bookkeeping
+ * ({@link Router.runOne}). Everything else is declined (null) and goes to the app.
  *
  * @module
  */
-import type { Hono } from "hono";
-import { errorResponse, RingkvError } from "../shared/errors.ts";
+import { RingkvError } from "../shared/errors.ts";
+import { type FastAnswer, fastError, type FastHandler } from "../shared/http1/fast.ts";
 import { keyFromPath } from "../shared/keys.ts";
 import type { Limits } from "../shared/limits.ts";
 import { type LogFn, REQUEST_ID_HEADER, requestIdOf } from "../shared/log.ts";
@@ -16,9 +17,6 @@ import type { ProxyMetrics } from "./metrics.ts";
 import type { RequestIds } from "./observe.ts";
 import { resultError } from "./public_routes.ts";
 import type { Router } from "./router.ts";
-
-/** A fetch handler of the app (what `app.fetch` is). */
-type Fetch = Hono["fetch"];
 
 /** What the fast path needs (the app's own parts). */
 export interface FastPathDeps {
@@ -30,35 +28,24 @@ export interface FastPathDeps {
   clientToken?: string;
 }
 
-/** Builds the fast fetch: `GET /kv/{key}` here, everything else (and every refusal) to `slow`. */
-export function fastFetch(slow: Fetch, deps: FastPathDeps): Fetch {
+/** Builds the proxy's fast handler: `GET /kv/{key}` here, everything else declined. */
+export function proxyFastPath(deps: FastPathDeps): FastHandler {
   const expected = deps.clientToken ? `Bearer ${deps.clientToken}` : undefined;
-  return (req, env, ec) => {
-    if (req.method !== "GET") return slow(req, env, ec);
-    const path = pathOf(req.url);
-    if (!path.startsWith("/kv/") || req.headers.get("if-none-match") !== null) {
-      return slow(req, env, ec);
+  return (req) => {
+    const path = req.path;
+    if (req.method !== "GET" || !path.startsWith("/kv/") || req.header("if-none-match") !== null) {
+      return null;
     }
-    if (expected !== undefined && !sameText(req.headers.get("authorization"), expected)) {
-      return slow(req, env, ec);
-    }
+    if (expected !== undefined && !sameText(req.header("authorization"), expected)) return null;
     let key: string;
     try {
       key = keyFromPath(path.slice(4), deps.limits.maxKeyBytes);
     } catch (err) {
-      if (err instanceof RingkvError) return slow(req, env, ec);
+      if (err instanceof RingkvError) return null;
       throw err;
     }
-    return getKey(deps, req, key);
+    return getKey(deps, key, req.header(REQUEST_ID_HEADER), path);
   };
-}
-
-/** Path of a request URL, without the query, as sent. */
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("://") + 3);
-  if (start === -1) return "/";
-  const query = url.indexOf("?", start);
-  return query === -1 ? url.slice(start) : url.slice(start, query);
 }
 
 /** Compares in time that depends only on the expected length, not on where characters differ. */
@@ -69,12 +56,17 @@ function sameText(given: string | null, expected: string): boolean {
   return diff === 0;
 }
 
-async function getKey(deps: FastPathDeps, req: Request, key: string): Promise<Response> {
+async function getKey(
+  deps: FastPathDeps,
+  key: string,
+  givenId: string | null,
+  path: string,
+): Promise<FastAnswer> {
   const started = performance.now();
-  const id = requestIdOf(req.headers.get(REQUEST_ID_HEADER));
+  const id = requestIdOf(givenId);
   const op: BatchOp = { op: "get", key };
   deps.ids.tagOne(op, id);
-  let res: Response;
+  let res: FastAnswer;
   try {
     res = answer(await deps.router.runOne(op), key);
   } catch (err) {
@@ -83,12 +75,12 @@ async function getKey(deps: FastPathDeps, req: Request, key: string): Promise<Re
       msg: "internal error",
       id,
       method: "GET",
-      path: req.url,
+      path,
       error: String(err),
     });
-    res = errorResponse(new RingkvError("internal", `Cannot answer GET /kv/{key}: internal error`));
+    res = fastError(new RingkvError("internal", `Cannot answer GET /kv/{key}: internal error`));
   }
-  res.headers.set(REQUEST_ID_HEADER, id);
+  res.headers[REQUEST_ID_HEADER] = id;
   const seconds = (performance.now() - started) / 1000;
   const status = res.status;
   deps.metrics.request("GET", "/kv/{key}", status, seconds);
@@ -104,19 +96,15 @@ async function getKey(deps: FastPathDeps, req: Request, key: string): Promise<Re
   return res;
 }
 
-function answer(r: Awaited<ReturnType<Router["runOne"]>>, key: string): Response {
-  if (r instanceof RingkvError) return errorResponse(r);
+function answer(r: Awaited<ReturnType<Router["runOne"]>>, key: string): FastAnswer {
+  if (r instanceof RingkvError) return fastError(r);
   if (r.status === 404) {
-    return errorResponse(new RingkvError("not_found", `Key "${key}" does not exist`));
+    return fastError(new RingkvError("not_found", `Key "${key}" does not exist`));
   }
-  if (r.status !== 200) return errorResponse(resultError(r, key));
-  const bytes = Uint8Array.fromBase64(r.value ?? "");
-  return new Response(bytes, {
+  if (r.status !== 200) return fastError(resultError(r, key));
+  return {
     status: 200,
-    headers: {
-      etag: `"${r.version}"`,
-      "content-type": r.contentType ?? DEFAULT_CONTENT_TYPE,
-      "content-length": String(bytes.byteLength),
-    },
-  });
+    headers: { etag: `"${r.version}"`, "content-type": r.contentType ?? DEFAULT_CONTENT_TYPE },
+    body: Uint8Array.fromBase64(r.value ?? ""),
+  };
 }

@@ -10,7 +10,8 @@ import { createAdminRoutes } from "./admin_routes.ts";
 import { createPoller, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster_state.ts";
 import { guard } from "../shared/guard.ts";
-import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
+import { serveHttp1 } from "../shared/http1/server.ts";
+import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { parseProxyConfig, PROXY_ENV, type ProxyConfig } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
 import { NodeAdmin } from "./node_admin.ts";
@@ -129,15 +130,26 @@ async function serve(config: ProxyConfig): Promise<number> {
   const stop = new AbortController();
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
-  const server = Deno.serve({
-    port: config.port,
-    hostname: config.host,
-    reusePort: config.reusePort,
-    signal: stop.signal,
-    ...tls,
-    onListen: ({ port }) =>
-      console.log(`ringkv proxy listening on ${scheme}://${config.host}:${port}`),
-  }, guard(app.fetch, limits));
+  const guarded = guard(app.slow, limits);
+  const server = serveHttp1(
+    {
+      port: config.port,
+      hostname: config.host,
+      reusePort: config.reusePort,
+      signal: stop.signal,
+      ...tls,
+      limits,
+      timeouts: {
+        headerMs: config.connections.headerTimeoutMs,
+        bodyMs: config.limits.bodyTimeoutMs ?? DEFAULT_LIMITS.bodyTimeoutMs!,
+      },
+      maxConnections: config.connections.maxConnections,
+      onListen: ({ port }) =>
+        console.log(`ringkv proxy listening on ${scheme}://${config.host}:${port}`),
+    },
+    guarded,
+    guarded.fast(app.fast),
+  );
   if (map.rebalancing !== null) void rebalancer.run();
   replication.start(state);
   const poller = createPoller({ state, rebalancer });

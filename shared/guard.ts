@@ -2,7 +2,9 @@
  * The first thing every ringkv server runs on a request, before any route: refuses
  * request targets and header blocks that are too long (414, 431) and requests past the
  * process's in-flight cap (503 with `Retry-After`), each with the one JSON error body.
- * `main.ts` wraps the app's `fetch` with it: `Deno.serve(opts, guard(app.fetch, limits))`.
+ * `main.ts` wraps the app's `fetch` with it (and its fast path with `.fast()`); the
+ * HTTP/1.1 server (shared/http1/) refuses long targets and header blocks itself, so here
+ * those checks matter for callers with a `Request` of their own.
  *
  * @module
  * @example
@@ -15,6 +17,7 @@
  * ```
  */
 import { errorResponse, RingkvError } from "./errors.ts";
+import type { FastHandler } from "./http1/fast.ts";
 import type { RequestLimits } from "./limits.ts";
 
 /** A `fetch`-style handler; the second argument is Deno.serve's connection info. */
@@ -25,6 +28,8 @@ export interface GuardedHandler<I = unknown> {
   (req: Request, info: I): Promise<Response>;
   /** Requests being answered now. */
   inFlight(): number;
+  /** `fast` counted in the same cap; past the cap it declines, so the guard answers 503. */
+  fast(fast: FastHandler): FastHandler;
 }
 
 /** Seconds a client refused for load should wait (`Retry-After`). */
@@ -84,7 +89,16 @@ export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): Guard
       inFlight--;
     }
   };
-  return Object.assign(guarded, { inFlight: () => inFlight });
+  const fast = (handler: FastHandler): FastHandler => async (req) => {
+    if (inFlight >= limits.maxInFlight) return null;
+    inFlight++;
+    try {
+      return await handler(req);
+    } finally {
+      inFlight--;
+    }
+  };
+  return Object.assign(guarded, { inFlight: () => inFlight, fast });
 }
 
 /** A refused request's body is never read, so the connection cannot be reused. */

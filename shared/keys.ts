@@ -54,7 +54,7 @@ export function checkKey(key: string, maxKeyBytes: number): string {
 }
 
 /** A `.` or `..` path segment, plain or percent-encoded, which URL clients resolve away. */
-const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
+export const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
 
 /** Decodes the percent-encoded key of a URL path segment and checks it. */
 export function keyFromPath(encoded: string, maxKeyBytes: number): string {

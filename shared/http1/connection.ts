@@ -1,0 +1,356 @@
+/**
+ * One HTTP/1.1 connection: read a head (within the header timeout), build the `Request`,
+ * let the handler answer, write the answer, and go on with the next request while both
+ * sides keep the connection. Every wait has a deadline that the server's sweeper enforces
+ * by calling {@link ConnWatch.expire}: the head (`headerMs` from the accept or from the
+ * head's first byte), the pause between requests (`idleMs`), and each write of an answer
+ * (`sendMs`). The handler owns the time it takes to read a body (it answers 408).
+ *
+ * @module
+ */
+import { errorBody, errorResponse, RingkvError } from "../errors.ts";
+import { DOT_SEGMENT, keyFromPath } from "../keys.ts";
+import { type BodyState, bodyStream } from "./body.ts";
+import { ConnInput } from "./conn_input.ts";
+import {
+  headEnd,
+  type HeadLimits,
+  headTooLong,
+  maxHeadBytes,
+  parseHead,
+  type RequestHead,
+} from "./head.ts";
+import type { FastAnswer, FastHandler, FastRequest } from "./fast.ts";
+import { CONTINUE, type Writable, writeAll, writeFastAnswer, writeResponse } from "./response.ts";
+
+/** Bodies up to this size are read with the head, so the fast path can take them. */
+export const PREFETCH_BODY_BYTES = 16 * 1024;
+
+/** What the handler gets besides the request (as `Deno.serve` gives). */
+export interface ConnInfo {
+  remoteAddr: Deno.NetAddr;
+}
+
+/** The handler of every request. */
+export type Http1Handler = (req: Request, info: ConnInfo) => Response | Promise<Response>;
+
+/** The waits a connection may make, in ms. */
+export interface Http1Timeouts {
+  /** From a connection's accept, or a head's first byte, to the end of that head. */
+  headerMs: number;
+  /** Between the end of an answer and the first byte of the next request. */
+  idleMs: number;
+  /** For each write of an answer to a client that does not read. */
+  sendMs: number;
+  /** For a small body read with its head (the app's --body-timeout-ms; larger ones, the app's). */
+  bodyMs: number;
+}
+
+/** What a connection shares with its server. */
+export interface ConnContext {
+  handler: Http1Handler;
+  /** Tried first for requests whose whole body is small (see {@link PREFETCH_BODY_BYTES}). */
+  fast?: FastHandler;
+  limits: HeadLimits;
+  timeouts: Http1Timeouts;
+  scheme: "http" | "https";
+  /** The Date header's value now. */
+  date(): string;
+  /** Whether the server is shutting down (no more requests on any connection). */
+  stopping(): boolean;
+}
+
+/** A connection as its server's sweeper sees it. */
+export interface ConnWatch {
+  /** `Date.now()` after which the sweeper calls `expire`. */
+  deadline: number;
+  /** Waiting for a request (not in a handler or a write): shutdown may close it at once. */
+  idle: boolean;
+  /** Ends the connection: 408 first when part of a head arrived, else a plain close. */
+  expire(): void;
+}
+
+const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
+
+/** Starts serving `conn`; `done` settles when the connection is closed, and never rejects. */
+export function openConnection(
+  conn: Deno.Conn,
+  ctx: ConnContext,
+): ConnWatch & { done: Promise<void> } {
+  const input = new ConnInput(conn, maxHeadBytes(ctx.limits) + PREFETCH_BODY_BYTES);
+  // What part of a request has started to arrive: a timeout then answers 408, not a close.
+  let arriving: "" | "head" | "body" = "";
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    try {
+      conn.close();
+    } catch { /* closed by the other side first */ }
+  };
+  const watch = {
+    deadline: Date.now() + ctx.timeouts.headerMs,
+    idle: true,
+    expire() {
+      watch.deadline = Infinity;
+      if (arriving === "") return close();
+      const message = arriving === "head"
+        ? `its head did not arrive within ${ctx.timeouts.headerMs} ms (--header-timeout-ms)`
+        : `its body did not arrive within ${ctx.timeouts.bodyMs} ms (--body-timeout-ms)`;
+      const timeout = new RingkvError("request_timeout", `Cannot serve the request: ${message}`);
+      // A client that trickles its request may not read either: the write gets one send timeout.
+      const writing = answerAndClose(conn, timeout, ctx);
+      const timer = setTimeout(close, ctx.timeouts.sendMs);
+      void writing.finally(() => (clearTimeout(timer), close()));
+    },
+    done: Promise.resolve(),
+  };
+  const out: Writable = {
+    write: (bytes) => {
+      watch.deadline = Date.now() + ctx.timeouts.sendMs;
+      return conn.write(bytes);
+    },
+  };
+  const info: ConnInfo = { remoteAddr: conn.remoteAddr as Deno.NetAddr };
+
+  /** Reads until a whole head is buffered: its end index, -1 when the client left. */
+  async function readHead(): Promise<number> {
+    let end = headEnd(input.buf, input.start, input.end);
+    while (end === -1) {
+      if (input.buffered >= maxHeadBytes(ctx.limits)) {
+        await answerAndClose(out, headTooLong(input.buf, input.start, input.end, ctx.limits), ctx);
+        return -1;
+      }
+      // Offsets from `start`: fill() may move the buffered bytes to the front.
+      const scanned = Math.max(0, input.buffered - 3);
+      if (!(await input.fill())) return -1;
+      if (arriving === "") {
+        arriving = "head";
+        watch.deadline = Math.min(watch.deadline, Date.now() + ctx.timeouts.headerMs);
+      }
+      end = headEnd(input.buf, input.start, input.end, input.start + scanned);
+    }
+    return end;
+  }
+
+  /** Reads until `length` body bytes are buffered; false when the client left. */
+  async function readBody(length: number): Promise<boolean> {
+    if (input.buffered >= length) return true;
+    arriving = "body";
+    watch.deadline = Date.now() + ctx.timeouts.bodyMs;
+    while (input.buffered < length) if (!(await input.fill())) return false;
+    return true;
+  }
+
+  async function serve(): Promise<void> {
+    for (;;) {
+      watch.idle = true;
+      const end = await readHead();
+      if (end === -1) return;
+      watch.idle = false;
+      let head: RequestHead;
+      try {
+        head = parseHead(input.buf, input.start, end, ctx.limits);
+      } catch (err) {
+        if (!(err instanceof RingkvError)) throw err;
+        return await answerAndClose(out, err, ctx);
+      }
+      input.start = end;
+      let keep: boolean | null = null;
+      if (ctx.fast !== undefined && fastCandidate(head)) {
+        // A small body counts as part of the head: same deadline, then the fast path.
+        if (!(await readBody(head.contentLength ?? 0))) return;
+        keep = await serveFast(ctx.fast, head, input, out, ctx);
+      }
+      arriving = "";
+      watch.deadline = Infinity;
+      keep ??= await serveRequest(head, input, out, info, ctx);
+      if (!keep || ctx.stopping()) return;
+      input.shrink();
+      const pipelined = input.buffered > 0; // the next request already started
+      arriving = pipelined ? "head" : "";
+      const wait = pipelined ? ctx.timeouts.headerMs : ctx.timeouts.idleMs;
+      watch.deadline = Date.now() + wait;
+    }
+  }
+
+  watch.done = serve().catch(() => {
+    // The connection broke, or the sweeper closed it: nothing is left to answer.
+  }).finally(close);
+  return watch;
+}
+
+/** Whether the fast path may see this request: origin-form target, small whole body. */
+function fastCandidate(head: RequestHead): boolean {
+  return head.target.charCodeAt(0) === 47 && !head.target.includes("#") && !head.chunked &&
+    !head.expectContinue &&
+    (head.contentLength ?? 0) <= PREFETCH_BODY_BYTES;
+}
+
+/** Answers on the fast path: whether the connection goes on, or null when `fast` declined. */
+async function serveFast(
+  fast: FastHandler,
+  head: RequestHead,
+  input: ConnInput,
+  out: Writable,
+  ctx: ConnContext,
+): Promise<boolean | null> {
+  const length = head.contentLength ?? 0;
+  const query = head.target.indexOf("?");
+  const headers = head.headers;
+  const req: FastRequest = {
+    method: head.method,
+    path: query === -1 ? head.target : head.target.slice(0, query),
+    header(name) {
+      let value: string | null = null;
+      for (const [n, v] of headers) if (n === name) value = value === null ? v : `${value}, ${v}`;
+      return value;
+    },
+    // A copy: the buffer is reused for the next request while the handler may keep this.
+    body: input.buf.slice(input.start, input.start + length),
+  };
+  let answer: FastAnswer | null;
+  try {
+    answer = await fast(req);
+  } catch (err) {
+    console.error(`ringkv: unhandled error answering ${head.method} ${req.path}:`, err);
+    const body = errorBody("internal", "Cannot serve the request: internal error");
+    answer = {
+      status: 500,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    };
+  }
+  if (answer === null) return null;
+  input.skip(length);
+  return await writeFastAnswer(out, answer, {
+    head: head.method === "HEAD",
+    keepAlive: head.keepAlive,
+    minor: head.minor,
+    date: ctx.date(),
+  });
+}
+
+async function serveRequest(
+  head: RequestHead,
+  input: ConnInput,
+  out: Writable,
+  info: ConnInfo,
+  ctx: ConnContext,
+): Promise<boolean> {
+  const state: BodyState = { done: false, failed: null, started: false };
+  const req = buildRequest(head, input, out, state, ctx);
+  let res = req instanceof RingkvError ? errorResponse(req) : await answer(ctx.handler, req, info);
+  if (state.failed !== null) {
+    await res.body?.cancel();
+    res = errorResponse(state.failed);
+  }
+  const keepAlive = head.keepAlive && state.done && state.failed === null;
+  return await writeResponse(out, res, {
+    head: head.method === "HEAD",
+    keepAlive,
+    minor: head.minor,
+    date: ctx.date(),
+  });
+}
+
+async function answer(handler: Http1Handler, req: Request, info: ConnInfo): Promise<Response> {
+  try {
+    return await handler(req, info);
+  } catch (err) {
+    // The apps answer their own errors; this is a bug, not the client's doing.
+    console.error(`ringkv: unhandled error answering ${req.method} ${req.url}:`, err);
+    return errorResponse(new RingkvError("internal", "Cannot serve the request: internal error"));
+  }
+}
+
+/** The `Request` for `head`, or the error to answer instead (its body is never read). */
+function buildRequest(
+  head: RequestHead,
+  input: ConnInput,
+  out: Writable,
+  state: BodyState,
+  ctx: ConnContext,
+): Request | RingkvError {
+  const method = head.method.toUpperCase();
+  if (FORBIDDEN_METHODS.has(method)) {
+    return new RingkvError("method_not_allowed", `Cannot serve ${head.method}: no route has it`);
+  }
+  const url = requestUrl(head, ctx.scheme);
+  if (url instanceof RingkvError) return url;
+  const length = head.contentLength ?? 0;
+  let body: BodyInit | null = null;
+  if (!head.chunked && length === 0) {
+    state.done = true;
+  } else if (!head.chunked && input.buffered >= length) {
+    // The whole body came with the head (most requests): no stream needed.
+    const bytes = input.take(length);
+    state.done = true;
+    if (method !== "GET" && method !== "HEAD") body = bytes as Uint8Array<ArrayBuffer>;
+  } else if (method !== "GET" && method !== "HEAD") {
+    const sendContinue = head.expectContinue && head.minor === 1;
+    body = bodyStream(
+      input,
+      head,
+      state,
+      () => sendContinue ? writeAll(out, CONTINUE) : Promise.resolve(),
+    );
+  }
+  try {
+    return new Request(url, { method: head.method, headers: head.headers, body });
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    return new RingkvError("bad_request", `Cannot serve the request: ${err.message}`);
+  }
+}
+
+/**
+ * The URL of the `Request`. WHATWG URL parsing would change what the client named: it
+ * resolves `.` and `..` segments (also `%2e`) and turns `\` into `/`. A backslash is
+ * percent-encoded (routes decode it back), and a dot segment is refused: under `/kv/` with
+ * the key's own error (shared/keys.ts), elsewhere as a bad request.
+ */
+function requestUrl(head: RequestHead, scheme: string): string | RingkvError {
+  const target = head.target;
+  const origin = target.charCodeAt(0) === 47;
+  if (!origin && !/^https?:\/\//i.test(target)) {
+    return new RingkvError("bad_request", "Cannot serve the request: its target must start with /");
+  }
+  if (target.includes("#")) {
+    return new RingkvError(
+      "bad_request",
+      "Cannot serve the request: its target has a # (fragment)",
+    );
+  }
+  const pathStart = origin ? 0 : target.indexOf("/", target.indexOf("//") + 2);
+  const query = target.indexOf("?");
+  const path = pathStart === -1 ? "/" : target.slice(pathStart, query === -1 ? undefined : query);
+  if (DOT_SEGMENT.test(path)) {
+    if (path.startsWith("/kv/")) {
+      try {
+        keyFromPath(path.slice(4), Infinity);
+      } catch (err) {
+        if (err instanceof RingkvError) return err;
+        throw err;
+      }
+    }
+    return new RingkvError(
+      "bad_request",
+      "Cannot serve the request: its path has a . or .. segment",
+    );
+  }
+  const raw = target.includes("\\") ? target.replaceAll("\\", "%5C") : target;
+  return origin ? `${scheme}://${head.host || "localhost"}${raw}` : raw;
+}
+
+/** Answers `err` and asks for the connection to be closed. */
+async function answerAndClose(out: Writable, err: RingkvError, ctx: ConnContext): Promise<void> {
+  try {
+    await writeResponse(out, errorResponse(err), {
+      head: false,
+      keepAlive: false,
+      minor: 1,
+      date: ctx.date(),
+    });
+  } catch { /* the client is gone */ }
+}
