@@ -1,9 +1,8 @@
 /**
- * Slow clients against a real proxy: many connections trickling a body a byte at a time
- * are answered 408 once the body deadline passes (their requests and buffers are freed;
- * Deno.serve keeps the socket itself open, see docs/security.md), while many others
- * trickle headers (which Deno.serve never times out), and normal requests keep being
- * served throughout.
+ * Slow clients against a real proxy: many connections trickling their head, or their body,
+ * a byte at a time, and many that connect and send nothing, are all cut off once their
+ * deadline passes (408 and closed, or closed), while normal requests keep being served
+ * throughout.
  */
 import { assertEquals } from "@std/assert";
 import { join } from "@std/path";
@@ -13,16 +12,31 @@ const NODE = new URL("../node/main.ts", import.meta.url);
 const PROXY = new URL("../proxy/main.ts", import.meta.url);
 const ENV = { RINGKV_CLUSTER_SECRET: "slow-secret" };
 const BODY_TIMEOUT_MS = 1000;
+const HEADER_TIMEOUT_MS = 1000;
 const TRICKLERS = 100;
 const encoder = new TextEncoder();
 
+/** How a trickling connection ended. */
+interface Trickled {
+  /** The answer's status line, or "" when none came. */
+  status: string;
+  /** Whether the server closed the connection (before the test gave up). */
+  closedByServer: boolean;
+}
+
 /**
- * A connection that sends `head`, then one byte every 100 ms until the server answers or
- * closes; resolves with the answer's status line, or "still open" when stopped first.
+ * A connection that sends `head`, then one byte every 100 ms (none when `silent`) until
+ * the server closes it or `stop` aborts.
  */
-async function trickle(port: number, head: string, stop: AbortSignal): Promise<string> {
+async function trickle(
+  port: number,
+  head: string,
+  stop: AbortSignal,
+  silent = false,
+): Promise<Trickled> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   let answer = "";
+  let closed = false;
   const reading = (async () => {
     const buf = new Uint8Array(4096);
     for (;;) {
@@ -30,17 +44,14 @@ async function trickle(port: number, head: string, stop: AbortSignal): Promise<s
       if (n === null) return;
       answer += new TextDecoder().decode(buf.subarray(0, n));
     }
-  })();
-  let closed = false;
+  })().then(() => (closed = true));
   let weClosed = false;
-  reading.then(() => (closed = !weClosed));
   try {
-    await conn.write(encoder.encode(head));
-    // Bounded: at most 600 bytes (a minute), the stop signal, or the server closing.
-    const answered = () => closed || answer.includes("\r\n\r\n");
-    for (let i = 0; i < 600 && !answered() && !stop.aborted; i++) {
+    if (head !== "") await conn.write(encoder.encode(head));
+    // Bounded: at most 600 rounds (a minute), the stop signal, or the server closing.
+    for (let i = 0; i < 600 && !closed && !stop.aborted; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      if (!closed) await conn.write(encoder.encode("a")).catch(() => {});
+      if (!closed && !silent) await conn.write(encoder.encode("a")).catch(() => {});
     }
   } finally {
     if (!closed) {
@@ -49,14 +60,13 @@ async function trickle(port: number, head: string, stop: AbortSignal): Promise<s
     }
     await reading;
   }
-  return answer.includes("\r\n") ? answer.split("\r\n")[0]! : closed ? "closed" : "still open";
+  return { status: answer.split("\r\n")[0]!, closedByServer: !weClosed };
 }
 
-Deno.test("body tricklers get 408; header tricklers do not stop normal requests", async () => {
+Deno.test("head and body tricklers get 408 and are closed, silent connections are closed, others are served", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ringkv-slow-" });
   const running: ServerProcess[] = [];
-  const stopHeaders = new AbortController();
-  const stopBodies = new AbortController();
+  const stop = new AbortController();
   try {
     const node = await spawnServer({
       script: NODE,
@@ -69,22 +79,27 @@ Deno.test("body tricklers get 408; header tricklers do not stop normal requests"
       args: [
         ...["--port", "0", "--data", join(dir, "proxy"), "--nodes", node.url],
         ...["--body-timeout-ms", String(BODY_TIMEOUT_MS)],
+        ...["--header-timeout-ms", String(HEADER_TIMEOUT_MS)],
       ],
       env: ENV,
     });
     running.push(proxy);
 
-    const headerTricklers = Array.from(
+    const headTricklers = Array.from(
       { length: TRICKLERS },
-      () => trickle(proxy.port, "GET /kv/a HTTP/1.1\r\nHost: x\r\nX-Slow: ", stopHeaders.signal),
+      () => trickle(proxy.port, "GET /kv/a HTTP/1.1\r\nHost: x\r\nX-Slow: ", stop.signal),
     );
     const bodyTricklers = Array.from({ length: TRICKLERS }, (_, i) =>
       trickle(
         proxy.port,
         `PUT /kv/slow/${i} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n`,
-        stopBodies.signal,
+        stop.signal,
       ));
-    // Normal requests while both kinds trickle.
+    const silent = Array.from(
+      { length: TRICKLERS },
+      () => trickle(proxy.port, "", stop.signal, true),
+    );
+    // Normal requests while all three kinds hold their connections.
     for (let i = 0; i < 20; i++) {
       const put = await fetch(`${proxy.url}/kv/normal/${i}`, {
         method: "PUT",
@@ -95,21 +110,29 @@ Deno.test("body tricklers get 408; header tricklers do not stop normal requests"
       const got = await fetch(`${proxy.url}/kv/normal/${i}`, { signal: AbortSignal.timeout(5000) });
       assertEquals([got.status, await got.text()], [200, `v${i}`]);
     }
-    // Every body trickler is answered well before the 60 s bound.
-    const deadline = setTimeout(() => stopBodies.abort(), 15_000);
-    const answers = await Promise.all(bodyTricklers);
+    // Every slow connection is cut off well before the 60 s bound (deadline + sweep).
+    const deadline = setTimeout(() => stop.abort(), 15_000);
+    const [heads, bodies, quiet] = await Promise.all([
+      Promise.all(headTricklers),
+      Promise.all(bodyTricklers),
+      Promise.all(silent),
+    ]);
     clearTimeout(deadline);
-    assertEquals(new Set(answers), new Set(["HTTP/1.1 408 Request Timeout"]));
+    const timedOut = { status: "HTTP/1.1 408 Request Timeout", closedByServer: true };
+    assertEquals(new Set(heads.map((t) => JSON.stringify(t))), new Set([JSON.stringify(timedOut)]));
+    assertEquals(
+      new Set(bodies.map((t) => JSON.stringify(t))),
+      new Set([JSON.stringify(timedOut)]),
+    );
+    const closed = { status: "", closedByServer: true };
+    assertEquals(new Set(quiet.map((t) => JSON.stringify(t))), new Set([JSON.stringify(closed)]));
 
     const listing = await fetch(`${proxy.url}/kv?prefix=slow/`, {
       signal: AbortSignal.timeout(5000),
     });
     assertEquals((await listing.json()).keys, []);
-    stopHeaders.abort();
-    assertEquals(new Set(await Promise.all(headerTricklers)), new Set(["still open"]));
   } finally {
-    stopHeaders.abort();
-    stopBodies.abort();
+    stop.abort();
     for (const p of running.toReversed()) await p.stop();
     await Deno.remove(dir, { recursive: true });
   }
