@@ -80,6 +80,8 @@ export function openConnection(
   const input = new ConnInput(conn, maxHeadBytes(ctx.limits) + PREFETCH_BODY_BYTES);
   // What part of a request has started to arrive: a timeout then answers 408, not a close.
   let arriving: "" | "head" | "body" = "";
+  // The first head has headerMs from the accept; a later one, from its first byte.
+  let served = false;
   let closed = false;
   const close = () => {
     if (closed) return;
@@ -106,9 +108,11 @@ export function openConnection(
     done: Promise.resolve(),
   };
   const out: Writable = {
-    write: (bytes) => {
+    write: async (bytes) => {
       watch.deadline = Date.now() + ctx.timeouts.sendMs;
-      return conn.write(bytes);
+      const n = await conn.write(bytes);
+      watch.deadline = Infinity; // between writes the handler has the time (a stream may pause)
+      return n;
     },
   };
   const info: ConnInfo = { remoteAddr: conn.remoteAddr as Deno.NetAddr };
@@ -126,7 +130,8 @@ export function openConnection(
       if (!(await input.fill())) return -1;
       if (arriving === "") {
         arriving = "head";
-        watch.deadline = Math.min(watch.deadline, Date.now() + ctx.timeouts.headerMs);
+        const start = served ? Infinity : watch.deadline;
+        watch.deadline = Math.min(start, Date.now() + ctx.timeouts.headerMs);
       }
       end = headEnd(input.buf, input.start, input.end, input.start + scanned);
     }
@@ -171,6 +176,7 @@ export function openConnection(
       arriving = pipelined ? "head" : "";
       const wait = pipelined ? ctx.timeouts.headerMs : ctx.timeouts.idleMs;
       watch.deadline = Date.now() + wait;
+      served = true;
     }
   }
 
