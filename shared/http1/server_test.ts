@@ -563,6 +563,42 @@ Deno.test("serveHttp1() keeps a backslash of the target in req.url, percent-enco
   assertEquals(urls, ["http://x/kv/a%5Cb?x=%5C", "http://other:1/kv/c%5Cd"]);
 });
 
+Deno.test("serveHttp1() answers a malformed or oversized head with the JSON error body, and closes", async () => {
+  let calls = 0;
+  const handler: Http1Handler = () => (calls++, new Response("reached"));
+  // maxHeadBytes is 100 + 200 + 64: a head that long without its end is refused unread.
+  const limits = { maxUrlBytes: 100, maxHeaderBytes: 200 };
+  const line = "GET / HTTP/1.1\r\nHost: x\r\n";
+  const rows: [string, number, string][] = [
+    ["GET /" + "a".repeat(359), 414, "uri_too_long"],
+    [line + "X-A: " + "v".repeat(364 - line.length - 5), 431, "headers_too_large"],
+    [GET("/" + "a".repeat(100)), 414, "uri_too_long"],
+    [`${line}X-A: ${"v".repeat(200)}\r\n\r\n`, 431, "headers_too_large"],
+    ["GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported"],
+    [line + "Transfer-Encoding: gzip\r\n\r\n", 501, "not_implemented"],
+    [line + "Content-Length: 1\r\nContent-Length: 1\r\n\r\n", 400, "invalid_header"],
+    ["GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400, "bad_request"],
+    ["OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request"],
+    [GET("/a#b"), 400, "bad_request"],
+    ["TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed"],
+  ];
+  await withServer(handler, async (port) => {
+    for (const [sent, status, code] of rows) {
+      await withClient(port, async (client) => {
+        await client.send(sent);
+        const answer = await client.response();
+        assertEquals([answer.status, codeOf(answer)], [status, code], sent.slice(0, 40));
+        assertEquals(answer.headers.get("content-type"), "application/json");
+        if (status !== 405) {
+          assertEquals(answer.headers.get("connection"), "close");
+          assert(await client.closesEmpty());
+        }
+      });
+    }
+  }, { limits });
+  assertEquals(calls, 0);
+});
+
 /** Resolves after `ms`. */
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
