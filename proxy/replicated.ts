@@ -24,12 +24,13 @@ import {
 import type { FailureDetector } from "./failure_detector.ts";
 import type { Hints } from "./hints.ts";
 import { type NodeRef, StaleEpochError } from "./node_client.ts";
-import type { PaxosClient, WireVote } from "./paxos_client.ts";
+import type { PaxosCalls } from "./paxos_batcher.ts";
+import type { WireVote } from "./paxos_client.ts";
 import { gather, type Gathered, KeyLocks, quorumOf } from "./quorum.ts";
 
 /** What {@link Replicated} needs. */
 export interface ReplicatedDeps {
-  client: PaxosClient;
+  client: PaxosCalls;
   /** Versioned ingest into next-ring owners while a range moves. */
   ingest: (node: NodeRef, epoch: number, entries: WireEntry[]) => Promise<unknown>;
   clock: HybridClock;

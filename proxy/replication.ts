@@ -15,6 +15,7 @@ import { Hints } from "./hints.ts";
 import { AntiEntropy } from "./anti_entropy.ts";
 import { NodeAdmin } from "./node_admin.ts";
 import { NodeClient, type NodeRef } from "./node_client.ts";
+import { PaxosBatcher } from "./paxos_batcher.ts";
 import { PaxosClient } from "./paxos_client.ts";
 import { Replicated } from "./replicated.ts";
 import type { TopologySource } from "./topology.ts";
@@ -52,7 +53,8 @@ export class Replication {
     this.client = new PaxosClient({ ...options, report: (e) => this.detector.step(e) });
     const ingestClient = new NodeClient(options);
     this.replicated = new Replicated({
-      client: this.client,
+      // Concurrent requests' rounds go to each node together (proxy/paxos_batcher.ts).
+      client: new PaxosBatcher(this.client),
       ingest: (node, epoch, entries) => ingestClient.ingest(node, epoch, entries),
       clock: new HybridClock(options.proxyId ?? randomProxyId()),
       detector: this.detector,

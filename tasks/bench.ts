@@ -11,7 +11,7 @@
 import { join } from "@std/path";
 import { ConfigError, envNames, type FlagValues, helpText, parseFlags } from "../shared/config.ts";
 import { type BigResult, formatBig, measureAddNode, measureNode } from "./bench/big.ts";
-import { loadNode } from "./bench/load.ts";
+import { loadNode, loadProxy } from "./bench/load.ts";
 import { hasCommand, Processes, runWrk } from "./bench/processes.ts";
 import {
   caseName,
@@ -32,6 +32,11 @@ const SPEC = {
   threads: { type: "int", default: 2, help: "wrk threads" },
   keys: { type: "int", default: 100_000, help: "keys of 100 B (keys/10 of 4 KiB)" },
   proxies: { type: "int", default: 1, help: "proxy processes sharing the port (reusePort)" },
+  replicas: {
+    type: "int",
+    default: 1,
+    help: "replicas of each key (1 compares with nginx; 3 = every key on the 3 nodes)",
+  },
   only: {
     type: "list",
     default: [] as string[],
@@ -119,17 +124,23 @@ async function throughput(procs: Processes, o: Options): Promise<CaseResult[]> {
   for (const id of ["n1", "n2", "n3"]) nodes.push(await procs.node(id));
   const nodeUrls = nodes.map((n) => n.url);
   console.log(`Loading ${o.keys} keys of 100 B and ${Math.floor(o.keys / 10)} of 4 KiB...`);
-  const secret = procs.secrets.clusterSecret;
-  // Every key on every node: nginx's hash places keys unlike the ring, and must find them.
-  await Promise.all(nodeUrls.map(async (url) => {
-    await loadNode(url, secret, { prefix: "k", count: o.keys, valueBytes: 100 });
-    await loadNode(url, secret, {
-      prefix: "b",
-      count: Math.max(1, Math.floor(o.keys / 10)),
-      valueBytes: 4096,
-    });
-  }));
-  const [proxy] = await procs.proxies(nodeUrls, o.proxies);
+  const small = { prefix: "k", count: o.keys, valueBytes: 100 };
+  const large = { prefix: "b", count: Math.max(1, Math.floor(o.keys / 10)), valueBytes: 4096 };
+  let proxy;
+  if (o.replicas > 1) {
+    // Through the proxy: the replicas then hold each key under one version, as in use.
+    [proxy] = await procs.proxies(nodeUrls, o.proxies, o.replicas);
+    await loadProxy(proxy!.url, small);
+    await loadProxy(proxy!.url, large);
+  } else {
+    // Every key on every node: nginx's hash places keys unlike the ring, and must find them.
+    const secret = procs.secrets.clusterSecret;
+    await Promise.all(nodeUrls.map(async (url) => {
+      await loadNode(url, secret, small);
+      await loadNode(url, secret, large);
+    }));
+    [proxy] = await procs.proxies(nodeUrls, o.proxies);
+  }
   const bare = await procs.bare();
   const nginx = await procs.nginx(nodeUrls);
   return await runCases(procs, o, {
@@ -151,6 +162,10 @@ async function main(): Promise<number> {
     }
     if (parsed.rest.length > 0) throw new ConfigError(`Unexpected argument "${parsed.rest[0]}"`);
     o = parsed.values;
+    if (o.replicas !== 1 && o.replicas !== 3) {
+      // nginx and the node reference read any key on any node: all of them, or one owner.
+      throw new ConfigError(`Cannot use --replicas ${o.replicas}: the bench runs 1 or 3`);
+    }
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);
@@ -197,6 +212,7 @@ function report(o: Options, started: Date, results: CaseResult[], big?: BigResul
   console.log(
     `\nringkv bench, ${started.toISOString()}: ${o.connections} connections, ` +
       `${o.quick ? 3 : o.duration} s per case, ${o.keys} keys, ${o.proxies} proxy process(es), ` +
+      `${o.replicas} replica(s), ` +
       `${navigator.hardwareConcurrency} cores\n`,
   );
   console.log(formatTable(results));
