@@ -83,6 +83,8 @@ export function openConnection(
   // The first head has headerMs from the accept; a later one, from its first byte.
   let served = false;
   let closed = false;
+  // Set by the sweeper: a head or body completing just after its 408 is not served.
+  let expired = false;
   const close = () => {
     if (closed) return;
     closed = true;
@@ -94,6 +96,7 @@ export function openConnection(
     deadline: Date.now() + ctx.timeouts.headerMs,
     idle: true,
     expire() {
+      expired = true;
       watch.deadline = Infinity;
       if (arriving === "") return close();
       const message = arriving === "head"
@@ -151,7 +154,7 @@ export function openConnection(
     for (;;) {
       watch.idle = true;
       const end = await readHead();
-      if (end === -1) return;
+      if (end === -1 || expired) return;
       watch.idle = false;
       let head: RequestHead;
       try {
@@ -164,7 +167,7 @@ export function openConnection(
       let keep: boolean | null = null;
       if (ctx.fast !== undefined && fastCandidate(head)) {
         // A small body counts as part of the head: same deadline, then the fast path.
-        if (!(await readBody(head.contentLength ?? 0))) return;
+        if (!(await readBody(head.contentLength ?? 0)) || expired) return;
         keep = await serveFast(ctx.fast, head, input, out, ctx);
       }
       arriving = "";
@@ -231,7 +234,7 @@ async function serveFast(
   input.skip(length);
   return await writeFastAnswer(out, answer, {
     head: head.method === "HEAD",
-    keepAlive: head.keepAlive,
+    keepAlive: head.keepAlive && !ctx.stopping(),
     minor: head.minor,
     date: ctx.date(),
   });
@@ -251,7 +254,7 @@ async function serveRequest(
     await res.body?.cancel();
     res = errorResponse(state.failed);
   }
-  const keepAlive = head.keepAlive && state.done && state.failed === null;
+  const keepAlive = head.keepAlive && state.done && state.failed === null && !ctx.stopping();
   return await writeResponse(out, res, {
     head: head.method === "HEAD",
     keepAlive,

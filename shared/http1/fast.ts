@@ -35,7 +35,12 @@ export interface FastAnswer {
   body: Uint8Array | string;
 }
 
-/** A fast handler: an answer, or null to let the app's `fetch` answer. */
+/**
+ * A fast handler: an answer, or null to let the app's `fetch` answer. It sees the request
+ * before the server's own refusals of a `Request` (CONNECT/TRACE, `.`/`..` segments, a `#`
+ * in the target: shared/http1/connection.ts `buildRequest`), so it must match exact
+ * methods and paths and parse keys with `keyFromPath` (which refuses dot segments).
+ */
 export type FastHandler = (req: FastRequest) => FastAnswer | null | Promise<FastAnswer | null>;
 
 /** A `fetch`-style handler. */
