@@ -1,9 +1,11 @@
 /**
- * The proxy's hot route, answered from the parsed request without a `Request` or a
- * `Response` (shared/http1/fast.ts): `GET /kv/{key}` (without `If-None-Match`), answered as
- * proxy/public_routes.ts answers it, with the same client-token check, request id, metrics
- * and log line, but without the middleware chain and the router's batch bookkeeping
- * ({@link Router.runOne}). Everything else is declined (null) and goes to the app.
+ * The proxy's hot routes, answered from the parsed request without a `Request` or a
+ * `Response` (shared/http1/fast.ts): `GET /kv/{key}` (without `If-None-Match`) and an
+ * unconditional `PUT /kv/{key}` whose whole value came with its head, answered as
+ * proxy/public_routes.ts answers them, with the same checks, client-token check, request
+ * id, metrics and log line, but without the middleware chain and the router's batch
+ * bookkeeping ({@link Router.runOne}). Everything else is declined (null) before anything
+ * is done, and goes to the app.
  *
  * @module
  */
@@ -15,7 +17,7 @@ import { type LogFn, REQUEST_ID_HEADER, requestIdOf } from "../shared/log.ts";
 import { type BatchOp, DEFAULT_CONTENT_TYPE } from "../shared/wire.ts";
 import type { ProxyMetrics } from "./metrics.ts";
 import type { RequestIds } from "./observe.ts";
-import { resultError } from "./public_routes.ts";
+import { MAX_CONTENT_TYPE_LENGTH, resultError } from "./public_routes.ts";
 import type { Router } from "./router.ts";
 
 /** What the fast path needs (the app's own parts). */
@@ -28,14 +30,14 @@ export interface FastPathDeps {
   clientToken?: string;
 }
 
-/** Builds the proxy's fast handler: `GET /kv/{key}` here, everything else declined. */
+/** Builds the proxy's fast handler: GET and PUT of `/kv/{key}` here, everything else declined. */
 export function proxyFastPath(deps: FastPathDeps): FastHandler {
   const expected = deps.clientToken ? `Bearer ${deps.clientToken}` : undefined;
   return (req) => {
     const path = req.path;
-    if (req.method !== "GET" || !path.startsWith("/kv/") || req.header("if-none-match") !== null) {
-      return null;
-    }
+    const method = req.method;
+    if ((method !== "GET" && method !== "PUT") || !path.startsWith("/kv/")) return null;
+    if (req.header("if-none-match") !== null || req.header("if-match") !== null) return null;
     if (expected !== undefined && !sameText(req.header("authorization"), expected)) return null;
     let key: string;
     try {
@@ -44,7 +46,17 @@ export function proxyFastPath(deps: FastPathDeps): FastHandler {
       if (err instanceof RingkvError) return null;
       throw err;
     }
-    return getKey(deps, key, req.header(REQUEST_ID_HEADER), path);
+    const id = req.header(REQUEST_ID_HEADER);
+    if (method === "GET") return serve(deps, "GET", { op: "get", key }, id, path);
+    const contentType = req.header("content-type") ?? DEFAULT_CONTENT_TYPE;
+    const value = req.body;
+    if (
+      contentType.length > MAX_CONTENT_TYPE_LENGTH || value.byteLength > deps.limits.maxValueBytes
+    ) {
+      return null; // the app's 400 or 413
+    }
+    const op: BatchOp = { op: "put", key, value: value.toBase64(), contentType };
+    return serve(deps, "PUT", op, id, path);
   };
 }
 
@@ -56,39 +68,35 @@ function sameText(given: string | null, expected: string): boolean {
   return diff === 0;
 }
 
-async function getKey(
+async function serve(
   deps: FastPathDeps,
-  key: string,
+  method: "GET" | "PUT",
+  op: BatchOp,
   givenId: string | null,
   path: string,
 ): Promise<FastAnswer> {
   const started = performance.now();
   const id = requestIdOf(givenId);
-  const op: BatchOp = { op: "get", key };
   deps.ids.tagOne(op, id);
   let res: FastAnswer;
   try {
-    res = answer(await deps.router.runOne(op), key);
+    const outcome = await deps.router.runOne(op);
+    res = method === "GET" ? answerGet(outcome, op.key) : answerPut(outcome, op.key);
   } catch (err) {
-    deps.log({
-      level: "error",
-      msg: "internal error",
-      id,
-      method: "GET",
-      path,
-      error: String(err),
-    });
-    res = fastError(new RingkvError("internal", `Cannot answer GET /kv/{key}: internal error`));
+    deps.log({ level: "error", msg: "internal error", id, method, path, error: String(err) });
+    res = fastError(
+      new RingkvError("internal", `Cannot answer ${method} /kv/{key}: internal error`),
+    );
   }
   res.headers[REQUEST_ID_HEADER] = id;
   const seconds = (performance.now() - started) / 1000;
   const status = res.status;
-  deps.metrics.request("GET", "/kv/{key}", status, seconds);
+  deps.metrics.request(method, "/kv/{key}", status, seconds);
   deps.log({
     level: status >= 500 ? "warn" : "debug",
     msg: "request",
     id,
-    method: "GET",
+    method,
     route: "/kv/{key}",
     status,
     ms: Math.round(seconds * 10_000) / 10,
@@ -96,7 +104,19 @@ async function getKey(
   return res;
 }
 
-function answer(r: Awaited<ReturnType<Router["runOne"]>>, key: string): FastAnswer {
+type Outcome = Awaited<ReturnType<Router["runOne"]>>;
+
+function answerPut(r: Outcome, key: string): FastAnswer {
+  if (r instanceof RingkvError) return fastError(r);
+  if (r.status !== 200 && r.status !== 201) return fastError(resultError(r, key));
+  return {
+    status: r.status,
+    headers: { "content-type": "application/json", etag: `"${r.version}"` },
+    body: JSON.stringify({ version: r.version }),
+  };
+}
+
+function answerGet(r: Outcome, key: string): FastAnswer {
   if (r instanceof RingkvError) return fastError(r);
   if (r.status === 404) {
     return fastError(new RingkvError("not_found", `Key "${key}" does not exist`));
