@@ -9,8 +9,8 @@ import { ConfigError } from "../shared/config.ts";
 import { RingkvError } from "../shared/errors.ts";
 import { createNodeApp } from "./app.ts";
 import { guard } from "../shared/guard.ts";
-import { serveHttp1 } from "../shared/http1/server.ts";
-import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
+import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { NODE_ENV, type NodeConfig, parseNodeConfig } from "./config.ts";
 import { createDenoDisk } from "./disk.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
@@ -97,12 +97,7 @@ async function serve(
       hostname: config.host,
       port: config.port,
       ...tls,
-      limits,
-      timeouts: {
-        headerMs: config.connections.headerTimeoutMs,
-        bodyMs: config.limits.bodyTimeoutMs ?? DEFAULT_LIMITS.bodyTimeoutMs!,
-      },
-      maxConnections: config.connections.maxConnections,
+      ...connectionOptions(config.connections, config.limits, limits),
       onListen: ({ port }) => {
         console.log(
           `ringkv node ${engine.id} listening on ${scheme}://${urlHost(config.host)}:${port}`,

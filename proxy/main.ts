@@ -10,8 +10,8 @@ import { createAdminRoutes } from "./admin_routes.ts";
 import { createPoller, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster_state.ts";
 import { guard } from "../shared/guard.ts";
-import { serveHttp1 } from "../shared/http1/server.ts";
-import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
+import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { parseProxyConfig, PROXY_ENV, type ProxyConfig } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
 import { NodeAdmin } from "./node_admin.ts";
@@ -138,12 +138,7 @@ async function serve(config: ProxyConfig): Promise<number> {
       reusePort: config.reusePort,
       signal: stop.signal,
       ...tls,
-      limits,
-      timeouts: {
-        headerMs: config.connections.headerTimeoutMs,
-        bodyMs: config.limits.bodyTimeoutMs ?? DEFAULT_LIMITS.bodyTimeoutMs!,
-      },
-      maxConnections: config.connections.maxConnections,
+      ...connectionOptions(config.connections, config.limits, limits),
       onListen: ({ port }) =>
         console.log(`ringkv proxy listening on ${scheme}://${config.host}:${port}`),
     },

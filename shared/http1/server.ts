@@ -9,7 +9,8 @@
  * @module
  */
 import { errorResponse, RingkvError } from "../errors.ts";
-import type { RequestLimits } from "../limits.ts";
+import type { ConnectionConfig } from "../config.ts";
+import { DEFAULT_LIMITS, type Limits, type RequestLimits } from "../limits.ts";
 import {
   type ConnContext,
   type ConnWatch,
@@ -53,6 +54,22 @@ export interface Http1Options {
   limits: Pick<RequestLimits, "maxUrlBytes" | "maxHeaderBytes">;
   timeouts?: Partial<Http1Timeouts>;
   maxConnections?: number;
+}
+
+/** The options of {@link Http1Options} that a server's flags set (shared/config.ts). */
+export function connectionOptions(
+  connections: ConnectionConfig,
+  limits: Limits,
+  requestLimits: RequestLimits,
+): Pick<Http1Options, "limits" | "timeouts" | "maxConnections"> {
+  return {
+    limits: requestLimits,
+    timeouts: {
+      headerMs: connections.headerTimeoutMs,
+      bodyMs: limits.bodyTimeoutMs ?? DEFAULT_LIMITS.bodyTimeoutMs!,
+    },
+    maxConnections: connections.maxConnections,
+  };
 }
 
 /** A running server. */
