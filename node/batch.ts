@@ -11,9 +11,9 @@ import { checkKey } from "../shared/keys.ts";
 import type { Limits } from "../shared/limits.ts";
 import { isVersion } from "../shared/version.ts";
 import { type BatchOp, type BatchResult, DEFAULT_CONTENT_TYPE } from "../shared/wire.ts";
+import { BatchValues } from "./batch_values.ts";
 import type { NodeEngine, WriteOp } from "./engine.ts";
 import { isObject } from "./request_body.ts";
-import { fromBase64 } from "./wire_entries.ts";
 
 type Parsed = { read: string } | { write: WriteOp } | { error: RingkvError };
 
@@ -37,7 +37,8 @@ export async function runBatch(
   ops: readonly unknown[],
   limits: Limits,
 ): Promise<BatchResult[]> {
-  const parsed = ops.map((op, i) => parseOp(op, i, limits));
+  const values = new BatchValues(valueTexts(ops));
+  const parsed = ops.map((op, i) => parseOp(op, i, limits, values));
   const results: BatchResult[] = new Array(ops.length);
   const reads = parsed.map(async (p, i) => {
     if ("read" in p) results[i] = await readResult(engine, p.read);
@@ -77,16 +78,26 @@ function errorResult(err: RingkvError): BatchResult {
   return { status: err.status, error: { code: err.code, message: err.message } };
 }
 
-function parseOp(raw: unknown, i: number, limits: Limits): Parsed {
+/** The `value` texts of the ops, for {@link BatchValues} to reserve room. */
+function* valueTexts(ops: readonly unknown[]): Generator<string> {
+  for (const op of ops) if (isObject(op) && typeof op.value === "string") yield op.value;
+}
+
+function parseOp(raw: unknown, i: number, limits: Limits, values: BatchValues): Parsed {
   try {
-    return checkOp(raw, i, limits);
+    return checkOp(raw, i, limits, values);
   } catch (err) {
     if (err instanceof RingkvError) return { error: err };
     throw err;
   }
 }
 
-function checkOp(raw: unknown, i: number, limits: Limits): { read: string } | { write: WriteOp } {
+function checkOp(
+  raw: unknown,
+  i: number,
+  limits: Limits,
+  values: BatchValues,
+): { read: string } | { write: WriteOp } {
   const bad = (why: string) => new RingkvError("invalid_batch", `Cannot run op ${i}: ${why}`);
   if (!isObject(raw)) throw bad("it is not a JSON object");
   const op = raw as Partial<Record<keyof BatchOp, unknown>>;
@@ -96,20 +107,22 @@ function checkOp(raw: unknown, i: number, limits: Limits): { read: string } | { 
   if (op.op !== "put" && op.op !== "delete") throw bad('"op" is not get, put or delete');
   const conditions = checkConditions(op, bad);
   if (op.op === "delete") return { write: { op: "delete", key, ...conditions } };
-  return { write: { op: "put", key, ...checkValue(op, i, limits, bad), ...conditions } };
+  const value = checkValue(op, i, limits, values, bad);
+  return { write: { op: "put", key, ...value, ...conditions } };
 }
 
 function checkValue(
   op: Partial<Record<keyof BatchOp, unknown>>,
   i: number,
   limits: Limits,
+  values: BatchValues,
   bad: (why: string) => RingkvError,
 ): { value: Uint8Array; contentType: string } {
   if (typeof op.value !== "string") throw bad('"value" (base64) is missing');
   if (op.contentType !== undefined && typeof op.contentType !== "string") {
     throw bad('"contentType" is not a string');
   }
-  const value = fromBase64(op.value, `the value of op ${i}`);
+  const value = decodeValue(values, op.value, i);
   if (value.length > limits.maxValueBytes) {
     throw new RingkvError(
       "value_too_large",
@@ -117,6 +130,18 @@ function checkValue(
     );
   }
   return { value, contentType: op.contentType || DEFAULT_CONTENT_TYPE };
+}
+
+function decodeValue(values: BatchValues, text: string, i: number): Uint8Array {
+  try {
+    return values.decode(text);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    throw new RingkvError(
+      "bad_request",
+      `Cannot decode the value of op ${i}: it is not valid base64`,
+    );
+  }
 }
 
 function checkConditions(

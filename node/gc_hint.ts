@@ -1,22 +1,28 @@
 /**
  * Gives memory back after bulk work: a restart's replay or a large load leaves hundreds of
- * MiB of garbage that V8 only returns to the OS after its memory reducer runs (seen 8-30 s
- * later, and never on a node that stays idle after a restart). When the process runs with
- * `--v8-flags=--expose-gc`, this starts an asynchronous (incremental, non-blocking) major
- * GC once bulk work is over; without the flag it does nothing.
+ * MiB of garbage, and V8 keeps the pages it freed (fragmented, or pooled for reuse) until its
+ * memory reducer runs, seen 8-30 s later and never on a node that stays idle after a restart.
+ * When the process runs with `--v8-flags=--expose-gc`, this runs V8's "last resort" full GC
+ * once bulk work is over: two compacting, memory-reducing mark-compacts that release the
+ * pooled pages. It is a pause (about 0.3 s with 1,000,000 keys of 100 B), taken only after
+ * 32 MiB of writes and a quiet second, or right after recovery; the plain major GC used before
+ * paused ~0.1 s and gave almost nothing back (docs/performance.md, "Memory and restart").
+ * Without the flag it does nothing.
  *
  * @module
  */
 
 /** V8's `gc` as `--expose-gc` exposes it. */
-export type Gc = (options: { type: "major"; execution: "async" }) => void;
+export type Gc = (
+  options: { type: "major"; execution: "async"; flavor: "last-resort" },
+) => void;
 
 /** Bytes of writes after which a quiet moment triggers a GC. */
 const BULK_BYTES = 32 << 20;
 /** How long writes must pause before the GC starts. */
 const QUIET_MS = 1000;
 
-/** Starts a non-blocking major GC after bulk work, when the runtime exposes `gc`. */
+/** Starts a compacting full GC after bulk work, when the runtime exposes `gc`. */
 export class GcHint {
   #bytes = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -29,7 +35,8 @@ export class GcHint {
 
   /** Now: bulk work (a recovery) just ended. */
   now(): void {
-    this.gc?.({ type: "major", execution: "async" });
+    // "async" runs it from a task soon after (not inside the caller); it still pauses.
+    this.gc?.({ type: "major", execution: "async", flavor: "last-resort" });
   }
 
   /** `bytes` were written; after enough of them, a GC follows the next quiet second. */

@@ -1,7 +1,7 @@
 import { assertEquals } from "@std/assert";
 import { GcHint } from "./gc_hint.ts";
 
-Deno.test("GcHint starts an async major GC after 32 MiB of writes and a quiet pause, not before", async () => {
+Deno.test("GcHint starts a last-resort (compacting) major GC after 32 MiB of writes and a quiet pause, not before", async () => {
   const calls: unknown[] = [];
   const hint = new GcHint((options) => calls.push(options), 10);
   try {
@@ -13,7 +13,7 @@ Deno.test("GcHint starts an async major GC after 32 MiB of writes and a quiet pa
     while (calls.length === 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 5));
     }
-    assertEquals(calls, [{ type: "major", execution: "async" }]);
+    assertEquals(calls, [{ type: "major", execution: "async", flavor: "last-resort" }]);
   } finally {
     hint.stop();
   }

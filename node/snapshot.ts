@@ -87,25 +87,41 @@ export interface SnapshotInfo {
   bytes: number;
 }
 
-/** Reads the snapshot line by line, calling `onEntry` per entry; null when there is none. */
+/**
+ * Reads the snapshot line by line, calling `onEntry` per entry; null when there is none.
+ * `readBytes` is the size of each read (tests use small ones to cross line boundaries).
+ */
 export async function readSnapshot(
   disk: Disk,
   name: string,
   onEntry: (key: string, entry: Stored) => void,
+  readBytes = READ_BYTES,
 ): Promise<SnapshotInfo | null> {
   const size = await disk.size(name);
   if (size === null) return null;
   const reader = new LineReader(onEntry);
-  let carry = new Uint8Array(0);
+  let carry: Uint8Array = new Uint8Array(0);
   let base = 0;
-  for (let at = 0; at < size; at += READ_BYTES) {
-    const chunk = await disk.read(name, { offset: at, length: READ_BYTES });
+  for (let at = 0; at < size; at += readBytes) {
+    const chunk = await disk.read(name, { offset: at, length: readBytes });
     if (chunk === null || chunk.length === 0) break;
-    const buffer = carry.length === 0 ? chunk : join(carry, chunk);
-    const end = buffer.lastIndexOf(NEWLINE) + 1;
-    readLines(reader, buffer.subarray(0, end), base);
-    carry = buffer.slice(end);
-    base += end;
+    // Only the line cut by the previous read is copied, not the whole chunk: a copy of
+    // every chunk doubled the memory a restart allocates and faults in.
+    let start = 0;
+    if (carry.length > 0) {
+      const newline = chunk.indexOf(NEWLINE);
+      if (newline === -1) {
+        carry = join(carry, chunk);
+        continue;
+      }
+      start = newline + 1;
+      readLines(reader, join(carry, chunk.subarray(0, start)), base);
+      base += carry.length + start;
+    }
+    const end = Math.max(start, chunk.lastIndexOf(NEWLINE) + 1);
+    if (end > start) readLines(reader, chunk.subarray(start, end), base);
+    base += end - start;
+    carry = chunk.slice(end);
   }
   if (carry.length > 0) throw new SnapshotDamage(base, "the last line has no newline");
   return reader.finish(size);

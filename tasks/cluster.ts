@@ -8,6 +8,7 @@
 import { join } from "@std/path";
 import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 import { type Child, startChild } from "./children.ts";
+import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
 
 const SPEC = {
   port: { type: "int", default: 8080, help: "proxy port (0: the OS picks)" },
@@ -52,9 +53,8 @@ function nodeArgs(dir: string, host: string): string[] {
     `--allow-read=${dir}`,
     `--allow-write=${dir}`,
     ENV_PERMISSION,
-    // Lets the node start a non-blocking GC after a restart's replay or a bulk load
-    // (node/gc_hint.ts), so it gives the load's garbage back to the OS.
-    "--v8-flags=--expose-gc",
+    // GcHint compacts after bulk work; less garbage kept during it (tasks/node_settings.ts).
+    NODE_V8_FLAGS,
     new URL("../node/main.ts", import.meta.url).pathname,
   ];
 }
@@ -69,6 +69,11 @@ function proxyArgs(dir: string): string[] {
     ENV_PERMISSION,
     new URL("../proxy/main.ts", import.meta.url).pathname,
   ];
+}
+
+/** NODE_ENV as `NAME=value ` words for a shell command line. */
+function envWords(): string {
+  return Object.entries(NODE_ENV).map(([name, value]) => `${name}=${value} `).join("");
 }
 
 /** A node's arguments with the port it got, so a restart keeps its URL. */
@@ -117,7 +122,7 @@ async function main(): Promise<number> {
       const port = opts.nodePort === 0 ? 0 : opts.nodePort + i - 1;
       const args = [...nodeArgs(dir, opts.host), "--id", id, "--port", String(port), "--data", dir];
       args.push("--host", opts.host);
-      const node = await startChild(id, args, env);
+      const node = await startChild(id, args, { ...env, ...NODE_ENV });
       children.push(node);
       node.exited.then((code) => {
         if (stopping) return;
@@ -127,7 +132,8 @@ async function main(): Promise<number> {
               ? "The other replicas serve its keys meanwhile"
               : "Its keys answer 503 until it is back"
           }; restart it with:\n` +
-            `  RINGKV_CLUSTER_SECRET=$(cat ${join(data, "cluster-secret")}) npx --yes deno@2.9.6 ` +
+            `  RINGKV_CLUSTER_SECRET=$(cat ${join(data, "cluster-secret")}) ${envWords()}` +
+            "npx --yes deno@2.9.6 " +
             restartArgs(args, node.url).map(shellQuote).join(" "),
         );
       });

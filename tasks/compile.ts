@@ -8,6 +8,7 @@
  * @module
  */
 import { join } from "@std/path";
+import { NODE_V8_FLAGS } from "./node_settings.ts";
 
 /** One executable to build. */
 export interface Target {
@@ -23,7 +24,8 @@ export const TARGETS: readonly Target[] = [
   {
     name: "ringkv-node",
     script: "node/main.ts",
-    permissions: ["--allow-net", "--allow-read", "--allow-write", ENV],
+    // Baked into the binary; MALLOC_MMAP_THRESHOLD_ (NODE_ENV) is the service's to set.
+    permissions: ["--allow-net", "--allow-read", "--allow-write", ENV, NODE_V8_FLAGS],
   },
   {
     name: "ringkv-proxy",

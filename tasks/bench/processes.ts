@@ -7,6 +7,7 @@
  */
 import { join } from "@std/path";
 import { type Child, startChild } from "../children.ts";
+import { NODE_ENV, NODE_V8_FLAGS } from "../node_settings.ts";
 import { nginxConfig } from "./nginx.ts";
 import { parseWrkOutput, wrkArgs, type WrkResult } from "./wrk.ts";
 
@@ -66,14 +67,14 @@ export class Processes {
     };
   }
 
-  /** Starts data node `id` on an OS-picked port (or `port`), data in `<dir>/<id>`. */
+  /** Starts data node `id` (as `deno task cluster` does) on an OS-picked port (or `port`). */
   async node(id: string, port = 0): Promise<Child> {
     const data = join(this.dir, id);
     await Deno.mkdir(data, { recursive: true });
     const args = ["run", "--allow-net=127.0.0.1", `--allow-read=${data}`, `--allow-write=${data}`];
-    args.push(ENV_PERMISSION, join(ROOT, "node/main.ts"));
+    args.push(ENV_PERMISSION, NODE_V8_FLAGS, join(ROOT, "node/main.ts"));
     args.push("--id", id, "--port", String(port), "--data", data);
-    return this.#keep(await startChild(id, args, this.env));
+    return this.#keep(await startChild(id, args, { ...this.env, ...NODE_ENV }));
   }
 
   /** Starts `count` proxies on one port (reusePort when more than one) over `nodes`. */
