@@ -31,6 +31,9 @@ export function bodyStream(
   beforeFirstRead: () => Promise<void>,
 ): ReadableStream<Uint8Array> {
   const next = framing.chunked ? chunkedReader(input) : lengthReader(input, framing.contentLength!);
+  // Set when the handler gave up on the body (a 408 or 413): a read still in progress then
+  // ends quietly; it must not turn the handler's answer into a 400.
+  let canceled = false;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
@@ -39,6 +42,7 @@ export function bodyStream(
           await beforeFirstRead();
         }
         const chunk = await next();
+        if (canceled) return;
         if (chunk === null) {
           state.done = true;
           controller.close();
@@ -46,9 +50,13 @@ export function bodyStream(
           controller.enqueue(chunk);
         }
       } catch (err) {
+        if (canceled) return;
         state.failed = err instanceof RingkvError ? err : broken(`the connection failed (${err})`);
         controller.error(state.failed);
       }
+    },
+    cancel() {
+      canceled = true;
     },
   }, { highWaterMark: 0 });
 }

@@ -525,6 +525,31 @@ Deno.test("serveHttp1() answers 400 to a broken chunked body, whatever the handl
   });
 });
 
+Deno.test("serveHttp1() keeps the handler's 408 when body bytes arrive after it gave up on the body", async () => {
+  const bytesSent = Promise.withResolvers<void>();
+  const handler: Http1Handler = async (req) => {
+    const reader = req.body!.getReader();
+    const reading = reader.read(); // a read in progress when the handler gives up
+    await new Promise((r) => setTimeout(r, 50));
+    await reader.cancel();
+    await reading;
+    await bytesSent.promise; // the in-progress read gets its bytes now
+    await new Promise((r) => setTimeout(r, 100));
+    return new Response("too slow", { status: 408 });
+  };
+  await withServer(handler, async (port) => {
+    await withClient(port, async (client) => {
+      // 20 KiB declared: past what is read with the head, so the body is streamed.
+      await client.send("PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 20480\r\n\r\n");
+      await new Promise((r) => setTimeout(r, 100));
+      await client.send("abc");
+      bytesSent.resolve();
+      const answer = await client.response();
+      assertEquals([answer.status, answer.text], [408, "too slow"]);
+    });
+  });
+});
+
 Deno.test("serveHttp1() refuses a dot segment in the path instead of resolving it", async () => {
   let calls = 0;
   const handler: Http1Handler = () => (calls++, new Response("reached"));
