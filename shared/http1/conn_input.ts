@@ -19,6 +19,7 @@ export class ConnInput {
   buf = new Uint8Array(INITIAL_INPUT_BYTES);
   start = 0;
   end = 0;
+  #scratch: Uint8Array | undefined;
 
   /** Creates the buffer of `conn`, never larger than `maxBytes`. */
   constructor(private readonly conn: Readable, private readonly maxBytes: number) {}
@@ -65,15 +66,20 @@ export class ConnInput {
     return n;
   }
 
-  /** Reads up to `max` bytes straight from the connection (nothing buffered); null at the end. */
+  /**
+   * Reads up to `max` bytes from the connection (nothing buffered); null at the end. The
+   * bytes are copied out of one reused scratch buffer: a chunk handed on must be its own
+   * size, or a client sending a byte at a time would pin 64 KiB per byte.
+   */
   async readFresh(max: number): Promise<Uint8Array | null> {
-    const chunk = new Uint8Array(Math.min(max, 64 * 1024));
-    const n = await this.conn.read(chunk);
-    return n === null ? null : chunk.subarray(0, n);
+    this.#scratch ??= new Uint8Array(64 * 1024);
+    const n = await this.conn.read(this.#scratch.subarray(0, Math.min(max, this.#scratch.length)));
+    return n === null ? null : this.#scratch.slice(0, n);
   }
 
   /** Drops a grown buffer once nothing is buffered, so idle connections cost little. */
   shrink(): void {
+    this.#scratch = undefined;
     if (this.buffered === 0 && this.buf.length > INITIAL_INPUT_BYTES) {
       this.buf = new Uint8Array(INITIAL_INPUT_BYTES);
       this.start = this.end = 0;
