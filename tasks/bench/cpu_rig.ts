@@ -1,0 +1,106 @@
+/**
+ * The paired rig of docs/performance.md "What made it faster": 3 nodes and a proxy of the
+ * checkout at ROOT (default: this one), 10,000 keys of 100 B loaded through the proxy, then
+ * `wrk -t2 -c64 -d5s` GETs or PUTs over them; prints requests/s and the **CPU time per
+ * request** of the proxy and of the nodes (from /proc/PID/stat), which moves much less with
+ * outside load than requests/s. Run it against two checkouts (`git worktree add`) in turn.
+ *
+ *     deno run -A tasks/bench/cpu_rig.ts get|put [REPLICAS]
+ *     ROOT=/tmp/old deno run -A tasks/bench/cpu_rig.ts get
+ *
+ * With PROF=DIR the proxy writes a V8 CPU profile into DIR. Linux only; needs wrk.
+ *
+ * @module
+ */
+import { wrkScript } from "./wrk.ts";
+
+const root = Deno.env.get("ROOT") ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+const mode = Deno.args[0] === "put" ? "put" : "get";
+const replicas = Deno.args[1] ?? "1";
+const prof = Deno.env.get("PROF");
+const dir = await Deno.makeTempDir({ prefix: "ringkv-rig-" });
+const children: Deno.ChildProcess[] = [];
+
+function start(flags: string[], script: string, args: string[]): Deno.ChildProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...flags, `${root}/${script}`, ...args],
+    env: { RINGKV_CLUSTER_SECRET: "rig" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  children.push(child);
+  return child;
+}
+
+/** The URL a server prints once it listens. */
+async function listening(child: Deno.ChildProcess): Promise<string> {
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  for (let i = 0; i < 1000 && !/listening on (\S+)/.test(text); i++) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${root}: a server exited before listening`);
+    text += value;
+  }
+  void (async () => {
+    while (!(await reader.read()).done);
+  })();
+  return /listening on (\S+)/.exec(text)![1]!;
+}
+
+async function cpuSeconds(pid: number): Promise<number> {
+  const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+try {
+  const nodes = await Promise.all(
+    ["n1", "n2", "n3"].map((id) =>
+      listening(start(["--v8-flags=--expose-gc"], "node/main.ts", [
+        ...["--id", id, "--port", "0", "--data", `${dir}/${id}`],
+      ]))
+    ),
+  );
+  const proxyFlags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
+  const proxy = start(proxyFlags, "proxy/main.ts", [
+    ...["--port", "0", "--data", `${dir}/proxy`, "--nodes", nodes.join(",")],
+    ...["--replicas", replicas],
+  ]);
+  const url = await listening(proxy);
+  for (let b = 0; b < 10; b++) {
+    const set: Record<string, string> = {};
+    for (let i = 0; i < 1000; i++) {
+      set[`k${String(b * 1000 + i).padStart(6, "0")}`] = "v".repeat(100);
+    }
+    const res = await fetch(`${url}/kv`, {
+      method: "POST",
+      body: JSON.stringify({ set }),
+      signal: AbortSignal.timeout(60_000),
+    });
+    await res.body?.cancel();
+  }
+  await Deno.writeTextFile(
+    `${dir}/rig.lua`,
+    wrkScript({ prefix: "k", keys: 10_000, putRatio: mode === "put" ? 1 : 0, valueBytes: 100 }),
+  );
+  const before = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
+  const wrk = await new Deno.Command("wrk", {
+    args: ["-t2", "-c64", "-d5s", "-s", `${dir}/rig.lua`, url],
+    stdout: "piped",
+  }).output();
+  const after = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
+  const out = new TextDecoder().decode(wrk.stdout);
+  const requests = Number(/(\d+) requests in/.exec(out)![1]);
+  const used = after.map((a, i) => a - before[i]!);
+  const nodesUs = (used[0]! + used[1]! + used[2]!) / requests * 1e6;
+  const proxyUs = used[3]! / requests * 1e6;
+  console.log(
+    `${mode.toUpperCase()} x${replicas}: ${(requests / 5).toFixed(0)} req/s; CPU per request: ` +
+      `proxy ${proxyUs.toFixed(1)} µs, nodes ${nodesUs.toFixed(1)} µs`,
+  );
+} finally {
+  for (const child of children) {
+    child.kill("SIGINT");
+    await child.status;
+  }
+  await Deno.remove(dir, { recursive: true });
+}
