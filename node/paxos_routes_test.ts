@@ -1,0 +1,61 @@
+import { assertEquals } from "@std/assert";
+import { DEFAULT_LIMITS } from "../shared/limits.ts";
+import { formatVersion } from "../shared/version.ts";
+import type { WireEntry } from "../shared/wire.ts";
+import { createNodeApp } from "./app.ts";
+import { createFakeDisk } from "./fake_disk.ts";
+import { openEngine } from "./open_engine.ts";
+
+async function setup() {
+  const disk = createFakeDisk();
+  const engine = await openEngine({ disk, id: "n1", limits: DEFAULT_LIMITS });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  return { app, engine, disk };
+}
+
+function entry(key: string, wall: number, text: string): WireEntry {
+  return { k: key, v: btoa(text), t: "text/plain", ver: formatVersion(wall, 0, "px"), h: 0 };
+}
+
+async function accept(app: ReturnType<typeof createNodeApp>, entries: WireEntry[]) {
+  const res = await app.request("/internal/accept", {
+    method: "POST",
+    body: JSON.stringify({ entries }),
+    headers: { "content-type": "application/json" },
+  });
+  assertEquals(res.status, 200);
+  return (await res.json()).results as { ok: boolean }[];
+}
+
+Deno.test("POST /internal/accept stores a batch of entries under a few fsyncs, not one each", async () => {
+  const { app, engine, disk } = await setup();
+  const before = disk.syncs();
+  const entries = Array.from({ length: 50 }, (_, i) => entry(`k${i}`, 1_000_000 + i, `v${i}`));
+  const results = await accept(app, entries);
+  assertEquals(results.every((r) => r.ok), true);
+  const syncs = disk.syncs() - before;
+  assertEquals(syncs <= 3, true, `${syncs} fsyncs for 50 accepted entries`);
+  for (let i = 0; i < 50; i++) {
+    assertEquals(new TextDecoder().decode((await engine.get(`k${i}`))!.value!), `v${i}`);
+  }
+});
+
+Deno.test("POST /internal/accept applies two entries of one key in their order", async () => {
+  const { app, engine } = await setup();
+  // Older then newer: both accepted, the newer stays.
+  assertEquals(
+    (await accept(app, [entry("a", 2_000_000, "old"), entry("a", 2_000_001, "new")])).map((r) =>
+      r.ok
+    ),
+    [true, true],
+  );
+  assertEquals(new TextDecoder().decode((await engine.get("a"))!.value!), "new");
+  // Newer then older: the older one is refused, as it would be one call after the other.
+  assertEquals(
+    (await accept(app, [entry("b", 3_000_001, "new"), entry("b", 3_000_000, "old")])).map((r) =>
+      r.ok
+    ),
+    [true, false],
+  );
+  assertEquals(new TextDecoder().decode((await engine.get("b"))!.value!), "new");
+});
