@@ -125,6 +125,8 @@ export class Wal {
   }
 
   async #run(): Promise<void> {
+    // Lines appended in the same turn (a batch's entries, accepted one by one) share a round.
+    await Promise.resolve();
     while (this.#queue.length > 0 || this.#tasks.length > 0) {
       const task = this.#tasks.shift();
       if (task) {
