@@ -8,27 +8,38 @@
  * @module
  */
 const [pid, port] = Deno.args;
-const rss = async () =>
-  Number(/VmRSS:\s+(\d+)/.exec(await Deno.readTextFile(`/proc/${pid}/status`))![1]) / 1024;
-const before = await rss();
-const enc = new TextEncoder();
-const conns: Deno.Conn[] = [];
-for (let i = 0; i < 200; i++) {
-  const c = await Deno.connect({ hostname: "127.0.0.1", port: +port! });
-  conns.push(c);
-  await c.write(enc.encode(`PUT /kv/t${i} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n`));
+if (pid === undefined || port === undefined) {
+  console.error("usage: trickle_cost.ts PROXY_PID PORT");
+  Deno.exit(2);
 }
-for (let round = 0; round < 80; round++) {
-  await Promise.all(conns.map((c) => c.write(enc.encode("a")).catch(() => 0)));
+const CONNECTIONS = 200;
+const BYTES_EACH = 80;
+const encoder = new TextEncoder();
+
+async function rssMiB(): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+const before = await rssMiB();
+const conns: Deno.Conn[] = [];
+for (let i = 0; i < CONNECTIONS; i++) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: +port });
+  conns.push(conn);
+  const head = `PUT /kv/t${i} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n`;
+  await conn.write(encoder.encode(head));
+}
+for (let round = 0; round < BYTES_EACH; round++) {
+  await Promise.all(conns.map((c) => c.write(encoder.encode("a")).catch(() => 0)));
   await new Promise((r) => setTimeout(r, 50));
 }
+const growth = (await rssMiB()) - before;
 console.log(
-  "RSS growth with 200 body tricklers after 80 bytes each:",
-  (await rss() - before).toFixed(0),
-  "MiB",
+  `RSS growth with ${CONNECTIONS} body tricklers after ${BYTES_EACH} bytes each: ` +
+    `${growth.toFixed(0)} MiB`,
 );
-for (const c of conns) {
+for (const conn of conns) {
   try {
-    c.close();
-  } catch {}
+    conn.close();
+  } catch { /* closed by the proxy already */ }
 }
