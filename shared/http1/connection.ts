@@ -164,14 +164,13 @@ export function openConnection(
         return await answerAndClose(out, err, ctx);
       }
       input.start = end;
-      let keep: boolean | null = null;
-      if (ctx.fast !== undefined && fastCandidate(head)) {
-        // A small body counts as part of the head: same deadline, then the fast path.
-        if (!(await readBody(head.contentLength ?? 0)) || expired) return;
-        keep = await serveFast(ctx.fast, head, input, out, ctx);
-      }
+      const fast = ctx.fast !== undefined && fastCandidate(head);
+      // A small body for the fast path counts as part of the head: the same kind of deadline.
+      if (fast && (!(await readBody(head.contentLength ?? 0)) || expired)) return;
+      // From here the handler owns the time (a slow answer is not a slow client).
       arriving = "";
       watch.deadline = Infinity;
+      let keep = fast ? await serveFast(ctx.fast!, head, input, out, ctx) : null;
       keep ??= await serveRequest(head, input, out, info, ctx);
       if (!keep || ctx.stopping()) return;
       input.shrink();

@@ -36,6 +36,9 @@ export const DEFAULT_TIMEOUTS: Readonly<Http1Timeouts> = Object.freeze({
 /** Default cap on open connections per process. */
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 
+/** Pause after a failed accept (e.g. out of file descriptors) before trying again. */
+const ACCEPT_RETRY_MS = 100;
+
 /** How often the sweeper looks at deadlines: timeouts fire up to this much late. */
 const SWEEP_MS = 200;
 
@@ -132,8 +135,13 @@ export function serveHttp1(
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
-      } catch {
-        return; // the listener was closed
+      } catch (err) {
+        if (stopping || err instanceof Deno.errors.BadResource) return; // the listener closed
+        // Out of file descriptors (EMFILE) or a connection reset before its accept: the
+        // server must go on accepting once the condition passes, not stop for good.
+        console.error(`ringkv: cannot accept a connection: ${err}; retrying`);
+        await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
+        continue;
       }
       if (open.size >= maxConnections) {
         void refuse(conn, open.size, maxConnections, ctx);

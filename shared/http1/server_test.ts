@@ -477,6 +477,21 @@ Deno.test("serveHttp1() answers from the fast path when it answers, and from the
   assertEquals(seen, ["GET /fast ", "POST /slow the body"]);
 });
 
+Deno.test("serveHttp1() lets a fast handler take longer than headerMs: a slow answer is not a slow client", async () => {
+  const fast: FastHandler = async (req) => {
+    await new Promise((r) => setTimeout(r, 700));
+    return { status: 200, headers: {}, body: `slow ${req.method} ${req.body.byteLength}` };
+  };
+  await withServer(() => new Response("slow path"), async (port) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+      assertEquals((await client.response()).text, "slow GET 0");
+      await client.send("PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+      assertEquals((await client.response()).text, "slow PUT 3");
+    });
+  }, { fast, timeouts: { headerMs: 300, bodyMs: 300 } });
+});
+
 Deno.test("serveHttp1() answers 500 internal with the JSON body when the handler throws", async () => {
   const logged: unknown[] = [];
   const error = console.error;

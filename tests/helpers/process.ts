@@ -22,6 +22,8 @@ export interface SpawnOptions {
   cwd?: string;
   /** `deno` arguments before the script; default `run -A`. */
   denoArgs?: string[];
+  /** A command that runs deno, e.g. `["prlimit", "--nofile=64"]` (default: deno itself). */
+  wrapper?: string[];
   /** How long to wait for the listening line. */
   startTimeoutMs?: number;
 }
@@ -83,8 +85,10 @@ function sendSignal(child: Deno.ChildProcess, signal: Deno.Signal): void {
 
 /** Spawns `deno <denoArgs> <script> <args>` with piped output and no stdin. */
 function spawnDeno(options: SpawnOptions): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
+  const [command, ...wrapperArgs] = [...(options.wrapper ?? []), Deno.execPath()];
+  return new Deno.Command(command!, {
     args: [
+      ...wrapperArgs,
       ...(options.denoArgs ?? ["run", "-A"]),
       scriptPath(options.script),
       ...(options.args ?? []),
