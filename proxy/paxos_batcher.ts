@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { DEFAULT_LIMITS } from "../shared/limits.ts";
 import type { Version } from "../shared/version.ts";
 import type { WireEntry } from "../shared/wire.ts";
 import type { NodeRef } from "./node_client.ts";
@@ -19,9 +20,17 @@ export type PaxosCalls = Pick<PaxosClient, "read" | "prepare" | "accept">;
 /** Most items in one batched call (the nodes accept up to 1000). */
 const MAX_ITEMS = 256;
 
+/** Bytes a call's JSON body may take, over-estimated (values are base64, keys escaped). */
+function estimateBytes(keys: readonly string[], valueChars = 0): number {
+  let bytes = 64 + valueChars;
+  for (const key of keys) bytes += 96 + key.length * 6;
+  return bytes;
+}
+
 interface Waiting<I, R> {
   items: I[];
   keys: string[];
+  bytes: number;
   resolve: (results: R[]) => void;
   reject: (err: unknown) => void;
 }
@@ -34,12 +43,13 @@ class Lane<I, R> {
   constructor(
     private readonly send: (items: I[]) => Promise<R[]>,
     private readonly onIdle: () => void,
+    private readonly maxBytes: number,
   ) {}
 
   /** Resolves with this call's own results, in the order of `items`. */
-  call(items: I[], keys: string[]): Promise<R[]> {
+  call(items: I[], keys: string[], bytes: number): Promise<R[]> {
     const { promise, resolve, reject } = Promise.withResolvers<R[]>();
-    this.#waiting.push({ items, keys, resolve, reject });
+    this.#waiting.push({ items, keys, bytes, resolve, reject });
     if (!this.#busy) void this.#flush();
     return promise;
   }
@@ -70,13 +80,17 @@ class Lane<I, R> {
     const keys = new Set<string>();
     const held = new Set<string>(); // keys of calls left waiting
     let items = 0;
+    let bytes = 0;
     for (const w of this.#waiting) {
+      // The node refuses a body past its limit (413): a batch must stay under it.
       const fits = batch.length === 0 ||
-        (items + w.items.length <= MAX_ITEMS && !w.keys.some((k) => keys.has(k)));
+        (items + w.items.length <= MAX_ITEMS && bytes + w.bytes <= this.maxBytes &&
+          !w.keys.some((k) => keys.has(k)));
       // Once one call waits, later calls for its keys must wait too (order per key).
       if (fits && !w.keys.some((k) => held.has(k))) {
         batch.push(w);
         items += w.items.length;
+        bytes += w.bytes;
         for (const k of w.keys) keys.add(k);
       } else {
         rest.push(w);
@@ -92,8 +106,11 @@ class Lane<I, R> {
 export class PaxosBatcher implements PaxosCalls {
   readonly #lanes = new Map<string, Lane<unknown, unknown>>();
 
-  /** Creates a batcher sending through `client`. */
-  constructor(private readonly client: PaxosCalls) {}
+  /** Creates a batcher sending through `client`; a batched call stays under `maxBytes`. */
+  constructor(
+    private readonly client: PaxosCalls,
+    private readonly maxBytes: number = DEFAULT_LIMITS.maxBatchBytes,
+  ) {}
 
   /** {@link PaxosClient.read}, batched. */
   read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]> {
@@ -102,7 +119,7 @@ export class PaxosBatcher implements PaxosCalls {
       node,
       epoch,
       (items) => this.client.read(node, epoch, items),
-    ).call(keys, keys);
+    ).call(keys, keys, estimateBytes(keys));
   }
 
   /** {@link PaxosClient.prepare}, batched. */
@@ -116,7 +133,7 @@ export class PaxosBatcher implements PaxosCalls {
       node,
       epoch,
       (items) => this.client.prepare(node, epoch, items),
-    ).call(ops, ops.map((o) => o.key));
+    ).call(ops, ops.map((o) => o.key), estimateBytes(ops.map((o) => o.key)));
   }
 
   /** {@link PaxosClient.accept}, batched. */
@@ -126,7 +143,14 @@ export class PaxosBatcher implements PaxosCalls {
       node,
       epoch,
       (items) => this.client.accept(node, epoch, items),
-    ).call(entries, entries.map((e) => e.k));
+    ).call(
+      entries,
+      entries.map((e) => e.k),
+      estimateBytes(
+        entries.map((e) => e.k),
+        entries.reduce((n, e) => n + (e.v?.length ?? 0) + (e.t?.length ?? 0) * 6, 0),
+      ),
+    );
   }
 
   #lane<I, R>(
@@ -139,7 +163,7 @@ export class PaxosBatcher implements PaxosCalls {
     const name = `${kind} ${node.id} ${node.url} ${epoch}`;
     let lane = this.#lanes.get(name) as Lane<I, R> | undefined;
     if (lane === undefined) {
-      lane = new Lane(send, () => this.#lanes.delete(name));
+      lane = new Lane(send, () => this.#lanes.delete(name), this.maxBytes);
       this.#lanes.set(name, lane as Lane<unknown, unknown>);
     }
     return lane;

@@ -91,3 +91,20 @@ Deno.test("PaxosBatcher fails every call of a batch whose call failed, and goes 
   calls[2]!.done();
   assertEquals((await after).map((e) => e?.k), ["c"]);
 });
+
+Deno.test("PaxosBatcher keeps a batched call under its byte limit (the node's 413)", async () => {
+  const { client, calls } = fakeClient();
+  const batcher = new PaxosBatcher(client, 1200);
+  const entry = (k: string): WireEntry => ({ k, v: "x".repeat(400), ver: "v" as Version, h: 0 });
+  const first = batcher.accept(N1, 1, [entry("a")]);
+  await tick();
+  const waiting = ["b", "c", "d"].map((k) => batcher.accept(N1, 1, [entry(k)]));
+  calls[0]!.done();
+  await tick();
+  assertEquals(calls[1]!.keys, ["b", "c"]); // about 1,130 estimated bytes; "d" would pass 1,200
+  calls[1]!.done();
+  await tick();
+  assertEquals(calls[2]!.keys, ["d"]);
+  calls[2]!.done();
+  await Promise.all([first, ...waiting]);
+});
