@@ -122,6 +122,7 @@ export function openConnection(
 
   /** Reads until a whole head is buffered: its end index, -1 when the client left. */
   async function readHead(): Promise<number> {
+    skipEmptyLines();
     let end = headEnd(input.buf, input.start, input.end);
     while (end === -1) {
       if (input.buffered >= maxHeadBytes(ctx.limits)) {
@@ -136,9 +137,24 @@ export function openConnection(
         const start = served ? Infinity : watch.deadline;
         watch.deadline = Math.min(start, Date.now() + ctx.timeouts.headerMs);
       }
-      end = headEnd(input.buf, input.start, input.end, input.start + scanned);
+      if (skipEmptyLines()) end = headEnd(input.buf, input.start, input.end);
+      else end = headEnd(input.buf, input.start, input.end, input.start + scanned);
     }
     return end;
+  }
+
+  /**
+   * Drops CR and LF bytes before a request line (RFC 9112 2.2: clients may send empty lines
+   * after a body); whether any were dropped.
+   */
+  function skipEmptyLines(): boolean {
+    const from = input.start;
+    while (
+      input.start < input.end && (input.buf[input.start] === 13 || input.buf[input.start] === 10)
+    ) {
+      input.start++;
+    }
+    return input.start !== from;
   }
 
   /** Reads until `length` body bytes are buffered; false when the client left. */

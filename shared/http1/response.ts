@@ -95,14 +95,20 @@ export async function writeResponse(
   }
   if (options.minor === 0) keepAlive = false;
   else head += "transfer-encoding: chunked\r\n";
-  await writeAll(conn, encodeHead(head, keepAlive, 0));
   const chunked = options.minor === 1;
-  await writeChunk(conn, first.value, chunked);
-  await writeChunk(conn, second!.value!, chunked);
-  for (;;) {
-    const { done, value } = await reader!.read();
-    if (done) break;
-    await writeChunk(conn, value, chunked);
+  try {
+    await writeAll(conn, encodeHead(head, keepAlive, 0));
+    await writeChunk(conn, first.value, chunked);
+    await writeChunk(conn, second!.value!, chunked);
+    for (;;) {
+      const { done, value } = await reader!.read();
+      if (done) break;
+      await writeChunk(conn, value, chunked);
+    }
+  } catch (err) {
+    // The client left mid-stream: let the body's source stop (and free what it holds).
+    await reader!.cancel().catch(() => {});
+    throw err;
   }
   if (chunked) await writeAll(conn, encoder.encode("0\r\n\r\n"));
   return keepAlive;

@@ -492,6 +492,45 @@ Deno.test("serveHttp1() lets a fast handler take longer than headerMs: a slow an
   }, { fast, timeouts: { headerMs: 300, bodyMs: 300 } });
 });
 
+Deno.test("serveHttp1() ignores empty lines before a request line", async () => {
+  await withServer(() => new Response("ok"), async (port) => {
+    await withClient(port, async (client) => {
+      await client.send("\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      assertEquals((await client.response()).text, "ok");
+      await client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n\r\n");
+      assertEquals((await client.response()).text, "ok");
+    });
+  });
+});
+
+Deno.test("serveHttp1() cancels a streamed answer's source when the client leaves mid-stream", async () => {
+  const canceled = Promise.withResolvers<void>();
+  const handler: Http1Handler = () =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          await new Promise((r) => setTimeout(r, 5));
+          controller.enqueue(new Uint8Array(64 * 1024));
+        },
+        cancel() {
+          canceled.resolve();
+        },
+      }),
+    );
+  await withServer(handler, async (port) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await conn.read(new Uint8Array(1024));
+    conn.close();
+    const timer = setTimeout(() => canceled.reject(new Error("not canceled")), WAIT_MS);
+    try {
+      await canceled.promise;
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+});
+
 Deno.test("serveHttp1() answers 500 internal with the JSON body when the handler throws", async () => {
   const logged: unknown[] = [];
   const error = console.error;
