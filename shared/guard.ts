@@ -89,14 +89,22 @@ export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): Guard
       inFlight--;
     }
   };
-  const fast = (handler: FastHandler): FastHandler => async (req) => {
+  const fast = (handler: FastHandler): FastHandler => (req) => {
     if (inFlight >= limits.maxInFlight) return null;
     inFlight++;
+    let answer;
     try {
-      return await handler(req);
-    } finally {
+      answer = handler(req);
+    } catch (err) {
       inFlight--;
+      throw err;
     }
+    // A declined request (null, at once) costs no promise; an answer leaves when it settles.
+    if (!(answer instanceof Promise)) {
+      inFlight--;
+      return answer;
+    }
+    return answer.finally(() => inFlight--);
   };
   return Object.assign(guarded, { inFlight: () => inFlight, fast });
 }

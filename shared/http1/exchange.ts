@@ -18,6 +18,8 @@ import { CONTINUE, type Writable, writeAll, writeFastAnswer, writeResponse } fro
 export const PREFETCH_BODY_BYTES = 16 * 1024;
 
 const FORBIDDEN_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
+/** The body of a request without one (never written to: a fast handler only reads it). */
+const NO_BODY = new Uint8Array(0);
 
 /** Whether the fast path may see this request: origin-form target, small whole body. */
 export function fastCandidate(head: RequestHead): boolean {
@@ -46,7 +48,7 @@ export async function serveFast(
       return value;
     },
     // A copy: the buffer is reused for the next request while the handler may keep this.
-    body: input.buf.slice(input.start, input.start + length),
+    body: length === 0 ? NO_BODY : input.buf.slice(input.start, input.start + length),
   };
   let answer: FastAnswer | null;
   try {
