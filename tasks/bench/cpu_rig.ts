@@ -7,15 +7,17 @@
  *
  *     deno run -A tasks/bench/cpu_rig.ts get|put [REPLICAS]
  *     ROOT=/tmp/old deno run -A tasks/bench/cpu_rig.ts get
+ *     deno run -A tasks/bench/cpu_rig.ts node      # one node alone: 100,000 keys, GETs
  *
  * With PROF=DIR the proxy writes a V8 CPU profile into DIR. Linux only; needs wrk.
  *
  * @module
  */
+import { loadNode } from "./load.ts";
 import { wrkScript } from "./wrk.ts";
 
 const root = Deno.env.get("ROOT") ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const mode = Deno.args[0] === "put" ? "put" : "get";
+const mode = Deno.args[0] === "put" ? "put" : Deno.args[0] === "node" ? "node" : "get";
 const replicas = Deno.args[1] ?? "1";
 const prof = Deno.env.get("PROF");
 const dir = await Deno.makeTempDir({ prefix: "ringkv-rig-" });
@@ -52,7 +54,37 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-try {
+/** Runs wrk with `lua` against `url`; requests/s and each child's CPU seconds used. */
+async function drive(url: string, lua: string): Promise<{ requests: number; used: number[] }> {
+  await Deno.writeTextFile(`${dir}/rig.lua`, lua);
+  const before = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
+  const wrk = await new Deno.Command("wrk", {
+    args: ["-t2", "-c64", "-d5s", "-s", `${dir}/rig.lua`, url],
+    stdout: "piped",
+  }).output();
+  const after = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
+  const requests = Number(/(\d+) requests in/.exec(new TextDecoder().decode(wrk.stdout))![1]);
+  return { requests, used: after.map((a, i) => a - before[i]!) };
+}
+
+async function nodeAlone(): Promise<void> {
+  const url = await listening(start(["--v8-flags=--expose-gc"], "node/main.ts", [
+    ...["--id", "n1", "--port", "0", "--data", `${dir}/n1`],
+  ]));
+  await loadNode(url, "rig", { prefix: "k", count: 100_000, valueBytes: 100 });
+  const lua = wrkScript({
+    prefix: "k",
+    keys: 100_000,
+    putRatio: 0,
+    valueBytes: 100,
+    headers: { authorization: "Bearer rig" },
+  });
+  const { requests, used } = await drive(url, lua);
+  const us = (used[0]! / requests * 1e6).toFixed(2);
+  console.log(`node GET: ${(requests / 5).toFixed(0)} req/s; CPU per request: node ${us} µs`);
+}
+
+async function proxied(): Promise<void> {
   const nodes = await Promise.all(
     ["n1", "n2", "n3"].map((id) =>
       listening(start(["--v8-flags=--expose-gc"], "node/main.ts", [
@@ -78,25 +110,23 @@ try {
     });
     await res.body?.cancel();
   }
-  await Deno.writeTextFile(
-    `${dir}/rig.lua`,
-    wrkScript({ prefix: "k", keys: 10_000, putRatio: mode === "put" ? 1 : 0, valueBytes: 100 }),
-  );
-  const before = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
-  const wrk = await new Deno.Command("wrk", {
-    args: ["-t2", "-c64", "-d5s", "-s", `${dir}/rig.lua`, url],
-    stdout: "piped",
-  }).output();
-  const after = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
-  const out = new TextDecoder().decode(wrk.stdout);
-  const requests = Number(/(\d+) requests in/.exec(out)![1]);
-  const used = after.map((a, i) => a - before[i]!);
+  const lua = wrkScript({
+    prefix: "k",
+    keys: 10_000,
+    putRatio: mode === "put" ? 1 : 0,
+    valueBytes: 100,
+  });
+  const { requests, used } = await drive(url, lua);
   const nodesUs = (used[0]! + used[1]! + used[2]!) / requests * 1e6;
   const proxyUs = used[3]! / requests * 1e6;
   console.log(
     `${mode.toUpperCase()} x${replicas}: ${(requests / 5).toFixed(0)} req/s; CPU per request: ` +
       `proxy ${proxyUs.toFixed(1)} µs, nodes ${nodesUs.toFixed(1)} µs`,
   );
+}
+
+try {
+  await (mode === "node" ? nodeAlone() : proxied());
 } finally {
   for (const child of children) {
     child.kill("SIGINT");
