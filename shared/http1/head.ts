@@ -117,7 +117,12 @@ function headerField(line: string): [string, string] {
     // Covers obsolete line folding too: a line starting with a space has no token name.
     throw bad(`the header line "${clip(line)}" is not "name: value"`);
   }
-  const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+  // Optional white space around the value: spaces and tabs only (not trim()'s wider set).
+  let from = colon + 1;
+  let to = line.length;
+  while (from < to && (line.charCodeAt(from) === 32 || line.charCodeAt(from) === 9)) from++;
+  while (to > from && (line.charCodeAt(to - 1) === 32 || line.charCodeAt(to - 1) === 9)) to--;
+  const value = line.slice(from, to);
   if (CONTROL.test(value)) throw bad(`the value of header ${name} has a control character`);
   return [name.toLowerCase(), value];
 }
@@ -161,7 +166,9 @@ function framing(headers: readonly [string, string][], minor: 0 | 1) {
   }
   const host = hosts[0] ?? "";
   if (!HOST.test(host)) throw bad(`the Host "${clip(host)}" is not a host name and port`);
-  const tokens = connection.join(",").split(",").map((t) => t.trim());
+  const tokens = connection.length === 0
+    ? []
+    : connection.join(",").split(",").map((t) => t.trim());
   const keepAlive = minor === 1 ? !tokens.includes("close") : tokens.includes("keep-alive");
   const length = contentLength === undefined ? null : Number(contentLength);
   return { contentLength: length, chunked, keepAlive, expectContinue, host };
