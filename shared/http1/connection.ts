@@ -20,6 +20,7 @@ import {
 import type { FastHandler } from "./fast.ts";
 import {
   headEnd,
+  type HeaderCache,
   type HeadLimits,
   headTooLong,
   maxHeadBytes,
@@ -78,6 +79,8 @@ export function openConnection(
   ctx: ConnContext,
 ): ConnWatch & { done: Promise<void> } {
   const input = new ConnInput(conn, maxHeadBytes(ctx.limits) + PREFETCH_BODY_BYTES);
+  // The parsed header lines of the last request: most clients repeat them (shared, read-only).
+  const headerCache: { last?: HeaderCache } = {};
   // What part of a request has started to arrive: a timeout then answers 408, not a close.
   let arriving: "" | "head" | "body" = "";
   // The first head has headerMs from the accept; a later one, from its first byte.
@@ -174,7 +177,7 @@ export function openConnection(
       watch.idle = false;
       let head: RequestHead;
       try {
-        head = parseHead(input.buf, input.start, end, ctx.limits);
+        head = parseHead(input.buf, input.start, end, ctx.limits, headerCache);
       } catch (err) {
         if (!(err instanceof RingkvError)) throw err;
         return await answerAndClose(out, err, ctx);

@@ -67,31 +67,58 @@ const TARGET = /^[\x21-\x7e]+$/;
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const HOST = /^[A-Za-z0-9.\-_~!$&'()*+,;=:[\]%]*$/;
 
+/**
+ * The last header block a connection parsed: clients send the same header lines request
+ * after request (only the request line changes), and parsing is a pure function of them.
+ */
+export interface HeaderCache {
+  block: string;
+  minor: 0 | 1;
+  fields: Omit<RequestHead, "method" | "target" | "minor">;
+}
+
 /** Parses the head in `buf[start, end)` (end just past the blank line); throws a 4xx/5xx RingkvError. */
 export function parseHead(
   buf: Uint8Array,
   start: number,
   end: number,
   limits: HeadLimits,
+  cache?: { last?: HeaderCache },
 ): RequestHead {
   // RFC 9112 2.2: ignore empty lines before the request line (some clients send one).
   while (start < end - 4 && (buf[start] === 13 || buf[start] === 10)) start++;
-  const lines = latin1(buf, start, end - 4).split("\r\n");
-  const { method, target, minor } = requestLine(lines[0]!, limits);
-  if (lines.length - 1 > MAX_HEADER_FIELDS) {
-    throw tooLarge(`it has ${lines.length - 1} header fields, the limit is ${MAX_HEADER_FIELDS}`);
+  const text = latin1(buf, start, end - 4);
+  const lineEnd = text.indexOf("\r\n");
+  const { method, target, minor } = requestLine(
+    lineEnd === -1 ? text : text.slice(0, lineEnd),
+    limits,
+  );
+  const block = lineEnd === -1 ? "" : text.slice(lineEnd + 2);
+  const last = cache?.last;
+  if (last !== undefined && last.block === block && last.minor === minor) {
+    return { method, target, minor, ...last.fields };
+  }
+  const fields = headerBlock(block, minor, limits);
+  if (cache !== undefined) cache.last = { block, minor, fields };
+  return { method, target, minor, ...fields };
+}
+
+function headerBlock(block: string, minor: 0 | 1, limits: HeadLimits) {
+  const lines = block === "" ? [] : block.split("\r\n");
+  if (lines.length > MAX_HEADER_FIELDS) {
+    throw tooLarge(`it has ${lines.length} header fields, the limit is ${MAX_HEADER_FIELDS}`);
   }
   const headers: [string, string][] = [];
   let bytes = 0;
-  for (let i = 1; i < lines.length; i++) {
-    const field = headerField(lines[i]!);
+  for (const line of lines) {
+    const field = headerField(line);
     bytes += field[0].length + field[1].length + 4;
     headers.push(field);
   }
   if (bytes > limits.maxHeaderBytes) {
     throw tooLarge(`its headers are ${bytes} bytes, the limit is ${limits.maxHeaderBytes}`);
   }
-  return { method, target, minor, headers, ...framing(headers, minor) };
+  return { headers, ...framing(headers, minor) };
 }
 
 function requestLine(line: string, limits: HeadLimits) {

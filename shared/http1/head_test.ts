@@ -2,6 +2,7 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { RingkvError } from "../errors.ts";
 import {
   headEnd,
+  type HeaderCache,
   type HeadLimits,
   headTooLong,
   latin1,
@@ -287,4 +288,28 @@ Deno.test("latin1() maps each byte to one character, across its 8192-byte steps"
     19999 % 256,
   ]);
   assertEquals(latin1(bytesOf("xx\xe9yy"), 2, 3), "\xe9");
+});
+
+Deno.test("parseHead() with a cache reuses the header lines of the previous request only when they are the same", () => {
+  const limits = { maxUrlBytes: 8192, maxHeaderBytes: 16384 };
+  const cache: { last?: HeaderCache } = {};
+  const parse = (text: string) => {
+    const bytes = new TextEncoder().encode(text);
+    return parseHead(bytes, 0, bytes.length, limits, cache);
+  };
+  const first = parse("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  const second = parse("PUT /b HTTP/1.1\r\nHost: x\r\n\r\n");
+  assertEquals([second.method, second.target, second.headers], ["PUT", "/b", [["host", "x"]]]);
+  assertEquals(second.headers === first.headers, true, "the same block is parsed once");
+  const other = parse("GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  assertEquals([other.keepAlive, other.headers.length], [false, 2]);
+  // The same lines under HTTP/1.0 mean something else (keep-alive, Host optional).
+  const old = parse("GET /d HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n");
+  assertEquals([old.minor, old.keepAlive], [0, false]);
+  const again = parse("GET /e HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
+  assertEquals(again.keepAlive, true);
+  // A bad block is refused every time, never cached as good.
+  for (let i = 0; i < 2; i++) {
+    assertThrows(() => parse("GET /f HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n"), RingkvError);
+  }
 });
