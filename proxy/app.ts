@@ -13,9 +13,10 @@ import { KeyPoints } from "../shared/key_points.ts";
 import type { Limits } from "../shared/limits.ts";
 import type { BatchOp } from "../shared/wire.ts";
 import { Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
-import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
+import { instrumentCall, instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { observeRequests, RequestIds } from "./observe.ts";
 import { NodeClient, type NodeRef } from "./node_client.ts";
+import type { NodeAnswer, NodeCall } from "./node_http.ts";
 import { createPublicRoutes } from "./public_routes.ts";
 import { proxyFastPath } from "./fast_path.ts";
 import { createReplication, type Replication } from "./replication.ts";
@@ -27,6 +28,8 @@ export interface ProxyDeps {
   topology: TopologySource;
   /** Injected; tests pass in-process node apps. */
   fetch: (req: Request) => Promise<Response>;
+  /** When set, the data path's batch calls go through it instead (proxy/node_http.ts). */
+  call?: (call: NodeCall) => Promise<NodeAnswer>;
   limits: Limits;
   /** Sent to nodes as `Authorization: Bearer`. */
   clusterSecret?: string;
@@ -56,7 +59,11 @@ export type ProxyApp = Hono & { fast: FastHandler; slow: Hono["fetch"] };
 export function createProxyApp(deps: ProxyDeps): ProxyApp {
   const metrics = deps.metrics ?? new ProxyMetrics();
   const ids = deps.requestIds ?? new RequestIds();
-  const client = new NodeClient({ ...deps, fetch: instrumentFetch(deps.fetch, metrics) });
+  const client = new NodeClient({
+    ...deps,
+    fetch: instrumentFetch(deps.fetch, metrics),
+    call: deps.call === undefined ? undefined : instrumentCall(deps.call, metrics),
+  });
   const send = (node: NodeRef, epoch: number, ops: BatchOp[]) =>
     client.batch(node, epoch, ops, ids.header(ops));
   const dispatcher = new Dispatcher(send, {

@@ -10,6 +10,7 @@ import { createAdminRoutes } from "./admin_routes.ts";
 import { createPoller, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster_state.ts";
 import { guard } from "../shared/guard.ts";
+import { NodeHttp } from "./node_http.ts";
 import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { parseProxyConfig, PROXY_ENV, type ProxyConfig } from "./config.ts";
@@ -114,10 +115,16 @@ async function serve(config: ProxyConfig): Promise<number> {
       memory: () => Deno.memoryUsage(),
     }),
   );
+  const nodeHttp = new NodeHttp(
+    config.ca === undefined ? {} : {
+      caCerts: [await Deno.readTextFile(config.ca)],
+    },
+  );
   const app = createProxyApp({
     topology: state,
     replication,
     fetch: rawFetch,
+    call: (call) => nodeHttp.call(call),
     metrics,
     limits: config.limits,
     clusterSecret: config.clusterSecret,
@@ -154,6 +161,7 @@ async function serve(config: ProxyConfig): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   await server.finished;
+  nodeHttp.close();
   replication.stop();
   await polling;
   Deno.removeSignalListener("SIGINT", onSignal);

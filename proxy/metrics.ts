@@ -14,6 +14,7 @@
  * ```
  */
 import { Counter, Histogram } from "../shared/prom.ts";
+import type { NodeAnswer, NodeCall } from "./node_http.ts";
 import { nodeRouteLabel } from "../shared/wire.ts";
 
 const PROXY_ROUTES = new Set([
@@ -139,6 +140,26 @@ export function instrumentFetch(
       const res = await fetch(req);
       metrics.nodeCall(host, route, res.status, (performance.now() - started) / 1000);
       return res;
+    } catch (err) {
+      metrics.nodeCall(host, route, err, (performance.now() - started) / 1000);
+      throw err;
+    }
+  };
+}
+
+/** Wraps a {@link NodeHttp} call the way {@link instrumentFetch} wraps `fetch`. */
+export function instrumentCall(
+  call: (c: NodeCall) => Promise<NodeAnswer>,
+  metrics: ProxyMetrics,
+): (c: NodeCall) => Promise<NodeAnswer> {
+  return async (c) => {
+    const { host, path } = hostAndPath(c.url);
+    const route = nodeRouteLabel(path);
+    const started = performance.now();
+    try {
+      const answer = await call(c);
+      metrics.nodeCall(host, route, answer.status, (performance.now() - started) / 1000);
+      return answer;
     } catch (err) {
       metrics.nodeCall(host, route, err, (performance.now() - started) / 1000);
       throw err;

@@ -10,6 +10,7 @@ import { RingkvError } from "../shared/errors.ts";
 import { REQUEST_ID_HEADER } from "../shared/log.ts";
 import { EPOCH_HEADER, NDJSON } from "../shared/wire.ts";
 import type { BatchOp, BatchResult, WireEntry } from "../shared/wire.ts";
+import type { NodeAnswer, NodeCall } from "./node_http.ts";
 
 /** A node as the data path addresses it. */
 export interface NodeRef {
@@ -20,6 +21,8 @@ export interface NodeRef {
 /** What a {@link NodeClient} needs. */
 export interface NodeClientDeps {
   fetch: (req: Request) => Promise<Response>;
+  /** When given, calls go through it instead of `fetch` (proxy/node_http.ts: cheaper). */
+  call?: (call: NodeCall) => Promise<NodeAnswer>;
   clusterSecret?: string;
   timeoutMs: number;
 }
@@ -127,35 +130,50 @@ export class NodeClient {
     contentType = "application/json",
     requestId?: string,
   ): Promise<unknown> {
-    const headers = new Headers({ [EPOCH_HEADER]: String(epoch) });
-    if (requestId !== undefined) headers.set(REQUEST_ID_HEADER, requestId);
-    if (this.deps.clusterSecret) headers.set("authorization", `Bearer ${this.deps.clusterSecret}`);
-    if (body !== undefined) headers.set("content-type", contentType);
-    // One timer per call, cleared when the call ends (AbortSignal.timeout stays pending).
-    const abort = new AbortController();
-    const timer = setTimeout(
-      () => abort.abort(new DOMException("The call timed out", "TimeoutError")),
-      this.deps.timeoutMs,
-    );
-    let res: Response;
-    let text: string;
+    const headers: Record<string, string> = { [EPOCH_HEADER]: String(epoch) };
+    if (requestId !== undefined) headers[REQUEST_ID_HEADER] = requestId;
+    if (this.deps.clusterSecret) headers.authorization = `Bearer ${this.deps.clusterSecret}`;
+    if (body !== undefined) headers["content-type"] = contentType;
+    let answer: NodeAnswer;
     try {
-      const signal = abort.signal;
-      res = await this.deps.fetch(new Request(node.url + path, { method, headers, body, signal }));
-      text = await res.text();
+      answer = await this.#send(node.url + path, method, headers, body);
     } catch (err) {
       throw unreachable(node, err);
-    } finally {
-      clearTimeout(timer);
     }
+    const { status, text } = answer;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw badAnswer(node, path, `status ${res.status} with a body that is not JSON`);
+      throw badAnswer(node, path, `status ${status} with a body that is not JSON`);
     }
-    if (!res.ok) throw nodeError(node, path, res.status, parsed);
+    if (status < 200 || status > 299) throw nodeError(node, path, status, parsed);
     return parsed;
+  }
+
+  async #send(
+    url: string,
+    method: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+  ): Promise<NodeAnswer> {
+    const timeoutMs = this.deps.timeoutMs;
+    if (this.deps.call !== undefined) {
+      return await this.deps.call({ method, url, headers, timeoutMs, ...(body ? { body } : {}) });
+    }
+    // One timer per call, cleared when the call ends (AbortSignal.timeout stays pending).
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () => abort.abort(new DOMException("The call timed out", "TimeoutError")),
+      timeoutMs,
+    );
+    try {
+      const signal = abort.signal;
+      const res = await this.deps.fetch(new Request(url, { method, headers, body, signal }));
+      return { status: res.status, text: await res.text() };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
