@@ -3,8 +3,8 @@
  * kept-alive connections per node, one request at a time on each, the answer read by its
  * `Content-Length` (or chunked coding). A `fetch` builds a `Request`, headers and a
  * `Response` and goes through hyper for every call; measured on this machine, that is
- * 58–71 µs of CPU per batch call against 24–29 µs here (`deno run -A` of a loop over
- * both against one node-like server). Every call has a timeout; a connection that
+ * 58–71 µs of CPU per batch call against 24–29 µs here (`deno run -A
+ * tasks/bench/fetch_cost.ts`). Every call has a timeout; a connection that
  * fails, times out or answers oddly is closed, never reused.
  *
  * @module
