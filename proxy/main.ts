@@ -19,7 +19,7 @@ import { NodeAdmin } from "./node_admin.ts";
 import { Rebalancer } from "./rebalancer.ts";
 import { createReplication } from "./replication.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
-import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
+import { instrumentCall, instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { createOpsRoutes } from "./ops_routes.ts";
 
 /** JSON lines on stderr at `--log-level` (default warn); tokens and secrets never appear. */
@@ -83,8 +83,13 @@ async function serve(config: ProxyConfig): Promise<number> {
   const map = state.current().map;
   log({ msg: "cluster map", epoch: map.epoch, source: start.source, phase: phaseOf(map) });
 
+  // Data-path and replication calls to nodes: kept-alive HTTP/1.1 (proxy/node_http.ts).
+  const nodeHttp = new NodeHttp(
+    config.ca === undefined ? {} : { caCerts: [await Deno.readTextFile(config.ca)] },
+  );
   const replication = createReplication({
     fetch,
+    call: instrumentCall((call) => nodeHttp.call(call), metrics),
     timeoutMs: config.timeoutMs,
     probeMs: config.probeMs,
     antiEntropyMs: config.antiEntropyMs,
@@ -114,11 +119,6 @@ async function serve(config: ProxyConfig): Promise<number> {
       startedAt: Date.now(),
       memory: () => Deno.memoryUsage(),
     }),
-  );
-  const nodeHttp = new NodeHttp(
-    config.ca === undefined ? {} : {
-      caCerts: [await Deno.readTextFile(config.ca)],
-    },
   );
   const app = createProxyApp({
     topology: state,
