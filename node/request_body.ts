@@ -8,6 +8,7 @@
  */
 import { RingkvError } from "../shared/errors.ts";
 import { DEFAULT_LIMITS } from "../shared/limits.ts";
+import { concatBytes } from "../shared/bytes.ts";
 
 /** Builds the error for a body that is over the limit (`size` may be a lower bound). */
 export type TooLarge = (size: number, limit: number) => RingkvError;
@@ -52,7 +53,7 @@ export async function readBodyLimited(
   } finally {
     clearTimeout(timer);
   }
-  return concat(chunks, total);
+  return concatBytes(chunks);
 }
 
 async function readChunk(
@@ -77,17 +78,6 @@ function bodyTimeout(timeoutMs: number): RingkvError {
     "request_timeout",
     `Cannot read the request body: it did not arrive within ${timeoutMs} ms`,
   );
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 /** Decodes UTF-8 strictly; invalid bytes are the client's `invalid_json`. */

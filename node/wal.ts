@@ -21,6 +21,7 @@
  * ```
  */
 import type { Disk } from "./disk.ts";
+import { concatBytes } from "../shared/bytes.ts";
 
 interface Deferred {
   promise: Promise<void>;
@@ -103,7 +104,7 @@ export class Wal {
     this.#tasks.push(async () => {
       try {
         this.assertHealthy();
-        const tail = concat(this.#tail ?? []);
+        const tail = concatBytes(this.#tail ?? []);
         await this.disk.writeAtomic(this.name, tail);
         this.size = tail.length;
         this.#tail = null;
@@ -138,7 +139,7 @@ export class Wal {
   }
 
   async #round(): Promise<void> {
-    const batch = concat(this.#queue);
+    const batch = concatBytes(this.#queue);
     this.#queue = [];
     const round = { lastSeq: this.#lastSeq, done: this.#gathering };
     this.#gathering = deferred();
@@ -164,17 +165,4 @@ export class Wal {
     round.done.resolve();
     this.onRound(round.lastSeq);
   }
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

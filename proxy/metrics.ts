@@ -132,19 +132,7 @@ export function instrumentFetch(
   fetch: (req: Request) => Promise<Response>,
   metrics: ProxyMetrics,
 ): (req: Request) => Promise<Response> {
-  return async (req) => {
-    const { host, path } = hostAndPath(req.url);
-    const route = nodeRouteLabel(path);
-    const started = performance.now();
-    try {
-      const res = await fetch(req);
-      metrics.nodeCall(host, route, res.status, (performance.now() - started) / 1000);
-      return res;
-    } catch (err) {
-      metrics.nodeCall(host, route, err, (performance.now() - started) / 1000);
-      throw err;
-    }
-  };
+  return (req) => counted(metrics, req.url, () => fetch(req));
 }
 
 /** Wraps a {@link NodeHttp} call the way {@link instrumentFetch} wraps `fetch`. */
@@ -152,19 +140,26 @@ export function instrumentCall(
   call: (c: NodeCall) => Promise<NodeAnswer>,
   metrics: ProxyMetrics,
 ): (c: NodeCall) => Promise<NodeAnswer> {
-  return async (c) => {
-    const { host, path } = hostAndPath(c.url);
-    const route = nodeRouteLabel(path);
-    const started = performance.now();
-    try {
-      const answer = await call(c);
-      metrics.nodeCall(host, route, answer.status, (performance.now() - started) / 1000);
-      return answer;
-    } catch (err) {
-      metrics.nodeCall(host, route, err, (performance.now() - started) / 1000);
-      throw err;
-    }
-  };
+  return (c) => counted(metrics, c.url, () => call(c));
+}
+
+/** Makes one call of `url` with `run`, counting its outcome and time. */
+async function counted<T extends { status: number }>(
+  metrics: ProxyMetrics,
+  url: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  const { host, path } = hostAndPath(url);
+  const route = nodeRouteLabel(path);
+  const started = performance.now();
+  try {
+    const answer = await run();
+    metrics.nodeCall(host, route, answer.status, (performance.now() - started) / 1000);
+    return answer;
+  } catch (err) {
+    metrics.nodeCall(host, route, err, (performance.now() - started) / 1000);
+    throw err;
+  }
 }
 
 /** Host (with port, as `URL.host` gives it) and path of an absolute URL, without parsing it. */

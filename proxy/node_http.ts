@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { concatBytes } from "../shared/bytes.ts";
 
 /** One call. */
 export interface NodeCall {
@@ -266,7 +267,7 @@ class AnswerReader {
         for (;;) { // trailer lines, then the empty line
           const end = await this.until("\r\n");
           this.take(end + 2);
-          if (end === 0) return concat(parts, total);
+          if (end === 0) return concatBytes(parts);
         }
       }
       total += size;
@@ -323,16 +324,6 @@ function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
     if (j === needle.length) return i;
   }
   return -1;
-}
-
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.byteLength;
-  }
-  return out;
 }
 
 function closeQuietly(conn: Deno.Conn): void {

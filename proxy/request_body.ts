@@ -8,6 +8,7 @@
  */
 import { type ErrorCode, RingkvError } from "../shared/errors.ts";
 import { DEFAULT_LIMITS } from "../shared/limits.ts";
+import { concatBytes } from "../shared/bytes.ts";
 
 /** The body as bytes; throws `tooLarge` (413) past `max` bytes, 408 past `timeoutMs`, 400 on a bad header. */
 export async function readBody(
@@ -56,7 +57,7 @@ export async function readBody(
   } finally {
     clearTimeout(timer);
   }
-  return concat(chunks, total);
+  return concatBytes(chunks);
 }
 
 function bodyTimeout(what: string, timeoutMs: number): RingkvError {
@@ -72,17 +73,6 @@ function overLimit(code: ErrorCode, what: string, size: string, max: number): Ri
     code,
     `Cannot accept ${what}: it is ${size}, the limit is ${max} (${flag})`,
   );
-}
-
-function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
 }
 
 /** UTF-8 text of bytes, or undefined when they are not valid UTF-8. */
