@@ -60,18 +60,25 @@ export class NodeHttp {
   /** Creates a client; nothing is opened until the first call. */
   constructor(private readonly options: NodeHttpOptions = {}) {}
 
-  /** Sends `call`; rejects on a timeout (a `TimeoutError` DOMException) or a broken connection. */
+  /**
+   * Sends `call`; rejects on a timeout (a `TimeoutError` DOMException) or a broken
+   * connection. One deadline covers the connect, the exchange and a retry.
+   */
   async call(call: NodeCall): Promise<NodeAnswer> {
+    const deadline = Date.now() + call.timeoutMs;
     const target = splitUrl(call.url);
     const request = encodeRequest(call, target);
+    const headOnly = call.method === "HEAD";
     const reused = this.#take(target.origin);
     try {
-      return await this.#exchange(target, reused ?? await this.#connect(target), request, call);
+      const conn = reused ?? await this.#connect(target, deadline);
+      return await this.#exchange(target, conn, request, headOnly, deadline);
     } catch (err) {
       // A kept-alive connection the node had closed before reading anything: send once more
       // on a fresh one (as HTTP clients do); nothing was processed.
       if (reused === undefined || !(err instanceof ClosedBeforeAnswer)) throw err;
-      return await this.#exchange(target, await this.#connect(target), request, call);
+      const conn = await this.#connect(target, deadline);
+      return await this.#exchange(target, conn, request, headOnly, deadline);
     }
   }
 
@@ -99,44 +106,64 @@ export class NodeHttp {
     list.push({ conn, since: Date.now() });
   }
 
-  async #connect(target: Target): Promise<Deno.Conn> {
+  async #connect(target: Target, deadline: number): Promise<Deno.Conn> {
     const { hostname, port } = target;
-    const conn = target.tls
-      ? await Deno.connectTls({
+    const connecting: Promise<Deno.Conn> = target.tls
+      ? Deno.connectTls({
         hostname,
         port,
         ...(this.options.caCerts ? { caCerts: this.options.caCerts } : {}),
       })
-      : await Deno.connect({ hostname, port });
-    if (!target.tls) (conn as Deno.TcpConn).setNoDelay(true);
-    return conn;
+      : Deno.connect({ hostname, port });
+    // An unanswered connect waits for the OS (minutes): the call's deadline ends it first.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(timeoutError()), Math.max(0, deadline - Date.now()));
+    });
+    try {
+      const conn = await Promise.race([connecting, late]);
+      if (!target.tls) (conn as Deno.TcpConn).setNoDelay(true);
+      return conn;
+    } catch (err) {
+      connecting.then(closeQuietly, () => {});
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #exchange(
     target: Target,
     conn: Deno.Conn,
     request: Uint8Array,
-    call: NodeCall,
+    headOnly: boolean,
+    deadline: number,
   ): Promise<NodeAnswer> {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       closeQuietly(conn);
-    }, call.timeoutMs);
+    }, Math.max(0, deadline - Date.now()));
     try {
       for (let at = 0; at < request.byteLength;) at += await conn.write(request.subarray(at));
-      const answer = await readAnswer(conn, call.method === "HEAD");
-      if (answer.keepAlive) this.#give(target.origin, conn);
+      const answer = await readAnswer(conn, headOnly);
+      if (timedOut) throw timeoutError();
+      // Bytes past the answer mean the connection is out of step: never reuse it.
+      if (answer.keepAlive && !answer.leftover) this.#give(target.origin, conn);
       else closeQuietly(conn);
       return { status: answer.status, text: answer.text };
     } catch (err) {
       closeQuietly(conn);
-      if (timedOut) throw new DOMException("The call timed out", "TimeoutError");
+      if (timedOut) throw timeoutError();
       throw err;
     } finally {
       clearTimeout(timer);
     }
   }
+}
+
+function timeoutError(): DOMException {
+  return new DOMException("The call timed out", "TimeoutError");
 }
 
 interface Target {
@@ -151,8 +178,9 @@ interface Target {
 }
 
 function splitUrl(url: string): Target {
-  const tls = url.startsWith("https://");
-  if (!tls && !url.startsWith("http://")) throw new CallError(`Cannot call ${url}: not http(s)`);
+  const scheme = url.slice(0, 8).toLowerCase(); // URLs may spell the scheme in capitals
+  const tls = scheme.startsWith("https://");
+  if (!tls && !scheme.startsWith("http://")) throw new CallError(`Cannot call ${url}: not http(s)`);
   const hostStart = tls ? 8 : 7;
   const slash = url.indexOf("/", hostStart);
   const host = slash === -1 ? url.slice(hostStart) : url.slice(hostStart, slash);
@@ -191,16 +219,33 @@ interface Answer {
   status: number;
   text: string;
   keepAlive: boolean;
+  /** Bytes arrived past the answer (the connection is out of step). */
+  leftover: boolean;
 }
 
-/** Reads one answer off `conn`. */
+/** Reads one final answer off `conn` (interim 1xx answers are skipped). */
 async function readAnswer(conn: Deno.Conn, headOnly: boolean): Promise<Answer> {
   const reader = new AnswerReader(conn);
-  const headEnd = await reader.until("\r\n\r\n");
-  const head = decoder.decode(reader.take(headEnd + 4));
-  const lines = head.split("\r\n");
-  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0]!)?.[1]);
-  if (!Number.isInteger(status)) throw new CallError(`a node answered "${lines[0]!.slice(0, 60)}"`);
+  for (;;) {
+    const headEnd = await reader.until("\r\n\r\n");
+    const lines = decoder.decode(reader.take(headEnd + 4)).split("\r\n");
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0]!)?.[1]);
+    if (!Number.isInteger(status)) {
+      throw new CallError(`a node answered "${lines[0]!.slice(0, 60)}"`);
+    }
+    if (status === 101) throw new CallError("a node switched protocols");
+    if (status < 200) continue; // 100 Continue, 103 Early Hints: the final answer follows
+    const { text, keepAlive } = await readBody(reader, status, lines, headOnly);
+    return { status, text, keepAlive, leftover: reader.buffered > 0 };
+  }
+}
+
+async function readBody(
+  reader: AnswerReader,
+  status: number,
+  lines: string[],
+  headOnly: boolean,
+): Promise<{ text: string; keepAlive: boolean }> {
   let length: number | undefined;
   let chunked = false;
   let close = lines[0]!.startsWith("HTTP/1.0");
@@ -212,15 +257,13 @@ async function readAnswer(conn: Deno.Conn, headOnly: boolean): Promise<Answer> {
     else if (name === "transfer-encoding") chunked = value === "chunked";
     else if (name === "connection") close = value.split(",").some((t) => t.trim() === "close");
   }
-  if (headOnly || status === 204 || status === 304 || status < 200) {
-    return { status, text: "", keepAlive: !close };
-  }
-  if (chunked) return { status, text: decoder.decode(await reader.chunked()), keepAlive: !close };
+  if (headOnly || status === 204 || status === 304) return { text: "", keepAlive: !close };
+  if (chunked) return { text: decoder.decode(await reader.chunked()), keepAlive: !close };
   if (length !== undefined && Number.isSafeInteger(length) && length >= 0) {
     if (length > MAX_ANSWER_BYTES) throw new CallError(`an answer of ${length} bytes is too large`);
-    return { status, text: decoder.decode(await reader.exactly(length)), keepAlive: !close };
+    return { text: decoder.decode(await reader.exactly(length)), keepAlive: !close };
   }
-  return { status, text: decoder.decode(await reader.toEnd()), keepAlive: false };
+  return { text: decoder.decode(await reader.toEnd()), keepAlive: false };
 }
 
 /** Buffered reads of one answer. */
@@ -277,21 +320,28 @@ class AnswerReader {
     }
   }
 
+  /** Everything until the node closes the connection (an answer without a length). */
   async toEnd(): Promise<Uint8Array> {
-    for (;;) {
+    while (await this.#read()) {
       if (this.#end - this.#start > MAX_ANSWER_BYTES) throw new CallError("an answer is too large");
-      try {
-        await this.#more();
-      } catch (err) {
-        if (err instanceof ClosedBeforeAnswer || this.#got > 0) break;
-        throw err;
-      }
     }
     return this.take(this.#end - this.#start);
   }
 
+  /** Bytes read and not yet taken. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
   /** Reads more (with room for `want` bytes, up to 1 MiB at a time); throws at the end. */
   async #more(want = 1): Promise<void> {
+    if (await this.#read(want)) return;
+    if (this.#got === 0) throw new ClosedBeforeAnswer("the node closed the connection");
+    throw new CallError("the node closed the connection in the middle of an answer");
+  }
+
+  /** Reads more; false at the end of the stream (errors, e.g. a timeout's close, are thrown). */
+  async #read(want = 1): Promise<boolean> {
     const need = Math.min(Math.max(want, 1), 1 << 20);
     if (this.#buf.length - this.#end < need) {
       const live = this.#end - this.#start;
@@ -306,12 +356,10 @@ class AnswerReader {
       this.#end = live;
     }
     const n = await this.conn.read(this.#buf.subarray(this.#end));
-    if (n === null) {
-      if (this.#got === 0) throw new ClosedBeforeAnswer("the node closed the connection");
-      throw new CallError("the node closed the connection in the middle of an answer");
-    }
+    if (n === null) return false;
     this.#end += n;
     this.#got += n;
+    return true;
   }
 }
 
