@@ -35,6 +35,7 @@ import { errorAnswer } from "./error_answer.ts";
 import { nodeFastPath } from "./fast_path.ts";
 import { RequestCounters, routeLabel } from "./metrics.ts";
 import { type NodeContext, rawPath } from "./routing.ts";
+import { sameSecret } from "../shared/secret.ts";
 
 /** What a node app is built from. */
 export interface NodeAppDeps {
@@ -49,8 +50,6 @@ export interface NodeAppDeps {
   /** Durable promise watermark of the replication acceptor (in memory when absent). */
   floorStore?: FloorStore;
 }
-
-const encoder = new TextEncoder();
 
 /** The node's app: Hono's, with its fast path beside it for the HTTP/1.1 server. */
 export type NodeApp = Hono & { fast: FastHandler; slow: Hono["fetch"] };
@@ -100,11 +99,10 @@ function answerHeaders(ctx: NodeContext): MiddlewareHandler {
 
 /** 401 unless the request carries the cluster secret (`/health` is open). */
 function requireSecret(secret: string): MiddlewareHandler {
-  const expected = encoder.encode(`Bearer ${secret}`);
+  const expected = `Bearer ${secret}`;
   return async (c, next) => {
     if (rawPath(c.req.url) !== "/health") {
-      const given = encoder.encode(c.req.header("authorization") ?? "");
-      if (!sameBytes(given, expected)) {
+      if (!sameSecret(c.req.header("authorization"), expected)) {
         throw new RingkvError(
           "unauthorized",
           "Cannot serve the request: it lacks the cluster secret (Authorization: Bearer <secret>)",
@@ -113,13 +111,6 @@ function requireSecret(secret: string): MiddlewareHandler {
     }
     await next();
   };
-}
-
-/** Compares in time that depends only on the expected length, not on where bytes differ. */
-function sameBytes(given: Uint8Array, expected: Uint8Array): boolean {
-  let diff = given.length ^ expected.length;
-  for (let i = 0; i < expected.length; i++) diff |= (given[i] ?? 0) ^ expected[i]!;
-  return diff === 0;
 }
 
 /** 409 `stale_epoch` when the sender routes by an older map than the node has. */

@@ -17,6 +17,7 @@ import { EPOCH_HEADER } from "../shared/wire.ts";
 import { parseBatchBody, runBatch } from "./batch.ts";
 import { decodeText, parseJson } from "./request_body.ts";
 import type { NodeContext } from "./routing.ts";
+import { sameSecret } from "../shared/secret.ts";
 
 /** Builds the node's fast handler. */
 export function nodeFastPath(ctx: NodeContext, secret: string | undefined): FastHandler {
@@ -27,7 +28,7 @@ export function nodeFastPath(ctx: NodeContext, secret: string | undefined): Fast
     const path = req.path;
     const isGet = method === "GET" && path.startsWith("/kv/");
     if (!isGet && (method !== "POST" || path !== "/internal/batch")) return null;
-    if (expected !== undefined && !sameText(req.header("authorization"), expected)) return null;
+    if (expected !== undefined && !sameSecret(req.header("authorization"), expected)) return null;
     const sent = req.header(EPOCH_HEADER);
     if (sent !== null && !currentEpoch(ctx, sent)) return null;
     if (isGet) return getKey(ctx, id, path);
@@ -40,14 +41,6 @@ function currentEpoch(ctx: NodeContext, sent: string): boolean {
   const epoch = ctx.cluster.epochIfLoaded();
   if (epoch === undefined || !/^\d{1,15}$/.test(sent.trim())) return false;
   return Number(sent) >= epoch;
-}
-
-/** Compares in time that depends only on the expected length, not on where characters differ. */
-function sameText(given: string | null, expected: string): boolean {
-  if (given === null) return false;
-  let diff = given.length ^ expected.length;
-  for (let i = 0; i < expected.length; i++) diff |= given.charCodeAt(i) ^ expected.charCodeAt(i);
-  return diff === 0;
 }
 
 async function getKey(ctx: NodeContext, id: string, path: string): Promise<FastAnswer | null> {

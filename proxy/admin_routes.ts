@@ -20,6 +20,7 @@ import type { Rebalancer } from "./rebalancer.ts";
 import type { Replication } from "./replication.ts";
 import { allNodes } from "./map_transitions.ts";
 import { readBody } from "./request_body.ts";
+import { sameSecret } from "../shared/secret.ts";
 
 /** Largest body of an admin call (`{"url", "weight"}` needs far less). */
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -46,17 +47,6 @@ export interface NodeView {
   keys: number | null;
   /** The last failure talking to it, if any. */
   error?: string;
-}
-
-const encoder = new TextEncoder();
-
-/** Compares two secrets in time that does not depend on where they differ. */
-export function sameSecret(given: string, expected: string): boolean {
-  const a = encoder.encode(given);
-  const b = encoder.encode(expected);
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  return diff === 0;
 }
 
 function requireToken(token: string | undefined) {

@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
-import { createAdminRoutes, sameSecret } from "./admin_routes.ts";
+import { createAdminRoutes } from "./admin_routes.ts";
+import { sameSecret } from "../shared/secret.ts";
 import { ClusterState } from "./cluster_state.ts";
 import { createFakeMapNodes } from "./fake_map_nodes.ts";
 import { createMemoryMapStore } from "./map_store.ts";

@@ -19,6 +19,7 @@ import type { ProxyMetrics } from "./metrics.ts";
 import type { RequestIds } from "./observe.ts";
 import { MAX_CONTENT_TYPE_LENGTH, resultError } from "./public_routes.ts";
 import type { Router } from "./router.ts";
+import { sameSecret } from "../shared/secret.ts";
 
 /** What the fast path needs (the app's own parts). */
 export interface FastPathDeps {
@@ -38,7 +39,7 @@ export function proxyFastPath(deps: FastPathDeps): FastHandler {
     const method = req.method;
     if ((method !== "GET" && method !== "PUT") || !path.startsWith("/kv/")) return null;
     if (req.header("if-none-match") !== null || req.header("if-match") !== null) return null;
-    if (expected !== undefined && !sameText(req.header("authorization"), expected)) return null;
+    if (expected !== undefined && !sameSecret(req.header("authorization"), expected)) return null;
     let key: string;
     try {
       key = keyFromPath(path.slice(4), deps.limits.maxKeyBytes);
@@ -58,14 +59,6 @@ export function proxyFastPath(deps: FastPathDeps): FastHandler {
     const op: BatchOp = { op: "put", key, value: value.toBase64(), contentType };
     return serve(deps, "PUT", op, id, path);
   };
-}
-
-/** Compares in time that depends only on the expected length, not on where characters differ. */
-function sameText(given: string | null, expected: string): boolean {
-  if (given === null) return false;
-  let diff = given.length ^ expected.length;
-  for (let i = 0; i < expected.length; i++) diff |= given.charCodeAt(i) ^ expected.charCodeAt(i);
-  return diff === 0;
 }
 
 async function serve(

@@ -17,7 +17,7 @@ import { errorResponse, RingkvError } from "../shared/errors.ts";
 import { checkKey } from "../shared/keys.ts";
 import { gauge, type Metric, PROM_CONTENT_TYPE, render } from "../shared/prom.ts";
 import { hashKey, type Ring } from "../shared/ring.ts";
-import { sameSecret } from "./admin_routes.ts";
+import { sameSecret } from "../shared/secret.ts";
 import type { ClusterState } from "./cluster_state.ts";
 import { allNodes } from "./map_transitions.ts";
 import type { ProxyMetrics } from "./metrics.ts";

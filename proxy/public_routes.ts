@@ -16,6 +16,7 @@ import type { NodeClient } from "./node_client.ts";
 import type { RequestIds } from "./observe.ts";
 import { readBody } from "./request_body.ts";
 import { type Outcome, Router } from "./router.ts";
+import { sameSecret } from "../shared/secret.ts";
 
 /** What the public routes need. */
 export interface PublicRoutesDeps {
@@ -37,7 +38,7 @@ export function createPublicRoutes(deps: PublicRoutesDeps): Hono {
   const token = deps.clientToken;
   if (token) {
     app.use("/kv/*", (c, next) => {
-      if (bearerMatches(c.req.header("authorization"), token)) return next();
+      if (sameSecret(c.req.header("authorization"), `Bearer ${token}`)) return next();
       return Promise.resolve(errorResponse(
         new RingkvError(
           "unauthorized",
@@ -62,15 +63,6 @@ function notAllowed(allow: string): Response {
     new RingkvError("method_not_allowed", `Cannot use this method here: allowed are ${allow}`),
     { allow },
   );
-}
-
-/** Compares the Authorization header with the token in time independent of where they differ. */
-function bearerMatches(header: string | undefined, token: string): boolean {
-  const a = new TextEncoder().encode(header ?? "");
-  const b = new TextEncoder().encode(`Bearer ${token}`);
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ b[i]!;
-  return diff === 0;
 }
 
 /** The key of a `/kv/{key}` request, from the raw (still percent-encoded) path. */
