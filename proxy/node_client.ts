@@ -10,7 +10,7 @@ import { RingkvError } from "../shared/errors.ts";
 import { REQUEST_ID_HEADER } from "../shared/log.ts";
 import { EPOCH_HEADER, NDJSON } from "../shared/wire.ts";
 import type { BatchOp, BatchResult, WireEntry } from "../shared/wire.ts";
-import type { NodeAnswer, NodeCall } from "./node_http.ts";
+import { type NodeAnswer, type NodeCall, timeoutError } from "./node_http.ts";
 
 /** A node as the data path addresses it. */
 export interface NodeRef {
@@ -18,11 +18,31 @@ export interface NodeRef {
   url: string;
 }
 
-/** What a {@link NodeClient} needs. */
-export interface NodeClientDeps {
+/** How the proxy reaches nodes: its HTTP client when given (proxy/node_http.ts), else `fetch`. */
+export interface NodeTransport {
   fetch: (req: Request) => Promise<Response>;
-  /** When given, calls go through it instead of `fetch` (proxy/node_http.ts: cheaper). */
+  /** When given, calls go through it instead of `fetch` (cheaper; see proxy/node_http.ts). */
   call?: (call: NodeCall) => Promise<NodeAnswer>;
+}
+
+/** Sends one call through `transport`, with the call's timeout either way. */
+export async function sendToNode(transport: NodeTransport, call: NodeCall): Promise<NodeAnswer> {
+  if (transport.call !== undefined) return await transport.call(call);
+  // One timer per call, cleared when the call ends (AbortSignal.timeout stays pending).
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(timeoutError()), call.timeoutMs);
+  try {
+    const { method, headers, body } = call;
+    const signal = abort.signal;
+    const res = await transport.fetch(new Request(call.url, { method, headers, body, signal }));
+    return { status: res.status, text: await res.text() };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What a {@link NodeClient} needs. */
+export interface NodeClientDeps extends NodeTransport {
   clusterSecret?: string;
   timeoutMs: number;
 }
@@ -136,7 +156,9 @@ export class NodeClient {
     if (body !== undefined) headers["content-type"] = contentType;
     let answer: NodeAnswer;
     try {
-      answer = await this.#send(node.url + path, method, headers, body);
+      const url = node.url + path;
+      const timeoutMs = this.deps.timeoutMs;
+      answer = await sendToNode(this.deps, { method, url, headers, timeoutMs, body });
     } catch (err) {
       throw unreachable(node, err);
     }
@@ -149,31 +171,6 @@ export class NodeClient {
     }
     if (status < 200 || status > 299) throw nodeError(node, path, status, parsed);
     return parsed;
-  }
-
-  async #send(
-    url: string,
-    method: string,
-    headers: Record<string, string>,
-    body: string | undefined,
-  ): Promise<NodeAnswer> {
-    const timeoutMs = this.deps.timeoutMs;
-    if (this.deps.call !== undefined) {
-      return await this.deps.call({ method, url, headers, timeoutMs, ...(body ? { body } : {}) });
-    }
-    // One timer per call, cleared when the call ends (AbortSignal.timeout stays pending).
-    const abort = new AbortController();
-    const timer = setTimeout(
-      () => abort.abort(new DOMException("The call timed out", "TimeoutError")),
-      timeoutMs,
-    );
-    try {
-      const signal = abort.signal;
-      const res = await this.deps.fetch(new Request(url, { method, headers, body, signal }));
-      return { status: res.status, text: await res.text() };
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }
 

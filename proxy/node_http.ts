@@ -17,7 +17,7 @@ export interface NodeCall {
   /** The absolute URL (`http://host:port/path?query`). */
   url: string;
   headers: Record<string, string>;
-  body?: string;
+  body?: string | undefined;
   timeoutMs: number;
 }
 
@@ -162,7 +162,8 @@ export class NodeHttp {
   }
 }
 
-function timeoutError(): DOMException {
+/** The error of a call that ran out of time (what `fetch` rejects with on its timeout). */
+export function timeoutError(): DOMException {
   return new DOMException("The call timed out", "TimeoutError");
 }
 

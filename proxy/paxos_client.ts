@@ -9,14 +9,17 @@ import { RingkvError } from "../shared/errors.ts";
 import type { Version } from "../shared/version.ts";
 import { EPOCH_HEADER, type WireEntry } from "../shared/wire.ts";
 import type { HealthEvent } from "./failure_detector.ts";
-import { type NodeRef, StaleEpochError, unreachable } from "./node_client.ts";
-import type { NodeAnswer, NodeCall } from "./node_http.ts";
+import {
+  type NodeRef,
+  type NodeTransport,
+  sendToNode,
+  StaleEpochError,
+  unreachable,
+} from "./node_client.ts";
+import type { NodeAnswer } from "./node_http.ts";
 
 /** What a {@link PaxosClient} needs. */
-export interface PaxosClientDeps {
-  fetch: (req: Request) => Promise<Response>;
-  /** When given, calls go through it instead of `fetch` (proxy/node_http.ts: cheaper). */
-  call?: (call: NodeCall) => Promise<NodeAnswer>;
+export interface PaxosClientDeps extends NodeTransport {
   clusterSecret?: string;
   timeoutMs: number;
   /** Told about every call's outcome. */
@@ -94,20 +97,7 @@ export class PaxosClient {
     const { timeoutMs } = this.deps;
     const url = node.url + path;
     try {
-      let answer: NodeAnswer;
-      if (this.deps.call !== undefined) {
-        answer = await this.deps.call({
-          method,
-          url,
-          headers,
-          timeoutMs,
-          ...(body ? { body } : {}),
-        });
-      } else {
-        const signal = AbortSignal.timeout(timeoutMs);
-        const res = await this.deps.fetch(new Request(url, { method, headers, body, signal }));
-        answer = { status: res.status, text: await res.text() };
-      }
+      const answer = await sendToNode(this.deps, { method, url, headers, timeoutMs, body });
       this.deps.report?.({ kind: "answered", node: node.id, at: now() });
       return answer;
     } catch (err) {
