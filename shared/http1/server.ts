@@ -195,7 +195,8 @@ async function refuse(conn: Deno.Conn, count: number, max: number, ctx: ConnCont
   closeQuietly(conn);
 }
 
-function closeQuietly(conn: Deno.Conn): void {
+/** Closes `conn`, which may be closed already. */
+export function closeQuietly(conn: Deno.Conn): void {
   try {
     conn.close();
   } catch { /* closed already */ }

@@ -128,7 +128,8 @@ async function proxied(): Promise<void> {
 try {
   await (mode === "node" ? nodeAlone() : proxied());
 } finally {
-  for (const child of children) {
+  // The proxy first: nodes stopping under it would make it log failed calls.
+  for (const child of children.toReversed()) {
     child.kill("SIGINT");
     await child.status;
   }
