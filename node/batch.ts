@@ -13,12 +13,20 @@ import { isVersion } from "../shared/version.ts";
 import { type BatchOp, type BatchResult, DEFAULT_CONTENT_TYPE } from "../shared/wire.ts";
 import { BatchValues } from "./batch_values.ts";
 import type { NodeEngine, WriteOp } from "./engine.ts";
+import type { Stored } from "./packed.ts";
 import { isObject } from "./request_body.ts";
 
 type Parsed = { read: string } | { write: WriteOp } | { error: RingkvError };
 
+/** A batch call's ops (each checked by {@link runBatch}) and how it wants values back. */
+export interface BatchBody {
+  ops: unknown[];
+  /** `"textValues": true`: a value held as UTF-8 text comes back as `text`, not base64. */
+  textValues: boolean;
+}
+
 /** Checks the body's shape; per-op problems are left to {@link runBatch}. */
-export function parseBatchBody(body: unknown, limits: Limits): unknown[] {
+export function parseBatchBody(body: unknown, limits: Limits): BatchBody {
   if (!isObject(body) || !Array.isArray(body.ops)) {
     throw new RingkvError("invalid_batch", 'Cannot run the batch: the body must be {"ops": [...]}');
   }
@@ -28,28 +36,32 @@ export function parseBatchBody(body: unknown, limits: Limits): unknown[] {
       `Cannot run the batch: it has ${body.ops.length} ops, the limit is ${limits.maxBatchOps}`,
     );
   }
-  return body.ops;
+  return { ops: body.ops, textValues: body.textValues === true };
 }
 
 /** Runs the ops and answers each in its position. */
 export async function runBatch(
   engine: NodeEngine,
-  ops: readonly unknown[],
+  batch: BatchBody,
   limits: Limits,
 ): Promise<BatchResult[]> {
+  const { ops, textValues } = batch;
   const values = new BatchValues(valueTexts(ops));
   const parsed = ops.map((op, i) => parseOp(op, i, limits, values));
   const results: BatchResult[] = new Array(ops.length);
-  const reads = parsed.map(async (p, i) => {
-    if ("read" in p) results[i] = await readResult(engine, p.read);
-  });
+  // Reads of durable keys answer at once; only a key with a write awaiting its fsync waits.
+  const reads: Promise<void>[] = [];
   const writes: WriteOp[] = [];
   const writeAt: number[] = [];
   parsed.forEach((p, i) => {
     if ("error" in p) results[i] = errorResult(p.error);
-    if ("write" in p) {
+    else if ("write" in p) {
       writes.push(p.write);
       writeAt.push(i);
+    } else {
+      const held = engine.held(p.read);
+      if (!(held instanceof Promise)) results[i] = readResult(held, textValues);
+      else reads.push(held.then((later) => void (results[i] = readResult(later, textValues))));
     }
   });
   const outcomes = writes.length > 0 ? engine.write(writes) : Promise.resolve([]);
@@ -62,16 +74,15 @@ export async function runBatch(
   return results;
 }
 
-async function readResult(engine: NodeEngine, key: string): Promise<BatchResult> {
-  const entry = await engine.get(key);
-  if (entry === undefined) return { status: 404 };
-  if (entry.value === null) return { status: 404, version: entry.version };
-  return {
-    status: 200,
-    version: entry.version,
-    value: entry.value.toBase64(),
-    contentType: entry.contentType,
-  };
+const encoder = new TextEncoder();
+
+function readResult(held: Stored | undefined, textValues: boolean): BatchResult {
+  if (held === undefined) return { status: 404 };
+  const { kind, data, version, contentType } = held;
+  if (kind === "tombstone") return { status: 404, version };
+  if (kind === "text" && textValues) return { status: 200, version, text: data, contentType };
+  const value = kind === "base64" ? data : encoder.encode(data).toBase64();
+  return { status: 200, version, value, contentType };
 }
 
 function errorResult(err: RingkvError): BatchResult {

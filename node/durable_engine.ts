@@ -76,6 +76,12 @@ export class DurableEngine implements NodeEngine {
     return entry;
   }
 
+  held(key: string): Stored | undefined | Promise<Stored | undefined> {
+    const stored = this.parts.store.stored(key);
+    const seq = this.#pending.get(key);
+    return seq === undefined ? stored : this.parts.wal.durable(seq).then(() => stored);
+  }
+
   async write(ops: readonly WriteOp[]): Promise<WriteOutcome[]> {
     this.#assertOpen("write");
     const hashes = await this.#hashes(ops.map((op) => op.key));

@@ -7,6 +7,7 @@
 import type { Point, Range } from "../shared/ring.ts";
 import type { Version } from "../shared/version.ts";
 import type { ClusterMap, WireEntry } from "../shared/wire.ts";
+import type { Stored } from "./packed.ts";
 
 /** One stored entry; `value: null` is a tombstone. */
 export interface Entry {
@@ -74,6 +75,11 @@ export interface NodeEngine {
   readonly id: string;
   /** The entry (tombstones included), once it is durable; undefined when never seen. */
   get(key: string): Promise<Entry | undefined>;
+  /**
+   * The entry as held (the value's text or base64, no bytes made), once it is durable: a plain
+   * value when no write to the key awaits its fsync, else a promise (the batch's hot read).
+   */
+  held(key: string): Stored | undefined | Promise<Stored | undefined>;
   /** Applies the ops in order as one log record; resolves after fsync. */
   write(ops: readonly WriteOp[]): Promise<WriteOutcome[]>;
   /** Applies each entry whose version is newer than the stored one; durable on resolve. */

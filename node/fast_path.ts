@@ -14,7 +14,7 @@ import type { FastAnswer, FastHandler } from "../shared/http1/fast.ts";
 import { keyFromPath } from "../shared/keys.ts";
 import { NODE_ID_HEADER, VERSION_HEADER } from "../shared/wire.ts";
 import { EPOCH_HEADER } from "../shared/wire.ts";
-import { parseBatchBody, runBatch } from "./batch.ts";
+import { type BatchBody, parseBatchBody, runBatch } from "./batch.ts";
 import { decodeText, parseJson } from "./request_body.ts";
 import type { NodeContext } from "./routing.ts";
 import { sameSecret } from "../shared/secret.ts";
@@ -70,7 +70,7 @@ async function getKey(ctx: NodeContext, id: string, path: string): Promise<FastA
 async function batch(ctx: NodeContext, id: string, body: Uint8Array): Promise<FastAnswer | null> {
   const started = performance.now();
   const { engine, limits } = ctx;
-  let ops: unknown[];
+  let ops: BatchBody;
   try {
     if (body.byteLength > limits.maxBatchBytes) return null;
     ops = parseBatchBody(parseJson(decodeText(body, "the batch"), "the batch"), limits);

@@ -15,10 +15,10 @@ async function setup(): Promise<{ app: Hono; engine: NodeEngine }> {
 
 const b64 = (text: string) => new TextEncoder().encode(text).toBase64();
 
-async function batch(app: Hono, ops: object[]): Promise<BatchResult[]> {
+async function batch(app: Hono, ops: object[], textValues?: boolean): Promise<BatchResult[]> {
   const res = await app.request("/internal/batch", {
     method: "POST",
-    body: JSON.stringify({ ops }),
+    body: JSON.stringify({ ops, textValues }),
   });
   assertEquals(res.status, 200);
   return (await res.json()).results;
@@ -72,6 +72,32 @@ Deno.test("POST /internal/batch answers every op in order, independently", async
   assertEquals(third[0]!.value, b64("A2"));
   assertEquals(third[1]!.status, 404);
   assertEquals(third[1]!.version, second[1]!.version, "a tombstone's 404 has its version");
+  await engine.close();
+});
+
+Deno.test("POST /internal/batch with textValues answers UTF-8 values as text, others as base64", async () => {
+  const { app, engine } = await setup();
+  const binary = new Uint8Array([0xff, 0x00, 0xfe]).toBase64();
+  await batch(app, [
+    { op: "put", key: "t", value: b64("h\u00e9llo \u{1F600}") },
+    { op: "put", key: "bin", value: binary },
+    { op: "put", key: "bom", value: b64("\uFEFFx") },
+  ]);
+  const gets = ["t", "bin", "bom", "none"].map((key) => ({ op: "get", key }));
+  const asText = await batch(app, gets, true);
+  assertEquals(asText.map((r) => [r.status, r.text, r.value]), [
+    [200, "h\u00e9llo \u{1F600}", undefined],
+    [200, undefined, binary],
+    [200, "\uFEFFx", undefined], // the BOM is part of the value
+    [404, undefined, undefined],
+  ]);
+  const asBase64 = await batch(app, gets);
+  assertEquals(asBase64.map((r) => [r.text, r.value]), [
+    [undefined, b64("h\u00e9llo \u{1F600}")],
+    [undefined, binary],
+    [undefined, b64("\uFEFFx")],
+    [undefined, undefined],
+  ]);
   await engine.close();
 });
 

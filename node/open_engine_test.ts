@@ -88,12 +88,13 @@ Deno.test("NodeEngine.write() group-commits concurrent calls, each resolved afte
   await engine.close();
 });
 
-Deno.test("NodeEngine.get() and list() wait for a pending fsync; peek() does not", async () => {
+Deno.test("NodeEngine.get(), held() and list() wait for a pending fsync; peek() does not", async () => {
   const { disk, release, held } = gatedDisk();
   const engine = await open(disk);
   let written = false;
   let read = false;
   let listed = false;
+  let heldRead = false;
   const write = engine.write([put("a", "1")]).then(() => written = true);
   for (let i = 0; i < 100 && engine.peek("a") === undefined; i++) await Promise.resolve();
   assertEquals(decoder.decode(engine.peek("a")!.value!), "1");
@@ -105,14 +106,25 @@ Deno.test("NodeEngine.get() and list() wait for a pending fsync; peek() does not
     listed = true;
     return page;
   });
+  const pending = engine.held("a");
+  assert(pending instanceof Promise, "held() of a key with a write awaiting its fsync");
+  const heldEntry = pending.then((stored) => {
+    heldRead = true;
+    return stored;
+  });
   await settle();
   assert(held() > 0);
-  assert(!written && !read && !listed, "a read returned before the write was durable");
+  assert(!written && !read && !listed && !heldRead, "a read returned before the write was durable");
   assertEquals(await textOf(engine, "never"), undefined);
   release();
   await write;
   assertEquals(decoder.decode((await get)!.value!), "1");
   assertEquals((await list).entries.map(([k]) => k), ["a"]);
+  assertEquals((await heldEntry)?.data, "1");
+  const durable = engine.held("a");
+  assert(!(durable instanceof Promise), "held() of a durable key answers at once");
+  assertEquals([durable?.kind, durable?.data], ["text", "1"]);
+  assertEquals(engine.held("never"), undefined);
   await engine.close();
 });
 

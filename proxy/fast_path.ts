@@ -118,6 +118,7 @@ function answerGet(r: Outcome, key: string): FastAnswer {
   return {
     status: 200,
     headers: { etag: `"${r.version}"`, "content-type": r.contentType ?? DEFAULT_CONTENT_TYPE },
-    body: Uint8Array.fromBase64(r.value ?? ""),
+    // Text goes out as it came (writeFastAnswer encodes it into the answer's one buffer).
+    body: r.text ?? Uint8Array.fromBase64(r.value ?? ""),
   };
 }

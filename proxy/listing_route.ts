@@ -12,7 +12,7 @@ import type { Limits } from "../shared/limits.ts";
 import { DEFAULT_CONTENT_TYPE } from "../shared/wire.ts";
 import { decodeCursor, encodeCursor, listLive } from "./listing.ts";
 import type { PublicRoutesDeps } from "./public_routes.ts";
-import { utf8Text } from "./request_body.ts";
+import { resultByteLength, resultText } from "./result_value.ts";
 import type { Topology } from "./topology.ts";
 
 /** Keys whose values are read in one round when `values=true`. */
@@ -79,15 +79,14 @@ async function readValues(
       const r = outcomes[i]!;
       if (r instanceof RingkvError) throw r;
       if (r.status !== 200) continue;
-      const raw = Uint8Array.fromBase64(r.value ?? "");
-      const text = utf8Text(raw);
+      const text = resultText(r); // null: binary, so `value` is the base64
       items.push({
         key: chunk[i]!,
         value: text ?? { base64: r.value ?? "" },
         contentType: r.contentType ?? DEFAULT_CONTENT_TYPE,
         version: r.version ?? "",
       });
-      bytes += raw.byteLength;
+      bytes += resultByteLength(r);
       const isLast = start + i === keys.length - 1;
       if (bytes >= budget && !isLast) return { items, stoppedAfter: chunk[i]! };
     }

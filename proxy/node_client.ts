@@ -95,7 +95,7 @@ export class NodeClient {
     ops: readonly BatchOp[],
     requestId?: string,
   ): Promise<BatchResult[]> {
-    const text = JSON.stringify({ ops });
+    const text = JSON.stringify({ ops, textValues: true });
     const body = await this.#call(
       node,
       epoch,

@@ -15,6 +15,7 @@ import { handleList } from "./listing_route.ts";
 import type { NodeClient } from "./node_client.ts";
 import type { RequestIds } from "./observe.ts";
 import { readBody } from "./request_body.ts";
+import { resultByteLength, resultBytes } from "./result_value.ts";
 import { type Outcome, Router } from "./router.ts";
 import { sameSecret } from "../shared/secret.ts";
 
@@ -96,9 +97,8 @@ async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   if (inm !== null && etagListMatches(inm, etag)) {
     return new Response(null, { status: 304, headers });
   }
-  const value = r.value ?? "";
-  const bytes = req.method === "HEAD" ? undefined : Uint8Array.fromBase64(value);
-  headers.set("content-length", String(bytes?.byteLength ?? base64Length(value)));
+  const bytes = req.method === "HEAD" ? undefined : resultBytes(r);
+  headers.set("content-length", String(bytes?.byteLength ?? resultByteLength(r)));
   return new Response(bytes, { status: 200, headers });
 }
 
@@ -181,11 +181,6 @@ function etagListMatches(header: string, etag: string): boolean {
     const tag = t.trim().replace(/^W\//, "");
     return tag === "*" || tag === etag;
   });
-}
-
-function base64Length(b64: string): number {
-  const pad = b64.endsWith("==") ? 2 : b64.endsWith("=") ? 1 : 0;
-  return (b64.length / 4) * 3 - pad;
 }
 
 function preconditionFailed(

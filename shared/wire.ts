@@ -75,7 +75,10 @@ export interface BatchResult {
   /** HTTP status the same single-key call would get (200, 201, 204, 404, 412, 4xx). */
   status: number;
   version?: Version;
+  /** base64 of the value (200). */
   value?: string;
+  /** The value as UTF-8 text, instead of `value`, when the batch asked with `textValues`. */
+  text?: string;
   contentType?: string;
   error?: { code: string; message: string };
 }

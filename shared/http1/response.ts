@@ -123,17 +123,27 @@ export async function writeFastAnswer(
   const status = answer.status;
   let head = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\n`;
   for (const name in answer.headers) head += `${name}: ${answer.headers[name]}\r\n`;
-  const body = typeof answer.body === "string" ? encoder.encode(answer.body) : answer.body;
-  head += `date: ${options.date}\r\ncontent-length: ${body.byteLength}\r\n`;
+  // ASCII text is encoded straight into the answer's buffer (its length is its byte count).
+  const body = typeof answer.body !== "string" || NON_ASCII.test(answer.body)
+    ? bytesOf(answer.body)
+    : answer.body;
+  const bodyBytes = typeof body === "string" ? body.length : body.byteLength;
+  head += `date: ${options.date}\r\ncontent-length: ${bodyBytes}\r\n`;
   const noBody = options.head || status === 204 || status === 304;
   const bytes = encodeHead(
     head,
     options.keepAlive,
-    noBody ? 0 : body.byteLength,
+    noBody ? 0 : bodyBytes,
     noBody ? undefined : body,
   );
   await writeAll(conn, bytes);
   return options.keepAlive;
+}
+
+const NON_ASCII = /[\u0080-\uffff]/;
+
+function bytesOf(body: string | Uint8Array): Uint8Array {
+  return typeof body === "string" ? encoder.encode(body) : body;
 }
 
 async function writeChunk(conn: Writable, bytes: Uint8Array, chunked: boolean): Promise<void> {
@@ -144,19 +154,20 @@ async function writeChunk(conn: Writable, bytes: Uint8Array, chunked: boolean): 
   await writeAll(conn, encoder.encode("\r\n"));
 }
 
-/** The head (with its Connection header and blank line) and `body` in one buffer. */
+/** The head (with its Connection header and blank line) and `body` (ASCII if text) in one buffer. */
 function encodeHead(
   head: string,
   keepAlive: boolean,
   bodyBytes: number,
-  body?: Uint8Array,
+  body?: Uint8Array | string,
 ): Uint8Array {
   const text = head + (keepAlive ? KEEP : "connection: close\r\n\r\n");
   // Header values are byte strings: one byte per character, never UTF-8.
   const out = new Uint8Array(text.length + bodyBytes);
   if (!/[^\t\r\n -~]/.test(text)) encoder.encodeInto(text, out);
   else for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
-  if (body !== undefined) out.set(body, text.length);
+  if (typeof body === "string") encoder.encodeInto(body, out.subarray(text.length));
+  else if (body !== undefined) out.set(body, text.length);
   return out;
 }
 

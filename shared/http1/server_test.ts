@@ -477,6 +477,27 @@ Deno.test("serveHttp1() answers from the fast path when it answers, and from the
   assertEquals(seen, ["GET /fast ", "POST /slow the body"]);
 });
 
+Deno.test("serveHttp1() writes a fast answer's text as UTF-8 with its length in bytes", async () => {
+  const bodies: Record<string, string | Uint8Array> = {
+    "/ascii": "plain",
+    "/utf8": "h\u00e9llo \u{1F600}",
+    "/bytes": new Uint8Array([0x68, 0x69]),
+    "/empty": "",
+  };
+  const fast: FastHandler = (req) => ({ status: 200, headers: {}, body: bodies[req.path]! });
+  await withServer(echo, async (port) => {
+    await withClient(port, async (client) => {
+      await client.send(GET("/ascii") + GET("/utf8") + GET("/bytes") + GET("/empty"));
+      const got = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await client.response();
+        got.push([r.text, r.headers.get("content-length")]);
+      }
+      assertEquals(got, [["plain", "5"], ["h\u00e9llo \u{1F600}", "11"], ["hi", "2"], ["", "0"]]);
+    });
+  }, { fast });
+});
+
 Deno.test("serveHttp1() lets a fast handler take longer than headerMs: a slow answer is not a slow client", async () => {
   const fast: FastHandler = async (req) => {
     await new Promise((r) => setTimeout(r, 700));
