@@ -109,7 +109,7 @@ export class Router {
     }
     if (plan.followers.length > 0) return (await this.run([op]))[0]!;
     try {
-      return (await this.deps.dispatcher.submit(plan.primary, topo.map.epoch, [op]))[0]!;
+      return await this.deps.dispatcher.submitOne(plan.primary, topo.map.epoch, op);
     } catch (err) {
       if (!(err instanceof RingkvError)) throw err;
       if (err instanceof StaleEpochError) return (await this.run([op]))[0]!;
