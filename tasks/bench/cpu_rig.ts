@@ -9,7 +9,9 @@
  *     ROOT=/tmp/old deno run -A tasks/bench/cpu_rig.ts get
  *     deno run -A tasks/bench/cpu_rig.ts node      # one node alone: 100,000 keys, GETs
  *
- * With PROF=DIR the proxy writes a V8 CPU profile into DIR. Linux only; needs wrk.
+ * With PROF=DIR the proxy writes a V8 CPU profile into DIR, with NODE_PROF=DIR the nodes do;
+ * PROXY_FLAGS and NODE_FLAGS add deno flags to the proxy's and the nodes'.
+ * Linux only; needs wrk.
  *
  * @module
  */
@@ -20,6 +22,12 @@ const root = Deno.env.get("ROOT") ?? new URL("../..", import.meta.url).pathname.
 const mode = Deno.args[0] === "put" ? "put" : Deno.args[0] === "node" ? "node" : "get";
 const replicas = Deno.args[1] ?? "1";
 const prof = Deno.env.get("PROF");
+const nodeProf = Deno.env.get("NODE_PROF");
+const nodeFlags = [
+  "--v8-flags=--expose-gc",
+  ...(nodeProf ? ["--cpu-prof", `--cpu-prof-dir=${nodeProf}`] : []),
+  ...(Deno.env.get("NODE_FLAGS")?.split(" ").filter(Boolean) ?? []),
+];
 const dir = await Deno.makeTempDir({ prefix: "ringkv-rig-" });
 const children: Deno.ChildProcess[] = [];
 
@@ -67,8 +75,28 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   return { requests, used: after.map((a, i) => a - before[i]!) };
 }
 
+/** `POST /internal/batch` calls the nodes have answered (their /metrics). */
+async function batchCalls(nodes: string[]): Promise<number> {
+  let calls = 0;
+  for (const url of nodes) {
+    const res = await fetch(`${url}/metrics`, {
+      headers: { authorization: "Bearer rig" },
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await res.text();
+    for (
+      const m of text.matchAll(
+        /^ringkv_node_requests_total\{[^}]*route="\/internal\/batch"[^}]*\} (\d+)/gm,
+      )
+    ) {
+      calls += Number(m[1]);
+    }
+  }
+  return calls;
+}
+
 async function nodeAlone(): Promise<void> {
-  const url = await listening(start(["--v8-flags=--expose-gc"], "node/main.ts", [
+  const url = await listening(start(nodeFlags, "node/main.ts", [
     ...["--id", "n1", "--port", "0", "--data", `${dir}/n1`],
   ]));
   await loadNode(url, "rig", { prefix: "k", count: 100_000, valueBytes: 100 });
@@ -87,12 +115,14 @@ async function nodeAlone(): Promise<void> {
 async function proxied(): Promise<void> {
   const nodes = await Promise.all(
     ["n1", "n2", "n3"].map((id) =>
-      listening(start(["--v8-flags=--expose-gc"], "node/main.ts", [
+      listening(start(nodeFlags, "node/main.ts", [
         ...["--id", id, "--port", "0", "--data", `${dir}/${id}`],
       ]))
     ),
   );
   const proxyFlags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
+  // PROXY_FLAGS: extra deno flags for the proxy (e.g. --v8-flags=--perf-basic-prof for perf).
+  proxyFlags.push(...(Deno.env.get("PROXY_FLAGS")?.split(" ").filter(Boolean) ?? []));
   const proxy = start(proxyFlags, "proxy/main.ts", [
     ...["--port", "0", "--data", `${dir}/proxy`, "--nodes", nodes.join(",")],
     ...["--replicas", replicas],
@@ -116,12 +146,15 @@ async function proxied(): Promise<void> {
     putRatio: mode === "put" ? 1 : 0,
     valueBytes: 100,
   });
+  const batchesBefore = await batchCalls(nodes);
   const { requests, used } = await drive(url, lua);
+  const batches = (await batchCalls(nodes)) - batchesBefore;
   const nodesUs = (used[0]! + used[1]! + used[2]!) / requests * 1e6;
   const proxyUs = used[3]! / requests * 1e6;
   console.log(
     `${mode.toUpperCase()} x${replicas}: ${(requests / 5).toFixed(0)} req/s; CPU per request: ` +
-      `proxy ${proxyUs.toFixed(1)} µs, nodes ${nodesUs.toFixed(1)} µs`,
+      `proxy ${proxyUs.toFixed(1)} µs, nodes ${nodesUs.toFixed(1)} µs; ` +
+      `${(requests / batches).toFixed(1)} ops per batch call`,
   );
 }
 
