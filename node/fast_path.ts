@@ -16,6 +16,7 @@ import { NODE_ID_HEADER, VERSION_HEADER } from "../shared/wire.ts";
 import { EPOCH_HEADER } from "../shared/wire.ts";
 import { type BatchBody, parseBatchBody, runBatch } from "./batch.ts";
 import { decodeText, parseJson } from "./request_body.ts";
+import type { Stored } from "./packed.ts";
 import type { NodeContext } from "./routing.ts";
 import { sameSecret } from "../shared/secret.ts";
 
@@ -43,7 +44,11 @@ function currentEpoch(ctx: NodeContext, sent: string): boolean {
   return Number(sent) >= epoch;
 }
 
-async function getKey(ctx: NodeContext, id: string, path: string): Promise<FastAnswer | null> {
+function getKey(
+  ctx: NodeContext,
+  id: string,
+  path: string,
+): FastAnswer | null | Promise<FastAnswer | null> {
   const started = performance.now();
   let key: string;
   try {
@@ -52,18 +57,30 @@ async function getKey(ctx: NodeContext, id: string, path: string): Promise<FastA
     if (err instanceof RingkvError) return null;
     throw err;
   }
-  const entry = await ctx.engine.get(key);
-  if (entry === undefined || entry.value === null) return null; // the 404 body, as the app has it
+  // A durable key answers in this turn; one whose write awaits its fsync, after it.
+  const held = ctx.engine.held(key);
+  if (held instanceof Promise) return held.then((later) => keyAnswer(ctx, id, later, started));
+  return keyAnswer(ctx, id, held, started);
+}
+
+function keyAnswer(
+  ctx: NodeContext,
+  id: string,
+  held: Stored | undefined,
+  started: number,
+): FastAnswer | null {
+  if (held === undefined || held.kind === "tombstone") return null; // the app's 404 body
   ctx.counters.count("GET", "/kv/{key}", 200, (performance.now() - started) / 1000);
   return {
     status: 200,
     headers: {
-      "content-type": entry.contentType,
-      etag: `"${entry.version}"`,
-      [VERSION_HEADER]: entry.version,
+      "content-type": held.contentType,
+      etag: `"${held.version}"`,
+      [VERSION_HEADER]: held.version,
       [NODE_ID_HEADER]: id,
     },
-    body: entry.value,
+    // Text as held: the writer encodes it straight into the answer's buffer.
+    body: held.kind === "text" ? held.data : Uint8Array.fromBase64(held.data),
   };
 }
 
