@@ -90,6 +90,45 @@ async function writeScript(procs: Processes, o: Options, c: Omit<CaseResult, "re
   return script;
 }
 
+const wrkShape = (o: Options) => ({ connections: o.connections, threads: o.threads });
+
+/**
+ * Reads every key once through nginx and the proxy before the first round, so that the
+ * rounds measure both in steady state: the proxy has then seen each key's ring point (as it
+ * has for keys written through it; the bench loads them into the nodes directly), and nginx
+ * has its upstream connections. A cold proxy hashes each key it has not seen with Web
+ * Crypto (docs/performance.md).
+ */
+async function primeKeys(
+  procs: Processes,
+  o: Options,
+  urls: Record<Target, string>,
+  targets: Target[],
+) {
+  const big = Math.max(1, Math.floor(o.keys / 10));
+  const sets = [{ prefix: "k", keys: o.keys }, { prefix: "b", keys: big }];
+  for (const target of (["nginx", "proxy"] as const).filter((t) => targets.includes(t))) {
+    for (const { prefix, keys } of sets) {
+      const script = join(procs.dir, `prime-${target}-${prefix}.lua`);
+      const sequential = { threads: o.threads };
+      await Deno.writeTextFile(
+        script,
+        wrkScript({ prefix, keys, putRatio: 0, valueBytes: 0, sequential }),
+      );
+      // Passes until one covers every key (each starts again at the first key).
+      let seconds = Math.max(1, Math.ceil((keys * 1.2) / 20_000));
+      let result = await runWrk(urls[target], script, { ...wrkShape(o), seconds });
+      for (let pass = 2; pass <= 3 && result.requests < keys; pass++) {
+        seconds = Math.ceil((keys * 1.2) / Math.max(1000, result.rps));
+        result = await runWrk(urls[target], script, { ...wrkShape(o), seconds });
+      }
+      console.log(
+        `${target}: ${result.requests} reads over the ${keys} "${prefix}" keys (warm-up)`,
+      );
+    }
+  }
+}
+
 /** Every case `--repeat` times (rounds interleave the cases); the median run of each. */
 async function runCases(procs: Processes, o: Options, urls: Record<Target, string>) {
   const seconds = o.quick ? 3 : o.duration;
@@ -97,6 +136,7 @@ async function runCases(procs: Processes, o: Options, urls: Record<Target, strin
   const cases = CASES.filter((c) => o.only.length === 0 || o.only.includes(c.target));
   const runs: WrkResult[][] = cases.map(() => []);
   const wrk = { connections: o.connections, threads: o.threads };
+  await primeKeys(procs, o, urls, cases.map((c) => c.target));
   for (let round = 1; round <= o.repeat; round++) {
     for (const [i, c] of cases.entries()) {
       const script = await writeScript(procs, o, c);

@@ -28,6 +28,11 @@ export interface WrkScriptOptions {
   pathBase?: string;
   /** Extra request headers (e.g. the cluster secret when hitting a node directly). */
   headers?: Record<string, string>;
+  /**
+   * Keys in order instead of at random, thread t of n taking keys t, t + n, ... (the
+   * warm-up's pass over every key); needs `threads`.
+   */
+  sequential?: { threads: number };
 }
 
 /** One wrk run, as read from its output. */
@@ -61,6 +66,9 @@ function luaHeaders(headers: Record<string, string>): string {
 export function wrkScript(o: WrkScriptOptions): string {
   if (!Number.isInteger(o.keys) || o.keys < 1) throw new RangeError(`keys must be >= 1`);
   if (o.putRatio < 0 || o.putRatio > 1) throw new RangeError(`putRatio must be 0 to 1`);
+  if (o.sequential !== undefined && !(o.sequential.threads >= 1)) {
+    throw new RangeError(`sequential.threads must be >= 1`);
+  }
   const headers = o.headers ?? {};
   return `-- written by deno task bench (tasks/bench/wrk.ts)
 local keys = ${o.keys}
@@ -71,6 +79,9 @@ local body = string.rep("v", ${o.valueBytes})
 local get_headers = ${luaHeaders(headers)}
 local put_headers = ${luaHeaders({ ...headers, "Content-Type": "text/plain" })}
 local next_id = 1
+local threads = ${o.sequential?.threads ?? 0}
+local sent = 0
+local my_id = 1
 
 setup = function(thread)
   thread:set("id", next_id)
@@ -78,11 +89,19 @@ setup = function(thread)
 end
 
 init = function(args)
-  math.randomseed(os.time() * 100 + (tonumber(wrk.thread:get("id")) or 0))
+  my_id = tonumber(wrk.thread:get("id")) or 1
+  math.randomseed(os.time() * 100 + my_id)
+end
+
+local function key_number()
+  if threads == 0 then return math.random(0, keys - 1) end
+  local n = (my_id - 1 + sent * threads) % keys
+  sent = sent + 1
+  return n
 end
 
 request = function()
-  local path = base .. prefix .. string.format("%06d", math.random(0, keys - 1))
+  local path = base .. prefix .. string.format("%06d", key_number())
   if put_ratio > 0 and math.random() < put_ratio then
     return wrk.format("PUT", path, put_headers, body)
   end

@@ -69,3 +69,49 @@ Deno.test("wrkArgs() passes threads, connections, duration, timeout and the scri
     "http://h:1",
   ]);
 });
+
+const hasWrk = await new Deno.Command("wrk", { args: ["-v"], stdout: "null", stderr: "null" })
+  .output().then(() => true, () => false);
+
+Deno.test({
+  name: "wrkScript() with sequential reads every key in order, then again",
+  ignore: !hasWrk,
+  async fn() {
+    const seen: number[] = [];
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+      seen.push(Number(new URL(req.url).pathname.slice("/kv/k".length)));
+      return new Response("ok");
+    });
+    try {
+      const dir = await Deno.makeTempDir({ prefix: "ringkv-wrk-test-" });
+      const script = `${dir}/seq.lua`;
+      const sequential = { threads: 1 };
+      await Deno.writeTextFile(
+        script,
+        wrkScript({ prefix: "k", keys: 50, putRatio: 0, valueBytes: 1, sequential }),
+      );
+      const url = `http://127.0.0.1:${server.addr.port}`;
+      await new Deno.Command("wrk", {
+        args: wrkArgs(url, script, { connections: 1, threads: 1, seconds: 1 }),
+        stdout: "null",
+      }).output();
+      await Deno.remove(dir, { recursive: true });
+    } finally {
+      await server.shutdown();
+    }
+    // (wrk calls request() once before sending, so the first key sent may be 1, not 0.)
+    const first = seen.slice(0, 100);
+    assertEquals(first.length, 100);
+    assertEquals(
+      first,
+      first.map((_, i) => (first[0]! + i) % 50),
+      "every key in order, then again",
+    );
+  },
+});
+
+Deno.test("wrkScript() refuses a sequential script without threads", () => {
+  assertThrows(() =>
+    wrkScript({ prefix: "k", keys: 1, putRatio: 0, valueBytes: 1, sequential: { threads: 0 } })
+  );
+});
