@@ -153,8 +153,8 @@ async function proxied(): Promise<void> {
   const proxyUs = used[3]! / requests * 1e6;
   console.log(
     `${mode.toUpperCase()} x${replicas}: ${(requests / 5).toFixed(0)} req/s; CPU per request: ` +
-      `proxy ${proxyUs.toFixed(1)} µs, nodes ${nodesUs.toFixed(1)} µs; ` +
-      `${(requests / batches).toFixed(1)} ops per batch call`,
+      `proxy ${proxyUs.toFixed(1)} µs, nodes ${nodesUs.toFixed(1)} µs` +
+      (batches > 0 ? `; ${(requests / batches).toFixed(1)} ops per batch call` : ""),
   );
 }
 
