@@ -99,12 +99,14 @@ export class Dispatcher {
   }
 
   #queueOf(node: NodeRef): NodeQueue {
-    // By id; a node that moved to another URL gets a queue of its own (the old one drains).
-    let queue = this.#queues.get(node.id);
-    if (queue !== undefined && queue.node.url === node.url) return queue;
-    const key = queue === undefined ? node.id : `${node.id} ${node.url}`;
-    queue = this.#queues.get(key);
+    // By id; a node that moved to another URL gets a queue of its own (the old one drains),
+    // found under that URL until the old one is gone.
+    const byId = this.#queues.get(node.id);
+    if (byId !== undefined && byId.node.url === node.url) return byId;
+    const moved = `${node.id} ${node.url}`;
+    let queue = this.#queues.get(moved);
     if (queue === undefined) {
+      const key = byId === undefined ? node.id : moved;
       queue = { key, node, items: [], head: 0, inFlight: 0 };
       this.#queues.set(key, queue);
     }

@@ -195,3 +195,37 @@ Deno.test("Dispatcher gives a node whose URL changed a queue of its own", async 
   assertEquals(calls.map((c) => c.keys), [["a"], ["b"]]);
   for (const c of calls) c.release();
 });
+
+Deno.test("Dispatcher keeps one call in flight to a moved node's new URL after the old URL's queue drains", async () => {
+  const { calls, send } = gatedSend();
+  const urls: string[] = [];
+  const d = new Dispatcher((node, epoch, ops) => {
+    urls.push(node.url);
+    return send(node, epoch, ops);
+  });
+  const moved: NodeRef = { id: "n1", url: "http://n1-new.test" };
+  const old = d.submit(N1, 1, [get("a")]);
+  await endOfTurn();
+  const first = d.submit(moved, 1, [get("b")]); // a queue of its own: the old one is busy
+  await endOfTurn();
+  assertEquals(urls, [N1.url, moved.url]);
+  calls[0]!.release();
+  await old;
+  await endOfTurn();
+  await endOfTurn(); // the old URL's queue is idle now, and gone
+  const second = d.submit(moved, 1, [get("c")]);
+  await endOfTurn();
+  await endOfTurn();
+  // With maxInFlight 1, "c" must wait for the call to the new URL that is still in flight.
+  assertEquals(
+    urls,
+    [N1.url, moved.url],
+    "a second call went to the new URL while one was in flight",
+  );
+  calls[1]!.release();
+  await first;
+  await endOfTurn();
+  await endOfTurn();
+  calls[2]?.release();
+  assertEquals(await second, [{ status: 200, value: "n1:c" }]);
+});
