@@ -75,12 +75,20 @@ export async function runBatch(
 }
 
 const encoder = new TextEncoder();
+/**
+ * Control characters JSON writes as `\u00XX` (6 chars for 1 byte): text full of them would
+ * be far longer than its base64 (a 1 MiB value of NULs, 6 MiB), so such values go as base64.
+ */
+// deno-lint-ignore no-control-regex
+const SIX_CHAR_ESCAPES = /[\u0000-\u0007\u000b\u000e-\u001f]/;
 
 function readResult(held: Stored | undefined, textValues: boolean): BatchResult {
   if (held === undefined) return { status: 404 };
   const { kind, data, version, contentType } = held;
   if (kind === "tombstone") return { status: 404, version };
-  if (kind === "text" && textValues) return { status: 200, version, text: data, contentType };
+  if (kind === "text" && textValues && !SIX_CHAR_ESCAPES.test(data)) {
+    return { status: 200, version, text: data, contentType };
+  }
   const value = kind === "base64" ? data : encoder.encode(data).toBase64();
   return { status: 200, version, value, contentType };
 }

@@ -82,14 +82,18 @@ Deno.test("POST /internal/batch with textValues answers UTF-8 values as text, ot
     { op: "put", key: "t", value: b64("h\u00e9llo \u{1F600}") },
     { op: "put", key: "bin", value: binary },
     { op: "put", key: "bom", value: b64("\uFEFFx") },
+    { op: "put", key: "nul", value: b64("a\u0000b") },
+    { op: "put", key: "lines", value: b64("a\n\tb\r\n") },
   ]);
-  const gets = ["t", "bin", "bom", "none"].map((key) => ({ op: "get", key }));
+  const gets = ["t", "bin", "bom", "none", "nul", "lines"].map((key) => ({ op: "get", key }));
   const asText = await batch(app, gets, true);
   assertEquals(asText.map((r) => [r.status, r.text, r.value]), [
     [200, "h\u00e9llo \u{1F600}", undefined],
     [200, undefined, binary],
     [200, "\uFEFFx", undefined], // the BOM is part of the value
     [404, undefined, undefined],
+    [200, undefined, b64("a\u0000b")], // JSON would write the NUL as 6 chars: base64
+    [200, "a\n\tb\r\n", undefined], // short escapes: text
   ]);
   const asBase64 = await batch(app, gets);
   assertEquals(asBase64.map((r) => [r.text, r.value]), [
@@ -97,6 +101,8 @@ Deno.test("POST /internal/batch with textValues answers UTF-8 values as text, ot
     [undefined, binary],
     [undefined, b64("\uFEFFx")],
     [undefined, undefined],
+    [undefined, b64("a\u0000b")],
+    [undefined, b64("a\n\tb\r\n")],
   ]);
   await engine.close();
 });

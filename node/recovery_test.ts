@@ -1,8 +1,9 @@
-import { assert, assertEquals, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { createDenoDisk } from "./disk.ts";
 import { createFakeDisk, type FakeDisk } from "./fake_disk.ts";
 import { open, put, textOf } from "./engine_test_helpers.ts";
 import { RecoveryError } from "./open_engine.ts";
+import { Wal } from "./wal.ts";
 
 const decoder = new TextDecoder();
 
@@ -176,4 +177,21 @@ Deno.test("recovery: snapshot plus log replay restores every key, on a real dire
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+const hasDevFull = await Deno.stat("/dev/full").then(() => true, () => false);
+
+Deno.test({
+  name: "a log round whose (synchronous) write fails fails its writers and refuses later writes",
+  ignore: !hasDevFull,
+  async fn() {
+    // /dev/full fails every write with ENOSPC: the real disk's writeSync path for small rounds.
+    const disk = await createDenoDisk("/dev");
+    const wal = new Wal(disk, "full", 0);
+    const seq = wal.append(new TextEncoder().encode('{"set":[]}\n'));
+    const err = await assertRejects(() => wal.durable(seq));
+    assert(String(err).includes("No space left"), String(err));
+    assertThrows(() => wal.append(new Uint8Array([0x0a])), Error, "later writes are refused");
+    await disk.close();
+  },
 });
