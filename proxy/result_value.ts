@@ -13,9 +13,9 @@
  */
 import { utf8Length } from "../shared/keys.ts";
 import type { BatchResult } from "../shared/wire.ts";
+import { utf8Text } from "./request_body.ts";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** The value's bytes. */
 export function resultBytes(r: BatchResult): Uint8Array<ArrayBuffer> {
@@ -33,10 +33,5 @@ export function resultByteLength(r: BatchResult): number {
 /** The value as text when its bytes are valid UTF-8, else null. */
 export function resultText(r: BatchResult): string | null {
   if (r.text !== undefined) return r.text;
-  try {
-    return decoder.decode(Uint8Array.fromBase64(r.value ?? ""));
-  } catch (err) {
-    if (err instanceof TypeError) return null;
-    throw err;
-  }
+  return utf8Text(Uint8Array.fromBase64(r.value ?? "")) ?? null;
 }
