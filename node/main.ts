@@ -10,6 +10,7 @@ import { RingkvError } from "../shared/errors.ts";
 import { createNodeApp } from "./app.ts";
 import { guard } from "../shared/guard.ts";
 import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
+import { keyPathRefusal } from "../shared/keys.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { NODE_ENV, type NodeConfig, parseNodeConfig } from "./config.ts";
 import { createDenoDisk } from "./disk.ts";
@@ -98,6 +99,7 @@ async function serve(
       port: config.port,
       ...tls,
       ...connectionOptions(config.connections, config.limits, limits),
+      dotSegment: keyPathRefusal, // `/kv/a/../b` gets the key's own invalid_key
       onListen: ({ port }) => {
         console.log(
           `ringkv node ${engine.id} listening on ${scheme}://${urlHost(config.host)}:${port}`,

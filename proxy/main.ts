@@ -12,6 +12,7 @@ import { ClusterState, phaseOf } from "./cluster_state.ts";
 import { guard } from "../shared/guard.ts";
 import { NodeHttp } from "./node_http.ts";
 import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
+import { keyPathRefusal } from "../shared/keys.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { parseProxyConfig, PROXY_ENV, type ProxyConfig } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
@@ -146,6 +147,7 @@ async function serve(config: ProxyConfig): Promise<number> {
       signal: stop.signal,
       ...tls,
       ...connectionOptions(config.connections, config.limits, limits),
+      dotSegment: keyPathRefusal, // `/kv/a/../b` gets the key's own invalid_key
       onListen: ({ port }) =>
         console.log(`ringkv proxy listening on ${scheme}://${config.host}:${port}`),
     },

@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { RingkvError } from "./errors.ts";
-import { checkKey, keyFromPath, keyToPath, utf8Length } from "./keys.ts";
+import { checkKey, keyFromPath, keyPathRefusal, keyToPath, utf8Length } from "./keys.ts";
 
 function codeOf(fn: () => unknown): string {
   return assertThrows(fn, RingkvError).code;
@@ -45,4 +45,11 @@ Deno.test("keyFromPath() refuses . and .. segments, plain or encoded, and the ke
     assertThrows(() => keyFromPath(path, 1024), RingkvError, "path segment");
   }
   for (const key of [".", ".."]) assertThrows(() => checkKey(key, 1024), RingkvError, "no URL");
+});
+
+Deno.test("keyPathRefusal() gives a /kv/ path with a dot segment the key's own error, and no other path", () => {
+  assertEquals(keyPathRefusal("/kv/a/../b")?.code, "invalid_key");
+  assertEquals(keyPathRefusal("/kv/%2E")?.code, "invalid_key");
+  assertEquals(keyPathRefusal("/admin/../kv/a"), undefined);
+  assertEquals(keyPathRefusal("/kv/plain"), undefined);
 });

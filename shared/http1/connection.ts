@@ -61,6 +61,8 @@ export interface ConnContext {
   date(): string;
   /** Whether the server is shutting down (no more requests on any connection). */
   stopping(): boolean;
+  /** The refusal of a path with a dot segment (Http1Options.dotSegment). */
+  dotSegment?: (path: string) => RingkvError | undefined;
 }
 
 /** A connection as its server's sweeper sees it. */

@@ -6,7 +6,7 @@
  * @module
  */
 import { errorBody, errorResponse, RingkvError } from "../errors.ts";
-import { DOT_SEGMENT, keyFromPath } from "../keys.ts";
+import { DOT_SEGMENT } from "../keys.ts";
 import { type BodyState, bodyStream } from "./body.ts";
 import type { ConnInput } from "./conn_input.ts";
 import type { ConnContext, ConnInfo, Http1Handler } from "./connection.ts";
@@ -118,7 +118,7 @@ function buildRequest(
   if (FORBIDDEN_METHODS.has(method)) {
     return new RingkvError("method_not_allowed", `Cannot serve ${head.method}: no route has it`);
   }
-  const url = requestUrl(head, ctx.scheme);
+  const url = requestUrl(head, ctx);
   if (url instanceof RingkvError) return url;
   const length = head.contentLength ?? 0;
   let body: BodyInit | null = null;
@@ -149,10 +149,10 @@ function buildRequest(
 /**
  * The URL of the `Request`. WHATWG URL parsing would change what the client named: it
  * resolves `.` and `..` segments (also `%2e`) and turns `\` into `/`. A backslash is
- * percent-encoded (routes decode it back), and a dot segment is refused: under `/kv/` with
- * the key's own error (shared/keys.ts), elsewhere as a bad request.
+ * percent-encoded (routes decode it back), and a dot segment is refused: with the app's own
+ * error when it has one for the path (`ctx.dotSegment`), else as a bad request.
  */
-function requestUrl(head: RequestHead, scheme: string): string | RingkvError {
+function requestUrl(head: RequestHead, ctx: ConnContext): string | RingkvError {
   const target = head.target;
   const origin = target.charCodeAt(0) === 47;
   if (!origin && !/^https?:\/\//i.test(target)) {
@@ -168,21 +168,13 @@ function requestUrl(head: RequestHead, scheme: string): string | RingkvError {
   const query = target.indexOf("?");
   const path = pathStart === -1 ? "/" : target.slice(pathStart, query === -1 ? undefined : query);
   if (DOT_SEGMENT.test(path)) {
-    if (path.startsWith("/kv/")) {
-      try {
-        keyFromPath(path.slice(4), Infinity);
-      } catch (err) {
-        if (err instanceof RingkvError) return err;
-        throw err;
-      }
-    }
-    return new RingkvError(
+    return ctx.dotSegment?.(path) ?? new RingkvError(
       "bad_request",
       "Cannot serve the request: its path has a . or .. segment",
     );
   }
   const raw = target.includes("\\") ? target.replaceAll("\\", "%5C") : target;
-  return origin ? `${scheme}://${head.host || "localhost"}${raw}` : raw;
+  return origin ? `${ctx.scheme}://${head.host || "localhost"}${raw}` : raw;
 }
 
 /** Answers `err` and asks for the connection to be closed. */

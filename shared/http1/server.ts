@@ -57,6 +57,11 @@ export interface Http1Options {
   limits: Pick<RequestLimits, "maxUrlBytes" | "maxHeaderBytes">;
   timeouts?: Partial<Http1Timeouts>;
   maxConnections?: number;
+  /**
+   * The refusal of a path with a `.` or `..` segment, which the server never resolves (the
+   * apps give keys their own error); undefined, or no function: a plain 400 `bad_request`.
+   */
+  dotSegment?: (path: string) => RingkvError | undefined;
 }
 
 /** The options of {@link Http1Options} that a server's flags set (shared/config.ts). */
@@ -118,6 +123,7 @@ export function serveHttp1(
     limits: options.limits,
     timeouts,
     scheme: tls ? "https" : "http",
+    ...(options.dotSegment === undefined ? {} : { dotSegment: options.dotSegment }),
     date() {
       const second = Math.floor(Date.now() / 1000);
       if (second !== dateSecond) (dateSecond = second, dateText = new Date().toUTCString());

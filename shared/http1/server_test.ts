@@ -1,3 +1,4 @@
+import { keyPathRefusal } from "../keys.ts";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import type { FastHandler } from "./fast.ts";
 import { type Http1Handler, type Http1Options, type Http1Server, serveHttp1 } from "./server.ts";
@@ -628,25 +629,28 @@ Deno.test("serveHttp1() keeps the handler's 408 when body bytes arrive after it 
 Deno.test("serveHttp1() refuses a dot segment in the path instead of resolving it", async () => {
   let calls = 0;
   const handler: Http1Handler = () => (calls++, new Response("reached"));
-  await withServer(handler, async (port) => {
-    for (
-      const [path, code] of [
-        ["/kv/a/../b", "invalid_key"],
-        ["/kv/%2e%2E/b", "invalid_key"],
-        ["/kv/./a", "invalid_key"],
-        ["/admin/../kv/a", "bad_request"],
-        ["/x/.", "bad_request"],
-        ["http://x/kv/../admin", "invalid_key"],
-        ["http://x/a/../kv/b", "bad_request"],
-      ]
-    ) {
-      await withClient(port, async (client) => {
-        await client.send(GET(path!));
-        const answer = await client.response();
-        assertEquals([answer.status, codeOf(answer)], [400, code], path);
-      });
-    }
-  });
+  const cases = [
+    ["/kv/a/../b", "invalid_key"],
+    ["/kv/%2e%2E/b", "invalid_key"],
+    ["/kv/./a", "invalid_key"],
+    ["/admin/../kv/a", "bad_request"],
+    ["/x/.", "bad_request"],
+    ["http://x/kv/../admin", "invalid_key"],
+    ["http://x/a/../kv/b", "bad_request"],
+  ];
+  // With the apps' refusal (keys get their own error), and without one (a plain 400).
+  for (const dotSegment of [keyPathRefusal, undefined]) {
+    await withServer(handler, async (port) => {
+      for (const [path, code] of cases) {
+        await withClient(port, async (client) => {
+          await client.send(GET(path!));
+          const answer = await client.response();
+          const expected = dotSegment === undefined ? "bad_request" : code;
+          assertEquals([answer.status, codeOf(answer)], [400, expected], path);
+        });
+      }
+    }, dotSegment === undefined ? {} : { dotSegment });
+  }
   assertEquals(calls, 0);
 });
 
