@@ -9,7 +9,8 @@ import { RingkvError } from "../shared/errors.ts";
 import { NDJSON, type WireEntry } from "../shared/wire.ts";
 import { parseBatchBody, runBatch } from "./batch.ts";
 import { parseClusterMap } from "./cluster_state.ts";
-import { decodeText, isObject, parseJson, readBodyLimited, readJsonBody } from "./request_body.ts";
+import { readCappedBody } from "../shared/capped_body.ts";
+import { decodeText, isObject, parseJson, readJsonBody } from "./request_body.ts";
 import { type NodeContext, route } from "./routing.ts";
 import { parseRangesJson, parseRangesQuery, parseWireEntry, toWire } from "./wire_entries.ts";
 
@@ -60,14 +61,17 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
 /** Reads an NDJSON body of entries, bounded in bytes and lines; nothing applies if one is bad. */
 async function readNdjson(c: Context, ctx: NodeContext): Promise<WireEntry[]> {
   const { limits } = ctx;
-  const bytes = await readBodyLimited(
+  const max = limits.maxBatchBytes;
+  const bytes = await readCappedBody(
     c.req.raw,
-    limits.maxBatchBytes,
-    (size, max) =>
+    max,
+    (size, exact) =>
       new RingkvError(
         "batch_too_large",
-        `Cannot ingest: the body is ${size}+ bytes, the limit is ${max}`,
+        `Cannot ingest: the body is ${size}${exact ? "" : "+"} bytes, the limit is ${max}`,
       ),
+    "the ingest body",
+    limits.bodyTimeoutMs,
   );
   const lines = decodeText(bytes, "the ingest body").split("\n").filter((l) => l.trim() !== "");
   if (lines.length > limits.maxBatchOps) {

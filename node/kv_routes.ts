@@ -11,7 +11,7 @@ import type { Version } from "../shared/version.ts";
 import { DEFAULT_CONTENT_TYPE, VERSION_HEADER } from "../shared/wire.ts";
 import type { NodeEngine, WriteOp, WriteOutcome } from "./engine.ts";
 import { readConditions } from "./conditions.ts";
-import { readBodyLimited } from "./request_body.ts";
+import { readCappedBody } from "../shared/capped_body.ts";
 import { type NodeContext, rawPath, route } from "./routing.ts";
 
 const MAX_CONTENT_TYPE = 256;
@@ -69,14 +69,17 @@ async function putKey(ctx: NodeContext, c: Context): Promise<Response> {
     );
   }
   const max = ctx.limits.maxValueBytes;
-  const value = await readBodyLimited(
+  const value = await readCappedBody(
     c.req.raw,
     max,
-    (size) =>
+    (size, exact) =>
       new RingkvError(
         "value_too_large",
-        `Cannot store the value of "${key}": it is ${size}+ bytes, the limit is ${max}`,
+        `Cannot store the value of "${key}": it is ${size}${
+          exact ? "" : "+"
+        } bytes, the limit is ${max}`,
       ),
+    "the value",
     ctx.limits.bodyTimeoutMs,
   );
   const op: WriteOp = { op: "put", key, value, contentType, ...conditions };
