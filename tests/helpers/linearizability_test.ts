@@ -1,6 +1,6 @@
-// Unit tests of the checker in tests/helpers/linearizability.ts (no processes started).
+// Unit tests of the checker beside it (no processes started).
 import { assert, assertEquals } from "@std/assert";
-import { checkHistory, type Operation } from "./helpers/linearizability.ts";
+import { checkHistory, type Operation } from "./linearizability.ts";
 
 let client = 0;
 function op(start: number, end: number, call: Operation["call"], result: Operation["result"]) {
