@@ -2,7 +2,8 @@
  * `deno task torture --minutes N`: the long version of tests/replication_fault_test.ts
  * for nightly runs. Rounds of 30 s on a 3-node cluster with 3 replicas: 8 clients over
  * 24 fresh keys per round while a nemesis kills/restarts and pauses/resumes one node
- * at a time; every other round, a fourth node is added or removed between faults. Each
+ * at a time; every other round, a fourth node is added, drained and removed, or killed and
+ * force-removed (then a new one is added) between faults. Each
  * round's history must be linearizable; the failed-request share is printed per round.
  * Exits 1 on the first violation (the round's history is written to a JSON file).
  *
@@ -47,16 +48,32 @@ async function round(cluster: TestCluster, proxyUrl: string, r: number): Promise
   return bad === null;
 }
 
-/** Adds n4 (odd calls) or removes it (even calls), waiting for the rebalancing. */
+/** The fourth node's id; a node force-removed is gone for good, so the next one gets a new id. */
+let fourth = 4;
+
+/**
+ * Adds a fourth node (odd calls), kills it with SIGKILL and force-removes it (calls 2, 6, ...:
+ * its ranges are copied again from the other replicas), or drains and removes it (calls 4, 8,
+ * ...), waiting for each rebalancing. The map must answer 202 each time.
+ */
 async function reshape(cluster: TestCluster, proxyUrl: string, step: number): Promise<void> {
+  const id = `n${fourth}`;
+  let res: { status: number };
   if (step % 2 === 1) {
-    const n4 = cluster.nodes.get("n4") ?? await cluster.startNode("n4");
-    const res = await admin(proxyUrl, "POST", "/cluster/nodes", { url: n4.url, weight: 1 });
-    console.log(`  add n4: ${res.status}`);
+    const node = cluster.nodes.get(id) ?? await cluster.startNode(id);
+    res = await admin(proxyUrl, "POST", "/cluster/nodes", { url: node.url, weight: 1 });
+    console.log(`  add ${id}: ${res.status}`);
+  } else if (step % 4 === 2) {
+    await cluster.nodes.get(id)!.kill("SIGKILL");
+    cluster.nodes.delete(id);
+    fourth++;
+    res = await admin(proxyUrl, "DELETE", `/cluster/nodes/${id}?force=true`);
+    console.log(`  kill ${id} and force-remove it: ${res.status}`);
   } else {
-    const res = await admin(proxyUrl, "DELETE", "/cluster/nodes/n4");
-    console.log(`  remove n4: ${res.status}`);
+    res = await admin(proxyUrl, "DELETE", `/cluster/nodes/${id}`);
+    console.log(`  remove ${id}: ${res.status}`);
   }
+  if (res.status !== 202) throw new Error(`the cluster refused to reshape: ${JSON.stringify(res)}`);
   await waitStable(proxyUrl, 0, 120_000);
 }
 
