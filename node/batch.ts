@@ -15,6 +15,7 @@ import { BatchValues } from "./batch_values.ts";
 import type { NodeEngine, WriteOp } from "./engine.ts";
 import type { Stored } from "./packed.ts";
 import { isObject } from "./request_body.ts";
+import { toBytes } from "./values.ts";
 
 type Parsed = { read: string } | { write: WriteOp } | { error: RingkvError };
 
@@ -74,7 +75,6 @@ export async function runBatch(
   return results;
 }
 
-const encoder = new TextEncoder();
 /**
  * Control characters JSON writes as `\u00XX` (6 chars for 1 byte): text full of them would
  * be far longer than its base64 (a 1 MiB value of NULs, 6 MiB), so such values go as base64.
@@ -89,7 +89,7 @@ function readResult(held: Stored | undefined, textValues: boolean): BatchResult 
   if (kind === "text" && textValues && !SIX_CHAR_ESCAPES.test(data)) {
     return { status: 200, version, text: data, contentType };
   }
-  const value = kind === "base64" ? data : encoder.encode(data).toBase64();
+  const value = kind === "base64" ? data : toBytes(held)!.toBase64();
   return { status: 200, version, value, contentType };
 }
 

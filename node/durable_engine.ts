@@ -70,16 +70,17 @@ export class DurableEngine implements NodeEngine {
   }
 
   async get(key: string): Promise<Entry | undefined> {
-    const entry = this.parts.store.get(key);
-    const seq = this.#pending.get(key);
-    if (seq !== undefined) await this.parts.wal.durable(seq);
-    return entry;
+    return await this.#onceDurable(key, this.parts.store.get(key));
   }
 
   held(key: string): Stored | undefined | Promise<Stored | undefined> {
-    const stored = this.parts.store.stored(key);
+    return this.#onceDurable(key, this.parts.store.stored(key));
+  }
+
+  /** `read` (taken now) as is when `key` has no write awaiting its fsync, else after that fsync. */
+  #onceDurable<T>(key: string, read: T): T | Promise<T> {
     const seq = this.#pending.get(key);
-    return seq === undefined ? stored : this.parts.wal.durable(seq).then(() => stored);
+    return seq === undefined ? read : this.parts.wal.durable(seq).then(() => read);
   }
 
   async write(ops: readonly WriteOp[]): Promise<WriteOutcome[]> {

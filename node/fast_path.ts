@@ -18,6 +18,7 @@ import { type BatchBody, parseBatchBody, runBatch } from "./batch.ts";
 import { decodeText, parseJson } from "./request_body.ts";
 import type { Stored } from "./packed.ts";
 import type { NodeContext } from "./routing.ts";
+import { toBytes } from "./values.ts";
 import { sameSecret } from "../shared/secret.ts";
 
 /** Builds the node's fast handler. */
@@ -80,7 +81,7 @@ function keyAnswer(
       [NODE_ID_HEADER]: id,
     },
     // Text as held: the writer encodes it straight into the answer's buffer.
-    body: held.kind === "text" ? held.data : Uint8Array.fromBase64(held.data),
+    body: held.kind === "text" ? held.data : toBytes(held)!,
   };
 }
 

@@ -135,7 +135,7 @@ async function runCases(procs: Processes, o: Options, urls: Record<Target, strin
   const warm = o.quick ? 1 : 2;
   const cases = CASES.filter((c) => o.only.length === 0 || o.only.includes(c.target));
   const runs: WrkResult[][] = cases.map(() => []);
-  const wrk = { connections: o.connections, threads: o.threads };
+  const wrk = wrkShape(o);
   await primeKeys(procs, o, urls, cases.map((c) => c.target));
   for (let round = 1; round <= o.repeat; round++) {
     for (const [i, c] of cases.entries()) {
