@@ -70,8 +70,17 @@ Deno.test("wrkArgs() passes threads, connections, duration, timeout and the scri
   ]);
 });
 
-const hasWrk = await new Deno.Command("wrk", { args: ["-v"], stdout: "null", stderr: "null" })
-  .output().then(() => true, () => false);
+/** Whether wrk is installed; `Command.output()` throws NotFound synchronously when it is not. */
+async function wrkInstalled(): Promise<boolean> {
+  try {
+    await new Deno.Command("wrk", { args: ["-v"], stdout: "null", stderr: "null" }).output();
+    return true;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return false;
+  }
+}
+const hasWrk = await wrkInstalled();
 
 Deno.test({
   name: "wrkScript() with sequential reads every key in order, then again",
