@@ -21,6 +21,7 @@ import type { NodeEngine } from "./engine.ts";
 import { parseFlatImage } from "./flat_image.ts";
 import { openEngine, RecoveryError } from "./open_engine.ts";
 import { diskFloorStore } from "./acceptor_floor.ts";
+import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 
@@ -120,6 +121,7 @@ async function serve(
 
 async function main(): Promise<number> {
   let engine: NodeEngine | undefined;
+  let lock: DataDirLock | undefined;
   try {
     // Only RINGKV_* variables: the process may be given --allow-env for just those.
     const env = Object.fromEntries(NODE_ENV.map((name) => [name, Deno.env.get(name)]));
@@ -128,7 +130,8 @@ async function main(): Promise<number> {
       console.log(config.help);
       return 0;
     }
-    await Deno.mkdir(config.data, { recursive: true });
+    // Before anything reads or writes the directory: a second process stops here.
+    lock = await lockDataDir(config.data, "node");
     const counters = new RequestCounters();
     engine = await open(config, counters);
     if (config.import) {
@@ -141,7 +144,8 @@ async function main(): Promise<number> {
     if (
       !(err instanceof ConfigError || err instanceof RecoveryError ||
         err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied ||
-        err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.NotFound)
+        err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.NotFound ||
+        err instanceof DataDirInUseError)
     ) throw err;
     const hint = err instanceof Deno.errors.NotCapable
       ? " (deno task node may read and write only ./data: see docs/security.md)"
@@ -149,6 +153,8 @@ async function main(): Promise<number> {
     console.error(`ringkv node: ${err.message}${hint}`);
     await engine?.close();
     return 1;
+  } finally {
+    lock?.release();
   }
 }
 

@@ -22,6 +22,7 @@ import { createReplication } from "./replication.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
 import { instrumentCall, instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { createOpsRoutes } from "./ops_routes.ts";
+import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
 
 /** JSON lines on stderr at `--log-level` (default warn); tokens and secrets never appear. */
 function loggerFor(config: ProxyConfig): LogFn {
@@ -190,11 +191,15 @@ async function main(): Promise<number> {
     console.log(config.help);
     return 0;
   }
+  let lock: DataDirLock | undefined;
   try {
+    // Before anything reads or writes the directory: a second proxy on it stops here.
+    lock = await lockDataDir(config.data, "proxy");
     return await serve(config);
   } catch (err) {
     if (
       !(err instanceof StartupError || err instanceof MapFileError ||
+        err instanceof DataDirInUseError ||
         err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse)
     ) throw err;
@@ -203,6 +208,8 @@ async function main(): Promise<number> {
       : "";
     console.error(err.message + hint);
     return 1;
+  } finally {
+    lock?.release();
   }
 }
 

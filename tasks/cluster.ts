@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
 import { join } from "@std/path";
 import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 import { type Child, startChild } from "./children.ts";
@@ -103,7 +104,16 @@ async function main(): Promise<number> {
   }
   const opts = parsed.values;
   const data = opts.data;
-  await Deno.mkdir(data, { recursive: true });
+  let lock: DataDirLock;
+  try {
+    // A second `task cluster` on the same directory stops here, before its nodes touch theirs.
+    lock = await lockDataDir(data, "deno task cluster");
+  } catch (err) {
+    if (!(err instanceof DataDirInUseError)) throw err;
+    console.error(err.message);
+    return 1;
+  }
+  using _lock = lock;
   const adminToken = await tokenFor("RINGKV_ADMIN_TOKEN", join(data, "admin-token"));
   const clusterSecret = await tokenFor("RINGKV_CLUSTER_SECRET", join(data, "cluster-secret"));
   const env = { RINGKV_CLUSTER_SECRET: clusterSecret, RINGKV_ADMIN_TOKEN: adminToken };

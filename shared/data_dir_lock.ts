@@ -1,0 +1,105 @@
+/**
+ * The exclusive lock that makes a data directory belong to one process for its whole life
+ * (as etcd's and Redis's do). The one module of shared/ that touches the file system: the
+ * node, the proxy and `deno task cluster` take the same lock, so it lives where all three
+ * import it.
+ *
+ * The lock is an OS advisory lock (`flock`) on `<dir>/ringkv.lock`, held through an open
+ * file: the kernel releases it when the process ends, even by `kill -9`, so a crash never
+ * leaves a stale lock behind. Once held, the file names its holder for the next process
+ * that finds the directory taken.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assertRejects } from "@std/assert";
+ * import { DataDirInUseError, lockDataDir } from "./data_dir_lock.ts";
+ * const dir = await Deno.makeTempDir();
+ * const lock = await lockDataDir(dir, "node");
+ * await assertRejects(() => lockDataDir(dir, "node"), DataDirInUseError);
+ * lock.release();
+ * (await lockDataDir(dir, "node")).release();
+ * ```
+ */
+import { join } from "@std/path";
+
+/** The lock file's name inside a data directory. */
+export const LOCK_FILE = "ringkv.lock";
+
+/** Who holds a data directory, as its lock file says. */
+export interface LockHolder {
+  pid: number;
+  role: string;
+  since: string;
+}
+
+/** Another process holds the data directory. */
+export class DataDirInUseError extends Error {
+  constructor(readonly dir: string, readonly holder: LockHolder | null) {
+    const who = holder === null
+      ? "another process"
+      : `${holder.role} process ${holder.pid} (since ${holder.since})`;
+    super(
+      `Cannot use data directory ${dir}: it is in use by ${who}. ` +
+        "One process per data directory: stop that process first, or give this one its own --data.",
+    );
+    this.name = "DataDirInUseError";
+  }
+}
+
+/** A held lock; released when the process ends or by {@link DataDirLock.release}. */
+export interface DataDirLock extends Disposable {
+  readonly dir: string;
+  release(): void;
+}
+
+/**
+ * Takes the exclusive lock of `dir` (created when missing) for `role`, or throws
+ * {@link DataDirInUseError} without writing anything when another process holds it.
+ */
+export async function lockDataDir(dir: string, role: string): Promise<DataDirLock> {
+  await Deno.mkdir(dir, { recursive: true });
+  const path = join(dir, LOCK_FILE);
+  const file = await Deno.open(path, { read: true, write: true, create: true });
+  let held = false;
+  try {
+    if (!(await file.tryLock(true))) throw new DataDirInUseError(dir, await readHolder(file));
+    held = true;
+    await writeHolder(file, { pid: Deno.pid, role, since: new Date().toISOString() });
+  } finally {
+    if (!held) file.close();
+  }
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    file.close(); // closing the descriptor releases the flock
+  };
+  return { dir, release, [Symbol.dispose]: release };
+}
+
+async function readHolder(file: Deno.FsFile): Promise<LockHolder | null> {
+  const bytes = new Uint8Array(1024);
+  const n = await file.read(bytes);
+  if (n === null) return null;
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(bytes.subarray(0, n)));
+    const { pid, role, since } = parsed ?? {};
+    if (typeof pid !== "number" || typeof role !== "string" || typeof since !== "string") {
+      return null;
+    }
+    return { pid, role, since };
+  } catch (err) {
+    // A holder that crashed mid-write, or a file that is not ours: the lock still stands.
+    if (!(err instanceof SyntaxError)) throw err;
+    return null;
+  }
+}
+
+async function writeHolder(file: Deno.FsFile, holder: LockHolder): Promise<void> {
+  await file.truncate(0);
+  await file.seek(0, Deno.SeekMode.Start);
+  const bytes = new TextEncoder().encode(JSON.stringify(holder) + "\n");
+  let written = 0;
+  while (written < bytes.length) written += await file.write(bytes.subarray(written));
+}

@@ -1,0 +1,34 @@
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { join } from "@std/path";
+import { DataDirInUseError, LOCK_FILE, lockDataDir } from "./data_dir_lock.ts";
+
+Deno.test("lockDataDir() refuses a second holder and names the first", async () => {
+  const dir = await Deno.makeTempDir();
+  const lock = await lockDataDir(dir, "node");
+  try {
+    const err = await assertRejects(() => lockDataDir(dir, "proxy"), DataDirInUseError);
+    assertEquals(err.holder?.pid, Deno.pid);
+    assertEquals(err.holder?.role, "node");
+    assert(err.message.includes(`Cannot use data directory ${dir}: it is in use by node process`));
+  } finally {
+    lock.release();
+  }
+});
+
+Deno.test("lockDataDir() can be taken again once released, and creates a missing directory", async () => {
+  const dir = join(await Deno.makeTempDir(), "fresh", "n1");
+  (await lockDataDir(dir, "node")).release();
+  using again = await lockDataDir(dir, "node");
+  assertEquals(again.dir, dir);
+  const holder = JSON.parse(await Deno.readTextFile(join(dir, LOCK_FILE)));
+  assertEquals(holder.pid, Deno.pid);
+});
+
+Deno.test("lockDataDir() still refuses when the lock file does not name its holder", async () => {
+  const dir = await Deno.makeTempDir();
+  using _lock = await lockDataDir(dir, "node");
+  await Deno.writeTextFile(join(dir, LOCK_FILE), "not json");
+  const err = await assertRejects(() => lockDataDir(dir, "node"), DataDirInUseError);
+  assertEquals(err.holder, null);
+  assert(err.message.includes("in use by another process"));
+});
