@@ -18,6 +18,7 @@ import type { ClusterState } from "./cluster_state.ts";
 import type { NodeAdmin } from "./node_admin.ts";
 import {
   allNodes,
+  nodeInfo,
   type Plan,
   planAdd,
   planRemove,
@@ -93,7 +94,7 @@ export class Rebalancer {
     });
     await this.deps.state.poll();
     const map = this.deps.state.current().map;
-    const node = { id: health.id, url, weight };
+    const node = nodeInfo(health, url, weight);
     const total = await this.#totalKeys(map.nodes);
     return await this.#begin(planAdd(map, node, this.#now(), total));
   }

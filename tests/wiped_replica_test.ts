@@ -66,6 +66,8 @@ Deno.test("a replica restarted on a wiped data directory does not vote until it 
 
     // n1 is paused, n2 has v1, n3 is empty: no majority holds v2, so no answer but 503.
     const paused = await readAll(p2.url);
+    const count = (rs: string[], r: string) => rs.filter((x) => x === r).length;
+    console.log(`with n1 paused: ${count(paused, "503")} x 503, ${count(paused, "v2")} x v2`);
     const wrong = paused.filter((r) => r !== "v2" && r !== "503");
     assertEquals(wrong, [], `with n1 paused: ${paused.join(" ")}`);
     const view = await clusterView(p2.url);
