@@ -159,3 +159,35 @@ export class Rejoin {
     });
   }
 }
+
+/**
+ * 409 when a node of `map` answers on another data-directory incarnation than the map
+ * records (it is catching up, and a range copy could count its missing data as a
+ * replica's), unless it is `except` (the node a force removal takes out: nothing is read
+ * from it). Nodes that do not answer are left to the caller's own checks.
+ */
+export async function refuseWhileRecovering(
+  admin: NodeAdmin,
+  map: ClusterMap,
+  action: string,
+  except?: string,
+): Promise<void> {
+  const found = await Promise.all(map.nodes.map(async (n) => {
+    if (n.incarnation === undefined || n.id === except) return null;
+    const health = await admin.health(n.url).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      return null;
+    });
+    const now = health?.incarnation;
+    return now !== undefined && now !== n.incarnation ? n.id : null;
+  }));
+  const recovering = found.filter((id) => id !== null);
+  if (recovering.length === 0) return;
+  const id = recovering[0]!;
+  throw new RingkvError(
+    "conflict",
+    `Cannot ${action}: node ${id} is back on a new data directory and is catching up from its ` +
+      `replicas (it does not vote yet); wait until GET /cluster no longer shows it recovering, ` +
+      `or remove it for good with DELETE /cluster/nodes/${id}?force=true`,
+  );
+}

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { createNodeApp } from "../node/app.ts";
 import { createFakeDisk } from "../node/fake_disk.ts";
 import { openEngine } from "../node/open_engine.ts";
@@ -6,7 +6,8 @@ import { DEFAULT_LIMITS } from "../shared/limits.ts";
 import type { ClusterMap } from "../shared/wire.ts";
 import { NodeAdmin } from "./node_admin.ts";
 import { createReplication } from "./replication.ts";
-import { type MapWriter, Rejoin } from "./rejoin.ts";
+import { type MapWriter, refuseWhileRecovering, Rejoin } from "./rejoin.ts";
+import { RingkvError } from "../shared/errors.ts";
 import { startCluster, TEST_VNODES, type TestCluster, topologyOf } from "./test_cluster.ts";
 
 const KEYS = 20;
@@ -176,6 +177,25 @@ Deno.test("Replication.probeOnce() finds a node on a new incarnation, shows it r
     }
     assertEquals(replication.healthOf("n3").recovering, false);
     assertEquals(writer.pushed.length, 1);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("refuseWhileRecovering() refuses a rebalancing while a node catches up, except the force removal of that node", async () => {
+  const cluster = await replicated();
+  try {
+    const admin = new NodeAdmin({ fetch: cluster.fetch, timeoutMs: 5000, clusterSecret: "s3cret" });
+    const map = cluster.topology.topo.map;
+    await refuseWhileRecovering(admin, map, "add node http://n4.test");
+    await wipe(cluster, "n3");
+    const err = await assertRejects(
+      () => refuseWhileRecovering(admin, map, "add node http://n4.test"),
+      RingkvError,
+    );
+    assertEquals(err.status, 409);
+    assertMatch(err.message, /Cannot add node http:\/\/n4.test: node n3 is back on a new data/);
+    await refuseWhileRecovering(admin, map, "remove node n3", "n3");
   } finally {
     await cluster.close();
   }

@@ -78,7 +78,8 @@ export class Replication {
     this.antiEntropy = new AntiEntropy({
       admin: new NodeAdmin(options),
       accept: (node, epoch, entries) => this.client.accept(node, epoch, entries),
-      isUp: (id) => this.detector.isUp(id),
+      // A node catching up on a new data directory is no replica to compare with yet.
+      isUp: (id) => this.detector.isUp(id) && !this.healthOf(id).recovering,
       log: options.log,
     });
     this.rejoin = options.maps === undefined
