@@ -48,6 +48,8 @@ export class Rejoin {
   readonly #notBefore = new Map<string, number>();
   /** Why the last attempt per node did not finish (for GET /cluster). */
   readonly lastError = new Map<string, string>();
+  /** Nodes that came back empty with no other copy (`--replicas 1`), until this proxy restarts. */
+  readonly lostData = new Map<string, string>();
 
   /** Creates the rejoin; nothing runs until {@link start}. */
   constructor(private readonly deps: RejoinDeps) {}
@@ -150,6 +152,11 @@ export class Rejoin {
   }
 
   #lost(id: string, was: string, now: string): void {
+    this.lostData.set(
+      id,
+      `node ${id} came back on a new data directory (incarnation ${now}, was ${was}); with ` +
+        `--replicas 1 its keys had no other copy: they are lost unless restored from a backup`,
+    );
     this.deps.log?.({
       level: "error",
       msg: "node lost its data: with --replicas 1 its keys have no other copy",

@@ -142,6 +142,7 @@ Deno.test("Rejoin with one replica records the new incarnation at once and logs 
     assertEquals(await rejoin.start("n2", fresh), true);
     assertEquals(cluster.topology.topo.map.nodes.find((n) => n.id === "n2")!.incarnation, fresh);
     assert(logged.some((o) => o.level === "error" && o.node === "n2"), JSON.stringify(logged));
+    assertMatch(rejoin.lostData.get("n2")!, /with --replicas 1 its keys had no other copy/);
   } finally {
     await cluster.close();
   }

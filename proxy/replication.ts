@@ -144,12 +144,14 @@ export class Replication {
     const recorded = this.#topology?.current().map.nodes.find((n) => n.id === id)?.incarnation;
     const recovering = seen !== undefined && recorded !== undefined && seen !== recorded;
     const why = recovering ? this.rejoin?.lastError.get(id) : undefined;
+    const lost = this.rejoin?.lostData.get(id);
     return {
       ...(this.detector.health(id) ?? { state: "unknown" as const }),
       hints: this.hints.count(id),
       ...(seen === undefined ? {} : { incarnation: seen }),
       recovering,
       ...(why === undefined ? {} : { rejoinError: why }),
+      ...(lost === undefined ? {} : { lostData: lost }),
     };
   }
 
@@ -178,6 +180,8 @@ export interface NodeVoting {
   recovering: boolean;
   /** Why its catch-up has not finished yet. */
   rejoinError?: string;
+  /** With one replica: it came back empty and its keys are lost (kept until a restart). */
+  lostData?: string;
 }
 
 /** Builds the replication parts. */
