@@ -9,7 +9,7 @@
  */
 import { RingkvError } from "../shared/errors.ts";
 import { HybridClock } from "../shared/version.ts";
-import type { WireEntry } from "../shared/wire.ts";
+import type { NodeInfo, WireEntry } from "../shared/wire.ts";
 import { FailureDetector, type NodeHealth } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
 import { AntiEntropy } from "./anti_entropy.ts";
@@ -123,12 +123,7 @@ export class Replication {
       const incarnation = await this.client.probe(nodes.get(id)!);
       if (incarnation !== undefined) this.#seen.set(id, incarnation);
     }));
-    for (const n of topo.map.nodes) {
-      const seen = this.#seen.get(n.id);
-      if (this.rejoin && seen !== undefined && seen !== n.incarnation && this.detector.isUp(n.id)) {
-        void this.rejoin.start(n.id, seen);
-      }
-    }
+    this.#rejoinMoved(topo.map.nodes);
     await Promise.allSettled(
       [...nodes.values()].filter((n) => this.detector.isUp(n.id) && this.hints.count(n.id) > 0)
         .map((n) => this.#replay(n, topo.map.epoch)),
@@ -153,6 +148,16 @@ export class Replication {
       ...(why === undefined ? {} : { rejoinError: why }),
       ...(lost === undefined ? {} : { lostData: lost }),
     };
+  }
+
+  /** Starts the rejoin of each up node whose directory is not the one the map records. */
+  #rejoinMoved(nodes: readonly NodeInfo[]): void {
+    for (const n of nodes) {
+      const seen = this.#seen.get(n.id);
+      if (this.rejoin && seen !== undefined && seen !== n.incarnation && this.detector.isUp(n.id)) {
+        void this.rejoin.start(n.id, seen);
+      }
+    }
   }
 
   /** Offers a node the writes it missed; refused ones are older than what it has promised. */
