@@ -66,9 +66,13 @@ export class Acceptor {
     this.#durable = bootFloor;
   }
 
-  /** Loads the watermark and returns the acceptor. */
+  /**
+   * Loads the watermark and returns the acceptor. Nothing older than the data directory
+   * is promised: a node back on a wiped directory forgot what it promised before.
+   */
   static async open(engine: NodeEngine, store: FloorStore): Promise<Acceptor> {
-    return new Acceptor(engine, store, (await store.load()) ?? undefined);
+    const born = formatVersion(engine.createdAt, 0, "0");
+    return new Acceptor(engine, store, max((await store.load()) ?? undefined, born));
   }
 
   /** Keys with a promise above their entry (for metrics and tests). */

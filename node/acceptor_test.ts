@@ -7,7 +7,8 @@ const h = 7;
 const entry = (ver: string, v = "eA==") => ({ k: "k", v, ver, h });
 
 async function setup() {
-  const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
+  // Born at time 0, so the hand-written ballots below are not older than the directory.
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", now: () => 0 });
   const floor = memoryFloorStore();
   return { engine, floor, acceptor: await Acceptor.open(engine, floor) };
 }
@@ -48,6 +49,19 @@ Deno.test("after a restart every key is promised the stored watermark, above all
     assertEquals((await again.accept(entry("000000100000-0000-p"))).ok, false);
     assertEquals((await again.prepare("other", "000000100001-0000-p")).ok, false);
     assertEquals((await again.prepare("other", "000001000000-0000-p")).ok, true);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor.open() promises nothing older than the data directory (a wiped node forgot its promises)", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", now: () => 50_000 });
+  try {
+    const acceptor = await Acceptor.open(engine, memoryFloorStore());
+    const old = await acceptor.prepare("k", "000000000001-0000-p");
+    assertEquals([old.ok, old.promised], [false, "00000000c350-0000-0"]);
+    assertEquals((await acceptor.accept(entry("00000000c34f-0000-p"))).ok, false);
+    assertEquals((await acceptor.prepare("k", "00000000c351-0000-p")).ok, true);
   } finally {
     await engine.close();
   }

@@ -19,6 +19,7 @@ export function adminRoutes(app: Hono, ctx: NodeContext): void {
       c.json({
         status: "ok",
         id: engine.id,
+        incarnation: engine.incarnation,
         epoch: await ctx.cluster.epoch(),
         keys: engine.stats().keys,
       }),

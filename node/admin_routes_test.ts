@@ -11,12 +11,13 @@ async function setup(): Promise<{ app: Hono; engine: NodeEngine }> {
   return { app: createNodeApp({ engine, limits: DEFAULT_LIMITS }), engine };
 }
 
-Deno.test("GET /health answers ok with the id, epoch and number of keys", async () => {
+Deno.test("GET /health answers ok with the id, incarnation, epoch and number of keys", async () => {
   const { app, engine } = await setup();
   await app.request("/kv/a", { method: "PUT", body: "1" });
   assertEquals(await (await app.request("/health")).json(), {
     status: "ok",
     id: "n1",
+    incarnation: engine.incarnation,
     epoch: 0,
     keys: 1,
   });

@@ -39,6 +39,9 @@ const decoder = new TextDecoder();
 /** What the engine is built from (see `openEngine`). */
 export interface EngineParts {
   id: string;
+  /** The data directory's incarnation and when it was written (node/recovery.ts). */
+  incarnation: string;
+  createdAt: number;
   disk: Disk;
   store: Store;
   wal: Wal;
@@ -53,6 +56,8 @@ export interface EngineParts {
 /** A durable node engine; build it with `openEngine`. */
 export class DurableEngine implements NodeEngine {
   readonly id: string;
+  readonly incarnation: string;
+  readonly createdAt: number;
   /** Keys whose last change is not durable yet, with its log sequence number. */
   readonly #pending = new Map<string, number>();
   #lastDrop = 0;
@@ -64,6 +69,8 @@ export class DurableEngine implements NodeEngine {
 
   constructor(readonly parts: EngineParts) {
     this.id = parts.id;
+    this.incarnation = parts.incarnation;
+    this.createdAt = parts.createdAt;
     this.#snapshotBytes = parts.snapshotBytes;
     this.#nextSnapshotAt = parts.snapshotEveryBytes;
     parts.wal.onRound = (lastSeq) => this.#onRound(lastSeq);

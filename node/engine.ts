@@ -73,6 +73,13 @@ export interface EngineStats {
 export interface NodeEngine {
   /** This node's id (persisted in the data directory; also the clock's writer id). */
   readonly id: string;
+  /**
+   * The data directory's incarnation: random, written once when the directory is first
+   * initialised, so a node back on a wiped or replaced directory has a new one.
+   */
+  readonly incarnation: string;
+  /** Wall time (ms) the incarnation was written: promises before it may have been forgotten. */
+  readonly createdAt: number;
   /** The entry (tombstones included), once it is durable; undefined when never seen. */
   get(key: string): Promise<Entry | undefined>;
   /**

@@ -24,7 +24,7 @@ import { HybridClock } from "../shared/version.ts";
 import type { Disk } from "./disk.ts";
 import { DurableEngine } from "./durable_engine.ts";
 import type { NodeEngine } from "./engine.ts";
-import { FILES, loadNodeId, loadSnapshot, replayLog } from "./recovery.ts";
+import { FILES, loadIdentity, loadSnapshot, replayLog } from "./recovery.ts";
 import { Store } from "./store.ts";
 import { GcHint } from "./gc_hint.ts";
 import { Wal } from "./wal.ts";
@@ -51,7 +51,7 @@ export interface OpenEngineOptions {
 /** Loads the data directory and returns the engine; throws RecoveryError on damage. */
 export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine> {
   const { disk } = options;
-  const id = await loadNodeId(disk, options.id);
+  const { id, incarnation, createdAt } = await loadIdentity(disk, options.id, options.now);
   const store = new Store(new HybridClock(id, options.now));
   const snapshotBytes = await loadSnapshot(disk, store);
   const walBytes = await replayLog(disk, store);
@@ -59,6 +59,8 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   gcHint.now();
   return new DurableEngine({
     id,
+    incarnation,
+    createdAt,
     disk,
     store,
     wal: new Wal(disk, FILES.wal, walBytes),

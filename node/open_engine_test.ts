@@ -225,3 +225,29 @@ Deno.test("NodeEngine refuses writes after close()", async () => {
   await engine.close();
   await assertRejects(() => engine.write([put("a", "1")]), Error, "closed");
 });
+
+Deno.test("openEngine() gives a new directory an incarnation that a reopen keeps and a wiped one does not", async () => {
+  const disk = createFakeDisk();
+  const first = await openEngine({ disk, id: "n1", now: () => 5_000 });
+  const incarnation = first.incarnation;
+  assertEquals([/^i[0-9a-f]{12}$/.test(incarnation), first.createdAt], [true, 5_000]);
+  await first.close();
+  const again = await openEngine({ disk: disk.reopen(), id: "n1" });
+  assertEquals([again.incarnation, again.createdAt], [incarnation, 5_000]);
+  await again.close();
+  const wiped = await openEngine({ disk: createFakeDisk(), id: "n1" });
+  assertEquals(wiped.id, "n1");
+  assertEquals(wiped.incarnation === incarnation, false);
+  await wiped.close();
+});
+
+Deno.test("openEngine() gives a directory from before incarnations one, once", async () => {
+  const disk = createFakeDisk();
+  await disk.writeAtomic("node.json", new TextEncoder().encode('{"id":"n7"}\n'));
+  const first = await openEngine({ disk, now: () => 9_000 });
+  assertEquals([first.id, first.createdAt], ["n7", 9_000]);
+  await first.close();
+  const again = await openEngine({ disk: disk.reopen() });
+  assertEquals(again.incarnation, first.incarnation);
+  await again.close();
+});

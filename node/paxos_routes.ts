@@ -9,7 +9,7 @@ import type { Hono } from "hono";
 import { RingkvError } from "../shared/errors.ts";
 import { checkKey } from "../shared/keys.ts";
 import { isVersion } from "../shared/version.ts";
-import type { WireEntry } from "../shared/wire.ts";
+import { INCARNATION_HEADER, type WireEntry } from "../shared/wire.ts";
 import { Acceptor, type FloorStore, memoryFloorStore } from "./acceptor.ts";
 import { isObject, readJsonBody } from "./request_body.ts";
 import { type NodeContext, route } from "./routing.ts";
@@ -21,6 +21,7 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
   const acceptor = () => (opening ??= Acceptor.open(ctx.engine, floor ?? memoryFloorStore()));
   route(app, "/internal/read", {
     POST: async (c) => {
+      checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "read");
       const keys = listField(await body(c.req.raw, ctx, "read"), "keys", "read", ctx);
       for (const key of keys) {
         if (typeof key !== "string") {
@@ -37,6 +38,7 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
   });
   route(app, "/internal/prepare", {
     POST: async (c) => {
+      checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "prepare");
       const ops = listField(await body(c.req.raw, ctx, "prepare"), "ops", "prepare", ctx);
       const parsed = ops.map(parsePrepare(ctx));
       const a = await acceptor();
@@ -49,6 +51,7 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
   });
   route(app, "/internal/accept", {
     POST: async (c) => {
+      checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "accept");
       const list = listField(await body(c.req.raw, ctx, "accept"), "entries", "accept", ctx);
       const entries: WireEntry[] = list.map((e, i) =>
         parseWireEntry(e, ctx.limits, `entry ${i + 1}`)
@@ -61,6 +64,23 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
       return c.json({ results });
     },
   });
+}
+
+/**
+ * 503 `node_recovering` when the sender's map records another incarnation of this node's
+ * data directory: the node came back without the data it voted with, so its vote could
+ * forget an acknowledged write until a proxy has copied its ranges back.
+ */
+function checkIncarnation(expected: string | undefined, ctx: NodeContext, what: string): void {
+  const { id, incarnation } = ctx.engine;
+  if (expected === undefined || expected === incarnation) return;
+  throw new RingkvError(
+    "node_recovering",
+    `Cannot ${what} as a replica: node ${id} runs on data directory incarnation ${incarnation}, ` +
+      `the cluster map records ${expected} (the node came back without its data); it votes ` +
+      `again once a proxy has copied its ranges from the other replicas`,
+    { node: id, incarnation, expected },
+  );
 }
 
 function body(req: Request, ctx: NodeContext, what: string): Promise<unknown> {

@@ -1,14 +1,15 @@
 import { assertEquals } from "@std/assert";
 import { DEFAULT_LIMITS } from "../shared/limits.ts";
 import { formatVersion } from "../shared/version.ts";
-import type { WireEntry } from "../shared/wire.ts";
+import { INCARNATION_HEADER, type WireEntry } from "../shared/wire.ts";
 import { createNodeApp } from "./app.ts";
 import { createFakeDisk } from "./fake_disk.ts";
 import { openEngine } from "./open_engine.ts";
 
 async function setup() {
   const disk = createFakeDisk();
-  const engine = await openEngine({ disk, id: "n1", limits: DEFAULT_LIMITS });
+  // Born at time 0, so the hand-written ballots below are not older than the directory.
+  const engine = await openEngine({ disk, id: "n1", limits: DEFAULT_LIMITS, now: () => 0 });
   const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
   return { app, engine, disk };
 }
@@ -58,4 +59,38 @@ Deno.test("POST /internal/accept applies two entries of one key in their order",
     [true, false],
   );
   assertEquals(new TextDecoder().decode((await engine.get("b"))!.value!), "new");
+});
+
+async function call(
+  app: ReturnType<typeof createNodeApp>,
+  path: string,
+  body: unknown,
+  inc?: string,
+) {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (inc !== undefined) headers[INCARNATION_HEADER] = inc;
+  const res = await app.request(path, { method: "POST", body: JSON.stringify(body), headers });
+  return { status: res.status, body: await res.json() };
+}
+
+Deno.test("read, prepare and accept refuse with 503 node_recovering when the map records another incarnation", async () => {
+  const { app, engine } = await setup();
+  const e = entry("k", 1_000, "v");
+  const calls: [string, unknown][] = [
+    ["/internal/read", { keys: ["k"] }],
+    ["/internal/prepare", { ops: [{ key: "k", ballot: formatVersion(2_000, 0, "px") }] }],
+    ["/internal/accept", { entries: [e] }],
+  ];
+  for (const [path, body] of calls) {
+    const refused = await call(app, path, body, "i000000000000");
+    assertEquals(refused.status, 503, path);
+    assertEquals(refused.body.error.code, "node_recovering");
+    assertEquals(refused.body.error.incarnation, engine.incarnation);
+  }
+  assertEquals(await engine.get("k"), undefined); // the refused accept stored nothing
+  // The prepare was refused before any promise: an accept at a lower ballot still goes in.
+  for (const [path, body] of calls.toReversed()) {
+    assertEquals((await call(app, path, body, engine.incarnation)).status, 200, path);
+  }
+  assertEquals((await call(app, "/internal/read", { keys: ["k"] })).status, 200);
 });

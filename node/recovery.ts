@@ -1,5 +1,5 @@
 /**
- * Start-up: the node id of the data directory, then the snapshot, then the log replayed
+ * Start-up: the node id and incarnation of the data directory, then the snapshot, then the log replayed
  * over it. A torn last line of the log (a crash during an append) is cut off; damage
  * anywhere else stops the start with a {@link RecoveryError} that names the file, the
  * byte offset and what to do.
@@ -36,20 +36,33 @@ export class RecoveryError extends Error {
   }
 }
 
-/** The node id stored in the directory; stores `wanted` (or a new id) on first start. */
-export async function loadNodeId(disk: Disk, wanted: string | undefined): Promise<string> {
+/** Who a data directory is: its node id and the incarnation of the directory itself. */
+export interface Identity {
+  id: string;
+  /**
+   * Random, written once when the directory is first initialised: a node that comes back
+   * on a new (wiped, replaced) directory under its old id has another one.
+   */
+  incarnation: string;
+  /** Wall time (ms) the incarnation was written. */
+  createdAt: number;
+}
+
+/** The identity stored in the directory; stores `wanted` (or a new id) on first start. */
+export async function loadIdentity(
+  disk: Disk,
+  wanted: string | undefined,
+  now: () => number = Date.now,
+): Promise<Identity> {
   const bytes = await disk.read(FILES.node);
-  if (bytes === null) {
-    const id = wanted ?? newNodeId();
-    await disk.writeAtomic(FILES.node, encoder.encode(JSON.stringify({ id }) + "\n"));
-    return id;
-  }
-  let id: unknown;
+  if (bytes === null) return await saveIdentity(disk, wanted ?? newNodeId(), now());
+  let stored: { id?: unknown; incarnation?: unknown; createdAt?: unknown } | undefined;
   try {
-    id = JSON.parse(decoder.decode(bytes)).id;
+    stored = JSON.parse(decoder.decode(bytes));
   } catch {
-    id = undefined;
+    stored = undefined;
   }
+  const id = stored?.id;
   if (typeof id !== "string" || !isWriterId(id)) {
     throw new RecoveryError(
       FILES.node,
@@ -64,7 +77,24 @@ export async function loadNodeId(disk: Disk, wanted: string | undefined): Promis
         `start with id ${id} or use another data directory`,
     );
   }
-  return id;
+  const { incarnation, createdAt } = stored!;
+  // A directory from before incarnations gets one now (the cluster map has none for it).
+  if (typeof incarnation !== "string" || typeof createdAt !== "number") {
+    return await saveIdentity(disk, id, now());
+  }
+  return { id, incarnation, createdAt };
+}
+
+async function saveIdentity(disk: Disk, id: string, createdAt: number): Promise<Identity> {
+  const identity = { id, incarnation: newIncarnation(), createdAt };
+  await disk.writeAtomic(FILES.node, encoder.encode(JSON.stringify(identity) + "\n"));
+  return identity;
+}
+
+/** A fresh directory incarnation: "i" and 12 random hex digits. */
+export function newIncarnation(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return "i" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** A fresh node id: "n" and 8 random hex digits. */

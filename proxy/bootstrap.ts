@@ -16,7 +16,7 @@ import type { ClusterMap, NodeInfo } from "../shared/wire.ts";
 import type { ClusterState } from "./cluster_state.ts";
 import type { MapStore } from "./map_store.ts";
 import type { NodeAdmin } from "./node_admin.ts";
-import { initialMap, withNodeUrls } from "./map_transitions.ts";
+import { initialMap, nodeInfo, withNodeUrls } from "./map_transitions.ts";
 import type { Rebalancer } from "./rebalancer.ts";
 
 /** A reason the proxy cannot start that the user can fix; main prints its message. */
@@ -53,7 +53,7 @@ async function learnNodes(admin: NodeAdmin, urls: readonly string[]): Promise<No
       if (!(err instanceof RingkvError)) throw err;
       throw new StartupError(`Cannot start a new cluster with node ${url}: ${err.message}`);
     });
-    return { id: health.id, url, weight: 1 };
+    return nodeInfo(health, url, 1);
   }));
   const seen = new Map<string, string>();
   for (const node of nodes) {

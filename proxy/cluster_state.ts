@@ -54,7 +54,14 @@ export async function buildTopology(map: ClusterMap): Promise<Topology> {
     rb?.phase === "copying" ? Ring.build(rb.next, vnodes) : Promise.resolve(null),
   ]);
   const urls = new Map(allNodes(map).map((n) => [n.id, n.url]));
-  return Object.freeze({ map, ring, nextRing, nodeUrl: (id: string) => urls.get(id) });
+  const incarnations = new Map(allNodes(map).map((n) => [n.id, n.incarnation]));
+  return Object.freeze({
+    map,
+    ring,
+    nextRing,
+    nodeUrl: (id: string) => urls.get(id),
+    incarnationOf: (id: string) => incarnations.get(id),
+  });
 }
 
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

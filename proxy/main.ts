@@ -95,6 +95,7 @@ async function serve(config: ProxyConfig): Promise<number> {
     timeoutMs: config.timeoutMs,
     probeMs: config.probeMs,
     antiEntropyMs: config.antiEntropyMs,
+    maps: state, // catches up and records a node back on a wiped directory (proxy/rejoin.ts)
     ...secret(config),
     log,
   });

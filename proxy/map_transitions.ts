@@ -177,3 +177,24 @@ export function withNodeUrls(map: ClusterMap, found: readonly NodeInfo[]): Clust
     : { ...rb, next: update(rb.next), ...(rb.prev ? { prev: update(rb.prev) } : {}) };
   return changed ? { ...map, epoch: map.epoch + 1, nodes, rebalancing } : null;
 }
+
+/** A node's entry in a new map: its id and, when it has one, its directory's incarnation. */
+export function nodeInfo(
+  health: { id: string; incarnation?: string },
+  url: string,
+  weight: number,
+): NodeInfo {
+  const { id, incarnation } = health;
+  return incarnation === undefined ? { id, url, weight } : { id, url, weight, incarnation };
+}
+
+/**
+ * Node `id` has caught up on data-directory `incarnation` (or the map had none for it):
+ * the map recording it, epoch + 1, so the node votes again. Stable maps only.
+ */
+export function withIncarnation(map: ClusterMap, id: string, incarnation: string): ClusterMap {
+  if (map.rebalancing !== null) throw new Error("withIncarnation() needs a stable map");
+  if (!map.nodes.some((n) => n.id === id)) throw new Error(`withIncarnation(): no node ${id}`);
+  const nodes = map.nodes.map((n) => n.id === id ? { ...n, incarnation } : n);
+  return { ...map, epoch: map.epoch + 1, nodes };
+}

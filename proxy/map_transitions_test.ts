@@ -4,11 +4,13 @@ import type { NodeInfo } from "../shared/wire.ts";
 import {
   allNodes,
   initialMap,
+  nodeInfo,
   planAdd,
   planRemove,
   previousNodes,
   toCleanup,
   toStable,
+  withIncarnation,
   withNodeUrls,
 } from "./map_transitions.ts";
 
@@ -106,4 +108,26 @@ Deno.test("withNodeUrls() moves a node to its new URL in every ring and bumps th
   assertEquals(moved.rebalancing!.next.map((n) => n.url), ["http://a:2", "http://b:1"]);
   assertEquals(withNodeUrls(adding, [n1, n2]), null);
   assertEquals(withNodeUrls(adding, [{ id: "n9", url: "http://z", weight: 1 }]), null);
+});
+
+Deno.test("withIncarnation() records a node's incarnation in the next epoch, on stable maps only", () => {
+  const a = { id: "n1", url: "http://a", weight: 1, incarnation: "i000000000001" };
+  const b = { id: "n2", url: "http://b", weight: 1 };
+  const map = initialMap([a, b], 3, 8);
+  const next = withIncarnation(map, "n1", "i000000000002");
+  assertEquals(next.epoch, 2);
+  assertEquals(next.nodes, [{ ...a, incarnation: "i000000000002" }, b]);
+  assertEquals(map.nodes[0]!.incarnation, "i000000000001"); // the old map is unchanged
+  assertThrows(() => withIncarnation(planAdd(map, { ...b, id: "n3", url: "c" }, 0, 0), "n1", "i"));
+  assertThrows(() => withIncarnation(map, "n9", "i000000000002"));
+});
+
+Deno.test("nodeInfo() keeps a node's incarnation when its /health has one", () => {
+  assertEquals(nodeInfo({ id: "n1" }, "http://a", 2), { id: "n1", url: "http://a", weight: 2 });
+  assertEquals(nodeInfo({ id: "n1", incarnation: "i1" }, "http://a", 1), {
+    id: "n1",
+    url: "http://a",
+    weight: 1,
+    incarnation: "i1",
+  });
 });

@@ -29,6 +29,8 @@ export interface NodeHealth {
   id: string;
   epoch: number;
   keys: number;
+  /** Its data directory's incarnation (absent from nodes before incarnations). */
+  incarnation?: string;
 }
 
 /** The answer to a map push: stored, or refused with the node's newer map. */
@@ -93,7 +95,13 @@ export class NodeAdmin {
     if (typeof body.id !== "string" || body.id === "") {
       throw new RingkvError("bad_gateway", `Cannot use node ${url}: its /health has no id`);
     }
-    return { id: body.id, epoch: body.epoch ?? 0, keys: body.keys ?? 0 };
+    const { incarnation } = body;
+    return {
+      id: body.id,
+      epoch: body.epoch ?? 0,
+      keys: body.keys ?? 0,
+      ...(typeof incarnation === "string" ? { incarnation } : {}),
+    };
   }
 
   /** `GET /internal/cluster`: the node's stored map, null when it has none. */

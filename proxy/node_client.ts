@@ -16,6 +16,8 @@ import { type NodeAnswer, type NodeCall, timeoutError } from "./node_http.ts";
 export interface NodeRef {
   id: string;
   url: string;
+  /** The data-directory incarnation the map records; replication calls send it. */
+  incarnation?: string;
 }
 
 /** How the proxy reaches nodes: its HTTP client when given (proxy/node_http.ts), else `fetch`. */

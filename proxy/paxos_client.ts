@@ -7,7 +7,7 @@
  */
 import { RingkvError } from "../shared/errors.ts";
 import type { Version } from "../shared/version.ts";
-import { EPOCH_HEADER, type WireEntry } from "../shared/wire.ts";
+import { EPOCH_HEADER, INCARNATION_HEADER, type WireEntry } from "../shared/wire.ts";
 import type { HealthEvent } from "./failure_detector.ts";
 import {
   type NodeRef,
@@ -60,9 +60,16 @@ export class PaxosClient {
     return expectList(node, "accept", (body as { results?: unknown }).results, entries.length);
   }
 
-  /** `GET /health` with the timeout: whether the node answered. */
-  async probe(node: NodeRef): Promise<void> {
-    await this.#send(node, "GET", "/health", {});
+  /** `GET /health` with the timeout: the incarnation of the node's data directory, if it said. */
+  async probe(node: NodeRef): Promise<string | undefined> {
+    const { text } = await this.#send(node, "GET", "/health", {});
+    try {
+      const incarnation = (JSON.parse(text) as { incarnation?: unknown }).incarnation;
+      return typeof incarnation === "string" ? incarnation : undefined;
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+      return undefined;
+    }
   }
 
   async #call(node: NodeRef, epoch: number, path: string, payload: unknown): Promise<unknown> {
@@ -71,6 +78,8 @@ export class PaxosClient {
       "content-type": "application/json",
     };
     if (this.deps.clusterSecret) headers.authorization = `Bearer ${this.deps.clusterSecret}`;
+    // The node refuses to vote when its directory is not the one the map records.
+    if (node.incarnation !== undefined) headers[INCARNATION_HEADER] = node.incarnation;
     const { status, text } = await this.#send(node, "POST", path, headers, JSON.stringify(payload));
     let parsed: unknown;
     try {
@@ -82,6 +91,13 @@ export class PaxosClient {
     const b = parsed as { error?: { code?: string; message?: string }; epoch?: number };
     if (status === 409 && b.error?.code === "stale_epoch") {
       throw new StaleEpochError(node, b.epoch);
+    }
+    if (status === 503 && b.error?.code === "node_recovering") {
+      throw new RingkvError(
+        "node_recovering",
+        `Cannot count node ${node.id} as a replica: ${b.error.message ?? "it is recovering"}`,
+        { node: node.id, url: node.url },
+      );
     }
     throw badAnswer(node, path, `status ${status}: ${b.error?.message ?? ""}`);
   }

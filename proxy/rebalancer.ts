@@ -18,12 +18,14 @@ import type { ClusterState } from "./cluster_state.ts";
 import type { NodeAdmin } from "./node_admin.ts";
 import {
   allNodes,
+  nodeInfo,
   type Plan,
   planAdd,
   planRemove,
   toCleanup,
   toStable,
 } from "./map_transitions.ts";
+import { refuseWhileRecovering } from "./rejoin.ts";
 import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
 
 /** What a {@link Rebalancer} needs. */
@@ -93,7 +95,8 @@ export class Rebalancer {
     });
     await this.deps.state.poll();
     const map = this.deps.state.current().map;
-    const node = { id: health.id, url, weight };
+    const node = nodeInfo(health, url, weight);
+    await refuseWhileRecovering(this.deps.admin, map, `add node ${url}`);
     const total = await this.#totalKeys(map.nodes);
     return await this.#begin(planAdd(map, node, this.#now(), total));
   }
@@ -114,6 +117,7 @@ export class Rebalancer {
         `Cannot remove node ${id}: it does not answer, so its keys cannot be read from it. If it is gone for good, remove it with DELETE /cluster/nodes/${id}?force=true (its keys are then copied again from the surviving replicas)`,
       );
     }
+    await refuseWhileRecovering(this.deps.admin, map, `remove node ${id}`, force ? id : undefined);
     const total = await this.#totalKeys(map.nodes);
     const next = planRemove(map, id, this.#now(), total, force);
     if (force) await refuseUnsafeForce(next, id, up);

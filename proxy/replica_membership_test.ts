@@ -42,7 +42,7 @@ async function start() {
     epoch: 1,
     replicas: 3,
     vnodes: TEST_VNODES,
-    nodes: infos.slice(0, 3),
+    nodes: infos.slice(0, 3).map((n) => ({ ...n, incarnation: engines.get(n.id)!.incarnation })),
     rebalancing: null,
   };
   const admin = new NodeAdmin({ fetch, timeoutMs: 2000, clusterSecret: SECRET });
@@ -68,7 +68,18 @@ async function start() {
   const close = async () => {
     for (const e of engines.values()) await e.close();
   };
-  return { engines, down, state, rebalancer, replication, proxy, close };
+  /** Node `id` back on an empty data directory under its id; its new incarnation. */
+  const wipe = async (id: string) => {
+    await engines.get(id)!.close();
+    const engine = await openEngine({ disk: createFakeDisk(), id });
+    engines.set(id, engine);
+    apps.set(
+      `${id}.test`,
+      createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: SECRET }),
+    );
+    return engine.incarnation;
+  };
+  return { engines, down, state, rebalancer, replication, proxy, close, wipe };
 }
 
 type Cluster = Awaited<ReturnType<typeof start>>;
@@ -225,6 +236,35 @@ Deno.test("anti-entropy brings a replica that missed writes level, tombstones in
       headers: { authorization: `Bearer ${TOKEN}` },
     })).json();
     assertEquals(view.underReplicated.keys, 0);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("the manual path: a node back on a wiped directory is force-removed and added back, then holds every key", async () => {
+  const c = await start();
+  try {
+    await writeAll(c, "w");
+    const fresh = await c.wipe("n3");
+    const add = (url: string) =>
+      c.proxy.request("/cluster/nodes", {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify({ url }),
+      });
+    const refused = await add("http://n4.test");
+    assertEquals(refused.status, 409);
+    assertMatch((await refused.json()).error.message, /node n3 is back on a new data directory/);
+    assertEquals((await remove(c, "n3", false)).status, 409); // its keys cannot be read from it
+    assertEquals((await remove(c, "n3", true)).status, 202);
+    await runToStable(c);
+    assertEquals((await add("http://n3.test")).status, 202);
+    await runToStable(c);
+    const n3 = c.state.current().map.nodes.find((n) => n.id === "n3");
+    assertEquals(n3?.incarnation, fresh);
+    for (const key of KEYS) {
+      assertEquals(await holders(c, ["n1", "n2", "n3"], key), ["n1", "n2", "n3"], key);
+    }
   } finally {
     await c.close();
   }

@@ -9,7 +9,7 @@
  */
 import { RingkvError } from "../shared/errors.ts";
 import { HybridClock } from "../shared/version.ts";
-import type { WireEntry } from "../shared/wire.ts";
+import type { NodeInfo, WireEntry } from "../shared/wire.ts";
 import { FailureDetector, type NodeHealth } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
 import { AntiEntropy } from "./anti_entropy.ts";
@@ -19,6 +19,7 @@ import { PaxosBatcher } from "./paxos_batcher.ts";
 import type { NodeAnswer, NodeCall } from "./node_http.ts";
 import { PaxosClient } from "./paxos_client.ts";
 import { Replicated } from "./replicated.ts";
+import { type MapWriter, Rejoin } from "./rejoin.ts";
 import type { TopologySource } from "./topology.ts";
 
 /** What {@link createReplication} needs. */
@@ -34,6 +35,11 @@ export interface ReplicationOptions {
   proxyId?: string;
   /** Interval of anti-entropy sweeps, in ms (0: none; the default). */
   antiEntropyMs?: number;
+  /**
+   * The cluster map (a ClusterState): when given, a node found on another data-directory
+   * incarnation than the map records is caught up and recorded (proxy/rejoin.ts).
+   */
+  maps?: MapWriter;
   log?: (obj: Record<string, unknown>) => void;
 }
 
@@ -47,6 +53,11 @@ export class Replication {
   readonly replicated: Replicated;
   /** Compares and syncs replicas range by range (proxy/anti_entropy.ts). */
   readonly antiEntropy: AntiEntropy;
+  /** Catches up nodes back on a new data directory (only with `maps`). */
+  readonly rejoin: Rejoin | undefined;
+  /** Each node's data-directory incarnation, as its last probe answered. */
+  readonly #seen = new Map<string, string>();
+  #topology: TopologySource | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
 
@@ -67,13 +78,18 @@ export class Replication {
     this.antiEntropy = new AntiEntropy({
       admin: new NodeAdmin(options),
       accept: (node, epoch, entries) => this.client.accept(node, epoch, entries),
-      isUp: (id) => this.detector.isUp(id),
+      // A node catching up on a new data directory is no replica to compare with yet.
+      isUp: (id) => this.detector.isUp(id) && !this.healthOf(id).recovering,
       log: options.log,
     });
+    this.rejoin = options.maps === undefined
+      ? undefined
+      : new Rejoin({ admin: new NodeAdmin(options), maps: options.maps, log: options.log });
   }
 
   /** Probes due nodes of `topology` every so often, until {@link stop}. */
   start(topology: TopologySource): void {
+    this.#topology = topology;
     const every = Math.max(10, Math.floor((this.options.probeMs ?? 1000) / 4));
     this.#timer = setInterval(() => void this.probeOnce(topology), every);
     const sweepMs = this.options.antiEntropyMs ?? 0;
@@ -102,19 +118,46 @@ export class Replication {
       nodes.set(n.id, { id: n.id, url: n.url });
     }
     const due = this.detector.tick(now, [...nodes.keys()]);
-    await Promise.allSettled(due.map((id) => this.client.probe(nodes.get(id)!)));
+    this.#topology = topology;
+    await Promise.allSettled(due.map(async (id) => {
+      const incarnation = await this.client.probe(nodes.get(id)!);
+      if (incarnation !== undefined) this.#seen.set(id, incarnation);
+    }));
+    this.#rejoinMoved(topo.map.nodes);
     await Promise.allSettled(
       [...nodes.values()].filter((n) => this.detector.isUp(n.id) && this.hints.count(n.id) > 0)
         .map((n) => this.#replay(n, topo.map.epoch)),
     );
   }
 
-  /** Each node's health as this proxy sees it, and hints waiting for it. */
-  healthOf(id: string): (NodeHealth & { hints: number }) | { state: "unknown"; hints: number } {
+  /**
+   * Each node's health as this proxy sees it, hints waiting for it, and its data-directory
+   * incarnation: `recovering` while it differs from the map's (the node does not vote).
+   */
+  healthOf(id: string): (NodeHealth | { state: "unknown" }) & NodeVoting {
+    const seen = this.#seen.get(id);
+    const recorded = this.#topology?.current().map.nodes.find((n) => n.id === id)?.incarnation;
+    const recovering = seen !== undefined && recorded !== undefined && seen !== recorded;
+    const why = recovering ? this.rejoin?.lastError.get(id) : undefined;
+    const lost = this.rejoin?.lostData.get(id);
     return {
       ...(this.detector.health(id) ?? { state: "unknown" as const }),
       hints: this.hints.count(id),
+      ...(seen === undefined ? {} : { incarnation: seen }),
+      recovering,
+      ...(why === undefined ? {} : { rejoinError: why }),
+      ...(lost === undefined ? {} : { lostData: lost }),
     };
+  }
+
+  /** Starts the rejoin of each up node whose directory is not the one the map records. */
+  #rejoinMoved(nodes: readonly NodeInfo[]): void {
+    for (const n of nodes) {
+      const seen = this.#seen.get(n.id);
+      if (this.rejoin && seen !== undefined && seen !== n.incarnation && this.detector.isUp(n.id)) {
+        void this.rejoin.start(n.id, seen);
+      }
+    }
   }
 
   /** Offers a node the writes it missed; refused ones are older than what it has promised. */
@@ -131,6 +174,19 @@ export class Replication {
       }
     }
   }
+}
+
+/** Whether a node votes, as {@link Replication.healthOf} reports it. */
+export interface NodeVoting {
+  hints: number;
+  /** Its data directory's incarnation, as its last probe answered. */
+  incarnation?: string;
+  /** It answers on another incarnation than the map records: not a voter until caught up. */
+  recovering: boolean;
+  /** Why its catch-up has not finished yet. */
+  rejoinError?: string;
+  /** With one replica: it came back empty and its keys are lost (kept until a restart). */
+  lostData?: string;
 }
 
 /** Builds the replication parts. */

@@ -307,7 +307,10 @@ export function planFor(topo: Topology, point: Point, write: boolean): Plan {
   }
   const ref = (id: string): NodeRef => {
     const url = topo.nodeUrl(id);
-    if (url !== undefined) return { id, url };
+    const incarnation = topo.incarnationOf?.(id);
+    if (url !== undefined) {
+      return incarnation === undefined ? { id, url } : { id, url, incarnation };
+    }
     throw new RingkvError(
       "unavailable",
       `Cannot route to node ${id}: it has no URL in cluster map epoch ${topo.map.epoch}`,

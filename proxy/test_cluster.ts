@@ -24,8 +24,16 @@ export async function topologyOf(map: ClusterMap): Promise<Topology> {
   const ring = await Ring.build(map.nodes, map.vnodes);
   const moving = map.rebalancing?.phase === "copying" ? map.rebalancing : null;
   const nextRing = moving ? await Ring.build(moving.next, map.vnodes) : null;
-  const urls = new Map([...map.nodes, ...(moving?.next ?? [])].map((n) => [n.id, n.url]));
-  return { map, ring, nextRing, nodeUrl: (id) => urls.get(id) };
+  const all = [...map.nodes, ...(moving?.next ?? [])];
+  const urls = new Map(all.map((n) => [n.id, n.url]));
+  const incarnations = new Map(all.map((n) => [n.id, n.incarnation]));
+  return {
+    map,
+    ring,
+    nextRing,
+    nodeUrl: (id) => urls.get(id),
+    incarnationOf: (id) => incarnations.get(id),
+  };
 }
 
 /** A TopologySource whose refreshes adopt whatever the test queued with {@link FakeTopology.queue}. */
@@ -78,6 +86,8 @@ export interface TestCluster {
   calls: RecordedCall[];
   /** Ids of nodes whose calls fail like a refused connection. */
   down: Set<string>;
+  /** The proxy's `fetch` to the nodes (honours `down` and `hook`). */
+  fetch: (req: Request) => Promise<Response>;
   /** Runs before each internal call reaches its node (tests hold or inspect calls). */
   hook?: (req: Request, node: TestNode) => Promise<void> | void;
   close(): Promise<void>;
@@ -122,6 +132,7 @@ export async function startCluster(options: {
     topology,
     calls: [],
     down: new Set(),
+    fetch: (req) => fetch(req),
     async close() {
       for (const n of nodes.values()) await n.engine.close();
     },

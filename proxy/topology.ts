@@ -25,6 +25,8 @@ export interface Topology {
   readonly nextRing: Ring | null;
   /** The URL of a node in this map (current or next ring), or undefined. */
   nodeUrl(id: string): string | undefined;
+  /** The incarnation the map records for a node (undefined: none recorded). */
+  incarnationOf?(id: string): string | undefined;
 }
 
 /** Where the data path gets the current topology. */

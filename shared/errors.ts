@@ -38,6 +38,7 @@ export const ERROR_STATUS = {
   not_implemented: 501,
   bad_gateway: 502,
   node_unavailable: 503,
+  node_recovering: 503,
   unavailable: 503,
   timeout: 504,
   http_version_not_supported: 505,

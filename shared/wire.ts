@@ -14,6 +14,12 @@ export const MIN_VERSION_HEADER = "x-ringkv-min-version";
 export const VERSION_HEADER = "x-ringkv-version";
 /** Header with the id of the node that answered. */
 export const NODE_ID_HEADER = "x-ringkv-node";
+/**
+ * Header with the data-directory incarnation the cluster map records for the node a
+ * replication call goes to; a node whose directory is another one refuses to vote
+ * (503 `node_recovering`) until the map records its new incarnation (docs/replication.md).
+ */
+export const INCARNATION_HEADER = "x-ringkv-incarnation";
 /** Content type of newline-delimited JSON streams (scan and ingest). */
 export const NDJSON = "application/x-ndjson";
 /** Content type a value gets when the client sends none. */
@@ -88,6 +94,11 @@ export interface NodeInfo {
   id: string;
   url: string;
   weight: number;
+  /**
+   * The incarnation of the node's data directory when it joined or last caught up;
+   * absent in maps from before incarnations (then nothing is checked).
+   */
+  incarnation?: string;
 }
 
 /** A rebalancing in progress: the members of the next ring and how far it has got. */
