@@ -17,6 +17,7 @@ import {
   unreachable,
 } from "./node_client.ts";
 import type { NodeAnswer } from "./node_http.ts";
+import { refusedWrites } from "./node_admin.ts";
 
 /** What a {@link PaxosClient} needs. */
 export interface PaxosClientDeps extends NodeTransport {
@@ -60,9 +61,24 @@ export class PaxosClient {
     return expectList(node, "accept", (body as { results?: unknown }).results, entries.length);
   }
 
-  /** `GET /health` with the timeout: whether the node answered. */
+  /** `GET /health` with the timeout: whether the node answered, and takes writes. */
   async probe(node: NodeRef): Promise<void> {
-    await this.#send(node, "GET", "/health", {});
+    const { status, text } = await this.#send(node, "GET", "/health", {});
+    let body: unknown = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // Not JSON: it answered, and says nothing about its writes.
+    }
+    const writes = status === 503 ? refusedWrites(body) : undefined;
+    if (status !== 200 && writes === undefined) return;
+    const now = this.deps.now ?? Date.now;
+    this.deps.report?.({
+      kind: "answered",
+      node: node.id,
+      at: now(),
+      refusesWrites: writes ? `${writes.state}: ${writes.reason ?? "no reason given"}` : false,
+    });
   }
 
   async #call(node: NodeRef, epoch: number, path: string, payload: unknown): Promise<unknown> {

@@ -3,6 +3,12 @@ import { DEFAULT_LIMITS } from "../shared/limits.ts";
 import { hashKey } from "../shared/ring.ts";
 import { createProxyApp } from "./app.ts";
 import { createReplication } from "./replication.ts";
+import { clusterView, type NodeView } from "./admin_routes.ts";
+import { ClusterState } from "./cluster_state.ts";
+import type { NodeHealth } from "./failure_detector.ts";
+import { createMemoryMapStore } from "./map_store.ts";
+import { NodeAdmin } from "./node_admin.ts";
+import { Rebalancer } from "./rebalancer.ts";
 import { nodeInfos, startCluster, TEST_VNODES, type TestCluster } from "./test_cluster.ts";
 
 const infos = nodeInfos(3);
@@ -148,3 +154,44 @@ function proxyDepsOf(c: TestCluster) {
     },
   };
 }
+
+Deno.test("a replica whose disk is full turns read-only in the probe and GET /cluster; writes still reach a quorum; it is up again once space is freed", async () => {
+  const replication = createReplication({
+    fetch: (r) => fetchOf(c)(r),
+    timeoutMs: 5000,
+    clusterSecret: "s3cret",
+  });
+  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  const admin = new NodeAdmin({ fetch: fetchOf(c), clusterSecret: "s3cret", timeoutMs: 5000 });
+  const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
+  const view = async () =>
+    (await clusterView({ state, admin, rebalancer: new Rebalancer({ state, admin }), replication }))
+      .nodes as NodeView[];
+  try {
+    c.nodes.get("n2")!.disk.setCapacity(0);
+    for (let i = 0; i < 5; i++) assertEquals((await put(c, `f${i}`, "v")).status, 201);
+    assertEquals(c.nodes.get("n2")!.engine.writeHealth().state, "read-only");
+    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    const seen = replication.healthOf("n2") as NodeHealth;
+    assertEquals(seen.state, "read-only");
+    assert(seen.writesRefused?.includes("No space left on device"), seen.writesRefused);
+    const n2 = (await view()).find((n) => n.id === "n2")!;
+    assertEquals([n2.state, n2.writes?.state], ["read-only", "read-only"]);
+    assert(n2.writes?.reason?.includes("No space left on device"), n2.writes?.reason);
+    assertEquals((await view()).filter((n) => n.state === "up").length, 2);
+    for (let i = 0; i < 5; i++) {
+      assertEquals(await (await c.proxy.request(`/kv/f${i}`)).text(), "v");
+    }
+    c.nodes.get("n2")!.disk.setCapacity(undefined);
+    const deadline = Date.now() + 10_000;
+    while (c.nodes.get("n2")!.engine.writeHealth().state !== "writable") {
+      assert(Date.now() < deadline, "n2 did not take writes again");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await replication.probeOnce(c.topology, Date.now() + 120_000);
+    assertEquals(replication.healthOf("n2").state, "up");
+    assertEquals((await view()).map((n) => n.state), ["up", "up", "up"]);
+  } finally {
+    await c.close();
+  }
+});
