@@ -100,6 +100,8 @@ export class WriteGuard {
     this.#timer = setTimeout(() => {
       this.#repairing = this.#attempt().finally(() => this.#repairing = null);
     }, delay);
+    // A pending repair alone must not keep a process alive (an engine nobody closed).
+    Deno.unrefTimer(this.#timer);
   }
 
   async #attempt(): Promise<void> {
