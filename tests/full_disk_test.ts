@@ -3,10 +3,12 @@
  * (CI runs as root; elsewhere the test is skipped with a message). The node fills it,
  * turns read-only (`/health` 503, `ringkv_node_writable 0`, writes 503, reads served),
  * takes writes again once space is freed, and after a SIGKILL comes back with every
- * acknowledged write and none of the refused ones.
+ * acknowledged write and none of the refused ones. With 3 replicas, the proxy shows the
+ * full node as read-only and keeps taking writes.
  */
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
+import { ADMIN, clusterView, type NodeView, TestCluster } from "./helpers/cluster.ts";
 import { type ServerProcess, spawnServer } from "./helpers/process.ts";
 
 const MAIN = new URL("../node/main.ts", import.meta.url);
@@ -123,6 +125,47 @@ Deno.test({
       await node?.stop();
       await run("umount", [data]);
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "full disk: with 3 replicas a full node shows read-only in the proxy's /cluster and metrics, writes go on, and it is up again once space is freed",
+  ignore: !mountable,
+  async fn() {
+    const cluster = await TestCluster.create();
+    const n2Data = join(cluster.dir, "n2");
+    await Deno.mkdir(n2Data);
+    assert(await run("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", n2Data]), "mount failed");
+    try {
+      await Deno.writeFile(join(n2Data, "ballast"), new Uint8Array(1200 * 1024));
+      for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
+      const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");
+      const proxy = await cluster.startProxy("p1", [
+        ...["--nodes", urls, "--replicas", "3", "--timeout-ms", "2000", "--probe-ms", "200"],
+      ]);
+      const keys = Array.from({ length: 30 }, (_, i) => `k${i}`);
+      for (const key of keys) assertEquals(await put(proxy.url, key), 201, key);
+      const n2 = async () => (await clusterView(proxy.url)).nodes.find((n) => n.id === "n2")!;
+      await poll("n2 is read-only in /cluster", async () => (await n2()).state === "read-only");
+      const view = await n2() as NodeView & { writes?: { reason?: string } };
+      assert(view.writes?.reason?.includes("No space left on device"), JSON.stringify(view));
+      const metrics = await (await fetch(`${proxy.url}/metrics`, { headers: ADMIN })).text();
+      assert(/^ringkv_proxy_node_writable\{node="n2"\} 0$/m.test(metrics), metrics);
+      assertEquals(await put(proxy.url, "while-full"), 201);
+      await Deno.remove(join(n2Data, "ballast"));
+      await poll("n2 is up in /cluster", async () => (await n2()).state === "up");
+      for (const key of [...keys, "while-full"]) {
+        const res = await fetch(`${proxy.url}/kv/${key}`);
+        assertEquals([res.status, (await res.text()).length], [200, VALUE.length], key);
+      }
+    } finally {
+      await Promise.all(
+        [...cluster.proxies.values(), ...cluster.nodes.values()].map((p) => p.stop()),
+      );
+      await run("umount", [n2Data]);
+      await cluster.stop();
     }
   },
 });
