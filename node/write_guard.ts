@@ -106,10 +106,15 @@ export class WriteGuard {
 
   async #attempt(): Promise<void> {
     if (this.#closed) return;
+    const rollback = this.#rollback;
+    this.#rollback = false;
     try {
-      await this.options.repair(this.#rollback);
+      await this.options.repair(rollback);
+      // A log round that failed during the repair needs a repair of its own.
+      if (this.#rollback) throw new Error("a log write failed during the repair");
     } catch (err) {
       if (!(err instanceof Error)) throw err;
+      this.#rollback ||= rollback;
       this.#health.retries++;
       if (err instanceof RecoveryError) {
         this.#health = { ...this.#health, state: "failed", reason: err.message };
@@ -120,7 +125,6 @@ export class WriteGuard {
       if (!this.#closed) this.#schedule();
       return;
     }
-    this.#rollback = false;
     this.#log(`node takes writes again after ${this.#health.retries + 1} repair(s)`);
     this.#health = { state: "writable", retries: 0 };
   }

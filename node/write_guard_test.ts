@@ -142,3 +142,20 @@ Deno.test("WriteGuard retries with doubling delays and stops when closed", async
   assertEquals(guard.health.state, "read-only");
   assert(guard.health.retries >= 3);
 });
+
+Deno.test("WriteGuard: a log failure during a repair gets a rollback repair of its own before the node takes writes", async () => {
+  const rollbacks: boolean[] = [];
+  const guard: WriteGuard = new WriteGuard({
+    repair: (rollback) => {
+      rollbacks.push(rollback);
+      if (rollbacks.length === 1) guard.failed("append to wal.jsonl", new Error("EIO"), true);
+      return Promise.resolve();
+    },
+    firstRetryMs: 1,
+    log: quiet,
+  });
+  guard.failed("write snapshot.json", new Error(NO_SPACE), false);
+  await until("the node takes writes", () => guard.health.state === "writable");
+  assertEquals(rollbacks, [false, true]);
+  await guard.close();
+});
