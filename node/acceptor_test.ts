@@ -1,4 +1,5 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { RingkvError } from "../shared/errors.ts";
 import { Acceptor, memoryFloorStore } from "./acceptor.ts";
 import { createFakeDisk } from "./fake_disk.ts";
 import { openEngine } from "./open_engine.ts";
@@ -48,6 +49,25 @@ Deno.test("after a restart every key is promised the stored watermark, above all
     assertEquals((await again.accept(entry("000000100000-0000-p"))).ok, false);
     assertEquals((await again.prepare("other", "000000100001-0000-p")).ok, false);
     assertEquals((await again.prepare("other", "000001000000-0000-p")).ok, true);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor.prepare() answers 503 unavailable when its promise watermark cannot be stored (a full disk)", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
+  const full = {
+    load: () => Promise.resolve(null),
+    save: () => Promise.reject(new Error("No space left on device (os error 28)")),
+  };
+  try {
+    const acceptor = await Acceptor.open(engine, full);
+    const err = await assertRejects(
+      () => acceptor.prepare("k", "000000000002-0000-p"),
+      RingkvError,
+    );
+    assertEquals([err.code, err.status], ["unavailable", 503]);
+    assert(err.message.includes("No space left on device"), err.message);
   } finally {
     await engine.close();
   }
