@@ -64,7 +64,7 @@ export class Wal {
   /** Called after each durable round (e.g. to start a snapshot). */
   onRound: (lastSeq: number) => void = () => {};
 
-  /** Called when a round fails; appends are refused from then until {@link reopen}. */
+  /** Told the disk's error when a round fails; appends are refused until {@link reopen}. */
   onFailure: (err: Error) => void = () => {};
 
   /**
@@ -182,7 +182,7 @@ export class Wal {
       round.done.reject(this.#failure);
       this.#gathering.reject(this.#failure);
       this.#queue = [];
-      this.onFailure(this.#failure);
+      this.onFailure(err as Error);
       return;
     }
     this.size += batch.length;

@@ -97,6 +97,12 @@ export class FailureDetector {
     return this.#nodes.get(id)?.state !== "down";
   }
 
+  /** Whether writes should be sent to the node now (up, and not read-only). */
+  takesWrites(id: string): boolean {
+    const state = this.#nodes.get(id)?.state;
+    return state !== "down" && state !== "read-only";
+  }
+
   /** The node's health, or undefined when never seen. */
   health(id: string): NodeHealth | undefined {
     const node = this.#nodes.get(id);

@@ -14,12 +14,13 @@ Deno.test("FailureDetector: a probe that says the node refuses writes makes it r
   // A data call that answered says nothing about writes: the node stays read-only.
   fd.step({ kind: "answered", node: "n1", at: 20 });
   assertEquals(fd.health("n1")?.state, "read-only");
-  assertEquals(fd.isUp("n1"), true);
+  assertEquals([fd.isUp("n1"), fd.takesWrites("n1")], [true, false]);
   fd.step({ kind: "failed", node: "n1", at: 30 });
   assertEquals([fd.health("n1")?.state, fd.isUp("n1")], ["down", false]);
   fd.step({ kind: "answered", node: "n1", at: 40, refusesWrites: false });
   assertEquals([fd.health("n1")?.state, fd.health("n1")?.since], ["up", 40]);
   assertEquals(fd.health("n1")?.writesRefused, undefined);
+  assertEquals(fd.takesWrites("n1"), true);
 });
 
 Deno.test("FailureDetector.order() puts up nodes first, then read-only ones, then down ones", () => {

@@ -173,7 +173,13 @@ Deno.test("a replica whose disk is full turns read-only in the probe and GET /cl
     c.nodes.get("n2")!.disk.setCapacity(0);
     for (let i = 0; i < 5; i++) assertEquals((await put(c, `f${i}`, "v")).status, 201);
     assertEquals(c.nodes.get("n2")!.engine.writeHealth().state, "read-only");
+    const accepts = () =>
+      c.calls.filter((x) => x.node === "n2" && x.path === "/internal/accept").length;
+    const acceptsBefore = accepts();
+    assert(replication.hints.count("n2") > 0);
     await replication.probeOnce(c.topology, Date.now() + 60_000);
+    // Its hints wait: a read-only node would refuse them.
+    assertEquals(accepts(), acceptsBefore);
     const seen = replication.healthOf("n2") as NodeHealth;
     assertEquals(seen.state, "read-only");
     assert(seen.writesRefused?.includes("No space left on device"), seen.writesRefused);
@@ -192,6 +198,8 @@ Deno.test("a replica whose disk is full turns read-only in the probe and GET /cl
     }
     await replication.probeOnce(c.topology, Date.now() + 120_000);
     assertEquals(replication.healthOf("n2").state, "up");
+    assertEquals(replication.hints.count("n2"), 0);
+    for (let i = 0; i < 5; i++) assert(await c.nodes.get("n2")!.engine.get(`f${i}`));
     assertEquals((await view()).map((n) => n.state), ["up", "up", "up"]);
   } finally {
     await c.close();

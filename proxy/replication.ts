@@ -104,7 +104,10 @@ export class Replication {
     const due = this.detector.tick(now, [...nodes.keys()]);
     await Promise.allSettled(due.map((id) => this.client.probe(nodes.get(id)!)));
     await Promise.allSettled(
-      [...nodes.values()].filter((n) => this.detector.isUp(n.id) && this.hints.count(n.id) > 0)
+      // A read-only node would refuse them (its disk failed): they wait until it takes writes.
+      [...nodes.values()].filter((n) =>
+        this.detector.takesWrites(n.id) && this.hints.count(n.id) > 0
+      )
         .map((n) => this.#replay(n, topo.map.epoch)),
     );
   }
