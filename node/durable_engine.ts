@@ -183,7 +183,16 @@ export class DurableEngine implements NodeEngine {
   saveClusterMap(map: ClusterMap): Promise<void> {
     const bytes = encoder.encode(JSON.stringify(map, null, 2) + "\n");
     // One temp file per name: saves must not overlap.
-    const saving = this.#savingMap.then(() => this.parts.disk.writeAtomic(FILES.cluster, bytes));
+    const saving = this.#savingMap
+      .then(() => this.parts.disk.writeAtomic(FILES.cluster, bytes))
+      .catch((err) => {
+        if (!(err instanceof Error)) throw err;
+        this.#guard.failed(`write ${FILES.cluster}`, err, false);
+        throw new RingkvError(
+          "unavailable",
+          `Cannot store the cluster map of epoch ${map.epoch}: ${err.message}`,
+        );
+      });
     this.#savingMap = saving.catch(() => {});
     return saving;
   }

@@ -159,3 +159,17 @@ Deno.test("WriteGuard: a log failure during a repair gets a rollback repair of i
   assertEquals(rollbacks, [false, true]);
   await guard.close();
 });
+
+Deno.test("full disk: a cluster map that cannot be stored answers 503 and makes the node read-only until a repair succeeds", async () => {
+  const { disk, engine } = await twoWritten();
+  const map = { epoch: 3, replicas: 1, vnodes: 8, nodes: [], rebalancing: null };
+  disk.setCapacity(used(disk));
+  const err = await assertRejects(() => engine.saveClusterMap(map), RingkvError);
+  assertEquals([err.code, engine.writeHealth().state], ["unavailable", "read-only"]);
+  assertEquals(await engine.loadClusterMap(), null);
+  disk.setCapacity(undefined);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  await engine.saveClusterMap(map);
+  assertEquals((await engine.loadClusterMap())?.epoch, 3);
+  await engine.close();
+});
