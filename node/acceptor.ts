@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { RingkvError } from "../shared/errors.ts";
 import { formatVersion, parseVersion, type Version } from "../shared/version.ts";
 import type { WireEntry } from "../shared/wire.ts";
 import type { Entry, NodeEngine } from "./engine.ts";
@@ -132,6 +133,13 @@ export class Acceptor {
         this.#saving = this.store.save(target)
           .then(() => {
             this.#durable = max(this.#durable, target);
+          }, (err) => {
+            if (!(err instanceof Error)) throw err;
+            // A full disk: the promise cannot be made durable, so it is not given (503).
+            throw new RingkvError(
+              "unavailable",
+              `Cannot promise ballot ${ballot}: storing the promise watermark failed (${err.message})`,
+            );
           })
           .finally(() => (this.#saving = null));
       }

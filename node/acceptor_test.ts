@@ -1,4 +1,5 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { RingkvError } from "../shared/errors.ts";
 import { Acceptor, memoryFloorStore } from "./acceptor.ts";
 import { createFakeDisk } from "./fake_disk.ts";
 import { openEngine } from "./open_engine.ts";
@@ -62,6 +63,26 @@ Deno.test("Acceptor.open() promises nothing older than the data directory (a wip
     assertEquals([old.ok, old.promised], [false, "00000000c350-0000-0"]);
     assertEquals((await acceptor.accept(entry("00000000c34f-0000-p"))).ok, false);
     assertEquals((await acceptor.prepare("k", "00000000c351-0000-p")).ok, true);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor.prepare() answers 503 unavailable when its promise watermark cannot be stored (a full disk)", async () => {
+  // A directory created at time 0, so the ballot below is newer than the directory's floor.
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", now: () => 0 });
+  const full = {
+    load: () => Promise.resolve(null),
+    save: () => Promise.reject(new Error("No space left on device (os error 28)")),
+  };
+  try {
+    const acceptor = await Acceptor.open(engine, full);
+    const err = await assertRejects(
+      () => acceptor.prepare("k", "000000000002-0000-p"),
+      RingkvError,
+    );
+    assertEquals([err.code, err.status], ["unavailable", 503]);
+    assert(err.message.includes("No space left on device"), err.message);
   } finally {
     await engine.close();
   }

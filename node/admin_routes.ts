@@ -15,18 +15,24 @@ import { type NodeContext, route } from "./routing.ts";
 export function adminRoutes(app: Hono, ctx: NodeContext): void {
   const { engine, limits } = ctx;
   route(app, "/health", {
-    GET: async (c) =>
-      c.json({
-        status: "ok",
+    GET: async (c) => {
+      const writes = engine.writeHealth();
+      const ok = writes.state === "writable";
+      // 503 like etcd's NOSPACE alarm: a load balancer or probe that reads only the status
+      // must not count a node that refuses writes as healthy. The body says why.
+      return c.json({
+        status: ok ? "ok" : writes.state,
         id: engine.id,
         incarnation: engine.incarnation,
         epoch: await ctx.cluster.epoch(),
         keys: engine.stats().keys,
-      }),
+        ...(ok ? {} : { writes }),
+      }, ok ? 200 : 503);
+    },
   });
   route(app, "/metrics", {
     GET: (c) => {
-      const text = metricsText(engine.id, engine.stats(), ctx.counters);
+      const text = metricsText(engine.id, engine.stats(), ctx.counters, engine.writeHealth());
       return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     },
   });

@@ -99,3 +99,43 @@ Deno.test("GET /metrics has the sizes and requests by route and status", async (
   assert(!text.includes("zzz"), "keys never become labels");
   await engine.close();
 });
+
+Deno.test("GET /health answers 503 read-only with the disk error, and /metrics says writable 0, until the disk takes writes again", async () => {
+  const disk = createFakeDisk();
+  const engine = await openEngine({
+    disk,
+    id: "n1",
+    limits: DEFAULT_LIMITS,
+    firstRetryMs: 5,
+    log: () => {},
+  });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  const writable = async () =>
+    (await (await app.request("/metrics")).text()).match(
+      /^ringkv_node_writable\{node="n1"\} (\d)$/m,
+    )?.[1];
+  assertEquals(await writable(), "1");
+  disk.setCapacity(0);
+  assertEquals((await app.request("/kv/a", { method: "PUT", body: "1" })).status, 503);
+  const res = await app.request("/health");
+  const body = await res.json();
+  assertEquals([res.status, body.status, body.id, body.writes.state], [
+    503,
+    "read-only",
+    "n1",
+    "read-only",
+  ]);
+  assert(body.writes.reason.includes("No space left on device"), body.writes.reason);
+  assertEquals(await writable(), "0");
+  const refused = await app.request("/kv/b", { method: "PUT", body: "2" });
+  assertEquals([refused.status, (await refused.json()).error.code], [503, "unavailable"]);
+  disk.setCapacity(undefined);
+  const deadline = Date.now() + 10_000;
+  while ((await app.request("/health")).status !== 200) {
+    assert(Date.now() < deadline, "the node did not take writes again");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  assertEquals(await writable(), "1");
+  assertEquals((await app.request("/kv/b", { method: "PUT", body: "2" })).status, 201);
+  await engine.close();
+});

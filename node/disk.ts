@@ -96,11 +96,15 @@ class DenoDisk implements Disk {
   async writeAtomic(name: string, data: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
     this.#forget(name);
     const temp = join(this.dir, name + TEMP_SUFFIX);
-    {
+    try {
       using file = await Deno.open(temp, { write: true, create: true, truncate: true });
       if (data instanceof Uint8Array) await writeAll(file, data);
       else for await (const chunk of data) await writeAll(file, chunk);
       await file.syncData();
+    } catch (err) {
+      // A half-written temp file on a full disk would keep the space a retry needs.
+      await removeIfThere(temp);
+      throw err;
     }
     await Deno.rename(temp, join(this.dir, name));
     await this.#syncDir();
@@ -161,6 +165,14 @@ function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await file.write(bytes.subarray(written));
+}
+
+async function removeIfThere(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
 }
 
 async function readUpTo(file: Deno.FsFile, length: number): Promise<Uint8Array> {

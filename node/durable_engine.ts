@@ -25,11 +25,12 @@ import type {
 import { entryToJson } from "./entry_json.ts";
 import { encodeJsonLine } from "./log_format.ts";
 import type { Stored } from "./packed.ts";
-import { FILES } from "./recovery.ts";
+import { FILES, loadSnapshot, replayLog } from "./recovery.ts";
 import { writeSnapshot } from "./snapshot.ts";
-import type { FlatValue, Store } from "./store.ts";
+import { type FlatValue, Store } from "./store.ts";
 import { fromBytes } from "./values.ts";
 import type { Wal } from "./wal.ts";
+import { WriteGuard, type WriteHealth } from "./write_guard.ts";
 
 /** Content type of imported values. */
 export const IMPORT_CONTENT_TYPE = "text/plain; charset=utf-8";
@@ -51,6 +52,10 @@ export interface EngineParts {
   snapshotBytes: number;
   /** Starts a GC after bulk writes (optional: tests leave it out). */
   gcHint?: GcHint;
+  /** First delay before a read-only node tries to take writes again (default 250 ms). */
+  firstRetryMs?: number;
+  /** Where read-only transitions are told (default: stderr). */
+  log?: (message: string) => void;
 }
 
 /** A durable node engine; build it with `openEngine`. */
@@ -66,6 +71,7 @@ export class DurableEngine implements NodeEngine {
   #snapshotting: Promise<void> | null = null;
   #savingMap: Promise<void> = Promise.resolve();
   #closed = false;
+  readonly #guard: WriteGuard;
 
   constructor(readonly parts: EngineParts) {
     this.id = parts.id;
@@ -74,6 +80,16 @@ export class DurableEngine implements NodeEngine {
     this.#snapshotBytes = parts.snapshotBytes;
     this.#nextSnapshotAt = parts.snapshotEveryBytes;
     parts.wal.onRound = (lastSeq) => this.#onRound(lastSeq);
+    this.#guard = new WriteGuard({
+      repair: (rollback) => this.#repair(rollback),
+      firstRetryMs: parts.firstRetryMs,
+      log: parts.log,
+    });
+    parts.wal.onFailure = (err) => this.#guard.failed(`append to ${FILES.wal}`, err, true);
+  }
+
+  writeHealth(): WriteHealth {
+    return this.#guard.health;
   }
 
   async get(key: string): Promise<Entry | undefined> {
@@ -94,7 +110,7 @@ export class DurableEngine implements NodeEngine {
     this.#assertOpen("write");
     const hashes = await this.#hashes(ops.map((op) => op.key));
     this.#assertOpen("write");
-    this.parts.wal.assertHealthy();
+    this.#guard.assertWritable("write");
     const outcomes: WriteOutcome[] = [];
     const changed: [string, Stored][] = [];
     try {
@@ -112,7 +128,7 @@ export class DurableEngine implements NodeEngine {
   async ingest(entries: readonly WireEntry[]): Promise<{ applied: number; skipped: number }> {
     this.#assertOpen("ingest");
     const parsed = entries.map(fromWire);
-    this.parts.wal.assertHealthy();
+    this.#guard.assertWritable("ingest");
     const changed: [string, Stored][] = [];
     for (const { key, stored } of parsed) {
       if (this.parts.store.apply(key, stored)) changed.push([key, stored]);
@@ -123,7 +139,7 @@ export class DurableEngine implements NodeEngine {
 
   async drop(ranges: readonly Range[]): Promise<number> {
     this.#assertOpen("drop");
-    this.parts.wal.assertHealthy();
+    this.#guard.assertWritable("drop");
     const dropped = this.parts.store.drop(ranges);
     if (dropped.length === 0) return 0;
     const json = JSON.stringify({ drop: ranges.map((r) => [r.start, r.end]) });
@@ -174,7 +190,16 @@ export class DurableEngine implements NodeEngine {
   saveClusterMap(map: ClusterMap): Promise<void> {
     const bytes = encoder.encode(JSON.stringify(map, null, 2) + "\n");
     // One temp file per name: saves must not overlap.
-    const saving = this.#savingMap.then(() => this.parts.disk.writeAtomic(FILES.cluster, bytes));
+    const saving = this.#savingMap
+      .then(() => this.parts.disk.writeAtomic(FILES.cluster, bytes))
+      .catch((err) => {
+        if (!(err instanceof Error)) throw err;
+        this.#guard.failed(`write ${FILES.cluster}`, err, false);
+        throw new RingkvError(
+          "unavailable",
+          `Cannot store the cluster map of epoch ${map.epoch}: ${err.message}`,
+        );
+      });
     this.#savingMap = saving.catch(() => {});
     return saving;
   }
@@ -191,10 +216,14 @@ export class DurableEngine implements NodeEngine {
     if (this.#closed) return;
     this.#closed = true;
     this.parts.gcHint?.stop();
-    await this.parts.wal.flush();
-    await this.#snapshotting;
-    await this.#savingMap;
-    await this.#snapshot();
+    await this.#guard.close();
+    // A read-only node leaves its files as the last repair left them; restart reloads them.
+    if (this.#guard.health.state === "writable") {
+      await this.parts.wal.flush();
+      await this.#snapshotting;
+      await this.#savingMap;
+      await this.#snapshot();
+    }
     await this.parts.disk.close();
   }
 
@@ -235,11 +264,36 @@ export class DurableEngine implements NodeEngine {
     if (this.#closed || this.#snapshotting || wal.bytes < this.#nextSnapshotAt) return;
     this.#snapshotting = this.#snapshot()
       .catch((err) => {
-        // The log keeps everything; try again once it has grown by another interval.
-        console.error(`Cannot write ${FILES.snapshot}: ${err.message}; will retry later`);
+        if (!(err instanceof Error)) throw err;
+        // The log keeps everything, but a disk that cannot take a snapshot is about to
+        // refuse the log too: stop taking writes now; the repair retries the snapshot.
+        this.#guard.failed(`write ${FILES.snapshot}`, err, false);
         this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
       })
       .finally(() => this.#snapshotting = null);
+  }
+
+  /**
+   * Makes a read-only node writable again: after a failed log round, cuts the log back to
+   * its last durable record and reloads the store from disk (the failed rounds' changes
+   * are in memory only); then writes a snapshot, which proves the disk takes writes again.
+   */
+  async #repair(rollback: boolean): Promise<void> {
+    const { disk, wal } = this.parts;
+    await this.#snapshotting;
+    if (rollback) {
+      await wal.reopen();
+      const store = new Store(this.parts.store.clock);
+      this.#snapshotBytes = await loadSnapshot(disk, store);
+      await replayLog(disk, store);
+      this.parts.store = store;
+      this.#pending.clear();
+      this.#lastDrop = 0;
+    }
+    if (this.#closed) return;
+    const snapshot = this.#snapshot();
+    this.#snapshotting = snapshot.catch(() => {}).finally(() => this.#snapshotting = null);
+    await snapshot;
   }
 
   async #snapshot(): Promise<void> {

@@ -8,6 +8,7 @@ import type { Point, Range } from "../shared/ring.ts";
 import type { Version } from "../shared/version.ts";
 import type { ClusterMap, WireEntry } from "../shared/wire.ts";
 import type { Stored } from "./packed.ts";
+import type { WriteHealth } from "./write_guard.ts";
 
 /** One stored entry; `value: null` is a tombstone. */
 export interface Entry {
@@ -108,6 +109,8 @@ export interface NodeEngine {
   /** Stores the cluster map atomically (temp file, fsync, rename, directory fsync). */
   saveClusterMap(map: ClusterMap): Promise<void>;
   stats(): EngineStats;
+  /** Whether the node takes writes (a failing disk makes it read-only until repaired). */
+  writeHealth(): WriteHealth;
   /** Flushes, writes a snapshot, releases files. */
   close(): Promise<void>;
 }

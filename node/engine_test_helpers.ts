@@ -30,9 +30,9 @@ export async function textOf(engine: NodeEngine, key: string): Promise<string | 
   return entry === undefined ? undefined : entry.value && decoder.decode(entry.value);
 }
 
-/** Opens an engine with the test hash and a fixed id unless given. */
+/** Opens an engine with the test hash, a fixed id and no read-only log lines unless given. */
 export function open(disk: Disk, options: Partial<OpenEngineOptions> = {}): Promise<NodeEngine> {
-  return openEngine({ disk, id: "n1", hashKey: testHash, ...options });
+  return openEngine({ disk, id: "n1", hashKey: testHash, log: () => {}, ...options });
 }
 
 /** A fake disk plus a gate that holds every fsync until `release()`. */

@@ -2,7 +2,8 @@
  * An in-memory {@link Disk} for tests. It models what a crash keeps: file contents
  * survive only up to their last `sync`, and names (creations, renames, removals) only
  * up to the last directory fsync (which `writeAtomic` and `remove` do). Tests can count
- * syncs, crash it, make it fail after some number of operations, cut or flip bytes.
+ * syncs, crash it, make it fail after some number of operations, cut or flip bytes, fill it
+ * (appends past its capacity write what fits, then fail as ENOSPC does) and fail fsyncs.
  *
  * @module
  * @example
@@ -48,7 +49,14 @@ export interface FakeDisk extends Disk {
   bytes(name: string): Uint8Array | null;
   /** Names of the current files, sorted. */
   names(): string[];
+  /** Caps the bytes all files may hold (undefined: no cap); appends past it fail part-way. */
+  setCapacity(bytes: number | undefined): void;
+  /** Makes the next `count` fsyncs fail (their data stays unsynced, as after EIO). */
+  failSyncs(count: number): void;
 }
+
+/** The message of a write the fake disk has no room for, as Linux words ENOSPC. */
+export const NO_SPACE = "No space left on device (os error 28)";
 
 /** An empty fake disk. */
 export function createFakeDisk(options: FakeDiskOptions = {}): FakeDisk {
@@ -57,6 +65,8 @@ export function createFakeDisk(options: FakeDiskOptions = {}): FakeDisk {
 
 class MemoryDisk implements FakeDisk {
   #ops = 0;
+  #capacity: number | undefined;
+  #failingSyncs = 0;
   readonly #syncCounts = new Map<string, number>();
 
   constructor(
@@ -78,13 +88,19 @@ class MemoryDisk implements FakeDisk {
   append(name: string, bytes: Uint8Array): Promise<void> {
     return this.#op(`append ${name}`, () => {
       const inode = this.live.get(name) ?? this.#create(name);
-      inode.data = concat(inode.data, bytes);
+      const room = this.#capacity === undefined ? bytes.length : this.#capacity - this.#used();
+      inode.data = concat(inode.data, bytes.subarray(0, Math.max(0, room)));
+      if (room < bytes.length) throw new Error(`Cannot append to ${name}: ${NO_SPACE}`);
     });
   }
 
   sync(name: string): Promise<void> {
     return this.#op(`sync ${name}`, () => {
       const inode = this.#existing(name);
+      if (this.#failingSyncs > 0) {
+        this.#failingSyncs--;
+        throw new Error(`Cannot sync ${name}: Input/output error (os error 5)`);
+      }
       inode.synced = inode.data.slice();
       this.#syncCounts.set(name, (this.#syncCounts.get(name) ?? 0) + 1);
     });
@@ -93,9 +109,15 @@ class MemoryDisk implements FakeDisk {
   async writeAtomic(name: string, data: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
     const temp = name + TEMP_SUFFIX;
     await this.#op(`create ${temp}`, () => this.#create(temp));
-    if (data instanceof Uint8Array) await this.append(temp, data);
-    else for await (const chunk of data) await this.append(temp, chunk);
-    await this.sync(temp);
+    try {
+      if (data instanceof Uint8Array) await this.append(temp, data);
+      else for await (const chunk of data) await this.append(temp, chunk);
+      await this.sync(temp);
+    } catch (err) {
+      // As the real disk does: a failed temp file must not keep the space it took.
+      this.live.delete(temp);
+      throw err;
+    }
     await this.#op(`rename ${temp}`, () => {
       this.live.set(name, this.#existing(temp));
       this.live.delete(temp);
@@ -162,6 +184,20 @@ class MemoryDisk implements FakeDisk {
 
   names(): string[] {
     return [...this.live.keys()].sort();
+  }
+
+  setCapacity(bytes: number | undefined): void {
+    this.#capacity = bytes;
+  }
+
+  failSyncs(count: number): void {
+    this.#failingSyncs = count;
+  }
+
+  #used(): number {
+    let total = 0;
+    for (const inode of this.live.values()) total += inode.data.length;
+    return total;
   }
 
   #create(name: string): Inode {

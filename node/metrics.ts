@@ -7,6 +7,7 @@
  */
 import { Counter, gauge, Histogram, type Metric, render } from "../shared/prom.ts";
 import type { EngineStats } from "./engine.ts";
+import type { WriteHealth } from "./write_guard.ts";
 import { nodeRouteLabel } from "../shared/wire.ts";
 
 /** The route label of a path: its pattern, so keys never become label values. */
@@ -64,7 +65,12 @@ export class RequestCounters {
 }
 
 /** The whole `/metrics` text for a node. */
-export function metricsText(id: string, stats: EngineStats, counters: RequestCounters): string {
+export function metricsText(
+  id: string,
+  stats: EngineStats,
+  counters: RequestCounters,
+  writes: WriteHealth,
+): string {
   const g = (name: string, help: string, value: number) =>
     gauge(`ringkv_node_${name}`, help, [{ labels: { node: id }, value }]);
   return render([
@@ -73,6 +79,11 @@ export function metricsText(id: string, stats: EngineStats, counters: RequestCou
     g("value_bytes", "Bytes of live values.", stats.valueBytes),
     g("wal_bytes", "Bytes in the write-ahead log.", stats.walBytes),
     g("snapshot_bytes", "Bytes of the last snapshot.", stats.snapshotBytes),
+    g(
+      "writable",
+      "1 when the node takes writes, 0 when a disk failure made it read-only (see /health).",
+      writes.state === "writable" ? 1 : 0,
+    ),
     ...counters.metrics(),
   ]);
 }

@@ -46,6 +46,10 @@ export interface OpenEngineOptions {
   snapshotEveryBytes?: number;
   /** Ring point of a key; tests may inject one. */
   hashKey?: (key: string) => Promise<number>;
+  /** First delay before a read-only node retries its repair (node/write_guard.ts). */
+  firstRetryMs?: number;
+  /** Where read-only transitions are told (default: stderr). */
+  log?: (message: string) => void;
 }
 
 /** Loads the data directory and returns the engine; throws RecoveryError on damage. */
@@ -69,5 +73,7 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
     snapshotEveryBytes: options.snapshotEveryBytes ?? DEFAULT_SNAPSHOT_EVERY_BYTES,
     snapshotBytes,
     gcHint,
+    ...(options.firstRetryMs === undefined ? {} : { firstRetryMs: options.firstRetryMs }),
+    ...(options.log === undefined ? {} : { log: options.log }),
   });
 }

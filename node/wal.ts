@@ -22,6 +22,7 @@
  */
 import type { Disk } from "./disk.ts";
 import { concatBytes } from "../shared/bytes.ts";
+import { RingkvError } from "../shared/errors.ts";
 
 interface Deferred {
   promise: Promise<void>;
@@ -49,6 +50,8 @@ export class Wal {
   #tasks: (() => Promise<void>)[] = [];
   #tail: Uint8Array[] | null = null;
   #failure: Error | null = null;
+  /** Sequence numbers of the rounds {@link reopen} cut off: never durable. */
+  #lost: { after: number; upTo: number; error: Error } | null = null;
 
   /** `size` is the file's current length. */
   constructor(readonly disk: Disk, readonly name: string, private size: number) {}
@@ -60,6 +63,26 @@ export class Wal {
 
   /** Called after each durable round (e.g. to start a snapshot). */
   onRound: (lastSeq: number) => void = () => {};
+
+  /** Told the disk's error when a round fails; appends are refused until {@link reopen}. */
+  onFailure: (err: Error) => void = () => {};
+
+  /**
+   * After a failed round: cuts the file back to its last durable round (a torn or
+   * unsynced tail must not sit in the middle of the log once appends resume) and takes
+   * appends again. Lines of the failed rounds are gone; their waiters were refused.
+   */
+  async reopen(): Promise<void> {
+    if (!this.#failure) return;
+    await this.#loop;
+    await this.disk.truncate(this.name, this.size);
+    this.#lost = { after: this.#durableSeq, upTo: this.#lastSeq, error: this.#failure };
+    this.#durableSeq = this.#lastSeq;
+    this.#gathering = deferred();
+    this.#writing = null;
+    this.#queue = [];
+    this.#failure = null;
+  }
 
   /** Queues a line; returns its sequence number. Throws if the log has failed. */
   append(line: Uint8Array): number {
@@ -78,6 +101,8 @@ export class Wal {
   /** Resolves once the line with sequence number `seq` is durable. */
   durable(seq: number): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
+    const lost = this.#lost;
+    if (lost && seq > lost.after && seq <= lost.upTo) return Promise.reject(lost.error);
     if (seq <= this.#durableSeq) return Promise.resolve();
     if (this.#writing && seq <= this.#writing.lastSeq) return this.#writing.done.promise;
     return this.#gathering.promise;
@@ -148,14 +173,16 @@ export class Wal {
       await this.disk.append(this.name, batch);
       await this.disk.sync(this.name);
     } catch (err) {
-      this.#failure = new Error(
+      // 503: the write was not made durable and the node will refuse writes for a while.
+      this.#failure = new RingkvError(
+        "unavailable",
         `Cannot write ${this.name}: ${(err as Error).message}; ` +
-          "later writes are refused, restart the node to recover from the log",
-        { cause: err },
+          "later writes are refused until the log is cut back to its last durable record",
       );
       round.done.reject(this.#failure);
       this.#gathering.reject(this.#failure);
       this.#queue = [];
+      this.onFailure(err as Error);
       return;
     }
     this.size += batch.length;

@@ -15,7 +15,7 @@ import type { Context, Next } from "hono";
 import { errorResponse, RingkvError } from "../shared/errors.ts";
 import type { Ring } from "../shared/ring.ts";
 import type { ClusterState } from "./cluster_state.ts";
-import type { NodeAdmin } from "./node_admin.ts";
+import type { NodeAdmin, NodeWrites } from "./node_admin.ts";
 import type { Rebalancer } from "./rebalancer.ts";
 import type { Replication } from "./replication.ts";
 import { allNodes } from "./map_transitions.ts";
@@ -43,8 +43,11 @@ export interface NodeView {
   id: string;
   url: string;
   weight: number;
-  state: "up" | "down" | "joining" | "leaving";
+  /** `read-only`: it answers but refuses writes (its disk failed; `writes` says why). */
+  state: "up" | "down" | "joining" | "leaving" | "read-only";
   keys: number | null;
+  /** Why the node refuses writes, from its `/health`. */
+  writes?: NodeWrites;
   /** The last failure talking to it, if any. */
   error?: string;
 }
@@ -88,7 +91,9 @@ export async function clusterView(deps: AdminDeps): Promise<Record<string, unkno
       };
       try {
         const health = await deps.admin.health(n.url);
-        return { ...base, state: role, keys: health.keys };
+        const { writes } = health;
+        if (writes === undefined) return { ...base, state: role, keys: health.keys };
+        return { ...base, state: role === "up" ? "read-only" : role, keys: health.keys, writes };
       } catch (err) {
         if (!(err instanceof RingkvError)) throw err;
         return { ...base, state: "down", keys: null, error: err.message };

@@ -4,7 +4,9 @@
  * through {@link FailureDetector.tick}, which says which nodes to probe now. A node
  * that failed once is `down` until it answers again, so requests stop waiting on it:
  * quorum calls go to the `up` replicas first (proxy/replicated.ts), and a dead node
- * costs a timeout at most once per probe interval, when it is probed.
+ * costs a timeout at most once per probe interval, when it is probed. A node whose
+ * probe says it refuses writes (its disk failed) is `read-only`: it still counts for
+ * reads, and goes after the `up` nodes.
  *
  * @module
  * @example
@@ -18,18 +20,26 @@
 
 /** Something the detector learns about one node. */
 export type HealthEvent =
-  | { kind: "answered"; node: string; at: number }
+  | {
+    kind: "answered";
+    node: string;
+    at: number;
+    /** From a probe: why it refuses writes, or false when it takes them (absent: unknown). */
+    refusesWrites?: string | false;
+  }
   | { kind: "failed"; node: string; at: number; error?: string }
   | { kind: "forget"; node: string };
 
 /** One node's health as the proxy sees it. */
 export interface NodeHealth {
-  state: "up" | "down";
+  state: "up" | "down" | "read-only";
   /** When it last answered or failed (ms). */
   since: number;
   lastError?: string;
   /** Consecutive failures. */
   failures: number;
+  /** Why it refuses writes, when its last probe said so. */
+  writesRefused?: string;
 }
 
 interface Tracked extends NodeHealth {
@@ -53,12 +63,15 @@ export class FailureDetector {
     const node = this.#track(event.node, event.at);
     node.probing = false;
     if (event.kind === "answered") {
-      if (node.state === "down") node.since = event.at;
-      node.state = "up";
+      if (event.refusesWrites === false) delete node.writesRefused;
+      else if (event.refusesWrites !== undefined) node.writesRefused = event.refusesWrites;
+      const state = node.writesRefused === undefined ? "up" : "read-only";
+      if (node.state !== state) node.since = event.at;
+      node.state = state;
       node.failures = 0;
       delete node.lastError;
     } else {
-      if (node.state === "up") node.since = event.at;
+      if (node.state !== "down") node.since = event.at;
       node.state = "down";
       node.failures++;
       if (event.error !== undefined) node.lastError = event.error;
@@ -84,17 +97,31 @@ export class FailureDetector {
     return this.#nodes.get(id)?.state !== "down";
   }
 
+  /** Whether writes should be sent to the node now (up, and not read-only). */
+  takesWrites(id: string): boolean {
+    const state = this.#nodes.get(id)?.state;
+    return state !== "down" && state !== "read-only";
+  }
+
   /** The node's health, or undefined when never seen. */
   health(id: string): NodeHealth | undefined {
     const node = this.#nodes.get(id);
     if (node === undefined) return undefined;
-    const { state, since, failures, lastError } = node;
-    return { state, since, failures, ...(lastError === undefined ? {} : { lastError }) };
+    const { state, since, failures, lastError, writesRefused } = node;
+    return {
+      state,
+      since,
+      failures,
+      ...(lastError === undefined ? {} : { lastError }),
+      ...(writesRefused === undefined ? {} : { writesRefused }),
+    };
   }
 
-  /** `ids` with the up nodes first, each group in the given order. */
+  /** `nodes` with the up ones first, then the read-only ones, then the down ones. */
   order<T extends { id: string }>(nodes: readonly T[]): T[] {
-    return [...nodes.filter((n) => this.isUp(n.id)), ...nodes.filter((n) => !this.isUp(n.id))];
+    const rank = (n: T) =>
+      ({ up: 0, "read-only": 1, down: 2 })[this.#nodes.get(n.id)?.state ?? "up"];
+    return [0, 1, 2].flatMap((r) => nodes.filter((n) => rank(n) === r));
   }
 
   #track(id: string, now: number): Tracked {

@@ -31,6 +31,26 @@ export interface NodeHealth {
   keys: number;
   /** Its data directory's incarnation (absent from nodes before incarnations). */
   incarnation?: string;
+  /** Present when the node refuses writes (a disk failure, node/write_guard.ts). */
+  writes?: NodeWrites;
+}
+
+/** Why a node refuses writes, as its `/health` says (503, status `read-only` or `failed`). */
+export interface NodeWrites {
+  state: "read-only" | "failed";
+  reason?: string;
+  since?: number;
+}
+
+/** The `writes` of a `/health` body when it says the node refuses writes. */
+export function refusedWrites(body: unknown): NodeWrites | undefined {
+  const writes = (body as { writes?: Partial<NodeWrites> } | null)?.writes;
+  if (writes?.state !== "read-only" && writes?.state !== "failed") return undefined;
+  return {
+    state: writes.state,
+    ...(typeof writes.reason === "string" ? { reason: writes.reason } : {}),
+    ...(typeof writes.since === "number" ? { since: writes.since } : {}),
+  };
 }
 
 /** The answer to a map push: stored, or refused with the node's newer map. */
@@ -91,16 +111,25 @@ export class NodeAdmin {
 
   /** `GET /health`: the node's id, epoch and number of keys. */
   async health(url: string): Promise<NodeHealth> {
-    const body = await this.json<Partial<NodeHealth>>(url, "/health");
-    if (typeof body.id !== "string" || body.id === "") {
+    const res = await this.call(url, "/health");
+    // A node that refuses writes answers 503 but is alive: its id and keys still count.
+    const body = res.status === 503
+      ? await res.clone().json().catch(() => null) as Partial<NodeHealth> | null
+      : null;
+    const writes = refusedWrites(body);
+    if (!res.ok && writes === undefined) return this.fail(url, "/health", res);
+    if (writes !== undefined) await res.body?.cancel();
+    const known = writes === undefined ? await res.json() as Partial<NodeHealth> : body!;
+    if (typeof known.id !== "string" || known.id === "") {
       throw new RingkvError("bad_gateway", `Cannot use node ${url}: its /health has no id`);
     }
-    const { incarnation } = body;
+    const { incarnation } = known;
     return {
-      id: body.id,
-      epoch: body.epoch ?? 0,
-      keys: body.keys ?? 0,
+      id: known.id,
+      epoch: known.epoch ?? 0,
+      keys: known.keys ?? 0,
       ...(typeof incarnation === "string" ? { incarnation } : {}),
+      ...(writes === undefined ? {} : { writes }),
     };
   }
 

@@ -23,6 +23,8 @@ export interface NodeStats {
   valueBytes: number;
   walBytes: number;
   snapshotBytes: number;
+  /** 1 when the node takes writes, 0 when its disk failed (or it did not answer). */
+  writable: number;
   /** Requests the node answered since it started (all routes). */
   requests: number;
   error?: string;
@@ -41,11 +43,20 @@ const GAUGES: Record<string, keyof NodeStats> = {
   ringkv_node_value_bytes: "valueBytes",
   ringkv_node_wal_bytes: "walBytes",
   ringkv_node_snapshot_bytes: "snapshotBytes",
+  ringkv_node_writable: "writable",
 };
 
 /** The sizes and request total in a node's metrics text (missing ones are 0). */
 export function parseNodeMetrics(text: string): Omit<NodeStats, "id" | "url" | "up"> {
-  const out = { keys: 0, tombstones: 0, valueBytes: 0, walBytes: 0, snapshotBytes: 0, requests: 0 };
+  const out = {
+    keys: 0,
+    tombstones: 0,
+    valueBytes: 0,
+    walBytes: 0,
+    snapshotBytes: 0,
+    writable: 0,
+    requests: 0,
+  };
   for (const line of text.split("\n")) {
     if (line.startsWith("#") || line === "") continue;
     const name = line.slice(0, line.search(/[{ ]/));

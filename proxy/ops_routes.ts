@@ -61,6 +61,11 @@ function nodeGauges(stats: readonly NodeStats[], ring: Ring): Metric[] {
     stats.map((s) => ({ labels: { node: s.id }, value: Number(s[field]) }));
   return [
     gauge("ringkv_proxy_node_up", "1 when the node answered its /metrics, else 0.", per("up")),
+    gauge(
+      "ringkv_proxy_node_writable",
+      "1 when the node takes writes, 0 when a disk failure made it read-only or it is down.",
+      per("writable"),
+    ),
     gauge("ringkv_proxy_node_keys", "Live keys on each node.", per("keys")),
     gauge("ringkv_proxy_node_value_bytes", "Bytes of live values on each node.", per("valueBytes")),
     gauge("ringkv_proxy_node_wal_bytes", "Bytes of each node's log.", per("walBytes")),

@@ -17,6 +17,7 @@ import {
   unreachable,
 } from "./node_client.ts";
 import type { NodeAnswer } from "./node_http.ts";
+import { refusedWrites } from "./node_admin.ts";
 
 /** What a {@link PaxosClient} needs. */
 export interface PaxosClientDeps extends NodeTransport {
@@ -60,16 +61,29 @@ export class PaxosClient {
     return expectList(node, "accept", (body as { results?: unknown }).results, entries.length);
   }
 
-  /** `GET /health` with the timeout: the incarnation of the node's data directory, if it said. */
+  /**
+   * `GET /health` with the timeout: reports whether the node answered and takes writes, and
+   * returns the incarnation of its data directory, if it said.
+   */
   async probe(node: NodeRef): Promise<string | undefined> {
-    const { text } = await this.#send(node, "GET", "/health", {});
+    const { status, text } = await this.#send(node, "GET", "/health", {});
+    let body: unknown = null;
     try {
-      const incarnation = (JSON.parse(text) as { incarnation?: unknown }).incarnation;
-      return typeof incarnation === "string" ? incarnation : undefined;
+      body = JSON.parse(text);
     } catch (err) {
-      if (!(err instanceof SyntaxError)) throw err;
-      return undefined;
+      if (!(err instanceof SyntaxError)) throw err; // not JSON: it answered, and says nothing more
     }
+    const writes = status === 503 ? refusedWrites(body) : undefined;
+    if (status !== 200 && writes === undefined) return undefined;
+    const now = this.deps.now ?? Date.now;
+    this.deps.report?.({
+      kind: "answered",
+      node: node.id,
+      at: now(),
+      refusesWrites: writes ? `${writes.state}: ${writes.reason ?? "no reason given"}` : false,
+    });
+    const incarnation = (body as { incarnation?: unknown } | null)?.incarnation;
+    return typeof incarnation === "string" ? incarnation : undefined;
   }
 
   async #call(node: NodeRef, epoch: number, path: string, payload: unknown): Promise<unknown> {

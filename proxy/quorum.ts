@@ -27,7 +27,10 @@ export interface Gathered<T> {
 
 /**
  * Calls `call` on the `ordered` replicas (up ones first; `upCount` of them) until `need`
- * answers are good or that has become impossible. Calls still running when it settles
+ * answers are good or that has become impossible. A down replica is called in place of
+ * one that failed, never of one that refused: a refusal names a ballot the caller can
+ * beat at the replicas that answer, while a down one costs a whole timeout (a paused node
+ * on every request, not once per probe interval). Calls still running when it settles
  * keep running (their outcome goes to `call`'s own handlers).
  */
 export function gather<T>(
@@ -64,7 +67,10 @@ export function gather<T>(
     const check = () => {
       if (done) return;
       if (result.good.length >= need) return finish(true);
-      while (result.good.length + pending < need && started < ordered.length) launch();
+      while (
+        result.good.length + pending < need && started < ordered.length &&
+        (started < upCount || result.bad.length === 0)
+      ) launch();
       if (result.good.length + pending < need) finish(false);
     };
     const first = Math.max(Math.min(upCount, ordered.length), Math.min(need, ordered.length));

@@ -52,9 +52,10 @@ async function readAll(cluster: TestCluster): Promise<string[]> {
 async function wipe(cluster: TestCluster, id: string): Promise<string> {
   const old = cluster.nodes.get(id)!;
   await old.engine.close();
-  const engine = await openEngine({ disk: createFakeDisk(), id });
+  const disk = createFakeDisk();
+  const engine = await openEngine({ disk, id });
   const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: "s3cret" });
-  cluster.nodes.set(id, { info: old.info, engine, app });
+  cluster.nodes.set(id, { info: old.info, engine, app, disk });
   return engine.incarnation;
 }
 

@@ -84,6 +84,9 @@ export class Replicated {
       const others = r.owners.filter((n) => !have.some((h) => h.node.id === n.id));
       const back = await this.#accept(r, others, need - have.length, best);
       if (back.ok) return readResult(best);
+      // A replica promised a higher ballot (e.g. its floor after a restart): only a round
+      // above that ballot gets past it, and re-reading would only meet the refusal again.
+      if (back.bad.length > 0) break;
       this.#observe(back);
       await backoff(round);
     }

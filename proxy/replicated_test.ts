@@ -1,8 +1,16 @@
 import { assert, assertEquals } from "@std/assert";
 import { DEFAULT_LIMITS } from "../shared/limits.ts";
 import { hashKey } from "../shared/ring.ts";
+import { formatVersion } from "../shared/version.ts";
+import { createNodeApp } from "../node/app.ts";
 import { createProxyApp } from "./app.ts";
 import { createReplication } from "./replication.ts";
+import { clusterView, type NodeView } from "./admin_routes.ts";
+import { ClusterState } from "./cluster_state.ts";
+import type { NodeHealth } from "./failure_detector.ts";
+import { createMemoryMapStore } from "./map_store.ts";
+import { NodeAdmin } from "./node_admin.ts";
+import { Rebalancer } from "./rebalancer.ts";
 import { nodeInfos, startCluster, TEST_VNODES, type TestCluster } from "./test_cluster.ts";
 
 const infos = nodeInfos(3);
@@ -148,3 +156,104 @@ function proxyDepsOf(c: TestCluster) {
     },
   };
 }
+
+Deno.test("a replica whose disk is full turns read-only in the probe and GET /cluster; writes still reach a quorum; it is up again once space is freed", async () => {
+  const replication = createReplication({
+    fetch: (r) => fetchOf(c)(r),
+    timeoutMs: 5000,
+    clusterSecret: "s3cret",
+  });
+  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  const admin = new NodeAdmin({ fetch: fetchOf(c), clusterSecret: "s3cret", timeoutMs: 5000 });
+  const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
+  const view = async () =>
+    (await clusterView({ state, admin, rebalancer: new Rebalancer({ state, admin }), replication }))
+      .nodes as NodeView[];
+  try {
+    c.nodes.get("n2")!.disk.setCapacity(0);
+    for (let i = 0; i < 5; i++) assertEquals((await put(c, `f${i}`, "v")).status, 201);
+    assertEquals(c.nodes.get("n2")!.engine.writeHealth().state, "read-only");
+    const accepts = () =>
+      c.calls.filter((x) => x.node === "n2" && x.path === "/internal/accept").length;
+    const acceptsBefore = accepts();
+    assert(replication.hints.count("n2") > 0);
+    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    // Its hints wait: a read-only node would refuse them.
+    assertEquals(accepts(), acceptsBefore);
+    const seen = replication.healthOf("n2") as NodeHealth;
+    assertEquals(seen.state, "read-only");
+    assert(seen.writesRefused?.includes("No space left on device"), seen.writesRefused);
+    const n2 = (await view()).find((n) => n.id === "n2")!;
+    assertEquals([n2.state, n2.writes?.state], ["read-only", "read-only"]);
+    assert(n2.writes?.reason?.includes("No space left on device"), n2.writes?.reason);
+    assertEquals((await view()).filter((n) => n.state === "up").length, 2);
+    for (let i = 0; i < 5; i++) {
+      assertEquals(await (await c.proxy.request(`/kv/f${i}`)).text(), "v");
+    }
+    c.nodes.get("n2")!.disk.setCapacity(undefined);
+    const deadline = Date.now() + 10_000;
+    while (c.nodes.get("n2")!.engine.writeHealth().state !== "writable") {
+      assert(Date.now() < deadline, "n2 did not take writes again");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await replication.probeOnce(c.topology, Date.now() + 120_000);
+    assertEquals(replication.healthOf("n2").state, "up");
+    assertEquals(replication.hints.count("n2"), 0);
+    for (let i = 0; i < 5; i++) assert(await c.nodes.get("n2")!.engine.get(`f${i}`));
+    assertEquals((await view()).map((n) => n.state), ["up", "up", "up"]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("after a replica restarts (its promises raised to a floor), quorum reads of keys it missed never wait on another replica that is paused", async () => {
+  // A paused node takes calls and never answers (they end at the proxy's timeout).
+  const paused = new Set<string>();
+  const fetch = (req: Request): Promise<Response> => {
+    const id = new URL(req.url).host.split(".")[0]!;
+    if (!paused.has(id)) return fetchOf(c)(req);
+    c.calls.push({ node: id, method: req.method, path: new URL(req.url).pathname });
+    return new Promise((_, reject) => {
+      req.signal.addEventListener("abort", () => reject(req.signal.reason));
+    });
+  };
+  const replication = createReplication({
+    fetch,
+    timeoutMs: 300,
+    clusterSecret: "s3cret",
+  });
+  const c = await startCluster({ nodes: infos, map, proxy: { replication, timeoutMs: 300 } });
+  try {
+    c.down.add("n1");
+    const keys = Array.from({ length: 10 }, (_, i) => `missed${i}`);
+    for (const key of keys) assertEquals((await put(c, key, "v2")).status, 201);
+    // n1 comes back as after a restart: every key's promise is the stored watermark.
+    const n1 = c.nodes.get("n1")!;
+    const floor = formatVersion(Date.now() + 1000, 0, "0");
+    const floorStore = { load: () => Promise.resolve(floor), save: () => Promise.resolve() };
+    n1.app = createNodeApp({
+      engine: n1.engine,
+      limits: DEFAULT_LIMITS,
+      clusterSecret: "s3cret",
+      floorStore,
+    });
+    c.down.delete("n1");
+    paused.add("n3");
+    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    assertEquals([replication.detector.isUp("n1"), replication.detector.isUp("n3")], [true, false]);
+    const before = c.calls.filter((x) => x.node === "n3").length;
+    const readsBefore = c.calls.filter((x) => x.path === "/internal/read").length;
+    for (const key of keys) {
+      const got = await c.proxy.request(`/kv/${key}`);
+      assertEquals([got.status, await got.text()], [200, "v2"], key);
+    }
+    assertEquals(c.calls.filter((x) => x.node === "n3").length, before);
+    // One read round per key: a refused write-back goes to a full round at once.
+    const reads = c.calls.filter((x) => x.path === "/internal/read").length - readsBefore;
+    assertEquals(reads, 2 * keys.length);
+    // The reads brought n1 up to date (through a round above its floor).
+    for (const key of keys) assertEquals(await (await n1.engine.get(key))?.value?.length, 2);
+  } finally {
+    await c.close();
+  }
+});

@@ -125,7 +125,10 @@ export class Replication {
     }));
     this.#rejoinMoved(topo.map.nodes);
     await Promise.allSettled(
-      [...nodes.values()].filter((n) => this.detector.isUp(n.id) && this.hints.count(n.id) > 0)
+      // A read-only node would refuse them (its disk failed): they wait until it takes writes.
+      [...nodes.values()].filter((n) =>
+        this.detector.takesWrites(n.id) && this.hints.count(n.id) > 0
+      )
         .map((n) => this.#replay(n, topo.map.epoch)),
     );
   }

@@ -8,7 +8,7 @@
 import type { Hono } from "hono";
 import { createNodeApp } from "../node/app.ts";
 import type { NodeEngine } from "../node/engine.ts";
-import { createFakeDisk } from "../node/fake_disk.ts";
+import { createFakeDisk, type FakeDisk } from "../node/fake_disk.ts";
 import { openEngine } from "../node/open_engine.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
 import { hashKey, Ring } from "../shared/ring.ts";
@@ -69,6 +69,8 @@ export interface TestNode {
   info: NodeInfo;
   app: Hono;
   engine: NodeEngine;
+  /** The node's fake disk (tests fill it or fail its fsyncs). */
+  disk: FakeDisk;
 }
 
 /** One internal call the proxy made. */
@@ -118,10 +120,12 @@ export async function startCluster(options: {
   const infos = options.nodes ?? nodeInfos(3);
   const nodes = new Map<string, TestNode>();
   for (const info of infos) {
-    const engine = await openEngine({ disk: createFakeDisk(), id: info.id, limits });
+    const disk = createFakeDisk();
+    const engine = await openEngine({ disk, id: info.id, limits, firstRetryMs: 5, log: () => {} });
     nodes.set(info.id, {
       info,
       engine,
+      disk,
       app: createNodeApp({ engine, limits, clusterSecret: "s3cret" }),
     });
   }

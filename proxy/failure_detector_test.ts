@@ -1,0 +1,32 @@
+import { assertEquals } from "@std/assert";
+import { FailureDetector } from "./failure_detector.ts";
+
+Deno.test("FailureDetector: a probe that says the node refuses writes makes it read-only until a probe says it takes them", () => {
+  const fd = new FailureDetector({ probeMs: 500 });
+  fd.step({ kind: "answered", node: "n1", at: 0, refusesWrites: false });
+  fd.step({ kind: "answered", node: "n1", at: 10, refusesWrites: "read-only: disk full" });
+  assertEquals(fd.health("n1"), {
+    state: "read-only",
+    since: 10,
+    failures: 0,
+    writesRefused: "read-only: disk full",
+  });
+  // A data call that answered says nothing about writes: the node stays read-only.
+  fd.step({ kind: "answered", node: "n1", at: 20 });
+  assertEquals(fd.health("n1")?.state, "read-only");
+  assertEquals([fd.isUp("n1"), fd.takesWrites("n1")], [true, false]);
+  fd.step({ kind: "failed", node: "n1", at: 30 });
+  assertEquals([fd.health("n1")?.state, fd.isUp("n1")], ["down", false]);
+  fd.step({ kind: "answered", node: "n1", at: 40, refusesWrites: false });
+  assertEquals([fd.health("n1")?.state, fd.health("n1")?.since], ["up", 40]);
+  assertEquals(fd.health("n1")?.writesRefused, undefined);
+  assertEquals(fd.takesWrites("n1"), true);
+});
+
+Deno.test("FailureDetector.order() puts up nodes first, then read-only ones, then down ones", () => {
+  const fd = new FailureDetector({ probeMs: 500 });
+  fd.step({ kind: "failed", node: "a", at: 0 });
+  fd.step({ kind: "answered", node: "b", at: 0, refusesWrites: "read-only: disk full" });
+  const nodes = ["a", "b", "c", "d"].map((id) => ({ id }));
+  assertEquals(fd.order(nodes).map((n) => n.id), ["c", "d", "b", "a"]);
+});

@@ -1,0 +1,171 @@
+/**
+ * A real node on a real full disk: its data directory is a small tmpfs this test mounts
+ * (CI runs as root; elsewhere the test is skipped with a message). The node fills it,
+ * turns read-only (`/health` 503, `ringkv_node_writable 0`, writes 503, reads served),
+ * takes writes again once space is freed, and after a SIGKILL comes back with every
+ * acknowledged write and none of the refused ones. With 3 replicas, the proxy shows the
+ * full node as read-only and keeps taking writes.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { join } from "@std/path";
+import { ADMIN, clusterView, type NodeView, TestCluster } from "./helpers/cluster.ts";
+import { type ServerProcess, spawnServer } from "./helpers/process.ts";
+
+const MAIN = new URL("../node/main.ts", import.meta.url);
+const VALUE = "x".repeat(50 * 1024);
+const MAX_PUTS = 60;
+
+async function run(cmd: string, args: string[]): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" })
+      .output();
+    return success;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return false;
+  }
+}
+
+/** Whether this machine lets us mount a tmpfs (root, and a kernel that allows it). */
+async function canMount(): Promise<boolean> {
+  const dir = await Deno.makeTempDir();
+  try {
+    if (!(await run("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir]))) return false;
+    return await run("umount", [dir]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const mountable = await canMount();
+if (!mountable) console.log("full_disk_test: skipped, mounting a tmpfs needs root");
+
+async function put(url: string, key: string): Promise<number> {
+  const res = await fetch(`${url}/kv/${key}`, { method: "PUT", body: VALUE });
+  await res.body?.cancel();
+  return res.status;
+}
+
+async function poll(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function writable(url: string): Promise<string | undefined> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return /^ringkv_node_writable\{[^}]*\} (\d)$/m.exec(text)?.[1];
+}
+
+/** PUTs keys until one is refused; the acknowledged and the refused keys. */
+async function fill(url: string): Promise<{ acked: string[]; refused: string[] }> {
+  const acked: string[] = [];
+  for (let i = 0; i < MAX_PUTS; i++) {
+    const status = await put(url, `k${i}`);
+    if (status === 201) acked.push(`k${i}`);
+    else return { acked, refused: [`k${i}`] };
+  }
+  throw new Error(`Cannot fill the disk: ${MAX_PUTS} PUTs of 50 KiB all succeeded`);
+}
+
+Deno.test({
+  name:
+    "full disk: a real node turns read-only when its disk fills, recovers once space is freed, and loses no acknowledged write",
+  ignore: !mountable,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const data = join(dir, "data");
+    await Deno.mkdir(data);
+    assert(await run("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", data]), "mount failed");
+    let node: ServerProcess | undefined;
+    try {
+      // Ballast larger than the log can grow: freeing it leaves room for a snapshot.
+      await Deno.writeFile(join(data, "ballast"), new Uint8Array(1200 * 1024));
+      const args = ["--port", "0", "--data", data, "--id", "full"];
+      node = await spawnServer({ script: MAIN, args });
+      const { acked, refused } = await fill(node.url);
+      assert(acked.length > 0);
+      const health = await fetch(`${node.url}/health`);
+      const body = await health.json();
+      assertEquals([health.status, body.status, body.writes.state], [
+        503,
+        "read-only",
+        "read-only",
+      ]);
+      assert(body.writes.reason.includes("No space left on device"), body.writes.reason);
+      assertEquals(await writable(node.url), "0");
+      assertEquals(await put(node.url, "refused-too"), 503);
+      for (const key of acked) {
+        const res = await fetch(`${node.url}/kv/${key}`);
+        assertEquals([res.status, (await res.text()).length], [200, VALUE.length], key);
+      }
+      await Deno.remove(join(data, "ballast"));
+      const url = node.url;
+      await poll("the node takes writes", async () => {
+        const res = await fetch(`${url}/health`);
+        await res.body?.cancel();
+        return res.status === 200;
+      });
+      assertEquals(await writable(url), "1");
+      assertEquals(await put(url, "after"), 201);
+      await node.kill("SIGKILL");
+      node = await spawnServer({ script: MAIN, args });
+      for (const key of [...acked, "after"]) {
+        const res = await fetch(`${node.url}/kv/${key}`);
+        assertEquals([res.status, (await res.text()).length], [200, VALUE.length], key);
+      }
+      for (const key of [...refused, "refused-too"]) {
+        const res = await fetch(`${node.url}/kv/${key}`);
+        await res.body?.cancel();
+        assertEquals(res.status, 404, key);
+      }
+    } finally {
+      await node?.stop();
+      await run("umount", [data]);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "full disk: with 3 replicas a full node shows read-only in the proxy's /cluster and metrics, writes go on, and it is up again once space is freed",
+  ignore: !mountable,
+  async fn() {
+    const cluster = await TestCluster.create();
+    const n2Data = join(cluster.dir, "n2");
+    await Deno.mkdir(n2Data);
+    assert(await run("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", n2Data]), "mount failed");
+    try {
+      await Deno.writeFile(join(n2Data, "ballast"), new Uint8Array(1200 * 1024));
+      for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
+      const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");
+      const proxy = await cluster.startProxy("p1", [
+        ...["--nodes", urls, "--replicas", "3", "--timeout-ms", "2000", "--probe-ms", "200"],
+      ]);
+      const keys = Array.from({ length: 30 }, (_, i) => `k${i}`);
+      for (const key of keys) assertEquals(await put(proxy.url, key), 201, key);
+      const n2 = async () => (await clusterView(proxy.url)).nodes.find((n) => n.id === "n2")!;
+      await poll("n2 is read-only in /cluster", async () => (await n2()).state === "read-only");
+      const view = await n2() as NodeView & { writes?: { reason?: string } };
+      assert(view.writes?.reason?.includes("No space left on device"), JSON.stringify(view));
+      const metrics = await (await fetch(`${proxy.url}/metrics`, { headers: ADMIN })).text();
+      assert(/^ringkv_proxy_node_writable\{node="n2"\} 0$/m.test(metrics), metrics);
+      assertEquals(await put(proxy.url, "while-full"), 201);
+      await Deno.remove(join(n2Data, "ballast"));
+      await poll("n2 is up in /cluster", async () => (await n2()).state === "up");
+      for (const key of [...keys, "while-full"]) {
+        const res = await fetch(`${proxy.url}/kv/${key}`);
+        assertEquals([res.status, (await res.text()).length], [200, VALUE.length], key);
+      }
+    } finally {
+      await Promise.all(
+        [...cluster.proxies.values(), ...cluster.nodes.values()].map((p) => p.stop()),
+      );
+      await run("umount", [n2Data]);
+      await cluster.stop();
+    }
+  },
+});
