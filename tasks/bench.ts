@@ -1,27 +1,31 @@
 /**
- * `deno task bench`: starts 3 data nodes and the proxy in a temporary directory, loads
- * keys into them, drives each case with wrk and measures, in the same run and on the same
- * nodes, the references: a node alone, a bare `Deno.serve`, and nginx with consistent
- * hashing over the nodes. Prints one table with ratios and the issue's targets, and writes
- * the numbers as JSON (`.bench/results-<time>.json`). `--big` adds the 1,000,000-key
- * measurements (RSS per key, restart, adding a node). docs/performance.md has a run.
+ * `deno task bench`: starts, each in its own part of a temporary directory, 3 data nodes
+ * and the proxy, the references over the same nodes (a node alone, nginx with consistent
+ * hashing), a bare `Deno.serve` and a minimal Hono Map node, and a default 3-replica ringkv
+ * cluster next to a 3-member etcd; loads keys into them, drives each case with wrk in
+ * interleaved rounds and prints one table of cases and one of ratios (median and range over
+ * the rounds) with the issue's targets. Writes the numbers as JSON
+ * (`.bench/results-<time>.json`). `--big` adds the 1,000,000-key measurements (RSS per key,
+ * restart, adding a node). docs/performance.md describes it and has a run.
  *
  * @module
  */
 import { join } from "@std/path";
 import { ConfigError, envNames, type FlagValues, helpText, parseFlags } from "../shared/config.ts";
 import { type BigResult, formatBig, measureAddNode, measureNode } from "./bench/big.ts";
-import { loadNode, loadProxy } from "./bench/load.ts";
+import { onlyTargets, planCases, TOOLS } from "./bench/cases.ts";
+import { startEtcd } from "./bench/etcd_cluster.ts";
+import { loadEtcd, loadNode, loadProxy } from "./bench/load.ts";
 import { hasCommand, Processes, runWrk } from "./bench/processes.ts";
 import {
   caseName,
   type CaseResult,
+  type CaseSpec,
+  formatRatios,
   formatTable,
-  formatTargets,
   medianRun,
-  type Op,
+  ratioRows,
   type Target,
-  targetChecks,
 } from "./bench/table.ts";
 import { type WrkResult, wrkScript } from "./bench/wrk.ts";
 
@@ -35,46 +39,35 @@ const SPEC = {
   replicas: {
     type: "int",
     default: 1,
-    help: "replicas of each key (1 compares with nginx; 3 = every key on the 3 nodes)",
+    help: "replicas of the proxy target (1 compares with nginx; the cluster target has 3)",
   },
   only: {
     type: "list",
     default: [] as string[],
-    help: "only these targets: bare,node,nginx,proxy",
+    help: "only these targets: bare,hono,node,nginx,proxy,etcd,cluster",
   },
   big: { type: "bool", default: false, help: "also the 1,000,000-key measurements (minutes)" },
   bigKeys: { type: "int", default: 1_000_000, help: "keys of the --big measurements" },
-  repeat: { type: "int", default: 1, help: "runs of every case (the median is shown)" },
+  repeat: { type: "int", default: 1, help: "rounds of every case, interleaved (median shown)" },
   out: { type: "string", default: ".bench", help: "directory of the JSON results" },
 } as const;
 
-const USAGE = "usage: deno task bench [--quick] [--duration 10] [--connections 64] [--big]";
-const MISSING = "deno task bench needs wrk and nginx. Install them with:\n" +
-  "  apt-get install wrk nginx      (Debian/Ubuntu; brew install wrk nginx on macOS)";
+const USAGE = "usage: deno task bench [--quick] [--repeat 3] [--only nginx,proxy] [--big]";
+const INSTALL = "  apt-get install wrk nginx etcd-server   " +
+  "(Debian/Ubuntu; brew install wrk nginx etcd on macOS)";
+const MISSING = "deno task bench needs wrk, and nginx and etcd for two of its references. " +
+  "Install them with:\n" + INSTALL;
 
 type Options = FlagValues<typeof SPEC>;
+type Urls = Partial<Record<Target, string>>;
 
-/** The cases of a run, in order: references next to what they are compared with. */
-const CASES: { target: Target; op: Op; valueBytes: number }[] = [
-  { target: "bare", op: "GET", valueBytes: 100 },
-  { target: "node", op: "GET", valueBytes: 100 },
-  { target: "node", op: "PUT", valueBytes: 100 },
-  { target: "nginx", op: "GET", valueBytes: 100 },
-  { target: "proxy", op: "GET", valueBytes: 100 },
-  { target: "nginx", op: "PUT", valueBytes: 100 },
-  { target: "proxy", op: "PUT", valueBytes: 100 },
-  { target: "nginx", op: "MIX", valueBytes: 100 },
-  { target: "proxy", op: "MIX", valueBytes: 100 },
-  { target: "nginx", op: "GET", valueBytes: 4096 },
-  { target: "proxy", op: "GET", valueBytes: 4096 },
-  { target: "proxy", op: "PUT", valueBytes: 4096 },
-];
+const PUT_RATIO: Record<CaseSpec["op"], number> = { GET: 0, PUT: 1, MIX: 0.1 };
 
-const PUT_RATIO: Record<Op, number> = { GET: 0, PUT: 1, MIX: 0.1 };
-
-async function writeScript(procs: Processes, o: Options, c: Omit<CaseResult, "result">) {
+async function writeScript(procs: Processes, o: Options, c: CaseSpec) {
   const big = c.valueBytes > 100;
   const script = join(procs.dir, `${c.target}-${c.op}-${c.valueBytes}.lua`);
+  // The Hono Map node gets the node's request, secret included, byte for byte.
+  const direct = c.target === "node" || c.target === "hono";
   await Deno.writeTextFile(
     script,
     wrkScript({
@@ -82,9 +75,8 @@ async function writeScript(procs: Processes, o: Options, c: Omit<CaseResult, "re
       keys: big ? Math.max(1, Math.floor(o.keys / 10)) : o.keys,
       putRatio: PUT_RATIO[c.op],
       valueBytes: c.valueBytes,
-      headers: c.target === "node"
-        ? { Authorization: `Bearer ${procs.secrets.clusterSecret}` }
-        : {},
+      headers: direct ? { Authorization: `Bearer ${procs.secrets.clusterSecret}` } : {},
+      api: c.target === "etcd" ? "etcd" : "kv",
     }),
   );
   return script;
@@ -99,15 +91,12 @@ const wrkShape = (o: Options) => ({ connections: o.connections, threads: o.threa
  * has its upstream connections. A cold proxy hashes each key it has not seen with Web
  * Crypto (docs/performance.md).
  */
-async function primeKeys(
-  procs: Processes,
-  o: Options,
-  urls: Record<Target, string>,
-  targets: Target[],
-) {
+async function primeKeys(procs: Processes, o: Options, urls: Urls, signal: AbortSignal) {
   const big = Math.max(1, Math.floor(o.keys / 10));
   const sets = [{ prefix: "k", keys: o.keys }, { prefix: "b", keys: big }];
-  for (const target of (["nginx", "proxy"] as const).filter((t) => targets.includes(t))) {
+  for (const target of (["nginx", "proxy"] as const)) {
+    const url = urls[target];
+    if (url === undefined) continue;
     for (const { prefix, keys } of sets) {
       const script = join(procs.dir, `prime-${target}-${prefix}.lua`);
       const sequential = { threads: o.threads };
@@ -117,10 +106,10 @@ async function primeKeys(
       );
       // Passes until one covers every key (each starts again at the first key).
       let seconds = Math.max(1, Math.ceil((keys * 1.2) / 20_000));
-      let result = await runWrk(urls[target], script, { ...wrkShape(o), seconds });
+      let result = await runWrk(url, script, { ...wrkShape(o), seconds }, signal);
       for (let pass = 2; pass <= 3 && result.requests < keys; pass++) {
         seconds = Math.ceil((keys * 1.2) / Math.max(1000, result.rps));
-        result = await runWrk(urls[target], script, { ...wrkShape(o), seconds });
+        result = await runWrk(url, script, { ...wrkShape(o), seconds }, signal);
       }
       console.log(
         `${target}: ${result.requests} reads over the ${keys} "${prefix}" keys (warm-up)`,
@@ -129,37 +118,44 @@ async function primeKeys(
   }
 }
 
-/** Every case `--repeat` times (rounds interleave the cases); the median run of each. */
-async function runCases(procs: Processes, o: Options, urls: Record<Target, string>) {
-  const seconds = o.quick ? 3 : o.duration;
-  const warm = o.quick ? 1 : 2;
-  const cases = CASES.filter((c) => o.only.length === 0 || o.only.includes(c.target));
-  const runs: WrkResult[][] = cases.map(() => []);
-  const wrk = wrkShape(o);
-  await primeKeys(procs, o, urls, cases.map((c) => c.target));
-  for (let round = 1; round <= o.repeat; round++) {
-    for (const [i, c] of cases.entries()) {
-      const script = await writeScript(procs, o, c);
-      await runWrk(urls[c.target], script, { ...wrk, seconds: warm });
-      const result = await runWrk(urls[c.target], script, { ...wrk, seconds });
-      runs[i]!.push(result);
-      console.log(
-        `${caseName(c).padEnd(28)} ${String(Math.round(result.rps)).padStart(7)} req/s  ` +
-          `p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms` +
-          (result.non2xx + result.socketErrors > 0
-            ? `  (${result.non2xx} non-2xx, ${result.socketErrors} socket errors)`
-            : ""),
-      );
-    }
-  }
-  return cases.map((c, i): CaseResult => ({
-    ...c,
-    result: medianRun(runs[i]!),
-    rpsRuns: runs[i]!.map((r) => Math.round(r.rps)),
-  }));
+function logRun(c: CaseSpec, result: WrkResult): void {
+  const errors = result.non2xx + result.socketErrors > 0
+    ? `  (${result.non2xx} non-2xx, ${result.socketErrors} socket errors)`
+    : "";
+  console.log(
+    `${caseName(c).padEnd(34)} ${String(Math.round(result.rps)).padStart(7)} req/s  ` +
+      `p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms${errors}`,
+  );
 }
 
-async function throughput(procs: Processes, o: Options): Promise<CaseResult[]> {
+/** Every case `--repeat` times, in rounds that interleave the cases; the median run of each. */
+async function runCases(
+  procs: Processes,
+  o: Options,
+  urls: Urls,
+  cases: readonly CaseSpec[],
+  signal: AbortSignal,
+): Promise<CaseResult[]> {
+  const seconds = o.quick ? 3 : o.duration;
+  const warm = o.quick ? 1 : 2;
+  const runs: WrkResult[][] = cases.map(() => []);
+  await primeKeys(procs, o, urls, signal);
+  for (let round = 1; round <= o.repeat; round++) {
+    console.log(`Round ${round} of ${o.repeat}`);
+    for (const [i, c] of cases.entries()) {
+      const url = urls[c.target]!;
+      const script = await writeScript(procs, o, c);
+      await runWrk(url, script, { ...wrkShape(o), seconds: warm }, signal);
+      const result = await runWrk(url, script, { ...wrkShape(o), seconds }, signal);
+      runs[i]!.push(result);
+      logRun(c, result);
+    }
+  }
+  return cases.map((c, i) => ({ ...c, result: medianRun(runs[i]!), runs: runs[i]! }));
+}
+
+/** 3 nodes holding every key, the proxy (`--replicas`) over them and nginx, as asked. */
+async function startRingTargets(procs: Processes, o: Options, targets: Set<Target>, urls: Urls) {
   const nodes = [];
   for (const id of ["n1", "n2", "n3"]) nodes.push(await procs.node(id));
   const nodeUrls = nodes.map((n) => n.url);
@@ -179,20 +175,56 @@ async function throughput(procs: Processes, o: Options): Promise<CaseResult[]> {
       await loadNode(url, secret, small);
       await loadNode(url, secret, large);
     }));
-    [proxy] = await procs.proxies(nodeUrls, o.proxies);
+    if (targets.has("proxy")) [proxy] = await procs.proxies(nodeUrls, o.proxies);
   }
-  const bare = await procs.bare();
-  const nginx = await procs.nginx(nodeUrls);
-  return await runCases(procs, o, {
-    bare: bare.url,
-    node: nodeUrls[0]!,
-    nginx: nginx.url,
-    proxy: proxy!.url,
-  });
+  urls.node = nodeUrls[0]!;
+  if (proxy !== undefined) urls.proxy = proxy.url;
+  if (targets.has("nginx")) urls.nginx = (await procs.nginx(nodeUrls)).url;
 }
 
-async function main(): Promise<number> {
-  let o: Options;
+/** The default cluster (3 nodes, 3 replicas) in its own directory, loaded through its proxy. */
+async function startCluster(procs: Processes, o: Options, urls: Urls) {
+  const nodes = [];
+  for (const id of ["r1", "r2", "r3"]) nodes.push(await procs.node(id));
+  const [proxy] = await procs.proxies(nodes.map((n) => n.url), o.proxies, 3);
+  console.log(`Loading ${o.keys} keys of 100 B into the 3-replica cluster...`);
+  await loadProxy(proxy!.url, { prefix: "k", count: o.keys, valueBytes: 100 });
+  urls.cluster = proxy!.url;
+}
+
+/** Starts what the cases drive; their URLs. */
+async function startTargets(run: Run, o: Options, cases: readonly CaseSpec[]): Promise<Urls> {
+  const targets = new Set(cases.map((c) => c.target));
+  const urls: Urls = {};
+  if (targets.has("node") || targets.has("nginx") || targets.has("proxy")) {
+    await startRingTargets(run.procs, o, targets, urls);
+  }
+  if (targets.has("cluster")) await startCluster(run.replicated, o, urls);
+  if (targets.has("etcd")) {
+    urls.etcd = await startEtcd(join(run.dir, "etcd"), (child) => run.procs.adopt(child));
+    console.log(`Loading ${o.keys} keys of 100 B into etcd...`);
+    await loadEtcd(urls.etcd, { prefix: "k", count: o.keys, valueBytes: 100 });
+  }
+  if (targets.has("bare")) urls.bare = (await run.procs.bare()).url;
+  if (targets.has("hono")) {
+    const big = Math.max(1, Math.floor(o.keys / 10));
+    urls.hono = (await run.procs.hono([`k:${o.keys}:100`, `b:${big}:4096`])).url;
+  }
+  return urls;
+}
+
+/** The processes of a run, each phase in its own directory (a proxy must not find the map of another). */
+interface Run {
+  dir: string;
+  procs: Processes;
+  replicated: Processes;
+  big: Processes;
+  /** Aborts the wrk that is running (Ctrl-C). */
+  abort: AbortController;
+}
+
+/** Parses the command line; the options, or an exit code (help printed, or a bad flag). */
+function options(): Options | number {
   try {
     const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
     const parsed = parseFlags(SPEC, Deno.args, env);
@@ -201,70 +233,128 @@ async function main(): Promise<number> {
       return 0;
     }
     if (parsed.rest.length > 0) throw new ConfigError(`Unexpected argument "${parsed.rest[0]}"`);
-    o = parsed.values;
+    const o = parsed.values;
     if (o.replicas !== 1 && o.replicas !== 3) {
       // nginx and the node reference read any key on any node: all of them, or one owner.
       throw new ConfigError(`Cannot use --replicas ${o.replicas}: the bench runs 1 or 3`);
     }
+    onlyTargets(o.only);
+    return o;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);
     return 2;
   }
-  if (!(await hasCommand("wrk")) || !(await hasCommand("nginx"))) {
+}
+
+/** The cases to run with the tools installed; the lines about references left out. */
+async function plan(o: Options) {
+  const missing = new Set<string>();
+  for (const tool of Object.values(TOOLS)) {
+    if (!(await hasCommand(tool.cmd, tool.versionFlag))) missing.add(tool.cmd);
+  }
+  return planCases(onlyTargets(o.only), missing);
+}
+
+async function main(): Promise<number> {
+  const o = options();
+  if (typeof o === "number") return o;
+  if (!(await hasCommand("wrk"))) {
     console.error(MISSING);
+    return 1;
+  }
+  const { cases, skipped } = await plan(o);
+  for (const line of skipped) console.error(line);
+  if (cases.length === 0) {
+    console.error(`Cannot run the bench: nothing left to measure. Install with:\n${INSTALL}`);
     return 1;
   }
   const dir = await Deno.makeTempDir({ prefix: "ringkv-bench-" });
   await Deno.chmod(dir, 0o755); // nginx workers may run as another user
   const token = () => crypto.getRandomValues(new Uint8Array(16)).toHex();
   const secrets = { clusterSecret: token(), adminToken: token() };
-  // Each phase in its own directory: a proxy must not find the map of an earlier phase.
-  const procs = new Processes(join(dir, "throughput"), secrets);
-  const bigProcs = new Processes(join(dir, "big"), secrets);
-  const stop = async () => {
-    await procs.stopAll();
-    await bigProcs.stopAll();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  const run: Run = {
+    dir,
+    procs: new Processes(join(dir, "throughput"), secrets),
+    replicated: new Processes(join(dir, "replicated"), secrets),
+    big: new Processes(join(dir, "big"), secrets),
+    abort: new AbortController(),
   };
-  Deno.addSignalListener("SIGINT", () => stop().finally(() => Deno.exit(130)));
+  await Deno.mkdir(run.procs.dir, { recursive: true }); // the wrk scripts go there
+  let stopping: Promise<void> | undefined;
+  // Once: Ctrl-C and the finally below may both call it, and exit only when it is done.
+  const stop = () =>
+    stopping ??= (async () => {
+      run.abort.abort();
+      for (const procs of [run.procs, run.replicated, run.big]) await procs.stopAll();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    })();
+  const onSignal = () => stop().finally(() => Deno.exit(130));
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   try {
     const started = new Date();
-    const results = await throughput(procs, o);
-    await procs.stopAll();
+    const urls = await startTargets(run, o, cases);
+    const results = await runCases(run.procs, o, urls, cases, run.abort.signal);
+    await run.procs.stopAll();
+    await run.replicated.stopAll();
     let big: BigResult | undefined;
     if (o.big) {
       console.log(`\nLarge data: ${o.bigKeys} keys (this takes a few minutes)...`);
-      big = await measureNode(bigProcs, o.bigKeys);
+      big = await measureNode(run.big, o.bigKeys);
       console.log(formatBig(big));
-      big.addNode = await measureAddNode(bigProcs, o.bigKeys, o);
-      await bigProcs.stopAll();
+      big.addNode = await measureAddNode(run.big, o.bigKeys, o);
+      await run.big.stopAll();
     }
-    report(o, started, results, big);
-    await writeJson(o, started, results, big);
+    report(o, started, results, skipped, big);
+    await writeJson(o, started, results, skipped, big);
     return 0;
   } finally {
     await stop();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
   }
 }
 
-function report(o: Options, started: Date, results: CaseResult[], big?: BigResult): void {
+function report(
+  o: Options,
+  started: Date,
+  results: CaseResult[],
+  skipped: string[],
+  big?: BigResult,
+): void {
   console.log(
     `\nringkv bench, ${started.toISOString()}: ${o.connections} connections, ` +
       `${o.quick ? 3 : o.duration} s per case, ${o.keys} keys, ${o.proxies} proxy process(es), ` +
-      `${o.replicas} replica(s), ` +
+      `${o.replicas} replica(s) behind the proxy, ${o.repeat} interleaved round(s), ` +
       `${navigator.hardwareConcurrency} cores\n`,
   );
   console.log(formatTable(results));
-  console.log("\nTargets:\n" + formatTargets(targetChecks(results)));
+  console.log("\nRatios, round by round (median, lowest–highest round):\n");
+  console.log(formatRatios(ratioRows(results)));
+  if (skipped.length > 0) console.log("\n" + skipped.join("\n"));
   if (big) console.log("\n" + formatBig(big));
 }
 
-async function writeJson(o: Options, started: Date, results: CaseResult[], big?: BigResult) {
+async function writeJson(
+  o: Options,
+  started: Date,
+  results: CaseResult[],
+  skipped: string[],
+  big?: BigResult,
+) {
   await Deno.mkdir(o.out, { recursive: true });
   const file = join(o.out, `results-${started.toISOString().replace(/[:.]/g, "-")}.json`);
   const options = { ...o };
-  const body = { started: started.toISOString(), options, results, big: big ?? null };
+  const ratios = ratioRows(results);
+  const body = {
+    started: started.toISOString(),
+    options,
+    results,
+    ratios,
+    skipped,
+    big: big ?? null,
+  };
   await Deno.writeTextFile(file, JSON.stringify(body, null, 2) + "\n");
   console.log(`\nResults written to ${file}`);
 }

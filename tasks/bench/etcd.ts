@@ -93,11 +93,15 @@ export function countOf(answer: { count?: string }): number {
   return Number(answer.count ?? "0");
 }
 
-/** The index of the member whose `/v3/maintenance/status` says it leads; -1 for none. */
-export function leaderIndex(
-  statuses: readonly { header?: { member_id?: string }; leader?: string }[],
-): number {
+/** What the bench reads of a member's `POST /v3/maintenance/status` answer. */
+export interface EtcdStatus {
+  header?: { member_id?: string };
+  leader?: string;
+}
+
+/** The index of the member whose status says it leads; -1 for none. */
+export function leaderIndex(statuses: readonly (EtcdStatus | undefined)[]): number {
   return statuses.findIndex((s) =>
-    s.leader !== undefined && s.leader !== "0" && s.header?.member_id === s.leader
+    s?.leader !== undefined && s.leader !== "0" && s.header?.member_id === s.leader
   );
 }
