@@ -213,7 +213,7 @@ async function startTargets(run: Run, o: Options, cases: readonly CaseSpec[]): P
   return urls;
 }
 
-/** The processes of a run, each phase in its own directory (a proxy must not find the map of another). */
+/** A run's processes, each phase in its own directory (a proxy must not find another's map). */
 interface Run {
   dir: string;
   procs: Processes;
@@ -221,6 +221,29 @@ interface Run {
   big: Processes;
   /** Aborts the wrk that is running (Ctrl-C). */
   abort: AbortController;
+  /** Stops everything and removes the directory, once however often it is called. */
+  stop(): Promise<void>;
+}
+
+async function newRun(): Promise<Run> {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-bench-" });
+  await Deno.chmod(dir, 0o755); // nginx workers may run as another user
+  const token = () => crypto.getRandomValues(new Uint8Array(16)).toHex();
+  const secrets = { clusterSecret: token(), adminToken: token() };
+  const procs = new Processes(join(dir, "throughput"), secrets);
+  await Deno.mkdir(procs.dir, { recursive: true }); // the wrk scripts go there
+  const replicated = new Processes(join(dir, "replicated"), secrets);
+  const big = new Processes(join(dir, "big"), secrets);
+  const abort = new AbortController();
+  let stopping: Promise<void> | undefined;
+  // Ctrl-C and main's finally may both ask: both wait for the one stop.
+  const stop = () =>
+    stopping ??= (async () => {
+      abort.abort();
+      for (const p of [procs, replicated, big]) await p.stopAll();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    })();
+  return { dir, procs, replicated, big, abort, stop };
 }
 
 /** Parses the command line; the options, or an exit code (help printed, or a bad flag). */
@@ -256,61 +279,54 @@ async function plan(o: Options) {
   return planCases(onlyTargets(o.only), missing);
 }
 
-async function main(): Promise<number> {
-  const o = options();
-  if (typeof o === "number") return o;
+/** The cases to run, or an exit code when wrk is missing or nothing is left to measure. */
+async function preflight(o: Options) {
   if (!(await hasCommand("wrk"))) {
     console.error(MISSING);
     return 1;
   }
-  const { cases, skipped } = await plan(o);
-  for (const line of skipped) console.error(line);
-  if (cases.length === 0) {
+  const planned = await plan(o);
+  for (const line of planned.skipped) console.error(line);
+  if (planned.cases.length === 0) {
     console.error(`Cannot run the bench: nothing left to measure. Install with:\n${INSTALL}`);
     return 1;
   }
-  const dir = await Deno.makeTempDir({ prefix: "ringkv-bench-" });
-  await Deno.chmod(dir, 0o755); // nginx workers may run as another user
-  const token = () => crypto.getRandomValues(new Uint8Array(16)).toHex();
-  const secrets = { clusterSecret: token(), adminToken: token() };
-  const run: Run = {
-    dir,
-    procs: new Processes(join(dir, "throughput"), secrets),
-    replicated: new Processes(join(dir, "replicated"), secrets),
-    big: new Processes(join(dir, "big"), secrets),
-    abort: new AbortController(),
-  };
-  await Deno.mkdir(run.procs.dir, { recursive: true }); // the wrk scripts go there
-  let stopping: Promise<void> | undefined;
-  // Once: Ctrl-C and the finally below may both call it, and exit only when it is done.
-  const stop = () =>
-    stopping ??= (async () => {
-      run.abort.abort();
-      for (const procs of [run.procs, run.replicated, run.big]) await procs.stopAll();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    })();
-  const onSignal = () => stop().finally(() => Deno.exit(130));
+  return planned;
+}
+
+/** Starts, measures, stops; the report and the JSON file. */
+async function measure(run: Run, o: Options, cases: CaseSpec[], skipped: string[]) {
+  const started = new Date();
+  const urls = await startTargets(run, o, cases);
+  const results = await runCases(run.procs, o, urls, cases, run.abort.signal);
+  await run.procs.stopAll();
+  await run.replicated.stopAll();
+  let big: BigResult | undefined;
+  if (o.big) {
+    console.log(`\nLarge data: ${o.bigKeys} keys (this takes a few minutes)...`);
+    big = await measureNode(run.big, o.bigKeys);
+    console.log(formatBig(big));
+    big.addNode = await measureAddNode(run.big, o.bigKeys, o);
+    await run.big.stopAll();
+  }
+  report(o, started, results, skipped, big);
+  await writeJson(o, started, results, skipped, big);
+}
+
+async function main(): Promise<number> {
+  const o = options();
+  if (typeof o === "number") return o;
+  const planned = await preflight(o);
+  if (typeof planned === "number") return planned;
+  const run = await newRun();
+  const onSignal = () => run.stop().finally(() => Deno.exit(130));
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
-    const started = new Date();
-    const urls = await startTargets(run, o, cases);
-    const results = await runCases(run.procs, o, urls, cases, run.abort.signal);
-    await run.procs.stopAll();
-    await run.replicated.stopAll();
-    let big: BigResult | undefined;
-    if (o.big) {
-      console.log(`\nLarge data: ${o.bigKeys} keys (this takes a few minutes)...`);
-      big = await measureNode(run.big, o.bigKeys);
-      console.log(formatBig(big));
-      big.addNode = await measureAddNode(run.big, o.bigKeys, o);
-      await run.big.stopAll();
-    }
-    report(o, started, results, skipped, big);
-    await writeJson(o, started, results, skipped, big);
+    await measure(run, o, planned.cases, planned.skipped);
     return 0;
   } finally {
-    await stop();
+    await run.stop();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }

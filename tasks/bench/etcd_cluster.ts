@@ -77,7 +77,7 @@ async function awaitLeader(members: EtcdMember[], exited: Promise<number>[]): Pr
     : `member ${member.name} exited`;
   throw new Error(
     `Cannot start the etcd reference: ${state}; ${member.name}'s log:\n` +
-      (await logTail(member)),
+      `${await logTail(member)}\n(started as: etcd ${etcdArgs(member, members, "…").join(" ")})`,
   );
 }
 
@@ -90,8 +90,12 @@ export async function startEtcd(dir: string, keep: (child: Child) => Child): Pro
   await Deno.mkdir(dir, { recursive: true });
   const members = etcdMembers(dir, freePorts(6));
   const token = `ringkv-bench-${crypto.getRandomValues(new Uint8Array(8)).toHex()}`;
+  // Output dropped: the members log to files, and their gateways print gRPC reconnection
+  // warnings on stderr while the cluster stops.
   const children = members.map((m) =>
-    spawnTool(`etcd ${m.name}`, "etcd", etcdArgs(m, members, token), clientUrl(m))
+    spawnTool(`etcd ${m.name}`, "etcd", etcdArgs(m, members, token), clientUrl(m), {
+      output: "null",
+    })
   );
   keep({
     name: "etcd",

@@ -118,7 +118,7 @@ export class Processes {
     );
     const url = `http://127.0.0.1:${port}`;
     const args = ["-p", dir, "-c", conf, "-g", "daemon off;"];
-    const child = spawnTool("nginx", "nginx", args, url, "SIGQUIT");
+    const child = spawnTool("nginx", "nginx", args, url, { signal: "SIGQUIT" });
     this.#keep(child);
     await waitAnswering(url + "/kv/", child.exited);
     return child;
@@ -167,22 +167,20 @@ export class Processes {
 }
 
 /**
- * Spawns a tool that is not Deno (nginx, etcd) with its output inherited; its `stop` sends
- * `signal`, then SIGKILL if it still runs 5 s later.
+ * Spawns a tool that is not Deno (nginx, etcd), its output inherited or dropped (a tool
+ * that logs to a file); its `stop` sends `signal`, then SIGKILL if it still runs 5 s later.
  */
 export function spawnTool(
   name: string,
   cmd: string,
   args: string[],
   url: string,
-  signal: Deno.Signal = "SIGTERM",
+  o: { signal?: Deno.Signal; output?: "inherit" | "null" } = {},
 ): Child {
-  const process = new Deno.Command(cmd, {
-    args,
-    stdin: "null",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
+  const signal = o.signal ?? "SIGTERM";
+  const output = o.output ?? "inherit";
+  const process = new Deno.Command(cmd, { args, stdin: "null", stdout: output, stderr: output })
+    .spawn();
   const exited = process.status.then((s) => s.code);
   const stop = async () => {
     try {
