@@ -1,6 +1,6 @@
 /**
- * `deno task bench` as a user runs it: `--help`, the plain advice when wrk or nginx is
- * missing, and one of its wrk scripts driving a real server (when wrk is installed).
+ * `deno task bench` as a user runs it: `--help`, the plain advice when wrk, nginx or etcd
+ * is missing, and one of its wrk scripts driving a real server (when wrk is installed).
  * No timings are asserted.
  */
 import { assert, assertEquals } from "@std/assert";
@@ -24,20 +24,42 @@ async function bench(args: string[], env: Record<string, string> = {}) {
 Deno.test("deno task bench --help lists the options and exits 0", async () => {
   const r = await bench(["--help"]);
   assertEquals(r.code, 0, r.stderr);
-  for (const flag of ["--quick", "--duration", "--connections", "--big", "--proxies"]) {
+  for (const flag of ["--quick", "--duration", "--connections", "--big", "--proxies", "--repeat"]) {
     assert(r.stdout.includes(flag), `${flag} missing from:\n${r.stdout}`);
   }
+  assert(r.stdout.includes("bare,hono,node,nginx,proxy,etcd,cluster"), r.stdout);
+  assert(r.stdout.includes("apt-get install wrk nginx etcd-server"), r.stdout);
 });
 
-Deno.test("deno task bench says to install wrk and nginx when they are missing", async () => {
+Deno.test("deno task bench says to install wrk, nginx and etcd when wrk is missing", async () => {
   const r = await bench(["--quick"], { PATH: "/nonexistent" });
   assertEquals(r.code, 1, r.stdout + r.stderr);
-  assert(r.stderr.includes("apt-get install wrk nginx"), r.stderr);
+  assert(r.stderr.includes("apt-get install wrk nginx etcd-server"), r.stderr);
 });
 
-Deno.test("deno task bench refuses an unknown flag with exit code 2", async () => {
+Deno.test("deno task bench refuses an unknown flag or target with exit code 2", async () => {
   const r = await bench(["--no-such-flag"]);
   assertEquals(r.code, 2);
+  const only = await bench(["--only", "proxy,etc"]);
+  assertEquals(only.code, 2, only.stdout + only.stderr);
+  assert(only.stderr.includes("Cannot run --only etc: no such target"), only.stderr);
+});
+
+Deno.test("deno task bench skips just a reference whose tool is missing, saying how to install it", async () => {
+  // A PATH with a stand-in wrk and nothing else: nginx and etcd are missing.
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-bench-cli-" });
+  try {
+    await Deno.writeTextFile(join(dir, "wrk"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    const r = await bench(["--only", "etcd,nginx"], { PATH: dir });
+    assertEquals(r.code, 1, r.stdout + r.stderr);
+    assert(r.stderr.includes("Skipping the etcd reference"), r.stderr);
+    assert(r.stderr.includes("(apt-get install etcd-server)"), r.stderr);
+    assert(r.stderr.includes("Skipping the nginx reference"), r.stderr);
+    assert(r.stderr.includes("nothing left to measure"), r.stderr);
+    assertEquals(r.stdout, "", "nothing was started");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test({

@@ -1,7 +1,7 @@
 /**
  * The processes of a bench run: data nodes, proxies (several on one port with
- * `--reuse-port`), the bare server, nginx and wrk. Everything lives in the run's temp
- * directory and is stopped by {@link Processes.stopAll}.
+ * `--reuse-port`), the bare server, the Hono Map node, nginx, etcd and wrk. Everything lives
+ * in the run's temp directory and is stopped by {@link Processes.stopAll}.
  *
  * @module
  */
@@ -57,6 +57,8 @@ export async function rssOf(pid: number): Promise<number> {
 /** The children of a run, stopped in reverse order. */
 export class Processes {
   readonly children: Child[] = [];
+  #closed = false;
+  #stopping: Promise<void> | undefined;
 
   constructor(readonly dir: string, readonly secrets: Secrets) {}
 
@@ -114,42 +116,36 @@ export class Processes {
       conf,
       nginxConfig({ dir, port, nodes, secret: this.secrets.clusterSecret }),
     );
-    const process = new Deno.Command("nginx", {
-      args: ["-p", dir, "-c", conf, "-g", "daemon off;"],
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
-    const exited = process.status.then((s) => s.code);
     const url = `http://127.0.0.1:${port}`;
-    const child: Child = {
-      name: "nginx",
-      url,
-      pid: process.pid,
-      exited,
-      stop: async () => {
-        try {
-          process.kill("SIGQUIT");
-        } catch (err) {
-          if (!(err instanceof TypeError)) throw err;
-        }
-        const killer = setTimeout(() => {
-          try {
-            process.kill("SIGKILL");
-          } catch { /* gone */ }
-        }, 5000);
-        await exited;
-        clearTimeout(killer);
-      },
-    };
+    const args = ["-p", dir, "-c", conf, "-g", "daemon off;"];
+    const child = spawnTool("nginx", "nginx", args, url, { signal: "SIGQUIT" });
     this.#keep(child);
-    await waitAnswering(url + "/kv/", exited);
+    await waitAnswering(url + "/kv/", child.exited);
     return child;
   }
 
-  /** Stops every child, newest first. */
-  async stopAll(): Promise<void> {
-    for (const child of this.children.splice(0).reverse()) await child.stop();
+  /** Starts the minimal Hono Map node, filled with `fills` (`prefix:count:bytes`). */
+  async hono(fills: readonly string[]): Promise<Child> {
+    const script = join(ROOT, "tasks/bench/hono_map_node.ts");
+    const args = ["run", "--allow-net=127.0.0.1", script, ...fills];
+    return this.#keep(await startChild("hono", args, {}));
+  }
+
+  /** Takes a child started elsewhere (the etcd members) into the run, to be stopped with it. */
+  adopt(child: Child): Child {
+    return this.#keep(child);
+  }
+
+  /**
+   * Stops every child, newest first; any child started later is stopped at once. Every
+   * call waits for the same stop (Ctrl-C and the run's `finally` may both ask).
+   */
+  stopAll(): Promise<void> {
+    this.#closed = true;
+    this.#stopping ??= (async () => {
+      for (const child of this.children.splice(0).reverse()) await child.stop();
+    })();
+    return this.#stopping;
   }
 
   /** Stops one child and forgets it. */
@@ -160,9 +156,47 @@ export class Processes {
   }
 
   #keep(child: Child): Child {
+    if (this.#closed) {
+      // A start that was under way when the run was stopped (Ctrl-C): it must not outlive it.
+      child.stop();
+      throw new Error(`Cannot start ${child.name}: the bench is stopping`);
+    }
     this.children.push(child);
     return child;
   }
+}
+
+/**
+ * Spawns a tool that is not Deno (nginx, etcd), its output inherited or dropped (a tool
+ * that logs to a file); its `stop` sends `signal`, then SIGKILL if it still runs 5 s later.
+ */
+export function spawnTool(
+  name: string,
+  cmd: string,
+  args: string[],
+  url: string,
+  o: { signal?: Deno.Signal; output?: "inherit" | "null" } = {},
+): Child {
+  const signal = o.signal ?? "SIGTERM";
+  const output = o.output ?? "inherit";
+  const process = new Deno.Command(cmd, { args, stdin: "null", stdout: output, stderr: output })
+    .spawn();
+  const exited = process.status.then((s) => s.code);
+  const stop = async () => {
+    try {
+      process.kill(signal);
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err; // already exited
+    }
+    const killer = setTimeout(() => {
+      try {
+        process.kill("SIGKILL");
+      } catch { /* exited meanwhile */ }
+    }, 5000);
+    await exited;
+    clearTimeout(killer);
+  };
+  return { name, url, pid: process.pid, exited, stop };
 }
 
 /** Polls `url` until it answers at all (any status), or the process exits, or 10 s pass. */
@@ -187,8 +221,11 @@ export async function runWrk(
   url: string,
   script: string,
   o: { connections: number; threads: number; seconds: number },
+  signal?: AbortSignal,
 ): Promise<WrkResult> {
-  const out = await run("wrk", wrkArgs(url, script, o));
+  const args = wrkArgs(url, script, o);
+  const out = await new Deno.Command("wrk", { args, stdout: "piped", stderr: "piped", signal })
+    .output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) {
     throw new Error(`wrk failed (${out.code}): ${new TextDecoder().decode(out.stderr)}${text}`);

@@ -2,49 +2,108 @@ import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
 import {
   caseName,
   type CaseResult,
+  type CaseSpec,
+  formatRatios,
   formatTable,
-  formatTargets,
+  median,
   medianRun,
+  ratioRows,
   spreadPercent,
-  targetChecks,
 } from "./table.ts";
 
 function result(rps: number, p99Ms = 2) {
   return { requests: rps, seconds: 1, rps, p50Ms: 1, p99Ms, maxMs: 9, non2xx: 0, socketErrors: 0 };
 }
 
+/** A case measured in rounds: requests/s (and p99s) of each round. */
+function measured(spec: CaseSpec, rps: number[], p99s: number[] = rps.map(() => 2)): CaseResult {
+  const runs = rps.map((r, i) => result(r, p99s[i]));
+  return { ...spec, runs, result: medianRun(runs) };
+}
+
 const RUN: CaseResult[] = [
-  { target: "bare", op: "GET", valueBytes: 100, result: result(100_000) },
-  { target: "node", op: "GET", valueBytes: 100, result: result(80_000) },
-  { target: "nginx", op: "GET", valueBytes: 100, result: result(30_000, 4) },
-  { target: "proxy", op: "GET", valueBytes: 100, result: result(40_000, 7) },
-  { target: "proxy", op: "PUT", valueBytes: 100, result: result(20_000) },
-  { target: "nginx", op: "GET", valueBytes: 4096, result: result(20_000) },
-  { target: "proxy", op: "GET", valueBytes: 4096, result: result(30_000) },
+  measured({ target: "bare", op: "GET", valueBytes: 100 }, [100_000, 90_000, 95_000]),
+  measured({ target: "hono", op: "GET", valueBytes: 100 }, [80_000, 70_000, 75_000]),
+  measured({ target: "node", op: "GET", valueBytes: 100 }, [76_000, 56_000, 75_000]),
+  measured({ target: "nginx", op: "GET", valueBytes: 100 }, [30_000, 30_000, 30_000], [4, 4, 4]),
+  measured({ target: "proxy", op: "GET", valueBytes: 100 }, [40_000, 27_000, 33_000], [7, 4, 5]),
+  measured({ target: "proxy", op: "PUT", valueBytes: 100 }, [20_000, 20_000, 20_000]),
+  measured({ target: "etcd", op: "GET", valueBytes: 100 }, [8_000, 7_000, 7_500]),
+  measured({ target: "cluster", op: "GET", valueBytes: 100 }, [16_000, 15_400, 15_750]),
 ];
 
-Deno.test("targetChecks() takes each ratio from cases of the same run", () => {
-  const checks = targetChecks(RUN);
-  assertEquals(checks.map((c) => c.met), [true, false, false, false]);
-  assertAlmostEquals(checks[0]!.value, 40 / 30, 1e-9); // proxy GET / nginx GET
-  assertAlmostEquals(checks[1]!.value, 7 / 4, 1e-9); // p99 ratio
-  assertAlmostEquals(checks[2]!.value, 0.5, 1e-9); // PUT / GET
-  assertAlmostEquals(checks[3]!.value, 0.8, 1e-9); // node / bare
+function row(name: string) {
+  const found = ratioRows(RUN).find((r) => r.name === name);
+  assert(found, `no ratio "${name}" in ${ratioRows(RUN).map((r) => r.name).join(", ")}`);
+  return found;
+}
+
+Deno.test("ratioRows() pairs the runs of each round and reports median, min and max", () => {
+  const proxy = row("proxy GET 100 B / nginx GET 100 B");
+  assertAlmostEquals(proxy.median, 1.1, 1e-9); // rounds: 1.333, 0.9, 1.1
+  assertAlmostEquals(proxy.min, 0.9, 1e-9);
+  assertAlmostEquals(proxy.max, 40 / 30, 1e-9);
+  assertEquals(proxy.rounds, 3);
+  assertEquals(proxy.met, true); // goal >= 1.0, by the median
+  const p99 = row("proxy GET 100 B p99 / nginx GET 100 B p99");
+  assertAlmostEquals(p99.median, 1.25, 1e-9); // 1.75, 1.0, 1.25
+  assertEquals(p99.met, true); // <= 1.5
 });
 
-Deno.test("targetChecks() leaves out targets whose cases were not run", () => {
-  const checks = targetChecks(RUN.filter((c) => c.target !== "bare"));
-  assertEquals(checks.length, 3);
-  assert(!checks.some((c) => c.name.includes("bare")));
+Deno.test("ratioRows() judges node against the Hono Map node and ringkv against etcd", () => {
+  const node = row("node GET 100 B / Hono Map node GET 100 B");
+  assertAlmostEquals(node.median, 0.95, 1e-9); // 0.95, 0.8, 1.0
+  assertAlmostEquals(node.min, 0.8, 1e-9);
+  assertEquals(node.met, true);
+  const etcd = row("ringkv 3-replica GET 100 B / etcd 3-member GET 100 B");
+  assertAlmostEquals(etcd.median, 2.1, 1e-9); // 2.0, 2.2, 2.1
+  assertEquals(etcd.goal, { atLeast: 2.0 });
+  assertEquals(etcd.met, true);
+  const bare = row("node GET 100 B / bare Deno.serve GET 100 B");
+  assertEquals(bare.goal, undefined);
+  assertEquals(bare.met, undefined);
 });
 
-Deno.test("formatTable() compares each case with nginx at the same op and size", () => {
+Deno.test("ratioRows() leaves out ratios whose cases were not both measured", () => {
+  const rows = ratioRows(RUN.filter((c) => c.target !== "etcd"));
+  assert(!rows.some((r) => r.name.includes("etcd")));
+  assert(rows.some((r) => r.name.startsWith("proxy GET 100 B /")));
+  assertEquals(ratioRows([]), []);
+});
+
+Deno.test("ratioRows() says NOT MET when the median misses the goal", () => {
+  const slow = RUN.map((c) => c.target === "cluster" ? measured(c, [8_000, 21_000, 9_000]) : c);
+  const etcd = ratioRows(slow).find((r) => r.name.startsWith("ringkv 3-replica GET"))!;
+  assertAlmostEquals(etcd.median, 1.2, 1e-9); // 1.0, 3.0, 1.2: one good round is not enough
+  assertEquals(etcd.met, false);
+  const text = formatRatios([etcd]);
+  assert(
+    text.includes(
+      "| ringkv 3-replica GET 100 B / etcd 3-member GET 100 B | 1.20 | 1.00–3.00 (3) |",
+    ),
+    text,
+  );
+  assert(text.includes("| >= 2.0 | NOT MET |"), text);
+});
+
+Deno.test("formatRatios() shows every ratio with its range and MET for a goal met", () => {
+  const lines = formatRatios(ratioRows(RUN)).split("\n");
+  assertEquals(lines.length, 2 + ratioRows(RUN).length);
+  const proxy = lines.find((l) => l.startsWith("| proxy GET 100 B / nginx GET 100 B |"))!;
+  assertEquals(
+    proxy,
+    "| proxy GET 100 B / nginx GET 100 B | 1.10 | 0.90–1.33 (3) | >= 1.0 | MET |",
+  );
+  const info = lines.find((l) => l.startsWith("| Hono Map node GET 100 B / bare"))!;
+  assert(info.endsWith("|  |  |"), info);
+});
+
+Deno.test("formatTable() has one row per case with its median run and spread", () => {
   const lines = formatTable(RUN).split("\n");
   assertEquals(lines.length, 2 + RUN.length);
-  const proxy4k = lines.find((l) => l.startsWith("| proxy GET 4 KiB |"))!;
-  assert(proxy4k.includes("| 1.50 |"), proxy4k); // 30,000 / 20,000
-  const proxyPut = lines.find((l) => l.startsWith("| proxy PUT 100 B |"))!;
-  assert(proxyPut.includes("| - | 0.20 |"), proxyPut); // no nginx PUT measured; vs bare 0.2
+  const proxy = lines.find((l) => l.startsWith("| proxy GET 100 B |"))!;
+  // Median run 33,000 (p99 5); spread (40,000 - 27,000) / 33,000.
+  assertEquals(proxy, "| proxy GET 100 B | 33000 | 39 | 1.00 | 5.00 | 0 |");
 });
 
 Deno.test("medianRun() picks the run with the middle requests/s, its latencies with it", () => {
@@ -53,18 +112,17 @@ Deno.test("medianRun() picks the run with the middle requests/s, its latencies w
   assertEquals(medianRun([result(100, 1), result(200, 2)]).rps, 100);
 });
 
+Deno.test("median() takes the middle value, or the mean of the middle two", () => {
+  assertEquals(median([3, 1, 2]), 2);
+  assertEquals(median([4, 1, 3, 2]), 2.5);
+});
+
 Deno.test("spreadPercent() is (max - min) / median of the runs, and NaN for one run", () => {
-  const c: CaseResult = {
-    target: "proxy",
-    op: "GET",
-    valueBytes: 100,
-    result: result(200),
-    rpsRuns: [180, 200, 220],
-  };
+  const c = measured({ target: "proxy", op: "GET", valueBytes: 100 }, [180, 200, 220]);
   assertAlmostEquals(spreadPercent(c), 20, 1e-9);
-  assert(Number.isNaN(spreadPercent({ ...c, rpsRuns: [200] })));
-  const row = formatTable([c]).split("\n")[2]!;
-  assert(row.startsWith("| proxy GET 100 B | 200 | 20 |"), row);
+  assert(Number.isNaN(spreadPercent(measured(c, [200]))));
+  const line = formatTable([c]).split("\n")[2]!;
+  assert(line.startsWith("| proxy GET 100 B | 200 | 20 |"), line);
 });
 
 Deno.test("caseName() names the target, the mix and the value size", () => {
@@ -76,10 +134,5 @@ Deno.test("caseName() names the target, the mix and the value size", () => {
     caseName({ target: "proxy", op: "MIX", valueBytes: 4096 }),
     "proxy 90/10 GET/PUT 4 KiB",
   );
-});
-
-Deno.test("formatTargets() says MET or NOT MET with the goal", () => {
-  const text = formatTargets(targetChecks(RUN));
-  assert(text.startsWith("MET "));
-  assert(text.includes("NOT MET  proxy durable PUT / proxy GET (req/s): 0.50 (goal >= 0.7)"));
+  assertEquals(caseName({ target: "etcd", op: "PUT", valueBytes: 100 }), "etcd 3-member PUT 100 B");
 });

@@ -1,7 +1,8 @@
 /**
  * The bench's load generator side: wrk Lua scripts (GET, PUT or a mix over random keys,
  * with a `done` hook that prints one machine-readable line) and the parser of that line.
- * Pure: building text and reading text, no processes.
+ * A script speaks ringkv's `/kv/{key}` or etcd's JSON gateway (`POST /v3/kv/range` and
+ * `/v3/kv/put`, base64 keys and values). Pure: building text and reading text, no processes.
  *
  * @module
  * @example
@@ -24,8 +25,13 @@ export interface WrkScriptOptions {
   putRatio: number;
   /** Bytes of each PUT body. */
   valueBytes: number;
-  /** Path before the key (default `/kv/`). */
+  /** Path before the key (default `/kv/`; ringkv's API only). */
   pathBase?: string;
+  /**
+   * `kv` (default): `GET`/`PUT /kv/{key}`. `etcd`: `POST /v3/kv/range` (linearizable, etcd's
+   * default) and `POST /v3/kv/put` with JSON bodies of base64 keys and values.
+   */
+  api?: "kv" | "etcd";
   /** Extra request headers (e.g. the cluster secret when hitting a node directly). */
   headers?: Record<string, string>;
   /**
@@ -62,6 +68,43 @@ function luaHeaders(headers: Record<string, string>): string {
   return `{ ${pairs.join(", ")} }`;
 }
 
+const KV_REQUEST = `request = function()
+  local path = base .. prefix .. string.format("%06d", key_number())
+  if put_ratio > 0 and math.random() < put_ratio then
+    return wrk.format("PUT", path, put_headers, body)
+  end
+  return wrk.format("GET", path, get_headers)
+end
+`;
+
+/** etcd's gateway takes keys and values as base64 (LuaJIT has no encoder of its own). */
+const ETCD_REQUEST =
+  `local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function sextet(n)
+  return alphabet:sub(n + 1, n + 1)
+end
+local function base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    out[#out + 1] = sextet(math.floor(n / 262144) % 64) .. sextet(math.floor(n / 4096) % 64) ..
+      (b and sextet(math.floor(n / 64) % 64) or "=") .. (c and sextet(n % 64) or "=")
+  end
+  return table.concat(out)
+end
+local body64 = base64(body)
+
+request = function()
+  local key64 = base64(prefix .. string.format("%06d", key_number()))
+  if put_ratio > 0 and math.random() < put_ratio then
+    return wrk.format("POST", "/v3/kv/put", json_headers,
+      '{"key":"' .. key64 .. '","value":"' .. body64 .. '"}')
+  end
+  return wrk.format("POST", "/v3/kv/range", json_headers, '{"key":"' .. key64 .. '"}')
+end
+`;
+
 /** The Lua script of one wrk case. */
 export function wrkScript(o: WrkScriptOptions): string {
   if (!Number.isInteger(o.keys) || o.keys < 1) throw new RangeError(`keys must be >= 1`);
@@ -78,6 +121,7 @@ local put_ratio = ${o.putRatio}
 local body = string.rep("v", ${o.valueBytes})
 local get_headers = ${luaHeaders(headers)}
 local put_headers = ${luaHeaders({ ...headers, "Content-Type": "text/plain" })}
+local json_headers = ${luaHeaders({ ...headers, "Content-Type": "application/json" })}
 local next_id = 1
 local threads = ${o.sequential?.threads ?? 0}
 local sent = 0
@@ -100,14 +144,7 @@ local function key_number()
   return n
 end
 
-request = function()
-  local path = base .. prefix .. string.format("%06d", key_number())
-  if put_ratio > 0 and math.random() < put_ratio then
-    return wrk.format("PUT", path, put_headers, body)
-  end
-  return wrk.format("GET", path, get_headers)
-end
-
+${o.api === "etcd" ? ETCD_REQUEST : KV_REQUEST}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

@@ -124,3 +124,59 @@ Deno.test("wrkScript() refuses a sequential script without threads", () => {
     wrkScript({ prefix: "k", keys: 1, putRatio: 0, valueBytes: 1, sequential: { threads: 0 } })
   );
 });
+
+Deno.test("wrkScript() for etcd posts range and put to the gateway, linearizable by default", () => {
+  const lua = wrkScript({ prefix: "k", keys: 10, putRatio: 0.5, valueBytes: 100, api: "etcd" });
+  assert(lua.includes('"/v3/kv/range"') && lua.includes('"/v3/kv/put"'));
+  assert(lua.includes('["Content-Type"] = "application/json"'));
+  // A serializable range would read a possibly stale follower: not what etcd users get.
+  assert(!lua.includes("serializable"));
+  assert(!lua.includes('wrk.format("GET"'));
+});
+
+Deno.test({
+  name: "wrkScript() for etcd sends base64 keys and values that decode to the bench's keys",
+  ignore: !hasWrk,
+  async fn() {
+    const bodies: { path: string; key: string; value?: string }[] = [];
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+      const body = await req.json();
+      const decode = (b64: string) => new TextDecoder().decode(Uint8Array.fromBase64(b64));
+      bodies.push({
+        path: new URL(req.url).pathname,
+        key: decode(body.key),
+        ...(body.value === undefined ? {} : { value: decode(body.value) }),
+      });
+      return Response.json({});
+    });
+    const dir = await Deno.makeTempDir({ prefix: "ringkv-wrk-test-" });
+    try {
+      const script = `${dir}/etcd.lua`;
+      // Values of 1, 2, 3 and 100 bytes: every base64 padding case ("==", "=", none).
+      for (const valueBytes of [1, 2, 3, 100]) {
+        await Deno.writeTextFile(
+          script,
+          wrkScript({ prefix: "ke", keys: 1000, putRatio: 0.5, valueBytes, api: "etcd" }),
+        );
+        const url = `http://127.0.0.1:${server.addr.port}`;
+        await new Deno.Command("wrk", {
+          args: wrkArgs(url, script, { connections: 1, threads: 1, seconds: 1 }),
+          stdout: "null",
+        }).output();
+        const puts = bodies.filter((b) => b.path === "/v3/kv/put");
+        const ranges = bodies.filter((b) => b.path === "/v3/kv/range");
+        assert(
+          puts.length > 0 && ranges.length > 0,
+          `${puts.length} puts, ${ranges.length} ranges`,
+        );
+        for (const b of bodies) assert(/^ke\d{6}$/.test(b.key), b.key);
+        for (const p of puts) assertEquals(p.value, "v".repeat(valueBytes));
+        assert(ranges.every((r) => r.value === undefined));
+        bodies.length = 0;
+      }
+    } finally {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,122 @@
+/**
+ * The measuring side of `deno task bench`: the wrk script of each case, the warm-up pass over
+ * every key, and the rounds, each running every case once in order so that a case and its
+ * reference are measured seconds apart.
+ *
+ * @module
+ */
+import { join } from "@std/path";
+import { type Processes, runWrk } from "./processes.ts";
+import { caseName, type CaseResult, type CaseSpec, medianRun, type Target } from "./table.ts";
+import { type WrkResult, wrkScript } from "./wrk.ts";
+
+/** The options the rounds read. */
+export interface RoundOptions {
+  quick: boolean;
+  duration: number;
+  connections: number;
+  threads: number;
+  keys: number;
+  repeat: number;
+}
+
+/** The URL of each target started. */
+export type Urls = Partial<Record<Target, string>>;
+
+type Options = RoundOptions;
+
+/** Share of PUTs of each op. */
+const PUT_RATIO: Record<CaseSpec["op"], number> = { GET: 0, PUT: 1, MIX: 0.1 };
+
+/** Writes the Lua script of case `c` into the run's directory; its path. */
+async function writeScript(procs: Processes, o: Options, c: CaseSpec) {
+  const big = c.valueBytes > 100;
+  const script = join(procs.dir, `${c.target}-${c.op}-${c.valueBytes}.lua`);
+  // The Hono Map node gets the node's request, secret included, byte for byte.
+  const direct = c.target === "node" || c.target === "hono";
+  await Deno.writeTextFile(
+    script,
+    wrkScript({
+      prefix: big ? "b" : "k",
+      keys: big ? Math.max(1, Math.floor(o.keys / 10)) : o.keys,
+      putRatio: PUT_RATIO[c.op],
+      valueBytes: c.valueBytes,
+      headers: direct ? { Authorization: `Bearer ${procs.secrets.clusterSecret}` } : {},
+      api: c.target === "etcd" ? "etcd" : "kv",
+    }),
+  );
+  return script;
+}
+
+/** wrk's threads and connections, the same for every case. */
+const wrkShape = (o: Options) => ({ connections: o.connections, threads: o.threads });
+
+/**
+ * Reads every key once through nginx and the proxy before the first round, so that the
+ * rounds measure both in steady state: the proxy has then seen each key's ring point (as it
+ * has for keys written through it; the bench loads them into the nodes directly), and nginx
+ * has its upstream connections. A cold proxy hashes each key it has not seen with Web
+ * Crypto (docs/performance.md).
+ */
+async function primeKeys(procs: Processes, o: Options, urls: Urls, signal: AbortSignal) {
+  const big = Math.max(1, Math.floor(o.keys / 10));
+  const sets = [{ prefix: "k", keys: o.keys }, { prefix: "b", keys: big }];
+  for (const target of (["nginx", "proxy"] as const)) {
+    const url = urls[target];
+    if (url === undefined) continue;
+    for (const { prefix, keys } of sets) {
+      const script = join(procs.dir, `prime-${target}-${prefix}.lua`);
+      const sequential = { threads: o.threads };
+      await Deno.writeTextFile(
+        script,
+        wrkScript({ prefix, keys, putRatio: 0, valueBytes: 0, sequential }),
+      );
+      // Passes until one covers every key (each starts again at the first key).
+      let seconds = Math.max(1, Math.ceil((keys * 1.2) / 20_000));
+      let result = await runWrk(url, script, { ...wrkShape(o), seconds }, signal);
+      for (let pass = 2; pass <= 3 && result.requests < keys; pass++) {
+        seconds = Math.ceil((keys * 1.2) / Math.max(1000, result.rps));
+        result = await runWrk(url, script, { ...wrkShape(o), seconds }, signal);
+      }
+      console.log(
+        `${target}: ${result.requests} reads over the ${keys} "${prefix}" keys (warm-up)`,
+      );
+    }
+  }
+}
+
+function logRun(c: CaseSpec, result: WrkResult): void {
+  const errors = result.non2xx + result.socketErrors > 0
+    ? `  (${result.non2xx} non-2xx, ${result.socketErrors} socket errors)`
+    : "";
+  console.log(
+    `${caseName(c).padEnd(34)} ${String(Math.round(result.rps)).padStart(7)} req/s  ` +
+      `p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms${errors}`,
+  );
+}
+
+/** Every case `--repeat` times, in rounds that interleave the cases; the median run of each. */
+export async function runCases(
+  procs: Processes,
+  o: Options,
+  urls: Urls,
+  cases: readonly CaseSpec[],
+  signal: AbortSignal,
+): Promise<CaseResult[]> {
+  const seconds = o.quick ? 3 : o.duration;
+  const warm = o.quick ? 1 : 2;
+  const runs: WrkResult[][] = cases.map(() => []);
+  await primeKeys(procs, o, urls, signal);
+  for (let round = 1; round <= o.repeat; round++) {
+    console.log(`Round ${round} of ${o.repeat}`);
+    for (const [i, c] of cases.entries()) {
+      const url = urls[c.target]!;
+      const script = await writeScript(procs, o, c);
+      await runWrk(url, script, { ...wrkShape(o), seconds: warm }, signal);
+      const result = await runWrk(url, script, { ...wrkShape(o), seconds }, signal);
+      runs[i]!.push(result);
+      logRun(c, result);
+    }
+  }
+  return cases.map((c, i) => ({ ...c, result: medianRun(runs[i]!), runs: runs[i]! }));
+}
