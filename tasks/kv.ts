@@ -7,7 +7,8 @@
  * @module
  */
 import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
-import { keyToPath } from "../shared/keys.ts";
+import { checkKey, keyToPath } from "../shared/keys.ts";
+import { RingkvError } from "../shared/errors.ts";
 import {
   call,
   CliError,
@@ -67,8 +68,21 @@ function need(rest: string[], count: number, what: string): string[] {
   return rest.slice(1);
 }
 
+/** A key no URL can address (`.`, `..`) is refused here: fetch would resolve it away. */
+function keyPath(key: string): string {
+  if (key === "." || key === "..") {
+    try {
+      checkKey(key, Infinity);
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      throw new CliError(EXIT.usage, `${err.message} (${err.code})`);
+    }
+  }
+  return `/kv/${keyToPath(key)}`;
+}
+
 async function get(t: Target, key: string): Promise<void> {
-  const res = await call(t, `/kv/${keyToPath(key)}`);
+  const res = await call(t, keyPath(key));
   if (!res.ok) await failed(res, `Cannot get "${key}"`);
   await Deno.stdout.write(new Uint8Array(await res.arrayBuffer()));
 }
@@ -82,15 +96,16 @@ async function put(t: Target, f: Flags, key: string, value?: string): Promise<vo
   if (f.values.ifMatch) headers["if-match"] = `"${f.values.ifMatch.replace(/"/g, "")}"`;
   if (f.values.ifNoneMatch) headers["if-none-match"] = "*";
   if (f.values.contentType) headers["content-type"] = f.values.contentType;
+  const path = keyPath(key); // before stdin is read
   const body = value ?? await readStdin();
-  const res = await call(t, `/kv/${keyToPath(key)}`, { method: "PUT", body, headers });
+  const res = await call(t, path, { method: "PUT", body, headers });
   print((await okJson<{ version: string }>(res, `Cannot put "${key}"`)).version);
 }
 
 async function del(t: Target, f: Flags, key: string): Promise<void> {
   const headers: Record<string, string> = {};
   if (f.values.ifMatch) headers["if-match"] = `"${f.values.ifMatch.replace(/"/g, "")}"`;
-  const res = await call(t, `/kv/${keyToPath(key)}`, { method: "DELETE", headers });
+  const res = await call(t, keyPath(key), { method: "DELETE", headers });
   if (!res.ok) await failed(res, `Cannot delete "${key}"`);
   await res.body?.cancel();
 }
@@ -141,7 +156,10 @@ async function follow(t: Target): Promise<void> {
   try {
     for (let polls = 0; polls < 360_000; polls++) {
       const view = await cluster(t);
-      if (view.rebalancing === null) return printNodes(view);
+      if (view.rebalancing === null) {
+        bar.done(); // the bar at 100 % and its line closed before the table
+        return printNodes(view);
+      }
       bar.update(view.rebalancing);
       if (view.rebalancing.error) {
         console.error(`(the rebalancing reports: ${view.rebalancing.error}; it is retried)`);
@@ -213,6 +231,10 @@ async function main(): Promise<number> {
     if (f === null) {
       console.log(`${USAGE}\n\n${helpText("", SPEC).trimStart()}`);
       return EXIT.ok;
+    }
+    if (f.rest.length === 0) {
+      console.error(USAGE);
+      return EXIT.usage;
     }
     const target: Target = {
       url: f.values.url.replace(/\/+$/, ""),

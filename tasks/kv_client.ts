@@ -101,7 +101,7 @@ export interface Progress {
 
 /** One progress line: a bar, percent, keys moved of the total, the phase. */
 export function progressLine(p: Progress, width = 30): string {
-  const fraction = p.phase === "cleanup"
+  const fraction = p.phase === "cleanup" || p.phase === "done"
     ? 1
     : p.totalKeys > 0
     ? Math.min(1, p.movedKeys / p.totalKeys)
@@ -114,19 +114,28 @@ export function progressLine(p: Progress, width = 30): string {
 /** Writes progress: redrawn in place on a terminal, one line per change otherwise. */
 export function progressWriter(
   out: { writeSync(b: Uint8Array): number; isTerminal(): boolean },
-): { update(p: Progress): void; end(): void } {
+): { update(p: Progress): void; done(): void; end(): void } {
   const enc = new TextEncoder();
   const tty = out.isTerminal();
   let last = "";
+  let shown: Progress | null = null;
   return {
     update(p) {
       const line = progressLine(p);
+      shown = p;
       if (line === last) return;
       last = line;
       out.writeSync(enc.encode(tty ? `\r\x1b[2K${line}` : `${line}\n`));
     },
+    // The rebalancing ended: the bar is drawn full, then its line is closed.
+    done() {
+      if (shown !== null) this.update({ ...shown, phase: "done", movedKeys: shown.totalKeys });
+      this.end();
+    },
     end() {
       if (tty && last !== "") out.writeSync(enc.encode("\n"));
+      last = "";
+      shown = null;
     },
   };
 }
