@@ -21,9 +21,18 @@ import type { NodeEngine } from "./engine.ts";
 import { parseFlatImage } from "./flat_image.ts";
 import { openEngine, RecoveryError } from "./open_engine.ts";
 import { diskFloorStore } from "./acceptor_floor.ts";
+import { startupHint } from "../shared/startup_hint.ts";
 import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
+
+/** What to do about a taken port or a path the task may not touch (shared/startup_hint.ts). */
+function nodeStartupHint(err: unknown, config: NodeConfig | { help: string }) {
+  if ("help" in config) return undefined;
+  const read = [config.import, config.tls?.cert, config.tls?.key].filter((p) => p !== undefined);
+  const paths = { read, write: [config.data] };
+  return startupHint("node", err, { ...config, paths, args: Deno.args });
+}
 
 /** Loads `--import FILE` into the engine. */
 async function importFile(engine: NodeEngine, config: NodeConfig, file: string): Promise<number> {
@@ -122,10 +131,17 @@ async function serve(
 async function main(): Promise<number> {
   let engine: NodeEngine | undefined;
   let lock: DataDirLock | undefined;
+  let config;
   try {
     // Only RINGKV_* variables: the process may be given --allow-env for just those.
     const env = Object.fromEntries(NODE_ENV.map((name) => [name, Deno.env.get(name)]));
-    const config = parseNodeConfig(Deno.args, env);
+    config = parseNodeConfig(Deno.args, env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`ringkv node: ${err.message}`);
+    return 2; // a usage error, as for the proxy, the cluster and kv
+  }
+  try {
     if ("help" in config) {
       console.log(config.help);
       return 0;
@@ -147,10 +163,7 @@ async function main(): Promise<number> {
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.NotFound ||
         err instanceof DataDirInUseError)
     ) throw err;
-    const hint = err instanceof Deno.errors.NotCapable
-      ? " (deno task node may read and write only ./data: see docs/security.md)"
-      : "";
-    console.error(`ringkv node: ${err.message}${hint}`);
+    console.error(`ringkv node: ${nodeStartupHint(err, config) ?? err.message}`);
     await engine?.close();
     return 1;
   } finally {

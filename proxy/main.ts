@@ -22,6 +22,7 @@ import { createReplication } from "./replication.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
 import { instrumentCall, instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { createOpsRoutes } from "./ops_routes.ts";
+import { startupHint } from "../shared/startup_hint.ts";
 import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
 
 /** JSON lines on stderr at `--log-level` (default warn); tokens and secrets never appear. */
@@ -172,6 +173,13 @@ async function serve(config: ProxyConfig): Promise<number> {
   return 0;
 }
 
+/** What to do about a taken port or a path the task may not touch (shared/startup_hint.ts). */
+function proxyStartupHint(err: unknown, config: ProxyConfig) {
+  const read = [config.ca, config.tls?.cert, config.tls?.key].filter((p) => p !== undefined);
+  const paths = { read, write: [config.data] };
+  return startupHint("proxy", err, { ...config, paths, args: Deno.args });
+}
+
 function secret(config: ProxyConfig): { clusterSecret?: string } {
   return config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret };
 }
@@ -203,10 +211,7 @@ async function main(): Promise<number> {
         err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse)
     ) throw err;
-    const hint = err instanceof Deno.errors.NotCapable
-      ? " (deno task proxy may read and write only ./data: see docs/security.md)"
-      : "";
-    console.error(err.message + hint);
+    console.error(proxyStartupHint(err, config) ?? err.message);
     return 1;
   } finally {
     lock?.release();
