@@ -10,6 +10,7 @@
  * console.assert(typeof createAdminRoutes === "function");
  * ```
  */
+import { bearerRefusal } from "../shared/bearer.ts";
 import { Hono } from "hono";
 import type { Context, Next } from "hono";
 import { errorResponse, RingkvError } from "../shared/errors.ts";
@@ -20,7 +21,6 @@ import type { Rebalancer } from "./rebalancer.ts";
 import type { Replication } from "./replication.ts";
 import { allNodes } from "./map_transitions.ts";
 import { readBody } from "./request_body.ts";
-import { sameSecret } from "../shared/secret.ts";
 
 /** Largest body of an admin call (`{"url", "weight"}` needs far less). */
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -57,16 +57,8 @@ function requireToken(token: string | undefined) {
         "Cannot use the admin API: the proxy has no admin token (--admin-token or RINGKV_ADMIN_TOKEN)",
       );
     }
-    const header = c.req.header("authorization") ?? "";
-    const match = /^Bearer\s+(.+)$/i.exec(header.trim());
-    if (match === null || !sameSecret(match[1]!, token)) {
-      throw new RingkvError(
-        "unauthorized",
-        header === ""
-          ? "Cannot use the admin API: send Authorization: Bearer <admin token>"
-          : "Cannot use the admin API: the admin token is wrong",
-      );
-    }
+    const refusal = bearerRefusal(c.req.header("authorization"), token, "admin");
+    if (refusal !== undefined) throw refusal;
     await next();
   };
 }
