@@ -7,7 +7,7 @@
 import { ConfigError } from "../shared/config.ts";
 import { createProxyApp } from "./app.ts";
 import { createAdminRoutes } from "./admin_routes.ts";
-import { createPoller, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
+import { createPoller, describeStart, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster_state.ts";
 import { guard } from "../shared/guard.ts";
 import { NodeHttp } from "./node_http.ts";
@@ -73,6 +73,7 @@ async function serve(config: ProxyConfig): Promise<number> {
   const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
   const store = createFileMapStore(config.data);
   const start = await startupMap({ store, admin, ...config });
+  console.log(describeStart(start, config.data));
   const moved = start.source === "new" ? null : await movedNodes(admin, start.map, config.nodes);
   if (moved !== null) log({ msg: "nodes moved to new URLs", epoch: moved.epoch });
   const state = await ClusterState.open(moved ?? start.map, { store, admin, log });

@@ -127,3 +127,40 @@ Deno.test("deno task node/proxy --data outside ./data print the one command that
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a proxy says which map it starts from and refuses --nodes of another cluster than its --data holds", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-mistakes-" });
+  const running = [];
+  const proxyArgs = (nodes: string) => ["--port", "0", "--data", join(dir, "p"), "--nodes", nodes];
+  try {
+    for (const id of ["a1", "b1"]) {
+      running.push(
+        await spawnServer({
+          script: SCRIPTS.node,
+          args: ["--id", id, "--port", "0", "--data", join(dir, id)],
+          env: ENV,
+        }),
+      );
+    }
+    const [a, b] = running;
+    const first = await spawnServer({ script: SCRIPTS.proxy, args: proxyArgs(a!.url), env: ENV });
+    await first.stop();
+    assertMatch(first.stdoutLines.join("\n"), /cluster map new, of the --nodes: epoch 1, .*a1 /);
+    const again = await spawnServer({ script: SCRIPTS.proxy, args: proxyArgs(a!.url), env: ENV });
+    await again.stop();
+    assertMatch(again.stdoutLines.join("\n"), /cluster map stored in .*\/p: epoch 1, .*a1 /);
+
+    const other = await runToEnd({
+      script: SCRIPTS.proxy,
+      args: proxyArgs(b!.url),
+      env: ENV,
+      timeoutMs: 60_000,
+    });
+    assertEquals(other.code, 1, other.stderr);
+    assertMatch(other.stderr, /\/p holds the map of another cluster \(epoch 1: a1 http/);
+    assertMatch(other.stderr, /\(node b1\).*another --data directory/);
+  } finally {
+    for (const p of running.reverse()) await p.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
