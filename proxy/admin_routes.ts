@@ -87,9 +87,14 @@ export async function clusterView(deps: AdminDeps): Promise<Record<string, unkno
       }
     }),
   );
+  // Serving nodes that answer: fewer than the replica count means fewer copies than promised.
+  const nodesUp = nodes.filter((n) => n.state !== "down" && map.nodes.some((m) => m.id === n.id))
+    .length;
   return {
     epoch: map.epoch,
     replicas: map.replicas,
+    nodesUp,
+    belowReplicas: nodesUp < map.replicas,
     vnodes: map.vnodes,
     nodes,
     ...(deps.replication ? { underReplicated: underReplicated(deps.replication) } : {}),

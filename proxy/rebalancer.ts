@@ -101,12 +101,13 @@ export class Rebalancer {
   /**
    * Starts removing node `id`: its keys move to their new owners, then it leaves. A node
    * that does not answer is refused (503) unless `force`: then it is removed for good and
-   * its ranges are copied from the surviving replicas, if enough of them are up.
+   * its ranges are copied from the surviving replicas, if enough of them are up. `force`
+   * also insists on a removal that leaves fewer nodes than replicas (else 409).
    */
   async startRemove(id: string, force = false): Promise<ClusterMap> {
     await this.deps.state.poll();
     const map = this.deps.state.current().map;
-    planRemove(map, id, 0, 0); // refuses unknown ids before any call to nodes
+    planRemove(map, id, 0, 0, false, true); // refuses unknown ids before any call to nodes
     const up = await this.#upNodes(map);
     if (!force && !up.has(id)) {
       throw new RingkvError(
@@ -115,8 +116,10 @@ export class Rebalancer {
       );
     }
     const total = await this.#totalKeys(map.nodes);
-    const next = planRemove(map, id, this.#now(), total, force);
-    if (force) await refuseUnsafeForce(next, id, up);
+    // A live node is drained even when forced: reading from it is the safer copy.
+    const dead = force && !up.has(id);
+    const next = planRemove(map, id, this.#now(), total, dead, force);
+    if (dead) await refuseUnsafeForce(next, id, up);
     return await this.#begin(next);
   }
 

@@ -229,3 +229,34 @@ Deno.test("anti-entropy brings a replica that missed writes level, tombstones in
     await c.close();
   }
 });
+
+Deno.test("removing a node below the replica count answers 409 unless forced; /cluster shows the cluster below its replicas", async () => {
+  const c = await start();
+  const view = async () =>
+    await (await c.proxy.request("/cluster", { headers: { authorization: `Bearer ${TOKEN}` } }))
+      .json();
+  try {
+    assertEquals(
+      [(await view()).replicas, (await view()).nodesUp, (await view()).belowReplicas],
+      [3, 3, false],
+    );
+    const refused = await remove(c, "n3", false);
+    assertEquals(refused.status, 409);
+    const message = (await refused.json()).error.message;
+    assertMatch(message, /2 node\(s\) would be left for 3 replicas.*\?force=true/);
+    assertEquals(c.state.current().map.rebalancing, null, "nothing started");
+
+    c.down.add("n2");
+    assertEquals([(await view()).nodesUp, (await view()).belowReplicas], [2, true]);
+    c.down.delete("n2");
+
+    const forced = await remove(c, "n3", true);
+    assertEquals(forced.status, 202, await forced.text());
+    const plan = c.state.current().map.rebalancing as { force?: boolean } | null;
+    assertEquals(plan?.force, undefined, "a live node is drained, not dropped");
+    await runToStable(c);
+    assertEquals([(await view()).nodesUp, (await view()).belowReplicas], [2, true]);
+  } finally {
+    await c.close();
+  }
+});

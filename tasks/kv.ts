@@ -30,7 +30,11 @@ const SPEC = {
   ifNoneMatch: { type: "bool", default: false, help: "put: only if the key does not exist" },
   contentType: { type: "string", help: "put: the value's Content-Type" },
   wait: { type: "bool", default: true, help: "add, remove: wait for the rebalancing (--no-wait)" },
-  force: { type: "bool", default: false, help: "remove: the node is dead, copy from replicas" },
+  force: {
+    type: "bool",
+    default: false,
+    help: "remove: the node is dead (copy from replicas), or insist on fewer nodes than replicas",
+  },
   timeoutMs: { type: "int", default: 10_000, help: "timeout of each call, in ms" },
 } as const;
 
@@ -43,8 +47,9 @@ commands:
   ls [--prefix P]         keys in order, one per line
   nodes                   id, url, state, keys of each node (tab-separated)
   add URL [--weight W]    add a node, wait for its keys to move
-  remove ID [--force]     drain a node, then remove it (--force: it is dead for good)
-  status                  epoch, nodes, rebalancing
+  remove ID [--force]     drain a node, then remove it (--force: it is dead for good, or
+                          leave fewer nodes than replicas)
+  status                  epoch, nodes, replicas, nodes up, rebalancing
 
 exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
             4 unavailable or server error, 5 auth, 6 request refused`;
@@ -127,6 +132,9 @@ async function ls(t: Target, prefix: string): Promise<void> {
 
 interface ClusterView {
   epoch: number;
+  replicas: number;
+  nodesUp: number;
+  belowReplicas: boolean;
   nodes: { id: string; url: string; state: string; keys: number | null }[];
   rebalancing: (Progress & { kind: string; nodeId: string; error?: string }) | null;
 }
@@ -143,6 +151,14 @@ async function status(t: Target): Promise<void> {
   const rb = view.rebalancing;
   print(`epoch\t${view.epoch}`);
   print(`nodes\t${view.nodes.length}`);
+  print(`replicas\t${view.replicas}`);
+  print(
+    `nodes up\t${view.nodesUp}${
+      view.belowReplicas
+        ? ` (fewer than ${view.replicas} replicas: keys have fewer copies than promised)`
+        : ""
+    }`,
+  );
   print(
     rb === null
       ? "rebalancing\tnone"

@@ -101,7 +101,10 @@ Deno.test("deno task kv: add and remove wait for the rebalancing; nodes and stat
     for (const line of add.stderr.trim().split("\n").filter((l) => l !== "")) {
       assertMatch(line, /^\[[#-]{30}\] \d+% \d+\/3000 keys, (copying|cleanup|done)$/);
     }
-    assertMatch((await kv("status")).stdout, /^epoch\t\d+\nnodes\t4\nrebalancing\tnone\n$/);
+    assertMatch(
+      (await kv("status")).stdout,
+      /^epoch\t\d+\nnodes\t4\nreplicas\t\d\nnodes up\t4\nrebalancing\tnone\n$/,
+    );
     assertEquals((await kv("add", n4.url)).code, 3, "adding a member again is a conflict");
 
     // On a terminal (script(1) gives it one) the bar ends at 100 % and the table follows
@@ -134,6 +137,36 @@ Deno.test("deno task kv: no command prints the usage (exit 2); keys . and .. are
       assertEquals(r.stdout, "");
     }
   } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("deno task kv: remove below the replica count is refused (exit 3) unless --force; status shows nodes up against replicas", async () => {
+  const cluster = await TestCluster.create();
+  const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
+  try {
+    for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
+    const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");
+    const proxy = await cluster.startProxy("p1", ["--nodes", urls, "--replicas", "3"]);
+    const kv = kvRunner(cwd, { RINGKV_URL: proxy.url, RINGKV_ADMIN_TOKEN: ADMIN_TOKEN });
+
+    const refused = await kv("remove", "n3");
+    assertEquals(refused.code, 3, refused.stderr);
+    assertMatch(
+      refused.stderr,
+      /409 Cannot remove node n3: 2 node\(s\) would be left for 3 replicas/,
+    );
+    assertMatch(refused.stderr, /--force/);
+    assertMatch((await kv("status")).stdout, /\nreplicas\t3\nnodes up\t3\nrebalancing\tnone\n$/);
+
+    await cluster.nodes.get("n3")!.stop();
+    const status = await kv("status");
+    assertMatch(
+      status.stdout,
+      /\nnodes up\t2 \(fewer than 3 replicas: keys have fewer copies than promised\)\n/,
+    );
+  } finally {
+    await cluster.stop();
     await Deno.remove(cwd, { recursive: true });
   }
 });

@@ -58,6 +58,13 @@ Deno.test("usage errors of node, proxy, cluster and kv exit 2 and suggest the fl
   }
   const range = await runToEnd({ script: SCRIPTS.node, args: ["--port", "99999"], env: ENV });
   assertEquals(range.code, 2, range.stderr);
+  const replicas = await runToEnd({
+    script: SCRIPTS.cluster,
+    args: ["--replicas", "5", "--nodes", "3", "--data", "/nonexistent/never-written"],
+    env: ENV,
+  });
+  assertEquals(replicas.code, 2, replicas.stderr);
+  assertMatch(replicas.stderr, /Cannot keep 5 replicas of each key on 3 node\(s\)/);
 });
 
 Deno.test("a port another process holds is named, with --port N or stopping it as the remedy", async () => {
