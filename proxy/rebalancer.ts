@@ -48,7 +48,7 @@ export type StepResult = "idle" | "copied" | "cleaned" | "superseded";
 /** Drives rebalancings: started by the admin API, resumed from any stored map. */
 export class Rebalancer {
   #running: Promise<void> | null = null;
-  #progress: { epoch: number; movedKeys: number } | null = null;
+  #progress: { epoch: number; movedKeys: number; movedCopies: number } | null = null;
   #driven: string | null = null;
   /** Why the last run stopped early, or null. */
   lastError: string | null = null;
@@ -56,11 +56,21 @@ export class Rebalancer {
   /** Creates the rebalancer; nothing happens until a call. */
   constructor(private readonly deps: RebalancerDeps) {}
 
-  /** Keys copied so far by the copy running for the current map, else the map's count. */
+  /** Keys copied to a new owner so far by the running copy, else the map's count. */
   movedKeys(): number {
     const map = this.deps.state.current().map;
     if (this.#progress?.epoch === map.epoch) return this.#progress.movedKeys;
     return map.rebalancing?.movedKeys ?? 0;
+  }
+
+  /**
+   * Copies streamed so far by the running copy: each moving key is read from a majority of
+   * its old replicas, so with replicas this exceeds {@link movedKeys}. Null when this proxy
+   * is not running the copy.
+   */
+  movedCopies(): number | null {
+    const map = this.deps.state.current().map;
+    return this.#progress?.epoch === map.epoch ? this.#progress.movedCopies : null;
   }
 
   async #totalKeys(nodes: readonly NodeInfo[]): Promise<number> {
@@ -164,9 +174,13 @@ export class Rebalancer {
     const options = { ...this.deps, epoch: map.epoch };
     let next: ClusterMap;
     if (rb.phase === "copying") {
-      this.#progress = { epoch: map.epoch, movedKeys: 0 };
+      this.#progress = { epoch: map.epoch, movedKeys: 0, movedCopies: 0 };
       const progress = this.#progress;
-      await copyMoves(map, { ...options, onCopied: (n) => (progress.movedKeys += n) });
+      await copyMoves(map, {
+        ...options,
+        onCopied: (n) => (progress.movedCopies += n),
+        onPlaced: (n) => (progress.movedKeys += n),
+      });
       next = toCleanup(map, progress.movedKeys);
     } else {
       await dropMoves(map, options);

@@ -240,6 +240,14 @@ Deno.test("removing a node below the replica count answers 409 unless forced; /c
       [(await view()).replicas, (await view()).nodesUp, (await view()).belowReplicas],
       [3, 3, false],
     );
+    for (const k of ["x", "y", "z"]) {
+      assertEquals((await c.proxy.request(`/kv/${k}`, { method: "PUT", body: k })).status, 201);
+    }
+    // Copies reach every replica after the quorum answered: poll, bounded.
+    for (let i = 0; i < 100 && (await view()).copies < 9; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals([(await view()).keys, (await view()).copies], [3, 9], "3 keys, 9 copies");
     const refused = await remove(c, "n3", false);
     assertEquals(refused.status, 409);
     const message = (await refused.json()).error.message;
@@ -248,6 +256,7 @@ Deno.test("removing a node below the replica count answers 409 unless forced; /c
 
     c.down.add("n2");
     assertEquals([(await view()).nodesUp, (await view()).belowReplicas], [2, true]);
+    assertEquals([(await view()).keys, (await view()).copies], [3, 6], "a node down loses no key");
     c.down.delete("n2");
 
     const forced = await remove(c, "n3", true);

@@ -124,14 +124,17 @@ function drawNodes(cluster, shares) {
 function drawRebalancing(rb, epoch) {
   const box = $("rebalancing");
   if (!rb) { box.replaceChildren(el("p", { class: "dim" }, "No rebalancing: the cluster is stable at epoch " + epoch + ".")); return; }
-  const frac = rb.phase === "cleanup" ? 1 : rb.totalKeys > 0 ? Math.min(1, rb.movedKeys / rb.totalKeys) : 0;
+  const total = rb.totalKeys ?? 0;
+  const frac = rb.phase === "cleanup" ? 1 : total > 0 ? Math.min(1, rb.movedKeys / total) : 0;
   const elapsed = (Date.now() - rb.startedAt) / 1000;
-  const left = frac > 0 && frac < 1 ? secs(elapsed * (1 - frac) / frac) + " left (estimate)" : rb.phase === "cleanup" ? "dropping moved keys from old owners" : "estimating…";
+  // The rate is keys placed per second so far; what is left is keys, not copies.
+  const rate = elapsed > 0 ? rb.movedKeys / elapsed : 0;
+  const left = rb.phase === "cleanup" ? "dropping moved keys from old owners" : rate > 0 && frac < 1 ? secs(Math.max(0, total - rb.movedKeys) / rate) + " left at " + Math.round(rate) + " keys/s (estimate)" : "estimating…";
   const bar = el("div", { class: "bar" }, el("div", { style: "width:" + (frac * 100).toFixed(1) + "%" }));
   box.replaceChildren(
     el("p", {}, el("b", {}, (rb.kind === "add" ? "Adding " : "Removing ") + rb.nodeId), " — phase ", el("b", { id: "phase" }, rb.phase)),
     bar,
-    el("p", {}, rb.movedKeys + " of " + rb.totalKeys + " keys moved · " + secs(elapsed) + " elapsed · " + left),
+    el("p", { id: "moved" }, rb.movedKeys + " of ~" + (rb.totalKeys ?? "?") + " keys moved" + (rb.movedCopies !== undefined && rb.movedCopies !== rb.movedKeys ? " (" + rb.movedCopies + " copies read from the old replicas)" : "") + " · " + secs(elapsed) + " elapsed · " + left),
     rb.error ? el("p", { class: "warn" }, "Paused, retrying: " + rb.error) : "");
 }
 async function refresh() {
@@ -143,7 +146,9 @@ async function refresh() {
     if (state.lookup && state.lookup.epoch !== cluster.epoch) await findOwners(state.lookup.key, cluster.epoch);
     drawRing(); drawNodes(cluster, state.ring.shares); drawRebalancing(cluster.rebalancing, cluster.epoch);
     const up = state.stats.nodes.filter((n) => n.up);
-    $("totals").textContent = up.reduce((a, n) => a + n.keys, 0) + " keys · " + bytes(up.reduce((a, n) => a + n.valueBytes, 0));
+    // Keys are distinct keys; each has up to "replicas" copies across the nodes.
+    $("totals").textContent = (cluster.keys ?? "?") + " keys · " + cluster.copies + " copies (" + cluster.replicas + " per key) · " + bytes(up.reduce((a, n) => a + n.valueBytes, 0)) + (cluster.belowReplicas ? " · " + cluster.nodesUp + " nodes up for " + cluster.replicas + " replicas" : "");
+    $("totals").className = cluster.belowReplicas ? "warn" : "dim";
     $("status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (err) {
     if (err.message !== "auth") $("status").textContent = "error: " + err.message;

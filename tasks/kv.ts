@@ -135,6 +135,8 @@ interface ClusterView {
   replicas: number;
   nodesUp: number;
   belowReplicas: boolean;
+  keys: number | null;
+  copies: number;
   nodes: { id: string; url: string; state: string; keys: number | null }[];
   rebalancing: (Progress & { kind: string; nodeId: string; error?: string }) | null;
 }
@@ -151,6 +153,8 @@ async function status(t: Target): Promise<void> {
   const rb = view.rebalancing;
   print(`epoch\t${view.epoch}`);
   print(`nodes\t${view.nodes.length}`);
+  print(`keys\t${view.keys ?? "?"}`);
+  print(`copies\t${view.copies}`);
   print(`replicas\t${view.replicas}`);
   print(
     `nodes up\t${view.nodesUp}${
@@ -162,7 +166,9 @@ async function status(t: Target): Promise<void> {
   print(
     rb === null
       ? "rebalancing\tnone"
-      : `rebalancing\t${rb.kind} ${rb.nodeId} ${rb.phase} ${rb.movedKeys}/${rb.totalKeys}`,
+      : `rebalancing\t${rb.kind} ${rb.nodeId} ${rb.phase} ${rb.movedKeys}/${
+        rb.totalKeys ?? "?"
+      } keys`,
   );
 }
 

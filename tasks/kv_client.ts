@@ -8,6 +8,8 @@
  * import { exitCodeOf, progressLine } from "./kv_client.ts";
  * console.assert(exitCodeOf(404) === 1 && exitCodeOf(412) === 3 && exitCodeOf(503) === 4);
  * console.assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10 }, 10).includes("50%"));
+ * console.assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10, movedCopies: 10 })
+ *   .endsWith("5/10 keys (10 copies read), copying"));
  * ```
  */
 
@@ -95,20 +97,29 @@ export async function okJson<T>(res: Response, what: string): Promise<T> {
 /** The rebalancing part of `GET /cluster`. */
 export interface Progress {
   phase: string;
+  /** Keys copied to their new owners. */
   movedKeys: number;
-  totalKeys: number;
+  /** Keys the rebalancing moves (estimated from the hash space that changes owner). */
+  totalKeys: number | null;
+  /** Copies read from the old replicas (a majority of them per key), when known. */
+  movedCopies?: number;
 }
 
-/** One progress line: a bar, percent, keys moved of the total, the phase. */
+/** One progress line: a bar, percent, keys moved of those to move, copies read, the phase. */
 export function progressLine(p: Progress, width = 30): string {
+  const total = p.totalKeys ?? 0;
   const fraction = p.phase === "cleanup" || p.phase === "done"
     ? 1
-    : p.totalKeys > 0
-    ? Math.min(1, p.movedKeys / p.totalKeys)
+    : total > 0
+    ? Math.min(1, p.movedKeys / total)
     : 0;
   const done = Math.round(fraction * width);
   const bar = "#".repeat(done) + "-".repeat(width - done);
-  return `[${bar}] ${Math.round(fraction * 100)}% ${p.movedKeys}/${p.totalKeys} keys, ${p.phase}`;
+  const copies = p.movedCopies !== undefined && p.movedCopies !== p.movedKeys
+    ? ` (${p.movedCopies} copies read)`
+    : "";
+  return `[${bar}] ${Math.round(fraction * 100)}% ${p.movedKeys}/${p.totalKeys ?? "?"} keys` +
+    `${copies}, ${p.phase}`;
 }
 
 /** Writes progress: redrawn in place on a terminal, one line per change otherwise. */
@@ -129,7 +140,7 @@ export function progressWriter(
     },
     // The rebalancing ended: the bar is drawn full, then its line is closed.
     done() {
-      if (shown !== null) this.update({ ...shown, phase: "done", movedKeys: shown.totalKeys });
+      if (shown !== null) this.update({ ...shown, phase: "done" });
       this.end();
     },
     end() {
