@@ -225,12 +225,15 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
     const { map, ring, nextRing } = deps.state.current();
     return c.json({ epoch: map.epoch, ...ringView(ring), next: nextRing && ringView(nextRing) });
   });
-  const refuse = (allowed: string) => () => {
-    throw new RingkvError("method_not_allowed", `Cannot use this method here: allowed ${allowed}`);
-  };
-  app.all("/cluster", refuse("GET"));
+  // 405 names the allowed methods in Allow (RFC 9110).
+  const refuse = (allow: string) => () =>
+    errorResponse(
+      new RingkvError("method_not_allowed", `Cannot use this method here: allowed are ${allow}`),
+      { allow },
+    );
+  app.all("/cluster", refuse("GET, HEAD"));
   app.all("/cluster/nodes", refuse("POST"));
   app.all("/cluster/nodes/:id", refuse("DELETE"));
-  app.all("/ring", refuse("GET"));
+  app.all("/ring", refuse("GET, HEAD"));
   return app;
 }

@@ -166,9 +166,12 @@ export function createOpsRoutes(deps: OpsDeps): Hono {
   });
   app.get("/", (c) => c.html(UI_PAGE));
   app.get("/openapi.json", (c) => c.json(OPENAPI));
-  const refuse = () => {
-    throw new RingkvError("method_not_allowed", "Cannot use this method here: allowed GET");
-  };
+  // 405 names the allowed methods in Allow (RFC 9110).
+  const refuse = () =>
+    errorResponse(
+      new RingkvError("method_not_allowed", "Cannot use this method here: allowed are GET, HEAD"),
+      { allow: "GET, HEAD" },
+    );
   for (const path of ["/metrics", "/stats", "/ring/owners", "/", "/openapi.json"]) {
     app.all(path, refuse);
   }
