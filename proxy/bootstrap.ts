@@ -93,7 +93,7 @@ async function otherNodes(options: StartupOptions, stored: ClusterMap): Promise<
     return id === null ? `${url} (does not answer)` : `${url} (node ${id})`;
   }));
   const others = strangers.filter((s) => s !== null);
-  if (others.length < options.nodes.length) return others;
+  if (options.nodes.length === 0 || others.length < options.nodes.length) return others;
   const dir = options.data ?? "its data directory";
   throw new StartupError(
     `Cannot start the proxy with --nodes ${options.nodes.join(",")}: ${dir} holds the map of ` +

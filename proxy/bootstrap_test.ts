@@ -105,6 +105,8 @@ Deno.test("startupMap() keeps the stored map for --nodes of its members (moved o
   const store = createMemoryMapStore(stored);
   const moved = await startupMap({ ...base, store, nodes: ["http://a.test"] });
   assertEquals([moved.source, moved.ignored], ["stored", undefined]);
+  const none = await startupMap({ ...base, store, nodes: [] });
+  assertEquals([none.source, none.ignored], ["stored", undefined], "no --nodes: the stored map");
   const some = await startupMap({ ...base, store, nodes: ["http://b.test", "http://c.test"] });
   assertEquals(some.ignored, ["http://c.test (node c)"]);
   const line = describeStart(some, "./data/proxy");

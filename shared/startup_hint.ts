@@ -11,7 +11,8 @@
  * import { byHandCommand } from "./startup_hint.ts";
  * assertEquals(
  *   byHandCommand("proxy", { read: ["/srv/p"], write: ["/srv/p"] }, ["--data", "/srv/p"]),
- *   "deno run --allow-net --allow-read=/srv/p --allow-write=/srv/p '--allow-env=RINGKV_*' proxy/main.ts --data /srv/p",
+ *   "deno run --allow-net --allow-read=./data,/srv/p --allow-write=./data,/srv/p " +
+ *     "'--allow-env=RINGKV_*' proxy/main.ts --data /srv/p",
  * );
  * ```
  */
