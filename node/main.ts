@@ -12,7 +12,7 @@ import { guard } from "../shared/guard.ts";
 import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
 import { keyPathRefusal } from "../shared/keys.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
-import { NODE_ENV, type NodeConfig, parseNodeConfig } from "./config.ts";
+import { NODE_ENV, type NodeConfig, nodeStartupHint, parseNodeConfig } from "./config.ts";
 import { createDenoDisk } from "./disk.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
 import { RequestCounters } from "./metrics.ts";
@@ -21,18 +21,9 @@ import type { NodeEngine } from "./engine.ts";
 import { parseFlatImage } from "./flat_image.ts";
 import { openEngine, RecoveryError } from "./open_engine.ts";
 import { diskFloorStore } from "./acceptor_floor.ts";
-import { startupHint } from "../shared/startup_hint.ts";
 import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
-
-/** What to do about a taken port or a path the task may not touch (shared/startup_hint.ts). */
-function nodeStartupHint(err: unknown, config: NodeConfig | { help: string }) {
-  if ("help" in config) return undefined;
-  const read = [config.import, config.tls?.cert, config.tls?.key].filter((p) => p !== undefined);
-  const paths = { read, write: [config.data] };
-  return startupHint("node", err, { ...config, paths, args: Deno.args });
-}
 
 /** Loads `--import FILE` into the engine. */
 async function importFile(engine: NodeEngine, config: NodeConfig, file: string): Promise<number> {
@@ -163,7 +154,7 @@ async function main(): Promise<number> {
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.NotFound ||
         err instanceof DataDirInUseError)
     ) throw err;
-    console.error(`ringkv node: ${nodeStartupHint(err, config) ?? err.message}`);
+    console.error(`ringkv node: ${nodeStartupHint(err, config, Deno.args) ?? err.message}`);
     await engine?.close();
     return 1;
   } finally {

@@ -14,7 +14,7 @@ import { NodeHttp } from "./node_http.ts";
 import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
 import { keyPathRefusal } from "../shared/keys.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
-import { parseProxyConfig, PROXY_ENV, type ProxyConfig } from "./config.ts";
+import { parseProxyConfig, PROXY_ENV, type ProxyConfig, proxyStartupHint } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
 import { NodeAdmin } from "./node_admin.ts";
 import { Rebalancer } from "./rebalancer.ts";
@@ -22,7 +22,6 @@ import { createReplication } from "./replication.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
 import { instrumentCall, instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { createOpsRoutes } from "./ops_routes.ts";
-import { startupHint } from "../shared/startup_hint.ts";
 import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
 
 /** JSON lines on stderr at `--log-level` (default warn); tokens and secrets never appear. */
@@ -174,13 +173,6 @@ async function serve(config: ProxyConfig): Promise<number> {
   return 0;
 }
 
-/** What to do about a taken port or a path the task may not touch (shared/startup_hint.ts). */
-function proxyStartupHint(err: unknown, config: ProxyConfig) {
-  const read = [config.ca, config.tls?.cert, config.tls?.key].filter((p) => p !== undefined);
-  const paths = { read, write: [config.data] };
-  return startupHint("proxy", err, { ...config, paths, args: Deno.args });
-}
-
 function secret(config: ProxyConfig): { clusterSecret?: string } {
   return config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret };
 }
@@ -212,7 +204,7 @@ async function main(): Promise<number> {
         err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse)
     ) throw err;
-    console.error(proxyStartupHint(err, config) ?? err.message);
+    console.error(proxyStartupHint(err, config, Deno.args) ?? err.message);
     return 1;
   } finally {
     lock?.release();
