@@ -84,7 +84,11 @@ export async function failed(res: Response, what: string): Promise<never> {
   } catch {
     // Not JSON (a proxy in front, say): the text as it came.
   }
-  const hint = res.status === 401 ? " (--token or RINGKV_ADMIN_TOKEN)" : "";
+  // Where this CLI takes each token from (the server's message says where it is kept).
+  const hint = res.status === 401
+    ? " (kv sends --token, RINGKV_ADMIN_TOKEN or ./data/admin-token to the admin routes, " +
+      "--client-token or RINGKV_CLIENT_TOKEN to /kv)"
+    : "";
   throw new CliError(exitCodeOf(res.status), `${what}: ${res.status} ${message}${hint}`);
 }
 
