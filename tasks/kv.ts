@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
+import { closest, ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 import { checkKey, keyToPath } from "../shared/keys.ts";
 import { RingkvError } from "../shared/errors.ts";
 import {
@@ -53,6 +53,8 @@ commands:
 
 exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
             4 unavailable or server error, 5 auth, 6 request refused`;
+
+const COMMANDS = ["get", "put", "del", "ls", "nodes", "add", "remove", "status"];
 
 type Flags = NonNullable<ReturnType<typeof parse>>;
 const enc = new TextEncoder();
@@ -230,8 +232,11 @@ async function run(f: Flags, t: Target): Promise<void> {
       const force = f.values.force ? "?force=true" : "";
       return await change(t, f, "DELETE", `/cluster/nodes/${encodeURIComponent(id)}${force}`);
     }
-    default:
-      throw new CliError(EXIT.usage, `Unknown command "${command ?? ""}" (see --help)`);
+    default: {
+      const near = closest(command ?? "", COMMANDS);
+      const hint = near === undefined ? "" : `; did you mean ${near}?`;
+      throw new CliError(EXIT.usage, `Unknown command "${command ?? ""}"${hint} (see --help)`);
+    }
   }
 }
 

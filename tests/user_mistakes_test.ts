@@ -50,6 +50,7 @@ Deno.test("usage errors of node, proxy, cluster and kv exit 2 and suggest the fl
     ["proxy", ["--nodse", "http://127.0.0.1:1"], "--nodes"],
     ["cluster", ["--replicsa", "2"], "--replicas"],
     ["kv", ["get", "k", "--urll", "http://127.0.0.1:1"], "--url"],
+    ["kv", ["stauts"], "status"],
   ];
   for (const [name, args, meant] of cases) {
     const r = await runToEnd({ script: SCRIPTS[name], args, env: ENV, timeoutMs: 60_000 });
