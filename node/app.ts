@@ -18,6 +18,7 @@
  * await engine.close();
  * ```
  */
+import { bearerRefusal } from "../shared/bearer.ts";
 import { Hono, type MiddlewareHandler } from "hono";
 import { RingkvError } from "../shared/errors.ts";
 import { type FastHandler, withFastPath } from "../shared/http1/fast.ts";
@@ -35,7 +36,6 @@ import { errorAnswer } from "./error_answer.ts";
 import { nodeFastPath } from "./fast_path.ts";
 import { RequestCounters, routeLabel } from "./metrics.ts";
 import { type NodeContext, rawPath } from "./routing.ts";
-import { sameSecret } from "../shared/secret.ts";
 
 /** What a node app is built from. */
 export interface NodeAppDeps {
@@ -99,15 +99,10 @@ function answerHeaders(ctx: NodeContext): MiddlewareHandler {
 
 /** 401 unless the request carries the cluster secret (`/health` is open). */
 function requireSecret(secret: string): MiddlewareHandler {
-  const expected = `Bearer ${secret}`;
   return async (c, next) => {
     if (rawPath(c.req.url) !== "/health") {
-      if (!sameSecret(c.req.header("authorization"), expected)) {
-        throw new RingkvError(
-          "unauthorized",
-          "Cannot serve the request: it lacks the cluster secret (Authorization: Bearer <secret>)",
-        );
-      }
+      const refusal = bearerRefusal(c.req.header("authorization"), secret, "cluster");
+      if (refusal !== undefined) throw refusal;
     }
     await next();
   };

@@ -19,6 +19,7 @@ import {
   parseFlags,
   SERVER_FLAGS,
 } from "../shared/config.ts";
+import { startupHint } from "../shared/startup_hint.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
 import { checkLogLevel, type LogLevel } from "../shared/log.ts";
@@ -107,4 +108,15 @@ export function parseNodeConfig(
     config.snapshotEveryBytes = atLeast("snapshot-every-bytes", v.snapshotEveryBytes, 1);
   }
   return config;
+}
+
+/** What to do about a taken port or a path the task may not touch (shared/startup_hint.ts). */
+export function nodeStartupHint(
+  err: unknown,
+  config: NodeConfig | { help: string },
+  args: readonly string[],
+): string | undefined {
+  if ("help" in config) return undefined;
+  const read = [config.import, config.tls?.cert, config.tls?.key].filter((p) => p !== undefined);
+  return startupHint("node", err, { ...config, paths: { read, write: [config.data] }, args });
 }

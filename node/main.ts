@@ -12,7 +12,7 @@ import { guard } from "../shared/guard.ts";
 import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
 import { keyPathRefusal } from "../shared/keys.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
-import { NODE_ENV, type NodeConfig, parseNodeConfig } from "./config.ts";
+import { NODE_ENV, type NodeConfig, nodeStartupHint, parseNodeConfig } from "./config.ts";
 import { createDenoDisk } from "./disk.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
 import { RequestCounters } from "./metrics.ts";
@@ -122,10 +122,17 @@ async function serve(
 async function main(): Promise<number> {
   let engine: NodeEngine | undefined;
   let lock: DataDirLock | undefined;
+  let config;
   try {
     // Only RINGKV_* variables: the process may be given --allow-env for just those.
     const env = Object.fromEntries(NODE_ENV.map((name) => [name, Deno.env.get(name)]));
-    const config = parseNodeConfig(Deno.args, env);
+    config = parseNodeConfig(Deno.args, env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`ringkv node: ${err.message}`);
+    return 2; // a usage error, as for the proxy, the cluster and kv
+  }
+  try {
     if ("help" in config) {
       console.log(config.help);
       return 0;
@@ -147,10 +154,7 @@ async function main(): Promise<number> {
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.NotFound ||
         err instanceof DataDirInUseError)
     ) throw err;
-    const hint = err instanceof Deno.errors.NotCapable
-      ? " (deno task node may read and write only ./data: see docs/security.md)"
-      : "";
-    console.error(`ringkv node: ${err.message}${hint}`);
+    console.error(`ringkv node: ${nodeStartupHint(err, config, Deno.args) ?? err.message}`);
     await engine?.close();
     return 1;
   } finally {

@@ -10,17 +10,19 @@
  * console.assert(typeof createAdminRoutes === "function");
  * ```
  */
+import { bearerRefusal } from "../shared/bearer.ts";
 import { Hono } from "hono";
 import type { Context, Next } from "hono";
 import { errorResponse, RingkvError } from "../shared/errors.ts";
-import type { Ring } from "../shared/ring.ts";
+import { Ring } from "../shared/ring.ts";
+import type { ClusterMap } from "../shared/wire.ts";
+import { countCopies, estimateKeys, movingShare } from "./key_counts.ts";
 import type { ClusterState } from "./cluster_state.ts";
 import type { NodeAdmin, NodeWrites } from "./node_admin.ts";
 import type { Rebalancer } from "./rebalancer.ts";
 import type { Replication } from "./replication.ts";
-import { allNodes } from "./map_transitions.ts";
+import { allNodes, type Plan, previousNodes } from "./map_transitions.ts";
 import { readBody } from "./request_body.ts";
-import { sameSecret } from "../shared/secret.ts";
 
 /** Largest body of an admin call (`{"url", "weight"}` needs far less). */
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -60,16 +62,8 @@ function requireToken(token: string | undefined) {
         "Cannot use the admin API: the proxy has no admin token (--admin-token or RINGKV_ADMIN_TOKEN)",
       );
     }
-    const header = c.req.header("authorization") ?? "";
-    const match = /^Bearer\s+(.+)$/i.exec(header.trim());
-    if (match === null || !sameSecret(match[1]!, token)) {
-      throw new RingkvError(
-        "unauthorized",
-        header === ""
-          ? "Cannot use the admin API: send Authorization: Bearer <admin token>"
-          : "Cannot use the admin API: the admin token is wrong",
-      );
-    }
+    const refusal = bearerRefusal(c.req.header("authorization"), token, "admin");
+    if (refusal !== undefined) throw refusal;
     await next();
   };
 }
@@ -100,9 +94,19 @@ export async function clusterView(deps: AdminDeps): Promise<Record<string, unkno
       }
     }),
   );
+  const serving = nodes.filter((n) => map.nodes.some((m) => m.id === n.id));
+  // Serving nodes that answer: fewer than the replica count means fewer copies than promised.
+  const nodesUp = serving.filter((n) => n.state !== "down").length;
+  const ring = deps.state.current().ring;
+  const keys = estimateKeys(ring, map.replicas, new Map(serving.map((n) => [n.id, n.keys])));
+  const movedCopies = deps.rebalancer.movedCopies();
   return {
     epoch: map.epoch,
     replicas: map.replicas,
+    nodesUp,
+    belowReplicas: nodesUp < map.replicas,
+    keys,
+    copies: countCopies(new Map(nodes.map((n) => [n.id, n.keys]))),
     vnodes: map.vnodes,
     nodes,
     ...(deps.replication ? { underReplicated: underReplicated(deps.replication) } : {}),
@@ -111,11 +115,30 @@ export async function clusterView(deps: AdminDeps): Promise<Record<string, unkno
       nodeId: rb.nodeId,
       phase: rb.phase,
       movedKeys: deps.rebalancer.movedKeys(),
-      totalKeys: rb.totalKeys,
+      totalKeys: keys === null ? null : Math.round(keys * await movingShareOf(map)),
+      ...(movedCopies === null ? {} : { movedCopies }),
+      copies: rb.totalKeys,
       startedAt: rb.startedAt,
       ...(deps.rebalancer.lastError ? { error: deps.rebalancer.lastError } : {}),
     },
   };
+}
+
+const moving = new WeakMap<object, Promise<number>>();
+
+/** The share of keys the map's rebalancing moves, computed once per plan. */
+function movingShareOf(map: ClusterMap): Promise<number> {
+  const rb = map.rebalancing!;
+  let share = moving.get(rb);
+  if (share === undefined) {
+    const vnodes = map.vnodes > 0 ? map.vnodes : undefined;
+    share = Promise.all([
+      Ring.build(previousNodes(map), vnodes),
+      Ring.build((rb as Plan).next, vnodes),
+    ]).then(([before, after]) => movingShare(before, after, map.replicas));
+    moving.set(rb, share);
+  }
+  return share;
 }
 
 /**
@@ -207,12 +230,15 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
     const { map, ring, nextRing } = deps.state.current();
     return c.json({ epoch: map.epoch, ...ringView(ring), next: nextRing && ringView(nextRing) });
   });
-  const refuse = (allowed: string) => () => {
-    throw new RingkvError("method_not_allowed", `Cannot use this method here: allowed ${allowed}`);
-  };
-  app.all("/cluster", refuse("GET"));
+  // 405 names the allowed methods in Allow (RFC 9110).
+  const refuse = (allow: string) => () =>
+    errorResponse(
+      new RingkvError("method_not_allowed", `Cannot use this method here: allowed are ${allow}`),
+      { allow },
+    );
+  app.all("/cluster", refuse("GET, HEAD"));
   app.all("/cluster/nodes", refuse("POST"));
   app.all("/cluster/nodes/:id", refuse("DELETE"));
-  app.all("/ring", refuse("GET"));
+  app.all("/ring", refuse("GET, HEAD"));
   return app;
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { allowedMethods } from "./allowed_methods.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { errorResponse, RingkvError } from "../shared/errors.ts";
@@ -100,9 +101,22 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
       new RingkvError("internal", `Cannot answer ${c.req.method} ${c.req.path}: internal error`),
     );
   });
-  app.notFound((c) =>
-    errorResponse(new RingkvError("not_found", `No route for ${c.req.method} ${c.req.path}`))
-  );
+  app.notFound((c) => {
+    // A known path with another method is 405 with Allow, not 404 (RFC 9110).
+    const allow = allowedMethods(app.routes, c.req.path);
+    if (allow.length === 0) {
+      return errorResponse(
+        new RingkvError("not_found", `No route for ${c.req.method} ${c.req.path}`),
+      );
+    }
+    return errorResponse(
+      new RingkvError(
+        "method_not_allowed",
+        `Cannot ${c.req.method} ${c.req.path}: allowed are ${allow.join(", ")}`,
+      ),
+      { allow: allow.join(", ") },
+    );
+  });
   if (deps.admin) app.route("/", deps.admin);
   app.get("/health", () => {
     const { map } = deps.topology.current();

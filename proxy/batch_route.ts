@@ -78,8 +78,9 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
   if (!isObject(doc)) throw invalid("the body is not a JSON object");
   const unknown = Object.keys(doc).find((k) => k !== "set" && k !== "delete");
   if (unknown !== undefined) throw invalid(`unknown field "${unknown}"`);
-  const set = doc.set ?? {};
-  const del = doc.delete ?? [];
+  // Absent means none; null is not an object or an array (docs/api.md promises 400).
+  const set = doc.set === undefined ? {} : doc.set;
+  const del = doc.delete === undefined ? [] : doc.delete;
   if (!isObject(set)) throw invalid(`"set" is not an object`);
   if (!Array.isArray(del) || !del.every((k) => typeof k === "string")) {
     throw invalid(`"delete" is not an array of strings`);

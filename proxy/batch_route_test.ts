@@ -64,6 +64,8 @@ Deno.test("POST /kv refuses malformed and oversized batches before applying anyt
       ["{", 400, "invalid_json"],
       ["[1]", 400, "invalid_batch"],
       [{ set: [] }, 400, "invalid_batch"],
+      [{ set: null }, 400, "invalid_batch"],
+      [{ delete: null }, 400, "invalid_batch"],
       [{ delete: "k" }, 400, "invalid_batch"],
       [{ delete: [1] }, 400, "invalid_batch"],
       [{ put: {} }, 400, "invalid_batch"],

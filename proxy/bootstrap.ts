@@ -16,7 +16,7 @@ import type { ClusterMap, NodeInfo } from "../shared/wire.ts";
 import type { ClusterState } from "./cluster_state.ts";
 import type { MapStore } from "./map_store.ts";
 import type { NodeAdmin } from "./node_admin.ts";
-import { initialMap, nodeInfo, withNodeUrls } from "./map_transitions.ts";
+import { allNodes, initialMap, nodeInfo, withNodeUrls } from "./map_transitions.ts";
 import type { Rebalancer } from "./rebalancer.ts";
 
 /** A reason the proxy cannot start that the user can fix; main prints its message. */
@@ -32,12 +32,16 @@ export interface StartupOptions {
   join?: string;
   replicas: number;
   vnodes: number;
+  /** The data directory the store reads, for messages. */
+  data?: string;
 }
 
 /** The map to start with and where it came from. */
 export interface StartupMap {
   map: ClusterMap;
   source: "stored" | "join" | "nodes" | "new";
+  /** `--nodes` that are not members of a stored map, which the proxy does not use. */
+  ignored?: string[];
 }
 
 async function highestMap(admin: NodeAdmin, urls: readonly string[]): Promise<ClusterMap | null> {
@@ -68,10 +72,62 @@ async function learnNodes(admin: NodeAdmin, urls: readonly string[]): Promise<No
   return nodes;
 }
 
+function nodeList(map: ClusterMap): string {
+  return allNodes(map).map((n) => `${n.id} ${n.url}`).join(", ");
+}
+
+/**
+ * The `--nodes` that are not members of the stored map (by URL, or by the id a node at a
+ * new URL answers with). When none is, the user meant another cluster than the directory
+ * holds: refused. A few strangers (a node removed since, say) are only reported.
+ */
+async function otherNodes(options: StartupOptions, stored: ClusterMap): Promise<string[]> {
+  const members = allNodes(stored);
+  const strangers = await Promise.all(options.nodes.map(async (url) => {
+    if (members.some((n) => n.url === url)) return null;
+    const id = await options.admin.health(url).then((h) => h.id, (err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      return null;
+    });
+    if (id !== null && members.some((n) => n.id === id)) return null;
+    return id === null ? `${url} (does not answer)` : `${url} (node ${id})`;
+  }));
+  const others = strangers.filter((s) => s !== null);
+  if (options.nodes.length === 0 || others.length < options.nodes.length) return others;
+  const dir = options.data ?? "its data directory";
+  throw new StartupError(
+    `Cannot start the proxy with --nodes ${options.nodes.join(",")}: ${dir} holds the map of ` +
+      `another cluster (epoch ${stored.epoch}: ${nodeList(stored)}), and none of the --nodes ` +
+      `is in it (${others.join(", ")}). To start a new cluster, give another --data ` +
+      `directory; to use the stored one, give --nodes of its nodes (or none)`,
+  );
+}
+
+/** The line a starting proxy prints: which map it uses and where that map came from. */
+export function describeStart(start: StartupMap, data: string): string {
+  const from = {
+    stored: `stored in ${data}`,
+    join: "learnt through --join",
+    nodes: "held by the --nodes",
+    new: "new, of the --nodes",
+  }[start.source];
+  const m = start.map;
+  const ignored = start.ignored === undefined
+    ? ""
+    : `; --nodes not in it, ignored: ${
+      start.ignored.join(", ")
+    } (add one with POST /cluster/nodes)`;
+  return `ringkv proxy: cluster map ${from}: epoch ${m.epoch}, ${m.replicas} replica(s), ` +
+    `nodes ${nodeList(m)}${ignored}`;
+}
+
 /** Finds the map to start with; throws a {@link StartupError} when there is none. */
 export async function startupMap(options: StartupOptions): Promise<StartupMap> {
   const stored = await options.store.load();
-  if (stored !== null) return { map: stored, source: "stored" };
+  if (stored !== null) {
+    const ignored = await otherNodes(options, stored);
+    return { map: stored, source: "stored", ...(ignored.length > 0 ? { ignored } : {}) };
+  }
   if (options.join !== undefined) {
     const map = await options.admin.getMap(options.join).catch((err) => {
       if (!(err instanceof RingkvError)) throw err;

@@ -1,5 +1,5 @@
-import { assertEquals, assertRejects } from "@std/assert";
-import { createPoller, StartupError, startupMap } from "./bootstrap.ts";
+import { assertEquals, assertMatch, assertRejects } from "@std/assert";
+import { createPoller, describeStart, StartupError, startupMap } from "./bootstrap.ts";
 import { ClusterState } from "./cluster_state.ts";
 import { createFakeMapNodes } from "./fake_map_nodes.ts";
 import { createMemoryMapStore } from "./map_store.ts";
@@ -79,4 +79,41 @@ Deno.test("the poller drives another proxy's rebalancing only once its epoch sto
   assertEquals(runs, 0);
   await poller.tick();
   assertEquals(runs, 1);
+});
+
+Deno.test("startupMap() refuses --nodes none of which is in the stored map, naming the directory and its map", async () => {
+  const { base, fake } = setup();
+  const stored = { ...initialMap(fake.nodes.slice(0, 2), 1, 16), epoch: 7 };
+  const store = createMemoryMapStore(stored);
+  const err = await assertRejects(
+    () => startupMap({ ...base, store, nodes: ["http://c.test", "http://x.test"], data: "./d/p" }),
+    StartupError,
+  );
+  assertMatch(err.message, /--nodes http:\/\/c\.test,http:\/\/x\.test: \.\/d\/p holds the map/);
+  assertMatch(err.message, /epoch 7: a http:\/\/a\.test, b http:\/\/b\.test/);
+  assertMatch(err.message, /http:\/\/c\.test \(node c\), http:\/\/x\.test \(does not answer\)/);
+  assertMatch(err.message, /another --data directory/);
+});
+
+Deno.test("startupMap() keeps the stored map for --nodes of its members (moved ones too) and reports strangers", async () => {
+  const { base, fake } = setup();
+  const stored = initialMap(
+    [{ id: "a", url: "http://old-a.test", weight: 1 }, fake.nodes[1]!],
+    1,
+    16,
+  );
+  const store = createMemoryMapStore(stored);
+  const moved = await startupMap({ ...base, store, nodes: ["http://a.test"] });
+  assertEquals([moved.source, moved.ignored], ["stored", undefined]);
+  const none = await startupMap({ ...base, store, nodes: [] });
+  assertEquals([none.source, none.ignored], ["stored", undefined], "no --nodes: the stored map");
+  const some = await startupMap({ ...base, store, nodes: ["http://b.test", "http://c.test"] });
+  assertEquals(some.ignored, ["http://c.test (node c)"]);
+  const line = describeStart(some, "./data/proxy");
+  assertMatch(line, /cluster map stored in \.\/data\/proxy: epoch 1, 1 replica\(s\), nodes a /);
+  assertMatch(line, /ignored: http:\/\/c\.test \(node c\)/);
+  assertMatch(
+    describeStart({ map: stored, source: "new" }, "x"),
+    /cluster map new, of the --nodes/,
+  );
 });

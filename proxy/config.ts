@@ -19,6 +19,7 @@ import {
   parseFlags,
   SERVER_FLAGS,
 } from "../shared/config.ts";
+import { startupHint } from "../shared/startup_hint.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
 import { checkLogLevel, type LogLevel } from "../shared/log.ts";
@@ -167,4 +168,14 @@ export function parseProxyConfig(
       bodyTimeoutMs: checkRange("body-timeout-ms", v.bodyTimeoutMs, 1, 3_600_000),
     },
   };
+}
+
+/** What to do about a taken port or a path the task may not touch (shared/startup_hint.ts). */
+export function proxyStartupHint(
+  err: unknown,
+  config: ProxyConfig,
+  args: readonly string[],
+): string | undefined {
+  const read = [config.ca, config.tls?.cert, config.tls?.key].filter((p) => p !== undefined);
+  return startupHint("proxy", err, { ...config, paths: { read, write: [config.data] }, args });
 }

@@ -7,14 +7,14 @@
 import { ConfigError } from "../shared/config.ts";
 import { createProxyApp } from "./app.ts";
 import { createAdminRoutes } from "./admin_routes.ts";
-import { createPoller, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
+import { createPoller, describeStart, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster_state.ts";
 import { guard } from "../shared/guard.ts";
 import { NodeHttp } from "./node_http.ts";
 import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
 import { keyPathRefusal } from "../shared/keys.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
-import { parseProxyConfig, PROXY_ENV, type ProxyConfig } from "./config.ts";
+import { parseProxyConfig, PROXY_ENV, type ProxyConfig, proxyStartupHint } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
 import { NodeAdmin } from "./node_admin.ts";
 import { Rebalancer } from "./rebalancer.ts";
@@ -72,6 +72,7 @@ async function serve(config: ProxyConfig): Promise<number> {
   const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
   const store = createFileMapStore(config.data);
   const start = await startupMap({ store, admin, ...config });
+  console.log(describeStart(start, config.data));
   const moved = start.source === "new" ? null : await movedNodes(admin, start.map, config.nodes);
   if (moved !== null) log({ msg: "nodes moved to new URLs", epoch: moved.epoch });
   const state = await ClusterState.open(moved ?? start.map, { store, admin, log });
@@ -204,10 +205,7 @@ async function main(): Promise<number> {
         err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse)
     ) throw err;
-    const hint = err instanceof Deno.errors.NotCapable
-      ? " (deno task proxy may read and write only ./data: see docs/security.md)"
-      : "";
-    console.error(err.message + hint);
+    console.error(proxyStartupHint(err, config, Deno.args) ?? err.message);
     return 1;
   } finally {
     lock?.release();

@@ -77,8 +77,9 @@ export function planAdd(
 }
 
 /**
- * Starts removing node `id`: epoch + 1, phase copying; 404 unknown, 409 last node.
- * `force`: the node is gone for good, nothing is read from it.
+ * Starts removing node `id`: epoch + 1, phase copying; 404 unknown, 409 last node, 409
+ * when fewer nodes than replicas would be left unless `insist`. `force`: the node is gone
+ * for good, nothing is read from it.
  */
 export function planRemove(
   map: ClusterMap,
@@ -86,6 +87,7 @@ export function planRemove(
   now: number,
   totalKeys: number,
   force = false,
+  insist = force,
 ): ClusterMap {
   if (!map.nodes.some((n) => n.id === id)) {
     throw new RingkvError("not_found", `Cannot remove node ${id}: no node has this id`);
@@ -95,6 +97,14 @@ export function planRemove(
     throw new RingkvError("conflict", `Cannot remove node ${id}: it is the last node`);
   }
   const next = map.nodes.filter((n) => n.id !== id);
+  if (!insist && next.length < map.replicas) {
+    throw new RingkvError(
+      "conflict",
+      `Cannot remove node ${id}: ${next.length} node(s) would be left for ${map.replicas} replicas ` +
+        `of each key, so every key would keep fewer copies than the cluster promises; add a ` +
+        `node first, or insist with DELETE /cluster/nodes/${id}?force=true (kv remove --force)`,
+    );
+  }
   const started = start(map, "remove", id, next, now, totalKeys);
   if (force) (started.rebalancing as Plan).force = true;
   return started;

@@ -131,3 +131,11 @@ Deno.test("nodeInfo() keeps a node's incarnation when its /health has one", () =
     incarnation: "i1",
   });
 });
+
+Deno.test("planRemove() refuses (409) leaving fewer nodes than replicas, unless insisted on", () => {
+  const map = initialMap([n("a"), n("b"), n("c")], 3, 8);
+  assertEquals(code(() => planRemove(map, "a", 0, 0)), "409 conflict");
+  assertEquals(planRemove(map, "a", 0, 0, false, true).rebalancing?.kind, "remove");
+  assertEquals(planRemove(map, "a", 0, 0, true).rebalancing?.kind, "remove", "force insists");
+  assertEquals(planRemove(initialMap([n("a"), n("b"), n("c")], 2, 8), "a", 0, 0).epoch, 2);
+});

@@ -11,13 +11,13 @@
  * console.assert(typeof createOpsRoutes === "function");
  * ```
  */
+import { bearerRefusal } from "../shared/bearer.ts";
 import { Hono } from "hono";
 import type { Context, Next } from "hono";
 import { errorResponse, RingkvError } from "../shared/errors.ts";
 import { checkKey } from "../shared/keys.ts";
 import { gauge, type Metric, PROM_CONTENT_TYPE, render } from "../shared/prom.ts";
 import { hashKey, type Ring } from "../shared/ring.ts";
-import { sameSecret } from "../shared/secret.ts";
 import type { ClusterState } from "./cluster_state.ts";
 import { allNodes } from "./map_transitions.ts";
 import type { ProxyMetrics } from "./metrics.ts";
@@ -42,15 +42,13 @@ export interface OpsDeps extends NodeStatsDeps {
 function requireAdmin(token: string | undefined) {
   return async (c: Context, next: Next) => {
     if (token === undefined) {
-      throw new RingkvError("forbidden", "Cannot use the admin API: the proxy has no admin token");
-    }
-    const match = /^Bearer\s+(.+)$/i.exec((c.req.header("authorization") ?? "").trim());
-    if (match === null || !sameSecret(match[1]!, token)) {
       throw new RingkvError(
-        "unauthorized",
-        "Cannot use the admin API: send Authorization: Bearer <admin token>",
+        "forbidden",
+        "Cannot use the admin API: the proxy has no admin token (--admin-token or RINGKV_ADMIN_TOKEN)",
       );
     }
+    const refusal = bearerRefusal(c.req.header("authorization"), token, "admin");
+    if (refusal !== undefined) throw refusal;
     await next();
   };
 }
@@ -173,9 +171,12 @@ export function createOpsRoutes(deps: OpsDeps): Hono {
   });
   app.get("/", (c) => c.html(UI_PAGE));
   app.get("/openapi.json", (c) => c.json(OPENAPI));
-  const refuse = () => {
-    throw new RingkvError("method_not_allowed", "Cannot use this method here: allowed GET");
-  };
+  // 405 names the allowed methods in Allow (RFC 9110).
+  const refuse = () =>
+    errorResponse(
+      new RingkvError("method_not_allowed", "Cannot use this method here: allowed are GET, HEAD"),
+      { allow: "GET, HEAD" },
+    );
   for (const path of ["/metrics", "/stats", "/ring/owners", "/", "/openapi.json"]) {
     app.all(path, refuse);
   }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { bearerRefusal } from "../shared/bearer.ts";
 import { Hono } from "hono";
 import { ERROR_STATUS, type ErrorCode, errorResponse, RingkvError } from "../shared/errors.ts";
 import { keyFromPath } from "../shared/keys.ts";
@@ -17,7 +18,6 @@ import type { RequestIds } from "./observe.ts";
 import { readBody } from "./request_body.ts";
 import { resultByteLength, resultBytes } from "./result_value.ts";
 import { type Outcome, Router } from "./router.ts";
-import { sameSecret } from "../shared/secret.ts";
 
 /** What the public routes need. */
 export interface PublicRoutesDeps {
@@ -39,14 +39,11 @@ export function createPublicRoutes(deps: PublicRoutesDeps): Hono {
   const token = deps.clientToken;
   if (token) {
     app.use("/kv/*", (c, next) => {
-      if (sameSecret(c.req.header("authorization"), `Bearer ${token}`)) return next();
-      return Promise.resolve(errorResponse(
-        new RingkvError(
-          "unauthorized",
-          "Cannot use /kv: send Authorization: Bearer <client token>",
-        ),
-        { "www-authenticate": 'Bearer realm="ringkv"' },
-      ));
+      const refusal = bearerRefusal(c.req.header("authorization"), token, "client");
+      if (refusal === undefined) return next();
+      return Promise.resolve(
+        errorResponse(refusal, { "www-authenticate": 'Bearer realm="ringkv"' }),
+      );
     });
   }
   app.get("/kv", (c) => handleList(deps, c.req.raw));

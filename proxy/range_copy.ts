@@ -72,6 +72,11 @@ export interface MoveOptions {
   chunkBytes?: number;
   /** Called with the number of entries after each ingest call. */
   onCopied?: (entries: number) => void;
+  /**
+   * Called with the entries that are new copies: those from the first old replica read
+   * for a range (the next ones re-send the same keys so none is missed) and repairs.
+   */
+  onPlaced?: (entries: number) => void;
   /** `/internal/accept`, for entries that may be unfinished proposals (replica_sync.ts). */
   accept?: (node: NodeRef, epoch: number, entries: WireEntry[]) => Promise<WireVote[]>;
   log?: (obj: Record<string, unknown>) => void;
@@ -164,8 +169,16 @@ export async function copyMoves(map: ClusterMap, options: MoveOptions): Promise<
       for (const src of copy.from) {
         if (read >= copy.need) break;
         if (dead.has(src)) continue;
+        const first = read === 0;
+        const counted = {
+          ...options,
+          onCopied: (n: number) => {
+            options.onCopied?.(n);
+            if (first) options.onPlaced?.(n);
+          },
+        };
         try {
-          await copyRanges(urlOf(map, src), urlOf(map, copy.to), ranges, options);
+          await copyRanges(urlOf(map, src), urlOf(map, copy.to), ranges, counted);
           read++;
         } catch (err) {
           if (!(err instanceof RingkvError) || err.code === "stale_epoch") throw err;
@@ -188,6 +201,7 @@ async function syncSurvivors(map: ClusterMap, sync: Omit<CopyGroup, "to">, o: Mo
     const read = nodes.length - result.unreachable.length;
     if (read < sync.need) throw tooFewReplicas({ ...sync, to: "each other" }, read);
     o.onCopied?.(result.repaired);
+    o.onPlaced?.(result.repaired);
   }
 }
 

@@ -25,7 +25,7 @@ import {
   toCleanup,
   toStable,
 } from "./map_transitions.ts";
-import { refuseWhileRecovering } from "./rejoin.ts";
+import { recoveringNodes, refuseWhileRecovering, throwIfRecovering } from "./rejoin.ts";
 import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
 
 /** What a {@link Rebalancer} needs. */
@@ -50,7 +50,7 @@ export type StepResult = "idle" | "copied" | "cleaned" | "superseded";
 /** Drives rebalancings: started by the admin API, resumed from any stored map. */
 export class Rebalancer {
   #running: Promise<void> | null = null;
-  #progress: { epoch: number; movedKeys: number } | null = null;
+  #progress: { epoch: number; movedKeys: number; movedCopies: number } | null = null;
   #driven: string | null = null;
   /** Why the last run stopped early, or null. */
   lastError: string | null = null;
@@ -58,11 +58,21 @@ export class Rebalancer {
   /** Creates the rebalancer; nothing happens until a call. */
   constructor(private readonly deps: RebalancerDeps) {}
 
-  /** Keys copied so far by the copy running for the current map, else the map's count. */
+  /** Keys copied to a new owner so far by the running copy, else the map's count. */
   movedKeys(): number {
     const map = this.deps.state.current().map;
     if (this.#progress?.epoch === map.epoch) return this.#progress.movedKeys;
     return map.rebalancing?.movedKeys ?? 0;
+  }
+
+  /**
+   * Copies streamed so far by the running copy: each moving key is read from a majority of
+   * its old replicas, so with replicas this exceeds {@link movedKeys}. Null when this proxy
+   * is not running the copy.
+   */
+  movedCopies(): number | null {
+    const map = this.deps.state.current().map;
+    return this.#progress?.epoch === map.epoch ? this.#progress.movedCopies : null;
   }
 
   async #totalKeys(nodes: readonly NodeInfo[]): Promise<number> {
@@ -104,12 +114,13 @@ export class Rebalancer {
   /**
    * Starts removing node `id`: its keys move to their new owners, then it leaves. A node
    * that does not answer is refused (503) unless `force`: then it is removed for good and
-   * its ranges are copied from the surviving replicas, if enough of them are up.
+   * its ranges are copied from the surviving replicas, if enough of them are up. `force`
+   * also insists on a removal that leaves fewer nodes than replicas (else 409).
    */
   async startRemove(id: string, force = false): Promise<ClusterMap> {
     await this.deps.state.poll();
     const map = this.deps.state.current().map;
-    planRemove(map, id, 0, 0); // refuses unknown ids before any call to nodes
+    planRemove(map, id, 0, 0, false, true); // refuses unknown ids before any call to nodes
     const up = await this.#upNodes(map);
     if (!force && !up.has(id)) {
       throw new RingkvError(
@@ -117,10 +128,15 @@ export class Rebalancer {
         `Cannot remove node ${id}: it does not answer, so its keys cannot be read from it. If it is gone for good, remove it with DELETE /cluster/nodes/${id}?force=true (its keys are then copied again from the surviving replicas)`,
       );
     }
-    await refuseWhileRecovering(this.deps.admin, map, `remove node ${id}`, force ? id : undefined);
+    const recovering = await recoveringNodes(this.deps.admin, map);
+    throwIfRecovering(recovering, `remove node ${id}`, force ? id : undefined);
     const total = await this.#totalKeys(map.nodes);
-    const next = planRemove(map, id, this.#now(), total, force);
-    if (force) await refuseUnsafeForce(next, id, up);
+    // A live node is drained even when forced: reading from it is the safer copy. Not one on a
+    // new data directory: it lacks what it acknowledged before, so its ranges are copied again
+    // from the surviving replicas, as for a dead node.
+    const dead = force && (!up.has(id) || recovering.has(id));
+    const next = planRemove(map, id, this.#now(), total, dead, force);
+    if (dead) await refuseUnsafeForce(next, id, up);
     return await this.#begin(next);
   }
 
@@ -165,9 +181,13 @@ export class Rebalancer {
     const options = { ...this.deps, epoch: map.epoch };
     let next: ClusterMap;
     if (rb.phase === "copying") {
-      this.#progress = { epoch: map.epoch, movedKeys: 0 };
+      this.#progress = { epoch: map.epoch, movedKeys: 0, movedCopies: 0 };
       const progress = this.#progress;
-      await copyMoves(map, { ...options, onCopied: (n) => (progress.movedKeys += n) });
+      await copyMoves(map, {
+        ...options,
+        onCopied: (n) => (progress.movedCopies += n),
+        onPlaced: (n) => (progress.movedKeys += n),
+      });
       next = toCleanup(map, progress.movedKeys);
     } else {
       await dropMoves(map, options);

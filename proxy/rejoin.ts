@@ -167,6 +167,20 @@ export class Rejoin {
   }
 }
 
+/** The nodes of `map` that answer on another data directory than the map records. */
+export async function recoveringNodes(admin: NodeAdmin, map: ClusterMap): Promise<Set<string>> {
+  const found = await Promise.all(map.nodes.map(async (n) => {
+    if (n.incarnation === undefined) return null;
+    const health = await admin.health(n.url).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      return null;
+    });
+    const now = health?.incarnation;
+    return now !== undefined && now !== n.incarnation ? n.id : null;
+  }));
+  return new Set(found.filter((id) => id !== null));
+}
+
 /**
  * 409 when a node of `map` answers on another data-directory incarnation than the map
  * records (it is catching up, and a range copy could count its missing data as a
@@ -179,16 +193,12 @@ export async function refuseWhileRecovering(
   action: string,
   except?: string,
 ): Promise<void> {
-  const found = await Promise.all(map.nodes.map(async (n) => {
-    if (n.incarnation === undefined || n.id === except) return null;
-    const health = await admin.health(n.url).catch((err) => {
-      if (!(err instanceof RingkvError)) throw err;
-      return null;
-    });
-    const now = health?.incarnation;
-    return now !== undefined && now !== n.incarnation ? n.id : null;
-  }));
-  const recovering = found.filter((id) => id !== null);
+  throwIfRecovering(await recoveringNodes(admin, map), action, except);
+}
+
+/** Throws the 409 of {@link refuseWhileRecovering} when a node but `except` is recovering. */
+export function throwIfRecovering(found: Set<string>, action: string, except?: string): void {
+  const recovering = [...found].filter((id) => id !== except);
   if (recovering.length === 0) return;
   const id = recovering[0]!;
   throw new RingkvError(

@@ -269,3 +269,70 @@ Deno.test("the manual path: a node back on a wiped directory is force-removed an
     await c.close();
   }
 });
+
+Deno.test("removing a node below the replica count answers 409 unless forced; /cluster shows the cluster below its replicas", async () => {
+  const c = await start();
+  const view = async () =>
+    await (await c.proxy.request("/cluster", { headers: { authorization: `Bearer ${TOKEN}` } }))
+      .json();
+  try {
+    assertEquals(
+      [(await view()).replicas, (await view()).nodesUp, (await view()).belowReplicas],
+      [3, 3, false],
+    );
+    for (const k of ["x", "y", "z"]) {
+      assertEquals((await c.proxy.request(`/kv/${k}`, { method: "PUT", body: k })).status, 201);
+    }
+    // Copies reach every replica after the quorum answered: poll, bounded.
+    for (let i = 0; i < 100 && (await view()).copies < 9; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals([(await view()).keys, (await view()).copies], [3, 9], "3 keys, 9 copies");
+    const refused = await remove(c, "n3", false);
+    assertEquals(refused.status, 409);
+    const message = (await refused.json()).error.message;
+    assertMatch(message, /2 node\(s\) would be left for 3 replicas.*\?force=true/);
+    assertEquals(c.state.current().map.rebalancing, null, "nothing started");
+
+    c.down.add("n2");
+    assertEquals([(await view()).nodesUp, (await view()).belowReplicas], [2, true]);
+    assertEquals([(await view()).keys, (await view()).copies], [3, 6], "a node down loses no key");
+    c.down.delete("n2");
+
+    const forced = await remove(c, "n3", true);
+    assertEquals(forced.status, 202, await forced.text());
+    const plan = c.state.current().map.rebalancing as { force?: boolean } | null;
+    assertEquals(plan?.force, undefined, "a live node is drained, not dropped");
+    await runToStable(c);
+    assertEquals([(await view()).nodesUp, (await view()).belowReplicas], [2, true]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a forced removal of a node back on a wiped directory copies its ranges from the surviving replicas, not from it", async () => {
+  const c = await start();
+  try {
+    const add = await c.proxy.request("/cluster/nodes", {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ url: "http://n4.test" }),
+    });
+    assertEquals(add.status, 202);
+    await runToStable(c);
+    c.down.add("n2");
+    await writeAll(c, "w"); // each write acknowledged by two of n1, n3, n4: n2 misses them
+    c.down.delete("n2");
+    await c.wipe("n3"); // it answers, but holds none of what it acknowledged
+    assertEquals((await remove(c, "n3", true)).status, 202);
+    await runToStable(c);
+    c.down.add("n1"); // every read now needs n2 and n4: n4 must have what n3 held
+    for (const [i, key] of KEYS.entries()) {
+      const res = await c.proxy.request(`/kv/${key}`);
+      const got = res.status === 200 ? await res.text() : String(res.status);
+      assertEquals(got, i % 5 === 0 ? "404" : `w ${i}`, key);
+    }
+  } finally {
+    await c.close();
+  }
+});

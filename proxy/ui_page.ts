@@ -1,6 +1,7 @@
 /**
- * The web page the proxy serves at `GET /`: the ring drawn as a circle (each node's
- * virtual nodes in its colour; while a node joins or leaves, the next ring inside it),
+ * The web page the proxy serves at `GET /`: the ring drawn as a circle (each node's share
+ * of the hash space as one arc in its colour; while a node joins or leaves, the next ring
+ * inside it; a looked-up key's point and its owners highlighted),
  * the nodes (URL, state, keys, bytes, share of the hash space, requests/s), the
  * rebalancing with keys moved and time left, and a key lookup. Plain HTML and inline
  * script, no build step. The page is public; every data call it makes sends the admin
@@ -42,6 +43,20 @@ button { background:var(--accent); color:#04121c; border:none; font-weight:600; 
 .warn { color:#ffd479; } .err { color:#ff8a8a; } .dim { color:var(--dim); }
 #login { max-width:420px; margin:80px auto; }
 svg text { fill:var(--dim); font-size:12px; }
+svg text.arc-label { fill:var(--text); font-size:11px; }
+#ring { width:100%; max-width:400px; height:auto; display:block; margin:0 auto; }
+.table-wrap { overflow-x:auto; }
+main > *, .right > * { min-width:0; }
+@media (max-width: 900px) {
+  main { grid-template-columns: 1fr; padding:12px; gap:12px; }
+  header { flex-wrap:wrap; padding:12px; gap:8px; }
+  #status { margin-left:0; }
+  #lookup-key { width:100%; margin-bottom:6px; }
+  header span { white-space:normal; }
+  #lookup-result { overflow-wrap:anywhere; }
+  #token { width:100%; }
+  #login { margin:24px 12px; }
+}
 `;
 
 const SCRIPT = `
@@ -49,7 +64,7 @@ const $ = (id) => document.getElementById(id);
 const COLORS = ["#4cc2ff","#ff7a59","#7ee081","#c77dff","#ffd166","#ef476f","#06d6a0","#f78c6b","#9bb1ff","#e9c46a"];
 const state = { ringEpoch: -1, ring: null, stats: null, prevStats: null, lookup: null, colors: {} };
 function el(tag, attrs, ...kids) {
-  const ns = ["svg","path","circle","line","text","g"].includes(tag) ? "http://www.w3.org/2000/svg" : null;
+  const ns = ["svg","path","circle","line","text","g","title"].includes(tag) ? "http://www.w3.org/2000/svg" : null;
   const e = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
   for (const k of kids) e.append(k instanceof Node ? k : String(k));
@@ -74,35 +89,52 @@ function arcPath(r, a0, a1) {
   const arc = " A" + r + " " + r + " 0 0 1 ";
   return "M" + f(a0) + arc + f((a0 + a1) / 2) + arc + f(a1);
 }
-function ringArcs(points, r, width) {
+// Each node's share of the hash space as one arc, in node order: 1,200 points per node
+// drawn where they fall would be an unreadable fuzz.
+function shareArcs(shares, r, width, owners) {
   const g = el("g", { class: "ring" });
-  if (!points.length) return g;
-  const TAU = 2 * Math.PI, SIZE = 4294967296;
-  let start = points[points.length - 1].point - SIZE;
-  for (let i = 0; i < points.length; i++) {
-    const owner = points[i].nodeId;
-    while (i + 1 < points.length && points[i + 1].nodeId === owner) i++;
-    const a0 = (start / SIZE) * TAU, a1 = (points[i].point / SIZE) * TAU;
-    g.append(el("path", { d: arcPath(r, Math.max(a0, -TAU), a1), stroke: colorOf(owner), "stroke-width": width, fill: "none", class: "arc", "data-node": owner }));
-    start = points[i].point;
+  const TAU = 2 * Math.PI;
+  let a0 = 0;
+  for (const id of Object.keys(shares).sort()) {
+    const a1 = a0 + shares[id] * TAU;
+    const owner = owners && owners.includes(id);
+    const attrs = { d: arcPath(r, a0, Math.max(a0 + 0.002, a1 - 0.01)), stroke: colorOf(id), "stroke-width": owner ? width + 8 : width, fill: "none", class: "arc" + (owner ? " owner" : ""), "data-node": id };
+    if (owners && !owner) attrs.opacity = 0.35;
+    const path = el("path", attrs);
+    path.append(el("title", {}, id + ": " + (shares[id] * 100).toFixed(1) + " % of the keys"));
+    g.append(path);
+    const mid = (a0 + a1) / 2, lr = r + width / 2 + 14;
+    if (shares[id] > 0.03) g.append(el("text", { x: 200 + lr * Math.sin(mid), y: 204 - lr * Math.cos(mid), "text-anchor": "middle", class: "arc-label" }, id));
+    a0 = a1;
   }
   return g;
 }
 function drawRing() {
   const svg = $("ring"); svg.replaceChildren();
   if (!state.ring) return;
-  svg.append(ringArcs(state.ring.points, 165, 26));
-  if (state.ring.next) { svg.append(ringArcs(state.ring.next.points, 128, 16)); svg.append(el("text", { x: 200, y: 236, "text-anchor": "middle", class: "warn", style: "fill:#ffd479" }, "inner ring: after the move")); }
-  const mid = state.ring.next ? 176 : 196;
+  const owners = state.lookup ? state.lookup.owners.map((o) => o.id) : null;
+  const nextOwners = state.lookup && state.lookup.next ? state.lookup.next.map((o) => o.id) : owners;
+  svg.append(shareArcs(state.ring.shares, 150, 24, owners));
+  if (state.ring.next) { svg.append(shareArcs(state.ring.next.shares, 112, 14, nextOwners)); svg.append(el("text", { x: 200, y: 240, "text-anchor": "middle", class: "warn", style: "fill:#ffd479" }, "inner ring: after the move")); }
+  const mid = state.ring.next ? 178 : 196;
   svg.append(el("text", { x: 200, y: mid, "text-anchor": "middle", style: "font-size:22px;fill:#e6edf3" }, state.ring.nodes.length + " nodes"));
-  svg.append(el("text", { x: 200, y: mid + 20, "text-anchor": "middle" }, "epoch " + state.ring.epoch + " · " + state.ring.points.length + " points"));
-  if (state.lookup) {
-    const a = (state.lookup.point / 4294967296) * 2 * Math.PI;
-    const at = (r) => [200 + r * Math.sin(a), 200 - r * Math.cos(a)];
-    const [x1, y1] = at(state.ring.next ? 112 : 146), [x2, y2] = at(192);
-    svg.append(el("line", { x1, y1, x2, y2, stroke: "#fff", "stroke-width": 2 }));
-    svg.append(el("circle", { cx: x2, cy: y2, r: 5, fill: "#fff" }));
+  svg.append(el("text", { x: 200, y: mid + 20, "text-anchor": "middle" }, "epoch " + state.ring.epoch + " · share of the keys"));
+  if (state.lookup && owners.length) {
+    // The arcs show shares, not positions: the key is marked on its first owner's arc.
+    const a = arcMid(state.ring.shares, owners[0]), r = 150;
+    const [x, y] = [200 + r * Math.sin(a), 200 - r * Math.cos(a)];
+    svg.append(el("line", { x1: 200 + 60 * Math.sin(a), y1: 200 - 60 * Math.cos(a), x2: x, y2: y, stroke: "#fff", "stroke-width": 1.5, "stroke-dasharray": "3 3" }));
+    svg.append(el("circle", { cx: x, cy: y, r: 7, fill: "#fff", stroke: "#0f1419", "stroke-width": 2, class: "key-point" }, el("title", {}, state.lookup.key + " (ring point " + state.lookup.point + "): " + owners.join(", "))));
   }
+}
+function arcMid(shares, id) {
+  let a0 = 0;
+  for (const other of Object.keys(shares).sort()) {
+    const a1 = a0 + shares[other] * 2 * Math.PI;
+    if (other === id) return (a0 + a1) / 2;
+    a0 = a1;
+  }
+  return 0;
 }
 function drawNodes(cluster, shares) {
   const stats = Object.fromEntries((state.stats?.nodes || []).map((s) => [s.id, s]));
@@ -126,14 +158,17 @@ function drawNodes(cluster, shares) {
 function drawRebalancing(rb, epoch) {
   const box = $("rebalancing");
   if (!rb) { box.replaceChildren(el("p", { class: "dim" }, "No rebalancing: the cluster is stable at epoch " + epoch + ".")); return; }
-  const frac = rb.phase === "cleanup" ? 1 : rb.totalKeys > 0 ? Math.min(1, rb.movedKeys / rb.totalKeys) : 0;
+  const total = rb.totalKeys ?? 0;
+  const frac = rb.phase === "cleanup" ? 1 : total > 0 ? Math.min(1, rb.movedKeys / total) : 0;
   const elapsed = (Date.now() - rb.startedAt) / 1000;
-  const left = frac > 0 && frac < 1 ? secs(elapsed * (1 - frac) / frac) + " left (estimate)" : rb.phase === "cleanup" ? "dropping moved keys from old owners" : "estimating…";
+  // The rate is keys placed per second so far; what is left is keys, not copies.
+  const rate = elapsed > 0 ? rb.movedKeys / elapsed : 0;
+  const left = rb.phase === "cleanup" ? "dropping moved keys from old owners" : rate > 0 && frac < 1 ? secs(Math.max(0, total - rb.movedKeys) / rate) + " left at " + Math.round(rate) + " keys/s (estimate)" : "estimating…";
   const bar = el("div", { class: "bar" }, el("div", { style: "width:" + (frac * 100).toFixed(1) + "%" }));
   box.replaceChildren(
     el("p", {}, el("b", {}, (rb.kind === "add" ? "Adding " : "Removing ") + rb.nodeId), " — phase ", el("b", { id: "phase" }, rb.phase)),
     bar,
-    el("p", {}, rb.movedKeys + " of " + rb.totalKeys + " keys moved · " + secs(elapsed) + " elapsed · " + left),
+    el("p", { id: "moved" }, rb.movedKeys + " of ~" + (rb.totalKeys ?? "?") + " keys moved" + (rb.movedCopies !== undefined && rb.movedCopies !== rb.movedKeys ? " (" + rb.movedCopies + " copies read from the old replicas)" : "") + " · " + secs(elapsed) + " elapsed · " + left),
     rb.error ? el("p", { class: "warn" }, "Paused, retrying: " + rb.error) : "");
 }
 async function refresh() {
@@ -145,7 +180,9 @@ async function refresh() {
     if (state.lookup && state.lookup.epoch !== cluster.epoch) await findOwners(state.lookup.key, cluster.epoch);
     drawRing(); drawNodes(cluster, state.ring.shares); drawRebalancing(cluster.rebalancing, cluster.epoch);
     const up = state.stats.nodes.filter((n) => n.up);
-    $("totals").textContent = up.reduce((a, n) => a + n.keys, 0) + " keys · " + bytes(up.reduce((a, n) => a + n.valueBytes, 0));
+    // Keys are distinct keys; each has up to "replicas" copies across the nodes.
+    $("totals").textContent = (cluster.keys ?? "?") + " keys · " + cluster.copies + " copies (" + cluster.replicas + " per key) · " + bytes(up.reduce((a, n) => a + n.valueBytes, 0)) + (cluster.belowReplicas ? " · " + cluster.nodesUp + " nodes up for " + cluster.replicas + " replicas" : "");
+    $("totals").className = cluster.belowReplicas ? "warn" : "dim";
     $("status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (err) {
     if (err.message !== "auth") $("status").textContent = "error: " + err.message;
@@ -190,18 +227,21 @@ export const UI_PAGE = `<!doctype html>
 <header><h1>ringkv</h1><span class="dim">consistent-hashing key-value store</span><span id="totals" class="dim"></span><span id="status"></span></header>
 <section id="login" hidden>
   <h2>Admin token</h2>
-  <form id="login-form"><p class="dim">The page reads the admin API. The token stays in this tab (sessionStorage).</p>
+  <form id="login-form"><p class="dim">The page reads the admin API with the admin token. Where it is:
+  <code>deno task cluster</code> prints it and keeps it in <code>data/admin-token</code>
+  (<code>cat data/admin-token</code>); a proxy started by hand has the <code>--admin-token</code> or
+  <code>RINGKV_ADMIN_TOKEN</code> it was given. It stays in this tab (sessionStorage).</p>
   <input id="token" type="password" placeholder="admin token" autocomplete="off" size="32">
   <button id="connect" type="submit">Connect</button><p id="login-msg" class="err"></p></form>
 </section>
 <main id="app" hidden>
-  <section><h2>Ring</h2><svg id="ring" viewBox="0 0 400 400" width="400" height="400" role="img" aria-label="hash ring"></svg>
+  <section><h2>Ring</h2><svg id="ring" viewBox="0 0 400 400" role="img" aria-label="each node's share of the hash ring"></svg>
     <form id="lookup"><h2 style="margin-top:12px">Key lookup</h2>
       <input id="lookup-key" placeholder="key, e.g. users/42" size="26"> <button id="lookup-go" type="submit">Find owners</button>
       <div id="lookup-result" style="margin-top:10px"></div></form></section>
   <div class="right">
-    <section><h2>Nodes</h2><table><thead><tr><th>node</th><th>URL</th><th>state</th><th class="num">keys</th>
-      <th class="num">bytes</th><th class="num">share</th><th class="num">req/s</th></tr></thead><tbody id="nodes"></tbody></table></section>
+    <section><h2>Nodes</h2><div class="table-wrap"><table><thead><tr><th>node</th><th>URL</th><th>state</th><th class="num">keys</th>
+      <th class="num">bytes</th><th class="num">share</th><th class="num">req/s</th></tr></thead><tbody id="nodes"></tbody></table></div></section>
     <section><h2>Rebalancing</h2><div id="rebalancing"></div></section>
   </div>
 </main>

@@ -141,6 +141,37 @@ export function helpText<S extends FlagsSpec>(usage: string, spec: S): string {
   return lines.join("\n");
 }
 
+/** Edit distance (insert, delete, replace, swap two neighbours) between two short strings. */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      }
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The known flag a mistyped one most likely meant: a prefix of it, or a few edits away. */
+export function closest(typed: string, known: readonly string[]): string | undefined {
+  const prefixed = known.filter((k) => typed.length >= 2 && k.startsWith(typed));
+  if (prefixed.length === 1) return prefixed[0];
+  let best: { name: string; distance: number } | undefined;
+  for (const name of known) {
+    const distance = editDistance(typed, name);
+    if (distance <= Math.max(1, Math.min(3, Math.floor(name.length / 3)))) {
+      if (best === undefined || distance < best.distance) best = { name, distance };
+    }
+  }
+  return best?.name;
+}
+
 /** Parses `args` and `env` against `spec`; `{help: true}` when `--help` was asked for. */
 export function parseFlags<S extends FlagsSpec>(
   spec: S,
@@ -164,7 +195,11 @@ export function parseFlags<S extends FlagsSpec>(
     const eq = arg.indexOf("=");
     const flagName = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
     const name = byFlag.get(flagName) ?? byFlag.get(flagName.replace(/^no-/, ""));
-    if (name === undefined) throw new ConfigError(`Unknown option --${flagName} (see --help)`);
+    if (name === undefined) {
+      const near = closest(flagName, [...byFlag.keys()]);
+      const hint = near === undefined ? "" : `; did you mean --${near}?`;
+      throw new ConfigError(`Unknown option --${flagName}${hint} (see --help)`);
+    }
     const flag = spec[name]!;
     let raw: string;
     if (flag.type === "bool") {

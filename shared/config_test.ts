@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
-import { ConfigError, helpText, parseFlags } from "./config.ts";
+import { closest, ConfigError, editDistance, helpText, parseFlags } from "./config.ts";
 
 const SPEC = {
   port: { type: "int", default: 7001, help: "port" },
@@ -41,4 +41,25 @@ Deno.test("parseFlags() answers --help, and the help never shows secrets", () =>
   assertMatch(text, /--admin-token/);
   assertMatch(text, /RINGKV_ADMIN_TOKEN/);
   assert(!text.includes("s3cret"));
+});
+
+Deno.test("parseFlags() suggests the flag a mistyped one most likely meant", () => {
+  assertThrows(
+    () => values(["--prot", "1"]),
+    ConfigError,
+    "Unknown option --prot; did you mean --port?",
+  );
+  assertThrows(() => values(["--admin-tokn=x"]), ConfigError, "did you mean --admin-token?");
+  assertThrows(() => values(["--verb"]), ConfigError, "did you mean --verbose?");
+  const far = assertThrows(() => values(["--zzzzzz"]), ConfigError);
+  assert(!far.message.includes("did you mean"), far.message);
+});
+
+Deno.test("closest() takes a unique prefix or the nearest name within a few edits", () => {
+  assertEquals(editDistance("replcias", "replicas"), 1);
+  assertEquals(editDistance("node-prot", "node-port"), 1);
+  assertEquals(closest("node-prot", ["port", "node-port", "nodes"]), "node-port");
+  assertEquals(closest("replica", ["replicas", "nodes"]), "replicas");
+  assertEquals(closest("no", ["nodes", "node-port"]), undefined, "an ambiguous prefix is no hint");
+  assertEquals(closest("x", ["port"]), undefined);
 });

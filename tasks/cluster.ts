@@ -20,7 +20,11 @@ const SPEC = {
     help: "port of the first node; the others follow (0: the OS picks)",
   },
   data: { type: "string", default: "./data", help: "directory for every process's data" },
-  replicas: { type: "int", default: 3, help: "copies of each key (quorum: a majority)" },
+  replicas: {
+    type: "int",
+    help:
+      "copies of each key, at most --nodes (quorum: a majority; default: 3, or --nodes if fewer)",
+  },
   host: { type: "string", default: "127.0.0.1", help: "address every process binds" },
 } as const;
 
@@ -83,6 +87,26 @@ function restartArgs(args: string[], url: string): string[] {
   return args.with(port + 1, new URL(url).port);
 }
 
+/** The options with the replica count filled in: 3, or every node when there are fewer. */
+function withReplicas<T extends { nodes: number; replicas?: number }>(v: T) {
+  return { ...v, replicas: v.replicas ?? Math.min(3, v.nodes) };
+}
+
+/** Node and replica counts that make a cluster: each key's copies on distinct nodes. */
+function checkCounts(v: { nodes: number; replicas: number }): void {
+  if (v.nodes < 1 || v.nodes > 64) {
+    throw new ConfigError(`Cannot start ${v.nodes} nodes: --nodes must be 1 to 64`);
+  }
+  if (v.replicas < 1 || v.replicas > v.nodes) {
+    throw new ConfigError(
+      `Cannot keep ${v.replicas} replicas of each key on ${v.nodes} node(s): --replicas must be ` +
+        `1 to --nodes (${v.nodes}); give --nodes ${Math.max(v.replicas, 1)} or --replicas ${
+          Math.min(v.nodes, 3)
+        }`,
+    );
+  }
+}
+
 /** Quotes an argument for a POSIX shell when it needs it. */
 function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
@@ -93,6 +117,7 @@ async function main(): Promise<number> {
   try {
     const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
     parsed = parseFlags(SPEC, Deno.args, env);
+    if (!("help" in parsed)) checkCounts(withReplicas(parsed.values));
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);
@@ -102,7 +127,7 @@ async function main(): Promise<number> {
     console.log(helpText(USAGE, SPEC));
     return 0;
   }
-  const opts = parsed.values;
+  const opts = withReplicas(parsed.values);
   const data = opts.data;
   let lock: DataDirLock;
   try {

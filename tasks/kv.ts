@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
-import { keyToPath } from "../shared/keys.ts";
+import { closest, ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
+import { checkKey, keyToPath } from "../shared/keys.ts";
+import { RingkvError } from "../shared/errors.ts";
 import {
   call,
   CliError,
@@ -29,7 +30,11 @@ const SPEC = {
   ifNoneMatch: { type: "bool", default: false, help: "put: only if the key does not exist" },
   contentType: { type: "string", help: "put: the value's Content-Type" },
   wait: { type: "bool", default: true, help: "add, remove: wait for the rebalancing (--no-wait)" },
-  force: { type: "bool", default: false, help: "remove: the node is dead, copy from replicas" },
+  force: {
+    type: "bool",
+    default: false,
+    help: "remove: the node is dead (copy from replicas), or insist on fewer nodes than replicas",
+  },
   timeoutMs: { type: "int", default: 10_000, help: "timeout of each call, in ms" },
 } as const;
 
@@ -42,11 +47,14 @@ commands:
   ls [--prefix P]         keys in order, one per line
   nodes                   id, url, state, keys of each node (tab-separated)
   add URL [--weight W]    add a node, wait for its keys to move
-  remove ID [--force]     drain a node, then remove it (--force: it is dead for good)
-  status                  epoch, nodes, rebalancing
+  remove ID [--force]     drain a node, then remove it (--force: it is dead for good, or
+                          leave fewer nodes than replicas)
+  status                  epoch, nodes, replicas, nodes up, rebalancing
 
 exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
             4 unavailable or server error, 5 auth, 6 request refused`;
+
+const COMMANDS = ["get", "put", "del", "ls", "nodes", "add", "remove", "status"];
 
 type Flags = NonNullable<ReturnType<typeof parse>>;
 const enc = new TextEncoder();
@@ -67,8 +75,21 @@ function need(rest: string[], count: number, what: string): string[] {
   return rest.slice(1);
 }
 
+/** A key no URL can address (`.`, `..`) is refused here: fetch would resolve it away. */
+function keyPath(key: string): string {
+  if (key === "." || key === "..") {
+    try {
+      checkKey(key, Infinity);
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      throw new CliError(EXIT.usage, `${err.message} (${err.code})`);
+    }
+  }
+  return `/kv/${keyToPath(key)}`;
+}
+
 async function get(t: Target, key: string): Promise<void> {
-  const res = await call(t, `/kv/${keyToPath(key)}`);
+  const res = await call(t, keyPath(key));
   if (!res.ok) await failed(res, `Cannot get "${key}"`);
   await Deno.stdout.write(new Uint8Array(await res.arrayBuffer()));
 }
@@ -82,15 +103,16 @@ async function put(t: Target, f: Flags, key: string, value?: string): Promise<vo
   if (f.values.ifMatch) headers["if-match"] = `"${f.values.ifMatch.replace(/"/g, "")}"`;
   if (f.values.ifNoneMatch) headers["if-none-match"] = "*";
   if (f.values.contentType) headers["content-type"] = f.values.contentType;
+  const path = keyPath(key); // before stdin is read
   const body = value ?? await readStdin();
-  const res = await call(t, `/kv/${keyToPath(key)}`, { method: "PUT", body, headers });
+  const res = await call(t, path, { method: "PUT", body, headers });
   print((await okJson<{ version: string }>(res, `Cannot put "${key}"`)).version);
 }
 
 async function del(t: Target, f: Flags, key: string): Promise<void> {
   const headers: Record<string, string> = {};
   if (f.values.ifMatch) headers["if-match"] = `"${f.values.ifMatch.replace(/"/g, "")}"`;
-  const res = await call(t, `/kv/${keyToPath(key)}`, { method: "DELETE", headers });
+  const res = await call(t, keyPath(key), { method: "DELETE", headers });
   if (!res.ok) await failed(res, `Cannot delete "${key}"`);
   await res.body?.cancel();
 }
@@ -112,6 +134,11 @@ async function ls(t: Target, prefix: string): Promise<void> {
 
 interface ClusterView {
   epoch: number;
+  replicas: number;
+  nodesUp: number;
+  belowReplicas: boolean;
+  keys: number | null;
+  copies: number;
   nodes: { id: string; url: string; state: string; keys: number | null }[];
   rebalancing: (Progress & { kind: string; nodeId: string; error?: string }) | null;
 }
@@ -128,10 +155,22 @@ async function status(t: Target): Promise<void> {
   const rb = view.rebalancing;
   print(`epoch\t${view.epoch}`);
   print(`nodes\t${view.nodes.length}`);
+  print(`keys\t${view.keys ?? "?"}`);
+  print(`copies\t${view.copies}`);
+  print(`replicas\t${view.replicas}`);
+  print(
+    `nodes up\t${view.nodesUp}${
+      view.belowReplicas
+        ? ` (fewer than ${view.replicas} replicas: keys have fewer copies than promised)`
+        : ""
+    }`,
+  );
   print(
     rb === null
       ? "rebalancing\tnone"
-      : `rebalancing\t${rb.kind} ${rb.nodeId} ${rb.phase} ${rb.movedKeys}/${rb.totalKeys}`,
+      : `rebalancing\t${rb.kind} ${rb.nodeId} ${rb.phase} ${rb.movedKeys}/${
+        rb.totalKeys ?? "?"
+      } keys`,
   );
 }
 
@@ -141,7 +180,10 @@ async function follow(t: Target): Promise<void> {
   try {
     for (let polls = 0; polls < 360_000; polls++) {
       const view = await cluster(t);
-      if (view.rebalancing === null) return printNodes(view);
+      if (view.rebalancing === null) {
+        bar.done(); // the bar at 100 % and its line closed before the table
+        return printNodes(view);
+      }
       bar.update(view.rebalancing);
       if (view.rebalancing.error) {
         console.error(`(the rebalancing reports: ${view.rebalancing.error}; it is retried)`);
@@ -190,8 +232,11 @@ async function run(f: Flags, t: Target): Promise<void> {
       const force = f.values.force ? "?force=true" : "";
       return await change(t, f, "DELETE", `/cluster/nodes/${encodeURIComponent(id)}${force}`);
     }
-    default:
-      throw new CliError(EXIT.usage, `Unknown command "${command ?? ""}" (see --help)`);
+    default: {
+      const near = closest(command ?? "", COMMANDS);
+      const hint = near === undefined ? "" : `; did you mean ${near}?`;
+      throw new CliError(EXIT.usage, `Unknown command "${command ?? ""}"${hint} (see --help)`);
+    }
   }
 }
 
@@ -213,6 +258,10 @@ async function main(): Promise<number> {
     if (f === null) {
       console.log(`${USAGE}\n\n${helpText("", SPEC).trimStart()}`);
       return EXIT.ok;
+    }
+    if (f.rest.length === 0) {
+      console.error(USAGE);
+      return EXIT.usage;
     }
     const target: Target = {
       url: f.values.url.replace(/\/+$/, ""),

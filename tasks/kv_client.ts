@@ -8,6 +8,8 @@
  * import { exitCodeOf, progressLine } from "./kv_client.ts";
  * console.assert(exitCodeOf(404) === 1 && exitCodeOf(412) === 3 && exitCodeOf(503) === 4);
  * console.assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10 }, 10).includes("50%"));
+ * console.assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10, movedCopies: 10 })
+ *   .endsWith("5/10 keys (10 copies read), copying"));
  * ```
  */
 
@@ -82,7 +84,11 @@ export async function failed(res: Response, what: string): Promise<never> {
   } catch {
     // Not JSON (a proxy in front, say): the text as it came.
   }
-  const hint = res.status === 401 ? " (--token or RINGKV_ADMIN_TOKEN)" : "";
+  // Where this CLI takes each token from (the server's message says where it is kept).
+  const hint = res.status === 401
+    ? " (kv sends --token, RINGKV_ADMIN_TOKEN or ./data/admin-token to the admin routes, " +
+      "--client-token or RINGKV_CLIENT_TOKEN to /kv)"
+    : "";
   throw new CliError(exitCodeOf(res.status), `${what}: ${res.status} ${message}${hint}`);
 }
 
@@ -95,38 +101,56 @@ export async function okJson<T>(res: Response, what: string): Promise<T> {
 /** The rebalancing part of `GET /cluster`. */
 export interface Progress {
   phase: string;
+  /** Keys copied to their new owners. */
   movedKeys: number;
-  totalKeys: number;
+  /** Keys the rebalancing moves (estimated from the hash space that changes owner). */
+  totalKeys: number | null;
+  /** Copies read from the old replicas (a majority of them per key), when known. */
+  movedCopies?: number;
 }
 
-/** One progress line: a bar, percent, keys moved of the total, the phase. */
+/** One progress line: a bar, percent, keys moved of those to move, copies read, the phase. */
 export function progressLine(p: Progress, width = 30): string {
-  const fraction = p.phase === "cleanup"
+  const total = p.totalKeys ?? 0;
+  const fraction = p.phase === "cleanup" || p.phase === "done"
     ? 1
-    : p.totalKeys > 0
-    ? Math.min(1, p.movedKeys / p.totalKeys)
+    : total > 0
+    ? Math.min(1, p.movedKeys / total)
     : 0;
   const done = Math.round(fraction * width);
   const bar = "#".repeat(done) + "-".repeat(width - done);
-  return `[${bar}] ${Math.round(fraction * 100)}% ${p.movedKeys}/${p.totalKeys} keys, ${p.phase}`;
+  const copies = p.movedCopies !== undefined && p.movedCopies !== p.movedKeys
+    ? ` (${p.movedCopies} copies read)`
+    : "";
+  return `[${bar}] ${Math.round(fraction * 100)}% ${p.movedKeys}/${p.totalKeys ?? "?"} keys` +
+    `${copies}, ${p.phase}`;
 }
 
 /** Writes progress: redrawn in place on a terminal, one line per change otherwise. */
 export function progressWriter(
   out: { writeSync(b: Uint8Array): number; isTerminal(): boolean },
-): { update(p: Progress): void; end(): void } {
+): { update(p: Progress): void; done(): void; end(): void } {
   const enc = new TextEncoder();
   const tty = out.isTerminal();
   let last = "";
+  let shown: Progress | null = null;
   return {
     update(p) {
       const line = progressLine(p);
+      shown = p;
       if (line === last) return;
       last = line;
       out.writeSync(enc.encode(tty ? `\r\x1b[2K${line}` : `${line}\n`));
     },
+    // The rebalancing ended: the bar is drawn full, then its line is closed.
+    done() {
+      if (shown !== null) this.update({ ...shown, phase: "done" });
+      this.end();
+    },
     end() {
       if (tty && last !== "") out.writeSync(enc.encode("\n"));
+      last = "";
+      shown = null;
     },
   };
 }

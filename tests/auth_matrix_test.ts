@@ -3,7 +3,7 @@
  * route of a node, called with no token, a wrong one, each other kind, and the right one.
  * No token (nor the wrong one) ever shows in any process's output.
  */
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
 import { type ServerProcess, spawnServer } from "./helpers/process.ts";
 
@@ -127,6 +127,31 @@ Deno.test("auth matrix: proxy admin and data routes, node routes, tokens never p
     const health = { method: "GET", path: "/health", status: 200 };
     assertEquals(await matrix(proxy.url, [health], () => 200), []);
     assertEquals(await matrix(node.url, [health], () => 200), []);
+
+    // A malformed header and a wrong token get different messages; each says where the
+    // token is kept and neither echoes what was sent.
+    const where = [
+      [proxy.url, "/cluster", /RINGKV_ADMIN_TOKEN.*data\/admin-token/],
+      [proxy.url, "/metrics", /RINGKV_ADMIN_TOKEN.*data\/admin-token/],
+      [proxy.url, "/kv/x", /RINGKV_CLIENT_TOKEN/],
+      [node.url, "/kv/x", /RINGKV_CLUSTER_SECRET.*data\/cluster-secret/],
+    ] as const;
+    for (const [base, path, hint] of where) {
+      const messages = [];
+      for (const authorization of ["nope", `Bearer ${TOKENS.wrong}`]) {
+        const res = await fetch(base + path, {
+          headers: { authorization },
+          signal: AbortSignal.timeout(5000),
+        });
+        assertEquals(res.status, 401);
+        const message: string = (await res.json()).error.message;
+        assertMatch(message, hint);
+        assertEquals(message.includes(TOKENS.wrong) || message.includes("nope"), false, message);
+        messages.push(message);
+      }
+      assertMatch(messages[0]!, /not of the form "Bearer </);
+      assertMatch(messages[1]!, /sent is wrong/);
+    }
 
     const refused = await fetch(`${proxy.url}/kv/x`, { signal: AbortSignal.timeout(5000) });
     assertEquals(refused.headers.get("www-authenticate"), 'Bearer realm="ringkv"');

@@ -10,6 +10,27 @@ function kvRunner(cwd: string, env: Record<string, string>) {
     runToEnd({ script: KV, args, env, cwd, timeoutMs: 60_000, denoArgs: ["run", "-A"] });
 }
 
+/** Runs the CLI with a pseudo-terminal as stdout and stderr (util-linux script). */
+async function onTerminal(cwd: string, env: Record<string, string>, args: string[]) {
+  const line = [Deno.execPath(), "run", "-A", KV.pathname, ...args]
+    .map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const child = new Deno.Command("script", {
+    args: ["-qec", line, "/dev/null"],
+    cwd,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  try {
+    const { code, stdout } = await child.output();
+    return { code, out: new TextDecoder().decode(stdout) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 Deno.test("deno task kv: get, put, del, ls print plain results and exit 0/1/2/3/4/5 as documented", async () => {
   const cluster = await TestCluster.create();
   const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
@@ -77,17 +98,83 @@ Deno.test("deno task kv: add and remove wait for the rebalancing; nodes and stat
     const added = add.stdout.trim().split("\n").map((l) => l.split("\t"));
     assertEquals(added.map((r) => r[0]), ["n1", "n2", "n3", "n4"]);
     assert(Number(added[3]![3]) > 0, "the new node got keys");
-    for (const line of add.stderr.trim().split("\n").filter((l) => l !== "")) {
-      assertMatch(line, /^\[[#-]{30}\] \d+% \d+\/3000 keys, (copying|cleanup)$/);
+    // The bar counts the keys that move to n4 (about a quarter), not every copy of every key.
+    const bars = add.stderr.trim().split("\n").filter((l) => l !== "");
+    for (const line of bars) {
+      assertMatch(line, /^\[[#-]{30}\] \d+% \d+\/\d+ keys, (copying|cleanup|done)$/);
     }
-    assertMatch((await kv("status")).stdout, /^epoch\t\d+\nnodes\t4\nrebalancing\tnone\n$/);
+    // A rebalancing over before the first poll draws no bar: then there is nothing to compare.
+    if (bars.length > 0) {
+      // With one replica, every key moved is on n4; the last poll may have seen fewer.
+      const onN4 = Number(added[3]![3]);
+      const [, moved, total] = /(\d+)\/(\d+) keys, done$/.exec(bars.at(-1)!)!.map(Number);
+      assert(moved! <= onN4, `${moved} shown moved, ${onN4} on n4`);
+      assert(Math.abs(onN4 - total!) <= total! * 0.2, `${onN4} moved, ${total} estimated`);
+    }
+    assertMatch(
+      (await kv("status")).stdout,
+      /^epoch\t\d+\nnodes\t4\nkeys\t3000\ncopies\t3000\nreplicas\t1\nnodes up\t4\nrebalancing\tnone\n$/,
+    );
     assertEquals((await kv("add", n4.url)).code, 3, "adding a member again is a conflict");
 
-    const remove = await kv("remove", "n4");
-    assertEquals(remove.code, 0, remove.stderr);
-    assertEquals(remove.stdout.trim().split("\n").length, 3);
+    // On a terminal (script(1) gives it one) the bar ends at 100 % and the table follows
+    // on lines of its own.
+    const remove = await onTerminal(cwd, { RINGKV_URL: proxy.url }, ["remove", "n4"]);
+    assertEquals(remove.code, 0, remove.out);
+    const shown = remove.out.replaceAll("\r\n", "\n").split("\n").filter((l) => l !== "");
+    assertMatch(shown[0]!, /\[#{30}\] 100% \d+\/\d+ keys, done$/);
+    assertEquals(shown.slice(1).map((l) => l.split("\t")[0]), ["n1", "n2", "n3"]);
     assertEquals((await kv("remove", "n9")).code, 1);
     assertEquals((await kv("ls")).stdout.split("\n").length - 1, 3000, "no key lost");
+  } finally {
+    await cluster.stop();
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("deno task kv: no command prints the usage (exit 2); keys . and .. are refused as invalid keys (exit 2) before any call", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
+  try {
+    // Port 1 is closed: a call that went out would exit 4, not 2.
+    const kv = kvRunner(cwd, { RINGKV_URL: "http://127.0.0.1:1" });
+    const bare = await kv();
+    assertEquals(bare.code, 2);
+    assertMatch(bare.stderr, /^usage: deno task kv <command>/);
+    for (const args of [["get", ".."], ["get", "."], ["put", "..", "x"], ["del", "."]]) {
+      const r = await kv(...args);
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertMatch(r.stderr, /Cannot use key "\.{1,2}": no URL can address it \(invalid_key\)/);
+      assertEquals(r.stdout, "");
+    }
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("deno task kv: remove below the replica count is refused (exit 3) unless --force; status shows nodes up against replicas", async () => {
+  const cluster = await TestCluster.create();
+  const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
+  try {
+    for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
+    const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");
+    const proxy = await cluster.startProxy("p1", ["--nodes", urls, "--replicas", "3"]);
+    const kv = kvRunner(cwd, { RINGKV_URL: proxy.url, RINGKV_ADMIN_TOKEN: ADMIN_TOKEN });
+
+    const refused = await kv("remove", "n3");
+    assertEquals(refused.code, 3, refused.stderr);
+    assertMatch(
+      refused.stderr,
+      /409 Cannot remove node n3: 2 node\(s\) would be left for 3 replicas/,
+    );
+    assertMatch(refused.stderr, /--force/);
+    assertMatch((await kv("status")).stdout, /\nreplicas\t3\nnodes up\t3\nrebalancing\tnone\n$/);
+
+    await cluster.nodes.get("n3")!.stop();
+    const status = await kv("status");
+    assertMatch(
+      status.stdout,
+      /\nnodes up\t2 \(fewer than 3 replicas: keys have fewer copies than promised\)\n/,
+    );
   } finally {
     await cluster.stop();
     await Deno.remove(cwd, { recursive: true });

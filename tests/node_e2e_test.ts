@@ -102,9 +102,9 @@ Deno.test("node --help prints the flags and exits 0", async () => {
   }
 });
 
-Deno.test("a bad flag stops the node with a message and exit code 1", async () => {
+Deno.test("a bad flag stops the node with a message and exit code 2 (a usage error)", async () => {
   const { code, stderr } = await runToEnd({ script: MAIN, args: ["--port", "nope"] });
-  assertEquals(code, 1);
+  assertEquals(code, 2);
   assertMatch(stderr, /--port/);
   assert(!stderr.includes("    at "), "no stack trace");
 });

@@ -18,7 +18,7 @@ Deno.test("a node or proxy on a non-loopback address without its token refuses t
       args: ["--host", "0.0.0.0", "--port", "0", "--data", join(dir, "n1")],
       timeoutMs: 20_000,
     });
-    assertEquals(node.code, 1);
+    assertEquals(node.code, 2);
     assertMatch(node.stderr, /Cannot start the node on 0\.0\.0\.0.*--cluster-secret/);
     const proxy = await runToEnd({
       script: PROXY,

@@ -50,12 +50,14 @@ Deno.test({
       await loadKeys(proxy.url, "key-", 2000);
       const page = await browser.newPage();
       await page.goto(`${proxy.url}/`);
+      assertMatch(await text(page, "#login"), /data\/admin-token.*RINGKV_ADMIN_TOKEN/s);
       await page.fill("#token", ADMIN_TOKEN);
       await page.click("#connect");
       await page.waitForFunction(`document.querySelectorAll("#nodes tr").length === 3`);
       await page.waitForSelector("#ring path.arc");
+      // One arc per node (its share of the hash space), not one per virtual node.
       const owners = await page.$$eval("#ring path.arc", (ps) => ps.map((p) => p.dataset.node));
-      assertEquals(new Set(owners), new Set(["n1", "n2", "n3"]), "every node has arcs");
+      assertEquals(owners, ["n1", "n2", "n3"], "one arc per node");
       assertMatch(await text(page, "#rebalancing"), /No rebalancing/);
 
       await page.fill("#lookup-key", "key-7");
@@ -63,8 +65,25 @@ Deno.test({
       await page.waitForFunction(
         `/owned by/.test(document.querySelector("#lookup-result").textContent)`,
       );
-      assertMatch(await text(page, "#lookup-result"), /owned by\s+n[123] \(http/);
+      const found = /owned by\s+(n[123]) \(http/.exec(await text(page, "#lookup-result"));
+      assert(found !== null, "the owner is named");
+      await page.waitForSelector("#ring .key-point");
+      const highlighted = await page.$$eval(
+        "#ring path.arc.owner",
+        (ps) => ps.map((p) => p.dataset.node),
+      );
+      assertEquals(highlighted, [found[1]], "the key's owner's arc is highlighted");
       await page.screenshot({ path: join(shots, "1-three-nodes.png") });
+      // A narrow window: one column, nothing wider than the window.
+      await page.setViewportSize({ width: 380, height: 800 });
+      const overflow = await page.evaluate(
+        `document.documentElement.scrollWidth - document.documentElement.clientWidth`,
+      );
+      assertEquals(overflow, 0, "no horizontal scrolling at 380 px");
+      const ringBox = (await page.locator("#ring").boundingBox())!;
+      assert(ringBox.width <= 380 && ringBox.width > 200, `ring ${ringBox.width} px wide`);
+      await page.screenshot({ path: join(shots, "1b-narrow.png"), fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 760 });
 
       // n1 paused: the rebalancing cannot finish until it runs again, so the page sees it.
       const n4 = await cluster.startNode("n4");

@@ -1,0 +1,78 @@
+/**
+ * What a server prints when it cannot start for a reason the operator can fix: the port
+ * is taken, or `deno task node`/`proxy` (which may touch only `./data`) was given a path
+ * elsewhere. Each message names the state and the one thing to do; for paths, the exact
+ * `deno run` command with the same flags as the task and just those paths added.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { byHandCommand } from "./startup_hint.ts";
+ * assertEquals(
+ *   byHandCommand("proxy", { read: ["/srv/p"], write: ["/srv/p"] }, ["--data", "/srv/p"]),
+ *   "deno run --allow-net --allow-read=./data,/srv/p --allow-write=./data,/srv/p " +
+ *     "'--allow-env=RINGKV_*' proxy/main.ts --data /srv/p",
+ * );
+ * ```
+ */
+
+/** Which server is starting. */
+export type Role = "node" | "proxy";
+
+/** The files a server was told to use, by the access it needs. */
+export interface Paths {
+  read: string[];
+  write: string[];
+}
+
+/**
+ * The task lines of deno.json with `{READ}` and `{WRITE}` where `./data` stands
+ * (startup_hint_test.ts checks that they still match deno.json).
+ */
+export const TASK_TEMPLATES: Readonly<Record<Role, string>> = {
+  node: "MALLOC_MMAP_THRESHOLD_=65536 deno run --allow-net --allow-read={READ} " +
+    "--allow-write={WRITE} '--allow-env=RINGKV_*' " +
+    "--v8-flags=--expose-gc,--heap-growing-percent=50 node/main.ts",
+  proxy: "deno run --allow-net --allow-read={READ} --allow-write={WRITE} " +
+    "'--allow-env=RINGKV_*' proxy/main.ts",
+};
+
+/** Quotes an argument for a POSIX shell when it needs it. */
+export function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The one `deno run` command (from the repository root) that starts `role` with `args`. */
+export function byHandCommand(role: Role, paths: Paths, args: readonly string[]): string {
+  const flag = (name: string, xs: string[]) =>
+    shellQuote(`--allow-${name}=${[...new Set(["./data", ...xs])].join(",")}`);
+  return TASK_TEMPLATES[role]
+    .replace("--allow-read={READ}", flag("read", [...paths.write, ...paths.read]))
+    .replace("--allow-write={WRITE}", flag("write", paths.write)) +
+    args.map((a) => " " + shellQuote(a)).join("");
+}
+
+/** The remedy for a port another process holds. */
+export function addrInUseMessage(role: Role, host: string, port: number): string {
+  return `Cannot start the ${role} on ${host}:${port}: the address is already in use ` +
+    `(another process listens on port ${port}). Start it with --port N (another free port; ` +
+    `0 lets the OS pick) or stop the process that holds ${port}`;
+}
+
+/**
+ * The message for a start-up failure the operator can fix, or undefined when `err` is not
+ * one (the caller prints its own message).
+ */
+export function startupHint(
+  role: Role,
+  err: unknown,
+  where: { host: string; port: number; paths: Paths; args: readonly string[] },
+): string | undefined {
+  if (err instanceof Deno.errors.AddrInUse) return addrInUseMessage(role, where.host, where.port);
+  if (!(err instanceof Deno.errors.NotCapable)) return undefined;
+  const state = err.message.replace(/, run again with .*$/s, "");
+  return `${state}. deno task ${role} may read and write only ./data (docs/security.md); ` +
+    `for files elsewhere, run from the repository root:\n  ` +
+    byHandCommand(role, where.paths, where.args);
+}

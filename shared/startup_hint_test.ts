@@ -1,0 +1,42 @@
+import { assertEquals, assertMatch } from "@std/assert";
+import { addrInUseMessage, byHandCommand, startupHint, TASK_TEMPLATES } from "./startup_hint.ts";
+
+Deno.test("TASK_TEMPLATES with ./data are deno.json's node and proxy tasks", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
+  for (const role of ["node", "proxy"] as const) {
+    const line = TASK_TEMPLATES[role].replace("{READ}", "./data").replace("{WRITE}", "./data");
+    assertEquals(line, tasks[role]);
+  }
+});
+
+Deno.test("byHandCommand() adds exactly the given paths, keeps the task's flags and quotes", () => {
+  const cmd = byHandCommand(
+    "node",
+    { read: ["/etc/ringkv/cert.pem"], write: ["/srv/ringkv/n1"] },
+    ["--data", "/srv/ringkv/n1", "--id", "it's"],
+  );
+  assertEquals(
+    cmd,
+    "MALLOC_MMAP_THRESHOLD_=65536 deno run --allow-net " +
+      "--allow-read=./data,/srv/ringkv/n1,/etc/ringkv/cert.pem --allow-write=./data,/srv/ringkv/n1 " +
+      "'--allow-env=RINGKV_*' --v8-flags=--expose-gc,--heap-growing-percent=50 node/main.ts " +
+      "--data /srv/ringkv/n1 --id 'it'\\''s'",
+  );
+});
+
+Deno.test("startupHint() names the port and the remedy, and the command for a path outside ./data", () => {
+  const where = { host: "127.0.0.1", port: 7001, paths: { read: [], write: ["/srv/a"] }, args: [] };
+  assertEquals(
+    startupHint("node", new Deno.errors.AddrInUse("Address already in use (os error 98)"), where),
+    addrInUseMessage("node", "127.0.0.1", 7001),
+  );
+  assertMatch(addrInUseMessage("proxy", "127.0.0.1", 8080), /port 8080.*--port N.*stop/);
+  const denied = new Deno.errors.NotCapable(
+    'Requires write access to "/srv/a", run again with the --allow-write flag',
+  );
+  const hint = startupHint("proxy", denied, where)!;
+  assertMatch(hint, /^Requires write access to "\/srv\/a"\. deno task proxy may read/);
+  assertEquals(hint.includes("run again with"), false, "no advice the task rejects");
+  assertEquals(hint.split("\n  ")[1], byHandCommand("proxy", where.paths, []));
+  assertEquals(startupHint("node", new Error("other"), where), undefined);
+});

@@ -1,0 +1,174 @@
+/**
+ * What a user runs by hand or by mistake is refused or explained (issue 14): usage errors
+ * exit 2 with a suggestion, a taken port is named with its remedy, and `deno task node`
+ * with a `--data` outside ./data prints the one command that works, which does.
+ */
+import { assertEquals, assertMatch } from "@std/assert";
+import { join } from "@std/path";
+import { runToEnd, spawnServer } from "./helpers/process.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const SCRIPTS = {
+  node: new URL("../node/main.ts", import.meta.url),
+  proxy: new URL("../proxy/main.ts", import.meta.url),
+  cluster: new URL("../tasks/cluster.ts", import.meta.url),
+  kv: new URL("../tasks/kv.ts", import.meta.url),
+};
+const ENV = { RINGKV_CLUSTER_SECRET: "mistakes-secret-0123456789" };
+
+/** Splits a POSIX shell line of plain and '...' words (what deno.json and the hints use). */
+function words(line: string): string[] {
+  const out: string[] = [];
+  for (const m of line.matchAll(/(?:'((?:[^']|'\\'')*)'|(\S+))/g)) {
+    out.push(m[1] !== undefined ? m[1].replaceAll("'\\''", "'") : m[2]!);
+  }
+  return out;
+}
+
+/** `NAME=v deno run FLAGS script ARGS` as spawn options, run from the repository root. */
+function fromCommandLine(line: string) {
+  const w = words(line);
+  const env: Record<string, string> = { ...ENV };
+  while (/^[A-Z_]+=/.test(w[0]!)) {
+    const [name, value] = w.shift()!.split("=");
+    env[name!] = value!;
+  }
+  assertEquals(w.splice(0, 2), ["deno", "run"]);
+  const script = w.findIndex((x) => x.endsWith("main.ts"));
+  return {
+    env,
+    cwd: ROOT,
+    denoArgs: ["run", ...w.slice(0, script)],
+    script: join(ROOT, w[script]!),
+    args: w.slice(script + 1),
+  };
+}
+
+Deno.test("usage errors of node, proxy, cluster and kv exit 2 and suggest the flag meant", async () => {
+  const cases: [keyof typeof SCRIPTS, string[], string][] = [
+    ["node", ["--prot", "7001"], "--port"],
+    ["proxy", ["--nodse", "http://127.0.0.1:1"], "--nodes"],
+    ["cluster", ["--replicsa", "2"], "--replicas"],
+    ["kv", ["get", "k", "--urll", "http://127.0.0.1:1"], "--url"],
+    ["kv", ["stauts"], "status"],
+  ];
+  for (const [name, args, meant] of cases) {
+    const r = await runToEnd({ script: SCRIPTS[name], args, env: ENV, timeoutMs: 60_000 });
+    assertEquals(r.code, 2, `${name}: ${r.stderr}`);
+    assertMatch(r.stderr, new RegExp(`did you mean ${meant}\\?`));
+  }
+  const range = await runToEnd({ script: SCRIPTS.node, args: ["--port", "99999"], env: ENV });
+  assertEquals(range.code, 2, range.stderr);
+  const replicas = await runToEnd({
+    script: SCRIPTS.cluster,
+    args: ["--replicas", "5", "--nodes", "3", "--data", "/nonexistent/never-written"],
+    env: ENV,
+  });
+  assertEquals(replicas.code, 2, replicas.stderr);
+  assertMatch(replicas.stderr, /Cannot keep 5 replicas of each key on 3 node\(s\)/);
+});
+
+Deno.test("a port another process holds is named, with --port N or stopping it as the remedy", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-mistakes-" });
+  const first = await spawnServer({
+    script: SCRIPTS.node,
+    args: ["--port", "0", "--data", join(dir, "a")],
+    env: ENV,
+  });
+  try {
+    const cases = [["node", []], ["proxy", ["--nodes", first.url]]] as const;
+    for (const [name, args] of cases) {
+      const r = await runToEnd({
+        script: SCRIPTS[name],
+        args: [
+          ...args,
+          "--port",
+          String(first.port),
+          "--data",
+          join(dir, name),
+        ],
+        env: ENV,
+        timeoutMs: 60_000,
+      });
+      assertEquals(r.code, 1, r.stderr);
+      assertMatch(
+        r.stderr,
+        new RegExp(`127\\.0\\.0\\.1:${first.port}: the address is already in use .*--port N.*stop`),
+      );
+    }
+  } finally {
+    await first.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Runs a task's line with `args`; it must refuse and print the command that works. */
+async function refusedWithCommand(taskLine: string, args: string[]): Promise<string> {
+  const refused = await runToEnd({ ...fromCommandLine(taskLine), args, timeoutMs: 60_000 });
+  assertEquals(refused.code, 1, refused.stderr);
+  assertEquals(refused.stderr.includes("--allow-write flag"), false, refused.stderr);
+  const command = /run from the repository root:\n {2}(.+)\n/.exec(refused.stderr)?.[1];
+  assertEquals(typeof command, "string", refused.stderr);
+  return command!;
+}
+
+Deno.test("deno task node/proxy --data outside ./data print the one command that works, and it does", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-mistakes-" });
+  const tasks = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))).tasks;
+  const data = (role: string) => join(dir, role, "it's here");
+  const started = [];
+  try {
+    const nodeArgs = ["--port", "0", "--data", data("node")];
+    started.push(
+      await spawnServer(fromCommandLine(await refusedWithCommand(tasks.node, nodeArgs))),
+    );
+    const proxyArgs = ["--port", "0", "--data", data("proxy"), "--nodes", started[0]!.url];
+    const proxyLine = await refusedWithCommand(tasks.proxy, proxyArgs);
+    started.push(await spawnServer(fromCommandLine(proxyLine)));
+    for (const role of ["node", "proxy"]) {
+      assertEquals((await Deno.stat(join(data(role), "ringkv.lock"))).isFile, true);
+    }
+    const res = await fetch(`${started[1]!.url}/kv/k`, { method: "PUT", body: "v" });
+    assertEquals(res.status, 201, await res.text());
+  } finally {
+    for (const s of started.reverse()) await s.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a proxy says which map it starts from and refuses --nodes of another cluster than its --data holds", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-mistakes-" });
+  const running = [];
+  const proxyArgs = (nodes: string) => ["--port", "0", "--data", join(dir, "p"), "--nodes", nodes];
+  try {
+    for (const id of ["a1", "b1"]) {
+      running.push(
+        await spawnServer({
+          script: SCRIPTS.node,
+          args: ["--id", id, "--port", "0", "--data", join(dir, id)],
+          env: ENV,
+        }),
+      );
+    }
+    const [a, b] = running;
+    const first = await spawnServer({ script: SCRIPTS.proxy, args: proxyArgs(a!.url), env: ENV });
+    await first.stop();
+    assertMatch(first.stdoutLines.join("\n"), /cluster map new, of the --nodes: epoch 1, .*a1 /);
+    const again = await spawnServer({ script: SCRIPTS.proxy, args: proxyArgs(a!.url), env: ENV });
+    await again.stop();
+    assertMatch(again.stdoutLines.join("\n"), /cluster map stored in .*\/p: epoch 1, .*a1 /);
+
+    const other = await runToEnd({
+      script: SCRIPTS.proxy,
+      args: proxyArgs(b!.url),
+      env: ENV,
+      timeoutMs: 60_000,
+    });
+    assertEquals(other.code, 1, other.stderr);
+    assertMatch(other.stderr, /\/p holds the map of another cluster \(epoch 1: a1 http/);
+    assertMatch(other.stderr, /\(node b1\).*another --data directory/);
+  } finally {
+    for (const p of running.reverse()) await p.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
