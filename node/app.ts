@@ -6,6 +6,7 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createNodeApp } from "./app.ts";
  * import { createFakeDisk } from "./fake_disk.ts";
  * import { openEngine } from "./open_engine.ts";
@@ -14,7 +15,7 @@
  * const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
  * const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
  * const res = await app.request("/kv/greeting", { method: "PUT", body: "hello" });
- * console.assert(res.status === 201);
+ * assert(res.status === 201);
  * await engine.close();
  * ```
  */

@@ -8,10 +8,11 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { BatchValues } from "./batch_values.ts";
  * const values = new BatchValues(["aGk=", "eW8="]);
  * const hi = values.decode("aGk=");
- * console.assert(new TextDecoder().decode(hi) === "hi" && hi.length === 2);
+ * assert(new TextDecoder().decode(hi) === "hi" && hi.length === 2);
  * ```
  */
 

@@ -5,9 +5,10 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseNodeConfig } from "./config.ts";
  * const config = parseNodeConfig(["--port", "0", "--id", "n1"], {});
- * console.assert(!("help" in config) && config.port === 0 && config.id === "n1");
+ * assert(!("help" in config) && config.port === 0 && config.id === "n1");
  * ```
  */
 import {

@@ -7,12 +7,13 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createDenoDisk } from "./disk.ts";
  * const disk = await createDenoDisk(await Deno.makeTempDir());
  * await disk.writeAtomic("node.json", new TextEncoder().encode('{"id":"n1"}\n'));
  * await disk.append("wal.jsonl", new TextEncoder().encode("line\n"));
  * await disk.sync("wal.jsonl");
- * console.assert((await disk.size("wal.jsonl")) === 5);
+ * assert((await disk.size("wal.jsonl")) === 5);
  * await disk.close();
  * ```
  */

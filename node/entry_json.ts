@@ -7,11 +7,12 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { entryFromJson, entryToJson } from "./entry_json.ts";
  * const json = entryToJson("a", {
  *   kind: "text", data: "hi", hash: 7, contentType: "text/plain", version: "018bcfe56800-0000-n1",
  * });
- * console.assert(entryFromJson(JSON.parse(json)).stored.data === "hi");
+ * assert(entryFromJson(JSON.parse(json)).stored.data === "hi");
  * ```
  */
 import { isVersion } from "../shared/version.ts";

@@ -8,6 +8,7 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createFakeDisk } from "./fake_disk.ts";
  * const disk = createFakeDisk();
  * await disk.writeAtomic("wal.jsonl", new Uint8Array(0));
@@ -15,7 +16,7 @@
  * await disk.sync("wal.jsonl");
  * await disk.append("wal.jsonl", new TextEncoder().encode("lost\n"));
  * const after = disk.crash();
- * console.assert(new TextDecoder().decode(after.bytes("wal.jsonl")!) === "kept\n");
+ * assert(new TextDecoder().decode(after.bytes("wal.jsonl")!) === "kept\n");
  * ```
  */
 import type { ByteRange, Disk } from "./disk.ts";

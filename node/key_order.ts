@@ -7,12 +7,13 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { KeyOrder } from "./key_order.ts";
  * const live = new Set(["b", "a", "c"]);
  * const order = new KeyOrder();
  * for (const key of live) order.add(key);
  * live.delete("b");
- * console.assert([...order.from("", false, (k) => live.has(k))].join() === "a,c");
+ * assert([...order.from("", false, (k) => live.has(k))].join() === "a,c");
  * ```
  */
 

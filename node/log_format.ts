@@ -6,10 +6,11 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { encodeLine, scanLines } from "./log_format.ts";
  * const bytes = encodeLine({ drop: [[0, 10]] });
  * const scan = scanLines(bytes);
- * console.assert(scan.records.length === 1 && scan.goodLength === bytes.length);
+ * assert(scan.records.length === 1 && scan.goodLength === bytes.length);
  * ```
  */
 import { crc32, crc32Hex } from "../shared/crc32.ts";

@@ -6,6 +6,7 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createFakeDisk } from "./fake_disk.ts";
  * import { openEngine } from "./open_engine.ts";
  * const disk = createFakeDisk();
@@ -14,7 +15,7 @@
  * await engine.write([{ op: "put", key: "a", value, contentType: "text/plain" }]);
  * await engine.close();
  * const again = await openEngine({ disk: disk.reopen(), hashKey: () => Promise.resolve(7) });
- * console.assert(again.id === "n1" && (await again.get("a"))?.hash === 7);
+ * assert(again.id === "n1" && (await again.get("a"))?.hash === 7);
  * await again.close();
  * ```
  */

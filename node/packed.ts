@@ -11,13 +11,14 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { Packer } from "./packed.ts";
  * const packer = new Packer();
  * const record = packer.pack({
  *   kind: "text", data: "hello", hash: 42, contentType: "text/plain",
  *   version: "018bcfe56800-0001-n1",
  * });
- * console.assert(packer.unpack(record).version === "018bcfe56800-0001-n1");
+ * assert(packer.unpack(record).version === "018bcfe56800-0001-n1");
  * ```
  */
 import { RingkvError } from "../shared/errors.ts";

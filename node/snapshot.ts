@@ -12,6 +12,7 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createFakeDisk } from "./fake_disk.ts";
  * import { readSnapshot, writeSnapshot } from "./snapshot.ts";
  * const disk = createFakeDisk();
@@ -20,7 +21,7 @@
  * await writeSnapshot(disk, "snapshot.json", "n1", [["k", entry]]);
  * const seen: string[] = [];
  * await readSnapshot(disk, "snapshot.json", (key) => seen.push(key));
- * console.assert(seen[0] === "k");
+ * assert(seen[0] === "k");
  * ```
  */
 import type { Disk } from "./disk.ts";

@@ -6,14 +6,15 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { Store } from "./store.ts";
  * import { HybridClock } from "../shared/version.ts";
  * const store = new Store(new HybridClock("n1", () => 1_700_000_000_000));
  * const value = new TextEncoder().encode("v");
  * const first = store.write({ op: "put", key: "a", value, contentType: "text/plain" }, 7);
- * console.assert(first.outcome.status === 201 && store.get("a")?.hash === 7);
+ * assert(first.outcome.status === 201 && store.get("a")?.hash === 7);
  * const gone = store.write({ op: "delete", key: "a" }, 7);
- * console.assert(gone.outcome.status === 204 && store.get("a")?.value === null);
+ * assert(gone.outcome.status === 204 && store.get("a")?.value === null);
  * ```
  */
 import { RingkvError } from "../shared/errors.ts";

@@ -6,6 +6,7 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createFakeDisk } from "./fake_disk.ts";
  * import { timedDisk } from "./timed_disk.ts";
  * import { Histogram } from "../shared/prom.ts";
@@ -13,7 +14,7 @@
  * const disk = timedDisk(createFakeDisk(), fsync);
  * await disk.append("wal.jsonl", new Uint8Array([1]));
  * await disk.sync("wal.jsonl");
- * console.assert(fsync.lines().some((l) => l.startsWith('demo_fsync_seconds_count{op="sync"} 1')));
+ * assert(fsync.lines().some((l) => l.startsWith('demo_fsync_seconds_count{op="sync"} 1')));
  * ```
  */
 import type { Histogram } from "../shared/prom.ts";

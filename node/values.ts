@@ -5,9 +5,10 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { toBytes, fromBytes } from "./values.ts";
  * const held = fromBytes(new Uint8Array([0xff, 0x00]));
- * console.assert(held.kind === "base64" && toBytes(held)![0] === 0xff);
+ * assert(held.kind === "base64" && toBytes(held)![0] === 0xff);
  * ```
  */
 import { utf8Length } from "../shared/keys.ts";

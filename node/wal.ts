@@ -10,6 +10,7 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createFakeDisk } from "./fake_disk.ts";
  * import { encodeLine } from "./log_format.ts";
  * import { Wal } from "./wal.ts";
@@ -17,7 +18,7 @@
  * const wal = new Wal(disk, "wal.jsonl", 0);
  * const seqs = [1, 2, 3].map((n) => wal.append(encodeLine({ n })));
  * await wal.durable(seqs[2]!);
- * console.assert(disk.syncs("wal.jsonl") < 3);
+ * assert(disk.syncs("wal.jsonl") < 3);
  * ```
  */
 import type { Disk } from "./disk.ts";

@@ -8,10 +8,11 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { WriteGuard } from "./write_guard.ts";
  * const guard = new WriteGuard({ repair: () => Promise.resolve(), firstRetryMs: 1 });
  * guard.failed("append to wal.jsonl", new Error("No space left on device"), true);
- * console.assert(guard.health.state === "read-only");
+ * assert(guard.health.state === "read-only");
  * guard.close();
  * ```
  */

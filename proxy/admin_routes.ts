@@ -6,8 +6,9 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createAdminRoutes } from "./admin_routes.ts";
- * console.assert(typeof createAdminRoutes === "function");
+ * assert(typeof createAdminRoutes === "function");
  * ```
  */
 import { bearerRefusal } from "../shared/bearer.ts";

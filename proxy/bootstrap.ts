@@ -7,8 +7,9 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { startupMap } from "./bootstrap.ts";
- * console.assert(typeof startupMap === "function");
+ * assert(typeof startupMap === "function");
  * ```
  */
 import { RingkvError } from "../shared/errors.ts";

@@ -7,13 +7,14 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { ClusterState } from "./cluster_state.ts";
  * import { createMemoryMapStore } from "./map_store.ts";
  * import { NodeAdmin } from "./node_admin.ts";
  * const admin = new NodeAdmin({ fetch: () => Promise.reject(new Error("offline")), timeoutMs: 10 });
  * const map = { epoch: 1, replicas: 1, vnodes: 8, nodes: [], rebalancing: null };
  * const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
- * console.assert(state.current().map.epoch === 1);
+ * assert(state.current().map.epoch === 1);
  * ```
  */
 import { Ring } from "../shared/ring.ts";

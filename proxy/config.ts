@@ -5,9 +5,10 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseProxyConfig } from "./config.ts";
  * const config = parseProxyConfig(["--port", "0", "--nodes", "http://127.0.0.1:7001"], {});
- * console.assert(!("help" in config) && config.port === 0);
+ * assert(!("help" in config) && config.port === 0);
  * ```
  */
 import {

@@ -10,6 +10,7 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { Dispatcher } from "./dispatcher.ts";
  * const calls: number[] = [];
  * const d = new Dispatcher((_node, _epoch, ops) => {
@@ -18,7 +19,7 @@
  * });
  * const node = { id: "n1", url: "http://n1" };
  * await Promise.all([1, 2, 3].map((i) => d.submit(node, 1, [{ op: "get", key: `k${i}` }])));
- * console.assert(calls.join() === "3"); // all three arrived in the same turn
+ * assert(calls.join() === "3"); // all three arrived in the same turn
  * ```
  */
 import { RingkvError } from "../shared/errors.ts";

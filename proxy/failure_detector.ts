@@ -11,10 +11,11 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { FailureDetector } from "./failure_detector.ts";
  * const fd = new FailureDetector({ probeMs: 500 });
  * fd.step({ kind: "failed", node: "n1", at: 0 });
- * console.assert(!fd.isUp("n1") && fd.tick(600).includes("n1"));
+ * assert(!fd.isUp("n1") && fd.tick(600).includes("n1"));
  * ```
  */
 

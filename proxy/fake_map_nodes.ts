@@ -6,10 +6,11 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createFakeMapNodes } from "./fake_map_nodes.ts";
  * const { fetch } = createFakeMapNodes(["a"]);
  * const res = await fetch(new Request("http://a.test/health"));
- * console.assert((await res.json()).id === "a");
+ * assert((await res.json()).id === "a");
  * ```
  */
 import type { ClusterMap, NodeInfo } from "../shared/wire.ts";

@@ -7,6 +7,7 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { listLive } from "./listing.ts";
  * const pages: Record<string, { k: string; v: string | null; ver: string; h: number }[]> = {
  *   n1: [{ k: "a", v: "", ver: "1", h: 0 }, { k: "c", v: "", ver: "1", h: 0 }],
@@ -14,7 +15,7 @@
  * };
  * const page = await listLive(["n1", "n2"], undefined, 10, (id) =>
  *   Promise.resolve({ entries: pages[id]!, more: false }));
- * console.assert(page.entries.map((e) => e.k).join() === "b,c" && !page.more);
+ * assert(page.entries.map((e) => e.k).join() === "b,c" && !page.more);
  * ```
  */
 import { RingkvError } from "../shared/errors.ts";

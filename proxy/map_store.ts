@@ -6,10 +6,11 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createMemoryMapStore } from "./map_store.ts";
  * const store = createMemoryMapStore();
  * await store.save({ epoch: 1, replicas: 1, vnodes: 8, nodes: [], rebalancing: null });
- * console.assert((await store.load())?.epoch === 1);
+ * assert((await store.load())?.epoch === 1);
  * ```
  */
 import { join } from "@std/path";

@@ -13,11 +13,12 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { initialMap, planAdd, toCleanup, toStable } from "./map_transitions.ts";
  * const map = initialMap([{ id: "n1", url: "http://a", weight: 1 }], 1, 8);
  * const adding = planAdd(map, { id: "n2", url: "http://b", weight: 1 }, 0, 0);
  * const done = toStable(toCleanup(adding, 0));
- * console.assert(done.epoch === 4 && done.nodes.length === 2);
+ * assert(done.epoch === 4 && done.nodes.length === 2);
  * ```
  */
 import { RingkvError } from "../shared/errors.ts";

@@ -7,10 +7,11 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { ProxyMetrics, routeLabel } from "./metrics.ts";
  * const metrics = new ProxyMetrics();
  * metrics.request("GET", routeLabel("/kv/users/42"), 200, 0.002);
- * console.assert(metrics.requests.get({ method: "GET", route: "/kv/{key}", status: "200" }) === 1);
+ * assert(metrics.requests.get({ method: "GET", route: "/kv/{key}", status: "200" }) === 1);
  * ```
  */
 import { Counter, Histogram } from "../shared/prom.ts";

@@ -6,11 +6,12 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { NodeAdmin } from "./node_admin.ts";
  * const fetch = (_req: Request) =>
  *   Promise.resolve(Response.json({ status: "ok", id: "n1", epoch: 0, keys: 0 }));
  * const admin = new NodeAdmin({ fetch, timeoutMs: 1000 });
- * console.assert((await admin.health("http://n1")).id === "n1");
+ * assert((await admin.health("http://n1")).id === "n1");
  * ```
  */
 import { RingkvError } from "../shared/errors.ts";

@@ -6,9 +6,10 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseNodeMetrics } from "./node_stats.ts";
  * const text = 'ringkv_node_keys{node="n1"} 3\nringkv_node_requests_total{route="/health"} 2\n';
- * console.assert(parseNodeMetrics(text).keys === 3);
+ * assert(parseNodeMetrics(text).keys === 3);
  * ```
  */
 import type { NodeInfo } from "../shared/wire.ts";

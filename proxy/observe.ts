@@ -10,13 +10,14 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { RequestIds } from "./observe.ts";
  * const ids = new RequestIds();
  * const req = new Request("http://proxy/kv/a", { headers: { "x-request-id": "r1" } });
  * ids.assign(req);
  * const op = { op: "get" as const, key: "a" };
  * ids.tag([op], req);
- * console.assert(ids.header([op]) === "r1");
+ * assert(ids.header([op]) === "r1");
  * ```
  */
 import type { MiddlewareHandler } from "hono";

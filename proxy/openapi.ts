@@ -6,8 +6,9 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { OPENAPI } from "./openapi.ts";
- * console.assert(OPENAPI.openapi === "3.1.0" && "/kv/{key}" in OPENAPI.paths);
+ * assert(OPENAPI.openapi === "3.1.0" && "/kv/{key}" in OPENAPI.paths);
  * ```
  */
 import { ERROR_STATUS } from "../shared/errors.ts";

@@ -7,8 +7,9 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createOpsRoutes } from "./ops_routes.ts";
- * console.assert(typeof createOpsRoutes === "function");
+ * assert(typeof createOpsRoutes === "function");
  * ```
  */
 import { bearerRefusal } from "../shared/bearer.ts";

@@ -8,8 +8,9 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { groupRanges } from "./range_copy.ts";
- * console.assert(groupRanges([{ start: 0, end: 5 }], 200).length === 1);
+ * assert(groupRanges([{ start: 0, end: 5 }], 200).length === 1);
  * ```
  */
 import { RingkvError } from "../shared/errors.ts";

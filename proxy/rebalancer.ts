@@ -8,8 +8,9 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { Rebalancer } from "./rebalancer.ts";
- * console.assert(typeof Rebalancer === "function");
+ * assert(typeof Rebalancer === "function");
  * ```
  */
 import { RingkvError } from "../shared/errors.ts";

@@ -6,9 +6,10 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { resultBytes } from "./result_value.ts";
- * console.assert(resultBytes({ status: 200, text: "hi" }).length === 2);
- * console.assert(resultBytes({ status: 200, value: "aGk=" }).length === 2);
+ * assert(resultBytes({ status: 200, text: "hi" }).length === 2);
+ * assert(resultBytes({ status: 200, value: "aGk=" }).length === 2);
  * ```
  */
 import { utf8Length } from "../shared/keys.ts";

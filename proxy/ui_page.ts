@@ -10,8 +10,9 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { UI_PAGE } from "./ui_page.ts";
- * console.assert(UI_PAGE.startsWith("<!doctype html>"));
+ * assert(UI_PAGE.startsWith("<!doctype html>"));
  * ```
  */
 

@@ -5,9 +5,10 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { concatBytes } from "./bytes.ts";
  * const joined = concatBytes([new Uint8Array([1]), new Uint8Array([2, 3])]);
- * console.assert(joined.length === 3 && joined[2] === 3);
+ * assert(joined.length === 3 && joined[2] === 3);
  * ```
  */
 

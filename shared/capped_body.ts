@@ -7,12 +7,13 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { readCappedBody } from "./capped_body.ts";
  * import { RingkvError } from "./errors.ts";
  * const req = new Request("http://x/", { method: "PUT", body: "hello" });
  * const tooLarge = (size: number) => new RingkvError("value_too_large", `${size} bytes`);
  * const bytes = await readCappedBody(req, 1024, tooLarge, "the value");
- * console.assert(bytes.length === 5);
+ * assert(bytes.length === 5);
  * ```
  */
 import { concatBytes } from "./bytes.ts";

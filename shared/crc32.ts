@@ -4,10 +4,11 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { crc32, crc32Hex } from "./crc32.ts";
  * const bytes = new TextEncoder().encode("123456789");
- * console.assert(crc32(bytes) === 0xcbf43926);
- * console.assert(crc32Hex(bytes) === "cbf43926");
+ * assert(crc32(bytes) === 0xcbf43926);
+ * assert(crc32Hex(bytes) === "cbf43926");
  * ```
  */
 

@@ -5,10 +5,11 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { RingkvError, errorBody } from "./errors.ts";
  * const err = new RingkvError("key_too_long", "Cannot store key: it is 2000 bytes, the limit is 1024");
- * console.assert(err.status === 414);
- * console.assert(errorBody(err.code, err.message).error.code === "key_too_long");
+ * assert(err.status === 414);
+ * assert(errorBody(err.code, err.message).error.code === "key_too_long");
  * ```
  */
 

@@ -6,8 +6,9 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { isLoopback } from "./exposure.ts";
- * console.assert(isLoopback("127.0.0.1") && !isLoopback("0.0.0.0"));
+ * assert(isLoopback("127.0.0.1") && !isLoopback("0.0.0.0"));
  * ```
  */
 import { ConfigError } from "./config.ts";

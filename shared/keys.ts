@@ -5,8 +5,9 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { keyFromPath } from "./keys.ts";
- * console.assert(keyFromPath("users%2F42", 1024) === "users/42");
+ * assert(keyFromPath("users%2F42", 1024) === "users/42");
  * ```
  */
 import { RingkvError } from "./errors.ts";

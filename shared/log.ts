@@ -8,12 +8,13 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { createLogger } from "./log.ts";
  * const lines: string[] = [];
  * const log = createLogger({ level: "warn", secrets: ["s3cret"], write: (l) => lines.push(l) });
  * log({ level: "info", msg: "hidden at warn" });
  * log({ level: "error", msg: "node refused Bearer s3cret" });
- * console.assert(lines.length === 1 && !lines[0]!.includes("s3cret"));
+ * assert(lines.length === 1 && !lines[0]!.includes("s3cret"));
  * ```
  */
 import { ConfigError } from "./config.ts";

@@ -6,14 +6,15 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { Counter, Histogram, render } from "./prom.ts";
  * const requests = new Counter("demo_requests_total", "Requests.", ["route", "status"]);
  * requests.inc({ route: "/kv/{key}", status: "200" });
  * const latency = new Histogram("demo_seconds", "Latency.", ["route"], [0.01, 0.1]);
  * latency.observe({ route: "/kv/{key}" }, 0.004);
  * const text = render([requests, latency]);
- * console.assert(text.includes('demo_requests_total{route="/kv/{key}",status="200"} 1'));
- * console.assert(text.includes('demo_seconds_bucket{route="/kv/{key}",le="0.01"} 1'));
+ * assert(text.includes('demo_requests_total{route="/kv/{key}",status="200"} 1'));
+ * assert(text.includes('demo_seconds_bucket{route="/kv/{key}",le="0.01"} 1'));
  * ```
  */
 

@@ -5,9 +5,10 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { sameSecret } from "./secret.ts";
- * console.assert(sameSecret("Bearer s3cret", "Bearer s3cret"));
- * console.assert(!sameSecret(null, "Bearer s3cret"));
+ * assert(sameSecret("Bearer s3cret", "Bearer s3cret"));
+ * assert(!sameSecret(null, "Bearer s3cret"));
  * ```
  */
 

@@ -8,11 +8,12 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { HybridClock, compareVersions } from "./version.ts";
  * const clock = new HybridClock("n1", () => 1_700_000_000_000);
  * const a = clock.next();
  * const b = clock.next();
- * console.assert(compareVersions(a, b) < 0);
+ * assert(compareVersions(a, b) < 0);
  * ```
  */
 

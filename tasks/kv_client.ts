@@ -5,10 +5,11 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { exitCodeOf, progressLine } from "./kv_client.ts";
- * console.assert(exitCodeOf(404) === 1 && exitCodeOf(412) === 3 && exitCodeOf(503) === 4);
- * console.assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10 }, 10).includes("50%"));
- * console.assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10, movedCopies: 10 })
+ * assert(exitCodeOf(404) === 1 && exitCodeOf(412) === 3 && exitCodeOf(503) === 4);
+ * assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10 }, 10).includes("50%"));
+ * assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10, movedCopies: 10 })
  *   .endsWith("5/10 keys (10 copies read), copying"));
  * ```
  */

@@ -7,9 +7,10 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
  * const args = ["run", NODE_V8_FLAGS, "node/main.ts"];
- * console.assert(args[1]!.includes("--expose-gc") && NODE_ENV.MALLOC_MMAP_THRESHOLD_ !== "");
+ * assert(args[1]!.includes("--expose-gc") && NODE_ENV.MALLOC_MMAP_THRESHOLD_ !== "");
  * ```
  */
 

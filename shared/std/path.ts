@@ -6,8 +6,9 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { join } from "./path.ts";
- * console.assert(join("data", "n1", "wal.jsonl") === "data/n1/wal.jsonl");
+ * assert(join("data", "n1", "wal.jsonl") === "data/n1/wal.jsonl");
  * ```
  */
 

@@ -6,11 +6,12 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { nginxConfig } from "./nginx.ts";
  * const conf = nginxConfig({
  *   dir: "/tmp/b", port: 8090, nodes: ["http://127.0.0.1:7001"], secret: "s",
  * });
- * console.assert(conf.includes("hash $request_uri consistent;"));
+ * assert(conf.includes("hash $request_uri consistent;"));
  * ```
  */
 

@@ -7,12 +7,13 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseWrkOutput, wrkScript } from "./wrk.ts";
  * const lua = wrkScript({ prefix: "k", keys: 10, putRatio: 0, valueBytes: 100 });
- * console.assert(lua.includes('wrk.format("GET"'));
+ * assert(lua.includes('wrk.format("GET"'));
  * const line = 'RINGKV_RESULT {"requests":100,"durationUs":1000000,"p50Us":500,' +
  *   '"p99Us":900,"maxUs":1200,"errors":{"connect":0,"read":0,"write":0,"status":0,"timeout":0}}';
- * console.assert(parseWrkOutput(line).rps === 100);
+ * assert(parseWrkOutput(line).rps === 100);
  * ```
  */
 
