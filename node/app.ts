@@ -20,7 +20,6 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { RingkvError } from "../shared/errors.ts";
-import { type FastHandler, withFastPath } from "../shared/http1/fast.ts";
 import type { Limits } from "../shared/limits.ts";
 import { EPOCH_HEADER, NODE_ID_HEADER } from "../shared/wire.ts";
 import { adminRoutes } from "./admin_routes.ts";
@@ -32,7 +31,6 @@ import { paxosRoutes } from "./paxos_routes.ts";
 import { digestRoutes } from "./digest_routes.ts";
 import { kvRoutes } from "./kv_routes.ts";
 import { errorAnswer } from "./error_answer.ts";
-import { nodeFastPath } from "./fast_path.ts";
 import { RequestCounters, routeLabel } from "./metrics.ts";
 import { type NodeContext, rawPath } from "./routing.ts";
 import { sameSecret } from "../shared/secret.ts";
@@ -51,8 +49,8 @@ export interface NodeAppDeps {
   floorStore?: FloorStore;
 }
 
-/** The node's app: Hono's, with its fast path beside it for the HTTP/1.1 server. */
-export type NodeApp = Hono & { fast: FastHandler; slow: Hono["fetch"] };
+/** The node's app: one Hono app, whose `fetch` is what node/main.ts serves. */
+export type NodeApp = Hono;
 
 /** Builds the node's Hono app. */
 export function createNodeApp(deps: NodeAppDeps): NodeApp {
@@ -79,11 +77,7 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
     return errorAnswer(new RingkvError("not_found", `Cannot find route ${path}`), c.req.raw, ctx);
   });
   app.onError((err, c) => errorAnswer(err, c.req.raw, ctx));
-  // The hot routes skip Hono's chain (same checks, less allocation): node/fast_path.ts.
-  const fast = nodeFastPath(ctx, deps.clusterSecret);
-  const slow = app.fetch;
-  app.fetch = withFastPath(slow, fast);
-  return Object.assign(app, { fast, slow });
+  return app;
 }
 
 /** `x-ringkv-node` on every answer, and the request counters. */

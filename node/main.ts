@@ -9,8 +9,6 @@ import { ConfigError } from "../shared/config.ts";
 import { RingkvError } from "../shared/errors.ts";
 import { createNodeApp } from "./app.ts";
 import { guard } from "../shared/guard.ts";
-import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
-import { keyPathRefusal } from "../shared/keys.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { NODE_ENV, type NodeConfig, parseNodeConfig } from "./config.ts";
 import { createDenoDisk } from "./disk.ts";
@@ -92,22 +90,18 @@ async function serve(
   };
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
-  const guarded = guard(app.slow, limits);
-  const server = serveHttp1(
+  const server = Deno.serve(
     {
       hostname: config.host,
       port: config.port,
       ...tls,
-      ...connectionOptions(config.connections, config.limits, limits),
-      dotSegment: keyPathRefusal, // `/kv/a/../b` gets the key's own invalid_key
       onListen: ({ port }) => {
         console.log(
           `ringkv node ${engine.id} listening on ${scheme}://${urlHost(config.host)}:${port}`,
         );
       },
     },
-    guarded,
-    guarded.fast(app.fast),
+    guard(app.fetch, limits),
   );
   const stop = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGINT", stop.resolve);

@@ -10,15 +10,7 @@
  * console.assert(!("help" in config) && config.port === 0);
  * ```
  */
-import {
-  ConfigError,
-  type ConnectionConfig,
-  connectionConfig,
-  envNames,
-  helpText,
-  parseFlags,
-  SERVER_FLAGS,
-} from "../shared/config.ts";
+import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
 import { checkLogLevel, type LogLevel } from "../shared/log.ts";
@@ -88,8 +80,6 @@ export interface ProxyConfig {
   limits: Limits;
   /** Requests answered at once before 503. */
   maxInFlight: number;
-  /** Head deadline and connection cap of the HTTP server. */
-  connections: ConnectionConfig;
   /** Serve https with these files. */
   tls?: TlsFiles;
   /** Extra CA certificate file to trust when calling nodes. */
@@ -143,7 +133,6 @@ export function parseProxyConfig(
     ...(empty(v.ca) ? { ca: v.ca } : {}),
     ...(v.logLevel !== undefined ? { logLevel: checkLogLevel(v.logLevel) } : {}),
     maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
-    connections: connectionConfig(v),
     port: checkRange("port", v.port, 0, 65535),
     reusePort: v.reusePort,
     keyCache: checkRange("key-cache", v.keyCache, 1, 100_000_000),

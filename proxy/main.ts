@@ -10,9 +10,6 @@ import { createAdminRoutes } from "./admin_routes.ts";
 import { createPoller, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster_state.ts";
 import { guard } from "../shared/guard.ts";
-import { NodeHttp } from "./node_http.ts";
-import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
-import { keyPathRefusal } from "../shared/keys.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { parseProxyConfig, PROXY_ENV, type ProxyConfig } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
@@ -20,7 +17,7 @@ import { NodeAdmin } from "./node_admin.ts";
 import { Rebalancer } from "./rebalancer.ts";
 import { createReplication } from "./replication.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
-import { instrumentCall, instrumentFetch, ProxyMetrics } from "./metrics.ts";
+import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { createOpsRoutes } from "./ops_routes.ts";
 
 /** JSON lines on stderr at `--log-level` (default warn); tokens and secrets never appear. */
@@ -84,13 +81,8 @@ async function serve(config: ProxyConfig): Promise<number> {
   const map = state.current().map;
   log({ msg: "cluster map", epoch: map.epoch, source: start.source, phase: phaseOf(map) });
 
-  // Data-path and replication calls to nodes: kept-alive HTTP/1.1 (proxy/node_http.ts).
-  const nodeHttp = new NodeHttp(
-    config.ca === undefined ? {} : { caCerts: [await Deno.readTextFile(config.ca)] },
-  );
   const replication = createReplication({
     fetch,
-    call: instrumentCall((call) => nodeHttp.call(call), metrics),
     timeoutMs: config.timeoutMs,
     probeMs: config.probeMs,
     antiEntropyMs: config.antiEntropyMs,
@@ -125,7 +117,6 @@ async function serve(config: ProxyConfig): Promise<number> {
     topology: state,
     replication,
     fetch: rawFetch,
-    call: (call) => nodeHttp.call(call),
     metrics,
     limits: config.limits,
     clusterSecret: config.clusterSecret,
@@ -138,21 +129,17 @@ async function serve(config: ProxyConfig): Promise<number> {
   const stop = new AbortController();
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
-  const guarded = guard(app.slow, limits);
-  const server = serveHttp1(
+  const server = Deno.serve(
     {
       port: config.port,
       hostname: config.host,
       reusePort: config.reusePort,
       signal: stop.signal,
       ...tls,
-      ...connectionOptions(config.connections, config.limits, limits),
-      dotSegment: keyPathRefusal, // `/kv/a/../b` gets the key's own invalid_key
       onListen: ({ port }) =>
         console.log(`ringkv proxy listening on ${scheme}://${config.host}:${port}`),
     },
-    guarded,
-    guarded.fast(app.fast),
+    guard(app.fetch, limits),
   );
   if (map.rebalancing !== null) void rebalancer.run();
   replication.start(state);
@@ -163,7 +150,6 @@ async function serve(config: ProxyConfig): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   await server.finished;
-  nodeHttp.close();
   replication.stop();
   await polling;
   Deno.removeSignalListener("SIGINT", onSignal);
