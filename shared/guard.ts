@@ -32,6 +32,9 @@ export interface GuardedHandler<I = unknown> {
 /** Seconds a client refused for load should wait (`Retry-After`). */
 export const RETRY_AFTER_SECONDS = 1;
 
+/** Characters a Host header (host or [v6], then :port) never holds. */
+const NOT_A_HOST = /[^A-Za-z0-9.\-_~:\[\]%!$&'()*+,;=]/;
+
 /** Length of the request target (path and query) of a URL, in characters. */
 export function targetLength(url: string): number {
   const start = url.indexOf("/", url.indexOf("://") + 3);
@@ -52,6 +55,14 @@ export function refusal(req: Request, limits: RequestLimits): RingkvError | unde
     return new RingkvError(
       "uri_too_long",
       `Cannot serve the request: its URL is ${target} bytes, the limit is ${limits.maxUrlBytes}`,
+    );
+  }
+  const host = req.headers.get("host");
+  // Deno.serve builds the URL from Host: `Host: x/kv/b` would make `GET /kv/a` read "b/kv/a".
+  if (host !== null && NOT_A_HOST.test(host)) {
+    return new RingkvError(
+      "bad_request",
+      `Cannot serve the request: its Host header "${host.slice(0, 100)}" is not a host[:port]`,
     );
   }
   const bytes = headerBytes(req.headers);

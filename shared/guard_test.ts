@@ -57,3 +57,12 @@ Deno.test("guard() marks 408 and 413 answers connection: close", async () => {
   const handler = guard(() => fetched, DEFAULT_REQUEST_LIMITS);
   assertEquals((await handler(new Request("http://h/"), {})).headers.get("connection"), "close");
 });
+
+Deno.test("guard() refuses a Host header that is not a host (it would change the path Deno.serve builds)", async () => {
+  const handler = guard(() => new Response("ok"), DEFAULT_REQUEST_LIMITS);
+  const withHost = (host: string) => new Request("http://h/kv/a", { headers: { host } });
+  assertEquals((await handler(withHost("x/kv/b"), {})).status, 400);
+  assertEquals((await handler(withHost("x?y"), {})).status, 400);
+  assertEquals((await handler(withHost("127.0.0.1:7000"), {})).status, 200);
+  assertEquals((await handler(withHost("[::1]:7000"), {})).status, 200);
+});
