@@ -9,6 +9,7 @@ import { ConfigError } from "../shared/config.ts";
 import { RingkvError } from "../shared/errors.ts";
 import { createNodeApp } from "./app.ts";
 import { guard } from "../shared/guard.ts";
+import { keepServing, type StartedServer } from "../shared/keep_serving.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { NODE_ENV, type NodeConfig, parseNodeConfig } from "./config.ts";
 import { createDenoDisk } from "./disk.ts";
@@ -90,25 +91,33 @@ async function serve(
   };
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
-  const server = Deno.serve(
-    {
+  const handler = guard(app.fetch, limits);
+  let announced = false;
+  let server: Deno.HttpServer | undefined;
+  const serving = keepServing((port) =>
+    Deno.serve({
       hostname: config.host,
-      port: config.port,
+      port,
       ...tls,
       onListen: ({ port }) => {
+        if (announced) return; // a restart after running out of descriptors
+        announced = true;
         console.log(
           `ringkv node ${engine.id} listening on ${scheme}://${urlHost(config.host)}:${port}`,
         );
       },
-    },
-    guard(app.fetch, limits),
-  );
+    }, handler), {
+    port: config.port,
+    log: loggerFor(config),
+    onStart: (s: StartedServer) => server = s as Deno.HttpServer,
+  });
   const stop = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGINT", stop.resolve);
   Deno.addSignalListener("SIGTERM", stop.resolve);
-  await Promise.race([stop.promise, server.finished]);
+  await Promise.race([stop.promise, serving]);
   // In-flight requests get a moment to finish; a stuck scan stream must not block the exit.
-  await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, SHUTDOWN_TIMEOUT_MS))]);
+  const shutdown = server?.shutdown() ?? Promise.resolve();
+  await Promise.race([shutdown, new Promise((r) => setTimeout(r, SHUTDOWN_TIMEOUT_MS))]);
   await engine.close();
 }
 

@@ -10,6 +10,7 @@ import { createAdminRoutes } from "./admin_routes.ts";
 import { createPoller, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster_state.ts";
 import { guard } from "../shared/guard.ts";
+import { keepServing } from "../shared/keep_serving.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { parseProxyConfig, PROXY_ENV, type ProxyConfig } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
@@ -129,18 +130,21 @@ async function serve(config: ProxyConfig): Promise<number> {
   const stop = new AbortController();
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
-  const server = Deno.serve(
-    {
-      port: config.port,
+  const handler = guard(app.fetch, limits);
+  let announced = false;
+  const serving = keepServing((port) =>
+    Deno.serve({
+      port,
       hostname: config.host,
       reusePort: config.reusePort,
       signal: stop.signal,
       ...tls,
-      onListen: ({ port }) =>
-        console.log(`ringkv proxy listening on ${scheme}://${config.host}:${port}`),
-    },
-    guard(app.fetch, limits),
-  );
+      onListen: ({ port }) => {
+        if (announced) return; // a restart after running out of descriptors
+        announced = true;
+        console.log(`ringkv proxy listening on ${scheme}://${config.host}:${port}`);
+      },
+    }, handler), { port: config.port, log });
   if (map.rebalancing !== null) void rebalancer.run();
   replication.start(state);
   const poller = createPoller({ state, rebalancer });
@@ -149,7 +153,7 @@ async function serve(config: ProxyConfig): Promise<number> {
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  await server.finished;
+  await serving;
   replication.stop();
   await polling;
   Deno.removeSignalListener("SIGINT", onSignal);
