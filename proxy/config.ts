@@ -26,7 +26,10 @@ const SPEC = {
   },
   join: { type: "string", help: "learn the cluster map from this node's URL" },
   data: { type: "string", default: "./data/proxy", help: "directory of the proxy's map file" },
-  replicas: { type: "int", default: 1, help: "copies of each key (new clusters only)" },
+  replicas: {
+    type: "int",
+    help: "copies of each key, new clusters only (default: 3, or the number of nodes if fewer)",
+  },
   vnodes: { type: "int", default: DEFAULT_VNODES, help: "ring points per unit of weight" },
   adminToken: { type: "string", help: "token of the admin API", secret: true },
   clientToken: { type: "string", help: "token clients must send (none: open)", secret: true },
@@ -66,7 +69,8 @@ export interface ProxyConfig {
   nodes: string[];
   join?: string;
   data: string;
-  replicas: number;
+  /** Undefined: a new cluster gets {@link defaultReplicas} of its nodes. */
+  replicas?: number;
   vnodes: number;
   adminToken?: string;
   clientToken?: string;
@@ -140,7 +144,7 @@ export function parseProxyConfig(
     nodes: v.nodes.map((url) => checkUrl("nodes", url)),
     join: v.join === undefined || v.join === "" ? undefined : checkUrl("join", v.join),
     data: v.data,
-    replicas: checkRange("replicas", v.replicas, 1, 16),
+    ...(v.replicas === undefined ? {} : { replicas: checkRange("replicas", v.replicas, 1, 16) }),
     vnodes: checkRange("vnodes", v.vnodes, 1, 10_000),
     adminToken: empty(v.adminToken),
     clientToken: empty(v.clientToken),

@@ -9,6 +9,7 @@ import { join } from "@std/path";
 import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 import { type Child, startChild } from "./children.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
+import { defaultReplicas } from "../proxy/map_transitions.ts";
 
 const SPEC = {
   port: { type: "int", default: 8080, help: "proxy port (0: the OS picks)" },
@@ -19,7 +20,10 @@ const SPEC = {
     help: "port of the first node; the others follow (0: the OS picks)",
   },
   data: { type: "string", default: "./data", help: "directory for every process's data" },
-  replicas: { type: "int", default: 3, help: "copies of each key (quorum: a majority)" },
+  replicas: {
+    type: "int",
+    help: "copies of each key, quorum a majority (default: the proxy's, 3 or the number of nodes)",
+  },
   host: { type: "string", default: "127.0.0.1", help: "address every process binds" },
 } as const;
 
@@ -128,7 +132,7 @@ async function main(): Promise<number> {
         if (stopping) return;
         console.error(
           `[${id}] exited with code ${code}. ${
-            opts.replicas > 1
+            (opts.replicas ?? defaultReplicas(opts.nodes)) > 1
               ? "The other replicas serve its keys meanwhile"
               : "Its keys answer 503 until it is back"
           }; restart it with:\n` +
@@ -144,7 +148,8 @@ async function main(): Promise<number> {
     const proxy = await startChild("proxy", [
       ...proxyArgs(proxyDir),
       ...["--port", String(opts.port), "--data", proxyDir, "--nodes", nodeUrls],
-      ...["--replicas", String(opts.replicas), "--host", opts.host],
+      ...(opts.replicas === undefined ? [] : ["--replicas", String(opts.replicas)]),
+      ...["--host", opts.host],
     ], env);
     children.push(proxy);
     printWelcome(proxy.url, data, adminToken, children);
