@@ -46,7 +46,7 @@ Deno.test("a node added through one proxy is followed by a second; every key sta
   try {
     for (const id of ["n1", "n2", "n3"]) running.push(await startNode(dir, id));
     const urls = running.map((n) => n.url);
-    const p1 = await startProxy(dir, "p1", ["--nodes", urls.join(",")]);
+    const p1 = await startProxy(dir, "p1", ["--nodes", urls.join(","), "--replicas", "1"]);
     running.push(p1);
     assert(
       p1.stdoutLines.some((l) => /^ringkv proxy listening on http:\/\/127\.0\.0\.1:\d+$/.test(l)),
