@@ -28,9 +28,7 @@ export interface Gathered<T> {
 /**
  * Calls `call` on the `ordered` replicas (up ones first; `upCount` of them) until `need`
  * answers are good or that has become impossible. Calls still running when it settles
- * keep running (their outcome goes to `call`'s own handlers). With `hedgeMs`, only the
- * first `need` replicas are called at once, the other up ones when a call fails or
- * `hedgeMs` passes without a quorum (a slow or paused replica costs that much, not a timeout).
+ * keep running (their outcome goes to `call`'s own handlers).
  */
 export function gather<T>(
   ordered: readonly NodeRef[],
@@ -38,7 +36,6 @@ export function gather<T>(
   need: number,
   call: (node: NodeRef) => Promise<T>,
   isGood: (value: T) => boolean,
-  hedgeMs?: number,
 ): Promise<Gathered<T>> {
   const result: Gathered<T> = { good: [], bad: [], errors: [], skipped: [], ok: false };
   if (need <= 0) return Promise.resolve({ ...result, ok: true, skipped: [...ordered] });
@@ -46,11 +43,9 @@ export function gather<T>(
     let started = 0;
     let pending = 0;
     let done = false;
-    let hedge: ReturnType<typeof setTimeout> | undefined;
     const finish = (ok: boolean) => {
       if (done) return;
       done = true;
-      clearTimeout(hedge);
       resolve({ ...result, ok, skipped: ordered.slice(started) });
     };
     const launch = () => {
@@ -72,14 +67,8 @@ export function gather<T>(
       while (result.good.length + pending < need && started < ordered.length) launch();
       if (result.good.length + pending < need) finish(false);
     };
-    const all = Math.max(Math.min(upCount, ordered.length), Math.min(need, ordered.length));
-    const first = hedgeMs === undefined ? all : Math.min(need, ordered.length);
+    const first = Math.max(Math.min(upCount, ordered.length), Math.min(need, ordered.length));
     while (started < first) launch();
-    if (started < all) {
-      hedge = setTimeout(() => {
-        while (!done && started < all) launch();
-      }, hedgeMs);
-    }
     check();
   });
 }

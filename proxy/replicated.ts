@@ -51,13 +51,6 @@ export interface Replicas {
   epoch: number;
 }
 
-/**
- * Reads and prepares go to a majority of the up replicas first (any majority is enough for
- * both; owners come in ring order from the key, so the load spreads), the rest after this
- * long without a quorum. Accepts still go to every replica, so each keeps every write.
- */
-const HEDGE_MS = 100;
-
 /** Runs single-key operations by quorum. */
 export class Replicated {
   readonly #locks = new KeyLocks();
@@ -83,7 +76,6 @@ export class Replicated {
         need,
         (n) => this.deps.client.read(n, r.epoch, [r.key]).then((e) => e[0] ?? null),
         () => true,
-        HEDGE_MS,
       );
       if (!got.ok) throw noQuorum("read", r, need, got);
       const best = newest(got.good.map((g) => g.value));
@@ -108,7 +100,6 @@ export class Replicated {
         need,
         (n) => this.deps.client.prepare(n, r.epoch, [{ key: r.key, ballot }]).then((v) => v[0]!),
         (v) => v.ok,
-        HEDGE_MS,
       );
       if (!got.ok) {
         if (got.bad.length === 0) throw noQuorum("prepare", r, need, got);
@@ -172,11 +163,10 @@ export class Replicated {
     need: number,
     call: (n: NodeRef) => Promise<T>,
     good: (v: T) => boolean,
-    hedgeMs?: number,
   ): Promise<Gathered<T>> {
     const ordered = this.deps.detector.order(nodes);
     const up = ordered.filter((n) => this.deps.detector.isUp(n.id)).length;
-    return gather(ordered, up, need, call, good, hedgeMs).then((got) => {
+    return gather(ordered, up, need, call, good).then((got) => {
       const stale = got.errors.find((e) => e instanceof StaleEpochError);
       if (!got.ok && stale) throw stale;
       return got;

@@ -3,7 +3,7 @@ import { DEFAULT_LIMITS } from "../shared/limits.ts";
 import { hashKey } from "../shared/ring.ts";
 import { createProxyApp } from "./app.ts";
 import { createReplication } from "./replication.ts";
-import { nodeInfos, ownerOf, startCluster, TEST_VNODES, type TestCluster } from "./test_cluster.ts";
+import { nodeInfos, startCluster, TEST_VNODES, type TestCluster } from "./test_cluster.ts";
 
 const infos = nodeInfos(3);
 const map = { epoch: 1, replicas: 3, vnodes: TEST_VNODES, nodes: infos, rebalancing: null };
@@ -100,48 +100,11 @@ Deno.test("a read that finds replicas disagreeing writes the newest back to a ma
     await put(c, "d", "old");
     const h = await hashKey("d");
     const ver = "7fffffffffff-0000-x";
-    // On the first owner, which every read asks while all are up (the majority it asks first).
-    const first = await ownerOf(c.topology.current(), "d");
-    await c.nodes.get(first)!.engine.ingest([{ k: "d", v: btoa("new"), ver, h }]);
+    await c.nodes.get("n1")!.engine.ingest([{ k: "d", v: btoa("new"), ver, h }]);
     const got = await c.proxy.request("/kv/d");
     assertEquals(await got.text(), "new");
     assert((await versionsOn(c, "d")).filter((v) => v === ver).length >= 2);
   } finally {
-    await c.close();
-  }
-});
-
-Deno.test("with 3 replicas up a read and a prepare ask a majority, an accept asks every replica", async () => {
-  const c = await start();
-  try {
-    assertEquals((await put(c, "m", "v")).status, 201);
-    const count = (path: string) => c.calls.filter((x) => x.path === path).length;
-    assertEquals([count("/internal/prepare"), count("/internal/accept")], [2, 3]);
-    assertEquals((await c.proxy.request("/kv/m")).status, 200);
-    assertEquals(count("/internal/read"), 2);
-  } finally {
-    await c.close();
-  }
-});
-
-Deno.test("a replica of the first majority that does not answer costs the hedge delay, not the timeout", async () => {
-  const c = await start(); // internal calls time out after 5 s
-  const stalled = Promise.withResolvers<void>();
-  try {
-    assertEquals((await put(c, "p", "v")).status, 201);
-    const first = await ownerOf(c.topology.current(), "p");
-    c.hook = (req, node) =>
-      node.info.id === first && new URL(req.url).pathname === "/internal/read"
-        ? stalled.promise
-        : undefined;
-    const started = performance.now();
-    const got = await c.proxy.request("/kv/p");
-    assertEquals([got.status, await got.text()], [200, "v"]);
-    const ms = performance.now() - started;
-    assert(ms < 4000, `the read took ${ms} ms`);
-    assertEquals(c.calls.filter((x) => x.path === "/internal/read").length, 3);
-  } finally {
-    stalled.resolve();
     await c.close();
   }
 });
