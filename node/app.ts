@@ -62,11 +62,7 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
     log: deps.log ?? (() => {}),
   };
   const app = new Hono();
-  app.use("*", answerHeaders(ctx));
-  if (deps.clusterSecret !== undefined && deps.clusterSecret !== "") {
-    app.use("*", requireSecret(deps.clusterSecret));
-  }
-  app.use("*", checkEpoch(ctx));
+  app.use("*", frame(ctx, deps.clusterSecret));
   kvRoutes(app, ctx);
   internalRoutes(app, ctx);
   paxosRoutes(app, ctx, deps.floorStore);
@@ -80,44 +76,47 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
   return app;
 }
 
-/** `x-ringkv-node` on every answer, and the request counters. */
-function answerHeaders(ctx: NodeContext): MiddlewareHandler {
+/**
+ * Every route's frame, in one middleware (one step of Hono's chain per request): the
+ * cluster-secret check, the epoch check, then `x-ringkv-node` and the request counters on
+ * every answer, refusals included.
+ */
+function frame(ctx: NodeContext, secret: string | undefined): MiddlewareHandler {
+  const expected = secret === undefined || secret === "" ? undefined : `Bearer ${secret}`;
   return async (c, next) => {
     const started = performance.now();
-    await next();
+    const path = rawPath(c.req.url);
+    try {
+      if (path !== "/health") {
+        if (expected !== undefined) requireSecret(c.req.header("authorization"), expected);
+        const sent = c.req.header(EPOCH_HEADER);
+        if (sent !== undefined && path !== "/internal/cluster") await checkEpoch(ctx, sent);
+      }
+      await next();
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      c.res = errorAnswer(err, c.req.raw, ctx);
+    }
     c.res.headers.set(NODE_ID_HEADER, ctx.engine.id);
     const seconds = (performance.now() - started) / 1000;
-    ctx.counters.count(c.req.method, routeLabel(rawPath(c.req.url)), c.res.status, seconds);
+    ctx.counters.count(c.req.method, routeLabel(path), c.res.status, seconds);
   };
 }
 
-/** 401 unless the request carries the cluster secret (`/health` is open). */
-function requireSecret(secret: string): MiddlewareHandler {
-  const expected = `Bearer ${secret}`;
-  return async (c, next) => {
-    if (rawPath(c.req.url) !== "/health") {
-      if (!sameSecret(c.req.header("authorization"), expected)) {
-        throw new RingkvError(
-          "unauthorized",
-          "Cannot serve the request: it lacks the cluster secret (Authorization: Bearer <secret>)",
-        );
-      }
-    }
-    await next();
-  };
+/** 401 unless the request carries the cluster secret. */
+function requireSecret(sent: string | undefined, expected: string): void {
+  if (!sameSecret(sent, expected)) {
+    throw new RingkvError(
+      "unauthorized",
+      "Cannot serve the request: it lacks the cluster secret (Authorization: Bearer <secret>)",
+    );
+  }
 }
 
 /** 409 `stale_epoch` when the sender routes by an older map than the node has. */
-function checkEpoch(ctx: NodeContext): MiddlewareHandler {
-  return async (c, next) => {
-    const sent = c.req.header(EPOCH_HEADER);
-    const path = rawPath(c.req.url);
-    if (sent !== undefined && path !== "/health" && path !== "/internal/cluster") {
-      if (!/^\d{1,15}$/.test(sent.trim())) {
-        throw new RingkvError("invalid_header", `Cannot read ${EPOCH_HEADER} "${sent}"`);
-      }
-      await ctx.cluster.checkEpoch(Number(sent));
-    }
-    await next();
-  };
+async function checkEpoch(ctx: NodeContext, sent: string): Promise<void> {
+  if (!/^\d{1,15}$/.test(sent.trim())) {
+    throw new RingkvError("invalid_header", `Cannot read ${EPOCH_HEADER} "${sent}"`);
+  }
+  await ctx.cluster.checkEpoch(Number(sent));
 }
