@@ -22,7 +22,6 @@
 import { bearerRefusal } from "../shared/bearer.ts";
 import { Hono, type MiddlewareHandler } from "hono";
 import { RingkvError } from "../shared/errors.ts";
-import { type FastHandler, withFastPath } from "../shared/http1/fast.ts";
 import type { Limits } from "../shared/limits.ts";
 import { EPOCH_HEADER, NODE_ID_HEADER } from "../shared/wire.ts";
 import { adminRoutes } from "./admin_routes.ts";
@@ -34,7 +33,6 @@ import { paxosRoutes } from "./paxos_routes.ts";
 import { digestRoutes } from "./digest_routes.ts";
 import { kvRoutes } from "./kv_routes.ts";
 import { errorAnswer } from "./error_answer.ts";
-import { nodeFastPath } from "./fast_path.ts";
 import { RequestCounters, routeLabel } from "./metrics.ts";
 import { type NodeContext, rawPath } from "./routing.ts";
 
@@ -52,8 +50,8 @@ export interface NodeAppDeps {
   floorStore?: FloorStore;
 }
 
-/** The node's app: Hono's, with its fast path beside it for the HTTP/1.1 server. */
-export type NodeApp = Hono & { fast: FastHandler; slow: Hono["fetch"] };
+/** The node's app: one Hono app, whose `fetch` is what node/main.ts serves. */
+export type NodeApp = Hono;
 
 /** Builds the node's Hono app. */
 export function createNodeApp(deps: NodeAppDeps): NodeApp {
@@ -65,11 +63,7 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
     log: deps.log ?? (() => {}),
   };
   const app = new Hono();
-  app.use("*", answerHeaders(ctx));
-  if (deps.clusterSecret !== undefined && deps.clusterSecret !== "") {
-    app.use("*", requireSecret(deps.clusterSecret));
-  }
-  app.use("*", checkEpoch(ctx));
+  app.use("*", frame(ctx, deps.clusterSecret));
   kvRoutes(app, ctx);
   internalRoutes(app, ctx);
   paxosRoutes(app, ctx, deps.floorStore);
@@ -80,46 +74,46 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
     return errorAnswer(new RingkvError("not_found", `Cannot find route ${path}`), c.req.raw, ctx);
   });
   app.onError((err, c) => errorAnswer(err, c.req.raw, ctx));
-  // The hot routes skip Hono's chain (same checks, less allocation): node/fast_path.ts.
-  const fast = nodeFastPath(ctx, deps.clusterSecret);
-  const slow = app.fetch;
-  app.fetch = withFastPath(slow, fast);
-  return Object.assign(app, { fast, slow });
+  return app;
 }
 
-/** `x-ringkv-node` on every answer, and the request counters. */
-function answerHeaders(ctx: NodeContext): MiddlewareHandler {
+/**
+ * Every route's frame, in one middleware (one step of Hono's chain per request): the
+ * cluster-secret check, the epoch check, then `x-ringkv-node` and the request counters on
+ * every answer, refusals included.
+ */
+function frame(ctx: NodeContext, secret: string | undefined): MiddlewareHandler {
+  const expected = secret === undefined || secret === "" ? undefined : secret;
   return async (c, next) => {
     const started = performance.now();
-    await next();
+    const path = rawPath(c.req.url);
+    try {
+      if (path !== "/health") {
+        if (expected !== undefined) requireSecret(c.req.header("authorization"), expected);
+        const sent = c.req.header(EPOCH_HEADER);
+        if (sent !== undefined && path !== "/internal/cluster") await checkEpoch(ctx, sent);
+      }
+      await next();
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      c.res = errorAnswer(err, c.req.raw, ctx);
+    }
     c.res.headers.set(NODE_ID_HEADER, ctx.engine.id);
     const seconds = (performance.now() - started) / 1000;
-    ctx.counters.count(c.req.method, routeLabel(rawPath(c.req.url)), c.res.status, seconds);
+    ctx.counters.count(c.req.method, routeLabel(path), c.res.status, seconds);
   };
 }
 
-/** 401 unless the request carries the cluster secret (`/health` is open). */
-function requireSecret(secret: string): MiddlewareHandler {
-  return async (c, next) => {
-    if (rawPath(c.req.url) !== "/health") {
-      const refusal = bearerRefusal(c.req.header("authorization"), secret, "cluster");
-      if (refusal !== undefined) throw refusal;
-    }
-    await next();
-  };
+/** 401 unless the request carries the cluster secret; the message says which part is wrong. */
+function requireSecret(sent: string | undefined, expected: string): void {
+  const refusal = bearerRefusal(sent, expected, "cluster");
+  if (refusal !== undefined) throw refusal;
 }
 
 /** 409 `stale_epoch` when the sender routes by an older map than the node has. */
-function checkEpoch(ctx: NodeContext): MiddlewareHandler {
-  return async (c, next) => {
-    const sent = c.req.header(EPOCH_HEADER);
-    const path = rawPath(c.req.url);
-    if (sent !== undefined && path !== "/health" && path !== "/internal/cluster") {
-      if (!/^\d{1,15}$/.test(sent.trim())) {
-        throw new RingkvError("invalid_header", `Cannot read ${EPOCH_HEADER} "${sent}"`);
-      }
-      await ctx.cluster.checkEpoch(Number(sent));
-    }
-    await next();
-  };
+async function checkEpoch(ctx: NodeContext, sent: string): Promise<void> {
+  if (!/^\d{1,15}$/.test(sent.trim())) {
+    throw new RingkvError("invalid_header", `Cannot read ${EPOCH_HEADER} "${sent}"`);
+  }
+  await ctx.cluster.checkEpoch(Number(sent));
 }

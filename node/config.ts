@@ -11,15 +11,7 @@
  * assert(!("help" in config) && config.port === 0 && config.id === "n1");
  * ```
  */
-import {
-  ConfigError,
-  type ConnectionConfig,
-  connectionConfig,
-  envNames,
-  helpText,
-  parseFlags,
-  SERVER_FLAGS,
-} from "../shared/config.ts";
+import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
 import { startupHint } from "../shared/startup_hint.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
@@ -54,8 +46,6 @@ export interface NodeConfig {
   limits: Limits;
   /** Requests answered at once before 503. */
   maxInFlight: number;
-  /** Head deadline and connection cap of the HTTP server. */
-  connections: ConnectionConfig;
   /** Serve https with these files. */
   tls?: TlsFiles;
   /** `--log-level`; absent: warn. */
@@ -90,7 +80,6 @@ export function parseNodeConfig(
   const config: NodeConfig = {
     ...(tls ? { tls } : {}),
     maxInFlight: atLeast("max-in-flight", v.maxInFlight, 1, 1_000_000),
-    connections: connectionConfig(v),
     port: atLeast("port", v.port, 0, 65535),
     host: v.host,
     data: v.data,

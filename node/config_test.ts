@@ -16,7 +16,6 @@ Deno.test("parseNodeConfig() has the documented defaults", () => {
     data: "./data/node",
     limits: DEFAULT_LIMITS,
     maxInFlight: DEFAULT_REQUEST_LIMITS.maxInFlight,
-    connections: { headerTimeoutMs: 10_000, maxConnections: 4096 },
   });
 });
 
@@ -25,7 +24,6 @@ Deno.test("parseNodeConfig() reads every flag", () => {
     ...["--port", "0", "--host", "0.0.0.0", "--data", "/tmp/n", "--id", "n_7"],
     ...["--cluster-secret", "s", "--import", "img.json", "--max-value-bytes", "10"],
     ...["--max-key-bytes", "5", "--snapshot-every-bytes", "4096"],
-    ...["--header-timeout-ms", "2500", "--max-connections", "10"],
   ]);
   assertEquals(c, {
     port: 0,
@@ -37,7 +35,6 @@ Deno.test("parseNodeConfig() reads every flag", () => {
     snapshotEveryBytes: 4096,
     limits: { ...DEFAULT_LIMITS, maxValueBytes: 10, maxKeyBytes: 5 },
     maxInFlight: DEFAULT_REQUEST_LIMITS.maxInFlight,
-    connections: { headerTimeoutMs: 2500, maxConnections: 10 },
   });
 });
 
@@ -55,8 +52,6 @@ Deno.test("parseNodeConfig() refuses bad ports, ids, limits and stray arguments"
       ["--port", "abc"],
       ["--id", "bad id"],
       ["--max-value-bytes", "0"],
-      ["--header-timeout-ms", "0"],
-      ["--max-connections", "0"],
       ["--nope"],
       ["stray"],
     ]

@@ -13,6 +13,8 @@ import type { NodeEngine, WriteOp, WriteOutcome } from "./engine.ts";
 import { readConditions } from "./conditions.ts";
 import { readCappedBody } from "../shared/capped_body.ts";
 import { type NodeContext, rawPath, route } from "./routing.ts";
+import type { Stored } from "./packed.ts";
+import { toBytes } from "./values.ts";
 
 const MAX_CONTENT_TYPE = 256;
 const STAR_RETRIES = 5;
@@ -42,18 +44,25 @@ export function versionHeaders(version: Version | undefined): Record<string, str
   return version === undefined ? {} : { etag: `"${version}"`, [VERSION_HEADER]: version };
 }
 
-async function getKey(ctx: NodeContext, key: string): Promise<Response> {
-  const entry = await ctx.engine.get(key);
-  if (entry === undefined || entry.value === null) {
+/** A durable key answers in this turn (no promise); one whose write awaits its fsync, after it. */
+function getKey(ctx: NodeContext, key: string): Response | Promise<Response> {
+  const held = ctx.engine.held(key);
+  return held instanceof Promise ? held.then((h) => keyAnswer(key, h)) : keyAnswer(key, held);
+}
+
+function keyAnswer(key: string, held: Stored | undefined): Response {
+  const bytes = held === undefined ? null : toBytes(held);
+  if (bytes === null) {
     const err = new RingkvError("not_found", `Cannot get key "${key}": it does not exist`);
-    return errorResponse(err, entry ? { [VERSION_HEADER]: entry.version } : {});
+    return errorResponse(err, held ? { [VERSION_HEADER]: held.version } : {});
   }
-  return new Response(entry.value as Uint8Array<ArrayBuffer>, {
+  return new Response(bytes as Uint8Array<ArrayBuffer>, {
     status: 200,
     headers: {
-      "content-type": entry.contentType,
-      "content-length": String(entry.value.length),
-      ...versionHeaders(entry.version),
+      "content-type": held!.contentType,
+      "content-length": String(bytes.length),
+      etag: `"${held!.version}"`,
+      [VERSION_HEADER]: held!.version,
     },
   });
 }

@@ -9,8 +9,7 @@ import { ConfigError } from "../shared/config.ts";
 import { RingkvError } from "../shared/errors.ts";
 import { createNodeApp } from "./app.ts";
 import { guard } from "../shared/guard.ts";
-import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
-import { keyPathRefusal } from "../shared/keys.ts";
+import { type GatedListener, listenBehindGate } from "../shared/starting_gate.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { NODE_ENV, type NodeConfig, nodeStartupHint, parseNodeConfig } from "./config.ts";
 import { createDenoDisk } from "./disk.ts";
@@ -21,7 +20,12 @@ import type { NodeEngine } from "./engine.ts";
 import { parseFlatImage } from "./flat_image.ts";
 import { openEngine, RecoveryError } from "./open_engine.ts";
 import { diskFloorStore } from "./acceptor_floor.ts";
-import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
+import {
+  dataDirInUse,
+  DataDirInUseError,
+  type DataDirLock,
+  lockDataDir,
+} from "../shared/data_dir_lock.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 
@@ -74,7 +78,27 @@ function urlHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
+/**
+ * Binds the port before the data directory is touched: a port in use fails the start here,
+ * before the lock, a read or a write of the directory.
+ */
+async function listen(config: NodeConfig): Promise<Listener> {
+  const tls = config.tls === undefined ? {} : {
+    cert: await Deno.readTextFile(config.tls.cert),
+    key: await Deno.readTextFile(config.tls.key),
+  };
+  return await listenBehindGate<Deno.ServeHandlerInfo>(
+    (port, handler, onListen) =>
+      Deno.serve({ hostname: config.host, port, ...tls, onListen }, handler),
+    { port: config.port, log: loggerFor(config), what: `the node is loading ${config.data}` },
+  );
+}
+
+type Listener = GatedListener<Deno.ServeHandlerInfo>;
+
+/** Opens the gate to the node's app, announces it, and serves until a signal. */
 async function serve(
+  listener: Listener,
   engine: NodeEngine,
   config: NodeConfig,
   counters: RequestCounters,
@@ -87,35 +111,18 @@ async function serve(
     ...(config.clusterSecret ? { clusterSecret: config.clusterSecret } : {}),
     log: loggerFor(config),
   });
-  const tls = config.tls === undefined ? {} : {
-    cert: await Deno.readTextFile(config.tls.cert),
-    key: await Deno.readTextFile(config.tls.key),
-  };
-  const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
-  const guarded = guard(app.slow, limits);
-  const server = serveHttp1(
-    {
-      hostname: config.host,
-      port: config.port,
-      ...tls,
-      ...connectionOptions(config.connections, config.limits, limits),
-      dotSegment: keyPathRefusal, // `/kv/a/../b` gets the key's own invalid_key
-      onListen: ({ port }) => {
-        console.log(
-          `ringkv node ${engine.id} listening on ${scheme}://${urlHost(config.host)}:${port}`,
-        );
-      },
-    },
-    guarded,
-    guarded.fast(app.fast),
+  listener.gate.open(guard(app.fetch, limits));
+  const scheme = config.tls ? "https" : "http";
+  console.log(
+    `ringkv node ${engine.id} listening on ${scheme}://${urlHost(config.host)}:${listener.port}`,
   );
   const stop = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGINT", stop.resolve);
   Deno.addSignalListener("SIGTERM", stop.resolve);
-  await Promise.race([stop.promise, server.finished]);
+  await Promise.race([stop.promise, listener.serving]);
   // In-flight requests get a moment to finish; a stuck scan stream must not block the exit.
-  await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, SHUTDOWN_TIMEOUT_MS))]);
+  await Promise.race([listener.shutdown(), new Promise((r) => setTimeout(r, SHUTDOWN_TIMEOUT_MS))]);
   await engine.close();
 }
 
@@ -137,7 +144,8 @@ async function main(): Promise<number> {
       console.log(config.help);
       return 0;
     }
-    // Before anything reads or writes the directory: a second process stops here.
+    // The port first, then the lock, then the directory: a failed start writes nothing there.
+    const listener = await listen(config);
     lock = await lockDataDir(config.data, "node");
     const counters = new RequestCounters();
     engine = await open(config, counters);
@@ -145,7 +153,7 @@ async function main(): Promise<number> {
       const n = await importFile(engine, config, config.import);
       loggerFor(config)({ level: "info", msg: "imported", file: config.import, keys: n });
     }
-    await serve(engine, config, counters);
+    await serve(listener, engine, config, counters);
     return 0;
   } catch (err) {
     if (
@@ -155,6 +163,11 @@ async function main(): Promise<number> {
         err instanceof DataDirInUseError)
     ) throw err;
     console.error(`ringkv node: ${nodeStartupHint(err, config, Deno.args) ?? err.message}`);
+    // A taken port with a taken directory is most likely this very node, started twice.
+    const held = err instanceof Deno.errors.AddrInUse && !("help" in config)
+      ? await dataDirInUse(config.data)
+      : null;
+    if (held !== null) console.error(`ringkv node: ${held.message}`);
     await engine?.close();
     return 1;
   } finally {

@@ -9,17 +9,14 @@ import { allowedMethods } from "./allowed_methods.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { errorResponse, RingkvError } from "../shared/errors.ts";
-import { type FastHandler, withFastPath } from "../shared/http1/fast.ts";
 import { KeyPoints } from "../shared/key_points.ts";
 import type { Limits } from "../shared/limits.ts";
 import type { BatchOp } from "../shared/wire.ts";
 import { Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
-import { instrumentCall, instrumentFetch, ProxyMetrics } from "./metrics.ts";
+import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { observeRequests, RequestIds } from "./observe.ts";
 import { NodeClient, type NodeRef } from "./node_client.ts";
-import type { NodeAnswer, NodeCall } from "./node_http.ts";
 import { createPublicRoutes } from "./public_routes.ts";
-import { proxyFastPath } from "./fast_path.ts";
 import { createReplication, type Replication } from "./replication.ts";
 import { Router } from "./router.ts";
 import type { TopologySource } from "./topology.ts";
@@ -29,8 +26,6 @@ export interface ProxyDeps {
   topology: TopologySource;
   /** Injected; tests pass in-process node apps. */
   fetch: (req: Request) => Promise<Response>;
-  /** When set, the data path's batch calls go through it instead (proxy/node_http.ts). */
-  call?: (call: NodeCall) => Promise<NodeAnswer>;
   limits: Limits;
   /** Sent to nodes as `Authorization: Bearer`. */
   clusterSecret?: string;
@@ -53,18 +48,14 @@ export interface ProxyDeps {
   requestIds?: RequestIds;
 }
 
-/** The proxy's app: Hono's, with its fast path beside it for the HTTP/1.1 server. */
-export type ProxyApp = Hono & { fast: FastHandler; slow: Hono["fetch"] };
+/** The proxy's app: one Hono app, whose `fetch` is what proxy/main.ts serves. */
+export type ProxyApp = Hono;
 
 /** Builds the proxy app. */
 export function createProxyApp(deps: ProxyDeps): ProxyApp {
   const metrics = deps.metrics ?? new ProxyMetrics();
   const ids = deps.requestIds ?? new RequestIds();
-  const client = new NodeClient({
-    ...deps,
-    fetch: instrumentFetch(deps.fetch, metrics),
-    call: deps.call === undefined ? undefined : instrumentCall(deps.call, metrics),
-  });
+  const client = new NodeClient({ ...deps, fetch: instrumentFetch(deps.fetch, metrics) });
   const send = (node: NodeRef, epoch: number, ops: BatchOp[]) =>
     client.batch(node, epoch, ops, ids.header(ops));
   const dispatcher = new Dispatcher(send, {
@@ -122,7 +113,6 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     const { map } = deps.topology.current();
     return Response.json({ status: "ok", epoch: map.epoch, nodes: map.nodes.length });
   });
-  const log = deps.log ?? (() => {});
   app.route(
     "/",
     createPublicRoutes({
@@ -133,16 +123,5 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
       requestIds: ids,
     }),
   );
-  // GET /kv/{key} skips Hono's chain (same checks, answer, metrics and log): proxy/fast_path.ts.
-  const fast = proxyFastPath({
-    router,
-    limits: deps.limits,
-    ids,
-    metrics,
-    log,
-    clientToken: deps.clientToken,
-  });
-  const slow = app.fetch;
-  app.fetch = withFastPath(slow, fast);
-  return Object.assign(app, { fast, slow });
+  return app;
 }

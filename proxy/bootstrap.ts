@@ -17,7 +17,13 @@ import type { ClusterMap, NodeInfo } from "../shared/wire.ts";
 import type { ClusterState } from "./cluster_state.ts";
 import type { MapStore } from "./map_store.ts";
 import type { NodeAdmin } from "./node_admin.ts";
-import { allNodes, initialMap, nodeInfo, withNodeUrls } from "./map_transitions.ts";
+import {
+  allNodes,
+  defaultReplicas,
+  initialMap,
+  nodeInfo,
+  withNodeUrls,
+} from "./map_transitions.ts";
 import type { Rebalancer } from "./rebalancer.ts";
 
 /** A reason the proxy cannot start that the user can fix; main prints its message. */
@@ -31,7 +37,8 @@ export interface StartupOptions {
   admin: NodeAdmin;
   nodes: readonly string[];
   join?: string;
-  replicas: number;
+  /** Undefined: {@link defaultReplicas} of the nodes found. */
+  replicas?: number;
   vnodes: number;
   /** The data directory the store reads, for messages. */
   data?: string;
@@ -149,7 +156,8 @@ export async function startupMap(options: StartupOptions): Promise<StartupMap> {
   const held = await highestMap(options.admin, options.nodes);
   if (held !== null) return { map: held, source: "nodes" };
   const nodes = await learnNodes(options.admin, options.nodes);
-  return { map: initialMap(nodes, options.replicas, options.vnodes), source: "new" };
+  const replicas = options.replicas ?? defaultReplicas(nodes.length);
+  return { map: initialMap(nodes, replicas, options.vnodes), source: "new" };
 }
 
 /**

@@ -14,6 +14,34 @@ function setup() {
   return { fake, admin, urls, base: { admin, replicas: 1, vnodes: 16 } };
 }
 
+Deno.test("startupMap() gives a new cluster 3 replicas, or as many as it has nodes, unless told", async () => {
+  for (
+    const [count, replicas, want] of [
+      [3, undefined, 3],
+      [5, undefined, 3],
+      [2, undefined, 2],
+      [
+        1,
+        undefined,
+        1,
+      ],
+      [5, 1, 1],
+      [5, 5, 5],
+    ] as const
+  ) {
+    const fake = createFakeMapNodes(["a", "b", "c", "d", "e"].slice(0, count));
+    const admin = new NodeAdmin({ fetch: fake.fetch, timeoutMs: 1000 });
+    const start = await startupMap({
+      admin,
+      vnodes: 16,
+      ...(replicas === undefined ? {} : { replicas }),
+      store: createMemoryMapStore(),
+      nodes: fake.nodes.map((n) => n.url),
+    });
+    assertEquals(start.map.replicas, want, `${count} nodes, --replicas ${replicas}`);
+  }
+});
+
 Deno.test("startupMap() prefers the proxy's stored map", async () => {
   const { urls, base, fake } = setup();
   const stored = { ...initialMap(fake.nodes, 1, 16), epoch: 9 };

@@ -11,15 +11,7 @@
  * assert(!("help" in config) && config.port === 0);
  * ```
  */
-import {
-  ConfigError,
-  type ConnectionConfig,
-  connectionConfig,
-  envNames,
-  helpText,
-  parseFlags,
-  SERVER_FLAGS,
-} from "../shared/config.ts";
+import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
 import { startupHint } from "../shared/startup_hint.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
@@ -36,7 +28,10 @@ const SPEC = {
   },
   join: { type: "string", help: "learn the cluster map from this node's URL" },
   data: { type: "string", default: "./data/proxy", help: "directory of the proxy's map file" },
-  replicas: { type: "int", default: 1, help: "copies of each key (new clusters only)" },
+  replicas: {
+    type: "int",
+    help: "copies of each key, new clusters only (default: 3, or the number of nodes if fewer)",
+  },
   vnodes: { type: "int", default: DEFAULT_VNODES, help: "ring points per unit of weight" },
   adminToken: { type: "string", help: "token of the admin API", secret: true },
   clientToken: { type: "string", help: "token clients must send (none: open)", secret: true },
@@ -76,7 +71,8 @@ export interface ProxyConfig {
   nodes: string[];
   join?: string;
   data: string;
-  replicas: number;
+  /** Undefined: a new cluster gets {@link defaultReplicas} of its nodes. */
+  replicas?: number;
   vnodes: number;
   adminToken?: string;
   clientToken?: string;
@@ -90,8 +86,6 @@ export interface ProxyConfig {
   limits: Limits;
   /** Requests answered at once before 503. */
   maxInFlight: number;
-  /** Head deadline and connection cap of the HTTP server. */
-  connections: ConnectionConfig;
   /** Serve https with these files. */
   tls?: TlsFiles;
   /** Extra CA certificate file to trust when calling nodes. */
@@ -145,7 +139,6 @@ export function parseProxyConfig(
     ...(empty(v.ca) ? { ca: v.ca } : {}),
     ...(v.logLevel !== undefined ? { logLevel: checkLogLevel(v.logLevel) } : {}),
     maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
-    connections: connectionConfig(v),
     port: checkRange("port", v.port, 0, 65535),
     reusePort: v.reusePort,
     keyCache: checkRange("key-cache", v.keyCache, 1, 100_000_000),
@@ -153,7 +146,7 @@ export function parseProxyConfig(
     nodes: v.nodes.map((url) => checkUrl("nodes", url)),
     join: v.join === undefined || v.join === "" ? undefined : checkUrl("join", v.join),
     data: v.data,
-    replicas: checkRange("replicas", v.replicas, 1, 16),
+    ...(v.replicas === undefined ? {} : { replicas: checkRange("replicas", v.replicas, 1, 16) }),
     vnodes: checkRange("vnodes", v.vnodes, 1, 10_000),
     adminToken: empty(v.adminToken),
     clientToken: empty(v.clientToken),

@@ -14,7 +14,7 @@ Deno.test("parseProxyConfig() has the documented defaults", () => {
     8080,
     "127.0.0.1",
     "./data/proxy",
-    1,
+    undefined, // a new cluster's map gets defaultReplicas() of its nodes (bootstrap_test.ts)
     2000,
     1000,
   ]);

@@ -10,9 +10,7 @@ import { createAdminRoutes } from "./admin_routes.ts";
 import { createPoller, describeStart, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster_state.ts";
 import { guard } from "../shared/guard.ts";
-import { NodeHttp } from "./node_http.ts";
-import { connectionOptions, serveHttp1 } from "../shared/http1/server.ts";
-import { keyPathRefusal } from "../shared/keys.ts";
+import { type GatedListener, listenBehindGate } from "../shared/starting_gate.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { parseProxyConfig, PROXY_ENV, type ProxyConfig, proxyStartupHint } from "./config.ts";
 import { createFileMapStore, MapFileError } from "./map_store.ts";
@@ -20,9 +18,14 @@ import { NodeAdmin } from "./node_admin.ts";
 import { Rebalancer } from "./rebalancer.ts";
 import { createReplication } from "./replication.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
-import { instrumentCall, instrumentFetch, ProxyMetrics } from "./metrics.ts";
+import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
 import { createOpsRoutes } from "./ops_routes.ts";
-import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
+import {
+  dataDirInUse,
+  DataDirInUseError,
+  type DataDirLock,
+  lockDataDir,
+} from "../shared/data_dir_lock.ts";
 
 /** JSON lines on stderr at `--log-level` (default warn); tokens and secrets never appear. */
 function loggerFor(config: ProxyConfig): LogFn {
@@ -63,12 +66,37 @@ async function tlsOptions(config: { tls?: { cert: string; key: string } }) {
   return { cert, key };
 }
 
-async function serve(config: ProxyConfig): Promise<number> {
+type Listener = GatedListener<Deno.ServeHandlerInfo>;
+
+/**
+ * Binds the port before the data directory is touched: a port in use fails the start here,
+ * before the lock, a read or a write of the directory.
+ */
+async function listen(config: ProxyConfig, stop: AbortSignal): Promise<Listener> {
+  const tls = await tlsOptions(config);
+  return await listenBehindGate<Deno.ServeHandlerInfo>(
+    (port, handler, onListen) =>
+      Deno.serve({
+        port,
+        hostname: config.host,
+        reusePort: config.reusePort,
+        signal: stop,
+        ...tls,
+        onListen,
+      }, handler),
+    {
+      port: config.port,
+      log: loggerFor(config),
+      what: `the proxy is loading its cluster map from ${config.data} and the nodes`,
+    },
+  );
+}
+
+async function serve(config: ProxyConfig, listener: Listener, stop: AbortController) {
   const log = loggerFor(config);
   const rawFetch = await nodeFetch(config);
   const metrics = new ProxyMetrics();
   const fetch = instrumentFetch(rawFetch, metrics);
-  const tls = await tlsOptions(config);
   const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
   const store = createFileMapStore(config.data);
   const start = await startupMap({ store, admin, ...config });
@@ -86,13 +114,8 @@ async function serve(config: ProxyConfig): Promise<number> {
   const map = state.current().map;
   log({ msg: "cluster map", epoch: map.epoch, source: start.source, phase: phaseOf(map) });
 
-  // Data-path and replication calls to nodes: kept-alive HTTP/1.1 (proxy/node_http.ts).
-  const nodeHttp = new NodeHttp(
-    config.ca === undefined ? {} : { caCerts: [await Deno.readTextFile(config.ca)] },
-  );
   const replication = createReplication({
     fetch,
-    call: instrumentCall((call) => nodeHttp.call(call), metrics),
     timeoutMs: config.timeoutMs,
     probeMs: config.probeMs,
     antiEntropyMs: config.antiEntropyMs,
@@ -128,7 +151,6 @@ async function serve(config: ProxyConfig): Promise<number> {
     topology: state,
     replication,
     fetch: rawFetch,
-    call: (call) => nodeHttp.call(call),
     metrics,
     limits: config.limits,
     clusterSecret: config.clusterSecret,
@@ -138,25 +160,10 @@ async function serve(config: ProxyConfig): Promise<number> {
     admin: adminApp,
     log,
   });
-  const stop = new AbortController();
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
-  const guarded = guard(app.slow, limits);
-  const server = serveHttp1(
-    {
-      port: config.port,
-      hostname: config.host,
-      reusePort: config.reusePort,
-      signal: stop.signal,
-      ...tls,
-      ...connectionOptions(config.connections, config.limits, limits),
-      dotSegment: keyPathRefusal, // `/kv/a/../b` gets the key's own invalid_key
-      onListen: ({ port }) =>
-        console.log(`ringkv proxy listening on ${scheme}://${config.host}:${port}`),
-    },
-    guarded,
-    guarded.fast(app.fast),
-  );
+  listener.gate.open(guard(app.fetch, limits));
+  console.log(`ringkv proxy listening on ${scheme}://${config.host}:${listener.port}`);
   if (map.rebalancing !== null) void rebalancer.run();
   replication.start(state);
   const poller = createPoller({ state, rebalancer });
@@ -165,8 +172,7 @@ async function serve(config: ProxyConfig): Promise<number> {
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  await server.finished;
-  nodeHttp.close();
+  await listener.serving;
   replication.stop();
   await polling;
   Deno.removeSignalListener("SIGINT", onSignal);
@@ -195,9 +201,11 @@ async function main(): Promise<number> {
   }
   let lock: DataDirLock | undefined;
   try {
-    // Before anything reads or writes the directory: a second proxy on it stops here.
+    // The port first, then the lock, then the directory: a failed start writes nothing there.
+    const stop = new AbortController();
+    const listener = await listen(config, stop.signal);
     lock = await lockDataDir(config.data, "proxy");
-    return await serve(config);
+    return await serve(config, listener, stop);
   } catch (err) {
     if (
       !(err instanceof StartupError || err instanceof MapFileError ||
@@ -206,6 +214,9 @@ async function main(): Promise<number> {
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse)
     ) throw err;
     console.error(proxyStartupHint(err, config, Deno.args) ?? err.message);
+    // A taken port with a taken directory is most likely this very proxy, started twice.
+    const held = err instanceof Deno.errors.AddrInUse ? await dataDirInUse(config.data) : null;
+    if (held !== null) console.error(held.message);
     return 1;
   } finally {
     lock?.release();

@@ -35,7 +35,15 @@ export type Plan = Rebalancing & {
   force?: boolean;
 };
 
-/** A new cluster's first map (epoch 1). */
+/** Copies of each key a new cluster gets by default (as etcd, Consul and Riak users expect). */
+export const DEFAULT_REPLICAS = 3;
+
+/** The replica count of a new cluster of `nodeCount` nodes: 3, or as many as there are nodes. */
+export function defaultReplicas(nodeCount: number): number {
+  return Math.max(1, Math.min(DEFAULT_REPLICAS, nodeCount));
+}
+
+/** The first map of a new cluster (epoch 1). */
 export function initialMap(nodes: NodeInfo[], replicas: number, vnodes: number): ClusterMap {
   return { epoch: 1, replicas, vnodes, nodes, rebalancing: null };
 }

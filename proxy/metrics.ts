@@ -15,7 +15,6 @@
  * ```
  */
 import { Counter, Histogram } from "../shared/prom.ts";
-import type { NodeAnswer, NodeCall } from "./node_http.ts";
 import { nodeRouteLabel } from "../shared/wire.ts";
 
 const PROXY_ROUTES = new Set([
@@ -134,14 +133,6 @@ export function instrumentFetch(
   metrics: ProxyMetrics,
 ): (req: Request) => Promise<Response> {
   return (req) => counted(metrics, req.url, () => fetch(req));
-}
-
-/** Wraps a {@link NodeHttp} call the way {@link instrumentFetch} wraps `fetch`. */
-export function instrumentCall(
-  call: (c: NodeCall) => Promise<NodeAnswer>,
-  metrics: ProxyMetrics,
-): (c: NodeCall) => Promise<NodeAnswer> {
-  return (c) => counted(metrics, c.url, () => call(c));
 }
 
 /** Makes one call of `url` with `run`, counting its outcome and time. */

@@ -157,12 +157,12 @@ export class NodeAdmin {
       return { stored: true };
     }
     if (res.status === 409) {
-      const body = await res.clone().json().catch(() => ({})) as {
-        map?: ClusterMap;
-        error?: { map?: ClusterMap };
-      };
+      // Read once (a clone's unread twin would hold fetch's connection).
+      const text = await res.text();
+      const body = parseOr(text) as { map?: ClusterMap; error?: { map?: ClusterMap } };
       const map = body.map ?? body.error?.map;
       if (map && Number.isInteger(map.epoch)) return { stored: false, map };
+      return this.fail(url, "/internal/cluster", new Response(text, { status: res.status }));
     }
     return this.fail(url, "/internal/cluster", res);
   }
@@ -238,5 +238,15 @@ export class NodeAdmin {
       body: JSON.stringify({ ranges: ranges.map((r) => [r.start, r.end]) }),
     });
     return body.dropped;
+  }
+}
+
+/** `text` parsed as JSON, or an empty object when it is not JSON. */
+function parseOr(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    return {}; // not JSON: the caller finds no map in it
   }
 }

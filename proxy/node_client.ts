@@ -10,7 +10,6 @@ import { RingkvError } from "../shared/errors.ts";
 import { REQUEST_ID_HEADER } from "../shared/log.ts";
 import { EPOCH_HEADER, NDJSON } from "../shared/wire.ts";
 import type { BatchOp, BatchResult, WireEntry } from "../shared/wire.ts";
-import { type NodeAnswer, type NodeCall, timeoutError } from "./node_http.ts";
 
 /** A node as the data path addresses it. */
 export interface NodeRef {
@@ -20,16 +19,37 @@ export interface NodeRef {
   incarnation?: string;
 }
 
-/** How the proxy reaches nodes: its HTTP client when given (proxy/node_http.ts), else `fetch`. */
-export interface NodeTransport {
-  fetch: (req: Request) => Promise<Response>;
-  /** When given, calls go through it instead of `fetch` (cheaper; see proxy/node_http.ts). */
-  call?: (call: NodeCall) => Promise<NodeAnswer>;
+/** One call to a node. */
+export interface NodeCall {
+  method: string;
+  /** The absolute URL (`http://host:port/path?query`). */
+  url: string;
+  headers: Record<string, string>;
+  body?: string | undefined;
+  timeoutMs: number;
 }
 
-/** Sends one call through `transport`, with the call's timeout either way. */
+/** Its answer, body read whole. */
+export interface NodeAnswer {
+  status: number;
+  text: string;
+}
+
+/** How the proxy reaches nodes: `fetch` (injected; tests pass in-process node apps). */
+export interface NodeTransport {
+  fetch: (req: Request) => Promise<Response>;
+}
+
+/** The rejection of a call that had no answer before its timeout. */
+export function timeoutError(): DOMException {
+  return new DOMException("no answer before the timeout", "TimeoutError");
+}
+
+/**
+ * Sends one call with `fetch`; the timeout covers the answer's body too. The body is always
+ * read whole (or the call aborted), so fetch's connection goes back to its pool.
+ */
 export async function sendToNode(transport: NodeTransport, call: NodeCall): Promise<NodeAnswer> {
-  if (transport.call !== undefined) return await transport.call(call);
   // One timer per call, cleared when the call ends (AbortSignal.timeout stays pending).
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(timeoutError()), call.timeoutMs);

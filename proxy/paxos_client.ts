@@ -10,13 +10,13 @@ import type { Version } from "../shared/version.ts";
 import { EPOCH_HEADER, INCARNATION_HEADER, type WireEntry } from "../shared/wire.ts";
 import type { HealthEvent } from "./failure_detector.ts";
 import {
+  type NodeAnswer,
   type NodeRef,
   type NodeTransport,
   sendToNode,
   StaleEpochError,
   unreachable,
 } from "./node_client.ts";
-import type { NodeAnswer } from "./node_http.ts";
 import { refusedWrites } from "./node_admin.ts";
 
 /** What a {@link PaxosClient} needs. */

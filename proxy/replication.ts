@@ -16,7 +16,6 @@ import { AntiEntropy } from "./anti_entropy.ts";
 import { NodeAdmin } from "./node_admin.ts";
 import { NodeClient, type NodeRef } from "./node_client.ts";
 import { PaxosBatcher } from "./paxos_batcher.ts";
-import type { NodeAnswer, NodeCall } from "./node_http.ts";
 import { PaxosClient } from "./paxos_client.ts";
 import { Replicated } from "./replicated.ts";
 import { type MapWriter, Rejoin } from "./rejoin.ts";
@@ -25,8 +24,6 @@ import type { TopologySource } from "./topology.ts";
 /** What {@link createReplication} needs. */
 export interface ReplicationOptions {
   fetch: (req: Request) => Promise<Response>;
-  /** When given, replication rounds and probes go through it (proxy/node_http.ts). */
-  call?: (call: NodeCall) => Promise<NodeAnswer>;
   clusterSecret?: string;
   timeoutMs: number;
   /** Probe interval of each node, in ms (default 1000). */

@@ -6,10 +6,11 @@
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { parseFlags } from "./config.ts";
  * const spec = { port: { type: "int", default: 7001, help: "port to listen on" } } as const;
  * const parsed = parseFlags(spec, ["--port", "7002"], {});
- * console.assert(!("help" in parsed) && parsed.values.port === 7002);
+ * assert(!("help" in parsed) && parsed.values.port === 7002);
  * ```
  */
 
@@ -53,41 +54,10 @@ export const SERVER_FLAGS = {
     default: DEFAULT_LIMITS.bodyTimeoutMs,
     help: "time to receive a request body, in ms (then 408)",
   },
-  headerTimeoutMs: {
-    type: "int",
-    default: 10_000,
-    help: "time to receive a request's head, in ms (then 408 and close)",
-  },
-  maxConnections: {
-    type: "int",
-    default: 4096,
-    help: "open client connections (then 503 and close)",
-  },
   cert: { type: "string", help: "TLS certificate file (PEM); with --key, serve https" },
   key: { type: "string", help: "TLS private key file (PEM)" },
   logLevel: { type: "string", help: "log level: error, warn (default), info or debug" },
 } as const;
-
-/** The connection limits of a server (shared/http1/server.ts), from {@link SERVER_FLAGS}. */
-export interface ConnectionConfig {
-  headerTimeoutMs: number;
-  maxConnections: number;
-}
-
-/** Checks the connection flags' ranges. */
-export function connectionConfig(v: ConnectionConfig): ConnectionConfig {
-  for (
-    const [flag, value, max] of [
-      ["header-timeout-ms", v.headerTimeoutMs, 3_600_000],
-      ["max-connections", v.maxConnections, 1_000_000],
-    ] as const
-  ) {
-    if (value < 1 || value > max) {
-      throw new ConfigError(`Cannot use --${flag} ${value}: it must be 1 to ${max}`);
-    }
-  }
-  return { headerTimeoutMs: v.headerTimeoutMs, maxConnections: v.maxConnections };
-}
 
 /** Thrown for a flag the user got wrong; the message says which and why. */
 export class ConfigError extends Error {

@@ -78,6 +78,26 @@ export async function lockDataDir(dir: string, role: string): Promise<DataDirLoc
   return { dir, release, [Symbol.dispose]: release };
 }
 
+/**
+ * The error {@link lockDataDir} would throw for `dir` now, or null when no process holds it;
+ * writes nothing (a missing directory or lock file is simply not held).
+ */
+export async function dataDirInUse(dir: string): Promise<DataDirInUseError | null> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(join(dir, LOCK_FILE), { read: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return null;
+  }
+  try {
+    if (await file.tryLock(false)) return null; // a shared lock is refused while one holds it
+    return new DataDirInUseError(dir, await readHolder(file));
+  } finally {
+    file.close();
+  }
+}
+
 async function readHolder(file: Deno.FsFile): Promise<LockHolder | null> {
   const bytes = new Uint8Array(1024);
   const n = await file.read(bytes);

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
-import { DataDirInUseError, LOCK_FILE, lockDataDir } from "./data_dir_lock.ts";
+import { dataDirInUse, DataDirInUseError, LOCK_FILE, lockDataDir } from "./data_dir_lock.ts";
 
 Deno.test("lockDataDir() refuses a second holder and names the first", async () => {
   const dir = await Deno.makeTempDir();
@@ -31,4 +31,14 @@ Deno.test("lockDataDir() still refuses when the lock file does not name its hold
   const err = await assertRejects(() => lockDataDir(dir, "node"), DataDirInUseError);
   assertEquals(err.holder, null);
   assert(err.message.includes("in use by another process"));
+});
+
+Deno.test("dataDirInUse() names the holder, and writes nothing when the directory is free", async () => {
+  const dir = await Deno.makeTempDir();
+  assertEquals(await dataDirInUse(dir), null);
+  assertEquals([...Deno.readDirSync(dir)], [], "no lock file was created");
+  const lock = await lockDataDir(dir, "node");
+  assertEquals((await dataDirInUse(dir))?.holder?.pid, Deno.pid);
+  lock.release();
+  assertEquals(await dataDirInUse(dir), null);
 });

@@ -36,13 +36,11 @@ export const ERROR_STATUS = {
   unsupported_media_type: 415,
   headers_too_large: 431,
   internal: 500,
-  not_implemented: 501,
   bad_gateway: 502,
   node_unavailable: 503,
   node_recovering: 503,
   unavailable: 503,
   timeout: 504,
-  http_version_not_supported: 505,
 } as const;
 
 /** A code from {@link ERROR_STATUS}. */

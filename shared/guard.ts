@@ -2,22 +2,22 @@
  * The first thing every ringkv server runs on a request, before any route: refuses
  * request targets and header blocks that are too long (414, 431) and requests past the
  * process's in-flight cap (503 with `Retry-After`), each with the one JSON error body.
- * `main.ts` wraps the app's `fetch` with it (and its fast path with `.fast()`); the
- * HTTP/1.1 server (shared/http1/) refuses long targets and header blocks itself, so here
- * those checks matter for callers with a `Request` of their own.
+ * `main.ts` serves the app's `fetch` wrapped with it. `Deno.serve` has no limit of its own
+ * on a target's or a header block's length below hyper's (docs/security.md), so these
+ * checks are what holds a request to the documented limits.
  *
  * @module
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { guard } from "./guard.ts";
  * import { DEFAULT_REQUEST_LIMITS } from "./limits.ts";
  * const handler = guard(() => new Response("ok"), DEFAULT_REQUEST_LIMITS);
  * const res = await handler(new Request("http://x/" + "a".repeat(9000)), {});
- * console.assert(res.status === 414);
+ * assert(res.status === 414);
  * ```
  */
 import { errorResponse, RingkvError } from "./errors.ts";
-import type { FastHandler } from "./http1/fast.ts";
 import type { RequestLimits } from "./limits.ts";
 
 /** A `fetch`-style handler; the second argument is Deno.serve's connection info. */
@@ -28,12 +28,13 @@ export interface GuardedHandler<I = unknown> {
   (req: Request, info: I): Promise<Response>;
   /** Requests being answered now. */
   inFlight(): number;
-  /** `fast` counted in the same cap; past the cap it declines, so the guard answers 503. */
-  fast(fast: FastHandler): FastHandler;
 }
 
 /** Seconds a client refused for load should wait (`Retry-After`). */
 export const RETRY_AFTER_SECONDS = 1;
+
+/** Characters a Host header (host or [v6], then :port) never holds. */
+const NOT_A_HOST = /[^A-Za-z0-9.\-_~:\[\]%!$&'()*+,;=]/;
 
 /** Length of the request target (path and query) of a URL, in characters. */
 export function targetLength(url: string): number {
@@ -55,6 +56,14 @@ export function refusal(req: Request, limits: RequestLimits): RingkvError | unde
     return new RingkvError(
       "uri_too_long",
       `Cannot serve the request: its URL is ${target} bytes, the limit is ${limits.maxUrlBytes}`,
+    );
+  }
+  const host = req.headers.get("host");
+  // Deno.serve builds the URL from Host: `Host: x/kv/b` would make `GET /kv/a` read "b/kv/a".
+  if (host !== null && NOT_A_HOST.test(host)) {
+    return new RingkvError(
+      "bad_request",
+      `Cannot serve the request: its Host header "${host.slice(0, 100)}" is not a host[:port]`,
     );
   }
   const bytes = headerBytes(req.headers);
@@ -89,24 +98,7 @@ export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): Guard
       inFlight--;
     }
   };
-  const fast = (handler: FastHandler): FastHandler => (req) => {
-    if (inFlight >= limits.maxInFlight) return null;
-    inFlight++;
-    let answer;
-    try {
-      answer = handler(req);
-    } catch (err) {
-      inFlight--;
-      throw err;
-    }
-    // A declined request (null, at once) costs no promise; an answer leaves when it settles.
-    if (!(answer instanceof Promise)) {
-      inFlight--;
-      return answer;
-    }
-    return answer.finally(() => inFlight--);
-  };
-  return Object.assign(guarded, { inFlight: () => inFlight, fast });
+  return Object.assign(guarded, { inFlight: () => inFlight });
 }
 
 /** A refused request's body is never read, so the connection cannot be reused. */

@@ -57,22 +57,6 @@ export function checkKey(key: string, maxKeyBytes: number): string {
 /** A `.` or `..` path segment, plain or percent-encoded, which URL clients resolve away. */
 export const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
 
-/**
- * The refusal of a request path with a `.` or `..` segment (the HTTP server's `dotSegment`,
- * shared/http1/server.ts): under `/kv/`, the key's own `invalid_key`; elsewhere undefined,
- * for the server's plain 400.
- */
-export function keyPathRefusal(path: string): RingkvError | undefined {
-  if (!path.startsWith("/kv/")) return undefined;
-  try {
-    keyFromPath(path.slice(4), Infinity);
-  } catch (err) {
-    if (err instanceof RingkvError) return err;
-    throw err;
-  }
-  return undefined;
-}
-
 /** Decodes the percent-encoded key of a URL path segment and checks it. */
 export function keyFromPath(encoded: string, maxKeyBytes: number): string {
   // A key three times over the limit cannot decode to a legal one; stop before decoding.
@@ -88,6 +72,12 @@ export function keyFromPath(encoded: string, maxKeyBytes: number): string {
       "invalid_key",
       "Cannot use key: it has a . or .. path segment, which URL clients resolve away; " +
         "percent-encode its slashes (a%2F..%2Fb)",
+    );
+  }
+  if (encoded.includes("#")) {
+    throw new RingkvError(
+      "invalid_key",
+      "Cannot use key: it has a raw #, which URL clients cut off as a fragment; send it as %23",
     );
   }
   let key: string;

@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { RingkvError } from "./errors.ts";
-import { checkKey, keyFromPath, keyPathRefusal, keyToPath, utf8Length } from "./keys.ts";
+import { checkKey, keyFromPath, keyToPath, utf8Length } from "./keys.ts";
 
 function codeOf(fn: () => unknown): string {
   return assertThrows(fn, RingkvError).code;
@@ -47,9 +47,7 @@ Deno.test("keyFromPath() refuses . and .. segments, plain or encoded, and the ke
   for (const key of [".", ".."]) assertThrows(() => checkKey(key, 1024), RingkvError, "no URL");
 });
 
-Deno.test("keyPathRefusal() gives a /kv/ path with a dot segment the key's own error, and no other path", () => {
-  assertEquals(keyPathRefusal("/kv/a/../b")?.code, "invalid_key");
-  assertEquals(keyPathRefusal("/kv/%2E")?.code, "invalid_key");
-  assertEquals(keyPathRefusal("/admin/../kv/a"), undefined);
-  assertEquals(keyPathRefusal("/kv/plain"), undefined);
+Deno.test("keyFromPath() refuses a raw # (a fragment to URL clients) and reads %23 as #", () => {
+  assertThrows(() => keyFromPath("a#b", 1024), RingkvError, "raw #");
+  assertEquals(keyFromPath("a%23b", 1024), "a#b");
 });

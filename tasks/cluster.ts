@@ -10,6 +10,7 @@ import { join } from "@std/path";
 import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 import { type Child, startChild } from "./children.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
+import { defaultReplicas } from "../proxy/map_transitions.ts";
 
 const SPEC = {
   port: { type: "int", default: 8080, help: "proxy port (0: the OS picks)" },
@@ -89,7 +90,7 @@ function restartArgs(args: string[], url: string): string[] {
 
 /** The options with the replica count filled in: 3, or every node when there are fewer. */
 function withReplicas<T extends { nodes: number; replicas?: number }>(v: T) {
-  return { ...v, replicas: v.replicas ?? Math.min(3, v.nodes) };
+  return { ...v, replicas: v.replicas ?? defaultReplicas(v.nodes) };
 }
 
 /** Node and replica counts that make a cluster: each key's copies on distinct nodes. */
@@ -179,7 +180,8 @@ async function main(): Promise<number> {
     const proxy = await startChild("proxy", [
       ...proxyArgs(proxyDir),
       ...["--port", String(opts.port), "--data", proxyDir, "--nodes", nodeUrls],
-      ...["--replicas", String(opts.replicas), "--host", opts.host],
+      ...["--replicas", String(opts.replicas)],
+      ...["--host", opts.host],
     ], env);
     children.push(proxy);
     printWelcome(proxy.url, data, adminToken, children);

@@ -104,7 +104,7 @@ async function movedFraction(keys: string[], from: string[], to: string[]): Prom
 Deno.test("nodes added and removed under 8 writing clients keep every write; only keys whose owner changed move", async () => {
   const cluster = await TestCluster.create();
   try {
-    const proxy = await cluster.startAll(3);
+    const proxy = await cluster.startAll(3, 1); // one owner per key
     await loadKeys(proxy.url, "static/", STATIC_KEYS);
     const model = new KeyModel();
 
@@ -144,7 +144,7 @@ Deno.test("nodes added and removed under 8 writing clients keep every write; onl
 Deno.test("a proxy killed with SIGKILL in the middle of a rebalancing finishes it after a restart", async () => {
   const cluster = await TestCluster.create();
   try {
-    let proxy = await cluster.startAll(3);
+    let proxy = await cluster.startAll(3, 1); // one owner per key
     const port = proxy.port;
     await loadKeys(proxy.url, "static/", STATIC_KEYS);
     const n4 = await cluster.startNode("n4");

@@ -46,7 +46,7 @@ Deno.test("a node added through one proxy is followed by a second; every key sta
   try {
     for (const id of ["n1", "n2", "n3"]) running.push(await startNode(dir, id));
     const urls = running.map((n) => n.url);
-    const p1 = await startProxy(dir, "p1", ["--nodes", urls.join(",")]);
+    const p1 = await startProxy(dir, "p1", ["--nodes", urls.join(","), "--replicas", "1"]);
     running.push(p1);
     assert(
       p1.stdoutLines.some((l) => /^ringkv proxy listening on http:\/\/127\.0\.0\.1:\d+$/.test(l)),
@@ -88,7 +88,7 @@ Deno.test("a proxy restarted from its map file keeps the cluster it had", async 
   try {
     for (const id of ["n1", "n2"]) running.push(await startNode(dir, id));
     const urls = running.map((n) => n.url).join(",");
-    const first = await startProxy(dir, "p", ["--nodes", urls]);
+    const first = await startProxy(dir, "p", ["--nodes", urls, "--replicas", "1"]);
     running.push(first);
     const removed = await fetch(`${first.url}/cluster/nodes/n2`, {
       method: "DELETE",

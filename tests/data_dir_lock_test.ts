@@ -135,3 +135,26 @@ Deno.test("deno task cluster on a directory in use exits before it writes a toke
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a node whose port is taken exits before it locks, reads or writes its own directory", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ringkv-lock-" });
+  const dir = join(root, "mine");
+  const first = await startNode(dir);
+  assertEquals(await put(first.url, "k", "v"), 201);
+  await first.stop();
+  const other = await startNode(join(root, "other")); // holds a port
+  try {
+    const before = await listing(dir);
+    const again = await runToEnd({
+      script: NODE,
+      args: ["--port", String(other.port), "--data", dir],
+      env: ENV,
+    });
+    assertEquals(again.code, 1);
+    assertMatch(again.stderr, new RegExp(`${other.port}`));
+    assertEquals(await listing(dir), before, "the failed start wrote to its directory");
+  } finally {
+    await other.stop();
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -79,7 +79,7 @@ Deno.test("deno task kv: add and remove wait for the rebalancing; nodes and stat
   const cluster = await TestCluster.create();
   const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
   try {
-    const proxy = await cluster.startAll(3);
+    const proxy = await cluster.startAll(3, 1); // counts each key on its one owner
     await loadKeys(proxy.url, "k", 3000);
     // The token comes from ./data/admin-token when neither --token nor the env gives one.
     await Deno.mkdir(join(cwd, "data"));

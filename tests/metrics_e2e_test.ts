@@ -19,7 +19,7 @@ function sum(families: Map<string, Family>, name: string): number {
 Deno.test("proxy and node /metrics parse as Prometheus text and their counters move after requests", async () => {
   const cluster = await TestCluster.create();
   try {
-    const proxy = await cluster.startAll(3);
+    const proxy = await cluster.startAll(3, 1); // one node call per request
     const unauth = await fetch(`${proxy.url}/metrics`, { signal: AbortSignal.timeout(10_000) });
     assertEquals([unauth.status, (await unauth.json()).error.code], [401, "unauthorized"]);
 
@@ -82,8 +82,15 @@ Deno.test("the proxy logs nothing at the default level and one JSON line per req
   try {
     await cluster.startNode("n1");
     const urls = cluster.nodes.get("n1")!.url;
-    const quiet = await cluster.startProxy("quiet", ["--nodes", urls]);
-    const loud = await cluster.startProxy("loud", ["--nodes", urls, "--log-level", "debug"]);
+    const quiet = await cluster.startProxy("quiet", ["--nodes", urls, "--replicas", "1"]);
+    const loud = await cluster.startProxy("loud", [
+      "--nodes",
+      urls,
+      "--replicas",
+      "1",
+      "--log-level",
+      "debug",
+    ]);
     for (const p of [quiet, loud]) {
       const res = await fetch(`${p.url}/cluster`, {
         headers: { ...ADMIN, "x-request-id": "rid-42" },

@@ -1,8 +1,10 @@
 /**
  * Slow clients against a real proxy: many connections trickling their head, or their body,
- * a byte at a time, and many that connect and send nothing, are all cut off once their
- * deadline passes (408 and closed, or closed), while normal requests keep being served
- * throughout.
+ * a byte at a time, and many that connect and send nothing. Body tricklers are cut off by
+ * the handler's body deadline (408); head tricklers and silent connections are
+ * not (Deno.serve has no head deadline, denoland/deno#3515; docs/security.md says what an
+ * operator puts in front), so they stay open until the client goes. Normal requests keep
+ * being served throughout, and nothing a slow client sent is stored.
  */
 import { assertEquals } from "@std/assert";
 import { join } from "@std/path";
@@ -12,7 +14,6 @@ const NODE = new URL("../node/main.ts", import.meta.url);
 const PROXY = new URL("../proxy/main.ts", import.meta.url);
 const ENV = { RINGKV_CLUSTER_SECRET: "slow-secret" };
 const BODY_TIMEOUT_MS = 1000;
-const HEADER_TIMEOUT_MS = 1000;
 const TRICKLERS = 100;
 const encoder = new TextEncoder();
 
@@ -26,7 +27,7 @@ interface Trickled {
 
 /**
  * A connection that sends `head`, then one byte every 100 ms (none when `silent`) until
- * the server closes it or `stop` aborts.
+ * an answer comes, the server closes it or `stop` aborts.
  */
 async function trickle(
   port: number,
@@ -48,8 +49,8 @@ async function trickle(
   let weClosed = false;
   try {
     if (head !== "") await conn.write(encoder.encode(head));
-    // Bounded: at most 600 rounds (a minute), the stop signal, or the server closing.
-    for (let i = 0; i < 600 && !closed && !stop.aborted; i++) {
+    // Bounded: at most 600 rounds (a minute), the stop signal, an answer or the server closing.
+    for (let i = 0; i < 600 && !closed && answer === "" && !stop.aborted; i++) {
       await new Promise((r) => setTimeout(r, 100));
       if (!closed && !silent) await conn.write(encoder.encode("a")).catch(() => {});
     }
@@ -63,7 +64,7 @@ async function trickle(
   return { status: answer.split("\r\n")[0]!, closedByServer: !weClosed };
 }
 
-Deno.test("head and body tricklers get 408 and are closed, silent connections are closed, others are served", async () => {
+Deno.test("body tricklers get 408, head tricklers and silent connections stay open, others are served", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ringkv-slow-" });
   const running: ServerProcess[] = [];
   const stop = new AbortController();
@@ -79,7 +80,6 @@ Deno.test("head and body tricklers get 408 and are closed, silent connections ar
       args: [
         ...["--port", "0", "--data", join(dir, "proxy"), "--nodes", node.url],
         ...["--body-timeout-ms", String(BODY_TIMEOUT_MS)],
-        ...["--header-timeout-ms", String(HEADER_TIMEOUT_MS)],
       ],
       env: ENV,
     });
@@ -110,22 +110,22 @@ Deno.test("head and body tricklers get 408 and are closed, silent connections ar
       const got = await fetch(`${proxy.url}/kv/normal/${i}`, { signal: AbortSignal.timeout(5000) });
       assertEquals([got.status, await got.text()], [200, `v${i}`]);
     }
-    // Every slow connection is cut off well before the 60 s bound (deadline + sweep).
-    const deadline = setTimeout(() => stop.abort(), 15_000);
-    const [heads, bodies, quiet] = await Promise.all([
-      Promise.all(headTricklers),
-      Promise.all(bodyTricklers),
-      Promise.all(silent),
-    ]);
+    // Every body trickler is cut off well before this bound (the body deadline is 1 s).
+    const deadline = setTimeout(() => stop.abort(), 20_000);
+    const bodies = await Promise.all(bodyTricklers);
     clearTimeout(deadline);
-    const timedOut = { status: "HTTP/1.1 408 Request Timeout", closedByServer: true };
-    assertEquals(new Set(heads.map((t) => JSON.stringify(t))), new Set([JSON.stringify(timedOut)]));
-    assertEquals(
-      new Set(bodies.map((t) => JSON.stringify(t))),
-      new Set([JSON.stringify(timedOut)]),
-    );
-    const closed = { status: "", closedByServer: true };
-    assertEquals(new Set(quiet.map((t) => JSON.stringify(t))), new Set([JSON.stringify(closed)]));
+    // The 408 says `connection: close`, but hyper closes only once the client stops sending
+    // the rest of the body (docs/security.md): the handler's work ends at the deadline.
+    assertEquals(new Set(bodies.map((t) => t.status)), new Set(["HTTP/1.1 408 Request Timeout"]));
+    // Head tricklers and silent connections were held all that time; the test ends them.
+    stop.abort();
+    const [heads, quiet] = await Promise.all([Promise.all(headTricklers), Promise.all(silent)]);
+    const held = JSON.stringify({ status: "", closedByServer: false });
+    assertEquals(new Set(heads.map((t) => JSON.stringify(t))), new Set([held]));
+    assertEquals(new Set(quiet.map((t) => JSON.stringify(t))), new Set([held]));
+    const health = await fetch(`${proxy.url}/health`, { signal: AbortSignal.timeout(5000) });
+    assertEquals(health.status, 200);
+    await health.body?.cancel();
 
     const listing = await fetch(`${proxy.url}/kv?prefix=slow/`, {
       signal: AbortSignal.timeout(5000),

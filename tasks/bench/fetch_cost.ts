@@ -1,6 +1,6 @@
 /**
  * What one proxy → node batch call costs in CPU through `fetch` and through
- * proxy/node_http.ts's kind of raw HTTP/1.1 exchange, against an in-process server
+ * a raw HTTP/1.1 exchange over one kept-alive connection, against an in-process `Deno.serve`
  * answering a 10-result batch (client and server CPU together, `process.cpuUsage`).
  *
  *     deno run -A tasks/bench/fetch_cost.ts
@@ -8,8 +8,6 @@
  * @module
  */
 import process from "node:process";
-// A tiny server answering JSON quickly (our own server, like a node).
-import { serveHttp1 } from "../../shared/http1/server.ts";
 const body = JSON.stringify({
   results: Array.from(
     { length: 10 },
@@ -21,10 +19,9 @@ const body = JSON.stringify({
     }),
   ),
 });
-const srv = serveHttp1(
-  { hostname: "127.0.0.1", port: 0, limits: { maxUrlBytes: 8192, maxHeaderBytes: 16384 } },
-  () => new Response("x"),
-  () => ({ status: 200, headers: { "content-type": "application/json" }, body }),
+const srv = Deno.serve(
+  { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+  () => new Response(body, { headers: { "content-type": "application/json" } }),
 );
 const url = `http://127.0.0.1:${srv.addr.port}/internal/batch`;
 const payload = JSON.stringify({

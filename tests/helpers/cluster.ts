@@ -59,11 +59,12 @@ export class TestCluster {
     return proxy;
   }
 
-  /** Starts nodes n1..nN and proxy "p1" over them; returns the proxy. */
-  async startAll(nodeCount: number): Promise<ServerProcess> {
+  /** Starts nodes n1..nN and proxy "p1" over them (the proxy's default replicas unless given). */
+  async startAll(nodeCount: number, replicas?: number): Promise<ServerProcess> {
     for (let i = 1; i <= nodeCount; i++) await this.startNode(`n${i}`);
     const urls = [...this.nodes.values()].map((n) => n.url).join(",");
-    return await this.startProxy("p1", ["--nodes", urls]);
+    const copies = replicas === undefined ? [] : ["--replicas", String(replicas)];
+    return await this.startProxy("p1", ["--nodes", urls, ...copies]);
   }
 
   /** Every key (tombstones left out) a node holds, read from its internal listing. */
