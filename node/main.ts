@@ -7,19 +7,19 @@
  */
 import { ConfigError } from "../shared/config.ts";
 import { RingkvError } from "../shared/errors.ts";
-import { createNodeApp } from "./app.ts";
+import { createNodeApp } from "./http/node_app.ts";
 import { guard } from "../shared/guard.ts";
 import { type GatedListener, listenBehindGate } from "../shared/starting_gate.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
-import { NODE_ENV, type NodeConfig, nodeStartupHint, parseNodeConfig } from "./config.ts";
-import { createDenoDisk } from "./disk.ts";
+import { NODE_ENV, type NodeConfig, nodeStartupHint, parseNodeConfig } from "./node_config.ts";
+import { createDenoDisk } from "./storage/disk.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
-import { RequestCounters } from "./metrics.ts";
-import { timedDisk } from "./timed_disk.ts";
-import type { NodeEngine } from "./engine.ts";
-import { parseFlatImage } from "./flat_image.ts";
-import { openEngine, RecoveryError } from "./open_engine.ts";
-import { diskFloorStore } from "./acceptor_floor.ts";
+import { RequestCounters } from "./http/node_metrics.ts";
+import { timedDisk } from "./storage/timed_disk.ts";
+import type { NodeEngine } from "./engine/engine.ts";
+import { parseFlatImage } from "./http/flat_image.ts";
+import { openEngine, RecoveryError } from "./engine/open_engine.ts";
+import { diskFloorStore } from "./paxos/acceptor_floor.ts";
 import {
   dataDirInUse,
   DataDirInUseError,

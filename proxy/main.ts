@@ -5,21 +5,27 @@
  * @module
  */
 import { ConfigError } from "../shared/config.ts";
-import { createProxyApp } from "./app.ts";
-import { createAdminRoutes } from "./admin_routes.ts";
-import { createPoller, describeStart, movedNodes, StartupError, startupMap } from "./bootstrap.ts";
-import { ClusterState, phaseOf } from "./cluster_state.ts";
+import { createProxyApp } from "./http/proxy_app.ts";
+import { createAdminRoutes } from "./http/admin_routes.ts";
+import {
+  createPoller,
+  describeStart,
+  movedNodes,
+  StartupError,
+  startupMap,
+} from "./cluster/bootstrap.ts";
+import { ClusterState, phaseOf } from "./cluster/map_view.ts";
 import { guard } from "../shared/guard.ts";
 import { type GatedListener, listenBehindGate } from "../shared/starting_gate.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
-import { parseProxyConfig, PROXY_ENV, type ProxyConfig, proxyStartupHint } from "./config.ts";
-import { createFileMapStore, MapFileError } from "./map_store.ts";
-import { NodeAdmin } from "./node_admin.ts";
-import { Rebalancer } from "./rebalancer.ts";
-import { createReplication } from "./replication.ts";
+import { parseProxyConfig, PROXY_ENV, type ProxyConfig, proxyStartupHint } from "./proxy_config.ts";
+import { createFileMapStore, MapFileError } from "./cluster/map_store.ts";
+import { NodeAdmin } from "./nodes/node_admin.ts";
+import { Rebalancer } from "./rebalance/rebalancer.ts";
+import { createReplication } from "./replication/wiring.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
-import { instrumentFetch, ProxyMetrics } from "./metrics.ts";
-import { createOpsRoutes } from "./ops_routes.ts";
+import { instrumentFetch, ProxyMetrics } from "./http/proxy_metrics.ts";
+import { createOpsRoutes } from "./http/ops_routes.ts";
 import {
   dataDirInUse,
   DataDirInUseError,
@@ -119,7 +125,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
     timeoutMs: config.timeoutMs,
     probeMs: config.probeMs,
     antiEntropyMs: config.antiEntropyMs,
-    maps: state, // catches up and records a node back on a wiped directory (proxy/rejoin.ts)
+    maps: state, // catches up and records a node back on a wiped directory (proxy/replication/rejoin.ts)
     ...secret(config),
     log,
   });

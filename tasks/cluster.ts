@@ -10,7 +10,7 @@ import { join } from "@std/path";
 import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 import { type Child, startChild } from "./children.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
-import { defaultReplicas } from "../proxy/map_transitions.ts";
+import { defaultReplicas } from "../proxy/cluster/map_transitions.ts";
 
 const SPEC = {
   port: { type: "int", default: 8080, help: "proxy port (0: the OS picks)" },

@@ -8,10 +8,10 @@
  *
  * @module
  */
-import type { Disk } from "../node/disk.ts";
-import { createDenoDisk } from "../node/disk.ts";
-import type { NodeEngine, WriteOp } from "../node/engine.ts";
-import { openEngine } from "../node/open_engine.ts";
+import type { Disk } from "../node/storage/disk.ts";
+import { createDenoDisk } from "../node/storage/disk.ts";
+import type { NodeEngine, WriteOp } from "../node/engine/engine.ts";
+import { openEngine } from "../node/engine/open_engine.ts";
 
 const KEYS = 1_000_000;
 const BATCH = 1000;

@@ -15,7 +15,7 @@
  */
 
 /**
- * `--expose-gc` lets GcHint (node/gc_hint.ts) compact the heap after bulk work;
+ * `--expose-gc` lets GcHint (node/engine/gc_hint.ts) compact the heap after bulk work;
  * `--heap-growing-percent=50` lets the old generation grow 1.5x between full GCs instead of
  * up to 4x, so a bulk load leaves less garbage (and fewer dead ArrayBuffers) behind.
  */

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { admin, TestCluster, waitStable } from "../tests/helpers/cluster.ts";
+import { admin, TestCluster, waitStable } from "../tests/helpers/process_cluster.ts";
 import { finalReads, nemesis, runClients, sleep } from "../tests/helpers/fault_workload.ts";
 import { checkHistory } from "../tests/helpers/linearizability.ts";
 

@@ -7,7 +7,7 @@ import {
   SECRET,
   TestCluster,
   waitStable,
-} from "./helpers/cluster.ts";
+} from "./helpers/process_cluster.ts";
 import { findViolations, KeyModel, runClients } from "./helpers/workload.ts";
 
 const STATIC_KEYS = 5000;

@@ -5,8 +5,8 @@
  * of the versions a replicated cluster really returns (a proxy's id as the writer).
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { OPENAPI } from "../proxy/openapi.ts";
-import { TestCluster } from "./helpers/cluster.ts";
+import { OPENAPI } from "../proxy/http/openapi.ts";
+import { TestCluster } from "./helpers/process_cluster.ts";
 import { runToEnd } from "./helpers/process.ts";
 
 const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.meta.url));

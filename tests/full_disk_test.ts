@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { ADMIN, clusterView, type NodeView, TestCluster } from "./helpers/cluster.ts";
+import { ADMIN, clusterView, type NodeView, TestCluster } from "./helpers/process_cluster.ts";
 import { type ServerProcess, spawnServer } from "./helpers/process.ts";
 
 const MAIN = new URL("../node/main.ts", import.meta.url);

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
-import { ADMIN_TOKEN, loadKeys, TestCluster } from "./helpers/cluster.ts";
+import { ADMIN_TOKEN, loadKeys, TestCluster } from "./helpers/process_cluster.ts";
 import { runToEnd } from "./helpers/process.ts";
 
 const KV = new URL("../tasks/kv.ts", import.meta.url);

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { ADMIN, SECRET, TestCluster } from "./helpers/cluster.ts";
+import { ADMIN, SECRET, TestCluster } from "./helpers/process_cluster.ts";
 import { type Family, parsePrometheus, sampleValue } from "./helpers/prom_parse.ts";
 
 async function scrape(url: string, headers: HeadersInit): Promise<Map<string, Family>> {

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { TestCluster } from "./helpers/cluster.ts";
+import { TestCluster } from "./helpers/process_cluster.ts";
 import { finalReads, nemesis, runClients, sleep } from "./helpers/fault_workload.ts";
 import { checkHistory } from "./helpers/linearizability.ts";
 

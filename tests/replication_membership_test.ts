@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { admin, SECRET, TestCluster, waitStable } from "./helpers/cluster.ts";
+import { admin, SECRET, TestCluster, waitStable } from "./helpers/process_cluster.ts";
 import { finalReads, runClients, sleep } from "./helpers/fault_workload.ts";
 import { checkHistory, type Operation } from "./helpers/linearizability.ts";
 

@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
 import { chromium, type Page } from "playwright-core";
-import { ADMIN_TOKEN, loadKeys, TestCluster } from "./helpers/cluster.ts";
+import { ADMIN_TOKEN, loadKeys, TestCluster } from "./helpers/process_cluster.ts";
 import { runToEnd } from "./helpers/process.ts";
 
 const CHROMIUM = "/usr/bin/chromium";

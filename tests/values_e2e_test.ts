@@ -4,7 +4,7 @@
  * and the proxy's fast path writes either into its answer.
  */
 import { assertEquals } from "@std/assert";
-import { TestCluster } from "./helpers/cluster.ts";
+import { TestCluster } from "./helpers/process_cluster.ts";
 
 const encoder = new TextEncoder();
 

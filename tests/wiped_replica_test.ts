@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { clusterView, TestCluster } from "./helpers/cluster.ts";
+import { clusterView, TestCluster } from "./helpers/process_cluster.ts";
 
 const KEYS = 20;
 const PROXY_ARGS = ["--timeout-ms", "1000", "--probe-ms", "200", "--anti-entropy-ms", "0"];

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Call, Operation, Result } from "./linearizability.ts";
-import type { TestCluster } from "./cluster.ts";
+import type { TestCluster } from "./process_cluster.ts";
 
 /** Counts of what the clients saw. */
 export interface WorkloadStats {

@@ -1,0 +1,380 @@
+/**
+ * The {@link NodeEngine} over a {@link Store} and a {@link Wal}: every change is applied
+ * in memory, written as one log line and answered once that line is fsync'd. Reads of a
+ * key whose last change is not durable yet wait for it. Snapshots run in the background
+ * when the log grows past a size, and on close.
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import { checkKey } from "../../shared/keys.ts";
+import type { Limits } from "../../shared/limits.ts";
+import type { Range } from "../../shared/ring.ts";
+import { isVersion } from "../../shared/version.ts";
+import { type ClusterMap, DEFAULT_CONTENT_TYPE, type WireEntry } from "../../shared/wire.ts";
+import type { Disk } from "../storage/disk.ts";
+import type { GcHint } from "./gc_hint.ts";
+import type {
+  EngineStats,
+  Entry,
+  ListOptions,
+  NodeEngine,
+  WriteOp,
+  WriteOutcome,
+} from "./engine.ts";
+import { entryToJson } from "./entry_json.ts";
+import { encodeJsonLine } from "../storage/log_format.ts";
+import type { Stored } from "./packed.ts";
+import { FILES, loadSnapshot, replayLog } from "../storage/recovery.ts";
+import { writeSnapshot } from "../storage/snapshot.ts";
+import { type FlatValue, Store } from "./store.ts";
+import { fromBytes } from "./values.ts";
+import type { Wal } from "../storage/wal.ts";
+import { WriteGuard, type WriteHealth } from "./write_guard.ts";
+
+/** Content type of imported values. */
+export const IMPORT_CONTENT_TYPE = "text/plain; charset=utf-8";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** What the engine is built from (see `openEngine`). */
+export interface EngineParts {
+  id: string;
+  /** The data directory's incarnation and when it was written (node/storage/recovery.ts). */
+  incarnation: string;
+  createdAt: number;
+  disk: Disk;
+  store: Store;
+  wal: Wal;
+  hashKey: (key: string) => Promise<number>;
+  limits: Limits;
+  snapshotEveryBytes: number;
+  snapshotBytes: number;
+  /** Starts a GC after bulk writes (optional: tests leave it out). */
+  gcHint?: GcHint;
+  /** First delay before a read-only node tries to take writes again (default 250 ms). */
+  firstRetryMs?: number;
+  /** Where read-only transitions are told (default: stderr). */
+  log?: (message: string) => void;
+}
+
+/** A durable node engine; build it with `openEngine`. */
+export class DurableEngine implements NodeEngine {
+  readonly id: string;
+  readonly incarnation: string;
+  readonly createdAt: number;
+  /** Keys whose last change is not durable yet, with its log sequence number. */
+  readonly #pending = new Map<string, number>();
+  #lastDrop = 0;
+  #snapshotBytes: number;
+  #nextSnapshotAt: number;
+  #snapshotting: Promise<void> | null = null;
+  #savingMap: Promise<void> = Promise.resolve();
+  #closed = false;
+  readonly #guard: WriteGuard;
+
+  constructor(readonly parts: EngineParts) {
+    this.id = parts.id;
+    this.incarnation = parts.incarnation;
+    this.createdAt = parts.createdAt;
+    this.#snapshotBytes = parts.snapshotBytes;
+    this.#nextSnapshotAt = parts.snapshotEveryBytes;
+    parts.wal.onRound = (lastSeq) => this.#onRound(lastSeq);
+    this.#guard = new WriteGuard({
+      repair: (rollback) => this.#repair(rollback),
+      firstRetryMs: parts.firstRetryMs,
+      log: parts.log,
+    });
+    parts.wal.onFailure = (err) => this.#guard.failed(`append to ${FILES.wal}`, err, true);
+  }
+
+  writeHealth(): WriteHealth {
+    return this.#guard.health;
+  }
+
+  async get(key: string): Promise<Entry | undefined> {
+    return await this.#onceDurable(key, this.parts.store.get(key));
+  }
+
+  held(key: string): Stored | undefined | Promise<Stored | undefined> {
+    return this.#onceDurable(key, this.parts.store.stored(key));
+  }
+
+  /** `read` (taken now) as is when `key` has no write awaiting its fsync, else after that fsync. */
+  #onceDurable<T>(key: string, read: T): T | Promise<T> {
+    const seq = this.#pending.get(key);
+    return seq === undefined ? read : this.parts.wal.durable(seq).then(() => read);
+  }
+
+  async write(ops: readonly WriteOp[]): Promise<WriteOutcome[]> {
+    this.#assertOpen("write");
+    const hashes = await this.#hashes(ops.map((op) => op.key));
+    this.#assertOpen("write");
+    this.#guard.assertWritable("write");
+    const outcomes: WriteOutcome[] = [];
+    const changed: [string, Stored][] = [];
+    try {
+      for (const op of ops) {
+        const { outcome, stored } = this.parts.store.write(op, hashes.get(op.key));
+        outcomes.push(outcome);
+        if (stored) changed.push([op.key, stored]);
+      }
+    } finally {
+      await this.#logSet(changed, ops.map((op) => op.key));
+    }
+    return outcomes;
+  }
+
+  async ingest(entries: readonly WireEntry[]): Promise<{ applied: number; skipped: number }> {
+    this.#assertOpen("ingest");
+    const parsed = entries.map(fromWire);
+    this.#guard.assertWritable("ingest");
+    const changed: [string, Stored][] = [];
+    for (const { key, stored } of parsed) {
+      if (this.parts.store.apply(key, stored)) changed.push([key, stored]);
+    }
+    await this.#logSet(changed, parsed.map((p) => p.key));
+    return { applied: changed.length, skipped: entries.length - changed.length };
+  }
+
+  async drop(ranges: readonly Range[]): Promise<number> {
+    this.#assertOpen("drop");
+    this.#guard.assertWritable("drop");
+    const dropped = this.parts.store.drop(ranges);
+    if (dropped.length === 0) return 0;
+    const json = JSON.stringify({ drop: ranges.map((r) => [r.start, r.end]) });
+    const seq = this.parts.wal.append(encodeJsonLine(json));
+    for (const key of dropped) this.#pending.set(key, seq);
+    this.#lastDrop = seq;
+    await this.parts.wal.durable(seq);
+    return dropped.length;
+  }
+
+  scanKeys(ranges: readonly Range[]): string[] {
+    return this.parts.store.scanKeys(ranges);
+  }
+
+  peek(key: string): Entry | undefined {
+    return this.parts.store.get(key);
+  }
+
+  async list(options: ListOptions): Promise<{ entries: [string, Entry][]; more: boolean }> {
+    const { keys, more } = this.parts.store.listKeys(options);
+    const entries = keys.map((key): [string, Entry] => [key, this.parts.store.get(key)!]);
+    await this.parts.wal.durable(Math.max(this.#lastDrop, this.#latest(keys)));
+    return { entries, more };
+  }
+
+  importFlat(image: Record<string, FlatValue>): Promise<number> {
+    if (typeof image !== "object" || image === null || Array.isArray(image)) {
+      throw new RingkvError("bad_request", "Cannot import: the image is not a JSON object");
+    }
+    const ops = Object.entries(image).map(([key, value]): WriteOp => ({
+      op: "put",
+      key: checkKey(key, this.parts.limits.maxKeyBytes),
+      value: flatValueBytes(key, value, this.parts.limits.maxValueBytes),
+      contentType: IMPORT_CONTENT_TYPE,
+    }));
+    return this.write(ops).then(() => ops.length);
+  }
+
+  exportFlat(binary: "base64" | "refuse"): Record<string, FlatValue> {
+    return this.parts.store.exportFlat(binary);
+  }
+
+  async loadClusterMap(): Promise<ClusterMap | null> {
+    const bytes = await this.parts.disk.read(FILES.cluster);
+    return bytes === null ? null : JSON.parse(decoder.decode(bytes));
+  }
+
+  saveClusterMap(map: ClusterMap): Promise<void> {
+    const bytes = encoder.encode(JSON.stringify(map, null, 2) + "\n");
+    // One temp file per name: saves must not overlap.
+    const saving = this.#savingMap
+      .then(() => this.parts.disk.writeAtomic(FILES.cluster, bytes))
+      .catch((err) => {
+        if (!(err instanceof Error)) throw err;
+        this.#guard.failed(`write ${FILES.cluster}`, err, false);
+        throw new RingkvError(
+          "unavailable",
+          `Cannot store the cluster map of epoch ${map.epoch}: ${err.message}`,
+        );
+      });
+    this.#savingMap = saving.catch(() => {});
+    return saving;
+  }
+
+  stats(): EngineStats {
+    return {
+      ...this.parts.store.counts(),
+      walBytes: this.parts.wal.bytes,
+      snapshotBytes: this.#snapshotBytes,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.parts.gcHint?.stop();
+    await this.#guard.close();
+    // A read-only node leaves its files as the last repair left them; restart reloads them.
+    if (this.#guard.health.state === "writable") {
+      await this.parts.wal.flush();
+      await this.#snapshotting;
+      await this.#savingMap;
+      await this.#snapshot();
+    }
+    await this.parts.disk.close();
+  }
+
+  /** Logs the changed entries as one record, then waits until `keys` are all durable. */
+  async #logSet(changed: [string, Stored][], keys: string[]): Promise<void> {
+    if (changed.length > 0) {
+      const json = `{"set":[${
+        changed.map(([key, stored]) => entryToJson(key, stored)).join(",")
+      }]}`;
+      const line = encodeJsonLine(json);
+      const seq = this.parts.wal.append(line);
+      this.parts.gcHint?.wrote(line.length);
+      for (const [key] of changed) this.#pending.set(key, seq);
+    }
+    // Also covers answers (412, skipped) that depend on another call's pending change.
+    await this.parts.wal.durable(this.#latest(keys));
+  }
+
+  #latest(keys: readonly string[]): number {
+    let seq = 0;
+    if (this.#pending.size === 0) return seq;
+    for (const key of keys) seq = Math.max(seq, this.#pending.get(key) ?? 0);
+    return seq;
+  }
+
+  async #hashes(keys: readonly string[]): Promise<Map<string, number>> {
+    const missing = keys.filter((key) => this.parts.store.hashOf(key) === undefined);
+    const hashes = new Map<string, number>();
+    if (missing.length === 0) return hashes;
+    const points = await Promise.all(missing.map(this.parts.hashKey));
+    missing.forEach((key, i) => hashes.set(key, points[i]!));
+    return hashes;
+  }
+
+  #onRound(lastSeq: number): void {
+    for (const [key, seq] of this.#pending) if (seq <= lastSeq) this.#pending.delete(key);
+    const wal = this.parts.wal;
+    if (this.#closed || this.#snapshotting || wal.bytes < this.#nextSnapshotAt) return;
+    this.#snapshotting = this.#snapshot()
+      .catch((err) => {
+        if (!(err instanceof Error)) throw err;
+        // The log keeps everything, but a disk that cannot take a snapshot is about to
+        // refuse the log too: stop taking writes now; the repair retries the snapshot.
+        this.#guard.failed(`write ${FILES.snapshot}`, err, false);
+        this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
+      })
+      .finally(() => this.#snapshotting = null);
+  }
+
+  /**
+   * Makes a read-only node writable again: after a failed log round, cuts the log back to
+   * its last durable record and reloads the store from disk (the failed rounds' changes
+   * are in memory only); then writes a snapshot, which proves the disk takes writes again.
+   */
+  async #repair(rollback: boolean): Promise<void> {
+    const { disk, wal } = this.parts;
+    await this.#snapshotting;
+    if (rollback) {
+      await wal.reopen();
+      const store = new Store(this.parts.store.clock);
+      this.#snapshotBytes = await loadSnapshot(disk, store);
+      await replayLog(disk, store);
+      this.parts.store = store;
+      this.#pending.clear();
+      this.#lastDrop = 0;
+    }
+    if (this.#closed) return;
+    const snapshot = this.#snapshot();
+    this.#snapshotting = snapshot.catch(() => {}).finally(() => this.#snapshotting = null);
+    await snapshot;
+  }
+
+  async #snapshot(): Promise<void> {
+    const { disk, wal, store } = this.parts;
+    wal.startTail();
+    try {
+      this.#snapshotBytes = await writeSnapshot(disk, FILES.snapshot, this.id, store.entries());
+    } catch (err) {
+      wal.stopTail();
+      throw err;
+    }
+    await wal.replaceWithTail();
+    this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
+  }
+
+  #assertOpen(action: string): void {
+    if (this.#closed) {
+      throw new RingkvError("unavailable", `Cannot ${action}: the storage engine is closed`);
+    }
+  }
+}
+
+function fromWire(entry: WireEntry): { key: string; stored: Stored } {
+  const { k, v, ver, h } = entry;
+  if (typeof k !== "string" || typeof ver !== "string" || !isVersion(ver)) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot ingest entry ${JSON.stringify(k)}: bad key or version`,
+    );
+  }
+  if (!Number.isInteger(h) || h < 0 || h >= 2 ** 32) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot ingest entry ${JSON.stringify(k)}: h is not a uint32`,
+    );
+  }
+  if (v === null) {
+    return {
+      key: k,
+      stored: { kind: "tombstone", data: "", hash: h, contentType: "", version: ver },
+    };
+  }
+  const value = fromBytes(decodeBase64(k, v));
+  return {
+    key: k,
+    stored: { ...value, hash: h, contentType: entry.t ?? DEFAULT_CONTENT_TYPE, version: ver },
+  };
+}
+
+function flatValueBytes(key: string, value: FlatValue, maxBytes: number): Uint8Array {
+  let bytes: Uint8Array;
+  if (typeof value === "string") bytes = encoder.encode(value);
+  else if (typeof value === "object" && value !== null && typeof value.base64 === "string") {
+    bytes = decodeBase64(key, value.base64);
+  } else {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot import key ${
+        JSON.stringify(key)
+      }: its value is neither a string nor {"base64": "..."}`,
+    );
+  }
+  if (bytes.length > maxBytes) {
+    throw new RingkvError(
+      "value_too_large",
+      `Cannot import key ${
+        JSON.stringify(key)
+      }: its value is ${bytes.length} bytes, the limit is ${maxBytes}`,
+    );
+  }
+  return bytes;
+}
+
+function decodeBase64(key: string, base64: unknown): Uint8Array {
+  try {
+    if (typeof base64 === "string") return Uint8Array.fromBase64(base64);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+  }
+  throw new RingkvError(
+    "bad_request",
+    `Cannot read the value of key ${JSON.stringify(key)}: it is not base64`,
+  );
+}

@@ -1,0 +1,120 @@
+/**
+ * node/engine/ (this folder's main module): the keys in memory, their versions and tombstones,
+ * and making writes durable through node/storage. May import node/storage and shared/; never
+ * HTTP.
+ *
+ * The contract between the node's HTTP app (`node/http/node_app.ts`) and its storage engine
+ * (`node/engine/store.ts` + persistence). The app only talks to a {@link NodeEngine}.
+ *
+ * @module
+ */
+import type { Point, Range } from "../../shared/ring.ts";
+import type { Version } from "../../shared/version.ts";
+import type { ClusterMap, WireEntry } from "../../shared/wire.ts";
+import type { Stored } from "./packed.ts";
+import type { WriteHealth } from "./write_guard.ts";
+
+/** One stored entry; `value: null` is a tombstone. */
+export interface Entry {
+  value: Uint8Array | null;
+  contentType: string;
+  version: Version;
+  /** The key's ring point (first 32 bits of its SHA-1). */
+  hash: Point;
+}
+
+/** Conditions and version floor shared by writes. */
+export interface WriteConditions {
+  /** The current live entry must have this version (`If-Match`). */
+  ifMatch?: Version;
+  /** The key must be absent or a tombstone (`If-None-Match: *`). */
+  ifNoneMatch?: "*";
+  /** The new version must be newer than this. */
+  minVersion?: Version;
+}
+
+/** Set a key. */
+export interface PutOp extends WriteConditions {
+  op: "put";
+  key: string;
+  value: Uint8Array;
+  contentType: string;
+}
+
+/** Delete a key (leaves a tombstone). */
+export interface DeleteOp extends WriteConditions {
+  op: "delete";
+  key: string;
+}
+
+/** A write the engine applies and logs. */
+export type WriteOp = PutOp | DeleteOp;
+
+/** What one write did: 201 created, 200 replaced, 204 deleted, 404 nothing to delete, 412 condition failed. */
+export interface WriteOutcome {
+  status: 200 | 201 | 204 | 404 | 412;
+  /** The new version (200/201/204), or the current one on 412 when the key exists. */
+  version?: Version;
+}
+
+/** Options of a key-ordered listing. */
+export interface ListOptions {
+  prefix: string;
+  /** Only keys strictly after this one. */
+  after?: string;
+  limit: number;
+}
+
+/** Sizes for /health and /metrics. */
+export interface EngineStats {
+  keys: number;
+  tombstones: number;
+  valueBytes: number;
+  walBytes: number;
+  snapshotBytes: number;
+}
+
+/** The node's store with its durability: every resolved write is on disk. */
+export interface NodeEngine {
+  /** This node's id (persisted in the data directory; also the clock's writer id). */
+  readonly id: string;
+  /**
+   * The data directory's incarnation: random, written once when the directory is first
+   * initialised, so a node back on a wiped or replaced directory has a new one.
+   */
+  readonly incarnation: string;
+  /** Wall time (ms) the incarnation was written: promises before it may have been forgotten. */
+  readonly createdAt: number;
+  /** The entry (tombstones included), once it is durable; undefined when never seen. */
+  get(key: string): Promise<Entry | undefined>;
+  /**
+   * The entry as held (the value's text or base64, no bytes made), once it is durable: a plain
+   * value when no write to the key awaits its fsync, else a promise (the batch's hot read).
+   */
+  held(key: string): Stored | undefined | Promise<Stored | undefined>;
+  /** Applies the ops in order as one log record; resolves after fsync. */
+  write(ops: readonly WriteOp[]): Promise<WriteOutcome[]>;
+  /** Applies each entry whose version is newer than the stored one; durable on resolve. */
+  ingest(entries: readonly WireEntry[]): Promise<{ applied: number; skipped: number }>;
+  /** Forgets every entry whose hash lies in `ranges` (no tombstones); durable on resolve. */
+  drop(ranges: readonly Range[]): Promise<number>;
+  /** Keys (tombstones included) whose hash is in `ranges`, taken now; read entries lazily. */
+  scanKeys(ranges: readonly Range[]): string[];
+  /** The entry as it is now, without waiting for durability (for scans). */
+  peek(key: string): Entry | undefined;
+  /** Entries in key order, tombstones included; resolves once they are durable. */
+  list(options: ListOptions): Promise<{ entries: [string, Entry][]; more: boolean }>;
+  /** Sets every pair of a flat image as one log record. */
+  importFlat(image: Record<string, string | { base64: string }>): Promise<number>;
+  /** The live entries as a flat image; non-UTF-8 values as `{base64}` or, without it, an error. */
+  exportFlat(binary: "base64" | "refuse"): Record<string, string | { base64: string }>;
+  /** The stored cluster map, if any. */
+  loadClusterMap(): Promise<ClusterMap | null>;
+  /** Stores the cluster map atomically (temp file, fsync, rename, directory fsync). */
+  saveClusterMap(map: ClusterMap): Promise<void>;
+  stats(): EngineStats;
+  /** Whether the node takes writes (a failing disk makes it read-only until repaired). */
+  writeHealth(): WriteHealth;
+  /** Flushes, writes a snapshot, releases files. */
+  close(): Promise<void>;
+}

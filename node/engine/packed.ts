@@ -1,0 +1,174 @@
+/**
+ * The compact in-memory form of a stored entry: ONE flat string per key, so a million
+ * keys cost one string each beside the Map, not an object, a version string and a value
+ * buffer each. Every header char is < 256, so ASCII records stay one byte per char.
+ *
+ * Layout: kind (1) | hash (4, big-endian bytes) | wall ms (6) | counter (2) |
+ * writer (interned: 2) | content type (interned: 2) | value. A value is its text when it
+ * is valid UTF-8, else its base64; a tombstone has none. An interned field is the
+ * index in a per-store table; 0xFFFF (two 0xFF chars) means inline: length (2) + text.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { Packer } from "./packed.ts";
+ * const packer = new Packer();
+ * const record = packer.pack({
+ *   kind: "text", data: "hello", hash: 42, contentType: "text/plain",
+ *   version: "018bcfe56800-0001-n1",
+ * });
+ * assert(packer.unpack(record).version === "018bcfe56800-0001-n1");
+ * ```
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import { formatVersion, parseVersion } from "../../shared/version.ts";
+
+/** How a value is held: UTF-8 text as a string, other bytes as base64, or a tombstone. */
+export type ValueKind = "text" | "base64" | "tombstone";
+
+/** An entry in the form records, log lines and snapshots share. */
+export interface Stored {
+  kind: ValueKind;
+  /** The text, the base64, or "" for a tombstone. */
+  data: string;
+  hash: number;
+  contentType: string;
+  version: string;
+}
+
+const KINDS: readonly ValueKind[] = ["text", "base64", "tombstone"];
+const INLINE = 0xffff;
+const HEADER = 1 + 4 + 6 + 2;
+const TWO_24 = 2 ** 24;
+
+/** Strings that repeat across entries (writer ids, content types), numbered. */
+class Interner {
+  readonly #index = new Map<string, number>();
+  readonly #texts: string[] = [];
+
+  #lastText = "";
+  #lastNumber: number | undefined;
+
+  /** The string's number, or undefined when the table is full. */
+  numberOf(text: string): number | undefined {
+    // Most entries repeat the previous one's writer and type: skip the Map lookup.
+    if (text === this.#lastText && this.#lastNumber !== undefined) return this.#lastNumber;
+    let n = this.#index.get(text);
+    if (n === undefined && this.#texts.length < INLINE) {
+      n = this.#texts.length;
+      this.#texts.push(text);
+      this.#index.set(text, n);
+    }
+    this.#lastText = text;
+    this.#lastNumber = n;
+    return n;
+  }
+
+  textOf(n: number): string {
+    return this.#texts[n]!;
+  }
+}
+
+/** Packs and unpacks records; owns the tables of writers and content types. */
+export class Packer {
+  readonly #writers = new Interner();
+  readonly #types = new Interner();
+
+  /** The record string of an entry. */
+  pack(entry: Stored): string {
+    const { wall, counter, writer } = parseVersion(entry.version);
+    const hash = entry.hash;
+    const head = String.fromCharCode(
+      KINDS.indexOf(entry.kind),
+      hash >>> 24,
+      (hash >>> 16) & 0xff,
+      (hash >>> 8) & 0xff,
+      hash & 0xff,
+      ...bytes3(Math.floor(wall / TWO_24)),
+      ...bytes3(wall % TWO_24),
+      counter >>> 8,
+      counter & 0xff,
+    );
+    // join() builds one flat string; `+` would leave a tree of pieces in memory.
+    return [head, field(this.#writers, writer), field(this.#types, entry.contentType), entry.data]
+      .join("");
+  }
+
+  /** The entry of a record string. */
+  unpack(record: string): Stored {
+    const writer = this.#field(this.#writers, record, HEADER);
+    const type = this.#field(this.#types, record, writer.end);
+    return {
+      kind: kindOf(record),
+      data: record.slice(type.end),
+      hash: hashOf(record),
+      contentType: type.text,
+      version: formatVersion(wideAt(record, 5), counterOf(record), writer.text),
+    };
+  }
+
+  /** The value of a record string (kind and text or base64). */
+  value(record: string): { kind: ValueKind; data: string } {
+    const writer = this.#field(this.#writers, record, HEADER);
+    const type = this.#field(this.#types, record, writer.end);
+    return { kind: kindOf(record), data: record.slice(type.end) };
+  }
+
+  /** The version of a record string. */
+  versionOf(record: string): string {
+    const writer = this.#field(this.#writers, record, HEADER);
+    return formatVersion(wideAt(record, 5), counterOf(record), writer.text);
+  }
+
+  #field(table: Interner, record: string, at: number): { text: string; end: number } {
+    const n = (record.charCodeAt(at) << 8) | record.charCodeAt(at + 1);
+    if (n !== INLINE) return { text: table.textOf(n), end: at + 2 };
+    const length = (record.charCodeAt(at + 2) << 8) | record.charCodeAt(at + 3);
+    return { text: record.slice(at + 4, at + 4 + length), end: at + 4 + length };
+  }
+}
+
+/** The kind of a record string. */
+export function kindOf(record: string): ValueKind {
+  return KINDS[record.charCodeAt(0)]!;
+}
+
+/** The ring point of a record string. */
+export function hashOf(record: string): number {
+  return ((record.charCodeAt(1) << 24) | (record.charCodeAt(2) << 16) |
+    (record.charCodeAt(3) << 8) | record.charCodeAt(4)) >>> 0;
+}
+
+function counterOf(record: string): number {
+  return (record.charCodeAt(11) << 8) | record.charCodeAt(12);
+}
+
+function bytes3(n: number): number[] {
+  return [n >>> 16, (n >>> 8) & 0xff, n & 0xff];
+}
+
+/** The 48-bit number in the 6 chars at `at`. */
+function wideAt(record: string, at: number): number {
+  let high = 0;
+  let low = 0;
+  for (let i = 0; i < 3; i++) {
+    high = high * 256 + record.charCodeAt(at + i);
+    low = low * 256 + record.charCodeAt(at + 3 + i);
+  }
+  return high * TWO_24 + low;
+}
+
+function field(table: Interner, text: string): string {
+  const n = text.length <= INLINE ? table.numberOf(text) : undefined;
+  if (n !== undefined) return String.fromCharCode(n >>> 8, n & 0xff);
+  if (text.length >= INLINE) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot store "${text.slice(0, 40)}...": it is ${text.length} characters, the limit is ${
+        INLINE - 1
+      }`,
+    );
+  }
+  return String.fromCharCode(0xff, 0xff, text.length >>> 8, text.length & 0xff) + text;
+}

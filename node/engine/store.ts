@@ -1,0 +1,192 @@
+/**
+ * The node's in-memory store: a Map from key to a packed record (`packed.ts`), with
+ * versions, tombstones, write conditions and key order. Pure: no I/O, no HTTP, no
+ * timers; the engine logs what it returns.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { Store } from "./store.ts";
+ * import { HybridClock } from "../../shared/version.ts";
+ * const store = new Store(new HybridClock("n1", () => 1_700_000_000_000));
+ * const value = new TextEncoder().encode("v");
+ * const first = store.write({ op: "put", key: "a", value, contentType: "text/plain" }, 7);
+ * assert(first.outcome.status === 201 && store.get("a")?.hash === 7);
+ * const gone = store.write({ op: "delete", key: "a" }, 7);
+ * assert(gone.outcome.status === 204 && store.get("a")?.value === null);
+ * ```
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import { inRanges, type Range } from "../../shared/ring.ts";
+import type { HybridClock } from "../../shared/version.ts";
+import type { Entry, ListOptions, WriteOp, WriteOutcome } from "./engine.ts";
+import { KeyOrder } from "./key_order.ts";
+import { hashOf, kindOf, Packer, type Stored } from "./packed.ts";
+import { byteLength, fromBytes, type HeldValue, toBytes } from "./values.ts";
+
+/** What a write did, and the entry to log when it changed something. */
+export interface WriteResult {
+  outcome: WriteOutcome;
+  stored?: Stored;
+}
+
+/** A flat image value: text, or bytes that are not UTF-8 as base64. */
+export type FlatValue = string | { base64: string };
+
+/** Keys with versions and tombstones; every change goes through here. */
+export class Store {
+  readonly #records = new Map<string, string>();
+  readonly #packer = new Packer();
+  readonly #order = new KeyOrder();
+  readonly #has = (key: string) => this.#records.has(key);
+  #tombstones = 0;
+  #valueBytes = 0;
+
+  /** The clock hands out the versions of writes and observes applied ones. */
+  constructor(readonly clock: HybridClock) {}
+
+  /** The ring point of a stored key (tombstones included). */
+  hashOf(key: string): number | undefined {
+    const record = this.#records.get(key);
+    return record === undefined ? undefined : hashOf(record);
+  }
+
+  /** The entry of a key, tombstones included. */
+  get(key: string): Entry | undefined {
+    const stored = this.stored(key);
+    if (!stored) return undefined;
+    const { kind, hash, contentType, version } = stored;
+    return {
+      value: toBytes(stored),
+      contentType: kind === "tombstone" ? "" : contentType,
+      version,
+      hash,
+    };
+  }
+
+  /** The stored form of a key's entry. */
+  stored(key: string): Stored | undefined {
+    const record = this.#records.get(key);
+    return record === undefined ? undefined : this.#packer.unpack(record);
+  }
+
+  /** Applies one put or delete with its conditions; `hash` is needed for new keys. */
+  write(op: WriteOp, hash: number | undefined): WriteResult {
+    const old = this.#records.get(op.key);
+    const live = old !== undefined && kindOf(old) !== "tombstone";
+    const current = old === undefined ? undefined : this.#packer.versionOf(old);
+    if (op.ifMatch !== undefined && (!live || current !== op.ifMatch)) {
+      return { outcome: { status: 412, version: live ? current : undefined } };
+    }
+    if (op.ifNoneMatch === "*" && live) return { outcome: { status: 412, version: current } };
+    if (op.op === "delete" && !live) return { outcome: { status: 404 } };
+    const point = old === undefined ? hash : hashOf(old);
+    if (point === undefined) throw new Error(`Cannot write ${op.key}: its ring point is unknown`);
+    const floor = op.minVersion !== undefined && (current === undefined || op.minVersion > current)
+      ? op.minVersion
+      : current;
+    const version = this.clock.nextAfter(floor);
+    const stored: Stored = op.op === "put"
+      ? { ...fromBytes(op.value), hash: point, contentType: op.contentType, version }
+      : { kind: "tombstone", data: "", hash: point, contentType: "", version };
+    this.#set(op.key, stored, old);
+    const status = op.op === "delete" ? 204 : live ? 200 : 201;
+    return { outcome: { status, version }, stored };
+  }
+
+  /** Sets an entry when its version is newer than the stored one; false when skipped. */
+  apply(key: string, entry: Stored): boolean {
+    const old = this.#records.get(key);
+    if (old !== undefined && this.#packer.versionOf(old) >= entry.version) return false;
+    this.clock.observe(entry.version);
+    this.#set(key, entry, old);
+    return true;
+  }
+
+  /** Forgets every entry whose ring point is in `ranges`; returns their keys. */
+  drop(ranges: readonly Range[]): string[] {
+    const sorted = sortRanges(ranges);
+    const dropped: string[] = [];
+    for (const [key, record] of this.#records) {
+      if (!inRanges(hashOf(record), sorted)) continue;
+      this.#account(record, -1);
+      this.#records.delete(key);
+      this.#order.removed();
+      dropped.push(key);
+    }
+    return dropped;
+  }
+
+  /** Keys (tombstones included) whose ring point is in `ranges`. */
+  scanKeys(ranges: readonly Range[]): string[] {
+    const sorted = sortRanges(ranges);
+    const keys: string[] = [];
+    for (const [key, record] of this.#records) {
+      if (inRanges(hashOf(record), sorted)) keys.push(key);
+    }
+    return keys;
+  }
+
+  /** Keys in order, tombstones included, with `prefix`, after `after`, at most `limit`. */
+  listKeys(options: ListOptions): { keys: string[]; more: boolean } {
+    const { prefix, after, limit } = options;
+    const exclusive = after !== undefined && after >= prefix;
+    const keys: string[] = [];
+    for (const key of this.#order.from(exclusive ? after : prefix, exclusive, this.#has)) {
+      if (!key.startsWith(prefix)) break;
+      if (keys.length === limit) return { keys, more: true };
+      keys.push(key);
+    }
+    return { keys, more: false };
+  }
+
+  /** Every key with its stored entry, in no particular order (live view while iterating). */
+  *entries(): Generator<[string, Stored]> {
+    for (const [key, record] of this.#records) yield [key, this.#packer.unpack(record)];
+  }
+
+  /** The live entries as a flat image, in key order. */
+  exportFlat(binary: "base64" | "refuse"): Record<string, FlatValue> {
+    const image: Record<string, FlatValue> = {};
+    for (const key of this.#order.from("", false, this.#has)) {
+      const { kind, data } = this.#packer.value(this.#records.get(key)!);
+      if (kind === "text") image[key] = data;
+      else if (kind === "base64" && binary === "base64") image[key] = { base64: data };
+      else if (kind === "base64") {
+        throw new RingkvError(
+          "conflict",
+          `Cannot export key ${JSON.stringify(key)}: its value is not UTF-8 text; ` +
+            "ask for binary=base64 to export such values as {base64}",
+        );
+      }
+    }
+    return image;
+  }
+
+  /** Live keys, tombstones and bytes of live values. */
+  counts(): { keys: number; tombstones: number; valueBytes: number } {
+    const tombstones = this.#tombstones;
+    return { keys: this.#records.size - tombstones, tombstones, valueBytes: this.#valueBytes };
+  }
+
+  #set(key: string, entry: Stored, old: string | undefined): void {
+    if (old === undefined) this.#order.add(key);
+    else this.#account(old, -1);
+    this.#records.set(key, this.#packer.pack(entry));
+    this.#count(entry, 1);
+  }
+
+  #account(record: string, sign: 1 | -1): void {
+    this.#count(this.#packer.value(record), sign);
+  }
+
+  #count(value: HeldValue, sign: 1 | -1): void {
+    if (value.kind === "tombstone") this.#tombstones += sign;
+    else this.#valueBytes += sign * byteLength(value);
+  }
+}
+
+function sortRanges(ranges: readonly Range[]): Range[] {
+  return [...ranges].sort((a, b) => a.start - b.start);
+}

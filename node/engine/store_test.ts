@@ -1,0 +1,195 @@
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { HybridClock } from "../../shared/version.ts";
+import type { PutOp } from "./engine.ts";
+import { Packer } from "./packed.ts";
+import { Store } from "./store.ts";
+
+const encoder = new TextEncoder();
+const T0 = 1_700_000_000_000;
+
+function newStore(now = () => T0): Store {
+  return new Store(new HybridClock("n1", now));
+}
+
+function put(key: string, value: string, extra: Partial<PutOp> = {}): PutOp {
+  return { op: "put", key, value: encoder.encode(value), contentType: "text/plain", ...extra };
+}
+
+function text(store: Store, key: string): string | null | undefined {
+  const entry = store.get(key);
+  return entry === undefined ? undefined : entry.value && new TextDecoder().decode(entry.value);
+}
+
+Deno.test("Store.write() puts 201 then 200, and versions only grow for a key", () => {
+  const store = newStore();
+  const first = store.write(put("a", "1"), 5).outcome;
+  const second = store.write(put("a", "2"), 5).outcome;
+  assertEquals(first.status, 201);
+  assertEquals(second.status, 200);
+  assert(second.version! > first.version!);
+  assertEquals(text(store, "a"), "2");
+  assertEquals(store.get("a")?.version, second.version);
+  assertEquals(store.get("a")?.hash, 5);
+});
+
+Deno.test("Store.write() makes the new version newer than minVersion and the current one", () => {
+  const store = newStore();
+  const floor = "7fffffffffff-0003-p1";
+  const { version } = store.write(put("a", "1", { minVersion: floor }), 1).outcome;
+  assert(version! > floor);
+  assert(version!.endsWith("-n1"));
+  // A lower floor than the current version still yields a newer version.
+  const next = store.write(put("a", "2", { minVersion: "000000000001-0000-p1" }), 1).outcome;
+  assert(next.version! > version!);
+});
+
+Deno.test("Store.write() checks If-Match against the live entry only", () => {
+  const store = newStore();
+  assertEquals(store.write(put("a", "1", { ifMatch: "000000000001-0000-n1" }), 1).outcome, {
+    status: 412,
+    version: undefined,
+  });
+  const v1 = store.write(put("a", "1"), 1).outcome.version!;
+  assertEquals(store.write(put("a", "x", { ifMatch: "000000000001-0000-n1" }), 1).outcome, {
+    status: 412,
+    version: v1,
+  });
+  const v2 = store.write(put("a", "2", { ifMatch: v1 }), 1).outcome;
+  assertEquals(v2.status, 200);
+  const gone = store.write({ op: "delete", key: "a", ifMatch: v2.version }, 1).outcome;
+  assertEquals(gone.status, 204);
+  // A tombstone's version does not satisfy If-Match.
+  assertEquals(store.write(put("a", "3", { ifMatch: gone.version }), 1).outcome.status, 412);
+  assertEquals(text(store, "a"), null);
+});
+
+Deno.test("Store.write() with If-None-Match: * fails only over a live entry", () => {
+  const store = newStore();
+  assertEquals(store.write(put("a", "1", { ifNoneMatch: "*" }), 1).outcome.status, 201);
+  const again = store.write(put("a", "2", { ifNoneMatch: "*" }), 1).outcome;
+  assertEquals(again.status, 412);
+  assertEquals(again.version, store.get("a")!.version);
+  store.write({ op: "delete", key: "a" }, 1);
+  assertEquals(store.write(put("a", "3", { ifNoneMatch: "*" }), 1).outcome.status, 201);
+  assertEquals(text(store, "a"), "3");
+});
+
+Deno.test("Store.write() delete leaves a newer tombstone; deleting again is 404 with no change", () => {
+  const store = newStore();
+  assertEquals(store.write({ op: "delete", key: "a" }, 1), { outcome: { status: 404 } });
+  assertEquals(store.get("a"), undefined);
+  const put1 = store.write(put("a", "1"), 1).outcome;
+  const del = store.write({ op: "delete", key: "a" }, 1);
+  assertEquals(del.outcome.status, 204);
+  assert(del.outcome.version! > put1.version!);
+  assertEquals(del.stored?.kind, "tombstone");
+  assertEquals(store.get("a"), {
+    value: null,
+    contentType: "",
+    version: del.outcome.version!,
+    hash: 1,
+  });
+  assertEquals(store.write({ op: "delete", key: "a" }, 1), { outcome: { status: 404 } });
+  assertEquals(store.get("a")!.version, del.outcome.version);
+  assertEquals(store.write(put("a", "2"), 1).outcome.status, 201);
+});
+
+Deno.test("Store.apply() never overwrites a newer or equal version, tombstones included", () => {
+  const store = newStore();
+  const base = { hash: 9, contentType: "text/plain" };
+  const newer = { ...base, kind: "tombstone" as const, data: "", version: "100000000000-0000-n2" };
+  const older = { ...base, kind: "text" as const, data: "old", version: "0fffffffffff-0000-n2" };
+  assert(store.apply("k", newer));
+  assert(!store.apply("k", older));
+  assert(!store.apply("k", { ...older, version: newer.version }));
+  assertEquals(store.get("k")?.value, null);
+  // The clock observed the ingested version: the next local write is newer still.
+  const next = store.write(put("k", "mine"), undefined).outcome;
+  assert(next.version! > newer.version);
+});
+
+Deno.test("Store keeps binary values as bytes and UTF-8 text exactly, BOM included", () => {
+  const store = newStore();
+  const binary = new Uint8Array([0xff, 0x00, 0xfe, 0x80]);
+  store.write({ op: "put", key: "bin", value: binary, contentType: "x/y" }, 1);
+  store.write(put("bom", "\ufeffhé ✓"), 2);
+  assertEquals(store.get("bin")?.value, binary);
+  assertEquals(store.stored("bin")?.kind, "base64");
+  assertEquals(store.get("bom")?.value, encoder.encode("\ufeffhé ✓"));
+  assertEquals(store.counts(), { keys: 2, tombstones: 0, valueBytes: 4 + 10 });
+});
+
+Deno.test("Store.drop() forgets entries in the ranges without tombstones", () => {
+  const store = newStore();
+  for (let i = 0; i < 10; i++) store.write(put(`k${i}`, "v"), i * 100);
+  store.write({ op: "delete", key: "k3" }, 0);
+  const dropped = store.drop([{ start: 500, end: 800 }, { start: 250, end: 301 }]);
+  assertEquals(dropped.sort(), ["k3", "k5", "k6", "k7"]);
+  assertEquals(store.get("k3"), undefined);
+  assertEquals(store.get("k5"), undefined);
+  assertEquals(text(store, "k8"), "v");
+  assertEquals(store.counts(), { keys: 6, tombstones: 0, valueBytes: 6 });
+  assertEquals(store.scanKeys([{ start: 0, end: 201 }]).sort(), ["k0", "k1", "k2"]);
+});
+
+Deno.test("Store.listKeys() orders by UTF-16 code units with prefix, after, limit and more", () => {
+  const store = newStore();
+  const keys = ["b", "a/2", "a/1", "a/10", "ab", "a", "é", "\u{1F600}", "z"];
+  for (const key of keys) store.write(put(key, key), 1);
+  store.write({ op: "delete", key: "ab" }, 1);
+  assertEquals(store.listKeys({ prefix: "", limit: 100 }).keys, [...keys].sort());
+  assertEquals(store.listKeys({ prefix: "a/", limit: 2 }), { keys: ["a/1", "a/10"], more: true });
+  assertEquals(store.listKeys({ prefix: "a/", limit: 3 }), {
+    keys: ["a/1", "a/10", "a/2"],
+    more: false,
+  });
+  assertEquals(store.listKeys({ prefix: "a", after: "a/10", limit: 10 }).keys, ["a/2", "ab"]);
+  assertEquals(store.listKeys({ prefix: "b", after: "a", limit: 10 }).keys, ["b"]);
+  assertEquals(store.listKeys({ prefix: "", after: "z", limit: 10 }).keys, ["é", "\u{1F600}"]);
+  assertEquals(store.listKeys({ prefix: "", after: "\u{1F600}", limit: 10 }), {
+    keys: [],
+    more: false,
+  });
+});
+
+Deno.test("Store.listKeys() stays in order across many inserts, drops and re-inserts", () => {
+  const store = newStore();
+  const expected = new Set<string>();
+  for (let round = 0; round < 4; round++) {
+    for (let i = 0; i < 3000; i++) {
+      const key = `key-${(i * 7919 + round * 13) % 5000}`;
+      store.write(put(key, "v"), i % 2 === 0 ? 10 : 20);
+      expected.add(key);
+    }
+    if (round === 1) {
+      for (const key of store.drop([{ start: 10, end: 11 }])) expected.delete(key);
+    }
+    // A listing between rounds folds the new keys into the sorted index.
+    assertEquals(store.listKeys({ prefix: "key-", limit: 10_000 }).keys, [...expected].sort());
+  }
+});
+
+Deno.test("Store.exportFlat() exports live text, and binary only as base64 when asked", () => {
+  const store = newStore();
+  store.write(put("t", "text"), 1);
+  store.write(put("gone", "x"), 1);
+  store.write({ op: "delete", key: "gone" }, 1);
+  assertEquals(store.exportFlat("refuse"), { t: "text" });
+  store.write({ op: "put", key: "b", value: new Uint8Array([0xff]), contentType: "x" }, 1);
+  assertEquals(store.exportFlat("base64"), { b: { base64: "/w==" }, t: "text" });
+  assertThrows(() => store.exportFlat("refuse"), Error, "binary=base64");
+});
+
+Deno.test("Packer round-trips records with interned and inline fields", () => {
+  const packer = new Packer();
+  const entry = {
+    kind: "text" as const,
+    data: "v",
+    hash: 0xfedcba98,
+    contentType: "a".repeat(300),
+    version: "ffffffffffff-ffff-" + "w".repeat(32),
+  };
+  assertEquals(packer.unpack(packer.pack(entry)), entry);
+  const wide = { ...entry, data: "ünï ✓", contentType: "text/ü" };
+  assertEquals(packer.unpack(packer.pack(wide)), wide);
+});

@@ -1,0 +1,175 @@
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { RingkvError } from "../../shared/errors.ts";
+import type { NodeEngine } from "./engine.ts";
+import { open, put, textOf } from "../../tests/doubles/engine_test_helpers.ts";
+import { createFakeDisk, type FakeDisk, NO_SPACE } from "../../tests/doubles/fake_disk.ts";
+import { scanLines } from "../storage/log_format.ts";
+import { WriteGuard } from "./write_guard.ts";
+
+const quiet = () => {};
+
+/** Polls `check` until it holds; fails after `ms` (a deadline, not a sleep as proof). */
+async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function used(disk: FakeDisk): number {
+  return disk.names().reduce((n, name) => n + disk.bytes(name)!.length, 0);
+}
+
+/** An engine over a fake disk that has written `a` and `b`, retrying repairs quickly. */
+async function twoWritten(): Promise<{ disk: FakeDisk; engine: NodeEngine }> {
+  const disk = createFakeDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet });
+  await engine.write([put("a", "one")]);
+  await engine.write([put("b", "two")]);
+  return { disk, engine };
+}
+
+/** Every byte of the log is a whole, good record (nothing torn left mid-log). */
+function assertCleanLog(disk: FakeDisk): void {
+  const bytes = disk.bytes("wal.jsonl")!;
+  const scan = scanLines(bytes);
+  assertEquals([scan.goodLength, scan.damage, scan.torn], [bytes.length, undefined, undefined]);
+}
+
+Deno.test("full disk: an append cut short fails its write, the node turns read-only, then recovers once space is freed", async () => {
+  const { disk, engine } = await twoWritten();
+  disk.setCapacity(used(disk) + 20);
+  const err = await assertRejects(() => engine.write([put("c", "x".repeat(200))]));
+  assert(err.message.includes(NO_SPACE), err.message);
+  assertEquals(engine.writeHealth().state, "read-only");
+  assert(engine.writeHealth().reason!.includes(NO_SPACE));
+  const refused = await assertRejects(() => engine.write([put("d", "later")]), RingkvError);
+  assertEquals([refused.code, refused.status], ["unavailable", 503]);
+  // The repair cuts the torn bytes off and reloads: the refused write is not visible.
+  await until("the torn tail is cut", () => scanLines(disk.bytes("wal.jsonl")!).torn === undefined);
+  await until("the retries fail on the full disk", () => engine.writeHealth().retries >= 2);
+  assertEquals(await textOf(engine, "c"), undefined);
+  assertEquals(engine.writeHealth().state, "read-only");
+  assert(!disk.names().some((n) => n.endsWith(".tmp")), `${disk.names()}`);
+  disk.setCapacity(undefined);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  await engine.write([put("e", "after")]);
+  assertCleanLog(disk);
+  const again = await open(disk.crash(), { log: quiet });
+  assertEquals(
+    await Promise.all(["a", "b", "c", "d", "e"].map((k) => textOf(again, k))),
+    ["one", "two", undefined, undefined, "after"],
+  );
+  await again.close();
+  await engine.close();
+});
+
+Deno.test("full disk: a failed fsync is never acknowledged, and its unsynced record is cut before appends resume", async () => {
+  const { disk, engine } = await twoWritten();
+  disk.failSyncs(1);
+  await assertRejects(() => engine.write([put("c", "unsynced")]));
+  assertEquals(engine.writeHealth().state, "read-only");
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  assertEquals(await textOf(engine, "c"), undefined);
+  await engine.write([put("d", "after")]);
+  assertCleanLog(disk);
+  const again = await open(disk.crash(), { log: quiet });
+  assertEquals(
+    await Promise.all(["a", "b", "c", "d"].map((k) => textOf(again, k))),
+    ["one", "two", undefined, "after"],
+  );
+  await again.close();
+  await engine.close();
+});
+
+Deno.test("full disk: a failed snapshot keeps the old snapshot and the log, and the node is read-only until one succeeds", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet, snapshotEveryBytes: 400 });
+  for (let i = 0; i < 4; i++) await engine.write([put(`k${i}`, "v".repeat(100))]);
+  await until("a first snapshot", () => disk.bytes("snapshot.json") !== null);
+  const before = disk.bytes("snapshot.json")!;
+  // Room for log records but not for a second snapshot: it fails part-way.
+  disk.setCapacity(used(disk) + 700);
+  let acked = 4;
+  for (; acked < 12 && engine.writeHealth().state === "writable"; acked++) {
+    await engine.write([put(`k${acked}`, "v".repeat(100))]);
+    await until("no snapshot under way", () => !disk.names().includes("snapshot.json.tmp"));
+  }
+  assertEquals(engine.writeHealth().state, "read-only");
+  assert(engine.writeHealth().reason!.startsWith("write snapshot.json"));
+  assertEquals(disk.bytes("snapshot.json"), before);
+  const crashed = await open(disk.crash(), { log: quiet });
+  for (let i = 0; i < acked; i++) assertEquals(await textOf(crashed, `k${i}`), "v".repeat(100));
+  await crashed.close();
+  disk.setCapacity(undefined);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  assert(disk.bytes("snapshot.json")!.length > before.length);
+  await engine.close();
+});
+
+Deno.test("full disk: a repair that finds the log damaged stays failed and names the file and offset", async () => {
+  const { disk, engine } = await twoWritten();
+  disk.failSyncs(1);
+  await assertRejects(() => engine.write([put("c", "x")]));
+  // Runs before the repair's timer can fire: the rejection resumes us in a microtask.
+  disk.flip("wal.jsonl", 30);
+  await until("the repair gives up", () => engine.writeHealth().state === "failed");
+  const reason = engine.writeHealth().reason!;
+  assert(reason.includes("wal.jsonl is damaged at byte 0"), reason);
+  const err = await assertRejects(() => engine.write([put("d", "x")]), RingkvError);
+  assert(err.message.includes("cannot recover by itself"), err.message);
+  await engine.close();
+});
+
+Deno.test("WriteGuard retries with doubling delays and stops when closed", async () => {
+  const calls: number[] = [];
+  const guard = new WriteGuard({
+    repair: () => {
+      calls.push(Date.now());
+      return Promise.reject(new Error("still full"));
+    },
+    firstRetryMs: 5,
+    maxRetryMs: 40,
+    log: quiet,
+  });
+  guard.failed("append to wal.jsonl", new Error(NO_SPACE), true);
+  await until("three repairs", () => calls.length >= 3);
+  await guard.close();
+  const seen = calls.length;
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assertEquals(calls.length, seen);
+  assertEquals(guard.health.state, "read-only");
+  assert(guard.health.retries >= 3);
+});
+
+Deno.test("WriteGuard: a log failure during a repair gets a rollback repair of its own before the node takes writes", async () => {
+  const rollbacks: boolean[] = [];
+  const guard: WriteGuard = new WriteGuard({
+    repair: (rollback) => {
+      rollbacks.push(rollback);
+      if (rollbacks.length === 1) guard.failed("append to wal.jsonl", new Error("EIO"), true);
+      return Promise.resolve();
+    },
+    firstRetryMs: 1,
+    log: quiet,
+  });
+  guard.failed("write snapshot.json", new Error(NO_SPACE), false);
+  await until("the node takes writes", () => guard.health.state === "writable");
+  assertEquals(rollbacks, [false, true]);
+  await guard.close();
+});
+
+Deno.test("full disk: a cluster map that cannot be stored answers 503 and makes the node read-only until a repair succeeds", async () => {
+  const { disk, engine } = await twoWritten();
+  const map = { epoch: 3, replicas: 1, vnodes: 8, nodes: [], rebalancing: null };
+  disk.setCapacity(used(disk));
+  const err = await assertRejects(() => engine.saveClusterMap(map), RingkvError);
+  assertEquals([err.code, engine.writeHealth().state], ["unavailable", "read-only"]);
+  assertEquals(await engine.loadClusterMap(), null);
+  disk.setCapacity(undefined);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  await engine.saveClusterMap(map);
+  assertEquals((await engine.loadClusterMap())?.epoch, 3);
+  await engine.close();
+});

@@ -1,0 +1,127 @@
+/**
+ * The node's internal routes for proxies: batch, ingest, scan, drop, key listing and the
+ * stored cluster map (docs/internal-api.md).
+ *
+ * @module
+ */
+import type { Context, Hono } from "hono";
+import { RingkvError } from "../../shared/errors.ts";
+import { NDJSON, type WireEntry } from "../../shared/wire.ts";
+import { parseBatchBody, runBatch } from "./batch.ts";
+import { parseClusterMap } from "../node_map.ts";
+import { readCappedBody } from "../../shared/capped_body.ts";
+import { decodeText, isObject, parseJson, readJsonBody } from "./node_request_body.ts";
+import { type NodeContext, route } from "./node_context.ts";
+import { parseRangesJson, parseRangesQuery, parseWireEntry, toWire } from "./wire_entries.ts";
+
+const SCAN_CHUNK_CHARS = 64 * 1024;
+const encoder = new TextEncoder();
+
+/** Registers the `/internal/*` routes. */
+export function internalRoutes(app: Hono, ctx: NodeContext): void {
+  const { engine, limits } = ctx;
+  route(app, "/internal/batch", {
+    POST: async (c) => {
+      const body = await readJsonBody(c.req.raw, limits.maxBatchBytes, "the batch");
+      const results = await runBatch(engine, parseBatchBody(body, limits), limits);
+      return c.json({ results });
+    },
+  });
+  route(app, "/internal/ingest", {
+    POST: async (c) => c.json(await engine.ingest(await readNdjson(c, ctx))),
+  });
+  route(app, "/internal/scan", { GET: (c) => scan(c, ctx) });
+  route(app, "/internal/drop", {
+    POST: async (c) => {
+      const body = await readJsonBody(c.req.raw, limits.maxBatchBytes, "the drop");
+      if (!isObject(body)) {
+        throw new RingkvError("bad_request", 'Cannot drop: the body must be {"ranges": [...]}');
+      }
+      return c.json({ dropped: await engine.drop(parseRangesJson(body.ranges)) });
+    },
+  });
+  route(app, "/internal/keys", { GET: (c) => listKeys(c, ctx) });
+  route(app, "/internal/cluster", {
+    GET: async (c) => {
+      const map = await ctx.cluster.get();
+      if (map === null) {
+        throw new RingkvError("not_found", "Cannot get the cluster map: this node has none yet");
+      }
+      return c.json(map);
+    },
+    PUT: async (c) => {
+      const body = await readJsonBody(c.req.raw, limits.maxBatchBytes, "the cluster map");
+      const map = parseClusterMap(body);
+      await ctx.cluster.put(map);
+      return c.json(map);
+    },
+  });
+}
+
+/** Reads an NDJSON body of entries, bounded in bytes and lines; nothing applies if one is bad. */
+async function readNdjson(c: Context, ctx: NodeContext): Promise<WireEntry[]> {
+  const { limits } = ctx;
+  const max = limits.maxBatchBytes;
+  const bytes = await readCappedBody(
+    c.req.raw,
+    max,
+    (size, exact) =>
+      new RingkvError(
+        "batch_too_large",
+        `Cannot ingest: the body is ${size}${exact ? "" : "+"} bytes, the limit is ${max}`,
+      ),
+    "the ingest body",
+    limits.bodyTimeoutMs,
+  );
+  const lines = decodeText(bytes, "the ingest body").split("\n").filter((l) => l.trim() !== "");
+  if (lines.length > limits.maxBatchOps) {
+    throw new RingkvError(
+      "batch_too_large",
+      `Cannot ingest: the body has ${lines.length} entries, the limit is ${limits.maxBatchOps}`,
+    );
+  }
+  return lines.map((line, i) =>
+    parseWireEntry(parseJson(line, `line ${i + 1} of the ingest body`), limits, `line ${i + 1}`)
+  );
+}
+
+/** Streams the entries in the ranges; the key set is taken now, values as the stream goes. */
+function scan(c: Context, ctx: NodeContext): Response {
+  const ranges = parseRangesQuery(c.req.query("ranges"));
+  const keys = ctx.engine.scanKeys(ranges);
+  let next = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      let text = "";
+      while (next < keys.length && text.length < SCAN_CHUNK_CHARS) {
+        const key = keys[next++]!;
+        const entry = ctx.engine.peek(key);
+        if (entry !== undefined) text += JSON.stringify(toWire(key, entry)) + "\n";
+      }
+      if (text !== "") controller.enqueue(encoder.encode(text));
+      if (next >= keys.length) controller.close();
+    },
+  });
+  return new Response(body, { status: 200, headers: { "content-type": NDJSON } });
+}
+
+async function listKeys(c: Context, ctx: NodeContext): Promise<Response> {
+  const { limits } = ctx;
+  const limitText = c.req.query("limit");
+  const limit = limitText === undefined ? limits.defaultListLimit : Number(limitText);
+  if (!Number.isInteger(limit) || limit < 1 || limit > limits.maxListLimit) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot list keys with limit "${limitText}": give a whole number from 1 to ${limits.maxListLimit}`,
+    );
+  }
+  const withValues = c.req.query("values") === "true";
+  const after = c.req.query("after");
+  const page = await ctx.engine.list({
+    prefix: c.req.query("prefix") ?? "",
+    ...(after === undefined ? {} : { after }),
+    limit,
+  });
+  const entries = page.entries.map(([key, entry]) => toWire(key, entry, withValues));
+  return c.json({ entries, more: page.more });
+}

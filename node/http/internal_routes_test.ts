@@ -1,0 +1,204 @@
+import { assert, assertEquals } from "@std/assert";
+import type { Hono } from "hono";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { hashKey } from "../../shared/ring.ts";
+import type { BatchResult, WireEntry } from "../../shared/wire.ts";
+import { createNodeApp } from "./node_app.ts";
+import type { NodeEngine } from "../engine/engine.ts";
+import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
+import { openEngine } from "../engine/open_engine.ts";
+
+async function setup(): Promise<{ app: Hono; engine: NodeEngine }> {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
+  return { app: createNodeApp({ engine, limits: DEFAULT_LIMITS }), engine };
+}
+
+const b64 = (text: string) => new TextEncoder().encode(text).toBase64();
+
+async function batch(app: Hono, ops: object[], textValues?: boolean): Promise<BatchResult[]> {
+  const res = await app.request("/internal/batch", {
+    method: "POST",
+    body: JSON.stringify({ ops, textValues }),
+  });
+  assertEquals(res.status, 200);
+  return (await res.json()).results;
+}
+
+async function ingest(
+  app: Hono,
+  entries: WireEntry[],
+): Promise<{ applied: number; skipped: number }> {
+  const body = entries.map((e) => JSON.stringify(e)).join("\n") + "\n";
+  const res = await app.request("/internal/ingest", {
+    method: "POST",
+    headers: { "content-type": "application/x-ndjson" },
+    body,
+  });
+  assertEquals(res.status, 200);
+  return await res.json();
+}
+
+async function entry(k: string, v: string | null, ver: string): Promise<WireEntry> {
+  return { k, v: v === null ? null : b64(v), t: "text/plain", ver, h: await hashKey(k) };
+}
+
+Deno.test("POST /internal/batch answers every op in order, independently", async () => {
+  const { app, engine } = await setup();
+  const first = await batch(app, [
+    { op: "put", key: "a", value: b64("A"), contentType: "text/plain" },
+    { op: "put", key: "b", value: b64("B") },
+    { op: "get", key: "missing" },
+    { op: "put", key: "c", value: b64("C"), ifMatch: "000000000001-0000-n1" },
+    { op: "put", key: "", value: b64("x") },
+    { op: "put", key: "d", value: "not base64!" },
+    { op: "frobnicate", key: "e" },
+  ]);
+  assertEquals(first.map((r) => r.status), [201, 201, 404, 412, 400, 400, 400]);
+  assertEquals(first[4]!.error!.code, "invalid_key");
+  const versionA = first[0]!.version!;
+  const second = await batch(app, [
+    { op: "get", key: "a" },
+    { op: "delete", key: "b" },
+    { op: "put", key: "a", value: b64("A2"), ifMatch: versionA },
+    { op: "put", key: "c", value: b64("C"), ifNoneMatch: "*" },
+  ]);
+  assertEquals(second.map((r) => r.status), [200, 204, 200, 201]);
+  assertEquals([second[0]!.value, second[0]!.contentType, second[0]!.version], [
+    b64("A"),
+    "text/plain",
+    versionA,
+  ]);
+  const third = await batch(app, [{ op: "get", key: "a" }, { op: "get", key: "b" }]);
+  assertEquals(third[0]!.value, b64("A2"));
+  assertEquals(third[1]!.status, 404);
+  assertEquals(third[1]!.version, second[1]!.version, "a tombstone's 404 has its version");
+  await engine.close();
+});
+
+Deno.test("POST /internal/batch with textValues answers UTF-8 values as text, others as base64", async () => {
+  const { app, engine } = await setup();
+  const binary = new Uint8Array([0xff, 0x00, 0xfe]).toBase64();
+  await batch(app, [
+    { op: "put", key: "t", value: b64("h\u00e9llo \u{1F600}") },
+    { op: "put", key: "bin", value: binary },
+    { op: "put", key: "bom", value: b64("\uFEFFx") },
+    { op: "put", key: "nul", value: b64("a\u0000b") },
+    { op: "put", key: "lines", value: b64("a\n\tb\r\n") },
+  ]);
+  const gets = ["t", "bin", "bom", "none", "nul", "lines"].map((key) => ({ op: "get", key }));
+  const asText = await batch(app, gets, true);
+  assertEquals(asText.map((r) => [r.status, r.text, r.value]), [
+    [200, "h\u00e9llo \u{1F600}", undefined],
+    [200, undefined, binary],
+    [200, "\uFEFFx", undefined], // the BOM is part of the value
+    [404, undefined, undefined],
+    [200, undefined, b64("a\u0000b")], // JSON would write the NUL as 6 chars: base64
+    [200, "a\n\tb\r\n", undefined], // short escapes: text
+  ]);
+  const asBase64 = await batch(app, gets);
+  assertEquals(asBase64.map((r) => [r.text, r.value]), [
+    [undefined, b64("h\u00e9llo \u{1F600}")],
+    [undefined, binary],
+    [undefined, b64("\uFEFFx")],
+    [undefined, undefined],
+    [undefined, b64("a\u0000b")],
+    [undefined, b64("a\n\tb\r\n")],
+  ]);
+  await engine.close();
+});
+
+Deno.test("POST /internal/ingest applies newer versions and never overwrites a newer one", async () => {
+  const { app, engine } = await setup();
+  const old = "000000000010-0000-x";
+  const mid = "000000000020-0000-x";
+  const newer = "000000000030-0000-x";
+  assertEquals(await ingest(app, [await entry("k1", "v20", mid), await entry("k2", null, mid)]), {
+    applied: 2,
+    skipped: 0,
+  });
+  assertEquals(
+    await ingest(app, [
+      await entry("k1", "v10", old),
+      await entry("k2", "v10", old),
+      await entry("k1", "v20", mid),
+    ]),
+    { applied: 0, skipped: 3 },
+  );
+  assertEquals(await (await app.request("/kv/k1")).text(), "v20");
+  assertEquals(
+    (await app.request("/kv/k2")).status,
+    404,
+    "an older value does not resurrect a tombstone",
+  );
+  assertEquals(
+    await ingest(app, [await entry("k1", null, newer), await entry("k2", "v30", newer)]),
+    {
+      applied: 2,
+      skipped: 0,
+    },
+  );
+  assertEquals((await app.request("/kv/k1")).status, 404);
+  const k2 = await app.request("/kv/k2");
+  assertEquals([await k2.text(), k2.headers.get("x-ringkv-version")], ["v30", newer]);
+  await engine.close();
+});
+
+Deno.test("GET /internal/scan streams every entry in the ranges, tombstones included", async () => {
+  const { app, engine } = await setup();
+  const keys = Array.from({ length: 200 }, (_, i) => `key${i}`);
+  await batch(app, keys.map((key) => ({ op: "put", key, value: b64(key) })));
+  await app.request("/kv/key7", { method: "DELETE" });
+  const points = new Map(await Promise.all(keys.map(async (k) => [k, await hashKey(k)] as const)));
+  const ranges = [[0, 2 ** 30], [2 ** 31, 2 ** 32]];
+  const res = await app.request(
+    `/internal/scan?ranges=${ranges.map(([s, e]) => `${s}-${e}`).join(",")}`,
+  );
+  assertEquals(res.headers.get("content-type"), "application/x-ndjson");
+  const lines = (await res.text()).split("\n").filter((l) => l !== "");
+  const got: WireEntry[] = lines.map((l) => JSON.parse(l));
+  const inside = keys.filter((k) =>
+    ranges.some(([s, e]) => points.get(k)! >= s! && points.get(k)! < e!)
+  );
+  assertEquals(got.map((e) => e.k).sort(), inside.sort());
+  for (const e of got) {
+    assertEquals(e.h, points.get(e.k));
+    assertEquals(e.v, e.k === "key7" ? null : b64(e.k));
+  }
+  assert(inside.length > 50 && inside.length < 200, "the ranges cover part of the keys");
+  await engine.close();
+});
+
+Deno.test("POST /internal/drop forgets the entries in the ranges, leaving no tombstones", async () => {
+  const { app, engine } = await setup();
+  const keys = Array.from({ length: 50 }, (_, i) => `d${i}`);
+  await batch(app, keys.map((key) => ({ op: "put", key, value: b64(key) })));
+  const half = 2 ** 31;
+  const res = await app.request("/internal/drop", {
+    method: "POST",
+    body: JSON.stringify({ ranges: [[0, half]] }),
+  });
+  const low = [];
+  for (const k of keys) if (await hashKey(k) < half) low.push(k);
+  assertEquals(await res.json(), { dropped: low.length });
+  const listed = await (await app.request("/internal/keys?limit=1000")).json();
+  assertEquals(listed.entries.length, keys.length - low.length, "no tombstones are left");
+  await engine.close();
+});
+
+Deno.test("GET /internal/keys lists in key order with prefix, after, limit and values", async () => {
+  const { app, engine } = await setup();
+  for (const key of ["b/2", "a/1", "b/1", "b/3", "c"]) {
+    await app.request(`/kv/${key}`, { method: "PUT", body: key });
+  }
+  await app.request("/kv/b/3", { method: "DELETE" });
+  const page1 = await (await app.request("/internal/keys?prefix=b/&limit=2")).json();
+  assertEquals(page1.entries.map((e: WireEntry) => [e.k, e.v]), [["b/1", ""], ["b/2", ""]]);
+  assertEquals(page1.more, true);
+  const page2 = await (await app.request("/internal/keys?prefix=b/&limit=2&after=b/2&values=true"))
+    .json();
+  assertEquals(page2.entries.map((e: WireEntry) => [e.k, e.v]), [["b/3", null]]);
+  assertEquals(page2.more, false);
+  const withValues = await (await app.request("/internal/keys?values=true")).json();
+  assertEquals(withValues.entries.find((e: WireEntry) => e.k === "c").v, b64("c"));
+  await engine.close();
+});

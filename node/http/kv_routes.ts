@@ -1,0 +1,138 @@
+/**
+ * Single-key routes of the node: `GET|HEAD|PUT|DELETE /kv/{key}`, with ETags, conditional
+ * writes and the version headers of docs/internal-api.md.
+ *
+ * @module
+ */
+import type { Context, Hono } from "hono";
+import { errorResponse, RingkvError } from "../../shared/errors.ts";
+import { keyFromPath } from "../../shared/keys.ts";
+import type { Version } from "../../shared/version.ts";
+import { DEFAULT_CONTENT_TYPE, VERSION_HEADER } from "../../shared/wire.ts";
+import type { NodeEngine, WriteOp, WriteOutcome } from "../engine/engine.ts";
+import { readConditions } from "../engine/conditions.ts";
+import { readCappedBody } from "../../shared/capped_body.ts";
+import { type NodeContext, rawPath, route } from "./node_context.ts";
+import type { Stored } from "../engine/packed.ts";
+import { toBytes } from "../engine/values.ts";
+
+const MAX_CONTENT_TYPE = 256;
+const STAR_RETRIES = 5;
+
+/** Registers the `/kv/{key}` routes. */
+export function kvRoutes(app: Hono, ctx: NodeContext): void {
+  const get = (c: Context) => getKey(ctx, keyOf(c, ctx));
+  route(app, "/kv/*", {
+    GET: get,
+    HEAD: get,
+    PUT: (c) => putKey(ctx, c),
+    DELETE: (c) => deleteKey(ctx, c),
+  });
+}
+
+/** The key of a `/kv/{key}` request, decoded from the raw path so `%2F` stays in the key. */
+function keyOf(c: Context, ctx: NodeContext): string {
+  const path = rawPath(c.req.url);
+  if (!path.startsWith("/kv/")) {
+    throw new RingkvError("not_found", `Cannot find route ${path}: keys live under /kv/`);
+  }
+  return keyFromPath(path.slice("/kv/".length), ctx.limits.maxKeyBytes);
+}
+
+/** `ETag` and `x-ringkv-version` for a version, when there is one. */
+export function versionHeaders(version: Version | undefined): Record<string, string> {
+  return version === undefined ? {} : { etag: `"${version}"`, [VERSION_HEADER]: version };
+}
+
+/** A durable key answers in this turn (no promise); one whose write awaits its fsync, after it. */
+function getKey(ctx: NodeContext, key: string): Response | Promise<Response> {
+  const held = ctx.engine.held(key);
+  return held instanceof Promise ? held.then((h) => keyAnswer(key, h)) : keyAnswer(key, held);
+}
+
+function keyAnswer(key: string, held: Stored | undefined): Response {
+  const bytes = held === undefined ? null : toBytes(held);
+  if (bytes === null) {
+    const err = new RingkvError("not_found", `Cannot get key "${key}": it does not exist`);
+    return errorResponse(err, held ? { [VERSION_HEADER]: held.version } : {});
+  }
+  return new Response(bytes as Uint8Array<ArrayBuffer>, {
+    status: 200,
+    headers: {
+      "content-type": held!.contentType,
+      "content-length": String(bytes.length),
+      etag: `"${held!.version}"`,
+      [VERSION_HEADER]: held!.version,
+    },
+  });
+}
+
+async function putKey(ctx: NodeContext, c: Context): Promise<Response> {
+  const key = keyOf(c, ctx);
+  const { conditions, matchAny } = readConditions(c.req.raw.headers);
+  const contentType = c.req.header("content-type") || DEFAULT_CONTENT_TYPE;
+  if (contentType.length > MAX_CONTENT_TYPE) {
+    throw new RingkvError(
+      "invalid_header",
+      `Cannot store Content-Type: it is ${contentType.length} characters, the limit is ${MAX_CONTENT_TYPE}`,
+    );
+  }
+  const max = ctx.limits.maxValueBytes;
+  const value = await readCappedBody(
+    c.req.raw,
+    max,
+    (size, exact) =>
+      new RingkvError(
+        "value_too_large",
+        `Cannot store the value of "${key}": it is ${size}${
+          exact ? "" : "+"
+        } bytes, the limit is ${max}`,
+      ),
+    "the value",
+    ctx.limits.bodyTimeoutMs,
+  );
+  const op: WriteOp = { op: "put", key, value, contentType, ...conditions };
+  const outcome = await writeOne(ctx.engine, op, matchAny);
+  if (outcome.status === 412) return preconditionFailed(key, outcome);
+  return new Response(null, { status: outcome.status, headers: versionHeaders(outcome.version) });
+}
+
+async function deleteKey(ctx: NodeContext, c: Context): Promise<Response> {
+  const key = keyOf(c, ctx);
+  const { conditions, matchAny } = readConditions(c.req.raw.headers);
+  const outcome = await writeOne(ctx.engine, { op: "delete", key, ...conditions }, matchAny);
+  if (outcome.status === 412) return preconditionFailed(key, outcome);
+  if (outcome.status === 404) {
+    const err = new RingkvError("not_found", `Cannot delete key "${key}": it does not exist`);
+    return errorResponse(err, outcome.version ? { [VERSION_HEADER]: outcome.version } : {});
+  }
+  return new Response(null, { status: 204, headers: versionHeaders(outcome.version) });
+}
+
+function preconditionFailed(key: string, outcome: WriteOutcome): Response {
+  const err = new RingkvError(
+    "precondition_failed",
+    `Cannot write key "${key}": its current version does not match the condition`,
+  );
+  return errorResponse(err, versionHeaders(outcome.version));
+}
+
+/**
+ * Writes one op. With `If-Match: *` the key must exist: the engine only compares exact
+ * versions, so read the current one and retry while other writers keep replacing it.
+ */
+export async function writeOne(
+  engine: NodeEngine,
+  op: WriteOp,
+  matchAny: boolean,
+): Promise<WriteOutcome> {
+  if (!matchAny) return (await engine.write([op]))[0]!;
+  let outcome: WriteOutcome = { status: 412 };
+  for (let attempt = 0; attempt < STAR_RETRIES; attempt++) {
+    const current = await engine.get(op.key);
+    if (current === undefined || current.value === null) return { status: 412 };
+    outcome = (await engine.write([{ ...op, ifMatch: current.version }]))[0]!;
+    if (outcome.status !== 412) return outcome;
+  }
+  return outcome;
+}

@@ -1,0 +1,54 @@
+/**
+ * The node's operational routes: `/health`, `/metrics`, and the flat JSON image through
+ * `/export` and `/import`.
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import { RingkvError } from "../../shared/errors.ts";
+import { parseFlatImage } from "./flat_image.ts";
+import { metricsText } from "./node_metrics.ts";
+import { readJsonBody } from "./node_request_body.ts";
+import { type NodeContext, route } from "./node_context.ts";
+
+/** Registers `/health`, `/metrics`, `/export` and `/import`. */
+export function adminRoutes(app: Hono, ctx: NodeContext): void {
+  const { engine, limits } = ctx;
+  route(app, "/health", {
+    GET: async (c) => {
+      const writes = engine.writeHealth();
+      const ok = writes.state === "writable";
+      // 503 like etcd's NOSPACE alarm: a load balancer or probe that reads only the status
+      // must not count a node that refuses writes as healthy. The body says why.
+      return c.json({
+        status: ok ? "ok" : writes.state,
+        id: engine.id,
+        incarnation: engine.incarnation,
+        epoch: await ctx.cluster.epoch(),
+        keys: engine.stats().keys,
+        ...(ok ? {} : { writes }),
+      }, ok ? 200 : 503);
+    },
+  });
+  route(app, "/metrics", {
+    GET: (c) => {
+      const text = metricsText(engine.id, engine.stats(), ctx.counters, engine.writeHealth());
+      return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    },
+  });
+  route(app, "/export", {
+    GET: (c) => {
+      const binary = c.req.query("binary");
+      if (binary !== undefined && binary !== "base64") {
+        throw new RingkvError("bad_request", `Cannot export with binary=${binary}: only base64`);
+      }
+      return c.json(engine.exportFlat(binary === "base64" ? "base64" : "refuse"));
+    },
+  });
+  route(app, "/import", {
+    POST: async (c) => {
+      const body = await readJsonBody(c.req.raw, limits.maxBatchBytes, "the import");
+      return c.json({ imported: await engine.importFlat(parseFlatImage(body, limits)) });
+    },
+  });
+}

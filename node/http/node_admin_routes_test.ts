@@ -1,0 +1,141 @@
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import type { Hono } from "hono";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { createNodeApp } from "./node_app.ts";
+import type { NodeEngine } from "../engine/engine.ts";
+import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
+import { openEngine } from "../engine/open_engine.ts";
+
+async function setup(): Promise<{ app: Hono; engine: NodeEngine }> {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
+  return { app: createNodeApp({ engine, limits: DEFAULT_LIMITS }), engine };
+}
+
+Deno.test("GET /health answers ok with the id, incarnation, epoch and number of keys", async () => {
+  const { app, engine } = await setup();
+  await app.request("/kv/a", { method: "PUT", body: "1" });
+  assertEquals(await (await app.request("/health")).json(), {
+    status: "ok",
+    id: "n1",
+    incarnation: engine.incarnation,
+    epoch: 0,
+    keys: 1,
+  });
+  await engine.close();
+});
+
+Deno.test("POST /import then GET /export round-trips the flat image", async () => {
+  const { app, engine } = await setup();
+  const image = { greeting: "hello", "users/42": "Ada", "été": "☀" };
+  const res = await app.request("/import", { method: "POST", body: JSON.stringify(image) });
+  assertEquals(await res.json(), { imported: 3 });
+  const got = await app.request("/kv/users/42");
+  assertEquals([await got.text(), got.headers.get("content-type")], [
+    "Ada",
+    "text/plain; charset=utf-8",
+  ]);
+  assertEquals(await (await app.request("/export")).json(), image);
+  await engine.close();
+});
+
+Deno.test("GET /export refuses binary values unless ?binary=base64, and they import back", async () => {
+  const { app, engine } = await setup();
+  await app.request("/kv/text", { method: "PUT", body: "plain" });
+  await app.request("/kv/bin", { method: "PUT", body: new Uint8Array([0xff, 0x00, 0xfe]) });
+  await app.request("/kv/gone", { method: "PUT", body: "x" });
+  await app.request("/kv/gone", { method: "DELETE" });
+  const refused = await app.request("/export");
+  assertEquals(refused.status, 409);
+  assertEquals((await refused.json()).error.code, "conflict");
+  const image = await (await app.request("/export?binary=base64")).json();
+  assertEquals(image, { text: "plain", bin: { base64: "/wD+" } });
+  const other = await setup();
+  const res = await other.app.request("/import", { method: "POST", body: JSON.stringify(image) });
+  assertEquals(await res.json(), { imported: 2 });
+  const bin = await other.app.request("/kv/bin");
+  assertEquals(new Uint8Array(await bin.arrayBuffer()), new Uint8Array([0xff, 0x00, 0xfe]));
+  await engine.close();
+  await other.engine.close();
+});
+
+Deno.test("POST /import refuses a bad pair and imports nothing", async () => {
+  const { app, engine } = await setup();
+  for (
+    const image of [{ ok: "1", "": "empty key" }, { ok: "1", n: 5 }, {
+      ok: "1",
+      b: { base64: "!!" },
+    }]
+  ) {
+    const res = await app.request("/import", { method: "POST", body: JSON.stringify(image) });
+    assertEquals(res.status, 400, JSON.stringify(image));
+    await res.body?.cancel();
+  }
+  assertEquals((await app.request("/kv/ok")).status, 404);
+  await engine.close();
+});
+
+Deno.test("GET /metrics has the sizes and requests by route and status", async () => {
+  const { app, engine } = await setup();
+  await app.request("/kv/a", { method: "PUT", body: "12345" });
+  await app.request("/kv/b", { method: "PUT", body: "1" });
+  await app.request("/kv/b", { method: "DELETE" });
+  await (await app.request("/kv/zzz")).body?.cancel();
+  const res = await app.request("/metrics");
+  assertMatch(res.headers.get("content-type")!, /^text\/plain/);
+  const text = await res.text();
+  assertMatch(text, /^ringkv_node_keys\{node="n1"\} 1$/m);
+  assertMatch(text, /^ringkv_node_tombstones\{node="n1"\} 1$/m);
+  assertMatch(text, /^ringkv_node_value_bytes\{node="n1"\} 5$/m);
+  assertMatch(text, /^ringkv_node_wal_bytes\{node="n1"\} \d+$/m);
+  assertMatch(text, /^ringkv_node_snapshot_bytes\{node="n1"\} \d+$/m);
+  assertMatch(
+    text,
+    /^ringkv_node_requests_total\{method="PUT",route="\/kv\/\{key\}",status="201"\} 2$/m,
+  );
+  assertMatch(
+    text,
+    /^ringkv_node_requests_total\{method="GET",route="\/kv\/\{key\}",status="404"\} 1$/m,
+  );
+  assert(!text.includes("zzz"), "keys never become labels");
+  await engine.close();
+});
+
+Deno.test("GET /health answers 503 read-only with the disk error, and /metrics says writable 0, until the disk takes writes again", async () => {
+  const disk = createFakeDisk();
+  const engine = await openEngine({
+    disk,
+    id: "n1",
+    limits: DEFAULT_LIMITS,
+    firstRetryMs: 5,
+    log: () => {},
+  });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  const writable = async () =>
+    (await (await app.request("/metrics")).text()).match(
+      /^ringkv_node_writable\{node="n1"\} (\d)$/m,
+    )?.[1];
+  assertEquals(await writable(), "1");
+  disk.setCapacity(0);
+  assertEquals((await app.request("/kv/a", { method: "PUT", body: "1" })).status, 503);
+  const res = await app.request("/health");
+  const body = await res.json();
+  assertEquals([res.status, body.status, body.id, body.writes.state], [
+    503,
+    "read-only",
+    "n1",
+    "read-only",
+  ]);
+  assert(body.writes.reason.includes("No space left on device"), body.writes.reason);
+  assertEquals(await writable(), "0");
+  const refused = await app.request("/kv/b", { method: "PUT", body: "2" });
+  assertEquals([refused.status, (await refused.json()).error.code], [503, "unavailable"]);
+  disk.setCapacity(undefined);
+  const deadline = Date.now() + 10_000;
+  while ((await app.request("/health")).status !== 200) {
+    assert(Date.now() < deadline, "the node did not take writes again");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  assertEquals(await writable(), "1");
+  assertEquals((await app.request("/kv/b", { method: "PUT", body: "2" })).status, 201);
+  await engine.close();
+});

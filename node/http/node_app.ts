@@ -1,0 +1,122 @@
+/**
+ * node/http/ (this folder's main module): the node's routes, Request in, Response out. May
+ * import node/engine, node/paxos, node/storage and shared/; nothing imports it but node/main.ts.
+ *
+ * The data node's HTTP app (docs/internal-api.md): a Hono app built from its
+ * dependencies, with the cluster-secret check, the epoch check, the node-id header, the
+ * request counters and the one JSON error body of every route.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { createNodeApp } from "./node_app.ts";
+ * import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
+ * import { openEngine } from "../engine/open_engine.ts";
+ * import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+ *
+ * const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
+ * const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+ * const res = await app.request("/kv/greeting", { method: "PUT", body: "hello" });
+ * assert(res.status === 201);
+ * await engine.close();
+ * ```
+ */
+import { bearerRefusal } from "../../shared/bearer.ts";
+import { Hono, type MiddlewareHandler } from "hono";
+import { RingkvError } from "../../shared/errors.ts";
+import type { Limits } from "../../shared/limits.ts";
+import { EPOCH_HEADER, NODE_ID_HEADER } from "../../shared/wire.ts";
+import { adminRoutes } from "./node_admin_routes.ts";
+import { NodeMap } from "../node_map.ts";
+import type { NodeEngine } from "../engine/engine.ts";
+import { internalRoutes } from "./internal_routes.ts";
+import type { FloorStore } from "../paxos/acceptor.ts";
+import { paxosRoutes } from "./paxos_routes.ts";
+import { digestRoutes } from "./digest_routes.ts";
+import { kvRoutes } from "./kv_routes.ts";
+import { errorAnswer } from "./error_answer.ts";
+import { RequestCounters, routeLabel } from "./node_metrics.ts";
+import { type NodeContext, rawPath } from "./node_context.ts";
+
+/** What a node app is built from. */
+export interface NodeAppDeps {
+  engine: NodeEngine;
+  limits: Limits;
+  /** When set, every route but `/health` needs `Authorization: Bearer <secret>`. */
+  clusterSecret?: string;
+  /** Structured log sink (one object per event); silent when absent. */
+  log?: (obj: Record<string, unknown>) => void;
+  /** Metrics of this app (main.ts shares them with the timed disk for fsync latency). */
+  counters?: RequestCounters;
+  /** Durable promise watermark of the replication acceptor (in memory when absent). */
+  floorStore?: FloorStore;
+}
+
+/** The node's app: one Hono app, whose `fetch` is what node/main.ts serves. */
+export type NodeApp = Hono;
+
+/** Builds the node's Hono app. */
+export function createNodeApp(deps: NodeAppDeps): NodeApp {
+  const ctx: NodeContext = {
+    engine: deps.engine,
+    limits: deps.limits,
+    cluster: new NodeMap(deps.engine),
+    counters: deps.counters ?? new RequestCounters(),
+    log: deps.log ?? (() => {}),
+  };
+  const app = new Hono();
+  app.use("*", frame(ctx, deps.clusterSecret));
+  kvRoutes(app, ctx);
+  internalRoutes(app, ctx);
+  paxosRoutes(app, ctx, deps.floorStore);
+  digestRoutes(app, ctx);
+  adminRoutes(app, ctx);
+  app.notFound((c) => {
+    const path = rawPath(c.req.url);
+    return errorAnswer(new RingkvError("not_found", `Cannot find route ${path}`), c.req.raw, ctx);
+  });
+  app.onError((err, c) => errorAnswer(err, c.req.raw, ctx));
+  return app;
+}
+
+/**
+ * Every route's frame, in one middleware (one step of Hono's chain per request): the
+ * cluster-secret check, the epoch check, then `x-ringkv-node` and the request counters on
+ * every answer, refusals included.
+ */
+function frame(ctx: NodeContext, secret: string | undefined): MiddlewareHandler {
+  const expected = secret === undefined || secret === "" ? undefined : secret;
+  return async (c, next) => {
+    const started = performance.now();
+    const path = rawPath(c.req.url);
+    try {
+      if (path !== "/health") {
+        if (expected !== undefined) requireSecret(c.req.header("authorization"), expected);
+        const sent = c.req.header(EPOCH_HEADER);
+        if (sent !== undefined && path !== "/internal/cluster") await checkEpoch(ctx, sent);
+      }
+      await next();
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      c.res = errorAnswer(err, c.req.raw, ctx);
+    }
+    c.res.headers.set(NODE_ID_HEADER, ctx.engine.id);
+    const seconds = (performance.now() - started) / 1000;
+    ctx.counters.count(c.req.method, routeLabel(path), c.res.status, seconds);
+  };
+}
+
+/** 401 unless the request carries the cluster secret; the message says which part is wrong. */
+function requireSecret(sent: string | undefined, expected: string): void {
+  const refusal = bearerRefusal(sent, expected, "cluster");
+  if (refusal !== undefined) throw refusal;
+}
+
+/** 409 `stale_epoch` when the sender routes by an older map than the node has. */
+async function checkEpoch(ctx: NodeContext, sent: string): Promise<void> {
+  if (!/^\d{1,15}$/.test(sent.trim())) {
+    throw new RingkvError("invalid_header", `Cannot read ${EPOCH_HEADER} "${sent}"`);
+  }
+  await ctx.cluster.checkEpoch(Number(sent));
+}

@@ -1,0 +1,117 @@
+/**
+ * The node's replication routes (docs/internal-api.md, docs/replication.md):
+ * `POST /internal/read` (entries with tombstones and versions, no promise),
+ * `POST /internal/prepare` and `POST /internal/accept` (CASPaxos phases, node/paxos/acceptor.ts).
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import { RingkvError } from "../../shared/errors.ts";
+import { checkKey } from "../../shared/keys.ts";
+import { isVersion } from "../../shared/version.ts";
+import { INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
+import { Acceptor, type FloorStore, memoryFloorStore } from "../paxos/acceptor.ts";
+import { isObject, readJsonBody } from "./node_request_body.ts";
+import { type NodeContext, route } from "./node_context.ts";
+import { parseWireEntry, toWire } from "./wire_entries.ts";
+
+/** Registers the replication routes; the acceptor opens on first use. */
+export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): void {
+  let opening: Promise<Acceptor> | undefined;
+  const acceptor = () => (opening ??= Acceptor.open(ctx.engine, floor ?? memoryFloorStore()));
+  route(app, "/internal/read", {
+    POST: async (c) => {
+      checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "read");
+      const keys = listField(await body(c.req.raw, ctx, "read"), "keys", "read", ctx);
+      for (const key of keys) {
+        if (typeof key !== "string") {
+          throw new RingkvError("bad_request", "Cannot read: every key must be a string");
+        }
+        checkKey(key, ctx.limits.maxKeyBytes);
+      }
+      const entries = await Promise.all((keys as string[]).map(async (key) => {
+        const entry = await ctx.engine.get(key);
+        return entry === undefined ? null : toWire(key, entry);
+      }));
+      return c.json({ entries });
+    },
+  });
+  route(app, "/internal/prepare", {
+    POST: async (c) => {
+      checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "prepare");
+      const ops = listField(await body(c.req.raw, ctx, "prepare"), "ops", "prepare", ctx);
+      const parsed = ops.map(parsePrepare(ctx));
+      const a = await acceptor();
+      const results = await Promise.all(parsed.map(async ({ key, ballot }) => {
+        const { entry, ...vote } = await a.prepare(key, ballot);
+        return { ...vote, entry: entry === undefined ? null : toWire(key, entry) };
+      }));
+      return c.json({ results });
+    },
+  });
+  route(app, "/internal/accept", {
+    POST: async (c) => {
+      checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "accept");
+      const list = listField(await body(c.req.raw, ctx, "accept"), "entries", "accept", ctx);
+      const entries: WireEntry[] = list.map((e, i) =>
+        parseWireEntry(e, ctx.limits, `entry ${i + 1}`)
+      );
+      const a = await acceptor();
+      // Each accept decides and applies synchronously (node/paxos/acceptor.ts), so starting them
+      // in order keeps two entries of one key in order; they then share the log's fsyncs
+      // instead of waiting for one fsync each.
+      const results = await Promise.all(entries.map((entry) => a.accept(entry)));
+      return c.json({ results });
+    },
+  });
+}
+
+/**
+ * 503 `node_recovering` when the sender's map records another incarnation of this node's
+ * data directory: the node came back without the data it voted with, so its vote could
+ * forget an acknowledged write until a proxy has copied its ranges back.
+ */
+function checkIncarnation(expected: string | undefined, ctx: NodeContext, what: string): void {
+  const { id, incarnation } = ctx.engine;
+  if (expected === undefined || expected === incarnation) return;
+  throw new RingkvError(
+    "node_recovering",
+    `Cannot ${what} as a replica: node ${id} runs on data directory incarnation ${incarnation}, ` +
+      `the cluster map records ${expected} (the node came back without its data); it votes ` +
+      `again once a proxy has copied its ranges from the other replicas`,
+    { node: id, incarnation, expected },
+  );
+}
+
+function body(req: Request, ctx: NodeContext, what: string): Promise<unknown> {
+  return readJsonBody(req, ctx.limits.maxBatchBytes, `the ${what}`);
+}
+
+function listField(body: unknown, field: string, what: string, ctx: NodeContext): unknown[] {
+  const list = isObject(body) ? body[field] : undefined;
+  if (!Array.isArray(list)) {
+    throw new RingkvError("bad_request", `Cannot ${what}: the body must be {"${field}": [...]}`);
+  }
+  if (list.length > ctx.limits.maxBatchOps) {
+    throw new RingkvError(
+      "batch_too_large",
+      `Cannot ${what}: ${list.length} items, the limit is ${ctx.limits.maxBatchOps}`,
+    );
+  }
+  return list;
+}
+
+function parsePrepare(ctx: NodeContext) {
+  return (op: unknown, i: number): { key: string; ballot: string } => {
+    const key = isObject(op) ? op.key : undefined;
+    const ballot = isObject(op) ? op.ballot : undefined;
+    if (typeof key !== "string" || typeof ballot !== "string" || !isVersion(ballot)) {
+      throw new RingkvError(
+        "bad_request",
+        `Cannot prepare op ${i + 1}: it must be {"key": string, "ballot": version}`,
+      );
+    }
+    checkKey(key, ctx.limits.maxKeyBytes);
+    return { key, ballot };
+  };
+}

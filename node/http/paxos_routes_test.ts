@@ -1,0 +1,96 @@
+import { assertEquals } from "@std/assert";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { formatVersion } from "../../shared/version.ts";
+import { INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
+import { createNodeApp } from "./node_app.ts";
+import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
+import { openEngine } from "../engine/open_engine.ts";
+
+async function setup() {
+  const disk = createFakeDisk();
+  // Born at time 0, so the hand-written ballots below are not older than the directory.
+  const engine = await openEngine({ disk, id: "n1", limits: DEFAULT_LIMITS, now: () => 0 });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  return { app, engine, disk };
+}
+
+function entry(key: string, wall: number, text: string): WireEntry {
+  return { k: key, v: btoa(text), t: "text/plain", ver: formatVersion(wall, 0, "px"), h: 0 };
+}
+
+async function accept(app: ReturnType<typeof createNodeApp>, entries: WireEntry[]) {
+  const res = await app.request("/internal/accept", {
+    method: "POST",
+    body: JSON.stringify({ entries }),
+    headers: { "content-type": "application/json" },
+  });
+  assertEquals(res.status, 200);
+  return (await res.json()).results as { ok: boolean }[];
+}
+
+Deno.test("POST /internal/accept stores a batch of entries under one fsync, not one each", async () => {
+  const { app, engine, disk } = await setup();
+  const before = disk.syncs();
+  const entries = Array.from({ length: 50 }, (_, i) => entry(`k${i}`, 1_000_000 + i, `v${i}`));
+  const results = await accept(app, entries);
+  assertEquals(results.every((r) => r.ok), true);
+  const syncs = disk.syncs() - before;
+  assertEquals(syncs, 1, `${syncs} fsyncs for 50 accepted entries`);
+  for (let i = 0; i < 50; i++) {
+    assertEquals(new TextDecoder().decode((await engine.get(`k${i}`))!.value!), `v${i}`);
+  }
+});
+
+Deno.test("POST /internal/accept applies two entries of one key in their order", async () => {
+  const { app, engine } = await setup();
+  // Older then newer: both accepted, the newer stays.
+  assertEquals(
+    (await accept(app, [entry("a", 2_000_000, "old"), entry("a", 2_000_001, "new")])).map((r) =>
+      r.ok
+    ),
+    [true, true],
+  );
+  assertEquals(new TextDecoder().decode((await engine.get("a"))!.value!), "new");
+  // Newer then older: the older one is refused, as it would be one call after the other.
+  assertEquals(
+    (await accept(app, [entry("b", 3_000_001, "new"), entry("b", 3_000_000, "old")])).map((r) =>
+      r.ok
+    ),
+    [true, false],
+  );
+  assertEquals(new TextDecoder().decode((await engine.get("b"))!.value!), "new");
+});
+
+async function call(
+  app: ReturnType<typeof createNodeApp>,
+  path: string,
+  body: unknown,
+  inc?: string,
+) {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (inc !== undefined) headers[INCARNATION_HEADER] = inc;
+  const res = await app.request(path, { method: "POST", body: JSON.stringify(body), headers });
+  return { status: res.status, body: await res.json() };
+}
+
+Deno.test("read, prepare and accept refuse with 503 node_recovering when the map records another incarnation", async () => {
+  const { app, engine } = await setup();
+  const e = entry("k", 1_000, "v");
+  const calls: [string, unknown][] = [
+    ["/internal/read", { keys: ["k"] }],
+    ["/internal/prepare", { ops: [{ key: "k", ballot: formatVersion(2_000, 0, "px") }] }],
+    ["/internal/accept", { entries: [e] }],
+  ];
+  for (const [path, body] of calls) {
+    const refused = await call(app, path, body, "i000000000000");
+    assertEquals(refused.status, 503, path);
+    assertEquals(refused.body.error.code, "node_recovering");
+    assertEquals(refused.body.error.incarnation, engine.incarnation);
+  }
+  assertEquals(await engine.get("k"), undefined); // the refused accept stored nothing
+  // The prepare was refused before any promise: an accept at a lower ballot still goes in.
+  for (const [path, body] of calls.toReversed()) {
+    assertEquals((await call(app, path, body, engine.incarnation)).status, 200, path);
+  }
+  assertEquals((await call(app, "/internal/read", { keys: ["k"] })).status, 200);
+});

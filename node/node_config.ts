@@ -1,0 +1,112 @@
+/**
+ * The node's command-line and environment configuration, parsed purely: `node/main.ts`
+ * passes `Deno.args` and `Deno.env.toObject()` in.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { parseNodeConfig } from "./node_config.ts";
+ * const config = parseNodeConfig(["--port", "0", "--id", "n1"], {});
+ * assert(!("help" in config) && config.port === 0 && config.id === "n1");
+ * ```
+ */
+import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
+import { startupHint } from "../shared/startup_hint.ts";
+import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
+import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
+import { checkLogLevel, type LogLevel } from "../shared/log.ts";
+import { isWriterId } from "../shared/version.ts";
+
+const SPEC = {
+  port: { type: "int", default: 7001, help: "port to listen on (0: the OS picks)" },
+  host: { type: "string", default: "127.0.0.1", help: "address to listen on" },
+  data: { type: "string", default: "./data/node", help: "directory of the log and snapshot" },
+  id: { type: "string", help: "node id, fixed at the first start (default: generated)" },
+  clusterSecret: { type: "string", help: "secret proxies must send (none: open)", secret: true },
+  import: { type: "string", help: 'flat JSON image {"key": "value"} to load at start' },
+  ...SERVER_FLAGS,
+  snapshotEveryBytes: { type: "int", help: "write a snapshot once the log grows past this" },
+} as const;
+
+/** The environment variables the node reads. */
+export const NODE_ENV: readonly string[] = envNames(SPEC);
+
+const USAGE = "usage: deno task node [--port 7001] [--data ./data/node] [--id n1]";
+
+/** Everything the node's main needs, validated. */
+export interface NodeConfig {
+  port: number;
+  host: string;
+  data: string;
+  id?: string;
+  clusterSecret?: string;
+  import?: string;
+  snapshotEveryBytes?: number;
+  limits: Limits;
+  /** Requests answered at once before 503. */
+  maxInFlight: number;
+  /** Serve https with these files. */
+  tls?: TlsFiles;
+  /** `--log-level`; absent: warn. */
+  logLevel?: LogLevel;
+}
+
+function atLeast(flag: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value < min || value > max) {
+    throw new ConfigError(`Cannot use --${flag} ${value}: it must be ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Parses the node's flags and environment; `{help}` carries the text to print. */
+export function parseNodeConfig(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): NodeConfig | { help: string } {
+  const parsed = parseFlags(SPEC, args, env);
+  if ("help" in parsed) return { help: helpText(USAGE, SPEC) };
+  const v = parsed.values;
+  if (parsed.rest.length > 0) {
+    throw new ConfigError(`Cannot read "${parsed.rest[0]}": the node takes only --options`);
+  }
+  if (v.id !== undefined && !isWriterId(v.id)) {
+    throw new ConfigError(`Cannot use --id "${v.id}": ids are 1-32 of [A-Za-z0-9_]`);
+  }
+  checkExposure("node", v.host, [
+    { flag: "--cluster-secret", env: "RINGKV_CLUSTER_SECRET", set: Boolean(v.clusterSecret) },
+  ]);
+  const tls = tlsFiles(v.cert, v.key);
+  const config: NodeConfig = {
+    ...(tls ? { tls } : {}),
+    maxInFlight: atLeast("max-in-flight", v.maxInFlight, 1, 1_000_000),
+    port: atLeast("port", v.port, 0, 65535),
+    host: v.host,
+    data: v.data,
+    limits: {
+      ...DEFAULT_LIMITS,
+      maxValueBytes: atLeast("max-value-bytes", v.maxValueBytes, 1),
+      maxKeyBytes: atLeast("max-key-bytes", v.maxKeyBytes, 1),
+      bodyTimeoutMs: atLeast("body-timeout-ms", v.bodyTimeoutMs, 1, 3_600_000),
+    },
+  };
+  if (v.id !== undefined) config.id = v.id;
+  if (v.clusterSecret) config.clusterSecret = v.clusterSecret;
+  if (v.import) config.import = v.import;
+  if (v.logLevel !== undefined) config.logLevel = checkLogLevel(v.logLevel);
+  if (v.snapshotEveryBytes !== undefined) {
+    config.snapshotEveryBytes = atLeast("snapshot-every-bytes", v.snapshotEveryBytes, 1);
+  }
+  return config;
+}
+
+/** What to do about a taken port or a path the task may not touch (shared/startup_hint.ts). */
+export function nodeStartupHint(
+  err: unknown,
+  config: NodeConfig | { help: string },
+  args: readonly string[],
+): string | undefined {
+  if ("help" in config) return undefined;
+  const read = [config.import, config.tls?.cert, config.tls?.key].filter((p) => p !== undefined);
+  return startupHint("node", err, { ...config, paths: { read, write: [config.data] }, args });
+}

@@ -1,0 +1,102 @@
+/**
+ * The cluster map a node keeps: loaded from the engine once, then held in memory so the
+ * epoch check of every request is a comparison, and replaced only by a newer-or-equal map.
+ *
+ * @module
+ */
+import { RingkvError } from "../shared/errors.ts";
+import type { ClusterMap } from "../shared/wire.ts";
+import type { NodeEngine } from "./engine/engine.ts";
+import { isObject } from "./http/node_request_body.ts";
+
+/** The node's copy of the cluster map with the epoch rules of the internal API. */
+export class NodeMap {
+  #loaded: Promise<ClusterMap | null> | undefined;
+  #current: ClusterMap | null = null;
+  #ready = false;
+  /** PUTs run one at a time, so two racing maps cannot store the older one last. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /** `engine` stores the map durably. */
+  constructor(private readonly engine: NodeEngine) {}
+
+  /** The stored map, or null when the node has none. */
+  async get(): Promise<ClusterMap | null> {
+    this.#loaded ??= this.engine.loadClusterMap().then((map) => {
+      this.#current = map;
+      this.#ready = true;
+      return map;
+    });
+    await this.#loaded;
+    return this.#current;
+  }
+
+  /** The stored map's epoch (0 without a map). */
+  async epoch(): Promise<number> {
+    return (await this.get())?.epoch ?? 0;
+  }
+
+  /** The stored map's epoch once it is loaded (a plain read for the hot path), else undefined. */
+  epochIfLoaded(): number | undefined {
+    return this.#ready ? (this.#current?.epoch ?? 0) : undefined;
+  }
+
+  /** Throws 409 `stale_epoch` when the sender routes by an older epoch than the stored one. */
+  async checkEpoch(sent: number): Promise<void> {
+    const epoch = await this.epoch();
+    if (sent < epoch) {
+      throw new RingkvError(
+        "stale_epoch",
+        `Cannot serve a request routed by epoch ${sent}: this node has the cluster map of epoch ${epoch}`,
+        { epoch },
+      );
+    }
+  }
+
+  /** Stores `map` when its epoch is >= the stored one; else 409 with the stored map. */
+  put(map: ClusterMap): Promise<void> {
+    const run = this.#queue.then(async () => {
+      const stored = await this.get();
+      if (stored !== null && map.epoch < stored.epoch) {
+        throw new RingkvError(
+          "stale_epoch",
+          `Cannot store the cluster map of epoch ${map.epoch}: this node has epoch ${stored.epoch}`,
+          { epoch: stored.epoch, map: stored },
+        );
+      }
+      await this.engine.saveClusterMap(map);
+      this.#current = map;
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+}
+
+/** Checks the shape of a cluster map sent by a proxy; throws 400 on anything else. */
+export function parseClusterMap(value: unknown): ClusterMap {
+  const bad = (why: string) =>
+    new RingkvError("bad_request", `Cannot store the cluster map: ${why}`);
+  if (!isObject(value)) throw bad("it is not a JSON object");
+  const { epoch, replicas, vnodes, nodes, rebalancing } = value;
+  if (!Number.isSafeInteger(epoch) || (epoch as number) < 0) {
+    throw bad("epoch is not a whole number >= 0");
+  }
+  if (!Number.isSafeInteger(replicas) || (replicas as number) < 1) {
+    throw bad("replicas is not a whole number >= 1");
+  }
+  if (!Number.isSafeInteger(vnodes) || (vnodes as number) < 1) {
+    throw bad("vnodes is not a whole number >= 1");
+  }
+  if (!Array.isArray(nodes) || !nodes.every(isNodeInfo)) {
+    throw bad("nodes is not a list of {id, url, weight}");
+  }
+  if (rebalancing !== null && !isObject(rebalancing)) {
+    throw bad("rebalancing is neither null nor an object");
+  }
+  return value as unknown as ClusterMap;
+}
+
+function isNodeInfo(node: unknown): boolean {
+  return isObject(node) && typeof node.id === "string" && typeof node.url === "string" &&
+    typeof node.weight === "number";
+}

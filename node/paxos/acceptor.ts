@@ -1,0 +1,152 @@
+/**
+ * node/paxos/ (this folder's main module): the CASPaxos acceptor a node runs for the proxies'
+ * rounds. May import node/engine, node/storage and shared/.
+ *
+ * The node's CASPaxos acceptor (Rystsov 2018, "CASPaxos: Replicated State Machines
+ * without logs"), one register per key; docs/replication.md has the protocol.
+ *
+ * The accepted state of a key is the engine's entry, and its accepted ballot is the
+ * entry's version (proposers write every new state with version = ballot). What the
+ * acceptor adds is the promised ballot of each key, kept in memory, plus one durable
+ * watermark that is higher than every promise ever given: a promise above the
+ * watermark first moves the watermark (a little ahead, so this costs one atomic file
+ * write per {@link FLOOR_LEAD_MS} of ballots, not one per promise). After a restart
+ * the stored watermark is every key's promise (a node may only promise more than it
+ * did, never less), so in-flight proposals from before the crash get refused.
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import { formatVersion, parseVersion, type Version } from "../../shared/version.ts";
+import type { WireEntry } from "../../shared/wire.ts";
+import type { Entry, NodeEngine } from "../engine/engine.ts";
+
+/** How far ahead of a promise the durable watermark is moved. */
+export const FLOOR_LEAD_MS = 1000;
+
+/** Where the watermark lives (node/main.ts: an atomic file in the data directory). */
+export interface FloorStore {
+  load(): Promise<Version | null>;
+  save(floor: Version): Promise<void>;
+}
+
+/** An in-memory {@link FloorStore} (tests, and in-process nodes that never restart). */
+export function memoryFloorStore(): FloorStore {
+  let floor: Version | null = null;
+  return {
+    load: () => Promise.resolve(floor),
+    save: (v) => {
+      floor = v;
+      return Promise.resolve();
+    },
+  };
+}
+
+/** The answer to a prepare or accept: `ok`, or refused with the ballot to beat. */
+export interface Vote {
+  ok: boolean;
+  /** When refused: the key's promised (or accepted) ballot. */
+  promised?: Version;
+}
+
+function max(a: Version | undefined, b: Version | undefined): Version | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a > b ? a : b;
+}
+
+/** Per-key promises over a node engine. */
+export class Acceptor {
+  readonly #promised = new Map<string, Version>();
+  #durable: Version | undefined;
+  #saving: Promise<void> | null = null;
+
+  private constructor(
+    private readonly engine: NodeEngine,
+    private readonly store: FloorStore,
+    /** Every key's promise after a restart. */
+    private readonly bootFloor: Version | undefined,
+  ) {
+    this.#durable = bootFloor;
+  }
+
+  /**
+   * Loads the watermark and returns the acceptor. Nothing older than the data directory
+   * is promised: a node back on a wiped directory forgot what it promised before.
+   */
+  static async open(engine: NodeEngine, store: FloorStore): Promise<Acceptor> {
+    const born = formatVersion(engine.createdAt, 0, "0");
+    return new Acceptor(engine, store, max((await store.load()) ?? undefined, born));
+  }
+
+  /** Keys with a promise above their entry (for metrics and tests). */
+  get openPromises(): number {
+    return this.#promised.size;
+  }
+
+  /** The ballot a new proposal on `key` must exceed: max(promise, restart floor, version). */
+  #bar(key: string, entry: Entry | undefined): Version | undefined {
+    return max(max(this.#promised.get(key), this.bootFloor), entry?.version);
+  }
+
+  /**
+   * Phase 1: promises `ballot` for `key` unless a ballot at least as high was promised
+   * or accepted; answers with the entry either way (durable before it answers).
+   */
+  async prepare(key: string, ballot: Version): Promise<Vote & { entry: Entry | undefined }> {
+    // Decide on the entry as it is now (no await between the check and the promise),
+    // then answer once that entry is durable.
+    const entry = this.engine.peek(key);
+    const bar = this.#bar(key, entry);
+    if (bar !== undefined && ballot <= bar) {
+      await this.engine.get(key);
+      return { ok: false, promised: bar, entry };
+    }
+    this.#promised.set(key, ballot);
+    await this.#cover(ballot);
+    await this.engine.get(key);
+    return { ok: true, entry };
+  }
+
+  /**
+   * Phase 2: stores `entry` (its version is the ballot) unless a higher ballot was
+   * promised or accepted for its key. Sending the same accepted entry again is a no-op
+   * that answers ok (a reader completing another proposer's write, or a replay).
+   */
+  async accept(entry: WireEntry): Promise<Vote> {
+    const current = this.engine.peek(entry.k);
+    if (current?.version === entry.ver) {
+      await this.engine.get(entry.k);
+      return { ok: true };
+    }
+    const promised = max(this.#promised.get(entry.k), this.bootFloor);
+    const bar = max(promised, current?.version);
+    if (bar !== undefined && entry.ver < bar) return { ok: false, promised: bar };
+    if (promised !== undefined && promised <= entry.ver) this.#promised.delete(entry.k);
+    // No await between the check and the store's update (ingest applies synchronously).
+    await this.engine.ingest([entry]);
+    return { ok: true };
+  }
+
+  /** Resolves once the durable watermark is at least `ballot`. */
+  async #cover(ballot: Version): Promise<void> {
+    while (this.#durable === undefined || this.#durable < ballot) {
+      if (this.#saving === null) {
+        const target = formatVersion(parseVersion(ballot).wall + FLOOR_LEAD_MS, 0, "0");
+        this.#saving = this.store.save(target)
+          .then(() => {
+            this.#durable = max(this.#durable, target);
+          }, (err) => {
+            if (!(err instanceof Error)) throw err;
+            // A full disk: the promise cannot be made durable, so it is not given (503).
+            throw new RingkvError(
+              "unavailable",
+              `Cannot promise ballot ${ballot}: storing the promise watermark failed (${err.message})`,
+            );
+          })
+          .finally(() => (this.#saving = null));
+      }
+      await this.#saving;
+    }
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * The acceptor's durable promise watermark as a small atomic file in the data directory
+ * (`acceptor.json`, written with temp file + fsync + rename + directory fsync).
+ *
+ * @module
+ */
+import { isVersion, type Version } from "../../shared/version.ts";
+import type { FloorStore } from "./acceptor.ts";
+import { createDenoDisk } from "../storage/disk.ts";
+
+/** The file name of the watermark. */
+export const FLOOR_FILE = "acceptor.json";
+
+/** A {@link FloorStore} over `dir`; a damaged file stops the node rather than forget promises. */
+export async function diskFloorStore(dir: string): Promise<FloorStore> {
+  const disk = await createDenoDisk(dir);
+  return {
+    async load(): Promise<Version | null> {
+      const bytes = await disk.read(FLOOR_FILE);
+      if (bytes === null) return null;
+      const floor = (JSON.parse(new TextDecoder().decode(bytes)) as { floor?: unknown }).floor;
+      if (typeof floor !== "string" || !isVersion(floor)) {
+        throw new Error(`Cannot read ${FLOOR_FILE} in ${dir}: no valid "floor" version`);
+      }
+      return floor;
+    },
+    save: (floor) =>
+      disk.writeAtomic(FLOOR_FILE, new TextEncoder().encode(JSON.stringify({ floor }) + "\n")),
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * Start-up: the node id and incarnation of the data directory, then the snapshot, then the log replayed
+ * over it. A torn last line of the log (a crash during an append) is cut off; damage
+ * anywhere else stops the start with a {@link RecoveryError} that names the file, the
+ * byte offset and what to do.
+ *
+ * @module
+ */
+import { isWriterId } from "../../shared/version.ts";
+import type { Disk } from "./disk.ts";
+import { TEMP_SUFFIX } from "./disk.ts";
+import { entryFromJson } from "../engine/entry_json.ts";
+import { scanLines } from "./log_format.ts";
+import { readSnapshot, SnapshotDamage } from "./snapshot.ts";
+import type { Store } from "../engine/store.ts";
+
+/** File names in the data directory. */
+export const FILES = {
+  node: "node.json",
+  wal: "wal.jsonl",
+  snapshot: "snapshot.json",
+  cluster: "cluster.json",
+} as const;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The data directory cannot be loaded as it is; the message says where and what to do. */
+export class RecoveryError extends Error {
+  /** `file` and `offset` locate the damage; `advice` says what the operator can do. */
+  constructor(readonly file: string, readonly offset: number, reason: string, advice: string) {
+    super(
+      `Cannot start from the data directory: ${file} is damaged at byte ${offset} (${reason}). ${advice}`,
+    );
+    this.name = "RecoveryError";
+  }
+}
+
+/** Who a data directory is: its node id and the incarnation of the directory itself. */
+export interface Identity {
+  id: string;
+  /**
+   * Random, written once when the directory is first initialised: a node that comes back
+   * on a new (wiped, replaced) directory under its old id has another one.
+   */
+  incarnation: string;
+  /** Wall time (ms) the incarnation was written. */
+  createdAt: number;
+}
+
+/** The identity stored in the directory; stores `wanted` (or a new id) on first start. */
+export async function loadIdentity(
+  disk: Disk,
+  wanted: string | undefined,
+  now: () => number = Date.now,
+): Promise<Identity> {
+  const bytes = await disk.read(FILES.node);
+  if (bytes === null) return await saveIdentity(disk, wanted ?? newNodeId(), now());
+  let stored: { id?: unknown; incarnation?: unknown; createdAt?: unknown } | undefined;
+  try {
+    stored = JSON.parse(decoder.decode(bytes));
+  } catch {
+    stored = undefined;
+  }
+  const id = stored?.id;
+  if (typeof id !== "string" || !isWriterId(id)) {
+    throw new RecoveryError(
+      FILES.node,
+      0,
+      'it is not {"id": "<node id>"}',
+      `Write the node's id into it.`,
+    );
+  }
+  if (wanted !== undefined && wanted !== id) {
+    throw new Error(
+      `Cannot start node ${wanted}: the data directory belongs to node ${id}; ` +
+        `start with id ${id} or use another data directory`,
+    );
+  }
+  const { incarnation, createdAt } = stored!;
+  // A directory from before incarnations gets one now (the cluster map has none for it).
+  if (typeof incarnation !== "string" || typeof createdAt !== "number") {
+    return await saveIdentity(disk, id, now());
+  }
+  return { id, incarnation, createdAt };
+}
+
+async function saveIdentity(disk: Disk, id: string, createdAt: number): Promise<Identity> {
+  const identity = { id, incarnation: newIncarnation(), createdAt };
+  await disk.writeAtomic(FILES.node, encoder.encode(JSON.stringify(identity) + "\n"));
+  return identity;
+}
+
+/** A fresh directory incarnation: "i" and 12 random hex digits. */
+export function newIncarnation(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return "i" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A fresh node id: "n" and 8 random hex digits. */
+export function newNodeId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(4));
+  return "n" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Loads the snapshot into the store; returns its size (0 when there is none). */
+export async function loadSnapshot(disk: Disk, store: Store): Promise<number> {
+  await disk.remove(FILES.snapshot + TEMP_SUFFIX);
+  try {
+    const info = await readSnapshot(disk, FILES.snapshot, (key, entry) => store.apply(key, entry));
+    return info?.bytes ?? 0;
+  } catch (err) {
+    if (!(err instanceof SnapshotDamage)) throw err;
+    throw new RecoveryError(
+      FILES.snapshot,
+      err.offset,
+      err.reason,
+      "Restore the data directory from a backup, or let the cluster copy this node's keys " +
+        "back from replicas after moving the directory away.",
+    );
+  }
+}
+
+/** Replays the log over the store and cuts a torn tail; returns the log's size. */
+export async function replayLog(disk: Disk, store: Store): Promise<number> {
+  const bytes = await disk.read(FILES.wal);
+  if (bytes === null) {
+    await disk.writeAtomic(FILES.wal, new Uint8Array(0));
+    return 0;
+  }
+  const scan = scanLines(bytes);
+  if (scan.damage) {
+    throw new RecoveryError(
+      FILES.wal,
+      scan.damage.offset,
+      `${scan.damage.reason}, and intact records follow it`,
+      `Restore the data directory from a backup; or, accepting the loss of the records from ` +
+        `that byte on, cut ${FILES.wal} to its first ${scan.damage.offset} bytes and start again.`,
+    );
+  }
+  for (const { offset, record } of scan.records) {
+    try {
+      applyRecord(store, record);
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err;
+      throw new RecoveryError(
+        FILES.wal,
+        offset,
+        err.message,
+        "Restore the data directory from a backup.",
+      );
+    }
+  }
+  if (scan.goodLength < bytes.length) await disk.truncate(FILES.wal, scan.goodLength);
+  return scan.goodLength;
+}
+
+/** Applies one log record: `{"set": [entry...]}` or `{"drop": [[start, end]...]}`. */
+export function applyRecord(store: Store, record: Record<string, unknown>): void {
+  if (Array.isArray(record.set)) {
+    for (const json of record.set) {
+      const { key, stored } = entryFromJson(json);
+      store.apply(key, stored);
+    }
+  } else if (Array.isArray(record.drop)) {
+    store.drop(record.drop.map(toRange));
+  } else {
+    throw new TypeError('the record has neither "set" nor "drop"');
+  }
+}
+
+function toRange(pair: unknown): { start: number; end: number } {
+  if (!Array.isArray(pair) || typeof pair[0] !== "number" || typeof pair[1] !== "number") {
+    throw new TypeError("a dropped range is not [start, end]");
+  }
+  return { start: pair[0], end: pair[1] };
+}

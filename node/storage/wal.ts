@@ -1,0 +1,196 @@
+/**
+ * The write-ahead log writer with group commit: lines appended while an fsync runs wait
+ * for the next round, and one append + one fsync covers every line of a round. Each
+ * line gets a sequence number; {@link Wal.durable} resolves once it is on disk.
+ *
+ * It can also cut the log after a snapshot: {@link Wal.startTail} begins keeping the
+ * bytes appended from then on, and {@link Wal.replaceWithTail} (run between rounds)
+ * atomically replaces the file with just those bytes.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
+ * import { encodeLine } from "./log_format.ts";
+ * import { Wal } from "./wal.ts";
+ * const disk = createFakeDisk();
+ * const wal = new Wal(disk, "wal.jsonl", 0);
+ * const seqs = [1, 2, 3].map((n) => wal.append(encodeLine({ n })));
+ * await wal.durable(seqs[2]!);
+ * assert(disk.syncs("wal.jsonl") < 3);
+ * ```
+ */
+import type { Disk } from "./disk.ts";
+import { concatBytes } from "../../shared/bytes.ts";
+import { RingkvError } from "../../shared/errors.ts";
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function deferred(): Deferred {
+  const d = Promise.withResolvers<void>();
+  // Nobody may be waiting on a round that fails; that must not crash the process.
+  d.promise.catch(() => {});
+  return d;
+}
+
+/** Appends lines to one log file, fsync'ing them in rounds. */
+export class Wal {
+  #queue: Uint8Array[] = [];
+  #lastSeq = 0;
+  #durableSeq = 0;
+  /** Resolves when the round being gathered is durable. */
+  #gathering = deferred();
+  /** The round being written: its last sequence number and its promise. */
+  #writing: { lastSeq: number; done: Deferred } | null = null;
+  #loop: Promise<void> | null = null;
+  #tasks: (() => Promise<void>)[] = [];
+  #tail: Uint8Array[] | null = null;
+  #failure: Error | null = null;
+  /** Sequence numbers of the rounds {@link reopen} cut off: never durable. */
+  #lost: { after: number; upTo: number; error: Error } | null = null;
+
+  /** `size` is the file's current length. */
+  constructor(readonly disk: Disk, readonly name: string, private size: number) {}
+
+  /** Bytes in the file (written rounds only). */
+  get bytes(): number {
+    return this.size;
+  }
+
+  /** Called after each durable round (e.g. to start a snapshot). */
+  onRound: (lastSeq: number) => void = () => {};
+
+  /** Told the disk's error when a round fails; appends are refused until {@link reopen}. */
+  onFailure: (err: Error) => void = () => {};
+
+  /**
+   * After a failed round: cuts the file back to its last durable round (a torn or
+   * unsynced tail must not sit in the middle of the log once appends resume) and takes
+   * appends again. Lines of the failed rounds are gone; their waiters were refused.
+   */
+  async reopen(): Promise<void> {
+    if (!this.#failure) return;
+    await this.#loop;
+    await this.disk.truncate(this.name, this.size);
+    this.#lost = { after: this.#durableSeq, upTo: this.#lastSeq, error: this.#failure };
+    this.#durableSeq = this.#lastSeq;
+    this.#gathering = deferred();
+    this.#writing = null;
+    this.#queue = [];
+    this.#failure = null;
+  }
+
+  /** Queues a line; returns its sequence number. Throws if the log has failed. */
+  append(line: Uint8Array): number {
+    this.assertHealthy();
+    const seq = ++this.#lastSeq;
+    this.#queue.push(line);
+    this.#kick();
+    return seq;
+  }
+
+  /** Throws the error that broke the log, if any. */
+  assertHealthy(): void {
+    if (this.#failure) throw this.#failure;
+  }
+
+  /** Resolves once the line with sequence number `seq` is durable. */
+  durable(seq: number): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const lost = this.#lost;
+    if (lost && seq > lost.after && seq <= lost.upTo) return Promise.reject(lost.error);
+    if (seq <= this.#durableSeq) return Promise.resolve();
+    if (this.#writing && seq <= this.#writing.lastSeq) return this.#writing.done.promise;
+    return this.#gathering.promise;
+  }
+
+  /** Resolves once every line appended so far is durable. */
+  flush(): Promise<void> {
+    return this.durable(this.#lastSeq);
+  }
+
+  /** Starts keeping the bytes of rounds written from now on. */
+  startTail(): void {
+    this.#tail = [];
+  }
+
+  /** Stops keeping bytes (the snapshot that wanted them failed). */
+  stopTail(): void {
+    this.#tail = null;
+  }
+
+  /** Between rounds, replaces the file with the bytes kept since {@link startTail}. */
+  replaceWithTail(): Promise<void> {
+    const done = deferred();
+    this.#tasks.push(async () => {
+      try {
+        this.assertHealthy();
+        const tail = concatBytes(this.#tail ?? []);
+        await this.disk.writeAtomic(this.name, tail);
+        this.size = tail.length;
+        this.#tail = null;
+        done.resolve();
+      } catch (err) {
+        this.#tail = null;
+        done.reject(err);
+      }
+    });
+    this.#kick();
+    return done.promise;
+  }
+
+  #kick(): void {
+    this.#loop ??= this.#run().finally(() => {
+      this.#loop = null;
+      if (!this.#failure && (this.#queue.length > 0 || this.#tasks.length > 0)) this.#kick();
+    });
+  }
+
+  async #run(): Promise<void> {
+    // Lines appended in the same turn (a batch's entries, accepted one by one) share a round.
+    await Promise.resolve();
+    while (this.#queue.length > 0 || this.#tasks.length > 0) {
+      const task = this.#tasks.shift();
+      if (task) {
+        await task();
+        continue;
+      }
+      await this.#round();
+    }
+  }
+
+  async #round(): Promise<void> {
+    const batch = concatBytes(this.#queue);
+    this.#queue = [];
+    const round = { lastSeq: this.#lastSeq, done: this.#gathering };
+    this.#gathering = deferred();
+    this.#writing = round;
+    try {
+      await this.disk.append(this.name, batch);
+      await this.disk.sync(this.name);
+    } catch (err) {
+      // 503: the write was not made durable and the node will refuse writes for a while.
+      this.#failure = new RingkvError(
+        "unavailable",
+        `Cannot write ${this.name}: ${(err as Error).message}; ` +
+          "later writes are refused until the log is cut back to its last durable record",
+      );
+      round.done.reject(this.#failure);
+      this.#gathering.reject(this.#failure);
+      this.#queue = [];
+      this.onFailure(err as Error);
+      return;
+    }
+    this.size += batch.length;
+    this.#tail?.push(batch);
+    this.#durableSeq = round.lastSeq;
+    this.#writing = null;
+    round.done.resolve();
+    this.onRound(round.lastSeq);
+  }
+}

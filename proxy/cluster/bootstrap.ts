@@ -1,0 +1,210 @@
+/**
+ * Where a starting proxy gets its cluster map: its own stored map, else a node's map
+ * (`--join`), else a new cluster of `--nodes` (unless those nodes already hold a map,
+ * which then wins). Also the poll loop that keeps several proxies on the highest epoch
+ * and drives rebalancings nobody else is driving.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { startupMap } from "./bootstrap.ts";
+ * assert(typeof startupMap === "function");
+ * ```
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
+import type { ClusterState } from "./map_view.ts";
+import type { MapStore } from "./map_store.ts";
+import type { NodeAdmin } from "../nodes/node_admin.ts";
+import {
+  allNodes,
+  defaultReplicas,
+  initialMap,
+  nodeInfo,
+  withNodeUrls,
+} from "./map_transitions.ts";
+import type { Rebalancer } from "../rebalance/rebalancer.ts";
+
+/** A reason the proxy cannot start that the user can fix; main prints its message. */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+/** What {@link startupMap} needs. */
+export interface StartupOptions {
+  store: MapStore;
+  admin: NodeAdmin;
+  nodes: readonly string[];
+  join?: string;
+  /** Undefined: {@link defaultReplicas} of the nodes found. */
+  replicas?: number;
+  vnodes: number;
+  /** The data directory the store reads, for messages. */
+  data?: string;
+}
+
+/** The map to start with and where it came from. */
+export interface StartupMap {
+  map: ClusterMap;
+  source: "stored" | "join" | "nodes" | "new";
+  /** `--nodes` that are not members of a stored map, which the proxy does not use. */
+  ignored?: string[];
+}
+
+async function highestMap(admin: NodeAdmin, urls: readonly string[]): Promise<ClusterMap | null> {
+  const maps = await Promise.all(urls.map((url) => admin.getMap(url).catch(() => null)));
+  let best: ClusterMap | null = null;
+  for (const map of maps) if (map !== null && map.epoch > (best?.epoch ?? 0)) best = map;
+  return best;
+}
+
+async function learnNodes(admin: NodeAdmin, urls: readonly string[]): Promise<NodeInfo[]> {
+  const nodes = await Promise.all(urls.map(async (url) => {
+    const health = await admin.health(url).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      throw new StartupError(`Cannot start a new cluster with node ${url}: ${err.message}`);
+    });
+    return nodeInfo(health, url, 1);
+  }));
+  const seen = new Map<string, string>();
+  for (const node of nodes) {
+    const other = seen.get(node.id);
+    if (other !== undefined) {
+      throw new StartupError(
+        `Cannot start a new cluster: ${other} and ${node.url} both have id ${node.id}`,
+      );
+    }
+    seen.set(node.id, node.url);
+  }
+  return nodes;
+}
+
+function nodeList(map: ClusterMap): string {
+  return allNodes(map).map((n) => `${n.id} ${n.url}`).join(", ");
+}
+
+/**
+ * The `--nodes` that are not members of the stored map (by URL, or by the id a node at a
+ * new URL answers with). When none is, the user meant another cluster than the directory
+ * holds: refused. A few strangers (a node removed since, say) are only reported.
+ */
+async function otherNodes(options: StartupOptions, stored: ClusterMap): Promise<string[]> {
+  const members = allNodes(stored);
+  const strangers = await Promise.all(options.nodes.map(async (url) => {
+    if (members.some((n) => n.url === url)) return null;
+    const id = await options.admin.health(url).then((h) => h.id, (err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      return null;
+    });
+    if (id !== null && members.some((n) => n.id === id)) return null;
+    return id === null ? `${url} (does not answer)` : `${url} (node ${id})`;
+  }));
+  const others = strangers.filter((s) => s !== null);
+  if (options.nodes.length === 0 || others.length < options.nodes.length) return others;
+  const dir = options.data ?? "its data directory";
+  throw new StartupError(
+    `Cannot start the proxy with --nodes ${options.nodes.join(",")}: ${dir} holds the map of ` +
+      `another cluster (epoch ${stored.epoch}: ${nodeList(stored)}), and none of the --nodes ` +
+      `is in it (${others.join(", ")}). To start a new cluster, give another --data ` +
+      `directory; to use the stored one, give --nodes of its nodes (or none)`,
+  );
+}
+
+/** The line a starting proxy prints: which map it uses and where that map came from. */
+export function describeStart(start: StartupMap, data: string): string {
+  const from = {
+    stored: `stored in ${data}`,
+    join: "learnt through --join",
+    nodes: "held by the --nodes",
+    new: "new, of the --nodes",
+  }[start.source];
+  const m = start.map;
+  const ignored = start.ignored === undefined
+    ? ""
+    : `; --nodes not in it, ignored: ${
+      start.ignored.join(", ")
+    } (add one with POST /cluster/nodes)`;
+  return `ringkv proxy: cluster map ${from}: epoch ${m.epoch}, ${m.replicas} replica(s), ` +
+    `nodes ${nodeList(m)}${ignored}`;
+}
+
+/** Finds the map to start with; throws a {@link StartupError} when there is none. */
+export async function startupMap(options: StartupOptions): Promise<StartupMap> {
+  const stored = await options.store.load();
+  if (stored !== null) {
+    const ignored = await otherNodes(options, stored);
+    return { map: stored, source: "stored", ...(ignored.length > 0 ? { ignored } : {}) };
+  }
+  if (options.join !== undefined) {
+    const map = await options.admin.getMap(options.join).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      throw new StartupError(`Cannot join through ${options.join}: ${err.message}`);
+    });
+    if (map === null) {
+      throw new StartupError(
+        `Cannot join through ${options.join}: the node has no cluster map yet (start the first proxy with --nodes)`,
+      );
+    }
+    return { map, source: "join" };
+  }
+  if (options.nodes.length === 0) {
+    throw new StartupError(
+      "Cannot start the proxy: it has no stored cluster map; give --nodes URL,URL or --join URL",
+    );
+  }
+  const held = await highestMap(options.admin, options.nodes);
+  if (held !== null) return { map: held, source: "nodes" };
+  const nodes = await learnNodes(options.admin, options.nodes);
+  const replicas = options.replicas ?? defaultReplicas(nodes.length);
+  return { map: initialMap(nodes, replicas, options.vnodes), source: "new" };
+}
+
+/**
+ * Asks each `--nodes` URL for its id; where a node of `map` now answers at another URL
+ * (e.g. restarted on another port), returns the map with the new URLs (epoch + 1).
+ */
+export async function movedNodes(
+  admin: NodeAdmin,
+  map: ClusterMap,
+  urls: readonly string[],
+): Promise<ClusterMap | null> {
+  const found = await Promise.all(urls.map(async (url) => {
+    try {
+      return { id: (await admin.health(url)).id, url, weight: 1 };
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      return null;
+    }
+  }));
+  return withNodeUrls(map, found.filter((n) => n !== null));
+}
+
+/** The poll loop's dependencies. */
+export interface PollerDeps {
+  state: ClusterState;
+  rebalancer: Rebalancer;
+  /** Polls without an epoch change before this proxy drives another proxy's rebalancing. */
+  takeoverPolls?: number;
+}
+
+/**
+ * One poll: adopt the highest map, and drive a rebalancing this proxy started, or one
+ * whose epoch has not moved for `takeoverPolls` polls (its proxy may be gone).
+ */
+export function createPoller(deps: PollerDeps): { tick(): Promise<void> } {
+  let lastEpoch = -1;
+  let still = 0;
+  return {
+    async tick() {
+      await deps.state.poll();
+      const map = deps.state.current().map;
+      still = map.epoch === lastEpoch ? still + 1 : 0;
+      lastEpoch = map.epoch;
+      if (map.rebalancing === null) return;
+      if (deps.rebalancer.owns(map) || still >= (deps.takeoverPolls ?? 5)) {
+        void deps.rebalancer.run();
+      }
+    },
+  };
+}

@@ -1,0 +1,147 @@
+import { assertEquals, assertMatch, assertRejects } from "@std/assert";
+import { createPoller, describeStart, StartupError, startupMap } from "./bootstrap.ts";
+import { ClusterState } from "./map_view.ts";
+import { createFakeMapNodes } from "../../tests/doubles/fake_map_nodes.ts";
+import { createMemoryMapStore } from "./map_store.ts";
+import { initialMap, planAdd } from "./map_transitions.ts";
+import { NodeAdmin } from "../nodes/node_admin.ts";
+import { Rebalancer } from "../rebalance/rebalancer.ts";
+
+function setup() {
+  const fake = createFakeMapNodes(["a", "b", "c"]);
+  const admin = new NodeAdmin({ fetch: fake.fetch, timeoutMs: 1000 });
+  const urls = fake.nodes.map((n) => n.url);
+  return { fake, admin, urls, base: { admin, replicas: 1, vnodes: 16 } };
+}
+
+Deno.test("startupMap() gives a new cluster 3 replicas, or as many as it has nodes, unless told", async () => {
+  for (
+    const [count, replicas, want] of [
+      [3, undefined, 3],
+      [5, undefined, 3],
+      [2, undefined, 2],
+      [
+        1,
+        undefined,
+        1,
+      ],
+      [5, 1, 1],
+      [5, 5, 5],
+    ] as const
+  ) {
+    const fake = createFakeMapNodes(["a", "b", "c", "d", "e"].slice(0, count));
+    const admin = new NodeAdmin({ fetch: fake.fetch, timeoutMs: 1000 });
+    const start = await startupMap({
+      admin,
+      vnodes: 16,
+      ...(replicas === undefined ? {} : { replicas }),
+      store: createMemoryMapStore(),
+      nodes: fake.nodes.map((n) => n.url),
+    });
+    assertEquals(start.map.replicas, want, `${count} nodes, --replicas ${replicas}`);
+  }
+});
+
+Deno.test("startupMap() prefers the proxy's stored map", async () => {
+  const { urls, base, fake } = setup();
+  const stored = { ...initialMap(fake.nodes, 1, 16), epoch: 9 };
+  const start = await startupMap({ ...base, store: createMemoryMapStore(stored), nodes: urls });
+  assertEquals([start.source, start.map.epoch], ["stored", 9]);
+});
+
+Deno.test("startupMap() with --nodes learns ids from /health and starts at epoch 1", async () => {
+  const { urls, base } = setup();
+  const start = await startupMap({ ...base, store: createMemoryMapStore(), nodes: urls });
+  assertEquals(start.source, "new");
+  assertEquals(
+    start.map,
+    initialMap(
+      [
+        { id: "a", url: "http://a.test", weight: 1 },
+        { id: "b", url: "http://b.test", weight: 1 },
+        { id: "c", url: "http://c.test", weight: 1 },
+      ],
+      1,
+      16,
+    ),
+  );
+});
+
+Deno.test("startupMap() with --nodes adopts the highest map the nodes already hold", async () => {
+  const { urls, base, fake } = setup();
+  fake.maps.set("b.test", { ...initialMap(fake.nodes, 1, 16), epoch: 6 });
+  fake.maps.set("c.test", { ...initialMap(fake.nodes, 1, 16), epoch: 4 });
+  const start = await startupMap({ ...base, store: createMemoryMapStore(), nodes: urls });
+  assertEquals([start.source, start.map.epoch], ["nodes", 6]);
+});
+
+Deno.test("startupMap() with --join reads the node's map, and says why it cannot", async () => {
+  const { base, fake } = setup();
+  const store = createMemoryMapStore();
+  await assertRejects(
+    () => startupMap({ ...base, store, nodes: [], join: "http://a.test" }),
+    StartupError,
+    "no cluster map",
+  );
+  fake.maps.set("a.test", { ...initialMap(fake.nodes, 1, 16), epoch: 3 });
+  const start = await startupMap({ ...base, store, nodes: [], join: "http://a.test" });
+  assertEquals([start.source, start.map.epoch], ["join", 3]);
+  await assertRejects(
+    () => startupMap({ ...base, store, nodes: [], join: "http://zz.test" }),
+    StartupError,
+    "http://zz.test",
+  );
+  await assertRejects(() => startupMap({ ...base, store, nodes: [] }), StartupError, "--nodes");
+});
+
+Deno.test("the poller drives another proxy's rebalancing only once its epoch stops moving", async () => {
+  const { fake, admin } = setup();
+  const map = planAdd(initialMap(fake.nodes.slice(0, 2), 1, 16), fake.nodes[2]!, 0, 0);
+  const store = createMemoryMapStore();
+  const state = await ClusterState.open(map, { store, admin, sleep: () => Promise.resolve() });
+  let runs = 0;
+  const rebalancer = new Rebalancer({ state, admin, autoRun: false });
+  rebalancer.run = () => (runs++, Promise.resolve());
+  const poller = createPoller({ state, rebalancer, takeoverPolls: 3 });
+  for (let i = 0; i < 3; i++) await poller.tick();
+  assertEquals(runs, 0);
+  await poller.tick();
+  assertEquals(runs, 1);
+});
+
+Deno.test("startupMap() refuses --nodes none of which is in the stored map, naming the directory and its map", async () => {
+  const { base, fake } = setup();
+  const stored = { ...initialMap(fake.nodes.slice(0, 2), 1, 16), epoch: 7 };
+  const store = createMemoryMapStore(stored);
+  const err = await assertRejects(
+    () => startupMap({ ...base, store, nodes: ["http://c.test", "http://x.test"], data: "./d/p" }),
+    StartupError,
+  );
+  assertMatch(err.message, /--nodes http:\/\/c\.test,http:\/\/x\.test: \.\/d\/p holds the map/);
+  assertMatch(err.message, /epoch 7: a http:\/\/a\.test, b http:\/\/b\.test/);
+  assertMatch(err.message, /http:\/\/c\.test \(node c\), http:\/\/x\.test \(does not answer\)/);
+  assertMatch(err.message, /another --data directory/);
+});
+
+Deno.test("startupMap() keeps the stored map for --nodes of its members (moved ones too) and reports strangers", async () => {
+  const { base, fake } = setup();
+  const stored = initialMap(
+    [{ id: "a", url: "http://old-a.test", weight: 1 }, fake.nodes[1]!],
+    1,
+    16,
+  );
+  const store = createMemoryMapStore(stored);
+  const moved = await startupMap({ ...base, store, nodes: ["http://a.test"] });
+  assertEquals([moved.source, moved.ignored], ["stored", undefined]);
+  const none = await startupMap({ ...base, store, nodes: [] });
+  assertEquals([none.source, none.ignored], ["stored", undefined], "no --nodes: the stored map");
+  const some = await startupMap({ ...base, store, nodes: ["http://b.test", "http://c.test"] });
+  assertEquals(some.ignored, ["http://c.test (node c)"]);
+  const line = describeStart(some, "./data/proxy");
+  assertMatch(line, /cluster map stored in \.\/data\/proxy: epoch 1, 1 replica\(s\), nodes a /);
+  assertMatch(line, /ignored: http:\/\/c\.test \(node c\)/);
+  assertMatch(
+    describeStart({ map: stored, source: "new" }, "x"),
+    /cluster map new, of the --nodes/,
+  );
+});

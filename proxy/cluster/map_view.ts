@@ -1,0 +1,207 @@
+/**
+ * proxy/cluster/ (this folder's main module): the epoch-numbered cluster map, where it is
+ * stored, its transitions and bootstrap. May import proxy/nodes and shared/ (and the rebalancer
+ * it starts).
+ *
+ * The proxy's cluster map and the topology the data path routes by. Every change
+ * builds a new immutable {@link Topology} and swaps it in whole; changes are stored
+ * (map store) before they are seen. Maps from nodes are adopted when their epoch is
+ * higher, which is how several proxies converge.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { ClusterState } from "./map_view.ts";
+ * import { createMemoryMapStore } from "./map_store.ts";
+ * import { NodeAdmin } from "../nodes/node_admin.ts";
+ * const admin = new NodeAdmin({ fetch: () => Promise.reject(new Error("offline")), timeoutMs: 10 });
+ * const map = { epoch: 1, replicas: 1, vnodes: 8, nodes: [], rebalancing: null };
+ * const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
+ * assert(state.current().map.epoch === 1);
+ * ```
+ */
+import { Ring } from "../../shared/ring.ts";
+import type { ClusterMap } from "../../shared/wire.ts";
+import type { Topology, TopologySource } from "./topology.ts";
+import type { MapStore } from "./map_store.ts";
+import type { NodeAdmin } from "../nodes/node_admin.ts";
+import { allNodes } from "./map_transitions.ts";
+import { RingkvError } from "../../shared/errors.ts";
+
+/** What a {@link ClusterState} needs. */
+export interface ClusterStateDeps {
+  store: MapStore;
+  admin: NodeAdmin;
+  log?: (obj: Record<string, unknown>) => void;
+  /** Attempts per node when pushing a map (default 3). */
+  pushAttempts?: number;
+  /** First wait between attempts, doubled each time (default 100 ms). */
+  backoffMs?: number;
+  /** Waits; tests pass one that does not. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** The outcome of pushing a map to every node it mentions. */
+export interface PushReport {
+  /** Nodes that did not take the map, with why. */
+  failed: { url: string; message: string }[];
+  /** A node held a newer map, which was adopted; the push stopped there. */
+  superseded: boolean;
+}
+
+/** Builds the immutable topology of a map (rings are built, never edited). */
+export async function buildTopology(map: ClusterMap): Promise<Topology> {
+  const vnodes = map.vnodes > 0 ? map.vnodes : undefined;
+  const rb = map.rebalancing;
+  const [ring, nextRing] = await Promise.all([
+    Ring.build(map.nodes, vnodes),
+    rb?.phase === "copying" ? Ring.build(rb.next, vnodes) : Promise.resolve(null),
+  ]);
+  const urls = new Map(allNodes(map).map((n) => [n.id, n.url]));
+  const incarnations = new Map(allNodes(map).map((n) => [n.id, n.incarnation]));
+  return Object.freeze({
+    map,
+    ring,
+    nextRing,
+    nodeUrl: (id: string) => urls.get(id),
+    incarnationOf: (id: string) => incarnations.get(id),
+  });
+}
+
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The proxy's cluster map: stored, swapped whole, converging on the highest epoch. */
+export class ClusterState implements TopologySource {
+  #topology: Topology;
+  #queue: Promise<unknown> = Promise.resolve();
+  #listeners: ((map: ClusterMap) => void)[] = [];
+  /** The last failure talking to each node (push or poll), by URL; cleared on success. */
+  readonly nodeErrors: Map<string, string> = new Map();
+
+  private constructor(topology: Topology, private readonly deps: ClusterStateDeps) {
+    this.#topology = topology;
+  }
+
+  /** Opens with `map` as the current map (not stored again). */
+  static async open(map: ClusterMap, deps: ClusterStateDeps): Promise<ClusterState> {
+    return new ClusterState(await buildTopology(map), deps);
+  }
+
+  /** The topology to route a request that starts now. */
+  current(): Topology {
+    return this.#topology;
+  }
+
+  /** Calls `fn` with every map that becomes current. */
+  onChange(fn: (map: ClusterMap) => void): void {
+    this.#listeners.push(fn);
+  }
+
+  // Changes run one at a time, so an epoch check and its swap cannot interleave.
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Stores and swaps in `map` if its epoch is higher than the current one; whether it did. */
+  install(map: ClusterMap, source: string): Promise<boolean> {
+    return this.#serial(async () => {
+      const from = this.#topology.map.epoch;
+      if (map.epoch <= from) return false;
+      const topology = await buildTopology(map);
+      await this.deps.store.save(map);
+      this.#topology = topology;
+      this.deps.log?.({ msg: "cluster map", epoch: map.epoch, from, source, phase: phaseOf(map) });
+      for (const fn of this.#listeners) fn(map);
+      return true;
+    });
+  }
+
+  /** A node said our epoch is stale: load its map and adopt it if newer. */
+  async refreshFrom(nodeUrl: string): Promise<void> {
+    const map = await this.deps.admin.getMap(nodeUrl);
+    if (map !== null) await this.install(map, nodeUrl);
+  }
+
+  /** Reads every node's map and adopts the highest epoch; unreachable nodes are noted. */
+  async poll(): Promise<void> {
+    const urls = allNodes(this.#topology.map).map((n) => n.url);
+    const maps = await Promise.all(urls.map(async (url) => {
+      try {
+        const map = await this.deps.admin.getMap(url);
+        this.nodeErrors.delete(url);
+        return map;
+      } catch (err) {
+        if (!(err instanceof RingkvError)) throw err;
+        this.nodeErrors.set(url, err.message);
+        return null;
+      }
+    }));
+    let best: ClusterMap | null = null;
+    for (const map of maps) if (map !== null && map.epoch > (best?.epoch ?? 0)) best = map;
+    if (best !== null) await this.install(best, "poll");
+    const epoch = this.#topology.map.epoch;
+    await this.#catchUp(urls.filter((_, i) => maps[i] !== null && maps[i]!.epoch < epoch));
+  }
+
+  /** Pushes the current map to nodes that hold an older one (e.g. back after being down). */
+  async #catchUp(urls: readonly string[]): Promise<void> {
+    const current = this.#topology.map;
+    await Promise.all(urls.map(async (url) => {
+      try {
+        const result = await this.deps.admin.putMap(url, current);
+        if (!result.stored) return void await this.install(result.map, url);
+        this.deps.log?.({ msg: "map pushed to a node that was behind", url, epoch: current.epoch });
+      } catch (err) {
+        if (!(err instanceof RingkvError)) throw err;
+        this.nodeErrors.set(url, err.message);
+      }
+    }));
+  }
+
+  /**
+   * PUTs `map` to every node it mentions, retrying unreachable ones with backoff. A node
+   * with a newer map wins: that map is adopted and the push reports `superseded`.
+   */
+  async push(map: ClusterMap): Promise<PushReport> {
+    const report: PushReport = { failed: [], superseded: false };
+    await Promise.all(
+      allNodes(map).map(async ({ url }) => {
+        const error = await this.#pushOne(url, map, report);
+        if (error === null) this.nodeErrors.delete(url);
+        else {
+          this.nodeErrors.set(url, error);
+          report.failed.push({ url, message: error });
+        }
+      }),
+    );
+    return report;
+  }
+
+  async #pushOne(url: string, map: ClusterMap, report: PushReport): Promise<string | null> {
+    const attempts = this.deps.pushAttempts ?? 3;
+    let wait = this.deps.backoffMs ?? 100;
+    for (let attempt = 1;; attempt++) {
+      try {
+        const result = await this.deps.admin.putMap(url, map);
+        if (!result.stored) {
+          report.superseded = true;
+          await this.install(result.map, url);
+        }
+        return null;
+      } catch (err) {
+        if (!(err instanceof RingkvError)) throw err;
+        if (attempt >= attempts) return err.message;
+      }
+      await (this.deps.sleep ?? realSleep)(wait);
+      wait *= 2;
+    }
+  }
+}
+
+/** "stable", "copying" or "cleanup", for logs. */
+export function phaseOf(map: ClusterMap): string {
+  return map.rebalancing?.phase ?? "stable";
+}

@@ -1,0 +1,86 @@
+import { assert, assertEquals, assertStrictEquals } from "@std/assert";
+import type { ClusterMap } from "../../shared/wire.ts";
+import { ClusterState } from "./map_view.ts";
+import { createMemoryMapStore } from "./map_store.ts";
+import { initialMap, planAdd } from "./map_transitions.ts";
+import { NodeAdmin } from "../nodes/node_admin.ts";
+import { createFakeMapNodes as mapNodes } from "../../tests/doubles/fake_map_nodes.ts";
+
+async function open(map: ClusterMap, fetch: (req: Request) => Promise<Response>) {
+  const store = createMemoryMapStore();
+  const admin = new NodeAdmin({ fetch, timeoutMs: 1000 });
+  const state = await ClusterState.open(map, { store, admin, sleep: () => Promise.resolve() });
+  return { state, store };
+}
+
+Deno.test("ClusterState.install() stores, then swaps a new topology; older epochs are ignored", async () => {
+  const { fetch, nodes } = mapNodes(["a", "b", "c"]);
+  const { state, store } = await open(initialMap(nodes, 1, 16), fetch);
+  const before = state.current();
+  const adding = planAdd(before.map, { id: "d", url: "http://d.test", weight: 1 }, 0, 0);
+  assert(await state.install(adding, "test"));
+  assertEquals((await store.load())!.epoch, 2);
+  const after = state.current();
+  assertEquals([before.map.epoch, before.nextRing], [1, null]);
+  assertEquals(after.nextRing!.nodeIds, ["a", "b", "c", "d"]);
+  assertEquals(after.ring.nodeIds, ["a", "b", "c"]);
+  assertEquals(after.nodeUrl("d"), "http://d.test");
+  assertEquals(await state.install(before.map, "test"), false);
+  assertStrictEquals(state.current(), after);
+});
+
+Deno.test("two ClusterStates over the same nodes converge on the higher epoch", async () => {
+  const { fetch, nodes: all, maps } = mapNodes(["a", "b", "c", "d"]);
+  const nodes = all.slice(0, 3);
+  const one = await open(initialMap(nodes, 1, 16), fetch);
+  const two = await open(initialMap(nodes, 1, 16), fetch);
+  await one.state.push(one.state.current().map);
+  const adding = planAdd(
+    one.state.current().map,
+    { id: "d", url: "http://d.test", weight: 1 },
+    0,
+    0,
+  );
+  await one.state.install(adding, "test");
+  assertEquals((await one.state.push(adding)).failed, []);
+  assertEquals([...maps.values()].map((m) => m?.epoch), [2, 2, 2, 2]);
+  await two.state.poll();
+  assertEquals(two.state.current().map, adding);
+  assert(two.state.current().nextRing !== null);
+});
+
+Deno.test("a push refused with stale_epoch adopts the node's newer map", async () => {
+  const { fetch, nodes } = mapNodes(["a", "b"]);
+  const ahead = await open({ ...initialMap(nodes, 1, 16), epoch: 7 }, fetch);
+  await ahead.state.push(ahead.state.current().map);
+  const behind = await open(initialMap(nodes, 1, 16), fetch);
+  const report = await behind.state.push(behind.state.current().map);
+  assert(report.superseded);
+  assertEquals(behind.state.current().map.epoch, 7);
+});
+
+Deno.test("refreshFrom() adopts a node's newer map and keeps a newer own one", async () => {
+  const { fetch, nodes, maps } = mapNodes(["a"]);
+  const { state } = await open(initialMap(nodes, 1, 16), fetch);
+  maps.set("a.test", { ...initialMap(nodes, 1, 16), epoch: 4 });
+  await state.refreshFrom("http://a.test");
+  assertEquals(state.current().map.epoch, 4);
+  maps.set("a.test", { ...initialMap(nodes, 1, 16), epoch: 2 });
+  await state.refreshFrom("http://a.test");
+  assertEquals(state.current().map.epoch, 4);
+});
+
+Deno.test("a push retries an unreachable node a bounded number of times and reports it", async () => {
+  const { fetch, nodes, down } = mapNodes(["a", "b"]);
+  let calls = 0;
+  const counting = (req: Request) => (req.url.startsWith("http://b.") && calls++, fetch(req));
+  const { state } = await open(initialMap(nodes, 1, 16), counting);
+  down.add("b.test");
+  const report = await state.push(state.current().map);
+  assertEquals(report.failed.map((f) => f.url), ["http://b.test"]);
+  assertEquals(calls, 3);
+  assert(state.nodeErrors.get("http://b.test")!.includes("http://b.test"));
+  down.delete("b.test");
+  assertEquals((await state.push(state.current().map)).failed, []);
+  assertEquals(state.nodeErrors.size, 0);
+});

@@ -1,0 +1,245 @@
+/**
+ * The admin API (DESIGN.md "Admin API"): the cluster view, adding and removing nodes,
+ * and the ring. Every route needs `Authorization: Bearer <admin token>`. The data
+ * path mounts this app (`createProxyApp({admin})`); it also works on its own.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { createAdminRoutes } from "./admin_routes.ts";
+ * assert(typeof createAdminRoutes === "function");
+ * ```
+ */
+import { bearerRefusal } from "../../shared/bearer.ts";
+import { Hono } from "hono";
+import type { Context, Next } from "hono";
+import { errorResponse, RingkvError } from "../../shared/errors.ts";
+import { Ring } from "../../shared/ring.ts";
+import type { ClusterMap } from "../../shared/wire.ts";
+import { countCopies, estimateKeys, movingShare } from "../cluster/key_counts.ts";
+import type { ClusterState } from "../cluster/map_view.ts";
+import type { NodeAdmin, NodeWrites } from "../nodes/node_admin.ts";
+import type { Rebalancer } from "../rebalance/rebalancer.ts";
+import type { Replication } from "../replication/wiring.ts";
+import { allNodes, type Plan, previousNodes } from "../cluster/map_transitions.ts";
+import { readBody } from "./request_body.ts";
+
+/** Largest body of an admin call (`{"url", "weight"}` needs far less). */
+const MAX_ADMIN_BODY_BYTES = 64 * 1024;
+
+/** What the admin routes need. */
+export interface AdminDeps {
+  state: ClusterState;
+  rebalancer: Rebalancer;
+  admin: NodeAdmin;
+  /** Without one, every admin call is refused (403). */
+  adminToken?: string;
+  /** Node health as the data path sees it, and missed writes (proxy/replication/wiring.ts). */
+  replication?: Pick<Replication, "healthOf" | "hints"> & {
+    antiEntropy?: Pick<Replication["antiEntropy"], "last">;
+  };
+}
+
+/** One node in `GET /cluster`. */
+export interface NodeView {
+  id: string;
+  url: string;
+  weight: number;
+  /** `read-only`: it answers but refuses writes (its disk failed; `writes` says why). */
+  state: "up" | "down" | "joining" | "leaving" | "read-only";
+  keys: number | null;
+  /** Why the node refuses writes, from its `/health`. */
+  writes?: NodeWrites;
+  /** The last failure talking to it, if any. */
+  error?: string;
+}
+
+function requireToken(token: string | undefined) {
+  return async (c: Context, next: Next) => {
+    if (token === undefined) {
+      throw new RingkvError(
+        "forbidden",
+        "Cannot use the admin API: the proxy has no admin token (--admin-token or RINGKV_ADMIN_TOKEN)",
+      );
+    }
+    const refusal = bearerRefusal(c.req.header("authorization"), token, "admin");
+    if (refusal !== undefined) throw refusal;
+    await next();
+  };
+}
+
+/** The `GET /cluster` view: the map with each node's state and key count. */
+export async function clusterView(deps: AdminDeps): Promise<Record<string, unknown>> {
+  const map = deps.state.current().map;
+  const rb = map.rebalancing;
+  const nodes = await Promise.all(
+    allNodes(map).map(async (n): Promise<NodeView> => {
+      const role = rb?.nodeId !== n.id ? "up" : rb.kind === "add" ? "joining" : "leaving";
+      const error = deps.state.nodeErrors.get(n.url);
+      const base = {
+        id: n.id,
+        url: n.url,
+        weight: n.weight,
+        ...(error ? { error } : {}),
+        ...(deps.replication ? { health: deps.replication.healthOf(n.id) } : {}),
+      };
+      try {
+        const health = await deps.admin.health(n.url);
+        const { writes } = health;
+        if (writes === undefined) return { ...base, state: role, keys: health.keys };
+        return { ...base, state: role === "up" ? "read-only" : role, keys: health.keys, writes };
+      } catch (err) {
+        if (!(err instanceof RingkvError)) throw err;
+        return { ...base, state: "down", keys: null, error: err.message };
+      }
+    }),
+  );
+  const serving = nodes.filter((n) => map.nodes.some((m) => m.id === n.id));
+  // Serving nodes that answer: fewer than the replica count means fewer copies than promised.
+  const nodesUp = serving.filter((n) => n.state !== "down").length;
+  const ring = deps.state.current().ring;
+  const keys = estimateKeys(ring, map.replicas, new Map(serving.map((n) => [n.id, n.keys])));
+  const movedCopies = deps.rebalancer.movedCopies();
+  return {
+    epoch: map.epoch,
+    replicas: map.replicas,
+    nodesUp,
+    belowReplicas: nodesUp < map.replicas,
+    keys,
+    copies: countCopies(new Map(nodes.map((n) => [n.id, n.keys]))),
+    vnodes: map.vnodes,
+    nodes,
+    ...(deps.replication ? { underReplicated: underReplicated(deps.replication) } : {}),
+    rebalancing: rb === null ? null : {
+      kind: rb.kind,
+      nodeId: rb.nodeId,
+      phase: rb.phase,
+      movedKeys: deps.rebalancer.movedKeys(),
+      totalKeys: keys === null ? null : Math.round(keys * await movingShareOf(map)),
+      ...(movedCopies === null ? {} : { movedCopies }),
+      copies: rb.totalKeys,
+      startedAt: rb.startedAt,
+      ...(deps.rebalancer.lastError ? { error: deps.rebalancer.lastError } : {}),
+    },
+  };
+}
+
+const moving = new WeakMap<object, Promise<number>>();
+
+/** The share of keys the map's rebalancing moves, computed once per plan. */
+function movingShareOf(map: ClusterMap): Promise<number> {
+  const rb = map.rebalancing!;
+  let share = moving.get(rb);
+  if (share === undefined) {
+    const vnodes = map.vnodes > 0 ? map.vnodes : undefined;
+    share = Promise.all([
+      Ring.build(previousNodes(map), vnodes),
+      Ring.build((rb as Plan).next, vnodes),
+    ]).then(([before, after]) => movingShare(before, after, map.replicas));
+    moving.set(rb, share);
+  }
+  return share;
+}
+
+/**
+ * Writes some replica missed: hinted (to be replayed), over the hint bound, and what the
+ * last anti-entropy sweep found. Once a sweep has run, `keys` is its count of keys still
+ * behind or unchecked (a replica down) plus the hints waiting; before, the hints' count.
+ */
+function underReplicated(r: NonNullable<AdminDeps["replication"]>) {
+  const sweep = r.antiEntropy?.last ?? null;
+  const behind = sweep === null ? 0 : sweep.behind - sweep.repaired + sweep.unchecked;
+  return {
+    keys: sweep === null ? r.hints.count() + r.hints.dropped : r.hints.count() + behind,
+    hinted: r.hints.count(),
+    unhinted: r.hints.dropped,
+    ...(sweep === null ? {} : { antiEntropy: sweep }),
+  };
+}
+
+function ringView(ring: Ring) {
+  return {
+    nodes: ring.nodeIds,
+    shares: Object.fromEntries(ring.shares()),
+    points: ring.points(),
+  };
+}
+
+/** Reads `{"url", "weight"}` of `POST /cluster/nodes`. */
+export function parseAddBody(text: string): { url: string; weight: number } {
+  let body: { url?: unknown; weight?: unknown };
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    throw new RingkvError(
+      "invalid_json",
+      `Cannot read the request body: ${(err as Error).message}`,
+    );
+  }
+  if (typeof body !== "object" || body === null || typeof body.url !== "string") {
+    throw new RingkvError(
+      "bad_request",
+      'Cannot add a node: the body needs "url": "http://host:port"',
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(body.url);
+  } catch {
+    throw new RingkvError("bad_request", `Cannot add node "${body.url}": it is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new RingkvError("bad_request", `Cannot add node "${body.url}": it is not http(s)`);
+  }
+  const weight = body.weight ?? 1;
+  if (typeof weight !== "number" || !(weight > 0 && weight <= 100)) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot add node ${body.url}: weight must be > 0 and <= 100`,
+    );
+  }
+  return { url: body.url.replace(/\/+$/, ""), weight };
+}
+
+/** The admin routes as a Hono app. */
+export function createAdminRoutes(deps: AdminDeps): Hono {
+  const app = new Hono();
+  app.onError((err) => {
+    if (err instanceof RingkvError) return errorResponse(err);
+    throw err;
+  });
+  const auth = requireToken(deps.adminToken);
+  for (const path of ["/cluster", "/cluster/*", "/ring"]) app.use(path, auth);
+
+  app.get("/cluster", async (c) => c.json(await clusterView(deps)));
+  app.post("/cluster/nodes", async (c) => {
+    const body = await readBody(c.req.raw, MAX_ADMIN_BODY_BYTES, "batch_too_large", "the body");
+    const { url, weight } = parseAddBody(new TextDecoder().decode(body));
+    await deps.rebalancer.startAdd(url, weight);
+    return c.json(await clusterView(deps), 202);
+  });
+  app.delete("/cluster/nodes/:id", async (c) => {
+    const force = c.req.query("force");
+    if (force !== undefined && force !== "true" && force !== "false") {
+      throw new RingkvError("bad_request", `Cannot read force="${force}": use true or false`);
+    }
+    await deps.rebalancer.startRemove(c.req.param("id"), force === "true");
+    return c.json(await clusterView(deps), 202);
+  });
+  app.get("/ring", (c) => {
+    const { map, ring, nextRing } = deps.state.current();
+    return c.json({ epoch: map.epoch, ...ringView(ring), next: nextRing && ringView(nextRing) });
+  });
+  // 405 names the allowed methods in Allow (RFC 9110).
+  const refuse = (allow: string) => () =>
+    errorResponse(
+      new RingkvError("method_not_allowed", `Cannot use this method here: allowed are ${allow}`),
+      { allow },
+    );
+  app.all("/cluster", refuse("GET, HEAD"));
+  app.all("/cluster/nodes", refuse("POST"));
+  app.all("/cluster/nodes/:id", refuse("DELETE"));
+  app.all("/ring", refuse("GET, HEAD"));
+  return app;
+}

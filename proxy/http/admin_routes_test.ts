@@ -1,0 +1,143 @@
+import { assert, assertEquals } from "@std/assert";
+import { createAdminRoutes } from "./admin_routes.ts";
+import { sameSecret } from "../../shared/secret.ts";
+import { ClusterState } from "../cluster/map_view.ts";
+import { createFakeMapNodes } from "../../tests/doubles/fake_map_nodes.ts";
+import { createMemoryMapStore } from "../cluster/map_store.ts";
+import { initialMap } from "../cluster/map_transitions.ts";
+import { NodeAdmin } from "../nodes/node_admin.ts";
+import { Rebalancer } from "../rebalance/rebalancer.ts";
+
+const TOKEN = "admin-s3cret";
+
+async function setup(adminToken: string | undefined) {
+  const fake = createFakeMapNodes(["a", "b", "c", "d"]);
+  const admin = new NodeAdmin({ fetch: fake.fetch, timeoutMs: 1000 });
+  const map = initialMap(fake.nodes.slice(0, 3), 1, 16);
+  const state = await ClusterState.open(map, {
+    store: createMemoryMapStore(),
+    admin,
+    sleep: () => Promise.resolve(),
+  });
+  await state.push(map);
+  const rebalancer = new Rebalancer({ state, admin });
+  const app = createAdminRoutes({ state, rebalancer, admin, adminToken });
+  const call = (method: string, path: string, body?: unknown, token: string | null = TOKEN) =>
+    app.request(path, {
+      method,
+      headers: token === null ? {} : { authorization: `Bearer ${token}` },
+      body: body === undefined || typeof body === "string" ? body : JSON.stringify(body),
+    });
+  return { fake, state, app, call };
+}
+
+async function errorOf(res: Response): Promise<[number, string]> {
+  const body = await res.json();
+  assertEquals(typeof body.error.message, "string");
+  return [res.status, body.error.code];
+}
+
+Deno.test("admin routes answer 401 without the right bearer token, on every route", async () => {
+  const { app, call } = await setup(TOKEN);
+  const headersCases: Record<string, string>[] = [
+    {},
+    { authorization: "Bearer wrong" },
+    { authorization: `Bearer ${TOKEN}x` },
+    { authorization: `Bearer ${TOKEN.slice(0, -1)}` },
+    { authorization: `Basic ${TOKEN}` },
+    { authorization: TOKEN },
+  ];
+  const routes: [string, string][] = [
+    ["GET", "/cluster"],
+    ["POST", "/cluster/nodes"],
+    ["DELETE", "/cluster/nodes/a"],
+    ["GET", "/ring"],
+  ];
+  for (const [method, path] of routes) {
+    for (const headers of headersCases) {
+      const res = await app.request(path, { method, headers });
+      assertEquals(
+        await errorOf(res),
+        [401, "unauthorized"],
+        `${method} ${path} ${headers.authorization}`,
+      );
+    }
+    assertEquals(
+      (await call(method, path, method === "POST" ? {} : undefined)).status === 401,
+      false,
+    );
+  }
+});
+
+Deno.test("admin routes answer 403 when the proxy has no admin token", async () => {
+  const { call } = await setup(undefined);
+  assertEquals(await errorOf(await call("GET", "/cluster")), [403, "forbidden"]);
+});
+
+Deno.test("sameSecret() accepts only the exact secret", () => {
+  assert(sameSecret("abc", "abc"));
+  for (const other of ["", "ab", "abcd", "abd", "ABC"]) assert(!sameSecret(other, "abc"), other);
+});
+
+Deno.test("GET /cluster shows epoch, replicas, nodes with state and keys, no rebalancing", async () => {
+  const { fake, call } = await setup(TOKEN);
+  fake.down.add("c.test");
+  const view = await (await call("GET", "/cluster")).json();
+  assertEquals([view.epoch, view.replicas, view.rebalancing], [1, 1, null]);
+  assertEquals(
+    view.nodes.map((
+      n: { id: string; state: string; keys: number | null },
+    ) => [n.id, n.state, n.keys]),
+    [["a", "up", 0], ["b", "up", 0], ["c", "down", null]],
+  );
+});
+
+Deno.test("GET /ring gives each node's share of the hash space", async () => {
+  const { call } = await setup(TOKEN);
+  const ring = await (await call("GET", "/ring")).json();
+  assertEquals(ring.nodes, ["a", "b", "c"]);
+  const total = Object.values(ring.shares as Record<string, number>).reduce((a, b) => a + b, 0);
+  assert(Math.abs(total - 1) < 1e-9, `shares sum to ${total}`);
+  assertEquals(ring.points.length, 48);
+  assertEquals(ring.next, null);
+});
+
+Deno.test("POST /cluster/nodes refuses a node already in the ring (409) and bad bodies (400)", async () => {
+  const { call } = await setup(TOKEN);
+  assertEquals(await errorOf(await call("POST", "/cluster/nodes", { url: "http://b.test" })), [
+    409,
+    "conflict",
+  ]);
+  const sameId = await call("POST", "/cluster/nodes", { url: "http://b.test/" });
+  assertEquals((await errorOf(sameId))[0], 409);
+  assertEquals(await errorOf(await call("POST", "/cluster/nodes", "{")), [400, "invalid_json"]);
+  assertEquals((await errorOf(await call("POST", "/cluster/nodes", { url: 3 })))[0], 400);
+  assertEquals((await errorOf(await call("POST", "/cluster/nodes", { url: "ftp://x" })))[0], 400);
+  const heavy = { url: "http://d.test", weight: -1 };
+  assertEquals((await errorOf(await call("POST", "/cluster/nodes", heavy)))[0], 400);
+  const gone = await call("POST", "/cluster/nodes", { url: "http://nowhere.test" });
+  assertEquals(await errorOf(gone), [503, "node_unavailable"]);
+});
+
+Deno.test("DELETE /cluster/nodes/{id} answers 404 for an unknown id", async () => {
+  const { call } = await setup(TOKEN);
+  assertEquals(await errorOf(await call("DELETE", "/cluster/nodes/zz")), [404, "not_found"]);
+});
+
+Deno.test("a second add while one runs is refused with 409", async () => {
+  const { call, state } = await setup(TOKEN);
+  const res = await call("POST", "/cluster/nodes", { url: "http://d.test" });
+  assertEquals(res.status, 202);
+  const view = await res.json();
+  assertEquals([view.epoch, view.rebalancing.kind, view.rebalancing.nodeId], [2, "add", "d"]);
+  assertEquals(view.nodes.find((n: { id: string }) => n.id === "d").state, "joining");
+  assertEquals(state.current().map.rebalancing?.nodeId, "d");
+  const second = await call("DELETE", "/cluster/nodes/a");
+  assertEquals(await errorOf(second), [409, "conflict"]);
+});
+
+Deno.test("wrong methods on admin paths answer 405", async () => {
+  const { call } = await setup(TOKEN);
+  assertEquals(await errorOf(await call("PUT", "/cluster")), [405, "method_not_allowed"]);
+  assertEquals(await errorOf(await call("GET", "/cluster/nodes")), [405, "method_not_allowed"]);
+});

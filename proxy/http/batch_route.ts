@@ -1,0 +1,120 @@
+/**
+ * `POST /kv`: `{"set": {"k": <json value>}, "delete": ["k2"]}`. A JSON string is stored
+ * as its text (`text/plain; charset=utf-8`), any other JSON value as its JSON text
+ * (`application/json`). Each pair is routed to its owner and applied independently (not
+ * atomically across nodes, like `MSET` across Redis Cluster slots); the answer lists
+ * every key's outcome and comes only when every pair is durable.
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import { checkKey } from "../../shared/keys.ts";
+import type { Limits } from "../../shared/limits.ts";
+import type { BatchOp } from "../../shared/wire.ts";
+import type { PublicRoutesDeps } from "./public_routes.ts";
+import { readBody, utf8Text } from "./request_body.ts";
+import type { Outcome } from "../routing/router.ts";
+
+/** Content type of a batch value given as a JSON string. */
+export const TEXT_CONTENT_TYPE = "text/plain; charset=utf-8";
+/** Content type of a batch value given as any other JSON value. */
+export const JSON_CONTENT_TYPE = "application/json";
+
+/** One key's outcome in the batch answer. */
+export interface KeyOutcome {
+  status: number;
+  version?: string;
+  error?: { code: string; message: string };
+}
+
+/** Handles `POST /kv`: 200 when every pair was applied (or was a delete of nothing), else 207. */
+export async function handleBatch(deps: PublicRoutesDeps, req: Request): Promise<Response> {
+  const { maxBatchBytes, bodyTimeoutMs } = deps.limits;
+  const body = await readBody(req, maxBatchBytes, "batch_too_large", "the batch", bodyTimeoutMs);
+  const ops = parseBatch(body, deps.limits);
+  deps.requestIds?.tag(ops, req);
+  const outcomes = await deps.router.run(ops);
+  const results = Object.fromEntries(ops.map((op, i) => [op.key, keyOutcome(outcomes[i]!)]));
+  const complete = Object.values(results).every((r) => r.error === undefined);
+  return Response.json({ results }, { status: complete ? 200 : 207 });
+}
+
+function keyOutcome(outcome: Outcome): KeyOutcome {
+  if (outcome instanceof RingkvError) {
+    return { status: outcome.status, error: { code: outcome.code, message: outcome.message } };
+  }
+  const { status, version, error } = outcome;
+  if (status === 404) return { status };
+  if (status >= 200 && status < 300) return { status, version };
+  return {
+    status,
+    error: error ?? { code: "bad_gateway", message: `The node answered ${status}` },
+  };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function invalid(why: string): RingkvError {
+  return new RingkvError(
+    "invalid_batch",
+    `Cannot apply the batch: ${why}; expected {"set": {"key": <json value>, ...}, "delete": ["key", ...]}`,
+  );
+}
+
+/** The body of `POST /kv` as operations (puts first); every key and value checked. */
+export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
+  const text = utf8Text(bytes);
+  if (text === undefined) {
+    throw new RingkvError("invalid_json", "Cannot read the batch: it is not UTF-8");
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new RingkvError("invalid_json", `Cannot read the batch: ${(err as Error).message}`);
+  }
+  if (!isObject(doc)) throw invalid("the body is not a JSON object");
+  const unknown = Object.keys(doc).find((k) => k !== "set" && k !== "delete");
+  if (unknown !== undefined) throw invalid(`unknown field "${unknown}"`);
+  // Absent means none; null is not an object or an array (docs/api.md promises 400).
+  const set = doc.set === undefined ? {} : doc.set;
+  const del = doc.delete === undefined ? [] : doc.delete;
+  if (!isObject(set)) throw invalid(`"set" is not an object`);
+  if (!Array.isArray(del) || !del.every((k) => typeof k === "string")) {
+    throw invalid(`"delete" is not an array of strings`);
+  }
+  const entries = Object.entries(set);
+  if (entries.length + del.length > limits.maxBatchOps) {
+    throw new RingkvError(
+      "batch_too_large",
+      `Cannot apply the batch: it has ${
+        entries.length + del.length
+      } operations, the limit is ${limits.maxBatchOps} (--max-batch-ops)`,
+    );
+  }
+  const ops: BatchOp[] = entries.map(([key, value]) => putOp(key, value, limits));
+  const seen = new Set(entries.map(([key]) => key));
+  for (const key of del as string[]) {
+    checkKey(key, limits.maxKeyBytes);
+    if (seen.has(key)) throw invalid(`key "${key}" appears twice`);
+    seen.add(key);
+    ops.push({ op: "delete", key });
+  }
+  return ops;
+}
+
+function putOp(key: string, value: unknown, limits: Limits): BatchOp {
+  checkKey(key, limits.maxKeyBytes);
+  const isText = typeof value === "string";
+  const bytes = new TextEncoder().encode(isText ? value : JSON.stringify(value));
+  if (bytes.byteLength > limits.maxValueBytes) {
+    throw new RingkvError(
+      "value_too_large",
+      `Cannot apply the batch: the value of key "${key}" is ${bytes.byteLength} bytes, the limit is ${limits.maxValueBytes} (--max-value-bytes)`,
+    );
+  }
+  const contentType = isText ? TEXT_CONTENT_TYPE : JSON_CONTENT_TYPE;
+  return { op: "put", key, value: bytes.toBase64(), contentType };
+}

@@ -1,0 +1,117 @@
+import { assertEquals, assertMatch } from "@std/assert";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { startCluster, type TestCluster } from "../../tests/doubles/test_cluster.ts";
+
+function batch(c: TestCluster, body: unknown, headers: HeadersInit = {}) {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  return c.proxy.request("/kv", { method: "POST", body: text, headers });
+}
+
+Deno.test("POST /kv sets strings as text and other JSON as JSON, deletes, and reports each key", async () => {
+  const c = await startCluster();
+  try {
+    await c.proxy.request("/kv/old", { method: "PUT", body: "x" });
+    const res = await batch(c, {
+      set: { s: "some text", o: { n: 1 }, a: [1, "b"], n: 42, t: true, z: null, "dir/k": "ü" },
+      delete: ["old", "never"],
+    });
+    assertEquals(res.status, 200);
+    const { results } = await res.json();
+    for (const key of ["s", "o", "a", "n", "t", "z", "dir/k"]) {
+      assertEquals(results[key].status, 201, key);
+      assertMatch(results[key].version, /^[0-9a-f]{12}-/);
+    }
+    assertEquals(results.old.status, 204);
+    assertEquals(results.never, { status: 404 });
+    const expect: [string, string, string][] = [
+      ["s", "some text", "text/plain; charset=utf-8"],
+      ["o", '{"n":1}', "application/json"],
+      ["a", '[1,"b"]', "application/json"],
+      ["n", "42", "application/json"],
+      ["z", "null", "application/json"],
+      ["dir/k", "ü", "text/plain; charset=utf-8"],
+    ];
+    for (const [key, text, type] of expect) {
+      const got = await c.proxy.request(`/kv/${key}`);
+      assertEquals([await got.text(), got.headers.get("content-type")], [text, type], key);
+      assertEquals(got.headers.get("etag"), `"${results[key].version}"`);
+    }
+    assertEquals((await c.proxy.request("/kv/old")).status, 404);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("POST /kv sends the ops for one node in one batch call", async () => {
+  const c = await startCluster();
+  try {
+    const set = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`key${i}`, i]));
+    const res = await batch(c, { set });
+    assertEquals(res.status, 200);
+    const batchCalls = c.calls.filter((call) => call.path === "/internal/batch");
+    assertEquals(batchCalls.length, c.nodes.size);
+    assertEquals(new Set(batchCalls.map((call) => call.node)).size, c.nodes.size);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("POST /kv refuses malformed and oversized batches before applying anything", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxBatchOps: 3, maxValueBytes: 8, maxBatchBytes: 200 };
+  const c = await startCluster({ limits });
+  try {
+    const cases: [unknown, number, string][] = [
+      ["{", 400, "invalid_json"],
+      ["[1]", 400, "invalid_batch"],
+      [{ set: [] }, 400, "invalid_batch"],
+      [{ set: null }, 400, "invalid_batch"],
+      [{ delete: null }, 400, "invalid_batch"],
+      [{ delete: "k" }, 400, "invalid_batch"],
+      [{ delete: [1] }, 400, "invalid_batch"],
+      [{ put: {} }, 400, "invalid_batch"],
+      [{ set: { k: 1 }, delete: ["k"] }, 400, "invalid_batch"],
+      [{ delete: ["k", "k"] }, 400, "invalid_batch"],
+      [{ set: { "": 1 } }, 400, "invalid_key"],
+      [{ set: { a: 1, b: 2 }, delete: ["c", "d"] }, 413, "batch_too_large"],
+      [{ set: { a: "123456789" } }, 413, "value_too_large"],
+      [{ set: { a: "x".repeat(300) } }, 413, "batch_too_large"],
+    ];
+    for (const [i, [body, status, code]] of cases.entries()) {
+      const res = await batch(c, body);
+      assertEquals([res.status, (await res.json()).error.code], [status, code], `case ${i}`);
+    }
+    const bytes = new Uint8Array([0x7b, 0xff, 0x7d]);
+    const notUtf8 = await c.proxy.request("/kv", { method: "POST", body: bytes });
+    assertEquals((await notUtf8.json()).error.code, "invalid_json");
+    assertEquals(c.calls.length, 0, "nothing reached a node");
+    const empty = await batch(c, {});
+    assertEquals([empty.status, await empty.json()], [200, { results: {} }]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("POST /kv answers 207 when a node is down, with the other pairs applied", async () => {
+  const c = await startCluster();
+  try {
+    c.down.add("n2");
+    const set = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`key${i}`, i]));
+    const res = await batch(c, { set });
+    assertEquals(res.status, 207);
+    const { results } = await res.json();
+    const failed = Object.keys(results).filter((k) => results[k].status === 503);
+    const applied = Object.keys(results).filter((k) => results[k].status === 201);
+    assertEquals(failed.length + applied.length, 30);
+    assertEquals(
+      failed.length > 0 && applied.length > 0,
+      true,
+      "keys on n2 fail, the others apply",
+    );
+    for (const key of failed) assertMatch(results[key].error.message, /node n2/);
+    c.down.clear();
+    for (const key of applied) assertEquals((await c.proxy.request(`/kv/${key}`)).status, 200);
+    for (const key of failed) assertEquals((await c.proxy.request(`/kv/${key}`)).status, 404);
+  } finally {
+    await c.close();
+  }
+});

@@ -1,0 +1,138 @@
+/**
+ * `GET /kv?prefix=&limit=&cursor=&values=true`: keys in key order across every node,
+ * paginated with an opaque cursor (proxy/routing/listing.ts merges the nodes' pages). With
+ * `values=true` the values are read from each key's owner, like `GET /kv/{key}`; a
+ * value that is UTF-8 comes back as a string, any other as `{"base64": "..."}`.
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import { utf8Length } from "../../shared/keys.ts";
+import type { Limits } from "../../shared/limits.ts";
+import { DEFAULT_CONTENT_TYPE } from "../../shared/wire.ts";
+import { decodeCursor, encodeCursor, listLive } from "../routing/listing.ts";
+import type { PublicRoutesDeps } from "./public_routes.ts";
+import { resultByteLength, resultText } from "./result_value.ts";
+import type { Topology } from "../cluster/topology.ts";
+
+/** Keys whose values are read in one round when `values=true`. */
+const VALUE_CHUNK = 100;
+
+/** A listing request, checked. */
+export interface ListQuery {
+  prefix: string;
+  limit: number;
+  after: string | undefined;
+  values: boolean;
+}
+
+/** One item of a listing with values. */
+export interface ListItem {
+  key: string;
+  value: string | { base64: string };
+  contentType: string;
+  version: string;
+}
+
+/** Handles `GET /kv`. */
+export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<Response> {
+  const q = parseListQuery(new URL(req.url).searchParams, deps.limits);
+  const page = await deps.router.withTopology((topo) =>
+    listLive(
+      nodeIdsOf(topo),
+      q.after,
+      q.limit,
+      (id, after) =>
+        deps.client.keys(nodeRef(topo, id), topo.map.epoch, {
+          prefix: q.prefix,
+          after,
+          limit: q.limit,
+        }, deps.requestIds?.of(req)),
+    )
+  );
+  const keys = page.entries.map((e) => e.k);
+  const last = keys[keys.length - 1];
+  const cursor = page.more && last !== undefined ? encodeCursor(last) : null;
+  if (!q.values) return Response.json({ keys, cursor });
+  const { items, stoppedAfter } = await readValues(deps, keys, deps.limits.maxBatchBytes);
+  return Response.json({
+    items,
+    cursor: stoppedAfter !== undefined ? encodeCursor(stoppedAfter) : cursor,
+  });
+}
+
+/**
+ * The values of `keys` from their owners, skipping keys deleted meanwhile; stops early
+ * (and says after which key) once `budget` bytes of values are in hand.
+ */
+async function readValues(
+  deps: PublicRoutesDeps,
+  keys: readonly string[],
+  budget: number,
+): Promise<{ items: ListItem[]; stoppedAfter?: string }> {
+  const items: ListItem[] = [];
+  let bytes = 0;
+  for (let start = 0; start < keys.length; start += VALUE_CHUNK) {
+    const chunk = keys.slice(start, start + VALUE_CHUNK);
+    const outcomes = await deps.router.run(chunk.map((key) => ({ op: "get" as const, key })));
+    for (let i = 0; i < chunk.length; i++) {
+      const r = outcomes[i]!;
+      if (r instanceof RingkvError) throw r;
+      if (r.status !== 200) continue;
+      const text = resultText(r); // null: binary, so `value` is the base64
+      items.push({
+        key: chunk[i]!,
+        value: text ?? { base64: r.value ?? "" },
+        contentType: r.contentType ?? DEFAULT_CONTENT_TYPE,
+        version: r.version ?? "",
+      });
+      bytes += resultByteLength(r);
+      const isLast = start + i === keys.length - 1;
+      if (bytes >= budget && !isLast) return { items, stoppedAfter: chunk[i]! };
+    }
+  }
+  return { items };
+}
+
+function badQuery(what: string): RingkvError {
+  return new RingkvError("bad_request", `Cannot list keys: ${what}`);
+}
+
+/** Checks the query of `GET /kv`; 400 for anything out of range. */
+export function parseListQuery(params: URLSearchParams, limits: Limits): ListQuery {
+  const prefix = params.get("prefix") ?? "";
+  if (utf8Length(prefix) > limits.maxKeyBytes) {
+    throw badQuery(`the prefix is longer than the longest key (${limits.maxKeyBytes} bytes)`);
+  }
+  const rawLimit = params.get("limit");
+  const limit = rawLimit === null ? limits.defaultListLimit : Number(rawLimit);
+  if (
+    (rawLimit !== null && !/^\d+$/.test(rawLimit)) || limit < 1 || limit > limits.maxListLimit
+  ) {
+    throw badQuery(`limit "${rawLimit}" is not a whole number from 1 to ${limits.maxListLimit}`);
+  }
+  const cursor = params.get("cursor");
+  const after = cursor === null || cursor === "" ? undefined : decodeCursor(cursor);
+  const rawValues = params.get("values");
+  if (rawValues !== null && !["true", "false", "1", "0", ""].includes(rawValues)) {
+    throw badQuery(`values "${rawValues}" is not true or false`);
+  }
+  const values = rawValues === "true" || rawValues === "1" || rawValues === "";
+  return { prefix, limit, after, values };
+}
+
+/** Every node that can hold keys: the current ring's and, during a rebalancing, the next's. */
+function nodeIdsOf(topo: Topology): string[] {
+  return [...new Set([...topo.ring.nodeIds, ...(topo.nextRing?.nodeIds ?? [])])];
+}
+
+function nodeRef(topo: Topology, id: string): { id: string; url: string } {
+  const url = topo.nodeUrl(id);
+  if (url === undefined) {
+    throw new RingkvError(
+      "unavailable",
+      `Cannot list keys on node ${id}: it has no URL in cluster map epoch ${topo.map.epoch}`,
+    );
+  }
+  return { id, url };
+}

@@ -1,0 +1,124 @@
+import { assertEquals } from "@std/assert";
+import { hashKey } from "../../shared/ring.ts";
+import { formatVersion } from "../../shared/version.ts";
+import type { WireEntry } from "../../shared/wire.ts";
+import { startCluster, type TestCluster } from "../../tests/doubles/test_cluster.ts";
+
+interface Page {
+  keys?: string[];
+  items?: { key: string; value: unknown; contentType: string; version: string }[];
+  cursor: string | null;
+}
+
+/** Follows cursors to the end; every page's keys (or items' keys). */
+async function listAll(c: TestCluster, query: string): Promise<string[][]> {
+  const pages: string[][] = [];
+  let cursor: string | null = null;
+  for (let i = 0; i < 200; i++) {
+    const res = await c.proxy.request(`/kv?${query}${cursor ? `&cursor=${cursor}` : ""}`);
+    assertEquals(res.status, 200);
+    const page: Page = await res.json();
+    pages.push(page.keys ?? page.items!.map((it) => it.key));
+    cursor = page.cursor;
+    if (cursor === null) return pages;
+  }
+  throw new Error("the listing did not end in 200 pages");
+}
+
+async function entry(key: string, value: string | null, wall: number): Promise<WireEntry> {
+  const v = value === null ? null : new TextEncoder().encode(value).toBase64();
+  return { k: key, v, t: "text/plain", ver: formatVersion(wall, 0, "test"), h: await hashKey(key) };
+}
+
+Deno.test("GET /kv lists every key of every node once, in key order, page by page", async () => {
+  const c = await startCluster();
+  try {
+    const keys = Array.from({ length: 45 }, (_, i) => `item/${String(i).padStart(3, "0")}`);
+    const set = Object.fromEntries(keys.map((k) => [k, k]));
+    assertEquals(
+      (await c.proxy.request("/kv", { method: "POST", body: JSON.stringify({ set }) })).status,
+      200,
+    );
+    await c.proxy.request("/kv/other", { method: "PUT", body: "x" });
+    await c.proxy.request(`/kv/${keys[3]}`, { method: "DELETE" });
+    const expected = keys.filter((_, i) => i !== 3);
+    for (const limit of [1, 7, 44, 1000]) {
+      const pages = await listAll(c, `prefix=item/&limit=${limit}`);
+      assertEquals(pages.flat(), expected, `limit ${limit}`);
+      for (const page of pages.slice(0, -1)) assertEquals(page.length, limit);
+    }
+    const everything = (await listAll(c, "")).flat();
+    assertEquals(everything, [...expected, "other"]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("GET /kv lists a key held by two nodes once, newest version, and hides newer tombstones", async () => {
+  const c = await startCluster();
+  try {
+    const [n1, n2, n3] = ["n1", "n2", "n3"].map((id) => c.nodes.get(id)!.engine);
+    await n1!.ingest([await entry("dup", "old", 1000), await entry("gone", "alive", 1000)]);
+    await n2!.ingest([await entry("dup", "new", 2000), await entry("gone", null, 2000)]);
+    await n3!.ingest([await entry("back", null, 1000), await entry("solo", "s", 1000)]);
+    await n1!.ingest([await entry("back", "again", 2000)]);
+    for (const limit of [1, 2, 10]) {
+      assertEquals((await listAll(c, `limit=${limit}`)).flat(), ["back", "dup", "solo"]);
+    }
+    const res = await c.proxy.request("/kv");
+    assertEquals(await res.json(), { keys: ["back", "dup", "solo"], cursor: null });
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("GET /kv?values=true returns text values as strings and other bytes as base64", async () => {
+  const c = await startCluster();
+  try {
+    await c.proxy.request("/kv/a", {
+      method: "PUT",
+      body: "text",
+      headers: { "content-type": "text/plain" },
+    });
+    await c.proxy.request("/kv/b", { method: "PUT", body: new Uint8Array([0, 1, 2, 255]) });
+    await c.proxy.request("/kv", {
+      method: "POST",
+      body: JSON.stringify({ set: { c: { x: 1 } } }),
+    });
+    const res = await c.proxy.request("/kv?values=true");
+    const page: Page = await res.json();
+    assertEquals(page.cursor, null);
+    assertEquals(page.items!.map(({ key, value, contentType }) => ({ key, value, contentType })), [
+      { key: "a", value: "text", contentType: "text/plain" },
+      { key: "b", value: { base64: "AAEC/w==" }, contentType: "application/octet-stream" },
+      { key: "c", value: '{"x":1}', contentType: "application/json" },
+    ]);
+    const etag = (await c.proxy.request("/kv/a")).headers.get("etag");
+    assertEquals(`"${page.items![0]!.version}"`, etag);
+    assertEquals((await listAll(c, "values=true&limit=2")).flat(), ["a", "b", "c"]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("GET /kv refuses bad parameters with 400", async () => {
+  const c = await startCluster();
+  try {
+    const cases: [string, string][] = [
+      ["limit=0", "bad_request"],
+      ["limit=1001", "bad_request"],
+      ["limit=abc", "bad_request"],
+      ["limit=-1", "bad_request"],
+      ["values=maybe", "bad_request"],
+      ["cursor=***", "invalid_cursor"],
+      ["cursor=_w", "invalid_cursor"],
+      [`prefix=${"p".repeat(1025)}`, "bad_request"],
+    ];
+    for (const [query, code] of cases) {
+      const res = await c.proxy.request(`/kv?${query}`);
+      assertEquals([res.status, (await res.json()).error.code], [400, code], query);
+    }
+  } finally {
+    await c.close();
+  }
+});

@@ -1,0 +1,353 @@
+/**
+ * The OpenAPI 3.1 description of the proxy's public and admin APIs, served at
+ * `GET /openapi.json` and kept as docs/openapi.json (`deno task openapi` writes it; a
+ * test checks that both agree and that every documented route exists on the real app).
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { OPENAPI } from "./openapi.ts";
+ * assert(OPENAPI.openapi === "3.1.0" && "/kv/{key}" in OPENAPI.paths);
+ * ```
+ */
+import { ERROR_STATUS } from "../../shared/errors.ts";
+
+type Json = Record<string, unknown>;
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: Json) => ({ "application/json": { schema } });
+const error = (description: string) => ({ description, content: json(ref("Error")) });
+const ok = (description: string, schema: Json) => ({ description, content: json(schema) });
+const admin = [{ adminToken: [] }];
+const KEY_SCHEMA = {
+  type: "string",
+  minLength: 1,
+  maxLength: 1024,
+  pattern: "^[^\\u0000-\\u001f\\u007f]+$",
+  not: { enum: [".", ".."] },
+  description: "1-1024 bytes of UTF-8 (maxLength counts characters; the limit is bytes, " +
+    "--max-key-bytes), no control characters, not . or ..",
+};
+const KEY = {
+  name: "key",
+  in: "path",
+  required: true,
+  description:
+    "percent-encoded; slashes allowed (a . or .. segment is refused: encode its slashes)",
+  schema: KEY_SCHEMA,
+};
+const ETAG_HEADER = { ETag: { schema: { type: "string" }, description: '"<version>"' } };
+const IF_MATCH = { name: "If-Match", in: "header", schema: { type: "string" } };
+const IF_NONE_MATCH = { name: "If-None-Match", in: "header", schema: { type: "string" } };
+const common = {
+  "400": error("bad input (key, header, JSON)"),
+  "401": error("no or wrong client token (when the proxy has one)"),
+  "502": error("a node answered something the proxy cannot use"),
+  "503": error("the owning node is unavailable, or too many requests in flight"),
+};
+const tooLong = { "414": error("key too long") };
+const notAllowed = {
+  description: "every other method on this path: 405 `method_not_allowed`, with an `Allow` " +
+    "header listing the methods above (HEAD wherever GET is)",
+};
+const adminCommon = { "401": error("no or wrong admin token"), "403": error("no admin token set") };
+
+function keyRoutes(): Json {
+  const value = { "*/*": { schema: { type: "string", format: "binary" } } };
+  return {
+    parameters: [KEY],
+    get: {
+      summary: "Read a value",
+      parameters: [IF_NONE_MATCH],
+      responses: {
+        "200": { description: "the value, its Content-Type", headers: ETAG_HEADER, content: value },
+        "304": { description: "not modified (If-None-Match)" },
+        "404": error("no such key"),
+        ...tooLong,
+        ...common,
+      },
+    },
+    head: {
+      summary: "As GET, without the body",
+      parameters: [IF_NONE_MATCH],
+      responses: {
+        "200": { description: "exists", headers: ETAG_HEADER },
+        "304": { description: "not modified (If-None-Match)" },
+        "400": { description: "bad key or header (no body)" },
+        "401": { description: "no or wrong client token (no body)" },
+        "404": { description: "no such key" },
+        "414": { description: "key too long (no body)" },
+        "502": { description: "a node answered something unusable (no body)" },
+        "503": { description: "the owning node is unavailable (no body)" },
+      },
+    },
+    put: {
+      summary: "Set a value (compare-and-set with If-Match / If-None-Match: *)",
+      parameters: [IF_MATCH, IF_NONE_MATCH],
+      requestBody: { required: true, content: value },
+      responses: {
+        "200": ok("replaced", ref("Version")),
+        "201": ok("created", ref("Version")),
+        "408": error("the body did not arrive in time (--body-timeout-ms)"),
+        "412": error("the condition does not hold"),
+        "413": error("value too large"),
+        ...tooLong,
+        ...common,
+      },
+    },
+    delete: {
+      summary: "Delete a key (leaves a tombstone)",
+      parameters: [IF_MATCH],
+      responses: {
+        "204": { description: "deleted", headers: ETAG_HEADER },
+        "404": error("no such key"),
+        "412": error("the condition does not hold"),
+        ...tooLong,
+        ...common,
+      },
+    },
+  };
+}
+
+function listRoutes(): Json {
+  const q = (name: string, schema: Json, description: string) => ({
+    name,
+    in: "query",
+    description,
+    schema,
+  });
+  return {
+    get: {
+      summary: "List keys in key order across all nodes",
+      parameters: [
+        q("prefix", { type: "string", maxLength: 1024 }, "only keys starting with it"),
+        q("limit", { type: "integer", minimum: 1, maximum: 1000, default: 100 }, "page size"),
+        q(
+          "cursor",
+          { type: "string", pattern: "^[A-Za-z0-9_-]*$" },
+          "the cursor of the previous page (opaque; anything else is 400 invalid_cursor)",
+        ),
+        q("values", { type: "boolean" }, "also return the values (true, false, 1, 0)"),
+      ],
+      responses: { "200": ok("a page", ref("ListPage")), ...common },
+    },
+    post: {
+      summary: "Batch set/delete (not atomic across keys)",
+      requestBody: { required: true, content: json(ref("BatchRequest")) },
+      responses: {
+        "200": ok("every pair applied", ref("BatchResponse")),
+        "207": ok("some pairs failed", ref("BatchResponse")),
+        "408": error("the body did not arrive in time (--body-timeout-ms)"),
+        "413": error("batch too large"),
+        ...common,
+      },
+    },
+  };
+}
+
+function adminRoutes(): Json {
+  const get = (summary: string, body: Json, extra: Json = {}) => ({
+    get: { summary, security: admin, ...extra, responses: { "200": body, ...adminCommon } },
+  });
+  const text = { "text/plain": { schema: { type: "string" } } };
+  return {
+    "/cluster": get("The cluster: nodes, states, key counts, rebalancing", ok("", ref("Cluster"))),
+    "/cluster/nodes": {
+      post: {
+        summary: "Add a node; its keys move to it in the background",
+        security: admin,
+        requestBody: { required: true, content: json(ref("AddNode")) },
+        responses: {
+          "202": ok("rebalancing started", ref("Cluster")),
+          "400": error("the body is not JSON, or not a node's http(s) URL and weight"),
+          "409": error("a rebalancing already runs, or the node is already a member"),
+          "413": error("the body is too large"),
+          "503": error("the node does not answer"),
+          ...adminCommon,
+        },
+      },
+    },
+    "/cluster/nodes/{id}": {
+      parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
+      delete: {
+        summary: "Drain a node's keys to their new owners, then remove it",
+        description: "With force=true the node is dead for good: nothing is read from it, " +
+          "its ranges are copied again from the surviving replicas (refused with 409 when " +
+          "fewer than a write quorum of them are up).",
+        security: admin,
+        parameters: [{
+          name: "force",
+          in: "query",
+          required: false,
+          schema: { type: "boolean" },
+          description: "remove a node that is down for good, or insist on leaving fewer " +
+            "nodes than replicas",
+        }],
+        responses: {
+          "202": ok("rebalancing started", ref("Cluster")),
+          "400": error("force is neither true nor false"),
+          "404": error("no such node"),
+          "409": error(
+            "a rebalancing already runs, fewer nodes than replicas would be left (without " +
+              "force), or force would lose writes",
+          ),
+          "503": error("the node is down (use force=true if it is gone for good)"),
+          ...adminCommon,
+        },
+      },
+    },
+    "/ring": get("Ring points and each node's share of the hash space", ok("", { type: "object" })),
+    "/ring/owners": {
+      get: {
+        summary: "The nodes that own a key",
+        security: admin,
+        parameters: [{ name: "key", in: "query", required: true, schema: KEY_SCHEMA }],
+        responses: {
+          "200": ok("", ref("Owners")),
+          "400": error("no key, or not a valid key"),
+          "414": error("key too long"),
+          ...adminCommon,
+        },
+      },
+    },
+    "/metrics": get("Prometheus text format", { description: "metrics", content: text }),
+    "/stats": get("Each node's sizes and request count", ok("", { type: "object" })),
+  };
+}
+
+const SCHEMAS: Json = {
+  Error: {
+    type: "object",
+    required: ["error"],
+    properties: {
+      error: {
+        type: "object",
+        required: ["code", "message"],
+        properties: {
+          code: { enum: Object.keys(ERROR_STATUS) },
+          message: { type: "string" },
+        },
+      },
+    },
+  },
+  Version: { type: "object", properties: { version: { type: "string" } } },
+  ListPage: {
+    type: "object",
+    properties: {
+      keys: { type: "array", items: { type: "string" } },
+      items: { type: "array", items: { type: "object" } },
+      cursor: { type: ["string", "null"] },
+    },
+  },
+  BatchRequest: {
+    type: "object",
+    additionalProperties: false,
+    properties: {
+      set: { type: "object", additionalProperties: true, description: "not null" },
+      delete: { type: "array", items: KEY_SCHEMA, description: "not null" },
+    },
+  },
+  BatchResponse: {
+    type: "object",
+    properties: { results: { type: "object", additionalProperties: { type: "object" } } },
+  },
+  AddNode: {
+    type: "object",
+    required: ["url"],
+    properties: { url: { type: "string", format: "uri" }, weight: { type: "number" } },
+  },
+  Cluster: {
+    type: "object",
+    required: ["epoch", "replicas", "nodesUp", "belowReplicas", "keys", "copies", "nodes"],
+    properties: {
+      epoch: { type: "integer" },
+      replicas: { type: "integer", minimum: 1, description: "copies of each key" },
+      nodesUp: { type: "integer", description: "nodes of the ring that answer" },
+      belowReplicas: { type: "boolean", description: "nodesUp < replicas: fewer copies" },
+      keys: { type: ["integer", "null"], description: "distinct keys (estimated)" },
+      copies: { type: "integer", description: "copies the answering nodes hold" },
+      vnodes: { type: "integer" },
+      nodes: { type: "array", items: { type: "object" } },
+      underReplicated: { type: "object", description: "with replicas > 1" },
+      rebalancing: {
+        type: ["object", "null"],
+        properties: {
+          kind: { enum: ["add", "remove"] },
+          nodeId: { type: "string" },
+          phase: { enum: ["copying", "cleanup"] },
+          movedKeys: { type: "integer", description: "keys copied to new owners" },
+          totalKeys: { type: ["integer", "null"], description: "keys it moves (estimated)" },
+          movedCopies: { type: "integer", description: "copies read from old replicas" },
+          copies: { type: "integer", description: "copies in the cluster at the start" },
+          startedAt: { type: "integer" },
+          error: { type: "string" },
+        },
+      },
+    },
+  },
+  Owners: {
+    type: "object",
+    properties: {
+      key: { type: "string" },
+      point: { type: "integer" },
+      owners: { type: "array", items: { type: "object" } },
+      next: { type: ["array", "null"] },
+    },
+  },
+};
+
+/** Every path item, with the rule for the methods it does not list. */
+function withOtherMethods(paths: Record<string, Json>): Record<string, Json> {
+  return Object.fromEntries(
+    Object.entries(paths).map((
+      [path, item],
+    ) => [path, { description: notAllowed.description, ...item }]),
+  );
+}
+
+/** The OpenAPI document. */
+export const OPENAPI: { openapi: string; paths: Record<string, Json> } & Json = {
+  openapi: "3.1.0",
+  info: {
+    title: "ringkv",
+    version: "0.1.0",
+    description: "Distributed key-value store: public data API and admin API of the proxy.",
+  },
+  paths: withOtherMethods({
+    "/kv/{key}": keyRoutes(),
+    "/kv": listRoutes(),
+    "/health": {
+      get: {
+        summary: "The proxy is up (says nothing about the nodes)",
+        responses: { "200": ok("ok", { type: "object" }) },
+      },
+    },
+    ...adminRoutes(),
+    "/": {
+      get: {
+        summary: "The web page (the ring, nodes, rebalancing, key lookup)",
+        responses: {
+          "200": { description: "HTML", content: { "text/html": { schema: { type: "string" } } } },
+        },
+      },
+    },
+    "/openapi.json": {
+      get: { summary: "This document", responses: { "200": ok("", { type: "object" }) } },
+    },
+  }),
+  components: {
+    schemas: SCHEMAS,
+    responses: {
+      MethodNotAllowed: {
+        ...notAllowed,
+        headers: { Allow: { schema: { type: "string" }, description: "e.g. GET, HEAD" } },
+        content: json(ref("Error")),
+      },
+    },
+    securitySchemes: {
+      adminToken: { type: "http", scheme: "bearer", description: "the admin token" },
+      clientToken: { type: "http", scheme: "bearer", description: "optional, for /kv" },
+    },
+  },
+};

@@ -1,0 +1,114 @@
+import { assert, assertEquals } from "@std/assert";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { createAdminRoutes } from "./admin_routes.ts";
+import { createProxyApp } from "./proxy_app.ts";
+import { ClusterState } from "../cluster/map_view.ts";
+import { createFakeMapNodes } from "../../tests/doubles/fake_map_nodes.ts";
+import { createMemoryMapStore } from "../cluster/map_store.ts";
+import { initialMap } from "../cluster/map_transitions.ts";
+import { ProxyMetrics } from "./proxy_metrics.ts";
+import { NodeAdmin } from "../nodes/node_admin.ts";
+import { OPENAPI } from "./openapi.ts";
+import { createOpsRoutes } from "./ops_routes.ts";
+import { Rebalancer } from "../rebalance/rebalancer.ts";
+
+const TOKEN = "admin-token-for-openapi";
+const METHODS = ["get", "head", "put", "post", "delete", "patch", "options"];
+
+/** The proxy app as proxy/main.ts puts it together, over fake nodes. */
+async function realApp() {
+  const fake = createFakeMapNodes(["a", "b", "c"]);
+  const admin = new NodeAdmin({ fetch: fake.fetch, timeoutMs: 1000 });
+  const map = initialMap(fake.nodes, 1, 16);
+  const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
+  const rebalancer = new Rebalancer({ state, admin, autoRun: false });
+  const metrics = new ProxyMetrics();
+  const adminApp = createAdminRoutes({ state, rebalancer, admin, adminToken: TOKEN });
+  adminApp.route(
+    "/",
+    createOpsRoutes({
+      state,
+      rebalancer,
+      metrics,
+      fetch: fake.fetch,
+      timeoutMs: 1000,
+      adminToken: TOKEN,
+      maxKeyBytes: DEFAULT_LIMITS.maxKeyBytes,
+    }),
+  );
+  return createProxyApp({
+    topology: state,
+    fetch: fake.fetch,
+    limits: DEFAULT_LIMITS,
+    timeoutMs: 1000,
+    admin: adminApp,
+    metrics,
+  });
+}
+
+function documented(): Set<string> {
+  const out = new Set<string>();
+  for (const [path, item] of Object.entries(OPENAPI.paths)) {
+    for (const method of Object.keys(item)) {
+      if (METHODS.includes(method)) out.add(`${method.toUpperCase()} ${path}`);
+    }
+  }
+  return out;
+}
+
+Deno.test("every path and method in the OpenAPI document exists on the real proxy app", async () => {
+  const app = await realApp();
+  for (const route of documented()) {
+    const [method, path] = route.split(" ") as [string, string];
+    const url = path.replace("{key}", "some/key").replace("{id}", "a") +
+      (path === "/ring/owners" ? "?key=k" : "");
+    const body = method === "POST" || method === "PUT" ? "{}" : undefined;
+    const res = await app.request(url, {
+      method,
+      body,
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    const text = await res.text();
+    assert(res.status !== 405, `${route} answers 405: ${text}`);
+    assert(!(res.status === 404 && /No route/.test(text)), `${route} has no route: ${text}`);
+  }
+});
+
+Deno.test("every route of the real proxy app is in the OpenAPI document", async () => {
+  const app = await realApp();
+  const docs = documented();
+  assert(app.routes.filter((r) => r.method !== "ALL").length >= 12, "the app's routes are seen");
+  const missing: string[] = [];
+  for (const r of app.routes) {
+    if (r.method === "ALL") continue; // middleware and the 405 answers
+    const path = r.path.replace(/:(\w+)/g, "{$1}").replace(/^\/kv\/\*$/, "/kv/{key}");
+    if (!docs.has(`${r.method} ${path}`)) missing.push(`${r.method} ${path}`);
+  }
+  assertEquals(missing, []);
+});
+
+Deno.test("GET /openapi.json serves the document, and docs/openapi.json is the same", async () => {
+  const app = await realApp();
+  const served = await (await app.request("/openapi.json")).json();
+  assertEquals(served, OPENAPI);
+  const file = new URL("../../docs/openapi.json", import.meta.url);
+  const text = await Deno.readTextFile(file);
+  assertEquals(text, JSON.stringify(OPENAPI, null, 2) + "\n", "run `deno task openapi`");
+});
+
+Deno.test("GET /ring/owners names the owner of a key; /metrics, /stats and it need the admin token", async () => {
+  const app = await realApp();
+  for (const path of ["/ring/owners?key=k", "/metrics", "/stats"]) {
+    assertEquals((await app.request(path)).status, 401, path);
+  }
+  const res = await app.request("/ring/owners?key=users/42", {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  const body = await res.json();
+  assertEquals([res.status, body.key, body.owners.length, body.next], [200, "users/42", 1, null]);
+  assert(["a", "b", "c"].some((id) => body.owners[0].id.includes(id)));
+  const bad = await app.request("/ring/owners?key=", {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  assertEquals(bad.status, 400);
+});

@@ -1,0 +1,185 @@
+/**
+ * The proxy's operability routes: `GET /metrics` (Prometheus text), `GET /stats` (the
+ * nodes' sizes, for the web page), `GET /ring/owners?key=` (which nodes own a key), all
+ * behind the admin token; the web page at `GET /` and `GET /openapi.json` are public
+ * (every data call the page makes needs the token).
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { createOpsRoutes } from "./ops_routes.ts";
+ * assert(typeof createOpsRoutes === "function");
+ * ```
+ */
+import { bearerRefusal } from "../../shared/bearer.ts";
+import { Hono } from "hono";
+import type { Context, Next } from "hono";
+import { errorResponse, RingkvError } from "../../shared/errors.ts";
+import { checkKey } from "../../shared/keys.ts";
+import { gauge, type Metric, PROM_CONTENT_TYPE, render } from "../../shared/prom.ts";
+import { hashKey, type Ring } from "../../shared/ring.ts";
+import type { ClusterState } from "../cluster/map_view.ts";
+import { allNodes } from "../cluster/map_transitions.ts";
+import type { ProxyMetrics } from "./proxy_metrics.ts";
+import { type NodeStats, type NodeStatsDeps, readNodeStats } from "../nodes/node_stats.ts";
+import { OPENAPI } from "./openapi.ts";
+import type { Rebalancer } from "../rebalance/rebalancer.ts";
+import { UI_PAGE } from "./ui_page.ts";
+
+/** What the operability routes need. */
+export interface OpsDeps extends NodeStatsDeps {
+  state: ClusterState;
+  rebalancer: Rebalancer;
+  metrics: ProxyMetrics;
+  adminToken?: string;
+  maxKeyBytes: number;
+  /** When the process started (ms since the epoch), for process gauges. */
+  startedAt?: number;
+  /** Process memory, read at scrape time (main.ts passes `Deno.memoryUsage`). */
+  memory?: () => { rss: number; heapUsed: number };
+}
+
+function requireAdmin(token: string | undefined) {
+  return async (c: Context, next: Next) => {
+    if (token === undefined) {
+      throw new RingkvError(
+        "forbidden",
+        "Cannot use the admin API: the proxy has no admin token (--admin-token or RINGKV_ADMIN_TOKEN)",
+      );
+    }
+    const refusal = bearerRefusal(c.req.header("authorization"), token, "admin");
+    if (refusal !== undefined) throw refusal;
+    await next();
+  };
+}
+
+function nodeGauges(stats: readonly NodeStats[], ring: Ring): Metric[] {
+  const shares = ring.shares();
+  const per = (field: keyof NodeStats) =>
+    stats.map((s) => ({ labels: { node: s.id }, value: Number(s[field]) }));
+  return [
+    gauge("ringkv_proxy_node_up", "1 when the node answered its /metrics, else 0.", per("up")),
+    gauge(
+      "ringkv_proxy_node_writable",
+      "1 when the node takes writes, 0 when a disk failure made it read-only or it is down.",
+      per("writable"),
+    ),
+    gauge("ringkv_proxy_node_keys", "Live keys on each node.", per("keys")),
+    gauge("ringkv_proxy_node_value_bytes", "Bytes of live values on each node.", per("valueBytes")),
+    gauge("ringkv_proxy_node_wal_bytes", "Bytes of each node's log.", per("walBytes")),
+    gauge(
+      "ringkv_proxy_node_snapshot_bytes",
+      "Bytes of each node's snapshot.",
+      per("snapshotBytes"),
+    ),
+    gauge(
+      "ringkv_proxy_ring_share",
+      "Share of the hash space each node owns in the serving ring (0-1).",
+      [...shares].map(([node, value]) => ({ labels: { node }, value })),
+    ),
+  ];
+}
+
+function clusterGauges(deps: OpsDeps): Metric[] {
+  const map = deps.state.current().map;
+  const rb = map.rebalancing;
+  const phases = ["copying", "cleanup"].map((phase) => ({
+    labels: { phase },
+    value: rb?.phase === phase ? 1 : 0,
+  }));
+  return [
+    gauge("ringkv_proxy_cluster_epoch", "Epoch of the cluster map.", [{ value: map.epoch }]),
+    gauge("ringkv_proxy_cluster_nodes", "Nodes in the serving ring.", [{
+      value: map.nodes.length,
+    }]),
+    gauge("ringkv_proxy_rebalancing", "1 while a rebalancing is in this phase.", phases),
+    gauge("ringkv_proxy_rebalancing_moved_keys", "Keys copied by the running rebalancing.", [{
+      value: rb === null ? 0 : deps.rebalancer.movedKeys(),
+    }]),
+    gauge("ringkv_proxy_rebalancing_total_keys", "Keys in the cluster when it started.", [{
+      value: rb?.totalKeys ?? 0,
+    }]),
+  ];
+}
+
+function processGauges(deps: OpsDeps): Metric[] {
+  const out: Metric[] = [];
+  if (deps.memory) {
+    const { rss, heapUsed } = deps.memory();
+    out.push(gauge("process_resident_memory_bytes", "Resident memory.", [{ value: rss }]));
+    out.push(gauge("ringkv_proxy_heap_used_bytes", "JavaScript heap in use.", [{
+      value: heapUsed,
+    }]));
+  }
+  if (deps.startedAt !== undefined) {
+    out.push(gauge("process_start_time_seconds", "Start time, seconds since the epoch.", [{
+      value: Math.floor(deps.startedAt / 1000),
+    }]));
+  }
+  return out;
+}
+
+/** Which nodes own `key` now (and in the next ring, while a range moves). */
+async function owners(deps: OpsDeps, key: string) {
+  const topo = deps.state.current();
+  const point = await hashKey(key);
+  const n = topo.map.replicas;
+  const view = (ids: string[]) => ids.map((id) => ({ id, url: topo.nodeUrl(id) ?? null }));
+  return {
+    key,
+    point,
+    owners: view(topo.ring.ownersOf(point, n)),
+    next: topo.nextRing ? view(topo.nextRing.ownersOf(point, n)) : null,
+  };
+}
+
+/** The operability routes as a Hono app. */
+export function createOpsRoutes(deps: OpsDeps): Hono {
+  const app = new Hono();
+  app.onError((err) => {
+    if (!(err instanceof RingkvError)) throw err;
+    return errorResponse(err, err.code === "method_not_allowed" ? { allow: "GET, HEAD" } : {});
+  });
+  const auth = requireAdmin(deps.adminToken);
+  for (const path of ["/metrics", "/stats", "/ring/owners"]) app.use(path, auth);
+  app.get("/metrics", async () => {
+    const topo = deps.state.current();
+    const stats = await readNodeStats(deps, allNodes(topo.map));
+    const m = deps.metrics;
+    const text = render([
+      m.requests,
+      m.latency,
+      m.nodeCalls,
+      m.nodeCallErrors,
+      m.nodeLatency,
+      ...clusterGauges(deps),
+      ...nodeGauges(stats, topo.ring),
+      ...processGauges(deps),
+    ]);
+    return new Response(text, { headers: { "content-type": PROM_CONTENT_TYPE } });
+  });
+  app.get("/stats", async (c) => {
+    const nodes = await readNodeStats(deps, allNodes(deps.state.current().map));
+    return c.json({ time: Date.now(), nodes });
+  });
+  app.get("/ring/owners", async (c) => {
+    const raw = c.req.query("key");
+    if (raw === undefined) {
+      throw new RingkvError("bad_request", "Cannot look up owners: pass ?key=<key>");
+    }
+    return c.json(await owners(deps, checkKey(raw, deps.maxKeyBytes)));
+  });
+  app.get("/", (c) => c.html(UI_PAGE));
+  app.get("/openapi.json", (c) => c.json(OPENAPI));
+  // 405 names the allowed methods in Allow (RFC 9110).
+  const refuse = () =>
+    errorResponse(
+      new RingkvError("method_not_allowed", "Cannot use this method here: allowed are GET, HEAD"),
+      { allow: "GET, HEAD" },
+    );
+  for (const path of ["/metrics", "/stats", "/ring/owners", "/", "/openapi.json"]) {
+    app.all(path, refuse);
+  }
+  return app;
+}

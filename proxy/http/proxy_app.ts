@@ -1,0 +1,130 @@
+/**
+ * proxy/http/ (this folder's main module): the public and admin routes, Request in, Response
+ * out, plus the page, OpenAPI and metrics. May import every other proxy folder and shared/.
+ *
+ * The proxy's HTTP app: the public /kv API routed through the ring (per-node batching
+ * by a {@link Dispatcher}), with the admin routes mounted as given. `Deno.serve` lives in
+ * proxy/main.ts; tests call `app.request()` with in-process nodes behind `fetch`.
+ *
+ * @module
+ */
+import { allowedMethods } from "./allowed_methods.ts";
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { errorResponse, RingkvError } from "../../shared/errors.ts";
+import { KeyPoints } from "../../shared/key_points.ts";
+import type { Limits } from "../../shared/limits.ts";
+import type { BatchOp } from "../../shared/wire.ts";
+import { Dispatcher, type DispatcherOptions } from "../routing/dispatcher.ts";
+import { instrumentFetch, ProxyMetrics } from "./proxy_metrics.ts";
+import { observeRequests, RequestIds } from "./observe.ts";
+import { NodeClient, type NodeRef } from "../nodes/node_client.ts";
+import { createPublicRoutes } from "./public_routes.ts";
+import { createReplication, type Replication } from "../replication/wiring.ts";
+import { Router } from "../routing/router.ts";
+import type { TopologySource } from "../cluster/topology.ts";
+
+/** What the proxy app needs; proxy/main.ts builds these from flags. */
+export interface ProxyDeps {
+  topology: TopologySource;
+  /** Injected; tests pass in-process node apps. */
+  fetch: (req: Request) => Promise<Response>;
+  limits: Limits;
+  /** Sent to nodes as `Authorization: Bearer`. */
+  clusterSecret?: string;
+  /** When set, /kv routes need `Authorization: Bearer <it>`, else 401. */
+  clientToken?: string;
+  /** Timeout of every internal call. */
+  timeoutMs: number;
+  /** Mounted as is (admin routes, own auth). */
+  admin?: Hono;
+  log?: (obj: Record<string, unknown>) => void;
+  /** Per-node batching tuning (defaults: 1 call in flight, 10,000 waiting ops per node). */
+  dispatcher?: Partial<Pick<DispatcherOptions, "maxInFlight" | "maxQueue">>;
+  /** Keys whose ring points are remembered (default 100,000). */
+  keyPointsCapacity?: number;
+  /** Quorum replication parts (proxy/replication/wiring.ts); built here when absent. */
+  replication?: Replication;
+  /** Request and internal-call metrics (main.ts shares them with GET /metrics). */
+  metrics?: ProxyMetrics;
+  /** Request ids of client requests (main.ts shares them with the admin routes). */
+  requestIds?: RequestIds;
+}
+
+/** The proxy's app: one Hono app, whose `fetch` is what proxy/main.ts serves. */
+export type ProxyApp = Hono;
+
+/** Builds the proxy app. */
+export function createProxyApp(deps: ProxyDeps): ProxyApp {
+  const metrics = deps.metrics ?? new ProxyMetrics();
+  const ids = deps.requestIds ?? new RequestIds();
+  const client = new NodeClient({ ...deps, fetch: instrumentFetch(deps.fetch, metrics) });
+  const send = (node: NodeRef, epoch: number, ops: BatchOp[]) =>
+    client.batch(node, epoch, ops, ids.header(ops));
+  const dispatcher = new Dispatcher(send, {
+    ...deps.dispatcher,
+    maxBatchOps: deps.limits.maxBatchOps,
+    maxBatchBytes: deps.limits.maxBatchBytes,
+  });
+  const router = new Router({
+    topology: deps.topology,
+    points: new KeyPoints({ capacity: deps.keyPointsCapacity }),
+    dispatcher,
+    client,
+    log: deps.log,
+    replicated: (deps.replication ?? createReplication(deps)).replicated,
+  });
+  const app = new Hono();
+  app.use("*", observeRequests(ids, metrics, deps.log ?? (() => {})));
+  app.onError((err, c) => {
+    if (err instanceof RingkvError) return errorResponse(err);
+    if (err instanceof HTTPException && err.status < 500) {
+      return errorResponse(
+        new RingkvError("bad_request", err.message || "Cannot read the request"),
+      );
+    }
+    deps.log?.({
+      level: "error",
+      msg: "internal error",
+      id: ids.of(c.req.raw),
+      method: c.req.method,
+      path: c.req.path,
+      error: String(err),
+    });
+    return errorResponse(
+      new RingkvError("internal", `Cannot answer ${c.req.method} ${c.req.path}: internal error`),
+    );
+  });
+  app.notFound((c) => {
+    // A known path with another method is 405 with Allow, not 404 (RFC 9110).
+    const allow = allowedMethods(app.routes, c.req.path);
+    if (allow.length === 0) {
+      return errorResponse(
+        new RingkvError("not_found", `No route for ${c.req.method} ${c.req.path}`),
+      );
+    }
+    return errorResponse(
+      new RingkvError(
+        "method_not_allowed",
+        `Cannot ${c.req.method} ${c.req.path}: allowed are ${allow.join(", ")}`,
+      ),
+      { allow: allow.join(", ") },
+    );
+  });
+  if (deps.admin) app.route("/", deps.admin);
+  app.get("/health", () => {
+    const { map } = deps.topology.current();
+    return Response.json({ status: "ok", epoch: map.epoch, nodes: map.nodes.length });
+  });
+  app.route(
+    "/",
+    createPublicRoutes({
+      router,
+      client,
+      limits: deps.limits,
+      clientToken: deps.clientToken,
+      requestIds: ids,
+    }),
+  );
+  return app;
+}

@@ -1,0 +1,174 @@
+/**
+ * The proxy's own metrics, kept per app: client requests by route pattern (never the
+ * key) and status with latency histograms, and every internal call to a node by route
+ * and outcome, timeouts and errors apart. {@link instrumentFetch} wraps the injected
+ * `fetch`, so every caller (dispatcher, node client, node admin) is counted alike.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { ProxyMetrics, routeLabel } from "./proxy_metrics.ts";
+ * const metrics = new ProxyMetrics();
+ * metrics.request("GET", routeLabel("/kv/users/42"), 200, 0.002);
+ * assert(metrics.requests.get({ method: "GET", route: "/kv/{key}", status: "200" }) === 1);
+ * ```
+ */
+import { Counter, Histogram } from "../../shared/prom.ts";
+import { nodeRouteLabel } from "../../shared/wire.ts";
+
+const PROXY_ROUTES = new Set([
+  "/",
+  "/kv",
+  "/health",
+  "/metrics",
+  "/cluster",
+  "/cluster/nodes",
+  "/ring",
+  "/ring/owners",
+  "/stats",
+  "/openapi.json",
+]);
+
+/** The route label of a proxy path: its pattern, so keys and ids never become labels. */
+export function routeLabel(path: string): string {
+  if (path.startsWith("/kv/")) return "/kv/{key}";
+  if (path.startsWith("/cluster/nodes/")) return "/cluster/nodes/{id}";
+  return PROXY_ROUTES.has(path) ? path : "other";
+}
+
+const METHODS = new Set(["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"]);
+
+interface HotRequest {
+  count: { value: number };
+  latency: { counts: number[]; sum: number; count: number };
+}
+
+/** The proxy's request and internal-call metrics. */
+export class ProxyMetrics {
+  /** Client requests answered. */
+  readonly requests = new Counter(
+    "ringkv_proxy_requests_total",
+    "Client requests answered, by method, route pattern and status.",
+    ["method", "route", "status"],
+  );
+  /** Client request latency. */
+  readonly latency = new Histogram(
+    "ringkv_proxy_request_duration_seconds",
+    "Time to answer a client request, by method and route pattern.",
+    ["method", "route"],
+  );
+  /** Internal calls by outcome: an HTTP status class, "timeout" or "error". */
+  readonly nodeCalls = new Counter(
+    "ringkv_proxy_node_calls_total",
+    "Calls to nodes, by node, route and outcome (2xx, 4xx, 5xx, timeout, error).",
+    ["node", "route", "outcome"],
+  );
+  /** Internal calls that failed: no answer in time, no connection, or a 5xx. */
+  readonly nodeCallErrors = new Counter(
+    "ringkv_proxy_node_call_errors_total",
+    "Calls to nodes that failed, by node, route and kind (timeout, unreachable, 5xx).",
+    ["node", "route", "kind"],
+  );
+  /** Internal call latency (until the answer's headers). */
+  readonly nodeLatency = new Histogram(
+    "ringkv_proxy_node_call_duration_seconds",
+    "Time until a node answers a call (headers), by node and route.",
+    ["node", "route"],
+  );
+
+  /** Resolved series by `method route status` (hot path: a map look-up, no label objects). */
+  readonly #hot = new Map<string, HotRequest>();
+  /** Resolved series of 2xx internal calls by `node route`. */
+  readonly #hotCalls = new Map<string, HotRequest>();
+
+  /** Counts one answered client request. */
+  request(method: string, route: string, status: number, seconds: number): void {
+    const m = METHODS.has(method) ? method : "other";
+    const name = m + " " + route + " " + status;
+    let hot = this.#hot.get(name);
+    if (hot === undefined) {
+      hot = {
+        count: this.requests.seriesOf({ method: m, route, status: String(status) }),
+        latency: this.latency.seriesOf({ method: m, route }),
+      };
+      this.#hot.set(name, hot);
+    }
+    hot.count.value++;
+    this.latency.record(hot.latency, seconds);
+  }
+
+  /** Counts one internal call; `outcome` is the status, or the error it failed with. */
+  nodeCall(node: string, route: string, outcome: number | unknown, seconds: number): void {
+    if (typeof outcome === "number" && outcome < 300 && outcome >= 200) {
+      const name = node + " " + route;
+      let hot = this.#hotCalls.get(name);
+      if (hot === undefined) {
+        hot = {
+          count: this.nodeCalls.seriesOf({ node, route, outcome: "2xx" }),
+          latency: this.nodeLatency.seriesOf({ node, route }),
+        };
+        this.#hotCalls.set(name, hot);
+      }
+      hot.count.value++;
+      this.nodeLatency.record(hot.latency, seconds);
+      return;
+    }
+    if (typeof outcome === "number") {
+      this.nodeCalls.inc({ node, route, outcome: `${Math.floor(outcome / 100)}xx` });
+      this.nodeLatency.observe({ node, route }, seconds);
+      if (outcome >= 500) this.nodeCallErrors.inc({ node, route, kind: "5xx" });
+      return;
+    }
+    const timeout = outcome instanceof DOMException &&
+      (outcome.name === "TimeoutError" || outcome.name === "AbortError");
+    this.nodeCalls.inc({ node, route, outcome: timeout ? "timeout" : "error" });
+    this.nodeCallErrors.inc({ node, route, kind: timeout ? "timeout" : "unreachable" });
+  }
+}
+
+/** Wraps `fetch` so that every internal call is counted in `metrics` by node and route. */
+export function instrumentFetch(
+  fetch: (req: Request) => Promise<Response>,
+  metrics: ProxyMetrics,
+): (req: Request) => Promise<Response> {
+  return (req) => counted(metrics, req.url, () => fetch(req));
+}
+
+/** Makes one call of `url` with `run`, counting its outcome and time. */
+async function counted<T extends { status: number }>(
+  metrics: ProxyMetrics,
+  url: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  const { host, path } = hostAndPath(url);
+  const route = nodeRouteLabel(path);
+  const started = performance.now();
+  try {
+    const answer = await run();
+    metrics.nodeCall(host, route, answer.status, (performance.now() - started) / 1000);
+    return answer;
+  } catch (err) {
+    metrics.nodeCall(host, route, err, (performance.now() - started) / 1000);
+    throw err;
+  }
+}
+
+/** Host (with port, as `URL.host` gives it) and path of an absolute URL, without parsing it. */
+function hostAndPath(url: string): { host: string; path: string } {
+  const hostStart = url.indexOf("://") + 3;
+  let pathStart = url.indexOf("/", hostStart);
+  if (pathStart === -1) pathStart = url.length;
+  let end = url.length;
+  for (const mark of ["?", "#"]) {
+    const at = url.indexOf(mark, pathStart);
+    if (at !== -1 && at < end) end = at;
+  }
+  const host = url.slice(hostStart, pathStart);
+  // URL.host drops a scheme's default port and userinfo; fall back to it for those rare cases.
+  if (host.includes("@") || /:(80|443)$/.test(host) || /[A-Z]/.test(host)) {
+    const parsed = new URL(url);
+    return { host: parsed.host, path: parsed.pathname };
+  }
+  return { host, path: url.slice(pathStart, end) || "/" };
+}

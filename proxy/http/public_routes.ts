@@ -1,0 +1,212 @@
+/**
+ * The public client API (docs/api.md): `PUT|GET|HEAD|DELETE /kv/{key}`, the batch
+ * `POST /kv` and the listing `GET /kv`, each routed through the ring by a {@link Router}.
+ *
+ * @module
+ */
+import { bearerRefusal } from "../../shared/bearer.ts";
+import { Hono } from "hono";
+import { ERROR_STATUS, type ErrorCode, errorResponse, RingkvError } from "../../shared/errors.ts";
+import { keyFromPath } from "../../shared/keys.ts";
+import type { Limits } from "../../shared/limits.ts";
+import type { BatchOp, BatchResult } from "../../shared/wire.ts";
+import { DEFAULT_CONTENT_TYPE } from "../../shared/wire.ts";
+import { handleBatch } from "./batch_route.ts";
+import { handleList } from "./listing_route.ts";
+import type { NodeClient } from "../nodes/node_client.ts";
+import type { RequestIds } from "./observe.ts";
+import { readBody } from "./request_body.ts";
+import { resultByteLength, resultBytes } from "./result_value.ts";
+import { type Outcome, Router } from "../routing/router.ts";
+
+/** What the public routes need. */
+export interface PublicRoutesDeps {
+  router: Router;
+  client: NodeClient;
+  limits: Limits;
+  /** When set, every /kv route needs `Authorization: Bearer <clientToken>`. */
+  clientToken?: string;
+  /** Request ids, passed on to the nodes with the ops run for each request. */
+  requestIds?: RequestIds;
+}
+
+/** Longest `Content-Type` a value may carry. */
+export const MAX_CONTENT_TYPE_LENGTH = 256;
+
+/** The /kv routes as a Hono app. */
+export function createPublicRoutes(deps: PublicRoutesDeps): Hono {
+  const app = new Hono();
+  const token = deps.clientToken;
+  if (token) {
+    app.use("/kv/*", (c, next) => {
+      const refusal = bearerRefusal(c.req.header("authorization"), token, "client");
+      if (refusal === undefined) return next();
+      return Promise.resolve(
+        errorResponse(refusal, { "www-authenticate": 'Bearer realm="ringkv"' }),
+      );
+    });
+  }
+  app.get("/kv", (c) => handleList(deps, c.req.raw));
+  app.post("/kv", (c) => handleBatch(deps, c.req.raw));
+  app.all("/kv", () => notAllowed("GET, HEAD, POST"));
+  app.get("/kv/*", (c) => getKey(deps, c.req.raw));
+  app.put("/kv/*", (c) => putKey(deps, c.req.raw));
+  app.delete("/kv/*", (c) => deleteKey(deps, c.req.raw));
+  app.all("/kv/*", () => notAllowed("GET, HEAD, PUT, DELETE"));
+  return app;
+}
+
+function notAllowed(allow: string): Response {
+  return errorResponse(
+    new RingkvError("method_not_allowed", `Cannot use this method here: allowed are ${allow}`),
+    { allow },
+  );
+}
+
+/** The key of a `/kv/{key}` request, from the raw (still percent-encoded) path. */
+export function keyOf(req: Request, limits: Limits): string {
+  const url = req.url;
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  const query = url.indexOf("?", start);
+  const path = url.slice(start, query === -1 ? undefined : query);
+  if (!path.startsWith("/kv/")) {
+    throw new RingkvError("not_found", `No route for ${req.method} ${path}`);
+  }
+  return keyFromPath(path.slice(4), limits.maxKeyBytes);
+}
+
+/** The one outcome of a single-key call, or its error. */
+async function runOne(deps: PublicRoutesDeps, op: BatchOp, req: Request): Promise<BatchResult> {
+  deps.requestIds?.tag([op], req);
+  const outcome: Outcome = await deps.router.runOne(op);
+  if (outcome instanceof RingkvError) throw outcome;
+  return outcome;
+}
+
+async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
+  const key = keyOf(req, deps.limits);
+  const r = await runOne(deps, { op: "get", key }, req);
+  if (r.status === 404) throw new RingkvError("not_found", `Key "${key}" does not exist`);
+  if (r.status !== 200) throw resultError(r, key);
+  const etag = `"${r.version}"`;
+  const headers = new Headers({ etag, "content-type": r.contentType ?? DEFAULT_CONTENT_TYPE });
+  const inm = req.headers.get("if-none-match");
+  if (inm !== null && etagListMatches(inm, etag)) {
+    return new Response(null, { status: 304, headers });
+  }
+  const bytes = req.method === "HEAD" ? undefined : resultBytes(r);
+  headers.set("content-length", String(bytes?.byteLength ?? resultByteLength(r)));
+  return new Response(bytes, { status: 200, headers });
+}
+
+async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
+  const key = keyOf(req, deps.limits);
+  const contentType = req.headers.get("content-type") ?? DEFAULT_CONTENT_TYPE;
+  if (contentType.length > MAX_CONTENT_TYPE_LENGTH) {
+    throw new RingkvError(
+      "invalid_header",
+      `Cannot store key "${key}": its Content-Type is ${contentType.length} characters, the limit is ${MAX_CONTENT_TYPE_LENGTH}`,
+    );
+  }
+  const conditions = writeConditions(req.headers);
+  const body = await readBody(
+    req,
+    deps.limits.maxValueBytes,
+    "value_too_large",
+    `the value of key "${key}"`,
+    deps.limits.bodyTimeoutMs,
+  );
+  const r = await runOne(deps, {
+    op: "put",
+    key,
+    value: body.toBase64(),
+    contentType,
+    ...conditions,
+  }, req);
+  if (r.status === 200 || r.status === 201) {
+    return Response.json({ version: r.version }, {
+      status: r.status,
+      headers: { etag: `"${r.version}"` },
+    });
+  }
+  throw r.status === 412 ? preconditionFailed("set", key, r, conditions) : resultError(r, key);
+}
+
+async function deleteKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
+  const key = keyOf(req, deps.limits);
+  const conditions = writeConditions(req.headers);
+  const r = await runOne(deps, { op: "delete", key, ...conditions }, req);
+  if (r.status === 204) {
+    return new Response(null, { status: 204, headers: { etag: `"${r.version}"` } });
+  }
+  if (r.status === 404) {
+    throw new RingkvError("not_found", `Cannot delete key "${key}": it does not exist`);
+  }
+  throw r.status === 412 ? preconditionFailed("delete", key, r, conditions) : resultError(r, key);
+}
+
+/** `If-Match: "<version>"` and `If-None-Match: *` of a write; 400 for anything else. */
+export function writeConditions(headers: Headers): { ifMatch?: string; ifNoneMatch?: "*" } {
+  const out: { ifMatch?: string; ifNoneMatch?: "*" } = {};
+  const ifMatch = headers.get("if-match")?.trim();
+  if (ifMatch !== undefined) {
+    const quoted = /^"([^"]+)"$/.exec(ifMatch)?.[1];
+    const bare = /^[^\s",*]+$/.test(ifMatch) ? ifMatch : undefined;
+    if (quoted === undefined && bare === undefined) {
+      throw new RingkvError(
+        "invalid_header",
+        `Cannot use If-Match ${ifMatch}: give one ETag, If-Match: "<version>" (If-Match: * is not supported)`,
+      );
+    }
+    out.ifMatch = quoted ?? bare;
+  }
+  const ifNoneMatch = headers.get("if-none-match")?.trim();
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch !== "*") {
+      throw new RingkvError(
+        "invalid_header",
+        `Cannot use If-None-Match ${ifNoneMatch} on a write: only If-None-Match: * (the key must not exist) is supported`,
+      );
+    }
+    out.ifNoneMatch = "*";
+  }
+  return out;
+}
+
+function etagListMatches(header: string, etag: string): boolean {
+  return header.split(",").some((t) => {
+    const tag = t.trim().replace(/^W\//, "");
+    return tag === "*" || tag === etag;
+  });
+}
+
+function preconditionFailed(
+  verb: string,
+  key: string,
+  r: BatchResult,
+  conditions: { ifMatch?: string; ifNoneMatch?: "*" },
+): RingkvError {
+  const state = r.version ? `its version is ${r.version}` : "it does not exist";
+  const wanted = conditions.ifMatch !== undefined
+    ? `If-Match asked for version ${conditions.ifMatch}`
+    : "If-None-Match: * asked for it to be absent";
+  return new RingkvError(
+    "precondition_failed",
+    `Cannot ${verb} key "${key}": ${wanted}, ${state}`,
+    {
+      ...(r.version ? { version: r.version } : {}),
+    },
+  );
+}
+
+/** The error for a node's per-op answer that is neither success nor a plain miss. */
+export function resultError(r: BatchResult, key: string): RingkvError {
+  const code = r.error?.code;
+  if (code !== undefined && code in ERROR_STATUS) {
+    return new RingkvError(code as ErrorCode, r.error!.message);
+  }
+  return new RingkvError(
+    "bad_gateway",
+    `Cannot use the node's answer for key "${key}": status ${r.status}`,
+  );
+}

@@ -1,0 +1,36 @@
+/**
+ * Reading client request bodies with a size cap (shared/capped_body.ts), with the proxy's
+ * 413 messages that name the flag that sets the cap.
+ *
+ * @module
+ */
+import { type ErrorCode, RingkvError } from "../../shared/errors.ts";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { readCappedBody } from "../../shared/capped_body.ts";
+
+/** The body as bytes; throws `tooLarge` (413) past `max` bytes, 408 past `timeoutMs`, 400 on a bad header. */
+export function readBody(
+  req: Request,
+  max: number,
+  tooLarge: ErrorCode,
+  what: string,
+  timeoutMs: number = DEFAULT_LIMITS.bodyTimeoutMs!,
+): Promise<Uint8Array> {
+  const flag = tooLarge === "value_too_large" ? "--max-value-bytes" : "--max-batch-bytes";
+  const refusal = (size: number, exact: boolean) =>
+    new RingkvError(
+      tooLarge,
+      `Cannot accept ${what}: it is ${exact ? size : `more than ${max}`} bytes, ` +
+        `the limit is ${max} (${flag})`,
+    );
+  return readCappedBody(req, max, refusal, what, timeoutMs);
+}
+
+/** UTF-8 text of bytes, or undefined when they are not valid UTF-8. */
+export function utf8Text(bytes: Uint8Array): string | undefined {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The proxy's cluster-management calls to nodes (docs/internal-api.md): health, the
+ * stored cluster map, range scans, versioned ingest and drops. Every call has a
+ * timeout and carries the cluster secret when there is one.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { NodeAdmin } from "./node_admin.ts";
+ * const fetch = (_req: Request) =>
+ *   Promise.resolve(Response.json({ status: "ok", id: "n1", epoch: 0, keys: 0 }));
+ * const admin = new NodeAdmin({ fetch, timeoutMs: 1000 });
+ * assert((await admin.health("http://n1")).id === "n1");
+ * ```
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { Range } from "../../shared/ring.ts";
+import { type ClusterMap, EPOCH_HEADER, NDJSON } from "../../shared/wire.ts";
+
+/** What {@link NodeAdmin} needs: a fetch, a timeout per call and the cluster secret. */
+export interface NodeAdminOptions {
+  fetch: (req: Request) => Promise<Response>;
+  timeoutMs: number;
+  clusterSecret?: string;
+}
+
+/** A node's `GET /health` answer. */
+export interface NodeHealth {
+  id: string;
+  epoch: number;
+  keys: number;
+  /** Its data directory's incarnation (absent from nodes before incarnations). */
+  incarnation?: string;
+  /** Present when the node refuses writes (a disk failure, node/engine/write_guard.ts). */
+  writes?: NodeWrites;
+}
+
+/** Why a node refuses writes, as its `/health` says (503, status `read-only` or `failed`). */
+export interface NodeWrites {
+  state: "read-only" | "failed";
+  reason?: string;
+  since?: number;
+}
+
+/** The `writes` of a `/health` body when it says the node refuses writes. */
+export function refusedWrites(body: unknown): NodeWrites | undefined {
+  const writes = (body as { writes?: Partial<NodeWrites> } | null)?.writes;
+  if (writes?.state !== "read-only" && writes?.state !== "failed") return undefined;
+  return {
+    state: writes.state,
+    ...(typeof writes.reason === "string" ? { reason: writes.reason } : {}),
+    ...(typeof writes.since === "number" ? { since: writes.since } : {}),
+  };
+}
+
+/** The answer to a map push: stored, or refused with the node's newer map. */
+export type PutMapResult = { stored: true } | { stored: false; map: ClusterMap };
+
+/** Formats ranges for `GET /internal/scan?ranges=`. */
+export function rangesParam(ranges: readonly Range[]): string {
+  return ranges.map((r) => `${r.start}-${r.end}`).join(",");
+}
+
+/** Calls to nodes for cluster management. */
+export class NodeAdmin {
+  /** Creates the client. */
+  constructor(private readonly options: NodeAdminOptions) {}
+
+  private async call(url: string, path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    const secret = this.options.clusterSecret;
+    if (secret !== undefined) headers.set("authorization", `Bearer ${secret}`);
+    const signal = init.signal ?? AbortSignal.timeout(this.options.timeoutMs);
+    try {
+      return await this.options.fetch(new Request(url + path, { ...init, headers, signal }));
+    } catch (err) {
+      if (err instanceof RingkvError) throw err;
+      const why = err instanceof Error ? err.message : String(err);
+      throw new RingkvError(
+        "node_unavailable",
+        `Cannot reach node ${url} (${path.split("?")[0]}): ${why}`,
+        { node: url },
+      );
+    }
+  }
+
+  private async fail(url: string, path: string, res: Response): Promise<never> {
+    const text = await res.text();
+    let body: { error?: { code?: string; message?: string; epoch?: number }; epoch?: number } = {};
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // A body that is not JSON: quoted as it is below.
+    }
+    const what = body.error?.message ?? text.slice(0, 200);
+    const message = `Node ${url} refused ${path.split("?")[0]}: ${res.status} ${what}`;
+    if (body.error?.code === "stale_epoch") {
+      throw new RingkvError("stale_epoch", message, {
+        node: url,
+        epoch: body.error?.epoch ?? body.epoch,
+      });
+    }
+    throw new RingkvError("bad_gateway", message, { node: url });
+  }
+
+  private async json<T>(url: string, path: string, init: RequestInit = {}): Promise<T> {
+    const res = await this.call(url, path, init);
+    if (!res.ok) return this.fail(url, path, res);
+    return await res.json() as T;
+  }
+
+  /** `GET /health`: the node's id, epoch and number of keys. */
+  async health(url: string): Promise<NodeHealth> {
+    const res = await this.call(url, "/health");
+    // A node that refuses writes answers 503 but is alive: its id and keys still count.
+    const body = res.status === 503
+      ? await res.clone().json().catch(() => null) as Partial<NodeHealth> | null
+      : null;
+    const writes = refusedWrites(body);
+    if (!res.ok && writes === undefined) return this.fail(url, "/health", res);
+    if (writes !== undefined) await res.body?.cancel();
+    const known = writes === undefined ? await res.json() as Partial<NodeHealth> : body!;
+    if (typeof known.id !== "string" || known.id === "") {
+      throw new RingkvError("bad_gateway", `Cannot use node ${url}: its /health has no id`);
+    }
+    const { incarnation } = known;
+    return {
+      id: known.id,
+      epoch: known.epoch ?? 0,
+      keys: known.keys ?? 0,
+      ...(typeof incarnation === "string" ? { incarnation } : {}),
+      ...(writes === undefined ? {} : { writes }),
+    };
+  }
+
+  /** `GET /internal/cluster`: the node's stored map, null when it has none. */
+  async getMap(url: string): Promise<ClusterMap | null> {
+    const res = await this.call(url, "/internal/cluster");
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) return this.fail(url, "/internal/cluster", res);
+    return await res.json() as ClusterMap;
+  }
+
+  /** `PUT /internal/cluster`: stores the map, or returns the node's newer one. */
+  async putMap(url: string, map: ClusterMap): Promise<PutMapResult> {
+    const res = await this.call(url, "/internal/cluster", {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(map),
+    });
+    if (res.ok) {
+      await res.body?.cancel();
+      return { stored: true };
+    }
+    if (res.status === 409) {
+      // Read once (a clone's unread twin would hold fetch's connection).
+      const text = await res.text();
+      const body = parseOr(text) as { map?: ClusterMap; error?: { map?: ClusterMap } };
+      const map = body.map ?? body.error?.map;
+      if (map && Number.isInteger(map.epoch)) return { stored: false, map };
+      return this.fail(url, "/internal/cluster", new Response(text, { status: res.status }));
+    }
+    return this.fail(url, "/internal/cluster", res);
+  }
+
+  /**
+   * `GET /internal/scan`: the entries in `ranges` as NDJSON lines. The timeout applies
+   * to each wait for data, not to the whole stream.
+   */
+  async *scan(url: string, ranges: readonly Range[], epoch: number): AsyncGenerator<string> {
+    const idle = new AbortController();
+    let timer = setTimeout(() => idle.abort(), this.options.timeoutMs);
+    const path = `/internal/scan?ranges=${rangesParam(ranges)}`;
+    try {
+      const res = await this.call(url, path, {
+        headers: { [EPOCH_HEADER]: String(epoch) },
+        signal: idle.signal,
+      });
+      if (!res.ok) await this.fail(url, path, res);
+      let rest = "";
+      const text = res.body!.pipeThrough(new TextDecoderStream());
+      for await (const chunk of text) {
+        clearTimeout(timer);
+        const lines = (rest + chunk).split("\n");
+        rest = lines.pop()!;
+        for (const line of lines) if (line.trim() !== "") yield line;
+        timer = setTimeout(() => idle.abort(), this.options.timeoutMs);
+      }
+      if (rest.trim() !== "") yield rest;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** `POST /internal/ingest`: applies the NDJSON entries that are newer than the node's. */
+  ingest(
+    url: string,
+    lines: readonly string[],
+    epoch: number,
+  ): Promise<{ applied: number; skipped: number }> {
+    return this.json(url, "/internal/ingest", {
+      method: "POST",
+      headers: { "content-type": NDJSON, [EPOCH_HEADER]: String(epoch) },
+      body: lines.join("\n") + "\n",
+    });
+  }
+
+  /** `POST /internal/digest`: per bucket (a list of ranges), its entry count and hash. */
+  async digest(
+    url: string,
+    buckets: readonly (readonly Range[])[],
+    epoch: number,
+  ): Promise<{ count: number; hash: string }[]> {
+    const body = await this.json<{ digests: { count: number; hash: string }[] }>(
+      url,
+      "/internal/digest",
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", [EPOCH_HEADER]: String(epoch) },
+        body: JSON.stringify({ buckets: buckets.map((b) => b.map((r) => [r.start, r.end])) }),
+      },
+    );
+    if (!Array.isArray(body.digests) || body.digests.length !== buckets.length) {
+      throw new RingkvError("bad_gateway", `Cannot use node ${url}'s digests: wrong count`);
+    }
+    return body.digests;
+  }
+
+  /** `POST /internal/drop`: forgets every entry in `ranges`; the number dropped. */
+  async drop(url: string, ranges: readonly Range[], epoch: number): Promise<number> {
+    const body = await this.json<{ dropped: number }>(url, "/internal/drop", {
+      method: "POST",
+      headers: { "content-type": "application/json", [EPOCH_HEADER]: String(epoch) },
+      body: JSON.stringify({ ranges: ranges.map((r) => [r.start, r.end]) }),
+    });
+    return body.dropped;
+  }
+}
+
+/** `text` parsed as JSON, or an empty object when it is not JSON. */
+function parseOr(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    return {}; // not JSON: the caller finds no map in it
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * proxy/nodes/ (this folder's main module): the fetch clients of the node API, each call with a
+ * timeout. May import shared/ only (and the failure detector's event type).
+ *
+ * The proxy's data calls to nodes (docs/internal-api.md): batch, ingest and key listing.
+ * Every call carries the cluster secret and the epoch and has a timeout; a node that
+ * cannot be reached becomes a 503 `node_unavailable` naming it, a node that holds a newer
+ * cluster map becomes a {@link StaleEpochError}.
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import { REQUEST_ID_HEADER } from "../../shared/log.ts";
+import { EPOCH_HEADER, NDJSON } from "../../shared/wire.ts";
+import type { BatchOp, BatchResult, WireEntry } from "../../shared/wire.ts";
+
+/** A node as the data path addresses it. */
+export interface NodeRef {
+  id: string;
+  url: string;
+  /** The data-directory incarnation the map records; replication calls send it. */
+  incarnation?: string;
+}
+
+/** One call to a node. */
+export interface NodeCall {
+  method: string;
+  /** The absolute URL (`http://host:port/path?query`). */
+  url: string;
+  headers: Record<string, string>;
+  body?: string | undefined;
+  timeoutMs: number;
+}
+
+/** Its answer, body read whole. */
+export interface NodeAnswer {
+  status: number;
+  text: string;
+}
+
+/** How the proxy reaches nodes: `fetch` (injected; tests pass in-process node apps). */
+export interface NodeTransport {
+  fetch: (req: Request) => Promise<Response>;
+}
+
+/** The rejection of a call that had no answer before its timeout. */
+export function timeoutError(): DOMException {
+  return new DOMException("no answer before the timeout", "TimeoutError");
+}
+
+/**
+ * Sends one call with `fetch`; the timeout covers the answer's body too. The body is always
+ * read whole (or the call aborted), so fetch's connection goes back to its pool.
+ */
+export async function sendToNode(transport: NodeTransport, call: NodeCall): Promise<NodeAnswer> {
+  // One timer per call, cleared when the call ends (AbortSignal.timeout stays pending).
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(timeoutError()), call.timeoutMs);
+  try {
+    const { method, headers, body } = call;
+    const signal = abort.signal;
+    const res = await transport.fetch(new Request(call.url, { method, headers, body, signal }));
+    return { status: res.status, text: await res.text() };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What a {@link NodeClient} needs. */
+export interface NodeClientDeps extends NodeTransport {
+  clusterSecret?: string;
+  timeoutMs: number;
+}
+
+/** One page of `GET /internal/keys`. */
+export interface KeysPage {
+  entries: WireEntry[];
+  more: boolean;
+}
+
+/** A node refused a call because it holds a newer cluster map (409 `stale_epoch`). */
+export class StaleEpochError extends RingkvError {
+  /** Creates the error for the node that refused. */
+  constructor(readonly node: NodeRef, readonly nodeEpoch: number | undefined) {
+    super(
+      "stale_epoch",
+      `Node ${node.id} at ${node.url} refused the call: it holds cluster map epoch ${nodeEpoch}`,
+      { node: node.id, url: node.url },
+    );
+    this.name = "StaleEpochError";
+  }
+}
+
+/** The 503 for a node that did not answer. */
+export function unreachable(node: NodeRef, cause: unknown): RingkvError {
+  const why = cause instanceof DOMException && cause.name === "TimeoutError"
+    ? "no answer before the timeout"
+    : cause instanceof Error
+    ? cause.message + (cause.cause instanceof Error ? ` (${cause.cause.message})` : "")
+    : String(cause);
+  return new RingkvError(
+    "node_unavailable",
+    `Cannot reach node ${node.id} at ${node.url}: ${why}`,
+    {
+      node: node.id,
+      url: node.url,
+    },
+  );
+}
+
+/** Calls nodes' internal routes. */
+export class NodeClient {
+  /** Creates a client over the injected fetch. */
+  constructor(private readonly deps: NodeClientDeps) {}
+
+  /** `POST /internal/batch`: results in the order of `ops`; `requestId` is sent as `x-request-id`. */
+  async batch(
+    node: NodeRef,
+    epoch: number,
+    ops: readonly BatchOp[],
+    requestId?: string,
+  ): Promise<BatchResult[]> {
+    const text = JSON.stringify({ ops, textValues: true });
+    const body = await this.#call(
+      node,
+      epoch,
+      "/internal/batch",
+      "POST",
+      text,
+      undefined,
+      requestId,
+    );
+    const results = (body as { results?: unknown }).results;
+    if (!Array.isArray(results) || results.length !== ops.length) {
+      throw badAnswer(node, "/internal/batch", `expected ${ops.length} results`);
+    }
+    return results as BatchResult[];
+  }
+
+  /** `POST /internal/ingest`: applies entries that are newer than the node's. */
+  async ingest(
+    node: NodeRef,
+    epoch: number,
+    entries: readonly WireEntry[],
+  ): Promise<{ applied: number; skipped: number }> {
+    const text = entries.map((e) => JSON.stringify(e)).join("\n") + "\n";
+    const body = await this.#call(node, epoch, "/internal/ingest", "POST", text, NDJSON);
+    return body as { applied: number; skipped: number };
+  }
+
+  /** `GET /internal/keys`: entries (tombstones included, no values) after `after`. */
+  async keys(
+    node: NodeRef,
+    epoch: number,
+    query: { prefix: string; after?: string; limit: number },
+    requestId?: string,
+  ): Promise<KeysPage> {
+    const params = new URLSearchParams({ prefix: query.prefix, limit: String(query.limit) });
+    if (query.after !== undefined) params.set("after", query.after);
+    const path = `/internal/keys?${params}`;
+    const body = await this.#call(node, epoch, path, "GET", undefined, undefined, requestId);
+    const page = body as Partial<KeysPage>;
+    if (!Array.isArray(page.entries) || typeof page.more !== "boolean") {
+      throw badAnswer(node, "/internal/keys", "expected {entries, more}");
+    }
+    return page as KeysPage;
+  }
+
+  async #call(
+    node: NodeRef,
+    epoch: number,
+    path: string,
+    method: string,
+    body?: string,
+    contentType = "application/json",
+    requestId?: string,
+  ): Promise<unknown> {
+    const headers: Record<string, string> = { [EPOCH_HEADER]: String(epoch) };
+    if (requestId !== undefined) headers[REQUEST_ID_HEADER] = requestId;
+    if (this.deps.clusterSecret) headers.authorization = `Bearer ${this.deps.clusterSecret}`;
+    if (body !== undefined) headers["content-type"] = contentType;
+    let answer: NodeAnswer;
+    try {
+      const url = node.url + path;
+      const timeoutMs = this.deps.timeoutMs;
+      answer = await sendToNode(this.deps, { method, url, headers, timeoutMs, body });
+    } catch (err) {
+      throw unreachable(node, err);
+    }
+    const { status, text } = answer;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw badAnswer(node, path, `status ${status} with a body that is not JSON`);
+    }
+    if (status < 200 || status > 299) throw nodeError(node, path, status, parsed);
+    return parsed;
+  }
+}
+
+function badAnswer(node: NodeRef, path: string, what: string): RingkvError {
+  const route = path.split("?")[0];
+  return new RingkvError(
+    "bad_gateway",
+    `Cannot use the answer of node ${node.id} at ${node.url} to ${route}: ${what}`,
+    { node: node.id, url: node.url },
+  );
+}
+
+function nodeError(node: NodeRef, path: string, status: number, body: unknown): RingkvError {
+  const b = body as { error?: { code?: string; message?: string }; epoch?: number };
+  const code = b.error?.code;
+  if (status === 409 && code === "stale_epoch") return new StaleEpochError(node, b.epoch);
+  const extra = { node: node.id, url: node.url };
+  if (status === 503) {
+    return new RingkvError(
+      "node_unavailable",
+      `Node ${node.id} at ${node.url} is unavailable: ${b.error?.message ?? "503"}`,
+      extra,
+    );
+  }
+  const hint = status === 401 ? " (is --cluster-secret the same on proxy and node?)" : "";
+  return badAnswer(node, path, `status ${status} ${code ?? ""}: ${b.error?.message ?? ""}${hint}`);
+}

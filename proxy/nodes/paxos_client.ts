@@ -1,0 +1,154 @@
+/**
+ * The proxy's calls to the nodes' replication routes (node/http/paxos_routes.ts): read,
+ * prepare and accept, each with the cluster secret, the epoch and a timeout. Every
+ * answer or failure is reported to the failure detector.
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { Version } from "../../shared/version.ts";
+import { EPOCH_HEADER, INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
+import type { HealthEvent } from "../replication/failure_detector.ts";
+import {
+  type NodeAnswer,
+  type NodeRef,
+  type NodeTransport,
+  sendToNode,
+  StaleEpochError,
+  unreachable,
+} from "./node_client.ts";
+import { refusedWrites } from "./node_admin.ts";
+
+/** What a {@link PaxosClient} needs. */
+export interface PaxosClientDeps extends NodeTransport {
+  clusterSecret?: string;
+  timeoutMs: number;
+  /** Told about every call's outcome. */
+  report?: (event: HealthEvent) => void;
+  now?: () => number;
+}
+
+/** A node's vote in phase 1 or 2. */
+export interface WireVote {
+  ok: boolean;
+  promised?: Version;
+}
+
+/** Calls `/internal/read`, `/internal/prepare` and `/internal/accept`. */
+export class PaxosClient {
+  /** Creates a client over the injected fetch. */
+  constructor(private readonly deps: PaxosClientDeps) {}
+
+  /** The entries (tombstones included) of `keys`; null where the node has none. */
+  async read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]> {
+    const body = await this.#call(node, epoch, "/internal/read", { keys });
+    return expectList(node, "read", (body as { entries?: unknown }).entries, keys.length);
+  }
+
+  /** Phase 1 for each `{key, ballot}`. */
+  async prepare(
+    node: NodeRef,
+    epoch: number,
+    ops: { key: string; ballot: Version }[],
+  ): Promise<(WireVote & { entry: WireEntry | null })[]> {
+    const body = await this.#call(node, epoch, "/internal/prepare", { ops });
+    return expectList(node, "prepare", (body as { results?: unknown }).results, ops.length);
+  }
+
+  /** Phase 2 for each entry (its version is its ballot). */
+  async accept(node: NodeRef, epoch: number, entries: WireEntry[]): Promise<WireVote[]> {
+    const body = await this.#call(node, epoch, "/internal/accept", { entries });
+    return expectList(node, "accept", (body as { results?: unknown }).results, entries.length);
+  }
+
+  /**
+   * `GET /health` with the timeout: reports whether the node answered and takes writes, and
+   * returns the incarnation of its data directory, if it said.
+   */
+  async probe(node: NodeRef): Promise<string | undefined> {
+    const { status, text } = await this.#send(node, "GET", "/health", {});
+    let body: unknown = null;
+    try {
+      body = JSON.parse(text);
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err; // not JSON: it answered, and says nothing more
+    }
+    const writes = status === 503 ? refusedWrites(body) : undefined;
+    if (status !== 200 && writes === undefined) return undefined;
+    const now = this.deps.now ?? Date.now;
+    this.deps.report?.({
+      kind: "answered",
+      node: node.id,
+      at: now(),
+      refusesWrites: writes ? `${writes.state}: ${writes.reason ?? "no reason given"}` : false,
+    });
+    const incarnation = (body as { incarnation?: unknown } | null)?.incarnation;
+    return typeof incarnation === "string" ? incarnation : undefined;
+  }
+
+  async #call(node: NodeRef, epoch: number, path: string, payload: unknown): Promise<unknown> {
+    const headers: Record<string, string> = {
+      [EPOCH_HEADER]: String(epoch),
+      "content-type": "application/json",
+    };
+    if (this.deps.clusterSecret) headers.authorization = `Bearer ${this.deps.clusterSecret}`;
+    // The node refuses to vote when its directory is not the one the map records.
+    if (node.incarnation !== undefined) headers[INCARNATION_HEADER] = node.incarnation;
+    const { status, text } = await this.#send(node, "POST", path, headers, JSON.stringify(payload));
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw badAnswer(node, path, `status ${status} with a body that is not JSON`);
+    }
+    if (status >= 200 && status < 300) return parsed;
+    const b = parsed as { error?: { code?: string; message?: string }; epoch?: number };
+    if (status === 409 && b.error?.code === "stale_epoch") {
+      throw new StaleEpochError(node, b.epoch);
+    }
+    if (status === 503 && b.error?.code === "node_recovering") {
+      throw new RingkvError(
+        "node_recovering",
+        `Cannot count node ${node.id} as a replica: ${b.error.message ?? "it is recovering"}`,
+        { node: node.id, url: node.url },
+      );
+    }
+    throw badAnswer(node, path, `status ${status}: ${b.error?.message ?? ""}`);
+  }
+
+  async #send(
+    node: NodeRef,
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body?: string,
+  ): Promise<NodeAnswer> {
+    const now = this.deps.now ?? Date.now;
+    const { timeoutMs } = this.deps;
+    const url = node.url + path;
+    try {
+      const answer = await sendToNode(this.deps, { method, url, headers, timeoutMs, body });
+      this.deps.report?.({ kind: "answered", node: node.id, at: now() });
+      return answer;
+    } catch (err) {
+      const error = unreachable(node, err);
+      this.deps.report?.({ kind: "failed", node: node.id, at: now(), error: error.message });
+      throw error;
+    }
+  }
+}
+
+function expectList<T>(node: NodeRef, what: string, list: unknown, length: number): T[] {
+  if (!Array.isArray(list) || list.length !== length) {
+    throw badAnswer(node, `/internal/${what}`, `expected ${length} results`);
+  }
+  return list as T[];
+}
+
+function badAnswer(node: NodeRef, path: string, what: string): RingkvError {
+  return new RingkvError(
+    "bad_gateway",
+    `Cannot use the answer of node ${node.id} at ${node.url} to ${path}: ${what}`,
+    { node: node.id, url: node.url },
+  );
+}

@@ -1,0 +1,54 @@
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { ConfigError } from "../shared/config.ts";
+import { parseProxyConfig, type ProxyConfig } from "./proxy_config.ts";
+
+function parse(args: string[], env: Record<string, string> = {}): ProxyConfig {
+  const config = parseProxyConfig(args, env);
+  assert(!("help" in config));
+  return config;
+}
+
+Deno.test("parseProxyConfig() has the documented defaults", () => {
+  const c = parse([]);
+  assertEquals([c.port, c.host, c.data, c.replicas, c.timeoutMs, c.pollMs], [
+    8080,
+    "127.0.0.1",
+    "./data/proxy",
+    undefined, // a new cluster's map gets defaultReplicas() of its nodes (bootstrap_test.ts)
+    2000,
+    1000,
+  ]);
+  assertEquals([c.nodes, c.join, c.adminToken, c.clusterSecret], [
+    [],
+    undefined,
+    undefined,
+    undefined,
+  ]);
+});
+
+Deno.test("parseProxyConfig() reads flags and the RINGKV_ secrets, trimming URL slashes", () => {
+  const c = parse(["--port", "0", "--nodes", "http://127.0.0.1:7001/,http://127.0.0.1:7002"], {
+    RINGKV_ADMIN_TOKEN: "adm",
+    RINGKV_CLIENT_TOKEN: "cli",
+    RINGKV_CLUSTER_SECRET: "sec",
+  });
+  assertEquals(c.port, 0);
+  assertEquals(c.nodes, ["http://127.0.0.1:7001", "http://127.0.0.1:7002"]);
+  assertEquals([c.adminToken, c.clientToken, c.clusterSecret], ["adm", "cli", "sec"]);
+  assertEquals(parse(["--join", "http://h:1"]).join, "http://h:1");
+});
+
+Deno.test("parseProxyConfig() refuses bad URLs, ports and replicas with ConfigError", () => {
+  assertThrows(() => parse(["--nodes", "not a url"]), ConfigError, "not a URL");
+  assertThrows(() => parse(["--join", "ftp://h"]), ConfigError, "http");
+  assertThrows(() => parse(["--port", "70000"]), ConfigError, "--port");
+  assertThrows(() => parse(["--replicas", "0"]), ConfigError, "--replicas");
+  assertThrows(() => parse(["stray"]), ConfigError, "stray");
+});
+
+Deno.test("parseProxyConfig() answers --help with text that hides secrets", () => {
+  const config = parseProxyConfig(["--help"], { RINGKV_ADMIN_TOKEN: "hunter2" });
+  assert("help" in config);
+  assert(config.help.includes("--admin-token"));
+  assert(!config.help.includes("hunter2"));
+});

@@ -1,0 +1,279 @@
+/**
+ * proxy/rebalance/ (this folder's main module): moving ranges when nodes join or leave. May
+ * import proxy/cluster, proxy/replication, proxy/nodes and shared/.
+ *
+ * Adds and removes nodes online. A state machine driven by calls: {@link Rebalancer.step}
+ * looks at the current map and takes the next step (copy ranges and switch to cleanup,
+ * or drop moved ranges and finish); {@link Rebalancer.run} steps until the map is
+ * stable. Every step is idempotent and its map is stored and pushed to every node
+ * first, so a proxy that restarts mid-way (or a second proxy) can redo it.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { Rebalancer } from "./rebalancer.ts";
+ * assert(typeof Rebalancer === "function");
+ * ```
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
+import type { ClusterState } from "../cluster/map_view.ts";
+import type { NodeAdmin } from "../nodes/node_admin.ts";
+import {
+  allNodes,
+  nodeInfo,
+  type Plan,
+  planAdd,
+  planRemove,
+  toCleanup,
+  toStable,
+} from "../cluster/map_transitions.ts";
+import {
+  recoveringNodes,
+  refuseWhileRecovering,
+  throwIfRecovering,
+} from "../replication/rejoin.ts";
+import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
+
+/** What a {@link Rebalancer} needs. */
+export interface RebalancerDeps {
+  state: ClusterState;
+  admin: NodeAdmin;
+  now?: () => number;
+  log?: (obj: Record<string, unknown>) => void;
+  /** Entries per ingest call (default 1000). */
+  chunkLines?: number;
+  /** Bytes per ingest call, about (default 1 MiB). */
+  chunkBytes?: number;
+  /** Run in the background as soon as a rebalancing starts (default true; tests step). */
+  autoRun?: boolean;
+  /** `/internal/accept`, for syncing the survivors of a node removed with force. */
+  accept?: MoveOptions["accept"];
+}
+
+/** What one {@link Rebalancer.step} did. */
+export type StepResult = "idle" | "copied" | "cleaned" | "superseded";
+
+/** Drives rebalancings: started by the admin API, resumed from any stored map. */
+export class Rebalancer {
+  #running: Promise<void> | null = null;
+  #progress: { epoch: number; movedKeys: number; movedCopies: number } | null = null;
+  #driven: string | null = null;
+  /** Why the last run stopped early, or null. */
+  lastError: string | null = null;
+
+  /** Creates the rebalancer; nothing happens until a call. */
+  constructor(private readonly deps: RebalancerDeps) {}
+
+  /** Keys copied to a new owner so far by the running copy, else the map's count. */
+  movedKeys(): number {
+    const map = this.deps.state.current().map;
+    if (this.#progress?.epoch === map.epoch) return this.#progress.movedKeys;
+    return map.rebalancing?.movedKeys ?? 0;
+  }
+
+  /**
+   * Copies streamed so far by the running copy: each moving key is read from a majority of
+   * its old replicas, so with replicas this exceeds {@link movedKeys}. Null when this proxy
+   * is not running the copy.
+   */
+  movedCopies(): number | null {
+    const map = this.deps.state.current().map;
+    return this.#progress?.epoch === map.epoch ? this.#progress.movedCopies : null;
+  }
+
+  async #totalKeys(nodes: readonly NodeInfo[]): Promise<number> {
+    const counts = await Promise.all(
+      nodes.map((n) => this.deps.admin.health(n.url).then((h) => h.keys, () => 0)),
+    );
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  async #begin(next: ClusterMap): Promise<ClusterMap> {
+    if (!(await this.deps.state.install(next, "admin"))) {
+      throw new RingkvError(
+        "conflict",
+        `Cannot change the cluster: its map changed meanwhile (now epoch ${this.deps.state.current().map.epoch}); retry`,
+      );
+    }
+    const report = await this.deps.state.push(next);
+    if (report.failed.length > 0) {
+      this.deps.log?.({ msg: "map push incomplete", epoch: next.epoch, failed: report.failed });
+    }
+    if (this.deps.autoRun !== false) void this.run();
+    return next;
+  }
+
+  /** Starts adding the node at `url` (its id from /health); the map it installed. */
+  async startAdd(url: string, weight: number): Promise<ClusterMap> {
+    const health = await this.deps.admin.health(url).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      throw new RingkvError("node_unavailable", `Cannot add node ${url}: ${err.message}`);
+    });
+    await this.deps.state.poll();
+    const map = this.deps.state.current().map;
+    const node = nodeInfo(health, url, weight);
+    await refuseWhileRecovering(this.deps.admin, map, `add node ${url}`);
+    const total = await this.#totalKeys(map.nodes);
+    return await this.#begin(planAdd(map, node, this.#now(), total));
+  }
+
+  /**
+   * Starts removing node `id`: its keys move to their new owners, then it leaves. A node
+   * that does not answer is refused (503) unless `force`: then it is removed for good and
+   * its ranges are copied from the surviving replicas, if enough of them are up. `force`
+   * also insists on a removal that leaves fewer nodes than replicas (else 409).
+   */
+  async startRemove(id: string, force = false): Promise<ClusterMap> {
+    await this.deps.state.poll();
+    const map = this.deps.state.current().map;
+    planRemove(map, id, 0, 0, false, true); // refuses unknown ids before any call to nodes
+    const up = await this.#upNodes(map);
+    if (!force && !up.has(id)) {
+      throw new RingkvError(
+        "node_unavailable",
+        `Cannot remove node ${id}: it does not answer, so its keys cannot be read from it. If it is gone for good, remove it with DELETE /cluster/nodes/${id}?force=true (its keys are then copied again from the surviving replicas)`,
+      );
+    }
+    const recovering = await recoveringNodes(this.deps.admin, map);
+    throwIfRecovering(recovering, `remove node ${id}`, force ? id : undefined);
+    const total = await this.#totalKeys(map.nodes);
+    // A live node is drained even when forced: reading from it is the safer copy. Not one on a
+    // new data directory: it lacks what it acknowledged before, so its ranges are copied again
+    // from the surviving replicas, as for a dead node.
+    const dead = force && (!up.has(id) || recovering.has(id));
+    const next = planRemove(map, id, this.#now(), total, dead, force);
+    if (dead) await refuseUnsafeForce(next, id, up);
+    return await this.#begin(next);
+  }
+
+  async #upNodes(map: ClusterMap): Promise<Set<string>> {
+    const up = await Promise.all(
+      map.nodes.map((n) => this.deps.admin.health(n.url).then(() => n.id, () => null)),
+    );
+    return new Set(up.filter((id) => id !== null));
+  }
+
+  #now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  async #pushOrThrow(map: ClusterMap): Promise<boolean> {
+    const report = await this.deps.state.push(map);
+    if (report.superseded) return false;
+    // A leaving node past the switch serves nothing: it may be gone for good.
+    const rb = map.rebalancing;
+    const leaving = rb?.kind === "remove" && (rb.phase === "cleanup" || (rb as Plan).force);
+    const gone = leaving ? urlsOf(map, rb!.nodeId) : [];
+    const failed = report.failed.filter((f) => !gone.includes(f.url));
+    // With replicas, a minority of a key's replicas may be down: it gets the map when it
+    // is back (the poller pushes the current map to nodes holding an older one).
+    if (failed.length > Math.floor((map.replicas - 1) / 2)) {
+      const which = failed.map((f) => f.message).join("; ");
+      throw new RingkvError(
+        "node_unavailable",
+        `Cannot continue the rebalancing at epoch ${map.epoch}: not every node has the map (${which})`,
+      );
+    }
+    return true;
+  }
+
+  /** Takes the next step of the rebalancing in the current map, if any. */
+  async step(): Promise<StepResult> {
+    const map = this.deps.state.current().map;
+    const rb = map.rebalancing;
+    if (rb === null) return "idle";
+    // Every node must hold this map before we act on it: stale proxies get 409 from then on.
+    if (!(await this.#pushOrThrow(map))) return "superseded";
+    const options = { ...this.deps, epoch: map.epoch };
+    let next: ClusterMap;
+    if (rb.phase === "copying") {
+      this.#progress = { epoch: map.epoch, movedKeys: 0, movedCopies: 0 };
+      const progress = this.#progress;
+      await copyMoves(map, {
+        ...options,
+        onCopied: (n) => (progress.movedCopies += n),
+        onPlaced: (n) => (progress.movedKeys += n),
+      });
+      next = toCleanup(map, progress.movedKeys);
+    } else {
+      await dropMoves(map, options);
+      next = toStable(map);
+    }
+    if (!(await this.deps.state.install(next, "rebalancer"))) return "superseded";
+    const report = await this.deps.state.push(next);
+    if (report.failed.length > 0) {
+      this.deps.log?.({ msg: "map push incomplete", epoch: next.epoch, failed: report.failed });
+    }
+    return rb.phase === "copying" ? "copied" : "cleaned";
+  }
+
+  /** Whether this rebalancer has driven the map's rebalancing (started or resumed it). */
+  owns(map: ClusterMap): boolean {
+    return map.rebalancing !== null && this.#driven === keyOf(map);
+  }
+
+  /** Steps until the map is stable; one run at a time (a second call joins the first). */
+  run(): Promise<void> {
+    this.#driven = keyOf(this.deps.state.current().map);
+    this.#running ??= this.#loop().finally(() => (this.#running = null));
+    return this.#running;
+  }
+
+  async #loop(): Promise<void> {
+    for (let steps = 0; steps < 100; steps++) {
+      try {
+        if ((await this.step()) === "idle") {
+          this.lastError = null;
+          return;
+        }
+      } catch (err) {
+        // A background task: every failure is reported and retried by the next run().
+        if (err instanceof RingkvError && err.code === "stale_epoch") {
+          // Data-path errors name the node by id and give its url; admin calls name the url.
+          const url = err.extra.url ?? err.extra.node;
+          if (typeof url === "string") await this.deps.state.refreshFrom(url).catch(() => {});
+          continue;
+        }
+        this.lastError = err instanceof Error ? err.message : String(err);
+        this.deps.log?.({ msg: "rebalancing paused", error: this.lastError });
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * Refuses a removal for good that would leave some range with fewer live old replicas
+ * than a write quorum of its replica set, or that needs a new owner that is down.
+ */
+async function refuseUnsafeForce(next: ClusterMap, id: string, up: Set<string>): Promise<void> {
+  const { copies, syncs } = await planCopies(next);
+  for (const c of [...copies, ...syncs.map((s) => ({ ...s, to: undefined }))]) {
+    const live = c.from.filter((n) => up.has(n));
+    if (live.length < c.need) {
+      throw new RingkvError(
+        "conflict",
+        `Cannot remove node ${id} for good: some of its ranges would keep ${live.length} live replicas (${
+          live.join(", ") || "none"
+        }), and ${c.need} are needed to be sure no acknowledged write is lost; bring the other nodes back first`,
+      );
+    }
+    if (c.to !== undefined && !up.has(c.to)) {
+      throw new RingkvError(
+        "conflict",
+        `Cannot remove node ${id} for good: node ${c.to}, which would take over some of its ranges, is down too; bring it back first`,
+      );
+    }
+  }
+}
+
+function urlsOf(map: ClusterMap, id: string): string[] {
+  return allNodes(map).filter((n) => n.id === id).map((n) => n.url);
+}
+
+function keyOf(map: ClusterMap): string | null {
+  const rb = map.rebalancing;
+  return rb === null ? null : `${rb.kind} ${rb.nodeId} ${rb.startedAt}`;
+}

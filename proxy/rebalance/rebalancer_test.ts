@@ -1,0 +1,229 @@
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import type { Hono } from "hono";
+import { RingkvError } from "../../shared/errors.ts";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { hashKeys, Ring } from "../../shared/ring.ts";
+import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
+import { createNodeApp } from "../../node/http/node_app.ts";
+import type { NodeEngine } from "../../node/engine/engine.ts";
+import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
+import { openEngine } from "../../node/engine/open_engine.ts";
+import { ClusterState } from "../cluster/map_view.ts";
+import { createMemoryMapStore, type MapStore } from "../cluster/map_store.ts";
+import { initialMap } from "../cluster/map_transitions.ts";
+import { NodeAdmin } from "../nodes/node_admin.ts";
+import { Rebalancer } from "./rebalancer.ts";
+
+const VNODES = 64;
+const SECRET = "cluster-s3cret";
+
+/** In-process nodes at http://<id>.test; `fail` may refuse a request to simulate a crash. */
+async function startNodes(ids: string[]) {
+  const apps = new Map<string, Hono>();
+  const engines = new Map<string, NodeEngine>();
+  for (const id of ids) {
+    const engine = await openEngine({ disk: createFakeDisk(), id, limits: DEFAULT_LIMITS });
+    engines.set(id, engine);
+    apps.set(
+      `${id}.test`,
+      createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: SECRET }),
+    );
+  }
+  const hooks = { fail: (_req: Request): boolean => false };
+  const fetch = async (req: Request): Promise<Response> => {
+    const app = apps.get(new URL(req.url).host);
+    if (app === undefined || hooks.fail(req)) throw new TypeError("connection refused");
+    return await app.fetch(req);
+  };
+  const info = (id: string): NodeInfo => ({ id, url: `http://${id}.test`, weight: 1 });
+  return { engines, fetch, hooks, info };
+}
+
+type Nodes = Awaited<ReturnType<typeof startNodes>>;
+
+async function proxy(nodes: Nodes, map: ClusterMap, store: MapStore = createMemoryMapStore()) {
+  const admin = new NodeAdmin({ fetch: nodes.fetch, timeoutMs: 5000, clusterSecret: SECRET });
+  const state = await ClusterState.open(map, { store, admin, sleep: () => Promise.resolve() });
+  const rebalancer = new Rebalancer({ state, admin, autoRun: false, chunkLines: 100 });
+  return { state, rebalancer, store, admin };
+}
+
+/** Writes `count` keys to their owners in `map`'s ring; every tenth one is then deleted. */
+async function fill(nodes: Nodes, map: ClusterMap, count: number) {
+  const keys = Array.from({ length: count }, (_, i) => `key/${i}`);
+  const ring = await Ring.build(map.nodes, map.vnodes);
+  const points = await hashKeys(keys);
+  for (let i = 0; i < keys.length; i++) {
+    const engine = nodes.engines.get(ring.ownersOf(points[i]!, 1)[0]!)!;
+    const value = new TextEncoder().encode(`value ${i}`);
+    await engine.write([{ op: "put", key: keys[i]!, value, contentType: "text/plain" }]);
+    if (i % 10 === 0) await engine.write([{ op: "delete", key: keys[i]! }]);
+  }
+  return { keys, points };
+}
+
+/** Where each key is stored now: node ids holding it, with value and version. */
+async function placement(nodes: Nodes, keys: string[]) {
+  const where = new Map<string, { node: string; value: string | null; version: string }[]>();
+  for (const key of keys) {
+    const copies = [];
+    for (const [id, engine] of nodes.engines) {
+      const entry = await engine.get(key);
+      if (entry === undefined) continue;
+      const value = entry.value === null ? null : new TextDecoder().decode(entry.value);
+      copies.push({ node: id, value, version: entry.version });
+    }
+    where.set(key, copies);
+  }
+  return where;
+}
+
+async function setup(ids: string[], count: number) {
+  const nodes = await startNodes(ids);
+  const map = initialMap(ids.slice(0, 3).map(nodes.info), 1, VNODES);
+  const p = await proxy(nodes, map);
+  await p.state.push(map);
+  const data = await fill(nodes, map, count);
+  const before = await placement(nodes, data.keys);
+  return { nodes, map, p, ...data, before };
+}
+
+/** Checks that every key is only at its owner in `map`, with the version it had before. */
+async function assertPlaced(s: Awaited<ReturnType<typeof setup>>, map: ClusterMap) {
+  const ring = await Ring.build(map.nodes, map.vnodes);
+  const after = await placement(s.nodes, s.keys);
+  let moved = 0;
+  for (let i = 0; i < s.keys.length; i++) {
+    const key = s.keys[i]!;
+    const [was] = s.before.get(key)!;
+    const owner = ring.ownersOf(s.points[i]!, 1)[0]!;
+    assertEquals(after.get(key), [{ ...was!, node: owner }], key);
+    if (owner !== was!.node) moved++;
+  }
+  return moved;
+}
+
+async function finish(rebalancer: Rebalancer): Promise<string[]> {
+  const results: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const result = await rebalancer.step();
+    if (result === "idle") return results;
+    results.push(result);
+  }
+  throw new Error("the rebalancing did not finish in 10 steps");
+}
+
+Deno.test("adding a node to 3 moves only the keys whose owner changed, tombstones included", async () => {
+  const s = await setup(["a", "b", "c", "d"], 1200);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  assertEquals(await finish(s.p.rebalancer), ["copied", "cleaned"]);
+  const map = s.p.state.current().map;
+  assertEquals([map.epoch, map.rebalancing, map.nodes.map((n) => n.id)], [4, null, [
+    "a",
+    "b",
+    "c",
+    "d",
+  ]]);
+  const moved = await assertPlaced(s, map);
+  assert(moved > 100 && moved < 600, `moved ${moved} of 1200`);
+  for (const engine of s.nodes.engines.values()) {
+    assertEquals((await engine.loadClusterMap())?.epoch, 4);
+  }
+});
+
+Deno.test("the add's movedKeys counts the entries copied", async () => {
+  const s = await setup(["a", "b", "c", "d"], 300);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  await s.p.rebalancer.step();
+  const cleanup = s.p.state.current().map;
+  assertEquals(cleanup.rebalancing?.phase, "cleanup");
+  const moved = await assertPlacedAfterCleanup(s, cleanup);
+  assertEquals(cleanup.rebalancing?.movedKeys, moved);
+  await finish(s.p.rebalancer);
+});
+
+/** During cleanup the moved keys are at both owners; counts the ones at the new owner only. */
+async function assertPlacedAfterCleanup(s: Awaited<ReturnType<typeof setup>>, map: ClusterMap) {
+  const ring = await Ring.build(map.nodes, map.vnodes);
+  const after = await placement(s.nodes, s.keys);
+  let moved = 0;
+  for (let i = 0; i < s.keys.length; i++) {
+    const [was] = s.before.get(s.keys[i]!)!;
+    const owner = ring.ownersOf(s.points[i]!, 1)[0]!;
+    if (owner === was!.node) continue;
+    moved++;
+    assert(after.get(s.keys[i]!)!.some((c) => c.node === owner && c.version === was!.version));
+  }
+  return moved;
+}
+
+Deno.test("removing a node moves its keys to their new owners and leaves it empty", async () => {
+  const s = await setup(["a", "b", "c"], 1000);
+  await s.p.rebalancer.startRemove("b");
+  assertEquals(await finish(s.p.rebalancer), ["copied", "cleaned"]);
+  const map = s.p.state.current().map;
+  assertEquals([map.epoch, map.nodes.map((n) => n.id)], [4, ["a", "c"]]);
+  const moved = await assertPlaced(s, map);
+  assertEquals(moved, [...s.before.values()].filter((c) => c[0]!.node === "b").length);
+  assertEquals(s.nodes.engines.get("b")!.stats().keys, 0);
+});
+
+Deno.test("a deleted key does not come back after its range moves", async () => {
+  const s = await setup(["a", "b", "c", "d"], 400);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  await finish(s.p.rebalancer);
+  const after = await placement(s.nodes, s.keys);
+  for (let i = 0; i < s.keys.length; i += 10) {
+    const copies = after.get(s.keys[i]!)!;
+    assertEquals(copies.map((c) => c.value), [null], s.keys[i]);
+  }
+});
+
+Deno.test("a rebalancing resumes after a crash at each step, from the stored map", async () => {
+  for (const crashAt of ["push", "copy", "cleanup-push", "drop"]) {
+    const s = await setup(["a", "b", "c", "d"], 500);
+    let ingests = 0;
+    s.nodes.hooks.fail = (req) => {
+      const path = new URL(req.url).pathname;
+      if (crashAt === "copy" && path === "/internal/ingest") return ++ingests > 2;
+      if (crashAt === "drop" && path === "/internal/drop") return true;
+      if (crashAt === "push" && req.method === "PUT" && req.url.startsWith("http://b.")) {
+        return true;
+      }
+      const cleanup = s.p.state.current().map.rebalancing?.phase === "cleanup";
+      return crashAt === "cleanup-push" && cleanup && req.url.startsWith("http://c.");
+    };
+    await s.p.rebalancer.startAdd("http://d.test", 1);
+    await assertRejects(() => finish(s.p.rebalancer), RingkvError);
+    s.nodes.hooks.fail = () => false;
+    const stored = (await s.p.store.load())!;
+    const restarted = await proxy(s.nodes, stored, createMemoryMapStore(stored));
+    await finish(restarted.rebalancer);
+    const map = restarted.state.current().map;
+    assertEquals([map.epoch, map.rebalancing], [4, null], crashAt);
+    await assertPlaced(s, map);
+  }
+});
+
+Deno.test("a proxy joining with an empty disk finishes a rebalancing from a node's map", async () => {
+  const s = await setup(["a", "b", "c", "d"], 300);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  const fromNode = await s.p.admin.getMap("http://a.test");
+  assertEquals(fromNode?.rebalancing?.phase, "copying");
+  const other = await proxy(s.nodes, fromNode!);
+  assertEquals(await finish(other.rebalancer), ["copied", "cleaned"]);
+  await assertPlaced(s, other.state.current().map);
+  assertEquals(await finish(s.p.rebalancer), ["superseded"]);
+  assertEquals(s.p.state.current().map.epoch, 4);
+});
+
+Deno.test("two proxies driving the same add at once end on the same map, nothing lost", async () => {
+  const s = await setup(["a", "b", "c", "d"], 500);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  const other = await proxy(s.nodes, (await s.p.admin.getMap("http://a.test"))!);
+  await Promise.all([s.p.rebalancer.run(), other.rebalancer.run()]);
+  await Promise.all([s.p.state.poll(), other.state.poll()]);
+  assertEquals(s.p.state.current().map, other.state.current().map);
+  assertEquals(s.p.state.current().map.epoch, 4);
+  await assertPlaced(s, s.p.state.current().map);
+});

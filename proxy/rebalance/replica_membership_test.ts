@@ -1,0 +1,338 @@
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import type { Hono } from "hono";
+import { createNodeApp } from "../../node/http/node_app.ts";
+import type { NodeEngine } from "../../node/engine/engine.ts";
+import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
+import { openEngine } from "../../node/engine/open_engine.ts";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { hashKey } from "../../shared/ring.ts";
+import type { ClusterMap } from "../../shared/wire.ts";
+import { createAdminRoutes } from "../http/admin_routes.ts";
+import { createProxyApp } from "../http/proxy_app.ts";
+import { ClusterState } from "../cluster/map_view.ts";
+import { createMemoryMapStore } from "../cluster/map_store.ts";
+import { NodeAdmin } from "../nodes/node_admin.ts";
+import { Rebalancer } from "./rebalancer.ts";
+import { createReplication } from "../replication/wiring.ts";
+import { nodeInfos, TEST_VNODES } from "../../tests/doubles/test_cluster.ts";
+
+const SECRET = "s3cret";
+const TOKEN = "admin-token";
+
+/** n1..n4 in process (n4 outside the map), a proxy with replicas 3 over n1..n3. */
+async function start() {
+  const infos = nodeInfos(4);
+  const engines = new Map<string, NodeEngine>();
+  const apps = new Map<string, Hono>();
+  for (const info of infos) {
+    const engine = await openEngine({ disk: createFakeDisk(), id: info.id });
+    engines.set(info.id, engine);
+    apps.set(
+      new URL(info.url).host,
+      createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: SECRET }),
+    );
+  }
+  const down = new Set<string>();
+  const fetch = async (req: Request): Promise<Response> => {
+    const host = new URL(req.url).host;
+    if (down.has(host.split(".")[0]!)) throw new TypeError("connection refused");
+    return await apps.get(host)!.fetch(req);
+  };
+  const map: ClusterMap = {
+    epoch: 1,
+    replicas: 3,
+    vnodes: TEST_VNODES,
+    nodes: infos.slice(0, 3).map((n) => ({ ...n, incarnation: engines.get(n.id)!.incarnation })),
+    rebalancing: null,
+  };
+  const admin = new NodeAdmin({ fetch, timeoutMs: 2000, clusterSecret: SECRET });
+  const state = await ClusterState.open(map, {
+    store: createMemoryMapStore(),
+    admin,
+    sleep: () => Promise.resolve(),
+  });
+  await state.push(map);
+  const replication = createReplication({ fetch, timeoutMs: 2000, clusterSecret: SECRET });
+  const accept = replication.client.accept.bind(replication.client);
+  const rebalancer = new Rebalancer({ state, admin, autoRun: false, accept, chunkLines: 50 });
+  const adminApp = createAdminRoutes({ state, rebalancer, admin, adminToken: TOKEN, replication });
+  const proxy = createProxyApp({
+    topology: state,
+    fetch,
+    limits: DEFAULT_LIMITS,
+    clusterSecret: SECRET,
+    timeoutMs: 2000,
+    replication,
+    admin: adminApp,
+  });
+  const close = async () => {
+    for (const e of engines.values()) await e.close();
+  };
+  /** Node `id` back on an empty data directory under its id; its new incarnation. */
+  const wipe = async (id: string) => {
+    await engines.get(id)!.close();
+    const engine = await openEngine({ disk: createFakeDisk(), id });
+    engines.set(id, engine);
+    apps.set(
+      `${id}.test`,
+      createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: SECRET }),
+    );
+    return engine.incarnation;
+  };
+  return { engines, down, state, rebalancer, replication, proxy, close, wipe };
+}
+
+type Cluster = Awaited<ReturnType<typeof start>>;
+
+const KEYS = Array.from({ length: 60 }, (_, i) => `key/${i}`);
+
+/** Writes every key (every fifth one then deleted); returns each key's last version. */
+async function writeAll(c: Cluster, tag: string): Promise<Map<string, string>> {
+  const versions = new Map<string, string>();
+  for (const [i, key] of KEYS.entries()) {
+    const res = await c.proxy.request(`/kv/${key}`, { method: "PUT", body: `${tag} ${i}` });
+    assert(res.status === 200 || res.status === 201, `PUT ${key}: ${res.status}`);
+    versions.set(key, res.headers.get("etag")!.slice(1, -1));
+    if (i % 5 === 0) {
+      const del = await c.proxy.request(`/kv/${key}`, { method: "DELETE" });
+      assertEquals(del.status, 204);
+      versions.set(key, del.headers.get("etag")?.slice(1, -1) ?? "");
+    }
+  }
+  return versions;
+}
+
+/** For each key, the nodes among `ids` holding its newest version (tombstones count). */
+async function holders(c: Cluster, ids: string[], key: string): Promise<string[]> {
+  const got = await Promise.all(
+    ids.map(async (id) => ({ id, e: await c.engines.get(id)!.get(key) })),
+  );
+  const newest = got.reduce((a, b) => ((b.e?.version ?? "") > (a.e?.version ?? "") ? b : a));
+  return got.filter((g) => g.e !== undefined && g.e.version === newest.e?.version).map((g) => g.id);
+}
+
+async function runToStable(c: Cluster): Promise<void> {
+  for (let i = 0; i < 10 && c.state.current().map.rebalancing !== null; i++) {
+    await c.rebalancer.step();
+  }
+  assertEquals(c.state.current().map.rebalancing, null);
+}
+
+function remove(c: Cluster, id: string, force: boolean) {
+  return c.proxy.request(`/cluster/nodes/${id}${force ? "?force=true" : ""}`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+}
+
+Deno.test("DELETE /cluster/nodes/{id} of a node that is down answers 503 and suggests ?force=true", async () => {
+  const c = await start();
+  try {
+    c.down.add("n3");
+    const res = await remove(c, "n3", false);
+    assertEquals(res.status, 503);
+    assertMatch((await res.json()).error.message, /\?force=true/);
+    assertEquals(c.state.current().map.rebalancing, null);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("force removal is refused when too few live replicas would remain", async () => {
+  const c = await start();
+  try {
+    c.down.add("n2");
+    c.down.add("n3");
+    const res = await remove(c, "n3", true);
+    assertEquals(res.status, 409);
+    assertMatch((await res.json()).error.message, /Cannot remove node n3 for good/);
+    assertEquals(c.state.current().map.epoch, 1);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("force removal of a dead node re-copies its keys from the survivors, then a new node gets them all", async () => {
+  const c = await start();
+  try {
+    c.down.add("n2"); // these writes land on n1 and n3 only
+    await writeAll(c, "a");
+    c.down.delete("n2");
+    c.replication.hints.forget("n2"); // and their hints are lost
+    c.down.add("n3"); // n3 dies for good
+    const res = await remove(c, "n3", true);
+    assertEquals(res.status, 202);
+    await runToStable(c);
+    assertEquals(c.state.current().map.nodes.map((n) => n.id), ["n1", "n2"]);
+    for (const key of KEYS) assertEquals(await holders(c, ["n1", "n2"], key), ["n1", "n2"], key);
+    // A fresh node brings every key back to 3 replicas.
+    const add = await c.proxy.request("/cluster/nodes", {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ url: "http://n4.test" }),
+    });
+    assertEquals(add.status, 202);
+    await runToStable(c);
+    for (const key of KEYS) {
+      assertEquals(await holders(c, ["n1", "n2", "n4"], key), ["n1", "n2", "n4"], key);
+    }
+    for (const [i, key] of KEYS.entries()) {
+      const got = await c.proxy.request(`/kv/${key}`);
+      if (i % 5 === 0) assertEquals(got.status, 404);
+      else assertEquals(await got.text(), `a ${i}`);
+    }
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("adding a node with one old owner down copies from the live replicas", async () => {
+  const c = await start();
+  try {
+    const versions = await writeAll(c, "b");
+    c.down.add("n2");
+    await c.rebalancer.startAdd("http://n4.test", 1);
+    await runToStable(c);
+    assertEquals(c.state.current().map.nodes.map((n) => n.id), ["n1", "n2", "n3", "n4"]);
+    const ring = c.state.current().ring;
+    for (const key of KEYS) {
+      const owners = ring.ownersOf(await hashKey(key), 3);
+      if (!owners.includes("n4")) continue;
+      assertEquals((await c.engines.get("n4")!.get(key))?.version, versions.get(key), key);
+    }
+    // n2 gets the new map once it is back and the poller sees it behind.
+    c.down.delete("n2");
+    await c.state.poll();
+    const held = await c.engines.get("n2")!.loadClusterMap();
+    assertEquals(held?.epoch, c.state.current().map.epoch);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("anti-entropy brings a replica that missed writes level, tombstones included, without hints", async () => {
+  const c = await start();
+  try {
+    await writeAll(c, "old");
+    c.down.add("n3");
+    const versions = await writeAll(c, "new");
+    c.down.delete("n3");
+    c.replication.hints.forget("n3");
+    await c.replication.probeOnce(c.state, Date.now() + 60_000); // the detector sees n3 up
+    const lagging = KEYS.filter((k) => c.engines.get("n3")!.peek(k)?.version !== versions.get(k));
+    assertEquals(lagging.length, KEYS.length);
+    const report = await c.replication.antiEntropy.sweep(c.state.current());
+    assert(
+      report !== null && report.differing > 0 && report.repaired >= KEYS.length,
+      JSON.stringify(report),
+    );
+    for (const key of KEYS) {
+      assertEquals(await holders(c, ["n1", "n2", "n3"], key), ["n1", "n2", "n3"], key);
+      assertEquals(c.engines.get("n3")!.peek(key)?.version, versions.get(key), key);
+    }
+    const again = await c.replication.antiEntropy.sweep(c.state.current());
+    assertEquals(again?.differing, 0);
+    const view = await (await c.proxy.request("/cluster", {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    })).json();
+    assertEquals(view.underReplicated.keys, 0);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("the manual path: a node back on a wiped directory is force-removed and added back, then holds every key", async () => {
+  const c = await start();
+  try {
+    await writeAll(c, "w");
+    const fresh = await c.wipe("n3");
+    const add = (url: string) =>
+      c.proxy.request("/cluster/nodes", {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify({ url }),
+      });
+    const refused = await add("http://n4.test");
+    assertEquals(refused.status, 409);
+    assertMatch((await refused.json()).error.message, /node n3 is back on a new data directory/);
+    assertEquals((await remove(c, "n3", false)).status, 409); // its keys cannot be read from it
+    assertEquals((await remove(c, "n3", true)).status, 202);
+    await runToStable(c);
+    assertEquals((await add("http://n3.test")).status, 202);
+    await runToStable(c);
+    const n3 = c.state.current().map.nodes.find((n) => n.id === "n3");
+    assertEquals(n3?.incarnation, fresh);
+    for (const key of KEYS) {
+      assertEquals(await holders(c, ["n1", "n2", "n3"], key), ["n1", "n2", "n3"], key);
+    }
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("removing a node below the replica count answers 409 unless forced; /cluster shows the cluster below its replicas", async () => {
+  const c = await start();
+  const view = async () =>
+    await (await c.proxy.request("/cluster", { headers: { authorization: `Bearer ${TOKEN}` } }))
+      .json();
+  try {
+    assertEquals(
+      [(await view()).replicas, (await view()).nodesUp, (await view()).belowReplicas],
+      [3, 3, false],
+    );
+    for (const k of ["x", "y", "z"]) {
+      assertEquals((await c.proxy.request(`/kv/${k}`, { method: "PUT", body: k })).status, 201);
+    }
+    // Copies reach every replica after the quorum answered: poll, bounded.
+    for (let i = 0; i < 100 && (await view()).copies < 9; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals([(await view()).keys, (await view()).copies], [3, 9], "3 keys, 9 copies");
+    const refused = await remove(c, "n3", false);
+    assertEquals(refused.status, 409);
+    const message = (await refused.json()).error.message;
+    assertMatch(message, /2 node\(s\) would be left for 3 replicas.*\?force=true/);
+    assertEquals(c.state.current().map.rebalancing, null, "nothing started");
+
+    c.down.add("n2");
+    assertEquals([(await view()).nodesUp, (await view()).belowReplicas], [2, true]);
+    assertEquals([(await view()).keys, (await view()).copies], [3, 6], "a node down loses no key");
+    c.down.delete("n2");
+
+    const forced = await remove(c, "n3", true);
+    assertEquals(forced.status, 202, await forced.text());
+    const plan = c.state.current().map.rebalancing as { force?: boolean } | null;
+    assertEquals(plan?.force, undefined, "a live node is drained, not dropped");
+    await runToStable(c);
+    assertEquals([(await view()).nodesUp, (await view()).belowReplicas], [2, true]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a forced removal of a node back on a wiped directory copies its ranges from the surviving replicas, not from it", async () => {
+  const c = await start();
+  try {
+    const add = await c.proxy.request("/cluster/nodes", {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ url: "http://n4.test" }),
+    });
+    assertEquals(add.status, 202);
+    await runToStable(c);
+    c.down.add("n2");
+    await writeAll(c, "w"); // each write acknowledged by two of n1, n3, n4: n2 misses them
+    c.down.delete("n2");
+    await c.wipe("n3"); // it answers, but holds none of what it acknowledged
+    assertEquals((await remove(c, "n3", true)).status, 202);
+    await runToStable(c);
+    c.down.add("n1"); // every read now needs n2 and n4: n4 must have what n3 held
+    for (const [i, key] of KEYS.entries()) {
+      const res = await c.proxy.request(`/kv/${key}`);
+      const got = res.status === 200 ? await res.text() : String(res.status);
+      assertEquals(got, i % 5 === 0 ? "404" : `w ${i}`, key);
+    }
+  } finally {
+    await c.close();
+  }
+});

@@ -1,0 +1,176 @@
+/**
+ * Anti-entropy: a sweep compares the replicas of every range of the ring by digest
+ * (`POST /internal/digest`, node/http/digest_routes.ts) and syncs the buckets whose replicas
+ * differ (proxy/replication/replica_sync.ts), so a node that missed writes catches up even when their
+ * hints are gone (proxy restart, hint bound) and nobody reads the keys. Ranges are grouped
+ * by replica set and cut into buckets of a few ranges; a sweep syncs at most
+ * `maxSyncs` buckets, skips replicas the failure detector knows are down, and does
+ * nothing while a rebalancing runs (that copy is the rebalancer's job).
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import { type Range, type Ring, RING_SIZE } from "../../shared/ring.ts";
+import type { NodeAdmin } from "../nodes/node_admin.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+import { quorumOf } from "./quorum.ts";
+import { type SyncDeps, syncRanges } from "./replica_sync.ts";
+import type { Topology } from "../cluster/topology.ts";
+
+/** What an {@link AntiEntropy} needs. */
+export interface AntiEntropyDeps {
+  admin: NodeAdmin;
+  accept?: SyncDeps["accept"];
+  /** Whether to count on a node (the failure detector); all up when absent. */
+  isUp?: (id: string) => boolean;
+  /** Ranges per bucket (default 32). */
+  bucketRanges?: number;
+  /** Most buckets synced per sweep (default 64). */
+  maxSyncs?: number;
+  now?: () => number;
+  log?: (obj: Record<string, unknown>) => void;
+}
+
+/** What the last sweep found. */
+export interface SweepReport {
+  at: number;
+  epoch: number;
+  buckets: number;
+  /** Buckets whose answering replicas differed. */
+  differing: number;
+  /** (replica, key) pairs that lacked the newest entry, and how many got it. */
+  behind: number;
+  repaired: number;
+  /** Keys in buckets where some replica did not answer (their replica count is unknown). */
+  unchecked: number;
+}
+
+/** The longest arc in a bucket's ranges: 1/1024 of the ring. */
+const MAX_ARC = RING_SIZE / 1024;
+
+/** A replica set and the ranges it holds, cut into buckets. */
+interface Group {
+  owners: NodeRef[];
+  buckets: Range[][];
+}
+
+/** Runs anti-entropy sweeps, one at a time. */
+export class AntiEntropy {
+  #running: Promise<SweepReport | null> | null = null;
+  /** The last complete sweep, or null before the first. */
+  last: SweepReport | null = null;
+
+  /** Creates the sweeper; nothing runs until {@link sweep}. */
+  constructor(private readonly deps: AntiEntropyDeps) {}
+
+  /** One sweep over `topo` (joins a running one); null when skipped. */
+  sweep(topo: Topology): Promise<SweepReport | null> {
+    this.#running ??= this.#sweep(topo).finally(() => (this.#running = null));
+    return this.#running;
+  }
+
+  async #sweep(topo: Topology): Promise<SweepReport | null> {
+    const { map } = topo;
+    if (map.replicas <= 1 || map.rebalancing !== null) return null;
+    const report: SweepReport = {
+      at: (this.deps.now ?? Date.now)(),
+      epoch: map.epoch,
+      buckets: 0,
+      differing: 0,
+      behind: 0,
+      repaired: 0,
+      unchecked: 0,
+    };
+    let syncs = this.deps.maxSyncs ?? 64;
+    for (const group of groupsOf(topo, this.deps.bucketRanges ?? 32)) {
+      syncs = await this.#sweepGroup(group, map.epoch, report, syncs);
+    }
+    if (report.differing > 0 || report.unchecked > 0) {
+      this.deps.log?.({ msg: "anti-entropy", ...report });
+    }
+    this.last = report;
+    return report;
+  }
+
+  async #sweepGroup(g: Group, epoch: number, report: SweepReport, syncs: number): Promise<number> {
+    const isUp = this.deps.isUp ?? (() => true);
+    const digests = await Promise.all(
+      g.owners.map((n) =>
+        isUp(n.id)
+          ? this.deps.admin.digest(n.url, g.buckets, epoch).catch((err) => {
+            if (!(err instanceof RingkvError) || err.code === "stale_epoch") throw err;
+            return null;
+          })
+          : null
+      ),
+    );
+    const answered = digests.filter((d) => d !== null);
+    report.buckets += g.buckets.length;
+    for (let b = 0; b < g.buckets.length; b++) {
+      const mine = answered.map((d) => d[b]!);
+      if (answered.length < g.owners.length) {
+        report.unchecked += Math.max(0, ...mine.map((d) => d.count));
+      }
+      if (mine.every((d) => d.hash === mine[0]!.hash)) continue;
+      report.differing++;
+      if (syncs <= 0) continue;
+      syncs--;
+      const ready = g.owners.filter((_, i) => digests[i] !== null);
+      const r = await syncRanges(ready, g.buckets[b]!, quorumOf(g.owners.length), {
+        ...this.deps,
+        epoch,
+      });
+      report.behind += r.behind;
+      report.repaired += r.repaired;
+    }
+    return syncs;
+  }
+}
+
+/** The ring's ranges grouped by replica set (sorted ids), each cut into buckets. */
+export function groupsOf(topo: Topology, bucketRanges: number): Group[] {
+  const byOwners = new Map<string, { ids: string[]; ranges: Range[] }>();
+  for (const { start, end, owners } of segments(topo.ring, topo.map.replicas)) {
+    const ids = [...owners].sort();
+    const key = ids.join(",");
+    if (!byOwners.has(key)) byOwners.set(key, { ids, ranges: [] });
+    const ranges = byOwners.get(key)!.ranges;
+    const last = ranges.at(-1);
+    if (last !== undefined && last.end === start) last.end = end;
+    else ranges.push({ start, end });
+  }
+  const groups: Group[] = [];
+  for (const { ids, ranges } of byOwners.values()) {
+    const owners = ids.map((id) => ({ id, url: topo.nodeUrl(id) ?? "" }));
+    if (owners.some((o) => o.url === "")) continue;
+    const pieces = ranges.flatMap(split);
+    const buckets: Range[][] = [];
+    for (let i = 0; i < pieces.length; i += bucketRanges) {
+      buckets.push(pieces.slice(i, i + bucketRanges));
+    }
+    groups.push({ owners, buckets });
+  }
+  return groups;
+}
+
+/** Arcs longer than {@link MAX_ARC} cut into pieces (so a bucket never spans the ring). */
+function split(range: Range): Range[] {
+  const out: Range[] = [];
+  for (let start = range.start; start < range.end; start += MAX_ARC) {
+    out.push({ start, end: Math.min(range.end, start + MAX_ARC) });
+  }
+  return out;
+}
+
+/** The ring cut where its owners change: [start, end) with the owners of `start`. */
+function segments(ring: Ring, n: number): { start: number; end: number; owners: string[] }[] {
+  const starts = [0, ...ring.points().map((p) => p.point + 1)]
+    .filter((s) => s < RING_SIZE)
+    .sort((a, b) => a - b)
+    .filter((s, i, all) => i === 0 || s !== all[i - 1]);
+  return starts.map((start, i) => ({
+    start,
+    end: starts[i + 1] ?? RING_SIZE,
+    owners: ring.ownersOf(start, n),
+  }));
+}

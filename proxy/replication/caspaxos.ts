@@ -1,0 +1,271 @@
+/**
+ * Single-key operations on n > 1 replicas, linearizable per key while a majority of the
+ * key's replicas answers (docs/replication.md):
+ * - writes (put, delete, compare-and-set) are CASPaxos rounds (Rystsov 2018): prepare a
+ *   ballot (a version from the proxy's hybrid clock, newer than any seen) at a majority,
+ *   take the newest entry among the answers, apply the operation to it, and accept the
+ *   result, stamped with the ballot as its version, at a majority;
+ * - reads are one round of `/internal/read` at a majority (ABD, Attiya, Bar-Noy and
+ *   Dolev 1995): when the answers agree that is the value; when they do not, the newest
+ *   entry is written back with its own version (the same accept its writer sent) to a
+ *   majority before it is returned.
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { Point } from "../../shared/ring.ts";
+import type { HybridClock, Version } from "../../shared/version.ts";
+import {
+  type BatchOp,
+  type BatchResult,
+  DEFAULT_CONTENT_TYPE,
+  type WireEntry,
+} from "../../shared/wire.ts";
+import type { FailureDetector } from "./failure_detector.ts";
+import type { Hints } from "./hints.ts";
+import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
+import type { PaxosCalls } from "./paxos_batcher.ts";
+import type { WireVote } from "../nodes/paxos_client.ts";
+import { gather, type Gathered, KeyLocks, quorumOf } from "./quorum.ts";
+
+/** What {@link Replicated} needs. */
+export interface ReplicatedDeps {
+  client: PaxosCalls;
+  /** Versioned ingest into next-ring owners while a range moves. */
+  ingest: (node: NodeRef, epoch: number, entries: WireEntry[]) => Promise<unknown>;
+  clock: HybridClock;
+  detector: FailureDetector;
+  hints: Hints;
+  /** Rounds before an operation gives up under contention (default 8). */
+  maxRounds?: number;
+  log?: (obj: Record<string, unknown>) => void;
+}
+
+/** The replicas of one key under one topology. */
+export interface Replicas {
+  owners: NodeRef[];
+  /** Next-ring owners that are not owners (they get accepted writes by ingest). */
+  joining: NodeRef[];
+  key: string;
+  point: Point;
+  epoch: number;
+}
+
+/** Runs single-key operations by quorum. */
+export class Replicated {
+  readonly #locks = new KeyLocks();
+  /** Rewrites of an existing entry under a new version (see docs/replication.md). */
+  restamps = 0;
+
+  /** Creates the replicated data path. */
+  constructor(private readonly deps: ReplicatedDeps) {}
+
+  /** Runs `op` on the key's replicas. Throws StaleEpochError only when it is safe to retry. */
+  run(replicas: Replicas, op: BatchOp): Promise<BatchResult> {
+    return this.#locks.run(
+      op.key,
+      () => op.op === "get" ? this.#read(replicas) : this.#write(replicas, op),
+    );
+  }
+
+  async #read(r: Replicas): Promise<BatchResult> {
+    const need = quorumOf(r.owners.length);
+    for (let round = 1; round <= this.#maxRounds; round++) {
+      const got = await this.#gather(
+        r.owners,
+        need,
+        (n) => this.deps.client.read(n, r.epoch, [r.key]).then((e) => e[0] ?? null),
+        () => true,
+      );
+      if (!got.ok) throw noQuorum("read", r, need, got);
+      const best = newest(got.good.map((g) => g.value));
+      const have = got.good.filter((g) => g.value?.ver === best?.ver);
+      if (best === null || have.length === got.good.length) return readResult(best);
+      const others = r.owners.filter((n) => !have.some((h) => h.node.id === n.id));
+      const back = await this.#accept(r, others, need - have.length, best);
+      if (back.ok) return readResult(best);
+      // A replica promised a higher ballot (e.g. its floor after a restart): only a round
+      // above that ballot gets past it, and re-reading would only meet the refusal again.
+      if (back.bad.length > 0) break;
+      this.#observe(back);
+      await backoff(round);
+    }
+    return this.#write(r, { op: "get", key: r.key });
+  }
+
+  async #write(r: Replicas, op: BatchOp): Promise<BatchResult> {
+    const need = quorumOf(r.owners.length);
+    let seen: Version | undefined = op.minVersion;
+    for (let round = 1; round <= this.#maxRounds; round++) {
+      const ballot = this.deps.clock.nextAfter(seen);
+      const got = await this.#gather(
+        r.owners,
+        need,
+        (n) => this.deps.client.prepare(n, r.epoch, [{ key: r.key, ballot }]).then((v) => v[0]!),
+        (v) => v.ok,
+      );
+      if (!got.ok) {
+        if (got.bad.length === 0) throw noQuorum("prepare", r, need, got);
+        seen = this.#observe(got) ?? seen;
+        await backoff(round);
+        continue;
+      }
+      const entries = got.good.map((g) => g.value.entry);
+      const best = newest(entries);
+      const agreed = entries.every((e) => e?.ver === best?.ver);
+      const decided = decide(op, best, ballot, r);
+      if (decided.entry === undefined && agreed) return decided.result;
+      const entry = decided.entry ?? restamp(best!, ballot);
+      if (decided.entry === undefined) this.restamps++;
+      const acc = await this.#accept(r, r.owners, need, entry).catch((err) => {
+        if (!(err instanceof StaleEpochError)) throw err;
+        throw mayHaveApplied(op, r, need, {
+          good: [],
+          bad: [],
+          errors: [err],
+          skipped: [],
+          ok: false,
+        });
+      });
+      if (!acc.ok) throw mayHaveApplied(op, r, need, acc);
+      await this.#copyToJoining(r, op, entry);
+      return decided.entry === undefined && decided.result.status !== 404
+        ? { ...decided.result, version: ballot }
+        : decided.result;
+    }
+    throw new RingkvError(
+      "unavailable",
+      `Cannot ${op.op} key "${op.key}": other writers kept winning the key (${this.#maxRounds} rounds); retry it`,
+    );
+  }
+
+  get #maxRounds(): number {
+    return this.deps.maxRounds ?? 8;
+  }
+
+  /** Accepts `entry` at `nodes` until `need` agree; replicas that miss it get a hint. */
+  async #accept(
+    r: Replicas,
+    nodes: NodeRef[],
+    need: number,
+    entry: WireEntry,
+  ): Promise<Gathered<WireVote>> {
+    const hints = this.deps.hints;
+    const call = (n: NodeRef) =>
+      this.deps.client.accept(n, r.epoch, [entry]).then((v) => v[0]!, (err) => {
+        hints.add(n.id, entry);
+        throw err;
+      });
+    const got = await this.#gather(nodes, need, call, (v) => v.ok);
+    if (got.ok) { for (const n of got.skipped) hints.add(n.id, entry); }
+    return got;
+  }
+
+  #gather<T>(
+    nodes: NodeRef[],
+    need: number,
+    call: (n: NodeRef) => Promise<T>,
+    good: (v: T) => boolean,
+  ): Promise<Gathered<T>> {
+    const ordered = this.deps.detector.order(nodes);
+    const up = ordered.filter((n) => this.deps.detector.isUp(n.id)).length;
+    return gather(ordered, up, need, call, good).then((got) => {
+      const stale = got.errors.find((e) => e instanceof StaleEpochError);
+      if (!got.ok && stale) throw stale;
+      return got;
+    });
+  }
+
+  /** The highest ballot that refusals named, moved into the clock. */
+  #observe(got: Gathered<WireVote>): Version | undefined {
+    let top: Version | undefined;
+    for (const { value } of got.bad) {
+      if (value.promised !== undefined && (top === undefined || value.promised > top)) {
+        top = value.promised;
+      }
+    }
+    if (top !== undefined) this.deps.clock.observe(top);
+    return top;
+  }
+
+  async #copyToJoining(r: Replicas, op: BatchOp, entry: WireEntry): Promise<void> {
+    try {
+      await Promise.all(r.joining.map((n) => this.deps.ingest(n, r.epoch, [entry])));
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      throw new RingkvError(
+        "node_unavailable",
+        `Cannot confirm the ${op.op} of key "${op.key}": a majority accepted version ${entry.ver} but copying it to a node that takes the key over in the rebalancing under way failed: ${err.message}. The write has taken effect.`,
+      );
+    }
+  }
+}
+
+/** The newest of some entries (null: none). */
+export function newest(entries: readonly (WireEntry | null)[]): WireEntry | null {
+  let best: WireEntry | null = null;
+  for (const e of entries) if (e !== null && (best === null || e.ver > best.ver)) best = e;
+  return best;
+}
+
+function readResult(e: WireEntry | null): BatchResult {
+  if (e === null) return { status: 404 };
+  if (e.v === null) return { status: 404, version: e.ver };
+  return { status: 200, version: e.ver, value: e.v, contentType: e.t ?? DEFAULT_CONTENT_TYPE };
+}
+
+/** What `op` does to `current` (the newest entry of a majority): the answer and the new entry. */
+export function decide(
+  op: BatchOp,
+  current: WireEntry | null,
+  ballot: Version,
+  r: Replicas,
+): { result: BatchResult; entry?: WireEntry } {
+  const live = current !== null && current.v !== null;
+  const failed = { result: live ? { status: 412, version: current!.ver } : { status: 412 } };
+  if (op.ifMatch !== undefined && (!live || current!.ver !== op.ifMatch)) return failed;
+  if (op.ifNoneMatch === "*" && live) return failed;
+  if (op.op === "get") return { result: readResult(current) };
+  if (op.op === "delete") {
+    if (!live) {
+      return { result: current === null ? { status: 404 } : { status: 404, version: current.ver } };
+    }
+    return {
+      result: { status: 204, version: ballot },
+      entry: { k: r.key, v: null, ver: ballot, h: r.point },
+    };
+  }
+  const entry = {
+    k: r.key,
+    v: op.value ?? "",
+    t: op.contentType ?? DEFAULT_CONTENT_TYPE,
+    ver: ballot,
+    h: r.point,
+  };
+  return { result: { status: live ? 200 : 201, version: ballot }, entry };
+}
+
+function restamp(e: WireEntry, ballot: Version): WireEntry {
+  return { ...e, ver: ballot };
+}
+
+function backoff(round: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * round));
+}
+
+function noQuorum<T>(phase: string, r: Replicas, need: number, got: Gathered<T>): RingkvError {
+  const why = got.errors.map((e) => e.message).join("; ");
+  return new RingkvError(
+    "node_unavailable",
+    `Cannot ${phase} key "${r.key}": ${got.good.length} of ${r.owners.length} replicas answered, ${need} are needed (${why})`,
+  );
+}
+
+function mayHaveApplied<T>(op: BatchOp, r: Replicas, need: number, got: Gathered<T>): RingkvError {
+  return new RingkvError(
+    "node_unavailable",
+    `Cannot confirm the ${op.op} of key "${op.key}": ${got.good.length} of ${r.owners.length} replicas accepted it, ${need} are needed (${
+      got.errors.map((e) => e.message).join("; ") || "a newer writer got in"
+    }). The write may have taken effect; retry it.`,
+  );
+}

@@ -1,0 +1,264 @@
+import { assert, assertEquals } from "@std/assert";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { hashKey } from "../../shared/ring.ts";
+import { formatVersion } from "../../shared/version.ts";
+import { createNodeApp } from "../../node/http/node_app.ts";
+import { createProxyApp } from "../http/proxy_app.ts";
+import { createReplication } from "./wiring.ts";
+import { clusterView, type NodeView } from "../http/admin_routes.ts";
+import { ClusterState } from "../cluster/map_view.ts";
+import type { NodeHealth } from "./failure_detector.ts";
+import { createMemoryMapStore } from "../cluster/map_store.ts";
+import { NodeAdmin } from "../nodes/node_admin.ts";
+import { Rebalancer } from "../rebalance/rebalancer.ts";
+import {
+  nodeInfos,
+  startCluster,
+  TEST_VNODES,
+  type TestCluster,
+} from "../../tests/doubles/test_cluster.ts";
+
+const infos = nodeInfos(3);
+const map = { epoch: 1, replicas: 3, vnodes: TEST_VNODES, nodes: infos, rebalancing: null };
+
+async function start(): Promise<TestCluster> {
+  return await startCluster({ nodes: infos, map });
+}
+
+function put(c: TestCluster, key: string, body: string, headers: Record<string, string> = {}) {
+  return c.proxy.request(`/kv/${key}`, { method: "PUT", body, headers });
+}
+
+async function versionsOn(c: TestCluster, key: string): Promise<(string | undefined)[]> {
+  return await Promise.all(
+    [...c.nodes.values()].map(async (n) => (await n.engine.get(key))?.version),
+  );
+}
+
+Deno.test("with 3 replicas a write lands on a majority and a read returns it", async () => {
+  const c = await start();
+  try {
+    const res = await put(c, "a", "one");
+    assertEquals(res.status, 201);
+    const etag = res.headers.get("etag")!.slice(1, -1);
+    const versions = await versionsOn(c, "a");
+    assert(versions.filter((v) => v === etag).length >= 2, `versions ${versions}`);
+    const got = await c.proxy.request("/kv/a");
+    assertEquals([got.status, await got.text()], [200, "one"]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("with one of 3 replicas down every operation still succeeds", async () => {
+  const c = await start();
+  try {
+    c.down.add("n2");
+    assertEquals((await put(c, "k", "v1")).status, 201);
+    const etag = (await c.proxy.request("/kv/k")).headers.get("etag")!;
+    assertEquals((await put(c, "k", "v2", { "if-match": etag })).status, 200);
+    assertEquals((await put(c, "k", "v3", { "if-match": etag })).status, 412);
+    assertEquals(await (await c.proxy.request("/kv/k")).text(), "v2");
+    assertEquals((await c.proxy.request("/kv/k", { method: "DELETE" })).status, 204);
+    assertEquals((await c.proxy.request("/kv/k")).status, 404);
+    assertEquals((await put(c, "k", "v4", { "if-none-match": "*" })).status, 201);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("with 2 of 3 replicas down a write answers 503 node_unavailable", async () => {
+  const c = await start();
+  try {
+    c.down.add("n1");
+    c.down.add("n2");
+    const res = await put(c, "k", "v");
+    assertEquals(res.status, 503);
+    assertEquals((await res.json()).error.code, "node_unavailable");
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a node known to be down is not called again until a probe finds it up", async () => {
+  const replication = createReplication({
+    fetch: (r) => fetchOf(c)(r),
+    timeoutMs: 5000,
+    clusterSecret: "s3cret",
+  });
+  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  try {
+    c.down.add("n3");
+    for (let i = 0; i < 5; i++) assertEquals((await put(c, `k${i}`, "v")).status, 201);
+    assertEquals(replication.detector.isUp("n3"), false);
+    c.down.delete("n3");
+    const before = c.calls.filter((x) => x.node === "n3").length;
+    for (let i = 0; i < 5; i++) assertEquals((await put(c, `j${i}`, "v")).status, 201);
+    assertEquals(c.calls.filter((x) => x.node === "n3").length, before);
+    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    assert(replication.detector.isUp("n3"));
+    // The hints of the writes it missed were replayed.
+    assertEquals(replication.hints.count("n3"), 0);
+    for (let i = 0; i < 5; i++) {
+      assert((await c.nodes.get("n3")!.engine.get(`j${i}`)) !== undefined);
+    }
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a read that finds replicas disagreeing writes the newest back to a majority", async () => {
+  const c = await start();
+  try {
+    await put(c, "d", "old");
+    const h = await hashKey("d");
+    const ver = "7fffffffffff-0000-x";
+    await c.nodes.get("n1")!.engine.ingest([{ k: "d", v: btoa("new"), ver, h }]);
+    const got = await c.proxy.request("/kv/d");
+    assertEquals(await got.text(), "new");
+    assert((await versionsOn(c, "d")).filter((v) => v === ver).length >= 2);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("two proxies racing If-Match on one version: exactly one wins", async () => {
+  const c = await start();
+  try {
+    const etag = (await put(c, "cas", "v0")).headers.get("etag")!;
+    const other = createProxyApp({ ...proxyDepsOf(c) });
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        (i % 2 === 0 ? c.proxy : other).request("/kv/cas", {
+          method: "PUT",
+          body: `w${i}`,
+          headers: { "if-match": etag },
+        })),
+    );
+    const statuses = results.map((r) => r.status);
+    assertEquals(statuses.filter((s) => s === 200).length, 1, `statuses ${statuses}`);
+    assert(statuses.every((s) => s === 200 || s === 412 || s === 503), `${statuses}`);
+  } finally {
+    await c.close();
+  }
+});
+
+function fetchOf(c: TestCluster) {
+  return (req: Request) => proxyDepsOf(c).fetch(req);
+}
+
+function proxyDepsOf(c: TestCluster) {
+  return {
+    topology: c.topology,
+    limits: DEFAULT_LIMITS,
+    timeoutMs: 5000,
+    clusterSecret: "s3cret",
+    fetch: (req: Request): Promise<Response> => {
+      const id = new URL(req.url).host.split(".")[0]!;
+      if (c.down.has(id)) return Promise.reject(new TypeError("connection refused"));
+      c.calls.push({ node: id, method: req.method, path: new URL(req.url).pathname });
+      return Promise.resolve(c.nodes.get(id)!.app.fetch(req));
+    },
+  };
+}
+
+Deno.test("a replica whose disk is full turns read-only in the probe and GET /cluster; writes still reach a quorum; it is up again once space is freed", async () => {
+  const replication = createReplication({
+    fetch: (r) => fetchOf(c)(r),
+    timeoutMs: 5000,
+    clusterSecret: "s3cret",
+  });
+  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  const admin = new NodeAdmin({ fetch: fetchOf(c), clusterSecret: "s3cret", timeoutMs: 5000 });
+  const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
+  const view = async () =>
+    (await clusterView({ state, admin, rebalancer: new Rebalancer({ state, admin }), replication }))
+      .nodes as NodeView[];
+  try {
+    c.nodes.get("n2")!.disk.setCapacity(0);
+    for (let i = 0; i < 5; i++) assertEquals((await put(c, `f${i}`, "v")).status, 201);
+    assertEquals(c.nodes.get("n2")!.engine.writeHealth().state, "read-only");
+    const accepts = () =>
+      c.calls.filter((x) => x.node === "n2" && x.path === "/internal/accept").length;
+    const acceptsBefore = accepts();
+    assert(replication.hints.count("n2") > 0);
+    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    // Its hints wait: a read-only node would refuse them.
+    assertEquals(accepts(), acceptsBefore);
+    const seen = replication.healthOf("n2") as NodeHealth;
+    assertEquals(seen.state, "read-only");
+    assert(seen.writesRefused?.includes("No space left on device"), seen.writesRefused);
+    const n2 = (await view()).find((n) => n.id === "n2")!;
+    assertEquals([n2.state, n2.writes?.state], ["read-only", "read-only"]);
+    assert(n2.writes?.reason?.includes("No space left on device"), n2.writes?.reason);
+    assertEquals((await view()).filter((n) => n.state === "up").length, 2);
+    for (let i = 0; i < 5; i++) {
+      assertEquals(await (await c.proxy.request(`/kv/f${i}`)).text(), "v");
+    }
+    c.nodes.get("n2")!.disk.setCapacity(undefined);
+    const deadline = Date.now() + 10_000;
+    while (c.nodes.get("n2")!.engine.writeHealth().state !== "writable") {
+      assert(Date.now() < deadline, "n2 did not take writes again");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await replication.probeOnce(c.topology, Date.now() + 120_000);
+    assertEquals(replication.healthOf("n2").state, "up");
+    assertEquals(replication.hints.count("n2"), 0);
+    for (let i = 0; i < 5; i++) assert(await c.nodes.get("n2")!.engine.get(`f${i}`));
+    assertEquals((await view()).map((n) => n.state), ["up", "up", "up"]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("after a replica restarts (its promises raised to a floor), quorum reads of keys it missed never wait on another replica that is paused", async () => {
+  // A paused node takes calls and never answers (they end at the proxy's timeout).
+  const paused = new Set<string>();
+  const fetch = (req: Request): Promise<Response> => {
+    const id = new URL(req.url).host.split(".")[0]!;
+    if (!paused.has(id)) return fetchOf(c)(req);
+    c.calls.push({ node: id, method: req.method, path: new URL(req.url).pathname });
+    return new Promise((_, reject) => {
+      req.signal.addEventListener("abort", () => reject(req.signal.reason));
+    });
+  };
+  const replication = createReplication({
+    fetch,
+    timeoutMs: 300,
+    clusterSecret: "s3cret",
+  });
+  const c = await startCluster({ nodes: infos, map, proxy: { replication, timeoutMs: 300 } });
+  try {
+    c.down.add("n1");
+    const keys = Array.from({ length: 10 }, (_, i) => `missed${i}`);
+    for (const key of keys) assertEquals((await put(c, key, "v2")).status, 201);
+    // n1 comes back as after a restart: every key's promise is the stored watermark.
+    const n1 = c.nodes.get("n1")!;
+    const floor = formatVersion(Date.now() + 1000, 0, "0");
+    const floorStore = { load: () => Promise.resolve(floor), save: () => Promise.resolve() };
+    n1.app = createNodeApp({
+      engine: n1.engine,
+      limits: DEFAULT_LIMITS,
+      clusterSecret: "s3cret",
+      floorStore,
+    });
+    c.down.delete("n1");
+    paused.add("n3");
+    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    assertEquals([replication.detector.isUp("n1"), replication.detector.isUp("n3")], [true, false]);
+    const before = c.calls.filter((x) => x.node === "n3").length;
+    const readsBefore = c.calls.filter((x) => x.path === "/internal/read").length;
+    for (const key of keys) {
+      const got = await c.proxy.request(`/kv/${key}`);
+      assertEquals([got.status, await got.text()], [200, "v2"], key);
+    }
+    assertEquals(c.calls.filter((x) => x.node === "n3").length, before);
+    // One read round per key: a refused write-back goes to a full round at once.
+    const reads = c.calls.filter((x) => x.path === "/internal/read").length - readsBefore;
+    assertEquals(reads, 2 * keys.length);
+    // The reads brought n1 up to date (through a round above its floor).
+    for (const key of keys) assertEquals(await (await n1.engine.get(key))?.value?.length, 2);
+  } finally {
+    await c.close();
+  }
+});

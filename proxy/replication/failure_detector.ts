@@ -1,0 +1,136 @@
+/**
+ * The proxy's view of node health, as a pure state machine: events (a call or probe
+ * answered, a call or probe failed) go in through {@link FailureDetector.step}, time
+ * through {@link FailureDetector.tick}, which says which nodes to probe now. A node
+ * that failed once is `down` until it answers again, so requests stop waiting on it:
+ * quorum calls go to the `up` replicas first (proxy/replication/caspaxos.ts), and a dead node
+ * costs a timeout at most once per probe interval, when it is probed. A node whose
+ * probe says it refuses writes (its disk failed) is `read-only`: it still counts for
+ * reads, and goes after the `up` nodes.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { FailureDetector } from "./failure_detector.ts";
+ * const fd = new FailureDetector({ probeMs: 500 });
+ * fd.step({ kind: "failed", node: "n1", at: 0 });
+ * assert(!fd.isUp("n1") && fd.tick(600).includes("n1"));
+ * ```
+ */
+
+/** Something the detector learns about one node. */
+export type HealthEvent =
+  | {
+    kind: "answered";
+    node: string;
+    at: number;
+    /** From a probe: why it refuses writes, or false when it takes them (absent: unknown). */
+    refusesWrites?: string | false;
+  }
+  | { kind: "failed"; node: string; at: number; error?: string }
+  | { kind: "forget"; node: string };
+
+/** One node's health as the proxy sees it. */
+export interface NodeHealth {
+  state: "up" | "down" | "read-only";
+  /** When it last answered or failed (ms). */
+  since: number;
+  lastError?: string;
+  /** Consecutive failures. */
+  failures: number;
+  /** Why it refuses writes, when its last probe said so. */
+  writesRefused?: string;
+}
+
+interface Tracked extends NodeHealth {
+  nextProbeAt: number;
+  probing: boolean;
+}
+
+/** Health of the nodes the proxy talks to; unknown nodes count as up. */
+export class FailureDetector {
+  readonly #nodes = new Map<string, Tracked>();
+
+  /** `probeMs`: how often each node is probed. */
+  constructor(private readonly options: { probeMs: number }) {}
+
+  /** Applies one event. */
+  step(event: HealthEvent): void {
+    if (event.kind === "forget") {
+      this.#nodes.delete(event.node);
+      return;
+    }
+    const node = this.#track(event.node, event.at);
+    node.probing = false;
+    if (event.kind === "answered") {
+      if (event.refusesWrites === false) delete node.writesRefused;
+      else if (event.refusesWrites !== undefined) node.writesRefused = event.refusesWrites;
+      const state = node.writesRefused === undefined ? "up" : "read-only";
+      if (node.state !== state) node.since = event.at;
+      node.state = state;
+      node.failures = 0;
+      delete node.lastError;
+    } else {
+      if (node.state !== "down") node.since = event.at;
+      node.state = "down";
+      node.failures++;
+      if (event.error !== undefined) node.lastError = event.error;
+      node.nextProbeAt = event.at + this.options.probeMs;
+    }
+  }
+
+  /** Starts tracking `ids` (e.g. every node of the map); the nodes due a probe at `now`. */
+  tick(now: number, ids: readonly string[] = []): string[] {
+    for (const id of ids) this.#track(id, now);
+    const due: string[] = [];
+    for (const [id, node] of this.#nodes) {
+      if (node.probing || node.nextProbeAt > now) continue;
+      node.probing = true;
+      node.nextProbeAt = now + this.options.probeMs;
+      due.push(id);
+    }
+    return due;
+  }
+
+  /** Whether requests should count on the node (unknown nodes: yes). */
+  isUp(id: string): boolean {
+    return this.#nodes.get(id)?.state !== "down";
+  }
+
+  /** Whether writes should be sent to the node now (up, and not read-only). */
+  takesWrites(id: string): boolean {
+    const state = this.#nodes.get(id)?.state;
+    return state !== "down" && state !== "read-only";
+  }
+
+  /** The node's health, or undefined when never seen. */
+  health(id: string): NodeHealth | undefined {
+    const node = this.#nodes.get(id);
+    if (node === undefined) return undefined;
+    const { state, since, failures, lastError, writesRefused } = node;
+    return {
+      state,
+      since,
+      failures,
+      ...(lastError === undefined ? {} : { lastError }),
+      ...(writesRefused === undefined ? {} : { writesRefused }),
+    };
+  }
+
+  /** `nodes` with the up ones first, then the read-only ones, then the down ones. */
+  order<T extends { id: string }>(nodes: readonly T[]): T[] {
+    const rank = (n: T) =>
+      ({ up: 0, "read-only": 1, down: 2 })[this.#nodes.get(n.id)?.state ?? "up"];
+    return [0, 1, 2].flatMap((r) => nodes.filter((n) => rank(n) === r));
+  }
+
+  #track(id: string, now: number): Tracked {
+    let node = this.#nodes.get(id);
+    if (node === undefined) {
+      node = { state: "up", since: now, failures: 0, nextProbeAt: now, probing: false };
+      this.#nodes.set(id, node);
+    }
+    return node;
+  }
+}

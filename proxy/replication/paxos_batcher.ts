@@ -1,0 +1,171 @@
+/**
+ * Coalesces the single-key replication calls of concurrent requests into batch calls,
+ * the way proxy/routing/dispatcher.ts does for unreplicated ones: per node and kind (read,
+ * prepare, accept) one call is in flight; calls made meanwhile wait for it and then go
+ * together as one. Nothing waits on a timer: an idle node gets a call at once. A batch
+ * never holds the same key twice (a later call for a key waits for the next batch), so
+ * each key's calls reach a node in the order they were made, as they did one by one.
+ *
+ * @module
+ */
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import type { Version } from "../../shared/version.ts";
+import type { WireEntry } from "../../shared/wire.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+import type { PaxosClient, WireVote } from "../nodes/paxos_client.ts";
+
+/** The calls {@link Replicated} makes (a {@link PaxosClient}, or this batcher over one). */
+export type PaxosCalls = Pick<PaxosClient, "read" | "prepare" | "accept">;
+
+/** Most items in one batched call (the nodes accept up to 1000). */
+const MAX_ITEMS = 256;
+
+/** Bytes a call's JSON body may take, over-estimated (values are base64, keys escaped). */
+function estimateBytes(keys: readonly string[], valueChars = 0): number {
+  let bytes = 64 + valueChars;
+  for (const key of keys) bytes += 96 + key.length * 6;
+  return bytes;
+}
+
+interface Waiting<I, R> {
+  items: I[];
+  keys: string[];
+  bytes: number;
+  resolve: (results: R[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/** One node's queue of one kind of call. */
+class Lane<I, R> {
+  #busy = false;
+  #waiting: Waiting<I, R>[] = [];
+
+  constructor(
+    private readonly send: (items: I[]) => Promise<R[]>,
+    private readonly onIdle: () => void,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Resolves with this call's own results, in the order of `items`. */
+  call(items: I[], keys: string[], bytes: number): Promise<R[]> {
+    const { promise, resolve, reject } = Promise.withResolvers<R[]>();
+    this.#waiting.push({ items, keys, bytes, resolve, reject });
+    if (!this.#busy) void this.#flush();
+    return promise;
+  }
+
+  async #flush(): Promise<void> {
+    this.#busy = true;
+    while (this.#waiting.length > 0) {
+      const batch = this.#take();
+      try {
+        const results = await this.send(batch.flatMap((w) => w.items));
+        let at = 0;
+        for (const w of batch) {
+          w.resolve(results.slice(at, at + w.items.length));
+          at += w.items.length;
+        }
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      }
+    }
+    this.#busy = false;
+    this.onIdle();
+  }
+
+  /** The calls of the next batch: in order, skipping one whose key is already in it. */
+  #take(): Waiting<I, R>[] {
+    const batch: Waiting<I, R>[] = [];
+    const rest: Waiting<I, R>[] = [];
+    const keys = new Set<string>();
+    const held = new Set<string>(); // keys of calls left waiting
+    let items = 0;
+    let bytes = 0;
+    for (const w of this.#waiting) {
+      // The node refuses a body past its limit (413): a batch must stay under it.
+      const fits = batch.length === 0 ||
+        (items + w.items.length <= MAX_ITEMS && bytes + w.bytes <= this.maxBytes &&
+          !w.keys.some((k) => keys.has(k)));
+      // Once one call waits, later calls for its keys must wait too (order per key).
+      if (fits && !w.keys.some((k) => held.has(k))) {
+        batch.push(w);
+        items += w.items.length;
+        bytes += w.bytes;
+        for (const k of w.keys) keys.add(k);
+      } else {
+        rest.push(w);
+        for (const k of w.keys) held.add(k);
+      }
+    }
+    this.#waiting = rest;
+    return batch;
+  }
+}
+
+/** {@link PaxosCalls} over `client`, batched per node, kind and epoch. */
+export class PaxosBatcher implements PaxosCalls {
+  readonly #lanes = new Map<string, Lane<unknown, unknown>>();
+
+  /** Creates a batcher sending through `client`; a batched call stays under `maxBytes`. */
+  constructor(
+    private readonly client: PaxosCalls,
+    private readonly maxBytes: number = DEFAULT_LIMITS.maxBatchBytes,
+  ) {}
+
+  /** {@link PaxosClient.read}, batched. */
+  read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]> {
+    return this.#lane<string, WireEntry | null>(
+      "read",
+      node,
+      epoch,
+      (items) => this.client.read(node, epoch, items),
+    ).call(keys, keys, estimateBytes(keys));
+  }
+
+  /** {@link PaxosClient.prepare}, batched. */
+  prepare(
+    node: NodeRef,
+    epoch: number,
+    ops: { key: string; ballot: Version }[],
+  ): Promise<(WireVote & { entry: WireEntry | null })[]> {
+    return this.#lane<{ key: string; ballot: Version }, WireVote & { entry: WireEntry | null }>(
+      "prepare",
+      node,
+      epoch,
+      (items) => this.client.prepare(node, epoch, items),
+    ).call(ops, ops.map((o) => o.key), estimateBytes(ops.map((o) => o.key)));
+  }
+
+  /** {@link PaxosClient.accept}, batched. */
+  accept(node: NodeRef, epoch: number, entries: WireEntry[]): Promise<WireVote[]> {
+    return this.#lane<WireEntry, WireVote>(
+      "accept",
+      node,
+      epoch,
+      (items) => this.client.accept(node, epoch, items),
+    ).call(
+      entries,
+      entries.map((e) => e.k),
+      estimateBytes(
+        entries.map((e) => e.k),
+        entries.reduce((n, e) => n + (e.v?.length ?? 0) + (e.t?.length ?? 0) * 6, 0),
+      ),
+    );
+  }
+
+  #lane<I, R>(
+    kind: string,
+    node: NodeRef,
+    epoch: number,
+    send: (items: I[]) => Promise<R[]>,
+  ): Lane<I, R> {
+    // The URL is in the name: a node that moved gets a fresh lane to its new address.
+    const name = `${kind} ${node.id} ${node.url} ${epoch}`;
+    let lane = this.#lanes.get(name) as Lane<I, R> | undefined;
+    if (lane === undefined) {
+      lane = new Lane(send, () => this.#lanes.delete(name), this.maxBytes);
+      this.#lanes.set(name, lane as Lane<unknown, unknown>);
+    }
+    return lane;
+  }
+}

@@ -1,0 +1,110 @@
+import { assertEquals, assertRejects } from "@std/assert";
+import type { Version } from "../../shared/version.ts";
+import type { WireEntry } from "../../shared/wire.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+import { PaxosBatcher, type PaxosCalls } from "./paxos_batcher.ts";
+import type { WireVote } from "../nodes/paxos_client.ts";
+
+const N1: NodeRef = { id: "n1", url: "http://127.0.0.1:1" };
+const N2: NodeRef = { id: "n2", url: "http://127.0.0.1:2" };
+
+/** A client that records each call and answers when told to. */
+function fakeClient() {
+  const calls: { kind: string; node: string; keys: string[]; done: () => void }[] = [];
+  const pending = (kind: string, node: NodeRef, keys: string[]) =>
+    new Promise<void>((done) => calls.push({ kind, node: node.id, keys, done }));
+  const client: PaxosCalls = {
+    async read(node, _epoch, keys) {
+      await pending("read", node, keys);
+      if (keys.includes("boom")) throw new Error("node failed");
+      return keys.map((k) => ({ k, v: `value of ${k}`, ver: "v" as Version, h: 0 }));
+    },
+    async prepare(node, _epoch, ops) {
+      await pending("prepare", node, ops.map((o) => o.key));
+      return ops.map(() => ({ ok: true, entry: null }));
+    },
+    async accept(node, _epoch, entries: WireEntry[]): Promise<WireVote[]> {
+      await pending("accept", node, entries.map((e) => e.k));
+      return entries.map(() => ({ ok: true }));
+    },
+  };
+  return { client, calls };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+Deno.test("PaxosBatcher sends the first call at once and the calls made meanwhile as one batch", async () => {
+  const { client, calls } = fakeClient();
+  const batcher = new PaxosBatcher(client);
+  const first = batcher.read(N1, 1, ["a"]);
+  await tick();
+  assertEquals(calls.map((c) => c.keys), [["a"]]);
+  const more = [batcher.read(N1, 1, ["b"]), batcher.read(N1, 1, ["c", "d"])];
+  const other = batcher.read(N2, 1, ["e"]); // another node has its own lane
+  await tick();
+  assertEquals(calls.map((c) => [c.node, c.keys]), [["n1", ["a"]], ["n2", ["e"]]]);
+  calls[0]!.done();
+  await tick();
+  assertEquals(calls.map((c) => [c.node, c.keys]).at(-1), ["n1", ["b", "c", "d"]]);
+  for (const c of calls) c.done();
+  assertEquals((await first).map((e) => e?.k), ["a"]);
+  assertEquals((await more[0]!).map((e) => e?.v), ["value of b"]);
+  assertEquals((await more[1]!).map((e) => e?.k), ["c", "d"]);
+  assertEquals((await other).map((e) => e?.k), ["e"]);
+});
+
+Deno.test("PaxosBatcher never puts a key twice in a batch and keeps each key's calls in order", async () => {
+  const { client, calls } = fakeClient();
+  const batcher = new PaxosBatcher(client);
+  const ballot = "b" as Version;
+  const first = batcher.prepare(N1, 1, [{ key: "x", ballot }]);
+  await tick();
+  const waiting = [
+    batcher.prepare(N1, 1, [{ key: "a", ballot }]),
+    batcher.prepare(N1, 1, [{ key: "a", ballot }]),
+    batcher.prepare(N1, 1, [{ key: "b", ballot }]),
+  ];
+  calls[0]!.done();
+  await tick();
+  assertEquals(calls[1]!.keys, ["a", "b"]);
+  calls[1]!.done();
+  await tick();
+  assertEquals(calls[2]!.keys, ["a"]);
+  calls[2]!.done();
+  await Promise.all([first, ...waiting]);
+  assertEquals(calls.length, 3);
+});
+
+Deno.test("PaxosBatcher fails every call of a batch whose call failed, and goes on after it", async () => {
+  const { client, calls } = fakeClient();
+  const batcher = new PaxosBatcher(client);
+  const first = batcher.read(N1, 1, ["a"]);
+  await tick();
+  const failing = [batcher.read(N1, 1, ["boom"]), batcher.read(N1, 1, ["b"])];
+  calls[0]!.done();
+  await first;
+  await tick();
+  calls[1]!.done();
+  for (const call of failing) await assertRejects(() => call, Error, "node failed");
+  const after = batcher.read(N1, 1, ["c"]);
+  await tick();
+  calls[2]!.done();
+  assertEquals((await after).map((e) => e?.k), ["c"]);
+});
+
+Deno.test("PaxosBatcher keeps a batched call under its byte limit (the node's 413)", async () => {
+  const { client, calls } = fakeClient();
+  const batcher = new PaxosBatcher(client, 1200);
+  const entry = (k: string): WireEntry => ({ k, v: "x".repeat(400), ver: "v" as Version, h: 0 });
+  const first = batcher.accept(N1, 1, [entry("a")]);
+  await tick();
+  const waiting = ["b", "c", "d"].map((k) => batcher.accept(N1, 1, [entry(k)]));
+  calls[0]!.done();
+  await tick();
+  assertEquals(calls[1]!.keys, ["b", "c"]); // about 1,130 estimated bytes; "d" would pass 1,200
+  calls[1]!.done();
+  await tick();
+  assertEquals(calls[2]!.keys, ["d"]);
+  calls[2]!.done();
+  await Promise.all([first, ...waiting]);
+});

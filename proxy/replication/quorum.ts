@@ -1,0 +1,100 @@
+/**
+ * Quorum plumbing for replication: {@link gather} calls replicas until enough of them
+ * gave a good answer (up replicas first, the others only when a quorum cannot be formed
+ * without them), and {@link KeyLocks} runs one operation per key at a time in a proxy.
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+
+/** The majority of `n` replicas. */
+export function quorumOf(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
+/** How a {@link gather} went. */
+export interface Gathered<T> {
+  /** Good answers, in arrival order (at least `need` when `ok`). */
+  good: { node: NodeRef; value: T }[];
+  /** Answers that were not good (e.g. refused votes). */
+  bad: { node: NodeRef; value: T }[];
+  errors: RingkvError[];
+  /** Replicas that were never called (known down, and not needed). */
+  skipped: NodeRef[];
+  ok: boolean;
+}
+
+/**
+ * Calls `call` on the `ordered` replicas (up ones first; `upCount` of them) until `need`
+ * answers are good or that has become impossible. A down replica is called in place of
+ * one that failed, never of one that refused: a refusal names a ballot the caller can
+ * beat at the replicas that answer, while a down one costs a whole timeout (a paused node
+ * on every request, not once per probe interval). Calls still running when it settles
+ * keep running (their outcome goes to `call`'s own handlers).
+ */
+export function gather<T>(
+  ordered: readonly NodeRef[],
+  upCount: number,
+  need: number,
+  call: (node: NodeRef) => Promise<T>,
+  isGood: (value: T) => boolean,
+): Promise<Gathered<T>> {
+  const result: Gathered<T> = { good: [], bad: [], errors: [], skipped: [], ok: false };
+  if (need <= 0) return Promise.resolve({ ...result, ok: true, skipped: [...ordered] });
+  return new Promise((resolve) => {
+    let started = 0;
+    let pending = 0;
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      resolve({ ...result, ok, skipped: ordered.slice(started) });
+    };
+    const launch = () => {
+      const node = ordered[started++]!;
+      pending++;
+      call(node).then((value) => {
+        (isGood(value) ? result.good : result.bad).push({ node, value });
+      }, (err) => {
+        if (!(err instanceof RingkvError)) throw err;
+        result.errors.push(err);
+      }).finally(() => {
+        pending--;
+        check();
+      });
+    };
+    const check = () => {
+      if (done) return;
+      if (result.good.length >= need) return finish(true);
+      while (
+        result.good.length + pending < need && started < ordered.length &&
+        (started < upCount || result.bad.length === 0)
+      ) launch();
+      if (result.good.length + pending < need) finish(false);
+    };
+    const first = Math.max(Math.min(upCount, ordered.length), Math.min(need, ordered.length));
+    while (started < first) launch();
+    check();
+  });
+}
+
+/** Runs one operation per key at a time, in arrival order. */
+export class KeyLocks {
+  readonly #tails = new Map<string, Promise<void>>();
+
+  /** Runs `fn` after every earlier `run` of `key` has settled. */
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#tails.get(key);
+    const gate = Promise.withResolvers<void>();
+    const tail = (before ?? Promise.resolve()).then(() => gate.promise);
+    this.#tails.set(key, tail);
+    try {
+      await before;
+      return await fn();
+    } finally {
+      gate.resolve();
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    }
+  }
+}

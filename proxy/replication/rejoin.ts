@@ -1,0 +1,210 @@
+/**
+ * Rejoin of a node that came back on another data directory (wiped, replaced, or a
+ * directory from before incarnations) under its old id: its answers no longer count as
+ * votes (node/http/paxos_routes.ts refuses when the map records another incarnation), and this
+ * module brings it back. Every range it replicates is scanned on the other replicas of
+ * the range, at least `n - q + 1` of them (q = floor(n/2) + 1), which meets every write
+ * quorum even when the node itself was one of its members; the newest entry of each key
+ * goes into the node by versioned ingest; then the map records its new incarnation
+ * (epoch + 1) and it votes again. Writes made meanwhile reach a quorum without it.
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { Range } from "../../shared/ring.ts";
+import type { ClusterMap, WireEntry } from "../../shared/wire.ts";
+import { groupsOf } from "./anti_entropy.ts";
+import { withIncarnation } from "../cluster/map_transitions.ts";
+import type { NodeAdmin } from "../nodes/node_admin.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+import { quorumOf } from "./quorum.ts";
+import type { Topology } from "../cluster/topology.ts";
+
+/** Entries per ingest call. */
+const CHUNK = 500;
+/** Ranges per scan call (the ranges travel in the URL). */
+const BUCKET_RANGES = 32;
+
+/** Where the rejoin reads the map and records the new incarnation (a ClusterState). */
+export interface MapWriter {
+  current(): Topology;
+  install(map: ClusterMap, source: string): Promise<boolean>;
+  push(map: ClusterMap): Promise<unknown>;
+}
+
+/** What a {@link Rejoin} needs. */
+export interface RejoinDeps {
+  admin: NodeAdmin;
+  maps: MapWriter;
+  log?: (obj: Record<string, unknown>) => void;
+  /** Wait after a failed attempt before the next one, in ms (default 1000). */
+  retryMs?: number;
+  now?: () => number;
+}
+
+/** Catches nodes up on their new incarnation, one attempt per node at a time. */
+export class Rejoin {
+  readonly #running = new Map<string, Promise<boolean>>();
+  readonly #notBefore = new Map<string, number>();
+  /** Why the last attempt per node did not finish (for GET /cluster). */
+  readonly lastError = new Map<string, string>();
+  /** Nodes that came back empty with no other copy (`--replicas 1`), until this proxy restarts. */
+  readonly lostData = new Map<string, string>();
+
+  /** Creates the rejoin; nothing runs until {@link start}. */
+  constructor(private readonly deps: RejoinDeps) {}
+
+  /**
+   * Starts catching node `id` up on `incarnation` unless an attempt runs or failed
+   * recently; resolves true once the map records it.
+   */
+  start(id: string, incarnation: string): Promise<boolean> {
+    const now = (this.deps.now ?? Date.now)();
+    const running = this.#running.get(id);
+    if (running !== undefined) return running;
+    if (now < (this.#notBefore.get(id) ?? 0)) return Promise.resolve(false);
+    const attempt = this.#run(id, incarnation).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      this.lastError.set(id, err.message);
+      this.deps.log?.({ level: "warn", msg: "rejoin waits", node: id, error: err.message });
+      this.#notBefore.set(id, (this.deps.now ?? Date.now)() + (this.deps.retryMs ?? 1000));
+      return false;
+    }).finally(() => this.#running.delete(id));
+    this.#running.set(id, attempt);
+    return attempt;
+  }
+
+  async #run(id: string, incarnation: string): Promise<boolean> {
+    const topo = this.deps.maps.current();
+    const { map } = topo;
+    const known = map.nodes.find((n) => n.id === id);
+    if (map.rebalancing !== null || known === undefined || known.incarnation === incarnation) {
+      return false;
+    }
+    if (known.incarnation !== undefined) {
+      if (map.replicas <= 1) this.#lost(id, known.incarnation, incarnation);
+      else await this.#catchUp(topo, { id, url: known.url });
+    }
+    const next = withIncarnation(map, id, incarnation);
+    if (!await this.deps.maps.install(next, "rejoin")) return false;
+    await this.deps.maps.push(next);
+    this.lastError.delete(id);
+    this.deps.log?.({
+      msg: "node votes on its data directory",
+      node: id,
+      incarnation,
+      epoch: next.epoch,
+    });
+    return true;
+  }
+
+  /** Copies every range the node replicates from enough of the other replicas. */
+  async #catchUp(topo: Topology, node: NodeRef): Promise<void> {
+    const epoch = topo.map.epoch;
+    let copied = 0;
+    for (const group of groupsOf(topo, BUCKET_RANGES)) {
+      if (!group.owners.some((o) => o.id === node.id)) continue;
+      const others = group.owners.filter((o) => o.id !== node.id);
+      const need = group.owners.length - quorumOf(group.owners.length) + 1;
+      for (const ranges of group.buckets) {
+        const newest = await this.#newestOf(others, need, ranges, epoch, node.id);
+        const lines = [...newest.values()].map((e) => JSON.stringify(e));
+        for (let i = 0; i < lines.length; i += CHUNK) {
+          await this.deps.admin.ingest(node.url, lines.slice(i, i + CHUNK), epoch);
+        }
+        copied += lines.length;
+      }
+    }
+    this.deps.log?.({ msg: "node caught up from its replicas", node: node.id, entries: copied });
+  }
+
+  /** The newest entry of every key in `ranges` over `others`; throws unless `need` answered. */
+  async #newestOf(
+    others: readonly NodeRef[],
+    need: number,
+    ranges: readonly Range[],
+    epoch: number,
+    id: string,
+  ): Promise<Map<string, WireEntry>> {
+    const newest = new Map<string, WireEntry>();
+    const failed: string[] = [];
+    await Promise.all(others.map(async (other) => {
+      try {
+        for await (const line of this.deps.admin.scan(other.url, ranges, epoch)) {
+          const e = JSON.parse(line) as WireEntry;
+          const had = newest.get(e.k);
+          if (had === undefined || e.ver > had.ver) newest.set(e.k, e);
+        }
+      } catch (err) {
+        if (!(err instanceof RingkvError)) throw err;
+        failed.push(`${other.id}: ${err.message}`);
+      }
+    }));
+    const answered = others.length - failed.length;
+    if (answered < need) {
+      throw new RingkvError(
+        "node_unavailable",
+        `Cannot catch node ${id} up on its new data directory: ${answered} of its ${others.length} ` +
+          `fellow replicas answered, ${need} are needed (${failed.join("; ")})`,
+      );
+    }
+    return newest;
+  }
+
+  #lost(id: string, was: string, now: string): void {
+    this.lostData.set(
+      id,
+      `node ${id} came back on a new data directory (incarnation ${now}, was ${was}); with ` +
+        `--replicas 1 its keys had no other copy: they are lost unless restored from a backup`,
+    );
+    this.deps.log?.({
+      level: "error",
+      msg: "node lost its data: with --replicas 1 its keys have no other copy",
+      node: id,
+      was,
+      now,
+    });
+  }
+}
+
+/** The nodes of `map` that answer on another data directory than the map records. */
+export async function recoveringNodes(admin: NodeAdmin, map: ClusterMap): Promise<Set<string>> {
+  const found = await Promise.all(map.nodes.map(async (n) => {
+    if (n.incarnation === undefined) return null;
+    const health = await admin.health(n.url).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      return null;
+    });
+    const now = health?.incarnation;
+    return now !== undefined && now !== n.incarnation ? n.id : null;
+  }));
+  return new Set(found.filter((id) => id !== null));
+}
+
+/**
+ * 409 when a node of `map` answers on another data-directory incarnation than the map
+ * records (it is catching up, and a range copy could count its missing data as a
+ * replica's), unless it is `except` (the node a force removal takes out: nothing is read
+ * from it). Nodes that do not answer are left to the caller's own checks.
+ */
+export async function refuseWhileRecovering(
+  admin: NodeAdmin,
+  map: ClusterMap,
+  action: string,
+  except?: string,
+): Promise<void> {
+  throwIfRecovering(await recoveringNodes(admin, map), action, except);
+}
+
+/** Throws the 409 of {@link refuseWhileRecovering} when a node but `except` is recovering. */
+export function throwIfRecovering(found: Set<string>, action: string, except?: string): void {
+  const recovering = [...found].filter((id) => id !== except);
+  if (recovering.length === 0) return;
+  const id = recovering[0]!;
+  throw new RingkvError(
+    "conflict",
+    `Cannot ${action}: node ${id} is back on a new data directory and is catching up from its ` +
+      `replicas (it does not vote yet); wait until GET /cluster no longer shows it recovering, ` +
+      `or remove it for good with DELETE /cluster/nodes/${id}?force=true`,
+  );
+}

@@ -1,0 +1,209 @@
+import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
+import { createNodeApp } from "../../node/http/node_app.ts";
+import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
+import { openEngine } from "../../node/engine/open_engine.ts";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import type { ClusterMap } from "../../shared/wire.ts";
+import { NodeAdmin } from "../nodes/node_admin.ts";
+import { createReplication } from "./wiring.ts";
+import { type MapWriter, refuseWhileRecovering, Rejoin } from "./rejoin.ts";
+import { RingkvError } from "../../shared/errors.ts";
+import {
+  startCluster,
+  TEST_VNODES,
+  type TestCluster,
+  topologyOf,
+} from "../../tests/doubles/test_cluster.ts";
+
+const KEYS = 20;
+
+/** 3 in-process nodes, 3 replicas, the map recording each node's incarnation. */
+async function replicated(replicas = 3): Promise<TestCluster> {
+  const cluster = await startCluster({
+    map: {
+      epoch: 1,
+      replicas,
+      vnodes: TEST_VNODES,
+      nodes: [1, 2, 3].map((i) => ({ id: `n${i}`, url: `http://n${i}.test`, weight: 1 })),
+      rebalancing: null,
+    },
+  });
+  const map = cluster.topology.topo.map;
+  const nodes = map.nodes.map((n) => ({
+    ...n,
+    incarnation: cluster.nodes.get(n.id)!.engine.incarnation,
+  }));
+  cluster.topology.topo = await topologyOf({ ...map, nodes });
+  return cluster;
+}
+
+async function putAll(cluster: TestCluster, value: string): Promise<void> {
+  for (let i = 0; i < KEYS; i++) {
+    const res = await cluster.proxy.request(`/kv/k${i}`, { method: "PUT", body: value });
+    assert(res.status === 200 || res.status === 201, `PUT k${i}: ${res.status}`);
+  }
+}
+
+async function readAll(cluster: TestCluster): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < KEYS; i++) {
+    const res = await cluster.proxy.request(`/kv/k${i}`);
+    out.push(res.status === 200 ? await res.text() : String(res.status));
+  }
+  return out;
+}
+
+/** Replaces node `id` by a new process of the same id on an empty directory. */
+async function wipe(cluster: TestCluster, id: string): Promise<string> {
+  const old = cluster.nodes.get(id)!;
+  await old.engine.close();
+  const disk = createFakeDisk();
+  const engine = await openEngine({ disk, id });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: "s3cret" });
+  cluster.nodes.set(id, { info: old.info, engine, app, disk });
+  return engine.incarnation;
+}
+
+/** A MapWriter over the test topology that records what it installed and pushed. */
+function maps(cluster: TestCluster): MapWriter & { pushed: ClusterMap[] } {
+  const pushed: ClusterMap[] = [];
+  return {
+    pushed,
+    current: () => cluster.topology.current(),
+    async install(map) {
+      if (map.epoch <= cluster.topology.topo.map.epoch) return false;
+      cluster.topology.topo = await topologyOf(map);
+      return true;
+    },
+    push(map) {
+      pushed.push(map);
+      return Promise.resolve();
+    },
+  };
+}
+
+function rejoinOf(cluster: TestCluster, writer: MapWriter): Rejoin {
+  const admin = new NodeAdmin({ fetch: cluster.fetch, timeoutMs: 5000, clusterSecret: "s3cret" });
+  return new Rejoin({ admin, maps: writer, retryMs: 0 });
+}
+
+Deno.test("a node back on a wiped directory is not a voter: reads answer 503, never the older value", async () => {
+  const cluster = await replicated();
+  try {
+    await putAll(cluster, "v1");
+    cluster.down.add("n2");
+    await putAll(cluster, "v2"); // on n1 and n3
+    await wipe(cluster, "n3");
+    cluster.down.delete("n2");
+    cluster.down.add("n1");
+    assertEquals(await readAll(cluster), Array(KEYS).fill("503"));
+    const res = await cluster.proxy.request("/kv/k0");
+    assertMatch(await res.text(), /node n3.*incarnation/);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("Rejoin copies every range from n-q+1 fellow replicas, then the map records the new incarnation", async () => {
+  const cluster = await replicated();
+  try {
+    await putAll(cluster, "v1");
+    cluster.down.add("n2");
+    await putAll(cluster, "v2");
+    const fresh = await wipe(cluster, "n3");
+    cluster.down.delete("n2");
+    cluster.down.add("n1");
+    const writer = maps(cluster);
+    const rejoin = rejoinOf(cluster, writer);
+    // n1 is down: n2 alone may lack writes that n1 and the old n3 acknowledged.
+    assertEquals(await rejoin.start("n3", fresh), false);
+    assertMatch(rejoin.lastError.get("n3")!, /1 of its 2 fellow replicas answered, 2 are needed/);
+    assertEquals(cluster.topology.topo.map.epoch, 1);
+    cluster.down.delete("n1");
+    assertEquals(await rejoin.start("n3", fresh), true);
+    const map = cluster.topology.topo.map;
+    assertEquals(map.epoch, 2);
+    assertEquals(map.nodes.find((n) => n.id === "n3")!.incarnation, fresh);
+    assertEquals(writer.pushed.map((m) => m.epoch), [2]);
+    const engine = cluster.nodes.get("n3")!.engine;
+    for (let i = 0; i < KEYS; i++) {
+      const e = await engine.get(`k${i}`);
+      assertEquals(new TextDecoder().decode(e!.value!), "v2", `n3 k${i}`);
+    }
+    // n3 votes again: with n1 down, n2 (v1) and n3 (v2) answer v2.
+    cluster.down.add("n1");
+    assertEquals(await readAll(cluster), Array(KEYS).fill("v2"));
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("Rejoin with one replica records the new incarnation at once and logs the loss", async () => {
+  const cluster = await replicated(1);
+  try {
+    const fresh = await wipe(cluster, "n2");
+    const logged: Record<string, unknown>[] = [];
+    const admin = new NodeAdmin({ fetch: cluster.fetch, timeoutMs: 5000, clusterSecret: "s3cret" });
+    const rejoin = new Rejoin({ admin, maps: maps(cluster), log: (o) => logged.push(o) });
+    assertEquals(await rejoin.start("n2", fresh), true);
+    assertEquals(cluster.topology.topo.map.nodes.find((n) => n.id === "n2")!.incarnation, fresh);
+    assert(logged.some((o) => o.level === "error" && o.node === "n2"), JSON.stringify(logged));
+    assertMatch(rejoin.lostData.get("n2")!, /with --replicas 1 its keys had no other copy/);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("Replication.probeOnce() finds a node on a new incarnation, shows it recovering and starts its rejoin", async () => {
+  const cluster = await replicated();
+  try {
+    await putAll(cluster, "v1");
+    const fresh = await wipe(cluster, "n3");
+    const writer = maps(cluster);
+    const replication = createReplication({
+      fetch: cluster.fetch,
+      timeoutMs: 5000,
+      clusterSecret: "s3cret",
+      maps: writer,
+    });
+    cluster.down.add("n1"); // the rejoin cannot finish yet
+    await replication.probeOnce(cluster.topology, 0);
+    await replication.rejoin!.start("n3", fresh);
+    const health = replication.healthOf("n3");
+    assertEquals([health.recovering, health.incarnation], [true, fresh]);
+    assertMatch(health.rejoinError ?? "", /fellow replicas answered/);
+    assertEquals(replication.healthOf("n2").recovering, false);
+    cluster.down.delete("n1");
+    // The next probes retry once the wait after a failed attempt (1 s) is over.
+    const deadline = Date.now() + 10_000;
+    for (let at = 10_000; replication.healthOf("n3").recovering; at += 1000) {
+      assert(Date.now() < deadline, "n3 did not rejoin within 10 s");
+      await replication.probeOnce(cluster.topology, at);
+      await replication.rejoin!.start("n3", fresh); // joins the attempt the probe started
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assertEquals(replication.healthOf("n3").recovering, false);
+    assertEquals(writer.pushed.length, 1);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("refuseWhileRecovering() refuses a rebalancing while a node catches up, except the force removal of that node", async () => {
+  const cluster = await replicated();
+  try {
+    const admin = new NodeAdmin({ fetch: cluster.fetch, timeoutMs: 5000, clusterSecret: "s3cret" });
+    const map = cluster.topology.topo.map;
+    await refuseWhileRecovering(admin, map, "add node http://n4.test");
+    await wipe(cluster, "n3");
+    const err = await assertRejects(
+      () => refuseWhileRecovering(admin, map, "add node http://n4.test"),
+      RingkvError,
+    );
+    assertEquals(err.status, 409);
+    assertMatch(err.message, /Cannot add node http:\/\/n4.test: node n3 is back on a new data/);
+    await refuseWhileRecovering(admin, map, "remove node n3", "n3");
+  } finally {
+    await cluster.close();
+  }
+});

@@ -1,0 +1,203 @@
+/**
+ * proxy/replication/ (this folder's main module): CASPaxos writes, quorum reads, hints, the
+ * failure detector, anti-entropy and rejoin. May import proxy/cluster, proxy/nodes and shared/.
+ *
+ * The proxy's replication parts, built together: the quorum data path
+ * (proxy/replication/caspaxos.ts), the failure detector fed by every call and by health probes,
+ * and hinted handoff replayed when a node answers again. {@link Replication.start} runs
+ * the probe loop and the anti-entropy sweeps (proxy/main.ts starts them; in-process tests may drive
+ * {@link Replication.probeOnce} instead).
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import { HybridClock } from "../../shared/version.ts";
+import type { NodeInfo, WireEntry } from "../../shared/wire.ts";
+import { FailureDetector, type NodeHealth } from "./failure_detector.ts";
+import { Hints } from "./hints.ts";
+import { AntiEntropy } from "./anti_entropy.ts";
+import { NodeAdmin } from "../nodes/node_admin.ts";
+import { NodeClient, type NodeRef } from "../nodes/node_client.ts";
+import { PaxosBatcher } from "./paxos_batcher.ts";
+import { PaxosClient } from "../nodes/paxos_client.ts";
+import { Replicated } from "./caspaxos.ts";
+import { type MapWriter, Rejoin } from "./rejoin.ts";
+import type { TopologySource } from "../cluster/topology.ts";
+
+/** What {@link createReplication} needs. */
+export interface ReplicationOptions {
+  fetch: (req: Request) => Promise<Response>;
+  clusterSecret?: string;
+  timeoutMs: number;
+  /** Probe interval of each node, in ms (default 1000). */
+  probeMs?: number;
+  /** The writer id of this proxy's ballots (default: random). */
+  proxyId?: string;
+  /** Interval of anti-entropy sweeps, in ms (0: none; the default). */
+  antiEntropyMs?: number;
+  /**
+   * The cluster map (a ClusterState): when given, a node found on another data-directory
+   * incarnation than the map records is caught up and recorded (proxy/replication/rejoin.ts).
+   */
+  maps?: MapWriter;
+  log?: (obj: Record<string, unknown>) => void;
+}
+
+const REPLAY_CHUNK = 200;
+
+/** The replication parts of one proxy. */
+export class Replication {
+  readonly detector: FailureDetector;
+  readonly hints = new Hints();
+  readonly client: PaxosClient;
+  readonly replicated: Replicated;
+  /** Compares and syncs replicas range by range (proxy/replication/anti_entropy.ts). */
+  readonly antiEntropy: AntiEntropy;
+  /** Catches up nodes back on a new data directory (only with `maps`). */
+  readonly rejoin: Rejoin | undefined;
+  /** Each node's data-directory incarnation, as its last probe answered. */
+  readonly #seen = new Map<string, string>();
+  #topology: TopologySource | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+
+  /** Builds the parts; nothing runs until {@link start}. */
+  constructor(private readonly options: ReplicationOptions) {
+    this.detector = new FailureDetector({ probeMs: options.probeMs ?? 1000 });
+    this.client = new PaxosClient({ ...options, report: (e) => this.detector.step(e) });
+    const ingestClient = new NodeClient(options);
+    this.replicated = new Replicated({
+      // Concurrent requests' rounds go to each node together (proxy/replication/paxos_batcher.ts).
+      client: new PaxosBatcher(this.client),
+      ingest: (node, epoch, entries) => ingestClient.ingest(node, epoch, entries),
+      clock: new HybridClock(options.proxyId ?? randomProxyId()),
+      detector: this.detector,
+      hints: this.hints,
+      log: options.log,
+    });
+    this.antiEntropy = new AntiEntropy({
+      admin: new NodeAdmin(options),
+      accept: (node, epoch, entries) => this.client.accept(node, epoch, entries),
+      // A node catching up on a new data directory is no replica to compare with yet.
+      isUp: (id) => this.detector.isUp(id) && !this.healthOf(id).recovering,
+      log: options.log,
+    });
+    this.rejoin = options.maps === undefined
+      ? undefined
+      : new Rejoin({ admin: new NodeAdmin(options), maps: options.maps, log: options.log });
+  }
+
+  /** Probes due nodes of `topology` every so often, until {@link stop}. */
+  start(topology: TopologySource): void {
+    this.#topology = topology;
+    const every = Math.max(10, Math.floor((this.options.probeMs ?? 1000) / 4));
+    this.#timer = setInterval(() => void this.probeOnce(topology), every);
+    const sweepMs = this.options.antiEntropyMs ?? 0;
+    if (sweepMs > 0) {
+      this.#sweeper = setInterval(() => {
+        this.antiEntropy.sweep(topology.current()).catch((err) => {
+          if (!(err instanceof RingkvError)) throw err;
+          this.options.log?.({ msg: "anti-entropy sweep failed", error: err.message });
+        });
+      }, sweepMs);
+    }
+  }
+
+  /** Stops the probe loop. */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#timer = this.#sweeper = undefined;
+  }
+
+  /** Probes the nodes that are due now, then replays hints to the nodes that are up. */
+  async probeOnce(topology: TopologySource, now = Date.now()): Promise<void> {
+    const topo = topology.current();
+    const nodes = new Map<string, NodeRef>();
+    for (const n of [...topo.map.nodes, ...(topo.map.rebalancing?.next ?? [])]) {
+      nodes.set(n.id, { id: n.id, url: n.url });
+    }
+    const due = this.detector.tick(now, [...nodes.keys()]);
+    this.#topology = topology;
+    await Promise.allSettled(due.map(async (id) => {
+      const incarnation = await this.client.probe(nodes.get(id)!);
+      if (incarnation !== undefined) this.#seen.set(id, incarnation);
+    }));
+    this.#rejoinMoved(topo.map.nodes);
+    await Promise.allSettled(
+      // A read-only node would refuse them (its disk failed): they wait until it takes writes.
+      [...nodes.values()].filter((n) =>
+        this.detector.takesWrites(n.id) && this.hints.count(n.id) > 0
+      )
+        .map((n) => this.#replay(n, topo.map.epoch)),
+    );
+  }
+
+  /**
+   * Each node's health as this proxy sees it, hints waiting for it, and its data-directory
+   * incarnation: `recovering` while it differs from the map's (the node does not vote).
+   */
+  healthOf(id: string): (NodeHealth | { state: "unknown" }) & NodeVoting {
+    const seen = this.#seen.get(id);
+    const recorded = this.#topology?.current().map.nodes.find((n) => n.id === id)?.incarnation;
+    const recovering = seen !== undefined && recorded !== undefined && seen !== recorded;
+    const why = recovering ? this.rejoin?.lastError.get(id) : undefined;
+    const lost = this.rejoin?.lostData.get(id);
+    return {
+      ...(this.detector.health(id) ?? { state: "unknown" as const }),
+      hints: this.hints.count(id),
+      ...(seen === undefined ? {} : { incarnation: seen }),
+      recovering,
+      ...(why === undefined ? {} : { rejoinError: why }),
+      ...(lost === undefined ? {} : { lostData: lost }),
+    };
+  }
+
+  /** Starts the rejoin of each up node whose directory is not the one the map records. */
+  #rejoinMoved(nodes: readonly NodeInfo[]): void {
+    for (const n of nodes) {
+      const seen = this.#seen.get(n.id);
+      if (this.rejoin && seen !== undefined && seen !== n.incarnation && this.detector.isUp(n.id)) {
+        void this.rejoin.start(n.id, seen);
+      }
+    }
+  }
+
+  /** Offers a node the writes it missed; refused ones are older than what it has promised. */
+  async #replay(node: NodeRef, epoch: number): Promise<void> {
+    for (;;) {
+      const batch: WireEntry[] = this.hints.take(node.id, REPLAY_CHUNK);
+      if (batch.length === 0) return;
+      try {
+        await this.client.accept(node, epoch, batch);
+      } catch (err) {
+        if (!(err instanceof RingkvError)) throw err;
+        for (const e of batch) this.hints.add(node.id, e);
+        return;
+      }
+    }
+  }
+}
+
+/** Whether a node votes, as {@link Replication.healthOf} reports it. */
+export interface NodeVoting {
+  hints: number;
+  /** Its data directory's incarnation, as its last probe answered. */
+  incarnation?: string;
+  /** It answers on another incarnation than the map records: not a voter until caught up. */
+  recovering: boolean;
+  /** Why its catch-up has not finished yet. */
+  rejoinError?: string;
+  /** With one replica: it came back empty and its keys are lost (kept until a restart). */
+  lostData?: string;
+}
+
+/** Builds the replication parts. */
+export function createReplication(options: ReplicationOptions): Replication {
+  return new Replication(options);
+}
+
+function randomProxyId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return "p" + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

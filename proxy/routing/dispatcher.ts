@@ -1,0 +1,207 @@
+/**
+ * Per-node batching, the proxy's performance lever: a request for an idle node goes out at
+ * the end of the event loop's current turn (`setImmediate`: after the turn's other I/O
+ * callbacks, no timer delay), together with every request for that node that arrived in the
+ * same turn; while a call to that node is in flight, requests queue, and when it returns
+ * everything queued goes out, again at the end of that turn, as one `POST /internal/batch`.
+ * So a batch is whatever arrived during one round trip, and a node is woken once per turn,
+ * not once per request (`tasks/bench/cpu_rig.ts get`: 8.9 → 10.4 ops per call).
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { Dispatcher } from "./dispatcher.ts";
+ * const calls: number[] = [];
+ * const d = new Dispatcher((_node, _epoch, ops) => {
+ *   calls.push(ops.length);
+ *   return Promise.resolve(ops.map(() => ({ status: 404 })));
+ * });
+ * const node = { id: "n1", url: "http://n1" };
+ * await Promise.all([1, 2, 3].map((i) => d.submit(node, 1, [{ op: "get", key: `k${i}` }])));
+ * assert(calls.join() === "3"); // all three arrived in the same turn
+ * ```
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import type { BatchOp, BatchResult } from "../../shared/wire.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+
+/** Sends one batch to a node; results in the order of `ops`. */
+export type SendBatch = (node: NodeRef, epoch: number, ops: BatchOp[]) => Promise<BatchResult[]>;
+
+/** Tuning of a {@link Dispatcher}. */
+export interface DispatcherOptions {
+  /** Batch calls in flight per node at a time. */
+  maxInFlight: number;
+  /** Operations waiting per node before new ones are refused with 503. */
+  maxQueue: number;
+  /** Most operations in one call (the node's limit). */
+  maxBatchOps: number;
+  /** Largest call body, in bytes (the node's limit). */
+  maxBatchBytes: number;
+}
+
+/** The defaults: one call in flight per node, 10,000 waiting operations. */
+export const DEFAULT_DISPATCHER_OPTIONS: Readonly<DispatcherOptions> = Object.freeze({
+  maxInFlight: 1,
+  maxQueue: 10_000,
+  maxBatchOps: DEFAULT_LIMITS.maxBatchOps,
+  maxBatchBytes: DEFAULT_LIMITS.maxBatchBytes,
+});
+
+interface Pending {
+  op: BatchOp;
+  epoch: number;
+  bytes: number;
+  resolve: (result: BatchResult) => void;
+  reject: (err: unknown) => void;
+}
+
+interface NodeQueue {
+  /** Its key in the dispatcher's map. */
+  key: string;
+  node: NodeRef;
+  items: Pending[];
+  head: number;
+  inFlight: number;
+}
+
+/** Bytes an op adds to a batch body, over-estimated (JSON escaping, field names). */
+function opBytes(op: BatchOp): number {
+  return 96 + op.key.length * 6 + (op.value?.length ?? 0) + (op.contentType?.length ?? 0) * 6 +
+    (op.ifMatch?.length ?? 0) + (op.minVersion?.length ?? 0);
+}
+
+/** Queues operations per node and sends them in batches. */
+export class Dispatcher {
+  readonly #queues = new Map<string, NodeQueue>();
+  readonly #options: DispatcherOptions;
+
+  /** Creates a dispatcher over `send` (usually `NodeClient.batch`). */
+  constructor(private readonly send: SendBatch, options: Partial<DispatcherOptions> = {}) {
+    this.#options = { ...DEFAULT_DISPATCHER_OPTIONS, ...options };
+  }
+
+  /** Runs `ops` on `node` (in a batch with whatever else is waiting); one result per op. */
+  submit(node: NodeRef, epoch: number, ops: readonly BatchOp[]): Promise<BatchResult[]> {
+    const queue = this.#queueOf(node);
+    const refused = this.#refusal(queue, ops.length);
+    if (refused) return Promise.reject(refused);
+    const promises = ops.map((op) => this.#enqueue(queue, op, epoch));
+    return Promise.all(promises);
+  }
+
+  /** {@link submit} of one op (the proxy's hot path: no array of promises to join). */
+  submitOne(node: NodeRef, epoch: number, op: BatchOp): Promise<BatchResult> {
+    const queue = this.#queueOf(node);
+    const refused = this.#refusal(queue, 1);
+    return refused ? Promise.reject(refused) : this.#enqueue(queue, op, epoch);
+  }
+
+  #queueOf(node: NodeRef): NodeQueue {
+    // By id; a node that moved to another URL gets a queue of its own (the old one drains),
+    // found under that URL until the old one is gone.
+    const byId = this.#queues.get(node.id);
+    if (byId !== undefined && byId.node.url === node.url) return byId;
+    const moved = `${node.id} ${node.url}`;
+    let queue = this.#queues.get(moved);
+    if (queue === undefined) {
+      const key = byId === undefined ? node.id : moved;
+      queue = { key, node, items: [], head: 0, inFlight: 0 };
+      this.#queues.set(key, queue);
+    }
+    return queue;
+  }
+
+  #refusal(queue: NodeQueue, adding: number): RingkvError | undefined {
+    const waiting = queue.items.length - queue.head;
+    if (waiting + adding <= this.#options.maxQueue) return undefined;
+    const { id, url } = queue.node;
+    return new RingkvError(
+      "unavailable",
+      `Cannot send to node ${id} at ${url}: ${waiting} operations are already ` +
+        `waiting for it (limit ${this.#options.maxQueue})`,
+      { node: id, url },
+    );
+  }
+
+  #enqueue(queue: NodeQueue, op: BatchOp, epoch: number): Promise<BatchResult> {
+    const promise = new Promise<BatchResult>((resolve, reject) => {
+      queue.items.push({ op, epoch, bytes: opBytes(op), resolve, reject });
+    });
+    this.#later(queue);
+    return promise;
+  }
+
+  /** Operations waiting and calls in flight, over all nodes (for metrics). */
+  stats(): { waiting: number; inFlight: number } {
+    let waiting = 0;
+    let inFlight = 0;
+    for (const q of this.#queues.values()) {
+      waiting += q.items.length - q.head;
+      inFlight += q.inFlight;
+    }
+    return { waiting, inFlight };
+  }
+
+  /** Queues with ops to send once this turn's requests are in (see the module doc). */
+  readonly #due = new Set<NodeQueue>();
+
+  #later(queue: NodeQueue): void {
+    if (this.#due.size === 0) setImmediate(() => this.#flush());
+    this.#due.add(queue);
+  }
+
+  #flush(): void {
+    const due = [...this.#due];
+    this.#due.clear();
+    for (const queue of due) this.#pump(queue);
+  }
+
+  #pump(queue: NodeQueue): void {
+    while (queue.inFlight < this.#options.maxInFlight && queue.head < queue.items.length) {
+      const batch = this.#take(queue);
+      queue.inFlight++;
+      this.#sendBatch(queue.node, batch).finally(() => {
+        queue.inFlight--;
+        this.#later(queue);
+      });
+    }
+    const idle = queue.inFlight === 0 && queue.head >= queue.items.length;
+    if (idle && this.#queues.get(queue.key) === queue) this.#queues.delete(queue.key);
+  }
+
+  /** The next batch: consecutive ops of one epoch, within the node's limits. */
+  #take(queue: NodeQueue): Pending[] {
+    const { maxBatchOps, maxBatchBytes } = this.#options;
+    const first = queue.items[queue.head]!;
+    let end = queue.head + 1;
+    let bytes = first.bytes;
+    while (end < queue.items.length && end - queue.head < maxBatchOps) {
+      const next = queue.items[end]!;
+      if (next.epoch !== first.epoch || bytes + next.bytes > maxBatchBytes) break;
+      bytes += next.bytes;
+      end++;
+    }
+    const batch = queue.items.slice(queue.head, end);
+    queue.head = end;
+    if (queue.head === queue.items.length) {
+      queue.items = [];
+      queue.head = 0;
+    } else if (queue.head > 1024 && queue.head * 2 > queue.items.length) {
+      queue.items = queue.items.slice(queue.head);
+      queue.head = 0;
+    }
+    return batch;
+  }
+
+  async #sendBatch(node: NodeRef, batch: Pending[]): Promise<void> {
+    try {
+      const results = await this.send(node, batch[0]!.epoch, batch.map((p) => p.op));
+      batch.forEach((p, i) => p.resolve(results[i]!));
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    }
+  }
+}

@@ -1,0 +1,231 @@
+import { assertEquals, assertRejects, assertStrictEquals } from "@std/assert";
+import { RingkvError } from "../../shared/errors.ts";
+import type { BatchOp, BatchResult } from "../../shared/wire.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+
+const N1: NodeRef = { id: "n1", url: "http://n1.test" };
+const N2: NodeRef = { id: "n2", url: "http://n2.test" };
+
+interface Call {
+  node: string;
+  epoch: number;
+  keys: string[];
+  release: (fail?: Error) => void;
+}
+
+/** A send that records each call and answers only when the test releases it. */
+function gatedSend() {
+  const calls: Call[] = [];
+  const send = (node: NodeRef, epoch: number, ops: BatchOp[]) => {
+    const { promise, resolve, reject } = Promise.withResolvers<BatchResult[]>();
+    calls.push({
+      node: node.id,
+      epoch,
+      keys: ops.map((o) => o.key),
+      release: (fail) =>
+        fail
+          ? reject(fail)
+          : resolve(ops.map((o) => ({ status: 200, value: `${node.id}:${o.key}` }))),
+    });
+    return promise;
+  };
+  return { calls, send };
+}
+
+/** Releases calls one by one as they are made, until `count` were released. */
+async function releaseInTurn(calls: Call[], count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    for (let tick = 0; calls[i] === undefined && tick < 100; tick++) {
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    calls[i]!.release();
+  }
+}
+
+const get = (key: string): BatchOp => ({ op: "get", key });
+
+/** Lets the event loop's current turn end (the dispatcher sends then). */
+const endOfTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+Deno.test("Dispatcher.submit() sends a request for an idle node at the end of the turn", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send);
+  const done = d.submit(N1, 7, [get("a")]);
+  assertEquals(calls.length, 0);
+  assertEquals(d.stats(), { waiting: 1, inFlight: 0 });
+  await endOfTurn();
+  assertEquals(calls.map((c) => [c.node, c.epoch, c.keys]), [["n1", 7, ["a"]]]);
+  calls[0]!.release();
+  assertEquals(await done, [{ status: 200, value: "n1:a" }]);
+  assertEquals(d.stats(), { waiting: 0, inFlight: 0 });
+});
+
+Deno.test("Dispatcher.submitOne() answers one op like submit()", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send);
+  const one = d.submitOne(N1, 3, get("a"));
+  const many = d.submit(N1, 3, [get("b")]);
+  await endOfTurn();
+  assertEquals(calls.map((c) => [c.epoch, c.keys]), [[3, ["a", "b"]]]);
+  calls[0]!.release();
+  assertEquals(await one, { status: 200, value: "n1:a" });
+  assertEquals(await many, [{ status: 200, value: "n1:b" }]);
+});
+
+Deno.test("Dispatcher batches one turn's requests, and those arriving during a call", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send);
+  const keys = ["k0", "k1", "k2", "k3", "k4", "k5"];
+  const answers = keys.slice(0, 2).map((k) => d.submit(N1, 1, [get(k)]));
+  await endOfTurn();
+  answers.push(...keys.slice(2).map((k) => d.submit(N1, 1, [get(k)])));
+  await endOfTurn();
+  assertEquals(calls.length, 1);
+  assertEquals(d.stats(), { waiting: 4, inFlight: 1 });
+  calls[0]!.release();
+  await answers[0];
+  await endOfTurn();
+  await endOfTurn();
+  assertEquals(calls.map((c) => c.keys), [["k0", "k1"], ["k2", "k3", "k4", "k5"]]);
+  calls[1]!.release();
+  const results = await Promise.all(answers);
+  assertEquals(results.map((r) => r[0]!.value), keys.map((k) => `n1:${k}`));
+});
+
+Deno.test("Dispatcher keeps one call in flight per node, and nodes do not wait for each other", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send);
+  d.submit(N1, 1, [get("a")]);
+  await endOfTurn();
+  d.submit(N1, 1, [get("b")]);
+  d.submit(N2, 1, [get("c")]);
+  await endOfTurn();
+  assertEquals(calls.map((c) => [c.node, c.keys]), [["n1", ["a"]], ["n2", ["c"]]]);
+  for (const c of calls) c.release();
+  await endOfTurn(); // the answers settle (the dispatcher's next send is queued for...)
+  await endOfTurn(); // ...the end of this turn
+  assertEquals(calls.map((c) => [c.node, c.keys])[2], ["n1", ["b"]]);
+  calls[2]!.release();
+});
+
+Deno.test("Dispatcher fails only the requests of a call that fails", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send);
+  const first = d.submit(N1, 1, [get("a"), get("b")]);
+  await endOfTurn();
+  const second = d.submit(N1, 1, [get("c")]);
+  const down = new RingkvError("node_unavailable", "Cannot reach node n1 at http://n1.test: boom");
+  calls[0]!.release(down);
+  const err = await assertRejects(() => first);
+  assertStrictEquals(err, down);
+  await endOfTurn();
+  await endOfTurn();
+  calls[1]!.release();
+  assertEquals(await second, [{ status: 200, value: "n1:c" }]);
+});
+
+Deno.test("Dispatcher splits a queue at maxBatchOps and at a change of epoch", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send, { maxBatchOps: 2 });
+  const all = [
+    d.submit(N1, 1, [get("a")]),
+    d.submit(N1, 1, [get("b"), get("c"), get("d")]),
+    d.submit(N1, 2, [get("e")]),
+  ];
+  await releaseInTurn(calls, 3);
+  await Promise.all(all);
+  assertEquals(calls.map((c) => [c.epoch, c.keys]), [
+    [1, ["a", "b"]],
+    [1, ["c", "d"]],
+    [2, ["e"]],
+  ]);
+});
+
+Deno.test("Dispatcher splits a queue at maxBatchBytes", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send, { maxBatchBytes: 3000 });
+  const put = (key: string): BatchOp => ({ op: "put", key, value: "x".repeat(1000) });
+  const all = [d.submit(N1, 1, [put("a")]), d.submit(N1, 1, [put("b"), put("c"), put("d")])];
+  await releaseInTurn(calls, 2);
+  await Promise.all(all);
+  assertEquals(calls.map((c) => c.keys), [["a", "b"], ["c", "d"]]);
+});
+
+Deno.test("Dispatcher refuses requests with 503 unavailable when a node's queue is full", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send, { maxQueue: 2 });
+  const sent = d.submit(N1, 1, [get("a")]);
+  await endOfTurn();
+  const queued = d.submit(N1, 1, [get("b"), get("c")]);
+  const err = await assertRejects(() => d.submit(N1, 1, [get("d")]), RingkvError);
+  assertEquals([err.code, err.status], ["unavailable", 503]);
+  assertEquals(err.message.includes("n1"), true);
+  await assertRejects(() => d.submitOne(N1, 1, get("e")), RingkvError);
+  calls[0]!.release();
+  await sent;
+  await endOfTurn();
+  await endOfTurn();
+  calls[1]!.release();
+  assertEquals((await queued).length, 2);
+});
+
+Deno.test("Dispatcher with maxInFlight 2 keeps two calls going to one node", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send, { maxInFlight: 2, maxBatchOps: 1 });
+  d.submit(N1, 1, [get("a")]);
+  d.submit(N1, 1, [get("b")]);
+  d.submit(N1, 1, [get("c")]);
+  await endOfTurn();
+  assertEquals(calls.map((c) => c.keys), [["a"], ["b"]]);
+  for (const c of calls) c.release();
+  await endOfTurn();
+  await endOfTurn();
+  assertEquals(calls.map((c) => c.keys)[2], ["c"]);
+  calls[2]!.release();
+});
+
+Deno.test("Dispatcher gives a node whose URL changed a queue of its own", async () => {
+  const { calls, send } = gatedSend();
+  const d = new Dispatcher(send);
+  const moved: NodeRef = { id: "n1", url: "http://n1-new.test" };
+  d.submit(N1, 1, [get("a")]);
+  d.submit(moved, 1, [get("b")]);
+  await endOfTurn();
+  assertEquals(calls.map((c) => c.keys), [["a"], ["b"]]);
+  for (const c of calls) c.release();
+});
+
+Deno.test("Dispatcher keeps one call in flight to a moved node's new URL after the old URL's queue drains", async () => {
+  const { calls, send } = gatedSend();
+  const urls: string[] = [];
+  const d = new Dispatcher((node, epoch, ops) => {
+    urls.push(node.url);
+    return send(node, epoch, ops);
+  });
+  const moved: NodeRef = { id: "n1", url: "http://n1-new.test" };
+  const old = d.submit(N1, 1, [get("a")]);
+  await endOfTurn();
+  const first = d.submit(moved, 1, [get("b")]); // a queue of its own: the old one is busy
+  await endOfTurn();
+  assertEquals(urls, [N1.url, moved.url]);
+  calls[0]!.release();
+  await old;
+  await endOfTurn();
+  await endOfTurn(); // the old URL's queue is idle now, and gone
+  const second = d.submit(moved, 1, [get("c")]);
+  await endOfTurn();
+  await endOfTurn();
+  // With maxInFlight 1, "c" must wait for the call to the new URL that is still in flight.
+  assertEquals(
+    urls,
+    [N1.url, moved.url],
+    "a second call went to the new URL while one was in flight",
+  );
+  calls[1]!.release();
+  await first;
+  await endOfTurn();
+  await endOfTurn();
+  calls[2]?.release();
+  assertEquals(await second, [{ status: 200, value: "n1:c" }]);
+});

@@ -1,0 +1,150 @@
+/**
+ * Listing keys across nodes: every node's key-ordered page is merged, the newest version
+ * of each key wins and tombstones are dropped, so a key held by two nodes during a
+ * rebalancing is listed once and a deleted key never comes back. Pure: the pages come
+ * from a function the caller passes.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { listLive } from "./listing.ts";
+ * const pages: Record<string, { k: string; v: string | null; ver: string; h: number }[]> = {
+ *   n1: [{ k: "a", v: "", ver: "1", h: 0 }, { k: "c", v: "", ver: "1", h: 0 }],
+ *   n2: [{ k: "a", v: null, ver: "2", h: 0 }, { k: "b", v: "", ver: "1", h: 0 }],
+ * };
+ * const page = await listLive(["n1", "n2"], undefined, 10, (id) =>
+ *   Promise.resolve({ entries: pages[id]!, more: false }));
+ * assert(page.entries.map((e) => e.k).join() === "b,c" && !page.more);
+ * ```
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { WireEntry } from "../../shared/wire.ts";
+import type { KeysPage } from "../nodes/node_client.ts";
+
+/** Fetches one node's next page: its entries with keys strictly after `after`. */
+export type FetchPage = (nodeId: string, after: string | undefined) => Promise<KeysPage>;
+
+interface NodeState {
+  nodeId: string;
+  entries: WireEntry[];
+  pos: number;
+  more: boolean;
+  /** The last key this node has given (or the starting cursor). */
+  last: string | undefined;
+}
+
+/** A k-way merge of key-ordered node pages that hands out each live key once. */
+export class ListMerge {
+  readonly #nodes: NodeState[];
+
+  /** Starts a merge over `nodeIds`, after the key `after` (exclusive). */
+  constructor(nodeIds: readonly string[], after: string | undefined) {
+    this.#nodes = nodeIds.map((nodeId) => ({
+      nodeId,
+      entries: [],
+      pos: 0,
+      more: true,
+      last: after,
+    }));
+  }
+
+  /** The nodes whose next page is needed before more keys can be handed out. */
+  wanted(): { nodeId: string; after: string | undefined }[] {
+    return this.#nodes
+      .filter((n) => n.more && n.pos >= n.entries.length)
+      .map((n) => ({ nodeId: n.nodeId, after: n.last }));
+  }
+
+  /** Adds a node's page (the one {@link wanted} asked for). */
+  feed(nodeId: string, page: KeysPage): void {
+    const node = this.#nodes.find((n) => n.nodeId === nodeId);
+    if (node === undefined) throw new Error(`Cannot feed node ${nodeId}: not part of this merge`);
+    node.entries = page.entries;
+    node.pos = 0;
+    // A node that says "more" but gives nothing would stall the merge; take it at its word.
+    node.more = page.more && page.entries.length > 0;
+    if (page.entries.length > 0) node.last = page.entries[page.entries.length - 1]!.k;
+  }
+
+  /** Whether every node is exhausted and nothing is buffered. */
+  get done(): boolean {
+    return this.#nodes.every((n) => !n.more && n.pos >= n.entries.length);
+  }
+
+  /** Up to `max` live entries, in key order, that every node has been heard on. */
+  take(max: number): WireEntry[] {
+    const bound = this.#bound();
+    const out: WireEntry[] = [];
+    while (out.length < max) {
+      const key = this.#smallestHead();
+      if (key === undefined || (bound !== undefined && key > bound)) break;
+      let best: WireEntry | undefined;
+      for (const n of this.#nodes) {
+        while (n.pos < n.entries.length && n.entries[n.pos]!.k === key) {
+          const e = n.entries[n.pos++]!;
+          if (best === undefined || e.ver > best.ver) best = e;
+        }
+      }
+      if (best !== undefined && best.v !== null) out.push(best);
+    }
+    return out;
+  }
+
+  /** Keys up to this one are known on every node that has more to give. */
+  #bound(): string | undefined {
+    let bound: string | undefined;
+    for (const n of this.#nodes) {
+      if (n.more && n.last !== undefined && (bound === undefined || n.last < bound)) bound = n.last;
+    }
+    return bound;
+  }
+
+  #smallestHead(): string | undefined {
+    let key: string | undefined;
+    for (const n of this.#nodes) {
+      const head = n.entries[n.pos];
+      if (head !== undefined && (key === undefined || head.k < key)) key = head.k;
+    }
+    return key;
+  }
+}
+
+/**
+ * Up to `limit` live entries after `after`, merged over `nodeIds`; `more` is false only
+ * when every node is exhausted.
+ */
+export async function listLive(
+  nodeIds: readonly string[],
+  after: string | undefined,
+  limit: number,
+  fetchPage: FetchPage,
+): Promise<{ entries: WireEntry[]; more: boolean }> {
+  const merge = new ListMerge(nodeIds, after);
+  const entries: WireEntry[] = [];
+  while (entries.length < limit && !merge.done) {
+    const wanted = merge.wanted();
+    const pages = await Promise.all(wanted.map((w) => fetchPage(w.nodeId, w.after)));
+    wanted.forEach((w, i) => merge.feed(w.nodeId, pages[i]!));
+    entries.push(...merge.take(limit - entries.length));
+  }
+  return { entries, more: !merge.done };
+}
+
+/** The opaque cursor for "after this key": base64url of its UTF-8. */
+export function encodeCursor(key: string): string {
+  return new TextEncoder().encode(key).toBase64({ alphabet: "base64url", omitPadding: true });
+}
+
+/** The key a cursor stands for; 400 `invalid_cursor` when it is not one of ours. */
+export function decodeCursor(cursor: string): string {
+  try {
+    const bytes = Uint8Array.fromBase64(cursor, { alphabet: "base64url" });
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new RingkvError(
+      "invalid_cursor",
+      `Cannot continue the listing: cursor "${cursor.slice(0, 100)}" is not one this API returned`,
+    );
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Fake nodes for tests of cluster management: each answers `GET /health` and
+ * `GET|PUT /internal/cluster` with the epoch rule of docs/internal-api.md, and nothing
+ * else. Reached through the returned `fetch` at `http://<id>.test`.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { createFakeMapNodes } from "./fake_map_nodes.ts";
+ * const { fetch } = createFakeMapNodes(["a"]);
+ * const res = await fetch(new Request("http://a.test/health"));
+ * assert((await res.json()).id === "a");
+ * ```
+ */
+import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
+
+/** The fake nodes: their stored maps by host, the hosts that are down, and the fetch. */
+export interface FakeMapNodes {
+  maps: Map<string, ClusterMap | null>;
+  down: Set<string>;
+  nodes: NodeInfo[];
+  fetch: (req: Request) => Promise<Response>;
+}
+
+function answerMap(stored: ClusterMap | null, map: ClusterMap): Response | null {
+  if (stored && map.epoch < stored.epoch) {
+    const error = { code: "stale_epoch", message: "newer", epoch: stored.epoch, map: stored };
+    return Response.json({ error }, { status: 409 });
+  }
+  return null;
+}
+
+/** Creates fake nodes `http://<id>.test` that hold only a cluster map. */
+export function createFakeMapNodes(ids: string[]): FakeMapNodes {
+  const maps = new Map<string, ClusterMap | null>(ids.map((id) => [`${id}.test`, null]));
+  const down = new Set<string>();
+  const fetch = async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    if (!maps.has(url.host) || down.has(url.host)) throw new TypeError("connection refused");
+    const stored = maps.get(url.host)!;
+    if (url.pathname === "/health") {
+      const id = url.host.split(".")[0];
+      return Response.json({ status: "ok", id, epoch: stored?.epoch ?? 0, keys: 0 });
+    }
+    if (url.pathname !== "/internal/cluster") return new Response(null, { status: 404 });
+    if (req.method === "GET") {
+      if (stored) return Response.json(stored);
+      return Response.json({ error: { code: "not_found", message: "no map" } }, { status: 404 });
+    }
+    const map = await req.json() as ClusterMap;
+    const refused = answerMap(stored, map);
+    if (refused) return refused;
+    maps.set(url.host, map);
+    return Response.json({ epoch: map.epoch });
+  };
+  const nodes = ids.map((id) => ({ id, url: `http://${id}.test`, weight: 1 }));
+  return { maps, down, fetch, nodes };
+}

@@ -1,0 +1,171 @@
+/**
+ * For proxy tests only: in-process data nodes (real node apps over fake disks) behind a
+ * recording `fetch`, a proxy app over them, and a small {@link TopologySource} built
+ * straight from a cluster map (the contract, not the thing under test).
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import { createNodeApp } from "../../node/http/node_app.ts";
+import type { NodeEngine } from "../../node/engine/engine.ts";
+import { createFakeDisk, type FakeDisk } from "./fake_disk.ts";
+import { openEngine } from "../../node/engine/open_engine.ts";
+import { DEFAULT_LIMITS, type Limits } from "../../shared/limits.ts";
+import { hashKey, Ring } from "../../shared/ring.ts";
+import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
+import { createProxyApp, type ProxyDeps } from "../../proxy/http/proxy_app.ts";
+import type { Topology, TopologySource } from "../../proxy/cluster/topology.ts";
+
+/** Virtual nodes per node in test rings: enough to spread keys, cheap to build. */
+export const TEST_VNODES = 32;
+
+/** The topology of a map: its ring and, while copying, the next ring. */
+export async function topologyOf(map: ClusterMap): Promise<Topology> {
+  const ring = await Ring.build(map.nodes, map.vnodes);
+  const moving = map.rebalancing?.phase === "copying" ? map.rebalancing : null;
+  const nextRing = moving ? await Ring.build(moving.next, map.vnodes) : null;
+  const all = [...map.nodes, ...(moving?.next ?? [])];
+  const urls = new Map(all.map((n) => [n.id, n.url]));
+  const incarnations = new Map(all.map((n) => [n.id, n.incarnation]));
+  return {
+    map,
+    ring,
+    nextRing,
+    nodeUrl: (id) => urls.get(id),
+    incarnationOf: (id) => incarnations.get(id),
+  };
+}
+
+/** A TopologySource whose refreshes adopt whatever the test queued with {@link FakeTopology.queue}. */
+export class FakeTopology implements TopologySource {
+  /** URLs that `refreshFrom` was called with, in order. */
+  readonly refreshes: string[] = [];
+  #next: Topology | undefined;
+
+  /** Starts at `topo`. */
+  constructor(public topo: Topology) {}
+
+  /** The topology the next refresh adopts. */
+  queue(next: Topology): void {
+    this.#next = next;
+  }
+
+  /** The current topology. */
+  current(): Topology {
+    return this.topo;
+  }
+
+  /** Records the call and adopts the queued topology, if any. */
+  refreshFrom(nodeUrl: string): Promise<void> {
+    this.refreshes.push(nodeUrl);
+    if (this.#next) this.topo = this.#next;
+    this.#next = undefined;
+    return Promise.resolve();
+  }
+}
+
+/** One in-process node. */
+export interface TestNode {
+  info: NodeInfo;
+  app: Hono;
+  engine: NodeEngine;
+  /** The node's fake disk (tests fill it or fail its fsyncs). */
+  disk: FakeDisk;
+}
+
+/** One internal call the proxy made. */
+export interface RecordedCall {
+  node: string;
+  method: string;
+  path: string;
+}
+
+/** A proxy over in-process nodes. */
+export interface TestCluster {
+  proxy: Hono;
+  nodes: Map<string, TestNode>;
+  topology: FakeTopology;
+  calls: RecordedCall[];
+  /** Ids of nodes whose calls fail like a refused connection. */
+  down: Set<string>;
+  /** The proxy's `fetch` to the nodes (honours `down` and `hook`). */
+  fetch: (req: Request) => Promise<Response>;
+  /** Runs before each internal call reaches its node (tests hold or inspect calls). */
+  hook?: (req: Request, node: TestNode) => Promise<void> | void;
+  close(): Promise<void>;
+}
+
+/** Node infos `n1..nN` at `http://nI.test`. */
+export function nodeInfos(count: number, from = 1): NodeInfo[] {
+  return Array.from({ length: count }, (_, i) => ({
+    id: `n${from + i}`,
+    url: `http://n${from + i}.test`,
+    weight: 1,
+  }));
+}
+
+/** A stable map of `nodes`. */
+export function stableMap(nodes: NodeInfo[], epoch = 1): ClusterMap {
+  return { epoch, replicas: 1, vnodes: TEST_VNODES, nodes, rebalancing: null };
+}
+
+/** Starts `nodes` (default n1..n3) and a proxy routing by `map` (default: stable over them). */
+export async function startCluster(options: {
+  nodes?: NodeInfo[];
+  map?: ClusterMap;
+  limits?: Limits;
+  proxy?: Partial<ProxyDeps>;
+} = {}): Promise<TestCluster> {
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const infos = options.nodes ?? nodeInfos(3);
+  const nodes = new Map<string, TestNode>();
+  for (const info of infos) {
+    const disk = createFakeDisk();
+    const engine = await openEngine({ disk, id: info.id, limits, firstRetryMs: 5, log: () => {} });
+    nodes.set(info.id, {
+      info,
+      engine,
+      disk,
+      app: createNodeApp({ engine, limits, clusterSecret: "s3cret" }),
+    });
+  }
+  const topology = new FakeTopology(await topologyOf(options.map ?? stableMap(infos)));
+  const cluster: TestCluster = {
+    proxy: undefined as unknown as Hono,
+    nodes,
+    topology,
+    calls: [],
+    down: new Set(),
+    fetch: (req) => fetch(req),
+    async close() {
+      for (const n of nodes.values()) await n.engine.close();
+    },
+  };
+  const byUrl = new Map(infos.map((i) => [new URL(i.url).host, i.id]));
+  const fetch = async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    const id = byUrl.get(url.host);
+    const node = id === undefined ? undefined : nodes.get(id);
+    if (node === undefined || cluster.down.has(node.info.id)) {
+      throw new TypeError(`error sending request for url (${req.url}): connection refused`);
+    }
+    cluster.calls.push({ node: node.info.id, method: req.method, path: url.pathname });
+    await cluster.hook?.(req, node);
+    return node.app.fetch(req);
+  };
+  cluster.proxy = createProxyApp({
+    topology,
+    fetch,
+    limits,
+    clusterSecret: "s3cret",
+    timeoutMs: 5000,
+    ...options.proxy,
+  });
+  return cluster;
+}
+
+/** The id of the node that owns `key` in `topo` (first owner). */
+export async function ownerOf(topo: Topology, key: string, next = false): Promise<string> {
+  const ring = next ? topo.nextRing! : topo.ring;
+  return ring.ownersOf(await hashKey(key), 1)[0]!;
+}
