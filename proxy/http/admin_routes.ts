@@ -55,7 +55,8 @@ export interface NodeView {
   error?: string;
 }
 
-function requireToken(token: string | undefined) {
+/** The admin routes' middleware: 403 without an admin token configured, 401 without the right one. */
+export function requireAdminToken(token: string | undefined) {
   return async (c: Context, next: Next) => {
     if (token === undefined) {
       throw new RingkvError(
@@ -209,7 +210,7 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
     if (err instanceof RingkvError) return errorResponse(err);
     throw err;
   });
-  const auth = requireToken(deps.adminToken);
+  const auth = requireAdminToken(deps.adminToken);
   for (const path of ["/cluster", "/cluster/*", "/ring"]) app.use(path, auth);
 
   app.get("/cluster", async (c) => c.json(await clusterView(deps)));

@@ -12,9 +12,7 @@
  * assert(typeof createOpsRoutes === "function");
  * ```
  */
-import { bearerRefusal } from "../../shared/bearer.ts";
 import { Hono } from "hono";
-import type { Context, Next } from "hono";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { checkKey } from "../../shared/keys.ts";
 import { gauge, type Metric, PROM_CONTENT_TYPE, render } from "../../shared/prom.ts";
@@ -26,6 +24,7 @@ import { type NodeStats, type NodeStatsDeps, readNodeStats } from "../nodes/node
 import { OPENAPI } from "./openapi.ts";
 import type { Rebalancer } from "../rebalance/rebalancer.ts";
 import { UI_PAGE } from "./ui_page.ts";
+import { requireAdminToken } from "./admin_routes.ts";
 
 /** What the operability routes need. */
 export interface OpsDeps extends NodeStatsDeps {
@@ -38,20 +37,6 @@ export interface OpsDeps extends NodeStatsDeps {
   startedAt?: number;
   /** Process memory, read at scrape time (main.ts passes `Deno.memoryUsage`). */
   memory?: () => { rss: number; heapUsed: number };
-}
-
-function requireAdmin(token: string | undefined) {
-  return async (c: Context, next: Next) => {
-    if (token === undefined) {
-      throw new RingkvError(
-        "forbidden",
-        "Cannot use the admin API: the proxy has no admin token (--admin-token or RINGKV_ADMIN_TOKEN)",
-      );
-    }
-    const refusal = bearerRefusal(c.req.header("authorization"), token, "admin");
-    if (refusal !== undefined) throw refusal;
-    await next();
-  };
 }
 
 function nodeGauges(stats: readonly NodeStats[], ring: Ring): Metric[] {
@@ -141,7 +126,7 @@ export function createOpsRoutes(deps: OpsDeps): Hono {
     if (!(err instanceof RingkvError)) throw err;
     return errorResponse(err, err.code === "method_not_allowed" ? { allow: "GET, HEAD" } : {});
   });
-  const auth = requireAdmin(deps.adminToken);
+  const auth = requireAdminToken(deps.adminToken);
   for (const path of ["/metrics", "/stats", "/ring/owners"]) app.use(path, auth);
   app.get("/metrics", async () => {
     const topo = deps.state.current();
