@@ -73,7 +73,7 @@ function el(tag, attrs, ...kids) {
 }
 function token() { return sessionStorage.getItem("ringkv-token"); }
 async function api(path) {
-  const res = await fetch(path, { headers: { authorization: "Bearer " + token() } });
+  const res = await fetch(path, { headers: { authorization: "Bearer " + token() }, signal: AbortSignal.timeout(10000) });
   if (res.status === 401 || res.status === 403) { sessionStorage.removeItem("ringkv-token"); showLogin("The token was refused."); throw new Error("auth"); }
   if (!res.ok) throw new Error(path + ": " + res.status);
   return res.json();
@@ -196,7 +196,7 @@ async function lookup(ev) {
 async function findOwners(key, epoch) {
   const out = $("lookup-result");
   try {
-    const res = await fetch("/ring/owners?key=" + encodeURIComponent(key), { headers: { authorization: "Bearer " + token() } });
+    const res = await fetch("/ring/owners?key=" + encodeURIComponent(key), { headers: { authorization: "Bearer " + token() }, signal: AbortSignal.timeout(10000) });
     const body = await res.json();
     if (!res.ok) { out.replaceChildren(el("span", { class: "err" }, body.error.message)); return; }
     state.lookup = { ...body, epoch }; drawRing();
