@@ -10,7 +10,9 @@
 import type { Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
 import type { Range } from "../../shared/ring.ts";
+import { INCARNATION_HEADER } from "../../shared/wire.ts";
 import type { NodeEngine } from "../engine/engine.ts";
+import { checkIncarnation } from "./incarnation_guard.ts";
 import { isObject, readJsonBody } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
 import { parseRangesJson } from "./wire_entries.ts";
@@ -49,6 +51,7 @@ export async function digestOf(
 export function digestRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/internal/digest", {
     POST: async (c) => {
+      checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "digest");
       const body = await readJsonBody(c.req.raw, ctx.limits.maxBatchBytes, "the digest request");
       const buckets = isObject(body) ? body.buckets : undefined;
       if (!Array.isArray(buckets)) {

@@ -6,10 +6,11 @@
  */
 import type { Context, Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
-import { NDJSON, type WireEntry } from "../../shared/wire.ts";
+import { INCARNATION_HEADER, NDJSON, type WireEntry } from "../../shared/wire.ts";
 import { parseBatchBody, runBatch } from "./batch.ts";
 import { parseClusterMap } from "../node_map.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
+import { checkIncarnation } from "./incarnation_guard.ts";
 import { decodeText, isObject, parseJson, readJsonBody } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
 import { parseRangesJson, parseRangesQuery, parseWireEntry, toWire } from "./wire_entries.ts";
@@ -85,8 +86,12 @@ async function readNdjson(c: Context, ctx: NodeContext): Promise<WireEntry[]> {
   );
 }
 
-/** Streams the entries in the ranges; the key set is taken now, values as the stream goes. */
+/**
+ * Streams the entries in the ranges; the key set is taken now, values as the stream goes.
+ * A node on another incarnation than the sender's map records refuses (it is no replica).
+ */
 function scan(c: Context, ctx: NodeContext): Response {
+  checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "scan");
   const ranges = parseRangesQuery(c.req.query("ranges"));
   const keys = ctx.engine.scanKeys(ranges);
   let next = 0;

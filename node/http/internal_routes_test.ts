@@ -2,7 +2,7 @@ import { assert, assertEquals } from "@std/assert";
 import type { Hono } from "hono";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { hashKey } from "../../shared/ring.ts";
-import type { BatchResult, WireEntry } from "../../shared/wire.ts";
+import { type BatchResult, INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
 import { createNodeApp } from "./node_app.ts";
 import type { NodeEngine } from "../engine/engine.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
@@ -201,4 +201,33 @@ Deno.test("GET /internal/keys lists in key order with prefix, after, limit and v
   const withValues = await (await app.request("/internal/keys?values=true")).json();
   assertEquals(withValues.entries.find((e: WireEntry) => e.k === "c").v, b64("c"));
   await engine.close();
+});
+
+Deno.test("scan and digest refuse with 503 node_recovering when the map records another incarnation", async () => {
+  const { app, engine } = await setup();
+  await batch(app, [{ op: "put", key: "k", value: b64("v") }]);
+  const scan = (inc?: string) =>
+    app.request("/internal/scan?ranges=0-4294967296", {
+      headers: inc === undefined ? {} : { [INCARNATION_HEADER]: inc },
+    });
+  const digest = (inc?: string) =>
+    app.request("/internal/digest", {
+      method: "POST",
+      headers: inc === undefined ? {} : { [INCARNATION_HEADER]: inc },
+      body: JSON.stringify({ buckets: [[[0, 4294967296]]] }),
+    });
+  for (const send of [scan, digest]) {
+    const refused = await send("i000000000000");
+    assertEquals(refused.status, 503);
+    const body = await refused.json();
+    assertEquals([body.error.code, body.error.incarnation], [
+      "node_recovering",
+      engine.incarnation,
+    ]);
+    const answered = [await send(engine.incarnation), await send()];
+    assertEquals(answered.map((r) => r.status), [200, 200]);
+    const text = await answered[0]!.text();
+    assert(text.includes(send === scan ? `"k":"k"` : `"count":1`), `[${text}]`);
+    await answered[1]!.body?.cancel();
+  }
 });

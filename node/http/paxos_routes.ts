@@ -11,6 +11,7 @@ import { checkKey } from "../../shared/keys.ts";
 import { isVersion } from "../../shared/version.ts";
 import { INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
 import { Acceptor, type FloorStore, memoryFloorStore } from "../paxos/acceptor.ts";
+import { checkIncarnation } from "./incarnation_guard.ts";
 import { isObject, readJsonBody } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
 import { parseWireEntry, toWire } from "./wire_entries.ts";
@@ -64,23 +65,6 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
       return c.json({ results });
     },
   });
-}
-
-/**
- * 503 `node_recovering` when the sender's map records another incarnation of this node's
- * data directory: the node came back without the data it voted with, so its vote could
- * forget an acknowledged write until a proxy has copied its ranges back.
- */
-function checkIncarnation(expected: string | undefined, ctx: NodeContext, what: string): void {
-  const { id, incarnation } = ctx.engine;
-  if (expected === undefined || expected === incarnation) return;
-  throw new RingkvError(
-    "node_recovering",
-    `Cannot ${what} as a replica: node ${id} runs on data directory incarnation ${incarnation}, ` +
-      `the cluster map records ${expected} (the node came back without its data); it votes ` +
-      `again once a proxy has copied its ranges from the other replicas`,
-    { node: id, incarnation, expected },
-  );
 }
 
 function body(req: Request, ctx: NodeContext, what: string): Promise<unknown> {

@@ -16,7 +16,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import type { Range } from "../../shared/ring.ts";
-import { type ClusterMap, EPOCH_HEADER, NDJSON } from "../../shared/wire.ts";
+import { type ClusterMap, EPOCH_HEADER, INCARNATION_HEADER, NDJSON } from "../../shared/wire.ts";
 
 /** What {@link NodeAdmin} needs: a fetch, a timeout per call and the cluster secret. */
 export interface NodeAdminOptions {
@@ -101,6 +101,9 @@ export class NodeAdmin {
         epoch: body.error?.epoch ?? body.epoch,
       });
     }
+    if (body.error?.code === "node_recovering") {
+      throw new RingkvError("node_recovering", message, { node: url });
+    }
     throw new RingkvError("bad_gateway", message, { node: url });
   }
 
@@ -169,15 +172,21 @@ export class NodeAdmin {
 
   /**
    * `GET /internal/scan`: the entries in `ranges` as NDJSON lines. The timeout applies
-   * to each wait for data, not to the whole stream.
+   * to each wait for data, not to the whole stream. With `incarnation` (the map's record)
+   * a node on another data directory refuses with `node_recovering`: it is no replica.
    */
-  async *scan(url: string, ranges: readonly Range[], epoch: number): AsyncGenerator<string> {
+  async *scan(
+    url: string,
+    ranges: readonly Range[],
+    epoch: number,
+    incarnation?: string,
+  ): AsyncGenerator<string> {
     const idle = new AbortController();
     let timer = setTimeout(() => idle.abort(), this.options.timeoutMs);
     const path = `/internal/scan?ranges=${rangesParam(ranges)}`;
     try {
       const res = await this.call(url, path, {
-        headers: { [EPOCH_HEADER]: String(epoch) },
+        headers: { [EPOCH_HEADER]: String(epoch), ...incarnationHeader(incarnation) },
         signal: idle.signal,
       });
       if (!res.ok) await this.fail(url, path, res);
@@ -209,18 +218,26 @@ export class NodeAdmin {
     });
   }
 
-  /** `POST /internal/digest`: per bucket (a list of ranges), its entry count and hash. */
+  /**
+   * `POST /internal/digest`: per bucket (a list of ranges), its entry count and hash; with
+   * `incarnation`, refused as {@link NodeAdmin.scan} is.
+   */
   async digest(
     url: string,
     buckets: readonly (readonly Range[])[],
     epoch: number,
+    incarnation?: string,
   ): Promise<{ count: number; hash: string }[]> {
     const body = await this.json<{ digests: { count: number; hash: string }[] }>(
       url,
       "/internal/digest",
       {
         method: "POST",
-        headers: { "content-type": "application/json", [EPOCH_HEADER]: String(epoch) },
+        headers: {
+          "content-type": "application/json",
+          [EPOCH_HEADER]: String(epoch),
+          ...incarnationHeader(incarnation),
+        },
         body: JSON.stringify({ buckets: buckets.map((b) => b.map((r) => [r.start, r.end])) }),
       },
     );
@@ -239,6 +256,11 @@ export class NodeAdmin {
     });
     return body.dropped;
   }
+}
+
+/** The header that makes a node on another data directory refuse a replica read. */
+function incarnationHeader(incarnation: string | undefined): Record<string, string> {
+  return incarnation === undefined ? {} : { [INCARNATION_HEADER]: incarnation };
 }
 
 /** `text` parsed as JSON, or an empty object when it is not JSON. */

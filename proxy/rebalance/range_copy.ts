@@ -84,12 +84,18 @@ export interface MoveOptions {
 }
 
 function urlOf(map: ClusterMap, id: string): string {
-  const node = allNodes(map).find((n) => n.id === id);
-  if (node === undefined) throw new Error(`Cannot find node ${id} in the map`);
-  return node.url;
+  return refOf(map, id).url;
 }
 
-async function copyRanges(src: string, dst: string, ranges: Range[], o: MoveOptions) {
+/** The node's id, URL and the incarnation the map records (replica reads send it). */
+function refOf(map: ClusterMap, id: string): NodeRef {
+  const node = allNodes(map).find((n) => n.id === id);
+  if (node === undefined) throw new Error(`Cannot find node ${id} in the map`);
+  const { url, incarnation } = node;
+  return { id, url, ...(incarnation === undefined ? {} : { incarnation }) };
+}
+
+async function copyRanges(src: NodeRef, dst: string, ranges: Range[], o: MoveOptions) {
   const maxLines = o.chunkLines ?? 1000;
   const maxBytes = o.chunkBytes ?? 1024 * 1024;
   let lines: string[] = [];
@@ -101,7 +107,8 @@ async function copyRanges(src: string, dst: string, ranges: Range[], o: MoveOpti
     lines = [];
     bytes = 0;
   };
-  for await (const line of o.admin.scan(src, ranges, o.epoch)) {
+  // With the map's incarnation: an old replica back on a wiped directory refuses.
+  for await (const line of o.admin.scan(src.url, ranges, o.epoch, src.incarnation)) {
     lines.push(line);
     bytes += line.length + 1;
     if (lines.length >= maxLines || bytes >= maxBytes) await flush();
@@ -179,7 +186,7 @@ export async function copyMoves(map: ClusterMap, options: MoveOptions): Promise<
           },
         };
         try {
-          await copyRanges(urlOf(map, src), urlOf(map, copy.to), ranges, counted);
+          await copyRanges(refOf(map, src), urlOf(map, copy.to), ranges, counted);
           read++;
         } catch (err) {
           if (!(err instanceof RingkvError) || err.code === "stale_epoch") throw err;
@@ -196,7 +203,7 @@ export async function copyMoves(map: ClusterMap, options: MoveOptions): Promise<
 }
 
 async function syncSurvivors(map: ClusterMap, sync: Omit<CopyGroup, "to">, o: MoveOptions) {
-  const nodes = sync.from.map((id) => ({ id, url: urlOf(map, id) }));
+  const nodes = sync.from.map((id) => refOf(map, id));
   for (const ranges of groupRanges(sync.ranges, 64)) {
     const result = await syncRanges(nodes, ranges, sync.need, { ...o, epoch: o.epoch });
     const read = nodes.length - result.unreachable.length;

@@ -336,3 +336,28 @@ Deno.test("a forced removal of a node back on a wiped directory copies its range
     await c.close();
   }
 });
+
+Deno.test("a range copy never counts an old replica back on a wiped directory (it was down when the add was checked)", async () => {
+  const c = await start();
+  try {
+    await writeAll(c, "a");
+    c.down.add("n1");
+    const versions = await writeAll(c, "b"); // on n2 and n3 only
+    c.down.delete("n1");
+    c.down.add("n2"); // the add's check cannot see that n2 is about to come back empty
+    await c.rebalancer.startAdd("http://n4.test", 1);
+    await c.wipe("n2");
+    c.down.delete("n2");
+    await runToStable(c);
+    const ring = c.state.current().ring;
+    let moved = 0;
+    for (const key of KEYS) {
+      if (!ring.ownersOf(await hashKey(key), 3).includes("n4")) continue;
+      moved++;
+      assertEquals((await c.engines.get("n4")!.get(key))?.version, versions.get(key), key);
+    }
+    assert(moved > 0, "no key moved to n4");
+  } finally {
+    await c.close();
+  }
+});

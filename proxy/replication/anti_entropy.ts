@@ -97,7 +97,7 @@ export class AntiEntropy {
     const digests = await Promise.all(
       g.owners.map((n) =>
         isUp(n.id)
-          ? this.deps.admin.digest(n.url, g.buckets, epoch).catch((err) => {
+          ? this.deps.admin.digest(n.url, g.buckets, epoch, n.incarnation).catch((err) => {
             if (!(err instanceof RingkvError) || err.code === "stale_epoch") throw err;
             return null;
           })
@@ -141,7 +141,8 @@ export function groupsOf(topo: Topology, bucketRanges: number): Group[] {
   }
   const groups: Group[] = [];
   for (const { ids, ranges } of byOwners.values()) {
-    const owners = ids.map((id) => ({ id, url: topo.nodeUrl(id) ?? "" }));
+    // The map's incarnation: a node back on another data directory refuses to answer.
+    const owners = ids.map((id) => nodeRef(topo, id));
     if (owners.some((o) => o.url === "")) continue;
     const pieces = ranges.flatMap(split);
     const buckets: Range[][] = [];
@@ -151,6 +152,11 @@ export function groupsOf(topo: Topology, bucketRanges: number): Group[] {
     groups.push({ owners, buckets });
   }
   return groups;
+}
+
+function nodeRef(topo: Topology, id: string): NodeRef {
+  const incarnation = topo.incarnationOf?.(id);
+  return { id, url: topo.nodeUrl(id) ?? "", ...(incarnation === undefined ? {} : { incarnation }) };
 }
 
 /** Arcs longer than {@link MAX_ARC} cut into pieces (so a bucket never spans the ring). */

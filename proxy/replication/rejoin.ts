@@ -130,7 +130,9 @@ export class Rejoin {
     const failed: string[] = [];
     await Promise.all(others.map(async (other) => {
       try {
-        for await (const line of this.deps.admin.scan(other.url, ranges, epoch)) {
+        // With the map's incarnation: a fellow that is recovering too refuses, so it is not counted.
+        const lines = this.deps.admin.scan(other.url, ranges, epoch, other.incarnation);
+        for await (const line of lines) {
           const e = JSON.parse(line) as WireEntry;
           const had = newest.get(e.k);
           if (had === undefined || e.ver > had.ver) newest.set(e.k, e);

@@ -8,7 +8,10 @@ import { NodeAdmin } from "../nodes/node_admin.ts";
 import { createReplication } from "./wiring.ts";
 import { type MapWriter, refuseWhileRecovering, Rejoin } from "./rejoin.ts";
 import { RingkvError } from "../../shared/errors.ts";
+import { hashKey } from "../../shared/ring.ts";
+import { formatVersion } from "../../shared/version.ts";
 import {
+  nodeInfos,
   startCluster,
   TEST_VNODES,
   type TestCluster,
@@ -17,16 +20,12 @@ import {
 
 const KEYS = 20;
 
-/** 3 in-process nodes, 3 replicas, the map recording each node's incarnation. */
-async function replicated(replicas = 3): Promise<TestCluster> {
+/** In-process nodes (3 by default), the map recording each node's incarnation. */
+async function replicated(replicas = 3, count = 3): Promise<TestCluster> {
+  const infos = nodeInfos(count);
   const cluster = await startCluster({
-    map: {
-      epoch: 1,
-      replicas,
-      vnodes: TEST_VNODES,
-      nodes: [1, 2, 3].map((i) => ({ id: `n${i}`, url: `http://n${i}.test`, weight: 1 })),
-      rebalancing: null,
-    },
+    nodes: infos,
+    map: { epoch: 1, replicas, vnodes: TEST_VNODES, nodes: infos, rebalancing: null },
   });
   const map = cluster.topology.topo.map;
   const nodes = map.nodes.map((n) => ({
@@ -138,6 +137,37 @@ Deno.test("Rejoin copies every range from n-q+1 fellow replicas, then the map re
   }
 });
 
+Deno.test("Rejoin counts no recovering node as a fellow replica: 2 of 5 wiped, it waits rather than bring v1 back", async () => {
+  const cluster = await replicated(5, 5);
+  try {
+    await putAll(cluster, "v1");
+    cluster.down.add("n1");
+    cluster.down.add("n2");
+    await putAll(cluster, "v2"); // acknowledged by n3, n4 and n5
+    cluster.down.clear();
+    const fresh3 = await wipe(cluster, "n3");
+    const fresh4 = await wipe(cluster, "n4"); // a minority lost its disk
+    cluster.down.add("n5");
+    const rejoin = rejoinOf(cluster, maps(cluster));
+    // 3 of n1, n2, n4, n5 are needed: n4 is empty and recovering, n5 is down.
+    assertEquals(await rejoin.start("n3", fresh3), false);
+    assertMatch(
+      rejoin.lastError.get("n3")!,
+      /2 of its 4 fellow replicas answered, 3 are needed.*n4: .*incarnation/,
+    );
+    assertEquals(cluster.topology.topo.map.epoch, 1);
+    assertEquals(await readAll(cluster), Array(KEYS).fill("503"));
+    cluster.down.delete("n5");
+    assertEquals(await rejoin.start("n3", fresh3), true, rejoin.lastError.get("n3"));
+    assertEquals(await rejoin.start("n4", fresh4), true, rejoin.lastError.get("n4"));
+    cluster.down.add("n1");
+    cluster.down.add("n5"); // n2 (v1), n3 and n4 (caught up) form the quorum
+    assertEquals(await readAll(cluster), Array(KEYS).fill("v2"));
+  } finally {
+    await cluster.close();
+  }
+});
+
 Deno.test("Rejoin with one replica records the new incarnation at once and logs the loss", async () => {
   const cluster = await replicated(1);
   try {
@@ -184,6 +214,25 @@ Deno.test("Replication.probeOnce() finds a node on a new incarnation, shows it r
     }
     assertEquals(replication.healthOf("n3").recovering, false);
     assertEquals(writer.pushed.length, 1);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("hints wait for a node back on a wiped directory: the replay carries the map's incarnation", async () => {
+  const cluster = await replicated();
+  try {
+    await wipe(cluster, "n3");
+    const replication = createReplication({
+      fetch: cluster.fetch,
+      timeoutMs: 5000,
+      clusterSecret: "s3cret",
+    });
+    const ver = formatVersion(Date.now(), 0, "px");
+    replication.hints.add("n3", { k: "hinted", v: btoa("v"), ver, h: await hashKey("hinted") });
+    await replication.probeOnce(cluster.topology, 0);
+    assertEquals(replication.hints.count("n3"), 1);
+    assertEquals(await cluster.nodes.get("n3")!.engine.get("hinted"), undefined);
   } finally {
     await cluster.close();
   }

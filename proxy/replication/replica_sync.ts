@@ -81,7 +81,7 @@ async function scanAll(
 ): Promise<Map<string, WireEntry> | null> {
   const entries = new Map<string, WireEntry>();
   try {
-    for await (const line of deps.admin.scan(node.url, ranges, deps.epoch)) {
+    for await (const line of deps.admin.scan(node.url, ranges, deps.epoch, node.incarnation)) {
       const e = JSON.parse(line) as WireEntry;
       entries.set(e.k, e);
     }

@@ -115,7 +115,8 @@ export class Replication {
     const topo = topology.current();
     const nodes = new Map<string, NodeRef>();
     for (const n of [...topo.map.nodes, ...(topo.map.rebalancing?.next ?? [])]) {
-      nodes.set(n.id, { id: n.id, url: n.url });
+      // Hints carry the map's incarnation: a node back on a new directory refuses them.
+      nodes.set(n.id, { id: n.id, url: n.url, ...incarnationOf(n) });
     }
     const due = this.detector.tick(now, [...nodes.keys()]);
     this.#topology = topology;
@@ -195,6 +196,10 @@ export interface NodeVoting {
 /** Builds the replication parts. */
 export function createReplication(options: ReplicationOptions): Replication {
   return new Replication(options);
+}
+
+function incarnationOf(n: NodeInfo): { incarnation?: string } {
+  return n.incarnation === undefined ? {} : { incarnation: n.incarnation };
 }
 
 function randomProxyId(): string {
