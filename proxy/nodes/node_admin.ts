@@ -16,7 +16,13 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import type { Range } from "../../shared/ring.ts";
-import { type ClusterMap, EPOCH_HEADER, INCARNATION_HEADER, NDJSON } from "../../shared/wire.ts";
+import {
+  type ClusterMap,
+  EPOCH_HEADER,
+  INCARNATION_HEADER,
+  NDJSON,
+  type WireEntry,
+} from "../../shared/wire.ts";
 
 /** What {@link NodeAdmin} needs: a fetch, a timeout per call and the cluster secret. */
 export interface NodeAdminOptions {
@@ -76,17 +82,28 @@ export class NodeAdmin {
       return await this.options.fetch(new Request(url + path, { ...init, headers, signal }));
     } catch (err) {
       if (err instanceof RingkvError) throw err;
-      const why = err instanceof Error ? err.message : String(err);
-      throw new RingkvError(
-        "node_unavailable",
-        `Cannot reach node ${url} (${path.split("?")[0]}): ${why}`,
-        { node: url },
-      );
+      throw unavailable(url, path, "reach", err);
+    }
+  }
+
+  /**
+   * Reads an answer's body: a connection cut mid-body or a timeout (a paused node) is the
+   * node's unavailability, a body that is not JSON a bad answer, both naming the node.
+   */
+  private async read<T>(url: string, path: string, reading: Promise<T>): Promise<T> {
+    try {
+      return await reading;
+    } catch (err) {
+      if (err instanceof SyntaxError) {
+        const message = `Cannot use node ${url}'s answer to ${path.split("?")[0]}: not JSON`;
+        throw new RingkvError("bad_gateway", message, { node: url });
+      }
+      throw unavailable(url, path, "read the answer of", err);
     }
   }
 
   private async fail(url: string, path: string, res: Response): Promise<never> {
-    const text = await res.text();
+    const text = await this.read(url, path, res.text());
     let body: { error?: { code?: string; message?: string; epoch?: number }; epoch?: number } = {};
     try {
       body = JSON.parse(text);
@@ -110,7 +127,7 @@ export class NodeAdmin {
   private async json<T>(url: string, path: string, init: RequestInit = {}): Promise<T> {
     const res = await this.call(url, path, init);
     if (!res.ok) return this.fail(url, path, res);
-    return await res.json() as T;
+    return await this.read(url, path, res.json()) as T;
   }
 
   /** `GET /health`: the node's id, epoch and number of keys. */
@@ -123,7 +140,9 @@ export class NodeAdmin {
     const writes = refusedWrites(body);
     if (!res.ok && writes === undefined) return this.fail(url, "/health", res);
     if (writes !== undefined) await res.body?.cancel();
-    const known = writes === undefined ? await res.json() as Partial<NodeHealth> : body!;
+    const known = writes === undefined
+      ? await this.read(url, "/health", res.json()) as Partial<NodeHealth>
+      : body!;
     if (typeof known.id !== "string" || known.id === "") {
       throw new RingkvError("bad_gateway", `Cannot use node ${url}: its /health has no id`);
     }
@@ -145,7 +164,7 @@ export class NodeAdmin {
       return null;
     }
     if (!res.ok) return this.fail(url, "/internal/cluster", res);
-    return await res.json() as ClusterMap;
+    return await this.read(url, "/internal/cluster", res.json()) as ClusterMap;
   }
 
   /** `PUT /internal/cluster`: stores the map, or returns the node's newer one. */
@@ -161,7 +180,7 @@ export class NodeAdmin {
     }
     if (res.status === 409) {
       // Read once (a clone's unread twin would hold fetch's connection).
-      const text = await res.text();
+      const text = await this.read(url, "/internal/cluster", res.text());
       const body = parseOr(text) as { map?: ClusterMap; error?: { map?: ClusterMap } };
       const map = body.map ?? body.error?.map;
       if (map && Number.isInteger(map.epoch)) return { stored: false, map };
@@ -184,6 +203,7 @@ export class NodeAdmin {
     const idle = new AbortController();
     let timer = setTimeout(() => idle.abort(), this.options.timeoutMs);
     const path = `/internal/scan?ranges=${rangesParam(ranges)}`;
+    let finished = false;
     try {
       const res = await this.call(url, path, {
         headers: { [EPOCH_HEADER]: String(epoch), ...incarnationHeader(incarnation) },
@@ -191,17 +211,34 @@ export class NodeAdmin {
       });
       if (!res.ok) await this.fail(url, path, res);
       let rest = "";
-      const text = res.body!.pipeThrough(new TextDecoderStream());
-      for await (const chunk of text) {
+      const text = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      for (;;) {
+        const { done, value } = await this.read(url, path, text.read());
+        if (done) break;
         clearTimeout(timer);
-        const lines = (rest + chunk).split("\n");
+        const lines = (rest + value).split("\n");
         rest = lines.pop()!;
         for (const line of lines) if (line.trim() !== "") yield line;
         timer = setTimeout(() => idle.abort(), this.options.timeoutMs);
       }
+      finished = true;
       if (rest.trim() !== "") yield rest;
     } finally {
       clearTimeout(timer);
+      // A consumer that stops early, or a failed read, lets go of the node's connection.
+      if (!finished) idle.abort();
+    }
+  }
+
+  /** {@link NodeAdmin.scan}'s lines as entries; a line that is none is a bad answer (502). */
+  async *scanEntries(
+    url: string,
+    ranges: readonly Range[],
+    epoch: number,
+    incarnation?: string,
+  ): AsyncGenerator<WireEntry> {
+    for await (const line of this.scan(url, ranges, epoch, incarnation)) {
+      yield scanEntry(url, line);
     }
   }
 
@@ -256,6 +293,26 @@ export class NodeAdmin {
     });
     return body.dropped;
   }
+}
+
+/** `node_unavailable` for a call to `url` that failed to `action` (reach, read the answer of). */
+function unavailable(url: string, path: string, action: string, err: unknown): RingkvError {
+  const why = err instanceof Error ? err.message : String(err);
+  return new RingkvError(
+    "node_unavailable",
+    `Cannot ${action} node ${url} (${path.split("?")[0]}): ${why}`,
+    { node: url },
+  );
+}
+
+function scanEntry(url: string, line: string): WireEntry {
+  const entry = parseOr(line) as Partial<WireEntry> | null;
+  if (typeof entry?.k === "string" && typeof entry.ver === "string") return entry as WireEntry;
+  throw new RingkvError(
+    "bad_gateway",
+    `Cannot use node ${url}'s scan: a line is no entry: ${line.slice(0, 100)}`,
+    { node: url },
+  );
 }
 
 /** The header that makes a node on another data directory refuse a replica read. */

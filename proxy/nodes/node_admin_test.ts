@@ -102,3 +102,87 @@ Deno.test("NodeAdmin.scan() reports a node's stale_epoch refusal", async () => {
   );
   assertEquals([err.code, err.extra.node, err.extra.epoch], ["stale_epoch", "http://n1", 4]);
 });
+
+/** A 200 whose body sends `first` (if any), then fails as a connection cut mid-body does. */
+function breaking(first?: string): Response {
+  return new Response(
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        if (first !== undefined) c.enqueue(new TextEncoder().encode(first));
+      },
+      pull(c) {
+        c.error(new TypeError("error reading a body from connection: connection reset"));
+      },
+    }),
+    { status: 200 },
+  );
+}
+
+Deno.test("NodeAdmin.scan() turns a body that breaks mid-stream into node_unavailable naming the node", async () => {
+  const admin = new NodeAdmin({
+    fetch: () => Promise.resolve(breaking('{"k":"a"}\n')),
+    timeoutMs: 1000,
+  });
+  const lines: string[] = [];
+  const err = await assertRejects(async () => {
+    for await (const line of admin.scan("http://n1", [], 2)) lines.push(line);
+  }, RingkvError);
+  assertEquals(lines, ['{"k":"a"}']);
+  assertEquals([err.code, err.extra.node], ["node_unavailable", "http://n1"]);
+  assert(err.message.includes("connection reset"), err.message);
+});
+
+Deno.test("NodeAdmin.scan() turns a node that stops sending (idle timeout) into node_unavailable", async () => {
+  // A SIGSTOPped node: the head came, the body never goes on; only the abort ends the wait.
+  const fetch = (req: Request) =>
+    Promise.resolve(
+      new Response(
+        new ReadableStream<Uint8Array>({
+          start(c) {
+            req.signal.addEventListener("abort", () => c.error(req.signal.reason));
+          },
+        }),
+      ),
+    );
+  const admin = new NodeAdmin({ fetch, timeoutMs: 20 });
+  const err = await assertRejects(
+    () => Array.fromAsync(admin.scan("http://n1", [], 2)),
+    RingkvError,
+  );
+  assertEquals([err.code, err.extra.node], ["node_unavailable", "http://n1"]);
+});
+
+Deno.test("NodeAdmin's JSON calls turn a broken or non-JSON body into a RingkvError naming the node", async () => {
+  const broken = new NodeAdmin({ fetch: () => Promise.resolve(breaking()), timeoutMs: 1000 });
+  const calls = [
+    () => broken.health("http://n1"),
+    () => broken.getMap("http://n1"),
+    () => broken.drop("http://n1", [], 2),
+    () => broken.digest("http://n1", [], 2),
+    () => broken.ingest("http://n1", ['{"k":"a"}'], 2),
+  ];
+  for (const call of calls) {
+    const err = await assertRejects(call, RingkvError);
+    assertEquals([err.code, err.extra.node], ["node_unavailable", "http://n1"]);
+  }
+  const garbled = new NodeAdmin({
+    fetch: () => Promise.resolve(new Response("<html>", { status: 200 })),
+    timeoutMs: 1000,
+  });
+  const err = await assertRejects(() => garbled.drop("http://n1", [], 2), RingkvError);
+  assertEquals([err.code, err.extra.node], ["bad_gateway", "http://n1"]);
+});
+
+Deno.test("NodeAdmin.scanEntries() parses each line; a line that is no entry is bad_gateway naming the node", async () => {
+  const text = '{"k":"a","v":null,"ver":"000000000001-0000-p","h":1}\n<html>\n';
+  const admin = new NodeAdmin({
+    fetch: () => Promise.resolve(new Response(text)),
+    timeoutMs: 1000,
+  });
+  const keys: string[] = [];
+  const err = await assertRejects(async () => {
+    for await (const e of admin.scanEntries("http://n1", [], 2)) keys.push(e.k);
+  }, RingkvError);
+  assertEquals(keys, ["a"]);
+  assertEquals([err.code, err.extra.node], ["bad_gateway", "http://n1"]);
+});

@@ -56,22 +56,34 @@ export class Rejoin {
 
   /**
    * Starts catching node `id` up on `incarnation` unless an attempt runs or failed
-   * recently; resolves true once the map records it.
+   * recently; resolves true once the map records it, false otherwise (never rejects: the
+   * probe loop starts it and nobody awaits it).
    */
   start(id: string, incarnation: string): Promise<boolean> {
     const now = (this.deps.now ?? Date.now)();
     const running = this.#running.get(id);
     if (running !== undefined) return running;
     if (now < (this.#notBefore.get(id) ?? 0)) return Promise.resolve(false);
-    const attempt = this.#run(id, incarnation).catch((err) => {
-      if (!(err instanceof RingkvError)) throw err;
-      this.lastError.set(id, err.message);
-      this.deps.log?.({ level: "warn", msg: "rejoin waits", node: id, error: err.message });
-      this.#notBefore.set(id, (this.deps.now ?? Date.now)() + (this.deps.retryMs ?? 1000));
-      return false;
-    }).finally(() => this.#running.delete(id));
+    const attempt = this.#run(id, incarnation)
+      .catch((err) => this.#failed(id, err))
+      .finally(() => this.#running.delete(id));
     this.#running.set(id, attempt);
     return attempt;
+  }
+
+  /** Records why an attempt ended early; the next one waits `retryMs`. */
+  #failed(id: string, err: unknown): false {
+    const message = err instanceof Error ? err.message : String(err);
+    this.lastError.set(id, message);
+    if (err instanceof RingkvError) {
+      this.deps.log?.({ level: "warn", msg: "rejoin waits", node: id, error: message });
+    } else {
+      // Not a node's answer but a fault here: logged loudly, never left to kill the process.
+      const stack = err instanceof Error ? err.stack : undefined;
+      this.deps.log?.({ level: "error", msg: "rejoin failed", node: id, error: message, stack });
+    }
+    this.#notBefore.set(id, (this.deps.now ?? Date.now)() + (this.deps.retryMs ?? 1000));
+    return false;
   }
 
   async #run(id: string, incarnation: string): Promise<boolean> {
@@ -131,9 +143,8 @@ export class Rejoin {
     await Promise.all(others.map(async (other) => {
       try {
         // With the map's incarnation: a fellow that is recovering too refuses, so it is not counted.
-        const lines = this.deps.admin.scan(other.url, ranges, epoch, other.incarnation);
-        for await (const line of lines) {
-          const e = JSON.parse(line) as WireEntry;
+        const entries = this.deps.admin.scanEntries(other.url, ranges, epoch, other.incarnation);
+        for await (const e of entries) {
           const had = newest.get(e.k);
           if (had === undefined || e.ver > had.ver) newest.set(e.k, e);
         }

@@ -238,6 +238,88 @@ Deno.test("hints wait for a node back on a wiped directory: the replay carries t
   }
 });
 
+/** `fetch` of `cluster`, but n1's scans break after their first chunk (a node killed mid-body). */
+function breakingScans(cluster: TestCluster): (req: Request) => Promise<Response> {
+  return async (req) => {
+    const res = await cluster.fetch(req);
+    if (!req.url.startsWith("http://n1.test/internal/scan")) return res;
+    const reader = res.body!.getReader();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(ctl) {
+        const { value } = await reader.read();
+        if (value !== undefined) ctl.enqueue(value);
+        ctl.error(new TypeError("error reading a body from connection: connection reset"));
+      },
+    });
+    return new Response(body, { status: res.status, headers: res.headers });
+  };
+}
+
+Deno.test("Rejoin.start() resolves false and says why when a fellow's scan breaks mid-body", async () => {
+  const cluster = await replicated();
+  try {
+    await putAll(cluster, "v1");
+    const fresh = await wipe(cluster, "n3");
+    const admin = new NodeAdmin({
+      fetch: breakingScans(cluster),
+      timeoutMs: 5000,
+      clusterSecret: "s3cret",
+    });
+    const rejoin = new Rejoin({ admin, maps: maps(cluster), retryMs: 0 });
+    assertEquals(await rejoin.start("n3", fresh), false);
+    assertMatch(rejoin.lastError.get("n3")!, /n1: .*http:\/\/n1.test.*connection reset/);
+    assertEquals(cluster.topology.topo.map.epoch, 1);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("a rejoin that Replication.probeOnce() starts survives a scan that breaks mid-body", async () => {
+  const cluster = await replicated();
+  try {
+    await putAll(cluster, "v1");
+    await wipe(cluster, "n3");
+    const replication = createReplication({
+      fetch: breakingScans(cluster),
+      timeoutMs: 5000,
+      clusterSecret: "s3cret",
+      maps: maps(cluster),
+    });
+    // Before the fix the attempt's rejection went unhandled (a proxy process exits on it).
+    await replication.probeOnce(cluster.topology, 0);
+    const deadline = Date.now() + 10_000;
+    while (replication.healthOf("n3").rejoinError === undefined) {
+      assert(Date.now() < deadline, "the rejoin attempt did not end within 10 s");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertMatch(replication.healthOf("n3").rejoinError!, /connection reset/);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("Rejoin.start() resolves false and logs an error when the attempt fails unexpectedly", async () => {
+  const cluster = await replicated();
+  try {
+    const fresh = await wipe(cluster, "n3");
+    const logged: Record<string, unknown>[] = [];
+    const writer: MapWriter = {
+      ...maps(cluster),
+      install: () => Promise.reject(new Error("the map store broke")),
+    };
+    const admin = new NodeAdmin({ fetch: cluster.fetch, timeoutMs: 5000, clusterSecret: "s3cret" });
+    const rejoin = new Rejoin({ admin, maps: writer, retryMs: 0, log: (o) => logged.push(o) });
+    assertEquals(await rejoin.start("n3", fresh), false);
+    assertEquals(rejoin.lastError.get("n3"), "the map store broke");
+    assert(
+      logged.some((o) => o.level === "error" && o.msg === "rejoin failed"),
+      JSON.stringify(logged),
+    );
+  } finally {
+    await cluster.close();
+  }
+});
+
 Deno.test("refuseWhileRecovering() refuses a rebalancing while a node catches up, except the force removal of that node", async () => {
   const cluster = await replicated();
   try {

@@ -81,8 +81,7 @@ async function scanAll(
 ): Promise<Map<string, WireEntry> | null> {
   const entries = new Map<string, WireEntry>();
   try {
-    for await (const line of deps.admin.scan(node.url, ranges, deps.epoch, node.incarnation)) {
-      const e = JSON.parse(line) as WireEntry;
+    for await (const e of deps.admin.scanEntries(node.url, ranges, deps.epoch, node.incarnation)) {
       entries.set(e.k, e);
     }
   } catch (err) {

@@ -91,16 +91,27 @@ export class Replication {
   start(topology: TopologySource): void {
     this.#topology = topology;
     const every = Math.max(10, Math.floor((this.options.probeMs ?? 1000) / 4));
-    this.#timer = setInterval(() => void this.probeOnce(topology), every);
+    this.#timer = setInterval(() => {
+      this.probeOnce(topology).catch((err) => this.#logFailure("probe failed", err));
+    }, every);
     const sweepMs = this.options.antiEntropyMs ?? 0;
     if (sweepMs > 0) {
       this.#sweeper = setInterval(() => {
-        this.antiEntropy.sweep(topology.current()).catch((err) => {
-          if (!(err instanceof RingkvError)) throw err;
-          this.options.log?.({ msg: "anti-entropy sweep failed", error: err.message });
-        });
+        this.antiEntropy.sweep(topology.current())
+          .catch((err) => this.#logFailure("anti-entropy sweep failed", err));
       }, sweepMs);
     }
+  }
+
+  /**
+   * Logs the failure of a timer's run that nobody awaits: rethrown, it would end the
+   * process (and its hints); the next run tries again.
+   */
+  #logFailure(msg: string, err: unknown): void {
+    const error = err instanceof Error ? err.message : String(err);
+    if (err instanceof RingkvError) return void this.options.log?.({ msg, error });
+    const stack = err instanceof Error ? err.stack : undefined;
+    this.options.log?.({ level: "error", msg, error, stack });
   }
 
   /** Stops the probe loop. */

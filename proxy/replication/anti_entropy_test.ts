@@ -1,0 +1,69 @@
+import { assert, assertEquals } from "@std/assert";
+import { createReplication } from "./wiring.ts";
+import type { Topology } from "../cluster/topology.ts";
+import { nodeInfos, startCluster, TEST_VNODES } from "../../tests/doubles/test_cluster.ts";
+
+Deno.test("AntiEntropy.sweep() counts a replica whose scan breaks mid-body as not answering", async () => {
+  const infos = nodeInfos(3);
+  const cluster = await startCluster({
+    nodes: infos,
+    map: { epoch: 1, replicas: 3, vnodes: TEST_VNODES, nodes: infos, rebalancing: null },
+  });
+  try {
+    cluster.down.add("n3");
+    for (let i = 0; i < 5; i++) {
+      const res = await cluster.proxy.request(`/kv/k${i}`, { method: "PUT", body: "v" });
+      assertEquals(res.status, 201);
+    }
+    cluster.down.clear();
+    const breaking = async (req: Request): Promise<Response> => {
+      const res = await cluster.fetch(req);
+      if (!req.url.startsWith("http://n1.test/internal/scan")) return res;
+      await res.body?.cancel();
+      const error = new TypeError("error reading a body from connection");
+      return new Response(new ReadableStream({ pull: (ctl) => ctl.error(error) }));
+    };
+    const replication = createReplication({
+      fetch: breaking,
+      timeoutMs: 5000,
+      clusterSecret: "s3cret",
+    });
+    const report = await replication.antiEntropy.sweep(cluster.topology.current());
+    assert(report !== null && report.differing > 0, JSON.stringify(report));
+    // n2 still gives n3 what it missed; n1's broken scan only left it out.
+    assertEquals(report.behind, 5);
+    for (let i = 0; i < 5; i++) {
+      assert(await cluster.nodes.get("n3")!.engine.get(`k${i}`) !== undefined, `n3 k${i}`);
+    }
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("Replication.start() logs a sweep that fails unexpectedly instead of ending the process", async () => {
+  const logged: Record<string, unknown>[] = [];
+  const replication = createReplication({
+    fetch: () => Promise.reject(new TypeError("connection refused")),
+    timeoutMs: 100,
+    probeMs: 60_000,
+    antiEntropyMs: 10,
+    log: (o) => logged.push(o),
+  });
+  // A fault in the proxy itself (here its ring), not a node's answer.
+  const broken = () => {
+    throw new Error("the ring is broken");
+  };
+  const ring = { points: broken } as unknown as Topology["ring"];
+  const map = { epoch: 1, replicas: 3, vnodes: 8, nodes: [], rebalancing: null };
+  const topo: Topology = { map, ring, nextRing: null, nodeUrl: () => undefined };
+  replication.start({ current: () => topo, refreshFrom: () => Promise.resolve() });
+  try {
+    const deadline = Date.now() + 10_000;
+    while (!logged.some((o) => o.msg === "anti-entropy sweep failed" && o.level === "error")) {
+      assert(Date.now() < deadline, `no sweep failure logged: ${JSON.stringify(logged)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  } finally {
+    replication.stop();
+  }
+});
