@@ -12,7 +12,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import type { Range } from "../../shared/ring.ts";
-import type { ClusterMap, WireEntry } from "../../shared/wire.ts";
+import type { ClusterMap, NodeInfo, WireEntry } from "../../shared/wire.ts";
 import { groupsOf } from "./anti_entropy.ts";
 import { withIncarnation } from "../cluster/map_transitions.ts";
 import type { NodeAdmin } from "../nodes/node_admin.ts";
@@ -25,12 +25,23 @@ const CHUNK = 500;
 /** Ranges per scan call (the ranges travel in the URL). */
 const BUCKET_RANGES = 32;
 
+/** What a map push reports (proxy/cluster/map_view.ts PushReport). */
+export interface MapPush {
+  /** Nodes that did not take the map, with why. */
+  failed: { url: string; message: string }[];
+  /** A node held a newer map, which was adopted instead. */
+  superseded: boolean;
+}
+
 /** Where the rejoin reads the map and records the new incarnation (a ClusterState). */
 export interface MapWriter {
   current(): Topology;
   install(map: ClusterMap, source: string): Promise<boolean>;
-  push(map: ClusterMap): Promise<unknown>;
+  push(map: ClusterMap): Promise<MapPush>;
 }
+
+/** Pushes of the map that records a new incarnation, before giving up on the rest. */
+const PUSH_ATTEMPTS = 3;
 
 /** What a {@link Rejoin} needs. */
 export interface RejoinDeps {
@@ -93,13 +104,16 @@ export class Rejoin {
     if (map.rebalancing !== null || known === undefined || known.incarnation === incarnation) {
       return false;
     }
+    // The caller's probe may be stale: record only the directory the node runs on now.
+    await this.#confirm(known, incarnation);
     if (known.incarnation !== undefined) {
       if (map.replicas <= 1) this.#lost(id, known.incarnation, incarnation);
       else await this.#catchUp(topo, { id, url: known.url });
     }
+    await this.#confirm(known, incarnation); // not wiped again while its ranges were copied
     const next = withIncarnation(map, id, incarnation);
     if (!await this.deps.maps.install(next, "rejoin")) return false;
-    await this.deps.maps.push(next);
+    await this.#push(next, id, incarnation);
     this.lastError.delete(id);
     this.deps.log?.({
       msg: "node votes on its data directory",
@@ -108,6 +122,43 @@ export class Rejoin {
       epoch: next.epoch,
     });
     return true;
+  }
+
+  /** Throws unless node `known` answers on data directory `incarnation`. */
+  async #confirm(known: NodeInfo, incarnation: string): Promise<void> {
+    const health = await this.deps.admin.health(known.url);
+    if (health.id === known.id && health.incarnation === incarnation) return;
+    throw new RingkvError(
+      "conflict",
+      `Cannot record incarnation ${incarnation} of node ${known.id}: ${known.url} answers as ` +
+        `node ${health.id} on incarnation ${health.incarnation ?? "(none)"}, not ${incarnation}`,
+    );
+  }
+
+  /**
+   * Pushes the map that records the incarnation, again while more nodes than a replica set
+   * may lose missed it (the poller pushes it to the rest once they answer); throws when a
+   * newer map without the record was adopted instead.
+   */
+  async #push(next: ClusterMap, id: string, incarnation: string): Promise<void> {
+    const tolerated = Math.floor((next.replicas - 1) / 2);
+    for (let attempt = 1; attempt <= PUSH_ATTEMPTS; attempt++) {
+      const report = await this.deps.maps.push(next);
+      if (report.superseded) {
+        const { map } = this.deps.maps.current();
+        if (map.nodes.find((n) => n.id === id)?.incarnation === incarnation) return;
+        throw new RingkvError(
+          "conflict",
+          `Cannot record incarnation ${incarnation} of node ${id}: a node held a newer map ` +
+            `(epoch ${map.epoch}), adopted instead; the next probe tries again`,
+        );
+      }
+      if (report.failed.length <= tolerated) return;
+      const failed = report.failed.map((f) => `${f.url}: ${f.message}`).join("; ");
+      this.deps.log?.({ level: "warn", msg: "map push incomplete", node: id, attempt, failed });
+      if (attempt < PUSH_ATTEMPTS) await sleep(this.deps.retryMs ?? 1000);
+    }
+    // Recorded here; nodes that missed it get it from the poller once they answer.
   }
 
   /** Copies every range the node replicates from enough of the other replicas. */
@@ -178,6 +229,10 @@ export class Rejoin {
       now,
     });
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** The nodes of `map` that answer on another data directory than the map records. */

@@ -76,7 +76,7 @@ function maps(cluster: TestCluster): MapWriter & { pushed: ClusterMap[] } {
     },
     push(map) {
       pushed.push(map);
-      return Promise.resolve();
+      return Promise.resolve({ failed: [], superseded: false });
     },
   };
 }
@@ -313,6 +313,102 @@ Deno.test("Rejoin.start() resolves false and logs an error when the attempt fail
     assertEquals(rejoin.lastError.get("n3"), "the map store broke");
     assert(
       logged.some((o) => o.level === "error" && o.msg === "rejoin failed"),
+      JSON.stringify(logged),
+    );
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("a proxy whose last probe of a node is stale never records the node's dead incarnation again", async () => {
+  const cluster = await replicated();
+  try {
+    await putAll(cluster, "v1");
+    const writer = maps(cluster);
+    const replication = createReplication({
+      fetch: cluster.fetch,
+      timeoutMs: 5000,
+      clusterSecret: "s3cret",
+      probeMs: 1000,
+      maps: writer,
+    });
+    await replication.probeOnce(cluster.topology, 0); // sees n3 on the incarnation the map records
+    // n3 is wiped; another proxy catches it up and records its new incarnation (epoch 2).
+    const fresh = await wipe(cluster, "n3");
+    await rejoinOf(cluster, maps(cluster)).start("n3", fresh);
+    assertEquals(cluster.topology.topo.map.epoch, 2);
+    // A tick where n3 is not due: this proxy's last probe of n3 predates the new record.
+    await replication.probeOnce(cluster.topology, 250);
+    await replication.rejoin!.start("n3", fresh); // waits for an attempt the tick started, if any
+    const map = cluster.topology.topo.map;
+    assertEquals([map.epoch, map.nodes.find((n) => n.id === "n3")!.incarnation], [2, fresh]);
+    assertEquals(writer.pushed, []);
+    assertEquals(replication.healthOf("n3").recovering, false);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("Rejoin aborts unless the node answers the incarnation it is about to record, before and after the copy", async () => {
+  const cluster = await replicated();
+  try {
+    await putAll(cluster, "v1");
+    const old = cluster.topology.topo.map.nodes.find((n) => n.id === "n3")!.incarnation!;
+    const fresh = await wipe(cluster, "n3");
+    const writer = maps(cluster);
+    // Asked to record an incarnation n3 no longer answers on (a stale probe).
+    const stale = rejoinOf(cluster, writer);
+    const gone = "i0000000000ff";
+    assertEquals(await stale.start("n3", gone), false);
+    assertMatch(
+      stale.lastError.get("n3")!,
+      /answers as node n3 on incarnation i\w+, not i0000000000ff/,
+    );
+    // n3 is wiped again while its ranges are copied: its second /health names another one.
+    let healths = 0;
+    const again = async (req: Request): Promise<Response> => {
+      const res = await cluster.fetch(req);
+      if (req.url !== "http://n3.test/health" || ++healths < 2) return res;
+      const body = await res.json();
+      return Response.json({ ...body, incarnation: gone });
+    };
+    const admin = new NodeAdmin({ fetch: again, timeoutMs: 5000, clusterSecret: "s3cret" });
+    const rejoin = new Rejoin({ admin, maps: writer, retryMs: 0 });
+    assertEquals(await rejoin.start("n3", fresh), false);
+    assertMatch(rejoin.lastError.get("n3")!, /not i\w+/);
+    assertEquals(healths, 2);
+    const map = cluster.topology.topo.map;
+    assertEquals([map.epoch, map.nodes.find((n) => n.id === "n3")!.incarnation], [1, old]);
+    assertEquals(writer.pushed, []);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("Rejoin retries a map push that too few nodes took, and logs it", async () => {
+  const cluster = await replicated();
+  try {
+    const fresh = await wipe(cluster, "n3");
+    const logged: Record<string, unknown>[] = [];
+    const base = maps(cluster);
+    const failed = [
+      { url: "http://n1.test", message: "down" },
+      { url: "http://n2.test", message: "down" },
+    ];
+    let pushes = 0;
+    const writer: MapWriter = {
+      ...base,
+      push: (map) => {
+        pushes++;
+        return pushes === 1 ? Promise.resolve({ failed, superseded: false }) : base.push(map);
+      },
+    };
+    const admin = new NodeAdmin({ fetch: cluster.fetch, timeoutMs: 5000, clusterSecret: "s3cret" });
+    const rejoin = new Rejoin({ admin, maps: writer, retryMs: 0, log: (o) => logged.push(o) });
+    assertEquals(await rejoin.start("n3", fresh), true);
+    assertEquals(pushes, 2);
+    assert(
+      logged.some((o) => o.msg === "map push incomplete" && o.node === "n3"),
       JSON.stringify(logged),
     );
   } finally {

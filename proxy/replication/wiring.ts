@@ -56,7 +56,7 @@ export class Replication {
   /** Catches up nodes back on a new data directory (only with `maps`). */
   readonly rejoin: Rejoin | undefined;
   /** Each node's data-directory incarnation, as its last probe answered. */
-  readonly #seen = new Map<string, string>();
+  readonly #seen = new Map<string, Seen>();
   #topology: TopologySource | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
@@ -133,9 +133,10 @@ export class Replication {
     this.#topology = topology;
     await Promise.allSettled(due.map(async (id) => {
       const incarnation = await this.client.probe(nodes.get(id)!);
-      if (incarnation !== undefined) this.#seen.set(id, incarnation);
+      const recorded = nodes.get(id)!.incarnation;
+      if (incarnation !== undefined) this.#seen.set(id, { incarnation, recorded });
     }));
-    this.#rejoinMoved(topo.map.nodes);
+    this.#rejoinMoved(topology.current().map.nodes);
     await Promise.allSettled(
       // A read-only node would refuse them (its disk failed): they wait until it takes writes.
       [...nodes.values()].filter((n) =>
@@ -150,25 +151,35 @@ export class Replication {
    * incarnation: `recovering` while it differs from the map's (the node does not vote).
    */
   healthOf(id: string): (NodeHealth | { state: "unknown" }) & NodeVoting {
-    const seen = this.#seen.get(id);
     const recorded = this.#topology?.current().map.nodes.find((n) => n.id === id)?.incarnation;
+    const seen = this.#current(id, recorded);
+    const last = this.#seen.get(id)?.incarnation;
     const recovering = seen !== undefined && recorded !== undefined && seen !== recorded;
     const why = recovering ? this.rejoin?.lastError.get(id) : undefined;
     const lost = this.rejoin?.lostData.get(id);
     return {
       ...(this.detector.health(id) ?? { state: "unknown" as const }),
       hints: this.hints.count(id),
-      ...(seen === undefined ? {} : { incarnation: seen }),
+      ...(last === undefined ? {} : { incarnation: last }),
       recovering,
       ...(why === undefined ? {} : { rejoinError: why }),
       ...(lost === undefined ? {} : { lostData: lost }),
     };
   }
 
+  /**
+   * The node's incarnation as its last probe answered, unless the map's record changed
+   * since that probe: then the answer may predate it (another proxy caught the node up).
+   */
+  #current(id: string, recorded: string | undefined): string | undefined {
+    const seen = this.#seen.get(id);
+    return seen !== undefined && seen.recorded === recorded ? seen.incarnation : undefined;
+  }
+
   /** Starts the rejoin of each up node whose directory is not the one the map records. */
   #rejoinMoved(nodes: readonly NodeInfo[]): void {
     for (const n of nodes) {
-      const seen = this.#seen.get(n.id);
+      const seen = this.#current(n.id, n.incarnation);
       if (this.rejoin && seen !== undefined && seen !== n.incarnation && this.detector.isUp(n.id)) {
         void this.rejoin.start(n.id, seen);
       }
@@ -189,6 +200,12 @@ export class Replication {
       }
     }
   }
+}
+
+/** A probe's answer and the incarnation the map recorded when it was sent. */
+interface Seen {
+  incarnation: string;
+  recorded: string | undefined;
 }
 
 /** Whether a node votes, as {@link Replication.healthOf} reports it. */
