@@ -416,6 +416,28 @@ Deno.test("Rejoin retries a map push that too few nodes took, and logs it", asyn
   }
 });
 
+Deno.test("Rejoin reports a push superseded by a newer map that does not record the incarnation", async () => {
+  const cluster = await replicated();
+  try {
+    const before = cluster.topology.topo.map;
+    const fresh = await wipe(cluster, "n3");
+    const base = maps(cluster);
+    const writer: MapWriter = {
+      ...base,
+      async push() {
+        // A node held epoch 5, written by another proxy from the map before the rejoin.
+        cluster.topology.topo = await topologyOf({ ...before, epoch: 5 });
+        return { failed: [], superseded: true };
+      },
+    };
+    const rejoin = rejoinOf(cluster, writer);
+    assertEquals(await rejoin.start("n3", fresh), false);
+    assertMatch(rejoin.lastError.get("n3")!, /a node held a newer map \(epoch 5\)/);
+  } finally {
+    await cluster.close();
+  }
+});
+
 Deno.test("refuseWhileRecovering() refuses a rebalancing while a node catches up, except the force removal of that node", async () => {
   const cluster = await replicated();
   try {
