@@ -32,7 +32,11 @@ export function kvRoutes(app: Hono, ctx: NodeContext): void {
 
 /** The key of a `/kv/{key}` request, decoded from the raw path so `%2F` stays in the key. */
 function keyOf(c: Context, ctx: NodeContext): string {
-  const path = rawPath(c.req.url);
+  return keyFromRawPath(rawPath(c.req.url), ctx);
+}
+
+/** The key of a raw `/kv/{key}` path (percent-encoding kept). */
+export function keyFromRawPath(path: string, ctx: NodeContext): string {
   if (!path.startsWith("/kv/")) {
     throw new RingkvError("not_found", `Cannot find route ${path}: keys live under /kv/`);
   }
@@ -45,7 +49,7 @@ export function versionHeaders(version: Version | undefined): Record<string, str
 }
 
 /** A durable key answers in this turn (no promise); one whose write awaits its fsync, after it. */
-function getKey(ctx: NodeContext, key: string): Response | Promise<Response> {
+export function getKey(ctx: NodeContext, key: string): Response | Promise<Response> {
   const held = ctx.engine.held(key);
   return held instanceof Promise ? held.then((h) => keyAnswer(key, h)) : keyAnswer(key, held);
 }
