@@ -14,7 +14,7 @@ import { readConditions } from "../engine/conditions.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
 import { type NodeContext, rawPath, route } from "./node_context.ts";
 import type { Stored } from "../engine/packed.ts";
-import { toBytes } from "../engine/values.ts";
+import { byteLength, toBytes } from "../engine/values.ts";
 
 const MAX_CONTENT_TYPE = 256;
 const STAR_RETRIES = 5;
@@ -55,18 +55,19 @@ export function getKey(ctx: NodeContext, key: string): Response | Promise<Respon
 }
 
 function keyAnswer(key: string, held: Stored | undefined): Response {
-  const bytes = held === undefined ? null : toBytes(held);
-  if (bytes === null) {
+  if (held === undefined || held.kind === "tombstone") {
     const err = new RingkvError("not_found", `Cannot get key "${key}": it does not exist`);
     return errorResponse(err, held ? { [VERSION_HEADER]: held.version } : {});
   }
-  return new Response(bytes as Uint8Array<ArrayBuffer>, {
+  // Text goes out as the string it is held as: Deno encodes it natively, no bytes made in JS.
+  const body = held.kind === "text" ? held.data : toBytes(held) as Uint8Array<ArrayBuffer>;
+  return new Response(body, {
     status: 200,
     headers: {
-      "content-type": held!.contentType,
-      "content-length": String(bytes.length),
-      etag: `"${held!.version}"`,
-      [VERSION_HEADER]: held!.version,
+      "content-type": held.contentType,
+      "content-length": String(byteLength(held)),
+      etag: `"${held.version}"`,
+      [VERSION_HEADER]: held.version,
     },
   });
 }

@@ -27,11 +27,13 @@ Deno.test("GET /kv/{key} answers alike through the front and through Hono's chai
   assertEquals((await put("/kv/here", "value")).status, 201);
   assertEquals((await put("/kv/a%2Fb", "slash")).status, 201);
   assertEquals((await put("/kv/gone", "x")).status, 201);
+  assertEquals((await put("/kv/utf8", "héllo wörld ✓")).status, 201);
   const del = await app.request("/kv/gone", { method: "DELETE", headers: OK });
   assertEquals(del.status, 204);
   const cases: [path: string, headers: Record<string, string>, status: number][] = [
     ["/kv/here", OK, 200],
     ["/kv/a%2Fb", OK, 200],
+    ["/kv/utf8", OK, 200],
     ["/kv/missing", OK, 404],
     ["/kv/gone", OK, 404],
     ["/kv/%ZZ", OK, 400],
@@ -50,6 +52,9 @@ Deno.test("GET /kv/{key} answers alike through the front and through Hono's chai
     assertEquals(front, chained, `${path} ${JSON.stringify(headers)}`);
     assertEquals((front as { status: number }).status, status, path);
   }
+  const text = await app.request("/kv/utf8", { headers: OK });
+  assertEquals(text.headers.get("content-length"), "17", "bytes of UTF-8, not characters");
+  assertEquals(await text.text(), "héllo wörld ✓");
   await engine.close();
 });
 
