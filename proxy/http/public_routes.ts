@@ -94,14 +94,18 @@ export async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
   if (r.status === 404) throw new RingkvError("not_found", `Key "${key}" does not exist`);
   if (r.status !== 200) throw resultError(r, key);
   const etag = `"${r.version}"`;
-  const headers = new Headers({ etag, "content-type": r.contentType ?? DEFAULT_CONTENT_TYPE });
+  const headers: Record<string, string> = {
+    etag,
+    "content-type": r.contentType ?? DEFAULT_CONTENT_TYPE,
+  };
   const inm = req.headers.get("if-none-match");
   if (inm !== null && etagListMatches(inm, etag)) {
     return new Response(null, { status: 304, headers });
   }
-  const bytes = req.method === "HEAD" ? undefined : resultBytes(r);
-  headers.set("content-length", String(bytes?.byteLength ?? resultByteLength(r)));
-  return new Response(bytes, { status: 200, headers });
+  headers["content-length"] = String(resultByteLength(r));
+  // Text goes out as the string the node sent: Deno encodes it natively, no bytes made in JS.
+  const body = req.method === "HEAD" ? null : r.text ?? resultBytes(r);
+  return new Response(body, { status: 200, headers });
 }
 
 async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
