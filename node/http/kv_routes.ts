@@ -8,7 +8,7 @@ import type { Context, Hono } from "hono";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { keyFromPath } from "../../shared/keys.ts";
 import type { Version } from "../../shared/version.ts";
-import { DEFAULT_CONTENT_TYPE, VERSION_HEADER } from "../../shared/wire.ts";
+import { DEFAULT_CONTENT_TYPE, NODE_ID_HEADER, VERSION_HEADER } from "../../shared/wire.ts";
 import type { NodeEngine, WriteOp, WriteOutcome } from "../engine/engine.ts";
 import { readConditions } from "../engine/conditions.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
@@ -51,13 +51,18 @@ export function versionHeaders(version: Version | undefined): Record<string, str
 /** A durable key answers in this turn (no promise); one whose write awaits its fsync, after it. */
 export function getKey(ctx: NodeContext, key: string): Response | Promise<Response> {
   const held = ctx.engine.held(key);
-  return held instanceof Promise ? held.then((h) => keyAnswer(key, h)) : keyAnswer(key, held);
+  const id = ctx.engine.id;
+  return held instanceof Promise
+    ? held.then((h) => keyAnswer(key, h, id))
+    : keyAnswer(key, held, id);
 }
 
-function keyAnswer(key: string, held: Stored | undefined): Response {
+/** The answer to a GET, marked with the node id at once: setting it later costs a header copy. */
+function keyAnswer(key: string, held: Stored | undefined, id: string): Response {
   if (held === undefined || held.kind === "tombstone") {
     const err = new RingkvError("not_found", `Cannot get key "${key}": it does not exist`);
-    return errorResponse(err, held ? { [VERSION_HEADER]: held.version } : {});
+    const version: Record<string, string> = held ? { [VERSION_HEADER]: held.version } : {};
+    return errorResponse(err, { [NODE_ID_HEADER]: id, ...version });
   }
   // Text goes out as the string it is held as: Deno encodes it natively, no bytes made in JS.
   const body = held.kind === "text" ? held.data : toBytes(held) as Uint8Array<ArrayBuffer>;
@@ -68,6 +73,7 @@ function keyAnswer(key: string, held: Stored | undefined): Response {
       "content-length": String(byteLength(held)),
       etag: `"${held.version}"`,
       [VERSION_HEADER]: held.version,
+      [NODE_ID_HEADER]: id,
     },
   });
 }

@@ -44,15 +44,16 @@ export function admit(
   return ctx.cluster.checkEpoch(Number(sent));
 }
 
-/** Marks an answer with the node id and counts it. */
+/** Marks an answer with the node id (unless `marked` says it has it) and counts it. */
 export function finish(
   ctx: NodeContext,
   method: string,
   path: string,
   res: Response,
   started: number,
+  marked = false,
 ): Response {
-  res.headers.set(NODE_ID_HEADER, ctx.engine.id);
+  if (!marked) res.headers.set(NODE_ID_HEADER, ctx.engine.id);
   const seconds = (performance.now() - started) / 1000;
   ctx.counters.count(method, routeLabel(path), res.status, seconds);
   return res;
@@ -102,14 +103,13 @@ async function frontGet(
   path: string,
 ): Promise<Response> {
   const started = performance.now();
-  let res: Response;
   try {
     const admitted = admit(ctx, secret, req, path);
     if (admitted !== undefined) await admitted;
-    res = await getKey(ctx, keyFromRawPath(path, ctx));
+    // getKey's answers carry the node id already.
+    return finish(ctx, "GET", path, await getKey(ctx, keyFromRawPath(path, ctx)), started, true);
   } catch (err) {
     // Hono's onError answers the same way for every error (errorAnswer).
-    res = errorAnswer(err as Error, req, ctx);
+    return finish(ctx, "GET", path, errorAnswer(err as Error, req, ctx), started);
   }
-  return finish(ctx, "GET", path, res, started);
 }
