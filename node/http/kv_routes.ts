@@ -8,13 +8,13 @@ import type { Context, Hono } from "hono";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { keyFromPath } from "../../shared/keys.ts";
 import type { Version } from "../../shared/version.ts";
-import { DEFAULT_CONTENT_TYPE, VERSION_HEADER } from "../../shared/wire.ts";
+import { DEFAULT_CONTENT_TYPE, NODE_ID_HEADER, VERSION_HEADER } from "../../shared/wire.ts";
 import type { NodeEngine, WriteOp, WriteOutcome } from "../engine/engine.ts";
 import { readConditions } from "../engine/conditions.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
 import { type NodeContext, rawPath, route } from "./node_context.ts";
 import type { Stored } from "../engine/packed.ts";
-import { toBytes } from "../engine/values.ts";
+import { byteLength, toBytes } from "../engine/values.ts";
 
 const MAX_CONTENT_TYPE = 256;
 const STAR_RETRIES = 5;
@@ -32,7 +32,11 @@ export function kvRoutes(app: Hono, ctx: NodeContext): void {
 
 /** The key of a `/kv/{key}` request, decoded from the raw path so `%2F` stays in the key. */
 function keyOf(c: Context, ctx: NodeContext): string {
-  const path = rawPath(c.req.url);
+  return keyFromRawPath(rawPath(c.req.url), ctx);
+}
+
+/** The key of a raw `/kv/{key}` path (percent-encoding kept). */
+export function keyFromRawPath(path: string, ctx: NodeContext): string {
   if (!path.startsWith("/kv/")) {
     throw new RingkvError("not_found", `Cannot find route ${path}: keys live under /kv/`);
   }
@@ -45,24 +49,31 @@ export function versionHeaders(version: Version | undefined): Record<string, str
 }
 
 /** A durable key answers in this turn (no promise); one whose write awaits its fsync, after it. */
-function getKey(ctx: NodeContext, key: string): Response | Promise<Response> {
+export function getKey(ctx: NodeContext, key: string): Response | Promise<Response> {
   const held = ctx.engine.held(key);
-  return held instanceof Promise ? held.then((h) => keyAnswer(key, h)) : keyAnswer(key, held);
+  const id = ctx.engine.id;
+  return held instanceof Promise
+    ? held.then((h) => keyAnswer(key, h, id))
+    : keyAnswer(key, held, id);
 }
 
-function keyAnswer(key: string, held: Stored | undefined): Response {
-  const bytes = held === undefined ? null : toBytes(held);
-  if (bytes === null) {
+/** The answer to a GET, marked with the node id at once: setting it later costs a header copy. */
+function keyAnswer(key: string, held: Stored | undefined, id: string): Response {
+  if (held === undefined || held.kind === "tombstone") {
     const err = new RingkvError("not_found", `Cannot get key "${key}": it does not exist`);
-    return errorResponse(err, held ? { [VERSION_HEADER]: held.version } : {});
+    const version: Record<string, string> = held ? { [VERSION_HEADER]: held.version } : {};
+    return errorResponse(err, { [NODE_ID_HEADER]: id, ...version });
   }
-  return new Response(bytes as Uint8Array<ArrayBuffer>, {
+  // Text goes out as the string it is held as: Deno encodes it natively, no bytes made in JS.
+  const body = held.kind === "text" ? held.data : toBytes(held) as Uint8Array<ArrayBuffer>;
+  return new Response(body, {
     status: 200,
     headers: {
-      "content-type": held!.contentType,
-      "content-length": String(bytes.length),
-      etag: `"${held!.version}"`,
-      [VERSION_HEADER]: held!.version,
+      "content-type": held.contentType,
+      "content-length": String(byteLength(held)),
+      etag: `"${held.version}"`,
+      [VERSION_HEADER]: held.version,
+      [NODE_ID_HEADER]: id,
     },
   });
 }

@@ -22,11 +22,9 @@
  * await engine.close();
  * ```
  */
-import { bearerRefusal } from "../../shared/bearer.ts";
-import { Hono, type MiddlewareHandler } from "hono";
+import { Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
 import type { Limits } from "../../shared/limits.ts";
-import { EPOCH_HEADER, NODE_ID_HEADER } from "../../shared/wire.ts";
 import { adminRoutes } from "./node_admin_routes.ts";
 import { NodeMap } from "../node_map.ts";
 import type { NodeEngine } from "../engine/engine.ts";
@@ -36,7 +34,8 @@ import { paxosRoutes } from "./paxos_routes.ts";
 import { digestRoutes } from "./digest_routes.ts";
 import { kvRoutes } from "./kv_routes.ts";
 import { errorAnswer } from "./error_answer.ts";
-import { RequestCounters, routeLabel } from "./node_metrics.ts";
+import { RequestCounters } from "./node_metrics.ts";
+import { frameMiddleware, frontFetch } from "./node_frame.ts";
 import { type NodeContext, rawPath } from "./node_context.ts";
 
 /** What a node app is built from. */
@@ -66,7 +65,8 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
     log: deps.log ?? (() => {}),
   };
   const app = new Hono();
-  app.use("*", frame(ctx, deps.clusterSecret));
+  const secret = deps.clusterSecret === "" ? undefined : deps.clusterSecret;
+  app.use("*", frameMiddleware(ctx, secret));
   kvRoutes(app, ctx);
   internalRoutes(app, ctx);
   paxosRoutes(app, ctx, deps.floorStore);
@@ -77,46 +77,7 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
     return errorAnswer(new RingkvError("not_found", `Cannot find route ${path}`), c.req.raw, ctx);
   });
   app.onError((err, c) => errorAnswer(err, c.req.raw, ctx));
+  // app.request() calls app.fetch: the tests go through the same front as production.
+  app.fetch = frontFetch(ctx, secret, app.fetch);
   return app;
-}
-
-/**
- * Every route's frame, in one middleware (one step of Hono's chain per request): the
- * cluster-secret check, the epoch check, then `x-ringkv-node` and the request counters on
- * every answer, refusals included.
- */
-function frame(ctx: NodeContext, secret: string | undefined): MiddlewareHandler {
-  const expected = secret === undefined || secret === "" ? undefined : secret;
-  return async (c, next) => {
-    const started = performance.now();
-    const path = rawPath(c.req.url);
-    try {
-      if (path !== "/health") {
-        if (expected !== undefined) requireSecret(c.req.header("authorization"), expected);
-        const sent = c.req.header(EPOCH_HEADER);
-        if (sent !== undefined && path !== "/internal/cluster") await checkEpoch(ctx, sent);
-      }
-      await next();
-    } catch (err) {
-      if (!(err instanceof RingkvError)) throw err;
-      c.res = errorAnswer(err, c.req.raw, ctx);
-    }
-    c.res.headers.set(NODE_ID_HEADER, ctx.engine.id);
-    const seconds = (performance.now() - started) / 1000;
-    ctx.counters.count(c.req.method, routeLabel(path), c.res.status, seconds);
-  };
-}
-
-/** 401 unless the request carries the cluster secret; the message says which part is wrong. */
-function requireSecret(sent: string | undefined, expected: string): void {
-  const refusal = bearerRefusal(sent, expected, "cluster");
-  if (refusal !== undefined) throw refusal;
-}
-
-/** 409 `stale_epoch` when the sender routes by an older map than the node has. */
-async function checkEpoch(ctx: NodeContext, sent: string): Promise<void> {
-  if (!/^\d{1,15}$/.test(sent.trim())) {
-    throw new RingkvError("invalid_header", `Cannot read ${EPOCH_HEADER} "${sent}"`);
-  }
-  await ctx.cluster.checkEpoch(Number(sent));
 }

@@ -83,19 +83,31 @@ export function observeRequests(
     const started = performance.now();
     const id = ids.assign(c.req.raw);
     await next();
-    const seconds = (performance.now() - started) / 1000;
-    const route = routeLabel(pathOf(c.req.url));
-    const status = c.res.status;
-    c.res.headers.set(REQUEST_ID_HEADER, id);
-    metrics.request(c.req.method, route, status, seconds);
-    log({
-      level: status >= 500 ? "warn" : "debug",
-      msg: "request",
-      id,
-      method: c.req.method,
-      route,
-      status,
-      ms: Math.round(seconds * 10_000) / 10,
-    });
+    observed(metrics, log, c.req.raw, id, started, c.res);
   };
+}
+
+/** Marks the answer to `req` with its request id, counts it and logs it. */
+export function observed(
+  metrics: ProxyMetrics,
+  log: LogFn,
+  req: Request,
+  id: string,
+  started: number,
+  res: Response,
+): void {
+  const seconds = (performance.now() - started) / 1000;
+  const route = routeLabel(pathOf(req.url));
+  const status = res.status;
+  res.headers.set(REQUEST_ID_HEADER, id);
+  metrics.request(req.method, route, status, seconds);
+  log({
+    level: status >= 500 ? "warn" : "debug",
+    msg: "request",
+    id,
+    method: req.method,
+    route,
+    status,
+    ms: Math.round(seconds * 10_000) / 10,
+  });
 }

@@ -10,7 +10,6 @@
  */
 import { allowedMethods } from "./allowed_methods.ts";
 import { Hono } from "hono";
-import { HTTPException } from "hono/http-exception";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { KeyPoints } from "../../shared/key_points.ts";
 import type { Limits } from "../../shared/limits.ts";
@@ -20,6 +19,7 @@ import { instrumentFetch, ProxyMetrics } from "./proxy_metrics.ts";
 import { observeRequests, RequestIds } from "./observe.ts";
 import { NodeClient, type NodeRef } from "../nodes/node_client.ts";
 import { createPublicRoutes } from "./public_routes.ts";
+import { answerError, frontFetch } from "./proxy_front.ts";
 import { createReplication, type Replication } from "../replication/wiring.ts";
 import { Router } from "../routing/router.ts";
 import type { TopologySource } from "../cluster/topology.ts";
@@ -75,26 +75,9 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     replicated: (deps.replication ?? createReplication(deps)).replicated,
   });
   const app = new Hono();
-  app.use("*", observeRequests(ids, metrics, deps.log ?? (() => {})));
-  app.onError((err, c) => {
-    if (err instanceof RingkvError) return errorResponse(err);
-    if (err instanceof HTTPException && err.status < 500) {
-      return errorResponse(
-        new RingkvError("bad_request", err.message || "Cannot read the request"),
-      );
-    }
-    deps.log?.({
-      level: "error",
-      msg: "internal error",
-      id: ids.of(c.req.raw),
-      method: c.req.method,
-      path: c.req.path,
-      error: String(err),
-    });
-    return errorResponse(
-      new RingkvError("internal", `Cannot answer ${c.req.method} ${c.req.path}: internal error`),
-    );
-  });
+  const log = deps.log ?? (() => {});
+  app.use("*", observeRequests(ids, metrics, log));
+  app.onError((err, c) => answerError(err, c.req.raw, ids, log));
   app.notFound((c) => {
     // A known path with another method is 405 with Allow, not 404 (RFC 9110).
     const allow = allowedMethods(app.routes, c.req.path);
@@ -116,15 +99,10 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     const { map } = deps.topology.current();
     return Response.json({ status: "ok", epoch: map.epoch, nodes: map.nodes.length });
   });
-  app.route(
-    "/",
-    createPublicRoutes({
-      router,
-      client,
-      limits: deps.limits,
-      clientToken: deps.clientToken,
-      requestIds: ids,
-    }),
-  );
+  const { limits, clientToken } = deps;
+  const routes = { router, client, limits, clientToken, requestIds: ids };
+  app.route("/", createPublicRoutes(routes));
+  // app.request() calls app.fetch: the tests go through the same front as production.
+  app.fetch = frontFetch({ routes, ids, metrics, log }, app.fetch);
   return app;
 }

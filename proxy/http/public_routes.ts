@@ -39,11 +39,8 @@ export function createPublicRoutes(deps: PublicRoutesDeps): Hono {
   const token = deps.clientToken;
   if (token) {
     app.use("/kv/*", (c, next) => {
-      const refusal = bearerRefusal(c.req.header("authorization"), token, "client");
-      if (refusal === undefined) return next();
-      return Promise.resolve(
-        errorResponse(refusal, { "www-authenticate": 'Bearer realm="ringkv"' }),
-      );
+      const refused = clientRefusal(c.req.raw, token);
+      return refused === undefined ? next() : Promise.resolve(refused);
     });
   }
   app.get("/kv", (c) => handleList(deps, c.req.raw));
@@ -54,6 +51,13 @@ export function createPublicRoutes(deps: PublicRoutesDeps): Hono {
   app.delete("/kv/*", (c) => deleteKey(deps, c.req.raw));
   app.all("/kv/*", () => notAllowed("GET, HEAD, PUT, DELETE"));
   return app;
+}
+
+/** The 401 for a /kv request without the client token, or undefined when it has it. */
+export function clientRefusal(req: Request, token: string): Response | undefined {
+  const refusal = bearerRefusal(req.headers.get("authorization") ?? undefined, token, "client");
+  if (refusal === undefined) return undefined;
+  return errorResponse(refusal, { "www-authenticate": 'Bearer realm="ringkv"' });
 }
 
 function notAllowed(allow: string): Response {
@@ -83,20 +87,25 @@ async function runOne(deps: PublicRoutesDeps, op: BatchOp, req: Request): Promis
   return outcome;
 }
 
-async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
+/** `GET|HEAD /kv/{key}` (Hono mounts it; the app's front calls it for a plain GET). */
+export async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   const key = keyOf(req, deps.limits);
   const r = await runOne(deps, { op: "get", key }, req);
   if (r.status === 404) throw new RingkvError("not_found", `Key "${key}" does not exist`);
   if (r.status !== 200) throw resultError(r, key);
   const etag = `"${r.version}"`;
-  const headers = new Headers({ etag, "content-type": r.contentType ?? DEFAULT_CONTENT_TYPE });
+  const headers: Record<string, string> = {
+    etag,
+    "content-type": r.contentType ?? DEFAULT_CONTENT_TYPE,
+  };
   const inm = req.headers.get("if-none-match");
   if (inm !== null && etagListMatches(inm, etag)) {
     return new Response(null, { status: 304, headers });
   }
-  const bytes = req.method === "HEAD" ? undefined : resultBytes(r);
-  headers.set("content-length", String(bytes?.byteLength ?? resultByteLength(r)));
-  return new Response(bytes, { status: 200, headers });
+  headers["content-length"] = String(resultByteLength(r));
+  // Text goes out as the string the node sent: Deno encodes it natively, no bytes made in JS.
+  const body = req.method === "HEAD" ? null : r.text ?? resultBytes(r);
+  return new Response(body, { status: 200, headers });
 }
 
 async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {

@@ -1,0 +1,115 @@
+/**
+ * Every node route's frame, in one place: the cluster-secret check, the epoch check, then
+ * `x-ringkv-node` and the request counters on every answer, refusals included. The Hono
+ * middleware ({@link frameMiddleware}) and the front of the hot `GET /kv/{key}`
+ * ({@link frontFetch}) both run it, so the two ways in answer the same.
+ *
+ * @module
+ */
+import type { Hono, MiddlewareHandler } from "hono";
+import { bearerRefusal } from "../../shared/bearer.ts";
+import { RingkvError } from "../../shared/errors.ts";
+import { EPOCH_HEADER, NODE_ID_HEADER } from "../../shared/wire.ts";
+import { errorAnswer } from "./error_answer.ts";
+import { getKey, keyFromRawPath } from "./kv_routes.ts";
+import { routeLabel } from "./node_metrics.ts";
+import { type NodeContext, rawPath } from "./node_context.ts";
+
+/** The secret every route but `/health` needs, or undefined when the cluster has none. */
+export type Secret = string | undefined;
+
+/** Hono's `fetch`, as the app exposes it. */
+type AppFetch = Hono["fetch"];
+
+/**
+ * Refuses a request without the cluster secret (401) or routed by an older map (409); a
+ * promise only when the epoch must be read, so most requests pass in the same turn.
+ */
+export function admit(
+  ctx: NodeContext,
+  secret: Secret,
+  req: Request,
+  path: string,
+): Promise<void> | undefined {
+  if (path === "/health") return undefined;
+  if (secret !== undefined) {
+    const refusal = bearerRefusal(req.headers.get("authorization") ?? undefined, secret, "cluster");
+    if (refusal !== undefined) throw refusal;
+  }
+  const sent = req.headers.get(EPOCH_HEADER);
+  if (sent === null || path === "/internal/cluster") return undefined;
+  if (!/^\d{1,15}$/.test(sent.trim())) {
+    throw new RingkvError("invalid_header", `Cannot read ${EPOCH_HEADER} "${sent}"`);
+  }
+  return ctx.cluster.checkEpoch(Number(sent));
+}
+
+/** Marks an answer with the node id (unless `marked` says it has it) and counts it. */
+export function finish(
+  ctx: NodeContext,
+  method: string,
+  path: string,
+  res: Response,
+  started: number,
+  marked = false,
+): Response {
+  if (!marked) res.headers.set(NODE_ID_HEADER, ctx.engine.id);
+  const seconds = (performance.now() - started) / 1000;
+  ctx.counters.count(method, routeLabel(path), res.status, seconds);
+  return res;
+}
+
+/** The frame as a Hono middleware (one step of Hono's chain per request). */
+export function frameMiddleware(ctx: NodeContext, secret: Secret): MiddlewareHandler {
+  return async (c, next) => {
+    const started = performance.now();
+    const path = rawPath(c.req.url);
+    try {
+      await admit(ctx, secret, c.req.raw, path);
+      await next();
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      c.res = errorAnswer(err, c.req.raw, ctx);
+    }
+    finish(ctx, c.req.method, path, c.res, started);
+  };
+}
+
+/**
+ * The app's `fetch`: `GET /kv/{key}` without a query goes straight to the one GET handler that
+ * Hono also mounts (kv_routes.ts), inside the same frame, skipping Hono's routing and chain;
+ * everything else goes to Hono.
+ */
+export function frontFetch(ctx: NodeContext, secret: Secret, routed: AppFetch): AppFetch {
+  return (req, ...rest) => {
+    if (req.method !== "GET") return routed(req, ...rest);
+    const path = rawPath(req.url);
+    if (!path.startsWith("/kv/") || req.url.length !== path.length + pathStart(req.url)) {
+      return routed(req, ...rest);
+    }
+    return frontGet(ctx, secret, req, path);
+  };
+}
+
+/** Where the path starts in a URL (after scheme and authority). */
+function pathStart(url: string): number {
+  return url.indexOf("/", url.indexOf(":") + 3);
+}
+
+async function frontGet(
+  ctx: NodeContext,
+  secret: Secret,
+  req: Request,
+  path: string,
+): Promise<Response> {
+  const started = performance.now();
+  try {
+    const admitted = admit(ctx, secret, req, path);
+    if (admitted !== undefined) await admitted;
+    // getKey's answers carry the node id already.
+    return finish(ctx, "GET", path, await getKey(ctx, keyFromRawPath(path, ctx)), started, true);
+  } catch (err) {
+    // Hono's onError answers the same way for every error (errorAnswer).
+    return finish(ctx, "GET", path, errorAnswer(err as Error, req, ctx), started);
+  }
+}

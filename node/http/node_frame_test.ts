@@ -1,0 +1,81 @@
+import { assertEquals } from "@std/assert";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { createNodeApp } from "./node_app.ts";
+import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
+import { openEngine } from "../engine/open_engine.ts";
+
+const MAP = {
+  epoch: 5,
+  replicas: 1,
+  vnodes: 8,
+  nodes: [{ id: "n1", url: "http://a", weight: 1 }],
+  rebalancing: null,
+};
+const OK = { authorization: "Bearer s3cret" };
+
+/** Status, headers and body of an answer, to compare two answers whole. */
+async function shape(res: Response): Promise<unknown> {
+  return { status: res.status, headers: [...res.headers], body: await res.text() };
+}
+
+Deno.test("GET /kv/{key} answers alike through the front and through Hono's chain", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: "s3cret" });
+  const put = (path: string, body: string) =>
+    app.request(path, { method: "PUT", body, headers: { ...OK, "content-type": "text/x" } });
+  assertEquals((await put("/internal/cluster", JSON.stringify(MAP))).status, 200);
+  assertEquals((await put("/kv/here", "value")).status, 201);
+  assertEquals((await put("/kv/a%2Fb", "slash")).status, 201);
+  assertEquals((await put("/kv/gone", "x")).status, 201);
+  assertEquals((await put("/kv/utf8", "héllo wörld ✓")).status, 201);
+  const del = await app.request("/kv/gone", { method: "DELETE", headers: OK });
+  assertEquals(del.status, 204);
+  const cases: [path: string, headers: Record<string, string>, status: number][] = [
+    ["/kv/here", OK, 200],
+    ["/kv/a%2Fb", OK, 200],
+    ["/kv/utf8", OK, 200],
+    ["/kv/missing", OK, 404],
+    ["/kv/gone", OK, 404],
+    ["/kv/%ZZ", OK, 400],
+    ["/kv/" + "k".repeat(DEFAULT_LIMITS.maxKeyBytes + 1), OK, 414],
+    ["/kv/", OK, 400],
+    ["/kv/here", {}, 401],
+    ["/kv/here", { authorization: "Bearer wrong" }, 401],
+    ["/kv/here", { ...OK, "x-ringkv-epoch": "4" }, 409],
+    ["/kv/here", { ...OK, "x-ringkv-epoch": "5" }, 200],
+    ["/kv/here", { ...OK, "x-ringkv-epoch": "five" }, 400],
+  ];
+  for (const [path, headers, status] of cases) {
+    // A query string sends the same GET through Hono's routing and middleware instead.
+    const front = await shape(await app.request(path, { headers }));
+    const chained = await shape(await app.request(path + "?via=hono", { headers }));
+    assertEquals(front, chained, `${path} ${JSON.stringify(headers)}`);
+    assertEquals((front as { status: number }).status, status, path);
+  }
+  const text = await app.request("/kv/utf8", { headers: OK });
+  assertEquals(text.headers.get("content-length"), "17", "bytes of UTF-8, not characters");
+  assertEquals(await text.text(), "héllo wörld ✓");
+  await engine.close();
+});
+
+Deno.test("a front GET is counted in /metrics and an engine failure is a logged 500", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
+  const logged: Record<string, unknown>[] = [];
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, log: (o) => logged.push(o) });
+  for (let i = 0; i < 3; i++) await (await app.request("/kv/none")).body?.cancel();
+  const metrics = await (await app.request("/metrics")).text();
+  const line = metrics.split("\n").find((l) =>
+    l.startsWith("ringkv_node_requests_total{") && l.includes('method="GET"') &&
+    l.includes('route="/kv/{key}"') && l.includes('status="404"')
+  );
+  assertEquals(line?.split(" ").at(-1), "3");
+  engine.held = () => {
+    throw new Error("disk on fire");
+  };
+  const res = await app.request("/kv/none");
+  assertEquals(res.status, 500);
+  assertEquals(res.headers.get("x-ringkv-node"), "n1");
+  assertEquals((await res.json()).error.code, "internal");
+  assertEquals(logged.map((o) => o.msg), ["unexpected error"]);
+  await engine.close();
+});

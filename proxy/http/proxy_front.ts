@@ -1,0 +1,72 @@
+/**
+ * The proxy app's `fetch`: a plain `GET /kv/{key}` (no query) goes straight to the one GET
+ * handler that Hono also mounts (public_routes.ts), with the same client-token check, request
+ * id, metrics, log line and error answers, skipping Hono's routing and chain; every other
+ * request goes to Hono. `app.request()` calls `app.fetch`, so tests run this front too.
+ *
+ * @module
+ */
+import type { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { getPath } from "hono/utils/url";
+import { errorResponse, RingkvError } from "../../shared/errors.ts";
+import type { LogFn } from "../../shared/log.ts";
+import { observed, type RequestIds } from "./observe.ts";
+import type { ProxyMetrics } from "./proxy_metrics.ts";
+import { clientRefusal, getKey, type PublicRoutesDeps } from "./public_routes.ts";
+
+/** Hono's `fetch`, as the app exposes it. */
+type AppFetch = Hono["fetch"];
+
+/** What the front needs: the public routes' deps and the app's observers. */
+export interface FrontDeps {
+  routes: PublicRoutesDeps;
+  ids: RequestIds;
+  metrics: ProxyMetrics;
+  log: LogFn;
+}
+
+/** The answer to an error thrown while serving `req` (the app's `onError`, and the front's). */
+export function answerError(err: Error, req: Request, ids: RequestIds, log: LogFn): Response {
+  if (err instanceof RingkvError) return errorResponse(err);
+  if (err instanceof HTTPException && err.status < 500) {
+    return errorResponse(new RingkvError("bad_request", err.message || "Cannot read the request"));
+  }
+  const path = getPath(req);
+  log({
+    level: "error",
+    msg: "internal error",
+    id: ids.of(req),
+    method: req.method,
+    path,
+    error: String(err),
+  });
+  return errorResponse(
+    new RingkvError("internal", `Cannot answer ${req.method} ${path}: internal error`),
+  );
+}
+
+/** Wraps Hono's `fetch` (`routed`) with the front for `GET /kv/{key}`. */
+export function frontFetch(deps: FrontDeps, routed: AppFetch): AppFetch {
+  return (req, ...rest) => {
+    if (req.method !== "GET") return routed(req, ...rest);
+    const url = req.url;
+    const start = url.indexOf("/", url.indexOf("://") + 3);
+    if (!url.startsWith("/kv/", start) || url.includes("?", start)) return routed(req, ...rest);
+    return frontGet(deps, req);
+  };
+}
+
+async function frontGet(deps: FrontDeps, req: Request): Promise<Response> {
+  const started = performance.now();
+  const id = deps.ids.assign(req);
+  const token = deps.routes.clientToken;
+  let res: Response;
+  try {
+    res = (token ? clientRefusal(req, token) : undefined) ?? await getKey(deps.routes, req);
+  } catch (err) {
+    res = answerError(err as Error, req, deps.ids, deps.log);
+  }
+  observed(deps.metrics, deps.log, req, id, started, res);
+  return res;
+}
