@@ -60,7 +60,8 @@ export function refusal(req: Request, limits: RequestLimits): RingkvError | unde
   }
   const host = req.headers.get("host");
   // Deno.serve builds the URL from Host: `Host: x/kv/b` would make `GET /kv/a` read "b/kv/a".
-  if (host !== null && NOT_A_HOST.test(host)) {
+  // `x:99999999` or `[::1` pass that test, yet no URL has them: `new URL(req.url)` would throw.
+  if (host !== null && (NOT_A_HOST.test(host) || !URL.canParse(`http://${host}/`))) {
     return new RingkvError(
       "bad_request",
       `Cannot serve the request: its Host header "${host.slice(0, 100)}" is not a host[:port]`,

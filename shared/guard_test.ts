@@ -66,3 +66,15 @@ Deno.test("guard() refuses a Host header that is not a host (it would change the
   assertEquals((await handler(withHost("127.0.0.1:7000"), {})).status, 200);
   assertEquals((await handler(withHost("[::1]:7000"), {})).status, 200);
 });
+
+Deno.test("guard() refuses a Host header no URL can hold (a bad port, a lone %, an open [)", async () => {
+  const handler = guard(() => new Response("ok"), DEFAULT_REQUEST_LIMITS);
+  const withHost = (host: string, method: string) =>
+    new Request("http://h/kv?prefix=a", { method, headers: { host } });
+  for (const host of ["x:99999999", "%", "[::1", "x%zz"]) {
+    assertEquals((await handler(withHost(host, "HEAD"), {})).status, 400, host);
+    const res = await handler(withHost(host, "GET"), {});
+    assertEquals(res.status, 400, host);
+    assertEquals((await res.json()).error.code, "bad_request");
+  }
+});
