@@ -32,6 +32,11 @@ const SPEC = {
     type: "int",
     help: "copies of each key, new clusters only (default: 3, or the number of nodes if fewer)",
   },
+  force: {
+    type: "bool",
+    default: false,
+    help: "start a new cluster with fewer nodes than --replicas (keys get fewer copies)",
+  },
   vnodes: { type: "int", default: DEFAULT_VNODES, help: "ring points per unit of weight" },
   adminToken: { type: "string", help: "token of the admin API", secret: true },
   clientToken: { type: "string", help: "token clients must send (none: open)", secret: true },
@@ -73,6 +78,8 @@ export interface ProxyConfig {
   data: string;
   /** Undefined: a new cluster gets {@link defaultReplicas} of its nodes. */
   replicas?: number;
+  /** Start a new cluster with fewer nodes than `replicas`. */
+  force: boolean;
   vnodes: number;
   adminToken?: string;
   clientToken?: string;
@@ -147,6 +154,7 @@ export function parseProxyConfig(
     join: v.join === undefined || v.join === "" ? undefined : checkUrl("join", v.join),
     data: v.data,
     ...(v.replicas === undefined ? {} : { replicas: checkRange("replicas", v.replicas, 1, 16) }),
+    force: v.force,
     vnodes: checkRange("vnodes", v.vnodes, 1, 10_000),
     adminToken: empty(v.adminToken),
     clientToken: empty(v.clientToken),
