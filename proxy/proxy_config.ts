@@ -12,6 +12,7 @@
  * ```
  */
 import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
+import { parseNodeUrl } from "../shared/node_url.ts";
 import { startupHint } from "../shared/startup_hint.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
@@ -106,16 +107,11 @@ export interface ProxyConfig {
 }
 
 function checkUrl(flag: string, url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new ConfigError(`Cannot read --${flag}: "${url}" is not a URL`);
+  const parsed = parseNodeUrl(url);
+  if ("problem" in parsed) {
+    throw new ConfigError(`Cannot read --${flag}: "${url.slice(0, 200)}" ${parsed.problem}`);
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new ConfigError(`Cannot read --${flag}: "${url}" is not an http(s) URL`);
-  }
-  return url.replace(/\/+$/, "");
+  return parsed.origin;
 }
 
 function checkRange(flag: string, value: number, min: number, max: number): number {

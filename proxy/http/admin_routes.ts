@@ -15,6 +15,7 @@ import { bearerRefusal } from "../../shared/bearer.ts";
 import { Hono } from "hono";
 import type { Context, Next } from "hono";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
+import { parseNodeUrl } from "../../shared/node_url.ts";
 import { Ring } from "../../shared/ring.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import { countCopies, estimateKeys, movingShare } from "../cluster/key_counts.ts";
@@ -184,14 +185,12 @@ export function parseAddBody(text: string): { url: string; weight: number } {
       'Cannot add a node: the body needs "url": "http://host:port"',
     );
   }
-  let url: URL;
-  try {
-    url = new URL(body.url);
-  } catch {
-    throw new RingkvError("bad_request", `Cannot add node "${body.url}": it is not a URL`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new RingkvError("bad_request", `Cannot add node "${body.url}": it is not http(s)`);
+  const url = parseNodeUrl(body.url);
+  if ("problem" in url) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot add node "${body.url.slice(0, 200)}": it ${url.problem}`,
+    );
   }
   const weight = body.weight ?? 1;
   if (typeof weight !== "number" || !(weight > 0 && weight <= 100)) {
@@ -200,7 +199,7 @@ export function parseAddBody(text: string): { url: string; weight: number } {
       `Cannot add node ${body.url}: weight must be > 0 and <= 100`,
     );
   }
-  return { url: body.url.replace(/\/+$/, ""), weight };
+  return { url: url.origin, weight };
 }
 
 /** The admin routes as a Hono app. */

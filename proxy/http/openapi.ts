@@ -160,10 +160,14 @@ function adminRoutes(): Json {
         requestBody: { required: true, content: json(ref("AddNode")) },
         responses: {
           "202": ok("rebalancing started", ref("Cluster")),
-          "400": error("the body is not JSON, or not a node's http(s) URL and weight"),
+          "400": error(
+            "the body is not JSON, or not a node's http(s) origin (no path, query, fragment " +
+              "or user) and weight",
+          ),
           "409": error("a rebalancing already runs, or the node is already a member"),
           "413": error("the body is too large"),
-          "503": error("the node does not answer"),
+          "502": error("the node's /health answer is not JSON or has no id"),
+          "503": error("the node does not answer in time"),
           ...adminCommon,
         },
       },
@@ -255,7 +259,10 @@ const SCHEMAS: Json = {
   AddNode: {
     type: "object",
     required: ["url"],
-    properties: { url: { type: "string", format: "uri" }, weight: { type: "number" } },
+    properties: {
+      url: { type: "string", format: "uri", description: "scheme://host:port, nothing more" },
+      weight: { type: "number" },
+    },
   },
   Cluster: {
     type: "object",

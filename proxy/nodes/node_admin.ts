@@ -107,7 +107,7 @@ export class NodeAdmin {
   private async json<T>(url: string, path: string, init: RequestInit = {}): Promise<T> {
     const res = await this.call(url, path, init);
     if (!res.ok) return this.fail(url, path, res);
-    return await res.json() as T;
+    return await readJson<T>(url, path, res);
   }
 
   /** `GET /health`: the node's id, epoch and number of keys. */
@@ -120,7 +120,9 @@ export class NodeAdmin {
     const writes = refusedWrites(body);
     if (!res.ok && writes === undefined) return this.fail(url, "/health", res);
     if (writes !== undefined) await res.body?.cancel();
-    const known = writes === undefined ? await res.json() as Partial<NodeHealth> : body!;
+    const known = writes === undefined
+      ? await readJson<Partial<NodeHealth> | null>(url, "/health", res) ?? {}
+      : body!;
     if (typeof known.id !== "string" || known.id === "") {
       throw new RingkvError("bad_gateway", `Cannot use node ${url}: its /health has no id`);
     }
@@ -142,7 +144,7 @@ export class NodeAdmin {
       return null;
     }
     if (!res.ok) return this.fail(url, "/internal/cluster", res);
-    return await res.json() as ClusterMap;
+    return await readJson<ClusterMap>(url, "/internal/cluster", res);
   }
 
   /** `PUT /internal/cluster`: stores the map, or returns the node's newer one. */
@@ -238,6 +240,32 @@ export class NodeAdmin {
       body: JSON.stringify({ ranges: ranges.map((r) => [r.start, r.end]) }),
     });
     return body.dropped;
+  }
+}
+
+/**
+ * The JSON body of a node's answer: a body that is not JSON is a 502 and one that stalls
+ * past the call's timeout (or breaks off) a 503, each naming the node, never a 500.
+ */
+async function readJson<T>(url: string, path: string, res: Response): Promise<T> {
+  const route = path.split("?")[0];
+  try {
+    return await res.json() as T;
+  } catch (err) {
+    if (err instanceof SyntaxError) {
+      throw new RingkvError(
+        "bad_gateway",
+        `Cannot use node ${url}'s answer to ${route}: it is not JSON (${err.message})`,
+        { node: url },
+      );
+    }
+    // The call's timeout aborts the body read (a DOMException); a broken stream is a TypeError.
+    if (!(err instanceof DOMException || err instanceof TypeError)) throw err;
+    throw new RingkvError(
+      "node_unavailable",
+      `Cannot read node ${url}'s answer to ${route}: ${err.message}`,
+      { node: url },
+    );
   }
 }
 
