@@ -136,6 +136,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
     rebalancer,
     admin,
     adminToken: config.adminToken,
+    bodyTimeoutMs: config.limits.bodyTimeoutMs,
     replication,
   });
   adminApp.route(

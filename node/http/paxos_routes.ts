@@ -84,7 +84,7 @@ function checkIncarnation(expected: string | undefined, ctx: NodeContext, what: 
 }
 
 function body(req: Request, ctx: NodeContext, what: string): Promise<unknown> {
-  return readJsonBody(req, ctx.limits.maxBatchBytes, `the ${what}`);
+  return readJsonBody(req, ctx.limits.maxBatchBytes, `the ${what}`, ctx.limits.bodyTimeoutMs);
 }
 
 function listField(body: unknown, field: string, what: string, ctx: NodeContext): unknown[] {

@@ -36,6 +36,8 @@ export interface AdminDeps {
   admin: NodeAdmin;
   /** Without one, every admin call is refused (403). */
   adminToken?: string;
+  /** Time allowed to receive a request body (`--body-timeout-ms`), then 408. */
+  bodyTimeoutMs: number;
   /** Node health as the data path sees it, and missed writes (proxy/replication/wiring.ts). */
   replication?: Pick<Replication, "healthOf" | "hints"> & {
     antiEntropy?: Pick<Replication["antiEntropy"], "last">;
@@ -72,7 +74,9 @@ export function requireAdminToken(token: string | undefined) {
 }
 
 /** The `GET /cluster` view: the map with each node's state and key count. */
-export async function clusterView(deps: AdminDeps): Promise<Record<string, unknown>> {
+export async function clusterView(
+  deps: Omit<AdminDeps, "bodyTimeoutMs">,
+): Promise<Record<string, unknown>> {
   const map = deps.state.current().map;
   const rb = map.rebalancing;
   const nodes = await Promise.all(
@@ -214,7 +218,13 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
 
   app.get("/cluster", async (c) => c.json(await clusterView(deps)));
   app.post("/cluster/nodes", async (c) => {
-    const body = await readBody(c.req.raw, MAX_ADMIN_BODY_BYTES, "batch_too_large", "the body");
+    const body = await readBody(
+      c.req.raw,
+      MAX_ADMIN_BODY_BYTES,
+      "batch_too_large",
+      "the body",
+      deps.bodyTimeoutMs,
+    );
     const { url, weight } = parseAddBody(new TextDecoder().decode(body));
     await deps.rebalancer.startAdd(url, weight);
     return c.json(await clusterView(deps), 202);

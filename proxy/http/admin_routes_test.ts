@@ -14,7 +14,11 @@ const TOKEN = "admin-s3cret";
 /** `answer` replaces the fake nodes' answer to a request when it returns one. */
 type Override = (req: Request) => Response | undefined;
 
-async function setup(adminToken: string | undefined, override: Override = () => undefined) {
+async function setup(
+  adminToken: string | undefined,
+  override: Override = () => undefined,
+  bodyTimeoutMs = 10_000,
+) {
   const fake = createFakeMapNodes(["a", "b", "c", "d"]);
   const fetch = (req: Request) => Promise.resolve(override(req) ?? fake.fetch(req));
   const admin = new NodeAdmin({ fetch, timeoutMs: 200 });
@@ -26,7 +30,7 @@ async function setup(adminToken: string | undefined, override: Override = () => 
   });
   await state.push(map);
   const rebalancer = new Rebalancer({ state, admin });
-  const app = createAdminRoutes({ state, rebalancer, admin, adminToken });
+  const app = createAdminRoutes({ state, rebalancer, admin, adminToken, bodyTimeoutMs });
   const call = (method: string, path: string, body?: unknown, token: string | null = TOKEN) =>
     app.request(path, {
       method,
@@ -158,6 +162,27 @@ Deno.test("GET /cluster and POST /cluster/nodes name a node whose /health is not
     const body = await res.json();
     assertEquals<unknown>([res.status, body.error.code], want, how);
     assert(body.error.message.includes("http://d.test"), body.error.message);
+  }
+});
+
+Deno.test("POST /cluster/nodes answers 408 at the configured body deadline", async () => {
+  const { app } = await setup(TOKEN, undefined, 50);
+  // A body that starts and then never ends, like a client that stops sending.
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => c.enqueue(new TextEncoder().encode('{"url":')),
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((ok) => timer = setTimeout(() => ok("late"), 5_000));
+  try {
+    const headers = { authorization: `Bearer ${TOKEN}` };
+    const res = await Promise.race([
+      app.request("/cluster/nodes", { method: "POST", headers, body }),
+      late,
+    ]);
+    assert(res !== "late", "no answer within 5 s");
+    assertEquals(await errorOf(res), [408, "request_timeout"]);
+  } finally {
+    clearTimeout(timer);
   }
 });
 

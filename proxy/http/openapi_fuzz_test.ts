@@ -57,7 +57,13 @@ async function realApp() {
   await state.push(map);
   const rebalancer = new Rebalancer({ state, admin, autoRun: false });
   const metrics = new ProxyMetrics();
-  const adminApp = createAdminRoutes({ state, rebalancer, admin, adminToken: TOKEN });
+  const adminApp = createAdminRoutes({
+    state,
+    rebalancer,
+    admin,
+    adminToken: TOKEN,
+    bodyTimeoutMs: DEFAULT_LIMITS.bodyTimeoutMs,
+  });
   const ops = { state, rebalancer, metrics, fetch, timeoutMs: 2000, clusterSecret: SECRET };
   adminApp.route("/", createOpsRoutes({ ...ops, adminToken: TOKEN, maxKeyBytes: 64 }));
   const app = createProxyApp({
