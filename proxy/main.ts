@@ -136,6 +136,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
     rebalancer,
     admin,
     adminToken: config.adminToken,
+    bodyTimeoutMs: config.limits.bodyTimeoutMs,
     replication,
   });
   adminApp.route(
@@ -223,7 +224,7 @@ async function main(): Promise<number> {
     // A taken port with a taken directory is most likely this very proxy, started twice.
     const held = err instanceof Deno.errors.AddrInUse ? await dataDirInUse(config.data) : null;
     if (held !== null) console.error(held.message);
-    return 1;
+    return err instanceof StartupError ? err.exitCode : 1;
   } finally {
     lock?.release();
   }

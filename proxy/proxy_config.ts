@@ -12,6 +12,7 @@
  * ```
  */
 import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
+import { parseNodeUrl } from "../shared/node_url.ts";
 import { startupHint } from "../shared/startup_hint.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
@@ -31,6 +32,11 @@ const SPEC = {
   replicas: {
     type: "int",
     help: "copies of each key, new clusters only (default: 3, or the number of nodes if fewer)",
+  },
+  force: {
+    type: "bool",
+    default: false,
+    help: "start a new cluster with fewer nodes than --replicas (keys get fewer copies)",
   },
   vnodes: { type: "int", default: DEFAULT_VNODES, help: "ring points per unit of weight" },
   adminToken: { type: "string", help: "token of the admin API", secret: true },
@@ -73,6 +79,8 @@ export interface ProxyConfig {
   data: string;
   /** Undefined: a new cluster gets {@link defaultReplicas} of its nodes. */
   replicas?: number;
+  /** Start a new cluster with fewer nodes than `replicas`. */
+  force: boolean;
   vnodes: number;
   adminToken?: string;
   clientToken?: string;
@@ -99,16 +107,11 @@ export interface ProxyConfig {
 }
 
 function checkUrl(flag: string, url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new ConfigError(`Cannot read --${flag}: "${url}" is not a URL`);
+  const parsed = parseNodeUrl(url);
+  if ("problem" in parsed) {
+    throw new ConfigError(`Cannot read --${flag}: "${url.slice(0, 200)}" ${parsed.problem}`);
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new ConfigError(`Cannot read --${flag}: "${url}" is not an http(s) URL`);
-  }
-  return url.replace(/\/+$/, "");
+  return parsed.origin;
 }
 
 function checkRange(flag: string, value: number, min: number, max: number): number {
@@ -147,6 +150,7 @@ export function parseProxyConfig(
     join: v.join === undefined || v.join === "" ? undefined : checkUrl("join", v.join),
     data: v.data,
     ...(v.replicas === undefined ? {} : { replicas: checkRange("replicas", v.replicas, 1, 16) }),
+    force: v.force,
     vnodes: checkRange("vnodes", v.vnodes, 1, 10_000),
     adminToken: empty(v.adminToken),
     clientToken: empty(v.clientToken),

@@ -41,6 +41,9 @@ Deno.test("parseProxyConfig() reads flags and the RINGKV_ secrets, trimming URL 
 Deno.test("parseProxyConfig() refuses bad URLs, ports and replicas with ConfigError", () => {
   assertThrows(() => parse(["--nodes", "not a url"]), ConfigError, "not a URL");
   assertThrows(() => parse(["--join", "ftp://h"]), ConfigError, "http");
+  for (const url of ["http://h:1/kv", "http://h:1/?a=1", "http://h:1/#x", "http://u:p@h:1"]) {
+    assertThrows(() => parse(["--nodes", `http://h:2,${url}`]), ConfigError, "scheme://host:port");
+  }
   assertThrows(() => parse(["--port", "70000"]), ConfigError, "--port");
   assertThrows(() => parse(["--replicas", "0"]), ConfigError, "--replicas");
   assertThrows(() => parse(["stray"]), ConfigError, "stray");

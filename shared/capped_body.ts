@@ -12,13 +12,12 @@
  * import { RingkvError } from "./errors.ts";
  * const req = new Request("http://x/", { method: "PUT", body: "hello" });
  * const tooLarge = (size: number) => new RingkvError("value_too_large", `${size} bytes`);
- * const bytes = await readCappedBody(req, 1024, tooLarge, "the value");
+ * const bytes = await readCappedBody(req, 1024, tooLarge, "the value", 10_000);
  * assert(bytes.length === 5);
  * ```
  */
 import { concatBytes } from "./bytes.ts";
 import { RingkvError } from "./errors.ts";
-import { DEFAULT_LIMITS } from "./limits.ts";
 
 /**
  * The 413 for a body over the cap: `size` is its declared length (`exact`), or the bytes
@@ -32,7 +31,7 @@ export async function readCappedBody(
   max: number,
   tooLarge: TooLarge,
   what: string,
-  timeoutMs: number = DEFAULT_LIMITS.bodyTimeoutMs!,
+  timeoutMs: number,
 ): Promise<Uint8Array> {
   const declared = req.headers.get("content-length");
   if (declared !== null) {

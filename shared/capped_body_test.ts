@@ -23,9 +23,10 @@ Deno.test("readCappedBody() returns the body within the cap", async () => {
     7,
     tooLarge,
     "it",
+    1000,
   );
   assertEquals(bytes.length, 7);
-  assertEquals((await readCappedBody(new Request("http://x/"), 7, tooLarge, "it")).length, 0);
+  assertEquals((await readCappedBody(new Request("http://x/"), 7, tooLarge, "it", 1000)).length, 0);
 });
 
 Deno.test("readCappedBody() refuses a declared length past the cap before reading, and a streamed body as it passes", async () => {
@@ -35,9 +36,16 @@ Deno.test("readCappedBody() refuses a declared length past the cap before readin
     body: "x".repeat(10),
     headers: { "content-length": "10" },
   });
-  await assertRejects(() => readCappedBody(declared, 5, tooLarge, "it"), RingkvError);
+  await assertRejects(() => readCappedBody(declared, 5, tooLarge, "it", 1000), RingkvError);
   await assertRejects(
-    () => readCappedBody(streamed([new Uint8Array(4), new Uint8Array(4)], true), 5, tooLarge, "it"),
+    () =>
+      readCappedBody(
+        streamed([new Uint8Array(4), new Uint8Array(4)], true),
+        5,
+        tooLarge,
+        "it",
+        1000,
+      ),
     RingkvError,
   );
   assertEquals(seen, [[10, true], [8, false]]);
@@ -49,7 +57,7 @@ Deno.test("readCappedBody() answers a bad Content-Length with 400 and a stalled 
     body: "x",
     headers: { "content-length": "1x" },
   });
-  const err = await assertRejects(() => readCappedBody(bad, 5, tooLarge, "it"), RingkvError);
+  const err = await assertRejects(() => readCappedBody(bad, 5, tooLarge, "it", 1000), RingkvError);
   assertEquals(err.code, "invalid_header");
   const stalled = await assertRejects(
     () => readCappedBody(streamed([new Uint8Array(1)], true), 5, tooLarge, "it", 50),

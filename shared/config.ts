@@ -164,16 +164,23 @@ export function parseFlags<S extends FlagsSpec>(
     }
     const eq = arg.indexOf("=");
     const flagName = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    const name = byFlag.get(flagName) ?? byFlag.get(flagName.replace(/^no-/, ""));
+    const negated = !byFlag.has(flagName) && flagName.startsWith("no-");
+    const name = byFlag.get(negated ? flagName.slice(3) : flagName);
     if (name === undefined) {
       const near = closest(flagName, [...byFlag.keys()]);
       const hint = near === undefined ? "" : `; did you mean --${near}?`;
       throw new ConfigError(`Unknown option --${flagName}${hint} (see --help)`);
     }
     const flag = spec[name]!;
+    // `--no-port 5` must not set --port: only an on/off option has a --no- form, and no value.
+    if (negated && (flag.type !== "bool" || eq !== -1)) {
+      throw new ConfigError(
+        `Cannot read ${arg}: only on/off options take --no- and then no value (see --help)`,
+      );
+    }
     let raw: string;
     if (flag.type === "bool") {
-      raw = eq !== -1 ? arg.slice(eq + 1) : flagName.startsWith("no-") ? "false" : "true";
+      raw = negated ? "false" : eq !== -1 ? arg.slice(eq + 1) : "true";
     } else if (eq !== -1) {
       raw = arg.slice(eq + 1);
     } else {

@@ -35,6 +35,13 @@ Deno.test("parseFlags() keeps defaults and reports bad input clearly", () => {
   assertEquals(values(["--no-verbose"]).verbose, false);
 });
 
+Deno.test("parseFlags() takes --no- only before an on/off option, and then no value", () => {
+  assertEquals(values(["--verbose", "--no-verbose"]).verbose, false);
+  assertThrows(() => values(["--no-port", "5"]), ConfigError, "only on/off options take --no-");
+  assertThrows(() => values(["--no-data=x"]), ConfigError, "--no-data=x");
+  assertThrows(() => values(["--no-verbose=true"]), ConfigError, "then no value");
+});
+
 Deno.test("parseFlags() answers --help, and the help never shows secrets", () => {
   assertEquals(parseFlags(SPEC, ["--help"], {}), { help: true });
   const text = helpText("usage: x", SPEC);

@@ -63,7 +63,8 @@ export function refusal(req: Request, limits: RequestLimits): RingkvError | unde
   }
   const host = req.headers.get("host");
   // Deno.serve builds the URL from Host: `Host: x/kv/b` would make `GET /kv/a` read "b/kv/a".
-  if (host !== null && NOT_A_HOST.test(host)) {
+  // `x:99999999` or `[::1` pass that test, yet no URL has them: `new URL(req.url)` would throw.
+  if (host !== null && (NOT_A_HOST.test(host) || !URL.canParse(`http://${host}/`))) {
     return new RingkvError(
       "bad_request",
       `Cannot serve the request: its Host header "${host.slice(0, 100)}" is not a host[:port]`,
@@ -84,19 +85,19 @@ export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): Guard
   let inFlight = 0;
   const guarded = async (req: Request, info: I): Promise<Response> => {
     const refused = refusal(req, limits);
-    if (refused !== undefined) return closing(errorResponse(refused));
+    if (refused !== undefined) return closing(errorResponse(refused), req);
     if (inFlight >= limits.maxInFlight) {
       const busy = new RingkvError(
         "unavailable",
         `Cannot serve the request: ${inFlight} requests are in flight, the limit is ${limits.maxInFlight}`,
       );
-      return closing(errorResponse(busy, { "retry-after": String(RETRY_AFTER_SECONDS) }));
+      return closing(errorResponse(busy, { "retry-after": String(RETRY_AFTER_SECONDS) }), req);
     }
     inFlight++;
     try {
       const res = await handler(req, info);
       // The rest of a body that was refused or timed out is never read: do not wait for it.
-      return res.status === 408 || res.status === 413 ? closing(res) : res;
+      return res.status === 408 || res.status === 413 ? await closing(res, req) : res;
     } finally {
       inFlight--;
     }
@@ -104,8 +105,15 @@ export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): Guard
   return Object.assign(guarded, { inFlight: () => inFlight });
 }
 
-/** A refused request's body is never read, so the connection cannot be reused. */
-function closing(res: Response): Response {
+/**
+ * A refused request's body is never read, so the connection cannot be reused. The body is
+ * dropped too: left unread, Deno.serve adds a second `connection: close` of its own.
+ */
+async function closing(res: Response, req: Request): Promise<Response> {
+  if (req.body !== null && !req.body.locked) {
+    // A body that broke off (the client went away) is as dropped as a cancelled one.
+    await req.body.cancel().catch(() => {});
+  }
   try {
     res.headers.set("connection", "close");
     return res;

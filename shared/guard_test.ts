@@ -66,3 +66,53 @@ Deno.test("guard() refuses a Host header that is not a host (it would change the
   assertEquals((await handler(withHost("127.0.0.1:7000"), {})).status, 200);
   assertEquals((await handler(withHost("[::1]:7000"), {})).status, 200);
 });
+
+Deno.test("guard() refuses a Host header no URL can hold (a bad port, a lone %, an open [)", async () => {
+  const handler = guard(() => new Response("ok"), DEFAULT_REQUEST_LIMITS);
+  const withHost = (host: string, method: string) =>
+    new Request("http://h/kv?prefix=a", { method, headers: { host } });
+  for (const host of ["x:99999999", "%", "[::1", "x%zz"]) {
+    assertEquals((await handler(withHost(host, "HEAD"), {})).status, 400, host);
+    const res = await handler(withHost(host, "GET"), {});
+    assertEquals(res.status, 400, host);
+    assertEquals((await res.json()).error.code, "bad_request");
+  }
+});
+
+/** The header block a raw HTTP/1.1 `request` gets from `handler` served by Deno.serve. */
+async function servedHead(handler: Deno.ServeHandler, request: string): Promise<string> {
+  const stop = new AbortController();
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", signal: stop.signal, onListen() {} },
+    handler,
+  );
+  try {
+    const conn = await Deno.connect({ port: server.addr.port, hostname: "127.0.0.1" });
+    try {
+      await conn.write(new TextEncoder().encode(request));
+      let text = "";
+      const buf = new Uint8Array(4096);
+      for (let i = 0; i < 100 && !text.includes("\r\n\r\n"); i++) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        text += new TextDecoder().decode(buf.subarray(0, n));
+      }
+      return text.split("\r\n\r\n")[0]!;
+    } finally {
+      conn.close();
+    }
+  } finally {
+    stop.abort();
+    await server.finished;
+  }
+}
+
+Deno.test("guard() refusals of a request with an unread body say connection: close once", async () => {
+  const refuse413 = () => Response.json({ error: { code: "x", message: "y" } }, { status: 413 });
+  const handler = guard(refuse413, { ...DEFAULT_REQUEST_LIMITS, maxUrlBytes: 100 });
+  const body = `\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc`;
+  for (const request of [`PUT /k HTTP/1.1${body}`, `PUT /${"k".repeat(200)} HTTP/1.1${body}`]) {
+    const head = await servedHead(handler, request);
+    assertEquals(head.match(/^connection: close$/gim)?.length, 1, head);
+  }
+});

@@ -20,7 +20,7 @@ export interface Limits {
   /** `limit` of a listing that does not give one. */
   defaultListLimit: number;
   /** Time allowed to receive a request body, in ms (default 10 s), then 408. */
-  bodyTimeoutMs?: number;
+  bodyTimeoutMs: number;
 }
 
 /** The defaults, as documented in docs/api.md. */

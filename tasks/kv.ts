@@ -68,9 +68,12 @@ function parse(args: string[]) {
   return parsed;
 }
 
-function need(rest: string[], count: number, what: string): string[] {
-  if (rest.length < count + 1 || rest.length > count + 2) {
-    throw new CliError(EXIT.usage, `${rest[0]} needs ${what} (see --help)`);
+/** The command's arguments: at least `min`, at most `max` (`kv get a b` is a mistake). */
+function need(rest: string[], min: number, max: number, what: string): string[] {
+  const given = rest.length - 1;
+  if (given < min || given > max) {
+    const extra = given > max ? `, not ${given} arguments` : "";
+    throw new CliError(EXIT.usage, `${rest[0]} needs ${what}${extra} (see --help)`);
   }
   return rest.slice(1);
 }
@@ -206,12 +209,12 @@ async function change(t: Target, f: Flags, method: string, path: string, body?: 
 
 async function run(f: Flags, t: Target): Promise<void> {
   const [command, ...rest] = f.rest;
-  const args = (n: number, what: string) => need(f.rest, n, what);
+  const args = (n: number, what: string) => need(f.rest, n, n, what);
   switch (command) {
     case "get":
       return await get(t, args(1, "a KEY")[0]!);
     case "put": {
-      const [key, value] = args(1, "a KEY and a VALUE (or stdin)");
+      const [key, value] = need(f.rest, 1, 2, "a KEY and a VALUE (or stdin)");
       return await put(t, f, key!, value);
     }
     case "del":
@@ -220,8 +223,10 @@ async function run(f: Flags, t: Target): Promise<void> {
       if (rest.length > 0) throw new CliError(EXIT.usage, "ls takes --prefix P, no argument");
       return await ls(t, f.values.prefix);
     case "nodes":
+      args(0, "no argument");
       return printNodes(await cluster(t));
     case "status":
+      args(0, "no argument");
       return await status(t);
     case "add": {
       const url = args(1, "a node URL")[0]!;

@@ -297,6 +297,13 @@ function framingRows(): Row[] {
       "GET /kv/a HTTP/1.1\r\nHost: x/kv/b\r\n\r\n",
       err(400, "bad_request"),
     ],
+    // A Host that is no URL authority once was a 500 from `new URL(req.url)` (HEAD too:
+    // shared/guard_test.ts).
+    ...["x:99999999", "%", "[::1", "x%zz"].map((host): [string, string, Row["expect"]] => [
+      `GET /kv?prefix=a with Host: ${host}`,
+      `GET /kv?prefix=a HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+      err(400, "bad_request"),
+    ]),
     [
       "space before the colon",
       put("/kv/a", "x").replace("Content-Length:", "Content-Length :"),

@@ -132,7 +132,7 @@ Deno.test("deno task kv: add and remove wait for the rebalancing; nodes and stat
   }
 });
 
-Deno.test("deno task kv: no command prints the usage (exit 2); keys . and .. are refused as invalid keys (exit 2) before any call", async () => {
+Deno.test("deno task kv: no command prints the usage (exit 2); extra arguments and keys . and .. are refused as invalid keys (exit 2) before any call", async () => {
   const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
   try {
     // Port 1 is closed: a call that went out would exit 4, not 2.
@@ -140,6 +140,12 @@ Deno.test("deno task kv: no command prints the usage (exit 2); keys . and .. are
     const bare = await kv();
     assertEquals(bare.code, 2);
     assertMatch(bare.stderr, /^usage: deno task kv <command>/);
+    const extra = [["get", "a", "b"], ["del", "a", "b"], ["put", "a", "b", "c"], ["nodes", "x"]];
+    for (const args of extra) {
+      const r = await kv(...args);
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertMatch(r.stderr, /needs .*, not \d arguments \(see --help\)/);
+    }
     for (const args of [["get", ".."], ["get", "."], ["put", "..", "x"], ["del", "."]]) {
       const r = await kv(...args);
       assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);

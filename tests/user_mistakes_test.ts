@@ -164,9 +164,22 @@ Deno.test("a proxy says which map it starts from and refuses --nodes of another 
       env: ENV,
       timeoutMs: 60_000,
     });
-    assertEquals(other.code, 1, other.stderr);
+    assertEquals(other.code, 2, other.stderr);
     assertMatch(other.stderr, /\/p holds the map of another cluster \(epoch 1: a1 http/);
     assertMatch(other.stderr, /\(node b1\).*another --data directory/);
+
+    const fewer = await runToEnd({
+      script: SCRIPTS.proxy,
+      args: [
+        ...proxyArgs(b!.url).map((a) => a === join(dir, "p") ? join(dir, "p3") : a),
+        "--replicas",
+        "3",
+      ],
+      env: ENV,
+      timeoutMs: 60_000,
+    });
+    assertEquals(fewer.code, 2, fewer.stderr);
+    assertMatch(fewer.stderr, /keeping 3 replicas of each key on 1 node\(s\).*--force/);
   } finally {
     for (const p of running.reverse()) await p.stop();
     await Deno.remove(dir, { recursive: true });

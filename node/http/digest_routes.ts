@@ -52,7 +52,13 @@ export function digestRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/internal/digest", {
     POST: async (c) => {
       checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "digest");
-      const body = await readJsonBody(c.req.raw, ctx.limits.maxBatchBytes, "the digest request");
+      const { maxBatchBytes, bodyTimeoutMs } = ctx.limits;
+      const body = await readJsonBody(
+        c.req.raw,
+        maxBatchBytes,
+        "the digest request",
+        bodyTimeoutMs,
+      );
       const buckets = isObject(body) ? body.buckets : undefined;
       if (!Array.isArray(buckets)) {
         throw new RingkvError(

@@ -23,7 +23,12 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   const { engine, limits } = ctx;
   route(app, "/internal/batch", {
     POST: async (c) => {
-      const body = await readJsonBody(c.req.raw, limits.maxBatchBytes, "the batch");
+      const body = await readJsonBody(
+        c.req.raw,
+        limits.maxBatchBytes,
+        "the batch",
+        limits.bodyTimeoutMs,
+      );
       const results = await runBatch(engine, parseBatchBody(body, limits), limits);
       return c.json({ results });
     },
@@ -34,7 +39,12 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/internal/scan", { GET: (c) => scan(c, ctx) });
   route(app, "/internal/drop", {
     POST: async (c) => {
-      const body = await readJsonBody(c.req.raw, limits.maxBatchBytes, "the drop");
+      const body = await readJsonBody(
+        c.req.raw,
+        limits.maxBatchBytes,
+        "the drop",
+        limits.bodyTimeoutMs,
+      );
       if (!isObject(body)) {
         throw new RingkvError("bad_request", 'Cannot drop: the body must be {"ranges": [...]}');
       }
@@ -51,7 +61,12 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
       return c.json(map);
     },
     PUT: async (c) => {
-      const body = await readJsonBody(c.req.raw, limits.maxBatchBytes, "the cluster map");
+      const body = await readJsonBody(
+        c.req.raw,
+        limits.maxBatchBytes,
+        "the cluster map",
+        limits.bodyTimeoutMs,
+      );
       const map = parseClusterMap(body);
       await ctx.cluster.put(map);
       return c.json(map);

@@ -231,3 +231,32 @@ Deno.test("scan and digest refuse with 503 node_recovering when the map records 
     await answered[1]!.body?.cancel();
   }
 });
+
+Deno.test("every body-reading node route answers 408 at --body-timeout-ms, not the 10 s default", async () => {
+  const limits = { ...DEFAULT_LIMITS, bodyTimeoutMs: 50 };
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits });
+  const app = createNodeApp({ engine, limits });
+  const routes: [string, string][] = [
+    ...["batch", "ingest", "drop", "digest", "read", "prepare", "accept"].map((
+      r,
+    ): [string, string] => ["POST", `/internal/${r}`]),
+    ["PUT", "/internal/cluster"],
+    ["POST", "/import"],
+    ["PUT", "/kv/a"],
+  ];
+  for (const [method, path] of routes) {
+    // A body that starts and then never ends, like a client that stops sending.
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(new TextEncoder().encode("{")),
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((ok) => timer = setTimeout(() => ok("late"), 5_000));
+    try {
+      const res = await Promise.race([app.request(path, { method, body }), late]);
+      assert(res !== "late", `${method} ${path}: no answer within 5 s`);
+      assertEquals([res.status, (await res.json()).error.code], [408, "request_timeout"], path);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+});

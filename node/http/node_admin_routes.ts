@@ -47,7 +47,12 @@ export function adminRoutes(app: Hono, ctx: NodeContext): void {
   });
   route(app, "/import", {
     POST: async (c) => {
-      const body = await readJsonBody(c.req.raw, limits.maxBatchBytes, "the import");
+      const body = await readJsonBody(
+        c.req.raw,
+        limits.maxBatchBytes,
+        "the import",
+        limits.bodyTimeoutMs,
+      );
       return c.json({ imported: await engine.importFlat(parseFlatImage(body, limits)) });
     },
   });

@@ -35,7 +35,7 @@ export async function readJsonBody(
   req: Request,
   limit: number,
   what: string,
-  timeoutMs?: number,
+  timeoutMs: number,
 ): Promise<unknown> {
   const bytes = await readCappedBody(
     req,

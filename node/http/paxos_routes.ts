@@ -68,7 +68,7 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
 }
 
 function body(req: Request, ctx: NodeContext, what: string): Promise<unknown> {
-  return readJsonBody(req, ctx.limits.maxBatchBytes, `the ${what}`);
+  return readJsonBody(req, ctx.limits.maxBatchBytes, `the ${what}`, ctx.limits.bodyTimeoutMs);
 }
 
 function listField(body: unknown, field: string, what: string, ctx: NodeContext): unknown[] {

@@ -29,6 +29,12 @@ import type { Rebalancer } from "../rebalance/rebalancer.ts";
 /** A reason the proxy cannot start that the user can fix; main prints its message. */
 export class StartupError extends Error {
   override name = "StartupError";
+  /** The exit code: 2 when the command line itself is the mistake (a usage error), else 1. */
+  readonly exitCode: 1 | 2;
+  constructor(message: string, exitCode: 1 | 2 = 1) {
+    super(message);
+    this.exitCode = exitCode;
+  }
 }
 
 /** What {@link startupMap} needs. */
@@ -39,6 +45,8 @@ export interface StartupOptions {
   join?: string;
   /** Undefined: {@link defaultReplicas} of the nodes found. */
   replicas?: number;
+  /** Start a new cluster with fewer nodes than `replicas` (each key then has fewer copies). */
+  force?: boolean;
   vnodes: number;
   /** The data directory the store reads, for messages. */
   data?: string;
@@ -108,6 +116,7 @@ async function otherNodes(options: StartupOptions, stored: ClusterMap): Promise<
       `another cluster (epoch ${stored.epoch}: ${nodeList(stored)}), and none of the --nodes ` +
       `is in it (${others.join(", ")}). To start a new cluster, give another --data ` +
       `directory; to use the stored one, give --nodes of its nodes (or none)`,
+    2,
   );
 }
 
@@ -155,8 +164,17 @@ export async function startupMap(options: StartupOptions): Promise<StartupMap> {
   }
   const held = await highestMap(options.admin, options.nodes);
   if (held !== null) return { map: held, source: "nodes" };
+  const replicas = options.replicas ?? defaultReplicas(options.nodes.length);
+  if (replicas > options.nodes.length && options.force !== true) {
+    // A write would be acknowledged with fewer copies than the cluster says it keeps.
+    throw new StartupError(
+      `Cannot start a new cluster keeping ${replicas} replicas of each key on ` +
+        `${options.nodes.length} node(s): give --nodes of at least ${replicas} nodes, ` +
+        `--replicas ${options.nodes.length}, or --force to start under-replicated`,
+      2,
+    );
+  }
   const nodes = await learnNodes(options.admin, options.nodes);
-  const replicas = options.replicas ?? defaultReplicas(nodes.length);
   return { map: initialMap(nodes, replicas, options.vnodes), source: "new" };
 }
 

@@ -121,6 +121,23 @@ Deno.test("startupMap() refuses --nodes none of which is in the stored map, nami
   assertMatch(err.message, /epoch 7: a http:\/\/a\.test, b http:\/\/b\.test/);
   assertMatch(err.message, /http:\/\/c\.test \(node c\), http:\/\/x\.test \(does not answer\)/);
   assertMatch(err.message, /another --data directory/);
+  assertEquals(err.exitCode, 2);
+});
+
+Deno.test("startupMap() refuses a new cluster with fewer nodes than --replicas unless forced", async () => {
+  const fake = createFakeMapNodes(["a", "b"]);
+  const admin = new NodeAdmin({ fetch: fake.fetch, timeoutMs: 1000 });
+  const urls = fake.nodes.map((n) => n.url);
+  const store = createMemoryMapStore();
+  const options = { admin, vnodes: 16, replicas: 3, store, nodes: urls.slice(0, 1) };
+  const err = await assertRejects(() => startupMap(options), StartupError);
+  assertMatch(err.message, /keeping 3 replicas of each key on 1 node\(s\): give --nodes of at/);
+  assertMatch(err.message, /--replicas 1, or --force/);
+  assertEquals(err.exitCode, 2);
+  await assertRejects(() => startupMap({ ...options, nodes: urls }), StartupError);
+  assertEquals(await store.load(), null);
+  const forced = await startupMap({ ...options, force: true });
+  assertEquals([forced.source, forced.map.replicas], ["new", 3]);
 });
 
 Deno.test("startupMap() keeps the stored map for --nodes of its members (moved ones too) and reports strangers", async () => {

@@ -15,6 +15,7 @@ import { bearerRefusal } from "../../shared/bearer.ts";
 import { Hono } from "hono";
 import type { Context, Next } from "hono";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
+import { parseNodeUrl } from "../../shared/node_url.ts";
 import { Ring } from "../../shared/ring.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import { countCopies, estimateKeys, movingShare } from "../cluster/key_counts.ts";
@@ -35,6 +36,8 @@ export interface AdminDeps {
   admin: NodeAdmin;
   /** Without one, every admin call is refused (403). */
   adminToken?: string;
+  /** Time allowed to receive a request body (`--body-timeout-ms`), then 408. */
+  bodyTimeoutMs: number;
   /** Node health as the data path sees it, and missed writes (proxy/replication/wiring.ts). */
   replication?: Pick<Replication, "healthOf" | "hints"> & {
     antiEntropy?: Pick<Replication["antiEntropy"], "last">;
@@ -71,7 +74,9 @@ export function requireAdminToken(token: string | undefined) {
 }
 
 /** The `GET /cluster` view: the map with each node's state and key count. */
-export async function clusterView(deps: AdminDeps): Promise<Record<string, unknown>> {
+export async function clusterView(
+  deps: Omit<AdminDeps, "bodyTimeoutMs">,
+): Promise<Record<string, unknown>> {
   const map = deps.state.current().map;
   const rb = map.rebalancing;
   const nodes = await Promise.all(
@@ -184,14 +189,12 @@ export function parseAddBody(text: string): { url: string; weight: number } {
       'Cannot add a node: the body needs "url": "http://host:port"',
     );
   }
-  let url: URL;
-  try {
-    url = new URL(body.url);
-  } catch {
-    throw new RingkvError("bad_request", `Cannot add node "${body.url}": it is not a URL`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new RingkvError("bad_request", `Cannot add node "${body.url}": it is not http(s)`);
+  const url = parseNodeUrl(body.url);
+  if ("problem" in url) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot add node "${body.url.slice(0, 200)}": it ${url.problem}`,
+    );
   }
   const weight = body.weight ?? 1;
   if (typeof weight !== "number" || !(weight > 0 && weight <= 100)) {
@@ -200,7 +203,7 @@ export function parseAddBody(text: string): { url: string; weight: number } {
       `Cannot add node ${body.url}: weight must be > 0 and <= 100`,
     );
   }
-  return { url: body.url.replace(/\/+$/, ""), weight };
+  return { url: url.origin, weight };
 }
 
 /** The admin routes as a Hono app. */
@@ -215,7 +218,13 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
 
   app.get("/cluster", async (c) => c.json(await clusterView(deps)));
   app.post("/cluster/nodes", async (c) => {
-    const body = await readBody(c.req.raw, MAX_ADMIN_BODY_BYTES, "batch_too_large", "the body");
+    const body = await readBody(
+      c.req.raw,
+      MAX_ADMIN_BODY_BYTES,
+      "batch_too_large",
+      "the body",
+      deps.bodyTimeoutMs,
+    );
     const { url, weight } = parseAddBody(new TextDecoder().decode(body));
     await deps.rebalancer.startAdd(url, weight);
     return c.json(await clusterView(deps), 202);

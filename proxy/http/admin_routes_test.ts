@@ -7,12 +7,21 @@ import { createMemoryMapStore } from "../cluster/map_store.ts";
 import { initialMap } from "../cluster/map_transitions.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
+import { stalledBody } from "../../tests/doubles/stalled_body.ts";
 
 const TOKEN = "admin-s3cret";
 
-async function setup(adminToken: string | undefined) {
+/** `answer` replaces the fake nodes' answer to a request when it returns one. */
+type Override = (req: Request) => Response | undefined;
+
+async function setup(
+  adminToken: string | undefined,
+  override: Override = () => undefined,
+  bodyTimeoutMs = 10_000,
+) {
   const fake = createFakeMapNodes(["a", "b", "c", "d"]);
-  const admin = new NodeAdmin({ fetch: fake.fetch, timeoutMs: 1000 });
+  const fetch = (req: Request) => Promise.resolve(override(req) ?? fake.fetch(req));
+  const admin = new NodeAdmin({ fetch, timeoutMs: 200 });
   const map = initialMap(fake.nodes.slice(0, 3), 1, 16);
   const state = await ClusterState.open(map, {
     store: createMemoryMapStore(),
@@ -21,7 +30,7 @@ async function setup(adminToken: string | undefined) {
   });
   await state.push(map);
   const rebalancer = new Rebalancer({ state, admin });
-  const app = createAdminRoutes({ state, rebalancer, admin, adminToken });
+  const app = createAdminRoutes({ state, rebalancer, admin, adminToken, bodyTimeoutMs });
   const call = (method: string, path: string, body?: unknown, token: string | null = TOKEN) =>
     app.request(path, {
       method,
@@ -113,10 +122,68 @@ Deno.test("POST /cluster/nodes refuses a node already in the ring (409) and bad 
   assertEquals(await errorOf(await call("POST", "/cluster/nodes", "{")), [400, "invalid_json"]);
   assertEquals((await errorOf(await call("POST", "/cluster/nodes", { url: 3 })))[0], 400);
   assertEquals((await errorOf(await call("POST", "/cluster/nodes", { url: "ftp://x" })))[0], 400);
+  for (
+    const url of ["http://d.test/kv", "http://d.test?x", "http://d.test/#f", "http://u@d.test"]
+  ) {
+    const res = await call("POST", "/cluster/nodes", { url });
+    const body = await res.json();
+    assertEquals([res.status, body.error.code], [400, "bad_request"], url);
+    assert(body.error.message.includes("give only scheme://host:port"), body.error.message);
+  }
   const heavy = { url: "http://d.test", weight: -1 };
   assertEquals((await errorOf(await call("POST", "/cluster/nodes", heavy)))[0], 400);
   const gone = await call("POST", "/cluster/nodes", { url: "http://nowhere.test" });
   assertEquals(await errorOf(gone), [503, "node_unavailable"]);
+});
+
+Deno.test("GET /cluster and POST /cluster/nodes name a node whose /health is not JSON (502) or stalls (503)", async () => {
+  const broken = new Map<string, "garbled" | "stalled">();
+  const { call } = await setup(TOKEN, (req) => {
+    const url = new URL(req.url);
+    const how = url.pathname === "/health" ? broken.get(url.host) : undefined;
+    if (how === undefined) return undefined;
+    return how === "garbled" ? new Response("<html>") : stalledBody(req);
+  });
+  broken.set("c.test", "garbled");
+  const view = await call("GET", "/cluster");
+  assertEquals(view.status, 200);
+  const c = (await view.json()).nodes.find((n: { id: string }) => n.id === "c");
+  assertEquals(c.state, "down");
+  assert(c.error.includes("http://c.test"), c.error);
+  broken.delete("c.test");
+  for (
+    const [how, want] of [["garbled", [502, "bad_gateway"]], ["stalled", [
+      503,
+      "node_unavailable",
+    ]]] as const
+  ) {
+    broken.set("d.test", how);
+    const res = await call("POST", "/cluster/nodes", { url: "http://d.test" });
+    const body = await res.json();
+    assertEquals<unknown>([res.status, body.error.code], want, how);
+    assert(body.error.message.includes("http://d.test"), body.error.message);
+  }
+});
+
+Deno.test("POST /cluster/nodes answers 408 at the configured body deadline", async () => {
+  const { app } = await setup(TOKEN, undefined, 50);
+  // A body that starts and then never ends, like a client that stops sending.
+  const body = new ReadableStream<Uint8Array>({
+    start: (c) => c.enqueue(new TextEncoder().encode('{"url":')),
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((ok) => timer = setTimeout(() => ok("late"), 5_000));
+  try {
+    const headers = { authorization: `Bearer ${TOKEN}` };
+    const res = await Promise.race([
+      app.request("/cluster/nodes", { method: "POST", headers, body }),
+      late,
+    ]);
+    assert(res !== "late", "no answer within 5 s");
+    assertEquals(await errorOf(res), [408, "request_timeout"]);
+  } finally {
+    clearTimeout(timer);
+  }
 });
 
 Deno.test("DELETE /cluster/nodes/{id} answers 404 for an unknown id", async () => {

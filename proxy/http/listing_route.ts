@@ -36,7 +36,7 @@ export interface ListItem {
 
 /** Handles `GET /kv`. */
 export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<Response> {
-  const q = parseListQuery(new URL(req.url).searchParams, deps.limits);
+  const q = parseListQuery(querySearchParams(req.url), deps.limits);
   const page = await deps.router.withTopology((topo) =>
     listLive(
       nodeIdsOf(topo),
@@ -59,6 +59,14 @@ export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<
     items,
     cursor: stoppedAfter !== undefined ? encodeCursor(stoppedAfter) : cursor,
   });
+}
+
+/** The query of `url` without parsing the rest of it (its host is the client's to choose). */
+export function querySearchParams(url: string): URLSearchParams {
+  const start = url.indexOf("?");
+  if (start === -1) return new URLSearchParams();
+  const hash = url.indexOf("#", start);
+  return new URLSearchParams(url.slice(start + 1, hash === -1 ? undefined : hash));
 }
 
 /**

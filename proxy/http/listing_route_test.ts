@@ -3,6 +3,7 @@ import { hashKey } from "../../shared/ring.ts";
 import { formatVersion } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import { startCluster, type TestCluster } from "../../tests/doubles/test_cluster.ts";
+import { querySearchParams } from "./listing_route.ts";
 
 interface Page {
   keys?: string[];
@@ -121,4 +122,10 @@ Deno.test("GET /kv refuses bad parameters with 400", async () => {
   } finally {
     await c.close();
   }
+});
+
+Deno.test("querySearchParams() reads the query of a URL whose host no URL parser accepts", () => {
+  const q = querySearchParams("http://x:99999999/kv?prefix=a%20b&limit=2#frag");
+  assertEquals([q.get("prefix"), q.get("limit")], ["a b", "2"]);
+  assertEquals([...querySearchParams("http://[::1/kv").keys()], []);
 });

@@ -34,7 +34,9 @@ const KEY = {
   in: "path",
   required: true,
   description:
-    "percent-encoded; slashes allowed (a . or .. segment is refused: encode its slashes)",
+    "percent-encoded; slashes allowed (a . or .. segment is refused: encode its slashes). " +
+    "URL clients (fetch, browsers) resolve . and .. segments before sending: `PUT /kv/..` " +
+    "reaches `PUT /`, which answers 405",
   schema: KEY_SCHEMA,
 };
 const ETAG_HEADER = { ETag: { schema: { type: "string" }, description: '"<version>"' } };
@@ -160,10 +162,14 @@ function adminRoutes(): Json {
         requestBody: { required: true, content: json(ref("AddNode")) },
         responses: {
           "202": ok("rebalancing started", ref("Cluster")),
-          "400": error("the body is not JSON, or not a node's http(s) URL and weight"),
+          "400": error(
+            "the body is not JSON, or not a node's http(s) origin (no path, query, fragment " +
+              "or user) and weight",
+          ),
           "409": error("a rebalancing already runs, or the node is already a member"),
           "413": error("the body is too large"),
-          "503": error("the node does not answer"),
+          "502": error("the node's /health answer is not JSON or has no id"),
+          "503": error("the node does not answer in time"),
           ...adminCommon,
         },
       },
@@ -255,7 +261,10 @@ const SCHEMAS: Json = {
   AddNode: {
     type: "object",
     required: ["url"],
-    properties: { url: { type: "string", format: "uri" }, weight: { type: "number" } },
+    properties: {
+      url: { type: "string", format: "uri", description: "scheme://host:port, nothing more" },
+      weight: { type: "number" },
+    },
   },
   Cluster: {
     type: "object",
@@ -297,12 +306,49 @@ const SCHEMAS: Json = {
   },
 };
 
-/** Every path item, with the rule for the methods it does not list. */
+/**
+ * What shared/guard.ts (and the starting gate, and the body deadline) answer before or
+ * around any route, by status: the shared response and the words added where an operation
+ * already documents the status for its own reasons. HEAD answers carry no body.
+ */
+const GUARD: Record<string, [name: string, description: string]> = {
+  "400": ["BadHost", "a Host header that is not host[:port] (every route)"],
+  "408": ["BodyTimeout", "the body did not arrive in time (--body-timeout-ms)"],
+  "414": ["UriTooLong", "the request target (path and query) is over 8 KiB (every route)"],
+  "431": ["HeadersTooLarge", "the header lines are over 16 KiB (every route)"],
+  "503": [
+    "Busy",
+    "--max-in-flight requests are being answered, or the server is still loading its data " +
+    "(every route; Retry-After)",
+  ],
+};
+
+/** `op` with every answer of {@link GUARD} it can give documented. */
+function withGuard(op: Json): Json {
+  const responses = { ...(op.responses as Record<string, Json>) };
+  for (const [status, [name, description]] of Object.entries(GUARD)) {
+    if (status === "408" && op.requestBody === undefined) continue; // only bodies time out
+    const own = responses[status];
+    responses[status] = own === undefined
+      ? { $ref: `#/components/responses/${name}` }
+      : { ...own, description: `${own.description}; or ${description}` };
+  }
+  return { ...op, responses };
+}
+
+/** Every path item, with the guard's answers and the rule for the methods it does not list. */
 function withOtherMethods(paths: Record<string, Json>): Record<string, Json> {
+  const methods = ["get", "head", "put", "post", "delete"];
   return Object.fromEntries(
-    Object.entries(paths).map((
-      [path, item],
-    ) => [path, { description: notAllowed.description, ...item }]),
+    Object.entries(paths).map(([path, item]) => [
+      path,
+      {
+        description: notAllowed.description,
+        ...Object.fromEntries(
+          Object.entries(item).map(([k, v]) => [k, methods.includes(k) ? withGuard(v as Json) : v]),
+        ),
+      },
+    ]),
   );
 }
 
@@ -339,6 +385,12 @@ export const OPENAPI: { openapi: string; paths: Record<string, Json> } & Json = 
   components: {
     schemas: SCHEMAS,
     responses: {
+      ...Object.fromEntries(
+        Object.values(GUARD).map(([name, description]) => [
+          name,
+          { description: `${description} (no body on HEAD)`, content: json(ref("Error")) },
+        ]),
+      ),
       MethodNotAllowed: {
         ...notAllowed,
         headers: { Allow: { schema: { type: "string" }, description: "e.g. GET, HEAD" } },

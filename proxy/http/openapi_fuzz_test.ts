@@ -1,9 +1,11 @@
 /**
  * Requests generated from the OpenAPI description (every operation, its parameters'
- * schemas stretched past their limits, good and bad bodies and tokens, and methods the
- * path does not list) against the real proxy app over in-process nodes. Fails on any
- * status or content type the description does not list for that operation, and on a 405
- * whose Allow header is not the path's documented methods.
+ * schemas stretched past their limits, good and bad bodies, tokens, Host headers and header
+ * blocks, and methods the path does not list) against the real proxy app over in-process
+ * nodes, served as main.ts serves it: through shared/guard.ts, with a client token. Fails on
+ * any status or content type the description does not list for that operation, on an error
+ * answer whose body is not `{"error":{"code","message"}}`, and on a 405 whose Allow header
+ * is not the path's documented methods.
  */
 import { assert, assertEquals } from "@std/assert";
 import fc from "fast-check";
@@ -12,7 +14,8 @@ import { createNodeApp } from "../../node/http/node_app.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../../node/engine/open_engine.ts";
 import type { NodeEngine } from "../../node/engine/engine.ts";
-import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { DEFAULT_LIMITS, type RequestLimits } from "../../shared/limits.ts";
+import { guard } from "../../shared/guard.ts";
 import { createAdminRoutes } from "./admin_routes.ts";
 import { createProxyApp } from "./proxy_app.ts";
 import { ClusterState } from "../cluster/map_view.ts";
@@ -26,6 +29,9 @@ import { Rebalancer } from "../rebalance/rebalancer.ts";
 import { nodeInfos, TEST_VNODES } from "../../tests/doubles/test_cluster.ts";
 
 const TOKEN = "fuzz-admin-token";
+const CLIENT = "fuzz-client-token";
+/** Small enough that generated URLs and headers pass them (414, 431). */
+const REQUEST_LIMITS: RequestLimits = { maxUrlBytes: 160, maxHeaderBytes: 400, maxInFlight: 64 };
 const SECRET = "fuzz-secret";
 const LIMITS = { ...DEFAULT_LIMITS, maxKeyBytes: 64, maxValueBytes: 256 };
 const OPS = ["get", "head", "put", "post", "delete"] as const;
@@ -57,7 +63,13 @@ async function realApp() {
   await state.push(map);
   const rebalancer = new Rebalancer({ state, admin, autoRun: false });
   const metrics = new ProxyMetrics();
-  const adminApp = createAdminRoutes({ state, rebalancer, admin, adminToken: TOKEN });
+  const adminApp = createAdminRoutes({
+    state,
+    rebalancer,
+    admin,
+    adminToken: TOKEN,
+    bodyTimeoutMs: DEFAULT_LIMITS.bodyTimeoutMs,
+  });
   const ops = { state, rebalancer, metrics, fetch, timeoutMs: 2000, clusterSecret: SECRET };
   adminApp.route("/", createOpsRoutes({ ...ops, adminToken: TOKEN, maxKeyBytes: 64 }));
   const app = createProxyApp({
@@ -65,11 +77,18 @@ async function realApp() {
     fetch,
     limits: LIMITS,
     clusterSecret: SECRET,
+    clientToken: CLIENT,
     timeoutMs: 2000,
     admin: adminApp,
     metrics,
   });
-  return { app, close: async () => await Promise.all(engines.map((e) => e.close())) };
+  const guarded = guard(app.fetch, REQUEST_LIMITS);
+  /** What a client gets from Deno.serve in main.ts (which sends no body on HEAD). */
+  const serve = async (url: string, init: RequestInit) => {
+    const res = await guarded(new Request(new URL(url, "http://localhost"), init), {});
+    return init.method === "HEAD" ? new Response(null, res) : res;
+  };
+  return { serve, close: async () => await Promise.all(engines.map((e) => e.close())) };
 }
 
 function operations(): Operation[] {
@@ -87,7 +106,10 @@ function operations(): Operation[] {
 function stringFor(schema: Json | undefined): fc.Arbitrary<string> {
   const chars = ["a", "b", "/", ".", "%", " ", "é", "😀", "\u0001", "-", "_", "0", "="];
   const random = fc.array(fc.constantFrom(...chars), { maxLength: 10 }).map((c) => c.join(""));
-  const edges = ["", ".", "..", "a", "a/b", "x".repeat(70), "%zz", "-1", "0", "1", "1000", "1001"];
+  const edges = [
+    ...["", ".", "..", "a", "a/b", "x".repeat(70), "x".repeat(170), "%zz"],
+    ...["-1", "0", "1", "1000", "1001"],
+  ];
   const typed = schema?.type === "integer"
     ? fc.integer({ min: -5, max: 1200 }).map(String)
     : schema?.type === "boolean"
@@ -111,7 +133,25 @@ const bodies = fc.oneof(
   fc.string({ maxLength: 40 }),
 );
 
-const auths = fc.constantFrom(`Bearer ${TOKEN}`, `Bearer ${TOKEN}`, undefined, "nope", "Bearer no");
+/** Mostly the token the path wants, sometimes another, none, or no bearer at all. */
+function authsFor(path: string) {
+  const right = path.startsWith("/kv") ? CLIENT : TOKEN;
+  const other = right === CLIENT ? TOKEN : CLIENT;
+  const tokens = [right, right, right, other].map((t) => `Bearer ${t}`);
+  return fc.constantFrom(...tokens, undefined, "nope", "Bearer no");
+}
+
+/** Host headers, mostly good; the bad ones the guard refuses (a path, no URL authority). */
+const hosts = fc.constantFrom(
+  "localhost",
+  "localhost",
+  "127.0.0.1:8080",
+  "x/kv/b",
+  "x:99999999",
+  "[::1",
+);
+/** Usually no extra header; sometimes one that takes the block past maxHeaderBytes. */
+const padding = fc.constantFrom(0, 0, 0, 0, 10, 500);
 
 /** One request for `o`: its parameters filled from their schemas, a body, a token. */
 function requestFor(o: Operation) {
@@ -119,15 +159,20 @@ function requestFor(o: Operation) {
     ...((OPENAPI.paths[o.path]!.parameters ?? []) as Json[]),
     ...((o.op.parameters ?? []) as Json[]),
   ];
+  // A required parameter always has a value; an optional one is left out now and then.
   const values = params.map((p) =>
-    fc.option(stringFor(p.schema as Json), { nil: undefined, freq: p.required ? 0 : 2 })
+    p.required
+      ? stringFor(p.schema as Json)
+      : fc.option(stringFor(p.schema as Json), { nil: undefined, freq: 2 })
   );
   return fc.record({
     values: fc.tuple(...values),
     body: fc.option(bodies, { nil: undefined }),
-    auth: auths,
+    auth: authsFor(o.path),
     encode: fc.boolean(),
-  }).map(({ values, body, auth, encode }) => {
+    host: hosts,
+    pad: padding,
+  }).map(({ values, body, auth, encode, host, pad }) => {
     let path = o.path;
     const query = new URLSearchParams();
     const headers: Record<string, string> = {};
@@ -142,6 +187,8 @@ function requestFor(o: Operation) {
     });
     path = path.replace(/\{\w+\}/g, "k");
     if (auth !== undefined) headers.authorization = auth;
+    headers.host = host;
+    if (pad > 0) headers["x-pad"] = "p".repeat(pad);
     const withBody = o.method === "PUT" || o.method === "POST";
     return {
       url: path + (query.size > 0 ? `?${query}` : ""),
@@ -156,11 +203,32 @@ function mediaMatches(documented: string[], got: string | null): boolean {
   return documented.some((d) => d === "*/*" || d === type);
 }
 
+/** A documented response, its `$ref` to a shared one (the guard's answers) followed. */
+function responseDoc(o: Operation, status: number): Json | undefined {
+  const doc = (o.op.responses as Record<string, Json>)[String(status)];
+  const target = doc?.$ref;
+  if (typeof target !== "string") return doc;
+  const shared = (OPENAPI.components as { responses: Record<string, Json> }).responses;
+  return shared[target.replace("#/components/responses/", "")];
+}
+
+/** Every error answer with a JSON body carries `{"error": {"code", "message"}}`. */
+function checkErrorShape(res: Response, body: string, what: string): void {
+  const media = res.headers.get("content-type") ?? "";
+  // HEAD answers (what.startsWith("HEAD")) have no body to check.
+  if (res.status < 400 || !media.startsWith("application/json") || what.startsWith("HEAD")) return;
+  const error = JSON.parse(body)?.error;
+  assert(
+    typeof error?.code === "string" && typeof error?.message === "string",
+    `${what}: ${res.status} body is not {"error":{"code","message"}}: ${body.slice(0, 200)}`,
+  );
+}
+
 async function checkAnswer(o: Operation, res: Response, what: string): Promise<void> {
-  const responses = o.op.responses as Record<string, Json>;
-  const doc = responses[String(res.status)];
+  const doc = responseDoc(o, res.status);
   const body = await res.text();
   assert(doc !== undefined, `${what}: ${res.status} is not documented (${body.slice(0, 200)})`);
+  checkErrorShape(res, body, what);
   const content = doc.content as Json | undefined;
   if (o.method === "HEAD" || res.status === 204 || res.status === 304) {
     assertEquals(body, "", `${what}: ${res.status} has no body`);
@@ -171,18 +239,55 @@ async function checkAnswer(o: Operation, res: Response, what: string): Promise<v
   }
 }
 
+/**
+ * The documented operation a request reaches once its URL is normalised (a client, and
+ * `new Request`, turn `/kv/..` into `/`), or why none does: the path is not documented
+ * (404) or does not list the method (405).
+ */
+function operationAt(url: string, method: string): Operation | 404 | 405 {
+  const path = new URL(url, "http://localhost").pathname;
+  for (const [template, item] of Object.entries(OPENAPI.paths)) {
+    const pattern = template.replace("{key}", ".+").replace(/\{\w+\}/g, "[^/]+");
+    if (!new RegExp(`^${pattern}$`).test(path)) continue;
+    const listed = (item[method.toLowerCase()] ?? (method === "HEAD" ? item.get : undefined)) as
+      | Json
+      | undefined;
+    return listed === undefined ? 405 : { path: template, method, op: listed };
+  }
+  return 404;
+}
+
+/** Checks the answer to a request `o` generated, against what its URL really reaches. */
+async function checkReached(o: Operation, url: string, res: Response): Promise<void> {
+  const what = `${o.method} ${url}`;
+  const reached = operationAt(url, o.method);
+  if (typeof reached !== "number") return await checkAnswer(reached, res, what);
+  // No documented operation: the guard's refusals and the admin token check (on every
+  // /cluster/ path) still apply, else a 404 or 405 error.
+  const body = await res.text();
+  checkErrorShape(res, body, what);
+  const allowed = [reached, 400, 401, 414, 431];
+  assert(allowed.includes(res.status), `${what}: ${res.status}, want ${allowed}: ${body}`);
+}
+
 Deno.test("every answer of the real proxy app is one its OpenAPI description lists", async () => {
-  const { app, close } = await realApp();
+  const { serve, close } = await realApp();
   const ops = operations();
+  const seen = new Set<number>();
   try {
     for (const o of ops) {
       await fc.assert(
         fc.asyncProperty(requestFor(o), async ({ url, init }) => {
-          const res = await app.request(url, init);
-          await checkAnswer(o, res, `${o.method} ${url}`);
+          const res = await serve(url, init);
+          seen.add(res.status);
+          await checkReached(o, url, res);
         }),
         { numRuns: o.path.startsWith("/kv") ? 120 : 40, seed: 14 },
       );
+    }
+    // The generator reaches the guard, the token check and the routes' own refusals.
+    for (const status of [200, 201, 400, 401, 404, 414, 431]) {
+      assert(seen.has(status), `no request got ${status}: ${[...seen].sort()}`);
     }
   } finally {
     await close();
@@ -190,7 +295,7 @@ Deno.test("every answer of the real proxy app is one its OpenAPI description lis
 });
 
 Deno.test("a method a documented path does not list answers 405 with Allow naming the listed ones", async () => {
-  const { app, close } = await realApp();
+  const { serve, close } = await realApp();
   try {
     for (const [path, item] of Object.entries(OPENAPI.paths)) {
       const listed = OPS.filter((m) => m in item).map((m) => m.toUpperCase());
@@ -198,10 +303,8 @@ Deno.test("a method a documented path does not list answers 405 with Allow namin
       const url = path.replace(/\{\w+\}/g, "k") + (path === "/ring/owners" ? "?key=k" : "");
       for (const method of ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH"]) {
         if (listed.includes(method)) continue;
-        const res = await app.request(url, {
-          method,
-          headers: { authorization: `Bearer ${TOKEN}` },
-        });
+        const token = path.startsWith("/kv") ? CLIENT : TOKEN;
+        const res = await serve(url, { method, headers: { authorization: `Bearer ${token}` } });
         const text = await res.text();
         const code = method === "HEAD" ? "" : JSON.parse(text).error.code;
         assertEquals(

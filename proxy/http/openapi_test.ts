@@ -23,7 +23,13 @@ async function realApp() {
   const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
   const rebalancer = new Rebalancer({ state, admin, autoRun: false });
   const metrics = new ProxyMetrics();
-  const adminApp = createAdminRoutes({ state, rebalancer, admin, adminToken: TOKEN });
+  const adminApp = createAdminRoutes({
+    state,
+    rebalancer,
+    admin,
+    adminToken: TOKEN,
+    bodyTimeoutMs: DEFAULT_LIMITS.bodyTimeoutMs,
+  });
   adminApp.route(
     "/",
     createOpsRoutes({

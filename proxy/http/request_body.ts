@@ -5,7 +5,6 @@
  * @module
  */
 import { type ErrorCode, RingkvError } from "../../shared/errors.ts";
-import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
 
 /** The body as bytes; throws `tooLarge` (413) past `max` bytes, 408 past `timeoutMs`, 400 on a bad header. */
@@ -14,7 +13,7 @@ export function readBody(
   max: number,
   tooLarge: ErrorCode,
   what: string,
-  timeoutMs: number = DEFAULT_LIMITS.bodyTimeoutMs!,
+  timeoutMs: number,
 ): Promise<Uint8Array> {
   const flag = tooLarge === "value_too_large" ? "--max-value-bytes" : "--max-batch-bytes";
   const refusal = (size: number, exact: boolean) =>

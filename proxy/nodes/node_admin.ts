@@ -141,7 +141,7 @@ export class NodeAdmin {
     if (!res.ok && writes === undefined) return this.fail(url, "/health", res);
     if (writes !== undefined) await res.body?.cancel();
     const known = writes === undefined
-      ? await this.read(url, "/health", res.json()) as Partial<NodeHealth>
+      ? (await this.read(url, "/health", res.json()) as Partial<NodeHealth> | null) ?? {}
       : body!;
     if (typeof known.id !== "string" || known.id === "") {
       throw new RingkvError("bad_gateway", `Cannot use node ${url}: its /health has no id`);

@@ -2,6 +2,7 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import { NodeAdmin } from "./node_admin.ts";
+import { stalledBody } from "../../tests/doubles/stalled_body.ts";
 
 const map: ClusterMap = { epoch: 5, replicas: 1, vnodes: 8, nodes: [], rebalancing: null };
 
@@ -185,4 +186,25 @@ Deno.test("NodeAdmin.scanEntries() parses each line; a line that is no entry is 
   }, RingkvError);
   assertEquals(keys, ["a"]);
   assertEquals([err.code, err.extra.node], ["bad_gateway", "http://n1"]);
+});
+
+Deno.test("NodeAdmin: a /health or map body that is not JSON is a 502, one that stalls a 503, naming the node", async () => {
+  const garbled = new NodeAdmin({
+    fetch: () => Promise.resolve(new Response("<html>oops</html>")),
+    timeoutMs: 1000,
+  });
+  for (const call of [() => garbled.health("http://g"), () => garbled.getMap("http://g")]) {
+    const err = await assertRejects(call, RingkvError, "http://g");
+    assertEquals(err.code, "bad_gateway");
+  }
+  const stalled = new NodeAdmin({
+    fetch: (req) => Promise.resolve(stalledBody(req)),
+    timeoutMs: 20,
+  });
+  for (const call of [() => stalled.health("http://s"), () => stalled.getMap("http://s")]) {
+    const err = await assertRejects(call, RingkvError, "http://s");
+    assertEquals(err.code, "node_unavailable");
+  }
+  const stalledDrop = () => stalled.drop("http://s", [], 1);
+  assertEquals((await assertRejects(stalledDrop, RingkvError)).code, "node_unavailable");
 });

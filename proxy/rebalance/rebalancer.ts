@@ -109,7 +109,9 @@ export class Rebalancer {
   async startAdd(url: string, weight: number): Promise<ClusterMap> {
     const health = await this.deps.admin.health(url).catch((err) => {
       if (!(err instanceof RingkvError)) throw err;
-      throw new RingkvError("node_unavailable", `Cannot add node ${url}: ${err.message}`);
+      // A node that answered with nonsense is a 502; one that did not answer in time a 503.
+      const code = err.code === "bad_gateway" ? "bad_gateway" : "node_unavailable";
+      throw new RingkvError(code, `Cannot add node ${url}: ${err.message}`);
     });
     await this.deps.state.poll();
     const map = this.deps.state.current().map;

@@ -55,7 +55,14 @@ async function start() {
   const replication = createReplication({ fetch, timeoutMs: 2000, clusterSecret: SECRET });
   const accept = replication.client.accept.bind(replication.client);
   const rebalancer = new Rebalancer({ state, admin, autoRun: false, accept, chunkLines: 50 });
-  const adminApp = createAdminRoutes({ state, rebalancer, admin, adminToken: TOKEN, replication });
+  const adminApp = createAdminRoutes({
+    state,
+    rebalancer,
+    admin,
+    adminToken: TOKEN,
+    bodyTimeoutMs: DEFAULT_LIMITS.bodyTimeoutMs,
+    replication,
+  });
   const proxy = createProxyApp({
     topology: state,
     fetch,
