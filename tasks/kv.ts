@@ -18,6 +18,7 @@ import {
   type Progress,
   progressWriter,
   type Target,
+  ttlSeconds,
 } from "./kv_client.ts";
 
 const SPEC = {
@@ -29,6 +30,7 @@ const SPEC = {
   ifMatch: { type: "string", help: "put, del: only if the key has this version" },
   ifNoneMatch: { type: "bool", default: false, help: "put: only if the key does not exist" },
   contentType: { type: "string", help: "put: the value's Content-Type" },
+  ttl: { type: "string", help: "put: expire after this long (30, 30s, 5m, 2h, 1d)" },
   wait: { type: "bool", default: true, help: "add, remove: wait for the rebalancing (--no-wait)" },
   force: {
     type: "bool",
@@ -42,7 +44,7 @@ const USAGE = `usage: deno task kv <command> [args] [--url URL] [--token T]
 
 commands:
   get KEY                 print the value (exit 1 when absent)
-  put KEY [VALUE]         set (VALUE or stdin); prints the version
+  put KEY [VALUE]         set (VALUE or stdin); prints the version; --ttl 30s expires it
   del KEY                 delete (exit 1 when absent)
   ls [--prefix P]         keys in order, one per line
   nodes                   id, url, state, keys of each node (tab-separated)
@@ -103,7 +105,8 @@ async function put(t: Target, f: Flags, key: string, value?: string): Promise<vo
   if (f.values.ifMatch) headers["if-match"] = `"${f.values.ifMatch.replace(/"/g, "")}"`;
   if (f.values.ifNoneMatch) headers["if-none-match"] = "*";
   if (f.values.contentType) headers["content-type"] = f.values.contentType;
-  const path = keyPath(key); // before stdin is read
+  const ttl = f.values.ttl === undefined ? "" : `?ttl=${ttlSeconds(f.values.ttl)}`;
+  const path = keyPath(key) + ttl; // before stdin is read
   const body = value ?? await readStdin();
   const res = await call(t, path, { method: "PUT", body, headers });
   print((await okJson<{ version: string }>(res, `Cannot put "${key}"`)).version);

@@ -154,6 +154,10 @@ export class DurableEngine implements NodeEngine {
     return this.parts.store.scanKeys(ranges);
   }
 
+  expiredKeys(before: number, limit: number): { key: string; version: string }[] {
+    return this.parts.store.expiredKeys(before, limit);
+  }
+
   peek(key: string): Entry | undefined {
     return this.parts.store.get(key);
   }
@@ -283,7 +287,7 @@ export class DurableEngine implements NodeEngine {
     await this.#snapshotting;
     if (rollback) {
       await wal.reopen();
-      const store = new Store(this.parts.store.clock);
+      const store = new Store(this.parts.store.clock, this.parts.store.now);
       this.#snapshotBytes = await loadSnapshot(disk, store);
       await replayLog(disk, store);
       this.parts.store = store;

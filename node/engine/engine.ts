@@ -45,6 +45,8 @@ export interface PutOp extends WriteConditions {
 export interface DeleteOp extends WriteConditions {
   op: "delete";
   key: string;
+  /** Only when the key has expired and still has version `ifMatch` (the TTL reaper's delete). */
+  expire?: true;
 }
 
 /** A write the engine applies and logs. */
@@ -100,6 +102,8 @@ export interface NodeEngine {
   drop(ranges: readonly Range[]): Promise<number>;
   /** Keys (tombstones included) whose hash is in `ranges`, taken now; read entries lazily. */
   scanKeys(ranges: readonly Range[]): string[];
+  /** Live keys whose TTL ran out at or before `before` (wall ms), with versions; at most `limit`. */
+  expiredKeys(before: number, limit: number): { key: string; version: string }[];
   /** The entry as it is now, without waiting for durability (for scans). */
   peek(key: string): Entry | undefined;
   /** Entries in key order, tombstones included; resolves once they are durable. */

@@ -41,6 +41,7 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
     },
   });
   route(app, "/internal/keys", { GET: (c) => listKeys(c, ctx) });
+  route(app, "/internal/expired", { GET: (c) => listExpired(c, ctx) });
   route(app, "/internal/cluster", {
     GET: async (c) => {
       const map = await ctx.cluster.get();
@@ -103,6 +104,20 @@ function scan(c: Context, ctx: NodeContext): Response {
     },
   });
   return new Response(body, { status: 200, headers: { "content-type": NDJSON } });
+}
+
+/** `?before=<wall ms>&limit=n`: live keys whose TTL ran out by then, for the proxy's reaper. */
+function listExpired(c: Context, ctx: NodeContext): Response {
+  const before = Number(c.req.query("before"));
+  const limit = Number(c.req.query("limit") ?? ctx.limits.maxBatchOps);
+  if (!Number.isSafeInteger(before) || !Number.isInteger(limit) || limit < 1) {
+    throw new RingkvError(
+      "bad_request",
+      "Cannot list expired keys: give before=<wall ms> and limit=<whole number>",
+    );
+  }
+  const found = ctx.engine.expiredKeys(before, Math.min(limit, ctx.limits.maxBatchOps));
+  return c.json({ keys: found.map(({ key, version }) => ({ k: key, ver: version })) });
 }
 
 async function listKeys(c: Context, ctx: NodeContext): Promise<Response> {

@@ -49,6 +49,8 @@ export interface ProxyDeps {
   metrics?: ProxyMetrics;
   /** Request ids of client requests (main.ts shares them with the admin routes). */
   requestIds?: RequestIds;
+  /** Given the app's router and node client (main.ts starts the TTL reaper on them). */
+  onRouter?: (router: Router, client: NodeClient) => void;
 }
 
 /** The proxy's app: one Hono app, whose `fetch` is what proxy/main.ts serves. */
@@ -74,6 +76,7 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     log: deps.log,
     replicated: (deps.replication ?? createReplication(deps)).replicated,
   });
+  deps.onRouter?.(router, client);
   const app = new Hono();
   app.use("*", observeRequests(ids, metrics, deps.log ?? (() => {})));
   app.onError((err, c) => {
