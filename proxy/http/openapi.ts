@@ -11,6 +11,7 @@
  * assert(OPENAPI.openapi === "3.1.0" && "/kv/{key}" in OPENAPI.paths);
  * ```
  */
+import { MAX_TTL_SECONDS } from "../../shared/expiry.ts";
 import { ERROR_STATUS } from "../../shared/errors.ts";
 
 type Json = Record<string, unknown>;
@@ -40,6 +41,19 @@ const KEY = {
 const ETAG_HEADER = { ETag: { schema: { type: "string" }, description: '"<version>"' } };
 const IF_MATCH = { name: "If-Match", in: "header", schema: { type: "string" } };
 const IF_NONE_MATCH = { name: "If-None-Match", in: "header", schema: { type: "string" } };
+const TTL = {
+  name: "ttl",
+  in: "query",
+  description: "expire the value after this many seconds (a PUT without ttl clears any TTL)",
+  schema: { type: "integer", minimum: 1, maximum: MAX_TTL_SECONDS },
+};
+const READ_HEADERS = {
+  ...ETAG_HEADER,
+  "Expires-At": {
+    schema: { type: "string", format: "date-time" },
+    description: "when the key expires (keys with a TTL only)",
+  },
+};
 const common = {
   "400": error("bad input (key, header, JSON)"),
   "401": error("no or wrong client token (when the proxy has one)"),
@@ -61,7 +75,11 @@ function keyRoutes(): Json {
       summary: "Read a value",
       parameters: [IF_NONE_MATCH],
       responses: {
-        "200": { description: "the value, its Content-Type", headers: ETAG_HEADER, content: value },
+        "200": {
+          description: "the value, its Content-Type",
+          headers: READ_HEADERS,
+          content: value,
+        },
         "304": { description: "not modified (If-None-Match)" },
         "404": error("no such key"),
         ...tooLong,
@@ -72,7 +90,7 @@ function keyRoutes(): Json {
       summary: "As GET, without the body",
       parameters: [IF_NONE_MATCH],
       responses: {
-        "200": { description: "exists", headers: ETAG_HEADER },
+        "200": { description: "exists", headers: READ_HEADERS },
         "304": { description: "not modified (If-None-Match)" },
         "400": { description: "bad key or header (no body)" },
         "401": { description: "no or wrong client token (no body)" },
@@ -83,8 +101,8 @@ function keyRoutes(): Json {
       },
     },
     put: {
-      summary: "Set a value (compare-and-set with If-Match / If-None-Match: *)",
-      parameters: [IF_MATCH, IF_NONE_MATCH],
+      summary: "Set a value (compare-and-set with If-Match / If-None-Match: *; TTL with ?ttl=)",
+      parameters: [IF_MATCH, IF_NONE_MATCH, TTL],
       requestBody: { required: true, content: value },
       responses: {
         "200": ok("replaced", ref("Version")),
@@ -246,6 +264,11 @@ const SCHEMAS: Json = {
     properties: {
       set: { type: "object", additionalProperties: true, description: "not null" },
       delete: { type: "array", items: KEY_SCHEMA, description: "not null" },
+      ttl: {
+        type: "object",
+        additionalProperties: { type: "integer", minimum: 1, maximum: MAX_TTL_SECONDS },
+        description: "seconds to live of keys of set (each name must be in set)",
+      },
     },
   },
   BatchResponse: {
