@@ -37,6 +37,8 @@ const NODE_ROUTES: ReadonlySet<string> = new Set([
   "/internal/drop",
   "/internal/keys",
   "/internal/expired",
+  "/internal/changes",
+  "/internal/changes/at",
   "/internal/cluster",
   "/internal/read",
   "/internal/prepare",

@@ -12,6 +12,7 @@ import type { Point, Range } from "../../shared/ring.ts";
 import type { Version } from "../../shared/version.ts";
 import type { ClusterMap, WireEntry } from "../../shared/wire.ts";
 import type { Stored } from "./packed.ts";
+import type { ChangeLog } from "./change_log.ts";
 import type { WriteHealth } from "./write_guard.ts";
 
 /** One stored entry; `value: null` is a tombstone. */
@@ -85,6 +86,8 @@ export interface NodeEngine {
    * initialised, so a node back on a wiped or replaced directory has a new one.
    */
   readonly incarnation: string;
+  /** Durable changes, in this node's order, for watchers. */
+  readonly changes: ChangeLog;
   /** Wall time (ms) the incarnation was written: promises before it may have been forgotten. */
   readonly createdAt: number;
   /** The entry (tombstones included), once it is durable; undefined when never seen. */

@@ -71,6 +71,12 @@ export class Store {
     };
   }
 
+  /** The version of a key's entry (tombstones included), if any. */
+  versionOf(key: string): string | undefined {
+    const record = this.#records.get(key);
+    return record === undefined ? undefined : this.#packer.versionOf(record);
+  }
+
   /** The stored form of a key's entry. */
   stored(key: string): Stored | undefined {
     const record = this.#records.get(key);

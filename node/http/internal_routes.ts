@@ -8,6 +8,7 @@ import type { Context, Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
 import { NDJSON, type WireEntry } from "../../shared/wire.ts";
 import { parseBatchBody, runBatch } from "./batch.ts";
+import { changeRoutes } from "./change_routes.ts";
 import { parseClusterMap } from "../node_map.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
 import { decodeText, isObject, parseJson, readJsonBody } from "./node_request_body.ts";
@@ -42,6 +43,7 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   });
   route(app, "/internal/keys", { GET: (c) => listKeys(c, ctx) });
   route(app, "/internal/expired", { GET: (c) => listExpired(c, ctx) });
+  changeRoutes(app, ctx);
   route(app, "/internal/cluster", {
     GET: async (c) => {
       const map = await ctx.cluster.get();

@@ -22,6 +22,8 @@ import { NodeClient, type NodeRef } from "../nodes/node_client.ts";
 import { createPublicRoutes } from "./public_routes.ts";
 import { createReplication, type Replication } from "../replication/wiring.ts";
 import { Router } from "../routing/router.ts";
+import { ChangeFeed } from "../watch/change_feed.ts";
+import { createWatchRoute, type WatchRouteDeps } from "./watch_route.ts";
 import type { TopologySource } from "../cluster/topology.ts";
 
 /** What the proxy app needs; proxy/main.ts builds these from flags. */
@@ -49,6 +51,8 @@ export interface ProxyDeps {
   metrics?: ProxyMetrics;
   /** Request ids of client requests (main.ts shares them with the admin routes). */
   requestIds?: RequestIds;
+  /** Watch stream settings (cap, node wait); docs/api.md "Watching changes". */
+  watch?: Pick<WatchRouteDeps, "maxWatchers" | "waitMs" | "keepaliveMs">;
   /** Given the app's router and node client (main.ts starts the TTL reaper on them). */
   onRouter?: (router: Router, client: NodeClient) => void;
 }
@@ -119,6 +123,15 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     const { map } = deps.topology.current();
     return Response.json({ status: "ok", epoch: map.epoch, nodes: map.nodes.length });
   });
+  app.route(
+    "/",
+    createWatchRoute({
+      topology: deps.topology,
+      feed: new ChangeFeed(deps),
+      clientToken: deps.clientToken,
+      ...deps.watch,
+    }),
+  );
   app.route(
     "/",
     createPublicRoutes({
