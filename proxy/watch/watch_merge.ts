@@ -68,6 +68,8 @@ export class WatchMerge {
   readonly #keys = new Map<string, KeyState>();
   /** Keys with versions seen but not yet out. */
   readonly #waiting = new Set<string>();
+  /** Keys every replica has caught up on, forgotten at the next {@link forgetSettled}. */
+  readonly #settled = new Set<string>();
   /** Keys the cursor says had versions not yet out, with their last event's version. */
   readonly #pendingAtStart: Map<string, string | null>;
 
@@ -134,6 +136,16 @@ export class WatchMerge {
     return this.#due(change.k, state);
   }
 
+  /** Forgets keys every replica has caught up on (call between pages, not within one). */
+  forgetSettled(): void {
+    for (const key of this.#settled) {
+      const state = this.#keys.get(key)!;
+      const caughtUp = state.replicas.every((id) => (state.held.get(id) ?? "") >= state.emitted!);
+      if (state.seen.size === 0 && caughtUp) this.#keys.delete(key);
+    }
+    this.#settled.clear();
+  }
+
   /** Node `id`'s log was read up to `seq` (a page with nothing for this watch). */
   advance(id: string, seq: number): void {
     const pos = this.positions.get(id);
@@ -193,7 +205,7 @@ export class WatchMerge {
     }
     if (state.seen.size === 0) this.#waiting.delete(key);
     const caughtUp = state.replicas.every((id) => (state.held.get(id) ?? "") >= state.emitted!);
-    if (state.seen.size === 0 && state.emitted !== null && caughtUp) this.#keys.delete(key);
+    if (state.seen.size === 0 && state.emitted !== null && caughtUp) this.#settled.add(key);
     return events;
   }
 }

@@ -191,6 +191,7 @@ async function* apply(
     }
   }
   merge.advance(id, page.last);
+  merge.forgetSettled();
   if (merge.trackedKeys > (deps.maxTracked ?? 50_000)) {
     return `more than ${deps.maxTracked ?? 50_000} keys wait for a replica to catch up`;
   }
