@@ -20,6 +20,7 @@ import {
   type Target,
   ttlSeconds,
 } from "./kv_client.ts";
+import { watch } from "./kv_watch.ts";
 
 const SPEC = {
   url: { type: "string", default: "http://127.0.0.1:8080", help: "the proxy" },
@@ -47,6 +48,7 @@ commands:
   put KEY [VALUE]         set (VALUE or stdin); prints the version; --ttl 30s expires it
   del KEY                 delete (exit 1 when absent)
   ls [--prefix P]         keys in order, one per line
+  watch [PREFIX]          print changes as they come: put KEY VERSION VALUE / del KEY VERSION
   nodes                   id, url, state, keys of each node (tab-separated)
   add URL [--weight W]    add a node, wait for its keys to move
   remove ID [--force]     drain a node, then remove it (--force: it is dead for good, or
@@ -56,7 +58,7 @@ commands:
 exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
             4 unavailable or server error, 5 auth, 6 request refused`;
 
-const COMMANDS = ["get", "put", "del", "ls", "nodes", "add", "remove", "status"];
+const COMMANDS = ["get", "put", "del", "ls", "watch", "nodes", "add", "remove", "status"];
 
 type Flags = NonNullable<ReturnType<typeof parse>>;
 const enc = new TextEncoder();
@@ -222,6 +224,9 @@ async function run(f: Flags, t: Target): Promise<void> {
     case "ls":
       if (rest.length > 0) throw new CliError(EXIT.usage, "ls takes --prefix P, no argument");
       return await ls(t, f.values.prefix);
+    case "watch":
+      if (rest.length > 1) throw new CliError(EXIT.usage, "watch takes one PREFIX at most");
+      return await watch(t, rest[0] ?? "", print, (line) => console.error(line));
     case "nodes":
       return printNodes(await cluster(t));
     case "status":
