@@ -340,6 +340,42 @@ export const OPENAPI: { openapi: string; paths: Record<string, Json> } & Json = 
   paths: withOtherMethods({
     "/kv/{key}": keyRoutes(),
     "/kv": listRoutes(),
+    "/watch": {
+      get: {
+        summary: "Stream every change under a prefix as Server-Sent Events (docs/api.md)",
+        parameters: [
+          {
+            name: "prefix",
+            in: "query",
+            description: "only keys starting with it (none: every key)",
+            schema: { type: "string", maxLength: 1024 },
+          },
+          {
+            name: "Last-Event-ID",
+            in: "header",
+            description: "resume after this event's id (the cursor); not ours: 400 invalid_cursor",
+            schema: { type: "string" },
+          },
+          {
+            name: "Accept",
+            in: "header",
+            required: true,
+            description: "must include text/event-stream, else 406",
+            schema: { type: "string" },
+          },
+        ],
+        responses: {
+          "200": {
+            description: "the stream: change events (id: cursor, data: {key, version, value or " +
+              "valueBase64, contentType, expiresAt} or {key, version, deleted: true}), and " +
+              "compacted, reset and cutoff events",
+            content: { "text/event-stream": { schema: { type: "string" } } },
+          },
+          "406": error("no Accept: text/event-stream"),
+          ...common,
+        },
+      },
+    },
     "/health": {
       get: {
         summary: "The proxy is up (says nothing about the nodes)",
