@@ -83,6 +83,7 @@ export class ChangeFeed {
         body,
       });
     } catch (err) {
+      if (!(err instanceof TypeError || err instanceof DOMException)) throw err;
       throw new RingkvError(
         "node_unavailable",
         `Cannot read the changes of node ${node.id} at ${node.url}: ${String(err)}`,

@@ -1,6 +1,6 @@
 /**
  * The watch cursor (SSE `id:`, sent back as `Last-Event-ID`): opaque base64url of JSON
- * `{"e": epoch, "n": {node: [boot, low, read]}, "p": {key: lastVersionOut}}`, the state a
+ * `{"e": epoch, "n": {node: [boot, low, read]}, "p": {key: lastVersionOut}, "x": [lost nodes]}`, the state a
  * resumed watch needs (proxy/watch/watch_merge.ts). Pure.
  *
  * @module
@@ -8,7 +8,7 @@
  * ```ts
  * import { assert } from "@std/assert";
  * import { decodeWatchCursor, encodeWatchCursor } from "./watch_cursor.ts";
- * const text = encodeWatchCursor({ epoch: 3, nodes: { n1: { boot: "b", low: 4, read: 9 } }, pending: {} });
+ * const text = encodeWatchCursor({ epoch: 3, nodes: { n1: { boot: "b", low: 4, read: 9 } }, pending: {}, lost: [] });
  * assert(decodeWatchCursor(text!).nodes.n1!.read === 9);
  * ```
  */
@@ -23,6 +23,8 @@ export interface WatchCursor {
   epoch: number;
   nodes: Record<string, NodePos>;
   pending: Record<string, string | null>;
+  /** Nodes that lost changes the watch had not read. */
+  lost: string[];
 }
 
 /** The cursor's text, or undefined when it would be longer than {@link MAX_CURSOR_CHARS}. */
@@ -30,7 +32,7 @@ export function encodeWatchCursor(c: WatchCursor): string | undefined {
   const n = Object.fromEntries(
     Object.entries(c.nodes).map(([id, p]) => [id, [p.boot, p.low, p.read]]),
   );
-  const json = JSON.stringify({ e: c.epoch, n, p: c.pending });
+  const json = JSON.stringify({ e: c.epoch, n, p: c.pending, x: c.lost });
   const text = new TextEncoder().encode(json).toBase64({
     alphabet: "base64url",
     omitPadding: true,
@@ -57,7 +59,11 @@ export function decodeWatchCursor(text: string): WatchCursor {
     for (const v of Object.values(pending)) {
       if (v !== null && typeof v !== "string") throw new TypeError("bad version");
     }
-    return { epoch: raw.e, nodes, pending };
+    const lost = raw.x ?? [];
+    if (!Array.isArray(lost) || !lost.every((id) => typeof id === "string")) {
+      throw new TypeError("bad lost nodes");
+    }
+    return { epoch: raw.e, nodes, pending, lost };
   } catch (err) {
     if (!(err instanceof SyntaxError || err instanceof TypeError)) throw err;
     throw new RingkvError(

@@ -81,6 +81,8 @@ export class WatchMerge {
     readonly positions: Map<string, NodePos>,
     private readonly quorum: (replicas: number) => number,
     pending: Record<string, string | null> = {},
+    /** Nodes that lost changes this watch had not read, over its life (and its cursors'). */
+    readonly lost: Set<string> = new Set(),
   ) {
     this.#pendingAtStart = new Map(Object.entries(pending));
   }
@@ -152,8 +154,12 @@ export class WatchMerge {
     if (pos !== undefined && seq > pos.read) pos.read = seq;
   }
 
-  /** Node `id` lost its log (it restarted): read its new one from `first`, forget its seqs. */
-  restarted(id: string, boot: string, first: number): void {
+  /**
+   * Node `id` has another log (it restarted, or this watch never reached it: `unread` false):
+   * read the new one from `first`, forget its seqs.
+   */
+  restarted(id: string, boot: string, first: number, unread = true): void {
+    if (unread) this.lost.add(id);
     this.positions.set(id, { boot, low: first - 1, read: first - 1 });
     for (const state of this.#keys.values()) {
       for (const seen of state.seen.values()) seen.seqs.delete(id);
@@ -161,7 +167,11 @@ export class WatchMerge {
   }
 
   /** Positions to resume from and the keys with versions not yet out (the cursor's content). */
-  resumePoint(): { nodes: Record<string, NodePos>; pending: Record<string, string | null> } {
+  resumePoint(): {
+    nodes: Record<string, NodePos>;
+    pending: Record<string, string | null>;
+    lost: string[];
+  } {
     const low = new Map<string, number>();
     const pending: Record<string, string | null> = {};
     for (const key of this.#waiting) {
@@ -181,7 +191,7 @@ export class WatchMerge {
       if (pos.at !== undefined && pos.read < pos.at) from = Math.min(from, pos.low);
       nodes[id] = { boot: pos.boot, low: from, read: basePosition(pos) };
     }
-    return { nodes, pending };
+    return { nodes, pending, lost: [...this.lost] };
   }
 
   #due(key: string, state: KeyState): WatchEvent[] {

@@ -47,11 +47,24 @@ export async function* watchStream(
     if (opened.compacted) yield { kind: "compacted", reason: opened.compacted };
     cursor = undefined;
     const end = yield* run(deps, topo, opened.merge, prefix, signal);
-    if (end !== undefined) return yield { kind: "reset", reason: end };
+    if (end !== undefined && end.startsWith("reset: ")) {
+      return yield { kind: "reset", reason: end.slice(7) };
+    }
     if (!signal.aborted) {
-      yield { kind: "compacted", reason: "the cluster map changed (a node was added or removed)" };
+      yield {
+        kind: "compacted",
+        reason: end ?? "the cluster map changed (a node was added or removed)",
+      };
     }
   }
+}
+
+/**
+ * Whether so many nodes lost unread changes over the watch's life that a key's acknowledged
+ * version may be on none of the others (a majority of its replicas).
+ */
+function tooManyLost(topo: Topology, lost: number): boolean {
+  return lost >= quorumOf(Math.min(topo.map.replicas, topo.ring.nodeIds.length));
 }
 
 function nodesOf(topo: Topology): { id: string; url: string }[] {
@@ -91,27 +104,26 @@ async function open(
     return { merge: new WatchMerge(fresh, quorum), compacted: why };
   }
   const resumed = new Map<string, NodePos>();
-  let lost = 0;
+  const lost = new Set(cursor.lost);
   nodes.forEach((n, i) => {
     const was = cursor.nodes[n.id];
     const h = heads[i];
     if (was !== undefined && h !== undefined && h.boot === was.boot && h.first - 1 <= was.low) {
       resumed.set(n.id, { boot: was.boot, low: was.low, read: was.low, at: was.read });
     } else {
-      lost++;
+      lost.add(n.id);
       resumed.set(
         n.id,
         h ? { boot: h.boot, low: h.first - 1, read: h.first - 1 } : fresh.get(n.id)!,
       );
     }
   });
-  // A key's versions are known while fewer than a majority of its replicas lost their logs.
-  if (lost >= quorumOf(Math.min(topo.map.replicas, nodes.length))) {
+  if (tooManyLost(topo, lost.size)) {
     const why =
-      `${lost} node(s) no longer hold the changes after the cursor (restarted or too far behind)`;
+      `${lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;
     return { merge: new WatchMerge(fresh, quorum), compacted: why };
   }
-  return { merge: new WatchMerge(resumed, quorum, cursor.pending) };
+  return { merge: new WatchMerge(resumed, quorum, cursor.pending, lost) };
 }
 
 /** Reads and merges until the map changes (undefined) or the stream must end (why). */
@@ -154,7 +166,11 @@ async function* run(
     const page = got.page!;
     const pos = merge.positions.get(got.id)!;
     if (page.gone || page.boot !== pos.boot) {
-      merge.restarted(got.id, page.boot, page.first);
+      // A node this watch never reached (boot "") lost nothing it had to read.
+      merge.restarted(got.id, page.boot, page.first, pos.boot !== "");
+      if (tooManyLost(topo, merge.lost.size)) {
+        return `${merge.lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;
+      }
     } else {
       const end = yield* apply(deps, topo, merge, got.id, page);
       if (end !== undefined) return end;
@@ -193,7 +209,7 @@ async function* apply(
   merge.advance(id, page.last);
   merge.forgetSettled();
   if (merge.trackedKeys > (deps.maxTracked ?? 50_000)) {
-    return `more than ${deps.maxTracked ?? 50_000} keys wait for a replica to catch up`;
+    return `reset: more than ${deps.maxTracked ?? 50_000} keys wait for a replica to catch up`;
   }
   return undefined;
 }
