@@ -54,7 +54,7 @@ export class ChangeLog {
   #seq = 0;
   #bytes = 0;
   #staged: { walSeq: number; changes: StagedChange[] }[] = [];
-  #waiters = new Set<() => void>();
+  #waiters = new Map<() => void, string>();
 
   /** `boot` names this process's log (random per start). */
   constructor(readonly boot: string, private readonly limits = CHANGE_LOG_LIMITS) {}
@@ -82,10 +82,13 @@ export class ChangeLog {
       n++;
     }
     if (n === 0) return;
+    const added = this.#staged.slice(0, n).flatMap((s) => s.changes.map((c) => c.key));
     this.#staged = this.#staged.slice(n);
     this.#trim();
-    for (const wake of this.#waiters) wake();
-    this.#waiters.clear();
+    // Only readers whose prefix a new change matches: idle watchers cost writes nothing.
+    for (const [wake, prefix] of this.#waiters) {
+      if (prefix === "" || added.some((k) => k.startsWith(prefix))) wake();
+    }
   }
 
   /** Forgets staged changes (their WAL records were rolled back). */
@@ -132,8 +135,11 @@ export class ChangeLog {
     return out;
   }
 
-  /** Resolves once a change after `after` is readable, or after `ms`, or on `signal`. */
-  wait(after: number, ms: number, signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves once a change under `prefix` after `after` is readable (at once when any change
+   * after it is, so the caller reads it), or after `ms`, or on `signal`.
+   */
+  wait(after: number, ms: number, signal?: AbortSignal, prefix = ""): Promise<void> {
     if (this.#seq > after || ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
@@ -143,7 +149,7 @@ export class ChangeLog {
         resolve();
       };
       const timer = setTimeout(done, ms);
-      this.#waiters.add(done);
+      this.#waiters.set(done, prefix);
       signal?.addEventListener("abort", done, { once: true });
     });
   }

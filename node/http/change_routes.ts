@@ -55,7 +55,7 @@ async function readChanges(c: Context, ctx: NodeContext): Promise<Response> {
   const prefix = c.req.query("prefix") ?? "";
   const head = { boot: log.boot, first: log.first, last: log.last };
   if (boot !== undefined && boot !== log.boot) return c.json({ ...head, gone: true });
-  await log.wait(after, wait, c.req.raw.signal);
+  await log.wait(after, wait, c.req.raw.signal, prefix);
   const page = log.read(after, limit, prefix);
   if (page === "gone") return c.json({ ...head, gone: true });
   const last = page.length === limit ? page[page.length - 1]!.seq : log.last;

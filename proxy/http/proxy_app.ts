@@ -23,6 +23,7 @@ import { createPublicRoutes } from "./public_routes.ts";
 import { createReplication, type Replication } from "../replication/wiring.ts";
 import { Router } from "../routing/router.ts";
 import { ChangeFeed } from "../watch/change_feed.ts";
+import { SharedFeed } from "../watch/shared_feed.ts";
 import { createWatchRoute, type WatchRouteDeps } from "./watch_route.ts";
 import type { TopologySource } from "../cluster/topology.ts";
 
@@ -127,7 +128,7 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     "/",
     createWatchRoute({
       topology: deps.topology,
-      feed: new ChangeFeed(deps),
+      feed: new SharedFeed(new ChangeFeed(deps), deps.watch?.waitMs),
       clientToken: deps.clientToken,
       ...deps.watch,
     }),

@@ -27,7 +27,7 @@ export const KEEPALIVE_MS = 5000;
 /** What the watch route needs. */
 export interface WatchRouteDeps {
   topology: TopologySource;
-  feed: ChangeFeed;
+  feed: Pick<ChangeFeed, "page" | "versionsAt">;
   clientToken?: string;
   maxWatchers?: number;
   /** Node long-poll wait, in ms (tests shorten it). */
@@ -70,7 +70,7 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
     open++;
     const stop = new AbortController();
     const items = watchStream(deps, prefix, cursor, stop.signal);
-    const body = sseBody(items, stop, deps.keepaliveMs ?? KEEPALIVE_MS, () => open--);
+    const body = sseBody(items, stop, deps.keepaliveMs ?? KEEPALIVE_MS, () => open--, req.signal);
     return new Response(body, {
       headers: {
         "content-type": "text/event-stream",
@@ -97,6 +97,7 @@ function sseBody(
   stop: AbortController,
   keepaliveMs: number,
   closed: () => void,
+  gone: AbortSignal,
 ): ReadableStream<Uint8Array> {
   let timer: ReturnType<typeof setInterval> | undefined;
   let done = false;
@@ -126,6 +127,12 @@ function sseBody(
         controller.enqueue(encoder.encode(text));
         return true;
       };
+      // A client that goes away aborts the request's signal (Deno.serve): end the stream.
+      gone.addEventListener("abort", () => {
+        if (done) return;
+        finish();
+        controller.close();
+      }, { once: true });
       send("retry: 1000\n: watching\n\n");
       timer = setInterval(() => send(": keepalive\n\n"), keepaliveMs);
       void pump(items, send).then((end) => {

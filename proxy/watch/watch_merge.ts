@@ -138,8 +138,13 @@ export class WatchMerge {
     return this.#due(change.k, state);
   }
 
-  /** Forgets keys every replica has caught up on (call between pages, not within one). */
-  forgetSettled(): void {
+  /**
+   * Forgets keys every replica has caught up on once more than `keep` keys are tracked
+   * (kept until then: a key written again needs no new question to its replicas). Call
+   * between pages, not within one.
+   */
+  forgetSettled(keep = 0): void {
+    if (this.#keys.size <= keep) return;
     for (const key of this.#settled) {
       const state = this.#keys.get(key)!;
       const caughtUp = state.replicas.every((id) => (state.held.get(id) ?? "") >= state.emitted!);

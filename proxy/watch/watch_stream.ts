@@ -17,8 +17,8 @@ import { basePosition, type Bases, type NodePos, WatchEvent, WatchMerge } from "
 /** What a watch stream needs. */
 export interface WatchStreamDeps {
   topology: TopologySource;
-  feed: ChangeFeed;
-  /** How long a node holds a read open waiting for a change, in ms (default 1000). */
+  feed: Pick<ChangeFeed, "page" | "versionsAt">;
+  /** How long a node holds a read open waiting for a change, in ms (default 5000). */
   waitMs?: number;
   /** Keys the merge may track before the stream is reset (default 50,000). */
   maxTracked?: number;
@@ -33,6 +33,8 @@ export type WatchItem =
 type Polled = { id: string; page?: ChangePage; error?: RingkvError };
 
 const PAGE = 500;
+/** Keys whose replicas all caught up that a stream keeps tracking (saves questions). */
+const SETTLED_KEEP = 10_000;
 
 /** Streams events under `prefix` after `cursor` (none: from now) until `signal`. */
 export async function* watchStream(
@@ -135,7 +137,7 @@ async function* run(
   signal: AbortSignal,
 ): AsyncGenerator<WatchItem, string | undefined> {
   const epoch = topo.map.epoch;
-  const waitMs = deps.waitMs ?? 1000;
+  const waitMs = deps.waitMs ?? 5000;
   const nodes = new Map(nodesOf(topo).map((n) => [n.id, n]));
   const polls = new Map<string, Promise<Polled>>();
   const poll = (id: string, delayMs = 0) => {
@@ -207,9 +209,11 @@ async function* apply(
     }
   }
   merge.advance(id, page.last);
-  merge.forgetSettled();
+  merge.forgetSettled(SETTLED_KEEP);
   if (merge.trackedKeys > (deps.maxTracked ?? 50_000)) {
-    return `reset: more than ${deps.maxTracked ?? 50_000} keys wait for a replica to catch up`;
+    return `reset: more than ${
+      deps.maxTracked ?? 50_000
+    } keys are tracked, waiting for a replica to catch up`;
   }
   return undefined;
 }
