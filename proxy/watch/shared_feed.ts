@@ -106,6 +106,22 @@ class NodeBuffer {
     return { boot: this.boot, first: this.first, last, changes };
   }
 
+  /** The version before the first change of each key after `at`, for keys the buffer has. */
+  versionsAt(boot: string, at: number, keys: readonly string[]): Map<string, string | null> {
+    const found = new Map<string, string | null>();
+    if (boot !== this.boot || at < this.first - 1) return found;
+    const wanted = new Set(keys);
+    for (
+      let i = Math.max(0, at + 1 - this.first);
+      i < this.entries.length && wanted.size > 0;
+      i++
+    ) {
+      const c = this.entries[i]!;
+      if (wanted.delete(c.k)) found.set(c.k, c.prev);
+    }
+    return found;
+  }
+
   #hasMatch(after: number, prefix: string): boolean {
     for (let i = this.entries.length - 1; i >= 0 && this.entries[i]!.s > after; i--) {
       if (this.entries[i]!.k.startsWith(prefix)) return true;
@@ -175,6 +191,9 @@ export class SharedFeed {
   ): Promise<Versions | undefined> {
     const id = `${node.id} ${boot} ${at}`;
     const known = this.#answers.get(id) ?? new Map<string, string | null>();
+    // A key changed after `at` in the buffer: its `prev` there is the answer, no question.
+    const buffered = this.#buffers.get(`${node.id} ${node.url}`)?.versionsAt(boot, at, keys);
+    for (const [k, v] of buffered ?? []) known.set(k, v);
     const missing = keys.filter((k) => !known.has(k));
     if (missing.length > 0) {
       let batch = this.#forming.get(id);

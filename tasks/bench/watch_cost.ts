@@ -44,7 +44,7 @@ async function spawn(script: string, args: string[]): Promise<Child> {
   throw new Error(`Cannot start ${script}: it printed ${text}`);
 }
 
-/** Opens `n` watch streams on `prefix` and reads them until `signal`. */
+/** Opens `n` watch streams on `prefix` and reads them until `signal` (then cancels them). */
 async function watchers(url: string, prefix: string, n: number, signal: AbortSignal) {
   const opened = await Promise.all(
     Array.from({ length: n }, () =>
@@ -55,7 +55,13 @@ async function watchers(url: string, prefix: string, n: number, signal: AbortSig
   );
   for (const res of opened) {
     if (res.status !== 200) throw new Error(`Cannot watch: ${res.status} ${await res.text()}`);
-    void res.body!.pipeTo(new WritableStream()).catch(() => {});
+    const reader = res.body!.getReader();
+    signal.addEventListener("abort", () => void reader.cancel().catch(() => {}), { once: true });
+    void (async () => {
+      for (let i = 0; i < 1e9 && !(await reader.read().catch(() => ({ done: true }))).done; i++) {
+        // discard
+      }
+    })();
   }
 }
 
