@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { TTL_SWEEP_MS, TtlReaper } from "./routing/ttl_reaper.ts";
 import { ConfigError } from "../shared/config.ts";
 import { createProxyApp } from "./http/proxy_app.ts";
 import { createAdminRoutes } from "./http/admin_routes.ts";
@@ -154,6 +155,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
       memory: () => Deno.memoryUsage(),
     }),
   );
+  let reaper: TtlReaper | undefined;
   const app = createProxyApp({
     topology: state,
     replication,
@@ -166,6 +168,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
     keyPointsCapacity: config.keyCache,
     admin: adminApp,
     log,
+    onRouter: (router, client) => reaper = new TtlReaper({ topology: state, router, client, log }),
   });
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
@@ -173,6 +176,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
   console.log(`ringkv proxy listening on ${scheme}://${config.host}:${listener.port}`);
   if (map.rebalancing !== null) void rebalancer.run();
   replication.start(state);
+  reaper?.start(TTL_SWEEP_MS);
   const poller = createPoller({ state, rebalancer });
   const polling = config.pollMs > 0 ? pollLoop(poller.tick, config.pollMs, stop.signal, log) : null;
 
@@ -181,6 +185,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
   Deno.addSignalListener("SIGTERM", onSignal);
   await listener.serving;
   replication.stop();
+  reaper?.stop();
   await polling;
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);

@@ -36,6 +36,9 @@ const NODE_ROUTES: ReadonlySet<string> = new Set([
   "/internal/scan",
   "/internal/drop",
   "/internal/keys",
+  "/internal/expired",
+  "/internal/changes",
+  "/internal/changes/at",
   "/internal/cluster",
   "/internal/read",
   "/internal/prepare",
@@ -74,6 +77,8 @@ export interface BatchOp {
   ifNoneMatch?: "*";
   /** The new version must be newer than this. */
   minVersion?: Version;
+  /** On a delete: only when the key has expired and still has version `ifMatch` (TTL reaper). */
+  expire?: true;
 }
 
 /** The answer to one {@link BatchOp}, in the same position. */

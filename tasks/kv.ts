@@ -18,7 +18,9 @@ import {
   type Progress,
   progressWriter,
   type Target,
+  ttlSeconds,
 } from "./kv_client.ts";
+import { watch } from "./kv_watch.ts";
 
 const SPEC = {
   url: { type: "string", default: "http://127.0.0.1:8080", help: "the proxy" },
@@ -29,6 +31,7 @@ const SPEC = {
   ifMatch: { type: "string", help: "put, del: only if the key has this version" },
   ifNoneMatch: { type: "bool", default: false, help: "put: only if the key does not exist" },
   contentType: { type: "string", help: "put: the value's Content-Type" },
+  ttl: { type: "string", help: "put: expire after this long (30, 30s, 5m, 2h, 1d)" },
   wait: { type: "bool", default: true, help: "add, remove: wait for the rebalancing (--no-wait)" },
   force: {
     type: "bool",
@@ -42,9 +45,10 @@ const USAGE = `usage: deno task kv <command> [args] [--url URL] [--token T]
 
 commands:
   get KEY                 print the value (exit 1 when absent)
-  put KEY [VALUE]         set (VALUE or stdin); prints the version
+  put KEY [VALUE]         set (VALUE or stdin); prints the version; --ttl 30s expires it
   del KEY                 delete (exit 1 when absent)
   ls [--prefix P]         keys in order, one per line
+  watch [PREFIX]          print changes as they come: put KEY VERSION VALUE / del KEY VERSION
   nodes                   id, url, state, keys of each node (tab-separated)
   add URL [--weight W]    add a node, wait for its keys to move
   remove ID [--force]     drain a node, then remove it (--force: it is dead for good, or
@@ -54,7 +58,7 @@ commands:
 exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
             4 unavailable or server error, 5 auth, 6 request refused`;
 
-const COMMANDS = ["get", "put", "del", "ls", "nodes", "add", "remove", "status"];
+const COMMANDS = ["get", "put", "del", "ls", "watch", "nodes", "add", "remove", "status"];
 
 type Flags = NonNullable<ReturnType<typeof parse>>;
 const enc = new TextEncoder();
@@ -106,7 +110,8 @@ async function put(t: Target, f: Flags, key: string, value?: string): Promise<vo
   if (f.values.ifMatch) headers["if-match"] = `"${f.values.ifMatch.replace(/"/g, "")}"`;
   if (f.values.ifNoneMatch) headers["if-none-match"] = "*";
   if (f.values.contentType) headers["content-type"] = f.values.contentType;
-  const path = keyPath(key); // before stdin is read
+  const ttl = f.values.ttl === undefined ? "" : `?ttl=${ttlSeconds(f.values.ttl)}`;
+  const path = keyPath(key) + ttl; // before stdin is read
   const body = value ?? await readStdin();
   const res = await call(t, path, { method: "PUT", body, headers });
   print((await okJson<{ version: string }>(res, `Cannot put "${key}"`)).version);
@@ -222,6 +227,9 @@ async function run(f: Flags, t: Target): Promise<void> {
     case "ls":
       if (rest.length > 0) throw new CliError(EXIT.usage, "ls takes --prefix P, no argument");
       return await ls(t, f.values.prefix);
+    case "watch":
+      if (rest.length > 1) throw new CliError(EXIT.usage, "watch takes one PREFIX at most");
+      return await watch(t, rest[0] ?? "", print, (line) => console.error(line));
     case "nodes":
       args(0, "no argument");
       return printNodes(await cluster(t));

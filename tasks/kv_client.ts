@@ -155,3 +155,17 @@ export function progressWriter(
     },
   };
 }
+
+const UNIT_SECONDS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** Seconds of a `--ttl` such as `30`, `30s`, `5m`, `2h`, `1d`; a usage error otherwise. */
+export function ttlSeconds(text: string): number {
+  const m = /^(\d{1,9})([smhd]?)$/.exec(text.trim());
+  if (m === null || Number(m[1]) === 0) {
+    throw new CliError(
+      EXIT.usage,
+      `Cannot use --ttl ${text}: give a positive whole number with an optional unit s, m, h or d (30s, 5m)`,
+    );
+  }
+  return Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+}

@@ -1,5 +1,5 @@
-import { assertEquals } from "@std/assert";
-import { progressWriter } from "./kv_client.ts";
+import { assertEquals, assertThrows } from "@std/assert";
+import { CliError, EXIT, progressWriter, ttlSeconds } from "./kv_client.ts";
 
 function fakeOut(terminal: boolean) {
   const chunks: string[] = [];
@@ -38,4 +38,13 @@ Deno.test("progressWriter.done() off a terminal prints the final line; with noth
     `[${"#".repeat(30)}] 100% 4/4 keys, cleanup\n`,
     `[${"#".repeat(30)}] 100% 4/4 keys, done\n`,
   ]);
+});
+
+Deno.test("ttlSeconds() reads 30, 30s, 5m, 2h, 1d and refuses the rest as a usage error", () => {
+  assertEquals([ttlSeconds("30"), ttlSeconds("30s"), ttlSeconds("5m")], [30, 30, 300]);
+  assertEquals([ttlSeconds("2h"), ttlSeconds("1d")], [7200, 86_400]);
+  for (const bad of ["0", "0s", "-1", "1.5s", "5w", "", "s"]) {
+    const err = assertThrows(() => ttlSeconds(bad), CliError);
+    assertEquals(err.code, EXIT.usage, bad);
+  }
 });

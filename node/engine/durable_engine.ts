@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { ChangeLog, type StagedChange } from "./change_log.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { checkKey } from "../../shared/keys.ts";
 import type { Limits } from "../../shared/limits.ts";
@@ -72,6 +73,8 @@ export class DurableEngine implements NodeEngine {
   #savingMap: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #guard: WriteGuard;
+  /** Durable changes for watchers (node/engine/change_log.ts). */
+  readonly changes = new ChangeLog(crypto.randomUUID().slice(0, 13));
 
   constructor(readonly parts: EngineParts) {
     this.id = parts.id;
@@ -113,14 +116,17 @@ export class DurableEngine implements NodeEngine {
     this.#guard.assertWritable("write");
     const outcomes: WriteOutcome[] = [];
     const changed: [string, Stored][] = [];
+    const staged: StagedChange[] = [];
     try {
       for (const op of ops) {
+        const prev = this.parts.store.versionOf(op.key) ?? null;
         const { outcome, stored } = this.parts.store.write(op, hashes.get(op.key));
         outcomes.push(outcome);
         if (stored) changed.push([op.key, stored]);
+        if (stored) staged.push({ key: op.key, stored, prev });
       }
     } finally {
-      await this.#logSet(changed, ops.map((op) => op.key));
+      await this.#logSet(changed, ops.map((op) => op.key), staged);
     }
     return outcomes;
   }
@@ -130,10 +136,14 @@ export class DurableEngine implements NodeEngine {
     const parsed = entries.map(fromWire);
     this.#guard.assertWritable("ingest");
     const changed: [string, Stored][] = [];
+    const staged: StagedChange[] = [];
     for (const { key, stored } of parsed) {
-      if (this.parts.store.apply(key, stored)) changed.push([key, stored]);
+      const prev = this.parts.store.versionOf(key) ?? null;
+      if (!this.parts.store.apply(key, stored)) continue;
+      changed.push([key, stored]);
+      staged.push({ key, stored, prev });
     }
-    await this.#logSet(changed, parsed.map((p) => p.key));
+    await this.#logSet(changed, parsed.map((p) => p.key), staged);
     return { applied: changed.length, skipped: entries.length - changed.length };
   }
 
@@ -152,6 +162,10 @@ export class DurableEngine implements NodeEngine {
 
   scanKeys(ranges: readonly Range[]): string[] {
     return this.parts.store.scanKeys(ranges);
+  }
+
+  expiredKeys(before: number, limit: number): { key: string; version: string }[] {
+    return this.parts.store.expiredKeys(before, limit);
   }
 
   peek(key: string): Entry | undefined {
@@ -228,7 +242,11 @@ export class DurableEngine implements NodeEngine {
   }
 
   /** Logs the changed entries as one record, then waits until `keys` are all durable. */
-  async #logSet(changed: [string, Stored][], keys: string[]): Promise<void> {
+  async #logSet(
+    changed: [string, Stored][],
+    keys: string[],
+    staged: StagedChange[],
+  ): Promise<void> {
     if (changed.length > 0) {
       const json = `{"set":[${
         changed.map(([key, stored]) => entryToJson(key, stored)).join(",")
@@ -237,6 +255,7 @@ export class DurableEngine implements NodeEngine {
       const seq = this.parts.wal.append(line);
       this.parts.gcHint?.wrote(line.length);
       for (const [key] of changed) this.#pending.set(key, seq);
+      this.changes.stage(seq, staged);
     }
     // Also covers answers (412, skipped) that depend on another call's pending change.
     await this.parts.wal.durable(this.#latest(keys));
@@ -259,6 +278,7 @@ export class DurableEngine implements NodeEngine {
   }
 
   #onRound(lastSeq: number): void {
+    this.changes.durable(lastSeq);
     for (const [key, seq] of this.#pending) if (seq <= lastSeq) this.#pending.delete(key);
     const wal = this.parts.wal;
     if (this.#closed || this.#snapshotting || wal.bytes < this.#nextSnapshotAt) return;
@@ -283,10 +303,11 @@ export class DurableEngine implements NodeEngine {
     await this.#snapshotting;
     if (rollback) {
       await wal.reopen();
-      const store = new Store(this.parts.store.clock);
+      const store = new Store(this.parts.store.clock, this.parts.store.now);
       this.#snapshotBytes = await loadSnapshot(disk, store);
       await replayLog(disk, store);
       this.parts.store = store;
+      this.changes.discardStaged();
       this.#pending.clear();
       this.#lastDrop = 0;
     }

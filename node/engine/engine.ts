@@ -12,6 +12,7 @@ import type { Point, Range } from "../../shared/ring.ts";
 import type { Version } from "../../shared/version.ts";
 import type { ClusterMap, WireEntry } from "../../shared/wire.ts";
 import type { Stored } from "./packed.ts";
+import type { ChangeLog } from "./change_log.ts";
 import type { WriteHealth } from "./write_guard.ts";
 
 /** One stored entry; `value: null` is a tombstone. */
@@ -45,6 +46,8 @@ export interface PutOp extends WriteConditions {
 export interface DeleteOp extends WriteConditions {
   op: "delete";
   key: string;
+  /** Only when the key has expired and still has version `ifMatch` (the TTL reaper's delete). */
+  expire?: true;
 }
 
 /** A write the engine applies and logs. */
@@ -83,6 +86,8 @@ export interface NodeEngine {
    * initialised, so a node back on a wiped or replaced directory has a new one.
    */
   readonly incarnation: string;
+  /** Durable changes, in this node's order, for watchers. */
+  readonly changes: ChangeLog;
   /** Wall time (ms) the incarnation was written: promises before it may have been forgotten. */
   readonly createdAt: number;
   /** The entry (tombstones included), once it is durable; undefined when never seen. */
@@ -100,6 +105,8 @@ export interface NodeEngine {
   drop(ranges: readonly Range[]): Promise<number>;
   /** Keys (tombstones included) whose hash is in `ranges`, taken now; read entries lazily. */
   scanKeys(ranges: readonly Range[]): string[];
+  /** Live keys whose TTL ran out at or before `before` (wall ms), with versions; at most `limit`. */
+  expiredKeys(before: number, limit: number): { key: string; version: string }[];
   /** The entry as it is now, without waiting for durability (for scans). */
   peek(key: string): Entry | undefined;
   /** Entries in key order, tombstones included; resolves once they are durable. */

@@ -57,7 +57,7 @@ export interface OpenEngineOptions {
 export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine> {
   const { disk } = options;
   const { id, incarnation, createdAt } = await loadIdentity(disk, options.id, options.now);
-  const store = new Store(new HybridClock(id, options.now));
+  const store = new Store(new HybridClock(id, options.now), options.now);
   const snapshotBytes = await loadSnapshot(disk, store);
   const walBytes = await replayLog(disk, store);
   const gcHint = new GcHint();

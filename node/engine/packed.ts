@@ -91,7 +91,9 @@ export class Packer {
       counter & 0xff,
     );
     // join() builds one flat string; `+` would leave a tree of pieces in memory.
-    return [head, field(this.#writers, writer), field(this.#types, entry.contentType), entry.data]
+    // A type with an expiry is unique per write: inline, so the table does not fill up with them.
+    const types = entry.contentType.includes("; ringkv-expires=") ? undefined : this.#types;
+    return [head, field(this.#writers, writer), field(types, entry.contentType), entry.data]
       .join("");
   }
 
@@ -159,8 +161,8 @@ function wideAt(record: string, at: number): number {
   return high * TWO_24 + low;
 }
 
-function field(table: Interner, text: string): string {
-  const n = text.length <= INLINE ? table.numberOf(text) : undefined;
+function field(table: Interner | undefined, text: string): string {
+  const n = text.length <= INLINE ? table?.numberOf(text) : undefined;
   if (n !== undefined) return String.fromCharCode(n >>> 8, n & 0xff);
   if (text.length >= INLINE) {
     throw new RingkvError(

@@ -18,6 +18,7 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
+import { expiryOf } from "../../shared/expiry.ts";
 import { inRanges, type Range } from "../../shared/ring.ts";
 import type { HybridClock } from "../../shared/version.ts";
 import type { Entry, ListOptions, WriteOp, WriteOutcome } from "./engine.ts";
@@ -40,11 +41,16 @@ export class Store {
   readonly #packer = new Packer();
   readonly #order = new KeyOrder();
   readonly #has = (key: string) => this.#records.has(key);
+  /** Live keys with a TTL and their expiry (wall ms), for the reaper's scan. */
+  readonly #expiring = new Map<string, number>();
   #tombstones = 0;
   #valueBytes = 0;
 
-  /** The clock hands out the versions of writes and observes applied ones. */
-  constructor(readonly clock: HybridClock) {}
+  /**
+   * The clock hands out the versions of writes and observes applied ones; `now` is the
+   * wall time that decides whether a key has expired.
+   */
+  constructor(readonly clock: HybridClock, readonly now: () => number = Date.now) {}
 
   /** The ring point of a stored key (tombstones included). */
   hashOf(key: string): number | undefined {
@@ -65,6 +71,12 @@ export class Store {
     };
   }
 
+  /** The version of a key's entry (tombstones included), if any. */
+  versionOf(key: string): string | undefined {
+    const record = this.#records.get(key);
+    return record === undefined ? undefined : this.#packer.versionOf(record);
+  }
+
   /** The stored form of a key's entry. */
   stored(key: string): Stored | undefined {
     const record = this.#records.get(key);
@@ -74,7 +86,8 @@ export class Store {
   /** Applies one put or delete with its conditions; `hash` is needed for new keys. */
   write(op: WriteOp, hash: number | undefined): WriteResult {
     const old = this.#records.get(op.key);
-    const live = old !== undefined && kindOf(old) !== "tombstone";
+    if (op.op === "delete" && op.expire) return this.#expire(op.key, op.ifMatch, old);
+    const live = old !== undefined && kindOf(old) !== "tombstone" && !this.#expired(op.key);
     const current = old === undefined ? undefined : this.#packer.versionOf(old);
     if (op.ifMatch !== undefined && (!live || current !== op.ifMatch)) {
       return { outcome: { status: 412, version: live ? current : undefined } };
@@ -95,6 +108,39 @@ export class Store {
     return { outcome: { status, version }, stored };
   }
 
+  /** Keys whose expiry is at or before `before` (wall ms), with their versions; at most `limit`. */
+  expiredKeys(before: number, limit: number): { key: string; version: string }[] {
+    const out: { key: string; version: string }[] = [];
+    for (const [key, at] of this.#expiring) {
+      if (out.length === limit) break;
+      if (at <= before) out.push({ key, version: this.#packer.versionOf(this.#records.get(key)!) });
+    }
+    return out;
+  }
+
+  /** Turns an expired entry into a tombstone when it still has `version` (else 412). */
+  #expire(key: string, version: string | undefined, old: string | undefined): WriteResult {
+    const current = old === undefined ? undefined : this.#packer.versionOf(old);
+    if (old === undefined || current !== version || !this.#expired(key)) {
+      return { outcome: { status: 412, ...(current === undefined ? {} : { version: current }) } };
+    }
+    const stamp = this.clock.nextAfter(current);
+    const stored: Stored = {
+      kind: "tombstone",
+      data: "",
+      hash: hashOf(old),
+      contentType: "",
+      version: stamp,
+    };
+    this.#set(key, stored, old);
+    return { outcome: { status: 204, version: stamp }, stored };
+  }
+
+  #expired(key: string): boolean {
+    const at = this.#expiring.get(key);
+    return at !== undefined && at <= this.now();
+  }
+
   /** Sets an entry when its version is newer than the stored one; false when skipped. */
   apply(key: string, entry: Stored): boolean {
     const old = this.#records.get(key);
@@ -112,6 +158,7 @@ export class Store {
       if (!inRanges(hashOf(record), sorted)) continue;
       this.#account(record, -1);
       this.#records.delete(key);
+      this.#expiring.delete(key);
       this.#order.removed();
       dropped.push(key);
     }
@@ -175,6 +222,9 @@ export class Store {
     else this.#account(old, -1);
     this.#records.set(key, this.#packer.pack(entry));
     this.#count(entry, 1);
+    const at = entry.kind === "tombstone" ? undefined : expiryOf(entry.contentType);
+    if (at !== undefined) this.#expiring.set(key, at);
+    else this.#expiring.delete(key);
   }
 
   #account(record: string, sign: 1 | -1): void {

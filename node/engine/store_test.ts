@@ -3,6 +3,7 @@ import { HybridClock } from "../../shared/version.ts";
 import type { PutOp } from "./engine.ts";
 import { Packer } from "./packed.ts";
 import { Store } from "./store.ts";
+import { withExpiry } from "../../shared/expiry.ts";
 
 const encoder = new TextEncoder();
 const T0 = 1_700_000_000_000;
@@ -192,4 +193,38 @@ Deno.test("Packer round-trips records with interned and inline fields", () => {
   assertEquals(packer.unpack(packer.pack(entry)), entry);
   const wide = { ...entry, data: "ünï ✓", contentType: "text/ü" };
   assertEquals(packer.unpack(packer.pack(wide)), wide);
+});
+
+Deno.test("Store: a key past its expiry counts as absent for conditions, deletes and the reaper", () => {
+  let now = T0;
+  const store = new Store(new HybridClock("n1", () => now), () => now);
+  const expiring = put("a", "1", { contentType: withExpiry("text/plain", T0 + 1000) });
+  const { version } = store.write(expiring, 5).outcome;
+  store.write(put("b", "kept"), 6);
+  assertEquals(store.expiredKeys(T0 + 999, 10), []);
+  assertEquals(store.write({ op: "delete", key: "a", ifMatch: version, expire: true }, 5).outcome, {
+    status: 412,
+    version,
+  });
+  now = T0 + 1000;
+  assertEquals(store.expiredKeys(now, 10), [{ key: "a", version: version! }]);
+  assertEquals(store.write(put("a", "x", { ifMatch: version }), 5).outcome.status, 412);
+  assertEquals(store.write({ op: "delete", key: "a" }, 5).outcome.status, 404);
+  const reaped = store.write({ op: "delete", key: "a", ifMatch: version, expire: true }, 5);
+  assertEquals(reaped.outcome.status, 204);
+  assertEquals(store.get("a")?.value, null);
+  assertEquals(store.expiredKeys(now, 10), []);
+  assertEquals(store.counts(), { keys: 1, tombstones: 1, valueBytes: 4 });
+});
+
+Deno.test("Store: If-None-Match: * takes an expired key, and a put without TTL clears it", () => {
+  let now = T0;
+  const store = new Store(new HybridClock("n1", () => now), () => now);
+  store.write(put("a", "1", { contentType: withExpiry("text/plain", T0 + 10) }), 5);
+  store.write(put("b", "1", { contentType: withExpiry("text/plain", T0 + 10) }), 6);
+  assertEquals(store.write(put("a", "2", { ifNoneMatch: "*" }), 5).outcome.status, 412);
+  now = T0 + 10;
+  assertEquals(store.write(put("a", "2", { ifNoneMatch: "*" }), 5).outcome.status, 201);
+  assertEquals(store.expiredKeys(now, 10).map((e) => e.key), ["b"]);
+  assertEquals(store.get("a")?.contentType, "text/plain");
 });

@@ -125,7 +125,12 @@ function checkOp(
   if (op.op === "get") return { read: key };
   if (op.op !== "put" && op.op !== "delete") throw bad('"op" is not get, put or delete');
   const conditions = checkConditions(op, bad);
-  if (op.op === "delete") return { write: { op: "delete", key, ...conditions } };
+  if (op.op === "delete") {
+    if (op.expire !== undefined && (op.expire !== true || conditions.ifMatch === undefined)) {
+      throw bad('"expire" must be true and come with "ifMatch"');
+    }
+    return { write: { op: "delete", key, ...conditions, ...(op.expire ? { expire: true } : {}) } };
+  }
   const value = checkValue(op, i, limits, values, bad);
   return { write: { op: "put", key, ...value, ...conditions } };
 }

@@ -8,6 +8,7 @@ import type { Context, Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
 import { INCARNATION_HEADER, NDJSON, type WireEntry } from "../../shared/wire.ts";
 import { parseBatchBody, runBatch } from "./batch.ts";
+import { changeRoutes } from "./change_routes.ts";
 import { parseClusterMap } from "../node_map.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
@@ -52,6 +53,8 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
     },
   });
   route(app, "/internal/keys", { GET: (c) => listKeys(c, ctx) });
+  route(app, "/internal/expired", { GET: (c) => listExpired(c, ctx) });
+  changeRoutes(app, ctx);
   route(app, "/internal/cluster", {
     GET: async (c) => {
       const map = await ctx.cluster.get();
@@ -123,6 +126,20 @@ function scan(c: Context, ctx: NodeContext): Response {
     },
   });
   return new Response(body, { status: 200, headers: { "content-type": NDJSON } });
+}
+
+/** `?before=<wall ms>&limit=n`: live keys whose TTL ran out by then, for the proxy's reaper. */
+function listExpired(c: Context, ctx: NodeContext): Response {
+  const before = Number(c.req.query("before"));
+  const limit = Number(c.req.query("limit") ?? ctx.limits.maxBatchOps);
+  if (!Number.isSafeInteger(before) || !Number.isInteger(limit) || limit < 1) {
+    throw new RingkvError(
+      "bad_request",
+      "Cannot list expired keys: give before=<wall ms> and limit=<whole number>",
+    );
+  }
+  const found = ctx.engine.expiredKeys(before, Math.min(limit, ctx.limits.maxBatchOps));
+  return c.json({ keys: found.map(({ key, version }) => ({ k: key, ver: version })) });
 }
 
 async function listKeys(c: Context, ctx: NodeContext): Promise<Response> {

@@ -13,6 +13,7 @@ import type { Limits } from "../../shared/limits.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import type { PublicRoutesDeps } from "./public_routes.ts";
 import { readBody, utf8Text } from "./request_body.ts";
+import { storedType } from "./expiry_view.ts";
 import type { Outcome } from "../routing/router.ts";
 
 /** Content type of a batch value given as a JSON string. */
@@ -59,7 +60,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 function invalid(why: string): RingkvError {
   return new RingkvError(
     "invalid_batch",
-    `Cannot apply the batch: ${why}; expected {"set": {"key": <json value>, ...}, "delete": ["key", ...]}`,
+    `Cannot apply the batch: ${why}; expected {"set": {"key": <json value>, ...}, "delete": ["key", ...], "ttl": {"key": <seconds>, ...}}`,
   );
 }
 
@@ -76,7 +77,7 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
     throw new RingkvError("invalid_json", `Cannot read the batch: ${(err as Error).message}`);
   }
   if (!isObject(doc)) throw invalid("the body is not a JSON object");
-  const unknown = Object.keys(doc).find((k) => k !== "set" && k !== "delete");
+  const unknown = Object.keys(doc).find((k) => k !== "set" && k !== "delete" && k !== "ttl");
   if (unknown !== undefined) throw invalid(`unknown field "${unknown}"`);
   // Absent means none; null is not an object or an array (docs/api.md promises 400).
   const set = doc.set === undefined ? {} : doc.set;
@@ -95,6 +96,7 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
     );
   }
   const ops: BatchOp[] = entries.map(([key, value]) => putOp(key, value, limits));
+  if (doc.ttl !== undefined) applyTtls(ops, doc.ttl);
   const seen = new Set(entries.map(([key]) => key));
   for (const key of del as string[]) {
     checkKey(key, limits.maxKeyBytes);
@@ -103,6 +105,18 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
     ops.push({ op: "delete", key });
   }
   return ops;
+}
+
+/** Gives the puts named in `"ttl": {"key": seconds}` their expiry; every name must be a set key. */
+function applyTtls(ops: BatchOp[], ttl: unknown): void {
+  if (!isObject(ttl)) throw invalid(`"ttl" is not an object`);
+  const now = Date.now();
+  for (const [key, seconds] of Object.entries(ttl)) {
+    const op = ops.find((o) => o.key === key);
+    if (op === undefined) throw invalid(`"ttl" names key "${key}", which "set" does not`);
+    const raw = typeof seconds === "number" ? String(seconds) : JSON.stringify(seconds);
+    op.contentType = storedType(op.contentType!, raw, key, now);
+  }
 }
 
 function putOp(key: string, value: unknown, limits: Limits): BatchOp {

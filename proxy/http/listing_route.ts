@@ -13,6 +13,7 @@ import { DEFAULT_CONTENT_TYPE } from "../../shared/wire.ts";
 import { decodeCursor, encodeCursor, listLive } from "../routing/listing.ts";
 import type { PublicRoutesDeps } from "./public_routes.ts";
 import { resultByteLength, resultText } from "./result_value.ts";
+import { visible } from "./expiry_view.ts";
 import type { Topology } from "../cluster/topology.ts";
 
 /** Keys whose values are read in one round when `values=true`. */
@@ -84,8 +85,9 @@ async function readValues(
     const chunk = keys.slice(start, start + VALUE_CHUNK);
     const outcomes = await deps.router.run(chunk.map((key) => ({ op: "get" as const, key })));
     for (let i = 0; i < chunk.length; i++) {
-      const r = outcomes[i]!;
-      if (r instanceof RingkvError) throw r;
+      const outcome = outcomes[i]!;
+      if (outcome instanceof RingkvError) throw outcome;
+      const r = visible(outcome, Date.now());
       if (r.status !== 200) continue;
       const text = resultText(r); // null: binary, so `value` is the base64
       items.push({

@@ -11,6 +11,7 @@
  * assert(OPENAPI.openapi === "3.1.0" && "/kv/{key}" in OPENAPI.paths);
  * ```
  */
+import { MAX_TTL_SECONDS } from "../../shared/expiry.ts";
 import { ERROR_STATUS } from "../../shared/errors.ts";
 
 type Json = Record<string, unknown>;
@@ -42,6 +43,19 @@ const KEY = {
 const ETAG_HEADER = { ETag: { schema: { type: "string" }, description: '"<version>"' } };
 const IF_MATCH = { name: "If-Match", in: "header", schema: { type: "string" } };
 const IF_NONE_MATCH = { name: "If-None-Match", in: "header", schema: { type: "string" } };
+const TTL = {
+  name: "ttl",
+  in: "query",
+  description: "expire the value after this many seconds (a PUT without ttl clears any TTL)",
+  schema: { type: "integer", minimum: 1, maximum: MAX_TTL_SECONDS },
+};
+const READ_HEADERS = {
+  ...ETAG_HEADER,
+  "Expires-At": {
+    schema: { type: "string", format: "date-time" },
+    description: "when the key expires (keys with a TTL only)",
+  },
+};
 const common = {
   "400": error("bad input (key, header, JSON)"),
   "401": error("no or wrong client token (when the proxy has one)"),
@@ -63,7 +77,11 @@ function keyRoutes(): Json {
       summary: "Read a value",
       parameters: [IF_NONE_MATCH],
       responses: {
-        "200": { description: "the value, its Content-Type", headers: ETAG_HEADER, content: value },
+        "200": {
+          description: "the value, its Content-Type",
+          headers: READ_HEADERS,
+          content: value,
+        },
         "304": { description: "not modified (If-None-Match)" },
         "404": error("no such key"),
         ...tooLong,
@@ -74,7 +92,7 @@ function keyRoutes(): Json {
       summary: "As GET, without the body",
       parameters: [IF_NONE_MATCH],
       responses: {
-        "200": { description: "exists", headers: ETAG_HEADER },
+        "200": { description: "exists", headers: READ_HEADERS },
         "304": { description: "not modified (If-None-Match)" },
         "400": { description: "bad key or header (no body)" },
         "401": { description: "no or wrong client token (no body)" },
@@ -85,8 +103,8 @@ function keyRoutes(): Json {
       },
     },
     put: {
-      summary: "Set a value (compare-and-set with If-Match / If-None-Match: *)",
-      parameters: [IF_MATCH, IF_NONE_MATCH],
+      summary: "Set a value (compare-and-set with If-Match / If-None-Match: *; TTL with ?ttl=)",
+      parameters: [IF_MATCH, IF_NONE_MATCH, TTL],
       requestBody: { required: true, content: value },
       responses: {
         "200": ok("replaced", ref("Version")),
@@ -252,6 +270,11 @@ const SCHEMAS: Json = {
     properties: {
       set: { type: "object", additionalProperties: true, description: "not null" },
       delete: { type: "array", items: KEY_SCHEMA, description: "not null" },
+      ttl: {
+        type: "object",
+        additionalProperties: { type: "integer", minimum: 1, maximum: MAX_TTL_SECONDS },
+        description: "seconds to live of keys of set (each name must be in set)",
+      },
     },
   },
   BatchResponse: {
@@ -363,6 +386,42 @@ export const OPENAPI: { openapi: string; paths: Record<string, Json> } & Json = 
   paths: withOtherMethods({
     "/kv/{key}": keyRoutes(),
     "/kv": listRoutes(),
+    "/watch": {
+      get: {
+        summary: "Stream every change under a prefix as Server-Sent Events (docs/api.md)",
+        parameters: [
+          {
+            name: "prefix",
+            in: "query",
+            description: "only keys starting with it (none: every key)",
+            schema: { type: "string", maxLength: 1024 },
+          },
+          {
+            name: "Last-Event-ID",
+            in: "header",
+            description: "resume after this event's id (the cursor); not ours: 400 invalid_cursor",
+            schema: { type: "string" },
+          },
+          {
+            name: "Accept",
+            in: "header",
+            required: true,
+            description: "must include text/event-stream, else 406",
+            schema: { type: "string" },
+          },
+        ],
+        responses: {
+          "200": {
+            description: "the stream: change events (id: cursor, data: {key, version, value or " +
+              "valueBase64, contentType, expiresAt} or {key, version, deleted: true}), and " +
+              "compacted, reset and cutoff events",
+            content: { "text/event-stream": { schema: { type: "string" } } },
+          },
+          "406": error("no Accept: text/event-stream"),
+          ...common,
+        },
+      },
+    },
     "/health": {
       get: {
         summary: "The proxy is up (says nothing about the nodes)",

@@ -22,6 +22,9 @@ import { createPublicRoutes } from "./public_routes.ts";
 import { answerError, frontFetch } from "./proxy_front.ts";
 import { createReplication, type Replication } from "../replication/wiring.ts";
 import { Router } from "../routing/router.ts";
+import { ChangeFeed } from "../watch/change_feed.ts";
+import { SharedFeed } from "../watch/shared_feed.ts";
+import { createWatchRoute, type WatchRouteDeps } from "./watch_route.ts";
 import type { TopologySource } from "../cluster/topology.ts";
 
 /** What the proxy app needs; proxy/main.ts builds these from flags. */
@@ -49,6 +52,10 @@ export interface ProxyDeps {
   metrics?: ProxyMetrics;
   /** Request ids of client requests (main.ts shares them with the admin routes). */
   requestIds?: RequestIds;
+  /** Watch stream settings (cap, node wait); docs/api.md "Watching changes". */
+  watch?: Pick<WatchRouteDeps, "maxWatchers" | "waitMs" | "keepaliveMs">;
+  /** Given the app's router and node client (main.ts starts the TTL reaper on them). */
+  onRouter?: (router: Router, client: NodeClient) => void;
 }
 
 /** The proxy's app: one Hono app, whose `fetch` is what proxy/main.ts serves. */
@@ -74,6 +81,7 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     log: deps.log,
     replicated: (deps.replication ?? createReplication(deps)).replicated,
   });
+  deps.onRouter?.(router, client);
   const app = new Hono();
   const log = deps.log ?? (() => {});
   app.use("*", observeRequests(ids, metrics, log));
@@ -99,6 +107,15 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     const { map } = deps.topology.current();
     return Response.json({ status: "ok", epoch: map.epoch, nodes: map.nodes.length });
   });
+  app.route(
+    "/",
+    createWatchRoute({
+      topology: deps.topology,
+      feed: new SharedFeed(new ChangeFeed(deps), deps.watch?.waitMs),
+      clientToken: deps.clientToken,
+      ...deps.watch,
+    }),
+  );
   const { limits, clientToken } = deps;
   const routes = { router, client, limits, clientToken, requestIds: ids };
   app.route("/", createPublicRoutes(routes));

@@ -13,6 +13,8 @@ import type { BatchOp, BatchResult } from "../../shared/wire.ts";
 import { DEFAULT_CONTENT_TYPE } from "../../shared/wire.ts";
 import { handleBatch } from "./batch_route.ts";
 import { handleList } from "./listing_route.ts";
+import { EXPIRES_AT_HEADER } from "../../shared/expiry.ts";
+import { storedType, visible } from "./expiry_view.ts";
 import type { NodeClient } from "../nodes/node_client.ts";
 import type { RequestIds } from "./observe.ts";
 import { readBody } from "./request_body.ts";
@@ -90,7 +92,7 @@ async function runOne(deps: PublicRoutesDeps, op: BatchOp, req: Request): Promis
 /** `GET|HEAD /kv/{key}` (Hono mounts it; the app's front calls it for a plain GET). */
 export async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   const key = keyOf(req, deps.limits);
-  const r = await runOne(deps, { op: "get", key }, req);
+  const r = visible(await runOne(deps, { op: "get", key }, req), Date.now());
   if (r.status === 404) throw new RingkvError("not_found", `Key "${key}" does not exist`);
   if (r.status !== 200) throw resultError(r, key);
   const etag = `"${r.version}"`;
@@ -98,6 +100,9 @@ export async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
     etag,
     "content-type": r.contentType ?? DEFAULT_CONTENT_TYPE,
   };
+  if (r.expiresAt !== undefined) {
+    headers[EXPIRES_AT_HEADER] = new Date(r.expiresAt).toISOString();
+  }
   const inm = req.headers.get("if-none-match");
   if (inm !== null && etagListMatches(inm, etag)) {
     return new Response(null, { status: 304, headers });
@@ -118,6 +123,8 @@ async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
     );
   }
   const conditions = writeConditions(req.headers);
+  const ttl = req.url.includes("ttl=") ? new URL(req.url).searchParams.get("ttl") : null;
+  const stored = storedType(contentType, ttl, key, Date.now());
   const body = await readBody(
     req,
     deps.limits.maxValueBytes,
@@ -129,7 +136,7 @@ async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
     op: "put",
     key,
     value: body.toBase64(),
-    contentType,
+    contentType: stored,
     ...conditions,
   }, req);
   if (r.status === 200 || r.status === 201) {

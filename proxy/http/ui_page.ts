@@ -204,11 +204,54 @@ async function findOwners(key, epoch) {
     out.replaceChildren(el("div", {}, "owned by ", ...names(body.owners)), body.next && body.next.map((o) => o.id).join() !== body.owners.map((o) => o.id).join() ? el("div", { class: "warn" }, "moving to ", ...names(body.next)) : "", el("div", { class: "dim" }, "ring point " + body.point));
   } catch (err) { out.replaceChildren(el("span", { class: "err" }, String(err))); }
 }
+// Live feed of recent changes: GET /watch read with fetch (EventSource cannot send a token).
+let feeding = false;
+function feedLine(text, cls) {
+  const list = $("feed");
+  list.prepend(el("li", cls ? { class: cls } : {}, text));
+  while (list.children.length > 20) list.lastChild.remove();
+}
+async function feed() {
+  if (feeding) return;
+  feeding = true;
+  let cursor = null;
+  for (let tries = 0; tries < 20; tries++) {
+    const headers = { accept: "text/event-stream", authorization: "Bearer " + token() };
+    if (cursor) headers["last-event-id"] = cursor;
+    try {
+      const res = await fetch("/watch", { headers });
+      if (!res.ok) { feedLine("live feed unavailable: " + res.status + " (a proxy with a client token needs it here)", "err"); break; }
+      tries = 0;
+      let buf = "";
+      for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+        buf += chunk;
+        let cut;
+        while ((cut = buf.indexOf("\\n\\n")) !== -1) {
+          const block = buf.slice(0, cut); buf = buf.slice(cut + 2);
+          let ev = "message", data = "";
+          for (const line of block.split("\\n")) {
+            if (line.startsWith("id: ")) cursor = line.slice(4);
+            else if (line.startsWith("event: ")) ev = line.slice(7);
+            else if (line.startsWith("data: ")) data += line.slice(6);
+          }
+          if (!data) continue;
+          const d = JSON.parse(data);
+          if (ev !== "message") { feedLine(ev + ": " + d.reason, "err"); continue; }
+          feedLine(new Date().toLocaleTimeString() + "  " + (d.deleted ? "del " : "put ") + d.key +
+            (d.deleted ? "" : " = " + (d.value !== undefined ? JSON.stringify(d.value).slice(0, 60) : "(binary)")));
+        }
+      }
+    } catch (err) { feedLine("live feed: " + err, "err"); }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  feeding = false;
+}
 let timer = null;
 function start() {
   $("login").hidden = true; $("app").hidden = false;
   const loop = async () => { await refresh(); timer = setTimeout(loop, 1000); };
   if (!timer) loop();
+  feed();
 }
 function showLogin(message) {
   clearTimeout(timer); timer = null;
@@ -244,6 +287,7 @@ export const UI_PAGE = `<!doctype html>
     <section><h2>Nodes</h2><div class="table-wrap"><table><thead><tr><th>node</th><th>URL</th><th>state</th><th class="num">keys</th>
       <th class="num">bytes</th><th class="num">share</th><th class="num">req/s</th></tr></thead><tbody id="nodes"></tbody></table></div></section>
     <section><h2>Rebalancing</h2><div id="rebalancing"></div></section>
+    <section><h2>Live changes</h2><ul id="feed" class="dim" style="font-family:monospace;list-style:none;padding:0;margin:0"></ul></section>
   </div>
 </main>
 <script>${SCRIPT}</script>

@@ -166,6 +166,20 @@ export class NodeClient {
     return page as KeysPage;
   }
 
+  /** `GET /internal/expired`: live keys whose TTL ran out by `before` (wall ms), with versions. */
+  async expired(
+    node: NodeRef,
+    epoch: number,
+    before: number,
+    limit: number,
+  ): Promise<{ k: string; ver: string }[]> {
+    const path = `/internal/expired?before=${before}&limit=${limit}`;
+    const body = await this.#call(node, epoch, path, "GET");
+    const keys = (body as { keys?: unknown }).keys;
+    if (!Array.isArray(keys)) throw badAnswer(node, "/internal/expired", "expected {keys}");
+    return keys as { k: string; ver: string }[];
+  }
+
   async #call(
     node: NodeRef,
     epoch: number,

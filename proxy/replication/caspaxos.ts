@@ -13,6 +13,7 @@
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
+import { isExpired } from "../../shared/expiry.ts";
 import type { Point } from "../../shared/ring.ts";
 import type { HybridClock, Version } from "../../shared/version.ts";
 import {
@@ -214,14 +215,20 @@ function readResult(e: WireEntry | null): BatchResult {
   return { status: 200, version: e.ver, value: e.v, contentType: e.t ?? DEFAULT_CONTENT_TYPE };
 }
 
-/** What `op` does to `current` (the newest entry of a majority): the answer and the new entry. */
+/**
+ * What `op` does to `current` (the newest entry of a majority): the answer and the new entry.
+ * An entry whose TTL ran out by `now` (this proxy's clock) counts as absent.
+ */
 export function decide(
   op: BatchOp,
   current: WireEntry | null,
   ballot: Version,
   r: Replicas,
+  now: number = Date.now(),
 ): { result: BatchResult; entry?: WireEntry } {
-  const live = current !== null && current.v !== null;
+  const expired = current !== null && current.v !== null && isExpired(current.t, now);
+  if (op.op === "delete" && op.expire) return expireDecision(op, current, expired, ballot, r);
+  const live = current !== null && current.v !== null && !expired;
   const failed = { result: live ? { status: 412, version: current!.ver } : { status: 412 } };
   if (op.ifMatch !== undefined && (!live || current!.ver !== op.ifMatch)) return failed;
   if (op.ifNoneMatch === "*" && live) return failed;
@@ -243,6 +250,23 @@ export function decide(
     h: r.point,
   };
   return { result: { status: live ? 200 : 201, version: ballot }, entry };
+}
+
+/** The TTL reaper's delete: a tombstone only if the entry expired and still has `ifMatch`. */
+function expireDecision(
+  op: BatchOp,
+  current: WireEntry | null,
+  expired: boolean,
+  ballot: Version,
+  r: Replicas,
+): { result: BatchResult; entry?: WireEntry } {
+  if (!expired || current!.ver !== op.ifMatch) {
+    return { result: current === null ? { status: 412 } : { status: 412, version: current.ver } };
+  }
+  return {
+    result: { status: 204, version: ballot },
+    entry: { k: r.key, v: null, ver: ballot, h: r.point },
+  };
 }
 
 function restamp(e: WireEntry, ballot: Version): WireEntry {

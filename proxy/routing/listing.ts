@@ -19,6 +19,7 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
+import { isExpired } from "../../shared/expiry.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { KeysPage } from "../nodes/node_client.ts";
 
@@ -38,8 +39,12 @@ interface NodeState {
 export class ListMerge {
   readonly #nodes: NodeState[];
 
-  /** Starts a merge over `nodeIds`, after the key `after` (exclusive). */
-  constructor(nodeIds: readonly string[], after: string | undefined) {
+  /** Starts a merge over `nodeIds`, after `after` (exclusive); keys expired by `now` are left out. */
+  constructor(
+    nodeIds: readonly string[],
+    after: string | undefined,
+    private readonly now: number = Date.now(),
+  ) {
     this.#nodes = nodeIds.map((nodeId) => ({
       nodeId,
       entries: [],
@@ -86,7 +91,7 @@ export class ListMerge {
           if (best === undefined || e.ver > best.ver) best = e;
         }
       }
-      if (best !== undefined && best.v !== null) out.push(best);
+      if (best !== undefined && best.v !== null && !isExpired(best.t, this.now)) out.push(best);
     }
     return out;
   }

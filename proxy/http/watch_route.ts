@@ -1,0 +1,197 @@
+/**
+ * `GET /watch?prefix=P` (`Accept: text/event-stream`): every change under the prefix as
+ * Server-Sent Events (docs/api.md, "Watching changes"). Events carry the cursor as `id:`;
+ * `Last-Event-ID` resumes after it. A comment line every few seconds keeps idle streams
+ * open through proxies; a watcher that does not read is cut off with an explicit event once
+ * its unread output passes a bound, and the number of streams is capped (503).
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { bearerRefusal } from "../../shared/bearer.ts";
+import { errorResponse, RingkvError } from "../../shared/errors.ts";
+import { expiryOf, plainType } from "../../shared/expiry.ts";
+import type { TopologySource } from "../cluster/topology.ts";
+import type { ChangeFeed } from "../watch/change_feed.ts";
+import { decodeWatchCursor } from "../watch/watch_cursor.ts";
+import type { WatchEvent } from "../watch/watch_merge.ts";
+import { type WatchItem, watchStream } from "../watch/watch_stream.ts";
+
+/** Streams a proxy serves at once by default. */
+export const DEFAULT_MAX_WATCHERS = 256;
+/** Unread output after which a watcher is cut off, in bytes. */
+export const MAX_UNREAD_BYTES = 4 << 20;
+/** Interval of the keep-alive comment, in ms. */
+export const KEEPALIVE_MS = 5000;
+
+/** What the watch route needs. */
+export interface WatchRouteDeps {
+  topology: TopologySource;
+  feed: Pick<ChangeFeed, "page" | "versionsAt">;
+  clientToken?: string;
+  maxWatchers?: number;
+  /** Node long-poll wait, in ms (tests shorten it). */
+  waitMs?: number;
+  keepaliveMs?: number;
+}
+
+const encoder = new TextEncoder();
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The `/watch` route as a Hono app. */
+export function createWatchRoute(deps: WatchRouteDeps): Hono {
+  const app = new Hono();
+  let open = 0;
+  app.get("/watch", (c) => {
+    const req = c.req.raw;
+    if (deps.clientToken) {
+      const refusal = bearerRefusal(
+        req.headers.get("authorization") ?? undefined,
+        deps.clientToken,
+        "client",
+      );
+      if (refusal !== undefined) {
+        return errorResponse(refusal, { "www-authenticate": 'Bearer realm="ringkv"' });
+      }
+    }
+    if (!(req.headers.get("accept") ?? "").includes("text/event-stream")) {
+      throw new RingkvError("not_acceptable", "Cannot watch: send Accept: text/event-stream");
+    }
+    const prefix = new URL(req.url).searchParams.get("prefix") ?? "";
+    const last = req.headers.get("last-event-id");
+    const cursor = last === null || last === "" ? undefined : decodeWatchCursor(last);
+    const max = deps.maxWatchers ?? DEFAULT_MAX_WATCHERS;
+    if (open >= max) {
+      throw new RingkvError(
+        "unavailable",
+        `Cannot watch: ${open} watch streams are open, the limit is ${max}; retry later`,
+      );
+    }
+    open++;
+    const stop = new AbortController();
+    const items = watchStream(deps, prefix, cursor, stop.signal);
+    const body = sseBody(items, stop, deps.keepaliveMs ?? KEEPALIVE_MS, () => open--, req.signal);
+    return new Response(body, {
+      headers: {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+      },
+    });
+  });
+  app.all(
+    "/watch",
+    () =>
+      errorResponse(
+        new RingkvError("method_not_allowed", "Cannot use this method on /watch: allowed is GET"),
+        {
+          allow: "GET, HEAD",
+        },
+      ),
+  );
+  return app;
+}
+
+function sseBody(
+  items: AsyncGenerator<WatchItem>,
+  stop: AbortController,
+  keepaliveMs: number,
+  closed: () => void,
+  gone: AbortSignal,
+): ReadableStream<Uint8Array> {
+  let timer: ReturnType<typeof setInterval> | undefined;
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    clearInterval(timer);
+    stop.abort();
+    closed();
+  };
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      const send = (text: string): boolean => {
+        if (done) return false;
+        if ((controller.desiredSize ?? 0) < -MAX_UNREAD_BYTES) {
+          controller.enqueue(
+            encoder.encode(
+              frame("cutoff", {
+                reason: "the watcher did not read its events; resume with Last-Event-ID",
+              }),
+            ),
+          );
+          controller.close();
+          finish();
+          return false;
+        }
+        controller.enqueue(encoder.encode(text));
+        return true;
+      };
+      // A client that goes away aborts the request's signal (Deno.serve): end the stream.
+      gone.addEventListener("abort", () => {
+        if (done) return;
+        finish();
+        controller.close();
+      }, { once: true });
+      send("retry: 1000\n: watching\n\n");
+      timer = setInterval(() => send(": keepalive\n\n"), keepaliveMs);
+      void pump(items, send).then((end) => {
+        if (done) return;
+        if (end) controller.close();
+        finish();
+      }, (err) => {
+        if (!done) controller.error(err);
+        finish();
+      });
+    },
+    cancel() {
+      finish();
+    },
+  }, new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }));
+}
+
+/** Writes items until the stream ends (true) or the watcher went away (false). */
+async function pump(
+  items: AsyncGenerator<WatchItem>,
+  send: (text: string) => boolean,
+): Promise<boolean> {
+  try {
+    for await (const item of items) {
+      if (item.kind === "change") {
+        if (!send(`id: ${item.id}\ndata: ${JSON.stringify(eventJson(item.event))}\n\n`)) {
+          return false;
+        }
+      } else {
+        if (!send(frame(item.kind, { reason: item.reason }))) return false;
+        if (item.kind === "reset") return true;
+      }
+    }
+    return true;
+  } finally {
+    await items.return(undefined);
+  }
+}
+
+function frame(event: string, data: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/** The JSON of a change event: key, version, and the value as text, base64 or deleted. */
+export function eventJson(e: WatchEvent): Record<string, unknown> {
+  if (e.value === null) return { key: e.key, version: e.version, deleted: true };
+  const bytes = Uint8Array.fromBase64(e.value);
+  const at = expiryOf(e.contentType);
+  const out: Record<string, unknown> = {
+    key: e.key,
+    version: e.version,
+    contentType: plainType(e.contentType ?? "application/octet-stream"),
+  };
+  try {
+    out.value = utf8.decode(bytes);
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    out.valueBase64 = e.value;
+  }
+  if (at !== undefined) out.expiresAt = new Date(at).toISOString();
+  return out;
+}

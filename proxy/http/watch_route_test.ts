@@ -1,0 +1,46 @@
+import { assertEquals } from "@std/assert";
+import { startCluster } from "../../tests/doubles/test_cluster.ts";
+
+const SSE = { accept: "text/event-stream" };
+
+Deno.test("GET /watch refuses without Accept: text/event-stream, a bad cursor, a wrong token, and past the cap", async () => {
+  const c = await startCluster({
+    proxy: { clientToken: "tok", watch: { maxWatchers: 1, waitMs: 50, keepaliveMs: 60_000 } },
+  });
+  try {
+    const auth = { authorization: "Bearer tok" };
+    const codes = async (headers: Record<string, string>) => {
+      const res = await c.proxy.request("/watch", { headers });
+      const body = await res.json();
+      return [res.status, body.error.code];
+    };
+    assertEquals(await codes(SSE), [401, "unauthorized"]);
+    assertEquals(await codes(auth), [406, "not_acceptable"]);
+    assertEquals(await codes({ ...SSE, ...auth, "last-event-id": "nope!" }), [
+      400,
+      "invalid_cursor",
+    ]);
+    const open = await c.proxy.request("/watch?prefix=a", { headers: { ...SSE, ...auth } });
+    assertEquals(open.status, 200);
+    assertEquals(open.headers.get("content-type"), "text/event-stream");
+    assertEquals(await codes({ ...SSE, ...auth }), [503, "unavailable"]);
+    const reader = open.body!.pipeThrough(new TextDecoderStream()).getReader();
+    // Put a key under the prefix and read until its event arrives (bounded).
+    const put = await c.proxy.request("/kv/a1", { method: "PUT", body: "v", headers: auth });
+    assertEquals(put.status, 201);
+    let text = "";
+    for (let i = 0; i < 200 && !text.includes('"key":"a1"'); i++) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    assertEquals(text.includes('"key":"a1"') && text.includes('"value":"v"'), true, text);
+    await reader.cancel();
+    // The slot is free again once the stream is closed.
+    const again = await c.proxy.request("/watch", { headers: { ...SSE, ...auth } });
+    assertEquals(again.status, 200);
+    await again.body?.cancel();
+  } finally {
+    await c.close();
+  }
+});

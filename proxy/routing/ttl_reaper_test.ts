@@ -1,0 +1,115 @@
+import { assert, assertEquals } from "@std/assert";
+import { withExpiry } from "../../shared/expiry.ts";
+import {
+  nodeInfos,
+  stableMap,
+  startCluster,
+  type TestCluster,
+} from "../../tests/doubles/test_cluster.ts";
+import { decide } from "../replication/caspaxos.ts";
+import type { NodeClient } from "../nodes/node_client.ts";
+import type { Router } from "./router.ts";
+import { TtlReaper } from "./ttl_reaper.ts";
+
+async function cluster(replicas: number): Promise<{ c: TestCluster; reaper: TtlReaper }> {
+  let parts: { router: Router; client: NodeClient } | undefined;
+  const c = await startCluster({
+    map: { ...stableMap(nodeInfos(3)), replicas },
+    proxy: { onRouter: (router, client) => parts = { router, client } },
+  });
+  return { c, reaper: new TtlReaper({ topology: c.topology, ...parts! }) };
+}
+
+function req(c: TestCluster, path: string, init: RequestInit = {}): Promise<Response> {
+  return Promise.resolve(c.proxy.request(path, init));
+}
+
+async function status(c: TestCluster, path: string, init: RequestInit = {}): Promise<number> {
+  const res = await req(c, path, init);
+  await res.body?.cancel();
+  return res.status;
+}
+
+/** Polls until `key` answers 404 (its TTL ran out on this proxy's clock). */
+async function until404(c: TestCluster, key: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (await status(c, `/kv/${key}`) !== 404) {
+    assert(Date.now() < deadline, `${key} still there after its TTL`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+for (const replicas of [1, 3]) {
+  Deno.test(`TTL with ${replicas} replica(s): Expires-At, 404 and no listing after expiry, reaped into tombstones`, async () => {
+    const { c, reaper } = await cluster(replicas);
+    try {
+      const before = Date.now();
+      const put = { method: "PUT", body: "v", headers: { "content-type": "text/plain" } };
+      assertEquals(await status(c, "/kv/t1?ttl=1", put), 201);
+      assertEquals(await status(c, "/kv/t2?ttl=1", put), 201);
+      assertEquals(await status(c, "/kv/t2", put), 200); // no ttl: cleared
+      const batch = { set: { b1: "x", b2: "y" }, ttl: { b1: 1 } };
+      assertEquals(await status(c, "/kv", { method: "POST", body: JSON.stringify(batch) }), 200);
+      const got = await req(c, "/kv/t1");
+      assertEquals([got.status, await got.text()], [200, "v"]);
+      assertEquals(got.headers.get("content-type"), "text/plain");
+      const at = Date.parse(got.headers.get("expires-at")!);
+      assert(at >= before + 1000 && at <= Date.now() + 1000, `Expires-At ${at}`);
+      assertEquals((await req(c, "/kv/t2", { method: "HEAD" })).headers.get("expires-at"), null);
+      const inm = { ...put, headers: { ...put.headers, "if-none-match": "*" } };
+      assertEquals(await status(c, "/kv/t1", inm), 412);
+
+      await until404(c, "t1");
+      await until404(c, "b1"); // written a little after t1
+      assertEquals(await status(c, "/kv/t1", { method: "HEAD" }), 404);
+      assertEquals(await status(c, "/kv/t1", { method: "DELETE" }), 404);
+      assertEquals((await (await req(c, "/kv")).json()).keys, ["b2", "t2"]);
+      const items = (await (await req(c, "/kv?values=true")).json()).items;
+      assertEquals(items.map((i: { key: string }) => i.key), ["b2", "t2"]);
+
+      assertEquals(await reaper.sweep(), 2);
+      for (const node of c.nodes.values()) {
+        for (const key of ["t1", "b1"]) assertEquals(node.engine.peek(key)?.value ?? null, null);
+        assertEquals(node.engine.expiredKeys(Date.now(), 10), []);
+      }
+      assertEquals(await reaper.sweep(), 0);
+      assertEquals(await status(c, "/kv/t1", inm), 201);
+    } finally {
+      await c.close();
+    }
+  });
+}
+
+Deno.test("TTL: a ttl that is not whole seconds from 1 to a year, or a reserved Content-Type, is a 400", async () => {
+  const { c } = await cluster(1);
+  try {
+    for (const ttl of ["0", "-5", "1.5", "abc", "", "31536001"]) {
+      const res = await req(c, `/kv/k?ttl=${ttl}`, { method: "PUT", body: "v" });
+      assertEquals(res.status, 400, ttl);
+      assertEquals((await res.json()).error.code, "bad_request");
+    }
+    const reserved = { "content-type": "text/plain; ringkv-expires=1" };
+    const res = await req(c, "/kv/k", { method: "PUT", body: "v", headers: reserved });
+    assertEquals([res.status, (await res.json()).error.code], [400, "invalid_header"]);
+    for (const body of [{ set: { a: 1 }, ttl: { b: 5 } }, { set: { a: 1 }, ttl: { a: "5" } }]) {
+      const res = await req(c, "/kv", { method: "POST", body: JSON.stringify(body) });
+      assertEquals(res.status, 400, JSON.stringify(body));
+      await res.body?.cancel();
+    }
+    assertEquals(await status(c, "/kv/k"), 404);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("decide(): the reaper's delete needs the key expired and still at its version", () => {
+  const r = { owners: [], joining: [], key: "k", point: 1, epoch: 1 };
+  const entry = { k: "k", v: "", t: withExpiry("a/b", 1000), ver: "v1", h: 1 };
+  const reap = { op: "delete" as const, key: "k", ifMatch: "v1", expire: true as const };
+  assertEquals(decide(reap, entry, "v2", r, 999).result.status, 412);
+  assertEquals(decide({ ...reap, ifMatch: "v0" }, entry, "v2", r, 1000).result.status, 412);
+  assertEquals(decide(reap, { ...entry, v: null }, "v2", r, 1000).result.status, 412);
+  const done = decide(reap, entry, "v2", r, 1000);
+  assertEquals([done.result.status, done.entry?.v], [204, null]);
+  assertEquals(decide({ op: "delete", key: "k" }, entry, "v2", r, 1000).result.status, 404);
+});

@@ -1,0 +1,225 @@
+/**
+ * One read of each node's change log per proxy, shared by every watch stream: a poller per
+ * node keeps the newest changes (all prefixes) in a bounded buffer, and a stream's read is
+ * answered from it when its position is inside the buffer; a stream behind it, or on another
+ * log (boot), reads the node directly. So a write costs the nodes one read per proxy, not
+ * one per watcher, and an idle watcher costs nothing per write. A node's poller stops once
+ * no stream has read from it for one round.
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { WireChange } from "../../node/http/change_routes.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+import type { ChangeFeed, ChangePage } from "./change_feed.ts";
+
+type PageQuery = Parameters<ChangeFeed["page"]>[2];
+
+/** Changes each node's buffer keeps. */
+const KEEP = 20_000;
+
+class NodeBuffer {
+  boot = "";
+  /** Sequence of `entries[0]`. */
+  first = 1;
+  last = 0;
+  entries: WireChange[] = [];
+  epoch = 0;
+  failed = true;
+  demanded = true;
+  running = false;
+  #waiters = new Set<() => void>();
+
+  constructor(readonly node: NodeRef, private readonly feed: ChangeFeed, readonly waitMs: number) {}
+
+  /** Polls the node while streams read from this buffer. */
+  async run(): Promise<void> {
+    this.running = true;
+    try {
+      for (let idle = 0; idle < 2;) {
+        idle = this.demanded ? 0 : idle + 1;
+        this.demanded = false;
+        await this.#round();
+      }
+    } finally {
+      this.running = false;
+      this.#wake();
+    }
+  }
+
+  async #round(): Promise<void> {
+    try {
+      const known = this.boot !== "";
+      const page = await this.feed.page(this.node, this.epoch, {
+        ...(known ? { boot: this.boot, after: this.last } : {}),
+        prefix: "",
+        waitMs: known ? this.waitMs : 0,
+        limit: 1000,
+      });
+      this.failed = false;
+      if (!known || page.gone || page.boot !== this.boot) {
+        this.boot = page.boot;
+        this.entries = [];
+        this.last = page.last;
+        this.first = page.last + 1;
+      } else {
+        this.entries.push(...(page.changes ?? []));
+        this.last = page.last;
+        const extra = this.entries.length - KEEP;
+        if (extra > 0) this.entries = this.entries.slice(extra);
+        this.first = this.entries[0]?.s ?? this.last + 1;
+      }
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      this.failed = true;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    this.#wake();
+  }
+
+  /** The page for `q` from the buffer, or undefined when the buffer cannot answer it. */
+  async serve(q: PageQuery): Promise<ChangePage | undefined> {
+    this.demanded = true;
+    const after = q.after;
+    if (this.failed || after === undefined || q.boot !== this.boot || after < this.first - 1) {
+      return undefined;
+    }
+    // At the head: wait for a change under the prefix (an idle watcher wakes for nothing else).
+    const deadline = Date.now() + q.waitMs;
+    for (let i = 0; i < 1000 && !this.#hasMatch(after, q.prefix); i++) {
+      const left = deadline - Date.now();
+      if (left <= 0 || !this.running) break;
+      await this.#wait(left);
+      if (q.boot !== this.boot || after < this.first - 1) return undefined;
+    }
+    const changes: WireChange[] = [];
+    let last = this.last;
+    for (let i = Math.max(0, after + 1 - this.first); i < this.entries.length; i++) {
+      const c = this.entries[i]!;
+      if (!c.k.startsWith(q.prefix)) continue;
+      changes.push(c);
+      if (changes.length === q.limit) {
+        last = c.s;
+        break;
+      }
+    }
+    return { boot: this.boot, first: this.first, last, changes };
+  }
+
+  /** The version before the first change of each key after `at`, for keys the buffer has. */
+  versionsAt(boot: string, at: number, keys: readonly string[]): Map<string, string | null> {
+    const found = new Map<string, string | null>();
+    if (boot !== this.boot || at < this.first - 1) return found;
+    const wanted = new Set(keys);
+    for (
+      let i = Math.max(0, at + 1 - this.first);
+      i < this.entries.length && wanted.size > 0;
+      i++
+    ) {
+      const c = this.entries[i]!;
+      if (wanted.delete(c.k)) found.set(c.k, c.prev);
+    }
+    return found;
+  }
+
+  #hasMatch(after: number, prefix: string): boolean {
+    for (let i = this.entries.length - 1; i >= 0 && this.entries[i]!.s > after; i--) {
+      if (this.entries[i]!.k.startsWith(prefix)) return true;
+    }
+    return false;
+  }
+
+  #wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#waiters.add(done);
+    });
+  }
+
+  #wake(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+}
+
+/** Positions whose answers to `versionsAt` are remembered. */
+const KEEP_POSITIONS = 256;
+
+type Versions = Record<string, string | null>;
+
+/**
+ * A {@link ChangeFeed} whose reads at the head of a node's log are shared, and whose
+ * questions about versions at a position are asked once for all streams (the answer for a
+ * node's log, position and key never changes).
+ */
+export class SharedFeed {
+  readonly #buffers = new Map<string, NodeBuffer>();
+  readonly #answers = new Map<string, Map<string, string | null>>();
+  readonly #forming = new Map<
+    string,
+    { keys: Set<string>; answer: Promise<Versions | undefined> }
+  >();
+
+  /** Wraps `feed`; `waitMs` is how long each shared read waits at the node. */
+  constructor(private readonly feed: ChangeFeed, private readonly waitMs = 5000) {}
+
+  /** As {@link ChangeFeed.page}, from the shared buffer when it can. */
+  async page(node: NodeRef, epoch: number, q: PageQuery): Promise<ChangePage> {
+    const key = `${node.id} ${node.url}`;
+    let buffer = this.#buffers.get(key);
+    if (buffer === undefined) {
+      buffer = new NodeBuffer(node, this.feed, this.waitMs);
+      this.#buffers.set(key, buffer);
+    }
+    buffer.epoch = Math.max(buffer.epoch, epoch);
+    buffer.demanded = true;
+    if (!buffer.running) void buffer.run();
+    return await buffer.serve(q) ?? await this.feed.page(node, epoch, q);
+  }
+
+  /** As {@link ChangeFeed.versionsAt}; questions asked in the same turn go out as one. */
+  async versionsAt(
+    node: NodeRef,
+    epoch: number,
+    boot: string,
+    at: number,
+    keys: string[],
+  ): Promise<Versions | undefined> {
+    const id = `${node.id} ${boot} ${at}`;
+    const known = this.#answers.get(id) ?? new Map<string, string | null>();
+    // A key changed after `at` in the buffer: its `prev` there is the answer, no question.
+    const buffered = this.#buffers.get(`${node.id} ${node.url}`)?.versionsAt(boot, at, keys);
+    for (const [k, v] of buffered ?? []) known.set(k, v);
+    const missing = keys.filter((k) => !known.has(k));
+    if (missing.length > 0) {
+      let batch = this.#forming.get(id);
+      if (batch === undefined) {
+        const keys = new Set<string>();
+        const answer = new Promise<void>((r) => setTimeout(r, 0)).then(() => {
+          this.#forming.delete(id);
+          return this.feed.versionsAt(node, epoch, boot, at, [...keys]);
+        });
+        batch = { keys, answer };
+        this.#forming.set(id, batch);
+      }
+      for (const k of missing) batch.keys.add(k);
+      const got = await batch.answer;
+      if (got === undefined) return undefined;
+      for (const [k, v] of Object.entries(got)) known.set(k, v);
+      this.#remember(id, known);
+    }
+    return Object.fromEntries(keys.map((k) => [k, known.get(k) ?? null]));
+  }
+
+  #remember(id: string, answers: Map<string, string | null>): void {
+    this.#answers.delete(id);
+    this.#answers.set(id, answers);
+    if (this.#answers.size > KEEP_POSITIONS) {
+      this.#answers.delete(this.#answers.keys().next().value!);
+    }
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The watch cursor (SSE `id:`, sent back as `Last-Event-ID`): opaque base64url of JSON
+ * `{"e": epoch, "n": {node: [boot, low, read]}, "p": {key: lastVersionOut}, "x": [lost nodes]}`, the state a
+ * resumed watch needs (proxy/watch/watch_merge.ts). Pure.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { decodeWatchCursor, encodeWatchCursor } from "./watch_cursor.ts";
+ * const text = encodeWatchCursor({ epoch: 3, nodes: { n1: { boot: "b", low: 4, read: 9 } }, pending: {}, lost: [] });
+ * assert(decodeWatchCursor(text!).nodes.n1!.read === 9);
+ * ```
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { NodePos } from "./watch_merge.ts";
+
+/** Longest cursor, in characters (it travels in a header). */
+export const MAX_CURSOR_CHARS = 4096;
+
+/** What a cursor holds. */
+export interface WatchCursor {
+  epoch: number;
+  nodes: Record<string, NodePos>;
+  pending: Record<string, string | null>;
+  /** Nodes that lost changes the watch had not read. */
+  lost: string[];
+}
+
+/** The cursor's text, or undefined when it would be longer than {@link MAX_CURSOR_CHARS}. */
+export function encodeWatchCursor(c: WatchCursor): string | undefined {
+  const n = Object.fromEntries(
+    Object.entries(c.nodes).map(([id, p]) => [id, [p.boot, p.low, p.read]]),
+  );
+  const json = JSON.stringify({ e: c.epoch, n, p: c.pending, x: c.lost });
+  const text = new TextEncoder().encode(json).toBase64({
+    alphabet: "base64url",
+    omitPadding: true,
+  });
+  return text.length > MAX_CURSOR_CHARS ? undefined : text;
+}
+
+/** The cursor of a `Last-Event-ID`; 400 `invalid_cursor` when it is not one of ours. */
+export function decodeWatchCursor(text: string): WatchCursor {
+  try {
+    const json = new TextDecoder("utf-8", { fatal: true })
+      .decode(Uint8Array.fromBase64(text, { alphabet: "base64url" }));
+    const raw = JSON.parse(json);
+    const nodes: Record<string, NodePos> = {};
+    for (const [id, p] of Object.entries(raw.n as Record<string, unknown>)) {
+      const [boot, low, read] = p as unknown[];
+      if (typeof boot !== "string" || !isPos(low) || !isPos(read)) throw new TypeError("bad node");
+      nodes[id] = { boot, low, read };
+    }
+    const pending = raw.p as Record<string, string | null>;
+    if (!Number.isSafeInteger(raw.e) || typeof pending !== "object" || pending === null) {
+      throw new TypeError("bad cursor");
+    }
+    for (const v of Object.values(pending)) {
+      if (v !== null && typeof v !== "string") throw new TypeError("bad version");
+    }
+    const lost = raw.x ?? [];
+    if (!Array.isArray(lost) || !lost.every((id) => typeof id === "string")) {
+      throw new TypeError("bad lost nodes");
+    }
+    return { epoch: raw.e, nodes, pending, lost };
+  } catch (err) {
+    if (!(err instanceof SyntaxError || err instanceof TypeError)) throw err;
+    throw new RingkvError(
+      "invalid_cursor",
+      `Cannot resume the watch: Last-Event-ID "${text.slice(0, 100)}" is not one this API sent`,
+    );
+  }
+}
+
+function isPos(n: unknown): n is number {
+  return Number.isSafeInteger(n) && (n as number) >= 0;
+}

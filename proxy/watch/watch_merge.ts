@@ -1,0 +1,226 @@
+/**
+ * proxy/watch/ (this folder's main module): `GET /watch`, the merge of the nodes' change logs
+ * into one stream of events per watcher. May import proxy/cluster, proxy/nodes and shared/.
+ *
+ * The merge (pure). Each node logs the changes it made durable in its own order, per key in
+ * version order. A version of a key becomes an event once a majority of the key's replicas
+ * have logged it or a newer one (with one replica: once its owner has); then every version
+ * of the key seen since the last event and up to that one goes out, in version order. Why
+ * nothing acknowledged is lost: an acknowledged version v was accepted by a majority Q; a
+ * newer version w reaches a majority M only after the node in Q ∩ M accepted v (it refuses
+ * v once it took w), so that node's log, read in order, shows v before w counts. Nothing
+ * goes out twice: per key, only versions above the last event's go out. A key's state is
+ * kept while a replica has not caught up to its last event, so a late copy (a hint, a
+ * catch-up) is recognised; then it is forgotten, and a key seen again starts from the
+ * versions its replicas hold at the merge's positions (nodes answer those). docs/api.md
+ * states the guarantee.
+ *
+ * @module
+ */
+import type { WireChange } from "../../node/http/change_routes.ts";
+
+/** A change event as a watcher gets it. */
+export interface WatchEvent {
+  key: string;
+  version: string;
+  /** base64 of the value; null when the key was deleted or expired. */
+  value: string | null;
+  contentType?: string;
+}
+
+/**
+ * One node's positions in its log: `low` to replay from, `read` done up to, and while a
+ * resumed watch replays, `at`: the position the cursor was taken at (what went out before
+ * is judged by the versions there).
+ */
+export interface NodePos {
+  boot: string;
+  low: number;
+  read: number;
+  at?: number;
+}
+
+/** The position at which a key's replica versions are asked for, for a new key. */
+export function basePosition(pos: NodePos): number {
+  return Math.max(pos.read, pos.at ?? 0);
+}
+
+interface Seen {
+  change: WireChange;
+  /** Where each node logged this version. */
+  seqs: Map<string, number>;
+}
+
+interface KeyState {
+  /** The newest version that went out (or that needs not: older than the watch). */
+  emitted: string | null;
+  /** The newest version each replica is known to hold. */
+  held: Map<string, string>;
+  seen: Map<string, Seen>;
+  replicas: readonly string[];
+}
+
+/** The versions replicas hold at their positions, per node (undefined: node unknown). */
+export type Bases = Map<string, Record<string, string | null> | undefined>;
+
+/** Merges node change logs into events. */
+export class WatchMerge {
+  readonly #keys = new Map<string, KeyState>();
+  /** Keys with versions seen but not yet out. */
+  readonly #waiting = new Set<string>();
+  /** Keys every replica has caught up on, forgotten at the next {@link forgetSettled}. */
+  readonly #settled = new Set<string>();
+  /** Keys the cursor says had versions not yet out, with their last event's version. */
+  readonly #pendingAtStart: Map<string, string | null>;
+
+  /**
+   * `positions`: where each node's log is read from; `quorum`: replicas that must hold a
+   * version before it goes out; `pending`: the cursor's keys with versions not yet out.
+   */
+  constructor(
+    readonly positions: Map<string, NodePos>,
+    private readonly quorum: (replicas: number) => number,
+    pending: Record<string, string | null> = {},
+    /** Nodes that lost changes this watch had not read, over its life (and its cursors'). */
+    readonly lost: Set<string> = new Set(),
+  ) {
+    this.#pendingAtStart = new Map(Object.entries(pending));
+  }
+
+  /** Keys tracked now (the caller caps it). */
+  get trackedKeys(): number {
+    return this.#keys.size;
+  }
+
+  /** Whether `key` needs its replicas' versions ({@link start}) before its changes apply. */
+  needsStart(key: string): boolean {
+    return !this.#keys.has(key);
+  }
+
+  /**
+   * Starts tracking `key` from the versions its replicas hold at their positions
+   * (`bases`); the last event's version is the newest of them, unless the cursor says.
+   */
+  start(key: string, replicas: readonly string[], bases: Bases): void {
+    const held = new Map<string, string>();
+    let newest: string | null = null;
+    for (const id of replicas) {
+      const v = bases.get(id)?.[key] ?? null;
+      if (v === null) continue;
+      held.set(id, v);
+      if (newest === null || v > newest) newest = v;
+    }
+    const cursor = this.#pendingAtStart.get(key);
+    const emitted = cursor !== undefined ? cursor : newest;
+    this.#pendingAtStart.delete(key);
+    this.#keys.set(key, { emitted, held, seen: new Map(), replicas });
+  }
+
+  /** Whether `key` has versions seen but not out (then one change can make several due). */
+  isWaiting(key: string): boolean {
+    return this.#waiting.has(key);
+  }
+
+  /** Node `id` logged `change`; returns the events that are due, in order. */
+  observe(id: string, change: WireChange): WatchEvent[] {
+    const pos = this.positions.get(id);
+    if (pos !== undefined && change.s > pos.read) pos.read = change.s;
+    const state = this.#keys.get(change.k);
+    if (state === undefined) throw new Error(`Cannot merge key ${change.k}: not started`);
+    const held = state.held.get(id);
+    if (held === undefined || change.ver > held) state.held.set(id, change.ver);
+    if (state.emitted === null || change.ver > state.emitted) {
+      const seen = state.seen.get(change.ver) ?? { change, seqs: new Map() };
+      seen.seqs.set(id, change.s);
+      state.seen.set(change.ver, seen);
+      this.#waiting.add(change.k);
+    }
+    return this.#due(change.k, state);
+  }
+
+  /**
+   * Forgets keys every replica has caught up on once more than `keep` keys are tracked
+   * (kept until then: a key written again needs no new question to its replicas). Call
+   * between pages, not within one.
+   */
+  forgetSettled(keep = 0): void {
+    if (this.#keys.size <= keep) return;
+    for (const key of this.#settled) {
+      const state = this.#keys.get(key)!;
+      const caughtUp = state.replicas.every((id) => (state.held.get(id) ?? "") >= state.emitted!);
+      if (state.seen.size === 0 && caughtUp) this.#keys.delete(key);
+    }
+    this.#settled.clear();
+  }
+
+  /** Node `id`'s log was read up to `seq` (a page with nothing for this watch). */
+  advance(id: string, seq: number): void {
+    const pos = this.positions.get(id);
+    if (pos !== undefined && seq > pos.read) pos.read = seq;
+  }
+
+  /**
+   * Node `id` has another log (it restarted, or this watch never reached it: `unread` false):
+   * read the new one from `first`, forget its seqs.
+   */
+  restarted(id: string, boot: string, first: number, unread = true): void {
+    if (unread) this.lost.add(id);
+    this.positions.set(id, { boot, low: first - 1, read: first - 1 });
+    for (const state of this.#keys.values()) {
+      for (const seen of state.seen.values()) seen.seqs.delete(id);
+    }
+  }
+
+  /** Positions to resume from and the keys with versions not yet out (the cursor's content). */
+  resumePoint(): {
+    nodes: Record<string, NodePos>;
+    pending: Record<string, string | null>;
+    lost: string[];
+  } {
+    const low = new Map<string, number>();
+    const pending: Record<string, string | null> = {};
+    for (const key of this.#waiting) {
+      const state = this.#keys.get(key)!;
+      pending[key] = state.emitted;
+      for (const seen of state.seen.values()) {
+        for (const [id, seq] of seen.seqs) low.set(id, Math.min(low.get(id) ?? seq, seq));
+      }
+    }
+    for (const [key, emitted] of this.#pendingAtStart) pending[key] = emitted;
+    const nodes: Record<string, NodePos> = {};
+    for (const [id, pos] of this.positions) {
+      const first = low.get(id);
+      // Replay from before the oldest change still waiting for its majority; while this
+      // watch itself replays, keep the old start (keys of the old cursor are there).
+      let from = first === undefined ? pos.read : Math.min(pos.read, first - 1);
+      if (pos.at !== undefined && pos.read < pos.at) from = Math.min(from, pos.low);
+      nodes[id] = { boot: pos.boot, low: from, read: basePosition(pos) };
+    }
+    return { nodes, pending, lost: [...this.lost] };
+  }
+
+  #due(key: string, state: KeyState): WatchEvent[] {
+    const need = this.quorum(state.replicas.length);
+    const held = state.replicas.map((id) => state.held.get(id) ?? "").sort().reverse();
+    const top = held[need - 1] ?? "";
+    const events: WatchEvent[] = [];
+    if (top !== "" && (state.emitted === null || top > state.emitted)) {
+      const ready = [...state.seen.keys()].filter((v) => v <= top).sort();
+      for (const v of ready) {
+        const { change } = state.seen.get(v)!;
+        state.seen.delete(v);
+        events.push({
+          key,
+          version: v,
+          value: change.v,
+          ...(change.t === undefined ? {} : { contentType: change.t }),
+        });
+      }
+      state.emitted = top;
+    }
+    if (state.seen.size === 0) this.#waiting.delete(key);
+    const caughtUp = state.replicas.every((id) => (state.held.get(id) ?? "") >= state.emitted!);
+    if (state.seen.size === 0 && state.emitted !== null && caughtUp) this.#settled.add(key);
+    return events;
+  }
+}

@@ -1,0 +1,82 @@
+import { assertEquals } from "@std/assert";
+import { quorumOf } from "../replication/quorum.ts";
+import type { WireChange } from "../../node/http/change_routes.ts";
+import { type Bases, type NodePos, WatchMerge } from "./watch_merge.ts";
+
+const NODES = ["a", "b", "c"];
+
+function positions(read = 0): Map<string, NodePos> {
+  return new Map(NODES.map((id) => [id, { boot: "x", low: read, read }]));
+}
+
+function change(s: number, ver: string, v: string | null = ver): WireChange {
+  return { s, k: "k", ver, prev: null, v, ...(v === null ? {} : { t: "text/plain" }) };
+}
+
+function versions(events: { version: string }[]): string[] {
+  return events.map((e) => e.version);
+}
+
+function none(): Bases {
+  return new Map(NODES.map((id) => [id, {}]));
+}
+
+Deno.test("WatchMerge sends a version once a majority logged it, older acknowledged ones first", () => {
+  const m = new WatchMerge(positions(), quorumOf);
+  m.start("k", NODES, none());
+  // v1 was accepted by a and b, v2 by b and c; c is read first.
+  assertEquals(versions(m.observe("c", change(1, "v2"))), []);
+  assertEquals(versions(m.observe("a", change(1, "v1"))), ["v1"]);
+  assertEquals(versions(m.observe("b", change(1, "v1"))), []);
+  assertEquals(versions(m.observe("b", change(2, "v2"))), ["v2"]);
+  // a late copy (a hint) is not sent again, and then the key is forgotten.
+  assertEquals(versions(m.observe("a", change(2, "v2"))), []);
+  m.forgetSettled();
+  assertEquals(m.trackedKeys, 0);
+});
+
+Deno.test("WatchMerge with one replica sends each change as its owner logs it, deletes included", () => {
+  const m = new WatchMerge(new Map([["a", { boot: "x", low: 0, read: 0 }]]), quorumOf);
+  m.start("k", ["a"], new Map([["a", {}]]));
+  const events = m.observe("a", change(1, "v1"));
+  assertEquals(events, [{ key: "k", version: "v1", value: "v1", contentType: "text/plain" }]);
+  assertEquals(m.observe("a", change(2, "v2", null)), [{ key: "k", version: "v2", value: null }]);
+});
+
+Deno.test("WatchMerge starts a key from its replicas' versions: older ones are not events", () => {
+  const m = new WatchMerge(positions(5), quorumOf);
+  m.start("k", NODES, new Map([["a", { k: "v3" }], ["b", { k: "v3" }], ["c", { k: "v1" }]]));
+  assertEquals(versions(m.observe("c", change(6, "v3"))), []);
+  assertEquals(versions(m.observe("a", change(6, "v4"))), []);
+  assertEquals(versions(m.observe("b", change(6, "v4"))), ["v4"]);
+});
+
+Deno.test("WatchMerge resumes from its resume point: nothing waiting is lost, nothing sent is repeated", () => {
+  const m = new WatchMerge(positions(), quorumOf);
+  m.start("k", NODES, none());
+  m.observe("c", change(1, "v2"));
+  assertEquals(versions(m.observe("a", change(1, "v1"))), ["v1"]);
+  m.observe("b", change(1, "v1"));
+  const point = m.resumePoint();
+  assertEquals(point.pending, { k: "v1" });
+  assertEquals(point.nodes.c, { boot: "x", low: 0, read: 1 }); // v2 at c still waits
+  // A new stream from the point: c's log is replayed from `low`, the others from `read`.
+  const pos = new Map(
+    Object.entries(point.nodes).map(([id, p]) => [id, { ...p, read: p.low, at: p.read }]),
+  );
+  const r = new WatchMerge(pos, quorumOf, point.pending);
+  r.start("k", NODES, new Map([["a", { k: "v1" }], ["b", { k: "v1" }], ["c", { k: "v2" }]]));
+  assertEquals(versions(r.observe("c", change(1, "v2"))), []);
+  assertEquals(versions(r.observe("b", change(2, "v2"))), ["v2"]);
+});
+
+Deno.test("WatchMerge forgets the sequence numbers of a node whose log is gone", () => {
+  const m = new WatchMerge(positions(), quorumOf);
+  m.start("k", NODES, none());
+  m.observe("c", change(3, "v1"));
+  m.restarted("c", "y", 1);
+  const point = m.resumePoint();
+  assertEquals(point.nodes.c, { boot: "y", low: 0, read: 0 });
+  assertEquals(point.pending, { k: null });
+  assertEquals(versions(m.observe("a", change(1, "v1"))), ["v1"]);
+});

@@ -1,0 +1,36 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { RingkvError } from "./errors.ts";
+import {
+  checkClientType,
+  expiryOf,
+  isExpired,
+  MAX_TTL_SECONDS,
+  parseTtl,
+  plainType,
+  withExpiry,
+} from "./expiry.ts";
+
+Deno.test("withExpiry() and plainType() round-trip a content type with parameters", () => {
+  const stored = withExpiry("text/plain; charset=utf-8", 1_733_450_000_000);
+  assertEquals(expiryOf(stored), 1_733_450_000_000);
+  assertEquals(plainType(stored), "text/plain; charset=utf-8");
+  assertEquals(withExpiry("a/b", undefined), "a/b");
+  assertEquals(expiryOf("a/b"), undefined);
+  assertEquals(isExpired(stored, 1_733_449_999_999), false);
+  assertEquals(isExpired(stored, 1_733_450_000_000), true);
+});
+
+Deno.test("parseTtl() takes whole seconds from 1 to the maximum and refuses the rest with 400", () => {
+  assertEquals(parseTtl("1", "k"), 1);
+  assertEquals(parseTtl(String(MAX_TTL_SECONDS), "k"), MAX_TTL_SECONDS);
+  for (const bad of ["0", "-1", "1.5", "", "abc", "1e3", " 2", String(MAX_TTL_SECONDS + 1)]) {
+    const err = assertThrows(() => parseTtl(bad, "k"), RingkvError);
+    assertEquals(err.status, 400, bad);
+  }
+});
+
+Deno.test("checkClientType() refuses a client Content-Type that would pass for an expiry", () => {
+  checkClientType("text/plain; charset=utf-8", "k");
+  const err = assertThrows(() => checkClientType("a/b; ringkv-expires=1", "k"), RingkvError);
+  assertEquals(err.code, "invalid_header");
+});

@@ -1,0 +1,90 @@
+import { assert, assertEquals } from "@std/assert";
+import { TTL_SWEEP_MS } from "../proxy/routing/ttl_reaper.ts";
+import { TestCluster } from "./helpers/process_cluster.ts";
+
+const KEYS = 12;
+/** Slack for a loaded 2-core machine on top of the documented bound (expiry + one sweep). */
+const SLACK_MS = 15_000;
+
+async function send(url: string, init: RequestInit = {}): Promise<Response> {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+  return res;
+}
+
+/** Polls `check` until it holds; fails past `deadline` (ms since the epoch). */
+async function until(what: string, deadline: number, check: () => Promise<boolean>) {
+  for (let i = 0; i < 100_000; i++) {
+    if (await check()) return;
+    assert(Date.now() < deadline, `${what}: not true by the deadline`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function ttlKeys(keys: string[]): string[] {
+  return keys.filter((k) => /^ttl\/k\d/.test(k));
+}
+
+Deno.test("3 nodes, 3 replicas: 2-second TTL keys vanish from reads, listings and every node, with a node killed meanwhile", async () => {
+  const cluster = await TestCluster.create();
+  try {
+    for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
+    const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");
+    const proxy = await cluster.startProxy("p1", [
+      ...["--nodes", urls, "--replicas", "3", "--timeout-ms", "1000", "--probe-ms", "200"],
+    ]);
+    let latest = 0;
+    for (let i = 0; i < KEYS; i++) {
+      const res = await send(`${proxy.url}/kv/ttl/k${i}?ttl=2`, { method: "PUT", body: `v${i}` });
+      assertEquals(res.status, 201, await res.text());
+      const got = await send(`${proxy.url}/kv/ttl/k${i}`);
+      assertEquals([got.status, await got.text()], [200, `v${i}`]);
+      latest = Math.max(latest, Date.parse(got.headers.get("expires-at")!));
+    }
+    const kept = await send(`${proxy.url}/kv/ttl/kept`, { method: "PUT", body: "stays" });
+    assertEquals(kept.status, 201);
+    await kept.body?.cancel();
+    const n3Port = cluster.nodes.get("n3")!.port;
+    await cluster.nodes.get("n3")!.kill("SIGKILL");
+
+    // Reads follow the proxy's clock (the one that set the expiry): 404 from the expiry on.
+    await until(
+      "the last key's expiry passed",
+      latest + SLACK_MS,
+      () => Promise.resolve(Date.now() > latest),
+    );
+    for (let i = 0; i < KEYS; i++) {
+      const res = await send(`${proxy.url}/kv/ttl/k${i}`);
+      assertEquals(res.status, 404, `ttl/k${i} after its expiry`);
+      await res.body?.cancel();
+    }
+
+    // The reaper's tombstones reach the live replicas within one sweep (plus slack).
+    for (const id of ["n1", "n2"]) {
+      await until(
+        `${id} reclaims the expired keys`,
+        latest + TTL_SWEEP_MS + SLACK_MS,
+        async () => ttlKeys(await cluster.nodeKeys(id)).length === 0,
+      );
+    }
+    console.log(`expired keys gone from n1, n2 ${Date.now() - latest} ms after the last expiry`);
+
+    // The killed node catches up when it returns; a restarted node agrees (from its disk).
+    await cluster.startNode("n3", n3Port);
+    await until(
+      "n3 catches up on the tombstones",
+      Date.now() + 30_000,
+      async () => ttlKeys(await cluster.nodeKeys("n3")).length === 0,
+    );
+    // (A listing needs every node to answer, so it waits for n3.)
+    const listing = await (await send(`${proxy.url}/kv?prefix=ttl/`)).json();
+    assertEquals(listing.keys, ["ttl/kept"], JSON.stringify(listing));
+    const n1Port = cluster.nodes.get("n1")!.port;
+    await cluster.nodes.get("n1")!.stop();
+    await cluster.startNode("n1", n1Port);
+    assertEquals(await cluster.nodeKeys("n1"), ["ttl/kept"]);
+    const after = await (await send(`${proxy.url}/kv?prefix=ttl/`)).json();
+    assertEquals(after.keys, ["ttl/kept"]);
+  } finally {
+    await cluster.stop();
+  }
+});
