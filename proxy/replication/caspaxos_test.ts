@@ -352,7 +352,7 @@ Deno.test("a fast write accepted by a minority and refused by the rest is finish
     const got = await c.proxy.request("/kv/k");
     assertEquals([await got.text(), got.headers.get("etag")], ["v2", newEtag]);
     c.down.delete("n2");
-    const on = await Promise.all(["n1", "n3"].map(async (n) => c.nodes.get(n)!.engine.get("k")));
+    const on = await Promise.all(["n1", "n3"].map((n) => c.nodes.get(n)!.engine.get("k")));
     assertEquals(on.map((e) => `"${e?.version}"`), [newEtag, newEtag]);
   } finally {
     await c.close();
