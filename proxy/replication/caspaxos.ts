@@ -122,6 +122,7 @@ export class Replicated {
     const need = quorumOf(r.owners.length);
     const acc = await this.#acceptOrMayHave(r, op, need, decided.entry);
     if (!acc.ok && acc.bad.length === 0) throw mayHaveApplied(op, r, need, acc);
+    this.#own.outcome(!acc.ok);
     if (!acc.ok) {
       this.fast.refused++;
       this.#observe(acc);

@@ -38,12 +38,25 @@ export interface OwnDecision {
   owners: string;
 }
 
-/** The last decisions of this proxy per key, at most `max` keys (the oldest are forgotten). */
+/** Fast writes tried per sample of the refusal rate. */
+const SAMPLE = 256;
+
+/**
+ * The last decisions of this proxy per key, at most `max` keys (the oldest are forgotten).
+ * It also watches how often fast writes are refused: when other proxies write the same keys
+ * (several proxies behind one address), most would be, and each refusal costs a round trip,
+ * so past one in 4 the next {@link SAMPLE} writes take the full round.
+ */
 export class OwnDecisions {
   readonly #last = new Map<string, OwnDecision>();
+  /** One copy of each owner list (the same few are shared by many keys). */
+  readonly #owners = new Map<string, string>();
+  #tried = 0;
+  #refused = 0;
+  #pausedFor = 0;
 
   /** Creates an empty record that keeps at most `max` keys. */
-  constructor(private readonly max = 65_536) {}
+  constructor(private readonly max = 131_072) {}
 
   /** Keys remembered (for tests). */
   get size(): number {
@@ -52,15 +65,33 @@ export class OwnDecisions {
 
   /** Records a decision this proxy's own ballot won at a majority. */
   remember(key: string, decision: OwnDecision): void {
+    let owners = this.#owners.get(decision.owners);
+    if (owners === undefined) {
+      if (this.#owners.size >= 4096) this.#owners.clear();
+      this.#owners.set(decision.owners, owners = decision.owners);
+    }
     this.#last.delete(key); // re-inserted last: the Map's order is the age
-    this.#last.set(key, decision);
+    this.#last.set(key, { ...decision, owners });
     if (this.#last.size > this.max) this.#last.delete(this.#last.keys().next().value!);
   }
 
-  /** The decision of `key`, if it was made under this epoch and replica set. */
+  /** The decision of `key` to build a fast write on, if made under this epoch and replica set. */
   recall(key: string, epoch: number, owners: string): OwnDecision | undefined {
+    if (this.#pausedFor > 0) {
+      this.#pausedFor--;
+      return undefined;
+    }
     const d = this.#last.get(key);
     return d !== undefined && d.epoch === epoch && d.owners === owners ? d : undefined;
+  }
+
+  /** Counts a fast write's outcome; too many refusals pause fast writes for a while. */
+  outcome(refused: boolean): void {
+    this.#tried++;
+    if (refused) this.#refused++;
+    if (this.#tried < SAMPLE) return;
+    if (this.#refused * 4 > this.#tried) this.#pausedFor = SAMPLE;
+    this.#tried = this.#refused = 0;
   }
 
   /** Forgets `key` unless its recorded decision is `ver` (a read found another version). */

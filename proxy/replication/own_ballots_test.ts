@@ -40,3 +40,13 @@ Deno.test("OwnDecisions recalls a decision only under its epoch and replica set,
     2,
   ]);
 });
+
+Deno.test("OwnDecisions pauses fast writes for a sample when more than one in 4 was refused", () => {
+  const own = new OwnDecisions();
+  own.remember("a", { ver: "v1", live: true, epoch: 1, owners: "n" });
+  for (let i = 0; i < 256; i++) own.outcome(i % 5 === 0); // 52 of 256 refused: fine
+  assertEquals(own.recall("a", 1, "n")?.ver, "v1");
+  for (let i = 0; i < 256; i++) own.outcome(i % 3 === 0); // 86 of 256: too many
+  for (let i = 0; i < 256; i++) assertEquals(own.recall("a", 1, "n"), undefined);
+  assertEquals(own.recall("a", 1, "n")?.ver, "v1", "back after the pause");
+});
