@@ -84,7 +84,6 @@ export class Replicated {
       );
       if (!got.ok) throw noQuorum("read", r, need, got);
       const best = newest(got.good.map((g) => g.value));
-      this.#own.forgetUnless(r.key, best?.ver); // another writer got in: no fast path to try
       const have = got.good.filter((g) => g.value?.ver === best?.ver);
       if (best === null || have.length === got.good.length) return readResult(best);
       const others = r.owners.filter((n) => !have.some((h) => h.node.id === n.id));

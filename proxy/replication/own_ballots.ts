@@ -94,11 +94,6 @@ export class OwnDecisions {
     this.#tried = this.#refused = 0;
   }
 
-  /** Forgets `key` unless its recorded decision is `ver` (a read found another version). */
-  forgetUnless(key: string, ver: Version | undefined): void {
-    if (this.#last.get(key)?.ver !== ver) this.#last.delete(key);
-  }
-
   /** Forgets `key` (its next write takes the full round). */
   forget(key: string): void {
     this.#last.delete(key);
