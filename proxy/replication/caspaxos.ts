@@ -110,7 +110,9 @@ export class Replicated {
    * told which ballot may hold this write; nothing is answered from the cache alone.
    */
   async #fastWrite(r: Replicas, op: BatchOp): Promise<BatchResult | { pending?: Pending }> {
-    const last = op.op === "get" ? undefined : this.#own.recall(r.key, r.epoch, ownersOf(r));
+    // A read, or a write that must be newer than a given version, takes the full round.
+    const plain = op.op !== "get" && op.minVersion === undefined;
+    const last = plain ? this.#own.recall(r.key, r.epoch, ownersOf(r)) : undefined;
     const ballot = last && ballotAfter(last.ver, this.deps.clock.writer);
     if (last === undefined || ballot === undefined) return {};
     const current = { k: r.key, v: last.live ? "" : null, ver: last.ver, h: r.point };
