@@ -358,3 +358,40 @@ Deno.test("a fast write accepted by a minority and refused by the rest is finish
     await c.close();
   }
 });
+
+Deno.test("two proxies incrementing one counter by compare-and-set, fast writes and fallbacks mixed: no increment lost or doubled", async () => {
+  const c = await start();
+  try {
+    assertEquals((await put(c, "ctr", "0")).status, 201);
+    const proxies = [c.proxy, createProxyApp({ ...proxyDepsOf(c) })];
+    const won = new Map<string, number>(); // If-Match etag -> successful increments from it
+    let ok = 0;
+    let unsure = 0;
+    const worker = async (p: (typeof proxies)[number]) => {
+      for (let done = 0, tries = 0; done < 15 && tries < 300; tries++) {
+        const got = await p.request("/kv/ctr");
+        const etag = got.headers.get("etag")!;
+        const n = Number(await got.text());
+        const res = await p.request("/kv/ctr", {
+          method: "PUT",
+          body: String(n + 1),
+          headers: { "if-match": etag },
+        });
+        await res.body?.cancel();
+        if (res.status === 200) {
+          won.set(etag, (won.get(etag) ?? 0) + 1);
+          ok++;
+          done++;
+        } else if (res.status === 503) unsure++;
+        else assertEquals(res.status, 412);
+      }
+    };
+    await Promise.all([worker(proxies[0]!), worker(proxies[1]!), worker(proxies[0]!)]);
+    assert([...won.values()].every((n) => n === 1), "one version won two compare-and-sets");
+    const final = Number(await (await proxies[1]!.request("/kv/ctr")).text());
+    assert(final >= ok && final <= ok + unsure, `final ${final}, ${ok} ok, ${unsure} unsure`);
+    assert(ok >= 30, `${ok} increments`);
+  } finally {
+    await c.close();
+  }
+});
