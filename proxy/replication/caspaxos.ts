@@ -28,6 +28,7 @@ import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
 import type { PaxosCalls } from "./paxos_batcher.ts";
 import type { WireVote } from "../nodes/paxos_client.ts";
 import { gather, type Gathered, KeyLocks, quorumOf } from "./quorum.ts";
+import { ballotAfter, OwnDecisions } from "./own_ballots.ts";
 
 /** What {@link Replicated} needs. */
 export interface ReplicatedDeps {
@@ -55,6 +56,10 @@ export interface Replicas {
 /** Runs single-key operations by quorum. */
 export class Replicated {
   readonly #locks = new KeyLocks();
+  /** The last entry this proxy got decided per key (one-round-trip writes, own_ballots.ts). */
+  readonly #own = new OwnDecisions();
+  /** Writes decided in one round trip, and those whose fast accept was refused. */
+  readonly fast = { decided: 0, refused: 0 };
   /** Rewrites of an existing entry under a new version (see docs/replication.md). */
   restamps = 0;
 
@@ -95,8 +100,46 @@ export class Replicated {
   }
 
   async #write(r: Replicas, op: BatchOp): Promise<BatchResult> {
+    const fast = await this.#fastWrite(r, op);
+    return "status" in fast ? fast : await this.#fullWrite(r, op, fast.pending);
+  }
+
+  /**
+   * The write in one round trip when this proxy decided the key's last entry under ballot b:
+   * accepting b promised this proxy the next ballot (own_ballots.ts), so the accept goes out
+   * at once, built on that entry. Refusals (another proposer got in) leave it to a full round,
+   * told which ballot may hold this write; nothing is answered from the cache alone.
+   */
+  async #fastWrite(r: Replicas, op: BatchOp): Promise<BatchResult | { pending?: Pending }> {
+    // A read, or a write that must be newer than a given version, takes the full round.
+    const plain = op.op !== "get" && op.minVersion === undefined;
+    const last = plain ? this.#own.recall(r.key, r.epoch, ownersOf(r)) : undefined;
+    const ballot = last && ballotAfter(last.ver, this.deps.clock.writer);
+    if (last === undefined || ballot === undefined) return {};
+    const current = { k: r.key, v: last.live ? "" : null, ver: last.ver, h: r.point };
+    const decided = decide(op, current, ballot, r);
+    // A failed condition or a 404 must still be read from a quorum: the full round does it.
+    if (decided.entry === undefined) return {};
+    this.#own.forget(r.key);
     const need = quorumOf(r.owners.length);
-    let seen: Version | undefined = op.minVersion;
+    const acc = await this.#acceptOrMayHave(r, op, need, decided.entry);
+    if (!acc.ok && acc.bad.length === 0) throw mayHaveApplied(op, r, need, acc);
+    this.#own.outcome(!acc.ok);
+    if (!acc.ok) {
+      this.fast.refused++;
+      this.#observe(acc);
+      return { pending: { ballot, result: decided.result } };
+    }
+    this.fast.decided++;
+    await this.#copyToJoining(r, op, decided.entry);
+    this.#remember(r, decided.entry);
+    return decided.result;
+  }
+
+  async #fullWrite(r: Replicas, op: BatchOp, pending?: Pending): Promise<BatchResult> {
+    const need = quorumOf(r.owners.length);
+    // Past the refused fast ballot: this round must be able to supersede it.
+    let seen = later(pending?.ballot, op.minVersion);
     for (let round = 1; round <= this.#maxRounds; round++) {
       const ballot = this.deps.clock.nextAfter(seen);
       const got = await this.#gather(
@@ -114,23 +157,19 @@ export class Replicated {
       const entries = got.good.map((g) => g.value.entry);
       const best = newest(entries);
       const agreed = entries.every((e) => e?.ver === best?.ver);
-      const decided = decide(op, best, ballot, r);
+      // This write's refused fast accept is the newest entry: finish it instead of applying
+      // the operation a second time (no other write can be decided between it and its base).
+      const decided = pending !== undefined && best?.ver === pending.ballot
+        ? { result: pending.result, entry: restamp(best, ballot) }
+        : decide(op, best, ballot, r);
       if (decided.entry === undefined && agreed) return decided.result;
       const entry = decided.entry ?? restamp(best!, ballot);
       if (decided.entry === undefined) this.restamps++;
-      const acc = await this.#accept(r, r.owners, need, entry).catch((err) => {
-        if (!(err instanceof StaleEpochError)) throw err;
-        throw mayHaveApplied(op, r, need, {
-          good: [],
-          bad: [],
-          errors: [err],
-          skipped: [],
-          ok: false,
-        });
-      });
+      const acc = await this.#acceptOrMayHave(r, op, need, entry);
       if (!acc.ok) throw mayHaveApplied(op, r, need, acc);
       await this.#copyToJoining(r, op, entry);
-      return decided.entry === undefined && decided.result.status !== 404
+      this.#remember(r, entry);
+      return (decided.entry === undefined || pending !== undefined) && decided.result.status !== 404
         ? { ...decided.result, version: ballot }
         : decided.result;
     }
@@ -138,6 +177,35 @@ export class Replicated {
       "unavailable",
       `Cannot ${op.op} key "${op.key}": other writers kept winning the key (${this.#maxRounds} rounds); retry it`,
     );
+  }
+
+  /** The accept of a write: a stale epoch there means it may have been applied. */
+  #acceptOrMayHave(
+    r: Replicas,
+    op: BatchOp,
+    need: number,
+    entry: WireEntry,
+  ): Promise<Gathered<WireVote>> {
+    return this.#accept(r, r.owners, need, entry).catch((err) => {
+      if (!(err instanceof StaleEpochError)) throw err;
+      throw mayHaveApplied(op, r, need, {
+        good: [],
+        bad: [],
+        errors: [err],
+        skipped: [],
+        ok: false,
+      });
+    });
+  }
+
+  /** Records `entry`, just decided under this proxy's ballot, for the next write's fast path. */
+  #remember(r: Replicas, entry: WireEntry): void {
+    this.#own.remember(r.key, {
+      ver: entry.ver,
+      live: entry.v !== null,
+      epoch: r.epoch,
+      owners: ownersOf(r),
+    });
   }
 
   get #maxRounds(): number {
@@ -200,6 +268,20 @@ export class Replicated {
       );
     }
   }
+}
+
+/** A write whose fast accept was refused: its ballot and the answer it would have had. */
+interface Pending {
+  ballot: Version;
+  result: BatchResult;
+}
+
+function later(a: Version | undefined, b: Version | undefined): Version | undefined {
+  return a === undefined || (b !== undefined && b > a) ? b : a;
+}
+
+function ownersOf(r: Replicas): string {
+  return r.owners.map((n) => n.id).join(" ");
 }
 
 /** The newest of some entries (null: none). */

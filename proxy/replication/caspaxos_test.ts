@@ -2,6 +2,7 @@ import { assert, assertEquals } from "@std/assert";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { hashKey } from "../../shared/ring.ts";
 import { formatVersion } from "../../shared/version.ts";
+import { EPOCH_HEADER } from "../../shared/wire.ts";
 import { createNodeApp } from "../../node/http/node_app.ts";
 import { createProxyApp } from "../http/proxy_app.ts";
 import { createReplication } from "./wiring.ts";
@@ -258,6 +259,138 @@ Deno.test("after a replica restarts (its promises raised to a floor), quorum rea
     assertEquals(reads, 2 * keys.length);
     // The reads brought n1 up to date (through a round above its floor).
     for (const key of keys) assertEquals(await (await n1.engine.get(key))?.value?.length, 2);
+  } finally {
+    await c.close();
+  }
+});
+
+function countCalls(c: TestCluster, path: string): number {
+  return c.calls.filter((call) => call.path === path).length;
+}
+
+/** A bare phase 1 at one node, as a proposer that then stops would leave it. */
+async function prepareAt(c: TestCluster, node: string, key: string, ballot: string) {
+  const res = await c.nodes.get(node)!.app.fetch(
+    new Request(`http://${node}/internal/prepare`, {
+      method: "POST",
+      headers: {
+        authorization: "Bearer s3cret",
+        "content-type": "application/json",
+        [EPOCH_HEADER]: "1",
+      },
+      body: JSON.stringify({ ops: [{ key, ballot }] }),
+    }),
+  );
+  assertEquals((await res.json()).results[0].ok, true);
+}
+
+Deno.test("a proxy's next write of a key it wrote last skips the prepare: one round trip", async () => {
+  const c = await start();
+  try {
+    assertEquals((await put(c, "k", "v1")).status, 201);
+    const prepares = countCalls(c, "/internal/prepare");
+    assert(prepares >= 2, `the first write prepares (${prepares} calls)`);
+    const v2 = await put(c, "k", "v2");
+    assertEquals(v2.status, 200);
+    const del = await c.proxy.request("/kv/k", { method: "DELETE" });
+    assertEquals(del.status, 204);
+    const v3 = await put(c, "k", "v3", { "if-none-match": "*" });
+    assertEquals(v3.status, 201);
+    assertEquals(countCalls(c, "/internal/prepare"), prepares, "no prepare after the first write");
+    const got = await c.proxy.request("/kv/k");
+    assertEquals([await got.text(), got.headers.get("etag")], ["v3", v3.headers.get("etag")]);
+    const versions = await versionsOn(c, "k");
+    assert(versions.filter((v) => `"${v}"` === v3.headers.get("etag")).length >= 2, `${versions}`);
+    // A condition that fails is read from a quorum, never answered from what the proxy remembers.
+    assertEquals((await put(c, "k", "v4", { "if-none-match": "*" })).status, 412);
+    assert(countCalls(c, "/internal/prepare") > prepares);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a fast write refused because another proxy wrote the key in between falls back to a full round", async () => {
+  const c = await start();
+  try {
+    const first = (await put(c, "k", "v1")).headers.get("etag")!;
+    const other = createProxyApp({ ...proxyDepsOf(c) });
+    const theirs = await other.request("/kv/k", { method: "PUT", body: "v2" });
+    assertEquals(theirs.status, 200);
+    // Built on v1, the fast accept is refused; the full round finds v2 and the condition fails.
+    assertEquals((await put(c, "k", "v3", { "if-match": first })).status, 412);
+    const etag = theirs.headers.get("etag")!;
+    const mine = await put(c, "k", "v4", { "if-match": etag });
+    assertEquals(mine.status, 200);
+    assertEquals(await (await other.request("/kv/k")).text(), "v4");
+    const again = await other.request("/kv/k", {
+      method: "PUT",
+      body: "v5",
+      headers: { "if-match": mine.headers.get("etag")! },
+    });
+    assertEquals(again.status, 200);
+    assertEquals(await (await c.proxy.request("/kv/k")).text(), "v5");
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a fast write accepted by a minority and refused by the rest is finished once, not applied twice", async () => {
+  const c = await start();
+  try {
+    const etag = (await put(c, "k", "v1")).headers.get("etag")!;
+    // Another proposer prepared a higher ballot at n1 and n2, then stopped; n2 then goes down.
+    const higher = formatVersion(Date.now() + 60_000, 0, "pOther");
+    await prepareAt(c, "n1", "k", higher);
+    await prepareAt(c, "n2", "k", higher);
+    c.down.add("n2");
+    // The fast accept: n1 refuses, n3 accepts. The full round that follows sees this write's
+    // own ballot on n3 as the newest entry: re-applying If-Match to it would answer 412.
+    const res = await put(c, "k", "v2", { "if-match": etag });
+    assertEquals(res.status, 200);
+    const newEtag = res.headers.get("etag")!;
+    assert(newEtag.slice(1, -1) > higher, `${newEtag} is above the other proposer's ballot`);
+    const got = await c.proxy.request("/kv/k");
+    assertEquals([await got.text(), got.headers.get("etag")], ["v2", newEtag]);
+    c.down.delete("n2");
+    const on = await Promise.all(["n1", "n3"].map((n) => c.nodes.get(n)!.engine.get("k")));
+    assertEquals(on.map((e) => `"${e?.version}"`), [newEtag, newEtag]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("two proxies incrementing one counter by compare-and-set, fast writes and fallbacks mixed: no increment lost or doubled", async () => {
+  const c = await start();
+  try {
+    assertEquals((await put(c, "ctr", "0")).status, 201);
+    const proxies = [c.proxy, createProxyApp({ ...proxyDepsOf(c) })];
+    const won = new Map<string, number>(); // If-Match etag -> successful increments from it
+    let ok = 0;
+    let unsure = 0;
+    const worker = async (p: (typeof proxies)[number]) => {
+      for (let done = 0, tries = 0; done < 15 && tries < 300; tries++) {
+        const got = await p.request("/kv/ctr");
+        const etag = got.headers.get("etag")!;
+        const n = Number(await got.text());
+        const res = await p.request("/kv/ctr", {
+          method: "PUT",
+          body: String(n + 1),
+          headers: { "if-match": etag },
+        });
+        await res.body?.cancel();
+        if (res.status === 200) {
+          won.set(etag, (won.get(etag) ?? 0) + 1);
+          ok++;
+          done++;
+        } else if (res.status === 503) unsure++;
+        else assertEquals(res.status, 412);
+      }
+    };
+    await Promise.all([worker(proxies[0]!), worker(proxies[1]!), worker(proxies[0]!)]);
+    assert([...won.values()].every((n) => n === 1), "one version won two compare-and-sets");
+    const final = Number(await (await proxies[1]!.request("/kv/ctr")).text());
+    assert(final >= ok && final <= ok + unsure, `final ${final}, ${ok} ok, ${unsure} unsure`);
+    assert(ok >= 30, `${ok} increments`);
   } finally {
     await c.close();
   }

@@ -75,24 +75,30 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   return { requests, used: after.map((a, i) => a - before[i]!) };
 }
 
-/** `POST /internal/batch` calls the nodes have answered (their /metrics). */
-async function batchCalls(nodes: string[]): Promise<number> {
-  let calls = 0;
+/** Calls per internal route the nodes have answered, and their fsyncs (their /metrics). */
+async function nodeCalls(nodes: string[]): Promise<Map<string, number>> {
+  const calls = new Map<string, number>();
+  const add = (name: string, n: number) => calls.set(name, (calls.get(name) ?? 0) + n);
   for (const url of nodes) {
     const res = await fetch(`${url}/metrics`, {
       headers: { authorization: "Bearer rig" },
       signal: AbortSignal.timeout(10_000),
     });
     const text = await res.text();
-    for (
-      const m of text.matchAll(
-        /^ringkv_node_requests_total\{[^}]*route="\/internal\/batch"[^}]*\} (\d+)/gm,
-      )
-    ) {
-      calls += Number(m[1]);
-    }
+    const route = /^ringkv_node_requests_total\{[^}]*route="\/internal\/(\w+)"[^}]*\} (\d+)/gm;
+    for (const m of text.matchAll(route)) add(m[1]!, Number(m[2]));
+    const fsync = /^ringkv_node_fsync_duration_seconds_count\{[^}]*op="sync"[^}]*\} (\d+)/gm;
+    for (const m of text.matchAll(fsync)) add("fsync", Number(m[1]));
   }
   return calls;
+}
+
+/** Per client request: each kind of node call and fsync, over all nodes. */
+function perRequest(before: Map<string, number>, after: Map<string, number>, requests: number) {
+  return [...after].map(([name, n]) =>
+    `${name} ${((n - (before.get(name) ?? 0)) / requests).toFixed(3)}`
+  )
+    .join(", ");
 }
 
 async function nodeAlone(): Promise<void> {
@@ -146,15 +152,15 @@ async function proxied(): Promise<void> {
     putRatio: mode === "put" ? 1 : 0,
     valueBytes: 100,
   });
-  const batchesBefore = await batchCalls(nodes);
+  const callsBefore = await nodeCalls(nodes);
   const { requests, used } = await drive(url, lua);
-  const batches = (await batchCalls(nodes)) - batchesBefore;
+  const callsAfter = await nodeCalls(nodes);
   const nodesUs = (used[0]! + used[1]! + used[2]!) / requests * 1e6;
   const proxyUs = used[3]! / requests * 1e6;
   console.log(
     `${mode.toUpperCase()} x${replicas}: ${(requests / 5).toFixed(0)} req/s; CPU per request: ` +
       `proxy ${proxyUs.toFixed(1)} µs, nodes ${nodesUs.toFixed(1)} µs` +
-      (batches > 0 ? `; ${(requests / batches).toFixed(1)} ops per batch call` : ""),
+      `; node calls per request: ${perRequest(callsBefore, callsAfter, requests)}`,
   );
 }
 
