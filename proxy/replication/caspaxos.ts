@@ -13,7 +13,7 @@
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { isExpired } from "../../shared/expiry.ts";
+import { expiryOf, isExpired } from "../../shared/expiry.ts";
 import type { Point } from "../../shared/ring.ts";
 import type { HybridClock, Version } from "../../shared/version.ts";
 import {
@@ -200,6 +200,9 @@ export class Replicated {
 
   /** Records `entry`, just decided under this proxy's ballot, for the next write's fast path. */
   #remember(r: Replicas, entry: WireEntry): void {
+    // An entry with a TTL is not remembered: whether it still counts as present depends on the
+    // clock at the next write, which only the full round's read of the entry can tell.
+    if (entry.v !== null && expiryOf(entry.t) !== undefined) return this.#own.forget(r.key);
     this.#own.remember(r.key, {
       ver: entry.ver,
       live: entry.v !== null,

@@ -395,3 +395,19 @@ Deno.test("two proxies incrementing one counter by compare-and-set, fast writes 
     await c.close();
   }
 });
+
+Deno.test("a key written with a TTL takes the full round next: once expired, If-Match on its version is 412, a PUT is 201", async () => {
+  const c = await start();
+  try {
+    assertEquals((await c.proxy.request("/kv/t?ttl=1", { method: "PUT", body: "v1" })).status, 201);
+    const second = await c.proxy.request("/kv/t?ttl=1", { method: "PUT", body: "v2" });
+    assertEquals(second.status, 200);
+    const etag = second.headers.get("etag")!;
+    // Past the expiry on this proxy's clock (a lower bound: a slow machine only waits longer).
+    await new Promise((r) => setTimeout(r, 1_100));
+    assertEquals((await put(c, "t", "v3", { "if-match": etag })).status, 412, "expired: absent");
+    assertEquals((await put(c, "t", "v4")).status, 201, "expired: created anew");
+  } finally {
+    await c.close();
+  }
+});
