@@ -10,6 +10,7 @@
  * console.assert(!("help" in config) && config.port === 0 && config.id === "n1");
  * ```
  */
+import { testClockOffset } from "../shared/test_clock.ts";
 import {
   ConfigError,
   type ConnectionConfig,
@@ -48,6 +49,8 @@ export interface NodeConfig {
   data: string;
   id?: string;
   clusterSecret?: string;
+  /** Test-only wall-clock offset (shared/test_clock.ts); unset in production. */
+  clockOffsetMs?: number;
   import?: string;
   snapshotEveryBytes?: number;
   limits: Limits;
@@ -92,6 +95,7 @@ export function parseNodeConfig(
     connections: connectionConfig(v),
     port: atLeast("port", v.port, 0, 65535),
     host: v.host,
+    ...(testClockOffset(env) === 0 ? {} : { clockOffsetMs: testClockOffset(env) }),
     data: v.data,
     limits: {
       ...DEFAULT_LIMITS,

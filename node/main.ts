@@ -19,6 +19,7 @@ import { RequestCounters } from "./metrics.ts";
 import { timedDisk } from "./timed_disk.ts";
 import type { NodeEngine } from "./engine.ts";
 import { parseFlatImage } from "./flat_image.ts";
+import { offsetClock } from "../shared/test_clock.ts";
 import { openEngine, RecoveryError } from "./open_engine.ts";
 import { diskFloorStore } from "./acceptor_floor.ts";
 import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
@@ -55,6 +56,7 @@ async function open(config: NodeConfig, counters: RequestCounters): Promise<Node
       disk: timedDisk(await createDenoDisk(config.data), counters.fsync),
       ...(config.id ? { id: config.id } : {}),
       limits: config.limits,
+      ...(config.clockOffsetMs ? { now: offsetClock(config.clockOffsetMs) } : {}),
       ...(config.snapshotEveryBytes ? { snapshotEveryBytes: config.snapshotEveryBytes } : {}),
     });
   } catch (err) {

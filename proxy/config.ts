@@ -10,6 +10,7 @@
  * console.assert(!("help" in config) && config.port === 0);
  * ```
  */
+import { testClockOffset } from "../shared/test_clock.ts";
 import {
   ConfigError,
   type ConnectionConfig,
@@ -86,6 +87,8 @@ export interface ProxyConfig {
   probeMs: number;
   /** Interval of anti-entropy sweeps (0: none). */
   antiEntropyMs: number;
+  /** Test-only wall-clock offset of ballots (shared/test_clock.ts); unset in production. */
+  clockOffsetMs?: number;
   limits: Limits;
   /** Requests answered at once before 503. */
   maxInFlight: number;
@@ -161,6 +164,7 @@ export function parseProxyConfig(
     pollMs: checkRange("poll-ms", v.pollMs, 0, 3_600_000),
     probeMs: checkRange("probe-ms", v.probeMs, 10, 3_600_000),
     antiEntropyMs: checkRange("anti-entropy-ms", v.antiEntropyMs, 0, 86_400_000),
+    ...(testClockOffset(env) === 0 ? {} : { clockOffsetMs: testClockOffset(env) }),
     limits: {
       ...DEFAULT_LIMITS,
       maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1, 1024 ** 3),

@@ -96,6 +96,7 @@ async function serve(config: ProxyConfig): Promise<number> {
     timeoutMs: config.timeoutMs,
     probeMs: config.probeMs,
     antiEntropyMs: config.antiEntropyMs,
+    clockOffsetMs: config.clockOffsetMs,
     maps: state, // catches up and records a node back on a wiped directory (proxy/rejoin.ts)
     ...secret(config),
     log,
