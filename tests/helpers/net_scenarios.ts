@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ADMIN, admin, SECRET, waitStable } from "./cluster.ts";
+import { ADMIN, admin, SECRET } from "./cluster.ts";
 import { finalReads, runClients, sleep } from "./fault_workload.ts";
 import { checkHistory, type Operation } from "./linearizability.ts";
 import { type FaultWindow, lostWrites, type ProxiedOp, type Share, shares } from "./fault_stats.ts";
@@ -177,9 +177,24 @@ async function reshapeIsolated(lab: NetLab, node: string, i: number, log: (l: st
     majority: PROXIES,
     undo: async () => {
       await lab.heal();
-      await waitStable(p2, 0, 120_000);
+      await settle(lab, "p2");
     },
   };
+}
+
+/** Polls `GET /cluster` on `proxy` until no rebalancing runs; a failed call is retried. */
+async function settle(lab: NetLab, proxy: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await lab.fetch(`${lab.proxies.get(proxy)!.local}/cluster`, { headers: ADMIN });
+      if (res.status === 200 && (await res.json()).rebalancing === null) return;
+    } catch (err) {
+      if (!(err instanceof TypeError || err instanceof DOMException)) throw err;
+    }
+    await sleep(200);
+  }
+  throw new Error(`Cannot finish the run: ${proxy} still rebalances after ${timeoutMs} ms`);
 }
 
 /** Runs the nemesis until `signal` aborts; returns the fault windows. */
@@ -204,14 +219,12 @@ async function nemesis(
 /** Every key's newest entry that is live is held by 3 nodes (tombstones may be collected). */
 async function divergedKeys(lab: NetLab, prefix: string): Promise<string[]> {
   const holders = new Map<string, { ver: string; live: boolean; count: number }>();
-  const view = await (await fetch(`${lab.proxies.get("p1")!.local}/cluster`, {
+  const view = await (await lab.fetch(`${lab.proxies.get("p1")!.local}/cluster`, {
     headers: ADMIN,
-    signal: AbortSignal.timeout(10_000),
   })).json() as { nodes: { id: string }[] };
   for (const { id } of view.nodes) {
-    const res = await fetch(`${lab.nodes.get(id)!.local}/internal/keys?limit=1000`, {
+    const res = await lab.fetch(`${lab.nodes.get(id)!.local}/internal/keys?limit=1000`, {
       headers: { authorization: `Bearer ${SECRET}` },
-      signal: AbortSignal.timeout(10_000),
     });
     const body = await res.json() as { entries: { k: string; v: string | null; ver: string }[] };
     for (const e of body.entries.filter((e) => e.k.startsWith(prefix))) {
@@ -260,7 +273,7 @@ export async function runFaults(
   stop.abort();
   const [windows, ...histories] = await Promise.all([chaos, ...workloads]);
   const ops = histories.flat();
-  await waitStable(lab.proxies.get("p1")!.local, 0, 120_000);
+  await settle(lab, "p1");
   const finals = await finalReads(lab.proxies.get("p1")!.local, KEYS, prefix);
   const history: Operation[] = [...ops, ...finals];
   const { diverged, ms } = await converge(lab, prefix);

@@ -116,6 +116,8 @@ export class NetLab {
   #forwards: { close: () => void }[] = [];
   #gateway?: ServerProcess;
   #paused = new Set<number>();
+  /** No pooled connections: one a process closed while idle would fail the next check. */
+  readonly #client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
 
   private constructor(readonly prefix: string, readonly dir: string) {}
 
@@ -224,6 +226,11 @@ export class NetLab {
     return proxy;
   }
 
+  /** `fetch` for checks (10 s timeout, a fresh connection each time). */
+  fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(url, { signal: AbortSignal.timeout(10_000), ...init, client: this.#client });
+  }
+
   /** Puts `faults` in force on every host at once (replacing the earlier ones). */
   async setFaults(faults: Faults): Promise<void> {
     await Promise.all(
@@ -283,5 +290,6 @@ export class NetLab {
     await Promise.allSettled(procs.map((p) => p.stop()));
     for (const ns of this.#namespaces.reverse()) await deleteNamespace(ns);
     await Deno.remove(this.dir, { recursive: true });
+    this.#client.close();
   }
 }

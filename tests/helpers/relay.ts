@@ -29,21 +29,30 @@ function connectionEnded(err: unknown): boolean {
 /** Copies `from` to `to`, each chunk held `delayMs()` (in order); closes `to` at the end. */
 async function pipe(from: Deno.Conn, to: Deno.Conn, delayMs: () => number): Promise<void> {
   let chain = Promise.resolve();
+  let failed: unknown;
+  const send = async (chunk: Uint8Array, due: number) => {
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (failed === undefined) await writeAll(to, chunk);
+  };
   try {
     for await (const chunk of from.readable) {
       const due = performance.now() + delayMs();
-      chain = chain.then(async () => {
-        const wait = due - performance.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        await writeAll(to, chunk);
+      // Each write is caught here, so no rejection waits unhandled while the read blocks.
+      chain = chain.then(() => send(chunk, due)).catch((err) => {
+        failed ??= err;
+        try {
+          from.close();
+        } catch (closeErr) {
+          if (!connectionEnded(closeErr)) throw closeErr;
+        }
       });
     }
   } catch (err) {
     if (!connectionEnded(err)) throw err;
   }
-  await chain.catch((err) => {
-    if (!connectionEnded(err)) throw err;
-  });
+  await chain;
+  if (failed !== undefined && !connectionEnded(failed)) throw failed;
   try {
     await to.closeWrite();
   } catch (err) {
