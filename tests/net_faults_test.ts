@@ -11,8 +11,8 @@ import { FAULT_KINDS, runFaults } from "./helpers/net_scenarios.ts";
 const unavailable = await labUnavailable();
 if (unavailable !== null) console.log(`net_faults_test: skipped: ${unavailable}`);
 
-/** Each kind gets one fault and a calm (4 s + 2 s) and a bit of traffic after. */
-const RUN_MS = 7000;
+/** Each kind gets one fault of 2.5 s (past the 1 s timeout and the probes) and a calm of 1 s. */
+const PACE = { faultMs: 2500, calmMs: 1000 };
 
 for (const kind of FAULT_KINDS) {
   Deno.test({
@@ -23,7 +23,7 @@ for (const kind of FAULT_KINDS) {
     fn: async () => {
       const lab = await NetLab.create();
       try {
-        const r = await runFaults(lab, kind, RUN_MS);
+        const r = await runFaults(lab, kind, PACE.faultMs + PACE.calmMs, () => {}, PACE);
         console.log(
           `${kind}: ${r.all.requests} requests, ${r.all.indefinite} indefinite; majority side ` +
             `${r.majority.indefinite}/${r.majority.requests}; converged in ${r.convergedMs} ms`,

@@ -2,7 +2,7 @@
  * Network fault runs, shared by tests/net_faults_test.ts (short) and `deno task torture
  * --net` (60 s runs): a lab (tests/helpers/netns.ts) with nodes n1-n3 (3 replicas) and two
  * proxies p1, p2 in their own hosts, clients on both proxies over the same keys, and a
- * nemesis of one fault kind that puts a fault in force for FAULT_MS, lifts it for CALM_MS,
+ * nemesis of one fault kind that puts a fault in force for 4 s, lifts it for 2 s,
  * and so on. After the run: every fault lifted, the history linearizable (final reads
  * included), no acknowledged write lost, and the replicas agreeing within an anti-entropy
  * interval or two.
@@ -31,8 +31,8 @@ export const FAULT_KINDS = [
 /** One fault kind. */
 export type FaultKind = typeof FAULT_KINDS[number];
 
-const FAULT_MS = 4000;
-const CALM_MS = 2000;
+/** How long each fault is in force, then lifted (defaults of {@link runFaults}). */
+const PACE = { faultMs: 4000, calmMs: 2000 };
 const TIMEOUT_MS = 1000;
 const PROBE_MS = 200;
 /** Interval of anti-entropy sweeps in the lab. */
@@ -203,15 +203,16 @@ async function nemesis(
   kind: FaultKind,
   signal: AbortSignal,
   log: (line: string) => void,
+  pace: typeof PACE,
 ): Promise<FaultWindow[]> {
   const windows: FaultWindow[] = [];
   for (let i = 0; !signal.aborted; i++) {
     const start = performance.now();
     const { majority, undo } = await applyFault(lab, kind, i, log);
-    await sleep(FAULT_MS);
+    await sleep(pace.faultMs);
     windows.push({ start, end: performance.now(), majority });
     await undo();
-    await sleep(CALM_MS);
+    await sleep(pace.calmMs);
   }
   return windows;
 }
@@ -254,6 +255,7 @@ export async function runFaults(
   kind: FaultKind,
   durationMs: number,
   log: (line: string) => void = () => {},
+  pace = PACE,
 ): Promise<RunResult> {
   await startCluster(lab, kind);
   const stop = new AbortController();
@@ -268,7 +270,7 @@ export async function runFaults(
       timeoutMs: 5000,
     }).then(({ history }) => history.map((op): ProxiedOp => ({ ...op, proxy: p })))
   );
-  const chaos = nemesis(lab, kind, stop.signal, log);
+  const chaos = nemesis(lab, kind, stop.signal, log, pace);
   await sleep(durationMs);
   stop.abort();
   const [windows, ...histories] = await Promise.all([chaos, ...workloads]);
