@@ -60,7 +60,12 @@ function getKey(
   }
   // A durable key answers in this turn; one whose write awaits its fsync, after it.
   const held = ctx.engine.held(key);
-  if (held instanceof Promise) return held.then((later) => keyAnswer(ctx, id, later, started));
+  if (held instanceof Promise) {
+    return held.then((later) => keyAnswer(ctx, id, later, started), (err) => {
+      if (err instanceof RingkvError) return null; // that write failed: the app answers its 503
+      throw err;
+    });
+  }
   return keyAnswer(ctx, id, held, started);
 }
 

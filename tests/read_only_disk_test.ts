@@ -1,0 +1,137 @@
+/**
+ * A real node whose data directory's filesystem turns read-only under it, as ext4 does on
+ * a disk error (`errors=remount-ro`): the test loop-mounts a small ext4 image and triggers
+ * the error through /sys/fs/ext4/<dev>/trigger_fs_error (a plain `mount -o remount,ro` is
+ * refused while the node holds its log open for writing). The node must serve reads,
+ * refuse writes with the reason, and, started again on the repaired filesystem, have every
+ * acknowledged write and none of the refused ones. Needs root and loop devices; skipped
+ * with a message otherwise. Slow fsyncs and EIO on read need device-mapper `delay`/`error`
+ * targets, which this kernel lacks (docs/storage.md).
+ */
+import { assert, assertEquals } from "@std/assert";
+import { join } from "@std/path";
+import { type ServerProcess, spawnServer } from "./helpers/process.ts";
+
+const MAIN = new URL("../node/main.ts", import.meta.url);
+
+async function run(cmd: string, args: string[]): Promise<string | null> {
+  try {
+    const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return null;
+  }
+}
+
+/** Mounts a fresh 16 MiB ext4 image at `dir` (errors=remount-ro); its loop device's name. */
+async function mountExt4(image: string, dir: string, fresh: boolean): Promise<string | null> {
+  if (fresh) {
+    await Deno.writeFile(image, new Uint8Array(0));
+    await Deno.truncate(image, 16 * 1024 * 1024);
+    if (await run("mkfs.ext4", ["-q", "-F", image]) === null) return null;
+  }
+  if (await run("mount", ["-o", "loop,errors=remount-ro", image, dir]) === null) return null;
+  const source = await run("findmnt", ["-n", "-o", "SOURCE", dir]);
+  return source?.split("/").at(-1) ?? null;
+}
+
+async function canMount(): Promise<boolean> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const dev = await mountExt4(join(dir, "img"), await mkdir(join(dir, "m")), true);
+    if (dev === null) return false;
+    const trigger = await exists(`/sys/fs/ext4/${dev}/trigger_fs_error`);
+    return (await run("umount", [join(dir, "m")])) !== null && trigger;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function mkdir(path: string): Promise<string> {
+  await Deno.mkdir(path);
+  return path;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return false;
+  }
+}
+
+const mountable = await canMount();
+if (!mountable) {
+  console.log(
+    "read_only_disk_test: skipped, it needs root, loop devices and ext4's trigger_fs_error",
+  );
+}
+
+async function put(url: string, key: string): Promise<number> {
+  const res = await fetch(`${url}/kv/${key}`, { method: "PUT", body: `value of ${key}` });
+  await res.body?.cancel();
+  return res.status;
+}
+
+async function expectValues(url: string, keys: string[], present: boolean): Promise<void> {
+  for (const key of keys) {
+    const res = await fetch(`${url}/kv/${key}`);
+    const text = await res.text();
+    assertEquals(
+      [res.status, res.status === 200 ? text : ""],
+      present ? [200, `value of ${key}`] : [404, ""],
+      `${key}: ${text}`,
+    );
+  }
+}
+
+Deno.test({
+  name:
+    "read-only disk: a node whose filesystem turns read-only serves reads, refuses writes with the reason, and loses nothing",
+  ignore: !mountable,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const [image, data] = [join(dir, "img"), await mkdir(join(dir, "data"))];
+    let node: ServerProcess | undefined;
+    let mounted = false;
+    try {
+      const dev = await mountExt4(image, data, true);
+      assert(dev !== null, "mount failed");
+      mounted = true;
+      const args = ["--port", "0", "--data", data, "--id", "ro"];
+      node = await spawnServer({ script: MAIN, args });
+      const acked = ["a", "b", "c"];
+      for (const key of acked) assertEquals(await put(node.url, key), 201, key);
+      await Deno.writeTextFile(`/sys/fs/ext4/${dev}/trigger_fs_error`, "ringkv test");
+      assertEquals(await put(node.url, "refused"), 503);
+      const health = await fetch(`${node.url}/health`);
+      const body = await health.json();
+      assertEquals([health.status, body.writes.state], [503, "read-only"]);
+      assert(/read-only file system/i.test(body.writes.reason), body.writes.reason);
+      await expectValues(node.url, acked, true);
+      // The refused write is in memory only: reading it must not show it (it is not
+      // durable) nor a 500; the node says why it cannot answer.
+      const refused = await fetch(`${node.url}/kv/refused`);
+      const error = (await refused.json()).error;
+      assertEquals([refused.status, error.code], [503, "unavailable"]);
+      assert(/read-only file system/i.test(error.message), error.message);
+      await node.kill("SIGKILL");
+      assert(await run("umount", [data]) !== null, "umount failed");
+      mounted = false;
+      await run("e2fsck", ["-f", "-y", image]); // exits non-zero when it repaired something
+      assert(await mountExt4(image, data, false) !== null, "mount after repair failed");
+      mounted = true;
+      node = await spawnServer({ script: MAIN, args });
+      await expectValues(node.url, acked, true);
+      await expectValues(node.url, ["refused"], false);
+      assertEquals(await put(node.url, "after"), 201);
+    } finally {
+      await node?.stop();
+      if (mounted) await run("umount", [data]);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
