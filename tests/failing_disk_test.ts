@@ -1,16 +1,19 @@
 /**
- * A real node whose data directory's filesystem turns read-only under it, as ext4 does on
- * a disk error (`errors=remount-ro`): the test loop-mounts a small ext4 image and triggers
- * the error through /sys/fs/ext4/<dev>/trigger_fs_error (a plain `mount -o remount,ro` is
- * refused while the node holds its log open for writing). The node must serve reads,
- * refuse writes with the reason, and, started again on the repaired filesystem, have every
- * acknowledged write and none of the refused ones. Needs root and loop devices; skipped
- * with a message otherwise. Slow fsyncs and EIO on read need device-mapper `delay`/`error`
- * targets, which this kernel lacks (docs/storage.md).
+ * Real nodes on failing disks, each a small ext4 image loop-mounted by the test (needs root,
+ * loop devices and e2fsprogs; skipped with a message otherwise):
+ * - the filesystem turns read-only under a running node, as ext4 does on a disk error
+ *   (`errors=remount-ro`, triggered through /sys/fs/ext4/<dev>/trigger_fs_error; a plain
+ *   `mount -o remount,ro` is refused while the node holds its log open for writing): the
+ *   node serves reads, refuses writes with the reason, and, started again on the repaired
+ *   filesystem, has every acknowledged write and none of the refused ones;
+ * - the snapshot cannot be read (its inode corrupted with debugfs: "Structure needs
+ *   cleaning"): the node refuses to start and names the file, instead of starting empty.
+ * Slow fsyncs and EIO need device-mapper `delay`/`error` targets, which this kernel
+ * lacks (docs/storage.md).
  */
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { type ServerProcess, spawnServer } from "./helpers/process.ts";
+import { runToEnd, type ServerProcess, spawnServer } from "./helpers/process.ts";
 
 const MAIN = new URL("../node/main.ts", import.meta.url);
 
@@ -42,7 +45,8 @@ async function canMount(): Promise<boolean> {
     const dev = await mountExt4(join(dir, "img"), await mkdir(join(dir, "m")), true);
     if (dev === null) return false;
     const trigger = await exists(`/sys/fs/ext4/${dev}/trigger_fs_error`);
-    return (await run("umount", [join(dir, "m")])) !== null && trigger;
+    const debugfs = await run("debugfs", ["-V"]) !== null;
+    return (await run("umount", [join(dir, "m")])) !== null && trigger && debugfs;
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -66,7 +70,7 @@ async function exists(path: string): Promise<boolean> {
 const mountable = await canMount();
 if (!mountable) {
   console.log(
-    "read_only_disk_test: skipped, it needs root, loop devices and ext4's trigger_fs_error",
+    "failing_disk_test: skipped, it needs root, loop devices, debugfs and ext4's trigger_fs_error",
   );
 }
 
@@ -130,6 +134,39 @@ Deno.test({
       assertEquals(await put(node.url, "after"), 201);
     } finally {
       await node?.stop();
+      if (mounted) await run("umount", [data]);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "failing disk: a node whose snapshot cannot be read refuses to start and names the file, instead of starting empty",
+  ignore: !mountable,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const [image, data] = [join(dir, "img"), await mkdir(join(dir, "data"))];
+    let mounted = false;
+    try {
+      assert(await mountExt4(image, data, true) !== null, "mount failed");
+      mounted = true;
+      const args = ["--port", "0", "--data", data, "--id", "eio"];
+      const node = await spawnServer({ script: MAIN, args });
+      assertEquals(await put(node.url, "a"), 201);
+      assertEquals((await node.stop()).code, 0); // a clean stop writes the snapshot
+      assert(await exists(join(data, "snapshot.json")), "no snapshot was written");
+      assert(await run("umount", [data]) !== null, "umount failed");
+      mounted = false;
+      const broken = await run("debugfs", ["-w", "-R", "sif /snapshot.json block[0] 0", image]);
+      assert(broken !== null, "debugfs failed");
+      assert(await mountExt4(image, data, false) !== null, "mount after damage failed");
+      mounted = true;
+      const { code, stdout, stderr } = await runToEnd({ script: MAIN, args, timeoutMs: 30_000 });
+      assertEquals(code, 1, stderr);
+      assert(/snapshot\.json/.test(stderr) && /structure needs cleaning/i.test(stderr), stderr);
+      assert(!/listening on/.test(stdout), stdout);
+    } finally {
       if (mounted) await run("umount", [data]);
       await Deno.remove(dir, { recursive: true });
     }
