@@ -6,9 +6,12 @@
  *   `mount -o remount,ro` is refused while the node holds its log open for writing): the
  *   node serves reads, refuses writes with the reason, and, started again on the repaired
  *   filesystem, has every acknowledged write and none of the refused ones;
+ * - the disk stalls (`fsfreeze`: every write and fsync waits, as on a stuck device): reads
+ *   and /health are still answered, a write waits and is acknowledged once the disk
+ *   moves again, and is there after a SIGKILL;
  * - the snapshot cannot be read (its inode corrupted with debugfs: "Structure needs
  *   cleaning"): the node refuses to start and names the file, instead of starting empty.
- * Slow fsyncs and EIO need device-mapper `delay`/`error` targets, which this kernel
+ * Timed fsync delays and EIO need device-mapper `delay`/`error` targets, which this kernel
  * lacks (docs/storage.md).
  */
 import { assert, assertEquals } from "@std/assert";
@@ -45,8 +48,8 @@ async function canMount(): Promise<boolean> {
     const dev = await mountExt4(join(dir, "img"), await mkdir(join(dir, "m")), true);
     if (dev === null) return false;
     const trigger = await exists(`/sys/fs/ext4/${dev}/trigger_fs_error`);
-    const debugfs = await run("debugfs", ["-V"]) !== null;
-    return (await run("umount", [join(dir, "m")])) !== null && trigger && debugfs;
+    const tools = await run("debugfs", ["-V"]) !== null && await run("fsfreeze", ["-V"]) !== null;
+    return (await run("umount", [join(dir, "m")])) !== null && trigger && tools;
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -70,7 +73,7 @@ async function exists(path: string): Promise<boolean> {
 const mountable = await canMount();
 if (!mountable) {
   console.log(
-    "failing_disk_test: skipped, it needs root, loop devices, debugfs and ext4's trigger_fs_error",
+    "failing_disk_test: skipped, it needs root, loop devices, debugfs, fsfreeze and ext4's trigger_fs_error",
   );
 }
 
@@ -167,6 +170,47 @@ Deno.test({
       assert(/snapshot\.json/.test(stderr) && /structure needs cleaning/i.test(stderr), stderr);
       assert(!/listening on/.test(stdout), stdout);
     } finally {
+      if (mounted) await run("umount", [data]);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "failing disk: while the disk stalls a node answers reads and /health, and acknowledges a write only once it is on disk",
+  ignore: !mountable,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const [image, data] = [join(dir, "img"), await mkdir(join(dir, "data"))];
+    let node: ServerProcess | undefined;
+    let [mounted, frozen] = [false, false];
+    try {
+      assert(await mountExt4(image, data, true) !== null, "mount failed");
+      mounted = true;
+      const args = ["--port", "0", "--data", data, "--id", "stall"];
+      node = await spawnServer({ script: MAIN, args });
+      assertEquals(await put(node.url, "a"), 201);
+      assert(await run("fsfreeze", ["-f", data]) !== null, "fsfreeze failed");
+      frozen = true;
+      let answered = false;
+      const write = put(node.url, "b").then((status) => (answered = true, status));
+      // Before: a log append written on the JS thread blocked these until the thaw.
+      const read = await fetch(`${node.url}/kv/a`, { signal: AbortSignal.timeout(3000) });
+      assertEquals([read.status, await read.text()], [200, "value of a"]);
+      const health = await fetch(`${node.url}/health`, { signal: AbortSignal.timeout(3000) });
+      assertEquals(health.status, 200);
+      await health.body?.cancel();
+      assertEquals(answered, false, "a write was acknowledged while the disk was frozen");
+      assert(await run("fsfreeze", ["-u", data]) !== null, "thaw failed");
+      frozen = false;
+      assertEquals(await write, 201);
+      await node.kill("SIGKILL");
+      node = await spawnServer({ script: MAIN, args });
+      await expectValues(node.url, ["a", "b"], true);
+    } finally {
+      if (frozen) await run("fsfreeze", ["-u", data]);
+      await node?.stop();
       if (mounted) await run("umount", [data]);
       await Deno.remove(dir, { recursive: true });
     }
