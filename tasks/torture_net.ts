@@ -41,8 +41,8 @@ function pct(n: number, of: number): string {
 /** The docs table: one row per fault kind, summed over its runs. */
 export function table(results: RunResult[]): string {
   const rows = [
-    "| fault kind | runs | requests | violations | lost writes | not converged | without a definite answer (all) | (majority side, after 1st timeout) |",
-    "|---|---|---|---|---|---|---|---|",
+    "| fault kind | runs | requests | violations | lost writes | not converged | unfinished | without a definite answer (all) | (majority side, after 1st timeout) |",
+    "|---|---|---|---|---|---|---|---|---|",
   ];
   for (const kind of new Set(results.map((r) => r.kind))) {
     const rs = results.filter((r) => r.kind === kind);
@@ -52,11 +52,37 @@ export function table(results: RunResult[]): string {
     rows.push(
       `| ${kind} | ${rs.length} | ${req} | ${sum((r) => r.violation === null ? 0 : 1)} | ` +
         `${sum((r) => r.lost.length)} | ${sum((r) => r.diverged.length)} | ` +
+        `${sum((r) => r.unfinished === undefined ? 0 : 1)} | ` +
         `${pct(sum((r) => r.all.indefinite), req)} | ` +
         `${pct(sum((r) => r.majority.indefinite), maj)} of ${maj} |`,
     );
   }
   return rows.join("\n");
+}
+
+/** One run; a run that cannot finish (the cluster never settles) counts as unfinished. */
+async function runOne(lab: NetLab, kind: FaultKind, seconds: number): Promise<RunResult> {
+  try {
+    return await runFaults(lab, kind, seconds * 1000, (l) => console.log(`  ${l}`));
+  } catch (err) {
+    if (!(err instanceof Error)) throw err;
+    console.log(`${kind}: the run did not finish: ${err.message}`);
+    for (const [name, p] of lab.proxies) {
+      console.log(`  ${name} stderr:\n${p.proc.stderrLines.slice(-20).join("\n")}`);
+    }
+    const none = { requests: 0, indefinite: 0 };
+    return {
+      kind,
+      faults: 0,
+      all: none,
+      majority: none,
+      violation: null,
+      lost: [],
+      diverged: [],
+      convergedMs: 0,
+      unfinished: err.message,
+    };
+  }
 }
 
 /** Runs every run; returns the exit code. */
@@ -73,7 +99,7 @@ export async function tortureNet(args: string[]): Promise<number> {
     for (const kind of kinds) {
       const lab = await NetLab.create();
       try {
-        const r = await runFaults(lab, kind, seconds * 1000, (l) => console.log(`  ${l}`));
+        const r = await runOne(lab, kind, seconds);
         results.push(r);
         console.log(
           `${kind} run ${run}: ${r.all.requests} requests, ${r.faults} faults, ` +
@@ -89,6 +115,8 @@ export async function tortureNet(args: string[]): Promise<number> {
     }
   }
   console.log(`\n${table(results)}`);
-  const bad = results.some((r) => r.violation !== null || r.lost.length + r.diverged.length > 0);
+  const bad = results.some((r) =>
+    r.violation !== null || r.lost.length + r.diverged.length > 0 || r.unfinished !== undefined
+  );
   return bad ? 1 : 0;
 }

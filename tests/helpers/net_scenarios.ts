@@ -54,6 +54,8 @@ export interface RunResult {
   /** Keys whose replicas still disagreed at the deadline. */
   diverged: string[];
   convergedMs: number;
+  /** Why the run could not finish (the cluster never settled), when it could not. */
+  unfinished?: string;
 }
 
 /** Starts n1-n3 and proxies p1 (`--nodes`) and p2 (`--join`); skew applies to n3 and p2. */
@@ -185,16 +187,20 @@ async function reshapeIsolated(lab: NetLab, node: string, i: number, log: (l: st
 /** Polls `GET /cluster` on `proxy` until no rebalancing runs; a failed call is retried. */
 async function settle(lab: NetLab, proxy: string, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let last = "no answer yet";
   while (Date.now() < deadline) {
     try {
       const res = await lab.fetch(`${lab.proxies.get(proxy)!.local}/cluster`, { headers: ADMIN });
-      if (res.status === 200 && (await res.json()).rebalancing === null) return;
+      const body = await res.text();
+      if (res.status === 200 && JSON.parse(body).rebalancing === null) return;
+      last = `${res.status} ${body.slice(0, 600)}`;
     } catch (err) {
       if (!(err instanceof TypeError || err instanceof DOMException)) throw err;
+      last = String(err);
     }
     await sleep(200);
   }
-  throw new Error(`Cannot finish the run: ${proxy} still rebalances after ${timeoutMs} ms`);
+  throw new Error(`Cannot finish the run: ${proxy} is not stable after ${timeoutMs} ms: ${last}`);
 }
 
 /** Runs the nemesis until `signal` aborts; returns the fault windows. */
