@@ -13,7 +13,8 @@
  * in every host, see nft_rules.ts), `heal()`, `slow()`, `pause()`/`resume()`, `kill()`/
  * `restart()`, and membership changes through a proxy's admin API. `stop()` ends every
  * process and deletes every namespace (their veths and bridge go with them); `create()`
- * first deletes what a crashed earlier run left (names `rkvnf<pid>-...` of a dead pid).
+ * first deletes what a crashed earlier run left (namespaces `rkvnf<pid>-...` and temp
+ * directories `ringkv-netns-<pid>-...` of a dead pid, with the processes in them).
  *
  * @module
  */
@@ -66,11 +67,18 @@ export async function labUnavailable(): Promise<string | null> {
 
 /** Deletes namespaces of earlier labs whose process is gone, with what runs in them. */
 async function removeLeftovers(): Promise<void> {
+  const gone = async (pid: number) =>
+    Number.isInteger(pid) && pid !== Deno.pid && !(await exists(`/proc/${pid}`));
   const names = (await run(["ip", "netns", "list"])).split("\n").map((l) => l.split(" ")[0]!);
   for (const ns of names.filter((n) => n.startsWith(FAMILY))) {
-    const pid = Number(/^rkvnf(\d+)-/.exec(ns)?.[1]);
-    if (pid === Deno.pid || (Number.isInteger(pid) && await exists(`/proc/${pid}`))) continue;
-    await deleteNamespace(ns);
+    if (await gone(Number(/^rkvnf(\d+)-/.exec(ns)?.[1]))) await deleteNamespace(ns);
+  }
+  const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+  for await (const entry of Deno.readDir(tmp)) {
+    const pid = Number(/^ringkv-netns-(\d+)-/.exec(entry.name)?.[1]);
+    if (entry.isDirectory && await gone(pid)) {
+      await Deno.remove(join(tmp, entry.name), { recursive: true });
+    }
   }
 }
 
@@ -125,7 +133,7 @@ export class NetLab {
   static async create(): Promise<NetLab> {
     await removeLeftovers();
     const prefix = `${FAMILY}${Deno.pid}-${crypto.randomUUID().slice(0, 4)}`;
-    const lab = new NetLab(prefix, await Deno.makeTempDir({ prefix: "ringkv-netns-" }));
+    const lab = new NetLab(prefix, await Deno.makeTempDir({ prefix: `ringkv-netns-${Deno.pid}-` }));
     try {
       const sw = await lab.#namespace("sw");
       await run(["ip", "-n", sw, "link", "add", "br0", "type", "bridge"]);
