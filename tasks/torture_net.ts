@@ -41,20 +41,22 @@ function pct(n: number, of: number): string {
 /** The docs table: one row per fault kind, summed over its runs. */
 export function table(results: RunResult[]): string {
   const rows = [
-    "| fault kind | runs | requests | violations | lost writes | not converged | unfinished | without a definite answer (all) | (majority side, after 1st timeout) |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| fault kind | runs | requests | violations | lost writes | not converged | unfinished | without a definite answer (all) | (majority side, after 1st timeout) | (no fault) |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const kind of new Set(results.map((r) => r.kind))) {
     const rs = results.filter((r) => r.kind === kind);
     const sum = (f: (r: RunResult) => number) => rs.reduce((a, r) => a + f(r), 0);
     const req = sum((r) => r.all.requests);
     const maj = sum((r) => r.majority.requests);
+    const calm = sum((r) => r.calm.requests);
     rows.push(
       `| ${kind} | ${rs.length} | ${req} | ${sum((r) => r.violation === null ? 0 : 1)} | ` +
         `${sum((r) => r.lost.length)} | ${sum((r) => r.diverged.length)} | ` +
         `${sum((r) => r.unfinished === undefined ? 0 : 1)} | ` +
         `${pct(sum((r) => r.all.indefinite), req)} | ` +
-        `${pct(sum((r) => r.majority.indefinite), maj)} of ${maj} |`,
+        `${pct(sum((r) => r.majority.indefinite), maj)} of ${maj} | ` +
+        `${pct(sum((r) => r.calm.indefinite), calm)} of ${calm} |`,
     );
   }
   return rows.join("\n");
@@ -76,6 +78,7 @@ async function runOne(lab: NetLab, kind: FaultKind, seconds: number): Promise<Ru
       faults: 0,
       all: none,
       majority: none,
+      calm: none,
       violation: null,
       lost: [],
       diverged: [],
@@ -104,7 +107,8 @@ export async function tortureNet(args: string[]): Promise<number> {
         console.log(
           `${kind} run ${run}: ${r.all.requests} requests, ${r.faults} faults, ` +
             `${pct(r.all.indefinite, r.all.requests)} indefinite (majority side ` +
-            `${pct(r.majority.indefinite, r.majority.requests)}), ` +
+            `${pct(r.majority.indefinite, r.majority.requests)}, calm ` +
+            `${pct(r.calm.indefinite, r.calm.requests)}), ` +
             `${r.violation === null ? "linearizable" : `NOT linearizable (key ${r.violation})`}, ` +
             `${r.lost.length} lost, ${r.diverged.length} diverged (${r.convergedMs} ms)`,
         );

@@ -2,7 +2,7 @@
  * What a fault run measured, from its history: acknowledged writes that the final reads
  * do not show though nothing could have overwritten them, and the share of requests
  * without a definite answer, overall and from proxies that reached a majority while a
- * fault was in force (after its first timeout). Pure.
+ * fault was in force (after its first timeout), and while no fault was. Pure.
  *
  * @module
  */
@@ -39,12 +39,19 @@ export function shares(
   ops: readonly ProxiedOp[],
   windows: readonly FaultWindow[],
   graceMs: number,
-): { all: Share; majority: Share } {
+): { all: Share; majority: Share; calm: Share } {
   const inMajority = (op: ProxiedOp) =>
     windows.some((w) =>
       op.start >= w.start + graceMs && op.start <= w.end && w.majority.includes(op.proxy)
     );
-  return { all: count(ops), majority: count(ops.filter(inMajority)) };
+  // Calm: no fault in force, and the last one lifted at least graceMs ago.
+  const calm = (op: ProxiedOp) =>
+    !windows.some((w) => op.end >= w.start && op.start <= w.end + graceMs);
+  return {
+    all: count(ops),
+    majority: count(ops.filter(inMajority)),
+    calm: count(ops.filter(calm)),
+  };
 }
 
 /**

@@ -40,4 +40,5 @@ Deno.test("shares() counts a majority proxy's requests only after the grace of a
   const got = shares(ops, [{ start: 0, end: 50, majority: ["p1"] }], 20);
   assertEquals(got.all, { requests: 4, indefinite: 3 });
   assertEquals(got.majority, { requests: 1, indefinite: 0 });
+  assertEquals(got.calm, { requests: 1, indefinite: 1 });
 });

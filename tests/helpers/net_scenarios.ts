@@ -48,6 +48,8 @@ export interface RunResult {
   faults: number;
   all: Share;
   majority: Share;
+  /** Requests sent while no fault was in force (nor had just been lifted). */
+  calm: Share;
   /** The first key whose history is not linearizable, or null. */
   violation: string | null;
   lost: string[];
