@@ -102,3 +102,27 @@ Deno.test("NodeAdmin.scan() reports a node's stale_epoch refusal", async () => {
   );
   assertEquals([err.code, err.extra.node, err.extra.epoch], ["stale_epoch", "http://n1", 4]);
 });
+
+Deno.test("NodeAdmin: an answer whose body is cut off (a timeout mid-body) is a node_unavailable error, not a bare TimeoutError", async () => {
+  const cutOff = () => {
+    let sent = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent) {
+          controller.error(
+            new DOMException("The operation was aborted due to timeout", "TimeoutError"),
+          );
+        } else {
+          sent = true;
+          controller.enqueue(new TextEncoder().encode('{"epoch":'));
+        }
+      },
+    });
+    return new Response(body, { status: 200 });
+  };
+  const admin = new NodeAdmin({ fetch: () => Promise.resolve(cutOff()), timeoutMs: 1000 });
+  const err = await assertRejects(() => admin.getMap("http://n1"), RingkvError, "timeout");
+  assertEquals((err as RingkvError).code, "node_unavailable");
+  const lines = admin.scan("http://n1", [{ start: 0, end: 10 }], 1);
+  await assertRejects(() => lines.next(), RingkvError, "Cannot reach node http://n1");
+});

@@ -158,32 +158,46 @@ async function killOrPause(lab: NetLab, node: string, i: number, log: (l: string
 
 let nextNode = 4;
 
-/** Isolates `node` and, meanwhile, adds n4+, drains it or kills and force-removes it via p2. */
+/**
+ * Isolates `node` and, meanwhile, adds n4+, drains it or kills and force-removes it via
+ * p2. A change the proxy refuses during the partition (409: a force removal needs the
+ * other replicas of the dead node's ranges) is asked again once the partition heals.
+ */
 async function reshapeIsolated(lab: NetLab, node: string, i: number, log: (l: string) => void) {
   await lab.setFaults({ partition: [[node], others(lab, node)] });
-  const p2 = lab.proxies.get("p2")!.local;
   const id = `n${nextNode}`;
-  let res: { status: number };
+  let change: () => Promise<{ status: number; body: unknown }>;
   if (i % 2 === 0) {
     const added = await lab.startNode(id);
-    res = await admin(p2, "POST", "/cluster/nodes", { url: added.url, weight: 1 });
-  } else if (i % 4 === 1) {
-    await lab.kill(id);
-    nextNode++;
-    res = await admin(p2, "DELETE", `/cluster/nodes/${id}?force=true`);
+    change = () => admin(p2Of(lab), "POST", "/cluster/nodes", { url: added.url, weight: 1 });
   } else {
+    if (i % 4 === 1) await lab.kill(id);
     nextNode++;
-    res = await admin(p2, "DELETE", `/cluster/nodes/${id}`);
+    const force = i % 4 === 1 ? "?force=true" : "";
+    change = () => admin(p2Of(lab), "DELETE", `/cluster/nodes/${id}${force}`);
   }
   const what = ["add", "kill and force-remove", "add", "drain and remove"][i % 4];
-  log(`nemesis: isolate ${node}, ${what} ${id}: ${res.status}`);
+  const res = await change();
+  log(`nemesis: isolate ${node}, ${what} ${id}: ${res.status} ${JSON.stringify(res.body)}`);
   return {
     majority: PROXIES,
     undo: async () => {
       await lab.heal();
+      for (let again = res, tries = 0; again.status !== 202; tries++) {
+        if (tries === 10 || (tries > 0 && again.status !== 409)) {
+          throw new Error(`Cannot ${what} ${id} after the partition: ${JSON.stringify(again)}`);
+        }
+        await settle(lab, "p2");
+        again = await change();
+        log(`nemesis: healed, ${what} ${id} again: ${again.status}`);
+      }
       await settle(lab, "p2");
     },
   };
+}
+
+function p2Of(lab: NetLab): string {
+  return lab.proxies.get("p2")!.local;
 }
 
 /** Polls `GET /cluster` on `proxy` until no rebalancing runs; a failed call is retried. */
