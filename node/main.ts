@@ -26,6 +26,7 @@ import {
   type DataDirLock,
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
+import { offsetClock } from "../shared/test_clock.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 
@@ -59,6 +60,7 @@ async function open(config: NodeConfig, counters: RequestCounters): Promise<Node
       disk: timedDisk(await createDenoDisk(config.data), counters.fsync),
       ...(config.id ? { id: config.id } : {}),
       limits: config.limits,
+      ...(config.clockOffsetMs ? { now: offsetClock(config.clockOffsetMs) } : {}),
       ...(config.snapshotEveryBytes ? { snapshotEveryBytes: config.snapshotEveryBytes } : {}),
     });
   } catch (err) {

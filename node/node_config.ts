@@ -12,6 +12,7 @@
  * ```
  */
 import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
+import { testClockOffset } from "../shared/test_clock.ts";
 import { startupHint } from "../shared/startup_hint.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
@@ -41,6 +42,8 @@ export interface NodeConfig {
   data: string;
   id?: string;
   clusterSecret?: string;
+  /** Test-only wall-clock offset (shared/test_clock.ts); unset in production. */
+  clockOffsetMs?: number;
   import?: string;
   snapshotEveryBytes?: number;
   limits: Limits;
@@ -82,6 +85,7 @@ export function parseNodeConfig(
     maxInFlight: atLeast("max-in-flight", v.maxInFlight, 1, 1_000_000),
     port: atLeast("port", v.port, 0, 65535),
     host: v.host,
+    ...(testClockOffset(env) === 0 ? {} : { clockOffsetMs: testClockOffset(env) }),
     data: v.data,
     limits: {
       ...DEFAULT_LIMITS,

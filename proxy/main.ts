@@ -126,6 +126,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
     timeoutMs: config.timeoutMs,
     probeMs: config.probeMs,
     antiEntropyMs: config.antiEntropyMs,
+    clockOffsetMs: config.clockOffsetMs,
     maps: state, // catches up and records a node back on a wiped directory (proxy/replication/rejoin.ts)
     ...secret(config),
     log,

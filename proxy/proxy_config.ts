@@ -13,6 +13,7 @@
  */
 import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
 import { parseNodeUrl } from "../shared/node_url.ts";
+import { testClockOffset } from "../shared/test_clock.ts";
 import { startupHint } from "../shared/startup_hint.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
@@ -91,6 +92,8 @@ export interface ProxyConfig {
   probeMs: number;
   /** Interval of anti-entropy sweeps (0: none). */
   antiEntropyMs: number;
+  /** Test-only wall-clock offset of ballots (shared/test_clock.ts); unset in production. */
+  clockOffsetMs?: number;
   limits: Limits;
   /** Requests answered at once before 503. */
   maxInFlight: number;
@@ -159,6 +162,7 @@ export function parseProxyConfig(
     pollMs: checkRange("poll-ms", v.pollMs, 0, 3_600_000),
     probeMs: checkRange("probe-ms", v.probeMs, 10, 3_600_000),
     antiEntropyMs: checkRange("anti-entropy-ms", v.antiEntropyMs, 0, 86_400_000),
+    ...(testClockOffset(env) === 0 ? {} : { clockOffsetMs: testClockOffset(env) }),
     limits: {
       ...DEFAULT_LIMITS,
       maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1, 1024 ** 3),

@@ -6,12 +6,14 @@
  * force-removed (then a new one is added) between faults. Each
  * round's history must be linearizable; the failed-request share is printed per round.
  * Exits 1 on the first violation (the round's history is written to a JSON file).
+ * With `--net`, network fault runs in namespaces instead (tasks/torture_net.ts).
  *
  * @module
  */
 import { admin, TestCluster, waitStable } from "../tests/helpers/process_cluster.ts";
 import { finalReads, nemesis, runClients, sleep } from "../tests/helpers/fault_workload.ts";
 import { checkHistory } from "../tests/helpers/linearizability.ts";
+import { tortureNet } from "./torture_net.ts";
 
 const ROUND_MS = 30_000;
 const KEYS = 24;
@@ -97,4 +99,6 @@ async function main(): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) {
+  Deno.exit(Deno.args.includes("--net") ? await tortureNet(Deno.args) : await main());
+}

@@ -85,10 +85,9 @@ class DenoDisk implements Disk {
       file = await Deno.open(join(this.dir, name), { append: true, create: true });
       this.#appending.set(name, file);
     }
-    // A log round is small: written on this thread, it saves a hand-off to a blocking
-    // thread and back (the fsync that follows still runs there). Large ones go there too.
-    if (bytes.byteLength <= SYNC_WRITE_BYTES) writeAllSync(file, bytes);
-    else await writeAll(file, bytes);
+    // Never a blocking write on this thread, small as a round is: on a stalled disk (frozen,
+    // or page-cache writeback throttled) it would stop reads and /health too (issue 16).
+    await writeAll(file, bytes);
   }
 
   async sync(name: string): Promise<void> {
@@ -157,14 +156,6 @@ class DenoDisk implements Disk {
     using dir = await Deno.open(this.dir, { read: true });
     await dir.sync();
   }
-}
-
-/** Appends up to this size are written with a blocking write (page cache, microseconds). */
-const SYNC_WRITE_BYTES = 256 * 1024;
-
-function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
-  let written = 0;
-  while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {

@@ -68,6 +68,41 @@ export function rangesParam(ranges: readonly Range[]): string {
   return ranges.map((r) => `${r.start}-${r.end}`).join(",");
 }
 
+/** A failure to reach a node or to read its answer, as the 503 every caller expects. */
+function unreachable(url: string, path: string, err: unknown): RingkvError {
+  if (err instanceof RingkvError) return err;
+  const why = err instanceof Error ? err.message : String(err);
+  return new RingkvError(
+    "node_unavailable",
+    `Cannot reach node ${url} (${path.split("?")[0]}): ${why}`,
+    { node: url },
+  );
+}
+
+/**
+ * `res` with a body whose read failures are {@link unreachable} errors: a body cut off by
+ * the timeout (a lossy link, issue 16) otherwise rejected with a bare TimeoutError that
+ * callers expecting RingkvErrors let through, and the proxy died of it.
+ */
+function guardBody(res: Response, url: string, path: string): Response {
+  if (res.body === null) return res;
+  const reader = res.body.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch (err) {
+        controller.error(unreachable(url, path, err));
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  const { status, statusText, headers } = res;
+  return new Response(body, { status, statusText, headers });
+}
+
 /** Calls to nodes for cluster management. */
 export class NodeAdmin {
   /** Creates the client. */
@@ -79,7 +114,8 @@ export class NodeAdmin {
     if (secret !== undefined) headers.set("authorization", `Bearer ${secret}`);
     const signal = init.signal ?? AbortSignal.timeout(this.options.timeoutMs);
     try {
-      return await this.options.fetch(new Request(url + path, { ...init, headers, signal }));
+      const res = await this.options.fetch(new Request(url + path, { ...init, headers, signal }));
+      return guardBody(res, url, path);
     } catch (err) {
       if (err instanceof RingkvError) throw err;
       throw unavailable(url, path, "reach", err);

@@ -147,6 +147,7 @@ export class Rebalancer {
     const dead = force && (!up.has(id) || recovering.has(id));
     const next = planRemove(map, id, this.#now(), total, dead, force);
     if (dead) await refuseUnsafeForce(next, id, up);
+    else await refuseDownTakers(next, id, up);
     return await this.#begin(next);
   }
 
@@ -244,6 +245,24 @@ export class Rebalancer {
       }
     }
   }
+}
+
+/**
+ * Refuses a drain whose ranges would go to a node that is down: the rebalancing would
+ * wait on it, and while it runs the force removal of that node is refused too (issue 16).
+ */
+async function refuseDownTakers(next: ClusterMap, id: string, up: Set<string>): Promise<void> {
+  const { copies } = await planCopies(next);
+  const down = [...new Set(copies.map((c) => c.to).filter((to) => !up.has(to)))];
+  if (down.length === 0) return;
+  throw new RingkvError(
+    "conflict",
+    `Cannot remove node ${id}: node ${
+      down.join(", ")
+    }, which would take over some of its ranges, is down; bring it back, or remove it for good first (DELETE /cluster/nodes/${
+      down[0]
+    }?force=true)`,
+  );
 }
 
 /**

@@ -368,3 +368,26 @@ Deno.test("a range copy never counts an old replica back on a wiped directory (i
     await c.close();
   }
 });
+
+Deno.test("draining a node is refused (409) while a node that would take over its ranges is down, so no rebalancing waits on a dead node; once it is removed for good the drain runs", async () => {
+  const c = await start();
+  try {
+    await writeAll(c, "d");
+    await c.rebalancer.startAdd("http://n4.test", 1);
+    await runToStable(c);
+    c.down.add("n4");
+    // Before: 202, and the drain paused at every step on n4 ("Cannot reach node"), while a
+    // rebalancing in progress refused the force removal of n4 (409): stuck until n4 came back.
+    const drain = await remove(c, "n3", false);
+    const body = await drain.json();
+    assertEquals(drain.status, 409, JSON.stringify(body));
+    assertMatch(body.error.message, /n4/);
+    assertEquals(c.state.current().map.rebalancing, null);
+    assertEquals((await remove(c, "n4", true)).status, 202);
+    await runToStable(c);
+    assertEquals((await remove(c, "n3", false)).status, 409); // 2 nodes for 3 replicas
+    assertEquals(c.state.current().map.nodes.map((n) => n.id), ["n1", "n2", "n3"]);
+  } finally {
+    await c.close();
+  }
+});

@@ -165,8 +165,15 @@ export class Replicated {
       if (decided.entry === undefined && agreed) return decided.result;
       const entry = decided.entry ?? restamp(best!, ballot);
       if (decided.entry === undefined) this.restamps++;
-      const acc = await this.#acceptOrMayHave(r, op, need, entry);
-      if (!acc.ok) throw mayHaveApplied(op, r, need, acc);
+      const answers: Promise<boolean>[] = [];
+      const acc = await this.#acceptOrMayHave(r, op, need, entry, answers);
+      if (!acc.ok) {
+        // Refused by every replica: the entry is on none, so another round may run the write.
+        if (!(await this.#refusedEverywhere(acc, answers))) throw mayHaveApplied(op, r, need, acc);
+        seen = this.#observe(acc) ?? seen;
+        await backoff(round);
+        continue;
+      }
       await this.#copyToJoining(r, op, entry);
       this.#remember(r, entry);
       return (decided.entry === undefined || pending !== undefined) && decided.result.status !== 404
@@ -185,8 +192,9 @@ export class Replicated {
     op: BatchOp,
     need: number,
     entry: WireEntry,
+    answers: Promise<boolean>[] = [],
   ): Promise<Gathered<WireVote>> {
-    return this.#accept(r, r.owners, need, entry).catch((err) => {
+    return this.#accept(r, r.owners, need, entry, answers).catch((err) => {
       if (!(err instanceof StaleEpochError)) throw err;
       throw mayHaveApplied(op, r, need, {
         good: [],
@@ -215,19 +223,36 @@ export class Replicated {
     return this.deps.maxRounds ?? 8;
   }
 
-  /** Accepts `entry` at `nodes` until `need` agree; replicas that miss it get a hint. */
+  /**
+   * Whether every replica an accept was sent to refused it (calls still running when the
+   * quorum failed are awaited; each has its timeout). Then the entry is on no replica and
+   * can never be chosen: the write has not taken effect, and a new round may run it.
+   */
+  async #refusedEverywhere(acc: Gathered<WireVote>, answers: Promise<boolean>[]) {
+    if (acc.good.length > 0 || acc.errors.length > 0) return false;
+    return (await Promise.all(answers)).every((refused) => refused);
+  }
+
+  /**
+   * Accepts `entry` at `nodes` until `need` agree; replicas that miss it get a hint.
+   * `answers` gets, per replica called, whether it refused (false: accepted or failed).
+   */
   async #accept(
     r: Replicas,
     nodes: NodeRef[],
     need: number,
     entry: WireEntry,
+    answers: Promise<boolean>[] = [],
   ): Promise<Gathered<WireVote>> {
     const hints = this.deps.hints;
-    const call = (n: NodeRef) =>
-      this.deps.client.accept(n, r.epoch, [entry]).then((v) => v[0]!, (err) => {
+    const call = (n: NodeRef) => {
+      const answer = this.deps.client.accept(n, r.epoch, [entry]).then((v) => v[0]!, (err) => {
         hints.add(n.id, entry);
         throw err;
       });
+      answers.push(answer.then((v) => !v.ok, () => false));
+      return answer;
+    };
     const got = await this.#gather(nodes, need, call, (v) => v.ok);
     if (got.ok) { for (const n of got.skipped) hints.add(n.id, entry); }
     return got;

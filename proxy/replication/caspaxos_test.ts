@@ -411,3 +411,28 @@ Deno.test("a key written with a TTL takes the full round next: once expired, If-
     await c.close();
   }
 });
+
+Deno.test("a write whose accept every replica refused (a newer writer got in first) runs again and succeeds, instead of answering 'may have taken effect'", async () => {
+  const c = await start();
+  try {
+    const other = createProxyApp({ ...proxyDepsOf(c), fetch: c.fetch });
+    let accepts = 0;
+    let otherPut: Promise<Response> | undefined;
+    // The first write's three accepts are held until another proxy has written the key:
+    // its higher ballot makes every replica refuse them.
+    c.hook = async (req) => {
+      if (!new URL(req.url).pathname.endsWith("/accept") || accepts++ >= 3) return;
+      otherPut ??= Promise.resolve().then(() =>
+        other.request("/kv/k", { method: "PUT", body: "from-other" })
+      );
+      await otherPut;
+    };
+    const first = await put(c, "k", "from-first");
+    assertEquals((await otherPut!).status, 201);
+    assertEquals(first.status, 200, await first.text());
+    const read = await c.proxy.request("/kv/k");
+    assertEquals([read.status, await read.text()], [200, "from-first"]);
+  } finally {
+    await c.close();
+  }
+});

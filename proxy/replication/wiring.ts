@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { offsetClock } from "../../shared/test_clock.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { HybridClock } from "../../shared/version.ts";
 import type { NodeInfo, WireEntry } from "../../shared/wire.ts";
@@ -35,6 +36,8 @@ export interface ReplicationOptions {
   proxyId?: string;
   /** Interval of anti-entropy sweeps, in ms (0: none; the default). */
   antiEntropyMs?: number;
+  /** Test-only offset of the ballots' wall clock (shared/test_clock.ts). */
+  clockOffsetMs?: number;
   /**
    * The cluster map (a ClusterState): when given, a node found on another data-directory
    * incarnation than the map records is caught up and recorded (proxy/replication/rejoin.ts).
@@ -70,7 +73,10 @@ export class Replication {
       // Concurrent requests' rounds go to each node together (proxy/replication/paxos_batcher.ts).
       client: new PaxosBatcher(this.client),
       ingest: (node, epoch, entries) => ingestClient.ingest(node, epoch, entries),
-      clock: new HybridClock(options.proxyId ?? randomProxyId()),
+      clock: new HybridClock(
+        options.proxyId ?? randomProxyId(),
+        offsetClock(options.clockOffsetMs ?? 0),
+      ),
       detector: this.detector,
       hints: this.hints,
       log: options.log,

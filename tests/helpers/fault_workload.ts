@@ -26,6 +26,8 @@ export async function runClients(
     timeoutMs?: number;
     /** Key prefix (default "fk"): a fresh one per round keeps each history short. */
     prefix?: string;
+    /** Id of the first client (default 0): workloads sharing keys need distinct ids. */
+    firstClient?: number;
   },
 ): Promise<{ history: Operation[]; stats: WorkloadStats }> {
   const history: Operation[] = [];
@@ -44,7 +46,8 @@ export async function runClients(
       history.push(op);
     }
   };
-  await Promise.all(Array.from({ length: options.clients }, (_, i) => client(i)));
+  const first = options.firstClient ?? 0;
+  await Promise.all(Array.from({ length: options.clients }, (_, i) => client(first + i)));
   return { history, stats };
 }
 

@@ -1,0 +1,39 @@
+/**
+ * A short run of each network fault kind (tests/helpers/net_scenarios.ts) with nodes and
+ * two proxies in their own network namespaces: linearizable, no acknowledged write lost,
+ * replicas agreeing after the faults end. Needs root and `ip netns`/`nft`; skipped with
+ * the reason otherwise. `deno task torture --net` runs the long version.
+ */
+import { assertEquals } from "@std/assert";
+import { labUnavailable, NetLab } from "./helpers/netns.ts";
+import { FAULT_KINDS, runFaults } from "./helpers/net_scenarios.ts";
+
+const unavailable = await labUnavailable();
+if (unavailable !== null) console.log(`net_faults_test: skipped: ${unavailable}`);
+
+/** Each kind gets one fault of 2.5 s (past the 1 s timeout and the probes) and a calm of 1 s. */
+const PACE = { faultMs: 2500, calmMs: 1000 };
+
+for (const kind of FAULT_KINDS) {
+  Deno.test({
+    name: `network fault "${kind}": linearizable, nothing acknowledged lost, replicas agree`,
+    ignore: unavailable !== null,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const lab = await NetLab.create();
+      try {
+        const r = await runFaults(lab, kind, PACE.faultMs + PACE.calmMs, () => {}, PACE);
+        console.log(
+          `${kind}: ${r.all.requests} requests, ${r.all.indefinite} indefinite; majority side ` +
+            `${r.majority.indefinite}/${r.majority.requests}; converged in ${r.convergedMs} ms`,
+        );
+        assertEquals(r.violation, null, "history not linearizable");
+        assertEquals(r.lost, []);
+        assertEquals(r.diverged, []);
+      } finally {
+        await lab.stop();
+      }
+    },
+  });
+}
