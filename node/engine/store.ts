@@ -193,10 +193,12 @@ export class Store {
     for (const [key, record] of this.#records) yield [key, this.#packer.unpack(record)];
   }
 
-  /** The live entries as a flat image, in key order. */
+  /** The live, unexpired entries as a flat image, in key order (without their TTLs). */
   exportFlat(binary: "base64" | "refuse"): Record<string, FlatValue> {
     const image: Record<string, FlatValue> = {};
     for (const key of this.#order.from("", false, this.#has)) {
+      // An expired key is absent (the image has no TTLs: exported, it would come back for good).
+      if (this.#expired(key)) continue;
       const { kind, data } = this.#packer.value(this.#records.get(key)!);
       if (kind === "text") image[key] = data;
       else if (kind === "base64" && binary === "base64") image[key] = { base64: data };

@@ -228,3 +228,13 @@ Deno.test("Store: If-None-Match: * takes an expired key, and a put without TTL c
   assertEquals(store.expiredKeys(now, 10).map((e) => e.key), ["b"]);
   assertEquals(store.get("a")?.contentType, "text/plain");
 });
+
+Deno.test("Store.exportFlat() leaves out a key past its expiry (an import would revive it)", () => {
+  let now = T0;
+  const store = new Store(new HybridClock("n1", () => now), () => now);
+  store.write(put("gone", "1", { contentType: withExpiry("text/plain", T0 + 1000) }), 5);
+  store.write(put("kept", "2", { contentType: withExpiry("text/plain", T0 + 5000) }), 6);
+  store.write(put("plain", "3"), 7);
+  now = T0 + 1000;
+  assertEquals(store.exportFlat("refuse"), { kept: "2", plain: "3" });
+});

@@ -36,8 +36,15 @@ function bad(what: string): RingkvError {
   return new RingkvError("bad_request", `Cannot read changes: ${what}`);
 }
 
-function whole(text: string | undefined, name: string, fallback?: number): number {
-  const n = text === undefined ? fallback : Number(text);
+/** A query parameter or JSON field as a whole number (digits only: `Number("")` is 0). */
+function whole(raw: unknown, name: string, fallback?: number): number {
+  const n = raw === undefined
+    ? fallback
+    : typeof raw === "number"
+    ? raw
+    : typeof raw === "string" && /^\d{1,16}$/.test(raw)
+    ? Number(raw)
+    : undefined;
   if (n === undefined || !Number.isSafeInteger(n) || n < 0) {
     throw bad(`${name} is not a whole number`);
   }
@@ -82,7 +89,7 @@ async function versionsAt(c: Context, ctx: NodeContext): Promise<Response> {
     throw bad('give {"boot", "at", "keys": [...]}');
   }
   const keys = body.keys.filter((k): k is string => typeof k === "string");
-  const at = whole(String(body.at), "at");
+  const at = whole(typeof body.at === "number" ? body.at : null, "at");
   const log = ctx.engine.changes;
   if (body.boot !== log.boot) return c.json({ boot: log.boot, gone: true });
   const versions = log.versionsAt(keys, at, (key) => ctx.engine.peek(key)?.version);

@@ -260,3 +260,26 @@ Deno.test("every body-reading node route answers 408 at --body-timeout-ms, not t
     }
   }
 });
+
+Deno.test("/internal/changes and /internal/changes/at answer 400 to a position that is not a whole number", async () => {
+  const { app, engine } = await setup();
+  const boot = engine.changes.boot;
+  for (const at of [{ toString: 1 }, [], [5], "7", "", null, -1, 1.5]) {
+    const res = await app.request("/internal/changes/at", {
+      method: "POST",
+      body: JSON.stringify({ boot, at, keys: ["a"] }),
+    });
+    assertEquals(res.status, 400, JSON.stringify(at));
+    assertEquals((await res.json()).error.code, "bad_request");
+  }
+  for (const query of ["after=", "limit=", "wait=", "after=1e3", "after=%20"]) {
+    const res = await app.request(`/internal/changes?${query}`);
+    assertEquals(res.status, 400, query);
+    await res.body?.cancel();
+  }
+  const ok = await app.request("/internal/changes/at", {
+    method: "POST",
+    body: JSON.stringify({ boot, at: 0, keys: ["a"] }),
+  });
+  assertEquals([ok.status, (await ok.json()).versions], [200, { a: null }]);
+});

@@ -60,6 +60,14 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
     const prefix = new URL(req.url).searchParams.get("prefix") ?? "";
     const last = req.headers.get("last-event-id");
     const cursor = last === null || last === "" ? undefined : decodeWatchCursor(last);
+    const headers = {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache",
+      "x-accel-buffering": "no",
+    };
+    // Hono serves HEAD from this GET route and drops the body unread: a stream started for
+    // it would hold its slot, and poll the nodes, for good.
+    if (req.method === "HEAD") return new Response(null, { headers });
     const max = deps.maxWatchers ?? DEFAULT_MAX_WATCHERS;
     if (open >= max) {
       throw new RingkvError(
@@ -71,13 +79,7 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
     const stop = new AbortController();
     const items = watchStream(deps, prefix, cursor, stop.signal);
     const body = sseBody(items, stop, deps.keepaliveMs ?? KEEPALIVE_MS, () => open--, req.signal);
-    return new Response(body, {
-      headers: {
-        "content-type": "text/event-stream",
-        "cache-control": "no-cache",
-        "x-accel-buffering": "no",
-      },
-    });
+    return new Response(body, { headers });
   });
   app.all(
     "/watch",

@@ -44,3 +44,21 @@ Deno.test("GET /watch refuses without Accept: text/event-stream, a bad cursor, a
     await c.close();
   }
 });
+
+Deno.test("HEAD /watch answers the stream's headers without holding one of the streams", async () => {
+  const c = await startCluster({
+    proxy: { watch: { maxWatchers: 1, waitMs: 50, keepaliveMs: 60_000 } },
+  });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const head = await c.proxy.request("/watch", { method: "HEAD", headers: SSE });
+      assertEquals([head.status, head.headers.get("content-type")], [200, "text/event-stream"]);
+      await head.body?.cancel();
+    }
+    const res = await c.proxy.request("/watch", { headers: SSE });
+    assertEquals(res.status, 200);
+    await res.body?.cancel();
+  } finally {
+    await c.close();
+  }
+});

@@ -139,7 +139,7 @@ async function* run(
   const epoch = topo.map.epoch;
   const waitMs = deps.waitMs ?? 5000;
   const nodes = new Map(nodesOf(topo).map((n) => [n.id, n]));
-  const polls = new Map<string, Promise<Polled>>();
+  const answers = new Answers(signal);
   const poll = (id: string, delayMs = 0) => {
     const pos = merge.positions.get(id)!;
     const q = { boot: pos.boot, after: pos.read, prefix, waitMs, limit: PAGE };
@@ -151,35 +151,46 @@ async function* run(
           return { id, error };
         },
       );
-    polls.set(id, delayMs > 0 ? sleep(delayMs, signal).then(call) : call());
+    answers.add(delayMs > 0 ? sleep(delayMs, signal).then(call) : call());
   };
   for (const id of nodes.keys()) poll(id);
-  const stopped = new Promise<undefined>((r) =>
-    signal.addEventListener("abort", () => r(undefined))
-  );
-  while (!signal.aborted) {
-    if (deps.topology.current().map.epoch !== epoch) return undefined;
-    const got = await Promise.race([...polls.values(), stopped]);
-    if (got === undefined) return undefined;
-    if (got.error !== undefined) {
-      poll(got.id, 500);
-      continue;
-    }
-    const page = got.page!;
-    const pos = merge.positions.get(got.id)!;
-    if (page.gone || page.boot !== pos.boot) {
-      // A node this watch never reached (boot "") lost nothing it had to read.
-      merge.restarted(got.id, page.boot, page.first, pos.boot !== "");
-      if (tooManyLost(topo, merge.lost.size)) {
-        return `${merge.lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;
+  try {
+    while (!signal.aborted) {
+      if (deps.topology.current().map.epoch !== epoch) return undefined;
+      const got = await answers.next();
+      if (got === undefined) continue;
+      if (got.error !== undefined) {
+        poll(got.id, 500);
+        continue;
       }
-    } else {
-      const end = yield* apply(deps, topo, merge, got.id, page);
+      const end = yield* take(deps, topo, merge, got.id, got.page!);
       if (end !== undefined) return end;
+      poll(got.id);
     }
-    poll(got.id);
+  } finally {
+    answers.close();
   }
   return undefined;
+}
+
+/** Handles one page of node `id`: a log that is gone, or changes to merge. */
+async function* take(
+  deps: WatchStreamDeps,
+  topo: Topology,
+  merge: WatchMerge,
+  id: string,
+  page: ChangePage,
+): AsyncGenerator<WatchItem, string | undefined> {
+  const pos = merge.positions.get(id)!;
+  if (page.gone || page.boot !== pos.boot) {
+    // A node this watch never reached (boot "") lost nothing it had to read.
+    merge.restarted(id, page.boot, page.first, pos.boot !== "");
+    if (tooManyLost(topo, merge.lost.size)) {
+      return `${merge.lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;
+    }
+    return undefined;
+  }
+  return yield* apply(deps, topo, merge, id, page);
 }
 
 async function* apply(
@@ -254,12 +265,58 @@ async function startKeys(deps: WatchStreamDeps, topo: Topology, merge: WatchMerg
   fresh.forEach((k, i) => merge.start(k, owners[i]!, bases));
 }
 
+/**
+ * The nodes' answers in the order they come. The loop waits on this queue, not on a race of
+ * the pending calls (and of the abort): each race would leave a reaction on every call still
+ * pending, each holding the page its turn took, for as long as those calls (the abort: the
+ * stream) live.
+ */
+class Answers {
+  readonly #ready: Polled[] = [];
+  #failed: { error: unknown } | undefined;
+  #wake: (() => void) | undefined;
+  readonly #arrived = () => this.#wake?.();
+
+  constructor(private readonly signal: AbortSignal) {
+    signal.addEventListener("abort", this.#arrived);
+  }
+
+  /** Queues the answer of a call (a call that fails unexpectedly fails {@link next}). */
+  add(call: Promise<Polled>): void {
+    void call.then((got) => {
+      this.#ready.push(got);
+      this.#arrived();
+    }, (error) => {
+      this.#failed ??= { error };
+      this.#arrived();
+    });
+  }
+
+  /** The oldest answer not taken, once there is one; undefined once the stream is aborted. */
+  async next(): Promise<Polled | undefined> {
+    if (this.#ready.length === 0 && this.#failed === undefined && !this.signal.aborted) {
+      await new Promise<void>((resolve) => this.#wake = resolve);
+      this.#wake = undefined;
+    }
+    if (this.#failed !== undefined) throw this.#failed.error;
+    return this.#ready.shift();
+  }
+
+  /** Stops listening for the abort. */
+  close(): void {
+    this.signal.removeEventListener("abort", this.#arrived);
+  }
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
+    // The listener goes when the timer fires: a stream retries a down node for its whole life.
+    const done = () => {
       clearTimeout(timer);
+      signal.removeEventListener("abort", done);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
   });
 }
