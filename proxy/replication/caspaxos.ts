@@ -101,7 +101,7 @@ export class Replicated {
 
   async #write(r: Replicas, op: BatchOp): Promise<BatchResult> {
     const fast = await this.#fastWrite(r, op);
-    return "status" in fast ? fast : await this.#fullWrite(r, op, fast.pending);
+    return "status" in fast ? fast : await this.#fullWrite(r, op, fast.refused);
   }
 
   /**
@@ -110,7 +110,7 @@ export class Replicated {
    * at once, built on that entry. Refusals (another proposer got in) leave it to a full round,
    * told which ballot may hold this write; nothing is answered from the cache alone.
    */
-  async #fastWrite(r: Replicas, op: BatchOp): Promise<BatchResult | { pending?: Pending }> {
+  async #fastWrite(r: Replicas, op: BatchOp): Promise<BatchResult | { refused?: Version }> {
     // A read, or a write that must be newer than a given version, takes the full round.
     const plain = op.op !== "get" && op.minVersion === undefined;
     const last = plain ? this.#own.recall(r.key, r.epoch, ownersOf(r)) : undefined;
@@ -122,13 +122,18 @@ export class Replicated {
     if (decided.entry === undefined) return {};
     this.#own.forget(r.key);
     const need = quorumOf(r.owners.length);
-    const acc = await this.#acceptOrMayHave(r, op, need, decided.entry);
-    if (!acc.ok && acc.bad.length === 0) throw mayHaveApplied(op, r, need, acc);
+    const answers: Promise<boolean>[] = [];
+    const acc = await this.#acceptOrMayHave(r, op, need, decided.entry, answers);
     this.#own.outcome(!acc.ok);
     if (!acc.ok) {
+      // Taken by a minority, the entry may yet be chosen by another round (a read's repair)
+      // restamped under a ballot that no longer names this write, so a retry could apply it
+      // twice: it may have taken effect, as after a full round. Refused everywhere, it is on
+      // no replica, and a full round runs the write.
+      if (!(await this.#refusedEverywhere(acc, answers))) throw mayHaveApplied(op, r, need, acc);
       this.fast.refused++;
       this.#observe(acc);
-      return { pending: { ballot, result: decided.result } };
+      return { refused: ballot };
     }
     this.fast.decided++;
     await this.#copyToJoining(r, op, decided.entry);
@@ -136,10 +141,10 @@ export class Replicated {
     return decided.result;
   }
 
-  async #fullWrite(r: Replicas, op: BatchOp, pending?: Pending): Promise<BatchResult> {
+  async #fullWrite(r: Replicas, op: BatchOp, refused?: Version): Promise<BatchResult> {
     const need = quorumOf(r.owners.length);
     // Past the refused fast ballot: this round must be able to supersede it.
-    let seen = later(pending?.ballot, op.minVersion);
+    let seen = later(refused, op.minVersion);
     for (let round = 1; round <= this.#maxRounds; round++) {
       const ballot = this.deps.clock.nextAfter(seen);
       const got = await this.#gather(
@@ -157,11 +162,7 @@ export class Replicated {
       const entries = got.good.map((g) => g.value.entry);
       const best = newest(entries);
       const agreed = entries.every((e) => e?.ver === best?.ver);
-      // This write's refused fast accept is the newest entry: finish it instead of applying
-      // the operation a second time (no other write can be decided between it and its base).
-      const decided = pending !== undefined && best?.ver === pending.ballot
-        ? { result: pending.result, entry: restamp(best, ballot) }
-        : decide(op, best, ballot, r);
+      const decided = decide(op, best, ballot, r);
       if (decided.entry === undefined && agreed) return decided.result;
       const entry = decided.entry ?? restamp(best!, ballot);
       if (decided.entry === undefined) this.restamps++;
@@ -176,7 +177,7 @@ export class Replicated {
       }
       await this.#copyToJoining(r, op, entry);
       this.#remember(r, entry);
-      return (decided.entry === undefined || pending !== undefined) && decided.result.status !== 404
+      return decided.entry === undefined && decided.result.status !== 404
         ? { ...decided.result, version: ballot }
         : decided.result;
     }
@@ -296,12 +297,6 @@ export class Replicated {
       );
     }
   }
-}
-
-/** A write whose fast accept was refused: its ballot and the answer it would have had. */
-interface Pending {
-  ballot: Version;
-  result: BatchResult;
 }
 
 function later(a: Version | undefined, b: Version | undefined): Version | undefined {
