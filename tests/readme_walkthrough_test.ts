@@ -69,8 +69,11 @@ Deno.test("the README's curl walkthrough works as written on `task cluster`", as
       200,
       200,
       200,
+      201,
+      200,
       200,
     ]);
+    assertMatch(out, /expires-at: \d{4}-\d\d-\d\dT/i);
     assertMatch(out, /\r\n\r\nhello\r?\n?HTTP/);
     assertMatch(out, /content-type: application\/json\r\n[\s\S]*\{"name":"Ada"\}/i);
     assertMatch(out, /"keys":\["a","b"\]/);
