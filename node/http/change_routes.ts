@@ -10,7 +10,7 @@ import type { Context, Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
 import type { Change } from "../engine/change_log.ts";
 import { toBytes } from "../engine/values.ts";
-import { isObject, readJsonBody } from "./node_request_body.ts";
+import { isObject, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
 
 /** Longest a change read waits for a change, in ms. */
@@ -83,8 +83,7 @@ function toWireChange(ch: Change): WireChange {
 }
 
 async function versionsAt(c: Context, ctx: NodeContext): Promise<Response> {
-  const { maxBatchBytes, bodyTimeoutMs } = ctx.limits;
-  const body = await readJsonBody(c.req.raw, maxBatchBytes, "the version query", bodyTimeoutMs);
+  const body = await readRouteJson(c.req.raw, ctx.limits, "the version query");
   if (!isObject(body) || typeof body.boot !== "string" || !Array.isArray(body.keys)) {
     throw bad('give {"boot", "at", "keys": [...]}');
   }

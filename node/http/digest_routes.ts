@@ -13,7 +13,7 @@ import type { Range } from "../../shared/ring.ts";
 import { INCARNATION_HEADER } from "../../shared/wire.ts";
 import type { NodeEngine } from "../engine/engine.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
-import { isObject, readJsonBody } from "./node_request_body.ts";
+import { isObject, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
 import { parseRangesJson } from "./wire_entries.ts";
 
@@ -52,13 +52,7 @@ export function digestRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/internal/digest", {
     POST: async (c) => {
       checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "digest");
-      const { maxBatchBytes, bodyTimeoutMs } = ctx.limits;
-      const body = await readJsonBody(
-        c.req.raw,
-        maxBatchBytes,
-        "the digest request",
-        bodyTimeoutMs,
-      );
+      const body = await readRouteJson(c.req.raw, ctx.limits, "the digest request");
       const buckets = isObject(body) ? body.buckets : undefined;
       if (!Array.isArray(buckets)) {
         throw new RingkvError(

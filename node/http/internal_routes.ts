@@ -12,7 +12,7 @@ import { changeRoutes } from "./change_routes.ts";
 import { parseClusterMap } from "../node_map.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
-import { decodeText, isObject, parseJson, readJsonBody } from "./node_request_body.ts";
+import { decodeText, isObject, parseJson, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
 import { parseRangesJson, parseRangesQuery, parseWireEntry, toWire } from "./wire_entries.ts";
 
@@ -24,12 +24,7 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   const { engine, limits } = ctx;
   route(app, "/internal/batch", {
     POST: async (c) => {
-      const body = await readJsonBody(
-        c.req.raw,
-        limits.maxBatchBytes,
-        "the batch",
-        limits.bodyTimeoutMs,
-      );
+      const body = await readRouteJson(c.req.raw, limits, "the batch");
       const results = await runBatch(engine, parseBatchBody(body, limits), limits);
       return c.json({ results });
     },
@@ -40,12 +35,7 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/internal/scan", { GET: (c) => scan(c, ctx) });
   route(app, "/internal/drop", {
     POST: async (c) => {
-      const body = await readJsonBody(
-        c.req.raw,
-        limits.maxBatchBytes,
-        "the drop",
-        limits.bodyTimeoutMs,
-      );
+      const body = await readRouteJson(c.req.raw, limits, "the drop");
       if (!isObject(body)) {
         throw new RingkvError("bad_request", 'Cannot drop: the body must be {"ranges": [...]}');
       }
@@ -64,12 +54,7 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
       return c.json(map);
     },
     PUT: async (c) => {
-      const body = await readJsonBody(
-        c.req.raw,
-        limits.maxBatchBytes,
-        "the cluster map",
-        limits.bodyTimeoutMs,
-      );
+      const body = await readRouteJson(c.req.raw, limits, "the cluster map");
       const map = parseClusterMap(body);
       await ctx.cluster.put(map);
       return c.json(map);

@@ -8,7 +8,7 @@ import type { Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
 import { parseFlatImage } from "./flat_image.ts";
 import { metricsText } from "./node_metrics.ts";
-import { readJsonBody } from "./node_request_body.ts";
+import { readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
 
 /** Registers `/health`, `/metrics`, `/export` and `/import`. */
@@ -47,12 +47,7 @@ export function adminRoutes(app: Hono, ctx: NodeContext): void {
   });
   route(app, "/import", {
     POST: async (c) => {
-      const body = await readJsonBody(
-        c.req.raw,
-        limits.maxBatchBytes,
-        "the import",
-        limits.bodyTimeoutMs,
-      );
+      const body = await readRouteJson(c.req.raw, limits, "the import");
       return c.json({ imported: await engine.importFlat(parseFlatImage(body, limits)) });
     },
   });

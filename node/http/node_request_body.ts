@@ -53,6 +53,15 @@ export async function readJsonBody(
   return parseJson(decodeText(bytes, what), what);
 }
 
+/** A node route's JSON body, within its limits: the batch size cap and `--body-timeout-ms`. */
+export function readRouteJson(
+  req: Request,
+  limits: { maxBatchBytes: number; bodyTimeoutMs: number },
+  what: string,
+): Promise<unknown> {
+  return readJsonBody(req, limits.maxBatchBytes, what, limits.bodyTimeoutMs);
+}
+
 /** Whether a value is a plain JSON object (not null, not an array). */
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

@@ -12,7 +12,7 @@ import { isVersion } from "../../shared/version.ts";
 import { INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
 import { Acceptor, type FloorStore, memoryFloorStore } from "../paxos/acceptor.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
-import { isObject, readJsonBody } from "./node_request_body.ts";
+import { isObject, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
 import { parseWireEntry, toWire } from "./wire_entries.ts";
 
@@ -68,7 +68,7 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
 }
 
 function body(req: Request, ctx: NodeContext, what: string): Promise<unknown> {
-  return readJsonBody(req, ctx.limits.maxBatchBytes, `the ${what}`, ctx.limits.bodyTimeoutMs);
+  return readRouteJson(req, ctx.limits, `the ${what}`);
 }
 
 function listField(body: unknown, field: string, what: string, ctx: NodeContext): unknown[] {
