@@ -13,7 +13,7 @@
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { expiryOf, isExpired } from "../../shared/expiry.ts";
+import { isExpired } from "../../shared/expiry.ts";
 import type { Point } from "../../shared/ring.ts";
 import type { HybridClock, Version } from "../../shared/version.ts";
 import {
@@ -28,7 +28,6 @@ import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
 import type { PaxosCalls } from "./paxos_batcher.ts";
 import type { WireVote } from "../nodes/paxos_client.ts";
 import { gather, type Gathered, KeyLocks, quorumOf } from "./quorum.ts";
-import { ballotAfter, OwnDecisions } from "./own_ballots.ts";
 
 /** What {@link Replicated} needs. */
 export interface ReplicatedDeps {
@@ -56,10 +55,6 @@ export interface Replicas {
 /** Runs single-key operations by quorum. */
 export class Replicated {
   readonly #locks = new KeyLocks();
-  /** The last entry this proxy got decided per key (one-round-trip writes, own_ballots.ts). */
-  readonly #own = new OwnDecisions();
-  /** Writes decided in one round trip, and those whose fast accept was refused. */
-  readonly fast = { decided: 0, refused: 0 };
   /** Rewrites of an existing entry under a new version (see docs/replication.md). */
   restamps = 0;
 
@@ -100,51 +95,12 @@ export class Replicated {
   }
 
   async #write(r: Replicas, op: BatchOp): Promise<BatchResult> {
-    const fast = await this.#fastWrite(r, op);
-    return "status" in fast ? fast : await this.#fullWrite(r, op, fast.refused);
+    return await this.#fullWrite(r, op);
   }
 
-  /**
-   * The write in one round trip when this proxy decided the key's last entry under ballot b:
-   * accepting b promised this proxy the next ballot (own_ballots.ts), so the accept goes out
-   * at once, built on that entry. Refusals (another proposer got in) leave it to a full round,
-   * told which ballot may hold this write; nothing is answered from the cache alone.
-   */
-  async #fastWrite(r: Replicas, op: BatchOp): Promise<BatchResult | { refused?: Version }> {
-    // A read, or a write that must be newer than a given version, takes the full round.
-    const plain = op.op !== "get" && op.minVersion === undefined;
-    const last = plain ? this.#own.recall(r.key, r.epoch, ownersOf(r)) : undefined;
-    const ballot = last && ballotAfter(last.ver, this.deps.clock.writer);
-    if (last === undefined || ballot === undefined) return {};
-    const current = { k: r.key, v: last.live ? "" : null, ver: last.ver, h: r.point };
-    const decided = decide(op, current, ballot, r);
-    // A failed condition or a 404 must still be read from a quorum: the full round does it.
-    if (decided.entry === undefined) return {};
-    this.#own.forget(r.key);
+  async #fullWrite(r: Replicas, op: BatchOp): Promise<BatchResult> {
     const need = quorumOf(r.owners.length);
-    const answers: Promise<boolean>[] = [];
-    const acc = await this.#acceptOrMayHave(r, op, need, decided.entry, answers);
-    this.#own.outcome(!acc.ok);
-    if (!acc.ok) {
-      // Taken by a minority, the entry may yet be chosen by another round (a read's repair)
-      // restamped under a ballot that no longer names this write, so a retry could apply it
-      // twice: it may have taken effect, as after a full round. Refused everywhere, it is on
-      // no replica, and a full round runs the write.
-      if (!(await this.#refusedEverywhere(acc, answers))) throw mayHaveApplied(op, r, need, acc);
-      this.fast.refused++;
-      this.#observe(acc);
-      return { refused: ballot };
-    }
-    this.fast.decided++;
-    await this.#copyToJoining(r, op, decided.entry);
-    this.#remember(r, decided.entry);
-    return decided.result;
-  }
-
-  async #fullWrite(r: Replicas, op: BatchOp, refused?: Version): Promise<BatchResult> {
-    const need = quorumOf(r.owners.length);
-    // Past the refused fast ballot: this round must be able to supersede it.
-    let seen = later(refused, op.minVersion);
+    let seen = op.minVersion;
     for (let round = 1; round <= this.#maxRounds; round++) {
       const ballot = this.deps.clock.nextAfter(seen);
       const got = await this.#gather(
@@ -176,7 +132,6 @@ export class Replicated {
         continue;
       }
       await this.#copyToJoining(r, op, entry);
-      this.#remember(r, entry);
       return decided.entry === undefined && decided.result.status !== 404
         ? { ...decided.result, version: ballot }
         : decided.result;
@@ -204,19 +159,6 @@ export class Replicated {
         skipped: [],
         ok: false,
       });
-    });
-  }
-
-  /** Records `entry`, just decided under this proxy's ballot, for the next write's fast path. */
-  #remember(r: Replicas, entry: WireEntry): void {
-    // An entry with a TTL is not remembered: whether it still counts as present depends on the
-    // clock at the next write, which only the full round's read of the entry can tell.
-    if (entry.v !== null && expiryOf(entry.t) !== undefined) return this.#own.forget(r.key);
-    this.#own.remember(r.key, {
-      ver: entry.ver,
-      live: entry.v !== null,
-      epoch: r.epoch,
-      owners: ownersOf(r),
     });
   }
 
@@ -297,14 +239,6 @@ export class Replicated {
       );
     }
   }
-}
-
-function later(a: Version | undefined, b: Version | undefined): Version | undefined {
-  return a === undefined || (b !== undefined && b > a) ? b : a;
-}
-
-function ownersOf(r: Replicas): string {
-  return r.owners.map((n) => n.id).join(" ");
 }
 
 /** The newest of some entries (null: none). */
