@@ -21,9 +21,9 @@ import { parseFlatImage } from "./http/flat_image.ts";
 import { openEngine, RecoveryError } from "./engine/open_engine.ts";
 import { diskFloorStore } from "./paxos/acceptor_floor.ts";
 import {
-  dataDirInUse,
   DataDirInUseError,
   type DataDirLock,
+  holderAfterFailedStart,
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
 import { offsetClock } from "../shared/test_clock.ts";
@@ -165,10 +165,7 @@ async function main(): Promise<number> {
         err instanceof DataDirInUseError)
     ) throw err;
     console.error(`ringkv node: ${nodeStartupHint(err, config, Deno.args) ?? err.message}`);
-    // A taken port with a taken directory is most likely this very node, started twice.
-    const held = err instanceof Deno.errors.AddrInUse && !("help" in config)
-      ? await dataDirInUse(config.data)
-      : null;
+    const held = "help" in config ? null : await holderAfterFailedStart(err, config.data);
     if (held !== null) console.error(`ringkv node: ${held.message}`);
     await engine?.close();
     return 1;

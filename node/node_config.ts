@@ -11,7 +11,14 @@
  * assert(!("help" in config) && config.port === 0 && config.id === "n1");
  * ```
  */
-import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
+import {
+  checkRange,
+  ConfigError,
+  envNames,
+  helpText,
+  parseFlags,
+  SERVER_FLAGS,
+} from "../shared/config.ts";
 import { testClockOffset } from "../shared/test_clock.ts";
 import { startupHint } from "../shared/startup_hint.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
@@ -55,13 +62,6 @@ export interface NodeConfig {
   logLevel?: LogLevel;
 }
 
-function atLeast(flag: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value < min || value > max) {
-    throw new ConfigError(`Cannot use --${flag} ${value}: it must be ${min} to ${max}`);
-  }
-  return value;
-}
-
 /** Parses the node's flags and environment; `{help}` carries the text to print. */
 export function parseNodeConfig(
   args: readonly string[],
@@ -82,16 +82,16 @@ export function parseNodeConfig(
   const tls = tlsFiles(v.cert, v.key);
   const config: NodeConfig = {
     ...(tls ? { tls } : {}),
-    maxInFlight: atLeast("max-in-flight", v.maxInFlight, 1, 1_000_000),
-    port: atLeast("port", v.port, 0, 65535),
+    maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
+    port: checkRange("port", v.port, 0, 65535),
     host: v.host,
-    ...(testClockOffset(env) === 0 ? {} : { clockOffsetMs: testClockOffset(env) }),
+    ...clockOffset(env),
     data: v.data,
     limits: {
       ...DEFAULT_LIMITS,
-      maxValueBytes: atLeast("max-value-bytes", v.maxValueBytes, 1),
-      maxKeyBytes: atLeast("max-key-bytes", v.maxKeyBytes, 1),
-      bodyTimeoutMs: atLeast("body-timeout-ms", v.bodyTimeoutMs, 1, 3_600_000),
+      maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1),
+      maxKeyBytes: checkRange("max-key-bytes", v.maxKeyBytes, 1),
+      bodyTimeoutMs: checkRange("body-timeout-ms", v.bodyTimeoutMs, 1, 3_600_000),
     },
   };
   if (v.id !== undefined) config.id = v.id;
@@ -99,7 +99,7 @@ export function parseNodeConfig(
   if (v.import) config.import = v.import;
   if (v.logLevel !== undefined) config.logLevel = checkLogLevel(v.logLevel);
   if (v.snapshotEveryBytes !== undefined) {
-    config.snapshotEveryBytes = atLeast("snapshot-every-bytes", v.snapshotEveryBytes, 1);
+    config.snapshotEveryBytes = checkRange("snapshot-every-bytes", v.snapshotEveryBytes, 1);
   }
   return config;
 }
@@ -113,4 +113,10 @@ export function nodeStartupHint(
   if ("help" in config) return undefined;
   const read = [config.import, config.tls?.cert, config.tls?.key].filter((p) => p !== undefined);
   return startupHint("node", err, { ...config, paths: { read, write: [config.data] }, args });
+}
+
+/** The test-only clock offset, when one is set (shared/test_clock.ts). */
+function clockOffset(env: Record<string, string | undefined>): { clockOffsetMs?: number } {
+  const offset = testClockOffset(env);
+  return offset === 0 ? {} : { clockOffsetMs: offset };
 }

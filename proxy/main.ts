@@ -28,9 +28,9 @@ import { createLogger, type LogFn } from "../shared/log.ts";
 import { instrumentFetch, ProxyMetrics } from "./http/proxy_metrics.ts";
 import { createOpsRoutes } from "./http/ops_routes.ts";
 import {
-  dataDirInUse,
   DataDirInUseError,
   type DataDirLock,
+  holderAfterFailedStart,
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
 
@@ -227,8 +227,7 @@ async function main(): Promise<number> {
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse)
     ) throw err;
     console.error(proxyStartupHint(err, config, Deno.args) ?? err.message);
-    // A taken port with a taken directory is most likely this very proxy, started twice.
-    const held = err instanceof Deno.errors.AddrInUse ? await dataDirInUse(config.data) : null;
+    const held = await holderAfterFailedStart(err, config.data);
     if (held !== null) console.error(held.message);
     return err instanceof StartupError ? err.exitCode : 1;
   } finally {

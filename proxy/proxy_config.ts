@@ -11,7 +11,14 @@
  * assert(!("help" in config) && config.port === 0);
  * ```
  */
-import { ConfigError, envNames, helpText, parseFlags, SERVER_FLAGS } from "../shared/config.ts";
+import {
+  checkRange,
+  ConfigError,
+  envNames,
+  helpText,
+  parseFlags,
+  SERVER_FLAGS,
+} from "../shared/config.ts";
 import { parseNodeUrl } from "../shared/node_url.ts";
 import { testClockOffset } from "../shared/test_clock.ts";
 import { startupHint } from "../shared/startup_hint.ts";
@@ -117,13 +124,6 @@ function checkUrl(flag: string, url: string): string {
   return parsed.origin;
 }
 
-function checkRange(flag: string, value: number, min: number, max: number): number {
-  if (value < min || value > max) {
-    throw new ConfigError(`Cannot use --${flag} ${value}: it must be ${min} to ${max}`);
-  }
-  return value;
-}
-
 /** Parses the proxy's flags and environment; `{help}` carries the text to print. */
 export function parseProxyConfig(
   args: readonly string[],
@@ -162,7 +162,7 @@ export function parseProxyConfig(
     pollMs: checkRange("poll-ms", v.pollMs, 0, 3_600_000),
     probeMs: checkRange("probe-ms", v.probeMs, 10, 3_600_000),
     antiEntropyMs: checkRange("anti-entropy-ms", v.antiEntropyMs, 0, 86_400_000),
-    ...(testClockOffset(env) === 0 ? {} : { clockOffsetMs: testClockOffset(env) }),
+    ...clockOffset(env),
     limits: {
       ...DEFAULT_LIMITS,
       maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1, 1024 ** 3),
@@ -180,4 +180,10 @@ export function proxyStartupHint(
 ): string | undefined {
   const read = [config.ca, config.tls?.cert, config.tls?.key].filter((p) => p !== undefined);
   return startupHint("proxy", err, { ...config, paths: { read, write: [config.data] }, args });
+}
+
+/** The test-only clock offset, when one is set (shared/test_clock.ts). */
+function clockOffset(env: Record<string, string | undefined>): { clockOffsetMs?: number } {
+  const offset = testClockOffset(env);
+  return offset === 0 ? {} : { clockOffsetMs: offset };
 }

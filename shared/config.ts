@@ -193,3 +193,16 @@ export function parseFlags<S extends FlagsSpec>(
   }
   return { values: values as FlagValues<S>, rest };
 }
+
+/** `value` when it lies in `[min, max]`, else a usage error naming `--flag`. */
+export function checkRange(
+  flag: string,
+  value: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  if (value < min || value > max) {
+    throw new ConfigError(`Cannot use --${flag} ${value}: it must be ${min} to ${max}`);
+  }
+  return value;
+}

@@ -98,6 +98,17 @@ export async function dataDirInUse(dir: string): Promise<DataDirInUseError | nul
   }
 }
 
+/**
+ * For a start that failed on its port: who holds `dir`, when a process does (most likely this
+ * very server, started twice), else null. Writes nothing.
+ */
+export async function holderAfterFailedStart(
+  err: unknown,
+  dir: string,
+): Promise<DataDirInUseError | null> {
+  return err instanceof Deno.errors.AddrInUse ? await dataDirInUse(dir) : null;
+}
+
 async function readHolder(file: Deno.FsFile): Promise<LockHolder | null> {
   const bytes = new Uint8Array(1024);
   const n = await file.read(bytes);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { shellQuote } from "../shared/startup_hint.ts";
 import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
 import { join } from "@std/path";
 import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
@@ -106,11 +107,6 @@ function checkCounts(v: { nodes: number; replicas: number }): void {
         }`,
     );
   }
-}
-
-/** Quotes an argument for a POSIX shell when it needs it. */
-function shellQuote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 }
 
 async function main(): Promise<number> {

@@ -65,7 +65,8 @@ export function frameMiddleware(ctx: NodeContext, secret: Secret): MiddlewareHan
     const started = performance.now();
     const path = rawPath(c.req.url);
     try {
-      await admit(ctx, secret, c.req.raw, path);
+      const admitting = admit(ctx, secret, c.req.raw, path);
+      if (admitting) await admitting; // a promise only when the epoch must be checked
       await next();
     } catch (err) {
       if (!(err instanceof RingkvError)) throw err;

@@ -16,6 +16,8 @@ import { readBody, utf8Text } from "./request_body.ts";
 import { storedType } from "./expiry_view.ts";
 import type { Outcome } from "../routing/router.ts";
 
+const ENCODER = new TextEncoder();
+
 /** Content type of a batch value given as a JSON string. */
 export const TEXT_CONTENT_TYPE = "text/plain; charset=utf-8";
 /** Content type of a batch value given as any other JSON value. */
@@ -122,7 +124,7 @@ function applyTtls(ops: BatchOp[], ttl: unknown): void {
 function putOp(key: string, value: unknown, limits: Limits): BatchOp {
   checkKey(key, limits.maxKeyBytes);
   const isText = typeof value === "string";
-  const bytes = new TextEncoder().encode(isText ? value : JSON.stringify(value));
+  const bytes = ENCODER.encode(isText ? value : JSON.stringify(value));
   if (bytes.byteLength > limits.maxValueBytes) {
     throw new RingkvError(
       "value_too_large",

@@ -35,6 +35,7 @@ import {
   throwIfRecovering,
 } from "../replication/rejoin.ts";
 import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
+import { toleratedOf } from "../replication/quorum.ts";
 
 /** What a {@link Rebalancer} needs. */
 export interface RebalancerDeps {
@@ -172,7 +173,7 @@ export class Rebalancer {
     const failed = report.failed.filter((f) => !gone.includes(f.url));
     // With replicas, a minority of a key's replicas may be down: it gets the map when it
     // is back (the poller pushes the current map to nodes holding an older one).
-    if (failed.length > Math.floor((map.replicas - 1) / 2)) {
+    if (failed.length > toleratedOf(map.replicas)) {
       const which = failed.map((f) => f.message).join("; ");
       throw new RingkvError(
         "node_unavailable",

@@ -13,6 +13,11 @@ export function quorumOf(n: number): number {
   return Math.floor(n / 2) + 1;
 }
 
+/** How many of `n` replicas may miss a write (or a map) while a quorum still has it. */
+export function toleratedOf(n: number): number {
+  return n - quorumOf(n);
+}
+
 /** How a {@link gather} went. */
 export interface Gathered<T> {
   /** Good answers, in arrival order (at least `need` when `ok`). */

@@ -17,7 +17,7 @@ import { groupsOf } from "./anti_entropy.ts";
 import { withIncarnation } from "../cluster/map_transitions.ts";
 import type { NodeAdmin } from "../nodes/node_admin.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
-import { quorumOf } from "./quorum.ts";
+import { toleratedOf } from "./quorum.ts";
 import type { Topology } from "../cluster/topology.ts";
 
 /** Entries per ingest call. */
@@ -141,7 +141,7 @@ export class Rejoin {
    * newer map without the record was adopted instead.
    */
   async #push(next: ClusterMap, id: string, incarnation: string): Promise<void> {
-    const tolerated = Math.floor((next.replicas - 1) / 2);
+    const tolerated = toleratedOf(next.replicas);
     for (let attempt = 1; attempt <= PUSH_ATTEMPTS; attempt++) {
       const report = await this.deps.maps.push(next);
       if (report.superseded) {
@@ -168,7 +168,7 @@ export class Rejoin {
     for (const group of groupsOf(topo, BUCKET_RANGES)) {
       if (!group.owners.some((o) => o.id === node.id)) continue;
       const others = group.owners.filter((o) => o.id !== node.id);
-      const need = group.owners.length - quorumOf(group.owners.length) + 1;
+      const need = toleratedOf(group.owners.length) + 1;
       for (const ranges of group.buckets) {
         const newest = await this.#newestOf(others, need, ranges, epoch, node.id);
         const lines = [...newest.values()].map((e) => JSON.stringify(e));
