@@ -68,20 +68,7 @@ export async function startChild(
     () => ready.reject(new Error(`${name} did not start within ${START_TIMEOUT_MS} ms`)),
     START_TIMEOUT_MS,
   );
-  const stop = async () => {
-    try {
-      process.kill("SIGTERM");
-    } catch (err) {
-      if (!(err instanceof TypeError)) throw err; // already exited
-    }
-    const killer = setTimeout(() => {
-      try {
-        process.kill("SIGKILL");
-      } catch { /* exited meanwhile */ }
-    }, STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(killer);
-  };
+  const stop = () => stopProcess(process, exited);
   try {
     const url = await ready.promise;
     return { name, url, pid: process.pid, exited, stop };
@@ -91,4 +78,25 @@ export async function startChild(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Sends `signal`, then SIGKILL after `graceMs`, and resolves once the process has exited. */
+export async function stopProcess(
+  process: Deno.ChildProcess,
+  exited: Promise<number>,
+  signal: Deno.Signal = "SIGTERM",
+  graceMs = STOP_TIMEOUT_MS,
+): Promise<void> {
+  try {
+    process.kill(signal);
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err; // already exited
+  }
+  const killer = setTimeout(() => {
+    try {
+      process.kill("SIGKILL");
+    } catch { /* exited meanwhile */ }
+  }, graceMs);
+  await exited;
+  clearTimeout(killer);
 }

@@ -82,12 +82,13 @@ export class ChangeLog {
       n++;
     }
     if (n === 0) return;
-    const added = this.#staged.slice(0, n).flatMap((s) => s.changes.map((c) => c.key));
+    const published = this.#staged.slice(0, n);
     this.#staged = this.#staged.slice(n);
     this.#trim();
     // Only readers whose prefix a new change matches: idle watchers cost writes nothing.
     for (const [wake, prefix] of this.#waiters) {
-      if (prefix === "" || added.some((k) => k.startsWith(prefix))) wake();
+      const matches = (c: StagedChange) => c.key.startsWith(prefix);
+      if (prefix === "" || published.some((s) => s.changes.some(matches))) wake();
     }
   }
 

@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "@std/path";
-import { type Child, startChild } from "../children.ts";
+import { type Child, startChild, stopProcess } from "../children.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "../node_settings.ts";
 import { nginxConfig } from "./nginx.ts";
 import { parseWrkOutput, wrkArgs, type WrkResult } from "./wrk.ts";
@@ -182,20 +182,7 @@ export function spawnTool(
   const process = new Deno.Command(cmd, { args, stdin: "null", stdout: output, stderr: output })
     .spawn();
   const exited = process.status.then((s) => s.code);
-  const stop = async () => {
-    try {
-      process.kill(signal);
-    } catch (err) {
-      if (!(err instanceof TypeError)) throw err; // already exited
-    }
-    const killer = setTimeout(() => {
-      try {
-        process.kill("SIGKILL");
-      } catch { /* exited meanwhile */ }
-    }, 5000);
-    await exited;
-    clearTimeout(killer);
-  };
+  const stop = () => stopProcess(process, exited, signal, 5000);
   return { name, url, pid: process.pid, exited, stop };
 }
 
