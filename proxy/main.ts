@@ -106,7 +106,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
   const fetch = instrumentFetch(rawFetch, metrics);
   const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
   const store = createFileMapStore(config.data);
-  const start = await startupMap({ store, admin, ...config });
+  const start = await startupMap({ store, admin, ...config, onWait: (m) => console.log(m) });
   console.log(describeStart(start, config.data));
   const moved = start.source === "new" ? null : await movedNodes(admin, start.map, config.nodes);
   if (moved !== null) log({ msg: "nodes moved to new URLs", epoch: moved.epoch });

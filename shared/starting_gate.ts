@@ -17,6 +17,7 @@
  */
 import { errorResponse, RingkvError } from "./errors.ts";
 import { type FetchHandler, RETRY_AFTER_SECONDS } from "./guard.ts";
+import { STARTING_HEADER } from "./wire.ts";
 import { keepServing, type KeepServingOptions, type StartedServer } from "./keep_serving.ts";
 
 /** A handler that waits behind a 503 until it is opened. */
@@ -32,6 +33,7 @@ export function startingGate<I = unknown>(what: string): StartingGate<I> {
   const starting = (): Response => {
     const res = errorResponse(new RingkvError("unavailable", `Cannot serve yet: ${what}`));
     res.headers.set("retry-after", String(RETRY_AFTER_SECONDS));
+    res.headers.set(STARTING_HEADER, "1");
     return res;
   };
   return {

@@ -14,6 +14,9 @@ export const MIN_VERSION_HEADER = "x-ringkv-min-version";
 export const VERSION_HEADER = "x-ringkv-version";
 /** Header with the id of the node that answered. */
 export const NODE_ID_HEADER = "x-ringkv-node";
+/** Set on the 503 of a server's starting gate (shared/starting_gate.ts): it is loading its data. */
+export const STARTING_HEADER = "x-ringkv-starting";
+
 /**
  * Header with the data-directory incarnation the cluster map records for the node a
  * replication call goes to; a node whose directory is another one refuses to vote

@@ -50,6 +50,40 @@ export interface StartupOptions {
   vnodes: number;
   /** The data directory the store reads, for messages. */
   data?: string;
+  /** How long to wait for nodes still loading their data (default {@link START_WAIT_MS}). */
+  startWaitMs?: number;
+  /** Told once per node that is still loading, while the proxy waits for it. */
+  onWait?: (message: string) => void;
+}
+
+/** How long a starting proxy waits for nodes that are still loading their data. */
+export const START_WAIT_MS = 120_000;
+
+/**
+ * Waits until none of `urls` answers with its starting gate's 503: a node still loading
+ * its data would otherwise look like a node without a map (and the proxy would start a
+ * new cluster) or like a failed one (and the proxy would exit).
+ */
+async function nodesStarted(options: StartupOptions, urls: readonly string[]): Promise<void> {
+  const deadline = Date.now() + (options.startWaitMs ?? START_WAIT_MS);
+  const told = new Set<string>();
+  for (;;) {
+    const flags = await Promise.all(urls.map((url) => options.admin.starting(url)));
+    const loading = urls.filter((_, i) => flags[i]);
+    if (loading.length === 0) return;
+    for (const url of loading.filter((u) => !told.has(u))) {
+      told.add(url);
+      options.onWait?.(`ringkv proxy: waiting for node ${url}: it is still loading its data`);
+    }
+    if (Date.now() >= deadline) {
+      throw new StartupError(
+        `Cannot start the proxy: node(s) ${loading.join(", ")} still loading their data after ` +
+          `${Math.round((options.startWaitMs ?? START_WAIT_MS) / 1000)} s; start the proxy again ` +
+          `once their /health answers 200`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 /** The map to start with and where it came from. */
@@ -146,6 +180,7 @@ export async function startupMap(options: StartupOptions): Promise<StartupMap> {
     return { map: stored, source: "stored", ...(ignored.length > 0 ? { ignored } : {}) };
   }
   if (options.join !== undefined) {
+    await nodesStarted(options, [options.join]);
     const map = await options.admin.getMap(options.join).catch((err) => {
       if (!(err instanceof RingkvError)) throw err;
       throw new StartupError(`Cannot join through ${options.join}: ${err.message}`);
@@ -162,6 +197,7 @@ export async function startupMap(options: StartupOptions): Promise<StartupMap> {
       "Cannot start the proxy: it has no stored cluster map; give --nodes URL,URL or --join URL",
     );
   }
+  await nodesStarted(options, options.nodes);
   const held = await highestMap(options.admin, options.nodes);
   if (held !== null) return { map: held, source: "nodes" };
   const replicas = options.replicas ?? defaultReplicas(options.nodes.length);

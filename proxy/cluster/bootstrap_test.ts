@@ -6,6 +6,7 @@ import { createMemoryMapStore } from "./map_store.ts";
 import { initialMap, planAdd } from "./map_transitions.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
+import { startingGate } from "../../shared/starting_gate.ts";
 
 function setup() {
   const fake = createFakeMapNodes(["a", "b", "c"]);
@@ -73,6 +74,56 @@ Deno.test("startupMap() with --nodes adopts the highest map the nodes already ho
   fake.maps.set("c.test", { ...initialMap(fake.nodes, 1, 16), epoch: 4 });
   const start = await startupMap({ ...base, store: createMemoryMapStore(), nodes: urls });
   assertEquals([start.source, start.map.epoch], ["nodes", 6]);
+});
+
+/** `fetch` of `fake` behind each node's starting gate, opened after `polls` requests to it. */
+function gatedFetch(fake: ReturnType<typeof createFakeMapNodes>["fetch"], polls: number) {
+  const seen = new Map<string, number>();
+  const gates = new Map<string, ReturnType<typeof startingGate>>();
+  return (req: Request): Promise<Response> => {
+    const host = new URL(req.url).host;
+    if (!gates.has(host)) gates.set(host, startingGate(`node ${host} is loading its data`));
+    const count = (seen.get(host) ?? 0) + 1;
+    seen.set(host, count);
+    if (count > polls) gates.get(host)!.open(fake);
+    return Promise.resolve(gates.get(host)!.handler(req, {}));
+  };
+}
+
+Deno.test("startupMap() waits for nodes still loading their data, then adopts their map", async () => {
+  const fake = createFakeMapNodes(["a", "b", "c"]);
+  fake.maps.set("b.test", { ...initialMap(fake.nodes, 3, 16), epoch: 7 });
+  const admin = new NodeAdmin({ fetch: gatedFetch(fake.fetch, 3), timeoutMs: 1000 });
+  const told: string[] = [];
+  const urls = fake.nodes.map((n) => n.url);
+  const start = await startupMap({
+    admin,
+    vnodes: 16,
+    store: createMemoryMapStore(),
+    nodes: urls,
+    onWait: (m) => told.push(m),
+  });
+  // Without the wait, the gated nodes held no map and refused /health: the start failed.
+  assertEquals([start.source, start.map.epoch], ["nodes", 7]);
+  assertEquals(told.length, 3);
+  assertMatch(told[0]!, /waiting for node http:\/\/a\.test: it is still loading its data/);
+});
+
+Deno.test("startupMap() gives up on nodes that stay loading, saying which", async () => {
+  const fake = createFakeMapNodes(["a", "b"]);
+  const admin = new NodeAdmin({ fetch: gatedFetch(fake.fetch, Infinity), timeoutMs: 1000 });
+  const store = createMemoryMapStore();
+  const options = { admin, vnodes: 16, store, startWaitMs: 300 };
+  await assertRejects(
+    () => startupMap({ ...options, nodes: fake.nodes.map((n) => n.url) }),
+    StartupError,
+    "http://a.test, http://b.test still loading their data after 0 s",
+  );
+  await assertRejects(
+    () => startupMap({ ...options, nodes: [], join: "http://a.test" }),
+    StartupError,
+    "http://a.test still loading",
+  );
 });
 
 Deno.test("startupMap() with --join reads the node's map, and says why it cannot", async () => {

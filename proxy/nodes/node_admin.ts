@@ -21,6 +21,7 @@ import {
   EPOCH_HEADER,
   INCARNATION_HEADER,
   NDJSON,
+  STARTING_HEADER,
   type WireEntry,
 } from "../../shared/wire.ts";
 
@@ -164,6 +165,16 @@ export class NodeAdmin {
     const res = await this.call(url, path, init);
     if (!res.ok) return this.fail(url, path, res);
     return await this.read(url, path, res.json()) as T;
+  }
+
+  /** Whether the node answers `/health` with the 503 of its starting gate (loading its data). */
+  async starting(url: string): Promise<boolean> {
+    const res = await this.call(url, "/health").catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      return null;
+    });
+    await res?.body?.cancel();
+    return res?.status === 503 && res.headers.has(STARTING_HEADER);
   }
 
   /** `GET /health`: the node's id, epoch and number of keys. */
