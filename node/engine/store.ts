@@ -108,12 +108,21 @@ export class Store {
     return { outcome: { status, version }, stored };
   }
 
-  /** Keys whose expiry is at or before `before` (wall ms), with their versions; at most `limit`. */
+  /**
+   * Keys whose expiry is at or before `before` (wall ms), with their versions; at most `limit`.
+   * Each key listed moves to the back of the list, so keys the reaper cannot delete yet (their
+   * newest version is elsewhere, or their replicas are down) do not hide the others forever.
+   */
   expiredKeys(before: number, limit: number): { key: string; version: string }[] {
     const out: { key: string; version: string }[] = [];
     for (const [key, at] of this.#expiring) {
       if (out.length === limit) break;
       if (at <= before) out.push({ key, version: this.#packer.versionOf(this.#records.get(key)!) });
+    }
+    for (const { key } of out) {
+      const at = this.#expiring.get(key)!;
+      this.#expiring.delete(key);
+      this.#expiring.set(key, at);
     }
     return out;
   }

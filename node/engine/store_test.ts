@@ -217,6 +217,20 @@ Deno.test("Store: a key past its expiry counts as absent for conditions, deletes
   assertEquals(store.counts(), { keys: 1, tombstones: 1, valueBytes: 4 });
 });
 
+Deno.test("Store.expiredKeys() goes round: keys listed before come after the others", () => {
+  let now = T0;
+  const store = new Store(new HybridClock("n1", () => now), () => now);
+  for (const key of ["a", "b", "c"]) {
+    store.write(put(key, "1", { contentType: withExpiry("text/plain", T0 + 10) }), 5);
+  }
+  now = T0 + 10;
+  const keys = () => store.expiredKeys(now, 2).map((e) => e.key);
+  // "a" and "b" stay (say their deletes keep failing): "c" still gets its turn.
+  assertEquals(keys(), ["a", "b"]);
+  assertEquals(keys(), ["c", "a"]);
+  assertEquals(keys(), ["b", "c"]);
+});
+
 Deno.test("Store: If-None-Match: * takes an expired key, and a put without TTL clears it", () => {
   let now = T0;
   const store = new Store(new HybridClock("n1", () => now), () => now);
