@@ -6,8 +6,7 @@
  */
 import { TTL_SWEEP_MS, TtlReaper } from "./routing/ttl_reaper.ts";
 import { ConfigError } from "../shared/config.ts";
-import { createProxyApp } from "./http/proxy_app.ts";
-import { createAdminRoutes } from "./http/admin_routes.ts";
+import { assembleProxy } from "./http/assemble_proxy.ts";
 import {
   createPoller,
   describeStart,
@@ -26,7 +25,6 @@ import { Rebalancer } from "./rebalance/rebalancer.ts";
 import { createReplication } from "./replication/wiring.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
 import { instrumentFetch, ProxyMetrics } from "./http/proxy_metrics.ts";
-import { createOpsRoutes } from "./http/ops_routes.ts";
 import {
   DataDirInUseError,
   type DataDirLock,
@@ -99,12 +97,15 @@ async function listen(config: ProxyConfig, stop: AbortSignal): Promise<Listener>
   );
 }
 
-async function serve(config: ProxyConfig, listener: Listener, stop: AbortController) {
-  const log = loggerFor(config);
-  const rawFetch = await nodeFetch(config);
-  const metrics = new ProxyMetrics();
-  const fetch = instrumentFetch(rawFetch, metrics);
-  const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
+/**
+ * The cluster map to serve: stored, learnt or new (proxy/cluster/bootstrap.ts), with nodes
+ * that moved to new URLs recorded, saved in `--data` and pushed to the nodes when new.
+ */
+async function openClusterState(
+  config: ProxyConfig,
+  admin: NodeAdmin,
+  log: LogFn,
+): Promise<ClusterState> {
   const store = createFileMapStore(config.data);
   const start = await startupMap({ store, admin, ...config, onWait: (m) => console.log(m) });
   console.log(describeStart(start, config.data));
@@ -120,7 +121,16 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
   }
   const map = state.current().map;
   log({ msg: "cluster map", epoch: map.epoch, source: start.source, phase: phaseOf(map) });
+  return state;
+}
 
+async function serve(config: ProxyConfig, listener: Listener, stop: AbortController) {
+  const log = loggerFor(config);
+  const rawFetch = await nodeFetch(config);
+  const metrics = new ProxyMetrics();
+  const fetch = instrumentFetch(rawFetch, metrics);
+  const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
+  const state = await openClusterState(config, admin, log);
   const replication = createReplication({
     fetch,
     timeoutMs: config.timeoutMs,
@@ -133,41 +143,23 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
   });
   const accept = replication.client.accept.bind(replication.client);
   const rebalancer = new Rebalancer({ state, admin, log, accept });
-  const adminApp = createAdminRoutes({
+  let reaper: TtlReaper | undefined;
+  const app = assembleProxy({
     state,
     rebalancer,
     admin,
-    adminToken: config.adminToken,
-    bodyTimeoutMs: config.limits.bodyTimeoutMs,
-    replication,
-  });
-  adminApp.route(
-    "/",
-    createOpsRoutes({
-      state,
-      rebalancer,
-      metrics,
-      fetch,
-      timeoutMs: config.timeoutMs,
-      ...secret(config),
-      adminToken: config.adminToken,
-      maxKeyBytes: config.limits.maxKeyBytes,
-      startedAt: Date.now(),
-      memory: () => Deno.memoryUsage(),
-    }),
-  );
-  let reaper: TtlReaper | undefined;
-  const app = createProxyApp({
-    topology: state,
+    metrics,
     replication,
     fetch: rawFetch,
-    metrics,
+    adminFetch: fetch,
     limits: config.limits,
     clusterSecret: config.clusterSecret,
     clientToken: config.clientToken,
+    adminToken: config.adminToken,
     timeoutMs: config.timeoutMs,
     keyPointsCapacity: config.keyCache,
-    admin: adminApp,
+    startedAt: Date.now(),
+    memory: () => Deno.memoryUsage(),
     log,
     onRouter: (router, client) => reaper = new TtlReaper({ topology: state, router, client, log }),
   });
@@ -175,7 +167,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
   listener.gate.open(guard(app.fetch, limits));
   console.log(`ringkv proxy listening on ${scheme}://${config.host}:${listener.port}`);
-  if (map.rebalancing !== null) void rebalancer.run();
+  if (state.current().map.rebalancing !== null) void rebalancer.run();
   replication.start(state);
   reaper?.start(TTL_SWEEP_MS);
   const poller = createPoller({ state, rebalancer });

@@ -16,15 +16,13 @@ import { openEngine } from "../../node/engine/open_engine.ts";
 import type { NodeEngine } from "../../node/engine/engine.ts";
 import { DEFAULT_LIMITS, type RequestLimits } from "../../shared/limits.ts";
 import { guard } from "../../shared/guard.ts";
-import { createAdminRoutes } from "./admin_routes.ts";
-import { createProxyApp } from "./proxy_app.ts";
+import { assembleProxy } from "./assemble_proxy.ts";
 import { ClusterState } from "../cluster/map_view.ts";
 import { createMemoryMapStore } from "../cluster/map_store.ts";
 import { initialMap } from "../cluster/map_transitions.ts";
 import { ProxyMetrics } from "./proxy_metrics.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { OPENAPI } from "./openapi.ts";
-import { createOpsRoutes } from "./ops_routes.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
 import { nodeInfos, TEST_VNODES } from "../../tests/doubles/test_cluster.ts";
 
@@ -62,25 +60,17 @@ async function realApp() {
   const state = await ClusterState.open(map, { store, admin, sleep: () => Promise.resolve() });
   await state.push(map);
   const rebalancer = new Rebalancer({ state, admin, autoRun: false });
-  const metrics = new ProxyMetrics();
-  const adminApp = createAdminRoutes({
+  const app = assembleProxy({
     state,
     rebalancer,
     admin,
-    adminToken: TOKEN,
-    bodyTimeoutMs: DEFAULT_LIMITS.bodyTimeoutMs,
-  });
-  const ops = { state, rebalancer, metrics, fetch, timeoutMs: 2000, clusterSecret: SECRET };
-  adminApp.route("/", createOpsRoutes({ ...ops, adminToken: TOKEN, maxKeyBytes: 64 }));
-  const app = createProxyApp({
-    topology: state,
+    metrics: new ProxyMetrics(),
     fetch,
     limits: LIMITS,
     clusterSecret: SECRET,
     clientToken: CLIENT,
+    adminToken: TOKEN,
     timeoutMs: 2000,
-    admin: adminApp,
-    metrics,
   });
   const guarded = guard(app.fetch, REQUEST_LIMITS);
   /** What a client gets from Deno.serve in main.ts (which sends no body on HEAD). */

@@ -1,7 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
-import { createAdminRoutes } from "./admin_routes.ts";
-import { createProxyApp } from "./proxy_app.ts";
+import { assembleProxy } from "./assemble_proxy.ts";
 import { ClusterState } from "../cluster/map_view.ts";
 import { createFakeMapNodes } from "../../tests/doubles/fake_map_nodes.ts";
 import { createMemoryMapStore } from "../cluster/map_store.ts";
@@ -9,7 +8,6 @@ import { initialMap } from "../cluster/map_transitions.ts";
 import { ProxyMetrics } from "./proxy_metrics.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { OPENAPI } from "./openapi.ts";
-import { createOpsRoutes } from "./ops_routes.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
 
 const TOKEN = "admin-token-for-openapi";
@@ -22,33 +20,15 @@ async function realApp() {
   const map = initialMap(fake.nodes, 1, 16);
   const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
   const rebalancer = new Rebalancer({ state, admin, autoRun: false });
-  const metrics = new ProxyMetrics();
-  const adminApp = createAdminRoutes({
+  return assembleProxy({
     state,
     rebalancer,
     admin,
-    adminToken: TOKEN,
-    bodyTimeoutMs: DEFAULT_LIMITS.bodyTimeoutMs,
-  });
-  adminApp.route(
-    "/",
-    createOpsRoutes({
-      state,
-      rebalancer,
-      metrics,
-      fetch: fake.fetch,
-      timeoutMs: 1000,
-      adminToken: TOKEN,
-      maxKeyBytes: DEFAULT_LIMITS.maxKeyBytes,
-    }),
-  );
-  return createProxyApp({
-    topology: state,
+    metrics: new ProxyMetrics(),
     fetch: fake.fetch,
     limits: DEFAULT_LIMITS,
     timeoutMs: 1000,
-    admin: adminApp,
-    metrics,
+    adminToken: TOKEN,
   });
 }
 
