@@ -18,10 +18,9 @@ import { withIncarnation } from "../cluster/map_transitions.ts";
 import type { NodeAdmin } from "../nodes/node_admin.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 import { toleratedOf } from "./quorum.ts";
+import { ingestChunked } from "./replica_sync.ts";
 import type { Topology } from "../cluster/topology.ts";
 
-/** Entries per ingest call. */
-const CHUNK = 500;
 /** Ranges per scan call (the ranges travel in the URL). */
 const BUCKET_RANGES = 32;
 
@@ -171,11 +170,8 @@ export class Rejoin {
       const need = toleratedOf(group.owners.length) + 1;
       for (const ranges of group.buckets) {
         const newest = await this.#newestOf(others, need, ranges, epoch, node.id);
-        const lines = [...newest.values()].map((e) => JSON.stringify(e));
-        for (let i = 0; i < lines.length; i += CHUNK) {
-          await this.deps.admin.ingest(node.url, lines.slice(i, i + CHUNK), epoch);
-        }
-        copied += lines.length;
+        await ingestChunked(this.deps.admin, node, [...newest.values()], epoch);
+        copied += newest.size;
       }
     }
     this.deps.log?.({ msg: "node caught up from its replicas", node: node.id, entries: copied });

@@ -91,6 +91,22 @@ async function scanAll(
   return entries;
 }
 
+/** Versioned ingest of `entries` into `node`, {@link CHUNK} per call; how many it took or had. */
+export async function ingestChunked(
+  admin: NodeAdmin,
+  node: NodeRef,
+  entries: readonly WireEntry[],
+  epoch: number,
+): Promise<number> {
+  let took = 0;
+  for (let i = 0; i < entries.length; i += CHUNK) {
+    const chunk = entries.slice(i, i + CHUNK).map((e) => JSON.stringify(e));
+    const r = await admin.ingest(node.url, chunk, epoch);
+    took += r.applied + r.skipped;
+  }
+  return took;
+}
+
 /** Installs the entries; how many the node took. Failures leave them for the next sweep. */
 async function install(
   node: NodeRef,
@@ -100,11 +116,7 @@ async function install(
 ): Promise<number> {
   let took = 0;
   try {
-    for (let i = 0; i < decided.length; i += CHUNK) {
-      const chunk = decided.slice(i, i + CHUNK).map((e) => JSON.stringify(e));
-      const r = await deps.admin.ingest(node.url, chunk, deps.epoch);
-      took += r.applied + r.skipped;
-    }
+    took += await ingestChunked(deps.admin, node, decided, deps.epoch);
     if (deps.accept === undefined) return took;
     for (let i = 0; i < open.length; i += CHUNK) {
       const votes = await deps.accept(node, deps.epoch, open.slice(i, i + CHUNK));
