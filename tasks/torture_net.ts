@@ -41,8 +41,8 @@ function pct(n: number, of: number): string {
 /** The docs table: one row per fault kind, summed over its runs. */
 export function table(results: RunResult[]): string {
   const rows = [
-    "| fault kind | runs | requests | violations | lost writes | not converged | unfinished | without a definite answer (all) | (majority side, after 1st timeout) | (no fault) |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| fault kind | runs | requests | violations | lost writes | not converged | slowest convergence | unfinished | without a definite answer (all) | (majority side, after 1st timeout) | (no fault) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const kind of new Set(results.map((r) => r.kind))) {
     const rs = results.filter((r) => r.kind === kind);
