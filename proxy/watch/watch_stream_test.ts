@@ -5,9 +5,13 @@ import {
   stableMap,
   topologyOf,
 } from "../../tests/doubles/test_cluster.ts";
+import { FakeChangeLogs, type ReadCall } from "../../tests/doubles/fake_change_logs.ts";
 import { RingkvError } from "../../shared/errors.ts";
+import { hashKey } from "../../shared/ring.ts";
+import type { Topology } from "../cluster/topology.ts";
+import { planAdd, toCleanup } from "../cluster/map_transitions.ts";
 import type { ChangePage } from "./change_feed.ts";
-import { watchStream } from "./watch_stream.ts";
+import { type WatchItem, watchStream } from "./watch_stream.ts";
 
 Deno.test("watchStream does not keep the pages it has streamed (memory per stream is bounded)", async () => {
   const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
@@ -78,4 +82,78 @@ Deno.test("watchStream retrying a node that is down does not pile up listeners o
   assert(listening <= 2, `${listening} listeners on the stream's signal`);
   stop.abort();
   assertEquals((await next).done, true);
+});
+
+/** Polls `ok` until it holds, or fails after `ms`. */
+async function until(ok: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (let i = 0; i < 100_000 && !ok(); i++) {
+    assert(Date.now() < deadline, `timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A key whose replicas differ between two topologies. */
+async function movingKey(a: Topology, b: Topology): Promise<string> {
+  for (let i = 0; i < 10_000; i++) {
+    const point = await hashKey(`k${i}`);
+    const before = a.ring.ownersOf(point, 3).toSorted().join();
+    if (before !== b.ring.ownersOf(point, 3).toSorted().join()) return `k${i}`;
+  }
+  throw new Error("no key moves");
+}
+
+Deno.test("watchStream across a node added reads the old replicas up to their heads before counting a key on its new replicas", async () => {
+  const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
+  const e2 = planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0);
+  const e3 = toCleanup(e2, 0);
+  const [t1, t2, t3] = await Promise.all([e1, e2, e3].map(topologyOf));
+  const key = await movingKey(t1!, t3!);
+  const point = await hashKey(key);
+  const next = t3!.ring.ownersOf(point, 3);
+  const old = t1!.ring.ownersOf(point, 3);
+  const leaving = old.find((id) => !next.includes(id))!;
+  const [keep1, keep2] = old.filter((id) => id !== leaving);
+  const logs = new FakeChangeLogs();
+  const topology = new FakeTopology(t1!);
+  const stop = new AbortController();
+  const items: WatchItem[] = [];
+  const stream = watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal);
+  const reading = (async () => {
+    for await (const item of stream) items.push(item);
+  })();
+  try {
+    await until(() => logs.reads.length >= 3, "the stream reads every node");
+    // v1 was accepted by the leaving replica and keep1, whose logs are read last; v2 by the
+    // leaving one and keep2; the range copy gave n4 v2 only; under the new map keep2 and n4
+    // accepted v3. Counting on the new replicas at once would send v2 and v3 and lose v1.
+    logs.hold(leaving);
+    logs.hold(keep1!);
+    for (const [id, v] of [[leaving, "v1"], [keep1, "v1"], [leaving, "v2"], [keep2, "v2"]]) {
+      logs.log(id!, key, v!);
+    }
+    topology.topo = t2!;
+    logs.log("n4", key, "v2");
+    topology.topo = t3!;
+    logs.log(keep2!, key, "v3");
+    logs.log("n4", key, "v3");
+    const asked = (r: ReadCall) => r.epoch === e3.epoch && (r.node === leaving || r.node === keep1);
+    const gotV3 = (r: ReadCall) =>
+      r.node === "n4" && r.epoch === e3.epoch && r.versions.includes("v3");
+    await until(
+      () => logs.reads.some((r) => asked(r) || gotV3(r)),
+      "the stream moves to the new map",
+    );
+    logs.release(leaving);
+    logs.release(keep1!);
+    const sent = () =>
+      items.flatMap((i) => i.kind === "change" && i.event.key === key ? [i.event.version] : []);
+    await until(() => sent().includes("v3"), "v3 comes as an event");
+    assertEquals(sent(), ["v1", "v2", "v3"]);
+    assertEquals(items.filter((i) => i.kind !== "change"), []);
+  } finally {
+    stop.abort();
+    logs.close();
+    await reading;
+  }
 });
