@@ -8,12 +8,14 @@
  *   went out was held by an old majority; so a key the watch forgets and meets again starts
  *   at or above it (a replica it keeps holds it), and the old versions that range copies
  *   and ingests log again on the new replica are at or below that: never sent twice.
- * - The new replica logs a copy of every acknowledged version of its keys before it
- *   accepts anything under the new map (range copies and the ingest of each write during
- *   the move end before the switch; a node's epoch only grows). So for a version x that a
- *   new majority holds, any acknowledged older version v is in the log of a node of that
- *   majority before x: an old replica that accepted v (the old replicas of the new set are
- *   an old majority) or the new replica's copy. The watch sees v first, none lost.
+ * - Versions accepted before the switch are in the old replicas' logs before the heads a
+ *   stream reads up to, with events held back, once it sees the switch (the switch is stored
+ *   after the copy). A write acknowledged under the old map after its range was copied was
+ *   also ingested, that exact version, into the new replica before its answer, so before that
+ *   replica accepts anything under the new map (a node's epoch only grows). So a version x
+ *   held by a new majority comes after every acknowledged older version in a log the stream
+ *   read: the new replica's copy, or an old replica's accept (the old replicas of the new set
+ *   are an old majority). Nothing acknowledged is lost; per key, versions go out in order.
  * - With one replica a moved key has no replica in common: a copy on the new owner cannot
  *   be told from a change. More than one node in or out since the cursor: a key may keep
  *   no replica of the majority that held its last event. Both are refused (`compacted`).
