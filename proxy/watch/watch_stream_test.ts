@@ -11,6 +11,7 @@ import { hashKey } from "../../shared/ring.ts";
 import type { Topology } from "../cluster/topology.ts";
 import { planAdd, toCleanup } from "../cluster/map_transitions.ts";
 import type { ChangePage } from "./change_feed.ts";
+import { decodeWatchCursor } from "./watch_cursor.ts";
 import { type WatchItem, watchStream } from "./watch_stream.ts";
 
 Deno.test("watchStream does not keep the pages it has streamed (memory per stream is bounded)", async () => {
@@ -155,5 +156,94 @@ Deno.test("watchStream across a node added reads the old replicas up to their he
     stop.abort();
     logs.close();
     await reading;
+  }
+});
+
+/** Collects a stream's items until stopped. */
+function collect(stream: AsyncGenerator<WatchItem>): { items: WatchItem[]; done: Promise<void> } {
+  const items: WatchItem[] = [];
+  const done = (async () => {
+    for await (const item of stream) items.push(item);
+  })();
+  return { items, done };
+}
+
+Deno.test("watchStream resumed under a later map (a node added) sends every change after the cursor once, in order", async () => {
+  const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
+  const e3 = toCleanup(planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0), 0);
+  const [t1, t3] = await Promise.all([topologyOf(e1), topologyOf(e3)]);
+  const key = await movingKey(t1, t3);
+  const point = await hashKey(key);
+  const next = t3.ring.ownersOf(point, 3);
+  const old = t1.ring.ownersOf(point, 3);
+  const leaving = old.find((id) => !next.includes(id))!;
+  const [keep1, keep2] = old.filter((id) => id !== leaving);
+  const logs = new FakeChangeLogs();
+  const topology = new FakeTopology(t1);
+  const stop = new AbortController();
+  const first = collect(
+    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
+  );
+  const second = new AbortController();
+  let resumed: ReturnType<typeof collect> | undefined;
+  try {
+    await until(() => logs.reads.length >= 3, "the stream reads every node");
+    for (const id of old) logs.log(id, key, "v1");
+    await until(() => first.items.length === 1, "v1 comes as an event");
+    stop.abort();
+    await first.done;
+    const item = first.items[0]!;
+    assert(item.kind === "change" && item.event.version === "v1");
+    // Disconnected: v2 by the leaving replica and keep1 (read last when resumed), v3 by the
+    // leaving one and keep2, the copy gives n4 v3, and under the new map keep2 and n4 take v4.
+    for (const [id, v] of [[leaving, "v2"], [keep1, "v2"], [leaving, "v3"], [keep2, "v3"]]) {
+      logs.log(id!, key, v!);
+    }
+    logs.log("n4", key, "v3");
+    logs.log(keep2!, key, "v4");
+    logs.log("n4", key, "v4");
+    logs.hold(leaving);
+    logs.hold(keep1!);
+    topology.topo = t3;
+    const cursor = decodeWatchCursor(item.id);
+    assertEquals(cursor.ring, ["n1", "n2", "n3"]);
+    const deps = { topology, feed: logs, waitMs: 7 };
+    resumed = collect(watchStream(deps, "", cursor, second.signal));
+    const asked = (r: ReadCall) => r.epoch === e3.epoch && (r.node === leaving || r.node === keep1);
+    const gotV4 = (r: ReadCall) => r.node === "n4" && r.versions.includes("v4");
+    await until(() => logs.reads.some((r) => asked(r) || gotV4(r)), "the resumed stream reads");
+    logs.release(leaving);
+    logs.release(keep1!);
+    const sent = () => resumed!.items.flatMap((i) => i.kind === "change" ? [i.event.version] : []);
+    await until(() => sent().includes("v4"), "v4 comes as an event");
+    assertEquals(sent(), ["v2", "v3", "v4"]);
+    assertEquals(resumed.items.filter((i) => i.kind !== "change"), []);
+  } finally {
+    stop.abort();
+    second.abort();
+    logs.close();
+    await first.done;
+    await resumed?.done;
+  }
+});
+
+Deno.test("watchStream with one replica says compacted, with the reason, when a cursor's keys moved to a new node", async () => {
+  const e1 = stableMap(nodeInfos(2));
+  const e3 = toCleanup(planAdd(e1, nodeInfos(1, 3)[0]!, 0, 0), 0);
+  const topology = new FakeTopology(await topologyOf(e3));
+  const logs = new FakeChangeLogs();
+  const stop = new AbortController();
+  const cursor = { epoch: 1, ring: ["n1", "n2"], nodes: {}, pending: {}, lost: [] };
+  const stream = collect(watchStream({ topology, feed: logs, waitMs: 7 }, "", cursor, stop.signal));
+  try {
+    await until(() => stream.items.length > 0, "the stream answers");
+    const [item] = stream.items;
+    assert(item?.kind === "compacted", JSON.stringify(item));
+    assert(item.reason.includes("with one replica"), item.reason);
+    assert(item.reason.includes("joined: n3"), item.reason);
+  } finally {
+    stop.abort();
+    logs.close();
+    await stream.done;
   }
 });
