@@ -70,18 +70,9 @@ export async function* watchStream(
     const from = topo;
     topo = deps.topology.current();
     if (end === undefined) {
-      const move = ringMove(from.ring.nodeIds, topo.ring.nodeIds, topo.map.replicas);
-      if (move.kind === "refused") end = move.reason;
-      else if (move.kind === "moved") {
-        // The nodes of both maps are read up to their heads before any key counts anew.
-        const reading = nodesOf(from);
-        const joined = nodesOf(topo).filter((n) => !reading.some((r) => r.id === n.id));
-        barrier = { nodes: [...reading, ...joined], oldRing: from.ring.nodeIds };
-        merge.pause();
-        await retargetAll(deps.feed, topo, merge);
-      }
-      addJoined(topo, merge);
-      if (!merge.paused) dropLeft(topo, merge);
+      const moved = await moveTo(deps, from, topo, merge);
+      if (typeof moved === "string") end = moved;
+      else barrier = moved;
     }
     if (end !== undefined) {
       yield { kind: "compacted", reason: end };
@@ -96,6 +87,31 @@ export async function* watchStream(
  */
 function tooManyLost(topo: Topology, lost: number): boolean {
   return lost >= quorumOf(Math.min(topo.map.replicas, topo.ring.nodeIds.length));
+}
+
+/**
+ * Carries `merge` from map `from` to map `to`: the nodes it reads, and when the ring changed,
+ * the keys' replicas (the merge pauses until the barrier it returns is read); or why it cannot.
+ */
+async function moveTo(
+  deps: WatchStreamDeps,
+  from: Topology,
+  to: Topology,
+  merge: WatchMerge,
+): Promise<Barrier | string | undefined> {
+  const move = ringMove(from.ring.nodeIds, to.ring.nodeIds, to.map.replicas);
+  if (move.kind === "refused") return move.reason;
+  addJoined(to, merge);
+  if (move.kind === "same") {
+    dropLeft(to, merge);
+    return undefined;
+  }
+  merge.pause();
+  await retargetAll(deps.feed, to, merge);
+  // Every node of both maps is read up to its head before any key counts anew.
+  const reading = nodesOf(from);
+  const joined = nodesOf(to).filter((n) => !reading.some((r) => r.id === n.id));
+  return { nodes: [...reading, ...joined], oldRing: from.ring.nodeIds };
 }
 
 /** The positions a ring change's barrier reads up to: every node of both maps. */
@@ -329,7 +345,7 @@ async function* settle(
   return undefined;
 }
 
-/** Reads each barrier node up to the head it has now; one that does not answer is lost. */
+/** Reads each barrier node up to the head it has now; an old one that cannot be read is lost. */
 async function* drain(
   deps: WatchStreamDeps,
   topo: Topology,
@@ -338,33 +354,48 @@ async function* drain(
   barrier: Barrier,
   signal: AbortSignal,
 ): AsyncGenerator<WatchItem, string | undefined> {
-  const epoch = topo.map.epoch;
-  const heads = await Promise.all(barrier.nodes.map((n) => headOf(deps, n, epoch, prefix)));
+  const heads = await Promise.all(
+    barrier.nodes.map((n) => headOf(deps, n, topo.map.epoch, prefix)),
+  );
   for (const [i, n] of barrier.nodes.entries()) {
+    const pos = merge.positions.get(n.id);
+    if (pos === undefined) continue;
     const head = heads[i];
-    const old = barrier.oldRing.includes(n.id);
-    for (let round = 0; round < 100_000 && !signal.aborted; round++) {
-      const pos = merge.positions.get(n.id);
-      if (pos === undefined || (head !== undefined && pos.boot !== head.boot)) break;
-      if (head !== undefined && pos.read >= head.last) break;
-      const q = { boot: pos.boot, after: pos.read, prefix, waitMs: 0, limit: PAGE };
-      const page = head === undefined || pos.boot === "" ? undefined : await deps.feed.page(
-        n,
-        epoch,
-        q,
-      ).catch((err) => {
-        if (!(err instanceof RingkvError)) throw err;
-        return undefined;
-      });
-      if (page === undefined) {
-        if (old) merge.lost.add(n.id);
-        break;
-      }
-      const end = yield* take(deps, topo, merge, n.id, page);
-      if (end !== undefined) return end;
-    }
+    // Down, or never reached by this watch: what it logged before the change is unread.
+    const read = head !== undefined && pos.boot !== "" &&
+      (yield* readTo(deps, topo, merge, prefix, n, head, signal));
+    if (typeof read === "string") return read;
+    if (read !== true && barrier.oldRing.includes(n.id)) merge.lost.add(n.id);
   }
   return undefined;
+}
+
+/**
+ * Reads node `n` up to `head`: true once there (or once it restarted: the stream's reads see
+ * that), false when it fails, or why the stream must end.
+ */
+async function* readTo(
+  deps: WatchStreamDeps,
+  topo: Topology,
+  merge: WatchMerge,
+  prefix: string,
+  n: NodeRef,
+  head: ChangePage,
+  signal: AbortSignal,
+): AsyncGenerator<WatchItem, string | boolean> {
+  for (let round = 0; round < 100_000 && !signal.aborted; round++) {
+    const pos = merge.positions.get(n.id);
+    if (pos === undefined || pos.boot !== head.boot || pos.read >= head.last) return true;
+    const q = { boot: pos.boot, after: pos.read, prefix, waitMs: 0, limit: PAGE };
+    const page = await deps.feed.page(n, topo.map.epoch, q).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      return undefined;
+    });
+    if (page === undefined) return false;
+    const end = yield* take(deps, topo, merge, n.id, page);
+    if (end !== undefined) return end;
+  }
+  return false;
 }
 
 /** Asks each replica of the new keys which version it holds at the merge's position. */

@@ -9,7 +9,8 @@ import { FakeChangeLogs, type ReadCall } from "../../tests/doubles/fake_change_l
 import { RingkvError } from "../../shared/errors.ts";
 import { hashKey } from "../../shared/ring.ts";
 import type { Topology } from "../cluster/topology.ts";
-import { planAdd, toCleanup } from "../cluster/map_transitions.ts";
+import { planAdd, planRemove, toCleanup } from "../cluster/map_transitions.ts";
+import type { ClusterMap } from "../../shared/wire.ts";
 import type { ChangePage } from "./change_feed.ts";
 import { decodeWatchCursor } from "./watch_cursor.ts";
 import { type WatchItem, watchStream } from "./watch_stream.ts";
@@ -104,59 +105,79 @@ async function movingKey(a: Topology, b: Topology): Promise<string> {
   throw new Error("no key moves");
 }
 
-Deno.test("watchStream across a node added reads the old replicas up to their heads before counting a key on its new replicas", async () => {
-  const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
-  const e2 = planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0);
-  const e3 = toCleanup(e2, 0);
-  const [t1, t2, t3] = await Promise.all([e1, e2, e3].map(topologyOf));
+/**
+ * Streams across the rebalancing `maps` (stable, copying, cleanup) of a key that moves: v1 was
+ * accepted by the replica that leaves the key and keep1, whose logs are read last; v2 by the
+ * leaving one and keep2; the range copy gave the joining replica v2 only; under the new map
+ * keep2 and the joining one accepted v3. Counting on the new replicas at once would send v2 and
+ * v3 and lose v1. Returns the key's events and the nodes the stream read.
+ */
+async function acrossMove(maps: ClusterMap[]): Promise<{ sent: string[]; logs: FakeChangeLogs }> {
+  const [t1, t2, t3] = await Promise.all(maps.map(topologyOf));
   const key = await movingKey(t1!, t3!);
   const point = await hashKey(key);
   const next = t3!.ring.ownersOf(point, 3);
   const old = t1!.ring.ownersOf(point, 3);
   const leaving = old.find((id) => !next.includes(id))!;
+  const joining = next.find((id) => !old.includes(id))!;
   const [keep1, keep2] = old.filter((id) => id !== leaving);
   const logs = new FakeChangeLogs();
   const topology = new FakeTopology(t1!);
   const stop = new AbortController();
-  const items: WatchItem[] = [];
-  const stream = watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal);
-  const reading = (async () => {
-    for await (const item of stream) items.push(item);
-  })();
+  const stream = collect(
+    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
+  );
+  const sent = () =>
+    stream.items.flatMap((i) =>
+      i.kind === "change" && i.event.key === key ? [i.event.version] : []
+    );
   try {
     await until(() => logs.reads.length >= 3, "the stream reads every node");
-    // v1 was accepted by the leaving replica and keep1, whose logs are read last; v2 by the
-    // leaving one and keep2; the range copy gave n4 v2 only; under the new map keep2 and n4
-    // accepted v3. Counting on the new replicas at once would send v2 and v3 and lose v1.
     logs.hold(leaving);
     logs.hold(keep1!);
     for (const [id, v] of [[leaving, "v1"], [keep1, "v1"], [leaving, "v2"], [keep2, "v2"]]) {
       logs.log(id!, key, v!);
     }
     topology.topo = t2!;
-    logs.log("n4", key, "v2");
+    logs.log(joining, key, "v2");
     topology.topo = t3!;
     logs.log(keep2!, key, "v3");
-    logs.log("n4", key, "v3");
-    const asked = (r: ReadCall) => r.epoch === e3.epoch && (r.node === leaving || r.node === keep1);
+    logs.log(joining, key, "v3");
+    const epoch = maps[2]!.epoch;
+    const asked = (r: ReadCall) => r.epoch === epoch && (r.node === leaving || r.node === keep1);
     const gotV3 = (r: ReadCall) =>
-      r.node === "n4" && r.epoch === e3.epoch && r.versions.includes("v3");
+      r.node === joining && r.epoch === epoch && r.versions.includes("v3");
     await until(
       () => logs.reads.some((r) => asked(r) || gotV3(r)),
       "the stream moves to the new map",
     );
     logs.release(leaving);
     logs.release(keep1!);
-    const sent = () =>
-      items.flatMap((i) => i.kind === "change" && i.event.key === key ? [i.event.version] : []);
     await until(() => sent().includes("v3"), "v3 comes as an event");
-    assertEquals(sent(), ["v1", "v2", "v3"]);
-    assertEquals(items.filter((i) => i.kind !== "change"), []);
+    assertEquals(stream.items.filter((i) => i.kind !== "change"), []);
+    return { sent: sent(), logs };
   } finally {
     stop.abort();
     logs.close();
-    await reading;
+    await stream.done;
   }
+}
+
+Deno.test("watchStream across a node added reads the old replicas up to their heads before counting a key on its new replicas", async () => {
+  const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
+  const e2 = planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0);
+  const { sent } = await acrossMove([e1, e2, toCleanup(e2, 0)]);
+  assertEquals(sent, ["v1", "v2", "v3"]);
+});
+
+Deno.test("watchStream across a node removed reads it up to its head, then no more", async () => {
+  const e1 = { ...stableMap(nodeInfos(4)), replicas: 3 };
+  const e2 = planRemove(e1, "n4", 0, 0);
+  const e3 = toCleanup(e2, 0);
+  const { sent, logs } = await acrossMove([e1, e2, e3]);
+  assertEquals(sent, ["v1", "v2", "v3"]);
+  const polled = logs.reads.filter((r) => r.node === "n4" && r.epoch === e3.epoch);
+  assert(polled.every((r) => r.waitMs === 0), "n4 is only read up to its head");
 });
 
 /** Collects a stream's items until stopped. */
