@@ -12,8 +12,10 @@
  * goes out twice: per key, only versions above the last event's go out. A key's state is
  * kept while a replica has not caught up to its last event, so a late copy (a hint, a
  * catch-up) is recognised; then it is forgotten, and a key seen again starts from the
- * versions its replicas hold at the merge's positions (nodes answer those). docs/api.md
- * states the guarantee.
+ * versions its replicas hold at the merge's positions (nodes answer those). Across a ring
+ * change a key is counted on its new replicas ({@link WatchMerge.retarget}) once the stream
+ * read every node to its head with events held back ({@link WatchMerge.pause}; why:
+ * proxy/watch/ring_move.ts). docs/api.md states the guarantee.
  *
  * @module
  */

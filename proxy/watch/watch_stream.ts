@@ -1,8 +1,9 @@
 /**
  * One watcher's stream: reads every node's change log (long polls through
  * {@link ChangeFeed}), merges them ({@link WatchMerge}) and yields events with their cursor,
- * or an explicit `compacted` when what a cursor needs is gone (the client re-lists) or the
- * cluster map changed, or `reset` when the stream cannot go on.
+ * or an explicit `compacted` when what a cursor needs is gone (the client re-lists), or
+ * `reset` when the stream cannot go on. It goes on across a node added or removed: the
+ * barrier of proxy/watch/ring_move.ts, then keys count on their new replicas.
  *
  * @module
  */
