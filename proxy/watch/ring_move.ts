@@ -7,7 +7,8 @@
  *   replicas every majority of the old set holds a replica of the new set. A version that
  *   went out was held by an old majority; so a key the watch forgets and meets again starts
  *   at or above it (a replica it keeps holds it), and the old versions that range copies
- *   and ingests log again on the new replica are at or below that: never sent twice.
+ *   and ingests log again on the new replica are at or below that: never sent twice (if
+ *   that kept replica answers: docs/api.md says when it does not).
  * - Versions accepted before the switch are in the old replicas' logs before the heads a
  *   stream reads up to, with events held back, once it sees the switch (the switch is stored
  *   after the copy). A write acknowledged under the old map after its range was copied was

@@ -77,7 +77,6 @@ export async function retargetAll(
   merge: WatchMerge,
 ): Promise<void> {
   if (!merge.paused) throw new Error("Cannot retarget the watch's keys: its merge is not paused");
-  merge.forgetSettled();
   const tracked = merge.trackedReplicas();
   const owners = await Promise.all(
     tracked.map(async ([k]) => to.ring.ownersOf(await hashKey(k), to.map.replicas)),
