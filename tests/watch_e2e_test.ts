@@ -1,47 +1,13 @@
 import { assert, assertEquals } from "@std/assert";
 import { TestCluster } from "./helpers/process_cluster.ts";
-import { openSse, type SseEvent, type SseReader } from "./helpers/sse.ts";
-
-const KEYS = 6;
-
-interface Acked {
-  key: string;
-  version: string;
-}
-
-async function write(proxy: string, i: number, acked: Acked[]): Promise<void> {
-  const key = `w/k${i % KEYS}`;
-  const del = i % 7 === 6;
-  const res = await fetch(`${proxy}/kv/${key}`, {
-    method: del ? "DELETE" : "PUT",
-    body: del ? undefined : `value ${i}`,
-    signal: AbortSignal.timeout(10_000),
-  });
-  const etag = res.headers.get("etag");
-  await res.body?.cancel();
-  if ((res.status === 200 || res.status === 201 || res.status === 204) && etag !== null) {
-    acked.push({ key, version: etag.slice(1, -1) });
-  }
-}
-
-async function writes(proxy: string, from: number, count: number, acked: Acked[]) {
-  for (let i = from; i < from + count; i++) await write(proxy, i, acked);
-}
-
-/** Polls until `reader` has an event for every acknowledged write, or the deadline. */
-async function untilSeen(readers: SseReader[], acked: Acked[], ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (let i = 0; i < 10_000; i++) {
-    const seen = new Set(changes(readers.flatMap((r) => r.events)).map((c) => c.version));
-    if (acked.every((a) => seen.has(a.version))) return;
-    if (Date.now() > deadline) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function changes(events: SseEvent[]): { key: string; version: string; deleted?: boolean }[] {
-  return events.filter((e) => e.event === "message").map((e) => JSON.parse(e.data));
-}
+import { openSse, type SseReader } from "./helpers/sse.ts";
+import {
+  type Acked,
+  assertOncePerKeyInOrder,
+  changes,
+  untilSeen,
+  writes,
+} from "./helpers/watch_writes.ts";
 
 Deno.test("watch on 3 replicas: every acknowledged write once, in version order per key, across a node kill, a disconnect and a proxy restart", async () => {
   const cluster = await TestCluster.create();
@@ -85,16 +51,7 @@ Deno.test("watch on 3 replicas: every acknowledged write once, in version order 
 
     const all = [...first.events, ...second.events];
     assertEquals(all.filter((e) => e.event !== "message"), [], "no compacted or reset events");
-    const got = changes(all).filter((c) => c.key !== "w/ttl");
-    const versions = got.map((c) => c.version);
-    assertEquals(new Set(versions).size, versions.length, "no event twice");
-    const missing = acked.filter((a) => !versions.includes(a.version));
-    assertEquals(missing, [], "every acknowledged write came as an event");
-    const lastOf = new Map<string, string>();
-    for (const c of got) {
-      assert((lastOf.get(c.key) ?? "") < c.version, `${c.key}: ${c.version} out of order`);
-      lastOf.set(c.key, c.version);
-    }
+    assertOncePerKeyInOrder(changes(all).filter((c) => c.key !== "w/ttl"), acked);
     console.log(
       `watch e2e: ${acked.length} acknowledged writes, ${first.events.length} + ${second.events.length} events`,
     );

@@ -399,7 +399,8 @@ export const OPENAPI: { openapi: string; paths: Record<string, Json> } & Json = 
           {
             name: "Last-Event-ID",
             in: "header",
-            description: "resume after this event's id (the cursor); not ours: 400 invalid_cursor",
+            description: "resume after this event's id (the cursor), also across a node added " +
+              "or removed with replicas >= 2 (else a compacted event); not ours: 400 invalid_cursor",
             schema: { type: "string" },
           },
           {

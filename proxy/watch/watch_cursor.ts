@@ -1,7 +1,9 @@
 /**
  * The watch cursor (SSE `id:`, sent back as `Last-Event-ID`): opaque base64url of JSON
- * `{"e": epoch, "n": {node: [boot, low, read]}, "p": {key: lastVersionOut}, "x": [lost nodes]}`, the state a
- * resumed watch needs (proxy/watch/watch_merge.ts). Pure.
+ * `{"e": epoch, "r": [ring's node ids], "n": {node: [boot, low, read]}, "p": {key: lastVersionOut},
+ * "x": [lost nodes]}`, the state a resumed watch needs (proxy/watch/watch_merge.ts); `r` (the
+ * nodes the majorities were counted on) lets a cursor resume under a later cluster map
+ * (proxy/watch/ring_move.ts). Pure.
  *
  * @module
  * @example
@@ -25,6 +27,8 @@ export interface WatchCursor {
   pending: Record<string, string | null>;
   /** Nodes that lost changes the watch had not read. */
   lost: string[];
+  /** The ids of the ring the majorities were counted on (absent in cursors of older proxies). */
+  ring?: string[];
 }
 
 /** The cursor's text, or undefined when it would be longer than {@link MAX_CURSOR_CHARS}. */
@@ -32,7 +36,7 @@ export function encodeWatchCursor(c: WatchCursor): string | undefined {
   const n = Object.fromEntries(
     Object.entries(c.nodes).map(([id, p]) => [id, [p.boot, p.low, p.read]]),
   );
-  const json = JSON.stringify({ e: c.epoch, n, p: c.pending, x: c.lost });
+  const json = JSON.stringify({ e: c.epoch, r: c.ring, n, p: c.pending, x: c.lost });
   const text = new TextEncoder().encode(json).toBase64({
     alphabet: "base64url",
     omitPadding: true,
@@ -63,7 +67,13 @@ export function decodeWatchCursor(text: string): WatchCursor {
     if (!Array.isArray(lost) || !lost.every((id) => typeof id === "string")) {
       throw new TypeError("bad lost nodes");
     }
-    return { epoch: raw.e, nodes, pending, lost };
+    const ring = raw.r;
+    if (
+      ring !== undefined && !(Array.isArray(ring) && ring.every((id) => typeof id === "string"))
+    ) {
+      throw new TypeError("bad ring");
+    }
+    return { epoch: raw.e, nodes, pending, lost, ...(ring === undefined ? {} : { ring }) };
   } catch (err) {
     if (!(err instanceof SyntaxError || err instanceof TypeError)) throw err;
     throw new RingkvError(

@@ -12,8 +12,10 @@
  * goes out twice: per key, only versions above the last event's go out. A key's state is
  * kept while a replica has not caught up to its last event, so a late copy (a hint, a
  * catch-up) is recognised; then it is forgotten, and a key seen again starts from the
- * versions its replicas hold at the merge's positions (nodes answer those). docs/api.md
- * states the guarantee.
+ * versions its replicas hold at the merge's positions (nodes answer those). Across a ring
+ * change a key is counted on its new replicas ({@link WatchMerge.retarget}) once the stream
+ * read every node to its head with events held back ({@link WatchMerge.pause}; why:
+ * proxy/watch/ring_move.ts). docs/api.md states the guarantee.
  *
  * @module
  */
@@ -85,6 +87,31 @@ export class WatchMerge {
     readonly lost: Set<string> = new Set(),
   ) {
     this.#pendingAtStart = new Map(Object.entries(pending));
+  }
+
+  /** Whether events are held back (a ring change's barrier: proxy/watch/ring_move.ts). */
+  #paused = false;
+
+  /** Holds every event back until {@link resume}; changes are still merged. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Whether events are held back. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Lets events out again; returns the keys that may have some due ({@link recount}). */
+  resume(): string[] {
+    this.#paused = false;
+    return [...this.#waiting];
+  }
+
+  /** The events due for `key` now. */
+  recount(key: string): WatchEvent[] {
+    const state = this.#keys.get(key);
+    return state === undefined ? [] : this.#due(key, state);
   }
 
   /** Keys tracked now (the caller caps it). */
@@ -171,6 +198,41 @@ export class WatchMerge {
     }
   }
 
+  /** The keys tracked now, with the replicas their versions are counted on. */
+  trackedReplicas(): [string, readonly string[]][] {
+    return [...this.#keys].map(([key, state]) => [key, state.replicas]);
+  }
+
+  /**
+   * The cluster map moved `key` to `replicas` (docs/api.md "Watching changes"): from now on
+   * its majority is counted on them; a new replica whose log this watch has not shown it yet
+   * holds what `bases` says. Returns the events that are due under the new replicas.
+   */
+  retarget(key: string, replicas: readonly string[], bases: Bases): WatchEvent[] {
+    const state = this.#keys.get(key);
+    if (state === undefined) return [];
+    for (const id of replicas) {
+      const v = bases.get(id)?.[key] ?? null;
+      const held = state.held.get(id);
+      if (v !== null && (held === undefined || v > held)) state.held.set(id, v);
+    }
+    state.replicas = replicas;
+    return this.#due(key, state);
+  }
+
+  /** Node `id` joined the nodes this watch reads, at `pos`. */
+  addNode(id: string, pos: NodePos): void {
+    if (!this.positions.has(id)) this.positions.set(id, pos);
+  }
+
+  /** Node `id` left the cluster map: its log is no longer read, nothing waits on it. */
+  dropNode(id: string): void {
+    this.positions.delete(id);
+    for (const state of this.#keys.values()) {
+      for (const seen of state.seen.values()) seen.seqs.delete(id);
+    }
+  }
+
   /** Positions to resume from and the keys with versions not yet out (the cursor's content). */
   resumePoint(): {
     nodes: Record<string, NodePos>;
@@ -200,6 +262,7 @@ export class WatchMerge {
   }
 
   #due(key: string, state: KeyState): WatchEvent[] {
+    if (this.#paused) return [];
     const need = this.quorum(state.replicas.length);
     const held = state.replicas.map((id) => state.held.get(id) ?? "").sort().reverse();
     const top = held[need - 1] ?? "";

@@ -80,3 +80,47 @@ Deno.test("WatchMerge forgets the sequence numbers of a node whose log is gone",
   assertEquals(point.pending, { k: null });
   assertEquals(versions(m.observe("a", change(1, "v1"))), ["v1"]);
 });
+
+Deno.test("WatchMerge across a ring change: copies on the new replica are not sent again, held events come in order", () => {
+  const pos = new Map(["a", "b", "c", "d"].map((id) => [id, { boot: "x", low: 0, read: 0 }]));
+  const m = new WatchMerge(pos, quorumOf);
+  m.start("k", NODES, none());
+  // Old replicas a, b, c: v1 accepted by a and b (out), v2 by b and c (b read late).
+  assertEquals(versions(m.observe("a", change(1, "v1"))), []);
+  assertEquals(versions(m.observe("b", change(1, "v1"))), ["v1"]);
+  assertEquals(versions(m.observe("c", change(1, "v2"))), []);
+  // b leaves the key's replicas, d joins: d got copies of v1 and v2, then accepted v3.
+  m.pause();
+  assertEquals(versions(m.retarget("k", ["a", "c", "d"], new Map([["d", {}]]))), []);
+  assertEquals(versions(m.observe("d", change(1, "v1"))), []);
+  assertEquals(versions(m.observe("d", change(2, "v2"))), []);
+  assertEquals(versions(m.observe("d", change(3, "v3"))), [], "held back by the barrier");
+  assertEquals(versions(m.observe("c", change(2, "v3"))), []);
+  assertEquals(versions(m.observe("b", change(2, "v2"))), []);
+  assertEquals(m.resume(), ["k"]);
+  assertEquals(versions(m.recount("k")), ["v2", "v3"]);
+  // A late copy of a sent version on any node is not sent again.
+  assertEquals(versions(m.observe("a", change(2, "v2"))), []);
+  assertEquals(versions(m.observe("a", change(3, "v3"))), []);
+  m.forgetSettled();
+  assertEquals(m.trackedKeys, 0);
+  // Met again after being forgotten: started from the kept replicas, d's late copy is old.
+  const kept: Bases = new Map([["a", { k: "v3" }], ["c", { k: "v3" }], ["d", { k: null }]]);
+  m.start("k", ["a", "c", "d"], kept);
+  assertEquals(versions(m.observe("d", change(4, "v3"))), []);
+  assertEquals(versions(m.observe("d", change(5, "v4"))), []);
+  assertEquals(versions(m.observe("c", change(3, "v4"))), ["v4"]);
+});
+
+Deno.test("WatchMerge drops a node that left: its waiting changes no longer hold the resume point back", () => {
+  const pos = new Map(NODES.map((id) => [id, { boot: "x", low: 0, read: 0 }]));
+  const m = new WatchMerge(pos, quorumOf);
+  m.start("k", NODES, none());
+  m.observe("c", change(4, "v1"));
+  assertEquals(m.resumePoint().nodes.c, { boot: "x", low: 3, read: 4 });
+  m.dropNode("c");
+  m.addNode("d", { boot: "", low: 0, read: 0 });
+  const point = m.resumePoint();
+  assertEquals(Object.keys(point.nodes).sort(), ["a", "b", "d"]);
+  assertEquals(point.pending, { k: null });
+});

@@ -1,8 +1,9 @@
 /**
  * One watcher's stream: reads every node's change log (long polls through
  * {@link ChangeFeed}), merges them ({@link WatchMerge}) and yields events with their cursor,
- * or an explicit `compacted` when what a cursor needs is gone (the client re-lists) or the
- * cluster map changed, or `reset` when the stream cannot go on.
+ * or an explicit `compacted` when what a cursor needs is gone (the client re-lists), or
+ * `reset` when the stream cannot go on. It goes on across a node added or removed: the
+ * barrier of proxy/watch/ring_move.ts, then keys count on their new replicas.
  *
  * @module
  */
@@ -11,8 +12,19 @@ import { hashKey } from "../../shared/ring.ts";
 import type { Topology, TopologySource } from "../cluster/topology.ts";
 import { quorumOf } from "../replication/quorum.ts";
 import type { ChangeFeed, ChangePage } from "./change_feed.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+import { ringMove } from "./ring_move.ts";
 import { encodeWatchCursor, type WatchCursor } from "./watch_cursor.ts";
-import { basePosition, type Bases, type NodePos, WatchEvent, WatchMerge } from "./watch_merge.ts";
+import {
+  addJoined,
+  dropLeft,
+  fetchBases,
+  nodesOf,
+  pointOf,
+  retargetAll,
+  UNREACHED,
+} from "./watch_epoch.ts";
+import { type NodePos, WatchEvent, WatchMerge } from "./watch_merge.ts";
 
 /** What a watch stream needs. */
 export interface WatchStreamDeps {
@@ -43,20 +55,29 @@ export async function* watchStream(
   cursor: WatchCursor | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<WatchItem> {
+  let topo = deps.topology.current();
+  const opened = await open(deps, topo, prefix, cursor);
+  if (opened.compacted) yield { kind: "compacted", reason: opened.compacted };
+  let merge = opened.merge;
+  let barrier = opened.barrier;
   while (!signal.aborted) {
-    const topo = deps.topology.current();
-    const opened = await open(deps, topo, prefix, cursor);
-    if (opened.compacted) yield { kind: "compacted", reason: opened.compacted };
-    cursor = undefined;
-    const end = yield* run(deps, topo, opened.merge, prefix, signal);
+    let end = barrier ? yield* settle(deps, topo, merge, prefix, barrier, signal) : undefined;
+    barrier = undefined;
+    end ??= yield* run(deps, topo, merge, prefix, signal);
     if (end !== undefined && end.startsWith("reset: ")) {
       return yield { kind: "reset", reason: end.slice(7) };
     }
-    if (!signal.aborted) {
-      yield {
-        kind: "compacted",
-        reason: end ?? "the cluster map changed (a node was added or removed)",
-      };
+    if (signal.aborted) return;
+    const from = topo;
+    topo = deps.topology.current();
+    if (end === undefined) {
+      const moved = await moveTo(deps, from, topo, merge);
+      if (typeof moved === "string") end = moved;
+      else barrier = moved;
+    }
+    if (end !== undefined) {
+      yield { kind: "compacted", reason: end };
+      merge = (await open(deps, topo, prefix, undefined)).merge;
     }
   }
 }
@@ -69,9 +90,51 @@ function tooManyLost(topo: Topology, lost: number): boolean {
   return lost >= quorumOf(Math.min(topo.map.replicas, topo.ring.nodeIds.length));
 }
 
-function nodesOf(topo: Topology): { id: string; url: string }[] {
-  const ids = new Set([...topo.ring.nodeIds, ...(topo.nextRing?.nodeIds ?? [])]);
-  return [...ids].map((id) => ({ id, url: topo.nodeUrl(id) ?? "" }));
+/**
+ * Carries `merge` from map `from` to map `to`: the nodes it reads, and when the ring changed,
+ * the keys' replicas (the merge pauses until the barrier it returns is read); or why it cannot.
+ */
+async function moveTo(
+  deps: WatchStreamDeps,
+  from: Topology,
+  to: Topology,
+  merge: WatchMerge,
+): Promise<Barrier | string | undefined> {
+  const move = ringMove(from.ring.nodeIds, to.ring.nodeIds, to.map.replicas);
+  if (move.kind === "refused") return move.reason;
+  addJoined(to, merge);
+  if (move.kind === "same") {
+    dropLeft(to, merge);
+    return undefined;
+  }
+  merge.pause();
+  await retargetAll(deps.feed, to, merge);
+  // Every node of both maps is read up to its head before any key counts anew.
+  const reading = nodesOf(from);
+  const joined = nodesOf(to).filter((n) => !reading.some((r) => r.id === n.id));
+  return { nodes: [...reading, ...joined], oldRing: from.ring.nodeIds };
+}
+
+/** The positions a ring change's barrier reads up to: every node of both maps. */
+interface Barrier {
+  nodes: NodeRef[];
+  /** The ring the majorities were counted on before (its unread nodes count as lost). */
+  oldRing: readonly string[];
+}
+
+/** What {@link open} hands the stream. */
+interface Opened {
+  merge: WatchMerge;
+  compacted?: string;
+  barrier?: Barrier;
+}
+
+/** The head of node `n`'s log (its boot and last position), or undefined when it is down. */
+function headOf(deps: WatchStreamDeps, n: NodeRef, epoch: number, prefix: string) {
+  return deps.feed.page(n, epoch, { prefix, waitMs: 0, limit: 1 }).catch((err) => {
+    if (!(err instanceof RingkvError)) throw err;
+    return undefined;
+  });
 }
 
 /** Positions to start from, and why the cursor could not be used, if it could not. */
@@ -80,52 +143,70 @@ async function open(
   topo: Topology,
   prefix: string,
   cursor: WatchCursor | undefined,
-): Promise<{ merge: WatchMerge; compacted?: string }> {
+): Promise<Opened> {
   const nodes = nodesOf(topo);
-  const heads = await Promise.all(
-    nodes.map((n) =>
-      deps.feed.page(n, topo.map.epoch, { prefix, waitMs: 0, limit: 1 }).catch((err) => {
-        if (!(err instanceof RingkvError)) throw err;
-        return undefined;
-      })
-    ),
-  );
+  const heads = await Promise.all(nodes.map((n) => headOf(deps, n, topo.map.epoch, prefix)));
   const fresh = new Map<string, NodePos>();
   nodes.forEach((n, i) => {
     const h = heads[i];
-    fresh.set(
-      n.id,
-      h ? { boot: h.boot, low: h.last, read: h.last } : { boot: "", low: 0, read: 0 },
-    );
+    fresh.set(n.id, h ? { boot: h.boot, low: h.last, read: h.last } : { ...UNREACHED });
   });
   const quorum = (n: number) => quorumOf(n);
   if (cursor === undefined) return { merge: new WatchMerge(fresh, quorum) };
-  if (cursor.epoch !== topo.map.epoch) {
-    const why =
-      `the cluster map changed since the cursor (epoch ${cursor.epoch}, now ${topo.map.epoch})`;
-    return { merge: new WatchMerge(fresh, quorum), compacted: why };
+  const resumed = resume(topo, nodes, heads, cursor);
+  if (typeof resumed === "string") {
+    return { merge: new WatchMerge(fresh, quorum), compacted: resumed };
   }
-  const resumed = new Map<string, NodePos>();
+  const merge = new WatchMerge(resumed.positions, quorum, cursor.pending, resumed.lost);
+  if (resumed.oldRing === undefined) return { merge };
+  merge.pause();
+  return { merge, barrier: { nodes, oldRing: resumed.oldRing } };
+}
+
+/**
+ * The positions a cursor resumes from under `topo`, the ring it counted on when that ring
+ * changed since, or why it cannot resume.
+ */
+function resume(
+  topo: Topology,
+  nodes: readonly NodeRef[],
+  heads: readonly (ChangePage | undefined)[],
+  cursor: WatchCursor,
+): { positions: Map<string, NodePos>; lost: Set<string>; oldRing?: readonly string[] } | string {
+  const since =
+    `the cluster map changed since the cursor (epoch ${cursor.epoch}, now ${topo.map.epoch})`;
+  const same = cursor.epoch === topo.map.epoch;
+  const move = same
+    ? undefined
+    : cursor.ring === undefined
+    ? { kind: "refused" as const, reason: "the cursor does not say which nodes it counted on" }
+    : ringMove(cursor.ring, topo.ring.nodeIds, topo.map.replicas);
+  if (move?.kind === "refused") return `${since}: ${move.reason}`;
+  const positions = new Map<string, NodePos>();
   const lost = new Set(cursor.lost);
   nodes.forEach((n, i) => {
     const was = cursor.nodes[n.id];
     const h = heads[i];
-    if (was !== undefined && h !== undefined && h.boot === was.boot && h.first - 1 <= was.low) {
-      resumed.set(n.id, { boot: was.boot, low: was.low, read: was.low, at: was.read });
+    if (was === undefined && !same) {
+      positions.set(n.id, { ...UNREACHED }); // joined since the cursor: its whole log is read
+    } else if (
+      was !== undefined && h !== undefined && h.boot === was.boot && h.first - 1 <= was.low
+    ) {
+      positions.set(n.id, { boot: was.boot, low: was.low, read: was.low, at: was.read });
     } else {
       lost.add(n.id);
-      resumed.set(
+      positions.set(
         n.id,
-        h ? { boot: h.boot, low: h.first - 1, read: h.first - 1 } : fresh.get(n.id)!,
+        h ? { boot: h.boot, low: h.first - 1, read: h.first - 1 } : { ...UNREACHED },
       );
     }
   });
+  // A node that left with changes this watch had not read.
+  for (const id of Object.keys(cursor.nodes)) if (!positions.has(id)) lost.add(id);
   if (tooManyLost(topo, lost.size)) {
-    const why =
-      `${lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;
-    return { merge: new WatchMerge(fresh, quorum), compacted: why };
+    return `${lost.size} node(s) lost changes this watch had not read (restarted, removed or too far behind)`;
   }
-  return { merge: new WatchMerge(resumed, quorum, cursor.pending, lost) };
+  return { positions, lost, ...(move?.kind === "moved" ? { oldRing: cursor.ring! } : {}) };
 }
 
 /** Reads and merges until the map changes (undefined) or the stream must end (why). */
@@ -203,21 +284,9 @@ async function* apply(
   const changes = page.changes ?? [];
   await startKeys(deps, topo, merge, [...new Set(changes.map((c) => c.k))]);
   for (const change of changes) {
-    const before = merge.isWaiting(change.k) ? point(topo, merge) : undefined;
-    const events = merge.observe(id, change);
-    for (let i = 0; i < events.length; i++) {
-      const last = i === events.length - 1;
-      const at = last ? point(topo, merge) : before!;
-      // An earlier event of a batch: resume right after it (later versions stay pending).
-      const cursor = last
-        ? at
-        : { ...at, pending: { ...at.pending, [change.k]: events[i]!.version } };
-      const text = encodeWatchCursor(cursor);
-      if (text === undefined) {
-        return "too many changes wait for a majority of replicas to fit a cursor";
-      }
-      yield { kind: "change", event: events[i]!, id: text };
-    }
+    const before = merge.isWaiting(change.k) ? pointOf(topo, merge) : undefined;
+    const end = yield* emit(topo, merge, change.k, before, merge.observe(id, change));
+    if (end !== undefined) return end;
   }
   merge.advance(id, page.last);
   merge.forgetSettled(SETTLED_KEEP);
@@ -229,8 +298,105 @@ async function* apply(
   return undefined;
 }
 
-function point(topo: Topology, merge: WatchMerge): WatchCursor {
-  return { epoch: topo.map.epoch, ...merge.resumePoint() };
+/** Yields `events` of `key` with their cursors (`before`: the point before they were due). */
+function* emit(
+  topo: Topology,
+  merge: WatchMerge,
+  key: string,
+  before: WatchCursor | undefined,
+  events: WatchEvent[],
+): Generator<WatchItem, string | undefined> {
+  for (let i = 0; i < events.length; i++) {
+    const last = i === events.length - 1;
+    const at = last ? pointOf(topo, merge) : before!;
+    // An earlier event of a batch: resume right after it (later versions stay pending).
+    const cursor = last ? at : { ...at, pending: { ...at.pending, [key]: events[i]!.version } };
+    const text = encodeWatchCursor(cursor);
+    if (text === undefined) {
+      return "too many changes wait for a majority of replicas to fit a cursor";
+    }
+    yield { kind: "change", event: events[i]!, id: text };
+  }
+  return undefined;
+}
+
+/**
+ * The barrier of a ring change (proxy/watch/ring_move.ts): reads the nodes of both maps up to
+ * their heads with events held back, stops reading the nodes that left, then lets events out.
+ */
+async function* settle(
+  deps: WatchStreamDeps,
+  topo: Topology,
+  merge: WatchMerge,
+  prefix: string,
+  barrier: Barrier,
+  signal: AbortSignal,
+): AsyncGenerator<WatchItem, string | undefined> {
+  const end = yield* drain(deps, topo, merge, prefix, barrier, signal);
+  if (end !== undefined || signal.aborted) return end;
+  if (tooManyLost(topo, merge.lost.size)) {
+    return `${merge.lost.size} node(s) lost changes this watch had not read (restarted, removed or down when the cluster map changed)`;
+  }
+  dropLeft(topo, merge);
+  for (const key of merge.resume()) {
+    const before = pointOf(topo, merge);
+    const end = yield* emit(topo, merge, key, before, merge.recount(key));
+    if (end !== undefined) return end;
+  }
+  return undefined;
+}
+
+/** Reads each barrier node up to the head it has now; an old one that cannot be read is lost. */
+async function* drain(
+  deps: WatchStreamDeps,
+  topo: Topology,
+  merge: WatchMerge,
+  prefix: string,
+  barrier: Barrier,
+  signal: AbortSignal,
+): AsyncGenerator<WatchItem, string | undefined> {
+  const heads = await Promise.all(
+    barrier.nodes.map((n) => headOf(deps, n, topo.map.epoch, prefix)),
+  );
+  for (const [i, n] of barrier.nodes.entries()) {
+    const pos = merge.positions.get(n.id);
+    if (pos === undefined) continue;
+    const head = heads[i];
+    // Down, or never reached by this watch: what it logged before the change is unread.
+    const read = head !== undefined && pos.boot !== "" &&
+      (yield* readTo(deps, topo, merge, prefix, n, head, signal));
+    if (typeof read === "string") return read;
+    if (read !== true && barrier.oldRing.includes(n.id)) merge.lost.add(n.id);
+  }
+  return undefined;
+}
+
+/**
+ * Reads node `n` up to `head`: true once there (or once it restarted: the stream's reads see
+ * that), false when it fails, or why the stream must end.
+ */
+async function* readTo(
+  deps: WatchStreamDeps,
+  topo: Topology,
+  merge: WatchMerge,
+  prefix: string,
+  n: NodeRef,
+  head: ChangePage,
+  signal: AbortSignal,
+): AsyncGenerator<WatchItem, string | boolean> {
+  for (let round = 0; round < 100_000 && !signal.aborted; round++) {
+    const pos = merge.positions.get(n.id);
+    if (pos === undefined || pos.boot !== head.boot || pos.read >= head.last) return true;
+    const q = { boot: pos.boot, after: pos.read, prefix, waitMs: 0, limit: PAGE };
+    const page = await deps.feed.page(n, topo.map.epoch, q).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      return undefined;
+    });
+    if (page === undefined) return false;
+    const end = yield* take(deps, topo, merge, n.id, page);
+    if (end !== undefined) return end;
+  }
+  return false;
 }
 
 /** Asks each replica of the new keys which version it holds at the merge's position. */
@@ -244,24 +410,7 @@ async function startKeys(deps: WatchStreamDeps, topo: Topology, merge: WatchMerg
   fresh.forEach((k, i) => {
     for (const id of owners[i]!) byNode.set(id, [...(byNode.get(id) ?? []), k]);
   });
-  const bases: Bases = new Map();
-  await Promise.all([...byNode].map(async ([id, ks]) => {
-    const pos = merge.positions.get(id);
-    const url = topo.nodeUrl(id);
-    if (pos === undefined || url === undefined || pos.boot === "") return;
-    const got = await deps.feed.versionsAt(
-      { id, url },
-      topo.map.epoch,
-      pos.boot,
-      basePosition(pos),
-      ks,
-    )
-      .catch((err) => {
-        if (!(err instanceof RingkvError)) throw err;
-        return undefined;
-      });
-    bases.set(id, got);
-  }));
+  const bases = await fetchBases(deps.feed, topo, merge, byNode);
   fresh.forEach((k, i) => merge.start(k, owners[i]!, bases));
 }
 

@@ -5,9 +5,15 @@ import {
   stableMap,
   topologyOf,
 } from "../../tests/doubles/test_cluster.ts";
+import { FakeChangeLogs, type ReadCall } from "../../tests/doubles/fake_change_logs.ts";
 import { RingkvError } from "../../shared/errors.ts";
+import { hashKey } from "../../shared/ring.ts";
+import type { Topology } from "../cluster/topology.ts";
+import { planAdd, planRemove, toCleanup } from "../cluster/map_transitions.ts";
+import type { ClusterMap } from "../../shared/wire.ts";
 import type { ChangePage } from "./change_feed.ts";
-import { watchStream } from "./watch_stream.ts";
+import { decodeWatchCursor } from "./watch_cursor.ts";
+import { type WatchItem, watchStream } from "./watch_stream.ts";
 
 Deno.test("watchStream does not keep the pages it has streamed (memory per stream is bounded)", async () => {
   const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
@@ -78,4 +84,187 @@ Deno.test("watchStream retrying a node that is down does not pile up listeners o
   assert(listening <= 2, `${listening} listeners on the stream's signal`);
   stop.abort();
   assertEquals((await next).done, true);
+});
+
+/** Polls `ok` until it holds, or fails after `ms`. */
+async function until(ok: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (let i = 0; i < 100_000 && !ok(); i++) {
+    assert(Date.now() < deadline, `timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A key whose replicas differ between two topologies. */
+async function movingKey(a: Topology, b: Topology): Promise<string> {
+  for (let i = 0; i < 10_000; i++) {
+    const point = await hashKey(`k${i}`);
+    const before = a.ring.ownersOf(point, 3).toSorted().join();
+    if (before !== b.ring.ownersOf(point, 3).toSorted().join()) return `k${i}`;
+  }
+  throw new Error("no key moves");
+}
+
+/**
+ * Streams across the rebalancing `maps` (stable, copying, cleanup) of a key that moves: v1 was
+ * accepted by the replica that leaves the key and keep1, whose logs are read last; v2 by the
+ * leaving one and keep2; the range copy gave the joining replica v2 only; under the new map
+ * keep2 and the joining one accepted v3. Counting on the new replicas at once would send v2 and
+ * v3 and lose v1. Returns the key's events and the nodes the stream read.
+ */
+async function acrossMove(maps: ClusterMap[]): Promise<{ sent: string[]; logs: FakeChangeLogs }> {
+  const [t1, t2, t3] = await Promise.all(maps.map(topologyOf));
+  const key = await movingKey(t1!, t3!);
+  const point = await hashKey(key);
+  const next = t3!.ring.ownersOf(point, 3);
+  const old = t1!.ring.ownersOf(point, 3);
+  const leaving = old.find((id) => !next.includes(id))!;
+  const joining = next.find((id) => !old.includes(id))!;
+  const [keep1, keep2] = old.filter((id) => id !== leaving);
+  const logs = new FakeChangeLogs();
+  const topology = new FakeTopology(t1!);
+  const stop = new AbortController();
+  const stream = collect(
+    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
+  );
+  const sent = () =>
+    stream.items.flatMap((i) =>
+      i.kind === "change" && i.event.key === key ? [i.event.version] : []
+    );
+  try {
+    await until(() => logs.reads.length >= 3, "the stream reads every node");
+    logs.hold(leaving);
+    logs.hold(keep1!);
+    for (const [id, v] of [[leaving, "v1"], [keep1, "v1"], [leaving, "v2"], [keep2, "v2"]]) {
+      logs.log(id!, key, v!);
+    }
+    topology.topo = t2!;
+    logs.log(joining, key, "v2");
+    topology.topo = t3!;
+    logs.log(keep2!, key, "v3");
+    logs.log(joining, key, "v3");
+    const epoch = maps[2]!.epoch;
+    const asked = (r: ReadCall) => r.epoch === epoch && (r.node === leaving || r.node === keep1);
+    const gotV3 = (r: ReadCall) =>
+      r.node === joining && r.epoch === epoch && r.versions.includes("v3");
+    await until(
+      () => logs.reads.some((r) => asked(r) || gotV3(r)),
+      "the stream moves to the new map",
+    );
+    logs.release(leaving);
+    logs.release(keep1!);
+    await until(() => sent().includes("v3"), "v3 comes as an event");
+    assertEquals(stream.items.filter((i) => i.kind !== "change"), []);
+    return { sent: sent(), logs };
+  } finally {
+    stop.abort();
+    logs.close();
+    await stream.done;
+  }
+}
+
+Deno.test("watchStream across a node added reads the old replicas up to their heads before counting a key on its new replicas", async () => {
+  const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
+  const e2 = planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0);
+  const { sent } = await acrossMove([e1, e2, toCleanup(e2, 0)]);
+  assertEquals(sent, ["v1", "v2", "v3"]);
+});
+
+Deno.test("watchStream across a node removed reads it up to its head, then no more", async () => {
+  const e1 = { ...stableMap(nodeInfos(4)), replicas: 3 };
+  const e2 = planRemove(e1, "n4", 0, 0);
+  const e3 = toCleanup(e2, 0);
+  const { sent, logs } = await acrossMove([e1, e2, e3]);
+  assertEquals(sent, ["v1", "v2", "v3"]);
+  const polled = logs.reads.filter((r) => r.node === "n4" && r.epoch === e3.epoch);
+  assert(polled.every((r) => r.waitMs === 0), "n4 is only read up to its head");
+});
+
+/** Collects a stream's items until stopped. */
+function collect(stream: AsyncGenerator<WatchItem>): { items: WatchItem[]; done: Promise<void> } {
+  const items: WatchItem[] = [];
+  const done = (async () => {
+    for await (const item of stream) items.push(item);
+  })();
+  return { items, done };
+}
+
+Deno.test("watchStream resumed under a later map (a node added) sends every change after the cursor once, in order", async () => {
+  const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
+  const e3 = toCleanup(planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0), 0);
+  const [t1, t3] = await Promise.all([topologyOf(e1), topologyOf(e3)]);
+  const key = await movingKey(t1, t3);
+  const point = await hashKey(key);
+  const next = t3.ring.ownersOf(point, 3);
+  const old = t1.ring.ownersOf(point, 3);
+  const leaving = old.find((id) => !next.includes(id))!;
+  const [keep1, keep2] = old.filter((id) => id !== leaving);
+  const logs = new FakeChangeLogs();
+  const topology = new FakeTopology(t1);
+  const stop = new AbortController();
+  const first = collect(
+    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
+  );
+  const second = new AbortController();
+  let resumed: ReturnType<typeof collect> | undefined;
+  try {
+    await until(() => logs.reads.length >= 3, "the stream reads every node");
+    for (const id of old) logs.log(id, key, "v1");
+    await until(() => first.items.length === 1, "v1 comes as an event");
+    stop.abort();
+    await first.done;
+    const item = first.items[0]!;
+    assert(item.kind === "change" && item.event.version === "v1");
+    // Disconnected: v2 by the leaving replica and keep1 (read last when resumed), v3 by the
+    // leaving one and keep2, the copy gives n4 v3, and under the new map keep2 and n4 take v4.
+    for (const [id, v] of [[leaving, "v2"], [keep1, "v2"], [leaving, "v3"], [keep2, "v3"]]) {
+      logs.log(id!, key, v!);
+    }
+    logs.log("n4", key, "v3");
+    logs.log(keep2!, key, "v4");
+    logs.log("n4", key, "v4");
+    logs.hold(leaving);
+    logs.hold(keep1!);
+    topology.topo = t3;
+    const cursor = decodeWatchCursor(item.id);
+    assertEquals(cursor.ring, ["n1", "n2", "n3"]);
+    const deps = { topology, feed: logs, waitMs: 7 };
+    resumed = collect(watchStream(deps, "", cursor, second.signal));
+    const asked = (r: ReadCall) => r.epoch === e3.epoch && (r.node === leaving || r.node === keep1);
+    const gotV4 = (r: ReadCall) => r.node === "n4" && r.versions.includes("v4");
+    await until(() => logs.reads.some((r) => asked(r) || gotV4(r)), "the resumed stream reads");
+    logs.release(leaving);
+    logs.release(keep1!);
+    const sent = () => resumed!.items.flatMap((i) => i.kind === "change" ? [i.event.version] : []);
+    await until(() => sent().includes("v4"), "v4 comes as an event");
+    assertEquals(sent(), ["v2", "v3", "v4"]);
+    assertEquals(resumed.items.filter((i) => i.kind !== "change"), []);
+  } finally {
+    stop.abort();
+    second.abort();
+    logs.close();
+    await first.done;
+    await resumed?.done;
+  }
+});
+
+Deno.test("watchStream with one replica says compacted, with the reason, when a cursor's keys moved to a new node", async () => {
+  const e1 = stableMap(nodeInfos(2));
+  const e3 = toCleanup(planAdd(e1, nodeInfos(1, 3)[0]!, 0, 0), 0);
+  const topology = new FakeTopology(await topologyOf(e3));
+  const logs = new FakeChangeLogs();
+  const stop = new AbortController();
+  const cursor = { epoch: 1, ring: ["n1", "n2"], nodes: {}, pending: {}, lost: [] };
+  const stream = collect(watchStream({ topology, feed: logs, waitMs: 7 }, "", cursor, stop.signal));
+  try {
+    await until(() => stream.items.length > 0, "the stream answers");
+    const [item] = stream.items;
+    assert(item?.kind === "compacted", JSON.stringify(item));
+    assert(item.reason.includes("with one replica"), item.reason);
+    assert(item.reason.includes("joined: n3"), item.reason);
+  } finally {
+    stop.abort();
+    logs.close();
+    await stream.done;
+  }
 });
