@@ -32,6 +32,7 @@ import { type FlatValue, Store } from "./store.ts";
 import { fromBytes } from "./values.ts";
 import type { Wal } from "../storage/wal.ts";
 import { WriteGuard, type WriteHealth } from "./write_guard.ts";
+import { DEFAULT_STALL_AFTER_MS, stalledWrites } from "./disk_stall.ts";
 
 /** Content type of imported values. */
 export const IMPORT_CONTENT_TYPE = "text/plain; charset=utf-8";
@@ -57,6 +58,8 @@ export interface EngineParts {
   firstRetryMs?: number;
   /** Where read-only transitions are told (default: stderr). */
   log?: (message: string) => void;
+  /** How long a log write may wait on the disk before health says `stalled` (default 5 s). */
+  stallAfterMs?: number;
 }
 
 /** A durable node engine; build it with `openEngine`. */
@@ -92,7 +95,10 @@ export class DurableEngine implements NodeEngine {
   }
 
   writeHealth(): WriteHealth {
-    return this.#guard.health;
+    const health = this.#guard.health;
+    if (health.state !== "writable") return health;
+    const stallAfterMs = this.parts.stallAfterMs ?? DEFAULT_STALL_AFTER_MS;
+    return stalledWrites(this.parts.wal.busySince, Date.now(), stallAfterMs) ?? health;
   }
 
   async get(key: string): Promise<Entry | undefined> {
@@ -223,6 +229,7 @@ export class DurableEngine implements NodeEngine {
       ...this.parts.store.counts(),
       walBytes: this.parts.wal.bytes,
       snapshotBytes: this.#snapshotBytes,
+      logWaitMs: logWaitMs(this.parts.wal.busySince),
     };
   }
 
@@ -335,6 +342,10 @@ export class DurableEngine implements NodeEngine {
       throw new RingkvError("unavailable", `Cannot ${action}: the storage engine is closed`);
     }
   }
+}
+
+function logWaitMs(busySince: number | null): number {
+  return busySince === null ? 0 : Math.max(0, Date.now() - busySince);
 }
 
 function fromWire(entry: WireEntry): { key: string; stored: Stored } {

@@ -21,9 +21,12 @@ import { RecoveryError } from "../storage/recovery.ts";
 
 /** The node's write state as `/health` reports it. */
 export interface WriteHealth {
-  /** `failed`: the repair found damage it cannot fix; a person must act (docs/storage.md). */
-  state: "writable" | "read-only" | "failed";
-  /** The disk error that made the node read-only (or why it cannot recover). */
+  /**
+   * `failed`: the repair found damage it cannot fix; a person must act (docs/storage.md).
+   * `stalled`: writes are taken but wait on a log write that is slow to finish (disk_stall.ts).
+   */
+  state: "writable" | "stalled" | "read-only" | "failed";
+  /** The disk error that made the node read-only (or why it cannot recover, or the stall). */
   reason?: string;
   /** When it stopped taking writes (ms since the epoch). */
   since?: number;

@@ -53,6 +53,8 @@ export class Wal {
   #failure: Error | null = null;
   /** Sequence numbers of the rounds {@link reopen} cut off: never durable. */
   #lost: { after: number; upTo: number; error: Error } | null = null;
+  /** When the log write under way (a round's append + fsync, or a cut) began (wall ms). */
+  #busySince: number | null = null;
 
   /** `size` is the file's current length. */
   constructor(readonly disk: Disk, readonly name: string, private size: number) {}
@@ -60,6 +62,14 @@ export class Wal {
   /** Bytes in the file (written rounds only). */
   get bytes(): number {
     return this.size;
+  }
+
+  /**
+   * When the log write under way began (wall ms; null when none runs): a disk that stalls
+   * holds it for as long as it stalls, and every write waiting on the log with it.
+   */
+  get busySince(): number | null {
+    return this.#busySince;
   }
 
   /** Called after each durable round (e.g. to start a snapshot). */
@@ -156,11 +166,12 @@ export class Wal {
     await Promise.resolve();
     while (this.#queue.length > 0 || this.#tasks.length > 0) {
       const task = this.#tasks.shift();
-      if (task) {
-        await task();
-        continue;
+      this.#busySince = Date.now();
+      try {
+        await (task ? task() : this.#round());
+      } finally {
+        this.#busySince = null;
       }
-      await this.#round();
     }
   }
 
