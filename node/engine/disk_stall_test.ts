@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { createNodeApp } from "../http/node_app.ts";
-import { gatedDisk, open, put, settle } from "../../tests/doubles/engine_test_helpers.ts";
+import { gatedDisk, open, settle } from "../../tests/doubles/engine_test_helpers.ts";
 import { refusedWrites } from "../../proxy/nodes/node_admin.ts";
 import { stalledWrites } from "./disk_stall.ts";
 
