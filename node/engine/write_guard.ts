@@ -32,6 +32,8 @@ export interface WriteHealth {
   since?: number;
   /** Repairs tried since then. */
   retries: number;
+  /** Why the last repair failed (a snapshot that cannot be read, a disk still full). */
+  repairError?: string;
 }
 
 /** What a {@link WriteGuard} needs. */
@@ -120,6 +122,7 @@ export class WriteGuard {
       if (!(err instanceof Error)) throw err;
       this.#rollback ||= rollback;
       this.#health.retries++;
+      this.#health.repairError = err.message;
       if (err instanceof RecoveryError) {
         this.#health = { ...this.#health, state: "failed", reason: err.message };
         this.#log(`node cannot take writes again: ${err.message}`);

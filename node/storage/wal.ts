@@ -121,7 +121,9 @@ export class Wal {
 
   /** Resolves once every line appended so far is durable. */
   flush(): Promise<void> {
-    return this.durable(this.#lastSeq);
+    // Lines of rounds that failed were refused to their writers and never become durable.
+    const lost = this.#lost;
+    return this.durable(lost !== null && this.#lastSeq <= lost.upTo ? lost.after : this.#lastSeq);
   }
 
   /** Starts keeping the bytes of rounds written from now on. */
