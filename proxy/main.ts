@@ -30,6 +30,7 @@ import { createOpsRoutes } from "./http/ops_routes.ts";
 import {
   DataDirInUseError,
   type DataDirLock,
+  DataDirUnusableError,
   holderAfterFailedStart,
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
@@ -222,7 +223,7 @@ async function main(): Promise<number> {
   } catch (err) {
     if (
       !(err instanceof StartupError || err instanceof MapFileError ||
-        err instanceof DataDirInUseError ||
+        err instanceof DataDirInUseError || err instanceof DataDirUnusableError ||
         err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse)
     ) throw err;
