@@ -76,6 +76,7 @@ async function runOne(lab: NetLab, kind: FaultKind, seconds: number): Promise<Ru
     return {
       kind,
       faults: 0,
+      seenInForce: 0,
       all: none,
       majority: none,
       calm: none,
