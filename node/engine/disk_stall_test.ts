@@ -49,7 +49,7 @@ Deno.test("stalled disk: reads answer, /health says stalled, a write is acknowle
     // The proxy's probe reads it as alive, with writes it should not pile on.
     assertEquals(refusedWrites(body)?.state, "stalled");
     const metrics = await (await app.request("/metrics")).text();
-    const wait = Number(/ringkv_node_oldest_fsync_wait_seconds\{[^}]*\} (\S+)/.exec(metrics)![1]);
+    const wait = Number(/ringkv_node_fsync_wait_seconds\{[^}]*\} (\S+)/.exec(metrics)![1]);
     assert(wait >= 0.1, metrics);
     assertMatch(metrics, /ringkv_node_writable\{[^}]*\} 1/);
     const read = await app.request("/kv/a");
@@ -61,7 +61,7 @@ Deno.test("stalled disk: reads answer, /health says stalled, a write is acknowle
     const after = await app.request("/health");
     assertEquals([after.status, (await after.json()).status], [200, "ok"]);
     const idle = await (await app.request("/metrics")).text();
-    assertMatch(idle, /ringkv_node_oldest_fsync_wait_seconds\{[^}]*\} 0\n/);
+    assertMatch(idle, /ringkv_node_fsync_wait_seconds\{[^}]*\} 0\n/);
     assertEquals(await (await app.request("/kv/b")).text(), "two");
   } finally {
     release();

@@ -85,7 +85,7 @@ export function metricsText(
       writes.state === "writable" || writes.state === "stalled" ? 1 : 0,
     ),
     g(
-      "oldest_fsync_wait_seconds",
+      "fsync_wait_seconds",
       "How long the log write under way (append + fsync) has waited on the disk; 0: none runs.",
       stats.logWaitMs / 1000,
     ),

@@ -148,7 +148,7 @@ function drawNodes(cluster, shares) {
       el("td", {}, el("span", { class: "swatch", style: "background:" + colorOf(n.id) }), n.id),
       el("td", { class: "dim" }, n.url),
       el("td", {}, el("span", { class: "badge " + n.state, title: n.writes ? (n.writes.state === "stalled" ? "writes wait: " : "refuses writes: ") + (n.writes.reason || n.writes.state) : "" }, n.state),
-        n.writes ? el("div", { class: "warn" }, "refuses writes since " + new Date(n.writes.since).toLocaleTimeString() + ": " + (n.writes.reason || n.writes.state)) : ""),
+        n.writes ? el("div", { class: "warn" }, (n.writes.state === "stalled" ? "writes wait since " : "refuses writes since ") + new Date(n.writes.since).toLocaleTimeString() + ": " + (n.writes.reason || n.writes.state)) : ""),
       el("td", { class: "num" }, n.keys ?? "–"),
       el("td", { class: "num" }, s ? bytes(s.valueBytes) : "–"),
       el("td", { class: "num" }, n.id in shares ? (shares[n.id] * 100).toFixed(1) + " %" : "–"),

@@ -47,7 +47,7 @@ const GAUGES: Record<string, keyof NodeStats> = {
   ringkv_node_wal_bytes: "walBytes",
   ringkv_node_snapshot_bytes: "snapshotBytes",
   ringkv_node_writable: "writable",
-  ringkv_node_oldest_fsync_wait_seconds: "fsyncWaitSeconds",
+  ringkv_node_fsync_wait_seconds: "fsyncWaitSeconds",
 };
 
 /** The sizes and request total in a node's metrics text (missing ones are 0). */
