@@ -43,7 +43,7 @@ function addressesOf(hosts: readonly string[], addresses: Record<string, string>
   });
 }
 
-/** Packets the drop rules of `nft list table inet nemesis` output have dropped, summed. */
+/** Packets the drop rules of an `nft list ruleset` (or `list table`) output have dropped, summed. */
 export function droppedPackets(listing: string): number {
   let total = 0;
   for (const m of listing.matchAll(/counter packets (\d+) bytes \d+ drop/g)) total += Number(m[1]);
