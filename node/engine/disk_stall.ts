@@ -10,9 +10,9 @@
  * ```ts
  * import { assertEquals } from "@std/assert";
  * import { stalledWrites } from "./disk_stall.ts";
- * assertEquals(stalledWrites(null, 9_000, 5_000), undefined);
- * assertEquals(stalledWrites(1_000, 5_999, 5_000), undefined);
- * assertEquals(stalledWrites(1_000, 7_000, 5_000)?.state, "stalled");
+ * assertEquals(stalledWrites(null, 5_000), undefined);
+ * assertEquals(stalledWrites({ since: 1_000, ms: 4_999 }, 5_000), undefined);
+ * assertEquals(stalledWrites({ since: 1_000, ms: 6_000 }, 5_000)?.state, "stalled");
  * ```
  */
 import type { WriteHealth } from "./write_guard.ts";
@@ -21,21 +21,20 @@ import type { WriteHealth } from "./write_guard.ts";
 export const DEFAULT_STALL_AFTER_MS = 5_000;
 
 /**
- * The `stalled` write health when the log write under way began at `busySince` (wall ms,
- * null: none runs) at least `stallAfterMs` before `now`; else undefined.
+ * The `stalled` write health when the log write under way (`busy`: when it began, wall ms,
+ * and how long it has run; null: none runs) has run at least `stallAfterMs`; else undefined.
  */
 export function stalledWrites(
-  busySince: number | null,
-  now: number,
+  busy: { since: number; ms: number } | null,
   stallAfterMs: number,
 ): WriteHealth | undefined {
-  if (busySince === null || now - busySince < stallAfterMs) return undefined;
-  const seconds = ((now - busySince) / 1000).toFixed(1);
+  if (busy === null || busy.ms < stallAfterMs) return undefined;
+  const seconds = (busy.ms / 1000).toFixed(1);
   return {
     state: "stalled",
     reason: `the log write (append + fsync of wal.jsonl) has waited ${seconds} s on the disk; ` +
       "writes wait for it and are acknowledged once they are on disk",
-    since: busySince,
+    since: busy.since,
     retries: 0,
   };
 }

@@ -98,7 +98,7 @@ export class DurableEngine implements NodeEngine {
     const health = this.#guard.health;
     if (health.state !== "writable") return health;
     const stallAfterMs = this.parts.stallAfterMs ?? DEFAULT_STALL_AFTER_MS;
-    return stalledWrites(this.parts.wal.busySince, Date.now(), stallAfterMs) ?? health;
+    return stalledWrites(this.parts.wal.busy(), stallAfterMs) ?? health;
   }
 
   async get(key: string): Promise<Entry | undefined> {
@@ -229,7 +229,7 @@ export class DurableEngine implements NodeEngine {
       ...this.parts.store.counts(),
       walBytes: this.parts.wal.bytes,
       snapshotBytes: this.#snapshotBytes,
-      logWaitMs: logWaitMs(this.parts.wal.busySince),
+      logWaitMs: this.parts.wal.busy()?.ms ?? 0,
     };
   }
 
@@ -342,10 +342,6 @@ export class DurableEngine implements NodeEngine {
       throw new RingkvError("unavailable", `Cannot ${action}: the storage engine is closed`);
     }
   }
-}
-
-function logWaitMs(busySince: number | null): number {
-  return busySince === null ? 0 : Math.max(0, Date.now() - busySince);
 }
 
 function fromWire(entry: WireEntry): { key: string; stored: Stored } {

@@ -53,8 +53,8 @@ export class Wal {
   #failure: Error | null = null;
   /** Sequence numbers of the rounds {@link reopen} cut off: never durable. */
   #lost: { after: number; upTo: number; error: Error } | null = null;
-  /** When the log write under way (a round's append + fsync, or a cut) began (wall ms). */
-  #busySince: number | null = null;
+  /** The log write under way (a round's append + fsync, or a cut): when it began. */
+  #busy: { since: number; at: number } | null = null;
 
   /** `size` is the file's current length. */
   constructor(readonly disk: Disk, readonly name: string, private size: number) {}
@@ -65,11 +65,13 @@ export class Wal {
   }
 
   /**
-   * When the log write under way began (wall ms; null when none runs): a disk that stalls
-   * holds it for as long as it stalls, and every write waiting on the log with it.
+   * The log write under way (null when none runs): when it began (`since`, wall ms) and how
+   * long it has run (`ms`, on the monotonic clock). A disk that stalls holds it for as long
+   * as it stalls, and every write waiting on the log with it.
    */
-  get busySince(): number | null {
-    return this.#busySince;
+  busy(): { since: number; ms: number } | null {
+    const busy = this.#busy;
+    return busy === null ? null : { since: busy.since, ms: performance.now() - busy.at };
   }
 
   /** Called after each durable round (e.g. to start a snapshot). */
@@ -168,11 +170,11 @@ export class Wal {
     await Promise.resolve();
     while (this.#queue.length > 0 || this.#tasks.length > 0) {
       const task = this.#tasks.shift();
-      this.#busySince = Date.now();
+      this.#busy = { since: Date.now(), at: performance.now() };
       try {
         await (task ? task() : this.#round());
       } finally {
-        this.#busySince = null;
+        this.#busy = null;
       }
     }
   }
