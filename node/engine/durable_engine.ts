@@ -203,8 +203,17 @@ export class DurableEngine implements NodeEngine {
   }
 
   async loadClusterMap(): Promise<ClusterMap | null> {
-    const bytes = await this.parts.disk.read(FILES.cluster);
-    return bytes === null ? null : JSON.parse(decoder.decode(bytes));
+    try {
+      const bytes = await this.parts.disk.read(FILES.cluster);
+      return bytes === null ? null : JSON.parse(decoder.decode(bytes));
+    } catch (err) {
+      // A failing disk (EIO) or a damaged file: 503 naming it, and the next request reads again.
+      if (!(err instanceof Error) || err instanceof Deno.errors.NotFound) throw err;
+      throw new RingkvError(
+        "unavailable",
+        `Cannot read the cluster map: reading ${FILES.cluster} failed (${err.message})`,
+      );
+    }
   }
 
   saveClusterMap(map: ClusterMap): Promise<void> {
