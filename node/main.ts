@@ -23,6 +23,7 @@ import { diskFloorStore } from "./paxos/acceptor_floor.ts";
 import {
   DataDirInUseError,
   type DataDirLock,
+  DataDirUnusableError,
   holderAfterFailedStart,
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
@@ -162,7 +163,7 @@ async function main(): Promise<number> {
       !(err instanceof ConfigError || err instanceof RecoveryError ||
         err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.NotFound ||
-        err instanceof DataDirInUseError)
+        err instanceof DataDirInUseError || err instanceof DataDirUnusableError)
     ) throw err;
     console.error(`ringkv node: ${nodeStartupHint(err, config, Deno.args) ?? err.message}`);
     const held = "help" in config ? null : await holderAfterFailedStart(err, config.data);

@@ -26,6 +26,9 @@ export class NodeMap {
       this.#current = map;
       this.#ready = true;
       return map;
+    }, (err) => {
+      this.#loaded = undefined; // a read that failed (a failing disk) is tried again next time
+      throw err;
     });
     await this.#loaded;
     return this.#current;

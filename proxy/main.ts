@@ -28,6 +28,7 @@ import { instrumentFetch, ProxyMetrics } from "./http/proxy_metrics.ts";
 import {
   DataDirInUseError,
   type DataDirLock,
+  DataDirUnusableError,
   holderAfterFailedStart,
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
@@ -214,7 +215,7 @@ async function main(): Promise<number> {
   } catch (err) {
     if (
       !(err instanceof StartupError || err instanceof MapFileError ||
-        err instanceof DataDirInUseError ||
+        err instanceof DataDirInUseError || err instanceof DataDirUnusableError ||
         err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse)
     ) throw err;

@@ -47,6 +47,35 @@ export class DataDirInUseError extends Error {
   }
 }
 
+/** OS errors that say the data directory's file system cannot take the lock file, and what to do. */
+const UNUSABLE: Record<string, string> = {
+  EROFS: "its file system is read-only: remount it read-write (after an fsck, when the " +
+    "kernel turned it read-only after a disk error), or give this process another --data",
+  ENOSPC: "its file system is full: free space there, or give this process another --data",
+  EDQUOT: "the disk quota is used up: free space there, or give this process another --data",
+  EIO: "the disk failed to read or write: check it (dmesg), or give this process another --data",
+};
+
+/** The data directory's file system refuses the lock file (read-only, full, failing). */
+export class DataDirUnusableError extends Error {
+  /** `cause`: the OS error, whose `code` is one of those {@link lockDataDir} names. */
+  constructor(readonly dir: string, cause: Error & { code: string }) {
+    super(
+      `Cannot lock data directory ${dir} (creating ${LOCK_FILE} in it): ${cause.message}; ` +
+        `${UNUSABLE[cause.code]}.`,
+      { cause },
+    );
+    this.name = "DataDirUnusableError";
+  }
+}
+
+/** `err` as a {@link DataDirUnusableError} when it is an OS error that makes `dir` unusable. */
+function unusable(dir: string, err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (!(err instanceof Error) || typeof code !== "string" || !(code in UNUSABLE)) return err;
+  return new DataDirUnusableError(dir, err as Error & { code: string });
+}
+
 /** A held lock; released when the process ends or by {@link DataDirLock.release}. */
 export interface DataDirLock extends Disposable {
   readonly dir: string;
@@ -55,19 +84,26 @@ export interface DataDirLock extends Disposable {
 
 /**
  * Takes the exclusive lock of `dir` (created when missing) for `role`, or throws
- * {@link DataDirInUseError} without writing anything when another process holds it.
+ * {@link DataDirInUseError} without writing anything when another process holds it, and
+ * {@link DataDirUnusableError} when its file system is read-only, full or failing.
  */
 export async function lockDataDir(dir: string, role: string): Promise<DataDirLock> {
-  await Deno.mkdir(dir, { recursive: true });
-  const path = join(dir, LOCK_FILE);
-  const file = await Deno.open(path, { read: true, write: true, create: true });
+  let file: Deno.FsFile;
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    file = await Deno.open(join(dir, LOCK_FILE), { read: true, write: true, create: true });
+  } catch (err) {
+    throw unusable(dir, err);
+  }
   let held = false;
   try {
     if (!(await file.tryLock(true))) throw new DataDirInUseError(dir, await readHolder(file));
-    held = true;
     await writeHolder(file, { pid: Deno.pid, role, since: new Date().toISOString() });
+    held = true;
+  } catch (err) {
+    throw unusable(dir, err);
   } finally {
-    if (!held) file.close();
+    if (!held) file.close(); // also when naming the holder failed: no lock left behind
   }
   let released = false;
   const release = () => {

@@ -1,6 +1,12 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
-import { dataDirInUse, DataDirInUseError, LOCK_FILE, lockDataDir } from "./data_dir_lock.ts";
+import {
+  dataDirInUse,
+  DataDirInUseError,
+  DataDirUnusableError,
+  LOCK_FILE,
+  lockDataDir,
+} from "./data_dir_lock.ts";
 
 Deno.test("lockDataDir() refuses a second holder and names the first", async () => {
   const dir = await Deno.makeTempDir();
@@ -41,4 +47,20 @@ Deno.test("dataDirInUse() names the holder, and writes nothing when the director
   assertEquals((await dataDirInUse(dir))?.holder?.pid, Deno.pid);
   lock.release();
   assertEquals(await dataDirInUse(dir), null);
+});
+
+Deno.test("DataDirUnusableError says what it tried, the directory, the OS error and what to do, in one line", () => {
+  const cause = Object.assign(
+    new Error("Read-only file system (os error 30): open '/srv/n1/ringkv.lock'"),
+    { code: "EROFS" },
+  );
+  const err = new DataDirUnusableError("/srv/n1", cause);
+  assertEquals(
+    err.message,
+    "Cannot lock data directory /srv/n1 (creating ringkv.lock in it): Read-only file system " +
+      "(os error 30): open '/srv/n1/ringkv.lock'; its file system is read-only: remount it " +
+      "read-write (after an fsck, when the kernel turned it read-only after a disk error), or " +
+      "give this process another --data.",
+  );
+  assertEquals(err.cause, cause);
 });

@@ -6,7 +6,12 @@
  * @module
  */
 import { shellQuote } from "../shared/startup_hint.ts";
-import { DataDirInUseError, type DataDirLock, lockDataDir } from "../shared/data_dir_lock.ts";
+import {
+  DataDirInUseError,
+  type DataDirLock,
+  DataDirUnusableError,
+  lockDataDir,
+} from "../shared/data_dir_lock.ts";
 import { join } from "@std/path";
 import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 import { type Child, startChild } from "./children.ts";
@@ -131,7 +136,7 @@ async function main(): Promise<number> {
     // A second `task cluster` on the same directory stops here, before its nodes touch theirs.
     lock = await lockDataDir(data, "deno task cluster");
   } catch (err) {
-    if (!(err instanceof DataDirInUseError)) throw err;
+    if (!(err instanceof DataDirInUseError || err instanceof DataDirUnusableError)) throw err;
     console.error(err.message);
     return 1;
   }

@@ -76,6 +76,7 @@ async function runOne(lab: NetLab, kind: FaultKind, seconds: number): Promise<Ru
     return {
       kind,
       faults: 0,
+      seenInForce: 0,
       all: none,
       majority: none,
       calm: none,
@@ -105,7 +106,8 @@ export async function tortureNet(args: string[]): Promise<number> {
         const r = await runOne(lab, kind, seconds);
         results.push(r);
         console.log(
-          `${kind} run ${run}: ${r.all.requests} requests, ${r.faults} faults, ` +
+          `${kind} run ${run}: ${r.all.requests} requests, ${r.faults} faults ` +
+            `(${r.seenInForce} seen in force), ` +
             `${pct(r.all.indefinite, r.all.requests)} indefinite (majority side ` +
             `${pct(r.majority.indefinite, r.majority.requests)}, calm ` +
             `${pct(r.calm.indefinite, r.calm.requests)}), ` +

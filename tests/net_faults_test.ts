@@ -1,10 +1,11 @@
 /**
  * A short run of each network fault kind (tests/helpers/net_scenarios.ts) with nodes and
- * two proxies in their own network namespaces: linearizable, no acknowledged write lost,
- * replicas agreeing after the faults end. Needs root and `ip netns`/`nft`; skipped with
+ * two proxies in their own network namespaces: every fault seen in force (its nftables
+ * rules dropped packets, or the slow link measured slow), linearizable, no acknowledged
+ * write lost, replicas agreeing after the faults end. Needs root and `ip netns`/`nft`; skipped with
  * the reason otherwise. `deno task torture --net` runs the long version.
  */
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { labUnavailable, NetLab } from "./helpers/netns.ts";
 import { FAULT_KINDS, runFaults } from "./helpers/net_scenarios.ts";
 
@@ -25,9 +26,13 @@ for (const kind of FAULT_KINDS) {
       try {
         const r = await runFaults(lab, kind, PACE.faultMs + PACE.calmMs, () => {}, PACE);
         console.log(
-          `${kind}: ${r.all.requests} requests, ${r.all.indefinite} indefinite; majority side ` +
+          `${kind}: ${r.faults} faults (${r.seenInForce} seen in force), ` +
+            `${r.all.requests} requests, ${r.all.indefinite} indefinite; majority side ` +
             `${r.majority.indefinite}/${r.majority.requests}; converged in ${r.convergedMs} ms`,
         );
+        // A run whose faults were never in force would prove nothing.
+        assert(r.faults > 0, "no fault was put in force");
+        assertEquals(r.seenInForce, r.faults, "a fault was lifted without being seen in force");
         assertEquals(r.violation, null, "history not linearizable");
         assertEquals(r.lost, []);
         assertEquals(r.diverged, []);

@@ -32,6 +32,7 @@ import { type FlatValue, Store } from "./store.ts";
 import { fromBytes } from "./values.ts";
 import type { Wal } from "../storage/wal.ts";
 import { WriteGuard, type WriteHealth } from "./write_guard.ts";
+import { DEFAULT_STALL_AFTER_MS, stalledWrites } from "./disk_stall.ts";
 
 /** Content type of imported values. */
 export const IMPORT_CONTENT_TYPE = "text/plain; charset=utf-8";
@@ -57,6 +58,8 @@ export interface EngineParts {
   firstRetryMs?: number;
   /** Where read-only transitions are told (default: stderr). */
   log?: (message: string) => void;
+  /** How long a log write may wait on the disk before health says `stalled` (default 5 s). */
+  stallAfterMs?: number;
 }
 
 /** A durable node engine; build it with `openEngine`. */
@@ -92,7 +95,10 @@ export class DurableEngine implements NodeEngine {
   }
 
   writeHealth(): WriteHealth {
-    return this.#guard.health;
+    const health = this.#guard.health;
+    if (health.state !== "writable") return health;
+    const stallAfterMs = this.parts.stallAfterMs ?? DEFAULT_STALL_AFTER_MS;
+    return stalledWrites(this.parts.wal.busy(), stallAfterMs) ?? health;
   }
 
   async get(key: string): Promise<Entry | undefined> {
@@ -197,8 +203,17 @@ export class DurableEngine implements NodeEngine {
   }
 
   async loadClusterMap(): Promise<ClusterMap | null> {
-    const bytes = await this.parts.disk.read(FILES.cluster);
-    return bytes === null ? null : JSON.parse(decoder.decode(bytes));
+    try {
+      const bytes = await this.parts.disk.read(FILES.cluster);
+      return bytes === null ? null : JSON.parse(decoder.decode(bytes));
+    } catch (err) {
+      // A failing disk (EIO) or a damaged file: 503 naming it, and the next request reads again.
+      if (!(err instanceof Error) || err instanceof Deno.errors.NotFound) throw err;
+      throw new RingkvError(
+        "unavailable",
+        `Cannot read the cluster map: reading ${FILES.cluster} failed (${err.message})`,
+      );
+    }
   }
 
   saveClusterMap(map: ClusterMap): Promise<void> {
@@ -223,6 +238,7 @@ export class DurableEngine implements NodeEngine {
       ...this.parts.store.counts(),
       walBytes: this.parts.wal.bytes,
       snapshotBytes: this.#snapshotBytes,
+      logWaitMs: this.parts.wal.busy()?.ms ?? 0,
     };
   }
 

@@ -75,6 +75,8 @@ export interface EngineStats {
   valueBytes: number;
   walBytes: number;
   snapshotBytes: number;
+  /** How long the log write under way has waited on the disk (0: none runs). */
+  logWaitMs: number;
 }
 
 /** The node's store with its durability: every resolved write is on disk. */

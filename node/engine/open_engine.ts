@@ -51,6 +51,8 @@ export interface OpenEngineOptions {
   firstRetryMs?: number;
   /** Where read-only transitions are told (default: stderr). */
   log?: (message: string) => void;
+  /** How long a log write may wait on the disk before health says `stalled` (default 5 s). */
+  stallAfterMs?: number;
 }
 
 /** Loads the data directory and returns the engine; throws RecoveryError on damage. */
@@ -76,5 +78,6 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
     gcHint,
     ...(options.firstRetryMs === undefined ? {} : { firstRetryMs: options.firstRetryMs }),
     ...(options.log === undefined ? {} : { log: options.log }),
+    ...(options.stallAfterMs === undefined ? {} : { stallAfterMs: options.stallAfterMs }),
   });
 }

@@ -21,14 +21,19 @@ import { RecoveryError } from "../storage/recovery.ts";
 
 /** The node's write state as `/health` reports it. */
 export interface WriteHealth {
-  /** `failed`: the repair found damage it cannot fix; a person must act (docs/storage.md). */
-  state: "writable" | "read-only" | "failed";
-  /** The disk error that made the node read-only (or why it cannot recover). */
+  /**
+   * `failed`: the repair found damage it cannot fix; a person must act (docs/storage.md).
+   * `stalled`: writes are taken but wait on a log write that is slow to finish (disk_stall.ts).
+   */
+  state: "writable" | "stalled" | "read-only" | "failed";
+  /** The disk error that made the node read-only (or why it cannot recover, or the stall). */
   reason?: string;
   /** When it stopped taking writes (ms since the epoch). */
   since?: number;
   /** Repairs tried since then. */
   retries: number;
+  /** Why the last repair failed (a snapshot that cannot be read, a disk still full). */
+  repairError?: string;
 }
 
 /** What a {@link WriteGuard} needs. */
@@ -117,6 +122,7 @@ export class WriteGuard {
       if (!(err instanceof Error)) throw err;
       this.#rollback ||= rollback;
       this.#health.retries++;
+      this.#health.repairError = err.message;
       if (err instanceof RecoveryError) {
         this.#health = { ...this.#health, state: "failed", reason: err.message };
         this.#log(`node cannot take writes again: ${err.message}`);

@@ -2,7 +2,12 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
 import type { NodeEngine } from "./engine.ts";
 import { open, put, textOf } from "../../tests/doubles/engine_test_helpers.ts";
-import { createFakeDisk, type FakeDisk, NO_SPACE } from "../../tests/doubles/fake_disk.ts";
+import {
+  createFakeDisk,
+  type FakeDisk,
+  IO_ERROR,
+  NO_SPACE,
+} from "../../tests/doubles/fake_disk.ts";
 import { scanLines } from "../storage/log_format.ts";
 import { WriteGuard } from "./write_guard.ts";
 
@@ -172,4 +177,45 @@ Deno.test("full disk: a cluster map that cannot be stored answers 503 and makes 
   await engine.saveClusterMap(map);
   assertEquals((await engine.loadClusterMap())?.epoch, 3);
   await engine.close();
+});
+
+Deno.test("failing disk: a snapshot that cannot be read (EIO) during the repair keeps the node read-only with the error; it never serves an empty store", async () => {
+  const first = await twoWritten();
+  await first.engine.close(); // writes the snapshot the repair will reload
+  const disk = first.disk.reopen();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet });
+  disk.failReads("snapshot.json", true);
+  disk.failSyncs(1);
+  await assertRejects(() => engine.write([put("c", "refused")]));
+  await until("the repair failed twice", () => engine.writeHealth().retries >= 2);
+  const health = engine.writeHealth();
+  assertEquals(health.state, "read-only");
+  assert(health.repairError?.includes("reading snapshot.json failed"), health.repairError);
+  assert(health.repairError?.includes(IO_ERROR), health.repairError);
+  // Reads answer what is durable, never an empty store, and never the refused write.
+  assertEquals([await textOf(engine, "a"), await textOf(engine, "b")], ["one", "two"]);
+  await assertRejects(() => textOf(engine, "c"), RingkvError);
+  assertEquals(
+    (await assertRejects(() => engine.write([put("d", "x")]), RingkvError)).code,
+    "unavailable",
+  );
+  disk.failReads("snapshot.json", false);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  assertEquals(await textOf(engine, "c"), undefined);
+  assertEquals([await textOf(engine, "a"), await textOf(engine, "b")], ["one", "two"]);
+  await engine.close();
+});
+
+Deno.test("full disk: a node that took writes again and has had none since closes cleanly (the refused round is not flushed)", async () => {
+  const { disk, engine } = await twoWritten();
+  disk.failSyncs(1);
+  await assertRejects(() => engine.write([put("c", "refused")]));
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  await engine.close(); // was: rejected with the refused round's error (a stack on SIGTERM)
+  const again = await open(disk.crash(), { log: quiet });
+  assertEquals(
+    await Promise.all(["a", "b", "c"].map((k) => textOf(again, k))),
+    ["one", "two", undefined],
+  );
+  await again.close();
 });

@@ -3,6 +3,7 @@ import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { createNodeApp } from "./node_app.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../engine/open_engine.ts";
+import { countRouting } from "../../tests/doubles/router_probe.ts";
 
 const MAP = {
   epoch: 5,
@@ -30,6 +31,7 @@ Deno.test("GET /kv/{key} answers alike through the front and through Hono's chai
   assertEquals((await put("/kv/utf8", "héllo wörld ✓")).status, 201);
   const del = await app.request("/kv/gone", { method: "DELETE", headers: OK });
   assertEquals(del.status, 204);
+  const routed = countRouting(app);
   const cases: [path: string, headers: Record<string, string>, status: number][] = [
     ["/kv/here", OK, 200],
     ["/kv/a%2Fb", OK, 200],
@@ -47,8 +49,11 @@ Deno.test("GET /kv/{key} answers alike through the front and through Hono's chai
   ];
   for (const [path, headers, status] of cases) {
     // A query string sends the same GET through Hono's routing and middleware instead.
+    const before = routed();
     const front = await shape(await app.request(path, { headers }));
+    assertEquals(routed(), before, `${path}: the front answered, not Hono's router`);
     const chained = await shape(await app.request(path + "?via=hono", { headers }));
+    assertEquals(routed(), before + 1, `${path}?via=hono: Hono's router answered`);
     assertEquals(front, chained, `${path} ${JSON.stringify(headers)}`);
     assertEquals((front as { status: number }).status, status, path);
   }
@@ -62,7 +67,9 @@ Deno.test("a front GET is counted in /metrics and an engine failure is a logged 
   const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
   const logged: Record<string, unknown>[] = [];
   const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, log: (o) => logged.push(o) });
+  const routed = countRouting(app);
   for (let i = 0; i < 3; i++) await (await app.request("/kv/none")).body?.cancel();
+  assertEquals(routed(), 0, "the front answered the GETs");
   const metrics = await (await app.request("/metrics")).text();
   const line = metrics.split("\n").find((l) =>
     l.startsWith("ringkv_node_requests_total{") && l.includes('method="GET"') &&
@@ -77,5 +84,6 @@ Deno.test("a front GET is counted in /metrics and an engine failure is a logged 
   assertEquals(res.headers.get("x-ringkv-node"), "n1");
   assertEquals((await res.json()).error.code, "internal");
   assertEquals(logged.map((o) => o.msg), ["unexpected error"]);
+  assertEquals(routed(), 1, "only /metrics went through Hono's router");
   await engine.close();
 });

@@ -82,7 +82,12 @@ export function metricsText(
     g(
       "writable",
       "1 when the node takes writes, 0 when a disk failure made it read-only (see /health).",
-      writes.state === "writable" ? 1 : 0,
+      writes.state === "writable" || writes.state === "stalled" ? 1 : 0,
+    ),
+    g(
+      "fsync_wait_seconds",
+      "How long the log write under way (append + fsync) has waited on the disk; 0: none runs.",
+      stats.logWaitMs / 1000,
     ),
     ...counters.metrics(),
   ]);

@@ -7,7 +7,7 @@
  * @module
  */
 import { isWriterId } from "../../shared/version.ts";
-import type { Disk } from "./disk.ts";
+import type { ByteRange, Disk } from "./disk.ts";
 import { TEMP_SUFFIX } from "./disk.ts";
 import { entryFromJson } from "../engine/entry_json.ts";
 import { scanLines } from "./log_format.ts";
@@ -36,6 +36,38 @@ export class RecoveryError extends Error {
   }
 }
 
+/**
+ * A file of the data directory could not be read (EIO from a failing disk, say): the start
+ * stops and names the file and the error; a node never starts without what the file holds.
+ */
+export class UnreadableFileError extends Error {
+  /** `file`: the file's name in the data directory; `cause`: the disk's error. */
+  constructor(readonly file: string, cause: Error) {
+    super(
+      `Cannot load the data directory: reading ${file} failed (${cause.message}); nothing was ` +
+        "loaded. Check the disk (dmesg), then start again, or restore the directory from a " +
+        "backup or let replicas refill it (docs/storage.md).",
+      { cause },
+    );
+    this.name = "UnreadableFileError";
+  }
+}
+
+/** `run()`, with a disk error (not a missing file) named as {@link UnreadableFileError}. */
+async function named<T>(name: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (!(err instanceof Error) || err instanceof Deno.errors.NotFound) throw err;
+    throw new UnreadableFileError(name, err);
+  }
+}
+
+/** `disk.read(name)`, its error named as {@link UnreadableFileError}. */
+function readNamed(disk: Disk, name: string): Promise<Uint8Array | null> {
+  return named(name, () => disk.read(name));
+}
+
 /** Who a data directory is: its node id and the incarnation of the directory itself. */
 export interface Identity {
   id: string;
@@ -54,7 +86,7 @@ export async function loadIdentity(
   wanted: string | undefined,
   now: () => number = Date.now,
 ): Promise<Identity> {
-  const bytes = await disk.read(FILES.node);
+  const bytes = await readNamed(disk, FILES.node);
   if (bytes === null) return await saveIdentity(disk, wanted ?? newNodeId(), now());
   let stored: { id?: unknown; incarnation?: unknown; createdAt?: unknown } | undefined;
   try {
@@ -106,8 +138,15 @@ export function newNodeId(): string {
 /** Loads the snapshot into the store; returns its size (0 when there is none). */
 export async function loadSnapshot(disk: Disk, store: Store): Promise<number> {
   await disk.remove(FILES.snapshot + TEMP_SUFFIX);
+  // Only the disk's own errors are named as unreadable; damage is a RecoveryError.
+  const reading = {
+    read: (name: string, range?: ByteRange) => named(name, () => disk.read(name, range)),
+    size: (name: string) => named(name, () => disk.size(name)),
+  };
   try {
-    const info = await readSnapshot(disk, FILES.snapshot, (key, entry) => store.apply(key, entry));
+    const info = await readSnapshot(reading, FILES.snapshot, (key, entry) => {
+      store.apply(key, entry);
+    });
     return info?.bytes ?? 0;
   } catch (err) {
     if (!(err instanceof SnapshotDamage)) throw err;
@@ -123,7 +162,7 @@ export async function loadSnapshot(disk: Disk, store: Store): Promise<number> {
 
 /** Replays the log over the store and cuts a torn tail; returns the log's size. */
 export async function replayLog(disk: Disk, store: Store): Promise<number> {
-  const bytes = await disk.read(FILES.wal);
+  const bytes = await readNamed(disk, FILES.wal);
   if (bytes === null) {
     await disk.writeAtomic(FILES.wal, new Uint8Array(0));
     return 0;

@@ -1,9 +1,10 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { createDenoDisk } from "./disk.ts";
-import { createFakeDisk, type FakeDisk } from "../../tests/doubles/fake_disk.ts";
+import { createFakeDisk, type FakeDisk, IO_ERROR } from "../../tests/doubles/fake_disk.ts";
 import { open, put, textOf } from "../../tests/doubles/engine_test_helpers.ts";
 import { RecoveryError } from "../engine/open_engine.ts";
 import { Wal } from "./wal.ts";
+import { UnreadableFileError } from "./recovery.ts";
 
 const decoder = new TextDecoder();
 
@@ -194,4 +195,31 @@ Deno.test({
     assertThrows(() => wal.append(new Uint8Array([0x0a])), Error, "later writes are refused");
     await disk.close();
   },
+});
+
+Deno.test("recovery: a file that cannot be read (EIO) stops the start, naming the file and the error in one line, never an empty node", async () => {
+  const written = createFakeDisk();
+  const engine = await open(written);
+  await engine.write([put("a", "one")]);
+  await engine.close(); // a snapshot holds a, the log is empty
+  const reopened = written.reopen();
+  const { disk } = await threeRecords(); // the log holds a, b, c; no snapshot
+  for (
+    const [source, file] of [[reopened, "snapshot.json"], [disk, "wal.jsonl"], [
+      disk,
+      "node.json",
+    ]] as const
+  ) {
+    const broken = source.reopen();
+    broken.failReads(file, true);
+    const err = await assertRejects(() => open(broken), UnreadableFileError);
+    assertEquals(err.file, file);
+    assert(err.message.includes(`reading ${file} failed`), err.message);
+    assert(err.message.includes(IO_ERROR), err.message);
+    assert(!err.message.includes("\n"), err.message);
+    broken.failReads(file, false);
+    const again = await open(broken);
+    assert((await textOf(again, "a")) !== undefined, `${file}: the data is still there`);
+    await again.close();
+  }
 });

@@ -93,7 +93,7 @@ export interface SnapshotInfo {
  * `readBytes` is the size of each read (tests use small ones to cross line boundaries).
  */
 export async function readSnapshot(
-  disk: Disk,
+  disk: Pick<Disk, "read" | "size">,
   name: string,
   onEntry: (key: string, entry: Stored) => void,
   readBytes = READ_BYTES,

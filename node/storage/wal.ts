@@ -53,6 +53,8 @@ export class Wal {
   #failure: Error | null = null;
   /** Sequence numbers of the rounds {@link reopen} cut off: never durable. */
   #lost: { after: number; upTo: number; error: Error } | null = null;
+  /** The log write under way (a round's append + fsync, or a cut): when it began. */
+  #busy: { since: number; at: number } | null = null;
 
   /** `size` is the file's current length. */
   constructor(readonly disk: Disk, readonly name: string, private size: number) {}
@@ -60,6 +62,16 @@ export class Wal {
   /** Bytes in the file (written rounds only). */
   get bytes(): number {
     return this.size;
+  }
+
+  /**
+   * The log write under way (null when none runs): when it began (`since`, wall ms) and how
+   * long it has run (`ms`, on the monotonic clock). A disk that stalls holds it for as long
+   * as it stalls, and every write waiting on the log with it.
+   */
+  busy(): { since: number; ms: number } | null {
+    const busy = this.#busy;
+    return busy === null ? null : { since: busy.since, ms: performance.now() - busy.at };
   }
 
   /** Called after each durable round (e.g. to start a snapshot). */
@@ -111,7 +123,9 @@ export class Wal {
 
   /** Resolves once every line appended so far is durable. */
   flush(): Promise<void> {
-    return this.durable(this.#lastSeq);
+    // Lines of rounds that failed were refused to their writers and never become durable.
+    const lost = this.#lost;
+    return this.durable(lost !== null && this.#lastSeq <= lost.upTo ? lost.after : this.#lastSeq);
   }
 
   /** Starts keeping the bytes of rounds written from now on. */
@@ -156,11 +170,12 @@ export class Wal {
     await Promise.resolve();
     while (this.#queue.length > 0 || this.#tasks.length > 0) {
       const task = this.#tasks.shift();
-      if (task) {
-        await task();
-        continue;
+      this.#busy = { since: Date.now(), at: performance.now() };
+      try {
+        await (task ? task() : this.#round());
+      } finally {
+        this.#busy = null;
       }
-      await this.#round();
     }
   }
 

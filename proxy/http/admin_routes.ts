@@ -49,8 +49,11 @@ export interface NodeView {
   id: string;
   url: string;
   weight: number;
-  /** `read-only`: it answers but refuses writes (its disk failed; `writes` says why). */
-  state: "up" | "down" | "joining" | "leaving" | "read-only";
+  /**
+   * `read-only`: it answers but refuses writes (its disk failed; `writes` says why);
+   * `stalled`: it answers, but its writes wait on a slow log fsync.
+   */
+  state: "up" | "down" | "joining" | "leaving" | "read-only" | "stalled";
   keys: number | null;
   /** Why the node refuses writes, from its `/health`. */
   writes?: NodeWrites;
@@ -94,7 +97,8 @@ export async function clusterView(
         const health = await deps.admin.health(n.url);
         const { writes } = health;
         if (writes === undefined) return { ...base, state: role, keys: health.keys };
-        return { ...base, state: role === "up" ? "read-only" : role, keys: health.keys, writes };
+        const refused = writes.state === "stalled" ? "stalled" : "read-only";
+        return { ...base, state: role === "up" ? refused : role, keys: health.keys, writes };
       } catch (err) {
         if (!(err instanceof RingkvError)) throw err;
         return { ...base, state: "down", keys: null, error: err.message };

@@ -50,6 +50,11 @@ function nodeGauges(stats: readonly NodeStats[], ring: Ring): Metric[] {
       "1 when the node takes writes, 0 when a disk failure made it read-only or it is down.",
       per("writable"),
     ),
+    gauge(
+      "ringkv_proxy_node_fsync_wait_seconds",
+      "How long each node's log write under way has waited on its disk (a stall when seconds).",
+      per("fsyncWaitSeconds"),
+    ),
     gauge("ringkv_proxy_node_keys", "Live keys on each node.", per("keys")),
     gauge("ringkv_proxy_node_value_bytes", "Bytes of live values on each node.", per("valueBytes")),
     gauge("ringkv_proxy_node_wal_bytes", "Bytes of each node's log.", per("walBytes")),

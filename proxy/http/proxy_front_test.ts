@@ -2,6 +2,7 @@ import { assertEquals } from "@std/assert";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { ownerOf, startCluster } from "../../tests/doubles/test_cluster.ts";
 import { ProxyMetrics } from "./proxy_metrics.ts";
+import { countRouting } from "../../tests/doubles/router_probe.ts";
 
 const OK = { authorization: "Bearer t0ken", "x-request-id": "req-1" };
 
@@ -24,6 +25,7 @@ Deno.test("GET /kv/{key} answers alike through the front and through Hono's chai
     assertEquals(del.status, 204);
     const down = await ownerOf(c.topology.current(), "unreachable");
     const etag = utf8.headers.get("etag")!;
+    const routed = countRouting(c.proxy);
     const cases: [path: string, headers: Record<string, string>, status: number][] = [
       ["/kv/here", OK, 200],
       ["/kv/a%2Fb", OK, 200],
@@ -41,8 +43,11 @@ Deno.test("GET /kv/{key} answers alike through the front and through Hono's chai
     for (const [path, headers, status] of cases) {
       if (path === "/kv/unreachable") c.down.add(down);
       // A query string sends the same GET through Hono's routing and middleware instead.
+      const before = routed();
       const front = await shape(await c.proxy.request(path, { headers }));
+      assertEquals(routed(), before, `${path}: the front answered, not Hono's router`);
       const chained = await shape(await c.proxy.request(path + "?via=hono", { headers }));
+      assertEquals(routed(), before + 1, `${path}?via=hono: Hono's router answered`);
       assertEquals(front, chained, `${path} ${JSON.stringify(headers)}`);
       assertEquals((front as { status: number }).status, status, path);
     }
@@ -55,6 +60,7 @@ Deno.test("a front GET is counted, logged, and an unexpected error is a logged 5
   const logged: Record<string, unknown>[] = [];
   const metrics = new ProxyMetrics();
   const c = await startCluster({ proxy: { metrics, log: (o) => logged.push(o) } });
+  const routed = countRouting(c.proxy);
   try {
     for (let i = 0; i < 3; i++) await (await c.proxy.request("/kv/none")).body?.cancel();
     const counted = metrics.requests.seriesOf({ method: "GET", route: "/kv/{key}", status: "404" });
@@ -76,6 +82,7 @@ Deno.test("a front GET is counted, logged, and an unexpected error is a logged 5
     assertEquals(body.error.message, "Cannot answer GET /kv/kéy: internal error");
     const internal = logged.find((o) => o.msg === "internal error");
     assertEquals([internal?.id, internal?.path], ["r9", "/kv/kéy"]);
+    assertEquals(routed(), 0, "the front answered every GET");
   } finally {
     await c.close();
   }

@@ -35,7 +35,7 @@ td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 .badge { padding:2px 8px; border-radius:10px; font-size:12px; background:#24303c; }
 .badge.up { background:#17432c; color:#6ee7a0; } .badge.down { background:#4a1c1c; color:#ff8a8a; }
 .badge.joining, .badge.leaving { background:#47391a; color:#ffd479; }
-.badge.read-only { background:#4a2f12; color:#ffb066; }
+.badge.read-only, .badge.stalled { background:#4a2f12; color:#ffb066; }
 .bar { height:12px; background:#24303c; border-radius:6px; overflow:hidden; margin:10px 0; }
 .bar > div { height:100%; background:linear-gradient(90deg,#4cc2ff,#7c5cff); transition:width .4s; }
 .right { display:flex; flex-direction:column; gap:20px; }
@@ -147,8 +147,8 @@ function drawNodes(cluster, shares) {
     return el("tr", { "data-node": n.id },
       el("td", {}, el("span", { class: "swatch", style: "background:" + colorOf(n.id) }), n.id),
       el("td", { class: "dim" }, n.url),
-      el("td", {}, el("span", { class: "badge " + n.state, title: n.writes ? "refuses writes: " + (n.writes.reason || n.writes.state) : "" }, n.state),
-        n.writes ? el("div", { class: "warn" }, "refuses writes since " + new Date(n.writes.since).toLocaleTimeString() + ": " + (n.writes.reason || n.writes.state)) : ""),
+      el("td", {}, el("span", { class: "badge " + n.state, title: n.writes ? (n.writes.state === "stalled" ? "writes wait: " : "refuses writes: ") + (n.writes.reason || n.writes.state) : "" }, n.state),
+        n.writes ? el("div", { class: "warn" }, (n.writes.state === "stalled" ? "writes wait since " : "refuses writes since ") + new Date(n.writes.since).toLocaleTimeString() + ": " + (n.writes.reason || n.writes.state)) : ""),
       el("td", { class: "num" }, n.keys ?? "–"),
       el("td", { class: "num" }, s ? bytes(s.valueBytes) : "–"),
       el("td", { class: "num" }, n.id in shares ? (shares[n.id] * 100).toFixed(1) + " %" : "–"),

@@ -43,19 +43,24 @@ export interface NodeHealth {
   writes?: NodeWrites;
 }
 
-/** Why a node refuses writes, as its `/health` says (503, status `read-only` or `failed`). */
+/**
+ * Why a node refuses writes, as its `/health` says (503, status `read-only` or `failed`), or
+ * why its writes wait (`stalled`: a log fsync slow to finish; it is sent no writes it can skip).
+ */
 export interface NodeWrites {
-  state: "read-only" | "failed";
+  state: "read-only" | "failed" | "stalled";
   reason?: string;
   since?: number;
 }
 
-/** The `writes` of a `/health` body when it says the node refuses writes. */
+const WRITE_STATES = new Set(["read-only", "failed", "stalled"]);
+
+/** The `writes` of a `/health` body when it says the node refuses writes, or they stall. */
 export function refusedWrites(body: unknown): NodeWrites | undefined {
   const writes = (body as { writes?: Partial<NodeWrites> } | null)?.writes;
-  if (writes?.state !== "read-only" && writes?.state !== "failed") return undefined;
+  if (writes === undefined || !WRITE_STATES.has(writes.state as string)) return undefined;
   return {
-    state: writes.state,
+    state: writes.state as NodeWrites["state"],
     ...(typeof writes.reason === "string" ? { reason: writes.reason } : {}),
     ...(typeof writes.since === "number" ? { since: writes.since } : {}),
   };

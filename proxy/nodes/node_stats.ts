@@ -26,6 +26,8 @@ export interface NodeStats {
   snapshotBytes: number;
   /** 1 when the node takes writes, 0 when its disk failed (or it did not answer). */
   writable: number;
+  /** How long the node's log write under way has waited on its disk (0: none, or no answer). */
+  fsyncWaitSeconds: number;
   /** Requests the node answered since it started (all routes). */
   requests: number;
   error?: string;
@@ -45,6 +47,7 @@ const GAUGES: Record<string, keyof NodeStats> = {
   ringkv_node_wal_bytes: "walBytes",
   ringkv_node_snapshot_bytes: "snapshotBytes",
   ringkv_node_writable: "writable",
+  ringkv_node_fsync_wait_seconds: "fsyncWaitSeconds",
 };
 
 /** The sizes and request total in a node's metrics text (missing ones are 0). */
@@ -56,6 +59,7 @@ export function parseNodeMetrics(text: string): Omit<NodeStats, "id" | "url" | "
     walBytes: 0,
     snapshotBytes: 0,
     writable: 0,
+    fsyncWaitSeconds: 0,
     requests: 0,
   };
   for (const line of text.split("\n")) {

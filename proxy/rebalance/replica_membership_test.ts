@@ -33,8 +33,12 @@ async function start() {
     );
   }
   const down = new Set<string>();
+  /** The nodes asked for a range scan (the source of a range copy), in order. */
+  const scanned: string[] = [];
   const fetch = async (req: Request): Promise<Response> => {
-    const host = new URL(req.url).host;
+    const url = new URL(req.url);
+    const host = url.host;
+    if (url.pathname === "/internal/scan") scanned.push(host.split(".")[0]!);
     if (down.has(host.split(".")[0]!)) throw new TypeError("connection refused");
     return await apps.get(host)!.fetch(req);
   };
@@ -86,7 +90,7 @@ async function start() {
     );
     return engine.incarnation;
   };
-  return { engines, down, state, rebalancer, replication, proxy, close, wipe };
+  return { engines, down, scanned, state, rebalancer, replication, proxy, close, wipe };
 }
 
 type Cluster = Awaited<ReturnType<typeof start>>;
@@ -327,13 +331,19 @@ Deno.test("a forced removal of a node back on a wiped directory copies its range
     });
     assertEquals(add.status, 202);
     await runToStable(c);
-    c.down.add("n2");
-    await writeAll(c, "w"); // each write acknowledged by two of n1, n3, n4: n2 misses them
-    c.down.delete("n2");
+    c.down.add("n1");
+    // Keys of {n1, n3, n4} are acknowledged by n3 and n4 only: after the wipe, n4 alone has
+    // them, and a copy that counted n3's empty answer with n1's would miss them.
+    await writeAll(c, "w");
+    c.down.delete("n1");
     await c.wipe("n3"); // it answers, but holds none of what it acknowledged
+    c.scanned.length = 0;
     assertEquals((await remove(c, "n3", true)).status, 202);
     await runToStable(c);
-    c.down.add("n1"); // every read now needs n2 and n4: n4 must have what n3 held
+    // Not even asked (it would refuse a scan for its old incarnation, a second safeguard).
+    assertEquals(c.scanned.filter((id) => id === "n3"), [], "a range was read from n3");
+    assert(c.scanned.includes("n4"), `ranges were read from ${c.scanned}`);
+    c.down.add("n4"); // every read now needs n1 and n2: n2 must have what n3 and n4 held
     for (const [i, key] of KEYS.entries()) {
       const res = await c.proxy.request(`/kv/${key}`);
       const got = res.status === 200 ? await res.text() : String(res.status);

@@ -208,7 +208,9 @@ export class Replicated {
     good: (v: T) => boolean,
   ): Promise<Gathered<T>> {
     const ordered = this.deps.detector.order(nodes);
-    const up = ordered.filter((n) => this.deps.detector.isUp(n.id)).length;
+    // Read-only and stalled replicas (last in `ordered`) are asked only when the others do not
+    // make a quorum: a stalled disk holds every call sent to it (issue 16).
+    const up = ordered.filter((n) => this.deps.detector.takesWrites(n.id)).length;
     return gather(ordered, up, need, call, good).then((got) => {
       const stale = got.errors.find((e) => e instanceof StaleEpochError);
       if (!got.ok && stale) throw stale;

@@ -11,6 +11,8 @@ import type { NodeHealth } from "./failure_detector.ts";
 import { createMemoryMapStore } from "../cluster/map_store.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
+import { gatedDisk } from "../../tests/doubles/engine_test_helpers.ts";
+import { openEngine } from "../../node/engine/open_engine.ts";
 import {
   nodeInfos,
   startCluster,
@@ -362,6 +364,67 @@ Deno.test("a write whose accept every replica refused (a newer writer got in fir
     const read = await c.proxy.request("/kv/k");
     assertEquals([read.status, await read.text()], [200, "from-first"]);
   } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a replica whose log fsync stalls shows stalled in the probe and GET /cluster; writes reach a quorum without it and wait no hint on it; it is up again once the disk moves", async () => {
+  const replication = createReplication({
+    fetch: (r) => fetchOf(c)(r),
+    timeoutMs: 5000,
+    clusterSecret: "s3cret",
+  });
+  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  const admin = new NodeAdmin({ fetch: fetchOf(c), clusterSecret: "s3cret", timeoutMs: 5000 });
+  const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
+  const view = async () =>
+    (await clusterView({ state, admin, rebalancer: new Rebalancer({ state, admin }), replication }))
+      .nodes as NodeView[];
+  // n2 over a disk whose log fsyncs the test holds, reporting a stall after 50 ms.
+  const { disk, release, hold } = gatedDisk();
+  release();
+  const old = c.nodes.get("n2")!;
+  await old.engine.close();
+  const engine = await openEngine({ disk, id: "n2", log: () => {}, stallAfterMs: 50 });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: "s3cret" });
+  c.nodes.set("n2", { ...old, engine, disk, app });
+  let stuck: Promise<unknown> = Promise.resolve();
+  try {
+    hold();
+    stuck = engine.write([{ op: "put", key: "stuck", value: new Uint8Array(1), contentType: "" }]);
+    const deadline = Date.now() + 10_000;
+    while (engine.writeHealth().state !== "stalled") {
+      assert(Date.now() < deadline, "n2 never reported the stall");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    const seen = replication.healthOf("n2") as NodeHealth;
+    assertEquals(seen.state, "read-only");
+    assert(seen.writesRefused?.startsWith("stalled: "), seen.writesRefused);
+    const n2 = (await view()).find((n) => n.id === "n2")!;
+    assertEquals([n2.state, n2.writes?.state], ["stalled", "stalled"]);
+    // Writes are gathered from n1 and n3 first: none waits on n2's disk.
+    for (let i = 0; i < 5; i++) assertEquals((await put(c, `s${i}`, "v")).status, 201);
+    assert(replication.hints.count("n2") > 0, "n2 missed them");
+    const accepts = () =>
+      c.calls.filter((x) => x.node === "n2" && x.path === "/internal/accept").length;
+    const acceptsBefore = accepts();
+    await replication.probeOnce(c.topology, Date.now() + 120_000);
+    assertEquals(accepts(), acceptsBefore, "hints were replayed onto a stalled node");
+    release();
+    await stuck;
+    while (engine.writeHealth().state !== "writable") {
+      assert(Date.now() < deadline, "n2 stayed stalled after the disk moved");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await replication.probeOnce(c.topology, Date.now() + 180_000);
+    assertEquals(replication.healthOf("n2").state, "up");
+    assertEquals(replication.hints.count("n2"), 0);
+    for (let i = 0; i < 5; i++) assert(await engine.get(`s${i}`), `s${i} reached n2`);
+    assertEquals((await view()).map((n) => n.state), ["up", "up", "up"]);
+  } finally {
+    release();
+    await stuck.catch(() => {});
     await c.close();
   }
 });

@@ -35,8 +35,13 @@ export function open(disk: Disk, options: Partial<OpenEngineOptions> = {}): Prom
   return openEngine({ disk, id: "n1", hashKey: testHash, log: () => {}, ...options });
 }
 
-/** A fake disk plus a gate that holds every fsync until `release()`. */
-export function gatedDisk(): { disk: FakeDisk; release: () => void; held: () => number } {
+/** A fake disk plus a gate that holds every fsync until `release()` (and again after `hold()`). */
+export function gatedDisk(): {
+  disk: FakeDisk;
+  release: () => void;
+  hold: () => void;
+  held: () => number;
+} {
   const inner = createFakeDisk();
   let waiting: (() => void)[] = [];
   let open = false;
@@ -58,6 +63,7 @@ export function gatedDisk(): { disk: FakeDisk; release: () => void; held: () => 
       for (const resolve of waiting) resolve();
       waiting = [];
     },
+    hold: () => open = false,
     held: () => waiting.length,
   };
 }

@@ -3,7 +3,8 @@
  * survive only up to their last `sync`, and names (creations, renames, removals) only
  * up to the last directory fsync (which `writeAtomic` and `remove` do). Tests can count
  * syncs, crash it, make it fail after some number of operations, cut or flip bytes, fill it
- * (appends past its capacity write what fits, then fail as ENOSPC does) and fail fsyncs.
+ * (appends past its capacity write what fits, then fail as ENOSPC does), fail fsyncs and
+ * fail reads of a file (EIO).
  *
  * @module
  * @example
@@ -54,7 +55,12 @@ export interface FakeDisk extends Disk {
   setCapacity(bytes: number | undefined): void;
   /** Makes the next `count` fsyncs fail (their data stays unsynced, as after EIO). */
   failSyncs(count: number): void;
+  /** Makes reads of `name` fail as EIO does (`true`), or work again (`false`). */
+  failReads(name: string, failing: boolean): void;
 }
+
+/** The message of a read or fsync the fake disk fails, as Linux words EIO. */
+export const IO_ERROR = "Input/output error (os error 5)";
 
 /** The message of a write the fake disk has no room for, as Linux words ENOSPC. */
 export const NO_SPACE = "No space left on device (os error 28)";
@@ -68,6 +74,7 @@ class MemoryDisk implements FakeDisk {
   #ops = 0;
   #capacity: number | undefined;
   #failingSyncs = 0;
+  readonly #failingReads = new Set<string>();
   readonly #syncCounts = new Map<string, number>();
 
   constructor(
@@ -80,6 +87,7 @@ class MemoryDisk implements FakeDisk {
 
   read(name: string, range?: ByteRange): Promise<Uint8Array | null> {
     return this.#op(`read ${name}`, () => {
+      if (this.#failingReads.has(name)) throw new Error(`${IO_ERROR}: read '${name}'`);
       const data = this.live.get(name)?.data;
       if (!data) return null;
       return range ? data.slice(range.offset, range.offset + range.length) : data.slice();
@@ -100,7 +108,7 @@ class MemoryDisk implements FakeDisk {
       const inode = this.#existing(name);
       if (this.#failingSyncs > 0) {
         this.#failingSyncs--;
-        throw new Error(`Cannot sync ${name}: Input/output error (os error 5)`);
+        throw new Error(`Cannot sync ${name}: ${IO_ERROR}`);
       }
       inode.synced = inode.data.slice();
       this.#syncCounts.set(name, (this.#syncCounts.get(name) ?? 0) + 1);
@@ -193,6 +201,11 @@ class MemoryDisk implements FakeDisk {
 
   failSyncs(count: number): void {
     this.#failingSyncs = count;
+  }
+
+  failReads(name: string, failing: boolean): void {
+    if (failing) this.#failingReads.add(name);
+    else this.#failingReads.delete(name);
   }
 
   #used(): number {

@@ -35,6 +35,8 @@ export type FaultKind = typeof FAULT_KINDS[number];
 const PACE = { faultMs: 4000, calmMs: 2000 };
 const TIMEOUT_MS = 1000;
 const PROBE_MS = 200;
+/** The delay each way of a slow link (NetLab.startNode's relay default). */
+const RELAY_DELAY_MS = 300;
 /** Interval of anti-entropy sweeps in the lab. */
 export const ANTI_ENTROPY_MS = 2000;
 const KEYS = 16;
@@ -46,6 +48,8 @@ const HOUR = String(3_600_000);
 export interface RunResult {
   kind: FaultKind;
   faults: number;
+  /** Faults seen in force before they were lifted (packets dropped, a slow link measured). */
+  seenInForce: number;
   all: Share;
   majority: Share;
   /** Requests sent while no fault was in force (nor had just been lifted). */
@@ -81,18 +85,38 @@ function others(lab: NetLab, host: string): string[] {
 
 type Undo = () => Promise<void>;
 
+/** A fault put in force: the proxies that keep a majority, how to lift it, how to see it. */
+interface Applied {
+  majority: string[];
+  undo: Undo;
+  /** Whether the fault is in force: its rules dropped packets, or the link is slow. */
+  inForce: () => Promise<boolean>;
+}
+
+/** Whether the nemesis's rules have dropped any packet since they were put in force. */
+async function dropping(lab: NetLab): Promise<boolean> {
+  return (await lab.droppedPackets()) > 0;
+}
+
+/** Whether a `/health` of `node` through its relay takes at least the relay's delay. */
+async function slowThrough(lab: NetLab, node: string): Promise<boolean> {
+  const start = performance.now();
+  await (await lab.fetch(`${lab.nodes.get(node)!.local}/health`)).body?.cancel();
+  return performance.now() - start >= RELAY_DELAY_MS;
+}
+
 /** Puts fault number `i` of `kind` in force; returns the proxies that keep a majority. */
 async function applyFault(
   lab: NetLab,
   kind: FaultKind,
   i: number,
   log: (line: string) => void,
-): Promise<{ majority: string[]; undo: Undo }> {
+): Promise<Applied> {
   const node = ["n1", "n2", "n3"][i % 3]!;
-  const net = async (faults: Faults, what: string, majority = PROXIES) => {
+  const net = async (faults: Faults, what: string, majority = PROXIES): Promise<Applied> => {
     log(`nemesis: ${what}`);
     await lab.setFaults(faults);
-    return { majority, undo: () => lab.heal() };
+    return { majority, undo: () => lab.heal(), inForce: () => dropping(lab) };
   };
   switch (kind) {
     case "isolate":
@@ -124,7 +148,11 @@ async function applyFault(
     case "slow-link":
       log(`nemesis: ${node}'s link slow`);
       lab.slow(node, true);
-      return { majority: PROXIES, undo: () => Promise.resolve(lab.slow(node, false)) };
+      return {
+        majority: PROXIES,
+        undo: () => Promise.resolve(lab.slow(node, false)),
+        inForce: () => slowThrough(lab, node),
+      };
     case "kill-pause-partition":
       return await killOrPause(lab, node, i, log);
     case "membership-partition":
@@ -133,7 +161,12 @@ async function applyFault(
 }
 
 /** Cuts `node` off one way or the other and also kills or pauses it. */
-async function killOrPause(lab: NetLab, node: string, i: number, log: (l: string) => void) {
+async function killOrPause(
+  lab: NetLab,
+  node: string,
+  i: number,
+  log: (l: string) => void,
+): Promise<Applied> {
   const faults: Faults = i % 2 === 0
     ? { partition: [[node], others(lab, node)] }
     : { drops: PROXIES.map((p) => ({ from: node, to: p })) };
@@ -153,6 +186,7 @@ async function killOrPause(lab: NetLab, node: string, i: number, log: (l: string
       if (kill) await lab.startNode(node);
       else lab.resume(node);
     },
+    inForce: () => dropping(lab),
   };
 }
 
@@ -163,7 +197,12 @@ let nextNode = 4;
  * p2. A change the proxy refuses during the partition (409: a force removal needs the
  * other replicas of the dead node's ranges) is asked again once the partition heals.
  */
-async function reshapeIsolated(lab: NetLab, node: string, i: number, log: (l: string) => void) {
+async function reshapeIsolated(
+  lab: NetLab,
+  node: string,
+  i: number,
+  log: (l: string) => void,
+): Promise<Applied> {
   await lab.setFaults({ partition: [[node], others(lab, node)] });
   const id = `n${nextNode}`;
   let change: () => Promise<{ status: number; body: unknown }>;
@@ -193,6 +232,7 @@ async function reshapeIsolated(lab: NetLab, node: string, i: number, log: (l: st
       }
       await settle(lab, "p2");
     },
+    inForce: () => dropping(lab),
   };
 }
 
@@ -226,17 +266,19 @@ async function nemesis(
   signal: AbortSignal,
   log: (line: string) => void,
   pace: typeof PACE,
-): Promise<FaultWindow[]> {
+): Promise<{ windows: FaultWindow[]; seenInForce: number }> {
   const windows: FaultWindow[] = [];
+  let seenInForce = 0;
   for (let i = 0; !signal.aborted; i++) {
     const start = performance.now();
-    const { majority, undo } = await applyFault(lab, kind, i, log);
+    const { majority, undo, inForce } = await applyFault(lab, kind, i, log);
     await sleep(pace.faultMs);
     windows.push({ start, end: performance.now(), majority });
+    if (await inForce()) seenInForce++;
     await undo();
     await sleep(pace.calmMs);
   }
-  return windows;
+  return { windows, seenInForce };
 }
 
 /** Every key's newest entry that is live is held by 3 nodes (tombstones may be collected). */
@@ -298,7 +340,7 @@ export async function runFaults(
   const chaos = nemesis(lab, kind, stop.signal, log, pace);
   await sleep(durationMs);
   stop.abort();
-  const [windows, ...histories] = await Promise.all([chaos, ...workloads]);
+  const [{ windows, seenInForce }, ...histories] = await Promise.all([chaos, ...workloads]);
   const ops = histories.flat();
   await settle(lab, "p1");
   const finals = await finalReads(lab.proxies.get("p1")!.local, KEYS, prefix);
@@ -307,6 +349,7 @@ export async function runFaults(
   return {
     kind,
     faults: windows.length,
+    seenInForce,
     ...shares(ops, windows, TIMEOUT_MS + PROBE_MS + 300),
     violation: checkHistory(history),
     lost: lostWrites(ops, finals),

@@ -21,7 +21,7 @@
 import { join } from "@std/path";
 import { type ServerProcess, spawnServer } from "./process.ts";
 import { ADMIN_TOKEN, SECRET } from "./process_cluster.ts";
-import { type Faults, hostRules } from "./nft_rules.ts";
+import { droppedPackets, type Faults, hostRules } from "./nft_rules.ts";
 import { forward } from "./relay.ts";
 
 const NODE = new URL("../../node/main.ts", import.meta.url).pathname;
@@ -249,6 +249,19 @@ export class NetLab {
         )
       ),
     );
+  }
+
+  /** Packets the rules in force have dropped on every host since {@link setFaults} put them there. */
+  async droppedPackets(): Promise<number> {
+    // The whole ruleset: a host added since the faults were set (n4+) has no table yet.
+    const counts = await Promise.all(
+      Object.keys(this.addresses).map(async (h) =>
+        droppedPackets(
+          await run(["ip", "netns", "exec", `${this.prefix}-${h}`, "nft", "list", "ruleset"]),
+        )
+      ),
+    );
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   /** Lifts every network fault. */

@@ -3,7 +3,8 @@
  * into groups, one-way drops by address and direction, and random loss. Pure: the
  * namespace harness (tests/helpers/netns.ts) feeds each script to `nft -f -` inside its
  * host. Rules match only the host's bridge interface (`eth0`), so loopback traffic inside
- * a host (a node behind its relay) is never touched.
+ * a host (a node behind its relay) is never touched. Every drop rule counts what it drops, so
+ * a run can show its faults were in force ({@link droppedPackets}).
  *
  * @module
  * @example
@@ -42,26 +43,35 @@ function addressesOf(hosts: readonly string[], addresses: Record<string, string>
   });
 }
 
+/** Packets the drop rules of an `nft list ruleset` (or `list table`) output have dropped, summed. */
+export function droppedPackets(listing: string): number {
+  let total = 0;
+  for (const m of listing.matchAll(/counter packets (\d+) bytes \d+ drop/g)) total += Number(m[1]);
+  return total;
+}
+
 /** The `nft -f` script that puts `faults` in force on `host` (replacing any earlier rules). */
 export function hostRules(host: string, faults: Faults, addresses: Record<string, string>): string {
   const input: string[] = [];
   const output: string[] = [];
   const cut = addressesOf(cutOff(host, faults.partition), addresses);
   if (cut.length > 0) {
-    input.push(`iifname "${LINK}" ip saddr { ${cut.join(", ")} } drop`);
-    output.push(`oifname "${LINK}" ip daddr { ${cut.join(", ")} } drop`);
+    input.push(`iifname "${LINK}" ip saddr { ${cut.join(", ")} } counter drop`);
+    output.push(`oifname "${LINK}" ip daddr { ${cut.join(", ")} } counter drop`);
   }
   const to = (faults.drops ?? []).filter((d) => d.from === host).map((d) => d.to);
   if (to.length > 0) {
-    output.push(`oifname "${LINK}" ip daddr { ${addressesOf(to, addresses).join(", ")} } drop`);
+    output.push(
+      `oifname "${LINK}" ip daddr { ${addressesOf(to, addresses).join(", ")} } counter drop`,
+    );
   }
   const loss = faults.loss?.[host] ?? 0;
   if (!Number.isInteger(loss) || loss < 0 || loss > 100) {
     throw new Error(`Cannot drop ${loss} % of ${host}'s packets: give an integer 0-100`);
   }
   if (loss > 0) {
-    input.push(`iifname "${LINK}" numgen random mod 100 < ${loss} drop`);
-    output.push(`oifname "${LINK}" numgen random mod 100 < ${loss} drop`);
+    input.push(`iifname "${LINK}" numgen random mod 100 < ${loss} counter drop`);
+    output.push(`oifname "${LINK}" numgen random mod 100 < ${loss} counter drop`);
   }
   const chain = (name: string, rules: string[]) =>
     `  chain ${name} {\n    type filter hook ${name} priority 0; policy accept;\n` +
