@@ -372,8 +372,8 @@ async function* drain(
 }
 
 /**
- * Reads node `n` up to `head`: true once there (or once it restarted: the stream's reads see
- * that), false when it fails, or why the stream must end.
+ * Reads node `n` up to `head`: true once there (or once it restarted: counted lost), false
+ * when it fails, or why the stream must end.
  */
 async function* readTo(
   deps: WatchStreamDeps,
@@ -384,9 +384,14 @@ async function* readTo(
   head: ChangePage,
   signal: AbortSignal,
 ): AsyncGenerator<WatchItem, string | boolean> {
+  const at = merge.positions.get(n.id)!;
+  // Restarted since last read: what it logged before is gone unread, which settle must count
+  // before any held event goes out; its new log is read up to the head like any other.
+  if (at.boot !== head.boot) merge.restarted(n.id, head.boot, head.first, at.boot !== "");
   for (let round = 0; round < 100_000 && !signal.aborted; round++) {
-    const pos = merge.positions.get(n.id);
-    if (pos === undefined || pos.boot !== head.boot || pos.read >= head.last) return true;
+    const pos = merge.positions.get(n.id)!;
+    // A restart while reading was counted by take.
+    if (pos.boot !== head.boot || pos.read >= head.last) return true;
     const q = { boot: pos.boot, after: pos.read, prefix, waitMs: 0, limit: PAGE };
     const page = await deps.feed.page(n, topo.map.epoch, q).catch((err) => {
       if (!(err instanceof RingkvError)) throw err;

@@ -268,3 +268,82 @@ Deno.test("watchStream with one replica says compacted, with the reason, when a 
     await stream.done;
   }
 });
+
+/** The owners of `key` under `topo`. */
+async function ownersOf(topo: Topology, key: string): Promise<string[]> {
+  return topo.ring.ownersOf(await hashKey(key), topo.map.replicas);
+}
+
+/** The versions and non-change kinds a stream yielded, in order. */
+function kinds(items: WatchItem[]): string[] {
+  return items.map((i) => i.kind === "change" ? i.event.version : i.kind);
+}
+
+type Writes = (n: { A: string; B: string; E: string }) => [string, string][];
+
+/**
+ * n4 is removed (3 replicas); key k goes from {A, B, n4} to {A, B, E}. `before` are accepted
+ * while A's, n4's and `other`'s reads are held; A restarts, the stream reads its new log (one
+ * node lost: fine), `after` are accepted; `other` restarts before the barrier reads it.
+ */
+async function restartedAtBarrier(other: "n4" | "B", before: Writes, after: Writes) {
+  const e1 = { ...stableMap(nodeInfos(4)), replicas: 3 };
+  const e2 = planRemove(e1, "n4", 0, 0);
+  const e3 = toCleanup(e2, 0);
+  const [t1, t2, t3] = await Promise.all([e1, e2, e3].map(topologyOf));
+  let key = "";
+  for (let i = 0; i < 1000 && key === ""; i++) {
+    if ((await ownersOf(t1!, `k${i}`)).includes("n4")) key = `k${i}`;
+  }
+  const old = await ownersOf(t1!, key);
+  const [A, B] = old.filter((id) => id !== "n4") as [string, string];
+  const E = (await ownersOf(t3!, key)).find((id) => !old.includes(id))!;
+  const restarting = other === "B" ? B : "n4";
+  const logs = new FakeChangeLogs();
+  const topology = new FakeTopology(t1!);
+  const stop = new AbortController();
+  const stream = collect(
+    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
+  );
+  try {
+    await until(() => new Set(logs.reads.map((r) => r.node)).size === 4, "every node is read");
+    for (const id of [A, "n4", restarting]) logs.hold(id);
+    for (const [id, v] of before({ A, B, E })) logs.log(id, key, v);
+    logs.restart(A);
+    logs.release(A);
+    const seen = (id: string) => logs.reads.some((r) => r.node === id && r.boot === logs.boot(id));
+    await until(() => seen(A), "the stream reads A's new log");
+    for (const [id, v] of after({ A, B, E })) logs.log(id, key, v);
+    logs.restart(restarting);
+    topology.topo = t2!;
+    await until(() => logs.reads.some((r) => r.epoch === e2.epoch), "the stream reads at e2");
+    topology.topo = t3!;
+    await until(() => logs.reads.some((r) => r.epoch === e3.epoch), "the stream reads at e3");
+    logs.release(restarting);
+    logs.release("n4");
+    await until(
+      () => stream.items.some((i) => i.kind !== "change" || i.event.version === "x"),
+      "x comes or the stream says compacted",
+    );
+    return kinds(stream.items);
+  } finally {
+    stop.abort();
+    logs.close();
+    await stream.done;
+  }
+}
+
+Deno.test("watchStream across a node removed says compacted when the leaving node restarted before the barrier read it (two of a key's replicas lost unread changes)", async () => {
+  // w by A and n4, x by B and n4, the copy gives E x: w is on no node the stream reads.
+  const before: Writes = ({ A, B, E }) => [[A, "w"], ["n4", "w"], [B, "x"], ["n4", "x"], [E, "x"]];
+  const got = await restartedAtBarrier("n4", before, () => []);
+  assertEquals(got[0], "compacted", JSON.stringify(got));
+});
+
+Deno.test("watchStream across a node removed counts a node that stays and restarted before the barrier read it as lost before any held event goes out", async () => {
+  // w by A and B (both restart unread); after A's restart, x by A and n4, the copy gives E x.
+  const before: Writes = ({ A, B }) => [[A, "w"], [B, "w"]];
+  const after: Writes = ({ A, E }) => [[A, "x"], ["n4", "x"], [E, "x"]];
+  const got = await restartedAtBarrier("B", before, after);
+  assertEquals(got[0], "compacted", JSON.stringify(got));
+});
