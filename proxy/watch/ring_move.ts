@@ -18,17 +18,32 @@
  *   read: the new replica's copy, or an old replica's accept (the old replicas of the new set
  *   are an old majority). Nothing acknowledged is lost; per key, versions go out in order.
  * - With one replica a moved key has no replica in common: a copy on the new owner cannot
- *   be told from a change. More than one node in or out since the cursor: a key may keep
- *   no replica of the majority that held its last event. Both are refused (`compacted`).
+ *   be told from a change. More than one ring switch since the cursor (or since the map a
+ *   stream last read under): a key may keep no replica of the majority that held its last
+ *   event, even when the ring is the one it was (n4 added, then removed). Both are refused
+ *   (`compacted`).
+ * - How many ring switches happened is told by the epochs, not the rings: the ring switches
+ *   only at a rebalancing's cleanup step, and every step of every map change bumps the epoch
+ *   by one (proxy/cluster/map_transitions.ts), so two switches are at least 3 epochs apart
+ *   (cleanup, stable, copying, cleanup). From a map at epoch a the next switch comes at a + 1
+ *   (a is copying), a + 2 (stable) or a + 3 (cleanup) at the earliest; a map at epoch b
+ *   switched last at b (cleanup), b - 1 (stable) or b - 2 (copying) at the latest. Two fit
+ *   in between when the latest minus the earliest is 3 or more: then the move is refused.
+ *   Steps that change no ring (a node's new URL or incarnation) only add epochs, so the
+ *   count errs towards refusing. A cursor of an older proxy does not say its phase: taken as
+ *   copying (the earliest next switch).
  *
  * @module
  * @example
  * ```ts
  * import { assertEquals } from "@std/assert";
  * import { ringMove } from "./ring_move.ts";
- * assertEquals(ringMove(["a", "b", "c"], ["a", "b", "c", "d"], 3), { kind: "moved" });
+ * const from = { epoch: 1, phase: "stable" as const, ring: ["a", "b", "c"] };
+ * const to = { epoch: 4, phase: "stable" as const, ring: ["a", "b", "c", "d"] };
+ * assertEquals(ringMove(from, to, 3), { kind: "moved" });
  * ```
  */
+import type { ClusterMap } from "../../shared/wire.ts";
 
 /** What a change of the counting ring means for a watch. */
 export type RingMove =
@@ -36,14 +51,44 @@ export type RingMove =
   | { kind: "moved" }
   | { kind: "refused"; reason: string };
 
-/** How a watch counting on ring `from` goes on under ring `to` with `replicas` copies. */
-export function ringMove(
-  from: readonly string[],
-  to: readonly string[],
-  replicas: number,
-): RingMove {
-  const joined = to.filter((id) => !from.includes(id));
-  const left = from.filter((id) => !to.includes(id));
+/** Where a map stands: no rebalancing, or a rebalancing's phase. */
+export type MapPhase = "stable" | "copying" | "cleanup";
+
+/** A cluster map as a watch counts on it. */
+export interface MapPoint {
+  epoch: number;
+  /** Undefined: not known (a cursor of an older proxy). */
+  phase?: MapPhase;
+  /** The ids of the ring the majorities are counted on. */
+  ring: readonly string[];
+}
+
+/** The phase of `map`. */
+export function phaseOf(map: ClusterMap): MapPhase {
+  return map.rebalancing === null ? "stable" : map.rebalancing.phase;
+}
+
+/** Epochs from a map of this phase to the next ring switch, at the least. */
+const TO_NEXT_SWITCH: Record<MapPhase, number> = { copying: 1, stable: 2, cleanup: 3 };
+/** Epochs back from a map of this phase to its last ring switch, at the least. */
+const SINCE_LAST_SWITCH: Record<MapPhase, number> = { cleanup: 0, stable: 1, copying: 2 };
+/** Epochs between two ring switches, at the least (cleanup, stable, copying, cleanup). */
+const BETWEEN_SWITCHES = 3;
+
+/** How a watch counting on map `from` goes on under map `to` with `replicas` copies. */
+export function ringMove(from: MapPoint, to: MapPoint, replicas: number): RingMove {
+  const earliest = from.epoch + TO_NEXT_SWITCH[from.phase ?? "copying"];
+  const latest = to.epoch - SINCE_LAST_SWITCH[to.phase ?? "cleanup"];
+  if (latest - earliest >= BETWEEN_SWITCHES) {
+    return {
+      kind: "refused",
+      reason: `more than one rebalancing may have moved keys since (epoch ${from.epoch}, ${
+        from.phase ?? "phase unknown"
+      }; now epoch ${to.epoch}, ${to.phase ?? "phase unknown"})`,
+    };
+  }
+  const joined = to.ring.filter((id) => !from.ring.includes(id));
+  const left = from.ring.filter((id) => !to.ring.includes(id));
   const changed = joined.length + left.length;
   if (changed === 0) return { kind: "same" };
   if (replicas < 2) {

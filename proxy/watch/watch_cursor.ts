@@ -1,8 +1,9 @@
 /**
  * The watch cursor (SSE `id:`, sent back as `Last-Event-ID`): opaque base64url of JSON
- * `{"e": epoch, "r": [ring's node ids], "n": {node: [boot, low, read]}, "p": {key: lastVersionOut},
- * "x": [lost nodes]}`, the state a resumed watch needs (proxy/watch/watch_merge.ts); `r` (the
- * nodes the majorities were counted on) lets a cursor resume under a later cluster map
+ * `{"e": epoch, "h": phase, "r": [ring's node ids], "n": {node: [boot, low, read]}, "p": {key:
+ * lastVersionOut}, "x": [lost nodes]}`, the state a resumed watch needs
+ * (proxy/watch/watch_merge.ts); `r` (the nodes the majorities were counted on) and `h` (the
+ * map's rebalancing phase) let a cursor resume under a later cluster map
  * (proxy/watch/ring_move.ts). Pure.
  *
  * @module
@@ -16,6 +17,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import type { NodePos } from "./watch_merge.ts";
+import type { MapPhase } from "./ring_move.ts";
 
 /** Longest cursor, in characters (it travels in a header). */
 export const MAX_CURSOR_CHARS = 4096;
@@ -29,14 +31,18 @@ export interface WatchCursor {
   lost: string[];
   /** The ids of the ring the majorities were counted on (absent in cursors of older proxies). */
   ring?: string[];
+  /** The phase of the cursor's map (absent in cursors of older proxies). */
+  phase?: MapPhase;
 }
+
+const PHASES: readonly unknown[] = ["stable", "copying", "cleanup"] satisfies MapPhase[];
 
 /** The cursor's text, or undefined when it would be longer than {@link MAX_CURSOR_CHARS}. */
 export function encodeWatchCursor(c: WatchCursor): string | undefined {
   const n = Object.fromEntries(
     Object.entries(c.nodes).map(([id, p]) => [id, [p.boot, p.low, p.read]]),
   );
-  const json = JSON.stringify({ e: c.epoch, r: c.ring, n, p: c.pending, x: c.lost });
+  const json = JSON.stringify({ e: c.epoch, h: c.phase, r: c.ring, n, p: c.pending, x: c.lost });
   const text = new TextEncoder().encode(json).toBase64({
     alphabet: "base64url",
     omitPadding: true,
@@ -73,7 +79,15 @@ export function decodeWatchCursor(text: string): WatchCursor {
     ) {
       throw new TypeError("bad ring");
     }
-    return { epoch: raw.e, nodes, pending, lost, ...(ring === undefined ? {} : { ring }) };
+    if (raw.h !== undefined && !PHASES.includes(raw.h)) throw new TypeError("bad phase");
+    return {
+      epoch: raw.e,
+      nodes,
+      pending,
+      lost,
+      ...(ring === undefined ? {} : { ring }),
+      ...(raw.h === undefined ? {} : { phase: raw.h as MapPhase }),
+    };
   } catch (err) {
     if (!(err instanceof SyntaxError || err instanceof TypeError)) throw err;
     throw new RingkvError(

@@ -12,6 +12,7 @@ import type { Topology } from "../cluster/topology.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 import type { ChangeFeed } from "./change_feed.ts";
 import type { WatchCursor } from "./watch_cursor.ts";
+import { type MapPoint, phaseOf } from "./ring_move.ts";
 import { basePosition, type Bases, type WatchMerge } from "./watch_merge.ts";
 
 /** The nodes a watch reads under `topo`: the ring's and, while keys move, the next ring's. */
@@ -22,7 +23,13 @@ export function nodesOf(topo: Topology): NodeRef[] {
 
 /** The cursor of the merge's state now. */
 export function pointOf(topo: Topology, merge: WatchMerge): WatchCursor {
-  return { epoch: topo.map.epoch, ring: [...topo.ring.nodeIds], ...merge.resumePoint() };
+  const { epoch, phase, ring } = mapPointOf(topo);
+  return { epoch, phase, ring: [...ring], ...merge.resumePoint() };
+}
+
+/** The map `topo` as a watch counts on it (proxy/watch/ring_move.ts). */
+export function mapPointOf(topo: Topology): MapPoint {
+  return { epoch: topo.map.epoch, phase: phaseOf(topo.map), ring: topo.ring.nodeIds };
 }
 
 /** A position for a node this watch has not reached: its whole log is read when it answers. */

@@ -19,6 +19,7 @@ import {
   addJoined,
   dropLeft,
   fetchBases,
+  mapPointOf,
   nodesOf,
   pointOf,
   retargetAll,
@@ -100,7 +101,7 @@ async function moveTo(
   to: Topology,
   merge: WatchMerge,
 ): Promise<Barrier | string | undefined> {
-  const move = ringMove(from.ring.nodeIds, to.ring.nodeIds, to.map.replicas);
+  const move = ringMove(mapPointOf(from), mapPointOf(to), to.map.replicas);
   if (move.kind === "refused") return move.reason;
   addJoined(to, merge);
   if (move.kind === "same") {
@@ -180,7 +181,7 @@ function resume(
     ? undefined
     : cursor.ring === undefined
     ? { kind: "refused" as const, reason: "the cursor does not say which nodes it counted on" }
-    : ringMove(cursor.ring, topo.ring.nodeIds, topo.map.replicas);
+    : ringMove({ ...cursor, ring: cursor.ring }, mapPointOf(topo), topo.map.replicas);
   if (move?.kind === "refused") return `${since}: ${move.reason}`;
   const positions = new Map<string, NodePos>();
   const lost = new Set(cursor.lost);

@@ -9,7 +9,7 @@ import { FakeChangeLogs, type ReadCall } from "../../tests/doubles/fake_change_l
 import { RingkvError } from "../../shared/errors.ts";
 import { hashKey } from "../../shared/ring.ts";
 import type { Topology } from "../cluster/topology.ts";
-import { planAdd, planRemove, toCleanup } from "../cluster/map_transitions.ts";
+import { planAdd, planRemove, toCleanup, toStable } from "../cluster/map_transitions.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import type { ChangePage } from "./change_feed.ts";
 import { decodeWatchCursor } from "./watch_cursor.ts";
@@ -346,4 +346,92 @@ Deno.test("watchStream across a node removed counts a node that stays and restar
   const after: Writes = ({ A, E }) => [[A, "x"], ["n4", "x"], [E, "x"]];
   const got = await restartedAtBarrier("B", before, after);
   assertEquals(got[0], "compacted", JSON.stringify(got));
+});
+
+/**
+ * n4 and n5 are added, then both removed (replicas 3): the ring is n1-n3 again. Returns the maps
+ * at the start (epoch 1) and at the end (epoch 13), a key owned by {A, n4, n5} meanwhile, and A.
+ */
+async function roundTrip() {
+  const done = (m: ClusterMap) => toStable(toCleanup(m, 0));
+  const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
+  const [n4, n5] = nodeInfos(2, 4);
+  const e7 = done(planAdd(done(planAdd(e1, n4!, 0, 0)), n5!, 0, 0));
+  const e13 = done(planRemove(done(planRemove(e7, "n4", 0, 0)), "n5", 0, 0));
+  const [t1, t7, t13] = await Promise.all([e1, e7, e13].map(topologyOf));
+  let key = "";
+  for (let i = 0; i < 5000 && key === ""; i++) {
+    const o = await ownersOf(t7!, `k${i}`);
+    if (o.includes("n4") && o.includes("n5")) key = `k${i}`;
+  }
+  const A = (await ownersOf(t7!, key)).find((id) => id !== "n4" && id !== "n5")!;
+  return { t1: t1!, t13: t13!, key, A };
+}
+
+/** While n4 and n5 were in: x by n4 and n5, then y by A and n4; the removals copy y to the rest. */
+function writeWhileAway(logs: FakeChangeLogs, key: string, A: string): void {
+  for (const id of ["n4", "n5"]) logs.log(id, key, "v0"); // the copies when added
+  for (const id of ["n4", "n5"]) logs.log(id, key, "v1-x");
+  for (const id of ["n4", A]) logs.log(id, key, "v2-y");
+  for (const id of ["n1", "n2", "n3"]) if (id !== A) logs.log(id, key, "v2-y");
+}
+
+Deno.test("watchStream resumed after two nodes were added and both removed says compacted (the ring is the cursor's, but a key's majority moved twice)", async () => {
+  const { t1, t13, key, A } = await roundTrip();
+  const logs = new FakeChangeLogs();
+  const topology = new FakeTopology(t1);
+  const first = new AbortController();
+  const stream = collect(
+    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, first.signal),
+  );
+  const second = new AbortController();
+  let resumed: ReturnType<typeof collect> | undefined;
+  try {
+    await until(() => new Set(logs.reads.map((r) => r.node)).size === 3, "every node is read");
+    for (const id of ["n1", "n2", "n3"]) logs.log(id, key, "v0");
+    await until(() => stream.items.length === 1, "v0 comes");
+    first.abort();
+    await stream.done;
+    const item = stream.items[0]!;
+    assert(item.kind === "change" && item.event.version === "v0");
+    writeWhileAway(logs, key, A);
+    topology.topo = t13;
+    const deps = { topology, feed: logs, waitMs: 7 };
+    resumed = collect(watchStream(deps, "", decodeWatchCursor(item.id), second.signal));
+    await until(() => resumed!.items.length > 0, "the resumed stream answers");
+    const got = resumed.items[0]!;
+    assert(got.kind === "compacted", JSON.stringify(kinds(resumed.items)));
+    assert(got.reason.includes("more than one rebalancing"), got.reason);
+  } finally {
+    first.abort();
+    second.abort();
+    logs.close();
+    await stream.done;
+    await resumed?.done;
+  }
+});
+
+Deno.test("watchStream that sees the map only after two nodes were added and both removed says compacted", async () => {
+  const { t1, t13, key, A } = await roundTrip();
+  const logs = new FakeChangeLogs();
+  const topology = new FakeTopology(t1);
+  const stop = new AbortController();
+  const stream = collect(
+    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
+  );
+  try {
+    await until(() => new Set(logs.reads.map((r) => r.node)).size === 3, "every node is read");
+    for (const id of ["n1", "n2", "n3"]) logs.log(id, key, "v0");
+    await until(() => stream.items.length === 1, "v0 comes");
+    // The nodes hold the last map: reads under epoch 1 are refused from now on.
+    for (const id of ["n1", "n2", "n3"]) logs.setEpoch(id, t13.map.epoch);
+    topology.topo = t13;
+    writeWhileAway(logs, key, A);
+    await until(() => stream.items.length > 1, "the stream goes on");
+    assertEquals(kinds(stream.items).slice(0, 2), ["v0", "compacted"]);
+  } finally {
+    stop.abort();
+    logs.close();
+    await stream.done;
+  }
 });
