@@ -1,13 +1,19 @@
 /**
  * The proxy's calls to nodes' change feeds (`/internal/changes`, `/internal/changes/at`),
- * with `fetch` and a timeout that covers the node's wait for a change.
+ * with `fetch` and a timeout that covers the node's wait for a change. A node on a newer cluster
+ * map answers {@link StaleEpochError}; any other failure is `node_unavailable`.
  *
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
 import { EPOCH_HEADER } from "../../shared/wire.ts";
 import type { WireChange } from "../../node/http/change_routes.ts";
-import { type NodeRef, type NodeTransport, sendToNode } from "../nodes/node_client.ts";
+import {
+  type NodeRef,
+  type NodeTransport,
+  sendToNode,
+  StaleEpochError,
+} from "../nodes/node_client.ts";
 
 /** A page of a node's change log. */
 export interface ChangePage {
@@ -89,6 +95,11 @@ export class ChangeFeed {
         `Cannot read the changes of node ${node.id} at ${node.url}: ${String(err)}`,
       );
     }
+    // Kept apart from a node that is down: the watch loads the newer map and goes on.
+    if (answer.status === 409) {
+      const stale = staleEpoch(node, answer.text);
+      if (stale !== undefined) throw stale;
+    }
     if (answer.status !== 200) {
       throw new RingkvError(
         "node_unavailable",
@@ -99,4 +110,17 @@ export class ChangeFeed {
     }
     return JSON.parse(answer.text) as T;
   }
+}
+
+/** The refusal in a 409 body when it says `stale_epoch`. */
+function staleEpoch(node: NodeRef, text: string): StaleEpochError | undefined {
+  let body: { error?: { code?: string }; epoch?: number };
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    return undefined;
+  }
+  if (body?.error?.code !== "stale_epoch") return undefined;
+  return new StaleEpochError(node, typeof body.epoch === "number" ? body.epoch : undefined);
 }

@@ -12,8 +12,8 @@ import { hashKey } from "../../shared/ring.ts";
 import type { Topology, TopologySource } from "../cluster/topology.ts";
 import { quorumOf } from "../replication/quorum.ts";
 import type { ChangeFeed, ChangePage } from "./change_feed.ts";
-import type { NodeRef } from "../nodes/node_client.ts";
-import { ringMove } from "./ring_move.ts";
+import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
+import { type MapPoint, ringMove } from "./ring_move.ts";
 import { encodeWatchCursor, type WatchCursor } from "./watch_cursor.ts";
 import {
   addJoined,
@@ -56,13 +56,19 @@ export async function* watchStream(
   cursor: WatchCursor | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<WatchItem> {
-  let topo = deps.topology.current();
-  const opened = await open(deps, topo, prefix, cursor);
+  const opened = await openLatest(deps, prefix, cursor);
   if (opened.compacted) yield { kind: "compacted", reason: opened.compacted };
-  let merge = opened.merge;
-  let barrier = opened.barrier;
+  let { topo, merge, barrier } = opened;
   while (!signal.aborted) {
     let end = barrier ? yield* settle(deps, topo, merge, prefix, barrier, signal) : undefined;
+    if (end?.startsWith(STALE)) {
+      const moved = await barrierOnNewer(deps, topo, barrier!, merge, end.slice(STALE.length));
+      if (typeof moved !== "string") {
+        ({ topo, barrier } = moved);
+        continue;
+      }
+      end = moved;
+    }
     barrier = undefined;
     end ??= yield* run(deps, topo, merge, prefix, signal);
     if (end !== undefined && end.startsWith("reset: ")) {
@@ -78,7 +84,7 @@ export async function* watchStream(
     }
     if (end !== undefined) {
       yield { kind: "compacted", reason: end };
-      merge = (await open(deps, topo, prefix, undefined)).merge;
+      ({ topo, merge } = await openLatest(deps, prefix, undefined));
     }
   }
 }
@@ -90,6 +96,9 @@ export async function* watchStream(
 function tooManyLost(topo: Topology, lost: number): boolean {
   return lost >= quorumOf(Math.min(topo.map.replicas, topo.ring.nodeIds.length));
 }
+
+/** What `settle` returns, with the node's URL, when a node holds a newer map than the stream. */
+const STALE = "stale: ";
 
 /**
  * Carries `merge` from map `from` to map `to`: the nodes it reads, and when the ring changed,
@@ -108,12 +117,59 @@ async function moveTo(
     dropLeft(to, merge);
     return undefined;
   }
+  const before = { nodes: nodesOf(from), oldRing: from.ring.nodeIds, from: mapPointOf(from) };
+  return await holdFor(deps, before, to, merge);
+}
+
+/** Pauses `merge`, counts its keys on `to`'s replicas; the barrier then reads `to`'s nodes too. */
+async function holdFor(
+  deps: WatchStreamDeps,
+  barrier: Barrier,
+  to: Topology,
+  merge: WatchMerge,
+): Promise<Barrier> {
   merge.pause();
   await retargetAll(deps.feed, to, merge);
   // Every node of both maps is read up to its head before any key counts anew.
-  const reading = nodesOf(from);
-  const joined = nodesOf(to).filter((n) => !reading.some((r) => r.id === n.id));
-  return { nodes: [...reading, ...joined], oldRing: from.ring.nodeIds };
+  const joined = nodesOf(to).filter((n) => !barrier.nodes.some((r) => r.id === n.id));
+  return { ...barrier, nodes: [...barrier.nodes, ...joined] };
+}
+
+/**
+ * A barrier's node at `url` holds a newer map than `topo`: loads it and carries the barrier
+ * there (counted from the map before the barrier); or why the stream cannot go on.
+ */
+async function barrierOnNewer(
+  deps: WatchStreamDeps,
+  topo: Topology,
+  barrier: Barrier,
+  merge: WatchMerge,
+  url: string,
+): Promise<{ topo: Topology; barrier: Barrier } | string> {
+  const to = await newerMap(deps, topo, [url]);
+  if (to === undefined) {
+    return `node ${url} holds a newer cluster map than epoch ${topo.map.epoch}, and it could not be loaded`;
+  }
+  const move = ringMove(barrier.from, mapPointOf(to), to.map.replicas);
+  if (move.kind === "refused") return move.reason;
+  addJoined(to, merge);
+  return { topo: to, barrier: await holdFor(deps, barrier, to, merge) };
+}
+
+/** Loads the map of the first of `urls` that has one newer than `topo`'s; undefined if none. */
+async function newerMap(
+  deps: WatchStreamDeps,
+  topo: Topology,
+  urls: readonly string[],
+): Promise<Topology | undefined> {
+  for (const url of urls) {
+    await deps.topology.refreshFrom(url).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+    });
+    const now = deps.topology.current();
+    if (now.map.epoch > topo.map.epoch) return now;
+  }
+  return undefined;
 }
 
 /** The positions a ring change's barrier reads up to: every node of both maps. */
@@ -121,6 +177,8 @@ interface Barrier {
   nodes: NodeRef[];
   /** The ring the majorities were counted on before (its unread nodes count as lost). */
   oldRing: readonly string[];
+  /** The map the majorities were counted on before. */
+  from: MapPoint;
 }
 
 /** What {@link open} hands the stream. */
@@ -130,23 +188,63 @@ interface Opened {
   barrier?: Barrier;
 }
 
-/** The head of node `n`'s log (its boot and last position), or undefined when it is down. */
-function headOf(deps: WatchStreamDeps, n: NodeRef, epoch: number, prefix: string) {
+/**
+ * The head of node `n`'s log (its boot and last position), or undefined when it is down; a
+ * node on a newer map throws {@link StaleEpochError} unless `staleIsDown`.
+ */
+function headOf(
+  deps: WatchStreamDeps,
+  n: NodeRef,
+  epoch: number,
+  prefix: string,
+  staleIsDown = false,
+) {
   return deps.feed.page(n, epoch, { prefix, waitMs: 0, limit: 1 }).catch((err) => {
-    if (!(err instanceof RingkvError)) throw err;
+    if (!(err instanceof RingkvError) || (err instanceof StaleEpochError && !staleIsDown)) {
+      throw err;
+    }
     return undefined;
   });
 }
 
-/** Positions to start from, and why the cursor could not be used, if it could not. */
+/**
+ * {@link open} under the newest map the nodes hold: a cursor from a newer map than this
+ * proxy's, or a node that answers stale_epoch, loads that map first (a few tries).
+ */
+async function openLatest(
+  deps: WatchStreamDeps,
+  prefix: string,
+  cursor: WatchCursor | undefined,
+): Promise<Opened & { topo: Topology }> {
+  let topo = deps.topology.current();
+  if (cursor !== undefined && cursor.epoch > topo.map.epoch) {
+    topo = await newerMap(deps, topo, nodesOf(topo).map((n) => n.url)) ?? topo;
+  }
+  for (let attempt = 1;; attempt++) {
+    try {
+      return { topo, ...await open(deps, topo, prefix, cursor, attempt >= 3) };
+    } catch (err) {
+      if (!(err instanceof StaleEpochError)) throw err;
+      topo = await newerMap(deps, topo, [err.node.url]) ?? topo;
+    }
+  }
+}
+
+/**
+ * Positions to start from, and why the cursor could not be used, if it could not
+ * (`staleIsDown`: a node on a newer map counts as down, else it throws).
+ */
 async function open(
   deps: WatchStreamDeps,
   topo: Topology,
   prefix: string,
   cursor: WatchCursor | undefined,
+  staleIsDown: boolean,
 ): Promise<Opened> {
   const nodes = nodesOf(topo);
-  const heads = await Promise.all(nodes.map((n) => headOf(deps, n, topo.map.epoch, prefix)));
+  const heads = await Promise.all(
+    nodes.map((n) => headOf(deps, n, topo.map.epoch, prefix, staleIsDown)),
+  );
   const fresh = new Map<string, NodePos>();
   nodes.forEach((n, i) => {
     const h = heads[i];
@@ -161,7 +259,8 @@ async function open(
   const merge = new WatchMerge(resumed.positions, quorum, cursor.pending, resumed.lost);
   if (resumed.oldRing === undefined) return { merge };
   merge.pause();
-  return { merge, barrier: { nodes, oldRing: resumed.oldRing } };
+  const from = { epoch: cursor.epoch, phase: cursor.phase, ring: resumed.oldRing };
+  return { merge, barrier: { nodes, oldRing: resumed.oldRing, from } };
 }
 
 /**
@@ -241,6 +340,10 @@ async function* run(
       if (deps.topology.current().map.epoch !== epoch) return undefined;
       const got = await answers.next();
       if (got === undefined) continue;
+      if (got.error instanceof StaleEpochError) {
+        // The node holds a newer map: load it (the loop then ends) rather than wait for the poll.
+        if (await newerMap(deps, topo, [got.error.node.url]) !== undefined) return undefined;
+      }
       if (got.error !== undefined) {
         poll(got.id, 500);
         continue;
@@ -356,18 +459,24 @@ async function* drain(
   barrier: Barrier,
   signal: AbortSignal,
 ): AsyncGenerator<WatchItem, string | undefined> {
-  const heads = await Promise.all(
-    barrier.nodes.map((n) => headOf(deps, n, topo.map.epoch, prefix)),
-  );
-  for (const [i, n] of barrier.nodes.entries()) {
-    const pos = merge.positions.get(n.id);
-    if (pos === undefined) continue;
-    const head = heads[i];
-    // Down, or never reached by this watch: what it logged before the change is unread.
-    const read = head !== undefined && pos.boot !== "" &&
-      (yield* readTo(deps, topo, merge, prefix, n, head, signal));
-    if (typeof read === "string") return read;
-    if (read !== true && barrier.oldRing.includes(n.id)) merge.lost.add(n.id);
+  try {
+    const heads = await Promise.all(
+      barrier.nodes.map((n) => headOf(deps, n, topo.map.epoch, prefix)),
+    );
+    for (const [i, n] of barrier.nodes.entries()) {
+      const pos = merge.positions.get(n.id);
+      if (pos === undefined) continue;
+      const head = heads[i];
+      // Down, or never reached by this watch: what it logged before the change is unread.
+      const read = head !== undefined && pos.boot !== "" &&
+        (yield* readTo(deps, topo, merge, prefix, n, head, signal));
+      if (typeof read === "string") return read;
+      if (read !== true && barrier.oldRing.includes(n.id)) merge.lost.add(n.id);
+    }
+  } catch (err) {
+    // A node on a newer map is not down: the barrier goes on under that map.
+    if (!(err instanceof StaleEpochError)) throw err;
+    return STALE + err.node.url;
   }
   return undefined;
 }
@@ -395,7 +504,7 @@ async function* readTo(
     if (pos.boot !== head.boot || pos.read >= head.last) return true;
     const q = { boot: pos.boot, after: pos.read, prefix, waitMs: 0, limit: PAGE };
     const page = await deps.feed.page(n, topo.map.epoch, q).catch((err) => {
-      if (!(err instanceof RingkvError)) throw err;
+      if (!(err instanceof RingkvError) || err instanceof StaleEpochError) throw err;
       return undefined;
     });
     if (page === undefined) return false;

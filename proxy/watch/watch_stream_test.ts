@@ -435,3 +435,74 @@ Deno.test("watchStream that sees the map only after two nodes were added and bot
     await stream.done;
   }
 });
+
+/** The maps of n4 added (replicas 3): stable at 1, cleanup at 3, stable at 4. */
+async function addedN4() {
+  const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
+  const e3 = toCleanup(planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0), 0);
+  const [t1, t3, t4] = await Promise.all([e1, e3, toStable(e3)].map(topologyOf));
+  return { t1: t1!, t3: t3!, t4: t4! };
+}
+
+Deno.test("watchStream whose barrier meets nodes on a newer map loads it and goes on (no node counts as lost)", async () => {
+  const { t1, t3, t4 } = await addedN4();
+  const logs = new FakeChangeLogs();
+  const topology = new FakeTopology(t1);
+  const stop = new AbortController();
+  const stream = collect(
+    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
+  );
+  try {
+    await until(() => new Set(logs.reads.map((r) => r.node)).size === 3, "every node is read");
+    for (const id of ["n1", "n2", "n3"]) logs.hold(id);
+    // The rebalancer pushed the stable map to the nodes while this proxy adopts the cleanup one.
+    for (const id of ["n1", "n2", "n3", "n4"]) logs.setEpoch(id, t4.map.epoch);
+    topology.topo = t3;
+    topology.queue(t4);
+    for (const id of ["n1", "n2", "n3"]) logs.log(id, "k", "v1");
+    for (const id of ["n1", "n2", "n3"]) logs.release(id);
+    await until(() => stream.items.length > 0, "an item comes");
+    assertEquals(kinds(stream.items), ["v1"]);
+    assert(topology.refreshes.length > 0, "the newer map was loaded");
+  } finally {
+    stop.abort();
+    logs.close();
+    await stream.done;
+  }
+});
+
+Deno.test("watchStream resumed from a cursor of a newer map than the proxy's loads that map first", async () => {
+  const { t3, t4 } = await addedN4();
+  const logs = new FakeChangeLogs();
+  for (const id of ["n1", "n2", "n3", "n4"]) logs.setEpoch(id, t4.map.epoch);
+  const ahead = new FakeTopology(t4);
+  const first = new AbortController();
+  const stream = collect(
+    watchStream({ topology: ahead, feed: logs, waitMs: 7 }, "", undefined, first.signal),
+  );
+  const second = new AbortController();
+  let resumed: ReturnType<typeof collect> | undefined;
+  try {
+    await until(() => new Set(logs.reads.map((r) => r.node)).size === 4, "every node is read");
+    const owners = await ownersOf(t4, "k");
+    for (const id of owners) logs.log(id, "k", "v1");
+    await until(() => stream.items.length === 1, "v1 comes");
+    first.abort();
+    await stream.done;
+    const item = stream.items[0]!;
+    assert(item.kind === "change");
+    const behind = new FakeTopology(t3); // its 1 s poll has not brought epoch 4 yet
+    behind.queue(t4);
+    const deps = { topology: behind, feed: logs, waitMs: 7 };
+    resumed = collect(watchStream(deps, "", decodeWatchCursor(item.id), second.signal));
+    for (const id of owners) logs.log(id, "k", "v2");
+    await until(() => resumed!.items.length > 0, "the resumed stream answers");
+    assertEquals(kinds(resumed.items), ["v2"]);
+  } finally {
+    first.abort();
+    second.abort();
+    logs.close();
+    await stream.done;
+    await resumed?.done;
+  }
+});
