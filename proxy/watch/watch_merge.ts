@@ -206,18 +206,18 @@ export class WatchMerge {
   /**
    * The cluster map moved `key` to `replicas` (docs/api.md "Watching changes"): from now on
    * its majority is counted on them; a new replica whose log this watch has not shown it yet
-   * holds what `bases` says. Returns the events that are due under the new replicas.
+   * holds what `bases` says. Only while paused: its events come at {@link resume}.
    */
-  retarget(key: string, replicas: readonly string[], bases: Bases): WatchEvent[] {
+  retarget(key: string, replicas: readonly string[], bases: Bases): void {
+    if (!this.#paused) throw new Error(`Cannot retarget key ${key}: the merge is not paused`);
     const state = this.#keys.get(key);
-    if (state === undefined) return [];
+    if (state === undefined) return;
     for (const id of replicas) {
       const v = bases.get(id)?.[key] ?? null;
       const held = state.held.get(id);
       if (v !== null && (held === undefined || v > held)) state.held.set(id, v);
     }
     state.replicas = replicas;
-    return this.#due(key, state);
   }
 
   /** Node `id` joined the nodes this watch reads, at `pos`. */

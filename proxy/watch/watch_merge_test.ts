@@ -91,7 +91,7 @@ Deno.test("WatchMerge across a ring change: copies on the new replica are not se
   assertEquals(versions(m.observe("c", change(1, "v2"))), []);
   // b leaves the key's replicas, d joins: d got copies of v1 and v2, then accepted v3.
   m.pause();
-  assertEquals(versions(m.retarget("k", ["a", "c", "d"], new Map([["d", {}]]))), []);
+  m.retarget("k", ["a", "c", "d"], new Map([["d", {}]]));
   assertEquals(versions(m.observe("d", change(1, "v1"))), []);
   assertEquals(versions(m.observe("d", change(2, "v2"))), []);
   assertEquals(versions(m.observe("d", change(3, "v3"))), [], "held back by the barrier");

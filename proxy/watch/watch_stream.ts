@@ -388,7 +388,8 @@ async function* apply(
   const changes = page.changes ?? [];
   await startKeys(deps, topo, merge, [...new Set(changes.map((c) => c.k))]);
   for (const change of changes) {
-    const before = merge.isWaiting(change.k) ? pointOf(topo, merge) : undefined;
+    // Only an event out now needs the point before it (held back, none goes out).
+    const before = !merge.paused && merge.isWaiting(change.k) ? pointOf(topo, merge) : undefined;
     const end = yield* emit(topo, merge, change.k, before, merge.observe(id, change));
     if (end !== undefined) return end;
   }
@@ -464,8 +465,7 @@ async function* drain(
       barrier.nodes.map((n) => headOf(deps, n, topo.map.epoch, prefix)),
     );
     for (const [i, n] of barrier.nodes.entries()) {
-      const pos = merge.positions.get(n.id);
-      if (pos === undefined) continue;
+      const pos = merge.positions.get(n.id)!; // the barrier's nodes are dropped only after it
       const head = heads[i];
       // Down, or never reached by this watch: what it logged before the change is unread.
       const read = head !== undefined && pos.boot !== "" &&
