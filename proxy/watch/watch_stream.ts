@@ -3,51 +3,33 @@
  * {@link ChangeFeed}), merges them ({@link WatchMerge}) and yields events with their cursor,
  * or an explicit `compacted` when what a cursor needs is gone (the client re-lists), or
  * `reset` when the stream cannot go on. It goes on across a node added or removed: the
- * barrier of proxy/watch/ring_move.ts, then keys count on their new replicas.
+ * barrier of proxy/watch/watch_barrier.ts, then keys count on their new replicas. What it does
+ * with each page: proxy/watch/watch_apply.ts.
  *
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { hashKey } from "../../shared/ring.ts";
-import type { Topology, TopologySource } from "../cluster/topology.ts";
+import type { Topology } from "../cluster/topology.ts";
 import { quorumOf } from "../replication/quorum.ts";
-import type { ChangeFeed, ChangePage } from "./change_feed.ts";
+import type { ChangePage } from "./change_feed.ts";
 import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
-import { type MapPoint, ringMove } from "./ring_move.ts";
-import { encodeWatchCursor, type WatchCursor } from "./watch_cursor.ts";
+import { ringMove } from "./ring_move.ts";
+import type { WatchCursor } from "./watch_cursor.ts";
+import { mapPointOf, nodesOf, UNREACHED } from "./watch_epoch.ts";
+import { type NodePos, WatchMerge } from "./watch_merge.ts";
 import {
-  addJoined,
-  dropLeft,
-  fetchBases,
-  mapPointOf,
-  nodesOf,
-  pointOf,
-  retargetAll,
-  UNREACHED,
-} from "./watch_epoch.ts";
-import { type NodePos, WatchEvent, WatchMerge } from "./watch_merge.ts";
+  headOf,
+  PAGE,
+  take,
+  tooManyLost,
+  type WatchItem,
+  type WatchStreamDeps,
+} from "./watch_apply.ts";
+import { type Barrier, barrierOnNewer, moveTo, newerMap, settle, STALE } from "./watch_barrier.ts";
 
-/** What a watch stream needs. */
-export interface WatchStreamDeps {
-  topology: TopologySource;
-  feed: Pick<ChangeFeed, "page" | "versionsAt">;
-  /** How long a node holds a read open waiting for a change, in ms (default 5000). */
-  waitMs?: number;
-  /** Keys the merge may track before the stream is reset (default 50,000). */
-  maxTracked?: number;
-}
-
-/** What a stream yields. */
-export type WatchItem =
-  | { kind: "change"; event: WatchEvent; id: string }
-  | { kind: "compacted"; reason: string }
-  | { kind: "reset"; reason: string };
+export type { WatchItem, WatchStreamDeps } from "./watch_apply.ts";
 
 type Polled = { id: string; page?: ChangePage; error?: RingkvError };
-
-const PAGE = 500;
-/** Keys whose replicas all caught up that a stream keeps tracking (saves questions). */
-const SETTLED_KEEP = 10_000;
 
 /** Streams events under `prefix` after `cursor` (none: from now) until `signal`. */
 export async function* watchStream(
@@ -88,125 +70,12 @@ export async function* watchStream(
     }
   }
 }
-
-/**
- * Whether so many nodes lost unread changes over the watch's life that a key's acknowledged
- * version may be on none of the others (a majority of its replicas).
- */
-function tooManyLost(topo: Topology, lost: number): boolean {
-  return lost >= quorumOf(Math.min(topo.map.replicas, topo.ring.nodeIds.length));
-}
-
-/** What `settle` returns, with the node's URL, when a node holds a newer map than the stream. */
-const STALE = "stale: ";
-
-/**
- * Carries `merge` from map `from` to map `to`: the nodes it reads, and when the ring changed,
- * the keys' replicas (the merge pauses until the barrier it returns is read); or why it cannot.
- */
-async function moveTo(
-  deps: WatchStreamDeps,
-  from: Topology,
-  to: Topology,
-  merge: WatchMerge,
-): Promise<Barrier | string | undefined> {
-  const move = ringMove(mapPointOf(from), mapPointOf(to), to.map.replicas);
-  if (move.kind === "refused") return move.reason;
-  addJoined(to, merge);
-  if (move.kind === "same") {
-    dropLeft(to, merge);
-    return undefined;
-  }
-  const before = { nodes: nodesOf(from), oldRing: from.ring.nodeIds, from: mapPointOf(from) };
-  return await holdFor(deps, before, to, merge);
-}
-
-/** Pauses `merge`, counts its keys on `to`'s replicas; the barrier then reads `to`'s nodes too. */
-async function holdFor(
-  deps: WatchStreamDeps,
-  barrier: Barrier,
-  to: Topology,
-  merge: WatchMerge,
-): Promise<Barrier> {
-  merge.pause();
-  await retargetAll(deps.feed, to, merge);
-  // Every node of both maps is read up to its head before any key counts anew.
-  const joined = nodesOf(to).filter((n) => !barrier.nodes.some((r) => r.id === n.id));
-  return { ...barrier, nodes: [...barrier.nodes, ...joined] };
-}
-
-/**
- * A barrier's node at `url` holds a newer map than `topo`: loads it and carries the barrier
- * there (counted from the map before the barrier); or why the stream cannot go on.
- */
-async function barrierOnNewer(
-  deps: WatchStreamDeps,
-  topo: Topology,
-  barrier: Barrier,
-  merge: WatchMerge,
-  url: string,
-): Promise<{ topo: Topology; barrier: Barrier } | string> {
-  const to = await newerMap(deps, topo, [url]);
-  if (to === undefined) {
-    return `node ${url} holds a newer cluster map than epoch ${topo.map.epoch}, and it could not be loaded`;
-  }
-  const move = ringMove(barrier.from, mapPointOf(to), to.map.replicas);
-  if (move.kind === "refused") return move.reason;
-  addJoined(to, merge);
-  return { topo: to, barrier: await holdFor(deps, barrier, to, merge) };
-}
-
-/** Loads the map of the first of `urls` that has one newer than `topo`'s; undefined if none. */
-async function newerMap(
-  deps: WatchStreamDeps,
-  topo: Topology,
-  urls: readonly string[],
-): Promise<Topology | undefined> {
-  for (const url of urls) {
-    await deps.topology.refreshFrom(url).catch((err) => {
-      if (!(err instanceof RingkvError)) throw err;
-    });
-    const now = deps.topology.current();
-    if (now.map.epoch > topo.map.epoch) return now;
-  }
-  return undefined;
-}
-
-/** The positions a ring change's barrier reads up to: every node of both maps. */
-interface Barrier {
-  nodes: NodeRef[];
-  /** The ring the majorities were counted on before (its unread nodes count as lost). */
-  oldRing: readonly string[];
-  /** The map the majorities were counted on before. */
-  from: MapPoint;
-}
-
 /** What {@link open} hands the stream. */
 interface Opened {
   merge: WatchMerge;
   compacted?: string;
   barrier?: Barrier;
 }
-
-/**
- * The head of node `n`'s log (its boot and last position), or undefined when it is down; a
- * node on a newer map throws {@link StaleEpochError} unless `staleIsDown`.
- */
-function headOf(
-  deps: WatchStreamDeps,
-  n: NodeRef,
-  epoch: number,
-  prefix: string,
-  staleIsDown = false,
-) {
-  return deps.feed.page(n, epoch, { prefix, waitMs: 0, limit: 1 }).catch((err) => {
-    if (!(err instanceof RingkvError) || (err instanceof StaleEpochError && !staleIsDown)) {
-      throw err;
-    }
-    return undefined;
-  });
-}
-
 /**
  * {@link open} under the newest map the nodes hold: a cursor from a newer map than this
  * proxy's, or a node that answers stale_epoch, loads that map first (a few tries).
@@ -357,178 +226,6 @@ async function* run(
   }
   return undefined;
 }
-
-/** Handles one page of node `id`: a log that is gone, or changes to merge. */
-async function* take(
-  deps: WatchStreamDeps,
-  topo: Topology,
-  merge: WatchMerge,
-  id: string,
-  page: ChangePage,
-): AsyncGenerator<WatchItem, string | undefined> {
-  const pos = merge.positions.get(id)!;
-  if (page.gone || page.boot !== pos.boot) {
-    // A node this watch never reached (boot "") lost nothing it had to read.
-    merge.restarted(id, page.boot, page.first, pos.boot !== "");
-    if (tooManyLost(topo, merge.lost.size)) {
-      return `${merge.lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;
-    }
-    return undefined;
-  }
-  return yield* apply(deps, topo, merge, id, page);
-}
-
-async function* apply(
-  deps: WatchStreamDeps,
-  topo: Topology,
-  merge: WatchMerge,
-  id: string,
-  page: ChangePage,
-): AsyncGenerator<WatchItem, string | undefined> {
-  const changes = page.changes ?? [];
-  await startKeys(deps, topo, merge, [...new Set(changes.map((c) => c.k))]);
-  for (const change of changes) {
-    // Only an event out now needs the point before it (held back, none goes out).
-    const before = !merge.paused && merge.isWaiting(change.k) ? pointOf(topo, merge) : undefined;
-    const end = yield* emit(topo, merge, change.k, before, merge.observe(id, change));
-    if (end !== undefined) return end;
-  }
-  merge.advance(id, page.last);
-  merge.forgetSettled(SETTLED_KEEP);
-  if (merge.trackedKeys > (deps.maxTracked ?? 50_000)) {
-    return `reset: more than ${
-      deps.maxTracked ?? 50_000
-    } keys are tracked, waiting for a replica to catch up`;
-  }
-  return undefined;
-}
-
-/** Yields `events` of `key` with their cursors (`before`: the point before they were due). */
-function* emit(
-  topo: Topology,
-  merge: WatchMerge,
-  key: string,
-  before: WatchCursor | undefined,
-  events: WatchEvent[],
-): Generator<WatchItem, string | undefined> {
-  for (let i = 0; i < events.length; i++) {
-    const last = i === events.length - 1;
-    const at = last ? pointOf(topo, merge) : before!;
-    // An earlier event of a batch: resume right after it (later versions stay pending).
-    const cursor = last ? at : { ...at, pending: { ...at.pending, [key]: events[i]!.version } };
-    const text = encodeWatchCursor(cursor);
-    if (text === undefined) {
-      return "too many changes wait for a majority of replicas to fit a cursor";
-    }
-    yield { kind: "change", event: events[i]!, id: text };
-  }
-  return undefined;
-}
-
-/**
- * The barrier of a ring change (proxy/watch/ring_move.ts): reads the nodes of both maps up to
- * their heads with events held back, stops reading the nodes that left, then lets events out.
- */
-async function* settle(
-  deps: WatchStreamDeps,
-  topo: Topology,
-  merge: WatchMerge,
-  prefix: string,
-  barrier: Barrier,
-  signal: AbortSignal,
-): AsyncGenerator<WatchItem, string | undefined> {
-  const end = yield* drain(deps, topo, merge, prefix, barrier, signal);
-  if (end !== undefined || signal.aborted) return end;
-  if (tooManyLost(topo, merge.lost.size)) {
-    return `${merge.lost.size} node(s) lost changes this watch had not read (restarted, removed or down when the cluster map changed)`;
-  }
-  dropLeft(topo, merge);
-  for (const key of merge.resume()) {
-    const before = pointOf(topo, merge);
-    const end = yield* emit(topo, merge, key, before, merge.recount(key));
-    if (end !== undefined) return end;
-  }
-  return undefined;
-}
-
-/** Reads each barrier node up to the head it has now; an old one that cannot be read is lost. */
-async function* drain(
-  deps: WatchStreamDeps,
-  topo: Topology,
-  merge: WatchMerge,
-  prefix: string,
-  barrier: Barrier,
-  signal: AbortSignal,
-): AsyncGenerator<WatchItem, string | undefined> {
-  try {
-    const heads = await Promise.all(
-      barrier.nodes.map((n) => headOf(deps, n, topo.map.epoch, prefix)),
-    );
-    for (const [i, n] of barrier.nodes.entries()) {
-      const pos = merge.positions.get(n.id)!; // the barrier's nodes are dropped only after it
-      const head = heads[i];
-      // Down, or never reached by this watch: what it logged before the change is unread.
-      const read = head !== undefined && pos.boot !== "" &&
-        (yield* readTo(deps, topo, merge, prefix, n, head, signal));
-      if (typeof read === "string") return read;
-      if (read !== true && barrier.oldRing.includes(n.id)) merge.lost.add(n.id);
-    }
-  } catch (err) {
-    // A node on a newer map is not down: the barrier goes on under that map.
-    if (!(err instanceof StaleEpochError)) throw err;
-    return STALE + err.node.url;
-  }
-  return undefined;
-}
-
-/**
- * Reads node `n` up to `head`: true once there (or once it restarted: counted lost), false
- * when it fails, or why the stream must end.
- */
-async function* readTo(
-  deps: WatchStreamDeps,
-  topo: Topology,
-  merge: WatchMerge,
-  prefix: string,
-  n: NodeRef,
-  head: ChangePage,
-  signal: AbortSignal,
-): AsyncGenerator<WatchItem, string | boolean> {
-  const at = merge.positions.get(n.id)!;
-  // Restarted since last read: what it logged before is gone unread, which settle must count
-  // before any held event goes out; its new log is read up to the head like any other.
-  if (at.boot !== head.boot) merge.restarted(n.id, head.boot, head.first, at.boot !== "");
-  for (let round = 0; round < 100_000 && !signal.aborted; round++) {
-    const pos = merge.positions.get(n.id)!;
-    // A restart while reading was counted by take.
-    if (pos.boot !== head.boot || pos.read >= head.last) return true;
-    const q = { boot: pos.boot, after: pos.read, prefix, waitMs: 0, limit: PAGE };
-    const page = await deps.feed.page(n, topo.map.epoch, q).catch((err) => {
-      if (!(err instanceof RingkvError) || err instanceof StaleEpochError) throw err;
-      return undefined;
-    });
-    if (page === undefined) return false;
-    const end = yield* take(deps, topo, merge, n.id, page);
-    if (end !== undefined) return end;
-  }
-  return false;
-}
-
-/** Asks each replica of the new keys which version it holds at the merge's position. */
-async function startKeys(deps: WatchStreamDeps, topo: Topology, merge: WatchMerge, keys: string[]) {
-  const fresh = keys.filter((k) => merge.needsStart(k));
-  if (fresh.length === 0) return;
-  const owners = await Promise.all(
-    fresh.map(async (k) => topo.ring.ownersOf(await hashKey(k), topo.map.replicas)),
-  );
-  const byNode = new Map<string, string[]>();
-  fresh.forEach((k, i) => {
-    for (const id of owners[i]!) byNode.set(id, [...(byNode.get(id) ?? []), k]);
-  });
-  const bases = await fetchBases(deps.feed, topo, merge, byNode);
-  fresh.forEach((k, i) => merge.start(k, owners[i]!, bases));
-}
-
 /**
  * The nodes' answers in the order they come. The loop waits on this queue, not on a race of
  * the pending calls (and of the abort): each race would leave a reaction on every call still

@@ -1,0 +1,146 @@
+/**
+ * What a watch stream does with a page of a node's change log: merges its changes and yields
+ * the events that are due with their cursors (proxy/watch/watch_merge.ts), or says why the
+ * stream must end. Shared by the stream's reads (watch_stream.ts) and a ring change's barrier
+ * (watch_barrier.ts).
+ *
+ * @module
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import { hashKey } from "../../shared/ring.ts";
+import type { Topology, TopologySource } from "../cluster/topology.ts";
+import { quorumOf } from "../replication/quorum.ts";
+import type { ChangeFeed, ChangePage } from "./change_feed.ts";
+import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
+import { encodeWatchCursor, type WatchCursor } from "./watch_cursor.ts";
+import { fetchBases, pointOf } from "./watch_epoch.ts";
+import type { WatchEvent, WatchMerge } from "./watch_merge.ts";
+
+/** What a watch stream needs. */
+export interface WatchStreamDeps {
+  topology: TopologySource;
+  feed: Pick<ChangeFeed, "page" | "versionsAt">;
+  /** How long a node holds a read open waiting for a change, in ms (default 5000). */
+  waitMs?: number;
+  /** Keys the merge may track before the stream is reset (default 50,000). */
+  maxTracked?: number;
+}
+
+/** What a stream yields. */
+export type WatchItem =
+  | { kind: "change"; event: WatchEvent; id: string }
+  | { kind: "compacted"; reason: string }
+  | { kind: "reset"; reason: string };
+
+/** Changes a read asks a node for at once. */
+export const PAGE = 500;
+/** Keys whose replicas all caught up that a stream keeps tracking (saves questions). */
+const SETTLED_KEEP = 10_000;
+
+/**
+ * Whether so many nodes lost unread changes over the watch's life that a key's acknowledged
+ * version may be on none of the others (a majority of its replicas).
+ */
+export function tooManyLost(topo: Topology, lost: number): boolean {
+  return lost >= quorumOf(Math.min(topo.map.replicas, topo.ring.nodeIds.length));
+}
+/**
+ * The head of node `n`'s log (its boot and last position), or undefined when it is down; a
+ * node on a newer map throws {@link StaleEpochError} unless `staleIsDown`.
+ */
+export function headOf(
+  deps: WatchStreamDeps,
+  n: NodeRef,
+  epoch: number,
+  prefix: string,
+  staleIsDown = false,
+) {
+  return deps.feed.page(n, epoch, { prefix, waitMs: 0, limit: 1 }).catch((err) => {
+    if (!(err instanceof RingkvError) || (err instanceof StaleEpochError && !staleIsDown)) {
+      throw err;
+    }
+    return undefined;
+  });
+}
+
+/** Handles one page of node `id`: a log that is gone, or changes to merge. */
+export async function* take(
+  deps: WatchStreamDeps,
+  topo: Topology,
+  merge: WatchMerge,
+  id: string,
+  page: ChangePage,
+): AsyncGenerator<WatchItem, string | undefined> {
+  const pos = merge.positions.get(id)!;
+  if (page.gone || page.boot !== pos.boot) {
+    // A node this watch never reached (boot "") lost nothing it had to read.
+    merge.restarted(id, page.boot, page.first, pos.boot !== "");
+    if (tooManyLost(topo, merge.lost.size)) {
+      return `${merge.lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;
+    }
+    return undefined;
+  }
+  return yield* apply(deps, topo, merge, id, page);
+}
+
+/** Merges a page's changes and yields the events due; or why the stream must end. */
+async function* apply(
+  deps: WatchStreamDeps,
+  topo: Topology,
+  merge: WatchMerge,
+  id: string,
+  page: ChangePage,
+): AsyncGenerator<WatchItem, string | undefined> {
+  const changes = page.changes ?? [];
+  await startKeys(deps, topo, merge, [...new Set(changes.map((c) => c.k))]);
+  for (const change of changes) {
+    // Only an event out now needs the point before it (held back, none goes out).
+    const before = !merge.paused && merge.isWaiting(change.k) ? pointOf(topo, merge) : undefined;
+    const end = yield* emit(topo, merge, change.k, before, merge.observe(id, change));
+    if (end !== undefined) return end;
+  }
+  merge.advance(id, page.last);
+  merge.forgetSettled(SETTLED_KEEP);
+  if (merge.trackedKeys > (deps.maxTracked ?? 50_000)) {
+    return `reset: more than ${
+      deps.maxTracked ?? 50_000
+    } keys are tracked, waiting for a replica to catch up`;
+  }
+  return undefined;
+}
+
+/** Yields `events` of `key` with their cursors (`before`: the point before they were due). */
+export function* emit(
+  topo: Topology,
+  merge: WatchMerge,
+  key: string,
+  before: WatchCursor | undefined,
+  events: WatchEvent[],
+): Generator<WatchItem, string | undefined> {
+  for (let i = 0; i < events.length; i++) {
+    const last = i === events.length - 1;
+    const at = last ? pointOf(topo, merge) : before!;
+    // An earlier event of a batch: resume right after it (later versions stay pending).
+    const cursor = last ? at : { ...at, pending: { ...at.pending, [key]: events[i]!.version } };
+    const text = encodeWatchCursor(cursor);
+    if (text === undefined) {
+      return "too many changes wait for a majority of replicas to fit a cursor";
+    }
+    yield { kind: "change", event: events[i]!, id: text };
+  }
+  return undefined;
+}
+/** Asks each replica of the new keys which version it holds at the merge's position. */
+async function startKeys(deps: WatchStreamDeps, topo: Topology, merge: WatchMerge, keys: string[]) {
+  const fresh = keys.filter((k) => merge.needsStart(k));
+  if (fresh.length === 0) return;
+  const owners = await Promise.all(
+    fresh.map(async (k) => topo.ring.ownersOf(await hashKey(k), topo.map.replicas)),
+  );
+  const byNode = new Map<string, string[]>();
+  fresh.forEach((k, i) => {
+    for (const id of owners[i]!) byNode.set(id, [...(byNode.get(id) ?? []), k]);
+  });
+  const bases = await fetchBases(deps.feed, topo, merge, byNode);
+  fresh.forEach((k, i) => merge.start(k, owners[i]!, bases));
+}
