@@ -44,6 +44,7 @@ const SETTLED_KEEP = 10_000;
 export function tooManyLost(topo: Topology, lost: number): boolean {
   return lost >= quorumOf(Math.min(topo.map.replicas, topo.ring.nodeIds.length));
 }
+
 /**
  * The head of node `n`'s log (its boot and last position), or undefined when it is down; a
  * node on a newer map throws {@link StaleEpochError} unless `staleIsDown`.
@@ -130,6 +131,7 @@ export function* emit(
   }
   return undefined;
 }
+
 /** Asks each replica of the new keys which version it holds at the merge's position. */
 async function startKeys(deps: WatchStreamDeps, topo: Topology, merge: WatchMerge, keys: string[]) {
   const fresh = keys.filter((k) => merge.needsStart(k));

@@ -70,12 +70,14 @@ export async function* watchStream(
     }
   }
 }
+
 /** What {@link open} hands the stream. */
 interface Opened {
   merge: WatchMerge;
   compacted?: string;
   barrier?: Barrier;
 }
+
 /**
  * {@link open} under the newest map the nodes hold: a cursor from a newer map than this
  * proxy's, or a node that answers stale_epoch, loads that map first (a few tries).
@@ -226,6 +228,7 @@ async function* run(
   }
   return undefined;
 }
+
 /**
  * The nodes' answers in the order they come. The loop waits on this queue, not on a race of
  * the pending calls (and of the abort): each race would leave a reaction on every call still
