@@ -427,8 +427,8 @@ Deno.test("watchStream that sees the map only after two nodes were added and bot
     for (const id of ["n1", "n2", "n3"]) logs.setEpoch(id, t13.map.epoch);
     topology.topo = t13;
     writeWhileAway(logs, key, A);
-    await until(() => stream.items.length > 1, "the stream goes on");
-    assertEquals(kinds(stream.items).slice(0, 2), ["v0", "compacted"]);
+    // A read under epoch 1 already under way may still bring y (counted on the old ring).
+    await until(() => kinds(stream.items).includes("compacted"), "the stream says compacted");
   } finally {
     stop.abort();
     logs.close();
