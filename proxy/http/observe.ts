@@ -21,7 +21,13 @@
  * ```
  */
 import type { MiddlewareHandler } from "hono";
-import { joinRequestIds, type LogFn, REQUEST_ID_HEADER, requestIdOf } from "../../shared/log.ts";
+import {
+  joinRequestIds,
+  type LogFn,
+  logsAt,
+  REQUEST_ID_HEADER,
+  requestIdOf,
+} from "../../shared/log.ts";
 import { type ProxyMetrics, routeLabel } from "./proxy_metrics.ts";
 
 /** Where an op carries its request's id: a symbol, so JSON bodies never include it. */
@@ -101,8 +107,11 @@ export function observed(
   const status = res.status;
   res.headers.set(REQUEST_ID_HEADER, id);
   metrics.request(req.method, route, status, seconds);
+  const level = status >= 500 ? "warn" : "debug";
+  // Built only when written: at the default level (warn) most requests log nothing.
+  if (!logsAt(log, level)) return;
   log({
-    level: status >= 500 ? "warn" : "debug",
+    level,
     msg: "request",
     id,
     method: req.method,
