@@ -105,7 +105,8 @@ export function observed(
   const seconds = (performance.now() - started) / 1000;
   const route = routeLabel(pathOf(req.url));
   const status = res.status;
-  res.headers.set(REQUEST_ID_HEADER, id);
+  // The hot answers carry it already (set now, it would cost a copy of their headers).
+  if (res.headers.get(REQUEST_ID_HEADER) !== id) res.headers.set(REQUEST_ID_HEADER, id);
   metrics.request(req.method, route, status, seconds);
   const level = status >= 500 ? "warn" : "debug";
   // Built only when written: at the default level (warn) most requests log nothing.
