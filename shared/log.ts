@@ -53,6 +53,9 @@ export function checkLogLevel(text: string): LogLevel {
 
 const CREDENTIAL_FIELD = /^(authorization|token|secret|password|.*[_-]?(token|secret))$/i;
 
+/** Where a logger made by {@link createLogger} keeps the index of its least severe level. */
+const MAX_LEVEL: unique symbol = Symbol("maxLevel");
+
 /** Builds a {@link LogFn} writing JSON lines at `level` and above. */
 export function createLogger(options: LoggerOptions): LogFn {
   const max = LOG_LEVELS.indexOf(options.level ?? "warn");
@@ -60,7 +63,7 @@ export function createLogger(options: LoggerOptions): LogFn {
   const now = options.now ?? (() => new Date());
   const redact = (text: string) =>
     secrets.reduce((t, s) => (t.includes(s) ? t.replaceAll(s, "[redacted]") : t), text);
-  return (obj) => {
+  const log: LogFn = (obj) => {
     const level = typeof obj.level === "string" && isLogLevel(obj.level)
       ? obj.level
       : "error" in obj || "failed" in obj
@@ -73,6 +76,16 @@ export function createLogger(options: LoggerOptions): LogFn {
     }
     options.write(redact(JSON.stringify(event)));
   };
+  return Object.assign(log, { [MAX_LEVEL]: max });
+}
+
+/**
+ * Whether `log` writes events at `level`, so a hot path builds an event only when it is
+ * written; true for any sink not made by {@link createLogger} (tests collect every event).
+ */
+export function logsAt(log: LogFn, level: LogLevel): boolean {
+  const max = (log as { [MAX_LEVEL]?: number })[MAX_LEVEL];
+  return max === undefined || LOG_LEVELS.indexOf(level) <= max;
 }
 
 /** Header carrying the request id (client -> proxy -> node, and back). */

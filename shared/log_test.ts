@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertNotEquals } from "@std/assert";
-import { createLogger, joinRequestIds, requestIdOf } from "./log.ts";
+import { createLogger, joinRequestIds, logsAt, requestIdOf } from "./log.ts";
 
 function capture(level?: "error" | "warn" | "info" | "debug", secrets: string[] = []) {
   const lines: string[] = [];
@@ -57,4 +57,15 @@ Deno.test("joinRequestIds() lists at most 16 distinct ids, then counts the rest"
   assertEquals(joinRequestIds(["a", "b", "a"]), "a,b");
   const many = Array.from({ length: 20 }, (_, i) => `r${i}`);
   assertMatch(joinRequestIds(many), /^r0,r1,.*,r15,\+4$/);
+});
+
+Deno.test("logsAt() says whether a logger writes a level; any other sink takes every level", () => {
+  const { log } = capture("warn");
+  assertEquals([logsAt(log, "error"), logsAt(log, "warn"), logsAt(log, "debug")], [
+    true,
+    true,
+    false,
+  ]);
+  assert(logsAt(capture("debug").log, "debug"));
+  assert(logsAt(() => {}, "debug"));
 });

@@ -22,7 +22,7 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { formatVersion, parseVersion } from "../../shared/version.ts";
+import { parseVersion } from "../../shared/version.ts";
 
 /** How a value is held: UTF-8 text as a string, other bytes as base64, or a tombstone. */
 export type ValueKind = "text" | "base64" | "tombstone";
@@ -106,7 +106,7 @@ export class Packer {
       data: record.slice(type.end),
       hash: hashOf(record),
       contentType: type.text,
-      version: formatVersion(wideAt(record, 5), counterOf(record), writer.text),
+      version: versionAt(record, writer.text),
     };
   }
 
@@ -120,7 +120,7 @@ export class Packer {
   /** The version of a record string. */
   versionOf(record: string): string {
     const writer = this.#field(this.#writers, record, HEADER);
-    return formatVersion(wideAt(record, 5), counterOf(record), writer.text);
+    return versionAt(record, writer.text);
   }
 
   #field(table: Interner, record: string, at: number): { text: string; end: number } {
@@ -142,23 +142,21 @@ export function hashOf(record: string): number {
     (record.charCodeAt(3) << 8) | record.charCodeAt(4)) >>> 0;
 }
 
-function counterOf(record: string): number {
-  return (record.charCodeAt(11) << 8) | record.charCodeAt(12);
+/** Two hex digits of each byte value: a version is its record's wall and counter bytes in hex. */
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/**
+ * The version of a record, as formatVersion spells it (12 hex digits of wall ms, 4 of counter,
+ * the writer), read byte by byte: every read formats one, and number-to-hex costs 4x more.
+ */
+function versionAt(r: string, writer: string): string {
+  const hex = (at: number) => HEX[r.charCodeAt(at)]!;
+  return hex(5) + hex(6) + hex(7) + hex(8) + hex(9) + hex(10) + "-" + hex(11) + hex(12) + "-" +
+    writer;
 }
 
 function bytes3(n: number): number[] {
   return [n >>> 16, (n >>> 8) & 0xff, n & 0xff];
-}
-
-/** The 48-bit number in the 6 chars at `at`. */
-function wideAt(record: string, at: number): number {
-  let high = 0;
-  let low = 0;
-  for (let i = 0; i < 3; i++) {
-    high = high * 256 + record.charCodeAt(at + i);
-    low = low * 256 + record.charCodeAt(at + 3 + i);
-  }
-  return high * TWO_24 + low;
 }
 
 function field(table: Interner | undefined, text: string): string {

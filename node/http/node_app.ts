@@ -35,7 +35,7 @@ import { digestRoutes } from "./digest_routes.ts";
 import { kvRoutes } from "./kv_routes.ts";
 import { errorAnswer } from "./error_answer.ts";
 import { RequestCounters } from "./node_metrics.ts";
-import { frameMiddleware, frontFetch } from "./node_frame.ts";
+import { frameMiddleware, frontFetch, nodeSecret } from "./node_frame.ts";
 import { type NodeContext, rawPath } from "./node_context.ts";
 
 /** What a node app is built from. */
@@ -65,7 +65,7 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
     log: deps.log ?? (() => {}),
   };
   const app = new Hono();
-  const secret = deps.clusterSecret === "" ? undefined : deps.clusterSecret;
+  const secret = nodeSecret(deps.clusterSecret);
   app.use("*", frameMiddleware(ctx, secret));
   kvRoutes(app, ctx);
   internalRoutes(app, ctx);

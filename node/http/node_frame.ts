@@ -9,14 +9,20 @@
 import type { Hono, MiddlewareHandler } from "hono";
 import { bearerRefusal } from "../../shared/bearer.ts";
 import { RingkvError } from "../../shared/errors.ts";
+import { sameSecret } from "../../shared/secret.ts";
 import { EPOCH_HEADER, NODE_ID_HEADER } from "../../shared/wire.ts";
 import { errorAnswer } from "./error_answer.ts";
 import { getKey, keyFromRawPath } from "./kv_routes.ts";
 import { routeLabel } from "./node_metrics.ts";
 import { type NodeContext, rawPath } from "./node_context.ts";
 
-/** The secret every route but `/health` needs, or undefined when the cluster has none. */
-export type Secret = string | undefined;
+/** The secret every route but `/health` needs (and its header), or undefined when there is none. */
+export type Secret = { text: string; bearer: string } | undefined;
+
+/** The {@link Secret} of a node started with `text` (none when it is empty or absent). */
+export function nodeSecret(text: string | undefined): Secret {
+  return text === undefined || text === "" ? undefined : { text, bearer: `Bearer ${text}` };
+}
 
 /** Hono's `fetch`, as the app exposes it. */
 type AppFetch = Hono["fetch"];
@@ -33,7 +39,11 @@ export function admit(
 ): Promise<void> | undefined {
   if (path === "/health") return undefined;
   if (secret !== undefined) {
-    const refusal = bearerRefusal(req.headers.get("authorization") ?? undefined, secret, "cluster");
+    const header = req.headers.get("authorization");
+    // The common case, the exact header, is compared without parsing it.
+    const refusal = sameSecret(header, secret.bearer)
+      ? undefined
+      : bearerRefusal(header, secret.text, "cluster");
     if (refusal !== undefined) throw refusal;
   }
   const sent = req.headers.get(EPOCH_HEADER);

@@ -43,8 +43,26 @@ export class RequestCounters {
   /** Resolved series by `method route status`: counting is a map look-up, not label building. */
   readonly #hot = new Map<string, HotSeries>();
 
+  /** The series of the last request counted: a run of like requests skips the look-up. */
+  #last: { method: string; route: string; status: number; hot: HotSeries } | undefined;
+
   /** Counts one answered request (and its latency, when given). */
   count(method: string, route: string, status: number, seconds?: number): void {
+    const last = this.#last;
+    const hot = last !== undefined && last.status === status && last.route === route &&
+        last.method === method
+      ? last.hot
+      : this.#series(method, route, status);
+    hot.requests.value++;
+    if (seconds === undefined) return;
+    hot.latency ??= this.latency.seriesOf({
+      method: KNOWN_METHODS.has(method) ? method : "other",
+      route,
+    });
+    this.latency.record(hot.latency, seconds);
+  }
+
+  #series(method: string, route: string, status: number): HotSeries {
     const known = KNOWN_METHODS.has(method) ? method : "other";
     const name = known + " " + route + " " + status;
     let hot = this.#hot.get(name);
@@ -52,10 +70,8 @@ export class RequestCounters {
       hot = { requests: this.#requests.seriesOf({ method: known, route, status: String(status) }) };
       this.#hot.set(name, hot);
     }
-    hot.requests.value++;
-    if (seconds === undefined) return;
-    hot.latency ??= this.latency.seriesOf({ method: known, route });
-    this.latency.record(hot.latency, seconds);
+    this.#last = { method, route, status, hot };
+    return hot;
   }
 
   /** The metrics in exposition order. */

@@ -58,10 +58,8 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
         parseWireEntry(e, ctx.limits, `entry ${i + 1}`)
       );
       const a = await acceptor();
-      // Each accept decides and applies synchronously (node/paxos/acceptor.ts), so starting them
-      // in order keeps two entries of one key in order; they then share the log's fsyncs
-      // instead of waiting for one fsync each.
-      const results = await Promise.all(entries.map((entry) => a.accept(entry)));
+      // Decided in order, stored as one log record (node/paxos/acceptor.ts).
+      const results = await a.acceptAll(entries);
       return c.json({ results });
     },
   });

@@ -55,6 +55,8 @@ function max(a: Version | undefined, b: Version | undefined): Version | undefine
   return a > b ? a : b;
 }
 
+const OK: Vote = { ok: true };
+
 /** Per-key promises over a node engine. */
 export class Acceptor {
   readonly #promised = new Map<string, Version>();
@@ -99,12 +101,12 @@ export class Acceptor {
     const entry = this.engine.peek(key);
     const bar = this.#bar(key, entry);
     if (bar !== undefined && ballot <= bar) {
-      await this.engine.get(key);
+      await this.#settled(key);
       return { ok: false, promised: bar, entry };
     }
     this.#promised.set(key, ballot);
     await this.#cover(ballot);
-    await this.engine.get(key);
+    await this.#settled(key);
     return { ok: true, entry };
   }
 
@@ -114,18 +116,54 @@ export class Acceptor {
    * that answers ok (a reader completing another proposer's write, or a replay).
    */
   async accept(entry: WireEntry): Promise<Vote> {
-    const current = this.engine.peek(entry.k);
-    if (current?.version === entry.ver) {
-      await this.engine.get(entry.k);
-      return { ok: true };
+    return (await this.acceptAll([entry]))[0]!;
+  }
+
+  /**
+   * {@link accept} for each entry, in order, decided now (no await between a check and the
+   * store's update): the entries accepted between two of one key go to the engine as one
+   * ingest, so a call's entries share one log record instead of one record each.
+   */
+  acceptAll(entries: readonly WireEntry[]): Promise<Vote[]> {
+    const votes: Promise<Vote>[] = [];
+    let run: WireEntry[] = [];
+    let runKeys = new Set<string>();
+    let waiting: number[] = []; // the votes that the run's ingest gives
+    const flush = () => {
+      if (run.length === 0) return;
+      const stored = this.engine.ingest(run).then(() => OK);
+      for (const i of waiting) votes[i] = stored;
+      [run, runKeys, waiting] = [[], new Set(), []];
+    };
+    for (const entry of entries) {
+      // A key's second entry is decided on the store as its first one left it.
+      if (runKeys.has(entry.k)) flush();
+      const decided = this.#decideAccept(entry);
+      if (decided === "store") {
+        waiting.push(votes.length);
+        votes.push(undefined as unknown as Promise<Vote>); // given by flush
+        run.push(entry);
+        runKeys.add(entry.k);
+      } else votes.push(decided === "held" ? this.#settled(entry.k).then(() => OK) : decided);
     }
+    flush();
+    return Promise.all(votes);
+  }
+
+  /** Whether `entry` is held already, is to be stored (its promise is then spent), or the refusal. */
+  #decideAccept(entry: WireEntry): "held" | "store" | Promise<Vote> {
+    const current = this.engine.peek(entry.k);
+    if (current?.version === entry.ver) return "held";
     const promised = max(this.#promised.get(entry.k), this.bootFloor);
     const bar = max(promised, current?.version);
-    if (bar !== undefined && entry.ver < bar) return { ok: false, promised: bar };
+    if (bar !== undefined && entry.ver < bar) return Promise.resolve({ ok: false, promised: bar });
     if (promised !== undefined && promised <= entry.ver) this.#promised.delete(entry.k);
-    // No await between the check and the store's update (ingest applies synchronously).
-    await this.engine.ingest([entry]);
-    return { ok: true };
+    return "store";
+  }
+
+  /** Resolves once `key`'s entry as it is now is durable (held: no copy of its value made). */
+  async #settled(key: string): Promise<void> {
+    await this.engine.held(key);
   }
 
   /** Resolves once the durable watermark is at least `ballot`. */

@@ -87,3 +87,49 @@ Deno.test("Acceptor.prepare() answers 503 unavailable when its promise watermark
     await engine.close();
   }
 });
+
+Deno.test("Acceptor.acceptAll() decides a call's entries in order, a key's second entry on what its first left", async () => {
+  const { engine, acceptor } = await setup();
+  try {
+    const of = (k: string, ver: string) => ({ k, v: "eA==", ver, h });
+    await acceptor.prepare("b", "000000000009-0000-p");
+    const votes = await acceptor.acceptAll([
+      of("a", "000000000002-0000-p"),
+      of("b", "000000000003-0000-p"), // below b's promise
+      of("a", "000000000004-0000-p"), // newer than the first: stored over it
+      of("c", "000000000005-0000-p"),
+      of("a", "000000000003-0000-p"), // older than what the first two left
+      of("c", "000000000005-0000-p"), // the same entry again: held
+    ]);
+    assertEquals(votes.map((v) => v.ok), [true, false, true, true, false, true]);
+    assertEquals(votes[1]!.promised, "000000000009-0000-p");
+    assertEquals(votes[4]!.promised, "000000000004-0000-p");
+    assertEquals((await engine.get("a"))?.version, "000000000004-0000-p");
+    assertEquals((await engine.get("b"))?.version, undefined);
+    assertEquals((await engine.get("c"))?.version, "000000000005-0000-p");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor.acceptAll() stores the entries accepted together as one log record", async () => {
+  const disk = createFakeDisk();
+  const engine = await openEngine({ disk, id: "n1", now: () => 0 });
+  const acceptor = await Acceptor.open(engine, memoryFloorStore());
+  try {
+    const before = engine.stats().walBytes;
+    const entries = ["x", "y", "z"].map((k, i) => ({
+      k,
+      v: "eA==",
+      ver: `00000000000${i + 1}-0000-p`,
+      h,
+    }));
+    assertEquals((await acceptor.acceptAll(entries)).map((v) => v.ok), [true, true, true]);
+    const log = new TextDecoder().decode((await disk.read("wal.jsonl"))!);
+    const lines = log.trim().split("\n").filter((l) => l.includes('"set"'));
+    assertEquals(lines.length, 1, log);
+    assert(engine.stats().walBytes > before);
+  } finally {
+    await engine.close();
+  }
+});

@@ -21,7 +21,13 @@
  * ```
  */
 import type { MiddlewareHandler } from "hono";
-import { joinRequestIds, type LogFn, REQUEST_ID_HEADER, requestIdOf } from "../../shared/log.ts";
+import {
+  joinRequestIds,
+  type LogFn,
+  logsAt,
+  REQUEST_ID_HEADER,
+  requestIdOf,
+} from "../../shared/log.ts";
 import { type ProxyMetrics, routeLabel } from "./proxy_metrics.ts";
 
 /** Where an op carries its request's id: a symbol, so JSON bodies never include it. */
@@ -99,10 +105,14 @@ export function observed(
   const seconds = (performance.now() - started) / 1000;
   const route = routeLabel(pathOf(req.url));
   const status = res.status;
-  res.headers.set(REQUEST_ID_HEADER, id);
+  // The hot answers carry it already (set now, it would cost a copy of their headers).
+  if (res.headers.get(REQUEST_ID_HEADER) !== id) res.headers.set(REQUEST_ID_HEADER, id);
   metrics.request(req.method, route, status, seconds);
+  const level = status >= 500 ? "warn" : "debug";
+  // Built only when written: at the default level (warn) most requests log nothing.
+  if (!logsAt(log, level)) return;
   log({
-    level: status >= 500 ? "warn" : "debug",
+    level,
     msg: "request",
     id,
     method: req.method,

@@ -59,3 +59,27 @@ Deno.test("the proxy counts requests by route pattern and internal calls by outc
     await c.close();
   }
 });
+
+Deno.test("every single-key answer carries its request's id once: built with it or marked after", async () => {
+  const c = await startCluster();
+  try {
+    const send = async (path: string, init: RequestInit = {}) => {
+      const headers = { "x-request-id": `id-${init.method ?? "GET"}`, ...init.headers };
+      const res = await c.proxy.request(path, { ...init, headers });
+      await res.body?.cancel();
+      return [res.status, res.headers.get("x-request-id")];
+    };
+    assertEquals(await send("/kv/a", { method: "PUT", body: "1" }), [201, "id-PUT"]);
+    const etag = (await c.proxy.request("/kv/a")).headers.get("etag")!;
+    assertEquals(await send("/kv/a"), [200, "id-GET"]);
+    assertEquals(await send("/kv/a?x=1"), [200, "id-GET"]);
+    assertEquals(await send("/kv/a", { method: "HEAD" }), [200, "id-HEAD"]);
+    assertEquals(await send("/kv/a", { headers: { "if-none-match": etag } }), [304, "id-GET"]);
+    assertEquals(await send("/kv/a", { method: "PUT", body: "2" }), [200, "id-PUT"]);
+    assertEquals(await send("/kv/a", { method: "DELETE" }), [204, "id-DELETE"]);
+    assertEquals(await send("/kv/a"), [404, "id-GET"]);
+    assertEquals(await send("/kv/a", { method: "DELETE" }), [404, "id-DELETE"]);
+  } finally {
+    await c.close();
+  }
+});

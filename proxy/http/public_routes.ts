@@ -16,6 +16,7 @@ import { DEFAULT_CONTENT_TYPE } from "../../shared/wire.ts";
 import { handleBatch } from "./batch_route.ts";
 import { handleList } from "./listing_route.ts";
 import { EXPIRES_AT_HEADER } from "../../shared/expiry.ts";
+import { REQUEST_ID_HEADER } from "../../shared/log.ts";
 import { storedType, visible } from "./expiry_view.ts";
 import type { NodeClient } from "../nodes/node_client.ts";
 import type { RequestIds } from "./observe.ts";
@@ -85,6 +86,20 @@ export function keyOf(req: Request, limits: Limits): string {
   return keyFromPath(path.slice(4), limits.maxKeyBytes);
 }
 
+/**
+ * `headers` with the request's id: an answer built with it is sent as built, while setting it
+ * afterwards (observe.ts does for other answers) copies the headers out of Deno.serve's form.
+ */
+function withRequestId(
+  deps: PublicRoutesDeps,
+  req: Request,
+  headers: Record<string, string>,
+): Record<string, string> {
+  const id = deps.requestIds?.of(req);
+  if (id !== undefined) headers[REQUEST_ID_HEADER] = id;
+  return headers;
+}
+
 /** The one outcome of a single-key call, or its error. */
 async function runOne(deps: PublicRoutesDeps, op: BatchOp, req: Request): Promise<BatchResult> {
   deps.requestIds?.tag([op], req);
@@ -100,10 +115,10 @@ export async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
   if (r.status === 404) throw new RingkvError("not_found", `Key "${key}" does not exist`);
   if (r.status !== 200) throw resultError(r, key);
   const etag = `"${r.version}"`;
-  const headers: Record<string, string> = {
+  const headers = withRequestId(deps, req, {
     etag,
     "content-type": r.contentType ?? DEFAULT_CONTENT_TYPE,
-  };
+  });
   if (r.expiresAt !== undefined) {
     headers[EXPIRES_AT_HEADER] = new Date(r.expiresAt).toISOString();
   }
@@ -146,7 +161,7 @@ async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   if (r.status === 200 || r.status === 201) {
     return Response.json({ version: r.version }, {
       status: r.status,
-      headers: { etag: `"${r.version}"` },
+      headers: withRequestId(deps, req, { etag: `"${r.version}"` }),
     });
   }
   throw r.status === 412 ? preconditionFailed("set", key, r, conditions) : resultError(r, key);
@@ -157,7 +172,8 @@ async function deleteKey(deps: PublicRoutesDeps, req: Request): Promise<Response
   const conditions = writeConditions(req.headers);
   const r = await runOne(deps, { op: "delete", key, ...conditions }, req);
   if (r.status === 204) {
-    return new Response(null, { status: 204, headers: { etag: `"${r.version}"` } });
+    const headers = withRequestId(deps, req, { etag: `"${r.version}"` });
+    return new Response(null, { status: 204, headers });
   }
   if (r.status === 404) {
     throw new RingkvError("not_found", `Cannot delete key "${key}": it does not exist`);

@@ -231,6 +231,7 @@ export class Replicated {
   }
 
   async #copyToJoining(r: Replicas, op: BatchOp, entry: WireEntry): Promise<void> {
+    if (r.joining.length === 0) return;
     try {
       await Promise.all(r.joining.map((n) => this.deps.ingest(n, r.epoch, [entry])));
     } catch (err) {

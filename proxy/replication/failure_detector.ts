@@ -48,6 +48,9 @@ interface Tracked extends NodeHealth {
   probing: boolean;
 }
 
+/** Where a node of each state goes in {@link FailureDetector.order}. */
+const RANK = { up: 0, "read-only": 1, down: 2 } as const;
+
 /** Health of the nodes the proxy talks to; unknown nodes count as up. */
 export class FailureDetector {
   readonly #nodes = new Map<string, Tracked>();
@@ -120,9 +123,11 @@ export class FailureDetector {
 
   /** `nodes` with the up ones first, then the read-only ones, then the down ones. */
   order<T extends { id: string }>(nodes: readonly T[]): T[] {
-    const rank = (n: T) =>
-      ({ up: 0, "read-only": 1, down: 2 })[this.#nodes.get(n.id)?.state ?? "up"];
-    return [0, 1, 2].flatMap((r) => nodes.filter((n) => rank(n) === r));
+    // One pass, no object per node: every quorum call of every request orders its replicas.
+    const ranked: [T[], T[], T[]] = [[], [], []];
+    for (const n of nodes) ranked[RANK[this.#nodes.get(n.id)?.state ?? "up"]].push(n);
+    const [up, readOnly, down] = ranked;
+    return readOnly.length + down.length === 0 ? up : [...up, ...readOnly, ...down];
   }
 
   #track(id: string, now: number): Tracked {

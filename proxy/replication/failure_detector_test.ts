@@ -29,4 +29,9 @@ Deno.test("FailureDetector.order() puts up nodes first, then read-only ones, the
   fd.step({ kind: "answered", node: "b", at: 0, refusesWrites: "read-only: disk full" });
   const nodes = ["a", "b", "c", "d"].map((id) => ({ id }));
   assertEquals(fd.order(nodes).map((n) => n.id), ["c", "d", "b", "a"]);
+  const up = ["d", "c", "e"].map((id) => ({ id }));
+  const ordered = fd.order(up);
+  assertEquals(ordered, up, "all up: the order given");
+  ordered.pop();
+  assertEquals(up.length, 3, "a new list, not the one given");
 });

@@ -94,15 +94,17 @@ export class Router {
   }
 
   /**
-   * One op, as `run([op])` answers it, without its bookkeeping in the common case (one
-   * replica, no followers; a key not remembered is hashed first); every other case, and a `stale_epoch`
-   * refusal (nothing was applied), goes through `run`.
+   * One op, as `run([op])` answers it, without its bookkeeping in the common cases (one
+   * replica and no followers, or a quorum run; a key not remembered is hashed first); every
+   * other case, and a one-replica `stale_epoch` refusal (nothing was applied), goes through `run`.
    */
   async runOne(op: BatchOp): Promise<Outcome> {
     const known = this.deps.points.pointOf(op.key);
     const point = typeof known === "number" ? known : await known;
     const topo = this.deps.topology.current();
-    if (topo.map.replicas > 1) return (await this.run([op]))[0]!;
+    if (topo.map.replicas > 1) {
+      return this.deps.replicated ? this.#runReplicated(op, point) : (await this.run([op]))[0]!;
+    }
     let plan: Plan;
     try {
       plan = planFor(topo, point, op.op !== "get");
@@ -117,6 +119,28 @@ export class Router {
       if (!(err instanceof RingkvError)) throw err;
       if (err instanceof StaleEpochError) return (await this.run([op]))[0]!;
       this.deps.log?.({ msg: "node call failed", code: err.code, error: err.message });
+      return err;
+    }
+  }
+
+  /**
+   * One op by quorum, as `run([op])` answers it without the batch's bookkeeping: a
+   * `stale_epoch` (nothing applied) reloads the map and runs it again, as `run` does.
+   */
+  async #runReplicated(op: BatchOp, point: Point): Promise<Outcome> {
+    const replicated = this.deps.replicated!;
+    try {
+      return await this.withTopology(async (topo) => {
+        try {
+          return await replicated.run(replicasFor(topo, op.key, point), op);
+        } catch (err) {
+          if (!(err instanceof RingkvError) || err instanceof StaleEpochError) throw err;
+          this.deps.log?.({ msg: "node call failed", code: err.code, error: err.message });
+          return err;
+        }
+      });
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
       return err;
     }
   }

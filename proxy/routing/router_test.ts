@@ -169,6 +169,49 @@ Deno.test("a stale_epoch answer makes the proxy load the newer map and retry", a
   }
 });
 
+Deno.test("with 3 replicas a stale_epoch answer to a single-key write or read loads the newer map and runs it again", async () => {
+  const replicated = (epoch: number): ClusterMap => ({
+    ...stableMap(nodeInfos(3), epoch),
+    replicas: 3,
+  });
+  const c = await startCluster({ map: replicated(1) });
+  try {
+    const newer = await topologyOf(replicated(5));
+    await pushMap(c, newer.map);
+    c.topology.queue(newer);
+    const res = await put(c, "key", "v");
+    assertEquals(res.status, 201);
+    assertEquals(c.topology.refreshes.length, 1);
+    assertEquals(c.topology.current().map.epoch, 5);
+    await pushMap(c, replicated(6));
+    c.topology.queue(await topologyOf(replicated(6)));
+    const got = await c.proxy.request("/kv/key");
+    assertEquals([got.status, await got.text()], [200, "v"]);
+    assertEquals(got.headers.get("etag"), res.headers.get("etag"));
+    assertEquals(c.topology.refreshes.length, 2);
+    assertEquals(c.topology.current().map.epoch, 6);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("with 3 replicas a map that keeps changing under a single-key write answers 503 unavailable", async () => {
+  const replicated = (epoch: number): ClusterMap => ({
+    ...stableMap(nodeInfos(3), epoch),
+    replicas: 3,
+  });
+  const c = await startCluster({ map: replicated(1) });
+  try {
+    await pushMap(c, replicated(9)); // the proxy's refreshes never bring epoch 9
+    const res = await put(c, "key", "v");
+    assertEquals(res.status, 503);
+    assertMatch((await res.json()).error.message, /cluster map changed/);
+    assertEquals(c.topology.refreshes.length, 2, "3 attempts, a reload between each");
+  } finally {
+    await c.close();
+  }
+});
+
 Deno.test("a write whose copy is refused for a stale epoch is redone under the newer map", async () => {
   const c = await startCluster({ nodes: nodeInfos(4), map: addingN4(2) });
   try {
