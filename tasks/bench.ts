@@ -3,8 +3,9 @@
  * and the proxy, the references over the same nodes (a node alone, nginx with consistent
  * hashing), a bare `Deno.serve` and a minimal Hono Map node, and a default 3-replica ringkv
  * cluster next to a 3-member etcd; loads keys into them, drives each case with wrk in
- * interleaved rounds and prints one table of cases and one of ratios (median and range over
- * the rounds) with the issue's targets. Writes the numbers as JSON
+ * interleaved rounds (the watch case: PUTs to its own 3-replica cluster with no watcher, then
+ * with 100 idle and 10 busy watch streams reading) and prints one table of cases and one of
+ * ratios (median and range over the rounds) with the issue's targets. Writes the numbers as JSON
  * (`.bench/results-<time>.json`). `--big` adds the 1,000,000-key measurements (RSS per key,
  * restart, adding a node). docs/performance.md describes it and has a run.
  *
@@ -22,6 +23,7 @@ import {
   type CaseSpec,
   formatRatios,
   formatTable,
+  formatWatched,
   ratioRows,
 } from "./bench/table.ts";
 
@@ -40,7 +42,7 @@ const SPEC = {
   only: {
     type: "list",
     default: [] as string[],
-    help: "only these targets: bare,hono,node,nginx,proxy,etcd,cluster",
+    help: "only these targets: bare,hono,node,nginx,proxy,etcd,cluster,watch",
   },
   big: { type: "bool", default: false, help: "also the 1,000,000-key measurements (minutes)" },
   bigKeys: { type: "int", default: 1_000_000, help: "keys of the --big measurements" },
@@ -111,6 +113,7 @@ async function measure(run: Run, o: Options, cases: CaseSpec[], skipped: string[
   const results = await runCases(run.procs, o, urls, cases, run.abort.signal);
   await run.procs.stopAll();
   await run.replicated.stopAll();
+  await run.watched.stopAll();
   let big: BigResult | undefined;
   if (o.big) {
     console.log(`\nLarge data: ${o.bigKeys} keys (this takes a few minutes)...`);
@@ -156,6 +159,8 @@ function report(
       `${navigator.hardwareConcurrency} cores\n`,
   );
   console.log(formatTable(results));
+  const watched = formatWatched(results);
+  if (watched !== "") console.log("\nWhat the watchers read:\n" + watched);
   console.log("\nRatios, round by round (median, lowest–highest round):\n");
   console.log(formatRatios(ratioRows(results)));
   if (skipped.length > 0) console.log("\n" + skipped.join("\n"));
