@@ -21,6 +21,7 @@ import { newRun, type Run, startTargets } from "./bench/targets.ts";
 import {
   type CaseResult,
   type CaseSpec,
+  formatCpu,
   formatRatios,
   formatTable,
   formatWatched,
@@ -110,7 +111,8 @@ async function preflight(o: Options) {
 async function measure(run: Run, o: Options, cases: CaseSpec[], skipped: string[]) {
   const started = new Date();
   const urls = await startTargets(run, o, cases);
-  const results = await runCases(run.procs, o, urls, cases, run.abort.signal);
+  const cpuWatched = { watch: run.watched.children.map((c) => ({ name: c.name, pid: c.pid })) };
+  const results = await runCases(run.procs, o, urls, cases, run.abort.signal, cpuWatched);
   await run.procs.stopAll();
   await run.replicated.stopAll();
   await run.watched.stopAll();
@@ -161,6 +163,8 @@ function report(
   console.log(formatTable(results));
   const watched = formatWatched(results);
   if (watched !== "") console.log("\nWhat the watchers read:\n" + watched);
+  const cpu = formatCpu(results);
+  if (cpu !== "") console.log("\nCPU per request, µs (median over the rounds):\n" + cpu);
   console.log("\nRatios, round by round (median, lowest–highest round):\n");
   console.log(formatRatios(ratioRows(results)));
   if (skipped.length > 0) console.log("\n" + skipped.join("\n"));

@@ -16,6 +16,7 @@ import {
   type WatchedRun,
   type WatcherCount,
 } from "./table.ts";
+import { cpuNow, cpuPerRequest, type Watched } from "./cpu_time.ts";
 import { Watchers } from "./watchers.ts";
 import { type WrkResult, wrkScript } from "./wrk.ts";
 
@@ -31,6 +32,9 @@ export interface RoundOptions {
 
 /** The URL of each target started. */
 export type Urls = Partial<Record<Target, string>>;
+
+/** The processes of a target whose CPU time per request is reported (the watch case's). */
+export type CpuWatched = Partial<Record<Target, Watched[]>>;
 
 type Options = RoundOptions;
 
@@ -131,15 +135,18 @@ async function runCase(
   c: CaseSpec,
   shape: { connections: number; threads: number; warm: number; seconds: number },
   signal: AbortSignal,
-): Promise<{ result: WrkResult; watched?: WatchedRun }> {
+  procs: readonly Watched[] = [],
+): Promise<{ result: WrkResult; watched?: WatchedRun; cpu: Record<string, number> }> {
   const watchers = c.watchers && await Watchers.open(url, watcherPrefixes(c.watchers));
   try {
     await runWrk(url, script, { ...shape, seconds: shape.warm }, signal);
     const before = watchers?.counts();
+    const cpuBefore = cpuNow(procs);
     const result = await runWrk(url, script, shape, signal);
-    if (watchers === undefined || c.watchers === undefined) return { result };
+    const cpu = cpuPerRequest(cpuBefore, cpuNow(procs), result.requests);
+    if (watchers === undefined || c.watchers === undefined) return { result, cpu };
     const watched = watchedRun(c.watchers, before!, watchers.counts(), result.seconds);
-    return { result, watched };
+    return { result, watched, cpu };
   } finally {
     await watchers?.close();
   }
@@ -152,19 +159,23 @@ export async function runCases(
   urls: Urls,
   cases: readonly CaseSpec[],
   signal: AbortSignal,
+  cpuWatched: CpuWatched = {},
 ): Promise<CaseResult[]> {
   const seconds = o.quick ? 3 : o.duration;
   const warm = o.quick ? 1 : 2;
   const runs: WrkResult[][] = cases.map(() => []);
   const watched: WatchedRun[][] = cases.map(() => []);
+  const cpu: Record<string, number>[][] = cases.map(() => []);
   await primeKeys(procs, o, urls, signal);
   for (let round = 1; round <= o.repeat; round++) {
     console.log(`Round ${round} of ${o.repeat}`);
     for (const [i, c] of cases.entries()) {
       const script = await writeScript(procs, o, c);
       const shape = { ...wrkShape(o), warm, seconds };
-      const run = await runCase(urls[c.target]!, script, c, shape, signal);
+      const timed = cpuWatched[c.target];
+      const run = await runCase(urls[c.target]!, script, c, shape, signal, timed);
       runs[i]!.push(run.result);
+      if (timed !== undefined) cpu[i]!.push(run.cpu);
       if (run.watched) watched[i]!.push(run.watched);
       logRun(c, run.result, run.watched);
     }
@@ -174,5 +185,6 @@ export async function runCases(
     result: medianRun(runs[i]!),
     runs: runs[i]!,
     ...(c.watchers ? { watched: watched[i]! } : {}),
+    ...(cpuWatched[c.target] ? { cpuPerRequest: cpu[i]! } : {}),
   }));
 }

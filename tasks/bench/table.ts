@@ -57,6 +57,8 @@ export interface CaseResult extends CaseSpec {
   runs: WrkResult[];
   /** With watchers: events each busy watcher read per second, and idle ones in all, per run. */
   watched?: WatchedRun[];
+  /** Per run, µs of CPU each of the target's processes spent per request (Linux). */
+  cpuPerRequest?: Record<string, number>[];
 }
 
 /** What the watchers of one run read while wrk measured. */
@@ -247,6 +249,25 @@ export function formatWatched(results: readonly CaseResult[]): string {
       } % of writes), idle ${Math.round(w.idleEventsPerSec)}/s`;
     });
     lines.push(`${caseName(c)}: ${runs.join("; ")}`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * CPU per request of the cases that measured it: each process's median over the runs, in
+ * µs (the cost behind a ratio, which load on a shared machine moves less than requests/s).
+ */
+export function formatCpu(results: readonly CaseResult[]): string {
+  const lines = [];
+  for (const c of results) {
+    const runs = c.cpuPerRequest ?? [];
+    const names = [...new Set(runs.flatMap((r) => Object.keys(r)))];
+    if (names.length === 0) continue;
+    const parts = names.map((name) => {
+      const values = runs.map((r) => r[name]).filter((v) => v !== undefined);
+      return `${name} ${Math.round(median(values))}`;
+    });
+    lines.push(`${caseName(c)}: ${parts.join(", ")}`);
   }
   return lines.join("\n");
 }

@@ -3,6 +3,7 @@ import {
   caseName,
   type CaseResult,
   type CaseSpec,
+  formatCpu,
   formatRatios,
   formatTable,
   formatWatched,
@@ -179,4 +180,13 @@ Deno.test("formatWatched() shows what busy and idle watchers read against the wr
       "500/s per busy watcher (25 % of writes), idle 3/s",
   );
   assertEquals(formatWatched(RUN), "");
+});
+
+Deno.test("formatCpu() shows each process's median µs per request, for cases that measured it", () => {
+  const c = {
+    ...measured({ target: "watch", op: "PUT", valueBytes: 100 }, [1, 2, 3]),
+    cpuPerRequest: [{ w1: 60, proxy0: 200 }, { w1: 80, proxy0: 180 }, { w1: 70, proxy0: 900 }],
+  };
+  assertEquals(formatCpu([c]), "ringkv 3-replica PUT 100 B, no watcher: w1 70, proxy0 200");
+  assertEquals(formatCpu(RUN), "");
 });
