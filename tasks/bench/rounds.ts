@@ -141,9 +141,9 @@ async function runCase(
   try {
     await runWrk(url, script, { ...shape, seconds: shape.warm }, signal);
     const before = watchers?.counts();
-    const cpuBefore = cpuNow(procs);
+    const cpuBefore = await cpuNow(procs);
     const result = await runWrk(url, script, shape, signal);
-    const cpu = cpuPerRequest(cpuBefore, cpuNow(procs), result.requests);
+    const cpu = cpuPerRequest(cpuBefore, await cpuNow(procs), result.requests);
     if (watchers === undefined || c.watchers === undefined) return { result, cpu };
     const watched = watchedRun(c.watchers, before!, watchers.counts(), result.seconds);
     return { result, watched, cpu };
