@@ -38,7 +38,8 @@ class NodeBuffer {
     this.running = true;
     try {
       for (let idle = 0; idle < 2;) {
-        idle = this.demanded ? 0 : idle + 1;
+        // A read or a version question waiting on this buffer is demand too.
+        idle = this.demanded || this.#waiters.size > 0 ? 0 : idle + 1;
         this.demanded = false;
         await this.#round();
       }
@@ -124,10 +125,10 @@ class NodeBuffer {
   }
 
   /**
-   * Waits up to `ms` for the keys of `into` still unknown to change after `at` in this
-   * buffer, filling in what the buffer then answers. A write reaches every replica at once,
-   * so its change is usually in the others' logs a poll or two later: answered here, not
-   * asked of the node. Returns at once when the buffer cannot answer (another log, behind).
+   * Waits up to `ms` for `keys` to change after `at` in this buffer; the versions it then
+   * answers. A write reaches every replica at once, so its change is usually in the others'
+   * logs a poll or two later: answered here, not asked of the node. Returns at once when the
+   * buffer cannot answer (another log, or not polling).
    */
   async awaitVersions(boot: string, at: number, keys: readonly string[], ms: number) {
     const found = new Map<string, string | null>();
@@ -136,6 +137,7 @@ class NodeBuffer {
     for (let i = 0; i < 100 && left.length > 0; i++) {
       const wait = deadline - Date.now();
       if (wait <= 0 || !this.running || this.failed || boot !== this.boot) break;
+      this.demanded = true;
       await this.#wait("", wait);
       for (const [k, v] of this.versionsAt(boot, at, left)) found.set(k, v);
       left = left.filter((k) => !found.has(k));
