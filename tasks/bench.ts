@@ -3,8 +3,9 @@
  * and the proxy, the references over the same nodes (a node alone, nginx with consistent
  * hashing), a bare `Deno.serve` and a minimal Hono Map node, and a default 3-replica ringkv
  * cluster next to a 3-member etcd; loads keys into them, drives each case with wrk in
- * interleaved rounds and prints one table of cases and one of ratios (median and range over
- * the rounds) with the issue's targets. Writes the numbers as JSON
+ * interleaved rounds (the watch case: PUTs to its own 3-replica cluster with no watcher, then
+ * with 100 idle and 10 busy watch streams reading) and prints one table of cases and one of
+ * ratios (median and range over the rounds) with the issue's targets. Writes the numbers as JSON
  * (`.bench/results-<time>.json`). `--big` adds the 1,000,000-key measurements (RSS per key,
  * restart, adding a node). docs/performance.md describes it and has a run.
  *
@@ -20,8 +21,10 @@ import { newRun, type Run, startTargets } from "./bench/targets.ts";
 import {
   type CaseResult,
   type CaseSpec,
+  formatCpu,
   formatRatios,
   formatTable,
+  formatWatched,
   ratioRows,
 } from "./bench/table.ts";
 
@@ -40,7 +43,7 @@ const SPEC = {
   only: {
     type: "list",
     default: [] as string[],
-    help: "only these targets: bare,hono,node,nginx,proxy,etcd,cluster",
+    help: "only these targets: bare,hono,node,nginx,proxy,etcd,cluster,watch",
   },
   big: { type: "bool", default: false, help: "also the 1,000,000-key measurements (minutes)" },
   bigKeys: { type: "int", default: 1_000_000, help: "keys of the --big measurements" },
@@ -108,9 +111,11 @@ async function preflight(o: Options) {
 async function measure(run: Run, o: Options, cases: CaseSpec[], skipped: string[]) {
   const started = new Date();
   const urls = await startTargets(run, o, cases);
-  const results = await runCases(run.procs, o, urls, cases, run.abort.signal);
+  const cpuWatched = { watch: run.watched.children.map((c) => ({ name: c.name, pid: c.pid })) };
+  const results = await runCases(run.procs, o, urls, cases, run.abort.signal, cpuWatched);
   await run.procs.stopAll();
   await run.replicated.stopAll();
+  await run.watched.stopAll();
   let big: BigResult | undefined;
   if (o.big) {
     console.log(`\nLarge data: ${o.bigKeys} keys (this takes a few minutes)...`);
@@ -156,6 +161,10 @@ function report(
       `${navigator.hardwareConcurrency} cores\n`,
   );
   console.log(formatTable(results));
+  const watched = formatWatched(results);
+  if (watched !== "") console.log("\nWhat the watchers read:\n" + watched);
+  const cpu = formatCpu(results);
+  if (cpu !== "") console.log("\nCPU per request, µs (median over the rounds):\n" + cpu);
   console.log("\nRatios, round by round (median, lowest–highest round):\n");
   console.log(formatRatios(ratioRows(results)));
   if (skipped.length > 0) console.log("\n" + skipped.join("\n"));

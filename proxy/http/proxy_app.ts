@@ -73,9 +73,11 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     maxBatchOps: deps.limits.maxBatchOps,
     maxBatchBytes: deps.limits.maxBatchBytes,
   });
+  // One memo for the router and the watch: a watched key was just routed, its point is known.
+  const points = new KeyPoints({ capacity: deps.keyPointsCapacity });
   const router = new Router({
     topology: deps.topology,
-    points: new KeyPoints({ capacity: deps.keyPointsCapacity }),
+    points,
     dispatcher,
     client,
     log: deps.log,
@@ -112,6 +114,7 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     createWatchRoute({
       topology: deps.topology,
       feed: new SharedFeed(new ChangeFeed(deps), deps.watch?.waitMs),
+      points,
       clientToken: deps.clientToken,
       ...deps.watch,
     }),

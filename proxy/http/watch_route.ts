@@ -11,6 +11,7 @@ import { Hono } from "hono";
 import { bearerRefusal } from "../../shared/bearer.ts";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { expiryOf, plainType } from "../../shared/expiry.ts";
+import type { KeyPoints } from "../../shared/key_points.ts";
 import type { TopologySource } from "../cluster/topology.ts";
 import type { ChangeFeed } from "../watch/change_feed.ts";
 import { decodeWatchCursor } from "../watch/watch_cursor.ts";
@@ -28,6 +29,8 @@ export const KEEPALIVE_MS = 5000;
 export interface WatchRouteDeps {
   topology: TopologySource;
   feed: Pick<ChangeFeed, "page" | "versionsAt">;
+  /** The proxy's memo of keys' ring points, shared with the router. */
+  points?: Pick<KeyPoints, "pointOf">;
   clientToken?: string;
   maxWatchers?: number;
   /** Node long-poll wait, in ms (tests shorten it). */
@@ -42,6 +45,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 export function createWatchRoute(deps: WatchRouteDeps): Hono {
   const app = new Hono();
   let open = 0;
+  const eventData = new EventData();
   app.get("/watch", (c) => {
     const req = c.req.raw;
     if (deps.clientToken) {
@@ -78,7 +82,8 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
     open++;
     const stop = new AbortController();
     const items = watchStream(deps, prefix, cursor, stop.signal);
-    const body = sseBody(items, stop, deps.keepaliveMs ?? KEEPALIVE_MS, () => open--, req.signal);
+    const keepalive = deps.keepaliveMs ?? KEEPALIVE_MS;
+    const body = sseBody(items, stop, keepalive, () => open--, req.signal, eventData);
     return new Response(body, { headers });
   });
   app.all(
@@ -100,20 +105,23 @@ function sseBody(
   keepaliveMs: number,
   closed: () => void,
   gone: AbortSignal,
+  eventData: EventData,
 ): ReadableStream<Uint8Array> {
   let timer: ReturnType<typeof setInterval> | undefined;
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
+  let batch: string[] = [];
   let done = false;
   const finish = () => {
     if (done) return;
     done = true;
     clearInterval(timer);
+    clearTimeout(flushTimer);
     stop.abort();
     closed();
   };
   return new ReadableStream<Uint8Array>({
     start(controller) {
-      const send = (text: string): boolean => {
-        if (done) return false;
+      const write = (text: string): void => {
         if ((controller.desiredSize ?? 0) < -MAX_UNREAD_BYTES) {
           controller.enqueue(
             encoder.encode(
@@ -124,9 +132,22 @@ function sseBody(
           );
           controller.close();
           finish();
-          return false;
+          return;
         }
         controller.enqueue(encoder.encode(text));
+      };
+      const flush = () => {
+        flushTimer = undefined;
+        if (done || batch.length === 0) return;
+        const text = batch.join("");
+        batch = [];
+        write(text);
+      };
+      // The events of one turn (a node's page) go out as one chunk: one write, not one each.
+      const send = (text: string): boolean => {
+        if (done) return false;
+        batch.push(text);
+        flushTimer ??= setTimeout(flush, 0);
         return true;
       };
       // A client that goes away aborts the request's signal (Deno.serve): end the stream.
@@ -137,7 +158,8 @@ function sseBody(
       }, { once: true });
       send("retry: 1000\n: watching\n\n");
       timer = setInterval(() => send(": keepalive\n\n"), keepaliveMs);
-      void pump(items, send).then((end) => {
+      void pump(items, send, eventData).then((end) => {
+        flush();
         if (done) return;
         if (end) controller.close();
         finish();
@@ -156,11 +178,12 @@ function sseBody(
 async function pump(
   items: AsyncGenerator<WatchItem>,
   send: (text: string) => boolean,
+  eventData: EventData,
 ): Promise<boolean> {
   try {
     for await (const item of items) {
       if (item.kind === "change") {
-        if (!send(`id: ${item.id}\ndata: ${JSON.stringify(eventJson(item.event))}\n\n`)) {
+        if (!send(`id: ${item.id}\ndata: ${eventData.of(item.event)}\n\n`)) {
           return false;
         }
       } else {
@@ -176,6 +199,33 @@ async function pump(
 
 function frame(event: string, data: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/** Events whose `data:` text is remembered (most recent first out). */
+const EVENT_DATA_KEEP = 4096;
+
+/**
+ * The `data:` text of recent events, shared by every stream of the route: busy watchers of
+ * one prefix get the same events, and a key's value at a version never changes, so each
+ * event's value is decoded and its JSON written once, not once per stream.
+ */
+class EventData {
+  readonly #texts = new Map<string, string>();
+
+  /** The event's JSON text ({@link eventJson}). */
+  of(e: WatchEvent): string {
+    // A version names one write of the key, and a write has one value and type.
+    const id = `${e.version}\n${e.key}`;
+    let text = this.#texts.get(id);
+    if (text === undefined) {
+      text = JSON.stringify(eventJson(e));
+      if (this.#texts.size >= EVENT_DATA_KEEP) {
+        this.#texts.delete(this.#texts.keys().next().value!);
+      }
+      this.#texts.set(id, text);
+    }
+    return text;
+  }
 }
 
 /** The JSON of a change event: key, version, and the value as text, base64 or deleted. */

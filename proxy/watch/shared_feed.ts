@@ -28,7 +28,8 @@ class NodeBuffer {
   failed = true;
   demanded = true;
   running = false;
-  #waiters = new Set<() => void>();
+  /** Reads waiting at the head, by prefix: each wakes once a new change matches its prefix. */
+  #waiters = new Map<string, Set<() => void>>();
 
   constructor(readonly node: NodeRef, private readonly feed: ChangeFeed, readonly waitMs: number) {}
 
@@ -37,13 +38,14 @@ class NodeBuffer {
     this.running = true;
     try {
       for (let idle = 0; idle < 2;) {
-        idle = this.demanded ? 0 : idle + 1;
+        // A read or a version question waiting on this buffer is demand too.
+        idle = this.demanded || this.#waiters.size > 0 ? 0 : idle + 1;
         this.demanded = false;
         await this.#round();
       }
     } finally {
       this.running = false;
-      this.#wake();
+      this.#wakeAll();
     }
   }
 
@@ -62,19 +64,22 @@ class NodeBuffer {
         this.entries = [];
         this.last = page.last;
         this.first = page.last + 1;
+        this.#wakeAll();
       } else {
-        this.entries.push(...(page.changes ?? []));
+        const fresh = page.changes ?? [];
+        this.entries.push(...fresh);
         this.last = page.last;
         const extra = this.entries.length - KEEP;
         if (extra > 0) this.entries = this.entries.slice(extra);
         this.first = this.entries[0]?.s ?? this.last + 1;
+        this.#wakeMatching(fresh);
       }
     } catch (err) {
       if (!(err instanceof RingkvError)) throw err;
       this.failed = true;
+      this.#wakeAll();
       await new Promise((r) => setTimeout(r, 500));
     }
-    this.#wake();
   }
 
   /** The page for `q` from the buffer, or undefined when the buffer cannot answer it. */
@@ -85,11 +90,8 @@ class NodeBuffer {
       return undefined;
     }
     // At the head: wait for a change under the prefix (an idle watcher wakes for nothing else).
-    const deadline = Date.now() + q.waitMs;
-    for (let i = 0; i < 1000 && !this.#hasMatch(after, q.prefix); i++) {
-      const left = deadline - Date.now();
-      if (left <= 0 || !this.running) break;
-      await this.#wait(left);
+    if (this.running && q.waitMs > 0 && !this.#hasMatch(after, q.prefix)) {
+      await this.#wait(q.prefix, q.waitMs);
       if (q.boot !== this.boot || after < this.first - 1) return undefined;
     }
     const changes: WireChange[] = [];
@@ -122,6 +124,27 @@ class NodeBuffer {
     return found;
   }
 
+  /**
+   * Waits up to `ms` for `keys` to change after `at` in this buffer; the versions it then
+   * answers. A write reaches every replica at once, so its change is usually in the others'
+   * logs a poll or two later: answered here, not asked of the node. Returns at once when the
+   * buffer cannot answer (another log, or not polling).
+   */
+  async awaitVersions(boot: string, at: number, keys: readonly string[], ms: number) {
+    const found = new Map<string, string | null>();
+    const deadline = Date.now() + ms;
+    let left = [...keys];
+    for (let i = 0; i < 100 && left.length > 0; i++) {
+      const wait = deadline - Date.now();
+      if (wait <= 0 || !this.running || this.failed || boot !== this.boot) break;
+      this.demanded = true;
+      await this.#wait("", wait);
+      for (const [k, v] of this.versionsAt(boot, at, left)) found.set(k, v);
+      left = left.filter((k) => !found.has(k));
+    }
+    return found;
+  }
+
   #hasMatch(after: number, prefix: string): boolean {
     for (let i = this.entries.length - 1; i >= 0 && this.entries[i]!.s > after; i--) {
       if (this.entries[i]!.k.startsWith(prefix)) return true;
@@ -129,22 +152,46 @@ class NodeBuffer {
     return false;
   }
 
-  #wait(ms: number): Promise<void> {
+  /**
+   * Resolves once a change under `prefix` arrives, the log is another or unreadable, the
+   * poller stops, or `ms` pass: one timer per read, not one per round of the poller.
+   */
+  #wait(prefix: string, ms: number): Promise<void> {
     return new Promise((resolve) => {
+      let waiting = this.#waiters.get(prefix);
+      if (waiting === undefined) this.#waiters.set(prefix, waiting = new Set());
       const done = () => {
         clearTimeout(timer);
-        this.#waiters.delete(done);
+        waiting.delete(done);
+        if (waiting.size === 0 && this.#waiters.get(prefix) === waiting) {
+          this.#waiters.delete(prefix);
+        }
         resolve();
       };
       const timer = setTimeout(done, ms);
-      this.#waiters.add(done);
+      waiting.add(done);
     });
   }
 
-  #wake(): void {
-    for (const wake of [...this.#waiters]) wake();
+  /** Wakes the reads whose prefix one of `fresh` (the round's new changes) matches. */
+  #wakeMatching(fresh: readonly WireChange[]): void {
+    if (fresh.length === 0) return;
+    // Each distinct prefix is checked once per round, however many streams wait on it.
+    for (const [prefix, waiting] of [...this.#waiters]) {
+      if (prefix !== "" && !fresh.some((c) => c.k.startsWith(prefix))) continue;
+      for (const wake of [...waiting]) wake();
+    }
+  }
+
+  #wakeAll(): void {
+    for (const waiting of [...this.#waiters.values()]) {
+      for (const wake of [...waiting]) wake();
+    }
   }
 }
+
+/** How long a version question waits for the node's buffer to answer it, in ms. */
+export const VERSIONS_GATHER_MS = 50;
 
 /** Positions whose answers to `versionsAt` are remembered. */
 const KEEP_POSITIONS = 256;
@@ -164,8 +211,16 @@ export class SharedFeed {
     { keys: Set<string>; answer: Promise<Versions | undefined> }
   >();
 
-  /** Wraps `feed`; `waitMs` is how long each shared read waits at the node. */
-  constructor(private readonly feed: ChangeFeed, private readonly waitMs = 5000) {}
+  /**
+   * Wraps `feed`; `waitMs` is how long each shared read waits at the node, `gatherMs` how
+   * long a version question waits for the answer to show up in the node's buffer before it
+   * is asked of the node (docs/api.md: the latency a new key's first event may take).
+   */
+  constructor(
+    private readonly feed: ChangeFeed,
+    private readonly waitMs = 5000,
+    private readonly gatherMs = VERSIONS_GATHER_MS,
+  ) {}
 
   /** As {@link ChangeFeed.page}, from the shared buffer when it can. */
   async page(node: NodeRef, epoch: number, q: PageQuery): Promise<ChangePage> {
@@ -192,9 +247,14 @@ export class SharedFeed {
     const id = `${node.id} ${boot} ${at}`;
     const known = this.#answers.get(id) ?? new Map<string, string | null>();
     // A key changed after `at` in the buffer: its `prev` there is the answer, no question.
-    const buffered = this.#buffers.get(`${node.id} ${node.url}`)?.versionsAt(boot, at, keys);
-    for (const [k, v] of buffered ?? []) known.set(k, v);
-    const missing = keys.filter((k) => !known.has(k));
+    const buffer = this.#buffers.get(`${node.id} ${node.url}`);
+    for (const [k, v] of buffer?.versionsAt(boot, at, keys) ?? []) known.set(k, v);
+    let missing = keys.filter((k) => !known.has(k));
+    if (missing.length > 0 && buffer !== undefined && this.gatherMs > 0) {
+      const later = await buffer.awaitVersions(boot, at, missing, this.gatherMs);
+      for (const [k, v] of later) known.set(k, v);
+      missing = missing.filter((k) => !known.has(k));
+    }
     if (missing.length > 0) {
       let batch = this.#forming.get(id);
       if (batch === undefined) {

@@ -6,19 +6,25 @@ import { SharedFeed } from "./shared_feed.ts";
 type Query = Parameters<ChangeFeed["page"]>[2];
 
 /** A node log of `changes` (seq 1..n) behind the ChangeFeed calls, counting them. */
-function fakeFeed(changes: WireChange[]) {
-  const calls = { page: 0, versionsAt: 0 };
+function fakeFeed(changes: WireChange[], longPollMs = 0) {
+  const calls = { page: 0, versionsAt: 0, asked: [] as string[][] };
   const feed = {
-    page(_n: unknown, _e: number, q: Query): Promise<ChangePage> {
+    async page(_n: unknown, _e: number, q: Query): Promise<ChangePage> {
       calls.page++;
+      // A long poll: an answer with nothing new takes a little while (the node's wait).
+      const none = q.after !== undefined && !changes.some((c) => c.s > q.after!);
+      if (longPollMs > 0 && none && q.waitMs > 0) {
+        await new Promise((r) => setTimeout(r, Math.min(q.waitMs, longPollMs)));
+      }
       const last = changes.length;
-      if (q.after === undefined) return Promise.resolve({ boot: "b", first: 1, last });
+      if (q.after === undefined) return { boot: "b", first: 1, last };
       const page = changes.filter((c) => c.s > q.after! && c.k.startsWith(q.prefix))
         .slice(0, q.limit);
-      return Promise.resolve({ boot: "b", first: 1, last, changes: page });
+      return { boot: "b", first: 1, last, changes: page };
     },
     versionsAt(_n: unknown, _e: number, _b: string, _at: number, keys: string[]) {
       calls.versionsAt++;
+      calls.asked.push(keys);
       return Promise.resolve(Object.fromEntries(keys.map((k) => [k, "node"])));
     },
   } as unknown as ChangeFeed;
@@ -31,7 +37,7 @@ function change(s: number, k: string, prev: string | null): WireChange {
 
 Deno.test("SharedFeed answers reads at the head from one shared read, by prefix, and reads behind it directly", async () => {
   const log: WireChange[] = [change(1, "a", null)];
-  const { feed, calls } = fakeFeed(log);
+  const { feed, calls } = fakeFeed(log, 5);
   const shared = new SharedFeed(feed, 20);
   const node = { id: "n1", url: "http://n1" };
   const q = { boot: "b", after: 1, prefix: "x", waitMs: 20, limit: 10 };
@@ -51,4 +57,24 @@ Deno.test("SharedFeed answers reads at the head from one shared read, by prefix,
   assertEquals(calls.versionsAt, 1);
   // Let the poller see no demand and stop.
   await new Promise((r) => setTimeout(r, 200));
+});
+
+Deno.test("SharedFeed.versionsAt() waits for a key's change to reach the buffer before asking the node", async () => {
+  const log: WireChange[] = [change(1, "a", null)];
+  const { feed, calls } = fakeFeed(log, 5);
+  const shared = new SharedFeed(feed, 20, 1000);
+  const node = { id: "n1", url: "http://n1" };
+  const q = { boot: "b", after: 1, prefix: "", waitMs: 20, limit: 10 };
+  await shared.page(node, 1, q);
+  const deadline = Date.now() + 10_000;
+  // The poller's first rounds: the buffer then holds the log from its head.
+  while (calls.page < 4 && Date.now() < deadline) await shared.page(node, 1, q);
+  // The other replica's change of "k" lands a little later; "never" has none (asked after 1 s).
+  setTimeout(() => log.push(change(2, "k", "before-k")), 30);
+  // A stream reading meanwhile (as one does while it asks): the poller keeps polling.
+  const reading = shared.page(node, 1, { ...q, prefix: "zz", waitMs: 3000 });
+  const got = await shared.versionsAt(node, 1, "b", 1, ["k", "never"]);
+  assertEquals(got, { k: "before-k", never: "node" });
+  assertEquals(calls.asked, [["never"]], "only the key the buffer never saw was asked");
+  assertEquals((await reading).changes, []);
 });

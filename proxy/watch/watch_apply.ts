@@ -7,6 +7,7 @@
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
+import type { KeyPoints } from "../../shared/key_points.ts";
 import { hashKey } from "../../shared/ring.ts";
 import type { Topology, TopologySource } from "../cluster/topology.ts";
 import { quorumOf } from "../replication/quorum.ts";
@@ -24,6 +25,8 @@ export interface WatchStreamDeps {
   waitMs?: number;
   /** Keys the merge may track before the stream is reset (default 50,000). */
   maxTracked?: number;
+  /** The proxy's memo of keys' ring points (a key just written is there): no digest per stream. */
+  points?: Pick<KeyPoints, "pointOf">;
 }
 
 /** What a stream yields. */
@@ -137,7 +140,9 @@ async function startKeys(deps: WatchStreamDeps, topo: Topology, merge: WatchMerg
   const fresh = keys.filter((k) => merge.needsStart(k));
   if (fresh.length === 0) return;
   const owners = await Promise.all(
-    fresh.map(async (k) => topo.ring.ownersOf(await hashKey(k), topo.map.replicas)),
+    fresh.map(async (k) =>
+      topo.ring.ownersOf(await (deps.points?.pointOf(k) ?? hashKey(k)), topo.map.replicas)
+    ),
   );
   const byNode = new Map<string, string[]>();
   fresh.forEach((k, i) => {

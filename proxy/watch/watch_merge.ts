@@ -20,6 +20,7 @@
  * @module
  */
 import type { WireChange } from "../../node/http/change_routes.ts";
+import { SeqFloor } from "./seq_floor.ts";
 
 /** A change event as a watcher gets it. */
 export interface WatchEvent {
@@ -74,6 +75,8 @@ export class WatchMerge {
   readonly #settled = new Set<string>();
   /** Keys the cursor says had versions not yet out, with their last event's version. */
   readonly #pendingAtStart: Map<string, string | null>;
+  /** Per node, the positions of the versions seen and not yet out (the cursor's `low`). */
+  readonly #floors = new Map<string, SeqFloor>();
 
   /**
    * `positions`: where each node's log is read from; `quorum`: replicas that must hold a
@@ -158,6 +161,10 @@ export class WatchMerge {
     if (held === undefined || change.ver > held) state.held.set(id, change.ver);
     if (state.emitted === null || change.ver > state.emitted) {
       const seen = state.seen.get(change.ver) ?? { change, seqs: new Map() };
+      const floor = this.#floorOf(id);
+      const was = seen.seqs.get(id);
+      if (was !== undefined) floor.remove(was);
+      floor.add(change.s);
       seen.seqs.set(id, change.s);
       state.seen.set(change.ver, seen);
       this.#waiting.add(change.k);
@@ -193,6 +200,7 @@ export class WatchMerge {
   restarted(id: string, boot: string, first: number, unread = true): void {
     if (unread) this.lost.add(id);
     this.positions.set(id, { boot, low: first - 1, read: first - 1 });
+    this.#floors.delete(id);
     for (const state of this.#keys.values()) {
       for (const seen of state.seen.values()) seen.seqs.delete(id);
     }
@@ -228,6 +236,7 @@ export class WatchMerge {
   /** Node `id` left the cluster map: its log is no longer read, nothing waits on it. */
   dropNode(id: string): void {
     this.positions.delete(id);
+    this.#floors.delete(id);
     for (const state of this.#keys.values()) {
       for (const seen of state.seen.values()) seen.seqs.delete(id);
     }
@@ -239,19 +248,12 @@ export class WatchMerge {
     pending: Record<string, string | null>;
     lost: string[];
   } {
-    const low = new Map<string, number>();
     const pending: Record<string, string | null> = {};
-    for (const key of this.#waiting) {
-      const state = this.#keys.get(key)!;
-      pending[key] = state.emitted;
-      for (const seen of state.seen.values()) {
-        for (const [id, seq] of seen.seqs) low.set(id, Math.min(low.get(id) ?? seq, seq));
-      }
-    }
+    for (const key of this.#waiting) pending[key] = this.#keys.get(key)!.emitted;
     for (const [key, emitted] of this.#pendingAtStart) pending[key] = emitted;
     const nodes: Record<string, NodePos> = {};
     for (const [id, pos] of this.positions) {
-      const first = low.get(id);
+      const first = this.#floors.get(id)?.min();
       // Replay from before the oldest change still waiting for its majority; while this
       // watch itself replays, keep the old start (keys of the old cursor are there).
       let from = first === undefined ? pos.read : Math.min(pos.read, first - 1);
@@ -259,6 +261,12 @@ export class WatchMerge {
       nodes[id] = { boot: pos.boot, low: from, read: basePosition(pos) };
     }
     return { nodes, pending, lost: [...this.lost] };
+  }
+
+  #floorOf(id: string): SeqFloor {
+    let floor = this.#floors.get(id);
+    if (floor === undefined) this.#floors.set(id, floor = new SeqFloor());
+    return floor;
   }
 
   #due(key: string, state: KeyState): WatchEvent[] {
@@ -270,7 +278,8 @@ export class WatchMerge {
     if (top !== "" && (state.emitted === null || top > state.emitted)) {
       const ready = [...state.seen.keys()].filter((v) => v <= top).sort();
       for (const v of ready) {
-        const { change } = state.seen.get(v)!;
+        const { change, seqs } = state.seen.get(v)!;
+        for (const [id, seq] of seqs) this.#floors.get(id)?.remove(seq);
         state.seen.delete(v);
         events.push({
           key,

@@ -14,7 +14,7 @@
  * ```
  */
 import { ConfigError } from "../../shared/config.ts";
-import type { CaseSpec, Target } from "./table.ts";
+import { type CaseSpec, type Target, WATCH_LOAD } from "./table.ts";
 
 /** Every target, in the order of the cases. */
 export const TARGETS: readonly Target[] = [
@@ -25,6 +25,7 @@ export const TARGETS: readonly Target[] = [
   "proxy",
   "etcd",
   "cluster",
+  "watch",
 ];
 
 /** The cases of a round, in order: references next to what they are compared with. */
@@ -46,6 +47,9 @@ export const CASES: readonly CaseSpec[] = [
   { target: "cluster", op: "GET", valueBytes: 100 },
   { target: "etcd", op: "PUT", valueBytes: 100 },
   { target: "cluster", op: "PUT", valueBytes: 100 },
+  // Its own 3-replica cluster: no watcher, then watchers reading every change under the prefix.
+  { target: "watch", op: "PUT", valueBytes: 100 },
+  { target: "watch", op: "PUT", valueBytes: 100, watchers: WATCH_LOAD },
 ];
 
 /** A program a reference needs: how to probe for it and the Debian package that has it. */

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { ConfigError } from "../../shared/config.ts";
 import { CASES, onlyTargets, planCases, TARGETS } from "./cases.ts";
-import { COMPARISONS } from "./table.ts";
+import { type CaseSpec, COMPARISONS, sameCase } from "./table.ts";
 
 Deno.test("onlyTargets() is every target without --only, the named ones with it", () => {
   assertEquals(onlyTargets([]), [...TARGETS]);
@@ -34,15 +34,22 @@ Deno.test("planCases() keeps the cases' order and only the targets asked for", (
   assertEquals(planCases(["etcd"], new Set(["etcd"])).cases, []);
 });
 
+Deno.test("--only watch runs PUTs without watchers, then with 100 idle and 10 busy, needing no tool", () => {
+  const plan = planCases(onlyTargets(["watch"]), new Set(["nginx", "etcd"]));
+  assertEquals(plan.skipped, []);
+  assertEquals(plan.cases, [
+    { target: "watch", op: "PUT", valueBytes: 100 },
+    { target: "watch", op: "PUT", valueBytes: 100, watchers: { idle: 100, busy: 10 } },
+  ]);
+});
+
 Deno.test("every ratio the bench reports compares two cases a round measures", () => {
-  const has = (s: { target: string; op: string; valueBytes: number }) =>
-    CASES.some((c) => c.target === s.target && c.op === s.op && c.valueBytes === s.valueBytes);
+  const has = (s: CaseSpec) => CASES.some((c) => sameCase(c, s));
   for (const cmp of COMPARISONS) assert(has(cmp.a) && has(cmp.b), JSON.stringify(cmp));
 });
 
 Deno.test("each reference is measured right before what it is compared with", () => {
-  const index = (s: { target: string; op: string; valueBytes: number }) =>
-    CASES.findIndex((c) => c.target === s.target && c.op === s.op && c.valueBytes === s.valueBytes);
+  const index = (s: CaseSpec) => CASES.findIndex((c) => sameCase(c, s));
   for (const cmp of COMPARISONS.filter((c) => c.goal !== undefined)) {
     assertEquals(Math.abs(index(cmp.a) - index(cmp.b)), 1, JSON.stringify(cmp));
   }

@@ -7,7 +7,17 @@
  */
 import { join } from "@std/path";
 import { type Processes, runWrk } from "./processes.ts";
-import { caseName, type CaseResult, type CaseSpec, medianRun, type Target } from "./table.ts";
+import {
+  caseName,
+  type CaseResult,
+  type CaseSpec,
+  medianRun,
+  type Target,
+  type WatchedRun,
+  type WatcherCount,
+} from "./table.ts";
+import { cpuNow, cpuPerRequest, type Watched } from "./cpu_time.ts";
+import { Watchers } from "./watchers.ts";
 import { type WrkResult, wrkScript } from "./wrk.ts";
 
 /** The options the rounds read. */
@@ -22,6 +32,9 @@ export interface RoundOptions {
 
 /** The URL of each target started. */
 export type Urls = Partial<Record<Target, string>>;
+
+/** The processes of a target whose CPU time per request is reported (the watch case's). */
+export type CpuWatched = Partial<Record<Target, Watched[]>>;
 
 type Options = RoundOptions;
 
@@ -85,14 +98,58 @@ async function primeKeys(procs: Processes, o: Options, urls: Urls, signal: Abort
   }
 }
 
-function logRun(c: CaseSpec, result: WrkResult): void {
+function logRun(c: CaseSpec, result: WrkResult, watched?: WatchedRun): void {
   const errors = result.non2xx + result.socketErrors > 0
     ? `  (${result.non2xx} non-2xx, ${result.socketErrors} socket errors)`
     : "";
+  const events = watched === undefined
+    ? ""
+    : `  busy watchers read ${Math.round(watched.busyEventsPerSec)} events/s each, idle ${
+      Math.round(watched.idleEventsPerSec)
+    }/s`;
   console.log(
     `${caseName(c).padEnd(34)} ${String(Math.round(result.rps)).padStart(7)} req/s  ` +
-      `p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms${errors}`,
+      `p50 ${result.p50Ms.toFixed(2)} ms  p99 ${result.p99Ms.toFixed(2)} ms${errors}${events}`,
   );
+}
+
+/** The prefixes of the watch case's streams: busy ones match every key its wrk writes. */
+export function watcherPrefixes(w: WatcherCount): string[] {
+  return [...Array(w.busy).fill("k"), ...Array(w.idle).fill("idle-nothing-written-here/")];
+}
+
+/** What the watchers read between two counts, `seconds` apart. */
+function watchedRun(w: WatcherCount, before: number[], after: number[], seconds: number) {
+  const read = after.map((n, i) => n - before[i]!);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  return {
+    busyEventsPerSec: sum(read.slice(0, w.busy)) / Math.max(1, w.busy) / seconds,
+    idleEventsPerSec: sum(read.slice(w.busy)) / seconds,
+  };
+}
+
+/** Runs case `c` once (warm-up, then measured), with its watchers open when it has some. */
+async function runCase(
+  url: string,
+  script: string,
+  c: CaseSpec,
+  shape: { connections: number; threads: number; warm: number; seconds: number },
+  signal: AbortSignal,
+  procs: readonly Watched[] = [],
+): Promise<{ result: WrkResult; watched?: WatchedRun; cpu: Record<string, number> }> {
+  const watchers = c.watchers && await Watchers.open(url, watcherPrefixes(c.watchers));
+  try {
+    await runWrk(url, script, { ...shape, seconds: shape.warm }, signal);
+    const before = watchers?.counts();
+    const cpuBefore = await cpuNow(procs);
+    const result = await runWrk(url, script, shape, signal);
+    const cpu = cpuPerRequest(cpuBefore, await cpuNow(procs), result.requests);
+    if (watchers === undefined || c.watchers === undefined) return { result, cpu };
+    const watched = watchedRun(c.watchers, before!, watchers.counts(), result.seconds);
+    return { result, watched, cpu };
+  } finally {
+    await watchers?.close();
+  }
 }
 
 /** Every case `--repeat` times, in rounds that interleave the cases; the median run of each. */
@@ -102,21 +159,32 @@ export async function runCases(
   urls: Urls,
   cases: readonly CaseSpec[],
   signal: AbortSignal,
+  cpuWatched: CpuWatched = {},
 ): Promise<CaseResult[]> {
   const seconds = o.quick ? 3 : o.duration;
   const warm = o.quick ? 1 : 2;
   const runs: WrkResult[][] = cases.map(() => []);
+  const watched: WatchedRun[][] = cases.map(() => []);
+  const cpu: Record<string, number>[][] = cases.map(() => []);
   await primeKeys(procs, o, urls, signal);
   for (let round = 1; round <= o.repeat; round++) {
     console.log(`Round ${round} of ${o.repeat}`);
     for (const [i, c] of cases.entries()) {
-      const url = urls[c.target]!;
       const script = await writeScript(procs, o, c);
-      await runWrk(url, script, { ...wrkShape(o), seconds: warm }, signal);
-      const result = await runWrk(url, script, { ...wrkShape(o), seconds }, signal);
-      runs[i]!.push(result);
-      logRun(c, result);
+      const shape = { ...wrkShape(o), warm, seconds };
+      const timed = cpuWatched[c.target];
+      const run = await runCase(urls[c.target]!, script, c, shape, signal, timed);
+      runs[i]!.push(run.result);
+      if (timed !== undefined) cpu[i]!.push(run.cpu);
+      if (run.watched) watched[i]!.push(run.watched);
+      logRun(c, run.result, run.watched);
     }
   }
-  return cases.map((c, i) => ({ ...c, result: medianRun(runs[i]!), runs: runs[i]! }));
+  return cases.map((c, i) => ({
+    ...c,
+    result: medianRun(runs[i]!),
+    runs: runs[i]!,
+    ...(c.watchers ? { watched: watched[i]! } : {}),
+    ...(cpuWatched[c.target] ? { cpuPerRequest: cpu[i]! } : {}),
+  }));
 }

@@ -22,15 +22,31 @@
 import type { WrkResult } from "./wrk.ts";
 
 /** What a case drives. */
-export type Target = "bare" | "hono" | "node" | "nginx" | "proxy" | "cluster" | "etcd";
+export type Target =
+  | "bare"
+  | "hono"
+  | "node"
+  | "nginx"
+  | "proxy"
+  | "cluster"
+  | "etcd"
+  | "watch";
 /** The request mix of a case. */
 export type Op = "GET" | "PUT" | "MIX";
+
+/** Watch streams open on the proxy while a case runs: `idle` match no key, `busy` every key. */
+export interface WatcherCount {
+  idle: number;
+  busy: number;
+}
 
 /** A case before it runs. */
 export interface CaseSpec {
   target: Target;
   op: Op;
   valueBytes: number;
+  /** Watchers open while it runs (none when absent). */
+  watchers?: WatcherCount;
 }
 
 /** One measured case. */
@@ -39,6 +55,18 @@ export interface CaseResult extends CaseSpec {
   result: WrkResult;
   /** Every run, in round order. */
   runs: WrkResult[];
+  /** With watchers: events each busy watcher read per second, and idle ones in all, per run. */
+  watched?: WatchedRun[];
+  /** Per run, µs of CPU each of the target's processes spent per request (Linux). */
+  cpuPerRequest?: Record<string, number>[];
+}
+
+/** What the watchers of one run read while wrk measured. */
+export interface WatchedRun {
+  /** Events per second per busy watcher (the mean over them). */
+  busyEventsPerSec: number;
+  /** Events per second all idle watchers read together (0 when their prefix matches nothing). */
+  idleEventsPerSec: number;
 }
 
 /** A goal on a ratio: at least or at most `value`. */
@@ -75,18 +103,27 @@ const NAMES: Record<Target, string> = {
   proxy: "proxy",
   cluster: "ringkv 3-replica",
   etcd: "etcd 3-member",
+  watch: "ringkv 3-replica",
 };
 
 /** The name of a case, as the table shows it. */
 export function caseName(c: CaseSpec): string {
   const size = c.valueBytes >= 1024 ? `${c.valueBytes / 1024} KiB` : `${c.valueBytes} B`;
-  return `${NAMES[c.target]} ${c.op === "MIX" ? "90/10 GET/PUT" : c.op} ${size}`;
+  const name = `${NAMES[c.target]} ${c.op === "MIX" ? "90/10 GET/PUT" : c.op} ${size}`;
+  if (c.target !== "watch") return name;
+  const w = c.watchers;
+  return w === undefined
+    ? `${name}, no watcher`
+    : `${name}, ${w.idle} idle + ${w.busy} busy watchers`;
 }
 
 const at = (target: Target, op: Op, valueBytes = 100): CaseSpec => ({ target, op, valueBytes });
 
+/** The watchers of the watch case (issue 15: what watchers cost writers). */
+export const WATCH_LOAD: WatcherCount = { idle: 100, busy: 10 };
+
 /**
- * Every ratio the bench reports; those with a goal are issue 13's targets (never asserted
+ * Every ratio the bench reports; those with a goal are issue 13's and 15's targets (never asserted
  * in tests: the machine's load moves them).
  */
 export const COMPARISONS: readonly Comparison[] = [
@@ -103,12 +140,22 @@ export const COMPARISONS: readonly Comparison[] = [
   { a: at("cluster", "PUT"), b: at("etcd", "PUT"), metric: "rps", goal: { atLeast: 1.5 } },
   { a: at("cluster", "GET"), b: at("etcd", "GET"), metric: "p99" },
   { a: at("cluster", "PUT"), b: at("etcd", "PUT"), metric: "p99" },
+  {
+    a: { ...at("watch", "PUT"), watchers: WATCH_LOAD },
+    b: at("watch", "PUT"),
+    metric: "rps",
+    goal: { atLeast: 0.9 },
+  },
 ];
 
+/** Whether two cases are the same (target, mix, size and watchers). */
+export function sameCase(a: CaseSpec, b: CaseSpec): boolean {
+  return a.target === b.target && a.op === b.op && a.valueBytes === b.valueBytes &&
+    a.watchers?.idle === b.watchers?.idle && a.watchers?.busy === b.watchers?.busy;
+}
+
 function find(results: readonly CaseResult[], s: CaseSpec): CaseResult | undefined {
-  return results.find((c) =>
-    c.target === s.target && c.op === s.op && c.valueBytes === s.valueBytes
-  );
+  return results.find((c) => sameCase(c, s));
 }
 
 /** The run with the median requests/s (the lower middle one of an even count). */
@@ -185,6 +232,44 @@ export function formatTable(results: readonly CaseResult[]): string {
     } | ${fixed(r.p99Ms, 2)} | ${r.non2xx + r.socketErrors} |`;
   });
   return [head, "|---|---:|---:|---:|---:|---:|", ...rows].join("\n");
+}
+
+/**
+ * What the watchers read in each case that had some: events per second per busy watcher
+ * against the case's writes per second (a watcher that gets nothing cannot look cheap).
+ */
+export function formatWatched(results: readonly CaseResult[]): string {
+  const lines = [];
+  for (const c of results) {
+    if (c.watched === undefined) continue;
+    const runs = c.watched.map((w, i) => {
+      const share = w.busyEventsPerSec / c.runs[i]!.rps;
+      return `${Math.round(w.busyEventsPerSec)}/s per busy watcher (${
+        (share * 100).toFixed(0)
+      } % of writes), idle ${Math.round(w.idleEventsPerSec)}/s`;
+    });
+    lines.push(`${caseName(c)}: ${runs.join("; ")}`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * CPU per request of the cases that measured it: each process's median over the runs, in
+ * µs (the cost behind a ratio, which load on a shared machine moves less than requests/s).
+ */
+export function formatCpu(results: readonly CaseResult[]): string {
+  const lines = [];
+  for (const c of results) {
+    const runs = c.cpuPerRequest ?? [];
+    const names = [...new Set(runs.flatMap((r) => Object.keys(r)))];
+    if (names.length === 0) continue;
+    const parts = names.map((name) => {
+      const values = runs.map((r) => r[name]).filter((v) => v !== undefined);
+      return `${name} ${Math.round(median(values))}`;
+    });
+    lines.push(`${caseName(c)}: ${parts.join(", ")}`);
+  }
+  return lines.join("\n");
 }
 
 function goalText(goal: Goal | undefined): string {

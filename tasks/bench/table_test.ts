@@ -3,12 +3,15 @@ import {
   caseName,
   type CaseResult,
   type CaseSpec,
+  formatCpu,
   formatRatios,
   formatTable,
+  formatWatched,
   median,
   medianRun,
   ratioRows,
   spreadPercent,
+  WATCH_LOAD,
 } from "./table.ts";
 
 function result(rps: number, p99Ms = 2) {
@@ -135,4 +138,55 @@ Deno.test("caseName() names the target, the mix and the value size", () => {
     "proxy 90/10 GET/PUT 4 KiB",
   );
   assertEquals(caseName({ target: "etcd", op: "PUT", valueBytes: 100 }), "etcd 3-member PUT 100 B");
+  assertEquals(
+    caseName({ target: "watch", op: "PUT", valueBytes: 100 }),
+    "ringkv 3-replica PUT 100 B, no watcher",
+  );
+});
+
+Deno.test("ratioRows() judges PUTs with watchers against PUTs without, same cluster, >= 0.9", () => {
+  const none = measured({ target: "watch", op: "PUT", valueBytes: 100 }, [4_000, 5_000, 4_500]);
+  const spec: CaseSpec = { target: "watch", op: "PUT", valueBytes: 100, watchers: WATCH_LOAD };
+  const watched = measured(spec, [3_800, 3_500, 4_500]);
+  const rows = ratioRows([none, watched]);
+  assertEquals(rows.length, 1);
+  const r = rows[0]!;
+  assertEquals(
+    r.name,
+    "ringkv 3-replica PUT 100 B, 100 idle + 10 busy watchers / " +
+      "ringkv 3-replica PUT 100 B, no watcher",
+  );
+  assertAlmostEquals(r.median, 0.95, 1e-9); // 0.95, 0.7, 1.0
+  assertAlmostEquals(r.min, 0.7, 1e-9);
+  assertEquals(r.goal, { atLeast: 0.9 });
+  assertEquals(r.met, true);
+  // Without the watched case there is nothing to compare: the case without is not its own pair.
+  assertEquals(ratioRows([none]), []);
+});
+
+Deno.test("formatWatched() shows what busy and idle watchers read against the writes", () => {
+  const spec: CaseSpec = { target: "watch", op: "PUT", valueBytes: 100, watchers: WATCH_LOAD };
+  const c = {
+    ...measured(spec, [4_000, 2_000]),
+    watched: [{ busyEventsPerSec: 3_960, idleEventsPerSec: 0 }, {
+      busyEventsPerSec: 500,
+      idleEventsPerSec: 3,
+    }],
+  };
+  assertEquals(
+    formatWatched([c, measured({ target: "watch", op: "PUT", valueBytes: 100 }, [1])]),
+    "ringkv 3-replica PUT 100 B, 100 idle + 10 busy watchers: " +
+      "3960/s per busy watcher (99 % of writes), idle 0/s; " +
+      "500/s per busy watcher (25 % of writes), idle 3/s",
+  );
+  assertEquals(formatWatched(RUN), "");
+});
+
+Deno.test("formatCpu() shows each process's median µs per request, for cases that measured it", () => {
+  const c = {
+    ...measured({ target: "watch", op: "PUT", valueBytes: 100 }, [1, 2, 3]),
+    cpuPerRequest: [{ w1: 60, proxy0: 200 }, { w1: 80, proxy0: 180 }, { w1: 70, proxy0: 900 }],
+  };
+  assertEquals(formatCpu([c]), "ringkv 3-replica PUT 100 B, no watcher: w1 70, proxy0 200");
+  assertEquals(formatCpu(RUN), "");
 });

@@ -1,6 +1,6 @@
 /**
  * Starting what `deno task bench` drives: the 3 nodes with the proxy and nginx over them,
- * the default 3-replica cluster, etcd, the bare server and the Hono Map node, each loaded
+ * the default 3-replica cluster, the watch case's own 3-replica cluster, etcd, the bare server and the Hono Map node, each loaded
  * with the bench's keys; and the run that owns them and stops them all once.
  *
  * @module
@@ -59,6 +59,19 @@ async function startCluster(procs: Processes, o: Options, urls: Urls) {
   urls.cluster = proxy!.url;
 }
 
+/**
+ * The watch case's cluster (3 nodes, 3 replicas) in its own directory, loaded through its
+ * proxy like the default cluster, so that its PUTs replace keys as theirs do.
+ */
+async function startWatchCluster(procs: Processes, o: Options, urls: Urls) {
+  const nodes = [];
+  for (const id of ["w1", "w2", "w3"]) nodes.push(await procs.node(id));
+  const [proxy] = await procs.proxies(nodes.map((n) => n.url), o.proxies, 3);
+  console.log(`Loading ${o.keys} keys of 100 B into the watch case's 3-replica cluster...`);
+  await loadProxy(proxy!.url, { prefix: "k", count: o.keys, valueBytes: 100 });
+  urls.watch = proxy!.url;
+}
+
 /** Starts what the cases drive; their URLs. */
 export async function startTargets(
   run: Run,
@@ -71,6 +84,7 @@ export async function startTargets(
     await startRingTargets(run.procs, o, targets, urls);
   }
   if (targets.has("cluster")) await startCluster(run.replicated, o, urls);
+  if (targets.has("watch")) await startWatchCluster(run.watched, o, urls);
   if (targets.has("etcd")) {
     urls.etcd = await startEtcd(join(run.dir, "etcd"), (child) => run.procs.adopt(child));
     console.log(`Loading ${o.keys} keys of 100 B into etcd...`);
@@ -89,6 +103,8 @@ export interface Run {
   dir: string;
   procs: Processes;
   replicated: Processes;
+  /** The watch case's cluster. */
+  watched: Processes;
   big: Processes;
   /** Aborts the wrk that is running (Ctrl-C). */
   abort: AbortController;
@@ -105,6 +121,7 @@ export async function newRun(): Promise<Run> {
   const procs = new Processes(join(dir, "throughput"), secrets);
   await Deno.mkdir(procs.dir, { recursive: true }); // the wrk scripts go there
   const replicated = new Processes(join(dir, "replicated"), secrets);
+  const watched = new Processes(join(dir, "watch"), secrets);
   const big = new Processes(join(dir, "big"), secrets);
   const abort = new AbortController();
   let stopping: Promise<void> | undefined;
@@ -112,8 +129,8 @@ export async function newRun(): Promise<Run> {
   const stop = () =>
     stopping ??= (async () => {
       abort.abort();
-      for (const p of [procs, replicated, big]) await p.stopAll();
+      for (const p of [procs, replicated, watched, big]) await p.stopAll();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     })();
-  return { dir, procs, replicated, big, abort, stop };
+  return { dir, procs, replicated, watched, big, abort, stop };
 }
