@@ -75,6 +75,8 @@ export class DurableEngine implements NodeEngine {
   #snapshotting: Promise<void> | null = null;
   #savingMap: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Why memory holds refused writes: set by a failed log round, cleared once the repair reloads. */
+  #refusedInMemory: string | null = null;
   readonly #guard: WriteGuard;
   /** Durable changes for watchers (node/engine/change_log.ts). */
   readonly changes = new ChangeLog(crypto.randomUUID().slice(0, 13));
@@ -91,7 +93,10 @@ export class DurableEngine implements NodeEngine {
       firstRetryMs: parts.firstRetryMs,
       log: parts.log,
     });
-    parts.wal.onFailure = (err) => this.#guard.failed(`append to ${FILES.wal}`, err, true);
+    parts.wal.onFailure = (err) => {
+      this.#refusedInMemory = `append to ${FILES.wal}: ${err.message}`;
+      this.#guard.failed(`append to ${FILES.wal}`, err, true);
+    };
   }
 
   writeHealth(): WriteHealth {
@@ -167,14 +172,17 @@ export class DurableEngine implements NodeEngine {
   }
 
   scanKeys(ranges: readonly Range[]): string[] {
+    this.#assertNoRefused("scan");
     return this.parts.store.scanKeys(ranges);
   }
 
   expiredKeys(before: number, limit: number): { key: string; version: string }[] {
+    this.#assertNoRefused("list expired keys");
     return this.parts.store.expiredKeys(before, limit);
   }
 
   peek(key: string): Entry | undefined {
+    this.#assertNoRefused(`read key ${JSON.stringify(key)}`);
     return this.parts.store.get(key);
   }
 
@@ -199,6 +207,7 @@ export class DurableEngine implements NodeEngine {
   }
 
   exportFlat(binary: "base64" | "refuse"): Record<string, FlatValue> {
+    this.#assertNoRefused("export");
     return this.parts.store.exportFlat(binary);
   }
 
@@ -323,6 +332,7 @@ export class DurableEngine implements NodeEngine {
       this.#snapshotBytes = await loadSnapshot(disk, store);
       await replayLog(disk, store);
       this.parts.store = store;
+      this.#refusedInMemory = null;
       this.changes.discardStaged();
       this.#pending.clear();
       this.#lastDrop = 0;
@@ -344,6 +354,19 @@ export class DurableEngine implements NodeEngine {
     }
     await wal.replaceWithTail();
     this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
+  }
+
+  /**
+   * Reads that do not wait on the log (scans, digests, export, the acceptor's peek) would show
+   * the writes of failed rounds, still in memory until the repair reloads the store: 503.
+   */
+  #assertNoRefused(action: string): void {
+    if (this.#refusedInMemory === null) return;
+    throw new RingkvError(
+      "unavailable",
+      `Cannot ${action}: memory still holds writes the disk refused (${this.#refusedInMemory}); ` +
+        "reads without the log answer again once a repair reloads the store from disk",
+    );
   }
 
   #assertOpen(action: string): void {
