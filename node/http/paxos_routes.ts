@@ -19,7 +19,12 @@ import { parseWireEntry, toWire } from "./wire_entries.ts";
 /** Registers the replication routes; the acceptor opens on first use. */
 export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): void {
   let opening: Promise<Acceptor> | undefined;
-  const acceptor = () => (opening ??= Acceptor.open(ctx.engine, floor ?? memoryFloorStore()));
+  const acceptor = () =>
+    opening ??= Acceptor.open(ctx.engine, floor ?? memoryFloorStore()).catch((err) => {
+      // A failed load (EIO on acceptor.json) is not kept: the next round reads the file again.
+      opening = undefined;
+      throw err;
+    });
   route(app, "/internal/read", {
     POST: async (c) => {
       checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "read");
