@@ -33,6 +33,7 @@ import { fromBytes } from "./values.ts";
 import type { Wal } from "../storage/wal.ts";
 import { WriteGuard, type WriteHealth } from "./write_guard.ts";
 import { DEFAULT_STALL_AFTER_MS, stalledWrites } from "./disk_stall.ts";
+import { DiskWaits } from "./disk_waits.ts";
 
 /** Content type of imported values. */
 export const IMPORT_CONTENT_TYPE = "text/plain; charset=utf-8";
@@ -78,6 +79,8 @@ export class DurableEngine implements NodeEngine {
   /** Why memory holds refused writes: set by a failed log round, cleared once the repair reloads. */
   #refusedInMemory: string | null = null;
   readonly #guard: WriteGuard;
+  /** Writes of cluster.json and acceptor.json under way, for the stall measure. */
+  readonly diskWaits = new DiskWaits();
   /** Durable changes for watchers (node/engine/change_log.ts). */
   readonly changes = new ChangeLog(crypto.randomUUID().slice(0, 13));
 
@@ -103,7 +106,10 @@ export class DurableEngine implements NodeEngine {
     const health = this.#guard.health;
     if (health.state !== "writable") return health;
     const stallAfterMs = this.parts.stallAfterMs ?? DEFAULT_STALL_AFTER_MS;
-    return stalledWrites(this.parts.wal.busy(), stallAfterMs) ?? health;
+    const log = this.parts.wal.busy();
+    const other = this.diskWaits.oldest();
+    const oldest = log === null || (other !== null && other.ms > log.ms) ? other : log;
+    return stalledWrites(oldest, stallAfterMs) ?? health;
   }
 
   async get(key: string): Promise<Entry | undefined> {
@@ -229,7 +235,9 @@ export class DurableEngine implements NodeEngine {
     const bytes = encoder.encode(JSON.stringify(map, null, 2) + "\n");
     // One temp file per name: saves must not overlap.
     const saving = this.#savingMap
-      .then(() => this.parts.disk.writeAtomic(FILES.cluster, bytes))
+      .then(() =>
+        this.diskWaits.track(FILES.cluster, () => this.parts.disk.writeAtomic(FILES.cluster, bytes))
+      )
       .catch((err) => {
         if (!(err instanceof Error)) throw err;
         this.#guard.failed(`write ${FILES.cluster}`, err, false);

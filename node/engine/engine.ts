@@ -14,6 +14,7 @@ import type { ClusterMap, WireEntry } from "../../shared/wire.ts";
 import type { Stored } from "./packed.ts";
 import type { ChangeLog } from "./change_log.ts";
 import type { WriteHealth } from "./write_guard.ts";
+import type { DiskWaits } from "./disk_waits.ts";
 
 /** One stored entry; `value: null` is a tombstone. */
 export interface Entry {
@@ -124,6 +125,8 @@ export interface NodeEngine {
   stats(): EngineStats;
   /** Whether the node takes writes (a failing disk makes it read-only until repaired). */
   writeHealth(): WriteHealth;
+  /** Disk writes outside the log that requests wait on; a stalled one shows in writeHealth(). */
+  readonly diskWaits: DiskWaits;
   /** Flushes, writes a snapshot, releases files. */
   close(): Promise<void>;
 }
