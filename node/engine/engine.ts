@@ -76,7 +76,7 @@ export interface EngineStats {
   valueBytes: number;
   walBytes: number;
   snapshotBytes: number;
-  /** How long the log write under way has waited on the disk (0: none runs). */
+  /** How long the oldest write waiting on the log has waited (0: none waits). */
   logWaitMs: number;
 }
 
