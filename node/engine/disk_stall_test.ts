@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
+import { until } from "../../tests/helpers/poll.ts";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { createNodeApp } from "../http/node_app.ts";
 import { gatedDisk, open, settle } from "../../tests/doubles/engine_test_helpers.ts";
@@ -8,15 +9,6 @@ import { stalledWrites } from "./disk_stall.ts";
 import { Wal } from "../storage/wal.ts";
 import { encodeLine } from "../storage/log_format.ts";
 import { formatVersion } from "../../shared/version.ts";
-
-/** Polls `check` until it holds; fails after `ms` (a deadline, not a sleep as proof). */
-async function until(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 Deno.test("stalledWrites() names the wait once the log write under way passes the threshold", () => {
   assertEquals(stalledWrites(null, 5_000), undefined);
@@ -41,7 +33,7 @@ Deno.test("stalled disk: reads answer, /health says stalled, a write is acknowle
         return r;
       },
     );
-    await until("the fsync is held", () => Promise.resolve(held() > 0));
+    await until("the fsync is held", () => held() > 0);
     await until("/health reports the stall", async () => {
       const res = await app.request("/health");
       const body = await res.json();
@@ -78,19 +70,19 @@ Deno.test("Wal.busy() times a line queued behind a slow round from its append, n
   const wal = new Wal(disk, "wal.jsonl", 0);
   hold();
   const first = wal.durable(wal.append(encodeLine({ n: 1 })));
-  await until("the first round waits on its fsync", () => Promise.resolve(held() === 1));
+  await until("the first round waits on its fsync", () => held() === 1);
   const queuedBy = Date.now();
   const second = wal.durable(wal.append(encodeLine({ n: 2 })));
-  await until("the wall clock moves past the append", () => Promise.resolve(Date.now() > queuedBy));
+  await until("the wall clock moves past the append", () => Date.now() > queuedBy);
   release();
   hold(); // the second round's fsync waits
   await first;
-  await until("the second round waits on its fsync", () => Promise.resolve(held() === 1));
+  await until("the second round waits on its fsync", () => held() === 1);
   const busy = wal.busy()!;
   assert(busy.since <= queuedBy, `timed from ${busy.since}, the line was queued by ${queuedBy}`);
   release();
   await second;
-  await until("nothing waits on the log", () => Promise.resolve(wal.busy() === null));
+  await until("nothing waits on the log", () => wal.busy() === null);
 });
 
 /** /health's status and write reason. */

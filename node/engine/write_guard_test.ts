@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
+import { until } from "../../tests/helpers/poll.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import type { NodeEngine } from "./engine.ts";
 import { gatedDisk, open, put, textOf } from "../../tests/doubles/engine_test_helpers.ts";
@@ -15,15 +16,6 @@ import { scanLines } from "../storage/log_format.ts";
 import { WriteGuard } from "./write_guard.ts";
 
 const quiet = () => {};
-
-/** Polls `check` until it holds; fails after `ms` (a deadline, not a sleep as proof). */
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 function used(disk: FakeDisk): number {
   return disk.names().reduce((n, name) => n + disk.bytes(name)!.length, 0);
