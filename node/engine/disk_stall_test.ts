@@ -4,7 +4,7 @@ import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { createNodeApp } from "../http/node_app.ts";
 import { gatedDisk, open, settle } from "../../tests/doubles/engine_test_helpers.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
-import { refusedWrites } from "../../proxy/nodes/node_admin.ts";
+import { writeTrouble } from "../../proxy/nodes/node_admin.ts";
 import { stalledWrites } from "./disk_stall.ts";
 import { Wal } from "../storage/wal.ts";
 import { encodeLine } from "../storage/log_format.ts";
@@ -43,7 +43,7 @@ Deno.test("stalled disk: reads answer, /health says stalled, a write is acknowle
     assertEquals(body.writes.state, "stalled");
     assertMatch(body.writes.reason, /wal\.jsonl\) has waited/);
     // The proxy's probe reads it as alive, with writes it should not pile on.
-    assertEquals(refusedWrites(body)?.state, "stalled");
+    assertEquals(writeTrouble(body)?.state, "stalled");
     const metrics = await (await app.request("/metrics")).text();
     const wait = Number(/ringkv_node_fsync_wait_seconds\{[^}]*\} (\S+)/.exec(metrics)![1]);
     assert(wait >= 0.1, metrics);

@@ -189,7 +189,7 @@ Deno.test("a replica whose disk is full turns read-only in the probe and GET /cl
     assertEquals(accepts(), acceptsBefore);
     const seen = replication.healthOf("n2") as NodeHealth;
     assertEquals(seen.state, "read-only");
-    assert(seen.writesRefused?.includes("No space left on device"), seen.writesRefused);
+    assert(seen.writesAvoided?.includes("No space left on device"), seen.writesAvoided);
     const n2 = (await view()).find((n) => n.id === "n2")!;
     assertEquals([n2.state, n2.writes?.state], ["read-only", "read-only"]);
     assert(n2.writes?.reason?.includes("No space left on device"), n2.writes?.reason);
@@ -399,8 +399,8 @@ Deno.test("a replica whose log fsync stalls shows stalled in the probe and GET /
     }
     await replication.probeOnce(c.topology, Date.now() + 60_000);
     const seen = replication.healthOf("n2") as NodeHealth;
-    assertEquals(seen.state, "read-only");
-    assert(seen.writesRefused?.startsWith("stalled: "), seen.writesRefused);
+    assertEquals(seen.state, "stalled");
+    assert(seen.writesAvoided?.startsWith("stalled: "), seen.writesAvoided);
     const n2 = (await view()).find((n) => n.id === "n2")!;
     assertEquals([n2.state, n2.writes?.state], ["stalled", "stalled"]);
     // Writes are gathered from n1 and n3 first: none waits on n2's disk.
