@@ -11,16 +11,22 @@
  * ```
  */
 
-/** Polls `check` every `everyMs` until it holds; throws naming `what` after `ms`. */
+/**
+ * Polls `check` every `everyMs` until it holds; throws naming `what` after `ms` (a function:
+ * called then, to say what was last seen).
+ */
 export async function until(
-  what: string,
+  what: string | (() => string),
   check: () => boolean | Promise<boolean>,
   ms = 10_000,
   everyMs = 10,
 ): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting until ${what}`);
+    if (Date.now() > deadline) {
+      const said = typeof what === "function" ? what() : what;
+      throw new Error(`Timed out after ${ms} ms waiting until ${said}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }

@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
 import { until } from "./poll.ts";
 
 Deno.test("until() resolves once the check holds, sync or async", async () => {
@@ -11,4 +11,7 @@ Deno.test("until() resolves once the check holds, sync or async", async () => {
 Deno.test("until() fails naming what it waited for once the deadline passes", async () => {
   const err = await assertRejects(() => until("the moon turns blue", () => false, 30, 5));
   assertEquals(err.message, "Timed out after 30 ms waiting until the moon turns blue");
+  let seen = 0;
+  const last = await assertRejects(() => until(() => `n is 9 (${seen})`, () => ++seen > 1e9, 30));
+  assert(/waiting until n is 9 \(\d+\)$/.test(last.message), last.message);
 });
