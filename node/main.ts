@@ -20,6 +20,7 @@ import type { NodeEngine } from "./engine/engine.ts";
 import { parseFlatImage } from "./http/flat_image.ts";
 import { openEngine, RecoveryError } from "./engine/open_engine.ts";
 import { diskFloorStore } from "./paxos/acceptor_floor.ts";
+import type { FloorStore } from "./paxos/acceptor.ts";
 import {
   DataDirInUseError,
   type DataDirLock,
@@ -71,6 +72,18 @@ async function open(config: NodeConfig, counters: RequestCounters): Promise<Node
   }
 }
 
+/** The acceptor's watermark file, read once now: a node that cannot read it says so at start. */
+async function openFloor(config: NodeConfig): Promise<FloorStore> {
+  const floor = await diskFloorStore(config.data);
+  try {
+    await floor.load();
+  } catch (err) {
+    if (!(err instanceof Error)) throw err;
+    throw new ConfigError(err.message);
+  }
+  return floor;
+}
+
 /** JSON lines on stderr at `--log-level` (default warn); the cluster secret never appears. */
 function loggerFor(config: NodeConfig): LogFn {
   const write = (line: string) => console.error(line);
@@ -105,10 +118,11 @@ async function serve(
   engine: NodeEngine,
   config: NodeConfig,
   counters: RequestCounters,
+  floorStore: FloorStore,
 ): Promise<void> {
   const app = createNodeApp({
     engine,
-    floorStore: await diskFloorStore(config.data),
+    floorStore,
     counters,
     limits: config.limits,
     ...(config.clusterSecret ? { clusterSecret: config.clusterSecret } : {}),
@@ -151,12 +165,13 @@ async function main(): Promise<number> {
     const listener = await listen(config);
     lock = await lockDataDir(config.data, "node");
     const counters = new RequestCounters();
+    const floor = await openFloor(config);
     engine = await open(config, counters);
     if (config.import) {
       const n = await importFile(engine, config, config.import);
       loggerFor(config)({ level: "info", msg: "imported", file: config.import, keys: n });
     }
-    await serve(listener, engine, config, counters);
+    await serve(listener, engine, config, counters, floor);
     return 0;
   } catch (err) {
     if (

@@ -18,6 +18,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { runToEnd, type ServerProcess, spawnServer } from "./helpers/process.ts";
+import { until } from "./helpers/poll.ts";
 
 const MAIN = new URL("../node/main.ts", import.meta.url);
 
@@ -107,14 +108,18 @@ async function pollHealth(
   url: string,
   done: (status: number, body: HealthBody) => boolean,
 ): Promise<HealthBody> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(3000) });
-    const body = await res.json();
-    if (done(res.status, body)) return body;
-    assert(Date.now() < deadline, `/health never got there: ${res.status} ${JSON.stringify(body)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  let [status, body]: [number, HealthBody] = [0, {}];
+  await until(
+    () => `/health gets there (last: ${status} ${JSON.stringify(body)})`,
+    async () => {
+      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(3000) });
+      [status, body] = [res.status, await res.json()];
+      return done(status, body);
+    },
+    30_000,
+    100,
+  );
+  return body;
 }
 
 Deno.test({

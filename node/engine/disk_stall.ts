@@ -1,6 +1,6 @@
 /**
- * Whether the node's disk has stalled: a log write (a round's append + fsync) that has run
- * longer than a threshold holds every write behind it. The node still takes writes (they
+ * Whether the node's disk has stalled: a write has waited on the log (its round's append +
+ * fsync, and any round ahead of it) longer than a threshold. The node still takes writes (they
  * wait, and are acknowledged once on disk, never before), but `/health` says `stalled` so
  * that probes and the proxy send writes elsewhere; it says `ok` again by itself once the
  * write finishes. A stall that ends in an error turns the node read-only (write_guard.ts).
@@ -21,20 +21,20 @@ import type { WriteHealth } from "./write_guard.ts";
 export const DEFAULT_STALL_AFTER_MS = 5_000;
 
 /**
- * The `stalled` write health when the log write under way (`busy`: when it began, wall ms,
- * and how long it has run; null: none runs) has run at least `stallAfterMs`; else undefined.
+ * The `stalled` write health when the oldest write waiting on the log, or on `file`
+ * (`busy`: since when, wall ms, and for how long; null: none waits) has waited
+ * `stallAfterMs`; else undefined.
  */
 export function stalledWrites(
-  busy: { since: number; ms: number } | null,
+  busy: { since: number; ms: number; file?: string } | null,
   stallAfterMs: number,
 ): WriteHealth | undefined {
   if (busy === null || busy.ms < stallAfterMs) return undefined;
   const seconds = (busy.ms / 1000).toFixed(1);
-  return {
-    state: "stalled",
-    reason: `the log write (append + fsync of wal.jsonl) has waited ${seconds} s on the disk; ` +
-      "writes wait for it and are acknowledged once they are on disk",
-    since: busy.since,
-    retries: 0,
-  };
+  const reason = busy.file === undefined
+    ? `the log write (append + fsync of wal.jsonl) has waited ${seconds} s on the disk; ` +
+      "writes wait for it and are acknowledged once they are on disk"
+    : `the write of ${busy.file} has waited ${seconds} s on the disk; ` +
+      "requests that need it wait for it";
+  return { state: "stalled", reason, since: busy.since, retries: 0 };
 }

@@ -33,6 +33,7 @@ import { fromBytes } from "./values.ts";
 import type { Wal } from "../storage/wal.ts";
 import { WriteGuard, type WriteHealth } from "./write_guard.ts";
 import { DEFAULT_STALL_AFTER_MS, stalledWrites } from "./disk_stall.ts";
+import { DiskWaits } from "./disk_waits.ts";
 
 /** Content type of imported values. */
 export const IMPORT_CONTENT_TYPE = "text/plain; charset=utf-8";
@@ -75,7 +76,11 @@ export class DurableEngine implements NodeEngine {
   #snapshotting: Promise<void> | null = null;
   #savingMap: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Why memory holds refused writes: set by a failed log round, cleared once the repair reloads. */
+  #refusedInMemory: string | null = null;
   readonly #guard: WriteGuard;
+  /** Writes of cluster.json and acceptor.json under way, for the stall measure. */
+  readonly diskWaits = new DiskWaits();
   /** Durable changes for watchers (node/engine/change_log.ts). */
   readonly changes = new ChangeLog(crypto.randomUUID().slice(0, 13));
 
@@ -91,14 +96,20 @@ export class DurableEngine implements NodeEngine {
       firstRetryMs: parts.firstRetryMs,
       log: parts.log,
     });
-    parts.wal.onFailure = (err) => this.#guard.failed(`append to ${FILES.wal}`, err, true);
+    parts.wal.onFailure = (err) => {
+      this.#refusedInMemory = `append to ${FILES.wal}: ${err.message}`;
+      this.#guard.failed(`append to ${FILES.wal}`, err, true);
+    };
   }
 
   writeHealth(): WriteHealth {
     const health = this.#guard.health;
     if (health.state !== "writable") return health;
     const stallAfterMs = this.parts.stallAfterMs ?? DEFAULT_STALL_AFTER_MS;
-    return stalledWrites(this.parts.wal.busy(), stallAfterMs) ?? health;
+    const log = this.parts.wal.busy();
+    const other = this.diskWaits.oldest();
+    const oldest = log === null || (other !== null && other.ms > log.ms) ? other : log;
+    return stalledWrites(oldest, stallAfterMs) ?? health;
   }
 
   async get(key: string): Promise<Entry | undefined> {
@@ -167,14 +178,17 @@ export class DurableEngine implements NodeEngine {
   }
 
   scanKeys(ranges: readonly Range[]): string[] {
+    this.#assertNoRefused("scan");
     return this.parts.store.scanKeys(ranges);
   }
 
   expiredKeys(before: number, limit: number): { key: string; version: string }[] {
+    this.#assertNoRefused("list expired keys");
     return this.parts.store.expiredKeys(before, limit);
   }
 
   peek(key: string): Entry | undefined {
+    this.#assertNoRefused(`read key ${JSON.stringify(key)}`);
     return this.parts.store.get(key);
   }
 
@@ -199,6 +213,7 @@ export class DurableEngine implements NodeEngine {
   }
 
   exportFlat(binary: "base64" | "refuse"): Record<string, FlatValue> {
+    this.#assertNoRefused("export");
     return this.parts.store.exportFlat(binary);
   }
 
@@ -220,7 +235,9 @@ export class DurableEngine implements NodeEngine {
     const bytes = encoder.encode(JSON.stringify(map, null, 2) + "\n");
     // One temp file per name: saves must not overlap.
     const saving = this.#savingMap
-      .then(() => this.parts.disk.writeAtomic(FILES.cluster, bytes))
+      .then(() =>
+        this.diskWaits.track(FILES.cluster, () => this.parts.disk.writeAtomic(FILES.cluster, bytes))
+      )
       .catch((err) => {
         if (!(err instanceof Error)) throw err;
         this.#guard.failed(`write ${FILES.cluster}`, err, false);
@@ -323,6 +340,7 @@ export class DurableEngine implements NodeEngine {
       this.#snapshotBytes = await loadSnapshot(disk, store);
       await replayLog(disk, store);
       this.parts.store = store;
+      this.#refusedInMemory = null;
       this.changes.discardStaged();
       this.#pending.clear();
       this.#lastDrop = 0;
@@ -344,6 +362,19 @@ export class DurableEngine implements NodeEngine {
     }
     await wal.replaceWithTail();
     this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
+  }
+
+  /**
+   * Reads that do not wait on the log (scans, digests, export, the acceptor's peek) would show
+   * the writes of failed rounds, still in memory until the repair reloads the store: 503.
+   */
+  #assertNoRefused(action: string): void {
+    if (this.#refusedInMemory === null) return;
+    throw new RingkvError(
+      "unavailable",
+      `Cannot ${action}: memory still holds writes the disk refused (${this.#refusedInMemory}); ` +
+        "reads without the log answer again once a repair reloads the store from disk",
+    );
   }
 
   #assertOpen(action: string): void {

@@ -14,6 +14,7 @@ import type { ClusterMap, WireEntry } from "../../shared/wire.ts";
 import type { Stored } from "./packed.ts";
 import type { ChangeLog } from "./change_log.ts";
 import type { WriteHealth } from "./write_guard.ts";
+import type { DiskWaits } from "./disk_waits.ts";
 
 /** One stored entry; `value: null` is a tombstone. */
 export interface Entry {
@@ -75,7 +76,7 @@ export interface EngineStats {
   valueBytes: number;
   walBytes: number;
   snapshotBytes: number;
-  /** How long the log write under way has waited on the disk (0: none runs). */
+  /** How long the oldest write waiting on the log has waited (0: none waits). */
   logWaitMs: number;
 }
 
@@ -124,6 +125,8 @@ export interface NodeEngine {
   stats(): EngineStats;
   /** Whether the node takes writes (a failing disk makes it read-only until repaired). */
   writeHealth(): WriteHealth;
+  /** Disk writes outside the log that requests wait on; a stalled one shows in writeHealth(). */
+  readonly diskWaits: DiskWaits;
   /** Flushes, writes a snapshot, releases files. */
   close(): Promise<void>;
 }

@@ -1,7 +1,11 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
+import { until } from "../../tests/helpers/poll.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import type { NodeEngine } from "./engine.ts";
-import { open, put, textOf } from "../../tests/doubles/engine_test_helpers.ts";
+import { gatedDisk, open, put, textOf } from "../../tests/doubles/engine_test_helpers.ts";
+import { createNodeApp } from "../http/node_app.ts";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { formatVersion } from "../../shared/version.ts";
 import {
   createFakeDisk,
   type FakeDisk,
@@ -12,15 +16,6 @@ import { scanLines } from "../storage/log_format.ts";
 import { WriteGuard } from "./write_guard.ts";
 
 const quiet = () => {};
-
-/** Polls `check` until it holds; fails after `ms` (a deadline, not a sleep as proof). */
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 function used(disk: FakeDisk): number {
   return disk.names().reduce((n, name) => n + disk.bytes(name)!.length, 0);
@@ -203,6 +198,75 @@ Deno.test("failing disk: a snapshot that cannot be read (EIO) during the repair 
   await until("the node takes writes", () => engine.writeHealth().state === "writable");
   assertEquals(await textOf(engine, "c"), undefined);
   assertEquals([await textOf(engine, "a"), await textOf(engine, "b")], ["one", "two"]);
+  await engine.close();
+});
+
+/** Status and body of every node route that reads the store without waiting on the log. */
+async function storeReads(engine: NodeEngine): Promise<Record<string, [number, string]>> {
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  const json = (body: unknown) => ({
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const ballot = formatVersion(Date.now() + 60_000, 0, "p1");
+  const calls: Record<string, [string, RequestInit?]> = {
+    export: ["/export"],
+    scan: ["/internal/scan?ranges=0-4294967296"],
+    digest: ["/internal/digest", json({ buckets: [[[0, 2 ** 32]]] })],
+    expired: [`/internal/expired?before=${Date.now() + 10 ** 9}&limit=10`],
+    prepare: ["/internal/prepare", json({ ops: [{ key: "c", ballot }] })],
+  };
+  const out: Record<string, [number, string]> = {};
+  for (const [name, [path, init]] of Object.entries(calls)) {
+    const res = await app.request(path, init);
+    out[name] = [res.status, await res.text()];
+  }
+  return out;
+}
+
+Deno.test("failing disk: while the repair fails on EIO, scan, digest, export, expired and prepare answer 503 and never show the refused write", async () => {
+  const first = await twoWritten();
+  await first.engine.close();
+  const disk = first.disk.reopen();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet });
+  disk.failReads("snapshot.json", true);
+  disk.failSyncs(1);
+  await assertRejects(() => engine.write([put("c", "refused")]));
+  await until("the repair failed twice", () => engine.writeHealth().retries >= 2);
+  assertEquals(engine.writeHealth().state, "read-only");
+  for (const [name, [status, body]] of Object.entries(await storeReads(engine))) {
+    assertEquals(status, 503, `${name}: ${body}`);
+    assert(body.includes("refused") && body.includes(IO_ERROR), `${name}: ${body}`);
+    assert(!body.includes(btoa("refused")), `${name} shows the refused value: ${body}`);
+  }
+  assertEquals((await assertRejects(() => Promise.resolve(engine.peek("c")))).name, "RingkvError");
+  assertEquals(await textOf(engine, "a"), "one"); // durable keys still read
+  disk.failReads("snapshot.json", false);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  const after = await storeReads(engine);
+  assertEquals(Object.values(after).map(([status]) => status), [200, 200, 200, 200, 200]);
+  assertEquals(JSON.parse(after.export![1]), { a: "one", b: "two" });
+  await engine.close();
+});
+
+Deno.test("failing disk: a scan that meets a write whose log round then fails never sends it", async () => {
+  const { disk, release, hold, held } = gatedDisk();
+  const engine = await open(disk, { firstRetryMs: 60_000, log: quiet });
+  release();
+  await engine.write([put("a", "one")]);
+  hold();
+  const refused = assertRejects(() => engine.write([put("c", "refused")]));
+  await until("the write's round waits on its fsync", () => held() === 1);
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  const res = await app.request("/internal/scan?ranges=0-4294967296");
+  assertEquals(res.status, 200);
+  const body = res.text().catch((err: Error) => `stream broke: ${err.message}`);
+  disk.failSyncs(1);
+  release();
+  await refused;
+  const text = await body;
+  assert(!text.includes(btoa("refused")), `the scan sent the refused write: ${text}`);
   await engine.close();
 });
 

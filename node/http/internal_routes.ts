@@ -90,7 +90,8 @@ async function readNdjson(c: Context, ctx: NodeContext): Promise<WireEntry[]> {
 }
 
 /**
- * Streams the entries in the ranges; the key set is taken now, values as the stream goes.
+ * Streams the entries in the ranges; the key set is taken now, values as the stream goes,
+ * each once durable (a write whose log round then fails is never sent: the stream breaks).
  * A node on another incarnation than the sender's map records refuses (it is no replica).
  */
 function scan(c: Context, ctx: NodeContext): Response {
@@ -99,11 +100,11 @@ function scan(c: Context, ctx: NodeContext): Response {
   const keys = ctx.engine.scanKeys(ranges);
   let next = 0;
   const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
+    async pull(controller) {
       let text = "";
       while (next < keys.length && text.length < SCAN_CHUNK_CHARS) {
         const key = keys[next++]!;
-        const entry = ctx.engine.peek(key);
+        const entry = await ctx.engine.get(key);
         if (entry !== undefined) text += JSON.stringify(toWire(key, entry)) + "\n";
       }
       if (text !== "") controller.enqueue(encoder.encode(text));

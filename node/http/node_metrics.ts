@@ -102,7 +102,7 @@ export function metricsText(
     ),
     g(
       "fsync_wait_seconds",
-      "How long the log write under way (append + fsync) has waited on the disk; 0: none runs.",
+      "How long the oldest write waiting on the log (append + fsync) has waited; 0: none waits.",
       stats.logWaitMs / 1000,
     ),
     ...counters.metrics(),

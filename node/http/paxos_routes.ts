@@ -11,6 +11,7 @@ import { checkKey } from "../../shared/keys.ts";
 import { isVersion } from "../../shared/version.ts";
 import { INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
 import { Acceptor, type FloorStore, memoryFloorStore } from "../paxos/acceptor.ts";
+import { FLOOR_FILE } from "../paxos/acceptor_floor.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
 import { isObject, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
@@ -18,8 +19,19 @@ import { parseWireEntry, toWire } from "./wire_entries.ts";
 
 /** Registers the replication routes; the acceptor opens on first use. */
 export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): void {
+  const store = floor ?? memoryFloorStore();
+  // A save that stalls holds every prepare above the watermark: /health times it too.
+  const timed: FloorStore = {
+    load: () => store.load(),
+    save: (v) => ctx.engine.diskWaits.track(FLOOR_FILE, () => store.save(v)),
+  };
   let opening: Promise<Acceptor> | undefined;
-  const acceptor = () => (opening ??= Acceptor.open(ctx.engine, floor ?? memoryFloorStore()));
+  const acceptor = () =>
+    opening ??= Acceptor.open(ctx.engine, timed).catch((err) => {
+      // A failed load (EIO on acceptor.json) is not kept: the next round reads the file again.
+      opening = undefined;
+      throw err;
+    });
   route(app, "/internal/read", {
     POST: async (c) => {
       checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "read");

@@ -1,4 +1,4 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { formatVersion } from "../../shared/version.ts";
 import { INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
@@ -93,4 +93,36 @@ Deno.test("read, prepare and accept refuse with 503 node_recovering when the map
     assertEquals((await call(app, path, body, engine.incarnation)).status, 200, path);
   }
   assertEquals((await call(app, "/internal/read", { keys: ["k"] })).status, 200);
+});
+
+Deno.test("failing disk: a failed read of acceptor.json answers 503 naming it, and the next round reads it again", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", log: () => {} });
+  let failing = true;
+  const floorStore = {
+    load: () =>
+      failing
+        ? Promise.reject(new Error("reading acceptor.json failed (Input/output error)"))
+        : Promise.resolve(null),
+    save: () => Promise.resolve(),
+  };
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, floorStore });
+  const ballot = formatVersion(Date.now() + 60_000, 0, "p1");
+  const prepare = async () => {
+    const res = await app.request("/internal/prepare", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ops: [{ key: "k", ballot }] }),
+    });
+    return [res.status, await res.text()] as const;
+  };
+  try {
+    const [status, body] = await prepare();
+    assertEquals(status, 503, body);
+    assertEquals(JSON.parse(body).error.code, "unavailable");
+    assert(body.includes("acceptor.json") && body.includes("Input/output error"), body);
+    failing = false; // the disk reads again
+    assertEquals((await prepare())[0], 200);
+  } finally {
+    await engine.close();
+  }
 });

@@ -78,7 +78,18 @@ export class Acceptor {
    */
   static async open(engine: NodeEngine, store: FloorStore): Promise<Acceptor> {
     const born = formatVersion(engine.createdAt, 0, "0");
-    return new Acceptor(engine, store, max((await store.load()) ?? undefined, born));
+    let floor: Version | null;
+    try {
+      floor = await store.load();
+    } catch (err) {
+      if (!(err instanceof Error)) throw err;
+      // Voting without the watermark could promise less than before a restart: 503, not a vote.
+      throw new RingkvError(
+        "unavailable",
+        `Cannot vote in CASPaxos rounds: loading the promise watermark failed (${err.message})`,
+      );
+    }
+    return new Acceptor(engine, store, max(floor ?? undefined, born));
   }
 
   /** Keys with a promise above their entry (for metrics and tests). */

@@ -7,6 +7,7 @@
 import { isVersion, type Version } from "../../shared/version.ts";
 import type { FloorStore } from "./acceptor.ts";
 import { createDenoDisk } from "../storage/disk.ts";
+import { UnreadableFileError } from "../storage/recovery.ts";
 
 /** The file name of the watermark. */
 export const FLOOR_FILE = "acceptor.json";
@@ -16,9 +17,12 @@ export async function diskFloorStore(dir: string): Promise<FloorStore> {
   const disk = await createDenoDisk(dir);
   return {
     async load(): Promise<Version | null> {
-      const bytes = await disk.read(FLOOR_FILE);
+      const bytes = await disk.read(FLOOR_FILE).catch((err) => {
+        // A failing disk (EIO), named like the snapshot and the log; a missing file reads null.
+        throw err instanceof Error ? new UnreadableFileError(FLOOR_FILE, err) : err;
+      });
       if (bytes === null) return null;
-      const floor = (JSON.parse(new TextDecoder().decode(bytes)) as { floor?: unknown }).floor;
+      const floor = parseFloor(bytes, dir);
       if (typeof floor !== "string" || !isVersion(floor)) {
         throw new Error(`Cannot read ${FLOOR_FILE} in ${dir}: no valid "floor" version`);
       }
@@ -27,4 +31,13 @@ export async function diskFloorStore(dir: string): Promise<FloorStore> {
     save: (floor) =>
       disk.writeAtomic(FLOOR_FILE, new TextEncoder().encode(JSON.stringify({ floor }) + "\n")),
   };
+}
+
+function parseFloor(bytes: Uint8Array, dir: string): unknown {
+  try {
+    return (JSON.parse(new TextDecoder().decode(bytes)) as { floor?: unknown })?.floor;
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    throw new Error(`Cannot read ${FLOOR_FILE} in ${dir}: it is not JSON (${err.message})`);
+  }
 }

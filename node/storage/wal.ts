@@ -31,6 +31,16 @@ interface Deferred {
   reject: (err: unknown) => void;
 }
 
+/** When a wait began: wall ms (reported) and monotonic ms (measured). */
+interface Waiting {
+  since: number;
+  at: number;
+}
+
+function waitingNow(): Waiting {
+  return { since: Date.now(), at: performance.now() };
+}
+
 function deferred(): Deferred {
   const d = Promise.withResolvers<void>();
   // Nobody may be waiting on a round that fails; that must not crash the process.
@@ -53,8 +63,10 @@ export class Wal {
   #failure: Error | null = null;
   /** Sequence numbers of the rounds {@link reopen} cut off: never durable. */
   #lost: { after: number; upTo: number; error: Error } | null = null;
-  /** The log write under way (a round's append + fsync, or a cut): when it began. */
-  #busy: { since: number; at: number } | null = null;
+  /** The log write under way: when its oldest line was queued (a cut: when it began). */
+  #busy: Waiting | null = null;
+  /** When the oldest line still queued for the next round was appended. */
+  #queuedAt: Waiting | null = null;
 
   /** `size` is the file's current length. */
   constructor(readonly disk: Disk, readonly name: string, private size: number) {}
@@ -65,13 +77,15 @@ export class Wal {
   }
 
   /**
-   * The log write under way (null when none runs): when it began (`since`, wall ms) and how
-   * long it has run (`ms`, on the monotonic clock). A disk that stalls holds it for as long
-   * as it stalls, and every write waiting on the log with it.
+   * How long the oldest line not yet durable has waited (`ms`, on the monotonic clock) and
+   * since when (`since`, wall ms), counted from its append, so a line queued behind a slow
+   * round counts that round too; a cut counts from its start. Null when nothing waits.
    */
   busy(): { since: number; ms: number } | null {
     const busy = this.#busy;
-    return busy === null ? null : { since: busy.since, ms: performance.now() - busy.at };
+    const queued = this.#queuedAt;
+    const oldest = busy === null || (queued !== null && queued.at < busy.at) ? queued : busy;
+    return oldest === null ? null : { since: oldest.since, ms: performance.now() - oldest.at };
   }
 
   /** Called after each durable round (e.g. to start a snapshot). */
@@ -94,6 +108,7 @@ export class Wal {
     this.#gathering = deferred();
     this.#writing = null;
     this.#queue = [];
+    this.#queuedAt = null;
     this.#failure = null;
   }
 
@@ -101,6 +116,7 @@ export class Wal {
   append(line: Uint8Array): number {
     this.assertHealthy();
     const seq = ++this.#lastSeq;
+    this.#queuedAt ??= waitingNow();
     this.#queue.push(line);
     this.#kick();
     return seq;
@@ -170,7 +186,9 @@ export class Wal {
     await Promise.resolve();
     while (this.#queue.length > 0 || this.#tasks.length > 0) {
       const task = this.#tasks.shift();
-      this.#busy = { since: Date.now(), at: performance.now() };
+      // A round takes the whole queue: its wait began with its oldest line.
+      this.#busy = task ? waitingNow() : this.#queuedAt ?? waitingNow();
+      if (!task) this.#queuedAt = null;
       try {
         await (task ? task() : this.#round());
       } finally {
@@ -198,6 +216,7 @@ export class Wal {
       round.done.reject(this.#failure);
       this.#gathering.reject(this.#failure);
       this.#queue = [];
+      this.#queuedAt = null;
       this.onFailure(err as Error);
       return;
     }

@@ -97,8 +97,8 @@ export async function clusterView(
         const health = await deps.admin.health(n.url);
         const { writes } = health;
         if (writes === undefined) return { ...base, state: role, keys: health.keys };
-        const refused = writes.state === "stalled" ? "stalled" : "read-only";
-        return { ...base, state: role === "up" ? refused : role, keys: health.keys, writes };
+        const impaired = writes.state === "stalled" ? "stalled" : "read-only";
+        return { ...base, state: role === "up" ? impaired : role, keys: health.keys, writes };
       } catch (err) {
         if (!(err instanceof RingkvError)) throw err;
         return { ...base, state: "down", keys: null, error: err.message };

@@ -144,11 +144,12 @@ function drawNodes(cluster, shares) {
   const rows = cluster.nodes.map((n) => {
     const s = stats[n.id]?.up ? stats[n.id] : null, p = prev[n.id];
     const rate = s && p && dt > 0 ? Math.max(0, (s.requests - p.requests) / dt).toFixed(1) : "–";
+    const w = n.writes, verb = w && (w.state === "stalled" ? "writes wait" : "refuses writes");
     return el("tr", { "data-node": n.id },
       el("td", {}, el("span", { class: "swatch", style: "background:" + colorOf(n.id) }), n.id),
       el("td", { class: "dim" }, n.url),
-      el("td", {}, el("span", { class: "badge " + n.state, title: n.writes ? (n.writes.state === "stalled" ? "writes wait: " : "refuses writes: ") + (n.writes.reason || n.writes.state) : "" }, n.state),
-        n.writes ? el("div", { class: "warn" }, (n.writes.state === "stalled" ? "writes wait since " : "refuses writes since ") + new Date(n.writes.since).toLocaleTimeString() + ": " + (n.writes.reason || n.writes.state)) : ""),
+      el("td", {}, el("span", { class: "badge " + n.state, title: w ? verb + ": " + (w.reason || w.state) : "" }, n.state),
+        w ? el("div", { class: "warn" }, verb + " since " + new Date(w.since).toLocaleTimeString() + ": " + (w.reason || w.state)) : ""),
       el("td", { class: "num" }, n.keys ?? "–"),
       el("td", { class: "num" }, s ? bytes(s.valueBytes) : "–"),
       el("td", { class: "num" }, n.id in shares ? (shares[n.id] * 100).toFixed(1) + " %" : "–"),

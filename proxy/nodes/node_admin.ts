@@ -56,7 +56,7 @@ export interface NodeWrites {
 const WRITE_STATES = new Set(["read-only", "failed", "stalled"]);
 
 /** The `writes` of a `/health` body when it says the node refuses writes, or they stall. */
-export function refusedWrites(body: unknown): NodeWrites | undefined {
+export function writeTrouble(body: unknown): NodeWrites | undefined {
   const writes = (body as { writes?: Partial<NodeWrites> } | null)?.writes;
   if (writes === undefined || !WRITE_STATES.has(writes.state as string)) return undefined;
   return {
@@ -189,7 +189,7 @@ export class NodeAdmin {
     const body = res.status === 503
       ? await res.clone().json().catch(() => null) as Partial<NodeHealth> | null
       : null;
-    const writes = refusedWrites(body);
+    const writes = writeTrouble(body);
     if (!res.ok && writes === undefined) return this.fail(url, "/health", res);
     if (writes !== undefined) await res.body?.cancel();
     const known = writes === undefined

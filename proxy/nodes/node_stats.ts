@@ -26,7 +26,7 @@ export interface NodeStats {
   snapshotBytes: number;
   /** 1 when the node takes writes, 0 when its disk failed (or it did not answer). */
   writable: number;
-  /** How long the node's log write under way has waited on its disk (0: none, or no answer). */
+  /** How long the node's oldest write on its log has waited (0: none, or no answer). */
   fsyncWaitSeconds: number;
   /** Requests the node answered since it started (all routes). */
   requests: number;

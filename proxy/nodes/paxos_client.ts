@@ -17,7 +17,7 @@ import {
   StaleEpochError,
   unreachable,
 } from "./node_client.ts";
-import { refusedWrites } from "./node_admin.ts";
+import { writeTrouble } from "./node_admin.ts";
 
 /** What a {@link PaxosClient} needs. */
 export interface PaxosClientDeps extends NodeTransport {
@@ -73,14 +73,19 @@ export class PaxosClient {
     } catch (err) {
       if (!(err instanceof SyntaxError)) throw err; // not JSON: it answered, and says nothing more
     }
-    const writes = status === 503 ? refusedWrites(body) : undefined;
+    const writes = status === 503 ? writeTrouble(body) : undefined;
     if (status !== 200 && writes === undefined) return undefined;
     const now = this.deps.now ?? Date.now;
     this.deps.report?.({
       kind: "answered",
       node: node.id,
       at: now(),
-      refusesWrites: writes ? `${writes.state}: ${writes.reason ?? "no reason given"}` : false,
+      avoidWrites: writes
+        ? {
+          stalled: writes.state === "stalled",
+          why: `${writes.state}: ${writes.reason ?? "no reason given"}`,
+        }
+        : false,
     });
     const incarnation = (body as { incarnation?: unknown } | null)?.incarnation;
     return typeof incarnation === "string" ? incarnation : undefined;

@@ -25,31 +25,36 @@ export type HealthEvent =
     kind: "answered";
     node: string;
     at: number;
-    /** From a probe: why it refuses writes, or false when it takes them (absent: unknown). */
-    refusesWrites?: string | false;
+    /**
+     * From a probe: why writes should go to other replicas first (the node refuses them, or
+     * they stall on its disk), or false when nothing is wrong with them (absent: unknown).
+     */
+    avoidWrites?: { stalled: boolean; why: string } | false;
   }
   | { kind: "failed"; node: string; at: number; error?: string }
   | { kind: "forget"; node: string };
 
 /** One node's health as the proxy sees it. */
 export interface NodeHealth {
-  state: "up" | "down" | "read-only";
+  state: "up" | "down" | "read-only" | "stalled";
   /** When it last answered or failed (ms). */
   since: number;
   lastError?: string;
   /** Consecutive failures. */
   failures: number;
-  /** Why it refuses writes, when its last probe said so. */
-  writesRefused?: string;
+  /** Why writes go to other replicas first (refused or stalled), when its last probe said so. */
+  writesAvoided?: string;
 }
 
 interface Tracked extends NodeHealth {
+  /** Its writes are avoided because they stall (it still takes them), not refused. */
+  stalled?: boolean;
   nextProbeAt: number;
   probing: boolean;
 }
 
 /** Where a node of each state goes in {@link FailureDetector.order}. */
-const RANK = { up: 0, "read-only": 1, down: 2 } as const;
+const RANK = { up: 0, "read-only": 1, stalled: 1, down: 2 } as const;
 
 /** Health of the nodes the proxy talks to; unknown nodes count as up. */
 export class FailureDetector {
@@ -67,9 +72,15 @@ export class FailureDetector {
     const node = this.#track(event.node, event.at);
     node.probing = false;
     if (event.kind === "answered") {
-      if (event.refusesWrites === false) delete node.writesRefused;
-      else if (event.refusesWrites !== undefined) node.writesRefused = event.refusesWrites;
-      const state = node.writesRefused === undefined ? "up" : "read-only";
+      const avoid = event.avoidWrites;
+      if (avoid === false) delete node.writesAvoided;
+      else if (avoid !== undefined) node.writesAvoided = avoid.why;
+      if (avoid !== undefined) node.stalled = avoid !== false && avoid.stalled;
+      const state = node.writesAvoided === undefined
+        ? "up"
+        : node.stalled
+        ? "stalled"
+        : "read-only";
       if (node.state !== state) node.since = event.at;
       node.state = state;
       node.failures = 0;
@@ -101,27 +112,27 @@ export class FailureDetector {
     return this.#nodes.get(id)?.state !== "down";
   }
 
-  /** Whether writes should be sent to the node now (up, and not read-only). */
-  takesWrites(id: string): boolean {
+  /** Whether writes should go to the node first (up: neither down, read-only nor stalled). */
+  writesFirst(id: string): boolean {
     const state = this.#nodes.get(id)?.state;
-    return state !== "down" && state !== "read-only";
+    return state === undefined || state === "up";
   }
 
   /** The node's health, or undefined when never seen. */
   health(id: string): NodeHealth | undefined {
     const node = this.#nodes.get(id);
     if (node === undefined) return undefined;
-    const { state, since, failures, lastError, writesRefused } = node;
+    const { state, since, failures, lastError, writesAvoided } = node;
     return {
       state,
       since,
       failures,
       ...(lastError === undefined ? {} : { lastError }),
-      ...(writesRefused === undefined ? {} : { writesRefused }),
+      ...(writesAvoided === undefined ? {} : { writesAvoided }),
     };
   }
 
-  /** `nodes` with the up ones first, then the read-only ones, then the down ones. */
+  /** `nodes` with the up ones first, then the read-only and stalled ones, then the down ones. */
   order<T extends { id: string }>(nodes: readonly T[]): T[] {
     // One pass, no object per node: every quorum call of every request orders its replicas.
     const ranked: [T[], T[], T[]] = [[], [], []];

@@ -3,30 +3,40 @@ import { FailureDetector } from "./failure_detector.ts";
 
 Deno.test("FailureDetector: a probe that says the node refuses writes makes it read-only until a probe says it takes them", () => {
   const fd = new FailureDetector({ probeMs: 500 });
-  fd.step({ kind: "answered", node: "n1", at: 0, refusesWrites: false });
-  fd.step({ kind: "answered", node: "n1", at: 10, refusesWrites: "read-only: disk full" });
+  fd.step({ kind: "answered", node: "n1", at: 0, avoidWrites: false });
+  fd.step({
+    kind: "answered",
+    node: "n1",
+    at: 10,
+    avoidWrites: { stalled: false, why: "read-only: disk full" },
+  });
   assertEquals(fd.health("n1"), {
     state: "read-only",
     since: 10,
     failures: 0,
-    writesRefused: "read-only: disk full",
+    writesAvoided: "read-only: disk full",
   });
   // A data call that answered says nothing about writes: the node stays read-only.
   fd.step({ kind: "answered", node: "n1", at: 20 });
   assertEquals(fd.health("n1")?.state, "read-only");
-  assertEquals([fd.isUp("n1"), fd.takesWrites("n1")], [true, false]);
+  assertEquals([fd.isUp("n1"), fd.writesFirst("n1")], [true, false]);
   fd.step({ kind: "failed", node: "n1", at: 30 });
   assertEquals([fd.health("n1")?.state, fd.isUp("n1")], ["down", false]);
-  fd.step({ kind: "answered", node: "n1", at: 40, refusesWrites: false });
+  fd.step({ kind: "answered", node: "n1", at: 40, avoidWrites: false });
   assertEquals([fd.health("n1")?.state, fd.health("n1")?.since], ["up", 40]);
-  assertEquals(fd.health("n1")?.writesRefused, undefined);
-  assertEquals(fd.takesWrites("n1"), true);
+  assertEquals(fd.health("n1")?.writesAvoided, undefined);
+  assertEquals(fd.writesFirst("n1"), true);
 });
 
 Deno.test("FailureDetector.order() puts up nodes first, then read-only ones, then down ones", () => {
   const fd = new FailureDetector({ probeMs: 500 });
   fd.step({ kind: "failed", node: "a", at: 0 });
-  fd.step({ kind: "answered", node: "b", at: 0, refusesWrites: "read-only: disk full" });
+  fd.step({
+    kind: "answered",
+    node: "b",
+    at: 0,
+    avoidWrites: { stalled: false, why: "read-only: disk full" },
+  });
   const nodes = ["a", "b", "c", "d"].map((id) => ({ id }));
   assertEquals(fd.order(nodes).map((n) => n.id), ["c", "d", "b", "a"]);
   const up = ["d", "c", "e"].map((id) => ({ id }));
@@ -34,4 +44,22 @@ Deno.test("FailureDetector.order() puts up nodes first, then read-only ones, the
   assertEquals(ordered, up, "all up: the order given");
   ordered.pop();
   assertEquals(up.length, 3, "a new list, not the one given");
+});
+
+Deno.test("FailureDetector: a probe that says writes stall makes the node stalled (not read-only): asked after the up ones, until a probe says they do not", () => {
+  const fd = new FailureDetector({ probeMs: 500 });
+  const why = "stalled: the log write has waited 6.0 s";
+  fd.step({ kind: "answered", node: "s", at: 0, avoidWrites: { stalled: true, why } });
+  assertEquals(fd.health("s"), { state: "stalled", since: 0, failures: 0, writesAvoided: why });
+  fd.step({ kind: "answered", node: "s", at: 5 }); // a data call says nothing about writes
+  assertEquals([fd.health("s")?.state, fd.isUp("s"), fd.writesFirst("s")], [
+    "stalled",
+    true,
+    false,
+  ]);
+  fd.step({ kind: "failed", node: "d", at: 0 });
+  const nodes = ["d", "s", "u"].map((id) => ({ id }));
+  assertEquals(fd.order(nodes).map((n) => n.id), ["u", "s", "d"]);
+  fd.step({ kind: "answered", node: "s", at: 10, avoidWrites: false });
+  assertEquals([fd.health("s")?.state, fd.writesFirst("s")], ["up", true]);
 });

@@ -146,7 +146,7 @@ export class Replication {
     await Promise.allSettled(
       // A read-only node would refuse them (its disk failed): they wait until it takes writes.
       [...nodes.values()].filter((n) =>
-        this.detector.takesWrites(n.id) && this.hints.count(n.id) > 0
+        this.detector.writesFirst(n.id) && this.hints.count(n.id) > 0
       )
         .map((n) => this.#replay(n, topo.map.epoch)),
     );
