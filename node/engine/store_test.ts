@@ -128,8 +128,11 @@ Deno.test("Store.applyAll() sets none of its entries when one cannot be held (a 
   assertEquals([store.get("a"), store.get("b")], [undefined, undefined]);
   assertEquals(store.listKeys({ prefix: "", limit: 10 }).keys, []);
   assertEquals(store.counts(), { keys: 0, tombstones: 0, valueBytes: 0 });
-  // One at a time, the entry that fits is set and the other leaves no trace either.
+  // Over a stored entry: it stays, and so do the counts.
+  assert(store.apply("b", entry("000000000001-0000-n2")));
+  const counts = store.counts();
   assertThrows(() => store.apply("b", entry("000000000002-0000-n2", huge)), RingkvError);
+  assertEquals([store.versionOf("b"), store.counts()], ["000000000001-0000-n2", counts]);
   const applied = store.applyAll([
     { key: "a", stored: entry("000000000002-0000-n2") },
     { key: "a", stored: entry("000000000003-0000-n2") },
@@ -139,7 +142,7 @@ Deno.test("Store.applyAll() sets none of its entries when one cannot be held (a 
     ["000000000002-0000-n2", null],
     ["000000000003-0000-n2", "000000000002-0000-n2"],
   ]);
-  assertEquals(store.listKeys({ prefix: "", limit: 10 }).keys, ["a"]);
+  assertEquals(store.listKeys({ prefix: "", limit: 10 }).keys, ["a", "b"]);
 });
 
 Deno.test("Store keeps binary values as bytes and UTF-8 text exactly, BOM included", () => {
