@@ -12,7 +12,9 @@
  * watermark first moves the watermark (a little ahead, so this costs one atomic file
  * write per {@link FLOOR_LEAD_MS} of ballots, not one per promise). After a restart
  * the stored watermark is every key's promise (a node may only promise more than it
- * did, never less), so in-flight proposals from before the crash get refused.
+ * did, never less), so in-flight proposals from before the crash get refused. A key's
+ * promise is forgotten only once an entry that covers it is durable: the engine's repair
+ * rolls back a log round that failed, and the promise must outlive that.
  *
  * @module
  */
