@@ -88,8 +88,24 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number | b
     case "list":
       return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
     default:
+      if (spec.secret) checkSecret(name, spec, raw);
       return raw;
   }
+}
+
+/**
+ * Refuses a token with whitespace or control characters: `Authorization: Bearer <token>`
+ * cannot carry it (its ends are trimmed, the Bearer form has no spaces), so it would be
+ * refused on one path and taken on another. The message never shows the value.
+ */
+function checkSecret(name: string, spec: FlagSpec, raw: string): void {
+  // deno-lint-ignore no-control-regex
+  if (!/[\s\x00-\x1f\x7f]/.test(raw)) return;
+  throw new ConfigError(
+    `Cannot use --${kebab(name)} (or ${envName(name, spec)}): it contains whitespace or a ` +
+      "control character, which an Authorization: Bearer header cannot carry; choose one " +
+      "of letters, digits and -._~+/= (e.g. openssl rand -hex 24)",
+  );
 }
 
 /** The environment variables a spec reads (so a process can be given only those). */

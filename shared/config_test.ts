@@ -50,6 +50,18 @@ Deno.test("parseFlags() answers --help, and the help never shows secrets", () =>
   assert(!text.includes("s3cret"));
 });
 
+Deno.test("parseFlags() refuses a secret with whitespace or a control character, without showing it", () => {
+  for (const bad of ["two words", " lead", "trail\t", "new\nline", "nul\u0000"]) {
+    const flag = assertThrows(() => values(["--admin-token", bad]), ConfigError, "whitespace");
+    assert(flag.message.includes("--admin-token"), flag.message);
+    assert(!flag.message.includes(bad), flag.message);
+    const env = assertThrows(() => values([], { RINGKV_ADMIN_TOKEN: bad }), ConfigError);
+    assert(env.message.includes("RINGKV_ADMIN_TOKEN"), env.message);
+  }
+  assertEquals(values(["--admin-token", "a-b_c.d~e+f/g="]).adminToken, "a-b_c.d~e+f/g=");
+  assertEquals(values(["--data", "with space"]).data, "with space"); // only secrets
+});
+
 Deno.test("parseFlags() suggests the flag a mistyped one most likely meant", () => {
   assertThrows(
     () => values(["--prot", "1"]),

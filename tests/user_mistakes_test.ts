@@ -68,6 +68,25 @@ Deno.test("usage errors of node, proxy, cluster and kv exit 2 and suggest the fl
   assertMatch(replicas.stderr, /Cannot keep 5 replicas of each key on 3 node\(s\)/);
 });
 
+Deno.test("a node and a proxy given a cluster secret with a space exit 2 before they start, naming it", async () => {
+  const env = { RINGKV_CLUSTER_SECRET: "two words" };
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-secret-" });
+  try {
+    for (const script of [SCRIPTS.node, SCRIPTS.proxy]) {
+      const args = ["--port", "0", "--host", "127.0.0.1", "--data", join(dir, "d")];
+      const r = await runToEnd({ script, args, env, timeoutMs: 60_000 });
+      assertEquals(r.code, 2, r.stderr);
+      assertMatch(
+        r.stderr,
+        /Cannot use --cluster-secret \(or RINGKV_CLUSTER_SECRET\): it contains/,
+      );
+    }
+    assertEquals([...Deno.readDirSync(dir)], []); // refused before anything was written
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a port another process holds is named, with --port N or stopping it as the remedy", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ringkv-mistakes-" });
   const first = await spawnServer({

@@ -152,16 +152,11 @@ export class DurableEngine implements NodeEngine {
     this.#assertOpen("ingest");
     const parsed = entries.map(fromWire);
     this.#guard.assertWritable("ingest");
-    const changed: [string, Stored][] = [];
-    const staged: StagedChange[] = [];
-    for (const { key, stored } of parsed) {
-      const prev = this.parts.store.versionOf(key) ?? null;
-      if (!this.parts.store.apply(key, stored)) continue;
-      changed.push([key, stored]);
-      staged.push({ key, stored, prev });
-    }
+    // All or nothing: an entry that cannot be held refuses the call before any is applied.
+    const staged: StagedChange[] = this.parts.store.applyAll(parsed);
+    const changed = staged.map(({ key, stored }): [string, Stored] => [key, stored]);
     await this.#logSet(changed, parsed.map((p) => p.key), staged);
-    return { applied: changed.length, skipped: entries.length - changed.length };
+    return { applied: staged.length, skipped: entries.length - staged.length };
   }
 
   async drop(ranges: readonly Range[]): Promise<number> {

@@ -39,6 +39,8 @@ export interface Stored {
 
 const KINDS: readonly ValueKind[] = ["text", "base64", "tombstone"];
 const INLINE = 0xffff;
+/** The longest writer id or content type a record holds, in UTF-16 code units. */
+export const MAX_FIELD_CHARS = INLINE - 1;
 const HEADER = 1 + 4 + 6 + 2;
 const TWO_24 = 2 ** 24;
 
@@ -95,6 +97,12 @@ export class Packer {
     const types = entry.contentType.includes("; ringkv-expires=") ? undefined : this.#types;
     return [head, field(this.#writers, writer), field(types, entry.contentType), entry.data]
       .join("");
+  }
+
+  /** Throws what {@link pack} would throw for `entry`, without packing it (the fields' lengths). */
+  check(entry: Stored): void {
+    fieldLength(parseVersion(entry.version).writer);
+    fieldLength(entry.contentType);
   }
 
   /** The entry of a record string. */
@@ -160,15 +168,19 @@ function bytes3(n: number): number[] {
 }
 
 function field(table: Interner | undefined, text: string): string {
-  const n = text.length <= INLINE ? table?.numberOf(text) : undefined;
+  fieldLength(text);
+  const n = table?.numberOf(text);
   if (n !== undefined) return String.fromCharCode(n >>> 8, n & 0xff);
-  if (text.length >= INLINE) {
-    throw new RingkvError(
-      "bad_request",
-      `Cannot store "${text.slice(0, 40)}...": it is ${text.length} characters, the limit is ${
-        INLINE - 1
-      }`,
-    );
-  }
   return String.fromCharCode(0xff, 0xff, text.length >>> 8, text.length & 0xff) + text;
+}
+
+/** Throws 400 when `text` is too long for a record's inline field. */
+function fieldLength(text: string): void {
+  if (text.length <= MAX_FIELD_CHARS) return;
+  throw new RingkvError(
+    "bad_request",
+    `Cannot store "${
+      text.slice(0, 40)
+    }...": it is ${text.length} characters, the limit is ${MAX_FIELD_CHARS}`,
+  );
 }

@@ -32,6 +32,13 @@ export interface WriteResult {
   stored?: Stored;
 }
 
+/** An entry {@link Store.applyAll} set, and the version it replaced (null: none). */
+export interface Applied {
+  key: string;
+  stored: Stored;
+  prev: string | null;
+}
+
 /** A flat image value: text, or bytes that are not UTF-8 as base64. */
 export type FlatValue = string | { base64: string };
 
@@ -159,6 +166,21 @@ export class Store {
     return true;
   }
 
+  /**
+   * {@link apply} for each entry in order, all or nothing: every entry is checked to fit
+   * in a record first, so one that cannot be held throws before any is set. Returns the
+   * entries applied (newer than what was stored) with the version each replaced.
+   */
+  applyAll(entries: readonly { key: string; stored: Stored }[]): Applied[] {
+    for (const { stored } of entries) this.#packer.check(stored);
+    const applied: Applied[] = [];
+    for (const { key, stored } of entries) {
+      const prev = this.versionOf(key) ?? null;
+      if (this.apply(key, stored)) applied.push({ key, stored, prev });
+    }
+    return applied;
+  }
+
   /** Forgets every entry whose ring point is in `ranges`; returns their keys. */
   drop(ranges: readonly Range[]): string[] {
     const sorted = sortRanges(ranges);
@@ -229,9 +251,11 @@ export class Store {
   }
 
   #set(key: string, entry: Stored, old: string | undefined): void {
+    // Packed first: an entry that cannot be held (pack throws) changes nothing.
+    const record = this.#packer.pack(entry);
     if (old === undefined) this.#order.add(key);
     else this.#account(old, -1);
-    this.#records.set(key, this.#packer.pack(entry));
+    this.#records.set(key, record);
     this.#count(entry, 1);
     const at = entry.kind === "tombstone" ? undefined : expiryOf(entry.contentType);
     if (at !== undefined) this.#expiring.set(key, at);

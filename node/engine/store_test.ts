@@ -1,7 +1,8 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { HybridClock } from "../../shared/version.ts";
 import type { PutOp } from "./engine.ts";
-import { Packer } from "./packed.ts";
+import { MAX_FIELD_CHARS, Packer } from "./packed.ts";
+import { RingkvError } from "../../shared/errors.ts";
 import { Store } from "./store.ts";
 import { withExpiry } from "../../shared/expiry.ts";
 
@@ -107,6 +108,41 @@ Deno.test("Store.apply() never overwrites a newer or equal version, tombstones i
   // The clock observed the ingested version: the next local write is newer still.
   const next = store.write(put("k", "mine"), undefined).outcome;
   assert(next.version! > newer.version);
+});
+
+Deno.test("Store.applyAll() sets none of its entries when one cannot be held (a content type too long)", () => {
+  const store = newStore();
+  const entry = (version: string, contentType = "text/plain") => ({
+    kind: "text" as const,
+    data: "v",
+    hash: 9,
+    contentType,
+    version,
+  });
+  const huge = "x".repeat(MAX_FIELD_CHARS + 1);
+  assertThrows(() =>
+    store.applyAll([
+      { key: "a", stored: entry("000000000002-0000-n2") },
+      { key: "b", stored: entry("000000000002-0000-n2", huge) },
+    ]), RingkvError);
+  assertEquals([store.get("a"), store.get("b")], [undefined, undefined]);
+  assertEquals(store.listKeys({ prefix: "", limit: 10 }).keys, []);
+  assertEquals(store.counts(), { keys: 0, tombstones: 0, valueBytes: 0 });
+  // Over a stored entry: it stays, and so do the counts.
+  assert(store.apply("b", entry("000000000001-0000-n2")));
+  const counts = store.counts();
+  assertThrows(() => store.apply("b", entry("000000000002-0000-n2", huge)), RingkvError);
+  assertEquals([store.versionOf("b"), store.counts()], ["000000000001-0000-n2", counts]);
+  const applied = store.applyAll([
+    { key: "a", stored: entry("000000000002-0000-n2") },
+    { key: "a", stored: entry("000000000003-0000-n2") },
+    { key: "a", stored: entry("000000000001-0000-n2") },
+  ]);
+  assertEquals(applied.map((a) => [a.stored.version, a.prev]), [
+    ["000000000002-0000-n2", null],
+    ["000000000003-0000-n2", "000000000002-0000-n2"],
+  ]);
+  assertEquals(store.listKeys({ prefix: "", limit: 10 }).keys, ["a", "b"]);
 });
 
 Deno.test("Store keeps binary values as bytes and UTF-8 text exactly, BOM included", () => {

@@ -7,6 +7,7 @@ import { createNodeApp } from "./node_app.ts";
 import type { NodeEngine } from "../engine/engine.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../engine/open_engine.ts";
+import { MAX_FIELD_CHARS } from "../engine/packed.ts";
 
 async function setup(): Promise<{ app: Hono; engine: NodeEngine }> {
   const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
@@ -141,6 +142,25 @@ Deno.test("POST /internal/ingest applies newer versions and never overwrites a n
   const k2 = await app.request("/kv/k2");
   assertEquals([await k2.text(), k2.headers.get("x-ringkv-version")], ["v30", newer]);
   await engine.close();
+});
+
+Deno.test("POST /internal/ingest refuses a content type too long to store with 400 naming its line, and applies none", async () => {
+  const { app, engine } = await setup();
+  try {
+    const ver = "000000000010-0000-x";
+    const long = { ...await entry("k2", "v", ver), t: "x".repeat(MAX_FIELD_CHARS + 1) };
+    const res = await app.request("/internal/ingest", {
+      method: "POST",
+      headers: { "content-type": "application/x-ndjson" },
+      body: [await entry("k1", "v", ver), long].map((e) => JSON.stringify(e)).join("\n") + "\n",
+    });
+    const body = await res.json();
+    assertEquals([res.status, body.error.code], [400, "invalid_batch"]);
+    assert(body.error.message.includes("line 2"), body.error.message);
+    assertEquals([engine.peek("k1"), engine.peek("k2")], [undefined, undefined]);
+  } finally {
+    await engine.close();
+  }
 });
 
 Deno.test("GET /internal/scan streams every entry in the ranges, tombstones included", async () => {

@@ -5,6 +5,7 @@ import { INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
 import { createNodeApp } from "./node_app.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../engine/open_engine.ts";
+import { MAX_FIELD_CHARS } from "../engine/packed.ts";
 
 async function setup() {
   const disk = createFakeDisk();
@@ -125,4 +126,20 @@ Deno.test("failing disk: a failed read of acceptor.json answers 503 naming it, a
   } finally {
     await engine.close();
   }
+});
+
+Deno.test("POST /internal/accept refuses a content type too long to store with 400 and stores none of the call", async () => {
+  const { app, engine } = await setup();
+  const long = { ...entry("b", 1_000_000, "v"), t: "x".repeat(MAX_FIELD_CHARS + 1) };
+  const refused = await call(app, "/internal/accept", {
+    entries: [entry("a", 1_000_000, "v"), long],
+  });
+  assertEquals(refused.status, 400);
+  assertEquals(refused.body.error.code, "invalid_batch");
+  assert(refused.body.error.message.includes("entry 2"), refused.body.error.message);
+  assertEquals([engine.peek("a"), engine.peek("b")], [undefined, undefined]);
+  // The longest type that fits is stored.
+  const fits = { ...long, t: "x".repeat(MAX_FIELD_CHARS) };
+  assertEquals((await accept(app, [fits])).map((r) => r.ok), [true]);
+  assertEquals((await engine.get("b"))?.contentType.length, MAX_FIELD_CHARS);
 });

@@ -11,6 +11,7 @@ import { type Range, RING_SIZE } from "../../shared/ring.ts";
 import { isVersion } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { Entry } from "../engine/engine.ts";
+import { MAX_FIELD_CHARS } from "../engine/packed.ts";
 import { isObject } from "./node_request_body.ts";
 
 /** The wire form of an entry; `withValue: false` sends `""` for live values. */
@@ -47,6 +48,9 @@ export function parseWireEntry(value: unknown, limits: Limits, where: string): W
     fromBase64(v, `the value of ${where}`);
   }
   if (t !== undefined && typeof t !== "string") throw bad('"t" is not a string');
+  if (typeof t === "string" && t.length > MAX_FIELD_CHARS) {
+    throw bad(`"t" is ${t.length} characters, the limit is ${MAX_FIELD_CHARS}`);
+  }
   if (typeof ver !== "string" || !isVersion(ver)) throw bad('"ver" is not a version');
   if (!Number.isInteger(h) || (h as number) < 0 || (h as number) >= RING_SIZE) {
     throw bad('"h" is not a ring point (a whole number in [0, 2^32))');

@@ -12,7 +12,9 @@
  * watermark first moves the watermark (a little ahead, so this costs one atomic file
  * write per {@link FLOOR_LEAD_MS} of ballots, not one per promise). After a restart
  * the stored watermark is every key's promise (a node may only promise more than it
- * did, never less), so in-flight proposals from before the crash get refused.
+ * did, never less), so in-flight proposals from before the crash get refused. A key's
+ * promise is forgotten only once an entry that covers it is durable: the engine's repair
+ * rolls back a log round that failed, and the promise must outlive that.
  *
  * @module
  */
@@ -142,7 +144,7 @@ export class Acceptor {
     let waiting: number[] = []; // the votes that the run's ingest gives
     const flush = () => {
       if (run.length === 0) return;
-      const stored = this.engine.ingest(run).then(() => OK);
+      const stored = this.#store(run);
       for (const i of waiting) votes[i] = stored;
       [run, runKeys, waiting] = [[], new Set(), []];
     };
@@ -155,21 +157,42 @@ export class Acceptor {
         votes.push(undefined as unknown as Promise<Vote>); // given by flush
         run.push(entry);
         runKeys.add(entry.k);
-      } else votes.push(decided === "held" ? this.#settled(entry.k).then(() => OK) : decided);
+      } else votes.push(decided === "held" ? this.#held(entry) : decided);
     }
     flush();
     return Promise.all(votes);
   }
 
-  /** Whether `entry` is held already, is to be stored (its promise is then spent), or the refusal. */
+  /** Whether `entry` is held already, is to be stored, or the refusal. */
   #decideAccept(entry: WireEntry): "held" | "store" | Promise<Vote> {
     const current = this.engine.peek(entry.k);
     if (current?.version === entry.ver) return "held";
-    const promised = max(this.#promised.get(entry.k), this.bootFloor);
-    const bar = max(promised, current?.version);
+    const bar = this.#bar(entry.k, current);
     if (bar !== undefined && entry.ver < bar) return Promise.resolve({ ok: false, promised: bar });
-    if (promised !== undefined && promised <= entry.ver) this.#promised.delete(entry.k);
     return "store";
+  }
+
+  /**
+   * Ingests `run`; once it is durable, forgets the promises its entries cover. Not before:
+   * the repair rolls a failed log round back, and the promise must outlive it.
+   */
+  async #store(run: readonly WireEntry[]): Promise<Vote> {
+    await this.engine.ingest(run);
+    for (const entry of run) this.#spend(entry);
+    return OK;
+  }
+
+  /** Answers ok to an entry held already, once it is durable. */
+  async #held(entry: WireEntry): Promise<Vote> {
+    await this.#settled(entry.k);
+    this.#spend(entry);
+    return OK;
+  }
+
+  /** Forgets `entry.k`'s promise when the durable `entry` covers it (a higher one stays). */
+  #spend(entry: WireEntry): void {
+    const promised = this.#promised.get(entry.k);
+    if (promised !== undefined && promised <= entry.ver) this.#promised.delete(entry.k);
   }
 
   /** Resolves once `key`'s entry as it is now is durable (held: no copy of its value made). */

@@ -133,3 +133,124 @@ Deno.test("Acceptor.acceptAll() stores the entries accepted together as one log 
     await engine.close();
   }
 });
+
+const of = (k: string, ver: string, t?: string) => ({ k, v: "eA==", ver, h, ...(t ? { t } : {}) });
+
+/** A node whose log can be made to fail; the repair waits until the test asks for it. */
+async function failingSetup(firstRetryMs = 100_000) {
+  const disk = createFakeDisk();
+  const engine = await openEngine({ disk, id: "n1", now: () => 0, firstRetryMs, log: () => {} });
+  return { disk, engine, acceptor: await Acceptor.open(engine, memoryFloorStore()) };
+}
+
+async function writableAgain(engine: Awaited<ReturnType<typeof openEngine>>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (engine.writeHealth().state !== "writable") {
+    if (Date.now() > deadline) throw new Error("Cannot wait for the repair: still read-only");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+Deno.test("Acceptor.prepare() does not report an entry whose log round then fails", async () => {
+  const { disk, engine, acceptor } = await failingSetup();
+  try {
+    disk.failSyncs(1);
+    const first = acceptor.acceptAll([of("a", "000000000002-0000-p")]).catch(() => "failed");
+    await assertRejects(() => acceptor.prepare("a", "000000000009-0000-q"));
+    assertEquals(await first, "failed");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor.acceptAll() does not answer ok to a repeated accept whose first copy's log round fails", async () => {
+  const { disk, engine, acceptor } = await failingSetup();
+  try {
+    disk.failSyncs(1);
+    const first = acceptor.acceptAll([of("a", "000000000002-0000-p")]).catch(() => "failed");
+    await assertRejects(() => acceptor.acceptAll([of("a", "000000000002-0000-p")]));
+    assertEquals(await first, "failed");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor.acceptAll(): a refused accept keeps the promise, so a lower accept after it is refused too", async () => {
+  const { engine, acceptor } = await failingSetup();
+  try {
+    await acceptor.prepare("a", "000000000009-0000-p");
+    assertEquals((await acceptor.acceptAll([of("a", "000000000005-0000-q")]))[0]!.ok, false);
+    const vote = (await acceptor.acceptAll([of("a", "000000000006-0000-q")]))[0]!;
+    assertEquals([vote.ok, vote.promised], [false, "000000000009-0000-p"]);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor: an accept whose log round fails keeps the promise; after the repair a lower ballot is refused", async () => {
+  const { disk, engine, acceptor } = await failingSetup(1);
+  try {
+    await acceptor.acceptAll([of("k", "000000000001-0000-x")]);
+    assertEquals((await acceptor.prepare("k", "000000000009-0000-p")).ok, true);
+    disk.failSyncs(1);
+    await assertRejects(() => acceptor.acceptAll([of("k", "000000000009-0000-p")]));
+    await writableAgain(engine); // the repair rolled k@9 back
+    assertEquals(engine.peek("k")?.version, "000000000001-0000-x");
+    const lower = await acceptor.prepare("k", "000000000005-0000-q");
+    assertEquals([lower.ok, lower.promised], [false, "000000000009-0000-p"]);
+    assertEquals((await acceptor.acceptAll([of("k", "000000000005-0000-q")]))[0]!.ok, false);
+    // The proposer that holds the promise may still store its entry.
+    assertEquals((await acceptor.acceptAll([of("k", "000000000009-0000-p")]))[0]!.ok, true);
+    assertEquals(acceptor.openPromises, 0);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor: an accept refused by a read-only node (503) keeps the promise", async () => {
+  const { disk, engine, acceptor } = await failingSetup(1);
+  try {
+    assertEquals((await acceptor.prepare("k", "000000000009-0000-p")).ok, true);
+    disk.failSyncs(1);
+    await assertRejects(() => acceptor.acceptAll([of("other", "000000000002-0000-p")]));
+    await assertRejects(() => acceptor.acceptAll([of("k", "000000000009-0000-p")]), RingkvError);
+    await writableAgain(engine);
+    assertEquals((await acceptor.prepare("k", "000000000005-0000-q")).ok, false);
+    assertEquals((await acceptor.acceptAll([of("k", "000000000005-0000-q")]))[0]!.ok, false);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor: a promise raised while an accept is on its way to disk outlives that accept", async () => {
+  const { engine, acceptor } = await failingSetup();
+  try {
+    const first = acceptor.acceptAll([of("k", "000000000002-0000-p")]);
+    assertEquals((await acceptor.prepare("k", "000000000009-0000-q")).ok, true);
+    assertEquals((await first)[0]!.ok, true);
+    assertEquals((await acceptor.acceptAll([of("k", "000000000005-0000-r")]))[0]!.ok, false);
+    assertEquals(acceptor.openPromises, 1);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor.acceptAll(): an entry that cannot be stored stores none of its run, and a repeat is stored durably", async () => {
+  const { disk, engine, acceptor } = await failingSetup();
+  try {
+    const huge = "x".repeat(0x10000); // over what a record can hold (node/engine/packed.ts)
+    const bad = [of("a", "000000000002-0000-p"), of("b", "000000000002-0000-p", huge)];
+    await assertRejects(() => acceptor.acceptAll(bad), RingkvError);
+    assertEquals([engine.peek("a"), engine.peek("b")], [undefined, undefined]);
+    assertEquals(engine.scanKeys([{ start: 0, end: 2 ** 32 }]), []);
+    assertEquals((await acceptor.acceptAll([of("a", "000000000002-0000-p")]))[0]!.ok, true);
+    const after = await openEngine({ disk: disk.crash(), id: "n1", now: () => 0, log: () => {} });
+    try {
+      assertEquals(after.peek("a")?.version, "000000000002-0000-p");
+    } finally {
+      await after.close();
+    }
+  } finally {
+    await engine.close();
+  }
+});
