@@ -44,6 +44,20 @@ async function mountExt4(image: string, dir: string, fresh: boolean): Promise<st
   return source?.split("/").at(-1) ?? null;
 }
 
+/**
+ * Unmounts `dir` and waits until no loop device maps `image` any more: the kernel detaches
+ * the loop device of a loop mount lazily, and an e2fsck or debugfs run on the image before
+ * that can have its repair overwritten by the old device's late writeback.
+ */
+async function unmount(dir: string, image: string): Promise<boolean> {
+  if (await run("umount", [dir]) === null) return false;
+  for (let i = 0; i < 200; i++) {
+    if ((await run("losetup", ["-j", image])) === "") return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}
+
 async function canMount(): Promise<boolean> {
   const dir = await Deno.makeTempDir();
   try {
@@ -153,7 +167,7 @@ Deno.test({
       assertEquals([refused.status, error.code], [503, "unavailable"]);
       assert(/read-only file system/i.test(error.message), error.message);
       await node.kill("SIGKILL");
-      assert(await run("umount", [data]) !== null, "umount failed");
+      assert(await unmount(data, image), "umount failed, or its loop device stayed");
       mounted = false;
       await run("e2fsck", ["-f", "-y", image]); // exits non-zero when it repaired something
       assert(await mountExt4(image, data, false) !== null, "mount after repair failed");
@@ -186,7 +200,7 @@ Deno.test({
       assertEquals(await put(node.url, "a"), 201);
       assertEquals((await node.stop()).code, 0); // a clean stop writes the snapshot
       assert(await exists(join(data, "snapshot.json")), "no snapshot was written");
-      assert(await run("umount", [data]) !== null, "umount failed");
+      assert(await unmount(data, image), "umount failed, or its loop device stayed");
       mounted = false;
       const broken = await run("debugfs", ["-w", "-R", "sif /snapshot.json block[0] 0", image]);
       assert(broken !== null, "debugfs failed");
