@@ -212,6 +212,6 @@ export class WatchGroups {
 }
 
 /** An SSE event frame with JSON data. */
-export function sseFrame(event: string, data: unknown): string {
+function sseFrame(event: string, data: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
