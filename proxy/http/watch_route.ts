@@ -3,7 +3,8 @@
  * Server-Sent Events (docs/api.md, "Watching changes"). Events carry the cursor as `id:`;
  * `Last-Event-ID` resumes after it. A comment line every few seconds keeps idle streams
  * open through proxies; a watcher that does not read is cut off with an explicit event once
- * its unread output passes a bound, and the number of streams is capped (503).
+ * its unread output passes a bound, and the number of streams is capped (503). New streams
+ * of one prefix share one running stream (proxy/watch/watch_group.ts).
  *
  * @module
  */
@@ -16,7 +17,8 @@ import type { TopologySource } from "../cluster/topology.ts";
 import type { ChangeFeed } from "../watch/change_feed.ts";
 import { decodeWatchCursor } from "../watch/watch_cursor.ts";
 import type { WatchEvent } from "../watch/watch_merge.ts";
-import { type WatchItem, watchStream } from "../watch/watch_stream.ts";
+import { type GroupOptions, WatchGroup, WatchGroups } from "../watch/watch_group.ts";
+import { watchStream } from "../watch/watch_stream.ts";
 
 /** Streams a proxy serves at once by default. */
 export const DEFAULT_MAX_WATCHERS = 256;
@@ -38,7 +40,6 @@ export interface WatchRouteDeps {
   keepaliveMs?: number;
 }
 
-const encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** The `/watch` route as a Hono app. */
@@ -46,6 +47,16 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
   const app = new Hono();
   let open = 0;
   const eventData = new EventData();
+  const opts: GroupOptions = {
+    eventData: (e) => eventData.of(e),
+    keepaliveMs: deps.keepaliveMs ?? KEEPALIVE_MS,
+    maxUnreadBytes: MAX_UNREAD_BYTES,
+  };
+  // New streams of one prefix share one merge (proxy/watch/watch_group.ts).
+  const groups = new WatchGroups(
+    (prefix) => (signal) => watchStream(deps, prefix, undefined, signal),
+    opts,
+  );
   app.get("/watch", (c) => {
     const req = c.req.raw;
     if (deps.clientToken) {
@@ -80,10 +91,12 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
       );
     }
     open++;
-    const stop = new AbortController();
-    const items = watchStream(deps, prefix, cursor, stop.signal);
-    const keepalive = deps.keepaliveMs ?? KEEPALIVE_MS;
-    const body = sseBody(items, stop, keepalive, () => open--, req.signal, eventData);
+    const left = () => open--;
+    // A resumed stream has its own position: it runs its own merge, in a group of one.
+    const body = cursor === undefined
+      ? groups.join(prefix, req.signal, left)
+      : new WatchGroup((signal) => watchStream(deps, prefix, cursor, signal), opts)
+        .join(req.signal, left);
     return new Response(body, { headers });
   });
   app.all(
@@ -97,108 +110,6 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
       ),
   );
   return app;
-}
-
-function sseBody(
-  items: AsyncGenerator<WatchItem>,
-  stop: AbortController,
-  keepaliveMs: number,
-  closed: () => void,
-  gone: AbortSignal,
-  eventData: EventData,
-): ReadableStream<Uint8Array> {
-  let timer: ReturnType<typeof setInterval> | undefined;
-  let flushTimer: ReturnType<typeof setTimeout> | undefined;
-  let batch: string[] = [];
-  let done = false;
-  const finish = () => {
-    if (done) return;
-    done = true;
-    clearInterval(timer);
-    clearTimeout(flushTimer);
-    stop.abort();
-    closed();
-  };
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      const write = (text: string): void => {
-        if ((controller.desiredSize ?? 0) < -MAX_UNREAD_BYTES) {
-          controller.enqueue(
-            encoder.encode(
-              frame("cutoff", {
-                reason: "the watcher did not read its events; resume with Last-Event-ID",
-              }),
-            ),
-          );
-          controller.close();
-          finish();
-          return;
-        }
-        controller.enqueue(encoder.encode(text));
-      };
-      const flush = () => {
-        flushTimer = undefined;
-        if (done || batch.length === 0) return;
-        const text = batch.join("");
-        batch = [];
-        write(text);
-      };
-      // The events of one turn (a node's page) go out as one chunk: one write, not one each.
-      const send = (text: string): boolean => {
-        if (done) return false;
-        batch.push(text);
-        flushTimer ??= setTimeout(flush, 0);
-        return true;
-      };
-      // A client that goes away aborts the request's signal (Deno.serve): end the stream.
-      gone.addEventListener("abort", () => {
-        if (done) return;
-        finish();
-        controller.close();
-      }, { once: true });
-      send("retry: 1000\n: watching\n\n");
-      timer = setInterval(() => send(": keepalive\n\n"), keepaliveMs);
-      void pump(items, send, eventData).then((end) => {
-        flush();
-        if (done) return;
-        if (end) controller.close();
-        finish();
-      }, (err) => {
-        if (!done) controller.error(err);
-        finish();
-      });
-    },
-    cancel() {
-      finish();
-    },
-  }, new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }));
-}
-
-/** Writes items until the stream ends (true) or the watcher went away (false). */
-async function pump(
-  items: AsyncGenerator<WatchItem>,
-  send: (text: string) => boolean,
-  eventData: EventData,
-): Promise<boolean> {
-  try {
-    for await (const item of items) {
-      if (item.kind === "change") {
-        if (!send(`id: ${item.id}\ndata: ${eventData.of(item.event)}\n\n`)) {
-          return false;
-        }
-      } else {
-        if (!send(frame(item.kind, { reason: item.reason }))) return false;
-        if (item.kind === "reset") return true;
-      }
-    }
-    return true;
-  } finally {
-    await items.return(undefined);
-  }
-}
-
-function frame(event: string, data: unknown): string {
-  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
 /** Events whose `data:` text is remembered (most recent first out). */

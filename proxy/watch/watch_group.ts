@@ -1,0 +1,217 @@
+/**
+ * Watch groups: the streams of one prefix opened without a cursor share one running watch
+ * stream (one merge of the nodes' change logs, one cursor per event), as etcd groups its
+ * synced watchers. The group writes each item it yields as SSE once and hands the same bytes
+ * to every member; a member gets the items yielded after it joined. Each member has its own
+ * unread-bytes bound (a slow one is cut off and leaves, the others go on) and its own end;
+ * the group's stream stops when its last member leaves, and its end ends every member. Why a
+ * member keeps a stream's guarantees: docs/api.md "Watching changes".
+ *
+ * @module
+ */
+import type { WatchItem } from "./watch_apply.ts";
+import type { WatchEvent } from "./watch_merge.ts";
+
+/** How a group writes and paces its members' bytes. */
+export interface GroupOptions {
+  /** The `data:` text of a change event. */
+  eventData: (e: WatchEvent) => string;
+  /** Interval of the keep-alive comment, in ms. */
+  keepaliveMs: number;
+  /** Unread output after which a member is cut off, in bytes. */
+  maxUnreadBytes: number;
+}
+
+/** The items of one watch stream until `signal` aborts. */
+export type WatchSource = (signal: AbortSignal) => AsyncGenerator<WatchItem>;
+
+const encoder = new TextEncoder();
+/** What a member reads first: reconnect after 1 s, and a comment that it is open. */
+const PREAMBLE = encoder.encode("retry: 1000\n: watching\n\n");
+const CUTOFF = encoder.encode(
+  sseFrame("cutoff", {
+    reason: "the watcher did not read its events; resume with Last-Event-ID",
+  }),
+);
+
+/** One running watch stream and the members reading it. */
+export class WatchGroup {
+  readonly #members = new Set<Member>();
+  readonly #stop = new AbortController();
+  #batch: string[] = [];
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #keepalive: ReturnType<typeof setInterval>;
+  #over = false;
+
+  /** Starts `source`; `ended` is called once when the group takes no more members. */
+  constructor(
+    source: WatchSource,
+    private readonly opts: GroupOptions,
+    private readonly ended: () => void = () => {},
+  ) {
+    this.#keepalive = setInterval(() => this.#send(": keepalive\n\n"), opts.keepaliveMs);
+    void this.#pump(source(this.#stop.signal));
+  }
+
+  /** Members reading now. */
+  get size(): number {
+    return this.#members.size;
+  }
+
+  /** False once the group ended or its last member left: it takes no member then. */
+  get open(): boolean {
+    return !this.#over;
+  }
+
+  /**
+   * A new member's SSE bytes: the items the group yields from now on. `left` is called once
+   * when the member's stream ends, whatever ends it; `gone` aborts when its client went away.
+   */
+  join(gone: AbortSignal, left: () => void): ReadableStream<Uint8Array> {
+    if (this.#over) throw new Error("Cannot join a watch group: it has ended");
+    // Items yielded before the join go to the members before it only.
+    this.#flush();
+    let member: Member | undefined;
+    return new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        const m = new Member(controller, this.opts.maxUnreadBytes, () => {
+          this.#members.delete(m);
+          left();
+          if (this.#members.size === 0) this.#close();
+        });
+        member = m;
+        this.#members.add(m);
+        controller.enqueue(PREAMBLE);
+        if (gone.aborted) m.close();
+        else gone.addEventListener("abort", () => m.close(), { once: true });
+      },
+      cancel: () => member?.leave(),
+    }, new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }));
+  }
+
+  /** Queues text for every member; the items of one turn go out as one chunk. */
+  #send(text: string): void {
+    if (this.#over) return;
+    this.#batch.push(text);
+    this.#flushTimer ??= setTimeout(() => this.#flush(), 0);
+  }
+
+  /** Encodes the queued text once and hands the same bytes to every member. */
+  #flush(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#batch.length === 0) return;
+    const bytes = encoder.encode(this.#batch.join(""));
+    this.#batch = [];
+    for (const m of [...this.#members]) m.deliver(bytes);
+  }
+
+  async #pump(items: AsyncGenerator<WatchItem>): Promise<void> {
+    try {
+      for await (const item of items) {
+        this.#send(this.#encode(item));
+        if (item.kind === "reset" || this.#over) break;
+      }
+      this.#flush();
+      this.#close();
+      for (const m of [...this.#members]) m.close();
+    } catch (err) {
+      this.#close();
+      for (const m of [...this.#members]) m.fail(err);
+    } finally {
+      await items.return(undefined);
+    }
+  }
+
+  #encode(item: WatchItem): string {
+    if (item.kind === "change") {
+      return `id: ${item.id}\ndata: ${this.opts.eventData(item.event)}\n\n`;
+    }
+    return sseFrame(item.kind, { reason: item.reason });
+  }
+
+  /** Takes no more members and stops the stream (idempotent). */
+  #close(): void {
+    if (this.#over) return;
+    this.#over = true;
+    clearInterval(this.#keepalive);
+    this.#stop.abort();
+    this.ended();
+  }
+}
+
+/** One member's end of a group: its own queue, bound and end. */
+class Member {
+  #done = false;
+
+  constructor(
+    private readonly controller: ReadableStreamDefaultController<Uint8Array>,
+    private readonly maxUnread: number,
+    private readonly gone: () => void,
+  ) {}
+
+  /** Queues the group's bytes, or cuts the member off when it left too much unread. */
+  deliver(bytes: Uint8Array): void {
+    if (this.#done) return;
+    if ((this.controller.desiredSize ?? 0) < -this.maxUnread) {
+      this.controller.enqueue(CUTOFF);
+      this.close();
+      return;
+    }
+    this.controller.enqueue(bytes);
+  }
+
+  /** Ends the member's stream after what it has queued. */
+  close(): void {
+    if (this.#done) return;
+    this.controller.close();
+    this.leave();
+  }
+
+  /** Ends the member's stream with the group's error. */
+  fail(err: unknown): void {
+    if (this.#done) return;
+    this.controller.error(err);
+    this.leave();
+  }
+
+  /** Leaves the group (the reader cancelled, or the stream ended). */
+  leave(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.gone();
+  }
+}
+
+/** The live groups of a proxy's watch route, one per prefix. */
+export class WatchGroups {
+  readonly #live = new Map<string, WatchGroup>();
+
+  constructor(
+    private readonly sourceOf: (prefix: string) => WatchSource,
+    private readonly opts: GroupOptions,
+  ) {}
+
+  /** Joins the live group of `prefix`, starting it when there is none ({@link WatchGroup.join}). */
+  join(prefix: string, gone: AbortSignal, left: () => void): ReadableStream<Uint8Array> {
+    let group = this.#live.get(prefix);
+    if (group === undefined || !group.open) {
+      const g: WatchGroup = new WatchGroup(this.sourceOf(prefix), this.opts, () => {
+        if (this.#live.get(prefix) === g) this.#live.delete(prefix);
+      });
+      this.#live.set(prefix, g);
+      group = g;
+    }
+    return group.join(gone, left);
+  }
+
+  /** The live group of `prefix`, if any (tests). */
+  groupOf(prefix: string): WatchGroup | undefined {
+    return this.#live.get(prefix);
+  }
+}
+
+/** An SSE event frame with JSON data. */
+function sseFrame(event: string, data: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}

@@ -1,0 +1,245 @@
+import { assert, assertEquals } from "@std/assert";
+import type { WatchItem } from "./watch_apply.ts";
+import { type GroupOptions, WatchGroup, WatchGroups } from "./watch_group.ts";
+import type { WatchEvent } from "./watch_merge.ts";
+
+const OPTS: GroupOptions = {
+  eventData: (e) => JSON.stringify({ key: e.key, version: e.version }),
+  keepaliveMs: 60_000,
+  maxUnreadBytes: 1 << 20,
+};
+
+/** A watch source the test feeds by hand; it records when it started and stopped. */
+class HandSource {
+  readonly #queue: WatchItem[] = [];
+  readonly #wakes = new Set<() => void>();
+  started = 0;
+  stopped = 0;
+  /** Called when the group asks for the item after `item` (it has taken `item`). */
+  taken: (item: WatchItem) => void = () => {};
+
+  /** The source to give a group. */
+  readonly source = (signal: AbortSignal): AsyncGenerator<WatchItem> => this.#run(signal);
+
+  /** Yields a change of `key` (id = key) once the group asks for the next item. */
+  change(key: string): void {
+    const event: WatchEvent = { key, version: `v-${key}`, value: null };
+    this.push({ kind: "change", event, id: `id-${key}` });
+  }
+
+  push(item: WatchItem): void {
+    this.#queue.push(item);
+    for (const wake of this.#wakes) wake();
+  }
+
+  async *#run(signal: AbortSignal): AsyncGenerator<WatchItem> {
+    this.started++;
+    let wake = () => {};
+    const onAbort = () => wake();
+    signal.addEventListener("abort", onAbort);
+    this.#wakes.add(onAbort);
+    try {
+      while (!signal.aborted) {
+        const item = this.#queue.shift();
+        if (item !== undefined) {
+          yield item;
+          this.taken(item);
+          continue;
+        }
+        await new Promise<void>((resolve) => wake = resolve);
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      this.#wakes.delete(onAbort);
+      this.stopped++;
+    }
+  }
+}
+
+/** Reads a member's text until `until` holds (bounded by a deadline) or it ends. */
+async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  seen: { text: string },
+  until: (text: string) => boolean,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  const deadline = Date.now() + 10_000;
+  while (!until(seen.text)) {
+    assert(Date.now() < deadline, `waited for more; got ${seen.text}`);
+    const { value, done } = await reader.read();
+    if (done) return;
+    seen.text += decoder.decode(value);
+  }
+}
+
+/** Waits until `cond` holds (bounded). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!cond()) {
+    assert(Date.now() < deadline, `timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+Deno.test("WatchGroup: a member that joins mid-stream gets only the items yielded after it joined", async () => {
+  const src = new HandSource();
+  const group = new WatchGroup(src.source, OPTS);
+  const stop = new AbortController();
+  const first = group.join(stop.signal, () => {}).getReader();
+  try {
+    src.change("a");
+    const one = { text: "" };
+    await readUntil(first, one, (t) => t.includes("id: id-a"));
+    const second = group.join(stop.signal, () => {}).getReader();
+    src.change("b");
+    await readUntil(first, one, (t) => t.includes("id: id-b"));
+    const two = { text: "" };
+    await readUntil(second, two, (t) => t.includes("id: id-b"));
+    assert(two.text.startsWith("retry: 1000\n: watching\n\n"), two.text);
+    assert(!two.text.includes("id-a"), two.text);
+    assert(one.text.indexOf("id: id-a") < one.text.indexOf("id: id-b"), one.text);
+    await second.cancel();
+  } finally {
+    await first.cancel();
+  }
+});
+
+Deno.test("WatchGroup: a member that joins in the turn of an item (not yet written out) does not get it", async () => {
+  const src = new HandSource();
+  const group = new WatchGroup(src.source, OPTS);
+  const stop = new AbortController();
+  const first = group.join(stop.signal, () => {}).getReader();
+  let second: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  src.taken = (item) => {
+    if (item.kind === "change" && item.event.key === "a") {
+      second = group.join(stop.signal, () => {}).getReader();
+    }
+  };
+  try {
+    src.change("a");
+    src.change("b");
+    const one = { text: "" };
+    await readUntil(first, one, (t) => t.includes("id: id-b"));
+    assert(one.text.includes("id: id-a"), one.text);
+    const two = { text: "" };
+    await readUntil(second!, two, (t) => t.includes("id: id-b"));
+    assert(!two.text.includes("id-a"), two.text);
+  } finally {
+    await first.cancel();
+    await second?.cancel();
+  }
+});
+
+Deno.test("WatchGroup: two members get the same bytes, encoded once", async () => {
+  const src = new HandSource();
+  let encoded = 0;
+  const opts = { ...OPTS, eventData: (e: WatchEvent) => (encoded++, OPTS.eventData(e)) };
+  const group = new WatchGroup(src.source, opts);
+  const stop = new AbortController();
+  const readers = [group.join(stop.signal, () => {}), group.join(stop.signal, () => {})]
+    .map((s) => s.getReader());
+  try {
+    for (const k of ["a", "b", "c"]) src.change(k);
+    src.push({ kind: "compacted", reason: "r" });
+    const texts = [{ text: "" }, { text: "" }];
+    for (let i = 0; i < 2; i++) {
+      await readUntil(readers[i]!, texts[i]!, (t) => t.includes("event: compacted"));
+    }
+    assertEquals(texts[0]!.text, texts[1]!.text);
+    assertEquals(encoded, 3, "each event's data written once for both members");
+    assert(texts[0]!.text.includes('id: id-c\ndata: {"key":"c","version":"v-c"}\n\n'));
+  } finally {
+    for (const r of readers) await r.cancel();
+  }
+});
+
+Deno.test("WatchGroup: a member that does not read is cut off alone; the others go on", async () => {
+  const src = new HandSource();
+  const group = new WatchGroup(src.source, { ...OPTS, maxUnreadBytes: 100_000 });
+  const stop = new AbortController();
+  let left = 0;
+  const slow = group.join(stop.signal, () => left++).getReader();
+  const fast = group.join(stop.signal, () => {}).getReader();
+  try {
+    const seen = { text: "" };
+    // Each round's events go out as one chunk: 300 rounds of about 1 KiB each.
+    const pad = "x".repeat(1000);
+    for (let i = 0; i < 300 && left === 0; i++) {
+      src.change(`${pad}${i}`);
+      await readUntil(fast, seen, (t) => t.includes(`${pad}${i}"`));
+    }
+    assertEquals(left, 1, "the slow member left the group");
+    assertEquals(group.size, 1);
+    src.change("after");
+    await readUntil(fast, seen, (t) => t.includes("id: id-after"));
+    assert(!seen.text.includes("event: cutoff"), "the reading member was not cut off");
+    const slowSeen = { text: "" };
+    await readUntil(slow, slowSeen, () => false);
+    assert(
+      slowSeen.text.trimEnd().split("\n\n").at(-1)!.startsWith("event: cutoff\n"),
+      "cutoff last",
+    );
+    assert(!slowSeen.text.includes("id-after"), "and nothing after it");
+    assertEquals(src.stopped, 0, "the group's stream goes on");
+  } finally {
+    await fast.cancel();
+    await slow.cancel();
+  }
+});
+
+Deno.test("WatchGroups: the last member leaving stops the group's stream; the next join starts a new one", async () => {
+  const src = new HandSource();
+  const groups = new WatchGroups(() => src.source, OPTS);
+  const stop = new AbortController();
+  let open = 0;
+  const a = groups.join("p/", stop.signal, () => open--);
+  open++;
+  const b = groups.join("p/", stop.signal, () => open--);
+  open++;
+  const other = groups.join("q/", stop.signal, () => {});
+  assertEquals([src.started, groups.groupOf("p/")?.size], [2, 2], "one stream per prefix");
+  await a.cancel();
+  assertEquals([open, src.stopped], [1, 0]);
+  await b.cancel();
+  assertEquals(open, 0);
+  assertEquals(groups.groupOf("p/"), undefined, "an empty group takes no member");
+  await until(() => src.stopped === 1, "the group's stream stopped");
+  const c = groups.join("p/", stop.signal, () => {});
+  assertEquals(src.started, 3);
+  await c.cancel();
+  await other.cancel();
+  await until(() => src.stopped === 3, "every stream stopped");
+});
+
+Deno.test("WatchGroup: a reset ends every member, after the events before it", async () => {
+  const src = new HandSource();
+  const groups = new WatchGroups(() => src.source, OPTS);
+  const stop = new AbortController();
+  let left = 0;
+  const readers = [0, 1].map(() => groups.join("", stop.signal, () => left++).getReader());
+  src.change("a");
+  src.push({ kind: "reset", reason: "too many keys wait" });
+  for (const r of readers) {
+    const seen = { text: "" };
+    await readUntil(r, seen, () => false); // to the end of the stream
+    assert(seen.text.includes("id: id-a"), seen.text);
+    assert(seen.text.endsWith('event: reset\ndata: {"reason":"too many keys wait"}\n\n'));
+  }
+  assertEquals(left, 2);
+  assertEquals(groups.groupOf(""), undefined);
+  await until(() => src.stopped === 1, "the group's stream stopped");
+});
+
+Deno.test("WatchGroup: a member whose client went away leaves", async () => {
+  const src = new HandSource();
+  const group = new WatchGroup(src.source, OPTS);
+  const gone = new AbortController();
+  let left = 0;
+  const reader = group.join(gone.signal, () => left++).getReader();
+  gone.abort();
+  assertEquals([left, group.size, group.open], [1, 0, false]);
+  const seen = { text: "" };
+  await readUntil(reader, seen, () => false);
+  assertEquals(seen.text, "retry: 1000\n: watching\n\n");
+  await until(() => src.stopped === 1, "the group's stream stopped");
+});
