@@ -53,6 +53,7 @@ export function table(results: RunResult[]): string {
     rows.push(
       `| ${kind} | ${rs.length} | ${req} | ${sum((r) => r.violation === null ? 0 : 1)} | ` +
         `${sum((r) => r.lost.length)} | ${sum((r) => r.diverged.length)} | ` +
+        `${Math.max(...rs.map((r) => r.convergedMs))} ms | ` +
         `${sum((r) => r.unfinished === undefined ? 0 : 1)} | ` +
         `${pct(sum((r) => r.all.indefinite), req)} | ` +
         `${pct(sum((r) => r.majority.indefinite), maj)} of ${maj} | ` +
