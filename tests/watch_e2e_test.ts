@@ -49,6 +49,12 @@ Deno.test("watch on 3 replicas: every acknowledged write once, in version order 
     }
     await second.stop();
 
+    // Long polls and watch streams use request.signal: with Deno.serve's legacy abort (it aborts
+    // on every successful answer) each process warns once on stderr (deno.json opts out).
+    const processes = [...cluster.nodes.values(), proxy];
+    const warned = processes.filter((p) => p.stderrLines.some((l) => l.includes("legacy")));
+    assertEquals(warned.map((p) => p.url), [], "no Deno.serve legacy-abort warning");
+
     const all = [...first.events, ...second.events];
     assertEquals(all.filter((e) => e.event !== "message"), [], "no compacted or reset events");
     assertOncePerKeyInOrder(changes(all).filter((c) => c.key !== "w/ttl"), acked);
