@@ -47,8 +47,14 @@ export class DataDirInUseError extends Error {
   }
 }
 
-/** OS errors that say the data directory's file system cannot take the lock file, and what to do. */
+/** OS errors that say the data directory cannot be made or take the lock file, and what to do. */
 const UNUSABLE: Record<string, string> = {
+  EEXIST: "it is a file, not a directory: give this process another --data",
+  ENOTDIR: "a part of its path is a file, not a directory: give this process another --data",
+  EACCES: "no permission: chown it to the user this process runs as, or give this process " +
+    "another --data",
+  EPERM: "no permission: chown it to the user this process runs as, or give this process " +
+    "another --data",
   EROFS: "its file system is read-only: remount it read-write (after an fsck, when the " +
     "kernel turned it read-only after a disk error), or give this process another --data",
   ENOSPC: "its file system is full: free space there, or give this process another --data",
@@ -56,12 +62,20 @@ const UNUSABLE: Record<string, string> = {
   EIO: "the disk failed to read or write: check it (dmesg), or give this process another --data",
 };
 
-/** The data directory's file system refuses the lock file (read-only, full, failing). */
+/** The data directory cannot be made or refuses the lock file (a file, no permission, full...). */
 export class DataDirUnusableError extends Error {
-  /** `cause`: the OS error, whose `code` is one of those {@link lockDataDir} names. */
-  constructor(readonly dir: string, cause: Error & { code: string }) {
+  /**
+   * `cause`: the OS error, whose `code` is one of those {@link lockDataDir} names; `step`:
+   * what failed, making the directory or the lock file in it.
+   */
+  constructor(
+    readonly dir: string,
+    cause: Error & { code: string },
+    step: "mkdir" | "lock" = "lock",
+  ) {
+    const doing = step === "mkdir" ? "creating the directory" : `creating ${LOCK_FILE} in it`;
     super(
-      `Cannot lock data directory ${dir} (creating ${LOCK_FILE} in it): ${cause.message}; ` +
+      `Cannot lock data directory ${dir} (${doing}): ${cause.message}; ` +
         `${UNUSABLE[cause.code]}.`,
       { cause },
     );
@@ -70,10 +84,10 @@ export class DataDirUnusableError extends Error {
 }
 
 /** `err` as a {@link DataDirUnusableError} when it is an OS error that makes `dir` unusable. */
-function unusable(dir: string, err: unknown): unknown {
+function unusable(dir: string, err: unknown, step: "mkdir" | "lock"): unknown {
   const code = (err as { code?: unknown } | null)?.code;
   if (!(err instanceof Error) || typeof code !== "string" || !(code in UNUSABLE)) return err;
-  return new DataDirUnusableError(dir, err as Error & { code: string });
+  return new DataDirUnusableError(dir, err as Error & { code: string }, step);
 }
 
 /** A held lock; released when the process ends or by {@link DataDirLock.release}. */
@@ -85,15 +99,20 @@ export interface DataDirLock extends Disposable {
 /**
  * Takes the exclusive lock of `dir` (created when missing) for `role`, or throws
  * {@link DataDirInUseError} without writing anything when another process holds it, and
- * {@link DataDirUnusableError} when its file system is read-only, full or failing.
+ * {@link DataDirUnusableError} when it is a file, not ours to write, or its file system is
+ * read-only, full or failing.
  */
 export async function lockDataDir(dir: string, role: string): Promise<DataDirLock> {
-  let file: Deno.FsFile;
   try {
     await Deno.mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw unusable(dir, err, "mkdir");
+  }
+  let file: Deno.FsFile;
+  try {
     file = await Deno.open(join(dir, LOCK_FILE), { read: true, write: true, create: true });
   } catch (err) {
-    throw unusable(dir, err);
+    throw unusable(dir, err, "lock");
   }
   let held = false;
   try {
@@ -101,7 +120,7 @@ export async function lockDataDir(dir: string, role: string): Promise<DataDirLoc
     await writeHolder(file, { pid: Deno.pid, role, since: new Date().toISOString() });
     held = true;
   } catch (err) {
-    throw unusable(dir, err);
+    throw unusable(dir, err, "lock");
   } finally {
     if (!held) file.close(); // also when naming the holder failed: no lock left behind
   }

@@ -64,3 +64,58 @@ Deno.test("DataDirUnusableError says what it tried, the directory, the OS error 
   );
   assertEquals(err.cause, cause);
 });
+
+Deno.test("lockDataDir() refuses a regular file as --data: it is a file, not a directory", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const file = join(root, "f");
+    await Deno.writeTextFile(file, "mine");
+    const err = await assertRejects(() => lockDataDir(file, "node"), DataDirUnusableError);
+    assertEquals((err.cause as { code?: string }).code, "EEXIST");
+    assert(err.message.startsWith(`Cannot lock data directory ${file} (creating the directory): `));
+    assert(
+      err.message.endsWith("it is a file, not a directory: give this process another --data."),
+    );
+    assertEquals(await Deno.readTextFile(file), "mine");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("lockDataDir() refuses a path under a file: a part of it is a file", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(root, "f"), "mine");
+    const dir = join(root, "f", "n1");
+    const err = await assertRejects(() => lockDataDir(dir, "node"), DataDirUnusableError);
+    assertEquals((err.cause as { code?: string }).code, "ENOTDIR");
+    assert(err.message.includes("(creating the directory): Not a directory"), err.message);
+    assert(err.message.includes("a part of its path is a file, not a directory"), err.message);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("lockDataDir() refuses a directory it may not create (/sys): no permission", async () => {
+  const err = await assertRejects(
+    () => lockDataDir("/sys/ringkv-test", "node"),
+    DataDirUnusableError,
+  );
+  const code = (err.cause as { code?: string }).code;
+  assert(code === "EPERM" || code === "EACCES", String(code));
+  assert(err.message.includes("(creating the directory)"), err.message);
+  assert(err.message.includes("no permission: chown it"), err.message);
+});
+
+Deno.test("DataDirUnusableError gives advice for EACCES and EPERM on the lock file", () => {
+  for (const code of ["EACCES", "EPERM"]) {
+    const cause = Object.assign(new Error("Permission denied (os error 13)"), { code });
+    const err = new DataDirUnusableError("/srv/n1", cause);
+    assertEquals(
+      err.message,
+      "Cannot lock data directory /srv/n1 (creating ringkv.lock in it): Permission denied " +
+        "(os error 13); no permission: chown it to the user this process runs as, or give " +
+        "this process another --data.",
+    );
+  }
+});
