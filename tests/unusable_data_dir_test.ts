@@ -86,6 +86,35 @@ Deno.test({
   },
 });
 
+Deno.test("--data naming a regular file: a node, a proxy and deno task cluster stop with exit 1 and one line, no stack trace", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ringkv-file-data-" });
+  try {
+    const file = join(root, "not-a-dir");
+    await Deno.writeTextFile(file, "mine");
+    const what = [
+      /Cannot lock data directory .*not-a-dir \(creating the directory\): File exists/,
+      /it is a file, not a directory: give this process another --data\.$/,
+    ];
+    const node = await runToEnd({ script: NODE, args: ["--port", "0", "--data", file], env: ENV });
+    assertEquals(node.code, 1, node.stderr);
+    assertOneLine(node.stderr, [/^ringkv node: /, ...what]);
+    const proxy = await runToEnd({
+      script: PROXY,
+      args: ["--port", "0", "--data", file, "--nodes", "http://127.0.0.1:9"],
+      env: ENV,
+    });
+    assertEquals(proxy.code, 1, proxy.stderr);
+    assertOneLine(proxy.stderr, what);
+    const cluster = await runToEnd({ script: CLUSTER, args: ["--data", file, "--port", "0"] });
+    assertEquals(cluster.code, 1, cluster.stderr);
+    assertOneLine(cluster.stderr, what);
+    assertEquals(await Deno.readTextFile(file), "mine");
+    assertEquals([...Deno.readDirSync(root)].map((e) => e.name), ["not-a-dir"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 /** The file's bytes, or null when there is none (acceptor.json exists after a first vote). */
 async function readIfAny(path: string): Promise<Uint8Array | null> {
   try {
