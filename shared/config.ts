@@ -93,18 +93,22 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number | b
   }
 }
 
-/**
- * Refuses a token with whitespace or control characters: `Authorization: Bearer <token>`
- * cannot carry it (its ends are trimmed, the Bearer form has no spaces), so it would be
- * refused on one path and taken on another. The message never shows the value.
- */
 function checkSecret(name: string, spec: FlagSpec, raw: string): void {
-  // deno-lint-ignore no-control-regex
-  if (!/[\s\x00-\x1f\x7f]/.test(raw)) return;
+  checkToken(`--${kebab(name)} (or ${envName(name, spec)})`, raw);
+}
+
+/**
+ * Refuses a token outside RFC 6750's b64token set (letters, digits, -._~+/, then = only at
+ * the end), naming `label` (a flag, variable or file) and never the value. A Bearer header
+ * cannot carry other characters exactly: its ends are trimmed, it has no spaces, and
+ * non-ASCII bytes reach the server differently from how the token was read at start.
+ */
+export function checkToken(label: string, raw: string): void {
+  if (raw === "" || /^[A-Za-z0-9\-._~+/]+=*$/.test(raw)) return;
   throw new ConfigError(
-    `Cannot use --${kebab(name)} (or ${envName(name, spec)}): it contains whitespace or a ` +
-      "control character, which an Authorization: Bearer header cannot carry; choose one " +
-      "of letters, digits and -._~+/= (e.g. openssl rand -hex 24)",
+    `Cannot use ${label}: it contains whitespace, a control or non-ASCII character or ` +
+      "another one an Authorization: Bearer header cannot carry; choose one of letters, " +
+      "digits and -._~+/ with = only at the end (e.g. openssl rand -hex 24)",
   );
 }
 

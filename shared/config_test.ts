@@ -62,6 +62,18 @@ Deno.test("parseFlags() refuses a secret with whitespace or a control character,
   assertEquals(values(["--data", "with space"]).data, "with space"); // only secrets
 });
 
+Deno.test("parseFlags() refuses a secret outside the Bearer token set (non-ASCII, quotes, = inside), without showing it", () => {
+  for (const bad of ["pässwort", "tok\u00e9n", "日本", 'a"b', "a,b", "a=b", "=a", "a@b", "a:b"]) {
+    const flag = assertThrows(() => values(["--admin-token", bad]), ConfigError, "--admin-token");
+    assert(flag.message.includes("RINGKV_ADMIN_TOKEN"), flag.message);
+    assert(!flag.message.includes(bad), flag.message);
+    assertThrows(() => values([], { RINGKV_ADMIN_TOKEN: bad }), ConfigError, "RINGKV_ADMIN_TOKEN");
+  }
+  const hex = crypto.getRandomValues(new Uint8Array(24)).toHex(); // what task cluster makes
+  assertEquals(values(["--admin-token", hex]).adminToken, hex);
+  assertEquals(values(["--admin-token", "AZaz09-._~+/=="]).adminToken, "AZaz09-._~+/==");
+});
+
 Deno.test("parseFlags() suggests the flag a mistyped one most likely meant", () => {
   assertThrows(
     () => values(["--prot", "1"]),
