@@ -13,7 +13,7 @@ import {
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
 import { join } from "@std/path";
-import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
+import { checkToken, ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 import { type Child, startChild } from "./children.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
 import { defaultReplicas } from "../proxy/cluster/map_transitions.ts";
@@ -37,17 +37,34 @@ const SPEC = {
 
 const USAGE = "usage: deno task cluster [--port 8080] [--nodes 3] [--data ./data]";
 
-/** Reads a token from the environment, else from `file`, else makes one and saves it there. */
-async function tokenFor(envName: string, file: string): Promise<string> {
+/**
+ * The token in the environment, else in `file`, checked as the servers check theirs; undefined
+ * when neither has one yet. Reads only, so a refused token leaves `--data` untouched.
+ */
+async function givenToken(envName: string, file: string): Promise<string | undefined> {
   const fromEnv = Deno.env.get(envName);
-  if (fromEnv) return fromEnv;
-  try {
-    return (await Deno.readTextFile(file)).trim();
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  if (fromEnv) {
+    checkToken(envName, fromEnv);
+    return fromEnv;
   }
+  let saved: string;
+  try {
+    saved = (await Deno.readTextFile(file)).trim();
+  } catch (err) {
+    // No token yet, or --data is no directory of ours: lockDataDir says what is wrong with it.
+    const missing = err instanceof Deno.errors.NotFound ||
+      err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied;
+    if (!missing) throw err;
+    return undefined;
+  }
+  checkToken(file, saved);
+  return saved;
+}
+
+/** A new random token saved in `file` (0600); never overwrites one that is there. */
+async function newToken(file: string): Promise<string> {
   const token = crypto.getRandomValues(new Uint8Array(24)).toHex();
-  await Deno.writeTextFile(file, token + "\n", { mode: 0o600 });
+  await Deno.writeTextFile(file, token + "\n", { mode: 0o600, createNew: true });
   return token;
 }
 
@@ -114,22 +131,40 @@ function checkCounts(v: { nodes: number; replicas: number }): void {
   }
 }
 
+/** Where the generated admin token is kept. */
+const adminTokenFile = (data: string) => join(data, "admin-token");
+/** Where the generated cluster secret is kept. */
+const secretFile = (data: string) => join(data, "cluster-secret");
+
+/**
+ * The options and the tokens already chosen (environment or saved files), or a ConfigError:
+ * a token the servers would refuse stops the task before the lock and any child.
+ */
+async function readOptions() {
+  const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
+  const parsed = parseFlags(SPEC, Deno.args, env);
+  if ("help" in parsed) return parsed;
+  const opts = withReplicas(parsed.values);
+  checkCounts(opts);
+  const admin = await givenToken("RINGKV_ADMIN_TOKEN", adminTokenFile(opts.data));
+  const cluster = await givenToken("RINGKV_CLUSTER_SECRET", secretFile(opts.data));
+  return { opts, given: { admin, cluster } };
+}
+
 async function main(): Promise<number> {
-  let parsed;
+  let read;
   try {
-    const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
-    parsed = parseFlags(SPEC, Deno.args, env);
-    if (!("help" in parsed)) checkCounts(withReplicas(parsed.values));
+    read = await readOptions();
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.message);
     return 2;
   }
-  if ("help" in parsed) {
+  if ("help" in read) {
     console.log(helpText(USAGE, SPEC));
     return 0;
   }
-  const opts = withReplicas(parsed.values);
+  const { opts, given } = read;
   const data = opts.data;
   let lock: DataDirLock;
   try {
@@ -141,8 +176,8 @@ async function main(): Promise<number> {
     return 1;
   }
   using _lock = lock;
-  const adminToken = await tokenFor("RINGKV_ADMIN_TOKEN", join(data, "admin-token"));
-  const clusterSecret = await tokenFor("RINGKV_CLUSTER_SECRET", join(data, "cluster-secret"));
+  const adminToken = given.admin ?? await newToken(adminTokenFile(data));
+  const clusterSecret = given.cluster ?? await newToken(secretFile(data));
   const env = { RINGKV_CLUSTER_SECRET: clusterSecret, RINGKV_ADMIN_TOKEN: adminToken };
 
   const children: Child[] = [];
@@ -169,7 +204,7 @@ async function main(): Promise<number> {
               ? "The other replicas serve its keys meanwhile"
               : "Its keys answer 503 until it is back"
           }; restart it with:\n` +
-            `  RINGKV_CLUSTER_SECRET=$(cat ${join(data, "cluster-secret")}) ${envWords()}` +
+            `  RINGKV_CLUSTER_SECRET=$(cat ${secretFile(data)}) ${envWords()}` +
             "npx --yes deno@2.9.6 " +
             restartArgs(args, node.url).map(shellQuote).join(" "),
         );
@@ -215,7 +250,7 @@ function printWelcome(url: string, data: string, adminToken: string, children: C
 ringkv cluster listening on ${url}
   proxy:        ${url}
   admin token:  ${
-    fromEnv ? "from RINGKV_ADMIN_TOKEN" : `${adminToken} (kept in ${join(data, "admin-token")})`
+    fromEnv ? "from RINGKV_ADMIN_TOKEN" : `${adminToken} (kept in ${adminTokenFile(data)})`
   }
   nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}
 

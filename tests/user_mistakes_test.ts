@@ -87,6 +87,69 @@ Deno.test("a node and a proxy given a cluster secret with a space exit 2 before 
   }
 });
 
+/**
+ * Runs `deno task cluster` until it ends; one that is still running at the deadline (it
+ * started a cluster it should have refused) gets SIGTERM, which stops its children too.
+ */
+async function clusterToEnd(args: string[], env: Record<string, string>) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SCRIPTS.cluster.pathname, ...args],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGTERM"), 60_000);
+  try {
+    const { code, stderr } = await child.output();
+    return { code, stderr: new TextDecoder().decode(stderr) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("deno task cluster refuses a token or secret a Bearer header cannot carry: exit 2, one line, nothing written", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ringkv-cluster-token-" });
+  const ports = ["--port", "0", "--node-port", "0", "--nodes", "1"];
+  try {
+    const cases = [
+      [{ RINGKV_CLUSTER_SECRET: "x y" }, /^Cannot use RINGKV_CLUSTER_SECRET: it contains/],
+      [{ RINGKV_ADMIN_TOKEN: "x y" }, /^Cannot use RINGKV_ADMIN_TOKEN: it contains/],
+      [{ RINGKV_ADMIN_TOKEN: "p\u00e4sswort" }, /^Cannot use RINGKV_ADMIN_TOKEN: it contains/],
+    ] as const;
+    for (const [i, [env, message]] of cases.entries()) {
+      const data = join(root, `d${i}`);
+      const r = await clusterToEnd([...ports, "--data", data], env);
+      assertEquals(r.code, 2, r.stderr);
+      assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assertMatch(r.stderr, message);
+      assertEquals(r.stderr.includes(Object.values(env)[0]!), false, r.stderr);
+      assertEquals(await exists(data), false, `${data} was created`);
+    }
+    const edited = join(root, "edited"); // a hand-edited data/admin-token with a space inside
+    await Deno.mkdir(edited);
+    await Deno.writeTextFile(join(edited, "admin-token"), "x y\n");
+    const r = await clusterToEnd([...ports, "--data", edited], {});
+    assertEquals(r.code, 2, r.stderr);
+    assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assertMatch(r.stderr, /^Cannot use .*edited\/admin-token: it contains/);
+    assertEquals([...Deno.readDirSync(edited)].map((e) => e.name), ["admin-token"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** Whether `path` exists. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return false;
+  }
+}
+
 Deno.test("a port another process holds is named, with --port N or stopping it as the remedy", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ringkv-mistakes-" });
   const first = await spawnServer({
