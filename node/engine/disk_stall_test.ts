@@ -91,6 +91,12 @@ async function healthOf(app: ReturnType<typeof createNodeApp>): Promise<[number,
   return [res.status, (await res.json()).writes?.reason ?? ""];
 }
 
+/** The node's `ringkv_node_fsync_wait_seconds`. */
+async function fsyncWait(app: ReturnType<typeof createNodeApp>): Promise<number> {
+  const metrics = await (await app.request("/metrics")).text();
+  return Number(/ringkv_node_fsync_wait_seconds\{[^}]*\} (\S+)/.exec(metrics)![1]);
+}
+
 /** Whether /health says stalled on a write of `file`. */
 function stalledOn(app: ReturnType<typeof createNodeApp>, file: string) {
   return async () => {
@@ -112,9 +118,11 @@ Deno.test("stalled disk: a save of acceptor.json that waits on the disk makes /h
       body: JSON.stringify({ ops: [{ key: "k", ballot }] }),
     });
     await until("/health names acceptor.json", stalledOn(app, "acceptor.json"));
+    assert(await fsyncWait(app) >= 0.1, "the gauge counts the acceptor.json save");
     floorSave.resolve();
     assertEquals((await prepare).status, 200);
     assertEquals((await healthOf(app))[0], 200);
+    assertEquals(await fsyncWait(app), 0);
   } finally {
     floorSave.resolve();
     await engine.close();

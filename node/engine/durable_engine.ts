@@ -106,10 +106,14 @@ export class DurableEngine implements NodeEngine {
     const health = this.#guard.health;
     if (health.state !== "writable") return health;
     const stallAfterMs = this.parts.stallAfterMs ?? DEFAULT_STALL_AFTER_MS;
+    return stalledWrites(this.#oldestWait(), stallAfterMs) ?? health;
+  }
+
+  /** The write waiting longest: on the log, or a save of acceptor.json or cluster.json. */
+  #oldestWait() {
     const log = this.parts.wal.busy();
     const other = this.diskWaits.oldest();
-    const oldest = log === null || (other !== null && other.ms > log.ms) ? other : log;
-    return stalledWrites(oldest, stallAfterMs) ?? health;
+    return log === null || (other !== null && other.ms > log.ms) ? other : log;
   }
 
   async get(key: string): Promise<Entry | undefined> {
@@ -250,7 +254,7 @@ export class DurableEngine implements NodeEngine {
       ...this.parts.store.counts(),
       walBytes: this.parts.wal.bytes,
       snapshotBytes: this.#snapshotBytes,
-      logWaitMs: this.parts.wal.busy()?.ms ?? 0,
+      diskWaitMs: this.#oldestWait()?.ms ?? 0,
     };
   }
 

@@ -76,8 +76,8 @@ export interface EngineStats {
   valueBytes: number;
   walBytes: number;
   snapshotBytes: number;
-  /** How long the oldest write waiting on the log has waited (0: none waits). */
-  logWaitMs: number;
+  /** How long the oldest write waiting on the log, acceptor.json or cluster.json has waited (0: none). */
+  diskWaitMs: number;
 }
 
 /** The node's store with its durability: every resolved write is on disk. */

@@ -102,8 +102,8 @@ export function metricsText(
     ),
     g(
       "fsync_wait_seconds",
-      "How long the oldest write waiting on the log (append + fsync) has waited; 0: none waits.",
-      stats.logWaitMs / 1000,
+      "How long the oldest write waiting on the log (append + fsync), acceptor.json or cluster.json has waited; 0: none waits.",
+      stats.diskWaitMs / 1000,
     ),
     ...counters.metrics(),
   ]);

@@ -101,6 +101,25 @@ Deno.test("GET /cluster shows epoch, replicas, nodes with state and keys, no reb
   );
 });
 
+Deno.test("GET /cluster shows a failed node's writes with its retries and repairError", async () => {
+  const writes = {
+    state: "failed",
+    reason: "append failed: No space left on device",
+    since: 1_700_000_000_000,
+    retries: 3,
+    repairError: "log damaged at byte 812",
+  };
+  const { call } = await setup(TOKEN, (req) => {
+    const url = new URL(req.url);
+    if (url.pathname !== "/health" || url.host !== "b.test") return undefined;
+    const body = { status: "read-only", id: "b", epoch: 1, keys: 7, writes, extra: 1 };
+    return Response.json(body, { status: 503 });
+  });
+  const view = await (await call("GET", "/cluster")).json();
+  const b = view.nodes.find((n: { id: string }) => n.id === "b");
+  assertEquals([b.state, b.keys, b.writes], ["read-only", 7, writes]);
+});
+
 Deno.test("GET /ring gives each node's share of the hash space", async () => {
   const { call } = await setup(TOKEN);
   const ring = await (await call("GET", "/ring")).json();

@@ -13,6 +13,8 @@
  */
 import { MAX_TTL_SECONDS } from "../../shared/expiry.ts";
 import { ERROR_STATUS } from "../../shared/errors.ts";
+import { STARTING_HEADER } from "../../shared/wire.ts";
+import { DEFAULT_MAX_WATCHERS } from "./watch_route.ts";
 
 type Json = Record<string, unknown>;
 
@@ -346,6 +348,18 @@ const GUARD: Record<string, [name: string, description: string]> = {
   ],
 };
 
+/** Headers of the shared responses of {@link GUARD}, by name. */
+const GUARD_HEADERS: Record<string, Json> = {
+  Busy: {
+    "Retry-After": { schema: { type: "integer" }, description: "seconds to wait before a retry" },
+    [STARTING_HEADER]: {
+      schema: { type: "string", enum: ["1"] },
+      description: "present (1) when the server is still loading its data (its starting gate, " +
+        "shared/starting_gate.ts), absent when it is only busy",
+    },
+  },
+};
+
 /** `op` with every answer of {@link GUARD} it can give documented. */
 function withGuard(op: Json): Json {
   const responses = { ...(op.responses as Record<string, Json>) };
@@ -420,6 +434,9 @@ export const OPENAPI: { openapi: string; paths: Record<string, Json> } & Json = 
           },
           "406": error("no Accept: text/event-stream"),
           ...common,
+          "503": error(
+            `${DEFAULT_MAX_WATCHERS} streams are open on this proxy already (its cap); retry later`,
+          ),
         },
       },
     },
@@ -448,7 +465,11 @@ export const OPENAPI: { openapi: string; paths: Record<string, Json> } & Json = 
       ...Object.fromEntries(
         Object.values(GUARD).map(([name, description]) => [
           name,
-          { description: `${description} (no body on HEAD)`, content: json(ref("Error")) },
+          {
+            description: `${description} (no body on HEAD)`,
+            ...(GUARD_HEADERS[name] ? { headers: GUARD_HEADERS[name] } : {}),
+            content: json(ref("Error")),
+          },
         ]),
       ),
       MethodNotAllowed: {

@@ -9,6 +9,7 @@ import { ProxyMetrics } from "./proxy_metrics.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { OPENAPI } from "./openapi.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
+import { startingGate } from "../../shared/starting_gate.ts";
 
 const TOKEN = "admin-token-for-openapi";
 const METHODS = ["get", "head", "put", "post", "delete", "patch", "options"];
@@ -97,4 +98,17 @@ Deno.test("GET /ring/owners names the owner of a key; /metrics, /stats and it ne
     headers: { authorization: `Bearer ${TOKEN}` },
   });
   assertEquals(bad.status, 400);
+});
+
+Deno.test("the shared 503 (Busy) documents every header the starting gate's 503 sends", async () => {
+  const res = await startingGate("loading").handler(new Request("http://x/kv/a"), {});
+  await res.body?.cancel();
+  assertEquals(res.status, 503);
+  const { responses } = OPENAPI.components as {
+    responses: Record<string, { headers?: object } | undefined>;
+  };
+  const documented = Object.keys(responses.Busy?.headers ?? {}).map((h) => h.toLowerCase());
+  const sent = [...res.headers.keys()].filter((h) => h.startsWith("x-") || h === "retry-after");
+  assert(sent.length >= 2, `the gate sends its headers: ${sent}`);
+  for (const header of sent) assert(documented.includes(header), `Busy documents ${header}`);
 });

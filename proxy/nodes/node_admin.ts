@@ -51,6 +51,10 @@ export interface NodeWrites {
   state: "read-only" | "failed" | "stalled";
   reason?: string;
   since?: number;
+  /** Repairs tried since the node turned read-only (node/engine/write_guard.ts). */
+  retries?: number;
+  /** Why the last repair failed, when one did. */
+  repairError?: string;
 }
 
 const WRITE_STATES = new Set(["read-only", "failed", "stalled"]);
@@ -63,6 +67,8 @@ export function writeTrouble(body: unknown): NodeWrites | undefined {
     state: writes.state as NodeWrites["state"],
     ...(typeof writes.reason === "string" ? { reason: writes.reason } : {}),
     ...(typeof writes.since === "number" ? { since: writes.since } : {}),
+    ...(typeof writes.retries === "number" ? { retries: writes.retries } : {}),
+    ...(typeof writes.repairError === "string" ? { repairError: writes.repairError } : {}),
   };
 }
 
