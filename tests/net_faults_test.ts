@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { labUnavailable, NetLab } from "./helpers/netns.ts";
-import { FAULT_KINDS, runFaults } from "./helpers/net_scenarios.ts";
+import { CONVERGE_MS, FAULT_KINDS, runFaults } from "./helpers/net_scenarios.ts";
 
 const unavailable = await labUnavailable();
 if (unavailable !== null) console.log(`net_faults_test: skipped: ${unavailable}`);
@@ -24,7 +24,14 @@ for (const kind of FAULT_KINDS) {
     fn: async () => {
       const lab = await NetLab.create();
       try {
-        const r = await runFaults(lab, kind, PACE.faultMs + PACE.calmMs, () => {}, PACE);
+        const r = await runFaults(
+          lab,
+          kind,
+          PACE.faultMs + PACE.calmMs,
+          () => {},
+          PACE,
+          CONVERGE_MS.loaded,
+        );
         console.log(
           `${kind}: ${r.faults} faults (${r.seenInForce} seen in force), ` +
             `${r.all.requests} requests, ${r.all.indefinite} indefinite; majority side ` +

@@ -303,13 +303,21 @@ async function divergedKeys(lab: NetLab, prefix: string): Promise<string[]> {
 }
 
 /**
- * Polls until the replicas agree, for one anti-entropy interval (issue 16: "identical within
- * one anti-entropy interval after the faults end"); returns what is left and how long it took.
+ * How long the replicas may take to agree after the final reads: one anti-entropy interval,
+ * issue 16's bound, in `deno task torture --net`; the test suite allows more (it runs beside
+ * other tests on 2 cores, where hint replay after a restart took 2.1 s once).
  */
-async function converge(lab: NetLab, prefix: string): Promise<{ diverged: string[]; ms: number }> {
+export const CONVERGE_MS = { torture: ANTI_ENTROPY_MS, loaded: 3 * ANTI_ENTROPY_MS + 5000 };
+
+/** Polls until the replicas agree, for `withinMs`; returns what is left and how long it took. */
+async function converge(
+  lab: NetLab,
+  prefix: string,
+  withinMs: number,
+): Promise<{ diverged: string[]; ms: number }> {
   const start = performance.now();
   let diverged = await divergedKeys(lab, prefix);
-  while (diverged.length > 0 && performance.now() - start < ANTI_ENTROPY_MS) {
+  while (diverged.length > 0 && performance.now() - start < withinMs) {
     await sleep(200);
     diverged = await divergedKeys(lab, prefix);
   }
@@ -323,6 +331,7 @@ export async function runFaults(
   durationMs: number,
   log: (line: string) => void = () => {},
   pace = PACE,
+  convergeMs = CONVERGE_MS.torture,
 ): Promise<RunResult> {
   await startCluster(lab, kind);
   const stop = new AbortController();
@@ -345,7 +354,7 @@ export async function runFaults(
   await settle(lab, "p1");
   const finals = await finalReads(lab.proxies.get("p1")!.local, KEYS, prefix);
   const history: Operation[] = [...ops, ...finals];
-  const { diverged, ms } = await converge(lab, prefix);
+  const { diverged, ms } = await converge(lab, prefix, convergeMs);
   return {
     kind,
     faults: windows.length,
