@@ -42,6 +42,11 @@ for (const kind of FAULT_KINDS) {
         assertEquals(r.seenInForce, r.faults, "a fault was lifted without being seen in force");
         assertEquals(r.violation, null, "history not linearizable");
         assertEquals(r.lost, []);
+        if (r.diverged.length > 0) {
+          for (const [name, p] of [...lab.proxies, ...lab.nodes]) {
+            console.log(`${name} stderr:\n${p.proc.stderrLines.slice(-20).join("\n")}`);
+          }
+        }
         assertEquals(r.diverged, []);
       } finally {
         await lab.stop();

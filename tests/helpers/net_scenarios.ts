@@ -283,6 +283,7 @@ async function nemesis(
 
 /** Every key's newest entry that is live is held by 3 nodes (tombstones may be collected). */
 async function divergedKeys(lab: NetLab, prefix: string): Promise<string[]> {
+  const seen = new Map<string, string>();
   const holders = new Map<string, { ver: string; live: boolean; count: number }>();
   const view = await (await lab.fetch(`${lab.proxies.get("p1")!.local}/cluster`, {
     headers: ADMIN,
@@ -293,13 +294,18 @@ async function divergedKeys(lab: NetLab, prefix: string): Promise<string[]> {
     });
     const body = await res.json() as { entries: { k: string; v: string | null; ver: string }[] };
     for (const e of body.entries.filter((e) => e.k.startsWith(prefix))) {
+      seen.set(`${e.k} ${id}`, e.ver + (e.v === null ? " (deleted)" : ""));
       const h = holders.get(e.k);
       if (h === undefined || e.ver > h.ver) {
         holders.set(e.k, { ver: e.ver, live: e.v !== null, count: 1 });
       } else if (e.ver === h.ver) h.count++;
     }
   }
-  return [...holders].filter(([, h]) => h.live && h.count < 3).map(([k]) => k);
+  // Each key left apart with what every node holds: a failed run says where it stuck.
+  const ids = view.nodes.map((n) => n.id);
+  return [...holders].filter(([, h]) => h.live && h.count < 3).map(([k]) =>
+    `${k}: ${ids.map((id) => `${id} ${seen.get(`${k} ${id}`) ?? "-"}`).join(", ")}`
+  );
 }
 
 /**
