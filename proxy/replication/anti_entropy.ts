@@ -21,6 +21,8 @@ import type { Topology } from "../cluster/topology.ts";
 export interface AntiEntropyDeps {
   admin: NodeAdmin;
   accept?: SyncDeps["accept"];
+  /** A full round for an undecided entry a replica refused (replica_sync.ts `settle`). */
+  settle?: SyncDeps["settle"];
   /** Whether to count on a node (the failure detector); all up when absent. */
   isUp?: (id: string) => boolean;
   /** Ranges per bucket (default 32). */
@@ -118,6 +120,7 @@ export class AntiEntropy {
       const ready = g.owners.filter((_, i) => digests[i] !== null);
       const r = await syncRanges(ready, g.buckets[b]!, quorumOf(g.owners.length), {
         ...this.deps,
+        owners: g.owners,
         epoch,
       });
       report.behind += r.behind;

@@ -2,6 +2,7 @@ import { assert, assertEquals } from "@std/assert";
 import { createReplication } from "./wiring.ts";
 import type { Topology } from "../cluster/topology.ts";
 import { nodeInfos, startCluster, TEST_VNODES } from "../../tests/doubles/test_cluster.ts";
+import { formatVersion } from "../../shared/version.ts";
 
 Deno.test("AntiEntropy.sweep() counts a replica whose scan breaks mid-body as not answering", async () => {
   const infos = nodeInfos(3);
@@ -65,5 +66,52 @@ Deno.test("Replication.start() logs a sweep that fails unexpectedly instead of e
     }
   } finally {
     replication.stop();
+  }
+});
+
+Deno.test("AntiEntropy.sweep() settles an undecided entry that a promise blocks on the other replicas", async () => {
+  const infos = nodeInfos(3);
+  const cluster = await startCluster({
+    nodes: infos,
+    map: { epoch: 1, replicas: 3, vnodes: TEST_VNODES, nodes: infos, rebalancing: null },
+  });
+  try {
+    assertEquals(
+      (await cluster.proxy.request("/kv/k", { method: "PUT", body: "old" })).status,
+      201,
+    );
+    const replication = createReplication({
+      fetch: cluster.fetch,
+      timeoutMs: 5000,
+      clusterSecret: "s3cret",
+    });
+    const [n1, n2, n3] = infos.map((n) => ({ id: n.id, url: n.url }));
+    const now = Date.now() + 60_000;
+    // A writer's accept reached n2 only; then a round that wrote nothing (a failed If-Match,
+    // say) left a higher promise on n1 and n3.
+    const point = (await cluster.nodes.get("n1")!.engine.get("k"))!.hash;
+    const ver = formatVersion(now, 0, "pw");
+    const entry = { k: "k", v: btoa("new"), t: "text/plain", ver, h: point };
+    assert((await replication.client.prepare(n2!, 1, [{ key: "k", ballot: ver }]))[0]!.ok);
+    assert((await replication.client.accept(n2!, 1, [entry]))[0]!.ok);
+    const promise = formatVersion(now + 1, 0, "pz");
+    for (const n of [n1!, n3!]) {
+      assert((await replication.client.prepare(n, 1, [{ key: "k", ballot: promise }]))[0]!.ok);
+    }
+    const versions = async () =>
+      await Promise.all(
+        infos.map(async (n) => (await cluster.nodes.get(n.id)!.engine.get("k"))!.version),
+      );
+    // Without a new round the accept of n2's entry is refused by that promise for good.
+    for (let sweep = 0; sweep < 5 && new Set(await versions()).size > 1; sweep++) {
+      await replication.antiEntropy.sweep(cluster.topology.current());
+    }
+    const after = await versions();
+    assertEquals(new Set(after).size, 1, `replicas level: ${after.join(", ")}`);
+    assert(after[0]! > promise, "settled under a ballot above the promise");
+    const res = await cluster.proxy.request("/kv/k");
+    assertEquals(await res.text(), "new");
+  } finally {
+    await cluster.close();
   }
 });

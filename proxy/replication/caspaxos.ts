@@ -69,6 +69,15 @@ export class Replicated {
     );
   }
 
+  /**
+   * A full round on `r.key` that writes back the newest entry of its prepare quorum under a
+   * new ballot when the quorum disagrees (anti-entropy's way past a promise that blocks an
+   * undecided entry; proxy/replication/replica_sync.ts). Nothing changes when it agrees.
+   */
+  async settle(r: Replicas): Promise<void> {
+    await this.#locks.run(r.key, () => this.#fullWrite(r, { op: "get", key: r.key }));
+  }
+
   async #read(r: Replicas): Promise<BatchResult> {
     const need = quorumOf(r.owners.length);
     for (let round = 1; round <= this.#maxRounds; round++) {

@@ -25,6 +25,15 @@ export interface SyncDeps {
   admin: NodeAdmin;
   /** `/internal/accept` (proxy/nodes/paxos_client.ts); without it undecided entries are left alone. */
   accept?: (node: NodeRef, epoch: number, entries: WireEntry[]) => Promise<WireVote[]>;
+  /**
+   * A full CASPaxos round on the entry's key over `replicas` (proxy/replication/caspaxos.ts
+   * `settle`), for an undecided entry whose accept a replica refused: a promise left by a round
+   * that wrote nothing (a failed If-Match, a delete of a missing key) blocks that accept until
+   * the key's next write, so only a round with a newer ballot brings the replicas level.
+   */
+  settle?: (replicas: readonly NodeRef[], entry: WireEntry, epoch: number) => Promise<void>;
+  /** The whole replica set of the ranges (a settle's quorum is counted on it); none: no settle. */
+  owners?: readonly NodeRef[];
   epoch: number;
 }
 
@@ -68,9 +77,18 @@ export async function syncRanges(
       (holders >= quorum ? missing[i]!.decided : missing[i]!.open).push(best!);
     });
   }
+  const refused = new Map<string, WireEntry>();
   await Promise.all(answered.map(async (node, i) => {
-    result.repaired += await install(node, missing[i]!.decided, missing[i]!.open, deps);
+    result.repaired += await install(node, missing[i]!.decided, missing[i]!.open, deps, refused);
   }));
+  const { owners, settle } = deps;
+  if (owners === undefined || settle === undefined) return result;
+  for (const entry of refused.values()) {
+    await settle(owners, entry, deps.epoch).catch((err) => {
+      // The next sweep tries again.
+      if (!(err instanceof RingkvError) || err.code === "stale_epoch") throw err;
+    });
+  }
   return result;
 }
 
@@ -107,20 +125,26 @@ export async function ingestChunked(
   return took;
 }
 
-/** Installs the entries; how many the node took. Failures leave them for the next sweep. */
+/**
+ * Installs the entries; how many the node took. Failures leave them for the next sweep;
+ * undecided entries the node refused go into `refused`.
+ */
 async function install(
   node: NodeRef,
   decided: WireEntry[],
   open: WireEntry[],
   deps: SyncDeps,
+  refused: Map<string, WireEntry>,
 ): Promise<number> {
   let took = 0;
   try {
     took += await ingestChunked(deps.admin, node, decided, deps.epoch);
     if (deps.accept === undefined) return took;
     for (let i = 0; i < open.length; i += CHUNK) {
-      const votes = await deps.accept(node, deps.epoch, open.slice(i, i + CHUNK));
+      const chunk = open.slice(i, i + CHUNK);
+      const votes = await deps.accept(node, deps.epoch, chunk);
       took += votes.filter((v) => v.ok).length;
+      votes.forEach((v, j) => v.ok || refused.set(chunk[j]!.k, chunk[j]!));
     }
   } catch (err) {
     if (!(err instanceof RingkvError) || err.code === "stale_epoch") throw err;

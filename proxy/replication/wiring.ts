@@ -84,6 +84,8 @@ export class Replication {
     this.antiEntropy = new AntiEntropy({
       admin: new NodeAdmin(options),
       accept: (node, epoch, entries) => this.client.accept(node, epoch, entries),
+      settle: (replicas, e, epoch) =>
+        this.replicated.settle({ owners: [...replicas], joining: [], key: e.k, point: e.h, epoch }),
       // A node catching up on a new data directory is no replica to compare with yet.
       isUp: (id) => this.detector.isUp(id) && !this.healthOf(id).recovering,
       log: options.log,
