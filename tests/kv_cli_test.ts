@@ -153,6 +153,13 @@ Deno.test("deno task kv: no command prints the usage (exit 2); extra arguments a
       assertMatch(r.stderr, /Cannot use key "\.{1,2}": no URL can address it \(invalid_key\)/);
       assertEquals(r.stdout, "");
     }
+    // A hand-edited ./data/admin-token that no Authorization header can carry: said, not 401s.
+    await Deno.mkdir(join(cwd, "data"));
+    await Deno.writeTextFile(join(cwd, "data", "admin-token"), "pässwort x\n");
+    const bad = await kv("status");
+    assertEquals(bad.code, 2, bad.stderr);
+    assertMatch(bad.stderr, /Cannot use the admin token in \.\/data\/admin-token: it contains/);
+    assert(!bad.stderr.includes("pässwort"), "the token is never printed");
   } finally {
     await Deno.remove(cwd, { recursive: true });
   }
