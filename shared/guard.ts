@@ -19,6 +19,7 @@
  */
 import { errorResponse, RingkvError } from "./errors.ts";
 import type { RequestLimits } from "./limits.ts";
+import { pathStart } from "./url_path.ts";
 
 /** A `fetch`-style handler; the second argument is Deno.serve's connection info. */
 export type FetchHandler<I = unknown> = (req: Request, info: I) => Response | Promise<Response>;
@@ -38,7 +39,7 @@ const NOT_A_HOST = /[^A-Za-z0-9.\-_~:\[\]%!$&'()*+,;=]/;
 
 /** Length of the request target (path and query) of a URL, in characters. */
 export function targetLength(url: string): number {
-  const start = url.indexOf("/", url.indexOf("://") + 3);
+  const start = pathStart(url);
   return start === -1 ? 1 : url.length - start;
 }
 

@@ -29,6 +29,7 @@ import {
   requestIdOf,
 } from "../../shared/log.ts";
 import { type ProxyMetrics, routeLabel } from "./proxy_metrics.ts";
+import { pathOf } from "../../shared/url_path.ts";
 
 /** Where an op carries its request's id: a symbol, so JSON bodies never include it. */
 const OP_ID: unique symbol = Symbol("requestId");
@@ -69,14 +70,6 @@ export class RequestIds {
     }
     return ids.length === 0 ? undefined : joinRequestIds(ids);
   }
-}
-
-/** Path of a request URL, without the query, as sent. */
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("://") + 3);
-  if (start === -1) return "/";
-  const query = url.indexOf("?", start);
-  return url.slice(start, query === -1 ? undefined : query);
 }
 
 /** Assigns the request id, answers with it, counts the request and logs it. */

@@ -14,6 +14,7 @@ import type { LogFn } from "../../shared/log.ts";
 import { observed, type RequestIds } from "./observe.ts";
 import type { ProxyMetrics } from "./proxy_metrics.ts";
 import { clientRefusal, getKey, type PublicRoutesDeps } from "./public_routes.ts";
+import { pathStart } from "../../shared/url_path.ts";
 
 /** Hono's `fetch`, as the app exposes it. */
 type AppFetch = Hono["fetch"];
@@ -51,7 +52,7 @@ export function frontFetch(deps: FrontDeps, routed: AppFetch): AppFetch {
   return (req, ...rest) => {
     if (req.method !== "GET") return routed(req, ...rest);
     const url = req.url;
-    const start = url.indexOf("/", url.indexOf("://") + 3);
+    const start = pathStart(url);
     if (!url.startsWith("/kv/", start) || url.includes("?", start)) return routed(req, ...rest);
     return frontGet(deps, req);
   };

@@ -23,6 +23,7 @@ import type { RequestIds } from "./observe.ts";
 import { readBody } from "./request_body.ts";
 import { resultByteLength, resultBytes } from "./result_value.ts";
 import { type Outcome, Router } from "../routing/router.ts";
+import { pathOf } from "../../shared/url_path.ts";
 
 /** What the public routes need. */
 export interface PublicRoutesDeps {
@@ -76,10 +77,7 @@ function notAllowed(allow: string): Response {
 
 /** The key of a `/kv/{key}` request, from the raw (still percent-encoded) path. */
 export function keyOf(req: Request, limits: Limits): string {
-  const url = req.url;
-  const start = url.indexOf("/", url.indexOf("://") + 3);
-  const query = url.indexOf("?", start);
-  const path = url.slice(start, query === -1 ? undefined : query);
+  const path = pathOf(req.url);
   if (!path.startsWith("/kv/")) {
     throw new RingkvError("not_found", `No route for ${req.method} ${path}`);
   }

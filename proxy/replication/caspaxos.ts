@@ -219,7 +219,8 @@ export class Replicated {
     const ordered = this.deps.detector.order(nodes);
     // Read-only and stalled replicas (last in `ordered`) are asked only when the others do not
     // make a quorum: a stalled disk holds every call sent to it (issue 16).
-    const up = ordered.filter((n) => this.deps.detector.writesFirst(n.id)).length;
+    let up = 0;
+    while (up < ordered.length && this.deps.detector.writesFirst(ordered[up]!.id)) up++;
     return gather(ordered, up, need, call, good).then((got) => {
       const stale = got.errors.find((e) => e instanceof StaleEpochError);
       if (!got.ok && stale) throw stale;
