@@ -26,7 +26,8 @@ export type FetchHandler<I = unknown> = (req: Request, info: I) => Response | Pr
 
 /** A guarded handler, with a view of the requests it is answering. */
 export interface GuardedHandler<I = unknown> {
-  (req: Request, info: I): Promise<Response>;
+  /** A handler's answer made in the same turn is returned as is, without a promise. */
+  (req: Request, info: I): Response | Promise<Response>;
   /** Requests being answered now. */
   inFlight(): number;
 }
@@ -53,8 +54,28 @@ export function headerBytes(headers: Headers): number {
   return total;
 }
 
+/** Whether a Host header's value is a host[:port] that a URL can hold. */
+export function isHost(host: string): boolean {
+  return !NOT_A_HOST.test(host) && URL.canParse(`http://${host}/`);
+}
+
+/** {@link isHost} remembering the last host it accepted (clients send the same one each time). */
+export function hostCheck(): (host: string) => boolean {
+  let accepted: string | undefined;
+  return (host) => {
+    if (host === accepted) return true;
+    if (!isHost(host)) return false;
+    accepted = host;
+    return true;
+  };
+}
+
 /** Why a request is refused before routing, or undefined when it may go on. */
-export function refusal(req: Request, limits: RequestLimits): RingkvError | undefined {
+export function refusal(
+  req: Request,
+  limits: RequestLimits,
+  goodHost: (host: string) => boolean = isHost,
+): RingkvError | undefined {
   const target = targetLength(req.url);
   if (target > limits.maxUrlBytes) {
     return new RingkvError(
@@ -65,7 +86,7 @@ export function refusal(req: Request, limits: RequestLimits): RingkvError | unde
   const host = req.headers.get("host");
   // Deno.serve builds the URL from Host: `Host: x/kv/b` would make `GET /kv/a` read "b/kv/a".
   // `x:99999999` or `[::1` pass that test, yet no URL has them: `new URL(req.url)` would throw.
-  if (host !== null && (NOT_A_HOST.test(host) || !URL.canParse(`http://${host}/`))) {
+  if (host !== null && !goodHost(host)) {
     return new RingkvError(
       "bad_request",
       `Cannot serve the request: its Host header "${host.slice(0, 100)}" is not a host[:port]`,
@@ -84,8 +105,16 @@ export function refusal(req: Request, limits: RequestLimits): RingkvError | unde
 /** Wraps `handler` with the checks of {@link refusal} and the in-flight cap. */
 export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): GuardedHandler<I> {
   let inFlight = 0;
-  const guarded = async (req: Request, info: I): Promise<Response> => {
-    const refused = refusal(req, limits);
+  const goodHost = hostCheck();
+  const settle = async (answer: Promise<Response>, req: Request): Promise<Response> => {
+    try {
+      return afterAnswer(await answer, req);
+    } finally {
+      inFlight--;
+    }
+  };
+  const guarded = (req: Request, info: I): Response | Promise<Response> => {
+    const refused = refusal(req, limits, goodHost);
     if (refused !== undefined) return closing(errorResponse(refused), req);
     if (inFlight >= limits.maxInFlight) {
       const busy = new RingkvError(
@@ -95,15 +124,24 @@ export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): Guard
       return closing(errorResponse(busy, { "retry-after": String(RETRY_AFTER_SECONDS) }), req);
     }
     inFlight++;
+    let answer: Response | Promise<Response>;
     try {
-      const res = await handler(req, info);
-      // The rest of a body that was refused or timed out is never read: do not wait for it.
-      return res.status === 408 || res.status === 413 ? await closing(res, req) : res;
-    } finally {
+      answer = handler(req, info);
+    } catch (err) {
       inFlight--;
+      return Promise.reject(err); // as an async handler's throw always was
     }
+    // An answer made in this turn goes back in this turn: no promise, no extra tick.
+    if (answer instanceof Promise) return settle(answer, req);
+    inFlight--;
+    return afterAnswer(answer, req);
   };
   return Object.assign(guarded, { inFlight: () => inFlight });
+}
+
+/** The rest of a body that was refused or timed out is never read: do not wait for it. */
+function afterAnswer(res: Response, req: Request): Response | Promise<Response> {
+  return res.status === 408 || res.status === 413 ? closing(res, req) : res;
 }
 
 /**

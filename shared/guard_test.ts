@@ -116,3 +116,40 @@ Deno.test("guard() refusals of a request with an unread body say connection: clo
     assertEquals(head.match(/^connection: close$/gim)?.length, 1, head);
   }
 });
+
+Deno.test("guard() hands back an answer made in the same turn as is, and one made later after it", async () => {
+  let later = false;
+  const handler = guard(
+    () => later ? Promise.resolve(new Response("later")) : new Response("now"),
+    DEFAULT_REQUEST_LIMITS,
+  );
+  const now = handler(new Request("http://h/"), {});
+  assertEquals(now instanceof Response, true, "no promise for an answer made in this turn");
+  assertEquals([handler.inFlight(), await (now as Response).text()], [0, "now"]);
+  later = true;
+  const pending = handler(new Request("http://h/"), {});
+  assertEquals([pending instanceof Promise, handler.inFlight()], [true, 1]);
+  assertEquals([await (await pending).text(), handler.inFlight()], ["later", 0]);
+});
+
+Deno.test("guard() rejects a handler's throw and counts the request out", async () => {
+  const handler = guard(() => {
+    throw new RangeError("broken");
+  }, DEFAULT_REQUEST_LIMITS);
+  const answer = handler(new Request("http://h/"), {});
+  assertEquals(handler.inFlight(), 0);
+  let caught: unknown;
+  await Promise.resolve(answer).catch((err) => caught = err);
+  assertEquals((caught as Error).message, "broken");
+});
+
+Deno.test("guard() refuses a bad Host header after the same guard accepted a good one", async () => {
+  const handler = guard(ok, DEFAULT_REQUEST_LIMITS);
+  const withHost = (host: string) => new Request("http://h/", { headers: { host } });
+  for (const host of ["a.example:80", "a.example:80", "x/kv/b", "a.example:80", "[::1"]) {
+    const res = await handler(withHost(host), {});
+    const bad = host === "x/kv/b" || host === "[::1";
+    assertEquals(res.status, bad ? 400 : 200, host);
+    await res.body?.cancel();
+  }
+});

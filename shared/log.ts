@@ -104,7 +104,13 @@ export function requestIdOf(given: string | null | undefined): string {
  * the ids joined by ",", at most `max` of them, then `+N` for the rest.
  */
 export function joinRequestIds(ids: readonly string[], max = 16): string {
-  const unique = [...new Set(ids)];
-  const shown = unique.slice(0, max).join(",");
-  return unique.length > max ? `${shown},+${unique.length - max}` : shown;
+  // One pass over a Set, no arrays: every batch call of the proxy joins its requests' ids.
+  const unique = new Set(ids);
+  let shown = "";
+  let n = 0;
+  for (const id of unique) {
+    if (n === max) break;
+    shown = n++ === 0 ? id : shown + "," + id;
+  }
+  return unique.size > max ? `${shown},+${unique.size - max}` : shown;
 }

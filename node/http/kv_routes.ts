@@ -21,10 +21,9 @@ const STAR_RETRIES = 5;
 
 /** Registers the `/kv/{key}` routes. */
 export function kvRoutes(app: Hono, ctx: NodeContext): void {
-  const get = (c: Context) => getKey(ctx, keyOf(c, ctx));
   route(app, "/kv/*", {
-    GET: get,
-    HEAD: get,
+    GET: (c) => getKey(ctx, keyOf(c, ctx)),
+    HEAD: (c) => getKey(ctx, keyOf(c, ctx), true),
     PUT: (c) => putKey(ctx, c),
     DELETE: (c) => deleteKey(ctx, c),
   });
@@ -48,17 +47,20 @@ export function versionHeaders(version: Version | undefined): Record<string, str
   return version === undefined ? {} : { etag: `"${version}"`, [VERSION_HEADER]: version };
 }
 
-/** A durable key answers in this turn (no promise); one whose write awaits its fsync, after it. */
-export function getKey(ctx: NodeContext, key: string): Response | Promise<Response> {
+/**
+ * The answer to GET (or, with `head`, HEAD) of `key`. A durable key answers in this turn (no
+ * promise); one whose write awaits its fsync, after it.
+ */
+export function getKey(ctx: NodeContext, key: string, head = false): Response | Promise<Response> {
   const held = ctx.engine.held(key);
   const id = ctx.engine.id;
   return held instanceof Promise
-    ? held.then((h) => keyAnswer(key, h, id))
-    : keyAnswer(key, held, id);
+    ? held.then((h) => keyAnswer(key, h, id, head))
+    : keyAnswer(key, held, id, head);
 }
 
 /** The answer to a GET, marked with the node id at once: setting it later costs a header copy. */
-function keyAnswer(key: string, held: Stored | undefined, id: string): Response {
+function keyAnswer(key: string, held: Stored | undefined, id: string, head: boolean): Response {
   if (held === undefined || held.kind === "tombstone") {
     const err = new RingkvError("not_found", `Cannot get key "${key}": it does not exist`);
     const version: Record<string, string> = held ? { [VERSION_HEADER]: held.version } : {};
@@ -66,16 +68,16 @@ function keyAnswer(key: string, held: Stored | undefined, id: string): Response 
   }
   // Text goes out as the string it is held as: Deno encodes it natively, no bytes made in JS.
   const body = held.kind === "text" ? held.data : toBytes(held) as Uint8Array<ArrayBuffer>;
-  return new Response(body, {
-    status: 200,
-    headers: {
-      "content-type": held.contentType,
-      "content-length": String(byteLength(held)),
-      etag: `"${held.version}"`,
-      [VERSION_HEADER]: held.version,
-      [NODE_ID_HEADER]: id,
-    },
-  });
+  const headers: Record<string, string> = {
+    "content-type": held.contentType,
+    etag: `"${held.version}"`,
+    [VERSION_HEADER]: held.version,
+    [NODE_ID_HEADER]: id,
+  };
+  // Deno.serve sends a GET body's exact Content-Length itself (one header fewer to build: ~2 µs
+  // of ~20 per GET); HEAD drops the body, so there it is said.
+  if (head) headers["content-length"] = String(byteLength(held));
+  return new Response(body, { status: 200, headers });
 }
 
 async function putKey(ctx: NodeContext, c: Context): Promise<Response> {

@@ -47,10 +47,9 @@ function routeName(path: string): string {
 export function rawPath(url: string): string {
   const start = url.indexOf("/", url.indexOf(":") + 3);
   if (start === -1) return "/";
-  let end = url.length;
-  for (const mark of ["?", "#"]) {
-    const at = url.indexOf(mark, start);
-    if (at !== -1 && at < end) end = at;
-  }
-  return url.slice(start, end);
+  // Two look-ups, no array: every request reads its path.
+  const query = url.indexOf("?", start);
+  const hash = url.indexOf("#", start);
+  const end = query === -1 ? hash : hash === -1 ? query : Math.min(query, hash);
+  return end === -1 ? url.slice(start) : url.slice(start, end);
 }

@@ -92,11 +92,13 @@ export function frameMiddleware(ctx: NodeContext, secret: Secret): MiddlewareHan
  * everything else goes to Hono.
  */
 export function frontFetch(ctx: NodeContext, secret: Secret, routed: AppFetch): AppFetch {
-  return (req, ...rest) => {
-    if (req.method !== "GET") return routed(req, ...rest);
-    const path = rawPath(req.url);
-    if (!path.startsWith("/kv/") || req.url.length !== path.length + pathStart(req.url)) {
-      return routed(req, ...rest);
+  // Named parameters, not a rest array: this runs on every request.
+  return (req, env, exec) => {
+    if (req.method !== "GET") return routed(req, env, exec);
+    const url = req.url;
+    const path = rawPath(url);
+    if (!path.startsWith("/kv/") || url.length !== path.length + pathStart(url)) {
+      return routed(req, env, exec);
     }
     return frontGet(ctx, secret, req, path);
   };
@@ -107,20 +109,53 @@ function pathStart(url: string): number {
   return url.indexOf("/", url.indexOf(":") + 3);
 }
 
-async function frontGet(
+/** A durable key with no epoch to read is answered in this turn, without a promise. */
+function frontGet(
   ctx: NodeContext,
   secret: Secret,
   req: Request,
   path: string,
-): Promise<Response> {
+): Response | Promise<Response> {
   const started = performance.now();
+  let answer: Response | Promise<Response>;
   try {
     const admitted = admit(ctx, secret, req, path);
-    if (admitted !== undefined) await admitted;
-    // getKey's answers carry the node id already.
+    if (admitted !== undefined) return admittedGet(ctx, req, path, started, admitted);
+    answer = getKey(ctx, keyFromRawPath(path, ctx));
+  } catch (err) {
+    return failedGet(ctx, req, path, started, err as Error);
+  }
+  // getKey's answers carry the node id already.
+  if (!(answer instanceof Promise)) return finish(ctx, "GET", path, answer, started, true);
+  return answer.then(
+    (res) => finish(ctx, "GET", path, res, started, true),
+    (err) => failedGet(ctx, req, path, started, err),
+  );
+}
+
+/** The GET once the epoch it carries has been checked. */
+async function admittedGet(
+  ctx: NodeContext,
+  req: Request,
+  path: string,
+  started: number,
+  admitted: Promise<void>,
+): Promise<Response> {
+  try {
+    await admitted;
     return finish(ctx, "GET", path, await getKey(ctx, keyFromRawPath(path, ctx)), started, true);
   } catch (err) {
-    // Hono's onError answers the same way for every error (errorAnswer).
-    return finish(ctx, "GET", path, errorAnswer(err as Error, req, ctx), started);
+    return failedGet(ctx, req, path, started, err as Error);
   }
+}
+
+/** Hono's onError answers the same way for every error (errorAnswer). */
+function failedGet(
+  ctx: NodeContext,
+  req: Request,
+  path: string,
+  started: number,
+  err: Error,
+): Response {
+  return finish(ctx, "GET", path, errorAnswer(err, req, ctx), started);
 }

@@ -1,9 +1,10 @@
 import { assertEquals } from "@std/assert";
-import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { DEFAULT_LIMITS, DEFAULT_REQUEST_LIMITS } from "../../shared/limits.ts";
 import { createNodeApp } from "./node_app.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../engine/open_engine.ts";
 import { countRouting } from "../../tests/doubles/router_probe.ts";
+import { guard } from "../../shared/guard.ts";
 
 const MAP = {
   epoch: 5,
@@ -60,10 +61,45 @@ Deno.test("GET /kv/{key} answers alike through the front and through Hono's chai
     assertEquals(front, chained, `${path} ${JSON.stringify(headers)}`);
     assertEquals((front as { status: number }).status, status, path);
   }
+  // Content-Length in bytes of UTF-8: on the wire, where Deno.serve sets it (next test).
   const text = await app.request("/kv/utf8", { headers: OK });
-  assertEquals(text.headers.get("content-length"), "17", "bytes of UTF-8, not characters");
   assertEquals(await text.text(), "héllo wörld ✓");
   await engine.close();
+});
+
+Deno.test("GET and HEAD /kv/{key} on Deno.serve send Content-Length in UTF-8 bytes and every version header", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: "s3cret" });
+  const written = await app.request("/kv/utf8", {
+    method: "PUT",
+    body: "héllo wörld ✓",
+    headers: { ...OK, "content-type": "text/x" },
+  });
+  const version = written.headers.get("x-ringkv-version")!;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    guard(app.fetch, DEFAULT_REQUEST_LIMITS),
+  );
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/kv/utf8`;
+    const wanted = {
+      "content-length": "17",
+      "content-type": "text/x",
+      etag: `"${version}"`,
+      "x-ringkv-node": "n1",
+      "x-ringkv-version": version,
+    };
+    for (const method of ["GET", "HEAD"]) {
+      const res = await fetch(url, { method, headers: OK, signal: AbortSignal.timeout(10_000) });
+      const body = await res.text();
+      const got = Object.fromEntries(Object.keys(wanted).map((h) => [h, res.headers.get(h)]));
+      assertEquals([res.status, got], [200, wanted], `${method}: bytes of UTF-8, not characters`);
+      assertEquals(body, method === "GET" ? "héllo wörld ✓" : "");
+    }
+  } finally {
+    await server.shutdown();
+    await engine.close();
+  }
 });
 
 Deno.test("a front GET is counted in /metrics and an engine failure is a logged 500", async () => {

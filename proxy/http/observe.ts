@@ -86,7 +86,10 @@ export function observeRequests(
   };
 }
 
-/** Marks the answer to `req` with its request id, counts it and logs it. */
+/**
+ * Marks the answer to `req` with its request id (unless `marked` says it was built with it),
+ * counts it and logs it.
+ */
 export function observed(
   metrics: ProxyMetrics,
   log: LogFn,
@@ -94,12 +97,14 @@ export function observed(
   id: string,
   started: number,
   res: Response,
+  marked = false,
 ): void {
   const seconds = (performance.now() - started) / 1000;
   const route = routeLabel(pathOf(req.url));
   const status = res.status;
-  // The hot answers carry it already (set now, it would cost a copy of their headers).
-  if (res.headers.get(REQUEST_ID_HEADER) !== id) res.headers.set(REQUEST_ID_HEADER, id);
+  // The hot answers carry it already (set now, it would cost a copy of their headers; even
+  // reading them makes a Headers object).
+  if (!marked && res.headers.get(REQUEST_ID_HEADER) !== id) res.headers.set(REQUEST_ID_HEADER, id);
   metrics.request(req.method, route, status, seconds);
   const level = status >= 500 ? "warn" : "debug";
   // Built only when written: at the default level (warn) most requests log nothing.

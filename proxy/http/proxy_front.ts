@@ -49,25 +49,33 @@ export function answerError(err: Error, req: Request, ids: RequestIds, log: LogF
 
 /** Wraps Hono's `fetch` (`routed`) with the front for `GET /kv/{key}`. */
 export function frontFetch(deps: FrontDeps, routed: AppFetch): AppFetch {
-  return (req, ...rest) => {
-    if (req.method !== "GET") return routed(req, ...rest);
+  // getKey's answers carry the request id when it reads the ids the front assigns.
+  const marked = deps.routes.requestIds === deps.ids;
+  // Named parameters, not a rest array: this runs on every request.
+  return (req, env, exec) => {
+    if (req.method !== "GET") return routed(req, env, exec);
     const url = req.url;
     const start = pathStart(url);
-    if (!url.startsWith("/kv/", start) || url.includes("?", start)) return routed(req, ...rest);
-    return frontGet(deps, req);
+    if (!url.startsWith("/kv/", start) || url.includes("?", start)) {
+      return routed(req, env, exec);
+    }
+    return frontGet(deps, req, marked);
   };
 }
 
-async function frontGet(deps: FrontDeps, req: Request): Promise<Response> {
+async function frontGet(deps: FrontDeps, req: Request, marked: boolean): Promise<Response> {
   const started = performance.now();
   const id = deps.ids.assign(req);
   const token = deps.routes.clientToken;
+  const refused = token ? clientRefusal(req, token) : undefined;
   let res: Response;
+  let withId = marked && refused === undefined;
   try {
-    res = (token ? clientRefusal(req, token) : undefined) ?? await getKey(deps.routes, req);
+    res = refused ?? await getKey(deps.routes, req);
   } catch (err) {
     res = answerError(err as Error, req, deps.ids, deps.log);
+    withId = false; // error answers are marked by observed()
   }
-  observed(deps.metrics, deps.log, req, id, started, res);
+  observed(deps.metrics, deps.log, req, id, started, res, withId);
   return res;
 }

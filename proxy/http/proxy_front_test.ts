@@ -87,3 +87,36 @@ Deno.test("a front GET is counted, logged, and an unexpected error is a logged 5
     await c.close();
   }
 });
+
+Deno.test("every front GET answer carries exactly one x-request-id, a new one when none is sent", async () => {
+  const c = await startCluster({ proxy: { clientToken: "t0ken" } });
+  try {
+    const auth = { authorization: "Bearer t0ken" };
+    const put = await c.proxy.request("/kv/k", { method: "PUT", body: "v", headers: auth });
+    const etag = put.headers.get("etag")!;
+    const cases: [headers: Record<string, string>, status: number][] = [
+      [auth, 200],
+      [{ ...auth, "if-none-match": etag }, 304],
+      [{}, 401],
+    ];
+    const ids = new Set<string>();
+    for (const [headers, status] of cases) {
+      for (const path of ["/kv/k", "/kv/missing"]) {
+        const res = await c.proxy.request(path, { headers });
+        await res.body?.cancel();
+        const want = path === "/kv/missing" && status !== 401 ? 404 : status;
+        const sent = [...res.headers].filter(([name]) => name === "x-request-id");
+        assertEquals([res.status, sent.length], [want, 1], `${path} ${JSON.stringify(headers)}`);
+        ids.add(sent[0]![1]);
+      }
+      const given = await c.proxy.request("/kv/k", {
+        headers: { ...headers, "x-request-id": "mine" },
+      });
+      await given.body?.cancel();
+      assertEquals(given.headers.get("x-request-id"), "mine");
+    }
+    assertEquals(ids.size, 6, "a new id per request");
+  } finally {
+    await c.close();
+  }
+});

@@ -82,8 +82,21 @@ export class ProxyMetrics {
   /** Resolved series of 2xx internal calls by `node route`. */
   readonly #hotCalls = new Map<string, HotRequest>();
 
+  /** The series of the last request counted: a run of like requests skips the look-up. */
+  #last: { method: string; route: string; status: number; hot: HotRequest } | undefined;
+
   /** Counts one answered client request. */
   request(method: string, route: string, status: number, seconds: number): void {
+    const last = this.#last;
+    const hot = last !== undefined && last.status === status && last.route === route &&
+        last.method === method
+      ? last.hot
+      : this.#requestSeries(method, route, status);
+    hot.count.value++;
+    this.latency.record(hot.latency, seconds);
+  }
+
+  #requestSeries(method: string, route: string, status: number): HotRequest {
     const m = METHODS.has(method) ? method : "other";
     const name = m + " " + route + " " + status;
     let hot = this.#hot.get(name);
@@ -94,8 +107,8 @@ export class ProxyMetrics {
       };
       this.#hot.set(name, hot);
     }
-    hot.count.value++;
-    this.latency.record(hot.latency, seconds);
+    this.#last = { method, route, status, hot };
+    return hot;
   }
 
   /** Counts one internal call; `outcome` is the status, or the error it failed with. */
