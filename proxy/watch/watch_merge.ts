@@ -146,9 +146,13 @@ export class WatchMerge {
     this.#keys.set(key, { emitted, held, seen: new Map(), replicas });
   }
 
-  /** Whether `key` has versions seen but not out (then one change can make several due). */
-  isWaiting(key: string): boolean {
-    return this.#waiting.has(key);
+  /**
+   * Whether observing `version` of `key` can make more than one event due: only when two
+   * versions would then wait (one replica's copy of a write, the common case, cannot).
+   */
+  maySendSeveral(key: string, version: string): boolean {
+    const seen = this.#keys.get(key)?.seen;
+    return seen !== undefined && (seen.size > 1 || (seen.size === 1 && !seen.has(version)));
   }
 
   /** Node `id` logged `change`; returns the events that are due, in order. */
