@@ -188,14 +188,17 @@ export function* emit(
 async function startKeys(deps: WatchStreamDeps, topo: Topology, merge: WatchMerge, keys: string[]) {
   const fresh = keys.filter((k) => merge.needsStart(k));
   if (fresh.length === 0) return;
-  const owners = await Promise.all(
-    fresh.map(async (k) =>
-      topo.ring.ownersOf(await (deps.points?.pointOf(k) ?? hashKey(k)), topo.map.replicas)
-    ),
-  );
+  // A key the proxy wrote has its point remembered: awaited only when one is not.
+  let points = fresh.map((k) => deps.points?.pointOf(k) ?? hashKey(k));
+  if (points.some((p) => typeof p !== "number")) points = await Promise.all(points);
+  const owners = points.map((p) => topo.ring.ownersOf(p as number, topo.map.replicas));
   const byNode = new Map<string, string[]>();
   fresh.forEach((k, i) => {
-    for (const id of owners[i]!) byNode.set(id, [...(byNode.get(id) ?? []), k]);
+    for (const id of owners[i]!) {
+      const keys = byNode.get(id);
+      if (keys === undefined) byNode.set(id, [k]);
+      else keys.push(k);
+    }
   });
   const bases = await fetchBases(deps.feed, topo, merge, byNode);
   fresh.forEach((k, i) => merge.start(k, owners[i]!, bases));

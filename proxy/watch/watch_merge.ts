@@ -276,8 +276,9 @@ export class WatchMerge {
   #due(key: string, state: KeyState): WatchEvent[] {
     if (this.#paused) return [];
     const need = this.quorum(state.replicas.length);
-    const held = state.replicas.map((id) => state.held.get(id) ?? "").sort().reverse();
-    const top = held[need - 1] ?? "";
+    // The need-th highest version held: the newest a majority holds.
+    const held = state.replicas.map((id) => state.held.get(id) ?? "").sort();
+    const top = held[held.length - need] ?? "";
     const events: WatchEvent[] = [];
     if (top !== "" && (state.emitted === null || top > state.emitted)) {
       const ready = [...state.seen.keys()].filter((v) => v <= top).sort();
