@@ -26,6 +26,8 @@ export const DEFAULT_MAX_WATCHERS = 256;
 export const MAX_UNREAD_BYTES = 4 << 20;
 /** Interval of the keep-alive comment, in ms. */
 export const KEEPALIVE_MS = 5000;
+/** How long a stream's events wait for more before they are written, in ms. */
+export const WATCH_FLUSH_MS = 10;
 
 /** What the watch route needs. */
 export interface WatchRouteDeps {
@@ -38,6 +40,8 @@ export interface WatchRouteDeps {
   /** Node long-poll wait, in ms (tests shorten it). */
   waitMs?: number;
   keepaliveMs?: number;
+  /** How long events wait for more before they are written ({@link WATCH_FLUSH_MS}). */
+  flushMs?: number;
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -51,6 +55,7 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
     eventData: (e) => eventData.of(e),
     keepaliveMs: deps.keepaliveMs ?? KEEPALIVE_MS,
     maxUnreadBytes: MAX_UNREAD_BYTES,
+    flushMs: deps.flushMs ?? WATCH_FLUSH_MS,
   };
   // New streams of one prefix share one merge (proxy/watch/watch_group.ts).
   const groups = new WatchGroups(

@@ -17,6 +17,28 @@ type PageQuery = Parameters<ChangeFeed["page"]>[2];
 
 /** Changes each node's buffer keeps. */
 const KEEP = 20_000;
+/** Changes one poll of a node asks for. */
+const PAGE_LIMIT = 1000;
+
+/**
+ * How long a node's poller waits after a page that brought changes before it polls again,
+ * in ms: what a change may wait, beyond its poll, before it reaches the streams.
+ */
+export const POLL_GATHER_MS = 10;
+
+/**
+ * How long a poller gathers, `ms` on average, at most 1.5 × `ms`: to a shared tick of the
+ * clock, so that the pollers of all nodes poll in step and a stream merges their pages of
+ * one moment together (a write's copies then meet at once: few keys wait in each cursor).
+ */
+export function gatherFor(ms: number, now = Date.now()): number {
+  const toTick = ms - (now % ms);
+  return toTick < ms / 2 ? toTick + ms : toTick;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
 
 class NodeBuffer {
   boot = "";
@@ -31,7 +53,12 @@ class NodeBuffer {
   /** Reads waiting at the head, by prefix: each wakes once a new change matches its prefix. */
   #waiters = new Map<string, Set<() => void>>();
 
-  constructor(readonly node: NodeRef, private readonly feed: ChangeFeed, readonly waitMs: number) {}
+  constructor(
+    readonly node: NodeRef,
+    private readonly feed: ChangeFeed,
+    readonly waitMs: number,
+    readonly gatherMs: number,
+  ) {}
 
   /** Polls the node while streams read from this buffer. */
   async run(): Promise<void> {
@@ -41,7 +68,12 @@ class NodeBuffer {
         // A read or a version question waiting on this buffer is demand too.
         idle = this.demanded || this.#waiters.size > 0 ? 0 : idle + 1;
         this.demanded = false;
-        await this.#round();
+        const fresh = await this.#round();
+        // Under writes, let the next page gather: one poll and one merge turn per gatherMs
+        // instead of one per change or two (docs/api.md).
+        if (fresh > 0 && fresh < PAGE_LIMIT && this.gatherMs > 0) {
+          await sleep(gatherFor(this.gatherMs));
+        }
       }
     } finally {
       this.running = false;
@@ -49,14 +81,15 @@ class NodeBuffer {
     }
   }
 
-  async #round(): Promise<void> {
+  /** One poll of the node; the number of new changes it brought. */
+  async #round(): Promise<number> {
     try {
       const known = this.boot !== "";
       const page = await this.feed.page(this.node, this.epoch, {
         ...(known ? { boot: this.boot, after: this.last } : {}),
         prefix: "",
         waitMs: known ? this.waitMs : 0,
-        limit: 1000,
+        limit: PAGE_LIMIT,
       });
       this.failed = false;
       if (!known || page.gone || page.boot !== this.boot) {
@@ -73,13 +106,15 @@ class NodeBuffer {
         if (extra > 0) this.entries = this.entries.slice(extra);
         this.first = this.entries[0]?.s ?? this.last + 1;
         this.#wakeMatching(fresh);
+        return fresh.length;
       }
     } catch (err) {
       if (!(err instanceof RingkvError)) throw err;
       this.failed = true;
       this.#wakeAll();
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     }
+    return 0;
   }
 
   /** The page for `q` from the buffer, or undefined when the buffer cannot answer it. */
@@ -214,20 +249,29 @@ export class SharedFeed {
   /**
    * Wraps `feed`; `waitMs` is how long each shared read waits at the node, `gatherMs` how
    * long a version question waits for the answer to show up in the node's buffer before it
-   * is asked of the node (docs/api.md: the latency a new key's first event may take).
+   * is asked of the node (docs/api.md: the latency a new key's first event may take),
+   * `pollGatherMs` how long a node's poller lets changes gather after a page that had some.
    */
   constructor(
     private readonly feed: ChangeFeed,
     private readonly waitMs = 5000,
     private readonly gatherMs = VERSIONS_GATHER_MS,
+    private readonly pollGatherMs = POLL_GATHER_MS,
   ) {}
+
+  /** How many nodes' pollers are running (each stops once no stream reads from it). */
+  get polling(): number {
+    let n = 0;
+    for (const buffer of this.#buffers.values()) if (buffer.running) n++;
+    return n;
+  }
 
   /** As {@link ChangeFeed.page}, from the shared buffer when it can. */
   async page(node: NodeRef, epoch: number, q: PageQuery): Promise<ChangePage> {
     const key = `${node.id} ${node.url}`;
     let buffer = this.#buffers.get(key);
     if (buffer === undefined) {
-      buffer = new NodeBuffer(node, this.feed, this.waitMs);
+      buffer = new NodeBuffer(node, this.feed, this.waitMs, this.pollGatherMs);
       this.#buffers.set(key, buffer);
     }
     buffer.epoch = Math.max(buffer.epoch, epoch);

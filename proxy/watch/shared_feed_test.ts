@@ -1,7 +1,7 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import type { WireChange } from "../../node/http/change_routes.ts";
 import type { ChangeFeed, ChangePage } from "./change_feed.ts";
-import { SharedFeed } from "./shared_feed.ts";
+import { gatherFor, SharedFeed } from "./shared_feed.ts";
 
 type Query = Parameters<ChangeFeed["page"]>[2];
 
@@ -77,4 +77,48 @@ Deno.test("SharedFeed.versionsAt() waits for a key's change to reach the buffer 
   assertEquals(got, { k: "before-k", never: "node" });
   assertEquals(calls.asked, [["never"]], "only the key the buffer never saw was asked");
   assertEquals((await reading).changes, []);
+});
+
+Deno.test("SharedFeed's poller sends a lone change at once, then lets the next page gather for pollGatherMs", async () => {
+  const log: WireChange[] = [change(1, "a", null)];
+  const { feed, calls } = fakeFeed(log, 5);
+  const gatherMs = 1000;
+  const shared = new SharedFeed(feed, 20, 50, gatherMs);
+  const node = { id: "n1", url: "http://n1" };
+  const at = (after: number) => ({ boot: "b", after, prefix: "", waitMs: 5000, limit: 10 });
+  await shared.page(node, 1, at(1));
+  const deadline = Date.now() + 10_000;
+  // The poller's first rounds: the buffer then holds the log from its head (empty pages).
+  while (calls.page < 4 && Date.now() < deadline) {
+    await shared.page(node, 1, { ...at(1), waitMs: 1 });
+  }
+  // A lone change after a quiet spell: no gather before it.
+  const lone = shared.page(node, 1, at(1));
+  let sent = Date.now();
+  log.push(change(2, "x", null));
+  assertEquals((await lone).changes?.map((c) => c.s), [2]);
+  assert(Date.now() - sent < gatherMs / 2, `a lone change took ${Date.now() - sent} ms`);
+  // Changes made while the poller gathers come in its next poll, all of them, once it ended.
+  const polls = calls.page;
+  sent = Date.now();
+  log.push(change(3, "y", null), change(4, "z", null), change(5, "x", "v2"));
+  const page = await shared.page(node, 1, at(2));
+  const took = Date.now() - sent;
+  assertEquals(page.changes?.map((c) => c.s), [3, 4, 5]);
+  assertEquals(calls.page - polls, 1, "one poll carried the three changes");
+  // Timers never fire early; late only by how loaded the machine is.
+  assert(took >= gatherMs / 2 - 20, `the gathered page came after ${took} ms`);
+  assert(took < gatherMs * 1.5 + 5000, `the gather outlived its bound: ${took} ms`);
+  while (shared.polling > 0) {
+    assert(Date.now() < deadline + gatherMs, "the poller did not stop");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+});
+
+Deno.test("gatherFor() ends on a shared tick, between half and one and a half of its time", () => {
+  for (let now = 1_000_000; now < 1_000_100; now++) {
+    const ms = gatherFor(10, now);
+    assertEquals((now + ms) % 10, 0, `from ${now}`);
+    assert(ms >= 5 && ms < 15, `from ${now}: ${ms} ms`);
+  }
 });

@@ -11,6 +11,7 @@ import type { KeyPoints } from "../../shared/key_points.ts";
 import { hashKey } from "../../shared/ring.ts";
 import type { Topology, TopologySource } from "../cluster/topology.ts";
 import { quorumOf } from "../replication/quorum.ts";
+import type { WireChange } from "../../node/http/change_routes.ts";
 import type { ChangeFeed, ChangePage } from "./change_feed.ts";
 import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
 import { encodeWatchCursor, type WatchCursor } from "./watch_cursor.ts";
@@ -27,7 +28,15 @@ export interface WatchStreamDeps {
   maxTracked?: number;
   /** The proxy's memo of keys' ring points (a key just written is there): no digest per stream. */
   points?: Pick<KeyPoints, "pointOf">;
+  /** How long a stream waits for the other nodes' pages after one came, in ms ({@link STEP_MS}). */
+  stepMs?: number;
 }
+
+/**
+ * How long a stream waits, after one node's page came, for the other nodes' pages of the same
+ * moment (their pollers poll in step: proxy/watch/shared_feed.ts), to merge them together.
+ */
+export const STEP_MS = 5;
 
 /** What a stream yields. */
 export type WatchItem =
@@ -67,43 +76,83 @@ export function headOf(
   });
 }
 
+/** A page of node `id`'s log. */
+export interface NodePage {
+  id: string;
+  page: ChangePage;
+}
+
 /** Handles one page of node `id`: a log that is gone, or changes to merge. */
-export async function* take(
+export function take(
   deps: WatchStreamDeps,
   topo: Topology,
   merge: WatchMerge,
   id: string,
   page: ChangePage,
 ): AsyncGenerator<WatchItem, string | undefined> {
-  const pos = merge.positions.get(id)!;
-  if (page.gone || page.boot !== pos.boot) {
+  return takeAll(deps, topo, merge, [{ id, page }]);
+}
+
+/**
+ * Handles pages of several nodes read together: logs that are gone, then the changes of the
+ * others merged in step ({@link interleave}).
+ */
+export async function* takeAll(
+  deps: WatchStreamDeps,
+  topo: Topology,
+  merge: WatchMerge,
+  pages: readonly NodePage[],
+): AsyncGenerator<WatchItem, string | undefined> {
+  const current: NodePage[] = [];
+  for (const { id, page } of pages) {
+    const pos = merge.positions.get(id)!;
+    if (!page.gone && page.boot === pos.boot) {
+      current.push({ id, page });
+      continue;
+    }
     // A node this watch never reached (boot "") lost nothing it had to read.
     merge.restarted(id, page.boot, page.first, pos.boot !== "");
     if (tooManyLost(topo, merge.lost.size)) {
       return `${merge.lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;
     }
-    return undefined;
   }
-  return yield* apply(deps, topo, merge, id, page);
+  return current.length === 0 ? undefined : yield* apply(deps, topo, merge, current);
 }
 
-/** Merges a page's changes and yields the events due; or why the stream must end. */
+/**
+ * The changes of `pages` in one order, each page's in its own: in step by their share of
+ * their page, so a write's copies on its replicas come close together and few keys wait
+ * for a majority at each event (every cursor lists those keys).
+ */
+export function interleave(pages: readonly NodePage[]): { id: string; change: WireChange }[] {
+  const out: { id: string; change: WireChange; at: number }[] = [];
+  for (const { id, page } of pages) {
+    const changes = page.changes ?? [];
+    changes.forEach((change, i) => out.push({ id, change, at: (i + 0.5) / changes.length }));
+  }
+  // A stable sort: equal shares keep the pages' order.
+  return out.sort((a, b) => a.at - b.at);
+}
+
+/** Merges the pages' changes and yields the events due; or why the stream must end. */
 async function* apply(
   deps: WatchStreamDeps,
   topo: Topology,
   merge: WatchMerge,
-  id: string,
-  page: ChangePage,
+  pages: readonly NodePage[],
 ): AsyncGenerator<WatchItem, string | undefined> {
-  const changes = page.changes ?? [];
-  await startKeys(deps, topo, merge, [...new Set(changes.map((c) => c.k))]);
-  for (const change of changes) {
+  const changes = pages.length === 1
+    ? (pages[0]!.page.changes ?? []).map((change) => ({ id: pages[0]!.id, change }))
+    : interleave(pages);
+  await startKeys(deps, topo, merge, [...new Set(changes.map((c) => c.change.k))]);
+  for (const { id, change } of changes) {
     // Only an event out now needs the point before it (held back, none goes out).
-    const before = !merge.paused && merge.isWaiting(change.k) ? pointOf(topo, merge) : undefined;
+    const several = !merge.paused && merge.maySendSeveral(change.k, change.ver);
+    const before = several ? pointOf(topo, merge) : undefined;
     const end = yield* emit(topo, merge, change.k, before, merge.observe(id, change));
     if (end !== undefined) return end;
   }
-  merge.advance(id, page.last);
+  for (const { id, page } of pages) merge.advance(id, page.last);
   merge.forgetSettled(SETTLED_KEEP);
   if (merge.trackedKeys > (deps.maxTracked ?? 50_000)) {
     return `reset: more than ${
@@ -139,14 +188,17 @@ export function* emit(
 async function startKeys(deps: WatchStreamDeps, topo: Topology, merge: WatchMerge, keys: string[]) {
   const fresh = keys.filter((k) => merge.needsStart(k));
   if (fresh.length === 0) return;
-  const owners = await Promise.all(
-    fresh.map(async (k) =>
-      topo.ring.ownersOf(await (deps.points?.pointOf(k) ?? hashKey(k)), topo.map.replicas)
-    ),
-  );
+  // A key the proxy wrote has its point remembered: awaited only when one is not.
+  let points = fresh.map((k) => deps.points?.pointOf(k) ?? hashKey(k));
+  if (points.some((p) => typeof p !== "number")) points = await Promise.all(points);
+  const owners = points.map((p) => topo.ring.ownersOf(p as number, topo.map.replicas));
   const byNode = new Map<string, string[]>();
   fresh.forEach((k, i) => {
-    for (const id of owners[i]!) byNode.set(id, [...(byNode.get(id) ?? []), k]);
+    for (const id of owners[i]!) {
+      const keys = byNode.get(id);
+      if (keys === undefined) byNode.set(id, [k]);
+      else keys.push(k);
+    }
   });
   const bases = await fetchBases(deps.feed, topo, merge, byNode);
   fresh.forEach((k, i) => merge.start(k, owners[i]!, bases));

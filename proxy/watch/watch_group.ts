@@ -20,6 +20,11 @@ export interface GroupOptions {
   keepaliveMs: number;
   /** Unread output after which a member is cut off, in bytes. */
   maxUnreadBytes: number;
+  /**
+   * How long queued events wait for more before they go out, in ms (default 0: after the
+   * turn): each write costs every member a chunk, whatever its size.
+   */
+  flushMs?: number;
 }
 
 /** The items of one watch stream until `signal` aborts. */
@@ -89,11 +94,11 @@ export class WatchGroup {
     }, new ByteLengthQueuingStrategy({ highWaterMark: 64 * 1024 }));
   }
 
-  /** Queues text for every member; the items of one turn go out as one chunk. */
+  /** Queues text for every member; the items of `flushMs` go out as one chunk. */
   #send(text: string): void {
     if (this.#over) return;
     this.#batch.push(text);
-    this.#flushTimer ??= setTimeout(() => this.#flush(), 0);
+    this.#flushTimer ??= setTimeout(() => this.#flush(), this.opts.flushMs ?? 0);
   }
 
   /** Encodes the queued text once and hands the same bytes to every member. */
@@ -135,6 +140,7 @@ export class WatchGroup {
     if (this.#over) return;
     this.#over = true;
     clearInterval(this.#keepalive);
+    clearTimeout(this.#flushTimer);
     this.#stop.abort();
     this.ended();
   }

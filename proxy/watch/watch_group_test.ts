@@ -243,3 +243,35 @@ Deno.test("WatchGroup: a member whose client went away leaves", async () => {
   assertEquals(seen.text, "retry: 1000\n: watching\n\n");
   await until(() => src.stopped === 1, "the group's stream stopped");
 });
+
+Deno.test("WatchGroup with flushMs writes the items of its window as one chunk, a lone one after the window", async () => {
+  const src = new HandSource();
+  const flushMs = 1000;
+  const group = new WatchGroup(src.source, { ...OPTS, flushMs });
+  const stop = new AbortController();
+  const reader = group.join(stop.signal, () => {}).getReader();
+  const decoder = new TextDecoder();
+  try {
+    assertEquals(decoder.decode((await reader.read()).value), "retry: 1000\n: watching\n\n");
+    // b comes a turn after a was taken, within a's window: both in one chunk.
+    src.taken = (item) => {
+      if (item.kind === "change" && item.event.key === "a") setTimeout(() => src.change("b"), 0);
+    };
+    let sent = Date.now();
+    src.change("a");
+    const chunk = decoder.decode((await reader.read()).value);
+    let took = Date.now() - sent;
+    assert(chunk.includes("id: id-a") && chunk.includes("id: id-b"), chunk);
+    // Timers never fire early; late only by how loaded the machine is.
+    assert(took >= flushMs - 20 && took < flushMs + 5000, `the chunk came after ${took} ms`);
+    sent = Date.now();
+    src.change("c");
+    const lone = decoder.decode((await reader.read()).value);
+    took = Date.now() - sent;
+    assertEquals(lone, 'id: id-c\ndata: {"key":"c","version":"v-c"}\n\n');
+    assert(took >= flushMs - 20 && took < flushMs + 5000, `a lone event came after ${took} ms`);
+  } finally {
+    await reader.cancel();
+  }
+  await until(() => src.stopped === 1, "the group's stream stopped");
+});

@@ -146,9 +146,13 @@ export class WatchMerge {
     this.#keys.set(key, { emitted, held, seen: new Map(), replicas });
   }
 
-  /** Whether `key` has versions seen but not out (then one change can make several due). */
-  isWaiting(key: string): boolean {
-    return this.#waiting.has(key);
+  /**
+   * Whether observing `version` of `key` can make more than one event due: only when two
+   * versions would then wait (one replica's copy of a write, the common case, cannot).
+   */
+  maySendSeveral(key: string, version: string): boolean {
+    const seen = this.#keys.get(key)?.seen;
+    return seen !== undefined && (seen.size > 1 || (seen.size === 1 && !seen.has(version)));
   }
 
   /** Node `id` logged `change`; returns the events that are due, in order. */
@@ -272,8 +276,9 @@ export class WatchMerge {
   #due(key: string, state: KeyState): WatchEvent[] {
     if (this.#paused) return [];
     const need = this.quorum(state.replicas.length);
-    const held = state.replicas.map((id) => state.held.get(id) ?? "").sort().reverse();
-    const top = held[need - 1] ?? "";
+    // The need-th highest version held: the newest a majority holds.
+    const held = state.replicas.map((id) => state.held.get(id) ?? "").sort();
+    const top = held[held.length - need] ?? "";
     const events: WatchEvent[] = [];
     if (top !== "" && (state.emitted === null || top > state.emitted)) {
       const ready = [...state.seen.keys()].filter((v) => v <= top).sort();

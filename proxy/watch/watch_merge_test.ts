@@ -124,3 +124,17 @@ Deno.test("WatchMerge drops a node that left: its waiting changes no longer hold
   assertEquals(Object.keys(point.nodes).sort(), ["a", "b", "d"]);
   assertEquals(point.pending, { k: null });
 });
+
+Deno.test("WatchMerge.maySendSeveral() holds whenever one change makes two versions due", () => {
+  const m = new WatchMerge(positions(), quorumOf);
+  m.start("k", NODES, none());
+  assertEquals(m.maySendSeveral("k", "v1"), false, "nothing waits yet");
+  assertEquals(versions(m.observe("a", change(1, "v1"))), []);
+  assertEquals(m.maySendSeveral("k", "v1"), false, "another copy of the one version waiting");
+  assertEquals(m.maySendSeveral("k", "v2"), true);
+  assertEquals(versions(m.observe("a", change(2, "v2"))), []);
+  assertEquals(m.maySendSeveral("k", "v2"), true, "two versions wait");
+  assertEquals(versions(m.observe("b", change(1, "v2"))), ["v1", "v2"]);
+  assertEquals(m.maySendSeveral("k", "v3"), false, "nothing waits once both went out");
+  assertEquals(m.maySendSeveral("unknown", "v1"), false);
+});

@@ -19,8 +19,10 @@ import { mapPointOf, nodesOf, UNREACHED } from "./watch_epoch.ts";
 import { type NodePos, WatchMerge } from "./watch_merge.ts";
 import {
   headOf,
+  type NodePage,
   PAGE,
-  take,
+  STEP_MS,
+  takeAll,
   tooManyLost,
   type WatchItem,
   type WatchStreamDeps,
@@ -209,19 +211,19 @@ async function* run(
   try {
     while (!signal.aborted) {
       if (deps.topology.current().map.epoch !== epoch) return undefined;
-      const got = await answers.next();
-      if (got === undefined) continue;
-      if (got.error instanceof StaleEpochError) {
-        // The node holds a newer map: load it (the loop then ends) rather than wait for the poll.
-        if (await newerMap(deps, topo, [got.error.node.url]) !== undefined) return undefined;
+      const pages: NodePage[] = [];
+      for (const got of await answers.next(deps.stepMs ?? STEP_MS)) {
+        if (got.error instanceof StaleEpochError) {
+          // The node holds a newer map: load it (the loop then ends) rather than wait for the poll.
+          if (await newerMap(deps, topo, [got.error.node.url]) !== undefined) return undefined;
+        }
+        if (got.error === undefined) pages.push({ id: got.id, page: got.page! });
+        else poll(got.id, 500);
       }
-      if (got.error !== undefined) {
-        poll(got.id, 500);
-        continue;
-      }
-      const end = yield* take(deps, topo, merge, got.id, got.page!);
+      if (pages.length === 0) continue;
+      const end = yield* takeAll(deps, topo, merge, pages);
       if (end !== undefined) return end;
-      poll(got.id);
+      for (const { id } of pages) poll(id);
     }
   } finally {
     answers.close();
@@ -236,7 +238,9 @@ async function* run(
  * stream) live.
  */
 class Answers {
-  readonly #ready: Polled[] = [];
+  #ready: Polled[] = [];
+  /** Calls added and not answered yet. */
+  #pending = 0;
   #failed: { error: unknown } | undefined;
   #wake: (() => void) | undefined;
   readonly #arrived = () => this.#wake?.();
@@ -247,23 +251,50 @@ class Answers {
 
   /** Queues the answer of a call (a call that fails unexpectedly fails {@link next}). */
   add(call: Promise<Polled>): void {
+    this.#pending++;
     void call.then((got) => {
+      this.#pending--;
       this.#ready.push(got);
       this.#arrived();
     }, (error) => {
+      this.#pending--;
       this.#failed ??= { error };
       this.#arrived();
     });
   }
 
-  /** The oldest answer not taken, once there is one; undefined once the stream is aborted. */
-  async next(): Promise<Polled | undefined> {
-    if (this.#ready.length === 0 && this.#failed === undefined && !this.signal.aborted) {
-      await new Promise<void>((resolve) => this.#wake = resolve);
-      this.#wake = undefined;
+  /**
+   * The answers not taken, once there is one, and those that come within `stepMs` after it
+   * while calls are pending (the nodes' pages of one moment, merged in step); none once the
+   * stream is aborted.
+   */
+  async next(stepMs: number): Promise<Polled[]> {
+    if (this.#ready.length === 0) await this.#until(undefined);
+    if (this.#ready.length > 0 && this.#pending > 0 && stepMs > 0) {
+      const deadline = Date.now() + stepMs;
+      // Bounded by the calls pending: each arrival wakes it once.
+      while (this.#pending > 0 && this.#failed === undefined && !this.signal.aborted) {
+        const left = deadline - Date.now();
+        if (left <= 0 || !(await this.#until(left))) break;
+      }
     }
     if (this.#failed !== undefined) throw this.#failed.error;
-    return this.#ready.shift();
+    const ready = this.#ready;
+    this.#ready = [];
+    return ready;
+  }
+
+  /** Waits for the next arrival (or failure, or abort), up to `ms`; false when it timed out. */
+  async #until(ms: number | undefined): Promise<boolean> {
+    if (this.#failed !== undefined || this.signal.aborted) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arrived = await new Promise<boolean>((resolve) => {
+      this.#wake = () => resolve(true);
+      if (ms !== undefined) timer = setTimeout(() => resolve(false), ms);
+    });
+    clearTimeout(timer);
+    this.#wake = undefined;
+    return arrived;
   }
 
   /** Stops listening for the abort. */

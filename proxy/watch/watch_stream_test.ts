@@ -506,3 +506,45 @@ Deno.test("watchStream resumed from a cursor of a newer map than the proxy's loa
     await resumed?.done;
   }
 });
+
+Deno.test("watchStream merges the nodes' pages of one moment in step: a write's copies meet, few keys wait in a cursor", async () => {
+  const topology = new FakeTopology(
+    await topologyOf({ ...stableMap(nodeInfos(3)), replicas: 3 }),
+  );
+  const keys = Array.from({ length: 40 }, (_, i) => `k${String(i).padStart(2, "0")}`);
+  const stop = new AbortController();
+  // Every node logged every key's one write; each answers its page at once, all together.
+  const feed = {
+    page(_n: unknown, _e: number, q: { after?: number; waitMs: number }): Promise<ChangePage> {
+      if (q.after === undefined) return Promise.resolve({ boot: "b", first: 1, last: 0 });
+      if (q.after === 0) {
+        const changes = keys.map((k, i) => ({
+          s: i + 1,
+          k,
+          ver: `${(i + 1).toString(16).padStart(12, "0")}-0000-p1`,
+          prev: null,
+          v: null,
+        }));
+        return Promise.resolve({ boot: "b", first: 1, last: keys.length, changes });
+      }
+      // Nothing more: the long poll ends with the stream.
+      return new Promise((resolve) => {
+        const done = () => resolve({ boot: "b", first: 1, last: keys.length, changes: [] });
+        stop.signal.addEventListener("abort", done, { once: true });
+      });
+    },
+    versionsAt: (_n: unknown, _e: number, _b: string, _at: number, asked: string[]) =>
+      Promise.resolve(Object.fromEntries(asked.map((k) => [k, null]))),
+  };
+  const stream = watchStream({ topology, feed, waitMs: 5000 }, "", undefined, stop.signal);
+  const waiting: number[] = [];
+  for await (const item of stream) {
+    if (item.kind !== "change") continue;
+    waiting.push(Object.keys(decodeWatchCursor(item.id).pending).length);
+    if (waiting.length === keys.length) break;
+  }
+  stop.abort();
+  assertEquals(waiting.length, keys.length, "every write once");
+  // One node's page at a time, the cursors would list up to 39 keys seen on one replica only.
+  assert(Math.max(...waiting) <= 3, `keys waiting per cursor: ${waiting.join(",")}`);
+});

@@ -10,17 +10,23 @@
  *     deno run -A tasks/bench/cpu_rig.ts node      # one node alone: 100,000 keys, GETs
  *
  * With PROF=DIR the proxy writes a V8 CPU profile into DIR, with NODE_PROF=DIR the nodes do;
- * PROXY_FLAGS and NODE_FLAGS add deno flags to the proxy's and the nodes'.
+ * PROXY_FLAGS and NODE_FLAGS add deno flags to the proxy's and the nodes'. WATCH=1 opens the
+ * bench's watch load (100 idle and 10 busy streams, tasks/bench/watchers.ts) while wrk runs.
  * Linux only; needs wrk.
  *
  * @module
  */
 import { loadNode } from "./load.ts";
+import { watcherPrefixes } from "./rounds.ts";
+import { WATCH_LOAD } from "./table.ts";
+import { Watchers } from "./watchers.ts";
 import { wrkScript } from "./wrk.ts";
 
 const root = Deno.env.get("ROOT") ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const mode = Deno.args[0] === "put" ? "put" : Deno.args[0] === "node" ? "node" : "get";
 const replicas = Deno.args[1] ?? "1";
+/** KEYS: how many keys the proxied modes load and drive (the bench's watch case: 100,000). */
+const keys = Number(Deno.env.get("KEYS") ?? 10_000);
 const prof = Deno.env.get("PROF");
 const nodeProf = Deno.env.get("NODE_PROF");
 const nodeFlags = [
@@ -85,7 +91,7 @@ async function nodeCalls(nodes: string[]): Promise<Map<string, number>> {
       signal: AbortSignal.timeout(10_000),
     });
     const text = await res.text();
-    const route = /^ringkv_node_requests_total\{[^}]*route="\/internal\/(\w+)"[^}]*\} (\d+)/gm;
+    const route = /^ringkv_node_requests_total\{[^}]*route="\/internal\/([\w/]+)"[^}]*\} (\d+)/gm;
     for (const m of text.matchAll(route)) add(m[1]!, Number(m[2]));
     const fsync = /^ringkv_node_fsync_duration_seconds_count\{[^}]*op="sync"[^}]*\} (\d+)/gm;
     for (const m of text.matchAll(fsync)) add("fsync", Number(m[1]));
@@ -134,7 +140,7 @@ async function proxied(): Promise<void> {
     ...["--replicas", replicas],
   ]);
   const url = await listening(proxy);
-  for (let b = 0; b < 10; b++) {
+  for (let b = 0; b < Math.ceil(keys / 1000); b++) {
     const set: Record<string, string> = {};
     for (let i = 0; i < 1000; i++) {
       set[`k${String(b * 1000 + i).padStart(6, "0")}`] = "v".repeat(100);
@@ -148,19 +154,39 @@ async function proxied(): Promise<void> {
   }
   const lua = wrkScript({
     prefix: "k",
-    keys: 10_000,
+    keys,
     putRatio: mode === "put" ? 1 : 0,
     valueBytes: 100,
   });
+  // WATCH_BUSY: how many of the watch load's streams are busy (10 by default; 0: idle only).
+  const busy = Number(Deno.env.get("WATCH_BUSY") ?? WATCH_LOAD.busy);
+  const watchers = Deno.env.get("WATCH")
+    ? await Watchers.open(url, watcherPrefixes({ ...WATCH_LOAD, busy }))
+    : undefined;
   const callsBefore = await nodeCalls(nodes);
-  const { requests, used } = await drive(url, lua);
+  const read = watchers?.counts();
+  const bytesRead = watchers?.bytes();
+  let run;
+  try {
+    run = await drive(url, lua);
+  } finally {
+    await watchers?.close();
+  }
+  const { requests, used } = run;
   const callsAfter = await nodeCalls(nodes);
+  const events = watchers === undefined
+    ? ""
+    : `; busy watcher events per PUT ${
+      ((watchers.counts()[0]! - read![0]!) / requests).toFixed(3)
+    }, bytes per event ${
+      ((watchers.bytes()[0]! - bytesRead![0]!) / (watchers.counts()[0]! - read![0]!)).toFixed(0)
+    }`;
   const nodesUs = (used[0]! + used[1]! + used[2]!) / requests * 1e6;
   const proxyUs = used[3]! / requests * 1e6;
   console.log(
     `${mode.toUpperCase()} x${replicas}: ${(requests / 5).toFixed(0)} req/s; CPU per request: ` +
       `proxy ${proxyUs.toFixed(1)} µs, nodes ${nodesUs.toFixed(1)} µs` +
-      `; node calls per request: ${perRequest(callsBefore, callsAfter, requests)}`,
+      `; node calls per request: ${perRequest(callsBefore, callsAfter, requests)}${events}`,
   );
 }
 

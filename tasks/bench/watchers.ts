@@ -27,11 +27,14 @@ const EVENT_MARK = new TextEncoder().encode("\nid: ");
 export class EventCounter {
   /** Events counted so far. */
   events = 0;
+  /** Bytes read so far. */
+  bytes = 0;
   /** The last bytes of the previous chunk (a mark may start there). */
   #tail = new Uint8Array(0);
 
   /** Counts the marks that end in `chunk`. */
   add(chunk: Uint8Array): void {
+    this.bytes += chunk.length;
     const joined = new Uint8Array(this.#tail.length + chunk.length);
     joined.set(this.#tail);
     joined.set(chunk, this.#tail.length);
@@ -87,6 +90,11 @@ export class Watchers {
   /** Events each stream has read so far, in the order of the prefixes. */
   counts(): number[] {
     return this.#counters.map((c) => c.events);
+  }
+
+  /** Bytes each stream has read so far, in the order of the prefixes. */
+  bytes(): number[] {
+    return this.#counters.map((c) => c.bytes);
   }
 
   /** Closes every stream and waits until its reader ended. */
