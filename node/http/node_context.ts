@@ -7,6 +7,7 @@
 import type { Context, Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
 import type { Limits } from "../../shared/limits.ts";
+import { pathStart } from "../../shared/url_path.ts";
 import type { NodeMap } from "../node_map.ts";
 import type { NodeEngine } from "../engine/engine.ts";
 import type { RequestCounters } from "./node_metrics.ts";
@@ -45,7 +46,7 @@ function routeName(path: string): string {
 
 /** The path of a request exactly as sent (percent-encoding kept), without the query. */
 export function rawPath(url: string): string {
-  const start = url.indexOf("/", url.indexOf(":") + 3);
+  const start = pathStart(url);
   if (start === -1) return "/";
   // Two look-ups, no array: every request reads its path.
   const query = url.indexOf("?", start);

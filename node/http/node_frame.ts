@@ -11,6 +11,7 @@ import { bearerRefusal } from "../../shared/bearer.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { sameSecret } from "../../shared/secret.ts";
 import { EPOCH_HEADER, NODE_ID_HEADER } from "../../shared/wire.ts";
+import { pathStart } from "../../shared/url_path.ts";
 import { errorAnswer } from "./error_answer.ts";
 import { getKey, keyFromRawPath } from "./kv_routes.ts";
 import { routeLabel } from "./node_metrics.ts";
@@ -102,11 +103,6 @@ export function frontFetch(ctx: NodeContext, secret: Secret, routed: AppFetch): 
     }
     return frontGet(ctx, secret, req, path);
   };
-}
-
-/** Where the path starts in a URL (after scheme and authority). */
-function pathStart(url: string): number {
-  return url.indexOf("/", url.indexOf(":") + 3);
 }
 
 /** A durable key with no epoch to read is answered in this turn, without a promise. */
