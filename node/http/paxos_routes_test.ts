@@ -6,6 +6,7 @@ import { createNodeApp } from "./node_app.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../engine/open_engine.ts";
 import { MAX_FIELD_CHARS } from "../engine/packed.ts";
+import type { Disk } from "../storage/disk.ts";
 
 async function setup() {
   const disk = createFakeDisk();
@@ -142,4 +143,82 @@ Deno.test("POST /internal/accept refuses a content type too long to store with 4
   const fits = { ...long, t: "x".repeat(MAX_FIELD_CHARS) };
   assertEquals((await accept(app, [fits])).map((r) => r.ok), [true]);
   assertEquals((await engine.get("b"))?.contentType.length, MAX_FIELD_CHARS);
+});
+
+/** A fake disk whose fsyncs of the log wait until the test lets each one go. */
+function heldSyncDisk() {
+  const disk = createFakeDisk();
+  const held: (() => void)[] = [];
+  const wrapped: Disk = {
+    read: (name, range) => disk.read(name, range),
+    append: (name, bytes) => disk.append(name, bytes),
+    sync: async (name) => {
+      if (name === "wal.jsonl") await new Promise<void>((go) => held.push(go));
+      await disk.sync(name);
+    },
+    writeAtomic: (name, data) => disk.writeAtomic(name, data),
+    truncate: (name, size) => disk.truncate(name, size),
+    remove: (name) => disk.remove(name),
+    size: (name) => disk.size(name),
+    close: () => disk.close(),
+  };
+  return { disk, wrapped, held };
+}
+
+/** Whether `p` has settled after pending callbacks and timers of 0 ms ran. */
+async function settledYet(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  p.then(() => (done = true), () => (done = true));
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+  return done;
+}
+
+/** Polls `ready` every few ms, up to a deadline. */
+async function until(ready: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+Deno.test("two accept calls in flight: each is answered only after its own fsync, and a prepare sent meanwhile sees the accepted entry", async () => {
+  const { disk, wrapped, held } = heldSyncDisk();
+  const engine = await openEngine({
+    disk: wrapped,
+    id: "n1",
+    limits: DEFAULT_LIMITS,
+    now: () => 0,
+  });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  try {
+    const first = accept(app, [entry("k1", 5_000_000, "one")]);
+    await until(() => held.length === 1, "the first accept's fsync");
+    // The second call and a prepare of the first call's key, as the proxy's second slot sends them.
+    const second = accept(app, [entry("k2", 5_000_001, "two")]);
+    const prepare = call(app, "/internal/prepare", {
+      ops: [{ key: "k1", ballot: formatVersion(5_000_002, 0, "py") }],
+    });
+    assertEquals(await settledYet(first), false);
+    assertEquals(await settledYet(second), false);
+    assertEquals(await settledYet(prepare), false); // k1's entry is not durable yet
+    held.shift()!();
+    assertEquals((await first).map((r) => r.ok), [true]);
+    const vote = (await prepare).body.results[0];
+    assertEquals([vote.ok, vote.entry?.ver], [true, formatVersion(5_000_000, 0, "px")]);
+    await until(() => held.length === 1, "the second accept's fsync");
+    assertEquals(await settledYet(second), false);
+    // A crash now keeps what was answered and nothing the second call wrote.
+    const crashed = await openEngine({ disk: disk.crash(), id: "n1", now: () => 0 });
+    assertEquals([crashed.peek("k1")?.version, crashed.peek("k2")], [
+      formatVersion(5_000_000, 0, "px"),
+      undefined,
+    ]);
+    await crashed.close();
+    held.shift()!();
+    assertEquals((await second).map((r) => r.ok), [true]);
+  } finally {
+    for (const go of held.splice(0)) go();
+    await engine.close();
+  }
 });
