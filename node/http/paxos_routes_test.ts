@@ -194,7 +194,7 @@ Deno.test("two accept calls in flight: each is answered only after its own fsync
   try {
     const first = accept(app, [entry("k1", 5_000_000, "one")]);
     await until(() => held.length === 1, "the first accept's fsync");
-    // The second call and a prepare of the first call's key, as the proxy's second slot sends them.
+    // A second call and a prepare of the first call's key (another proxy's, or a lane's next batch).
     const second = accept(app, [entry("k2", 5_000_001, "two")]);
     const prepare = call(app, "/internal/prepare", {
       ops: [{ key: "k1", ballot: formatVersion(5_000_002, 0, "py") }],
