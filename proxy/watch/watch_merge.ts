@@ -134,9 +134,14 @@ export class WatchMerge {
   start(key: string, replicas: readonly string[], bases: Bases): void {
     const held = new Map<string, string>();
     let newest: string | null = null;
+    const fromCursor = this.#pendingAtStart.has(key);
     for (const id of replicas) {
       const v = bases.get(id)?.[key] ?? null;
       if (v === null) continue;
+      // A node still replaying up to the cursor's read position re-reads what it logged since the
+      // cursor's low mark: counted as held now, a newer version read first from another node would
+      // make this one due before it is seen, and it would be skipped. Its replay counts it.
+      if (fromCursor && this.#replaying(id)) continue;
       held.set(id, v);
       if (newest === null || v > newest) newest = v;
     }
@@ -144,6 +149,12 @@ export class WatchMerge {
     const emitted = cursor !== undefined ? cursor : newest;
     this.#pendingAtStart.delete(key);
     this.#keys.set(key, { emitted, held, seen: new Map(), replicas });
+  }
+
+  /** Whether node `id` is re-reading changes a resumed cursor's stream had read already. */
+  #replaying(id: string): boolean {
+    const pos = this.positions.get(id);
+    return pos?.at !== undefined && pos.read < pos.at;
   }
 
   /**

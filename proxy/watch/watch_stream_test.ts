@@ -548,3 +548,59 @@ Deno.test("watchStream merges the nodes' pages of one moment in step: a write's 
   // One node's page at a time, the cursors would list up to 39 keys seen on one replica only.
   assert(Math.max(...waiting) <= 3, `keys waiting per cursor: ${waiting.join(",")}`);
 });
+
+/**
+ * A resumed stream: k's v1 waits (logged on n1 only) at the cursor; after it n2 logs v1 (v1 is
+ * acknowledged), n3 missed it and logs v2, then n2 logs v2. Replaying n1, the stream must send v1
+ * before v2, whichever node's page comes first.
+ */
+async function resumedAfterAMinority(n3First: boolean): Promise<string[]> {
+  const topology = new FakeTopology(await topologyOf({ ...stableMap(nodeInfos(3)), replicas: 3 }));
+  const logs = new FakeChangeLogs();
+  const first = new AbortController();
+  const second = new AbortController();
+  const live = collect(
+    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, first.signal),
+  );
+  let resumed: ReturnType<typeof collect> | undefined;
+  const versionsOf = (items: WatchItem[], key: string) =>
+    items.flatMap((i) => i.kind === "change" && i.event.key === key ? [i.event.version] : []);
+  try {
+    await until(() => logs.reads.length >= 3, "the stream reads the 3 nodes");
+    logs.log("n1", "m", "w1"); // waits on n1 only: the cursor's low mark for n1 stays at 0
+    logs.log("n1", "k", "v1");
+    logs.log("n1", "j", "x1");
+    logs.log("n2", "j", "x1"); // j goes out, its cursor with k waiting
+    await until(() => versionsOf(live.items, "j").length > 0, "j's event");
+    const j = live.items.find((i) => i.kind === "change" && i.event.key === "j");
+    assert(j?.kind === "change");
+    assertEquals(Object.keys(decodeWatchCursor(j.id).pending).sort(), ["k", "m"]);
+    first.abort();
+    await live.done;
+    logs.log("n2", "k", "v1");
+    logs.log("n2", "k", "v2");
+    logs.log("n3", "k", "v2");
+    const mark = logs.reads.length;
+    if (n3First) ["n1", "n2"].forEach((id) => logs.hold(id));
+    const cursor = decodeWatchCursor(j.id);
+    resumed = collect(watchStream({ topology, feed: logs, waitMs: 7 }, "", cursor, second.signal));
+    if (n3First) {
+      const n3Reads = () => logs.reads.slice(mark).filter((r) => r.node === "n3").length;
+      await until(() => n3Reads() >= 2, "n3's page read first");
+      ["n1", "n2"].forEach((id) => logs.release(id));
+    }
+    await until(() => versionsOf(resumed!.items, "k").includes("v2"), "k's v2");
+    return versionsOf(resumed.items, "k");
+  } finally {
+    first.abort();
+    second.abort();
+    logs.close();
+    await live.done;
+    await resumed?.done;
+  }
+}
+
+Deno.test("watchStream resumed sends a version acknowledged after the cursor before the newer one read first from another node", async () => {
+  assertEquals(await resumedAfterAMinority(false), ["v1", "v2"]);
+  assertEquals(await resumedAfterAMinority(true), ["v1", "v2"]);
+});
