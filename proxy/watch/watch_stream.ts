@@ -205,7 +205,12 @@ async function* run(
           return { id, error };
         },
       );
-    answers.add(delayMs > 0 ? sleep(delayMs, signal).then(call) : call());
+    // A retry's wait ends early when the stream ends: then no read goes out (a read through the
+    // shared feed would keep the node's poller running for nothing).
+    const ended = (): Polled => ({ id, error: new RingkvError("unavailable", "The watch ended") });
+    answers.add(
+      delayMs > 0 ? sleep(delayMs, signal).then(() => signal.aborted ? ended() : call()) : call(),
+    );
   };
   for (const id of nodes.keys()) poll(id);
   try {

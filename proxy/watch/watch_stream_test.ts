@@ -604,3 +604,25 @@ Deno.test("watchStream resumed sends a version acknowledged after the cursor bef
   assertEquals(await resumedAfterAMinority(false), ["v1", "v2"]);
   assertEquals(await resumedAfterAMinority(true), ["v1", "v2"]);
 });
+
+Deno.test("watchStream sends no retry read of a down node once the stream has ended", async () => {
+  const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
+  let reads = 0;
+  const feed = {
+    page(_n: unknown, _e: number, q: { after?: number }): Promise<ChangePage> {
+      if (q.after === undefined) return Promise.resolve({ boot: "b", first: 1, last: 0 });
+      reads++;
+      return Promise.reject(new RingkvError("node_unavailable", "Cannot read changes: down"));
+    },
+    versionsAt: () => Promise.resolve({}),
+  };
+  const stop = new AbortController();
+  const stream = watchStream({ topology, feed, waitMs: 5000 }, "", undefined, stop.signal);
+  const next = stream.next();
+  await until(() => reads === 1, "the first read failed (its retry waits)");
+  stop.abort();
+  await next;
+  // The retry's wait ends with the stream: a read sent then would come within these turns.
+  await new Promise((r) => setTimeout(r, 50));
+  assertEquals(reads, 1);
+});
