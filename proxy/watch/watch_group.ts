@@ -31,6 +31,8 @@ export interface GroupOptions {
 export type WatchSource = (signal: AbortSignal) => AsyncGenerator<WatchItem>;
 
 const encoder = new TextEncoder();
+/** Queued text past which a batch goes out at once: a member's unread bound is checked per chunk. */
+const MAX_BATCH_CHARS = 64 * 1024;
 /** What a member reads first: reconnect after 1 s, and a comment that it is open. */
 const PREAMBLE = encoder.encode("retry: 1000\n: watching\n\n");
 const CUTOFF = encoder.encode(
@@ -44,6 +46,7 @@ export class WatchGroup {
   readonly #members = new Set<Member>();
   readonly #stop = new AbortController();
   #batch: string[] = [];
+  #batchChars = 0;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #keepalive: ReturnType<typeof setInterval>;
   #over = false;
@@ -98,6 +101,8 @@ export class WatchGroup {
   #send(text: string): void {
     if (this.#over) return;
     this.#batch.push(text);
+    this.#batchChars += text.length;
+    if (this.#batchChars >= MAX_BATCH_CHARS) return this.#flush();
     this.#flushTimer ??= setTimeout(() => this.#flush(), this.opts.flushMs ?? 0);
   }
 
@@ -108,6 +113,7 @@ export class WatchGroup {
     if (this.#batch.length === 0) return;
     const bytes = encoder.encode(this.#batch.join(""));
     this.#batch = [];
+    this.#batchChars = 0;
     for (const m of [...this.#members]) m.deliver(bytes);
   }
 

@@ -275,3 +275,41 @@ Deno.test("WatchGroup with flushMs writes the items of its window as one chunk, 
   }
   await until(() => src.stopped === 1, "the group's stream stopped");
 });
+
+Deno.test("WatchGroup: a member that never reads is cut off near its bound even when the items come without a timer between them", async () => {
+  const stop = new AbortController();
+  const eventData = (e: WatchEvent) => JSON.stringify({ key: e.key, pad: "x".repeat(1024) });
+  let produced = false; // the burst is over, or the group stopped it (its last member left)
+  // A catch-up answered from a buffer: 20,000 events of ~1 KiB with no timer in between.
+  async function* burst(signal: AbortSignal): AsyncGenerator<WatchItem> {
+    try {
+      for (let i = 0; i < 20_000 && !signal.aborted; i++) {
+        if (i % 500 === 0) await Promise.resolve();
+        yield { kind: "change", event: { key: `k${i}`, version: "v", value: null }, id: `id-${i}` };
+      }
+    } finally {
+      produced = true;
+    }
+    await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
+  }
+  const group = new WatchGroup(burst, { ...OPTS, eventData, flushMs: 10 });
+  const reader = group.join(stop.signal, () => {}).getReader();
+  try {
+    for (let i = 0; i < 1000 && !produced; i++) await new Promise((r) => setTimeout(r, 10));
+    assert(produced, "the burst was yielded or stopped");
+    await new Promise((r) => setTimeout(r, 50)); // past the 10 ms window: the batch is out
+    let text = "";
+    const decoder = new TextDecoder();
+    // Its bound (1 MiB) plus one batch; one chunk of the whole burst would be ~21 MiB, not cut.
+    while (!text.includes("event: cutoff") && text.length < 2 << 20) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    assert(text.includes("event: cutoff"), `no cutoff in the first ${text.length} bytes`);
+    assert(text.length < 1.5 * (1 << 20), `${text.length} bytes left unread before the cutoff`);
+  } finally {
+    stop.abort();
+    await reader.cancel().catch(() => {});
+  }
+});
