@@ -165,3 +165,33 @@ Deno.test("stalled disk: a save of cluster.json that waits on the disk makes /he
     await engine.close();
   }
 });
+
+Deno.test("stalled disk: a read of a key whose write waits on the fsync ends when its caller leaves (503), not when the disk moves", async () => {
+  const { disk, release, hold, held } = gatedDisk();
+  release();
+  const engine = await open(disk, { stallAfterMs: 60_000 });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  try {
+    hold();
+    const write = Promise.resolve(app.request("/kv/b", { method: "PUT", body: "two" }));
+    await until("the fsync is held", () => held() > 0);
+    for (const [method, path] of [["GET", "/kv/b"], ["GET", "/kv/b?x=1"], ["HEAD", "/kv/b"]]) {
+      const caller = new AbortController();
+      let status: number | undefined;
+      const read = Promise.resolve(
+        app.request(new Request(`http://node${path}`, { method, signal: caller.signal })),
+      ).then((r) => status = r.status);
+      await settle();
+      assertEquals(status, undefined, `${method} ${path} answered before its write was durable`);
+      caller.abort();
+      await read;
+      assertEquals(status, 503, `${method} ${path}`);
+    }
+    release();
+    assertEquals((await write).status, 201);
+    assertEquals(await (await app.request("/kv/b")).text(), "two");
+  } finally {
+    release();
+    await engine.close();
+  }
+});

@@ -22,8 +22,8 @@ const STAR_RETRIES = 5;
 /** Registers the `/kv/{key}` routes. */
 export function kvRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/kv/*", {
-    GET: (c) => getKey(ctx, keyOf(c, ctx)),
-    HEAD: (c) => getKey(ctx, keyOf(c, ctx), true),
+    GET: (c) => getKey(ctx, keyOf(c, ctx), c.req.raw.signal),
+    HEAD: (c) => getKey(ctx, keyOf(c, ctx), c.req.raw.signal, true),
     PUT: (c) => putKey(ctx, c),
     DELETE: (c) => deleteKey(ctx, c),
   });
@@ -49,14 +49,37 @@ export function versionHeaders(version: Version | undefined): Record<string, str
 
 /**
  * The answer to GET (or, with `head`, HEAD) of `key`. A durable key answers in this turn (no
- * promise); one whose write awaits its fsync, after it.
+ * promise); one whose write awaits its fsync, after it, or when the caller leaves (`signal`).
  */
-export function getKey(ctx: NodeContext, key: string, head = false): Response | Promise<Response> {
+export function getKey(
+  ctx: NodeContext,
+  key: string,
+  signal: AbortSignal,
+  head = false,
+): Response | Promise<Response> {
   const held = ctx.engine.held(key);
   const id = ctx.engine.id;
   return held instanceof Promise
-    ? held.then((h) => keyAnswer(key, h, id, head))
+    ? untilLeft(held, signal, key).then((h) => keyAnswer(key, h, id, head))
     : keyAnswer(key, held, id, head);
+}
+
+/**
+ * `held`, or a 503 once the caller left: on a stalled disk the fsync may take minutes, and a
+ * read waiting for it would hold its in-flight slot long after the proxy's call timed out.
+ */
+function untilLeft<T>(held: Promise<T>, signal: AbortSignal, key: string): Promise<T> {
+  const left = () =>
+    new RingkvError(
+      "unavailable",
+      `Cannot get key "${key}": the caller left while its write waited for the disk`,
+    );
+  if (signal.aborted) return Promise.reject(left());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(left());
+    signal.addEventListener("abort", onAbort, { once: true });
+    held.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /** The answer to a GET, marked with the node id at once: setting it later costs a header copy. */

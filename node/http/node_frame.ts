@@ -117,7 +117,7 @@ function frontGet(
   try {
     const admitted = admit(ctx, secret, req, path);
     if (admitted !== undefined) return admittedGet(ctx, req, path, started, admitted);
-    answer = getKey(ctx, keyFromRawPath(path, ctx));
+    answer = getKey(ctx, keyFromRawPath(path, ctx), req.signal);
   } catch (err) {
     return failedGet(ctx, req, path, started, err as Error);
   }
@@ -139,7 +139,14 @@ async function admittedGet(
 ): Promise<Response> {
   try {
     await admitted;
-    return finish(ctx, "GET", path, await getKey(ctx, keyFromRawPath(path, ctx)), started, true);
+    return finish(
+      ctx,
+      "GET",
+      path,
+      await getKey(ctx, keyFromRawPath(path, ctx), req.signal),
+      started,
+      true,
+    );
   } catch (err) {
     return failedGet(ctx, req, path, started, err as Error);
   }
