@@ -22,8 +22,8 @@ const STAR_RETRIES = 5;
 /** Registers the `/kv/{key}` routes. */
 export function kvRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/kv/*", {
-    GET: (c) => getKey(ctx, keyOf(c, ctx), c.req.raw.signal),
-    HEAD: (c) => getKey(ctx, keyOf(c, ctx), c.req.raw.signal, true),
+    GET: (c) => getKey(ctx, keyOf(c, ctx), c.req.raw),
+    HEAD: (c) => getKey(ctx, keyOf(c, ctx), c.req.raw, true),
     PUT: (c) => putKey(ctx, c),
     DELETE: (c) => deleteKey(ctx, c),
   });
@@ -49,18 +49,19 @@ export function versionHeaders(version: Version | undefined): Record<string, str
 
 /**
  * The answer to GET (or, with `head`, HEAD) of `key`. A durable key answers in this turn (no
- * promise); one whose write awaits its fsync, after it, or when the caller leaves (`signal`).
+ * promise); one whose write awaits its fsync, after it, or when the caller leaves (`req.signal`,
+ * read only then: Deno makes a request's signal when it is first asked for).
  */
 export function getKey(
   ctx: NodeContext,
   key: string,
-  signal: AbortSignal,
+  req: Request,
   head = false,
 ): Response | Promise<Response> {
   const held = ctx.engine.held(key);
   const id = ctx.engine.id;
   return held instanceof Promise
-    ? untilLeft(held, signal, key).then((h) => keyAnswer(key, h, id, head))
+    ? untilLeft(held, req.signal, key).then((h) => keyAnswer(key, h, id, head))
     : keyAnswer(key, held, id, head);
 }
 

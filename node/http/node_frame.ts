@@ -117,7 +117,7 @@ function frontGet(
   try {
     const admitted = admit(ctx, secret, req, path);
     if (admitted !== undefined) return admittedGet(ctx, req, path, started, admitted);
-    answer = getKey(ctx, keyFromRawPath(path, ctx), req.signal);
+    answer = getKey(ctx, keyFromRawPath(path, ctx), req);
   } catch (err) {
     return failedGet(ctx, req, path, started, err as Error);
   }
@@ -143,7 +143,7 @@ async function admittedGet(
       ctx,
       "GET",
       path,
-      await getKey(ctx, keyFromRawPath(path, ctx), req.signal),
+      await getKey(ctx, keyFromRawPath(path, ctx), req),
       started,
       true,
     );
