@@ -50,7 +50,7 @@ export function versionHeaders(version: Version | undefined): Record<string, str
 /**
  * The answer to GET (or, with `head`, HEAD) of `key`. A durable key answers in this turn (no
  * promise); one whose write awaits its fsync, after it, or when the caller leaves (`req.signal`,
- * read only then: Deno makes a request's signal when it is first asked for).
+ * read only then: Deno may make a served request's signal only when it is first asked for).
  */
 export function getKey(
   ctx: NodeContext,
