@@ -181,6 +181,38 @@ export function gauge(
   };
 }
 
+/**
+ * Per-request series resolved once per `method route status` (a map look-up, no label objects),
+ * and a run of like requests skips even that: the last request's series is kept. Methods outside
+ * `methods` share the label "other".
+ */
+export class RequestSeries<T> {
+  readonly #byName = new Map<string, T>();
+  #last: { method: string; route: string; status: number; series: T } | undefined;
+
+  constructor(
+    private readonly methods: ReadonlySet<string>,
+    private readonly make: (method: string, route: string, status: number) => T,
+  ) {}
+
+  /** The series of a request answered with `status`. */
+  of(method: string, route: string, status: number): T {
+    const last = this.#last;
+    if (
+      last !== undefined && last.status === status && last.route === route && last.method === method
+    ) return last.series;
+    const label = this.methods.has(method) ? method : "other";
+    const name = label + " " + route + " " + status;
+    let series = this.#byName.get(name);
+    if (series === undefined) {
+      series = this.make(label, route, status);
+      this.#byName.set(name, series);
+    }
+    this.#last = { method, route, status, series };
+    return series;
+  }
+}
+
 /** The whole exposition text of `metrics`, ending with a newline. */
 export function render(metrics: readonly Metric[]): string {
   return metrics.flatMap((m) => m.lines()).join("\n") + "\n";

@@ -5,7 +5,14 @@
  *
  * @module
  */
-import { Counter, gauge, Histogram, type Metric, render } from "../../shared/prom.ts";
+import {
+  Counter,
+  gauge,
+  Histogram,
+  type Metric,
+  render,
+  RequestSeries,
+} from "../../shared/prom.ts";
 import type { EngineStats } from "../engine/engine.ts";
 import type { WriteHealth } from "../engine/write_guard.ts";
 import { nodeRouteLabel } from "../../shared/wire.ts";
@@ -17,6 +24,8 @@ const KNOWN_METHODS = new Set(["GET", "HEAD", "PUT", "POST", "DELETE"]);
 
 interface HotSeries {
   requests: { value: number };
+  /** The latency series' labels; it is made on the first request timed. */
+  labels: { method: string; route: string };
   latency?: { counts: number[]; sum: number; count: number };
 }
 
@@ -40,38 +49,18 @@ export class RequestCounters {
     ["op"],
   );
 
-  /** Resolved series by `method route status`: counting is a map look-up, not label building. */
-  readonly #hot = new Map<string, HotSeries>();
-
-  /** The series of the last request counted: a run of like requests skips the look-up. */
-  #last: { method: string; route: string; status: number; hot: HotSeries } | undefined;
+  readonly #series = new RequestSeries<HotSeries>(KNOWN_METHODS, (method, route, status) => ({
+    requests: this.#requests.seriesOf({ method, route, status: String(status) }),
+    labels: { method, route },
+  }));
 
   /** Counts one answered request (and its latency, when given). */
   count(method: string, route: string, status: number, seconds?: number): void {
-    const last = this.#last;
-    const hot = last !== undefined && last.status === status && last.route === route &&
-        last.method === method
-      ? last.hot
-      : this.#series(method, route, status);
+    const hot = this.#series.of(method, route, status);
     hot.requests.value++;
     if (seconds === undefined) return;
-    hot.latency ??= this.latency.seriesOf({
-      method: KNOWN_METHODS.has(method) ? method : "other",
-      route,
-    });
+    hot.latency ??= this.latency.seriesOf(hot.labels);
     this.latency.record(hot.latency, seconds);
-  }
-
-  #series(method: string, route: string, status: number): HotSeries {
-    const known = KNOWN_METHODS.has(method) ? method : "other";
-    const name = known + " " + route + " " + status;
-    let hot = this.#hot.get(name);
-    if (hot === undefined) {
-      hot = { requests: this.#requests.seriesOf({ method: known, route, status: String(status) }) };
-      this.#hot.set(name, hot);
-    }
-    this.#last = { method, route, status, hot };
-    return hot;
   }
 
   /** The metrics in exposition order. */

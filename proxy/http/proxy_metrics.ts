@@ -14,7 +14,7 @@
  * assert(metrics.requests.get({ method: "GET", route: "/kv/{key}", status: "200" }) === 1);
  * ```
  */
-import { Counter, Histogram } from "../../shared/prom.ts";
+import { Counter, Histogram, RequestSeries } from "../../shared/prom.ts";
 import { nodeRouteLabel } from "../../shared/wire.ts";
 
 const PROXY_ROUTES = new Set([
@@ -77,38 +77,18 @@ export class ProxyMetrics {
     ["node", "route"],
   );
 
-  /** Resolved series by `method route status` (hot path: a map look-up, no label objects). */
-  readonly #hot = new Map<string, HotRequest>();
+  readonly #requestSeries = new RequestSeries<HotRequest>(METHODS, (method, route, status) => ({
+    count: this.requests.seriesOf({ method, route, status: String(status) }),
+    latency: this.latency.seriesOf({ method, route }),
+  }));
   /** Resolved series of 2xx internal calls by `node route`. */
   readonly #hotCalls = new Map<string, HotRequest>();
 
-  /** The series of the last request counted: a run of like requests skips the look-up. */
-  #last: { method: string; route: string; status: number; hot: HotRequest } | undefined;
-
   /** Counts one answered client request. */
   request(method: string, route: string, status: number, seconds: number): void {
-    const last = this.#last;
-    const hot = last !== undefined && last.status === status && last.route === route &&
-        last.method === method
-      ? last.hot
-      : this.#requestSeries(method, route, status);
+    const hot = this.#requestSeries.of(method, route, status);
     hot.count.value++;
     this.latency.record(hot.latency, seconds);
-  }
-
-  #requestSeries(method: string, route: string, status: number): HotRequest {
-    const m = METHODS.has(method) ? method : "other";
-    const name = m + " " + route + " " + status;
-    let hot = this.#hot.get(name);
-    if (hot === undefined) {
-      hot = {
-        count: this.requests.seriesOf({ method: m, route, status: String(status) }),
-        latency: this.latency.seriesOf({ method: m, route }),
-      };
-      this.#hot.set(name, hot);
-    }
-    this.#last = { method, route, status, hot };
-    return hot;
   }
 
   /** Counts one internal call; `outcome` is the status, or the error it failed with. */
