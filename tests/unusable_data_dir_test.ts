@@ -46,6 +46,31 @@ function assertOneLine(stderr: string, patterns: RegExp[]): void {
   for (const pattern of patterns) assertMatch(lines[0]!, pattern);
 }
 
+/**
+ * A node on `nodeData`, and a proxy and `deno task cluster` on `data`, each stop with exit 1 and
+ * one line matching every pattern of `what`; returns the node's run.
+ */
+async function assertEachRefuses(nodeData: string, data: string, what: RegExp[]) {
+  const node = await runToEnd({
+    script: NODE,
+    args: ["--port", "0", "--data", nodeData],
+    env: ENV,
+  });
+  assertEquals(node.code, 1, node.stderr);
+  assertOneLine(node.stderr, [/^ringkv node: /, ...what]);
+  const proxy = await runToEnd({
+    script: PROXY,
+    args: ["--port", "0", "--data", data, "--nodes", "http://127.0.0.1:9"],
+    env: ENV,
+  });
+  assertEquals(proxy.code, 1, proxy.stderr);
+  assertOneLine(proxy.stderr, what);
+  const cluster = await runToEnd({ script: CLUSTER, args: ["--data", data, "--port", "0"] });
+  assertEquals(cluster.code, 1, cluster.stderr);
+  assertOneLine(cluster.stderr, what);
+  return node;
+}
+
 Deno.test({
   name:
     "read-only file system: the lock, a node, a proxy and deno task cluster stop with exit 1 and one line saying what to do",
@@ -61,24 +86,8 @@ Deno.test({
       const err = await assertRejects(() => lockDataDir(ro, "node"), DataDirUnusableError);
       assertEquals((err.cause as { code?: string }).code, "EROFS");
       const what = [/Cannot lock data directory .*\/ro/, /Read-only file system/, /remount it/];
-      const node = await runToEnd({
-        script: NODE,
-        args: ["--port", "0", "--data", join(ro, "n1")],
-        env: ENV,
-      });
-      assertEquals(node.code, 1, node.stderr);
-      assertOneLine(node.stderr, [/^ringkv node: /, ...what]);
+      const node = await assertEachRefuses(join(ro, "n1"), ro, what);
       assert(!node.stdout.includes("listening"), node.stdout);
-      const proxy = await runToEnd({
-        script: PROXY,
-        args: ["--port", "0", "--data", ro, "--nodes", "http://127.0.0.1:9"],
-        env: ENV,
-      });
-      assertEquals(proxy.code, 1, proxy.stderr);
-      assertOneLine(proxy.stderr, what);
-      const cluster = await runToEnd({ script: CLUSTER, args: ["--data", ro, "--port", "0"] });
-      assertEquals(cluster.code, 1, cluster.stderr);
-      assertOneLine(cluster.stderr, what);
     } finally {
       if (mounted) await run("umount", [ro]);
       await Deno.remove(root, { recursive: true });
@@ -95,19 +104,7 @@ Deno.test("--data naming a regular file: a node, a proxy and deno task cluster s
       /Cannot lock data directory .*not-a-dir \(creating the directory\): File exists/,
       /it is a file, not a directory: give this process another --data\.$/,
     ];
-    const node = await runToEnd({ script: NODE, args: ["--port", "0", "--data", file], env: ENV });
-    assertEquals(node.code, 1, node.stderr);
-    assertOneLine(node.stderr, [/^ringkv node: /, ...what]);
-    const proxy = await runToEnd({
-      script: PROXY,
-      args: ["--port", "0", "--data", file, "--nodes", "http://127.0.0.1:9"],
-      env: ENV,
-    });
-    assertEquals(proxy.code, 1, proxy.stderr);
-    assertOneLine(proxy.stderr, what);
-    const cluster = await runToEnd({ script: CLUSTER, args: ["--data", file, "--port", "0"] });
-    assertEquals(cluster.code, 1, cluster.stderr);
-    assertOneLine(cluster.stderr, what);
+    await assertEachRefuses(file, file, what);
     assertEquals(await Deno.readTextFile(file), "mine");
     assertEquals([...Deno.readDirSync(root)].map((e) => e.name), ["not-a-dir"]);
   } finally {

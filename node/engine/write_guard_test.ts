@@ -174,7 +174,11 @@ Deno.test("full disk: a cluster map that cannot be stored answers 503 and makes 
   await engine.close();
 });
 
-Deno.test("failing disk: a snapshot that cannot be read (EIO) during the repair keeps the node read-only with the error; it never serves an empty store", async () => {
+/**
+ * "a" and "b" durable, then "c" refused by a failed fsync; the repair that follows fails (twice
+ * so far) because reading the snapshot it reloads fails with EIO.
+ */
+async function repairFailingOnEio() {
   const first = await twoWritten();
   await first.engine.close(); // writes the snapshot the repair will reload
   const disk = first.disk.reopen();
@@ -183,6 +187,11 @@ Deno.test("failing disk: a snapshot that cannot be read (EIO) during the repair 
   disk.failSyncs(1);
   await assertRejects(() => engine.write([put("c", "refused")]));
   await until("the repair failed twice", () => engine.writeHealth().retries >= 2);
+  return { disk, engine };
+}
+
+Deno.test("failing disk: a snapshot that cannot be read (EIO) during the repair keeps the node read-only with the error; it never serves an empty store", async () => {
+  const { disk, engine } = await repairFailingOnEio();
   const health = engine.writeHealth();
   assertEquals(health.state, "read-only");
   assert(health.repairError?.includes("reading snapshot.json failed"), health.repairError);
@@ -226,14 +235,7 @@ async function storeReads(engine: NodeEngine): Promise<Record<string, [number, s
 }
 
 Deno.test("failing disk: while the repair fails on EIO, scan, digest, export, expired and prepare answer 503 and never show the refused write", async () => {
-  const first = await twoWritten();
-  await first.engine.close();
-  const disk = first.disk.reopen();
-  const engine = await open(disk, { firstRetryMs: 5, log: quiet });
-  disk.failReads("snapshot.json", true);
-  disk.failSyncs(1);
-  await assertRejects(() => engine.write([put("c", "refused")]));
-  await until("the repair failed twice", () => engine.writeHealth().retries >= 2);
+  const { disk, engine } = await repairFailingOnEio();
   assertEquals(engine.writeHealth().state, "read-only");
   for (const [name, [status, body]] of Object.entries(await storeReads(engine))) {
     assertEquals(status, 503, `${name}: ${body}`);

@@ -52,17 +52,23 @@ Deno.test("watchStream does not keep the pages it has streamed (memory per strea
   assert(grown < 64 << 20, `the heap grew by ${grown >> 20} MiB while streaming`);
 });
 
-Deno.test("watchStream retrying a node that is down does not pile up listeners on the stream's signal", async () => {
-  const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
-  let calls = 0;
+/** A feed whose one node answers its head, then fails every read; `reads` counts those. */
+function downNodeFeed() {
   const feed = {
+    reads: 0,
     page(_n: unknown, _e: number, q: { after?: number }): Promise<ChangePage> {
       if (q.after === undefined) return Promise.resolve({ boot: "b", first: 1, last: 0 });
-      calls++;
+      feed.reads++;
       return Promise.reject(new RingkvError("node_unavailable", "Cannot read changes: down"));
     },
     versionsAt: () => Promise.resolve({}),
   };
+  return feed;
+}
+
+Deno.test("watchStream retrying a node that is down does not pile up listeners on the stream's signal", async () => {
+  const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
+  const feed = downNodeFeed();
   const stop = new AbortController();
   let listening = 0;
   const add = stop.signal.addEventListener.bind(stop.signal);
@@ -78,8 +84,8 @@ Deno.test("watchStream retrying a node that is down does not pile up listeners o
   const stream = watchStream({ topology, feed, waitMs: 0 }, "", undefined, stop.signal);
   const next = stream.next();
   const deadline = Date.now() + 20_000;
-  while (calls < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert(calls >= 5, `the node was asked ${calls} times`);
+  while (feed.reads < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert(feed.reads >= 5, `the node was asked ${feed.reads} times`);
   // The stream's own listener and at most the one of the retry under way.
   assert(listening <= 2, `${listening} listeners on the stream's signal`);
   stop.abort();
@@ -607,22 +613,14 @@ Deno.test("watchStream resumed sends a version acknowledged after the cursor bef
 
 Deno.test("watchStream sends no retry read of a down node once the stream has ended", async () => {
   const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
-  let reads = 0;
-  const feed = {
-    page(_n: unknown, _e: number, q: { after?: number }): Promise<ChangePage> {
-      if (q.after === undefined) return Promise.resolve({ boot: "b", first: 1, last: 0 });
-      reads++;
-      return Promise.reject(new RingkvError("node_unavailable", "Cannot read changes: down"));
-    },
-    versionsAt: () => Promise.resolve({}),
-  };
+  const feed = downNodeFeed();
   const stop = new AbortController();
   const stream = watchStream({ topology, feed, waitMs: 5000 }, "", undefined, stop.signal);
   const next = stream.next();
-  await until(() => reads === 1, "the first read failed (its retry waits)");
+  await until(() => feed.reads === 1, "the first read failed (its retry waits)");
   stop.abort();
   await next;
   // The retry's wait ends with the stream: a read sent then would come within these turns.
   await new Promise((r) => setTimeout(r, 50));
-  assertEquals(reads, 1);
+  assertEquals(feed.reads, 1);
 });
