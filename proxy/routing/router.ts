@@ -118,8 +118,7 @@ export class Router {
     } catch (err) {
       if (!(err instanceof RingkvError)) throw err;
       if (err instanceof StaleEpochError) return (await this.run([op]))[0]!;
-      this.deps.log?.({ msg: "node call failed", code: err.code, error: err.message });
-      return err;
+      return this.#logged(err);
     }
   }
 
@@ -135,8 +134,7 @@ export class Router {
           return await replicated.run(replicasFor(topo, op.key, point), op);
         } catch (err) {
           if (!(err instanceof RingkvError) || err instanceof StaleEpochError) throw err;
-          this.deps.log?.({ msg: "node call failed", code: err.code, error: err.message });
-          return err;
+          return this.#logged(err);
         }
       });
     } catch (err) {
@@ -226,8 +224,14 @@ export class Router {
       for (const i of idx) state.retry.add(i);
       return;
     }
-    this.deps.log?.({ msg: "node call failed", code: err.code, error: err.message });
+    this.#logged(err);
     for (const i of idx) outcomes[i] = err;
+  }
+
+  /** `err`, logged as a failed node call (its op's outcome). */
+  #logged(err: RingkvError): RingkvError {
+    this.deps.log?.({ msg: "node call failed", code: err.code, error: err.message });
+    return err;
   }
 
   /** Ingests each decided write into its followers (new owners while a range moves). */

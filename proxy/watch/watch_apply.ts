@@ -82,17 +82,6 @@ export interface NodePage {
   page: ChangePage;
 }
 
-/** Handles one page of node `id`: a log that is gone, or changes to merge. */
-export function take(
-  deps: WatchStreamDeps,
-  topo: Topology,
-  merge: WatchMerge,
-  id: string,
-  page: ChangePage,
-): AsyncGenerator<WatchItem, string | undefined> {
-  return takeAll(deps, topo, merge, [{ id, page }]);
-}
-
 /**
  * Handles pages of several nodes read together: logs that are gone, then the changes of the
  * others merged in step ({@link interleave}).

@@ -18,7 +18,7 @@ import {
   emit,
   headOf,
   PAGE,
-  take,
+  takeAll,
   tooManyLost,
   type WatchItem,
   type WatchStreamDeps,
@@ -191,7 +191,7 @@ async function* readTo(
       return undefined;
     });
     if (page === undefined) return false;
-    const end = yield* take(deps, topo, merge, n.id, page);
+    const end = yield* takeAll(deps, topo, merge, [{ id: n.id, page }]);
     if (end !== undefined) return end;
   }
   return false;
