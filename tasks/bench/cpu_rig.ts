@@ -8,6 +8,7 @@
  *     deno run -A tasks/bench/cpu_rig.ts get|put [REPLICAS]
  *     ROOT=/tmp/old deno run -A tasks/bench/cpu_rig.ts get
  *     deno run -A tasks/bench/cpu_rig.ts node      # one node alone: 100,000 keys, GETs
+ *     deno run -A tasks/bench/cpu_rig.ts hono      # the Hono Map node the same way (its floor)
  *
  * With PROF=DIR the proxy writes a V8 CPU profile into DIR, with NODE_PROF=DIR the nodes do;
  * PROXY_FLAGS and NODE_FLAGS add deno flags to the proxy's and the nodes'. WATCH=1 opens the
@@ -23,7 +24,7 @@ import { Watchers } from "./watchers.ts";
 import { wrkScript } from "./wrk.ts";
 
 const root = Deno.env.get("ROOT") ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const mode = Deno.args[0] === "put" ? "put" : Deno.args[0] === "node" ? "node" : "get";
+const mode = (["put", "node", "hono"] as const).find((m) => m === Deno.args[0]) ?? "get";
 const replicas = Deno.args[1] ?? "1";
 /** KEYS: how many keys the proxied modes load and drive (the bench's watch case: 100,000). */
 const keys = Number(Deno.env.get("KEYS") ?? 10_000);
@@ -107,11 +108,14 @@ function perRequest(before: Map<string, number>, after: Map<string, number>, req
     .join(", ");
 }
 
-async function nodeAlone(): Promise<void> {
-  const url = await listening(start(nodeFlags, "node/main.ts", [
-    ...["--id", "n1", "--port", "0", "--data", `${dir}/n1`],
-  ]));
-  await loadNode(url, "rig", { prefix: "k", count: 100_000, valueBytes: 100 });
+/** One node (or, with `hono`, tasks/bench/hono_map_node.ts holding the same keys) under GETs. */
+async function nodeAlone(hono: boolean): Promise<void> {
+  const url = hono
+    ? await listening(start(nodeFlags, "tasks/bench/hono_map_node.ts", ["k:100000:100"]))
+    : await listening(start(nodeFlags, "node/main.ts", [
+      ...["--id", "n1", "--port", "0", "--data", `${dir}/n1`],
+    ]));
+  if (!hono) await loadNode(url, "rig", { prefix: "k", count: 100_000, valueBytes: 100 });
   const lua = wrkScript({
     prefix: "k",
     keys: 100_000,
@@ -121,7 +125,8 @@ async function nodeAlone(): Promise<void> {
   });
   const { requests, used } = await drive(url, lua);
   const us = (used[0]! / requests * 1e6).toFixed(2);
-  console.log(`node GET: ${(requests / 5).toFixed(0)} req/s; CPU per request: node ${us} µs`);
+  const what = hono ? "hono map node" : "node";
+  console.log(`${what} GET: ${(requests / 5).toFixed(0)} req/s; CPU per request: ${what} ${us} µs`);
 }
 
 async function proxied(): Promise<void> {
@@ -191,7 +196,7 @@ async function proxied(): Promise<void> {
 }
 
 try {
-  await (mode === "node" ? nodeAlone() : proxied());
+  await (mode === "node" || mode === "hono" ? nodeAlone(mode === "hono") : proxied());
 } finally {
   // The proxy first: nodes stopping under it would make it log failed calls.
   for (const child of children.toReversed()) {
