@@ -46,12 +46,28 @@ export function targetLength(url: string): number {
 
 /** Bytes the header lines take on the wire (name, `: `, value, CRLF), as Headers shows them. */
 export function headerBytes(headers: Headers): number {
-  let total = 0;
+  return headFacts(headers).bytes;
+}
+
+/** What the guard reads off a request's headers: {@link headerBytes} and the Host header. */
+export interface HeadFacts {
+  bytes: number;
+  host: string | null;
+}
+
+/**
+ * {@link headerBytes} and the Host header in one pass. Deno.serve makes a request's header list
+ * only when it is iterated (a lone `get` asks the server for that one header): iterating once and
+ * taking Host on the way costs one list instead of a list and a call.
+ */
+export function headFacts(headers: Headers): HeadFacts {
+  const facts: HeadFacts = { bytes: 0, host: null };
   // forEach, not for-of: the same pairs without an iterator and an array per header (5x cheaper).
   headers.forEach((value, name) => {
-    total += name.length + value.length + 4;
+    facts.bytes += name.length + value.length + 4;
+    if (name === "host") facts.host = value; // names come lowercased, repeats joined with ", "
   });
-  return total;
+  return facts;
 }
 
 /** Whether a Host header's value is a host[:port] that a URL can hold. */
@@ -83,7 +99,7 @@ export function refusal(
       `Cannot serve the request: its URL is ${target} bytes, the limit is ${limits.maxUrlBytes}`,
     );
   }
-  const host = req.headers.get("host");
+  const { bytes, host } = headFacts(req.headers);
   // Deno.serve builds the URL from Host: `Host: x/kv/b` would make `GET /kv/a` read "b/kv/a".
   // `x:99999999` or `[::1` pass that test, yet no URL has them: `new URL(req.url)` would throw.
   if (host !== null && !goodHost(host)) {
@@ -92,7 +108,6 @@ export function refusal(
       `Cannot serve the request: its Host header "${host.slice(0, 100)}" is not a host[:port]`,
     );
   }
-  const bytes = headerBytes(req.headers);
   if (bytes > limits.maxHeaderBytes) {
     return new RingkvError(
       "headers_too_large",
