@@ -1,4 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
+import fc from "fast-check";
 import { RingkvError } from "./errors.ts";
 import { checkKey, keyFromPath, keyToPath, utf8Length } from "./keys.ts";
 
@@ -50,4 +51,39 @@ Deno.test("keyFromPath() refuses . and .. segments, plain or encoded, and the ke
 Deno.test("keyFromPath() refuses a raw # (a fragment to URL clients) and reads %23 as #", () => {
   assertThrows(() => keyFromPath("a#b", 1024), RingkvError, "raw #");
   assertEquals(keyFromPath("a%23b", 1024), "a#b");
+});
+
+Deno.test("keyFromPath() answers plain keys as it answers them through decoding", () => {
+  // The plain-key shortcut must agree with the decoding path: compare both on keys that take
+  // the shortcut, and on their neighbours that do not.
+  const viaDecoding = (encoded: string, max: number) =>
+    keyFromPath(encoded + "%41", max + 1).slice(0, -1);
+  for (const key of ["k000123", "A-b_c~9", "x", "~", "z".repeat(1024)]) {
+    assertEquals(keyFromPath(key, 1024), key);
+    assertEquals(viaDecoding(key, 1024), key);
+  }
+  assertEquals(codeOf(() => keyFromPath("", 1024)), "invalid_key");
+  assertEquals(codeOf(() => keyFromPath("z".repeat(1025), 1024)), "key_too_long");
+  assertEquals(codeOf(() => keyFromPath("z".repeat(11), 10)), "key_too_long");
+  assertEquals(codeOf(() => keyFromPath("..", 1024)), "invalid_key");
+  assertEquals(codeOf(() => keyFromPath("a#b", 1024)), "invalid_key");
+  assertEquals(keyFromPath("a.b", 1024), "a.b");
+});
+
+Deno.test("keyFromPath() of any plain string: the same key or refusal as through decoding", () => {
+  const plain = fc.constantFrom(..."aZ09-_~".split(""));
+  const outcome = (fn: () => string) => {
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      return `refused: ${err.code}`;
+    }
+  };
+  fc.assert(fc.property(fc.array(plain, { minLength: 1, maxLength: 40 }), (chars) => {
+    const key = chars.join("");
+    // "%41" takes the decoding path and adds one byte, so the limit is one more.
+    const decoded = outcome(() => keyFromPath(key + "%41", 21).slice(0, -1));
+    assertEquals(outcome(() => keyFromPath(key, 20)), decoded);
+  }));
 });
