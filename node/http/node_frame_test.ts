@@ -126,3 +126,58 @@ Deno.test("a front GET is counted in /metrics and an engine failure is a logged 
   assertEquals(routed(), 1, "only /metrics went through Hono's router");
   await engine.close();
 });
+
+/** Status, the headers that are not the transport's, and the body of an answer. */
+async function answerShape(res: Response): Promise<unknown> {
+  const transport = new Set(["date", "content-length", "connection", "vary"]);
+  const headers = [...res.headers].filter(([name]) => !transport.has(name));
+  return { status: res.status, headers, body: await res.text() };
+}
+
+Deno.test("GET and HEAD /kv/{key} on Deno.serve behind the guard answer as app.request() does", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: "s3cret" });
+  const put = (path: string, body: string) =>
+    app.request(path, { method: "PUT", body, headers: { ...OK, "content-type": "text/x" } });
+  assertEquals((await put("/internal/cluster", JSON.stringify(MAP))).status, 200);
+  assertEquals((await put("/kv/here", "value")).status, 201);
+  // A served request reads its headers from the server lazily; app.request() from a list.
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    guard(app.fetch, { ...DEFAULT_REQUEST_LIMITS, maxHeaderBytes: 1024 }),
+  );
+  try {
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    const cases: [path: string, headers: Record<string, string>, status: number][] = [
+      ["/kv/here", OK, 200],
+      ["/kv/missing", OK, 404],
+      ["/kv/%ZZ", OK, 400],
+      ["/kv/here", {}, 401],
+      ["/kv/here", { authorization: "Bearer wrong" }, 401],
+      ["/kv/here", { ...OK, "x-ringkv-epoch": "4" }, 409],
+      ["/kv/here", { ...OK, "x-ringkv-epoch": "five" }, 400],
+      ["/kv/here", { ...OK, "x-big": "b".repeat(1000) }, 431],
+      ["/kv/here", { ...OK, "x-big": "b".repeat(700) }, 200],
+    ];
+    for (const [path, headers, status] of cases) {
+      for (const method of ["GET", "HEAD"]) {
+        const init = { method, headers, signal: AbortSignal.timeout(10_000) };
+        const wire = await answerShape(await fetch(base + path, init));
+        const local = status === 431
+          ? undefined // app.request() has no guard in front: the 431 is the guard's
+          : await answerShape(await app.request(path, { method, headers }));
+        assertEquals((wire as { status: number }).status, status, `${method} ${path}`);
+        if (local !== undefined) assertEquals(wire, local, `${method} ${path}`);
+      }
+    }
+    const refused = await fetch(base + "/kv/here", {
+      headers: { ...OK, "x-big": "b".repeat(1000) },
+      signal: AbortSignal.timeout(10_000),
+    });
+    assertEquals(refused.headers.get("connection"), "close");
+    assertEquals((await refused.json()).error.code, "headers_too_large");
+  } finally {
+    await server.shutdown();
+    await engine.close();
+  }
+});
