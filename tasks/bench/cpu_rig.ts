@@ -9,6 +9,7 @@
  *     ROOT=/tmp/old deno run -A tasks/bench/cpu_rig.ts get
  *     deno run -A tasks/bench/cpu_rig.ts node      # one node alone: 100,000 keys, GETs
  *     deno run -A tasks/bench/cpu_rig.ts hono      # the Hono Map node the same way (its floor)
+ *     deno run -A tasks/bench/cpu_rig.ts floor     # the node GET's contract, no ringkv code
  *
  * With PROF=DIR the proxy writes a V8 CPU profile into DIR, with NODE_PROF=DIR the nodes do;
  * PROXY_FLAGS and NODE_FLAGS add deno flags to the proxy's and the nodes'. WATCH=1 opens the
@@ -24,7 +25,7 @@ import { Watchers } from "./watchers.ts";
 import { wrkScript } from "./wrk.ts";
 
 const root = Deno.env.get("ROOT") ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const mode = (["put", "node", "hono"] as const).find((m) => m === Deno.args[0]) ?? "get";
+const mode = (["put", "node", "hono", "floor"] as const).find((m) => m === Deno.args[0]) ?? "get";
 const replicas = Deno.args[1] ?? "1";
 /** KEYS: how many keys the proxied modes load and drive (the bench's watch case: 100,000). */
 const keys = Number(Deno.env.get("KEYS") ?? 10_000);
@@ -126,14 +127,21 @@ function perRequest(before: Map<string, number>, after: Map<string, number>, req
     .join(", ");
 }
 
-/** One node (or, with `hono`, tasks/bench/hono_map_node.ts holding the same keys) under GETs. */
-async function nodeAlone(hono: boolean): Promise<void> {
-  const url = hono
-    ? await listening(start(nodeFlags, "tasks/bench/hono_map_node.ts", ["k:100000:100"]))
-    : await listening(start(nodeFlags, "node/main.ts", [
-      ...["--id", "n1", "--port", "0", "--data", `${dir}/n1`],
-    ]));
-  if (!hono) await loadNode(url, "rig", { prefix: "k", count: 100_000, valueBytes: 100 });
+/** Servers a `node`-like mode starts: the script, its arguments, and what the output calls it. */
+const ALONE = {
+  node: { script: "node/main.ts", args: ["--id", "n1", "--port", "0"], what: "node" },
+  hono: { script: "tasks/bench/hono_map_node.ts", args: ["k:100000:100"], what: "hono map node" },
+  floor: { script: "tasks/bench/serve_floor.ts", args: ["serve", "node"], what: "contract node" },
+};
+
+/** One server of {@link ALONE} holding the same 100,000 keys of 100 B, under GETs. */
+async function nodeAlone(which: keyof typeof ALONE): Promise<void> {
+  const { script, args, what } = ALONE[which];
+  const data = which === "node" ? ["--data", `${dir}/n1`] : [];
+  const url = await listening(start(nodeFlags, script, [...args, ...data]));
+  if (which === "node") {
+    await loadNode(url, "rig", { prefix: "k", count: 100_000, valueBytes: 100 });
+  }
   const lua = wrkScript({
     prefix: "k",
     keys: 100_000,
@@ -143,7 +151,6 @@ async function nodeAlone(hono: boolean): Promise<void> {
   });
   const { requests, used } = await drive(url, lua);
   const us = (used[0]! / requests * 1e6).toFixed(2);
-  const what = hono ? "hono map node" : "node";
   console.log(`${what} GET: ${(requests / 5).toFixed(0)} req/s; CPU per request: ${what} ${us} µs`);
 }
 
@@ -214,7 +221,7 @@ async function proxied(): Promise<void> {
 }
 
 try {
-  await (mode === "node" || mode === "hono" ? nodeAlone(mode === "hono") : proxied());
+  await (mode === "get" || mode === "put" ? proxied() : nodeAlone(mode));
 } finally {
   // The proxy first: nodes stopping under it would make it log failed calls.
   for (const child of children.toReversed()) {

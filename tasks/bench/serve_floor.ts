@@ -6,6 +6,10 @@
  *
  *     deno run -A tasks/bench/serve_floor.ts [ROUNDS]   # default 3; Linux, needs wrk
  *
+ * `serve_floor.ts node` serves the node GET's contract without ringkv code: the bench's 100,000
+ * keys in a Map, `Authorization` checked, the 431 pass, the 4 headers; `cpu_rig.ts floor` drives
+ * it as it drives a node.
+ *
  * Deno 2.9 reads a served request's headers from the server lazily, but once a handler reads
  * `req.headers` at all, Deno copies the whole list before it answers and completes the answer
  * through a promise (ext/http/00_serve.ts, `requestHeadersExposed`); iterating the headers builds
@@ -15,6 +19,7 @@
  * @module
  */
 import { cpuNow } from "./cpu_time.ts";
+import { benchKey, benchValue } from "./load.ts";
 
 const BODY = "v".repeat(100);
 const VERSION = "0190aabbccdd-0001-n1";
@@ -59,9 +64,25 @@ export const WAYS: Record<string, (req: Request) => Response> = {
     ),
 };
 
-/** Serves way `name` on an OS-picked port and prints the URL. */
+/** The contract node: `GET /kv/{key}` of the bench's keys (`k` + 6 digits, 100 B), as above. */
+export function contractNode(keys = 100_000): (req: Request) => Response {
+  const map = new Map<string, string>();
+  for (let i = 0; i < keys; i++) map.set(benchKey("k", i), benchValue(i, 100));
+  return (req) => {
+    if (req.headers.get("authorization") !== "Bearer rig") {
+      return new Response("unauthorized", { status: 401 });
+    }
+    if (headerBytes(req.headers) > 16384) return new Response("too large", { status: 431 });
+    const url = req.url;
+    const value = map.get(url.slice(url.indexOf("/kv/", url.indexOf("://") + 3) + 4));
+    if (value === undefined) return new Response("not found", { status: 404 });
+    return new Response(value, { headers: nodeHeaders() });
+  };
+}
+
+/** Serves way `name` (or, for "node", {@link contractNode}) on an OS-picked port; prints the URL. */
 function serve(name: string): void {
-  const way = WAYS[name];
+  const way = name === "node" ? contractNode() : WAYS[name];
   if (way === undefined) throw new Error(`Cannot serve way "${name}": no such way`);
   Deno.serve({
     hostname: "127.0.0.1",
