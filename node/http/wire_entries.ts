@@ -12,6 +12,7 @@ import { isVersion } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { Entry } from "../engine/engine.ts";
 import { MAX_FIELD_CHARS } from "../engine/packed.ts";
+import { isBase64 } from "../engine/values.ts";
 import { isObject } from "./node_request_body.ts";
 
 /** The wire form of an entry; `withValue: false` sends `""` for live values. */
@@ -45,7 +46,13 @@ export function parseWireEntry(value: unknown, limits: Limits, where: string): W
         `Cannot ingest ${where}: its value is over ${limits.maxValueBytes} bytes`,
       );
     }
-    fromBase64(v, `the value of ${where}`);
+    // Checked without decoding: the engine decodes it once, when it stores it.
+    if (!isBase64(v)) {
+      throw new RingkvError(
+        "bad_request",
+        `Cannot decode the value of ${where}: it is not valid base64`,
+      );
+    }
   }
   if (t !== undefined && typeof t !== "string") throw bad('"t" is not a string');
   if (typeof t === "string" && t.length > MAX_FIELD_CHARS) {
