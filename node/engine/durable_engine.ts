@@ -191,6 +191,11 @@ export class DurableEngine implements NodeEngine {
     return this.parts.store.get(key);
   }
 
+  peekHeld(key: string): Stored | undefined {
+    this.#assertNoRefused(`read key ${JSON.stringify(key)}`);
+    return this.parts.store.stored(key);
+  }
+
   peekVersion(key: string): string | undefined {
     this.#assertNoRefused(`read key ${JSON.stringify(key)}`);
     return this.parts.store.versionOf(key);

@@ -63,6 +63,13 @@ export function isBase64(text: string): boolean {
   }
 }
 
+/** The base64 of a stored value's bytes; null for a tombstone. ASCII text needs no bytes made. */
+export function base64Of(value: HeldValue): string | null {
+  if (value.kind === "base64") return value.data;
+  if (value.kind === "tombstone") return null;
+  return NON_ASCII.test(value.data) ? encoder.encode(value.data).toBase64() : btoa(value.data);
+}
+
 /** The bytes of a stored value; null for a tombstone. */
 export function toBytes(value: HeldValue): Uint8Array | null {
   if (value.kind === "text") return encoder.encode(value.data);

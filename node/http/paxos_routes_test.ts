@@ -246,6 +246,8 @@ Deno.test("POST /internal/accept stores ASCII, other UTF-8 and binary values byt
     ops: values.map((_, i) => ({ key: `v${i}`, ballot: formatVersion(5_000_000, 0, "px") })),
   });
   assertEquals(body.results.map((r: { entry: WireEntry }) => r.entry.v), entries.map((e) => e.v));
+  const read = await call(app, "/internal/read", { keys: values.map((_, i) => `v${i}`) });
+  assertEquals(read.body.entries, entries);
 });
 
 Deno.test("POST /internal/accept refuses a batch with one value that is not base64 with 400 and stores none of it", async () => {

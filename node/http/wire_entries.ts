@@ -11,14 +11,20 @@ import { type Range, RING_SIZE } from "../../shared/ring.ts";
 import { isVersion } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { Entry } from "../engine/engine.ts";
-import { MAX_FIELD_CHARS } from "../engine/packed.ts";
-import { isBase64 } from "../engine/values.ts";
+import { MAX_FIELD_CHARS, type Stored } from "../engine/packed.ts";
+import { base64Of, isBase64 } from "../engine/values.ts";
 import { isObject } from "./node_request_body.ts";
 
 /** The wire form of an entry; `withValue: false` sends `""` for live values. */
 export function toWire(key: string, entry: Entry, withValue = true): WireEntry {
   const v = entry.value === null ? null : withValue ? entry.value.toBase64() : "";
   return { k: key, v, t: entry.contentType, ver: entry.version, h: entry.hash };
+}
+
+/** The wire form of an entry as held (text or base64): no value bytes made for ASCII text. */
+export function heldToWire(key: string, held: Stored): WireEntry {
+  const t = held.kind === "tombstone" ? "" : held.contentType;
+  return { k: key, v: base64Of(held), t, ver: held.version, h: held.hash };
 }
 
 /** Decodes base64; invalid text is the sender's 400. */

@@ -21,7 +21,8 @@
 import { RingkvError } from "../../shared/errors.ts";
 import { formatVersion, parseVersion, type Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
-import type { Entry, NodeEngine } from "../engine/engine.ts";
+import type { NodeEngine } from "../engine/engine.ts";
+import type { Stored } from "../engine/packed.ts";
 
 /** How far ahead of a promise the durable watermark is moved. */
 export const FLOOR_LEAD_MS = 1000;
@@ -108,10 +109,10 @@ export class Acceptor {
    * Phase 1: promises `ballot` for `key` unless a ballot at least as high was promised
    * or accepted; answers with the entry either way (durable before it answers).
    */
-  async prepare(key: string, ballot: Version): Promise<Vote & { entry: Entry | undefined }> {
+  async prepare(key: string, ballot: Version): Promise<Vote & { entry: Stored | undefined }> {
     // Decide on the entry as it is now (no await between the check and the promise),
     // then answer once that entry is durable.
-    const entry = this.engine.peek(key);
+    const entry = this.engine.peekHeld(key);
     const bar = this.#bar(key, entry?.version);
     if (bar !== undefined && ballot <= bar) {
       await this.#settled(key);
