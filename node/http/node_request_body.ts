@@ -37,56 +37,20 @@ export async function readJsonBody(
   what: string,
   timeoutMs: number,
 ): Promise<unknown> {
-  const tooLarge = (size: number, exact: boolean) =>
-    new RingkvError(
-      "batch_too_large",
-      `Cannot accept ${what}: the body is ${size}${exact ? "" : "+"} bytes, the limit is ${limit}`,
-    );
-  const declared = req.headers.get("content-length");
-  const bytes = declared !== null && /^\d{1,15}$/.test(declared) && Number(declared) <= limit
-    ? await readDeclaredBody(req, limit, tooLarge, what, timeoutMs)
-    : await readCappedBody(req, limit, tooLarge, what, timeoutMs);
-  return parseJson(decodeText(bytes, what), what);
-}
-
-/**
- * A body whose declared length is within the cap, read in one native step: the HTTP server
- * holds a body to its Content-Length, and reading it as a stream cost a node call ~20 µs more
- * (docs/performance.md, "A node's CPU per batch call"). 408 past `timeoutMs`, as streamed.
- */
-async function readDeclaredBody(
-  req: Request,
-  limit: number,
-  tooLarge: (size: number, exact: boolean) => RingkvError,
-  what: string,
-  timeoutMs: number,
-): Promise<Uint8Array> {
-  if (req.body === null) return new Uint8Array(0);
-  const reading = req.bytes();
-  // After a 408 the read ends when the connection does; its failure is nobody's to answer.
-  reading.catch(() => {});
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(bodyTimeout(what, timeoutMs)), timeoutMs);
-  });
-  try {
-    const bytes = await Promise.race([reading, deadline]);
-    // In process (app.request) nothing holds a body to its declared length.
-    if (bytes.length > limit) throw tooLarge(bytes.length, false);
-    return bytes;
-  } catch (err) {
-    if (err instanceof RingkvError) throw err;
-    throw new RingkvError("bad_request", `Cannot read ${what}: the connection failed (${err})`);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function bodyTimeout(what: string, timeoutMs: number): RingkvError {
-  return new RingkvError(
-    "request_timeout",
-    `Cannot read ${what}: the body did not arrive within ${timeoutMs} ms (--body-timeout-ms)`,
+  const bytes = await readCappedBody(
+    req,
+    limit,
+    (size, exact) =>
+      new RingkvError(
+        "batch_too_large",
+        `Cannot accept ${what}: the body is ${size}${
+          exact ? "" : "+"
+        } bytes, the limit is ${limit}`,
+      ),
+    what,
+    timeoutMs,
   );
+  return parseJson(decodeText(bytes, what), what);
 }
 
 /** A node route's JSON body, within its limits: the batch size cap and `--body-timeout-ms`. */
