@@ -30,3 +30,22 @@ Deno.test("crc32() changes when any single bit flips", () => {
     }
   }
 });
+
+Deno.test("crc32() eight bytes at a time equals the byte-at-a-time CRC at every length and offset", () => {
+  const table = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const slow = (b: Uint8Array, start: number, end: number) => {
+    let crc = 0xffffffff;
+    for (let i = start; i < end; i++) crc = table[(crc ^ b[i]!) & 0xff]! ^ (crc >>> 8);
+    return (crc ^ 0xffffffff) >>> 0;
+  };
+  const bytes = new Uint8Array(300).map((_, i) => (i * 151 + 7) & 0xff);
+  for (let start = 0; start < 9; start++) {
+    for (let end = start; end <= bytes.length; end += 7) {
+      assertEquals(crc32(bytes, start, end), slow(bytes, start, end), `[${start}, ${end})`);
+    }
+  }
+});

@@ -29,7 +29,7 @@ import type { Stored } from "./packed.ts";
 import { FILES, loadSnapshot, replayLog } from "../storage/recovery.ts";
 import { writeSnapshot } from "../storage/snapshot.ts";
 import { type FlatValue, Store } from "./store.ts";
-import { fromBytes } from "./values.ts";
+import { asciiFromBase64, fromBytes, type HeldValue } from "./values.ts";
 import type { Wal } from "../storage/wal.ts";
 import { WriteGuard, type WriteHealth } from "./write_guard.ts";
 import { DEFAULT_STALL_AFTER_MS, stalledWrites } from "./disk_stall.ts";
@@ -189,6 +189,21 @@ export class DurableEngine implements NodeEngine {
   peek(key: string): Entry | undefined {
     this.#assertNoRefused(`read key ${JSON.stringify(key)}`);
     return this.parts.store.get(key);
+  }
+
+  peekHeld(key: string): Stored | undefined {
+    this.#assertNoRefused(`read key ${JSON.stringify(key)}`);
+    return this.parts.store.stored(key);
+  }
+
+  peekVersion(key: string): string | undefined {
+    this.#assertNoRefused(`read key ${JSON.stringify(key)}`);
+    return this.parts.store.versionOf(key);
+  }
+
+  settled(key: string): Promise<void> | undefined {
+    const seq = this.#pending.get(key);
+    return seq === undefined ? undefined : this.parts.wal.durable(seq);
   }
 
   async list(options: ListOptions): Promise<{ entries: [string, Entry][]; more: boolean }> {
@@ -403,7 +418,10 @@ function fromWire(entry: WireEntry): { key: string; stored: Stored } {
       stored: { kind: "tombstone", data: "", hash: h, contentType: "", version: ver },
     };
   }
-  const value = fromBytes(decodeBase64(k, v));
+  const ascii = asciiFromBase64(v);
+  const value: HeldValue = ascii !== undefined
+    ? { kind: "text", data: ascii }
+    : fromBytes(decodeBase64(k, v));
   return {
     key: k,
     stored: { ...value, hash: h, contentType: entry.t ?? DEFAULT_CONTENT_TYPE, version: ver },

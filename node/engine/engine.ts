@@ -112,6 +112,12 @@ export interface NodeEngine {
   expiredKeys(before: number, limit: number): { key: string; version: string }[];
   /** The entry as it is now, without waiting for durability (for scans). */
   peek(key: string): Entry | undefined;
+  /** The entry as held now (the value's text or base64, no bytes made), durable or not. */
+  peekHeld(key: string): Stored | undefined;
+  /** The version of the entry as it is now (tombstones included), no value made. */
+  peekVersion(key: string): string | undefined;
+  /** Undefined when no write to `key` awaits its fsync, else that fsync's promise. */
+  settled(key: string): Promise<void> | undefined;
   /** Entries in key order, tombstones included; resolves once they are durable. */
   list(options: ListOptions): Promise<{ entries: [string, Entry][]; more: boolean }>;
   /** Sets every pair of a flat image as one log record. */

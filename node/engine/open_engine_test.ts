@@ -88,7 +88,7 @@ Deno.test("NodeEngine.write() group-commits concurrent calls, each resolved afte
   await engine.close();
 });
 
-Deno.test("NodeEngine.get(), held() and list() wait for a pending fsync; peek() does not", async () => {
+Deno.test("NodeEngine.get(), held(), settled() and list() wait for a pending fsync; peek(), peekHeld() and peekVersion() do not", async () => {
   const { disk, release, held } = gatedDisk();
   const engine = await open(disk);
   let written = false;
@@ -108,6 +108,12 @@ Deno.test("NodeEngine.get(), held() and list() wait for a pending fsync; peek() 
   });
   const pending = engine.held("a");
   assert(pending instanceof Promise, "held() of a key with a write awaiting its fsync");
+  let settled = false;
+  const settling = engine.settled("a");
+  assert(settling instanceof Promise, "settled() of a key with a write awaiting its fsync");
+  void settling.then(() => settled = true);
+  assertEquals(engine.peekVersion("a"), engine.peek("a")!.version);
+  assertEquals(engine.peekHeld("a")?.data, "1");
   const heldEntry = pending.then((stored) => {
     heldRead = true;
     return stored;
@@ -115,6 +121,7 @@ Deno.test("NodeEngine.get(), held() and list() wait for a pending fsync; peek() 
   await settle();
   assert(held() > 0);
   assert(!written && !read && !listed && !heldRead, "a read returned before the write was durable");
+  assert(!settled, "settled() resolved before the write was durable");
   assertEquals(await textOf(engine, "never"), undefined);
   release();
   await write;
@@ -125,6 +132,12 @@ Deno.test("NodeEngine.get(), held() and list() wait for a pending fsync; peek() 
   assert(!(durable instanceof Promise), "held() of a durable key answers at once");
   assertEquals([durable?.kind, durable?.data], ["text", "1"]);
   assertEquals(engine.held("never"), undefined);
+  assertEquals([settled, engine.settled("a"), engine.settled("never")], [
+    true,
+    undefined,
+    undefined,
+  ]);
+  assertEquals(engine.peekVersion("never"), undefined);
   await engine.close();
 });
 

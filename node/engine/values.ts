@@ -34,6 +34,42 @@ export function fromBytes(bytes: Uint8Array): HeldValue {
   }
 }
 
+const HIGH_BYTE = /[\u0080-\u00ff]/;
+
+/**
+ * The text of base64 `text` when its bytes are all ASCII (then they are their own UTF-8 text);
+ * undefined when they are not, or when `text` is not base64. `atob` makes the string without
+ * an ArrayBuffer: an ArrayBuffer per value cost several µs of a batch call's entry.
+ */
+export function asciiFromBase64(text: string): string | undefined {
+  let binary: string;
+  try {
+    binary = atob(text);
+  } catch (err) {
+    if (err instanceof DOMException) return undefined;
+    throw err;
+  }
+  return HIGH_BYTE.test(binary) ? undefined : binary;
+}
+
+/** Whether `text` is base64 as `Uint8Array.fromBase64` reads it (the same forgiving rules). */
+export function isBase64(text: string): boolean {
+  try {
+    atob(text);
+    return true;
+  } catch (err) {
+    if (err instanceof DOMException) return false;
+    throw err;
+  }
+}
+
+/** The base64 of a stored value's bytes; null for a tombstone. ASCII text needs no bytes made. */
+export function base64Of(value: HeldValue): string | null {
+  if (value.kind === "base64") return value.data;
+  if (value.kind === "tombstone") return null;
+  return NON_ASCII.test(value.data) ? encoder.encode(value.data).toBase64() : btoa(value.data);
+}
+
 /** The bytes of a stored value; null for a tombstone. */
 export function toBytes(value: HeldValue): Uint8Array | null {
   if (value.kind === "text") return encoder.encode(value.data);

@@ -15,7 +15,7 @@ import { FLOOR_FILE } from "../paxos/acceptor_floor.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
 import { isObject, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
-import { parseWireEntry, toWire } from "./wire_entries.ts";
+import { heldToWire, parseWireEntry } from "./wire_entries.ts";
 
 /** Registers the replication routes; the acceptor opens on first use. */
 export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): void {
@@ -43,8 +43,8 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
         checkKey(key, ctx.limits.maxKeyBytes);
       }
       const entries = await Promise.all((keys as string[]).map(async (key) => {
-        const entry = await ctx.engine.get(key);
-        return entry === undefined ? null : toWire(key, entry);
+        const held = await ctx.engine.held(key);
+        return held === undefined ? null : heldToWire(key, held);
       }));
       return c.json({ entries });
     },
@@ -57,7 +57,7 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
       const a = await acceptor();
       const results = await Promise.all(parsed.map(async ({ key, ballot }) => {
         const { entry, ...vote } = await a.prepare(key, ballot);
-        return { ...vote, entry: entry === undefined ? null : toWire(key, entry) };
+        return { ...vote, entry: entry === undefined ? null : heldToWire(key, entry) };
       }));
       return c.json({ results });
     },

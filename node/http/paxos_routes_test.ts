@@ -222,3 +222,38 @@ Deno.test("two accept calls in flight: each is answered only after its own fsync
     await engine.close();
   }
 });
+
+Deno.test("POST /internal/accept stores ASCII, other UTF-8 and binary values byte for byte, and reads them back the same", async () => {
+  const { app, engine } = await setup();
+  const values = [
+    new TextEncoder().encode("plain ascii\u0000\u007f"),
+    new TextEncoder().encode("héllo wörld ✓"),
+    new Uint8Array([0xff, 0x00, 0x80, 0xc3]),
+    new Uint8Array(0),
+  ];
+  const entries = values.map((bytes, i): WireEntry => ({
+    k: `v${i}`,
+    v: bytes.toBase64(),
+    t: "application/octet-stream",
+    ver: formatVersion(4_000_000 + i, 0, "px"),
+    h: 0,
+  }));
+  assertEquals((await accept(app, entries)).map((r) => r.ok), [true, true, true, true]);
+  for (const [i, bytes] of values.entries()) {
+    assertEquals((await engine.get(`v${i}`))!.value, bytes);
+  }
+  const { body } = await call(app, "/internal/prepare", {
+    ops: values.map((_, i) => ({ key: `v${i}`, ballot: formatVersion(5_000_000, 0, "px") })),
+  });
+  assertEquals(body.results.map((r: { entry: WireEntry }) => r.entry.v), entries.map((e) => e.v));
+  const read = await call(app, "/internal/read", { keys: values.map((_, i) => `v${i}`) });
+  assertEquals(read.body.entries, entries);
+});
+
+Deno.test("POST /internal/accept refuses a batch with one value that is not base64 with 400 and stores none of it", async () => {
+  const { app, engine } = await setup();
+  const entries = [entry("a", 6_000_000, "one"), { ...entry("b", 6_000_001, "x"), v: "QQ=" }];
+  const { status, body } = await call(app, "/internal/accept", { entries });
+  assertEquals([status, body.error.code], [400, "bad_request"]);
+  assertEquals([engine.peek("a"), engine.peek("b")], [undefined, undefined]);
+});

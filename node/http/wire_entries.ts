@@ -11,13 +11,20 @@ import { type Range, RING_SIZE } from "../../shared/ring.ts";
 import { isVersion } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { Entry } from "../engine/engine.ts";
-import { MAX_FIELD_CHARS } from "../engine/packed.ts";
+import { MAX_FIELD_CHARS, type Stored } from "../engine/packed.ts";
+import { base64Of, isBase64 } from "../engine/values.ts";
 import { isObject } from "./node_request_body.ts";
 
 /** The wire form of an entry; `withValue: false` sends `""` for live values. */
 export function toWire(key: string, entry: Entry, withValue = true): WireEntry {
   const v = entry.value === null ? null : withValue ? entry.value.toBase64() : "";
   return { k: key, v, t: entry.contentType, ver: entry.version, h: entry.hash };
+}
+
+/** The wire form of an entry as held (text or base64): no value bytes made for ASCII text. */
+export function heldToWire(key: string, held: Stored): WireEntry {
+  const t = held.kind === "tombstone" ? "" : held.contentType;
+  return { k: key, v: base64Of(held), t, ver: held.version, h: held.hash };
 }
 
 /** Decodes base64; invalid text is the sender's 400. */
@@ -45,7 +52,13 @@ export function parseWireEntry(value: unknown, limits: Limits, where: string): W
         `Cannot ingest ${where}: its value is over ${limits.maxValueBytes} bytes`,
       );
     }
-    fromBase64(v, `the value of ${where}`);
+    // Checked without decoding: the engine decodes it once, when it stores it.
+    if (!isBase64(v)) {
+      throw new RingkvError(
+        "bad_request",
+        `Cannot decode the value of ${where}: it is not valid base64`,
+      );
+    }
   }
   if (t !== undefined && typeof t !== "string") throw bad('"t" is not a string');
   if (typeof t === "string" && t.length > MAX_FIELD_CHARS) {

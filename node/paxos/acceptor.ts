@@ -21,7 +21,8 @@
 import { RingkvError } from "../../shared/errors.ts";
 import { formatVersion, parseVersion, type Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
-import type { Entry, NodeEngine } from "../engine/engine.ts";
+import type { NodeEngine } from "../engine/engine.ts";
+import type { Stored } from "../engine/packed.ts";
 
 /** How far ahead of a promise the durable watermark is moved. */
 export const FLOOR_LEAD_MS = 1000;
@@ -100,19 +101,19 @@ export class Acceptor {
   }
 
   /** The ballot a new proposal on `key` must exceed: max(promise, restart floor, version). */
-  #bar(key: string, entry: Entry | undefined): Version | undefined {
-    return max(max(this.#promised.get(key), this.bootFloor), entry?.version);
+  #bar(key: string, version: Version | undefined): Version | undefined {
+    return max(max(this.#promised.get(key), this.bootFloor), version);
   }
 
   /**
    * Phase 1: promises `ballot` for `key` unless a ballot at least as high was promised
    * or accepted; answers with the entry either way (durable before it answers).
    */
-  async prepare(key: string, ballot: Version): Promise<Vote & { entry: Entry | undefined }> {
+  async prepare(key: string, ballot: Version): Promise<Vote & { entry: Stored | undefined }> {
     // Decide on the entry as it is now (no await between the check and the promise),
     // then answer once that entry is durable.
-    const entry = this.engine.peek(key);
-    const bar = this.#bar(key, entry);
+    const entry = this.engine.peekHeld(key);
+    const bar = this.#bar(key, entry?.version);
     if (bar !== undefined && ballot <= bar) {
       await this.#settled(key);
       return { ok: false, promised: bar, entry };
@@ -165,8 +166,9 @@ export class Acceptor {
 
   /** Whether `entry` is held already, is to be stored, or the refusal. */
   #decideAccept(entry: WireEntry): "held" | "store" | Promise<Vote> {
-    const current = this.engine.peek(entry.k);
-    if (current?.version === entry.ver) return "held";
+    // The version alone: unpacking the value would cost more than the whole decision.
+    const current = this.engine.peekVersion(entry.k);
+    if (current === entry.ver) return "held";
     const bar = this.#bar(entry.k, current);
     if (bar !== undefined && entry.ver < bar) return Promise.resolve({ ok: false, promised: bar });
     return "store";
@@ -195,9 +197,10 @@ export class Acceptor {
     if (promised !== undefined && promised <= entry.ver) this.#promised.delete(entry.k);
   }
 
-  /** Resolves once `key`'s entry as it is now is durable (held: no copy of its value made). */
+  /** Resolves once `key`'s entry as it is now is durable. */
   async #settled(key: string): Promise<void> {
-    await this.engine.held(key);
+    const settling = this.engine.settled(key);
+    if (settling !== undefined) await settling;
   }
 
   /** Resolves once the durable watermark is at least `ballot`. */

@@ -1,0 +1,50 @@
+import { assertEquals } from "@std/assert";
+import { asciiFromBase64, fromBytes, isBase64 } from "./values.ts";
+
+const EDGES = [
+  "",
+  "QQ",
+  "QQ=",
+  "QQ==",
+  "QUI=",
+  "Q",
+  "Q===",
+  " Q Q = = ",
+  "QQ==QQ==",
+  "QR==",
+  "-_",
+  "QQ\u00a0==",
+  "\tQUJD\n",
+  "QUJD=",
+  "QU=JD",
+  "====",
+  "Q\vQ==",
+  "ABCD\u0000",
+];
+
+function decodes(text: string): boolean {
+  try {
+    Uint8Array.fromBase64(text);
+    return true;
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    return false;
+  }
+}
+
+Deno.test("isBase64() accepts exactly what Uint8Array.fromBase64 decodes", () => {
+  for (const text of EDGES) assertEquals([text, isBase64(text)], [text, decodes(text)]);
+});
+
+Deno.test("asciiFromBase64() is the stored text of ASCII bytes, as fromBytes() makes it", () => {
+  for (const text of ["aGk=", "", "AAECAwR/", "dmFsdWVz".repeat(20)]) {
+    assertEquals(asciiFromBase64(text), fromBytes(Uint8Array.fromBase64(text)).data);
+  }
+});
+
+Deno.test("asciiFromBase64() leaves bytes past ASCII and text that is not base64 to the caller", () => {
+  const utf8 = new TextEncoder().encode("héllo").toBase64();
+  assertEquals(asciiFromBase64(utf8), undefined);
+  assertEquals(asciiFromBase64(new Uint8Array([0xff, 0]).toBase64()), undefined);
+  assertEquals(asciiFromBase64("QQ="), undefined);
+});
