@@ -8,7 +8,7 @@
  * ```ts
  * import { assert } from "@std/assert";
  * import { NodeAdmin } from "./node_admin.ts";
- * const fetch = (_req: Request) =>
+ * const fetch = (_url: string, _init: RequestInit) =>
  *   Promise.resolve(Response.json({ status: "ok", id: "n1", epoch: 0, keys: 0 }));
  * const admin = new NodeAdmin({ fetch, timeoutMs: 1000 });
  * assert((await admin.health("http://n1")).id === "n1");

@@ -5,6 +5,7 @@
  * 3-replica PUT's accept batch (20 entries of 100 B, base64) and its answer.
  *
  *     deno run -A tasks/bench/call_floor.ts [CALLS]
+ *     ROUNDS=7 ONLY="init+timer;init, no signal" deno run -A tasks/bench/call_floor.ts
  *
  * Linux only (the server's CPU comes from /proc).
  *
@@ -13,6 +14,7 @@
 import process from "node:process";
 
 const LANES = 3; // the proxy keeps one call in flight per node and kind
+const ROUNDS = Number(Deno.env.get("ROUNDS") ?? 3);
 
 function acceptBody(): string {
   const v = btoa("v".repeat(100));
@@ -46,8 +48,20 @@ const HEADERS = {
   "x-ringkv-incarnation": "0123456789abcdef",
 };
 
-/** One lane's shared deadline: a signal aborted by a timer re-armed per call batch. */
+/** A signal no timer aborts: what a signal costs fetch, without any timer. */
 const shared = new AbortController();
+
+/** One signal per 50 ms slot, aborted by one timer 2 s after the slot ends. */
+let slot: { ends: number; abort: AbortController } | undefined;
+function slotSignal(): AbortSignal {
+  const now = performance.now();
+  if (slot === undefined || now >= slot.ends) {
+    const abort = new AbortController();
+    slot = { ends: now + 50, abort };
+    Deno.unrefTimer(setTimeout(() => abort.abort(), 2050));
+  }
+  return slot.abort.signal;
+}
 
 const VARIANTS: Record<string, Call> = {
   /** proxy/nodes/node_client.ts sendToNode at 70f1f7c. */
@@ -84,6 +98,11 @@ const VARIANTS: Record<string, Call> = {
   },
   "init+shared signal": async (url, body) => {
     const res = await fetch(url, { method: "POST", headers: HEADERS, body, signal: shared.signal });
+    return JSON.parse(await res.text());
+  },
+  "init+slot signal": async (url, body) => {
+    const signal = slotSignal();
+    const res = await fetch(url, { method: "POST", headers: HEADERS, body, signal });
     return JSON.parse(await res.text());
   },
   "init, no signal": async (url, body) => {
@@ -137,16 +156,21 @@ async function main(): Promise<void> {
     console.log(`request ${body.length} B, answer ${ANSWER.length} B, ${LANES} lanes`);
     const out = new Map<string, { client: number; server: number; wall: number }[]>();
     await run(VARIANTS["init, no signal"]!, url, body, 1000, child.pid); // warm-up
-    for (let round = 0; round < 3; round++) {
-      for (const [name, call] of Object.entries(VARIANTS)) {
+    const only = Deno.env.get("ONLY")?.split(";");
+    const chosen = Object.entries(VARIANTS).filter(([name]) => only?.includes(name) ?? true);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, call] of chosen) {
         out.set(name, [...(out.get(name) ?? []), await run(call, url, body, calls, child.pid)]);
       }
     }
-    const med = (xs: number[]) => xs.toSorted((a, b) => a - b)[1]!.toFixed(1);
+    const med = (xs: number[]) => xs.toSorted((a, b) => a - b)[ROUNDS >> 1]!.toFixed(1);
+    // Rounds are taken in turn, so a round's difference to the first variant pairs them.
+    const first = [...out.values()][0]!;
     for (const [name, rs] of out) {
+      const diff = med(rs.map((r, i) => r.client - first[i]!.client));
       console.log(
         `${name.padEnd(28)} client ${med(rs.map((r) => r.client))} µs ` +
-          `(${rs.map((r) => r.client.toFixed(0)).join("/")}), server ${
+          `(${rs.map((r) => r.client.toFixed(0)).join("/")}; paired vs first ${diff}), server ${
             med(rs.map((r) => r.server))
           } µs, wall ${med(rs.map((r) => r.wall))} µs per call`,
       );
