@@ -12,6 +12,8 @@
  * @module
  */
 import process from "node:process";
+import { CallDeadlines } from "../../proxy/nodes/call_deadlines.ts";
+import { sendToNode } from "../../proxy/nodes/node_client.ts";
 
 const LANES = 3; // the proxy keeps one call in flight per node and kind
 const ROUNDS = Number(Deno.env.get("ROUNDS") ?? 3);
@@ -63,7 +65,14 @@ function slotSignal(): AbortSignal {
   return slot.abort.signal;
 }
 
+const deadlines = new CallDeadlines(2000);
+
 const VARIANTS: Record<string, Call> = {
+  /** proxy/nodes/node_client.ts sendToNode of this tree, with shared deadlines. */
+  "sendToNode now": async (url, body) => {
+    const call = { method: "POST", url, headers: HEADERS, body, timeoutMs: 2000, deadlines };
+    return JSON.parse((await sendToNode({ fetch }, call)).text);
+  },
   /** proxy/nodes/node_client.ts sendToNode at 70f1f7c. */
   "request+timer": async (url, body) => {
     const abort = new AbortController();
