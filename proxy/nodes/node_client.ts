@@ -43,8 +43,8 @@ export interface NodeAnswer {
 
 /**
  * `fetch` as the proxy calls nodes: a URL and an init, so that the one `Request` is the one
- * `fetch` builds (given a `Request`, it builds a second one with a dependent signal:
- * tasks/bench/call_floor.ts, about 12 µs of CPU per call). Tests pass in-process node apps.
+ * `fetch` builds (given a `Request`, it builds a second one with a dependent signal: a few µs
+ * of CPU per call, tasks/bench/call_floor.ts). Tests pass in-process node apps.
  */
 export type NodeFetch = (url: string, init: RequestInit) => Promise<Response>;
 
@@ -125,8 +125,6 @@ export function unreachable(node: NodeRef, cause: unknown): RingkvError {
     },
   );
 }
-
-export { timeoutError };
 
 /** Calls nodes' internal routes. */
 export class NodeClient {
