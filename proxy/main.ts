@@ -21,6 +21,7 @@ import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { parseProxyConfig, PROXY_ENV, type ProxyConfig, proxyStartupHint } from "./proxy_config.ts";
 import { createFileMapStore, MapFileError } from "./cluster/map_store.ts";
 import { NodeAdmin } from "./nodes/node_admin.ts";
+import type { NodeFetch } from "./nodes/node_client.ts";
 import { Rebalancer } from "./rebalance/rebalancer.ts";
 import { createReplication } from "./replication/wiring.ts";
 import { createLogger, type LogFn } from "../shared/log.ts";
@@ -56,10 +57,10 @@ async function pollLoop(
 }
 
 /** `fetch` to nodes; with `--ca`, one that also trusts that CA (self-signed node certificates). */
-async function nodeFetch(config: ProxyConfig): Promise<(req: Request) => Promise<Response>> {
-  if (config.ca === undefined) return (req: Request) => globalThis.fetch(req);
+async function nodeFetch(config: ProxyConfig): Promise<NodeFetch> {
+  if (config.ca === undefined) return (url, init) => globalThis.fetch(url, init);
   const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(config.ca)] });
-  return (req: Request) => globalThis.fetch(req, { client });
+  return (url, init) => globalThis.fetch(url, { ...init, client });
 }
 
 /** The TLS options of Deno.serve, read from the `--cert`/`--key` files. */

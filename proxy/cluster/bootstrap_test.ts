@@ -6,6 +6,8 @@ import { createMemoryMapStore } from "./map_store.ts";
 import { initialMap, planAdd } from "./map_transitions.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
+import type { NodeFetch } from "../nodes/node_client.ts";
+import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import { startingGate } from "../../shared/starting_gate.ts";
 
 function setup() {
@@ -77,17 +79,17 @@ Deno.test("startupMap() with --nodes adopts the highest map the nodes already ho
 });
 
 /** `fetch` of `fake` behind each node's starting gate, opened after `polls` requests to it. */
-function gatedFetch(fake: ReturnType<typeof createFakeMapNodes>["fetch"], polls: number) {
+function gatedFetch(fake: NodeFetch, polls: number): NodeFetch {
   const seen = new Map<string, number>();
   const gates = new Map<string, ReturnType<typeof startingGate>>();
-  return (req: Request): Promise<Response> => {
+  return overRequests((req) => {
     const host = new URL(req.url).host;
     if (!gates.has(host)) gates.set(host, startingGate(`node ${host} is loading its data`));
     const count = (seen.get(host) ?? 0) + 1;
     seen.set(host, count);
-    if (count > polls) gates.get(host)!.open(fake);
-    return Promise.resolve(gates.get(host)!.handler(req, {}));
-  };
+    if (count > polls) gates.get(host)!.open((r) => fake(r.url, r));
+    return gates.get(host)!.handler(req, {});
+  });
 }
 
 Deno.test("startupMap() waits for nodes still loading their data, then adopts their map", async () => {

@@ -4,9 +4,10 @@ import { ClusterState } from "./map_view.ts";
 import { createMemoryMapStore } from "./map_store.ts";
 import { initialMap, planAdd } from "./map_transitions.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
+import type { NodeFetch } from "../nodes/node_client.ts";
 import { createFakeMapNodes as mapNodes } from "../../tests/doubles/fake_map_nodes.ts";
 
-async function open(map: ClusterMap, fetch: (req: Request) => Promise<Response>) {
+async function open(map: ClusterMap, fetch: NodeFetch) {
   const store = createMemoryMapStore();
   const admin = new NodeAdmin({ fetch, timeoutMs: 1000 });
   const state = await ClusterState.open(map, { store, admin, sleep: () => Promise.resolve() });
@@ -73,7 +74,10 @@ Deno.test("refreshFrom() adopts a node's newer map and keeps a newer own one", a
 Deno.test("a push retries an unreachable node a bounded number of times and reports it", async () => {
   const { fetch, nodes, down } = mapNodes(["a", "b"]);
   let calls = 0;
-  const counting = (req: Request) => (req.url.startsWith("http://b.") && calls++, fetch(req));
+  const counting: NodeFetch = (
+    url,
+    init,
+  ) => (url.startsWith("http://b.") && calls++, fetch(url, init));
   const { state } = await open(initialMap(nodes, 1, 16), counting);
   down.add("b.test");
   const report = await state.push(state.current().map);

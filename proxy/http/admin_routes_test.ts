@@ -7,6 +7,7 @@ import { createMemoryMapStore } from "../cluster/map_store.ts";
 import { initialMap } from "../cluster/map_transitions.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
+import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import { stalledBody } from "../../tests/doubles/stalled_body.ts";
 
 const TOKEN = "admin-s3cret";
@@ -20,7 +21,7 @@ async function setup(
   bodyTimeoutMs = 10_000,
 ) {
   const fake = createFakeMapNodes(["a", "b", "c", "d"]);
-  const fetch = (req: Request) => Promise.resolve(override(req) ?? fake.fetch(req));
+  const fetch = overRequests((req) => override(req) ?? fake.fetch(req.url, req));
   const admin = new NodeAdmin({ fetch, timeoutMs: 200 });
   const map = initialMap(fake.nodes.slice(0, 3), 1, 16);
   const state = await ClusterState.open(map, {

@@ -11,6 +11,7 @@ import { createProxyApp, type ProxyApp, type ProxyDeps } from "./proxy_app.ts";
 import type { ProxyMetrics } from "./proxy_metrics.ts";
 import type { ClusterState } from "../cluster/map_view.ts";
 import type { NodeAdmin } from "../nodes/node_admin.ts";
+import type { NodeFetch } from "../nodes/node_client.ts";
 import type { Rebalancer } from "../rebalance/rebalancer.ts";
 
 /** What {@link assembleProxy} needs: the data path's deps plus the cluster's management parts. */
@@ -22,7 +23,7 @@ export interface AssembleDeps extends Omit<ProxyDeps, "topology" | "admin" | "me
   /** Without one, every admin call is refused (403). */
   adminToken?: string;
   /** The fetch of the ops routes' node scrapes (main.ts: counted in the metrics); default `fetch`. */
-  adminFetch?: (req: Request) => Promise<Response>;
+  adminFetch?: NodeFetch;
   startedAt?: OpsDeps["startedAt"];
   memory?: OpsDeps["memory"];
 }

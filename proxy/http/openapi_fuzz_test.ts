@@ -24,6 +24,7 @@ import { ProxyMetrics } from "./proxy_metrics.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { OPENAPI } from "./openapi.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
+import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import { nodeInfos, TEST_VNODES } from "../../tests/doubles/test_cluster.ts";
 
 const TOKEN = "fuzz-admin-token";
@@ -49,11 +50,11 @@ async function realApp() {
       createNodeApp({ engine, limits: LIMITS, clusterSecret: SECRET }),
     );
   }
-  const fetch = async (req: Request) => {
+  const fetch = overRequests(async (req) => {
     const app = apps.get(new URL(req.url).host);
     if (app === undefined) throw new TypeError("connection refused");
     return await app.fetch(req);
-  };
+  });
   const admin = new NodeAdmin({ fetch, timeoutMs: 2000, clusterSecret: SECRET });
   const map = { ...initialMap(infos.slice(0, 3), 1, TEST_VNODES) };
   const store = createMemoryMapStore();

@@ -17,7 +17,7 @@ import type { BatchOp } from "../../shared/wire.ts";
 import { Dispatcher, type DispatcherOptions } from "../routing/dispatcher.ts";
 import { instrumentFetch, ProxyMetrics } from "./proxy_metrics.ts";
 import { observeRequests, RequestIds } from "./observe.ts";
-import { NodeClient, type NodeRef } from "../nodes/node_client.ts";
+import { NodeClient, type NodeFetch, type NodeRef } from "../nodes/node_client.ts";
 import { createPublicRoutes } from "./public_routes.ts";
 import { answerError, frontFetch } from "./proxy_front.ts";
 import { createReplication, type Replication } from "../replication/wiring.ts";
@@ -31,7 +31,7 @@ import type { TopologySource } from "../cluster/topology.ts";
 export interface ProxyDeps {
   topology: TopologySource;
   /** Injected; tests pass in-process node apps. */
-  fetch: (req: Request) => Promise<Response>;
+  fetch: NodeFetch;
   limits: Limits;
   /** Sent to nodes as `Authorization: Bearer`. */
   clusterSecret?: string;

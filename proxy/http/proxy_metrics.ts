@@ -16,6 +16,7 @@
  */
 import { Counter, Histogram, RequestSeries } from "../../shared/prom.ts";
 import { nodeRouteLabel } from "../../shared/wire.ts";
+import type { NodeFetch } from "../nodes/node_client.ts";
 
 const PROXY_ROUTES = new Set([
   "/",
@@ -122,10 +123,10 @@ export class ProxyMetrics {
 
 /** Wraps `fetch` so that every internal call is counted in `metrics` by node and route. */
 export function instrumentFetch(
-  fetch: (req: Request) => Promise<Response>,
+  fetch: NodeFetch,
   metrics: ProxyMetrics,
-): (req: Request) => Promise<Response> {
-  return (req) => counted(metrics, req.url, () => fetch(req));
+): NodeFetch {
+  return (url, init) => counted(metrics, url, () => fetch(url, init));
 }
 
 /** Makes one call of `url` with `run`, counting its outcome and time. */

@@ -8,13 +8,14 @@
  * ```ts
  * import { assert } from "@std/assert";
  * import { NodeAdmin } from "./node_admin.ts";
- * const fetch = (_req: Request) =>
+ * const fetch = (_url: string, _init: RequestInit) =>
  *   Promise.resolve(Response.json({ status: "ok", id: "n1", epoch: 0, keys: 0 }));
  * const admin = new NodeAdmin({ fetch, timeoutMs: 1000 });
  * assert((await admin.health("http://n1")).id === "n1");
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
+import type { NodeFetch } from "./node_client.ts";
 import type { Range } from "../../shared/ring.ts";
 import {
   type ClusterMap,
@@ -27,7 +28,7 @@ import {
 
 /** What {@link NodeAdmin} needs: a fetch, a timeout per call and the cluster secret. */
 export interface NodeAdminOptions {
-  fetch: (req: Request) => Promise<Response>;
+  fetch: NodeFetch;
   timeoutMs: number;
   clusterSecret?: string;
 }
@@ -126,7 +127,7 @@ export class NodeAdmin {
     if (secret !== undefined) headers.set("authorization", `Bearer ${secret}`);
     const signal = init.signal ?? AbortSignal.timeout(this.options.timeoutMs);
     try {
-      const res = await this.options.fetch(new Request(url + path, { ...init, headers, signal }));
+      const res = await this.options.fetch(url + path, { ...init, headers, signal });
       return guardBody(res, url, path);
     } catch (err) {
       if (err instanceof RingkvError) throw err;

@@ -3,15 +3,16 @@ import { RingkvError } from "../../shared/errors.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import { NodeAdmin } from "./node_admin.ts";
 import { stalledBody } from "../../tests/doubles/stalled_body.ts";
+import { overRequests } from "../../tests/doubles/node_fetch.ts";
 
 const map: ClusterMap = { epoch: 5, replicas: 1, vnodes: 8, nodes: [], rebalancing: null };
 
 function recording(answer: (req: Request) => Response | Promise<Response>) {
   const seen: Request[] = [];
-  const fetch = async (req: Request) => {
+  const fetch = overRequests(async (req) => {
     seen.push(req.clone());
     return await answer(req);
-  };
+  });
   return { seen, fetch };
 }
 
@@ -38,9 +39,9 @@ Deno.test("NodeAdmin.putMap() returns the node's newer map from a 409 stale_epoc
 
 Deno.test("NodeAdmin.getMap() is null on 404; errors say which node refused", async () => {
   const admin = new NodeAdmin({
-    fetch: (req) =>
+    fetch: (url) =>
       Promise.resolve(
-        req.url.startsWith("http://a")
+        url.startsWith("http://a")
           ? Response.json({ error: { code: "not_found", message: "none" } }, { status: 404 })
           : Response.json({ error: { code: "unauthorized", message: "no" } }, { status: 401 }),
       ),
@@ -59,10 +60,8 @@ Deno.test("NodeAdmin turns an unreachable node or a timeout into node_unavailabl
   const err = await assertRejects(() => down.health("http://gone"), RingkvError, "http://gone");
   assertEquals(err.code, "node_unavailable");
   const hang = new NodeAdmin({
-    fetch: (req) =>
-      new Promise((_, reject) =>
-        req.signal.addEventListener("abort", () => reject(req.signal.reason))
-      ),
+    fetch: (_url, { signal }) =>
+      new Promise((_, reject) => signal!.addEventListener("abort", () => reject(signal!.reason))),
     timeoutMs: 20,
   });
   assertEquals(
@@ -135,16 +134,15 @@ Deno.test("NodeAdmin.scan() turns a body that breaks mid-stream into node_unavai
 
 Deno.test("NodeAdmin.scan() turns a node that stops sending (idle timeout) into node_unavailable", async () => {
   // A SIGSTOPped node: the head came, the body never goes on; only the abort ends the wait.
-  const fetch = (req: Request) =>
-    Promise.resolve(
-      new Response(
-        new ReadableStream<Uint8Array>({
-          start(c) {
-            req.signal.addEventListener("abort", () => c.error(req.signal.reason));
-          },
-        }),
-      ),
-    );
+  const fetch = overRequests((req) =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          req.signal.addEventListener("abort", () => c.error(req.signal.reason));
+        },
+      }),
+    )
+  );
   const admin = new NodeAdmin({ fetch, timeoutMs: 20 });
   const err = await assertRejects(
     () => Array.fromAsync(admin.scan("http://n1", [], 2)),
@@ -198,7 +196,7 @@ Deno.test("NodeAdmin: a /health or map body that is not JSON is a 502, one that 
     assertEquals(err.code, "bad_gateway");
   }
   const stalled = new NodeAdmin({
-    fetch: (req) => Promise.resolve(stalledBody(req)),
+    fetch: overRequests(stalledBody),
     timeoutMs: 20,
   });
   for (const call of [() => stalled.health("http://s"), () => stalled.getMap("http://s")]) {

@@ -12,6 +12,7 @@
 import { RingkvError } from "../../shared/errors.ts";
 import { REQUEST_ID_HEADER } from "../../shared/log.ts";
 import { EPOCH_HEADER, NDJSON } from "../../shared/wire.ts";
+import { CallDeadlines, timeoutError } from "./call_deadlines.ts";
 import type { BatchOp, BatchResult, WireEntry } from "../../shared/wire.ts";
 
 /** A node as the data path addresses it. */
@@ -30,6 +31,8 @@ export interface NodeCall {
   headers: Record<string, string>;
   body?: string | undefined;
   timeoutMs: number;
+  /** The client's shared deadlines (their timeout is `timeoutMs`); without: a timer of its own. */
+  deadlines?: CallDeadlines;
 }
 
 /** Its answer, body read whole. */
@@ -38,14 +41,16 @@ export interface NodeAnswer {
   text: string;
 }
 
-/** How the proxy reaches nodes: `fetch` (injected; tests pass in-process node apps). */
-export interface NodeTransport {
-  fetch: (req: Request) => Promise<Response>;
-}
+/**
+ * `fetch` as the proxy calls nodes: a URL and an init, so that the one `Request` is the one
+ * `fetch` builds (given a `Request`, it builds a second one with a dependent signal: a few µs
+ * of CPU per call, tasks/bench/call_floor.ts). Tests pass in-process node apps.
+ */
+export type NodeFetch = (url: string, init: RequestInit) => Promise<Response>;
 
-/** The rejection of a call that had no answer before its timeout. */
-export function timeoutError(): DOMException {
-  return new DOMException("no answer before the timeout", "TimeoutError");
+/** How the proxy reaches nodes: an injected {@link NodeFetch}. */
+export interface NodeTransport {
+  fetch: NodeFetch;
 }
 
 /**
@@ -53,13 +58,26 @@ export function timeoutError(): DOMException {
  * read whole (or the call aborted), so fetch's connection goes back to its pool.
  */
 export async function sendToNode(transport: NodeTransport, call: NodeCall): Promise<NodeAnswer> {
+  const { deadlines } = call;
+  if (deadlines === undefined) return await sendTimed(transport, call);
+  const slot = deadlines.enter();
+  try {
+    const { method, headers, body } = call;
+    const res = await transport.fetch(call.url, { method, headers, body, signal: slot.signal });
+    return { status: res.status, text: await res.text() };
+  } finally {
+    deadlines.leave(slot);
+  }
+}
+
+/** {@link sendToNode} with a timer per call (calls with a timeout of their own: a watch's wait). */
+async function sendTimed(transport: NodeTransport, call: NodeCall): Promise<NodeAnswer> {
   // One timer per call, cleared when the call ends (AbortSignal.timeout stays pending).
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(timeoutError()), call.timeoutMs);
   try {
     const { method, headers, body } = call;
-    const signal = abort.signal;
-    const res = await transport.fetch(new Request(call.url, { method, headers, body, signal }));
+    const res = await transport.fetch(call.url, { method, headers, body, signal: abort.signal });
     return { status: res.status, text: await res.text() };
   } finally {
     clearTimeout(timer);
@@ -110,8 +128,12 @@ export function unreachable(node: NodeRef, cause: unknown): RingkvError {
 
 /** Calls nodes' internal routes. */
 export class NodeClient {
+  readonly #deadlines: CallDeadlines;
+
   /** Creates a client over the injected fetch. */
-  constructor(private readonly deps: NodeClientDeps) {}
+  constructor(private readonly deps: NodeClientDeps) {
+    this.#deadlines = new CallDeadlines(deps.timeoutMs);
+  }
 
   /** `POST /internal/batch`: results in the order of `ops`; `requestId` is sent as `x-request-id`. */
   async batch(
@@ -197,7 +219,8 @@ export class NodeClient {
     try {
       const url = node.url + path;
       const timeoutMs = this.deps.timeoutMs;
-      answer = await sendToNode(this.deps, { method, url, headers, timeoutMs, body });
+      const deadlines = this.#deadlines;
+      answer = await sendToNode(this.deps, { method, url, headers, timeoutMs, body, deadlines });
     } catch (err) {
       throw unreachable(node, err);
     }

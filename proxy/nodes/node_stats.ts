@@ -13,6 +13,7 @@
  * ```
  */
 import type { NodeInfo } from "../../shared/wire.ts";
+import type { NodeFetch } from "./node_client.ts";
 
 /** What one node reported. */
 export interface NodeStats {
@@ -35,7 +36,7 @@ export interface NodeStats {
 
 /** What {@link readNodeStats} needs. */
 export interface NodeStatsDeps {
-  fetch: (req: Request) => Promise<Response>;
+  fetch: NodeFetch;
   clusterSecret?: string;
   timeoutMs: number;
 }
@@ -83,9 +84,8 @@ export function readNodeStats(
     const headers = new Headers();
     if (deps.clusterSecret) headers.set("authorization", `Bearer ${deps.clusterSecret}`);
     try {
-      const res = await deps.fetch(
-        new Request(`${n.url}/metrics`, { headers, signal: AbortSignal.timeout(deps.timeoutMs) }),
-      );
+      const signal = AbortSignal.timeout(deps.timeoutMs);
+      const res = await deps.fetch(`${n.url}/metrics`, { headers, signal });
       const text = await res.text();
       if (!res.ok) throw new Error(`GET /metrics answered ${res.status}`);
       return { id: n.id, url: n.url, up: true, ...parseNodeMetrics(text) };

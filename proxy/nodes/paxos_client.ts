@@ -18,6 +18,7 @@ import {
   unreachable,
 } from "./node_client.ts";
 import { writeTrouble } from "./node_admin.ts";
+import { CallDeadlines } from "./call_deadlines.ts";
 
 /** What a {@link PaxosClient} needs. */
 export interface PaxosClientDeps extends NodeTransport {
@@ -36,8 +37,12 @@ export interface WireVote {
 
 /** Calls `/internal/read`, `/internal/prepare` and `/internal/accept`. */
 export class PaxosClient {
+  readonly #deadlines: CallDeadlines;
+
   /** Creates a client over the injected fetch. */
-  constructor(private readonly deps: PaxosClientDeps) {}
+  constructor(private readonly deps: PaxosClientDeps) {
+    this.#deadlines = new CallDeadlines(deps.timeoutMs);
+  }
 
   /** The entries (tombstones included) of `keys`; null where the node has none. */
   async read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]> {
@@ -132,7 +137,15 @@ export class PaxosClient {
     const { timeoutMs } = this.deps;
     const url = node.url + path;
     try {
-      const answer = await sendToNode(this.deps, { method, url, headers, timeoutMs, body });
+      const deadlines = this.#deadlines;
+      const answer = await sendToNode(this.deps, {
+        method,
+        url,
+        headers,
+        timeoutMs,
+        body,
+        deadlines,
+      });
       this.deps.report?.({ kind: "answered", node: node.id, at: now() });
       return answer;
     } catch (err) {

@@ -12,6 +12,7 @@ import { ClusterState } from "../cluster/map_view.ts";
 import { createMemoryMapStore, type MapStore } from "../cluster/map_store.ts";
 import { initialMap } from "../cluster/map_transitions.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
+import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import { Rebalancer } from "./rebalancer.ts";
 
 const VNODES = 64;
@@ -30,11 +31,11 @@ async function startNodes(ids: string[]) {
     );
   }
   const hooks = { fail: (_req: Request): boolean => false };
-  const fetch = async (req: Request): Promise<Response> => {
+  const fetch = overRequests(async (req) => {
     const app = apps.get(new URL(req.url).host);
     if (app === undefined || hooks.fail(req)) throw new TypeError("connection refused");
     return await app.fetch(req);
-  };
+  });
   const info = (id: string): NodeInfo => ({ id, url: `http://${id}.test`, weight: 1 });
   return { engines, fetch, hooks, info };
 }

@@ -14,6 +14,7 @@ import { createMemoryMapStore } from "../cluster/map_store.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "./rebalancer.ts";
 import { createReplication } from "../replication/wiring.ts";
+import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import { nodeInfos, TEST_VNODES } from "../../tests/doubles/test_cluster.ts";
 
 const SECRET = "s3cret";
@@ -35,13 +36,13 @@ async function start() {
   const down = new Set<string>();
   /** The nodes asked for a range scan (the source of a range copy), in order. */
   const scanned: string[] = [];
-  const fetch = async (req: Request): Promise<Response> => {
+  const fetch = overRequests(async (req) => {
     const url = new URL(req.url);
     const host = url.host;
     if (url.pathname === "/internal/scan") scanned.push(host.split(".")[0]!);
     if (down.has(host.split(".")[0]!)) throw new TypeError("connection refused");
     return await apps.get(host)!.fetch(req);
-  };
+  });
   const map: ClusterMap = {
     epoch: 1,
     replicas: 3,

@@ -2,6 +2,7 @@ import { assert, assertEquals } from "@std/assert";
 import { createReplication } from "./wiring.ts";
 import type { Topology } from "../cluster/topology.ts";
 import { nodeInfos, startCluster, TEST_VNODES } from "../../tests/doubles/test_cluster.ts";
+import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import { formatVersion } from "../../shared/version.ts";
 
 Deno.test("AntiEntropy.sweep() counts a replica whose scan breaks mid-body as not answering", async () => {
@@ -17,13 +18,13 @@ Deno.test("AntiEntropy.sweep() counts a replica whose scan breaks mid-body as no
       assertEquals(res.status, 201);
     }
     cluster.down.clear();
-    const breaking = async (req: Request): Promise<Response> => {
-      const res = await cluster.fetch(req);
+    const breaking = overRequests(async (req) => {
+      const res = await cluster.fetch(req.url, req);
       if (!req.url.startsWith("http://n1.test/internal/scan")) return res;
       await res.body?.cancel();
       const error = new TypeError("error reading a body from connection");
       return new Response(new ReadableStream({ pull: (ctl) => ctl.error(error) }));
-    };
+    });
     const replication = createReplication({
       fetch: breaking,
       timeoutMs: 5000,

@@ -14,6 +14,8 @@ import { Rebalancer } from "../rebalance/rebalancer.ts";
 import { gatedDisk } from "../../tests/doubles/engine_test_helpers.ts";
 import { until } from "../../tests/helpers/poll.ts";
 import { openEngine } from "../../node/engine/open_engine.ts";
+import type { NodeFetch } from "../nodes/node_client.ts";
+import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import {
   nodeInfos,
   startCluster,
@@ -85,7 +87,7 @@ Deno.test("with 2 of 3 replicas down a write answers 503 node_unavailable", asyn
 
 Deno.test("a node known to be down is not called again until a probe finds it up", async () => {
   const replication = createReplication({
-    fetch: (r) => fetchOf(c)(r),
+    fetch: (url, init) => fetchOf(c)(url, init),
     timeoutMs: 5000,
     clusterSecret: "s3cret",
   });
@@ -146,8 +148,8 @@ Deno.test("two proxies racing If-Match on one version: exactly one wins", async 
   }
 });
 
-function fetchOf(c: TestCluster) {
-  return (req: Request) => proxyDepsOf(c).fetch(req);
+function fetchOf(c: TestCluster): NodeFetch {
+  return (url, init) => proxyDepsOf(c).fetch(url, init);
 }
 
 function proxyDepsOf(c: TestCluster) {
@@ -156,18 +158,18 @@ function proxyDepsOf(c: TestCluster) {
     limits: DEFAULT_LIMITS,
     timeoutMs: 5000,
     clusterSecret: "s3cret",
-    fetch: (req: Request): Promise<Response> => {
+    fetch: overRequests((req) => {
       const id = new URL(req.url).host.split(".")[0]!;
       if (c.down.has(id)) return Promise.reject(new TypeError("connection refused"));
       c.calls.push({ node: id, method: req.method, path: new URL(req.url).pathname });
-      return Promise.resolve(c.nodes.get(id)!.app.fetch(req));
-    },
+      return c.nodes.get(id)!.app.fetch(req);
+    }),
   };
 }
 
 Deno.test("a replica whose disk is full turns read-only in the probe and GET /cluster; writes still reach a quorum; it is up again once space is freed", async () => {
   const replication = createReplication({
-    fetch: (r) => fetchOf(c)(r),
+    fetch: (url, init) => fetchOf(c)(url, init),
     timeoutMs: 5000,
     clusterSecret: "s3cret",
   });
@@ -216,14 +218,14 @@ Deno.test("a replica whose disk is full turns read-only in the probe and GET /cl
 Deno.test("after a replica restarts (its promises raised to a floor), quorum reads of keys it missed never wait on another replica that is paused", async () => {
   // A paused node takes calls and never answers (they end at the proxy's timeout).
   const paused = new Set<string>();
-  const fetch = (req: Request): Promise<Response> => {
+  const fetch = overRequests((req) => {
     const id = new URL(req.url).host.split(".")[0]!;
-    if (!paused.has(id)) return fetchOf(c)(req);
+    if (!paused.has(id)) return fetchOf(c)(req.url, req);
     c.calls.push({ node: id, method: req.method, path: new URL(req.url).pathname });
     return new Promise((_, reject) => {
       req.signal.addEventListener("abort", () => reject(req.signal.reason));
     });
-  };
+  });
   const replication = createReplication({
     fetch,
     timeoutMs: 300,
@@ -370,7 +372,7 @@ Deno.test("a write whose accept every replica refused (a newer writer got in fir
 
 Deno.test("a replica whose log fsync stalls shows stalled in the probe and GET /cluster; writes reach a quorum without it and wait no hint on it; it is up again once the disk moves", async () => {
   const replication = createReplication({
-    fetch: (r) => fetchOf(c)(r),
+    fetch: (url, init) => fetchOf(c)(url, init),
     timeoutMs: 5000,
     clusterSecret: "s3cret",
   });

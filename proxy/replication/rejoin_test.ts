@@ -10,6 +10,8 @@ import { type MapWriter, refuseWhileRecovering, Rejoin } from "./rejoin.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { hashKey } from "../../shared/ring.ts";
 import { formatVersion } from "../../shared/version.ts";
+import type { NodeFetch } from "../nodes/node_client.ts";
+import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import {
   nodeInfos,
   startCluster,
@@ -239,9 +241,9 @@ Deno.test("hints wait for a node back on a wiped directory: the replay carries t
 });
 
 /** `fetch` of `cluster`, but n1's scans break after their first chunk (a node killed mid-body). */
-function breakingScans(cluster: TestCluster): (req: Request) => Promise<Response> {
-  return async (req) => {
-    const res = await cluster.fetch(req);
+function breakingScans(cluster: TestCluster): NodeFetch {
+  return overRequests(async (req) => {
+    const res = await cluster.fetch(req.url, req);
     if (!req.url.startsWith("http://n1.test/internal/scan")) return res;
     const reader = res.body!.getReader();
     const body = new ReadableStream<Uint8Array>({
@@ -252,7 +254,7 @@ function breakingScans(cluster: TestCluster): (req: Request) => Promise<Response
       },
     });
     return new Response(body, { status: res.status, headers: res.headers });
-  };
+  });
 }
 
 Deno.test("Rejoin.start() resolves false and says why when a fellow's scan breaks mid-body", async () => {
@@ -366,12 +368,12 @@ Deno.test("Rejoin aborts unless the node answers the incarnation it is about to 
     );
     // n3 is wiped again while its ranges are copied: its second /health names another one.
     let healths = 0;
-    const again = async (req: Request): Promise<Response> => {
-      const res = await cluster.fetch(req);
+    const again = overRequests(async (req) => {
+      const res = await cluster.fetch(req.url, req);
       if (req.url !== "http://n3.test/health" || ++healths < 2) return res;
       const body = await res.json();
       return Response.json({ ...body, incarnation: gone });
-    };
+    });
     const admin = new NodeAdmin({ fetch: again, timeoutMs: 5000, clusterSecret: "s3cret" });
     const rejoin = new Rejoin({ admin, maps: writer, retryMs: 0 });
     assertEquals(await rejoin.start("n3", fresh), false);

@@ -18,7 +18,7 @@ import { FailureDetector, type NodeHealth } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
 import { AntiEntropy } from "./anti_entropy.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
-import { NodeClient, type NodeRef } from "../nodes/node_client.ts";
+import { NodeClient, type NodeFetch, type NodeRef } from "../nodes/node_client.ts";
 import { PaxosBatcher } from "./paxos_batcher.ts";
 import { PaxosClient } from "../nodes/paxos_client.ts";
 import { Replicated } from "./caspaxos.ts";
@@ -27,7 +27,7 @@ import type { TopologySource } from "../cluster/topology.ts";
 
 /** What {@link createReplication} needs. */
 export interface ReplicationOptions {
-  fetch: (req: Request) => Promise<Response>;
+  fetch: NodeFetch;
   clusterSecret?: string;
   timeoutMs: number;
   /** Probe interval of each node, in ms (default 1000). */

@@ -9,18 +9,19 @@
  * import { assert } from "@std/assert";
  * import { createFakeMapNodes } from "./fake_map_nodes.ts";
  * const { fetch } = createFakeMapNodes(["a"]);
- * const res = await fetch(new Request("http://a.test/health"));
+ * const res = await fetch("http://a.test/health", {});
  * assert((await res.json()).id === "a");
  * ```
  */
 import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
+import type { NodeFetch } from "../../proxy/nodes/node_client.ts";
 
 /** The fake nodes: their stored maps by host, the hosts that are down, and the fetch. */
 export interface FakeMapNodes {
   maps: Map<string, ClusterMap | null>;
   down: Set<string>;
   nodes: NodeInfo[];
-  fetch: (req: Request) => Promise<Response>;
+  fetch: NodeFetch;
 }
 
 function answerMap(stored: ClusterMap | null, map: ClusterMap): Response | null {
@@ -35,8 +36,9 @@ function answerMap(stored: ClusterMap | null, map: ClusterMap): Response | null 
 export function createFakeMapNodes(ids: string[]): FakeMapNodes {
   const maps = new Map<string, ClusterMap | null>(ids.map((id) => [`${id}.test`, null]));
   const down = new Set<string>();
-  const fetch = async (req: Request): Promise<Response> => {
-    const url = new URL(req.url);
+  const fetch = async (target: string, init: RequestInit): Promise<Response> => {
+    const req = new Request(target, init);
+    const url = new URL(target);
     if (!maps.has(url.host) || down.has(url.host)) throw new TypeError("connection refused");
     const stored = maps.get(url.host)!;
     if (url.pathname === "/health") {

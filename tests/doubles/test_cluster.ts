@@ -15,6 +15,7 @@ import { hashKey, Ring } from "../../shared/ring.ts";
 import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
 import { createProxyApp, type ProxyDeps } from "../../proxy/http/proxy_app.ts";
 import type { Topology, TopologySource } from "../../proxy/cluster/topology.ts";
+import type { NodeFetch } from "../../proxy/nodes/node_client.ts";
 
 /** Virtual nodes per node in test rings: enough to spread keys, cheap to build. */
 export const TEST_VNODES = 32;
@@ -89,7 +90,7 @@ export interface TestCluster {
   /** Ids of nodes whose calls fail like a refused connection. */
   down: Set<string>;
   /** The proxy's `fetch` to the nodes (honours `down` and `hook`). */
-  fetch: (req: Request) => Promise<Response>;
+  fetch: NodeFetch;
   /** Runs before each internal call reaches its node (tests hold or inspect calls). */
   hook?: (req: Request, node: TestNode) => Promise<void> | void;
   close(): Promise<void>;
@@ -136,14 +137,15 @@ export async function startCluster(options: {
     topology,
     calls: [],
     down: new Set(),
-    fetch: (req) => fetch(req),
+    fetch: (url, init) => fetch(url, init),
     async close() {
       for (const n of nodes.values()) await n.engine.close();
     },
   };
   const byUrl = new Map(infos.map((i) => [new URL(i.url).host, i.id]));
-  const fetch = async (req: Request): Promise<Response> => {
-    const url = new URL(req.url);
+  const fetch = async (target: string, init: RequestInit): Promise<Response> => {
+    const req = new Request(target, init);
+    const url = new URL(target);
     const id = byUrl.get(url.host);
     const node = id === undefined ? undefined : nodes.get(id);
     if (node === undefined || cluster.down.has(node.info.id)) {
