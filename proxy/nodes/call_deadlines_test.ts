@@ -23,6 +23,22 @@ Deno.test("CallDeadlines: calls within one slot share a signal; a call after it 
   assert(!a.signal.aborted && !c.signal.aborted);
 });
 
+Deno.test("CallDeadlines: a call that joins at a slot's very end still gets its whole timeout, in whole ms", () => {
+  for (const timeoutMs of [15, 995, 2000, 7]) {
+    let now = 1000.25;
+    const deadlines = new CallDeadlines(timeoutMs, () => now);
+    const first = deadlines.enter();
+    const opened = now;
+    now = first.ends - 0.001; // the latest start that still joins this slot
+    const last = deadlines.enter();
+    assertEquals(last, first);
+    assert(Number.isInteger(first.firesAfterMs), `${timeoutMs}: ${first.firesAfterMs}`);
+    assert(opened + first.firesAfterMs >= now + timeoutMs, `${timeoutMs}: ends too early`);
+    deadlines.leave(first);
+    deadlines.leave(last);
+  }
+});
+
 Deno.test("CallDeadlines: once its last call is out, a slot's timer never fires", async () => {
   const deadlines = new CallDeadlines(20);
   const left = deadlines.enter();
