@@ -13,7 +13,21 @@ import { planAdd, planRemove, toCleanup, toStable } from "../cluster/map_transit
 import type { ClusterMap } from "../../shared/wire.ts";
 import type { ChangePage } from "./change_feed.ts";
 import { decodeWatchCursor } from "./watch_cursor.ts";
-import { type WatchItem, watchStream } from "./watch_stream.ts";
+import type { WatchEvent } from "./watch_merge.ts";
+import { type WatchItem as PageItem, watchStream as watchPages } from "./watch_stream.ts";
+
+/** A stream's item with one event per change item (the stream yields a page's as one). */
+type WatchItem =
+  | { kind: "change"; event: WatchEvent; id: string }
+  | Exclude<PageItem, { kind: "changes" }>;
+
+/** {@link watchPages} one event per item, in the order the stream yields them. */
+async function* watchStream(...args: Parameters<typeof watchPages>): AsyncGenerator<WatchItem> {
+  for await (const item of watchPages(...args)) {
+    if (item.kind !== "changes") yield item;
+    else for (const c of item.changes) yield { kind: "change", event: c.event, id: c.id };
+  }
+}
 
 Deno.test("watchStream does not keep the pages it has streamed (memory per stream is bounded)", async () => {
   const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
