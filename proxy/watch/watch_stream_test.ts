@@ -638,3 +638,91 @@ Deno.test("watchStream sends no retry read of a down node once the stream has en
   await new Promise((r) => setTimeout(r, 50));
   assertEquals(feed.reads, 1);
 });
+
+/** Writes for {@link randomizedRun}: each logged in order by a random majority of 3 or all. */
+function randomWrites(seed: number): { key: string; ver: string; on: string[] }[] {
+  let x = seed;
+  const pick = (n: number) => (x = (x * 48271) % 2147483647) % n;
+  return Array.from({ length: 60 }, (_, i) => {
+    const all = ["n1", "n2", "n3"];
+    const drop = pick(3) === 0 ? undefined : all[pick(3)];
+    const on = all.filter((id) => id !== drop);
+    return { key: `k${pick(6)}`, ver: `${(i + 1).toString(16).padStart(12, "0")}-0000-p1`, on };
+  });
+}
+
+/** The (key, version) pairs of `items`' events, in order. */
+function eventsOf(items: WatchItem[]): string[] {
+  return items.flatMap((i) => i.kind === "change" ? [`${i.event.key}@${i.event.version}`] : []);
+}
+
+/** Fails unless `events` has each of `want` once, with each key's versions in increasing order. */
+function assertOncePerKeyInOrder(events: string[], want: string[], what: string): void {
+  assertEquals(events.toSorted(), want.toSorted(), `${what}: every acknowledged version once`);
+  const last = new Map<string, string>();
+  for (const e of events) {
+    const [key, ver] = e.split("@") as [string, string];
+    assert((last.get(key) ?? "") < ver, `${what}: ${key}'s ${ver} after ${last.get(key)}`);
+    last.set(key, ver);
+  }
+}
+
+/**
+ * Streams 60 random writes (logged in bursts, some nodes' reads held so their pages come late
+ * and long), then resumes from the ids of three random events: each stream gets every write once,
+ * per key in order, and a resume gets exactly what came after its event.
+ */
+async function randomizedRun(seed: number): Promise<void> {
+  const topology = new FakeTopology(await topologyOf({ ...stableMap(nodeInfos(3)), replicas: 3 }));
+  const logs = new FakeChangeLogs();
+  const stop = new AbortController();
+  const live = collect(
+    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
+  );
+  const resumed: ReturnType<typeof collect>[] = [];
+  const stops = [stop];
+  const writes = randomWrites(seed);
+  const all = writes.map((w) => `${w.key}@${w.ver}`);
+  try {
+    await until(() => logs.reads.length >= 3, "the stream reads the 3 nodes");
+    for (let i = 0; i < writes.length; i++) {
+      const held = i % 10 === 0 ? [`n${1 + (seed + i) % 3}`] : [];
+      held.forEach((id) => logs.hold(id));
+      for (const id of writes[i]!.on) logs.log(id, writes[i]!.key, writes[i]!.ver);
+      if (i % 7 === seed % 7) await new Promise((r) => setTimeout(r, 3));
+      held.forEach((id) => logs.release(id));
+    }
+    await until(() => eventsOf(live.items).length >= all.length, "every write as an event");
+    const sent = eventsOf(live.items);
+    assertOncePerKeyInOrder(sent, all, `seed ${seed}, live`);
+    const changes = live.items.filter((i) => i.kind === "change");
+    for (const at of [seed % 7, (seed * 13) % changes.length, changes.length - 2]) {
+      const item = changes[at]!;
+      assert(item.kind === "change");
+      const after = sent.slice(sent.indexOf(`${item.event.key}@${item.event.version}`) + 1);
+      const signal = new AbortController();
+      stops.push(signal);
+      const deps = { topology, feed: logs, waitMs: 7 };
+      const r = collect(watchStream(deps, "", decodeWatchCursor(item.id), signal.signal));
+      resumed.push(r);
+      const mark = logs.reads.length;
+      // Past every write and a few more reads of each node: a repeat would have come by then.
+      await until(
+        () => eventsOf(r.items).length >= after.length && logs.reads.length >= mark + 9,
+        `the stream resumed at event ${at} reads on`,
+      );
+      signal.abort();
+      await r.done;
+      assertOncePerKeyInOrder(eventsOf(r.items), after, `seed ${seed}, resumed at event ${at}`);
+    }
+  } finally {
+    stops.forEach((s) => s.abort());
+    logs.close();
+    await live.done;
+    await Promise.all(resumed.map((r) => r.done));
+  }
+}
+
+Deno.test("watchStream sends every write once, per key in order, and each event's id resumes right after it (randomized)", async () => {
+  for (let seed = 1; seed <= 12; seed++) await randomizedRun(seed);
+});
