@@ -30,24 +30,38 @@ export interface WatchCursor {
   /** Nodes that lost changes the watch had not read. */
   lost: string[];
   /** The ids of the ring the majorities were counted on (absent in cursors of older proxies). */
-  ring?: string[];
+  ring?: readonly string[];
   /** The phase of the cursor's map (absent in cursors of older proxies). */
   phase?: MapPhase;
 }
 
 const PHASES: readonly unknown[] = ["stable", "copying", "cleanup"] satisfies MapPhase[];
 
+const encoder = new TextEncoder();
+
 /** The cursor's text, or undefined when it would be longer than {@link MAX_CURSOR_CHARS}. */
 export function encodeWatchCursor(c: WatchCursor): string | undefined {
-  const n = Object.fromEntries(
-    Object.entries(c.nodes).map(([id, p]) => [id, [p.boot, p.low, p.read]]),
-  );
-  const json = JSON.stringify({ e: c.epoch, h: c.phase, r: c.ring, n, p: c.pending, x: c.lost });
-  const text = new TextEncoder().encode(json).toBase64({
-    alphabet: "base64url",
-    omitPadding: true,
-  });
+  const text = encoder.encode(cursorJson(c)).toBase64({ alphabet: "base64url", omitPadding: true });
   return text.length > MAX_CURSOR_CHARS ? undefined : text;
+}
+
+/**
+ * The cursor's JSON, the text `JSON.stringify` gives for `{e, h, r, n, p, x}` with `n`'s
+ * positions as `[boot, low, read]`, written without those intermediate objects: every event
+ * has a cursor.
+ */
+export function cursorJson(c: WatchCursor): string {
+  let json = `{"e":${c.epoch}`;
+  if (c.phase !== undefined) json += `,"h":"${c.phase}"`;
+  if (c.ring !== undefined) json += `,"r":${JSON.stringify(c.ring)}`;
+  json += `,"n":{`;
+  let comma = "";
+  for (const id of Object.keys(c.nodes)) {
+    const p = c.nodes[id]!;
+    json += `${comma}${JSON.stringify(id)}:[${JSON.stringify(p.boot)},${p.low},${p.read}]`;
+    comma = ",";
+  }
+  return `${json}},"p":${JSON.stringify(c.pending)},"x":${JSON.stringify(c.lost)}}`;
 }
 
 /** The cursor of a `Last-Event-ID`; 400 `invalid_cursor` when it is not one of ours. */

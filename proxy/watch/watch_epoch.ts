@@ -24,7 +24,8 @@ export function nodesOf(topo: Topology): NodeRef[] {
 /** The cursor of the merge's state now. */
 export function pointOf(topo: Topology, merge: WatchMerge): WatchCursor {
   const { epoch, phase, ring } = mapPointOf(topo);
-  return { epoch, phase, ring: [...ring], ...merge.resumePoint() };
+  // The ring is shared, not copied: a topology's ring never changes (a new one is built).
+  return { epoch, phase, ring, ...merge.resumePoint() };
 }
 
 /** The map `topo` as a watch counts on it (proxy/watch/ring_move.ts). */

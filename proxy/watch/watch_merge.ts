@@ -286,10 +286,7 @@ export class WatchMerge {
 
   #due(key: string, state: KeyState): WatchEvent[] {
     if (this.#paused) return [];
-    const need = this.quorum(state.replicas.length);
-    // The need-th highest version held: the newest a majority holds.
-    const held = state.replicas.map((id) => state.held.get(id) ?? "").sort();
-    const top = held[held.length - need] ?? "";
+    const top = majorityTop(state, this.quorum(state.replicas.length));
     const events: WatchEvent[] = [];
     if (top !== "" && (state.emitted === null || top > state.emitted)) {
       const ready = [...state.seen.keys()].filter((v) => v <= top).sort();
@@ -311,4 +308,23 @@ export class WatchMerge {
     if (state.seen.size === 0 && state.emitted !== null && caughtUp) this.#settled.add(key);
     return events;
   }
+}
+
+/**
+ * The `need`-th highest version the key's replicas hold ("" when fewer hold one): the newest
+ * a majority holds. Counted in place, without a sorted copy: it runs for every change seen.
+ */
+export function majorityTop(
+  state: { replicas: readonly string[]; held: ReadonlyMap<string, string> },
+  need: number,
+): string {
+  let top = "";
+  for (const id of state.replicas) {
+    const v = state.held.get(id) ?? "";
+    if (v <= top) continue;
+    let atLeast = 0;
+    for (const other of state.replicas) if ((state.held.get(other) ?? "") >= v) atLeast++;
+    if (atLeast >= need) top = v;
+  }
+  return top;
 }

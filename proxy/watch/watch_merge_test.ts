@@ -1,7 +1,7 @@
 import { assertEquals } from "@std/assert";
 import { quorumOf } from "../replication/quorum.ts";
 import type { WireChange } from "../../node/http/change_routes.ts";
-import { type Bases, type NodePos, WatchMerge } from "./watch_merge.ts";
+import { type Bases, majorityTop, type NodePos, WatchMerge } from "./watch_merge.ts";
 
 const NODES = ["a", "b", "c"];
 
@@ -137,4 +137,22 @@ Deno.test("WatchMerge.maySendSeveral() holds whenever one change makes two versi
   assertEquals(versions(m.observe("b", change(1, "v2"))), ["v1", "v2"]);
   assertEquals(m.maySendSeveral("k", "v3"), false, "nothing waits once both went out");
   assertEquals(m.maySendSeveral("unknown", "v1"), false);
+});
+
+Deno.test("majorityTop() is the need-th highest version the replicas hold, as a sorted list says", () => {
+  const vs = ["", "v1", "v2", "v3"];
+  let x = 7;
+  const pick = (n: number) => (x = (x * 48271) % 2147483647) % n;
+  for (let round = 0; round < 2000; round++) {
+    const replicas = ["a", "b", "c", "d", "e"].slice(0, 1 + pick(5));
+    const held = new Map<string, string>();
+    for (const id of replicas) {
+      const v = vs[pick(vs.length)]!;
+      if (v !== "") held.set(id, v);
+    }
+    const need = 1 + pick(replicas.length + 1);
+    const sorted = replicas.map((id) => held.get(id) ?? "").sort();
+    const want = sorted[sorted.length - need] ?? "";
+    assertEquals(majorityTop({ replicas, held }, need), want, `${[...held]} need ${need}`);
+  }
 });
