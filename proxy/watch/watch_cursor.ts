@@ -39,7 +39,7 @@ const PHASES: readonly unknown[] = ["stable", "copying", "cleanup"] satisfies Ma
 
 const encoder = new TextEncoder();
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /** The cursor's text, or undefined when it would be longer than {@link MAX_CURSOR_CHARS}. */
 export function encodeWatchCursor(c: WatchCursor): string | undefined {
