@@ -203,7 +203,7 @@ export function emit(
     const last = i === events.length - 1;
     const at = last ? pointOf(topo, merge) : before!;
     // An earlier event of a batch: resume right after it (later versions stay pending).
-    const cursor = last ? at : { ...at, pending: { ...at.pending, [key]: events[i]!.version } };
+    const cursor = last ? at : { ...at, pending: new Map(at.pending).set(key, events[i]!.version) };
     const text = encodeWatchCursor(cursor);
     if (text === undefined) {
       return "too many changes wait for a majority of replicas to fit a cursor";

@@ -11,7 +11,7 @@
  * ```ts
  * import { assert } from "@std/assert";
  * import { decodeWatchCursor, encodeWatchCursor } from "./watch_cursor.ts";
- * const text = encodeWatchCursor({ epoch: 3, nodes: { n1: { boot: "b", low: 4, read: 9 } }, pending: {}, lost: [] });
+ * const text = encodeWatchCursor({ epoch: 3, nodes: { n1: { boot: "b", low: 4, read: 9 } }, pending: new Map(), lost: [] });
  * assert(decodeWatchCursor(text!).nodes.n1!.read === 9);
  * ```
  */
@@ -26,7 +26,8 @@ export const MAX_CURSOR_CHARS = 4096;
 export interface WatchCursor {
   epoch: number;
   nodes: Record<string, NodePos>;
-  pending: Record<string, string | null>;
+  /** Keys with versions not yet out, with their last event's version (`p` in the text). */
+  pending: ReadonlyMap<string, string | null>;
   /** Nodes that lost changes the watch had not read. */
   lost: string[];
   /** The ids of the ring the majorities were counted on (absent in cursors of older proxies). */
@@ -67,7 +68,13 @@ export function cursorJson(c: WatchCursor): string {
     json += `${comma}${JSON.stringify(id)}:[${JSON.stringify(p.boot)},${p.low},${p.read}]`;
     comma = ",";
   }
-  return `${json}},"p":${JSON.stringify(c.pending)},"x":${JSON.stringify(c.lost)}}`;
+  json += `},"p":{`;
+  comma = "";
+  for (const [key, v] of c.pending) {
+    json += `${comma}${JSON.stringify(key)}:${v === null ? "null" : JSON.stringify(v)}`;
+    comma = ",";
+  }
+  return `${json}},"x":${JSON.stringify(c.lost)}}`;
 }
 
 /** The cursor of a `Last-Event-ID`; 400 `invalid_cursor` when it is not one of ours. */
@@ -82,11 +89,12 @@ export function decodeWatchCursor(text: string): WatchCursor {
       if (typeof boot !== "string" || !isPos(low) || !isPos(read)) throw new TypeError("bad node");
       nodes[id] = { boot, low, read };
     }
-    const pending = raw.p as Record<string, string | null>;
-    if (!Number.isSafeInteger(raw.e) || typeof pending !== "object" || pending === null) {
+    const p = raw.p as Record<string, string | null>;
+    if (!Number.isSafeInteger(raw.e) || typeof p !== "object" || p === null) {
       throw new TypeError("bad cursor");
     }
-    for (const v of Object.values(pending)) {
+    const pending = new Map(Object.entries(p));
+    for (const v of pending.values()) {
       if (v !== null && typeof v !== "string") throw new TypeError("bad version");
     }
     const lost = raw.x ?? [];

@@ -85,11 +85,11 @@ export class WatchMerge {
   constructor(
     readonly positions: Map<string, NodePos>,
     private readonly quorum: (replicas: number) => number,
-    pending: Record<string, string | null> = {},
+    pending: ReadonlyMap<string, string | null> = new Map(),
     /** Nodes that lost changes this watch had not read, over its life (and its cursors'). */
     readonly lost: Set<string> = new Set(),
   ) {
-    this.#pendingAtStart = new Map(Object.entries(pending));
+    this.#pendingAtStart = new Map(pending);
   }
 
   /** Whether events are held back (a ring change's barrier: proxy/watch/ring_move.ts). */
@@ -260,12 +260,13 @@ export class WatchMerge {
   /** Positions to resume from and the keys with versions not yet out (the cursor's content). */
   resumePoint(): {
     nodes: Record<string, NodePos>;
-    pending: Record<string, string | null>;
+    pending: Map<string, string | null>;
     lost: string[];
   } {
-    const pending: Record<string, string | null> = {};
-    for (const key of this.#waiting) pending[key] = this.#keys.get(key)!.emitted;
-    for (const [key, emitted] of this.#pendingAtStart) pending[key] = emitted;
+    // A Map, not an object with a property per key (every event's cursor builds one).
+    const pending = new Map<string, string | null>();
+    for (const key of this.#waiting) pending.set(key, this.#keys.get(key)!.emitted);
+    for (const [key, emitted] of this.#pendingAtStart) pending.set(key, emitted);
     const nodes: Record<string, NodePos> = {};
     for (const [id, pos] of this.positions) {
       const first = this.#floors.get(id)?.min();

@@ -58,7 +58,7 @@ Deno.test("WatchMerge resumes from its resume point: nothing waiting is lost, no
   assertEquals(versions(m.observe("a", change(1, "v1"))), ["v1"]);
   m.observe("b", change(1, "v1"));
   const point = m.resumePoint();
-  assertEquals(point.pending, { k: "v1" });
+  assertEquals(point.pending, new Map([["k", "v1"]]));
   assertEquals(point.nodes.c, { boot: "x", low: 0, read: 1 }); // v2 at c still waits
   // A new stream from the point: c's log is replayed from `low`, the others from `read`.
   const pos = new Map(
@@ -77,7 +77,7 @@ Deno.test("WatchMerge forgets the sequence numbers of a node whose log is gone",
   m.restarted("c", "y", 1);
   const point = m.resumePoint();
   assertEquals(point.nodes.c, { boot: "y", low: 0, read: 0 });
-  assertEquals(point.pending, { k: null });
+  assertEquals(point.pending, new Map([["k", null]]));
   assertEquals(versions(m.observe("a", change(1, "v1"))), ["v1"]);
 });
 
@@ -122,7 +122,7 @@ Deno.test("WatchMerge drops a node that left: its waiting changes no longer hold
   m.addNode("d", { boot: "", low: 0, read: 0 });
   const point = m.resumePoint();
   assertEquals(Object.keys(point.nodes).sort(), ["a", "b", "d"]);
-  assertEquals(point.pending, { k: null });
+  assertEquals(point.pending, new Map([["k", null]]));
 });
 
 Deno.test("WatchMerge.maySendSeveral() holds whenever one change makes two versions due", () => {
