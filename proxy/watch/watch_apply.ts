@@ -201,7 +201,8 @@ export function emit(
 ): string | undefined {
   for (let i = 0; i < events.length; i++) {
     const last = i === events.length - 1;
-    const at = last ? pointOf(topo, merge) : before!;
+    // The last event's cursor is encoded at once: the merge's live state will do.
+    const at = last ? pointOf(topo, merge, true) : before!;
     // An earlier event of a batch: resume right after it (later versions stay pending).
     const cursor = last ? at : { ...at, pending: new Map(at.pending).set(key, events[i]!.version) };
     const text = encodeWatchCursor(cursor);

@@ -69,8 +69,11 @@ export type Bases = Map<string, Record<string, string | null> | undefined>;
 /** Merges node change logs into events. */
 export class WatchMerge {
   readonly #keys = new Map<string, KeyState>();
-  /** Keys with versions seen but not yet out. */
-  readonly #waiting = new Set<string>();
+  /**
+   * Keys with versions seen but not yet out, with their last event's version (what a cursor
+   * lists): kept as the keys change, not gathered for each event's cursor.
+   */
+  readonly #waiting = new Map<string, string | null>();
   /** Keys every replica has caught up on, forgotten at the next {@link forgetSettled}. */
   readonly #settled = new Set<string>();
   /** Keys the cursor says had versions not yet out, with their last event's version. */
@@ -108,7 +111,7 @@ export class WatchMerge {
   /** Lets events out again; returns the keys that may have some due ({@link recount}). */
   resume(): string[] {
     this.#paused = false;
-    return [...this.#waiting];
+    return [...this.#waiting.keys()];
   }
 
   /** The events due for `key` now. */
@@ -182,7 +185,7 @@ export class WatchMerge {
       floor.add(change.s);
       seen.seqs.set(id, change.s);
       state.seen.set(change.ver, seen);
-      this.#waiting.add(change.k);
+      this.#waiting.set(change.k, state.emitted);
     }
     return this.#due(change.k, state);
   }
@@ -257,16 +260,21 @@ export class WatchMerge {
     }
   }
 
-  /** Positions to resume from and the keys with versions not yet out (the cursor's content). */
-  resumePoint(): {
+  /**
+   * Positions to resume from and the keys with versions not yet out (the cursor's content).
+   * `live`: its `pending` may be the merge's own map, valid until the merge next changes (a
+   * cursor encoded at once; most events have one).
+   */
+  resumePoint(live = false): {
     nodes: Record<string, NodePos>;
-    pending: Map<string, string | null>;
+    pending: ReadonlyMap<string, string | null>;
     lost: string[];
   } {
-    // A Map, not an object with a property per key (every event's cursor builds one).
-    const pending = new Map<string, string | null>();
-    for (const key of this.#waiting) pending.set(key, this.#keys.get(key)!.emitted);
-    for (const [key, emitted] of this.#pendingAtStart) pending.set(key, emitted);
+    let pending: ReadonlyMap<string, string | null> = this.#waiting;
+    if (!live || this.#pendingAtStart.size > 0) {
+      // A key the cursor listed is not tracked yet, so in one of the two maps only.
+      pending = new Map([...this.#waiting, ...this.#pendingAtStart]);
+    }
     const nodes: Record<string, NodePos> = {};
     for (const [id, pos] of this.positions) {
       const first = this.#floors.get(id)?.min();
@@ -305,6 +313,7 @@ export class WatchMerge {
       state.emitted = top;
     }
     if (state.seen.size === 0) this.#waiting.delete(key);
+    else this.#waiting.set(key, state.emitted);
     const caughtUp = state.replicas.every((id) => (state.held.get(id) ?? "") >= state.emitted!);
     if (state.seen.size === 0 && state.emitted !== null && caughtUp) this.#settled.add(key);
     return events;
