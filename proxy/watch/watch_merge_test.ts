@@ -156,3 +156,41 @@ Deno.test("majorityTop() is the need-th highest version the replicas hold, as a 
     assertEquals(majorityTop({ replicas, held }, need), want, `${[...held]} need ${need}`);
   }
 });
+
+Deno.test("WatchMerge.resumePoint() lists, after every change, each key with a version not out yet and its last event's version (live or copied)", () => {
+  let x = 3;
+  const pick = (n: number) => (x = (x * 48271) % 2147483647) % n;
+  for (let round = 0; round < 50; round++) {
+    const m = new WatchMerge(positions(), quorumOf);
+    const seqs = new Map(NODES.map((id) => [id, 0]));
+    const keys = ["k0", "k1", "k2", "k3"];
+    for (const k of keys) m.start(k, NODES, none());
+    const seen = new Map<string, string[]>(); // versions observed per key
+    const out = new Map<string, string | null>(); // last event's version per key
+    // Each node logs the writes it got in order; a write goes to 1-3 of them.
+    const logs = new Map<string, { k: string; ver: string }[]>(NODES.map((id) => [id, []]));
+    for (let w = 1; w <= 40; w++) {
+      const k = keys[pick(keys.length)]!;
+      const ver = `v${String(w).padStart(3, "0")}`;
+      for (const id of NODES) if (pick(3) > 0) logs.get(id)!.push({ k, ver });
+    }
+    for (let step = 0; step < 200; step++) {
+      const id = NODES[pick(3)]!;
+      const next = logs.get(id)!.shift();
+      if (next === undefined) continue;
+      const s = seqs.get(id)! + 1;
+      seqs.set(id, s);
+      const c = { s, k: next.k, ver: next.ver, prev: null, v: next.ver };
+      for (const e of m.observe(id, c)) out.set(e.key, e.version);
+      seen.set(next.k, [...(seen.get(next.k) ?? []), next.ver]);
+      const want = new Map<string, string | null>();
+      for (const [k, vs] of seen) {
+        const last = out.get(k) ?? null;
+        if (vs.some((v) => last === null || v > last)) want.set(k, last);
+      }
+      const sorted = (p: ReadonlyMap<string, string | null>) => [...p].sort();
+      assertEquals(sorted(m.resumePoint(true).pending), sorted(want), `round ${round}`);
+      assertEquals(sorted(m.resumePoint().pending), sorted(want), `round ${round}`);
+    }
+  }
+});
