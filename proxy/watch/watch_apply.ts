@@ -126,35 +126,18 @@ export async function takeAll(
 }
 
 /**
- * The changes of `pages` in one order, each page's in its own: a merge of the pages that
- * takes, of the pages' next changes, the lowest version (then the one furthest into its page),
- * so the copies of one write on its replicas (one version) come next to each other and few
- * keys wait for a majority at each event (every cursor lists those keys). Nodes log a write
- * at different positions, so their shares of their pages alone do not line copies up.
+ * The changes of `pages` in one order, each page's in its own: in step by their share of
+ * their page, so a write's copies on its replicas come close together and few keys wait
+ * for a majority at each event (every cursor lists those keys).
  */
 export function interleave(pages: readonly NodePage[]): { id: string; change: WireChange }[] {
-  const lists = pages.map(({ page }) => page.changes ?? []);
-  const next = lists.map(() => 0);
-  const out: { id: string; change: WireChange }[] = [];
-  const total = lists.reduce((n, l) => n + l.length, 0);
-  for (let taken = 0; taken < total; taken++) {
-    let best = -1;
-    for (let p = 0; p < lists.length; p++) {
-      if (next[p]! < lists[p]!.length && (best < 0 || before(lists, next, p, best))) best = p;
-    }
-    out.push({ id: pages[best]!.id, change: lists[best]![next[best]!]! });
-    next[best]!++;
+  const out: { id: string; change: WireChange; at: number }[] = [];
+  for (const { id, page } of pages) {
+    const changes = page.changes ?? [];
+    changes.forEach((change, i) => out.push({ id, change, at: (i + 0.5) / changes.length }));
   }
-  return out;
-}
-
-/** Whether page `a`'s next change goes before page `b`'s ({@link interleave}). */
-function before(lists: readonly WireChange[][], next: number[], a: number, b: number): boolean {
-  const ca = lists[a]![next[a]!]!;
-  const cb = lists[b]![next[b]!]!;
-  if (ca.ver !== cb.ver) return ca.ver < cb.ver;
-  // Same version, or none to tell: in step by their share of their page (ties: pages' order).
-  return (next[a]! + 0.5) / lists[a]!.length < (next[b]! + 0.5) / lists[b]!.length;
+  // A stable sort: equal shares keep the pages' order.
+  return out.sort((a, b) => a.at - b.at);
 }
 
 /** Merges the pages' changes into the events due, in order; or why the stream must end. */
