@@ -14,19 +14,14 @@
  * @module
  */
 import process from "node:process";
+import type { WireChange } from "../../node/http/change_routes.ts";
 
 const root = Deno.env.get("ROOT") ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const N = Number(Deno.env.get("N") ?? 20_000);
 const IDS = ["n1", "n2", "n3"];
 
-interface Change {
-  s: number;
-  k: string;
-  ver: string;
-  prev: string | null;
-  v: string | null;
-  t?: string;
-}
+/** A node's change as the feed serves it (the type only: the modules run are ROOT's). */
+type Change = WireChange;
 
 let seed = 12345;
 const pick = (n: number) => (seed = (seed * 48271) % 2147483647) % n;
