@@ -46,7 +46,7 @@ export class CallDeadlines {
 
   /** Deadlines `timeoutMs` after each call's start (plus at most one slot). */
   constructor(
-    private readonly timeoutMs: number,
+    readonly timeoutMs: number,
     private readonly now: () => number = performance.now.bind(performance),
   ) {
     // Whole ms: Deno drops a timer's fraction (16.5 fires at 16.2), which would end a call

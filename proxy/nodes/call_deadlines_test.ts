@@ -90,6 +90,16 @@ Deno.test("sendToNode() with shared deadlines ends a stalled call by its timeout
   assert(performance.now() - started >= 49);
 });
 
+Deno.test("sendToNode(): a call whose timeout is not its deadlines' gets a timer of its own", async () => {
+  const deadlines = new CallDeadlines(60_000); // a slot's timer would hold the test for a minute
+  const call = { method: "GET", url: "http://n1.test/health", headers: {}, timeoutMs: 30 };
+  const started = performance.now();
+  const err = await assertRejects(() => sendToNode({ fetch: stalled }, { ...call, deadlines }));
+  assert(err instanceof DOMException && err.name === "TimeoutError");
+  const took = performance.now() - started;
+  assert(took >= 29 && took < 20_000, `took ${took} ms`); // its 30 ms, not the deadlines' minute
+});
+
 Deno.test("NodeClient.batch() to a node that never answers is node_unavailable after its timeout", async () => {
   const client = new NodeClient({ fetch: stalled, timeoutMs: 50 });
   const node = { id: "n1", url: "http://n1.test" };

@@ -31,7 +31,7 @@ export interface NodeCall {
   headers: Record<string, string>;
   body?: string | undefined;
   timeoutMs: number;
-  /** The client's shared deadlines (their timeout is `timeoutMs`); without: a timer of its own. */
+  /** The client's shared deadlines; without them, or with another timeout: a timer of its own. */
   deadlines?: CallDeadlines;
 }
 
@@ -59,7 +59,7 @@ export interface NodeTransport {
  */
 export async function sendToNode(transport: NodeTransport, call: NodeCall): Promise<NodeAnswer> {
   const { deadlines } = call;
-  if (deadlines === undefined) return await sendTimed(transport, call);
+  if (deadlines?.timeoutMs !== call.timeoutMs) return await sendTimed(transport, call);
   const slot = deadlines.enter();
   try {
     const { method, headers, body } = call;
