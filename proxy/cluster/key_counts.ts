@@ -60,6 +60,14 @@ export function estimateKeys(
 }
 
 /**
+ * Distinct keys from the copies summed over all `nodeCount` nodes of a ring that keeps
+ * `replicas` copies of each key (fewer when there are fewer nodes).
+ */
+export function keysOfCopies(copies: number, replicas: number, nodeCount: number): number {
+  return Math.round(copies / Math.max(1, Math.min(replicas, nodeCount)));
+}
+
+/**
  * The fraction of the keys that get a new copy in a rebalancing from `before` to `after`,
  * weighted by how many new owners each range gets (1 per key for one node added or removed).
  */

@@ -18,7 +18,7 @@ import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { parseNodeUrl } from "../../shared/node_url.ts";
 import { Ring } from "../../shared/ring.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
-import { countCopies, estimateKeys, movingShare } from "../cluster/key_counts.ts";
+import { countCopies, estimateKeys, keysOfCopies, movingShare } from "../cluster/key_counts.ts";
 import type { ClusterState } from "../cluster/map_view.ts";
 import type { NodeAdmin, NodeWrites } from "../nodes/node_admin.ts";
 import type { Rebalancer } from "../rebalance/rebalancer.ts";
@@ -109,7 +109,12 @@ export async function clusterView(
   // Serving nodes that answer: fewer than the replica count means fewer copies than promised.
   const nodesUp = serving.filter((n) => n.state !== "down").length;
   const ring = deps.state.current().ring;
-  const keys = estimateKeys(ring, map.replicas, new Map(serving.map((n) => [n.id, n.keys])));
+  const liveKeys = estimateKeys(ring, map.replicas, new Map(serving.map((n) => [n.id, n.keys])));
+  // In cleanup the old owners still hold what moved, so the live count would count it twice.
+  const startKeys = rb === null
+    ? null
+    : keysOfCopies(rb.totalKeys, map.replicas, previousNodes(map).length);
+  const keys = rb?.phase === "cleanup" ? startKeys : liveKeys;
   const movedCopies = deps.rebalancer.movedCopies();
   return {
     epoch: map.epoch,
@@ -126,7 +131,7 @@ export async function clusterView(
       nodeId: rb.nodeId,
       phase: rb.phase,
       movedKeys: deps.rebalancer.movedKeys(),
-      totalKeys: keys === null ? null : Math.round(keys * await movingShareOf(map)),
+      totalKeys: Math.round(startKeys! * await movingShareOf(map)),
       ...(movedCopies === null ? {} : { movedCopies }),
       copies: rb.totalKeys,
       startedAt: rb.startedAt,

@@ -4,7 +4,9 @@ import { sameSecret } from "../../shared/secret.ts";
 import { ClusterState } from "../cluster/map_view.ts";
 import { createFakeMapNodes } from "../../tests/doubles/fake_map_nodes.ts";
 import { createMemoryMapStore } from "../cluster/map_store.ts";
-import { initialMap } from "../cluster/map_transitions.ts";
+import { initialMap, planAdd, toCleanup } from "../cluster/map_transitions.ts";
+import { movingShare, replicaShares } from "../cluster/key_counts.ts";
+import { Ring } from "../../shared/ring.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
 import { overRequests } from "../../tests/doubles/node_fetch.ts";
@@ -100,6 +102,37 @@ Deno.test("GET /cluster shows epoch, replicas, nodes with state and keys, no reb
     ) => [n.id, n.state, n.keys]),
     [["a", "up", 0], ["b", "up", 0], ["c", "down", null]],
   );
+});
+
+Deno.test("GET /cluster counts the keys that moved once while the old owners still hold them", async () => {
+  const { fake, state, call } = await setup(TOKEN);
+  for (const id of ["a", "b", "c"]) fake.keys.set(id, 1000);
+  const map = state.current().map;
+  const adding = planAdd(map, fake.nodes[3]!, 0, 3000);
+  const share = movingShare(
+    await Ring.build(map.nodes, 16),
+    await Ring.build(adding.rebalancing!.next, 16),
+    1,
+  );
+  const moved = Math.round(3000 * share);
+  fake.keys.set("d", moved); // copied; a, b and c drop theirs only at the end of cleanup
+  const cleanup = toCleanup(adding, moved);
+  assert(await state.install(adding, "test") && await state.install(cleanup, "test"));
+  const view = await (await call("GET", "/cluster")).json();
+  assertEquals(view.rebalancing.phase, "cleanup");
+  assertEquals([view.keys, view.copies], [3000, 3000 + moved]);
+  assertEquals(view.rebalancing.totalKeys, moved);
+});
+
+Deno.test("an add starts from the copies of every node, one that does not answer at its share", async () => {
+  const { fake, state, call } = await setup(TOKEN);
+  for (const id of ["a", "b"]) fake.keys.set(id, 1000);
+  fake.down.add("c.test");
+  const shares = replicaShares(state.current().ring, 1);
+  const res = await call("POST", "/cluster/nodes", { url: "http://d.test" });
+  assertEquals(res.status, 202);
+  const expected = Math.round(2000 / (shares.get("a")! + shares.get("b")!));
+  assertEquals(state.current().map.rebalancing?.totalKeys, expected);
 });
 
 Deno.test("GET /cluster shows a failed node's writes with its retries and repairError", async () => {

@@ -87,9 +87,13 @@ function clusterGauges(deps: OpsDeps): Metric[] {
     gauge("ringkv_proxy_rebalancing_moved_keys", "Keys copied by the running rebalancing.", [{
       value: rb === null ? 0 : deps.rebalancer.movedKeys(),
     }]),
-    gauge("ringkv_proxy_rebalancing_total_keys", "Keys in the cluster when it started.", [{
-      value: rb?.totalKeys ?? 0,
-    }]),
+    gauge(
+      "ringkv_proxy_rebalancing_total_keys",
+      "Copies in the cluster when the running rebalancing started.",
+      [{
+        value: rb?.totalKeys ?? 0,
+      }],
+    ),
   ];
 }
 

@@ -17,9 +17,11 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
-import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
+import type { ClusterMap } from "../../shared/wire.ts";
 import type { ClusterState } from "../cluster/map_view.ts";
+import type { Topology } from "../cluster/topology.ts";
 import type { NodeAdmin } from "../nodes/node_admin.ts";
+import { estimateKeys } from "../cluster/key_counts.ts";
 import {
   allNodes,
   nodeInfo,
@@ -84,11 +86,19 @@ export class Rebalancer {
     return this.#progress?.epoch === map.epoch ? this.#progress.movedCopies : null;
   }
 
-  async #totalKeys(nodes: readonly NodeInfo[]): Promise<number> {
-    const counts = await Promise.all(
-      nodes.map((n) => this.deps.admin.health(n.url).then((h) => h.keys, () => 0)),
+  /**
+   * The copies in the current ring, a node that does not answer counted at its share of
+   * the hash space (so a dead node's removal does not start from too few).
+   */
+  async #totalCopies({ map, ring }: Topology): Promise<number> {
+    const counts = new Map(
+      await Promise.all(map.nodes.map(async (n) => {
+        const keys = await this.deps.admin.health(n.url).then((h) => h.keys, () => null);
+        return [n.id, keys] as const;
+      })),
     );
-    return counts.reduce((a, b) => a + b, 0);
+    const keys = estimateKeys(ring, map.replicas, counts);
+    return keys === null ? 0 : keys * Math.min(map.replicas, map.nodes.length);
   }
 
   async #begin(next: ClusterMap): Promise<ClusterMap> {
@@ -115,10 +125,11 @@ export class Rebalancer {
       throw new RingkvError(code, `Cannot add node ${url}: ${err.message}`);
     });
     await this.deps.state.poll();
-    const map = this.deps.state.current().map;
+    const topology = this.deps.state.current();
+    const map = topology.map;
     const node = nodeInfo(health, url, weight);
     await refuseWhileRecovering(this.deps.admin, map, `add node ${url}`);
-    const total = await this.#totalKeys(map.nodes);
+    const total = await this.#totalCopies(topology);
     return await this.#begin(planAdd(map, node, this.#now(), total));
   }
 
@@ -130,7 +141,8 @@ export class Rebalancer {
    */
   async startRemove(id: string, force = false): Promise<ClusterMap> {
     await this.deps.state.poll();
-    const map = this.deps.state.current().map;
+    const topology = this.deps.state.current();
+    const map = topology.map;
     planRemove(map, id, 0, 0, false, true); // refuses unknown ids before any call to nodes
     const up = await this.#upNodes(map);
     if (!force && !up.has(id)) {
@@ -141,7 +153,7 @@ export class Rebalancer {
     }
     const recovering = await recoveringNodes(this.deps.admin, map);
     throwIfRecovering(recovering, `remove node ${id}`, force ? id : undefined);
-    const total = await this.#totalKeys(map.nodes);
+    const total = await this.#totalCopies(topology);
     // A live node is drained even when forced: reading from it is the safer copy. Not one on a
     // new data directory: it lacks what it acknowledged before, so its ranges are copied again
     // from the surviving replicas, as for a dead node.

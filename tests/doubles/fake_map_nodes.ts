@@ -20,6 +20,8 @@ import type { NodeFetch } from "../../proxy/nodes/node_client.ts";
 export interface FakeMapNodes {
   maps: Map<string, ClusterMap | null>;
   down: Set<string>;
+  /** The copies a node's `/health` reports, by id (0 when absent). */
+  keys: Map<string, number>;
   nodes: NodeInfo[];
   fetch: NodeFetch;
 }
@@ -36,14 +38,20 @@ function answerMap(stored: ClusterMap | null, map: ClusterMap): Response | null 
 export function createFakeMapNodes(ids: string[]): FakeMapNodes {
   const maps = new Map<string, ClusterMap | null>(ids.map((id) => [`${id}.test`, null]));
   const down = new Set<string>();
+  const keys = new Map<string, number>();
   const fetch = async (target: string, init: RequestInit): Promise<Response> => {
     const req = new Request(target, init);
     const url = new URL(target);
     if (!maps.has(url.host) || down.has(url.host)) throw new TypeError("connection refused");
     const stored = maps.get(url.host)!;
     if (url.pathname === "/health") {
-      const id = url.host.split(".")[0];
-      return Response.json({ status: "ok", id, epoch: stored?.epoch ?? 0, keys: 0 });
+      const id = url.host.split(".")[0]!;
+      return Response.json({
+        status: "ok",
+        id,
+        epoch: stored?.epoch ?? 0,
+        keys: keys.get(id) ?? 0,
+      });
     }
     if (url.pathname !== "/internal/cluster") return new Response(null, { status: 404 });
     if (req.method === "GET") {
@@ -57,5 +65,5 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
     return Response.json({ epoch: map.epoch });
   };
   const nodes = ids.map((id) => ({ id, url: `http://${id}.test`, weight: 1 }));
-  return { maps, down, fetch, nodes };
+  return { maps, down, keys, fetch, nodes };
 }
