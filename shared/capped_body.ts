@@ -38,7 +38,7 @@ export async function readCappedBody(
   what: string,
   timeout: number | SlotTimers,
 ): Promise<Uint8Array> {
-  const declared = declaredLength(req, max, tooLarge, what);
+  checkDeclaredLength(req, max, tooLarge, what);
   if (req.body === null) return new Uint8Array(0);
   const reader = req.body.getReader();
   const timeoutMs = typeof timeout === "number" ? timeout : timeout.timeoutMs;
@@ -51,7 +51,7 @@ export async function readCappedBody(
   const timer = typeof timeout === "number" ? setTimeout(onTimeout, timeout) : undefined;
   const armed = typeof timeout === "number" ? undefined : timeout.start(onTimeout);
   try {
-    const bytes = await readChunks(reader, max, declared, tooLarge, () => timedOut);
+    const bytes = await readChunks(reader, max, tooLarge, () => timedOut);
     if (bytes === undefined) throw bodyTimeout(what, timeoutMs);
     return bytes;
   } catch (err) {
@@ -65,30 +65,27 @@ export async function readCappedBody(
   }
 }
 
-/** The declared `Content-Length` (null when none); 400 when not a number, 413 past `max`. */
-function declaredLength(req: Request, max: number, tooLarge: TooLarge, what: string) {
+/** Refuses a declared `Content-Length` that is not a number (400) or is past `max` (413). */
+function checkDeclaredLength(req: Request, max: number, tooLarge: TooLarge, what: string): void {
   const declared = req.headers.get("content-length");
-  if (declared === null) return null;
+  if (declared === null) return;
   if (!/^\d+$/.test(declared.trim())) {
     throw new RingkvError(
       "invalid_header",
       `Cannot read ${what}: Content-Length "${declared}" is not a number`,
     );
   }
-  const length = Number(declared);
-  if (length > max) throw tooLarge(length, true);
-  return length;
+  if (Number(declared) > max) throw tooLarge(Number(declared), true);
 }
 
 /**
  * The chunks of `reader` joined, at most `max` bytes (throws `tooLarge` past it), or undefined
- * once `timedOut()`. Once the declared length has arrived it stops without a last read: the
- * HTTP framing says no more bytes come.
+ * once `timedOut()`. It reads to the end even when the declared length has arrived: Deno.serve
+ * closes the connection after answering a request whose streamed body was not read to its end.
  */
 async function readChunks(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   max: number,
-  declared: number | null,
   tooLarge: TooLarge,
   timedOut: () => boolean,
 ): Promise<Uint8Array | undefined> {
@@ -104,7 +101,6 @@ async function readChunks(
       throw tooLarge(total, false);
     }
     chunks.push(value);
-    if (total === declared) break;
   }
   return concatBytes(chunks);
 }
