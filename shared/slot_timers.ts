@@ -3,10 +3,15 @@
  * request arms a timeout that almost never fires (a body deadline): timeouts started within
  * one slot (a tenth of the timeout, at most 100 ms) share a timer, which runs the callbacks
  * still armed a timeout after the slot ends. So each callback runs after its timeout plus at
- * most one slot, never before, or not at all once stopped; the last one stopped clears the
- * slot's timer. Deno's `setTimeout` + `clearTimeout` cost ~5 µs of CPU per request here (the
- * Node-compatible timers; docs/performance.md "A PUT's CPU in the proxy"), a slot ~0.2 µs.
- * proxy/nodes/call_deadlines.ts does the same for node calls, with a shared `AbortSignal`.
+ * most one slot, never before, or not at all once stopped. Deno's `setTimeout` +
+ * `clearTimeout` cost ~5 µs of CPU per request here (the Node-compatible timers;
+ * docs/performance.md "A PUT's CPU in the proxy"), a slot ~0.2 µs.
+ *
+ * Unlike proxy/nodes/call_deadlines.ts (node calls last milliseconds), a body read usually
+ * ends within the turn it starts in, so a slot emptied while it still takes timeouts keeps its
+ * timer, unref'd while nothing is armed (it never holds the process up; ref'd again by the next
+ * start, ~0.2 µs), else nearly every request would arm one; a slot that a newer one replaced is
+ * cleared by its last one out.
  *
  * @module
  * @example
@@ -29,6 +34,8 @@ export interface TimerSlot {
   readonly firesAfterMs: number;
   readonly armed: Set<() => void>;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the timer is unref'd: the slot is current and nothing is armed in it. */
+  idle: boolean;
 }
 
 /** An armed timeout: pass it to {@link SlotTimers.stop}. */
@@ -56,16 +63,25 @@ export class SlotTimers {
     const now = this.now();
     let slot = this.#slot;
     if (slot === undefined || now >= slot.ends) slot = this.#open(now);
+    if (slot.idle) {
+      slot.idle = false;
+      Deno.refTimer(slot.timer!);
+    }
     slot.armed.add(onTimeout);
     return { slot, onTimeout };
   }
 
-  /** Disarms `armed`; the last one out of a slot clears its timer. */
+  /** Disarms `armed`; the last one out of a slot that a newer one replaced clears its timer. */
   stop({ slot, onTimeout }: Armed): void {
     if (!slot.armed.delete(onTimeout) || slot.armed.size > 0) return;
+    if (this.#slot === slot) {
+      // More may join: the timer stays, without holding the process up meanwhile.
+      slot.idle = true;
+      Deno.unrefTimer(slot.timer!);
+      return;
+    }
     clearTimeout(slot.timer);
     slot.timer = undefined;
-    if (this.#slot === slot) this.#slot = undefined;
   }
 
   #open(now: number): TimerSlot {
@@ -74,14 +90,16 @@ export class SlotTimers {
       firesAfterMs: Math.ceil(this.#slotMs + this.timeoutMs),
       armed: new Set(),
       timer: undefined,
+      idle: false,
     };
-    slot.timer = setTimeout(() => {
+    const timer = setTimeout(() => {
       slot.timer = undefined;
       if (this.#slot === slot) this.#slot = undefined;
       const due = [...slot.armed];
       slot.armed.clear();
       for (const onTimeout of due) onTimeout();
     }, slot.firesAfterMs);
+    slot.timer = timer;
     this.#slot = slot;
     return slot;
   }

@@ -20,8 +20,24 @@ Deno.test("SlotTimers: timeouts started within one slot share it; one started af
   assert(a.slot !== c.slot);
   assertEquals(a.slot.armed.size, 2);
   for (const armed of [a, b, c]) timers.stop(armed);
-  // The last one out cleared each slot's timer (the test's timer sanitizer checks it).
-  assertEquals([a.slot.timer, c.slot.timer], [undefined, undefined]);
+  // The replaced slot's last one out cleared its timer; the current one keeps its (unref'd).
+  assertEquals(a.slot.timer, undefined);
+  assert(c.slot.timer !== undefined);
+  clearTimeout(c.slot.timer);
+});
+
+Deno.test("SlotTimers: timeouts started and stopped one after another in a slot share one timer", () => {
+  let now = 0;
+  const timers = new SlotTimers(10_000, () => now); // slots of 100 ms
+  const first = timers.start(() => {});
+  timers.stop(first);
+  for (let i = 0; i < 50; i++) {
+    now += 1;
+    const next = timers.start(() => {});
+    assertEquals(next.slot, first.slot, "a slot emptied while current still takes timeouts");
+    timers.stop(next);
+  }
+  clearTimeout(first.slot.timer);
 });
 
 Deno.test("SlotTimers: a timeout that joins at a slot's very end still gets its whole time, in whole ms", () => {
@@ -65,4 +81,15 @@ Deno.test("SlotTimers: stopping twice, or after the timeout ran, is harmless", a
   const again = fired();
   timers.start(again.onTimeout);
   await again.at;
+});
+
+Deno.test("SlotTimers: a timeout that joins an emptied slot still fires (the slot's timer holds the process again)", async () => {
+  const timers = new SlotTimers(30);
+  const started = performance.now();
+  timers.stop(timers.start(() => {})); // the slot empties and its timer stops holding the process
+  const f = fired();
+  const armed = timers.start(f.onTimeout);
+  assertEquals(armed.slot.idle, false);
+  // Were the timer still unref'd, nothing would keep this test's event loop alive.
+  assert((await f.at) - started >= 29);
 });
