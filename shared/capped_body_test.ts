@@ -1,6 +1,7 @@
-import { assertEquals, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
 import { readCappedBody } from "./capped_body.ts";
 import { RingkvError } from "./errors.ts";
+import { SlotTimers } from "./slot_timers.ts";
 
 const seen: [number, boolean][] = [];
 const tooLarge = (size: number, exact: boolean) => (
@@ -64,4 +65,53 @@ Deno.test("readCappedBody() answers a bad Content-Length with 400 and a stalled 
     RingkvError,
   );
   assertEquals(stalled.code, "request_timeout");
+});
+
+Deno.test("readCappedBody() with SlotTimers answers a stalled body with 408 and a prompt one as without", async () => {
+  const timers = new SlotTimers(50);
+  const started = performance.now();
+  const stalled = await assertRejects(
+    () => readCappedBody(streamed([new Uint8Array(1)], true), 5, tooLarge, "it", timers),
+    RingkvError,
+  );
+  assertEquals(stalled.code, "request_timeout");
+  assertEquals(
+    stalled.message,
+    "Cannot read it: the body did not arrive within 50 ms (--body-timeout-ms)",
+  );
+  assert(performance.now() - started >= 49);
+  const chunks = [new Uint8Array([1, 2]), new Uint8Array([3])];
+  assertEquals(
+    await readCappedBody(streamed(chunks), 5, tooLarge, "it", timers),
+    new Uint8Array([1, 2, 3]),
+  );
+  seen.length = 0;
+  await assertRejects(
+    () =>
+      readCappedBody(
+        streamed([new Uint8Array(4), new Uint8Array(4)], true),
+        5,
+        tooLarge,
+        "it",
+        timers,
+      ),
+    RingkvError,
+  );
+  assertEquals(seen, [[8, false]]);
+});
+
+Deno.test("readCappedBody() reads a body of a declared length whole, in one chunk or several", async () => {
+  const declared = (body: BodyInit) =>
+    new Request("http://x/", { method: "PUT", body, headers: { "content-length": "3" } });
+  for (const timeout of [1000, new SlotTimers(1000)]) {
+    assertEquals(
+      await readCappedBody(declared("abc"), 5, tooLarge, "it", timeout),
+      new TextEncoder().encode("abc"),
+    );
+    const parts = streamed([new Uint8Array([1]), new Uint8Array([2, 3])]).body!;
+    assertEquals(
+      await readCappedBody(declared(parts), 5, tooLarge, "it", timeout),
+      new Uint8Array([1, 2, 3]),
+    );
+  }
 });

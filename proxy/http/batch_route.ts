@@ -33,7 +33,8 @@ export interface KeyOutcome {
 /** Handles `POST /kv`: 200 when every pair was applied (or was a delete of nothing), else 207. */
 export async function handleBatch(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   const { maxBatchBytes, bodyTimeoutMs } = deps.limits;
-  const body = await readBody(req, maxBatchBytes, "batch_too_large", "the batch", bodyTimeoutMs);
+  const timeout = deps.bodyTimers ?? bodyTimeoutMs;
+  const body = await readBody(req, maxBatchBytes, "batch_too_large", "the batch", timeout);
   const ops = parseBatch(body, deps.limits);
   deps.requestIds?.tag(ops, req);
   const outcomes = await deps.router.run(ops);

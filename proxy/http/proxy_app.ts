@@ -12,6 +12,7 @@ import { allowedMethods } from "./allowed_methods.ts";
 import { Hono } from "hono";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { KeyPoints } from "../../shared/key_points.ts";
+import { SlotTimers } from "../../shared/slot_timers.ts";
 import type { Limits } from "../../shared/limits.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import { Dispatcher, type DispatcherOptions } from "../routing/dispatcher.ts";
@@ -120,7 +121,9 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     }),
   );
   const { limits, clientToken } = deps;
-  const routes = { router, client, limits, clientToken, requestIds: ids };
+  // One timer per slot for the body deadlines of every PUT and POST /kv, not one per request.
+  const bodyTimers = new SlotTimers(limits.bodyTimeoutMs);
+  const routes = { router, client, limits, clientToken, requestIds: ids, bodyTimers };
   app.route("/", createPublicRoutes(routes));
   // app.request() calls app.fetch: the tests go through the same front as production.
   app.fetch = frontFetch({ routes, ids, metrics, log }, app.fetch);

@@ -1,8 +1,9 @@
 /**
- * The proxy app's `fetch`: a plain `GET /kv/{key}` (no query) goes straight to the one GET
- * handler that Hono also mounts (public_routes.ts), with the same client-token check, request
- * id, metrics, log line and error answers, skipping Hono's routing and chain; every other
- * request goes to Hono. `app.request()` calls `app.fetch`, so tests run this front too.
+ * The proxy app's `fetch`: a plain `GET`, `PUT` or `DELETE /kv/{key}` (no query) goes straight
+ * to the one handler that Hono also mounts for it (public_routes.ts), with the same
+ * client-token check, request id, metrics, log line and error answers, skipping Hono's routing
+ * and chain; every other request goes to Hono. `app.request()` calls `app.fetch`, so tests run
+ * this front too.
  *
  * @module
  */
@@ -13,7 +14,13 @@ import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import type { LogFn } from "../../shared/log.ts";
 import { observed, type RequestIds } from "./observe.ts";
 import type { ProxyMetrics } from "./proxy_metrics.ts";
-import { clientRefusal, getKey, type PublicRoutesDeps } from "./public_routes.ts";
+import {
+  clientRefusal,
+  deleteKey,
+  getKey,
+  type PublicRoutesDeps,
+  putKey,
+} from "./public_routes.ts";
 import { pathStart } from "../../shared/url_path.ts";
 
 /** Hono's `fetch`, as the app exposes it. */
@@ -47,23 +54,43 @@ export function answerError(err: Error, req: Request, ids: RequestIds, log: LogF
   );
 }
 
-/** Wraps Hono's `fetch` (`routed`) with the front for `GET /kv/{key}`. */
+/** A /kv/{key} handler of public_routes.ts. */
+type KeyHandler = (deps: PublicRoutesDeps, req: Request) => Promise<Response>;
+
+/** The handler the front calls for a method, or undefined (Hono routes it). */
+function keyHandler(method: string): KeyHandler | undefined {
+  return method === "GET"
+    ? getKey
+    : method === "PUT"
+    ? putKey
+    : method === "DELETE"
+    ? deleteKey
+    : undefined;
+}
+
+/** Wraps Hono's `fetch` (`routed`) with the front for `GET|PUT|DELETE /kv/{key}`. */
 export function frontFetch(deps: FrontDeps, routed: AppFetch): AppFetch {
-  // getKey's answers carry the request id when it reads the ids the front assigns.
+  // The handlers' answers carry the request id when they read the ids the front assigns.
   const marked = deps.routes.requestIds === deps.ids;
   // Named parameters, not a rest array: this runs on every request.
   return (req, env, exec) => {
-    if (req.method !== "GET") return routed(req, env, exec);
+    const handler = keyHandler(req.method);
+    if (handler === undefined) return routed(req, env, exec);
     const url = req.url;
     const start = pathStart(url);
     if (!url.startsWith("/kv/", start) || url.includes("?", start)) {
       return routed(req, env, exec);
     }
-    return frontGet(deps, req, marked);
+    return frontKey(deps, req, marked, handler);
   };
 }
 
-async function frontGet(deps: FrontDeps, req: Request, marked: boolean): Promise<Response> {
+async function frontKey(
+  deps: FrontDeps,
+  req: Request,
+  marked: boolean,
+  handler: KeyHandler,
+): Promise<Response> {
   const started = performance.now();
   const id = deps.ids.assign(req);
   const token = deps.routes.clientToken;
@@ -71,7 +98,7 @@ async function frontGet(deps: FrontDeps, req: Request, marked: boolean): Promise
   let res: Response;
   let withId = marked && refused === undefined;
   try {
-    res = refused ?? await getKey(deps.routes, req);
+    res = refused ?? await handler(deps.routes, req);
   } catch (err) {
     res = answerError(err as Error, req, deps.ids, deps.log);
     withId = false; // error answers are marked by observed()

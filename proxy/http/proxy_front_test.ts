@@ -120,3 +120,81 @@ Deno.test("every front GET answer carries exactly one x-request-id, a new one wh
     await c.close();
   }
 });
+
+/** `shape()` with every version written as V (two writes never get the same one). */
+async function versionless(res: Response, renamed = ""): Promise<unknown> {
+  let text = JSON.stringify(await shape(res));
+  if (renamed !== "") text = text.replaceAll(renamed, "key");
+  return JSON.parse(text.replace(/[0-9a-f]{12}-[0-9a-f]{4}-[\w.-]+?(?=\\?")/g, "V"));
+}
+
+Deno.test("PUT and DELETE /kv/{key} answer alike through the front and through Hono's chain", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxValueBytes: 64, bodyTimeoutMs: 200 };
+  const c = await startCluster({ proxy: { clientToken: "t0ken" }, limits });
+  try {
+    const down = await ownerOf(c.topology.current(), "unreachable");
+    const routed = countRouting(c.proxy);
+    const wrong = { ...OK, "if-match": '"0190aabbccdd-0001-p1"' };
+    const cases: [
+      method: string,
+      key: string,
+      headers: Record<string, string>,
+      body: string,
+      status: number,
+    ][] = [
+      ["PUT", "key", { ...OK, "content-type": "text/plain" }, "v1", 201],
+      ["PUT", "key", OK, "v2", 200],
+      ["PUT", "key", { ...OK, "if-none-match": "*" }, "v3", 412],
+      ["PUT", "key", wrong, "v3", 412],
+      ["PUT", "key", { ...OK, "if-match": '"a" "b"' }, "v3", 400],
+      ["PUT", "key", { ...OK, "content-type": "t".repeat(257) }, "v3", 400],
+      ["PUT", "key", OK, "x".repeat(65), 413],
+      ["PUT", "key", { "x-request-id": "req-1" }, "v3", 401],
+      ["PUT", "%ZZ", OK, "v", 400],
+      ["PUT", "k".repeat(DEFAULT_LIMITS.maxKeyBytes + 1), OK, "v", 414],
+      ["DELETE", "key", wrong, "", 412],
+      ["DELETE", "key", { "x-request-id": "req-1" }, "", 401],
+      ["DELETE", "key", OK, "", 204],
+      ["DELETE", "key", OK, "", 404],
+      ["PUT", "unreachable", OK, "v", 503],
+    ];
+    for (const [method, key, headers, body, status] of cases) {
+      if (key === "unreachable") c.down.add(down);
+      const send = (path: string) =>
+        c.proxy.request(path, { method, headers, ...(method === "PUT" ? { body } : {}) });
+      // The same sequence on two keys: the first through the front, the second through Hono.
+      const before = routed();
+      const front = await versionless(await send(`/kv/${key}`));
+      assertEquals(routed(), before, `${method} ${key}: the front answered, not Hono's router`);
+      const other = key === "key" ? "key-via-hono" : key;
+      const chained = await versionless(await send(`/kv/${other}?via=hono`), "key-via-hono");
+      assertEquals(routed(), before + 1, `${method} ${key}?via=hono: Hono's router answered`);
+      assertEquals(front, chained, `${method} ${key} ${JSON.stringify(headers)}`);
+      assertEquals((front as { status: number }).status, status, `${method} ${key}`);
+    }
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a PUT's answer: its status, JSON version, ETag and request id, as before the front", async () => {
+  const c = await startCluster({ proxy: { clientToken: "t0ken" } });
+  try {
+    for (const [status, body] of [[201, "v1"], [200, "v2"]] as const) {
+      const res = await c.proxy.request("/kv/k", { method: "PUT", body, headers: OK });
+      const etag = res.headers.get("etag")!;
+      const version = JSON.parse(etag);
+      assertEquals(await res.json(), { version });
+      assertEquals([...res.headers], [
+        ["content-type", "application/json"],
+        ["etag", etag],
+        ["x-request-id", "req-1"],
+      ]);
+      assertEquals(res.status, status);
+      const got = await c.proxy.request("/kv/k", { headers: OK });
+      assertEquals([got.headers.get("etag"), await got.text()], [etag, body]);
+    }
+  } finally {
+    await c.close();
+  }
+});

@@ -24,6 +24,7 @@ import { readBody } from "./request_body.ts";
 import { resultByteLength, resultBytes } from "./result_value.ts";
 import { type Outcome, Router } from "../routing/router.ts";
 import { pathOf } from "../../shared/url_path.ts";
+import type { SlotTimers } from "../../shared/slot_timers.ts";
 
 /** What the public routes need. */
 export interface PublicRoutesDeps {
@@ -34,6 +35,8 @@ export interface PublicRoutesDeps {
   clientToken?: string;
   /** Request ids, passed on to the nodes with the ops run for each request. */
   requestIds?: RequestIds;
+  /** The body deadlines of PUT and POST /kv (`limits.bodyTimeoutMs`); a timer each when absent. */
+  bodyTimers?: SlotTimers;
 }
 
 /** Longest `Content-Type` a value may carry. */
@@ -134,7 +137,8 @@ export async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
   return new Response(null, { status: 200, headers });
 }
 
-async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
+/** `PUT /kv/{key}` (Hono mounts it; the app's front calls it for a plain PUT). */
+export async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   const key = keyOf(req, deps.limits);
   const contentType = req.headers.get("content-type") ?? DEFAULT_CONTENT_TYPE;
   if (contentType.length > MAX_CONTENT_TYPE_LENGTH) {
@@ -151,7 +155,7 @@ async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
     deps.limits.maxValueBytes,
     "value_too_large",
     `the value of key "${key}"`,
-    deps.limits.bodyTimeoutMs,
+    deps.bodyTimers ?? deps.limits.bodyTimeoutMs,
   );
   const r = await runOne(deps, {
     op: "put",
@@ -161,15 +165,18 @@ async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
     ...conditions,
   }, req);
   if (r.status === 200 || r.status === 201) {
-    return Response.json({ version: r.version }, {
-      status: r.status,
-      headers: withRequestId(deps, req, { etag: `"${r.version}"` }),
+    // As Response.json would answer, from a string: Deno sends it without encoding it in JS.
+    const headers = withRequestId(deps, req, {
+      "content-type": "application/json",
+      etag: `"${r.version}"`,
     });
+    return new Response(`{"version":${JSON.stringify(r.version)}}`, { status: r.status, headers });
   }
   throw r.status === 412 ? preconditionFailed("set", key, r, conditions) : resultError(r, key);
 }
 
-async function deleteKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
+/** `DELETE /kv/{key}` (Hono mounts it; the app's front calls it for a plain DELETE). */
+export async function deleteKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   const key = keyOf(req, deps.limits);
   const conditions = writeConditions(req.headers);
   const r = await runOne(deps, { op: "delete", key, ...conditions }, req);

@@ -6,14 +6,18 @@
  */
 import { type ErrorCode, RingkvError } from "../../shared/errors.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
+import type { SlotTimers } from "../../shared/slot_timers.ts";
 
-/** The body as bytes; throws `tooLarge` (413) past `max` bytes, 408 past `timeoutMs`, 400 on a bad header. */
+/**
+ * The body as bytes; throws `tooLarge` (413) past `max` bytes, 408 past `timeout` (ms, or the
+ * route's shared {@link SlotTimers}), 400 on a bad header.
+ */
 export function readBody(
   req: Request,
   max: number,
   tooLarge: ErrorCode,
   what: string,
-  timeoutMs: number,
+  timeout: number | SlotTimers,
 ): Promise<Uint8Array> {
   const flag = tooLarge === "value_too_large" ? "--max-value-bytes" : "--max-batch-bytes";
   const refusal = (size: number, exact: boolean) =>
@@ -22,7 +26,7 @@ export function readBody(
       `Cannot accept ${what}: it is ${exact ? size : `more than ${max}`} bytes, ` +
         `the limit is ${max} (${flag})`,
     );
-  return readCappedBody(req, max, refusal, what, timeoutMs);
+  return readCappedBody(req, max, refusal, what, timeout);
 }
 
 /** UTF-8 text of bytes, or undefined when they are not valid UTF-8. */
