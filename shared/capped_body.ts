@@ -10,7 +10,6 @@
  * import { assert } from "@std/assert";
  * import { readCappedBody } from "./capped_body.ts";
  * import { RingkvError } from "./errors.ts";
-import type { SlotTimers } from "./slot_timers.ts";
  * const req = new Request("http://x/", { method: "PUT", body: "hello" });
  * const tooLarge = (size: number) => new RingkvError("value_too_large", `${size} bytes`);
  * const bytes = await readCappedBody(req, 1024, tooLarge, "the value", 10_000);
