@@ -44,6 +44,14 @@ export interface Armed {
   readonly onTimeout: () => void;
 }
 
+/**
+ * The slot of timeouts of `timeoutMs`: a tenth of it, at most 100 ms, in whole ms (Deno
+ * drops a timer's fraction, 16.5 fires at 16.2, which would fire a late joiner's early).
+ */
+export function slotMsOf(timeoutMs: number): number {
+  return Math.max(1, Math.floor(Math.min(100, timeoutMs / 10)));
+}
+
 /** Shared-slot timeouts, all of the same length. */
 export class SlotTimers {
   #slot: TimerSlot | undefined;
@@ -54,8 +62,7 @@ export class SlotTimers {
     readonly timeoutMs: number,
     private readonly now: () => number = performance.now.bind(performance),
   ) {
-    // Whole ms: Deno drops a timer's fraction, which would fire a late joiner's callback early.
-    this.#slotMs = Math.max(1, Math.floor(Math.min(100, timeoutMs / 10)));
+    this.#slotMs = slotMsOf(timeoutMs);
   }
 
   /** Runs `onTimeout` once the timeout has passed, unless {@link stop} is called first. */

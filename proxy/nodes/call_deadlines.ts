@@ -21,6 +21,7 @@
  * }
  * ```
  */
+import { slotMsOf } from "../../shared/slot_timers.ts";
 
 /** Calls that started in one slot: their shared signal and how many are in flight. */
 export interface DeadlineSlot {
@@ -49,9 +50,7 @@ export class CallDeadlines {
     readonly timeoutMs: number,
     private readonly now: () => number = performance.now.bind(performance),
   ) {
-    // Whole ms: Deno drops a timer's fraction (16.5 fires at 16.2), which would end a call
-    // that joined at the slot's end before its timeout.
-    this.#slotMs = Math.max(1, Math.floor(Math.min(100, timeoutMs / 10)));
+    this.#slotMs = slotMsOf(timeoutMs);
   }
 
   /** The slot of a call starting now; pass it to {@link leave} when the call ends. */
