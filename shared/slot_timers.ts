@@ -21,7 +21,8 @@
  * const timers = new SlotTimers(1000);
  * let fired = false;
  * const armed = timers.start(() => (fired = true));
- * timers.stop(armed); // done in time: the callback never runs, no timer is left
+ * timers.stop(armed); // done in time: the callback never runs; the slot's timer stays,
+ * // unref'd (it holds nothing up), for the next start within the slot
  * assert(!fired);
  * ```
  */
@@ -104,10 +105,23 @@ export class SlotTimers {
       if (this.#slot === slot) this.#slot = undefined;
       const due = [...slot.armed];
       slot.armed.clear();
-      for (const onTimeout of due) onTimeout();
+      runAll(due);
     }, slot.firesAfterMs);
     slot.timer = timer;
     this.#slot = slot;
     return slot;
   }
+}
+
+/** Runs every callback, then throws the first one's error: one that throws skips no other. */
+function runAll(callbacks: readonly (() => void)[]): void {
+  let failure: { err: unknown } | undefined;
+  for (const callback of callbacks) {
+    try {
+      callback();
+    } catch (err) {
+      failure ??= { err };
+    }
+  }
+  if (failure !== undefined) throw failure.err;
 }

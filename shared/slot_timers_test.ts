@@ -93,3 +93,27 @@ Deno.test("SlotTimers: a timeout that joins an emptied slot still fires (the slo
   // Were the timer still unref'd, nothing would keep this test's event loop alive.
   assert((await f.at) - started >= 29);
 });
+
+Deno.test("a callback that throws skips no other of its slot; its error is still thrown", async () => {
+  const errors: unknown[] = [];
+  const onError = (e: ErrorEvent) => {
+    e.preventDefault();
+    errors.push(e.error);
+  };
+  globalThis.addEventListener("error", onError);
+  try {
+    const timers = new SlotTimers(10);
+    const ran: string[] = [];
+    timers.start(() => {
+      ran.push("first");
+      throw new Error("boom");
+    });
+    timers.start(() => ran.push("second"));
+    const deadline = Date.now() + 10_000;
+    while (ran.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assertEquals(ran, ["first", "second"]);
+    assertEquals((errors[0] as Error | undefined)?.message, "boom");
+  } finally {
+    globalThis.removeEventListener("error", onError);
+  }
+});

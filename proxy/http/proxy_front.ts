@@ -3,7 +3,8 @@
  * to the one handler that Hono also mounts for it (public_routes.ts), with the same
  * client-token check, request id, metrics, log line and error answers, skipping Hono's routing
  * and chain; every other request goes to Hono. `app.request()` calls `app.fetch`, so tests run
- * this front too.
+ * this front too. A middleware added to the app must be added to `frontKey` as well (a test in
+ * proxy_front_test.ts lists the middleware it stands in for).
  *
  * @module
  */

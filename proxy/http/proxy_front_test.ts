@@ -1,4 +1,7 @@
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertRejects } from "@std/assert";
+import { putKey } from "./public_routes.ts";
+import { RingkvError } from "../../shared/errors.ts";
+import type { Router } from "../routing/router.ts";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { ownerOf, startCluster } from "../../tests/doubles/test_cluster.ts";
 import { ProxyMetrics } from "./proxy_metrics.ts";
@@ -194,6 +197,28 @@ Deno.test("a PUT's answer: its status, JSON version, ETag and request id, as bef
       const got = await c.proxy.request("/kv/k", { headers: OK });
       assertEquals([got.headers.get("etag"), await got.text()], [etag, body]);
     }
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a PUT the nodes answer 2xx without a version is a 502, never a body that is not JSON", async () => {
+  const router = { runOne: () => Promise.resolve({ status: 201 }) } as unknown as Router;
+  const deps = { router, client: undefined as never, limits: DEFAULT_LIMITS };
+  const req = new Request("http://proxy/kv/k", { method: "PUT", body: "v" });
+  const err = await assertRejects(() => putKey(deps, req), RingkvError, "without a version");
+  assertEquals(err.code, "bad_gateway");
+});
+
+Deno.test("the middleware the front stands in for is the request observer and the /kv token check", async () => {
+  // frontKey does what these do for a plain GET, PUT or DELETE /kv/{key}: a middleware added
+  // to the app must be added there too, or those requests would skip it. This test says so.
+  const c = await startCluster({ proxy: { clientToken: "t0ken" } });
+  try {
+    const middleware = c.proxy.routes
+      .filter((r) => r.method === "ALL" && r.handler.length === 2)
+      .map((r) => r.path);
+    assertEquals(middleware, ["/*", "/kv/*"]);
   } finally {
     await c.close();
   }
