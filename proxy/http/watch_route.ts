@@ -45,7 +45,7 @@ export interface WatchRouteDeps {
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
-const NON_ASCII_BYTE = /[^\x00-\x7f]/;
+const NON_ASCII_BYTE = /[\u0080-\u00ff]/;
 
 /** The `/watch` route as a Hono app. */
 export function createWatchRoute(deps: WatchRouteDeps): Hono {
