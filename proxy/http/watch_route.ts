@@ -26,8 +26,11 @@ export const DEFAULT_MAX_WATCHERS = 256;
 export const MAX_UNREAD_BYTES = 4 << 20;
 /** Interval of the keep-alive comment, in ms. */
 export const KEEPALIVE_MS = 5000;
-/** How long a stream's events wait for more before they are written, in ms. */
-export const WATCH_FLUSH_MS = 10;
+/**
+ * How long a stream's events wait for more before they are written, in ms: 0, after the turn
+ * (a turn merges the nodes' pages of one poll, gathered by proxy/watch/shared_feed.ts).
+ */
+export const WATCH_FLUSH_MS = 0;
 
 /** What the watch route needs. */
 export interface WatchRouteDeps {
