@@ -26,8 +26,11 @@ export const DEFAULT_MAX_WATCHERS = 256;
 export const MAX_UNREAD_BYTES = 4 << 20;
 /** Interval of the keep-alive comment, in ms. */
 export const KEEPALIVE_MS = 5000;
-/** How long a stream's events wait for more before they are written, in ms. */
-export const WATCH_FLUSH_MS = 10;
+/**
+ * How long a stream's events wait for more before they are written, in ms: 0, after the turn
+ * (a turn merges the nodes' pages of one poll, gathered by proxy/watch/shared_feed.ts).
+ */
+export const WATCH_FLUSH_MS = 0;
 
 /** What the watch route needs. */
 export interface WatchRouteDeps {
@@ -45,6 +48,7 @@ export interface WatchRouteDeps {
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+const NON_ASCII_BYTE = /[\u0080-\u00ff]/;
 
 /** The `/watch` route as a Hono app. */
 export function createWatchRoute(deps: WatchRouteDeps): Hono {
@@ -147,15 +151,16 @@ class EventData {
 /** The JSON of a change event: key, version, and the value as text, base64 or deleted. */
 export function eventJson(e: WatchEvent): Record<string, unknown> {
   if (e.value === null) return { key: e.key, version: e.version, deleted: true };
-  const bytes = Uint8Array.fromBase64(e.value);
   const at = expiryOf(e.contentType);
   const out: Record<string, unknown> = {
     key: e.key,
     version: e.version,
     contentType: plainType(e.contentType ?? "application/octet-stream"),
   };
+  // An ASCII value is its own UTF-8: atob's bytes as text, without the decoder (~2 µs per event).
+  const raw = atob(e.value);
   try {
-    out.value = utf8.decode(bytes);
+    out.value = NON_ASCII_BYTE.test(raw) ? utf8.decode(Uint8Array.fromBase64(e.value)) : raw;
   } catch (err) {
     if (!(err instanceof TypeError)) throw err;
     out.valueBase64 = e.value;

@@ -1,5 +1,6 @@
 import { assertEquals } from "@std/assert";
 import { startCluster } from "../../tests/doubles/test_cluster.ts";
+import { eventJson } from "./watch_route.ts";
 
 const SSE = { accept: "text/event-stream" };
 
@@ -61,4 +62,21 @@ Deno.test("HEAD /watch answers the stream's headers without holding one of the s
   } finally {
     await c.close();
   }
+});
+
+Deno.test("eventJson() gives an ASCII or UTF-8 value as text and any other bytes as valueBase64", () => {
+  const of = (bytes: Uint8Array) =>
+    eventJson({ key: "k", version: "v1", value: bytes.toBase64(), contentType: "text/plain" });
+  const ascii = new Uint8Array(128).map((_, i) => i);
+  assertEquals(of(ascii).value, String.fromCharCode(...ascii));
+  assertEquals(of(new TextEncoder().encode("ключ 😀")).value, "ключ 😀");
+  for (const bad of [[0xff], [0x61, 0x80], [0xc3], [0xed, 0xa0, 0x80]]) {
+    const got = of(new Uint8Array(bad));
+    assertEquals([got.value, got.valueBase64], [undefined, new Uint8Array(bad).toBase64()]);
+  }
+  assertEquals(eventJson({ key: "k", version: "v2", value: null }), {
+    key: "k",
+    version: "v2",
+    deleted: true,
+  });
 });

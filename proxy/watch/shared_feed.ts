@@ -22,9 +22,12 @@ const PAGE_LIMIT = 1000;
 
 /**
  * How long a node's poller waits after a page that brought changes before it polls again,
- * in ms: what a change may wait, beyond its poll, before it reaches the streams.
+ * in ms: what a change may wait, beyond its poll, before it reaches the streams. Each poll
+ * costs the proxy a `fetch`, its JSON and a merge turn per stream whatever the page holds; the
+ * groups write a turn's events at once (proxy/http/watch_route.ts `WATCH_FLUSH_MS`, 0), so
+ * this is most of an event's added latency (docs/api.md "Watching changes").
  */
-export const POLL_GATHER_MS = 10;
+export const POLL_GATHER_MS = 16;
 
 /**
  * How long a poller gathers, `ms` on average, at most 1.5 × `ms`: to a shared tick of the

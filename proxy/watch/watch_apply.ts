@@ -14,7 +14,7 @@ import { quorumOf } from "../replication/quorum.ts";
 import type { WireChange } from "../../node/http/change_routes.ts";
 import type { ChangeFeed, ChangePage } from "./change_feed.ts";
 import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
-import { encodeWatchCursor, type WatchCursor } from "./watch_cursor.ts";
+import type { WatchCursor } from "./watch_cursor.ts";
 import { fetchBases, pointOf } from "./watch_epoch.ts";
 import type { WatchEvent, WatchMerge } from "./watch_merge.ts";
 
@@ -185,10 +185,10 @@ export function emit(
   for (let i = 0; i < events.length; i++) {
     const last = i === events.length - 1;
     // The last event's cursor is encoded at once: the merge's live state will do.
-    const at = last ? pointOf(topo, merge, true) : before!;
     // An earlier event of a batch: resume right after it (later versions stay pending).
-    const cursor = last ? at : { ...at, pending: new Map(at.pending).set(key, events[i]!.version) };
-    const text = encodeWatchCursor(cursor);
+    const text = last
+      ? merge.cursorText.encode(pointOf(topo, merge, true))
+      : merge.cursorText.encode(before!, key, events[i]!.version);
     if (text === undefined) {
       return "too many changes wait for a majority of replicas to fit a cursor";
     }

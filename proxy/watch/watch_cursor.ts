@@ -1,7 +1,8 @@
 /**
  * The watch cursor (SSE `id:`, sent back as `Last-Event-ID`): opaque base64url of JSON
  * `{"e": epoch, "h": phase, "r": [ring's node ids], "n": {node: [boot, low, read]}, "p": {key:
- * lastVersionOut}, "x": [lost nodes]}`, the state a resumed watch needs
+ * lastVersionOut}, "x": [lost nodes]}` (members in any order, with spaces between them: its
+ * pieces are encoded apart, proxy/watch/cursor_text.ts), the state a resumed watch needs
  * (proxy/watch/watch_merge.ts); `r` (the nodes the majorities were counted on) and `h` (the
  * map's rebalancing phase) let a cursor resume under a later cluster map
  * (proxy/watch/ring_move.ts). Pure.
@@ -16,11 +17,11 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
+import { CursorText } from "./cursor_text.ts";
 import type { NodePos } from "./watch_merge.ts";
 import type { MapPhase } from "./ring_move.ts";
 
-/** Longest cursor, in characters (it travels in a header). */
-export const MAX_CURSOR_CHARS = 4096;
+export { MAX_CURSOR_CHARS } from "./cursor_text.ts";
 
 /** What a cursor holds. */
 export interface WatchCursor {
@@ -38,43 +39,12 @@ export interface WatchCursor {
 
 const PHASES: readonly unknown[] = ["stable", "copying", "cleanup"] satisfies MapPhase[];
 
-const encoder = new TextEncoder();
-
-const NON_ASCII = /[\u0080-\uffff]/;
-
-/** The cursor's text, or undefined when it would be longer than {@link MAX_CURSOR_CHARS}. */
-export function encodeWatchCursor(c: WatchCursor): string | undefined {
-  const json = cursorJson(c);
-  // ASCII JSON is its own UTF-8: btoa skips the encoder's copy (a few µs per event).
-  const text = NON_ASCII.test(json)
-    ? encoder.encode(json).toBase64({ alphabet: "base64url", omitPadding: true })
-    : btoa(json).replace(/=+$/, "").replaceAll("+", "-").replaceAll("/", "_");
-  return text.length > MAX_CURSOR_CHARS ? undefined : text;
-}
-
 /**
- * The cursor's JSON, the text `JSON.stringify` gives for `{e, h, r, n, p, x}` with `n`'s
- * positions as `[boot, low, read]`, written without those intermediate objects: every event
- * has a cursor.
+ * The cursor's text, or undefined when it would be longer than {@link MAX_CURSOR_CHARS}; a
+ * stream keeps a {@link CursorText} instead, which remembers the pieces between events.
  */
-export function cursorJson(c: WatchCursor): string {
-  let json = `{"e":${c.epoch}`;
-  if (c.phase !== undefined) json += `,"h":"${c.phase}"`;
-  if (c.ring !== undefined) json += `,"r":${JSON.stringify(c.ring)}`;
-  json += `,"n":{`;
-  let comma = "";
-  for (const id of Object.keys(c.nodes)) {
-    const p = c.nodes[id]!;
-    json += `${comma}${JSON.stringify(id)}:[${JSON.stringify(p.boot)},${p.low},${p.read}]`;
-    comma = ",";
-  }
-  json += `},"p":{`;
-  comma = "";
-  for (const [key, v] of c.pending) {
-    json += `${comma}${JSON.stringify(key)}:${v === null ? "null" : JSON.stringify(v)}`;
-    comma = ",";
-  }
-  return `${json}},"x":${JSON.stringify(c.lost)}}`;
+export function encodeWatchCursor(c: WatchCursor): string | undefined {
+  return new CursorText().encode(c);
 }
 
 /** The cursor of a `Last-Event-ID`; 400 `invalid_cursor` when it is not one of ours. */

@@ -20,6 +20,7 @@
  * @module
  */
 import type { WireChange } from "../../node/http/change_routes.ts";
+import { CursorText } from "./cursor_text.ts";
 import { SeqFloor } from "./seq_floor.ts";
 
 /** A change event as a watcher gets it. */
@@ -80,6 +81,8 @@ export class WatchMerge {
   readonly #pendingAtStart: Map<string, string | null>;
   /** Per node, the positions of the versions seen and not yet out (the cursor's `low`). */
   readonly #floors = new Map<string, SeqFloor>();
+  /** Writes this merge's cursors, keeping what repeats between its events. */
+  readonly cursorText = new CursorText();
 
   /**
    * `positions`: where each node's log is read from; `quorum`: replicas that must hold a

@@ -107,7 +107,7 @@ async function measure(reader: ReadableStreamDefaultReader<Uint8Array>, n: numbe
 const logs = makeLogs();
 const { watchStream } = await import(`${root}/proxy/watch/watch_stream.ts`);
 const { WatchGroup } = await import(`${root}/proxy/watch/watch_group.ts`);
-const { eventJson } = await import(`${root}/proxy/http/watch_route.ts`);
+const { eventJson, WATCH_FLUSH_MS } = await import(`${root}/proxy/http/watch_route.ts`);
 const { hashKey } = await import(`${root}/shared/ring.ts`);
 const cluster = await import(`${root}/tests/doubles/test_cluster.ts`);
 // The proxy remembers the ring points of keys it wrote: so does this run.
@@ -123,7 +123,7 @@ const group = new WatchGroup(
     eventData: (e: unknown) => JSON.stringify(eventJson(e)),
     keepaliveMs: 60_000,
     maxUnreadBytes: 64 << 20,
-    flushMs: 10,
+    flushMs: WATCH_FLUSH_MS, // each tree's own
   },
 );
 const stop = new AbortController();
