@@ -24,8 +24,11 @@ import type { WatchCursor } from "./watch_cursor.ts";
 /** Longest cursor, in characters (it travels in a header). */
 export const MAX_CURSOR_CHARS = 4096;
 
-/** Entries kept past which the cache starts again (a cursor holds ~200 keys at most). */
-const KEEP_ENTRIES = 4096;
+/**
+ * Entries kept past which the cache starts again: a few cursors' worth (one holds ~90-200
+ * keys), since every merge has its own cache and keys may be 1 KiB (~2.7 KiB per entry).
+ */
+export const KEEP_ENTRIES = 512;
 
 const encoder = new TextEncoder();
 const NON_ASCII = /[\u0080-\uffff]/;
@@ -43,6 +46,11 @@ export class CursorText {
   #mapJson = "";
   #mapText = "";
   readonly #entries = new Map<string, Entry>();
+
+  /** How many waiting keys' pieces are cached (at most {@link KEEP_ENTRIES}). */
+  get cachedEntries(): number {
+    return this.#entries.size;
+  }
 
   /**
    * The cursor's text (base64url of its JSON), or undefined when it would be longer than

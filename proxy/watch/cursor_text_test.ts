@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { aligned, CursorText, MAX_CURSOR_CHARS } from "./cursor_text.ts";
+import { aligned, CursorText, KEEP_ENTRIES, MAX_CURSOR_CHARS } from "./cursor_text.ts";
 import { decodeWatchCursor, type WatchCursor } from "./watch_cursor.ts";
 
 /** A small deterministic generator (tests repeat). */
@@ -130,4 +130,15 @@ Deno.test("aligned() pads to whole 3-byte groups, so joined pieces are the base6
     new TextDecoder().decode(Uint8Array.fromBase64(text, { alphabet: "base64url" })),
     joined,
   );
+});
+
+Deno.test("CursorText keeps at most KEEP_ENTRIES keys' pieces, and its cursors stay right past a clear", () => {
+  const texts = new CursorText();
+  const nodes = { n1: { boot: "b", low: 1, read: 2 } };
+  for (let i = 0; i < 3 * KEEP_ENTRIES; i++) {
+    const pending = new Map<string, string | null>([[`k${i}`, `v${i}`], [`k${i + 1}`, null]]);
+    const c: WatchCursor = { epoch: 1, nodes, pending, lost: [] };
+    assertEquals(decodeWatchCursor(texts.encode(c)!), c, `event ${i}`);
+    assert(texts.cachedEntries <= KEEP_ENTRIES, `${texts.cachedEntries} kept at event ${i}`);
+  }
 });
