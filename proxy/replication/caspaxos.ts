@@ -8,12 +8,14 @@
  * - reads are one round of `/internal/read` at a majority (ABD, Attiya, Bar-Noy and
  *   Dolev 1995): when the answers agree that is the value; when they do not, the newest
  *   entry is written back with its own version (the same accept its writer sent) to a
- *   majority before it is returned.
+ *   majority before it is returned;
+ * - a proxy's next write of a key it decided last skips the prepare (own_ballots.ts), and a
+ *   fast accept that reached no majority is recovered by a full round (fast_write.ts).
  *
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { isExpired } from "../../shared/expiry.ts";
+import { isExpired, withExpiry } from "../../shared/expiry.ts";
 import type { Point } from "../../shared/ring.ts";
 import type { HybridClock, Version } from "../../shared/version.ts";
 import {
@@ -28,6 +30,8 @@ import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
 import type { PaxosCalls } from "./paxos_batcher.ts";
 import type { WireVote } from "../nodes/paxos_client.ts";
 import { gather, type Gathered, KeyLocks, quorumOf } from "./quorum.ts";
+import { ballotAfter, decisionOf, OwnDecisions } from "./own_ballots.ts";
+import { type AcceptAnswer, answerOf, nowhere, recoveryCase } from "./fast_write.ts";
 
 /** What {@link Replicated} needs. */
 export interface ReplicatedDeps {
@@ -39,6 +43,10 @@ export interface ReplicatedDeps {
   hints: Hints;
   /** Rounds before an operation gives up under contention (default 8). */
   maxRounds?: number;
+  /** One-round-trip writes of keys this proxy decided last (default true). */
+  fastWrites?: boolean;
+  /** The record those writes build on (default: an {@link OwnDecisions} with its bounds). */
+  own?: OwnDecisions;
   log?: (obj: Record<string, unknown>) => void;
 }
 
@@ -55,11 +63,26 @@ export interface Replicas {
 /** Runs single-key operations by quorum. */
 export class Replicated {
   readonly #locks = new KeyLocks();
+  readonly #own: OwnDecisions;
   /** Rewrites of an existing entry under a new version (see docs/replication.md). */
   restamps = 0;
+  /** Fast writes decided in one round trip, refused everywhere, and recovered by a round. */
+  readonly fast = { decided: 0, refused: 0, recovered: 0 };
 
   /** Creates the replicated data path. */
-  constructor(private readonly deps: ReplicatedDeps) {}
+  constructor(private readonly deps: ReplicatedDeps) {
+    this.#own = deps.own ?? new OwnDecisions();
+  }
+
+  /** Whether the next write of `key` may take one round trip (tests, metrics). */
+  remembers(key: string): boolean {
+    return this.#own.has(key);
+  }
+
+  /** Forgets `key`'s last decision: another round (hint replay, anti-entropy) touched it. */
+  forget(key: string): void {
+    this.#own.forget(key);
+  }
 
   /** Runs `op` on the key's replicas. Throws StaleEpochError only when it is safe to retry. */
   run(replicas: Replicas, op: BatchOp): Promise<BatchResult> {
@@ -91,6 +114,7 @@ export class Replicated {
       const best = newest(got.good.map((g) => g.value));
       const have = got.good.filter((g) => g.value?.ver === best?.ver);
       if (best === null || have.length === got.good.length) return readResult(best);
+      this.#own.forget(r.key);
       const others = r.owners.filter((n) => !have.some((h) => h.node.id === n.id));
       const back = await this.#accept(r, others, need - have.length, best);
       if (back.ok) return readResult(best);
@@ -104,20 +128,137 @@ export class Replicated {
   }
 
   async #write(r: Replicas, op: BatchOp): Promise<BatchResult> {
-    return await this.#fullWrite(r, op);
+    return await this.#fastWrite(r, op) ?? await this.#fullWrite(r, op);
+  }
+
+  /**
+   * The write in one round trip when this proxy decided the key's last entry under ballot b:
+   * accepting b promised this proxy b + "0" (own_ballots.ts), so the accept goes out at once,
+   * built on that entry. Undefined: the full round is to run (no record, a condition that
+   * fails or a 404 on the record, which a quorum must confirm; or the accept is on no replica).
+   */
+  async #fastWrite(r: Replicas, op: BatchOp): Promise<BatchResult | undefined> {
+    const last = this.#fastBase(r, op);
+    if (last === undefined) return undefined;
+    this.#own.forget(r.key);
+    const ballot = ballotAfter(last.ver, this.deps.clock.writer);
+    if (ballot === undefined) return undefined; // the writer id is full: a fresh ballot
+    const t = last.live ? withExpiry(DEFAULT_CONTENT_TYPE, last.expiresAt) : undefined;
+    const base = { k: r.key, v: last.live ? "" : null, t, ver: last.ver, h: r.point };
+    const decided = decide(op, base, ballot, r);
+    if (decided.entry === undefined) return undefined;
+    const need = quorumOf(r.owners.length);
+    const answers: Promise<AcceptAnswer>[] = [];
+    // A stale epoch stores nothing, so it is not hinted: then "nowhere" below stays true.
+    const acc = await this.#accept(r, r.owners, need, decided.entry, answers, false)
+      .catch((err) => {
+        if (!(err instanceof StaleEpochError)) throw err;
+        return err;
+      });
+    this.#own.outcome(!("ok" in acc && acc.ok));
+    if ("ok" in acc && acc.ok) {
+      this.fast.decided++;
+      this.#remember(r, decided.entry);
+      return decided.result;
+    }
+    if (nowhere(await Promise.all(answers))) {
+      // On no replica, it can never be chosen: the write may run again, under the new map.
+      if (acc instanceof StaleEpochError) throw acc;
+      this.fast.refused++;
+      this.#observe(acc);
+      return undefined;
+    }
+    this.fast.recovered++;
+    return await this.#recover(r, op, ballot, decided);
+  }
+
+  /** The record a fast write of `op` builds on, if any. */
+  #fastBase(r: Replicas, op: BatchOp) {
+    if (this.deps.fastWrites === false || op.op === "get" || op.minVersion !== undefined) return;
+    if (r.joining.length > 0) return; // a moving range: the new owner's copy goes with a round
+    return this.#own.recall(r.key, r.epoch, ownersOf(r));
+  }
+
+  /** Records `entry`, just decided under this proxy's ballot, for the next write. */
+  #remember(r: Replicas, entry: WireEntry): void {
+    if (this.deps.fastWrites === false || r.joining.length > 0) return;
+    this.#own.remember(r.key, decisionOf(entry, r.epoch, ownersOf(r)));
+  }
+
+  /**
+   * After a fast accept at `fast` that may be on some replicas but on no known majority: full
+   * rounds at new ballots until one tells where it stands (fast_write.ts `recoveryCase`) and
+   * gets its own accept decided, so nothing is left that could later choose it unseen.
+   */
+  async #recover(
+    r: Replicas,
+    op: BatchOp,
+    fast: Version,
+    mine: { result: BatchResult; entry?: WireEntry },
+  ): Promise<BatchResult> {
+    const need = quorumOf(r.owners.length);
+    let seen: Version | undefined = fast;
+    for (let round = 1; round <= this.#maxRounds; round++) {
+      const ballot = this.deps.clock.nextAfter(seen);
+      const got = await this.#prepare(r, ballot, need).catch((err) => {
+        if (!(err instanceof RingkvError)) throw err;
+        throw unconfirmed(op, `its recovery round's prepare failed: ${err.message}`);
+      });
+      if (!got.ok) {
+        if (got.bad.length === 0) throw unconfirmed(op, noQuorum("prepare", r, need, got).message);
+        seen = this.#observe(got) ?? seen;
+        await backoff(round);
+        continue;
+      }
+      const entries = got.good.map((g) => g.value.entry);
+      const best = newest(entries);
+      const kind = recoveryCase(best, fast);
+      if (kind === "newer") {
+        throw unconfirmed(op, `a newer writer (version ${best!.ver}) got in after it`);
+      }
+      // Ours and on the whole quorum: chosen at `fast` already, nothing to re-stamp.
+      if (kind === "ours" && entries.every((e) => e?.ver === fast)) return mine.result;
+      const next = kind === "ours" ? undefined : decide(op, best, ballot, r);
+      const entry = kind === "ours"
+        ? restamp(best!, ballot)
+        : next!.entry ?? killer(r, best, ballot);
+      if (next?.entry === undefined) this.restamps++;
+      const answers: Promise<AcceptAnswer>[] = [];
+      const acc = await this.#acceptOrMayHave(r, op, need, entry, answers);
+      if (acc.ok) {
+        // Ours: the client gets the version it was decided at (a reader may have seen it).
+        if (next === undefined) return mine.result;
+        return next.entry === undefined && next.result.status !== 404
+          ? { ...next.result, version: ballot }
+          : next.result;
+      }
+      if (!nowhere(await Promise.all(answers))) throw mayHaveApplied(op, r, need, acc);
+      seen = this.#observe(acc) ?? seen;
+      await backoff(round);
+    }
+    throw unconfirmed(
+      op,
+      `other writers kept winning its recovery round (${this.#maxRounds} rounds)`,
+    );
+  }
+
+  /** Phase 1 of `ballot` on the key's replicas until `need` promised. */
+  #prepare(r: Replicas, ballot: Version, need: number) {
+    return this.#gather(
+      r.owners,
+      need,
+      (n) => this.deps.client.prepare(n, r.epoch, [{ key: r.key, ballot }]).then((v) => v[0]!),
+      (v) => v.ok,
+    );
   }
 
   async #fullWrite(r: Replicas, op: BatchOp): Promise<BatchResult> {
+    this.#own.forget(r.key);
     const need = quorumOf(r.owners.length);
     let seen = op.minVersion;
     for (let round = 1; round <= this.#maxRounds; round++) {
       const ballot = this.deps.clock.nextAfter(seen);
-      const got = await this.#gather(
-        r.owners,
-        need,
-        (n) => this.deps.client.prepare(n, r.epoch, [{ key: r.key, ballot }]).then((v) => v[0]!),
-        (v) => v.ok,
-      );
+      const got = await this.#prepare(r, ballot, need);
       if (!got.ok) {
         if (got.bad.length === 0) throw noQuorum("prepare", r, need, got);
         seen = this.#observe(got) ?? seen;
@@ -131,16 +272,17 @@ export class Replicated {
       if (decided.entry === undefined && agreed) return decided.result;
       const entry = decided.entry ?? restamp(best!, ballot);
       if (decided.entry === undefined) this.restamps++;
-      const answers: Promise<boolean>[] = [];
+      const answers: Promise<AcceptAnswer>[] = [];
       const acc = await this.#acceptOrMayHave(r, op, need, entry, answers);
       if (!acc.ok) {
         // Refused by every replica: the entry is on none, so another round may run the write.
-        if (!(await this.#refusedEverywhere(acc, answers))) throw mayHaveApplied(op, r, need, acc);
+        if (!nowhere(await Promise.all(answers))) throw mayHaveApplied(op, r, need, acc);
         seen = this.#observe(acc) ?? seen;
         await backoff(round);
         continue;
       }
       await this.#copyToJoining(r, op, entry);
+      if (op.op !== "get" && decided.entry !== undefined) this.#remember(r, entry);
       return decided.entry === undefined && decided.result.status !== 404
         ? { ...decided.result, version: ballot }
         : decided.result;
@@ -157,7 +299,7 @@ export class Replicated {
     op: BatchOp,
     need: number,
     entry: WireEntry,
-    answers: Promise<boolean>[] = [],
+    answers: Promise<AcceptAnswer>[] = [],
   ): Promise<Gathered<WireVote>> {
     return this.#accept(r, r.owners, need, entry, answers).catch((err) => {
       if (!(err instanceof StaleEpochError)) throw err;
@@ -176,33 +318,25 @@ export class Replicated {
   }
 
   /**
-   * Whether every replica an accept was sent to refused it (calls still running when the
-   * quorum failed are awaited; each has its timeout). Then the entry is on no replica and
-   * can never be chosen: the write has not taken effect, and a new round may run it.
-   */
-  async #refusedEverywhere(acc: Gathered<WireVote>, answers: Promise<boolean>[]) {
-    if (acc.good.length > 0 || acc.errors.length > 0) return false;
-    return (await Promise.all(answers)).every((refused) => refused);
-  }
-
-  /**
-   * Accepts `entry` at `nodes` until `need` agree; replicas that miss it get a hint.
-   * `answers` gets, per replica called, whether it refused (false: accepted or failed).
+   * Accepts `entry` at `nodes` until `need` agree; replicas that miss it get a hint (one that
+   * answered a stale epoch only with `hintStale`). `answers` gets each called replica's answer,
+   * settled when its call is (calls still running when the quorum failed keep their timeout).
    */
   async #accept(
     r: Replicas,
     nodes: NodeRef[],
     need: number,
     entry: WireEntry,
-    answers: Promise<boolean>[] = [],
+    answers: Promise<AcceptAnswer>[] = [],
+    hintStale = true,
   ): Promise<Gathered<WireVote>> {
     const hints = this.deps.hints;
     const call = (n: NodeRef) => {
       const answer = this.deps.client.accept(n, r.epoch, [entry]).then((v) => v[0]!, (err) => {
-        hints.add(n.id, entry);
+        if (hintStale || !(err instanceof StaleEpochError)) hints.add(n.id, entry);
         throw err;
       });
-      answers.push(answer.then((v) => !v.ok, () => false));
+      answers.push(answerOf(answer));
       return answer;
     };
     const got = await this.#gather(nodes, need, call, (v) => v.ok);
@@ -252,6 +386,15 @@ export class Replicated {
       );
     }
   }
+}
+
+function ownersOf(r: Replicas): string {
+  return r.owners.map((n) => n.id).join(" ");
+}
+
+/** A tombstone at `ballot` where the quorum holds nothing, else `best` re-stamped. */
+function killer(r: Replicas, best: WireEntry | null, ballot: Version): WireEntry {
+  return best === null ? { k: r.key, v: null, ver: ballot, h: r.point } : restamp(best, ballot);
 }
 
 /** The newest of some entries (null: none). */
@@ -334,6 +477,14 @@ function noQuorum<T>(phase: string, r: Replicas, need: number, got: Gathered<T>)
   return new RingkvError(
     "node_unavailable",
     `Cannot ${phase} key "${r.key}": ${got.good.length} of ${r.owners.length} replicas answered, ${need} are needed (${why})`,
+  );
+}
+
+/** The 503 of a fast write whose recovery could not tell whether it took effect. */
+function unconfirmed(op: BatchOp, why: string): RingkvError {
+  return new RingkvError(
+    "node_unavailable",
+    `Cannot confirm the ${op.op} of key "${op.key}": its one-round-trip accept reached no majority and ${why}. The write may have taken effect; retry it.`,
   );
 }
 

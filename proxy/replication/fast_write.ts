@@ -1,0 +1,56 @@
+/**
+ * The pure part of the one-round-trip write's failure handling (docs/replication.md, "One round
+ * trip for a proxy's next write"): how each replica answered the fast accept, whether the entry
+ * can be on none of them, and what the recovery round's prepare quorum says about it.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { nowhere, recoveryCase } from "./fast_write.ts";
+ * assertEquals(nowhere(["refused", "stale", "refused"]), true);
+ * assertEquals(nowhere(["refused", "failed", "refused"]), false);
+ * const e = (ver: string) => ({ k: "k", v: "", ver, h: 1 });
+ * assertEquals(recoveryCase(e("b0"), "b0"), "ours");
+ * assertEquals(recoveryCase(e("b"), "b0"), "older");
+ * assertEquals(recoveryCase(e("c"), "b0"), "newer");
+ * ```
+ */
+import type { Version } from "../../shared/version.ts";
+import type { WireEntry } from "../../shared/wire.ts";
+import { StaleEpochError } from "../nodes/node_client.ts";
+import type { WireVote } from "../nodes/paxos_client.ts";
+
+/**
+ * How one replica answered an accept: stored it, refused it (a higher promise or version),
+ * refused the whole call for a newer cluster map (nothing stored), or no answer (unknown).
+ */
+export type AcceptAnswer = "accepted" | "refused" | "stale" | "failed";
+
+/** The {@link AcceptAnswer} of one accept call, once it settles. */
+export function answerOf(call: Promise<WireVote>): Promise<AcceptAnswer> {
+  return call.then(
+    (v) => v.ok ? "accepted" : "refused",
+    (err) => err instanceof StaleEpochError ? "stale" : "failed",
+  );
+}
+
+/**
+ * Whether an accept is on no replica: every replica it was sent to answered, and none stored
+ * it. Then it can never be chosen (acceptors only refuse more later) and the write may run again.
+ */
+export function nowhere(answers: readonly AcceptAnswer[]): boolean {
+  return answers.every((a) => a === "refused" || a === "stale");
+}
+
+/**
+ * What the newest entry of a recovery round's prepare quorum says of the fast accept at `fast`:
+ * - `ours`: it is that accept, so the write is in (finish it under the round's ballot);
+ * - `older`: the quorum never stored it; once the round's ballot is decided it never can be
+ *   chosen (every later quorum meets that majority), so the operation is applied afresh;
+ * - `newer`: another proposer got in after it, perhaps carrying it: the outcome is unknown.
+ */
+export function recoveryCase(best: WireEntry | null, fast: Version): "ours" | "older" | "newer" {
+  if (best === null || best.ver < fast) return "older";
+  return best.ver === fast ? "ours" : "newer";
+}

@@ -1,0 +1,141 @@
+/**
+ * Fake CASPaxos acceptors for unit tests of the proposer (proxy/replication/caspaxos.ts): the
+ * {@link PaxosCalls} of a few in-memory nodes that follow the acceptor's rules of
+ * node/paxos/acceptor.ts (promise a ballot above every promise and version; store an accept at
+ * least as high as the promise and above the version; the held entry again is ok), with faults
+ * set per node and kind of call: down (no answer, nothing done), lost (done, the answer lost),
+ * stale (a newer cluster map: nothing done).
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { FakeAcceptors } from "./fake_acceptors.ts";
+ * const nodes = new FakeAcceptors(["n1"]);
+ * const n1 = { id: "n1", url: "http://n1.test" };
+ * assertEquals((await nodes.prepare(n1, 1, [{ key: "k", ballot: "b" }]))[0]!.ok, true);
+ * assertEquals((await nodes.accept(n1, 1, [{ k: "k", v: "", ver: "a", h: 1 }]))[0]!.ok, false);
+ * ```
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { Version } from "../../shared/version.ts";
+import type { WireEntry } from "../../shared/wire.ts";
+import { type NodeRef, StaleEpochError } from "../../proxy/nodes/node_client.ts";
+import type { PaxosCalls } from "../../proxy/replication/paxos_batcher.ts";
+import type { WireVote } from "../../proxy/nodes/paxos_client.ts";
+
+/** What goes wrong with a node's calls of one kind. */
+export type Fault = "down" | "lost" | "stale";
+/** The kinds of call. */
+export type CallKind = "read" | "prepare" | "accept";
+
+/** One key's state on one fake node. */
+export interface FakeSlot {
+  promised?: Version;
+  entry?: WireEntry;
+}
+
+/** A call made, with its ballot or version. */
+export interface FakeCall {
+  node: string;
+  kind: CallKind;
+  key: string;
+  ver?: Version;
+}
+
+/** In-memory acceptors reached as {@link PaxosCalls}. */
+export class FakeAcceptors implements PaxosCalls {
+  /** Per node, per key. */
+  readonly slots = new Map<string, Map<string, FakeSlot>>();
+  /** Faults by `${node}:${kind}`, with the calls left before each ends. */
+  readonly faults = new Map<string, { fault: Fault; left: number }>();
+  readonly calls: FakeCall[] = [];
+
+  /** Creates empty nodes with these ids. */
+  constructor(ids: readonly string[]) {
+    for (const id of ids) this.slots.set(id, new Map());
+  }
+
+  /** The state of `key` on `node` (created empty). */
+  slot(node: string, key: string): FakeSlot {
+    const m = this.slots.get(node)!;
+    let s = m.get(key);
+    if (s === undefined) m.set(key, s = {});
+    return s;
+  }
+
+  /** Sets (or with undefined clears) a fault, for the next `times` calls. */
+  fault(node: string, kind: CallKind, fault: Fault | undefined, times = Infinity): void {
+    if (fault === undefined) this.faults.delete(`${node}:${kind}`);
+    else this.faults.set(`${node}:${kind}`, { fault, left: times });
+  }
+
+  /** Calls of `kind` made so far. */
+  count(kind: CallKind): number {
+    return this.calls.filter((c) => c.kind === kind).length;
+  }
+
+  /** `/internal/read`. */
+  read(node: NodeRef, _epoch: number, keys: string[]): Promise<(WireEntry | null)[]> {
+    for (const key of keys) this.calls.push({ node: node.id, kind: "read", key });
+    return this.#run(node, "read", () => keys.map((k) => this.slot(node.id, k).entry ?? null));
+  }
+
+  /** `/internal/prepare`. */
+  prepare(
+    node: NodeRef,
+    _epoch: number,
+    ops: { key: string; ballot: Version }[],
+  ): Promise<(WireVote & { entry: WireEntry | null })[]> {
+    for (const op of ops) this.calls.push({ node: node.id, kind: "prepare", ...keyVer(op) });
+    return this.#run(node, "prepare", () =>
+      ops.map(({ key, ballot }) => {
+        const s = this.slot(node.id, key);
+        const bar = max(s.promised, s.entry?.ver);
+        const entry = s.entry ?? null;
+        if (bar !== undefined && ballot <= bar) return { ok: false, promised: bar, entry };
+        s.promised = ballot;
+        return { ok: true, entry };
+      }));
+  }
+
+  /** `/internal/accept`. */
+  accept(node: NodeRef, _epoch: number, entries: WireEntry[]): Promise<WireVote[]> {
+    for (const e of entries) {
+      this.calls.push({ node: node.id, kind: "accept", key: e.k, ver: e.ver });
+    }
+    return this.#run(node, "accept", () =>
+      entries.map((e) => {
+        const s = this.slot(node.id, e.k);
+        if (s.entry?.ver === e.ver) return { ok: true };
+        const bar = max(s.promised, s.entry?.ver);
+        if (bar !== undefined && e.ver < bar) return { ok: false, promised: bar };
+        s.entry = { ...e };
+        return { ok: true };
+      }));
+  }
+
+  #run<T>(node: NodeRef, kind: CallKind, act: () => T): Promise<T> {
+    const set = this.faults.get(`${node.id}:${kind}`);
+    const fault = set?.fault;
+    if (set !== undefined && --set.left <= 0) this.faults.delete(`${node.id}:${kind}`);
+    if (fault === "stale") return Promise.reject(new StaleEpochError(node, 99));
+    if (fault === "down") return Promise.reject(unavailable(node));
+    const result = act();
+    return fault === "lost" ? Promise.reject(unavailable(node)) : Promise.resolve(result);
+  }
+}
+
+function keyVer(op: { key: string; ballot: Version }): { key: string; ver: Version } {
+  return { key: op.key, ver: op.ballot };
+}
+
+function unavailable(node: NodeRef): RingkvError {
+  return new RingkvError("node_unavailable", `Cannot reach node ${node.id}: no answer (test)`);
+}
+
+function max(a: Version | undefined, b: Version | undefined): Version | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a > b ? a : b;
+}
