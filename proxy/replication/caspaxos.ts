@@ -66,8 +66,11 @@ export class Replicated {
   readonly #own: OwnDecisions;
   /** Rewrites of an existing entry under a new version (see docs/replication.md). */
   restamps = 0;
-  /** Fast writes decided in one round trip, refused everywhere, and recovered by a round. */
-  readonly fast = { decided: 0, refused: 0, recovered: 0 };
+  /**
+   * Fast writes decided in one round trip, refused everywhere, sent to a recovery round, and
+   * that round's findings (fast_write.ts `recoveryCase`).
+   */
+  readonly fast = { decided: 0, refused: 0, recovered: 0, ours: 0, older: 0, newer: 0 };
 
   /** Creates the replicated data path. */
   constructor(private readonly deps: ReplicatedDeps) {
@@ -213,6 +216,7 @@ export class Replicated {
       const entries = got.good.map((g) => g.value.entry);
       const best = newest(entries);
       const kind = recoveryCase(best, fast);
+      this.fast[kind]++;
       if (kind === "newer") {
         throw unconfirmed(op, `a newer writer (version ${best!.ver}) got in after it`);
       }

@@ -50,6 +50,8 @@ export class FakeAcceptors implements PaxosCalls {
   /** Faults by `${node}:${kind}`, with the calls left before each ends. */
   readonly faults = new Map<string, { fault: Fault; left: number }>();
   readonly calls: FakeCall[] = [];
+  /** Random faults and delays on every call, when set. */
+  chaos: Chaos | undefined;
 
   /** Creates empty nodes with these ids. */
   constructor(ids: readonly string[]) {
@@ -117,13 +119,44 @@ export class FakeAcceptors implements PaxosCalls {
 
   #run<T>(node: NodeRef, kind: CallKind, act: () => T): Promise<T> {
     const set = this.faults.get(`${node.id}:${kind}`);
-    const fault = set?.fault;
+    let fault = set?.fault;
     if (set !== undefined && --set.left <= 0) this.faults.delete(`${node.id}:${kind}`);
+    if (this.chaos !== undefined) return this.#chaotic(node, act, fault);
     if (fault === "stale") return Promise.reject(new StaleEpochError(node, 99));
     if (fault === "down") return Promise.reject(unavailable(node));
     const result = act();
     return fault === "lost" ? Promise.reject(unavailable(node)) : Promise.resolve(result);
   }
+
+  /** A call that waits, may fail before or after it acts, and waits again. */
+  async #chaotic<T>(node: NodeRef, act: () => T, fault: Fault | undefined): Promise<T> {
+    const chaos = this.chaos!; // kept: the test may turn chaos off while this call waits
+    const { random, rate, stale = 0 } = chaos;
+    const roll = random();
+    fault ??= roll < stale
+      ? "stale"
+      : roll < stale + rate / 2
+      ? "down"
+      : roll < stale + rate
+      ? "lost"
+      : undefined;
+    await chaos.delay();
+    if (fault === "stale") throw new StaleEpochError(node, 99);
+    if (fault === "down") throw unavailable(node);
+    const result = act();
+    await chaos.delay();
+    if (fault === "lost") throw unavailable(node);
+    return result;
+  }
+}
+
+/** Random faults for every call: `rate` of them down or lost (half each), `stale` stale. */
+export interface Chaos {
+  random: () => number;
+  rate: number;
+  stale?: number;
+  /** Waits before a call acts and before its answer arrives. */
+  delay: () => Promise<void>;
 }
 
 function keyVer(op: { key: string; ballot: Version }): { key: string; ver: Version } {
