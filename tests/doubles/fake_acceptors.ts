@@ -119,7 +119,7 @@ export class FakeAcceptors implements PaxosCalls {
 
   #run<T>(node: NodeRef, kind: CallKind, act: () => T): Promise<T> {
     const set = this.faults.get(`${node.id}:${kind}`);
-    let fault = set?.fault;
+    const fault = set?.fault;
     if (set !== undefined && --set.left <= 0) this.faults.delete(`${node.id}:${kind}`);
     if (this.chaos !== undefined) return this.#chaotic(node, act, fault);
     if (fault === "stale") return Promise.reject(new StaleEpochError(node, 99));
