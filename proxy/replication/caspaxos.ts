@@ -200,6 +200,7 @@ export class Replicated {
     mine: { result: BatchResult; entry?: WireEntry },
   ): Promise<BatchResult> {
     const need = quorumOf(r.owners.length);
+    if (await this.#finish(r, fast, need)) return mine.result;
     let seen: Version | undefined = fast;
     for (let round = 1; round <= this.#maxRounds; round++) {
       const ballot = this.deps.clock.nextAfter(seen);
@@ -230,8 +231,10 @@ export class Replicated {
       const answers: Promise<AcceptAnswer>[] = [];
       const acc = await this.#acceptOrMayHave(r, op, need, entry, answers);
       if (acc.ok) {
-        // Ours: the client gets the version it was decided at (a reader may have seen it).
-        if (next === undefined) return mine.result;
+        // Ours, re-stamped: neither version may be answered. A reader may have seen the value
+        // under `fast`, so `ballot` would be a write's version older than one already read; and
+        // the client's If-Match on `fast` would fail at once, a version changed unseen.
+        if (next === undefined) throw finishedUnder(op, ballot);
         return next.entry === undefined && next.result.status !== 404
           ? { ...next.result, version: ballot }
           : next.result;
@@ -244,6 +247,30 @@ export class Replicated {
       op,
       `other writers kept winning its recovery round (${this.#maxRounds} rounds)`,
     );
+  }
+
+  /**
+   * A read's repair of the fast entry itself, as another proxy's read would do it: when the
+   * newest entry a read quorum holds is the fast accept, that same accept is sent again to the
+   * replicas that lack it. True once a majority holds it: then it is chosen under `fast`.
+   */
+  async #finish(r: Replicas, fast: Version, need: number): Promise<boolean> {
+    try {
+      const got = await this.#gather(
+        r.owners,
+        need,
+        (n) => this.deps.client.read(n, r.epoch, [r.key]).then((e) => e[0] ?? null),
+        () => true,
+      );
+      const best = newest(got.good.map((g) => g.value));
+      if (!got.ok || best?.ver !== fast) return false;
+      const have = got.good.filter((g) => g.value?.ver === fast);
+      const others = r.owners.filter((n) => !have.some((h) => h.node.id === n.id));
+      return (await this.#accept(r, others, need - have.length, best)).ok;
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      return false; // a stale epoch: the recovery round says what it can
+    }
   }
 
   /** Phase 1 of `ballot` on the key's replicas until `need` promised. */
@@ -489,6 +516,14 @@ function unconfirmed(op: BatchOp, why: string): RingkvError {
   return new RingkvError(
     "node_unavailable",
     `Cannot confirm the ${op.op} of key "${op.key}": its one-round-trip accept reached no majority and ${why}. The write may have taken effect; retry it.`,
+  );
+}
+
+/** The 503 of a fast write that its recovery finished under a new version. */
+function finishedUnder(op: BatchOp, version: Version): RingkvError {
+  return new RingkvError(
+    "node_unavailable",
+    `Cannot confirm the ${op.op} of key "${op.key}" with a version: its one-round-trip accept reached no majority, and its recovery round finished it under version ${version}. The write has taken effect; read the key for its version.`,
   );
 }
 

@@ -97,11 +97,12 @@ async function chaosRun(seed: number) {
     delay: () => random() < 0.5 ? wait() : Promise.resolve(),
   };
   let now = 1_700_000_000_000;
-  const reps = PROXIES.map((id) =>
+  const skew = Number(Deno.env.get("CHAOS_SKEW_MS") ?? 0);
+  const reps = PROXIES.map((id, p) =>
     new Replicated({
       client: nodes,
       ingest: () => Promise.resolve(),
-      clock: new HybridClock(id, () => now),
+      clock: new HybridClock(id, () => now + (p === 0 ? skew : -skew)),
       detector: new FailureDetector({ probeMs: 1000 }),
       hints: new Hints(),
       maxRounds: 4,

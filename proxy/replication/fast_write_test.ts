@@ -79,21 +79,42 @@ Deno.test("a fast accept refused by every replica is on none: the write runs as 
   assertEquals(IDS.map((id) => hints.count(id)), [0, 0, 0]);
 });
 
-Deno.test("recovery that finds the fast accept newest on part of its quorum re-stamps it and answers the fast version", async () => {
+Deno.test("a fast accept on a minority that a read quorum finds newest is sent again and answered under its version", async () => {
   const { nodes, rep } = setup();
   const first = await rep.run(replicas(), put("v1"));
   const fast = first.version + "0";
-  nodes.slot("n1", "k").promised = THEIRS; // n1 refuses the fast accept
+  nodes.fault("n1", "accept", "down", 1); // nothing stored
+  nodes.fault("n2", "accept", "lost", 1); // stored, its answer lost
+  nodes.fault("n3", "accept", "down", 1);
+  nodes.fault("n3", "read", "down", 1);
+  const prepares = nodes.count("prepare");
+  const second = await rep.run(replicas(), put("v2"));
+  assertEquals(second, { status: 200, version: fast });
+  assertEquals(versionsOf(nodes).slice(0, 2), [fast, fast]);
+  assertEquals([nodes.count("prepare"), rep.restamps], [prepares, 0], "no recovery round");
+  assert(!rep.remembers("k"), "a recovered key takes the full round next");
+});
+
+Deno.test("recovery that finds the fast accept newest on part of its quorum re-stamps it and answers that it took effect, without a version", async () => {
+  const { nodes, rep } = setup();
+  const first = await rep.run(replicas(), put("v1"));
+  nodes.slot("n1", "k").promised = THEIRS; // n1 refuses the fast accept and its resending
   nodes.fault("n2", "accept", "lost", 1); // n2 stores it, its answer is lost
   nodes.fault("n3", "accept", "down");
   nodes.fault("n3", "prepare", "down");
-  const second = await rep.run(replicas(), put("v2", { ifMatch: first.version }));
-  // The write is in; a reader may have seen it under `fast`, so that is its version.
-  assertEquals(second, { status: 200, version: fast });
+  nodes.fault("n3", "read", "down");
+  const err = await assertRejects(
+    () => rep.run(replicas(), put("v2", { ifMatch: first.version })),
+    RingkvError,
+  );
+  // A reader may have seen it under the fast version, and its client's If-Match on that one
+  // would fail: neither version is answered (a 503 that says it took effect).
+  assertEquals(err.code, "node_unavailable");
+  assertMatch(err.message, /finished it under version .*has taken effect/);
   const [n1, n2] = [nodes.slot("n1", "k").entry!, nodes.slot("n2", "k").entry!];
   assertEquals([n1.ver, atob(n1.v!)], [n2.ver, "v2"]);
   assert(n1.ver > THEIRS);
-  assertEquals([rep.fast.recovered, rep.restamps], [1, 1]);
+  assertEquals([rep.fast.recovered, rep.fast.ours, rep.restamps], [1, 1, 1]);
   assert(!rep.remembers("k"), "a recovered key takes the full round next");
 });
 
@@ -117,6 +138,7 @@ Deno.test("recovery that finds only the base entry kills the fast accept and app
   nodes.slot("n1", "k").promised = THEIRS;
   nodes.fault("n2", "accept", "down", 1); // no answer, nothing stored
   nodes.fault("n3", "prepare", "down"); // n3 stored the fast accept; the quorum is n1, n2
+  nodes.fault("n3", "read", "down");
   const second = await rep.run(replicas(), put("v2", { ifMatch: first.version }));
   assertEquals(second.status, 200);
   assert(second.version! > THEIRS, "a new version, not the fast one");
@@ -166,7 +188,7 @@ Deno.test("a fast accept every replica refused for a newer map is retried under 
 Deno.test("a fast accept partly stored whose recovery meets a newer map answers 'may have taken effect', not a retry", async () => {
   const { nodes, rep } = setup();
   await rep.run(replicas(), put("v1"));
-  nodes.fault("n1", "accept", "stale", 1);
+  nodes.fault("n1", "accept", "stale", 2); // the fast accept and its resending
   nodes.fault("n1", "prepare", "stale");
   nodes.slot("n3", "k").promised = THEIRS;
   const err = await assertRejects(() => rep.run(replicas(), put("v2")), RingkvError);

@@ -361,12 +361,18 @@ export async function runFaults(
   const finals = await finalReads(lab.proxies.get("p1")!.local, KEYS, prefix);
   const history: Operation[] = [...ops, ...finals];
   const { diverged, ms } = await converge(lab, prefix, convergeMs);
+  const violation = checkHistory(history);
+  if (violation !== null) {
+    // The key's operations by call time, to read the violation from.
+    const mine = history.filter((o) => o.key === violation).sort((a, b) => a.start - b.start);
+    log(`${violation}'s history:\n${mine.map((o) => JSON.stringify(o)).join("\n")}`);
+  }
   return {
     kind,
     faults: windows.length,
     seenInForce,
     ...shares(ops, windows, TIMEOUT_MS + PROBE_MS + 300),
-    violation: checkHistory(history),
+    violation,
     lost: lostWrites(ops, finals),
     diverged,
     convergedMs: ms,
