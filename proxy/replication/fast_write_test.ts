@@ -9,6 +9,12 @@ import { type Replicas, Replicated } from "./caspaxos.ts";
 import { FailureDetector } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
 import { nowhere, recoveryCase } from "./fast_write.ts";
+import {
+  type Call,
+  checkHistory,
+  type Operation,
+  type Result,
+} from "../../tests/helpers/linearizability.ts";
 
 const ID = "p0a1b2c3d4e5f"; // a proxy id as wiring.ts makes them: 13 characters
 const IDS = ["n1", "n2", "n3"];
@@ -315,4 +321,42 @@ Deno.test("nowhere() and recoveryCase() classify answers and the quorum's newest
   assertEquals(recoveryCase(e(fast), fast), "ours");
   assertEquals(recoveryCase(e(fast + "0"), fast), "newer");
   assertEquals(recoveryCase(e(THEIRS), fast), "newer");
+});
+
+Deno.test("a fast write its recovery re-stamped, then its client's If-Match: the history stays linearizable", async () => {
+  const { nodes, rep } = setup();
+  const history: Operation[] = [];
+  const record = async (call: Call, op: BatchOp) => {
+    const start = history.length * 10;
+    const res = await rep.run(replicas(), op).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      return undefined;
+    });
+    const result: Result = res === undefined
+      ? { status: "unknown" }
+      : { status: res.status as 200, ...(res.version ? { version: res.version } : {}) };
+    history.push({ key: "k", client: 1, call, result, start, end: start + 5 });
+    return res;
+  };
+  const first = await record({ op: "put", value: "v1" }, put("v1"));
+  const fastVersion = first!.version + "0";
+  nodes.slot("n1", "k").promised = THEIRS;
+  nodes.fault("n2", "accept", "lost", 1);
+  nodes.fault("n3", "accept", "down", 2); // the fast accept and its resending
+  nodes.fault("n3", "prepare", "down", 1);
+  nodes.fault("n3", "read", "down", 1);
+  await record({ op: "put", value: "v2" }, put("v2"));
+  assertEquals(rep.fast.ours, 1, "the recovery found its own entry on part of the quorum");
+  // The client's If-Match on the version it would have been given fails: the value was re-stamped.
+  const cas = await record(
+    { op: "put", value: "v3", ifMatch: fastVersion },
+    put("v3", { ifMatch: fastVersion }),
+  );
+  assertEquals(cas?.status, 412);
+  assertEquals(checkHistory(history), null);
+  // Had the write answered the fast version, the same history would not be linearizable.
+  const answered = history.map((o, i) =>
+    i === 1 ? { ...o, result: { status: 200 as const, version: fastVersion } } : o
+  );
+  assertEquals(checkHistory(answered), "k");
 });
