@@ -208,45 +208,60 @@ export class Replicated {
         if (!(err instanceof RingkvError)) throw err;
         throw unconfirmed(op, `its recovery round's prepare failed: ${err.message}`);
       });
-      if (!got.ok) {
-        if (got.bad.length === 0) throw unconfirmed(op, noQuorum("prepare", r, need, got).message);
-        seen = this.#observe(got) ?? seen;
-        await backoff(round);
-        continue;
+      if (!got.ok && got.bad.length === 0) {
+        throw unconfirmed(op, noQuorum("prepare", r, need, got).message);
       }
-      const entries = got.good.map((g) => g.value.entry);
-      const best = newest(entries);
-      const kind = recoveryCase(best, fast);
-      this.fast[kind]++;
-      if (kind === "newer") {
-        throw unconfirmed(op, `a newer writer (version ${best!.ver}) got in after it`);
-      }
-      // Ours and on the whole quorum: chosen at `fast` already, nothing to re-stamp.
-      if (kind === "ours" && entries.every((e) => e?.ver === fast)) return mine.result;
-      const next = kind === "ours" ? undefined : decide(op, best, ballot, r);
-      const entry = kind === "ours"
-        ? restamp(best!, ballot)
-        : next!.entry ?? killer(r, best, ballot);
-      if (next?.entry === undefined) this.restamps++;
-      const answers: Promise<AcceptAnswer>[] = [];
-      const acc = await this.#acceptOrMayHave(r, op, need, entry, answers);
-      if (acc.ok) {
-        // Ours, re-stamped: neither version may be answered. A reader may have seen the value
-        // under `fast`, so `ballot` would be a write's version older than one already read; and
-        // the client's If-Match on `fast` would fail at once, a version changed unseen.
-        if (next === undefined) throw finishedUnder(op, ballot);
-        return next.entry === undefined && next.result.status !== 404
-          ? { ...next.result, version: ballot }
-          : next.result;
-      }
-      if (!nowhere(await Promise.all(answers))) throw mayHaveApplied(op, r, need, acc);
-      seen = this.#observe(acc) ?? seen;
+      const done = got.ok ? await this.#recoverAt(r, op, fast, mine.result, ballot, got.good) : got;
+      if (!("bad" in done)) return done;
+      seen = this.#observe(done) ?? seen;
       await backoff(round);
     }
     throw unconfirmed(
       op,
       `other writers kept winning its recovery round (${this.#maxRounds} rounds)`,
     );
+  }
+
+  /**
+   * One recovery round past its prepare (fast_write.ts `recoveryCase`): the answer, or the
+   * refused accept (on no replica) to retry above.
+   */
+  async #recoverAt(
+    r: Replicas,
+    op: BatchOp,
+    fast: Version,
+    mine: BatchResult,
+    ballot: Version,
+    promised: { value: { entry: WireEntry | null } }[],
+  ): Promise<BatchResult | Gathered<WireVote>> {
+    const entries = promised.map((g) => g.value.entry);
+    const best = newest(entries);
+    const kind = recoveryCase(best, fast);
+    this.fast[kind]++;
+    if (kind === "newer") {
+      throw unconfirmed(op, `a newer writer (version ${best!.ver}) got in after it`);
+    }
+    // Ours and on the whole quorum: chosen at `fast` already, nothing to re-stamp.
+    if (kind === "ours" && entries.every((e) => e?.ver === fast)) return mine;
+    const next = kind === "ours" ? undefined : decide(op, best, ballot, r);
+    const entry = next === undefined
+      ? restamp(best!, ballot)
+      : next.entry ?? killer(r, best, ballot);
+    if (next?.entry === undefined) this.restamps++;
+    const need = quorumOf(r.owners.length);
+    const answers: Promise<AcceptAnswer>[] = [];
+    const acc = await this.#acceptOrMayHave(r, op, need, entry, answers);
+    if (!acc.ok) {
+      if (!nowhere(await Promise.all(answers))) throw mayHaveApplied(op, r, need, acc);
+      return acc;
+    }
+    // Ours, re-stamped: neither version may be answered. A reader may have seen the value under
+    // `fast`, so `ballot` would be a write's version older than one already read; and the
+    // client's If-Match on `fast` would fail at once, a version changed with nothing in between.
+    if (next === undefined) throw finishedUnder(op, ballot);
+    return next.entry === undefined && next.result.status !== 404
+      ? { ...next.result, version: ballot }
+      : next.result;
   }
 
   /**
