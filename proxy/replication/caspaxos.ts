@@ -45,8 +45,6 @@ export interface ReplicatedDeps {
   maxRounds?: number;
   /** One-round-trip writes of keys this proxy decided last (default true). */
   fastWrites?: boolean;
-  /** The record those writes build on (default: an {@link OwnDecisions} with its bounds). */
-  own?: OwnDecisions;
   log?: (obj: Record<string, unknown>) => void;
 }
 
@@ -63,7 +61,8 @@ export interface Replicas {
 /** Runs single-key operations by quorum. */
 export class Replicated {
   readonly #locks = new KeyLocks();
-  readonly #own: OwnDecisions;
+  /** What this proxy decided last per key, for one-round-trip writes (own_ballots.ts). */
+  readonly #own = new OwnDecisions();
   /** Rewrites of an existing entry under a new version (see docs/replication.md). */
   restamps = 0;
   /**
@@ -73,9 +72,7 @@ export class Replicated {
   readonly fast = { decided: 0, refused: 0, recovered: 0, ours: 0, older: 0, newer: 0 };
 
   /** Creates the replicated data path. */
-  constructor(private readonly deps: ReplicatedDeps) {
-    this.#own = deps.own ?? new OwnDecisions();
-  }
+  constructor(private readonly deps: ReplicatedDeps) {}
 
   /** Whether the next write of `key` may take one round trip (tests, metrics). */
   remembers(key: string): boolean {
