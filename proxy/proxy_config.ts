@@ -50,7 +50,11 @@ const SPEC = {
   adminToken: { type: "string", help: "token of the admin API", secret: true },
   clientToken: { type: "string", help: "token clients must send (none: open)", secret: true },
   clusterSecret: { type: "string", help: "secret sent to nodes", secret: true },
-  timeoutMs: { type: "int", default: 2000, help: "timeout of each call to a node, in ms" },
+  timeoutMs: {
+    type: "int",
+    default: 2000,
+    help: "timeout of each call to a node, in ms (data calls: up to a tenth more, at most +100)",
+  },
   pollMs: { type: "int", default: 1000, help: "how often to read the nodes' cluster maps, in ms" },
   probeMs: { type: "int", default: 500, help: "how often to probe each node's health, in ms" },
   antiEntropyMs: {

@@ -14,11 +14,12 @@
  * ```ts
  * import { assertRejects } from "@std/assert";
  * import { DataDirInUseError, lockDataDir } from "./data_dir_lock.ts";
- * const dir = await Deno.makeTempDir();
+ * const dir = await Deno.makeTempDir({ prefix: "ringkv-lock-example-" });
  * const lock = await lockDataDir(dir, "node");
  * await assertRejects(() => lockDataDir(dir, "node"), DataDirInUseError);
  * lock.release();
  * (await lockDataDir(dir, "node")).release();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 import { join } from "@std/path";

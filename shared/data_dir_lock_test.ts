@@ -8,8 +8,15 @@ import {
   lockDataDir,
 } from "./data_dir_lock.ts";
 
+/** A temporary directory removed when the test ends, pass or fail (`await using`). */
+async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "ringkv-lock-test-" });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
 Deno.test("lockDataDir() refuses a second holder and names the first", async () => {
-  const dir = await Deno.makeTempDir();
+  await using tmp = await tempDir();
+  const dir = tmp.path;
   const lock = await lockDataDir(dir, "node");
   try {
     const err = await assertRejects(() => lockDataDir(dir, "proxy"), DataDirInUseError);
@@ -22,7 +29,8 @@ Deno.test("lockDataDir() refuses a second holder and names the first", async () 
 });
 
 Deno.test("lockDataDir() can be taken again once released, and creates a missing directory", async () => {
-  const dir = join(await Deno.makeTempDir(), "fresh", "n1");
+  await using tmp = await tempDir();
+  const dir = join(tmp.path, "fresh", "n1");
   (await lockDataDir(dir, "node")).release();
   using again = await lockDataDir(dir, "node");
   assertEquals(again.dir, dir);
@@ -31,7 +39,8 @@ Deno.test("lockDataDir() can be taken again once released, and creates a missing
 });
 
 Deno.test("lockDataDir() still refuses when the lock file does not name its holder", async () => {
-  const dir = await Deno.makeTempDir();
+  await using tmp = await tempDir();
+  const dir = tmp.path;
   using _lock = await lockDataDir(dir, "node");
   await Deno.writeTextFile(join(dir, LOCK_FILE), "not json");
   const err = await assertRejects(() => lockDataDir(dir, "node"), DataDirInUseError);
@@ -40,7 +49,8 @@ Deno.test("lockDataDir() still refuses when the lock file does not name its hold
 });
 
 Deno.test("dataDirInUse() names the holder, and writes nothing when the directory is free", async () => {
-  const dir = await Deno.makeTempDir();
+  await using tmp = await tempDir();
+  const dir = tmp.path;
   assertEquals(await dataDirInUse(dir), null);
   assertEquals([...Deno.readDirSync(dir)], [], "no lock file was created");
   const lock = await lockDataDir(dir, "node");

@@ -188,7 +188,11 @@ export function gauge(
  */
 export class RequestSeries<T> {
   readonly #byName = new Map<string, T>();
-  #last: { method: string; route: string; status: number; series: T } | undefined;
+  // The last request's labels and series, as fields: a miss allocates nothing but a new series.
+  #lastMethod = "";
+  #lastRoute = "";
+  #lastStatus = -1;
+  #lastSeries: T | undefined;
 
   constructor(
     private readonly methods: ReadonlySet<string>,
@@ -197,10 +201,10 @@ export class RequestSeries<T> {
 
   /** The series of a request answered with `status`. */
   of(method: string, route: string, status: number): T {
-    const last = this.#last;
     if (
-      last !== undefined && last.status === status && last.route === route && last.method === method
-    ) return last.series;
+      this.#lastSeries !== undefined && this.#lastStatus === status &&
+      this.#lastRoute === route && this.#lastMethod === method
+    ) return this.#lastSeries;
     const label = this.methods.has(method) ? method : "other";
     const name = label + " " + route + " " + status;
     let series = this.#byName.get(name);
@@ -208,7 +212,10 @@ export class RequestSeries<T> {
       series = this.make(label, route, status);
       this.#byName.set(name, series);
     }
-    this.#last = { method, route, status, series };
+    this.#lastMethod = method;
+    this.#lastRoute = route;
+    this.#lastStatus = status;
+    this.#lastSeries = series;
     return series;
   }
 }

@@ -43,7 +43,7 @@ const SPEC = {
   only: {
     type: "list",
     default: [] as string[],
-    help: "only these targets: bare,hono,node,nginx,proxy,etcd,cluster,watch",
+    help: "only these targets: bare,floor,hono,node,nginx,proxy,etcd,cluster,watch",
   },
   big: { type: "bool", default: false, help: "also the 1,000,000-key measurements (minutes)" },
   bigKeys: { type: "int", default: 1_000_000, help: "keys of the --big measurements" },

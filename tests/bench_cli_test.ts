@@ -27,7 +27,7 @@ Deno.test("deno task bench --help lists the options and exits 0", async () => {
   for (const flag of ["--quick", "--duration", "--connections", "--big", "--proxies", "--repeat"]) {
     assert(r.stdout.includes(flag), `${flag} missing from:\n${r.stdout}`);
   }
-  assert(r.stdout.includes("bare,hono,node,nginx,proxy,etcd,cluster,watch"), r.stdout);
+  assert(r.stdout.includes("bare,floor,hono,node,nginx,proxy,etcd,cluster,watch"), r.stdout);
   assert(r.stdout.includes("apt-get install wrk nginx etcd-server"), r.stdout);
 });
 

@@ -52,13 +52,15 @@ export function asciiFromBase64(text: string): string | undefined {
   return HIGH_BYTE.test(binary) ? undefined : binary;
 }
 
-/** Whether `text` is base64 as `Uint8Array.fromBase64` reads it (the same forgiving rules). */
-export function isBase64(text: string): boolean {
+/**
+ * How many bytes base64 `text` decodes to as `Uint8Array.fromBase64` reads it (the same
+ * forgiving rules); undefined when it is not base64. `atob` makes no ArrayBuffer.
+ */
+export function base64Bytes(text: string): number | undefined {
   try {
-    atob(text);
-    return true;
+    return atob(text).length;
   } catch (err) {
-    if (err instanceof DOMException) return false;
+    if (err instanceof DOMException) return undefined;
     throw err;
   }
 }

@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { asciiFromBase64, fromBytes, isBase64 } from "./values.ts";
+import { asciiFromBase64, base64Bytes, fromBytes } from "./values.ts";
 
 const EDGES = [
   "",
@@ -32,8 +32,11 @@ function decodes(text: string): boolean {
   }
 }
 
-Deno.test("isBase64() accepts exactly what Uint8Array.fromBase64 decodes", () => {
-  for (const text of EDGES) assertEquals([text, isBase64(text)], [text, decodes(text)]);
+Deno.test("base64Bytes() accepts exactly what Uint8Array.fromBase64 decodes, and counts its bytes", () => {
+  for (const text of EDGES) {
+    const bytes = decodes(text) ? Uint8Array.fromBase64(text).length : undefined;
+    assertEquals([text, base64Bytes(text)], [text, bytes]);
+  }
 });
 
 Deno.test("asciiFromBase64() is the stored text of ASCII bytes, as fromBytes() makes it", () => {

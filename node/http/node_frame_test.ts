@@ -15,18 +15,24 @@ const MAP = {
 };
 const OK = { authorization: "Bearer s3cret" };
 
-/** Status, headers and body of an answer, to compare two answers whole. */
-async function shape(res: Response): Promise<unknown> {
-  return { status: res.status, headers: [...res.headers], body: await res.text() };
-}
-
-Deno.test("GET /kv/{key} answers alike through the front and through Hono's chain", async () => {
+/** A node with a cluster secret and map, holding "here"; `put` sends the secret. */
+async function nodeWithSecret() {
   const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
   const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: "s3cret" });
   const put = (path: string, body: string) =>
     app.request(path, { method: "PUT", body, headers: { ...OK, "content-type": "text/x" } });
   assertEquals((await put("/internal/cluster", JSON.stringify(MAP))).status, 200);
   assertEquals((await put("/kv/here", "value")).status, 201);
+  return { engine, app, put };
+}
+
+/** Status, headers and body of an answer, to compare two answers whole. */
+async function shape(res: Response): Promise<unknown> {
+  return { status: res.status, headers: [...res.headers], body: await res.text() };
+}
+
+Deno.test("GET /kv/{key} answers alike through the front and through Hono's chain", async () => {
+  const { engine, app, put } = await nodeWithSecret();
   assertEquals((await put("/kv/a%2Fb", "slash")).status, 201);
   assertEquals((await put("/kv/gone", "x")).status, 201);
   assertEquals((await put("/kv/utf8", "héllo wörld ✓")).status, 201);
@@ -135,12 +141,7 @@ async function answerShape(res: Response): Promise<unknown> {
 }
 
 Deno.test("GET and HEAD /kv/{key} on Deno.serve behind the guard answer as app.request() does", async () => {
-  const engine = await openEngine({ disk: createFakeDisk(), id: "n1" });
-  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: "s3cret" });
-  const put = (path: string, body: string) =>
-    app.request(path, { method: "PUT", body, headers: { ...OK, "content-type": "text/x" } });
-  assertEquals((await put("/internal/cluster", JSON.stringify(MAP))).status, 200);
-  assertEquals((await put("/kv/here", "value")).status, 201);
+  const { engine, app } = await nodeWithSecret();
   // A served request reads its headers from the server lazily; app.request() from a list.
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },

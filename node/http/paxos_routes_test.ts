@@ -145,6 +145,18 @@ Deno.test("POST /internal/accept refuses a content type too long to store with 4
   assertEquals((await engine.get("b"))?.contentType.length, MAX_FIELD_CHARS);
 });
 
+Deno.test("POST /internal/accept refuses a value over the value limit by its decoded bytes, not its base64 length", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxValueBytes: 10 }; // 16 base64 characters hold 12 bytes
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits, now: () => 0 });
+  const app = createNodeApp({ engine, limits });
+  const over = { ...entry("a", 1_000_000, ""), v: new Uint8Array(11).fill(65).toBase64() };
+  const refused = await call(app, "/internal/accept", { entries: [over] });
+  assertEquals([refused.status, refused.body.error.code], [413, "value_too_large"]);
+  assertEquals(engine.peek("a"), undefined);
+  const fits = { ...over, v: new Uint8Array(10).fill(65).toBase64() };
+  assertEquals((await accept(app, [fits])).map((r) => r.ok), [true]);
+});
+
 /** A fake disk whose fsyncs of the log wait until the test lets each one go. */
 function heldSyncDisk() {
   const disk = createFakeDisk();

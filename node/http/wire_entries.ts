@@ -12,7 +12,7 @@ import { isVersion } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { Entry } from "../engine/engine.ts";
 import { MAX_FIELD_CHARS, type Stored } from "../engine/packed.ts";
-import { base64Of, isBase64 } from "../engine/values.ts";
+import { base64Bytes, base64Of } from "../engine/values.ts";
 import { isObject } from "./node_request_body.ts";
 
 /** The wire form of an entry; `withValue: false` sends `""` for live values. */
@@ -52,11 +52,18 @@ export function parseWireEntry(value: unknown, limits: Limits, where: string): W
         `Cannot ingest ${where}: its value is over ${limits.maxValueBytes} bytes`,
       );
     }
-    // Checked without decoding: the engine decodes it once, when it stores it.
-    if (!isBase64(v)) {
+    // The text's length only bounds the bytes (padding and whitespace): count them exactly.
+    const bytes = base64Bytes(v);
+    if (bytes === undefined) {
       throw new RingkvError(
         "bad_request",
         `Cannot decode the value of ${where}: it is not valid base64`,
+      );
+    }
+    if (bytes > limits.maxValueBytes) {
+      throw new RingkvError(
+        "value_too_large",
+        `Cannot ingest ${where}: its value is ${bytes} bytes, the limit is ${limits.maxValueBytes}`,
       );
     }
   }

@@ -118,9 +118,13 @@ export class Acceptor {
       await this.#settled(key);
       return { ok: false, promised: bar, entry };
     }
+    // The fsync of the entry read above, taken now: if that log round fails and the repair
+    // rolls it back while the watermark is saved, nothing is pending any more afterwards.
+    const settling = this.engine.settled(key);
+    settling?.catch(() => {}); // awaited below; a failure before then is not unhandled
     this.#promised.set(key, ballot);
     await this.#cover(ballot);
-    await this.#settled(key);
+    if (settling !== undefined) await settling;
     return { ok: true, entry };
   }
 

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
-import { Acceptor, memoryFloorStore } from "./acceptor.ts";
+import { Acceptor, type FloorStore, memoryFloorStore } from "./acceptor.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../engine/open_engine.ts";
 
@@ -158,6 +158,33 @@ Deno.test("Acceptor.prepare() does not report an entry whose log round then fail
     const first = acceptor.acceptAll([of("a", "000000000002-0000-p")]).catch(() => "failed");
     await assertRejects(() => acceptor.prepare("a", "000000000009-0000-q"));
     assertEquals(await first, "failed");
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor.prepare() does not report an entry rolled back while its promise watermark was saved", async () => {
+  // The entry is read before the watermark's save, the log round fails and is repaired during
+  // it: the prepare must still wait on that round, not on whatever is pending after the save.
+  const { disk, engine } = await failingSetup(1);
+  let saved!: () => void;
+  const floor: FloorStore = {
+    load: () => Promise.resolve(null),
+    save: () => new Promise<void>((resolve) => saved = resolve),
+  };
+  const acceptor = await Acceptor.open(engine, floor);
+  try {
+    disk.failSyncs(1);
+    const first = acceptor.acceptAll([of("a", "000000000002-0000-p")]).catch(() => "failed");
+    const prepared = acceptor.prepare("a", "000000000009-0000-q").then(
+      (v) => `ok: ${v.ok}, entry ${v.entry?.version}`,
+      () => "failed",
+    );
+    assertEquals(await first, "failed");
+    await writableAgain(engine);
+    assertEquals(engine.peek("a"), undefined); // the repair rolled the entry back
+    saved();
+    assertEquals(await prepared, "failed");
   } finally {
     await engine.close();
   }

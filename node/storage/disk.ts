@@ -13,12 +13,17 @@
  * ```ts
  * import { assert } from "@std/assert";
  * import { createDenoDisk } from "./disk.ts";
- * const disk = await createDenoDisk(await Deno.makeTempDir());
- * await disk.writeAtomic("node.json", new TextEncoder().encode('{"id":"n1"}\n'));
- * await disk.append("wal.jsonl", new TextEncoder().encode("line\n"));
- * await disk.sync("wal.jsonl");
- * assert((await disk.size("wal.jsonl")) === 5);
- * await disk.close();
+ * const dir = await Deno.makeTempDir({ prefix: "ringkv-disk-example-" });
+ * const disk = await createDenoDisk(dir);
+ * try {
+ *   await disk.writeAtomic("node.json", new TextEncoder().encode('{"id":"n1"}\n'));
+ *   await disk.append("wal.jsonl", new TextEncoder().encode("line\n"));
+ *   await disk.sync("wal.jsonl");
+ *   assert((await disk.size("wal.jsonl")) === 5);
+ * } finally {
+ *   await disk.close();
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 import { join } from "@std/path";

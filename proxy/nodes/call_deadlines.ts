@@ -30,6 +30,8 @@ export interface DeadlineSlot {
   active: number;
   abort: AbortController;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** The timer's delay from the slot's start: whole ms, at least the slot plus the timeout. */
+  readonly firesAfterMs: number;
 }
 
 /** The rejection of a call that had no answer before its timeout. */
@@ -44,10 +46,12 @@ export class CallDeadlines {
 
   /** Deadlines `timeoutMs` after each call's start (plus at most one slot). */
   constructor(
-    private readonly timeoutMs: number,
+    readonly timeoutMs: number,
     private readonly now: () => number = performance.now.bind(performance),
   ) {
-    this.#slotMs = Math.min(100, timeoutMs / 10);
+    // Whole ms: Deno drops a timer's fraction (16.5 fires at 16.2), which would end a call
+    // that joined at the slot's end before its timeout.
+    this.#slotMs = Math.max(1, Math.floor(Math.min(100, timeoutMs / 10)));
   }
 
   /** The slot of a call starting now; pass it to {@link leave} when the call ends. */
@@ -72,12 +76,20 @@ export class CallDeadlines {
   #open(now: number): DeadlineSlot {
     const abort = new AbortController();
     const ends = now + this.#slotMs;
-    const slot: DeadlineSlot = { signal: abort.signal, ends, active: 0, abort, timer: undefined };
+    const firesAfterMs = Math.ceil(this.#slotMs + this.timeoutMs);
+    const slot: DeadlineSlot = {
+      signal: abort.signal,
+      ends,
+      active: 0,
+      abort,
+      timer: undefined,
+      firesAfterMs,
+    };
     slot.timer = setTimeout(() => {
       slot.timer = undefined;
       if (this.#slot === slot) this.#slot = undefined;
       abort.abort(timeoutError());
-    }, this.#slotMs + this.timeoutMs);
+    }, firesAfterMs);
     this.#slot = slot;
     return slot;
   }

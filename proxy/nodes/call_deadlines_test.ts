@@ -23,6 +23,22 @@ Deno.test("CallDeadlines: calls within one slot share a signal; a call after it 
   assert(!a.signal.aborted && !c.signal.aborted);
 });
 
+Deno.test("CallDeadlines: a call that joins at a slot's very end still gets its whole timeout, in whole ms", () => {
+  for (const timeoutMs of [15, 995, 2000, 7]) {
+    let now = 1000.25;
+    const deadlines = new CallDeadlines(timeoutMs, () => now);
+    const first = deadlines.enter();
+    const opened = now;
+    now = first.ends - 0.001; // the latest start that still joins this slot
+    const last = deadlines.enter();
+    assertEquals(last, first);
+    assert(Number.isInteger(first.firesAfterMs), `${timeoutMs}: ${first.firesAfterMs}`);
+    assert(opened + first.firesAfterMs >= now + timeoutMs, `${timeoutMs}: ends too early`);
+    deadlines.leave(first);
+    deadlines.leave(last);
+  }
+});
+
 Deno.test("CallDeadlines: once its last call is out, a slot's timer never fires", async () => {
   const deadlines = new CallDeadlines(20);
   const left = deadlines.enter();
@@ -72,6 +88,16 @@ Deno.test("sendToNode() with shared deadlines ends a stalled call by its timeout
   const err = await assertRejects(() => sendToNode({ fetch: stalled }, { ...call, deadlines }));
   assert(err instanceof DOMException && err.name === "TimeoutError");
   assert(performance.now() - started >= 49);
+});
+
+Deno.test("sendToNode(): a call whose timeout is not its deadlines' gets a timer of its own", async () => {
+  const deadlines = new CallDeadlines(60_000); // a slot's timer would hold the test for a minute
+  const call = { method: "GET", url: "http://n1.test/health", headers: {}, timeoutMs: 30 };
+  const started = performance.now();
+  const err = await assertRejects(() => sendToNode({ fetch: stalled }, { ...call, deadlines }));
+  assert(err instanceof DOMException && err.name === "TimeoutError");
+  const took = performance.now() - started;
+  assert(took >= 29 && took < 20_000, `took ${took} ms`); // its 30 ms, not the deadlines' minute
 });
 
 Deno.test("NodeClient.batch() to a node that never answers is node_unavailable after its timeout", async () => {

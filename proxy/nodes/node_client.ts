@@ -31,7 +31,7 @@ export interface NodeCall {
   headers: Record<string, string>;
   body?: string | undefined;
   timeoutMs: number;
-  /** The client's shared deadlines (their timeout is `timeoutMs`); without: a timer of its own. */
+  /** The client's shared deadlines; without them, or with another timeout: a timer of its own. */
   deadlines?: CallDeadlines;
 }
 
@@ -58,30 +58,30 @@ export interface NodeTransport {
  * read whole (or the call aborted), so fetch's connection goes back to its pool.
  */
 export async function sendToNode(transport: NodeTransport, call: NodeCall): Promise<NodeAnswer> {
-  const { deadlines } = call;
-  if (deadlines === undefined) return await sendTimed(transport, call);
-  const slot = deadlines.enter();
+  const deadline = callDeadline(call);
   try {
     const { method, headers, body } = call;
-    const res = await transport.fetch(call.url, { method, headers, body, signal: slot.signal });
+    const res = await transport.fetch(call.url, { method, headers, body, signal: deadline.signal });
     return { status: res.status, text: await res.text() };
   } finally {
-    deadlines.leave(slot);
+    deadline.end();
   }
 }
 
-/** {@link sendToNode} with a timer per call (calls with a timeout of their own: a watch's wait). */
-async function sendTimed(transport: NodeTransport, call: NodeCall): Promise<NodeAnswer> {
+/**
+ * The signal that ends `call` at its timeout: its client's shared slot, or a timer of its own
+ * (no shared deadlines, or another timeout: a watch's wait). `end` frees it once the call is out.
+ */
+function callDeadline(call: NodeCall): { signal: AbortSignal; end: () => void } {
+  const { deadlines } = call;
+  if (deadlines?.timeoutMs === call.timeoutMs) {
+    const slot = deadlines.enter();
+    return { signal: slot.signal, end: () => deadlines.leave(slot) };
+  }
   // One timer per call, cleared when the call ends (AbortSignal.timeout stays pending).
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(timeoutError()), call.timeoutMs);
-  try {
-    const { method, headers, body } = call;
-    const res = await transport.fetch(call.url, { method, headers, body, signal: abort.signal });
-    return { status: res.status, text: await res.text() };
-  } finally {
-    clearTimeout(timer);
-  }
+  return { signal: abort.signal, end: () => clearTimeout(timer) };
 }
 
 /** What a {@link NodeClient} needs. */

@@ -38,11 +38,26 @@ export interface WatchStreamDeps {
  */
 export const STEP_MS = 5;
 
-/** What a stream yields. */
+/** A change event with its cursor (the SSE `id:` to resume right after it). */
+export interface WatchChange {
+  event: WatchEvent;
+  id: string;
+}
+
+/**
+ * What a stream yields: the events of a page as one item (each item costs every generator it
+ * passes a promise and a turn), or the stream's `compacted` / `reset`.
+ */
 export type WatchItem =
-  | { kind: "change"; event: WatchEvent; id: string }
+  | { kind: "changes"; changes: WatchChange[] }
   | { kind: "compacted"; reason: string }
   | { kind: "reset"; reason: string };
+
+/** The events a page made due (in order), and why the stream must end, if it must. */
+export interface Applied {
+  changes: WatchChange[];
+  end?: string;
+}
 
 /** Changes a read asks a node for at once. */
 export const PAGE = 500;
@@ -86,12 +101,12 @@ export interface NodePage {
  * Handles pages of several nodes read together: logs that are gone, then the changes of the
  * others merged in step ({@link interleave}).
  */
-export async function* takeAll(
+export async function takeAll(
   deps: WatchStreamDeps,
   topo: Topology,
   merge: WatchMerge,
   pages: readonly NodePage[],
-): AsyncGenerator<WatchItem, string | undefined> {
+): Promise<Applied> {
   const current: NodePage[] = [];
   for (const { id, page } of pages) {
     const pos = merge.positions.get(id)!;
@@ -102,10 +117,12 @@ export async function* takeAll(
     // A node this watch never reached (boot "") lost nothing it had to read.
     merge.restarted(id, page.boot, page.first, pos.boot !== "");
     if (tooManyLost(topo, merge.lost.size)) {
-      return `${merge.lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;
+      const end =
+        `${merge.lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;
+      return { changes: [], end };
     }
   }
-  return current.length === 0 ? undefined : yield* apply(deps, topo, merge, current);
+  return current.length === 0 ? { changes: [] } : await apply(deps, topo, merge, current);
 }
 
 /**
@@ -123,52 +140,59 @@ export function interleave(pages: readonly NodePage[]): { id: string; change: Wi
   return out.sort((a, b) => a.at - b.at);
 }
 
-/** Merges the pages' changes and yields the events due; or why the stream must end. */
-async function* apply(
+/** Merges the pages' changes into the events due, in order; or why the stream must end. */
+async function apply(
   deps: WatchStreamDeps,
   topo: Topology,
   merge: WatchMerge,
   pages: readonly NodePage[],
-): AsyncGenerator<WatchItem, string | undefined> {
+): Promise<Applied> {
   const changes = pages.length === 1
     ? (pages[0]!.page.changes ?? []).map((change) => ({ id: pages[0]!.id, change }))
     : interleave(pages);
   await startKeys(deps, topo, merge, [...new Set(changes.map((c) => c.change.k))]);
+  const out: WatchChange[] = [];
   for (const { id, change } of changes) {
     // Only an event out now needs the point before it (held back, none goes out).
     const several = !merge.paused && merge.maySendSeveral(change.k, change.ver);
     const before = several ? pointOf(topo, merge) : undefined;
-    const end = yield* emit(topo, merge, change.k, before, merge.observe(id, change));
-    if (end !== undefined) return end;
+    const end = emit(topo, merge, change.k, before, merge.observe(id, change), out);
+    if (end !== undefined) return { changes: out, end };
   }
   for (const { id, page } of pages) merge.advance(id, page.last);
   merge.forgetSettled(SETTLED_KEEP);
   if (merge.trackedKeys > (deps.maxTracked ?? 50_000)) {
-    return `reset: more than ${
+    const end = `reset: more than ${
       deps.maxTracked ?? 50_000
     } keys are tracked, waiting for a replica to catch up`;
+    return { changes: out, end };
   }
-  return undefined;
+  return { changes: out };
 }
 
-/** Yields `events` of `key` with their cursors (`before`: the point before they were due). */
-export function* emit(
+/**
+ * Appends `events` of `key` to `out` with their cursors (`before`: the point before they were
+ * due); or why the stream must end (a cursor would be too long).
+ */
+export function emit(
   topo: Topology,
   merge: WatchMerge,
   key: string,
   before: WatchCursor | undefined,
   events: WatchEvent[],
-): Generator<WatchItem, string | undefined> {
+  out: WatchChange[],
+): string | undefined {
   for (let i = 0; i < events.length; i++) {
     const last = i === events.length - 1;
-    const at = last ? pointOf(topo, merge) : before!;
+    // The last event's cursor is encoded at once: the merge's live state will do.
+    const at = last ? pointOf(topo, merge, true) : before!;
     // An earlier event of a batch: resume right after it (later versions stay pending).
-    const cursor = last ? at : { ...at, pending: { ...at.pending, [key]: events[i]!.version } };
+    const cursor = last ? at : { ...at, pending: new Map(at.pending).set(key, events[i]!.version) };
     const text = encodeWatchCursor(cursor);
     if (text === undefined) {
       return "too many changes wait for a majority of replicas to fit a cursor";
     }
-    yield { kind: "change", event: events[i]!, id: text };
+    out.push({ event: events[i]!, id: text });
   }
   return undefined;
 }

@@ -20,6 +20,7 @@ import {
   PAGE,
   takeAll,
   tooManyLost,
+  type WatchChange,
   type WatchItem,
   type WatchStreamDeps,
 } from "./watch_apply.ts";
@@ -120,18 +121,21 @@ export async function* settle(
   barrier: Barrier,
   signal: AbortSignal,
 ): AsyncGenerator<WatchItem, string | undefined> {
-  const end = yield* drain(deps, topo, merge, prefix, barrier, signal);
-  if (end !== undefined || signal.aborted) return end;
+  const drained = yield* drain(deps, topo, merge, prefix, barrier, signal);
+  if (drained !== undefined || signal.aborted) return drained;
   if (tooManyLost(topo, merge.lost.size)) {
     return `${merge.lost.size} node(s) lost changes this watch had not read (restarted, removed or down when the cluster map changed)`;
   }
   dropLeft(topo, merge);
+  const changes: WatchChange[] = [];
+  let end: string | undefined;
   for (const key of merge.resume()) {
     const before = pointOf(topo, merge);
-    const end = yield* emit(topo, merge, key, before, merge.recount(key));
-    if (end !== undefined) return end;
+    end = emit(topo, merge, key, before, merge.recount(key), changes);
+    if (end !== undefined) break;
   }
-  return undefined;
+  if (changes.length > 0) yield { kind: "changes", changes };
+  return end;
 }
 
 /** Reads each barrier node up to the head it has now; an old one that cannot be read is lost. */
@@ -191,7 +195,8 @@ async function* readTo(
       return undefined;
     });
     if (page === undefined) return false;
-    const end = yield* takeAll(deps, topo, merge, [{ id: n.id, page }]);
+    const { changes, end } = await takeAll(deps, topo, merge, [{ id: n.id, page }]);
+    if (changes.length > 0) yield { kind: "changes", changes };
     if (end !== undefined) return end;
   }
   return false;

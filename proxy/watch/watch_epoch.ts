@@ -21,10 +21,14 @@ export function nodesOf(topo: Topology): NodeRef[] {
   return [...ids].map((id) => ({ id, url: topo.nodeUrl(id) ?? "" }));
 }
 
-/** The cursor of the merge's state now. */
-export function pointOf(topo: Topology, merge: WatchMerge): WatchCursor {
+/**
+ * The cursor of the merge's state now (`live`: valid only until the merge next changes, see
+ * {@link WatchMerge.resumePoint}).
+ */
+export function pointOf(topo: Topology, merge: WatchMerge, live = false): WatchCursor {
   const { epoch, phase, ring } = mapPointOf(topo);
-  return { epoch, phase, ring: [...ring], ...merge.resumePoint() };
+  // The ring is shared, not copied: a topology's ring never changes (a new one is built).
+  return { epoch, phase, ring, ...merge.resumePoint(live) };
 }
 
 /** The map `topo` as a watch counts on it (proxy/watch/ring_move.ts). */

@@ -120,7 +120,12 @@ export class WatchGroup {
   async #pump(items: AsyncGenerator<WatchItem>): Promise<void> {
     try {
       for await (const item of items) {
-        this.#send(this.#encode(item));
+        if (item.kind === "changes") {
+          // One text per event: a batch past its bound goes out between two events.
+          for (const c of item.changes) {
+            this.#send(`id: ${c.id}\ndata: ${this.opts.eventData(c.event)}\n\n`);
+          }
+        } else this.#send(sseFrame(item.kind, { reason: item.reason }));
         if (item.kind === "reset" || this.#over) break;
       }
       this.#flush();
@@ -132,13 +137,6 @@ export class WatchGroup {
     } finally {
       await items.return(undefined);
     }
-  }
-
-  #encode(item: WatchItem): string {
-    if (item.kind === "change") {
-      return `id: ${item.id}\ndata: ${this.opts.eventData(item.event)}\n\n`;
-    }
-    return sseFrame(item.kind, { reason: item.reason });
   }
 
   /** Takes no more members and stops the stream (idempotent). */

@@ -24,7 +24,7 @@ class HandSource {
   /** Yields a change of `key` (id = key) once the group asks for the next item. */
   change(key: string): void {
     const event: WatchEvent = { key, version: `v-${key}`, value: null };
-    this.push({ kind: "change", event, id: `id-${key}` });
+    this.push({ kind: "changes", changes: [{ event, id: `id-${key}` }] });
   }
 
   push(item: WatchItem): void {
@@ -111,7 +111,7 @@ Deno.test("WatchGroup: a member that joins in the turn of an item (not yet writt
   const first = group.join(stop.signal, () => {}).getReader();
   let second: ReadableStreamDefaultReader<Uint8Array> | undefined;
   src.taken = (item) => {
-    if (item.kind === "change" && item.event.key === "a") {
+    if (item.kind === "changes" && item.changes[0]!.event.key === "a") {
       second = group.join(stop.signal, () => {}).getReader();
     }
   };
@@ -255,7 +255,9 @@ Deno.test("WatchGroup with flushMs writes the items of its window as one chunk, 
     assertEquals(decoder.decode((await reader.read()).value), "retry: 1000\n: watching\n\n");
     // b comes a turn after a was taken, within a's window: both in one chunk.
     src.taken = (item) => {
-      if (item.kind === "change" && item.event.key === "a") setTimeout(() => src.change("b"), 0);
+      if (item.kind === "changes" && item.changes[0]!.event.key === "a") {
+        setTimeout(() => src.change("b"), 0);
+      }
     };
     let sent = Date.now();
     src.change("a");
@@ -283,9 +285,14 @@ Deno.test("WatchGroup: a member that never reads is cut off near its bound even 
   // A catch-up answered from a buffer: 20,000 events of ~1 KiB with no timer in between.
   async function* burst(signal: AbortSignal): AsyncGenerator<WatchItem> {
     try {
-      for (let i = 0; i < 20_000 && !signal.aborted; i++) {
-        if (i % 500 === 0) await Promise.resolve();
-        yield { kind: "change", event: { key: `k${i}`, version: "v", value: null }, id: `id-${i}` };
+      // Pages of 500 events, one item each, as a stream yields them.
+      for (let i = 0; i < 20_000 && !signal.aborted; i += 500) {
+        await Promise.resolve();
+        const changes = Array.from({ length: 500 }, (_, j) => ({
+          event: { key: `k${i + j}`, version: "v", value: null },
+          id: `id-${i + j}`,
+        }));
+        yield { kind: "changes", changes };
       }
     } finally {
       produced = true;

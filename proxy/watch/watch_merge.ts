@@ -69,8 +69,11 @@ export type Bases = Map<string, Record<string, string | null> | undefined>;
 /** Merges node change logs into events. */
 export class WatchMerge {
   readonly #keys = new Map<string, KeyState>();
-  /** Keys with versions seen but not yet out. */
-  readonly #waiting = new Set<string>();
+  /**
+   * Keys with versions seen but not yet out, with their last event's version (what a cursor
+   * lists): kept as the keys change, not gathered for each event's cursor.
+   */
+  readonly #waiting = new Map<string, string | null>();
   /** Keys every replica has caught up on, forgotten at the next {@link forgetSettled}. */
   readonly #settled = new Set<string>();
   /** Keys the cursor says had versions not yet out, with their last event's version. */
@@ -85,11 +88,11 @@ export class WatchMerge {
   constructor(
     readonly positions: Map<string, NodePos>,
     private readonly quorum: (replicas: number) => number,
-    pending: Record<string, string | null> = {},
+    pending: ReadonlyMap<string, string | null> = new Map(),
     /** Nodes that lost changes this watch had not read, over its life (and its cursors'). */
     readonly lost: Set<string> = new Set(),
   ) {
-    this.#pendingAtStart = new Map(Object.entries(pending));
+    this.#pendingAtStart = new Map(pending);
   }
 
   /** Whether events are held back (a ring change's barrier: proxy/watch/ring_move.ts). */
@@ -108,7 +111,7 @@ export class WatchMerge {
   /** Lets events out again; returns the keys that may have some due ({@link recount}). */
   resume(): string[] {
     this.#paused = false;
-    return [...this.#waiting];
+    return [...this.#waiting.keys()];
   }
 
   /** The events due for `key` now. */
@@ -182,7 +185,7 @@ export class WatchMerge {
       floor.add(change.s);
       seen.seqs.set(id, change.s);
       state.seen.set(change.ver, seen);
-      this.#waiting.add(change.k);
+      this.#waiting.set(change.k, state.emitted);
     }
     return this.#due(change.k, state);
   }
@@ -257,15 +260,21 @@ export class WatchMerge {
     }
   }
 
-  /** Positions to resume from and the keys with versions not yet out (the cursor's content). */
-  resumePoint(): {
+  /**
+   * Positions to resume from and the keys with versions not yet out (the cursor's content).
+   * `live`: its `pending` may be the merge's own map, valid until the merge next changes (a
+   * cursor encoded at once; most events have one).
+   */
+  resumePoint(live = false): {
     nodes: Record<string, NodePos>;
-    pending: Record<string, string | null>;
+    pending: ReadonlyMap<string, string | null>;
     lost: string[];
   } {
-    const pending: Record<string, string | null> = {};
-    for (const key of this.#waiting) pending[key] = this.#keys.get(key)!.emitted;
-    for (const [key, emitted] of this.#pendingAtStart) pending[key] = emitted;
+    let pending: ReadonlyMap<string, string | null> = this.#waiting;
+    if (!live || this.#pendingAtStart.size > 0) {
+      // A key the cursor listed is not tracked yet, so in one of the two maps only.
+      pending = new Map([...this.#waiting, ...this.#pendingAtStart]);
+    }
     const nodes: Record<string, NodePos> = {};
     for (const [id, pos] of this.positions) {
       const first = this.#floors.get(id)?.min();
@@ -286,10 +295,7 @@ export class WatchMerge {
 
   #due(key: string, state: KeyState): WatchEvent[] {
     if (this.#paused) return [];
-    const need = this.quorum(state.replicas.length);
-    // The need-th highest version held: the newest a majority holds.
-    const held = state.replicas.map((id) => state.held.get(id) ?? "").sort();
-    const top = held[held.length - need] ?? "";
+    const top = majorityTop(state, this.quorum(state.replicas.length));
     const events: WatchEvent[] = [];
     if (top !== "" && (state.emitted === null || top > state.emitted)) {
       const ready = [...state.seen.keys()].filter((v) => v <= top).sort();
@@ -307,8 +313,28 @@ export class WatchMerge {
       state.emitted = top;
     }
     if (state.seen.size === 0) this.#waiting.delete(key);
+    else this.#waiting.set(key, state.emitted);
     const caughtUp = state.replicas.every((id) => (state.held.get(id) ?? "") >= state.emitted!);
     if (state.seen.size === 0 && state.emitted !== null && caughtUp) this.#settled.add(key);
     return events;
   }
+}
+
+/**
+ * The `need`-th highest version the key's replicas hold ("" when fewer hold one): the newest
+ * a majority holds. Counted in place, without a sorted copy: it runs for every change seen.
+ */
+export function majorityTop(
+  state: { replicas: readonly string[]; held: ReadonlyMap<string, string> },
+  need: number,
+): string {
+  let top = "";
+  for (const id of state.replicas) {
+    const v = state.held.get(id) ?? "";
+    if (v <= top) continue;
+    let atLeast = 0;
+    for (const other of state.replicas) if ((state.held.get(other) ?? "") >= v) atLeast++;
+    if (atLeast >= need) top = v;
+  }
+  return top;
 }

@@ -1,7 +1,7 @@
 import { assertEquals } from "@std/assert";
 import { quorumOf } from "../replication/quorum.ts";
 import type { WireChange } from "../../node/http/change_routes.ts";
-import { type Bases, type NodePos, WatchMerge } from "./watch_merge.ts";
+import { type Bases, majorityTop, type NodePos, WatchMerge } from "./watch_merge.ts";
 
 const NODES = ["a", "b", "c"];
 
@@ -58,7 +58,7 @@ Deno.test("WatchMerge resumes from its resume point: nothing waiting is lost, no
   assertEquals(versions(m.observe("a", change(1, "v1"))), ["v1"]);
   m.observe("b", change(1, "v1"));
   const point = m.resumePoint();
-  assertEquals(point.pending, { k: "v1" });
+  assertEquals(point.pending, new Map([["k", "v1"]]));
   assertEquals(point.nodes.c, { boot: "x", low: 0, read: 1 }); // v2 at c still waits
   // A new stream from the point: c's log is replayed from `low`, the others from `read`.
   const pos = new Map(
@@ -77,7 +77,7 @@ Deno.test("WatchMerge forgets the sequence numbers of a node whose log is gone",
   m.restarted("c", "y", 1);
   const point = m.resumePoint();
   assertEquals(point.nodes.c, { boot: "y", low: 0, read: 0 });
-  assertEquals(point.pending, { k: null });
+  assertEquals(point.pending, new Map([["k", null]]));
   assertEquals(versions(m.observe("a", change(1, "v1"))), ["v1"]);
 });
 
@@ -122,7 +122,7 @@ Deno.test("WatchMerge drops a node that left: its waiting changes no longer hold
   m.addNode("d", { boot: "", low: 0, read: 0 });
   const point = m.resumePoint();
   assertEquals(Object.keys(point.nodes).sort(), ["a", "b", "d"]);
-  assertEquals(point.pending, { k: null });
+  assertEquals(point.pending, new Map([["k", null]]));
 });
 
 Deno.test("WatchMerge.maySendSeveral() holds whenever one change makes two versions due", () => {
@@ -137,4 +137,60 @@ Deno.test("WatchMerge.maySendSeveral() holds whenever one change makes two versi
   assertEquals(versions(m.observe("b", change(1, "v2"))), ["v1", "v2"]);
   assertEquals(m.maySendSeveral("k", "v3"), false, "nothing waits once both went out");
   assertEquals(m.maySendSeveral("unknown", "v1"), false);
+});
+
+Deno.test("majorityTop() is the need-th highest version the replicas hold, as a sorted list says", () => {
+  const vs = ["", "v1", "v2", "v3"];
+  let x = 7;
+  const pick = (n: number) => (x = (x * 48271) % 2147483647) % n;
+  for (let round = 0; round < 2000; round++) {
+    const replicas = ["a", "b", "c", "d", "e"].slice(0, 1 + pick(5));
+    const held = new Map<string, string>();
+    for (const id of replicas) {
+      const v = vs[pick(vs.length)]!;
+      if (v !== "") held.set(id, v);
+    }
+    const need = 1 + pick(replicas.length + 1);
+    const sorted = replicas.map((id) => held.get(id) ?? "").sort();
+    const want = sorted[sorted.length - need] ?? "";
+    assertEquals(majorityTop({ replicas, held }, need), want, `${[...held]} need ${need}`);
+  }
+});
+
+Deno.test("WatchMerge.resumePoint() lists, after every change, each key with a version not out yet and its last event's version (live or copied)", () => {
+  let x = 3;
+  const pick = (n: number) => (x = (x * 48271) % 2147483647) % n;
+  for (let round = 0; round < 50; round++) {
+    const m = new WatchMerge(positions(), quorumOf);
+    const seqs = new Map(NODES.map((id) => [id, 0]));
+    const keys = ["k0", "k1", "k2", "k3"];
+    for (const k of keys) m.start(k, NODES, none());
+    const seen = new Map<string, string[]>(); // versions observed per key
+    const out = new Map<string, string | null>(); // last event's version per key
+    // Each node logs the writes it got in order; a write goes to 1-3 of them.
+    const logs = new Map<string, { k: string; ver: string }[]>(NODES.map((id) => [id, []]));
+    for (let w = 1; w <= 40; w++) {
+      const k = keys[pick(keys.length)]!;
+      const ver = `v${String(w).padStart(3, "0")}`;
+      for (const id of NODES) if (pick(3) > 0) logs.get(id)!.push({ k, ver });
+    }
+    for (let step = 0; step < 200; step++) {
+      const id = NODES[pick(3)]!;
+      const next = logs.get(id)!.shift();
+      if (next === undefined) continue;
+      const s = seqs.get(id)! + 1;
+      seqs.set(id, s);
+      const c = { s, k: next.k, ver: next.ver, prev: null, v: next.ver };
+      for (const e of m.observe(id, c)) out.set(e.key, e.version);
+      seen.set(next.k, [...(seen.get(next.k) ?? []), next.ver]);
+      const want = new Map<string, string | null>();
+      for (const [k, vs] of seen) {
+        const last = out.get(k) ?? null;
+        if (vs.some((v) => last === null || v > last)) want.set(k, last);
+      }
+      const sorted = (p: ReadonlyMap<string, string | null>) => [...p].sort();
+      assertEquals(sorted(m.resumePoint(true).pending), sorted(want), `round ${round}`);
+      assertEquals(sorted(m.resumePoint().pending), sorted(want), `round ${round}`);
+    }
+  }
 });

@@ -19,6 +19,7 @@ import { type CaseSpec, type Target, WATCH_LOAD } from "./table.ts";
 /** Every target, in the order of the cases. */
 export const TARGETS: readonly Target[] = [
   "bare",
+  "floor",
   "hono",
   "node",
   "nginx",
@@ -31,6 +32,7 @@ export const TARGETS: readonly Target[] = [
 /** The cases of a round, in order: references next to what they are compared with. */
 export const CASES: readonly CaseSpec[] = [
   { target: "bare", op: "GET", valueBytes: 100 },
+  { target: "floor", op: "GET", valueBytes: 100 },
   { target: "hono", op: "GET", valueBytes: 100 },
   { target: "node", op: "GET", valueBytes: 100 },
   { target: "node", op: "PUT", valueBytes: 100 },

@@ -131,6 +131,13 @@ export class Processes {
     return this.#keep(await startChild("hono", args, {}));
   }
 
+  /** Starts the node GET's contract without ringkv code (serve_floor.ts) over `keys` keys. */
+  async floor(keys: number): Promise<Child> {
+    const script = join(ROOT, "tasks/bench/serve_floor.ts");
+    const args = ["run", "--allow-net=127.0.0.1", script, "serve", "node", String(keys)];
+    return this.#keep(await startChild("floor", [...args, this.secrets.clusterSecret], {}));
+  }
+
   /** Takes a child started elsewhere (the etcd members) into the run, to be stopped with it. */
   adopt(child: Child): Child {
     return this.#keep(child);

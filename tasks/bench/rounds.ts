@@ -45,8 +45,8 @@ const PUT_RATIO: Record<CaseSpec["op"], number> = { GET: 0, PUT: 1, MIX: 0.1 };
 async function writeScript(procs: Processes, o: Options, c: CaseSpec) {
   const big = c.valueBytes > 100;
   const script = join(procs.dir, `${c.target}-${c.op}-${c.valueBytes}.lua`);
-  // The Hono Map node gets the node's request, secret included, byte for byte.
-  const direct = c.target === "node" || c.target === "hono";
+  // The Hono Map node and the contract floor get the node's request, secret included.
+  const direct = c.target === "node" || c.target === "hono" || c.target === "floor";
   await Deno.writeTextFile(
     script,
     wrkScript({

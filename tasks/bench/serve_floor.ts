@@ -64,12 +64,16 @@ export const WAYS: Record<string, (req: Request) => Response> = {
     ),
 };
 
-/** The contract node: `GET /kv/{key}` of the bench's keys (`k` + 6 digits, 100 B), as above. */
-export function contractNode(keys = 100_000): (req: Request) => Response {
+/**
+ * The contract node: `GET /kv/{key}` of the bench's keys (`k` + 6 digits, 100 B), as above,
+ * for a client that sends `Authorization: Bearer <secret>`.
+ */
+export function contractNode(keys = 100_000, secret = "rig"): (req: Request) => Response {
   const map = new Map<string, string>();
   for (let i = 0; i < keys; i++) map.set(benchKey("k", i), benchValue(i, 100));
+  const bearer = `Bearer ${secret}`;
   return (req) => {
-    if (req.headers.get("authorization") !== "Bearer rig") {
+    if (req.headers.get("authorization") !== bearer) {
       return new Response("unauthorized", { status: 401 });
     }
     if (headerBytes(req.headers) > 16384) return new Response("too large", { status: 431 });
@@ -80,9 +84,15 @@ export function contractNode(keys = 100_000): (req: Request) => Response {
   };
 }
 
-/** Serves way `name` (or, for "node", {@link contractNode}) on an OS-picked port; prints the URL. */
-function serve(name: string): void {
-  const way = name === "node" ? contractNode() : WAYS[name];
+/**
+ * Serves way `name` on an OS-picked port and prints the URL; `node [KEYS [SECRET]]` serves
+ * {@link contractNode} (the bench's `floor` target).
+ */
+function serve(args: readonly string[]): void {
+  const name = args.join(" ");
+  const way = args[0] === "node"
+    ? contractNode(Number(args[1] ?? 100_000), args[2] ?? "rig")
+    : WAYS[name];
   if (way === undefined) throw new Error(`Cannot serve way "${name}": no such way`);
   Deno.serve({
     hostname: "127.0.0.1",
@@ -144,6 +154,6 @@ async function main(rounds: number): Promise<void> {
 }
 
 if (import.meta.main) {
-  if (Deno.args[0] === "serve") serve(Deno.args.slice(1).join(" "));
+  if (Deno.args[0] === "serve") serve(Deno.args.slice(1));
   else await main(Number(Deno.args[0] ?? 3));
 }

@@ -25,6 +25,7 @@ import type { WrkResult } from "./wrk.ts";
 export type Target =
   | "bare"
   | "hono"
+  | "floor"
   | "node"
   | "nginx"
   | "proxy"
@@ -98,6 +99,7 @@ export interface RatioRow {
 const NAMES: Record<Target, string> = {
   bare: "bare Deno.serve",
   hono: "Hono Map node",
+  floor: "node contract floor (no ringkv code)",
   node: "node",
   nginx: "nginx",
   proxy: "proxy",
@@ -134,6 +136,9 @@ export const COMPARISONS: readonly Comparison[] = [
   { a: at("proxy", "GET", 4096), b: at("nginx", "GET", 4096), metric: "rps" },
   { a: at("proxy", "PUT"), b: at("proxy", "GET"), metric: "rps" },
   { a: at("node", "GET"), b: at("hono", "GET"), metric: "rps", goal: { atLeast: 0.9 } },
+  // What the node's contract (auth, 431 pass, version headers) leaves of the target, without ringkv.
+  { a: at("floor", "GET"), b: at("hono", "GET"), metric: "rps" },
+  { a: at("node", "GET"), b: at("floor", "GET"), metric: "rps" },
   { a: at("node", "GET"), b: at("bare", "GET"), metric: "rps" },
   { a: at("hono", "GET"), b: at("bare", "GET"), metric: "rps" },
   { a: at("cluster", "GET"), b: at("etcd", "GET"), metric: "rps", goal: { atLeast: 2.0 } },

@@ -91,6 +91,9 @@ export async function startTargets(
     await loadEtcd(urls.etcd, { prefix: "k", count: o.keys, valueBytes: 100 });
   }
   if (targets.has("bare")) urls.bare = (await run.procs.bare()).url;
+  if (targets.has("floor")) {
+    urls.floor = (await run.procs.floor(o.keys)).url;
+  }
   if (targets.has("hono")) {
     const big = Math.max(1, Math.floor(o.keys / 10));
     urls.hono = (await run.procs.hono([`k:${o.keys}:100`, `b:${big}:4096`])).url;
