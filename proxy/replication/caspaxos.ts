@@ -31,7 +31,14 @@ import type { PaxosCalls } from "./paxos_batcher.ts";
 import type { WireVote } from "../nodes/paxos_client.ts";
 import { gather, type Gathered, KeyLocks, quorumOf } from "./quorum.ts";
 import { ballotAfter, decisionOf, OwnDecisions } from "./own_ballots.ts";
-import { type AcceptAnswer, answerOf, nowhere, recoveryCase } from "./fast_write.ts";
+import {
+  type AcceptAnswer,
+  answerOf,
+  type FastCounts,
+  newFastCounts,
+  nowhere,
+  recoveryCase,
+} from "./fast_write.ts";
 
 /** What {@link Replicated} needs. */
 export interface ReplicatedDeps {
@@ -65,14 +72,16 @@ export class Replicated {
   readonly #own = new OwnDecisions();
   /** Rewrites of an existing entry under a new version (see docs/replication.md). */
   restamps = 0;
-  /**
-   * Fast writes decided in one round trip, refused everywhere, sent to a recovery round, and
-   * that round's findings (fast_write.ts `recoveryCase`).
-   */
-  readonly fast = { decided: 0, refused: 0, recovered: 0, ours: 0, older: 0, newer: 0 };
+  /** Fast writes by outcome (fast_write.ts `FAST_OUTCOMES` says what each counts). */
+  readonly fast: FastCounts = newFastCounts();
 
   /** Creates the replicated data path. */
   constructor(private readonly deps: ReplicatedDeps) {}
+
+  /** Fast writes skipped while too many failed, and keys remembered (metrics). */
+  get fastRecord(): { paused: number; keys: number } {
+    return { paused: this.#own.paused, keys: this.#own.size };
+  }
 
   /** Whether the next write of `key` may take one round trip (tests, metrics). */
   remembers(key: string): boolean {
@@ -142,11 +151,17 @@ export class Replicated {
     if (last === undefined) return undefined;
     this.#own.forget(r.key);
     const ballot = ballotAfter(last.ver, this.deps.clock.writer);
-    if (ballot === undefined) return undefined; // the writer id is full: a fresh ballot
+    if (ballot === undefined) {
+      this.fast.capped++; // the writer id is full: a fresh ballot
+      return undefined;
+    }
     const t = last.live ? withExpiry(DEFAULT_CONTENT_TYPE, last.expiresAt) : undefined;
     const base = { k: r.key, v: last.live ? "" : null, t, ver: last.ver, h: r.point };
     const decided = decide(op, base, ballot, r);
-    if (decided.entry === undefined) return undefined;
+    if (decided.entry === undefined) {
+      this.fast.condition++; // a quorum must confirm a 412 or 404
+      return undefined;
+    }
     const need = quorumOf(r.owners.length);
     const answers: Promise<AcceptAnswer>[] = [];
     // A stale epoch stores nothing, so it is not hinted: then "nowhere" below stays true.
@@ -163,7 +178,10 @@ export class Replicated {
     }
     if (nowhere(await Promise.all(answers))) {
       // On no replica, it can never be chosen: the write may run again, under the new map.
-      if (acc instanceof StaleEpochError) throw acc;
+      if (acc instanceof StaleEpochError) {
+        this.fast.stale++;
+        throw acc;
+      }
       this.fast.refused++;
       this.#observe(acc);
       return undefined;
@@ -197,23 +215,26 @@ export class Replicated {
     mine: { result: BatchResult; entry?: WireEntry },
   ): Promise<BatchResult> {
     const need = quorumOf(r.owners.length);
-    if (await this.#finish(r, fast, need)) return mine.result;
+    if (await this.#finish(r, fast, need)) {
+      this.fast.repaired++;
+      return mine.result;
+    }
     let seen: Version | undefined = fast;
     for (let round = 1; round <= this.#maxRounds; round++) {
       const ballot = this.deps.clock.nextAfter(seen);
       const got = await this.#prepare(r, ballot, need).catch((err) => {
         if (!(err instanceof RingkvError)) throw err;
-        throw unconfirmed(op, `its recovery round's prepare failed: ${err.message}`);
+        throw this.#unconfirmed(op, `its recovery round's prepare failed: ${err.message}`);
       });
       if (!got.ok && got.bad.length === 0) {
-        throw unconfirmed(op, noQuorum("prepare", r, need, got).message);
+        throw this.#unconfirmed(op, noQuorum("prepare", r, need, got).message);
       }
       const done = got.ok ? await this.#recoverAt(r, op, fast, mine.result, ballot, got.good) : got;
       if (!("bad" in done)) return done;
       seen = this.#observe(done) ?? seen;
       await backoff(round);
     }
-    throw unconfirmed(
+    throw this.#unconfirmed(
       op,
       `other writers kept winning its recovery round (${this.#maxRounds} rounds)`,
     );
@@ -236,7 +257,7 @@ export class Replicated {
     const kind = recoveryCase(best, fast);
     this.fast[kind]++;
     if (kind === "newer") {
-      throw unconfirmed(op, `a newer writer (version ${best!.ver}) got in after it`);
+      throw this.#unconfirmed(op, `a newer writer (version ${best!.ver}) got in after it`);
     }
     // Ours and on the whole quorum: chosen at `fast` already, nothing to re-stamp.
     if (kind === "ours" && entries.every((e) => e?.ver === fast)) return mine;
@@ -247,15 +268,22 @@ export class Replicated {
     if (next?.entry === undefined) this.restamps++;
     const need = quorumOf(r.owners.length);
     const answers: Promise<AcceptAnswer>[] = [];
-    const acc = await this.#acceptOrMayHave(r, op, need, entry, answers);
+    const acc = await this.#acceptOrMayHave(r, op, need, entry, answers).catch((err) => {
+      if (err instanceof RingkvError) this.fast.unconfirmed++;
+      throw err;
+    });
     if (!acc.ok) {
-      if (!nowhere(await Promise.all(answers))) throw mayHaveApplied(op, r, need, acc);
-      return acc;
+      if (nowhere(await Promise.all(answers))) return acc;
+      this.fast.unconfirmed++;
+      throw mayHaveApplied(op, r, need, acc);
     }
     // Ours, re-stamped: neither version may be answered. A reader may have seen the value under
     // `fast`, so `ballot` would be a write's version older than one already read; and the
     // client's If-Match on `fast` would fail at once, a version changed with nothing in between.
-    if (next === undefined) throw finishedUnder(op, ballot);
+    if (next === undefined) {
+      this.fast.restamped++;
+      throw finishedUnder(op, ballot);
+    }
     return next.entry === undefined && next.result.status !== 404
       ? { ...next.result, version: ballot }
       : next.result;
@@ -354,6 +382,12 @@ export class Replicated {
         ok: false,
       });
     });
+  }
+
+  /** The 503 of a fast write whose recovery could not tell whether it took effect, counted. */
+  #unconfirmed(op: BatchOp, why: string): RingkvError {
+    this.fast.unconfirmed++;
+    return unconfirmed(op, why);
   }
 
   get #maxRounds(): number {

@@ -54,3 +54,35 @@ export function recoveryCase(best: WireEntry | null, fast: Version): "ours" | "o
   if (best === null || best.ver < fast) return "older";
   return best.ver === fast ? "ours" : "newer";
 }
+
+/**
+ * The outcomes of one-round-trip writes that the proxy counts, with what each means
+ * (`ringkv_proxy_fast_writes_total{outcome}`, docs/operations.md). A write reaches one of
+ * `decided`, `refused`, `stale`, `condition`, `capped` or `recovered`; a recovered one then
+ * `repaired`, or rounds of `ours`/`older`/`newer`, ending in `restamped` or `unconfirmed` when
+ * it is answered with a 503.
+ */
+export const FAST_OUTCOMES = {
+  decided: "the fast accept was taken by a majority: one round trip",
+  refused: "refused by every replica (a newer promise): the write ran as a full round",
+  stale: "refused by every replica for a newer cluster map: retried under it",
+  condition: "its condition failed, or a DELETE found nothing, on the record: a full round",
+  capped: "the writer id was full (19 fast writes in a row): a full round",
+  recovered: "on no known majority: sent to recovery",
+  repaired: "recovery: a read quorum's newest was the fast entry, resent to a majority",
+  ours: "recovery round: the quorum's newest entry was the fast accept",
+  older: "recovery round: the quorum's newest was older, the write applied afresh",
+  newer: "recovery round: a newer writer got in after it (503 'may have taken effect')",
+  restamped: "recovery re-stamped the fast entry: 503 'has taken effect', without a version",
+  unconfirmed: "recovery could not finish: 503 'may have taken effect'",
+} as const;
+
+/** A count per {@link FAST_OUTCOMES} entry. */
+export type FastCounts = Record<keyof typeof FAST_OUTCOMES, number>;
+
+/** All counts at zero. */
+export function newFastCounts(): FastCounts {
+  const out = {} as FastCounts;
+  for (const k of Object.keys(FAST_OUTCOMES) as (keyof FastCounts)[]) out[k] = 0;
+  return out;
+}

@@ -88,6 +88,7 @@ export class OwnDecisions {
   #tried = 0;
   #failed = 0;
   #pausedFor = 0;
+  #skipped = 0;
 
   /** Creates an empty record. */
   constructor(limits: OwnDecisionsLimits = {}) {
@@ -98,6 +99,11 @@ export class OwnDecisions {
   /** Keys remembered. */
   get size(): number {
     return this.#last.size;
+  }
+
+  /** Writes that took the full round because too many fast writes failed (metrics). */
+  get paused(): number {
+    return this.#skipped;
   }
 
   /** Bytes the record is counted at. */
@@ -124,6 +130,7 @@ export class OwnDecisions {
   recall(key: string, epoch: number, owners: string): OwnDecision | undefined {
     if (this.#pausedFor > 0) {
       this.#pausedFor--;
+      this.#skipped++;
       return undefined;
     }
     const d = this.#last.get(key);
