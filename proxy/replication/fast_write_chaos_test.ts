@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
-import { HybridClock } from "../../shared/version.ts";
+import { formatVersion, HybridClock } from "../../shared/version.ts";
 import type { BatchOp, BatchResult } from "../../shared/wire.ts";
 import { StaleEpochError } from "../nodes/node_client.ts";
 import { FakeAcceptors } from "../../tests/doubles/fake_acceptors.ts";
@@ -21,6 +21,8 @@ const CLIENTS = 6;
 const OPS = 50;
 const KEYS = 3;
 const SEEDS = Number(Deno.env.get("CHAOS_SEEDS") ?? 12);
+/** Hint replays, anti-entropy settles and node restarts while the clients run (0: none). */
+const NEMESIS = Deno.env.get("CHAOS_NEMESIS") !== "0";
 
 /** mulberry32: a small seeded generator, so a failing seed can be run again. */
 function prng(seed: number): () => number {
@@ -98,17 +100,22 @@ async function chaosRun(seed: number) {
   };
   let now = 1_700_000_000_000;
   const skew = Number(Deno.env.get("CHAOS_SKEW_MS") ?? 0);
+  const hints = PROXIES.map(() => new Hints());
   const reps = PROXIES.map((id, p) =>
     new Replicated({
       client: nodes,
       ingest: () => Promise.resolve(),
       clock: new HybridClock(id, () => now + (p === 0 ? skew : -skew)),
       detector: new FailureDetector({ probeMs: 1000 }),
-      hints: new Hints(),
+      hints: hints[p]!,
       maxRounds: 4,
     })
   );
   const history: Operation[] = [];
+  const running = { clients: true };
+  const troubles = NEMESIS
+    ? nemesis(random, nodes, reps, hints, () => now, running)
+    : Promise.resolve<Record<string, number>>({});
   await Promise.all(Array.from({ length: CLIENTS }, async (_, client) => {
     const seen = new Map<string, string>();
     for (let i = 0; i < OPS; i++) {
@@ -122,6 +129,8 @@ async function chaosRun(seed: number) {
       history.push({ key, client, call, result, start, end: performance.now() });
     }
   }));
+  running.clients = false;
+  const done = await troubles;
   nodes.chaos = undefined;
   for (let k = 0; k < KEYS; k++) {
     const start = performance.now();
@@ -136,13 +145,59 @@ async function chaosRun(seed: number) {
       end: performance.now(),
     });
   }
-  return { history, fast: reps.map((r) => r.fast) };
+  return { history, fast: reps.map((r) => r.fast), done };
+}
+
+/**
+ * What the proxies' timers and the nodes do besides client calls, as wiring.ts does them: a
+ * proxy replays a node's hints (forgetting each key's record), anti-entropy settles a key, and
+ * a node restarts, keeping every entry but with a promise floor (writer id 0) at its clock.
+ */
+async function nemesis(
+  random: () => number,
+  nodes: FakeAcceptors,
+  reps: Replicated[],
+  hints: Hints[],
+  now: () => number,
+  running: { clients: boolean },
+): Promise<Record<string, number>> {
+  const done = { replays: 0, settles: 0, restarts: 0 };
+  for (let i = 0; running.clients && i < 10_000; i++) {
+    await new Promise((r) => setTimeout(r, Math.floor(random() * 4)));
+    const p = Math.floor(random() * reps.length);
+    const node = OWNERS[Math.floor(random() * OWNERS.length)]!;
+    const x = random();
+    if (x < 0.5) {
+      const batch = hints[p]!.take(node.id, 10);
+      if (batch.length === 0) continue;
+      for (const e of batch) reps[p]!.forget(e.k);
+      done.replays++;
+      await nodes.accept(node, 1, batch).catch((err) => {
+        if (!(err instanceof RingkvError)) throw err;
+        for (const e of batch) hints[p]!.add(node.id, e);
+      });
+    } else if (x < 0.8) {
+      done.settles++;
+      await reps[p]!.settle(replicas(`k${Math.floor(random() * KEYS)}`)).catch((err) => {
+        if (!(err instanceof RingkvError)) throw err;
+      });
+    } else if (x < 0.85) {
+      done.restarts++;
+      const floor = formatVersion(now() + Math.floor(random() * 3), 0, "0");
+      for (const slot of nodes.slots.get(node.id)!.values()) {
+        if (slot.promised === undefined || slot.promised < floor) slot.promised = floor;
+      }
+    }
+  }
+  return done;
 }
 
 Deno.test(`two proxies with fast writes over acceptors that lose, drop and delay calls: every history is linearizable (${SEEDS} seeds)`, async () => {
   const total = { decided: 0, refused: 0, recovered: 0, ours: 0, older: 0, newer: 0 };
+  const troubles = { replays: 0, settles: 0, restarts: 0 };
   for (let seed = 1; seed <= SEEDS; seed++) {
-    const { history, fast } = await chaosRun(seed);
+    const { history, fast, done } = await chaosRun(seed);
+    for (const [k, v] of Object.entries(done)) troubles[k as keyof typeof troubles] += v;
     for (const f of fast) {
       for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += f[k];
     }
@@ -153,7 +208,9 @@ Deno.test(`two proxies with fast writes over acceptors that lose, drop and delay
     }
     assertEquals(bad, null, `seed ${seed}`);
   }
-  console.log(`fast writes over ${SEEDS} seeds: ${JSON.stringify(total)}`);
+  console.log(
+    `fast writes over ${SEEDS} seeds: ${JSON.stringify(total)}, ${JSON.stringify(troubles)}`,
+  );
   // The faults are frequent enough that every path of the recovery ran.
   assert(total.decided > 0 && total.refused > 0, JSON.stringify(total));
   assert(total.ours > 0 && total.older > 0 && total.newer > 0, JSON.stringify(total));
