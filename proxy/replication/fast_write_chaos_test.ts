@@ -21,6 +21,8 @@ const CLIENTS = 6;
 const OPS = 50;
 const KEYS = 3;
 const SEEDS = Number(Deno.env.get("CHAOS_SEEDS") ?? 12);
+/** The first seed (to run a failing one again: CHAOS_FIRST_SEED=64 CHAOS_SEEDS=1). */
+const FIRST = Number(Deno.env.get("CHAOS_FIRST_SEED") ?? 1);
 /** Hint replays, anti-entropy settles and node restarts while the clients run (0: none). */
 const NEMESIS = Deno.env.get("CHAOS_NEMESIS") !== "0";
 
@@ -114,7 +116,7 @@ async function chaosRun(seed: number) {
   const history: Operation[] = [];
   const running = { clients: true };
   const troubles = NEMESIS
-    ? nemesis(random, nodes, reps, hints, () => now, running)
+    ? nemesis(random, nodes, { reps, hints, history }, () => now, running)
     : Promise.resolve<Record<string, number>>({});
   await Promise.all(Array.from({ length: CLIENTS }, async (_, client) => {
     const seen = new Map<string, string>();
@@ -156,11 +158,11 @@ async function chaosRun(seed: number) {
 async function nemesis(
   random: () => number,
   nodes: FakeAcceptors,
-  reps: Replicated[],
-  hints: Hints[],
+  proxies: { reps: Replicated[]; hints: Hints[]; history: Operation[] },
   now: () => number,
   running: { clients: boolean },
 ): Promise<Record<string, number>> {
+  const { reps, hints, history } = proxies;
   const done = { replays: 0, settles: 0, restarts: 0 };
   for (let i = 0; running.clients && i < 10_000; i++) {
     await new Promise((r) => setTimeout(r, Math.floor(random() * 4)));
@@ -178,9 +180,22 @@ async function nemesis(
       });
     } else if (x < 0.8) {
       done.settles++;
-      await reps[p]!.settle(replicas(`k${Math.floor(random() * KEYS)}`)).catch((err) => {
+      const key = `k${Math.floor(random() * KEYS)}`;
+      // A settle may re-stamp the value (docs/replication.md, "ETags can change without a
+      // write"): to the checker, a read whose answer is unknown, which may do just that.
+      const op: Operation = {
+        key,
+        client: 90 + p,
+        call: { op: "get" },
+        result: { status: "unknown" },
+        start: performance.now(),
+        end: 0,
+      };
+      history.push(op);
+      await reps[p]!.settle(replicas(key)).catch((err) => {
         if (!(err instanceof RingkvError)) throw err;
       });
+      op.end = performance.now();
     } else if (x < 0.85) {
       done.restarts++;
       const floor = formatVersion(now() + Math.floor(random() * 3), 0, "0");
@@ -195,7 +210,7 @@ async function nemesis(
 Deno.test(`two proxies with fast writes over acceptors that lose, drop and delay calls: every history is linearizable (${SEEDS} seeds)`, async () => {
   const total = { decided: 0, refused: 0, recovered: 0, ours: 0, older: 0, newer: 0 };
   const troubles = { replays: 0, settles: 0, restarts: 0 };
-  for (let seed = 1; seed <= SEEDS; seed++) {
+  for (let seed = FIRST; seed < FIRST + SEEDS; seed++) {
     const { history, fast, done } = await chaosRun(seed);
     for (const [k, v] of Object.entries(done)) troubles[k as keyof typeof troubles] += v;
     for (const f of fast) {
