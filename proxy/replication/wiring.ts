@@ -38,6 +38,8 @@ export interface ReplicationOptions {
   antiEntropyMs?: number;
   /** Test-only offset of the ballots' wall clock (shared/test_clock.ts). */
   clockOffsetMs?: number;
+  /** One-round-trip writes (default true). */
+  fastWrites?: boolean;
   /**
    * The cluster map (a ClusterState): when given, a node found on another data-directory
    * incarnation than the map records is caught up and recorded (proxy/replication/rejoin.ts).
@@ -79,6 +81,7 @@ export class Replication {
       ),
       detector: this.detector,
       hints: this.hints,
+      fastWrites: options.fastWrites,
       log: options.log,
     });
     this.antiEntropy = new AntiEntropy({
