@@ -74,7 +74,7 @@ export const FAST_OUTCOMES = {
   older: "recovery round: the quorum's newest was older, the write applied afresh",
   newer: "recovery round: a newer writer got in after it (503 'may have taken effect')",
   restamped: "recovery re-stamped the fast entry: 503 'has taken effect', without a version",
-  unconfirmed: "recovery could not finish: 503 'may have taken effect'",
+  unconfirmed: "every 503 'may have taken effect' of a recovery (newer ones included)",
 } as const;
 
 /** A count per {@link FAST_OUTCOMES} entry. */
