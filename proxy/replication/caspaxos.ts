@@ -187,7 +187,7 @@ export class Replicated {
       return undefined;
     }
     this.fast.recovered++;
-    return await this.#recover(r, op, ballot, decided);
+    return await this.#recover(r, op, ballot, { ...decided, entry: decided.entry, base: last.ver });
   }
 
   /** The record a fast write of `op` builds on, if any. */
@@ -212,7 +212,7 @@ export class Replicated {
     r: Replicas,
     op: BatchOp,
     fast: Version,
-    mine: { result: BatchResult; entry?: WireEntry },
+    mine: FastDecision,
   ): Promise<BatchResult> {
     const need = quorumOf(r.owners.length);
     if (await this.#finish(r, fast, need)) {
@@ -229,7 +229,7 @@ export class Replicated {
       if (!got.ok && got.bad.length === 0) {
         throw this.#unconfirmed(op, noQuorum("prepare", r, need, got).message);
       }
-      const done = got.ok ? await this.#recoverAt(r, op, fast, mine.result, ballot, got.good) : got;
+      const done = got.ok ? await this.#recoverAt(r, op, fast, mine, ballot, got.good) : got;
       if (!("bad" in done)) return done;
       seen = this.#observe(done) ?? seen;
       await backoff(round);
@@ -248,7 +248,7 @@ export class Replicated {
     r: Replicas,
     op: BatchOp,
     fast: Version,
-    mine: BatchResult,
+    mine: FastDecision,
     ballot: Version,
     promised: { value: { entry: WireEntry | null } }[],
   ): Promise<BatchResult | Gathered<WireVote>> {
@@ -260,15 +260,12 @@ export class Replicated {
       throw this.#unconfirmed(op, `a newer writer (version ${best!.ver}) got in after it`);
     }
     // Ours and on the whole quorum: chosen at `fast` already, nothing to re-stamp.
-    if (kind === "ours" && entries.every((e) => e?.ver === fast)) return mine;
-    const next = kind === "ours" ? undefined : decide(op, best, ballot, r);
-    const entry = next === undefined
-      ? restamp(best!, ballot)
-      : next.entry ?? killer(r, best, ballot);
-    if (next?.entry === undefined) this.restamps++;
+    if (kind === "ours" && entries.every((e) => e?.ver === fast)) return mine.result;
+    const plan = recoveryPlan(kind, op, best, mine, ballot, r);
+    if (plan.restamp) this.restamps++;
     const need = quorumOf(r.owners.length);
     const answers: Promise<AcceptAnswer>[] = [];
-    const acc = await this.#acceptOrMayHave(r, op, need, entry, answers).catch((err) => {
+    const acc = await this.#acceptOrMayHave(r, op, need, plan.entry, answers).catch((err) => {
       if (err instanceof RingkvError) this.fast.unconfirmed++;
       throw err;
     });
@@ -280,13 +277,11 @@ export class Replicated {
     // Ours, re-stamped: neither version may be answered. A reader may have seen the value under
     // `fast`, so `ballot` would be a write's version older than one already read; and the
     // client's If-Match on `fast` would fail at once, a version changed with nothing in between.
-    if (next === undefined) {
+    if (plan.answer === undefined) {
       this.fast.restamped++;
       throw finishedUnder(op, ballot);
     }
-    return next.entry === undefined && next.result.status !== 404
-      ? { ...next.result, version: ballot }
-      : next.result;
+    return plan.answer;
   }
 
   /**
@@ -463,6 +458,39 @@ export class Replicated {
       );
     }
   }
+}
+
+/** A fast write's decision: its answer and entry at the fast ballot, and the base version. */
+interface FastDecision {
+  result: BatchResult;
+  entry: WireEntry;
+  base: Version;
+}
+
+/**
+ * What a recovery round at `ballot` accepts, and the write's answer once that is decided
+ * (undefined: the fast entry re-stamped, answered 503 "has taken effect"). When the quorum's
+ * newest is the base `b`, nothing was chosen between `b` and `ballot`: the fast decision, made
+ * while `b` was current, is accepted re-stamped and answered at `ballot` (so a watcher sees the
+ * fast entry and this one with one value, never a second outcome of the same write).
+ */
+function recoveryPlan(
+  kind: "ours" | "older",
+  op: BatchOp,
+  best: WireEntry | null,
+  mine: FastDecision,
+  ballot: Version,
+  r: Replicas,
+): { entry: WireEntry; answer?: BatchResult; restamp: boolean } {
+  if (kind === "ours") return { entry: restamp(best!, ballot), restamp: true };
+  if (best?.ver === mine.base) {
+    const answer = { ...mine.result, version: ballot };
+    return { entry: restamp(mine.entry, ballot), answer, restamp: false };
+  }
+  const next = decide(op, best, ballot, r);
+  if (next.entry !== undefined) return { entry: next.entry, answer: next.result, restamp: false };
+  const answer = next.result.status !== 404 ? { ...next.result, version: ballot } : next.result;
+  return { entry: killer(r, best, ballot), answer, restamp: true };
 }
 
 function ownersOf(r: Replicas): string {

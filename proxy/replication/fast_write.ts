@@ -47,7 +47,8 @@ export function nowhere(answers: readonly AcceptAnswer[]): boolean {
  * What the newest entry of a recovery round's prepare quorum says of the fast accept at `fast`:
  * - `ours`: it is that accept, so the write is in (finish it under the round's ballot);
  * - `older`: the quorum never stored it; once the round's ballot is decided it never can be
- *   chosen (every later quorum meets that majority), so the operation is applied afresh;
+ *   chosen (every later quorum meets that majority): the fast decision is accepted at the round's
+ *   ballot when that newest is the base, else the operation is applied afresh;
  * - `newer`: another proposer got in after it, perhaps carrying it: the outcome is unknown.
  */
 export function recoveryCase(best: WireEntry | null, fast: Version): "ours" | "older" | "newer" {
@@ -71,7 +72,7 @@ export const FAST_OUTCOMES = {
   recovered: "on no known majority: sent to recovery",
   repaired: "recovery: a read quorum's newest was the fast entry, resent to a majority",
   ours: "recovery round: the quorum's newest entry was the fast accept",
-  older: "recovery round: the quorum's newest was older, the write applied afresh",
+  older: "recovery round: the quorum's newest was older, the fast decision accepted at its ballot",
   newer: "recovery round: a newer writer got in after it (503 'may have taken effect')",
   restamped: "recovery re-stamped the fast entry: 503 'has taken effect', without a version",
   unconfirmed: "every 503 'may have taken effect' of a recovery (newer ones included)",

@@ -138,7 +138,7 @@ Deno.test("recovery that finds the fast accept on its whole quorum answers witho
   assertEquals(rep.restamps, 0);
 });
 
-Deno.test("recovery that finds only the base entry kills the fast accept and applies the write afresh", async () => {
+Deno.test("recovery that finds only the base entry accepts the fast decision re-stamped at its ballot, answered at it", async () => {
   const { nodes, rep } = setup();
   const first = await rep.run(replicas(), put("v1"));
   nodes.slot("n1", "k").promised = THEIRS;
@@ -150,6 +150,7 @@ Deno.test("recovery that finds only the base entry kills the fast accept and app
   assert(second.version! > THEIRS, "a new version, not the fast one");
   // The recovery's accept went to every replica: n3's fast entry is gone.
   assertEquals(versionsOf(nodes), [second.version, second.version, second.version]);
+  assertEquals(IDS.map((id) => atob(nodes.slot(id, "k").entry!.v!)), ["v2", "v2", "v2"]);
   assertEquals(rep.restamps, 0);
 });
 

@@ -4,7 +4,8 @@
  * node/paxos/acceptor.ts (promise a ballot above every promise and version; store an accept at
  * least as high as the promise and above the version; the held entry again is ok), with faults
  * set per node and kind of call: down (no answer, nothing done), lost (done, the answer lost),
- * stale (a newer cluster map: nothing done).
+ * stale (a newer cluster map: nothing done). Each entry a node newly stores is logged as that
+ * node's change log would log it (for tests of what a watcher sees).
  *
  * @module
  * @example
@@ -20,6 +21,7 @@
 import { RingkvError } from "../../shared/errors.ts";
 import type { Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
+import type { WireChange } from "../../node/http/change_routes.ts";
 import { type NodeRef, StaleEpochError } from "../../proxy/nodes/node_client.ts";
 import type { PaxosCalls } from "../../proxy/replication/paxos_batcher.ts";
 import type { WireVote } from "../../proxy/nodes/paxos_client.ts";
@@ -52,6 +54,10 @@ export class FakeAcceptors implements PaxosCalls {
   readonly calls: FakeCall[] = [];
   /** Random faults and delays on every call, when set. */
   chaos: Chaos | undefined;
+  /** Every entry a node stored, in the order stored, as its change log holds it. */
+  readonly changes: { node: string; change: WireChange }[] = [];
+  /** Awaited before each prepare acts, when set (a test's point to let time pass). */
+  beforePrepare: (() => Promise<void>) | undefined;
 
   /** Creates empty nodes with these ids. */
   constructor(ids: readonly string[]) {
@@ -90,6 +96,14 @@ export class FakeAcceptors implements PaxosCalls {
     ops: { key: string; ballot: Version }[],
   ): Promise<(WireVote & { entry: WireEntry | null })[]> {
     for (const op of ops) this.calls.push({ node: node.id, kind: "prepare", ...keyVer(op) });
+    const wait = this.beforePrepare?.() ?? Promise.resolve();
+    return wait.then(() => this.#prepare(node, ops));
+  }
+
+  #prepare(
+    node: NodeRef,
+    ops: { key: string; ballot: Version }[],
+  ): Promise<(WireVote & { entry: WireEntry | null })[]> {
     return this.#run(node, "prepare", () =>
       ops.map(({ key, ballot }) => {
         const s = this.slot(node.id, key);
@@ -112,9 +126,15 @@ export class FakeAcceptors implements PaxosCalls {
         if (s.entry?.ver === e.ver) return { ok: true };
         const bar = max(s.promised, s.entry?.ver);
         if (bar !== undefined && e.ver < bar) return { ok: false, promised: bar };
+        this.#log(node.id, e, s.entry?.ver ?? null);
         s.entry = { ...e };
         return { ok: true };
       }));
+  }
+
+  #log(node: string, e: WireEntry, prev: Version | null): void {
+    const change = { s: this.changes.filter((c) => c.node === node).length + 1, prev, k: e.k };
+    this.changes.push({ node, change: { ...change, ver: e.ver, v: e.v, t: e.t } });
   }
 
   #run<T>(node: NodeRef, kind: CallKind, act: () => T): Promise<T> {
