@@ -52,6 +52,11 @@ export interface ReplicatedDeps {
   maxRounds?: number;
   /** One-round-trip writes of keys this proxy decided last (default true). */
   fastWrites?: boolean;
+  /**
+   * Fast writes even while an owner is not up or has hints pending (default false: a full
+   * round then); for tests that drive the recovery under faults on every call.
+   */
+  fastWhileLagging?: boolean;
   log?: (obj: Record<string, unknown>) => void;
 }
 
@@ -194,7 +199,20 @@ export class Replicated {
   #fastBase(r: Replicas, op: BatchOp) {
     if (this.deps.fastWrites === false || op.op === "get" || op.minVersion !== undefined) return;
     if (r.joining.length > 0) return; // a moving range: the new owner's copy goes with a round
-    return this.#own.recall(r.key, r.epoch, ownersOf(r));
+    const last = this.#own.recall(r.key, r.epoch, ownersOf(r));
+    if (last === undefined || this.deps.fastWhileLagging || !this.#lagging(r)) return last;
+    this.fast.lagging++;
+    return undefined;
+  }
+
+  /**
+   * Whether an owner is not up or has hints pending in this proxy's view: it may lack the
+   * entry the fast accept builds on and take that accept alone, which forces a recovery round
+   * (and a 503 when another writer's entry is newer) where a full round would just run.
+   */
+  #lagging(r: Replicas): boolean {
+    const { detector, hints } = this.deps;
+    return r.owners.some((n) => !detector.writesFirst(n.id) || hints.count(n.id) > 0);
   }
 
   /** Records `entry`, just decided under this proxy's ballot, for the next write. */
@@ -257,7 +275,7 @@ export class Replicated {
     const kind = recoveryCase(best, fast);
     this.fast[kind]++;
     if (kind === "newer") {
-      throw this.#unconfirmed(op, `a newer writer (version ${best!.ver}) got in after it`);
+      throw this.#unconfirmed(op, `another writer's entry (version ${best!.ver}) is newer`);
     }
     // Ours and on the whole quorum: chosen at `fast` already, nothing to re-stamp.
     if (kind === "ours" && entries.every((e) => e?.ver === fast)) return mine.result;
@@ -589,7 +607,7 @@ function noQuorum<T>(phase: string, r: Replicas, need: number, got: Gathered<T>)
 function unconfirmed(op: BatchOp, why: string): RingkvError {
   return new RingkvError(
     "node_unavailable",
-    `Cannot confirm the ${op.op} of key "${op.key}": its one-round-trip accept reached no majority and ${why}. The write may have taken effect; retry it.`,
+    `Cannot confirm the ${op.op} of key "${op.key}": its one-round-trip accept reached no majority and ${why}. The write may have taken effect; read the key, then retry it if needed (with If-Match on the version read, so that it applies at most once).`,
   );
 }
 

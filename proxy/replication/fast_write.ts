@@ -49,7 +49,8 @@ export function nowhere(answers: readonly AcceptAnswer[]): boolean {
  * - `older`: the quorum never stored it; once the round's ballot is decided it never can be
  *   chosen (every later quorum meets that majority): the fast decision is accepted at the round's
  *   ballot when that newest is the base, else the operation is applied afresh;
- * - `newer`: another proposer got in after it, perhaps carrying it: the outcome is unknown.
+ * - `newer`: another writer's entry is newer; it may carry the fast accept (a read's repair
+ *   re-stamps it) or not (the accept was refused where that entry is): the outcome is unknown.
  */
 export function recoveryCase(best: WireEntry | null, fast: Version): "ours" | "older" | "newer" {
   if (best === null || best.ver < fast) return "older";
@@ -59,7 +60,7 @@ export function recoveryCase(best: WireEntry | null, fast: Version): "ours" | "o
 /**
  * The outcomes of one-round-trip writes that the proxy counts, with what each means
  * (`ringkv_proxy_fast_writes_total{outcome}`, docs/operations.md). A write reaches one of
- * `decided`, `refused`, `stale`, `condition`, `capped` or `recovered`; a recovered one then
+ * `decided`, `refused`, `stale`, `condition`, `capped`, `lagging` or `recovered`; a recovered one then
  * `repaired`, or rounds of `ours`/`older`/`newer`, ending in `restamped` or `unconfirmed` when
  * it is answered with a 503.
  */
@@ -69,11 +70,12 @@ export const FAST_OUTCOMES = {
   stale: "refused by every replica for a newer cluster map: retried under it",
   condition: "its condition failed, or a DELETE found nothing, on the record: a full round",
   capped: "the writer id was full (19 fast writes in a row): a full round",
+  lagging: "an owner was not up or had hints pending in this proxy's view: a full round",
   recovered: "on no known majority: sent to recovery",
   repaired: "recovery: a read quorum's newest was the fast entry, resent to a majority",
   ours: "recovery round: the quorum's newest entry was the fast accept",
   older: "recovery round: the quorum's newest was older, the fast decision accepted at its ballot",
-  newer: "recovery round: a newer writer got in after it (503 'may have taken effect')",
+  newer: "recovery round: another writer's entry was newer (503 'may have taken effect')",
   restamped: "recovery re-stamped the fast entry: 503 'has taken effect', without a version",
   unconfirmed: "every 503 'may have taken effect' of a recovery (newer ones included)",
 } as const;

@@ -111,6 +111,9 @@ async function chaosRun(seed: number) {
       detector: new FailureDetector({ probeMs: 1000 }),
       hints: hints[p]!,
       maxRounds: 4,
+      // A call in 7 fails, so hints are nearly always pending: odd seeds take the fast path
+      // anyway (the recovery under constant faults), even ones skip it as production does.
+      fastWhileLagging: seed % 2 === 1,
     })
   );
   const history: Operation[] = [];
@@ -208,7 +211,7 @@ async function nemesis(
 }
 
 Deno.test(`two proxies with fast writes over acceptors that lose, drop and delay calls: every history is linearizable (${SEEDS} seeds)`, async () => {
-  const total = { decided: 0, refused: 0, recovered: 0, ours: 0, older: 0, newer: 0 };
+  const total = { decided: 0, refused: 0, lagging: 0, recovered: 0, ours: 0, older: 0, newer: 0 };
   const troubles = { replays: 0, settles: 0, restarts: 0 };
   for (let seed = FIRST; seed < FIRST + SEEDS; seed++) {
     const { history, fast, done } = await chaosRun(seed);
@@ -229,4 +232,5 @@ Deno.test(`two proxies with fast writes over acceptors that lose, drop and delay
   // The faults are frequent enough that every path of the recovery ran.
   assert(total.decided > 0 && total.refused > 0, JSON.stringify(total));
   assert(total.ours > 0 && total.older > 0 && total.newer > 0, JSON.stringify(total));
+  assert(SEEDS < 2 || total.lagging > 0, JSON.stringify(total));
 });

@@ -162,7 +162,7 @@ Deno.test("recovery that finds a newer writer's entry answers 'may have taken ef
   nodes.fault("n3", "prepare", "down");
   const err = await assertRejects(() => rep.run(replicas(), put("v2")), RingkvError);
   assertEquals(err.code, "node_unavailable");
-  assertMatch(err.message, /newer writer.*may have taken effect/);
+  assertMatch(err.message, /another writer's entry \(version .*\) is newer.*may have taken effect/);
   assert(!rep.remembers("k"));
 });
 
@@ -182,6 +182,57 @@ Deno.test("a fast accept without answers from a majority, and no quorum for the 
   const prepares = nodes.count("prepare");
   assertEquals((await rep.run(replicas(), put("v3"))).status, 200);
   assert(nodes.count("prepare") > prepares);
+});
+
+Deno.test("a proxy takes the full round while an owner is not up or has hints pending in its view", async () => {
+  const { nodes, hints } = setup();
+  const detector = new FailureDetector({ probeMs: 1000 });
+  const rep = new Replicated({
+    client: nodes,
+    ingest: () => Promise.resolve(),
+    clock: new HybridClock(ID, () => NOW),
+    detector,
+    hints,
+    maxRounds: 4,
+  });
+  const prepared = async (value: string) => {
+    const before = nodes.count("prepare");
+    await rep.run(replicas(), put(value));
+    return nodes.count("prepare") > before;
+  };
+  await rep.run(replicas(), put("v1"));
+  detector.step({ kind: "failed", node: "n3", at: NOW });
+  assertEquals([await prepared("v2"), rep.fast.lagging], [true, 1]);
+  detector.step({ kind: "answered", node: "n3", at: NOW });
+  hints.take("n3", 10); // the full round left n3 a hint: replayed
+  hints.add("n2", { k: "other", v: "", ver: THEIRS, h: 1 });
+  assertEquals([await prepared("v3"), rep.fast.lagging], [true, 2]);
+  hints.take("n2", 10);
+  assertEquals([await prepared("v4"), rep.fast.lagging, rep.fast.decided], [false, 2, 1]);
+});
+
+Deno.test("a write after another proxy's that the owner it has hints for missed is a full round's 200, not a recovery's 503", async () => {
+  const { nodes, hints, rep } = setup();
+  const p2 = new Replicated({
+    client: nodes,
+    ingest: () => Promise.resolve(),
+    clock: new HybridClock("p9f8e7d6c5b4a", () => NOW + 1000),
+    detector: new FailureDetector({ probeMs: 1000 }),
+    hints: new Hints(),
+    maxRounds: 4,
+  });
+  nodes.fault("n3", "accept", "down", 1); // n3 misses this proxy's write: a hint for it
+  await rep.run(replicas(), put("a"));
+  assertEquals(hints.count("n3"), 1);
+  nodes.fault("n3", "prepare", "down"); // n3 does not hear from the other proxy at all
+  nodes.fault("n3", "accept", "down");
+  await p2.run(replicas(), put("b"));
+  nodes.faults.clear();
+  // A fast accept would be refused by n1, n2 (b is newer) and taken by n3 alone: a recovery
+  // round that finds b newer, and a 503 for a write that can never take effect.
+  const third = await rep.run(replicas(), put("c"));
+  assertEquals([third.status, rep.fast.lagging, rep.fast.recovered], [200, 1, 0]);
+  assertEquals(IDS.map((id) => atob(nodes.slot(id, "k").entry!.v!)), ["c", "c", "c"]);
 });
 
 Deno.test("a fast accept every replica refused for a newer map is retried under it (stale epoch, no hints)", async () => {
