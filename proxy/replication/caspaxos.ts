@@ -33,11 +33,14 @@ import { gather, type Gathered, KeyLocks, quorumOf } from "./quorum.ts";
 import { ballotAfter, decisionOf, OwnDecisions } from "./own_ballots.ts";
 import {
   type AcceptAnswer,
+  type AcceptAnswers,
   answerOf,
   type FastCounts,
+  neverStored,
   newFastCounts,
   nowhere,
   recoveryCase,
+  settled,
 } from "./fast_write.ts";
 
 /** What {@link Replicated} needs. */
@@ -168,7 +171,7 @@ export class Replicated {
       return undefined;
     }
     const need = quorumOf(r.owners.length);
-    const answers: Promise<AcceptAnswer>[] = [];
+    const answers: AcceptAnswers = new Map();
     // A stale epoch stores nothing, so it is not hinted: then "nowhere" below stays true.
     const acc = await this.#accept(r, r.owners, need, decided.entry, answers, false)
       .catch((err) => {
@@ -181,7 +184,8 @@ export class Replicated {
       this.#remember(r, decided.entry);
       return decided.result;
     }
-    if (nowhere(await Promise.all(answers))) {
+    const answered = await settled(answers);
+    if (nowhere([...answered.values()])) {
       // On no replica, it can never be chosen: the write may run again, under the new map.
       if (acc instanceof StaleEpochError) {
         this.fast.stale++;
@@ -192,7 +196,8 @@ export class Replicated {
       return undefined;
     }
     this.fast.recovered++;
-    return await this.#recover(r, op, ballot, { ...decided, entry: decided.entry, base: last.ver });
+    const entry = decided.entry;
+    return await this.#recover(r, op, ballot, { ...decided, entry, base: last.ver, answered });
   }
 
   /** The record a fast write of `op` builds on, if any. */
@@ -225,13 +230,14 @@ export class Replicated {
    * After a fast accept at `fast` that may be on some replicas but on no known majority: full
    * rounds at new ballots until one tells where it stands (fast_write.ts `recoveryCase`) and
    * gets its own accept decided, so nothing is left that could later choose it unseen.
+   * Undefined: the fast accept is on no owner for good (`neverStored`): a full round is to run.
    */
   async #recover(
     r: Replicas,
     op: BatchOp,
     fast: Version,
     mine: FastDecision,
-  ): Promise<BatchResult> {
+  ): Promise<BatchResult | undefined> {
     const need = quorumOf(r.owners.length);
     if (await this.#finish(r, fast, need)) {
       this.fast.repaired++;
@@ -247,8 +253,8 @@ export class Replicated {
       if (!got.ok && got.bad.length === 0) {
         throw this.#unconfirmed(op, noQuorum("prepare", r, need, got).message);
       }
-      const done = got.ok ? await this.#recoverAt(r, op, fast, mine, ballot, got.good) : got;
-      if (!("bad" in done)) return done;
+      const done = got.ok ? await this.#recoverAt(r, op, fast, mine, ballot, got) : got;
+      if (done === undefined || !("bad" in done)) return done;
       seen = this.#observe(done) ?? seen;
       await backoff(round);
     }
@@ -259,8 +265,8 @@ export class Replicated {
   }
 
   /**
-   * One recovery round past its prepare (fast_write.ts `recoveryCase`): the answer, or the
-   * refused accept (on no replica) to retry above.
+   * One recovery round past its prepare (fast_write.ts `recoveryCase`): the answer, the
+   * refused accept (on no replica) to retry above, or undefined when the fast accept is nowhere.
    */
   async #recoverAt(
     r: Replicas,
@@ -268,27 +274,34 @@ export class Replicated {
     fast: Version,
     mine: FastDecision,
     ballot: Version,
-    promised: { value: { entry: WireEntry | null } }[],
-  ): Promise<BatchResult | Gathered<WireVote>> {
-    const entries = promised.map((g) => g.value.entry);
+    prepared: Gathered<WireVote & { entry: WireEntry | null }>,
+  ): Promise<BatchResult | Gathered<WireVote> | undefined> {
+    const entries = prepared.good.map((g) => g.value.entry);
     const best = newest(entries);
     const kind = recoveryCase(best, fast);
     this.fast[kind]++;
     if (kind === "newer") {
-      throw this.#unconfirmed(op, `another writer's entry (version ${best!.ver}) is newer`);
+      // A refusal names a ballot above this one: that owner refuses the fast accept too.
+      const answered = [...prepared.good, ...prepared.bad];
+      const held = new Map(answered.map((g) => [g.node.id, g.value.entry]));
+      if (!neverStored(fast, r.owners.map((n) => n.id), mine.answered, held)) {
+        throw this.#unconfirmed(op, `another writer's entry (version ${best!.ver}) is newer`);
+      }
+      this.fast.nowhere++; // on no owner, for good: the write runs as a full round
+      return undefined;
     }
     // Ours and on the whole quorum: chosen at `fast` already, nothing to re-stamp.
     if (kind === "ours" && entries.every((e) => e?.ver === fast)) return mine.result;
     const plan = recoveryPlan(kind, op, best, mine, ballot, r);
     if (plan.restamp) this.restamps++;
     const need = quorumOf(r.owners.length);
-    const answers: Promise<AcceptAnswer>[] = [];
+    const answers: AcceptAnswers = new Map();
     const acc = await this.#acceptOrMayHave(r, op, need, plan.entry, answers).catch((err) => {
       if (err instanceof RingkvError) this.fast.unconfirmed++;
       throw err;
     });
     if (!acc.ok) {
-      if (nowhere(await Promise.all(answers))) return acc;
+      if (nowhere(await Promise.all(answers.values()))) return acc;
       this.fast.unconfirmed++;
       throw mayHaveApplied(op, r, need, acc);
     }
@@ -356,11 +369,11 @@ export class Replicated {
       if (decided.entry === undefined && agreed) return decided.result;
       const entry = decided.entry ?? restamp(best!, ballot);
       if (decided.entry === undefined) this.restamps++;
-      const answers: Promise<AcceptAnswer>[] = [];
+      const answers: AcceptAnswers = new Map();
       const acc = await this.#acceptOrMayHave(r, op, need, entry, answers);
       if (!acc.ok) {
         // Refused by every replica: the entry is on none, so another round may run the write.
-        if (!nowhere(await Promise.all(answers))) throw mayHaveApplied(op, r, need, acc);
+        if (!nowhere(await Promise.all(answers.values()))) throw mayHaveApplied(op, r, need, acc);
         seen = this.#observe(acc) ?? seen;
         await backoff(round);
         continue;
@@ -383,7 +396,7 @@ export class Replicated {
     op: BatchOp,
     need: number,
     entry: WireEntry,
-    answers: Promise<AcceptAnswer>[] = [],
+    answers: AcceptAnswers = new Map(),
   ): Promise<Gathered<WireVote>> {
     return this.#accept(r, r.owners, need, entry, answers).catch((err) => {
       if (!(err instanceof StaleEpochError)) throw err;
@@ -417,7 +430,7 @@ export class Replicated {
     nodes: NodeRef[],
     need: number,
     entry: WireEntry,
-    answers: Promise<AcceptAnswer>[] = [],
+    answers: AcceptAnswers = new Map(),
     hintStale = true,
   ): Promise<Gathered<WireVote>> {
     const hints = this.deps.hints;
@@ -426,7 +439,7 @@ export class Replicated {
         if (hintStale || !(err instanceof StaleEpochError)) hints.add(n.id, entry);
         throw err;
       });
-      answers.push(answerOf(answer));
+      answers.set(n.id, answerOf(answer));
       return answer;
     };
     const got = await this.#gather(nodes, need, call, (v) => v.ok);
@@ -478,11 +491,15 @@ export class Replicated {
   }
 }
 
-/** A fast write's decision: its answer and entry at the fast ballot, and the base version. */
+/**
+ * A fast write's decision: its answer and entry at the fast ballot, the base version, and how
+ * each owner answered the fast accept.
+ */
 interface FastDecision {
   result: BatchResult;
   entry: WireEntry;
   base: Version;
+  answered: ReadonlyMap<string, AcceptAnswer>;
 }
 
 /**

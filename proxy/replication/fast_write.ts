@@ -35,6 +35,39 @@ export function answerOf(call: Promise<WireVote>): Promise<AcceptAnswer> {
   );
 }
 
+/** Each called replica's answer to one accept, by node id, settled when its call is. */
+export type AcceptAnswers = Map<string, Promise<AcceptAnswer>>;
+
+/** The answers of {@link AcceptAnswers} once every call settled. */
+export async function settled(answers: AcceptAnswers): Promise<Map<string, AcceptAnswer>> {
+  const out = new Map<string, AcceptAnswer>();
+  for (const [id, answer] of answers) out.set(id, await answer);
+  return out;
+}
+
+/**
+ * Whether a fast accept at `fast` is on no owner and never will be, from each owner's answer to
+ * it and what a recovery prepare's promises held (by node id): an owner that refused it refuses
+ * it for good (its promise or version only grows); any other must have answered the recovery's
+ * prepare, at a ballot above `fast` (promised, or refused for a higher one), holding an entry
+ * older than `fast`: it never stored it and refuses it from now on. An owner that stored it,
+ * even under a newer entry since, fails the second test.
+ */
+export function neverStored(
+  fast: Version,
+  owners: readonly string[],
+  answers: ReadonlyMap<string, AcceptAnswer>,
+  promised: ReadonlyMap<string, WireEntry | null>,
+): boolean {
+  return owners.every((id) => {
+    const answer = answers.get(id);
+    if (answer === "refused") return true;
+    if (answer === "accepted" || answer === "stale") return false;
+    const held = promised.get(id);
+    return held === null || (held !== undefined && held.ver < fast);
+  });
+}
+
 /**
  * Whether an accept is on no replica: every replica it was sent to answered, and none stored
  * it. Then it can never be chosen (acceptors only refuse more later) and the write may run again.
@@ -50,7 +83,8 @@ export function nowhere(answers: readonly AcceptAnswer[]): boolean {
  *   chosen (every later quorum meets that majority): the fast decision is accepted at the round's
  *   ballot when that newest is the base, else the operation is applied afresh;
  * - `newer`: another writer's entry is newer; it may carry the fast accept (a read's repair
- *   re-stamps it) or not (the accept was refused where that entry is): the outcome is unknown.
+ *   re-stamps it) or not (the accept was refused where that entry is): unknown, unless
+ *   {@link neverStored} says the accept is on no owner (then the write runs as a full round).
  */
 export function recoveryCase(best: WireEntry | null, fast: Version): "ours" | "older" | "newer" {
   if (best === null || best.ver < fast) return "older";
@@ -61,7 +95,7 @@ export function recoveryCase(best: WireEntry | null, fast: Version): "ours" | "o
  * The outcomes of one-round-trip writes that the proxy counts, with what each means
  * (`ringkv_proxy_fast_writes_total{outcome}`, docs/operations.md). A write reaches one of
  * `decided`, `refused`, `stale`, `condition`, `capped`, `lagging` or `recovered`; a recovered one then
- * `repaired`, or rounds of `ours`/`older`/`newer`, ending in `restamped` or `unconfirmed` when
+ * `repaired`, or rounds of `ours`/`older`/`newer` (then perhaps `nowhere`), ending in `restamped` or `unconfirmed` when
  * it is answered with a 503.
  */
 export const FAST_OUTCOMES = {
@@ -75,7 +109,10 @@ export const FAST_OUTCOMES = {
   repaired: "recovery: a read quorum's newest was the fast entry, resent to a majority",
   ours: "recovery round: the quorum's newest entry was the fast accept",
   older: "recovery round: the quorum's newest was older, the fast decision accepted at its ballot",
-  newer: "recovery round: another writer's entry was newer (503 'may have taken effect')",
+  newer:
+    "recovery round: another writer's entry was newer (503 'may have taken effect' or nowhere)",
+  nowhere:
+    "recovery round: newer, but every owner refused the fast accept or never stored it: a full round",
   restamped: "recovery re-stamped the fast entry: 503 'has taken effect', without a version",
   unconfirmed: "every 503 'may have taken effect' of a recovery (newer ones included)",
 } as const;

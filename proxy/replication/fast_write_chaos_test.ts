@@ -211,7 +211,16 @@ async function nemesis(
 }
 
 Deno.test(`two proxies with fast writes over acceptors that lose, drop and delay calls: every history is linearizable (${SEEDS} seeds)`, async () => {
-  const total = { decided: 0, refused: 0, lagging: 0, recovered: 0, ours: 0, older: 0, newer: 0 };
+  const total = {
+    decided: 0,
+    refused: 0,
+    lagging: 0,
+    recovered: 0,
+    ours: 0,
+    older: 0,
+    newer: 0,
+    nowhere: 0,
+  };
   const troubles = { replays: 0, settles: 0, restarts: 0 };
   for (let seed = FIRST; seed < FIRST + SEEDS; seed++) {
     const { history, fast, done } = await chaosRun(seed);

@@ -8,7 +8,7 @@ import { FakeAcceptors } from "../../tests/doubles/fake_acceptors.ts";
 import { type Replicas, Replicated } from "./caspaxos.ts";
 import { FailureDetector } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
-import { nowhere, recoveryCase } from "./fast_write.ts";
+import { type AcceptAnswer, neverStored, nowhere, recoveryCase } from "./fast_write.ts";
 import {
   type Call,
   checkHistory,
@@ -235,6 +235,69 @@ Deno.test("a write after another proxy's that the owner it has hints for missed 
   assertEquals(IDS.map((id) => atob(nodes.slot(id, "k").entry!.v!)), ["c", "c", "c"]);
 });
 
+/** A second proxy on the same nodes, its clock ahead of this one's. */
+function otherProxy(nodes: FakeAcceptors): Replicated {
+  return new Replicated({
+    client: nodes,
+    ingest: () => Promise.resolve(),
+    clock: new HybridClock("p9f8e7d6c5b4a", () => NOW + 1000),
+    detector: new FailureDetector({ probeMs: 1000 }),
+    hints: new Hints(),
+    maxRounds: 4,
+  });
+}
+
+/** This proxy decides "a"; the other writes "b" while n3 hears nothing from it. */
+async function otherWrotePastN3(nodes: FakeAcceptors, rep: Replicated): Promise<void> {
+  await rep.run(replicas(), put("a"));
+  nodes.fault("n3", "prepare", "down");
+  nodes.fault("n3", "accept", "down");
+  await otherProxy(nodes).run(replicas(), put("b"));
+  nodes.faults.clear();
+}
+
+Deno.test("a stale fast accept that n1, n2 refused and n3 never got is nowhere once n3 promises the recovery: a full round's 200", async () => {
+  const { nodes, rep } = setup();
+  await otherWrotePastN3(nodes, rep);
+  nodes.fault("n3", "accept", "down", 1); // no answer, nothing stored
+  const third = await rep.run(replicas(), put("c"));
+  assertEquals([third.status, rep.fast.newer, rep.fast.nowhere, rep.fast.unconfirmed], [
+    200,
+    1,
+    1,
+    0,
+  ]);
+  assertEquals(IDS.map((id) => atob(nodes.slot(id, "k").entry!.v!)), ["c", "c", "c"]);
+});
+
+Deno.test("a stale fast accept whose lost answer hid that n3 stored it is not nowhere, as it is or overwritten since", async () => {
+  for (const overwritten of [false, true]) {
+    const { nodes, rep } = setup();
+    await otherWrotePastN3(nodes, rep);
+    nodes.fault("n3", "accept", "lost", 1); // stored, the answer lost
+    if (overwritten) {
+      // Another round re-stamps n3's fast entry before the recovery's prepare reaches it.
+      nodes.beforePrepare = () => {
+        const held = nodes.slot("n3", "k").entry!;
+        if (held.ver.endsWith("0")) nodes.slot("n3", "k").entry = { ...held, ver: THEIRS };
+        return Promise.resolve();
+      };
+    }
+    const err = await assertRejects(() => rep.run(replicas(), put("c")), RingkvError);
+    assertMatch(err.message, /another writer's entry .* is newer.*may have taken effect/);
+    assertEquals([rep.fast.nowhere, rep.fast.unconfirmed], [0, 1], `overwritten: ${overwritten}`);
+  }
+});
+
+Deno.test("a stale fast accept is not nowhere while an owner that did not answer it has not promised the recovery", async () => {
+  const { nodes, rep } = setup();
+  await otherWrotePastN3(nodes, rep);
+  nodes.fault("n3", "accept", "down", 1);
+  nodes.fault("n3", "prepare", "down"); // in every recovery round
+  await assertRejects(() => rep.run(replicas(), put("c")), RingkvError);
+  assertEquals([rep.fast.newer, rep.fast.nowhere, rep.fast.unconfirmed], [1, 0, 1]);
+});
+
 Deno.test("a fast accept every replica refused for a newer map is retried under it (stale epoch, no hints)", async () => {
   const { nodes, hints, rep } = setup();
   await rep.run(replicas(), put("v1"));
@@ -373,6 +436,26 @@ Deno.test("nowhere() and recoveryCase() classify answers and the quorum's newest
   assertEquals(recoveryCase(e(fast), fast), "ours");
   assertEquals(recoveryCase(e(fast + "0"), fast), "newer");
   assertEquals(recoveryCase(e(THEIRS), fast), "newer");
+});
+
+Deno.test("neverStored(): each owner refused the fast accept, or promised holding something older", () => {
+  const e = (ver: string) => ({ k: "k", v: null, ver, h: 1 });
+  const base = formatVersion(NOW, 1, ID);
+  const fast = base + "0";
+  const said = (...a: AcceptAnswer[]) => new Map(IDS.map((id, i) => [id, a[i]!]));
+  const held = (...h: (string | null)[]) => new Map(IDS.map((id, i) => [id, h[i] && e(h[i]!)]));
+  const never = (answers: Map<string, AcceptAnswer>, promised: Map<string, unknown>) =>
+    neverStored(fast, IDS, answers, promised as Map<string, ReturnType<typeof e> | null>);
+  assert(never(said("refused", "refused", "failed"), held(THEIRS, THEIRS, base)));
+  assert(never(said("refused", "refused", "failed"), held(THEIRS, THEIRS, null)));
+  assert(never(said("refused", "refused", "refused"), new Map()));
+  assert(!never(said("refused", "refused", "accepted"), held(THEIRS, THEIRS, base)));
+  assert(!never(said("refused", "refused", "stale"), held(THEIRS, THEIRS, base)));
+  // A lost answer: it may have stored the fast accept, seen as such or under a newer entry.
+  assert(!never(said("refused", "refused", "failed"), held(THEIRS, THEIRS, fast)));
+  assert(!never(said("refused", "refused", "failed"), held(THEIRS, THEIRS, THEIRS)));
+  assert(!never(said("refused", "refused", "failed"), new Map([["n1", null], ["n2", null]])));
+  assert(!never(new Map([["n1", "refused"], ["n2", "refused"]]), held(THEIRS, THEIRS)));
 });
 
 Deno.test("a fast write its recovery re-stamped, then its client's If-Match: the history stays linearizable", async () => {
