@@ -280,16 +280,7 @@ export class Replicated {
     const best = newest(entries);
     const kind = recoveryCase(best, fast);
     this.fast[kind]++;
-    if (kind === "newer") {
-      // A refusal names a ballot above this one: that owner refuses the fast accept too.
-      const answered = [...prepared.good, ...prepared.bad];
-      const held = new Map(answered.map((g) => [g.node.id, g.value.entry]));
-      if (!neverStored(fast, r.owners.map((n) => n.id), mine.answered, held)) {
-        throw this.#unconfirmed(op, `another writer's entry (version ${best!.ver}) is newer`);
-      }
-      this.fast.nowhere++; // on no owner, for good: the write runs as a full round
-      return undefined;
-    }
+    if (kind === "newer") return this.#newer(r, op, fast, mine, prepared, best!);
     // Ours and on the whole quorum: chosen at `fast` already, nothing to re-stamp.
     if (kind === "ours" && entries.every((e) => e?.ver === fast)) return mine.result;
     const plan = recoveryPlan(kind, op, best, mine, ballot, r);
@@ -313,6 +304,28 @@ export class Replicated {
       throw finishedUnder(op, ballot);
     }
     return plan.answer;
+  }
+
+  /**
+   * The recovery found another writer's entry newer: undefined (a full round is to run) when
+   * the fast accept is provably on no owner (fast_write.ts `neverStored`), else the 503.
+   */
+  #newer(
+    r: Replicas,
+    op: BatchOp,
+    fast: Version,
+    mine: FastDecision,
+    prepared: Gathered<WireVote & { entry: WireEntry | null }>,
+    best: WireEntry,
+  ): undefined {
+    // A refusal names a ballot above this one: that owner refuses the fast accept too.
+    const answered = [...prepared.good, ...prepared.bad];
+    const held = new Map(answered.map((g) => [g.node.id, g.value.entry]));
+    if (!neverStored(fast, r.owners.map((n) => n.id), mine.answered, held)) {
+      throw this.#unconfirmed(op, `another writer's entry (version ${best.ver}) is newer`);
+    }
+    this.fast.nowhere++;
+    return undefined;
   }
 
   /**
