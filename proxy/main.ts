@@ -139,6 +139,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
     probeMs: config.probeMs,
     antiEntropyMs: config.antiEntropyMs,
     clockOffsetMs: config.clockOffsetMs,
+    fastWrites: config.fastWrites,
     maps: state, // catches up and records a node back on a wiped directory (proxy/replication/rejoin.ts)
     ...secret(config),
     log,

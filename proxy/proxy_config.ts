@@ -62,6 +62,11 @@ const SPEC = {
     default: 30_000,
     help: "how often to compare replicas range by range and sync them, in ms (0: never)",
   },
+  fastWrites: {
+    type: "bool",
+    default: true,
+    help: "a key's next write from this proxy in one round trip (--no-fast-writes: always two)",
+  },
   ...SERVER_FLAGS,
   ca: { type: "string", help: "CA certificate file (PEM) to trust for https node URLs" },
   keyCache: {
@@ -103,6 +108,8 @@ export interface ProxyConfig {
   probeMs: number;
   /** Interval of anti-entropy sweeps (0: none). */
   antiEntropyMs: number;
+  /** One-round-trip writes of keys this proxy wrote last (docs/replication.md). */
+  fastWrites: boolean;
   /** Test-only wall-clock offset of ballots (shared/test_clock.ts); unset in production. */
   clockOffsetMs?: number;
   limits: Limits;
@@ -166,6 +173,7 @@ export function parseProxyConfig(
     pollMs: checkRange("poll-ms", v.pollMs, 0, 3_600_000),
     probeMs: checkRange("probe-ms", v.probeMs, 10, 3_600_000),
     antiEntropyMs: checkRange("anti-entropy-ms", v.antiEntropyMs, 0, 86_400_000),
+    fastWrites: v.fastWrites,
     ...clockOffset(env),
     limits: {
       ...DEFAULT_LIMITS,

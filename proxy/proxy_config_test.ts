@@ -55,3 +55,9 @@ Deno.test("parseProxyConfig() answers --help with text that hides secrets", () =
   assert(config.help.includes("--admin-token"));
   assert(!config.help.includes("hunter2"));
 });
+
+Deno.test("parseProxyConfig(): fast writes are on unless --no-fast-writes or RINGKV_FAST_WRITES=false", () => {
+  assertEquals(parse([]).fastWrites, true);
+  assertEquals(parse(["--no-fast-writes"]).fastWrites, false);
+  assertEquals(parse([], { RINGKV_FAST_WRITES: "false" }).fastWrites, false);
+});

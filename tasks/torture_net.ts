@@ -113,7 +113,8 @@ export async function tortureNet(args: string[]): Promise<number> {
             `${pct(r.majority.indefinite, r.majority.requests)}, calm ` +
             `${pct(r.calm.indefinite, r.calm.requests)}), ` +
             `${r.violation === null ? "linearizable" : `NOT linearizable (key ${r.violation})`}, ` +
-            `${r.lost.length} lost, ${r.diverged.length} diverged (${r.convergedMs} ms)`,
+            `${r.lost.length} lost, ${r.diverged.length} diverged (${r.convergedMs} ms), ` +
+            `fast writes ${JSON.stringify(r.fast ?? {})}`,
         );
         for (const l of [...r.lost, ...r.diverged]) console.log(`  ! ${l}`);
       } finally {

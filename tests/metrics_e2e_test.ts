@@ -77,6 +77,34 @@ Deno.test("proxy and node /metrics parse as Prometheus text and their counters m
   }
 });
 
+Deno.test("the proxy's /metrics counts one-round-trip writes by outcome (3 replicas)", async () => {
+  const cluster = await TestCluster.create();
+  try {
+    const proxy = await cluster.startAll(3, 3);
+    const before = await scrape(proxy.url, ADMIN);
+    const decided = { outcome: "decided" };
+    const decidedBefore = sampleValue(before, "ringkv_proxy_fast_writes_total", decided);
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${proxy.url}/kv/fast-key`, {
+        method: "PUT",
+        body: `value-${i}`,
+        signal: AbortSignal.timeout(10_000),
+      });
+      assertEquals(res.status, i === 0 ? 201 : 200, await res.text());
+    }
+    const after = await scrape(proxy.url, ADMIN);
+    assertEquals(after.get("ringkv_proxy_fast_writes_total")?.type, "counter");
+    // The first PUT is a full round; the next ones build on it (anti-entropy may interrupt one).
+    assert(sampleValue(after, "ringkv_proxy_fast_writes_total", decided) - decidedBefore >= 1);
+    // No other proposer: nothing refuses a fast accept.
+    assertEquals(sampleValue(after, "ringkv_proxy_fast_writes_total", { outcome: "refused" }), 0);
+    assert(after.has("ringkv_proxy_fast_writes_paused_total"));
+    assert(sampleValue(after, "ringkv_proxy_fast_write_keys") <= 1);
+  } finally {
+    await cluster.stop();
+  }
+});
+
 Deno.test("the proxy logs nothing at the default level and one JSON line per request at debug, tokens never", async () => {
   const cluster = await TestCluster.create();
   try {

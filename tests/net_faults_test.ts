@@ -23,20 +23,24 @@ for (const kind of FAULT_KINDS) {
     sanitizeOps: false,
     fn: async () => {
       const lab = await NetLab.create();
+      // The nemesis's lines and a violating key's history, printed when the run fails.
+      const lines: string[] = [];
       try {
         const r = await runFaults(
           lab,
           kind,
           PACE.faultMs + PACE.calmMs,
-          () => {},
+          (l) => lines.push(l),
           PACE,
           CONVERGE_MS.loaded,
         );
         console.log(
           `${kind}: ${r.faults} faults (${r.seenInForce} seen in force), ` +
             `${r.all.requests} requests, ${r.all.indefinite} indefinite; majority side ` +
-            `${r.majority.indefinite}/${r.majority.requests}; converged in ${r.convergedMs} ms`,
+            `${r.majority.indefinite}/${r.majority.requests}; converged in ${r.convergedMs} ms; ` +
+            `fast writes ${JSON.stringify(r.fast ?? {})}`,
         );
+        if (r.violation !== null) console.log(lines.join("\n"));
         // A run whose faults were never in force would prove nothing.
         assert(r.faults > 0, "no fault was put in force");
         assertEquals(r.seenInForce, r.faults, "a fault was lifted without being seen in force");
@@ -48,6 +52,9 @@ for (const kind of FAULT_KINDS) {
           }
         }
         assertEquals(r.diverged, []);
+      } catch (err) {
+        console.log(`${kind} failed; the nemesis said:\n${lines.join("\n")}`);
+        throw err;
       } finally {
         await lab.stop();
       }

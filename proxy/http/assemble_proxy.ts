@@ -52,6 +52,7 @@ export function assembleProxy(deps: AssembleDeps): ProxyApp {
       maxKeyBytes: limits.maxKeyBytes,
       startedAt: deps.startedAt,
       memory: deps.memory,
+      replication: deps.replication,
     }),
   );
   return createProxyApp({ ...deps, topology: state, admin: adminApp, metrics });

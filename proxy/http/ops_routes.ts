@@ -25,6 +25,7 @@ import { OPENAPI } from "./openapi.ts";
 import type { Rebalancer } from "../rebalance/rebalancer.ts";
 import { UI_PAGE } from "./ui_page.ts";
 import { requireAdminToken } from "./admin_routes.ts";
+import { fastWriteMetrics, type FastWriteSource } from "../replication/fast_write_metrics.ts";
 
 /** What the operability routes need. */
 export interface OpsDeps extends NodeStatsDeps {
@@ -37,6 +38,8 @@ export interface OpsDeps extends NodeStatsDeps {
   startedAt?: number;
   /** Process memory, read at scrape time (main.ts passes `Deno.memoryUsage`). */
   memory?: () => { rss: number; heapUsed: number };
+  /** The replicated data path, whose fast-write counters are read at scrape time. */
+  replication?: { replicated: FastWriteSource };
 }
 
 function nodeGauges(stats: readonly NodeStats[], ring: Ring): Metric[] {
@@ -150,6 +153,7 @@ export function createOpsRoutes(deps: OpsDeps): Hono {
       ...clusterGauges(deps),
       ...nodeGauges(stats, topo.ring),
       ...processGauges(deps),
+      ...(deps.replication ? fastWriteMetrics(deps.replication.replicated) : []),
     ]);
     return new Response(text, { headers: { "content-type": PROM_CONTENT_TYPE } });
   });

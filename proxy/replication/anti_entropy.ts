@@ -21,6 +21,8 @@ import type { Topology } from "../cluster/topology.ts";
 export interface AntiEntropyDeps {
   admin: NodeAdmin;
   accept?: SyncDeps["accept"];
+  /** Told each key whose entries a sync installs (replica_sync.ts `forget`). */
+  forget?: SyncDeps["forget"];
   /** A full round for an undecided entry a replica refused (replica_sync.ts `settle`). */
   settle?: SyncDeps["settle"];
   /** Whether to count on a node (the failure detector); all up when absent. */

@@ -8,12 +8,14 @@
  * - reads are one round of `/internal/read` at a majority (ABD, Attiya, Bar-Noy and
  *   Dolev 1995): when the answers agree that is the value; when they do not, the newest
  *   entry is written back with its own version (the same accept its writer sent) to a
- *   majority before it is returned.
+ *   majority before it is returned;
+ * - a proxy's next write of a key it decided last skips the prepare (own_ballots.ts), and a
+ *   fast accept that reached no majority is recovered by a full round (fast_write.ts).
  *
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { isExpired } from "../../shared/expiry.ts";
+import { isExpired, withExpiry } from "../../shared/expiry.ts";
 import type { Point } from "../../shared/ring.ts";
 import type { HybridClock, Version } from "../../shared/version.ts";
 import {
@@ -28,6 +30,18 @@ import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
 import type { PaxosCalls } from "./paxos_batcher.ts";
 import type { WireVote } from "../nodes/paxos_client.ts";
 import { gather, type Gathered, KeyLocks, quorumOf } from "./quorum.ts";
+import { ballotAfter, decisionOf, OwnDecisions } from "./own_ballots.ts";
+import {
+  type AcceptAnswer,
+  type AcceptAnswers,
+  answerOf,
+  type FastCounts,
+  neverStored,
+  newFastCounts,
+  nowhere,
+  recoveryCase,
+  settled,
+} from "./fast_write.ts";
 
 /** What {@link Replicated} needs. */
 export interface ReplicatedDeps {
@@ -39,6 +53,13 @@ export interface ReplicatedDeps {
   hints: Hints;
   /** Rounds before an operation gives up under contention (default 8). */
   maxRounds?: number;
+  /** One-round-trip writes of keys this proxy decided last (default true). */
+  fastWrites?: boolean;
+  /**
+   * Fast writes even while an owner is not up or has hints pending (default false: a full
+   * round then); for tests that drive the recovery under faults on every call.
+   */
+  fastWhileLagging?: boolean;
   log?: (obj: Record<string, unknown>) => void;
 }
 
@@ -55,11 +76,30 @@ export interface Replicas {
 /** Runs single-key operations by quorum. */
 export class Replicated {
   readonly #locks = new KeyLocks();
+  /** What this proxy decided last per key, for one-round-trip writes (own_ballots.ts). */
+  readonly #own = new OwnDecisions();
   /** Rewrites of an existing entry under a new version (see docs/replication.md). */
   restamps = 0;
+  /** Fast writes by outcome (fast_write.ts `FAST_OUTCOMES` says what each counts). */
+  readonly fast: FastCounts = newFastCounts();
 
   /** Creates the replicated data path. */
   constructor(private readonly deps: ReplicatedDeps) {}
+
+  /** Fast writes skipped while too many failed, and keys remembered (metrics). */
+  get fastRecord(): { paused: number; keys: number } {
+    return { paused: this.#own.paused, keys: this.#own.size };
+  }
+
+  /** Whether the next write of `key` may take one round trip (tests, metrics). */
+  remembers(key: string): boolean {
+    return this.#own.has(key);
+  }
+
+  /** Forgets `key`'s last decision: another round (hint replay, anti-entropy) touched it. */
+  forget(key: string): void {
+    this.#own.forget(key);
+  }
 
   /** Runs `op` on the key's replicas. Throws StaleEpochError only when it is safe to retry. */
   run(replicas: Replicas, op: BatchOp): Promise<BatchResult> {
@@ -91,6 +131,7 @@ export class Replicated {
       const best = newest(got.good.map((g) => g.value));
       const have = got.good.filter((g) => g.value?.ver === best?.ver);
       if (best === null || have.length === got.good.length) return readResult(best);
+      this.#own.forget(r.key);
       const others = r.owners.filter((n) => !have.some((h) => h.node.id === n.id));
       const back = await this.#accept(r, others, need - have.length, best);
       if (back.ok) return readResult(best);
@@ -104,20 +145,230 @@ export class Replicated {
   }
 
   async #write(r: Replicas, op: BatchOp): Promise<BatchResult> {
-    return await this.#fullWrite(r, op);
+    return await this.#fastWrite(r, op) ?? await this.#fullWrite(r, op);
+  }
+
+  /**
+   * The write in one round trip when this proxy decided the key's last entry under ballot b:
+   * accepting b promised this proxy b + "0" (own_ballots.ts), so the accept goes out at once,
+   * built on that entry. Undefined: the full round is to run (no record, a condition that
+   * fails or a 404 on the record, which a quorum must confirm; or the accept is on no replica).
+   */
+  async #fastWrite(r: Replicas, op: BatchOp): Promise<BatchResult | undefined> {
+    const last = this.#fastBase(r, op);
+    if (last === undefined) return undefined;
+    this.#own.forget(r.key);
+    const ballot = ballotAfter(last.ver, this.deps.clock.writer);
+    if (ballot === undefined) {
+      this.fast.capped++; // the writer id is full: a fresh ballot
+      return undefined;
+    }
+    const t = last.live ? withExpiry(DEFAULT_CONTENT_TYPE, last.expiresAt) : undefined;
+    const base = { k: r.key, v: last.live ? "" : null, t, ver: last.ver, h: r.point };
+    const decided = decide(op, base, ballot, r);
+    if (decided.entry === undefined) {
+      this.fast.condition++; // a quorum must confirm a 412 or 404
+      return undefined;
+    }
+    const need = quorumOf(r.owners.length);
+    const answers: AcceptAnswers = new Map();
+    // A stale epoch stores nothing, so it is not hinted: then "nowhere" below stays true.
+    const acc = await this.#accept(r, r.owners, need, decided.entry, answers, false)
+      .catch((err) => {
+        if (!(err instanceof StaleEpochError)) throw err;
+        return err;
+      });
+    this.#own.outcome(!("ok" in acc && acc.ok));
+    if ("ok" in acc && acc.ok) {
+      this.fast.decided++;
+      this.#remember(r, decided.entry);
+      return decided.result;
+    }
+    const answered = await settled(answers);
+    if (nowhere([...answered.values()])) {
+      // On no replica, it can never be chosen: the write may run again, under the new map.
+      if (acc instanceof StaleEpochError) {
+        this.fast.stale++;
+        throw acc;
+      }
+      this.fast.refused++;
+      this.#observe(acc);
+      return undefined;
+    }
+    this.fast.recovered++;
+    const entry = decided.entry;
+    return await this.#recover(r, op, ballot, { ...decided, entry, base: last.ver, answered });
+  }
+
+  /** The record a fast write of `op` builds on, if any. */
+  #fastBase(r: Replicas, op: BatchOp) {
+    if (this.deps.fastWrites === false || op.op === "get" || op.minVersion !== undefined) return;
+    if (r.joining.length > 0) return; // a moving range: the new owner's copy goes with a round
+    const last = this.#own.recall(r.key, r.epoch, ownersOf(r));
+    if (last === undefined || this.deps.fastWhileLagging || !this.#lagging(r)) return last;
+    this.fast.lagging++;
+    return undefined;
+  }
+
+  /**
+   * Whether an owner is not up or has hints pending in this proxy's view: it may lack the
+   * entry the fast accept builds on and take that accept alone, which forces a recovery round
+   * (and a 503 when another writer's entry is newer) where a full round would just run.
+   */
+  #lagging(r: Replicas): boolean {
+    const { detector, hints } = this.deps;
+    return r.owners.some((n) => !detector.writesFirst(n.id) || hints.count(n.id) > 0);
+  }
+
+  /** Records `entry`, just decided under this proxy's ballot, for the next write. */
+  #remember(r: Replicas, entry: WireEntry): void {
+    if (this.deps.fastWrites === false || r.joining.length > 0) return;
+    this.#own.remember(r.key, decisionOf(entry, r.epoch, ownersOf(r)));
+  }
+
+  /**
+   * After a fast accept at `fast` that may be on some replicas but on no known majority: full
+   * rounds at new ballots until one tells where it stands (fast_write.ts `recoveryCase`) and
+   * gets its own accept decided, so nothing is left that could later choose it unseen.
+   * Undefined: the fast accept is on no owner for good (`neverStored`): a full round is to run.
+   */
+  async #recover(
+    r: Replicas,
+    op: BatchOp,
+    fast: Version,
+    mine: FastDecision,
+  ): Promise<BatchResult | undefined> {
+    const need = quorumOf(r.owners.length);
+    if (await this.#finish(r, fast, need)) {
+      this.fast.repaired++;
+      return mine.result;
+    }
+    let seen: Version | undefined = fast;
+    for (let round = 1; round <= this.#maxRounds; round++) {
+      const ballot = this.deps.clock.nextAfter(seen);
+      const got = await this.#prepare(r, ballot, need).catch((err) => {
+        if (!(err instanceof RingkvError)) throw err;
+        throw this.#unconfirmed(op, `its recovery round's prepare failed: ${err.message}`);
+      });
+      if (!got.ok && got.bad.length === 0) {
+        throw this.#unconfirmed(op, noQuorum("prepare", r, need, got).message);
+      }
+      const done = got.ok ? await this.#recoverAt(r, op, fast, mine, ballot, got) : got;
+      if (done === undefined || !("bad" in done)) return done;
+      seen = this.#observe(done) ?? seen;
+      await backoff(round);
+    }
+    throw this.#unconfirmed(
+      op,
+      `other writers kept winning its recovery round (${this.#maxRounds} rounds)`,
+    );
+  }
+
+  /**
+   * One recovery round past its prepare (fast_write.ts `recoveryCase`): the answer, the
+   * refused accept (on no replica) to retry above, or undefined when the fast accept is nowhere.
+   */
+  async #recoverAt(
+    r: Replicas,
+    op: BatchOp,
+    fast: Version,
+    mine: FastDecision,
+    ballot: Version,
+    prepared: Gathered<WireVote & { entry: WireEntry | null }>,
+  ): Promise<BatchResult | Gathered<WireVote> | undefined> {
+    const entries = prepared.good.map((g) => g.value.entry);
+    const best = newest(entries);
+    const kind = recoveryCase(best, fast);
+    this.fast[kind]++;
+    if (kind === "newer") return this.#newer(r, op, fast, mine, prepared, best!);
+    // Ours and on the whole quorum: chosen at `fast` already, nothing to re-stamp.
+    if (kind === "ours" && entries.every((e) => e?.ver === fast)) return mine.result;
+    const plan = recoveryPlan(kind, op, best, mine, ballot, r);
+    if (plan.restamp) this.restamps++;
+    const need = quorumOf(r.owners.length);
+    const answers: AcceptAnswers = new Map();
+    const acc = await this.#acceptOrMayHave(r, op, need, plan.entry, answers).catch((err) => {
+      if (err instanceof RingkvError) this.fast.unconfirmed++;
+      throw err;
+    });
+    if (!acc.ok) {
+      if (nowhere(await Promise.all(answers.values()))) return acc;
+      this.fast.unconfirmed++;
+      throw mayHaveApplied(op, r, need, acc);
+    }
+    // Ours, re-stamped: neither version may be answered. A reader may have seen the value under
+    // `fast`, so `ballot` would be a write's version older than one already read; and the
+    // client's If-Match on `fast` would fail at once, a version changed with nothing in between.
+    if (plan.answer === undefined) {
+      this.fast.restamped++;
+      throw finishedUnder(op, ballot);
+    }
+    return plan.answer;
+  }
+
+  /**
+   * The recovery found another writer's entry newer: undefined (a full round is to run) when
+   * the fast accept is provably on no owner (fast_write.ts `neverStored`), else the 503.
+   */
+  #newer(
+    r: Replicas,
+    op: BatchOp,
+    fast: Version,
+    mine: FastDecision,
+    prepared: Gathered<WireVote & { entry: WireEntry | null }>,
+    best: WireEntry,
+  ): undefined {
+    // A refusal names a ballot above this one: that owner refuses the fast accept too.
+    const answered = [...prepared.good, ...prepared.bad];
+    const held = new Map(answered.map((g) => [g.node.id, g.value.entry]));
+    if (!neverStored(fast, r.owners.map((n) => n.id), mine.answered, held)) {
+      throw this.#unconfirmed(op, `another writer's entry (version ${best.ver}) is newer`);
+    }
+    this.fast.nowhere++;
+    return undefined;
+  }
+
+  /**
+   * A read's repair of the fast entry itself, as another proxy's read would do it: when the
+   * newest entry a read quorum holds is the fast accept, that same accept is sent again to the
+   * replicas that lack it. True once a majority holds it: then it is chosen under `fast`.
+   */
+  async #finish(r: Replicas, fast: Version, need: number): Promise<boolean> {
+    try {
+      const got = await this.#gather(
+        r.owners,
+        need,
+        (n) => this.deps.client.read(n, r.epoch, [r.key]).then((e) => e[0] ?? null),
+        () => true,
+      );
+      const best = newest(got.good.map((g) => g.value));
+      if (!got.ok || best?.ver !== fast) return false;
+      const have = got.good.filter((g) => g.value?.ver === fast);
+      const others = r.owners.filter((n) => !have.some((h) => h.node.id === n.id));
+      return (await this.#accept(r, others, need - have.length, best)).ok;
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      return false; // a stale epoch: the recovery round says what it can
+    }
+  }
+
+  /** Phase 1 of `ballot` on the key's replicas until `need` promised. */
+  #prepare(r: Replicas, ballot: Version, need: number) {
+    return this.#gather(
+      r.owners,
+      need,
+      (n) => this.deps.client.prepare(n, r.epoch, [{ key: r.key, ballot }]).then((v) => v[0]!),
+      (v) => v.ok,
+    );
   }
 
   async #fullWrite(r: Replicas, op: BatchOp): Promise<BatchResult> {
+    this.#own.forget(r.key);
     const need = quorumOf(r.owners.length);
     let seen = op.minVersion;
     for (let round = 1; round <= this.#maxRounds; round++) {
       const ballot = this.deps.clock.nextAfter(seen);
-      const got = await this.#gather(
-        r.owners,
-        need,
-        (n) => this.deps.client.prepare(n, r.epoch, [{ key: r.key, ballot }]).then((v) => v[0]!),
-        (v) => v.ok,
-      );
+      const got = await this.#prepare(r, ballot, need);
       if (!got.ok) {
         if (got.bad.length === 0) throw noQuorum("prepare", r, need, got);
         seen = this.#observe(got) ?? seen;
@@ -131,16 +382,17 @@ export class Replicated {
       if (decided.entry === undefined && agreed) return decided.result;
       const entry = decided.entry ?? restamp(best!, ballot);
       if (decided.entry === undefined) this.restamps++;
-      const answers: Promise<boolean>[] = [];
+      const answers: AcceptAnswers = new Map();
       const acc = await this.#acceptOrMayHave(r, op, need, entry, answers);
       if (!acc.ok) {
         // Refused by every replica: the entry is on none, so another round may run the write.
-        if (!(await this.#refusedEverywhere(acc, answers))) throw mayHaveApplied(op, r, need, acc);
+        if (!nowhere(await Promise.all(answers.values()))) throw mayHaveApplied(op, r, need, acc);
         seen = this.#observe(acc) ?? seen;
         await backoff(round);
         continue;
       }
       await this.#copyToJoining(r, op, entry);
+      if (op.op !== "get" && decided.entry !== undefined) this.#remember(r, entry);
       return decided.entry === undefined && decided.result.status !== 404
         ? { ...decided.result, version: ballot }
         : decided.result;
@@ -157,7 +409,7 @@ export class Replicated {
     op: BatchOp,
     need: number,
     entry: WireEntry,
-    answers: Promise<boolean>[] = [],
+    answers: AcceptAnswers = new Map(),
   ): Promise<Gathered<WireVote>> {
     return this.#accept(r, r.owners, need, entry, answers).catch((err) => {
       if (!(err instanceof StaleEpochError)) throw err;
@@ -171,38 +423,36 @@ export class Replicated {
     });
   }
 
+  /** The 503 of a fast write whose recovery could not tell whether it took effect, counted. */
+  #unconfirmed(op: BatchOp, why: string): RingkvError {
+    this.fast.unconfirmed++;
+    return unconfirmed(op, why);
+  }
+
   get #maxRounds(): number {
     return this.deps.maxRounds ?? 8;
   }
 
   /**
-   * Whether every replica an accept was sent to refused it (calls still running when the
-   * quorum failed are awaited; each has its timeout). Then the entry is on no replica and
-   * can never be chosen: the write has not taken effect, and a new round may run it.
-   */
-  async #refusedEverywhere(acc: Gathered<WireVote>, answers: Promise<boolean>[]) {
-    if (acc.good.length > 0 || acc.errors.length > 0) return false;
-    return (await Promise.all(answers)).every((refused) => refused);
-  }
-
-  /**
-   * Accepts `entry` at `nodes` until `need` agree; replicas that miss it get a hint.
-   * `answers` gets, per replica called, whether it refused (false: accepted or failed).
+   * Accepts `entry` at `nodes` until `need` agree; replicas that miss it get a hint (one that
+   * answered a stale epoch only with `hintStale`). `answers` gets each called replica's answer,
+   * settled when its call is (calls still running when the quorum failed keep their timeout).
    */
   async #accept(
     r: Replicas,
     nodes: NodeRef[],
     need: number,
     entry: WireEntry,
-    answers: Promise<boolean>[] = [],
+    answers: AcceptAnswers = new Map(),
+    hintStale = true,
   ): Promise<Gathered<WireVote>> {
     const hints = this.deps.hints;
     const call = (n: NodeRef) => {
       const answer = this.deps.client.accept(n, r.epoch, [entry]).then((v) => v[0]!, (err) => {
-        hints.add(n.id, entry);
+        if (hintStale || !(err instanceof StaleEpochError)) hints.add(n.id, entry);
         throw err;
       });
-      answers.push(answer.then((v) => !v.ok, () => false));
+      answers.set(n.id, answerOf(answer));
       return answer;
     };
     const got = await this.#gather(nodes, need, call, (v) => v.ok);
@@ -252,6 +502,52 @@ export class Replicated {
       );
     }
   }
+}
+
+/**
+ * A fast write's decision: its answer and entry at the fast ballot, the base version, and how
+ * each owner answered the fast accept.
+ */
+interface FastDecision {
+  result: BatchResult;
+  entry: WireEntry;
+  base: Version;
+  answered: ReadonlyMap<string, AcceptAnswer>;
+}
+
+/**
+ * What a recovery round at `ballot` accepts, and the write's answer once that is decided
+ * (undefined: the fast entry re-stamped, answered 503 "has taken effect"). When the quorum's
+ * newest is the base `b`, nothing was chosen between `b` and `ballot`: the fast decision, made
+ * while `b` was current, is accepted re-stamped and answered at `ballot` (so a watcher sees the
+ * fast entry and this one with one value, never a second outcome of the same write).
+ */
+function recoveryPlan(
+  kind: "ours" | "older",
+  op: BatchOp,
+  best: WireEntry | null,
+  mine: FastDecision,
+  ballot: Version,
+  r: Replicas,
+): { entry: WireEntry; answer?: BatchResult; restamp: boolean } {
+  if (kind === "ours") return { entry: restamp(best!, ballot), restamp: true };
+  if (best?.ver === mine.base) {
+    const answer = { ...mine.result, version: ballot };
+    return { entry: restamp(mine.entry, ballot), answer, restamp: false };
+  }
+  const next = decide(op, best, ballot, r);
+  if (next.entry !== undefined) return { entry: next.entry, answer: next.result, restamp: false };
+  const answer = next.result.status !== 404 ? { ...next.result, version: ballot } : next.result;
+  return { entry: killer(r, best, ballot), answer, restamp: true };
+}
+
+function ownersOf(r: Replicas): string {
+  return r.owners.map((n) => n.id).join(" ");
+}
+
+/** A tombstone at `ballot` where the quorum holds nothing, else `best` re-stamped. */
+function killer(r: Replicas, best: WireEntry | null, ballot: Version): WireEntry {
+  return best === null ? { k: r.key, v: null, ver: ballot, h: r.point } : restamp(best, ballot);
 }
 
 /** The newest of some entries (null: none). */
@@ -334,6 +630,22 @@ function noQuorum<T>(phase: string, r: Replicas, need: number, got: Gathered<T>)
   return new RingkvError(
     "node_unavailable",
     `Cannot ${phase} key "${r.key}": ${got.good.length} of ${r.owners.length} replicas answered, ${need} are needed (${why})`,
+  );
+}
+
+/** The 503 of a fast write whose recovery could not tell whether it took effect. */
+function unconfirmed(op: BatchOp, why: string): RingkvError {
+  return new RingkvError(
+    "node_unavailable",
+    `Cannot confirm the ${op.op} of key "${op.key}": its one-round-trip accept reached no majority and ${why}. The write may have taken effect; read the key, then retry it if needed (with If-Match on the version read, so that it applies at most once).`,
+  );
+}
+
+/** The 503 of a fast write that its recovery finished under a new version. */
+function finishedUnder(op: BatchOp, version: Version): RingkvError {
+  return new RingkvError(
+    "node_unavailable",
+    `Cannot confirm the ${op.op} of key "${op.key}" with a version: its one-round-trip accept reached no majority, and its recovery round finished it under version ${version}. The write has taken effect; read the key for its version.`,
   );
 }
 

@@ -32,6 +32,8 @@ export interface SyncDeps {
    * the key's next write, so only a round with a newer ballot brings the replicas level.
    */
   settle?: (replicas: readonly NodeRef[], entry: WireEntry, epoch: number) => Promise<void>;
+  /** Told each key whose entry is installed on a replica (the proxy's fast-write record). */
+  forget?: (key: string) => void;
   /** The whole replica set of the ranges (a settle's quorum is counted on it); none: no settle. */
   owners?: readonly NodeRef[];
   epoch: number;
@@ -137,6 +139,8 @@ async function install(
   refused: Map<string, WireEntry>,
 ): Promise<number> {
   let took = 0;
+  for (const e of decided) deps.forget?.(e.k);
+  for (const e of open) deps.forget?.(e.k);
   try {
     took += await ingestChunked(deps.admin, node, decided, deps.epoch);
     if (deps.accept === undefined) return took;

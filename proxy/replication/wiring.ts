@@ -38,6 +38,8 @@ export interface ReplicationOptions {
   antiEntropyMs?: number;
   /** Test-only offset of the ballots' wall clock (shared/test_clock.ts). */
   clockOffsetMs?: number;
+  /** One-round-trip writes (default true). */
+  fastWrites?: boolean;
   /**
    * The cluster map (a ClusterState): when given, a node found on another data-directory
    * incarnation than the map records is caught up and recorded (proxy/replication/rejoin.ts).
@@ -79,11 +81,14 @@ export class Replication {
       ),
       detector: this.detector,
       hints: this.hints,
+      fastWrites: options.fastWrites,
       log: options.log,
     });
     this.antiEntropy = new AntiEntropy({
       admin: new NodeAdmin(options),
       accept: (node, epoch, entries) => this.client.accept(node, epoch, entries),
+      // Any other round on a key ends its one-round-trip writes until this proxy's next round.
+      forget: (key) => this.replicated.forget(key),
       settle: (replicas, e, epoch) =>
         this.replicated.settle({ owners: [...replicas], joining: [], key: e.k, point: e.h, epoch }),
       // A node catching up on a new data directory is no replica to compare with yet.
@@ -199,6 +204,7 @@ export class Replication {
     for (;;) {
       const batch: WireEntry[] = this.hints.take(node.id, REPLAY_CHUNK);
       if (batch.length === 0) return;
+      for (const e of batch) this.replicated.forget(e.k);
       try {
         await this.client.accept(node, epoch, batch);
       } catch (err) {

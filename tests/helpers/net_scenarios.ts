@@ -60,6 +60,8 @@ export interface RunResult {
   /** Keys whose replicas still disagreed at the deadline. */
   diverged: string[];
   convergedMs: number;
+  /** Both proxies' `ringkv_proxy_fast_writes_total` by outcome, summed (absent: no scrape). */
+  fast?: Record<string, number>;
   /** Why the run could not finish (the cluster never settled), when it could not. */
   unfinished?: string;
 }
@@ -361,14 +363,35 @@ export async function runFaults(
   const finals = await finalReads(lab.proxies.get("p1")!.local, KEYS, prefix);
   const history: Operation[] = [...ops, ...finals];
   const { diverged, ms } = await converge(lab, prefix, convergeMs);
+  const fast = await fastWrites(lab);
+  const violation = checkHistory(history);
+  if (violation !== null) {
+    // The key's operations by call time, to read the violation from.
+    const mine = history.filter((o) => o.key === violation).sort((a, b) => a.start - b.start);
+    log(`${violation}'s history:\n${mine.map((o) => JSON.stringify(o)).join("\n")}`);
+  }
   return {
     kind,
     faults: windows.length,
     seenInForce,
     ...shares(ops, windows, TIMEOUT_MS + PROBE_MS + 300),
-    violation: checkHistory(history),
+    violation,
     lost: lostWrites(ops, finals),
     diverged,
     convergedMs: ms,
+    fast,
   };
+}
+
+/** Both proxies' fast-write outcomes, from their /metrics, summed; the outcomes seen only. */
+async function fastWrites(lab: NetLab): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const p of PROXIES) {
+    const res = await lab.fetch(`${lab.proxies.get(p)!.local}/metrics`, { headers: ADMIN });
+    const text = await res.text();
+    for (const m of text.matchAll(/^ringkv_proxy_fast_writes_total\{outcome="(\w+)"\} (\d+)$/gm)) {
+      if (Number(m[2]) > 0) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+    }
+  }
+  return out;
 }
