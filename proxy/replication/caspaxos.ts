@@ -60,8 +60,19 @@ export interface ReplicatedDeps {
    * round then); for tests that drive the recovery under faults on every call.
    */
   fastWhileLagging?: boolean;
+  /**
+   * A key whose TTL ends within this many ms takes a full round, not a fast write (default
+   * {@link FAST_EXPIRY_MARGIN_MS}): a fast write's recovery can outlast a short TTL.
+   */
+  fastExpiryMarginMs?: number;
   log?: (obj: Record<string, unknown>) => void;
 }
+
+/**
+ * The default of {@link ReplicatedDeps.fastExpiryMarginMs}: longer than a fast write's recovery
+ * takes at the default 2 s call timeout (the fast accept, a read, and up to 8 rounds).
+ */
+export const FAST_EXPIRY_MARGIN_MS = 60_000;
 
 /** The replicas of one key under one topology. */
 export interface Replicas {
@@ -205,9 +216,25 @@ export class Replicated {
     if (this.deps.fastWrites === false || op.op === "get" || op.minVersion !== undefined) return;
     if (r.joining.length > 0) return; // a moving range: the new owner's copy goes with a round
     const last = this.#own.recall(r.key, r.epoch, ownersOf(r));
-    if (last === undefined || this.deps.fastWhileLagging || !this.#lagging(r)) return last;
+    if (last === undefined) return undefined;
+    if (this.#expiresSoon(last)) {
+      this.fast.expiring++;
+      return undefined;
+    }
+    if (this.deps.fastWhileLagging || !this.#lagging(r)) return last;
     this.fast.lagging++;
     return undefined;
+  }
+
+  /**
+   * Whether the recorded entry's TTL ends within the margin. A recovery that re-stamps the fast
+   * decision answers it as decided while the base was live; had the TTL run out meanwhile, a
+   * reader could have seen the key absent before it (docs/replication.md, the "older" case).
+   */
+  #expiresSoon(last: { live: boolean; expiresAt?: number }): boolean {
+    if (!last.live || last.expiresAt === undefined) return false;
+    const margin = this.deps.fastExpiryMarginMs ?? FAST_EXPIRY_MARGIN_MS;
+    return last.expiresAt - Date.now() < margin;
   }
 
   /**

@@ -105,6 +105,7 @@ export const FAST_OUTCOMES = {
   condition: "its condition failed, or a DELETE found nothing, on the record: a full round",
   capped: "the writer id was full (19 fast writes in a row): a full round",
   lagging: "an owner was not up or had hints pending in this proxy's view: a full round",
+  expiring: "the key's TTL ends within the margin (FAST_EXPIRY_MARGIN_MS): a full round",
   recovered: "on no known majority: sent to recovery",
   repaired: "recovery: a read quorum's newest was the fast entry, resent to a majority",
   ours: "recovery round: the quorum's newest entry was the fast accept",

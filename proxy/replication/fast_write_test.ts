@@ -495,3 +495,31 @@ Deno.test("a fast write its recovery re-stamped, then its client's If-Match: the
   );
   assertEquals(checkHistory(answered), "k");
 });
+
+Deno.test("a key whose TTL ends within the margin takes the full round: a recovery could outlast it", async () => {
+  const nodes = new FakeAcceptors(IDS);
+  const make = (fastExpiryMarginMs?: number) =>
+    new Replicated({
+      client: nodes,
+      ingest: () => Promise.resolve(),
+      clock: new HybridClock(ID, () => NOW),
+      detector: new FailureDetector({ probeMs: 1000 }),
+      hints: new Hints(),
+      maxRounds: 4,
+      fastExpiryMarginMs,
+    });
+  const withTtl = (value: string, ms: number) =>
+    put(value, { contentType: withExpiry("text/plain", Date.now() + ms) });
+  const prepared = async (rep: Replicated, op: BatchOp) => {
+    const before = nodes.count("prepare");
+    assert((await rep.run(replicas(), op)).status < 300);
+    return nodes.count("prepare") > before;
+  };
+  const byDefault = make(); // margin FAST_EXPIRY_MARGIN_MS (60 s)
+  assert(await prepared(byDefault, withTtl("v1", 30_000)));
+  assertEquals([await prepared(byDefault, put("v2")), byDefault.fast.expiring], [true, 1]);
+  assertEquals(await prepared(byDefault, withTtl("v3", 120_000)), false, "a TTL far off: fast");
+  const short = make(1_000);
+  assert(await prepared(short, withTtl("v4", 30_000)));
+  assertEquals([await prepared(short, put("v5")), short.fast.expiring], [false, 0]);
+});

@@ -19,9 +19,11 @@ const R = {
   epoch: 1,
 };
 
+/** `fastExpiryMarginMs` 0: a short TTL still takes the fast path, to reach its recovery. */
 function setup() {
   const nodes = new FakeAcceptors(IDS);
   const rep = new Replicated({
+    fastExpiryMarginMs: 0,
     client: nodes,
     ingest: () => Promise.resolve(),
     clock: new HybridClock("p0a1b2c3d4e5f"),

@@ -21,7 +21,7 @@ import { NodeAdmin } from "../nodes/node_admin.ts";
 import { NodeClient, type NodeFetch, type NodeRef } from "../nodes/node_client.ts";
 import { PaxosBatcher } from "./paxos_batcher.ts";
 import { PaxosClient } from "../nodes/paxos_client.ts";
-import { Replicated } from "./caspaxos.ts";
+import { FAST_EXPIRY_MARGIN_MS, Replicated } from "./caspaxos.ts";
 import { type MapWriter, Rejoin } from "./rejoin.ts";
 import type { TopologySource } from "../cluster/topology.ts";
 
@@ -82,6 +82,8 @@ export class Replication {
       detector: this.detector,
       hints: this.hints,
       fastWrites: options.fastWrites,
+      // A recovery takes up to ~20 call timeouts (the fast accept, a read, 8 rounds of two).
+      fastExpiryMarginMs: Math.max(FAST_EXPIRY_MARGIN_MS, 30 * options.timeoutMs),
       log: options.log,
     });
     this.antiEntropy = new AntiEntropy({
