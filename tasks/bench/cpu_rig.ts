@@ -115,13 +115,29 @@ async function nodeCalls(nodes: string[]): Promise<Map<string, number>> {
     for (const m of text.matchAll(route)) add(m[1]!, Number(m[2]));
     const fsync = /^ringkv_node_fsync_duration_seconds_count\{[^}]*op="sync"[^}]*\} (\d+)/gm;
     for (const m of text.matchAll(fsync)) add("fsync", Number(m[1]));
+    const syncSum = /^ringkv_node_fsync_duration_seconds_sum\{[^}]*op="sync"[^}]*\} ([\d.e+-]+)/gm;
+    for (const m of text.matchAll(syncSum)) add(SYNC_SECONDS, Number(m[1]));
   }
   return calls;
 }
 
+/** The summed seconds of the log's fsyncs in {@link nodeCalls}' map (not a count). */
+const SYNC_SECONDS = "sync seconds";
+
+/**
+ * The log's rounds: ms per fsync, and the share of the run each node's log spent in fsync
+ * (near 100 %: the disk, not the pipeline to it, bounds the writes).
+ */
+function logRounds(before: Map<string, number>, after: Map<string, number>, nodes: number) {
+  const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+  const seconds = delta(SYNC_SECONDS);
+  const ms = (seconds / Math.max(1, delta("fsync")) * 1000).toFixed(2);
+  return `; fsync ${ms} ms each, log busy ${(seconds / nodes / 5 * 100).toFixed(0)} % per node`;
+}
+
 /** Per client request: each kind of node call and fsync, over all nodes. */
 function perRequest(before: Map<string, number>, after: Map<string, number>, requests: number) {
-  return [...after].map(([name, n]) =>
+  return [...after].filter(([name]) => name !== SYNC_SECONDS).map(([name, n]) =>
     `${name} ${((n - (before.get(name) ?? 0)) / requests).toFixed(3)}`
   )
     .join(", ");
@@ -216,7 +232,8 @@ async function proxied(): Promise<void> {
   console.log(
     `${mode.toUpperCase()} x${replicas}: ${(requests / 5).toFixed(0)} req/s; CPU per request: ` +
       `proxy ${proxyUs.toFixed(1)} µs, nodes ${nodesUs.toFixed(1)} µs` +
-      `; node calls per request: ${perRequest(callsBefore, callsAfter, requests)}${events}`,
+      `; node calls per request: ${perRequest(callsBefore, callsAfter, requests)}` +
+      `${logRounds(callsBefore, callsAfter, nodes.length)}${events}`,
   );
 }
 
