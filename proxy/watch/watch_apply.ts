@@ -17,6 +17,7 @@ import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
 import type { WatchCursor } from "./watch_cursor.ts";
 import { fetchBases, pointOf } from "./watch_epoch.ts";
 import type { WatchEvent, WatchMerge } from "./watch_merge.ts";
+import { SLICE_MS, TurnBudget } from "./turn_budget.ts";
 
 /** What a watch stream needs. */
 export interface WatchStreamDeps {
@@ -30,6 +31,8 @@ export interface WatchStreamDeps {
   points?: Pick<KeyPoints, "pointOf">;
   /** How long a stream waits for the other nodes' pages after one came, in ms ({@link STEP_MS}). */
   stepMs?: number;
+  /** How long a page's merge holds the thread before it lets the loop turn, in ms ({@link SLICE_MS}). */
+  sliceMs?: number;
 }
 
 /**
@@ -59,6 +62,8 @@ export interface Applied {
   end?: string;
 }
 
+/** Changes merged between two looks at the clock (a look costs about as much as a change). */
+const CHECK_EVERY = 8;
 /** Changes a read asks a node for at once. */
 export const PAGE = 500;
 /** Keys whose replicas all caught up that a stream keeps tracking (saves questions). */
@@ -152,7 +157,12 @@ async function apply(
     : interleave(pages);
   await startKeys(deps, topo, merge, [...new Set(changes.map((c) => c.change.k))]);
   const out: WatchChange[] = [];
-  for (const { id, change } of changes) {
+  // In slices: the PUTs' requests and node answers are served between them. Only this
+  // stream's loop, waiting here, touches the merge, so a pause changes no result.
+  const budget = new TurnBudget(deps.sliceMs ?? SLICE_MS);
+  for (let i = 0; i < changes.length; i++) {
+    if (i % CHECK_EVERY === CHECK_EVERY - 1 && budget.spent()) await budget.yield();
+    const { id, change } = changes[i]!;
     // Only an event out now needs the point before it (held back, none goes out).
     const several = !merge.paused && merge.maySendSeveral(change.k, change.ver);
     const before = several ? pointOf(topo, merge) : undefined;

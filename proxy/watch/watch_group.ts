@@ -9,8 +9,9 @@
  *
  * @module
  */
-import type { WatchItem } from "./watch_apply.ts";
+import type { WatchChange, WatchItem } from "./watch_apply.ts";
 import type { WatchEvent } from "./watch_merge.ts";
+import { SLICE_MS, TurnBudget } from "./turn_budget.ts";
 
 /** How a group writes and paces its members' bytes. */
 export interface GroupOptions {
@@ -25,6 +26,8 @@ export interface GroupOptions {
    * turn): each write costs every member a chunk, whatever its size.
    */
   flushMs?: number;
+  /** How long a page's SSE text holds the thread before the loop may turn, in ms ({@link SLICE_MS}). */
+  sliceMs?: number;
 }
 
 /** The items of one watch stream until `signal` aborts. */
@@ -120,12 +123,8 @@ export class WatchGroup {
   async #pump(items: AsyncGenerator<WatchItem>): Promise<void> {
     try {
       for await (const item of items) {
-        if (item.kind === "changes") {
-          // One text per event: a batch past its bound goes out between two events.
-          for (const c of item.changes) {
-            this.#send(`id: ${c.id}\ndata: ${this.opts.eventData(c.event)}\n\n`);
-          }
-        } else this.#send(sseFrame(item.kind, { reason: item.reason }));
+        if (item.kind === "changes") await this.#sendAll(item.changes);
+        else this.#send(sseFrame(item.kind, { reason: item.reason }));
         if (item.kind === "reset" || this.#over) break;
       }
       this.#flush();
@@ -136,6 +135,23 @@ export class WatchGroup {
       for (const m of [...this.#members]) m.fail(err);
     } finally {
       await items.return(undefined);
+    }
+  }
+
+  /**
+   * Queues one text per event (a batch past its bound goes out between two events), in slices:
+   * what is queued goes out before the loop turns, and a member that joins then gets the rest.
+   */
+  async #sendAll(changes: readonly WatchChange[]): Promise<void> {
+    const budget = new TurnBudget(this.opts.sliceMs ?? SLICE_MS);
+    for (let i = 0; i < changes.length && !this.#over; i++) {
+      if (i % 8 === 7 && budget.spent()) {
+        this.#flush();
+        await budget.yield();
+        if (this.#over) return;
+      }
+      const c = changes[i]!;
+      this.#send(`id: ${c.id}\ndata: ${this.opts.eventData(c.event)}\n\n`);
     }
   }
 

@@ -320,3 +320,35 @@ Deno.test("WatchGroup: a member that never reads is cut off near its bound even 
     await reader.cancel().catch(() => {});
   }
 });
+
+Deno.test("WatchGroup writing a page in slices: a member gets every event once in order; one that joins between slices gets exactly the rest", async () => {
+  const src = new HandSource();
+  const group = new WatchGroup(src.source, { ...OPTS, sliceMs: 0 });
+  const stop = new AbortController();
+  const first = group.join(stop.signal, () => {}).getReader();
+  let second: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  const keys = Array.from({ length: 200 }, (_, i) => `k${String(i).padStart(3, "0")}`);
+  try {
+    const changes = keys.map((key) => ({
+      event: { key, version: `v-${key}`, value: null },
+      id: `id-${key}`,
+    }));
+    // Due while the group writes the page: with slices of no time, the loop turns in between.
+    setTimeout(() => second = group.join(stop.signal, () => {}).getReader(), 0);
+    src.push({ kind: "changes", changes });
+    const ids = (t: string) => [...t.matchAll(/^id: (\S+)$/gm)].map((m) => m[1]!);
+    const one = { text: "" };
+    await readUntil(first, one, (t) => t.includes("id: id-k199"));
+    assertEquals(ids(one.text), keys.map((k) => `id-${k}`));
+    assert(second !== undefined, "the timer ran before the page was written out");
+    const two = { text: "" };
+    await readUntil(second, two, (t) => t.includes("id: id-k199"));
+    const got = ids(two.text);
+    // Joined between two slices: a suffix, neither empty nor the whole page, nothing twice.
+    assert(got.length > 0 && got.length < keys.length, `the second member got ${got.length}`);
+    assertEquals(got, keys.slice(keys.length - got.length).map((k) => `id-${k}`));
+  } finally {
+    await first.cancel();
+    await second?.cancel();
+  }
+});

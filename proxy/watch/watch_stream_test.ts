@@ -672,12 +672,12 @@ function assertOncePerKeyInOrder(events: string[], want: string[], what: string)
  * and long), then resumes from the ids of three random events: each stream gets every write once,
  * per key in order, and a resume gets exactly what came after its event.
  */
-async function randomizedRun(seed: number): Promise<void> {
+async function randomizedRun(seed: number, sliceMs?: number): Promise<void> {
   const topology = new FakeTopology(await topologyOf({ ...stableMap(nodeInfos(3)), replicas: 3 }));
   const logs = new FakeChangeLogs();
   const stop = new AbortController();
   const live = collect(
-    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
+    watchStream({ topology, feed: logs, waitMs: 7, sliceMs }, "", undefined, stop.signal),
   );
   const resumed: ReturnType<typeof collect>[] = [];
   const stops = [stop];
@@ -702,7 +702,7 @@ async function randomizedRun(seed: number): Promise<void> {
       const after = sent.slice(sent.indexOf(`${item.event.key}@${item.event.version}`) + 1);
       const signal = new AbortController();
       stops.push(signal);
-      const deps = { topology, feed: logs, waitMs: 7 };
+      const deps = { topology, feed: logs, waitMs: 7, sliceMs };
       const r = collect(watchStream(deps, "", decodeWatchCursor(item.id), signal.signal));
       resumed.push(r);
       const mark = logs.reads.length;
@@ -725,6 +725,10 @@ async function randomizedRun(seed: number): Promise<void> {
 
 Deno.test("watchStream sends every write once, per key in order, and each event's id resumes right after it (randomized)", async () => {
   for (let seed = 1; seed <= 12; seed++) await randomizedRun(seed);
+});
+
+Deno.test("watchStream merging in slices of no time (the loop turns every 8 changes) still sends every write once, per key in order, and resumes right after each id (randomized)", async () => {
+  for (let seed = 1; seed <= 12; seed++) await randomizedRun(seed, 0);
 });
 
 Deno.test("watchStream: a write logged ahead of an older batch on every replica gives no compacted (the pages keep step)", async () => {

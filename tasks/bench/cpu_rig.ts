@@ -14,11 +14,15 @@
  * With PROF=DIR the proxy writes a V8 CPU profile into DIR, with NODE_PROF=DIR the nodes do;
  * PROXY_FLAGS and NODE_FLAGS add deno flags to the proxy's and the nodes'. WATCH=1 opens the
  * bench's watch load (100 idle and 10 busy streams, tasks/bench/watchers.ts) while wrk runs.
+ * LAG=1 preloads tasks/bench/loop_lag.ts into the proxy and the nodes and prints their event
+ * loops' lag over wrk's run, with the CPU of the rig itself (it reads the watch streams), of wrk
+ * and of the whole host.
  * Linux only; needs wrk.
  *
  * @module
  */
 import { loadNode } from "./load.ts";
+import { lagLine, lagSummary } from "./loop_lag.ts";
 import { watcherPrefixes } from "./rounds.ts";
 import { WATCH_LOAD } from "./table.ts";
 import { Watchers } from "./watchers.ts";
@@ -38,11 +42,25 @@ const nodeFlags = [
 ];
 const dir = await Deno.makeTempDir({ prefix: "ringkv-rig-" });
 const children: Deno.ChildProcess[] = [];
+const lag = Deno.env.get("LAG") === "1";
+/** The lag files of the children started with the probe, by name. */
+const lagFiles = new Map<string, string>();
+/** wrk's run in wall ms, and the CPU seconds of the rig, of wrk and of the host over it. */
+const window = { from: 0, to: 0, rig: 0, wrk: 0, hostBusy: 0, hostAll: 0 };
 
-function start(flags: string[], script: string, args: string[]): Deno.ChildProcess {
+function start(flags: string[], script: string, args: string[], name = ""): Deno.ChildProcess {
+  const probe = lag && name !== "";
+  if (probe) lagFiles.set(name, `${dir}/lag-${name}.json`);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...flags, `${root}/${script}`, ...args],
-    env: { RINGKV_CLUSTER_SECRET: "rig" },
+    args: [
+      "run",
+      "-A",
+      ...(probe ? ["--preload", new URL("./loop_lag.ts", import.meta.url).pathname] : []),
+      ...flags,
+      `${root}/${script}`,
+      ...args,
+    ],
+    env: { RINGKV_CLUSTER_SECRET: "rig", ...(probe ? { LOOP_LAG_OUT: lagFiles.get(name)! } : {}) },
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -65,9 +83,17 @@ async function listening(child: Deno.ChildProcess): Promise<string> {
   return /listening on (\S+)/.exec(text)![1]!;
 }
 
-async function cpuSeconds(pid: number): Promise<number> {
+async function cpuSeconds(pid: number | "self"): Promise<number> {
   const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]!.split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The host's busy and total CPU seconds so far (all cores, /proc/stat). */
+async function hostSeconds(): Promise<[number, number]> {
+  const cpu = (await Deno.readTextFile("/proc/stat")).split("\n")[0]!.trim().split(/\s+/).slice(1);
+  const ticks = cpu.map(Number);
+  const all = ticks.reduce((a, b) => a + b, 0);
+  return [(all - ticks[3]! - ticks[4]!) / 100, all / 100];
 }
 
 /**
@@ -92,11 +118,25 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   await Deno.writeTextFile(`${dir}/rig.lua`, lua);
   await idle();
   const before = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
-  const wrk = await new Deno.Command("wrk", {
-    args: ["-t2", "-c64", "-d5s", "-s", `${dir}/rig.lua`, url],
+  const [rig0, [busy0, all0]] = [await cpuSeconds("self"), await hostSeconds()];
+  window.from = Date.now();
+  // Under /usr/bin/time when LAG=1: wrk's own CPU on stderr.
+  const wrkArgs = ["-t2", "-c64", "-d5s", "-s", `${dir}/rig.lua`, url];
+  const wrk = await new Deno.Command(lag ? "/usr/bin/time" : "wrk", {
+    args: lag ? ["-f", "wrkcpu %U %S", "wrk", ...wrkArgs] : wrkArgs,
     stdout: "piped",
+    stderr: lag ? "piped" : "inherit",
   }).output();
+  window.to = Date.now();
   const after = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
+  const [busy1, all1] = await hostSeconds();
+  window.rig = await cpuSeconds("self") - rig0;
+  window.hostBusy = busy1 - busy0;
+  window.hostAll = all1 - all0;
+  const wrkCpu = /wrkcpu (\S+) (\S+)/.exec(
+    new TextDecoder().decode(wrk.stderr ?? new Uint8Array()),
+  );
+  window.wrk = wrkCpu ? Number(wrkCpu[1]) + Number(wrkCpu[2]) : 0;
   const requests = Number(/(\d+) requests in/.exec(new TextDecoder().decode(wrk.stdout))![1]);
   return { requests, used: after.map((a, i) => a - before[i]!) };
 }
@@ -175,7 +215,7 @@ async function proxied(): Promise<void> {
     ["n1", "n2", "n3"].map((id) =>
       listening(start(nodeFlags, "node/main.ts", [
         ...["--id", id, "--port", "0", "--data", `${dir}/${id}`],
-      ]))
+      ], id))
     ),
   );
   const proxyFlags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
@@ -184,7 +224,7 @@ async function proxied(): Promise<void> {
   const proxy = start(proxyFlags, "proxy/main.ts", [
     ...["--port", "0", "--data", `${dir}/proxy`, "--nodes", nodes.join(",")],
     ...["--replicas", replicas],
-  ]);
+  ], "proxy");
   const url = await listening(proxy);
   for (let b = 0; b < Math.ceil(keys / 1000); b++) {
     const set: Record<string, string> = {};
@@ -237,6 +277,20 @@ async function proxied(): Promise<void> {
   );
 }
 
+/** The lag the children's probes saw over wrk's run, and the CPU of the rig, wrk and host. */
+async function printLag(): Promise<void> {
+  const s = (window.to - window.from) / 1000;
+  console.log(
+    `CPU over wrk's run, cores: rig (watch readers) ${(window.rig / s).toFixed(2)}, wrk ${
+      (window.wrk / s).toFixed(2)
+    }, host ${(window.hostBusy / s).toFixed(2)} of ${(window.hostAll / s).toFixed(2)}`,
+  );
+  for (const [name, file] of lagFiles) {
+    const samples = JSON.parse(await Deno.readTextFile(file)) as [number, number][];
+    console.log(lagLine(name, lagSummary(samples, window.from, window.to)));
+  }
+}
+
 try {
   await (mode === "get" || mode === "put" ? proxied() : nodeAlone(mode));
 } finally {
@@ -245,5 +299,6 @@ try {
     child.kill("SIGINT");
     await child.status;
   }
+  if (lag && window.to > 0) await printLag();
   await Deno.remove(dir, { recursive: true });
 }
