@@ -59,6 +59,14 @@ export interface SweepReport {
 /** The default pause between two syncs: 64 syncs then spread over 16 s of a 30 s sweep interval. */
 export const SYNC_PAUSE_MS = 250;
 
+/**
+ * The pause between two syncs for sweeps every `sweepMs`: {@link SYNC_PAUSE_MS}, or less when
+ * 64 pauses would take more than half the interval (tests sweep every 2 s).
+ */
+export function syncPauseMs(sweepMs: number): number {
+  return Math.min(SYNC_PAUSE_MS, Math.floor(sweepMs / 128));
+}
+
 /** The longest arc in a bucket's ranges: 1/1024 of the ring. */
 const MAX_ARC = RING_SIZE / 1024;
 

@@ -4,7 +4,7 @@ import type { Topology } from "../cluster/topology.ts";
 import { nodeInfos, startCluster, TEST_VNODES } from "../../tests/doubles/test_cluster.ts";
 import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import { formatVersion } from "../../shared/version.ts";
-import { AntiEntropy } from "./anti_entropy.ts";
+import { AntiEntropy, SYNC_PAUSE_MS, syncPauseMs } from "./anti_entropy.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 
 Deno.test("AntiEntropy.sweep() counts a replica whose scan breaks mid-body as not answering", async () => {
@@ -155,4 +155,12 @@ Deno.test("AntiEntropy.sweep() pauses between two syncs, so a sweep's scans neve
   } finally {
     await cluster.close();
   }
+});
+
+Deno.test("syncPauseMs() keeps a sweep's 64 pauses within half its interval", () => {
+  assertEquals(syncPauseMs(600_000), SYNC_PAUSE_MS);
+  assertEquals(syncPauseMs(30_000), 234);
+  assertEquals(syncPauseMs(2000), 15);
+  assertEquals(syncPauseMs(0), 0);
+  for (const ms of [0, 1000, 2000, 30_000, 600_000]) assert(64 * syncPauseMs(ms) <= ms / 2);
 });
