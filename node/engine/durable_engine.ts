@@ -181,6 +181,11 @@ export class DurableEngine implements NodeEngine {
     return this.parts.store.scanKeys(ranges);
   }
 
+  scanBuckets(buckets: readonly (readonly Range[])[]): string[][] {
+    this.#assertNoRefused("scan");
+    return this.parts.store.scanBuckets(buckets);
+  }
+
   expiredKeys(before: number, limit: number): { key: string; version: string }[] {
     this.#assertNoRefused("list expired keys");
     return this.parts.store.expiredKeys(before, limit);

@@ -108,6 +108,8 @@ export interface NodeEngine {
   drop(ranges: readonly Range[]): Promise<number>;
   /** Keys (tombstones included) whose hash is in `ranges`, taken now; read entries lazily. */
   scanKeys(ranges: readonly Range[]): string[];
+  /** {@link scanKeys} of each bucket (a list of ranges), in one pass over the store. */
+  scanBuckets(buckets: readonly (readonly Range[])[]): string[][];
   /** Live keys whose TTL ran out at or before `before` (wall ms), with versions; at most `limit`. */
   expiredKeys(before: number, limit: number): { key: string; version: string }[];
   /** The entry as it is now, without waiting for durability (for scans). */

@@ -288,3 +288,24 @@ Deno.test("Store.exportFlat() leaves out a key past its expiry (an import would 
   now = T0 + 1000;
   assertEquals(store.exportFlat("refuse"), { kept: "2", plain: "3" });
 });
+
+Deno.test("Store.scanBuckets() finds what scanKeys() finds bucket by bucket, overlaps included", () => {
+  const store = newStore();
+  for (let i = 0; i < 500; i++) store.write(put(`k${i}`, "v"), (i * 7919) % 1000);
+  store.write({ op: "delete", key: "k3" }, undefined);
+  const cases: { start: number; end: number }[][][] = [
+    // Pieces of the ring cut into buckets, as the anti-entropy sweep sends them.
+    [[{ start: 0, end: 100 }, { start: 300, end: 350 }], [{ start: 100, end: 300 }], [], [{
+      start: 350,
+      end: 1000,
+    }]],
+    [[{ start: 990, end: 2000 }], [{ start: 0, end: 1 }, { start: 500, end: 501 }]],
+    // Overlapping and empty ranges take the per-bucket scan.
+    [[{ start: 0, end: 600 }], [{ start: 400, end: 1000 }], [{ start: 5, end: 5 }]],
+  ];
+  for (const buckets of cases) {
+    const one = store.scanBuckets(buckets).map((keys) => keys.sort());
+    assertEquals(one, buckets.map((ranges) => store.scanKeys(ranges).sort()));
+  }
+  assertEquals(store.scanBuckets([[{ start: 0, end: 1000 }]])[0]!.length, 500);
+});

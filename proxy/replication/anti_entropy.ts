@@ -5,7 +5,10 @@
  * hints are gone (proxy restart, hint bound) and nobody reads the keys. Ranges are grouped
  * by replica set and cut into buckets of a few ranges; a sweep syncs at most
  * `maxSyncs` buckets, skips replicas the failure detector knows are down, and does
- * nothing while a rebalancing runs (that copy is the rebalancer's job).
+ * nothing while a rebalancing runs (that copy is the rebalancer's job). Syncs are paced
+ * (`pauseMs` between two): under client writes most buckets differ for a moment (writes in
+ * flight), and 32 syncs back to back, each a scan of every replica, cut the cluster's PUTs
+ * to a tenth for seconds every sweep (docs/performance.md, "PUT stalls").
  *
  * @module
  */
@@ -31,6 +34,10 @@ export interface AntiEntropyDeps {
   bucketRanges?: number;
   /** Most buckets synced per sweep (default 64). */
   maxSyncs?: number;
+  /** Pause between two syncs of a sweep, in ms (default {@link SYNC_PAUSE_MS}). */
+  pauseMs?: number;
+  /** Waits `ms` (tests pass a recording one). */
+  sleep?: (ms: number) => Promise<void>;
   now?: () => number;
   log?: (obj: Record<string, unknown>) => void;
 }
@@ -49,6 +56,17 @@ export interface SweepReport {
   unchecked: number;
 }
 
+/** The default pause between two syncs: 64 syncs then spread over 16 s of a 30 s sweep interval. */
+export const SYNC_PAUSE_MS = 250;
+
+/**
+ * The pause between two syncs for sweeps every `sweepMs`: {@link SYNC_PAUSE_MS}, or less when
+ * 64 pauses would take more than half the interval (tests sweep every 2 s).
+ */
+export function syncPauseMs(sweepMs: number): number {
+  return Math.min(SYNC_PAUSE_MS, Math.floor(sweepMs / 128));
+}
+
 /** The longest arc in a bucket's ranges: 1/1024 of the ring. */
 const MAX_ARC = RING_SIZE / 1024;
 
@@ -61,6 +79,8 @@ interface Group {
 /** Runs anti-entropy sweeps, one at a time. */
 export class AntiEntropy {
   #running: Promise<SweepReport | null> | null = null;
+  /** Syncs run by the sweep under way (the first one needs no pause). */
+  #synced = 0;
   /** The last complete sweep, or null before the first. */
   last: SweepReport | null = null;
 
@@ -86,6 +106,7 @@ export class AntiEntropy {
       unchecked: 0,
     };
     let syncs = this.deps.maxSyncs ?? 64;
+    this.#synced = 0;
     for (const group of groupsOf(topo, this.deps.bucketRanges ?? 32)) {
       syncs = await this.#sweepGroup(group, map.epoch, report, syncs);
     }
@@ -119,6 +140,7 @@ export class AntiEntropy {
       report.differing++;
       if (syncs <= 0) continue;
       syncs--;
+      await this.#pace();
       const ready = g.owners.filter((_, i) => digests[i] !== null);
       const r = await syncRanges(ready, g.buckets[b]!, quorumOf(g.owners.length), {
         ...this.deps,
@@ -129,6 +151,14 @@ export class AntiEntropy {
       report.repaired += r.repaired;
     }
     return syncs;
+  }
+
+  /** Waits between two syncs of a sweep, so its scans never come in one burst. */
+  async #pace(): Promise<void> {
+    if (this.#synced++ === 0) return;
+    const ms = this.deps.pauseMs ?? SYNC_PAUSE_MS;
+    if (ms <= 0) return;
+    await (this.deps.sleep ?? ((t) => new Promise((resolve) => setTimeout(resolve, t))))(ms);
   }
 }
 

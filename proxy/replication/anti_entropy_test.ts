@@ -4,6 +4,8 @@ import type { Topology } from "../cluster/topology.ts";
 import { nodeInfos, startCluster, TEST_VNODES } from "../../tests/doubles/test_cluster.ts";
 import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import { formatVersion } from "../../shared/version.ts";
+import { AntiEntropy, SYNC_PAUSE_MS, syncPauseMs } from "./anti_entropy.ts";
+import { NodeAdmin } from "../nodes/node_admin.ts";
 
 Deno.test("AntiEntropy.sweep() counts a replica whose scan breaks mid-body as not answering", async () => {
   const infos = nodeInfos(3);
@@ -115,4 +117,50 @@ Deno.test("AntiEntropy.sweep() settles an undecided entry that a promise blocks 
   } finally {
     await cluster.close();
   }
+});
+
+Deno.test("AntiEntropy.sweep() pauses between two syncs, so a sweep's scans never come in one burst", async () => {
+  const infos = nodeInfos(3);
+  const cluster = await startCluster({
+    nodes: infos,
+    map: { epoch: 1, replicas: 3, vnodes: TEST_VNODES, nodes: infos, rebalancing: null },
+  });
+  try {
+    cluster.down.add("n3");
+    for (let i = 0; i < 40; i++) {
+      const res = await cluster.proxy.request(`/kv/k${i}`, { method: "PUT", body: "v" });
+      assertEquals(res.status, 201);
+    }
+    cluster.down.clear();
+    const events: string[] = [];
+    const fetch = overRequests((req) => {
+      if (req.url.includes("/internal/scan")) events.push("scan");
+      return cluster.fetch(req.url, req);
+    });
+    const sweeper = new AntiEntropy({
+      admin: new NodeAdmin({ fetch, timeoutMs: 5000, clusterSecret: "s3cret" }),
+      pauseMs: 40,
+      sleep: (ms) => {
+        events.push(`pause ${ms}`);
+        return Promise.resolve();
+      },
+    });
+    const report = await sweeper.sweep(cluster.topology.current());
+    assert(report !== null && report.differing > 1, JSON.stringify(report));
+    assertEquals(report.behind, 40);
+    // Each sync scans the 3 replicas together; a pause comes before every sync but the first.
+    const syncs = events.join(" ").split(" pause 40 ");
+    assertEquals(syncs.length, report.differing);
+    for (const sync of syncs) assertEquals(sync, "scan scan scan");
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("syncPauseMs() keeps a sweep's 64 pauses within half its interval", () => {
+  assertEquals(syncPauseMs(600_000), SYNC_PAUSE_MS);
+  assertEquals(syncPauseMs(30_000), 234);
+  assertEquals(syncPauseMs(2000), 15);
+  assertEquals(syncPauseMs(0), 0);
+  for (const ms of [0, 1000, 2000, 30_000, 600_000]) assert(64 * syncPauseMs(ms) <= ms / 2);
 });

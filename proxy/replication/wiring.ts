@@ -16,7 +16,7 @@ import { HybridClock } from "../../shared/version.ts";
 import type { NodeInfo, WireEntry } from "../../shared/wire.ts";
 import { FailureDetector, type NodeHealth } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
-import { AntiEntropy } from "./anti_entropy.ts";
+import { AntiEntropy, syncPauseMs } from "./anti_entropy.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { NodeClient, type NodeFetch, type NodeRef } from "../nodes/node_client.ts";
 import { PaxosBatcher } from "./paxos_batcher.ts";
@@ -96,6 +96,7 @@ export class Replication {
       // A node catching up on a new data directory is no replica to compare with yet.
       isUp: (id) => this.detector.isUp(id) && !this.healthOf(id).recovering,
       log: options.log,
+      pauseMs: syncPauseMs(options.antiEntropyMs ?? 0),
     });
     this.rejoin = options.maps === undefined
       ? undefined

@@ -69,13 +69,16 @@ export class Processes {
     };
   }
 
-  /** Starts data node `id` (as `deno task cluster` does) on an OS-picked port (or `port`). */
-  async node(id: string, port = 0): Promise<Child> {
+  /**
+   * Starts data node `id` (as `deno task cluster` does) on an OS-picked port (or `port`);
+   * `extra` adds node flags.
+   */
+  async node(id: string, port = 0, extra: readonly string[] = []): Promise<Child> {
     const data = join(this.dir, id);
     await Deno.mkdir(data, { recursive: true });
     const args = ["run", "--allow-net=127.0.0.1", `--allow-read=${data}`, `--allow-write=${data}`];
     args.push(ENV_PERMISSION, NODE_V8_FLAGS, join(ROOT, "node/main.ts"));
-    args.push("--id", id, "--port", String(port), "--data", data);
+    args.push("--id", id, "--port", String(port), "--data", data, ...extra);
     return this.#keep(await startChild(id, args, { ...this.env, ...NODE_ENV }));
   }
 
