@@ -83,14 +83,25 @@ export class AntiEntropy {
   #synced = 0;
   /** The last complete sweep, or null before the first. */
   last: SweepReport | null = null;
+  readonly #stopped = new AbortController();
 
   /** Creates the sweeper; nothing runs until {@link sweep}. */
   constructor(private readonly deps: AntiEntropyDeps) {}
 
-  /** One sweep over `topo` (joins a running one); null when skipped. */
+  /** One sweep over `topo` (joins a running one); null when skipped or stopped. */
   sweep(topo: Topology): Promise<SweepReport | null> {
+    if (this.#stopped.signal.aborted) return Promise.resolve(null);
     this.#running ??= this.#sweep(topo).finally(() => (this.#running = null));
     return this.#running;
+  }
+
+  /**
+   * Stops sweeping: a running sweep ends at its next pause (no sync starts after it) and later
+   * ones are skipped. Resolves once the running sweep, if any, has ended.
+   */
+  async stop(): Promise<void> {
+    this.#stopped.abort();
+    await this.#running?.catch(() => {});
   }
 
   async #sweep(topo: Topology): Promise<SweepReport | null> {
@@ -108,8 +119,10 @@ export class AntiEntropy {
     let syncs = this.deps.maxSyncs ?? 64;
     this.#synced = 0;
     for (const group of groupsOf(topo, this.deps.bucketRanges ?? 32)) {
+      if (this.#stopped.signal.aborted) return null;
       syncs = await this.#sweepGroup(group, map.epoch, report, syncs);
     }
+    if (this.#stopped.signal.aborted) return null;
     if (report.differing > 0 || report.unchecked > 0) {
       this.deps.log?.({ msg: "anti-entropy", ...report });
     }
@@ -141,6 +154,7 @@ export class AntiEntropy {
       if (syncs <= 0) continue;
       syncs--;
       await this.#pace();
+      if (this.#stopped.signal.aborted) return 0;
       const ready = g.owners.filter((_, i) => digests[i] !== null);
       const r = await syncRanges(ready, g.buckets[b]!, quorumOf(g.owners.length), {
         ...this.deps,
@@ -158,8 +172,22 @@ export class AntiEntropy {
     if (this.#synced++ === 0) return;
     const ms = this.deps.pauseMs ?? SYNC_PAUSE_MS;
     if (ms <= 0) return;
-    await (this.deps.sleep ?? ((t) => new Promise((resolve) => setTimeout(resolve, t))))(ms);
+    await (this.deps.sleep ?? ((t) => pause(t, this.#stopped.signal)))(ms);
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (its timer cleared). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** The ring's ranges grouped by replica set (sorted ids), each cut into buckets. */

@@ -164,3 +164,37 @@ Deno.test("syncPauseMs() keeps a sweep's 64 pauses within half its interval", ()
   assertEquals(syncPauseMs(0), 0);
   for (const ms of [0, 1000, 2000, 30_000, 600_000]) assert(64 * syncPauseMs(ms) <= ms / 2);
 });
+
+Deno.test("AntiEntropy.stop() ends a running sweep at its next pause: no sync after it, no timer left", async () => {
+  const infos = nodeInfos(3);
+  const cluster = await startCluster({
+    nodes: infos,
+    map: { epoch: 1, replicas: 3, vnodes: TEST_VNODES, nodes: infos, rebalancing: null },
+  });
+  try {
+    cluster.down.add("n3");
+    for (let i = 0; i < 40; i++) {
+      const res = await cluster.proxy.request(`/kv/k${i}`, { method: "PUT", body: "v" });
+      assertEquals(res.status, 201);
+    }
+    cluster.down.clear();
+    let scans = 0;
+    let sweeper: AntiEntropy | undefined = undefined;
+    let stopped: Promise<void> | undefined;
+    const fetch = overRequests((req) => {
+      if (req.url.includes("/internal/scan") && ++scans === 3) stopped = sweeper!.stop();
+      return cluster.fetch(req.url, req);
+    });
+    // A long pause with the real timer: stop() must cut it short and clear it.
+    sweeper = new AntiEntropy({
+      admin: new NodeAdmin({ fetch, timeoutMs: 5000, clusterSecret: "s3cret" }),
+      pauseMs: 60_000,
+    });
+    const report = await sweeper.sweep(cluster.topology.current());
+    await stopped;
+    assertEquals([report, scans], [null, 3], "one sync's scans, then nothing");
+    assertEquals(await sweeper.sweep(cluster.topology.current()), null, "no sweep after stop()");
+  } finally {
+    await cluster.close();
+  }
+});

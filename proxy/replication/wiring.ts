@@ -130,11 +130,12 @@ export class Replication {
     this.options.log?.({ level: "error", msg, error, stack });
   }
 
-  /** Stops the probe loop. */
+  /** Stops the probe loop and the anti-entropy sweeps (a running one ends at its next pause). */
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#timer = this.#sweeper = undefined;
+    void this.antiEntropy.stop();
   }
 
   /** Probes the nodes that are due now, then replays hints to the nodes that are up. */
