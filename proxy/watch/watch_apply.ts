@@ -111,6 +111,7 @@ export async function takeAll(
   topo: Topology,
   merge: WatchMerge,
   pages: readonly NodePage[],
+  signal?: AbortSignal,
 ): Promise<Applied> {
   const current: NodePage[] = [];
   for (const { id, page } of pages) {
@@ -127,7 +128,7 @@ export async function takeAll(
       return { changes: [], end };
     }
   }
-  return current.length === 0 ? { changes: [] } : await apply(deps, topo, merge, current);
+  return current.length === 0 ? { changes: [] } : await apply(deps, topo, merge, current, signal);
 }
 
 /**
@@ -151,6 +152,7 @@ async function apply(
   topo: Topology,
   merge: WatchMerge,
   pages: readonly NodePage[],
+  signal?: AbortSignal,
 ): Promise<Applied> {
   const changes = pages.length === 1
     ? (pages[0]!.page.changes ?? []).map((change) => ({ id: pages[0]!.id, change }))
@@ -161,7 +163,11 @@ async function apply(
   // stream's loop, waiting here, touches the merge, so a pause changes no result.
   const budget = new TurnBudget(deps.sliceMs ?? SLICE_MS);
   for (let i = 0; i < changes.length; i++) {
-    if (i % CHECK_EVERY === CHECK_EVERY - 1 && budget.spent()) await budget.yield();
+    if (i % CHECK_EVERY === CHECK_EVERY - 1 && budget.spent()) {
+      await budget.yield();
+      // A stream that ended meanwhile (its client gone): nothing reads the rest.
+      if (signal?.aborted) return { changes: out, end: "aborted" };
+    }
     const { id, change } = changes[i]!;
     // Only an event out now needs the point before it (held back, none goes out).
     const several = !merge.paused && merge.maySendSeveral(change.k, change.ver);

@@ -66,7 +66,7 @@ function replicaPages(writes: number, seed: number) {
 }
 
 /** takeAll over fresh merges of the same pages, with `sliceMs`; whether a timer ran meanwhile. */
-async function takeWith(sliceMs: number, seed: number) {
+async function takeWith(sliceMs: number, seed: number, signal?: AbortSignal) {
   const topo = await topologyOf({ ...stableMap(nodeInfos(3)), replicas: 3 });
   const positions = new Map(
     ["n1", "n2", "n3"].map((id) => [id, { boot: `b-${id}`, low: 0, read: 0 }]),
@@ -87,7 +87,7 @@ async function takeWith(sliceMs: number, seed: number) {
   };
   let timerRan = false;
   setTimeout(() => timerRan = true, 0);
-  const applied = await takeAll(deps, topo, merge, pages);
+  const applied = await takeAll(deps, topo, merge, pages, signal);
   return { applied, timerRan };
 }
 
@@ -108,4 +108,12 @@ Deno.test("takeAll() in slices (the loop turns between them) gives the same even
       last.set(c.event.key, c.event.version);
     }
   }
+});
+
+Deno.test("takeAll() stops merging at its next slice once its stream ended (aborted): no work for nobody", async () => {
+  const ended = new AbortController();
+  setTimeout(() => ended.abort(), 0); // the client leaves while the page is being merged
+  const { applied } = await takeWith(0, 1, ended.signal);
+  assertEquals(applied.end, "aborted");
+  assert(applied.changes.length < 600, `${applied.changes.length} events merged for nobody`);
 });

@@ -2,7 +2,7 @@
  * Watch groups: the streams of one prefix opened without a cursor share one running watch
  * stream (one merge of the nodes' change logs, one cursor per event), as etcd groups its
  * synced watchers. The group writes each item it yields as SSE once and hands the same bytes
- * to every member; a member gets the items yielded after it joined. Each member has its own
+ * to every member; a member gets the events written after it joined (the rest of a page written in slices). Each member has its own
  * unread-bytes bound (a slow one is cut off and leaves, the others go on) and its own end;
  * the group's stream stops when its last member leaves, and its end ends every member. Why a
  * member keeps a stream's guarantees: docs/api.md "Watching changes".

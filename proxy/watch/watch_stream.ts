@@ -226,7 +226,7 @@ async function* run(
         else poll(got.id, 500);
       }
       if (pages.length === 0) continue;
-      const { changes, end } = await takeAll(deps, topo, merge, pages);
+      const { changes, end } = await takeAll(deps, topo, merge, pages, signal);
       if (changes.length > 0) yield { kind: "changes", changes };
       if (end !== undefined) return end;
       for (const { id } of pages) poll(id);

@@ -299,6 +299,9 @@ try {
     child.kill("SIGINT");
     await child.status;
   }
-  if (lag && window.to > 0) await printLag();
-  await Deno.remove(dir, { recursive: true });
+  try {
+    if (lag && window.to > 0) await printLag();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
