@@ -1,8 +1,9 @@
 /**
  * The web page in headless Chromium (Debian's `chromium`, driven by playwright-core; no
  * browser is downloaded): token, three nodes and the ring, a node added with the CLI,
- * the rebalancing on the page, then four nodes. Screenshots stay in a temp directory
- * whose path the test prints. Skipped, saying so, when /usr/bin/chromium is missing.
+ * the rebalancing on the page, then four nodes. Screenshots go to a temp directory whose
+ * path the test prints; it is removed when the test passes, unless RINGKV_KEEP_SHOTS=1 (kept
+ * when it fails, to look at). Skipped, saying so, when /usr/bin/chromium is missing.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
@@ -45,6 +46,7 @@ Deno.test({
     const shots = await Deno.makeTempDir({ prefix: "ringkv-ui-shots-" });
     const browser = await launch(join(cluster.dir, "chromium-profile"));
     let paused: number | undefined;
+    let passed = false;
     try {
       const proxy = await cluster.startAll(3);
       await loadKeys(proxy.url, "key-", 2000);
@@ -119,11 +121,16 @@ Deno.test({
       assertEquals(rows, ["n1", "n2", "n3", "n4"]);
       assert((await text(page, "#nodes tr[data-node=n4]")).includes("up"));
       await page.screenshot({ path: join(shots, "3-four-nodes.png") });
-      console.log(`screenshots in ${shots}`);
+      passed = true;
     } finally {
       if (paused !== undefined) Deno.kill(paused, "SIGCONT");
       await browser.close();
       await cluster.stop();
+      if (passed && Deno.env.get("RINGKV_KEEP_SHOTS") !== "1") {
+        await Deno.remove(shots, { recursive: true });
+      } else {
+        console.log(`screenshots in ${shots}`);
+      }
     }
   },
 });
