@@ -19,6 +19,7 @@ import type { NodeRef } from "../nodes/node_client.ts";
 import { quorumOf } from "./quorum.ts";
 import { type SyncDeps, syncRanges } from "./replica_sync.ts";
 import type { Topology } from "../cluster/topology.ts";
+import { abortableSleep } from "../../shared/abortable_sleep.ts";
 
 /** What an {@link AntiEntropy} needs. */
 export interface AntiEntropyDeps {
@@ -172,22 +173,8 @@ export class AntiEntropy {
     if (this.#synced++ === 0) return;
     const ms = this.deps.pauseMs ?? SYNC_PAUSE_MS;
     if (ms <= 0) return;
-    await (this.deps.sleep ?? ((t) => pause(t, this.#stopped.signal)))(ms);
+    await (this.deps.sleep ?? ((t) => abortableSleep(t, this.#stopped.signal)))(ms);
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts (its timer cleared). */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** The ring's ranges grouped by replica set (sorted ids), each cut into buckets. */

@@ -28,6 +28,7 @@ import {
   type WatchStreamDeps,
 } from "./watch_apply.ts";
 import { type Barrier, barrierOnNewer, moveTo, newerMap, settle, STALE } from "./watch_barrier.ts";
+import { abortableSleep } from "../../shared/abortable_sleep.ts";
 
 export type { WatchItem, WatchStreamDeps } from "./watch_apply.ts";
 
@@ -209,7 +210,9 @@ async function* run(
     // shared feed would keep the node's poller running for nothing).
     const ended = (): Polled => ({ id, error: new RingkvError("unavailable", "The watch ended") });
     answers.add(
-      delayMs > 0 ? sleep(delayMs, signal).then(() => signal.aborted ? ended() : call()) : call(),
+      delayMs > 0
+        ? abortableSleep(delayMs, signal).then(() => signal.aborted ? ended() : call())
+        : call(),
     );
   };
   for (const id of nodes.keys()) poll(id);
@@ -307,17 +310,4 @@ class Answers {
   close(): void {
     this.signal.removeEventListener("abort", this.#arrived);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    // The listener goes when the timer fires: a stream retries a down node for its whole life.
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
