@@ -1,34 +1,25 @@
 import { assertEquals, assertRejects } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
 import { render } from "../../shared/prom.ts";
-import { formatVersion, HybridClock } from "../../shared/version.ts";
+import { formatVersion } from "../../shared/version.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import { StaleEpochError } from "../nodes/node_client.ts";
-import { FakeAcceptors } from "../../tests/doubles/fake_acceptors.ts";
+import { FAKE_NOW, FakeAcceptors, proposerOver } from "../../tests/doubles/fake_acceptors.ts";
 import { parsePrometheus, sampleValue } from "../../tests/helpers/prom_parse.ts";
 import { type Replicas, Replicated } from "./caspaxos.ts";
-import { FailureDetector } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
 import { FAST_OUTCOMES } from "./fast_write.ts";
 import { fastWriteMetrics } from "./fast_write_metrics.ts";
 
-const ID = "p0a1b2c3d4e5f";
 const IDS = ["n1", "n2", "n3"];
 const OWNERS = IDS.map((id) => ({ id, url: `http://${id}.test` }));
-const NOW = 1_700_000_000_000;
+const NOW = FAKE_NOW; // the clock of proposerOver()
 const THEIRS = formatVersion(NOW + 60_000, 0, "pOther");
 
 function setup() {
   const nodes = new FakeAcceptors(IDS);
   const hints = new Hints();
-  const rep = new Replicated({
-    client: nodes,
-    ingest: () => Promise.resolve(),
-    clock: new HybridClock(ID, () => NOW),
-    detector: new FailureDetector({ probeMs: 1000 }),
-    hints,
-    maxRounds: 4,
-  });
+  const rep = proposerOver(nodes, { hints });
   return { nodes, hints, rep };
 }
 

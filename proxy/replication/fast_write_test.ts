@@ -4,7 +4,7 @@ import { withExpiry } from "../../shared/expiry.ts";
 import { formatVersion, HybridClock, parseVersion } from "../../shared/version.ts";
 import type { BatchOp, BatchResult } from "../../shared/wire.ts";
 import { StaleEpochError } from "../nodes/node_client.ts";
-import { FakeAcceptors } from "../../tests/doubles/fake_acceptors.ts";
+import { FAKE_NOW, FakeAcceptors, proposerOver } from "../../tests/doubles/fake_acceptors.ts";
 import { type Replicas, Replicated } from "./caspaxos.ts";
 import { FailureDetector } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
@@ -19,22 +19,14 @@ import {
 const ID = "p0a1b2c3d4e5f"; // a proxy id as wiring.ts makes them: 13 characters
 const IDS = ["n1", "n2", "n3"];
 const OWNERS = IDS.map((id) => ({ id, url: `http://${id}.test` }));
-const NOW = 1_700_000_000_000;
+const NOW = FAKE_NOW;
 /** A ballot of another proposer, above all of this proxy's in these tests. */
 const THEIRS = formatVersion(NOW + 60_000, 0, "pOther");
 
 function setup(fastWrites = true) {
   const nodes = new FakeAcceptors(IDS);
   const hints = new Hints();
-  const rep = new Replicated({
-    client: nodes,
-    ingest: () => Promise.resolve(),
-    clock: new HybridClock(ID, () => NOW),
-    detector: new FailureDetector({ probeMs: 1000 }),
-    hints,
-    maxRounds: 4,
-    fastWrites,
-  });
+  const rep = proposerOver(nodes, { hints, fastWrites });
   return { nodes, hints, rep };
 }
 
@@ -187,14 +179,7 @@ Deno.test("a fast accept without answers from a majority, and no quorum for the 
 Deno.test("a proxy takes the full round while an owner is not up or has hints pending in its view", async () => {
   const { nodes, hints } = setup();
   const detector = new FailureDetector({ probeMs: 1000 });
-  const rep = new Replicated({
-    client: nodes,
-    ingest: () => Promise.resolve(),
-    clock: new HybridClock(ID, () => NOW),
-    detector,
-    hints,
-    maxRounds: 4,
-  });
+  const rep = proposerOver(nodes, { detector, hints });
   const prepared = async (value: string) => {
     const before = nodes.count("prepare");
     await rep.run(replicas(), put(value));
@@ -213,14 +198,7 @@ Deno.test("a proxy takes the full round while an owner is not up or has hints pe
 
 Deno.test("a write after another proxy's that the owner it has hints for missed is a full round's 200, not a recovery's 503", async () => {
   const { nodes, hints, rep } = setup();
-  const p2 = new Replicated({
-    client: nodes,
-    ingest: () => Promise.resolve(),
-    clock: new HybridClock("p9f8e7d6c5b4a", () => NOW + 1000),
-    detector: new FailureDetector({ probeMs: 1000 }),
-    hints: new Hints(),
-    maxRounds: 4,
-  });
+  const p2 = otherProxy(nodes);
   nodes.fault("n3", "accept", "down", 1); // n3 misses this proxy's write: a hint for it
   await rep.run(replicas(), put("a"));
   assertEquals(hints.count("n3"), 1);
@@ -237,14 +215,7 @@ Deno.test("a write after another proxy's that the owner it has hints for missed 
 
 /** A second proxy on the same nodes, its clock ahead of this one's. */
 function otherProxy(nodes: FakeAcceptors): Replicated {
-  return new Replicated({
-    client: nodes,
-    ingest: () => Promise.resolve(),
-    clock: new HybridClock("p9f8e7d6c5b4a", () => NOW + 1000),
-    detector: new FailureDetector({ probeMs: 1000 }),
-    hints: new Hints(),
-    maxRounds: 4,
-  });
+  return proposerOver(nodes, { clock: new HybridClock("p9f8e7d6c5b4a", () => NOW + 1000) });
 }
 
 /** This proxy decides "a"; the other writes "b" while n3 hears nothing from it. */
@@ -498,16 +469,7 @@ Deno.test("a fast write its recovery re-stamped, then its client's If-Match: the
 
 Deno.test("a key whose TTL ends within the margin takes the full round: a recovery could outlast it", async () => {
   const nodes = new FakeAcceptors(IDS);
-  const make = (fastExpiryMarginMs?: number) =>
-    new Replicated({
-      client: nodes,
-      ingest: () => Promise.resolve(),
-      clock: new HybridClock(ID, () => NOW),
-      detector: new FailureDetector({ probeMs: 1000 }),
-      hints: new Hints(),
-      maxRounds: 4,
-      fastExpiryMarginMs,
-    });
+  const make = (fastExpiryMarginMs?: number) => proposerOver(nodes, { fastExpiryMarginMs });
   const withTtl = (value: string, ms: number) =>
     put(value, { contentType: withExpiry("text/plain", Date.now() + ms) });
   const prepared = async (rep: Replicated, op: BatchOp) => {

@@ -3,11 +3,8 @@
 import { assert, assertEquals } from "@std/assert";
 import { withExpiry } from "../../shared/expiry.ts";
 import { HybridClock } from "../../shared/version.ts";
-import { FakeAcceptors } from "../../tests/doubles/fake_acceptors.ts";
+import { FakeAcceptors, proposerOver } from "../../tests/doubles/fake_acceptors.ts";
 import { WatchMerge } from "../watch/watch_merge.ts";
-import { Replicated } from "./caspaxos.ts";
-import { FailureDetector } from "./failure_detector.ts";
-import { Hints } from "./hints.ts";
 import { quorumOf } from "./quorum.ts";
 
 const IDS = ["n1", "n2", "n3"];
@@ -22,14 +19,9 @@ const R = {
 /** `fastExpiryMarginMs` 0: a short TTL still takes the fast path, to reach its recovery. */
 function setup() {
   const nodes = new FakeAcceptors(IDS);
-  const rep = new Replicated({
+  const rep = proposerOver(nodes, {
     fastExpiryMarginMs: 0,
-    client: nodes,
-    ingest: () => Promise.resolve(),
-    clock: new HybridClock("p0a1b2c3d4e5f"),
-    detector: new FailureDetector({ probeMs: 1000 }),
-    hints: new Hints(),
-    maxRounds: 4,
+    clock: new HybridClock("p0a1b2c3d4e5f"), // the real time: the TTL test waits for an expiry
   });
   return { nodes, rep };
 }

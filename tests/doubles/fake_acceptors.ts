@@ -19,12 +19,15 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
-import type { Version } from "../../shared/version.ts";
+import { HybridClock, type Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { WireChange } from "../../node/http/change_routes.ts";
 import { type NodeRef, StaleEpochError } from "../../proxy/nodes/node_client.ts";
 import type { PaxosCalls } from "../../proxy/replication/paxos_batcher.ts";
 import type { WireVote } from "../../proxy/nodes/paxos_client.ts";
+import { Replicated, type ReplicatedDeps } from "../../proxy/replication/caspaxos.ts";
+import { FailureDetector } from "../../proxy/replication/failure_detector.ts";
+import { Hints } from "../../proxy/replication/hints.ts";
 
 /** What goes wrong with a node's calls of one kind. */
 export type Fault = "down" | "lost" | "stale";
@@ -191,4 +194,27 @@ function max(a: Version | undefined, b: Version | undefined): Version | undefine
   if (a === undefined) return b;
   if (b === undefined) return a;
   return a > b ? a : b;
+}
+
+/** The clock of {@link proposerOver}'s default proposer. */
+export const FAKE_NOW = 1_700_000_000_000;
+
+/**
+ * A proposer over `nodes` as the fast-write tests use it: a proxy id of the length wiring.ts
+ * makes (13 characters), a clock stopped at {@link FAKE_NOW}, its own failure detector and
+ * hints, 4 rounds; `deps` replaces any of them.
+ */
+export function proposerOver(
+  nodes: FakeAcceptors,
+  deps: Partial<ReplicatedDeps> = {},
+): Replicated {
+  return new Replicated({
+    client: nodes,
+    ingest: () => Promise.resolve(),
+    clock: new HybridClock("p0a1b2c3d4e5f", () => FAKE_NOW),
+    detector: new FailureDetector({ probeMs: 1000 }),
+    hints: new Hints(),
+    maxRounds: 4,
+    ...deps,
+  });
 }
