@@ -7,7 +7,8 @@ import { formatVersion } from "../../shared/version.ts";
 import { AntiEntropy, SYNC_PAUSE_MS, syncPauseMs } from "./anti_entropy.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 
-Deno.test("AntiEntropy.sweep() counts a replica whose scan breaks mid-body as not answering", async () => {
+/** A 3-replica test cluster whose n3 missed the writes of keys k0..k{count-1} (each 201). */
+async function clusterN3Missed(count: number) {
   const infos = nodeInfos(3);
   const cluster = await startCluster({
     nodes: infos,
@@ -15,11 +16,21 @@ Deno.test("AntiEntropy.sweep() counts a replica whose scan breaks mid-body as no
   });
   try {
     cluster.down.add("n3");
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < count; i++) {
       const res = await cluster.proxy.request(`/kv/k${i}`, { method: "PUT", body: "v" });
       assertEquals(res.status, 201);
     }
     cluster.down.clear();
+    return cluster;
+  } catch (err) {
+    await cluster.close();
+    throw err;
+  }
+}
+
+Deno.test("AntiEntropy.sweep() counts a replica whose scan breaks mid-body as not answering", async () => {
+  const cluster = await clusterN3Missed(5);
+  try {
     const breaking = overRequests(async (req) => {
       const res = await cluster.fetch(req.url, req);
       if (!req.url.startsWith("http://n1.test/internal/scan")) return res;
@@ -120,18 +131,8 @@ Deno.test("AntiEntropy.sweep() settles an undecided entry that a promise blocks 
 });
 
 Deno.test("AntiEntropy.sweep() pauses between two syncs, so a sweep's scans never come in one burst", async () => {
-  const infos = nodeInfos(3);
-  const cluster = await startCluster({
-    nodes: infos,
-    map: { epoch: 1, replicas: 3, vnodes: TEST_VNODES, nodes: infos, rebalancing: null },
-  });
+  const cluster = await clusterN3Missed(40);
   try {
-    cluster.down.add("n3");
-    for (let i = 0; i < 40; i++) {
-      const res = await cluster.proxy.request(`/kv/k${i}`, { method: "PUT", body: "v" });
-      assertEquals(res.status, 201);
-    }
-    cluster.down.clear();
     const events: string[] = [];
     const fetch = overRequests((req) => {
       if (req.url.includes("/internal/scan")) events.push("scan");
@@ -166,18 +167,8 @@ Deno.test("syncPauseMs() keeps a sweep's 64 pauses within half its interval", ()
 });
 
 Deno.test("AntiEntropy.stop() ends a running sweep at its next pause: no sync after it, no timer left", async () => {
-  const infos = nodeInfos(3);
-  const cluster = await startCluster({
-    nodes: infos,
-    map: { epoch: 1, replicas: 3, vnodes: TEST_VNODES, nodes: infos, rebalancing: null },
-  });
+  const cluster = await clusterN3Missed(40);
   try {
-    cluster.down.add("n3");
-    for (let i = 0; i < 40; i++) {
-      const res = await cluster.proxy.request(`/kv/k${i}`, { method: "PUT", body: "v" });
-      assertEquals(res.status, 201);
-    }
-    cluster.down.clear();
     let scans = 0;
     let sweeper: AntiEntropy | undefined = undefined;
     let stopped: Promise<void> | undefined;
