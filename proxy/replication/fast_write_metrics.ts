@@ -27,7 +27,7 @@ export interface FastWriteSource {
 export function fastWriteMetrics(source: FastWriteSource): Metric[] {
   const outcomes = new Counter(
     "ringkv_proxy_fast_writes_total",
-    "One-round-trip writes by outcome (decided, refused, stale, condition, capped, recovered, and the recovery's repaired, ours, older, newer, restamped, unconfirmed).",
+    `One-round-trip writes by outcome (${Object.keys(FAST_OUTCOMES).join(", ")}).`,
     ["outcome"],
   );
   for (const outcome of Object.keys(FAST_OUTCOMES) as (keyof FastCounts)[]) {
