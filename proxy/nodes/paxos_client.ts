@@ -19,7 +19,6 @@ import {
 } from "./node_client.ts";
 import { writeTrouble } from "./node_admin.ts";
 import { CallDeadlines } from "./call_deadlines.ts";
-import { EntryTexts } from "./accept_body.ts";
 
 /** What a {@link PaxosClient} needs. */
 export interface PaxosClientDeps extends NodeTransport {
@@ -39,8 +38,6 @@ export interface WireVote {
 /** Calls `/internal/read`, `/internal/prepare` and `/internal/accept`. */
 export class PaxosClient {
   readonly #deadlines: CallDeadlines;
-  /** An entry accepted at several replicas is encoded once. */
-  readonly #texts = new EntryTexts();
 
   /** Creates a client over the injected fetch. */
   constructor(private readonly deps: PaxosClientDeps) {
@@ -49,7 +46,7 @@ export class PaxosClient {
 
   /** The entries (tombstones included) of `keys`; null where the node has none. */
   async read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]> {
-    const body = await this.#call(node, epoch, "/internal/read", JSON.stringify({ keys }));
+    const body = await this.#call(node, epoch, "/internal/read", { keys });
     return expectList(node, "read", (body as { entries?: unknown }).entries, keys.length);
   }
 
@@ -59,14 +56,13 @@ export class PaxosClient {
     epoch: number,
     ops: { key: string; ballot: Version }[],
   ): Promise<(WireVote & { entry: WireEntry | null })[]> {
-    const body = await this.#call(node, epoch, "/internal/prepare", JSON.stringify({ ops }));
+    const body = await this.#call(node, epoch, "/internal/prepare", { ops });
     return expectList(node, "prepare", (body as { results?: unknown }).results, ops.length);
   }
 
   /** Phase 2 for each entry (its version is its ballot). */
   async accept(node: NodeRef, epoch: number, entries: WireEntry[]): Promise<WireVote[]> {
-    const text = this.#texts.acceptBody(entries);
-    const body = await this.#call(node, epoch, "/internal/accept", text);
+    const body = await this.#call(node, epoch, "/internal/accept", { entries });
     return expectList(node, "accept", (body as { results?: unknown }).results, entries.length);
   }
 
@@ -100,7 +96,7 @@ export class PaxosClient {
     return typeof incarnation === "string" ? incarnation : undefined;
   }
 
-  async #call(node: NodeRef, epoch: number, path: string, payload: string): Promise<unknown> {
+  async #call(node: NodeRef, epoch: number, path: string, payload: unknown): Promise<unknown> {
     const headers: Record<string, string> = {
       [EPOCH_HEADER]: String(epoch),
       "content-type": "application/json",
@@ -108,7 +104,7 @@ export class PaxosClient {
     if (this.deps.clusterSecret) headers.authorization = `Bearer ${this.deps.clusterSecret}`;
     // The node refuses to vote when its directory is not the one the map records.
     if (node.incarnation !== undefined) headers[INCARNATION_HEADER] = node.incarnation;
-    const { status, text } = await this.#send(node, "POST", path, headers, payload);
+    const { status, text } = await this.#send(node, "POST", path, headers, JSON.stringify(payload));
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
