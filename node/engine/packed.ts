@@ -81,14 +81,21 @@ export class Packer {
   pack(entry: Stored): string {
     const { wall, counter, writer } = parseVersion(entry.version);
     const hash = entry.hash;
+    // The wall's 6 bytes from its two 24-bit halves (no arrays spread: every write packs).
+    const high = Math.floor(wall / TWO_24);
+    const low = wall % TWO_24;
     const head = String.fromCharCode(
       KINDS.indexOf(entry.kind),
       hash >>> 24,
       (hash >>> 16) & 0xff,
       (hash >>> 8) & 0xff,
       hash & 0xff,
-      ...bytes3(Math.floor(wall / TWO_24)),
-      ...bytes3(wall % TWO_24),
+      high >>> 16,
+      (high >>> 8) & 0xff,
+      high & 0xff,
+      low >>> 16,
+      (low >>> 8) & 0xff,
+      low & 0xff,
       counter >>> 8,
       counter & 0xff,
     );
@@ -161,10 +168,6 @@ function versionAt(r: string, writer: string): string {
   const hex = (at: number) => HEX[r.charCodeAt(at)]!;
   return hex(5) + hex(6) + hex(7) + hex(8) + hex(9) + hex(10) + "-" + hex(11) + hex(12) + "-" +
     writer;
-}
-
-function bytes3(n: number): number[] {
-  return [n >>> 16, (n >>> 8) & 0xff, n & 0xff];
 }
 
 function field(table: Interner | undefined, text: string): string {

@@ -160,7 +160,17 @@ export class Store {
   /** Sets an entry when its version is newer than the stored one; false when skipped. */
   apply(key: string, entry: Stored): boolean {
     const old = this.#records.get(key);
-    if (old !== undefined && this.#packer.versionOf(old) >= entry.version) return false;
+    return this.#applyOver(
+      key,
+      entry,
+      old,
+      old === undefined ? undefined : this.#packer.versionOf(old),
+    );
+  }
+
+  /** {@link apply} over the record `old` of version `oldVersion`, read once by the caller. */
+  #applyOver(key: string, entry: Stored, old?: string, oldVersion?: string): boolean {
+    if (oldVersion !== undefined && oldVersion >= entry.version) return false;
     this.clock.observe(entry.version);
     this.#set(key, entry, old);
     return true;
@@ -175,8 +185,12 @@ export class Store {
     for (const { stored } of entries) this.#packer.check(stored);
     const applied: Applied[] = [];
     for (const { key, stored } of entries) {
-      const prev = this.versionOf(key) ?? null;
-      if (this.apply(key, stored)) applied.push({ key, stored, prev });
+      // One read of the old version per entry: each costs a string built from the record.
+      const old = this.#records.get(key);
+      const prev = old === undefined ? undefined : this.#packer.versionOf(old);
+      if (this.#applyOver(key, stored, old, prev)) {
+        applied.push({ key, stored, prev: prev ?? null });
+      }
     }
     return applied;
   }

@@ -145,6 +145,27 @@ Deno.test("Store.applyAll() sets none of its entries when one cannot be held (a 
   assertEquals(store.listKeys({ prefix: "", limit: 10 }).keys, ["a", "b"]);
 });
 
+Deno.test("Store.applyAll() skips an equal or older version, as apply() does, and observes what it applied", () => {
+  const store = newStore();
+  const entry = (version: string, data = "v") => ({
+    kind: "text" as const,
+    data,
+    hash: 9,
+    contentType: "text/plain",
+    version,
+  });
+  assert(store.apply("a", entry("100000000000-0000-n2", "first")));
+  const applied = store.applyAll([
+    { key: "a", stored: entry("100000000000-0000-n2", "same version") },
+    { key: "b", stored: entry("100000000001-0000-n2") },
+    { key: "a", stored: entry("0fffffffffff-0000-n2", "older") },
+  ]);
+  assertEquals(applied.map((a) => [a.key, a.prev]), [["b", null]]);
+  assertEquals(text(store, "a"), "first");
+  const next = store.write(put("c", "mine"), 9).outcome;
+  assert(next.version! > "100000000001-0000-n2");
+});
+
 Deno.test("Store keeps binary values as bytes and UTF-8 text exactly, BOM included", () => {
   const store = newStore();
   const binary = new Uint8Array([0xff, 0x00, 0xfe, 0x80]);

@@ -27,6 +27,17 @@ function estimateBytes(keys: readonly string[], valueChars = 0): number {
   return bytes;
 }
 
+/** The keys of an accept call and its {@link estimateBytes}, in one pass (one per PUT and node). */
+function acceptKeys(entries: readonly WireEntry[]): { keys: string[]; bytes: number } {
+  const keys: string[] = [];
+  let valueChars = 0;
+  for (const e of entries) {
+    keys.push(e.k);
+    valueChars += (e.v?.length ?? 0) + (e.t?.length ?? 0) * 6;
+  }
+  return { keys, bytes: estimateBytes(keys, valueChars) };
+}
+
 interface Waiting<I, R> {
   items: I[];
   keys: string[];
@@ -128,29 +139,24 @@ export class PaxosBatcher implements PaxosCalls {
     epoch: number,
     ops: { key: string; ballot: Version }[],
   ): Promise<(WireVote & { entry: WireEntry | null })[]> {
+    const keys = ops.map((o) => o.key);
     return this.#lane<{ key: string; ballot: Version }, WireVote & { entry: WireEntry | null }>(
       "prepare",
       node,
       epoch,
       (items) => this.client.prepare(node, epoch, items),
-    ).call(ops, ops.map((o) => o.key), estimateBytes(ops.map((o) => o.key)));
+    ).call(ops, keys, estimateBytes(keys));
   }
 
   /** {@link PaxosClient.accept}, batched. */
   accept(node: NodeRef, epoch: number, entries: WireEntry[]): Promise<WireVote[]> {
+    const { keys, bytes } = acceptKeys(entries);
     return this.#lane<WireEntry, WireVote>(
       "accept",
       node,
       epoch,
       (items) => this.client.accept(node, epoch, items),
-    ).call(
-      entries,
-      entries.map((e) => e.k),
-      estimateBytes(
-        entries.map((e) => e.k),
-        entries.reduce((n, e) => n + (e.v?.length ?? 0) + (e.t?.length ?? 0) * 6, 0),
-      ),
-    );
+    ).call(entries, keys, bytes);
   }
 
   #lane<I, R>(

@@ -88,18 +88,23 @@ export function gather<T>(
 export class KeyLocks {
   readonly #tails = new Map<string, Promise<void>>();
 
-  /** Runs `fn` after every earlier `run` of `key` has settled. */
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` after every earlier `run` of `key` has settled. A key nobody holds starts `fn`
+   * at once: every write takes this lock, and waiting a turn for nothing cost it promises.
+   */
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const before = this.#tails.get(key);
     const gate = Promise.withResolvers<void>();
-    const tail = (before ?? Promise.resolve()).then(() => gate.promise);
+    const tail = before === undefined ? gate.promise : before.then(() => gate.promise);
     this.#tails.set(key, tail);
-    try {
-      await before;
-      return await fn();
-    } finally {
-      gate.resolve();
-      if (this.#tails.get(key) === tail) this.#tails.delete(key);
-    }
+    const go = async () => {
+      try {
+        return await fn();
+      } finally {
+        gate.resolve();
+        if (this.#tails.get(key) === tail) this.#tails.delete(key);
+      }
+    };
+    return before === undefined ? go() : before.then(go);
   }
 }

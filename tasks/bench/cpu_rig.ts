@@ -134,7 +134,8 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   window.hostBusy = busy1 - busy0;
   window.hostAll = all1 - all0;
   const wrkCpu = /wrkcpu (\S+) (\S+)/.exec(
-    new TextDecoder().decode(wrk.stderr ?? new Uint8Array()),
+    // stderr is piped only under LAG=1; reading it otherwise throws.
+    lag ? new TextDecoder().decode(wrk.stderr) : "",
   );
   window.wrk = wrkCpu ? Number(wrkCpu[1]) + Number(wrkCpu[2]) : 0;
   const requests = Number(/(\d+) requests in/.exec(new TextDecoder().decode(wrk.stdout))![1]);
