@@ -11,6 +11,7 @@ import { parseBatchBody, runBatch } from "./batch.ts";
 import { changeRoutes } from "./change_routes.ts";
 import { parseClusterMap } from "../node_map.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
+import { SlotTimers } from "../../shared/slot_timers.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
 import { decodeText, isObject, parseJson, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
@@ -22,9 +23,11 @@ const encoder = new TextEncoder();
 /** Registers the `/internal/*` routes. */
 export function internalRoutes(app: Hono, ctx: NodeContext): void {
   const { engine, limits } = ctx;
+  // The proxy's GETs arrive in batch calls: one body timer per slot, not per call.
+  const batchTimers = new SlotTimers(limits.bodyTimeoutMs);
   route(app, "/internal/batch", {
     POST: async (c) => {
-      const body = await readRouteJson(c.req.raw, limits, "the batch");
+      const body = await readRouteJson(c.req.raw, limits, "the batch", batchTimers);
       const results = await runBatch(engine, parseBatchBody(body, limits), limits);
       return c.json({ results });
     },

@@ -6,6 +6,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
+import type { SlotTimers } from "../../shared/slot_timers.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -35,7 +36,7 @@ export async function readJsonBody(
   req: Request,
   limit: number,
   what: string,
-  timeoutMs: number,
+  timeout: number | SlotTimers,
 ): Promise<unknown> {
   const bytes = await readCappedBody(
     req,
@@ -48,18 +49,22 @@ export async function readJsonBody(
         } bytes, the limit is ${limit}`,
       ),
     what,
-    timeoutMs,
+    timeout,
   );
   return parseJson(decodeText(bytes, what), what);
 }
 
-/** A node route's JSON body, within its limits: the batch size cap and `--body-timeout-ms`. */
+/**
+ * A node route's JSON body, within its limits: the batch size cap and `--body-timeout-ms`
+ * (a timer per call, or a hot route's shared `timers` of that timeout).
+ */
 export function readRouteJson(
   req: Request,
   limits: { maxBatchBytes: number; bodyTimeoutMs: number },
   what: string,
+  timers?: SlotTimers,
 ): Promise<unknown> {
-  return readJsonBody(req, limits.maxBatchBytes, what, limits.bodyTimeoutMs);
+  return readJsonBody(req, limits.maxBatchBytes, what, timers ?? limits.bodyTimeoutMs);
 }
 
 /** Whether a value is a plain JSON object (not null, not an array). */

@@ -1,9 +1,7 @@
-import { assertEquals, assertRejects } from "@std/assert";
-import { putKey } from "./public_routes.ts";
-import { RingkvError } from "../../shared/errors.ts";
-import type { Router } from "../routing/router.ts";
+import { assertEquals, assertMatch } from "@std/assert";
+import type { NodeFetch } from "../nodes/node_client.ts";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
-import { ownerOf, startCluster } from "../../tests/doubles/test_cluster.ts";
+import { ownerOf, startCluster, type TestCluster } from "../../tests/doubles/test_cluster.ts";
 import { ProxyMetrics } from "./proxy_metrics.ts";
 import { countRouting } from "../../tests/doubles/router_probe.ts";
 
@@ -202,12 +200,38 @@ Deno.test("a PUT's answer: its status, JSON version, ETag and request id, as bef
   }
 });
 
-Deno.test("a PUT the nodes answer 2xx without a version is a 502, never a body that is not JSON", async () => {
-  const router = { runOne: () => Promise.resolve({ status: 201 }) } as unknown as Router;
-  const deps = { router, client: undefined as never, limits: DEFAULT_LIMITS };
-  const req = new Request("http://proxy/kv/k", { method: "PUT", body: "v" });
-  const err = await assertRejects(() => putKey(deps, req), RingkvError, "without a version");
-  assertEquals(err.code, "bad_gateway");
+Deno.test("a node's 2xx result without a version is a 502 with the error body, on GET, PUT and DELETE", async () => {
+  // The nodes answer as usual; once `strip` is on, every batch result loses its version.
+  let strip = false;
+  const holder: { c?: TestCluster } = {};
+  const fetch: NodeFetch = async (url, init) => {
+    const res = await holder.c!.fetch(url, init);
+    if (!strip || !url.endsWith("/internal/batch")) return res;
+    const body = await res.json() as { results: Record<string, unknown>[] };
+    for (const r of body.results) delete r.version;
+    return Response.json(body, { status: res.status });
+  };
+  const c = holder.c = await startCluster({ proxy: { fetch } });
+  try {
+    const put = () => c.proxy.request("/kv/k", { method: "PUT", body: "v" });
+    assertEquals((await put()).status, 201);
+    assertEquals((await c.proxy.request("/kv/k")).status, 200);
+    strip = true;
+    const answers = [
+      await c.proxy.request("/kv/k"),
+      await put(),
+      await c.proxy.request("/kv/k", { method: "DELETE" }),
+    ];
+    for (const res of answers) {
+      assertEquals(res.status, 502);
+      assertEquals(res.headers.get("etag"), null);
+      const { error } = await res.json();
+      assertEquals(error.code, "bad_gateway");
+      assertMatch(error.message, /^Cannot use the answer of node n\d .*without a version$/);
+    }
+  } finally {
+    await c.close();
+  }
 });
 
 Deno.test("the middleware the front stands in for is the request observer and the /kv token check", async () => {

@@ -164,12 +164,6 @@ export async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
     contentType: stored,
     ...conditions,
   }, req);
-  if ((r.status === 200 || r.status === 201) && r.version === undefined) {
-    throw new RingkvError(
-      "bad_gateway",
-      `Cannot set key "${key}": the nodes answered ${r.status} without a version`,
-    );
-  }
   if (r.status === 200 || r.status === 201) {
     // As Response.json would answer, from a string: Deno sends it without encoding it in JS.
     const headers = withRequestId(deps, req, {

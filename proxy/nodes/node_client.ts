@@ -12,6 +12,7 @@
 import { RingkvError } from "../../shared/errors.ts";
 import { REQUEST_ID_HEADER } from "../../shared/log.ts";
 import { EPOCH_HEADER, NDJSON } from "../../shared/wire.ts";
+import { resultProblem } from "./batch_results.ts";
 import { CallDeadlines, timeoutError } from "./call_deadlines.ts";
 import type { BatchOp, BatchResult, WireEntry } from "../../shared/wire.ts";
 
@@ -135,7 +136,10 @@ export class NodeClient {
     this.#deadlines = new CallDeadlines(deps.timeoutMs);
   }
 
-  /** `POST /internal/batch`: results in the order of `ops`; `requestId` is sent as `x-request-id`. */
+  /**
+   * `POST /internal/batch`: results in the order of `ops`; `requestId` is sent as `x-request-id`.
+   * A malformed result (batch_results.ts) fails the whole call as a 502: that node is broken.
+   */
   async batch(
     node: NodeRef,
     epoch: number,
@@ -155,6 +159,10 @@ export class NodeClient {
     const results = (body as { results?: unknown }).results;
     if (!Array.isArray(results) || results.length !== ops.length) {
       throw badAnswer(node, "/internal/batch", `expected ${ops.length} results`);
+    }
+    for (let i = 0; i < ops.length; i++) {
+      const problem = resultProblem(ops[i]!, results[i], i);
+      if (problem !== undefined) throw badAnswer(node, "/internal/batch", problem);
     }
     return results as BatchResult[];
   }

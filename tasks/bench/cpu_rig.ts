@@ -10,6 +10,7 @@
  *     deno run -A tasks/bench/cpu_rig.ts node      # one node alone: 100,000 keys, GETs
  *     deno run -A tasks/bench/cpu_rig.ts hono      # the Hono Map node the same way (its floor)
  *     deno run -A tasks/bench/cpu_rig.ts floor     # the node GET's contract, no ringkv code
+ *     deno run -A tasks/bench/cpu_rig.ts nginx     # the bench's nginx over 3 nodes, GETs (needs nginx)
  *
  * With PROF=DIR the proxy writes a V8 CPU profile into DIR, with NODE_PROF=DIR the nodes do;
  * PROXY_FLAGS and NODE_FLAGS add deno flags to the proxy's and the nodes'. WATCH=1 opens the
@@ -23,13 +24,16 @@
  */
 import { loadNode } from "./load.ts";
 import { lagLine, lagSummary } from "./loop_lag.ts";
+import { nginxConfig } from "./nginx.ts";
+import { freePort } from "./processes.ts";
 import { watcherPrefixes } from "./rounds.ts";
 import { WATCH_LOAD } from "./table.ts";
 import { Watchers } from "./watchers.ts";
 import { wrkScript } from "./wrk.ts";
 
 const root = Deno.env.get("ROOT") ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const mode = (["put", "node", "hono", "floor"] as const).find((m) => m === Deno.args[0]) ?? "get";
+const mode = (["put", "node", "hono", "floor", "nginx"] as const).find((m) => m === Deno.args[0]) ??
+  "get";
 const replicas = Deno.args[1] ?? "1";
 /** KEYS: how many keys the proxied modes load and drive (the bench's watch case: 100,000). */
 const keys = Number(Deno.env.get("KEYS") ?? 10_000);
@@ -42,6 +46,8 @@ const nodeFlags = [
 ];
 const dir = await Deno.makeTempDir({ prefix: "ringkv-rig-" });
 const children: Deno.ChildProcess[] = [];
+/** Processes measured beside the children, not started by us directly (nginx's worker). */
+const extraPids: number[] = [];
 const lag = Deno.env.get("LAG") === "1";
 /** The lag files of the children started with the probe, by name. */
 const lagFiles = new Map<string, string>();
@@ -103,21 +109,26 @@ async function hostSeconds(): Promise<[number, number]> {
  */
 async function idle(): Promise<void> {
   const deadline = Date.now() + 60_000;
-  let before = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
+  let before = await Promise.all(measured().map(cpuSeconds));
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const now = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
+    const now = await Promise.all(measured().map(cpuSeconds));
     if (now.every((s, i) => s - before[i]! < 0.01)) return;
     before = now;
   }
   console.error("cpu_rig: the servers were still busy after 60 s; measuring anyway");
 }
 
+/** The pids whose CPU is read: the children, then {@link extraPids}. */
+function measured(): number[] {
+  return [...children.map((c) => c.pid), ...extraPids];
+}
+
 /** Runs wrk with `lua` against `url`; requests/s and each child's CPU seconds used. */
 async function drive(url: string, lua: string): Promise<{ requests: number; used: number[] }> {
   await Deno.writeTextFile(`${dir}/rig.lua`, lua);
   await idle();
-  const before = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
+  const before = await Promise.all(measured().map(cpuSeconds));
   const [rig0, [busy0, all0]] = [await cpuSeconds("self"), await hostSeconds()];
   window.from = Date.now();
   // Under /usr/bin/time when LAG=1: wrk's own CPU on stderr.
@@ -128,7 +139,7 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
     stderr: lag ? "piped" : "inherit",
   }).output();
   window.to = Date.now();
-  const after = await Promise.all(children.map((c) => cpuSeconds(c.pid)));
+  const after = await Promise.all(measured().map(cpuSeconds));
   const [busy1, all1] = await hostSeconds();
   window.rig = await cpuSeconds("self") - rig0;
   window.hostBusy = busy1 - busy0;
@@ -211,14 +222,76 @@ async function nodeAlone(which: keyof typeof ALONE): Promise<void> {
   console.log(`${what} GET: ${(requests / 5).toFixed(0)} req/s; CPU per request: ${what} ${us} µs`);
 }
 
-async function proxied(): Promise<void> {
-  const nodes = await Promise.all(
+/** Starts the 3 nodes of the proxied modes; their URLs. */
+function threeNodes(): Promise<string[]> {
+  return Promise.all(
     ["n1", "n2", "n3"].map((id) =>
       listening(start(nodeFlags, "node/main.ts", [
         ...["--id", id, "--port", "0", "--data", `${dir}/${id}`],
       ], id))
     ),
   );
+}
+
+/** nginx's worker pids (the children of its master), from /proc. */
+async function nginxWorkers(master: number): Promise<number[]> {
+  const text = await Deno.readTextFile(`/proc/${master}/task/${master}/children`);
+  return text.trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** Polls `url` until nginx answers (any status), at most 10 s. */
+async function nginxAnswering(url: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      await (await fetch(url, { signal: AbortSignal.timeout(1000) })).body?.cancel();
+      return;
+    } catch (err) {
+      if (!(err instanceof TypeError || err instanceof DOMException)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error(`Cannot reach nginx at ${url}: no answer after 10 s`);
+}
+
+/** The bench's nginx (tasks/bench/nginx.ts) over 3 nodes that each hold every key, under GETs. */
+async function nginxed(): Promise<void> {
+  const nodes = await threeNodes();
+  await Promise.all(
+    nodes.map((url) => loadNode(url, "rig", { prefix: "k", count: keys, valueBytes: 100 })),
+  );
+  const port = freePort();
+  const ngDir = `${dir}/nginx`;
+  await Deno.mkdir(ngDir, { mode: 0o755 });
+  await Deno.chmod(dir, 0o755); // workers may run as another user when we are root
+  await Deno.writeTextFile(
+    `${ngDir}/nginx.conf`,
+    nginxConfig({ dir: ngDir, port, nodes, secret: "rig" }),
+  );
+  const master = new Deno.Command("nginx", {
+    args: ["-p", ngDir, "-c", `${ngDir}/nginx.conf`, "-g", "daemon off;"],
+    stdin: "null",
+    stdout: "null",
+  }).spawn();
+  children.push(master);
+  const url = `http://127.0.0.1:${port}`;
+  await nginxAnswering(`${url}/kv/`);
+  extraPids.push(...await nginxWorkers(master.pid));
+  const probe = await fetch(`${url}/kv/k000001`, { signal: AbortSignal.timeout(10_000) });
+  if (probe.status !== 200) throw new Error(`Cannot GET through nginx: status ${probe.status}`);
+  await probe.body?.cancel();
+  const lua = wrkScript({ prefix: "k", keys, putRatio: 0, valueBytes: 100 });
+  const { requests, used } = await drive(url, lua);
+  const nodesUs = (used[0]! + used[1]! + used[2]!) / requests * 1e6;
+  const nginxUs = used.slice(3).reduce((a, b) => a + b, 0) / requests * 1e6;
+  console.log(
+    `NGINX GET: ${(requests / 5).toFixed(0)} req/s; CPU per request: ` +
+      `nginx ${nginxUs.toFixed(1)} µs, nodes ${nodesUs.toFixed(1)} µs`,
+  );
+}
+
+async function proxied(): Promise<void> {
+  const nodes = await threeNodes();
   const proxyFlags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
   // PROXY_FLAGS: extra deno flags for the proxy (e.g. --v8-flags=--perf-basic-prof for perf).
   proxyFlags.push(...(Deno.env.get("PROXY_FLAGS")?.split(" ").filter(Boolean) ?? []));
@@ -293,7 +366,11 @@ async function printLag(): Promise<void> {
 }
 
 try {
-  await (mode === "get" || mode === "put" ? proxied() : nodeAlone(mode));
+  await (mode === "get" || mode === "put"
+    ? proxied()
+    : mode === "nginx"
+    ? nginxed()
+    : nodeAlone(mode));
 } finally {
   // The proxy first: nodes stopping under it would make it log failed calls.
   for (const child of children.toReversed()) {

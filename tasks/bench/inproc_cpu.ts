@@ -5,6 +5,7 @@
  * much less than requests/s. Run it against two checkouts in turn.
  *
  *     deno run -A tasks/bench/inproc_cpu.ts node-get        # guard + node app, one GET at a time
+ *     deno run -A tasks/bench/inproc_cpu.ts node-batch 10   # guard + node app, batch calls of 10 GETs
  *     deno run -A tasks/bench/inproc_cpu.ts paxos-node      # node prepare + accept of 20 entries, real disk
  *     deno run -A tasks/bench/inproc_cpu.ts replicated get|put  # Replicated.run over an instant fake client
  *     deno run -A tasks/bench/inproc_cpu.ts proxy-get 3     # proxy app over 3 in-process nodes, 32 GETs at a time
@@ -59,6 +60,52 @@ async function nodeGet(): Promise<string> {
         await res.text();
       }
     });
+  } finally {
+    await engine.close();
+  }
+}
+
+/** CPU per `POST /internal/batch` call of `size` GETs (the proxy's 1-replica reads). */
+async function nodeBatch(size: number): Promise<string> {
+  const { createNodeApp } = await load("node/http/node_app.ts");
+  const { openEngine } = await load("node/engine/open_engine.ts");
+  const { createFakeDisk } = await load("tests/doubles/fake_disk.ts");
+  const { DEFAULT_LIMITS } = await load("shared/limits.ts");
+  const { guard } = await load("shared/guard.ts");
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", log: () => {} });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: "rig" });
+  const key = (i: number) => `k${String(i % 1000).padStart(6, "0")}`;
+  const value = new TextEncoder().encode("v".repeat(100));
+  await engine.write(Array.from({ length: 1000 }, (_, i) => ({
+    op: "put",
+    key: key(i),
+    value,
+    contentType: "text/plain",
+  })));
+  const handler = guard(app.fetch, DEFAULT_LIMITS);
+  const headers = {
+    host: "127.0.0.1:4000",
+    authorization: "Bearer rig",
+    "content-type": "application/json",
+    "x-ringkv-epoch": "0",
+  };
+  let next = 0;
+  try {
+    const perCall = await measure(3000, async () => {
+      for (let c = 0; c < 3000; c++) {
+        const ops = Array.from({ length: size }, () => ({ op: "get", key: key(next++) }));
+        const body = JSON.stringify({ ops, textValues: true });
+        const req = new Request("http://127.0.0.1:4000/internal/batch", {
+          method: "POST",
+          headers,
+          body,
+        });
+        const res = await handler(req, {});
+        if (res.status !== 200) throw new Error(`Cannot run a batch: status ${res.status}`);
+        await res.text();
+      }
+    });
+    return `${perCall} per call of ${size}`;
   } finally {
     await engine.close();
   }
@@ -182,6 +229,8 @@ async function proxyGet(replicas: number): Promise<string> {
 const [mode, arg] = Deno.args;
 const run = mode === "node-get"
   ? nodeGet()
+  : mode === "node-batch"
+  ? nodeBatch(Number(arg ?? 10))
   : mode === "paxos-node"
   ? paxosNode()
   : mode === "replicated"
@@ -189,6 +238,8 @@ const run = mode === "node-get"
   : mode === "proxy-get"
   ? proxyGet(Number(arg ?? 3))
   : Promise.reject(
-    new Error("usage: inproc_cpu.ts node-get|paxos-node|replicated get|put|proxy-get N"),
+    new Error(
+      "usage: inproc_cpu.ts node-get|node-batch N|paxos-node|replicated get|put|proxy-get N",
+    ),
   );
 console.log(`${root} ${mode}${arg ? " " + arg : ""}: CPU per op ${await run}`);
