@@ -6,7 +6,7 @@
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
-import type { Version } from "../../shared/version.ts";
+import { isVersion, type Version } from "../../shared/version.ts";
 import { EPOCH_HEADER, INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
 import type { HealthEvent } from "../replication/failure_detector.ts";
 import {
@@ -47,7 +47,13 @@ export class PaxosClient {
   /** The entries (tombstones included) of `keys`; null where the node has none. */
   async read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]> {
     const body = await this.#call(node, epoch, "/internal/read", { keys });
-    return expectList(node, "read", (body as { entries?: unknown }).entries, keys.length);
+    const entries = expectList<unknown>(
+      node,
+      "read",
+      (body as { entries?: unknown }).entries,
+      keys.length,
+    );
+    return entries.map((e, i) => checkEntry(node, "read", e, i));
   }
 
   /** Phase 1 for each `{key, ballot}`. */
@@ -57,7 +63,14 @@ export class PaxosClient {
     ops: { key: string; ballot: Version }[],
   ): Promise<(WireVote & { entry: WireEntry | null })[]> {
     const body = await this.#call(node, epoch, "/internal/prepare", { ops });
-    return expectList(node, "prepare", (body as { results?: unknown }).results, ops.length);
+    const results = expectList<WireVote & { entry?: unknown }>(
+      node,
+      "prepare",
+      (body as { results?: unknown }).results,
+      ops.length,
+    );
+    for (const [i, r] of results.entries()) checkEntry(node, "prepare", r?.entry ?? null, i);
+    return results as (WireVote & { entry: WireEntry | null })[];
   }
 
   /** Phase 2 for each entry (its version is its ballot). */
@@ -161,6 +174,22 @@ function expectList<T>(node: NodeRef, what: string, list: unknown, length: numbe
     throw badAnswer(node, `/internal/${what}`, `expected ${length} results`);
   }
   return list as T[];
+}
+
+/**
+ * `e` as a read or prepare entry, or a 502: its version becomes a client's ETag and is compared
+ * as a ballot, so a malformed one must not pass as a value (docs/internal-api.md).
+ */
+function checkEntry(node: NodeRef, what: string, e: unknown, i: number): WireEntry | null {
+  if (e === null) return null;
+  const w = e as Partial<WireEntry> | undefined;
+  if (
+    typeof w !== "object" || typeof w.k !== "string" || typeof w.ver !== "string" ||
+    !isVersion(w.ver) || (w.v !== null && typeof w.v !== "string")
+  ) {
+    throw badAnswer(node, `/internal/${what}`, `entry ${i} is not a key, value and version`);
+  }
+  return w as WireEntry;
 }
 
 function badAnswer(node: NodeRef, path: string, what: string): RingkvError {

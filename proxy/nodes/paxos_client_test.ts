@@ -1,0 +1,47 @@
+import { assertEquals, assertRejects } from "@std/assert";
+import { RingkvError } from "../../shared/errors.ts";
+import { PaxosClient } from "./paxos_client.ts";
+
+const NODE = { id: "n1", url: "http://n1.test" };
+const GOOD = { k: "a", v: "dg==", t: "text/plain", ver: "01a24bc5c827-0000-n1", h: 7 };
+
+/** A client whose node answers every call with `body` (200, JSON). */
+function clientAnswering(body: unknown): PaxosClient {
+  const fetch = () => Promise.resolve(Response.json(body));
+  return new PaxosClient({ fetch, timeoutMs: 1000 });
+}
+
+Deno.test("PaxosClient passes well-formed read and prepare entries, tombstones and absent keys", async () => {
+  const tomb = { ...GOOD, k: "b", v: null, t: "" };
+  const read = await clientAnswering({ entries: [GOOD, tomb, null] }).read(NODE, 1, [
+    "a",
+    "b",
+    "c",
+  ]);
+  assertEquals(read, [GOOD, tomb, null]);
+  const votes = [{ ok: true, entry: GOOD }, { ok: false, promised: GOOD.ver, entry: null }];
+  const prepared = await clientAnswering({ results: votes }).prepare(NODE, 1, [
+    { key: "a", ballot: GOOD.ver },
+    { key: "b", ballot: GOOD.ver },
+  ]);
+  assertEquals(prepared, votes);
+});
+
+Deno.test("PaxosClient answers 502 for a read or prepare entry without a valid version, key or value", async () => {
+  const bad = [
+    { ...GOOD, ver: undefined },
+    { ...GOOD, ver: "undefined" },
+    { ...GOOD, k: 5 },
+    { ...GOOD, v: 12 },
+    "entry",
+  ];
+  for (const entry of bad) {
+    const read = clientAnswering({ entries: [null, entry] }).read(NODE, 1, ["x", "a"]);
+    const err = await assertRejects(() => read, RingkvError, "entry 1 is not");
+    assertEquals(err.code, "bad_gateway", JSON.stringify(entry));
+    const prepare = clientAnswering({ results: [{ ok: true, entry }] })
+      .prepare(NODE, 1, [{ key: "a", ballot: GOOD.ver }]);
+    const err2 = await assertRejects(() => prepare, RingkvError, "/internal/prepare");
+    assertEquals(err2.code, "bad_gateway", JSON.stringify(entry));
+  }
+});
