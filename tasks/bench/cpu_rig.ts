@@ -133,9 +133,8 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   window.rig = await cpuSeconds("self") - rig0;
   window.hostBusy = busy1 - busy0;
   window.hostAll = all1 - all0;
-  const wrkCpu = /wrkcpu (\S+) (\S+)/.exec(
-    new TextDecoder().decode(wrk.stderr ?? new Uint8Array()),
-  );
+  // stderr is there only when piped (LAG=1): reading it otherwise throws.
+  const wrkCpu = lag ? /wrkcpu (\S+) (\S+)/.exec(new TextDecoder().decode(wrk.stderr)) : null;
   window.wrk = wrkCpu ? Number(wrkCpu[1]) + Number(wrkCpu[2]) : 0;
   const requests = Number(/(\d+) requests in/.exec(new TextDecoder().decode(wrk.stdout))![1]);
   return { requests, used: after.map((a, i) => a - before[i]!) };
