@@ -358,6 +358,7 @@ Deno.test("bad input gets its 4xx and error body, and the node still serves the 
     assertEquals(res.status, status, name);
     assertEquals(res.headers.get("content-type"), "application/json", name);
     assertEquals(await errorCode(res), code, name);
+    assertEquals(res.headers.get("x-ringkv-node"), null, `${name}: no id header (/health has it)`);
     if (status === 405) assert(res.headers.get("allow")!.length > 0, `${name}: Allow`);
     const check = await app.request("/kv/keep");
     assertEquals([check.status, await check.text()], [200, "safe"], `${name}: still serves`);
