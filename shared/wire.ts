@@ -10,10 +10,8 @@ import type { Version } from "./version.ts";
 export const EPOCH_HEADER = "x-ringkv-epoch";
 /** Header asking a node to make the new version newer than this one (keeps clocks monotonic across proxies). */
 export const MIN_VERSION_HEADER = "x-ringkv-min-version";
-/** Header carrying an entry's version on node answers, tombstones included. */
+/** Header carrying a tombstone's version on the node's 404 (answers with an ETag carry it there). */
 export const VERSION_HEADER = "x-ringkv-version";
-/** Header with the id of the node that answered. */
-export const NODE_ID_HEADER = "x-ringkv-node";
 /** Set on the 503 of a server's starting gate (shared/starting_gate.ts): it is loading its data. */
 export const STARTING_HEADER = "x-ringkv-starting";
 

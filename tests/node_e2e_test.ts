@@ -20,8 +20,10 @@ Deno.test("a node process serves put, get and delete over HTTP", async () => {
     assertMatch(node.stdoutLines[0]!, /^ringkv node e2e1 listening on http:\/\/127\.0\.0\.1:\d+$/);
     const put = await call(`${node.url}/kv/users/42`, { method: "PUT", body: "Ada" });
     assertEquals(put.status, 201);
-    assertEquals(put.headers.get("x-ringkv-node"), "e2e1");
+    assertMatch(put.headers.get("etag")!, /^"[0-9a-f]{12}-[0-9a-f]{4}-e2e1"$/);
     await put.body?.cancel();
+    const health = await call(`${node.url}/health`);
+    assertEquals((await health.json()).id, "e2e1", "the node's id is in /health");
     const get = await call(`${node.url}/kv/users%2F42`);
     assertEquals([get.status, await get.text()], [200, "Ada"]);
     const del = await call(`${node.url}/kv/users/42`, { method: "DELETE" });

@@ -140,7 +140,7 @@ Deno.test("POST /internal/ingest applies newer versions and never overwrites a n
   );
   assertEquals((await app.request("/kv/k1")).status, 404);
   const k2 = await app.request("/kv/k2");
-  assertEquals([await k2.text(), k2.headers.get("x-ringkv-version")], ["v30", newer]);
+  assertEquals([await k2.text(), k2.headers.get("etag")], ["v30", `"${newer}"`]);
   await engine.close();
 });
 

@@ -3,8 +3,8 @@
  * import node/engine, node/paxos, node/storage and shared/; nothing imports it but node/main.ts.
  *
  * The data node's HTTP app (docs/internal-api.md): a Hono app built from its
- * dependencies, with the cluster-secret check, the epoch check, the node-id header, the
- * request counters and the one JSON error body of every route.
+ * dependencies, with the cluster-secret check, the epoch check, the request counters and the
+ * one JSON error body of every route.
  *
  * @module
  * @example

@@ -1,6 +1,6 @@
 /**
  * Every node route's frame, in one place: the cluster-secret check, the epoch check, then
- * `x-ringkv-node` and the request counters on every answer, refusals included. The Hono
+ * the request counters on every answer, refusals included. The Hono
  * middleware ({@link frameMiddleware}) and the front of the hot `GET /kv/{key}`
  * ({@link frontFetch}) both run it, so the two ways in answer the same.
  *
@@ -10,7 +10,7 @@ import type { Hono, MiddlewareHandler } from "hono";
 import { bearerRefusal } from "../../shared/bearer.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { sameSecret } from "../../shared/secret.ts";
-import { EPOCH_HEADER, NODE_ID_HEADER } from "../../shared/wire.ts";
+import { EPOCH_HEADER } from "../../shared/wire.ts";
 import { pathStart } from "../../shared/url_path.ts";
 import { errorAnswer } from "./error_answer.ts";
 import { getKey, keyFromRawPath } from "./kv_routes.ts";
@@ -55,16 +55,17 @@ export function admit(
   return ctx.cluster.checkEpoch(Number(sent));
 }
 
-/** Marks an answer with the node id (unless `marked` says it has it) and counts it. */
+/**
+ * Counts an answer. It adds no header: reading `res.headers` after construction copies them out
+ * of Deno.serve's native answer (the node id header it once set here went; /health has the id).
+ */
 export function finish(
   ctx: NodeContext,
   method: string,
   path: string,
   res: Response,
   started: number,
-  marked = false,
 ): Response {
-  if (!marked) res.headers.set(NODE_ID_HEADER, ctx.engine.id);
   const seconds = (performance.now() - started) / 1000;
   ctx.counters.count(method, routeLabel(path), res.status, seconds);
   return res;
@@ -121,10 +122,9 @@ function frontGet(
   } catch (err) {
     return failedGet(ctx, req, path, started, err as Error);
   }
-  // getKey's answers carry the node id already.
-  if (!(answer instanceof Promise)) return finish(ctx, "GET", path, answer, started, true);
+  if (!(answer instanceof Promise)) return finish(ctx, "GET", path, answer, started);
   return answer.then(
-    (res) => finish(ctx, "GET", path, res, started, true),
+    (res) => finish(ctx, "GET", path, res, started),
     (err) => failedGet(ctx, req, path, started, err),
   );
 }
@@ -139,14 +139,7 @@ async function admittedGet(
 ): Promise<Response> {
   try {
     await admitted;
-    return finish(
-      ctx,
-      "GET",
-      path,
-      await getKey(ctx, keyFromRawPath(path, ctx), req),
-      started,
-      true,
-    );
+    return finish(ctx, "GET", path, await getKey(ctx, keyFromRawPath(path, ctx), req), started);
   } catch (err) {
     return failedGet(ctx, req, path, started, err as Error);
   }
