@@ -143,7 +143,7 @@ async function deleteKey(ctx: NodeContext, c: Context): Promise<Response> {
   if (outcome.status === 412) return preconditionFailed(key, outcome);
   if (outcome.status === 404) {
     const err = new RingkvError("not_found", `Cannot delete key "${key}": it does not exist`);
-    return errorResponse(err, outcome.version ? { [VERSION_HEADER]: outcome.version } : {});
+    return errorResponse(err); // the store answers a delete's 404 without a version
   }
   return new Response(null, { status: 204, headers: versionHeaders(outcome.version) });
 }

@@ -136,7 +136,7 @@ export const COMPARISONS: readonly Comparison[] = [
   { a: at("proxy", "GET", 4096), b: at("nginx", "GET", 4096), metric: "rps" },
   { a: at("proxy", "PUT"), b: at("proxy", "GET"), metric: "rps" },
   { a: at("node", "GET"), b: at("hono", "GET"), metric: "rps", goal: { atLeast: 0.9 } },
-  // What the node's contract (auth, 431 pass, version headers) leaves of the target, without ringkv.
+  // What the node's contract (auth, 431 pass, ETag) leaves of the target, without ringkv.
   { a: at("floor", "GET"), b: at("hono", "GET"), metric: "rps" },
   { a: at("node", "GET"), b: at("floor", "GET"), metric: "rps" },
   { a: at("node", "GET"), b: at("bare", "GET"), metric: "rps" },
