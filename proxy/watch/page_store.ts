@@ -1,10 +1,11 @@
 /**
  * A node buffer's changes (proxy/watch/shared_feed.ts) kept as the text of the pages they came
- * in: one string per poll instead of an object and five strings per change. The buffer holds
- * a node's last 20,000 changes for seconds, so every change it held as objects outlived two
- * scavenges and was copied twice, then promoted (the proxy's GC pauses under the watch load:
- * docs/performance.md). The newest pages keep their parsed changes too, since the streams read
- * them within a poll or two; an older page is parsed again when a read reaches it.
+ * in: one string per poll (a leaf the GC copies whole and never scans) instead of an object and
+ * five strings per change. The buffer holds a node's last 20,000 changes for seconds, so every
+ * change it held as objects outlived two scavenges, was copied twice and promoted (the proxy's
+ * GC pauses under the watch load: docs/performance.md). The newest pages keep their parsed
+ * changes too, since the streams read them within a poll or two; an older page is parsed again
+ * when a read reaches it, unless its text shows that no key of it has the read's prefix.
  *
  * @module
  * @example
@@ -28,7 +29,7 @@ interface Page {
   /** Sequence of the page's first change; the others follow it one by one. */
   from: number;
   n: number;
-  /** The node's answer as it came, with a `changes` array. */
+  /** The node's answer as it came: JSON.stringify's text, with a `changes` array. */
   text: string;
   /** The parsed changes, while the page is one of the newest {@link LIVE_PAGES}. */
   live: WireChange[] | undefined;
@@ -85,17 +86,24 @@ export class PageStore {
 
   /**
    * Calls `visit` with each change after sequence `after`, oldest first, until it returns
-   * true; newest first with `backwards` (then from the newest down to `after + 1`).
+   * true; newest first with `backwards` (then from the newest down to `after + 1`). With
+   * `prefix`, the changes of pages with no key under it may be left out (the others are all
+   * visited: the caller still filters).
    */
-  scan(after: number, visit: (c: WireChange) => boolean | void, backwards = false): void {
+  scan(
+    after: number,
+    visit: (c: WireChange) => boolean | void,
+    { backwards = false, prefix = "" } = {},
+  ): void {
     const pages = this.#pages;
     let p = pages.length - 1;
     if (p < 0) return;
     // Readers are near the head: the page holding after + 1 is found from the end.
     while (p > 0 && pages[p]!.from > after + 1) p--;
+    const needle = keyNeedle(prefix);
     if (backwards) {
       for (let q = pages.length - 1; q >= p; q--) {
-        const changes = changesOf(pages[q]!);
+        const changes = changesOf(pages[q]!, needle);
         for (let i = changes.length - 1; i >= 0 && changes[i]!.s > after; i--) {
           if (visit(changes[i]!) === true) return;
         }
@@ -104,7 +112,7 @@ export class PageStore {
     }
     for (; p < pages.length; p++) {
       const page = pages[p]!;
-      const changes = changesOf(page);
+      const changes = changesOf(page, needle);
       for (let i = Math.max(0, after + 1 - page.from); i < changes.length; i++) {
         if (visit(changes[i]!) === true) return;
       }
@@ -113,6 +121,21 @@ export class PageStore {
 }
 
 /** A page's changes: kept, or parsed from its text (not kept: a read of an old page is rare). */
-function changesOf(page: Page): WireChange[] {
-  return page.live ?? (JSON.parse(page.text) as { changes: WireChange[] }).changes;
+function changesOf(page: Page, needle: string): WireChange[] {
+  if (page.live !== undefined) return page.live;
+  // An idle prefix's read scans seconds of pages: parsed only where one of its keys may be.
+  if (needle !== "" && !page.text.includes(needle)) return [];
+  return (JSON.parse(page.text) as { changes: WireChange[] }).changes;
+}
+
+/**
+ * What the text of a change whose key starts with `prefix` contains ("": no such text, read
+ * every page): JSON.stringify escapes a well-formed string one character at a time, so the
+ * key's JSON starts with the prefix's, and `"k":"` cannot occur inside a JSON string (its
+ * quotes are escaped there). A prefix ending in half a surrogate pair is escaped where the
+ * key's pair is not: no needle then.
+ */
+export function keyNeedle(prefix: string): string {
+  if (prefix === "" || !prefix.isWellFormed()) return "";
+  return `"k":${JSON.stringify(prefix).slice(0, -1)}`;
 }

@@ -142,7 +142,7 @@ class NodeBuffer {
       if (changes.length < q.limit) return;
       last = c.s;
       return true;
-    });
+    }, { prefix: q.prefix });
     return { boot: this.boot, first: this.first, last, changes };
   }
 
@@ -182,7 +182,7 @@ class NodeBuffer {
 
   #hasMatch(after: number, prefix: string): boolean {
     let found = false;
-    this.pages.scan(after, (c) => found = c.k.startsWith(prefix), true);
+    this.pages.scan(after, (c) => found = c.k.startsWith(prefix), { backwards: true, prefix });
     return found;
   }
 
@@ -227,8 +227,11 @@ class NodeBuffer {
 /** How long a version question waits for the node's buffer to answer it, in ms. */
 export const VERSIONS_GATHER_MS = 50;
 
-/** Positions whose answers to `versionsAt` are remembered. */
-const KEEP_POSITIONS = 256;
+/**
+ * Positions whose answers to `versionsAt` are remembered: those of the streams reading in step
+ * (a few polls of each node). More outlived the young generation: promoted garbage per page.
+ */
+const KEEP_POSITIONS = 64;
 
 type Versions = Record<string, string | null>;
 

@@ -73,18 +73,32 @@ function start(flags: string[], script: string, args: string[], name = ""): Deno
 }
 
 /** Per child (by pid), the collections it reported (GC=1): running totals by kind. */
-const gcStats = new Map<number, Map<string, { n: number; ms: number; promoted: number }>>();
+const gcStats = new Map<number, Map<string, GcTotals>>();
+
+/** Collections of one kind: how many, their pauses, bytes promoted and copied in the young generation. */
+interface GcTotals {
+  n: number;
+  ms: number;
+  promoted: number;
+  survived: number;
+}
 
 /** Adds the `GC: {...}` lines of `text` (V8's --trace-gc-nvp) to the child's totals. */
 function countGc(pid: number, text: string): void {
   let stats = gcStats.get(pid);
   if (stats === undefined) gcStats.set(pid, stats = new Map());
   for (const m of text.matchAll(/GC: (\{[^\n]*\})/g)) {
-    const gc = JSON.parse(m[1]!) as { gc: string; pause: number; promoted?: number };
-    const kind = stats.get(gc.gc) ?? { n: 0, ms: 0, promoted: 0 };
+    const gc = JSON.parse(m[1]!) as {
+      gc: string;
+      pause: number;
+      promoted?: number;
+      new_space_survived?: number;
+    };
+    const kind = stats.get(gc.gc) ?? { n: 0, ms: 0, promoted: 0, survived: 0 };
     kind.n++;
     kind.ms += gc.pause;
     kind.promoted += gc.promoted ?? 0;
+    kind.survived += gc.new_space_survived ?? 0;
     stats.set(gc.gc, kind);
   }
 }
@@ -183,9 +197,11 @@ function printGc(
 ): void {
   children.forEach((child, i) => {
     const parts = [...(after.get(child.pid) ?? [])].map(([kind, a]) => {
-      const b = before.get(child.pid)?.get(kind) ?? { n: 0, ms: 0, promoted: 0 };
-      const mb = ((a.promoted - b.promoted) / 1e6).toFixed(1);
-      return `${kind} ${a.n - b.n} (${(a.ms - b.ms).toFixed(0)} ms, promoted ${mb} MB)`;
+      const b = before.get(child.pid)?.get(kind) ?? { n: 0, ms: 0, promoted: 0, survived: 0 };
+      const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+      return `${kind} ${a.n - b.n} (${(a.ms - b.ms).toFixed(0)} ms, promoted ${
+        mb(a.promoted - b.promoted)
+      } MB, survived ${mb(a.survived - b.survived)} MB)`;
     });
     console.log(`GC over wrk's run, child ${i}: ${parts.join(", ") || "none"}`);
   });
