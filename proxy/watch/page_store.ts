@@ -1,11 +1,12 @@
 /**
- * A node buffer's changes (proxy/watch/shared_feed.ts) kept as the text of the pages they came
- * in: one string per poll (a leaf the GC copies whole and never scans) instead of an object and
- * five strings per change. The buffer holds a node's last 20,000 changes for seconds, so every
- * change it held as objects outlived two scavenges, was copied twice and promoted (the proxy's
- * GC pauses under the watch load: docs/performance.md). The newest pages keep their parsed
- * changes too, since the streams read them within a poll or two; an older page is parsed again
- * when a read reaches it, unless its text shows that no key of it has the read's prefix.
+ * A node buffer's changes (proxy/watch/shared_feed.ts) kept as the UTF-8 of the pages they came
+ * in: one byte array per poll, its bytes outside the JS heap, instead of an object and five
+ * strings per change. The buffer holds a node's last 20,000 changes for seconds, so every change
+ * it held as objects outlived two scavenges, was copied twice and promoted (the proxy's GC
+ * pauses under the watch load: docs/performance.md; as text, the bytes were still promoted).
+ * The newest pages keep their parsed changes too, since the streams read them within a poll or
+ * two; an older page is decoded and parsed again when a read reaches it, unless its text shows
+ * that no key of it has the read's prefix.
  *
  * @module
  * @example
@@ -25,12 +26,15 @@ import type { WireChange } from "../../node/http/change_routes.ts";
 /** Pages, newest last, whose parsed changes are kept: about what streams read (polls ~16 ms apart). */
 export const LIVE_PAGES = 4;
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 interface Page {
   /** Sequence of the page's first change; the others follow it one by one. */
   from: number;
   n: number;
-  /** The node's answer as it came: JSON.stringify's text, with a `changes` array. */
-  text: string;
+  /** The node's answer as it came (JSON.stringify's text, as UTF-8), with a `changes` array. */
+  bytes: Uint8Array;
   /** The parsed changes, while the page is one of the newest {@link LIVE_PAGES}. */
   live: WireChange[] | undefined;
 }
@@ -68,7 +72,8 @@ export class PageStore {
    */
   push(changes: WireChange[], text: string): void {
     if (changes.length === 0) return;
-    this.#pages.push({ from: changes[0]!.s, n: changes.length, text, live: changes });
+    const bytes = encoder.encode(text);
+    this.#pages.push({ from: changes[0]!.s, n: changes.length, bytes, live: changes });
     this.#size += changes.length;
     const old = this.#pages.length - 1 - LIVE_PAGES;
     if (old >= 0) this.#pages[old]!.live = undefined;
@@ -120,12 +125,13 @@ export class PageStore {
   }
 }
 
-/** A page's changes: kept, or parsed from its text (not kept: a read of an old page is rare). */
+/** A page's changes: kept, or parsed from its bytes (not kept: a read of an old page is rare). */
 function changesOf(page: Page, needle: string): WireChange[] {
   if (page.live !== undefined) return page.live;
+  const text = decoder.decode(page.bytes);
   // An idle prefix's read scans seconds of pages: parsed only where one of its keys may be.
-  if (needle !== "" && !page.text.includes(needle)) return [];
-  return (JSON.parse(page.text) as { changes: WireChange[] }).changes;
+  if (needle !== "" && !text.includes(needle)) return [];
+  return (JSON.parse(text) as { changes: WireChange[] }).changes;
 }
 
 /**

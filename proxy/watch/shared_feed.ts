@@ -49,7 +49,7 @@ class NodeBuffer {
   /** Sequence of the oldest change held. */
   first = 1;
   last = 0;
-  /** The changes held, as the text of their pages (few objects outlive a poll). */
+  /** The changes held, as the bytes of their pages (few objects outlive a poll). */
   readonly pages = new PageStore();
   epoch = 0;
   failed = true;
