@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { asciiFromBase64, base64Bytes, fromBytes } from "./values.ts";
+import { asciiFromBase64, base64Bytes, base64Of, fromBytes, toBytes } from "./values.ts";
 
 const EDGES = [
   "",
@@ -50,4 +50,15 @@ Deno.test("asciiFromBase64() leaves bytes past ASCII and text that is not base64
   assertEquals(asciiFromBase64(utf8), undefined);
   assertEquals(asciiFromBase64(new Uint8Array([0xff, 0]).toBase64()), undefined);
   assertEquals(asciiFromBase64("QQ="), undefined);
+});
+
+Deno.test("base64Of() is the base64 of toBytes() for ASCII, other UTF-8 and binary values", () => {
+  const texts = ["", "hello", "\u007f\u0000", "é", "😀 x", "v".repeat(100)];
+  const values = [
+    ...texts.map((data) => ({ kind: "text" as const, data })),
+    fromBytes(new Uint8Array([0, 255, 128, 1])),
+    fromBytes(new TextEncoder().encode("plain")),
+    { kind: "tombstone" as const, data: "" },
+  ];
+  for (const v of values) assertEquals(base64Of(v), toBytes(v)?.toBase64() ?? null, v.data);
 });

@@ -9,7 +9,7 @@
 import type { Context, Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
 import type { Change } from "../engine/change_log.ts";
-import { toBytes } from "../engine/values.ts";
+import { base64Of } from "../engine/values.ts";
 import { isObject, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
 
@@ -71,14 +71,15 @@ async function readChanges(c: Context, ctx: NodeContext): Promise<Response> {
 
 function toWireChange(ch: Change): WireChange {
   const { stored } = ch;
-  const bytes = toBytes(stored);
+  // No bytes made per change and poll: an ASCII text is btoa'd, base64 is sent as held.
+  const v = base64Of(stored);
   return {
     s: ch.seq,
     k: ch.key,
     ver: stored.version,
     prev: ch.prev,
-    v: bytes === null ? null : bytes.toBase64(),
-    ...(bytes === null ? {} : { t: stored.contentType }),
+    v,
+    ...(v === null ? {} : { t: stored.contentType }),
   };
 }
 

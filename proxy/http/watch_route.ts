@@ -121,8 +121,12 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
   return app;
 }
 
-/** Events whose `data:` text is remembered (most recent first out). */
-const EVENT_DATA_KEEP = 4096;
+/**
+ * Events whose `data:` text is remembered (oldest first out): those of the groups and streams
+ * reading in step. More lived long enough to be promoted, one text per write (a group writes
+ * its event's text once anyway).
+ */
+const EVENT_DATA_KEEP = 512;
 
 /**
  * The `data:` text of recent events, shared by every stream of the route: busy watchers of

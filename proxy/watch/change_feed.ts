@@ -22,6 +22,8 @@ export interface ChangePage {
   last: number;
   gone?: true;
   changes?: WireChange[];
+  /** The node's answer as it came (what a shared buffer keeps instead of the objects). */
+  text?: string;
 }
 
 /** What the feed needs. */
@@ -36,7 +38,7 @@ export class ChangeFeed {
   constructor(private readonly deps: ChangeFeedDeps) {}
 
   /** Changes after `after` (none: only the log's position), waiting up to `waitMs` for one. */
-  page(
+  async page(
     node: NodeRef,
     epoch: number,
     q: { boot?: string; after?: number; prefix: string; waitMs: number; limit: number },
@@ -45,7 +47,16 @@ export class ChangeFeed {
     params.set("limit", String(q.limit));
     if (q.boot !== undefined) params.set("boot", q.boot);
     if (q.after !== undefined) params.set("after", String(q.after));
-    return this.#call(node, epoch, `/internal/changes?${params}`, undefined, q.waitMs);
+    const text = await this.#callText(
+      node,
+      epoch,
+      `/internal/changes?${params}`,
+      undefined,
+      q.waitMs,
+    );
+    const page = JSON.parse(text) as ChangePage;
+    page.text = text;
+    return page;
   }
 
   /** The versions `keys` had at position `at` of the node's log `boot`. */
@@ -74,6 +85,17 @@ export class ChangeFeed {
     body: string | undefined,
     waitMs: number,
   ): Promise<T> {
+    return JSON.parse(await this.#callText(node, epoch, path, body, waitMs)) as T;
+  }
+
+  /** The text of a 200 answer to a call of `path`. */
+  async #callText(
+    node: NodeRef,
+    epoch: number,
+    path: string,
+    body: string | undefined,
+    waitMs: number,
+  ): Promise<string> {
     const headers: Record<string, string> = { [EPOCH_HEADER]: String(epoch) };
     if (this.deps.clusterSecret) headers.authorization = `Bearer ${this.deps.clusterSecret}`;
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -108,7 +130,7 @@ export class ChangeFeed {
         }`,
       );
     }
-    return JSON.parse(answer.text) as T;
+    return answer.text;
   }
 }
 

@@ -12,6 +12,7 @@ import { RingkvError } from "../../shared/errors.ts";
 import type { WireChange } from "../../node/http/change_routes.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 import type { ChangeFeed, ChangePage } from "./change_feed.ts";
+import { PageStore } from "./page_store.ts";
 
 type PageQuery = Parameters<ChangeFeed["page"]>[2];
 
@@ -45,10 +46,11 @@ function sleep(ms: number): Promise<void> {
 
 class NodeBuffer {
   boot = "";
-  /** Sequence of `entries[0]`. */
+  /** Sequence of the oldest change held. */
   first = 1;
   last = 0;
-  entries: WireChange[] = [];
+  /** The changes held, as the bytes of their pages (few objects outlive a poll). */
+  readonly pages = new PageStore();
   epoch = 0;
   failed = true;
   demanded = true;
@@ -97,17 +99,17 @@ class NodeBuffer {
       this.failed = false;
       if (!known || page.gone || page.boot !== this.boot) {
         this.boot = page.boot;
-        this.entries = [];
+        this.pages.clear();
         this.last = page.last;
         this.first = page.last + 1;
         this.#wakeAll();
       } else {
         const fresh = page.changes ?? [];
-        this.entries.push(...fresh);
+        // A fake feed gives no text: the same JSON, written here.
+        this.pages.push(fresh, page.text ?? JSON.stringify({ changes: fresh }));
         this.last = page.last;
-        const extra = this.entries.length - KEEP;
-        if (extra > 0) this.entries = this.entries.slice(extra);
-        this.first = this.entries[0]?.s ?? this.last + 1;
+        this.pages.trim(KEEP);
+        this.first = this.pages.first ?? this.last + 1;
         this.#wakeMatching(fresh);
         return fresh.length;
       }
@@ -134,15 +136,13 @@ class NodeBuffer {
     }
     const changes: WireChange[] = [];
     let last = this.last;
-    for (let i = Math.max(0, after + 1 - this.first); i < this.entries.length; i++) {
-      const c = this.entries[i]!;
-      if (!c.k.startsWith(q.prefix)) continue;
+    this.pages.scan(after, (c) => {
+      if (!c.k.startsWith(q.prefix)) return;
       changes.push(c);
-      if (changes.length === q.limit) {
-        last = c.s;
-        break;
-      }
-    }
+      if (changes.length < q.limit) return;
+      last = c.s;
+      return true;
+    }, { prefix: q.prefix });
     return { boot: this.boot, first: this.first, last, changes };
   }
 
@@ -151,14 +151,11 @@ class NodeBuffer {
     const found = new Map<string, string | null>();
     if (boot !== this.boot || at < this.first - 1) return found;
     const wanted = new Set(keys);
-    for (
-      let i = Math.max(0, at + 1 - this.first);
-      i < this.entries.length && wanted.size > 0;
-      i++
-    ) {
-      const c = this.entries[i]!;
+    if (wanted.size === 0) return found;
+    this.pages.scan(at, (c) => {
       if (wanted.delete(c.k)) found.set(c.k, c.prev);
-    }
+      return wanted.size === 0;
+    });
     return found;
   }
 
@@ -184,10 +181,9 @@ class NodeBuffer {
   }
 
   #hasMatch(after: number, prefix: string): boolean {
-    for (let i = this.entries.length - 1; i >= 0 && this.entries[i]!.s > after; i--) {
-      if (this.entries[i]!.k.startsWith(prefix)) return true;
-    }
-    return false;
+    let found = false;
+    this.pages.scan(after, (c) => found = c.k.startsWith(prefix), { backwards: true, prefix });
+    return found;
   }
 
   /**
@@ -231,8 +227,11 @@ class NodeBuffer {
 /** How long a version question waits for the node's buffer to answer it, in ms. */
 export const VERSIONS_GATHER_MS = 50;
 
-/** Positions whose answers to `versionsAt` are remembered. */
-const KEEP_POSITIONS = 256;
+/**
+ * Positions whose answers to `versionsAt` are remembered: those of the streams reading in step
+ * (a few polls of each node). More outlived the young generation: promoted garbage per page.
+ */
+const KEEP_POSITIONS = 64;
 
 type Versions = Record<string, string | null>;
 

@@ -17,7 +17,8 @@
  * bench's watch load (100 idle and 10 busy streams, tasks/bench/watchers.ts) while wrk runs.
  * LAG=1 preloads tasks/bench/loop_lag.ts into the proxy and the nodes and prints their event
  * loops' lag over wrk's run, with the CPU of the rig itself (it reads the watch streams), of wrk
- * and of the whole host.
+ * and of the whole host. GC=1 runs the proxy and the nodes with V8's `--trace-gc-nvp` and prints
+ * their collections over wrk's run (count, pause ms, bytes promoted out of the young generation).
  * Linux only; needs wrk.
  *
  * @module
@@ -39,8 +40,11 @@ const replicas = Deno.args[1] ?? "1";
 const keys = Number(Deno.env.get("KEYS") ?? 10_000);
 const prof = Deno.env.get("PROF");
 const nodeProf = Deno.env.get("NODE_PROF");
+/** GC=1: V8 reports every collection on the children's stdout, counted over wrk's run. */
+const gcTrace = Deno.env.get("GC") === "1";
+const GC_FLAGS = gcTrace ? ",--trace-gc,--trace-gc-nvp" : "";
 const nodeFlags = [
-  "--v8-flags=--expose-gc",
+  `--v8-flags=--expose-gc${GC_FLAGS}`,
   ...(nodeProf ? ["--cpu-prof", `--cpu-prof-dir=${nodeProf}`] : []),
   ...(Deno.env.get("NODE_FLAGS")?.split(" ").filter(Boolean) ?? []),
 ];
@@ -74,6 +78,42 @@ function start(flags: string[], script: string, args: string[], name = ""): Deno
   return child;
 }
 
+/** Per child (by pid), the collections it reported (GC=1): running totals by kind. */
+const gcStats = new Map<number, Map<string, GcTotals>>();
+
+/** Collections of one kind: how many, their pauses, bytes promoted and copied in the young generation. */
+interface GcTotals {
+  n: number;
+  ms: number;
+  promoted: number;
+  survived: number;
+}
+
+/** Adds the `GC: {...}` lines of `text` (V8's --trace-gc-nvp) to the child's totals. */
+function countGc(pid: number, text: string): void {
+  let stats = gcStats.get(pid);
+  if (stats === undefined) gcStats.set(pid, stats = new Map());
+  for (const m of text.matchAll(/GC: (\{[^\n]*\})/g)) {
+    const gc = JSON.parse(m[1]!) as {
+      gc: string;
+      pause: number;
+      promoted?: number;
+      new_space_survived?: number;
+    };
+    const kind = stats.get(gc.gc) ?? { n: 0, ms: 0, promoted: 0, survived: 0 };
+    kind.n++;
+    kind.ms += gc.pause;
+    kind.promoted += gc.promoted ?? 0;
+    kind.survived += gc.new_space_survived ?? 0;
+    stats.set(gc.gc, kind);
+  }
+}
+
+/** A copy of every child's GC totals now. */
+function gcSnapshot() {
+  return new Map([...gcStats].map(([pid, s]) => [pid, structuredClone(s)]));
+}
+
 /** The URL a server prints once it listens. */
 async function listening(child: Deno.ChildProcess): Promise<string> {
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -84,7 +124,14 @@ async function listening(child: Deno.ChildProcess): Promise<string> {
     text += value;
   }
   void (async () => {
-    while (!(await reader.read()).done);
+    // A line may be cut between two reads: count whole lines only.
+    let rest = "";
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      if (!gcTrace) continue;
+      const upTo = (rest + r.value).lastIndexOf("\n") + 1;
+      countGc(child.pid, (rest + r.value).slice(0, upTo));
+      rest = (rest + r.value).slice(upTo);
+    }
   })();
   return /listening on (\S+)/.exec(text)![1]!;
 }
@@ -129,6 +176,7 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   await Deno.writeTextFile(`${dir}/rig.lua`, lua);
   await idle();
   const before = await Promise.all(measured().map(cpuSeconds));
+  const gc0 = gcSnapshot();
   const [rig0, [busy0, all0]] = [await cpuSeconds("self"), await hostSeconds()];
   window.from = Date.now();
   // Under /usr/bin/time when LAG=1: wrk's own CPU on stderr.
@@ -139,6 +187,7 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
     stderr: lag ? "piped" : "inherit",
   }).output();
   window.to = Date.now();
+  if (gcTrace) printGc(gc0, gcSnapshot());
   const after = await Promise.all(measured().map(cpuSeconds));
   const [busy1, all1] = await hostSeconds();
   window.rig = await cpuSeconds("self") - rig0;
@@ -151,6 +200,23 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   window.wrk = wrkCpu ? Number(wrkCpu[1]) + Number(wrkCpu[2]) : 0;
   const requests = Number(/(\d+) requests in/.exec(new TextDecoder().decode(wrk.stdout))![1]);
   return { requests, used: after.map((a, i) => a - before[i]!) };
+}
+
+/** Each child's collections between two {@link gcSnapshot}s: s = scavenge, mc = mark-compact. */
+function printGc(
+  before: ReturnType<typeof gcSnapshot>,
+  after: ReturnType<typeof gcSnapshot>,
+): void {
+  children.forEach((child, i) => {
+    const parts = [...(after.get(child.pid) ?? [])].map(([kind, a]) => {
+      const b = before.get(child.pid)?.get(kind) ?? { n: 0, ms: 0, promoted: 0, survived: 0 };
+      const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+      return `${kind} ${a.n - b.n} (${(a.ms - b.ms).toFixed(0)} ms, promoted ${
+        mb(a.promoted - b.promoted)
+      } MB, survived ${mb(a.survived - b.survived)} MB)`;
+    });
+    console.log(`GC over wrk's run, child ${i}: ${parts.join(", ") || "none"}`);
+  });
 }
 
 /** Calls per internal route the nodes have answered, and their fsyncs (their /metrics). */
@@ -293,6 +359,7 @@ async function nginxed(): Promise<void> {
 async function proxied(): Promise<void> {
   const nodes = await threeNodes();
   const proxyFlags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
+  if (gcTrace) proxyFlags.push(`--v8-flags=${GC_FLAGS.slice(1)}`);
   // PROXY_FLAGS: extra deno flags for the proxy (e.g. --v8-flags=--perf-basic-prof for perf).
   proxyFlags.push(...(Deno.env.get("PROXY_FLAGS")?.split(" ").filter(Boolean) ?? []));
   const proxy = start(proxyFlags, "proxy/main.ts", [

@@ -1,0 +1,147 @@
+/**
+ * A node buffer's changes (proxy/watch/shared_feed.ts) kept as the UTF-8 of the pages they came
+ * in: one byte array per poll, its bytes outside the JS heap, instead of an object and five
+ * strings per change. The buffer holds a node's last 20,000 changes for seconds, so every change
+ * it held as objects outlived two scavenges, was copied twice and promoted (the proxy's GC
+ * pauses under the watch load: docs/performance.md; as text, the bytes were still promoted).
+ * The newest pages keep their parsed changes too, since the streams read them within a poll or
+ * two; an older page is decoded and parsed again when a read reaches it, unless its text shows
+ * that no key of it has the read's prefix.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { PageStore } from "./page_store.ts";
+ * const store = new PageStore();
+ * const changes = [{ s: 1, k: "a", ver: "v1", prev: null, v: null }];
+ * store.push(changes, JSON.stringify({ changes }));
+ * const seen: string[] = [];
+ * store.scan(0, (c) => void seen.push(c.k));
+ * assertEquals([store.first, store.size, seen], [1, 1, ["a"]]);
+ * ```
+ */
+import type { WireChange } from "../../node/http/change_routes.ts";
+
+/** Pages, newest last, whose parsed changes are kept: about what streams read (polls ~16 ms apart). */
+export const LIVE_PAGES = 4;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+interface Page {
+  /** Sequence of the page's first change; the others follow it one by one. */
+  from: number;
+  n: number;
+  /** The node's answer as it came (JSON.stringify's text, as UTF-8), with a `changes` array. */
+  bytes: Uint8Array;
+  /** The parsed changes, while the page is one of the newest {@link LIVE_PAGES}. */
+  live: WireChange[] | undefined;
+}
+
+/** A node log's recent changes, in order, as the text of their pages. */
+export class PageStore {
+  #pages: Page[] = [];
+  #size = 0;
+
+  /** Changes held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Sequence of the oldest change held (undefined: none). */
+  get first(): number | undefined {
+    return this.#pages[0]?.from;
+  }
+
+  /** Sequence of the newest change held (undefined: none). */
+  get newest(): number | undefined {
+    const last = this.#pages.at(-1);
+    return last === undefined ? undefined : last.from + last.n - 1;
+  }
+
+  /** Forgets every change. */
+  clear(): void {
+    this.#pages = [];
+    this.#size = 0;
+  }
+
+  /**
+   * Appends a page's `changes` (consecutive sequences, after those held), with `text`: JSON
+   * whose `changes` are the same changes (the node's answer).
+   */
+  push(changes: WireChange[], text: string): void {
+    if (changes.length === 0) return;
+    const bytes = encoder.encode(text);
+    this.#pages.push({ from: changes[0]!.s, n: changes.length, bytes, live: changes });
+    this.#size += changes.length;
+    const old = this.#pages.length - 1 - LIVE_PAGES;
+    if (old >= 0) this.#pages[old]!.live = undefined;
+  }
+
+  /** Drops the oldest pages while more than `keep` changes would remain without them. */
+  trim(keep: number): void {
+    let drop = 0;
+    while (drop < this.#pages.length && this.#size - this.#pages[drop]!.n >= keep) {
+      this.#size -= this.#pages[drop]!.n;
+      drop++;
+    }
+    if (drop > 0) this.#pages = this.#pages.slice(drop);
+  }
+
+  /**
+   * Calls `visit` with each change after sequence `after`, oldest first, until it returns
+   * true; newest first with `backwards` (then from the newest down to `after + 1`). With
+   * `prefix`, the changes of pages with no key under it may be left out (the others are all
+   * visited: the caller still filters).
+   */
+  scan(
+    after: number,
+    visit: (c: WireChange) => boolean | void,
+    { backwards = false, prefix = "" } = {},
+  ): void {
+    const pages = this.#pages;
+    let p = pages.length - 1;
+    if (p < 0) return;
+    // Readers are near the head: the page holding after + 1 is found from the end.
+    while (p > 0 && pages[p]!.from > after + 1) p--;
+    const needle = keyNeedle(prefix);
+    if (backwards) {
+      for (let q = pages.length - 1; q >= p; q--) {
+        const changes = changesOf(pages[q]!, needle);
+        for (let i = changes.length - 1; i >= 0 && changes[i]!.s > after; i--) {
+          if (visit(changes[i]!) === true) return;
+        }
+      }
+      return;
+    }
+    for (; p < pages.length; p++) {
+      const page = pages[p]!;
+      const changes = changesOf(page, needle);
+      for (let i = Math.max(0, after + 1 - page.from); i < changes.length; i++) {
+        if (visit(changes[i]!) === true) return;
+      }
+    }
+  }
+}
+
+/** A page's changes: kept, or parsed from its bytes (not kept: a read of an old page is rare). */
+function changesOf(page: Page, needle: string): WireChange[] {
+  if (page.live !== undefined) return page.live;
+  const text = decoder.decode(page.bytes);
+  // An idle prefix's read scans seconds of pages: parsed only where one of its keys may be.
+  if (needle !== "" && !text.includes(needle)) return [];
+  return (JSON.parse(text) as { changes: WireChange[] }).changes;
+}
+
+/**
+ * What the text of a change whose key starts with `prefix` contains ("": no such text, read
+ * every page): JSON.stringify escapes a well-formed string one character at a time, so the
+ * key's JSON starts with the prefix's, and `"k":"` cannot occur inside a JSON string (its
+ * quotes are escaped there). A prefix ending in half a surrogate pair is escaped where the
+ * key's pair is not: no needle then.
+ */
+export function keyNeedle(prefix: string): string {
+  if (prefix === "" || !prefix.isWellFormed()) return "";
+  return `"k":${JSON.stringify(prefix).slice(0, -1)}`;
+}

@@ -1,0 +1,126 @@
+import { assertEquals } from "@std/assert";
+import type { WireChange } from "../../node/http/change_routes.ts";
+import { keyNeedle, LIVE_PAGES, PageStore } from "./page_store.ts";
+
+/** A tiny seeded generator (mulberry32): the same cases on every run. */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Pieces of keys: JSON escapes some (quote, backslash, control), others are not ASCII. */
+const PIECES = ["a", "b", '"', "\\", "\n", "é", "😀", "k", ":", "\u0001", "\u2028"];
+
+function key(rand: () => number): string {
+  let k = "";
+  for (let n = 1 + Math.floor(rand() * 3); n > 0; n--) k += PIECES[Math.floor(rand() * 4)]!;
+  return k + PIECES[Math.floor(rand() * PIECES.length)]!;
+}
+
+function change(s: number, rand: () => number): WireChange {
+  const k = key(rand);
+  const deleted = rand() < 0.2;
+  return {
+    s,
+    k,
+    ver: `v${s}`,
+    prev: rand() < 0.3 ? null : `v${s - 1}`,
+    v: deleted ? null : btoa(`value ${s} ü`),
+    ...(deleted ? {} : { t: "text/plain" }),
+  };
+}
+
+Deno.test("PageStore reads what an array of the same changes reads, pages live or parsed again", () => {
+  for (let seed = 1; seed <= 30; seed++) {
+    const rand = random(seed);
+    const store = new PageStore();
+    let all: WireChange[] = [];
+    let seq = 0;
+    const keep = 1 + Math.floor(rand() * 60);
+    for (let round = 0; round < 40; round++) {
+      const n = Math.floor(rand() * 12);
+      const page = Array.from({ length: n }, () => change(++seq, rand));
+      // The node's answer carries more than the changes: only `changes` is read back.
+      store.push(page, JSON.stringify({ boot: "b", first: 1, last: seq, changes: page }));
+      all.push(...page);
+      store.trim(keep);
+      // The array drops whole pages as the store does: as many changes as it holds remain.
+      all = all.slice(all.length - store.size);
+      assertEquals(store.first, all[0]?.s, `seed ${seed} round ${round}`);
+      assertEquals(store.newest, all.at(-1)?.s);
+      const after = (all[0]?.s ?? seq + 1) - 1 + Math.floor(rand() * (all.length + 1));
+      const later = all.filter((c) => c.s > after);
+      const forward: WireChange[] = [];
+      store.scan(after, (c) => void forward.push(c));
+      assertEquals(forward, later, `seed ${seed} round ${round} after ${after}`);
+      const backward: WireChange[] = [];
+      store.scan(after, (c) => void backward.push(c), { backwards: true });
+      assertEquals(backward, later.toReversed());
+      // With a prefix, pages may be left out, never a change under it.
+      const prefix = key(rand).slice(0, Math.floor(rand() * 3));
+      const under = (c: WireChange) => c.k.startsWith(prefix);
+      for (const backwards of [false, true]) {
+        const got: WireChange[] = [];
+        store.scan(after, (c) => void got.push(c), { prefix, backwards });
+        const want = later.filter(under);
+        assertEquals(got.filter(under), backwards ? want.toReversed() : want, `prefix ${prefix}`);
+      }
+      // A visit that returns true stops the scan there.
+      const stopAt = Math.floor(rand() * (later.length + 1));
+      const some: number[] = [];
+      store.scan(after, (c) => some.push(c.s) > stopAt);
+      assertEquals(some, later.slice(0, stopAt + 1).map((c) => c.s));
+    }
+  }
+});
+
+Deno.test("PageStore keeps the parsed changes of its newest pages only", () => {
+  const store = new PageStore();
+  const pages: WireChange[][] = [];
+  for (let p = 0; p < LIVE_PAGES + 2; p++) {
+    const page = [{ s: p + 1, k: `k${p}`, ver: `v${p}`, prev: null, v: null }];
+    pages.push(page);
+    store.push(page, JSON.stringify({ changes: page }));
+  }
+  const seen: WireChange[] = [];
+  store.scan(0, (c) => void seen.push(c));
+  // The same objects for live pages, equal copies parsed from the text for older ones.
+  seen.forEach((c, p) => {
+    const live = p >= pages.length - LIVE_PAGES;
+    assertEquals(c === pages[p]![0], live, `page ${p}`);
+    assertEquals(c, pages[p]![0]);
+  });
+});
+
+Deno.test("keyNeedle() is in a change's JSON exactly when its key starts with the prefix", () => {
+  const rand = random(7);
+  for (let i = 0; i < 2000; i++) {
+    const k = key(rand);
+    const prefix = key(rand).slice(0, Math.floor(rand() * 4));
+    const text = JSON.stringify({ changes: [{ s: 1, k, ver: "v", prev: null, v: null }] });
+    const needle = keyNeedle(prefix);
+    // No needle (every page read) only for "" and half a surrogate pair.
+    assertEquals(needle === "", prefix === "" || !prefix.isWellFormed(), `needle for ${prefix}`);
+    if (needle !== "") {
+      assertEquals(text.includes(needle), k.startsWith(prefix), `${k} / ${prefix}`);
+    }
+  }
+  assertEquals(keyNeedle("😀".slice(0, 1)), "");
+});
+
+Deno.test("PageStore leaves out old pages with no key under the prefix, unparsed", () => {
+  const store = new PageStore();
+  const other = [{ s: 1, k: "b1", ver: "v1", prev: null, v: null }];
+  // Not JSON: parsing this page would throw, so a read under "a" must not parse it.
+  store.push(other, '{"changes": [{"k":"b1" broken');
+  for (let p = 0; p < LIVE_PAGES; p++) {
+    store.push([{ s: p + 2, k: "a", ver: `v${p}`, prev: null, v: null }], "{}");
+  }
+  const seen: number[] = [];
+  store.scan(0, (c) => void seen.push(c.s), { prefix: "a" });
+  assertEquals(seen, [2, 3, 4, 5]);
+});
