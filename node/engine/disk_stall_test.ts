@@ -71,8 +71,9 @@ Deno.test("Wal.busy() times a line queued behind a slow round from its append, n
   hold();
   const first = wal.durable(wal.append(encodeLine({ n: 1 })));
   await until("the first round waits on its fsync", () => held() === 1);
-  const queuedBy = Date.now();
   const second = wal.durable(wal.append(encodeLine({ n: 2 })));
+  // Read after the append: the clock may tick between a reading before it and the append.
+  const queuedBy = Date.now();
   await until("the wall clock moves past the append", () => Date.now() > queuedBy);
   release();
   hold(); // the second round's fsync waits
