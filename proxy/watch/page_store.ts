@@ -37,6 +37,8 @@ interface Page {
   bytes: Uint8Array;
   /** The parsed changes, while the page is one of the newest {@link LIVE_PAGES}. */
   live: WireChange[] | undefined;
+  /** Whether each change's key is in the text as JSON.stringify spells it: then a prefix may skip it. */
+  searchable: boolean;
 }
 
 /** A node log's recent changes, in order, as the text of their pages. */
@@ -73,7 +75,8 @@ export class PageStore {
   push(changes: WireChange[], text: string): void {
     if (changes.length === 0) return;
     const bytes = encoder.encode(text);
-    this.#pages.push({ from: changes[0]!.s, n: changes.length, bytes, live: changes });
+    const searchable = keysSpelled(changes, text);
+    this.#pages.push({ from: changes[0]!.s, n: changes.length, bytes, live: changes, searchable });
     this.#size += changes.length;
     const old = this.#pages.length - 1 - LIVE_PAGES;
     if (old >= 0) this.#pages[old]!.live = undefined;
@@ -130,8 +133,23 @@ function changesOf(page: Page, needle: string): WireChange[] {
   if (page.live !== undefined) return page.live;
   const text = decoder.decode(page.bytes);
   // An idle prefix's read scans seconds of pages: parsed only where one of its keys may be.
-  if (needle !== "" && !text.includes(needle)) return [];
+  if (needle !== "" && page.searchable && !text.includes(needle)) return [];
   return (JSON.parse(text) as { changes: WireChange[] }).changes;
+}
+
+/**
+ * Whether `text` holds each change's key, in order, as `"k":` and JSON.stringify's spelling: the
+ * needle's premise. A node that spelled its JSON otherwise (spaces, \u escapes) would otherwise
+ * have its changes skipped by prefix reads without a word; its pages are parsed instead.
+ */
+function keysSpelled(changes: WireChange[], text: string): boolean {
+  let at = 0;
+  for (const c of changes) {
+    at = text.indexOf(`"k":${JSON.stringify(c.k)}`, at);
+    if (at < 0) return false;
+    at++;
+  }
+  return true;
 }
 
 /**

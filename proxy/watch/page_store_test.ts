@@ -124,3 +124,29 @@ Deno.test("PageStore leaves out old pages with no key under the prefix, unparsed
   store.scan(0, (c) => void seen.push(c.s), { prefix: "a" });
   assertEquals(seen, [2, 3, 4, 5]);
 });
+
+Deno.test("PageStore parses old pages whose text spells keys otherwise (spaces, \\u escapes, \\/) instead of skipping them", () => {
+  const spellings: Record<string, (c: object) => string> = {
+    "a space after each colon": (c) => JSON.stringify({ changes: [c] }, null, 1),
+    "non-ASCII as \\u escapes": (c) =>
+      JSON.stringify({ changes: [c] }).replace(
+        /[\u0080-\uffff]/g,
+        (ch) => "\\u" + ch.charCodeAt(0).toString(16).padStart(4, "0"),
+      ),
+    "'/' as \\/": (c) => JSON.stringify({ changes: [c] }).replaceAll("/", "\\/"),
+  };
+  for (const [name, spell] of Object.entries(spellings)) {
+    const store = new PageStore();
+    const old = { s: 1, k: "users/é1", ver: "v1", prev: null, v: null };
+    store.push([old], spell(old));
+    for (let p = 0; p < LIVE_PAGES; p++) {
+      const c = { s: p + 2, k: "other", ver: `v${p}`, prev: null, v: null };
+      store.push([c], JSON.stringify({ changes: [c] }));
+    }
+    const under: number[] = [];
+    store.scan(0, (c) => void (c.k.startsWith("users/é") && under.push(c.s)), {
+      prefix: "users/é",
+    });
+    assertEquals(under, [1], name);
+  }
+});
