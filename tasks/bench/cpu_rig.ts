@@ -19,6 +19,7 @@
  * loops' lag over wrk's run, with the CPU of the rig itself (it reads the watch streams), of wrk
  * and of the whole host. GC=1 runs the proxy and the nodes with V8's `--trace-gc-nvp` and prints
  * their collections over wrk's run (count, pause ms, bytes promoted out of the young generation).
+ * WRK_STARTS=PATH writes PATH just before wrk starts (tasks/bench/promoted_sites.ts waits for it).
  * Linux only; needs wrk.
  *
  * @module
@@ -181,6 +182,9 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   window.from = Date.now();
   // Under /usr/bin/time when LAG=1: wrk's own CPU on stderr.
   const wrkArgs = ["-t2", "-c64", "-d5s", "-s", `${dir}/rig.lua`, url];
+  // WRK_STARTS=PATH: written now, for a tool that watches the run (promoted_sites.ts).
+  const wrkStarts = Deno.env.get("WRK_STARTS");
+  if (wrkStarts) await Deno.writeTextFile(wrkStarts, url);
   const wrk = await new Deno.Command(lag ? "/usr/bin/time" : "wrk", {
     args: lag ? ["-f", "wrkcpu %U %S", "wrk", ...wrkArgs] : wrkArgs,
     stdout: "piped",
