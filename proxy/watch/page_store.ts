@@ -30,8 +30,8 @@ export const LIVE_PAGES = 4;
 
 /**
  * Older pages whose changes a read parsed again, kept for the reads after it (the streams
- * behind the live pages read the same pages in turn). Few: under the bench's watch load a page
- * is parsed again for under 0.1 of its changes (docs/performance.md), so they rarely outlive a
+ * behind the live pages read the same pages in turn). Few: under the bench's watch load at most
+ * ~0.1 of the changes polled are parsed again (docs/performance.md), so these rarely outlive a
  * scavenge.
  */
 export const REPARSED_PAGES = 4;
@@ -65,7 +65,7 @@ export class PageStore {
   #reparsed: Page[] = [];
   #parses = 0;
 
-  /** Pages parsed again from their bytes so far (tests, the rig). */
+  /** Pages parsed again from their bytes so far (tests, tasks/bench/lagging_reads.ts). */
   get parses(): number {
     return this.#parses;
   }
