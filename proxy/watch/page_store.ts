@@ -6,7 +6,9 @@
  * pauses under the watch load: docs/performance.md; as text, the bytes were still promoted).
  * The newest pages keep their parsed changes too, since the streams read them within a poll or
  * two; an older page is decoded and parsed again when a read reaches it, unless its text shows
- * that no key of it has the read's prefix.
+ * that no key of it has the read's prefix (or, for a question about a few keys, none of them).
+ * The last few pages parsed again are kept, shared by every read of the buffer: streams behind
+ * the live pages (a resumed cursor, several prefixes lagging together) parse each page once.
  *
  * @module
  * @example
@@ -26,6 +28,17 @@ import type { WireChange } from "../../node/http/change_routes.ts";
 /** Pages, newest last, whose parsed changes are kept: about what streams read (polls ~16 ms apart). */
 export const LIVE_PAGES = 4;
 
+/**
+ * Older pages whose changes a read parsed again, kept for the reads after it (the streams
+ * behind the live pages read the same pages in turn). Few: under the bench's watch load at most
+ * ~0.1 of the changes polled are parsed again (docs/performance.md), so these rarely outlive a
+ * scavenge.
+ */
+export const REPARSED_PAGES = 4;
+
+/** Keys up to which a question about keys looks for each one's text before it parses a page. */
+const KEY_NEEDLES_MAX = 8;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -35,7 +48,10 @@ interface Page {
   n: number;
   /** The node's answer as it came (JSON.stringify's text, as UTF-8), with a `changes` array. */
   bytes: Uint8Array;
-  /** The parsed changes, while the page is one of the newest {@link LIVE_PAGES}. */
+  /**
+   * The parsed changes, while the page is one of the newest {@link LIVE_PAGES} or of the last
+   * {@link REPARSED_PAGES} parsed again.
+   */
   live: WireChange[] | undefined;
   /** Whether each change's key is in the text as JSON.stringify spells it: then a prefix may skip it. */
   searchable: boolean;
@@ -45,6 +61,14 @@ interface Page {
 export class PageStore {
   #pages: Page[] = [];
   #size = 0;
+  /** The pages parsed again whose changes are kept, oldest first (at most {@link REPARSED_PAGES}). */
+  #reparsed: Page[] = [];
+  #parses = 0;
+
+  /** Pages parsed again from their bytes so far (tests, tasks/bench/lagging_reads.ts). */
+  get parses(): number {
+    return this.#parses;
+  }
 
   /** Changes held. */
   get size(): number {
@@ -65,6 +89,7 @@ export class PageStore {
   /** Forgets every change. */
   clear(): void {
     this.#pages = [];
+    this.#reparsed = [];
     this.#size = 0;
   }
 
@@ -89,19 +114,22 @@ export class PageStore {
       this.#size -= this.#pages[drop]!.n;
       drop++;
     }
-    if (drop > 0) this.#pages = this.#pages.slice(drop);
+    if (drop === 0) return;
+    const first = this.#pages[drop]?.from ?? Infinity;
+    this.#reparsed = this.#reparsed.filter((page) => page.from >= first);
+    this.#pages = this.#pages.slice(drop);
   }
 
   /**
    * Calls `visit` with each change after sequence `after`, oldest first, until it returns
    * true; newest first with `backwards` (then from the newest down to `after + 1`). With
-   * `prefix`, the changes of pages with no key under it may be left out (the others are all
-   * visited: the caller still filters).
+   * `prefix`, the changes of pages with no key under it may be left out; with `keys`, those of
+   * pages with none of these keys (the others are all visited: the caller still filters).
    */
   scan(
     after: number,
     visit: (c: WireChange) => boolean | void,
-    { backwards = false, prefix = "" } = {},
+    { backwards = false, prefix = "", keys }: ScanOptions = {},
   ): void {
     const pages = this.#pages;
     let p = pages.length - 1;
@@ -109,9 +137,10 @@ export class PageStore {
     // Readers are near the head: the page holding after + 1 is found from the end.
     while (p > 0 && pages[p]!.from > after + 1) p--;
     const needle = keyNeedle(prefix);
+    const needles = keys !== undefined ? keyNeedles(keys) : needle === "" ? [] : [needle];
     if (backwards) {
       for (let q = pages.length - 1; q >= p; q--) {
-        const changes = changesOf(pages[q]!, needle);
+        const changes = this.#changesOf(pages[q]!, needles);
         for (let i = changes.length - 1; i >= 0 && changes[i]!.s > after; i--) {
           if (visit(changes[i]!) === true) return;
         }
@@ -120,21 +149,56 @@ export class PageStore {
     }
     for (; p < pages.length; p++) {
       const page = pages[p]!;
-      const changes = changesOf(page, needle);
+      const changes = this.#changesOf(page, needles);
       for (let i = Math.max(0, after + 1 - page.from); i < changes.length; i++) {
         if (visit(changes[i]!) === true) return;
       }
     }
   }
+
+  /**
+   * A page's changes: kept, or parsed from its bytes and kept among the last
+   * {@link REPARSED_PAGES}; none when the page is searchable and holds none of `needles` (no
+   * needles: every page is read).
+   */
+  #changesOf(page: Page, needles: readonly string[]): WireChange[] {
+    if (page.live !== undefined) return page.live;
+    const text = decoder.decode(page.bytes);
+    // An idle prefix's read scans seconds of pages: parsed only where one of its keys may be.
+    if (page.searchable && needles.length > 0 && !needles.some((n) => text.includes(n))) {
+      return [];
+    }
+    this.#parses++;
+    page.live = (JSON.parse(text) as { changes: WireChange[] }).changes;
+    this.#reparsed.push(page);
+    // A page parsed again is older than the live ones: dropping its changes leaves those alone.
+    if (this.#reparsed.length > REPARSED_PAGES) this.#reparsed.shift()!.live = undefined;
+    return page.live;
+  }
 }
 
-/** A page's changes: kept, or parsed from its bytes (not kept: a read of an old page is rare). */
-function changesOf(page: Page, needle: string): WireChange[] {
-  if (page.live !== undefined) return page.live;
-  const text = decoder.decode(page.bytes);
-  // An idle prefix's read scans seconds of pages: parsed only where one of its keys may be.
-  if (needle !== "" && page.searchable && !text.includes(needle)) return [];
-  return (JSON.parse(text) as { changes: WireChange[] }).changes;
+/** What {@link PageStore.scan} may leave out. */
+export interface ScanOptions {
+  /** Newest first. */
+  backwards?: boolean;
+  /** Only changes whose key starts with it are wanted. */
+  prefix?: string;
+  /** Only changes of these keys are wanted. */
+  keys?: ReadonlySet<string>;
+}
+
+/**
+ * The text of a change of each key (JSON.stringify's, closing quote included: no longer key
+ * matches), or no needle (read every page) for many keys or an ill-formed one.
+ */
+function keyNeedles(keys: ReadonlySet<string>): string[] {
+  if (keys.size === 0 || keys.size > KEY_NEEDLES_MAX) return [];
+  const needles: string[] = [];
+  for (const k of keys) {
+    if (!k.isWellFormed()) return [];
+    needles.push(`"k":${JSON.stringify(k)}`);
+  }
+  return needles;
 }
 
 /**

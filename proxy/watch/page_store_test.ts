@@ -1,6 +1,6 @@
 import { assertEquals } from "@std/assert";
 import type { WireChange } from "../../node/http/change_routes.ts";
-import { keyNeedle, LIVE_PAGES, PageStore } from "./page_store.ts";
+import { keyNeedle, LIVE_PAGES, PageStore, REPARSED_PAGES } from "./page_store.ts";
 
 /** A tiny seeded generator (mulberry32): the same cases on every run. */
 function random(seed: number): () => number {
@@ -69,6 +69,17 @@ Deno.test("PageStore reads what an array of the same changes reads, pages live o
         const want = later.filter(under);
         assertEquals(got.filter(under), backwards ? want.toReversed() : want, `prefix ${prefix}`);
       }
+      // With keys (few: each looked for in the text; many: every page read), their changes all.
+      const keys = new Set(
+        Array.from(
+          { length: 1 + Math.floor(rand() * 10) },
+          () => rand() < 0.5 ? key(rand) : all[Math.floor(rand() * all.length)]?.k ?? "",
+        ),
+      );
+      const got: WireChange[] = [];
+      store.scan(after, (c) => void got.push(c), { keys });
+      const mine = (c: WireChange) => keys.has(c.k);
+      assertEquals(got.filter(mine), later.filter(mine), `keys ${[...keys]}`);
       // A visit that returns true stops the scan there.
       const stopAt = Math.floor(rand() * (later.length + 1));
       const some: number[] = [];
@@ -149,4 +160,57 @@ Deno.test("PageStore parses old pages whose text spells keys otherwise (spaces, 
     });
     assertEquals(under, [1], name);
   }
+});
+
+/** A store of `n` pages of one change each (key `k<p>`), as a node's JSON. */
+function pagesOf(n: number): PageStore {
+  const store = new PageStore();
+  for (let p = 0; p < n; p++) {
+    const c = { s: p + 1, k: `k${p}`, ver: `v${p}`, prev: null, v: null };
+    store.push([c], JSON.stringify({ changes: [c] }));
+  }
+  return store;
+}
+
+Deno.test("PageStore parses an old page once for every read behind the live pages, and keeps at most REPARSED_PAGES of them parsed", () => {
+  const old = REPARSED_PAGES;
+  const store = pagesOf(old + LIVE_PAGES);
+  // Ten streams behind the live pages, each at its own position among the old ones.
+  for (let reader = 0; reader < 10; reader++) {
+    const seen: number[] = [];
+    store.scan(reader % old, (c) => void seen.push(c.s));
+    assertEquals(seen.length, old + LIVE_PAGES - (reader % old));
+  }
+  assertEquals(store.parses, old, "each old page parsed once");
+  // One more old page parsed again pushes the oldest kept one out: read again, parsed again.
+  const more = pagesOf(old + 1 + LIVE_PAGES);
+  // Reads of the old pages newest first (scan(s) reads page s first).
+  for (let s = old; s >= 0; s--) more.scan(s, () => true);
+  assertEquals(more.parses, old + 1);
+  more.scan(0, () => true);
+  assertEquals(more.parses, old + 1, "the last page parsed again is kept");
+  more.scan(old, () => true);
+  assertEquals(more.parses, old + 2, "the first one parsed was dropped");
+  // Trimmed pages are forgotten with their parsed changes; what remains reads the same.
+  more.trim(LIVE_PAGES);
+  const left: number[] = [];
+  more.scan(0, (c) => void left.push(c.s));
+  assertEquals(left, Array.from({ length: LIVE_PAGES }, (_, i) => old + 2 + i));
+  assertEquals(more.parses, old + 2, "the live pages are not parsed again");
+});
+
+Deno.test("PageStore leaves out old pages that hold none of a few keys, unparsed; many keys read every page", () => {
+  const store = new PageStore();
+  // Not JSON: parsing this page would throw. "ab" is no change of "a" (the needle ends its key).
+  store.push([{ s: 1, k: "ab", ver: "v1", prev: null, v: null }], '{"changes": [{"k":"ab" broken');
+  for (let p = 0; p < LIVE_PAGES; p++) {
+    store.push([{ s: p + 2, k: "a", ver: `v${p}`, prev: null, v: null }], "{}");
+  }
+  const seen: number[] = [];
+  store.scan(0, (c) => void seen.push(c.s), { keys: new Set(["a", "zz"]) });
+  assertEquals([seen, store.parses], [[2, 3, 4, 5], 0]);
+  const many = pagesOf(1 + LIVE_PAGES);
+  const keys = new Set(Array.from({ length: 9 }, (_, i) => `other${i}`));
+  many.scan(0, () => {}, { keys });
+  assertEquals(many.parses, 1);
 });

@@ -44,6 +44,12 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** What a buffer answers about versions ({@link NodeBuffer.versionsAfter}). */
+interface Versions {
+  found: Map<string, string | null>;
+  upTo?: number;
+}
+
 class NodeBuffer {
   boot = "";
   /** Sequence of the oldest change held. */
@@ -146,26 +152,31 @@ class NodeBuffer {
     return { boot: this.boot, first: this.first, last, changes };
   }
 
-  /** The version before the first change of each key after `at`, for keys the buffer has. */
-  versionsAt(boot: string, at: number, keys: readonly string[]): Map<string, string | null> {
+  /**
+   * The version before the first change after `after` of each key the buffer has, and the
+   * position it read to (`upTo`; undefined when the buffer cannot answer for `after`): a key
+   * not found changed after `upTo`, if at all.
+   */
+  versionsAfter(boot: string, after: number, keys: readonly string[]): Versions {
     const found = new Map<string, string | null>();
-    if (boot !== this.boot || at < this.first - 1) return found;
+    if (boot !== this.boot || after < this.first - 1) return { found };
     const wanted = new Set(keys);
-    if (wanted.size === 0) return found;
-    this.pages.scan(at, (c) => {
+    if (wanted.size === 0) return { found, upTo: this.last };
+    this.pages.scan(after, (c) => {
       if (wanted.delete(c.k)) found.set(c.k, c.prev);
       return wanted.size === 0;
-    });
-    return found;
+    }, { keys: wanted });
+    return { found, upTo: this.last };
   }
 
   /**
-   * Waits up to `ms` for `keys` to change after `at` in this buffer; the versions it then
-   * answers. A write reaches every replica at once, so its change is usually in the others'
-   * logs a poll or two later: answered here, not asked of the node. Returns at once when the
-   * buffer cannot answer (another log, or not polling).
+   * Waits up to `ms` for `keys`, which did not change up to `upTo` (from
+   * {@link versionsAfter}), to change in this buffer; the versions it then answers. A write
+   * reaches every replica at once, so its change is usually in the others' logs a poll or two
+   * later: answered here, not asked of the node. Each wake reads only the pages that came since
+   * the last. Returns at once when the buffer cannot answer (another log, or not polling).
    */
-  async awaitVersions(boot: string, at: number, keys: readonly string[], ms: number) {
+  async awaitVersions(boot: string, upTo: number, keys: readonly string[], ms: number) {
     const found = new Map<string, string | null>();
     const deadline = Date.now() + ms;
     let left = [...keys];
@@ -174,7 +185,10 @@ class NodeBuffer {
       if (wait <= 0 || !this.running || this.failed || boot !== this.boot) break;
       this.demanded = true;
       await this.#wait("", wait);
-      for (const [k, v] of this.versionsAt(boot, at, left)) found.set(k, v);
+      const later = this.versionsAfter(boot, upTo, left);
+      if (later.upTo === undefined) break;
+      upTo = later.upTo;
+      for (const [k, v] of later.found) found.set(k, v);
       left = left.filter((k) => !found.has(k));
     }
     return found;
@@ -233,7 +247,7 @@ export const VERSIONS_GATHER_MS = 50;
  */
 const KEEP_POSITIONS = 64;
 
-type Versions = Record<string, string | null>;
+type VersionMap = Record<string, string | null>;
 
 /**
  * A {@link ChangeFeed} whose reads at the head of a node's log are shared, and whose
@@ -245,7 +259,7 @@ export class SharedFeed {
   readonly #answers = new Map<string, Map<string, string | null>>();
   readonly #forming = new Map<
     string,
-    { keys: Set<string>; answer: Promise<Versions | undefined> }
+    { keys: Set<string>; answer: Promise<VersionMap | undefined> }
   >();
 
   /**
@@ -289,15 +303,16 @@ export class SharedFeed {
     boot: string,
     at: number,
     keys: string[],
-  ): Promise<Versions | undefined> {
+  ): Promise<VersionMap | undefined> {
     const id = `${node.id} ${boot} ${at}`;
     const known = this.#answers.get(id) ?? new Map<string, string | null>();
     // A key changed after `at` in the buffer: its `prev` there is the answer, no question.
     const buffer = this.#buffers.get(`${node.id} ${node.url}`);
-    for (const [k, v] of buffer?.versionsAt(boot, at, keys) ?? []) known.set(k, v);
+    const now = buffer?.versionsAfter(boot, at, keys);
+    for (const [k, v] of now?.found ?? []) known.set(k, v);
     let missing = keys.filter((k) => !known.has(k));
-    if (missing.length > 0 && buffer !== undefined && this.gatherMs > 0) {
-      const later = await buffer.awaitVersions(boot, at, missing, this.gatherMs);
+    if (missing.length > 0 && now?.upTo !== undefined && this.gatherMs > 0) {
+      const later = await buffer!.awaitVersions(boot, now.upTo, missing, this.gatherMs);
       for (const [k, v] of later) known.set(k, v);
       missing = missing.filter((k) => !known.has(k));
     }

@@ -79,6 +79,30 @@ Deno.test("SharedFeed.versionsAt() waits for a key's change to reach the buffer 
   assertEquals((await reading).changes, []);
 });
 
+Deno.test("SharedFeed.versionsAt() answers each key's first change after the position, from pages that come in turn while it waits", async () => {
+  const log: WireChange[] = [change(1, "a", null)];
+  const { feed, calls } = fakeFeed(log, 5);
+  const shared = new SharedFeed(feed, 20, 3000, 0);
+  const node = { id: "n1", url: "http://n1" };
+  const q = { boot: "b", after: 1, prefix: "", waitMs: 20, limit: 10 };
+  await shared.page(node, 1, q);
+  const deadline = Date.now() + 10_000;
+  while (calls.page < 4 && Date.now() < deadline) await shared.page(node, 1, q);
+  // "j" comes in one poll, "k" in a later one, then "k" and "j" again: their first changes count.
+  const seen = (s: number) => shared.page(node, 1, { ...q, after: s - 1, waitMs: 3000 });
+  const asked = shared.versionsAt(node, 1, "b", 1, ["k", "j"]);
+  log.push(change(2, "other", null), change(3, "j", "j-before"));
+  await seen(3);
+  log.push(change(4, "k", "k-before"));
+  await seen(4);
+  log.push(change(5, "k", "v4"), change(6, "j", "v3"));
+  assertEquals(await asked, { k: "k-before", j: "j-before" });
+  assertEquals(calls.versionsAt, 0, "the node was not asked");
+  while (shared.polling > 0 && Date.now() < deadline + 5000) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+});
+
 Deno.test("SharedFeed's poller sends a lone change at once, then lets the next page gather for pollGatherMs", async () => {
   const log: WireChange[] = [change(1, "a", null)];
   const { feed, calls } = fakeFeed(log, 5);

@@ -20,6 +20,8 @@
  * and of the whole host. GC=1 runs the proxy and the nodes with V8's `--trace-gc-nvp` and prints
  * their collections over wrk's run (count, pause ms, bytes promoted out of the young generation).
  * WRK_STARTS=PATH writes PATH just before wrk starts (tasks/bench/promoted_sites.ts waits for it).
+ * PARSES=1 preloads tasks/bench/parse_count.ts into the proxy and prints its change pages parsed
+ * again after their poll (per change polled) over wrk's run.
  * Linux only; needs wrk.
  *
  * @module
@@ -27,6 +29,7 @@
 import { loadNode } from "./load.ts";
 import { lagLine, lagSummary } from "./loop_lag.ts";
 import { nginxConfig } from "./nginx.ts";
+import { countsBetween, parseLine } from "./parse_count.ts";
 import { freePort } from "./processes.ts";
 import { watcherPrefixes } from "./rounds.ts";
 import { WATCH_LOAD } from "./table.ts";
@@ -56,22 +59,31 @@ const extraPids: number[] = [];
 const lag = Deno.env.get("LAG") === "1";
 /** The lag files of the children started with the probe, by name. */
 const lagFiles = new Map<string, string>();
+/** PARSES=1: the proxy counts its parses of change pages (tasks/bench/parse_count.ts). */
+const parses = Deno.env.get("PARSES") === "1";
+const parseFile = `${dir}/parses.json`;
 /** wrk's run in wall ms, and the CPU seconds of the rig, of wrk and of the host over it. */
 const window = { from: 0, to: 0, rig: 0, wrk: 0, hostBusy: 0, hostAll: 0 };
 
 function start(flags: string[], script: string, args: string[], name = ""): Deno.ChildProcess {
   const probe = lag && name !== "";
   if (probe) lagFiles.set(name, `${dir}/lag-${name}.json`);
+  const counted = parses && name === "proxy";
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       ...(probe ? ["--preload", new URL("./loop_lag.ts", import.meta.url).pathname] : []),
+      ...(counted ? ["--preload", new URL("./parse_count.ts", import.meta.url).pathname] : []),
       ...flags,
       `${root}/${script}`,
       ...args,
     ],
-    env: { RINGKV_CLUSTER_SECRET: "rig", ...(probe ? { LOOP_LAG_OUT: lagFiles.get(name)! } : {}) },
+    env: {
+      RINGKV_CLUSTER_SECRET: "rig",
+      ...(probe ? { LOOP_LAG_OUT: lagFiles.get(name)! } : {}),
+      ...(counted ? { PARSE_COUNT_OUT: parseFile } : {}),
+    },
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -450,6 +462,10 @@ try {
   }
   try {
     if (lag && window.to > 0) await printLag();
+    if (parses && window.to > 0) {
+      const samples = JSON.parse(await Deno.readTextFile(parseFile));
+      console.log(parseLine(countsBetween(samples, window.from, window.to)));
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
