@@ -160,13 +160,16 @@ class NodeBuffer {
   versionsAfter(boot: string, after: number, keys: readonly string[]): Versions {
     const found = new Map<string, string | null>();
     if (boot !== this.boot || after < this.first - 1) return { found };
+    // Read up to the buffer's last, or `after` itself when the asker is ahead of the buffer
+    // (it read the node directly): a later wake must not read changes at or before `after`.
+    const upTo = Math.max(after, this.last);
     const wanted = new Set(keys);
-    if (wanted.size === 0) return { found, upTo: this.last };
+    if (wanted.size === 0) return { found, upTo };
     this.pages.scan(after, (c) => {
       if (wanted.delete(c.k)) found.set(c.k, c.prev);
       return wanted.size === 0;
     }, { keys: wanted });
-    return { found, upTo: this.last };
+    return { found, upTo };
   }
 
   /**

@@ -146,3 +146,36 @@ Deno.test("gatherFor() ends on a shared tick, between half and one and a half of
     assert(ms >= 5 && ms < 15, `from ${now}: ${ms} ms`);
   }
 });
+
+Deno.test("SharedFeed.versionsAt() at a position ahead of the buffer (a stream that read the node directly) answers the version at that position", async () => {
+  const log: WireChange[] = [change(1, "a", null)];
+  const gate = { open: false, release: undefined as (() => void) | undefined };
+  const feed = {
+    async page(_n: unknown, _e: number, q: Query): Promise<ChangePage> {
+      if (q.after === undefined) return { boot: "b", first: 1, last: log.length };
+      // The poller (limit 1000) waits at the gate: the buffer stays behind the node.
+      if (q.limit === 1000 && !gate.open) await new Promise<void>((r) => gate.release = r);
+      const changes = log.filter((c) => c.s > q.after!).slice(0, q.limit);
+      return { boot: "b", first: 1, last: log.length, changes };
+    },
+    versionsAt: (_n: unknown, _e: number, _b: string, _at: number, keys: string[]) =>
+      Promise.resolve(Object.fromEntries(keys.map((k) => [k, "node"]))),
+  } as unknown as ChangeFeed;
+  const shared = new SharedFeed(feed, 20, 3000, 0);
+  const node = { id: "n1", url: "http://n1" };
+  await shared.page(node, 1, { boot: "b", after: 1, prefix: "", waitMs: 0, limit: 10 });
+  const deadline = Date.now() + 10_000;
+  while (gate.release === undefined && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  // The buffer's last is 1; the node's log goes on to 3, and a stream read it up to 2 directly.
+  log.push(change(2, "k", "k0"), change(3, "k", "v2"));
+  const asking = shared.versionsAt(node, 1, "b", 2, ["k"]);
+  gate.open = true;
+  gate.release!();
+  // At 2, "k" holds v2 (change 3's prev), not k0 (change 2's, at or before the position).
+  assertEquals(await asking, { k: "v2" });
+  while (shared.polling > 0 && Date.now() < deadline + 5000) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+});
