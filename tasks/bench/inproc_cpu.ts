@@ -31,7 +31,8 @@ async function measure(ops: number, round: () => Promise<void>): Promise<string>
   return `median ${sorted[2]!.toFixed(2)} µs (min ${sorted[0]!.toFixed(2)})`;
 }
 
-async function nodeGet(): Promise<string> {
+/** A node app over a fake disk holding 1,000 keys of 100 B, behind the guard, as it serves. */
+async function guardedNode() {
   const { createNodeApp } = await load("node/http/node_app.ts");
   const { openEngine } = await load("node/engine/open_engine.ts");
   const { createFakeDisk } = await load("tests/doubles/fake_disk.ts");
@@ -48,6 +49,11 @@ async function nodeGet(): Promise<string> {
     contentType: "text/plain",
   })));
   const handler = guard(app.fetch, DEFAULT_LIMITS);
+  return { engine, handler, key };
+}
+
+async function nodeGet(): Promise<string> {
+  const { engine, handler, key } = await guardedNode();
   const headers = { host: "127.0.0.1:4000", authorization: "Bearer rig", "user-agent": "wrk" };
   try {
     return await measure(30_000, async () => {
@@ -67,22 +73,7 @@ async function nodeGet(): Promise<string> {
 
 /** CPU per `POST /internal/batch` call of `size` GETs (the proxy's 1-replica reads). */
 async function nodeBatch(size: number): Promise<string> {
-  const { createNodeApp } = await load("node/http/node_app.ts");
-  const { openEngine } = await load("node/engine/open_engine.ts");
-  const { createFakeDisk } = await load("tests/doubles/fake_disk.ts");
-  const { DEFAULT_LIMITS } = await load("shared/limits.ts");
-  const { guard } = await load("shared/guard.ts");
-  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", log: () => {} });
-  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: "rig" });
-  const key = (i: number) => `k${String(i % 1000).padStart(6, "0")}`;
-  const value = new TextEncoder().encode("v".repeat(100));
-  await engine.write(Array.from({ length: 1000 }, (_, i) => ({
-    op: "put",
-    key: key(i),
-    value,
-    contentType: "text/plain",
-  })));
-  const handler = guard(app.fetch, DEFAULT_LIMITS);
+  const { engine, handler, key } = await guardedNode();
   const headers = {
     host: "127.0.0.1:4000",
     authorization: "Bearer rig",
