@@ -30,6 +30,18 @@ async function start(): Promise<TestCluster> {
   return await startCluster({ nodes: infos, map });
 }
 
+/** The cluster with its replication built here, so a test can reach its hints and records. */
+async function startReplicated() {
+  let c: TestCluster | undefined;
+  const replication = createReplication({
+    fetch: (url, init) => fetchOf(c!)(url, init),
+    timeoutMs: 5000,
+    clusterSecret: "s3cret",
+  });
+  c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  return { c, replication };
+}
+
 function put(c: TestCluster, key: string, body: string, headers: Record<string, string> = {}) {
   return c.proxy.request(`/kv/${key}`, { method: "PUT", body, headers });
 }
@@ -86,12 +98,7 @@ Deno.test("with 2 of 3 replicas down a write answers 503 node_unavailable", asyn
 });
 
 Deno.test("a node known to be down is not called again until a probe finds it up", async () => {
-  const replication = createReplication({
-    fetch: (url, init) => fetchOf(c)(url, init),
-    timeoutMs: 5000,
-    clusterSecret: "s3cret",
-  });
-  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  const { c, replication } = await startReplicated();
   try {
     c.down.add("n3");
     for (let i = 0; i < 5; i++) assertEquals((await put(c, `k${i}`, "v")).status, 201);
@@ -168,12 +175,7 @@ function proxyDepsOf(c: TestCluster) {
 }
 
 Deno.test("a replica whose disk is full turns read-only in the probe and GET /cluster; writes still reach a quorum; it is up again once space is freed", async () => {
-  const replication = createReplication({
-    fetch: (url, init) => fetchOf(c)(url, init),
-    timeoutMs: 5000,
-    clusterSecret: "s3cret",
-  });
-  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  const { c, replication } = await startReplicated();
   const admin = new NodeAdmin({ fetch: fetchOf(c), clusterSecret: "s3cret", timeoutMs: 5000 });
   const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
   const view = async () =>
@@ -371,12 +373,7 @@ Deno.test("a write whose accept every replica refused (a newer writer got in fir
 });
 
 Deno.test("a replica whose log fsync stalls shows stalled in the probe and GET /cluster; writes reach a quorum without it and wait no hint on it; it is up again once the disk moves", async () => {
-  const replication = createReplication({
-    fetch: (url, init) => fetchOf(c)(url, init),
-    timeoutMs: 5000,
-    clusterSecret: "s3cret",
-  });
-  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  const { c, replication } = await startReplicated();
   const admin = new NodeAdmin({ fetch: fetchOf(c), clusterSecret: "s3cret", timeoutMs: 5000 });
   const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
   const view = async () =>
@@ -428,12 +425,7 @@ Deno.test("a replica whose log fsync stalls shows stalled in the probe and GET /
 });
 
 Deno.test("a hint replay or an anti-entropy sync of a key ends its one-round-trip writes", async () => {
-  const replication = createReplication({
-    fetch: (url, init) => fetchOf(c)(url, init),
-    timeoutMs: 5000,
-    clusterSecret: "s3cret",
-  });
-  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  const { c, replication } = await startReplicated();
   try {
     const etag = (await put(c, "k", "v1")).headers.get("etag")!.slice(1, -1);
     assert(replication.replicated.remembers("k"));
