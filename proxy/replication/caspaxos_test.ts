@@ -32,13 +32,12 @@ async function start(): Promise<TestCluster> {
 
 /** The cluster with its replication built here, so a test can reach its hints and records. */
 async function startReplicated() {
-  let c: TestCluster | undefined;
   const replication = createReplication({
-    fetch: (url, init) => fetchOf(c!)(url, init),
+    fetch: (url, init) => fetchOf(c)(url, init),
     timeoutMs: 5000,
     clusterSecret: "s3cret",
   });
-  c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
   return { c, replication };
 }
 
