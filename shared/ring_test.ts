@@ -9,21 +9,12 @@ import {
   Ring,
   RING_SIZE,
 } from "./ring.ts";
+import { seededRandom as seeded } from "../tests/doubles/seeded_random.ts";
 
 const at = (point: number, nodeId: string) => ({ point, nodeId });
 /** a@100, b@200, a@300, c@400: worked out by hand below. */
 const small = Ring.fromPoints([at(300, "a"), at(100, "a"), at(400, "c"), at(200, "b")]);
 const named = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `n${i + 1}`, weight: 1 }));
-
-/** mulberry32: a seeded generator, so "random-looking" ids are the same on every run. */
-function seeded(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / RING_SIZE;
-  };
-}
 
 function hexIds(n: number, seed: number): { id: string; weight: number }[] {
   const next = seeded(seed);

@@ -13,6 +13,7 @@ import {
 import { type Replicas, Replicated } from "./caspaxos.ts";
 import { FailureDetector } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
+import { seededRandom as prng } from "../../tests/doubles/seeded_random.ts";
 
 const IDS = ["n1", "n2", "n3"];
 const OWNERS = IDS.map((id) => ({ id, url: `http://${id}.test` }));
@@ -25,16 +26,6 @@ const SEEDS = Number(Deno.env.get("CHAOS_SEEDS") ?? 12);
 const FIRST = Number(Deno.env.get("CHAOS_FIRST_SEED") ?? 1);
 /** Hint replays, anti-entropy settles and node restarts while the clients run (0: none). */
 const NEMESIS = Deno.env.get("CHAOS_NEMESIS") !== "0";
-
-/** mulberry32: a small seeded generator, so a failing seed can be run again. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function replicas(key: string): Replicas {
   return { owners: OWNERS, joining: [], key, point: 7, epoch: 1 };

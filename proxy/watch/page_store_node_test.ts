@@ -5,16 +5,7 @@ import { openEngine } from "../../node/engine/open_engine.ts";
 import type { WireChange } from "../../node/http/change_routes.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { keyNeedle, PageStore } from "./page_store.ts";
-
-/** A seeded generator (mulberry32): the same keys for a seed. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as random } from "../../tests/doubles/seeded_random.ts";
 
 // Pieces JSON escapes or that look like the needle: quote, backslash, '/', DEL, non-ASCII, astral…
 const PIECES = [

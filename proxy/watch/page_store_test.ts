@@ -1,16 +1,7 @@
 import { assertEquals } from "@std/assert";
 import type { WireChange } from "../../node/http/change_routes.ts";
 import { keyNeedle, LIVE_PAGES, PageStore, REPARSED_PAGES } from "./page_store.ts";
-
-/** A tiny seeded generator (mulberry32): the same cases on every run. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as random } from "../../tests/doubles/seeded_random.ts";
 
 /** Pieces of keys: JSON escapes some (quote, backslash, control), others are not ASCII. */
 const PIECES = ["a", "b", '"', "\\", "\n", "é", "😀", "k", ":", "\u0001", "\u2028"];
