@@ -12,7 +12,7 @@
 import { RingkvError } from "../../shared/errors.ts";
 import { REQUEST_ID_HEADER } from "../../shared/log.ts";
 import { EPOCH_HEADER, NDJSON } from "../../shared/wire.ts";
-import { resultProblem } from "./batch_results.ts";
+import { resultProblem } from "./node_results.ts";
 import { CallDeadlines, timeoutError } from "./call_deadlines.ts";
 import type { BatchOp, BatchResult, WireEntry } from "../../shared/wire.ts";
 
@@ -138,7 +138,7 @@ export class NodeClient {
 
   /**
    * `POST /internal/batch`: results in the order of `ops`; `requestId` is sent as `x-request-id`.
-   * A malformed result (batch_results.ts) fails the whole call as a 502: that node is broken.
+   * A malformed result (node_results.ts) fails the whole call as a 502: that node is broken.
    */
   async batch(
     node: NodeRef,

@@ -6,7 +6,7 @@
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { isVersion, type Version } from "../../shared/version.ts";
+import type { Version } from "../../shared/version.ts";
 import { EPOCH_HEADER, INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
 import type { HealthEvent } from "../replication/failure_detector.ts";
 import {
@@ -19,6 +19,7 @@ import {
 } from "./node_client.ts";
 import { writeTrouble } from "./node_admin.ts";
 import { CallDeadlines } from "./call_deadlines.ts";
+import { entryProblem } from "./node_results.ts";
 
 /** What a {@link PaxosClient} needs. */
 export interface PaxosClientDeps extends NodeTransport {
@@ -176,20 +177,11 @@ function expectList<T>(node: NodeRef, what: string, list: unknown, length: numbe
   return list as T[];
 }
 
-/**
- * `e` as a read or prepare entry, or a 502: its version becomes a client's ETag and is compared
- * as a ballot, so a malformed one must not pass as a value (docs/internal-api.md).
- */
+/** `e` as a read or prepare entry (node_results.ts), or a 502 naming `what`. */
 function checkEntry(node: NodeRef, what: string, e: unknown, i: number): WireEntry | null {
-  if (e === null) return null;
-  const w = e as Partial<WireEntry> | undefined;
-  if (
-    typeof w !== "object" || typeof w.k !== "string" || typeof w.ver !== "string" ||
-    !isVersion(w.ver) || (w.v !== null && typeof w.v !== "string")
-  ) {
-    throw badAnswer(node, `/internal/${what}`, `entry ${i} is not a key, value and version`);
-  }
-  return w as WireEntry;
+  const problem = entryProblem(e, i);
+  if (problem !== undefined) throw badAnswer(node, `/internal/${what}`, problem);
+  return e as WireEntry | null;
 }
 
 function badAnswer(node: NodeRef, path: string, what: string): RingkvError {

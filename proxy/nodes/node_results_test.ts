@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { resultProblem } from "./batch_results.ts";
+import { resultProblem } from "./node_results.ts";
 
 const GET = { op: "get" as const, key: "k" };
 const PUT = { op: "put" as const, key: "k", value: "dg==" };
