@@ -136,8 +136,7 @@ export class PageStore {
     if (p < 0) return;
     // Readers are near the head: the page holding after + 1 is found from the end.
     while (p > 0 && pages[p]!.from > after + 1) p--;
-    const needle = keyNeedle(prefix);
-    const needles = keys !== undefined ? keyNeedles(keys) : needle === "" ? [] : [needle];
+    const needles = keys !== undefined ? keyNeedles(keys) : [keyNeedle(prefix)].filter(Boolean);
     if (backwards) {
       for (let q = pages.length - 1; q >= p; q--) {
         const changes = this.#changesOf(pages[q]!, needles);
@@ -196,7 +195,7 @@ function keyNeedles(keys: ReadonlySet<string>): string[] {
   const needles: string[] = [];
   for (const k of keys) {
     if (!k.isWellFormed()) return [];
-    needles.push(`"k":${JSON.stringify(k)}`);
+    needles.push(keyText(k));
   }
   return needles;
 }
@@ -209,7 +208,7 @@ function keyNeedles(keys: ReadonlySet<string>): string[] {
 function keysSpelled(changes: WireChange[], text: string): boolean {
   let at = 0;
   for (const c of changes) {
-    at = text.indexOf(`"k":${JSON.stringify(c.k)}`, at);
+    at = text.indexOf(keyText(c.k), at);
     if (at < 0) return false;
     at++;
   }
@@ -225,5 +224,10 @@ function keysSpelled(changes: WireChange[], text: string): boolean {
  */
 export function keyNeedle(prefix: string): string {
   if (prefix === "" || !prefix.isWellFormed()) return "";
-  return `"k":${JSON.stringify(prefix).slice(0, -1)}`;
+  return keyText(prefix).slice(0, -1);
+}
+
+/** A change's key as its JSON text spells it: `"k":` and the key's JSON string. */
+function keyText(key: string): string {
+  return `"k":${JSON.stringify(key)}`;
 }
