@@ -84,7 +84,7 @@ function toWireChange(ch: Change): WireChange {
 }
 
 async function versionsAt(c: Context, ctx: NodeContext): Promise<Response> {
-  const body = await readRouteJson(c.req.raw, ctx.limits, "the version query");
+  const body = await readRouteJson(c.req.raw, ctx, "the version query");
   if (!isObject(body) || typeof body.boot !== "string" || !Array.isArray(body.keys)) {
     throw bad('give {"boot", "at", "keys": [...]}');
   }

@@ -64,7 +64,7 @@ export function digestRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/internal/digest", {
     POST: async (c) => {
       checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "digest");
-      const body = await readRouteJson(c.req.raw, ctx.limits, "the digest request");
+      const body = await readRouteJson(c.req.raw, ctx, "the digest request");
       const buckets = isObject(body) ? body.buckets : undefined;
       if (!Array.isArray(buckets)) {
         throw new RingkvError(

@@ -11,7 +11,6 @@ import { parseBatchBody, runBatch } from "./batch.ts";
 import { changeRoutes } from "./change_routes.ts";
 import { parseClusterMap } from "../node_map.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
-import { SlotTimers } from "../../shared/slot_timers.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
 import { decodeText, isObject, parseJson, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
@@ -23,11 +22,9 @@ const encoder = new TextEncoder();
 /** Registers the `/internal/*` routes. */
 export function internalRoutes(app: Hono, ctx: NodeContext): void {
   const { engine, limits } = ctx;
-  // The proxy's GETs arrive in batch calls: one body timer per slot, not per call.
-  const batchTimers = new SlotTimers(limits.bodyTimeoutMs);
   route(app, "/internal/batch", {
     POST: async (c) => {
-      const body = await readRouteJson(c.req.raw, limits, "the batch", batchTimers);
+      const body = await readRouteJson(c.req.raw, ctx, "the batch");
       const results = await runBatch(engine, parseBatchBody(body, limits), limits);
       return c.json({ results });
     },
@@ -38,7 +35,7 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/internal/scan", { GET: (c) => scan(c, ctx) });
   route(app, "/internal/drop", {
     POST: async (c) => {
-      const body = await readRouteJson(c.req.raw, limits, "the drop");
+      const body = await readRouteJson(c.req.raw, ctx, "the drop");
       if (!isObject(body)) {
         throw new RingkvError("bad_request", 'Cannot drop: the body must be {"ranges": [...]}');
       }
@@ -57,7 +54,7 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
       return c.json(map);
     },
     PUT: async (c) => {
-      const body = await readRouteJson(c.req.raw, limits, "the cluster map");
+      const body = await readRouteJson(c.req.raw, ctx, "the cluster map");
       const map = parseClusterMap(body);
       await ctx.cluster.put(map);
       return c.json(map);
@@ -78,7 +75,7 @@ async function readNdjson(c: Context, ctx: NodeContext): Promise<WireEntry[]> {
         `Cannot ingest: the body is ${size}${exact ? "" : "+"} bytes, the limit is ${max}`,
       ),
     "the ingest body",
-    limits.bodyTimeoutMs,
+    ctx.bodyTimers,
   );
   const lines = decodeText(bytes, "the ingest body").split("\n").filter((l) => l.trim() !== "");
   if (lines.length > limits.maxBatchOps) {

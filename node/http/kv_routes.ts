@@ -128,7 +128,7 @@ async function putKey(ctx: NodeContext, c: Context): Promise<Response> {
         } bytes, the limit is ${max}`,
       ),
     "the value",
-    ctx.limits.bodyTimeoutMs,
+    ctx.bodyTimers,
   );
   const op: WriteOp = { op: "put", key, value, contentType, ...conditions };
   const outcome = await writeOne(ctx.engine, op, matchAny);

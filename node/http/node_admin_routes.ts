@@ -47,7 +47,7 @@ export function adminRoutes(app: Hono, ctx: NodeContext): void {
   });
   route(app, "/import", {
     POST: async (c) => {
-      const body = await readRouteJson(c.req.raw, limits, "the import");
+      const body = await readRouteJson(c.req.raw, ctx, "the import");
       return c.json({ imported: await engine.importFlat(parseFlatImage(body, limits)) });
     },
   });

@@ -37,6 +37,7 @@ import { errorAnswer } from "./error_answer.ts";
 import { RequestCounters } from "./node_metrics.ts";
 import { frameMiddleware, frontFetch, nodeSecret } from "./node_frame.ts";
 import { type NodeContext, rawPath } from "./node_context.ts";
+import { SlotTimers } from "../../shared/slot_timers.ts";
 
 /** What a node app is built from. */
 export interface NodeAppDeps {
@@ -63,6 +64,7 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
     cluster: new NodeMap(deps.engine),
     counters: deps.counters ?? new RequestCounters(),
     log: deps.log ?? (() => {}),
+    bodyTimers: new SlotTimers(deps.limits.bodyTimeoutMs),
   };
   const app = new Hono();
   const secret = nodeSecret(deps.clusterSecret);

@@ -10,6 +10,7 @@ import type { Limits } from "../../shared/limits.ts";
 import { pathStart } from "../../shared/url_path.ts";
 import type { NodeMap } from "../node_map.ts";
 import type { NodeEngine } from "../engine/engine.ts";
+import type { SlotTimers } from "../../shared/slot_timers.ts";
 import type { RequestCounters } from "./node_metrics.ts";
 
 /** Everything a node route handler needs. */
@@ -19,6 +20,8 @@ export interface NodeContext {
   cluster: NodeMap;
   counters: RequestCounters;
   log: (obj: Record<string, unknown>) => void;
+  /** Body deadlines at `limits.bodyTimeoutMs`, one timer per slot for every route's body. */
+  bodyTimers: SlotTimers;
 }
 
 /** A route handler. */

@@ -55,16 +55,15 @@ export async function readJsonBody(
 }
 
 /**
- * A node route's JSON body, within its limits: the batch size cap and `--body-timeout-ms`
- * (a timer per call, or a hot route's shared `timers` of that timeout).
+ * A node route's JSON body, within its limits: the batch size cap, and `--body-timeout-ms`
+ * from the app's shared body timers (one timer per slot, not per call).
  */
 export function readRouteJson(
   req: Request,
-  limits: { maxBatchBytes: number; bodyTimeoutMs: number },
+  ctx: { limits: { maxBatchBytes: number }; bodyTimers: SlotTimers },
   what: string,
-  timers?: SlotTimers,
 ): Promise<unknown> {
-  return readJsonBody(req, limits.maxBatchBytes, what, timers ?? limits.bodyTimeoutMs);
+  return readJsonBody(req, ctx.limits.maxBatchBytes, what, ctx.bodyTimers);
 }
 
 /** Whether a value is a plain JSON object (not null, not an array). */

@@ -78,7 +78,7 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
 }
 
 function body(req: Request, ctx: NodeContext, what: string): Promise<unknown> {
-  return readRouteJson(req, ctx.limits, `the ${what}`);
+  return readRouteJson(req, ctx, `the ${what}`);
 }
 
 function listField(body: unknown, field: string, what: string, ctx: NodeContext): unknown[] {
