@@ -242,13 +242,19 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 
 /** Whether `point` lies in one of `ranges` (sorted, non-overlapping). */
 export function inRanges(point: Point, ranges: readonly Range[]): boolean {
+  return rangeAt(ranges, point) !== undefined;
+}
+
+/** The range of `sorted` (by start, not overlapping) that holds `point`, if any. */
+export function rangeAt<R extends Range>(sorted: readonly R[], point: Point): R | undefined {
   let lo = 0;
-  let hi = ranges.length;
+  let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (ranges[mid]!.end <= point) lo = mid + 1;
+    if (sorted[mid]!.end <= point) lo = mid + 1;
     else hi = mid;
   }
-  const range = ranges[lo];
-  return range !== undefined && range.start <= point && point < range.end;
+  // The first range ending after `point`: it holds it when it starts at or before it.
+  const range = sorted[lo];
+  return range !== undefined && range.start <= point ? range : undefined;
 }

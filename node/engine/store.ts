@@ -19,7 +19,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import { expiryOf } from "../../shared/expiry.ts";
-import { inRanges, type Range } from "../../shared/ring.ts";
+import { inRanges, type Range, rangeAt } from "../../shared/ring.ts";
 import type { HybridClock } from "../../shared/version.ts";
 import type { Entry, ListOptions, WriteOp, WriteOutcome } from "./engine.ts";
 import { KeyOrder } from "./key_order.ts";
@@ -304,19 +304,6 @@ export class Store {
     if (value.kind === "tombstone") this.#tombstones += sign;
     else this.#valueBytes += sign * byteLength(value);
   }
-}
-
-/** The range of `sorted` (by start, not overlapping) that holds `point`, if any. */
-function rangeAt<R extends Range>(sorted: readonly R[], point: number): R | undefined {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid]!.end <= point) lo = mid + 1;
-    else hi = mid;
-  }
-  const range = sorted[lo];
-  return range !== undefined && range.start <= point ? range : undefined;
 }
 
 function sortRanges(ranges: readonly Range[]): Range[] {
