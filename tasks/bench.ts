@@ -110,9 +110,8 @@ async function preflight(o: Options) {
 /** Starts, measures, stops; the report and the JSON file. */
 async function measure(run: Run, o: Options, cases: CaseSpec[], skipped: string[]) {
   const started = new Date();
-  const urls = await startTargets(run, o, cases);
-  const cpuWatched = { watch: run.watched.children.map((c) => ({ name: c.name, pid: c.pid })) };
-  const results = await runCases(run.procs, o, urls, cases, run.abort.signal, cpuWatched);
+  const { urls, processes } = await startTargets(run, o, cases);
+  const results = await runCases(run.procs, o, urls, cases, run.abort.signal, processes);
   await run.procs.stopAll();
   await run.replicated.stopAll();
   await run.watched.stopAll();
@@ -164,7 +163,12 @@ function report(
   const watched = formatWatched(results);
   if (watched !== "") console.log("\nWhat the watchers read:\n" + watched);
   const cpu = formatCpu(results);
-  if (cpu !== "") console.log("\nCPU per request, µs (median over the rounds):\n" + cpu);
+  if (cpu !== "") {
+    console.log(
+      "\nCPU by process (median over the rounds): µs per request, then cores busy " +
+        "(all threads / the main thread); the host's busy cores:\n" + cpu,
+    );
+  }
   console.log("\nRatios, round by round (median, lowest–highest round):\n");
   console.log(formatRatios(ratioRows(results)));
   if (skipped.length > 0) console.log("\n" + skipped.join("\n"));

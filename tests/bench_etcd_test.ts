@@ -35,7 +35,8 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "ringkv-bench-etcd-" });
     let cluster: Child | undefined;
     try {
-      const url = await startEtcd(join(dir, "etcd"), (child) => (cluster = child));
+      const { url, members } = await startEtcd(join(dir, "etcd"), (child) => (cluster = child));
+      assertEquals(members.map((m) => m.name), ["etcd-e1", "etcd-e2", "etcd-e3"]);
       await loadEtcd(url, { prefix: "k", count: 300, valueBytes: 100 });
       assertEquals(await etcdGet(url, "k000299"), benchValue(299, 100));
       assertEquals(await etcdGet(url, "k000300"), undefined);
@@ -51,6 +52,7 @@ Deno.test({
         await Deno.writeTextFile(script, lua);
         const r = await runWrk(url, script, { connections: 4, threads: 1, seconds: 1 });
         assert(r.requests > 0);
+        assert(r.cpuSeconds !== undefined && r.cpuSeconds > 0, "wrk's own CPU is read");
         assertEquals(r.non2xx + r.socketErrors, 0);
         // The 50 % of PUTs wrote "vvvvvvv" over some of the loaded values.
         const values = await Promise.all(

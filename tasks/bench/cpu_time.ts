@@ -33,14 +33,33 @@ export function statSeconds(line: string): number | undefined {
 }
 
 /**
+ * The CPU seconds of a process's waited-for children (cutime + cstime) in its `/proc/<pid>/stat`
+ * line, or undefined when it is not one.
+ */
+export function childrenSeconds(line: string): number | undefined {
+  const close = line.lastIndexOf(")");
+  if (close === -1) return undefined;
+  const fields = line.slice(close + 2).split(" ");
+  const ticks = Number(fields[13]) + Number(fields[14]);
+  return Number.isFinite(ticks) ? ticks / TICKS : undefined;
+}
+
+/**
  * CPU seconds of each process now, by name; those `/proc` cannot tell are left out. Read
  * with `cat`: Deno opens `/proc` only with every permission, and the bench has --allow-run.
  */
-export async function cpuNow(procs: readonly Watched[]): Promise<Record<string, number>> {
+export function cpuNow(procs: readonly Watched[]): Promise<Record<string, number>> {
+  return readStats(procs.map((p) => ({ ...p, stat: "stat" })));
+}
+
+/** CPU seconds from `/proc/<pid>/<stat>` of each, by name; those that are gone are left out. */
+async function readStats(
+  procs: readonly (Watched & { stat: string })[],
+): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   if (procs.length === 0 || Deno.build.os !== "linux") return out;
   const read = await new Deno.Command("cat", {
-    args: procs.map((p) => `/proc/${p.pid}/stat`),
+    args: procs.map((p) => `/proc/${p.pid}/${p.stat}`),
     stdout: "piped",
     stderr: "null",
   }).output();
@@ -54,6 +73,88 @@ export async function cpuNow(procs: readonly Watched[]): Promise<Record<string, 
     if (s !== undefined) out[p.name] = s;
   }
   return out;
+}
+
+/** One reading of {@link cpuSnapshot}: CPU seconds so far of each process, of its main thread and of the host. */
+export interface CpuSnapshot {
+  /** Wall time of the reading (ms, `performance.now()`). */
+  at: number;
+  /** Every thread of each process, by name. */
+  total: Record<string, number>;
+  /** Each process's main thread (the JavaScript thread of a Deno process), by name. */
+  main: Record<string, number>;
+  /** The host's busy and total CPU seconds (every core, `/proc/stat`); absent elsewhere than Linux. */
+  host?: { busy: number; all: number };
+}
+
+/** What the processes used between two snapshots: per request, and in cores (CPU s per wall s). */
+export interface CpuUse {
+  /** µs of CPU per request of each process (every thread). */
+  perRequest: Record<string, number>;
+  /** Cores each process kept busy (every thread): 1 is one core all the time. */
+  cores: Record<string, number>;
+  /** Cores each process's main thread kept busy: near 1, that one thread is the limit. */
+  mainCores: Record<string, number>;
+  /** Cores the whole host kept busy (every process, ours or not), and how many it has. */
+  host?: { busy: number; cores: number };
+}
+
+/**
+ * {@link cpuNow} with each process's main thread (`/proc/<pid>/task/<pid>/stat`: its id is the
+ * process's) and the host's CPU, for {@link cpuUse}.
+ */
+export async function cpuSnapshot(procs: readonly Watched[]): Promise<CpuSnapshot> {
+  const threads = procs.map((p) => ({ name: p.name, pid: p.pid, stat: `task/${p.pid}/stat` }));
+  const [total, main, host] = await Promise.all([
+    cpuNow(procs),
+    readStats(threads),
+    hostSeconds(),
+  ]);
+  return { at: performance.now(), total, main, ...(host ? { host } : {}) };
+}
+
+/** What each process used between two snapshots, over `requests` requests. */
+export function cpuUse(before: CpuSnapshot, after: CpuSnapshot, requests: number): CpuUse {
+  const wall = (after.at - before.at) / 1000;
+  const cores = (from: Record<string, number>, to: Record<string, number>) => {
+    const out: Record<string, number> = {};
+    for (const [name, end] of Object.entries(to)) {
+      const start = from[name];
+      if (start !== undefined && wall > 0) out[name] = (end - start) / wall;
+    }
+    return out;
+  };
+  const use: CpuUse = {
+    perRequest: cpuPerRequest(before.total, after.total, requests),
+    cores: cores(before.total, after.total),
+    mainCores: cores(before.main, after.main),
+  };
+  if (before.host && after.host && after.host.all > before.host.all) {
+    const all = after.host.all - before.host.all;
+    // The host's total CPU seconds over the window is its cores times the window.
+    use.host = {
+      busy: (after.host.busy - before.host.busy) / (wall > 0 ? wall : 1),
+      cores: Math.round(all / (wall > 0 ? wall : 1)),
+    };
+  }
+  return use;
+}
+
+/** The host's busy and total CPU seconds so far (`/proc/stat`'s first line), or undefined. */
+async function hostSeconds(): Promise<{ busy: number; all: number } | undefined> {
+  if (Deno.build.os !== "linux") return undefined;
+  const out = await new Deno.Command("cat", {
+    args: ["/proc/stat"],
+    stdout: "piped",
+    stderr: "null",
+  })
+    .output();
+  const first = new TextDecoder().decode(out.stdout).split("\n")[0] ?? "";
+  const ticks = first.trim().split(/\s+/).slice(1).map(Number);
+  if (ticks.length < 5 || ticks.some((t) => !Number.isFinite(t))) return undefined;
+  const all = ticks.reduce((a, b) => a + b, 0);
+  // Fields 4 and 5 are idle and iowait: time no process had the core.
+  return { busy: (all - ticks[3]! - ticks[4]!) / TICKS, all: all / TICKS };
 }
 
 /** Microseconds of CPU per request of each process between two readings. */

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { cpuNow, cpuPerRequest, statSeconds } from "./cpu_time.ts";
+import { cpuNow, cpuPerRequest, cpuSnapshot, cpuUse, statSeconds } from "./cpu_time.ts";
 
 Deno.test("statSeconds() reads user + system ticks after the command name, spaces and all", () => {
   const line = "4242 (deno (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0";
@@ -33,4 +33,50 @@ Deno.test("cpuPerRequest() is µs per request of each process read both times", 
     { a: 500, b: 1000 },
   );
   assertEquals(cpuPerRequest({ a: 1 }, { a: 2 }, 0), {});
+});
+
+Deno.test("cpuUse() is µs per request and cores busy, all threads and the main one, with the host's", () => {
+  const before = {
+    at: 1000,
+    total: { a: 1, b: 2 },
+    main: { a: 0.25 },
+    host: { busy: 10, all: 20 },
+  };
+  const after = {
+    at: 3000,
+    total: { a: 2.5, b: 2.25 },
+    main: { a: 1.25 },
+    host: { busy: 13, all: 24 },
+  };
+  const use = cpuUse(before, after, 1000);
+  assertEquals(use.perRequest, { a: 1500, b: 250 });
+  assertEquals(use.cores, { a: 0.75, b: 0.125 });
+  assertEquals(use.mainCores, { a: 0.5 });
+  assertEquals(use.host, { busy: 1.5, cores: 2 });
+  assertEquals(cpuUse({ ...before, host: undefined }, after, 1000).host, undefined);
+});
+
+Deno.test({
+  name: "cpuSnapshot() reads a process's main thread apart from its other threads (Linux)",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const me = [{ name: "me", pid: Deno.pid }];
+    const start = await cpuSnapshot(me);
+    // A worker thread burns CPU: the process's total grows, its main thread's far less.
+    const worker = new Worker(
+      "data:application/javascript," +
+        encodeURIComponent(
+          "const end = Date.now() + 400; let x = 0; while (Date.now() < end) x += Math.sqrt(x + 1); postMessage(x);",
+        ),
+      { type: "module" },
+    );
+    await new Promise((resolve) => worker.onmessage = resolve);
+    worker.terminate();
+    const end = await cpuSnapshot(me);
+    const total = end.total.me! - start.total.me!;
+    const main = end.main.me! - start.main.me!;
+    assert(total >= 0.2, `the process used ${total} s`);
+    assert(main < total / 2, `main thread ${main} s of ${total} s`);
+    assert(end.host !== undefined && end.host.all > start.host!.all, "the host's CPU is read");
+  },
 });

@@ -84,9 +84,13 @@ async function awaitLeader(members: EtcdMember[], exited: Promise<number>[]): Pr
 /**
  * Starts a 3-member etcd cluster in `dir`, hands it to `keep` (one child that stops all
  * members at once, so a failed start is cleaned up too) and resolves with the leader's
- * client URL: the bench drives the leader, etcd's fastest member for linearizable reads.
+ * client URL (the bench drives the leader, etcd's fastest member for linearizable reads) and
+ * each member's process, whose CPU the bench reads.
  */
-export async function startEtcd(dir: string, keep: (child: Child) => Child): Promise<string> {
+export async function startEtcd(
+  dir: string,
+  keep: (child: Child) => Child,
+): Promise<{ url: string; members: { name: string; pid: number }[] }> {
   await Deno.mkdir(dir, { recursive: true });
   const members = etcdMembers(dir, freePorts(6));
   const token = `ringkv-bench-${crypto.getRandomValues(new Uint8Array(8)).toHex()}`;
@@ -107,5 +111,6 @@ export async function startEtcd(dir: string, keep: (child: Child) => Child): Pro
     },
   });
   const leader = await awaitLeader(members, children.map((c) => c.exited));
-  return clientUrl(members[leader]!);
+  const pids = members.map((m, i) => ({ name: `etcd-${m.name}`, pid: children[i]!.pid }));
+  return { url: clientUrl(members[leader]!), members: pids };
 }

@@ -16,7 +16,7 @@ import {
   type WatchedRun,
   type WatcherCount,
 } from "./table.ts";
-import { cpuNow, cpuPerRequest, type Watched } from "./cpu_time.ts";
+import { cpuSnapshot, type CpuUse, cpuUse, type Watched } from "./cpu_time.ts";
 import { Watchers } from "./watchers.ts";
 import { type WrkResult, wrkScript } from "./wrk.ts";
 
@@ -33,7 +33,7 @@ export interface RoundOptions {
 /** The URL of each target started. */
 export type Urls = Partial<Record<Target, string>>;
 
-/** The processes of a target whose CPU time per request is reported (the watch case's). */
+/** The processes of each target whose CPU use is reported (every process it runs). */
 export type CpuWatched = Partial<Record<Target, Watched[]>>;
 
 type Options = RoundOptions;
@@ -136,20 +136,32 @@ async function runCase(
   shape: { connections: number; threads: number; warm: number; seconds: number },
   signal: AbortSignal,
   procs: readonly Watched[] = [],
-): Promise<{ result: WrkResult; watched?: WatchedRun; cpu: Record<string, number> }> {
+): Promise<{ result: WrkResult; watched?: WatchedRun; cpu: CpuUse }> {
   const watchers = c.watchers && await Watchers.open(url, watcherPrefixes(c.watchers));
   try {
     await runWrk(url, script, { ...shape, seconds: shape.warm }, signal);
     const before = watchers?.counts();
-    const cpuBefore = await cpuNow(procs);
+    // The bench itself (it reads the watch streams) and wrk count as the case's own CPU too.
+    const all = procs.length === 0 ? procs : [...procs, { name: "bench", pid: Deno.pid }];
+    const cpuBefore = await cpuSnapshot(all);
     const result = await runWrk(url, script, shape, signal);
-    const cpu = cpuPerRequest(cpuBefore, await cpuNow(procs), result.requests);
+    const cpu = withWrk(cpuUse(cpuBefore, await cpuSnapshot(all), result.requests), result);
     if (watchers === undefined || c.watchers === undefined) return { result, cpu };
     const watched = watchedRun(c.watchers, before!, watchers.counts(), result.seconds);
     return { result, watched, cpu };
   } finally {
     await watchers?.close();
   }
+}
+
+/** `use` with wrk's own CPU (when it was read) as one more process. */
+function withWrk(use: CpuUse, wrk: WrkResult): CpuUse {
+  if (wrk.cpuSeconds === undefined || wrk.seconds <= 0) return use;
+  return {
+    ...use,
+    perRequest: { ...use.perRequest, wrk: (wrk.cpuSeconds / wrk.requests) * 1e6 },
+    cores: { ...use.cores, wrk: wrk.cpuSeconds / wrk.seconds },
+  };
 }
 
 /** Every case `--repeat` times, in rounds that interleave the cases; the median run of each. */
@@ -165,7 +177,7 @@ export async function runCases(
   const warm = o.quick ? 1 : 2;
   const runs: WrkResult[][] = cases.map(() => []);
   const watched: WatchedRun[][] = cases.map(() => []);
-  const cpu: Record<string, number>[][] = cases.map(() => []);
+  const cpu: CpuUse[][] = cases.map(() => []);
   await primeKeys(procs, o, urls, signal);
   for (let round = 1; round <= o.repeat; round++) {
     console.log(`Round ${round} of ${o.repeat}`);
@@ -185,6 +197,6 @@ export async function runCases(
     result: medianRun(runs[i]!),
     runs: runs[i]!,
     ...(c.watchers ? { watched: watched[i]! } : {}),
-    ...(cpuWatched[c.target] ? { cpuPerRequest: cpu[i]! } : {}),
+    ...(cpuWatched[c.target] ? { cpu: cpu[i]! } : {}),
   }));
 }

@@ -19,6 +19,7 @@
  * assertEquals(rows[0]!.met, true);
  * ```
  */
+import type { CpuUse } from "./cpu_time.ts";
 import type { WrkResult } from "./wrk.ts";
 
 /** What a case drives. */
@@ -58,8 +59,8 @@ export interface CaseResult extends CaseSpec {
   runs: WrkResult[];
   /** With watchers: events each busy watcher read per second, and idle ones in all, per run. */
   watched?: WatchedRun[];
-  /** Per run, µs of CPU each of the target's processes spent per request (Linux). */
-  cpuPerRequest?: Record<string, number>[];
+  /** Per run, the CPU each of the target's processes used, and the host's (Linux). */
+  cpu?: CpuUse[];
 }
 
 /** What the watchers of one run read while wrk measured. */
@@ -258,21 +259,54 @@ export function formatWatched(results: readonly CaseResult[]): string {
   return lines.join("\n");
 }
 
+function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+/** Cores under which a process counts as idle in {@link formatCpu}. */
+const IDLE_CORES = 0.005;
+
+/** A main thread busy this share of a core or more is what caps its case's requests/s. */
+export const THREAD_BOUND = 0.85;
+
 /**
- * CPU per request of the cases that measured it: each process's median over the runs, in
- * µs (the cost behind a ratio, which load on a shared machine moves less than requests/s).
+ * CPU by process of the cases that measured it, each value the median over the runs: µs per
+ * request (the cost behind a ratio, which load on a shared machine moves less than requests/s),
+ * then the cores it kept busy, all threads / its main thread, and the host's busy cores. A
+ * process whose main thread was busy {@link THREAD_BOUND} of a core or more is named at the
+ * end of its line: a Deno server runs its JavaScript on that one thread, so it caps the case.
  */
 export function formatCpu(results: readonly CaseResult[]): string {
   const lines = [];
   for (const c of results) {
-    const runs = c.cpuPerRequest ?? [];
-    const names = [...new Set(runs.flatMap((r) => Object.keys(r)))];
+    const runs = c.cpu ?? [];
+    const med = (pick: (r: CpuUse) => number | undefined) => {
+      const values = runs.map(pick).filter((v): v is number => v !== undefined);
+      return values.length === 0 ? NaN : median(values);
+    };
+    // A process that stayed idle (nginx's master; the bench with no stream to read) is left out.
+    const names = [...new Set(runs.flatMap((r) => Object.keys(r.perRequest)))]
+      .filter((name) => med((r) => r.cores[name]) >= IDLE_CORES);
     if (names.length === 0) continue;
+    const bound: string[] = [];
     const parts = names.map((name) => {
-      const values = runs.map((r) => r[name]).filter((v) => v !== undefined);
-      return `${name} ${Math.round(median(values))}`;
+      const main = med((r) => r.mainCores[name]);
+      if (main >= THREAD_BOUND) bound.push(name);
+      const cores = med((r) => r.cores[name]).toFixed(2);
+      // wrk's CPU is read as a whole (it has ended): no main thread of its own to show.
+      const busy = Number.isNaN(main) ? cores : `${cores}/${main.toFixed(2)}`;
+      return `${name} ${Math.round(med((r) => r.perRequest[name]))} µs ${busy}`;
     });
-    lines.push(`${caseName(c)}: ${parts.join(", ")}`);
+    const hosts = runs.flatMap((r) =>
+      r.host ? [{ ...r.host, ours: sum(Object.values(r.cores)) }] : []
+    );
+    const host = hosts.length === 0
+      ? ""
+      : `; host ${median(hosts.map((h) => h.busy)).toFixed(2)} of ${hosts[0]!.cores} cores busy, ${
+        median(hosts.map((h) => Math.max(0, h.busy - h.ours))).toFixed(2)
+      } of them by other programs`;
+    const note = bound.length === 0 ? "" : ` (main thread at its limit: ${bound.join(", ")})`;
+    lines.push(`${caseName(c)}: ${parts.join(", ")}${host}${note}`);
   }
   return lines.join("\n");
 }

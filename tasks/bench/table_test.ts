@@ -182,11 +182,34 @@ Deno.test("formatWatched() shows what busy and idle watchers read against the wr
   assertEquals(formatWatched(RUN), "");
 });
 
-Deno.test("formatCpu() shows each process's median µs per request, for cases that measured it", () => {
+Deno.test("formatCpu() shows each process's medians: µs per request, cores all threads / main thread, the host", () => {
+  const use = (proxy: number, main: number) => ({
+    perRequest: { w1: 60, proxy0: proxy, bench: 0.1 },
+    cores: { w1: 0.2, proxy0: 0.9, bench: 0.001 },
+    mainCores: { w1: 0.18, proxy0: main, bench: 0.001 },
+    host: { busy: 1.6, cores: 2 },
+  });
   const c = {
     ...measured({ target: "watch", op: "PUT", valueBytes: 100 }, [1, 2, 3]),
-    cpuPerRequest: [{ w1: 60, proxy0: 200 }, { w1: 80, proxy0: 180 }, { w1: 70, proxy0: 900 }],
+    cpu: [use(200, 0.9), use(180, 0.88), use(900, 0.5)],
   };
-  assertEquals(formatCpu([c]), "ringkv 3-replica PUT 100 B, no watcher: w1 70, proxy0 200");
+  assertEquals(
+    formatCpu([c]),
+    "ringkv 3-replica PUT 100 B, no watcher: w1 60 µs 0.20/0.18, proxy0 200 µs 0.90/0.88; " +
+      "host 1.60 of 2 cores busy, 0.50 of them by other programs (main thread at its limit: proxy0)",
+    "an idle process (here the bench) is left out",
+  );
+  const withWrk = { ...use(200, 0.5), perRequest: { wrk: 10 }, cores: { wrk: 0.3 } };
+  assertEquals(
+    formatCpu([{ ...c, cpu: [withWrk] }]),
+    "ringkv 3-replica PUT 100 B, no watcher: wrk 10 µs 0.30; host 1.60 of 2 cores busy, " +
+      "1.30 of them by other programs",
+  );
+  const idle = { ...c, cpu: [use(200, 0.5)] };
+  assertEquals(
+    formatCpu([idle]),
+    "ringkv 3-replica PUT 100 B, no watcher: w1 60 µs 0.20/0.18, proxy0 200 µs 0.90/0.50; " +
+      "host 1.60 of 2 cores busy, 0.50 of them by other programs",
+  );
   assertEquals(formatCpu(RUN), "");
 });

@@ -9,7 +9,8 @@ import { join } from "@std/path";
 import { startEtcd } from "./etcd_cluster.ts";
 import { loadEtcd, loadNode, loadProxy } from "./load.ts";
 import { Processes } from "./processes.ts";
-import type { Urls } from "./rounds.ts";
+import type { CpuWatched, Urls } from "./rounds.ts";
+import type { Watched } from "./cpu_time.ts";
 import type { CaseSpec, Target } from "./table.ts";
 
 /** The options the targets are started with. */
@@ -72,21 +73,30 @@ async function startWatchCluster(procs: Processes, o: Options, urls: Urls) {
   urls.watch = proxy!.url;
 }
 
-/** Starts what the cases drive; their URLs. */
+/** What the cases drive: each target's URL, and the processes whose CPU the bench reads. */
+export interface Started {
+  urls: Urls;
+  processes: CpuWatched;
+}
+
+/** Starts what the cases drive; their URLs and processes. */
 export async function startTargets(
   run: Run,
   o: Options,
   cases: readonly CaseSpec[],
-): Promise<Urls> {
+): Promise<Started> {
   const targets = new Set(cases.map((c) => c.target));
   const urls: Urls = {};
+  let etcd: Watched[] = [];
   if (targets.has("node") || targets.has("nginx") || targets.has("proxy")) {
     await startRingTargets(run.procs, o, targets, urls);
   }
   if (targets.has("cluster")) await startCluster(run.replicated, o, urls);
   if (targets.has("watch")) await startWatchCluster(run.watched, o, urls);
   if (targets.has("etcd")) {
-    urls.etcd = await startEtcd(join(run.dir, "etcd"), (child) => run.procs.adopt(child));
+    const started = await startEtcd(join(run.dir, "etcd"), (child) => run.procs.adopt(child));
+    urls.etcd = started.url;
+    etcd = started.members;
     console.log(`Loading ${o.keys} keys of 100 B into etcd...`);
     await loadEtcd(urls.etcd, { prefix: "k", count: o.keys, valueBytes: 100 });
   }
@@ -98,7 +108,42 @@ export async function startTargets(
     const big = Math.max(1, Math.floor(o.keys / 10));
     urls.hono = (await run.procs.hono([`k:${o.keys}:100`, `b:${big}:4096`])).url;
   }
-  return urls;
+  return { urls, processes: await processesOf(run, etcd) };
+}
+
+/**
+ * Each target's processes, by the names they were started with: the server a case drives and
+ * what serves behind it (nginx's workers too: they answer, its master waits).
+ */
+async function processesOf(run: Run, etcd: Watched[]): Promise<CpuWatched> {
+  const of = (children: readonly Watched[], names: RegExp) =>
+    children.filter((c) => names.test(c.name)).map(({ name, pid }) => ({ name, pid }));
+  const ring = of(run.procs.children, /^n\d$/);
+  const nginx = of(run.procs.children, /^nginx$/);
+  const workers = (await Promise.all(nginx.map((m) => childrenOf(m.pid)))).flat()
+    .map((pid, i) => ({ name: `nginx-worker${i === 0 ? "" : i + 1}`, pid }));
+  return {
+    bare: of(run.procs.children, /^bare$/),
+    floor: of(run.procs.children, /^floor$/),
+    hono: of(run.procs.children, /^hono$/),
+    node: ring.slice(0, 1),
+    nginx: [...nginx, ...workers, ...ring],
+    proxy: [...of(run.procs.children, /^proxy\d+$/), ...ring],
+    etcd,
+    cluster: of(run.replicated.children, /./),
+    watch: of(run.watched.children, /./),
+  };
+}
+
+/** The ids of a process's children (Linux; none elsewhere or once it is gone), read with `cat`. */
+async function childrenOf(pid: number): Promise<number[]> {
+  if (Deno.build.os !== "linux") return [];
+  const out = await new Deno.Command("cat", {
+    args: [`/proc/${pid}/task/${pid}/children`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
 /** A run's processes, each phase in its own directory (a proxy must not find another's map). */

@@ -55,6 +55,8 @@ export interface WrkResult {
   non2xx: number;
   /** Connect, read, write errors and timeouts. */
   socketErrors: number;
+  /** CPU seconds wrk itself used (Linux, when read: `runWrk`). */
+  cpuSeconds?: number;
 }
 
 /** The marker of the line the scripts' `done` hook prints. */
