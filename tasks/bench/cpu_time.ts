@@ -157,6 +157,33 @@ async function hostSeconds(): Promise<{ busy: number; all: number } | undefined>
   return { busy: (all - ticks[3]! - ticks[4]!) / TICKS, all: all / TICKS };
 }
 
+/** Below this share of a core over {@link SETTLE_WINDOW_MS}, a process counts as settled. */
+export const SETTLED_CORES = 0.03;
+/** The window {@link settle} reads each process's CPU over. */
+const SETTLE_WINDOW_MS = 500;
+
+/**
+ * Waits until every process uses under {@link SETTLED_CORES} of a core over half a second, at
+ * most `maxMs`: a node may still be writing the snapshot an earlier case's PUTs set off, which
+ * would be counted against the next case. Resolves with whether they settled (true at once
+ * when there is nothing to read).
+ */
+export async function settle(procs: readonly Watched[], maxMs = 15_000): Promise<boolean> {
+  const deadline = Date.now() + maxMs;
+  let before = await cpuNow(procs);
+  if (Object.keys(before).length === 0) return true;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_WINDOW_MS));
+    const now = await cpuNow(procs);
+    const busy = Object.entries(now).some(([name, s]) =>
+      s - (before[name] ?? s) >= SETTLED_CORES * (SETTLE_WINDOW_MS / 1000)
+    );
+    if (!busy) return true;
+    before = now;
+  }
+  return false;
+}
+
 /** Microseconds of CPU per request of each process between two readings. */
 export function cpuPerRequest(
   before: Record<string, number>,

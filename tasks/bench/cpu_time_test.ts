@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { cpuNow, cpuPerRequest, cpuSnapshot, cpuUse, statSeconds } from "./cpu_time.ts";
+import { cpuNow, cpuPerRequest, cpuSnapshot, cpuUse, settle, statSeconds } from "./cpu_time.ts";
 
 Deno.test("statSeconds() reads user + system ticks after the command name, spaces and all", () => {
   const line = "4242 (deno (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0";
@@ -78,5 +78,44 @@ Deno.test({
     assert(total >= 0.2, `the process used ${total} s`);
     assert(main < total / 2, `main thread ${main} s of ${total} s`);
     assert(end.host !== undefined && end.host.all > start.host!.all, "the host's CPU is read");
+  },
+});
+
+Deno.test({
+  name: "settle() waits while a process is busy and resolves once it is quiet (Linux)",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    assertEquals(await settle([]), true, "nothing to read: settled at once");
+    // A child that burns a core for ~1.5 s, then sleeps: settle() must outlast the burn.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        "const end = Date.now() + 1500; let x = 0; while (Date.now() < end) x += Math.sqrt(x + 1); " +
+        "await new Promise((r) => setTimeout(r, 30_000)); console.log(x);",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      const started = Date.now();
+      const settled = await settle([{ name: "child", pid: child.pid }], 10_000);
+      assertEquals(settled, true);
+      assert(Date.now() - started >= 1000, `settled after ${Date.now() - started} ms`);
+      // Still burning: not settled within a window that ends before the burn does.
+      const burner = new Deno.Command(Deno.execPath(), {
+        args: ["eval", "const end = Date.now() + 5000; let x = 0; while (Date.now() < end) x++;"],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      try {
+        assertEquals(await settle([{ name: "burner", pid: burner.pid }], 1500), false);
+      } finally {
+        burner.kill();
+        await burner.status;
+      }
+    } finally {
+      child.kill();
+      await child.status;
+    }
   },
 });

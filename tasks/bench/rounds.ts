@@ -16,7 +16,7 @@ import {
   type WatchedRun,
   type WatcherCount,
 } from "./table.ts";
-import { cpuSnapshot, type CpuUse, cpuUse, type Watched } from "./cpu_time.ts";
+import { cpuSnapshot, type CpuUse, cpuUse, settle, type Watched } from "./cpu_time.ts";
 import { Watchers } from "./watchers.ts";
 import { type WrkResult, wrkScript } from "./wrk.ts";
 
@@ -137,6 +137,10 @@ async function runCase(
   signal: AbortSignal,
   procs: readonly Watched[] = [],
 ): Promise<{ result: WrkResult; watched?: WatchedRun; cpu: CpuUse }> {
+  // What the previous case left running (a node's snapshot) is not this case's to pay for.
+  if (!(await settle(procs))) {
+    console.log(`  (${caseName(c)}: its processes were still busy after 15 s; measuring anyway)`);
+  }
   const watchers = c.watchers && await Watchers.open(url, watcherPrefixes(c.watchers));
   try {
     await runWrk(url, script, { ...shape, seconds: shape.warm }, signal);
