@@ -214,7 +214,16 @@ async function waitAnswering(url: string, exited: Promise<number>): Promise<void
   throw new Error(`nginx did not answer on ${url} (see ${url} config in the run's directory)`);
 }
 
-/** Runs wrk with a Lua script file; the parsed result. */
+/** sh running wrk with the given arguments, then printing its own `/proc` stat (Linux). */
+const WRK_WITH_CPU = [
+  'wrk "$@" & w=$!',
+  "trap 'kill $w 2>/dev/null; exit 143' TERM INT",
+  "wait $w; code=$?",
+  'if [ "$code" = 0 ]; then echo; cat /proc/$$/stat; fi',
+  "exit $code",
+].join("\n");
+
+/** Runs wrk with a Lua script file; the parsed result, with wrk's CPU seconds on Linux. */
 export async function runWrk(
   url: string,
   script: string,
@@ -224,9 +233,10 @@ export async function runWrk(
   const args = wrkArgs(url, script, o);
   // Through sh, which prints its own /proc stat once wrk ended: the CPU of its waited-for
   // children (cutime, cstime) is then wrk's, which the bench counts with its own processes.
+  // Stopped (the signal, Ctrl-C), sh stops wrk first: it must not outlive the bench.
   const linux = Deno.build.os === "linux";
   const cmd = linux ? "sh" : "wrk";
-  const shArgs = linux ? ["-c", 'wrk "$@" && echo && cat /proc/$$/stat', "sh", ...args] : args;
+  const shArgs = linux ? ["-c", WRK_WITH_CPU, "sh", ...args] : args;
   const out = await new Deno.Command(cmd, {
     args: shArgs,
     stdout: "piped",
