@@ -2,9 +2,10 @@
  * A PUT stall finder: the bench's default cluster (3 nodes, 3 replicas, one proxy, started as
  * `deno task bench` starts them) loaded with KEYS keys of 100 B (default 100,000), then
  * one-second `wrk -t2 -c64` PUT slices back to back for SECONDS (default 60). Prints one line
- * per slice: requests/s, p99 and max latency, the nodes' log bytes, snapshots written and
- * fsync time in that second (from their /metrics), and the host's load average, so a slow
- * second can be put beside what the nodes did in it.
+ * per slice: requests/s, p99 and max latency, the proxy's accept calls' time (until the answer's
+ * headers), the nodes' log bytes, snapshots written, fsync time and accept route time in that
+ * second (from their /metrics), and the host's load average, so a slow second can be put beside
+ * what the nodes did in it, and a call's time beside the node's part of it.
  *
  *     deno run -A tasks/bench/put_timeline.ts
  *     KEYS=100000 SECONDS=90 SNAPSHOT_MIB=16 deno run -A tasks/bench/put_timeline.ts
@@ -32,6 +33,9 @@ interface NodeSample {
   syncs: number;
   syncSeconds: number;
   atomicSeconds: number;
+  /** Seconds the node's `/internal/accept` route took in all, and how many calls. */
+  acceptSeconds: number;
+  accepts: number;
 }
 
 function metric(text: string, pattern: RegExp): number {
@@ -53,7 +57,22 @@ async function sample(url: string): Promise<NodeSample> {
       text,
       /^ringkv_node_fsync_duration_seconds_sum\{op="write_atomic"\} ([\d.e-]+)/m,
     ),
+    acceptSeconds: sumOf(
+      text,
+      /^ringkv_node_request_duration_seconds_sum\{[^}]*accept[^}]*\} (\S+)/,
+    ),
+    accepts: sumOf(text, /^ringkv_node_request_duration_seconds_count\{[^}]*accept[^}]*\} (\S+)/),
   };
+}
+
+/** The sum of a metric's values over the lines `pattern` matches (every label set). */
+function sumOf(text: string, pattern: RegExp): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const m = pattern.exec(line);
+    if (m) sum += Number(m[1]);
+  }
+  return sum;
 }
 
 /** CPU seconds a process has used (user + system). */
@@ -62,14 +81,23 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** What the proxy's metrics say: node calls by route and fast writes; its accept calls' time. */
+interface ProxySample {
+  counts: Map<string, number>;
+  /** Seconds until the answer's headers, summed over the accept calls, and their count. */
+  acceptSeconds: number;
+  accepts: number;
+}
+
 /** The proxy's counters that say which path writes took: node calls by route, fast writes. */
-async function proxyCounts(url: string): Promise<Map<string, number>> {
+async function proxyCounts(url: string): Promise<ProxySample> {
   const res = await fetch(`${url}/metrics`, {
     headers: { authorization: "Bearer timeline-admin" },
     signal: AbortSignal.timeout(10_000),
   });
   const counts = new Map<string, number>();
   const add = (name: string, n: number) => counts.set(name, (counts.get(name) ?? 0) + n);
+  const sample: ProxySample = { counts, acceptSeconds: 0, accepts: 0 };
   for (const line of (await res.text()).split("\n")) {
     const call =
       /^ringkv_proxy_node_calls_total\{[^}]*route="\/internal\/([\w/]+)"[^}]*outcome="(\w+)"[^}]*\} (\d+)/
@@ -79,8 +107,18 @@ async function proxyCounts(url: string): Promise<Map<string, number>> {
     if (fast && fast[1] !== "decided") add(`fast:${fast[1]}`, Number(fast[2]));
     const paused = /^ringkv_proxy_fast_writes_paused_total (\d+)/.exec(line);
     if (paused) add("paused", Number(paused[1]));
+    const took =
+      /^ringkv_proxy_node_call_duration_seconds_(sum|count)\{[^}]*route="\/internal\/accept"[^}]*\} (\S+)/
+        .exec(line);
+    if (took?.[1] === "sum") sample.acceptSeconds += Number(took[2]);
+    if (took?.[1] === "count") sample.accepts += Number(took[2]);
   }
-  return counts;
+  return sample;
+}
+
+/** ms per event of a summed duration between two samples (NaN without events). */
+function msEach(seconds: number, events: number): string {
+  return events > 0 ? (seconds / events * 1000).toFixed(1) : "NaN";
 }
 
 function countsDelta(before: Map<string, number>, after: Map<string, number>): string {
@@ -115,14 +153,22 @@ async function slices(proxy: string, nodes: string[], pids: number[]): Promise<v
       const snap = a.wal < b.wal || a.snapshots !== b.snapshots ? " SNAP" : "";
       const atomicMs = (a.atomicSeconds - b.atomicSeconds) * 1000;
       const atomic = atomicMs > 0 ? ` atomic ${atomicMs.toFixed(0)}ms` : "";
-      return `${(a.wal / 2 ** 20).toFixed(1)}M sync ${syncMs.toFixed(1)}ms${atomic}${snap}`;
+      const route = msEach(a.acceptSeconds - b.acceptSeconds, a.accepts - b.accepts);
+      return `${(a.wal / 2 ** 20).toFixed(1)}M sync ${
+        syncMs.toFixed(1)
+      }ms route ${route}ms${atomic}${snap}`;
     });
     const t = ((performance.now() - start) / 1000).toFixed(1);
     const cpuText = cpu.map((c, n) => ((c - cpuBefore[n]!) / r.seconds * 100).toFixed(0)).join("/");
     console.log(
       `t=${t}s ${r.rps.toFixed(0)} req/s p99 ${r.p99Ms.toFixed(0)} max ${r.maxMs.toFixed(0)} ms` +
-        ` non2xx ${r.non2xx} | ${perNode.join(" | ")} | cpu% n/n/n/proxy ${cpuText}` +
-        ` | ${countsDelta(callsBefore, calls)} | load ${await loadAverage()}`,
+        ` non2xx ${r.non2xx} | accept call ${
+          msEach(
+            calls.acceptSeconds - callsBefore.acceptSeconds,
+            calls.accepts - callsBefore.accepts,
+          )
+        }ms | ${perNode.join(" | ")} | cpu% n/n/n/proxy ${cpuText}` +
+        ` | ${countsDelta(callsBefore.counts, calls.counts)} | load ${await loadAverage()}`,
     );
     before = after;
     cpuBefore = cpu;
