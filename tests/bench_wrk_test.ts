@@ -8,8 +8,8 @@ const hasWrk = await hasCommand("wrk");
 /** The ids of running wrk processes aimed at `port`. */
 async function wrksOn(port: number): Promise<string> {
   const out = await new Deno.Command("pgrep", {
-    // wrk's own command line (not the sh around it, which names wrk too).
-    args: ["-f", `^wrk .*127\\.0\\.0\\.1:${port}`],
+    // wrk's own command line, by name or path.
+    args: ["-f", `^(\\S*/)?wrk .*127\\.0\\.0\\.1:${port}`],
     stdout: "piped",
   }).output();
   return new TextDecoder().decode(out.stdout).trim();

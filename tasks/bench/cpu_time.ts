@@ -33,18 +33,6 @@ export function statSeconds(line: string): number | undefined {
 }
 
 /**
- * The CPU seconds of a process's waited-for children (cutime + cstime) in its `/proc/<pid>/stat`
- * line, or undefined when it is not one.
- */
-export function childrenSeconds(line: string): number | undefined {
-  const close = line.lastIndexOf(")");
-  if (close === -1) return undefined;
-  const fields = line.slice(close + 2).split(" ");
-  const ticks = Number(fields[13]) + Number(fields[14]);
-  return Number.isFinite(ticks) ? ticks / TICKS : undefined;
-}
-
-/**
  * CPU seconds of each process now, by name; those `/proc` cannot tell are left out. Read
  * with `cat`: Deno opens `/proc` only with every permission, and the bench has --allow-run.
  */

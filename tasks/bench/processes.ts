@@ -9,7 +9,6 @@ import { join } from "@std/path";
 import { type Child, startChild, stopProcess } from "../children.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "../node_settings.ts";
 import { nginxConfig } from "./nginx.ts";
-import { childrenSeconds } from "./cpu_time.ts";
 import { parseWrkOutput, wrkArgs, type WrkResult } from "./wrk.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -214,16 +213,7 @@ async function waitAnswering(url: string, exited: Promise<number>): Promise<void
   throw new Error(`nginx did not answer on ${url} (see ${url} config in the run's directory)`);
 }
 
-/** sh running wrk with the given arguments, then printing its own `/proc` stat (Linux). */
-const WRK_WITH_CPU = [
-  'wrk "$@" & w=$!',
-  "trap 'kill $w 2>/dev/null; exit 143' TERM INT",
-  "wait $w; code=$?",
-  'if [ "$code" = 0 ]; then echo; cat /proc/$$/stat; fi',
-  "exit $code",
-].join("\n");
-
-/** Runs wrk with a Lua script file; the parsed result, with wrk's CPU seconds on Linux. */
+/** Runs wrk with a Lua script file; the parsed result, wrk's own CPU seconds included. */
 export async function runWrk(
   url: string,
   script: string,
@@ -231,23 +221,11 @@ export async function runWrk(
   signal?: AbortSignal,
 ): Promise<WrkResult> {
   const args = wrkArgs(url, script, o);
-  // Through sh, which prints its own /proc stat once wrk ended: the CPU of its waited-for
-  // children (cutime, cstime) is then wrk's, which the bench counts with its own processes.
-  // Stopped (the signal, Ctrl-C), sh stops wrk first: it must not outlive the bench.
-  const linux = Deno.build.os === "linux";
-  const cmd = linux ? "sh" : "wrk";
-  const shArgs = linux ? ["-c", WRK_WITH_CPU, "sh", ...args] : args;
-  const out = await new Deno.Command(cmd, {
-    args: shArgs,
-    stdout: "piped",
-    stderr: "piped",
-    signal,
-  }).output();
+  const out = await new Deno.Command("wrk", { args, stdout: "piped", stderr: "piped", signal })
+    .output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) {
     throw new Error(`wrk failed (${out.code}): ${new TextDecoder().decode(out.stderr)}${text}`);
   }
-  const result = parseWrkOutput(text);
-  const cpu = linux ? childrenSeconds(text.trimEnd().split("\n").at(-1) ?? "") : undefined;
-  return cpu === undefined ? result : { ...result, cpuSeconds: cpu };
+  return parseWrkOutput(text);
 }

@@ -128,6 +128,15 @@ function watchedRun(w: WatcherCount, before: number[], after: number[], seconds:
   };
 }
 
+/** The processes a case drives, and the run's others (idle clusters, references, the bench's). */
+export interface CaseProcesses {
+  own: readonly Watched[];
+  rest: readonly Watched[];
+}
+
+/** How the run's other processes show in a case's CPU: one sum, no main thread. */
+export const REST = "the bench's other processes";
+
 /** Runs case `c` once (warm-up, then measured), with its watchers open when it has some. */
 async function runCase(
   url: string,
@@ -135,27 +144,56 @@ async function runCase(
   c: CaseSpec,
   shape: { connections: number; threads: number; warm: number; seconds: number },
   signal: AbortSignal,
-  procs: readonly Watched[] = [],
+  procs: CaseProcesses = { own: [], rest: [] },
 ): Promise<{ result: WrkResult; watched?: WatchedRun; cpu: CpuUse }> {
-  // What the previous case left running (a node's snapshot) is not this case's to pay for.
-  if (!(await settle(procs))) {
-    console.log(`  (${caseName(c)}: its processes were still busy after 15 s; measuring anyway)`);
+  // What an earlier case left running (a node's snapshot, a sweep of an idle cluster) is not
+  // this case's to pay for: every process of the run settles first.
+  if (!(await settle([...procs.own, ...procs.rest]))) {
+    console.log(
+      `  (${caseName(c)}: the bench's processes were still busy after 15 s; measuring anyway)`,
+    );
   }
   const watchers = c.watchers && await Watchers.open(url, watcherPrefixes(c.watchers));
   try {
     await runWrk(url, script, { ...shape, seconds: shape.warm }, signal);
     const before = watchers?.counts();
-    // The bench itself (it reads the watch streams) and wrk count as the case's own CPU too.
-    const all = procs.length === 0 ? procs : [...procs, { name: "bench", pid: Deno.pid }];
+    // The bench itself (it reads the watch streams) and wrk count as the case's own CPU too;
+    // the run's other processes are read too, so that "other programs" means outside the bench.
+    const all = procs.own.length === 0
+      ? []
+      : [...procs.own, { name: "bench", pid: Deno.pid }, ...procs.rest];
     const cpuBefore = await cpuSnapshot(all);
     const result = await runWrk(url, script, shape, signal);
-    const cpu = withWrk(cpuUse(cpuBefore, await cpuSnapshot(all), result.requests), result);
+    const used = cpuUse(cpuBefore, await cpuSnapshot(all), result.requests);
+    const cpu = withWrk(foldRest(used, procs.rest), result);
     if (watchers === undefined || c.watchers === undefined) return { result, cpu };
     const watched = watchedRun(c.watchers, before!, watchers.counts(), result.seconds);
     return { result, watched, cpu };
   } finally {
     await watchers?.close();
   }
+}
+
+/** `use` with the `rest` processes summed into one entry, {@link REST}. */
+export function foldRest(use: CpuUse, rest: readonly Watched[]): CpuUse {
+  if (rest.length === 0) return use;
+  const names = new Set(rest.map((p) => p.name));
+  const fold = (values: Record<string, number>, into: boolean) => {
+    const out: Record<string, number> = {};
+    let sum = 0;
+    for (const [name, v] of Object.entries(values)) {
+      if (names.has(name)) sum += v;
+      else out[name] = v;
+    }
+    if (into) out[REST] = sum;
+    return out;
+  };
+  return {
+    ...use,
+    perRequest: fold(use.perRequest, true),
+    cores: fold(use.cores, true),
+    mainCores: fold(use.mainCores, false),
+  };
 }
 
 /** `use` with wrk's own CPU (when it was read) as one more process. */
@@ -166,6 +204,23 @@ function withWrk(use: CpuUse, wrk: WrkResult): CpuUse {
     perRequest: { ...use.perRequest, wrk: (wrk.cpuSeconds / wrk.requests) * 1e6 },
     cores: { ...use.cores, wrk: wrk.cpuSeconds / wrk.seconds },
   };
+}
+
+/**
+ * Every process of the run but `own`, each once (a target's processes may serve others too: the
+ * ring's nodes serve node, nginx and proxy), named apart from `own`'s.
+ */
+export function restOf(all: CpuWatched, own: readonly Watched[]): Watched[] {
+  const taken = new Set(own.map((p) => p.pid));
+  const rest: Watched[] = [];
+  for (const [target, procs] of Object.entries(all)) {
+    for (const p of procs ?? []) {
+      if (taken.has(p.pid)) continue;
+      taken.add(p.pid);
+      rest.push({ name: `${target}/${p.name}`, pid: p.pid });
+    }
+  }
+  return rest;
 }
 
 /** Every case `--repeat` times, in rounds that interleave the cases; the median run of each. */
@@ -189,7 +244,8 @@ export async function runCases(
       const script = await writeScript(procs, o, c);
       const shape = { ...wrkShape(o), warm, seconds };
       const timed = cpuWatched[c.target];
-      const run = await runCase(urls[c.target]!, script, c, shape, signal, timed);
+      const own = { own: timed ?? [], rest: restOf(cpuWatched, timed ?? []) };
+      const run = await runCase(urls[c.target]!, script, c, shape, signal, own);
       runs[i]!.push(run.result);
       if (timed !== undefined) cpu[i]!.push(run.cpu);
       if (run.watched) watched[i]!.push(run.watched);

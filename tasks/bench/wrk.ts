@@ -55,7 +55,7 @@ export interface WrkResult {
   non2xx: number;
   /** Connect, read, write errors and timeouts. */
   socketErrors: number;
-  /** CPU seconds wrk itself used (Linux, when read: `runWrk`). */
+  /** CPU seconds wrk itself used, every thread (its `done` hook's `os.clock()`). */
   cpuSeconds?: number;
 }
 
@@ -150,11 +150,12 @@ end
 ${o.api === "etcd" ? ETCD_REQUEST : KV_REQUEST}
 done = function(summary, latency, requests)
   local e = summary.errors
+  -- os.clock(): the CPU time wrk's whole process (every thread) has used so far.
   io.write(string.format(
     '${RESULT_MARKER}{"requests":%d,"durationUs":%d,"p50Us":%d,"p99Us":%d,"maxUs":%d,' ..
-    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}\\n',
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},"cpuSeconds":%.3f}\\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+    latency.max, e.connect, e.read, e.write, e.status, e.timeout, os.clock()))
 end
 `;
 }
@@ -177,6 +178,7 @@ export function parseWrkOutput(output: string): WrkResult {
     maxMs: r.maxUs / 1000,
     non2xx: e.status,
     socketErrors: e.connect + e.read + e.write + e.timeout,
+    ...(typeof r.cpuSeconds === "number" ? { cpuSeconds: r.cpuSeconds } : {}),
   };
 }
 

@@ -8,7 +8,7 @@ const OUTPUT = `Running 3s test @ http://127.0.0.1:8080
   75000 requests in 3.00s, 12.00MB read
   Non-2xx or 3xx responses: 7
 Requests/sec:  25000.00
-RINGKV_RESULT {"requests":75000,"durationUs":3000000,"p50Us":1050,"p99Us":4200,"maxUs":12000,"errors":{"connect":1,"read":2,"write":0,"status":7,"timeout":3}}
+RINGKV_RESULT {"requests":75000,"durationUs":3000000,"p50Us":1050,"p99Us":4200,"maxUs":12000,"errors":{"connect":1,"read":2,"write":0,"status":7,"timeout":3},"cpuSeconds":1.234}
 `;
 
 Deno.test("parseWrkOutput() reads requests/s, percentiles and errors from the result line", () => {
@@ -20,6 +20,9 @@ Deno.test("parseWrkOutput() reads requests/s, percentiles and errors from the re
   assertEquals(r.maxMs, 12);
   assertEquals(r.non2xx, 7);
   assertEquals(r.socketErrors, 6);
+  assertEquals(r.cpuSeconds, 1.234, "wrk's own CPU, from its done hook");
+  const older = OUTPUT.replace(',"cpuSeconds":1.234', "");
+  assertEquals(parseWrkOutput(older).cpuSeconds, undefined, "a line without it has none");
 });
 
 Deno.test("parseWrkOutput() refuses output without a result line", () => {
