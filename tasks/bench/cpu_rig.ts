@@ -12,8 +12,15 @@
  *     deno run -A tasks/bench/cpu_rig.ts floor     # the node GET's contract, no ringkv code
  *     deno run -A tasks/bench/cpu_rig.ts nginx     # the bench's nginx over 3 nodes, GETs (needs nginx)
  *
- * With PROF=DIR the proxy writes a V8 CPU profile into DIR, with NODE_PROF=DIR the nodes do;
- * PROXY_FLAGS and NODE_FLAGS add deno flags to the proxy's and the nodes'. WATCH=1 opens the
+ * Data nodes run with the V8 flags and environment the bench gives them (tasks/node_settings.ts);
+ * the Hono Map node and the contract floor with none, as in the bench. wrk starts once the
+ * servers have been idle for 1.5 s (past GcHint's full GC, 1 s after a bulk load's last write).
+ * With PROF=DIR the proxy writes a V8 CPU profile into DIR, with NODE_PROF=DIR the nodes (and the
+ * `node`, `hono`, `floor` servers) do; PROXY_FLAGS and NODE_FLAGS add deno flags to the proxy's
+ * and to theirs. LARGE=1 also loads the bench's 10,000 keys of 4 KiB into the `node` and `hono`
+ * modes (the bench's node holds them; they tip its load past GcHint's 32 MiB). THREADS=1 prints
+ * the CPU per request of the first server by thread (`main`, the JS thread; V8's GC helpers;
+ * others by name). WATCH=1 opens the
  * bench's watch load (100 idle and 10 busy streams, tasks/bench/watchers.ts) while wrk runs.
  * LAG=1 preloads tasks/bench/loop_lag.ts into the proxy and the nodes and prints their event
  * loops' lag over wrk's run, with the CPU of the rig itself (it reads the watch streams), of wrk
@@ -26,6 +33,7 @@
  *
  * @module
  */
+import { NODE_ENV, NODE_V8_FLAGS } from "../node_settings.ts";
 import { loadNode } from "./load.ts";
 import { lagLine, lagSummary } from "./loop_lag.ts";
 import { nginxConfig } from "./nginx.ts";
@@ -46,12 +54,24 @@ const prof = Deno.env.get("PROF");
 const nodeProf = Deno.env.get("NODE_PROF");
 /** GC=1: V8 reports every collection on the children's stdout, counted over wrk's run. */
 const gcTrace = Deno.env.get("GC") === "1";
+/** LARGE=1: the node and the Hono Map node also hold the bench's 10,000 keys of 4 KiB. */
+const large = Deno.env.get("LARGE") === "1";
+/** THREADS=1: the first child's CPU per request by thread (the JS thread, GC helpers, ...). */
+const threads = Deno.env.get("THREADS") === "1";
 const GC_FLAGS = gcTrace ? ",--trace-gc,--trace-gc-nvp" : "";
-const nodeFlags = [
-  `--v8-flags=--expose-gc${GC_FLAGS}`,
-  ...(nodeProf ? ["--cpu-prof", `--cpu-prof-dir=${nodeProf}`] : []),
-  ...(Deno.env.get("NODE_FLAGS")?.split(" ").filter(Boolean) ?? []),
-];
+/**
+ * A data node's deno flags: the V8 flags every launcher gives it (tasks/node_settings.ts, as
+ * the bench starts it); the Hono Map node and the contract floor get none, as in the bench.
+ * NODE_PROF and NODE_FLAGS apply to all three.
+ */
+function serverFlags(node: boolean): string[] {
+  const v8 = node ? `${NODE_V8_FLAGS}${GC_FLAGS}` : GC_FLAGS && `--v8-flags=${GC_FLAGS.slice(1)}`;
+  return [
+    ...(v8 ? [v8] : []),
+    ...(nodeProf ? ["--cpu-prof", `--cpu-prof-dir=${nodeProf}`] : []),
+    ...(Deno.env.get("NODE_FLAGS")?.split(" ").filter(Boolean) ?? []),
+  ];
+}
 const dir = await Deno.makeTempDir({ prefix: "ringkv-rig-" });
 const children: Deno.ChildProcess[] = [];
 /** Processes measured beside the children, not started by us directly (nginx's worker). */
@@ -65,7 +85,13 @@ const parseFile = `${dir}/parses.json`;
 /** wrk's run in wall ms, and the CPU seconds of the rig, of wrk and of the host over it. */
 const window = { from: 0, to: 0, rig: 0, wrk: 0, hostBusy: 0, hostAll: 0 };
 
-function start(flags: string[], script: string, args: string[], name = ""): Deno.ChildProcess {
+function start(
+  flags: string[],
+  script: string,
+  args: string[],
+  name = "",
+  env: Readonly<Record<string, string>> = {},
+): Deno.ChildProcess {
   const probe = lag && name !== "";
   if (probe) lagFiles.set(name, `${dir}/lag-${name}.json`);
   const counted = parses && name === "proxy";
@@ -80,6 +106,7 @@ function start(flags: string[], script: string, args: string[], name = ""): Deno
       ...args,
     ],
     env: {
+      ...env,
       RINGKV_CLUSTER_SECRET: "rig",
       ...(probe ? { LOOP_LAG_OUT: lagFiles.get(name)! } : {}),
       ...(counted ? { PARSE_COUNT_OUT: parseFile } : {}),
@@ -154,6 +181,30 @@ async function cpuSeconds(pid: number | "self"): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/**
+ * CPU seconds of each thread of `pid` by kind (THREADS=1): `main` for the JS thread (its tid is
+ * the pid), the others by their name in /proc (V8's GC helpers, tokio's workers), summed.
+ */
+async function threadSeconds(pid: number): Promise<Map<string, number>> {
+  const kinds = new Map<string, number>();
+  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+    let line: string;
+    try {
+      line = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/stat`);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      continue; // the thread ended between the listing and the read
+    }
+    const kind = Number(task.name) === pid
+      ? "main"
+      : line.slice(line.indexOf("(") + 1, line.lastIndexOf(")")).replace(/[\d-]+$/, "");
+    const fields = line.slice(line.lastIndexOf(")") + 2).split(" ");
+    const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + seconds);
+  }
+  return kinds;
+}
+
 /** The host's busy and total CPU seconds so far (all cores, /proc/stat). */
 async function hostSeconds(): Promise<[number, number]> {
   const cpu = (await Deno.readTextFile("/proc/stat")).split("\n")[0]!.trim().split(/\s+/).slice(1);
@@ -163,17 +214,20 @@ async function hostSeconds(): Promise<[number, number]> {
 }
 
 /**
- * Waits (at most 60 s) until the children use under 2 % of a core over 0.5 s: a node loaded
- * with 100,000 keys may still be writing the snapshot its log's growth set off, which would be
- * counted against the GETs that follow.
+ * Waits (at most 60 s) until the children use under 2 % of a core over 3 windows of 0.5 s in a
+ * row: a node loaded with 100,000 keys may still be writing the snapshot its log's growth set
+ * off, and GcHint (node/engine/gc_hint.ts) runs its full GC 1 s after the last bulk write; both
+ * would be counted against the GETs that follow (one quiet window let the GC fall inside wrk).
  */
 async function idle(): Promise<void> {
   const deadline = Date.now() + 60_000;
   let before = await Promise.all(measured().map(cpuSeconds));
+  let quiet = 0;
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const now = await Promise.all(measured().map(cpuSeconds));
-    if (now.every((s, i) => s - before[i]! < 0.01)) return;
+    quiet = now.every((s, i) => s - before[i]! < 0.01) ? quiet + 1 : 0;
+    if (quiet === 3) return;
     before = now;
   }
   console.error("cpu_rig: the servers were still busy after 60 s; measuring anyway");
@@ -189,6 +243,7 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   await Deno.writeTextFile(`${dir}/rig.lua`, lua);
   await idle();
   const before = await Promise.all(measured().map(cpuSeconds));
+  const threads0 = threads ? await threadSeconds(children[0]!.pid) : undefined;
   const gc0 = gcSnapshot();
   const [rig0, [busy0, all0]] = [await cpuSeconds("self"), await hostSeconds()];
   window.from = Date.now();
@@ -215,7 +270,17 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   );
   window.wrk = wrkCpu ? Number(wrkCpu[1]) + Number(wrkCpu[2]) : 0;
   const requests = Number(/(\d+) requests in/.exec(new TextDecoder().decode(wrk.stdout))![1]);
+  if (threads0) printThreads(threads0, await threadSeconds(children[0]!.pid), requests);
   return { requests, used: after.map((a, i) => a - before[i]!) };
+}
+
+/** The first child's CPU µs per request by kind of thread, between two {@link threadSeconds}. */
+function printThreads(before: Map<string, number>, after: Map<string, number>, requests: number) {
+  const parts = [...after].map((
+    [kind, s],
+  ) => [kind, (s - (before.get(kind) ?? 0)) / requests * 1e6])
+    .filter(([, us]) => Number(us) > 0.005).map(([kind, us]) => `${kind} ${Number(us).toFixed(2)}`);
+  console.log(`CPU µs per request by thread, child 0: ${parts.join(", ")}`);
 }
 
 /** Each child's collections between two {@link gcSnapshot}s: s = scavenge, mc = mark-compact. */
@@ -280,17 +345,25 @@ function perRequest(before: Map<string, number>, after: Map<string, number>, req
 /** Servers a `node`-like mode starts: the script, its arguments, and what the output calls it. */
 const ALONE = {
   node: { script: "node/main.ts", args: ["--id", "n1", "--port", "0"], what: "node" },
-  hono: { script: "tasks/bench/hono_map_node.ts", args: ["k:100000:100"], what: "hono map node" },
+  hono: {
+    script: "tasks/bench/hono_map_node.ts",
+    args: ["k:100000:100", ...(large ? ["b:10000:4096"] : [])],
+    what: "hono map node",
+  },
   floor: { script: "tasks/bench/serve_floor.ts", args: ["serve", "node"], what: "contract node" },
 };
 
 /** One server of {@link ALONE} holding the same 100,000 keys of 100 B, under GETs. */
 async function nodeAlone(which: keyof typeof ALONE): Promise<void> {
   const { script, args, what } = ALONE[which];
-  const data = which === "node" ? ["--data", `${dir}/n1`] : [];
-  const url = await listening(start(nodeFlags, script, [...args, ...data]));
-  if (which === "node") {
+  const node = which === "node";
+  const data = node ? ["--data", `${dir}/n1`] : [];
+  const url = await listening(
+    start(serverFlags(node), script, [...args, ...data], "", node ? NODE_ENV : {}),
+  );
+  if (node) {
     await loadNode(url, "rig", { prefix: "k", count: 100_000, valueBytes: 100 });
+    if (large) await loadNode(url, "rig", { prefix: "b", count: 10_000, valueBytes: 4096 });
   }
   const lua = wrkScript({
     prefix: "k",
@@ -308,9 +381,15 @@ async function nodeAlone(which: keyof typeof ALONE): Promise<void> {
 function threeNodes(): Promise<string[]> {
   return Promise.all(
     ["n1", "n2", "n3"].map((id) =>
-      listening(start(nodeFlags, "node/main.ts", [
-        ...["--id", id, "--port", "0", "--data", `${dir}/${id}`],
-      ], id))
+      listening(start(
+        serverFlags(true),
+        "node/main.ts",
+        [
+          ...["--id", id, "--port", "0", "--data", `${dir}/${id}`],
+        ],
+        id,
+        NODE_ENV,
+      ))
     ),
   );
 }

@@ -105,11 +105,13 @@ function serve(args: readonly string[]): void {
     ? contractNode(Number(args[1] ?? 100_000), args[2] ?? "rig")
     : WAYS[name];
   if (way === undefined) throw new Error(`Cannot serve way "${name}": no such way`);
-  Deno.serve({
+  const server = Deno.serve({
     hostname: "127.0.0.1",
     port: 0,
     onListen: ({ port }) => console.log(`listening on http://127.0.0.1:${port}`),
   }, way);
+  // Ends on SIGINT as a node does, so `--cpu-prof` (cpu_rig's NODE_PROF) writes its profile.
+  Deno.addSignalListener("SIGINT", () => void server.shutdown());
 }
 
 /** CPU µs per request of one fresh server answering in way `name`. */
