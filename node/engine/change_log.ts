@@ -44,8 +44,14 @@ export interface ChangeLogLimits {
   maxBytes: number;
 }
 
-/** The default bounds: 100,000 changes or 64 MiB of values, whichever comes first. */
-export const CHANGE_LOG_LIMITS: ChangeLogLimits = { maxEntries: 100_000, maxBytes: 64 << 20 };
+/**
+ * The default bounds: 10,000 changes or 64 MiB of values, whichever comes first. A change of a
+ * 100-byte value holds ~700 B of heap (its entry, its value and version strings): 100,000 took
+ * ~70 MB, 70 B per key of a 1,000,000-key node, over the node's memory target (docs/performance.md,
+ * "Memory and restart"); 10,000 take ~7 MB. That is 2 s of history at 5,000 writes/s on a node:
+ * the proxies read each node's log continuously, and a resume from further back gets `compacted`.
+ */
+export const CHANGE_LOG_LIMITS: ChangeLogLimits = { maxEntries: 10_000, maxBytes: 64 << 20 };
 
 /** A bounded, ordered log of durable changes. */
 export class ChangeLog {
