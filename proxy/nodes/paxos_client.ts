@@ -54,7 +54,8 @@ export class PaxosClient {
       (body as { entries?: unknown }).entries,
       keys.length,
     );
-    return entries.map((e, i) => checkEntry(node, "read", e, i));
+    for (let i = 0; i < entries.length; i++) checkEntry(node, "read", entries[i], i);
+    return entries as (WireEntry | null)[];
   }
 
   /** Phase 1 for each `{key, ballot}`. */
@@ -70,7 +71,9 @@ export class PaxosClient {
       (body as { results?: unknown }).results,
       ops.length,
     );
-    for (const [i, r] of results.entries()) checkEntry(node, "prepare", r?.entry ?? null, i);
+    for (let i = 0; i < results.length; i++) {
+      checkEntry(node, "prepare", results[i]?.entry ?? null, i);
+    }
     return results as (WireVote & { entry: WireEntry | null })[];
   }
 
@@ -177,11 +180,10 @@ function expectList<T>(node: NodeRef, what: string, list: unknown, length: numbe
   return list as T[];
 }
 
-/** `e` as a read or prepare entry (node_results.ts), or a 502 naming `what`. */
-function checkEntry(node: NodeRef, what: string, e: unknown, i: number): WireEntry | null {
+/** Throws a 502 naming `what` unless `e` is a read or prepare entry (node_results.ts). */
+function checkEntry(node: NodeRef, what: string, e: unknown, i: number): void {
   const problem = entryProblem(e, i);
   if (problem !== undefined) throw badAnswer(node, `/internal/${what}`, problem);
-  return e as WireEntry | null;
 }
 
 function badAnswer(node: NodeRef, path: string, what: string): RingkvError {

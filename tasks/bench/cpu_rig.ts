@@ -34,6 +34,7 @@
  * @module
  */
 import { NODE_ENV, NODE_V8_FLAGS } from "../node_settings.ts";
+import { childPids, hostSeconds, settle, statSeconds } from "./cpu_time.ts";
 import { loadNode } from "./load.ts";
 import { lagLine, lagSummary } from "./loop_lag.ts";
 import { nginxConfig } from "./nginx.ts";
@@ -177,8 +178,7 @@ async function listening(child: Deno.ChildProcess): Promise<string> {
 }
 
 async function cpuSeconds(pid: number | "self"): Promise<number> {
-  const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return statSeconds(await Deno.readTextFile(`/proc/${pid}/stat`)) ?? NaN;
 }
 
 /**
@@ -198,19 +198,9 @@ async function threadSeconds(pid: number): Promise<Map<string, number>> {
     const kind = Number(task.name) === pid
       ? "main"
       : line.slice(line.indexOf("(") + 1, line.lastIndexOf(")")).replace(/[\d-]+$/, "");
-    const fields = line.slice(line.lastIndexOf(")") + 2).split(" ");
-    const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
-    kinds.set(kind, (kinds.get(kind) ?? 0) + seconds);
+    kinds.set(kind, (kinds.get(kind) ?? 0) + (statSeconds(line) ?? 0));
   }
   return kinds;
-}
-
-/** The host's busy and total CPU seconds so far (all cores, /proc/stat). */
-async function hostSeconds(): Promise<[number, number]> {
-  const cpu = (await Deno.readTextFile("/proc/stat")).split("\n")[0]!.trim().split(/\s+/).slice(1);
-  const ticks = cpu.map(Number);
-  const all = ticks.reduce((a, b) => a + b, 0);
-  return [(all - ticks[3]! - ticks[4]!) / 100, all / 100];
 }
 
 /**
@@ -220,16 +210,8 @@ async function hostSeconds(): Promise<[number, number]> {
  * would be counted against the GETs that follow (one quiet window let the GC fall inside wrk).
  */
 async function idle(): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  let before = await Promise.all(measured().map(cpuSeconds));
-  let quiet = 0;
-  while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const now = await Promise.all(measured().map(cpuSeconds));
-    quiet = now.every((s, i) => s - before[i]! < 0.01) ? quiet + 1 : 0;
-    if (quiet === 3) return;
-    before = now;
-  }
+  const procs = measured().map((pid) => ({ name: String(pid), pid }));
+  if (await settle(procs, { maxMs: 60_000, underCores: 0.02, quietWindows: 3 })) return;
   console.error("cpu_rig: the servers were still busy after 60 s; measuring anyway");
 }
 
@@ -245,7 +227,7 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   const before = await Promise.all(measured().map(cpuSeconds));
   const threads0 = threads ? await threadSeconds(children[0]!.pid) : undefined;
   const gc0 = gcSnapshot();
-  const [rig0, [busy0, all0]] = [await cpuSeconds("self"), await hostSeconds()];
+  const [rig0, host0] = [await cpuSeconds("self"), await hostSeconds()];
   window.from = Date.now();
   // Under /usr/bin/time when LAG=1: wrk's own CPU on stderr.
   const wrkArgs = ["-t2", "-c64", "-d5s", "-s", `${dir}/rig.lua`, url];
@@ -260,10 +242,10 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   window.to = Date.now();
   if (gcTrace) printGc(gc0, gcSnapshot());
   const after = await Promise.all(measured().map(cpuSeconds));
-  const [busy1, all1] = await hostSeconds();
+  const host1 = await hostSeconds();
   window.rig = await cpuSeconds("self") - rig0;
-  window.hostBusy = busy1 - busy0;
-  window.hostAll = all1 - all0;
+  window.hostBusy = (host1?.busy ?? 0) - (host0?.busy ?? 0);
+  window.hostAll = (host1?.all ?? 0) - (host0?.all ?? 0);
   const wrkCpu = /wrkcpu (\S+) (\S+)/.exec(
     // stderr is piped only under LAG=1; reading it otherwise throws.
     lag ? new TextDecoder().decode(wrk.stderr) : "",
@@ -394,12 +376,6 @@ function threeNodes(): Promise<string[]> {
   );
 }
 
-/** nginx's worker pids (the children of its master), from /proc. */
-async function nginxWorkers(master: number): Promise<number[]> {
-  const text = await Deno.readTextFile(`/proc/${master}/task/${master}/children`);
-  return text.trim().split(/\s+/).filter(Boolean).map(Number);
-}
-
 /** Polls `url` until nginx answers (any status), at most 10 s. */
 async function nginxAnswering(url: string): Promise<void> {
   const deadline = Date.now() + 10_000;
@@ -437,7 +413,7 @@ async function nginxed(): Promise<void> {
   children.push(master);
   const url = `http://127.0.0.1:${port}`;
   await nginxAnswering(`${url}/kv/`);
-  extraPids.push(...await nginxWorkers(master.pid));
+  extraPids.push(...await childPids(master.pid));
   const probe = await fetch(`${url}/kv/k000001`, { signal: AbortSignal.timeout(10_000) });
   if (probe.status !== 200) throw new Error(`Cannot GET through nginx: status ${probe.status}`);
   await probe.body?.cancel();

@@ -129,7 +129,7 @@ export function cpuUse(before: CpuSnapshot, after: CpuSnapshot, requests: number
 }
 
 /** The host's busy and total CPU seconds so far (`/proc/stat`'s first line), or undefined. */
-async function hostSeconds(): Promise<{ busy: number; all: number } | undefined> {
+export async function hostSeconds(): Promise<{ busy: number; all: number } | undefined> {
   if (Deno.build.os !== "linux") return undefined;
   const out = await new Deno.Command("cat", {
     args: ["/proc/stat"],
@@ -150,26 +150,50 @@ export const SETTLED_CORES = 0.03;
 /** The window {@link settle} reads each process's CPU over. */
 const SETTLE_WINDOW_MS = 500;
 
+/** How {@link settle} decides that processes are quiet. */
+export interface SettleOptions {
+  /** Longest wait (default 15 s). */
+  maxMs?: number;
+  /** A process under this share of a core over a window is quiet (default {@link SETTLED_CORES}). */
+  underCores?: number;
+  /** Quiet windows in a row it takes (default 1). */
+  quietWindows?: number;
+}
+
 /**
- * Waits until every process uses under {@link SETTLED_CORES} of a core over half a second, at
- * most `maxMs`: a node may still be writing the snapshot an earlier case's PUTs set off, which
- * would be counted against the next case. Resolves with whether they settled (true at once
- * when there is nothing to read).
+ * Waits until every process uses under `underCores` of a core over `quietWindows` half-second
+ * windows in a row, at most `maxMs`: a node may still be writing the snapshot an earlier case's
+ * PUTs set off, which would be counted against the next case. Resolves with whether they
+ * settled (true at once when there is nothing to read).
  */
-export async function settle(procs: readonly Watched[], maxMs = 15_000): Promise<boolean> {
+export async function settle(procs: readonly Watched[], o: SettleOptions = {}): Promise<boolean> {
+  const { maxMs = 15_000, underCores = SETTLED_CORES, quietWindows = 1 } = o;
   const deadline = Date.now() + maxMs;
   let before = await cpuNow(procs);
   if (Object.keys(before).length === 0) return true;
+  let quiet = 0;
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, SETTLE_WINDOW_MS));
     const now = await cpuNow(procs);
     const busy = Object.entries(now).some(([name, s]) =>
-      s - (before[name] ?? s) >= SETTLED_CORES * (SETTLE_WINDOW_MS / 1000)
+      s - (before[name] ?? s) >= underCores * (SETTLE_WINDOW_MS / 1000)
     );
-    if (!busy) return true;
+    quiet = busy ? 0 : quiet + 1;
+    if (quiet === quietWindows) return true;
     before = now;
   }
   return false;
+}
+
+/** The ids of a process's children (Linux; none elsewhere or once it is gone), read with `cat`. */
+export async function childPids(pid: number): Promise<number[]> {
+  if (Deno.build.os !== "linux") return [];
+  const out = await new Deno.Command("cat", {
+    args: [`/proc/${pid}/task/${pid}/children`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
 /** Microseconds of CPU per request of each process between two readings. */

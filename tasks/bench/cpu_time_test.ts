@@ -98,7 +98,7 @@ Deno.test({
     }).spawn();
     try {
       const started = Date.now();
-      const settled = await settle([{ name: "child", pid: child.pid }], 10_000);
+      const settled = await settle([{ name: "child", pid: child.pid }], { maxMs: 10_000 });
       assertEquals(settled, true);
       assert(Date.now() - started >= 1000, `settled after ${Date.now() - started} ms`);
       // Still burning: not settled within a window that ends before the burn does.
@@ -108,11 +108,39 @@ Deno.test({
         stderr: "null",
       }).spawn();
       try {
-        assertEquals(await settle([{ name: "burner", pid: burner.pid }], 1500), false);
+        assertEquals(await settle([{ name: "burner", pid: burner.pid }], { maxMs: 1500 }), false);
       } finally {
         burner.kill();
         await burner.status;
       }
+    } finally {
+      child.kill();
+      await child.status;
+    }
+  },
+});
+
+Deno.test({
+  name: "settle() with quietWindows needs that many quiet windows in a row (Linux)",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    // Idle for 0.7 s, then burning for 2 s: one quiet window passes, three in a row do not.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        "await new Promise((r) => setTimeout(r, 700)); const end = Date.now() + 2000; " +
+        "let x = 0; while (Date.now() < end) x++; await new Promise((r) => setTimeout(r, 30_000));",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      // Deno's start-up is busy too: wait until the child first idles.
+      const procs = [{ name: "child", pid: child.pid }];
+      assertEquals(await settle(procs, { maxMs: 5000 }), true);
+      const started = Date.now();
+      assertEquals(await settle(procs, { maxMs: 10_000, quietWindows: 3 }), true);
+      assert(Date.now() - started >= 1500, `three windows took ${Date.now() - started} ms`);
     } finally {
       child.kill();
       await child.status;

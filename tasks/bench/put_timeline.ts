@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { statSeconds } from "./cpu_time.ts";
 import { Processes } from "./processes.ts";
 import { loadProxy } from "./load.ts";
 import { parseWrkOutput, wrkArgs, wrkScript } from "./wrk.ts";
@@ -77,8 +78,7 @@ function sumOf(text: string, pattern: RegExp): number {
 
 /** CPU seconds a process has used (user + system). */
 async function cpuSeconds(pid: number): Promise<number> {
-  const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return statSeconds(await Deno.readTextFile(`/proc/${pid}/stat`)) ?? NaN;
 }
 
 /** What the proxy's metrics say: node calls by route and fast writes; its accept calls' time. */

@@ -12,6 +12,7 @@ import {
   type CaseResult,
   type CaseSpec,
   medianRun,
+  sum,
   type Target,
   type WatchedRun,
   type WatcherCount,
@@ -121,7 +122,6 @@ export function watcherPrefixes(w: WatcherCount): string[] {
 /** What the watchers read between two counts, `seconds` apart. */
 function watchedRun(w: WatcherCount, before: number[], after: number[], seconds: number) {
   const read = after.map((n, i) => n - before[i]!);
-  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   return {
     busyEventsPerSec: sum(read.slice(0, w.busy)) / Math.max(1, w.busy) / seconds,
     idleEventsPerSec: sum(read.slice(w.busy)) / seconds,
@@ -237,17 +237,20 @@ export async function runCases(
   const runs: WrkResult[][] = cases.map(() => []);
   const watched: WatchedRun[][] = cases.map(() => []);
   const cpu: CpuUse[][] = cases.map(() => []);
+  // Each case's processes and the run's others, the same in every round.
+  const processes = cases.map((c) => {
+    const own = cpuWatched[c.target] ?? [];
+    return { own, rest: restOf(cpuWatched, own) };
+  });
   await primeKeys(procs, o, urls, signal);
   for (let round = 1; round <= o.repeat; round++) {
     console.log(`Round ${round} of ${o.repeat}`);
     for (const [i, c] of cases.entries()) {
       const script = await writeScript(procs, o, c);
       const shape = { ...wrkShape(o), warm, seconds };
-      const timed = cpuWatched[c.target];
-      const own = { own: timed ?? [], rest: restOf(cpuWatched, timed ?? []) };
-      const run = await runCase(urls[c.target]!, script, c, shape, signal, own);
+      const run = await runCase(urls[c.target]!, script, c, shape, signal, processes[i]);
       runs[i]!.push(run.result);
-      if (timed !== undefined) cpu[i]!.push(run.cpu);
+      if (cpuWatched[c.target] !== undefined) cpu[i]!.push(run.cpu);
       if (run.watched) watched[i]!.push(run.watched);
       logRun(c, run.result, run.watched);
     }

@@ -259,7 +259,8 @@ export function formatWatched(results: readonly CaseResult[]): string {
   return lines.join("\n");
 }
 
-function sum(values: readonly number[]): number {
+/** The sum of numbers. */
+export function sum(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0);
 }
 

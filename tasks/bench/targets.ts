@@ -10,7 +10,7 @@ import { startEtcd } from "./etcd_cluster.ts";
 import { loadEtcd, loadNode, loadProxy } from "./load.ts";
 import { Processes } from "./processes.ts";
 import type { CpuWatched, Urls } from "./rounds.ts";
-import type { Watched } from "./cpu_time.ts";
+import { childPids, type Watched } from "./cpu_time.ts";
 import type { CaseSpec, Target } from "./table.ts";
 
 /** The options the targets are started with. */
@@ -120,7 +120,7 @@ async function processesOf(run: Run, etcd: Watched[]): Promise<CpuWatched> {
     children.filter((c) => names.test(c.name)).map(({ name, pid }) => ({ name, pid }));
   const ring = of(run.procs.children, /^n\d$/);
   const nginx = of(run.procs.children, /^nginx$/);
-  const workers = (await Promise.all(nginx.map((m) => childrenOf(m.pid)))).flat()
+  const workers = (await Promise.all(nginx.map((m) => childPids(m.pid)))).flat()
     .map((pid, i) => ({ name: `nginx-worker${i === 0 ? "" : i + 1}`, pid }));
   return {
     bare: of(run.procs.children, /^bare$/),
@@ -133,17 +133,6 @@ async function processesOf(run: Run, etcd: Watched[]): Promise<CpuWatched> {
     cluster: of(run.replicated.children, /./),
     watch: of(run.watched.children, /./),
   };
-}
-
-/** The ids of a process's children (Linux; none elsewhere or once it is gone), read with `cat`. */
-async function childrenOf(pid: number): Promise<number[]> {
-  if (Deno.build.os !== "linux") return [];
-  const out = await new Deno.Command("cat", {
-    args: [`/proc/${pid}/task/${pid}/children`],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return new TextDecoder().decode(out.stdout).trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
 /** A run's processes, each phase in its own directory (a proxy must not find another's map). */
