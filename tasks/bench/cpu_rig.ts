@@ -458,7 +458,7 @@ async function proxied(): Promise<void> {
   });
   // WATCH_BUSY: how many of the watch load's streams are busy (10 by default; 0: idle only).
   const busy = Number(Deno.env.get("WATCH_BUSY") ?? WATCH_LOAD.busy);
-  const watchers = Deno.env.get("WATCH")
+  const watchers = Deno.env.get("WATCH") === "1"
     ? await Watchers.open(url, watcherPrefixes({ ...WATCH_LOAD, busy }))
     : undefined;
   const callsBefore = await nodeCalls(nodes);
