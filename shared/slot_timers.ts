@@ -5,7 +5,7 @@
  * still armed a timeout after the slot ends. So each callback runs after its timeout plus at
  * most one slot, never before, or not at all once stopped. Deno's `setTimeout` +
  * `clearTimeout` cost ~5 µs of CPU per request here (the Node-compatible timers;
- * docs/performance.md "A PUT's CPU in the proxy"), a slot ~0.2 µs.
+ * docs/performance-history.md "A PUT's CPU in the proxy"), a slot ~0.2 µs.
  *
  * Unlike proxy/nodes/call_deadlines.ts (node calls last milliseconds), a body read usually
  * ends within the turn it starts in, so a slot emptied while it still takes timeouts keeps its

@@ -223,7 +223,7 @@ export class Store {
   /**
    * {@link scanKeys} of each bucket (a list of ranges), in one pass over the store instead of
    * one per bucket: an anti-entropy digest asks for 32+ buckets, and a pass per bucket cost a
-   * node with 100,000 keys ~0.35 s of CPU per digest (docs/performance.md, "PUT stalls").
+   * node with 100,000 keys ~0.35 s of CPU per digest (docs/performance-history.md, "PUT stalls").
    */
   scanBuckets(buckets: readonly (readonly Range[])[]): string[][] {
     const flat = buckets.flatMap((ranges, bucket) => ranges.map((r) => ({ ...r, bucket })))

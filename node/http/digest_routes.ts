@@ -33,7 +33,7 @@ const encoder = new TextEncoder();
  * The digest of each bucket's entries, as they are now. The store is scanned once for all
  * buckets, and only versions are read (no values): a scan per bucket and a full read per key
  * cost ~0.35 s of CPU per call on a node with 100,000 keys, which every anti-entropy sweep
- * asked of all replicas at once, stalling the writes (docs/performance.md, "PUT stalls").
+ * asked of all replicas at once, stalling the writes (docs/performance-history.md, "PUT stalls").
  */
 export async function digestsOf(
   engine: NodeEngine,

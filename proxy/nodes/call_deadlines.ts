@@ -5,7 +5,7 @@
  * ends by its timeout plus at most one slot, and none before it. A slot's timer is cleared
  * once none of its calls is in flight, so no timer outlives the calls it guards.
  * tasks/bench/call_floor.ts: a timer and an AbortController per call cost about 9 µs of
- * CPU per call more than a shared signal (docs/performance.md, "A node call's CPU").
+ * CPU per call more than a shared signal (docs/performance-history.md, "A node call's CPU").
  *
  * @module
  * @example

@@ -8,7 +8,7 @@
  * nothing while a rebalancing runs (that copy is the rebalancer's job). Syncs are paced
  * (`pauseMs` between two): under client writes most buckets differ for a moment (writes in
  * flight), and 32 syncs back to back, each a scan of every replica, cut the cluster's PUTs
- * to a tenth for seconds every sweep (docs/performance.md, "PUT stalls").
+ * to a tenth for seconds every sweep (docs/performance-history.md, "PUT stalls").
  *
  * @module
  */

@@ -23,7 +23,7 @@
 
 /**
  * Time one slice of watch work may hold the thread, in ms: a PUT's answer waits behind at
- * most about this much of it (docs/performance.md "Event-loop lag under the watch load").
+ * most about this much of it (docs/performance-history.md "Event-loop lag under the watch load").
  */
 export const SLICE_MS = 2;
 

@@ -1,5 +1,5 @@
 /**
- * The paired rig of docs/performance.md "What made it faster": 3 nodes and a proxy of the
+ * The paired rig of docs/performance-history.md "What made it faster": 3 nodes and a proxy of the
  * checkout at ROOT (default: this one), 10,000 keys of 100 B loaded through the proxy, then
  * `wrk -t2 -c64 -d5s` GETs or PUTs over them; prints requests/s and the **CPU time per
  * request** of the proxy and of the nodes (from /proc/PID/stat), which moves much less with

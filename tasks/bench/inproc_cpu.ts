@@ -1,5 +1,5 @@
 /**
- * In-process loops of docs/performance.md ("CPU per request on the hot paths"): the CPU time per
+ * In-process loops of docs/performance-history.md ("CPU per request on the hot paths"): the CPU time per
  * operation (`process.cpuUsage()`, median of 5 rounds after a warm-up round) of one hot path of
  * the checkout at ROOT (default: this one), with no sockets, so a shared host's load moves it
  * much less than requests/s. Run it against two checkouts in turn.
