@@ -183,6 +183,8 @@ async function readOptions() {
   checkPorts(opts);
   const admin = await givenToken("RINGKV_ADMIN_TOKEN", adminTokenFile(opts.data));
   const cluster = await givenToken("RINGKV_CLUSTER_SECRET", secretFile(opts.data));
+  const client = Deno.env.get("RINGKV_CLIENT_TOKEN");
+  if (client) checkToken("RINGKV_CLIENT_TOKEN", client); // the proxy would refuse it, later
   return { opts, given: { admin, cluster } };
 }
 
@@ -291,18 +293,22 @@ function printWelcome(url: string, data: string, adminToken: string, children: C
   const fromEnv = Deno.env.get("RINGKV_ADMIN_TOKEN") !== undefined;
   const token = fromEnv ? "$RINGKV_ADMIN_TOKEN" : adminToken;
   const nodes = children.filter((c) => c.name !== "proxy");
+  // The proxy inherits RINGKV_CLIENT_TOKEN: then /kv answers 401 to a curl line without it.
+  const client = Deno.env.get("RINGKV_CLIENT_TOKEN")
+    ? `-H "Authorization: Bearer $RINGKV_CLIENT_TOKEN" `
+    : "";
   console.log(`
 ringkv cluster listening on ${url}
   proxy:        ${url}
   admin token:  ${
     fromEnv ? "from RINGKV_ADMIN_TOKEN" : `${adminToken} (kept in ${adminTokenFile(data)})`
-  }
+  }${client ? "\n  client token: from RINGKV_CLIENT_TOKEN (needed on /kv)" : ""}
   nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}
 
 Try:
-  curl -i -X PUT --data-binary 'hello' ${url}/kv/greeting
-  curl -i ${url}/kv/greeting
-  curl '${url}/kv?prefix=gr'
+  curl -i ${client}-X PUT --data-binary 'hello' ${url}/kv/greeting
+  curl -i ${client}${url}/kv/greeting
+  curl ${client}'${url}/kv?prefix=gr'
   curl -H "Authorization: Bearer ${token}" ${url}/cluster
 
 Ctrl-C stops everything.`);

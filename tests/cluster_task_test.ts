@@ -15,10 +15,10 @@ const ENV = { RINGKV_CLUSTER_SECRET: "cluster-task-secret-0123456789" };
  * Runs `deno task cluster` until it ends; one still running at the deadline (it started a
  * cluster it should have refused) gets SIGTERM, which stops its children too.
  */
-async function clusterToEnd(args: string[]) {
+async function clusterToEnd(args: string[], env: Record<string, string> = {}) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLUSTER.pathname, ...args],
-    env: ENV,
+    env: { ...ENV, ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -123,6 +123,44 @@ Deno.test("deno task cluster whose proxy is killed says so, stops its nodes and 
       cluster.stderrLines.join("\n"),
     );
     await until(`node ${node} has exited`, async () => !(await exists(`/proc/${node}`)));
+  } finally {
+    await cluster.stop();
+    await Deno.remove(data, { recursive: true });
+  }
+});
+
+/** Runs a printed shell line with `env` and returns curl's status code (appended with -w). */
+async function statusOf(line: string, env: Record<string, string>): Promise<string> {
+  const bash = new Deno.Command("bash", {
+    args: ["-c", `${line} -s -o /dev/null -w '%{http_code}'`],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    signal: AbortSignal.timeout(30_000),
+  });
+  return new TextDecoder().decode((await bash.output()).stdout);
+}
+
+Deno.test("deno task cluster with RINGKV_CLIENT_TOKEN prints curl lines that send it, and they work", async () => {
+  const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  const env = { ...ENV, RINGKV_CLIENT_TOKEN: "client-token-0123456789" };
+  const bad = await clusterToEnd(["--data", join(data, "bad")], { RINGKV_CLIENT_TOKEN: "a b" });
+  assertEquals(bad.code, 2, bad.stderr);
+  assertMatch(bad.stderr, /^Cannot use RINGKV_CLIENT_TOKEN: it contains/);
+  const cluster = await spawnServer({
+    script: CLUSTER,
+    args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
+    env,
+  });
+  try {
+    const lines = cluster.stdoutLines;
+    await until("the welcome is printed", () => lines.includes("Ctrl-C stops everything."));
+    const tried = lines.slice(lines.indexOf("Try:") + 1);
+    const codes = [];
+    for (const line of tried.filter((l) => l.trim().startsWith("curl"))) {
+      codes.push(await statusOf(line, env));
+    }
+    assertEquals(codes, ["201", "200", "200", "200"], tried.join("\n"));
   } finally {
     await cluster.stop();
     await Deno.remove(data, { recursive: true });
