@@ -192,6 +192,7 @@ async function status(t: Target): Promise<void> {
 /** Polls `/cluster` until no rebalancing runs, drawing the progress bar. */
 async function follow(t: Target): Promise<void> {
   const bar = progressWriter(Deno.stderr);
+  let reported: string | undefined; // a retried error is said once, not at every poll
   try {
     for (let polls = 0; polls < 360_000; polls++) {
       const view = await cluster(t);
@@ -200,9 +201,11 @@ async function follow(t: Target): Promise<void> {
         return printNodes(view);
       }
       bar.update(view.rebalancing);
-      if (view.rebalancing.error) {
-        console.error(`(the rebalancing reports: ${view.rebalancing.error}; it is retried)`);
+      const error = view.rebalancing.error;
+      if (error && error !== reported) {
+        console.error(`(the rebalancing reports: ${error}; it is retried)`);
       }
+      reported = error;
       await new Promise((r) => setTimeout(r, 200));
     }
     throw new CliError(EXIT.unavailable, "Gave up waiting for the rebalancing");
