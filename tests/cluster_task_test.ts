@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
-import { spawnServer } from "./helpers/process.ts";
+import { runToEnd, spawnServer } from "./helpers/process.ts";
 import { until } from "./helpers/poll.ts";
 
 const CLUSTER = new URL("../tasks/cluster.ts", import.meta.url);
@@ -164,5 +164,43 @@ Deno.test("deno task cluster with RINGKV_CLIENT_TOKEN prints curl lines that sen
   } finally {
     await cluster.stop();
     await Deno.remove(data, { recursive: true });
+  }
+});
+
+Deno.test("a --host that does not resolve stops the node and the proxy with one line each, no stack trace", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  const host = "nosuchhost.invalid";
+  try {
+    const cluster = await clusterToEnd([
+      ...["--host", host, "--port", "0", "--node-port", "0", "--nodes", "1"],
+      ...["--data", join(root, "c")],
+    ]);
+    assertEquals(cluster.code, 1, cluster.stderr);
+    assertMatch(
+      cluster.stderr,
+      /^\[n1\] ringkv node: Cannot start the node on nosuchhost\.invalid:0: /,
+    );
+    assertMatch(cluster.stderr, /Give --host an address of this machine/);
+    assertEquals(/Uncaught|    at /.test(cluster.stderr), false, cluster.stderr);
+    const proxy = await runToEnd({
+      script: new URL("../proxy/main.ts", import.meta.url),
+      args: [
+        "--host",
+        host,
+        "--port",
+        "0",
+        "--data",
+        join(root, "p"),
+        "--nodes",
+        "http://127.0.0.1:1",
+      ],
+      env: { ...ENV, RINGKV_ADMIN_TOKEN: "admin-token-0123456789" },
+      timeoutMs: 60_000,
+    });
+    assertEquals(proxy.code, 1, proxy.stderr);
+    assertMatch(proxy.stderr, /^Cannot start the proxy on nosuchhost\.invalid:0: .*Give --host/);
+    assertEquals(proxy.stderr.trim().split("\n").length, 1, proxy.stderr);
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
