@@ -181,7 +181,7 @@ Deno.test("a --host that does not resolve stops the node and the proxy with one 
       /^\[n1\] ringkv node: Cannot start the node on nosuchhost\.invalid:0: /,
     );
     assertMatch(cluster.stderr, /Give --host an address of this machine/);
-    assertEquals(/Uncaught|    at /.test(cluster.stderr), false, cluster.stderr);
+    assertEquals(/Uncaught| {4}at /.test(cluster.stderr), false, cluster.stderr);
     const proxy = await runToEnd({
       script: new URL("../proxy/main.ts", import.meta.url),
       args: [
