@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  checkRange,
   checkToken,
   closest,
   ConfigError,
@@ -76,7 +77,17 @@ function parse(args: string[]) {
   const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
   const parsed = parseFlags(SPEC, args, env);
   if ("help" in parsed) return null;
+  checkUrl(parsed.values.url);
+  checkRange("timeout-ms", parsed.values.timeoutMs, 1);
   return parsed;
+}
+
+/** A usage error unless `url` is http(s): fetch's error would read as the proxy being down. */
+function checkUrl(url: string): void {
+  const protocol = URL.canParse(url) ? new URL(url).protocol : "";
+  if (protocol !== "http:" && protocol !== "https:") {
+    throw new ConfigError(`Cannot use --url ${url}: give the proxy's URL, http://host:port`);
+  }
 }
 
 /** The command's arguments: at least `min`, at most `max` (`kv get a b` is a mistake). */
