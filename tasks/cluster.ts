@@ -223,8 +223,17 @@ async function main(): Promise<number> {
     stopping = true;
     for (const child of children.toReversed()) await child.stop();
   };
+  const stopped = Promise.withResolvers<void>();
+  let signalled = false;
+  const onSignal = () => {
+    signalled = true;
+    stopped.resolve();
+  };
+  // From the first child on: a signal while they start stops those started (none left behind).
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   try {
-    for (let i = 1; i <= opts.nodes; i++) {
+    for (let i = 1; i <= opts.nodes && !signalled; i++) {
       const id = `n${i}`;
       const dir = join(data, id);
       await makeDir(dir);
@@ -247,17 +256,19 @@ async function main(): Promise<number> {
         );
       });
     }
-    const proxyDir = join(data, "proxy");
-    await makeDir(proxyDir);
-    const nodeUrls = children.map((c) => c.url).join(",");
-    const proxy = await startChild("proxy", [
-      ...proxyArgs(proxyDir),
-      ...["--port", String(opts.port), "--data", proxyDir, "--nodes", nodeUrls],
-      ...["--replicas", String(opts.replicas)],
-      ...["--host", opts.host],
-    ], env);
-    children.push(proxy);
-    printWelcome(proxy.url, data, adminToken, children);
+    if (!signalled) {
+      const proxyDir = join(data, "proxy");
+      await makeDir(proxyDir);
+      const nodeUrls = children.map((c) => c.url).join(",");
+      const proxy = await startChild("proxy", [
+        ...proxyArgs(proxyDir),
+        ...["--port", String(opts.port), "--data", proxyDir, "--nodes", nodeUrls],
+        ...["--replicas", String(opts.replicas)],
+        ...["--host", opts.host],
+      ], env);
+      children.push(proxy);
+      printWelcome(proxy.url, data, adminToken, children);
+    }
   } catch (err) {
     // A node's own hint names its --port; in this task that is --node-port.
     const hint = children.length < opts.nodes ? NODE_PORT_HINT : "";
@@ -266,12 +277,8 @@ async function main(): Promise<number> {
     return 1;
   }
 
-  const stopped = Promise.withResolvers<void>();
-  const onSignal = () => stopped.resolve();
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
   let proxyFailed = false;
-  const proxyExit = children.at(-1)!.exited.then((code) => {
+  const proxyExit = children.find((c) => c.name === "proxy")?.exited.then((code) => {
     // Ctrl-C reaches the proxy too, which then exits 0; any other code is a failure.
     if (!stopping && code !== 0) {
       proxyFailed = true;

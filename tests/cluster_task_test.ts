@@ -204,3 +204,52 @@ Deno.test("a --host that does not resolve stops the node and the proxy with one 
     await Deno.remove(root, { recursive: true });
   }
 });
+
+/** The pids of `pid`'s children (Linux /proc); empty once it has none or has ended. */
+async function allChildren(pid: number): Promise<number[]> {
+  const text = await Deno.readTextFile(`/proc/${pid}/task/${pid}/children`).catch((err) => {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return "";
+  });
+  return text.trim().split(/\s+/).filter((s) => s !== "").map(Number);
+}
+
+/** SIGKILL to `pid` if it still runs: the cleanup after a failed assertion. */
+function killIfRunning(pid: number): void {
+  try {
+    Deno.kill(pid, "SIGKILL");
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err; // it has exited
+  }
+}
+
+Deno.test("deno task cluster given SIGTERM while its nodes start stops the ones started, leaving none", async () => {
+  const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLUSTER.pathname, "--port", "0", "--node-port", "0", "--data", data],
+    env: ENV,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const seen = new Set<number>();
+  let ended = false; // its pid may be reused once it has been reaped
+  try {
+    // The first node is spawned, not yet listening: the cluster is still starting.
+    await until("the first node is spawned", async () => {
+      for (const pid of await allChildren(child.pid)) seen.add(pid);
+      return seen.size > 0;
+    });
+    child.kill("SIGTERM");
+    const status = await child.status;
+    ended = true;
+    assertEquals(status.signal, null, "the task handled the signal");
+    for (const pid of seen) {
+      await until(`node ${pid} has exited`, async () => !(await exists(`/proc/${pid}`)));
+    }
+  } finally {
+    for (const pid of ended ? seen : [...seen, child.pid]) killIfRunning(pid);
+    await child.status;
+    await Deno.remove(data, { recursive: true });
+  }
+});
