@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
-import { runToEnd, spawnServer } from "./helpers/process.ts";
+import { runToEnd, type ServerProcess, spawnServer } from "./helpers/process.ts";
 import { until } from "./helpers/poll.ts";
 
 const CLUSTER = new URL("../tasks/cluster.ts", import.meta.url);
@@ -104,12 +104,13 @@ async function childPids(pid: number, needle: string): Promise<number[]> {
 
 Deno.test("deno task cluster whose proxy is killed says so, stops its nodes and exits 1", async () => {
   const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
-  const cluster = await spawnServer({
-    script: CLUSTER,
-    args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
-    env: ENV,
-  });
+  let cluster: ServerProcess | undefined;
   try {
+    cluster = await spawnServer({
+      script: CLUSTER,
+      args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
+      env: ENV,
+    });
     const [proxy] = await childPids(cluster.pid, "proxy/main.ts");
     const [node] = await childPids(cluster.pid, "node/main.ts");
     assert(proxy !== undefined && node !== undefined, "no proxy or node child found");
@@ -124,7 +125,7 @@ Deno.test("deno task cluster whose proxy is killed says so, stops its nodes and 
     );
     await until(`node ${node} has exited`, async () => !(await exists(`/proc/${node}`)));
   } finally {
-    await cluster.stop();
+    await cluster?.stop();
     await Deno.remove(data, { recursive: true });
   }
 });
@@ -144,15 +145,16 @@ async function statusOf(line: string, env: Record<string, string>): Promise<stri
 Deno.test("deno task cluster with RINGKV_CLIENT_TOKEN prints curl lines that send it, and they work", async () => {
   const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
   const env = { ...ENV, RINGKV_CLIENT_TOKEN: "client-token-0123456789" };
-  const bad = await clusterToEnd(["--data", join(data, "bad")], { RINGKV_CLIENT_TOKEN: "a b" });
-  assertEquals(bad.code, 2, bad.stderr);
-  assertMatch(bad.stderr, /^Cannot use RINGKV_CLIENT_TOKEN: it contains/);
-  const cluster = await spawnServer({
-    script: CLUSTER,
-    args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
-    env,
-  });
+  let cluster: ServerProcess | undefined;
   try {
+    const bad = await clusterToEnd(["--data", join(data, "bad")], { RINGKV_CLIENT_TOKEN: "a b" });
+    assertEquals(bad.code, 2, bad.stderr);
+    assertMatch(bad.stderr, /^Cannot use RINGKV_CLIENT_TOKEN: it contains/);
+    cluster = await spawnServer({
+      script: CLUSTER,
+      args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
+      env,
+    });
     const lines = cluster.stdoutLines;
     await until("the welcome is printed", () => lines.includes("Ctrl-C stops everything."));
     const tried = lines.slice(lines.indexOf("Try:") + 1);
@@ -162,7 +164,7 @@ Deno.test("deno task cluster with RINGKV_CLIENT_TOKEN prints curl lines that sen
     }
     assertEquals(codes, ["201", "200", "200", "200"], tried.join("\n"));
   } finally {
-    await cluster.stop();
+    await cluster?.stop();
     await Deno.remove(data, { recursive: true });
   }
 });
