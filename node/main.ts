@@ -6,6 +6,7 @@
  * @module
  */
 import { ConfigError } from "../shared/config.ts";
+import { isBadHost } from "../shared/startup_hint.ts";
 import { RingkvError } from "../shared/errors.ts";
 import { createNodeApp } from "./http/node_app.ts";
 import { guard } from "../shared/guard.ts";
@@ -178,7 +179,7 @@ async function main(): Promise<number> {
       !(err instanceof ConfigError || err instanceof RecoveryError ||
         err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.NotFound ||
-        err instanceof DataDirInUseError || err instanceof DataDirUnusableError)
+        err instanceof DataDirInUseError || err instanceof DataDirUnusableError || isBadHost(err))
     ) throw err;
     console.error(`ringkv node: ${nodeStartupHint(err, config, Deno.args) ?? err.message}`);
     const held = "help" in config ? null : await holderAfterFailedStart(err, config.data);

@@ -6,6 +6,7 @@
  */
 import { TTL_SWEEP_MS, TtlReaper } from "./routing/ttl_reaper.ts";
 import { ConfigError } from "../shared/config.ts";
+import { isBadHost } from "../shared/startup_hint.ts";
 import { assembleProxy } from "./http/assemble_proxy.ts";
 import {
   createPoller,
@@ -219,7 +220,8 @@ async function main(): Promise<number> {
       !(err instanceof StartupError || err instanceof MapFileError ||
         err instanceof DataDirInUseError || err instanceof DataDirUnusableError ||
         err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied ||
-        err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse)
+        err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse ||
+        isBadHost(err))
     ) throw err;
     console.error(proxyStartupHint(err, config, Deno.args) ?? err.message);
     const held = await holderAfterFailedStart(err, config.data);

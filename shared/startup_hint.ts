@@ -61,6 +61,21 @@ export function addrInUseMessage(role: Role, host: string, port: number): string
 }
 
 /**
+ * Whether `err` says `--host` is no address of this machine: one it does not have
+ * (AddrNotAvailable), or a name that does not resolve (Deno throws a plain Error for it).
+ */
+export function isBadHost(err: unknown): err is Error {
+  return err instanceof Deno.errors.AddrNotAvailable ||
+    (err instanceof Error && err.message.startsWith("failed to lookup address information"));
+}
+
+/** The remedy for a `--host` the server cannot listen on. */
+function badHostMessage(role: Role, host: string, port: number, err: Error): string {
+  return `Cannot start the ${role} on ${host}:${port}: ${err.message}. Give --host an address ` +
+    "of this machine (127.0.0.1, 0.0.0.0 for every interface, or one of its own addresses)";
+}
+
+/**
  * The message for a start-up failure the operator can fix, or undefined when `err` is not
  * one (the caller prints its own message).
  */
@@ -70,6 +85,7 @@ export function startupHint(
   where: { host: string; port: number; paths: Paths; args: readonly string[] },
 ): string | undefined {
   if (err instanceof Deno.errors.AddrInUse) return addrInUseMessage(role, where.host, where.port);
+  if (isBadHost(err)) return badHostMessage(role, where.host, where.port, err);
   if (!(err instanceof Deno.errors.NotCapable)) return undefined;
   const state = err.message.replace(/, run again with .*$/s, "");
   return `${state}. deno task ${role} may read and write only ./data (docs/security.md); ` +

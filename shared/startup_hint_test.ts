@@ -40,3 +40,19 @@ Deno.test("startupHint() names the port and the remedy, and the command for a pa
   assertEquals(hint.split("\n  ")[1], byHandCommand("proxy", where.paths, []));
   assertEquals(startupHint("node", new Error("other"), where), undefined);
 });
+
+Deno.test("startupHint() names a --host that is no address of this machine, and the remedy", () => {
+  const where = { host: "10.9.9.9", port: 7001, paths: { read: [], write: [] }, args: [] };
+  const missing = new Deno.errors.AddrNotAvailable("Cannot assign requested address (os error 99)");
+  assertEquals(
+    startupHint("node", missing, where),
+    "Cannot start the node on 10.9.9.9:7001: Cannot assign requested address (os error 99). " +
+      "Give --host an address of this machine (127.0.0.1, 0.0.0.0 for every interface, or one " +
+      "of its own addresses)",
+  );
+  const unknown = new Error("failed to lookup address information: Name or service not known");
+  assertMatch(
+    startupHint("proxy", unknown, { ...where, host: "nosuchhost.invalid" })!,
+    /^Cannot start the proxy on nosuchhost\.invalid:7001: failed to lookup .*Give --host/,
+  );
+});

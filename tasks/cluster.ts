@@ -13,7 +13,14 @@ import {
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
 import { join } from "@std/path";
-import { checkToken, ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
+import {
+  checkRange,
+  checkToken,
+  ConfigError,
+  envNames,
+  helpText,
+  parseFlags,
+} from "../shared/config.ts";
 import { type Child, startChild } from "./children.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
 import { defaultReplicas } from "../proxy/cluster/map_transitions.ts";
@@ -35,7 +42,8 @@ const SPEC = {
   host: { type: "string", default: "127.0.0.1", help: "address every process binds" },
 } as const;
 
-const USAGE = "usage: deno task cluster [--port 8080] [--nodes 3] [--data ./data]";
+const USAGE = "usage: deno task cluster [--port 8080] [--nodes 3] [--node-port 7001] " +
+  "[--data ./data] [--replicas 3] [--host 127.0.0.1]";
 
 /**
  * The token in the environment, else in `file`, checked as the servers check theirs; undefined
@@ -131,6 +139,26 @@ function checkCounts(v: { nodes: number; replicas: number }): void {
   }
 }
 
+/** Ports that exist: the proxy's, and one for each node from --node-port on. */
+function checkPorts(v: { port: number; nodePort: number; nodes: number }): void {
+  checkRange("port", v.port, 0, 65535);
+  checkRange("node-port", v.nodePort, 0, 65536 - v.nodes);
+}
+
+/** Added to a node's failure to start: its port hint says --port, which is the proxy's here. */
+const NODE_PORT_HINT =
+  " (in deno task cluster, --node-port N moves the nodes to ports N, N+1, ...; 0 lets the OS pick)";
+
+/** Creates `dir` (and its parents); a file in its place is named as the problem. */
+async function makeDir(dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    throw new Error(`${dir} is a file, not a directory: move it away or give another --data`);
+  }
+}
+
 /** Where the generated admin token is kept. */
 const adminTokenFile = (data: string) => join(data, "admin-token");
 /** Where the generated cluster secret is kept. */
@@ -144,10 +172,19 @@ async function readOptions() {
   const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
   const parsed = parseFlags(SPEC, Deno.args, env);
   if ("help" in parsed) return parsed;
+  if (parsed.rest.length > 0) {
+    // A stray word (`-port 9000`, say) must not start a cluster on the default ports.
+    throw new ConfigError(
+      `Cannot read "${parsed.rest[0]}": deno task cluster takes only --options (see --help)`,
+    );
+  }
   const opts = withReplicas(parsed.values);
   checkCounts(opts);
+  checkPorts(opts);
   const admin = await givenToken("RINGKV_ADMIN_TOKEN", adminTokenFile(opts.data));
   const cluster = await givenToken("RINGKV_CLUSTER_SECRET", secretFile(opts.data));
+  const client = Deno.env.get("RINGKV_CLIENT_TOKEN");
+  if (client) checkToken("RINGKV_CLIENT_TOKEN", client); // the proxy would refuse it, later
   return { opts, given: { admin, cluster } };
 }
 
@@ -186,11 +223,20 @@ async function main(): Promise<number> {
     stopping = true;
     for (const child of children.toReversed()) await child.stop();
   };
+  const stopped = Promise.withResolvers<void>();
+  let signalled = false;
+  const onSignal = () => {
+    signalled = true;
+    stopped.resolve();
+  };
+  // From the first child on: a signal while they start stops those started (none left behind).
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   try {
-    for (let i = 1; i <= opts.nodes; i++) {
+    for (let i = 1; i <= opts.nodes && !signalled; i++) {
       const id = `n${i}`;
       const dir = join(data, id);
-      await Deno.mkdir(dir, { recursive: true });
+      await makeDir(dir);
       const port = opts.nodePort === 0 ? 0 : opts.nodePort + i - 1;
       const args = [...nodeArgs(dir, opts.host), "--id", id, "--port", String(port), "--data", dir];
       args.push("--host", opts.host);
@@ -210,34 +256,42 @@ async function main(): Promise<number> {
         );
       });
     }
-    const proxyDir = join(data, "proxy");
-    await Deno.mkdir(proxyDir, { recursive: true });
-    const nodeUrls = children.map((c) => c.url).join(",");
-    const proxy = await startChild("proxy", [
-      ...proxyArgs(proxyDir),
-      ...["--port", String(opts.port), "--data", proxyDir, "--nodes", nodeUrls],
-      ...["--replicas", String(opts.replicas)],
-      ...["--host", opts.host],
-    ], env);
-    children.push(proxy);
-    printWelcome(proxy.url, data, adminToken, children);
+    if (!signalled) {
+      const proxyDir = join(data, "proxy");
+      await makeDir(proxyDir);
+      const nodeUrls = children.map((c) => c.url).join(",");
+      const proxy = await startChild("proxy", [
+        ...proxyArgs(proxyDir),
+        ...["--port", String(opts.port), "--data", proxyDir, "--nodes", nodeUrls],
+        ...["--replicas", String(opts.replicas)],
+        ...["--host", opts.host],
+      ], env);
+      children.push(proxy);
+      printWelcome(proxy.url, data, adminToken, children);
+    }
   } catch (err) {
-    console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}`);
+    // A node's own hint names its --port; in this task that is --node-port.
+    const hint = children.length < opts.nodes ? NODE_PORT_HINT : "";
+    console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}${hint}`);
     await stopAll();
     return 1;
   }
 
-  const stopped = Promise.withResolvers<void>();
-  const onSignal = () => stopped.resolve();
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
-  const proxyExit = children.at(-1)!.exited.then(() => stopped.resolve());
+  let proxyFailed = false;
+  const proxyExit = children.find((c) => c.name === "proxy")?.exited.then((code) => {
+    // Ctrl-C reaches the proxy too, which then exits 0; any other code is a failure.
+    if (!stopping && code !== 0) {
+      proxyFailed = true;
+      console.error(`[proxy] exited with code ${code}: stopping the nodes`);
+    }
+    stopped.resolve();
+  });
   await stopped.promise;
   console.log("\nStopping the cluster...");
   await stopAll();
   await proxyExit;
   console.log("Stopped. Run the same command again to come back with all the data.");
-  return 0;
+  return proxyFailed ? 1 : 0;
 }
 
 function printWelcome(url: string, data: string, adminToken: string, children: Child[]): void {
@@ -246,18 +300,22 @@ function printWelcome(url: string, data: string, adminToken: string, children: C
   const fromEnv = Deno.env.get("RINGKV_ADMIN_TOKEN") !== undefined;
   const token = fromEnv ? "$RINGKV_ADMIN_TOKEN" : adminToken;
   const nodes = children.filter((c) => c.name !== "proxy");
+  // The proxy inherits RINGKV_CLIENT_TOKEN: then /kv answers 401 to a curl line without it.
+  const client = Deno.env.get("RINGKV_CLIENT_TOKEN")
+    ? `-H "Authorization: Bearer $RINGKV_CLIENT_TOKEN" `
+    : "";
   console.log(`
 ringkv cluster listening on ${url}
   proxy:        ${url}
   admin token:  ${
     fromEnv ? "from RINGKV_ADMIN_TOKEN" : `${adminToken} (kept in ${adminTokenFile(data)})`
-  }
+  }${client ? "\n  client token: from RINGKV_CLIENT_TOKEN (needed on /kv)" : ""}
   nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}
 
 Try:
-  curl -i -X PUT --data-binary 'hello' ${url}/kv/greeting
-  curl -i ${url}/kv/greeting
-  curl '${url}/kv?prefix=gr'
+  curl -i ${client}-X PUT --data-binary 'hello' ${url}/kv/greeting
+  curl -i ${client}${url}/kv/greeting
+  curl ${client}'${url}/kv?prefix=gr'
   curl -H "Authorization: Bearer ${token}" ${url}/cluster
 
 Ctrl-C stops everything.`);

@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  checkRange,
   checkToken,
   closest,
   ConfigError,
@@ -76,7 +77,17 @@ function parse(args: string[]) {
   const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
   const parsed = parseFlags(SPEC, args, env);
   if ("help" in parsed) return null;
+  checkUrl(parsed.values.url);
+  checkRange("timeout-ms", parsed.values.timeoutMs, 1);
   return parsed;
+}
+
+/** A usage error unless `url` is http(s): fetch's error would read as the proxy being down. */
+function checkUrl(url: string): void {
+  const protocol = URL.canParse(url) ? new URL(url).protocol : "";
+  if (protocol !== "http:" && protocol !== "https:") {
+    throw new ConfigError(`Cannot use --url ${url}: give the proxy's URL, http://host:port`);
+  }
 }
 
 /** The command's arguments: at least `min`, at most `max` (`kv get a b` is a mistake). */
@@ -192,6 +203,7 @@ async function status(t: Target): Promise<void> {
 /** Polls `/cluster` until no rebalancing runs, drawing the progress bar. */
 async function follow(t: Target): Promise<void> {
   const bar = progressWriter(Deno.stderr);
+  let reported: string | undefined; // a retried error is said once, not at every poll
   try {
     for (let polls = 0; polls < 360_000; polls++) {
       const view = await cluster(t);
@@ -200,9 +212,11 @@ async function follow(t: Target): Promise<void> {
         return printNodes(view);
       }
       bar.update(view.rebalancing);
-      if (view.rebalancing.error) {
-        console.error(`(the rebalancing reports: ${view.rebalancing.error}; it is retried)`);
+      const error = view.rebalancing.error;
+      if (error && error !== reported) {
+        console.error(`(the rebalancing reports: ${error}; it is retried)`);
       }
+      reported = error;
       await new Promise((r) => setTimeout(r, 200));
     }
     throw new CliError(EXIT.unavailable, "Gave up waiting for the rebalancing");

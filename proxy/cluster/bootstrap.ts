@@ -94,10 +94,24 @@ export interface StartupMap {
   ignored?: string[];
 }
 
+/**
+ * The highest map the nodes hold; null only when every node answered that it holds none
+ * (a node that refuses, e.g. another cluster secret, may hold another cluster's map).
+ */
 async function highestMap(admin: NodeAdmin, urls: readonly string[]): Promise<ClusterMap | null> {
-  const maps = await Promise.all(urls.map((url) => admin.getMap(url).catch(() => null)));
+  const unread: string[] = [];
+  const maps = await Promise.all(urls.map((url) =>
+    admin.getMap(url).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      unread.push(`node ${url} did not give its cluster map (${err.message})`);
+      return null;
+    })
+  ));
   let best: ClusterMap | null = null;
   for (const map of maps) if (map !== null && map.epoch > (best?.epoch ?? 0)) best = map;
+  if (best === null && unread.length > 0) {
+    throw new StartupError(`Cannot start a new cluster: ${unread[0]}`);
+  }
   return best;
 }
 

@@ -215,3 +215,31 @@ Deno.test("startupMap() keeps the stored map for --nodes of its members (moved o
     /cluster map new, of the --nodes/,
   );
 });
+
+/** `fetch` of `fake` where `host` refuses `/internal/cluster` as a node given another secret. */
+function wrongSecretAt(fake: NodeFetch, host: string): NodeFetch {
+  return overRequests((req) => {
+    const url = new URL(req.url);
+    if (url.host !== host || url.pathname !== "/internal/cluster") return fake(req.url, req);
+    const error = { code: "unauthorized", message: "the cluster secret sent is wrong" };
+    return Response.json({ error }, { status: 401 });
+  });
+}
+
+Deno.test("startupMap() with --nodes refuses a new cluster when a node does not give its map", async () => {
+  const fake = createFakeMapNodes(["a", "b", "c"]);
+  const admin = new NodeAdmin({ fetch: wrongSecretAt(fake.fetch, "b.test"), timeoutMs: 1000 });
+  const options = { admin, vnodes: 16, store: createMemoryMapStore() };
+  const urls = fake.nodes.map((n) => n.url);
+  // b may hold another cluster's map: a new epoch-1 cluster over it would fight that map.
+  await assertRejects(
+    () => startupMap({ ...options, nodes: urls }),
+    StartupError,
+    "Cannot start a new cluster: node http://b.test did not give its cluster map " +
+      "(Node http://b.test refused /internal/cluster: 401 the cluster secret sent is wrong)",
+  );
+  // A map another node holds still wins, as when a node is down.
+  fake.maps.set("c.test", { ...initialMap(fake.nodes, 3, 16), epoch: 5 });
+  const start = await startupMap({ ...options, nodes: urls });
+  assertEquals([start.source, start.map.epoch], ["nodes", 5]);
+});

@@ -98,7 +98,9 @@ export function planRemove(
   force = false,
   insist = force,
 ): ClusterMap {
-  if (!map.nodes.some((n) => n.id === id)) {
+  // The node an add is bringing in is not in map.nodes yet: 409, it exists.
+  const joining = map.rebalancing?.kind === "add" && map.rebalancing.nodeId === id;
+  if (!joining && !map.nodes.some((n) => n.id === id)) {
     throw new RingkvError("not_found", `Cannot remove node ${id}: no node has this id`);
   }
   refuseWhileRebalancing(map, `remove node ${id}`);

@@ -139,3 +139,14 @@ Deno.test("planRemove() refuses (409) leaving fewer nodes than replicas, unless 
   assertEquals(planRemove(map, "a", 0, 0, true).rebalancing?.kind, "remove", "force insists");
   assertEquals(planRemove(initialMap([n("a"), n("b"), n("c")], 2, 8), "a", 0, 0).epoch, 2);
 });
+
+Deno.test("planRemove() of the node a rebalancing adds says it is being added (409), not 404", () => {
+  const busy = planAdd(three, n("d"), 0, 0);
+  assertEquals(code(() => planRemove(busy, "d", 0, 0)), "409 conflict");
+  const err = assertThrows(() => planRemove(busy, "d", 0, 0), RingkvError);
+  assertEquals(
+    err.message,
+    "Cannot remove node d: node d is being added (phase copying); wait until GET /cluster " +
+      "shows no rebalancing",
+  );
+});

@@ -186,7 +186,10 @@ function adminRoutes(): Json {
             "the body is not JSON, or not a node's http(s) origin (no path, query, fragment " +
               "or user) and weight",
           ),
-          "409": error("a rebalancing already runs, or the node is already a member"),
+          "409": error(
+            "a rebalancing already runs, the node is already a member, or it refuses the " +
+              "cluster secret",
+          ),
           "413": error("the body is too large"),
           "502": error("the node's /health answer is not JSON or has no id"),
           "503": error("the node does not answer in time"),

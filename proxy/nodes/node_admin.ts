@@ -226,6 +226,13 @@ export class NodeAdmin {
     return await this.read(url, "/internal/cluster", res.json()) as ClusterMap;
   }
 
+  /** Whether the node takes this proxy's cluster secret (it answers 401 or 403 if not). */
+  async acceptsSecret(url: string): Promise<boolean> {
+    const res = await this.call(url, "/internal/cluster");
+    await res.body?.cancel();
+    return res.status !== 401 && res.status !== 403;
+  }
+
   /** `PUT /internal/cluster`: stores the map, or returns the node's newer one. */
   async putMap(url: string, map: ClusterMap): Promise<PutMapResult> {
     const res = await this.call(url, "/internal/cluster", {

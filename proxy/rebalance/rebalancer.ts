@@ -124,6 +124,14 @@ export class Rebalancer {
       const code = err.code === "bad_gateway" ? "bad_gateway" : "node_unavailable";
       throw new RingkvError(code, `Cannot add node ${url}: ${err.message}`);
     });
+    if (!(await this.deps.admin.acceptsSecret(url))) {
+      // Accepted, every copy to it would be refused: a rebalancing that never ends.
+      throw new RingkvError(
+        "conflict",
+        `Cannot add node ${url}: it refuses this cluster's secret; start it with the ` +
+          "cluster secret of the other nodes (RINGKV_CLUSTER_SECRET)",
+      );
+    }
     await this.deps.state.poll();
     const topology = this.deps.state.current();
     const map = topology.map;

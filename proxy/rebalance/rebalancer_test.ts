@@ -228,3 +228,22 @@ Deno.test("two proxies driving the same add at once end on the same map, nothing
   assertEquals(s.p.state.current().map.epoch, 4);
   await assertPlaced(s, s.p.state.current().map);
 });
+
+Deno.test("adding a node that refuses the cluster secret is refused (409) and the map stays", async () => {
+  const s = await setup(["a", "b", "c"], 10);
+  const engine = await openEngine({ disk: createFakeDisk(), id: "d", limits: DEFAULT_LIMITS });
+  const stranger = createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret: "another-one" });
+  const fetch = overRequests((req) =>
+    new URL(req.url).host === "d.test" ? stranger.fetch(req) : s.nodes.fetch(req.url, req)
+  );
+  const p = await proxy({ ...s.nodes, fetch }, s.map);
+  // Accepted, its copy would be refused at every retry: a rebalancing that never ends.
+  const err = await assertRejects(
+    () => p.rebalancer.startAdd("http://d.test", 1),
+    RingkvError,
+    "Cannot add node http://d.test: it refuses this cluster's secret",
+  );
+  assertEquals(err.code, "conflict");
+  assertEquals(p.state.current().map, s.map);
+  assertEquals(await p.admin.getMap("http://a.test"), s.map);
+});

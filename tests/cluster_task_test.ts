@@ -1,0 +1,257 @@
+/**
+ * `deno task cluster` as a first-time user gets it wrong: a stray word or a port that does
+ * not exist is a usage error before anything starts, a node port in use names the task's
+ * own flag, and a proxy that dies is reported (exit 1) instead of a quiet "Stopped".
+ */
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { join } from "@std/path";
+import { runToEnd, type ServerProcess, spawnServer } from "./helpers/process.ts";
+import { until } from "./helpers/poll.ts";
+
+const CLUSTER = new URL("../tasks/cluster.ts", import.meta.url);
+const ENV = { RINGKV_CLUSTER_SECRET: "cluster-task-secret-0123456789" };
+
+/**
+ * Runs `deno task cluster` until it ends; one still running at the deadline (it started a
+ * cluster it should have refused) gets SIGTERM, which stops its children too.
+ */
+async function clusterToEnd(args: string[], env: Record<string, string> = {}) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLUSTER.pathname, ...args],
+    env: { ...ENV, ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGTERM"), 60_000);
+  try {
+    const { code, stderr } = await child.output();
+    return { code, stderr: new TextDecoder().decode(stderr) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether `path` exists. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return false;
+  }
+}
+
+Deno.test("deno task cluster refuses a stray word or a port that does not exist: exit 2, nothing written", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  try {
+    const cases: [string[], RegExp][] = [
+      [["-port", "0"], /^Cannot read "-port": deno task cluster takes only --options/],
+      [["--port", "99999"], /^Cannot use --port 99999: it must be 0 to 65535/],
+      [["--node-port", "65535", "--nodes", "3"], /^Cannot use --node-port 65535: .* 0 to 65533/],
+    ];
+    for (const [i, [args, message]] of cases.entries()) {
+      const data = join(root, `d${i}`);
+      const r = await clusterToEnd([...args, "--data", data]);
+      assertEquals(r.code, 2, r.stderr);
+      assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assertMatch(r.stderr, message);
+      assertEquals(await exists(data), false, `${data} was created`);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("deno task cluster with a node port in use names --node-port, and a file in a node's place", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  const held = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = String(held.addr.port);
+    const taken = await clusterToEnd(["--port", "0", "--node-port", port, "--data", root]);
+    assertEquals(taken.code, 1, taken.stderr);
+    assertMatch(
+      taken.stderr,
+      /Cannot start the cluster: n1 exited .*--node-port N moves the nodes/,
+    );
+    const data = join(root, "file");
+    await Deno.mkdir(data);
+    await Deno.writeTextFile(join(data, "n1"), "not a directory");
+    const file = await clusterToEnd(["--port", "0", "--node-port", "0", "--data", data]);
+    assertEquals(file.code, 1, file.stderr);
+    assertMatch(file.stderr, /Cannot start the cluster: .*n1 is a file, not a directory/);
+  } finally {
+    held.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** The pids of `pid`'s children with `needle` in their command line (Linux /proc). */
+async function childPids(pid: number, needle: string): Promise<number[]> {
+  const text = await Deno.readTextFile(`/proc/${pid}/task/${pid}/children`);
+  const pids = text.trim().split(/\s+/).filter((s) => s !== "").map(Number);
+  const found: number[] = [];
+  for (const child of pids) {
+    const cmdline = await Deno.readTextFile(`/proc/${child}/cmdline`).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      return "";
+    });
+    if (cmdline.includes(needle)) found.push(child);
+  }
+  return found;
+}
+
+Deno.test("deno task cluster whose proxy is killed says so, stops its nodes and exits 1", async () => {
+  const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  let cluster: ServerProcess | undefined;
+  try {
+    cluster = await spawnServer({
+      script: CLUSTER,
+      args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
+      env: ENV,
+    });
+    const [proxy] = await childPids(cluster.pid, "proxy/main.ts");
+    const [node] = await childPids(cluster.pid, "node/main.ts");
+    assert(proxy !== undefined && node !== undefined, "no proxy or node child found");
+    Deno.kill(proxy, "SIGKILL");
+    const status = await cluster.status;
+    assertEquals(status.code, 1, cluster.stderrLines.join("\n"));
+    assert(
+      cluster.stderrLines.some((l) =>
+        /^\[proxy\] exited with code 137: stopping the nodes/.test(l)
+      ),
+      cluster.stderrLines.join("\n"),
+    );
+    await until(`node ${node} has exited`, async () => !(await exists(`/proc/${node}`)));
+  } finally {
+    await cluster?.stop();
+    await Deno.remove(data, { recursive: true });
+  }
+});
+
+/** Runs a printed shell line with `env` and returns curl's status code (appended with -w). */
+async function statusOf(line: string, env: Record<string, string>): Promise<string> {
+  const bash = new Deno.Command("bash", {
+    args: ["-c", `${line} -s -o /dev/null -w '%{http_code}'`],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    signal: AbortSignal.timeout(30_000),
+  });
+  return new TextDecoder().decode((await bash.output()).stdout);
+}
+
+Deno.test("deno task cluster with RINGKV_CLIENT_TOKEN prints curl lines that send it, and they work", async () => {
+  const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  const env = { ...ENV, RINGKV_CLIENT_TOKEN: "client-token-0123456789" };
+  let cluster: ServerProcess | undefined;
+  try {
+    const bad = await clusterToEnd(["--data", join(data, "bad")], { RINGKV_CLIENT_TOKEN: "a b" });
+    assertEquals(bad.code, 2, bad.stderr);
+    assertMatch(bad.stderr, /^Cannot use RINGKV_CLIENT_TOKEN: it contains/);
+    cluster = await spawnServer({
+      script: CLUSTER,
+      args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
+      env,
+    });
+    const lines = cluster.stdoutLines;
+    await until("the welcome is printed", () => lines.includes("Ctrl-C stops everything."));
+    const tried = lines.slice(lines.indexOf("Try:") + 1);
+    const codes = [];
+    for (const line of tried.filter((l) => l.trim().startsWith("curl"))) {
+      codes.push(await statusOf(line, env));
+    }
+    assertEquals(codes, ["201", "200", "200", "200"], tried.join("\n"));
+  } finally {
+    await cluster?.stop();
+    await Deno.remove(data, { recursive: true });
+  }
+});
+
+Deno.test("a --host that does not resolve stops the node and the proxy with one line each, no stack trace", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  const host = "nosuchhost.invalid";
+  try {
+    const cluster = await clusterToEnd([
+      ...["--host", host, "--port", "0", "--node-port", "0", "--nodes", "1"],
+      ...["--data", join(root, "c")],
+    ]);
+    assertEquals(cluster.code, 1, cluster.stderr);
+    assertMatch(
+      cluster.stderr,
+      /^\[n1\] ringkv node: Cannot start the node on nosuchhost\.invalid:0: /,
+    );
+    assertMatch(cluster.stderr, /Give --host an address of this machine/);
+    assertEquals(/Uncaught| {4}at /.test(cluster.stderr), false, cluster.stderr);
+    const proxy = await runToEnd({
+      script: new URL("../proxy/main.ts", import.meta.url),
+      args: [
+        "--host",
+        host,
+        "--port",
+        "0",
+        "--data",
+        join(root, "p"),
+        "--nodes",
+        "http://127.0.0.1:1",
+      ],
+      env: { ...ENV, RINGKV_ADMIN_TOKEN: "admin-token-0123456789" },
+      timeoutMs: 60_000,
+    });
+    assertEquals(proxy.code, 1, proxy.stderr);
+    assertMatch(proxy.stderr, /^Cannot start the proxy on nosuchhost\.invalid:0: .*Give --host/);
+    assertEquals(proxy.stderr.trim().split("\n").length, 1, proxy.stderr);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** The pids of `pid`'s children (Linux /proc); empty once it has none or has ended. */
+async function allChildren(pid: number): Promise<number[]> {
+  const text = await Deno.readTextFile(`/proc/${pid}/task/${pid}/children`).catch((err) => {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return "";
+  });
+  return text.trim().split(/\s+/).filter((s) => s !== "").map(Number);
+}
+
+/** SIGKILL to `pid` if it still runs: the cleanup after a failed assertion. */
+function killIfRunning(pid: number): void {
+  try {
+    Deno.kill(pid, "SIGKILL");
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err; // it has exited
+  }
+}
+
+Deno.test("deno task cluster given SIGTERM while its nodes start stops the ones started, leaving none", async () => {
+  const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLUSTER.pathname, "--port", "0", "--node-port", "0", "--data", data],
+    env: ENV,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const seen = new Set<number>();
+  let ended = false; // its pid may be reused once it has been reaped
+  try {
+    // The first node is spawned, not yet listening: the cluster is still starting.
+    await until("the first node is spawned", async () => {
+      for (const pid of await allChildren(child.pid)) seen.add(pid);
+      return seen.size > 0;
+    });
+    child.kill("SIGTERM");
+    const status = await child.status;
+    ended = true;
+    assertEquals(status.signal, null, "the task handled the signal");
+    for (const pid of seen) {
+      await until(`node ${pid} has exited`, async () => !(await exists(`/proc/${pid}`)));
+    }
+  } finally {
+    for (const pid of ended ? seen : [...seen, child.pid]) killIfRunning(pid);
+    await child.status;
+    await Deno.remove(data, { recursive: true });
+  }
+});

@@ -1,0 +1,21 @@
+/**
+ * `deno task kv` given a `--url` that is no proxy URL or a zero timeout: a usage error
+ * (exit 2) that names the flag, not "Cannot reach" (exit 4, as if the proxy were down).
+ */
+import { assertEquals, assertMatch } from "@std/assert";
+import { runToEnd } from "./helpers/process.ts";
+
+const KV = new URL("../tasks/kv.ts", import.meta.url);
+
+Deno.test("deno task kv refuses a --url that is not http(s) and --timeout-ms 0 with exit 2", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--url", "not-a-url"], /^Cannot use --url not-a-url: give the proxy's URL/],
+    [["--url", "127.0.0.1:8080"], /^Cannot use --url 127\.0\.0\.1:8080: give the proxy's URL/],
+    [["--url", "http://127.0.0.1:8080", "--timeout-ms", "0"], /^Cannot use --timeout-ms 0/],
+  ];
+  for (const [flags, message] of cases) {
+    const r = await runToEnd({ script: KV, args: ["get", "k", ...flags], timeoutMs: 60_000 });
+    assertEquals(r.code, 2, r.stderr);
+    assertMatch(r.stderr, message);
+  }
+});

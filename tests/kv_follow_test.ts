@@ -1,0 +1,49 @@
+/**
+ * `deno task kv add/remove` follow a rebalancing by polling `/cluster`; an error the
+ * rebalancing reports (and retries) is said once, not at every poll (5 lines a second).
+ */
+import { assert, assertEquals } from "@std/assert";
+import { runToEnd } from "./helpers/process.ts";
+
+const KV = new URL("../tasks/kv.ts", import.meta.url);
+const ERROR = "Node http://127.0.0.1:1 refused /internal/cluster: 401";
+
+/** A `/cluster` view with `rebalancing`, as the proxy answers it. */
+function view(rebalancing: unknown) {
+  const nodes = [{ id: "n1", url: "http://127.0.0.1:1", weight: 1, state: "up", keys: 0 }];
+  return { epoch: 2, replicas: 1, nodesUp: 1, keys: 0, copies: 0, nodes, rebalancing };
+}
+
+Deno.test("deno task kv add prints a rebalancing's retried error once while it lasts", async () => {
+  const stuck = {
+    kind: "add",
+    nodeId: "n9",
+    phase: "copying",
+    movedKeys: 0,
+    totalKeys: 5,
+    error: ERROR,
+  };
+  let polls = 0;
+  // A fake proxy: the rebalancing reports the same error for 7 polls, then ends.
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (req.method === "POST" && path === "/cluster/nodes") {
+      return Response.json(view(stuck), { status: 202 });
+    }
+    if (path === "/cluster") return Response.json(view(++polls < 8 ? stuck : null));
+    return Response.json({ error: { code: "not_found", message: path } }, { status: 404 });
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}`;
+    const r = await runToEnd({
+      script: KV,
+      args: ["add", "http://127.0.0.1:1", "--url", url, "--token", "t0ken"],
+      timeoutMs: 60_000,
+    });
+    assertEquals(r.code, 0, r.stderr);
+    assert(polls >= 8, `${polls} polls`);
+    assertEquals(r.stderr.split(ERROR).length - 1, 1, r.stderr);
+  } finally {
+    await server.shutdown();
+  }
+});
