@@ -15,6 +15,7 @@ import type { PublicRoutesDeps } from "./public_routes.ts";
 import { resultByteLength, resultText } from "./result_value.ts";
 import { visible } from "./expiry_view.ts";
 import type { Topology } from "../cluster/topology.ts";
+import { quorumOf } from "../replication/quorum.ts";
 
 /** Keys whose values are read in one round when `values=true`. */
 const VALUE_CHUNK = 100;
@@ -38,19 +39,24 @@ export interface ListItem {
 /** Handles `GET /kv`. */
 export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   const q = parseListQuery(querySearchParams(req.url), deps.limits);
-  const page = await deps.router.withTopology((topo) =>
-    listLive(
-      nodeIdsOf(topo),
-      q.after,
-      q.limit,
-      (id, after) =>
-        deps.client.keys(nodeRef(topo, id), topo.map.epoch, {
+  const page = await deps.router.withTopology((topo) => {
+    const unreached = new Set<string>();
+    return listLive(nodeIdsOf(topo), q.after, q.limit, async (id, after) => {
+      try {
+        return await deps.client.keys(nodeRef(topo, id), topo.map.epoch, {
           prefix: q.prefix,
           after,
           limit: q.limit,
-        }, deps.requestIds?.of(req)),
-    )
-  );
+        }, deps.requestIds?.of(req));
+      } catch (err) {
+        if (!(err instanceof RingkvError) || err.code !== "node_unavailable") throw err;
+        if (unreached.size >= listableWithout(topo)) throw err;
+        // Its keys are on the other replicas, each acknowledged version on one at least.
+        unreached.add(id);
+        return { entries: [], more: false };
+      }
+    });
+  });
   const keys = page.entries.map((e) => e.k);
   const last = keys[keys.length - 1];
   const cursor = page.more && last !== undefined ? encodeCursor(last) : null;
@@ -129,6 +135,18 @@ export function parseListQuery(params: URLSearchParams, limits: Limits): ListQue
   }
   const values = rawValues === "true" || rawValues === "1" || rawValues === "";
   return { prefix, limit, after, values };
+}
+
+/**
+ * How many nodes a listing may go without: an acknowledged version is on a quorum of its key's
+ * replicas, so with fewer than a quorum of nodes unreached every one is still on a node that
+ * answers, and the newest version of each key wins the merge. None with one replica, and none
+ * during a rebalancing (a key moving to a new node is not counted on its new replicas yet).
+ */
+export function listableWithout(topo: Topology): number {
+  if (topo.nextRing !== null) return 0;
+  const replicas = Math.min(topo.map.replicas, topo.ring.nodeIds.length);
+  return replicas < 2 ? 0 : quorumOf(replicas) - 1;
 }
 
 /** Every node that can hold keys: the current ring's and, during a rebalancing, the next's. */

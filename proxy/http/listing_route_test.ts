@@ -2,8 +2,15 @@ import { assertEquals } from "@std/assert";
 import { hashKey } from "../../shared/ring.ts";
 import { formatVersion } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
-import { startCluster, type TestCluster } from "../../tests/doubles/test_cluster.ts";
-import { querySearchParams } from "./listing_route.ts";
+import type { ClusterMap } from "../../shared/wire.ts";
+import {
+  nodeInfos,
+  stableMap,
+  startCluster,
+  type TestCluster,
+  topologyOf,
+} from "../../tests/doubles/test_cluster.ts";
+import { listableWithout, querySearchParams } from "./listing_route.ts";
 
 interface Page {
   keys?: string[];
@@ -128,4 +135,77 @@ Deno.test("querySearchParams() reads the query of a URL whose host no URL parser
   const q = querySearchParams("http://x:99999999/kv?prefix=a%20b&limit=2#frag");
   assertEquals([q.get("prefix"), q.get("limit")], ["a b", "2"]);
   assertEquals([...querySearchParams("http://[::1/kv").keys()], []);
+});
+
+/** A 3-node cluster with `replicas` copies of each key. */
+function replicated(replicas: number) {
+  return startCluster({ map: { ...stableMap(nodeInfos(3)), replicas } });
+}
+
+async function status(c: TestCluster, path: string, init?: RequestInit): Promise<number> {
+  const res = await c.proxy.request(path, init);
+  await res.body?.cancel();
+  return res.status;
+}
+
+Deno.test("GET /kv with 3 replicas lists every key while one node is down, the newest version of each", async () => {
+  const c = await replicated(3);
+  try {
+    const keys = Array.from({ length: 30 }, (_, i) => `item/${String(i).padStart(2, "0")}`);
+    for (const k of keys) {
+      assertEquals(await status(c, `/kv/${k}`, { method: "PUT", body: k }), 201);
+    }
+    // While n1 is down: one key deleted, one written; n1 keeps the old state of both.
+    c.down.add("n1");
+    assertEquals(await status(c, `/kv/${keys[5]}`, { method: "DELETE" }), 204);
+    assertEquals(await status(c, "/kv/item/new", { method: "PUT", body: "n" }), 201);
+    const expected = [...keys.filter((_, i) => i !== 5), "item/new"].sort();
+    assertEquals((await listAll(c, "prefix=item/&limit=7")).flat(), expected);
+    // n1 back with its old state, n2 down: the deletion and the new key are on n3 still.
+    c.down.delete("n1");
+    c.down.add("n2");
+    assertEquals((await listAll(c, "prefix=item/&limit=7")).flat(), expected);
+    const items = (await listAll(c, "prefix=item/&values=true")).flat();
+    assertEquals(items, expected);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("GET /kv answers 503 when more nodes are down than a quorum allows, or with one replica", async () => {
+  for (const [replicas, down] of [[3, ["n1", "n2"]], [1, ["n2"]]] as const) {
+    const c = await replicated(replicas);
+    try {
+      assertEquals(await status(c, "/kv/a", { method: "PUT", body: "a" }), 201);
+      for (const id of down) c.down.add(id);
+      const res = await c.proxy.request("/kv?prefix=");
+      assertEquals(res.status, 503, `replicas ${replicas}, down ${down}`);
+      assertEquals((await res.json()).error.code, "node_unavailable");
+    } finally {
+      await c.close();
+    }
+  }
+});
+
+Deno.test("listableWithout(): fewer than a quorum of replicas, none with one replica or while a range moves", async () => {
+  const topo = async (map: ClusterMap) => await topologyOf(map);
+  const stable = (replicas: number, nodes = 3) => ({ ...stableMap(nodeInfos(nodes)), replicas });
+  assertEquals(listableWithout(await topo(stable(3))), 1);
+  assertEquals(listableWithout(await topo(stable(1))), 0);
+  assertEquals(listableWithout(await topo(stable(2))), 1);
+  assertEquals(listableWithout(await topo(stable(5, 5))), 2);
+  assertEquals(listableWithout(await topo(stable(3, 2))), 1); // 2 nodes hold 2 copies
+  const moving: ClusterMap = {
+    ...stable(3),
+    rebalancing: {
+      kind: "add",
+      nodeId: "n4",
+      phase: "copying",
+      next: nodeInfos(4),
+      startedAt: 0,
+      movedKeys: 0,
+      totalKeys: 0,
+    },
+  };
+  assertEquals(listableWithout(await topo(moving)), 0);
 });
