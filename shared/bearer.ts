@@ -26,7 +26,7 @@ const NEEDS: Record<TokenKind, { what: string; token: string; where: string }> =
       "data/admin-token",
   },
   client: {
-    what: "/kv",
+    what: "/kv and /watch",
     token: "client token",
     where: "the proxy's --client-token or RINGKV_CLIENT_TOKEN",
   },

@@ -58,6 +58,18 @@ export function checkClientType(contentType: string, key: string): void {
   );
 }
 
+/** The `ttl` query parameter: null when absent; 400 when given more than once. */
+export function ttlParam(params: URLSearchParams, key: string): string | null {
+  const all = params.getAll("ttl");
+  if (all.length > 1) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot set a TTL on key "${key}": the query has ttl ${all.length} times; give it once`,
+    );
+  }
+  return all[0] ?? null;
+}
+
 /** Parses a TTL in seconds as a client wrote it; 400 unless a whole number 1..max. */
 export function parseTtl(raw: string, key: string): number {
   const seconds = /^\d{1,12}$/.test(raw) ? Number(raw) : NaN;

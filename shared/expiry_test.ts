@@ -7,6 +7,7 @@ import {
   MAX_TTL_SECONDS,
   parseTtl,
   plainType,
+  ttlParam,
   withExpiry,
 } from "./expiry.ts";
 
@@ -33,4 +34,11 @@ Deno.test("checkClientType() refuses a client Content-Type that would pass for a
   checkClientType("text/plain; charset=utf-8", "k");
   const err = assertThrows(() => checkClientType("a/b; ringkv-expires=1", "k"), RingkvError);
   assertEquals(err.code, "invalid_header");
+});
+
+Deno.test("ttlParam() gives the one ttl of a query, null without one, and a 400 for two", () => {
+  assertEquals(ttlParam(new URLSearchParams("ttl=5&x=1"), "k"), "5");
+  assertEquals(ttlParam(new URLSearchParams("x=1"), "k"), null);
+  const err = assertThrows(() => ttlParam(new URLSearchParams("ttl=5&ttl=600"), "k"), RingkvError);
+  assertEquals([err.status, err.code], [400, "bad_request"]);
 });

@@ -13,6 +13,7 @@
  *   .endsWith("5/10 keys (10 copies read), copying"));
  * ```
  */
+import { MAX_TTL_SECONDS } from "../shared/expiry.ts";
 
 /** Exit codes scripts can rely on. */
 export const EXIT = {
@@ -158,14 +159,21 @@ export function progressWriter(
 
 const UNIT_SECONDS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86_400 };
 
-/** Seconds of a `--ttl` such as `30`, `30s`, `5m`, `2h`, `1d`; a usage error otherwise. */
+/** Seconds of a `--ttl` such as `30`, `30s`, `5m`, `2h`, `1d`, up to a year; else a usage error. */
 export function ttlSeconds(text: string): number {
-  const m = /^(\d{1,9})([smhd]?)$/.exec(text.trim());
+  const m = /^(\d{1,12})([smhd]?)$/.exec(text.trim());
   if (m === null || Number(m[1]) === 0) {
     throw new CliError(
       EXIT.usage,
       `Cannot use --ttl ${text}: give a positive whole number with an optional unit s, m, h or d (30s, 5m)`,
     );
   }
-  return Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+  const seconds = Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+  if (seconds > MAX_TTL_SECONDS) {
+    throw new CliError(
+      EXIT.usage,
+      `Cannot use --ttl ${text}: it is ${seconds} s, the longest TTL is ${MAX_TTL_SECONDS} s (365d)`,
+    );
+  }
+  return seconds;
 }

@@ -43,7 +43,23 @@ Deno.test("progressWriter.done() off a terminal prints the final line; with noth
 Deno.test("ttlSeconds() reads 30, 30s, 5m, 2h, 1d and refuses the rest as a usage error", () => {
   assertEquals([ttlSeconds("30"), ttlSeconds("30s"), ttlSeconds("5m")], [30, 30, 300]);
   assertEquals([ttlSeconds("2h"), ttlSeconds("1d")], [7200, 86_400]);
-  for (const bad of ["0", "0s", "-1", "1.5s", "5w", "", "s"]) {
+  assertEquals(ttlSeconds("365d"), 31_536_000);
+  // Past a year: refused here as the proxy would (400), before anything is sent.
+  for (
+    const bad of [
+      "0",
+      "0s",
+      "-1",
+      "1.5s",
+      "5w",
+      "",
+      "s",
+      "366d",
+      "31536001",
+      "9000h",
+      "99999999999",
+    ]
+  ) {
     const err = assertThrows(() => ttlSeconds(bad), CliError);
     assertEquals(err.code, EXIT.usage, bad);
   }

@@ -1,8 +1,9 @@
 /**
  * `deno task kv watch [PREFIX]`: prints every change under the prefix as it comes, one line
  * each (`put KEY VERSION VALUE` or `del KEY VERSION`), from the proxy's `GET /watch`
- * stream; reconnects with `Last-Event-ID` when the stream drops, and says on stderr when
- * the history is gone (`compacted`: re-list with `kv ls`).
+ * stream; reconnects with `Last-Event-ID` when the stream drops, goes silent for 15 s or the
+ * proxy answers 503, and says on stderr when the history is gone (`compacted`: re-list with
+ * `kv ls`).
  *
  * @module
  */
@@ -57,27 +58,53 @@ export async function watch(
   prefix: string,
   print: (line: string) => void,
   warn: (line: string) => void,
+  idleMs: number = STREAM_IDLE_MS,
 ): Promise<void> {
   let cursor: string | undefined;
   for (let failures = 0; failures < 10;) {
-    const headers: Record<string, string> = { accept: "text/event-stream" };
-    if (t.clientToken) headers.authorization = `Bearer ${t.clientToken}`;
-    if (cursor !== undefined) headers["last-event-id"] = cursor;
-    let res: Response;
-    try {
-      res = await fetch(`${t.url}/watch?prefix=${encodeURIComponent(prefix)}`, { headers });
-    } catch (err) {
-      if (!(err instanceof TypeError)) throw err;
-      warn(`Cannot reach ${t.url}: ${err.message}; retrying`);
+    const quiet = new QuietTimer(idleMs);
+    const res = await open(t, prefix, cursor, quiet.signal, warn).catch((err) => {
+      quiet.stop();
+      throw err;
+    });
+    if (res === undefined) {
+      quiet.stop();
       failures++;
       await new Promise((r) => setTimeout(r, 1000));
       continue;
     }
-    if (!res.ok) await failed(res, "Cannot watch");
     failures = 0;
-    cursor = await follow(res, cursor, print, warn);
+    cursor = await follow(res, cursor, print, warn, quiet);
   }
   throw new CliError(EXIT.unavailable, `Cannot watch ${t.url}: 10 connections in a row failed`);
+}
+
+/** Opens the stream; undefined (having said why) when it is worth trying again. */
+async function open(
+  t: Target,
+  prefix: string,
+  cursor: string | undefined,
+  signal: AbortSignal,
+  warn: (line: string) => void,
+): Promise<Response | undefined> {
+  const headers: Record<string, string> = { accept: "text/event-stream" };
+  if (t.clientToken) headers.authorization = `Bearer ${t.clientToken}`;
+  if (cursor !== undefined) headers["last-event-id"] = cursor;
+  let res: Response;
+  try {
+    res = await fetch(`${t.url}/watch?prefix=${encodeURIComponent(prefix)}`, { headers, signal });
+  } catch (err) {
+    if (!(err instanceof TypeError) && !isQuiet(err)) throw err;
+    warn(`Cannot reach ${t.url}: ${(err as Error).message}; retrying`);
+    return undefined;
+  }
+  // A proxy still loading its map, or at its cap of streams: the watch can go on later.
+  if (res.status === 503) {
+    warn(`Cannot watch yet: ${await errorText(res)}; retrying`);
+    return undefined;
+  }
+  if (!res.ok) await failed(res, "Cannot watch");
+  return res;
 }
 
 /** Prints a stream's events; returns the cursor to resume from. */
@@ -86,10 +113,12 @@ async function follow(
   cursor: string | undefined,
   print: (line: string) => void,
   warn: (line: string) => void,
+  quiet: QuietTimer,
 ): Promise<string | undefined> {
   let buffer = "";
   try {
     for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
+      quiet.touch();
       const { events, rest } = takeEvents(buffer + chunk);
       buffer = rest;
       for (const e of events) {
@@ -103,8 +132,64 @@ async function follow(
       }
     }
   } catch (err) {
-    if (!(err instanceof TypeError)) throw err;
-    warn(`The watch stream broke (${err.message}); resuming`);
+    if (!(err instanceof TypeError) && !isQuiet(err)) throw err;
+    warn(`The watch stream broke (${(err as Error).message}); resuming`);
+  } finally {
+    quiet.stop();
   }
   return cursor;
+}
+
+/**
+ * Silence after which a stream counts as broken, in ms: three of the proxy's 5 s keep-alives
+ * missed (a proxy whose host died leaves the connection open with nothing coming).
+ */
+export const STREAM_IDLE_MS = 15_000;
+
+/** Aborts its signal once `ms` pass without a {@link QuietTimer.touch}. */
+class QuietTimer {
+  readonly #ac = new AbortController();
+  readonly #ms: number;
+  #timer: ReturnType<typeof setTimeout>;
+
+  constructor(ms: number) {
+    this.#ms = ms;
+    this.#timer = this.#start();
+  }
+
+  /** The signal to give the fetch (answer and body). */
+  get signal(): AbortSignal {
+    return this.#ac.signal;
+  }
+
+  /** Something came: the silence starts again. */
+  touch(): void {
+    clearTimeout(this.#timer);
+    this.#timer = this.#start();
+  }
+
+  /** The stream is done with. */
+  stop(): void {
+    clearTimeout(this.#timer);
+  }
+
+  #start(): ReturnType<typeof setTimeout> {
+    const reason = new DOMException(`nothing came for ${this.#ms} ms`, "TimeoutError");
+    return setTimeout(() => this.#ac.abort(reason), this.#ms);
+  }
+}
+
+function isQuiet(err: unknown): boolean {
+  return err instanceof DOMException && err.name === "TimeoutError";
+}
+
+/** The error message of an answer, or its text. */
+async function errorText(res: Response): Promise<string> {
+  const text = await res.text();
+  try {
+    return JSON.parse(text).error?.message ?? text.slice(0, 500);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    return text.slice(0, 500);
+  }
 }

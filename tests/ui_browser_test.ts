@@ -1,7 +1,7 @@
 /**
  * The web page in headless Chromium (Debian's `chromium`, driven by playwright-core; no
- * browser is downloaded): token, three nodes and the ring, a node added with the CLI,
- * the rebalancing on the page, then four nodes. Screenshots go to a temp directory whose
+ * browser is downloaded): token, three nodes and the ring, the live feed of changes, a node
+ * added with the CLI, the rebalancing on the page, then four nodes. Screenshots go to a temp directory whose
  * path the test prints; it is removed when the test passes, unless RINGKV_KEEP_SHOTS=1 (kept
  * when it fails, to look at). Skipped, saying so, when /usr/bin/chromium is missing.
  */
@@ -36,7 +36,7 @@ const text = (page: Page, selector: string) => page.locator(selector).innerText(
 
 Deno.test({
   name: hasChromium
-    ? "the web page shows the ring and nodes, then a CLI-added node's rebalancing, then four nodes"
+    ? "the web page shows the ring, nodes and live changes, then a CLI-added node's rebalancing, then four nodes"
     : `the web page in a browser (skipped: ${CHROMIUM} is not installed; apt-get install chromium)`,
   ignore: !hasChromium,
   sanitizeResources: false,
@@ -61,6 +61,26 @@ Deno.test({
       const owners = await page.$$eval("#ring path.arc", (ps) => ps.map((p) => p.dataset.node));
       assertEquals(owners, ["n1", "n2", "n3"], "one arc per node");
       assertMatch(await text(page, "#rebalancing"), /No rebalancing/);
+
+      // The live feed (GET /watch read with fetch): a put and a delete made after it opened.
+      await page.waitForFunction(`document.querySelector("#feed") !== null`);
+      for (let i = 0; i < 30; i++) {
+        const put = await fetch(`${proxy.url}/kv/live%2F1`, { method: "PUT", body: "hi" });
+        assert(put.status === 200 || put.status === 201, `PUT answered ${put.status}`);
+        await put.body?.cancel();
+        const shown = await page.waitForFunction(
+          `/put live\\/1 = "hi"/.test(document.querySelector("#feed").textContent)`,
+          undefined,
+          { timeout: 1000 },
+        ).then(() => true, () => false);
+        if (shown) break;
+      }
+      assertMatch(await text(page, "#feed"), /put live\/1 = "hi"/);
+      const del = await fetch(`${proxy.url}/kv/live%2F1`, { method: "DELETE" });
+      assertEquals(del.status, 204);
+      await page.waitForFunction(
+        `/del live\\/1/.test(document.querySelector("#feed").textContent)`,
+      );
 
       await page.fill("#lookup-key", "key-7");
       await page.click("#lookup-go");

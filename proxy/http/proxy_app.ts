@@ -117,6 +117,7 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
       feed: new SharedFeed(new ChangeFeed(deps), deps.watch?.waitMs),
       points,
       clientToken: deps.clientToken,
+      maxKeyBytes: deps.limits.maxKeyBytes,
       ...deps.watch,
     }),
   );

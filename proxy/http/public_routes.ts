@@ -15,7 +15,7 @@ import type { BatchOp, BatchResult } from "../../shared/wire.ts";
 import { DEFAULT_CONTENT_TYPE } from "../../shared/wire.ts";
 import { handleBatch } from "./batch_route.ts";
 import { handleList } from "./listing_route.ts";
-import { EXPIRES_AT_HEADER } from "../../shared/expiry.ts";
+import { EXPIRES_AT_HEADER, ttlParam } from "../../shared/expiry.ts";
 import { REQUEST_ID_HEADER } from "../../shared/log.ts";
 import { storedType, visible } from "./expiry_view.ts";
 import type { NodeClient } from "../nodes/node_client.ts";
@@ -148,7 +148,7 @@ export async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
     );
   }
   const conditions = writeConditions(req.headers);
-  const ttl = req.url.includes("ttl=") ? querySearchParams(req.url).get("ttl") : null;
+  const ttl = req.url.includes("ttl=") ? ttlParam(querySearchParams(req.url), key) : null;
   const stored = storedType(contentType, ttl, key, Date.now());
   const body = await readBody(
     req,

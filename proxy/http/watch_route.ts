@@ -12,6 +12,7 @@ import { Hono } from "hono";
 import { bearerRefusal } from "../../shared/bearer.ts";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { expiryOf, plainType } from "../../shared/expiry.ts";
+import { utf8Length } from "../../shared/keys.ts";
 import type { KeyPoints } from "../../shared/key_points.ts";
 import type { TopologySource } from "../cluster/topology.ts";
 import type { ChangeFeed } from "../watch/change_feed.ts";
@@ -39,6 +40,8 @@ export interface WatchRouteDeps {
   /** The proxy's memo of keys' ring points, shared with the router. */
   points?: Pick<KeyPoints, "pointOf">;
   clientToken?: string;
+  /** The longest key (`--max-key-bytes`): a longer prefix matches nothing, 400 as in listings. */
+  maxKeyBytes?: number;
   maxWatchers?: number;
   /** Node long-poll wait, in ms (tests shorten it). */
   waitMs?: number;
@@ -82,6 +85,12 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
       throw new RingkvError("not_acceptable", "Cannot watch: send Accept: text/event-stream");
     }
     const prefix = new URL(req.url).searchParams.get("prefix") ?? "";
+    if (deps.maxKeyBytes !== undefined && utf8Length(prefix) > deps.maxKeyBytes) {
+      throw new RingkvError(
+        "bad_request",
+        `Cannot watch: the prefix is longer than the longest key (${deps.maxKeyBytes} bytes)`,
+      );
+    }
     const last = req.headers.get("last-event-id");
     const cursor = last === null || last === "" ? undefined : decodeWatchCursor(last);
     const headers = {
@@ -112,7 +121,10 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
     "/watch",
     () =>
       errorResponse(
-        new RingkvError("method_not_allowed", "Cannot use this method on /watch: allowed is GET"),
+        new RingkvError(
+          "method_not_allowed",
+          "Cannot use this method on /watch: allowed are GET, HEAD",
+        ),
         {
           allow: "GET, HEAD",
         },

@@ -1,5 +1,6 @@
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertMatch } from "@std/assert";
 import { startCluster } from "../../tests/doubles/test_cluster.ts";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { eventJson } from "./watch_route.ts";
 
 const SSE = { accept: "text/event-stream" };
@@ -41,6 +42,35 @@ Deno.test("GET /watch refuses without Accept: text/event-stream, a bad cursor, a
     const again = await c.proxy.request("/watch", { headers: { ...SSE, ...auth } });
     assertEquals(again.status, 200);
     await again.body?.cancel();
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("GET /watch names /watch in its 401, refuses a prefix longer than any key, and lists GET and HEAD in its 405", async () => {
+  const c = await startCluster({
+    proxy: { clientToken: "tok", watch: { maxWatchers: 1, waitMs: 50, keepaliveMs: 60_000 } },
+  });
+  try {
+    const refused = await c.proxy.request("/watch", { headers: SSE });
+    assertEquals(refused.status, 401);
+    assertMatch((await refused.json()).error.message, /^Cannot use \/kv and \/watch: /);
+    const headers = { ...SSE, authorization: "Bearer tok" };
+    // As GET /kv?prefix= does: such a stream could never carry an event.
+    const long = "a".repeat(DEFAULT_LIMITS.maxKeyBytes + 1);
+    const res = await c.proxy.request(`/watch?prefix=${long}`, { headers });
+    assertEquals(res.status, 400);
+    const body = await res.json();
+    assertEquals(body.error.code, "bad_request");
+    assertMatch(body.error.message, /^Cannot watch: the prefix is longer than the longest key/);
+    // The longest prefix a key can have still opens a stream (the one slot was not taken).
+    const longest = "a".repeat(DEFAULT_LIMITS.maxKeyBytes);
+    const ok = await c.proxy.request(`/watch?prefix=${longest}`, { headers });
+    assertEquals(ok.status, 200);
+    await ok.body?.cancel();
+    const post = await c.proxy.request("/watch", { method: "POST", headers });
+    assertEquals([post.status, post.headers.get("allow")], [405, "GET, HEAD"]);
+    assertMatch((await post.json()).error.message, /allowed are GET, HEAD$/);
   } finally {
     await c.close();
   }

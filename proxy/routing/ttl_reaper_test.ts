@@ -80,7 +80,7 @@ for (const replicas of [1, 3]) {
   });
 }
 
-Deno.test("TTL: a ttl that is not whole seconds from 1 to a year, or a reserved Content-Type, is a 400", async () => {
+Deno.test("TTL: a ttl that is not whole seconds from 1 to a year, or given twice, or a reserved Content-Type, is a 400", async () => {
   const { c } = await cluster(1);
   try {
     for (const ttl of ["0", "-5", "1.5", "abc", "", "31536001"]) {
@@ -88,6 +88,10 @@ Deno.test("TTL: a ttl that is not whole seconds from 1 to a year, or a reserved 
       assertEquals(res.status, 400, ttl);
       assertEquals((await res.json()).error.code, "bad_request");
     }
+    // Given twice, neither is taken silently (URLSearchParams.get would take the first).
+    const twice = await req(c, "/kv/k?ttl=5&ttl=600", { method: "PUT", body: "v" });
+    assertEquals(twice.status, 400);
+    assertEquals((await twice.json()).error.code, "bad_request");
     const reserved = { "content-type": "text/plain; ringkv-expires=1" };
     const res = await req(c, "/kv/k", { method: "PUT", body: "v", headers: reserved });
     assertEquals([res.status, (await res.json()).error.code], [400, "invalid_header"]);
