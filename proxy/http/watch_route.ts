@@ -10,6 +10,7 @@
  */
 import { Hono } from "hono";
 import { bearerRefusal } from "../../shared/bearer.ts";
+import { RETRY_AFTER_SECONDS } from "../../shared/guard.ts";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { expiryOf, plainType } from "../../shared/expiry.ts";
 import { utf8Length } from "../../shared/keys.ts";
@@ -103,10 +104,11 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
     if (req.method === "HEAD") return new Response(null, { headers });
     const max = deps.maxWatchers ?? DEFAULT_MAX_WATCHERS;
     if (open >= max) {
-      throw new RingkvError(
+      const full = new RingkvError(
         "unavailable",
         `Cannot watch: ${open} watch streams are open, the limit is ${max}; retry later`,
       );
+      return errorResponse(full, { "retry-after": String(RETRY_AFTER_SECONDS) });
     }
     open++;
     const left = () => open--;

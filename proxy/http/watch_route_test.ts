@@ -26,6 +26,9 @@ Deno.test("GET /watch refuses without Accept: text/event-stream, a bad cursor, a
     assertEquals(open.status, 200);
     assertEquals(open.headers.get("content-type"), "text/event-stream");
     assertEquals(await codes({ ...SSE, ...auth }), [503, "unavailable"]);
+    const full = await c.proxy.request("/watch", { headers: { ...SSE, ...auth } });
+    assertEquals(full.headers.get("retry-after"), "1");
+    await full.body?.cancel();
     const reader = open.body!.pipeThrough(new TextDecoderStream()).getReader();
     // Put a key under the prefix and read until its event arrives (bounded).
     const put = await c.proxy.request("/kv/a1", { method: "PUT", body: "v", headers: auth });
