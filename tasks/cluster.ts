@@ -10,6 +10,7 @@ import {
   DataDirInUseError,
   type DataDirLock,
   DataDirUnusableError,
+  LOCK_FILE,
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
 import { join } from "@std/path";
@@ -139,6 +140,42 @@ function checkCounts(v: { nodes: number; replicas: number }): void {
   }
 }
 
+/** Whether `dir` is missing, empty (nothing of an earlier cluster is there), or used. */
+async function dirState(dir: string): Promise<"missing" | "empty" | "used"> {
+  try {
+    for await (const _ of Deno.readDir(dir)) return "used";
+    return "empty";
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return "missing";
+    // Not a directory, or unreadable: lockDataDir says so.
+    if (err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied) {
+      return "used";
+    }
+    throw err;
+  }
+}
+
+/**
+ * Removes what a failed first start wrote in `dir` (tokens, the nodes' directories; no
+ * client could write through a cluster whose proxy never started), then its lock, and the
+ * directory itself when this start made it.
+ */
+async function undoFirstStart(
+  dir: string,
+  lock: DataDirLock,
+  before: "missing" | "empty",
+): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.name !== LOCK_FILE) await Deno.remove(join(dir, entry.name), { recursive: true });
+  }
+  lock.release();
+  await Deno.remove(join(dir, LOCK_FILE));
+  if (before === "empty") return;
+  // Something else put there meanwhile stays, and so does the directory.
+  for await (const _ of Deno.readDir(dir)) return;
+  await Deno.remove(dir);
+}
+
 /** Ports that exist: the proxy's, and one for each node from --node-port on. */
 function checkPorts(v: { port: number; nodePort: number; nodes: number }): void {
   checkRange("port", v.port, 0, 65535);
@@ -203,6 +240,8 @@ async function main(): Promise<number> {
   }
   const { opts, given } = read;
   const data = opts.data;
+  // A first start that fails takes back what it wrote (DESIGN: a failed start writes nothing).
+  const before = await dirState(data);
   let lock: DataDirLock;
   try {
     // A second `task cluster` on the same directory stops here, before its nodes touch theirs.
@@ -274,6 +313,8 @@ async function main(): Promise<number> {
     const hint = children.length < opts.nodes ? NODE_PORT_HINT : "";
     console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}${hint}`);
     await stopAll();
+    const proxyStarted = children.some((c) => c.name === "proxy");
+    if (before !== "used" && !proxyStarted) await undoFirstStart(data, lock, before);
     return 1;
   }
 

@@ -255,3 +255,33 @@ Deno.test("deno task cluster given SIGTERM while its nodes start stops the ones 
     await Deno.remove(data, { recursive: true });
   }
 });
+
+Deno.test("deno task cluster whose first start fails (the proxy's port is taken) leaves nothing in --data; a later failed start keeps the data", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  const held = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = String(held.addr.port);
+    const missing = join(root, "new");
+    const first = await clusterToEnd(["--port", port, "--node-port", "0", "--data", missing]);
+    assertEquals(first.code, 1, first.stderr);
+    assertEquals(await exists(missing), false, "a directory this start made is removed");
+    const empty = join(root, "empty");
+    await Deno.mkdir(empty);
+    const again = await clusterToEnd(["--port", port, "--node-port", "0", "--data", empty]);
+    assertEquals(again.code, 1, again.stderr);
+    assertEquals([...Deno.readDirSync(empty)], [], "an empty directory given is left empty");
+    // A directory with a cluster's data in it keeps all of it.
+    await Deno.mkdir(join(empty, "n1"));
+    await Deno.writeTextFile(join(empty, "n1", "keep"), "data");
+    const used = await clusterToEnd(["--port", port, "--node-port", "0", "--data", empty]);
+    assertEquals(used.code, 1, used.stderr);
+    assertEquals(await Deno.readTextFile(join(empty, "n1", "keep")), "data");
+    assert(
+      await exists(join(empty, "n2")),
+      "the failed start's own files stay in a used directory",
+    );
+  } finally {
+    held.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
