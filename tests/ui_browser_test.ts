@@ -154,3 +154,54 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: hasChromium
+    ? "the web page's live feed on a proxy with a client token asks for it, then shows changes"
+    : `the web page's live feed with a client token (skipped: ${CHROMIUM} is not installed)`,
+  ignore: !hasChromium,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const clientToken = "ui-client-token-0123456789";
+    const cluster = await TestCluster.create();
+    const browser = await launch(join(cluster.dir, "chromium-profile"));
+    try {
+      const n1 = await cluster.startNode("n1");
+      const proxy = await cluster.startProxy("p1", [
+        ...["--nodes", n1.url, "--client-token", clientToken],
+      ]);
+      const page = await browser.newPage();
+      await page.goto(`${proxy.url}/`);
+      await page.fill("#token", ADMIN_TOKEN);
+      await page.click("#connect");
+      // /watch refuses the admin token here: the feed asks for the client token.
+      await page.waitForSelector("#client-token-form", { timeout: 30_000 });
+      assertMatch(await text(page, "#client-token-form"), /client token/);
+      await page.fill("#client-token", clientToken);
+      await page.click("#client-token-form button");
+      await page.waitForFunction(`document.querySelector("#client-token-form") === null`);
+      // A put made once the feed is open shows in it (bounded: one put a second, 30 at most).
+      const shown = `/put live\\/2 = "yo"/.test(document.querySelector("#feed").textContent)`;
+      let seen = false;
+      for (let i = 0; i < 30 && !seen; i++) {
+        const put = await fetch(`${proxy.url}/kv/live/2`, {
+          method: "PUT",
+          body: "yo",
+          headers: { authorization: `Bearer ${clientToken}` },
+          signal: AbortSignal.timeout(10_000),
+        });
+        assert(put.ok, `PUT ${put.status}`);
+        await put.body?.cancel();
+        seen = await page.waitForFunction(shown, undefined, { timeout: 1000 }).then(
+          () => true,
+          () => false,
+        );
+      }
+      assert(seen, await text(page, "#feed"));
+    } finally {
+      await browser.close();
+      await cluster.stop();
+    }
+  },
+});

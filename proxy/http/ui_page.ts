@@ -212,16 +212,36 @@ function feedLine(text, cls) {
   list.prepend(el("li", cls ? { class: cls } : {}, text));
   while (list.children.length > 20) list.lastChild.remove();
 }
+/** The token /watch takes: the client token when the proxy has one (asked for on a 401). */
+function watchToken() { return sessionStorage.getItem("ringkv-client-token") || token(); }
+function askClientToken() {
+  const input = el("input", { id: "client-token", type: "password", placeholder: "client token", size: "24" });
+  const form = el("form", { id: "client-token-form" }, "The proxy has a client token, which /watch needs: ", input, " ", el("button", { type: "submit" }, "Watch"));
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); sessionStorage.setItem("ringkv-client-token", input.value.trim()); form.remove(); feed(); });
+  $("feed").before(form);
+}
 async function feed() {
   if (feeding) return;
   feeding = true;
   let cursor = null;
   for (let tries = 0; tries < 20; tries++) {
-    const headers = { accept: "text/event-stream", authorization: "Bearer " + token() };
+    const headers = { accept: "text/event-stream", authorization: "Bearer " + watchToken() };
     if (cursor) headers["last-event-id"] = cursor;
     try {
       const res = await fetch("/watch", { headers });
-      if (!res.ok) { feedLine("live feed unavailable: " + res.status + " (a proxy with a client token needs it here)", "err"); break; }
+      if (res.status === 401) {
+        sessionStorage.removeItem("ringkv-client-token");
+        feedLine("live feed: the proxy asks for its client token", "err");
+        if (!$("client-token-form")) askClientToken();
+        break;
+      }
+      // 503: a proxy starting or at its stream cap; 400: a cursor it cannot read: start afresh.
+      if (res.status === 400) cursor = null;
+      if (!res.ok) {
+        feedLine("live feed unavailable: " + res.status + ", trying again", "err");
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
       tries = 0;
       let buf = "";
       for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
@@ -237,6 +257,8 @@ async function feed() {
           }
           if (!data) continue;
           const d = JSON.parse(data);
+          // After a reset the stream ends; the next one starts from the present (no cursor).
+          if (ev === "reset") cursor = null;
           if (ev !== "message") { feedLine(ev + ": " + d.reason, "err"); continue; }
           feedLine(new Date().toLocaleTimeString() + "  " + (d.deleted ? "del " : "put ") + d.key +
             (d.deleted ? "" : " = " + (d.value !== undefined ? JSON.stringify(d.value).slice(0, 60) : "(binary)")));
