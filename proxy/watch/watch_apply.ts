@@ -53,7 +53,12 @@ export interface WatchChange {
  */
 export type WatchItem =
   | { kind: "changes"; changes: WatchChange[] }
-  | { kind: "compacted"; reason: string }
+  | {
+    kind: "compacted";
+    reason: string;
+    /** The cursor of the present: a client that reconnects before the next event resumes here. */
+    id?: string;
+  }
   | { kind: "reset"; reason: string };
 
 /** The events a page made due (in order), and why the stream must end, if it must. */

@@ -124,7 +124,10 @@ export class WatchGroup {
     try {
       for await (const item of items) {
         if (item.kind === "changes") await this.#sendAll(item.changes);
-        else this.#send(sseFrame(item.kind, { reason: item.reason }));
+        else {
+          const id = item.kind === "compacted" ? item.id : undefined;
+          this.#send(sseFrame(item.kind, { reason: item.reason }, id));
+        }
         if (item.kind === "reset" || this.#over) break;
       }
       this.#flush();
@@ -237,7 +240,8 @@ export class WatchGroups {
   }
 }
 
-/** An SSE event frame with JSON data. */
-function sseFrame(event: string, data: unknown): string {
-  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+/** An SSE event frame with JSON data (and an id: the cursor a reconnect sends back). */
+function sseFrame(event: string, data: unknown, id?: string): string {
+  const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  return id === undefined ? frame : `id: ${id}\n${frame}`;
 }

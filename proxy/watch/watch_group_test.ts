@@ -140,7 +140,7 @@ Deno.test("WatchGroup: two members get the same bytes, encoded once", async () =
     .map((s) => s.getReader());
   try {
     for (const k of ["a", "b", "c"]) src.change(k);
-    src.push({ kind: "compacted", reason: "r" });
+    src.push({ kind: "compacted", reason: "r", id: "id-now" });
     const texts = [{ text: "" }, { text: "" }];
     for (let i = 0; i < 2; i++) {
       await readUntil(readers[i]!, texts[i]!, (t) => t.includes("event: compacted"));
@@ -148,6 +148,8 @@ Deno.test("WatchGroup: two members get the same bytes, encoded once", async () =
     assertEquals(texts[0]!.text, texts[1]!.text);
     assertEquals(encoded, 3, "each event's data written once for both members");
     assert(texts[0]!.text.includes('id: id-c\ndata: {"key":"c","version":"v-c"}\n\n'));
+    // A compacted event carries the cursor of the present, which a reconnect sends back.
+    assert(texts[0]!.text.includes('id: id-now\nevent: compacted\ndata: {"reason":"r"}\n\n'));
   } finally {
     for (const r of readers) await r.cancel();
   }

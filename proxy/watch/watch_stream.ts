@@ -15,7 +15,7 @@ import type { ChangePage } from "./change_feed.ts";
 import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
 import { ringMove } from "./ring_move.ts";
 import type { WatchCursor } from "./watch_cursor.ts";
-import { mapPointOf, nodesOf, UNREACHED } from "./watch_epoch.ts";
+import { mapPointOf, nodesOf, pointOf, UNREACHED } from "./watch_epoch.ts";
 import { type NodePos, WatchMerge } from "./watch_merge.ts";
 import {
   headOf,
@@ -42,8 +42,8 @@ export async function* watchStream(
   signal: AbortSignal,
 ): AsyncGenerator<WatchItem> {
   const opened = await openLatest(deps, prefix, cursor);
-  if (opened.compacted) yield { kind: "compacted", reason: opened.compacted };
   let { topo, merge, barrier } = opened;
+  if (opened.compacted) yield compacted(opened.compacted, topo, merge);
   while (!signal.aborted) {
     let end = barrier ? yield* settle(deps, topo, merge, prefix, barrier, signal) : undefined;
     if (end?.startsWith(STALE)) {
@@ -68,10 +68,19 @@ export async function* watchStream(
       else barrier = moved;
     }
     if (end !== undefined) {
-      yield { kind: "compacted", reason: end };
       ({ topo, merge } = await openLatest(deps, prefix, undefined));
+      yield compacted(end, topo, merge);
     }
   }
+}
+
+/**
+ * The `compacted` item of a stream that goes on from the present with `merge`: its id is that
+ * point, so a client that reconnects before the next event is not told `compacted` again.
+ */
+function compacted(reason: string, topo: Topology, merge: WatchMerge): WatchItem {
+  const id = merge.cursorText.encode(pointOf(topo, merge));
+  return id === undefined ? { kind: "compacted", reason } : { kind: "compacted", reason, id };
 }
 
 /** What {@link open} hands the stream. */

@@ -282,6 +282,19 @@ Deno.test("watchStream with one replica says compacted, with the reason, when a 
     assert(item?.kind === "compacted", JSON.stringify(item));
     assert(item.reason.includes("with one replica"), item.reason);
     assert(item.reason.includes("joined: n3"), item.reason);
+    // Its id is the present: a client that reconnects with it (before any event) is not told
+    // compacted again, and gets what comes next.
+    assert(item.id !== undefined, "compacted carries the cursor of the present");
+    const again = collect(
+      watchStream({ topology, feed: logs, waitMs: 7 }, "", decodeWatchCursor(item.id), stop.signal),
+    );
+    const key = "after/compacted";
+    const [owner] = await ownersOf(topology.current(), key);
+    logs.log(owner!, key, "v1");
+    await until(() => again.items.length > 0, "the resumed stream answers");
+    assertEquals(kinds(again.items), ["v1"]);
+    stop.abort();
+    await again.done;
   } finally {
     stop.abort();
     logs.close();
