@@ -171,7 +171,12 @@ function resume(
     const was = cursor.nodes[n.id];
     const h = heads[i];
     if (was === undefined && !same) {
-      positions.set(n.id, { ...UNREACHED }); // joined since the cursor: its whole log is read
+      // Joined since the cursor: its whole log is read, unless some of it is gone already.
+      if (h === undefined || h.first <= 1) positions.set(n.id, { ...UNREACHED });
+      else {
+        lost.add(n.id);
+        positions.set(n.id, { boot: h.boot, low: h.first - 1, read: h.first - 1 });
+      }
     } else if (
       was !== undefined && h !== undefined && h.boot === was.boot && h.first - 1 <= was.low
     ) {

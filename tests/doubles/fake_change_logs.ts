@@ -29,6 +29,8 @@ export class FakeChangeLogs {
   /** The newest version of each key per node (what a node keeps across a restart). */
   readonly #data = new Map<string, Map<string, string>>();
   readonly #restarts = new Map<string, number>();
+  /** Per node, the first position its log still holds (1 unless {@link compact}ed). */
+  readonly #firsts = new Map<string, number>();
   readonly #epochs = new Map<string, number>();
   readonly #held = new Map<string, { until: Promise<void>; release: () => void }>();
   readonly #timers = new Set<{ id: ReturnType<typeof setTimeout>; done: () => void }>();
@@ -50,6 +52,11 @@ export class FakeChangeLogs {
   restart(id: string): void {
     this.#restarts.set(id, (this.#restarts.get(id) ?? 0) + 1);
     this.#logs.set(id, []);
+  }
+
+  /** Node `id` drops its log's changes up to position `upTo` (as a node's bound does). */
+  compact(id: string, upTo: number): void {
+    this.#firsts.set(id, upTo + 1);
   }
 
   /** The boot of node `id`'s log now. */
@@ -79,8 +86,9 @@ export class FakeChangeLogs {
   /** As ChangeFeed.page. */
   async page(node: NodeRef, epoch: number, q: Query): Promise<ChangePage> {
     this.#checkEpoch(node, epoch);
+    const first = this.#firsts.get(node.id) ?? 1;
     if (q.after === undefined) {
-      return { boot: this.boot(node.id), first: 1, last: this.#logs.get(node.id)?.length ?? 0 };
+      return { boot: this.boot(node.id), first, last: this.#logs.get(node.id)?.length ?? 0 };
     }
     const call: ReadCall = {
       node: node.id,
@@ -94,13 +102,13 @@ export class FakeChangeLogs {
     await this.#held.get(node.id)?.until;
     // Read after the hold: a node that restarted meanwhile answers with its new log.
     const log = this.#logs.get(node.id) ?? [];
-    const head = { boot: this.boot(node.id), first: 1, last: log.length };
-    if (q.boot !== head.boot) return { ...head, gone: true };
+    const head = { boot: this.boot(node.id), first, last: log.length };
+    if (q.boot !== head.boot || q.after < first - 1) return { ...head, gone: true };
     if (log.length <= q.after && q.waitMs > 0) await this.#sleep(Math.min(q.waitMs, 20));
     const changes = log.slice(q.after).filter((c) => c.k.startsWith(q.prefix)).slice(0, q.limit);
     const last = changes.length === q.limit ? changes.at(-1)!.s : log.length;
     call.versions = changes.map((c) => c.ver);
-    return { boot: head.boot, first: 1, last, changes };
+    return { boot: head.boot, first, last, changes };
   }
 
   /** As ChangeFeed.versionsAt. */
