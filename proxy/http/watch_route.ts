@@ -82,7 +82,7 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
         return errorResponse(refusal, { "www-authenticate": 'Bearer realm="ringkv"' });
       }
     }
-    if (!(req.headers.get("accept") ?? "").includes("text/event-stream")) {
+    if (!acceptsEventStream(req.headers.get("accept") ?? "")) {
       throw new RingkvError("not_acceptable", "Cannot watch: send Accept: text/event-stream");
     }
     const prefix = new URL(req.url).searchParams.get("prefix") ?? "";
@@ -133,6 +133,20 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
       ),
   );
   return app;
+}
+
+/**
+ * Whether an `Accept` header asks for `text/event-stream` (named, with a weight above 0;
+ * a wildcard such as `text/*` does not: a watch is asked for by name).
+ */
+export function acceptsEventStream(accept: string): boolean {
+  for (const range of accept.split(",")) {
+    const [type, ...params] = range.split(";").map((p) => p.trim().toLowerCase());
+    if (type !== "text/event-stream") continue;
+    const q = params.find((p) => p.startsWith("q="));
+    if (q === undefined || Number(q.slice(2)) > 0) return true;
+  }
+  return false;
 }
 
 /**

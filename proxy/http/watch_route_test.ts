@@ -1,7 +1,7 @@
 import { assertEquals, assertMatch } from "@std/assert";
 import { startCluster } from "../../tests/doubles/test_cluster.ts";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
-import { eventJson } from "./watch_route.ts";
+import { acceptsEventStream, eventJson } from "./watch_route.ts";
 
 const SSE = { accept: "text/event-stream" };
 
@@ -112,4 +112,28 @@ Deno.test("eventJson() gives an ASCII or UTF-8 value as text and any other bytes
     version: "v2",
     deleted: true,
   });
+});
+
+Deno.test("acceptsEventStream() takes text/event-stream by name with a weight above 0", () => {
+  for (
+    const yes of [
+      "text/event-stream",
+      "TEXT/Event-Stream",
+      "application/json, text/event-stream;q=0.5",
+    ]
+  ) {
+    assertEquals(acceptsEventStream(yes), true, yes);
+  }
+  for (
+    const no of [
+      "",
+      "*/*",
+      "text/*",
+      "text/event-stream;q=0",
+      "text/event-stream-x",
+      "text/plain; x=text/event-stream",
+    ]
+  ) {
+    assertEquals(acceptsEventStream(no), false, no);
+  }
 });
