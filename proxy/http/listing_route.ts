@@ -68,12 +68,25 @@ export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<
   });
 }
 
-/** The query of `url` without parsing the rest of it (its host is the client's to choose). */
+/**
+ * The query of `url` without parsing the rest of it (its host is the client's to choose); 400
+ * when its percent-encoding does not decode to UTF-8, as for a key (URLSearchParams would read
+ * `%ff` as U+FFFD, a prefix no key has).
+ */
 export function querySearchParams(url: string): URLSearchParams {
   const start = url.indexOf("?");
   if (start === -1) return new URLSearchParams();
   const hash = url.indexOf("#", start);
-  return new URLSearchParams(url.slice(start + 1, hash === -1 ? undefined : hash));
+  const query = url.slice(start + 1, hash === -1 ? undefined : hash);
+  try {
+    decodeURIComponent(query.replaceAll("+", " "));
+  } catch {
+    throw new RingkvError(
+      "bad_request",
+      "Cannot read the query: its percent-encoding is invalid or does not decode to UTF-8",
+    );
+  }
+  return new URLSearchParams(query);
 }
 
 /**

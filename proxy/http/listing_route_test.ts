@@ -135,6 +135,22 @@ Deno.test("querySearchParams() reads the query of a URL whose host no URL parser
   const q = querySearchParams("http://x:99999999/kv?prefix=a%20b&limit=2#frag");
   assertEquals([q.get("prefix"), q.get("limit")], ["a b", "2"]);
   assertEquals([...querySearchParams("http://[::1/kv").keys()], []);
+  assertEquals(querySearchParams("http://h/kv?prefix=%E2%82%AC+x").get("prefix"), "€ x");
+});
+
+Deno.test("GET /kv and GET /watch refuse a query whose percent-encoding is not UTF-8 (400), as a key's", async () => {
+  const c = await startCluster();
+  try {
+    for (const path of ["/kv?prefix=%ff", "/kv?prefix=100%", "/watch?prefix=%ff"]) {
+      const res = await c.proxy.request(path, { headers: { accept: "text/event-stream" } });
+      assertEquals(res.status, 400, path);
+      assertEquals((await res.json()).error.code, "bad_request", path);
+    }
+    assertEquals(await status(c, "/kv?prefix=%E2%82%AC"), 200);
+    assertEquals(await status(c, "/kv/%ff", { method: "PUT", body: "x" }), 400);
+  } finally {
+    await c.close();
+  }
 });
 
 /** A 3-node cluster with `replicas` copies of each key. */
