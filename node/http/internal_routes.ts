@@ -129,6 +129,8 @@ function listExpired(c: Context, ctx: NodeContext): Response {
 }
 
 async function listKeys(c: Context, ctx: NodeContext): Promise<Response> {
+  // A node back on a wiped directory would list its empty store as a replica's keys.
+  checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "list keys");
   const { limits } = ctx;
   const limitText = c.req.query("limit");
   const limit = limitText === undefined ? limits.defaultListLimit : Number(limitText);

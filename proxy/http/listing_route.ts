@@ -16,6 +16,7 @@ import { resultByteLength, resultText } from "./result_value.ts";
 import { visible } from "./expiry_view.ts";
 import type { Topology } from "../cluster/topology.ts";
 import { quorumOf } from "../replication/quorum.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
 
 /** Keys whose values are read in one round when `values=true`. */
 const VALUE_CHUNK = 100;
@@ -167,7 +168,8 @@ function nodeIdsOf(topo: Topology): string[] {
   return [...new Set([...topo.ring.nodeIds, ...(topo.nextRing?.nodeIds ?? [])])];
 }
 
-function nodeRef(topo: Topology, id: string): { id: string; url: string } {
+/** Node `id` with the incarnation the map records (a node back on a wiped directory refuses). */
+function nodeRef(topo: Topology, id: string): NodeRef {
   const url = topo.nodeUrl(id);
   if (url === undefined) {
     throw new RingkvError(
@@ -175,5 +177,6 @@ function nodeRef(topo: Topology, id: string): { id: string; url: string } {
       `Cannot list keys on node ${id}: it has no URL in cluster map epoch ${topo.map.epoch}`,
     );
   }
-  return { id, url };
+  const incarnation = topo.incarnationOf?.(id);
+  return incarnation === undefined ? { id, url } : { id, url, incarnation };
 }

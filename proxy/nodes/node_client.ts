@@ -11,7 +11,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import { REQUEST_ID_HEADER } from "../../shared/log.ts";
-import { EPOCH_HEADER, NDJSON } from "../../shared/wire.ts";
+import { EPOCH_HEADER, INCARNATION_HEADER, NDJSON } from "../../shared/wire.ts";
 import { resultProblem } from "./node_results.ts";
 import { CallDeadlines, timeoutError } from "./call_deadlines.ts";
 import type { BatchOp, BatchResult, WireEntry } from "../../shared/wire.ts";
@@ -222,6 +222,8 @@ export class NodeClient {
     const headers: Record<string, string> = { [EPOCH_HEADER]: String(epoch) };
     if (requestId !== undefined) headers[REQUEST_ID_HEADER] = requestId;
     if (this.deps.clusterSecret) headers.authorization = `Bearer ${this.deps.clusterSecret}`;
+    // A node refuses to answer as a replica when its directory is not the one the map records.
+    if (node.incarnation !== undefined) headers[INCARNATION_HEADER] = node.incarnation;
     if (body !== undefined) headers["content-type"] = contentType;
     let answer: NodeAnswer;
     try {

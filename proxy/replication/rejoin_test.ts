@@ -105,6 +105,32 @@ Deno.test("a node back on a wiped directory is not a voter: reads answer 503, ne
   }
 });
 
+Deno.test("a listing does not count a node back on a wiped directory as a replica: 503 with another node down, never a deleted key back or an acknowledged one missing", async () => {
+  const cluster = await replicated();
+  try {
+    await putAll(cluster, "v1");
+    cluster.down.add("n2");
+    const deleted = await cluster.proxy.request("/kv/k0", { method: "DELETE" }); // on n1 and n3
+    assertEquals(deleted.status, 204);
+    const added = await cluster.proxy.request("/kv/new", { method: "PUT", body: "n" });
+    assertEquals(added.status, 201);
+    await wipe(cluster, "n3");
+    cluster.down.delete("n2");
+    // n1 alone holds the delete and the new key: with n1 up, the listing has both right.
+    const keys = async () => {
+      const res = await cluster.proxy.request("/kv?limit=1000");
+      return res.status === 200 ? (await res.json()).keys : res.status;
+    };
+    const expected = [...Array.from({ length: KEYS - 1 }, (_, i) => `k${i + 1}`), "new"].sort();
+    assertEquals(await keys(), expected);
+    // With n1 down too, n3's empty store is no replica's word: 503, not a wrong listing.
+    cluster.down.add("n1");
+    assertEquals(await keys(), 503);
+  } finally {
+    await cluster.close();
+  }
+});
+
 Deno.test("Rejoin copies every range from n-q+1 fellow replicas, then the map records the new incarnation", async () => {
   const cluster = await replicated();
   try {
