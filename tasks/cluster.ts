@@ -71,9 +71,10 @@ async function givenToken(envName: string, file: string): Promise<string | undef
 }
 
 /** A new random token saved in `file` (0600); never overwrites one that is there. */
-async function newToken(file: string): Promise<string> {
+async function newToken(file: string, created: string[]): Promise<string> {
   const token = crypto.getRandomValues(new Uint8Array(24)).toHex();
   await Deno.writeTextFile(file, token + "\n", { mode: 0o600, createNew: true });
+  created.push(file);
   return token;
 }
 
@@ -156,24 +157,26 @@ async function dirState(dir: string): Promise<"missing" | "empty" | "used"> {
 }
 
 /**
- * Removes what a failed first start wrote in `dir` (tokens, the nodes' directories; no
- * client could write through a cluster whose proxy never started), then its lock, and the
- * directory itself when this start made it.
+ * Removes what a failed first start wrote in `dir` (`created`: its tokens and the nodes' and
+ * proxy's directories; no client could write through a cluster whose proxy never started),
+ * then its lock file (unlinked while still held), and the directory itself when this start
+ * made it and nothing else is in it.
  */
 async function undoFirstStart(
   dir: string,
   lock: DataDirLock,
   before: "missing" | "empty",
+  created: readonly string[],
 ): Promise<void> {
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.name !== LOCK_FILE) await Deno.remove(join(dir, entry.name), { recursive: true });
-  }
-  lock.release();
+  for (const path of created.toReversed()) await Deno.remove(path, { recursive: true });
   await Deno.remove(join(dir, LOCK_FILE));
+  lock.release();
   if (before === "empty") return;
-  // Something else put there meanwhile stays, and so does the directory.
-  for await (const _ of Deno.readDir(dir)) return;
-  await Deno.remove(dir);
+  await Deno.remove(dir).catch((err) => {
+    // Something else was put there meanwhile (or it went): it stays as it is.
+    const gone = err instanceof Deno.errors.NotFound;
+    if (!gone && (err as { code?: string }).code !== "ENOTEMPTY") throw err;
+  });
 }
 
 /** Ports that exist: the proxy's, and one for each node from --node-port on. */
@@ -187,13 +190,19 @@ const NODE_PORT_HINT =
   " (in deno task cluster, --node-port N moves the nodes to ports N, N+1, ...; 0 lets the OS pick)";
 
 /** Creates `dir` (and its parents); a file in its place is named as the problem. */
-async function makeDir(dir: string): Promise<void> {
+/** Makes `dir` unless it exists; `created` gets it when this made it. */
+async function makeDir(dir: string, created: string[]): Promise<void> {
+  const existed = await Deno.lstat(dir).then(() => true, (err) => {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    return false;
+  });
   try {
     await Deno.mkdir(dir, { recursive: true });
   } catch (err) {
     if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
     throw new Error(`${dir} is a file, not a directory: move it away or give another --data`);
   }
+  if (!existed) created.push(dir);
 }
 
 /** Where the generated admin token is kept. */
@@ -252,8 +261,10 @@ async function main(): Promise<number> {
     return 1;
   }
   using _lock = lock;
-  const adminToken = given.admin ?? await newToken(adminTokenFile(data));
-  const clusterSecret = given.cluster ?? await newToken(secretFile(data));
+  // What this start writes, taken back if a first start fails.
+  const created: string[] = [];
+  const adminToken = given.admin ?? await newToken(adminTokenFile(data), created);
+  const clusterSecret = given.cluster ?? await newToken(secretFile(data), created);
   const env = { RINGKV_CLUSTER_SECRET: clusterSecret, RINGKV_ADMIN_TOKEN: adminToken };
 
   const children: Child[] = [];
@@ -275,7 +286,7 @@ async function main(): Promise<number> {
     for (let i = 1; i <= opts.nodes && !signalled; i++) {
       const id = `n${i}`;
       const dir = join(data, id);
-      await makeDir(dir);
+      await makeDir(dir, created);
       const port = opts.nodePort === 0 ? 0 : opts.nodePort + i - 1;
       const args = [...nodeArgs(dir, opts.host), "--id", id, "--port", String(port), "--data", dir];
       args.push("--host", opts.host);
@@ -297,7 +308,7 @@ async function main(): Promise<number> {
     }
     if (!signalled) {
       const proxyDir = join(data, "proxy");
-      await makeDir(proxyDir);
+      await makeDir(proxyDir, created);
       const nodeUrls = children.map((c) => c.url).join(",");
       const proxy = await startChild("proxy", [
         ...proxyArgs(proxyDir),
@@ -314,7 +325,7 @@ async function main(): Promise<number> {
     console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}${hint}`);
     await stopAll();
     const proxyStarted = children.some((c) => c.name === "proxy");
-    if (before !== "used" && !proxyStarted) await undoFirstStart(data, lock, before);
+    if (before !== "used" && !proxyStarted) await undoFirstStart(data, lock, before, created);
     return 1;
   }
 
