@@ -171,12 +171,13 @@ function resume(
     const was = cursor.nodes[n.id];
     const h = heads[i];
     if (was === undefined && !same) {
-      // Joined since the cursor: its whole log is read, unless some of it is gone already.
-      if (h === undefined || h.first <= 1) positions.set(n.id, { ...UNREACHED });
-      else {
-        lost.add(n.id);
-        positions.set(n.id, { boot: h.boot, low: h.first - 1, read: h.first - 1 });
-      }
+      // Joined since the cursor: what it still logs is read, but it may have restarted or
+      // dropped its oldest changes since it joined, which no head shows: it counts as lost.
+      lost.add(n.id);
+      positions.set(
+        n.id,
+        h ? { boot: h.boot, low: h.first - 1, read: h.first - 1 } : { ...UNREACHED },
+      );
     } else if (
       was !== undefined && h !== undefined && h.boot === was.boot && h.first - 1 <= was.low
     ) {

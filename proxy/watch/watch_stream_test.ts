@@ -268,47 +268,52 @@ Deno.test("watchStream resumed under a later map (a node added) sends every chan
   }
 });
 
-Deno.test("watchStream resumed after a node joined counts the joined node as lost when its log no longer starts at its beginning", async () => {
-  const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
-  const e3 = toCleanup(planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0), 0);
-  const [t1, t3] = await Promise.all([topologyOf(e1), topologyOf(e3)]);
-  const logs = new FakeChangeLogs();
-  const topology = new FakeTopology(t1);
-  const stop = new AbortController();
-  const first = collect(
-    watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
-  );
-  const second = new AbortController();
-  let resumed: ReturnType<typeof collect> | undefined;
-  try {
-    await until(() => logs.reads.length >= 3, "the stream reads every node");
-    for (const id of ["n1", "n2", "n3"]) logs.log(id, "a", "v1");
-    await until(() => first.items.length === 1, "v1 comes as an event");
-    stop.abort();
-    await first.done;
-    const event = first.items[0]!;
-    assert(event.kind === "change");
-    const cursor = decodeWatchCursor(event.id);
-    // Since: n1 dropped what it logged after the cursor (lost), and n4 joined and dropped the
-    // start of its log: two of three replicas' changes may be gone.
-    for (const v of ["v2", "v3"]) logs.log("n1", "b", v);
-    logs.compact("n1", 3);
-    for (const v of ["v2", "v3"]) logs.log("n4", "b", v);
-    logs.compact("n4", 1);
-    topology.topo = t3;
-    resumed = collect(watchStream({ topology, feed: logs, waitMs: 7 }, "", cursor, second.signal));
-    await until(() => resumed!.items.length > 0, "the resumed stream answers");
-    const [item] = resumed.items;
-    assert(item?.kind === "compacted", JSON.stringify(item));
-    assert(item.reason.includes("2 node(s) lost"), item.reason);
-  } finally {
-    stop.abort();
-    second.abort();
-    logs.close();
-    await first.done;
-    await resumed?.done;
-  }
-});
+for (const how of ["dropped the start of its log", "restarted"] as const) {
+  Deno.test(`watchStream resumed after a node joined counts the joined node as lost (it ${how} since)`, async () => {
+    const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
+    const e3 = toCleanup(planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0), 0);
+    const [t1, t3] = await Promise.all([topologyOf(e1), topologyOf(e3)]);
+    const logs = new FakeChangeLogs();
+    const topology = new FakeTopology(t1);
+    const stop = new AbortController();
+    const first = collect(
+      watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
+    );
+    const second = new AbortController();
+    let resumed: ReturnType<typeof collect> | undefined;
+    try {
+      await until(() => logs.reads.length >= 3, "the stream reads every node");
+      for (const id of ["n1", "n2", "n3"]) logs.log(id, "a", "v1");
+      await until(() => first.items.length === 1, "v1 comes as an event");
+      stop.abort();
+      await first.done;
+      const event = first.items[0]!;
+      assert(event.kind === "change");
+      const cursor = decodeWatchCursor(event.id);
+      // Since: n1 dropped what it logged after the cursor (lost), and n4 joined and dropped the
+      // start of its log: two of three replicas' changes may be gone.
+      for (const v of ["v2", "v3"]) logs.log("n1", "b", v);
+      logs.compact("n1", 3);
+      for (const v of ["v2", "v3"]) logs.log("n4", "b", v);
+      if (how === "restarted") logs.restart("n4"); // a new log from position 1, v2 and v3 gone
+      else logs.compact("n4", 1);
+      topology.topo = t3;
+      resumed = collect(
+        watchStream({ topology, feed: logs, waitMs: 7 }, "", cursor, second.signal),
+      );
+      await until(() => resumed!.items.length > 0, "the resumed stream answers");
+      const [item] = resumed.items;
+      assert(item?.kind === "compacted", JSON.stringify(item));
+      assert(item.reason.includes("2 node(s) lost"), item.reason);
+    } finally {
+      stop.abort();
+      second.abort();
+      logs.close();
+      await first.done;
+      await resumed?.done;
+    }
+  });
+}
 
 Deno.test("watchStream with one replica says compacted, with the reason, when a cursor's keys moved to a new node", async () => {
   const e1 = stableMap(nodeInfos(2));
