@@ -39,6 +39,7 @@ export interface ListItem {
 
 /** Handles `GET /kv`. */
 export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<Response> {
+  prefixParam(req.url, "list keys");
   const q = parseListQuery(querySearchParams(req.url), deps.limits);
   const page = await deps.router.withTopology((topo) => {
     const unreached = new Set<string>();
@@ -69,25 +70,38 @@ export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<
   });
 }
 
-/**
- * The query of `url` without parsing the rest of it (its host is the client's to choose); 400
- * when its percent-encoding does not decode to UTF-8, as for a key (URLSearchParams would read
- * `%ff` as U+FFFD, a prefix no key has).
- */
+/** The query of `url` without parsing the rest of it (its host is the client's to choose). */
 export function querySearchParams(url: string): URLSearchParams {
   const start = url.indexOf("?");
   if (start === -1) return new URLSearchParams();
   const hash = url.indexOf("#", start);
-  const query = url.slice(start + 1, hash === -1 ? undefined : hash);
-  try {
-    decodeURIComponent(query.replaceAll("+", " "));
-  } catch {
-    throw new RingkvError(
-      "bad_request",
-      "Cannot read the query: its percent-encoding is invalid or does not decode to UTF-8",
-    );
+  return new URLSearchParams(url.slice(start + 1, hash === -1 ? undefined : hash));
+}
+
+/**
+ * The `prefix` of `url`'s query; 400 when its percent-encoding does not decode to UTF-8, as for
+ * a key (URLSearchParams would read `%ff` as U+FFFD, a prefix no key has).
+ */
+export function prefixParam(url: string, what: string): string {
+  const params = querySearchParams(url);
+  const start = url.indexOf("?");
+  const hash = url.indexOf("#", start);
+  for (
+    const part of start === -1
+      ? []
+      : url.slice(start + 1, hash === -1 ? undefined : hash).split("&")
+  ) {
+    if (!part.startsWith("prefix=")) continue;
+    try {
+      decodeURIComponent(part.slice(7).replaceAll("+", " "));
+    } catch {
+      throw new RingkvError(
+        "bad_request",
+        `Cannot ${what}: the prefix's percent-encoding is invalid or does not decode to UTF-8`,
+      );
+    }
   }
-  return new URLSearchParams(query);
+  return params.get("prefix") ?? "";
 }
 
 /**

@@ -11,7 +11,7 @@
 import { Hono } from "hono";
 import { bearerRefusal } from "../../shared/bearer.ts";
 import { RETRY_AFTER_SECONDS } from "../../shared/guard.ts";
-import { querySearchParams } from "./listing_route.ts";
+import { prefixParam } from "./listing_route.ts";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { expiryOf, plainType } from "../../shared/expiry.ts";
 import { utf8Length } from "../../shared/keys.ts";
@@ -86,7 +86,7 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
     if (!acceptsEventStream(req.headers.get("accept") ?? "")) {
       throw new RingkvError("not_acceptable", "Cannot watch: send Accept: text/event-stream");
     }
-    const prefix = querySearchParams(req.url).get("prefix") ?? "";
+    const prefix = prefixParam(req.url, "watch");
     if (deps.maxKeyBytes !== undefined && utf8Length(prefix) > deps.maxKeyBytes) {
       throw new RingkvError(
         "bad_request",
