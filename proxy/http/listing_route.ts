@@ -70,12 +70,17 @@ export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<
   });
 }
 
+/** The raw query of `url` (after `?`, before `#`), read by index: its host is the client's. */
+function rawQuery(url: string): string {
+  const start = url.indexOf("?");
+  if (start === -1) return "";
+  const hash = url.indexOf("#", start);
+  return url.slice(start + 1, hash === -1 ? undefined : hash);
+}
+
 /** The query of `url` without parsing the rest of it (its host is the client's to choose). */
 export function querySearchParams(url: string): URLSearchParams {
-  const start = url.indexOf("?");
-  if (start === -1) return new URLSearchParams();
-  const hash = url.indexOf("#", start);
-  return new URLSearchParams(url.slice(start + 1, hash === -1 ? undefined : hash));
+  return new URLSearchParams(rawQuery(url));
 }
 
 /**
@@ -83,17 +88,11 @@ export function querySearchParams(url: string): URLSearchParams {
  * a key (URLSearchParams would read `%ff` as U+FFFD, a prefix no key has).
  */
 export function prefixParam(url: string, what: string): string {
-  const params = querySearchParams(url);
-  const start = url.indexOf("?");
-  const hash = url.indexOf("#", start);
-  for (
-    const part of start === -1
-      ? []
-      : url.slice(start + 1, hash === -1 ? undefined : hash).split("&")
-  ) {
+  const query = rawQuery(url);
+  for (const part of query.split("&")) {
     if (!part.startsWith("prefix=")) continue;
     try {
-      decodeURIComponent(part.slice(7).replaceAll("+", " "));
+      decodeURIComponent(part.slice("prefix=".length).replaceAll("+", " "));
     } catch {
       throw new RingkvError(
         "bad_request",
@@ -101,7 +100,7 @@ export function prefixParam(url: string, what: string): string {
       );
     }
   }
-  return params.get("prefix") ?? "";
+  return new URLSearchParams(query).get("prefix") ?? "";
 }
 
 /**
