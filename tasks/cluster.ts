@@ -325,7 +325,16 @@ async function main(): Promise<number> {
     console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}${hint}`);
     await stopAll();
     const proxyStarted = children.some((c) => c.name === "proxy");
-    if (before !== "used" && !proxyStarted) await undoFirstStart(data, lock, before, created);
+    if (before !== "used" && !proxyStarted) {
+      // Best effort, the start having failed already: say what is left rather than crash.
+      await undoFirstStart(data, lock, before, created).catch((undo) => {
+        console.error(
+          `Could not remove what this start wrote in ${data}: ${
+            undo instanceof Error ? undo.message : undo
+          }; remove it by hand before the next start`,
+        );
+      });
+    }
     return 1;
   }
 
