@@ -189,8 +189,10 @@ function checkPorts(v: { port: number; nodePort: number; nodes: number }): void 
 const NODE_PORT_HINT =
   " (in deno task cluster, --node-port N moves the nodes to ports N, N+1, ...; 0 lets the OS pick)";
 
-/** Creates `dir` (and its parents); a file in its place is named as the problem. */
-/** Makes `dir` unless it exists; `created` gets it when this made it. */
+/**
+ * Creates `dir` (and its parents) unless it exists, a file in its place named as the problem;
+ * `created` gets it when this made it.
+ */
 async function makeDir(dir: string, created: string[]): Promise<void> {
   const existed = await Deno.lstat(dir).then(() => true, (err) => {
     if (!(err instanceof Deno.errors.NotFound)) throw err;

@@ -79,19 +79,26 @@ export async function call(
 
 /** Throws the {@link CliError} of a failed answer (its error message, its exit code). */
 export async function failed(res: Response, what: string): Promise<never> {
-  const text = await res.text();
-  let message = text.slice(0, 500);
-  try {
-    message = JSON.parse(text).error?.message ?? message;
-  } catch {
-    // Not JSON (a proxy in front, say): the text as it came.
-  }
+  const message = await errorText(res);
   // Where this CLI takes each token from (the server's message says where it is kept).
   const hint = res.status === 401
     ? " (kv sends --token, RINGKV_ADMIN_TOKEN or ./data/admin-token to the admin routes, " +
       "--client-token or RINGKV_CLIENT_TOKEN to /kv)"
     : "";
   throw new CliError(exitCodeOf(res.status), `${what}: ${res.status} ${message}${hint}`);
+}
+
+/** The error message of an answer (its JSON error body), else its text as it came. */
+export async function errorText(res: Response): Promise<string> {
+  const text = await res.text();
+  try {
+    const body = JSON.parse(text) as { error?: { message?: string } } | null;
+    return body?.error?.message ?? text.slice(0, 500);
+  } catch (err) {
+    // Not JSON (a proxy in front, say): the text as it came.
+    if (!(err instanceof SyntaxError)) throw err;
+    return text.slice(0, 500);
+  }
 }
 
 /** JSON of a successful answer, else the failure. */

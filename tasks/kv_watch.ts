@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { CliError, EXIT, failed, type Target } from "./kv_client.ts";
+import { CliError, errorText, EXIT, failed, type Target } from "./kv_client.ts";
 
 /** One parsed SSE event. */
 export interface SseMessage {
@@ -181,15 +181,4 @@ class QuietTimer {
 
 function isQuiet(err: unknown): boolean {
   return err instanceof DOMException && err.name === "TimeoutError";
-}
-
-/** The error message of an answer, or its text. */
-async function errorText(res: Response): Promise<string> {
-  const text = await res.text();
-  try {
-    return JSON.parse(text).error?.message ?? text.slice(0, 500);
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
-    return text.slice(0, 500);
-  }
 }

@@ -7,6 +7,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
 import { runToEnd, type ServerProcess, spawnServer } from "./helpers/process.ts";
 import { until } from "./helpers/poll.ts";
+import { exists } from "./helpers/paths.ts";
 
 const CLUSTER = new URL("../tasks/cluster.ts", import.meta.url);
 const ENV = { RINGKV_CLUSTER_SECRET: "cluster-task-secret-0123456789" };
@@ -15,32 +16,14 @@ const ENV = { RINGKV_CLUSTER_SECRET: "cluster-task-secret-0123456789" };
  * Runs `deno task cluster` until it ends; one still running at the deadline (it started a
  * cluster it should have refused) gets SIGTERM, which stops its children too.
  */
-async function clusterToEnd(args: string[], env: Record<string, string> = {}) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLUSTER.pathname, ...args],
+function clusterToEnd(args: string[], env: Record<string, string> = {}) {
+  return runToEnd({
+    script: CLUSTER,
+    args,
     env: { ...ENV, ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGTERM"), 60_000);
-  try {
-    const { code, stderr } = await child.output();
-    return { code, stderr: new TextDecoder().decode(stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Whether `path` exists. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-    return false;
-  }
+    timeoutMs: 60_000,
+    timeoutSignal: "SIGTERM",
+  });
 }
 
 Deno.test("deno task cluster refuses a stray word or a port that does not exist: exit 2, nothing written", async () => {

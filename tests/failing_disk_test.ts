@@ -19,6 +19,7 @@ import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { runToEnd, type ServerProcess, spawnServer } from "./helpers/process.ts";
 import { until } from "./helpers/poll.ts";
+import { exists } from "./helpers/paths.ts";
 
 const MAIN = new URL("../node/main.ts", import.meta.url);
 
@@ -74,16 +75,6 @@ async function canMount(): Promise<boolean> {
 async function mkdir(path: string): Promise<string> {
   await Deno.mkdir(path);
   return path;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-    return false;
-  }
 }
 
 const mountable = await canMount();

@@ -6,6 +6,7 @@
 import { assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
 import { runToEnd, spawnServer } from "./helpers/process.ts";
+import { exists } from "./helpers/paths.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SCRIPTS = {
@@ -138,17 +139,6 @@ Deno.test("deno task cluster refuses a token or secret a Bearer header cannot ca
     await Deno.remove(root, { recursive: true });
   }
 });
-
-/** Whether `path` exists. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-    return false;
-  }
-}
 
 Deno.test("a port another process holds is named, with --port N or stopping it as the remedy", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ringkv-mistakes-" });

@@ -39,8 +39,7 @@ export interface ListItem {
 
 /** Handles `GET /kv`. */
 export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<Response> {
-  prefixParam(req.url, "list keys");
-  const q = parseListQuery(querySearchParams(req.url), deps.limits);
+  const q = parseListQuery(req.url, deps.limits);
   const page = await deps.router.withTopology((topo) => {
     const unreached = new Set<string>();
     return listLive(nodeIdsOf(topo), q.after, q.limit, async (id, after) => {
@@ -84,23 +83,41 @@ export function querySearchParams(url: string): URLSearchParams {
 }
 
 /**
- * The `prefix` of `url`'s query; 400 when its percent-encoding does not decode to UTF-8, as for
- * a key (URLSearchParams would read `%ff` as U+FFFD, a prefix no key has).
+ * The `prefix` of `url`'s query (the first, as URLSearchParams reads it; "" when none), for
+ * `what` (a listing, a watch). 400 when a `prefix` is not percent-encoded UTF-8, as for a key
+ * (URLSearchParams would read `%ff` as U+FFFD), or when it is longer than the longest key: such
+ * a prefix matches nothing.
  */
-export function prefixParam(url: string, what: string): string {
-  const query = rawQuery(url);
-  for (const part of query.split("&")) {
-    if (!part.startsWith("prefix=")) continue;
-    try {
-      decodeURIComponent(part.slice("prefix=".length).replaceAll("+", " "));
-    } catch {
+export function prefixParam(url: string, maxKeyBytes: number, what: string): string {
+  let first: string | undefined;
+  for (const part of rawQuery(url).split("&")) {
+    const eq = part.indexOf("=");
+    if (formDecode(eq === -1 ? part : part.slice(0, eq)) !== "prefix") continue;
+    const prefix = formDecode(eq === -1 ? "" : part.slice(eq + 1));
+    if (prefix === undefined) {
       throw new RingkvError(
         "bad_request",
         `Cannot ${what}: the prefix's percent-encoding is invalid or does not decode to UTF-8`,
       );
     }
+    first ??= prefix;
   }
-  return new URLSearchParams(query).get("prefix") ?? "";
+  if (first !== undefined && utf8Length(first) > maxKeyBytes) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot ${what}: the prefix is longer than the longest key (${maxKeyBytes} bytes)`,
+    );
+  }
+  return first ?? "";
+}
+
+/** A query component decoded as a form does (`+` is a space); undefined when not UTF-8. */
+function formDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text.replaceAll("+", " "));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -141,12 +158,10 @@ function badQuery(what: string): RingkvError {
   return new RingkvError("bad_request", `Cannot list keys: ${what}`);
 }
 
-/** Checks the query of `GET /kv`; 400 for anything out of range. */
-export function parseListQuery(params: URLSearchParams, limits: Limits): ListQuery {
-  const prefix = params.get("prefix") ?? "";
-  if (utf8Length(prefix) > limits.maxKeyBytes) {
-    throw badQuery(`the prefix is longer than the longest key (${limits.maxKeyBytes} bytes)`);
-  }
+/** Checks the query of `GET /kv` (at `url`); 400 for anything out of range. */
+export function parseListQuery(url: string, limits: Limits): ListQuery {
+  const prefix = prefixParam(url, limits.maxKeyBytes, "list keys");
+  const params = querySearchParams(url);
   const rawLimit = params.get("limit");
   const limit = rawLimit === null ? limits.defaultListLimit : Number(rawLimit);
   if (

@@ -3,6 +3,7 @@ import { hashKey } from "../../shared/ring.ts";
 import { formatVersion } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
+import { planAdd } from "../cluster/map_transitions.ts";
 import {
   nodeInfos,
   stableMap,
@@ -135,7 +136,7 @@ Deno.test("querySearchParams() reads the query of a URL whose host no URL parser
   const q = querySearchParams("http://x:99999999/kv?prefix=a%20b&limit=2#frag");
   assertEquals([q.get("prefix"), q.get("limit")], ["a b", "2"]);
   assertEquals([...querySearchParams("http://[::1/kv").keys()], []);
-  assertEquals(prefixParam("http://h/kv?prefix=%E2%82%AC+x&cursor=%%%", "list"), "€ x");
+  assertEquals(prefixParam("http://h/kv?prefix=%E2%82%AC+x&cursor=%%%", 1024, "list"), "€ x");
 });
 
 Deno.test("GET /kv and GET /watch refuse a prefix whose percent-encoding is not UTF-8 (400), as a key's", async () => {
@@ -211,17 +212,8 @@ Deno.test("listableWithout(): fewer than a quorum of replicas, none with one rep
   assertEquals(listableWithout(await topo(stable(2))), 1);
   assertEquals(listableWithout(await topo(stable(5, 5))), 2);
   assertEquals(listableWithout(await topo(stable(3, 2))), 1); // 2 nodes hold 2 copies
-  const moving: ClusterMap = {
-    ...stable(3),
-    rebalancing: {
-      kind: "add",
-      nodeId: "n4",
-      phase: "copying",
-      next: nodeInfos(4),
-      startedAt: 0,
-      movedKeys: 0,
-      totalKeys: 0,
-    },
-  };
+  // n4 being added: its ranges are copied (phase "copying", the next ring set).
+  const moving = planAdd(stable(3), nodeInfos(1, 4)[0]!, 0, 0);
+  assertEquals(moving.rebalancing?.phase, "copying");
   assertEquals(listableWithout(await topo(moving)), 0);
 });

@@ -14,7 +14,6 @@ import { RETRY_AFTER_SECONDS } from "../../shared/guard.ts";
 import { prefixParam } from "./listing_route.ts";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { expiryOf, plainType } from "../../shared/expiry.ts";
-import { utf8Length } from "../../shared/keys.ts";
 import type { KeyPoints } from "../../shared/key_points.ts";
 import type { TopologySource } from "../cluster/topology.ts";
 import type { ChangeFeed } from "../watch/change_feed.ts";
@@ -86,13 +85,7 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
     if (!acceptsEventStream(req.headers.get("accept") ?? "")) {
       throw new RingkvError("not_acceptable", "Cannot watch: send Accept: text/event-stream");
     }
-    const prefix = prefixParam(req.url, "watch");
-    if (deps.maxKeyBytes !== undefined && utf8Length(prefix) > deps.maxKeyBytes) {
-      throw new RingkvError(
-        "bad_request",
-        `Cannot watch: the prefix is longer than the longest key (${deps.maxKeyBytes} bytes)`,
-      );
-    }
+    const prefix = prefixParam(req.url, deps.maxKeyBytes ?? Infinity, "watch");
     const last = req.headers.get("last-event-id");
     const cursor = last === null || last === "" ? undefined : decodeWatchCursor(last);
     const headers = {

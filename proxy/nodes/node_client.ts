@@ -147,15 +147,10 @@ export class NodeClient {
     requestId?: string,
   ): Promise<BatchResult[]> {
     const text = JSON.stringify({ ops, textValues: true });
-    const body = await this.#call(
-      node,
-      epoch,
-      "/internal/batch",
-      "POST",
-      text,
-      undefined,
+    const body = await this.#call(node, epoch, "/internal/batch", "POST", {
+      body: text,
       requestId,
-    );
+    });
     const results = (body as { results?: unknown }).results;
     if (!Array.isArray(results) || results.length !== ops.length) {
       throw badAnswer(node, "/internal/batch", `expected ${ops.length} results`);
@@ -174,7 +169,10 @@ export class NodeClient {
     entries: readonly WireEntry[],
   ): Promise<{ applied: number; skipped: number }> {
     const text = entries.map((e) => JSON.stringify(e)).join("\n") + "\n";
-    const body = await this.#call(node, epoch, "/internal/ingest", "POST", text, NDJSON);
+    const body = await this.#call(node, epoch, "/internal/ingest", "POST", {
+      body: text,
+      contentType: NDJSON,
+    });
     return body as { applied: number; skipped: number };
   }
 
@@ -188,7 +186,9 @@ export class NodeClient {
     const params = new URLSearchParams({ prefix: query.prefix, limit: String(query.limit) });
     if (query.after !== undefined) params.set("after", query.after);
     const path = `/internal/keys?${params}`;
-    const body = await this.#call(node, epoch, path, "GET", undefined, undefined, requestId);
+    // As a replica's read: a node back on a wiped directory refuses (it would list nothing).
+    const { incarnation } = node;
+    const body = await this.#call(node, epoch, path, "GET", { requestId, incarnation });
     const page = body as Partial<KeysPage>;
     if (!Array.isArray(page.entries) || typeof page.more !== "boolean") {
       throw badAnswer(node, "/internal/keys", "expected {entries, more}");
@@ -215,16 +215,14 @@ export class NodeClient {
     epoch: number,
     path: string,
     method: string,
-    body?: string,
-    contentType = "application/json",
-    requestId?: string,
+    opts: { body?: string; contentType?: string; requestId?: string; incarnation?: string } = {},
   ): Promise<unknown> {
+    const { body, requestId, incarnation } = opts;
     const headers: Record<string, string> = { [EPOCH_HEADER]: String(epoch) };
     if (requestId !== undefined) headers[REQUEST_ID_HEADER] = requestId;
     if (this.deps.clusterSecret) headers.authorization = `Bearer ${this.deps.clusterSecret}`;
-    // A node refuses to answer as a replica when its directory is not the one the map records.
-    if (node.incarnation !== undefined) headers[INCARNATION_HEADER] = node.incarnation;
-    if (body !== undefined) headers["content-type"] = contentType;
+    if (incarnation !== undefined) headers[INCARNATION_HEADER] = incarnation;
+    if (body !== undefined) headers["content-type"] = opts.contentType ?? "application/json";
     let answer: NodeAnswer;
     try {
       const url = node.url + path;

@@ -270,15 +270,12 @@ Deno.test("watchStream resumed under a later map (a node added) sends every chan
 
 for (const how of ["dropped the start of its log", "restarted"] as const) {
   Deno.test(`watchStream resumed after a node joined counts the joined node as lost (it ${how} since)`, async () => {
-    const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
-    const e3 = toCleanup(planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0), 0);
-    const [t1, t3] = await Promise.all([topologyOf(e1), topologyOf(e3)]);
+    const { t1, t3 } = await addedN4();
     const logs = new FakeChangeLogs();
     const topology = new FakeTopology(t1);
+    const deps = { topology, feed: logs, waitMs: 7 };
     const stop = new AbortController();
-    const first = collect(
-      watchStream({ topology, feed: logs, waitMs: 7 }, "", undefined, stop.signal),
-    );
+    const first = collect(watchStream(deps, "", undefined, stop.signal));
     const second = new AbortController();
     let resumed: ReturnType<typeof collect> | undefined;
     try {
@@ -298,9 +295,7 @@ for (const how of ["dropped the start of its log", "restarted"] as const) {
       if (how === "restarted") logs.restart("n4"); // a new log from position 1, v2 and v3 gone
       else logs.compact("n4", 1);
       topology.topo = t3;
-      resumed = collect(
-        watchStream({ topology, feed: logs, waitMs: 7 }, "", cursor, second.signal),
-      );
+      resumed = collect(watchStream(deps, "", cursor, second.signal));
       await until(() => resumed!.items.length > 0, "the resumed stream answers");
       const [item] = resumed.items;
       assert(item?.kind === "compacted", JSON.stringify(item));
@@ -322,7 +317,8 @@ Deno.test("watchStream with one replica says compacted, with the reason, when a 
   const logs = new FakeChangeLogs();
   const stop = new AbortController();
   const cursor = { epoch: 1, ring: ["n1", "n2"], nodes: {}, pending: new Map(), lost: [] };
-  const stream = collect(watchStream({ topology, feed: logs, waitMs: 7 }, "", cursor, stop.signal));
+  const deps = { topology, feed: logs, waitMs: 7 };
+  const stream = collect(watchStream(deps, "", cursor, stop.signal));
   try {
     await until(() => stream.items.length > 0, "the stream answers");
     const [item] = stream.items;
@@ -332,9 +328,7 @@ Deno.test("watchStream with one replica says compacted, with the reason, when a 
     // Its id is the present: a client that reconnects with it (before any event) is not told
     // compacted again, and gets what comes next.
     assert(item.id !== undefined, "compacted carries the cursor of the present");
-    const again = collect(
-      watchStream({ topology, feed: logs, waitMs: 7 }, "", decodeWatchCursor(item.id), stop.signal),
-    );
+    const again = collect(watchStream(deps, "", decodeWatchCursor(item.id), stop.signal));
     const key = "after/compacted";
     const [owner] = await ownersOf(topology.current(), key);
     logs.log(owner!, key, "v1");

@@ -23,6 +23,7 @@ import { type ServerProcess, spawnServer } from "./process.ts";
 import { ADMIN_TOKEN, SECRET } from "./process_cluster.ts";
 import { droppedPackets, type Faults, hostRules } from "./nft_rules.ts";
 import { forward } from "./relay.ts";
+import { exists } from "./paths.ts";
 
 const NODE = new URL("../../node/main.ts", import.meta.url).pathname;
 const PROXY = new URL("../../proxy/main.ts", import.meta.url).pathname;
@@ -79,16 +80,6 @@ async function removeLeftovers(): Promise<void> {
     if (entry.isDirectory && await gone(pid)) {
       await Deno.remove(join(tmp, entry.name), { recursive: true });
     }
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
   }
 }
 

@@ -163,11 +163,15 @@ export async function spawnServer(options: SpawnOptions): Promise<ServerProcess>
 
 /** Runs a script to its end (bounded by `timeoutMs`) and returns its code and output. */
 export async function runToEnd(
-  options: Omit<SpawnOptions, "startTimeoutMs"> & { timeoutMs?: number },
+  options: Omit<SpawnOptions, "startTimeoutMs"> & {
+    timeoutMs?: number;
+    /** Sent at the timeout (default SIGKILL; SIGTERM lets a launcher stop its children). */
+    timeoutSignal?: Deno.Signal;
+  },
 ): Promise<RunResult> {
   const child = spawnDeno(options);
   const timer = setTimeout(
-    () => sendSignal(child, "SIGKILL"),
+    () => sendSignal(child, options.timeoutSignal ?? "SIGKILL"),
     options.timeoutMs ?? START_TIMEOUT_MS,
   );
   try {
