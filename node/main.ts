@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { urlHost } from "../shared/node_url.ts";
 import { ConfigError } from "../shared/config.ts";
 import { isBadHost } from "../shared/startup_hint.ts";
 import { RingkvError } from "../shared/errors.ts";
@@ -89,10 +90,6 @@ async function openFloor(config: NodeConfig): Promise<FloorStore> {
 function loggerFor(config: NodeConfig): LogFn {
   const write = (line: string) => console.error(line);
   return createLogger({ level: config.logLevel, secrets: [config.clusterSecret], write });
-}
-
-function urlHost(host: string): string {
-  return host.includes(":") ? `[${host}]` : host;
 }
 
 /**

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { urlHost } from "../shared/node_url.ts";
 import { TTL_SWEEP_MS, TtlReaper } from "./routing/ttl_reaper.ts";
 import { ConfigError } from "../shared/config.ts";
 import { isBadHost } from "../shared/startup_hint.ts";
@@ -170,7 +171,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
   listener.gate.open(guard(app.fetch, limits));
-  console.log(`ringkv proxy listening on ${scheme}://${config.host}:${listener.port}`);
+  console.log(`ringkv proxy listening on ${scheme}://${urlHost(config.host)}:${listener.port}`);
   if (state.current().map.rebalancing !== null) void rebalancer.run();
   replication.start(state);
   reaper?.start(TTL_SWEEP_MS);

@@ -36,3 +36,8 @@ export function parseNodeUrl(text: string): { origin: string } | { problem: stri
   }
   return { origin: url.origin };
 }
+
+/** A host as a URL writes it: an IPv6 address in brackets. */
+export function urlHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}

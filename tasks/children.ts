@@ -10,9 +10,23 @@ const LISTENING = /listening on (https?:\/\/\S+)/;
 const START_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 
+/**
+ * The URL to call a server at, from the one it announced: a server bound to every address
+ * (`0.0.0.0`, `::`) announces that wildcard, which is no address to connect to (Windows and
+ * browsers refuse it); every process of a task runs on this machine, so loopback reaches it.
+ */
+export function reachableUrl(announced: string): string {
+  const url = new URL(announced);
+  if (url.hostname === "0.0.0.0") url.hostname = "127.0.0.1";
+  else if (url.hostname === "[::]") url.hostname = "[::1]";
+  else return announced;
+  return url.origin;
+}
+
 /** A running child process. */
 export interface Child {
   name: string;
+  /** Where to call it (loopback when it listens on every address). */
   url: string;
   pid: number;
   /** Resolves with the exit code when the process ends. */
@@ -70,7 +84,7 @@ export async function startChild(
   );
   const stop = () => stopProcess(process, exited);
   try {
-    const url = await ready.promise;
+    const url = reachableUrl(await ready.promise);
     return { name, url, pid: process.pid, exited, stop };
   } catch (err) {
     await stop();

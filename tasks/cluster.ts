@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { urlHost } from "../shared/node_url.ts";
 import { shellQuote } from "../shared/startup_hint.ts";
 import {
   DataDirInUseError,
@@ -88,7 +89,7 @@ const ENV_PERMISSION = "--allow-env=RINGKV_*";
 function nodeArgs(dir: string, host: string): string[] {
   return [
     "run",
-    `--allow-net=${host}`,
+    `--allow-net=${urlHost(host)}`, // IPv6 in brackets, as Deno reads it
     `--allow-read=${dir}`,
     `--allow-write=${dir}`,
     ENV_PERMISSION,

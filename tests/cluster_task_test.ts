@@ -152,6 +152,46 @@ Deno.test("deno task cluster with RINGKV_CLIENT_TOKEN prints curl lines that sen
   }
 });
 
+/** Whether this machine has IPv6 loopback (some containers do not). */
+function hasIpv6(): boolean {
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "deno task cluster --host :: (every address) starts, and prints and maps URLs one can call",
+  ignore: !hasIpv6(),
+  fn: async () => {
+    const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+    let cluster: ServerProcess | undefined;
+    try {
+      cluster = await spawnServer({
+        script: CLUSTER,
+        args: ["--host", "::", "--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
+        env: ENV,
+      });
+      const out = cluster.stdoutLines;
+      await until("the welcome is printed", () => out.includes("Ctrl-C stops everything."));
+      const all = [...out, ...cluster.stderrLines].join("\n");
+      // The wildcard is where they listen, not an address to call: the map and the curl lines
+      // name loopback.
+      assert(!all.includes("[::]:"), all);
+      assertMatch(all, /nodes n1 http:\/\/\[::1\]:\d+/);
+      const tried = out.slice(out.indexOf("Try:") + 1).filter((l) => l.trim().startsWith("curl"));
+      const codes = [];
+      for (const line of tried) codes.push(await statusOf(line, ENV));
+      assertEquals(codes, ["201", "200", "200", "200"], tried.join("\n"));
+    } finally {
+      await cluster?.stop();
+      await Deno.remove(data, { recursive: true });
+    }
+  },
+});
+
 Deno.test("a --host that does not resolve stops the node and the proxy with one line each, no stack trace", async () => {
   const root = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
   const host = "nosuchhost.invalid";
