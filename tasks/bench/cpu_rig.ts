@@ -1,7 +1,7 @@
 /**
  * The paired rig of docs/performance-history.md "What made it faster": 3 nodes and a proxy of the
  * checkout at ROOT (default: this one), 10,000 keys of 100 B loaded through the proxy, then
- * `wrk -t2 -c64 -d5s` GETs or PUTs over them; prints requests/s and the **CPU time per
+ * `wrk -t2 -c64 -d5s` (CONNS sets -c) GETs or PUTs over them; prints requests/s, p50, p99 and the **CPU time per
  * request** of the proxy and of the nodes (from /proc/PID/stat), which moves much less with
  * outside load than requests/s. Run it against two checkouts (`git worktree add`) in turn.
  *
@@ -84,7 +84,16 @@ const lagFiles = new Map<string, string>();
 const parses = Deno.env.get("PARSES") === "1";
 const parseFile = `${dir}/parses.json`;
 /** wrk's run in wall ms, and the CPU seconds of the rig, of wrk and of the host over it. */
-const window = { from: 0, to: 0, rig: 0, wrk: 0, hostBusy: 0, hostAll: 0 };
+const window = { from: 0, to: 0, rig: 0, wrk: 0, hostBusy: 0, hostAll: 0, p50: 0, p99: 0 };
+/** CONNS: wrk's connections (64, as the bench). */
+const conns = Number(Deno.env.get("CONNS") ?? 64);
+
+/** A percentile of wrk's `--latency` distribution, in ms. */
+function wrkPercentileMs(out: string, pct: string): number {
+  const m = new RegExp(`^\\s+${pct}%\\s+([\\d.]+)(us|ms|s)$`, "m").exec(out);
+  if (!m) return NaN;
+  return Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[m[2]!]!;
+}
 
 function start(
   flags: string[],
@@ -230,7 +239,7 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
   const [rig0, host0] = [await cpuSeconds("self"), await hostSeconds()];
   window.from = Date.now();
   // Under /usr/bin/time when LAG=1: wrk's own CPU on stderr.
-  const wrkArgs = ["-t2", "-c64", "-d5s", "-s", `${dir}/rig.lua`, url];
+  const wrkArgs = ["-t2", `-c${conns}`, "-d5s", "--latency", "-s", `${dir}/rig.lua`, url];
   // WRK_STARTS=PATH: written now, for a tool that watches the run (promoted_sites.ts).
   const wrkStarts = Deno.env.get("WRK_STARTS");
   if (wrkStarts) await Deno.writeTextFile(wrkStarts, url);
@@ -251,7 +260,10 @@ async function drive(url: string, lua: string): Promise<{ requests: number; used
     lag ? new TextDecoder().decode(wrk.stderr) : "",
   );
   window.wrk = wrkCpu ? Number(wrkCpu[1]) + Number(wrkCpu[2]) : 0;
-  const requests = Number(/(\d+) requests in/.exec(new TextDecoder().decode(wrk.stdout))![1]);
+  const out = new TextDecoder().decode(wrk.stdout);
+  const requests = Number(/(\d+) requests in/.exec(out)![1]);
+  window.p50 = wrkPercentileMs(out, "50");
+  window.p99 = wrkPercentileMs(out, "99");
   if (threads0) printThreads(threads0, await threadSeconds(children[0]!.pid), requests);
   return { requests, used: after.map((a, i) => a - before[i]!) };
 }
@@ -482,7 +494,8 @@ async function proxied(): Promise<void> {
   const nodesUs = (used[0]! + used[1]! + used[2]!) / requests * 1e6;
   const proxyUs = used[3]! / requests * 1e6;
   console.log(
-    `${mode.toUpperCase()} x${replicas}: ${(requests / 5).toFixed(0)} req/s; CPU per request: ` +
+    `${mode.toUpperCase()} x${replicas}: ${(requests / 5).toFixed(0)} req/s ` +
+      `(p50 ${window.p50} ms, p99 ${window.p99} ms, ${conns} connections); CPU per request: ` +
       `proxy ${proxyUs.toFixed(1)} µs, nodes ${nodesUs.toFixed(1)} µs` +
       `; node calls per request: ${perRequest(callsBefore, callsAfter, requests)}` +
       `${logRounds(callsBefore, callsAfter, nodes.length)}${events}`,
