@@ -95,7 +95,7 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
       "batch_too_large",
       `Cannot apply the batch: it has ${
         entries.length + del.length
-      } operations, the limit is ${limits.maxBatchOps} (--max-batch-ops)`,
+      } operations, the limit is ${limits.maxBatchOps}`,
     );
   }
   const ops: BatchOp[] = entries.map(([key, value]) => putOp(key, value, limits));
