@@ -9,6 +9,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import { checkKey } from "../../shared/keys.ts";
+import { repeatedName } from "../../shared/json_names.ts";
 import type { Limits } from "../../shared/limits.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import type { PublicRoutesDeps } from "./public_routes.ts";
@@ -80,6 +81,11 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
     throw new RingkvError("invalid_json", `Cannot read the batch: ${(err as Error).message}`);
   }
   if (!isObject(doc)) throw invalid("the body is not a JSON object");
+  // JSON.parse keeps the last of two equal names: a write would be dropped without a word.
+  const repeated = repeatedName(text);
+  if (repeated !== undefined) {
+    throw invalid(`the name "${repeated}" appears twice in one JSON object`);
+  }
   const unknown = Object.keys(doc).find((k) => k !== "set" && k !== "delete" && k !== "ttl");
   if (unknown !== undefined) throw invalid(`unknown field "${unknown}"`);
   // Absent means none; null is not an object or an array (docs/api.md promises 400).

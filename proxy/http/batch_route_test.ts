@@ -72,6 +72,10 @@ Deno.test("POST /kv refuses malformed and oversized batches before applying anyt
       [{ put: {} }, 400, "invalid_batch"],
       [{ set: { k: 1 }, delete: ["k"] }, 400, "invalid_batch"],
       [{ delete: ["k", "k"] }, 400, "invalid_batch"],
+      // JSON.parse would keep the last of two equal names and drop the other write.
+      ['{"set": {"a": 1}, "set": {"b": 2}}', 400, "invalid_batch"],
+      ['{"set": {"a": 1, "a": 2}}', 400, "invalid_batch"],
+      ['{"set": {"a": {"n": 1, "n": 2}}}', 400, "invalid_batch"],
       [{ set: { "": 1 } }, 400, "invalid_key"],
       [{ set: { a: 1, b: 2 }, delete: ["c", "d"] }, 413, "batch_too_large"],
       [{ set: { a: "123456789" } }, 413, "value_too_large"],
