@@ -83,10 +83,10 @@ export function querySearchParams(url: string): URLSearchParams {
 }
 
 /**
- * The `prefix` of `url`'s query (the first, as URLSearchParams reads it; "" when none), for
- * `what` (a listing, a watch). 400 when a `prefix` is not percent-encoded UTF-8, as for a key
- * (URLSearchParams would read `%ff` as U+FFFD), or when it is longer than the longest key: such
- * a prefix matches nothing.
+ * The `prefix` of `url`'s query ("" when none), for `what` (a listing, a watch). 400 when a
+ * `prefix` is not percent-encoded UTF-8, as for a key (URLSearchParams would read `%ff` as
+ * U+FFFD), when it is longer than the longest key (such a prefix matches nothing), or when it
+ * is given twice (which one was meant is unknown, as for a PUT's `ttl`).
  */
 export function prefixParam(url: string, maxKeyBytes: number, what: string): string {
   let first: string | undefined;
@@ -100,7 +100,8 @@ export function prefixParam(url: string, maxKeyBytes: number, what: string): str
         `Cannot ${what}: the prefix's percent-encoding is invalid or does not decode to UTF-8`,
       );
     }
-    first ??= prefix;
+    if (first !== undefined) throw new RingkvError("bad_request", `Cannot ${what}: ${TWICE}`);
+    first = prefix;
   }
   if (first !== undefined && utf8Length(first) > maxKeyBytes) {
     throw new RingkvError(
@@ -158,10 +159,15 @@ function badQuery(what: string): RingkvError {
   return new RingkvError("bad_request", `Cannot list keys: ${what}`);
 }
 
-/** Checks the query of `GET /kv` (at `url`); 400 for anything out of range. */
+const TWICE = "the prefix is given twice; give it once";
+
+/** Checks the query of `GET /kv` (at `url`); 400 for anything out of range or repeated. */
 export function parseListQuery(url: string, limits: Limits): ListQuery {
   const prefix = prefixParam(url, limits.maxKeyBytes, "list keys");
   const params = querySearchParams(url);
+  // The first of two would win silently: a page of the wrong size or from the wrong place.
+  const repeated = ["limit", "cursor", "values"].find((name) => params.getAll(name).length > 1);
+  if (repeated !== undefined) throw badQuery(`${repeated} is given twice; give it once`);
   const rawLimit = params.get("limit");
   const limit = rawLimit === null ? limits.defaultListLimit : Number(rawLimit);
   if (

@@ -122,6 +122,11 @@ Deno.test("GET /kv refuses bad parameters with 400", async () => {
       ["cursor=***", "invalid_cursor"],
       ["cursor=_w", "invalid_cursor"],
       [`prefix=${"p".repeat(1025)}`, "bad_request"],
+      // Which of two was meant is unknown: the first one would win without a word.
+      ["prefix=a&prefix=b", "bad_request"],
+      ["limit=2&limit=3", "bad_request"],
+      ["cursor=YQ&cursor=Yg", "bad_request"],
+      ["values=true&values=false", "bad_request"],
     ];
     for (const [query, code] of cases) {
       const res = await c.proxy.request(`/kv?${query}`);
@@ -139,10 +144,16 @@ Deno.test("querySearchParams() reads the query of a URL whose host no URL parser
   assertEquals(prefixParam("http://h/kv?prefix=%E2%82%AC+x&cursor=%%%", 1024, "list"), "€ x");
 });
 
-Deno.test("GET /kv and GET /watch refuse a prefix whose percent-encoding is not UTF-8 (400), as a key's", async () => {
+Deno.test("GET /kv and GET /watch refuse a prefix whose percent-encoding is not UTF-8 (400), as a key's, or given twice", async () => {
   const c = await startCluster();
   try {
-    for (const path of ["/kv?prefix=%ff", "/kv?prefix=100%", "/watch?prefix=%ff"]) {
+    const paths = [
+      "/kv?prefix=%ff",
+      "/kv?prefix=100%",
+      "/watch?prefix=%ff",
+      "/watch?prefix=a&prefix=b",
+    ];
+    for (const path of paths) {
       const res = await c.proxy.request(path, { headers: { accept: "text/event-stream" } });
       assertEquals(res.status, 400, path);
       assertEquals((await res.json()).error.code, "bad_request", path);
