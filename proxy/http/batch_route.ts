@@ -28,7 +28,7 @@ export const JSON_CONTENT_TYPE = "application/json";
 export interface KeyOutcome {
   status: number;
   version?: string;
-  error?: { code: string; message: string };
+  error?: { code: string; message: string; [extra: string]: unknown };
 }
 
 /** Handles `POST /kv`: 200 when every pair was applied (or was a delete of nothing), else 207. */
@@ -46,7 +46,9 @@ export async function handleBatch(deps: PublicRoutesDeps, req: Request): Promise
 
 function keyOutcome(outcome: Outcome): KeyOutcome {
   if (outcome instanceof RingkvError) {
-    return { status: outcome.status, error: { code: outcome.code, message: outcome.message } };
+    // The same error body as the single-key call's (a down node's `node` and `url` included).
+    const error = { ...outcome.extra, code: outcome.code, message: outcome.message };
+    return { status: outcome.status, error };
   }
   const { status, version, error } = outcome;
   if (status === 404) return { status };

@@ -112,7 +112,10 @@ Deno.test("POST /kv answers 207 when a node is down, with the other pairs applie
       true,
       "keys on n2 fail, the others apply",
     );
-    for (const key of failed) assertMatch(results[key].error.message, /node n2/);
+    for (const key of failed) {
+      assertMatch(results[key].error.message, /node n2/);
+      assertEquals(results[key].error.node, "n2", "as the single-key call's error body");
+    }
     c.down.clear();
     for (const key of applied) assertEquals((await c.proxy.request(`/kv/${key}`)).status, 200);
     for (const key of failed) assertEquals((await c.proxy.request(`/kv/${key}`)).status, 404);
