@@ -18,8 +18,24 @@ import type { Topology } from "../cluster/topology.ts";
 import { quorumOf } from "../replication/quorum.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 
-/** Keys whose values are read in one round when `values=true`. */
+/** Most keys whose values are read in one round when `values=true`. */
 const VALUE_CHUNK = 100;
+
+/**
+ * Keys to read in a listing's next round of values: as many as fit `roundBytes` at the largest
+ * value of the last round (at most twice as many as it read), or at the value limit before any.
+ * 100 values of 1 MiB in one round made one node answer of 130 MiB per replica, which timed out.
+ */
+export function nextValueChunk(
+  last: { keys: number; largest: number } | undefined,
+  roundBytes: number,
+  maxValueBytes: number,
+): number {
+  const largest = last === undefined ? maxValueBytes : Math.max(last.largest, 1);
+  const fit = Math.floor(roundBytes / largest);
+  const grown = last === undefined ? VALUE_CHUNK : 2 * last.keys;
+  return Math.max(1, Math.min(VALUE_CHUNK, fit, grown));
+}
 
 /** A listing request, checked. */
 export interface ListQuery {
@@ -132,8 +148,13 @@ async function readValues(
 ): Promise<{ items: ListItem[]; stoppedAfter?: string }> {
   const items: ListItem[] = [];
   let bytes = 0;
-  for (let start = 0; start < keys.length; start += VALUE_CHUNK) {
-    const chunk = keys.slice(start, start + VALUE_CHUNK);
+  let last: { keys: number; largest: number } | undefined;
+  // A round's values are a quarter of a page's: each replica's answer stays far from its timeout.
+  const roundBytes = deps.limits.maxBatchBytes / 4;
+  for (let start = 0; start < keys.length; start += last.keys) {
+    const size = nextValueChunk(last, roundBytes, deps.limits.maxValueBytes);
+    const chunk = keys.slice(start, start + size);
+    last = { keys: chunk.length, largest: 0 };
     const outcomes = await deps.router.run(chunk.map((key) => ({ op: "get" as const, key })));
     for (let i = 0; i < chunk.length; i++) {
       const outcome = outcomes[i]!;
@@ -147,7 +168,9 @@ async function readValues(
         contentType: r.contentType ?? DEFAULT_CONTENT_TYPE,
         version: r.version ?? "",
       });
-      bytes += resultByteLength(r);
+      const valueBytes = resultByteLength(r);
+      bytes += valueBytes;
+      last.largest = Math.max(last.largest, valueBytes);
       const isLast = start + i === keys.length - 1;
       if (bytes >= budget && !isLast) return { items, stoppedAfter: chunk[i]! };
     }
