@@ -1,7 +1,8 @@
 /**
  * The web page in headless Chromium (Debian's `chromium`, driven by playwright-core; no
  * browser is downloaded): token, three nodes and the ring, the live feed of changes, a node
- * added with the CLI, the rebalancing on the page, then four nodes. Screenshots go to a temp directory whose
+ * added with the CLI, the rebalancing on the page, then four nodes; the live feed at the proxy's
+ * stream cap (503) and after `reset` and `compacted`. Screenshots go to a temp directory whose
  * path the test prints; it is removed when the test passes, unless RINGKV_KEEP_SHOTS=1 (kept
  * when it fails, to look at). Skipped, saying so, when /usr/bin/chromium is missing.
  */
@@ -10,6 +11,9 @@ import { join } from "@std/path";
 import { chromium, type Page } from "playwright-core";
 import { ADMIN_TOKEN, loadKeys, TestCluster } from "./helpers/process_cluster.ts";
 import { runToEnd } from "./helpers/process.ts";
+import { until } from "./helpers/poll.ts";
+import { openSse, type SseReader } from "./helpers/sse.ts";
+import { DEFAULT_MAX_WATCHERS } from "../proxy/http/watch_route.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
@@ -199,6 +203,129 @@ Deno.test({
         );
       }
       assert(seen, await text(page, "#feed"));
+    } finally {
+      await browser.close();
+      await cluster.stop();
+    }
+  },
+});
+
+/** Logs in to the page at `url` with the admin token, which starts its live feed. */
+async function openPage(browser: Awaited<ReturnType<typeof launch>>, url: string) {
+  const page = await browser.newPage();
+  await page.goto(`${url}/`);
+  await page.fill("#token", ADMIN_TOKEN);
+  await page.click("#connect");
+  return page;
+}
+
+/** Puts `key` once a second (30 at most) until the page's feed shows it; false if it never does. */
+async function feedShows(page: Page, proxyUrl: string, key: string): Promise<boolean> {
+  const shown = `document.querySelector("#feed").textContent.includes("put ${key} = ")`;
+  for (let i = 0; i < 30; i++) {
+    const put = await fetch(`${proxyUrl}/kv/${key}`, {
+      method: "PUT",
+      body: "v",
+      signal: AbortSignal.timeout(10_000),
+    });
+    assert(put.ok, `PUT ${put.status}`);
+    await put.body?.cancel();
+    const seen = await page.waitForFunction(shown, undefined, { timeout: 1000 }).then(
+      () => true,
+      () => false,
+    );
+    if (seen) return true;
+  }
+  return false;
+}
+
+Deno.test({
+  name: hasChromium
+    ? "the web page's live feed retries a 503 of a proxy at its stream cap for as long as it lasts, then shows changes"
+    : `the web page's live feed at the stream cap (skipped: ${CHROMIUM} is not installed)`,
+  ignore: !hasChromium,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const cluster = await TestCluster.create();
+    const browser = await launch(join(cluster.dir, "chromium-profile"));
+    const held: SseReader[] = [];
+    try {
+      const n1 = await cluster.startNode("n1");
+      const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+      // The proxy's cap (no flag sets it): every stream it allows, held open by this test.
+      for (let i = 0; i < DEFAULT_MAX_WATCHERS; i++) {
+        const reader = await openSse(`${proxy.url}/watch?prefix=held/`);
+        held.push(reader);
+        assertEquals(reader.status, 200, `stream ${i}`);
+      }
+      const over = await openSse(`${proxy.url}/watch?prefix=held/`);
+      await over.stop();
+      assertEquals(over.status, 503, "the cap is reached");
+
+      let refused = 0;
+      const page = await openPage(browser, proxy.url);
+      page.on("response", (res) => {
+        if (new URL(res.url()).pathname === "/watch" && res.status() === 503) refused++;
+      });
+      await page.waitForFunction(`/live feed unavailable: 503/.test(
+        document.querySelector("#feed").textContent)`);
+      // More 503s than the 20 tries after which the page used to give up for good.
+      await until(() => `the page's 21st try (${refused} so far)`, () => refused > 20, 90_000, 100);
+      await held.pop()!.stop();
+      assert(await feedShows(page, proxy.url, "after-cap"), await text(page, "#feed"));
+    } finally {
+      await Promise.all(held.map((reader) => reader.stop()));
+      await browser.close();
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: hasChromium
+    ? "the web page's live feed starts from the present after reset, and resumes from compacted's id"
+    : `the web page's live feed after reset and compacted (skipped: ${CHROMIUM} is not installed)`,
+  ignore: !hasChromium,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const cluster = await TestCluster.create();
+    const browser = await launch(join(cluster.dir, "chromium-profile"));
+    try {
+      const n1 = await cluster.startNode("n1");
+      const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+      // A reset needs 50,000 keys waiting for a replica: the first two streams are written
+      // here, in the proxy's frame format (proxy/watch/watch_group.ts), the rest is the proxy's.
+      const streams = [
+        `id: cursor-before\ndata: {"key":"crafted/1","version":"v1","value":"a"}\n\n` +
+        `event: reset\ndata: {"reason":"crafted reset"}\n\n`,
+        `id: cursor-present\nevent: compacted\ndata: {"reason":"crafted compacted"}\n\n`,
+      ];
+      const sent: (string | undefined)[] = [];
+      await browser.route("**/watch", async (route) => {
+        const headers = route.request().headers();
+        sent.push(headers["last-event-id"]);
+        const body = streams[sent.length - 1];
+        if (body !== undefined) {
+          await route.fulfill({ status: 200, contentType: "text/event-stream", body });
+          return;
+        }
+        // The crafted cursor means nothing to the proxy: from here on the real stream.
+        delete headers["last-event-id"];
+        await route.continue({ headers });
+      });
+      const page = await openPage(browser, proxy.url);
+      await page.waitForFunction(`/compacted: crafted compacted/.test(
+        document.querySelector("#feed").textContent)`);
+      await until(() => `the page's third stream (${sent.length} so far)`, () => sent.length >= 3);
+      const feedText = await text(page, "#feed");
+      assertMatch(feedText, /put crafted\/1 = "a"/);
+      assertMatch(feedText, /reset: crafted reset/);
+      assertEquals(sent[0], undefined, "the first stream starts from the present");
+      assertEquals(sent[1], undefined, "after a reset, from the present: no Last-Event-ID");
+      assertEquals(sent[2], "cursor-present", "after compacted, from its id (the present)");
+      assert(await feedShows(page, proxy.url, "after-reset"), await text(page, "#feed"));
     } finally {
       await browser.close();
       await cluster.stop();

@@ -9,6 +9,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import { checkKey } from "../../shared/keys.ts";
+import { repeatedName } from "../../shared/json_names.ts";
 import type { Limits } from "../../shared/limits.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import type { PublicRoutesDeps } from "./public_routes.ts";
@@ -27,7 +28,7 @@ export const JSON_CONTENT_TYPE = "application/json";
 export interface KeyOutcome {
   status: number;
   version?: string;
-  error?: { code: string; message: string };
+  error?: { code: string; message: string; [extra: string]: unknown };
 }
 
 /** Handles `POST /kv`: 200 when every pair was applied (or was a delete of nothing), else 207. */
@@ -45,7 +46,9 @@ export async function handleBatch(deps: PublicRoutesDeps, req: Request): Promise
 
 function keyOutcome(outcome: Outcome): KeyOutcome {
   if (outcome instanceof RingkvError) {
-    return { status: outcome.status, error: { code: outcome.code, message: outcome.message } };
+    // The same error body as the single-key call's (a down node's `node` and `url` included).
+    const error = { ...outcome.extra, code: outcome.code, message: outcome.message };
+    return { status: outcome.status, error };
   }
   const { status, version, error } = outcome;
   if (status === 404) return { status };
@@ -80,6 +83,11 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
     throw new RingkvError("invalid_json", `Cannot read the batch: ${(err as Error).message}`);
   }
   if (!isObject(doc)) throw invalid("the body is not a JSON object");
+  // JSON.parse keeps the last of two equal names: a write would be dropped without a word.
+  const repeated = repeatedName(text);
+  if (repeated !== undefined) {
+    throw invalid(`the name "${repeated}" appears twice in one JSON object`);
+  }
   const unknown = Object.keys(doc).find((k) => k !== "set" && k !== "delete" && k !== "ttl");
   if (unknown !== undefined) throw invalid(`unknown field "${unknown}"`);
   // Absent means none; null is not an object or an array (docs/api.md promises 400).
@@ -95,7 +103,7 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
       "batch_too_large",
       `Cannot apply the batch: it has ${
         entries.length + del.length
-      } operations, the limit is ${limits.maxBatchOps} (--max-batch-ops)`,
+      } operations, the limit is ${limits.maxBatchOps}`,
     );
   }
   const ops: BatchOp[] = entries.map(([key, value]) => putOp(key, value, limits));

@@ -1,6 +1,7 @@
 import { assertEquals, assertMatch } from "@std/assert";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { startCluster, type TestCluster } from "../../tests/doubles/test_cluster.ts";
+import { parseProxyConfig } from "../proxy_config.ts";
 
 function batch(c: TestCluster, body: unknown, headers: HeadersInit = {}) {
   const text = typeof body === "string" ? body : JSON.stringify(body);
@@ -71,6 +72,10 @@ Deno.test("POST /kv refuses malformed and oversized batches before applying anyt
       [{ put: {} }, 400, "invalid_batch"],
       [{ set: { k: 1 }, delete: ["k"] }, 400, "invalid_batch"],
       [{ delete: ["k", "k"] }, 400, "invalid_batch"],
+      // JSON.parse would keep the last of two equal names and drop the other write.
+      ['{"set": {"a": 1}, "set": {"b": 2}}', 400, "invalid_batch"],
+      ['{"set": {"a": 1, "a": 2}}', 400, "invalid_batch"],
+      ['{"set": {"a": {"n": 1, "n": 2}}}', 400, "invalid_batch"],
       [{ set: { "": 1 } }, 400, "invalid_key"],
       [{ set: { a: 1, b: 2 }, delete: ["c", "d"] }, 413, "batch_too_large"],
       [{ set: { a: "123456789" } }, 413, "value_too_large"],
@@ -107,10 +112,36 @@ Deno.test("POST /kv answers 207 when a node is down, with the other pairs applie
       true,
       "keys on n2 fail, the others apply",
     );
-    for (const key of failed) assertMatch(results[key].error.message, /node n2/);
+    for (const key of failed) {
+      assertMatch(results[key].error.message, /node n2/);
+      assertEquals(results[key].error.node, "n2", "as the single-key call's error body");
+    }
     c.down.clear();
     for (const key of applied) assertEquals((await c.proxy.request(`/kv/${key}`)).status, 200);
     for (const key of failed) assertEquals((await c.proxy.request(`/kv/${key}`)).status, 404);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("POST /kv's 413 messages name only flags the proxy has", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxBatchOps: 2, maxValueBytes: 8, maxBatchBytes: 200 };
+  const c = await startCluster({ limits });
+  try {
+    const bodies = [
+      { set: { a: 1, b: 2, c: 3 } },
+      { set: { a: "x".repeat(300) } },
+      { set: { a: "123456789" } },
+    ];
+    for (const body of bodies) {
+      const res = await batch(c, body);
+      const { error } = await res.json();
+      assertEquals(res.status, 413, error.message);
+      for (const [flag] of error.message.matchAll(/--[a-z][a-z-]*/g)) {
+        // The proxy takes every flag it names: one it lacks is "Unknown option".
+        parseProxyConfig([flag, "64", "--nodes", "http://127.0.0.1:7001"], {});
+      }
+    }
   } finally {
     await c.close();
   }

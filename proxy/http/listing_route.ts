@@ -18,8 +18,24 @@ import type { Topology } from "../cluster/topology.ts";
 import { quorumOf } from "../replication/quorum.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 
-/** Keys whose values are read in one round when `values=true`. */
+/** Most keys whose values are read in one round when `values=true`. */
 const VALUE_CHUNK = 100;
+
+/**
+ * Keys to read in a listing's next round of values: as many as fit `roundBytes` at the largest
+ * value of the last round (at most twice as many as it read), or at the value limit before any.
+ * 100 values of 1 MiB in one round made one node answer of 130 MiB per replica, which timed out.
+ */
+export function nextValueChunk(
+  last: { keys: number; largest: number } | undefined,
+  roundBytes: number,
+  maxValueBytes: number,
+): number {
+  const largest = last === undefined ? maxValueBytes : Math.max(last.largest, 1);
+  const fit = Math.floor(roundBytes / largest);
+  const grown = last === undefined ? VALUE_CHUNK : 2 * last.keys;
+  return Math.max(1, Math.min(VALUE_CHUNK, fit, grown));
+}
 
 /** A listing request, checked. */
 export interface ListQuery {
@@ -83,10 +99,10 @@ export function querySearchParams(url: string): URLSearchParams {
 }
 
 /**
- * The `prefix` of `url`'s query (the first, as URLSearchParams reads it; "" when none), for
- * `what` (a listing, a watch). 400 when a `prefix` is not percent-encoded UTF-8, as for a key
- * (URLSearchParams would read `%ff` as U+FFFD), or when it is longer than the longest key: such
- * a prefix matches nothing.
+ * The `prefix` of `url`'s query ("" when none), for `what` (a listing, a watch). 400 when a
+ * `prefix` is not percent-encoded UTF-8, as for a key (URLSearchParams would read `%ff` as
+ * U+FFFD), when it is longer than the longest key (such a prefix matches nothing), or when it
+ * is given twice (which one was meant is unknown, as for a PUT's `ttl`).
  */
 export function prefixParam(url: string, maxKeyBytes: number, what: string): string {
   let first: string | undefined;
@@ -100,7 +116,8 @@ export function prefixParam(url: string, maxKeyBytes: number, what: string): str
         `Cannot ${what}: the prefix's percent-encoding is invalid or does not decode to UTF-8`,
       );
     }
-    first ??= prefix;
+    if (first !== undefined) throw new RingkvError("bad_request", `Cannot ${what}: ${TWICE}`);
+    first = prefix;
   }
   if (first !== undefined && utf8Length(first) > maxKeyBytes) {
     throw new RingkvError(
@@ -131,8 +148,13 @@ async function readValues(
 ): Promise<{ items: ListItem[]; stoppedAfter?: string }> {
   const items: ListItem[] = [];
   let bytes = 0;
-  for (let start = 0; start < keys.length; start += VALUE_CHUNK) {
-    const chunk = keys.slice(start, start + VALUE_CHUNK);
+  let last: { keys: number; largest: number } | undefined;
+  // A round's values are a quarter of a page's: each replica's answer stays far from its timeout.
+  const roundBytes = deps.limits.maxBatchBytes / 4;
+  for (let start = 0; start < keys.length; start += last.keys) {
+    const size = nextValueChunk(last, roundBytes, deps.limits.maxValueBytes);
+    const chunk = keys.slice(start, start + size);
+    last = { keys: chunk.length, largest: 0 };
     const outcomes = await deps.router.run(chunk.map((key) => ({ op: "get" as const, key })));
     for (let i = 0; i < chunk.length; i++) {
       const outcome = outcomes[i]!;
@@ -146,7 +168,9 @@ async function readValues(
         contentType: r.contentType ?? DEFAULT_CONTENT_TYPE,
         version: r.version ?? "",
       });
-      bytes += resultByteLength(r);
+      const valueBytes = resultByteLength(r);
+      bytes += valueBytes;
+      last.largest = Math.max(last.largest, valueBytes);
       const isLast = start + i === keys.length - 1;
       if (bytes >= budget && !isLast) return { items, stoppedAfter: chunk[i]! };
     }
@@ -158,10 +182,15 @@ function badQuery(what: string): RingkvError {
   return new RingkvError("bad_request", `Cannot list keys: ${what}`);
 }
 
-/** Checks the query of `GET /kv` (at `url`); 400 for anything out of range. */
+const TWICE = "the prefix is given twice; give it once";
+
+/** Checks the query of `GET /kv` (at `url`); 400 for anything out of range or repeated. */
 export function parseListQuery(url: string, limits: Limits): ListQuery {
   const prefix = prefixParam(url, limits.maxKeyBytes, "list keys");
   const params = querySearchParams(url);
+  // The first of two would win silently: a page of the wrong size or from the wrong place.
+  const repeated = ["limit", "cursor", "values"].find((name) => params.getAll(name).length > 1);
+  if (repeated !== undefined) throw badQuery(`${repeated} is given twice; give it once`);
   const rawLimit = params.get("limit");
   const limit = rawLimit === null ? limits.defaultListLimit : Number(rawLimit);
   if (

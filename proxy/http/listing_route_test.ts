@@ -1,4 +1,4 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { hashKey } from "../../shared/ring.ts";
 import { formatVersion } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
@@ -11,7 +11,13 @@ import {
   type TestCluster,
   topologyOf,
 } from "../../tests/doubles/test_cluster.ts";
-import { listableWithout, prefixParam, querySearchParams } from "./listing_route.ts";
+import {
+  listableWithout,
+  nextValueChunk,
+  prefixParam,
+  querySearchParams,
+} from "./listing_route.ts";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 
 interface Page {
   keys?: string[];
@@ -122,6 +128,11 @@ Deno.test("GET /kv refuses bad parameters with 400", async () => {
       ["cursor=***", "invalid_cursor"],
       ["cursor=_w", "invalid_cursor"],
       [`prefix=${"p".repeat(1025)}`, "bad_request"],
+      // Which of two was meant is unknown: the first one would win without a word.
+      ["prefix=a&prefix=b", "bad_request"],
+      ["limit=2&limit=3", "bad_request"],
+      ["cursor=YQ&cursor=Yg", "bad_request"],
+      ["values=true&values=false", "bad_request"],
     ];
     for (const [query, code] of cases) {
       const res = await c.proxy.request(`/kv?${query}`);
@@ -139,10 +150,16 @@ Deno.test("querySearchParams() reads the query of a URL whose host no URL parser
   assertEquals(prefixParam("http://h/kv?prefix=%E2%82%AC+x&cursor=%%%", 1024, "list"), "€ x");
 });
 
-Deno.test("GET /kv and GET /watch refuse a prefix whose percent-encoding is not UTF-8 (400), as a key's", async () => {
+Deno.test("GET /kv and GET /watch refuse a prefix whose percent-encoding is not UTF-8 (400), as a key's, or given twice", async () => {
   const c = await startCluster();
   try {
-    for (const path of ["/kv?prefix=%ff", "/kv?prefix=100%", "/watch?prefix=%ff"]) {
+    const paths = [
+      "/kv?prefix=%ff",
+      "/kv?prefix=100%",
+      "/watch?prefix=%ff",
+      "/watch?prefix=a&prefix=b",
+    ];
+    for (const path of paths) {
       const res = await c.proxy.request(path, { headers: { accept: "text/event-stream" } });
       assertEquals(res.status, 400, path);
       assertEquals((await res.json()).error.code, "bad_request", path);
@@ -216,4 +233,52 @@ Deno.test("listableWithout(): fewer than a quorum of replicas, none with one rep
   const moving = planAdd(stable(3), nodeInfos(1, 4)[0]!, 0, 0);
   assertEquals(moving.rebalancing?.phase, "copying");
   assertEquals(listableWithout(await topo(moving)), 0);
+});
+
+Deno.test("nextValueChunk(): what fits a round at the last round's largest value, growing at most twice", () => {
+  const MiB = 1024 * 1024;
+  assertEquals(nextValueChunk(undefined, 4 * MiB, MiB), 4, "the value limit before any read");
+  assertEquals(nextValueChunk({ keys: 4, largest: MiB }, 4 * MiB, MiB), 4);
+  assertEquals(nextValueChunk({ keys: 4, largest: 10 }, 4 * MiB, MiB), 8, "twice as many");
+  assertEquals(nextValueChunk({ keys: 64, largest: 10 }, 4 * MiB, MiB), 100, "at most 100");
+  assertEquals(nextValueChunk({ keys: 100, largest: 3 * MiB }, 4 * MiB, 8 * MiB), 1);
+  assertEquals(nextValueChunk({ keys: 2, largest: 0 }, 4 * MiB, MiB), 4, "no value seen");
+  assertEquals(nextValueChunk(undefined, 4 * MiB, 64 * MiB), 1, "at least one");
+});
+
+/** Records how many values each internal batch call of `c` asks for. */
+function recordGets(c: TestCluster): number[] {
+  const gets: number[] = [];
+  c.hook = async (req) => {
+    if (new URL(req.url).pathname !== "/internal/batch") return;
+    const { ops } = await req.clone().json();
+    gets.push(ops.filter((o: { op: string }) => o.op === "get").length);
+  };
+  return gets;
+}
+
+Deno.test("GET /kv?values=true reads large values a few per node call, small ones 100 a round", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxValueBytes: 16 * 1024, maxBatchBytes: 256 * 1024 };
+  const c = await startCluster({ limits });
+  try {
+    const big = "v".repeat(16 * 1024);
+    for (let i = 0; i < 300; i++) {
+      const key = i < 40 ? `big/${String(i).padStart(2, "0")}` : `small/${i}`;
+      const res = await c.proxy.request(`/kv/${key}`, { method: "PUT", body: i < 40 ? big : "s" });
+      assertEquals(res.status, 201);
+    }
+    const bigGets = recordGets(c);
+    const bigKeys = (await listAll(c, "prefix=big/&values=true&limit=1000")).flat();
+    assertEquals(bigKeys.length, 40);
+    assertEquals(new Set(bigKeys).size, 40, "each key once across the pages");
+    // A round holds a quarter of a page (64 KiB): at most 4 values of 16 KiB per node call.
+    assert(Math.max(...bigGets) <= 4, `values per node call: ${bigGets}`);
+    const smallGets = recordGets(c);
+    const smallKeys = (await listAll(c, "prefix=small/&values=true&limit=1000")).flat();
+    assertEquals(smallKeys.length, 260);
+    // 4, 8, 16, 32, 64, 100, 36 keys: 7 rounds of at most 3 node calls, not 65 rounds of 4.
+    assert(smallGets.length <= 21, `${smallGets.length} node calls: ${smallGets}`);
+  } finally {
+    await c.close();
+  }
 });

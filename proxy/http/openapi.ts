@@ -84,7 +84,7 @@ function keyRoutes(): Json {
           headers: READ_HEADERS,
           content: value,
         },
-        "304": { description: "not modified (If-None-Match)" },
+        "304": { description: "not modified (If-None-Match)", headers: ETAG_HEADER },
         "404": error("no such key"),
         ...tooLong,
         ...common,
@@ -95,7 +95,7 @@ function keyRoutes(): Json {
       parameters: [IF_NONE_MATCH],
       responses: {
         "200": { description: "exists", headers: READ_HEADERS },
-        "304": { description: "not modified (If-None-Match)" },
+        "304": { description: "not modified (If-None-Match)", headers: ETAG_HEADER },
         "400": { description: "bad key or header (no body)" },
         "401": { description: "no or wrong client token (no body)" },
         "404": { description: "no such key" },
@@ -109,8 +109,8 @@ function keyRoutes(): Json {
       parameters: [IF_MATCH, IF_NONE_MATCH, TTL],
       requestBody: { required: true, content: value },
       responses: {
-        "200": ok("replaced", ref("Version")),
-        "201": ok("created", ref("Version")),
+        "200": { ...ok("replaced", ref("Version")), headers: ETAG_HEADER },
+        "201": { ...ok("created", ref("Version")), headers: ETAG_HEADER },
         "408": error("the body did not arrive in time (--body-timeout-ms)"),
         "412": error("the condition does not hold"),
         "413": error("value too large"),
@@ -120,7 +120,8 @@ function keyRoutes(): Json {
     },
     delete: {
       summary: "Delete a key (leaves a tombstone)",
-      parameters: [IF_MATCH],
+      // If-None-Match: * deletes nothing (412 when the key exists, 404 when not), but is read.
+      parameters: [IF_MATCH, IF_NONE_MATCH],
       responses: {
         "204": { description: "deleted", headers: ETAG_HEADER },
         "404": error("no such key"),

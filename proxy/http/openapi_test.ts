@@ -10,6 +10,7 @@ import { NodeAdmin } from "../nodes/node_admin.ts";
 import { OPENAPI } from "./openapi.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
 import { startingGate } from "../../shared/starting_gate.ts";
+import { startCluster } from "../../tests/doubles/test_cluster.ts";
 
 const TOKEN = "admin-token-for-openapi";
 const METHODS = ["get", "head", "put", "post", "delete", "patch", "options"];
@@ -111,4 +112,52 @@ Deno.test("the shared 503 (Busy) documents every header the starting gate's 503 
   const sent = [...res.headers.keys()].filter((h) => h.startsWith("x-") || h === "retry-after");
   assert(sent.length >= 2, `the gate sends its headers: ${sent}`);
   for (const header of sent) assert(documented.includes(header), `Busy documents ${header}`);
+});
+
+type Operation = {
+  parameters?: { name: string }[];
+  responses: Record<string, { headers?: object }>;
+};
+
+/** The operation `method` of `/kv/{key}`, with the parameters its path item has too. */
+function keyOperation(method: string): Operation {
+  const item = OPENAPI.paths["/kv/{key}"] as Record<string, unknown>;
+  const op = item[method.toLowerCase()] as Operation;
+  const shared = (item.parameters ?? []) as { name: string }[];
+  return { ...op, parameters: [...shared, ...(op.parameters ?? [])] };
+}
+
+Deno.test("the OpenAPI document lists the conditions /kv/{key} evaluates and the ETag it answers", async () => {
+  const c = await startCluster();
+  try {
+    const put = await c.proxy.request("/kv/a", { method: "PUT", body: "x" });
+    const etag = put.headers.get("etag")!;
+    await put.body?.cancel();
+    const calls: [string, Record<string, string>, number][] = [
+      ["PUT", {}, 200],
+      ["PUT", { "if-match": etag.replace(/"/g, "") }, 412],
+      ["PUT", { "if-none-match": "*" }, 412],
+      ["GET", { "if-none-match": "*" }, 304],
+      ["DELETE", { "if-none-match": "*" }, 412],
+      ["DELETE", { "if-match": '"0"' }, 412],
+    ];
+    for (const [method, headers, status] of calls) {
+      const body = method === "PUT" ? "y" : undefined;
+      const res = await c.proxy.request("/kv/a", { method, headers, body });
+      await res.body?.cancel();
+      assertEquals(res.status, status, `${method} ${JSON.stringify(headers)}`);
+      const op = keyOperation(method);
+      const names = (op.parameters ?? []).map((p) => p.name.toLowerCase());
+      for (const name of Object.keys(headers)) assert(names.includes(name), `${method} ${name}`);
+      // Every answer of the key routes that carries an ETag documents it.
+      const documented = Object.keys(op.responses[String(res.status)]?.headers ?? {});
+      if (res.headers.has("etag")) assert(documented.includes("ETag"), `${method} ${status}`);
+    }
+    const put201 = await c.proxy.request("/kv/b", { method: "PUT", body: "x" });
+    await put201.body?.cancel();
+    assert(put201.headers.has("etag"));
+    assert("ETag" in (keyOperation("PUT").responses["201"]?.headers ?? {}), "PUT 201 ETag");
+  } finally {
+    await c.close();
+  }
 });

@@ -109,6 +109,24 @@ Deno.test("If-None-Match: * and If-Match compare-and-set answer 412 when they do
   }
 });
 
+Deno.test("a 412 to If-Match and If-None-Match: * together names the one that failed", async () => {
+  const c = await startCluster();
+  try {
+    const first = await put(c, "both", "a");
+    const etag = first.headers.get("etag")!;
+    // If-Match holds, so it is If-None-Match: * that fails (the key exists).
+    const res = await put(c, "both", "b", { "if-match": etag, "if-none-match": "*" });
+    const error = await errorOf(res);
+    assertEquals([res.status, error.code], [412, "precondition_failed"]);
+    assertMatch(error.message, /If-None-Match: \* asked for it to be absent/);
+    const stale = await put(c, "both", "b", { "if-match": '"0"', "if-none-match": "*" });
+    assertMatch((await errorOf(stale)).message, /If-Match asked for version 0,/);
+    assertEquals(await (await c.proxy.request("/kv/both")).text(), "a");
+  } finally {
+    await c.close();
+  }
+});
+
 Deno.test("GET with If-None-Match of the current ETag answers 304", async () => {
   const c = await startCluster();
   try {

@@ -232,7 +232,9 @@ function preconditionFailed(
   conditions: { ifMatch?: string; ifNoneMatch?: "*" },
 ): RingkvError {
   const state = r.version ? `its version is ${r.version}` : "it does not exist";
-  const wanted = conditions.ifMatch !== undefined
+  // With both headers, If-Match may have held: then If-None-Match: * is the one that failed.
+  const matchFailed = conditions.ifMatch !== undefined && conditions.ifMatch !== r.version;
+  const wanted = matchFailed || conditions.ifNoneMatch === undefined
     ? `If-Match asked for version ${conditions.ifMatch}`
     : "If-None-Match: * asked for it to be absent";
   return new RingkvError(

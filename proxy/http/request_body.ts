@@ -1,6 +1,6 @@
 /**
  * Reading client request bodies with a size cap (shared/capped_body.ts), with the proxy's
- * 413 messages that name the flag that sets the cap.
+ * 413 messages; a cap a flag sets is named with its flag (the batch and admin caps are fixed).
  *
  * @module
  */
@@ -19,12 +19,13 @@ export function readBody(
   what: string,
   timeout: number | SlotTimers,
 ): Promise<Uint8Array> {
-  const flag = tooLarge === "value_too_large" ? "--max-value-bytes" : "--max-batch-bytes";
+  // Only the value cap has a flag; naming a flag that does not exist sends users astray.
+  const flag = tooLarge === "value_too_large" ? " (--max-value-bytes)" : "";
   const refusal = (size: number, exact: boolean) =>
     new RingkvError(
       tooLarge,
       `Cannot accept ${what}: it is ${exact ? size : `more than ${max}`} bytes, ` +
-        `the limit is ${max} (${flag})`,
+        `the limit is ${max}${flag}`,
     );
   return readCappedBody(req, max, refusal, what, timeout);
 }

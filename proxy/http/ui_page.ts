@@ -224,7 +224,9 @@ async function feed() {
   if (feeding) return;
   feeding = true;
   let cursor = null;
-  for (let tries = 0; tries < 20; tries++) {
+  // Like EventSource, it tries again for as long as the page is open: a proxy at its stream cap
+  // or restarting comes back.
+  for (;;) {
     const headers = { accept: "text/event-stream", authorization: "Bearer " + watchToken() };
     if (cursor) headers["last-event-id"] = cursor;
     try {
@@ -242,7 +244,6 @@ async function feed() {
         await new Promise((r) => setTimeout(r, 1000));
         continue;
       }
-      tries = 0;
       let buf = "";
       for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
         buf += chunk;
