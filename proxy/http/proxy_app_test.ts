@@ -13,6 +13,24 @@ function put(c: TestCluster, key: string, body: BodyInit, headers: HeadersInit =
   return c.proxy.request(`/kv/${key}`, { method: "PUT", body, headers });
 }
 
+Deno.test("HEAD answers say the Content-Length GET would send, with no body (RFC 9110)", async () => {
+  const c = await startCluster();
+  try {
+    await put(c, "a/1", "one");
+    // A 404 error body, a listing, a status: Hono drops GET's body for HEAD, its length stays.
+    for (const path of ["/kv/absent", "/kv?prefix=a/", "/health"]) {
+      const got = await c.proxy.request(path);
+      const bytes = (await got.arrayBuffer()).byteLength;
+      const head = await c.proxy.request(path, { method: "HEAD" });
+      assertEquals(head.status, got.status, path);
+      assertEquals(head.headers.get("content-length"), String(bytes), path);
+      assertEquals(await head.text(), "", path);
+    }
+  } finally {
+    await c.close();
+  }
+});
+
 Deno.test("PUT, GET, HEAD and DELETE /kv/{key} answer as the public API says", async () => {
   const c = await startCluster();
   try {
