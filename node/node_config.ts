@@ -1,6 +1,6 @@
 /**
  * The node's command-line and environment configuration, parsed purely: `node/main.ts`
- * passes `Deno.args` and `Deno.env.toObject()` in.
+ * passes `Deno.args` and the `RINGKV_*` variables of its flags in.
  *
  * @module
  * @example

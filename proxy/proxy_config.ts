@@ -1,6 +1,6 @@
 /**
  * The proxy's command-line and environment configuration, parsed purely:
- * `proxy/main.ts` passes `Deno.args` and `Deno.env.toObject()` in.
+ * `proxy/main.ts` passes `Deno.args` and the `RINGKV_*` variables of its flags in.
  *
  * @module
  * @example
