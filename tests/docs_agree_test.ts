@@ -17,6 +17,13 @@ const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.me
 /** The options a `--help` text lists, one per line as `  --name`. */
 const helpFlags = (help: string) => [...help.matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]!);
 
+/** README.md and docs/*.md, but the performance logs (they name what was, at the time). */
+async function docPaths(): Promise<string[]> {
+  const entries = await Array.fromAsync(Deno.readDir(new URL("../docs", import.meta.url)));
+  return ["README.md", ...entries.map((e) => `docs/${e.name}`)]
+    .filter((p) => p.endsWith(".md") && !p.includes("performance"));
+}
+
 /** The options of `deno task <script> --help` (a task that is no pure parser). */
 async function taskFlags(script: string): Promise<string[]> {
   const help = await runToEnd({
@@ -56,9 +63,7 @@ Deno.test("every option the docs name in code spans exists (or is said to be gon
     assert((await read(file)).includes(`"${flag}"`), `${file} reads ${flag}`);
   }
   assertEquals(GONE_FLAGS.filter((f) => known.has(f)), []);
-  const entries = await Array.fromAsync(Deno.readDir(new URL("../docs", import.meta.url)));
-  const docs = ["README.md", ...entries.map((e) => `docs/${e.name}`)]
-    .filter((p) => p.endsWith(".md") && !p.includes("performance"));
+  const docs = await docPaths();
   const unknown: string[] = [];
   for (const path of docs) {
     for (const [, flag] of (await read(path)).matchAll(/`(--[a-z][a-z0-9-]*)/g)) {
@@ -70,6 +75,28 @@ Deno.test("every option the docs name in code spans exists (or is said to be gon
   }
   assert(docs.includes("docs/security.md"), docs.join());
   assertEquals(unknown, []);
+});
+
+Deno.test("every repository file the docs name exists", async () => {
+  const docs = await docPaths();
+  const named = /\b(?:node|proxy|shared|tasks|tests|docs)\/[\w./-]*\.(?:ts|md|json)\b/g;
+  const missing: string[] = [];
+  let count = 0;
+  for (const path of docs) {
+    for (const [file] of (await read(path)).matchAll(named)) {
+      count++;
+      const there = await Deno.stat(new URL(`../${file}`, import.meta.url)).then(
+        () => true,
+        (err) => {
+          if (!(err instanceof Deno.errors.NotFound)) throw err;
+          return false;
+        },
+      );
+      if (!there) missing.push(`${path}: ${file}`);
+    }
+  }
+  assert(count > 50, `the docs name ${count} files`);
+  assertEquals(missing, []);
 });
 
 Deno.test("security.md's admin token row names every admin route of the OpenAPI description", async () => {
