@@ -1,9 +1,9 @@
 /**
  * The docs say what the programs do (issue 14): the README lists every option of
- * `deno task cluster --help`, every option the docs name exists, security.md's admin-token
- * row names every route the OpenAPI description puts behind the admin token, and api.md's
- * version examples have the shape of the versions a replicated cluster really returns (a
- * proxy's id as the writer).
+ * `deno task cluster --help`, every option and repository file the docs name exists,
+ * security.md's admin-token row names every route the OpenAPI description puts behind the
+ * admin token, and api.md's version examples have the shape of the versions a replicated
+ * cluster really returns (a proxy's id as the writer).
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { OPENAPI } from "../proxy/http/openapi.ts";
