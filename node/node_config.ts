@@ -1,6 +1,6 @@
 /**
  * The node's command-line and environment configuration, parsed purely: `node/main.ts`
- * passes `Deno.args` and `Deno.env.toObject()` in.
+ * passes `Deno.args` and the `RINGKV_*` variables it reads in.
  *
  * @module
  * @example
@@ -19,7 +19,7 @@ import {
   parseFlags,
   SERVER_FLAGS,
 } from "../shared/config.ts";
-import { testClockOffset } from "../shared/test_clock.ts";
+import { TEST_CLOCK_ENV, testClockOffset } from "../shared/test_clock.ts";
 import { startupHint } from "../shared/startup_hint.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
@@ -37,8 +37,8 @@ const SPEC = {
   snapshotEveryBytes: { type: "int", help: "write a snapshot once the log grows past this" },
 } as const;
 
-/** The environment variables the node reads. */
-export const NODE_ENV: readonly string[] = envNames(SPEC);
+/** The environment variables the node reads: its flags' and the test-only clock offset. */
+export const NODE_ENV: readonly string[] = [...envNames(SPEC), TEST_CLOCK_ENV];
 
 const USAGE = "usage: deno task node [--port 7001] [--data ./data/node] [--id n1]";
 

@@ -1,6 +1,6 @@
 /**
  * The proxy's command-line and environment configuration, parsed purely:
- * `proxy/main.ts` passes `Deno.args` and `Deno.env.toObject()` in.
+ * `proxy/main.ts` passes `Deno.args` and the `RINGKV_*` variables it reads in.
  *
  * @module
  * @example
@@ -20,7 +20,7 @@ import {
   SERVER_FLAGS,
 } from "../shared/config.ts";
 import { parseNodeUrl } from "../shared/node_url.ts";
-import { testClockOffset } from "../shared/test_clock.ts";
+import { TEST_CLOCK_ENV, testClockOffset } from "../shared/test_clock.ts";
 import { startupHint } from "../shared/startup_hint.ts";
 import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
@@ -81,8 +81,8 @@ const SPEC = {
   },
 } as const;
 
-/** The environment variables the proxy reads. */
-export const PROXY_ENV: readonly string[] = envNames(SPEC);
+/** The environment variables the proxy reads: its flags' and the test-only clock offset. */
+export const PROXY_ENV: readonly string[] = [...envNames(SPEC), TEST_CLOCK_ENV];
 
 const USAGE =
   "usage: deno task proxy [--port 8080] (--nodes URL,URL | --join URL) [--data ./data/proxy]";

@@ -1,7 +1,7 @@
 /**
  * Command-line and environment configuration, parsed purely: `main.ts` files pass
- * `Deno.args` and `Deno.env.toObject()` in. Every flag `--some-flag` can also be set
- * as `RINGKV_SOME_FLAG`; a flag on the command line wins over the environment.
+ * `Deno.args` and the `RINGKV_*` variables of their flags in. Every flag `--some-flag` can
+ * also be set as `RINGKV_SOME_FLAG`; a flag on the command line wins over the environment.
  *
  * @module
  * @example

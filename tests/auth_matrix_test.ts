@@ -23,6 +23,8 @@ interface Call {
   method: string;
   path: string;
   body?: string;
+  /** Headers besides the token (a watch asks for the event stream). */
+  headers?: Record<string, string>;
   status: number;
 }
 
@@ -33,7 +35,7 @@ function headersFor(kind: Kind): Record<string, string> {
 async function call(base: string, c: Call, kind: Kind): Promise<number> {
   const res = await fetch(base + c.path, {
     method: c.method,
-    headers: headersFor(kind),
+    headers: { ...c.headers, ...headersFor(kind) },
     body: c.body,
     signal: AbortSignal.timeout(5000),
   });
@@ -63,6 +65,9 @@ const ADMIN_CALLS: Call[] = [
   { method: "GET", path: "/ring", status: 200 },
   { method: "POST", path: "/cluster/nodes", body: "{}", status: 400 },
   { method: "DELETE", path: "/cluster/nodes/nope", status: 404 },
+  { method: "GET", path: "/metrics", status: 200 },
+  { method: "GET", path: "/stats", status: 200 },
+  { method: "GET", path: "/ring/owners?key=a", status: 200 },
 ];
 
 // In this order with the right token: create, read, list, batch, delete.
@@ -73,6 +78,12 @@ const DATA_CALLS: Call[] = [
   { method: "GET", path: "/kv?prefix=matrix/", status: 200 },
   { method: "POST", path: "/kv", body: '{"set": {"matrix/b": 1}}', status: 200 },
   { method: "DELETE", path: "/kv/matrix/b", status: 204 },
+  {
+    method: "GET",
+    path: "/watch?prefix=matrix/",
+    headers: { accept: "text/event-stream" },
+    status: 200,
+  },
 ];
 
 const NODE_CALLS: Call[] = [
@@ -90,6 +101,18 @@ const NODE_CALLS: Call[] = [
   { method: "GET", path: "/export", status: 200 },
   { method: "POST", path: "/import", body: "{}", status: 200 },
   { method: "GET", path: "/metrics", status: 200 },
+  { method: "POST", path: "/internal/read", body: '{"keys": []}', status: 200 },
+  { method: "POST", path: "/internal/prepare", body: '{"ops": []}', status: 200 },
+  { method: "POST", path: "/internal/accept", body: '{"entries": []}', status: 200 },
+  { method: "POST", path: "/internal/digest", body: '{"buckets": []}', status: 200 },
+  { method: "GET", path: "/internal/expired?before=0&limit=1", status: 200 },
+  { method: "GET", path: "/internal/changes", status: 200 },
+  {
+    method: "POST",
+    path: "/internal/changes/at",
+    body: '{"boot": "x", "at": 0, "keys": []}',
+    status: 200,
+  },
 ];
 
 function assertNoTokenIn(processes: ServerProcess[]): void {
