@@ -187,8 +187,9 @@ function adminRoutes(): Json {
               "or user) and weight",
           ),
           "409": error(
-            "a rebalancing already runs, the node is already a member, or it refuses the " +
-              "cluster secret",
+            "a rebalancing already runs, the node is already a member, it refuses the " +
+              "cluster secret, or it is not empty (it holds keys, or a map that counts it as " +
+              "a member of a cluster)",
           ),
           "413": error("the body is too large"),
           "502": error("the node's /health answer is not JSON or has no id"),

@@ -37,6 +37,7 @@ import {
   throwIfRecovering,
 } from "../replication/rejoin.ts";
 import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
+import { refuseUnjoinable } from "./join_check.ts";
 import { toleratedOf } from "../replication/quorum.ts";
 
 /** What a {@link Rebalancer} needs. */
@@ -138,7 +139,18 @@ export class Rebalancer {
     const node = nodeInfo(health, url, weight);
     await refuseWhileRecovering(this.deps.admin, map, `add node ${url}`);
     const total = await this.#totalCopies(topology);
-    return await this.#begin(planAdd(map, node, this.#now(), total));
+    const next = planAdd(map, node, this.#now(), total); // a duplicate is 409 before this
+    refuseUnjoinable(url, health, await this.#storedMap(url));
+    return await this.#begin(next);
+  }
+
+  /** The map a joining node holds, its errors worded like those of its /health. */
+  async #storedMap(url: string): Promise<ClusterMap | null> {
+    return await this.deps.admin.getMap(url).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      const code = err.code === "bad_gateway" ? "bad_gateway" : "node_unavailable";
+      throw new RingkvError(code, `Cannot add node ${url}: ${err.message}`);
+    });
   }
 
   /**

@@ -247,3 +247,52 @@ Deno.test("adding a node that refuses the cluster secret is refused (409) and th
   assertEquals(p.state.current().map, s.map);
   assertEquals(await p.admin.getMap("http://a.test"), s.map);
 });
+
+Deno.test("adding a live node of another cluster is refused (409): neither cluster changes", async () => {
+  const s = await setup(["a", "b", "c", "x"], 10);
+  // "x" serves a one-node cluster of its own, under the same secret, with a key of ours.
+  const theirs = initialMap([s.nodes.info("x")], 1, VNODES);
+  await s.p.admin.putMap("http://x.test", theirs);
+  const x = s.nodes.engines.get("x")!;
+  const value = new TextEncoder().encode("theirs");
+  await x.write([{ op: "put", key: s.keys[1]!, value, contentType: "text/plain" }]);
+  const owner = s.nodes.engines.get(s.before.get(s.keys[1]!)![0]!.node)!;
+  const ours = (await owner.get(s.keys[1]!))?.version;
+  const err = await assertRejects(
+    () => s.p.rebalancer.startAdd("http://x.test", 1),
+    RingkvError,
+    "Cannot add node http://x.test: it is a member of a cluster (its map: epoch 1, nodes x)",
+  );
+  assertEquals(err.code, "conflict");
+  assertEquals(s.p.state.current().map, s.map);
+  assertEquals(await s.p.admin.getMap("http://x.test"), theirs);
+  assertEquals(await s.p.admin.getMap("http://a.test"), s.map);
+  assertEquals((await owner.get(s.keys[1]!))?.version, ours);
+  assertEquals(new TextDecoder().decode((await x.get(s.keys[1]!))?.value ?? undefined), "theirs");
+});
+
+Deno.test("a drained node joins again; one that still holds keys is refused (409)", async () => {
+  const s = await setup(["a", "b", "c", "d"], 300);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  await finish(s.p.rebalancer);
+  await s.p.rebalancer.startRemove("d");
+  await finish(s.p.rebalancer);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  await finish(s.p.rebalancer);
+  assertEquals(s.p.state.current().map.nodes.map((n) => n.id), ["a", "b", "c", "d"]);
+  await assertPlaced(s, s.p.state.current().map);
+  // A fresh node that was given keys (an import, a stray client) would mix them in.
+  const nodes = await startNodes(["e"]);
+  const value = new TextEncoder().encode("stray");
+  await nodes.engines.get("e")!.write([{ op: "put", key: "k", value, contentType: "text/plain" }]);
+  const fetch = overRequests((req) =>
+    new URL(req.url).host === "e.test" ? nodes.fetch(req.url, req) : s.nodes.fetch(req.url, req)
+  );
+  const p = await proxy({ ...s.nodes, fetch }, s.p.state.current().map);
+  const err = await assertRejects(
+    () => p.rebalancer.startAdd("http://e.test", 1),
+    RingkvError,
+    "Cannot add node http://e.test: it holds 1 key(s)",
+  );
+  assertEquals(err.code, "conflict");
+});
