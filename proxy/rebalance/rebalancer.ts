@@ -140,7 +140,7 @@ export class Rebalancer {
     await refuseWhileRecovering(this.deps.admin, map, `add node ${url}`);
     const total = await this.#totalCopies(topology);
     const next = planAdd(map, node, this.#now(), total); // a duplicate is 409 before this
-    refuseUnjoinable(url, health, await this.#storedMap(url));
+    refuseUnjoinable(url, health, await this.#storedMap(url), map);
     return await this.#begin(next);
   }
 

@@ -10,7 +10,7 @@ import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../../node/engine/open_engine.ts";
 import { ClusterState } from "../cluster/map_view.ts";
 import { createMemoryMapStore, type MapStore } from "../cluster/map_store.ts";
-import { initialMap } from "../cluster/map_transitions.ts";
+import { initialMap, planRemove, toCleanup } from "../cluster/map_transitions.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import { Rebalancer } from "./rebalancer.ts";
@@ -295,4 +295,22 @@ Deno.test("a drained node joins again; one that still holds keys is refused (409
     "Cannot add node http://e.test: it holds 1 key(s)",
   );
   assertEquals(err.code, "conflict");
+});
+
+Deno.test("adding a node drained from another cluster is refused (409): this proxy keeps its map", async () => {
+  const s = await setup(["a", "b", "c", "x"], 10);
+  // "x" left a cluster of its own (same secret) at a higher epoch than ours: pushed our next
+  // map, it answered with its own, which this proxy adopted and then served (found by QA).
+  const theirs = { ...initialMap([s.nodes.info("x"), s.nodes.info("y")], 2, VNODES), epoch: 5 };
+  const drained = toCleanup(planRemove(theirs, "x", 1, 0, false, true), 0);
+  await s.p.admin.putMap("http://x.test", drained);
+  const err = await assertRejects(
+    () => s.p.rebalancer.startAdd("http://x.test", 1),
+    RingkvError,
+    "Cannot add node http://x.test: it was drained from another cluster (its map: epoch 7",
+  );
+  assertEquals(err.code, "conflict");
+  assertEquals(s.p.state.current().map, s.map);
+  assertEquals(await s.p.admin.getMap("http://a.test"), s.map);
+  assertEquals(await s.p.admin.getMap("http://x.test"), drained);
 });
