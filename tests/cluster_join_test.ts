@@ -8,7 +8,7 @@ const PROXY = new URL("../proxy/main.ts", import.meta.url);
 const ENV = { RINGKV_CLUSTER_SECRET: "e2e-secret", RINGKV_ADMIN_TOKEN: "e2e-admin" };
 const ADMIN = { authorization: "Bearer e2e-admin" };
 
-function start(dir: string, script: URL, args: string[]): Promise<ServerProcess> {
+function start(script: URL, args: string[]): Promise<ServerProcess> {
   return spawnServer({ script, args: ["--port", "0", ...args], env: ENV });
 }
 
@@ -30,13 +30,13 @@ Deno.test("adding a live node of another cluster is 409; both clusters keep thei
   const dir = await Deno.makeTempDir();
   const running: ServerProcess[] = [];
   try {
-    const a1 = await start(dir, NODE, ["--id", "a1", "--data", join(dir, "a1")]);
+    const a1 = await start(NODE, ["--id", "a1", "--data", join(dir, "a1")]);
     running.push(a1);
-    const b1 = await start(dir, NODE, ["--id", "b1", "--data", join(dir, "b1")]);
+    const b1 = await start(NODE, ["--id", "b1", "--data", join(dir, "b1")]);
     running.push(b1);
-    const pa = await start(dir, PROXY, ["--data", join(dir, "pa"), "--nodes", a1.url]);
+    const pa = await start(PROXY, ["--data", join(dir, "pa"), "--nodes", a1.url]);
     running.push(pa);
-    const pb = await start(dir, PROXY, ["--data", join(dir, "pb"), "--nodes", b1.url]);
+    const pb = await start(PROXY, ["--data", join(dir, "pb"), "--nodes", b1.url]);
     running.push(pb);
     for (const [proxy, value] of [[pa, "from A"], [pb, "from B"]] as const) {
       const res = await fetch(`${proxy.url}/kv/shared`, { method: "PUT", body: value });
@@ -52,7 +52,7 @@ Deno.test("adding a live node of another cluster is 409; both clusters keep thei
       assertEquals([view.epoch, view.nodes.map((n: { id: string }) => n.id)], [1, ids]);
     }
     // An empty node joins as before.
-    const a2 = await start(dir, NODE, ["--id", "a2", "--data", join(dir, "a2")]);
+    const a2 = await start(NODE, ["--id", "a2", "--data", join(dir, "a2")]);
     running.push(a2);
     const [added, text] = await addNode(pa, a2.url);
     assertEquals(added, 202, text);
