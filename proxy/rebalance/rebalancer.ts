@@ -233,6 +233,7 @@ export class Rebalancer {
         onPlaced: (n) => (progress.movedKeys += n),
       });
       next = toCleanup(map, progress.movedKeys);
+      this.lastError = null; // every range copied: why an earlier run stopped no longer holds
     } else {
       await dropMoves(map, options);
       next = toStable(map);

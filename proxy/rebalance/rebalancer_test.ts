@@ -314,3 +314,24 @@ Deno.test("adding a node drained from another cluster is refused (409): this pro
   assertEquals(await s.p.admin.getMap("http://a.test"), s.map);
   assertEquals(await s.p.admin.getMap("http://x.test"), drained);
 });
+
+Deno.test("a rebalancing's error is gone once a retry has copied every range", async () => {
+  const s = await setup(["a", "b", "c", "d"], 300);
+  s.nodes.hooks.fail = (req) => req.url.startsWith("http://d.test/internal/ingest");
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  await s.p.rebalancer.run();
+  const paused = s.p.rebalancer.lastError;
+  assert(paused?.includes("http://d.test"), String(paused));
+  // d is back: GET /cluster showed the old error through the retried copy and the cleanup.
+  s.nodes.hooks.fail = () => false;
+  const seen: (string | null)[] = [];
+  s.p.state.onChange((map) => {
+    if (map.rebalancing?.phase === "cleanup") seen.push(s.p.rebalancer.lastError);
+  });
+  await s.p.rebalancer.run();
+  assertEquals([seen, s.p.rebalancer.lastError, s.p.state.current().map.rebalancing], [
+    [null],
+    null,
+    null,
+  ]);
+});
