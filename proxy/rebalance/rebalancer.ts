@@ -20,7 +20,7 @@ import { RingkvError } from "../../shared/errors.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import type { ClusterState } from "../cluster/map_view.ts";
 import type { Topology } from "../cluster/topology.ts";
-import type { NodeAdmin } from "../nodes/node_admin.ts";
+import type { NodeAdmin, NodeLimits } from "../nodes/node_admin.ts";
 import { estimateKeys } from "../cluster/key_counts.ts";
 import {
   allNodes,
@@ -38,6 +38,7 @@ import {
 } from "../replication/rejoin.ts";
 import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
 import { refuseUnjoinable } from "./join_check.ts";
+import { refuseSmallerLimits } from "./limits_check.ts";
 import { toleratedOf } from "../replication/quorum.ts";
 
 /** What a {@link Rebalancer} needs. */
@@ -54,6 +55,8 @@ export interface RebalancerDeps {
   autoRun?: boolean;
   /** `/internal/accept`, for syncing the survivors of a node removed with force. */
   accept?: MoveOptions["accept"];
+  /** This proxy's key and value limits: a node added with smaller ones is refused. */
+  limits?: NodeLimits;
 }
 
 /** What one {@link Rebalancer.step} did. */
@@ -141,6 +144,7 @@ export class Rebalancer {
     const total = await this.#totalCopies(topology);
     const next = planAdd(map, node, this.#now(), total); // a duplicate is 409 before this
     refuseUnjoinable(url, health, await this.#storedMap(url), map);
+    if (this.deps.limits) refuseSmallerLimits(url, health.limits, this.deps.limits);
     return await this.#begin(next);
   }
 

@@ -335,3 +335,25 @@ Deno.test("a rebalancing's error is gone once a retry has copied every range", a
     null,
   ]);
 });
+
+Deno.test("adding a node that takes smaller values than the proxy is refused (409) and the map stays", async () => {
+  const s = await setup(["a", "b", "c"], 10);
+  const limits = { ...DEFAULT_LIMITS, maxValueBytes: 1000 };
+  const engine = await openEngine({ disk: createFakeDisk(), id: "d", limits });
+  const small = createNodeApp({ engine, limits, clusterSecret: SECRET });
+  const fetch = overRequests((req) =>
+    new URL(req.url).host === "d.test" ? small.fetch(req) : s.nodes.fetch(req.url, req)
+  );
+  const admin = new NodeAdmin({ fetch, timeoutMs: 5000, clusterSecret: SECRET });
+  const state = await ClusterState.open(s.map, { store: createMemoryMapStore(), admin });
+  const rebalancer = new Rebalancer({ state, admin, autoRun: false, limits: DEFAULT_LIMITS });
+  // Added, the copy of a value over 1000 bytes would be refused (413) at every retry.
+  const err = await assertRejects(
+    () => rebalancer.startAdd("http://d.test", 1),
+    RingkvError,
+    "Cannot add node http://d.test: it takes values up to 1000 bytes and this proxy 1048576",
+  );
+  assertEquals(err.code, "conflict");
+  assertEquals(state.current().map, s.map);
+  assertEquals(await admin.getMap("http://a.test"), s.map);
+});
