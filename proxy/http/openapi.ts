@@ -217,7 +217,7 @@ function adminRoutes(): Json {
         }],
         responses: {
           "202": ok("rebalancing started", ref("Cluster")),
-          "400": error("force is neither true nor false"),
+          "400": error("force is neither true nor false, or is given more than once"),
           "404": error("no such node"),
           "409": error(
             "a rebalancing already runs, fewer nodes than replicas would be left (without " +
