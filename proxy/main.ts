@@ -147,7 +147,7 @@ async function serve(config: ProxyConfig, listener: Listener, stop: AbortControl
     log,
   });
   const accept = replication.client.accept.bind(replication.client);
-  const rebalancer = new Rebalancer({ state, admin, log, accept });
+  const rebalancer = new Rebalancer({ state, admin, log, accept, limits: config.limits });
   let reaper: TtlReaper | undefined;
   const app = assembleProxy({
     state,

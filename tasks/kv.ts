@@ -206,7 +206,7 @@ async function follow(t: Target): Promise<void> {
   let reported: string | undefined; // a retried error is said once, not at every poll
   try {
     for (let polls = 0; polls < 360_000; polls++) {
-      const view = await cluster(t);
+      const view = await cluster(t).catch(goesOn);
       if (view.rebalancing === null) {
         bar.done(); // the bar at 100 % and its line closed before the table
         return printNodes(view);
@@ -223,6 +223,16 @@ async function follow(t: Target): Promise<void> {
   } finally {
     bar.end();
   }
+}
+
+/** A proxy lost while following: the change it accepted goes on without this command. */
+function goesOn(err: unknown): never {
+  if (!(err instanceof CliError) || err.code !== EXIT.unavailable) throw err;
+  throw new CliError(
+    err.code,
+    `${err.message}. The rebalancing it started goes on without this command; ` +
+      "`deno task kv status` shows it once a proxy answers",
+  );
 }
 
 async function change(t: Target, f: Flags, method: string, path: string, body?: unknown) {

@@ -47,3 +47,33 @@ Deno.test("deno task kv add prints a rebalancing's retried error once while it l
     await server.shutdown();
   }
 });
+
+Deno.test("deno task kv add whose proxy goes away says the rebalancing goes on (exit 4)", async () => {
+  const copying = { kind: "add", nodeId: "n9", phase: "copying", movedKeys: 0, totalKeys: 5 };
+  let polls = 0;
+  const gone = Promise.withResolvers<void>();
+  // A fake proxy that accepts the add, answers two polls, then stops (killed, found by QA).
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (req.method === "POST" && path === "/cluster/nodes") {
+      return Response.json(view(copying), { status: 202 });
+    }
+    if (++polls === 2) gone.resolve();
+    return Response.json(view(copying), { headers: { connection: "close" } });
+  });
+  const stopped = gone.promise.then(() => server.shutdown());
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}`;
+    const r = await runToEnd({
+      script: KV,
+      args: ["add", "http://127.0.0.1:1", "--url", url, "--token", "t0ken"],
+      timeoutMs: 60_000,
+    });
+    assertEquals(r.code, 4, r.stderr);
+    assert(r.stderr.includes(`Cannot reach ${url}`), r.stderr);
+    assert(r.stderr.includes("The rebalancing it started goes on without this command"), r.stderr);
+  } finally {
+    gone.resolve();
+    await stopped;
+  }
+});

@@ -26,6 +26,8 @@ export function adminRoutes(app: Hono, ctx: NodeContext): void {
         incarnation: engine.incarnation,
         epoch: await ctx.cluster.epoch(),
         keys: engine.stats().keys,
+        // A proxy adding this node checks them: smaller than the cluster's, its add would stall.
+        limits: { maxKeyBytes: limits.maxKeyBytes, maxValueBytes: limits.maxValueBytes },
         ...(ok ? {} : { writes }),
       }, ok ? 200 : 503);
     },

@@ -11,7 +11,7 @@ async function setup(): Promise<{ app: Hono; engine: NodeEngine }> {
   return { app: createNodeApp({ engine, limits: DEFAULT_LIMITS }), engine };
 }
 
-Deno.test("GET /health answers ok with the id, incarnation, epoch and number of keys", async () => {
+Deno.test("GET /health answers ok with the id, incarnation, epoch, number of keys and limits", async () => {
   const { app, engine } = await setup();
   await app.request("/kv/a", { method: "PUT", body: "1" });
   assertEquals(await (await app.request("/health")).json(), {
@@ -20,6 +20,10 @@ Deno.test("GET /health answers ok with the id, incarnation, epoch and number of 
     incarnation: engine.incarnation,
     epoch: 0,
     keys: 1,
+    limits: {
+      maxKeyBytes: DEFAULT_LIMITS.maxKeyBytes,
+      maxValueBytes: DEFAULT_LIMITS.maxValueBytes,
+    },
   });
   await engine.close();
 });

@@ -213,7 +213,11 @@ export async function startupMap(options: StartupOptions): Promise<StartupMap> {
   }
   await nodesStarted(options, options.nodes);
   const held = await highestMap(options.admin, options.nodes);
-  if (held !== null) return { map: held, source: "nodes" };
+  if (held !== null) {
+    // A --nodes of another cluster (or a fresh one) is left out of the map: say so.
+    const ignored = await otherNodes(options, held);
+    return { map: held, source: "nodes", ...(ignored.length > 0 ? { ignored } : {}) };
+  }
   const replicas = options.replicas ?? defaultReplicas(options.nodes.length);
   if (replicas > options.nodes.length && options.force !== true) {
     // A write would be acknowledged with fewer copies than the cluster says it keeps.

@@ -75,7 +75,23 @@ Deno.test("startupMap() with --nodes adopts the highest map the nodes already ho
   fake.maps.set("b.test", { ...initialMap(fake.nodes, 1, 16), epoch: 6 });
   fake.maps.set("c.test", { ...initialMap(fake.nodes, 1, 16), epoch: 4 });
   const start = await startupMap({ ...base, store: createMemoryMapStore(), nodes: urls });
-  assertEquals([start.source, start.map.epoch], ["nodes", 6]);
+  assertEquals([start.source, start.map.epoch, start.ignored], ["nodes", 6, undefined]);
+});
+
+Deno.test("startupMap() with --nodes of two clusters says which nodes the adopted map leaves out", async () => {
+  // c serves a cluster of its own; a and b another, at a higher epoch (found by QA: the
+  // proxy served a and b's cluster and said nothing about c).
+  const { urls, base, fake } = setup();
+  const ab = { ...initialMap(fake.nodes.slice(0, 2), 1, 16), epoch: 54 };
+  fake.maps.set("a.test", ab);
+  fake.maps.set("b.test", ab);
+  fake.maps.set("c.test", initialMap(fake.nodes.slice(2), 1, 16));
+  const start = await startupMap({ ...base, store: createMemoryMapStore(), nodes: urls });
+  assertEquals([start.source, start.map, start.ignored], ["nodes", ab, ["http://c.test (node c)"]]);
+  assertMatch(
+    describeStart(start, "./data/proxy"),
+    /held by the --nodes: epoch 54, .*; --nodes not in it, ignored: http:\/\/c\.test \(node c\)/,
+  );
 });
 
 /** `fetch` of `fake` behind each node's starting gate, opened after `polls` requests to it. */

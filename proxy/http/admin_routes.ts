@@ -17,6 +17,7 @@ import type { Context, Next } from "hono";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { parseNodeUrl } from "../../shared/node_url.ts";
 import { Ring } from "../../shared/ring.ts";
+import { isWriterId } from "../../shared/version.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import { countCopies, estimateKeys, keysOfCopies, movingShare } from "../cluster/key_counts.ts";
 import type { ClusterState } from "../cluster/map_view.ts";
@@ -181,6 +182,18 @@ function ringView(ring: Ring) {
   };
 }
 
+/** `force` of `DELETE /cluster/nodes/{id}`: absent, `true` or `false`, once. */
+function forceParam(values: string[] | undefined): boolean {
+  if (values !== undefined && values.length > 1) {
+    throw new RingkvError("bad_request", "Cannot read force: it is given more than once");
+  }
+  const force = values?.[0];
+  if (force !== undefined && force !== "true" && force !== "false") {
+    throw new RingkvError("bad_request", `Cannot read force="${force}": use true or false`);
+  }
+  return force === "true";
+}
+
 /** Reads `{"url", "weight"}` of `POST /cluster/nodes`. */
 export function parseAddBody(text: string): { url: string; weight: number } {
   let body: { url?: unknown; weight?: unknown };
@@ -239,11 +252,16 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
     return c.json(await clusterView(deps), 202);
   });
   app.delete("/cluster/nodes/:id", async (c) => {
-    const force = c.req.query("force");
-    if (force !== undefined && force !== "true" && force !== "false") {
-      throw new RingkvError("bad_request", `Cannot read force="${force}": use true or false`);
+    const id = c.req.param("id");
+    if (!isWriterId(id)) {
+      // No node has it (a node checks its id at start); a long one is not echoed whole.
+      const shown = id.length > 64 ? `${id.slice(0, 64)}... (${id.length} characters)` : id;
+      throw new RingkvError(
+        "not_found",
+        `Cannot remove node ${shown}: no node has this id (ids are 1-32 of [A-Za-z0-9_])`,
+      );
     }
-    await deps.rebalancer.startRemove(c.req.param("id"), force === "true");
+    await deps.rebalancer.startRemove(id, forceParam(c.req.queries("force")));
     return c.json(await clusterView(deps), 202);
   });
   app.get("/ring", (c) => {

@@ -244,6 +244,28 @@ Deno.test("DELETE /cluster/nodes/{id} answers 404 for an unknown id", async () =
   assertEquals(await errorOf(await call("DELETE", "/cluster/nodes/zz")), [404, "not_found"]);
 });
 
+Deno.test("DELETE /cluster/nodes/{id} names a long id that no node can have by its start", async () => {
+  const { call } = await setup(TOKEN);
+  const res = await call("DELETE", `/cluster/nodes/${"x".repeat(3000)}`);
+  assertEquals((await res.json()).error, {
+    code: "not_found",
+    message: `Cannot remove node ${"x".repeat(64)}... (3000 characters): no node has this id ` +
+      "(ids are 1-32 of [A-Za-z0-9_])",
+  });
+  assertEquals(res.status, 404);
+});
+
+Deno.test("DELETE /cluster/nodes/{id} refuses force given twice (400) and removes nothing", async () => {
+  const { call, state } = await setup(TOKEN);
+  for (const query of ["force=true&force=false", "force=false&force=false", "force=1"]) {
+    const res = await call("DELETE", `/cluster/nodes/c?${query}`);
+    assertEquals(await errorOf(res), [400, "bad_request"], query);
+  }
+  assertEquals(state.current().map.rebalancing, null);
+  const res = await call("DELETE", "/cluster/nodes/c?force=false");
+  assertEquals(res.status, 202, await res.clone().text());
+});
+
 Deno.test("a second add while one runs is refused with 409", async () => {
   const { call, state } = await setup(TOKEN);
   const res = await call("POST", "/cluster/nodes", { url: "http://d.test" });

@@ -188,8 +188,10 @@ function adminRoutes(): Json {
               "or user) and weight",
           ),
           "409": error(
-            "a rebalancing already runs, the node is already a member, or it refuses the " +
-              "cluster secret",
+            "a rebalancing already runs, the node is already a member, it refuses the " +
+              "cluster secret, or it is not empty (it holds keys, or a map that counts it as " +
+              "a member of a cluster, or the map of another cluster it was drained from), or " +
+              "it takes shorter keys or smaller values than the proxy",
           ),
           "413": error("the body is too large"),
           "502": error("the node's /health answer is not JSON or has no id"),
@@ -216,7 +218,7 @@ function adminRoutes(): Json {
         }],
         responses: {
           "202": ok("rebalancing started", ref("Cluster")),
-          "400": error("force is neither true nor false"),
+          "400": error("force is neither true nor false, or is given more than once"),
           "404": error("no such node"),
           "409": error(
             "a rebalancing already runs, fewer nodes than replicas would be left (without " +

@@ -42,6 +42,20 @@ export interface NodeHealth {
   incarnation?: string;
   /** Present when the node refuses writes (a disk failure, node/engine/write_guard.ts). */
   writes?: NodeWrites;
+  /** The longest key and largest value it takes (absent from nodes before they said). */
+  limits?: NodeLimits;
+}
+
+/** The key and value limits a node's `/health` reports. */
+export interface NodeLimits {
+  maxKeyBytes: number;
+  maxValueBytes: number;
+}
+
+function limitsOf(value: unknown): NodeLimits | undefined {
+  const { maxKeyBytes, maxValueBytes } = (value ?? {}) as Partial<NodeLimits>;
+  if (!Number.isSafeInteger(maxKeyBytes) || !Number.isSafeInteger(maxValueBytes)) return undefined;
+  return { maxKeyBytes: maxKeyBytes!, maxValueBytes: maxValueBytes! };
 }
 
 /**
@@ -206,12 +220,14 @@ export class NodeAdmin {
       throw new RingkvError("bad_gateway", `Cannot use node ${url}: its /health has no id`);
     }
     const { incarnation } = known;
+    const limits = limitsOf(known.limits);
     return {
       id: known.id,
       epoch: known.epoch ?? 0,
       keys: known.keys ?? 0,
       ...(typeof incarnation === "string" ? { incarnation } : {}),
       ...(writes === undefined ? {} : { writes }),
+      ...(limits === undefined ? {} : { limits }),
     };
   }
 

@@ -20,7 +20,7 @@ import { RingkvError } from "../../shared/errors.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import type { ClusterState } from "../cluster/map_view.ts";
 import type { Topology } from "../cluster/topology.ts";
-import type { NodeAdmin } from "../nodes/node_admin.ts";
+import type { NodeAdmin, NodeLimits } from "../nodes/node_admin.ts";
 import { estimateKeys } from "../cluster/key_counts.ts";
 import {
   allNodes,
@@ -37,6 +37,8 @@ import {
   throwIfRecovering,
 } from "../replication/rejoin.ts";
 import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
+import { refuseUnjoinable } from "./join_check.ts";
+import { refuseSmallerLimits } from "./limits_check.ts";
 import { toleratedOf } from "../replication/quorum.ts";
 
 /** What a {@link Rebalancer} needs. */
@@ -53,6 +55,8 @@ export interface RebalancerDeps {
   autoRun?: boolean;
   /** `/internal/accept`, for syncing the survivors of a node removed with force. */
   accept?: MoveOptions["accept"];
+  /** This proxy's key and value limits: a node added with smaller ones is refused. */
+  limits?: NodeLimits;
 }
 
 /** What one {@link Rebalancer.step} did. */
@@ -138,7 +142,19 @@ export class Rebalancer {
     const node = nodeInfo(health, url, weight);
     await refuseWhileRecovering(this.deps.admin, map, `add node ${url}`);
     const total = await this.#totalCopies(topology);
-    return await this.#begin(planAdd(map, node, this.#now(), total));
+    const next = planAdd(map, node, this.#now(), total); // a duplicate is 409 before this
+    refuseUnjoinable(url, health, await this.#storedMap(url), map);
+    if (this.deps.limits) refuseSmallerLimits(url, health.limits, this.deps.limits);
+    return await this.#begin(next);
+  }
+
+  /** The map a joining node holds, its errors worded like those of its /health. */
+  async #storedMap(url: string): Promise<ClusterMap | null> {
+    return await this.deps.admin.getMap(url).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      const code = err.code === "bad_gateway" ? "bad_gateway" : "node_unavailable";
+      throw new RingkvError(code, `Cannot add node ${url}: ${err.message}`);
+    });
   }
 
   /**
@@ -221,6 +237,7 @@ export class Rebalancer {
         onPlaced: (n) => (progress.movedKeys += n),
       });
       next = toCleanup(map, progress.movedKeys);
+      this.lastError = null; // every range copied: why an earlier run stopped no longer holds
     } else {
       await dropMoves(map, options);
       next = toStable(map);

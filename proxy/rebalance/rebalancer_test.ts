@@ -10,7 +10,7 @@ import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../../node/engine/open_engine.ts";
 import { ClusterState } from "../cluster/map_view.ts";
 import { createMemoryMapStore, type MapStore } from "../cluster/map_store.ts";
-import { initialMap } from "../cluster/map_transitions.ts";
+import { initialMap, planRemove, toCleanup } from "../cluster/map_transitions.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import { Rebalancer } from "./rebalancer.ts";
@@ -246,4 +246,114 @@ Deno.test("adding a node that refuses the cluster secret is refused (409) and th
   assertEquals(err.code, "conflict");
   assertEquals(p.state.current().map, s.map);
   assertEquals(await p.admin.getMap("http://a.test"), s.map);
+});
+
+Deno.test("adding a live node of another cluster is refused (409): neither cluster changes", async () => {
+  const s = await setup(["a", "b", "c", "x"], 10);
+  // "x" serves a one-node cluster of its own, under the same secret, with a key of ours.
+  const theirs = initialMap([s.nodes.info("x")], 1, VNODES);
+  await s.p.admin.putMap("http://x.test", theirs);
+  const x = s.nodes.engines.get("x")!;
+  const value = new TextEncoder().encode("theirs");
+  await x.write([{ op: "put", key: s.keys[1]!, value, contentType: "text/plain" }]);
+  const owner = s.nodes.engines.get(s.before.get(s.keys[1]!)![0]!.node)!;
+  const ours = (await owner.get(s.keys[1]!))?.version;
+  const err = await assertRejects(
+    () => s.p.rebalancer.startAdd("http://x.test", 1),
+    RingkvError,
+    "Cannot add node http://x.test: it is a member of a cluster (its map: epoch 1, nodes x)",
+  );
+  assertEquals(err.code, "conflict");
+  assertEquals(s.p.state.current().map, s.map);
+  assertEquals(await s.p.admin.getMap("http://x.test"), theirs);
+  assertEquals(await s.p.admin.getMap("http://a.test"), s.map);
+  assertEquals((await owner.get(s.keys[1]!))?.version, ours);
+  assertEquals(new TextDecoder().decode((await x.get(s.keys[1]!))?.value ?? undefined), "theirs");
+});
+
+Deno.test("a drained node joins again; one that still holds keys is refused (409)", async () => {
+  const s = await setup(["a", "b", "c", "d"], 300);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  await finish(s.p.rebalancer);
+  await s.p.rebalancer.startRemove("d");
+  await finish(s.p.rebalancer);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  await finish(s.p.rebalancer);
+  assertEquals(s.p.state.current().map.nodes.map((n) => n.id), ["a", "b", "c", "d"]);
+  await assertPlaced(s, s.p.state.current().map);
+  // A fresh node that was given keys (an import, a stray client) would mix them in.
+  const nodes = await startNodes(["e"]);
+  const value = new TextEncoder().encode("stray");
+  await nodes.engines.get("e")!.write([{ op: "put", key: "k", value, contentType: "text/plain" }]);
+  const fetch = overRequests((req) =>
+    new URL(req.url).host === "e.test" ? nodes.fetch(req.url, req) : s.nodes.fetch(req.url, req)
+  );
+  const p = await proxy({ ...s.nodes, fetch }, s.p.state.current().map);
+  const err = await assertRejects(
+    () => p.rebalancer.startAdd("http://e.test", 1),
+    RingkvError,
+    "Cannot add node http://e.test: it holds 1 key(s)",
+  );
+  assertEquals(err.code, "conflict");
+});
+
+Deno.test("adding a node drained from another cluster is refused (409): this proxy keeps its map", async () => {
+  const s = await setup(["a", "b", "c", "x"], 10);
+  // "x" left a cluster of its own (same secret) at a higher epoch than ours: pushed our next
+  // map, it answered with its own, which this proxy adopted and then served (found by QA).
+  const theirs = { ...initialMap([s.nodes.info("x"), s.nodes.info("y")], 2, VNODES), epoch: 5 };
+  const drained = toCleanup(planRemove(theirs, "x", 1, 0, false, true), 0);
+  await s.p.admin.putMap("http://x.test", drained);
+  const err = await assertRejects(
+    () => s.p.rebalancer.startAdd("http://x.test", 1),
+    RingkvError,
+    "Cannot add node http://x.test: it was drained from another cluster (its map: epoch 7",
+  );
+  assertEquals(err.code, "conflict");
+  assertEquals(s.p.state.current().map, s.map);
+  assertEquals(await s.p.admin.getMap("http://a.test"), s.map);
+  assertEquals(await s.p.admin.getMap("http://x.test"), drained);
+});
+
+Deno.test("a rebalancing's error is gone once a retry has copied every range", async () => {
+  const s = await setup(["a", "b", "c", "d"], 300);
+  s.nodes.hooks.fail = (req) => req.url.startsWith("http://d.test/internal/ingest");
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  await s.p.rebalancer.run();
+  const paused = s.p.rebalancer.lastError;
+  assert(paused?.includes("http://d.test"), String(paused));
+  // d is back: GET /cluster showed the old error through the retried copy and the cleanup.
+  s.nodes.hooks.fail = () => false;
+  const seen: (string | null)[] = [];
+  s.p.state.onChange((map) => {
+    if (map.rebalancing?.phase === "cleanup") seen.push(s.p.rebalancer.lastError);
+  });
+  await s.p.rebalancer.run();
+  assertEquals([seen, s.p.rebalancer.lastError, s.p.state.current().map.rebalancing], [
+    [null],
+    null,
+    null,
+  ]);
+});
+
+Deno.test("adding a node that takes smaller values than the proxy is refused (409) and the map stays", async () => {
+  const s = await setup(["a", "b", "c"], 10);
+  const limits = { ...DEFAULT_LIMITS, maxValueBytes: 1000 };
+  const engine = await openEngine({ disk: createFakeDisk(), id: "d", limits });
+  const small = createNodeApp({ engine, limits, clusterSecret: SECRET });
+  const fetch = overRequests((req) =>
+    new URL(req.url).host === "d.test" ? small.fetch(req) : s.nodes.fetch(req.url, req)
+  );
+  const admin = new NodeAdmin({ fetch, timeoutMs: 5000, clusterSecret: SECRET });
+  const state = await ClusterState.open(s.map, { store: createMemoryMapStore(), admin });
+  const rebalancer = new Rebalancer({ state, admin, autoRun: false, limits: DEFAULT_LIMITS });
+  // Added, the copy of a value over 1000 bytes would be refused (413) at every retry.
+  const err = await assertRejects(
+    () => rebalancer.startAdd("http://d.test", 1),
+    RingkvError,
+    "Cannot add node http://d.test: it takes values up to 1000 bytes and this proxy 1048576",
+  );
+  assertEquals(err.code, "conflict");
+  assertEquals(state.current().map, s.map);
+  assertEquals(await admin.getMap("http://a.test"), s.map);
 });

@@ -440,13 +440,11 @@ export class Replicated {
   ): Promise<Gathered<WireVote>> {
     return this.#accept(r, r.owners, need, entry, answers).catch((err) => {
       if (!(err instanceof StaleEpochError)) throw err;
-      throw mayHaveApplied(op, r, need, {
-        good: [],
-        bad: [],
-        errors: [err],
-        skipped: [],
-        ok: false,
-      });
+      // The gather stopped at the refusal: how many replicas took the accept is not known.
+      throw new RingkvError(
+        "node_unavailable",
+        `Cannot confirm the ${op.op} of key "${op.key}": the cluster map changed during its accept (${err.message}), so some replicas may hold it. The write may have taken effect; retry it.`,
+      );
     });
   }
 

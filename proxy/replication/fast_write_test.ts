@@ -288,6 +288,20 @@ Deno.test("a fast accept partly stored whose recovery meets a newer map answers 
   assertMatch(err.message, /may have taken effect/);
 });
 
+Deno.test("an accept cut short by a newer map says the write may have taken effect, not that no replica took it", async () => {
+  const { nodes, rep } = setup(false);
+  nodes.fault("n2", "accept", "stale");
+  nodes.fault("n3", "accept", "stale");
+  const err = await assertRejects(() => rep.run(replicas(), put("v1")), RingkvError);
+  assert(!(err instanceof StaleEpochError), "n1 holds it: a retry could apply it twice");
+  assertEquals(nodes.slot("n1", "k").entry?.v, btoa("v1"));
+  assertEquals(err.code, "node_unavailable");
+  assertMatch(
+    err.message,
+    /^Cannot confirm the put of key "k": the cluster map changed during its accept \(.*epoch 99.*\), so some replicas may hold it\. The write may have taken effect; retry it\.$/,
+  );
+});
+
 Deno.test("after 19 fast writes the writer id is 32 characters long and the next write is a full round", async () => {
   const { nodes, rep } = setup();
   let last: BatchResult = await rep.run(replicas(), put("v0"));

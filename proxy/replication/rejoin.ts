@@ -127,6 +127,15 @@ export class Rejoin {
   async #confirm(known: NodeInfo, incarnation: string): Promise<void> {
     const health = await this.deps.admin.health(known.url);
     if (health.id === known.id && health.incarnation === incarnation) return;
+    if (health.id !== known.id) {
+      // Its incarnations would read as equal or as a wipe; the id says what is wrong.
+      throw new RingkvError(
+        "conflict",
+        `Cannot record incarnation ${incarnation} of node ${known.id}: ${known.url} answers as ` +
+          `node ${health.id}, not ${known.id} (a node started on another node's --data or ` +
+          `port); start node ${known.id} there, on its own data directory`,
+      );
+    }
     throw new RingkvError(
       "conflict",
       `Cannot record incarnation ${incarnation} of node ${known.id}: ${known.url} answers as ` +

@@ -413,6 +413,34 @@ Deno.test("Rejoin aborts unless the node answers the incarnation it is about to 
   }
 });
 
+Deno.test("Rejoin names the node a URL answers as when another node's directory runs there", async () => {
+  const cluster = await replicated();
+  try {
+    await putAll(cluster, "v1");
+    // n2's directory started at n3's port (found by QA: the error read "on incarnation X, not X").
+    const n2 = cluster.nodes.get("n2")!.engine.incarnation;
+    const swapped = overRequests(async (req) => {
+      const res = await cluster.fetch(req.url, req);
+      if (req.url !== "http://n3.test/health") return res;
+      return Response.json({ ...await res.json(), id: "n2", incarnation: n2 });
+    });
+    const admin = new NodeAdmin({ fetch: swapped, timeoutMs: 5000, clusterSecret: "s3cret" });
+    const writer = maps(cluster);
+    const rejoin = new Rejoin({ admin, maps: writer, retryMs: 0 });
+    assertEquals(await rejoin.start("n3", n2), false);
+    assertEquals(
+      rejoin.lastError.get("n3"),
+      `Cannot record incarnation ${n2} of node n3: http://n3.test answers as node n2, not n3 ` +
+        "(a node started on another node's --data or port); start node n3 there, on its own " +
+        "data directory",
+    );
+    assertEquals(cluster.topology.topo.map.epoch, 1);
+    assertEquals(writer.pushed, []);
+  } finally {
+    await cluster.close();
+  }
+});
+
 Deno.test("Rejoin retries a map push that too few nodes took, and logs it", async () => {
   const cluster = await replicated();
   try {

@@ -1,0 +1,78 @@
+/**
+ * Whether a node may join: only an empty one that is no member of a cluster, like Redis
+ * Cluster's "Node is not empty" and etcd's cluster-id check. A live node of another cluster
+ * that shares the secret would otherwise bring that cluster's keys into this one (its
+ * values, newer by the clock, replacing acknowledged ones) and take this cluster's map back
+ * to the other cluster's proxies.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assertThrows } from "@std/assert";
+ * import { refuseUnjoinable } from "./join_check.ts";
+ * const url = "http://10.0.0.4:7001";
+ * const ours = { epoch: 1, replicas: 1, vnodes: 8, nodes: [], rebalancing: null };
+ * refuseUnjoinable(url, { id: "n4", keys: 0 }, null, ours); // a fresh node: fine
+ * assertThrows(() => refuseUnjoinable(url, { id: "n4", keys: 3 }, null, ours));
+ * ```
+ */
+import { RingkvError } from "../../shared/errors.ts";
+import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
+import type { NodeHealth } from "../nodes/node_admin.ts";
+import { allNodes } from "../cluster/map_transitions.ts";
+
+const EMPTY_DIR =
+  "start it on a new, empty --data directory (or wipe its directory) and add it again";
+
+/**
+ * Throws 409 `conflict` when the node at `url` holds keys, a map that counts it as a member
+ * (not leaving), or the map of another cluster; `nodeMap` is its stored map (null: none),
+ * `ours` this cluster's. A node this cluster removed has dropped its keys and holds the map
+ * of its own removal, so it may join again.
+ */
+export function refuseUnjoinable(
+  url: string,
+  health: Pick<NodeHealth, "id" | "keys">,
+  nodeMap: ClusterMap | null,
+  ours: ClusterMap,
+): void {
+  const rb = nodeMap?.rebalancing;
+  const leaving = rb?.kind === "remove" && rb.nodeId === health.id;
+  const member = nodeMap !== null && !leaving &&
+    allNodes(nodeMap).some((n) => n.id === health.id);
+  if (member) {
+    const ids = allNodes(nodeMap).map((n) => n.id).join(", ");
+    throw new RingkvError(
+      "conflict",
+      `Cannot add node ${url}: it is a member of a cluster (its map: epoch ${nodeMap.epoch}, nodes ${ids}); ${EMPTY_DIR}`,
+    );
+  }
+  if (nodeMap !== null && !ofThisCluster(nodeMap, ours, health.id)) {
+    // Pushed our next map, it would answer with its newer one, which this proxy would adopt.
+    const ids = allNodes(nodeMap).map((n) => n.id).join(", ");
+    throw new RingkvError(
+      "conflict",
+      `Cannot add node ${url}: it was drained from another cluster (its map: epoch ${nodeMap.epoch}, nodes ${ids}; this cluster's: epoch ${ours.epoch}); ${EMPTY_DIR}`,
+    );
+  }
+  if (health.keys > 0) {
+    throw new RingkvError(
+      "conflict",
+      `Cannot add node ${url}: it holds ${health.keys} key(s), which would mix into this cluster; ${EMPTY_DIR}`,
+    );
+  }
+}
+
+/**
+ * Whether a drained node's map is one of this cluster's: no newer than ours, and naming one
+ * of our nodes (same id and URL, same incarnation where both record one) besides the node.
+ */
+function ofThisCluster(nodeMap: ClusterMap, ours: ClusterMap, id: string): boolean {
+  if (nodeMap.epoch > ours.epoch) return false;
+  const same = (a: NodeInfo, b: NodeInfo) =>
+    a.id === b.id && a.url === b.url &&
+    (a.incarnation === undefined || b.incarnation === undefined ||
+      a.incarnation === b.incarnation);
+  const mine = allNodes(ours);
+  return allNodes(nodeMap).some((n) => n.id !== id && mine.some((o) => same(n, o)));
+}
