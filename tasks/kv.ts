@@ -285,7 +285,10 @@ async function run(f: Flags, t: Target): Promise<void> {
 }
 
 async function adminToken(given: string | undefined): Promise<string | undefined> {
-  if (given) return given;
+  if (given) {
+    checkToken("--token (or RINGKV_ADMIN_TOKEN)", given);
+    return given;
+  }
   let token: string;
   try {
     token = (await Deno.readTextFile("./data/admin-token")).trim();
@@ -298,6 +301,12 @@ async function adminToken(given: string | undefined): Promise<string | undefined
   // A hand-edited file: say so rather than let every admin call answer 401.
   checkToken("the admin token in ./data/admin-token", token);
   return token;
+}
+
+/** The client token, checked as the proxy checks its own: a usage error, not a 401 per call. */
+function clientToken(given: string | undefined): string | undefined {
+  if (given) checkToken("--client-token (or RINGKV_CLIENT_TOKEN)", given);
+  return given;
 }
 
 async function main(): Promise<number> {
@@ -314,7 +323,7 @@ async function main(): Promise<number> {
     const target: Target = {
       url: f.values.url.replace(/\/+$/, ""),
       adminToken: await adminToken(f.values.token),
-      clientToken: f.values.clientToken,
+      clientToken: clientToken(f.values.clientToken),
       timeoutMs: f.values.timeoutMs,
     };
     await run(f, target);

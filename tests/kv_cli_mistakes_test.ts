@@ -19,3 +19,26 @@ Deno.test("deno task kv refuses a --url that is not http(s) and --timeout-ms 0 w
     assertMatch(r.stderr, message);
   }
 });
+
+Deno.test("deno task kv refuses a token no Bearer header can carry with exit 2, before any call", async () => {
+  // Port 9 (discard) is never a proxy: a token let through would end in "Cannot reach" (exit 4).
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [
+      ["--client-token", "a b"],
+      {},
+      /^Cannot use --client-token \(or RINGKV_CLIENT_TOKEN\): it contains/,
+    ],
+    [[], { RINGKV_CLIENT_TOKEN: "tok\u00e9n" }, /^Cannot use --client-token .*: it contains/],
+    [["--token", "x y"], {}, /^Cannot use --token \(or RINGKV_ADMIN_TOKEN\): it contains/],
+  ];
+  for (const [flags, env, message] of cases) {
+    const r = await runToEnd({
+      script: KV,
+      args: ["get", "k", "--url", "http://127.0.0.1:9", ...flags],
+      env,
+      timeoutMs: 60_000,
+    });
+    assertEquals(r.code, 2, r.stderr);
+    assertMatch(r.stderr, message);
+  }
+});
