@@ -515,6 +515,12 @@ export class Replicated {
     return top;
   }
 
+  /**
+   * Copies an accepted write to the nodes taking its key over. When that fails the answer says
+   * "may have", not "has": the majority that accepted it may not meet the next map's read
+   * quorum until the rebalancing or a hint copies it (found by QA: a GET right after such a
+   * 503 read the value before it).
+   */
   async #copyToJoining(r: Replicas, op: BatchOp, entry: WireEntry): Promise<void> {
     if (r.joining.length === 0) return;
     try {
@@ -523,7 +529,7 @@ export class Replicated {
       if (!(err instanceof RingkvError)) throw err;
       throw new RingkvError(
         "node_unavailable",
-        `Cannot confirm the ${op.op} of key "${op.key}": a majority accepted version ${entry.ver} but copying it to a node that takes the key over in the rebalancing under way failed: ${err.message}. The write has taken effect.`,
+        `Cannot confirm the ${op.op} of key "${op.key}": a majority accepted version ${entry.ver} but copying it to a node that takes the key over in the rebalancing under way failed: ${err.message}. The write may have taken effect: until the rebalancing copies it, a read under the new map may not show it; read the key, then retry it if needed.`,
       );
     }
   }

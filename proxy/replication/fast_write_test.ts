@@ -499,3 +499,14 @@ Deno.test("a key whose TTL ends within the margin takes the full round: a recove
   assert(await prepared(short, withTtl("v4", 30_000)));
   assertEquals([await prepared(short, put("v5")), short.fast.expiring], [false, 0]);
 });
+
+Deno.test("a write whose copy to the node taking its key over fails answers 503 'may have taken effect', never 'has'", async () => {
+  const nodes = new FakeAcceptors(IDS);
+  const refused = new RingkvError("stale_epoch", "the node holds the map of epoch 3");
+  const rep = proposerOver(nodes, { ingest: () => Promise.reject(refused) });
+  const moving = { ...replicas(2), joining: [{ id: "n4", url: "http://n4.test" }] };
+  const err = await assertRejects(() => rep.run(moving, put("v1")), RingkvError);
+  assertEquals(err.code, "node_unavailable");
+  assertMatch(err.message, /a majority accepted version .* The write may have taken effect/);
+  assert(!/has taken effect/.test(err.message), err.message);
+});
