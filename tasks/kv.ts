@@ -35,7 +35,7 @@ const SPEC = {
   token: { type: "string", env: "RINGKV_ADMIN_TOKEN", help: "admin token", secret: true },
   clientToken: { type: "string", help: "client token of /kv, if the proxy needs one" },
   prefix: { type: "string", default: "", help: "ls: only keys starting with it" },
-  weight: { type: "int", default: 1, help: "add: the node's weight" },
+  weight: { type: "string", default: "1", help: "add: the node's weight (> 0, <= 100)" },
   ifMatch: { type: "string", help: "put, del: only if the key has this version" },
   ifNoneMatch: { type: "bool", default: false, help: "put: only if the key does not exist" },
   contentType: { type: "string", help: "put: the value's Content-Type" },
@@ -269,7 +269,10 @@ async function run(f: Flags, t: Target): Promise<void> {
       return await status(t);
     case "add": {
       const url = args(1, "a node URL")[0]!;
-      return await change(t, f, "POST", "/cluster/nodes", { url, weight: f.values.weight });
+      return await change(t, f, "POST", "/cluster/nodes", {
+        url,
+        weight: weightOf(f.values.weight),
+      });
     }
     case "remove": {
       const id = args(1, "a node ID")[0]!;
@@ -282,6 +285,18 @@ async function run(f: Flags, t: Target): Promise<void> {
       throw new CliError(EXIT.usage, `Unknown command "${command ?? ""}"${hint} (see --help)`);
     }
   }
+}
+
+/** `--weight` as the admin API takes it: a number > 0 and <= 100, fractions too. */
+function weightOf(text: string): number {
+  const weight = Number(text);
+  if (text.trim() === "" || !(weight > 0 && weight <= 100)) {
+    throw new CliError(
+      EXIT.usage,
+      `Cannot use --weight ${text}: it must be a number > 0 and <= 100`,
+    );
+  }
+  return weight;
 }
 
 async function adminToken(given: string | undefined): Promise<string | undefined> {

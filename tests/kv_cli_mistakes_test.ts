@@ -42,3 +42,22 @@ Deno.test("deno task kv refuses a token no Bearer header can carry with exit 2, 
     assertMatch(r.stderr, message);
   }
 });
+
+Deno.test("deno task kv add takes a fractional --weight as the admin API does, and refuses one out of range with exit 2", async () => {
+  const run = (weight: string) =>
+    runToEnd({
+      script: KV,
+      args: ["add", "http://127.0.0.1:9", "--weight", weight, "--url", "http://127.0.0.1:9"],
+      env: { RINGKV_ADMIN_TOKEN: "t0ken" },
+      timeoutMs: 60_000,
+    });
+  for (const weight of ["0", "-1", "abc", "101", ""]) {
+    const r = await run(weight);
+    assertEquals(r.code, 2, r.stderr);
+    assertMatch(r.stderr, /^Cannot use --weight .*: it must be a number > 0 and <= 100/);
+  }
+  // 1.5 passes the check and goes out: port 9 is no proxy, so it cannot be reached (exit 4).
+  const fractional = await run("1.5");
+  assertEquals(fractional.code, 4, fractional.stderr);
+  assertMatch(fractional.stderr, /^Cannot reach http:\/\/127\.0\.0\.1:9/);
+});
