@@ -132,10 +132,9 @@ export class ClusterState implements TopologySource {
     return false;
   }
 
-  /** Whether `map`, held by node `url`, is newer and another cluster's; notes it if so. */
+  /** Whether `map`, held by node `url`, is another cluster's; notes it if so. */
   #foreign(map: ClusterMap, url: string): boolean {
-    const ours = this.#topology.map;
-    if (map.epoch <= ours.epoch || sameCluster(ours, map)) return false;
+    if (sameCluster(this.#topology.map, map)) return false;
     const message = foreignMapMessage(url, map);
     this.nodeErrors.set(url, message);
     this.deps.log?.({ level: "warn", msg: "cluster map of another cluster ignored", url, message });
@@ -156,14 +155,14 @@ export class ClusterState implements TopologySource {
         return null;
       }
     }));
+    // Another cluster's map is neither adopted nor overwritten with ours (which would make
+    // that node, with that cluster's keys, look like one of ours that was behind).
+    const ours = maps.map((map, i) => map !== null && !this.#foreign(map, urls[i]!) ? map : null);
     let best: ClusterMap | null = null;
-    for (const [i, map] of maps.entries()) {
-      if (map === null || this.#foreign(map, urls[i]!)) continue;
-      if (map.epoch > (best?.epoch ?? 0)) best = map;
-    }
+    for (const map of ours) if (map !== null && map.epoch > (best?.epoch ?? 0)) best = map;
     if (best !== null) await this.install(best, "poll");
     const epoch = this.#topology.map.epoch;
-    await this.#catchUp(urls.filter((_, i) => maps[i] !== null && maps[i]!.epoch < epoch));
+    await this.#catchUp(urls.filter((_, i) => ours[i] !== null && ours[i]!.epoch < epoch));
   }
 
   /** Pushes the current map to nodes that hold an older one (e.g. back after being down). */

@@ -108,3 +108,18 @@ Deno.test("a node holding another cluster's newer map is not followed by poll, r
   assert(state.nodeErrors.get("http://c.test")!.includes("another cluster's (epoch 67"));
   assertEquals(maps.get("c.test"), theirs);
 });
+
+Deno.test("poll does not write our map over another cluster's older one, and catches ours up", async () => {
+  // Found by QA: c restarted on the directory of another cluster's c (at epoch 1); the poll
+  // pushed it our map, and the rejoin then made it a voter with that cluster's keys.
+  const { fetch, nodes, maps } = mapNodes(["a", "b", "c", "z"]);
+  const ours = { ...initialMap(nodes.slice(0, 3), 1, 16), epoch: 5 };
+  const theirs = initialMap([{ ...nodes[3]!, id: "c" }], 1, 16);
+  const behind = { ...initialMap(nodes.slice(0, 3), 1, 16), epoch: 4 };
+  const { state } = await open(ours, fetch);
+  maps.set("a.test", behind);
+  maps.set("c.test", theirs);
+  await state.poll();
+  assertEquals([maps.get("a.test"), maps.get("c.test")], [ours, theirs]);
+  assert(state.nodeErrors.get("http://c.test")!.includes("another cluster's (epoch 1"));
+});
