@@ -204,6 +204,9 @@ export class ClusterState implements TopologySource {
     let wait = this.deps.backoffMs ?? 100;
     for (let attempt = 1;; attempt++) {
       try {
+        // A node on another cluster's directory would take ours, then pass for a wiped one.
+        const held = await this.deps.admin.getMap(url);
+        if (held !== null && this.#foreign(held, url)) return this.nodeErrors.get(url)!;
         const result = await this.deps.admin.putMap(url, map);
         if (!result.stored) {
           if (this.#foreign(result.map, url)) return this.nodeErrors.get(url)!;

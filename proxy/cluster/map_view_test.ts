@@ -122,4 +122,8 @@ Deno.test("poll does not write our map over another cluster's older one, and cat
   await state.poll();
   assertEquals([maps.get("a.test"), maps.get("c.test")], [ours, theirs]);
   assert(state.nodeErrors.get("http://c.test")!.includes("another cluster's (epoch 1"));
+  // Nor does a push (a membership change made meanwhile): c would then pass for a wiped node.
+  const report = await state.push(ours);
+  assertEquals([report.failed.map((f) => f.url), maps.get("c.test")], [["http://c.test"], theirs]);
+  assertEquals(maps.get("b.test"), ours);
 });
