@@ -27,6 +27,7 @@ import type { Topology, TopologySource } from "./topology.ts";
 import type { MapStore } from "./map_store.ts";
 import type { NodeAdmin } from "../nodes/node_admin.ts";
 import { allNodes } from "./map_transitions.ts";
+import { foreignMapMessage, sameCluster } from "./map_lineage.ts";
 import { RingkvError } from "../../shared/errors.ts";
 
 /** What a {@link ClusterState} needs. */
@@ -122,7 +123,22 @@ export class ClusterState implements TopologySource {
   /** A node said our epoch is stale: load its map and adopt it if newer. */
   async refreshFrom(nodeUrl: string): Promise<void> {
     const map = await this.deps.admin.getMap(nodeUrl);
-    if (map !== null) await this.install(map, nodeUrl);
+    if (map !== null) await this.#adopt(map, nodeUrl);
+  }
+
+  /** Installs a newer map a node holds unless it is another cluster's (noted, and logged). */
+  async #adopt(map: ClusterMap, url: string): Promise<boolean> {
+    if (!this.#foreign(map, url)) return await this.install(map, url);
+    return false;
+  }
+
+  /** Whether `map`, held by node `url`, is another cluster's; notes it if so. */
+  #foreign(map: ClusterMap, url: string): boolean {
+    if (sameCluster(this.#topology.map, map)) return false;
+    const message = foreignMapMessage(url, map);
+    this.nodeErrors.set(url, message);
+    this.deps.log?.({ level: "warn", msg: "cluster map of another cluster ignored", url, message });
+    return true;
   }
 
   /** Reads every node's map and adopts the highest epoch; unreachable nodes are noted. */
@@ -139,11 +155,14 @@ export class ClusterState implements TopologySource {
         return null;
       }
     }));
+    // Another cluster's map is neither adopted nor overwritten with ours (which would make
+    // that node, with that cluster's keys, look like one of ours that was behind).
+    const ours = maps.map((map, i) => map !== null && !this.#foreign(map, urls[i]!) ? map : null);
     let best: ClusterMap | null = null;
-    for (const map of maps) if (map !== null && map.epoch > (best?.epoch ?? 0)) best = map;
+    for (const map of ours) if (map !== null && map.epoch > (best?.epoch ?? 0)) best = map;
     if (best !== null) await this.install(best, "poll");
     const epoch = this.#topology.map.epoch;
-    await this.#catchUp(urls.filter((_, i) => maps[i] !== null && maps[i]!.epoch < epoch));
+    await this.#catchUp(urls.filter((_, i) => ours[i] !== null && ours[i]!.epoch < epoch));
   }
 
   /** Pushes the current map to nodes that hold an older one (e.g. back after being down). */
@@ -152,7 +171,7 @@ export class ClusterState implements TopologySource {
     await Promise.all(urls.map(async (url) => {
       try {
         const result = await this.deps.admin.putMap(url, current);
-        if (!result.stored) return void await this.install(result.map, url);
+        if (!result.stored) return void await this.#adopt(result.map, url);
         this.deps.log?.({ msg: "map pushed to a node that was behind", url, epoch: current.epoch });
       } catch (err) {
         if (!(err instanceof RingkvError)) throw err;
@@ -185,8 +204,12 @@ export class ClusterState implements TopologySource {
     let wait = this.deps.backoffMs ?? 100;
     for (let attempt = 1;; attempt++) {
       try {
+        // A node on another cluster's directory would take ours, then pass for a wiped one.
+        const held = await this.deps.admin.getMap(url);
+        if (held !== null && this.#foreign(held, url)) return this.nodeErrors.get(url)!;
         const result = await this.deps.admin.putMap(url, map);
         if (!result.stored) {
+          if (this.#foreign(result.map, url)) return this.nodeErrors.get(url)!;
           report.superseded = true;
           await this.install(result.map, url);
         }

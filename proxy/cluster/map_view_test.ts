@@ -88,3 +88,42 @@ Deno.test("a push retries an unreachable node a bounded number of times and repo
   assertEquals((await state.push(state.current().map)).failed, []);
   assertEquals(state.nodeErrors.size, 0);
 });
+
+Deno.test("a node holding another cluster's newer map is not followed by poll, refresh or push", async () => {
+  // Found by QA: n3 restarted on the directory of another cluster's n3 (one node, at another
+  // URL, epoch 67); the proxy adopted that map and served the other cluster.
+  const { fetch, nodes, maps } = mapNodes(["a", "b", "c", "z"]);
+  const ours = initialMap(nodes.slice(0, 3), 1, 16);
+  const theirs = { ...initialMap([{ ...nodes[3]!, id: "c" }], 1, 16), epoch: 67 };
+  const { state, store } = await open(ours, fetch);
+  maps.set("c.test", theirs);
+  await state.poll();
+  await state.refreshFrom("http://c.test");
+  assert(await state.install({ ...ours, epoch: 2 }, "test"));
+  const report = await state.push(state.current().map);
+  assertEquals(state.current().map.epoch, 2); // our own next map, taken by a and b
+  assertEquals(report.superseded, false);
+  assertEquals(report.failed.map((f) => f.url), ["http://c.test"]);
+  assertEquals((await store.load())!.epoch, 2);
+  assert(state.nodeErrors.get("http://c.test")!.includes("another cluster's (epoch 67"));
+  assertEquals(maps.get("c.test"), theirs);
+});
+
+Deno.test("poll does not write our map over another cluster's older one, and catches ours up", async () => {
+  // Found by QA: c restarted on the directory of another cluster's c (at epoch 1); the poll
+  // pushed it our map, and the rejoin then made it a voter with that cluster's keys.
+  const { fetch, nodes, maps } = mapNodes(["a", "b", "c", "z"]);
+  const ours = { ...initialMap(nodes.slice(0, 3), 1, 16), epoch: 5 };
+  const theirs = initialMap([{ ...nodes[3]!, id: "c" }], 1, 16);
+  const behind = { ...initialMap(nodes.slice(0, 3), 1, 16), epoch: 4 };
+  const { state } = await open(ours, fetch);
+  maps.set("a.test", behind);
+  maps.set("c.test", theirs);
+  await state.poll();
+  assertEquals([maps.get("a.test"), maps.get("c.test")], [ours, theirs]);
+  assert(state.nodeErrors.get("http://c.test")!.includes("another cluster's (epoch 1"));
+  // Nor does a push (a membership change made meanwhile): c would then pass for a wiped node.
+  const report = await state.push(ours);
+  assertEquals([report.failed.map((f) => f.url), maps.get("c.test")], [["http://c.test"], theirs]);
+  assertEquals(maps.get("b.test"), ours);
+});

@@ -15,6 +15,7 @@ import type { Range } from "../../shared/ring.ts";
 import type { ClusterMap, NodeInfo, WireEntry } from "../../shared/wire.ts";
 import { groupsOf } from "./anti_entropy.ts";
 import { withIncarnation } from "../cluster/map_transitions.ts";
+import { foreignMapMessage, sameCluster } from "../cluster/map_lineage.ts";
 import type { NodeAdmin } from "../nodes/node_admin.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 import { toleratedOf } from "./quorum.ts";
@@ -105,6 +106,7 @@ export class Rejoin {
     }
     // The caller's probe may be stale: record only the directory the node runs on now.
     await this.#confirm(known, incarnation);
+    await this.#ofThisCluster(map, known);
     if (known.incarnation !== undefined) {
       if (map.replicas <= 1) this.#lost(id, known.incarnation, incarnation);
       else await this.#catchUp(topo, { id, url: known.url });
@@ -121,6 +123,16 @@ export class Rejoin {
       epoch: next.epoch,
     });
     return true;
+  }
+
+  /**
+   * Throws when node `known` holds another cluster's map: its directory is that cluster's,
+   * with its keys, not a wiped one of ours (found by QA: such a node was made a voter).
+   */
+  async #ofThisCluster(map: ClusterMap, known: NodeInfo): Promise<void> {
+    const held = await this.deps.admin.getMap(known.url);
+    if (held === null || sameCluster(map, held)) return;
+    throw new RingkvError("conflict", foreignMapMessage(known.url, held));
   }
 
   /** Throws unless node `known` answers on data directory `incarnation`. */

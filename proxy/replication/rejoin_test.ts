@@ -441,6 +441,35 @@ Deno.test("Rejoin names the node a URL answers as when another node's directory 
   }
 });
 
+Deno.test("Rejoin refuses a node on another cluster's directory: it stays no voter", async () => {
+  const cluster = await replicated();
+  try {
+    await putAll(cluster, "v1");
+    // n3 restarted on the directory of another cluster's n3 (found by QA).
+    const fresh = await wipe(cluster, "n3");
+    const theirs = {
+      epoch: 1,
+      replicas: 1,
+      vnodes: 8,
+      rebalancing: null,
+      nodes: [{ id: "n3", url: "http://n3.other.test", weight: 1, incarnation: fresh }],
+    };
+    const admin = new NodeAdmin({ fetch: cluster.fetch, timeoutMs: 5000, clusterSecret: "s3cret" });
+    await admin.putMap("http://n3.test", theirs);
+    const writer = maps(cluster);
+    const rejoin = rejoinOf(cluster, writer);
+    assertEquals(await rejoin.start("n3", fresh), false);
+    assertMatch(
+      rejoin.lastError.get("n3")!,
+      /it is another cluster's \(epoch 1: n3 http:\/\/n3\.other\.test\)/,
+    );
+    assertEquals(cluster.topology.topo.map.epoch, 1);
+    assertEquals(writer.pushed, []);
+  } finally {
+    await cluster.close();
+  }
+});
+
 Deno.test("Rejoin retries a map push that too few nodes took, and logs it", async () => {
   const cluster = await replicated();
   try {
