@@ -85,3 +85,8 @@ export function errorResponse(err: RingkvError, headers: HeadersInit = {}): Resp
     headers: { "content-type": "application/json", ...headers },
   });
 }
+
+/** `text` for an error message: cut past `max` characters, saying how long it was. */
+export function clipped(text: string, max = 64): string {
+  return text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text;
+}

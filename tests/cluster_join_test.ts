@@ -8,6 +8,9 @@ const PROXY = new URL("../proxy/main.ts", import.meta.url);
 const ENV = { RINGKV_CLUSTER_SECRET: "e2e-secret", RINGKV_ADMIN_TOKEN: "e2e-admin" };
 const ADMIN = { authorization: "Bearer e2e-admin" };
 
+/** A bound on each call: a hung proxy fails the test instead of hanging it. */
+const CALL_MS = 30_000;
+
 function start(script: URL, args: string[]): Promise<ServerProcess> {
   return spawnServer({ script, args: ["--port", "0", ...args], env: ENV });
 }
@@ -17,12 +20,13 @@ async function addNode(proxy: ServerProcess, url: string): Promise<[number, stri
     method: "POST",
     headers: ADMIN,
     body: JSON.stringify({ url }),
+    signal: AbortSignal.timeout(CALL_MS),
   });
   return [res.status, await res.text()];
 }
 
 async function read(proxy: ServerProcess, key: string): Promise<[number, string]> {
-  const res = await fetch(`${proxy.url}/kv/${key}`);
+  const res = await fetch(`${proxy.url}/kv/${key}`, { signal: AbortSignal.timeout(CALL_MS) });
   return [res.status, await res.text()];
 }
 
@@ -39,7 +43,11 @@ Deno.test("adding a live node of another cluster is 409; both clusters keep thei
     const pb = await start(PROXY, ["--data", join(dir, "pb"), "--nodes", b1.url]);
     running.push(pb);
     for (const [proxy, value] of [[pa, "from A"], [pb, "from B"]] as const) {
-      const res = await fetch(`${proxy.url}/kv/shared`, { method: "PUT", body: value });
+      const res = await fetch(`${proxy.url}/kv/shared`, {
+        method: "PUT",
+        body: value,
+        signal: AbortSignal.timeout(CALL_MS),
+      });
       assertEquals(res.status, 201, await res.text());
     }
     const [status, body] = await addNode(pa, b1.url);
@@ -48,7 +56,10 @@ Deno.test("adding a live node of another cluster is 409; both clusters keep thei
     assertEquals(await read(pa, "shared"), [200, "from A"]);
     assertEquals(await read(pb, "shared"), [200, "from B"]);
     for (const [proxy, ids] of [[pa, ["a1"]], [pb, ["b1"]]] as const) {
-      const view = await (await fetch(`${proxy.url}/cluster`, { headers: ADMIN })).json();
+      const view = await (await fetch(`${proxy.url}/cluster`, {
+        headers: ADMIN,
+        signal: AbortSignal.timeout(CALL_MS),
+      })).json();
       assertEquals([view.epoch, view.nodes.map((n: { id: string }) => n.id)], [1, ids]);
     }
     // An empty node joins as before.

@@ -21,20 +21,26 @@ import { allNodes } from "./map_transitions.ts";
 
 /**
  * Whether `theirs` continues `ours`: it names every node of ours (id and URL; incarnations may
- * have been recorded since), or one of them with the same incarnation where both record one.
+ * have been recorded since), or shares one node with ours ({@link sameNode}).
  */
 export function sameCluster(ours: ClusterMap, theirs: ClusterMap): boolean {
   const mine = allNodes(ours);
   const other = allNodes(theirs);
   const at = (a: NodeInfo, b: NodeInfo) => a.id === b.id && a.url === b.url;
   if (mine.every((o) => other.some((n) => at(o, n)))) return true;
-  return other.some((n) =>
-    mine.some((o) =>
-      at(o, n) &&
-      (o.incarnation === undefined || n.incarnation === undefined ||
-        o.incarnation === n.incarnation)
-    )
-  );
+  return other.some((n) => mine.some((o) => sameNode(o, n)));
+}
+
+/**
+ * Whether two maps' entries are one node: the same id and incarnation where both record one
+ * (a node restarted on its directory at another URL is still itself), else the same id and URL.
+ */
+export function sameNode(a: NodeInfo, b: NodeInfo): boolean {
+  if (a.id !== b.id) return false;
+  if (a.incarnation !== undefined && b.incarnation !== undefined) {
+    return a.incarnation === b.incarnation;
+  }
+  return a.url === b.url;
 }
 
 /** Why the map node `url` holds is not adopted, for `GET /cluster` and the log. */

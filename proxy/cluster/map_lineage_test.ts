@@ -1,7 +1,7 @@
 import { assert } from "@std/assert";
 import type { NodeInfo } from "../../shared/wire.ts";
 import { initialMap, planAdd, withIncarnation } from "./map_transitions.ts";
-import { sameCluster } from "./map_lineage.ts";
+import { sameCluster, sameNode } from "./map_lineage.ts";
 
 const node = (id: string, port: number, incarnation?: string): NodeInfo => ({
   id,
@@ -27,4 +27,12 @@ Deno.test("sameCluster() refuses another cluster's map, even naming a node with 
   // The same addresses, other directories (a cluster made again where one ran).
   const again = initialMap([node("n1", 1, "j1"), node("n2", 2, "j2")], 3, 8);
   assert(!sameCluster(ours, { ...again, epoch: 9 }));
+});
+
+Deno.test("sameNode(): one incarnation at another URL is the same node; without incarnations the URL decides", () => {
+  assert(sameNode(node("n1", 1, "i1"), node("n1", 2, "i1")));
+  assert(!sameNode(node("n1", 1, "i1"), node("n1", 1, "i2")));
+  assert(sameNode(node("n1", 1), node("n1", 1, "i1")));
+  assert(!sameNode(node("n1", 1), node("n1", 2)));
+  assert(!sameNode(node("n1", 1, "i1"), node("n2", 1, "i1")));
 });

@@ -14,7 +14,7 @@
 import { bearerRefusal } from "../../shared/bearer.ts";
 import { Hono } from "hono";
 import type { Context, Next } from "hono";
-import { errorResponse, RingkvError } from "../../shared/errors.ts";
+import { clipped, errorResponse, RingkvError } from "../../shared/errors.ts";
 import { parseNodeUrl } from "../../shared/node_url.ts";
 import { Ring } from "../../shared/ring.ts";
 import { isWriterId } from "../../shared/version.ts";
@@ -255,10 +255,9 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
     const id = c.req.param("id");
     if (!isWriterId(id)) {
       // No node has it (a node checks its id at start); a long one is not echoed whole.
-      const shown = id.length > 64 ? `${id.slice(0, 64)}... (${id.length} characters)` : id;
       throw new RingkvError(
         "not_found",
-        `Cannot remove node ${shown}: no node has this id (ids are 1-32 of [A-Za-z0-9_])`,
+        `Cannot remove node ${clipped(id)}: no node has this id (ids are 1-32 of [A-Za-z0-9_])`,
       );
     }
     await deps.rebalancer.startRemove(id, forceParam(c.req.queries("force")));

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { RingkvError } from "../../shared/errors.ts";
+import { clipped, RingkvError } from "../../shared/errors.ts";
 import { checkKey } from "../../shared/keys.ts";
 import { repeatedName } from "../../shared/json_names.ts";
 import type { Limits } from "../../shared/limits.ts";
@@ -86,7 +86,8 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
   // JSON.parse keeps the last of two equal names: a write would be dropped without a word.
   const repeated = repeatedName(text);
   if (repeated !== undefined) {
-    throw invalid(`the name "${repeated}" appears twice in one JSON object`);
+    // The name may come from inside a value (up to the body's size): not echoed whole.
+    throw invalid(`the name "${clipped(repeated)}" appears twice in one JSON object`);
   }
   const unknown = Object.keys(doc).find((k) => k !== "set" && k !== "delete" && k !== "ttl");
   if (unknown !== undefined) throw invalid(`unknown field "${unknown}"`);

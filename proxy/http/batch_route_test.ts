@@ -146,3 +146,17 @@ Deno.test("POST /kv's 413 messages name only flags the proxy has", async () => {
     await c.close();
   }
 });
+
+Deno.test("POST /kv with a long name twice in one object: 400 invalid_batch, the name not echoed whole", async () => {
+  const c = await startCluster();
+  try {
+    const name = "n".repeat(100_000);
+    const res = await batch(c, `{"set": {"k": {"${name}": 1, "${name}": 2}}}`);
+    assertEquals(res.status, 400);
+    const { error } = await res.json();
+    assertEquals(error.code, "invalid_batch");
+    assertMatch(error.message, /the name "n{64}\.\.\. \(100000 characters\)" appears twice/);
+  } finally {
+    await c.close();
+  }
+});

@@ -12,8 +12,8 @@ import type { MiddlewareHandler } from "hono";
 /** Sets Content-Length on HEAD answers from the body the GET route built. */
 export function headLength(): MiddlewareHandler {
   return async (c, next) => {
+    if (c.req.method !== "HEAD") return await next();
     await next();
-    if (c.req.method !== "HEAD") return;
     const res = c.res;
     if (res.body === null || res.headers.has("content-length")) return;
     if (res.headers.get("content-type")?.startsWith("text/event-stream")) return;

@@ -17,7 +17,8 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
-import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
+import type { ClusterMap } from "../../shared/wire.ts";
+import { sameNode } from "../cluster/map_lineage.ts";
 import type { NodeHealth } from "../nodes/node_admin.ts";
 import { allNodes } from "../cluster/map_transitions.ts";
 
@@ -65,14 +66,12 @@ export function refuseUnjoinable(
 
 /**
  * Whether a drained node's map is one of this cluster's: no newer than ours, and naming one
- * of our nodes (same id and URL, same incarnation where both record one) besides the node.
+ * of our nodes besides the node ({@link sameNode}: by incarnation where both record one, so
+ * peers restarted at other URLs still count). A false "no" costs a wipe of the drained node;
+ * a false "yes" would mix two clusters.
  */
 function ofThisCluster(nodeMap: ClusterMap, ours: ClusterMap, id: string): boolean {
   if (nodeMap.epoch > ours.epoch) return false;
-  const same = (a: NodeInfo, b: NodeInfo) =>
-    a.id === b.id && a.url === b.url &&
-    (a.incarnation === undefined || b.incarnation === undefined ||
-      a.incarnation === b.incarnation);
   const mine = allNodes(ours);
-  return allNodes(nodeMap).some((n) => n.id !== id && mine.some((o) => same(n, o)));
+  return allNodes(nodeMap).some((n) => n.id !== id && mine.some((o) => sameNode(n, o)));
 }

@@ -86,3 +86,19 @@ Deno.test("refuseUnjoinable() tells clusters at the same addresses apart by inca
   refusal({ id: "n3", keys: 0 }, drained, now);
   refuseUnjoinable(URL, { id: "n3", keys: 0 }, drained, { ...now, nodes: old.nodes });
 });
+
+Deno.test("refuseUnjoinable() lets a drained node of this cluster join again after its peers moved to other URLs", () => {
+  // Found by review: n1 and n2 restarted on other ports (same --data, same incarnations).
+  const at = (port: number) => (id: string) => ({
+    ...info(id),
+    url: `http://h:${port}${id}`,
+    incarnation: `i-${id}`,
+  });
+  const before = initialMap(["n1", "n2", "n3"].map(at(70)), 1, 8);
+  const drained = toCleanup(planRemove(before, "n3", 1, 0, false, true), 0);
+  const moved = { ...toStable(drained), epoch: 7, nodes: ["n1", "n2"].map(at(80)) };
+  refuseUnjoinable(URL, { id: "n3", keys: 0 }, drained, moved);
+  // Without incarnations the URLs decide: then it is refused (a wipe lets it join).
+  const bare = (m: ClusterMap) => ({ ...m, nodes: m.nodes.map(({ incarnation: _, ...n }) => n) });
+  refusal({ id: "n3", keys: 0 }, bare(drained), bare(moved));
+});

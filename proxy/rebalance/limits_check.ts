@@ -19,8 +19,26 @@ import { RingkvError } from "../../shared/errors.ts";
 import type { NodeLimits } from "../nodes/node_admin.ts";
 
 /**
+ * The largest key and value this cluster can hold: what this proxy takes (`ours`), but no more
+ * than what its largest-limited member takes (a value is stored only where a node took it).
+ * A member that does not say (down, or from before nodes said) leaves `ours`.
+ */
+export function clusterLimits(
+  ours: NodeLimits,
+  members: readonly (NodeLimits | undefined)[],
+): NodeLimits {
+  if (members.length === 0 || members.some((m) => m === undefined)) return ours;
+  const known = members as readonly NodeLimits[];
+  return {
+    maxValueBytes: Math.min(ours.maxValueBytes, Math.max(...known.map((m) => m.maxValueBytes))),
+    maxKeyBytes: Math.min(ours.maxKeyBytes, Math.max(...known.map((m) => m.maxKeyBytes))),
+  };
+}
+
+/**
  * Throws 409 `conflict` when the node at `url` takes shorter keys or smaller values than
- * `ours` (this proxy's limits); `theirs` undefined (a node that does not say) passes.
+ * `ours` (the cluster's, {@link clusterLimits}); `theirs` undefined (a node that does not
+ * say) passes.
  */
 export function refuseSmallerLimits(
   url: string,
@@ -36,7 +54,7 @@ export function refuseSmallerLimits(
     if (node >= proxy) continue;
     throw new RingkvError(
       "conflict",
-      `Cannot add node ${url}: it takes ${what} ${node} bytes and this proxy ${proxy}, so the copy of larger ones to it would be refused and the add would never end; start it with ${flag} ${proxy}`,
+      `Cannot add node ${url}: it takes ${what} ${node} bytes and this cluster ${proxy}, so the copy of larger ones to it would be refused and the add would never end; start it with ${flag} ${proxy}`,
     );
   }
 }

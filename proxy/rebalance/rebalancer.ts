@@ -38,7 +38,7 @@ import {
 } from "../replication/rejoin.ts";
 import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
 import { refuseUnjoinable } from "./join_check.ts";
-import { refuseSmallerLimits } from "./limits_check.ts";
+import { clusterLimits, refuseSmallerLimits } from "./limits_check.ts";
 import { toleratedOf } from "../replication/quorum.ts";
 
 /** What a {@link Rebalancer} needs. */
@@ -144,7 +144,12 @@ export class Rebalancer {
     const total = await this.#totalCopies(topology);
     const next = planAdd(map, node, this.#now(), total); // a duplicate is 409 before this
     refuseUnjoinable(url, health, await this.#storedMap(url), map);
-    if (this.deps.limits) refuseSmallerLimits(url, health.limits, this.deps.limits);
+    if (this.deps.limits) {
+      const members = await Promise.all(
+        map.nodes.map((n) => this.deps.admin.health(n.url).then((h) => h.limits, () => undefined)),
+      );
+      refuseSmallerLimits(url, health.limits, clusterLimits(this.deps.limits, members));
+    }
     return await this.#begin(next);
   }
 

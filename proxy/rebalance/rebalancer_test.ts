@@ -351,7 +351,7 @@ Deno.test("adding a node that takes smaller values than the proxy is refused (40
   const err = await assertRejects(
     () => rebalancer.startAdd("http://d.test", 1),
     RingkvError,
-    "Cannot add node http://d.test: it takes values up to 1000 bytes and this proxy 1048576",
+    "Cannot add node http://d.test: it takes values up to 1000 bytes and this cluster 1048576",
   );
   assertEquals(err.code, "conflict");
   assertEquals(state.current().map, s.map);
