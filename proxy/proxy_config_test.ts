@@ -61,3 +61,8 @@ Deno.test("parseProxyConfig(): fast writes are on unless --no-fast-writes or RIN
   assertEquals(parse(["--no-fast-writes"]).fastWrites, false);
   assertEquals(parse([], { RINGKV_FAST_WRITES: "false" }).fastWrites, false);
 });
+
+Deno.test("parseProxyConfig() reads --host [::1] as ::1 and refuses an empty --host", () => {
+  assertEquals(parse(["--host", "[::1]"]).host, "::1");
+  assertThrows(() => parse(["--host", ""]), ConfigError, 'Cannot listen on --host ""');
+});

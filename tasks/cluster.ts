@@ -6,6 +6,7 @@
  * @module
  */
 import { urlHost } from "../shared/node_url.ts";
+import { listenHost } from "../shared/exposure.ts";
 import { shellQuote } from "../shared/startup_hint.ts";
 import {
   DataDirInUseError,
@@ -227,7 +228,7 @@ async function readOptions() {
       `Cannot read "${parsed.rest[0]}": deno task cluster takes only --options (see --help)`,
     );
   }
-  const opts = withReplicas(parsed.values);
+  const opts = { ...withReplicas(parsed.values), host: listenHost(parsed.values.host) };
   checkCounts(opts);
   checkPorts(opts);
   const admin = await givenToken("RINGKV_ADMIN_TOKEN", adminTokenFile(opts.data));
