@@ -201,7 +201,7 @@ async function makeDir(dir: string, created: string[]): Promise<void> {
     return false;
   });
   try {
-    await Deno.mkdir(dir, { recursive: true });
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 }); // tokens and values: owner only
   } catch (err) {
     if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
     throw new Error(`${dir} is a file, not a directory: move it away or give another --data`);

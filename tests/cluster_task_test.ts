@@ -146,6 +146,8 @@ Deno.test("deno task cluster with RINGKV_CLIENT_TOKEN prints curl lines that sen
       codes.push(await statusOf(line, env));
     }
     assertEquals(codes, ["201", "200", "200", "200"], tried.join("\n"));
+    // A node's directory holds every value: for the owner only.
+    assertEquals((await Deno.stat(join(data, "n1"))).mode! & 0o777, 0o700);
   } finally {
     await cluster?.stop();
     await Deno.remove(data, { recursive: true });
