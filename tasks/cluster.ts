@@ -6,7 +6,7 @@
  * @module
  */
 import { urlHost } from "../shared/node_url.ts";
-import { listenHost } from "../shared/exposure.ts";
+import { isLoopback, listenHost } from "../shared/exposure.ts";
 import { shellQuote } from "../shared/startup_hint.ts";
 import {
   DataDirInUseError,
@@ -321,7 +321,7 @@ async function main(): Promise<number> {
         ...["--host", opts.host],
       ], env);
       children.push(proxy);
-      printWelcome(proxy.url, data, adminToken, children);
+      printWelcome(proxy.url, data, adminToken, children, opts.host);
     }
   } catch (err) {
     // A node's own hint names its --port; in this task that is --node-port.
@@ -359,7 +359,20 @@ async function main(): Promise<number> {
   return proxyFailed ? 1 : 0;
 }
 
-function printWelcome(url: string, data: string, adminToken: string, children: Child[]): void {
+/** The welcome's warning when /kv is open to other machines, or "". */
+function openWarning(host: string, port: string): string {
+  if (isLoopback(host) || Deno.env.get("RINGKV_CLIENT_TOKEN")) return "";
+  return `\n  warning:      listening on ${host}, with no client token: every machine that reaches ` +
+    `port ${port} reads and writes every key (set RINGKV_CLIENT_TOKEN; docs/security.md)`;
+}
+
+function printWelcome(
+  url: string,
+  data: string,
+  adminToken: string,
+  children: Child[],
+  host: string,
+): void {
   // A token the user set is theirs to know; one this task made is shown once, like a
   // notebook server's login token, so the first curl line works as printed.
   const fromEnv = Deno.env.get("RINGKV_ADMIN_TOKEN") !== undefined;
@@ -375,7 +388,9 @@ ringkv cluster listening on ${url}
   admin token:  ${
     fromEnv ? "from RINGKV_ADMIN_TOKEN" : `${adminToken} (kept in ${adminTokenFile(data)})`
   }${client ? "\n  client token: from RINGKV_CLIENT_TOKEN (needed on /kv)" : ""}
-  nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}
+  nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}${
+    openWarning(host, new URL(url).port)
+  }
 
 Try:
   curl -i ${client}-X PUT --data-binary 'hello' ${url}/kv/greeting
