@@ -135,6 +135,22 @@ function checkUrl(flag: string, url: string): string {
   return parsed.origin;
 }
 
+/**
+ * Refuses one value for two kinds of token: each opens only its own routes, and a shared one
+ * would let a client token open the admin API or call the nodes past the proxy.
+ */
+function checkDistinctTokens(tokens: Record<string, string | undefined>): void {
+  const given = Object.entries(tokens).filter(([, value]) => value !== undefined);
+  for (const [i, [a, value]] of given.entries()) {
+    const twin = given.slice(i + 1).find(([, other]) => other === value);
+    if (twin === undefined) continue;
+    throw new ConfigError(
+      `Cannot use the same value for ${a} and ${twin[0]}: each token opens only its own ` +
+        "routes; give each its own (e.g. openssl rand -hex 24)",
+    );
+  }
+}
+
 /** Parses the proxy's flags and environment; `{help}` carries the text to print. */
 export function parseProxyConfig(
   args: readonly string[],
@@ -151,6 +167,11 @@ export function parseProxyConfig(
   checkExposure("proxy", host, [
     { flag: "--admin-token", env: "RINGKV_ADMIN_TOKEN", set: empty(v.adminToken) !== undefined },
   ]);
+  checkDistinctTokens({
+    "--admin-token (or RINGKV_ADMIN_TOKEN)": empty(v.adminToken),
+    "--client-token (or RINGKV_CLIENT_TOKEN)": empty(v.clientToken),
+    "--cluster-secret (or RINGKV_CLUSTER_SECRET)": empty(v.clusterSecret),
+  });
   const tls = tlsFiles(v.cert, v.key);
   return {
     ...(tls ? { tls } : {}),
