@@ -12,6 +12,7 @@
  * ```
  */
 import {
+  checkDistinctTokens,
   checkRange,
   ConfigError,
   envNames,
@@ -133,22 +134,6 @@ function checkUrl(flag: string, url: string): string {
     throw new ConfigError(`Cannot read --${flag}: "${url.slice(0, 200)}" ${parsed.problem}`);
   }
   return parsed.origin;
-}
-
-/**
- * Refuses one value for two kinds of token: each opens only its own routes, and a shared one
- * would let a client token open the admin API or call the nodes past the proxy.
- */
-function checkDistinctTokens(tokens: Record<string, string | undefined>): void {
-  const given = Object.entries(tokens).filter(([, value]) => value !== undefined);
-  for (const [i, [a, value]] of given.entries()) {
-    const twin = given.slice(i + 1).find(([, other]) => other === value);
-    if (twin === undefined) continue;
-    throw new ConfigError(
-      `Cannot use the same value for ${a} and ${twin[0]}: each token opens only its own ` +
-        "routes; give each its own (e.g. openssl rand -hex 24)",
-    );
-  }
 }
 
 /** Parses the proxy's flags and environment; `{help}` carries the text to print. */

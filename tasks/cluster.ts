@@ -17,6 +17,7 @@ import {
 } from "../shared/data_dir_lock.ts";
 import { join } from "@std/path";
 import {
+  checkDistinctTokens,
   checkRange,
   checkToken,
   ConfigError,
@@ -235,6 +236,11 @@ async function readOptions() {
   const cluster = await givenToken("RINGKV_CLUSTER_SECRET", secretFile(opts.data));
   const client = Deno.env.get("RINGKV_CLIENT_TOKEN");
   if (client) checkToken("RINGKV_CLIENT_TOKEN", client); // the proxy would refuse it, later
+  checkDistinctTokens({
+    RINGKV_ADMIN_TOKEN: admin,
+    RINGKV_CLUSTER_SECRET: cluster,
+    RINGKV_CLIENT_TOKEN: client || undefined,
+  });
   return { opts, given: { admin, cluster } };
 }
 
