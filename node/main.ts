@@ -7,6 +7,7 @@
  */
 import { urlHost } from "../shared/node_url.ts";
 import { ConfigError } from "../shared/config.ts";
+import { readTlsFiles, tlsServeError } from "../shared/tls_files.ts";
 import { isBadHost } from "../shared/startup_hint.ts";
 import { RingkvError } from "../shared/errors.ts";
 import { createNodeApp } from "./http/node_app.ts";
@@ -97,15 +98,16 @@ function loggerFor(config: NodeConfig): LogFn {
  * before the lock, a read or a write of the directory.
  */
 async function listen(config: NodeConfig): Promise<Listener> {
-  const tls = config.tls === undefined ? {} : {
-    cert: await Deno.readTextFile(config.tls.cert),
-    key: await Deno.readTextFile(config.tls.key),
-  };
-  return await listenBehindGate<Deno.ServeHandlerInfo>(
-    (port, handler, onListen) =>
-      Deno.serve({ hostname: config.host, port, ...tls, onListen }, handler),
-    { port: config.port, log: loggerFor(config), what: `the node is loading ${config.data}` },
-  );
+  const tls = config.tls === undefined ? {} : await readTlsFiles(config.tls, Deno.readTextFile);
+  try {
+    return await listenBehindGate<Deno.ServeHandlerInfo>(
+      (port, handler, onListen) =>
+        Deno.serve({ hostname: config.host, port, ...tls, onListen }, handler),
+      { port: config.port, log: loggerFor(config), what: `the node is loading ${config.data}` },
+    );
+  } catch (err) {
+    throw tlsServeError(err, config.tls) ?? err;
+  }
 }
 
 type Listener = GatedListener<Deno.ServeHandlerInfo>;

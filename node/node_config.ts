@@ -21,7 +21,7 @@ import {
 } from "../shared/config.ts";
 import { TEST_CLOCK_ENV, testClockOffset } from "../shared/test_clock.ts";
 import { startupHint } from "../shared/startup_hint.ts";
-import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
+import { checkExposure, listenHost, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
 import { checkLogLevel, type LogLevel } from "../shared/log.ts";
 import { isWriterId } from "../shared/version.ts";
@@ -76,7 +76,8 @@ export function parseNodeConfig(
   if (v.id !== undefined && !isWriterId(v.id)) {
     throw new ConfigError(`Cannot use --id "${v.id}": ids are 1-32 of [A-Za-z0-9_]`);
   }
-  checkExposure("node", v.host, [
+  const host = listenHost(v.host);
+  checkExposure("node", host, [
     { flag: "--cluster-secret", env: "RINGKV_CLUSTER_SECRET", set: Boolean(v.clusterSecret) },
   ]);
   const tls = tlsFiles(v.cert, v.key);
@@ -84,7 +85,7 @@ export function parseNodeConfig(
     ...(tls ? { tls } : {}),
     maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
     port: checkRange("port", v.port, 0, 65535),
-    host: v.host,
+    host,
     ...clockOffset(env),
     data: v.data,
     limits: {

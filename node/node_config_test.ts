@@ -69,3 +69,10 @@ Deno.test("parseNodeConfig() --help lists every flag and never prints the secret
   assertMatch(parsed.help, /--max-value-bytes/);
   assert(!parsed.help.includes("topsecret"));
 });
+
+Deno.test("parseNodeConfig() reads --host [::1] as ::1 and refuses an empty --host (exit 2)", () => {
+  // It announced http://[[::1]]:7001 and a " 127.0.0.1" died in Deno.serve with a stack trace.
+  assertEquals(config(["--host", "[::1]"]).host, "::1");
+  assertThrows(() => config(["--host", ""]), ConfigError, 'Cannot listen on --host ""');
+  assertThrows(() => config(["--host", " 127.0.0.1"]), ConfigError, "Cannot listen on --host");
+});

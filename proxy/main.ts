@@ -7,6 +7,7 @@
 import { urlHost } from "../shared/node_url.ts";
 import { TTL_SWEEP_MS, TtlReaper } from "./routing/ttl_reaper.ts";
 import { ConfigError } from "../shared/config.ts";
+import { readPem, readTlsFiles, tlsServeError } from "../shared/tls_files.ts";
 import { isBadHost } from "../shared/startup_hint.ts";
 import { assembleProxy } from "./http/assemble_proxy.ts";
 import {
@@ -58,21 +59,11 @@ async function pollLoop(
   }
 }
 
-/** `fetch` to nodes; with `--ca`, one that also trusts that CA (self-signed node certificates). */
-async function nodeFetch(config: ProxyConfig): Promise<NodeFetch> {
-  if (config.ca === undefined) return (url, init) => globalThis.fetch(url, init);
-  const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(config.ca)] });
+/** `fetch` to nodes; with `--ca` (its PEM text), one that also trusts that CA. */
+function nodeFetch(ca: string | undefined): NodeFetch {
+  if (ca === undefined) return (url, init) => globalThis.fetch(url, init);
+  const client = Deno.createHttpClient({ caCerts: [ca] });
   return (url, init) => globalThis.fetch(url, { ...init, client });
-}
-
-/** The TLS options of Deno.serve, read from the `--cert`/`--key` files. */
-async function tlsOptions(config: { tls?: { cert: string; key: string } }) {
-  if (config.tls === undefined) return {};
-  const [cert, key] = await Promise.all([
-    Deno.readTextFile(config.tls.cert),
-    Deno.readTextFile(config.tls.key),
-  ]);
-  return { cert, key };
 }
 
 type Listener = GatedListener<Deno.ServeHandlerInfo>;
@@ -82,7 +73,7 @@ type Listener = GatedListener<Deno.ServeHandlerInfo>;
  * before the lock, a read or a write of the directory.
  */
 async function listen(config: ProxyConfig, stop: AbortSignal): Promise<Listener> {
-  const tls = await tlsOptions(config);
+  const tls = config.tls === undefined ? {} : await readTlsFiles(config.tls, Deno.readTextFile);
   return await listenBehindGate<Deno.ServeHandlerInfo>(
     (port, handler, onListen) =>
       Deno.serve({
@@ -128,9 +119,14 @@ async function openClusterState(
   return state;
 }
 
-async function serve(config: ProxyConfig, listener: Listener, stop: AbortController) {
+async function serve(
+  config: ProxyConfig,
+  ca: string | undefined,
+  listener: Listener,
+  stop: AbortController,
+) {
   const log = loggerFor(config);
-  const rawFetch = await nodeFetch(config);
+  const rawFetch = nodeFetch(ca);
   const metrics = new ProxyMetrics();
   const fetch = instrumentFetch(rawFetch, metrics);
   const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
@@ -211,14 +207,19 @@ async function main(): Promise<number> {
   }
   let lock: DataDirLock | undefined;
   try {
-    // The port first, then the lock, then the directory: a failed start writes nothing there.
+    // The files, the port, the lock, then the directory: a failed start writes nothing there.
+    const ca = config.ca === undefined
+      ? undefined
+      : await readPem("ca", config.ca, Deno.readTextFile);
     const stop = new AbortController();
-    const listener = await listen(config, stop.signal);
+    const listener = await listen(config, stop.signal).catch((err) => {
+      throw tlsServeError(err, config.tls) ?? err;
+    });
     lock = await lockDataDir(config.data, "proxy");
-    return await serve(config, listener, stop);
+    return await serve(config, ca, listener, stop);
   } catch (err) {
     if (
-      !(err instanceof StartupError || err instanceof MapFileError ||
+      !(err instanceof StartupError || err instanceof MapFileError || err instanceof ConfigError ||
         err instanceof DataDirInUseError || err instanceof DataDirUnusableError ||
         err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse ||

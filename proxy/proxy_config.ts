@@ -12,6 +12,7 @@
  * ```
  */
 import {
+  checkDistinctTokens,
   checkRange,
   ConfigError,
   envNames,
@@ -22,7 +23,7 @@ import {
 import { parseNodeUrl } from "../shared/node_url.ts";
 import { TEST_CLOCK_ENV, testClockOffset } from "../shared/test_clock.ts";
 import { startupHint } from "../shared/startup_hint.ts";
-import { checkExposure, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
+import { checkExposure, listenHost, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
 import { checkLogLevel, type LogLevel } from "../shared/log.ts";
 import { DEFAULT_VNODES } from "../shared/ring.ts";
@@ -147,9 +148,15 @@ export function parseProxyConfig(
   }
   const v = parsed.values;
   const empty = (s: string | undefined) => (s === undefined || s === "" ? undefined : s);
-  checkExposure("proxy", v.host, [
+  const host = listenHost(v.host);
+  checkExposure("proxy", host, [
     { flag: "--admin-token", env: "RINGKV_ADMIN_TOKEN", set: empty(v.adminToken) !== undefined },
   ]);
+  checkDistinctTokens({
+    "--admin-token (or RINGKV_ADMIN_TOKEN)": empty(v.adminToken),
+    "--client-token (or RINGKV_CLIENT_TOKEN)": empty(v.clientToken),
+    "--cluster-secret (or RINGKV_CLUSTER_SECRET)": empty(v.clusterSecret),
+  });
   const tls = tlsFiles(v.cert, v.key);
   return {
     ...(tls ? { tls } : {}),
@@ -159,7 +166,7 @@ export function parseProxyConfig(
     port: checkRange("port", v.port, 0, 65535),
     reusePort: v.reusePort,
     keyCache: checkRange("key-cache", v.keyCache, 1, 100_000_000),
-    host: v.host,
+    host,
     nodes: v.nodes.map((url) => checkUrl("nodes", url)),
     join: v.join === undefined || v.join === "" ? undefined : checkUrl("join", v.join),
     data: v.data,

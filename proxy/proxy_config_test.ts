@@ -61,3 +61,28 @@ Deno.test("parseProxyConfig(): fast writes are on unless --no-fast-writes or RIN
   assertEquals(parse(["--no-fast-writes"]).fastWrites, false);
   assertEquals(parse([], { RINGKV_FAST_WRITES: "false" }).fastWrites, false);
 });
+
+Deno.test("parseProxyConfig() reads --host [::1] as ::1 and refuses an empty --host", () => {
+  assertEquals(parse(["--host", "[::1]"]).host, "::1");
+  assertThrows(() => parse(["--host", ""]), ConfigError, 'Cannot listen on --host ""');
+});
+
+Deno.test("parseProxyConfig() refuses one value for two of the admin, client and cluster tokens", () => {
+  // Each kind opens only its own routes; a shared value would let a client token open the
+  // admin API, or call the nodes directly past the proxy.
+  const pairs: [string, string][] = [
+    ["--admin-token", "--client-token"],
+    ["--admin-token", "--cluster-secret"],
+    ["--client-token", "--cluster-secret"],
+  ];
+  for (const [a, b] of pairs) {
+    const err = assertThrows(() => parse([a, "same-1234", b, "same-1234"]), ConfigError);
+    const named = new RegExp(`^Cannot use the same value for ${a} \\(or RINGKV_\\w+\\) and ${b} `);
+    assertEquals(named.test(err.message), true, err.message);
+    assertEquals(err.message.includes("same-1234"), false, "the value is never shown");
+  }
+  const env = { RINGKV_ADMIN_TOKEN: "x-1", RINGKV_CLIENT_TOKEN: "x-1" };
+  assertThrows(() => parse([], env), ConfigError, "RINGKV_ADMIN_TOKEN");
+  const three = ["--admin-token", "a-1", "--client-token", "c-1", "--cluster-secret", "s-1"];
+  assertEquals(parse(three).clientToken, "c-1");
+});

@@ -18,25 +18,36 @@ import { sameSecret } from "./secret.ts";
 /** Which token a route needs. */
 export type TokenKind = "admin" | "client" | "cluster";
 
-const NEEDS: Record<TokenKind, { what: string; token: string; where: string }> = {
+const NEEDS: Record<TokenKind, { what: string; token: string; where: string; realm: string }> = {
   admin: {
+    realm: "ringkv-admin",
     what: "the admin API",
     token: "admin token",
     where: "the proxy's --admin-token or RINGKV_ADMIN_TOKEN; deno task cluster keeps it in " +
       "data/admin-token",
   },
   client: {
+    realm: "ringkv",
     what: "/kv and /watch",
     token: "client token",
     where: "the proxy's --client-token or RINGKV_CLIENT_TOKEN",
   },
   cluster: {
+    realm: "ringkv-node",
     what: "the node",
     token: "cluster secret",
     where: "the node's --cluster-secret or RINGKV_CLUSTER_SECRET; deno task cluster keeps " +
       "it in data/cluster-secret",
   },
 };
+
+/**
+ * The `WWW-Authenticate` value every 401 for `kind` carries (RFC 9110 requires one); each
+ * token has its own realm, as none opens another's routes.
+ */
+export function wwwAuthenticate(kind: TokenKind): string {
+  return `Bearer realm="${NEEDS[kind].realm}"`;
+}
 
 /** Undefined when `header` carries `expected`; else the 401 to answer. */
 export function bearerRefusal(

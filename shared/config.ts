@@ -112,6 +112,23 @@ export function checkToken(label: string, raw: string): void {
   );
 }
 
+/**
+ * Refuses one value for two kinds of token (given by label), never showing it: each opens
+ * only its own routes, and a shared one would let a client token open the admin API or call
+ * the nodes past the proxy.
+ */
+export function checkDistinctTokens(tokens: Record<string, string | undefined>): void {
+  const given = Object.entries(tokens).filter(([, value]) => value !== undefined);
+  for (const [i, [a, value]] of given.entries()) {
+    const twin = given.slice(i + 1).find(([, other]) => other === value);
+    if (twin === undefined) continue;
+    throw new ConfigError(
+      `Cannot use the same value for ${a} and ${twin[0]}: each token opens only its own ` +
+        "routes; give each its own (e.g. openssl rand -hex 24)",
+    );
+  }
+}
+
 /** The environment variables a spec reads (so a process can be given only those). */
 export function envNames(spec: FlagsSpec): string[] {
   return Object.entries(spec).map(([name, flag]) => envName(name, flag));

@@ -105,7 +105,8 @@ export interface DataDirLock extends Disposable {
  */
 export async function lockDataDir(dir: string, role: string): Promise<DataDirLock> {
   try {
-    await Deno.mkdir(dir, { recursive: true });
+    // For the owner only: the log and snapshot hold every value (an existing dir keeps its mode).
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw unusable(dir, err, "mkdir");
   }

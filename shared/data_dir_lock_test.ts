@@ -38,6 +38,20 @@ Deno.test("lockDataDir() can be taken again once released, and creates a missing
   assertEquals(holder.pid, Deno.pid);
 });
 
+Deno.test("lockDataDir() creates a missing directory for its owner only (0700), keeps an existing one's mode", async () => {
+  await using tmp = await tempDir();
+  // The log and snapshot hold every value: other users of the machine must not read them.
+  const dir = join(tmp.path, "fresh", "n1");
+  (await lockDataDir(dir, "node")).release();
+  assertEquals((await Deno.stat(dir)).mode! & 0o777, 0o700);
+  assertEquals((await Deno.stat(join(tmp.path, "fresh"))).mode! & 0o777, 0o700);
+  const shared = join(tmp.path, "shared");
+  await Deno.mkdir(shared);
+  await Deno.chmod(shared, 0o750);
+  (await lockDataDir(shared, "node")).release();
+  assertEquals((await Deno.stat(shared)).mode! & 0o777, 0o750);
+});
+
 Deno.test("lockDataDir() still refuses when the lock file does not name its holder", async () => {
   await using tmp = await tempDir();
   const dir = tmp.path;

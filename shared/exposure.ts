@@ -19,6 +19,22 @@ export function isLoopback(host: string): boolean {
   return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
+/**
+ * `--host` as `Deno.serve` takes it: `[::1]` (the URL form) is `::1`; an empty host or one
+ * with a character no host name or address has is a usage error, not a stack trace from
+ * `Deno.serve`.
+ */
+export function listenHost(host: string): string {
+  const h = host.replace(/^\[(.*)\]$/, "$1");
+  if (!/^[A-Za-z0-9._:%-]+$/.test(h)) {
+    throw new ConfigError(
+      `Cannot listen on --host ${JSON.stringify(host)}: give an address such as 127.0.0.1, ` +
+        "0.0.0.0 (every interface) or ::",
+    );
+  }
+  return h;
+}
+
 /** A token a process needs before it may listen beyond loopback. */
 export interface RequiredToken {
   /** Its flag, e.g. `--admin-token`. */

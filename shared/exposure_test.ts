@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { ConfigError } from "./config.ts";
-import { checkExposure, isLoopback, tlsFiles } from "./exposure.ts";
+import { checkExposure, isLoopback, listenHost, tlsFiles } from "./exposure.ts";
 
 const TOKEN = { flag: "--admin-token", env: "RINGKV_ADMIN_TOKEN" };
 
@@ -29,4 +29,14 @@ Deno.test("tlsFiles() needs both --cert and --key, or neither", () => {
   assertEquals(tlsFiles("c.pem", "k.pem"), { cert: "c.pem", key: "k.pem" });
   assertThrows(() => tlsFiles("c.pem", undefined), ConfigError, "only --cert");
   assertThrows(() => tlsFiles(undefined, "k.pem"), ConfigError, "only --key");
+});
+
+Deno.test("listenHost() takes [::1] as ::1 and refuses an empty host or one with stray characters", () => {
+  assertEquals(listenHost("127.0.0.1"), "127.0.0.1");
+  assertEquals(listenHost("[::1]"), "::1");
+  assertEquals(listenHost("::"), "::");
+  assertEquals(listenHost("fe80::1%eth0"), "fe80::1%eth0");
+  for (const h of ["", " 127.0.0.1", "127.0.0.1 ", "[]", "local host", "x!y", "a/b", "h?x"]) {
+    assertThrows(() => listenHost(h), ConfigError, "Cannot listen on --host");
+  }
 });

@@ -6,6 +6,7 @@
  * @module
  */
 import { urlHost } from "../shared/node_url.ts";
+import { isLoopback, listenHost } from "../shared/exposure.ts";
 import { shellQuote } from "../shared/startup_hint.ts";
 import {
   DataDirInUseError,
@@ -16,6 +17,7 @@ import {
 } from "../shared/data_dir_lock.ts";
 import { join } from "@std/path";
 import {
+  checkDistinctTokens,
   checkRange,
   checkToken,
   ConfigError,
@@ -200,7 +202,7 @@ async function makeDir(dir: string, created: string[]): Promise<void> {
     return false;
   });
   try {
-    await Deno.mkdir(dir, { recursive: true });
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 }); // tokens and values: owner only
   } catch (err) {
     if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
     throw new Error(`${dir} is a file, not a directory: move it away or give another --data`);
@@ -227,13 +229,18 @@ async function readOptions() {
       `Cannot read "${parsed.rest[0]}": deno task cluster takes only --options (see --help)`,
     );
   }
-  const opts = withReplicas(parsed.values);
+  const opts = { ...withReplicas(parsed.values), host: listenHost(parsed.values.host) };
   checkCounts(opts);
   checkPorts(opts);
   const admin = await givenToken("RINGKV_ADMIN_TOKEN", adminTokenFile(opts.data));
   const cluster = await givenToken("RINGKV_CLUSTER_SECRET", secretFile(opts.data));
   const client = Deno.env.get("RINGKV_CLIENT_TOKEN");
   if (client) checkToken("RINGKV_CLIENT_TOKEN", client); // the proxy would refuse it, later
+  checkDistinctTokens({
+    RINGKV_ADMIN_TOKEN: admin,
+    RINGKV_CLUSTER_SECRET: cluster,
+    RINGKV_CLIENT_TOKEN: client || undefined,
+  });
   return { opts, given: { admin, cluster } };
 }
 
@@ -320,7 +327,7 @@ async function main(): Promise<number> {
         ...["--host", opts.host],
       ], env);
       children.push(proxy);
-      printWelcome(proxy.url, data, adminToken, children);
+      printWelcome(proxy.url, data, adminToken, children, opts.host);
     }
   } catch (err) {
     // A node's own hint names its --port; in this task that is --node-port.
@@ -358,7 +365,20 @@ async function main(): Promise<number> {
   return proxyFailed ? 1 : 0;
 }
 
-function printWelcome(url: string, data: string, adminToken: string, children: Child[]): void {
+/** The welcome's warning when /kv is open to other machines, or "". */
+function openWarning(host: string, port: string): string {
+  if (isLoopback(host) || Deno.env.get("RINGKV_CLIENT_TOKEN")) return "";
+  return `\n  warning:      listening on ${host}, with no client token: every machine that reaches ` +
+    `port ${port} reads and writes every key (set RINGKV_CLIENT_TOKEN; docs/security.md)`;
+}
+
+function printWelcome(
+  url: string,
+  data: string,
+  adminToken: string,
+  children: Child[],
+  host: string,
+): void {
   // A token the user set is theirs to know; one this task made is shown once, like a
   // notebook server's login token, so the first curl line works as printed.
   const fromEnv = Deno.env.get("RINGKV_ADMIN_TOKEN") !== undefined;
@@ -374,7 +394,9 @@ ringkv cluster listening on ${url}
   admin token:  ${
     fromEnv ? "from RINGKV_ADMIN_TOKEN" : `${adminToken} (kept in ${adminTokenFile(data)})`
   }${client ? "\n  client token: from RINGKV_CLIENT_TOKEN (needed on /kv)" : ""}
-  nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}
+  nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}${
+    openWarning(host, new URL(url).port)
+  }
 
 Try:
   curl -i ${client}-X PUT --data-binary 'hello' ${url}/kv/greeting

@@ -146,6 +146,9 @@ Deno.test("deno task cluster with RINGKV_CLIENT_TOKEN prints curl lines that sen
       codes.push(await statusOf(line, env));
     }
     assertEquals(codes, ["201", "200", "200", "200"], tried.join("\n"));
+    assertEquals(lines.some((l) => l.includes("warning:")), false, lines.join("\n"));
+    // A node's directory holds every value: for the owner only.
+    assertEquals((await Deno.stat(join(data, "n1"))).mode! & 0o777, 0o700);
   } finally {
     await cluster?.stop();
     await Deno.remove(data, { recursive: true });
@@ -181,6 +184,8 @@ Deno.test({
       // name loopback.
       assert(!all.includes("[::]:"), all);
       assertMatch(all, /nodes n1 http:\/\/\[::1\]:\d+/);
+      // Without RINGKV_CLIENT_TOKEN, /kv is open to the network: the welcome says so.
+      assertMatch(all, /warning: .*every machine that reaches port \d+ .*RINGKV_CLIENT_TOKEN/);
       const tried = out.slice(out.indexOf("Try:") + 1).filter((l) => l.trim().startsWith("curl"));
       const codes = [];
       for (const line of tried) codes.push(await statusOf(line, ENV));

@@ -6,6 +6,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
 import { runToEnd, type ServerProcess, spawnServer } from "./helpers/process.ts";
+import { selfSigned } from "./helpers/self_signed.ts";
 
 const NODE = new URL("../node/main.ts", import.meta.url);
 const PROXY = new URL("../proxy/main.ts", import.meta.url);
@@ -32,29 +33,6 @@ Deno.test("a node or proxy on a non-loopback address without its token refuses t
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** A self-signed certificate for 127.0.0.1 and localhost, or undefined without openssl. */
-async function selfSigned(dir: string): Promise<{ cert: string; key: string } | undefined> {
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  try {
-    const { code } = await new Deno.Command("openssl", {
-      args: [
-        ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"],
-        ...["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        // rustls refuses a CA certificate as a server's own (CaUsedAsEndEntity).
-        ...["-addext", "basicConstraints=critical,CA:FALSE"],
-        ...["-keyout", key, "-out", cert],
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return code === 0 ? { cert, key } : undefined;
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-    return undefined;
-  }
-}
 
 Deno.test("with --cert and --key the proxy and nodes serve https end to end", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ringkv-tls-" });

@@ -117,6 +117,10 @@ Deno.test("deno task cluster refuses a token or secret a Bearer header cannot ca
       [{ RINGKV_CLUSTER_SECRET: "x y" }, /^Cannot use RINGKV_CLUSTER_SECRET: it contains/],
       [{ RINGKV_ADMIN_TOKEN: "x y" }, /^Cannot use RINGKV_ADMIN_TOKEN: it contains/],
       [{ RINGKV_ADMIN_TOKEN: "p\u00e4sswort" }, /^Cannot use RINGKV_ADMIN_TOKEN: it contains/],
+      [
+        { RINGKV_CLIENT_TOKEN: "same-1234", RINGKV_ADMIN_TOKEN: "same-1234" },
+        /^Cannot use the same value for RINGKV_ADMIN_TOKEN and RINGKV_CLIENT_TOKEN/,
+      ],
     ] as const;
     for (const [i, [env, message]] of cases.entries()) {
       const data = join(root, `d${i}`);

@@ -1,11 +1,12 @@
 /**
- * The node's one error answer: the JSON body of docs/internal-api.md, `Allow` on 405, the
- * epoch and map also at the top of a `stale_epoch` body; an unexpected error is logged and
- * answered 500 `internal`.
+ * The node's one error answer: the JSON body of docs/internal-api.md, `Allow` on 405,
+ * `WWW-Authenticate` on 401, the epoch and map also at the top of a `stale_epoch` body; an
+ * unexpected error is logged and answered 500 `internal`.
  *
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
+import { wwwAuthenticate } from "../../shared/bearer.ts";
 import { type NodeContext, rawPath } from "./node_context.ts";
 
 /** The error answer of `err` to `req`. */
@@ -28,5 +29,6 @@ export function errorAnswer(err: Error, req: Request, ctx: NodeContext): Respons
   if (code === "stale_epoch") Object.assign(body, { epoch: extra.epoch, map });
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (code === "method_not_allowed") headers.allow = String(extra.allow);
+  if (code === "unauthorized") headers["www-authenticate"] = wwwAuthenticate("cluster");
   return new Response(JSON.stringify(body), { status, headers });
 }

@@ -391,6 +391,7 @@ Deno.test("the cluster secret is needed on every route but /health", async () =>
     for (const [headers, status] of headerSets) {
       const res = await app.request(path, { headers });
       assertEquals(res.status, status, `${path} ${JSON.stringify(headers)}`);
+      assertEquals(res.headers.get("www-authenticate"), 'Bearer realm="ringkv-node"');
       assertEquals(await errorCode(res), "unauthorized");
     }
   }

@@ -11,7 +11,7 @@
  * assert(typeof createAdminRoutes === "function");
  * ```
  */
-import { bearerRefusal } from "../../shared/bearer.ts";
+import { bearerRefusal, wwwAuthenticate } from "../../shared/bearer.ts";
 import { Hono } from "hono";
 import type { Context, Next } from "hono";
 import { clipped, errorResponse, RingkvError } from "../../shared/errors.ts";
@@ -72,8 +72,10 @@ export function requireAdminToken(token: string | undefined) {
       );
     }
     const refusal = bearerRefusal(c.req.header("authorization"), token, "admin");
-    if (refusal !== undefined) throw refusal;
-    await next();
+    if (refusal !== undefined) {
+      return errorResponse(refusal, { "www-authenticate": wwwAuthenticate("admin") });
+    }
+    return await next();
   };
 }
 

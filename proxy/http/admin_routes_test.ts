@@ -68,6 +68,8 @@ Deno.test("admin routes answer 401 without the right bearer token, on every rout
   for (const [method, path] of routes) {
     for (const headers of headersCases) {
       const res = await app.request(path, { method, headers });
+      // RFC 9110: a 401 says how to authenticate.
+      assertEquals(res.headers.get("www-authenticate"), 'Bearer realm="ringkv-admin"');
       assertEquals(
         await errorOf(res),
         [401, "unauthorized"],

@@ -6,7 +6,7 @@
  */
 import { sameSecret } from "../../shared/secret.ts";
 import { querySearchParams } from "./listing_route.ts";
-import { bearerRefusal } from "../../shared/bearer.ts";
+import { bearerRefusal, wwwAuthenticate } from "../../shared/bearer.ts";
 import { Hono } from "hono";
 import { ERROR_STATUS, type ErrorCode, errorResponse, RingkvError } from "../../shared/errors.ts";
 import { keyFromPath } from "../../shared/keys.ts";
@@ -68,7 +68,7 @@ export function clientRefusal(req: Request, token: string): Response | undefined
   if (sameSecret(header, `Bearer ${token}`)) return undefined; // the common case, no parsing
   const refusal = bearerRefusal(header, token, "client");
   if (refusal === undefined) return undefined;
-  return errorResponse(refusal, { "www-authenticate": 'Bearer realm="ringkv"' });
+  return errorResponse(refusal, { "www-authenticate": wwwAuthenticate("client") });
 }
 
 function notAllowed(allow: string): Response {

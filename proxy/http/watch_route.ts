@@ -9,7 +9,7 @@
  * @module
  */
 import { Hono } from "hono";
-import { bearerRefusal } from "../../shared/bearer.ts";
+import { bearerRefusal, wwwAuthenticate } from "../../shared/bearer.ts";
 import { RETRY_AFTER_SECONDS } from "../../shared/guard.ts";
 import { prefixParam } from "./listing_route.ts";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
@@ -79,7 +79,7 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
         "client",
       );
       if (refusal !== undefined) {
-        return errorResponse(refusal, { "www-authenticate": 'Bearer realm="ringkv"' });
+        return errorResponse(refusal, { "www-authenticate": wwwAuthenticate("client") });
       }
     }
     if (!acceptsEventStream(req.headers.get("accept") ?? "")) {

@@ -15,7 +15,7 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
-import type { NodeFetch } from "./node_client.ts";
+import { failureReason, type NodeFetch } from "./node_client.ts";
 import type { Range } from "../../shared/ring.ts";
 import {
   type ClusterMap,
@@ -98,10 +98,9 @@ export function rangesParam(ranges: readonly Range[]): string {
 /** A failure to reach a node or to read its answer, as the 503 every caller expects. */
 function unreachable(url: string, path: string, err: unknown): RingkvError {
   if (err instanceof RingkvError) return err;
-  const why = err instanceof Error ? err.message : String(err);
   return new RingkvError(
     "node_unavailable",
-    `Cannot reach node ${url} (${path.split("?")[0]}): ${why}`,
+    `Cannot reach node ${url} (${path.split("?")[0]}): ${failureReason(err)}`,
     { node: url },
   );
 }
@@ -379,10 +378,9 @@ export class NodeAdmin {
 
 /** `node_unavailable` for a call to `url` that failed to `action` (reach, read the answer of). */
 function unavailable(url: string, path: string, action: string, err: unknown): RingkvError {
-  const why = err instanceof Error ? err.message : String(err);
   return new RingkvError(
     "node_unavailable",
-    `Cannot ${action} node ${url} (${path.split("?")[0]}): ${why}`,
+    `Cannot ${action} node ${url} (${path.split("?")[0]}): ${failureReason(err)}`,
     { node: url },
   );
 }

@@ -70,6 +70,20 @@ Deno.test("NodeAdmin turns an unreachable node or a timeout into node_unavailabl
   );
 });
 
+Deno.test("NodeAdmin's node_unavailable says why fetch failed (its cause)", async () => {
+  // Deno's fetch says "fetch failed" and keeps the reason (an untrusted certificate, a TLS
+  // port called over http) in its cause; GET /cluster and the proxy's start show this text.
+  const cause = new Error("client error (Connect): invalid peer certificate: UnknownIssuer");
+  const admin = new NodeAdmin({
+    fetch: () => Promise.reject(new TypeError("fetch failed", { cause })),
+    timeoutMs: 50,
+  });
+  for (const call of [() => admin.health("https://n1"), () => admin.getMap("https://n1")]) {
+    const err = await assertRejects(call, RingkvError, "invalid peer certificate: UnknownIssuer");
+    assertEquals(err.code, "node_unavailable");
+  }
+});
+
 Deno.test("NodeAdmin.scan() yields whole lines however the stream is cut", async () => {
   const text = '{"k":"a"}\n{"k":"bb"}\n\n{"k":"ccc"}';
   const parts = [text.slice(0, 5), text.slice(5, 14), text.slice(14)];

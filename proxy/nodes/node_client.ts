@@ -110,13 +110,21 @@ export class StaleEpochError extends RingkvError {
   }
 }
 
-/** The 503 for a node that did not answer. */
-export function unreachable(node: NodeRef, cause: unknown): RingkvError {
-  const why = cause instanceof DOMException && cause.name === "TimeoutError"
+/**
+ * Why a call to a node failed, for its error message: fetch's own "fetch failed" says why
+ * (a refused connection, an untrusted certificate) only in its `cause`.
+ */
+export function failureReason(cause: unknown): string {
+  return cause instanceof DOMException && cause.name === "TimeoutError"
     ? "no answer before the timeout"
     : cause instanceof Error
     ? cause.message + (cause.cause instanceof Error ? ` (${cause.cause.message})` : "")
     : String(cause);
+}
+
+/** The 503 for a node that did not answer. */
+export function unreachable(node: NodeRef, cause: unknown): RingkvError {
+  const why = failureReason(cause);
   return new RingkvError(
     "node_unavailable",
     `Cannot reach node ${node.id} at ${node.url}: ${why}`,
