@@ -658,9 +658,11 @@ function backoff(round: number): Promise<void> {
 
 function noQuorum<T>(phase: string, r: Replicas, need: number, got: Gathered<T>): RingkvError {
   const why = got.errors.map((e) => e.message).join("; ");
+  // The gather stops once a quorum is out of reach: replicas still asked are not counted as
+  // failed (found by QA: "0 of 2 answered" while one was healthy and one failed).
   return new RingkvError(
     "node_unavailable",
-    `Cannot ${phase} key "${r.key}": ${got.good.length} of ${r.owners.length} replicas answered, ${need} are needed (${why})`,
+    `Cannot ${phase} key "${r.key}": ${got.good.length} of ${r.owners.length} replicas answered when ${got.errors.length} had failed, and ${need} are needed (${why})`,
   );
 }
 
