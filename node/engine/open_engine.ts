@@ -49,7 +49,7 @@ export interface OpenEngineOptions {
   hashKey?: (key: string) => Promise<number>;
   /** First delay before a read-only node retries its repair (node/engine/write_guard.ts). */
   firstRetryMs?: number;
-  /** Where read-only transitions are told (default: stderr). */
+  /** Where read-only transitions and a torn log tail cut at start are told (default: stderr). */
   log?: (message: string) => void;
   /** How long a log write may wait on the disk before health says `stalled` (default 5 s). */
   stallAfterMs?: number;
@@ -61,7 +61,7 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   const { id, incarnation, createdAt } = await loadIdentity(disk, options.id, options.now);
   const store = new Store(new HybridClock(id, options.now), options.now);
   const snapshotBytes = await loadSnapshot(disk, store);
-  const walBytes = await replayLog(disk, store);
+  const walBytes = await replayLog(disk, store, options.log ?? console.error);
   const gcHint = new GcHint();
   gcHint.now();
   return new DurableEngine({

@@ -160,8 +160,15 @@ export async function loadSnapshot(disk: Disk, store: Store): Promise<number> {
   }
 }
 
-/** Replays the log over the store and cuts a torn tail; returns the log's size. */
-export async function replayLog(disk: Disk, store: Store): Promise<number> {
+/**
+ * Replays the log over the store and cuts a torn tail, telling `log` what it cut (the
+ * operator learns that bytes left the log); returns the log's size.
+ */
+export async function replayLog(
+  disk: Disk,
+  store: Store,
+  log?: (message: string) => void,
+): Promise<number> {
   const bytes = await readNamed(disk, FILES.wal);
   if (bytes === null) {
     await disk.writeAtomic(FILES.wal, new Uint8Array(0));
@@ -190,8 +197,18 @@ export async function replayLog(disk: Disk, store: Store): Promise<number> {
       );
     }
   }
-  if (scan.goodLength < bytes.length) await disk.truncate(FILES.wal, scan.goodLength);
+  if (scan.goodLength < bytes.length) {
+    await disk.truncate(FILES.wal, scan.goodLength);
+    log?.(tornTailMessage(scan.torn, bytes.length - scan.goodLength));
+  }
   return scan.goodLength;
+}
+
+function tornTailMessage(torn: { offset: number; reason: string } | undefined, bytes: number) {
+  return `Cut a torn last record of ${FILES.wal} at byte ${torn?.offset ?? "?"} (${
+    torn?.reason ?? "incomplete"
+  }; ${bytes} bytes dropped): a crash during an append leaves one, and its write was never ` +
+    "acknowledged; damage there instead (bit rot, an edit) lost that record.";
 }
 
 /** Applies one log record: `{"set": [entry...]}` or `{"drop": [[start, end]...]}`. */

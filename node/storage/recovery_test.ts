@@ -38,6 +38,24 @@ Deno.test("recovery: a log cut at every byte of its last record keeps exactly th
   }
 });
 
+Deno.test("recovery: a torn last record cut at start is told in one line naming the file and byte", async () => {
+  const { disk, lastStart, end } = await threeRecords();
+  const intact: string[] = [];
+  await open(disk.crash(), { log: (m) => intact.push(m) });
+  assertEquals(intact, []);
+  const copy = disk.crash();
+  copy.cut("wal.jsonl", end - 5);
+  const told: string[] = [];
+  await open(copy, { log: (m) => told.push(m) });
+  assertEquals(told.length, 1);
+  assert(
+    told[0]!.startsWith(`Cut a torn last record of wal.jsonl at byte ${lastStart} (`),
+    told[0],
+  );
+  assert(told[0]!.includes(`${end - 5 - lastStart} bytes dropped`), told[0]);
+  assert(!told[0]!.includes("\n"), told[0]);
+});
+
 Deno.test("recovery: a bad checksum in the last record drops just that record", async () => {
   const { disk, lastStart } = await threeRecords();
   disk.flip("wal.jsonl", lastStart + 30);
