@@ -61,7 +61,10 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   const { id, incarnation, createdAt } = await loadIdentity(disk, options.id, options.now);
   const store = new Store(new HybridClock(id, options.now), options.now);
   const snapshotBytes = await loadSnapshot(disk, store);
-  const walBytes = await replayLog(disk, store, options.log ?? console.error);
+  const walBytes = await replayLog(disk, store, {
+    snapshotBytes,
+    log: options.log ?? console.error,
+  });
   const gcHint = new GcHint();
   gcHint.now();
   return new DurableEngine({

@@ -10,7 +10,7 @@ import { isWriterId } from "../../shared/version.ts";
 import type { ByteRange, Disk } from "./disk.ts";
 import { TEMP_SUFFIX } from "./disk.ts";
 import { entryFromJson } from "../engine/entry_json.ts";
-import { scanLines } from "./log_format.ts";
+import { encodeJsonLine, scanLines } from "./log_format.ts";
 import { readSnapshot, SnapshotDamage } from "./snapshot.ts";
 import type { Store } from "../engine/store.ts";
 
@@ -160,6 +160,36 @@ export async function loadSnapshot(disk: Disk, store: Store): Promise<number> {
   }
 }
 
+/** What {@link replayLog} knows besides the log. */
+export interface ReplayOptions {
+  /** Size of the snapshot loaded before the log (0: none was found). */
+  snapshotBytes?: number;
+  /** Where a torn tail cut at start is told. */
+  log?: (message: string) => void;
+}
+
+/**
+ * The first line of a log restarted after a snapshot: without it a deleted (or lost)
+ * `snapshot.json` left a log of the later writes only, and the node started without a word
+ * and without every key the snapshot held.
+ */
+export function snapshotMarker(snapshotBytes: number): Uint8Array {
+  return encodeJsonLine(JSON.stringify({ snapshot: { bytes: snapshotBytes } }));
+}
+
+function assertSnapshotLoaded(first: Record<string, unknown> | undefined, loaded: number): void {
+  if (first?.snapshot === undefined || loaded > 0) return;
+  const bytes = (first.snapshot as { bytes?: unknown }).bytes;
+  throw new RecoveryError(
+    FILES.wal,
+    0,
+    `it continues a snapshot of ${bytes} bytes, and ${FILES.snapshot} is missing`,
+    `Put ${FILES.snapshot} back (from a backup), or with replicas move the directory away ` +
+      "and let them refill the node (docs/storage.md); or, accepting the loss of every key " +
+      `the snapshot held, delete the first line of ${FILES.wal} and start again.`,
+  );
+}
+
 /**
  * Replays the log over the store and cuts a torn tail, telling `log` what it cut (the
  * operator learns that bytes left the log); returns the log's size.
@@ -167,8 +197,9 @@ export async function loadSnapshot(disk: Disk, store: Store): Promise<number> {
 export async function replayLog(
   disk: Disk,
   store: Store,
-  log?: (message: string) => void,
+  options: ReplayOptions = {},
 ): Promise<number> {
+  const { log } = options;
   const bytes = await readNamed(disk, FILES.wal);
   if (bytes === null) {
     await disk.writeAtomic(FILES.wal, new Uint8Array(0));
@@ -184,6 +215,7 @@ export async function replayLog(
         `that byte on, cut ${FILES.wal} to its first ${scan.damage.offset} bytes and start again.`,
     );
   }
+  assertSnapshotLoaded(scan.records[0]?.record, options.snapshotBytes ?? 0);
   for (const { offset, record } of scan.records) {
     try {
       applyRecord(store, record);
@@ -220,6 +252,8 @@ export function applyRecord(store: Store, record: Record<string, unknown>): void
     }
   } else if (Array.isArray(record.drop)) {
     store.drop(record.drop.map(toRange));
+  } else if (record.snapshot !== undefined) {
+    // The marker of a restarted log (snapshotMarker): checked before the replay, nothing to apply.
   } else {
     throw new TypeError('the record has neither "set" nor "drop"');
   }
