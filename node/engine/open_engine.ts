@@ -30,7 +30,7 @@ import { Store } from "./store.ts";
 import { GcHint } from "./gc_hint.ts";
 import { Wal } from "../storage/wal.ts";
 
-export { RecoveryError } from "../storage/recovery.ts";
+export { RecoveryError, ShutdownSnapshotError } from "../storage/recovery.ts";
 
 /** The default log size that triggers a snapshot: 64 MiB. */
 export const DEFAULT_SNAPSHOT_EVERY_BYTES = 64 * 1024 * 1024;

@@ -53,6 +53,22 @@ export class UnreadableFileError extends Error {
   }
 }
 
+/**
+ * The snapshot of a clean shutdown could not be written (a full or read-only directory): the
+ * log still holds every acknowledged write, so the next start loses nothing.
+ */
+export class ShutdownSnapshotError extends Error {
+  /** `cause`: the disk's error. */
+  constructor(cause: Error) {
+    super(
+      `Cannot write ${FILES.snapshot} at shutdown: ${cause.message}. Nothing is lost: ` +
+        `${FILES.wal} keeps every acknowledged write and the next start replays it.`,
+      { cause },
+    );
+    this.name = "ShutdownSnapshotError";
+  }
+}
+
 /** `run()`, with a disk error (not a missing file) named as {@link UnreadableFileError}. */
 async function named<T>(name: string, run: () => Promise<T>): Promise<T> {
   try {

@@ -4,7 +4,7 @@ import { createFakeDisk, type FakeDisk, IO_ERROR } from "../../tests/doubles/fak
 import { open, put, textOf } from "../../tests/doubles/engine_test_helpers.ts";
 import { RecoveryError } from "../engine/open_engine.ts";
 import { Wal } from "./wal.ts";
-import { snapshotMarker, UnreadableFileError } from "./recovery.ts";
+import { ShutdownSnapshotError, snapshotMarker, UnreadableFileError } from "./recovery.ts";
 
 const decoder = new TextDecoder();
 
@@ -263,4 +263,21 @@ Deno.test("recovery: a file that cannot be read (EIO) stops the start, naming th
     assert((await textOf(again, "a")) !== undefined, `${file}: the data is still there`);
     await again.close();
   }
+});
+
+Deno.test("recovery: a snapshot that fails at close says the log keeps every write, and none is lost", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk);
+  await engine.write([put("kept", "in the log")]);
+  disk.setCapacity(1);
+  const err = await assertRejects(() => engine.close(), ShutdownSnapshotError);
+  assert(
+    err.message.startsWith("Cannot write snapshot.json at shutdown: "),
+    err.message,
+  );
+  assert(err.message.includes("No space left on device"), err.message);
+  assert(err.message.includes("wal.jsonl keeps every acknowledged write"), err.message);
+  disk.setCapacity(undefined);
+  const again = await open(disk.crash());
+  assertEquals(await textOf(again, "kept"), "in the log");
 });
