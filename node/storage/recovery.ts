@@ -253,10 +253,10 @@ export async function replayLog(
 }
 
 function tornTailMessage(torn: { offset: number; reason: string } | undefined, bytes: number) {
-  return `Cut a torn last record of ${FILES.wal} at byte ${torn?.offset ?? "?"} (${
-    torn?.reason ?? "incomplete"
-  }; ${bytes} bytes dropped): a crash during an append leaves one, and its write was never ` +
-    "acknowledged; damage there instead (bit rot, an edit) lost that record.";
+  const where = `${FILES.wal} at byte ${torn?.offset ?? "?"} (${bytes} bytes dropped)`;
+  return `Cut a torn last record of ${where}: ${torn?.reason ?? "incomplete"}. A crash during ` +
+    "an append leaves one, and its write was never acknowledged; damage there instead (bit " +
+    "rot, an edit) lost that record.";
 }
 
 /** Applies one log record: `{"set": [entry...]}` or `{"drop": [[start, end]...]}`. */
