@@ -21,7 +21,7 @@ import { RequestCounters } from "./http/node_metrics.ts";
 import { timedDisk } from "./storage/timed_disk.ts";
 import type { NodeEngine } from "./engine/engine.ts";
 import { parseFlatImage } from "./http/flat_image.ts";
-import { openEngine, RecoveryError } from "./engine/open_engine.ts";
+import { openEngine, RecoveryError, ShutdownSnapshotError } from "./engine/open_engine.ts";
 import { diskFloorStore } from "./paxos/acceptor_floor.ts";
 import type { FloorStore } from "./paxos/acceptor.ts";
 import {
@@ -112,14 +112,14 @@ async function listen(config: NodeConfig): Promise<Listener> {
 
 type Listener = GatedListener<Deno.ServeHandlerInfo>;
 
-/** Opens the gate to the node's app, announces it, and serves until a signal. */
+/** Opens the gate to the node's app, announces it, serves until a signal; returns the exit code. */
 async function serve(
   listener: Listener,
   engine: NodeEngine,
   config: NodeConfig,
   counters: RequestCounters,
   floorStore: FloorStore,
-): Promise<void> {
+): Promise<number> {
   const app = createNodeApp({
     engine,
     floorStore,
@@ -140,7 +140,14 @@ async function serve(
   await Promise.race([stop.promise, listener.serving]);
   // In-flight requests get a moment to finish; a stuck scan stream must not block the exit.
   await Promise.race([listener.shutdown(), new Promise((r) => setTimeout(r, SHUTDOWN_TIMEOUT_MS))]);
-  await engine.close();
+  try {
+    await engine.close();
+  } catch (err) {
+    if (!(err instanceof ShutdownSnapshotError)) throw err;
+    console.error(`ringkv node: ${err.message}`);
+    return 1;
+  }
+  return 0;
 }
 
 async function main(): Promise<number> {
@@ -171,8 +178,7 @@ async function main(): Promise<number> {
       const n = await importFile(engine, config, config.import);
       loggerFor(config)({ level: "info", msg: "imported", file: config.import, keys: n });
     }
-    await serve(listener, engine, config, counters, floor);
-    return 0;
+    return await serve(listener, engine, config, counters, floor);
   } catch (err) {
     if (
       !(err instanceof ConfigError || err instanceof RecoveryError ||

@@ -26,7 +26,13 @@ import type {
 import { entryToJson } from "./entry_json.ts";
 import { encodeJsonLine } from "../storage/log_format.ts";
 import type { Stored } from "./packed.ts";
-import { FILES, loadSnapshot, replayLog } from "../storage/recovery.ts";
+import {
+  FILES,
+  loadSnapshot,
+  replayLog,
+  ShutdownSnapshotError,
+  snapshotMarker,
+} from "../storage/recovery.ts";
 import { writeSnapshot } from "../storage/snapshot.ts";
 import { type FlatValue, Store } from "./store.ts";
 import { asciiFromBase64, fromBytes, type HeldValue } from "./values.ts";
@@ -288,7 +294,10 @@ export class DurableEngine implements NodeEngine {
       await this.parts.wal.flush();
       await this.#snapshotting;
       await this.#savingMap;
-      await this.#snapshot();
+      await this.#snapshot().catch((err) => {
+        if (!(err instanceof Error)) throw err;
+        throw new ShutdownSnapshotError(err);
+      });
     }
     await this.parts.disk.close();
   }
@@ -357,7 +366,7 @@ export class DurableEngine implements NodeEngine {
       await wal.reopen();
       const store = new Store(this.parts.store.clock, this.parts.store.now);
       this.#snapshotBytes = await loadSnapshot(disk, store);
-      await replayLog(disk, store);
+      await replayLog(disk, store, { snapshotBytes: this.#snapshotBytes });
       this.parts.store = store;
       this.#refusedInMemory = null;
       this.changes.discardStaged();
@@ -379,7 +388,7 @@ export class DurableEngine implements NodeEngine {
       wal.stopTail();
       throw err;
     }
-    await wal.replaceWithTail();
+    await wal.replaceWithTail(snapshotMarker(this.#snapshotBytes));
     this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
   }
 

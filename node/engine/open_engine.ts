@@ -30,7 +30,7 @@ import { Store } from "./store.ts";
 import { GcHint } from "./gc_hint.ts";
 import { Wal } from "../storage/wal.ts";
 
-export { RecoveryError } from "../storage/recovery.ts";
+export { RecoveryError, ShutdownSnapshotError } from "../storage/recovery.ts";
 
 /** The default log size that triggers a snapshot: 64 MiB. */
 export const DEFAULT_SNAPSHOT_EVERY_BYTES = 64 * 1024 * 1024;
@@ -49,7 +49,7 @@ export interface OpenEngineOptions {
   hashKey?: (key: string) => Promise<number>;
   /** First delay before a read-only node retries its repair (node/engine/write_guard.ts). */
   firstRetryMs?: number;
-  /** Where read-only transitions are told (default: stderr). */
+  /** Where read-only transitions and a torn log tail cut at start are told (default: stderr). */
   log?: (message: string) => void;
   /** How long a log write may wait on the disk before health says `stalled` (default 5 s). */
   stallAfterMs?: number;
@@ -61,7 +61,10 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   const { id, incarnation, createdAt } = await loadIdentity(disk, options.id, options.now);
   const store = new Store(new HybridClock(id, options.now), options.now);
   const snapshotBytes = await loadSnapshot(disk, store);
-  const walBytes = await replayLog(disk, store);
+  const walBytes = await replayLog(disk, store, {
+    snapshotBytes,
+    log: options.log ?? console.error,
+  });
   const gcHint = new GcHint();
   gcHint.now();
   return new DurableEngine({

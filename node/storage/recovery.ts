@@ -10,7 +10,7 @@ import { isWriterId } from "../../shared/version.ts";
 import type { ByteRange, Disk } from "./disk.ts";
 import { TEMP_SUFFIX } from "./disk.ts";
 import { entryFromJson } from "../engine/entry_json.ts";
-import { scanLines } from "./log_format.ts";
+import { encodeJsonLine, scanLines } from "./log_format.ts";
 import { readSnapshot, SnapshotDamage } from "./snapshot.ts";
 import type { Store } from "../engine/store.ts";
 
@@ -50,6 +50,22 @@ export class UnreadableFileError extends Error {
       { cause },
     );
     this.name = "UnreadableFileError";
+  }
+}
+
+/**
+ * The snapshot of a clean shutdown could not be written (a full or read-only directory): the
+ * log still holds every acknowledged write, so the next start loses nothing.
+ */
+export class ShutdownSnapshotError extends Error {
+  /** `cause`: the disk's error. */
+  constructor(cause: Error) {
+    super(
+      `Cannot write ${FILES.snapshot} at shutdown: ${cause.message}. Nothing is lost: ` +
+        `${FILES.wal} keeps every acknowledged write and the next start replays it.`,
+      { cause },
+    );
+    this.name = "ShutdownSnapshotError";
   }
 }
 
@@ -160,8 +176,46 @@ export async function loadSnapshot(disk: Disk, store: Store): Promise<number> {
   }
 }
 
-/** Replays the log over the store and cuts a torn tail; returns the log's size. */
-export async function replayLog(disk: Disk, store: Store): Promise<number> {
+/** What {@link replayLog} knows besides the log. */
+export interface ReplayOptions {
+  /** Size of the snapshot loaded before the log (0: none was found). */
+  snapshotBytes?: number;
+  /** Where a torn tail cut at start is told. */
+  log?: (message: string) => void;
+}
+
+/**
+ * The first line of a log restarted after a snapshot: without it a deleted (or lost)
+ * `snapshot.json` left a log of the later writes only, and the node started without a word
+ * and without every key the snapshot held.
+ */
+export function snapshotMarker(snapshotBytes: number): Uint8Array {
+  return encodeJsonLine(JSON.stringify({ snapshot: { bytes: snapshotBytes } }));
+}
+
+function assertSnapshotLoaded(first: Record<string, unknown> | undefined, loaded: number): void {
+  if (first?.snapshot === undefined || loaded > 0) return;
+  const bytes = (first.snapshot as { bytes?: unknown }).bytes;
+  throw new RecoveryError(
+    FILES.wal,
+    0,
+    `it continues a snapshot of ${bytes} bytes, and ${FILES.snapshot} is missing`,
+    `Put ${FILES.snapshot} back (from a backup), or with replicas move the directory away ` +
+      "and let them refill the node (docs/storage.md); or, accepting the loss of every key " +
+      `the snapshot held, delete the first line of ${FILES.wal} and start again.`,
+  );
+}
+
+/**
+ * Replays the log over the store and cuts a torn tail, telling `log` what it cut (the
+ * operator learns that bytes left the log); returns the log's size.
+ */
+export async function replayLog(
+  disk: Disk,
+  store: Store,
+  options: ReplayOptions = {},
+): Promise<number> {
+  const { log } = options;
   const bytes = await readNamed(disk, FILES.wal);
   if (bytes === null) {
     await disk.writeAtomic(FILES.wal, new Uint8Array(0));
@@ -177,6 +231,7 @@ export async function replayLog(disk: Disk, store: Store): Promise<number> {
         `that byte on, cut ${FILES.wal} to its first ${scan.damage.offset} bytes and start again.`,
     );
   }
+  assertSnapshotLoaded(scan.records[0]?.record, options.snapshotBytes ?? 0);
   for (const { offset, record } of scan.records) {
     try {
       applyRecord(store, record);
@@ -190,8 +245,18 @@ export async function replayLog(disk: Disk, store: Store): Promise<number> {
       );
     }
   }
-  if (scan.goodLength < bytes.length) await disk.truncate(FILES.wal, scan.goodLength);
+  if (scan.goodLength < bytes.length) {
+    await disk.truncate(FILES.wal, scan.goodLength);
+    log?.(tornTailMessage(scan.torn, bytes.length - scan.goodLength));
+  }
   return scan.goodLength;
+}
+
+function tornTailMessage(torn: { offset: number; reason: string } | undefined, bytes: number) {
+  const where = `${FILES.wal} at byte ${torn?.offset ?? "?"} (${bytes} bytes dropped)`;
+  return `Cut a torn last record of ${where}: ${torn?.reason ?? "incomplete"}. A crash during ` +
+    "an append leaves one, and its write was never acknowledged; damage there instead (bit " +
+    "rot, an edit) lost that record.";
 }
 
 /** Applies one log record: `{"set": [entry...]}` or `{"drop": [[start, end]...]}`. */
@@ -203,6 +268,8 @@ export function applyRecord(store: Store, record: Record<string, unknown>): void
     }
   } else if (Array.isArray(record.drop)) {
     store.drop(record.drop.map(toRange));
+  } else if (record.snapshot !== undefined) {
+    // The marker of a restarted log (snapshotMarker): checked before the replay, nothing to apply.
   } else {
     throw new TypeError('the record has neither "set" nor "drop"');
   }

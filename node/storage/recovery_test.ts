@@ -4,7 +4,7 @@ import { createFakeDisk, type FakeDisk, IO_ERROR } from "../../tests/doubles/fak
 import { open, put, textOf } from "../../tests/doubles/engine_test_helpers.ts";
 import { RecoveryError } from "../engine/open_engine.ts";
 import { Wal } from "./wal.ts";
-import { UnreadableFileError } from "./recovery.ts";
+import { ShutdownSnapshotError, snapshotMarker, UnreadableFileError } from "./recovery.ts";
 
 const decoder = new TextDecoder();
 
@@ -36,6 +36,43 @@ Deno.test("recovery: a log cut at every byte of its last record keeps exactly th
     const again = await open(copy.crash());
     assertEquals(await textOf(again, "d"), "after", `cut at ${cut}`);
   }
+});
+
+Deno.test("recovery: a torn last record cut at start is told in one line naming the file and byte", async () => {
+  const { disk, lastStart, end } = await threeRecords();
+  const intact: string[] = [];
+  await open(disk.crash(), { log: (m) => intact.push(m) });
+  assertEquals(intact, []);
+  const copy = disk.crash();
+  copy.cut("wal.jsonl", end - 5);
+  const told: string[] = [];
+  await open(copy, { log: (m) => told.push(m) });
+  assertEquals(told.length, 1);
+  assert(
+    told[0]!.startsWith(`Cut a torn last record of wal.jsonl at byte ${lastStart} (`),
+    told[0],
+  );
+  assert(told[0]!.includes(`${end - 5 - lastStart} bytes dropped`), told[0]);
+  assert(!told[0]!.includes("\n"), told[0]);
+});
+
+Deno.test("recovery: a log that continues a snapshot refuses to start when snapshot.json is gone", async () => {
+  const disk = createFakeDisk();
+  const first = await open(disk);
+  await first.write([put("old", "in the snapshot")]);
+  await first.close(); // writes snapshot.json and restarts the log
+  const second = await open(disk.reopen());
+  await second.write([put("new", "in the log")]);
+  const crashed = disk.crash();
+  const whole = await open(crashed.crash());
+  assertEquals([await textOf(whole, "old"), await textOf(whole, "new")], [
+    "in the snapshot",
+    "in the log",
+  ]);
+  await crashed.remove("snapshot.json");
+  const err = await assertRejects(() => open(crashed), RecoveryError);
+  assert(err.message.includes("snapshot.json is missing"), err.message);
+  assertEquals([err.file, err.offset], ["wal.jsonl", 0]);
 });
 
 Deno.test("recovery: a bad checksum in the last record drops just that record", async () => {
@@ -158,7 +195,11 @@ Deno.test("recovery: snapshot plus log replay restores every key, on a real dire
     await first.close();
     const snapshot = JSON.parse(await Deno.readTextFile(`${dir}/snapshot.json`));
     assertEquals(snapshot.entries.length, 50);
-    assertEquals(await Deno.readTextFile(`${dir}/wal.jsonl`), "");
+    // The log restarts with just the marker naming the snapshot it continues.
+    const { size } = await Deno.stat(`${dir}/snapshot.json`);
+    const marker = new TextDecoder().decode(snapshotMarker(size));
+    assertEquals(await Deno.readTextFile(`${dir}/wal.jsonl`), marker);
+    assert(marker.endsWith(`"snapshot":{"bytes":${size}}}\n`), marker);
     // The second session ends like kill -9: files released, no close(), no snapshot.
     const disk = await createDenoDisk(dir);
     const second = await open(disk);
@@ -222,4 +263,21 @@ Deno.test("recovery: a file that cannot be read (EIO) stops the start, naming th
     assert((await textOf(again, "a")) !== undefined, `${file}: the data is still there`);
     await again.close();
   }
+});
+
+Deno.test("recovery: a snapshot that fails at close says the log keeps every write, and none is lost", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk);
+  await engine.write([put("kept", "in the log")]);
+  disk.setCapacity(1);
+  const err = await assertRejects(() => engine.close(), ShutdownSnapshotError);
+  assert(
+    err.message.startsWith("Cannot write snapshot.json at shutdown: "),
+    err.message,
+  );
+  assert(err.message.includes("No space left on device"), err.message);
+  assert(err.message.includes("wal.jsonl keeps every acknowledged write"), err.message);
+  disk.setCapacity(undefined);
+  const again = await open(disk.crash());
+  assertEquals(await textOf(again, "kept"), "in the log");
 });

@@ -154,13 +154,13 @@ export class Wal {
     this.#tail = null;
   }
 
-  /** Between rounds, replaces the file with the bytes kept since {@link startTail}. */
-  replaceWithTail(): Promise<void> {
+  /** Between rounds, replaces the file with `head` and the bytes kept since {@link startTail}. */
+  replaceWithTail(head: Uint8Array = new Uint8Array(0)): Promise<void> {
     const done = deferred();
     this.#tasks.push(async () => {
       try {
         this.assertHealthy();
-        const tail = concatBytes(this.#tail ?? []);
+        const tail = concatBytes([head, ...(this.#tail ?? [])]);
         await this.disk.writeAtomic(this.name, tail);
         this.size = tail.length;
         this.#tail = null;
