@@ -28,6 +28,7 @@ import { encodeJsonLine } from "../storage/log_format.ts";
 import type { Stored } from "./packed.ts";
 import {
   FILES,
+  type LoadedSnapshot,
   loadSnapshot,
   replayLog,
   ShutdownSnapshotError,
@@ -58,7 +59,8 @@ export interface EngineParts {
   hashKey: (key: string) => Promise<number>;
   limits: Limits;
   snapshotEveryBytes: number;
-  snapshotBytes: number;
+  /** The snapshot the start loaded (its size, 0 for none, and generation). */
+  snapshot: LoadedSnapshot;
   /** Starts a GC after bulk writes (optional: tests leave it out). */
   gcHint?: GcHint;
   /** First delay before a read-only node tries to take writes again (default 250 ms). */
@@ -77,7 +79,7 @@ export class DurableEngine implements NodeEngine {
   /** Keys whose last change is not durable yet, with its log sequence number. */
   readonly #pending = new Map<string, number>();
   #lastDrop = 0;
-  #snapshotBytes: number;
+  #lastSnapshot: LoadedSnapshot;
   #nextSnapshotAt: number;
   #snapshotting: Promise<void> | null = null;
   #savingMap: Promise<void> = Promise.resolve();
@@ -94,7 +96,7 @@ export class DurableEngine implements NodeEngine {
     this.id = parts.id;
     this.incarnation = parts.incarnation;
     this.createdAt = parts.createdAt;
-    this.#snapshotBytes = parts.snapshotBytes;
+    this.#lastSnapshot = parts.snapshot;
     this.#nextSnapshotAt = parts.snapshotEveryBytes;
     parts.wal.onRound = (lastSeq) => this.#onRound(lastSeq);
     this.#guard = new WriteGuard({
@@ -279,7 +281,7 @@ export class DurableEngine implements NodeEngine {
     return {
       ...this.parts.store.counts(),
       walBytes: this.parts.wal.bytes,
-      snapshotBytes: this.#snapshotBytes,
+      snapshotBytes: this.#lastSnapshot.bytes,
       diskWaitMs: this.#oldestWait()?.ms ?? 0,
     };
   }
@@ -365,8 +367,8 @@ export class DurableEngine implements NodeEngine {
     if (rollback) {
       await wal.reopen();
       const store = new Store(this.parts.store.clock, this.parts.store.now);
-      this.#snapshotBytes = await loadSnapshot(disk, store);
-      await replayLog(disk, store, { snapshotBytes: this.#snapshotBytes });
+      this.#lastSnapshot = await loadSnapshot(disk, store);
+      await replayLog(disk, store, { snapshot: this.#lastSnapshot });
       this.parts.store = store;
       this.#refusedInMemory = null;
       this.changes.discardStaged();
@@ -383,12 +385,14 @@ export class DurableEngine implements NodeEngine {
     const { disk, wal, store } = this.parts;
     wal.startTail();
     try {
-      this.#snapshotBytes = await writeSnapshot(disk, FILES.snapshot, this.id, store.entries());
+      const generation = this.#lastSnapshot.generation + 1;
+      const bytes = await writeSnapshot(disk, FILES.snapshot, this.id, store.entries(), generation);
+      this.#lastSnapshot = { bytes, generation };
     } catch (err) {
       wal.stopTail();
       throw err;
     }
-    await wal.replaceWithTail(snapshotMarker(this.#snapshotBytes));
+    await wal.replaceWithTail(snapshotMarker(this.#lastSnapshot));
     this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
   }
 

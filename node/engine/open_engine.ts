@@ -60,9 +60,9 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   const { disk } = options;
   const { id, incarnation, createdAt } = await loadIdentity(disk, options.id, options.now);
   const store = new Store(new HybridClock(id, options.now), options.now);
-  const snapshotBytes = await loadSnapshot(disk, store);
+  const snapshot = await loadSnapshot(disk, store);
   const walBytes = await replayLog(disk, store, {
-    snapshotBytes,
+    snapshot,
     log: options.log ?? console.error,
   });
   const gcHint = new GcHint();
@@ -77,7 +77,7 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
     hashKey: options.hashKey ?? hashKey,
     limits: options.limits ?? DEFAULT_LIMITS,
     snapshotEveryBytes: options.snapshotEveryBytes ?? DEFAULT_SNAPSHOT_EVERY_BYTES,
-    snapshotBytes,
+    snapshot,
     gcHint,
     ...(options.firstRetryMs === undefined ? {} : { firstRetryMs: options.firstRetryMs }),
     ...(options.log === undefined ? {} : { log: options.log }),

@@ -151,8 +151,8 @@ export function newNodeId(): string {
   return "n" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Loads the snapshot into the store; returns its size (0 when there is none). */
-export async function loadSnapshot(disk: Disk, store: Store): Promise<number> {
+/** Loads the snapshot into the store; returns its size (0 when there is none) and generation. */
+export async function loadSnapshot(disk: Disk, store: Store): Promise<LoadedSnapshot> {
   await disk.remove(FILES.snapshot + TEMP_SUFFIX);
   // Only the disk's own errors are named as unreadable; damage is a RecoveryError.
   const reading = {
@@ -163,7 +163,7 @@ export async function loadSnapshot(disk: Disk, store: Store): Promise<number> {
     const info = await readSnapshot(reading, FILES.snapshot, (key, entry) => {
       store.apply(key, entry);
     });
-    return info?.bytes ?? 0;
+    return { bytes: info?.bytes ?? 0, generation: info?.generation ?? 0 };
   } catch (err) {
     if (!(err instanceof SnapshotDamage)) throw err;
     throw new RecoveryError(
@@ -176,10 +176,16 @@ export async function loadSnapshot(disk: Disk, store: Store): Promise<number> {
   }
 }
 
+/** The snapshot a start loaded: its size (0: none was found) and generation. */
+export interface LoadedSnapshot {
+  bytes: number;
+  generation: number;
+}
+
 /** What {@link replayLog} knows besides the log. */
 export interface ReplayOptions {
-  /** Size of the snapshot loaded before the log (0: none was found). */
-  snapshotBytes?: number;
+  /** The snapshot loaded before the log (none: no snapshot was found). */
+  snapshot?: LoadedSnapshot;
   /** Where a torn tail cut at start is told. */
   log?: (message: string) => void;
 }
@@ -189,21 +195,43 @@ export interface ReplayOptions {
  * `snapshot.json` left a log of the later writes only, and the node started without a word
  * and without every key the snapshot held.
  */
-export function snapshotMarker(snapshotBytes: number): Uint8Array {
-  return encodeJsonLine(JSON.stringify({ snapshot: { bytes: snapshotBytes } }));
+export function snapshotMarker(snapshot: LoadedSnapshot): Uint8Array {
+  const { bytes, generation } = snapshot;
+  return encodeJsonLine(JSON.stringify({ snapshot: { bytes, generation } }));
 }
 
-function assertSnapshotLoaded(first: Record<string, unknown> | undefined, loaded: number): void {
-  if (first?.snapshot === undefined || loaded > 0) return;
-  const bytes = (first.snapshot as { bytes?: unknown }).bytes;
-  throw new RecoveryError(
-    FILES.wal,
-    0,
-    `it continues a snapshot of ${bytes} bytes, and ${FILES.snapshot} is missing`,
-    `Put ${FILES.snapshot} back (from a backup), or with replicas move the directory away ` +
-      "and let them refill the node (docs/storage.md); or, accepting the loss of every key " +
-      `the snapshot held, delete the first line of ${FILES.wal} and start again.`,
-  );
+const REFILL = "with replicas, move the directory away and let them refill the node " +
+  "(docs/storage.md); or, accepting the loss of every key the log's snapshot held, delete the " +
+  `first line of ${FILES.wal} and start again.`;
+
+/**
+ * Refuses a log that continues a snapshot which is missing, or older than the one it continues
+ * (a backup put back): the writes between the two would be lost without a word. A snapshot one
+ * generation newer is what a crash between its rename and the log's replacement leaves.
+ */
+function assertSnapshotLoaded(
+  first: Record<string, unknown> | undefined,
+  loaded: LoadedSnapshot,
+): void {
+  if (first?.snapshot === undefined) return;
+  const marker = first.snapshot as { bytes?: unknown; generation?: unknown };
+  if (loaded.bytes === 0) {
+    throw new RecoveryError(
+      FILES.wal,
+      0,
+      `it continues a snapshot of ${marker.bytes} bytes, and ${FILES.snapshot} is missing`,
+      `Put back the ${FILES.snapshot} it continues if you have it; else ${REFILL}`,
+    );
+  }
+  if (typeof marker.generation === "number" && loaded.generation < marker.generation) {
+    throw new RecoveryError(
+      FILES.wal,
+      0,
+      `it continues snapshot generation ${marker.generation}, and ${FILES.snapshot} is ` +
+        `generation ${loaded.generation}, older: the writes between them are in neither file`,
+      `Put back the ${FILES.snapshot} of generation ${marker.generation} if you have it; else ${REFILL}`,
+    );
+  }
 }
 
 /**
@@ -231,7 +259,7 @@ export async function replayLog(
         `that byte on, cut ${FILES.wal} to its first ${scan.damage.offset} bytes and start again.`,
     );
   }
-  assertSnapshotLoaded(scan.records[0]?.record, options.snapshotBytes ?? 0);
+  assertSnapshotLoaded(scan.records[0]?.record, options.snapshot ?? { bytes: 0, generation: 0 });
   for (const { offset, record } of scan.records) {
     try {
       applyRecord(store, record);

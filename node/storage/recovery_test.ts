@@ -75,6 +75,24 @@ Deno.test("recovery: a log that continues a snapshot refuses to start when snaps
   assertEquals([err.file, err.offset], ["wal.jsonl", 0]);
 });
 
+Deno.test("recovery: a log that continues a newer snapshot refuses an older snapshot.json put back", async () => {
+  // Found by review: a backup of snapshot.json is older than the log that continues a later one;
+  // started on it, the writes between the two snapshots were lost without a word.
+  const disk = createFakeDisk();
+  const first = await open(disk);
+  await first.write([put("a", "first session")]);
+  await first.close(); // snapshot generation 1
+  const backup = (await disk.read("snapshot.json"))!;
+  const second = await open(disk.reopen());
+  await second.write([put("b", "second session")]);
+  await second.close(); // snapshot generation 2; the log continues it
+  await disk.writeAtomic("snapshot.json", backup);
+  const err = await assertRejects(() => open(disk.reopen()), RecoveryError);
+  assert(err.message.includes("continues snapshot generation 2"), err.message);
+  assert(err.message.includes("generation 1, older"), err.message);
+  assertEquals([err.file, err.offset], ["wal.jsonl", 0]);
+});
+
 Deno.test("recovery: a bad checksum in the last record drops just that record", async () => {
   const { disk, lastStart } = await threeRecords();
   disk.flip("wal.jsonl", lastStart + 30);
@@ -194,12 +212,12 @@ Deno.test("recovery: snapshot plus log replay restores every key, on a real dire
     for (let i = 0; i < 50; i++) await first.write([put(`key-${i}`, `value-${i}`)]);
     await first.close();
     const snapshot = JSON.parse(await Deno.readTextFile(`${dir}/snapshot.json`));
-    assertEquals(snapshot.entries.length, 50);
+    assertEquals([snapshot.entries.length, snapshot.generation], [50, 1]);
     // The log restarts with just the marker naming the snapshot it continues.
     const { size } = await Deno.stat(`${dir}/snapshot.json`);
-    const marker = new TextDecoder().decode(snapshotMarker(size));
+    const marker = new TextDecoder().decode(snapshotMarker({ bytes: size, generation: 1 }));
     assertEquals(await Deno.readTextFile(`${dir}/wal.jsonl`), marker);
-    assert(marker.endsWith(`"snapshot":{"bytes":${size}}}\n`), marker);
+    assert(marker.endsWith(`"snapshot":{"bytes":${size},"generation":1}}\n`), marker);
     // The second session ends like kill -9: files released, no close(), no snapshot.
     const disk = await createDenoDisk(dir);
     const second = await open(disk);

@@ -49,16 +49,21 @@ export class SnapshotDamage extends Error {
   }
 }
 
-/** Writes the entries as the snapshot file atomically; returns its size in bytes. */
+/**
+ * Writes the entries as the snapshot file atomically; returns its size in bytes. `generation`
+ * counts the node's snapshots, so a log can tell the snapshot it continues from an older one.
+ */
 export async function writeSnapshot(
   disk: Disk,
   name: string,
   node: string,
   entries: Iterable<[string, Stored]>,
+  generation = 0,
 ): Promise<number> {
   let size = 0;
   async function* chunks(): AsyncGenerator<Uint8Array> {
-    let text = `{"format":"${SNAPSHOT_FORMAT}","node":${JSON.stringify(node)},"entries":[\n`;
+    let text = `{"format":"${SNAPSHOT_FORMAT}","node":${JSON.stringify(node)},` +
+      `"generation":${generation},"entries":[\n`;
     let previous: string | undefined;
     let count = 0;
     for (const [key, entry] of entries) {
@@ -84,6 +89,8 @@ export async function writeSnapshot(
 /** What a snapshot's header and footer say. */
 export interface SnapshotInfo {
   node: string;
+  /** Its place among the node's snapshots (0 in snapshots from before generations). */
+  generation: number;
   count: number;
   bytes: number;
 }
@@ -168,6 +175,7 @@ class LineReader {
   #node: string | undefined;
   #count = 0;
   #footer: number | undefined;
+  #generation = 0;
   #at = 0;
   #offsetOf: (at: number) => number = (n) => n;
 
@@ -196,7 +204,7 @@ class LineReader {
         `it says ${this.#footer} entries, it has ${this.#count}`,
       );
     }
-    return { node: this.#node!, count: this.#count, bytes };
+    return { node: this.#node!, generation: this.#generation, count: this.#count, bytes };
   }
 
   #read(text: string): void {
@@ -207,6 +215,7 @@ class LineReader {
         throw new TypeError(`the header is not a ${SNAPSHOT_FORMAT} header`);
       }
       this.#node = header.node;
+      this.#generation = Number.isSafeInteger(header.generation) ? header.generation : 0;
     } else if (text.startsWith("],")) {
       const { count } = JSON.parse("{" + text.slice(2));
       if (!Number.isInteger(count)) throw new TypeError("the closing line has no count");
