@@ -59,10 +59,19 @@ async function pollLoop(
   }
 }
 
-/** `fetch` to nodes; with `--ca` (its PEM text), one that also trusts that CA. */
-function nodeFetch(ca: string | undefined): NodeFetch {
+/**
+ * `fetch` to nodes; with `--ca` (its PEM text), one that also trusts that CA. A CA whose PEM
+ * body rustls cannot read is a ConfigError here, before the port and the lock.
+ */
+function nodeFetch(ca: string | undefined, caPath = ""): NodeFetch {
   if (ca === undefined) return (url, init) => globalThis.fetch(url, init);
-  const client = Deno.createHttpClient({ caCerts: [ca] });
+  let client: Deno.HttpClient;
+  try {
+    client = Deno.createHttpClient({ caCerts: [ca] });
+  } catch (err) {
+    if (!(err instanceof Error)) throw err;
+    throw new ConfigError(`Cannot use --ca ${caPath}: ${err.message}`);
+  }
   return (url, init) => globalThis.fetch(url, { ...init, client });
 }
 
@@ -121,12 +130,11 @@ async function openClusterState(
 
 async function serve(
   config: ProxyConfig,
-  ca: string | undefined,
+  rawFetch: NodeFetch,
   listener: Listener,
   stop: AbortController,
 ) {
   const log = loggerFor(config);
-  const rawFetch = nodeFetch(ca);
   const metrics = new ProxyMetrics();
   const fetch = instrumentFetch(rawFetch, metrics);
   const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
@@ -211,12 +219,13 @@ async function main(): Promise<number> {
     const ca = config.ca === undefined
       ? undefined
       : await readPem("ca", config.ca, Deno.readTextFile);
+    const rawFetch = nodeFetch(ca, config.ca);
     const stop = new AbortController();
     const listener = await listen(config, stop.signal).catch((err) => {
       throw tlsServeError(err, config.tls) ?? err;
     });
     lock = await lockDataDir(config.data, "proxy");
-    return await serve(config, ca, listener, stop);
+    return await serve(config, rawFetch, listener, stop);
   } catch (err) {
     if (
       !(err instanceof StartupError || err instanceof MapFileError || err instanceof ConfigError ||

@@ -85,7 +85,9 @@ export function tlsServeError(err: unknown, files: TlsFiles | undefined): Config
       `Cannot serve https: the --key ${files.key} does not match the --cert ${files.cert}`,
     );
   }
-  if (err instanceof Deno.errors.InvalidData) {
+  // A PEM block whose body rustls cannot parse (Deno 2.9: plain Errors, told by their words).
+  const unreadable = /BadEncoding|failed to parse private key|No keys found/.test(err.message);
+  if (err instanceof Deno.errors.InvalidData || unreadable) {
     return new ConfigError(
       `Cannot serve https with --cert ${files.cert} and --key ${files.key}: ${err.message}`,
     );
