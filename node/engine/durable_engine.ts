@@ -291,17 +291,21 @@ export class DurableEngine implements NodeEngine {
     this.#closed = true;
     this.parts.gcHint?.stop();
     await this.#guard.close();
-    // A read-only node leaves its files as the last repair left them; restart reloads them.
-    if (this.#guard.health.state === "writable") {
-      await this.parts.wal.flush();
-      await this.#snapshotting;
-      await this.#savingMap;
-      await this.#snapshot().catch((err) => {
-        if (!(err instanceof Error)) throw err;
-        throw new ShutdownSnapshotError(err);
-      });
+    try {
+      // A read-only node leaves its files as the last repair left them; restart reloads them.
+      if (this.#guard.health.state === "writable") {
+        await this.parts.wal.flush();
+        await this.#snapshotting;
+        await this.#savingMap;
+        await this.#snapshot().catch((err) => {
+          // The disk's refusals (full, read-only, failing), not a bug of ours, become one line.
+          if (!(err instanceof Error) || err instanceof TypeError) throw err;
+          throw new ShutdownSnapshotError(err);
+        });
+      }
+    } finally {
+      await this.parts.disk.close();
     }
-    await this.parts.disk.close();
   }
 
   /** Logs the changed entries as one record, then waits until `keys` are all durable. */
