@@ -372,7 +372,9 @@ export class DurableEngine implements NodeEngine {
       await wal.reopen();
       const store = new Store(this.parts.store.clock, this.parts.store.now);
       this.#lastSnapshot = await loadSnapshot(disk, store);
-      await replayLog(disk, store, { snapshot: this.#lastSnapshot });
+      // A torn tail cut here is told as at start (the failed round's bytes).
+      const log = this.parts.log ?? console.error;
+      await replayLog(disk, store, { snapshot: this.#lastSnapshot, log });
       this.parts.store = store;
       this.#refusedInMemory = null;
       this.changes.discardStaged();
