@@ -344,6 +344,8 @@ async function main(): Promise<number> {
     await run(f, target);
     return EXIT.ok;
   } catch (err) {
+    // The reader went away (`kv ls | head`): what it read is right, the rest is not wanted.
+    if (err instanceof Deno.errors.BrokenPipe) return EXIT.ok;
     if (err instanceof ConfigError) {
       console.error(err.message);
       return EXIT.usage;

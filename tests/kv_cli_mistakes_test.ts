@@ -61,3 +61,42 @@ Deno.test("deno task kv add takes a fractional --weight as the admin API does, a
   assertEquals(fractional.code, 4, fractional.stderr);
   assertMatch(fractional.stderr, /^Cannot reach http:\/\/127\.0\.0\.1:9/);
 });
+
+Deno.test("deno task kv whose reader stops early (kv get k | head -c 1, kv ls | head -1) exits 0 quietly, not 1 (not found) with a stack trace", async () => {
+  // The stand-in proxy answers once the reader is gone, so every write meets a closed pipe.
+  const { promise: readerGone, resolve: goneNow } = Promise.withResolvers<void>();
+  const big = "k\n".repeat(200_000);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await readerGone;
+    const url = new URL(req.url);
+    if (url.pathname === "/kv") {
+      const keys = Array.from({ length: 1000 }, (_, i) => `key/${i}`);
+      return Response.json({ keys, cursor: null });
+    }
+    return new Response(big, { headers: { "content-type": "text/plain" } });
+  });
+  try {
+    for (const args of [["get", "k"], ["ls"]]) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", KV.pathname, ...args, "--url", `http://127.0.0.1:${server.addr.port}`],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      try {
+        await child.stdout.cancel();
+        goneNow();
+        const stderr = new TextDecoder().decode(
+          new Uint8Array(await new Response(child.stderr).arrayBuffer()),
+        );
+        const { code } = await child.status;
+        assertEquals([code, stderr], [0, ""], args.join(" "));
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
