@@ -194,6 +194,11 @@ export function parseFlags<S extends FlagsSpec>(
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
+    // After `--` every word is an argument: a value or key may start with `--`.
+    if (arg === "--") {
+      rest.push(...args.slice(i + 1));
+      break;
+    }
     if (arg === "--help" || arg === "-h") return { help: true };
     if (!arg.startsWith("--")) {
       rest.push(arg);

@@ -20,6 +20,13 @@ Deno.test("parseFlags() reads flags in both --x v and --x=v forms", () => {
   assertEquals([v.port, v.data, v.nodes, v.verbose], [8000, "/tmp/d", ["a", "b"], true]);
 });
 
+Deno.test("parseFlags() reads every word after -- as an argument, one that starts with -- too", () => {
+  const spec = { ttl: { type: "string", help: "t" } } as const;
+  const parsed = parseFlags(spec, ["put", "--ttl", "5", "--", "--k", "--help", "--"], {});
+  assert(!("help" in parsed));
+  assertEquals([parsed.values.ttl, parsed.rest], ["5", ["put", "--k", "--help", "--"]]);
+});
+
 Deno.test("parseFlags() takes RINGKV_ variables, and flags win over them", () => {
   const env = { RINGKV_PORT: "9000", RINGKV_ADMIN_TOKEN: "s3cret" };
   assertEquals(values([], env).port, 9000);

@@ -61,7 +61,9 @@ commands:
   add URL [--weight W]    add a node, wait for its keys to move
   remove ID [--force]     drain a node, then remove it (--force: it is dead for good, or
                           leave fewer nodes than replicas)
-  status                  epoch, nodes, replicas, nodes up, rebalancing
+  status                  epoch, nodes, keys, copies, replicas, nodes up, rebalancing
+
+after --, words are arguments even when they start with -- (kv put -- --key --value)
 
 exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
             4 unavailable or server error, 5 auth, 6 request refused`;

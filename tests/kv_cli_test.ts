@@ -48,6 +48,9 @@ Deno.test("deno task kv: get, put, del, ls print plain results and exit 0/1/2/3/
     ]);
     assertEquals((await kv("put", "users/2", "bob")).code, 0);
     assertEquals((await kv("put", "other", "x")).code, 0);
+    // After --, a key or value may start with -- (stdin is no way to give such a key).
+    assertEquals((await kv("put", "--", "--k", "--help")).code, 0);
+    assertEquals((await kv("get", "--", "--k")).stdout, "--help");
     const ls = await kv("ls", "--prefix", "users/");
     assertEquals([ls.code, ls.stdout], [0, "users/1\nusers/2\n"]);
 
