@@ -13,6 +13,7 @@ import {
   ConfigError,
   envNames,
   helpText,
+  kebab,
   parseFlags,
 } from "../shared/config.ts";
 import { checkKey, keyToPath } from "../shared/keys.ts";
@@ -69,6 +70,36 @@ exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
             4 unavailable or server error, 5 auth, 6 request refused`;
 
 const COMMANDS = ["get", "put", "del", "ls", "watch", "nodes", "add", "remove", "status"];
+
+/** The commands each command-specific flag is for; the others serve every command. */
+const FLAG_COMMANDS: Partial<Record<keyof typeof SPEC, string[]>> = {
+  prefix: ["ls"],
+  weight: ["add"],
+  ifMatch: ["put", "del"],
+  ifNoneMatch: ["put"],
+  contentType: ["put"],
+  ttl: ["put"],
+  wait: ["add", "remove"],
+  force: ["remove"],
+};
+
+/** A usage error for a flag given to a command it does nothing for (`kv get k --ttl 5s`). */
+function checkFlagsFit(command: string, args: readonly string[]): void {
+  const end = args.indexOf("--");
+  for (const arg of end === -1 ? args : args.slice(0, end)) {
+    if (!arg.startsWith("--")) continue;
+    const typed = arg.slice(2).split("=")[0]!;
+    const name = Object.keys(SPEC).find((n) => [kebab(n), `no-${kebab(n)}`].includes(typed));
+    const fits = FLAG_COMMANDS[name as keyof typeof SPEC];
+    if (fits !== undefined && !fits.includes(command)) {
+      const hint = command === "watch" && name === "prefix" ? " (watch takes PREFIX, no --)" : "";
+      throw new CliError(
+        EXIT.usage,
+        `Cannot use --${typed} with ${command}: it is for ${fits.join(", ")} only${hint}`,
+      );
+    }
+  }
+}
 
 type Flags = NonNullable<ReturnType<typeof parse>>;
 const enc = new TextEncoder();
@@ -245,8 +276,9 @@ async function change(t: Target, f: Flags, method: string, path: string, body?: 
   if (f.values.wait) await follow(t);
 }
 
-async function run(f: Flags, t: Target): Promise<void> {
+async function run(f: Flags, t: Target, argv: readonly string[]): Promise<void> {
   const [command, ...rest] = f.rest;
+  if (COMMANDS.includes(command!)) checkFlagsFit(command!, argv);
   const args = (n: number, what: string) => need(f.rest, n, n, what);
   switch (command) {
     case "get":
@@ -343,7 +375,7 @@ async function main(): Promise<number> {
       clientToken: clientToken(f.values.clientToken),
       timeoutMs: f.values.timeoutMs,
     };
-    await run(f, target);
+    await run(f, target, Deno.args);
     return EXIT.ok;
   } catch (err) {
     // The reader went away (`kv ls | head`): what it read is right, the rest is not wanted.

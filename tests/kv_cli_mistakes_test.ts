@@ -100,3 +100,32 @@ Deno.test("deno task kv whose reader stops early (kv get k | head -c 1, kv ls | 
     await server.shutdown();
   }
 });
+
+Deno.test("deno task kv refuses a flag given to a command it does nothing for with exit 2, before any call", async () => {
+  // Port 9 (discard) is never a proxy: a flag let through would end in "Cannot reach" (exit 4).
+  const cases: [string[], RegExp][] = [
+    [["get", "k", "--ttl", "5s"], /^Cannot use --ttl with get: it is for put only/],
+    [["get", "k", "--if-match", "v"], /^Cannot use --if-match with get: it is for put, del only/],
+    [["del", "k", "--if-none-match"], /^Cannot use --if-none-match with del: it is for put only/],
+    [["ls", "--no-wait"], /^Cannot use --no-wait with ls: it is for add, remove only/],
+    [["watch", "--prefix=users/"], /^Cannot use --prefix with watch: .*\(watch takes PREFIX/],
+    [["nodes", "--force"], /^Cannot use --force with nodes: it is for remove only/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runToEnd({
+      script: KV,
+      args: [...args, "--url", "http://127.0.0.1:9"],
+      env: { RINGKV_ADMIN_TOKEN: "t0ken" },
+      timeoutMs: 60_000,
+    });
+    assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assertMatch(r.stderr, message);
+  }
+  // The flags of the command itself, and any word after --, still go out (exit 4 here).
+  const fits = await runToEnd({
+    script: KV,
+    args: ["put", "k", "--ttl", "5s", "--url", "http://127.0.0.1:9", "--", "--prefix"],
+    timeoutMs: 60_000,
+  });
+  assertEquals(fits.code, 4, fits.stderr);
+});
