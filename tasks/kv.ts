@@ -18,6 +18,7 @@ import {
 } from "../shared/config.ts";
 import { checkKey, keyToPath } from "../shared/keys.ts";
 import { RingkvError } from "../shared/errors.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import {
   call,
   CliError,
@@ -143,12 +144,27 @@ function keyPath(key: string): string {
       throw new CliError(EXIT.usage, `${err.message} (${err.code})`);
     }
   }
-  return `/kv/${keyToPath(key)}`;
+  const path = `/kv/${keyToPath(key)}`;
+  const max = DEFAULT_REQUEST_LIMITS.maxUrlBytes; // fixed: no flag changes a proxy's
+  if (path.length > max) {
+    throw new CliError(
+      EXIT.refused,
+      `Cannot use key ${named(key)}: its URL is ${path.length} bytes, a proxy takes at most ${max}`,
+    );
+  }
+  return path;
+}
+
+/** The key quoted for a message; a long one cut (a 20 kB key made a 20 kB error line). */
+function named(key: string): string {
+  const chars = Array.from(key);
+  if (chars.length <= 100) return `"${key}"`;
+  return `"${chars.slice(0, 80).join("")}..." (${enc.encode(key).length} bytes)`;
 }
 
 async function get(t: Target, key: string): Promise<void> {
   const res = await call(t, keyPath(key));
-  if (!res.ok) await failed(res, `Cannot get "${key}"`);
+  if (!res.ok) await failed(res, `Cannot get ${named(key)}`);
   await Deno.stdout.write(new Uint8Array(await res.arrayBuffer()));
 }
 
@@ -165,14 +181,14 @@ async function put(t: Target, f: Flags, key: string, value?: string): Promise<vo
   const path = keyPath(key) + ttl; // before stdin is read
   const body = value ?? await readStdin();
   const res = await call(t, path, { method: "PUT", body, headers });
-  print((await okJson<{ version: string }>(res, `Cannot put "${key}"`)).version);
+  print((await okJson<{ version: string }>(res, `Cannot put ${named(key)}`)).version);
 }
 
 async function del(t: Target, f: Flags, key: string): Promise<void> {
   const headers: Record<string, string> = {};
   if (f.values.ifMatch) headers["if-match"] = `"${f.values.ifMatch.replace(/"/g, "")}"`;
   const res = await call(t, keyPath(key), { method: "DELETE", headers });
-  if (!res.ok) await failed(res, `Cannot delete "${key}"`);
+  if (!res.ok) await failed(res, `Cannot delete ${named(key)}`);
   await res.body?.cancel();
 }
 

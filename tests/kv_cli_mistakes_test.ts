@@ -129,3 +129,37 @@ Deno.test("deno task kv refuses a flag given to a command it does nothing for wi
   });
   assertEquals(fits.code, 4, fits.stderr);
 });
+
+Deno.test("deno task kv names a long key by its start and size, and refuses one no URL can carry with exit 6 before any call", async () => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => Response.json({ error: { code: "not_found", message: "absent" } }, { status: 404 }),
+  );
+  try {
+    for (const command of ["get", "put", "del"]) {
+      const args = command === "put"
+        ? [command, "k".repeat(5000), "v"]
+        : [command, "k".repeat(5000)];
+      const r = await runToEnd({
+        script: KV,
+        args: [...args, "--url", `http://127.0.0.1:${server.addr.port}`],
+        timeoutMs: 60_000,
+      });
+      assertEquals(r.code, 1, r.stderr);
+      assertMatch(r.stderr, /^Cannot \w+ "k{80}\.\.\." \(5000 bytes\): 404 absent\n$/);
+    }
+  } finally {
+    await server.shutdown();
+  }
+  // 120 kB of URL: fetch itself refused it, which read as "Cannot reach" (exit 4), 120 kB long.
+  const r = await runToEnd({
+    script: KV,
+    args: ["get", "\u00e9".repeat(20_000), "--url", "http://127.0.0.1:9"],
+    timeoutMs: 60_000,
+  });
+  assertEquals(r.code, 6, r.stderr);
+  assertMatch(
+    r.stderr,
+    /^Cannot use key "\u00e9{80}\.\.\." \(40000 bytes\): its URL is 120004 bytes, a proxy takes at most 8192\n$/,
+  );
+});
