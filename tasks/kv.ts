@@ -71,6 +71,8 @@ exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
             4 unavailable or server error, 5 auth, 6 request refused`;
 
 const COMMANDS = ["get", "put", "del", "ls", "watch", "nodes", "add", "remove", "status"];
+/** What other stores call some commands: too far from ours for a "did you mean" by spelling. */
+const OTHER_NAMES: Record<string, string> = { delete: "del", rm: "del", list: "ls", set: "put" };
 
 /** The commands each command-specific flag is for; the others serve every command. */
 const FLAG_COMMANDS: Partial<Record<keyof typeof SPEC, string[]>> = {
@@ -330,7 +332,7 @@ async function run(f: Flags, t: Target, argv: readonly string[]): Promise<void> 
       return await change(t, f, "DELETE", `/cluster/nodes/${encodeURIComponent(id)}${force}`);
     }
     default: {
-      const near = closest(command ?? "", COMMANDS);
+      const near = OTHER_NAMES[command ?? ""] ?? closest(command ?? "", COMMANDS);
       const hint = near === undefined ? "" : `; did you mean ${near}?`;
       throw new CliError(EXIT.usage, `Unknown command "${command ?? ""}"${hint} (see --help)`);
     }

@@ -144,6 +144,11 @@ Deno.test("deno task kv: no command prints the usage (exit 2); extra arguments a
     const bare = await kv();
     assertEquals(bare.code, 2);
     assertMatch(bare.stderr, /^usage: deno task kv <command>/);
+    for (const [typed, meant] of [["delete", "del"], ["list", "ls"], ["set", "put"]]) {
+      const r = await kv(typed!, "k");
+      assertEquals(r.code, 2, r.stderr);
+      assertEquals(r.stderr, `Unknown command "${typed}"; did you mean ${meant}? (see --help)\n`);
+    }
     const extra = [["get", "a", "b"], ["del", "a", "b"], ["put", "a", "b", "c"], ["nodes", "x"]];
     for (const args of extra) {
       const r = await kv(...args);
