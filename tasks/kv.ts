@@ -46,6 +46,9 @@ const SPEC = {
   force: {
     type: "bool",
     default: false,
+    // Not RINGKV_FORCE: that is the proxy's --force, and a shell that started a proxy with it
+    // would make every kv remove a forced one.
+    env: "RINGKV_KV_FORCE",
     help: "remove: the node is dead (copy from replicas), or insist on fewer nodes than replicas",
   },
   timeoutMs: { type: "int", default: 10_000, help: "timeout of each call, in ms" },

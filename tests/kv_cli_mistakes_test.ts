@@ -163,3 +163,35 @@ Deno.test("deno task kv names a long key by its start and size, and refuses one 
     /^Cannot use key "\u00e9{80}\.\.\." \(40000 bytes\): its URL is 120004 bytes, a proxy takes at most 8192\n$/,
   );
 });
+
+Deno.test("deno task kv remove is not forced by RINGKV_FORCE (the proxy's --force), only by --force or RINGKV_KV_FORCE", async () => {
+  const paths: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const url = new URL(req.url);
+    paths.push(url.pathname + url.search);
+    return Response.json({ error: { code: "not_found", message: "no node" } }, { status: 404 });
+  });
+  try {
+    const cases: [string[], Record<string, string>][] = [
+      [[], { RINGKV_FORCE: "true" }],
+      [["--force"], {}],
+      [[], { RINGKV_KV_FORCE: "true" }],
+    ];
+    for (const [flags, env] of cases) {
+      const r = await runToEnd({
+        script: KV,
+        args: ["remove", "n9", ...flags, "--url", `http://127.0.0.1:${server.addr.port}`],
+        env: { RINGKV_ADMIN_TOKEN: "t0ken", ...env },
+        timeoutMs: 60_000,
+      });
+      assertEquals(r.code, 1, r.stderr);
+    }
+  } finally {
+    await server.shutdown();
+  }
+  assertEquals(paths, [
+    "/cluster/nodes/n9",
+    "/cluster/nodes/n9?force=true",
+    "/cluster/nodes/n9?force=true",
+  ]);
+});
