@@ -51,7 +51,13 @@ const SPEC = {
     env: "RINGKV_KV_FORCE",
     help: "remove: the node is dead (copy from replicas), or insist on fewer nodes than replicas",
   },
-  timeoutMs: { type: "int", default: 10_000, help: "timeout of each call, in ms" },
+  timeoutMs: {
+    type: "int",
+    default: 10_000,
+    // Not RINGKV_TIMEOUT_MS: that is the proxy's node-call deadline (2 s), exported for a proxy.
+    env: "RINGKV_KV_TIMEOUT_MS",
+    help: "timeout of each call, in ms",
+  },
 } as const;
 
 const USAGE = `usage: deno task kv <command> [args] [--url URL] [--token T]

@@ -195,3 +195,30 @@ Deno.test("deno task kv remove is not forced by RINGKV_FORCE (the proxy's --forc
     "/cluster/nodes/n9?force=true",
   ]);
 });
+
+Deno.test("deno task kv's call deadline is --timeout-ms or RINGKV_KV_TIMEOUT_MS, not the proxy's RINGKV_TIMEOUT_MS", async () => {
+  // A server that answers only when the test ends: kv gives up after its own deadline first.
+  const release = Promise.withResolvers<void>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async () => {
+      await release.promise;
+      return new Response("late");
+    },
+  );
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  const run = (env: Record<string, string>) =>
+    runToEnd({ script: KV, args: ["get", "k", "--url", url], env, timeoutMs: 60_000 });
+  try {
+    const own = await run({ RINGKV_KV_TIMEOUT_MS: "300" });
+    assertEquals(own.code, 4, own.stderr);
+    assertMatch(own.stderr, /300 ms/);
+    // The proxy's variable is not kv's: read as kv's, its 1 ms would have been the deadline.
+    const proxys = await run({ RINGKV_TIMEOUT_MS: "1", RINGKV_KV_TIMEOUT_MS: "400" });
+    assertEquals(proxys.code, 4, proxys.stderr);
+    assertMatch(proxys.stderr, /400 ms/);
+  } finally {
+    release.resolve();
+    await server.shutdown();
+  }
+});
