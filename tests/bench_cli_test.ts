@@ -45,6 +45,25 @@ Deno.test("deno task bench refuses an unknown flag or target with exit code 2", 
   assert(only.stderr.includes("Cannot run --only etc: no such target"), only.stderr);
 });
 
+Deno.test("deno task bench refuses counts it cannot run with exit code 2, before starting anything", async () => {
+  // --repeat 0 once started every target, then died on a stack trace with no median to show.
+  const cases: [string[], string][] = [
+    [["--repeat", "0"], "Cannot use --repeat 0: it must be 1 to 1000"],
+    [["--duration", "-1"], "Cannot use --duration -1: it must be 1 to 3600"],
+    [["--connections", "0"], "Cannot use --connections 0: it must be 1 to 100000"],
+    [["--threads", "4", "--connections", "2"], "wrk needs at least one connection per thread"],
+    [["--proxies", "0"], "Cannot use --proxies 0: it must be 1 to 64"],
+    [["--keys", "0"], "Cannot use --keys 0: it must be 1 to 100000000"],
+  ];
+  for (const [args, message] of cases) {
+    const r = await bench(["--only", "bare", ...args]);
+    assertEquals(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+    assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert(r.stderr.includes(message), r.stderr);
+    assertEquals(r.stdout, "", "nothing was started");
+  }
+});
+
 Deno.test("deno task bench skips just a reference whose tool is missing, saying how to install it", async () => {
   // A PATH with a stand-in wrk and nothing else: nginx and etcd are missing.
   const dir = await Deno.makeTempDir({ prefix: "ringkv-bench-cli-" });
