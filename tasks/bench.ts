@@ -36,7 +36,11 @@ import {
 } from "./bench/table.ts";
 
 const SPEC = {
-  quick: { type: "bool", default: false, help: "short run: 3 s per case, 1 s warm-up" },
+  quick: {
+    type: "bool",
+    default: false,
+    help: "short run: 3 s per case (over --duration), 1 s warm-up",
+  },
   duration: { type: "int", default: 10, help: "seconds of each measured case" },
   connections: { type: "int", default: 64, help: "wrk connections" },
   threads: { type: "int", default: 2, help: "wrk threads" },
