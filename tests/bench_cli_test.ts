@@ -110,3 +110,21 @@ Deno.test({
     }
   },
 });
+
+Deno.test("tasks/bench/cpu_rig.ts refuses a mode or REPLICAS it does not know with exit code 2", async () => {
+  // A typo, or --help, once ran the get mode (3 nodes, a proxy, wrk) without a word about it.
+  const rig = new URL("../tasks/bench/cpu_rig.ts", import.meta.url).pathname;
+  for (const args of [["--help"], ["gte"], ["get", "5"], ["node", "3"], ["get", "3", "x"]]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", rig, ...args],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 2, `${args.join(" ")}: ${stderr}`);
+    assertEquals(stderr.trim().split("\n").length, 1, stderr);
+    assert(stderr.startsWith("Cannot run the rig"), stderr);
+    assertEquals(out.stdout.length, 0, "nothing was started");
+  }
+});

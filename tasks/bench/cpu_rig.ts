@@ -46,9 +46,21 @@ import { Watchers } from "./watchers.ts";
 import { wrkScript } from "./wrk.ts";
 
 const root = Deno.env.get("ROOT") ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const mode = (["put", "node", "hono", "floor", "nginx"] as const).find((m) => m === Deno.args[0]) ??
-  "get";
+const MODES = ["get", "put", "node", "hono", "floor", "nginx"] as const;
+const USAGE =
+  "usage: deno run -A tasks/bench/cpu_rig.ts [get|put [REPLICAS 1-3]|node|hono|floor|nginx]";
+const chosen = MODES.find((m) => m === (Deno.args[0] ?? "get"));
 const replicas = Deno.args[1] ?? "1";
+// A typo (or --help) once ran the get mode: 3 nodes, a proxy and wrk, the mistake unread.
+if (chosen === undefined || Deno.args.length > 2 || !["1", "2", "3"].includes(replicas)) {
+  console.error(`Cannot run the rig with ${JSON.stringify(Deno.args.join(" "))}: ${USAGE}`);
+  Deno.exit(2);
+}
+const mode: typeof MODES[number] = chosen;
+if (Deno.args.length > 1 && mode !== "get" && mode !== "put") {
+  console.error(`Cannot run the rig's ${mode} mode with REPLICAS: only get and put take it`);
+  Deno.exit(2);
+}
 /** KEYS: how many keys the proxied modes load and drive (the bench's watch case: 100,000). */
 const keys = Number(Deno.env.get("KEYS") ?? 10_000);
 const prof = Deno.env.get("PROF");
