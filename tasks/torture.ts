@@ -109,6 +109,12 @@ async function main(): Promise<number> {
     return 0;
   }
   const cluster = await TestCluster.create();
+  // Ctrl-C or SIGTERM to this process alone once left the cluster running and its directory.
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= cluster.stop());
+  const onSignal = () => stop().finally(() => Deno.exit(130));
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   try {
     for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
     const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");
@@ -122,7 +128,9 @@ async function main(): Promise<number> {
     }
     return 0;
   } finally {
-    await cluster.stop();
+    await stop();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
   }
 }
 
