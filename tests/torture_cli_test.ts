@@ -31,6 +31,8 @@ Deno.test("deno task torture stopped by SIGTERM stops its cluster and removes it
     stderr: "inherit",
   }).spawn();
   let stopped = false;
+  let exited = false;
+  child.status.then(() => (exited = true));
   try {
     // The nemesis' first line: the cluster is up and a round runs.
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -60,11 +62,7 @@ Deno.test("deno task torture stopped by SIGTERM stops its cluster and removes it
   } finally {
     if (!stopped) {
       // SIGTERM, not SIGKILL: the torture stops its cluster first (SIGKILL would orphan it).
-      try {
-        child.kill("SIGTERM");
-      } catch (err) {
-        if (!(err instanceof TypeError)) throw err; // it has exited already
-      }
+      if (!exited) child.kill("SIGTERM");
       await child.status;
     }
   }
