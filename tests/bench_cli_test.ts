@@ -128,3 +128,53 @@ Deno.test("tasks/bench/cpu_rig.ts refuses a mode or REPLICAS it does not know wi
     assertEquals(out.stdout.length, 0, "nothing was started");
   }
 });
+
+/** `pid`'s children and the `ringkv-rig-*` directory on their command lines. */
+async function rigChildren(pid: number): Promise<{ pids: number[]; dir?: string }> {
+  const out = await new Deno.Command("ps", { args: ["-o", "pid=,args=", "--ppid", String(pid)] })
+    .output();
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n").filter((l) => l !== "");
+  const dir = lines.map((l) => /(\S*\/ringkv-rig-[^/\s]+)/.exec(l)?.[1]).find((d) => d);
+  return { pids: lines.map((l) => Number(l.trim().split(" ")[0])), dir };
+}
+
+const alive = async (pid: number) =>
+  new TextDecoder().decode(
+    (await new Deno.Command("ps", { args: ["-o", "pid=", "-p", String(pid)] }).output()).stdout,
+  ).trim() !== "";
+
+Deno.test("tasks/bench/cpu_rig.ts stopped by SIGTERM stops its servers and removes its directory", async () => {
+  const rig = new URL("../tasks/bench/cpu_rig.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", rig, "get"],
+    env: { KEYS: "1000" },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let exited = false;
+  child.status.then(() => (exited = true));
+  let seen: { pids: number[]; dir?: string } = { pids: [] };
+  try {
+    // 3 nodes and the proxy.
+    const deadline = Date.now() + 60_000;
+    while (seen.pids.length < 4 && !exited && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      seen = await rigChildren(child.pid);
+    }
+    assertEquals(seen.pids.length, 4, `${seen.pids}`);
+    assert(seen.dir !== undefined);
+    child.kill("SIGTERM");
+    assertEquals((await child.status).code, 130);
+    for (const pid of seen.pids) {
+      const until = Date.now() + 15_000;
+      while (await alive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      assert(!(await alive(pid)), `process ${pid} outlived the rig`);
+    }
+    assert(!(await Deno.stat(seen.dir).then(() => true, () => false)), `${seen.dir} is left`);
+  } finally {
+    if (!exited) child.kill("SIGTERM");
+    await child.status;
+    // Whatever the rig left (the bug this test is for) is stopped here.
+    for (const pid of seen.pids) if (await alive(pid)) Deno.kill(pid, "SIGINT");
+  }
+});
