@@ -12,7 +12,14 @@
  * @module
  */
 import { join } from "@std/path";
-import { ConfigError, envNames, type FlagValues, helpText, parseFlags } from "../shared/config.ts";
+import {
+  checkRange,
+  ConfigError,
+  envNames,
+  type FlagValues,
+  helpText,
+  parseFlags,
+} from "../shared/config.ts";
 import { type BigResult, formatBig, measureAddNode, measureNode } from "./bench/big.ts";
 import { onlyTargets, planCases, TOOLS } from "./bench/cases.ts";
 import { hasCommand } from "./bench/processes.ts";
@@ -29,7 +36,11 @@ import {
 } from "./bench/table.ts";
 
 const SPEC = {
-  quick: { type: "bool", default: false, help: "short run: 3 s per case, 1 s warm-up" },
+  quick: {
+    type: "bool",
+    default: false,
+    help: "short run: 3 s per case (over --duration), 1 s warm-up",
+  },
   duration: { type: "int", default: 10, help: "seconds of each measured case" },
   connections: { type: "int", default: 64, help: "wrk connections" },
   threads: { type: "int", default: 2, help: "wrk threads" },
@@ -69,7 +80,7 @@ function options(): Options | number {
       return 0;
     }
     if (parsed.rest.length > 0) throw new ConfigError(`Unexpected argument "${parsed.rest[0]}"`);
-    const o = parsed.values;
+    const o = checkNumbers(parsed.values);
     if (o.replicas !== 1 && o.replicas !== 3) {
       // nginx and the node reference read any key on any node: all of them, or one owner.
       throw new ConfigError(`Cannot use --replicas ${o.replicas}: the bench runs 1 or 3`);
@@ -81,6 +92,25 @@ function options(): Options | number {
     console.error(err.message);
     return 2;
   }
+}
+
+/** `o` when every count is one wrk and the rounds can run (`--repeat 0` left no median). */
+function checkNumbers(o: Options): Options {
+  checkRange("duration", o.duration, 1, 3600);
+  checkRange("repeat", o.repeat, 1, 1000);
+  checkRange("threads", o.threads, 1, 1000);
+  checkRange("connections", o.connections, 1, 100_000);
+  if (o.connections < o.threads) {
+    // wrk refuses it, but only once every process has started and the keys are loaded.
+    throw new ConfigError(
+      `Cannot use --connections ${o.connections} with --threads ${o.threads}: ` +
+        "wrk needs at least one connection per thread",
+    );
+  }
+  checkRange("keys", o.keys, 1, 100_000_000);
+  checkRange("big-keys", o.bigKeys, 1, 100_000_000);
+  checkRange("proxies", o.proxies, 1, 64);
+  return o;
 }
 
 /** The cases to run with the tools installed; the lines about references left out. */

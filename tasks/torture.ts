@@ -14,15 +14,31 @@ import { admin, TestCluster, waitStable } from "../tests/helpers/process_cluster
 import { finalReads, nemesis, runClients, sleep } from "../tests/helpers/fault_workload.ts";
 import { checkHistory } from "../tests/helpers/linearizability.ts";
 import { tortureNet } from "./torture_net.ts";
+import { ConfigError } from "../shared/config.ts";
 
 const ROUND_MS = 30_000;
 const KEYS = 24;
 
-function minutesArg(args: string[]): number {
-  const i = args.indexOf("--minutes");
-  const n = i === -1 ? 5 : Number(args[i + 1]);
-  if (!Number.isFinite(n) || n <= 0) throw new Error("usage: deno task torture [--minutes N]");
-  return n;
+const USAGE = "usage: deno task torture [--minutes N], or with network faults " +
+  "deno task torture --net [--runs N] [--seconds S] [--kinds kind,kind]";
+
+/**
+ * The minutes of a run from `args` (5 by default), or "help"; a mistyped flag or a bad
+ * number is a ConfigError rather than a 5-minute run that ignores it.
+ */
+export function tortureArgs(args: readonly string[]): number | "help" {
+  let minutes = 5;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--help" || arg === "-h") return "help";
+    if (arg !== "--minutes") throw new ConfigError(`Unknown argument ${arg} (${USAGE})`);
+    const raw = args[++i];
+    minutes = Number(raw);
+    if (raw === undefined || raw.trim() === "" || !Number.isFinite(minutes) || minutes <= 0) {
+      throw new ConfigError(`Cannot use --minutes ${raw ?? ""}: it must be a number above 0`);
+    }
+  }
+  return minutes;
 }
 
 /** One round: clients and nemesis for ROUND_MS, then the check. */
@@ -80,8 +96,25 @@ async function reshape(cluster: TestCluster, proxyUrl: string, step: number): Pr
 }
 
 async function main(): Promise<number> {
-  const minutes = minutesArg(Deno.args);
+  let minutes;
+  try {
+    minutes = tortureArgs(Deno.args);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    return 2;
+  }
+  if (minutes === "help") {
+    console.log(USAGE);
+    return 0;
+  }
   const cluster = await TestCluster.create();
+  // Ctrl-C or SIGTERM to this process alone once left the cluster running and its directory.
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= cluster.stop());
+  const onSignal = () => stop().finally(() => Deno.exit(130));
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   try {
     for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
     const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");
@@ -95,7 +128,9 @@ async function main(): Promise<number> {
     }
     return 0;
   } finally {
-    await cluster.stop();
+    await stop();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
   }
 }
 

@@ -46,9 +46,21 @@ import { Watchers } from "./watchers.ts";
 import { wrkScript } from "./wrk.ts";
 
 const root = Deno.env.get("ROOT") ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const mode = (["put", "node", "hono", "floor", "nginx"] as const).find((m) => m === Deno.args[0]) ??
-  "get";
+const MODES = ["get", "put", "node", "hono", "floor", "nginx"] as const;
+const USAGE =
+  "usage: deno run -A tasks/bench/cpu_rig.ts [get|put [REPLICAS 1-3]|node|hono|floor|nginx]";
+const chosen = MODES.find((m) => m === (Deno.args[0] ?? "get"));
 const replicas = Deno.args[1] ?? "1";
+// A typo (or --help) once ran the get mode: 3 nodes, a proxy and wrk, the mistake unread.
+if (chosen === undefined || Deno.args.length > 2 || !["1", "2", "3"].includes(replicas)) {
+  console.error(`Cannot run the rig with ${JSON.stringify(Deno.args.join(" "))}: ${USAGE}`);
+  Deno.exit(2);
+}
+const mode: typeof MODES[number] = chosen;
+if (Deno.args.length > 1 && mode !== "get" && mode !== "put") {
+  console.error(`Cannot run the rig's ${mode} mode with REPLICAS: only get and put take it`);
+  Deno.exit(2);
+}
 /** KEYS: how many keys the proxied modes load and drive (the bench's watch case: 100,000). */
 const keys = Number(Deno.env.get("KEYS") ?? 10_000);
 const prof = Deno.env.get("PROF");
@@ -516,6 +528,37 @@ async function printLag(): Promise<void> {
   }
 }
 
+let stopping: Promise<void> | undefined;
+/** Stops the children once, newest first: the proxy before the nodes it would log failing. */
+function stopChildren(): Promise<void> {
+  return stopping ??= (async () => {
+    for (const child of children.toReversed()) {
+      try {
+        child.kill("SIGINT");
+      } catch (err) {
+        if (!(err instanceof TypeError)) throw err; // it has exited (a Ctrl-C reached it too)
+      }
+      await child.status;
+    }
+  })();
+}
+/** Removes the rig's directory; both a signal and the end of the run may ask. */
+async function removeDir(): Promise<void> {
+  try {
+    await Deno.remove(dir, { recursive: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+// SIGTERM or Ctrl-C to the rig alone once left its servers running and its directory behind.
+let signalled = false;
+const onSignal = () => {
+  signalled = true;
+  stopChildren().finally(() => removeDir().finally(() => Deno.exit(130)));
+};
+Deno.addSignalListener("SIGINT", onSignal);
+Deno.addSignalListener("SIGTERM", onSignal);
+
 try {
   await (mode === "get" || mode === "put"
     ? proxied()
@@ -523,11 +566,9 @@ try {
     ? nginxed()
     : nodeAlone(mode));
 } finally {
-  // The proxy first: nodes stopping under it would make it log failed calls.
-  for (const child of children.toReversed()) {
-    child.kill("SIGINT");
-    await child.status;
-  }
+  await stopChildren();
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
   try {
     if (lag && window.to > 0) await printLag();
     if (parses && window.to > 0) {
@@ -535,6 +576,8 @@ try {
       console.log(parseLine(countsBetween(samples, window.from, window.to)));
     }
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await removeDir();
+    // A run the signal broke (its servers gone under it) exits as the signal says, not 1.
+    if (signalled) Deno.exit(130);
   }
 }
