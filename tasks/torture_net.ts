@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { ConfigError } from "../shared/config.ts";
 import { labUnavailable, NetLab } from "../tests/helpers/netns.ts";
 import {
   FAULT_KINDS,
@@ -18,18 +19,25 @@ import {
 
 const USAGE = "usage: deno task torture --net [--runs N] [--seconds S] [--kinds kind,kind]";
 
-/** Reads `--runs`, `--seconds`, `--kinds`. */
+/** Reads `--runs`, `--seconds`, `--kinds` (and `--net`); throws ConfigError on anything else. */
 export function netArgs(args: string[]): { runs: number; seconds: number; kinds: FaultKind[] } {
-  const value = (flag: string) => {
-    const i = args.indexOf(flag);
-    return i === -1 ? undefined : args[i + 1];
-  };
-  const runs = Number(value("--runs") ?? 1);
-  const seconds = Number(value("--seconds") ?? 60);
-  const kinds = (value("--kinds")?.split(",") ?? [...FAULT_KINDS]) as FaultKind[];
+  const given = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--net") continue;
+    if (arg !== "--runs" && arg !== "--seconds" && arg !== "--kinds") {
+      throw new ConfigError(`Unknown argument ${arg} (${USAGE})`);
+    }
+    const value = args[++i];
+    if (value === undefined) throw new ConfigError(`${arg} needs a value (${USAGE})`);
+    given.set(arg, value);
+  }
+  const runs = Number(given.get("--runs") ?? 1);
+  const seconds = Number(given.get("--seconds") ?? 60);
+  const kinds = (given.get("--kinds")?.split(",") ?? [...FAULT_KINDS]) as FaultKind[];
   const bad = kinds.find((k) => !FAULT_KINDS.includes(k));
   if (!Number.isInteger(runs) || runs < 1 || !(seconds > 0) || bad !== undefined) {
-    throw new Error(`${USAGE}\n(kinds: ${FAULT_KINDS.join(", ")})`);
+    throw new ConfigError(`${USAGE}\n(kinds: ${FAULT_KINDS.join(", ")})`);
   }
   return { runs, seconds, kinds };
 }
@@ -92,7 +100,19 @@ async function runOne(lab: NetLab, kind: FaultKind, seconds: number): Promise<Ru
 
 /** Runs every run; returns the exit code. */
 export async function tortureNet(args: string[]): Promise<number> {
-  const { runs, seconds, kinds } = netArgs(args);
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(`${USAGE}\n(kinds: ${FAULT_KINDS.join(", ")})`);
+    return 0;
+  }
+  let parsed;
+  try {
+    parsed = netArgs(args);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    return 2;
+  }
+  const { runs, seconds, kinds } = parsed;
   const unavailable = await labUnavailable();
   if (unavailable !== null) {
     console.error(`Cannot run torture --net: ${unavailable}`);

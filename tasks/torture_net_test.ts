@@ -1,5 +1,6 @@
-import { assertEquals } from "@std/assert";
-import { table } from "./torture_net.ts";
+import { assertEquals, assertThrows } from "@std/assert";
+import { ConfigError } from "../shared/config.ts";
+import { netArgs, table } from "./torture_net.ts";
 import type { RunResult } from "../tests/helpers/net_scenarios.ts";
 
 function run(convergedMs: number, indefinite: number): RunResult {
@@ -26,4 +27,16 @@ Deno.test("table() has one cell per column, sums the runs and shows the slowest 
     lines[2],
     "| isolate | 2 | 200 | 0 | 0 | 0 | 430 ms | 0 | 1.50 % | 1.50 % of 200 | 1.50 % of 200 |",
   );
+});
+
+Deno.test("netArgs() reads --runs, --seconds and --kinds, and refuses any other word or a missing value", () => {
+  assertEquals(netArgs(["--net", "--runs", "2", "--kinds", "isolate"]), {
+    runs: 2,
+    seconds: 60,
+    kinds: ["isolate"],
+  });
+  for (const bad of [["--net", "--sedonds", "5"], ["--net", "stray"], ["--net", "--runs"]]) {
+    assertThrows(() => netArgs(bad), ConfigError);
+  }
+  assertThrows(() => netArgs(["--net", "--kinds", "nosuch"]), ConfigError);
 });
