@@ -114,9 +114,18 @@ Deno.test({
 Deno.test("tasks/bench/cpu_rig.ts refuses a mode or REPLICAS it does not know with exit code 2", async () => {
   // A typo, or --help, once ran the get mode (3 nodes, a proxy, wrk) without a word about it.
   const rig = new URL("../tasks/bench/cpu_rig.ts", import.meta.url).pathname;
-  for (const args of [["--help"], ["gte"], ["get", "5"], ["node", "3"], ["get", "3", "x"]]) {
+  const cases: [string[], Record<string, string>][] = [
+    ...[["--help"], ["gte"], ["get", "5"], ["node", "3"], ["get", "3", "x"]].map((
+      a,
+    ): [string[], Record<string, string>] => [a, {}]),
+    // Counts in the environment: NaN keys or one connection for wrk's two threads.
+    [["get"], { KEYS: "abc" }],
+    [["get"], { CONNS: "1" }],
+  ];
+  for (const [args, env] of cases) {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", rig, ...args],
+      env,
       stdout: "piped",
       stderr: "piped",
       signal: AbortSignal.timeout(60_000),

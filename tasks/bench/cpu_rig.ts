@@ -61,8 +61,16 @@ if (Deno.args.length > 1 && mode !== "get" && mode !== "put") {
   console.error(`Cannot run the rig's ${mode} mode with REPLICAS: only get and put take it`);
   Deno.exit(2);
 }
+/** A whole number >= `min` from the environment variable `name`, else one line and exit 2. */
+function envCount(name: string, fallback: number, min: number): number {
+  const text = Deno.env.get(name);
+  const value = Number(text ?? fallback);
+  if (Number.isSafeInteger(value) && value >= min) return value;
+  console.error(`Cannot run the rig with ${name}=${text}: it must be a whole number >= ${min}`);
+  Deno.exit(2);
+}
 /** KEYS: how many keys the proxied modes load and drive (the bench's watch case: 100,000). */
-const keys = Number(Deno.env.get("KEYS") ?? 10_000);
+const keys = envCount("KEYS", 10_000, 1);
 const prof = Deno.env.get("PROF");
 const nodeProf = Deno.env.get("NODE_PROF");
 /** GC=1: V8 reports every collection on the children's stdout, counted over wrk's run. */
@@ -98,7 +106,7 @@ const parseFile = `${dir}/parses.json`;
 /** wrk's run in wall ms, and the CPU seconds of the rig, of wrk and of the host over it. */
 const window = { from: 0, to: 0, rig: 0, wrk: 0, hostBusy: 0, hostAll: 0, p50: 0, p99: 0 };
 /** CONNS: wrk's connections (64, as the bench). */
-const conns = Number(Deno.env.get("CONNS") ?? 64);
+const conns = envCount("CONNS", 64, 2); // wrk's -t2 needs as many connections as threads
 
 /** A percentile of wrk's `--latency` distribution, in ms. */
 function wrkPercentileMs(out: string, pct: string): number {
