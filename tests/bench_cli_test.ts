@@ -114,6 +114,7 @@ Deno.test({
 Deno.test("tasks/bench/cpu_rig.ts refuses a mode or REPLICAS it does not know with exit code 2", async () => {
   // A typo, or --help, once ran the get mode (3 nodes, a proxy, wrk) without a word about it.
   const rig = new URL("../tasks/bench/cpu_rig.ts", import.meta.url).pathname;
+  const before = await rigDirs();
   const cases: [string[], Record<string, string>][] = [
     ...[["--help"], ["gte"], ["get", "5"], ["node", "3"], ["get", "3", "x"]].map((
       a,
@@ -136,7 +137,16 @@ Deno.test("tasks/bench/cpu_rig.ts refuses a mode or REPLICAS it does not know wi
     assert(stderr.startsWith("Cannot run the rig"), stderr);
     assertEquals(out.stdout.length, 0, "nothing was started");
   }
+  assertEquals(await rigDirs(), before, "a refusal leaves no ringkv-rig-* directory");
 });
+
+/** The `ringkv-rig-*` directories in the temporary directory. */
+async function rigDirs(): Promise<string[]> {
+  const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+  const names: string[] = [];
+  for await (const e of Deno.readDir(tmp)) if (e.name.startsWith("ringkv-rig-")) names.push(e.name);
+  return names.sort();
+}
 
 /** `pid`'s children and the `ringkv-rig-*` directory on their command lines. */
 async function rigChildren(pid: number): Promise<{ pids: number[]; dir?: string }> {

@@ -71,6 +71,9 @@ function envCount(name: string, fallback: number, min: number): number {
 }
 /** KEYS: how many keys the proxied modes load and drive (the bench's watch case: 100,000). */
 const keys = envCount("KEYS", 10_000, 1);
+// Checked before the temporary directory is made: a refusal leaves nothing behind.
+/** CONNS: wrk's connections (64, as the bench). */
+const conns = envCount("CONNS", 64, 2); // wrk's -t2 needs as many connections as threads
 const prof = Deno.env.get("PROF");
 const nodeProf = Deno.env.get("NODE_PROF");
 /** GC=1: V8 reports every collection on the children's stdout, counted over wrk's run. */
@@ -105,8 +108,6 @@ const parses = Deno.env.get("PARSES") === "1";
 const parseFile = `${dir}/parses.json`;
 /** wrk's run in wall ms, and the CPU seconds of the rig, of wrk and of the host over it. */
 const window = { from: 0, to: 0, rig: 0, wrk: 0, hostBusy: 0, hostAll: 0, p50: 0, p99: 0 };
-/** CONNS: wrk's connections (64, as the bench). */
-const conns = envCount("CONNS", 64, 2); // wrk's -t2 needs as many connections as threads
 
 /** A percentile of wrk's `--latency` distribution, in ms. */
 function wrkPercentileMs(out: string, pct: string): number {
