@@ -63,7 +63,7 @@ async function pollLoop(
  * `fetch` to nodes; with `--ca` (its PEM text), one that also trusts that CA. A CA whose PEM
  * body rustls cannot read is a ConfigError here, before the port and the lock.
  */
-function nodeFetch(ca: string | undefined, caPath = ""): NodeFetch {
+function nodeFetch(ca: string | undefined, caPath: string | undefined): NodeFetch {
   if (ca === undefined) return (url, init) => globalThis.fetch(url, init);
   let client: Deno.HttpClient;
   try {

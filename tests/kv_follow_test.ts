@@ -35,11 +35,7 @@ Deno.test("deno task kv add prints a rebalancing's retried error once while it l
   });
   try {
     const url = `http://127.0.0.1:${server.addr.port}`;
-    const r = await runToEnd({
-      script: KV,
-      args: ["add", "http://127.0.0.1:1", "--url", url, "--token", "t0ken"],
-      timeoutMs: 60_000,
-    });
+    const r = await kvAdd(url);
     assertEquals(r.code, 0, r.stderr);
     assert(polls >= 8, `${polls} polls`);
     assertEquals(r.stderr.split(ERROR).length - 1, 1, r.stderr);
@@ -64,11 +60,7 @@ Deno.test("deno task kv add whose proxy goes away says the rebalancing goes on (
   const stopped = gone.promise.then(() => server.shutdown());
   try {
     const url = `http://127.0.0.1:${server.addr.port}`;
-    const r = await runToEnd({
-      script: KV,
-      args: ["add", "http://127.0.0.1:1", "--url", url, "--token", "t0ken"],
-      timeoutMs: 60_000,
-    });
+    const r = await kvAdd(url);
     assertEquals(r.code, 4, r.stderr);
     assert(r.stderr.includes(`Cannot reach ${url}`), r.stderr);
     assert(r.stderr.includes("The rebalancing it started goes on without this command"), r.stderr);
@@ -77,3 +69,12 @@ Deno.test("deno task kv add whose proxy goes away says the rebalancing goes on (
     await stopped;
   }
 });
+
+/** `deno task kv add` of a node against the fake proxy at `url`, run to its end. */
+function kvAdd(url: string) {
+  return runToEnd({
+    script: KV,
+    args: ["add", "http://127.0.0.1:1", "--url", url, "--token", "t0ken"],
+    timeoutMs: 60_000,
+  });
+}

@@ -20,7 +20,7 @@ import { RingkvError } from "../../shared/errors.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import type { ClusterState } from "../cluster/map_view.ts";
 import type { Topology } from "../cluster/topology.ts";
-import type { NodeAdmin, NodeLimits } from "../nodes/node_admin.ts";
+import type { NodeAdmin, NodeHealth, NodeLimits } from "../nodes/node_admin.ts";
 import { estimateKeys } from "../cluster/key_counts.ts";
 import {
   allNodes,
@@ -94,15 +94,20 @@ export class Rebalancer {
    * The copies in the current ring, a node that does not answer counted at its share of
    * the hash space (so a dead node's removal does not start from too few).
    */
-  async #totalCopies({ map, ring }: Topology): Promise<number> {
-    const counts = new Map(
-      await Promise.all(map.nodes.map(async (n) => {
-        const keys = await this.deps.admin.health(n.url).then((h) => h.keys, () => null);
-        return [n.id, keys] as const;
-      })),
-    );
+  #totalCopies({ map, ring }: Topology, healths: MemberHealth): number {
+    const counts = new Map(map.nodes.map((n) => [n.id, healths.get(n.id)?.keys ?? null]));
     const keys = estimateKeys(ring, map.replicas, counts);
     return keys === null ? 0 : keys * Math.min(map.replicas, map.nodes.length);
+  }
+
+  /** Each member's /health (null: it did not answer), one round for every check of a change. */
+  async #memberHealth(map: ClusterMap): Promise<MemberHealth> {
+    return new Map(
+      await Promise.all(map.nodes.map(async (n) => {
+        const health = await this.deps.admin.health(n.url).catch(() => null);
+        return [n.id, health] as const;
+      })),
+    );
   }
 
   async #begin(next: ClusterMap): Promise<ClusterMap> {
@@ -122,12 +127,7 @@ export class Rebalancer {
 
   /** Starts adding the node at `url` (its id from /health); the map it installed. */
   async startAdd(url: string, weight: number): Promise<ClusterMap> {
-    const health = await this.deps.admin.health(url).catch((err) => {
-      if (!(err instanceof RingkvError)) throw err;
-      // A node that answered with nonsense is a 502; one that did not answer in time a 503.
-      const code = err.code === "bad_gateway" ? "bad_gateway" : "node_unavailable";
-      throw new RingkvError(code, `Cannot add node ${url}: ${err.message}`);
-    });
+    const health = await this.deps.admin.health(url).catch(addFailure(url));
     if (!(await this.deps.admin.acceptsSecret(url))) {
       // Accepted, every copy to it would be refused: a rebalancing that never ends.
       throw new RingkvError(
@@ -141,25 +141,15 @@ export class Rebalancer {
     const map = topology.map;
     const node = nodeInfo(health, url, weight);
     await refuseWhileRecovering(this.deps.admin, map, `add node ${url}`);
-    const total = await this.#totalCopies(topology);
+    const healths = await this.#memberHealth(map);
+    const total = this.#totalCopies(topology, healths);
     const next = planAdd(map, node, this.#now(), total); // a duplicate is 409 before this
-    refuseUnjoinable(url, health, await this.#storedMap(url), map);
+    refuseUnjoinable(url, health, await this.deps.admin.getMap(url).catch(addFailure(url)), map);
     if (this.deps.limits) {
-      const members = await Promise.all(
-        map.nodes.map((n) => this.deps.admin.health(n.url).then((h) => h.limits, () => undefined)),
-      );
+      const members = map.nodes.map((n) => healths.get(n.id)?.limits);
       refuseSmallerLimits(url, health.limits, clusterLimits(this.deps.limits, members));
     }
     return await this.#begin(next);
-  }
-
-  /** The map a joining node holds, its errors worded like those of its /health. */
-  async #storedMap(url: string): Promise<ClusterMap | null> {
-    return await this.deps.admin.getMap(url).catch((err) => {
-      if (!(err instanceof RingkvError)) throw err;
-      const code = err.code === "bad_gateway" ? "bad_gateway" : "node_unavailable";
-      throw new RingkvError(code, `Cannot add node ${url}: ${err.message}`);
-    });
   }
 
   /**
@@ -182,7 +172,7 @@ export class Rebalancer {
     }
     const recovering = await recoveringNodes(this.deps.admin, map);
     throwIfRecovering(recovering, `remove node ${id}`, force ? id : undefined);
-    const total = await this.#totalCopies(topology);
+    const total = this.#totalCopies(topology, await this.#memberHealth(map));
     // A live node is drained even when forced: reading from it is the safer copy. Not one on a
     // new data directory: it lacks what it acknowledged before, so its ranges are copied again
     // from the surviving replicas, as for a dead node.
@@ -340,4 +330,19 @@ function urlsOf(map: ClusterMap, id: string): string[] {
 function keyOf(map: ClusterMap): string | null {
   const rb = map.rebalancing;
   return rb === null ? null : `${rb.kind} ${rb.nodeId} ${rb.startedAt}`;
+}
+
+/** Members' /health by node id; null for a member that did not answer. */
+type MemberHealth = Map<string, NodeHealth | null>;
+
+/**
+ * The error of a call to a node being added, named as its add's: a node that answered with
+ * nonsense is a 502, one that did not answer in time a 503.
+ */
+function addFailure(url: string): (err: unknown) => never {
+  return (err) => {
+    if (!(err instanceof RingkvError)) throw err;
+    const code = err.code === "bad_gateway" ? "bad_gateway" : "node_unavailable";
+    throw new RingkvError(code, `Cannot add node ${url}: ${err.message}`);
+  };
 }
