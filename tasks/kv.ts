@@ -17,7 +17,7 @@ import {
   parseFlags,
 } from "../shared/config.ts";
 import { checkKey, keyToPath } from "../shared/keys.ts";
-import { RingkvError } from "../shared/errors.ts";
+import { clipped, RingkvError } from "../shared/errors.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import {
   call,
@@ -179,11 +179,7 @@ function keyPath(key: string): string {
 }
 
 /** The key quoted for a message; a long one cut (a 20 kB key made a 20 kB error line). */
-function named(key: string): string {
-  const chars = Array.from(key);
-  if (chars.length <= 100) return `"${key}"`;
-  return `"${chars.slice(0, 80).join("")}..." (${enc.encode(key).length} bytes)`;
-}
+const named = (key: string) => clipped(key, { quoted: true });
 
 async function get(t: Target, f: Flags, key: string): Promise<void> {
   const res = await call(t, keyPath(key));
