@@ -102,9 +102,9 @@ const KIND_OF: Record<DataDirRole, DataDirKind> = {
 };
 
 /**
- * Throws `DataDirKindError` (data_dir_kind.ts) when `dir` holds another kind of process's files (a node's
- * log in a proxy's --data, say). Lists the directory only: a missing one, one that is no
- * directory or cannot be listed is left to the lock to report.
+ * Throws `DataDirKindError` (data_dir_kind.ts) when `dir` holds another kind of process's
+ * files (a node's log in a proxy's --data, say). Lists the directory only: a missing one, one
+ * that is no directory or cannot be listed is left to the lock to report.
  */
 async function refuseOtherKind(dir: string, role: DataDirRole): Promise<void> {
   const names: string[] = [];
@@ -129,8 +129,8 @@ export interface DataDirLock extends Disposable {
 
 /**
  * Takes the exclusive lock of `dir` (created when missing) for `role`, or throws without
- * writing anything `DataDirKindError` (data_dir_kind.ts) when `dir` is another kind of process's,
- * {@link DataDirInUseError} when another process holds it, and
+ * writing anything `DataDirKindError` (data_dir_kind.ts) when `dir` is another kind of
+ * process's, {@link DataDirInUseError} when another process holds it, and
  * {@link DataDirUnusableError} when it is a file, not ours to write, or its file system is
  * read-only, full or failing.
  */

@@ -36,7 +36,8 @@ function utf16Escapes(ch: string): string {
   return out;
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }); // a BOM is part of the value
+/** UTF-8 or an error; a leading byte-order mark is part of the value, not dropped. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * `kv get --json`: the key with its version, Content-Type, expiry (when it has one) and value,
