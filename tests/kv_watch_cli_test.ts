@@ -28,7 +28,12 @@ function startWatch(cwd: string, env: Record<string, string>, args: string[]): W
 }
 
 async function stopWatch(w: Watcher, signal: Deno.Signal): Promise<void> {
-  w.child.kill(signal);
+  try {
+    w.child.kill(signal);
+  } catch (err) {
+    // It ended by itself (a usage error, say): nothing to stop, only its pipes to close.
+    if (!(err instanceof TypeError)) throw err;
+  }
   await w.child.status;
   await w.reading.catch(() => {});
   await w.child.stderr.cancel().catch(() => {});
