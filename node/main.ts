@@ -31,6 +31,7 @@ import {
   holderAfterFailedStart,
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
+import { DataDirKindError } from "../shared/data_dir_kind.ts";
 import { offsetClock } from "../shared/test_clock.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
@@ -184,7 +185,8 @@ async function main(): Promise<number> {
       !(err instanceof ConfigError || err instanceof RecoveryError ||
         err instanceof Deno.errors.AddrInUse || err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.NotFound ||
-        err instanceof DataDirInUseError || err instanceof DataDirUnusableError || isBadHost(err))
+        err instanceof DataDirInUseError || err instanceof DataDirUnusableError ||
+        err instanceof DataDirKindError || isBadHost(err))
     ) throw err;
     console.error(`ringkv node: ${nodeStartupHint(err, config, Deno.args) ?? err.message}`);
     const held = "help" in config ? null : await holderAfterFailedStart(err, config.data);

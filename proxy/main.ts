@@ -36,6 +36,7 @@ import {
   holderAfterFailedStart,
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
+import { DataDirKindError } from "../shared/data_dir_kind.ts";
 
 /** JSON lines on stderr at `--log-level` (default warn); tokens and secrets never appear. */
 function loggerFor(config: ProxyConfig): LogFn {
@@ -230,7 +231,8 @@ async function main(): Promise<number> {
     if (
       !(err instanceof StartupError || err instanceof MapFileError || err instanceof ConfigError ||
         err instanceof DataDirInUseError || err instanceof DataDirUnusableError ||
-        err instanceof Deno.errors.NotFound || err instanceof Deno.errors.PermissionDenied ||
+        err instanceof DataDirKindError || err instanceof Deno.errors.NotFound ||
+        err instanceof Deno.errors.PermissionDenied ||
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse ||
         isBadHost(err))
     ) throw err;

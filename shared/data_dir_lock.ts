@@ -23,6 +23,7 @@
  * ```
  */
 import { join } from "@std/path";
+import { type DataDirKind, otherKindError } from "./data_dir_kind.ts";
 
 /** The lock file's name inside a data directory. */
 export const LOCK_FILE = "ringkv.lock";
@@ -91,6 +92,35 @@ function unusable(dir: string, err: unknown, step: "mkdir" | "lock"): unknown {
   return new DataDirUnusableError(dir, err as Error & { code: string }, step);
 }
 
+/** The processes that lock a data directory, as the lock file names them. */
+export type DataDirRole = "node" | "proxy" | "deno task cluster";
+
+const KIND_OF: Record<DataDirRole, DataDirKind> = {
+  node: "node",
+  proxy: "proxy",
+  "deno task cluster": "cluster",
+};
+
+/**
+ * Throws `DataDirKindError` (data_dir_kind.ts) when `dir` holds another kind of process's
+ * files (a node's log in a proxy's --data, say). Lists the directory only: a missing one, one
+ * that is no directory or cannot be listed is left to the lock to report.
+ */
+async function refuseOtherKind(dir: string, role: DataDirRole): Promise<void> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  } catch (err) {
+    // Deno's permission refusal is the caller's to explain; an OS error (missing, a file, no
+    // permission, EIO) is the lock's, which names it and says what to do.
+    if (err instanceof Deno.errors.NotCapable) throw err;
+    if (err instanceof Deno.errors.NotFound || (err as { code?: unknown })?.code) return;
+    throw err;
+  }
+  const refusal = otherKindError(dir, KIND_OF[role], names);
+  if (refusal !== null) throw refusal;
+}
+
 /** A held lock; released when the process ends or by {@link DataDirLock.release}. */
 export interface DataDirLock extends Disposable {
   readonly dir: string;
@@ -98,12 +128,14 @@ export interface DataDirLock extends Disposable {
 }
 
 /**
- * Takes the exclusive lock of `dir` (created when missing) for `role`, or throws
- * {@link DataDirInUseError} without writing anything when another process holds it, and
+ * Takes the exclusive lock of `dir` (created when missing) for `role`, or throws without
+ * writing anything `DataDirKindError` (data_dir_kind.ts) when `dir` is another kind of
+ * process's, {@link DataDirInUseError} when another process holds it, and
  * {@link DataDirUnusableError} when it is a file, not ours to write, or its file system is
  * read-only, full or failing.
  */
-export async function lockDataDir(dir: string, role: string): Promise<DataDirLock> {
+export async function lockDataDir(dir: string, role: DataDirRole): Promise<DataDirLock> {
+  await refuseOtherKind(dir, role);
   try {
     // For the owner only: the log and snapshot hold every value (an existing dir keeps its mode).
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });

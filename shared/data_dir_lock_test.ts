@@ -7,6 +7,7 @@ import {
   LOCK_FILE,
   lockDataDir,
 } from "./data_dir_lock.ts";
+import { DataDirKindError } from "./data_dir_kind.ts";
 
 /** A temporary directory removed when the test ends, pass or fail (`await using`). */
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
@@ -142,4 +143,18 @@ Deno.test("DataDirUnusableError gives advice for EACCES and EPERM on the lock fi
         "this process another --data.",
     );
   }
+});
+
+Deno.test("lockDataDir() refuses another kind's directory before it writes anything there", async () => {
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  (await lockDataDir(dir, "proxy")).release();
+  await Deno.writeTextFile(join(dir, "cluster.json"), "{}\n");
+  const before = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  const err = await assertRejects(() => lockDataDir(dir, "node"), DataDirKindError);
+  assertEquals([err.want, err.found], ["node", "proxy"]);
+  await assertRejects(() => lockDataDir(dir, "deno task cluster"), DataDirKindError);
+  assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), before);
+  assertEquals(JSON.parse(await Deno.readTextFile(join(dir, LOCK_FILE))).role, "proxy");
+  (await lockDataDir(dir, "proxy")).release();
 });

@@ -86,7 +86,23 @@ export function errorResponse(err: RingkvError, headers: HeadersInit = {}): Resp
   });
 }
 
-/** `text` for an error message: cut past `max` characters, saying how long it was. */
-export function clipped(text: string, max = 64): string {
-  return text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text;
+/** Longest text, in characters (code points), that {@link clipped} leaves whole. */
+export const CLIP_MAX = 100;
+/** How many characters of a longer one it keeps: clipped never makes a text longer. */
+export const CLIP_KEPT = 80;
+
+/**
+ * `text` (a key, a node id, a JSON name) for a message: whole up to {@link CLIP_MAX}
+ * characters, else its first {@link CLIP_KEPT} and its length in UTF-8 bytes (what key limits
+ * count), cut between characters, never inside one. `quoted` puts the text in double quotes,
+ * before the length: `"abc..." (20000 bytes)`.
+ */
+export function clipped(text: string, options: { quoted?: boolean } = {}): string {
+  const q = options.quoted ? '"' : "";
+  // A text of at most CLIP_MAX UTF-16 units has at most as many characters: no split needed.
+  if (text.length <= CLIP_MAX) return `${q}${text}${q}`;
+  const chars = Array.from(text);
+  if (chars.length <= CLIP_MAX) return `${q}${text}${q}`;
+  const bytes = new TextEncoder().encode(text).length;
+  return `${q}${chars.slice(0, CLIP_KEPT).join("")}...${q} (${bytes} bytes)`;
 }

@@ -15,6 +15,7 @@ import {
   LOCK_FILE,
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
+import { DataDirKindError } from "../shared/data_dir_kind.ts";
 import { join } from "@std/path";
 import {
   checkDistinctTokens,
@@ -266,7 +267,10 @@ async function main(): Promise<number> {
     // A second `task cluster` on the same directory stops here, before its nodes touch theirs.
     lock = await lockDataDir(data, "deno task cluster");
   } catch (err) {
-    if (!(err instanceof DataDirInUseError || err instanceof DataDirUnusableError)) throw err;
+    if (
+      !(err instanceof DataDirInUseError || err instanceof DataDirUnusableError ||
+        err instanceof DataDirKindError)
+    ) throw err;
     console.error(err.message);
     return 1;
   }

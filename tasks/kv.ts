@@ -17,7 +17,7 @@ import {
   parseFlags,
 } from "../shared/config.ts";
 import { checkKey, keyToPath } from "../shared/keys.ts";
-import { RingkvError } from "../shared/errors.ts";
+import { clipped, RingkvError } from "../shared/errors.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import {
   call,
@@ -31,6 +31,7 @@ import {
   ttlSeconds,
 } from "./kv_client.ts";
 import { watch } from "./kv_watch.ts";
+import { valueJson } from "./kv_output.ts";
 
 const SPEC = {
   url: { type: "string", default: "http://127.0.0.1:8080", help: "the proxy" },
@@ -42,6 +43,13 @@ const SPEC = {
   ifNoneMatch: { type: "bool", default: false, help: "put: only if the key does not exist" },
   contentType: { type: "string", help: "put: the value's Content-Type" },
   ttl: { type: "string", help: "put: expire after this long (30, 30s, 5m, 2h, 1d)" },
+  json: {
+    type: "bool",
+    default: false,
+    env: "RINGKV_KV_JSON",
+    help:
+      "get: the value with its version, type and expiry as JSON; watch: a JSON object per event",
+  },
   wait: { type: "bool", default: true, help: "add, remove: wait for the rebalancing (--no-wait)" },
   force: {
     type: "bool",
@@ -63,11 +71,14 @@ const SPEC = {
 const USAGE = `usage: deno task kv <command> [args] [--url URL] [--token T]
 
 commands:
-  get KEY                 print the value (exit 1 when absent)
+  get KEY [--json]        print the value (exit 1 when absent); --json: {"key", "version",
+                          "contentType", "value" or "valueBase64", "expiresAt"}
   put KEY [VALUE]         set (VALUE or stdin); prints the version; --ttl 30s expires it
   del KEY                 delete (exit 1 when absent)
   ls [--prefix P]         keys in order, one per line
-  watch [PREFIX]          print changes as they come: put KEY VERSION VALUE / del KEY VERSION
+  watch [PREFIX] [--json] print changes as they come: put KEY VERSION VALUE / del KEY VERSION
+                          (a KEY with spaces or odd characters in "quotes", escaped as JSON);
+                          --json: one object per event, {"event": "put"|"del", "key", ...}
   nodes                   id, url, state, keys of each node (tab-separated)
   add URL [--weight W]    add a node, wait for its keys to move
   remove ID [--force]     drain a node, then remove it (--force: it is dead for good, or
@@ -91,6 +102,7 @@ const FLAG_COMMANDS: Partial<Record<keyof typeof SPEC, string[]>> = {
   ifNoneMatch: ["put"],
   contentType: ["put"],
   ttl: ["put"],
+  json: ["get", "watch"],
   wait: ["add", "remove"],
   force: ["remove"],
 };
@@ -167,16 +179,14 @@ function keyPath(key: string): string {
 }
 
 /** The key quoted for a message; a long one cut (a 20 kB key made a 20 kB error line). */
-function named(key: string): string {
-  const chars = Array.from(key);
-  if (chars.length <= 100) return `"${key}"`;
-  return `"${chars.slice(0, 80).join("")}..." (${enc.encode(key).length} bytes)`;
-}
+const named = (key: string) => clipped(key, { quoted: true });
 
-async function get(t: Target, key: string): Promise<void> {
+async function get(t: Target, f: Flags, key: string): Promise<void> {
   const res = await call(t, keyPath(key));
   if (!res.ok) await failed(res, `Cannot get ${named(key)}`);
-  await Deno.stdout.write(new Uint8Array(await res.arrayBuffer()));
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  if (f.values.json) print(JSON.stringify(valueJson(key, res.headers, bytes)));
+  else await Deno.stdout.write(bytes);
 }
 
 async function readStdin(): Promise<ArrayBuffer> {
@@ -309,7 +319,7 @@ async function run(f: Flags, t: Target, argv: readonly string[]): Promise<void> 
   const args = (n: number, what: string) => need(f.rest, n, n, what);
   switch (command) {
     case "get":
-      return await get(t, args(1, "a KEY")[0]!);
+      return await get(t, f, args(1, "a KEY")[0]!);
     case "put": {
       const [key, value] = need(f.rest, 1, 2, "a KEY and a VALUE (or stdin)");
       return await put(t, f, key!, value);
@@ -321,7 +331,9 @@ async function run(f: Flags, t: Target, argv: readonly string[]): Promise<void> 
       return await ls(t, f.values.prefix);
     case "watch":
       if (rest.length > 1) throw new CliError(EXIT.usage, "watch takes one PREFIX at most");
-      return await watch(t, rest[0] ?? "", print, (line) => console.error(line));
+      return await watch(t, rest[0] ?? "", print, (line) => console.error(line), {
+        json: f.values.json,
+      });
     case "nodes":
       args(0, "no argument");
       return printNodes(await cluster(t));

@@ -1,6 +1,7 @@
 /**
  * `deno task kv watch [PREFIX]`: prints every change under the prefix as it comes, one line
- * each (`put KEY VERSION VALUE` or `del KEY VERSION`), from the proxy's `GET /watch`
+ * each (`put KEY VERSION VALUE` or `del KEY VERSION`, a key with a space or an odd character
+ * quoted; with `--json`, one JSON object each), from the proxy's `GET /watch`
  * stream; reconnects with `Last-Event-ID` when the stream drops, goes silent for 15 s or the
  * proxy answers 503, and says on stderr when the history is gone (`compacted`: re-list with
  * `kv ls`).
@@ -8,6 +9,7 @@
  * @module
  */
 import { CliError, errorText, EXIT, failed, type Target } from "./kv_client.ts";
+import { jsonQuoted, quoted } from "./kv_output.ts";
 
 /** One parsed SSE event. */
 export interface SseMessage {
@@ -38,18 +40,39 @@ export function takeEvents(buffer: string): { events: SseMessage[]; rest: string
   return { events, rest: buffer };
 }
 
+/** A change event's data (docs/api.md, "Watching changes"). */
+interface Change {
+  key: string;
+  version: string;
+  deleted?: boolean;
+  value?: string;
+  valueBase64?: string;
+}
+
 /** The line printed for a change event's data. */
 export function changeLine(data: string): string {
-  const c = JSON.parse(data) as {
-    key: string;
-    version: string;
-    deleted?: boolean;
-    value?: string;
-    valueBase64?: string;
-  };
-  if (c.deleted) return `del ${c.key} ${c.version}`;
-  const value = c.value !== undefined ? JSON.stringify(c.value) : `base64:${c.valueBase64}`;
-  return `put ${c.key} ${c.version} ${value}`;
+  const c = JSON.parse(data) as Change;
+  if (c.deleted) return `del ${quoted(c.key)} ${c.version}`;
+  const value = c.value !== undefined ? jsonQuoted(c.value) : `base64:${c.valueBase64}`;
+  return `put ${quoted(c.key)} ${c.version} ${value}`;
+}
+
+/**
+ * The `--json` line of an event: `{"event": "put" | "del", ...}` with the change's fields, or
+ * `{"event": "compacted" | "reset", "reason"}`.
+ */
+export function eventJsonLine(e: SseMessage): string {
+  if (e.event !== "message") return JSON.stringify({ event: e.event, ...JSON.parse(e.data) });
+  const { deleted, ...change } = JSON.parse(e.data) as Change;
+  return JSON.stringify({ event: deleted ? "del" : "put", ...change });
+}
+
+/** How a watch prints: human lines (changes on stdout, the rest on stderr), or JSON lines. */
+export interface WatchOptions {
+  /** Every event as one JSON object on stdout ({@link eventJsonLine}). */
+  json?: boolean;
+  /** Silence after which the stream counts as broken, in ms ({@link STREAM_IDLE_MS}). */
+  idleMs?: number;
 }
 
 /** Watches until the process is stopped; gives up after 10 failed connections in a row. */
@@ -58,11 +81,11 @@ export async function watch(
   prefix: string,
   print: (line: string) => void,
   warn: (line: string) => void,
-  idleMs: number = STREAM_IDLE_MS,
+  options: WatchOptions = {},
 ): Promise<void> {
   let cursor: string | undefined;
   for (let failures = 0; failures < 10;) {
-    const quiet = new QuietTimer(idleMs);
+    const quiet = new QuietTimer(options.idleMs ?? STREAM_IDLE_MS);
     const res = await open(t, prefix, cursor, quiet.signal, warn).catch((err) => {
       quiet.stop();
       throw err;
@@ -74,7 +97,13 @@ export async function watch(
       continue;
     }
     failures = 0;
-    cursor = await follow(res, cursor, print, warn, quiet);
+    cursor = await follow(
+      res,
+      cursor,
+      options.json ? jsonPrinter(print) : humanPrinter(print, warn),
+      warn,
+      quiet,
+    );
   }
   throw new CliError(EXIT.unavailable, `Cannot watch ${t.url}: 10 connections in a row failed`);
 }
@@ -107,11 +136,26 @@ async function open(
   return res;
 }
 
+/** Prints one event of the stream. */
+type EventPrinter = (e: SseMessage) => void;
+
+function humanPrinter(print: (line: string) => void, warn: (line: string) => void): EventPrinter {
+  return (e) => {
+    if (e.event === "message") return print(changeLine(e.data));
+    const advice = e.event === "compacted" ? " (re-list with kv ls)" : "";
+    warn(`${e.event}: ${JSON.parse(e.data).reason}${advice}`);
+  };
+}
+
+function jsonPrinter(print: (line: string) => void): EventPrinter {
+  return (e) => print(eventJsonLine(e));
+}
+
 /** Prints a stream's events; returns the cursor to resume from. */
 async function follow(
   res: Response,
   cursor: string | undefined,
-  print: (line: string) => void,
+  printEvent: EventPrinter,
   warn: (line: string) => void,
   quiet: QuietTimer,
 ): Promise<string | undefined> {
@@ -123,11 +167,7 @@ async function follow(
       buffer = rest;
       for (const e of events) {
         if (e.id !== undefined) cursor = e.id;
-        if (e.event === "message") print(changeLine(e.data));
-        else {warn(
-            `${e.event}: ${JSON.parse(e.data).reason}` +
-              (e.event === "compacted" ? " (re-list with kv ls)" : ""),
-          );}
+        printEvent(e);
         if (e.event === "reset") return undefined;
       }
     }

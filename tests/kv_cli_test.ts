@@ -53,6 +53,23 @@ Deno.test("deno task kv: get, put, del, ls print plain results and exit 0/1/2/3/
     assertEquals((await kv("get", "--", "--k")).stdout, "--help");
     const ls = await kv("ls", "--prefix", "users/");
     assertEquals([ls.code, ls.stdout], [0, "users/1\nusers/2\n"]);
+    // get --json: the value with its version, type and expiry, one JSON line.
+    const typed = await kv("put", "my key", "v\n", "--content-type", "text/plain", "--ttl", "1h");
+    assertEquals(typed.code, 0, typed.stderr);
+    const json = await kv("get", "my key", "--json");
+    assertEquals(json.code, 0, json.stderr);
+    assertEquals(json.stdout.split("\n").length, 2, json.stdout);
+    const got = JSON.parse(json.stdout);
+    assertEquals(
+      [got.key, got.value, got.version, got.contentType],
+      ["my key", "v\n", typed.stdout.trim(), "text/plain"],
+    );
+    assert(Date.parse(got.expiresAt) > Date.now(), json.stdout);
+    assertEquals(JSON.parse((await kv("get", "users/1", "--json")).stdout).version, version);
+    assertEquals((await kv("get", "nope", "--json")).code, 1);
+    const misplaced = await kv("ls", "--json");
+    assertEquals(misplaced.code, 2, misplaced.stderr);
+    assertMatch(misplaced.stderr, /Cannot use --json with ls: it is for get, watch only/);
 
     const missing = await kv("get", "nope");
     assertEquals(missing.code, 1);

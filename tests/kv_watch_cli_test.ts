@@ -4,56 +4,103 @@ import { runToEnd } from "./helpers/process.ts";
 
 const KV = new URL("../tasks/kv.ts", import.meta.url);
 
-Deno.test("deno task kv: put --ttl 1s expires the key, and kv watch prints the put and the expiry", async () => {
+/** A running `kv watch` and the lines it printed so far. */
+interface Watcher {
+  child: Deno.ChildProcess;
+  lines: string[];
+  reading: Promise<void>;
+}
+
+function startWatch(cwd: string, env: Record<string, string>, args: string[]): Watcher {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", KV.pathname, "watch", ...args],
+    cwd,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const reading = child.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (chunk) => void lines.push(...chunk.split("\n")) }),
+  );
+  return { child, lines, reading };
+}
+
+async function stopWatch(w: Watcher, signal: Deno.Signal): Promise<void> {
+  try {
+    w.child.kill(signal);
+  } catch (err) {
+    // It ended by itself (a usage error, say): nothing to stop, only its pipes to close.
+    if (!(err instanceof TypeError)) throw err;
+  }
+  await w.child.status;
+  await w.reading.catch(() => {});
+  await w.child.stderr.cancel().catch(() => {});
+}
+
+Deno.test("deno task kv: put --ttl 1s expires the key, and kv watch prints the put and the expiry, quoting a key with a space; --json prints objects", async () => {
   const cluster = await TestCluster.create();
   const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
   const env = { RINGKV_URL: "" };
-  let child: Deno.ChildProcess | undefined;
+  const watchers: Watcher[] = [];
   try {
     const proxy = await cluster.startAll(1);
     env.RINGKV_URL = proxy.url;
-    child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", KV.pathname, "watch", "w/"],
-      cwd,
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const lines: string[] = [];
-    const reading = child.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
-      new WritableStream({ write: (chunk) => void lines.push(...chunk.split("\n")) }),
-    );
+    const human = startWatch(cwd, env, ["w/"]);
+    watchers.push(human);
+    const json = startWatch(cwd, env, ["w/", "--json"]);
+    watchers.push(json);
     const kv = (...args: string[]) =>
       runToEnd({ script: KV, args, env, cwd, timeoutMs: 60_000, denoArgs: ["run", "-A"] });
     const bad = await kv("put", "w/a", "x", "--ttl", "0s");
     assertEquals(bad.code, 2, bad.stderr);
-    // The watcher may still be connecting: write until it has printed a put.
+    // The watchers may still be connecting: write until both have printed a put.
     const deadline = Date.now() + 30_000;
     let version = "";
-    while (!lines.some((l) => l.startsWith("put w/a "))) {
-      assert(Date.now() < deadline, `kv watch printed: ${lines.join("|")}`);
+    while (
+      !human.lines.some((l) => l.startsWith("put w/a ")) ||
+      !json.lines.some((l) => l.includes('"key":"w/a"'))
+    ) {
+      assert(Date.now() < deadline, `kv watch printed: ${human.lines.join("|")}`);
       const put = await kv("put", "w/a", "brief", "--ttl", "1s");
       assertEquals(put.code, 0, put.stderr);
       version = put.stdout.trim();
       await new Promise((r) => setTimeout(r, 200));
     }
-    while (!lines.some((l) => l.startsWith("del w/a "))) {
-      assert(Date.now() < deadline, `kv watch printed: ${lines.join("|")}`);
+    const spaced = await kv("put", "w/b c", "x y");
+    assertEquals(spaced.code, 0, spaced.stderr);
+    const spacedVersion = spaced.stdout.trim();
+    while (
+      !human.lines.some((l) => l.startsWith("del w/a ")) ||
+      !human.lines.some((l) => l.startsWith('put "w/b c" ')) ||
+      !json.lines.some((l) => l.includes('"event":"del"'))
+    ) {
+      assert(Date.now() < deadline, `kv watch printed: ${human.lines.join("|")}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert(lines.some((l) => l === `put w/a ${version} "brief"`), lines.join("|"));
+    assert(human.lines.some((l) => l === `put w/a ${version} "brief"`), human.lines.join("|"));
+    assert(
+      human.lines.includes(`put "w/b c" ${spacedVersion} "x y"`),
+      human.lines.join("|"),
+    );
+    const objects = json.lines.filter((l) => l !== "").map((l) => JSON.parse(l));
+    assert(
+      objects.some((o) =>
+        o.event === "put" && o.key === "w/a" && o.version === version && o.value === "brief" &&
+        typeof o.expiresAt === "string"
+      ),
+      json.lines.join("|"),
+    );
+    assert(
+      objects.some((o) => o.event === "put" && o.key === "w/b c" && o.value === "x y"),
+      json.lines.join("|"),
+    );
+    assert(objects.some((o) => o.event === "del" && o.key === "w/a"), json.lines.join("|"));
     assertEquals((await kv("get", "w/a")).code, 1);
-    child.kill("SIGTERM");
-    await child.status;
-    await reading;
-    await child.stderr.cancel();
-    child = undefined;
+    for (const w of watchers.splice(0)) await stopWatch(w, "SIGTERM");
   } finally {
-    if (child !== undefined) {
-      child.kill("SIGKILL");
-      await child.status;
-    }
+    for (const w of watchers) await stopWatch(w, "SIGKILL");
     await cluster.stop();
     await Deno.remove(cwd, { recursive: true });
   }

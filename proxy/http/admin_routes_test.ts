@@ -251,7 +251,7 @@ Deno.test("DELETE /cluster/nodes/{id} names a long id that no node can have by i
   const res = await call("DELETE", `/cluster/nodes/${"x".repeat(3000)}`);
   assertEquals((await res.json()).error, {
     code: "not_found",
-    message: `Cannot remove node ${"x".repeat(64)}... (3000 characters): no node has this id ` +
+    message: `Cannot remove node ${"x".repeat(80)}... (3000 bytes): no node has this id ` +
       "(ids are 1-32 of [A-Za-z0-9_])",
   });
   assertEquals(res.status, 404);

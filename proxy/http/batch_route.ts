@@ -87,7 +87,9 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
   const repeated = repeatedName(text);
   if (repeated !== undefined) {
     // The name may come from inside a value (up to the body's size): not echoed whole.
-    throw invalid(`the name "${clipped(repeated)}" appears twice in one JSON object`);
+    throw invalid(
+      `the name ${clipped(repeated, { quoted: true })} appears twice in one JSON object`,
+    );
   }
   const unknown = Object.keys(doc).find((k) => k !== "set" && k !== "delete" && k !== "ttl");
   if (unknown !== undefined) throw invalid(`unknown field "${unknown}"`);

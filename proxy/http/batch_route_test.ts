@@ -155,7 +155,7 @@ Deno.test("POST /kv with a long name twice in one object: 400 invalid_batch, the
     assertEquals(res.status, 400);
     const { error } = await res.json();
     assertEquals(error.code, "invalid_batch");
-    assertMatch(error.message, /the name "n{64}\.\.\. \(100000 characters\)" appears twice/);
+    assertMatch(error.message, /the name "n{80}\.\.\." \(100000 bytes\) appears twice/);
   } finally {
     await c.close();
   }

@@ -76,8 +76,8 @@ function keyRoutes(): Json {
   return {
     parameters: [KEY],
     get: {
-      summary: "Read a value",
-      parameters: [IF_NONE_MATCH],
+      summary: "Read a value (If-Match: 412 unless the key exists with that version, or any for *)",
+      parameters: [IF_MATCH, IF_NONE_MATCH],
       responses: {
         "200": {
           description: "the value, its Content-Type",
@@ -86,19 +86,21 @@ function keyRoutes(): Json {
         },
         "304": { description: "not modified (If-None-Match)", headers: ETAG_HEADER },
         "404": error("no such key"),
+        "412": error("If-Match does not hold (also when the key is absent)"),
         ...tooLong,
         ...common,
       },
     },
     head: {
       summary: "As GET, without the body",
-      parameters: [IF_NONE_MATCH],
+      parameters: [IF_MATCH, IF_NONE_MATCH],
       responses: {
         "200": { description: "exists", headers: READ_HEADERS },
         "304": { description: "not modified (If-None-Match)", headers: ETAG_HEADER },
         "400": { description: "bad key or header (no body)" },
         "401": { description: "no or wrong client token (no body)" },
         "404": { description: "no such key" },
+        "412": { description: "If-Match does not hold (no body)" },
         "414": { description: "key too long (no body)" },
         "502": { description: "a node answered something unusable (no body)" },
         "503": { description: "the owning node is unavailable (no body)" },

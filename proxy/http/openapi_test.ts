@@ -138,6 +138,10 @@ Deno.test("the OpenAPI document lists the conditions /kv/{key} evaluates and the
       ["PUT", { "if-match": etag.replace(/"/g, "") }, 412],
       ["PUT", { "if-none-match": "*" }, 412],
       ["GET", { "if-none-match": "*" }, 304],
+      ["GET", { "if-match": '"0"' }, 412],
+      ["GET", { "if-match": "*" }, 200],
+      ["HEAD", { "if-match": '"0"' }, 412],
+      ["HEAD", { "if-match": "*" }, 200],
       ["DELETE", { "if-none-match": "*" }, 412],
       ["DELETE", { "if-match": '"0"' }, 412],
     ];

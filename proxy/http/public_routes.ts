@@ -112,9 +112,16 @@ async function runOne(deps: PublicRoutesDeps, op: BatchOp, req: Request): Promis
 /** `GET|HEAD /kv/{key}` (Hono mounts it; the app's front calls it for a plain GET). */
 export async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   const key = keyOf(req, deps.limits);
+  // Read before the key's value is, so a malformed one is a 400 whatever the key holds.
+  const ifMatchHeader = req.headers.get("if-match");
+  const ifMatch = ifMatchHeader === null ? undefined : parseIfMatch(ifMatchHeader, true);
   const r = visible(await runOne(deps, { op: "get", key }, req), Date.now());
+  if (r.status !== 200 && r.status !== 404) throw resultError(r, key);
+  // RFC 9110 13.2.2: If-Match before everything else, 412 also for an absent key.
+  if (ifMatch !== undefined && !ifMatchHolds(ifMatch, r)) {
+    throw readPreconditionFailed(key, r, ifMatch);
+  }
   if (r.status === 404) throw new RingkvError("not_found", `Key "${key}" does not exist`);
-  if (r.status !== 200) throw resultError(r, key);
   const etag = `"${r.version}"`;
   const headers = withRequestId(deps, req, {
     etag,
@@ -193,18 +200,8 @@ export async function deleteKey(deps: PublicRoutesDeps, req: Request): Promise<R
 /** `If-Match: "<version>"` and `If-None-Match: *` of a write; 400 for anything else. */
 export function writeConditions(headers: Headers): { ifMatch?: string; ifNoneMatch?: "*" } {
   const out: { ifMatch?: string; ifNoneMatch?: "*" } = {};
-  const ifMatch = headers.get("if-match")?.trim();
-  if (ifMatch !== undefined) {
-    const quoted = /^"([^"]+)"$/.exec(ifMatch)?.[1];
-    const bare = /^[^\s",*]+$/.test(ifMatch) ? ifMatch : undefined;
-    if (quoted === undefined && bare === undefined) {
-      throw new RingkvError(
-        "invalid_header",
-        `Cannot use If-Match ${ifMatch}: give one ETag, If-Match: "<version>" (If-Match: * is not supported)`,
-      );
-    }
-    out.ifMatch = quoted ?? bare;
-  }
+  const ifMatch = headers.get("if-match");
+  if (ifMatch !== null) out.ifMatch = parseIfMatch(ifMatch, false);
   const ifNoneMatch = headers.get("if-none-match")?.trim();
   if (ifNoneMatch !== undefined) {
     if (ifNoneMatch !== "*") {
@@ -216,6 +213,43 @@ export function writeConditions(headers: Headers): { ifMatch?: string; ifNoneMat
     out.ifNoneMatch = "*";
   }
   return out;
+}
+
+/**
+ * The version an `If-Match` header names: one ETag, its quotes optional; `*` (any existing
+ * version) only where `star` allows it, on reads. Anything else is a 400.
+ */
+export function parseIfMatch(header: string, star: boolean): string {
+  const value = header.trim();
+  if (star && value === "*") return "*";
+  const quoted = /^"([^"]+)"$/.exec(value)?.[1];
+  const bare = /^[^\s",*]+$/.test(value) ? value : undefined;
+  if (quoted === undefined && bare === undefined) {
+    const also = star ? " or If-Match: *" : " (If-Match: * is not supported on writes)";
+    throw new RingkvError(
+      "invalid_header",
+      `Cannot use If-Match ${value}: give one ETag, If-Match: "<version>"${also}`,
+    );
+  }
+  return (quoted ?? bare)!;
+}
+
+/** Whether a read's result `r` (200 or 404) holds the version `ifMatch` asks for. */
+function ifMatchHolds(ifMatch: string, r: BatchResult): boolean {
+  return r.status === 200 && (ifMatch === "*" || ifMatch === r.version);
+}
+
+function readPreconditionFailed(key: string, r: BatchResult, ifMatch: string): RingkvError {
+  const exists = r.status === 200;
+  const wanted = ifMatch === "*"
+    ? "If-Match: * asked for it to exist"
+    : `If-Match asked for version ${ifMatch}`;
+  const state = exists ? `its version is ${r.version}` : "it does not exist";
+  return new RingkvError(
+    "precondition_failed",
+    `Cannot read key "${key}": ${wanted}, ${state}`,
+    exists && r.version ? { version: r.version } : {},
+  );
 }
 
 function etagListMatches(header: string, etag: string): boolean {
