@@ -18,6 +18,9 @@ import {
   startupMap,
 } from "./cluster/bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster/map_view.ts";
+import { chooseMap } from "./cluster/map_paxos.ts";
+import { RingkvError } from "../shared/errors.ts";
+import { HybridClock, randomProxyId } from "../shared/version.ts";
 import { guard } from "../shared/guard.ts";
 import { type GatedListener, listenBehindGate } from "../shared/starting_gate.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
@@ -113,18 +116,45 @@ async function openClusterState(
   const store = createFileMapStore(config.data);
   const start = await startupMap({ store, admin, ...config, onWait: (m) => console.log(m) });
   console.log(describeStart(start, config.data));
-  const moved = start.source === "new" ? null : await movedNodes(admin, start.map, config.nodes);
-  if (moved !== null) log({ msg: "nodes moved to new URLs", epoch: moved.epoch });
-  const state = await ClusterState.open(moved ?? start.map, { store, admin, log });
-  if (start.source !== "stored" || moved !== null) await store.save(state.current().map);
-  if (start.source === "new" || moved !== null) {
-    const report = await state.push(state.current().map);
+  if (start.source === "new") {
+    // Two proxies starting one cluster on the same new nodes: the nodes choose one map.
+    const chosen = await chooseMap(null, start.map, {
+      admin,
+      clock: new HybridClock(randomProxyId()),
+    })
+      .catch((err) => {
+        if (!(err instanceof RingkvError)) throw err;
+        throw new StartupError(`Cannot start the cluster: ${err.message}`);
+      });
+    const state = await ClusterState.open(chosen.map, { store, admin, log });
+    await store.save(chosen.map);
+    const report = await state.push(chosen.map);
     if (report.failed.length > 0) log({ msg: "map push incomplete", failed: report.failed });
-  } else {
-    await state.poll();
+    return opened(state, start.source, log);
   }
+  const state = await ClusterState.open(start.map, { store, admin, log });
+  if (start.source !== "stored") await store.save(start.map);
+  await state.poll();
+  const moved = await movedNodes(admin, state.current().map, config.nodes);
+  if (moved !== null) {
+    // Recorded as any change is: chosen by the nodes, then pushed.
+    const recorded = await state.propose(moved, "moved nodes").catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      log({ level: "warn", msg: "nodes' new URLs not recorded", error: err.message });
+      return false;
+    });
+    if (recorded) {
+      log({ msg: "nodes moved to new URLs", epoch: moved.epoch });
+      const report = await state.push(moved);
+      if (report.failed.length > 0) log({ msg: "map push incomplete", failed: report.failed });
+    }
+  }
+  return opened(state, start.source, log);
+}
+
+function opened(state: ClusterState, source: string, log: LogFn): ClusterState {
   const map = state.current().map;
-  log({ msg: "cluster map", epoch: map.epoch, source: start.source, phase: phaseOf(map) });
+  log({ msg: "cluster map", epoch: map.epoch, source, phase: phaseOf(map) });
   return state;
 }
 

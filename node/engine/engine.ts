@@ -130,6 +130,10 @@ export interface NodeEngine {
   loadClusterMap(): Promise<ClusterMap | null>;
   /** Stores the cluster map atomically (temp file, fsync, rename, directory fsync). */
   saveClusterMap(map: ClusterMap): Promise<void>;
+  /** The stored vote on the next cluster map (node/paxos/map_acceptor.ts), or null. */
+  loadMapVote(): Promise<unknown>;
+  /** Stores the vote atomically, as the cluster map. */
+  saveMapVote(vote: unknown): Promise<void>;
   stats(): EngineStats;
   /** Whether the node takes writes (a failing disk makes it read-only until repaired). */
   writeHealth(): WriteHealth;

@@ -29,6 +29,8 @@ import type { NodeAdmin } from "../nodes/node_admin.ts";
 import { allNodes } from "./map_transitions.ts";
 import { foreignMapMessage, sameCluster } from "./map_lineage.ts";
 import { RingkvError } from "../../shared/errors.ts";
+import { HybridClock, randomProxyId } from "../../shared/version.ts";
+import { chooseMap } from "./map_paxos.ts";
 
 /** What a {@link ClusterState} needs. */
 export interface ClusterStateDeps {
@@ -41,6 +43,8 @@ export interface ClusterStateDeps {
   backoffMs?: number;
   /** Waits; tests pass one that does not. */
   sleep?: (ms: number) => Promise<void>;
+  /** This proxy's ballots for choosing maps (map_paxos.ts); a random proxy id when absent. */
+  clock?: HybridClock;
 }
 
 /** The outcome of pushing a map to every node it mentions. */
@@ -80,8 +84,11 @@ export class ClusterState implements TopologySource {
   /** The last failure talking to each node (push or poll), by URL; cleared on success. */
   readonly nodeErrors: Map<string, string> = new Map();
 
+  readonly #clock: HybridClock;
+
   private constructor(topology: Topology, private readonly deps: ClusterStateDeps) {
     this.#topology = topology;
+    this.#clock = deps.clock ?? new HybridClock(randomProxyId());
   }
 
   /** Opens with `map` as the current map (not stored again). */
@@ -106,7 +113,38 @@ export class ClusterState implements TopologySource {
     return run;
   }
 
-  /** Stores and swaps in `map` if its epoch is higher than the current one; whether it did. */
+  /**
+   * Proposes `next`, built from the current map one epoch on, as the map of its epoch: the
+   * current map's nodes choose it (map_paxos.ts), then it is stored and swapped in; the
+   * caller pushes it. False when another proxy's map was chosen (adopted and pushed instead)
+   * or the current map moved on meanwhile. 409 when a competing change keeps winning, 503
+   * when too few nodes vote.
+   */
+  async propose(next: ClusterMap, source: string): Promise<boolean> {
+    const base = this.#topology.map;
+    if (next.epoch !== base.epoch + 1) return false;
+    const deps = { admin: this.deps.admin, clock: this.#clock, sleep: this.deps.sleep };
+    const outcome = await chooseMap(base, next, deps).catch(async (err) => {
+      // A node votes on a later epoch: load the map it comes from before the caller retries.
+      if (err instanceof RingkvError && err.code === "conflict") await this.poll().catch(() => {});
+      throw err;
+    });
+    if (outcome.kind === "decided") {
+      await this.install(outcome.map, outcome.url);
+      return false;
+    }
+    const ours = sameMap(outcome.map, next);
+    const installed = await this.install(outcome.map, ours ? source : "finished proposal");
+    if (ours) return installed || sameMap(this.#topology.map, next);
+    // Another proxy's map, accepted and maybe never pushed (its proxy may be gone): push it.
+    if (installed) await this.push(outcome.map);
+    return false;
+  }
+
+  /**
+   * Stores and swaps in `map` if its epoch is higher than the current one; whether it did.
+   * Only for maps chosen already (a node's, or one {@link propose} got chosen).
+   */
   install(map: ClusterMap, source: string): Promise<boolean> {
     return this.#serial(async () => {
       const from = this.#topology.map.epoch;
@@ -222,6 +260,11 @@ export class ClusterState implements TopologySource {
       wait *= 2;
     }
   }
+}
+
+/** Whether two maps are the same (a map chosen by the nodes went through JSON). */
+function sameMap(a: ClusterMap, b: ClusterMap): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** "stable", "copying" or "cleanup", for logs. */

@@ -111,7 +111,7 @@ export class Rebalancer {
   }
 
   async #begin(next: ClusterMap): Promise<ClusterMap> {
-    if (!(await this.deps.state.install(next, "admin"))) {
+    if (!(await this.deps.state.propose(next, "admin"))) {
       throw new RingkvError(
         "conflict",
         `Cannot change the cluster: its map changed meanwhile (now epoch ${this.deps.state.current().map.epoch}); retry`,
@@ -237,7 +237,7 @@ export class Rebalancer {
       await dropMoves(map, options);
       next = toStable(map);
     }
-    if (!(await this.deps.state.install(next, "rebalancer"))) return "superseded";
+    if (!(await this.deps.state.propose(next, "rebalancer"))) return "superseded";
     const report = await this.deps.state.push(next);
     if (report.failed.length > 0) {
       this.deps.log?.({ msg: "map push incomplete", epoch: next.epoch, failed: report.failed });

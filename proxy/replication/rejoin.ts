@@ -36,7 +36,8 @@ export interface MapPush {
 /** Where the rejoin reads the map and records the new incarnation (a ClusterState). */
 export interface MapWriter {
   current(): Topology;
-  install(map: ClusterMap, source: string): Promise<boolean>;
+  /** Gets `map` chosen as the next epoch's and swaps it in (ClusterState.propose). */
+  propose(map: ClusterMap, source: string): Promise<boolean>;
   push(map: ClusterMap): Promise<MapPush>;
 }
 
@@ -113,7 +114,7 @@ export class Rejoin {
     }
     await this.#confirm(known, incarnation); // not wiped again while its ranges were copied
     const next = withIncarnation(map, id, incarnation);
-    if (!await this.deps.maps.install(next, "rejoin")) return false;
+    if (!await this.deps.maps.propose(next, "rejoin")) return false;
     await this.#push(next, id, incarnation);
     this.lastError.delete(id);
     this.deps.log?.({

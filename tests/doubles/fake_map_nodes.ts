@@ -1,7 +1,8 @@
 /**
- * Fake nodes for tests of cluster management: each answers `GET /health` and
- * `GET|PUT /internal/cluster` with the epoch rule of docs/internal-api.md, and nothing
- * else. Reached through the returned `fetch` at `http://<id>.test`.
+ * Fake nodes for tests of cluster management: each answers `GET /health`,
+ * `GET|PUT /internal/cluster` with the epoch rule of docs/internal-api.md, and the votes on
+ * the next map (`POST /internal/cluster/prepare|accept`, the nodes' own MapAcceptor), and
+ * nothing else. Reached through the returned `fetch` at `http://<id>.test`.
  *
  * @module
  * @example
@@ -15,6 +16,8 @@
  */
 import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
 import type { NodeFetch } from "../../proxy/nodes/node_client.ts";
+import { MapAcceptor, memoryVoteStore } from "../../node/paxos/map_acceptor.ts";
+import { errorResponse, RingkvError } from "../../shared/errors.ts";
 
 /** The fake nodes: their stored maps by host, the hosts that are down, and the fetch. */
 export interface FakeMapNodes {
@@ -24,6 +27,8 @@ export interface FakeMapNodes {
   keys: Map<string, number>;
   nodes: NodeInfo[];
   fetch: NodeFetch;
+  /** Each node's vote on the next map, by host. */
+  votes: Map<string, MapAcceptor>;
 }
 
 function answerMap(stored: ClusterMap | null, map: ClusterMap): Response | null {
@@ -39,6 +44,11 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
   const maps = new Map<string, ClusterMap | null>(ids.map((id) => [`${id}.test`, null]));
   const down = new Set<string>();
   const keys = new Map<string, number>();
+  const votes = new Map(
+    [...maps.keys()].map((
+      host,
+    ) => [host, new MapAcceptor(memoryVoteStore(), () => Promise.resolve(maps.get(host) ?? null))]),
+  );
   const fetch = async (target: string, init: RequestInit): Promise<Response> => {
     const req = new Request(target, init);
     const url = new URL(target);
@@ -53,6 +63,9 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
         keys: keys.get(id) ?? 0,
       });
     }
+    if (url.pathname.startsWith("/internal/cluster/")) {
+      return await vote(votes.get(url.host)!, url.pathname.slice(18), await req.json(), url.host);
+    }
     if (url.pathname !== "/internal/cluster") return new Response(null, { status: 404 });
     if (req.method === "GET") {
       if (stored) return Response.json(stored);
@@ -65,5 +78,25 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
     return Response.json({ epoch: map.epoch });
   };
   const nodes = ids.map((id) => ({ id, url: `http://${id}.test`, weight: 1 }));
-  return { maps, down, keys, fetch, nodes };
+  return { maps, down, keys, fetch, nodes, votes };
+}
+
+/** A vote call, answered as node/http/internal_routes.ts does. */
+async function vote(
+  acceptor: MapAcceptor,
+  step: string,
+  body: { epoch: number; ballot: string; map?: ClusterMap },
+  host: string,
+): Promise<Response> {
+  const voter = { id: host.split(".")[0]! };
+  try {
+    if (step === "prepare") {
+      return Response.json({ accepted: await acceptor.prepare(body.epoch, body.ballot), ...voter });
+    }
+    await acceptor.accept(body.epoch, body.ballot, body.map!);
+    return Response.json({ epoch: body.epoch, ...voter });
+  } catch (err) {
+    if (err instanceof RingkvError) return errorResponse(err);
+    throw err;
+  }
 }
