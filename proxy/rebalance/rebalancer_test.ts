@@ -114,6 +114,37 @@ async function finish(rebalancer: Rebalancer): Promise<string[]> {
   throw new Error("the rebalancing did not finish in 10 steps");
 }
 
+Deno.test("two proxies removing two nodes at the same moment: at most one change starts, and both proxies end on the map it leads to with every key at its owner (found by QA: both answered 202)", async () => {
+  for (let trial = 0; trial < 4; trial++) {
+    const ids = ["a", "b", "c", "d", "e"];
+    const nodes = await startNodes(ids);
+    const map = initialMap(ids.map(nodes.info), 1, VNODES);
+    const p1 = await proxy(nodes, map);
+    const p2 = await proxy(nodes, map);
+    await p1.state.push(map);
+    const data = await fill(nodes, map, 500);
+    const s = { nodes, map, p: p1, ...data, before: await placement(nodes, data.keys) };
+    const started = await Promise.allSettled([
+      p1.rebalancer.startRemove("e"),
+      p2.rebalancer.startRemove("d"),
+    ]);
+    const won = started.flatMap((r, i) => r.status === "fulfilled" ? [[p1, p2][i]!] : []);
+    assert(won.length <= 1, `trial ${trial}: both changes started`);
+    for (const r of started) {
+      if (r.status === "rejected") assertEquals((r.reason as RingkvError).code, "conflict");
+    }
+    if (won.length === 1) assertEquals(await finish(won[0]!.rebalancer), ["copied", "cleaned"]);
+    await p1.state.poll();
+    await p2.state.poll();
+    const final = p1.state.current().map;
+    assertEquals(p2.state.current().map, final, `trial ${trial}`);
+    assertEquals(final.rebalancing, null);
+    assertEquals(final.nodes.length, 5 - won.length);
+    await assertPlaced(s, final);
+    for (const engine of nodes.engines.values()) await engine.close();
+  }
+});
+
 Deno.test("adding a node to 3 moves only the keys whose owner changed, tombstones included", async () => {
   const s = await setup(["a", "b", "c", "d"], 1200);
   await s.p.rebalancer.startAdd("http://d.test", 1);

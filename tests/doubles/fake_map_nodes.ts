@@ -29,6 +29,8 @@ export interface FakeMapNodes {
   fetch: NodeFetch;
   /** Each node's vote on the next map, by host. */
   votes: Map<string, MapAcceptor>;
+  /** The data-directory incarnation a node's votes report, by id (none when absent). */
+  incarnations: Map<string, string>;
 }
 
 function answerMap(stored: ClusterMap | null, map: ClusterMap): Response | null {
@@ -44,6 +46,7 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
   const maps = new Map<string, ClusterMap | null>(ids.map((id) => [`${id}.test`, null]));
   const down = new Set<string>();
   const keys = new Map<string, number>();
+  const incarnations = new Map<string, string>();
   const votes = new Map(
     [...maps.keys()].map((
       host,
@@ -64,7 +67,9 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
       });
     }
     if (url.pathname.startsWith("/internal/cluster/")) {
-      return await vote(votes.get(url.host)!, url.pathname.slice(18), await req.json(), url.host);
+      const id = url.host.split(".")[0]!;
+      const voter = { id, ...(incarnations.has(id) ? { incarnation: incarnations.get(id) } : {}) };
+      return await vote(votes.get(url.host)!, url.pathname.slice(18), await req.json(), voter);
     }
     if (url.pathname !== "/internal/cluster") return new Response(null, { status: 404 });
     if (req.method === "GET") {
@@ -78,7 +83,7 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
     return Response.json({ epoch: map.epoch });
   };
   const nodes = ids.map((id) => ({ id, url: `http://${id}.test`, weight: 1 }));
-  return { maps, down, keys, fetch, nodes, votes };
+  return { maps, down, keys, fetch, nodes, votes, incarnations };
 }
 
 /** A vote call, answered as node/http/internal_routes.ts does. */
@@ -86,9 +91,8 @@ async function vote(
   acceptor: MapAcceptor,
   step: string,
   body: { epoch: number; ballot: string; map?: ClusterMap },
-  host: string,
+  voter: { id: string; incarnation?: string },
 ): Promise<Response> {
-  const voter = { id: host.split(".")[0]! };
   try {
     if (step === "prepare") {
       return Response.json({ accepted: await acceptor.prepare(body.epoch, body.ballot), ...voter });
