@@ -199,10 +199,14 @@ function tooFew(
   const remember = needRemembering > 0
     ? `, ${needRemembering} of them on the data directory the map records`
     : "";
+  // Accepted by a minority, the map may still be chosen: the next proposer finishes it.
+  const maybe = step === "accept" ? "; the change may still be made by the next one" : "";
   throw new RingkvError(
     "node_unavailable",
     `Cannot change the cluster map to epoch ${epoch}: ${got} of ${votes.length} nodes took the ` +
-      `${step}, ${majority} are needed${remember} (${[...wiped, why].filter((s) => s).join("; ")})`,
+      `${step}, ${majority} are needed${remember} (${
+        [...wiped, why].filter((s) => s).join("; ")
+      })${maybe}`,
   );
 }
 
