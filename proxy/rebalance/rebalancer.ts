@@ -17,6 +17,7 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
+import { RING_SIZE } from "../../shared/ring.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import type { ClusterState } from "../cluster/map_view.ts";
 import type { Topology } from "../cluster/topology.ts";
@@ -24,6 +25,7 @@ import type { NodeAdmin, NodeHealth, NodeLimits } from "../nodes/node_admin.ts";
 import { estimateKeys } from "../cluster/key_counts.ts";
 import {
   allNodes,
+  cancelAdd,
   nodeInfo,
   type Plan,
   planAdd,
@@ -162,6 +164,8 @@ export class Rebalancer {
     await this.deps.state.poll();
     const topology = this.deps.state.current();
     const map = topology.map;
+    const rb = map.rebalancing;
+    if (rb?.kind === "add" && rb.nodeId === id) return await this.#cancelAdd(map, id);
     planRemove(map, id, 0, 0, false, true); // refuses unknown ids before any call to nodes
     const up = await this.#upNodes(map);
     if (!force && !up.has(id)) {
@@ -181,6 +185,39 @@ export class Rebalancer {
     if (dead) await refuseUnsafeForce(next, id, up);
     else await refuseDownTakers(next, id, up);
     return await this.#begin(next);
+  }
+
+  /**
+   * The removal of a node being added: its add is cancelled while its ranges are copied (a
+   * node that died mid-add would otherwise hold the rebalancing up for good), and a node that
+   * answers is told and emptied, so it may be added again.
+   */
+  async #cancelAdd(map: ClusterMap, id: string): Promise<ClusterMap> {
+    if (map.rebalancing?.phase !== "copying") {
+      throw new RingkvError(
+        "conflict",
+        `Cannot remove node ${id}: its add is past the switch to the new ring (phase ` +
+          `${map.rebalancing?.phase}), so it owns ranges now; wait until GET /cluster shows no ` +
+          `rebalancing, then remove it (with ?force=true if it does not answer)`,
+      );
+    }
+    const url = allNodes(map).find((n) => n.id === id)!.url;
+    const next = cancelAdd(map);
+    const started = await this.#begin(next);
+    try {
+      await this.deps.admin.putMap(url, next);
+      await this.deps.admin.drop(url, [{ start: 0, end: RING_SIZE }], next.epoch);
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      this.deps.log?.({
+        level: "warn",
+        msg: "cancelled add: node not emptied",
+        node: id,
+        error: err.message,
+      });
+    }
+    this.deps.log?.({ msg: "add cancelled", node: id, epoch: next.epoch });
+    return started;
   }
 
   async #upNodes(map: ClusterMap): Promise<Set<string>> {

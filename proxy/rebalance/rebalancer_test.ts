@@ -145,6 +145,44 @@ Deno.test("two proxies removing two nodes at the same moment: at most one change
   }
 });
 
+Deno.test("removing a node being added cancels its add while its ranges are copied: the old ring stays whole, the node is emptied and may be added again", async () => {
+  const s = await setup(["a", "b", "c", "d"], 600);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  // The copy breaks after d took its first chunk (d stops answering ingests).
+  let ingests = 0;
+  s.nodes.hooks.fail = (req) =>
+    req.url.startsWith("http://d.test/internal/ingest") && ++ingests > 1;
+  await assertRejects(() => s.p.rebalancer.step(), RingkvError);
+  assert(s.nodes.engines.get("d")!.stats().keys > 0, "d got part of its ranges");
+  const cancelled = await s.p.rebalancer.startRemove("d");
+  assertEquals([cancelled.epoch, cancelled.rebalancing], [3, null]);
+  assertEquals(cancelled.nodes.map((n) => n.id), ["a", "b", "c"]);
+  assertEquals(await assertPlaced(s, cancelled), 0);
+  assertEquals(await s.p.rebalancer.step(), "idle");
+  // d was told and emptied: it joins again without a wipe.
+  s.nodes.hooks.fail = () => false;
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  assertEquals(await finish(s.p.rebalancer), ["copied", "cleaned"]);
+  assert((await assertPlaced(s, s.p.state.current().map)) > 0);
+});
+
+Deno.test("a node being added that died is removed by cancelling its add; past the switch its removal is 409", async () => {
+  const s = await setup(["a", "b", "c", "d"], 300);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  s.nodes.hooks.fail = (req) => req.url.startsWith("http://d.test/");
+  await assertRejects(() => s.p.rebalancer.step(), RingkvError);
+  const cancelled = await s.p.rebalancer.startRemove("d", true);
+  assertEquals([cancelled.rebalancing, cancelled.nodes.length], [null, 3]);
+  assertEquals(await assertPlaced(s, cancelled), 0);
+
+  const t = await setup(["a", "b", "c", "d"], 100);
+  await t.p.rebalancer.startAdd("http://d.test", 1);
+  assertEquals(await t.p.rebalancer.step(), "copied");
+  const err = await assertRejects(() => t.p.rebalancer.startRemove("d"), RingkvError);
+  assertEquals(err.code, "conflict");
+  assert(err.message.includes("past the switch"), err.message);
+});
+
 Deno.test("adding a node to 3 moves only the keys whose owner changed, tombstones included", async () => {
   const s = await setup(["a", "b", "c", "d"], 1200);
   await s.p.rebalancer.startAdd("http://d.test", 1);
