@@ -146,11 +146,13 @@ export class Rebalancer {
     const healths = await this.#memberHealth(map);
     const total = this.#totalCopies(topology, healths);
     const next = planAdd(map, node, this.#now(), total); // a duplicate is 409 before this
-    refuseUnjoinable(url, health, await this.deps.admin.getMap(url).catch(addFailure(url)), map);
+    const held = await this.deps.admin.getMap(url).catch(addFailure(url));
+    const leftover = refuseUnjoinable(url, health, held, map);
     if (this.deps.limits) {
       const members = map.nodes.map((n) => healths.get(n.id)?.limits);
       refuseSmallerLimits(url, health.limits, clusterLimits(this.deps.limits, members));
     }
+    if (leftover) await this.#empty(url, map).catch(addFailure(url));
     return await this.#begin(next);
   }
 
@@ -205,8 +207,7 @@ export class Rebalancer {
     const next = cancelAdd(map);
     const started = await this.#begin(next);
     try {
-      await this.deps.admin.putMap(url, next);
-      await this.deps.admin.drop(url, [{ start: 0, end: RING_SIZE }], next.epoch);
+      await this.#empty(url, next);
     } catch (err) {
       if (!(err instanceof RingkvError)) throw err;
       this.deps.log?.({
@@ -218,6 +219,12 @@ export class Rebalancer {
     }
     this.deps.log?.({ msg: "add cancelled", node: id, epoch: next.epoch });
     return started;
+  }
+
+  /** Tells the node at `url` the current map and drops every entry it holds. */
+  async #empty(url: string, map: ClusterMap): Promise<void> {
+    await this.deps.admin.putMap(url, map);
+    await this.deps.admin.drop(url, [{ start: 0, end: RING_SIZE }], map.epoch);
   }
 
   async #upNodes(map: ClusterMap): Promise<Set<string>> {

@@ -166,14 +166,23 @@ Deno.test("removing a node being added cancels its add while its ranges are copi
   assert((await assertPlaced(s, s.p.state.current().map)) > 0);
 });
 
-Deno.test("a node being added that died is removed by cancelling its add; past the switch its removal is 409", async () => {
+Deno.test("a node being added that died is removed by cancelling its add, and added again once back; past the switch its removal is 409", async () => {
   const s = await setup(["a", "b", "c", "d"], 300);
   await s.p.rebalancer.startAdd("http://d.test", 1);
-  s.nodes.hooks.fail = (req) => req.url.startsWith("http://d.test/");
+  let ingests = 0;
+  s.nodes.hooks.fail = (req) =>
+    req.url.startsWith("http://d.test/internal/ingest") && ++ingests > 1;
   await assertRejects(() => s.p.rebalancer.step(), RingkvError);
+  s.nodes.hooks.fail = (req) => req.url.startsWith("http://d.test/");
   const cancelled = await s.p.rebalancer.startRemove("d", true);
   assertEquals([cancelled.rebalancing, cancelled.nodes.length], [null, 3]);
-  assertEquals(await assertPlaced(s, cancelled), 0);
+  // Back, d holds part of its ranges and the add's map: it is emptied and added again.
+  s.nodes.hooks.fail = () => false;
+  assert(s.nodes.engines.get("d")!.stats().keys > 0);
+  assertEquals((await s.nodes.engines.get("d")!.loadClusterMap())?.rebalancing?.nodeId, "d");
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  assertEquals(await finish(s.p.rebalancer), ["copied", "cleaned"]);
+  assert((await assertPlaced(s, s.p.state.current().map)) > 0);
 
   const t = await setup(["a", "b", "c", "d"], 100);
   await t.p.rebalancer.startAdd("http://d.test", 1);
