@@ -147,6 +147,8 @@ export class Replication {
       nodes.set(n.id, { id: n.id, url: n.url, ...incarnationOf(n) });
     }
     const due = this.detector.tick(now, [...nodes.keys()]);
+    // A node that left holds no replica: its hints would take room from the others' for good.
+    this.hints.keepOnly(new Set(nodes.keys()));
     this.#topology = topology;
     await Promise.allSettled(due.map(async (id) => {
       const incarnation = await this.client.probe(nodes.get(id)!);
