@@ -33,11 +33,7 @@ import {
   toCleanup,
   toStable,
 } from "../cluster/map_transitions.ts";
-import {
-  recoveringNodes,
-  refuseWhileRecovering,
-  throwIfRecovering,
-} from "../replication/rejoin.ts";
+import { recoveringOf, throwIfRecovering } from "../replication/rejoin.ts";
 import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
 import { refuseUnjoinable } from "./join_check.ts";
 import { clusterLimits, refuseSmallerLimits } from "./limits_check.ts";
@@ -142,8 +138,8 @@ export class Rebalancer {
     const topology = this.deps.state.current();
     const map = topology.map;
     const node = nodeInfo(health, url, weight);
-    await refuseWhileRecovering(this.deps.admin, map, `add node ${url}`);
     const healths = await this.#memberHealth(map);
+    throwIfRecovering(recoveringOf(map, healths), `add node ${url}`);
     const total = this.#totalCopies(topology, healths);
     const next = planAdd(map, node, this.#now(), total); // a duplicate is 409 before this
     const held = await this.deps.admin.getMap(url).catch(addFailure(url));
@@ -169,16 +165,17 @@ export class Rebalancer {
     const rb = map.rebalancing;
     if (rb?.kind === "add" && rb.nodeId === id) return await this.#cancelAdd(map, id);
     planRemove(map, id, 0, 0, false, true); // refuses unknown ids before any call to nodes
-    const up = await this.#upNodes(map);
+    const healths = await this.#memberHealth(map);
+    const up = new Set(map.nodes.filter((n) => healths.get(n.id) != null).map((n) => n.id));
     if (!force && !up.has(id)) {
       throw new RingkvError(
         "node_unavailable",
         `Cannot remove node ${id}: it does not answer, so its keys cannot be read from it. If it is gone for good, remove it with DELETE /cluster/nodes/${id}?force=true (its keys are then copied again from the surviving replicas)`,
       );
     }
-    const recovering = await recoveringNodes(this.deps.admin, map);
+    const recovering = recoveringOf(map, healths);
     throwIfRecovering(recovering, `remove node ${id}`, force ? id : undefined);
-    const total = this.#totalCopies(topology, await this.#memberHealth(map));
+    const total = this.#totalCopies(topology, healths);
     // A live node is drained even when forced: reading from it is the safer copy. Not one on a
     // new data directory: it lacks what it acknowledged before, so its ranges are copied again
     // from the surviving replicas, as for a dead node.
@@ -225,13 +222,6 @@ export class Rebalancer {
   async #empty(url: string, map: ClusterMap): Promise<void> {
     await this.deps.admin.putMap(url, map);
     await this.deps.admin.drop(url, [{ start: 0, end: RING_SIZE }], map.epoch);
-  }
-
-  async #upNodes(map: ClusterMap): Promise<Set<string>> {
-    const up = await Promise.all(
-      map.nodes.map((n) => this.deps.admin.health(n.url).then(() => n.id, () => null)),
-    );
-    return new Set(up.filter((id) => id !== null));
   }
 
   #now(): number {
