@@ -13,7 +13,7 @@ import { assembleProxy } from "./http/assemble_proxy.ts";
 import {
   createPoller,
   describeStart,
-  movedNodes,
+  recordMovedNodes,
   StartupError,
   startupMap,
 } from "./cluster/bootstrap.ts";
@@ -21,6 +21,7 @@ import { ClusterState, phaseOf } from "./cluster/map_view.ts";
 import { chooseMap } from "./cluster/map_paxos.ts";
 import { RingkvError } from "../shared/errors.ts";
 import { HybridClock, randomProxyId } from "../shared/version.ts";
+import { sameMap } from "../shared/wire.ts";
 import { guard } from "../shared/guard.ts";
 import { type GatedListener, listenBehindGate } from "../shared/starting_gate.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
@@ -126,6 +127,15 @@ async function openClusterState(
         if (!(err instanceof RingkvError)) throw err;
         throw new StartupError(`Cannot start the cluster: ${err.message}`);
       });
+    if (!sameMap(chosen.map, start.map)) {
+      // Another proxy started the cluster at the same moment (or an earlier start did).
+      console.log(
+        `ringkv proxy: the nodes chose another first map (epoch ${chosen.map.epoch}, ` +
+          `${chosen.map.replicas} replica(s), nodes ${
+            chosen.map.nodes.map((n) => n.id).join(", ")
+          }); using it`,
+      );
+    }
     const state = await ClusterState.open(chosen.map, { store, admin, log });
     await store.save(chosen.map);
     const report = await state.push(chosen.map);
@@ -135,20 +145,6 @@ async function openClusterState(
   const state = await ClusterState.open(start.map, { store, admin, log });
   if (start.source !== "stored") await store.save(start.map);
   await state.poll();
-  const moved = await movedNodes(admin, state.current().map, config.nodes);
-  if (moved !== null) {
-    // Recorded as any change is: chosen by the nodes, then pushed.
-    const recorded = await state.propose(moved, "moved nodes").catch((err) => {
-      if (!(err instanceof RingkvError)) throw err;
-      log({ level: "warn", msg: "nodes' new URLs not recorded", error: err.message });
-      return false;
-    });
-    if (recorded) {
-      log({ msg: "nodes moved to new URLs", epoch: moved.epoch });
-      const report = await state.push(moved);
-      if (report.failed.length > 0) log({ msg: "map push incomplete", failed: report.failed });
-    }
-  }
   return opened(state, start.source, log);
 }
 
@@ -169,6 +165,9 @@ async function serve(
   const fetch = instrumentFetch(rawFetch, metrics);
   const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
   const state = await openClusterState(config, admin, log);
+  // Nodes restarted on other ports: recorded now, else at the polls that follow.
+  const recordMoved = () => recordMovedNodes(state, admin, config.nodes, log);
+  const moved = await recordMoved();
   const replication = createReplication({
     fetch,
     timeoutMs: config.timeoutMs,
@@ -209,7 +208,7 @@ async function serve(
   if (state.current().map.rebalancing !== null) void rebalancer.run();
   replication.start(state);
   reaper?.start(TTL_SWEEP_MS);
-  const poller = createPoller({ state, rebalancer });
+  const poller = createPoller({ state, rebalancer, ...(moved ? {} : { pending: recordMoved }) });
   const polling = config.pollMs > 0 ? pollLoop(poller.tick, config.pollMs, stop.signal, log) : null;
 
   const onSignal = () => stop.abort();

@@ -129,6 +129,11 @@ export interface ClusterMap {
   rebalancing: Rebalancing | null;
 }
 
+/** Whether two maps are the same (maps go through JSON, so their keys come in one order). */
+export function sameMap(a: ClusterMap, b: ClusterMap): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 /** A map a node accepted for an epoch, under a proposer's ballot (docs/internal-api.md). */
 export interface AcceptedMap {
   ballot: string;

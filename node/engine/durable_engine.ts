@@ -117,7 +117,7 @@ export class DurableEngine implements NodeEngine {
     return stalledWrites(this.#oldestWait(), stallAfterMs) ?? health;
   }
 
-  /** The write waiting longest: on the log, or a save of acceptor.json or cluster.json. */
+  /** The write waiting longest: on the log, or a save of acceptor.json, cluster.json or map_vote.json. */
   #oldestWait() {
     const log = this.parts.wal.busy();
     const other = this.diskWaits.oldest();

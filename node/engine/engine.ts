@@ -76,7 +76,7 @@ export interface EngineStats {
   valueBytes: number;
   walBytes: number;
   snapshotBytes: number;
-  /** How long the oldest write waiting on the log, acceptor.json or cluster.json has waited (0: none). */
+  /** How long the oldest write waiting on the log, acceptor.json, cluster.json or map_vote.json has waited (0: none). */
   diskWaitMs: number;
 }
 

@@ -66,7 +66,9 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   const voter = () => ({ id: ctx.engine.id, incarnation: ctx.engine.incarnation });
   route(app, "/internal/cluster/prepare", {
     POST: async (c) => {
-      const { epoch, ballot } = parseVoteBody(await readRouteJson(c.req.raw, ctx, "the prepare"));
+      const body = await readRouteJson(c.req.raw, ctx, "the prepare");
+      const { epoch, ballot } = parseVoteBody(body);
+      await learnBase(ctx, body, epoch);
       return c.json({ accepted: await ctx.mapVotes.prepare(epoch, ballot), ...voter() });
     },
   });
@@ -74,6 +76,7 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
     POST: async (c) => {
       const body = await readRouteJson(c.req.raw, ctx, "the accept");
       const { epoch, ballot } = parseVoteBody(body);
+      await learnBase(ctx, body, epoch);
       const map = parseClusterMap((body as { map?: unknown }).map);
       if (map.epoch !== epoch) {
         throw new RingkvError(
@@ -85,6 +88,24 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
       return c.json({ epoch, ...voter() });
     },
   });
+}
+
+/**
+ * Stores the vote's `base`, the chosen map of epoch - 1 the new one is built from, when it is
+ * newer than this node's: a node keeps one vote, so before it votes on epoch E it must route by
+ * E - 1, or a proposer still on E - 2 could never learn E (found by review).
+ */
+async function learnBase(ctx: NodeContext, body: unknown, epoch: number): Promise<void> {
+  const base = (body as { base?: unknown }).base;
+  if (base === undefined || base === null) return;
+  const map = parseClusterMap(base);
+  if (map.epoch !== epoch - 1) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot vote on epoch ${epoch} from a base map of epoch ${map.epoch}`,
+    );
+  }
+  if (map.epoch > await ctx.cluster.epoch()) await ctx.cluster.put(map);
 }
 
 /** `{epoch, ballot}` of a vote call; 400 on anything else. */

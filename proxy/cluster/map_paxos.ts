@@ -98,7 +98,8 @@ async function runRound(
   const ballot = deps.clock.next();
   const majority = Math.floor(voters.length / 2) + 1;
   const ours = base ?? proposed;
-  const prepared = await ask(voters, deps, "prepare", { epoch, ballot });
+  // The base goes along: a voter still on an older map learns it before it votes.
+  const prepared = await ask(voters, deps, "prepare", { epoch, ballot, base });
   const decided = decidedIn(prepared, ours);
   if (decided !== null) return decided;
   const promises = prepared.filter((p) => p.answer?.kind === "yes");
@@ -119,7 +120,7 @@ async function runRound(
       value = accepted.map;
     }
   }
-  const acceptedBy = await ask(voters, deps, "accept", { epoch, ballot, map: value });
+  const acceptedBy = await ask(voters, deps, "accept", { epoch, ballot, base, map: value });
   const yes = acceptedBy.filter((p) => p.answer?.kind === "yes").length;
   if (yes >= majority) return { kind: "chosen", map: value };
   return decidedIn(acceptedBy, ours) ?? refusedIn(acceptedBy, deps) ??
@@ -138,7 +139,7 @@ async function ask(
   voters: Voter[],
   deps: ChooseDeps,
   step: "prepare" | "accept",
-  body: { epoch: number; ballot: string; map?: ClusterMap },
+  body: { epoch: number; ballot: string; base: ClusterMap | null; map?: ClusterMap },
 ): Promise<Vote[]> {
   return await Promise.all(voters.map(async (voter): Promise<Vote> => {
     try {

@@ -33,7 +33,8 @@ const node = (id: string): NodeInfo => ({ id, url: `http://${id}.test`, weight: 
 /** Wipes node `id`: a new data directory, without its vote. */
 function wipe(fake: FakeMapNodes, id: string): void {
   const host = `${id}.test`;
-  fake.votes.set(host, new MapAcceptor(memoryVoteStore(), () => Promise.resolve(null)));
+  const routing = () => Promise.resolve(fake.maps.get(host) ?? null);
+  fake.votes.set(host, new MapAcceptor(memoryVoteStore(), routing));
   fake.maps.set(host, null);
   fake.incarnations.set(id, `i-${id}-new`);
 }
@@ -147,4 +148,47 @@ Deno.test("a member's URL answering as another node is no vote", async () => {
     RingkvError,
   );
   assertMatch(err.message, /c\.test answers as node c, not z/);
+});
+
+Deno.test("a proposer finishes the map accepted under the highest ballot it finds", async () => {
+  const { fake, base } = cluster(["a", "b", "c"]);
+  const older = planAdd(base, node("x"), 0, 0);
+  const newer = planAdd(base, node("y"), 0, 0);
+  await fake.votes.get("a.test")!.accept(2, "018c00000000-0000-pone", older);
+  await fake.votes.get("b.test")!.accept(2, "018c00000000-0001-ptwo", newer);
+  fake.down.add("c.test");
+  const outcome = await chooseMap(base, planRemove(base, "c", 0, 0), depsOf(fake, "p1"));
+  assertEquals(outcome, { kind: "chosen", map: newer });
+});
+
+Deno.test("a vote carries the map it builds on: a proxy that chose epoch 2 but could not push it, then voted on 3, leaves no one stuck on epoch 1 (found by review)", async () => {
+  const { fake, base } = cluster(["a", "b", "c"]);
+  const two = planAdd(base, node("x"), 0, 0);
+  assertEquals(await chooseMap(base, two, depsOf(fake, "p1")), { kind: "chosen", map: two });
+  // p1 stored epoch 2, its push failed, and it died after the prepare of epoch 3 on a and b.
+  const admin = new NodeAdmin({ fetch: fake.fetch, timeoutMs: 1000 });
+  for (const url of ["http://a.test", "http://b.test"]) {
+    await admin.voteOnMap(url, "prepare", {
+      epoch: 3,
+      ballot: "018c00000000-0000-pone",
+      base: two,
+    });
+  }
+  // Another proxy, still on epoch 1, learns epoch 2 instead of meeting "epoch 3 is being chosen".
+  const late = await chooseMap(base, planRemove(base, "c", 0, 0), depsOf(fake, "p2"));
+  assertEquals(late, { kind: "decided", map: two, url: "http://a.test" });
+});
+
+Deno.test("two proxies starting one new cluster on the same nodes: one first map is chosen", async () => {
+  for (let trial = 0; trial < 10; trial++) {
+    const fake = createFakeMapNodes(["a", "b", "c"]);
+    const one = initialMap(fake.nodes, 3, 8);
+    const other = initialMap(fake.nodes, 1, 8);
+    const outcomes = await Promise.allSettled([
+      chooseMap(null, one, depsOf(fake, "p1")),
+      chooseMap(null, other, depsOf(fake, "p2")),
+    ]);
+    const maps = outcomes.flatMap((o) => o.status === "fulfilled" ? [o.value.map] : []);
+    assert(maps.length >= 1 && maps.every((m) => JSON.stringify(m) === JSON.stringify(maps[0])));
+  }
 });

@@ -22,7 +22,7 @@
  * ```
  */
 import { Ring } from "../../shared/ring.ts";
-import type { ClusterMap } from "../../shared/wire.ts";
+import { type ClusterMap, sameMap } from "../../shared/wire.ts";
 import type { Topology, TopologySource } from "./topology.ts";
 import type { MapStore } from "./map_store.ts";
 import type { NodeAdmin } from "../nodes/node_admin.ts";
@@ -149,13 +149,41 @@ export class ClusterState implements TopologySource {
     return this.#serial(async () => {
       const from = this.#topology.map.epoch;
       if (map.epoch <= from) return false;
-      const topology = await buildTopology(map);
-      await this.deps.store.save(map);
-      this.#topology = topology;
-      this.deps.log?.({ msg: "cluster map", epoch: map.epoch, from, source, phase: phaseOf(map) });
-      for (const fn of this.#listeners) fn(map);
-      return true;
+      return await this.#swap(map, source);
     });
+  }
+
+  /**
+   * A node holds another map of our epoch. Each epoch's map is chosen once, so only a cluster
+   * whose majority lost its votes (new data directories) can get there: the nodes' copy wins,
+   * as they refuse ours, and the operator is told.
+   */
+  #diverged(map: ClusterMap, url: string): Promise<boolean> {
+    return this.#serial(async () => {
+      const current = this.#topology.map;
+      if (map.epoch !== current.epoch || sameMap(map, current)) return false;
+      const message =
+        `node ${url} holds another cluster map of epoch ${map.epoch} than this proxy; adopted it`;
+      this.nodeErrors.set(url, message);
+      this.deps.log?.({
+        level: "error",
+        msg: "two cluster maps of one epoch",
+        url,
+        epoch: map.epoch,
+      });
+      return await this.#swap(map, url);
+    });
+  }
+
+  /** Stores and swaps in `map` (inside #serial). */
+  async #swap(map: ClusterMap, source: string): Promise<boolean> {
+    const from = this.#topology.map.epoch;
+    const topology = await buildTopology(map);
+    await this.deps.store.save(map);
+    this.#topology = topology;
+    this.deps.log?.({ msg: "cluster map", epoch: map.epoch, from, source, phase: phaseOf(map) });
+    for (const fn of this.#listeners) fn(map);
+    return true;
   }
 
   /** A node said our epoch is stale: load its map and adopt it if newer. */
@@ -197,8 +225,11 @@ export class ClusterState implements TopologySource {
     // that node, with that cluster's keys, look like one of ours that was behind).
     const ours = maps.map((map, i) => map !== null && !this.#foreign(map, urls[i]!) ? map : null);
     let best: ClusterMap | null = null;
-    for (const map of ours) if (map !== null && map.epoch > (best?.epoch ?? 0)) best = map;
-    if (best !== null) await this.install(best, "poll");
+    let bestUrl = "";
+    for (const [i, map] of ours.entries()) {
+      if (map !== null && map.epoch > (best?.epoch ?? 0)) [best, bestUrl] = [map, urls[i]!];
+    }
+    if (best !== null && !(await this.install(best, "poll"))) await this.#diverged(best, bestUrl);
     const epoch = this.#topology.map.epoch;
     await this.#catchUp(urls.filter((_, i) => ours[i] !== null && ours[i]!.epoch < epoch));
   }
@@ -249,7 +280,7 @@ export class ClusterState implements TopologySource {
         if (!result.stored) {
           if (this.#foreign(result.map, url)) return this.nodeErrors.get(url)!;
           report.superseded = true;
-          await this.install(result.map, url);
+          if (!(await this.install(result.map, url))) await this.#diverged(result.map, url);
         }
         return null;
       } catch (err) {
@@ -260,11 +291,6 @@ export class ClusterState implements TopologySource {
       wait *= 2;
     }
   }
-}
-
-/** Whether two maps are the same (a map chosen by the nodes went through JSON). */
-function sameMap(a: ClusterMap, b: ClusterMap): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** "stable", "copying" or "cleanup", for logs. */

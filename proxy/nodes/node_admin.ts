@@ -287,7 +287,7 @@ export class NodeAdmin {
   async voteOnMap(
     url: string,
     step: "prepare" | "accept",
-    body: { epoch: number; ballot: string; map?: ClusterMap },
+    body: { epoch: number; ballot: string; base: ClusterMap | null; map?: ClusterMap },
   ): Promise<MapVoteAnswer> {
     const path = `/internal/cluster/${step}`;
     const res = await this.call(url, path, {
@@ -311,11 +311,15 @@ export class NodeAdmin {
     }
     if (res.status !== 409) return this.fail(url, path, res);
     const text = await this.read(url, path, res.text());
-    const error = (parseOr(text) as {
+    const answer = parseOr(text) as {
+      map?: ClusterMap;
       error?: { code?: string; message?: string; map?: ClusterMap; promised?: string };
-    }).error;
-    if (error?.code === "stale_epoch" && Number.isInteger(error.map?.epoch)) {
-      return { kind: "decided", map: error.map! };
+    };
+    const { error } = answer;
+    // Nodes put the map at the top of a stale_epoch body (node/http/error_answer.ts).
+    const map = answer.map ?? error?.map;
+    if (error?.code === "stale_epoch" && map && Number.isInteger(map.epoch)) {
+      return { kind: "decided", map };
     }
     const message = `Node ${url} refused ${path}: ${error?.message ?? text.slice(0, 200)}`;
     return { kind: "refused", message, ...(error?.promised ? { promised: error.promised } : {}) };

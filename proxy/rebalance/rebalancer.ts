@@ -110,9 +110,15 @@ export class Rebalancer {
 
   async #begin(next: ClusterMap): Promise<ClusterMap> {
     if (!(await this.deps.state.propose(next, "admin"))) {
+      const now = this.deps.state.current().map;
+      const rb = now.rebalancing;
+      const what = rb === null
+        ? ""
+        : `, node ${rb.nodeId} being ${rb.kind === "add" ? "added" : "removed"}`;
       throw new RingkvError(
         "conflict",
-        `Cannot change the cluster: its map changed meanwhile (now epoch ${this.deps.state.current().map.epoch}); retry`,
+        `Cannot change the cluster: its map changed meanwhile (now epoch ${now.epoch}${what}: ` +
+          `another change, maybe through another proxy, was made first; GET /cluster shows it); retry`,
       );
     }
     const report = await this.deps.state.push(next);

@@ -192,6 +192,19 @@ Deno.test("a node being added that died is removed by cancelling its add, and ad
   assert(err.message.includes("past the switch"), err.message);
 });
 
+Deno.test("a proxy that proposes from an old map gets the map the nodes chose instead, through real node apps", async () => {
+  const ids = ["a", "b", "c", "d", "e"];
+  const nodes = await startNodes(ids);
+  const map = initialMap(ids.map(nodes.info), 1, VNODES);
+  const p1 = await proxy(nodes, map);
+  const p2 = await proxy(nodes, map);
+  await p1.state.push(map);
+  const chosen = await p1.rebalancer.startRemove("e");
+  assertEquals(await p2.state.propose(planRemove(map, "d", 0, 0), "admin"), false);
+  assertEquals(p2.state.current().map, chosen);
+  for (const engine of nodes.engines.values()) await engine.close();
+});
+
 Deno.test("adding a node to 3 moves only the keys whose owner changed, tombstones included", async () => {
   const s = await setup(["a", "b", "c", "d"], 1200);
   await s.p.rebalancer.startAdd("http://d.test", 1);

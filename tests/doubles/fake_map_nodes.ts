@@ -14,10 +14,10 @@
  * assert((await res.json()).id === "a");
  * ```
  */
-import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
+import { type ClusterMap, type NodeInfo, sameMap } from "../../shared/wire.ts";
 import type { NodeFetch } from "../../proxy/nodes/node_client.ts";
 import { MapAcceptor, memoryVoteStore } from "../../node/paxos/map_acceptor.ts";
-import { errorResponse, RingkvError } from "../../shared/errors.ts";
+import { errorBody, errorResponse, RingkvError } from "../../shared/errors.ts";
 
 /** The fake nodes: their stored maps by host, the hosts that are down, and the fetch. */
 export interface FakeMapNodes {
@@ -34,7 +34,8 @@ export interface FakeMapNodes {
 }
 
 function answerMap(stored: ClusterMap | null, map: ClusterMap): Response | null {
-  if (stored && map.epoch < stored.epoch) {
+  const other = stored !== null && map.epoch === stored.epoch && !sameMap(map, stored);
+  if (stored && (map.epoch < stored.epoch || other)) {
     const error = { code: "stale_epoch", message: "newer", epoch: stored.epoch, map: stored };
     return Response.json({ error }, { status: 409 });
   }
@@ -66,10 +67,14 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
         keys: keys.get(id) ?? 0,
       });
     }
-    if (url.pathname.startsWith("/internal/cluster/")) {
+    const step = url.pathname.match(/^\/internal\/cluster\/(prepare|accept)$/)?.[1];
+    if (step !== undefined) {
       const id = url.host.split(".")[0]!;
       const voter = { id, ...(incarnations.has(id) ? { incarnation: incarnations.get(id) } : {}) };
-      return await vote(votes.get(url.host)!, url.pathname.slice(18), await req.json(), voter);
+      const body = await req.json();
+      // The base a vote carries is learnt first, as the nodes' routes do.
+      if (body.base && body.base.epoch > (stored?.epoch ?? 0)) maps.set(url.host, body.base);
+      return await vote(votes.get(url.host)!, step, body, voter);
     }
     if (url.pathname !== "/internal/cluster") return new Response(null, { status: 404 });
     if (req.method === "GET") {
@@ -100,7 +105,11 @@ async function vote(
     await acceptor.accept(body.epoch, body.ballot, body.map!);
     return Response.json({ epoch: body.epoch, ...voter });
   } catch (err) {
-    if (err instanceof RingkvError) return errorResponse(err);
-    throw err;
+    if (!(err instanceof RingkvError)) throw err;
+    if (err.code !== "stale_epoch") return errorResponse(err);
+    // A node's stale_epoch body has the epoch and map at the top (node/http/error_answer.ts).
+    const { map, ...extra } = err.extra;
+    const body = { ...errorBody(err.code, err.message, extra), epoch: extra.epoch, map };
+    return Response.json(body, { status: 409 });
   }
 }
