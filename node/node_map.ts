@@ -5,7 +5,7 @@
  * @module
  */
 import { RingkvError } from "../shared/errors.ts";
-import type { ClusterMap } from "../shared/wire.ts";
+import { type ClusterMap, sameMap } from "../shared/wire.ts";
 import type { NodeEngine } from "./engine/engine.ts";
 import { isObject } from "./http/node_request_body.ts";
 
@@ -56,17 +56,25 @@ export class NodeMap {
     }
   }
 
-  /** Stores `map` when its epoch is >= the stored one; else 409 with the stored map. */
+  /**
+   * Stores `map` when its epoch is higher than the stored one's, or equal with the same map (a
+   * push again); else 409 with the stored map. Each epoch's map is chosen once, so another map
+   * of the stored epoch is never taken: the proxy that sent it adopts this one.
+   */
   put(map: ClusterMap): Promise<void> {
     const run = this.#queue.then(async () => {
       const stored = await this.get();
-      if (stored !== null && map.epoch < stored.epoch) {
+      const equal = stored !== null && map.epoch === stored.epoch;
+      if (stored !== null && (map.epoch < stored.epoch || (equal && !sameMap(map, stored)))) {
         throw new RingkvError(
           "stale_epoch",
-          `Cannot store the cluster map of epoch ${map.epoch}: this node has epoch ${stored.epoch}`,
+          equal
+            ? `Cannot store the cluster map of epoch ${map.epoch}: this node has another map of that epoch`
+            : `Cannot store the cluster map of epoch ${map.epoch}: this node has epoch ${stored.epoch}`,
           { epoch: stored.epoch, map: stored },
         );
       }
+      if (equal) return;
       await this.engine.saveClusterMap(map);
       this.#current = map;
     });

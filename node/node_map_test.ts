@@ -24,3 +24,51 @@ Deno.test("a cluster map the disk cannot read (EIO) answers 503 naming cluster.j
     await engine.close();
   }
 });
+
+Deno.test("PUT /internal/cluster takes the same map of the stored epoch again, never another one (each epoch's map is chosen once)", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
+  try {
+    const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+    const map = { epoch: 4, replicas: 1, vnodes: 8, nodes: [], rebalancing: null };
+    const put = (body: unknown) =>
+      app.request("/internal/cluster", { method: "PUT", body: JSON.stringify(body) });
+    assertEquals((await put(map)).status, 200);
+    assertEquals((await put(map)).status, 200, "a push again");
+    const other = await put({ ...map, replicas: 2 });
+    const body = await other.json();
+    assertEquals([other.status, body.error.code, body.map], [409, "stale_epoch", map]);
+    assertEquals(await engine.loadClusterMap(), map);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("a vote carrying its base map (epoch - 1) makes a node behind learn it first; a base of another epoch is 400", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
+  try {
+    const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+    const map = (epoch: number) => ({
+      epoch,
+      replicas: 1,
+      vnodes: 8,
+      nodes: [],
+      rebalancing: null,
+    });
+    await engine.saveClusterMap(map(1));
+    const vote = (body: unknown) =>
+      app.request("/internal/cluster/prepare", { method: "POST", body: JSON.stringify(body) });
+    const ballot = "018c00000000-0000-pa";
+    const bad = await vote({ epoch: 4, ballot, base: map(2) });
+    assertEquals(bad.status, 400);
+    await bad.body?.cancel();
+    const ok = await vote({ epoch: 4, ballot, base: map(3) });
+    assertEquals(ok.status, 200);
+    await ok.body?.cancel();
+    assertEquals((await engine.loadClusterMap())?.epoch, 3);
+    // Epoch 3 is decided now: a proposer still building it from epoch 2 learns it.
+    const late = await vote({ epoch: 3, ballot: "018c00000000-0001-pb", base: map(2) });
+    assertEquals([late.status, (await late.json()).map], [409, map(3)]);
+  } finally {
+    await engine.close();
+  }
+});

@@ -13,11 +13,15 @@ import { assembleProxy } from "./http/assemble_proxy.ts";
 import {
   createPoller,
   describeStart,
-  movedNodes,
+  recordMovedNodes,
   StartupError,
   startupMap,
 } from "./cluster/bootstrap.ts";
 import { ClusterState, phaseOf } from "./cluster/map_view.ts";
+import { chooseMap } from "./cluster/map_paxos.ts";
+import { RingkvError } from "../shared/errors.ts";
+import { HybridClock, randomProxyId } from "../shared/version.ts";
+import { sameMap } from "../shared/wire.ts";
 import { guard } from "../shared/guard.ts";
 import { type GatedListener, listenBehindGate } from "../shared/starting_gate.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
@@ -114,18 +118,40 @@ async function openClusterState(
   const store = createFileMapStore(config.data);
   const start = await startupMap({ store, admin, ...config, onWait: (m) => console.log(m) });
   console.log(describeStart(start, config.data));
-  const moved = start.source === "new" ? null : await movedNodes(admin, start.map, config.nodes);
-  if (moved !== null) log({ msg: "nodes moved to new URLs", epoch: moved.epoch });
-  const state = await ClusterState.open(moved ?? start.map, { store, admin, log });
-  if (start.source !== "stored" || moved !== null) await store.save(state.current().map);
-  if (start.source === "new" || moved !== null) {
-    const report = await state.push(state.current().map);
+  if (start.source === "new") {
+    // Two proxies starting one cluster on the same new nodes: the nodes choose one map.
+    const chosen = await chooseMap(null, start.map, {
+      admin,
+      clock: new HybridClock(randomProxyId()),
+    })
+      .catch((err) => {
+        if (!(err instanceof RingkvError)) throw err;
+        throw new StartupError(`Cannot start the cluster: ${err.message}`);
+      });
+    if (!sameMap(chosen.map, start.map)) {
+      // Another proxy started the cluster at the same moment (or an earlier start did).
+      console.log(
+        `ringkv proxy: the nodes chose another first map (epoch ${chosen.map.epoch}, ` +
+          `${chosen.map.replicas} replica(s), nodes ${
+            chosen.map.nodes.map((n) => n.id).join(", ")
+          }); using it`,
+      );
+    }
+    const state = await ClusterState.open(chosen.map, { store, admin, log });
+    await store.save(chosen.map);
+    const report = await state.push(chosen.map);
     if (report.failed.length > 0) log({ msg: "map push incomplete", failed: report.failed });
-  } else {
-    await state.poll();
+    return opened(state, start.source, log);
   }
+  const state = await ClusterState.open(start.map, { store, admin, log });
+  if (start.source !== "stored") await store.save(start.map);
+  await state.poll();
+  return opened(state, start.source, log);
+}
+
+function opened(state: ClusterState, source: string, log: LogFn): ClusterState {
   const map = state.current().map;
-  log({ msg: "cluster map", epoch: map.epoch, source: start.source, phase: phaseOf(map) });
+  log({ msg: "cluster map", epoch: map.epoch, source, phase: phaseOf(map) });
   return state;
 }
 
@@ -140,6 +166,9 @@ async function serve(
   const fetch = instrumentFetch(rawFetch, metrics);
   const admin = new NodeAdmin({ fetch, timeoutMs: config.timeoutMs, ...secret(config) });
   const state = await openClusterState(config, admin, log);
+  // Nodes restarted on other ports: recorded now, else at the polls that follow.
+  const recordMoved = () => recordMovedNodes(state, admin, config.nodes, log);
+  const moved = await recordMoved();
   const replication = createReplication({
     fetch,
     timeoutMs: config.timeoutMs,
@@ -180,7 +209,7 @@ async function serve(
   if (state.current().map.rebalancing !== null) void rebalancer.run();
   replication.start(state);
   reaper?.start(TTL_SWEEP_MS);
-  const poller = createPoller({ state, rebalancer });
+  const poller = createPoller({ state, rebalancer, ...(moved ? {} : { pending: recordMoved }) });
   const polling = config.pollMs > 0 ? pollLoop(poller.tick, config.pollMs, stop.signal, log) : null;
 
   const onSignal = () => stop.abort();

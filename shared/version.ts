@@ -99,3 +99,9 @@ export class HybridClock {
     return this.next();
   }
 }
+
+/** A random proxy id: `p` and 12 hex digits (13 characters, which proxy/replication/own_ballots.ts relies on). */
+export function randomProxyId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return "p" + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -128,3 +128,22 @@ export interface ClusterMap {
   nodes: NodeInfo[];
   rebalancing: Rebalancing | null;
 }
+
+/** Whether two maps are the same (maps go through JSON, so their keys come in one order). */
+export function sameMap(a: ClusterMap, b: ClusterMap): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** A map a node accepted for an epoch, under a proposer's ballot (docs/internal-api.md). */
+export interface AcceptedMap {
+  ballot: string;
+  map: ClusterMap;
+}
+
+/** A node's vote on the map of `epoch`: its promise, and the map it accepted if any. */
+export interface MapVote {
+  epoch: number;
+  /** The highest ballot promised ("" for none). */
+  promised: string;
+  accepted: AcceptedMap | null;
+}

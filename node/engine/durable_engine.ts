@@ -82,7 +82,7 @@ export class DurableEngine implements NodeEngine {
   #lastSnapshot: LoadedSnapshot;
   #nextSnapshotAt: number;
   #snapshotting: Promise<void> | null = null;
-  #savingMap: Promise<void> = Promise.resolve();
+  #savingFiles: Promise<void> = Promise.resolve();
   #closed = false;
   /** Why memory holds refused writes: set by a failed log round, cleared once the repair reloads. */
   #refusedInMemory: string | null = null;
@@ -117,7 +117,7 @@ export class DurableEngine implements NodeEngine {
     return stalledWrites(this.#oldestWait(), stallAfterMs) ?? health;
   }
 
-  /** The write waiting longest: on the log, or a save of acceptor.json or cluster.json. */
+  /** The write waiting longest: on the log, or a save of acceptor.json, cluster.json or map_vote.json. */
   #oldestWait() {
     const log = this.parts.wal.busy();
     const other = this.diskWaits.oldest();
@@ -244,36 +244,47 @@ export class DurableEngine implements NodeEngine {
     return this.parts.store.exportFlat(binary);
   }
 
-  async loadClusterMap(): Promise<ClusterMap | null> {
+  loadClusterMap(): Promise<ClusterMap | null> {
+    return this.#loadJson(FILES.cluster, "the cluster map") as Promise<ClusterMap | null>;
+  }
+
+  saveClusterMap(map: ClusterMap): Promise<void> {
+    return this.#saveJson(FILES.cluster, map, `the cluster map of epoch ${map.epoch}`);
+  }
+
+  loadMapVote(): Promise<unknown> {
+    return this.#loadJson(FILES.mapVote, "this node's vote on the next cluster map");
+  }
+
+  saveMapVote(vote: unknown): Promise<void> {
+    return this.#saveJson(FILES.mapVote, vote, "this node's vote on the next cluster map");
+  }
+
+  async #loadJson(file: string, what: string): Promise<unknown> {
     try {
-      const bytes = await this.parts.disk.read(FILES.cluster);
+      const bytes = await this.parts.disk.read(file);
       return bytes === null ? null : JSON.parse(decoder.decode(bytes));
     } catch (err) {
       // A failing disk (EIO) or a damaged file: 503 naming it, and the next request reads again.
       if (!(err instanceof Error) || err instanceof Deno.errors.NotFound) throw err;
       throw new RingkvError(
         "unavailable",
-        `Cannot read the cluster map: reading ${FILES.cluster} failed (${err.message})`,
+        `Cannot read ${what}: reading ${file} failed (${err.message})`,
       );
     }
   }
 
-  saveClusterMap(map: ClusterMap): Promise<void> {
-    const bytes = encoder.encode(JSON.stringify(map, null, 2) + "\n");
+  #saveJson(file: string, value: unknown, what: string): Promise<void> {
+    const bytes = encoder.encode(JSON.stringify(value, null, 2) + "\n");
     // One temp file per name: saves must not overlap.
-    const saving = this.#savingMap
-      .then(() =>
-        this.diskWaits.track(FILES.cluster, () => this.parts.disk.writeAtomic(FILES.cluster, bytes))
-      )
+    const saving = this.#savingFiles
+      .then(() => this.diskWaits.track(file, () => this.parts.disk.writeAtomic(file, bytes)))
       .catch((err) => {
         if (!(err instanceof Error)) throw err;
-        this.#guard.failed(`write ${FILES.cluster}`, err, false);
-        throw new RingkvError(
-          "unavailable",
-          `Cannot store the cluster map of epoch ${map.epoch}: ${err.message}`,
-        );
+        this.#guard.failed(`write ${file}`, err, false);
+        throw new RingkvError("unavailable", `Cannot store ${what}: ${err.message}`);
       });
-    this.#savingMap = saving.catch(() => {});
+    this.#savingFiles = saving.catch(() => {});
     return saving;
   }
 
@@ -296,7 +307,7 @@ export class DurableEngine implements NodeEngine {
       if (this.#guard.health.state === "writable") {
         await this.parts.wal.flush();
         await this.#snapshotting;
-        await this.#savingMap;
+        await this.#savingFiles;
         await this.#snapshot().catch((err) => {
           // The disk's refusals (full, read-only, failing), not a bug of ours, become one line.
           if (!(err instanceof Error) || err instanceof TypeError) throw err;

@@ -76,7 +76,7 @@ export interface EngineStats {
   valueBytes: number;
   walBytes: number;
   snapshotBytes: number;
-  /** How long the oldest write waiting on the log, acceptor.json or cluster.json has waited (0: none). */
+  /** How long the oldest write waiting on the log, acceptor.json, cluster.json or map_vote.json has waited (0: none). */
   diskWaitMs: number;
 }
 
@@ -130,6 +130,10 @@ export interface NodeEngine {
   loadClusterMap(): Promise<ClusterMap | null>;
   /** Stores the cluster map atomically (temp file, fsync, rename, directory fsync). */
   saveClusterMap(map: ClusterMap): Promise<void>;
+  /** The stored vote on the next cluster map (node/paxos/map_acceptor.ts), or null. */
+  loadMapVote(): Promise<unknown>;
+  /** Stores the vote atomically, as the cluster map. */
+  saveMapVote(vote: unknown): Promise<void>;
   stats(): EngineStats;
   /** Whether the node takes writes (a failing disk makes it read-only until repaired). */
   writeHealth(): WriteHealth;

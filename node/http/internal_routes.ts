@@ -10,6 +10,7 @@ import { INCARNATION_HEADER, NDJSON, type WireEntry } from "../../shared/wire.ts
 import { parseBatchBody, runBatch } from "./batch.ts";
 import { changeRoutes } from "./change_routes.ts";
 import { parseClusterMap } from "../node_map.ts";
+import { isVersion } from "../../shared/version.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
 import { decodeText, isObject, parseJson, readRouteJson } from "./node_request_body.ts";
@@ -60,6 +61,66 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
       return c.json(map);
     },
   });
+  // The vote on the next map (node/paxos/map_acceptor.ts). The answer names the data
+  // directory: the proposer counts a node on a new one only beside enough that remember.
+  const voter = () => ({ id: ctx.engine.id, incarnation: ctx.engine.incarnation });
+  route(app, "/internal/cluster/prepare", {
+    POST: async (c) => {
+      const body = await readRouteJson(c.req.raw, ctx, "the prepare");
+      const { epoch, ballot } = parseVoteBody(body);
+      await learnBase(ctx, body, epoch);
+      return c.json({ accepted: await ctx.mapVotes.prepare(epoch, ballot), ...voter() });
+    },
+  });
+  route(app, "/internal/cluster/accept", {
+    POST: async (c) => {
+      const body = await readRouteJson(c.req.raw, ctx, "the accept");
+      const { epoch, ballot } = parseVoteBody(body);
+      await learnBase(ctx, body, epoch);
+      const map = parseClusterMap((body as { map?: unknown }).map);
+      if (map.epoch !== epoch) {
+        throw new RingkvError(
+          "bad_request",
+          `Cannot accept a map of epoch ${map.epoch} as epoch ${epoch}`,
+        );
+      }
+      await ctx.mapVotes.accept(epoch, ballot, map);
+      return c.json({ epoch, ...voter() });
+    },
+  });
+}
+
+/**
+ * Stores the vote's `base`, the chosen map of epoch - 1 the new one is built from, when it is
+ * newer than this node's: a node keeps one vote, so before it votes on epoch E it must route by
+ * E - 1, or a proposer still on E - 2 could never learn E (found by review).
+ */
+async function learnBase(ctx: NodeContext, body: unknown, epoch: number): Promise<void> {
+  const base = (body as { base?: unknown }).base;
+  if (base === undefined || base === null) return;
+  const map = parseClusterMap(base);
+  if (map.epoch !== epoch - 1) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot vote on epoch ${epoch} from a base map of epoch ${map.epoch}`,
+    );
+  }
+  if (map.epoch > await ctx.cluster.epoch()) await ctx.cluster.put(map);
+}
+
+/** `{epoch, ballot}` of a vote call; 400 on anything else. */
+function parseVoteBody(body: unknown): { epoch: number; ballot: string } {
+  const { epoch, ballot } = (isObject(body) ? body : {}) as { epoch?: unknown; ballot?: unknown };
+  if (!Number.isSafeInteger(epoch) || (epoch as number) < 1) {
+    throw new RingkvError(
+      "bad_request",
+      "Cannot vote on the cluster map: epoch is not a whole number >= 1",
+    );
+  }
+  if (typeof ballot !== "string" || !isVersion(ballot)) {
+    throw new RingkvError("bad_request", "Cannot vote on the cluster map: ballot is not a version");
+  }
+  return { epoch: epoch as number, ballot };
 }
 
 /** Reads an NDJSON body of entries, bounded in bytes and lines; nothing applies if one is bad. */

@@ -303,3 +303,37 @@ Deno.test("/internal/changes and /internal/changes/at answer 400 to a position t
   });
   assertEquals([ok.status, (await ok.json()).versions], [200, { a: null }]);
 });
+
+Deno.test("POST /internal/cluster/prepare|accept: the vote on the next map is kept in map_vote.json across a restart, and bad calls are 400", async () => {
+  const disk = createFakeDisk();
+  const map = { epoch: 2, replicas: 1, vnodes: 8, nodes: [], rebalancing: null };
+  const post = (app: Hono, step: string, body: unknown) =>
+    app.request(`/internal/cluster/${step}`, { method: "POST", body: JSON.stringify(body) });
+  let engine = await openEngine({ disk, id: "n1", limits: DEFAULT_LIMITS });
+  let app: Hono = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  const first = await post(app, "prepare", { epoch: 2, ballot: "018c00000000-0000-pa" });
+  assertEquals(await first.json(), { accepted: null, id: "n1", incarnation: engine.incarnation });
+  const accepted = await post(app, "accept", { epoch: 2, ballot: "018c00000000-0000-pa", map });
+  assertEquals((await accepted.json()).epoch, 2);
+  for (
+    const [step, body] of [
+      ["prepare", { epoch: 0, ballot: "018c00000000-0000-pa" }],
+      ["prepare", { epoch: 2, ballot: "yes" }],
+      ["accept", { epoch: 3, ballot: "018c00000000-0000-pa", map }],
+      ["accept", { epoch: 2, ballot: "018c00000000-0000-pa", map: { epoch: 2 } }],
+    ] as const
+  ) {
+    const res = await post(app, step, body);
+    assertEquals(res.status, 400, JSON.stringify(body));
+    assertEquals((await res.json()).error.code, "bad_request");
+  }
+  await engine.close();
+  engine = await openEngine({ disk, id: "n1", limits: DEFAULT_LIMITS });
+  app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  const lower = await post(app, "prepare", { epoch: 2, ballot: "018c00000000-0000-p0" });
+  assertEquals(lower.status, 409);
+  assertEquals((await lower.json()).error.promised, "018c00000000-0000-pa");
+  const again = await post(app, "prepare", { epoch: 2, ballot: "018c00000000-0001-pb" });
+  assertEquals((await again.json()).accepted, { ballot: "018c00000000-0000-pa", map });
+  await engine.close();
+});

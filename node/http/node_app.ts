@@ -27,6 +27,8 @@ import { RingkvError } from "../../shared/errors.ts";
 import type { Limits } from "../../shared/limits.ts";
 import { adminRoutes } from "./node_admin_routes.ts";
 import { NodeMap } from "../node_map.ts";
+import { MapAcceptor } from "../paxos/map_acceptor.ts";
+import type { MapVote } from "../../shared/wire.ts";
 import type { NodeEngine } from "../engine/engine.ts";
 import { internalRoutes } from "./internal_routes.ts";
 import type { FloorStore } from "../paxos/acceptor.ts";
@@ -58,10 +60,16 @@ export type NodeApp = Hono;
 
 /** Builds the node's Hono app. */
 export function createNodeApp(deps: NodeAppDeps): NodeApp {
+  const cluster = new NodeMap(deps.engine);
+  const votes = {
+    load: () => deps.engine.loadMapVote(),
+    save: (v: MapVote) => deps.engine.saveMapVote(v),
+  };
   const ctx: NodeContext = {
     engine: deps.engine,
     limits: deps.limits,
-    cluster: new NodeMap(deps.engine),
+    cluster,
+    mapVotes: new MapAcceptor(votes, () => cluster.get()),
     counters: deps.counters ?? new RequestCounters(),
     log: deps.log ?? (() => {}),
     bodyTimers: new SlotTimers(deps.limits.bodyTimeoutMs),

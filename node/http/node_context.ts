@@ -9,6 +9,7 @@ import { RingkvError } from "../../shared/errors.ts";
 import type { Limits } from "../../shared/limits.ts";
 import { pathStart } from "../../shared/url_path.ts";
 import type { NodeMap } from "../node_map.ts";
+import type { MapAcceptor } from "../paxos/map_acceptor.ts";
 import type { NodeEngine } from "../engine/engine.ts";
 import type { SlotTimers } from "../../shared/slot_timers.ts";
 import type { RequestCounters } from "./node_metrics.ts";
@@ -18,6 +19,8 @@ export interface NodeContext {
   engine: NodeEngine;
   limits: Limits;
   cluster: NodeMap;
+  /** This node's vote on the next cluster map. */
+  mapVotes: MapAcceptor;
   counters: RequestCounters;
   log: (obj: Record<string, unknown>) => void;
   /** Body deadlines at `limits.bodyTimeoutMs`, one timer per slot for every route's body. */

@@ -91,7 +91,7 @@ export function metricsText(
     ),
     g(
       "fsync_wait_seconds",
-      "How long the oldest write waiting on the log (append + fsync), acceptor.json or cluster.json has waited; 0: none waits.",
+      "How long the oldest write waiting on the log (append + fsync), acceptor.json, cluster.json or map_vote.json has waited; 0: none waits.",
       stats.diskWaitMs / 1000,
     ),
     ...counters.metrics(),

@@ -20,6 +20,8 @@ export const FILES = {
   wal: "wal.jsonl",
   snapshot: "snapshot.json",
   cluster: "cluster.json",
+  /** The node's promise and accepted map for the next map epoch (node/paxos/map_acceptor.ts). */
+  mapVote: "map_vote.json",
 } as const;
 
 const encoder = new TextEncoder();

@@ -252,12 +252,39 @@ export async function movedNodes(
   return withNodeUrls(map, found.filter((n) => n !== null));
 }
 
+/**
+ * Records the nodes of the current map that answer at other `urls` (restarted on other ports)
+ * as any change is: chosen by the nodes, then pushed. False when that could not be done now
+ * (too few nodes vote, or another change won): the poller tries again.
+ */
+export async function recordMovedNodes(
+  state: ClusterState,
+  admin: NodeAdmin,
+  urls: readonly string[],
+  log: (obj: Record<string, unknown>) => void,
+): Promise<boolean> {
+  const moved = await movedNodes(admin, state.current().map, urls);
+  if (moved === null) return true;
+  const recorded = await state.propose(moved, "moved nodes").catch((err) => {
+    if (!(err instanceof RingkvError)) throw err;
+    log({ level: "warn", msg: "nodes' new URLs not recorded yet", error: err.message });
+    return false;
+  });
+  if (!recorded) return false;
+  log({ msg: "nodes moved to new URLs", epoch: moved.epoch });
+  const report = await state.push(moved);
+  if (report.failed.length > 0) log({ msg: "map push incomplete", failed: report.failed });
+  return true;
+}
+
 /** The poll loop's dependencies. */
 export interface PollerDeps {
   state: ClusterState;
   rebalancer: Rebalancer;
   /** Polls without an epoch change before this proxy drives another proxy's rebalancing. */
   takeoverPolls?: number;
+  /** A step left to do, tried at each poll until it says it is done (moved nodes' URLs). */
+  pending?: () => Promise<boolean>;
 }
 
 /**
@@ -267,9 +294,11 @@ export interface PollerDeps {
 export function createPoller(deps: PollerDeps): { tick(): Promise<void> } {
   let lastEpoch = -1;
   let still = 0;
+  let pending = deps.pending;
   return {
     async tick() {
       await deps.state.poll();
+      if (pending !== undefined && await pending()) pending = undefined;
       const map = deps.state.current().map;
       still = map.epoch === lastEpoch ? still + 1 : 0;
       lastEpoch = map.epoch;

@@ -1,5 +1,11 @@
 import { assertEquals, assertMatch, assertRejects } from "@std/assert";
-import { createPoller, describeStart, StartupError, startupMap } from "./bootstrap.ts";
+import {
+  createPoller,
+  describeStart,
+  recordMovedNodes,
+  StartupError,
+  startupMap,
+} from "./bootstrap.ts";
 import { ClusterState } from "./map_view.ts";
 import { createFakeMapNodes } from "../../tests/doubles/fake_map_nodes.ts";
 import { createMemoryMapStore } from "./map_store.ts";
@@ -258,4 +264,30 @@ Deno.test("startupMap() with --nodes refuses a new cluster when a node does not 
   fake.maps.set("c.test", { ...initialMap(fake.nodes, 3, 16), epoch: 5 });
   const start = await startupMap({ ...options, nodes: urls });
   assertEquals([start.source, start.map.epoch], ["nodes", 5]);
+});
+
+Deno.test("recordMovedNodes() records a node found at another --nodes URL through the nodes' vote, and the poller retries it until enough nodes vote", async () => {
+  const { fake, admin } = setup();
+  // The map has b at an old URL; b now answers at http://b.test.
+  const nodes = fake.nodes.map((n) => n.id === "b" ? { ...n, url: "http://old-b.test" } : n);
+  const map = initialMap(nodes, 1, 16);
+  for (const host of fake.maps.keys()) fake.maps.set(host, map);
+  const state = await ClusterState.open(map, { store: createMemoryMapStore(), admin });
+  const logged: Record<string, unknown>[] = [];
+  const record = () => recordMovedNodes(state, admin, ["http://b.test"], (o) => logged.push(o));
+  fake.down.add("a.test");
+  fake.down.add("c.test");
+  assertEquals(await record(), false);
+  assertEquals(state.current().map.epoch, 1);
+  assertMatch(String(logged.at(-1)?.error), /1 of 3 nodes took the prepare/);
+  const rebalancer = new Rebalancer({ state, admin, autoRun: false });
+  const poller = createPoller({ state, rebalancer, pending: record });
+  await poller.tick();
+  assertEquals(state.current().map.epoch, 1);
+  fake.down.clear();
+  await poller.tick();
+  const moved = state.current().map;
+  assertEquals([moved.epoch, moved.nodes.find((n) => n.id === "b")?.url], [2, "http://b.test"]);
+  assertEquals([...fake.maps.values()].map((m) => m?.epoch), [2, 2, 2]);
+  assertEquals(await record(), true, "nothing left to record");
 });

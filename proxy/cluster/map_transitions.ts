@@ -142,6 +142,19 @@ function start(
   return { ...map, epoch: map.epoch + 1, rebalancing: plan };
 }
 
+/**
+ * Cancels the add in `map` while its ranges are still copied (epoch + 1, the ring it started
+ * from, stable). The old ring has served and taken every write meanwhile, so nothing is lost;
+ * past the switch (cleanup) the node owns ranges, and the add must finish.
+ */
+export function cancelAdd(map: ClusterMap): ClusterMap {
+  const rb = map.rebalancing;
+  if (rb?.kind !== "add" || rb.phase !== "copying") {
+    throw new Error("cancelAdd() needs an add copying");
+  }
+  return { ...map, epoch: map.epoch + 1, rebalancing: null };
+}
+
 /** Every range is copied: the next ring serves (epoch + 1, phase cleanup). */
 export function toCleanup(map: ClusterMap, movedKeys: number): ClusterMap {
   const rb = map.rebalancing;

@@ -22,13 +22,15 @@
  * ```
  */
 import { Ring } from "../../shared/ring.ts";
-import type { ClusterMap } from "../../shared/wire.ts";
+import { type ClusterMap, sameMap } from "../../shared/wire.ts";
 import type { Topology, TopologySource } from "./topology.ts";
 import type { MapStore } from "./map_store.ts";
 import type { NodeAdmin } from "../nodes/node_admin.ts";
 import { allNodes } from "./map_transitions.ts";
 import { foreignMapMessage, sameCluster } from "./map_lineage.ts";
 import { RingkvError } from "../../shared/errors.ts";
+import { HybridClock, randomProxyId } from "../../shared/version.ts";
+import { chooseMap } from "./map_paxos.ts";
 
 /** What a {@link ClusterState} needs. */
 export interface ClusterStateDeps {
@@ -41,6 +43,8 @@ export interface ClusterStateDeps {
   backoffMs?: number;
   /** Waits; tests pass one that does not. */
   sleep?: (ms: number) => Promise<void>;
+  /** This proxy's ballots for choosing maps (map_paxos.ts); a random proxy id when absent. */
+  clock?: HybridClock;
 }
 
 /** The outcome of pushing a map to every node it mentions. */
@@ -80,8 +84,11 @@ export class ClusterState implements TopologySource {
   /** The last failure talking to each node (push or poll), by URL; cleared on success. */
   readonly nodeErrors: Map<string, string> = new Map();
 
+  readonly #clock: HybridClock;
+
   private constructor(topology: Topology, private readonly deps: ClusterStateDeps) {
     this.#topology = topology;
+    this.#clock = deps.clock ?? new HybridClock(randomProxyId());
   }
 
   /** Opens with `map` as the current map (not stored again). */
@@ -106,18 +113,77 @@ export class ClusterState implements TopologySource {
     return run;
   }
 
-  /** Stores and swaps in `map` if its epoch is higher than the current one; whether it did. */
+  /**
+   * Proposes `next`, built from the current map one epoch on, as the map of its epoch: the
+   * current map's nodes choose it (map_paxos.ts), then it is stored and swapped in; the
+   * caller pushes it. False when another proxy's map was chosen (adopted and pushed instead)
+   * or the current map moved on meanwhile. 409 when a competing change keeps winning, 503
+   * when too few nodes vote.
+   */
+  async propose(next: ClusterMap, source: string): Promise<boolean> {
+    const base = this.#topology.map;
+    if (next.epoch !== base.epoch + 1) return false;
+    const deps = { admin: this.deps.admin, clock: this.#clock, sleep: this.deps.sleep };
+    const outcome = await chooseMap(base, next, deps).catch(async (err) => {
+      // A node votes on a later epoch: load the map it comes from before the caller retries.
+      if (err instanceof RingkvError && err.code === "conflict") await this.poll().catch(() => {});
+      throw err;
+    });
+    if (outcome.kind === "decided") {
+      await this.install(outcome.map, outcome.url);
+      return false;
+    }
+    const ours = sameMap(outcome.map, next);
+    const installed = await this.install(outcome.map, ours ? source : "finished proposal");
+    if (ours) return installed || sameMap(this.#topology.map, next);
+    // Another proxy's map, accepted and maybe never pushed (its proxy may be gone): push it.
+    if (installed) await this.push(outcome.map);
+    return false;
+  }
+
+  /**
+   * Stores and swaps in `map` if its epoch is higher than the current one; whether it did.
+   * Only for maps chosen already (a node's, or one {@link propose} got chosen).
+   */
   install(map: ClusterMap, source: string): Promise<boolean> {
     return this.#serial(async () => {
       const from = this.#topology.map.epoch;
       if (map.epoch <= from) return false;
-      const topology = await buildTopology(map);
-      await this.deps.store.save(map);
-      this.#topology = topology;
-      this.deps.log?.({ msg: "cluster map", epoch: map.epoch, from, source, phase: phaseOf(map) });
-      for (const fn of this.#listeners) fn(map);
-      return true;
+      return await this.#swap(map, source);
     });
+  }
+
+  /**
+   * A node holds another map of our epoch. Each epoch's map is chosen once, so only a cluster
+   * whose majority lost its votes (new data directories) can get there: the nodes' copy wins,
+   * as they refuse ours, and the operator is told.
+   */
+  #diverged(map: ClusterMap, url: string): Promise<boolean> {
+    return this.#serial(async () => {
+      const current = this.#topology.map;
+      if (map.epoch !== current.epoch || sameMap(map, current)) return false;
+      const message =
+        `node ${url} holds another cluster map of epoch ${map.epoch} than this proxy; adopted it`;
+      this.nodeErrors.set(url, message);
+      this.deps.log?.({
+        level: "error",
+        msg: "two cluster maps of one epoch",
+        url,
+        epoch: map.epoch,
+      });
+      return await this.#swap(map, url);
+    });
+  }
+
+  /** Stores and swaps in `map` (inside #serial). */
+  async #swap(map: ClusterMap, source: string): Promise<boolean> {
+    const from = this.#topology.map.epoch;
+    const topology = await buildTopology(map);
+    await this.deps.store.save(map);
+    this.#topology = topology;
+    this.deps.log?.({ msg: "cluster map", epoch: map.epoch, from, source, phase: phaseOf(map) });
+    for (const fn of this.#listeners) fn(map);
+    return true;
   }
 
   /** A node said our epoch is stale: load its map and adopt it if newer. */
@@ -159,8 +225,11 @@ export class ClusterState implements TopologySource {
     // that node, with that cluster's keys, look like one of ours that was behind).
     const ours = maps.map((map, i) => map !== null && !this.#foreign(map, urls[i]!) ? map : null);
     let best: ClusterMap | null = null;
-    for (const map of ours) if (map !== null && map.epoch > (best?.epoch ?? 0)) best = map;
-    if (best !== null) await this.install(best, "poll");
+    let bestUrl = "";
+    for (const [i, map] of ours.entries()) {
+      if (map !== null && map.epoch > (best?.epoch ?? 0)) [best, bestUrl] = [map, urls[i]!];
+    }
+    if (best !== null && !(await this.install(best, "poll"))) await this.#diverged(best, bestUrl);
     const epoch = this.#topology.map.epoch;
     await this.#catchUp(urls.filter((_, i) => ours[i] !== null && ours[i]!.epoch < epoch));
   }
@@ -211,7 +280,7 @@ export class ClusterState implements TopologySource {
         if (!result.stored) {
           if (this.#foreign(result.map, url)) return this.nodeErrors.get(url)!;
           report.superseded = true;
-          await this.install(result.map, url);
+          if (!(await this.install(result.map, url))) await this.#diverged(result.map, url);
         }
         return null;
       } catch (err) {

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertStrictEquals } from "@std/assert";
 import type { ClusterMap } from "../../shared/wire.ts";
 import { ClusterState } from "./map_view.ts";
 import { createMemoryMapStore } from "./map_store.ts";
-import { initialMap, planAdd } from "./map_transitions.ts";
+import { initialMap, planAdd, planRemove, toCleanup } from "./map_transitions.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import type { NodeFetch } from "../nodes/node_client.ts";
 import { createFakeMapNodes as mapNodes } from "../../tests/doubles/fake_map_nodes.ts";
@@ -126,4 +126,50 @@ Deno.test("poll does not write our map over another cluster's older one, and cat
   const report = await state.push(ours);
   assertEquals([report.failed.map((f) => f.url), maps.get("c.test")], [["http://c.test"], theirs]);
   assertEquals(maps.get("b.test"), ours);
+});
+
+Deno.test("ClusterState.propose() installs the map the nodes chose: its own, a later one, or another proxy's (pushed on)", async () => {
+  const { fetch, nodes, maps, votes } = mapNodes(["a", "b", "c", "d"]);
+  const base = initialMap(nodes.slice(0, 3), 1, 16);
+  for (const host of maps.keys()) maps.set(host, base);
+  const one = await open(base, fetch);
+  const addD = planAdd(base, nodes[3]!, 0, 0);
+  assert(await one.state.propose(addD, "test"));
+  assertEquals([one.state.current().map, (await one.store.load())?.epoch], [addD, 2]);
+  // A proxy still on epoch 1 (epoch 2 not pushed yet) learns it from the votes' refusal.
+  await one.state.push(addD);
+  const two = await open(base, fetch);
+  assertEquals(await two.state.propose(planRemove(base, "c", 0, 0), "test"), false);
+  assertEquals(two.state.current().map, addD);
+  // A map another proxy got accepted for epoch 3, never pushed: finished, installed, pushed.
+  const theirs = toCleanup(addD, 5);
+  await votes.get("a.test")!.accept(3, "018c00000000-0000-pother", theirs);
+  const mine = toCleanup(addD, 7);
+  assertEquals(await two.state.propose(mine, "test"), false);
+  assertEquals(two.state.current().map, theirs);
+  assertEquals([...maps.values()].map((m) => m?.epoch), [3, 3, 3, 3]);
+  // A map that does not follow the current one is not proposed.
+  assertEquals(await two.state.propose({ ...theirs, epoch: 9 }, "test"), false);
+});
+
+Deno.test("a node holding another map of this proxy's epoch wins, and the proxy says so (a cluster whose majority lost its votes)", async () => {
+  const { fetch, nodes, maps } = mapNodes(["a", "b", "c"]);
+  const ours = initialMap(nodes, 1, 16);
+  const theirs = { ...ours, replicas: 2 };
+  for (const host of maps.keys()) maps.set(host, theirs);
+  const logged: Record<string, unknown>[] = [];
+  const state = await ClusterState.open(ours, {
+    store: createMemoryMapStore(),
+    admin: new NodeAdmin({ fetch, timeoutMs: 1000 }),
+    log: (o) => logged.push(o),
+  });
+  await state.poll();
+  assertEquals(state.current().map, theirs);
+  assert(logged.some((o) => o.msg === "two cluster maps of one epoch"), JSON.stringify(logged));
+  assert([...state.nodeErrors.values()].some((m) => m.includes("another cluster map of epoch 1")));
+  // A push of our old map is refused by every node, and the push adopts theirs too.
+  const again = await open(ours, fetch);
+  const report = await again.state.push(ours);
+  assert(report.superseded);
+  assertEquals(again.state.current().map, theirs);
 });

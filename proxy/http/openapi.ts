@@ -208,7 +208,8 @@ function adminRoutes(): Json {
         summary: "Drain a node's keys to their new owners, then remove it",
         description: "With force=true the node is dead for good: nothing is read from it, " +
           "its ranges are copied again from the surviving replicas (refused with 409 when " +
-          "fewer than a write quorum of them are up).",
+          "fewer than a write quorum of them are up). The node being added: its add is " +
+          "cancelled while its ranges are copied (409 past the switch).",
         security: admin,
         parameters: [{
           name: "force",
@@ -224,9 +225,13 @@ function adminRoutes(): Json {
           "404": error("no such node"),
           "409": error(
             "a rebalancing already runs, fewer nodes than replicas would be left (without " +
-              "force), or force would lose writes",
+              "force), force would lose writes, another proxy changed the cluster map at the " +
+              "same moment, or the node's add is past the switch",
           ),
-          "503": error("the node is down (use force=true if it is gone for good)"),
+          "503": error(
+            "the node is down (use force=true if it is gone for good), or fewer than a " +
+              "majority of the nodes vote on the next cluster map",
+          ),
           ...adminCommon,
         },
       },

@@ -55,7 +55,7 @@ function nodeGauges(stats: readonly NodeStats[], ring: Ring): Metric[] {
     ),
     gauge(
       "ringkv_proxy_node_fsync_wait_seconds",
-      "How long each node's oldest write waiting on its log, acceptor.json or cluster.json has waited (a stall when seconds).",
+      "How long each node's oldest write waiting on its log, acceptor.json, cluster.json or map_vote.json has waited (a stall when seconds).",
       per("fsyncWaitSeconds"),
     ),
     gauge("ringkv_proxy_node_keys", "Live keys on each node.", per("keys")),

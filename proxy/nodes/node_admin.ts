@@ -18,6 +18,7 @@ import { RingkvError } from "../../shared/errors.ts";
 import { failureReason, type NodeFetch } from "./node_client.ts";
 import type { Range } from "../../shared/ring.ts";
 import {
+  type AcceptedMap,
   type ClusterMap,
   EPOCH_HEADER,
   INCARNATION_HEADER,
@@ -86,6 +87,15 @@ export function writeTrouble(body: unknown): NodeWrites | undefined {
     ...(typeof writes.repairError === "string" ? { repairError: writes.repairError } : {}),
   };
 }
+
+/**
+ * A node's vote on the next map: yes (with the map it accepted before, for a prepare), the
+ * epoch is decided already (its chosen map), or refused (another proposer's higher ballot).
+ */
+export type MapVoteAnswer =
+  | { kind: "yes"; accepted: AcceptedMap | null; id?: string; incarnation?: string }
+  | { kind: "decided"; map: ClusterMap }
+  | { kind: "refused"; message: string; promised?: string };
 
 /** The answer to a map push: stored, or refused with the node's newer map. */
 export type PutMapResult = { stored: true } | { stored: false; map: ClusterMap };
@@ -268,6 +278,51 @@ export class NodeAdmin {
       return this.fail(url, "/internal/cluster", new Response(text, { status: res.status }));
     }
     return this.fail(url, "/internal/cluster", res);
+  }
+
+  /**
+   * `POST /internal/cluster/prepare` or `/accept`: this node's vote on the map of `epoch`
+   * (node/paxos/map_acceptor.ts), with the id and data directory it answers on.
+   */
+  async voteOnMap(
+    url: string,
+    step: "prepare" | "accept",
+    body: { epoch: number; ballot: string; base: ClusterMap | null; map?: ClusterMap },
+  ): Promise<MapVoteAnswer> {
+    const path = `/internal/cluster/${step}`;
+    const res = await this.call(url, path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (res.ok) {
+      const answer = await this.read(url, path, res.json()) as {
+        accepted?: AcceptedMap | null;
+        id?: unknown;
+        incarnation?: unknown;
+      } | null;
+      const { id, incarnation } = answer ?? {};
+      return {
+        kind: "yes",
+        accepted: answer?.accepted ?? null,
+        ...(typeof id === "string" ? { id } : {}),
+        ...(typeof incarnation === "string" ? { incarnation } : {}),
+      };
+    }
+    if (res.status !== 409) return this.fail(url, path, res);
+    const text = await this.read(url, path, res.text());
+    const answer = parseOr(text) as {
+      map?: ClusterMap;
+      error?: { code?: string; message?: string; map?: ClusterMap; promised?: string };
+    };
+    const { error } = answer;
+    // Nodes put the map at the top of a stale_epoch body (node/http/error_answer.ts).
+    const map = answer.map ?? error?.map;
+    if (error?.code === "stale_epoch" && map && Number.isInteger(map.epoch)) {
+      return { kind: "decided", map };
+    }
+    const message = `Node ${url} refused ${path}: ${error?.message ?? text.slice(0, 200)}`;
+    return { kind: "refused", message, ...(error?.promised ? { promised: error.promised } : {}) };
   }
 
   /**

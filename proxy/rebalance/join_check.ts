@@ -29,14 +29,17 @@ const EMPTY_DIR =
  * Throws 409 `conflict` when the node at `url` holds keys, a map that counts it as a member
  * (not leaving), or the map of another cluster; `nodeMap` is its stored map (null: none),
  * `ours` this cluster's. A node this cluster removed has dropped its keys and holds the map
- * of its own removal, so it may join again.
+ * of its own removal, so it may join again. True when the node is the joining node of an add
+ * of this cluster that was cancelled while it was down: it holds only copies of this
+ * cluster's keys, which the caller drops before the add.
  */
 export function refuseUnjoinable(
   url: string,
   health: Pick<NodeHealth, "id" | "keys">,
   nodeMap: ClusterMap | null,
   ours: ClusterMap,
-): void {
+): boolean {
+  if (nodeMap !== null && cancelledJoin(health.id, nodeMap, ours)) return true;
   const rb = nodeMap?.rebalancing;
   const leaving = rb?.kind === "remove" && rb.nodeId === health.id;
   const member = nodeMap !== null && !leaving &&
@@ -62,6 +65,14 @@ export function refuseUnjoinable(
       `Cannot add node ${url}: it holds ${health.keys} key(s), which would mix into this cluster; ${EMPTY_DIR}`,
     );
   }
+  return false;
+}
+
+/** Whether `nodeMap` is an earlier map of ours in which node `id` was being added, and it no longer is. */
+function cancelledJoin(id: string, nodeMap: ClusterMap, ours: ClusterMap): boolean {
+  const rb = nodeMap.rebalancing;
+  return rb?.kind === "add" && rb.nodeId === id && nodeMap.epoch < ours.epoch &&
+    !allNodes(ours).some((n) => n.id === id) && ofThisCluster(nodeMap, ours, id);
 }
 
 /**

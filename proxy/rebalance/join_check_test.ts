@@ -102,3 +102,16 @@ Deno.test("refuseUnjoinable() lets a drained node of this cluster join again aft
   const bare = (m: ClusterMap) => ({ ...m, nodes: m.nodes.map(({ incarnation: _, ...n }) => n) });
   refusal({ id: "n3", keys: 0 }, bare(drained), bare(moved));
 });
+
+Deno.test("refuseUnjoinable() lets the joining node of a cancelled add of this cluster join again, to be emptied first; not another cluster's", () => {
+  const adding = planAdd(mine, info("n3"), 0, 0);
+  const cancelled = { ...adding, epoch: 3, rebalancing: null };
+  assertEquals(refuseUnjoinable(URL, { id: "n3", keys: 40 }, adding, cancelled), true);
+  assertEquals(refuseUnjoinable(URL, { id: "n4", keys: 0 }, null, cancelled), false);
+  // The add still running (ours is the same map) or finished (n3 a member): refused.
+  refusal({ id: "n3", keys: 40 }, adding, adding);
+  refusal({ id: "n3", keys: 40 }, adding, toStable(toCleanup(adding, 0)));
+  // Another cluster's add of a node with that id: refused.
+  const theirs = planAdd(other, info("n3"), 0, 0);
+  refusal({ id: "n3", keys: 0 }, theirs, cancelled);
+});

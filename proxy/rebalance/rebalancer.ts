@@ -17,6 +17,7 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
+import { RING_SIZE } from "../../shared/ring.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import type { ClusterState } from "../cluster/map_view.ts";
 import type { Topology } from "../cluster/topology.ts";
@@ -24,6 +25,7 @@ import type { NodeAdmin, NodeHealth, NodeLimits } from "../nodes/node_admin.ts";
 import { estimateKeys } from "../cluster/key_counts.ts";
 import {
   allNodes,
+  cancelAdd,
   nodeInfo,
   type Plan,
   planAdd,
@@ -31,11 +33,7 @@ import {
   toCleanup,
   toStable,
 } from "../cluster/map_transitions.ts";
-import {
-  recoveringNodes,
-  refuseWhileRecovering,
-  throwIfRecovering,
-} from "../replication/rejoin.ts";
+import { recoveringOf, throwIfRecovering } from "../replication/rejoin.ts";
 import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
 import { refuseUnjoinable } from "./join_check.ts";
 import { clusterLimits, refuseSmallerLimits } from "./limits_check.ts";
@@ -111,10 +109,16 @@ export class Rebalancer {
   }
 
   async #begin(next: ClusterMap): Promise<ClusterMap> {
-    if (!(await this.deps.state.install(next, "admin"))) {
+    if (!(await this.deps.state.propose(next, "admin"))) {
+      const now = this.deps.state.current().map;
+      const rb = now.rebalancing;
+      const what = rb === null
+        ? ""
+        : `, node ${rb.nodeId} being ${rb.kind === "add" ? "added" : "removed"}`;
       throw new RingkvError(
         "conflict",
-        `Cannot change the cluster: its map changed meanwhile (now epoch ${this.deps.state.current().map.epoch}); retry`,
+        `Cannot change the cluster: its map changed meanwhile (now epoch ${now.epoch}${what}: ` +
+          `another change, maybe through another proxy, was made first; GET /cluster shows it); retry`,
       );
     }
     const report = await this.deps.state.push(next);
@@ -140,15 +144,17 @@ export class Rebalancer {
     const topology = this.deps.state.current();
     const map = topology.map;
     const node = nodeInfo(health, url, weight);
-    await refuseWhileRecovering(this.deps.admin, map, `add node ${url}`);
     const healths = await this.#memberHealth(map);
+    throwIfRecovering(recoveringOf(map, healths), `add node ${url}`);
     const total = this.#totalCopies(topology, healths);
     const next = planAdd(map, node, this.#now(), total); // a duplicate is 409 before this
-    refuseUnjoinable(url, health, await this.deps.admin.getMap(url).catch(addFailure(url)), map);
+    const held = await this.deps.admin.getMap(url).catch(addFailure(url));
+    const leftover = refuseUnjoinable(url, health, held, map);
     if (this.deps.limits) {
       const members = map.nodes.map((n) => healths.get(n.id)?.limits);
       refuseSmallerLimits(url, health.limits, clusterLimits(this.deps.limits, members));
     }
+    if (leftover) await this.#empty(url, map).catch(addFailure(url));
     return await this.#begin(next);
   }
 
@@ -162,17 +168,20 @@ export class Rebalancer {
     await this.deps.state.poll();
     const topology = this.deps.state.current();
     const map = topology.map;
+    const rb = map.rebalancing;
+    if (rb?.kind === "add" && rb.nodeId === id) return await this.#cancelAdd(map, id);
     planRemove(map, id, 0, 0, false, true); // refuses unknown ids before any call to nodes
-    const up = await this.#upNodes(map);
+    const healths = await this.#memberHealth(map);
+    const up = new Set(map.nodes.filter((n) => healths.get(n.id) != null).map((n) => n.id));
     if (!force && !up.has(id)) {
       throw new RingkvError(
         "node_unavailable",
         `Cannot remove node ${id}: it does not answer, so its keys cannot be read from it. If it is gone for good, remove it with DELETE /cluster/nodes/${id}?force=true (its keys are then copied again from the surviving replicas)`,
       );
     }
-    const recovering = await recoveringNodes(this.deps.admin, map);
+    const recovering = recoveringOf(map, healths);
     throwIfRecovering(recovering, `remove node ${id}`, force ? id : undefined);
-    const total = this.#totalCopies(topology, await this.#memberHealth(map));
+    const total = this.#totalCopies(topology, healths);
     // A live node is drained even when forced: reading from it is the safer copy. Not one on a
     // new data directory: it lacks what it acknowledged before, so its ranges are copied again
     // from the surviving replicas, as for a dead node.
@@ -183,11 +192,42 @@ export class Rebalancer {
     return await this.#begin(next);
   }
 
-  async #upNodes(map: ClusterMap): Promise<Set<string>> {
-    const up = await Promise.all(
-      map.nodes.map((n) => this.deps.admin.health(n.url).then(() => n.id, () => null)),
-    );
-    return new Set(up.filter((id) => id !== null));
+  /**
+   * The removal of a node being added: its add is cancelled while its ranges are copied (a
+   * node that died mid-add would otherwise hold the rebalancing up for good), and a node that
+   * answers is told and emptied, so it may be added again.
+   */
+  async #cancelAdd(map: ClusterMap, id: string): Promise<ClusterMap> {
+    if (map.rebalancing?.phase !== "copying") {
+      throw new RingkvError(
+        "conflict",
+        `Cannot remove node ${id}: its add is past the switch to the new ring (phase ` +
+          `${map.rebalancing?.phase}), so it owns ranges now; wait until GET /cluster shows no ` +
+          `rebalancing, then remove it (with ?force=true if it does not answer)`,
+      );
+    }
+    const url = allNodes(map).find((n) => n.id === id)!.url;
+    const next = cancelAdd(map);
+    const started = await this.#begin(next);
+    try {
+      await this.#empty(url, next);
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      this.deps.log?.({
+        level: "warn",
+        msg: "cancelled add: node not emptied",
+        node: id,
+        error: err.message,
+      });
+    }
+    this.deps.log?.({ msg: "add cancelled", node: id, epoch: next.epoch });
+    return started;
+  }
+
+  /** Tells the node at `url` the current map and drops every entry it holds. */
+  async #empty(url: string, map: ClusterMap): Promise<void> {
+    await this.deps.admin.putMap(url, map);
+    await this.deps.admin.drop(url, [{ start: 0, end: RING_SIZE }], map.epoch);
   }
 
   #now(): number {
@@ -237,7 +277,7 @@ export class Rebalancer {
       await dropMoves(map, options);
       next = toStable(map);
     }
-    if (!(await this.deps.state.install(next, "rebalancer"))) return "superseded";
+    if (!(await this.deps.state.propose(next, "rebalancer"))) return "superseded";
     const report = await this.deps.state.push(next);
     if (report.failed.length > 0) {
       this.deps.log?.({ msg: "map push incomplete", epoch: next.epoch, failed: report.failed });

@@ -114,6 +114,97 @@ async function finish(rebalancer: Rebalancer): Promise<string[]> {
   throw new Error("the rebalancing did not finish in 10 steps");
 }
 
+Deno.test("two proxies removing two nodes at the same moment: at most one change starts, and both proxies end on the map it leads to with every key at its owner (found by QA: both answered 202)", async () => {
+  for (let trial = 0; trial < 4; trial++) {
+    const ids = ["a", "b", "c", "d", "e"];
+    const nodes = await startNodes(ids);
+    const map = initialMap(ids.map(nodes.info), 1, VNODES);
+    const p1 = await proxy(nodes, map);
+    const p2 = await proxy(nodes, map);
+    await p1.state.push(map);
+    const data = await fill(nodes, map, 500);
+    const s = { nodes, map, p: p1, ...data, before: await placement(nodes, data.keys) };
+    const started = await Promise.allSettled([
+      p1.rebalancer.startRemove("e"),
+      p2.rebalancer.startRemove("d"),
+    ]);
+    const won = started.flatMap((r, i) => r.status === "fulfilled" ? [[p1, p2][i]!] : []);
+    assert(won.length <= 1, `trial ${trial}: both changes started`);
+    for (const r of started) {
+      if (r.status === "rejected") assertEquals((r.reason as RingkvError).code, "conflict");
+    }
+    if (won.length === 1) assertEquals(await finish(won[0]!.rebalancer), ["copied", "cleaned"]);
+    await p1.state.poll();
+    await p2.state.poll();
+    const final = p1.state.current().map;
+    assertEquals(p2.state.current().map, final, `trial ${trial}`);
+    assertEquals(final.rebalancing, null);
+    assertEquals(final.nodes.length, 5 - won.length);
+    await assertPlaced(s, final);
+    for (const engine of nodes.engines.values()) await engine.close();
+  }
+});
+
+Deno.test("removing a node being added cancels its add while its ranges are copied: the old ring stays whole, the node is emptied and may be added again", async () => {
+  const s = await setup(["a", "b", "c", "d"], 600);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  // The copy breaks after d took its first chunk (d stops answering ingests).
+  let ingests = 0;
+  s.nodes.hooks.fail = (req) =>
+    req.url.startsWith("http://d.test/internal/ingest") && ++ingests > 1;
+  await assertRejects(() => s.p.rebalancer.step(), RingkvError);
+  assert(s.nodes.engines.get("d")!.stats().keys > 0, "d got part of its ranges");
+  const cancelled = await s.p.rebalancer.startRemove("d");
+  assertEquals([cancelled.epoch, cancelled.rebalancing], [3, null]);
+  assertEquals(cancelled.nodes.map((n) => n.id), ["a", "b", "c"]);
+  assertEquals(await assertPlaced(s, cancelled), 0);
+  assertEquals(await s.p.rebalancer.step(), "idle");
+  // d was told and emptied: it joins again without a wipe.
+  s.nodes.hooks.fail = () => false;
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  assertEquals(await finish(s.p.rebalancer), ["copied", "cleaned"]);
+  assert((await assertPlaced(s, s.p.state.current().map)) > 0);
+});
+
+Deno.test("a node being added that died is removed by cancelling its add, and added again once back; past the switch its removal is 409", async () => {
+  const s = await setup(["a", "b", "c", "d"], 300);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  let ingests = 0;
+  s.nodes.hooks.fail = (req) =>
+    req.url.startsWith("http://d.test/internal/ingest") && ++ingests > 1;
+  await assertRejects(() => s.p.rebalancer.step(), RingkvError);
+  s.nodes.hooks.fail = (req) => req.url.startsWith("http://d.test/");
+  const cancelled = await s.p.rebalancer.startRemove("d", true);
+  assertEquals([cancelled.rebalancing, cancelled.nodes.length], [null, 3]);
+  // Back, d holds part of its ranges and the add's map: it is emptied and added again.
+  s.nodes.hooks.fail = () => false;
+  assert(s.nodes.engines.get("d")!.stats().keys > 0);
+  assertEquals((await s.nodes.engines.get("d")!.loadClusterMap())?.rebalancing?.nodeId, "d");
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  assertEquals(await finish(s.p.rebalancer), ["copied", "cleaned"]);
+  assert((await assertPlaced(s, s.p.state.current().map)) > 0);
+
+  const t = await setup(["a", "b", "c", "d"], 100);
+  await t.p.rebalancer.startAdd("http://d.test", 1);
+  assertEquals(await t.p.rebalancer.step(), "copied");
+  const err = await assertRejects(() => t.p.rebalancer.startRemove("d"), RingkvError);
+  assertEquals(err.code, "conflict");
+  assert(err.message.includes("past the switch"), err.message);
+});
+
+Deno.test("a proxy that proposes from an old map gets the map the nodes chose instead, through real node apps", async () => {
+  const ids = ["a", "b", "c", "d", "e"];
+  const nodes = await startNodes(ids);
+  const map = initialMap(ids.map(nodes.info), 1, VNODES);
+  const p1 = await proxy(nodes, map);
+  const p2 = await proxy(nodes, map);
+  await p1.state.push(map);
+  const chosen = await p1.rebalancer.startRemove("e");
+  assertEquals(await p2.state.propose(planRemove(map, "d", 0, 0), "admin"), false);
+  assertEquals(p2.state.current().map, chosen);
+  for (const engine of nodes.engines.values()) await engine.close();
+});
+
 Deno.test("adding a node to 3 moves only the keys whose owner changed, tombstones included", async () => {
   const s = await setup(["a", "b", "c", "d"], 1200);
   await s.p.rebalancer.startAdd("http://d.test", 1);

@@ -64,4 +64,9 @@ export class Hints {
     this.#size -= this.#byNode.get(node)?.size ?? 0;
     this.#byNode.delete(node);
   }
+
+  /** Forgets the hints of every node not in `members` (removed, or its add cancelled). */
+  keepOnly(members: ReadonlySet<string>): void {
+    for (const node of [...this.#byNode.keys()]) if (!members.has(node)) this.forget(node);
+  }
 }

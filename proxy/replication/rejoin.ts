@@ -36,7 +36,8 @@ export interface MapPush {
 /** Where the rejoin reads the map and records the new incarnation (a ClusterState). */
 export interface MapWriter {
   current(): Topology;
-  install(map: ClusterMap, source: string): Promise<boolean>;
+  /** Gets `map` chosen as the next epoch's and swaps it in (ClusterState.propose). */
+  propose(map: ClusterMap, source: string): Promise<boolean>;
   push(map: ClusterMap): Promise<MapPush>;
 }
 
@@ -113,7 +114,7 @@ export class Rejoin {
     }
     await this.#confirm(known, incarnation); // not wiped again while its ranges were copied
     const next = withIncarnation(map, id, incarnation);
-    if (!await this.deps.maps.install(next, "rejoin")) return false;
+    if (!await this.deps.maps.propose(next, "rejoin")) return false;
     await this.#push(next, id, incarnation);
     this.lastError.delete(id);
     this.deps.log?.({
@@ -254,16 +255,27 @@ function sleep(ms: number): Promise<void> {
 
 /** The nodes of `map` that answer on another data directory than the map records. */
 export async function recoveringNodes(admin: NodeAdmin, map: ClusterMap): Promise<Set<string>> {
-  const found = await Promise.all(map.nodes.map(async (n) => {
-    if (n.incarnation === undefined) return null;
+  const healths = await Promise.all(map.nodes.map(async (n) => {
+    if (n.incarnation === undefined) return [n.id, null] as const;
     const health = await admin.health(n.url).catch((err) => {
       if (!(err instanceof RingkvError)) throw err;
       return null;
     });
-    const now = health?.incarnation;
-    return now !== undefined && now !== n.incarnation ? n.id : null;
+    return [n.id, health] as const;
   }));
-  return new Set(found.filter((id) => id !== null));
+  return recoveringOf(map, new Map(healths));
+}
+
+/** The nodes of `map` whose /health (`healths`, by id; null: no answer) names another incarnation. */
+export function recoveringOf(
+  map: ClusterMap,
+  healths: ReadonlyMap<string, { incarnation?: string } | null>,
+): Set<string> {
+  const found = map.nodes.filter((n) => {
+    const now = healths.get(n.id)?.incarnation;
+    return n.incarnation !== undefined && now !== undefined && now !== n.incarnation;
+  });
+  return new Set(found.map((n) => n.id));
 }
 
 /**

@@ -65,13 +65,13 @@ async function wipe(cluster: TestCluster, id: string): Promise<string> {
   return engine.incarnation;
 }
 
-/** A MapWriter over the test topology that records what it installed and pushed. */
+/** A MapWriter over the test topology (no votes: it installs what is proposed) that records what it pushed. */
 function maps(cluster: TestCluster): MapWriter & { pushed: ClusterMap[] } {
   const pushed: ClusterMap[] = [];
   return {
     pushed,
     current: () => cluster.topology.current(),
-    async install(map) {
+    async propose(map) {
       if (map.epoch <= cluster.topology.topo.map.epoch) return false;
       cluster.topology.topo = await topologyOf(map);
       return true;
@@ -333,7 +333,7 @@ Deno.test("Rejoin.start() resolves false and logs an error when the attempt fail
     const logged: Record<string, unknown>[] = [];
     const writer: MapWriter = {
       ...maps(cluster),
-      install: () => Promise.reject(new Error("the map store broke")),
+      propose: () => Promise.reject(new Error("the map store broke")),
     };
     const admin = new NodeAdmin({ fetch: cluster.fetch, timeoutMs: 5000, clusterSecret: "s3cret" });
     const rejoin = new Rejoin({ admin, maps: writer, retryMs: 0, log: (o) => logged.push(o) });

@@ -12,7 +12,7 @@
  */
 import { offsetClock } from "../../shared/test_clock.ts";
 import { RingkvError } from "../../shared/errors.ts";
-import { HybridClock } from "../../shared/version.ts";
+import { HybridClock, randomProxyId } from "../../shared/version.ts";
 import type { NodeInfo, WireEntry } from "../../shared/wire.ts";
 import { FailureDetector, type NodeHealth } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
@@ -147,6 +147,8 @@ export class Replication {
       nodes.set(n.id, { id: n.id, url: n.url, ...incarnationOf(n) });
     }
     const due = this.detector.tick(now, [...nodes.keys()]);
+    // A node that left holds no replica: its hints would take room from the others' for good.
+    this.hints.keepOnly(new Set(nodes.keys()));
     this.#topology = topology;
     await Promise.allSettled(due.map(async (id) => {
       const incarnation = await this.client.probe(nodes.get(id)!);
@@ -246,9 +248,4 @@ export function createReplication(options: ReplicationOptions): Replication {
 
 function incarnationOf(n: NodeInfo): { incarnation?: string } {
   return n.incarnation === undefined ? {} : { incarnation: n.incarnation };
-}
-
-function randomProxyId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(6));
-  return "p" + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

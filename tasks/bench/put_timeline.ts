@@ -149,7 +149,7 @@ async function slices(proxy: string, nodes: string[], pids: number[]): Promise<v
     const perNode = after.map((a, n) => {
       const b = before[n]!;
       const syncMs = ((a.syncSeconds - b.syncSeconds) / Math.max(1, a.syncs - b.syncs)) * 1000;
-      // A snapshot restarts the log; write_atomic also counts acceptor.json and cluster.json.
+      // A snapshot restarts the log; write_atomic also counts acceptor.json, cluster.json and map_vote.json.
       const snap = a.wal < b.wal || a.snapshots !== b.snapshots ? " SNAP" : "";
       const atomicMs = (a.atomicSeconds - b.atomicSeconds) * 1000;
       const atomic = atomicMs > 0 ? ` atomic ${atomicMs.toFixed(0)}ms` : "";

@@ -1,7 +1,8 @@
 /**
- * Fake nodes for tests of cluster management: each answers `GET /health` and
- * `GET|PUT /internal/cluster` with the epoch rule of docs/internal-api.md, and nothing
- * else. Reached through the returned `fetch` at `http://<id>.test`.
+ * Fake nodes for tests of cluster management: each answers `GET /health`,
+ * `GET|PUT /internal/cluster` with the epoch rule of docs/internal-api.md, and the votes on
+ * the next map (`POST /internal/cluster/prepare|accept`, the nodes' own MapAcceptor), and
+ * nothing else. Reached through the returned `fetch` at `http://<id>.test`.
  *
  * @module
  * @example
@@ -13,8 +14,10 @@
  * assert((await res.json()).id === "a");
  * ```
  */
-import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
+import { type ClusterMap, type NodeInfo, sameMap } from "../../shared/wire.ts";
 import type { NodeFetch } from "../../proxy/nodes/node_client.ts";
+import { MapAcceptor, memoryVoteStore } from "../../node/paxos/map_acceptor.ts";
+import { errorBody, errorResponse, RingkvError } from "../../shared/errors.ts";
 
 /** The fake nodes: their stored maps by host, the hosts that are down, and the fetch. */
 export interface FakeMapNodes {
@@ -24,10 +27,15 @@ export interface FakeMapNodes {
   keys: Map<string, number>;
   nodes: NodeInfo[];
   fetch: NodeFetch;
+  /** Each node's vote on the next map, by host. */
+  votes: Map<string, MapAcceptor>;
+  /** The data-directory incarnation a node's votes report, by id (none when absent). */
+  incarnations: Map<string, string>;
 }
 
 function answerMap(stored: ClusterMap | null, map: ClusterMap): Response | null {
-  if (stored && map.epoch < stored.epoch) {
+  const other = stored !== null && map.epoch === stored.epoch && !sameMap(map, stored);
+  if (stored && (map.epoch < stored.epoch || other)) {
     const error = { code: "stale_epoch", message: "newer", epoch: stored.epoch, map: stored };
     return Response.json({ error }, { status: 409 });
   }
@@ -39,6 +47,12 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
   const maps = new Map<string, ClusterMap | null>(ids.map((id) => [`${id}.test`, null]));
   const down = new Set<string>();
   const keys = new Map<string, number>();
+  const incarnations = new Map<string, string>();
+  const votes = new Map(
+    [...maps.keys()].map((
+      host,
+    ) => [host, new MapAcceptor(memoryVoteStore(), () => Promise.resolve(maps.get(host) ?? null))]),
+  );
   const fetch = async (target: string, init: RequestInit): Promise<Response> => {
     const req = new Request(target, init);
     const url = new URL(target);
@@ -53,6 +67,15 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
         keys: keys.get(id) ?? 0,
       });
     }
+    const step = url.pathname.match(/^\/internal\/cluster\/(prepare|accept)$/)?.[1];
+    if (step !== undefined) {
+      const id = url.host.split(".")[0]!;
+      const voter = { id, ...(incarnations.has(id) ? { incarnation: incarnations.get(id) } : {}) };
+      const body = await req.json();
+      // The base a vote carries is learnt first, as the nodes' routes do.
+      if (body.base && body.base.epoch > (stored?.epoch ?? 0)) maps.set(url.host, body.base);
+      return await vote(votes.get(url.host)!, step, body, voter);
+    }
     if (url.pathname !== "/internal/cluster") return new Response(null, { status: 404 });
     if (req.method === "GET") {
       if (stored) return Response.json(stored);
@@ -65,5 +88,28 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
     return Response.json({ epoch: map.epoch });
   };
   const nodes = ids.map((id) => ({ id, url: `http://${id}.test`, weight: 1 }));
-  return { maps, down, keys, fetch, nodes };
+  return { maps, down, keys, fetch, nodes, votes, incarnations };
+}
+
+/** A vote call, answered as node/http/internal_routes.ts does. */
+async function vote(
+  acceptor: MapAcceptor,
+  step: string,
+  body: { epoch: number; ballot: string; map?: ClusterMap },
+  voter: { id: string; incarnation?: string },
+): Promise<Response> {
+  try {
+    if (step === "prepare") {
+      return Response.json({ accepted: await acceptor.prepare(body.epoch, body.ballot), ...voter });
+    }
+    await acceptor.accept(body.epoch, body.ballot, body.map!);
+    return Response.json({ epoch: body.epoch, ...voter });
+  } catch (err) {
+    if (!(err instanceof RingkvError)) throw err;
+    if (err.code !== "stale_epoch") return errorResponse(err);
+    // A node's stale_epoch body has the epoch and map at the top (node/http/error_answer.ts).
+    const { map, ...extra } = err.extra;
+    const body = { ...errorBody(err.code, err.message, extra), epoch: extra.epoch, map };
+    return Response.json(body, { status: 409 });
+  }
 }
