@@ -186,7 +186,10 @@ async function get(t: Target, f: Flags, key: string): Promise<void> {
   if (!res.ok) await failed(res, `Cannot get ${named(key)}`);
   const bytes = new Uint8Array(await res.arrayBuffer());
   if (f.values.json) print(JSON.stringify(valueJson(key, res.headers, bytes)));
-  else await Deno.stdout.write(bytes);
+  else {
+    // write() may take part of a large value; the rest is written until all is out.
+    for (let done = 0; done < bytes.length;) done += await Deno.stdout.write(bytes.subarray(done));
+  }
 }
 
 async function readStdin(): Promise<ArrayBuffer> {

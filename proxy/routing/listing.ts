@@ -145,7 +145,8 @@ export function encodeCursor(key: string): string {
 export function decodeCursor(cursor: string): string {
   try {
     const bytes = Uint8Array.fromBase64(cursor, { alphabet: "base64url" });
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    // ignoreBOM keeps a key's leading U+FEFF (the decoder drops it otherwise).
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     throw new RingkvError(
       "invalid_cursor",
