@@ -199,8 +199,14 @@ function report(
         "(all threads / the main thread); the host's busy cores:\n" + cpu,
     );
   }
-  console.log("\nRatios, round by round (median, lowest–highest round):\n");
-  console.log(formatRatios(ratioRows(results)));
+  const ratios = ratioRows(results);
+  if (ratios.length > 0) {
+    console.log("\nRatios, round by round (median, lowest–highest round):\n");
+    console.log(formatRatios(ratios));
+  } else {
+    // e.g. --only bare: no case with its reference.
+    console.log("\nNo ratios: no case ran beside the reference it is compared with (see --only).");
+  }
   if (skipped.length > 0) console.log("\n" + skipped.join("\n"));
   if (big) console.log("\n" + formatBig(big));
 }

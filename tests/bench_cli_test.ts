@@ -197,3 +197,19 @@ Deno.test("tasks/bench/cpu_rig.ts stopped by SIGTERM stops its servers and remov
     for (const pid of seen.pids) if (await alive(pid)) Deno.kill(pid, "SIGINT");
   }
 });
+
+Deno.test({
+  name: "deno task bench --only bare says there are no ratios rather than print an empty table",
+  ignore: !(await hasCommand("wrk")),
+  fn: async () => {
+    const out = await Deno.makeTempDir({ prefix: "ringkv-bench-cli-" });
+    try {
+      const r = await bench(["--only", "bare", "--duration", "1", "--repeat", "1", "--out", out]);
+      assertEquals(r.code, 0, r.stdout + r.stderr);
+      assert(r.stdout.includes("No ratios: no case ran beside the reference"), r.stdout);
+      assert(!r.stdout.includes("| ratio |"), r.stdout);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
