@@ -120,18 +120,20 @@ export interface Progress {
 
 /** One progress line: a bar, percent, keys moved of those to move, copies read, the phase. */
 export function progressLine(p: Progress, width = 30): string {
-  const total = p.totalKeys ?? 0;
+  const estimate = p.totalKeys ?? 0;
   const fraction = p.phase === "cleanup" || p.phase === "done"
     ? 1
-    : total > 0
-    ? Math.min(1, p.movedKeys / total)
+    : estimate > 0
+    ? Math.min(1, p.movedKeys / estimate)
     : 0;
   const done = Math.round(fraction * width);
   const bar = "#".repeat(done) + "-".repeat(width - done);
   const copies = p.movedCopies !== undefined && p.movedCopies !== p.movedKeys
     ? ` (${p.movedCopies} copies read)`
     : "";
-  return `[${bar}] ${Math.round(fraction * 100)}% ${p.movedKeys}/${p.totalKeys ?? "?"} keys` +
+  // The total is an estimate (the share of the hash space that moves): "~", as more may move.
+  const total = p.totalKeys === null ? "?" : `~${p.totalKeys}`;
+  return `[${bar}] ${Math.round(fraction * 100)}% ${p.movedKeys}/${total} keys` +
     `${copies}, ${p.phase}`;
 }
 

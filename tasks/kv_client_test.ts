@@ -22,7 +22,7 @@ Deno.test("progressWriter.done() on a terminal draws the bar at 100 % and ends i
   bar.end(); // a second close writes nothing
   const text = out.chunks.join("");
   const lines = text.split("\r\x1b[2K").filter((l) => l !== "");
-  assertEquals(lines.at(-1), `[${"#".repeat(30)}] 100% 3/10 keys, done\n`);
+  assertEquals(lines.at(-1), `[${"#".repeat(30)}] 100% 3/~10 keys, done\n`);
   assertEquals(text.endsWith("\n"), true);
   assertEquals(text.split("\n").length, 2, "one newline, after the last redraw");
 });
@@ -35,8 +35,8 @@ Deno.test("progressWriter.done() off a terminal prints the final line; with noth
   bar.update({ phase: "cleanup", movedKeys: 4, totalKeys: 4 });
   bar.done();
   assertEquals(out.chunks, [
-    `[${"#".repeat(30)}] 100% 4/4 keys, cleanup\n`,
-    `[${"#".repeat(30)}] 100% 4/4 keys, done\n`,
+    `[${"#".repeat(30)}] 100% 4/~4 keys, cleanup\n`,
+    `[${"#".repeat(30)}] 100% 4/~4 keys, done\n`,
   ]);
 });
 
