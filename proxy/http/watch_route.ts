@@ -51,7 +51,8 @@ export interface WatchRouteDeps {
   flushMs?: number;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM keeps a value's leading U+FEFF: GET returns it, so the event must too.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const NON_ASCII_BYTE = /[\u0080-\u00ff]/;
 
 /** The `/watch` route as a Hono app. */

@@ -103,6 +103,8 @@ Deno.test("eventJson() gives an ASCII or UTF-8 value as text and any other bytes
   const ascii = new Uint8Array(128).map((_, i) => i);
   assertEquals(of(ascii).value, String.fromCharCode(...ascii));
   assertEquals(of(new TextEncoder().encode("ключ 😀")).value, "ключ 😀");
+  // A leading byte-order mark is part of the value (the decoder drops it unless told).
+  assertEquals(of(new TextEncoder().encode("\uFEFFbom")).value, "\uFEFFbom");
   for (const bad of [[0xff], [0x61, 0x80], [0xc3], [0xed, 0xa0, 0x80]]) {
     const got = of(new Uint8Array(bad));
     assertEquals([got.value, got.valueBase64], [undefined, new Uint8Array(bad).toBase64()]);
