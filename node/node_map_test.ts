@@ -47,13 +47,8 @@ Deno.test("a vote carrying its base map (epoch - 1) makes a node behind learn it
   const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
   try {
     const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
-    const map = (epoch: number) => ({
-      epoch,
-      replicas: 1,
-      vnodes: 8,
-      nodes: [],
-      rebalancing: null,
-    });
+    const nodes = [{ id: "n1", url: "http://n1", weight: 1 }];
+    const map = (epoch: number) => ({ epoch, replicas: 1, vnodes: 8, nodes, rebalancing: null });
     await engine.saveClusterMap(map(1));
     const vote = (body: unknown) =>
       app.request("/internal/cluster/prepare", { method: "POST", body: JSON.stringify(body) });
@@ -68,6 +63,53 @@ Deno.test("a vote carrying its base map (epoch - 1) makes a node behind learn it
     // Epoch 3 is decided now: a proposer still building it from epoch 2 learns it.
     const late = await vote({ epoch: 3, ballot: "018c00000000-0001-pb", base: map(2) });
     assertEquals([late.status, (await late.json()).map], [409, map(3)]);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("a vote from another cluster whose map names this node's id on another data directory is refused (503): nothing stored, no vote (found by review)", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
+  try {
+    const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+    const me = { id: "n1", url: "http://u", weight: 1, incarnation: engine.incarnation };
+    const mine = { epoch: 2, replicas: 1, vnodes: 8, nodes: [me], rebalancing: null };
+    await engine.saveClusterMap(mine);
+    const theirs = { ...mine, epoch: 5, nodes: [{ ...me, incarnation: "iother" }] };
+    const vote = (step: string, body: unknown) =>
+      app.request(`/internal/cluster/${step}`, { method: "POST", body: JSON.stringify(body) });
+    const ballot = "018c00000000-0000-pa";
+    for (
+      const [step, body] of [
+        ["prepare", { epoch: 6, ballot, base: theirs }],
+        ["accept", { epoch: 6, ballot, base: theirs, map: { ...theirs, epoch: 6 } }],
+      ] as const
+    ) {
+      const res = await vote(step, body);
+      assertEquals([res.status, (await res.json()).error.code], [503, "node_recovering"]);
+    }
+    assertEquals(await engine.loadClusterMap(), mine);
+    assertEquals(await engine.loadMapVote(), null);
+    // The same node wiped (no map) votes on its cluster's next map, and learns its base.
+    const wiped = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
+    try {
+      const fresh = createNodeApp({ engine: wiped, limits: DEFAULT_LIMITS });
+      const res = await fresh.request("/internal/cluster/prepare", {
+        method: "POST",
+        body: JSON.stringify({ epoch: 6, ballot, base: theirs }),
+      });
+      assertEquals(res.status, 200);
+      await res.body?.cancel();
+      assertEquals((await wiped.loadClusterMap())?.epoch, 5);
+      const again = await fresh.request("/internal/cluster/prepare", {
+        method: "POST",
+        body: JSON.stringify({ epoch: 6, ballot: "018c00000000-0001-pa", base: theirs }),
+      });
+      assertEquals(again.status, 200, "it holds the map it learnt while wiped: still a voter");
+      await again.body?.cancel();
+    } finally {
+      await wiped.close();
+    }
   } finally {
     await engine.close();
   }

@@ -36,6 +36,8 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/internal/scan", { GET: (c) => scan(c, ctx) });
   route(app, "/internal/drop", {
     POST: async (c) => {
+      // A drop meant for the node a map records, not one started at its URL since.
+      checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "drop ranges");
       const body = await readRouteJson(c.req.raw, ctx, "the drop");
       if (!isObject(body)) {
         throw new RingkvError("bad_request", 'Cannot drop: the body must be {"ranges": [...]}');
@@ -91,9 +93,12 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
 }
 
 /**
- * Stores the vote's `base`, the chosen map of epoch - 1 the new one is built from, when it is
- * newer than this node's: a node keeps one vote, so before it votes on epoch E it must route by
- * E - 1, or a proposer still on E - 2 could never learn E (found by review).
+ * Checks that this node is the member of the vote's `base` (the chosen map of epoch - 1 the new
+ * one is built from), then stores the base when it is newer than this node's map: a node keeps
+ * one vote, so before it votes on epoch E it must route by E - 1, or a proxy still on E - 2
+ * could never learn E (found by review). A node at a member's URL that is not that member (the
+ * map records another data directory, and the node holds a map that does not record it as that
+ * one either: another cluster's node) does not vote, and stores nothing (found by review).
  */
 async function learnBase(ctx: NodeContext, body: unknown, epoch: number): Promise<void> {
   const base = (body as { base?: unknown }).base;
@@ -103,6 +108,25 @@ async function learnBase(ctx: NodeContext, body: unknown, epoch: number): Promis
     throw new RingkvError(
       "bad_request",
       `Cannot vote on epoch ${epoch} from a base map of epoch ${map.epoch}`,
+    );
+  }
+  const { id, incarnation } = ctx.engine;
+  const recorded = map.nodes.find((n) => n.id === id);
+  const held = await ctx.cluster.get();
+  if (held !== null && held.epoch >= epoch) return; // decided: the vote answers with `held`
+  // A wiped member (no map, or the map it learnt while wiped, recording its old directory) votes.
+  const member = recorded !== undefined &&
+    (recorded.incarnation === undefined || recorded.incarnation === incarnation ||
+      held === null ||
+      held.nodes.find((n) => n.id === id)?.incarnation === recorded.incarnation);
+  if (!member) {
+    throw new RingkvError(
+      "node_recovering",
+      `Cannot vote on the cluster map of epoch ${epoch}: this node (${id}, data directory ` +
+        `${incarnation}) is not ${
+          recorded ? `the member the map records (${recorded.incarnation})` : "a member of the map"
+        }`,
+      { node: id, incarnation },
     );
   }
   if (map.epoch > await ctx.cluster.epoch()) await ctx.cluster.put(map);

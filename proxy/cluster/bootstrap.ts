@@ -298,7 +298,8 @@ export function createPoller(deps: PollerDeps): { tick(): Promise<void> } {
   return {
     async tick() {
       await deps.state.poll();
-      if (pending !== undefined && await pending()) pending = undefined;
+      // A step left to do must not hold up the takeover below when it fails.
+      if (pending !== undefined && await pending().catch(() => false)) pending = undefined;
       const map = deps.state.current().map;
       still = map.epoch === lastEpoch ? still + 1 : 0;
       lastEpoch = map.epoch;

@@ -154,9 +154,10 @@ export class ClusterState implements TopologySource {
   }
 
   /**
-   * A node holds another map of our epoch. Each epoch's map is chosen once, so only a cluster
-   * whose majority lost its votes (new data directories) can get there: the nodes' copy wins,
-   * as they refuse ours, and the operator is told.
+   * Nodes hold another map of our epoch. Each epoch's map is chosen once, so only a cluster
+   * whose majority lost its votes (new data directories) can get there: the copy most nodes
+   * hold wins, as they refuse ours, and the operator is told. The next map, built from it,
+   * reaches every node (a higher epoch is taken).
    */
   #diverged(map: ClusterMap, url: string): Promise<boolean> {
     return this.#serial(async () => {
@@ -224,12 +225,10 @@ export class ClusterState implements TopologySource {
     // Another cluster's map is neither adopted nor overwritten with ours (which would make
     // that node, with that cluster's keys, look like one of ours that was behind).
     const ours = maps.map((map, i) => map !== null && !this.#foreign(map, urls[i]!) ? map : null);
-    let best: ClusterMap | null = null;
-    let bestUrl = "";
-    for (const [i, map] of ours.entries()) {
-      if (map !== null && map.epoch > (best?.epoch ?? 0)) [best, bestUrl] = [map, urls[i]!];
+    const best = mostHeld(ours, urls);
+    if (best !== null && !(await this.install(best.map, "poll"))) {
+      await this.#diverged(best.map, best.url);
     }
-    if (best !== null && !(await this.install(best, "poll"))) await this.#diverged(best, bestUrl);
     const epoch = this.#topology.map.epoch;
     await this.#catchUp(urls.filter((_, i) => ours[i] !== null && ours[i]!.epoch < epoch));
   }
@@ -279,8 +278,13 @@ export class ClusterState implements TopologySource {
         const result = await this.deps.admin.putMap(url, map);
         if (!result.stored) {
           if (this.#foreign(result.map, url)) return this.nodeErrors.get(url)!;
+          if (result.map.epoch === map.epoch) {
+            // Another map of this epoch (a cluster whose majority lost its votes): the node
+            // counts as failed here, and the poll settles which copy this proxy follows.
+            return `node ${url} holds another cluster map of epoch ${map.epoch}`;
+          }
           report.superseded = true;
-          if (!(await this.install(result.map, url))) await this.#diverged(result.map, url);
+          await this.install(result.map, url);
         }
         return null;
       } catch (err) {
@@ -291,6 +295,29 @@ export class ClusterState implements TopologySource {
       wait *= 2;
     }
   }
+}
+
+/**
+ * The highest-epoch map the nodes hold; of several copies of that epoch, the one most nodes
+ * hold (ties: the first in JSON order), so that every poll picks the same.
+ */
+function mostHeld(
+  maps: readonly (ClusterMap | null)[],
+  urls: readonly string[],
+): { map: ClusterMap; url: string } | null {
+  const top = Math.max(0, ...maps.map((m) => m?.epoch ?? 0));
+  const copies = new Map<string, { map: ClusterMap; url: string; count: number }>();
+  maps.forEach((map, i) => {
+    if (map === null || map.epoch !== top || top === 0) return;
+    const text = JSON.stringify(map);
+    const seen = copies.get(text);
+    if (seen) seen.count++;
+    else copies.set(text, { map, url: urls[i]!, count: 1 });
+  });
+  const ranked = [...copies.entries()].sort(([a, x], [b, y]) =>
+    y.count - x.count || (a < b ? -1 : 1)
+  );
+  return ranked.length === 0 ? null : ranked[0]![1];
 }
 
 /** "stable", "copying" or "cleanup", for logs. */

@@ -167,9 +167,24 @@ Deno.test("a node holding another map of this proxy's epoch wins, and the proxy 
   assertEquals(state.current().map, theirs);
   assert(logged.some((o) => o.msg === "two cluster maps of one epoch"), JSON.stringify(logged));
   assert([...state.nodeErrors.values()].some((m) => m.includes("another cluster map of epoch 1")));
-  // A push of our old map is refused by every node, and the push adopts theirs too.
+  // A push of our old map is refused by every node (counted as failed), and the poll settles.
   const again = await open(ours, fetch);
   const report = await again.state.push(ours);
-  assert(report.superseded);
+  assertEquals([report.superseded, report.failed.length], [false, 3]);
+  assert(report.failed[0]!.message.includes("another cluster map of epoch 1"));
+  await again.state.poll();
   assertEquals(again.state.current().map, theirs);
+});
+
+Deno.test("of two maps of one epoch on the nodes, every poll follows the copy most nodes hold, whatever their order", async () => {
+  const { fetch, nodes, maps } = mapNodes(["a", "b", "c"]);
+  const one = initialMap(nodes, 1, 16);
+  const two = { ...one, replicas: 2 };
+  for (const order of [[one, two, two], [two, one, two], [two, two, one]]) {
+    [...maps.keys()].forEach((host, i) => maps.set(host, order[i]!));
+    const { state } = await open(one, fetch);
+    await state.poll();
+    await state.poll();
+    assertEquals(state.current().map, two);
+  }
 });

@@ -420,11 +420,23 @@ export class NodeAdmin {
     return body.digests;
   }
 
-  /** `POST /internal/drop`: forgets every entry in `ranges`; the number dropped. */
-  async drop(url: string, ranges: readonly Range[], epoch: number): Promise<number> {
+  /**
+   * `POST /internal/drop`: forgets every entry in `ranges`; the number dropped. With
+   * `incarnation`, a node on another data directory refuses (503 `node_recovering`).
+   */
+  async drop(
+    url: string,
+    ranges: readonly Range[],
+    epoch: number,
+    incarnation?: string,
+  ): Promise<number> {
     const body = await this.json<{ dropped: number }>(url, "/internal/drop", {
       method: "POST",
-      headers: { "content-type": "application/json", [EPOCH_HEADER]: String(epoch) },
+      headers: {
+        "content-type": "application/json",
+        [EPOCH_HEADER]: String(epoch),
+        ...incarnationHeader(incarnation),
+      },
       body: JSON.stringify({ ranges: ranges.map((r) => [r.start, r.end]) }),
     });
     return body.dropped;

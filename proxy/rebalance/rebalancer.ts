@@ -18,7 +18,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import { RING_SIZE } from "../../shared/ring.ts";
-import type { ClusterMap } from "../../shared/wire.ts";
+import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
 import type { ClusterState } from "../cluster/map_view.ts";
 import type { Topology } from "../cluster/topology.ts";
 import type { NodeAdmin, NodeHealth, NodeLimits } from "../nodes/node_admin.ts";
@@ -102,7 +102,10 @@ export class Rebalancer {
   async #memberHealth(map: ClusterMap): Promise<MemberHealth> {
     return new Map(
       await Promise.all(map.nodes.map(async (n) => {
-        const health = await this.deps.admin.health(n.url).catch(() => null);
+        const health = await this.deps.admin.health(n.url).catch((err) => {
+          if (!(err instanceof RingkvError)) throw err; // a fault here, not a node's answer
+          return null;
+        });
         return [n.id, health] as const;
       })),
     );
@@ -154,7 +157,7 @@ export class Rebalancer {
       const members = map.nodes.map((n) => healths.get(n.id)?.limits);
       refuseSmallerLimits(url, health.limits, clusterLimits(this.deps.limits, members));
     }
-    if (leftover) await this.#empty(url, map).catch(addFailure(url));
+    if (leftover) await this.#empty(node, map).catch(addFailure(url));
     return await this.#begin(next);
   }
 
@@ -206,11 +209,11 @@ export class Rebalancer {
           `rebalancing, then remove it (with ?force=true if it does not answer)`,
       );
     }
-    const url = allNodes(map).find((n) => n.id === id)!.url;
+    const joining = allNodes(map).find((n) => n.id === id)!;
     const next = cancelAdd(map);
     const started = await this.#begin(next);
     try {
-      await this.#empty(url, next);
+      await this.#empty(joining, next);
     } catch (err) {
       if (!(err instanceof RingkvError)) throw err;
       this.deps.log?.({
@@ -224,10 +227,38 @@ export class Rebalancer {
     return started;
   }
 
-  /** Tells the node at `url` the current map and drops every entry it holds. */
-  async #empty(url: string, map: ClusterMap): Promise<void> {
-    await this.deps.admin.putMap(url, map);
-    await this.deps.admin.drop(url, [{ start: 0, end: RING_SIZE }], map.epoch);
+  /**
+   * Empties node `node` (a joining node whose add was cancelled): tells it `map`, which fences
+   * off the add's copies, then drops every entry it holds, until it holds none. Only the node
+   * recorded (its id and data directory answer at its URL): a member started at that URL since
+   * must keep its keys (found by review).
+   */
+  async #empty(node: NodeInfo, map: ClusterMap): Promise<void> {
+    const { admin } = this.deps;
+    for (let attempt = 1;; attempt++) {
+      const health = await admin.health(node.url);
+      const other = health.id !== node.id ||
+        (node.incarnation !== undefined && health.incarnation !== node.incarnation);
+      if (other) {
+        throw new RingkvError(
+          "conflict",
+          `Cannot empty node ${node.id}: ${node.url} answers as node ${health.id} on data ` +
+            `directory ${health.incarnation ?? "(none)"}, not the node whose add was cancelled`,
+        );
+      }
+      if (health.keys === 0 && attempt > 1) return;
+      const told = await admin.putMap(node.url, map);
+      if (!told.stored) {
+        throw new RingkvError(
+          "conflict",
+          `Cannot empty node ${node.id}: it holds a newer cluster map (epoch ${told.map.epoch})`,
+        );
+      }
+      // The incarnation makes another node at that URL refuse the drop.
+      await admin.drop(node.url, [{ start: 0, end: RING_SIZE }], map.epoch, health.incarnation);
+      // An ingest of the add admitted before the map arrived may land after the drop: again.
+      if (attempt >= 3) return;
+    }
   }
 
   #now(): number {

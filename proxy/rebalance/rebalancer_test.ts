@@ -37,7 +37,7 @@ async function startNodes(ids: string[]) {
     return await app.fetch(req);
   });
   const info = (id: string): NodeInfo => ({ id, url: `http://${id}.test`, weight: 1 });
-  return { engines, fetch, hooks, info };
+  return { engines, fetch, hooks, info, apps };
 }
 
 type Nodes = Awaited<ReturnType<typeof startNodes>>;
@@ -180,7 +180,8 @@ Deno.test("a node being added that died is removed by cancelling its add, and ad
   s.nodes.hooks.fail = () => false;
   assert(s.nodes.engines.get("d")!.stats().keys > 0);
   assertEquals((await s.nodes.engines.get("d")!.loadClusterMap())?.rebalancing?.nodeId, "d");
-  await s.p.rebalancer.startAdd("http://d.test", 1);
+  // Re-added with a smaller weight, d owns less than the copies it held: none stays behind.
+  await s.p.rebalancer.startAdd("http://d.test", 0.5);
   assertEquals(await finish(s.p.rebalancer), ["copied", "cleaned"]);
   assert((await assertPlaced(s, s.p.state.current().map)) > 0);
 
@@ -203,6 +204,21 @@ Deno.test("a proxy that proposes from an old map gets the map the nodes chose in
   assertEquals(await p2.state.propose(planRemove(map, "d", 0, 0), "admin"), false);
   assertEquals(p2.state.current().map, chosen);
   for (const engine of nodes.engines.values()) await engine.close();
+});
+
+Deno.test("cancelling an add empties only the joining node: a member started at its URL since keeps its keys (found by review)", async () => {
+  const s = await setup(["a", "b", "c", "d"], 300);
+  await s.p.rebalancer.startAdd("http://d.test", 1);
+  s.nodes.hooks.fail = (req) => req.url.startsWith("http://d.test/");
+  await assertRejects(() => s.p.rebalancer.step(), RingkvError);
+  // d is gone; member c now answers at d's URL too.
+  s.nodes.apps.set("d.test", s.nodes.apps.get("c.test")!);
+  s.nodes.hooks.fail = () => false;
+  const keys = s.nodes.engines.get("c")!.stats().keys;
+  const cancelled = await s.p.rebalancer.startRemove("d", true);
+  assertEquals([cancelled.rebalancing, cancelled.nodes.length], [null, 3]);
+  assertEquals(s.nodes.engines.get("c")!.stats().keys, keys);
+  assertEquals(await assertPlaced(s, cancelled), 0);
 });
 
 Deno.test("adding a node to 3 moves only the keys whose owner changed, tombstones included", async () => {

@@ -279,21 +279,11 @@ export function recoveringOf(
 }
 
 /**
- * 409 when a node of `map` answers on another data-directory incarnation than the map
- * records (it is catching up, and a range copy could count its missing data as a
- * replica's), unless it is `except` (the node a force removal takes out: nothing is read
- * from it). Nodes that do not answer are left to the caller's own checks.
+ * 409 when a node of the map answers on another data-directory incarnation than the map
+ * records (`found`: it is catching up, and a range copy could count its missing data as a
+ * replica's), unless it is `except` (the node a force removal takes out: nothing is read from
+ * it). Nodes that do not answer are left to the caller's own checks.
  */
-export async function refuseWhileRecovering(
-  admin: NodeAdmin,
-  map: ClusterMap,
-  action: string,
-  except?: string,
-): Promise<void> {
-  throwIfRecovering(await recoveringNodes(admin, map), action, except);
-}
-
-/** Throws the 409 of {@link refuseWhileRecovering} when a node but `except` is recovering. */
 export function throwIfRecovering(found: Set<string>, action: string, except?: string): void {
   const recovering = [...found].filter((id) => id !== except);
   if (recovering.length === 0) return;

@@ -6,7 +6,7 @@ import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { createReplication } from "./wiring.ts";
-import { type MapWriter, refuseWhileRecovering, Rejoin } from "./rejoin.ts";
+import { type MapWriter, recoveringNodes, Rejoin, throwIfRecovering } from "./rejoin.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { hashKey } from "../../shared/ring.ts";
 import { formatVersion } from "../../shared/version.ts";
@@ -523,20 +523,37 @@ Deno.test("Rejoin reports a push superseded by a newer map that does not record 
   }
 });
 
-Deno.test("refuseWhileRecovering() refuses a rebalancing while a node catches up, except the force removal of that node", async () => {
+Deno.test("throwIfRecovering(recoveringNodes()) refuses a rebalancing while a node catches up, except the force removal of that node", async () => {
   const cluster = await replicated();
   try {
     const admin = new NodeAdmin({ fetch: cluster.fetch, timeoutMs: 5000, clusterSecret: "s3cret" });
     const map = cluster.topology.topo.map;
-    await refuseWhileRecovering(admin, map, "add node http://n4.test");
+    const refuse = async (action: string, except?: string) =>
+      throwIfRecovering(await recoveringNodes(admin, map), action, except);
+    await refuse("add node http://n4.test");
     await wipe(cluster, "n3");
-    const err = await assertRejects(
-      () => refuseWhileRecovering(admin, map, "add node http://n4.test"),
-      RingkvError,
-    );
+    const err = await assertRejects(() => refuse("add node http://n4.test"), RingkvError);
     assertEquals(err.status, 409);
     assertMatch(err.message, /Cannot add node http:\/\/n4.test: node n3 is back on a new data/);
-    await refuseWhileRecovering(admin, map, "remove node n3", "n3");
+    await refuse("remove node n3", "n3");
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("Replication.probeOnce() forgets the hints of a node that is no longer in the map", async () => {
+  const cluster = await replicated();
+  try {
+    const replication = createReplication({
+      fetch: cluster.fetch,
+      timeoutMs: 5000,
+      clusterSecret: "s3cret",
+    });
+    const entry = { k: "a", ver: "018c00000000-0000-p1", v: "dg==", h: 1 };
+    replication.hints.add("gone", entry);
+    replication.hints.add("n2", entry);
+    await replication.probeOnce(cluster.topology, 0);
+    assertEquals([replication.hints.count("gone"), replication.hints.count()], [0, 0]);
   } finally {
     await cluster.close();
   }
