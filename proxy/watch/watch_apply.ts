@@ -16,7 +16,7 @@ import type { ChangeFeed, ChangePage } from "./change_feed.ts";
 import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
 import type { WatchCursor } from "./watch_cursor.ts";
 import { fetchBases, pointOf } from "./watch_epoch.ts";
-import type { WatchEvent, WatchMerge } from "./watch_merge.ts";
+import { basePosition, type Bases, type WatchEvent, type WatchMerge } from "./watch_merge.ts";
 import { SLICE_MS, TurnBudget } from "./turn_budget.ts";
 
 /** What a watch stream needs. */
@@ -105,6 +105,11 @@ export function headOf(
 export interface NodePage {
   id: string;
   page: ChangePage;
+  /**
+   * The position the page was read after, when known: a page read right after the merge's
+   * position answers its keys' versions there ({@link pageBases}).
+   */
+  after?: number;
 }
 
 /**
@@ -119,10 +124,11 @@ export async function takeAll(
   signal?: AbortSignal,
 ): Promise<Applied> {
   const current: NodePage[] = [];
-  for (const { id, page } of pages) {
+  for (const read of pages) {
+    const { id, page } = read;
     const pos = merge.positions.get(id)!;
     if (!page.gone && page.boot === pos.boot) {
-      current.push({ id, page });
+      current.push(read);
       continue;
     }
     // A node this watch never reached (boot "") lost nothing it had to read.
@@ -162,7 +168,7 @@ async function apply(
   const changes = pages.length === 1
     ? (pages[0]!.page.changes ?? []).map((change) => ({ id: pages[0]!.id, change }))
     : interleave(pages);
-  await startKeys(deps, topo, merge, [...new Set(changes.map((c) => c.change.k))]);
+  await startKeys(deps, topo, merge, [...new Set(changes.map((c) => c.change.k))], pages);
   const out: WatchChange[] = [];
   // In slices: the PUTs' requests and node answers are served between them. Only this
   // stream's loop, waiting here, touches the merge, so a pause changes no result.
@@ -218,22 +224,64 @@ export function emit(
   return undefined;
 }
 
-/** Asks each replica of the new keys which version it holds at the merge's position. */
-async function startKeys(deps: WatchStreamDeps, topo: Topology, merge: WatchMerge, keys: string[]) {
+/**
+ * Starts the new keys from the versions each replica held at the merge's position: from the
+ * pages in hand where they show it ({@link pageBases}), else asked of the node.
+ */
+async function startKeys(
+  deps: WatchStreamDeps,
+  topo: Topology,
+  merge: WatchMerge,
+  keys: string[],
+  pages: readonly NodePage[],
+) {
   const fresh = keys.filter((k) => merge.needsStart(k));
   if (fresh.length === 0) return;
   // A key the proxy wrote has its point remembered: awaited only when one is not.
   let points = fresh.map((k) => deps.points?.pointOf(k) ?? hashKey(k));
   if (points.some((p) => typeof p !== "number")) points = await Promise.all(points);
   const owners = points.map((p) => topo.ring.ownersOf(p as number, topo.map.replicas));
+  const inHand = pageBases(merge, pages, new Set(fresh));
   const byNode = new Map<string, string[]>();
   fresh.forEach((k, i) => {
     for (const id of owners[i]!) {
+      if (inHand.get(id)?.has(k)) continue;
       const keys = byNode.get(id);
       if (keys === undefined) byNode.set(id, [k]);
       else keys.push(k);
     }
   });
-  const bases = await fetchBases(deps.feed, topo, merge, byNode);
+  const bases: Bases = byNode.size === 0
+    ? new Map()
+    : await fetchBases(deps.feed, topo, merge, byNode);
+  for (const [id, known] of inHand) {
+    // A node asked about some keys too: its answer joins what its page showed.
+    for (const [k, v] of Object.entries(bases.get(id) ?? {})) known.set(k, v);
+    bases.set(id, known);
+  }
   fresh.forEach((k, i) => merge.start(k, owners[i]!, bases));
+}
+
+/**
+ * What the pages in hand say each node held of `keys` at the merge's position there: a page
+ * read right after that position holds the first change of a key after it, if the page has
+ * the key, and that change's `prev` is the version the node held at the position (what a
+ * node answers for `/internal/changes/at`). Saves a question per page and node.
+ */
+export function pageBases(
+  merge: WatchMerge,
+  pages: readonly NodePage[],
+  keys: ReadonlySet<string>,
+): Map<string, Map<string, string | null>> {
+  const out = new Map<string, Map<string, string | null>>();
+  for (const { id, page, after } of pages) {
+    const pos = merge.positions.get(id);
+    if (after === undefined || pos === undefined || basePosition(pos) !== after) continue;
+    const known = new Map<string, string | null>();
+    for (const c of page.changes ?? []) {
+      if (keys.has(c.k) && !known.has(c.k)) known.set(c.k, c.prev);
+    }
+    out.set(id, known);
+  }
+  return out;
 }

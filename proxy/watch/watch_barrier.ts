@@ -195,7 +195,13 @@ async function* readTo(
       return undefined;
     });
     if (page === undefined) return false;
-    const { changes, end } = await takeAll(deps, topo, merge, [{ id: n.id, page }], signal);
+    const { changes, end } = await takeAll(
+      deps,
+      topo,
+      merge,
+      [{ id: n.id, page, after: q.after }],
+      signal,
+    );
     if (changes.length > 0) yield { kind: "changes", changes };
     if (end !== undefined) return end;
   }

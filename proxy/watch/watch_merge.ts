@@ -64,8 +64,23 @@ interface KeyState {
   replicas: readonly string[];
 }
 
-/** The versions replicas hold at their positions, per node (undefined: node unknown). */
-export type Bases = Map<string, Record<string, string | null> | undefined>;
+/**
+ * The versions replicas hold at their positions, per node (undefined: node unknown): a node's
+ * answer as it came, or a Map (the pages in hand: proxy/watch/watch_apply.ts); a key missing
+ * holds nothing.
+ */
+export type Bases = Map<
+  string,
+  Record<string, string | null> | ReadonlyMap<string, string | null> | undefined
+>;
+
+/** What `bases` says node `id` held of `key` (null: nothing, or not known). */
+function baseOf(bases: Bases, id: string, key: string): string | null {
+  const known = bases.get(id);
+  if (known === undefined) return null;
+  if (known instanceof Map) return known.get(key) ?? null;
+  return Object.hasOwn(known, key) ? (known as Record<string, string | null>)[key]! : null;
+}
 
 /** Merges node change logs into events. */
 export class WatchMerge {
@@ -142,7 +157,7 @@ export class WatchMerge {
     let newest: string | null = null;
     const fromCursor = this.#pendingAtStart.has(key);
     for (const id of replicas) {
-      const v = bases.get(id)?.[key] ?? null;
+      const v = baseOf(bases, id, key);
       if (v === null) continue;
       // A node still replaying up to the cursor's read position re-reads what it logged since the
       // cursor's low mark: counted as held now, a newer version read first from another node would
@@ -242,7 +257,7 @@ export class WatchMerge {
     const state = this.#keys.get(key);
     if (state === undefined) return;
     for (const id of replicas) {
-      const v = bases.get(id)?.[key] ?? null;
+      const v = baseOf(bases, id, key);
       const held = state.held.get(id);
       if (v !== null && (held === undefined || v > held)) state.held.set(id, v);
     }

@@ -32,7 +32,8 @@ import { abortableSleep } from "../../shared/abortable_sleep.ts";
 
 export type { WatchItem, WatchStreamDeps } from "./watch_apply.ts";
 
-type Polled = { id: string; page?: ChangePage; error?: RingkvError };
+/** A node's answer to a read after position `after`. */
+type Polled = { id: string; after: number; page?: ChangePage; error?: RingkvError };
 
 /** Streams events under `prefix` after `cursor` (none: from now) until `signal`. */
 export async function* watchStream(
@@ -215,15 +216,19 @@ async function* run(
     const q = { boot: pos.boot, after: pos.read, prefix, waitMs, limit: PAGE };
     const call = () =>
       deps.feed.page(nodes.get(id)!, epoch, q).then(
-        (page): Polled => ({ id, page }),
+        (page): Polled => ({ id, after: q.after, page }),
         (error): Polled => {
           if (!(error instanceof RingkvError)) throw error;
-          return { id, error };
+          return { id, after: q.after, error };
         },
       );
     // A retry's wait ends early when the stream ends: then no read goes out (a read through the
     // shared feed would keep the node's poller running for nothing).
-    const ended = (): Polled => ({ id, error: new RingkvError("unavailable", "The watch ended") });
+    const ended = (): Polled => ({
+      id,
+      after: q.after,
+      error: new RingkvError("unavailable", "The watch ended"),
+    });
     answers.add(
       delayMs > 0
         ? abortableSleep(delayMs, signal).then(() => signal.aborted ? ended() : call())
@@ -240,7 +245,7 @@ async function* run(
           // The node holds a newer map: load it (the loop then ends) rather than wait for the poll.
           if (await newerMap(deps, topo, [got.error.node.url]) !== undefined) return undefined;
         }
-        if (got.error === undefined) pages.push({ id: got.id, page: got.page! });
+        if (got.error === undefined) pages.push({ id: got.id, page: got.page!, after: got.after });
         else poll(got.id, 500);
       }
       if (pages.length === 0) continue;
