@@ -390,8 +390,8 @@ export class DurableEngine implements NodeEngine {
 
   /**
    * Sizes the reserve for the store as it is; at start, and after each snapshot. When the
-   * file system has not the room it wants, it keeps what the next snapshot needs and gives the
-   * rest back to the log; throws {@link ReserveShortError} when it cannot hold even that.
+   * file system has not the room it wants, it keeps what the next snapshot needs (and a quarter
+   * of the minimum) and gives the rest back to the log, if that is another quarter; throws {@link ReserveShortError} when it cannot hold even that.
    */
   async fitReserve(): Promise<void> {
     const { reserve, reserveMinBytes } = this.parts;
@@ -400,7 +400,10 @@ export class DurableEngine implements NodeEngine {
       await reserve.resize(wanted);
     } catch (err) {
       if (!(err instanceof Error)) throw err;
-      if (reserve.bytes >= needed) return await reserve.resize(needed);
+      // Taking writes needs room for the log too: a quarter of the minimum given back to it,
+      // and a quarter kept over `needed` so that the next writes do not each take a snapshot.
+      const quarter = Math.ceil(reserveMinBytes / 4);
+      if (reserve.bytes >= needed + 2 * quarter) return await reserve.resize(needed + quarter);
       throw new ReserveShortError(needed, reserve.bytes, err);
     }
   }

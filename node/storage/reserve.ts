@@ -32,7 +32,7 @@ const CHUNK_BYTES = 1 << 20;
 
 /**
  * The reserve for data whose snapshot takes about `dataBytes`: `needed`, the least the next
- * snapshot needs (the data, and half of `minBytes` for the snapshot's first and last lines
+ * snapshot needs (the data, and a quarter of `minBytes` for the snapshot's first and last lines
  * and the log's first line), and `wanted`, with room for the data to grow by half before a
  * snapshot must grow it (so a growing store is not snapshotted every few writes). Both are 0
  * when `minBytes` is 0: no reserve.
@@ -43,7 +43,7 @@ export function reserveFor(
 ): { needed: number; wanted: number } {
   if (minBytes <= 0) return { needed: 0, wanted: 0 };
   return {
-    needed: Math.ceil(dataBytes + minBytes / 2),
+    needed: Math.ceil(dataBytes + minBytes / 4),
     wanted: Math.ceil(dataBytes * 1.5) + minBytes,
   };
 }

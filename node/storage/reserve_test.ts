@@ -25,8 +25,8 @@ Deno.test("SpaceReserve.resize() on a full disk keeps what it wrote, counts it, 
   assertEquals([reserve.bytes, disk.bytes(RESERVE_FILE)], [0, null]);
 });
 
-Deno.test("reserveFor() needs the data plus half the minimum, wants half again plus the minimum; a minimum of 0 turns it off", () => {
-  assertEquals(reserveFor(0, 65536), { needed: 32768, wanted: 65536 });
-  assertEquals(reserveFor(1000, 100), { needed: 1050, wanted: 1600 });
+Deno.test("reserveFor() needs the data plus a quarter of the minimum, wants half again plus the minimum; a minimum of 0 turns it off", () => {
+  assertEquals(reserveFor(0, 65536), { needed: 16384, wanted: 65536 });
+  assertEquals(reserveFor(1000, 100), { needed: 1025, wanted: 1600 });
   assertEquals(reserveFor(1000, 0), { needed: 0, wanted: 0 });
 });
