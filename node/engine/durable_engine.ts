@@ -35,7 +35,7 @@ import {
   snapshotMarker,
 } from "../storage/recovery.ts";
 import { writeSnapshot } from "../storage/snapshot.ts";
-import { reserveFor, ReserveShortError, type SpaceReserve } from "../storage/reserve.ts";
+import { isNoSpace, reserveFor, ReserveShortError, type SpaceReserve } from "../storage/reserve.ts";
 import { type FlatValue, Store } from "./store.ts";
 import { asciiFromBase64, fromBytes, type HeldValue } from "./values.ts";
 import type { Wal } from "../storage/wal.ts";
@@ -88,6 +88,11 @@ export class DurableEngine implements NodeEngine {
   #nextSnapshotAt: number;
   /** Snapshot bytes per byte of the store's estimate, as the last snapshot measured it. */
   #snapshotScale = 1;
+  /**
+   * The bytes of log, snapshot and reserve the disk held when the log last filled it (ENOSPC):
+   * what the file system gives this node, as far as it knows; null: the log never filled it.
+   */
+  #spaceBudget: number | null = null;
   #snapshotting: Promise<void> | null = null;
   #savingMap: Promise<void> = Promise.resolve();
   #closed = false;
@@ -112,6 +117,9 @@ export class DurableEngine implements NodeEngine {
       log: parts.log,
     });
     parts.wal.onFailure = (err) => {
+      if (isNoSpace(err)) {
+        this.#spaceBudget = parts.wal.bytes + this.#lastSnapshot.bytes + parts.reserve.bytes;
+      }
       this.#refusedInMemory = `append to ${FILES.wal}: ${err.message}`;
       this.#guard.failed(`append to ${FILES.wal}`, err, true);
     };
@@ -305,11 +313,14 @@ export class DurableEngine implements NodeEngine {
         await this.parts.wal.flush();
         await this.#snapshotting;
         await this.#savingMap;
-        // The reserve is held again at the next start (a full disk then makes it read-only).
         await this.#snapshotInRoom().catch((err) => {
           // The disk's refusals (full, read-only, failing), not a bug of ours, become one line.
           if (!(err instanceof Error) || err instanceof TypeError) throw err;
           throw new ShutdownSnapshotError(err);
+        });
+        // Best effort: a reserve the snapshot used is held again at the next start otherwise.
+        await this.fitReserve().catch((err) => {
+          if (!(err instanceof ReserveShortError)) throw err;
         });
       }
     } finally {
@@ -358,7 +369,9 @@ export class DurableEngine implements NodeEngine {
     for (const [key, seq] of this.#pending) if (seq <= lastSeq) this.#pending.delete(key);
     const wal = this.parts.wal;
     if (this.#closed || this.#snapshotting) return;
-    if (wal.bytes < this.#nextSnapshotAt && !this.#outgrowsReserve()) return;
+    if (wal.bytes < this.#nextSnapshotAt && !this.#outgrowsReserve() && !this.#logNearlyFull()) {
+      return;
+    }
     this.#snapshotting = this.#compact()
       .catch((err) => {
         if (!(err instanceof Error)) throw err;
@@ -381,6 +394,17 @@ export class DurableEngine implements NodeEngine {
   #outgrowsReserve(): boolean {
     const { needed } = reserveFor(this.#dataBytes(), this.parts.reserveMinBytes);
     return needed > this.parts.reserve.bytes;
+  }
+
+  /**
+   * Whether the log has taken 3/4 of the room the snapshot and the reserve leave it in the space
+   * the disk held when the log last filled it: a snapshot now cuts the log before it fills the
+   * disk again (and the node refuses writes until the repair has cut it).
+   */
+  #logNearlyFull(): boolean {
+    if (this.#spaceBudget === null) return false;
+    const room = this.#spaceBudget - this.#lastSnapshot.bytes - this.parts.reserve.bytes;
+    return room > 0 && this.parts.wal.bytes >= room * 0.75;
   }
 
   /** About what a snapshot of the store would take now. */
@@ -424,9 +448,12 @@ export class DurableEngine implements NodeEngine {
 
   /**
    * A snapshot; when it fails (no room: a log that filled the disk leaves none), again in the
-   * room of the reserve, deleted first. {@link fitReserve} holds the room again afterwards.
+   * room of the reserve, deleted first (at once, once the log has filled the disk).
+   * {@link fitReserve} holds the room again afterwards.
    */
   async #snapshotInRoom(): Promise<void> {
+    // On a disk the log has filled, a first try would take the room the log's appends need.
+    if (this.#spaceBudget !== null) await this.parts.reserve.release();
     try {
       await this.#snapshot();
     } catch (err) {

@@ -64,6 +64,27 @@ Deno.test("full disk: a log that fills the disk is compacted in the reserve's ro
   await engine.close();
 });
 
+Deno.test("full disk: once its log has filled the disk, the node snapshots before the log fills it again, and refuses no later write", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });
+  await engine.write([put("k0", "first")]);
+  disk.setCapacity(used(disk) + 20 * VALUE);
+  const { acked } = await fillWithLog(engine);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  // Five times what the log held when it filled the disk: each time, a snapshot cuts it first.
+  for (let i = 0; i < 100; i++) {
+    const value = `again${i}:`.padEnd(VALUE, "w");
+    await engine.write([put(`k${i % 5}`, value)]);
+    acked.set(`k${i % 5}`, value);
+    await until("no snapshot under way", () => !disk.names().includes("snapshot.json.tmp"));
+  }
+  assertEquals(engine.writeHealth(), { state: "writable", retries: 0 });
+  const again = await open(disk.crash(), { log: quiet, reserveMinBytes: MIN });
+  for (const [key, value] of acked) assertEquals(await textOf(again, key), value, key);
+  await again.close();
+  await engine.close();
+});
+
 Deno.test("full disk: the reserve grows with the data, so it always has room for the snapshot, and the node fills and recovers again and again", async () => {
   const disk = createFakeDisk();
   const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });

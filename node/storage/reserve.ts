@@ -48,6 +48,11 @@ export function reserveFor(
   };
 }
 
+/** Whether a disk error is ENOSPC (Deno's errors carry the errno's name in `code`). */
+export function isNoSpace(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === "ENOSPC";
+}
+
 /** The file system has not the room the reserve should hold (ENOSPC while growing it). */
 export class ReserveShortError extends Error {
   /** `needed`: the least the next snapshot needs; `held`: what it holds; `cause`: the disk's error. */
