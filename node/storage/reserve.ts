@@ -87,9 +87,8 @@ export class SpaceReserve {
   /**
    * Grows (by writing real bytes: a sparse file would hold no space) or cuts the reserve to
    * `target` bytes. A grow that fails keeps what it wrote and throws the disk's error (ENOSPC:
-   * the file system has less room than the next snapshot needs). No fsync: file systems take
-   * the blocks at write (tmpfs, ext4's and XFS's delayed allocation), and a crash that loses
-   * part of the file only makes the next start write it again.
+   * the file system has less room than the next snapshot needs). A crash that loses part of
+   * the file only makes the next start write it again.
    */
   async resize(target: number): Promise<void> {
     if (target === this.#bytes) return;
@@ -106,6 +105,8 @@ export class SpaceReserve {
         await this.disk.append(RESERVE_FILE, chunk.subarray(0, n));
         this.#bytes += n;
       }
+      // Closes the file the appends kept open (a node near its fd limit needs every one).
+      await this.disk.truncate(RESERVE_FILE, this.#bytes);
     } catch (err) {
       // A write cut short by ENOSPC may have kept part of its chunk.
       this.#bytes = (await this.disk.size(RESERVE_FILE).catch(() => null)) ?? this.#bytes;
