@@ -93,6 +93,8 @@ export class DurableEngine implements NodeEngine {
    * what the file system gives this node, as far as it knows; null: the log never filled it.
    */
   #spaceBudget: number | null = null;
+  /** The log's size right after the last snapshot cut it: a log no larger has nothing to cut. */
+  #logCutAt = 0;
   #snapshotting: Promise<void> | null = null;
   #savingMap: Promise<void> = Promise.resolve();
   #closed = false;
@@ -117,7 +119,8 @@ export class DurableEngine implements NodeEngine {
       log: parts.log,
     });
     parts.wal.onFailure = (err) => {
-      if (isNoSpace(err)) {
+      // Not while a snapshot runs: its temporary file, of unknown size, holds part of the room.
+      if (isNoSpace(err) && this.#snapshotting === null) {
         this.#spaceBudget = parts.wal.bytes + this.#lastSnapshot.bytes + parts.reserve.bytes;
       }
       this.#refusedInMemory = `append to ${FILES.wal}: ${err.message}`;
@@ -367,8 +370,14 @@ export class DurableEngine implements NodeEngine {
   #onRound(lastSeq: number): void {
     this.changes.durable(lastSeq);
     for (const [key, seq] of this.#pending) if (seq <= lastSeq) this.#pending.delete(key);
+    this.#compactIfDue();
+  }
+
+  /** Starts a snapshot in the background when the log or the data asks for one. */
+  #compactIfDue(): void {
     const wal = this.parts.wal;
-    if (this.#closed || this.#snapshotting) return;
+    if (this.#closed || this.#snapshotting || this.#guard.health.state !== "writable") return;
+    if (wal.bytes <= this.#logCutAt) return;
     if (wal.bytes < this.#nextSnapshotAt && !this.#outgrowsReserve() && !this.#logNearlyFull()) {
       return;
     }
@@ -384,7 +393,11 @@ export class DurableEngine implements NodeEngine {
         this.#guard.failed(what, err, false);
         this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
       })
-      .finally(() => this.#snapshotting = null);
+      .finally(() => {
+        this.#snapshotting = null;
+        // Rounds written meanwhile may have made another one due.
+        this.#compactIfDue();
+      });
   }
 
   /**
@@ -448,19 +461,34 @@ export class DurableEngine implements NodeEngine {
 
   /**
    * A snapshot; when it fails (no room: a log that filled the disk leaves none), again in the
-   * room of the reserve, deleted first (at once, once the log has filled the disk).
-   * {@link fitReserve} holds the room again afterwards.
+   * room of the reserve (at once, once the log has filled the disk: a first try would take the
+   * room the log's appends need).
    */
   async #snapshotInRoom(): Promise<void> {
-    // On a disk the log has filled, a first try would take the room the log's appends need.
-    if (this.#spaceBudget !== null) await this.parts.reserve.release();
-    try {
-      await this.#snapshot();
-    } catch (err) {
-      if (this.parts.reserve.bytes === 0) throw err;
-      await this.parts.reserve.release();
-      await this.#snapshot();
+    if (this.#spaceBudget === null) {
+      try {
+        return await this.#snapshot();
+      } catch (err) {
+        if (this.parts.reserve.bytes === 0) throw err;
+      }
     }
+    await this.#snapshotInReserve();
+  }
+
+  /**
+   * Deletes the reserve, writes the snapshot in its room, cuts the log and holds the reserve
+   * again, with no log round meanwhile: appends that took the room would leave the snapshot
+   * none, and then the node nothing to compact its log with. Writes wait (as on a slow disk).
+   */
+  #snapshotInReserve(): Promise<void> {
+    return this.parts.wal.exclusive(async () => {
+      await this.parts.reserve.release();
+      await this.#writeSnapshotFile();
+      await this.parts.wal.replaceNow(snapshotMarker(this.#lastSnapshot));
+      this.#logCutAt = this.parts.wal.bytes;
+      this.#nextSnapshotAt = this.parts.wal.bytes + this.parts.snapshotEveryBytes;
+      await this.fitReserve();
+    });
   }
 
   /**
@@ -493,20 +521,27 @@ export class DurableEngine implements NodeEngine {
   }
 
   async #snapshot(): Promise<void> {
-    const { disk, wal, store } = this.parts;
+    const { wal } = this.parts;
     wal.startTail();
     try {
-      const generation = this.#lastSnapshot.generation + 1;
-      const estimate = storeEstimate(store);
-      const bytes = await writeSnapshot(disk, FILES.snapshot, this.id, store.entries(), generation);
-      this.#lastSnapshot = { bytes, generation };
-      this.#snapshotScale = estimate > 0 ? bytes / estimate : 1;
+      await this.#writeSnapshotFile();
     } catch (err) {
       wal.stopTail();
       throw err;
     }
     await wal.replaceWithTail(snapshotMarker(this.#lastSnapshot));
+    this.#logCutAt = wal.bytes;
     this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
+  }
+
+  /** Writes `snapshot.json` of the store as it is (the log is cut by the caller). */
+  async #writeSnapshotFile(): Promise<void> {
+    const { disk, store } = this.parts;
+    const generation = this.#lastSnapshot.generation + 1;
+    const estimate = storeEstimate(store);
+    const bytes = await writeSnapshot(disk, FILES.snapshot, this.id, store.entries(), generation);
+    this.#lastSnapshot = { bytes, generation };
+    this.#snapshotScale = estimate > 0 ? bytes / estimate : 1;
   }
 
   /**

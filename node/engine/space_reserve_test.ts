@@ -85,6 +85,76 @@ Deno.test("full disk: once its log has filled the disk, the node snapshots befor
   await engine.close();
 });
 
+/** A fake disk whose writes of `snapshot.json` wait while the gate is held. */
+function snapshotGatedDisk() {
+  const inner = createFakeDisk();
+  let held: (() => void)[] | null = null;
+  const disk = new Proxy(inner, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (prop !== "writeAtomic") return typeof value === "function" ? value.bind(target) : value;
+      return async (name: string, data: Uint8Array | AsyncIterable<Uint8Array>) => {
+        if (name === "snapshot.json" && held) await new Promise<void>((go) => held!.push(go));
+        return await target.writeAtomic(name, data);
+      };
+    },
+  });
+  return {
+    disk,
+    hold: () => held = [],
+    waiting: () => held?.length ?? 0,
+    release: () => {
+      const waiting = held ?? [];
+      held = null;
+      for (const go of waiting) go();
+    },
+  };
+}
+
+Deno.test("full disk: writes that arrive while a snapshot uses the reserve's room wait for it, and never take that room (the node was left with no reserve and no room, read-only for good)", async () => {
+  const { disk, hold, waiting, release } = snapshotGatedDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });
+  // 10 kB of data that is not overwritten: its snapshot needs more than a few log records.
+  for (let i = 0; i < 5; i++) await engine.write([put(`big${i}`, "b".repeat(10 * VALUE))]);
+  disk.setCapacity(used(disk) + 40 * VALUE);
+  await fillWithLog(engine);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  hold();
+  const writes: Promise<unknown>[] = [];
+  const latest = new Map<string, number>();
+  let n = 0;
+  const write = (key: string) => {
+    const seq = n++;
+    const acknowledged = () => latest.set(key, Math.max(latest.get(key) ?? -1, seq));
+    writes.push(engine.write([put(key, `${seq}:`.padEnd(VALUE, "w"))]).then(acknowledged, quiet));
+  };
+  for (let i = 0; waiting() === 0; i++) {
+    assert(i < 1000, "no snapshot started");
+    write(`k${i % 5}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  // A snapshot in the reserve's room waits on its write: more writes than the room holds
+  // arrive, one by one (each its own log round, were rounds not paused).
+  for (let i = 0; i < 150; i++) {
+    write(`k${i % 5}`);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  release();
+  await Promise.allSettled(writes);
+  await until(
+    "writable, holding the reserve",
+    () => engine.writeHealth().state === "writable" && engine.stats().reserveBytes > 0,
+  );
+  const again = await open(disk.crash(), { log: quiet, reserveMinBytes: MIN });
+  for (const [key, seq] of latest) {
+    // A refused write may also be there (a snapshot taken while its round failed holds it).
+    const now = await textOf(again, key);
+    assert(Number(now!.split(":")[0]) >= seq, `${key}: ${now?.slice(0, 8)} is older than ${seq}`);
+  }
+  await again.close();
+  await engine.close();
+});
+
 Deno.test("full disk: the reserve grows with the data, so it always has room for the snapshot, and the node fills and recovers again and again", async () => {
   const disk = createFakeDisk();
   const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });
