@@ -412,7 +412,7 @@ export class DurableEngine implements NodeEngine {
   /**
    * Whether the log has taken 3/4 of the room the snapshot and the reserve leave it in the space
    * the disk held when the log last filled it: a snapshot now cuts the log before it fills the
-   * disk again (and the node refuses writes until the repair has cut it).
+   * disk again, which would refuse writes until a repair had cut it.
    */
   #logNearlyFull(): boolean {
     if (this.#spaceBudget === null) return false;
@@ -426,9 +426,10 @@ export class DurableEngine implements NodeEngine {
   }
 
   /**
-   * Sizes the reserve for the store as it is; at start, and after each snapshot. When the
-   * file system has not the room it wants, it keeps what the next snapshot needs (and a quarter
-   * of the minimum) and gives the rest back to the log, if that is another quarter; throws {@link ReserveShortError} when it cannot hold even that.
+   * Sizes the reserve for the store as it is; at start, and after each snapshot. When the file
+   * system has not the room it wants, it keeps what the next snapshot needs and a quarter of the
+   * minimum, and gives the rest (at least another quarter) back to the log; throws
+   * {@link ReserveShortError} when it cannot hold that much.
    */
   async fitReserve(): Promise<void> {
     const { reserve, reserveMinBytes } = this.parts;
