@@ -338,15 +338,17 @@ export class Rebalancer {
  */
 async function refuseDownTakers(next: ClusterMap, id: string, up: Set<string>): Promise<void> {
   const { copies } = await planCopies(next);
-  const down = [...new Set(copies.map((c) => c.to).filter((to) => !up.has(to)))];
+  const down = [...new Set(copies.map((c) => c.to).filter((to) => !up.has(to)))].sort();
   if (down.length === 0) return;
+  const [first] = down;
+  const which = down.length === 1
+    ? `node ${first}, which would take over some of its ranges, is down; bring it back, or remove it`
+    : `nodes ${
+      down.join(", ")
+    }, which would take over some of its ranges, are down; bring them back, or remove them one at a time`;
   throw new RingkvError(
     "conflict",
-    `Cannot remove node ${id}: node ${
-      down.join(", ")
-    }, which would take over some of its ranges, is down; bring it back, or remove it for good first (DELETE /cluster/nodes/${
-      down[0]
-    }?force=true)`,
+    `Cannot remove node ${id}: ${which} for good first (DELETE /cluster/nodes/${first}?force=true)`,
   );
 }
 
