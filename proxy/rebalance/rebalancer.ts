@@ -57,6 +57,16 @@ export interface RebalancerDeps {
   limits?: NodeLimits;
 }
 
+/** 409: the add of node `id` is past the switch, so removing it cannot cancel it. */
+function pastSwitch(id: string, phase: string | undefined): RingkvError {
+  return new RingkvError(
+    "conflict",
+    `Cannot remove node ${id}: its add is past the switch to the new ring (phase ` +
+      `${phase}), so it owns ranges now; wait until GET /cluster shows no ` +
+      `rebalancing, then remove it (with ?force=true if it does not answer)`,
+  );
+}
+
 /** What one {@link Rebalancer.step} did. */
 export type StepResult = "idle" | "copied" | "cleaned" | "superseded";
 
@@ -201,17 +211,19 @@ export class Rebalancer {
    * answers is told and emptied, so it may be added again.
    */
   async #cancelAdd(map: ClusterMap, id: string): Promise<ClusterMap> {
-    if (map.rebalancing?.phase !== "copying") {
-      throw new RingkvError(
-        "conflict",
-        `Cannot remove node ${id}: its add is past the switch to the new ring (phase ` +
-          `${map.rebalancing?.phase}), so it owns ranges now; wait until GET /cluster shows no ` +
-          `rebalancing, then remove it (with ?force=true if it does not answer)`,
-      );
-    }
+    if (map.rebalancing?.phase !== "copying") throw pastSwitch(id, map.rebalancing?.phase);
     const joining = allNodes(map).find((n) => n.id === id)!;
     const next = cancelAdd(map);
-    const started = await this.#begin(next);
+    const started = await this.#begin(next).catch((err) => {
+      // The add's own next step was chosen first (its copy ended meanwhile): say so rather
+      // than that another change was made.
+      const now = this.deps.state.current().map;
+      const rb = now.rebalancing;
+      if (err instanceof RingkvError && err.code === "conflict" && now.epoch === map.epoch + 1) {
+        if (rb?.kind === "add" && rb.nodeId === id) throw pastSwitch(id, rb.phase);
+      }
+      throw err;
+    });
     try {
       await this.#empty(joining, next);
     } catch (err) {
@@ -357,15 +369,17 @@ export class Rebalancer {
  */
 async function refuseDownTakers(next: ClusterMap, id: string, up: Set<string>): Promise<void> {
   const { copies } = await planCopies(next);
-  const down = [...new Set(copies.map((c) => c.to).filter((to) => !up.has(to)))];
+  const down = [...new Set(copies.map((c) => c.to).filter((to) => !up.has(to)))].sort();
   if (down.length === 0) return;
+  const [first] = down;
+  const which = down.length === 1
+    ? `node ${first}, which would take over some of its ranges, is down; bring it back, or remove it`
+    : `nodes ${
+      down.join(", ")
+    }, which would take over some of its ranges, are down; bring them back, or remove them one at a time`;
   throw new RingkvError(
     "conflict",
-    `Cannot remove node ${id}: node ${
-      down.join(", ")
-    }, which would take over some of its ranges, is down; bring it back, or remove it for good first (DELETE /cluster/nodes/${
-      down[0]
-    }?force=true)`,
+    `Cannot remove node ${id}: ${which} for good first (DELETE /cluster/nodes/${first}?force=true)`,
   );
 }
 

@@ -464,3 +464,24 @@ Deno.test("adding a node that takes smaller values than the proxy is refused (40
   assertEquals(state.current().map, s.map);
   assertEquals(await admin.getMap("http://a.test"), s.map);
 });
+
+Deno.test("cancelling an add through a second proxy as the first proxy switches it to cleanup: 409 saying the add is past the switch, not that another change was made (found by QA)", async () => {
+  const s = await setup(["a", "b", "c", "d"], 200);
+  const started = await s.p.rebalancer.startAdd("http://d.test", 1);
+  const p2 = await proxy(s.nodes, started);
+  // The first proxy's cleanup map is chosen, but its push is lost: the nodes still route by
+  // the copying map, so the second proxy plans the cancel from it and meets the chosen map.
+  // (The step first pushes the copying map again, to the 4 nodes: those calls go through.)
+  let puts = 0;
+  s.nodes.hooks.fail = (req) =>
+    req.method === "PUT" && req.url.endsWith("/internal/cluster") && ++puts > 4;
+  assertEquals(await s.p.rebalancer.step(), "copied");
+  s.nodes.hooks.fail = () => false;
+  assertEquals(p2.state.current().map.rebalancing?.phase, "copying");
+  const err = await assertRejects(() => p2.rebalancer.startRemove("d"), RingkvError);
+  assertEquals(err.code, "conflict");
+  assert(err.message.includes("past the switch"), err.message);
+  assert(!err.message.includes("another change"), err.message);
+  assertEquals(p2.state.current().map.rebalancing?.phase, "cleanup");
+  assertEquals(await finish(s.p.rebalancer), ["cleaned"]);
+});

@@ -392,8 +392,19 @@ Deno.test("draining a node is refused (409) while a node that would take over it
     const drain = await remove(c, "n3", false);
     const body = await drain.json();
     assertEquals(drain.status, 409, JSON.stringify(body));
-    assertMatch(body.error.message, /n4/);
+    assertMatch(
+      body.error.message,
+      /: node n4, which would take over some of its ranges, is down;/,
+    );
     assertEquals(c.state.current().map.rebalancing, null);
+    // Two of them down: both named, in the plural (found by QA: "node n1, n5, ... is down").
+    c.down.add("n1");
+    const two = await (await remove(c, "n3", false)).json();
+    assertMatch(
+      two.error.message,
+      /: nodes n1, n4, which would take over .*, are down; bring them back/,
+    );
+    c.down.delete("n1");
     assertEquals((await remove(c, "n4", true)).status, 202);
     await runToStable(c);
     assertEquals((await remove(c, "n3", false)).status, 409); // 2 nodes for 3 replicas
