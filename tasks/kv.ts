@@ -308,11 +308,23 @@ function goesOn(err: unknown): never {
   );
 }
 
-async function change(t: Target, f: Flags, method: string, path: string, body?: unknown) {
+async function change(
+  t: Target,
+  f: Flags,
+  method: string,
+  path: string,
+  body?: unknown,
+  removing?: string,
+) {
   const json = body === undefined ? undefined : JSON.stringify(body);
   const res = await call(t, path, { method, admin: true, body: json });
   if (!res.ok) await failed(res, `Cannot ${method === "POST" ? "add" : "remove"} the node`);
-  await res.body?.cancel();
+  const view = await res.json().catch(() => null) as { rebalancing?: unknown } | null;
+  // A removal starts a rebalancing; only the removal of the node being added (its add
+  // cancelled) leaves none.
+  if (removing !== undefined && view?.rebalancing === null) {
+    console.error(`The add of node ${named(removing)} was cancelled.`);
+  }
   if (f.values.wait) await follow(t);
 }
 
@@ -353,7 +365,8 @@ async function run(f: Flags, t: Target, argv: readonly string[]): Promise<void> 
     case "remove": {
       const id = args(1, "a node ID")[0]!;
       const force = f.values.force ? "?force=true" : "";
-      return await change(t, f, "DELETE", `/cluster/nodes/${encodeURIComponent(id)}${force}`);
+      const path = `/cluster/nodes/${encodeURIComponent(id)}${force}`;
+      return await change(t, f, "DELETE", path, undefined, id);
     }
     default: {
       const near = OTHER_NAMES[command ?? ""] ?? closest(command ?? "", COMMANDS);

@@ -10,7 +10,7 @@
  * assert(exitCodeOf(404) === 1 && exitCodeOf(412) === 3 && exitCodeOf(503) === 4);
  * assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10 }, 10).includes("50%"));
  * assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10, movedCopies: 10 })
- *   .endsWith("5/10 keys (10 copies read), copying"));
+ *   .endsWith("5/~10 keys (10 copies read), copying"));
  * ```
  */
 import { MAX_TTL_SECONDS } from "../shared/expiry.ts";

@@ -222,3 +222,29 @@ Deno.test("deno task kv's call deadline is --timeout-ms or RINGKV_KV_TIMEOUT_MS,
     await server.shutdown();
   }
 });
+
+Deno.test("deno task kv remove of the node being added says its add was cancelled; a drain says nothing of the kind", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    // The proxy's 202: the cluster view, with no rebalancing after a cancel.
+    const cancelled = new URL(req.url).pathname.endsWith("/n4");
+    const rebalancing = cancelled ? null : { kind: "remove", nodeId: "n3", phase: "copying" };
+    return Response.json({ epoch: 7, nodes: [], rebalancing }, { status: 202 });
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}`;
+    const remove = (id: string) =>
+      runToEnd({
+        script: KV,
+        args: ["remove", id, "--no-wait", "--url", url],
+        env: { RINGKV_ADMIN_TOKEN: "t0ken" },
+        timeoutMs: 60_000,
+      });
+    const cancel = await remove("n4");
+    assertEquals(cancel.code, 0, cancel.stderr);
+    assertEquals(cancel.stderr, 'The add of node "n4" was cancelled.\n');
+    const drain = await remove("n3");
+    assertEquals([drain.code, drain.stderr], [0, ""]);
+  } finally {
+    await server.shutdown();
+  }
+});

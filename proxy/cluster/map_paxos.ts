@@ -197,7 +197,8 @@ function tooFew(
   const why = votes.filter((v) => v.error !== undefined).map((v) => v.error).join("; ");
   const wiped = votes.filter((v) => v.answer?.kind === "yes" && !v.remembers)
     .map((v) => `${v.voter.id} is on a new data directory`);
-  const remember = needRemembering > 0
+  // Only worth saying when a node answered on a new data directory.
+  const remember = needRemembering > 0 && wiped.length > 0
     ? `, ${needRemembering} of them on the data directory the map records`
     : "";
   // Accepted by a minority, the map may still be chosen: the next proposer finishes it.
@@ -207,7 +208,9 @@ function tooFew(
     `Cannot change the cluster map to epoch ${epoch}: ${got} of ${votes.length} nodes took the ` +
       `${step}, ${majority} are needed${remember} (${
         [...wiped, why].filter((s) => s).join("; ")
-      })${maybe}`,
+      })${maybe}; a change of the cluster map needs a majority of its nodes: bring the others ` +
+      "back (a node whose disk is lost on an empty --data with its --id: it catches up from the " +
+      "others)",
   );
 }
 

@@ -20,7 +20,7 @@ import type { NodeAdmin } from "../nodes/node_admin.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 import type { WireVote } from "../nodes/paxos_client.ts";
 import { allNodes, type Plan, previousNodes } from "../cluster/map_transitions.ts";
-import { quorumOf } from "../replication/quorum.ts";
+import { toleratedOf } from "../replication/quorum.ts";
 import { syncRanges } from "../replication/replica_sync.ts";
 
 /** The copies and drops of one rebalancing, by node id. */
@@ -146,7 +146,9 @@ export async function planCopies(
   for (const move of diffRings(before, after, map.replicas)) {
     const range = { start: move.start, end: move.end };
     const from = move.from.filter((id) => id !== forced).sort();
-    const need = quorumOf(move.from.length);
+    // Every acknowledged write is on a quorum q of the n old replicas, so any n - q + 1 of them
+    // hold it (as a rejoin reads): with 2 replicas one survivor is enough.
+    const need = toleratedOf(move.from.length) + 1;
     for (const to of move.to) {
       if (move.from.includes(to)) continue;
       const key = `${to}<${from.join(",")}`;
@@ -163,7 +165,7 @@ export async function planCopies(
 }
 
 /**
- * Streams every moving range into each new owner from a majority of its old replicas
+ * Streams every moving range into each new owner from n - q + 1 of its old replicas
  * (versioned ingest keeps the newest, so every acknowledged write gets there), skipping
  * old replicas that do not answer; for a node removed with force, also syncs the
  * surviving old replicas of its ranges with each other (proxy/replication/replica_sync.ts).

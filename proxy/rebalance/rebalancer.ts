@@ -89,7 +89,7 @@ export class Rebalancer {
   }
 
   /**
-   * Copies streamed so far by the running copy: each moving key is read from a majority of
+   * Copies streamed so far by the running copy: each moving key is read from n - q + 1 of
    * its old replicas, so with replicas this exceeds {@link movedKeys}. Null when this proxy
    * is not running the copy.
    */
@@ -394,7 +394,9 @@ async function refuseUnsafeForce(next: ClusterMap, id: string, up: Set<string>):
     if (live.length < c.need) {
       throw new RingkvError(
         "conflict",
-        `Cannot remove node ${id} for good: some of its ranges would keep ${live.length} live replicas (${
+        `Cannot remove node ${id} for good: some of its ranges would keep ${live.length} live replica${
+          live.length === 1 ? "" : "s"
+        } (${
           live.join(", ") || "none"
         }), and ${c.need} are needed to be sure no acknowledged write is lost; bring the other nodes back first`,
       );

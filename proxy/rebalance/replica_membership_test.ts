@@ -20,8 +20,8 @@ import { nodeInfos, TEST_VNODES } from "../../tests/doubles/test_cluster.ts";
 const SECRET = "s3cret";
 const TOKEN = "admin-token";
 
-/** n1..n4 in process (n4 outside the map), a proxy with replicas 3 over n1..n3. */
-async function start() {
+/** n1..n4 in process (n4 outside the map), a proxy with replicas 3 over n1..n3 (or as given). */
+async function start(members = 3, replicas = members) {
   const infos = nodeInfos(4);
   const engines = new Map<string, NodeEngine>();
   const apps = new Map<string, Hono>();
@@ -45,9 +45,12 @@ async function start() {
   });
   const map: ClusterMap = {
     epoch: 1,
-    replicas: 3,
+    replicas,
     vnodes: TEST_VNODES,
-    nodes: infos.slice(0, 3).map((n) => ({ ...n, incarnation: engines.get(n.id)!.incarnation })),
+    nodes: infos.slice(0, members).map((n) => ({
+      ...n,
+      incarnation: engines.get(n.id)!.incarnation,
+    })),
     rebalancing: null,
   };
   const admin = new NodeAdmin({ fetch, timeoutMs: 2000, clusterSecret: SECRET });
@@ -159,6 +162,25 @@ Deno.test("force removal is refused when too few live replicas would remain", as
     assertEquals(res.status, 409);
     assertMatch((await res.json()).error.message, /Cannot remove node n3 for good/);
     assertEquals(c.state.current().map.epoch, 1);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("with 2 replicas a dead node is removed for good: one survivor of each range holds every acknowledged write (found by QA: 409, a write quorum of survivors was asked)", async () => {
+  const c = await start(3, 2);
+  try {
+    const versions = await writeAll(c, "v");
+    c.down.add("n2");
+    const res = await remove(c, "n2", true);
+    assertEquals(res.status, 202, await res.clone().text());
+    await res.body?.cancel();
+    await runToStable(c);
+    assertEquals(c.state.current().map.nodes.map((n) => n.id), ["n1", "n3"]);
+    for (const [key, version] of versions) {
+      assertEquals(await holders(c, ["n1", "n3"], key), ["n1", "n3"], key);
+      assertEquals((await c.engines.get("n1")!.get(key))?.version, version, key);
+    }
   } finally {
     await c.close();
   }
