@@ -156,38 +156,22 @@ export class Wal {
 
   /** Between rounds, replaces the file with `head` and the bytes kept since {@link startTail}. */
   replaceWithTail(head: Uint8Array = new Uint8Array(0)): Promise<void> {
-    return this.exclusive(async () => {
+    const done = deferred();
+    this.#tasks.push(async () => {
       try {
         this.assertHealthy();
         const tail = concatBytes([head, ...(this.#tail ?? [])]);
         await this.disk.writeAtomic(this.name, tail);
         this.size = tail.length;
-      } finally {
         this.#tail = null;
+        done.resolve();
+      } catch (err) {
+        this.#tail = null;
+        done.reject(err);
       }
     });
-  }
-
-  /**
-   * Runs `task` between rounds: no line is written while it runs (appends wait for the round
-   * after it, and count the wait as {@link busy}). A task must not wait on the log itself.
-   */
-  exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const done = Promise.withResolvers<T>();
-    this.#tasks.push(() => task().then(done.resolve, done.reject));
     this.#kick();
     return done.promise;
-  }
-
-  /**
-   * Inside an {@link exclusive} task, after a snapshot it wrote: replaces the file with `head`
-   * (no round ran since the task began, so there is no tail to keep).
-   */
-  async replaceNow(head: Uint8Array): Promise<void> {
-    this.assertHealthy();
-    this.#tail = null;
-    await this.disk.writeAtomic(this.name, head);
-    this.size = head.length;
   }
 
   #kick(): void {
