@@ -99,14 +99,24 @@ async function runRound(
   const majority = Math.floor(voters.length / 2) + 1;
   const ours = base ?? proposed;
   // The base goes along: a voter still on an older map learns it before it votes.
-  const prepared = await ask(voters, deps, "prepare", { epoch, ballot, base });
+  const quorum = (votes: Vote[]) => {
+    const promises = votes.filter((p) => p.answer?.kind === "yes");
+    const wiped = promises.filter((p) => !p.remembers).length;
+    const needRemembering = Math.min(voters.length - majority + 1, voters.length - wiped);
+    const met = promises.length >= majority && promises.length - wiped >= needRemembering;
+    return { promises, needRemembering, met };
+  };
+  const prepared = await ask(
+    voters,
+    deps,
+    "prepare",
+    { epoch, ballot, base },
+    (votes) => quorum(votes).met || decidedIn(votes, ours) !== null,
+  );
   const decided = decidedIn(prepared, ours);
   if (decided !== null) return decided;
-  const promises = prepared.filter((p) => p.answer?.kind === "yes");
-  const wiped = promises.filter((p) => !p.remembers).length;
-  const remembering = promises.length - wiped;
-  const needRemembering = Math.min(voters.length - majority + 1, voters.length - wiped);
-  if (promises.length < majority || remembering < needRemembering) {
+  const { promises, needRemembering, met } = quorum(prepared);
+  if (!met) {
     return refusedIn(prepared, deps) ??
       tooFew("prepare", epoch, promises.length, majority, prepared, needRemembering);
   }
@@ -120,7 +130,13 @@ async function runRound(
       value = accepted.map;
     }
   }
-  const acceptedBy = await ask(voters, deps, "accept", { epoch, ballot, base, map: value });
+  const acceptedBy = await ask(
+    voters,
+    deps,
+    "accept",
+    { epoch, ballot, base, map: value },
+    (votes) => votes.filter((p) => p.answer?.kind === "yes").length >= majority,
+  );
   const yes = acceptedBy.filter((p) => p.answer?.kind === "yes").length;
   if (yes >= majority) return { kind: "chosen", map: value };
   return decidedIn(acceptedBy, ours) ?? refusedIn(acceptedBy, deps) ??
@@ -135,27 +151,62 @@ interface Vote {
   error?: string;
 }
 
-async function ask(
+/**
+ * Asks every voter; resolves once all have answered or `enough` holds for the answers so far
+ * (a quorum does not wait for a member that a partition or a pause holds to its timeout). A
+ * voter that has not answered yet is left out, with "no answer yet".
+ */
+function ask(
   voters: Voter[],
   deps: ChooseDeps,
   step: "prepare" | "accept",
   body: { epoch: number; ballot: string; base: ClusterMap | null; map?: ClusterMap },
+  enough: (votes: Vote[]) => boolean,
 ): Promise<Vote[]> {
-  return await Promise.all(voters.map(async (voter): Promise<Vote> => {
-    try {
-      const answer = await deps.admin.voteOnMap(voter.url, step, body);
-      if (answer.kind === "yes" && answer.id !== undefined && answer.id !== voter.id) {
-        const error = `${voter.url} answers as node ${answer.id}, not ${voter.id}`;
-        return { voter, remembers: false, error };
-      }
-      const remembers = voter.incarnation === undefined || answer.kind !== "yes" ||
-        answer.incarnation === voter.incarnation;
-      return { voter, answer, remembers };
-    } catch (err) {
-      if (!(err instanceof RingkvError)) throw err;
-      return { voter, remembers: false, error: err.message };
+  const { promise, resolve, reject } = Promise.withResolvers<Vote[]>();
+  const votes: (Vote | undefined)[] = voters.map(() => undefined);
+  const answered = () => votes.filter((v) => v !== undefined);
+  let left = voters.length;
+  const settle = () => {
+    const got = answered();
+    if (left === 0 || enough(got)) {
+      resolve(
+        voters.map((voter, i) =>
+          votes[i] ?? { voter, remembers: false, error: `${voter.url}: no answer yet` }
+        ),
+      );
     }
-  }));
+  };
+  voters.forEach((voter, i) => {
+    voteOf(voter, deps, step, body).then((vote) => {
+      votes[i] = vote;
+      left--;
+      settle();
+    }, reject);
+  });
+  if (voters.length === 0) settle();
+  return promise;
+}
+
+async function voteOf(
+  voter: Voter,
+  deps: ChooseDeps,
+  step: "prepare" | "accept",
+  body: { epoch: number; ballot: string; base: ClusterMap | null; map?: ClusterMap },
+): Promise<Vote> {
+  try {
+    const answer = await deps.admin.voteOnMap(voter.url, step, body);
+    if (answer.kind === "yes" && answer.id !== undefined && answer.id !== voter.id) {
+      const error = `${voter.url} answers as node ${answer.id}, not ${voter.id}`;
+      return { voter, remembers: false, error };
+    }
+    const remembers = voter.incarnation === undefined || answer.kind !== "yes" ||
+      answer.incarnation === voter.incarnation;
+    return { voter, answer, remembers };
+  } catch (err) {
+    if (!(err instanceof RingkvError)) throw err;
+    return { voter, remembers: false, error: err.message };
+  }
 }
 
 /** A member's chosen map of this epoch or later: the proposer's map was behind. */

@@ -192,3 +192,15 @@ Deno.test("two proxies starting one new cluster on the same nodes: one first map
     assert(maps.length >= 1 && maps.every((m) => JSON.stringify(m) === JSON.stringify(maps[0])));
   }
 });
+
+Deno.test("a vote does not wait for a member that does not answer once a quorum has", async () => {
+  const { fake, base } = cluster(["a", "b", "c"]);
+  fake.held.add("c.test"); // paused: its calls wait for its timeout (here: until released)
+  const deps = {
+    ...depsOf(fake, "p1"),
+    admin: new NodeAdmin({ fetch: fake.fetch, timeoutMs: 60_000 }),
+  };
+  const next = planRemove(base, "c", 0, 0, true);
+  assertEquals(await chooseMap(base, next, deps), { kind: "chosen", map: next });
+  assertEquals(fake.release(), 2, "c's prepare and accept were still waiting");
+});

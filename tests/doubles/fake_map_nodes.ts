@@ -31,6 +31,10 @@ export interface FakeMapNodes {
   votes: Map<string, MapAcceptor>;
   /** The data-directory incarnation a node's votes report, by id (none when absent). */
   incarnations: Map<string, string>;
+  /** Hosts whose calls wait until {@link FakeMapNodes.release} (a paused node). */
+  held: Set<string>;
+  /** Answers the calls held so far with a refused connection; how many there were. */
+  release(): number;
 }
 
 function answerMap(stored: ClusterMap | null, map: ClusterMap): Response | null {
@@ -48,6 +52,14 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
   const down = new Set<string>();
   const keys = new Map<string, number>();
   const incarnations = new Map<string, string>();
+  const held = new Set<string>();
+  let waiting: (() => void)[] = [];
+  const release = () => {
+    const n = waiting.length;
+    for (const resolve of waiting) resolve();
+    waiting = [];
+    return n;
+  };
   const votes = new Map(
     [...maps.keys()].map((
       host,
@@ -56,6 +68,10 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
   const fetch = async (target: string, init: RequestInit): Promise<Response> => {
     const req = new Request(target, init);
     const url = new URL(target);
+    if (held.has(url.host)) {
+      await new Promise<void>((resolve) => waiting.push(resolve));
+      throw new TypeError("connection refused");
+    }
     if (!maps.has(url.host) || down.has(url.host)) throw new TypeError("connection refused");
     const stored = maps.get(url.host)!;
     if (url.pathname === "/health") {
@@ -88,7 +104,7 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
     return Response.json({ epoch: map.epoch });
   };
   const nodes = ids.map((id) => ({ id, url: `http://${id}.test`, weight: 1 }));
-  return { maps, down, keys, fetch, nodes, votes, incarnations };
+  return { maps, down, keys, fetch, nodes, votes, incarnations, held, release };
 }
 
 /** A vote call, answered as node/http/internal_routes.ts does. */
