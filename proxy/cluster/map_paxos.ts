@@ -98,14 +98,14 @@ async function runRound(
   const ballot = deps.clock.next();
   const majority = Math.floor(voters.length / 2) + 1;
   const ours = base ?? proposed;
-  // The base goes along: a voter still on an older map learns it before it votes.
   const quorum = (votes: Vote[]) => {
-    const promises = votes.filter((p) => p.answer?.kind === "yes");
+    const promises = votes.filter(isYes);
     const wiped = promises.filter((p) => !p.remembers).length;
     const needRemembering = Math.min(voters.length - majority + 1, voters.length - wiped);
     const met = promises.length >= majority && promises.length - wiped >= needRemembering;
     return { promises, needRemembering, met };
   };
+  // The base goes along: a voter still on an older map learns it before it votes.
   const prepared = await ask(
     voters,
     deps,
@@ -135,13 +135,19 @@ async function runRound(
     deps,
     "accept",
     { epoch, ballot, base, map: value },
-    (votes) => votes.filter((p) => p.answer?.kind === "yes").length >= majority,
+    (votes) => yesCount(votes) >= majority,
   );
-  const yes = acceptedBy.filter((p) => p.answer?.kind === "yes").length;
+  const yes = yesCount(acceptedBy);
   if (yes >= majority) return { kind: "chosen", map: value };
   return decidedIn(acceptedBy, ours) ?? refusedIn(acceptedBy, deps) ??
     tooFew("accept", epoch, yes, majority, acceptedBy, 0);
 }
+
+/** A prepare (no `map`) or an accept, with the map the new one is built from. */
+type VoteBody = { epoch: number; ballot: string; base: ClusterMap | null; map?: ClusterMap };
+
+const isYes = (v: Vote) => v.answer?.kind === "yes";
+const yesCount = (votes: Vote[]) => votes.filter(isYes).length;
 
 interface Vote {
   voter: Voter;
@@ -160,7 +166,7 @@ function ask(
   voters: Voter[],
   deps: ChooseDeps,
   step: "prepare" | "accept",
-  body: { epoch: number; ballot: string; base: ClusterMap | null; map?: ClusterMap },
+  body: VoteBody,
   enough: (votes: Vote[]) => boolean,
 ): Promise<Vote[]> {
   const { promise, resolve, reject } = Promise.withResolvers<Vote[]>();
@@ -192,7 +198,7 @@ async function voteOf(
   voter: Voter,
   deps: ChooseDeps,
   step: "prepare" | "accept",
-  body: { epoch: number; ballot: string; base: ClusterMap | null; map?: ClusterMap },
+  body: VoteBody,
 ): Promise<Vote> {
   try {
     const answer = await deps.admin.voteOnMap(voter.url, step, body);
@@ -246,7 +252,7 @@ function tooFew(
   needRemembering: number,
 ): never {
   const why = votes.filter((v) => v.error !== undefined).map((v) => v.error).join("; ");
-  const wiped = votes.filter((v) => v.answer?.kind === "yes" && !v.remembers)
+  const wiped = votes.filter((v) => isYes(v) && !v.remembers)
     .map((v) => `${v.voter.id} is on a new data directory`);
   // Only worth saying when a node answered on a new data directory.
   const remember = needRemembering > 0 && wiped.length > 0

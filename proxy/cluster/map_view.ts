@@ -149,7 +149,8 @@ export class ClusterState implements TopologySource {
     return this.#serial(async () => {
       const from = this.#topology.map.epoch;
       if (map.epoch <= from) return false;
-      return await this.#swap(map, source);
+      await this.#swap(map, source);
+      return true;
     });
   }
 
@@ -159,10 +160,10 @@ export class ClusterState implements TopologySource {
    * hold wins, as they refuse ours, and the operator is told. The next map, built from it,
    * reaches every node (a higher epoch is taken).
    */
-  #diverged(map: ClusterMap, url: string): Promise<boolean> {
+  #diverged(map: ClusterMap, url: string): Promise<void> {
     return this.#serial(async () => {
       const current = this.#topology.map;
-      if (map.epoch !== current.epoch || sameMap(map, current)) return false;
+      if (map.epoch !== current.epoch || sameMap(map, current)) return;
       const message =
         `node ${url} holds another cluster map of epoch ${map.epoch} than this proxy; adopted it`;
       this.nodeErrors.set(url, message);
@@ -172,19 +173,18 @@ export class ClusterState implements TopologySource {
         url,
         epoch: map.epoch,
       });
-      return await this.#swap(map, url);
+      await this.#swap(map, url);
     });
   }
 
   /** Stores and swaps in `map` (inside #serial). */
-  async #swap(map: ClusterMap, source: string): Promise<boolean> {
+  async #swap(map: ClusterMap, source: string): Promise<void> {
     const from = this.#topology.map.epoch;
     const topology = await buildTopology(map);
     await this.deps.store.save(map);
     this.#topology = topology;
     this.deps.log?.({ msg: "cluster map", epoch: map.epoch, from, source, phase: phaseOf(map) });
     for (const fn of this.#listeners) fn(map);
-    return true;
   }
 
   /** A node said our epoch is stale: load its map and adopt it if newer. */

@@ -272,9 +272,8 @@ export class NodeAdmin {
     if (res.status === 409) {
       // Read once (a clone's unread twin would hold fetch's connection).
       const text = await this.read(url, "/internal/cluster", res.text());
-      const body = parseOr(text) as { map?: ClusterMap; error?: { map?: ClusterMap } };
-      const map = body.map ?? body.error?.map;
-      if (map && Number.isInteger(map.epoch)) return { stored: false, map };
+      const map = heldMap(parseOr(text));
+      if (map !== undefined) return { stored: false, map };
       return this.fail(url, "/internal/cluster", new Response(text, { status: res.status }));
     }
     return this.fail(url, "/internal/cluster", res);
@@ -311,16 +310,10 @@ export class NodeAdmin {
     }
     if (res.status !== 409) return this.fail(url, path, res);
     const text = await this.read(url, path, res.text());
-    const answer = parseOr(text) as {
-      map?: ClusterMap;
-      error?: { code?: string; message?: string; map?: ClusterMap; promised?: string };
-    };
-    const { error } = answer;
-    // Nodes put the map at the top of a stale_epoch body (node/http/error_answer.ts).
-    const map = answer.map ?? error?.map;
-    if (error?.code === "stale_epoch" && map && Number.isInteger(map.epoch)) {
-      return { kind: "decided", map };
-    }
+    const answer = parseOr(text);
+    const { error } = answer as { error?: { code?: string; message?: string; promised?: string } };
+    const map = heldMap(answer);
+    if (error?.code === "stale_epoch" && map !== undefined) return { kind: "decided", map };
     const message = `Node ${url} refused ${path}: ${error?.message ?? text.slice(0, 200)}`;
     return { kind: "refused", message, ...(error?.promised ? { promised: error.promised } : {}) };
   }
@@ -465,6 +458,16 @@ function scanEntry(url: string, line: string): WireEntry {
 /** The header that makes a node on another data directory refuse a replica read. */
 function incarnationHeader(incarnation: string | undefined): Record<string, string> {
   return incarnation === undefined ? {} : { [INCARNATION_HEADER]: incarnation };
+}
+
+/**
+ * The map of a node's 409 `stale_epoch` body: at the top, where nodes put it
+ * (node/http/error_answer.ts), or in the error object.
+ */
+function heldMap(body: unknown): ClusterMap | undefined {
+  const { map, error } = (body ?? {}) as { map?: ClusterMap; error?: { map?: ClusterMap } };
+  const held = map ?? error?.map;
+  return held && Number.isInteger(held.epoch) ? held : undefined;
 }
 
 /** `text` parsed as JSON, or an empty object when it is not JSON. */

@@ -253,19 +253,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** The nodes of `map` that answer on another data directory than the map records. */
-export async function recoveringNodes(admin: NodeAdmin, map: ClusterMap): Promise<Set<string>> {
-  const healths = await Promise.all(map.nodes.map(async (n) => {
-    if (n.incarnation === undefined) return [n.id, null] as const;
-    const health = await admin.health(n.url).catch((err) => {
-      if (!(err instanceof RingkvError)) throw err;
-      return null;
-    });
-    return [n.id, health] as const;
-  }));
-  return recoveringOf(map, new Map(healths));
-}
-
 /** The nodes of `map` whose /health (`healths`, by id; null: no answer) names another incarnation. */
 export function recoveringOf(
   map: ClusterMap,
