@@ -403,7 +403,17 @@ export class DurableEngine implements NodeEngine {
     wal.startTail();
     try {
       const generation = this.#lastSnapshot.generation + 1;
-      const bytes = await writeSnapshot(disk, FILES.snapshot, this.id, store.entries(), generation);
+      // Memory holds writes whose log round is still under way; one that fails is refused
+      // (503), so the snapshot holding it must not replace the old one.
+      const capturedDurable = () => wal.flush();
+      const bytes = await writeSnapshot(
+        disk,
+        FILES.snapshot,
+        this.id,
+        store.entries(),
+        generation,
+        capturedDurable,
+      );
       this.#lastSnapshot = { bytes, generation };
     } catch (err) {
       wal.stopTail();

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import { until } from "../../tests/helpers/poll.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import type { NodeEngine } from "./engine.ts";
-import { gatedDisk, open, put, textOf } from "../../tests/doubles/engine_test_helpers.ts";
+import { gatedDisk, open, put, settle, textOf } from "../../tests/doubles/engine_test_helpers.ts";
 import { createNodeApp } from "../http/node_app.ts";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { formatVersion } from "../../shared/version.ts";
@@ -284,4 +284,76 @@ Deno.test("full disk: a node that took writes again and has had none since close
     ["one", "two", undefined],
   );
   await again.close();
+});
+
+/**
+ * A fake disk whose snapshot writes wait for `startSnapshot()` and whose log fsyncs wait
+ * while `holdLog()` is in force, so a test can put a log round in flight under a snapshot.
+ */
+function snapshotGatedDisk() {
+  const inner = createFakeDisk();
+  const snapshotGate = Promise.withResolvers<void>();
+  let snapshotsWaiting = 0;
+  let logGate: PromiseWithResolvers<void> | null = null;
+  let logSyncsWaiting = 0;
+  const disk: FakeDisk = new Proxy(inner, {
+    get(target, prop) {
+      if (prop === "writeAtomic") {
+        return async (name: string, data: Uint8Array | AsyncIterable<Uint8Array>) => {
+          if (name === "snapshot.json") {
+            snapshotsWaiting++;
+            await snapshotGate.promise;
+          }
+          return target.writeAtomic(name, data);
+        };
+      }
+      if (prop === "sync") {
+        return async (name: string) => {
+          if (name === "wal.jsonl" && logGate) {
+            logSyncsWaiting++;
+            await logGate.promise;
+          }
+          return target.sync(name);
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return {
+    disk,
+    snapshotsWaiting: () => snapshotsWaiting,
+    startSnapshot: () => snapshotGate.resolve(),
+    holdLog: () => logGate = Promise.withResolvers<void>(),
+    logSyncsWaiting: () => logSyncsWaiting,
+    releaseLog: () => logGate?.resolve(),
+  };
+}
+
+Deno.test("full disk: a snapshot taken while a log round is in flight never keeps that round's write when the round fails", async () => {
+  const gated = snapshotGatedDisk();
+  const engine = await open(gated.disk, { firstRetryMs: 5, log: quiet, snapshotEveryBytes: 300 });
+  for (let i = 0; gated.snapshotsWaiting() === 0; i++) {
+    assert(i < 20, "no snapshot began");
+    await engine.write([put(`k${i}`, "v".repeat(100))]);
+  }
+  gated.holdLog();
+  const refused = assertRejects(() => engine.write([put("w", "refused")]));
+  await until("the write's round waits on its fsync", () => gated.logSyncsWaiting() === 1);
+  // The snapshot now reads memory, which holds the write; then its round fails.
+  gated.startSnapshot();
+  await settle();
+  gated.disk.failSyncs(1);
+  gated.releaseLog();
+  const err = await refused;
+  assert(err instanceof RingkvError && err.status === 503, String(err));
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  assertEquals(await textOf(engine, "w"), undefined);
+  const snapshot = new TextDecoder().decode(gated.disk.bytes("snapshot.json") ?? new Uint8Array());
+  assert(!snapshot.includes(btoa("refused")), "the snapshot holds the refused write");
+  const again = await open(gated.disk.crash(), { log: quiet });
+  assertEquals(await textOf(again, "w"), undefined);
+  assertEquals(await textOf(again, "k0"), "v".repeat(100));
+  await again.close();
+  await engine.close();
 });

@@ -52,6 +52,8 @@ export class SnapshotDamage extends Error {
 /**
  * Writes the entries as the snapshot file atomically; returns its size in bytes. `generation`
  * counts the node's snapshots, so a log can tell the snapshot it continues from an older one.
+ * `beforeCommit` runs once every entry is written and before the file replaces the old one;
+ * when it throws, the old snapshot stays and the temporary file is removed.
  */
 export async function writeSnapshot(
   disk: Disk,
@@ -59,6 +61,7 @@ export async function writeSnapshot(
   node: string,
   entries: Iterable<[string, Stored]>,
   generation = 0,
+  beforeCommit: () => Promise<void> = () => Promise.resolve(),
 ): Promise<number> {
   let size = 0;
   async function* chunks(): AsyncGenerator<Uint8Array> {
@@ -81,6 +84,8 @@ export async function writeSnapshot(
     const bytes = encoder.encode(`${text}],"count":${count}}\n`);
     size += bytes.length;
     yield bytes;
+    // Runs when the writer asks for more, after the last chunk and before its rename.
+    await beforeCommit();
   }
   await disk.writeAtomic(name, chunks());
   return size;
