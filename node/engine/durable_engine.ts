@@ -456,7 +456,7 @@ export class DurableEngine implements NodeEngine {
       // Taking writes needs room for the log too: a quarter of the minimum given back to it,
       // and a quarter kept over `needed` so that the next writes do not each take a snapshot.
       if (reserve.bytes >= needed + 2 * quarter) return await reserve.resize(needed + quarter);
-      throw new ReserveShortError(needed, reserve.bytes, err);
+      throw new ReserveShortError(needed, 2 * quarter, reserve.bytes, err);
     }
   }
 

@@ -55,11 +55,19 @@ export function isNoSpace(err: unknown): boolean {
 
 /** The file system has not the room the reserve should hold (ENOSPC while growing it). */
 export class ReserveShortError extends Error {
-  /** `needed`: the least the next snapshot needs; `held`: what it holds; `cause`: the disk's error. */
-  constructor(readonly needed: number, readonly held: number, cause: Error) {
+  /**
+   * `needed`: the least the next snapshot needs; `forLog`: the room to write beside it, given
+   * back to the log; `held`: what the reserve could hold; `cause`: the disk's error.
+   */
+  constructor(
+    readonly needed: number,
+    readonly forLog: number,
+    readonly held: number,
+    cause: Error,
+  ) {
     super(
-      `grow ${RESERVE_FILE} to the ${needed} bytes the next snapshot needs (it holds ${held}): ` +
-        cause.message,
+      `grow ${RESERVE_FILE} to the ${needed} bytes the next snapshot needs, plus ${forLog} for ` +
+        `the log (it could hold ${held}): ${cause.message}`,
       { cause },
     );
     this.name = "ReserveShortError";
