@@ -68,6 +68,7 @@ async function open(config: NodeConfig, counters: RequestCounters): Promise<Node
       limits: config.limits,
       ...(config.clockOffsetMs ? { now: offsetClock(config.clockOffsetMs) } : {}),
       ...(config.snapshotEveryBytes ? { snapshotEveryBytes: config.snapshotEveryBytes } : {}),
+      ...(config.reserveMinBytes === undefined ? {} : { reserveMinBytes: config.reserveMinBytes }),
     });
   } catch (err) {
     if (err instanceof RecoveryError || !(err instanceof Error)) throw err;

@@ -35,6 +35,11 @@ const SPEC = {
   import: { type: "string", help: 'flat JSON image {"key": "value"} to load at start' },
   ...SERVER_FLAGS,
   snapshotEveryBytes: { type: "int", help: "write a snapshot once the log grows past this" },
+  reserveMinBytes: {
+    type: "int",
+    help: "smallest snapshot.reserve, kept for a full disk's snapshot: 1.5 x data + this " +
+      "(default 65536; 0: none)",
+  },
 } as const;
 
 /** The environment variables the node reads: its flags' and the test-only clock offset. */
@@ -53,6 +58,8 @@ export interface NodeConfig {
   clockOffsetMs?: number;
   import?: string;
   snapshotEveryBytes?: number;
+  /** The smallest snapshot.reserve (node/storage/reserve.ts); 0: none. */
+  reserveMinBytes?: number;
   limits: Limits;
   /** Requests answered at once before 503. */
   maxInFlight: number;
@@ -101,6 +108,9 @@ export function parseNodeConfig(
   if (v.logLevel !== undefined) config.logLevel = checkLogLevel(v.logLevel);
   if (v.snapshotEveryBytes !== undefined) {
     config.snapshotEveryBytes = checkRange("snapshot-every-bytes", v.snapshotEveryBytes, 1);
+  }
+  if (v.reserveMinBytes !== undefined) {
+    config.reserveMinBytes = checkRange("reserve-min-bytes", v.reserveMinBytes, 0);
   }
   return config;
 }

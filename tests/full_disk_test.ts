@@ -4,7 +4,9 @@
  * turns read-only (`/health` 503, `ringkv_node_writable 0`, writes 503, reads served),
  * takes writes again once space is freed, and after a SIGKILL comes back with every
  * acknowledged write and none of the refused ones. With 3 replicas, the proxy shows the
- * full node as read-only and keeps taking writes.
+ * full node as read-only and keeps taking writes. When the node's own log fills the disk,
+ * nothing is freed by hand: the node compacts it in the room of `snapshot.reserve` and takes
+ * writes again by itself, alone and with three nodes sharing one small file system.
  */
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
@@ -40,10 +42,26 @@ async function canMount(): Promise<boolean> {
 const mountable = await canMount();
 if (!mountable) console.log("full_disk_test: skipped, mounting a tmpfs needs root");
 
-async function put(url: string, key: string): Promise<number> {
-  const res = await fetch(`${url}/kv/${key}`, { method: "PUT", body: VALUE });
+async function put(url: string, key: string, body = VALUE): Promise<number> {
+  const res = await fetch(`${url}/kv/${key}`, { method: "PUT", body });
   await res.body?.cancel();
   return res.status;
+}
+
+/** Mounts a tmpfs of `size` on `dir` (made if missing); unmount it with `umount`. */
+async function mountTmpfs(dir: string, size: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  assert(await run("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]), "mount failed");
+}
+
+/** A value of `bytes` bytes that starts with `n:` (so a read tells which write it saw). */
+function numbered(n: number, bytes: number): string {
+  return `${n}:`.padEnd(bytes, "v");
+}
+
+/** The write number a value read back carries. */
+function numberOf(text: string): number {
+  return Number(text.slice(0, text.indexOf(":")));
 }
 
 async function poll(what: string, check: () => Promise<boolean>, ms = 20_000): Promise<void> {
@@ -165,6 +183,143 @@ Deno.test({
         [...cluster.proxies.values(), ...cluster.nodes.values()].map((p) => p.stop()),
       );
       await run("umount", [n2Data]);
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "full disk: a real node whose own log fills its 1 MiB tmpfs compacts it in the reserve's room and takes writes again by itself, losing no acknowledged write",
+  ignore: !mountable,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const data = join(dir, "data");
+    await mountTmpfs(data, "1m");
+    let node: ServerProcess | undefined;
+    try {
+      const args = ["--port", "0", "--data", data, "--id", "full"];
+      node = await spawnServer({ script: MAIN, args });
+      const url = node.url;
+      // Five keys of 50 KiB, overwritten: the data stays at 250 KiB while the log fills the disk.
+      const acked = new Map<string, number>();
+      let refused: string | undefined;
+      for (let i = 0; i < 200 && refused === undefined; i++) {
+        const key = `k${i % 5}`;
+        const status = await put(url, key, numbered(i, VALUE.length));
+        if (status === 201 || status === 200) acked.set(key, i);
+        else refused = key;
+      }
+      assert(refused !== undefined, "200 PUTs of 50 KiB never filled a 1 MiB disk");
+      const health = await fetch(`${url}/health`);
+      const body = await health.json();
+      assertEquals([health.status, body.writes.state], [503, "read-only"]);
+      assert(body.writes.reason.includes("No space left on device"), body.writes.reason);
+      assertEquals(await put(url, "refused-too"), 503);
+      for (const [key, n] of acked) {
+        if (key === refused) continue;
+        const res = await fetch(`${url}/kv/${key}`);
+        assertEquals([res.status, numberOf(await res.text())], [200, n], key);
+      }
+      // Nothing is freed by hand.
+      await poll("the node takes writes", async () => {
+        const res = await fetch(`${url}/health`);
+        await res.body?.cancel();
+        return res.status === 200;
+      });
+      assertEquals(await writable(url), "1");
+      assertEquals(await put(url, "after"), 201);
+      assert(await Deno.stat(join(data, "snapshot.reserve")), "no snapshot.reserve");
+      await node.kill("SIGKILL");
+      node = await spawnServer({ script: MAIN, args });
+      for (const [key, n] of acked) {
+        const res = await fetch(`${node.url}/kv/${key}`);
+        assertEquals([res.status, numberOf(await res.text())], [200, n], key);
+      }
+      for (const [key, status] of [["after", 200], ["refused-too", 404]] as const) {
+        const res = await fetch(`${node.url}/kv/${key}`);
+        await res.body?.cancel();
+        assertEquals(res.status, status, key);
+      }
+    } finally {
+      await node?.stop();
+      await run("umount", [data]);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "full disk: three replicas whose logs fill the 3 MiB tmpfs they share each come back by themselves, and the cluster keeps serving reads and acknowledged writes",
+  ignore: !mountable,
+  async fn() {
+    const cluster = await TestCluster.create();
+    const shared = join(cluster.dir, "shared");
+    await mountTmpfs(shared, "3m");
+    try {
+      const ids = ["n1", "n2", "n3"];
+      for (const id of ids) {
+        // The nodes' directories on the tmpfs; the proxy's stays off it.
+        await Deno.mkdir(join(shared, id));
+        await Deno.symlink(join(shared, id), join(cluster.dir, id));
+        await cluster.startNode(id);
+      }
+      const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");
+      const proxy = await cluster.startProxy("p1", [
+        ...["--nodes", urls, "--replicas", "3", "--timeout-ms", "2000", "--probe-ms", "200"],
+      ]);
+      const recovered = () =>
+        ids.every((id) =>
+          cluster.nodes.get(id)!.stderrLines.some((l) => l.includes("node takes writes again"))
+        );
+      const acked = new Map<string, number>();
+      /** Keys whose last PUT was refused: a node answers 503 for them until its repair reloads. */
+      const refused = new Set<string>();
+      let refusals = 0;
+      for (let i = 0; i < 2000 && !recovered(); i++) {
+        const key = `k${i % 10}`;
+        const status = await put(proxy.url, key, numbered(i, 20 * 1024));
+        if (status === 201 || status === 200) {
+          acked.set(key, i);
+          refused.delete(key);
+        } else {
+          assertEquals(status, 503, `PUT ${key}`);
+          refused.add(key);
+          refusals++;
+        }
+        // Reads go on throughout, and never answer older than the last acknowledged write.
+        const read = `k${(i * 7) % 10}`;
+        const res = await fetch(`${proxy.url}/kv/${read}`);
+        const text = await res.text();
+        if (acked.has(read) && !refused.has(read)) {
+          assertEquals(res.status, 200, `GET ${read}: ${text}`);
+          assert(numberOf(text) >= acked.get(read)!, `GET ${read} went back: ${text.slice(0, 9)}`);
+        }
+      }
+      console.log(`three nodes on 3 MiB: ${acked.size} keys, ${refusals} PUTs refused (503)`);
+      for (const id of ids) {
+        const lines = cluster.nodes.get(id)!.stderrLines;
+        assert(lines.some((l) => l.includes("node is read-only")), `${id} never filled the disk`);
+      }
+      assert(recovered(), "not every node took writes again by itself");
+      const view = async () => (await clusterView(proxy.url)).nodes.map((n) => n.state);
+      await poll(
+        "every node is up in /cluster",
+        async () => (await view()).every((s) => s === "up"),
+      );
+      assertEquals(await put(proxy.url, "after"), 201);
+      for (const [key, n] of acked) {
+        const res = await fetch(`${proxy.url}/kv/${key}`);
+        const text = await res.text();
+        assertEquals(res.status, 200, key);
+        assert(numberOf(text) >= n, `${key}: ${text.slice(0, 9)} is older than write ${n}`);
+      }
+    } finally {
+      await Promise.all(
+        [...cluster.proxies.values(), ...cluster.nodes.values()].map((p) => p.stop()),
+      );
+      await run("umount", [shared]);
       await cluster.stop();
     }
   },

@@ -35,6 +35,7 @@ import {
   snapshotMarker,
 } from "../storage/recovery.ts";
 import { writeSnapshot } from "../storage/snapshot.ts";
+import { isNoSpace, reserveFor, ReserveShortError, type SpaceReserve } from "../storage/reserve.ts";
 import { type FlatValue, Store } from "./store.ts";
 import { asciiFromBase64, fromBytes, type HeldValue } from "./values.ts";
 import type { Wal } from "../storage/wal.ts";
@@ -59,6 +60,10 @@ export interface EngineParts {
   hashKey: (key: string) => Promise<number>;
   limits: Limits;
   snapshotEveryBytes: number;
+  /** Space held for the snapshot that compacts a log which filled the disk (storage/reserve.ts). */
+  reserve: SpaceReserve;
+  /** The reserve's smallest size; 0: no reserve (reserveFor). */
+  reserveMinBytes: number;
   /** The snapshot the start loaded (its size, 0 for none, and generation). */
   snapshot: LoadedSnapshot;
   /** Starts a GC after bulk writes (optional: tests leave it out). */
@@ -81,6 +86,15 @@ export class DurableEngine implements NodeEngine {
   #lastDrop = 0;
   #lastSnapshot: LoadedSnapshot;
   #nextSnapshotAt: number;
+  /** Snapshot bytes per byte of the store's estimate, as the last snapshot measured it. */
+  #snapshotScale = 1;
+  /**
+   * The bytes of log, snapshot and reserve the disk held when the log last filled it (ENOSPC):
+   * what the file system gives this node, as far as it knows; null: the log never filled it.
+   */
+  #spaceBudget: number | null = null;
+  /** The log's size right after the last snapshot cut it: a log no larger has nothing to cut. */
+  #logCutAt = 0;
   #snapshotting: Promise<void> | null = null;
   #savingFiles: Promise<void> = Promise.resolve();
   #closed = false;
@@ -105,6 +119,10 @@ export class DurableEngine implements NodeEngine {
       log: parts.log,
     });
     parts.wal.onFailure = (err) => {
+      // Not while a snapshot runs: its temporary file, of unknown size, holds part of the room.
+      if (isNoSpace(err) && this.#snapshotting === null) {
+        this.#spaceBudget = parts.wal.bytes + this.#lastSnapshot.bytes + parts.reserve.bytes;
+      }
       this.#refusedInMemory = `append to ${FILES.wal}: ${err.message}`;
       this.#guard.failed(`append to ${FILES.wal}`, err, true);
     };
@@ -293,6 +311,7 @@ export class DurableEngine implements NodeEngine {
       ...this.parts.store.counts(),
       walBytes: this.parts.wal.bytes,
       snapshotBytes: this.#lastSnapshot.bytes,
+      reserveBytes: this.parts.reserve.bytes,
       diskWaitMs: this.#oldestWait()?.ms ?? 0,
     };
   }
@@ -308,10 +327,14 @@ export class DurableEngine implements NodeEngine {
         await this.parts.wal.flush();
         await this.#snapshotting;
         await this.#savingFiles;
-        await this.#snapshot().catch((err) => {
+        await this.#snapshotInRoom().catch((err) => {
           // The disk's refusals (full, read-only, failing), not a bug of ours, become one line.
           if (!(err instanceof Error) || err instanceof TypeError) throw err;
           throw new ShutdownSnapshotError(err);
+        });
+        // Best effort: a reserve the snapshot used is held again at the next start otherwise.
+        await this.fitReserve().catch((err) => {
+          if (!(err instanceof ReserveShortError)) throw err;
         });
       }
     } finally {
@@ -358,23 +381,146 @@ export class DurableEngine implements NodeEngine {
   #onRound(lastSeq: number): void {
     this.changes.durable(lastSeq);
     for (const [key, seq] of this.#pending) if (seq <= lastSeq) this.#pending.delete(key);
+    this.#compactIfDue();
+  }
+
+  /** Starts a snapshot in the background when the log or the data asks for one. */
+  #compactIfDue(): void {
     const wal = this.parts.wal;
-    if (this.#closed || this.#snapshotting || wal.bytes < this.#nextSnapshotAt) return;
-    this.#snapshotting = this.#snapshot()
+    if (this.#closed || this.#snapshotting || this.#guard.health.state !== "writable") return;
+    if (wal.bytes <= this.#logCutAt) return;
+    if (wal.bytes < this.#nextSnapshotAt && !this.#outgrowsReserve() && !this.#logNearlyFull()) {
+      return;
+    }
+    this.#snapshotting = this.#compact()
       .catch((err) => {
         if (!(err instanceof Error)) throw err;
-        // The log keeps everything, but a disk that cannot take a snapshot is about to
-        // refuse the log too: stop taking writes now; the repair retries the snapshot.
-        this.#guard.failed(`write ${FILES.snapshot}`, err, false);
+        // The log keeps everything, but a disk that cannot take a snapshot (or hold the room
+        // for the next one) is about to refuse the log too: stop taking writes now; the
+        // repair retries with the reserve's room.
+        const what = err instanceof ReserveShortError
+          ? "keep room for the next snapshot"
+          : `write ${FILES.snapshot}`;
+        this.#guard.failed(what, err, false);
         this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
       })
-      .finally(() => this.#snapshotting = null);
+      .finally(() => {
+        this.#snapshotting = null;
+        // Rounds written meanwhile may have made another one due.
+        this.#compactIfDue();
+      });
+  }
+
+  /**
+   * Whether the data may soon not fit in the reserve: a snapshot now (the reserve then grows
+   * with it) keeps the reserve larger than any snapshot the log could need.
+   */
+  #outgrowsReserve(): boolean {
+    const { needed } = reserveFor(this.#dataBytes(), this.parts.reserveMinBytes);
+    return needed > this.parts.reserve.bytes;
+  }
+
+  /**
+   * Whether the log has taken 3/4 of the room the snapshot and the reserve leave it in the space
+   * the disk held when the log last filled it: a snapshot now cuts the log before it fills the
+   * disk again, which would refuse writes until a repair had cut it.
+   */
+  #logNearlyFull(): boolean {
+    if (this.#spaceBudget === null) return false;
+    const room = this.#spaceBudget - this.#lastSnapshot.bytes - this.parts.reserve.bytes;
+    return room > 0 && this.parts.wal.bytes >= room * 0.75;
+  }
+
+  /** About what a snapshot of the store would take now. */
+  #dataBytes(): number {
+    return Math.ceil(storeEstimate(this.parts.store) * this.#snapshotScale);
+  }
+
+  /**
+   * Sizes the reserve for the store as it is; at start, and after each snapshot. When the file
+   * system has not the room it wants, it keeps what the next snapshot needs and a quarter of the
+   * minimum, and gives the rest (at least another quarter) back to the log; throws
+   * {@link ReserveShortError} when it cannot hold that much.
+   */
+  async fitReserve(): Promise<void> {
+    const { reserve, reserveMinBytes } = this.parts;
+    const { needed, wanted } = reserveFor(this.#dataBytes(), reserveMinBytes);
+    const quarter = Math.ceil(reserveMinBytes / 4);
+    try {
+      // Grown a quarter past `wanted` and cut back: a reserve that took the last byte would
+      // leave the next log round none, and that write would be refused.
+      if (reserve.bytes < wanted) await reserve.resize(wanted + quarter);
+      await reserve.resize(wanted);
+    } catch (err) {
+      if (!(err instanceof Error)) throw err;
+      // Taking writes needs room for the log too: a quarter of the minimum given back to it,
+      // and a quarter kept over `needed` so that the next writes do not each take a snapshot.
+      if (reserve.bytes >= needed + 2 * quarter) return await reserve.resize(needed + quarter);
+      throw new ReserveShortError(needed, 2 * quarter, reserve.bytes, err);
+    }
+  }
+
+  /** Makes a start that cannot hold its reserve read-only; the repair compacts to make room. */
+  async startReserve(): Promise<void> {
+    await this.fitReserve().catch((err) => {
+      if (!(err instanceof ReserveShortError)) throw err;
+      this.#guard.failed("keep room for the next snapshot", err, false);
+    });
+  }
+
+  /** A snapshot (which cuts the log), then the reserve sized for it. */
+  async #compact(): Promise<void> {
+    await this.#snapshotInRoom();
+    await this.fitReserve();
+  }
+
+  /**
+   * A snapshot; when it fails (no room: a log that filled the disk leaves none), again in the
+   * room of the reserve (at once, once the log has filled the disk: a first try would take the
+   * room the log's appends need).
+   */
+  async #snapshotInRoom(): Promise<void> {
+    if (this.#spaceBudget === null) {
+      try {
+        return await this.#snapshot();
+      } catch (err) {
+        if (this.parts.reserve.bytes === 0) throw err;
+      }
+    }
+    await this.#snapshotInReserve();
+  }
+
+  /**
+   * Deletes the reserve, writes the snapshot in its room, cuts the log and holds the reserve
+   * again, with no log round meanwhile: appends that took the room would leave the snapshot
+   * none, and then the node nothing to compact its log with. Writes wait (as on a slow disk).
+   */
+  #snapshotInReserve(): Promise<void> {
+    const wal = this.parts.wal;
+    return wal.exclusive(async () => {
+      await this.parts.reserve.release();
+      wal.startTail();
+      try {
+        // No round runs during the task: the lines queued meanwhile are written by this one,
+        // in the reserve's room, after the snapshot has taken its own.
+        await this.#writeSnapshotFile(() => wal.roundNow());
+      } catch (err) {
+        wal.stopTail();
+        throw err;
+      }
+      await wal.replaceNow(snapshotMarker(this.#lastSnapshot));
+      this.#logCutAt = this.parts.wal.bytes;
+      this.#nextSnapshotAt = this.parts.wal.bytes + this.parts.snapshotEveryBytes;
+      await this.fitReserve();
+    });
   }
 
   /**
    * Makes a read-only node writable again: after a failed log round, cuts the log back to
    * its last durable record and reloads the store from disk (the failed rounds' changes
-   * are in memory only); then writes a snapshot, which proves the disk takes writes again.
+   * are in memory only); then writes a snapshot, which proves the disk takes writes again,
+   * in the room of the reserve (a log that filled the disk left no other), and holds the
+   * reserve again: the node takes writes only while the next snapshot has its room.
    */
   async #repair(rollback: boolean): Promise<void> {
     const { disk, wal } = this.parts;
@@ -393,34 +539,46 @@ export class DurableEngine implements NodeEngine {
       this.#lastDrop = 0;
     }
     if (this.#closed) return;
-    const snapshot = this.#snapshot();
-    this.#snapshotting = snapshot.catch(() => {}).finally(() => this.#snapshotting = null);
-    await snapshot;
+    const compaction = this.#compact();
+    this.#snapshotting = compaction.catch(() => {}).finally(() => this.#snapshotting = null);
+    await compaction;
   }
 
   async #snapshot(): Promise<void> {
-    const { disk, wal, store } = this.parts;
+    const { wal } = this.parts;
     wal.startTail();
     try {
-      const generation = this.#lastSnapshot.generation + 1;
       // Memory holds writes whose log round is still under way; one that fails is refused
       // (503), so the snapshot holding it must not replace the old one.
-      const capturedDurable = () => wal.flush();
-      const bytes = await writeSnapshot(
-        disk,
-        FILES.snapshot,
-        this.id,
-        store.entries(),
-        generation,
-        capturedDurable,
-      );
-      this.#lastSnapshot = { bytes, generation };
+      await this.#writeSnapshotFile(() => wal.flush());
     } catch (err) {
       wal.stopTail();
       throw err;
     }
     await wal.replaceWithTail(snapshotMarker(this.#lastSnapshot));
+    this.#logCutAt = wal.bytes;
     this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
+  }
+
+  /**
+   * Writes `snapshot.json` of the store as it is (the log is cut by the caller). `capturedDurable`
+   * makes durable every write the snapshot read from memory before the file replaces the old
+   * one: a write whose round fails is refused, and must not come back from the snapshot.
+   */
+  async #writeSnapshotFile(capturedDurable: () => Promise<void>): Promise<void> {
+    const { disk, store } = this.parts;
+    const generation = this.#lastSnapshot.generation + 1;
+    const estimate = storeEstimate(store);
+    const bytes = await writeSnapshot(
+      disk,
+      FILES.snapshot,
+      this.id,
+      store.entries(),
+      generation,
+      capturedDurable,
+    );
+    this.#lastSnapshot = { bytes, generation };
+    this.#snapshotScale = estimate > 0 ? bytes / estimate : 1;
   }
 
   /**
@@ -441,6 +599,15 @@ export class DurableEngine implements NodeEngine {
       throw new RingkvError("unavailable", `Cannot ${action}: the storage engine is closed`);
     }
   }
+}
+
+/** A snapshot line's bytes besides its key and value, about (`h`, `ver`, `t`, punctuation). */
+const ENTRY_JSON_BYTES = 100;
+
+/** The store's size as a snapshot would write it, roughly (scaled by the last snapshot's). */
+function storeEstimate(store: Store): number {
+  const { keys, tombstones, valueBytes } = store.counts();
+  return valueBytes + (keys + tombstones) * ENTRY_JSON_BYTES;
 }
 
 function fromWire(entry: WireEntry): { key: string; stored: Stored } {

@@ -76,6 +76,8 @@ export interface EngineStats {
   valueBytes: number;
   walBytes: number;
   snapshotBytes: number;
+  /** Bytes held in snapshot.reserve for the snapshot that compacts a log which filled the disk. */
+  reserveBytes: number;
   /** How long the oldest write waiting on the log, acceptor.json, cluster.json or map_vote.json has waited (0: none). */
   diskWaitMs: number;
 }

@@ -29,6 +29,7 @@ import { FILES, loadIdentity, loadSnapshot, replayLog } from "../storage/recover
 import { Store } from "./store.ts";
 import { GcHint } from "./gc_hint.ts";
 import { Wal } from "../storage/wal.ts";
+import { DEFAULT_RESERVE_MIN_BYTES, SpaceReserve } from "../storage/reserve.ts";
 
 export { RecoveryError, ShutdownSnapshotError } from "../storage/recovery.ts";
 
@@ -45,6 +46,11 @@ export interface OpenEngineOptions {
   limits?: Limits;
   /** Log size past which a snapshot is written and the log restarts. */
   snapshotEveryBytes?: number;
+  /**
+   * The smallest `snapshot.reserve` (default 64 KiB); it grows to 1.5 times the data plus this.
+   * 0: no reserve (a log that fills the disk then needs an operator; docs/storage.md).
+   */
+  reserveMinBytes?: number;
   /** Ring point of a key; tests may inject one. */
   hashKey?: (key: string) => Promise<number>;
   /** First delay before a read-only node retries its repair (node/engine/write_guard.ts). */
@@ -67,7 +73,7 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   });
   const gcHint = new GcHint();
   gcHint.now();
-  return new DurableEngine({
+  const engine = new DurableEngine({
     id,
     incarnation,
     createdAt,
@@ -77,10 +83,14 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
     hashKey: options.hashKey ?? hashKey,
     limits: options.limits ?? DEFAULT_LIMITS,
     snapshotEveryBytes: options.snapshotEveryBytes ?? DEFAULT_SNAPSHOT_EVERY_BYTES,
+    reserve: await SpaceReserve.open(disk),
+    reserveMinBytes: options.reserveMinBytes ?? DEFAULT_RESERVE_MIN_BYTES,
     snapshot,
     gcHint,
     ...(options.firstRetryMs === undefined ? {} : { firstRetryMs: options.firstRetryMs }),
     ...(options.log === undefined ? {} : { log: options.log }),
     ...(options.stallAfterMs === undefined ? {} : { stallAfterMs: options.stallAfterMs }),
   });
+  await engine.startReserve();
+  return engine;
 }

@@ -22,9 +22,11 @@ function used(disk: FakeDisk): number {
 }
 
 /** An engine over a fake disk that has written `a` and `b`, retrying repairs quickly. */
-async function twoWritten(): Promise<{ disk: FakeDisk; engine: NodeEngine }> {
+async function twoWritten(
+  options: { reserveMinBytes?: number } = {},
+): Promise<{ disk: FakeDisk; engine: NodeEngine }> {
   const disk = createFakeDisk();
-  const engine = await open(disk, { firstRetryMs: 5, log: quiet });
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet, ...options });
   await engine.write([put("a", "one")]);
   await engine.write([put("b", "two")]);
   return { disk, engine };
@@ -38,7 +40,8 @@ function assertCleanLog(disk: FakeDisk): void {
 }
 
 Deno.test("full disk: an append cut short fails its write, the node turns read-only, then recovers once space is freed", async () => {
-  const { disk, engine } = await twoWritten();
+  // No reserve: its room would let the repair through at once (space_reserve_test.ts).
+  const { disk, engine } = await twoWritten({ reserveMinBytes: 0 });
   disk.setCapacity(used(disk) + 20);
   const err = await assertRejects(() => engine.write([put("c", "x".repeat(200))]));
   assert(err.message.includes(NO_SPACE), err.message);
@@ -85,7 +88,13 @@ Deno.test("full disk: a failed fsync is never acknowledged, and its unsynced rec
 
 Deno.test("full disk: a failed snapshot keeps the old snapshot and the log, and the node is read-only until one succeeds", async () => {
   const disk = createFakeDisk();
-  const engine = await open(disk, { firstRetryMs: 5, log: quiet, snapshotEveryBytes: 400 });
+  // No reserve: its room would let the repair's snapshot through at once (tested below).
+  const engine = await open(disk, {
+    firstRetryMs: 5,
+    log: quiet,
+    snapshotEveryBytes: 400,
+    reserveMinBytes: 0,
+  });
   for (let i = 0; i < 4; i++) await engine.write([put(`k${i}`, "v".repeat(100))]);
   await until("a first snapshot", () => disk.bytes("snapshot.json") !== null);
   const before = disk.bytes("snapshot.json")!;

@@ -84,6 +84,7 @@ export function metricsText(
     g("value_bytes", "Bytes of live values.", stats.valueBytes),
     g("wal_bytes", "Bytes in the write-ahead log.", stats.walBytes),
     g("snapshot_bytes", "Bytes of the last snapshot.", stats.snapshotBytes),
+    g("reserve_bytes", "Bytes held in snapshot.reserve for the next snapshot.", stats.reserveBytes),
     g(
       "writable",
       "1 when the node takes writes, 0 when a disk failure made it read-only (see /health).",

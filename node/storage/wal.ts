@@ -156,22 +156,54 @@ export class Wal {
 
   /** Between rounds, replaces the file with `head` and the bytes kept since {@link startTail}. */
   replaceWithTail(head: Uint8Array = new Uint8Array(0)): Promise<void> {
-    const done = deferred();
-    this.#tasks.push(async () => {
+    return this.exclusive(async () => {
       try {
         this.assertHealthy();
         const tail = concatBytes([head, ...(this.#tail ?? [])]);
         await this.disk.writeAtomic(this.name, tail);
         this.size = tail.length;
+      } finally {
         this.#tail = null;
-        done.resolve();
-      } catch (err) {
-        this.#tail = null;
-        done.reject(err);
       }
     });
+  }
+
+  /**
+   * Runs `task` between rounds: no line is written while it runs (appends wait for the round
+   * after it, and count the wait as {@link busy}). A task must not wait on the log itself.
+   */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const done = Promise.withResolvers<T>();
+    this.#tasks.push(() => task().then(done.resolve, done.reject));
     this.#kick();
     return done.promise;
+  }
+
+  /**
+   * Inside an {@link exclusive} task: writes the lines queued so far as a round now, and
+   * throws its error when it fails (their writers are refused, as in any failed round).
+   */
+  async roundNow(): Promise<void> {
+    this.assertHealthy();
+    if (this.#queue.length === 0) return;
+    this.#queuedAt = null;
+    await this.#round();
+    this.assertHealthy();
+  }
+
+  /**
+   * Inside an {@link exclusive} task, after a snapshot it wrote: replaces the file with `head`
+   * and the bytes of the rounds {@link roundNow} wrote since {@link startTail}.
+   */
+  async replaceNow(head: Uint8Array): Promise<void> {
+    try {
+      this.assertHealthy();
+      const bytes = concatBytes([head, ...(this.#tail ?? [])]);
+      await this.disk.writeAtomic(this.name, bytes);
+      this.size = bytes.length;
+    } finally {
+      this.#tail = null;
+    }
   }
 
   #kick(): void {

@@ -99,7 +99,10 @@ class MemoryDisk implements FakeDisk {
       const inode = this.live.get(name) ?? this.#create(name);
       const room = this.#capacity === undefined ? bytes.length : this.#capacity - this.#used();
       inode.data = concat(inode.data, bytes.subarray(0, Math.max(0, room)));
-      if (room < bytes.length) throw new Error(`Cannot append to ${name}: ${NO_SPACE}`);
+      if (room < bytes.length) {
+        // As Deno's error for ENOSPC carries it.
+        throw Object.assign(new Error(`Cannot append to ${name}: ${NO_SPACE}`), { code: "ENOSPC" });
+      }
     });
   }
 

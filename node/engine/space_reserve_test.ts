@@ -1,0 +1,274 @@
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { until } from "../../tests/helpers/poll.ts";
+import { RingkvError } from "../../shared/errors.ts";
+import { open, put, settle, textOf } from "../../tests/doubles/engine_test_helpers.ts";
+import { createFakeDisk, type FakeDisk, NO_SPACE } from "../../tests/doubles/fake_disk.ts";
+import { RESERVE_FILE } from "../storage/reserve.ts";
+import type { NodeEngine } from "./engine.ts";
+
+const quiet = () => {};
+const MIN = 4096;
+const VALUE = 200;
+
+function used(disk: FakeDisk): number {
+  return disk.names().reduce((n, name) => n + disk.bytes(name)!.length, 0);
+}
+
+/** Overwrites k0..k4 until a write is refused: the last acknowledged value of each key, and the refused key. */
+async function fillWithLog(
+  engine: NodeEngine,
+): Promise<{ acked: Map<string, string>; refusedKey: string }> {
+  const acked = new Map<string, string>();
+  for (let i = 0; i < 10_000; i++) {
+    const key = `k${i % 5}`;
+    const value = `${i}:`.padEnd(VALUE, "v");
+    try {
+      await engine.write([put(key, value)]);
+    } catch (err) {
+      assert((err as Error).message.includes(NO_SPACE), (err as Error).message);
+      return { acked, refusedKey: key };
+    }
+    acked.set(key, value);
+  }
+  throw new Error("Cannot fill the disk: 10,000 writes all succeeded");
+}
+
+Deno.test("full disk: a log that fills the disk is compacted in the reserve's room, and the node takes writes again by itself, losing no acknowledged write", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });
+  await engine.write([put("k0", "first")]);
+  assertEquals(disk.bytes(RESERVE_FILE)?.length, engine.stats().reserveBytes);
+  assert(engine.stats().reserveBytes >= MIN);
+  // The log (64 MiB before a snapshot) fills the disk long before the data does.
+  disk.setCapacity(used(disk) + 20 * VALUE);
+  const { acked, refusedKey } = await fillWithLog(engine);
+  assert(acked.size === 5, `only ${acked.size} keys acknowledged`);
+  assertEquals(engine.writeHealth().state, "read-only");
+  const refused = await assertRejects(() => engine.write([put("later", "x")]), RingkvError);
+  assertEquals([refused.code, refused.status], ["unavailable", 503]);
+  // Reads go on (the refused key's waits on the repair's reload).
+  for (const [key, value] of acked) {
+    if (key !== refusedKey) assertEquals(await textOf(engine, key), value);
+  }
+  // Nothing is freed by hand: the repair's snapshot cuts the log in the reserve's room.
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  for (const [key, value] of acked) assertEquals(await textOf(engine, key), value);
+  assert(engine.stats().walBytes < 200, `the log still has ${engine.stats().walBytes} bytes`);
+  // Held again for the next snapshot (the data and a quarter of the minimum), with room left
+  // for the log: this file system is too small for the whole minimum besides.
+  const { reserveBytes, snapshotBytes } = engine.stats();
+  assert(reserveBytes >= snapshotBytes + MIN / 4, `the reserve holds ${reserveBytes} bytes`);
+  assertEquals(disk.bytes(RESERVE_FILE)?.length, engine.stats().reserveBytes);
+  await engine.write([put("after", "taken")]);
+  const again = await open(disk.crash(), { log: quiet, reserveMinBytes: MIN });
+  for (const [key, value] of acked) assertEquals(await textOf(again, key), value, key);
+  assertEquals([await textOf(again, "after"), await textOf(again, "later")], ["taken", undefined]);
+  await again.close();
+  await engine.close();
+});
+
+Deno.test("full disk: once its log has filled the disk, the node snapshots before the log fills it again, and refuses no later write", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });
+  await engine.write([put("k0", "first")]);
+  disk.setCapacity(used(disk) + 20 * VALUE);
+  const { acked } = await fillWithLog(engine);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  // Five times what the log held when it filled the disk: each time, a snapshot cuts it first.
+  for (let i = 0; i < 100; i++) {
+    const value = `again${i}:`.padEnd(VALUE, "w");
+    await engine.write([put(`k${i % 5}`, value)]);
+    acked.set(`k${i % 5}`, value);
+    await until("no snapshot under way", () => !disk.names().includes("snapshot.json.tmp"));
+  }
+  assertEquals(engine.writeHealth(), { state: "writable", retries: 0 });
+  const again = await open(disk.crash(), { log: quiet, reserveMinBytes: MIN });
+  for (const [key, value] of acked) assertEquals(await textOf(again, key), value, key);
+  await again.close();
+  await engine.close();
+});
+
+/** A fake disk whose writes of `snapshot.json` wait while the gate is held. */
+function snapshotGatedDisk() {
+  const inner = createFakeDisk();
+  let held: (() => void)[] | null = null;
+  const disk = new Proxy(inner, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (prop !== "writeAtomic") return typeof value === "function" ? value.bind(target) : value;
+      return async (name: string, data: Uint8Array | AsyncIterable<Uint8Array>) => {
+        if (name === "snapshot.json" && held) await new Promise<void>((go) => held!.push(go));
+        return await target.writeAtomic(name, data);
+      };
+    },
+  });
+  return {
+    disk,
+    hold: () => held = [],
+    waiting: () => held?.length ?? 0,
+    release: () => {
+      const waiting = held ?? [];
+      held = null;
+      for (const go of waiting) go();
+    },
+  };
+}
+
+Deno.test("full disk: writes that arrive while a snapshot uses the reserve's room wait for it, and never take that room (the node was left with no reserve and no room, read-only for good)", async () => {
+  const { disk, hold, waiting, release } = snapshotGatedDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });
+  // 10 kB of data that is not overwritten: its snapshot needs more than a few log records.
+  for (let i = 0; i < 5; i++) await engine.write([put(`big${i}`, "b".repeat(10 * VALUE))]);
+  disk.setCapacity(used(disk) + 40 * VALUE);
+  await fillWithLog(engine);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  hold();
+  const writes: Promise<unknown>[] = [];
+  const latest = new Map<string, number>();
+  let n = 0;
+  const write = (key: string) => {
+    const seq = n++;
+    const acknowledged = () => latest.set(key, Math.max(latest.get(key) ?? -1, seq));
+    writes.push(engine.write([put(key, `${seq}:`.padEnd(VALUE, "w"))]).then(acknowledged, quiet));
+  };
+  for (let i = 0; waiting() === 0; i++) {
+    assert(i < 1000, "no snapshot started");
+    write(`k${i % 5}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  // A snapshot in the reserve's room waits on its write: more writes than the room holds
+  // arrive, one by one (each its own log round, were rounds not paused).
+  for (let i = 0; i < 150; i++) {
+    write(`k${i % 5}`);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  release();
+  await Promise.allSettled(writes);
+  await until(
+    "writable, holding the reserve",
+    () => engine.writeHealth().state === "writable" && engine.stats().reserveBytes > 0,
+  );
+  const again = await open(disk.crash(), { log: quiet, reserveMinBytes: MIN });
+  for (const [key, seq] of latest) {
+    // The last acknowledged write, never a refused one (a snapshot never keeps those).
+    const now = await textOf(again, key);
+    assertEquals(Number(now!.split(":")[0]), seq, `${key}: ${now?.slice(0, 8)}`);
+  }
+  await again.close();
+  await engine.close();
+});
+
+Deno.test("full disk: a write queued while a snapshot uses the reserve's room, whose round then fails, is not kept by that snapshot", async () => {
+  const { disk, hold, waiting, release } = snapshotGatedDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });
+  await engine.write([put("k0", "first")]);
+  disk.setCapacity(used(disk) + 20 * VALUE);
+  const { acked } = await fillWithLog(engine);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  hold();
+  for (let i = 0; waiting() === 0; i++) {
+    assert(i < 1000, "no snapshot started");
+    const value = `again${i}:`.padEnd(VALUE, "w");
+    await engine.write([put(`k${i % 5}`, value)]);
+    acked.set(`k${i % 5}`, value);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  // The snapshot will read memory, which holds this write; its round (after the snapshot's
+  // file is written) fails.
+  const refused = assertRejects(() => engine.write([put("k0", "refused".padEnd(VALUE, "r"))]));
+  await settle();
+  disk.failSyncs(1);
+  release();
+  await refused;
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  for (const [key, value] of acked) assertEquals(await textOf(engine, key), value, key);
+  const again = await open(disk.crash(), { log: quiet, reserveMinBytes: MIN });
+  for (const [key, value] of acked) assertEquals(await textOf(again, key), value, key);
+  await again.close();
+  await engine.close();
+});
+
+Deno.test("full disk: the reserve grows with the data, so it always has room for the snapshot, and the node fills and recovers again and again", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });
+  const acked = new Map<string, string>();
+  for (let i = 0; i < 60; i++) {
+    const value = "d".repeat(VALUE);
+    await engine.write([put(`grow${i}`, value)]);
+    acked.set(`grow${i}`, value);
+  }
+  // 60 keys of 200 bytes outgrew the first reserve (4 KiB): it grew with them.
+  const data = 60 * (VALUE + 60);
+  assert(engine.stats().reserveBytes > data, `reserve ${engine.stats().reserveBytes}`);
+  disk.setCapacity(used(disk) + 20 * VALUE);
+  for (let round = 0; round < 3; round++) {
+    const { acked: last } = await fillWithLog(engine);
+    for (const [key, value] of last) acked.set(key, value);
+    await until(`writable again (${round})`, () => engine.writeHealth().state === "writable");
+  }
+  const again = await open(disk.crash(), { log: quiet, reserveMinBytes: MIN });
+  for (const [key, value] of acked) assertEquals(await textOf(again, key), value, key);
+  await again.close();
+  await engine.close();
+});
+
+Deno.test("full disk: when the data leaves no room for the reserve, the node stays read-only, its repair naming snapshot.reserve, and takes writes once room is freed", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });
+  disk.setCapacity(used(disk) + 12_000);
+  const writes = () => engine.writeHealth();
+  /** The reason or the last repair's error: the reserve's ENOSPC. */
+  const shortWhy = () =>
+    [writes().reason, writes().repairError].find((why) => why?.includes(RESERVE_FILE));
+  const short = () => shortWhy() !== undefined;
+  const acked: string[] = [];
+  // New keys until the data leaves no room: a log that fills the disk first is compacted.
+  for (let i = 0; i < 400 && !short(); i++) {
+    await until("writable, or short of room", () => writes().state === "writable" || short());
+    if (short()) break;
+    await engine.write([put(`n${i}`, "z".repeat(VALUE))]).then(() => acked.push(`n${i}`), quiet);
+  }
+  assert(short(), "the data never outgrew the room");
+  const why = shortWhy()!;
+  assert(why.includes("the next snapshot needs") && why.includes(NO_SPACE), why);
+  await until("a repair failed", () => writes().retries >= 1);
+  assertEquals(engine.writeHealth().state, "read-only");
+  for (const key of acked) assertEquals(await textOf(engine, key), "z".repeat(VALUE), key);
+  disk.setCapacity(undefined);
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  await engine.write([put("after", "taken")]);
+  const again = await open(disk.crash(), { log: quiet, reserveMinBytes: MIN });
+  for (const key of [...acked, "after"]) assert(await textOf(again, key), key);
+  await again.close();
+  await engine.close();
+});
+
+Deno.test("full disk: a node started on a disk its log filled (reserve in place) compacts and takes writes", async () => {
+  const disk = createFakeDisk();
+  const first = await open(disk, { firstRetryMs: 60_000, log: quiet, reserveMinBytes: MIN });
+  await first.write([put("k0", "first")]);
+  disk.setCapacity(used(disk) + 20 * VALUE);
+  const { acked } = await fillWithLog(first);
+  const crashed = disk.crash();
+  crashed.setCapacity(used(disk));
+  await first.close();
+  const engine = await open(crashed, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });
+  for (const [key, value] of acked) assertEquals(await textOf(engine, key), value, key);
+  await assertRejects(() => fillWithLog(engine).then(() => engine.write([put("x", "y")])));
+  await until("the node takes writes", () => engine.writeHealth().state === "writable");
+  await engine.write([put("after", "taken")]);
+  assertEquals(await textOf(engine, "after"), "taken");
+  await engine.close();
+});
+
+Deno.test("no reserve (reserveMinBytes 0): no snapshot.reserve is written, and a log that fills the disk keeps the node read-only", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: 0 });
+  await engine.write([put("k0", "first")]);
+  assertEquals([disk.bytes(RESERVE_FILE), engine.stats().reserveBytes], [null, 0]);
+  disk.setCapacity(used(disk) + 20 * VALUE);
+  await fillWithLog(engine);
+  await until("two repairs failed", () => engine.writeHealth().retries >= 2);
+  assertEquals(engine.writeHealth().state, "read-only");
+  await engine.close();
+});
