@@ -15,6 +15,7 @@ import { readCappedBody } from "../../shared/capped_body.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
 import { decodeText, isObject, parseJson, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
+import { baseToLearn } from "../paxos/map_acceptor.ts";
 import { parseRangesJson, parseRangesQuery, parseWireEntry, toWire } from "./wire_entries.ts";
 
 const SCAN_CHUNK_CHARS = 64 * 1024;
@@ -92,44 +93,14 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   });
 }
 
-/**
- * Checks that this node is the member of the vote's `base` (the chosen map of epoch - 1 the new
- * one is built from), then stores the base when it is newer than this node's map: a node keeps
- * one vote, so before it votes on epoch E it must route by E - 1, or a proxy still on E - 2
- * could never learn E (found by review). A node at a member's URL that is not that member (the
- * map records another data directory, and the node holds a map that does not record it as that
- * one either: another cluster's node) does not vote, and stores nothing (found by review).
- */
+/** Takes the base map a vote carries, as {@link baseToLearn} says (one implementation, fakes too). */
 async function learnBase(ctx: NodeContext, body: unknown, epoch: number): Promise<void> {
   const base = (body as { base?: unknown }).base;
   if (base === undefined || base === null) return;
-  const map = parseClusterMap(base);
-  if (map.epoch !== epoch - 1) {
-    throw new RingkvError(
-      "bad_request",
-      `Cannot vote on epoch ${epoch} from a base map of epoch ${map.epoch}`,
-    );
-  }
-  const { id, incarnation } = ctx.engine;
-  const recorded = map.nodes.find((n) => n.id === id);
-  const held = await ctx.cluster.get();
-  if (held !== null && held.epoch >= epoch) return; // decided: the vote answers with `held`
-  // A wiped member (no map, or the map it learnt while wiped, recording its old directory) votes.
-  const member = recorded !== undefined &&
-    (recorded.incarnation === undefined || recorded.incarnation === incarnation ||
-      held === null ||
-      held.nodes.find((n) => n.id === id)?.incarnation === recorded.incarnation);
-  if (!member) {
-    throw new RingkvError(
-      "node_recovering",
-      `Cannot vote on the cluster map of epoch ${epoch}: this node (${id}, data directory ` +
-        `${incarnation}) is not ${
-          recorded ? `the member the map records (${recorded.incarnation})` : "a member of the map"
-        }`,
-      { node: id, incarnation },
-    );
-  }
-  if (map.epoch > await ctx.cluster.epoch()) await ctx.cluster.put(map);
+  const self = { id: ctx.engine.id, incarnation: ctx.engine.incarnation };
+  const map = baseToLearn(parseClusterMap(base), epoch, self, await ctx.cluster.get());
+  // Read again: another call may have stored a newer map meanwhile.
+  if (map !== null && map.epoch > await ctx.cluster.epoch()) await ctx.cluster.put(map);
 }
 
 /** `{epoch, ballot}` of a vote call; 400 on anything else. */

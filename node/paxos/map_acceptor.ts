@@ -43,6 +43,52 @@ export function memoryVoteStore(): MapVoteStore {
   };
 }
 
+/** Who a node is: its id and its data directory's incarnation. */
+export interface VoterSelf {
+  id: string;
+  incarnation: string;
+}
+
+/**
+ * The base map a vote on `epoch` carries (the chosen map of epoch - 1 it is built from), as
+ * this node must take it before it votes: the map to store when it is newer than `held` (this
+ * node's map), else null. A node keeps one vote, so before it votes on epoch E it must route
+ * by E - 1, or a proxy still on E - 2 could never learn E (found by review). Throws 400 for a
+ * base of another epoch, and 503 `node_recovering` when this node is not the member the base
+ * records (another cluster's node at a member's URL, found by review): it does not vote.
+ */
+export function baseToLearn(
+  base: ClusterMap,
+  epoch: number,
+  self: VoterSelf,
+  held: ClusterMap | null,
+): ClusterMap | null {
+  if (base.epoch !== epoch - 1) {
+    throw new RingkvError(
+      "bad_request",
+      `Cannot vote on epoch ${epoch} from a base map of epoch ${base.epoch}`,
+    );
+  }
+  if (held !== null && held.epoch >= epoch) return null; // decided: the vote answers with `held`
+  const recorded = base.nodes.find((n) => n.id === self.id);
+  // A wiped member (no map, or the map it learnt while wiped, recording its old directory) votes.
+  const member = recorded !== undefined &&
+    (recorded.incarnation === undefined || recorded.incarnation === self.incarnation ||
+      held === null ||
+      held.nodes.find((n) => n.id === self.id)?.incarnation === recorded.incarnation);
+  if (!member) {
+    throw new RingkvError(
+      "node_recovering",
+      `Cannot vote on the cluster map of epoch ${epoch}: this node (${self.id}, data directory ` +
+        `${self.incarnation}) is not ${
+          recorded ? `the member the map records (${recorded.incarnation})` : "a member of the map"
+        }`,
+      { node: self.id, incarnation: self.incarnation },
+    );
+  }
+  return base.epoch > (held?.epoch ?? 0) ? base : null;
+}
+
 /** The acceptor of map epochs; `routing` is the node's current (chosen) cluster map. */
 export class MapAcceptor {
   #vote: MapVote | null | undefined;

@@ -136,7 +136,7 @@ Deno.test("a wiped node still votes in a two-node cluster beside the other, and 
   assertEquals(outcome, { kind: "chosen", map: addTo });
 });
 
-Deno.test("a member's URL answering as another node is no vote", async () => {
+Deno.test("a member's URL answering as another node is no vote: the node refuses the base", async () => {
   const { fake, base } = cluster(["a", "b", "c"]);
   const swapped: ClusterMap = {
     ...base,
@@ -147,6 +147,19 @@ Deno.test("a member's URL answering as another node is no vote", async () => {
     () => chooseMap(swapped, { ...swapped, epoch: 2, replicas: 2 }, depsOf(fake, "p1")),
     RingkvError,
   );
+  assertMatch(err.message, /1 of 3 nodes took the prepare/);
+  assertMatch(
+    err.message,
+    /c\.test refused .*503 .*this node \(c, .*\) is not a member of the map/,
+  );
+});
+
+Deno.test("a member's URL answering as another node is no vote: the proxy checks the voter of a first map, which has no base", async () => {
+  const fake = createFakeMapNodes(["a", "b", "c"]);
+  const nodes = fake.nodes.map((n) => n.id === "c" ? { ...n, id: "z" } : n);
+  const first = initialMap(nodes, 1, 8);
+  fake.down.add("b.test");
+  const err = await assertRejects(() => chooseMap(null, first, depsOf(fake, "p1")), RingkvError);
   assertMatch(err.message, /c\.test answers as node c, not z/);
 });
 

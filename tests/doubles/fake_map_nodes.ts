@@ -16,7 +16,7 @@
  */
 import { type ClusterMap, type NodeInfo, sameMap } from "../../shared/wire.ts";
 import type { NodeFetch } from "../../proxy/nodes/node_client.ts";
-import { MapAcceptor, memoryVoteStore } from "../../node/paxos/map_acceptor.ts";
+import { baseToLearn, MapAcceptor, memoryVoteStore } from "../../node/paxos/map_acceptor.ts";
 import { errorBody, errorResponse, RingkvError } from "../../shared/errors.ts";
 
 /** The fake nodes: their stored maps by host, the hosts that are down, and the fetch. */
@@ -45,6 +45,9 @@ function answerMap(stored: ClusterMap | null, map: ClusterMap): Response | null 
   }
   return null;
 }
+
+/** The data directory of a fake node whose `incarnations` entry is not set. */
+const FAKE_INCARNATION = "ifake";
 
 /** Creates fake nodes `http://<id>.test` that hold only a cluster map. */
 export function createFakeMapNodes(ids: string[]): FakeMapNodes {
@@ -88,8 +91,15 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
       const id = url.host.split(".")[0]!;
       const voter = { id, ...(incarnations.has(id) ? { incarnation: incarnations.get(id) } : {}) };
       const body = await req.json();
-      // The base a vote carries is learnt first, as the nodes' routes do.
-      if (body.base && body.base.epoch > (stored?.epoch ?? 0)) maps.set(url.host, body.base);
+      // The base a vote carries is learnt first, by the nodes' own check.
+      const self = { id, incarnation: incarnations.get(id) ?? FAKE_INCARNATION };
+      try {
+        const base = body.base ? baseToLearn(body.base, body.epoch, self, stored) : null;
+        if (base !== null) maps.set(url.host, base);
+      } catch (err) {
+        if (err instanceof RingkvError) return errorResponse(err);
+        throw err;
+      }
       return await vote(votes.get(url.host)!, step, body, voter);
     }
     if (url.pathname !== "/internal/cluster") return new Response(null, { status: 404 });
