@@ -129,10 +129,15 @@ export class SpaceReserve {
   }
 }
 
-/** 1 MiB that does not compress (a compressing file system would keep zeros in no space). */
+/**
+ * 1 MiB that does not compress (a compressing file system would keep zeros in no space, and
+ * a block repeated within its records, as btrfs's 128 KiB, in half).
+ */
 function filler(): Uint8Array {
   const chunk = new Uint8Array(CHUNK_BYTES);
-  const random = crypto.getRandomValues(new Uint8Array(65536));
-  for (let at = 0; at < chunk.length; at += random.length) chunk.set(random, at);
+  // getRandomValues fills at most 64 KiB per call.
+  for (let at = 0; at < chunk.length; at += 65536) {
+    crypto.getRandomValues(chunk.subarray(at, at + 65536));
+  }
   return chunk;
 }
