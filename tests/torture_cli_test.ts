@@ -19,6 +19,13 @@ async function childrenOf(pid: number): Promise<{ pids: number[]; dirs: Set<stri
   return { pids: lines.map((l) => Number(l.trim().split(" ")[0])), dirs };
 }
 
+/** Processes whose command line names `dir`. */
+async function processesUsing(dir: string): Promise<string[]> {
+  const out = await new Deno.Command("ps", { args: ["-eo", "pid=,args="] }).output();
+  const lines = new TextDecoder().decode(out.stdout).split("\n");
+  return lines.filter((line) => line.includes(dir) && !line.includes(" ps -eo"));
+}
+
 async function alive(pid: number): Promise<boolean> {
   const out = await new Deno.Command("ps", { args: ["-o", "pid=", "-p", String(pid)] }).output();
   return new TextDecoder().decode(out.stdout).trim() !== "";
@@ -44,7 +51,12 @@ Deno.test("deno task torture stopped by SIGTERM stops its cluster and removes it
       seen += value;
     }
     assert(seen.includes("nemesis:"), seen);
-    const { pids, dirs } = await childrenOf(child.pid);
+    // A nemesis may have a node down at this moment (killed, to be restarted): wait for all 3.
+    let { pids, dirs } = await childrenOf(child.pid);
+    for (const until = Date.now() + 20_000; pids.length < 3 && Date.now() < until;) {
+      await new Promise((r) => setTimeout(r, 100));
+      ({ pids, dirs } = await childrenOf(child.pid));
+    }
     assert(pids.length >= 3, `${pids}`);
     assertEquals(dirs.size, 1, [...dirs].join());
     child.kill("SIGTERM");
@@ -58,6 +70,8 @@ Deno.test("deno task torture stopped by SIGTERM stops its cluster and removes it
     }
     for (const dir of dirs) {
       assert(!(await Deno.stat(dir).then(() => true, () => false)), `${dir} is left`);
+      // Also a node it started after the pids above were read (a nemesis' restart).
+      assertEquals(await processesUsing(dir), [], `processes outlived the torture on ${dir}`);
     }
   } finally {
     if (!stopped) {
