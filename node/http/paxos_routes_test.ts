@@ -172,6 +172,7 @@ function heldSyncDisk() {
     truncate: (name, size) => disk.truncate(name, size),
     remove: (name) => disk.remove(name),
     size: (name) => disk.size(name),
+    freeBytes: () => disk.freeBytes(),
     close: () => disk.close(),
   };
   return { disk, wrapped, held };
