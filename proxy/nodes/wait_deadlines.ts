@@ -6,11 +6,12 @@
  *
  * A queue reads the clock once per request (its `at`) and once per batch it forms: waiters
  * whose deadline has passed are answered then and never sent. A batch whose oldest waiter
- * waited more than a slot (a tenth of the timeout, at most 100 ms; never under a node that
- * answers) is *late*: while it is in flight, one {@link Sweep} timer per queue answers each
- * waiter, queued or in that batch, at its deadline. Every other waiter is younger than the call
- * ahead of it, whose own deadline (proxy/nodes/call_deadlines.ts) ends it by the waiter's
- * deadline plus a slot. So each request is answered by its timeout plus at most two slots.
+ * waited more than a slot (a tenth of the timeout, at most 100 ms: behind a node that is slow or
+ * stopped) is *late*: while it is in flight, one {@link Sweep} timer per queue answers each
+ * waiter, queued or in that batch, at its deadline. Every other waiter began waiting at most a
+ * slot before the call it goes in, or any call ahead of it, started, and a call ends by its
+ * timeout plus a slot (proxy/nodes/call_deadlines.ts). So each request is answered by its
+ * timeout plus at most two slots.
  *
  * @module
  * @example
