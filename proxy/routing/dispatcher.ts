@@ -181,7 +181,9 @@ export class Dispatcher {
     while (queue.inFlight < this.#options.maxInFlight && queue.head < queue.items.length) {
       if (waits !== undefined && !this.#expireQueued(queue, waits)) break;
       const batch = this.#take(queue);
-      const late = waits?.isLate(batch[0]!) ? this.#watchLate(queue, batch, waits!) : undefined;
+      const late = waits !== undefined && waits.isLate(batch[0]!)
+        ? this.#watchLate(queue, batch, waits)
+        : undefined;
       queue.inFlight++;
       this.#sendBatch(queue.node, batch).finally(() => {
         queue.inFlight--;
