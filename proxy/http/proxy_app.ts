@@ -74,6 +74,7 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     ...deps.dispatcher,
     maxBatchOps: deps.limits.maxBatchOps,
     maxBatchBytes: deps.limits.maxBatchBytes,
+    timeoutMs: deps.timeoutMs,
   });
   // One memo for the router and the watch: a watched key was just routed, its point is known.
   const points = new KeyPoints({ capacity: deps.keyPointsCapacity });

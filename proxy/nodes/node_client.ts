@@ -135,6 +135,19 @@ export function unreachable(node: NodeRef, cause: unknown): RingkvError {
   );
 }
 
+/**
+ * The 503 for a request that waited its whole timeout for `node` behind earlier calls to it
+ * (proxy/nodes/wait_deadlines.ts): the same code and start as {@link unreachable}'s.
+ */
+export function waitedOut(node: NodeRef, timeoutMs: number): RingkvError {
+  return new RingkvError(
+    "node_unavailable",
+    `Cannot reach node ${node.id} at ${node.url}: no answer before the timeout ` +
+      `(${timeoutMs} ms since the request began waiting behind an earlier call to it)`,
+    { node: node.id, url: node.url },
+  );
+}
+
 /** Calls nodes' internal routes. */
 export class NodeClient {
   readonly #deadlines: CallDeadlines;

@@ -1,4 +1,5 @@
-import { assertEquals, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { RingkvError } from "../../shared/errors.ts";
 import type { Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
@@ -107,4 +108,59 @@ Deno.test("PaxosBatcher keeps a batched call under its byte limit (the node's 41
   assertEquals(calls[2]!.keys, ["d"]);
   calls[2]!.done();
   await Promise.all([first, ...waiting]);
+});
+
+/** A client whose every call fails after `ms`, as the real one's do at a paused node. */
+function stuckClient(ms: number) {
+  const sent: string[][] = [];
+  const fail = (node: NodeRef, keys: string[]) => {
+    sent.push(keys);
+    return new Promise<never>((_, reject) =>
+      setTimeout(
+        () =>
+          reject(
+            new RingkvError("node_unavailable", `Cannot reach node ${node.id}: timeout`, {
+              node: node.id,
+            }),
+          ),
+        ms,
+      )
+    );
+  };
+  const client: PaxosCalls = {
+    read: (node, _epoch, keys) => fail(node, keys),
+    prepare: (node, _epoch, ops) => fail(node, ops.map((o) => o.key)),
+    accept: (node, _epoch, entries) => fail(node, entries.map((e) => e.k)),
+  };
+  return { client, sent };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How long `call` took to be rejected, from now. */
+async function rejectedAfter(call: Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  const err = await assertRejects(() => call, RingkvError);
+  assertEquals([err.code, err.extra.node], ["node_unavailable", "n1"]);
+  return performance.now() - start;
+}
+
+Deno.test("PaxosBatcher with a timeout fails calls queued behind a stuck one at their own deadlines", async () => {
+  const timeoutMs = 400;
+  const { client, sent } = stuckClient(timeoutMs);
+  const batcher = new PaxosBatcher(client, undefined, timeoutMs);
+  const ballot = "b" as Version;
+  const first = rejectedAfter(batcher.prepare(N1, 1, [{ key: "x", ballot }]));
+  await sleep(40);
+  const queued = rejectedAfter(batcher.prepare(N1, 1, [{ key: "y", ballot }]));
+  await sleep(10);
+  // Same key: held back from the batch "y" goes in, it waits for that one's call.
+  const held = rejectedAfter(batcher.prepare(N1, 1, [{ key: "y", ballot }]));
+  await first;
+  for (const [what, took] of [["queued", await queued], ["held", await held]] as const) {
+    // Before: the rest of the stuck call's timeout, then one or two whole ones (~760, ~1150 ms).
+    assert(took >= timeoutMs - 5 && took < timeoutMs * 1.5, `${what}: ${took} ms`);
+  }
+  assertEquals(sent, [["x"], ["y"]], "the held call's deadline passed before it could go");
+  await sleep(timeoutMs); // the second call's own end, before the timer sanitizer looks
 });

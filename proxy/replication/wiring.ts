@@ -73,7 +73,7 @@ export class Replication {
     const ingestClient = new NodeClient(options);
     this.replicated = new Replicated({
       // Concurrent requests' rounds go to each node together (proxy/replication/paxos_batcher.ts).
-      client: new PaxosBatcher(this.client),
+      client: new PaxosBatcher(this.client, undefined, options.timeoutMs),
       ingest: (node, epoch, entries) => ingestClient.ingest(node, epoch, entries),
       clock: new HybridClock(
         options.proxyId ?? randomProxyId(),
