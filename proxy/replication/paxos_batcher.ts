@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { answerValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
@@ -42,6 +42,8 @@ interface Waiting<I, R> {
   items: I[];
   keys: string[];
   bytes: number;
+  /** Results of its first items, when a read's answer stopped at its value budget. */
+  done: R[];
   resolve: (results: R[]) => void;
   reject: (err: unknown) => void;
 }
@@ -60,7 +62,7 @@ class Lane<I, R> {
   /** Resolves with this call's own results, in the order of `items`. */
   call(items: I[], keys: string[], bytes: number): Promise<R[]> {
     const { promise, resolve, reject } = Promise.withResolvers<R[]>();
-    this.#waiting.push({ items, keys, bytes, resolve, reject });
+    this.#waiting.push({ items, keys, bytes, done: [], resolve, reject });
     if (!this.#busy) void this.#flush();
     return promise;
   }
@@ -71,17 +73,35 @@ class Lane<I, R> {
       const batch = this.#take();
       try {
         const results = await this.send(batch.flatMap((w) => w.items));
-        let at = 0;
-        for (const w of batch) {
-          w.resolve(results.slice(at, at + w.items.length));
-          at += w.items.length;
-        }
+        this.#settle(batch, results);
       } catch (err) {
         for (const w of batch) w.reject(err);
       }
     }
     this.#busy = false;
     this.onIdle();
+  }
+
+  /**
+   * Resolves each call of `batch` from `results`; a read's answer that stopped at its value
+   * budget leaves the calls it did not reach waiting first, each with what it got.
+   */
+  #settle(batch: Waiting<I, R>[], results: R[]): void {
+    const again: Waiting<I, R>[] = [];
+    let at = 0;
+    for (const w of batch) {
+      const got = results.slice(at, at + w.items.length);
+      at += w.items.length;
+      if (got.length === w.items.length) {
+        w.resolve(w.done.length === 0 ? got : [...w.done, ...got]);
+        continue;
+      }
+      w.done.push(...got);
+      w.items = w.items.slice(got.length);
+      w.keys = w.keys.slice(got.length);
+      again.push(w);
+    }
+    if (again.length > 0) this.#waiting = [...again, ...this.#waiting];
   }
 
   /** The calls of the next batch: in order, skipping one whose key is already in it. */
@@ -117,10 +137,14 @@ class Lane<I, R> {
 export class PaxosBatcher implements PaxosCalls {
   readonly #lanes = new Map<string, Lane<unknown, unknown>>();
 
-  /** Creates a batcher sending through `client`; a batched call stays under `maxBytes`. */
+  /**
+   * Creates a batcher sending through `client`; a batched call stays under `maxBytes`, and a
+   * read's answer carries about `valueBudget` bytes of values (the rest is read again).
+   */
   constructor(
     private readonly client: PaxosCalls,
     private readonly maxBytes: number = DEFAULT_LIMITS.maxBatchBytes,
+    private readonly valueBudget: number = answerValueBytes({ maxBatchBytes: maxBytes }),
   ) {}
 
   /** {@link PaxosClient.read}, batched. */
@@ -129,7 +153,7 @@ export class PaxosBatcher implements PaxosCalls {
       "read",
       node,
       epoch,
-      (items) => this.client.read(node, epoch, items),
+      (items) => this.client.read(node, epoch, items, this.valueBudget),
     ).call(keys, keys, estimateBytes(keys));
   }
 

@@ -6,6 +6,9 @@
  * everything queued goes out, again at the end of that turn, as one `POST /internal/batch`.
  * So a batch is whatever arrived during one round trip, and a node is woken once per turn,
  * not once per request (`tasks/bench/cpu_rig.ts get`: 8.9 → 10.4 ops per call).
+ * Each call carries a value budget: the node answers reads until their values reach it and
+ * leaves the rest unread, and those go first in the next call (docs/internal-api.md), so one
+ * answer stays about that size however many large values arrive together.
  *
  * @module
  * @example
@@ -23,12 +26,20 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { answerValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { BatchOp, BatchResult } from "../../shared/wire.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 
-/** Sends one batch to a node; results in the order of `ops`. */
-export type SendBatch = (node: NodeRef, epoch: number, ops: BatchOp[]) => Promise<BatchResult[]>;
+/**
+ * Sends one batch to a node; results in the order of `ops`, `null` for a read the node left
+ * unread because the values before it took `valueBudget` bytes (never the call's first read).
+ */
+export type SendBatch = (
+  node: NodeRef,
+  epoch: number,
+  ops: BatchOp[],
+  valueBudget: number,
+) => Promise<(BatchResult | null)[]>;
 
 /** Tuning of a {@link Dispatcher}. */
 export interface DispatcherOptions {
@@ -40,6 +51,8 @@ export interface DispatcherOptions {
   maxBatchOps: number;
   /** Largest call body, in bytes (the node's limit). */
   maxBatchBytes: number;
+  /** Bytes of values one answer carries before the node leaves further reads for the next call. */
+  valueBudget: number;
 }
 
 /** The defaults: one call in flight per node, 10,000 waiting operations. */
@@ -48,6 +61,7 @@ export const DEFAULT_DISPATCHER_OPTIONS: Readonly<DispatcherOptions> = Object.fr
   maxQueue: 10_000,
   maxBatchOps: DEFAULT_LIMITS.maxBatchOps,
   maxBatchBytes: DEFAULT_LIMITS.maxBatchBytes,
+  valueBudget: answerValueBytes(DEFAULT_LIMITS),
 });
 
 interface Pending {
@@ -163,7 +177,7 @@ export class Dispatcher {
     while (queue.inFlight < this.#options.maxInFlight && queue.head < queue.items.length) {
       const batch = this.#take(queue);
       queue.inFlight++;
-      this.#sendBatch(queue.node, batch).finally(() => {
+      this.#sendBatch(queue, batch).finally(() => {
         queue.inFlight--;
         this.#later(queue);
       });
@@ -196,10 +210,23 @@ export class Dispatcher {
     return batch;
   }
 
-  async #sendBatch(node: NodeRef, batch: Pending[]): Promise<void> {
+  async #sendBatch(queue: NodeQueue, batch: Pending[]): Promise<void> {
+    const { valueBudget } = this.#options;
     try {
-      const results = await this.send(node, batch[0]!.epoch, batch.map((p) => p.op));
-      batch.forEach((p, i) => p.resolve(results[i]!));
+      const results = await this.send(
+        queue.node,
+        batch[0]!.epoch,
+        batch.map((p) => p.op),
+        valueBudget,
+      );
+      const unread: Pending[] = [];
+      batch.forEach((p, i) => {
+        const result = results[i];
+        if (result === null) unread.push(p);
+        else p.resolve(result!);
+      });
+      // First in the next call: they were sent before anything waiting now.
+      queue.items.splice(queue.head, 0, ...unread);
     } catch (err) {
       for (const p of batch) p.reject(err);
     }
