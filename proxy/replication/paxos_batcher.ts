@@ -12,7 +12,7 @@
  * @module
  */
 import type { RingkvError } from "../../shared/errors.ts";
-import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { answerValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import { type NodeRef, waitedOut } from "../nodes/node_client.ts";
@@ -49,6 +49,8 @@ interface Waiting<I, R> {
   bytes: number;
   /** When it began waiting (0 without a timeout). */
   at: number;
+  /** Results of its first items, when a read's answer stopped at its value budget. */
+  done: R[];
   resolve: (results: R[]) => void;
   reject: (err: unknown) => void;
 }
@@ -74,7 +76,7 @@ class Lane<I, R> {
   call(items: I[], keys: string[], bytes: number): Promise<R[]> {
     const { promise, resolve, reject } = Promise.withResolvers<R[]>();
     const at = this.deadlines?.now() ?? 0;
-    this.#waiting.push({ items, keys, bytes, at, resolve, reject });
+    this.#waiting.push({ items, keys, bytes, at, done: [], resolve, reject });
     if (!this.#busy) void this.#flush();
     return promise;
   }
@@ -88,11 +90,7 @@ class Lane<I, R> {
       if (deadlines?.isLate(batch[0]!)) this.#watchLate(batch, deadlines);
       try {
         const results = await this.send(batch.flatMap((w) => w.items));
-        let at = 0;
-        for (const w of batch) {
-          w.resolve(results.slice(at, at + w.items.length));
-          at += w.items.length;
-        }
+        this.#settle(batch, results);
       } catch (err) {
         for (const w of batch) w.reject(err);
       } finally {
@@ -128,6 +126,28 @@ class Lane<I, R> {
 
   #waitedOut(deadlines: WaitDeadlines): RingkvError {
     return waitedOut(this.node, deadlines.timeoutMs);
+  }
+
+  /**
+   * Resolves each call of `batch` from `results`; a read's answer that stopped at its value
+   * budget leaves the calls it did not reach waiting first, each with what it got.
+   */
+  #settle(batch: Waiting<I, R>[], results: R[]): void {
+    const again: Waiting<I, R>[] = [];
+    let at = 0;
+    for (const w of batch) {
+      const got = results.slice(at, at + w.items.length);
+      at += w.items.length;
+      if (got.length === w.items.length) {
+        w.resolve(w.done.length === 0 ? got : [...w.done, ...got]);
+        continue;
+      }
+      w.done.push(...got);
+      w.items = w.items.slice(got.length);
+      w.keys = w.keys.slice(got.length);
+      again.push(w);
+    }
+    if (again.length > 0) this.#waiting = [...again, ...this.#waiting];
   }
 
   /** The calls of the next batch: in order, skipping one whose key is already in it. */
@@ -167,12 +187,14 @@ export class PaxosBatcher implements PaxosCalls {
 
   /**
    * Creates a batcher sending through `client`; a batched call stays under `maxBytes`. With
-   * `timeoutMs` (the client's), a call fails that long after it began waiting for its node.
+   * `timeoutMs` (the client's), a call fails that long after it began waiting for its node. A
+   * read's answer carries about `valueBudget` bytes of values (the rest is read again).
    */
   constructor(
     private readonly client: PaxosCalls,
     private readonly maxBytes: number = DEFAULT_LIMITS.maxBatchBytes,
     timeoutMs?: number,
+    private readonly valueBudget: number = answerValueBytes({ maxBatchBytes: maxBytes }),
   ) {
     this.#deadlines = timeoutMs === undefined ? undefined : new WaitDeadlines(timeoutMs);
   }
@@ -183,7 +205,7 @@ export class PaxosBatcher implements PaxosCalls {
       "read",
       node,
       epoch,
-      (items) => this.client.read(node, epoch, items),
+      (items) => this.client.read(node, epoch, items, this.valueBudget),
     ).call(keys, keys, estimateBytes(keys));
   }
 

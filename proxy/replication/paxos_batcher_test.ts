@@ -164,3 +164,24 @@ Deno.test("PaxosBatcher with a timeout fails calls queued behind a stuck one at 
   assertEquals(sent, [["x"], ["y"]], "the held call's deadline passed before it could go");
   await sleep(timeoutMs); // the second call's own end, before the timer sanitizer looks
 });
+
+Deno.test("PaxosBatcher reads the keys a node's answer left out (its value budget) again, first", async () => {
+  const calls: { keys: string[]; budget: number | undefined }[] = [];
+  const client: PaxosCalls = {
+    read(_node, _epoch, keys, valueBudget) {
+      calls.push({ keys, budget: valueBudget });
+      // This node's answers hold two entries at most.
+      return Promise.resolve(keys.slice(0, 2).map((k) => ({ k, v: k, ver: "v" as Version, h: 0 })));
+    },
+    prepare: () => Promise.reject(new Error("not used")),
+    accept: () => Promise.reject(new Error("not used")),
+  };
+  const batcher = new PaxosBatcher(client, 4000);
+  const first = batcher.read(N1, 1, ["a"]);
+  const waiting = [batcher.read(N1, 1, ["b", "c", "d"]), batcher.read(N1, 1, ["e"])];
+  assertEquals((await first).map((e) => e?.k), ["a"]);
+  assertEquals((await waiting[0]!).map((e) => e?.k), ["b", "c", "d"]);
+  assertEquals((await waiting[1]!).map((e) => e?.k), ["e"]);
+  assertEquals(calls.map((c) => c.keys.join("")), ["a", "bcde", "de"]);
+  assertEquals(calls.map((c) => c.budget), [1000, 1000, 1000], "a quarter of the call limit");
+});

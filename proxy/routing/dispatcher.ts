@@ -8,6 +8,9 @@
  * not once per request (`tasks/bench/cpu_rig.ts get`: 8.9 → 10.4 ops per call). With a
  * `timeoutMs`, a request's timeout counts from when it began waiting for its node, not from
  * when its call went out (proxy/nodes/wait_deadlines.ts): one clock read per request.
+ * Each call carries a value budget: the node answers reads until their values reach it and
+ * leaves the rest unread, and those go first in the next call (docs/internal-api.md), so one
+ * answer stays about that size however many large values arrive together.
  *
  * @module
  * @example
@@ -25,13 +28,21 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { answerValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { BatchOp, BatchResult } from "../../shared/wire.ts";
 import { type NodeRef, waitedOut } from "../nodes/node_client.ts";
 import { Sweep, WaitDeadlines } from "../nodes/wait_deadlines.ts";
 
-/** Sends one batch to a node; results in the order of `ops`. */
-export type SendBatch = (node: NodeRef, epoch: number, ops: BatchOp[]) => Promise<BatchResult[]>;
+/**
+ * Sends one batch to a node; results in the order of `ops`, `null` for a read the node left
+ * unread because the values before it took `valueBudget` bytes (never the call's first read).
+ */
+export type SendBatch = (
+  node: NodeRef,
+  epoch: number,
+  ops: BatchOp[],
+  valueBudget: number,
+) => Promise<(BatchResult | null)[]>;
 
 /** Tuning of a {@link Dispatcher}. */
 export interface DispatcherOptions {
@@ -48,6 +59,8 @@ export interface DispatcherOptions {
    * client's call timeout); without it a request waits for whatever calls are ahead of it.
    */
   timeoutMs?: number;
+  /** Bytes of values one answer carries before the node leaves further reads for the next call. */
+  valueBudget: number;
 }
 
 /** The defaults: one call in flight per node, 10,000 waiting operations. */
@@ -56,6 +69,7 @@ export const DEFAULT_DISPATCHER_OPTIONS: Readonly<DispatcherOptions> = Object.fr
   maxQueue: 10_000,
   maxBatchOps: DEFAULT_LIMITS.maxBatchOps,
   maxBatchBytes: DEFAULT_LIMITS.maxBatchBytes,
+  valueBudget: answerValueBytes(DEFAULT_LIMITS),
 });
 
 interface Pending {
@@ -185,7 +199,7 @@ export class Dispatcher {
         ? this.#watchLate(queue, batch, waits)
         : undefined;
       queue.inFlight++;
-      this.#sendBatch(queue.node, batch).finally(() => {
+      this.#sendBatch(queue, batch).finally(() => {
         queue.inFlight--;
         if (late !== undefined) this.#unwatchLate(queue, late);
         this.#later(queue);
@@ -265,10 +279,23 @@ export class Dispatcher {
     return batch;
   }
 
-  async #sendBatch(node: NodeRef, batch: Pending[]): Promise<void> {
+  async #sendBatch(queue: NodeQueue, batch: Pending[]): Promise<void> {
+    const { valueBudget } = this.#options;
     try {
-      const results = await this.send(node, batch[0]!.epoch, batch.map((p) => p.op));
-      batch.forEach((p, i) => p.resolve(results[i]!));
+      const results = await this.send(
+        queue.node,
+        batch[0]!.epoch,
+        batch.map((p) => p.op),
+        valueBudget,
+      );
+      const unread: Pending[] = [];
+      batch.forEach((p, i) => {
+        const result = results[i];
+        if (result === null) unread.push(p);
+        else p.resolve(result!);
+      });
+      // First in the next call: they were sent before anything waiting now.
+      queue.items.splice(queue.head, 0, ...unread);
     } catch (err) {
       for (const p of batch) p.reject(err);
     }

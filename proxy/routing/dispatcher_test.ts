@@ -292,3 +292,24 @@ Deno.test("Dispatcher with a timeout still answers ops queued behind a slow node
   assertEquals(await Promise.all(answers), answers.map(() => ({ status: 200 })));
   assert(sent.length >= 3, `${sent.length} calls`);
 });
+
+Deno.test("Dispatcher sends the reads a node left unread (over its value budget) first in its next call", async () => {
+  const calls: { keys: string[]; budget: number }[] = [];
+  const d = new Dispatcher((_node, _epoch, ops, valueBudget) => {
+    calls.push({ keys: ops.map((o) => o.key), budget: valueBudget });
+    // This node answers two reads per call and leaves the rest unread.
+    let reads = 0;
+    return Promise.resolve(ops.map((o) => {
+      if (o.op === "get" && ++reads > 2) return null;
+      return { status: 200, value: o.key };
+    }));
+  }, { valueBudget: 1234 });
+  const first = d.submit(N1, 1, ["a", "b", "c", "d", "e"].map(get));
+  const put = d.submit(N1, 1, [{ op: "put", key: "w", value: "" }]);
+  const later = d.submit(N1, 1, [get("f")]);
+  assertEquals((await first).map((r) => r.value), ["a", "b", "c", "d", "e"]);
+  assertEquals((await put).map((r) => r.status), [200]);
+  assertEquals((await later).map((r) => r.value), ["f"]);
+  assertEquals(calls.map((c) => c.keys.join("")), ["abcdewf", "cdef", "ef"]);
+  assertEquals(calls.map((c) => c.budget), [1234, 1234, 1234]);
+});
