@@ -177,6 +177,7 @@ async function serve(
     clockOffsetMs: config.clockOffsetMs,
     fastWrites: config.fastWrites,
     maps: state, // catches up and records a node back on a wiped directory (proxy/replication/rejoin.ts)
+    limits: config.limits,
     ...secret(config),
     log,
   });

@@ -54,7 +54,8 @@ const SPEC = {
   timeoutMs: {
     type: "int",
     default: 2000,
-    help: "timeout of each call to a node, in ms (data calls: up to a tenth more, at most +100)",
+    help:
+      "timeout of each wait for a node, in ms, a queue included (data: up to +1/5, at most +200)",
   },
   pollMs: { type: "int", default: 1000, help: "how often to read the nodes' cluster maps, in ms" },
   probeMs: { type: "int", default: 500, help: "how often to probe each node's health, in ms" },

@@ -34,6 +34,15 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   bodyTimeoutMs: 10_000,
 });
 
+/**
+ * Bytes of values one node answer carries when the proxy reads many keys in one call (a batch or
+ * replica read): a quarter of `maxBatchBytes`, so each answer stays far from the call timeout.
+ * The node stops before the value that would pass it, the call's first value excepted.
+ */
+export function answerValueBytes(limits: Pick<Limits, "maxBatchBytes">): number {
+  return Math.max(1, Math.floor(limits.maxBatchBytes / 4));
+}
+
 /** Limits on a request as a whole, checked before any route runs (shared/guard.ts). */
 export interface RequestLimits {
   /** Longest request target (path and query), in bytes; 414 past it. */

@@ -28,6 +28,7 @@ function nullDisk(): Disk {
     truncate: none,
     remove: none,
     size: () => Promise.resolve(null),
+    freeBytes: () => Promise.resolve(null),
     close: none,
   };
 }

@@ -31,7 +31,7 @@ import {
   ttlSeconds,
 } from "./kv_client.ts";
 import { watch } from "./kv_watch.ts";
-import { valueJson } from "./kv_output.ts";
+import { keyLine, valueJson } from "./kv_output.ts";
 
 const SPEC = {
   url: { type: "string", default: "http://127.0.0.1:8080", help: "the proxy" },
@@ -47,8 +47,8 @@ const SPEC = {
     type: "bool",
     default: false,
     env: "RINGKV_KV_JSON",
-    help:
-      "get: the value with its version, type and expiry as JSON; watch: a JSON object per event",
+    help: "get: the value with its version, type and expiry as JSON; ls: a JSON object per key; " +
+      "watch: a JSON object per event",
   },
   wait: { type: "bool", default: true, help: "add, remove: wait for the rebalancing (--no-wait)" },
   force: {
@@ -75,7 +75,8 @@ commands:
                           "contentType", "value" or "valueBase64", "expiresAt"}
   put KEY [VALUE]         set (VALUE or stdin); prints the version; --ttl 30s expires it
   del KEY                 delete (exit 1 when absent)
-  ls [--prefix P]         keys in order, one per line
+  ls [--prefix P] [--json] keys in order, one per line (a KEY with spaces or odd characters
+                          in "quotes", escaped as JSON); --json: one {"key"} object per line
   watch [PREFIX] [--json] print changes as they come: put KEY VERSION VALUE / del KEY VERSION
                           (a KEY with spaces or odd characters in "quotes", escaped as JSON);
                           --json: one object per event, {"event": "put"|"del", "key", ...}
@@ -102,7 +103,7 @@ const FLAG_COMMANDS: Partial<Record<keyof typeof SPEC, string[]>> = {
   ifNoneMatch: ["put"],
   contentType: ["put"],
   ttl: ["put"],
-  json: ["get", "watch"],
+  json: ["get", "ls", "watch"],
   wait: ["add", "remove"],
   force: ["remove"],
 };
@@ -216,7 +217,7 @@ async function del(t: Target, f: Flags, key: string): Promise<void> {
   await res.body?.cancel();
 }
 
-async function ls(t: Target, prefix: string): Promise<void> {
+async function ls(t: Target, prefix: string, json: boolean): Promise<void> {
   let cursor: string | null = null;
   for (let page = 0; page < 1_000_000; page++) {
     const q = new URLSearchParams({ prefix, limit: "1000" });
@@ -225,7 +226,7 @@ async function ls(t: Target, prefix: string): Promise<void> {
       await call(t, `/kv?${q}`),
       "Cannot list keys",
     );
-    if (body.keys.length > 0) print(body.keys.join("\n"));
+    if (body.keys.length > 0) print(body.keys.map((k) => keyLine(k, json)).join("\n"));
     cursor = body.cursor;
     if (cursor === null) return;
   }
@@ -343,7 +344,7 @@ async function run(f: Flags, t: Target, argv: readonly string[]): Promise<void> 
       return await del(t, f, args(1, "a KEY")[0]!);
     case "ls":
       if (rest.length > 0) throw new CliError(EXIT.usage, "ls takes --prefix P, no argument");
-      return await ls(t, f.values.prefix);
+      return await ls(t, f.values.prefix, f.values.json);
     case "watch":
       if (rest.length > 1) throw new CliError(EXIT.usage, "watch takes one PREFIX at most");
       return await watch(t, rest[0] ?? "", print, (line) => console.error(line), {

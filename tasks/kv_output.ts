@@ -1,6 +1,7 @@
 /**
  * How `deno task kv` prints keys and values: a word of a human line quoted when it would read
- * back ambiguously (as `ls` and git quote odd file names), and the JSON object of `kv get --json`.
+ * back ambiguously (as `ls` and git quote odd file names), the lines of `kv ls`, and the JSON
+ * object of `kv get --json`.
  *
  * @module
  * @example
@@ -34,6 +35,14 @@ function utf16Escapes(ch: string): string {
     out += `\\u${ch.charCodeAt(i).toString(16).padStart(4, "0")}`;
   }
   return out;
+}
+
+/**
+ * A line of `kv ls`: the key as {@link quoted}; with `json`, `{"key": ...}` with what a reader
+ * could take for a line break (U+2028, U+0085) or not see escaped, as {@link jsonQuoted} does.
+ */
+export function keyLine(key: string, json: boolean): string {
+  return json ? `{"key":${jsonQuoted(key)}}` : quoted(key);
 }
 
 /** UTF-8 or an error; a leading byte-order mark is part of the value, not dropped. */

@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { jsonQuoted, quoted, valueJson } from "./kv_output.ts";
+import { jsonQuoted, keyLine, quoted, valueJson } from "./kv_output.ts";
 
 Deno.test("quoted() leaves a plain key bare and quotes one a reader could split or misread", () => {
   for (const key of ["users/1", "a-b_c.d", "ключ", "ü/é", "emoji😀", "a'b", "-"]) {
@@ -49,4 +49,16 @@ Deno.test("valueJson() has the key, version, type, expiry and the value as text 
   // A byte-order mark is part of the value, not dropped by the decoder.
   const bom = valueJson("c", plain, new Uint8Array([0xef, 0xbb, 0xbf, 0x41])) as { value: string };
   assertEquals(bom.value, "\ufeffA");
+});
+
+Deno.test("keyLine() prints a plain key bare, an odd one quoted, and with json an object a line", () => {
+  assertEquals(keyLine("users/1", false), "users/1");
+  assertEquals(keyLine("two\u2028lines", false), '"two\\u2028lines"');
+  assertEquals(keyLine("end ", false), '"end "');
+  assertEquals(keyLine("users/1", true), '{"key":"users/1"}');
+  for (const key of ["two\u2028lines", "nel\u0085", 'say "hi"', "ключ", "tag\u{e0041}"]) {
+    const line = keyLine(key, true);
+    assertEquals(JSON.parse(line), { key });
+    assertEquals(/[\u0085\u2028\u2029]/.test(line), false, line);
+  }
 });

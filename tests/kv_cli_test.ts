@@ -67,9 +67,37 @@ Deno.test("deno task kv: get, put, del, ls print plain results and exit 0/1/2/3/
     assert(Date.parse(got.expiresAt) > Date.now(), json.stdout);
     assertEquals(JSON.parse((await kv("get", "users/1", "--json")).stdout).version, version);
     assertEquals((await kv("get", "nope", "--json")).code, 1);
-    const misplaced = await kv("ls", "--json");
+    const misplaced = await kv("nodes", "--json");
     assertEquals(misplaced.code, 2, misplaced.stderr);
-    assertMatch(misplaced.stderr, /Cannot use --json with ls: it is for get, watch only/);
+    assertMatch(misplaced.stderr, /Cannot use --json with nodes: it is for get, ls, watch only/);
+    // Keys end at a control character (a newline is refused, exit 6), but a key may hold what
+    // many readers take for a line break (U+2028, U+0085) or a space at its end: ls quotes those
+    // as watch does, one line a key; --json: one object a line, such characters escaped.
+    assertEquals((await kv("put", "--", "odd/two\nlines", "v")).code, 6);
+    for (
+      const key of ["odd/two\u2028lines", "odd/nel\u0085x", "odd/end ", 'odd/"q"', "odd/plain"]
+    ) {
+      assertEquals((await kv("put", "--", key, "v")).code, 0, key);
+    }
+    const odd = await kv("ls", "--prefix", "odd/");
+    assertEquals([odd.code, odd.stdout.split("\n")], [0, [
+      '"odd/\\"q\\""',
+      '"odd/end "',
+      '"odd/nel\\u0085x"',
+      "odd/plain",
+      '"odd/two\\u2028lines"',
+      "",
+    ]]);
+    const oddJson = await kv("ls", "--prefix", "odd/", "--json");
+    assertEquals(oddJson.code, 0, oddJson.stderr);
+    assert(!/[\u0085\u2028\u2029]/.test(oddJson.stdout), oddJson.stdout);
+    assertEquals(oddJson.stdout.split("\n").slice(0, -1).map((l) => JSON.parse(l)), [
+      { key: 'odd/"q"' },
+      { key: "odd/end " },
+      { key: "odd/nel\u0085x" },
+      { key: "odd/plain" },
+      { key: "odd/two\u2028lines" },
+    ]);
 
     const missing = await kv("get", "nope");
     assertEquals(missing.code, 1);

@@ -96,6 +96,11 @@ export class DurableEngine implements NodeEngine {
   /** The log's size right after the last snapshot cut it: a log no larger has nothing to cut. */
   #logCutAt = 0;
   #snapshotting: Promise<void> | null = null;
+  /**
+   * Set while a snapshot uses the reserve's room: writes wait for it before they touch memory,
+   * so that snapshot holds none whose log round is yet to come (it would need the room twice).
+   */
+  #compacting: Promise<void> | null = null;
   #savingFiles: Promise<void> = Promise.resolve();
   #closed = false;
   /** Why memory holds refused writes: set by a failed log round, cleared once the repair reloads. */
@@ -120,7 +125,7 @@ export class DurableEngine implements NodeEngine {
     });
     parts.wal.onFailure = (err) => {
       // Not while a snapshot runs: its temporary file, of unknown size, holds part of the room.
-      if (isNoSpace(err) && this.#snapshotting === null) {
+      if (isNoSpace(err) && this.#snapshotting === null && parts.reserveMinBytes > 0) {
         this.#spaceBudget = parts.wal.bytes + this.#lastSnapshot.bytes + parts.reserve.bytes;
       }
       this.#refusedInMemory = `append to ${FILES.wal}: ${err.message}`;
@@ -159,8 +164,11 @@ export class DurableEngine implements NodeEngine {
   async write(ops: readonly WriteOp[]): Promise<WriteOutcome[]> {
     this.#assertOpen("write");
     const hashes = await this.#hashes(ops.map((op) => op.key));
+    if (this.#compacting !== null) await this.#compactionDone();
     this.#assertOpen("write");
     this.#guard.assertWritable("write");
+    const added = this.#outgrowing(writeBytes(ops));
+    if (added > 0) await this.#holdRoomFor(added, "write");
     const outcomes: WriteOutcome[] = [];
     const changed: [string, Stored][] = [];
     const staged: StagedChange[] = [];
@@ -178,10 +186,82 @@ export class DurableEngine implements NodeEngine {
     return outcomes;
   }
 
+  /**
+   * The bytes a snapshot would grow by with `bytes` more data, when that growth would take the
+   * data past what the reserve holds for the next snapshot; else 0 (and without a reserve).
+   */
+  #outgrowing(bytes: number): number {
+    const { reserve, reserveMinBytes } = this.parts;
+    if (reserveMinBytes <= 0) return 0;
+    const added = Math.ceil(bytes * this.#snapshotScale);
+    const { needed } = reserveFor(this.#dataBytes() + added, reserveMinBytes);
+    return needed > reserve.bytes ? added : 0;
+  }
+
+  /**
+   * Grows the reserve for data `added` bytes larger before a write that adds them, writes and
+   * compactions waiting meanwhile: once logged, that write could leave a log that fills the disk
+   * no room for the snapshot that compacts it (found by review: a 7 kB PUT on a node whose log
+   * had filled its disk left it read-only for good). With no room for it, the write is refused
+   * (503) and the node goes on taking writes that fit.
+   */
+  async #holdRoomFor(added: number, action: string): Promise<void> {
+    while (this.#snapshotting !== null || this.#compacting !== null) {
+      await this.#snapshotting;
+      await this.#compactionDone();
+    }
+    const grown = Promise.withResolvers<void>();
+    const growing = grown.promise;
+    this.#compacting = growing;
+    this.#snapshotting = growing;
+    try {
+      const { reserve, reserveMinBytes, disk } = this.parts;
+      const data = this.#dataBytes() + added;
+      // Room for the reserve's growth, then for the write's own log line, and some left.
+      const growth = Math.max(0, reserveFor(data, reserveMinBytes).needed - reserve.bytes);
+      const free = await disk.freeBytes();
+      const left = Math.ceil(reserveMinBytes / 4);
+      if (free !== null && growth + added + left > free) {
+        throw new ReserveShortError(
+          reserve.bytes + growth,
+          added + left,
+          reserve.bytes + free,
+          new Error("No space left on device (the file system's free space)"),
+        );
+      }
+      await this.fitReserve(data);
+    } catch (err) {
+      if (!(err instanceof ReserveShortError)) throw err;
+      // As etcd's NOSPACE alarm: read-only, visible in /health and the proxy's /cluster; the
+      // repair makes it writable again for the data it holds (this write is not among it).
+      this.#guard.failed("keep room for the next snapshot", err, false);
+      throw new RingkvError(
+        "unavailable",
+        `Cannot ${action}: its ${added} bytes would leave no room for the next snapshot ` +
+          `(${err.message}); free space in this node's file system, or write less`,
+      );
+    } finally {
+      this.#compacting = null;
+      this.#snapshotting = null;
+      grown.resolve();
+    }
+    this.#assertOpen(action);
+    this.#guard.assertWritable(action);
+  }
+
+  /** Waits until no snapshot uses the reserve's room (another may begin as one ends). */
+  async #compactionDone(): Promise<void> {
+    while (this.#compacting !== null) await this.#compacting;
+  }
+
   async ingest(entries: readonly WireEntry[]): Promise<{ applied: number; skipped: number }> {
     this.#assertOpen("ingest");
     const parsed = entries.map(fromWire);
+    if (this.#compacting !== null) await this.#compactionDone();
+    this.#assertOpen("ingest");
     this.#guard.assertWritable("ingest");
+    const added = this.#outgrowing(ingestBytes(entries));
+    if (added > 0) await this.#holdRoomFor(added, "ingest");
     // All or nothing: an entry that cannot be held refuses the call before any is applied.
     const staged: StagedChange[] = this.parts.store.applyAll(parsed);
     const changed = staged.map(({ key, stored }): [string, Stored] => [key, stored]);
@@ -190,6 +270,7 @@ export class DurableEngine implements NodeEngine {
   }
 
   async drop(ranges: readonly Range[]): Promise<number> {
+    if (this.#compacting !== null) await this.#compactionDone();
     this.#assertOpen("drop");
     this.#guard.assertWritable("drop");
     const dropped = this.parts.store.drop(ranges);
@@ -327,14 +408,12 @@ export class DurableEngine implements NodeEngine {
         await this.parts.wal.flush();
         await this.#snapshotting;
         await this.#savingFiles;
-        await this.#snapshotInRoom().catch((err) => {
+        await this.#compact().catch((err) => {
+          // Best effort: a reserve the snapshot used is held again at the next start otherwise.
+          if (err instanceof ReserveShortError) return;
           // The disk's refusals (full, read-only, failing), not a bug of ours, become one line.
           if (!(err instanceof Error) || err instanceof TypeError) throw err;
           throw new ShutdownSnapshotError(err);
-        });
-        // Best effort: a reserve the snapshot used is held again at the next start otherwise.
-        await this.fitReserve().catch((err) => {
-          if (!(err instanceof ReserveShortError)) throw err;
         });
       }
     } finally {
@@ -398,10 +477,7 @@ export class DurableEngine implements NodeEngine {
         // The log keeps everything, but a disk that cannot take a snapshot (or hold the room
         // for the next one) is about to refuse the log too: stop taking writes now; the
         // repair retries with the reserve's room.
-        const what = err instanceof ReserveShortError
-          ? "keep room for the next snapshot"
-          : `write ${FILES.snapshot}`;
-        this.#guard.failed(what, err, false);
+        this.#guard.failed(compactionFailure(err), err, false);
         this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
       })
       .finally(() => {
@@ -442,17 +518,33 @@ export class DurableEngine implements NodeEngine {
    * minimum, and gives the rest (at least another quarter) back to the log; throws
    * {@link ReserveShortError} when it cannot hold that much.
    */
-  async fitReserve(): Promise<void> {
-    const { reserve, reserveMinBytes } = this.parts;
-    const { needed, wanted } = reserveFor(this.#dataBytes(), reserveMinBytes);
+  async fitReserve(dataBytes = this.#dataBytes()): Promise<void> {
+    const { reserve, reserveMinBytes, disk } = this.parts;
+    await reserve.refresh();
+    const { needed, wanted } = reserveFor(dataBytes, reserveMinBytes);
     const quarter = Math.ceil(reserveMinBytes / 4);
     try {
-      // Grown a quarter past `wanted` and cut back: a reserve that took the last byte would
-      // leave the next log round none, and that write would be refused.
-      if (reserve.bytes < wanted) await reserve.resize(wanted + quarter);
-      await reserve.resize(wanted);
+      // A reserve that took the last byte would leave the next log round none, and that write
+      // would be refused: it grows to `wanted` only when a quarter of the minimum is left.
+      let target = wanted;
+      if (reserve.bytes < wanted) {
+        const free = await disk.freeBytes();
+        if (free === null) {
+          // The file system does not say: a quarter more is written, then cut back.
+          await reserve.resize(wanted + quarter);
+        } else if (reserve.bytes + free - quarter < wanted) {
+          target = needed + quarter;
+          if (reserve.bytes + free - quarter < target) {
+            const cause = new Error(
+              `No space left on device: the file system has ${free} bytes free`,
+            );
+            throw new ReserveShortError(needed, 2 * quarter, reserve.bytes + free, cause);
+          }
+        }
+      }
+      await reserve.resize(target);
     } catch (err) {
-      if (!(err instanceof Error)) throw err;
+      if (!(err instanceof Error) || err instanceof ReserveShortError) throw err;
       // Taking writes needs room for the log too: a quarter of the minimum given back to it,
       // and a quarter kept over `needed` so that the next writes do not each take a snapshot.
       if (reserve.bytes >= needed + 2 * quarter) return await reserve.resize(needed + quarter);
@@ -468,24 +560,20 @@ export class DurableEngine implements NodeEngine {
     });
   }
 
-  /** A snapshot (which cuts the log), then the reserve sized for it. */
-  async #compact(): Promise<void> {
-    await this.#snapshotInRoom();
-    await this.fitReserve();
-  }
-
   /**
-   * A snapshot; when it fails (no room: a log that filled the disk leaves none), again in the
-   * room of the reserve (at once, once the log has filled the disk: a first try would take the
-   * room the log's appends need).
+   * A snapshot (which cuts the log), then the reserve sized for it; when the snapshot fails (no
+   * room: a log that filled the disk leaves none), again in the room of the reserve (at once,
+   * once the log has filled the disk: a first try would take the room the log's appends need).
    */
-  async #snapshotInRoom(): Promise<void> {
+  async #compact(): Promise<void> {
     if (this.#spaceBudget === null) {
       try {
-        return await this.#snapshot();
+        await this.#snapshot();
       } catch (err) {
         if (this.parts.reserve.bytes === 0) throw err;
+        return await this.#snapshotInReserve();
       }
+      return await this.fitReserve();
     }
     await this.#snapshotInReserve();
   }
@@ -495,14 +583,32 @@ export class DurableEngine implements NodeEngine {
    * again, with no log round meanwhile: appends that took the room would leave the snapshot
    * none, and then the node nothing to compact its log with. Writes wait (as on a slow disk).
    */
-  #snapshotInReserve(): Promise<void> {
+  async #snapshotInReserve(): Promise<void> {
+    const wal = this.parts.wal;
+    const compacted = Promise.withResolvers<void>();
+    this.#compacting = compacted.promise;
+    try {
+      // Writes logged before the gate go out as usual; a failure is a failed round as ever.
+      await wal.flush();
+      await this.#snapshotInReserveNow();
+    } catch (err) {
+      // Read-only before the waiting writes go on: they must not take the reserve's room.
+      if (err instanceof Error) this.#guard.failed(compactionFailure(err), err, false);
+      throw err;
+    } finally {
+      this.#compacting = null;
+      compacted.resolve();
+    }
+  }
+
+  #snapshotInReserveNow(): Promise<void> {
     const wal = this.parts.wal;
     return wal.exclusive(async () => {
       await this.parts.reserve.release();
       wal.startTail();
       try {
-        // No round runs during the task: the lines queued meanwhile are written by this one,
-        // in the reserve's room, after the snapshot has taken its own.
+        // Writes wait (#compacting) and no round runs during the task: a line queued anyway
+        // is written by this one, after the snapshot has taken its room.
         await this.#writeSnapshotFile(() => wal.roundNow());
       } catch (err) {
         wal.stopTail();
@@ -674,4 +780,29 @@ function decodeBase64(key: string, base64: unknown): Uint8Array {
     "bad_request",
     `Cannot read the value of key ${JSON.stringify(key)}: it is not base64`,
   );
+}
+
+/** What a failed compaction says it could not do. */
+function compactionFailure(err: Error): string {
+  if (err instanceof ReserveShortError) return "keep room for the next snapshot";
+  return /wal\.jsonl/.test(err.message) ? `cut ${FILES.wal}` : `write ${FILES.snapshot}`;
+}
+
+/** About the bytes `ops` add to the data at most (their keys, values and entries). */
+function writeBytes(ops: readonly WriteOp[]): number {
+  let bytes = 0;
+  for (const op of ops) {
+    bytes += ENTRY_JSON_BYTES + op.key.length + (op.op === "put" ? op.value.length : 0);
+  }
+  return bytes;
+}
+
+/** The same for entries copied in (their values in base64 or text: about their size). */
+function ingestBytes(entries: readonly WireEntry[]): number {
+  let bytes = 0;
+  for (const e of entries) {
+    bytes += ENTRY_JSON_BYTES + (typeof e.k === "string" ? e.k.length : 0) +
+      (typeof e.v === "string" ? e.v.length : 0);
+  }
+  return bytes;
 }

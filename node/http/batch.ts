@@ -15,7 +15,7 @@ import { BatchValues } from "./batch_values.ts";
 import type { NodeEngine, WriteOp } from "../engine/engine.ts";
 import type { Stored } from "../engine/packed.ts";
 import { isObject } from "./node_request_body.ts";
-import { toBytes } from "../engine/values.ts";
+import { byteLength, toBytes } from "../engine/values.ts";
 
 type Parsed = { read: string } | { write: WriteOp } | { error: RingkvError };
 
@@ -24,6 +24,8 @@ export interface BatchBody {
   ops: unknown[];
   /** `"textValues": true`: a value held as UTF-8 text comes back as `text`, not base64. */
   textValues: boolean;
+  /** `"valueBudget": n`: reads stop once their values would pass n bytes (docs/internal-api.md). */
+  valueBudget?: number;
 }
 
 /** Checks the body's shape; per-op problems are left to {@link runBatch}. */
@@ -37,21 +39,44 @@ export function parseBatchBody(body: unknown, limits: Limits): BatchBody {
       `Cannot run the batch: it has ${body.ops.length} ops, the limit is ${limits.maxBatchOps}`,
     );
   }
-  return { ops: body.ops, textValues: body.textValues === true };
+  const valueBudget = valueBudgetOf(body, "run the batch", "invalid_batch");
+  const textValues = body.textValues === true;
+  return valueBudget === undefined
+    ? { ops: body.ops, textValues }
+    : { ops: body.ops, textValues, valueBudget };
 }
 
-/** Runs the ops and answers each in its position. */
+/** The `valueBudget` of a call's `body` (undefined when absent); 400 `code` when not bytes. */
+export function valueBudgetOf(
+  body: Record<string, unknown>,
+  what: string,
+  code: "invalid_batch" | "bad_request",
+): number | undefined {
+  const { valueBudget } = body;
+  if (valueBudget === undefined) return undefined;
+  if (!Number.isSafeInteger(valueBudget) || (valueBudget as number) < 1) {
+    throw new RingkvError(code, `Cannot ${what}: "valueBudget" is not a whole number >= 1`);
+  }
+  return valueBudget as number;
+}
+
+/**
+ * Runs the ops and answers each in its position; `null` for a read left unread because the
+ * values before it took the batch's `valueBudget` (the caller asks for it again).
+ */
 export async function runBatch(
   engine: NodeEngine,
   batch: BatchBody,
   limits: Limits,
-): Promise<BatchResult[]> {
+): Promise<(BatchResult | null)[]> {
   const { ops, textValues } = batch;
   const values = new BatchValues(valueTexts(ops));
   const parsed = ops.map((op, i) => parseOp(op, i, limits, values));
-  const results: BatchResult[] = new Array(ops.length);
-  // Reads of durable keys answer at once; only a key with a write awaiting its fsync waits.
-  const reads: Promise<void>[] = [];
+  const results: (BatchResult | null)[] = new Array(ops.length);
+  // Reads of durable keys are taken at once; only a key with a write awaiting its fsync waits.
+  const pending: Promise<void>[] = [];
+  const readAt: number[] = [];
+  const held: (Stored | undefined)[] = [];
   const writes: WriteOp[] = [];
   const writeAt: number[] = [];
   parsed.forEach((p, i) => {
@@ -60,19 +85,51 @@ export async function runBatch(
       writes.push(p.write);
       writeAt.push(i);
     } else {
-      const held = engine.held(p.read);
-      if (!(held instanceof Promise)) results[i] = readResult(held, textValues);
-      else reads.push(held.then((later) => void (results[i] = readResult(later, textValues))));
+      const j = readAt.push(i) - 1;
+      const now = engine.held(p.read);
+      if (!(now instanceof Promise)) held[j] = now;
+      else pending.push(now.then((later) => void (held[j] = later)));
     }
   });
   const outcomes = writes.length > 0 ? engine.write(writes) : Promise.resolve([]);
-  const [done] = await Promise.all([outcomes, ...reads]);
+  const [done] = await Promise.all([outcomes, ...pending]);
+  const fits = withinBudget(held, batch.valueBudget, textValues);
+  readAt.forEach((i, j) => (results[i] = j < fits ? readResult(held[j], textValues) : null));
   done.forEach((outcome, j) => {
     results[writeAt[j]!] = outcome.version === undefined
       ? { status: outcome.status }
       : { status: outcome.status, version: outcome.version };
   });
   return results;
+}
+
+/**
+ * How many of `held`, in order, one answer carries: all without a budget; else while their
+ * values, as the answer carries them (`textValues`: text when it can be, else base64), stay
+ * within it, and the first value whatever its size (so every call moves on).
+ */
+export function withinBudget(
+  held: readonly (Stored | undefined)[],
+  budget: number | undefined,
+  textValues: boolean,
+): number {
+  if (budget === undefined || held.length < 2) return held.length;
+  let bytes = 0;
+  for (let j = 0; j < held.length; j++) {
+    const size = answerBytes(held[j], textValues);
+    if (bytes > 0 && bytes + size > budget) return j;
+    bytes += size;
+  }
+  return held.length;
+}
+
+/** The bytes of `held`'s value in an answer (JSON's escapes aside), as {@link readResult} sends it. */
+function answerBytes(held: Stored | undefined, textValues: boolean): number {
+  if (held === undefined || held.kind === "tombstone") return 0;
+  if (held.kind === "text" && textValues && !SIX_CHAR_ESCAPES.test(held.data)) {
+    return byteLength(held);
+  }
+  return held.kind === "base64" ? held.data.length : Math.ceil(byteLength(held) / 3) * 4;
 }
 
 /**

@@ -108,6 +108,55 @@ Deno.test("POST /internal/batch with textValues answers UTF-8 values as text, ot
   await engine.close();
 });
 
+Deno.test("POST /internal/batch with valueBudget stops its reads before the value that would pass it", async () => {
+  const { app, engine } = await setup();
+  const kib = (n: number, c: string) => c.repeat(n * 1024);
+  const binary = new Uint8Array(3 * 1024).fill(0xff).toBase64(); // 4 KiB as base64
+  await batch(app, [
+    { op: "put", key: "s", value: b64("s") },
+    { op: "put", key: "a", value: b64(kib(4, "a")) },
+    { op: "put", key: "b", value: binary },
+    { op: "put", key: "c", value: b64(kib(1, "c")) },
+    { op: "put", key: "huge", value: b64(kib(20, "h")) },
+  ]);
+  const call = async (ops: object[], valueBudget?: number) => {
+    const res = await app.request("/internal/batch", {
+      method: "POST",
+      body: JSON.stringify({ ops, textValues: true, valueBudget }),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  const get = (key: string) => ({ op: "get", key });
+  // 1 + 4096 + 4096 (as base64) = 8193 bytes: "c" would pass 8200, so it and what follows wait;
+  // the write after it is run and answered all the same.
+  const { body } = await call(
+    [get("s"), get("a"), get("b"), get("c"), { op: "put", key: "w", value: b64("w") }, get("s")],
+    8200,
+  );
+  assertEquals(body.results.map((r: BatchResult | null) => r?.status ?? null), [
+    200,
+    200,
+    200,
+    null,
+    201,
+    null,
+  ]);
+  // The first value goes whatever its size; without a budget, every read.
+  const first = await call([get("missing"), get("huge"), get("s")], 1000);
+  assertEquals(first.body.results.map((r: BatchResult | null) => r?.status ?? null), [
+    404,
+    200,
+    null,
+  ]);
+  const all = await call([get("huge"), get("a"), get("s")]);
+  assertEquals(all.body.results.map((r: BatchResult) => r.status), [200, 200, 200]);
+  for (const bad of [0, -1, 1.5, "10"]) {
+    const refused = await call([get("s")], bad as number);
+    assertEquals([refused.status, refused.body.error.code], [400, "invalid_batch"], `${bad}`);
+  }
+  await engine.close();
+});
+
 Deno.test("POST /internal/ingest applies newer versions and never overwrites a newer one", async () => {
   const { app, engine } = await setup();
   const old = "000000000010-0000-x";

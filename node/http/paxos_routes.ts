@@ -12,6 +12,7 @@ import { isVersion } from "../../shared/version.ts";
 import { INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
 import { Acceptor, type FloorStore, memoryFloorStore } from "../paxos/acceptor.ts";
 import { FLOOR_FILE } from "../paxos/acceptor_floor.ts";
+import { valueBudgetOf, withinBudget } from "./batch.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
 import { isObject, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
@@ -35,17 +36,20 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
   route(app, "/internal/read", {
     POST: async (c) => {
       checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "read");
-      const keys = listField(await body(c.req.raw, ctx, "read"), "keys", "read", ctx);
+      const call = await body(c.req.raw, ctx, "read");
+      const keys = listField(call, "keys", "read", ctx);
       for (const key of keys) {
         if (typeof key !== "string") {
           throw new RingkvError("bad_request", "Cannot read: every key must be a string");
         }
         checkKey(key, ctx.limits.maxKeyBytes);
       }
-      const entries = await Promise.all((keys as string[]).map(async (key) => {
-        const held = await ctx.engine.held(key);
-        return held === undefined ? null : heldToWire(key, held);
-      }));
+      const budget = valueBudgetOf(call as Record<string, unknown>, "read", "bad_request");
+      const held = await Promise.all((keys as string[]).map((key) => ctx.engine.held(key)));
+      // Past the budget the list ends early: the proxy reads the keys after it again.
+      const entries = held.slice(0, withinBudget(held, budget, false)).map((h, i) =>
+        h === undefined ? null : heldToWire(keys[i] as string, h)
+      );
       return c.json({ entries });
     },
   });

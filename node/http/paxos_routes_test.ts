@@ -172,6 +172,7 @@ function heldSyncDisk() {
     truncate: (name, size) => disk.truncate(name, size),
     remove: (name) => disk.remove(name),
     size: (name) => disk.size(name),
+    freeBytes: () => disk.freeBytes(),
     close: () => disk.close(),
   };
   return { disk, wrapped, held };
@@ -268,4 +269,18 @@ Deno.test("POST /internal/accept refuses a batch with one value that is not base
   const { status, body } = await call(app, "/internal/accept", { entries });
   assertEquals([status, body.error.code], [400, "bad_request"]);
   assertEquals([engine.peek("a"), engine.peek("b")], [undefined, undefined]);
+});
+
+Deno.test("POST /internal/read with valueBudget answers the first keys whose base64 values fit it, at least one", async () => {
+  const { app } = await setup();
+  const big = "x".repeat(3000); // 4000 chars of base64
+  const entries = ["a", "b", "c"].map((k, i) => entry(k, 7_000_000 + i, big));
+  assertEquals((await accept(app, entries)).map((r) => r.ok), [true, true, true]);
+  const keys = ["a", "missing", "b", "c"];
+  const read = (valueBudget?: number) => call(app, "/internal/read", { keys, valueBudget });
+  assertEquals((await read(8000)).body.entries, [entries[0], null, entries[1]]);
+  assertEquals((await read(10)).body.entries, [entries[0]]);
+  assertEquals((await read()).body.entries, [entries[0], null, entries[1], entries[2]]);
+  const refused = await read(0);
+  assertEquals([refused.status, refused.body.error.code], [400, "bad_request"]);
 });

@@ -20,6 +20,9 @@
  *   await disk.append("wal.jsonl", new TextEncoder().encode("line\n"));
  *   await disk.sync("wal.jsonl");
  *   assert((await disk.size("wal.jsonl")) === 5);
+ *   // statfs: what the file system can still give (null where it does not say).
+ *   const free = await disk.freeBytes();
+ *   assert(free === null || free > 0);
  * } finally {
  *   await disk.close();
  *   await Deno.remove(dir, { recursive: true });
@@ -27,6 +30,11 @@
  * ```
  */
 import { join } from "@std/path";
+import { statfs as statfsCallback } from "node:fs";
+import { promisify } from "node:util";
+
+/** statfs(2) of a path (Deno has no API of its own for it; node:fs's is built in). */
+const statfs = promisify(statfsCallback);
 
 /** A byte range of a file. */
 export interface ByteRange {
@@ -53,6 +61,11 @@ export interface Disk {
   remove(name: string): Promise<void>;
   /** The file's size in bytes, or null when it does not exist. */
   size(name: string): Promise<number | null>;
+  /**
+   * Bytes the file system can still give this process (statfs's available blocks), or null when
+   * that is not known.
+   */
+  freeBytes(): Promise<number | null>;
   /** Releases open files. */
   close(): Promise<void>;
 }
@@ -135,6 +148,15 @@ class DenoDisk implements Disk {
       throw err;
     }
     await this.#syncDir();
+  }
+
+  async freeBytes(): Promise<number | null> {
+    try {
+      const { bavail, bsize } = await statfs(this.dir);
+      return bavail * bsize;
+    } catch {
+      return null; // a file system that does not say: the reserve finds its room by ENOSPC
+    }
   }
 
   async size(name: string): Promise<number | null> {

@@ -99,6 +99,7 @@ export class SpaceReserve {
    * the file only makes the next start write it again.
    */
   async resize(target: number): Promise<void> {
+    await this.refresh();
     if (target === this.#bytes) return;
     if (target === 0) return await this.release();
     if (target < this.#bytes) {
@@ -120,6 +121,14 @@ export class SpaceReserve {
       this.#bytes = (await this.disk.size(RESERVE_FILE).catch(() => null)) ?? this.#bytes;
       throw err;
     }
+  }
+
+  /**
+   * Reads the size the file has now: one deleted or cut by hand would otherwise be counted as
+   * held, never written again, and its room counted twice.
+   */
+  async refresh(): Promise<void> {
+    this.#bytes = (await this.disk.size(RESERVE_FILE)) ?? 0;
   }
 
   /** Deletes the reserve, giving its space to the file system. */

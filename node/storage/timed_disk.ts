@@ -36,6 +36,7 @@ export function timedDisk(disk: Disk, histogram: Histogram): Disk {
     truncate: (name, size) => disk.truncate(name, size),
     remove: (name) => disk.remove(name),
     size: (name) => disk.size(name),
+    freeBytes: () => disk.freeBytes(),
     close: () => disk.close(),
   };
 }

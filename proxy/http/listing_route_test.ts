@@ -282,3 +282,63 @@ Deno.test("GET /kv?values=true reads large values a few per node call, small one
     await c.close();
   }
 });
+
+/** A cluster of `replicas` copies whose every node answer of `paths` has its length recorded. */
+async function measured(limits: typeof DEFAULT_LIMITS, replicas: number, paths: string[]) {
+  const answers: { path: string; bytes: number }[] = [];
+  const inner: { c?: TestCluster } = {}; // the cluster's own node fetch, once it is built
+  const c = await startCluster({
+    limits,
+    map: { ...stableMap(nodeInfos(3)), replicas },
+    proxy: {
+      fetch: async (url, init) => {
+        const res = await inner.c!.fetch(url, init);
+        const path = new URL(url).pathname;
+        if (!paths.includes(path)) return res;
+        const body = await res.arrayBuffer();
+        answers.push({ path, bytes: body.byteLength });
+        return new Response(body, { status: res.status, headers: res.headers });
+      },
+    },
+  });
+  inner.c = c;
+  return { c, answers };
+}
+
+Deno.test("GET /kv?values=true keeps every node answer within a quarter of maxBatchBytes when large values follow small ones", async () => {
+  const limits = { ...DEFAULT_LIMITS, maxValueBytes: 16 * 1024, maxBatchBytes: 256 * 1024 };
+  const budget = limits.maxBatchBytes / 4;
+  const big = "v".repeat(16 * 1024 - 100);
+  for (const replicas of [1, 3]) {
+    const path = replicas === 1 ? "/internal/batch" : "/internal/read";
+    const { c, answers } = await measured(limits, replicas, [path]);
+    try {
+      const keys: string[] = [];
+      for (let i = 0; i < 100; i++) {
+        const key = i < 60 ? `a/${String(i).padStart(2, "0")}` : `b/${String(i).padStart(2, "0")}`;
+        keys.push(key);
+        const res = await c.proxy.request(`/kv/${key}`, {
+          method: "PUT",
+          body: i < 60 ? "s" : big,
+        });
+        assertEquals(res.status, 201);
+      }
+      answers.length = 0;
+      const res = await c.proxy.request("/kv?values=true&limit=1000");
+      assertEquals(res.status, 200);
+      const page: Page = await res.json();
+      const listed = (await listAll(c, "values=true&limit=1000")).flat();
+      assertEquals(listed, keys, `replicas ${replicas}`);
+      assertEquals(page.items![0]!.value, "s");
+      assert(answers.length > 0, `replicas ${replicas}: no ${path} answer measured`);
+      // A value's bytes, its key and version: at most a few hundred bytes past the budget.
+      const largest = Math.max(...answers.map((a) => a.bytes));
+      assert(
+        largest <= budget + 4096,
+        `replicas ${replicas}: a ${path} answer of ${largest} bytes, budget ${budget}`,
+      );
+    } finally {
+      await c.close();
+    }
+  }
+});

@@ -13,7 +13,7 @@ import { Hono } from "hono";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { KeyPoints } from "../../shared/key_points.ts";
 import { SlotTimers } from "../../shared/slot_timers.ts";
-import type { Limits } from "../../shared/limits.ts";
+import { answerValueBytes, type Limits } from "../../shared/limits.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import { Dispatcher, type DispatcherOptions } from "../routing/dispatcher.ts";
 import { instrumentFetch, ProxyMetrics } from "./proxy_metrics.ts";
@@ -68,12 +68,14 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
   const metrics = deps.metrics ?? new ProxyMetrics();
   const ids = deps.requestIds ?? new RequestIds();
   const client = new NodeClient({ ...deps, fetch: instrumentFetch(deps.fetch, metrics) });
-  const send = (node: NodeRef, epoch: number, ops: BatchOp[]) =>
-    client.batch(node, epoch, ops, ids.header(ops));
+  const send = (node: NodeRef, epoch: number, ops: BatchOp[], valueBudget: number) =>
+    client.batch(node, epoch, ops, ids.header(ops), valueBudget);
   const dispatcher = new Dispatcher(send, {
     ...deps.dispatcher,
     maxBatchOps: deps.limits.maxBatchOps,
     maxBatchBytes: deps.limits.maxBatchBytes,
+    timeoutMs: deps.timeoutMs,
+    valueBudget: answerValueBytes(deps.limits),
   });
   // One memo for the router and the watch: a watched key was just routed, its point is known.
   const points = new KeyPoints({ capacity: deps.keyPointsCapacity });

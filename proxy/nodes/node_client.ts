@@ -135,6 +135,19 @@ export function unreachable(node: NodeRef, cause: unknown): RingkvError {
   );
 }
 
+/**
+ * The 503 for a request that waited its whole timeout for `node` behind earlier calls to it
+ * (proxy/nodes/wait_deadlines.ts): the same code and start as {@link unreachable}'s.
+ */
+export function waitedOut(node: NodeRef, timeoutMs: number): RingkvError {
+  return new RingkvError(
+    "node_unavailable",
+    `Cannot reach node ${node.id} at ${node.url}: no answer before the timeout ` +
+      `(${timeoutMs} ms since the request began waiting behind an earlier call to it)`,
+    { node: node.id, url: node.url },
+  );
+}
+
 /** Calls nodes' internal routes. */
 export class NodeClient {
   readonly #deadlines: CallDeadlines;
@@ -146,15 +159,22 @@ export class NodeClient {
 
   /**
    * `POST /internal/batch`: results in the order of `ops`; `requestId` is sent as `x-request-id`.
-   * A malformed result (node_results.ts) fails the whole call as a 502: that node is broken.
+   * With `valueBudget`, a read the node left unread (its values took the budget) is `null`: never
+   * the call's first read, so each call moves on. A malformed result (node_results.ts), or a
+   * `null` anywhere else, fails the whole call as a 502: that node is broken.
    */
   async batch(
     node: NodeRef,
     epoch: number,
     ops: readonly BatchOp[],
     requestId?: string,
-  ): Promise<BatchResult[]> {
-    const text = JSON.stringify({ ops, textValues: true });
+    valueBudget?: number,
+  ): Promise<(BatchResult | null)[]> {
+    const text = JSON.stringify(
+      valueBudget === undefined
+        ? { ops, textValues: true }
+        : { ops, textValues: true, valueBudget },
+    );
     const body = await this.#call(node, epoch, "/internal/batch", "POST", {
       body: text,
       requestId,
@@ -163,11 +183,18 @@ export class NodeClient {
     if (!Array.isArray(results) || results.length !== ops.length) {
       throw badAnswer(node, "/internal/batch", `expected ${ops.length} results`);
     }
+    let read = false; // whether a read before this one was answered
     for (let i = 0; i < ops.length; i++) {
-      const problem = resultProblem(ops[i]!, results[i], i);
+      const unread = results[i] === null && valueBudget !== undefined && ops[i]!.op === "get";
+      const problem = !unread
+        ? resultProblem(ops[i]!, results[i], i)
+        : read
+        ? undefined
+        : `result ${i}, its first read, is unread`;
       if (problem !== undefined) throw badAnswer(node, "/internal/batch", problem);
+      if (ops[i]!.op === "get" && results[i] !== null) read = true;
     }
-    return results as BatchResult[];
+    return results as (BatchResult | null)[];
   }
 
   /** `POST /internal/ingest`: applies entries that are newer than the node's. */

@@ -45,15 +45,23 @@ export class PaxosClient {
     this.#deadlines = new CallDeadlines(deps.timeoutMs);
   }
 
-  /** The entries (tombstones included) of `keys`; null where the node has none. */
-  async read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]> {
-    const body = await this.#call(node, epoch, "/internal/read", { keys });
-    const entries = expectList<unknown>(
-      node,
-      "read",
-      (body as { entries?: unknown }).entries,
-      keys.length,
-    );
+  /**
+   * The entries (tombstones included) of `keys`; null where the node has none. With
+   * `valueBudget`, those of the first keys only when their values took it (at least one).
+   */
+  async read(
+    node: NodeRef,
+    epoch: number,
+    keys: string[],
+    valueBudget?: number,
+  ): Promise<(WireEntry | null)[]> {
+    const payload = valueBudget === undefined ? { keys } : { keys, valueBudget };
+    const body = await this.#call(node, epoch, "/internal/read", payload);
+    const list = (body as { entries?: unknown }).entries;
+    // A node before budgets answers every key; one that answers none would never move on.
+    const short = valueBudget !== undefined && Array.isArray(list) && list.length > 0 &&
+      list.length < keys.length;
+    const entries = expectList<unknown>(node, "read", list, short ? list.length : keys.length);
     for (let i = 0; i < entries.length; i++) checkEntry(node, "read", entries[i], i);
     return entries as (WireEntry | null)[];
   }

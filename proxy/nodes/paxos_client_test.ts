@@ -45,3 +45,18 @@ Deno.test("PaxosClient answers 502 for a read or prepare entry without a valid v
     assertEquals(err2.code, "bad_gateway", JSON.stringify(entry));
   }
 });
+
+Deno.test("PaxosClient.read() with a value budget takes an answer that stops early, never an empty or a longer one", async () => {
+  const keys = ["a", "b", "c"];
+  assertEquals(await clientAnswering({ entries: [GOOD] }).read(NODE, 1, keys, 100), [GOOD]);
+  const broken = [
+    [{ entries: [] }, 100],
+    [{ entries: [GOOD, null, null, null] }, 100],
+    [{ entries: [GOOD] }, undefined], // a short answer to a call without a budget
+  ] as const;
+  for (const [body, budget] of broken) {
+    const read = clientAnswering(body).read(NODE, 1, keys, budget);
+    const err = await assertRejects(() => read, RingkvError, "expected 3 results");
+    assertEquals(err.code, "bad_gateway", JSON.stringify([body, budget]));
+  }
+});

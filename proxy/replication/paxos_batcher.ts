@@ -4,14 +4,19 @@
  * prepare, accept) one call is in flight; calls made meanwhile wait for it and then go
  * together as one. Nothing waits on a timer: an idle node gets a call at once. A batch
  * never holds the same key twice (a later call for a key waits for the next batch), so
- * each key's calls reach a node in the order they were made, as they did one by one.
+ * each key's calls reach a node in the order they were made, as they did one by one. With a
+ * `timeoutMs`, a call's timeout counts from when it began waiting for its node, not from when
+ * its batch went out (proxy/nodes/wait_deadlines.ts), so a call queued behind one to a node
+ * that stopped answering fails in time for the quorum to go on without it.
  *
  * @module
  */
-import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import type { RingkvError } from "../../shared/errors.ts";
+import { answerValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
-import type { NodeRef } from "../nodes/node_client.ts";
+import { type NodeRef, waitedOut } from "../nodes/node_client.ts";
+import { Sweep, WaitDeadlines } from "../nodes/wait_deadlines.ts";
 import type { PaxosClient, WireVote } from "../nodes/paxos_client.ts";
 
 /** The calls {@link Replicated} makes (a {@link PaxosClient}, or this batcher over one). */
@@ -42,6 +47,10 @@ interface Waiting<I, R> {
   items: I[];
   keys: string[];
   bytes: number;
+  /** When it began waiting (0 without a timeout). */
+  at: number;
+  /** Results of its first items, when a read's answer stopped at its value budget. */
+  done: R[];
   resolve: (results: R[]) => void;
   reject: (err: unknown) => void;
 }
@@ -49,18 +58,25 @@ interface Waiting<I, R> {
 /** One node's queue of one kind of call. */
 class Lane<I, R> {
   #busy = false;
+  /** In arrival order (so by `at`): {@link #take} keeps the order of those it leaves. */
   #waiting: Waiting<I, R>[] = [];
+  /** The batch in flight if late (proxy/nodes/wait_deadlines.ts), and how many were answered. */
+  #late: { batch: Waiting<I, R>[]; cut: number } | undefined;
+  #sweep: Sweep | undefined;
 
   constructor(
     private readonly send: (items: I[]) => Promise<R[]>,
     private readonly onIdle: () => void,
     private readonly maxBytes: number,
+    private readonly node: NodeRef,
+    private readonly deadlines: WaitDeadlines | undefined,
   ) {}
 
   /** Resolves with this call's own results, in the order of `items`. */
   call(items: I[], keys: string[], bytes: number): Promise<R[]> {
     const { promise, resolve, reject } = Promise.withResolvers<R[]>();
-    this.#waiting.push({ items, keys, bytes, resolve, reject });
+    const at = this.deadlines?.now() ?? 0;
+    this.#waiting.push({ items, keys, bytes, at, done: [], resolve, reject });
     if (!this.#busy) void this.#flush();
     return promise;
   }
@@ -68,20 +84,70 @@ class Lane<I, R> {
   async #flush(): Promise<void> {
     this.#busy = true;
     while (this.#waiting.length > 0) {
+      const { deadlines } = this;
+      if (deadlines !== undefined && !this.#expireWaiting(deadlines)) break;
       const batch = this.#take();
+      if (deadlines?.isLate(batch[0]!)) this.#watchLate(batch, deadlines);
       try {
         const results = await this.send(batch.flatMap((w) => w.items));
-        let at = 0;
-        for (const w of batch) {
-          w.resolve(results.slice(at, at + w.items.length));
-          at += w.items.length;
-        }
+        this.#settle(batch, results);
       } catch (err) {
         for (const w of batch) w.reject(err);
+      } finally {
+        if (this.#late !== undefined) {
+          this.#late = undefined;
+          this.#sweep!.stop();
+        }
       }
     }
     this.#busy = false;
     this.onIdle();
+  }
+
+  /** Answers the waiting calls whose deadline has passed; whether any are left. */
+  #expireWaiting(deadlines: WaitDeadlines): boolean {
+    const from = deadlines.expire(this.#waiting, 0, () => this.#waitedOut(deadlines));
+    if (from > 0) this.#waiting = this.#waiting.slice(from);
+    return this.#waiting.length > 0;
+  }
+
+  /** Answers each call of a late batch, and each waiting one, at its deadline while it flies. */
+  #watchLate(batch: Waiting<I, R>[], deadlines: WaitDeadlines): void {
+    this.#late = { batch, cut: 0 };
+    this.#sweep ??= new Sweep(() => {
+      const late = this.#late;
+      if (late === undefined) return Infinity;
+      late.cut = deadlines.expire(late.batch, late.cut, () => this.#waitedOut(deadlines));
+      this.#expireWaiting(deadlines);
+      return Math.min(deadlines.dueOf(late.batch[late.cut]), deadlines.dueOf(this.#waiting[0]));
+    }, deadlines.now);
+    this.#sweep.by(deadlines.dueOf(batch[0]));
+  }
+
+  #waitedOut(deadlines: WaitDeadlines): RingkvError {
+    return waitedOut(this.node, deadlines.timeoutMs);
+  }
+
+  /**
+   * Resolves each call of `batch` from `results`; a read's answer that stopped at its value
+   * budget leaves the calls it did not reach waiting first, each with what it got.
+   */
+  #settle(batch: Waiting<I, R>[], results: R[]): void {
+    const again: Waiting<I, R>[] = [];
+    let at = 0;
+    for (const w of batch) {
+      const got = results.slice(at, at + w.items.length);
+      at += w.items.length;
+      if (got.length === w.items.length) {
+        w.resolve(w.done.length === 0 ? got : [...w.done, ...got]);
+        continue;
+      }
+      w.done.push(...got);
+      w.items = w.items.slice(got.length);
+      w.keys = w.keys.slice(got.length);
+      again.push(w);
+    }
+    if (again.length > 0) this.#waiting = [...again, ...this.#waiting];
   }
 
   /** The calls of the next batch: in order, skipping one whose key is already in it. */
@@ -117,11 +183,21 @@ class Lane<I, R> {
 export class PaxosBatcher implements PaxosCalls {
   readonly #lanes = new Map<string, Lane<unknown, unknown>>();
 
-  /** Creates a batcher sending through `client`; a batched call stays under `maxBytes`. */
+  readonly #deadlines: WaitDeadlines | undefined;
+
+  /**
+   * Creates a batcher sending through `client`; a batched call stays under `maxBytes`. With
+   * `timeoutMs` (the client's), a call fails that long after it began waiting for its node. A
+   * read's answer carries about `valueBudget` bytes of values (the rest is read again).
+   */
   constructor(
     private readonly client: PaxosCalls,
     private readonly maxBytes: number = DEFAULT_LIMITS.maxBatchBytes,
-  ) {}
+    timeoutMs?: number,
+    private readonly valueBudget: number = answerValueBytes({ maxBatchBytes: maxBytes }),
+  ) {
+    this.#deadlines = timeoutMs === undefined ? undefined : new WaitDeadlines(timeoutMs);
+  }
 
   /** {@link PaxosClient.read}, batched. */
   read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]> {
@@ -129,7 +205,7 @@ export class PaxosBatcher implements PaxosCalls {
       "read",
       node,
       epoch,
-      (items) => this.client.read(node, epoch, items),
+      (items) => this.client.read(node, epoch, items, this.valueBudget),
     ).call(keys, keys, estimateBytes(keys));
   }
 
@@ -169,7 +245,8 @@ export class PaxosBatcher implements PaxosCalls {
     const name = `${kind} ${node.id} ${node.url} ${epoch}`;
     let lane = this.#lanes.get(name) as Lane<I, R> | undefined;
     if (lane === undefined) {
-      lane = new Lane(send, () => this.#lanes.delete(name), this.maxBytes);
+      const onIdle = () => this.#lanes.delete(name);
+      lane = new Lane(send, onIdle, this.maxBytes, node, this.#deadlines);
       this.#lanes.set(name, lane as Lane<unknown, unknown>);
     }
     return lane;

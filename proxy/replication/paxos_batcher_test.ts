@@ -1,4 +1,5 @@
-import { assertEquals, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { RingkvError } from "../../shared/errors.ts";
 import type { Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
@@ -107,4 +108,80 @@ Deno.test("PaxosBatcher keeps a batched call under its byte limit (the node's 41
   assertEquals(calls[2]!.keys, ["d"]);
   calls[2]!.done();
   await Promise.all([first, ...waiting]);
+});
+
+/** A client whose every call fails after `ms`, as the real one's do at a paused node. */
+function stuckClient(ms: number) {
+  const sent: string[][] = [];
+  const fail = (node: NodeRef, keys: string[]) => {
+    sent.push(keys);
+    return new Promise<never>((_, reject) =>
+      setTimeout(
+        () =>
+          reject(
+            new RingkvError("node_unavailable", `Cannot reach node ${node.id}: timeout`, {
+              node: node.id,
+            }),
+          ),
+        ms,
+      )
+    );
+  };
+  const client: PaxosCalls = {
+    read: (node, _epoch, keys) => fail(node, keys),
+    prepare: (node, _epoch, ops) => fail(node, ops.map((o) => o.key)),
+    accept: (node, _epoch, entries) => fail(node, entries.map((e) => e.k)),
+  };
+  return { client, sent };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How long `call` took to be rejected, from now. */
+async function rejectedAfter(call: Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  const err = await assertRejects(() => call, RingkvError);
+  assertEquals([err.code, err.extra.node], ["node_unavailable", "n1"]);
+  return performance.now() - start;
+}
+
+Deno.test("PaxosBatcher with a timeout fails calls queued behind a stuck one at their own deadlines", async () => {
+  const timeoutMs = 400;
+  const { client, sent } = stuckClient(timeoutMs);
+  const batcher = new PaxosBatcher(client, undefined, timeoutMs);
+  const ballot = "b" as Version;
+  const first = rejectedAfter(batcher.prepare(N1, 1, [{ key: "x", ballot }]));
+  await sleep(40);
+  const queued = rejectedAfter(batcher.prepare(N1, 1, [{ key: "y", ballot }]));
+  await sleep(10);
+  // Same key: held back from the batch "y" goes in, it waits for that one's call.
+  const held = rejectedAfter(batcher.prepare(N1, 1, [{ key: "y", ballot }]));
+  await first;
+  for (const [what, took] of [["queued", await queued], ["held", await held]] as const) {
+    // Before: the rest of the stuck call's timeout, then one or two whole ones (~760, ~1150 ms).
+    assert(took >= timeoutMs - 5 && took < timeoutMs * 1.5, `${what}: ${took} ms`);
+  }
+  assertEquals(sent, [["x"], ["y"]], "the held call's deadline passed before it could go");
+  await sleep(timeoutMs); // the second call's own end, before the timer sanitizer looks
+});
+
+Deno.test("PaxosBatcher reads the keys a node's answer left out (its value budget) again, first", async () => {
+  const calls: { keys: string[]; budget: number | undefined }[] = [];
+  const client: PaxosCalls = {
+    read(_node, _epoch, keys, valueBudget) {
+      calls.push({ keys, budget: valueBudget });
+      // This node's answers hold two entries at most.
+      return Promise.resolve(keys.slice(0, 2).map((k) => ({ k, v: k, ver: "v" as Version, h: 0 })));
+    },
+    prepare: () => Promise.reject(new Error("not used")),
+    accept: () => Promise.reject(new Error("not used")),
+  };
+  const batcher = new PaxosBatcher(client, 4000);
+  const first = batcher.read(N1, 1, ["a"]);
+  const waiting = [batcher.read(N1, 1, ["b", "c", "d"]), batcher.read(N1, 1, ["e"])];
+  assertEquals((await first).map((e) => e?.k), ["a"]);
+  assertEquals((await waiting[0]!).map((e) => e?.k), ["b", "c", "d"]);
+  assertEquals((await waiting[1]!).map((e) => e?.k), ["e"]);
+  assertEquals(calls.map((c) => c.keys.join("")), ["a", "bcde", "de"]);
+  assertEquals(calls.map((c) => c.budget), [1000, 1000, 1000], "a quarter of the call limit");
 });

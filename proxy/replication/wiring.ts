@@ -10,6 +10,7 @@
  *
  * @module
  */
+import type { Limits } from "../../shared/limits.ts";
 import { offsetClock } from "../../shared/test_clock.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { HybridClock, randomProxyId } from "../../shared/version.ts";
@@ -45,6 +46,8 @@ export interface ReplicationOptions {
    * incarnation than the map records is caught up and recorded (proxy/replication/rejoin.ts).
    */
   maps?: MapWriter;
+  /** The nodes' limits: a batched call's size and a read answer's values (default: defaults). */
+  limits?: Pick<Limits, "maxBatchBytes">;
   log?: (obj: Record<string, unknown>) => void;
 }
 
@@ -73,7 +76,7 @@ export class Replication {
     const ingestClient = new NodeClient(options);
     this.replicated = new Replicated({
       // Concurrent requests' rounds go to each node together (proxy/replication/paxos_batcher.ts).
-      client: new PaxosBatcher(this.client),
+      client: new PaxosBatcher(this.client, options.limits?.maxBatchBytes, options.timeoutMs),
       ingest: (node, epoch, entries) => ingestClient.ingest(node, epoch, entries),
       clock: new HybridClock(
         options.proxyId ?? randomProxyId(),

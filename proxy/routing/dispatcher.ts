@@ -5,7 +5,12 @@
  * same turn; while a call to that node is in flight, requests queue, and when it returns
  * everything queued goes out, again at the end of that turn, as one `POST /internal/batch`.
  * So a batch is whatever arrived during one round trip, and a node is woken once per turn,
- * not once per request (`tasks/bench/cpu_rig.ts get`: 8.9 → 10.4 ops per call).
+ * not once per request (`tasks/bench/cpu_rig.ts get`: 8.9 → 10.4 ops per call). With a
+ * `timeoutMs`, a request's timeout counts from when it began waiting for its node, not from
+ * when its call went out (proxy/nodes/wait_deadlines.ts): one clock read per request.
+ * Each call carries a value budget: the node answers reads until their values reach it and
+ * leaves the rest unread, and those go first in the next call (docs/internal-api.md), so one
+ * answer stays about that size however many large values arrive together.
  *
  * @module
  * @example
@@ -23,12 +28,21 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { answerValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { BatchOp, BatchResult } from "../../shared/wire.ts";
-import type { NodeRef } from "../nodes/node_client.ts";
+import { type NodeRef, waitedOut } from "../nodes/node_client.ts";
+import { Sweep, WaitDeadlines } from "../nodes/wait_deadlines.ts";
 
-/** Sends one batch to a node; results in the order of `ops`. */
-export type SendBatch = (node: NodeRef, epoch: number, ops: BatchOp[]) => Promise<BatchResult[]>;
+/**
+ * Sends one batch to a node; results in the order of `ops`, `null` for a read the node left
+ * unread because the values before it took `valueBudget` bytes (never the call's first read).
+ */
+export type SendBatch = (
+  node: NodeRef,
+  epoch: number,
+  ops: BatchOp[],
+  valueBudget: number,
+) => Promise<(BatchResult | null)[]>;
 
 /** Tuning of a {@link Dispatcher}. */
 export interface DispatcherOptions {
@@ -40,6 +54,13 @@ export interface DispatcherOptions {
   maxBatchOps: number;
   /** Largest call body, in bytes (the node's limit). */
   maxBatchBytes: number;
+  /**
+   * Each request's timeout, counted from when it began waiting for its node (the node
+   * client's call timeout); without it a request waits for whatever calls are ahead of it.
+   */
+  timeoutMs?: number;
+  /** Bytes of values one answer carries before the node leaves further reads for the next call. */
+  valueBudget: number;
 }
 
 /** The defaults: one call in flight per node, 10,000 waiting operations. */
@@ -48,12 +69,15 @@ export const DEFAULT_DISPATCHER_OPTIONS: Readonly<DispatcherOptions> = Object.fr
   maxQueue: 10_000,
   maxBatchOps: DEFAULT_LIMITS.maxBatchOps,
   maxBatchBytes: DEFAULT_LIMITS.maxBatchBytes,
+  valueBudget: answerValueBytes(DEFAULT_LIMITS),
 });
 
 interface Pending {
   op: BatchOp;
   epoch: number;
   bytes: number;
+  /** When it began waiting (0 without a timeout). */
+  at: number;
   resolve: (result: BatchResult) => void;
   reject: (err: unknown) => void;
 }
@@ -65,6 +89,9 @@ interface NodeQueue {
   items: Pending[];
   head: number;
   inFlight: number;
+  /** Late batches in flight (proxy/nodes/wait_deadlines.ts) and how many of each were answered. */
+  late: { items: Pending[]; cut: number }[] | undefined;
+  sweep: Sweep | undefined;
 }
 
 /** Bytes an op adds to a batch body, over-estimated (JSON escaping, field names). */
@@ -77,10 +104,13 @@ function opBytes(op: BatchOp): number {
 export class Dispatcher {
   readonly #queues = new Map<string, NodeQueue>();
   readonly #options: DispatcherOptions;
+  readonly #waits: WaitDeadlines | undefined;
 
   /** Creates a dispatcher over `send` (usually `NodeClient.batch`). */
   constructor(private readonly send: SendBatch, options: Partial<DispatcherOptions> = {}) {
     this.#options = { ...DEFAULT_DISPATCHER_OPTIONS, ...options };
+    const { timeoutMs } = this.#options;
+    this.#waits = timeoutMs === undefined ? undefined : new WaitDeadlines(timeoutMs);
   }
 
   /** Runs `ops` on `node` (in a batch with whatever else is waiting); one result per op. */
@@ -108,7 +138,7 @@ export class Dispatcher {
     let queue = this.#queues.get(moved);
     if (queue === undefined) {
       const key = byId === undefined ? node.id : moved;
-      queue = { key, node, items: [], head: 0, inFlight: 0 };
+      queue = { key, node, items: [], head: 0, inFlight: 0, late: undefined, sweep: undefined };
       this.#queues.set(key, queue);
     }
     return queue;
@@ -128,7 +158,8 @@ export class Dispatcher {
 
   #enqueue(queue: NodeQueue, op: BatchOp, epoch: number): Promise<BatchResult> {
     const promise = new Promise<BatchResult>((resolve, reject) => {
-      queue.items.push({ op, epoch, bytes: opBytes(op), resolve, reject });
+      const at = this.#waits?.now() ?? 0;
+      queue.items.push({ op, epoch, bytes: opBytes(op), at, resolve, reject });
     });
     this.#later(queue);
     return promise;
@@ -160,16 +191,68 @@ export class Dispatcher {
   }
 
   #pump(queue: NodeQueue): void {
+    const waits = this.#waits;
     while (queue.inFlight < this.#options.maxInFlight && queue.head < queue.items.length) {
+      if (waits !== undefined && !this.#expireQueued(queue, waits)) break;
       const batch = this.#take(queue);
+      const late = waits !== undefined && waits.isLate(batch[0]!)
+        ? this.#watchLate(queue, batch, waits)
+        : undefined;
       queue.inFlight++;
-      this.#sendBatch(queue.node, batch).finally(() => {
+      this.#sendBatch(queue, batch).finally(() => {
         queue.inFlight--;
+        if (late !== undefined) this.#unwatchLate(queue, late);
         this.#later(queue);
       });
     }
     const idle = queue.inFlight === 0 && queue.head >= queue.items.length;
     if (idle && this.#queues.get(queue.key) === queue) this.#queues.delete(queue.key);
+  }
+
+  /** Answers the queued ops whose deadline has passed; whether any are left to send. */
+  #expireQueued(queue: NodeQueue, waits: WaitDeadlines): boolean {
+    queue.head = waits.expire(
+      queue.items,
+      queue.head,
+      () => waitedOut(queue.node, waits.timeoutMs),
+    );
+    if (queue.head < queue.items.length) return true;
+    queue.items = [];
+    queue.head = 0;
+    return false;
+  }
+
+  /** Answers each op of a late batch, and each queued op, at its deadline while it flies. */
+  #watchLate(
+    queue: NodeQueue,
+    items: Pending[],
+    waits: WaitDeadlines,
+  ): { items: Pending[]; cut: number } {
+    const late = { items, cut: 0 };
+    (queue.late ??= []).push(late);
+    queue.sweep ??= new Sweep(() => this.#sweep(queue, waits), waits.now);
+    queue.sweep.by(waits.dueOf(items[0]));
+    return late;
+  }
+
+  #unwatchLate(queue: NodeQueue, late: { items: Pending[]; cut: number }): void {
+    const all = queue.late!;
+    all.splice(all.indexOf(late), 1);
+    if (all.length === 0) queue.sweep!.stop();
+  }
+
+  /** The sweep of a queue with late batches in flight; returns when it is next due. */
+  #sweep(queue: NodeQueue, waits: WaitDeadlines): number {
+    const error = () => waitedOut(queue.node, waits.timeoutMs);
+    let next = Infinity;
+    for (const late of queue.late ?? []) {
+      late.cut = waits.expire(late.items, late.cut, error);
+      next = Math.min(next, waits.dueOf(late.items[late.cut]));
+    }
+    if (this.#expireQueued(queue, waits)) {
+      next = Math.min(next, waits.dueOf(queue.items[queue.head]));
+    }
+    return next;
   }
 
   /** The next batch: consecutive ops of one epoch, within the node's limits. */
@@ -196,10 +279,23 @@ export class Dispatcher {
     return batch;
   }
 
-  async #sendBatch(node: NodeRef, batch: Pending[]): Promise<void> {
+  async #sendBatch(queue: NodeQueue, batch: Pending[]): Promise<void> {
+    const { valueBudget } = this.#options;
     try {
-      const results = await this.send(node, batch[0]!.epoch, batch.map((p) => p.op));
-      batch.forEach((p, i) => p.resolve(results[i]!));
+      const results = await this.send(
+        queue.node,
+        batch[0]!.epoch,
+        batch.map((p) => p.op),
+        valueBudget,
+      );
+      const unread: Pending[] = [];
+      batch.forEach((p, i) => {
+        const result = results[i];
+        if (result === null) unread.push(p);
+        else p.resolve(result!);
+      });
+      // First in the next call: they were sent before anything waiting now.
+      queue.items.splice(queue.head, 0, ...unread);
     } catch (err) {
       for (const p of batch) p.reject(err);
     }

@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects, assertStrictEquals } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertRejects, assertStrictEquals } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
 import type { BatchOp, BatchResult } from "../../shared/wire.ts";
 import { Dispatcher } from "./dispatcher.ts";
@@ -228,4 +228,88 @@ Deno.test("Dispatcher keeps one call in flight to a moved node's new URL after t
   await endOfTurn();
   calls[2]?.release();
   assertEquals(await second, [{ status: 200, value: "n1:c" }]);
+});
+
+/** A send that answers each call after `ms` (or, with `fail`, rejects then as a timed-out call). */
+function sendTaking(ms: number, fail = false) {
+  const sent: string[][] = [];
+  const send = (node: NodeRef, _epoch: number, ops: BatchOp[]) => {
+    sent.push(ops.map((o) => o.key));
+    return new Promise<BatchResult[]>((resolve, reject) =>
+      setTimeout(
+        () =>
+          fail
+            ? reject(new RingkvError("node_unavailable", `Cannot reach node ${node.id}: timeout`))
+            : resolve(ops.map(() => ({ status: 200 }))),
+        ms,
+      )
+    );
+  };
+  return { sent, send };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("Dispatcher with a timeout fails an op queued behind a stuck call at its own deadline, not a timeout after that call", async () => {
+  const timeoutMs = 400;
+  // Every call runs into the node client's timeout, as to a paused node.
+  const { sent, send } = sendTaking(timeoutMs, true);
+  const d = new Dispatcher(send, { timeoutMs });
+  const first = assertRejects(() => d.submitOne(N1, 1, get("a")), RingkvError);
+  await sleep(40);
+  const start = performance.now();
+  const err = await assertRejects(() => d.submitOne(N1, 1, get("b")), RingkvError);
+  const waited = performance.now() - start;
+  assertEquals(err.code, "node_unavailable");
+  assertEquals(err.extra.node, "n1");
+  // Before: the rest of the first call's timeout, then a whole one of its own (~760 ms).
+  assert(waited >= timeoutMs - 5 && waited < timeoutMs * 1.5, `answered after ${waited} ms`);
+  await first;
+  assertEquals(sent, [["a"], ["b"]]);
+  await sleep(timeoutMs); // the second call's own end, before the timer sanitizer looks
+});
+
+Deno.test("Dispatcher with a timeout never sends an op whose deadline passed while it waited", async () => {
+  const { sent, send } = sendTaking(300);
+  const d = new Dispatcher(send, { timeoutMs: 100 });
+  const first = d.submitOne(N1, 1, get("a"));
+  await endOfTurn();
+  const err = await assertRejects(() => d.submitOne(N1, 1, get("b")), RingkvError);
+  assertMatch(err.message, /^Cannot reach node n1 at http:\/\/n1\.test: no answer before/);
+  assertEquals(await first, { status: 200 }, "the call itself is the node client's to time out");
+  assertEquals(sent, [["a"]]);
+});
+
+Deno.test("Dispatcher with a timeout still answers ops queued behind a slow node that answers in time", async () => {
+  const timeoutMs = 400;
+  const { sent, send } = sendTaking(120);
+  const d = new Dispatcher(send, { timeoutMs });
+  const answers: Promise<BatchResult>[] = [];
+  for (let i = 0; i < 6; i++) {
+    answers.push(d.submitOne(N1, 1, get(`k${i}`)));
+    await sleep(50); // each waits behind a call, most longer than a slot
+  }
+  assertEquals(await Promise.all(answers), answers.map(() => ({ status: 200 })));
+  assert(sent.length >= 3, `${sent.length} calls`);
+});
+
+Deno.test("Dispatcher sends the reads a node left unread (over its value budget) first in its next call", async () => {
+  const calls: { keys: string[]; budget: number }[] = [];
+  const d = new Dispatcher((_node, _epoch, ops, valueBudget) => {
+    calls.push({ keys: ops.map((o) => o.key), budget: valueBudget });
+    // This node answers two reads per call and leaves the rest unread.
+    let reads = 0;
+    return Promise.resolve(ops.map((o) => {
+      if (o.op === "get" && ++reads > 2) return null;
+      return { status: 200, value: o.key };
+    }));
+  }, { valueBudget: 1234 });
+  const first = d.submit(N1, 1, ["a", "b", "c", "d", "e"].map(get));
+  const put = d.submit(N1, 1, [{ op: "put", key: "w", value: "" }]);
+  const later = d.submit(N1, 1, [get("f")]);
+  assertEquals((await first).map((r) => r.value), ["a", "b", "c", "d", "e"]);
+  assertEquals((await put).map((r) => r.status), [200]);
+  assertEquals((await later).map((r) => r.value), ["f"]);
+  assertEquals(calls.map((c) => c.keys.join("")), ["abcdewf", "cdef", "ef"]);
+  assertEquals(calls.map((c) => c.budget), [1234, 1234, 1234]);
 });

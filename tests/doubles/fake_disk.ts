@@ -53,6 +53,8 @@ export interface FakeDisk extends Disk {
   names(): string[];
   /** Caps the bytes all files may hold (undefined: no cap); appends past it fail part-way. */
   setCapacity(bytes: number | undefined): void;
+  /** Makes `freeBytes()` answer null, as a file system that does not tell (`true`). */
+  hideFreeBytes(hidden: boolean): void;
   /** Makes the next `count` fsyncs fail (their data stays unsynced, as after EIO). */
   failSyncs(count: number): void;
   /** Makes reads of `name` fail as EIO does (`true`), or work again (`false`). */
@@ -74,6 +76,7 @@ class MemoryDisk implements FakeDisk {
   #ops = 0;
   #capacity: number | undefined;
   #failingSyncs = 0;
+  #statfsUnknown = false;
   readonly #failingReads = new Set<string>();
   readonly #syncCounts = new Map<string, number>();
 
@@ -153,6 +156,18 @@ class MemoryDisk implements FakeDisk {
 
   size(name: string): Promise<number | null> {
     return this.#op(`size ${name}`, () => this.live.get(name)?.data.length ?? null);
+  }
+
+  hideFreeBytes(hidden: boolean): void {
+    this.#statfsUnknown = hidden;
+  }
+
+  freeBytes(): Promise<number | null> {
+    return this.#op(
+      "statfs",
+      () =>
+        this.#capacity === undefined || this.#statfsUnknown ? null : this.#capacity - this.#used(),
+    );
   }
 
   close(): Promise<void> {

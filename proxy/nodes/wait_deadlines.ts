@@ -1,0 +1,100 @@
+/**
+ * Deadlines of requests that wait in a per-node queue (proxy/routing/dispatcher.ts,
+ * proxy/replication/paxos_batcher.ts) behind the call in flight to that node, counted from
+ * when each began waiting: without them a request queued behind a call to a node that stopped
+ * answering waited for that call's timeout, then a whole timeout of its own in the next call.
+ *
+ * A queue reads the clock once per request (its `at`) and once per batch it forms: waiters
+ * whose deadline has passed are answered then and never sent. A batch whose oldest waiter
+ * waited more than a slot (a tenth of the timeout, at most 100 ms: behind a node that is slow or
+ * stopped) is *late*: while it is in flight, one {@link Sweep} timer per queue answers each
+ * waiter, queued or in that batch, at its deadline. Every other waiter began waiting at most a
+ * slot before the call it goes in, or any call ahead of it, started, and a call ends by its
+ * timeout plus a slot (proxy/nodes/call_deadlines.ts). So each request is answered by its
+ * timeout plus at most two slots.
+ *
+ * @module
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { WaitDeadlines } from "./wait_deadlines.ts";
+ * const deadlines = new WaitDeadlines(1000, () => 1500);
+ * const answered: string[] = [];
+ * const waiter = (at: number) => ({ at, reject: () => answered.push(`since ${at}`) });
+ * const queue = [waiter(400), waiter(500), waiter(900)];
+ * assertEquals(deadlines.expire(queue, 0, () => new Error("timed out")), 2);
+ * assertEquals(answered, ["since 400", "since 500"]);
+ * ```
+ */
+import { slotMsOf } from "../../shared/slot_timers.ts";
+
+/** A request waiting for a node: when it began waiting, and how to answer it. */
+export interface Waiter {
+  readonly at: number;
+  reject(err: unknown): void;
+}
+
+/** The timeout of waiters of one client's queues, and the clock they are stamped with. */
+export class WaitDeadlines {
+  /** How long a batch's oldest waiter may have waited before the batch is late. */
+  readonly lateMs: number;
+
+  /** Deadlines `timeoutMs` after each waiter's `at` (read from `now`). */
+  constructor(
+    readonly timeoutMs: number,
+    readonly now: () => number = performance.now.bind(performance),
+  ) {
+    this.lateMs = slotMsOf(timeoutMs);
+  }
+
+  /**
+   * Rejects with one `error()` the waiters of `list` from index `from` whose deadline has
+   * passed (they are in the order they began waiting); returns the index of the first left.
+   */
+  expire(list: readonly Waiter[], from: number, error: () => unknown): number {
+    const passed = this.now() - this.timeoutMs;
+    let i = from;
+    let err: unknown;
+    for (; i < list.length && list[i]!.at <= passed; i++) list[i]!.reject(err ??= error());
+    return i;
+  }
+
+  /** Whether a batch whose oldest waiter is `oldest` is late (see the module doc). */
+  isLate(oldest: Waiter): boolean {
+    return this.now() - oldest.at > this.lateMs;
+  }
+
+  /** When `waiter`'s deadline is (Infinity for none). */
+  dueOf(waiter: Waiter | undefined): number {
+    return waiter === undefined ? Infinity : waiter.at + this.timeoutMs;
+  }
+}
+
+/** One timer that runs `sweep` by the earliest time asked for; `sweep` says when next. */
+export class Sweep {
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #at = Infinity;
+
+  /** `sweep` answers what is due and returns when it should run next (Infinity: not again). */
+  constructor(private readonly sweep: () => number, private readonly now: () => number) {}
+
+  /** Makes sure the sweep runs at `at` or earlier. */
+  by(at: number): void {
+    if (at >= this.#at) return;
+    clearTimeout(this.#timer);
+    this.#at = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#at = Infinity;
+      const next = this.sweep();
+      if (next < Infinity) this.by(next);
+    }, Math.max(0, Math.ceil(at - this.now())));
+  }
+
+  /** Clears the timer. */
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#at = Infinity;
+  }
+}
