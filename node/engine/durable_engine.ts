@@ -167,8 +167,8 @@ export class DurableEngine implements NodeEngine {
     if (this.#compacting !== null) await this.#compactionDone();
     this.#assertOpen("write");
     this.#guard.assertWritable("write");
-    const added = this.#outgrowing(writeBytes(ops));
-    if (added > 0) await this.#holdRoomFor(added, "write");
+    const line = writeBytes(ops);
+    if (this.#needsRoom(line)) await this.#makeRoomFor(() => this.#growthOf(ops), line, "write");
     const outcomes: WriteOutcome[] = [];
     const changed: [string, Stored][] = [];
     const staged: StagedChange[] = [];
@@ -187,66 +187,95 @@ export class DurableEngine implements NodeEngine {
   }
 
   /**
-   * The bytes a snapshot would grow by with `bytes` more data, when that growth would take the
-   * data past what the reserve holds for the next snapshot; else 0 (and without a reserve).
+   * Whether a write of `bytes` must first make room: it is large (its log line alone could fill
+   * what the log has left), or it could take the data past what the reserve holds for the next
+   * snapshot. Cheap: most writes are neither, and take no `statfs`.
    */
-  #outgrowing(bytes: number): number {
+  #needsRoom(bytes: number): boolean {
     const { reserve, reserveMinBytes } = this.parts;
-    if (reserveMinBytes <= 0) return 0;
-    const added = Math.ceil(bytes * this.#snapshotScale);
-    const { needed } = reserveFor(this.#dataBytes() + added, reserveMinBytes);
-    return needed > reserve.bytes ? added : 0;
+    if (reserveMinBytes <= 0) return false;
+    if (bytes >= LARGE_WRITE_BYTES) return true;
+    const { needed } = reserveFor(this.#dataBytes() + bytes * this.#snapshotScale, reserveMinBytes);
+    return needed > reserve.bytes;
   }
 
   /**
-   * Grows the reserve for data `added` bytes larger before a write that adds them, writes and
-   * compactions waiting meanwhile: once logged, that write could leave a log that fills the disk
-   * no room for the snapshot that compacts it (found by review: a 7 kB PUT on a node whose log
-   * had filled its disk left it read-only for good). With no room for it, the write is refused
-   * (503) and the node goes on taking writes that fit.
+   * Makes room before a write that {@link #needsRoom}, writes and compactions waiting meanwhile:
+   * grows the reserve for the data as the write leaves it (an overwrite adds only its growth),
+   * and cuts the log first when the file system has not the room for the write's line. Once
+   * logged, a write that left a log filling the disk no room for the snapshot that compacts it
+   * would leave the node read-only for good (found by review: a 7 kB PUT on a nearly full disk).
+   * A write that does not fit even then is refused (503) with the node read-only, etcd's NOSPACE
+   * alarm, until its repair finds it holds the room for the data it has.
    */
-  async #holdRoomFor(added: number, action: string): Promise<void> {
-    while (this.#snapshotting !== null || this.#compacting !== null) {
-      await this.#snapshotting;
-      await this.#compactionDone();
-    }
-    const grown = Promise.withResolvers<void>();
-    const growing = grown.promise;
-    this.#compacting = growing;
-    this.#snapshotting = growing;
-    try {
-      const { reserve, reserveMinBytes, disk } = this.parts;
-      const data = this.#dataBytes() + added;
-      // Room for the reserve's growth, then for the write's own log line, and some left.
-      const growth = Math.max(0, reserveFor(data, reserveMinBytes).needed - reserve.bytes);
-      const free = await disk.freeBytes();
-      const left = Math.ceil(reserveMinBytes / 4);
-      if (free !== null && growth + added + left > free) {
-        throw new ReserveShortError(
-          reserve.bytes + growth,
-          added + left,
-          reserve.bytes + free,
-          new Error("No space left on device (the file system's free space)"),
-        );
+  async #makeRoomFor(growth: () => number, line: number, action: string): Promise<void> {
+    for (let compacted = false;; compacted = true) {
+      while (this.#snapshotting !== null || this.#compacting !== null) {
+        await this.#snapshotting;
+        await this.#compactionDone();
       }
-      await this.fitReserve(data);
-    } catch (err) {
-      if (!(err instanceof ReserveShortError)) throw err;
-      // As etcd's NOSPACE alarm: read-only, visible in /health and the proxy's /cluster; the
-      // repair makes it writable again for the data it holds (this write is not among it).
+      this.#assertOpen(action);
+      this.#guard.assertWritable(action);
+      const { reserve, reserveMinBytes, disk, wal } = this.parts;
+      const data = this.#dataBytes() + Math.max(0, Math.ceil(growth() * this.#snapshotScale));
+      const grow = Math.max(0, reserveFor(data, reserveMinBytes).needed - reserve.bytes);
+      const left = Math.ceil(reserveMinBytes / 4);
+      const free = await disk.freeBytes();
+      if (free === null || grow + line + left <= free) return await this.#growReserve(data, action);
+      // A log with records to cut: the snapshot frees their room, then look again.
+      if (!compacted && wal.bytes > this.#logCutAt) {
+        const compaction = this.#compact();
+        this.#snapshotting = compaction.catch(() => {}).finally(() => this.#snapshotting = null);
+        await compaction.catch(() => {});
+        continue;
+      }
+      const err = new ReserveShortError(
+        reserve.bytes + grow,
+        line + left,
+        reserve.bytes + free,
+        new Error("No space left on device (the file system's free space)"),
+      );
       this.#guard.failed("keep room for the next snapshot", err, false);
       throw new RingkvError(
         "unavailable",
-        `Cannot ${action}: its ${added} bytes would leave no room for the next snapshot ` +
+        `Cannot ${action}: its ${line} bytes would leave no room for the next snapshot ` +
           `(${err.message}); free space in this node's file system, or write less`,
       );
+    }
+  }
+
+  /** Grows the reserve for `data`, writes and compactions waiting meanwhile. */
+  async #growReserve(data: number, action: string): Promise<void> {
+    const grown = Promise.withResolvers<void>();
+    this.#compacting = this.#snapshotting = grown.promise;
+    try {
+      await this.fitReserve(data);
+    } catch (err) {
+      if (!(err instanceof ReserveShortError)) throw err;
+      this.#guard.failed("keep room for the next snapshot", err, false);
+      throw new RingkvError(
+        "unavailable",
+        `Cannot ${action}: it would leave no room for the next snapshot (${err.message}); ` +
+          "free space in this node's file system, or write less",
+      );
     } finally {
-      this.#compacting = null;
-      this.#snapshotting = null;
+      this.#compacting = this.#snapshotting = null;
       grown.resolve();
     }
     this.#assertOpen(action);
     this.#guard.assertWritable(action);
+  }
+
+  /** The bytes `ops` add to the data: an overwrite only its growth (read when needed). */
+  #growthOf(ops: readonly WriteOp[]): number {
+    let bytes = 0;
+    for (const op of ops) {
+      const old = this.parts.store.stored(op.key);
+      const before = old === undefined ? 0 : ENTRY_JSON_BYTES + op.key.length + old.data.length;
+      const after = op.op === "put" ? ENTRY_JSON_BYTES + op.key.length + op.value.length : 0;
+      bytes += after - before;
+    }
+    return bytes;
   }
 
   /** Waits until no snapshot uses the reserve's room (another may begin as one ends). */
@@ -260,8 +289,8 @@ export class DurableEngine implements NodeEngine {
     if (this.#compacting !== null) await this.#compactionDone();
     this.#assertOpen("ingest");
     this.#guard.assertWritable("ingest");
-    const added = this.#outgrowing(ingestBytes(entries));
-    if (added > 0) await this.#holdRoomFor(added, "ingest");
+    const line = ingestBytes(entries);
+    if (this.#needsRoom(line)) await this.#makeRoomFor(() => line, line, "ingest");
     // All or nothing: an entry that cannot be held refuses the call before any is applied.
     const staged: StagedChange[] = this.parts.store.applyAll(parsed);
     const changed = staged.map(({ key, stored }): [string, Stored] => [key, stored]);
@@ -709,6 +738,9 @@ export class DurableEngine implements NodeEngine {
 
 /** A snapshot line's bytes besides its key and value, about (`h`, `ver`, `t`, punctuation). */
 const ENTRY_JSON_BYTES = 100;
+
+/** A write this large may not fit what its log has left: it asks `statfs` first. */
+const LARGE_WRITE_BYTES = 64 * 1024;
 
 /** The store's size as a snapshot would write it, roughly (scaled by the last snapshot's). */
 function storeEstimate(store: Store): number {

@@ -407,3 +407,19 @@ Deno.test("full disk: a write larger than the reserve's margin on a nearly full 
     await engine.close();
   }
 });
+
+Deno.test("full disk: a large value overwritten again and again on a disk 4 times its size is taken every time (an overwrite was counted as growth and refused, found by QA)", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk, { firstRetryMs: 5, log: quiet });
+  disk.setCapacity(4 * 1024 * 1024);
+  const big = (i: number) => `${i}:`.padEnd(900_000, "v");
+  for (let i = 0; i < 6; i++) {
+    await engine.write([put("big", big(i))]);
+    await engine.write([put(`small${i}`, "s")]);
+  }
+  assertEquals(engine.writeHealth(), { state: "writable", retries: 0 });
+  const again = await open(disk.crash(), { log: quiet });
+  assertEquals(await textOf(again, "big"), big(5));
+  await again.close();
+  await engine.close();
+});
