@@ -132,3 +132,24 @@ Deno.test("with 3 replicas, one node down and one stopped, a request queued behi
     await c.close();
   }
 });
+
+Deno.test("with 3 replicas, one node down and one stopped, concurrent requests for one key each answer 503 within about the timeout (the n-th took n timeouts)", async () => {
+  const c = await startCluster({ map: replicated(), proxy: { timeoutMs: TIMEOUT_MS } });
+  try {
+    c.down.add("n1");
+    stopNode(c, "n2");
+    const answers = await Promise.all(
+      Array.from(
+        { length: 4 },
+        (_, i) =>
+          timed(c.proxy.request("/kv/same", i % 2 ? { method: "PUT", body: `v${i}` } : undefined)),
+      ),
+    );
+    for (const [i, { status, ms, body }] of answers.entries()) {
+      assertEquals(status, 503, `request ${i}: ${body}`);
+      assert(ms < BOUND_MS, `request ${i} answered after ${ms.toFixed(0)} ms`);
+    }
+  } finally {
+    await c.close();
+  }
+});

@@ -65,6 +65,11 @@ export interface ReplicatedDeps {
    * {@link FAST_EXPIRY_MARGIN_MS}): a fast write's recovery can outlast a short TTL.
    */
   fastExpiryMarginMs?: number;
+  /**
+   * How long a request waits behind the earlier ones on its key before it gives up (503): the
+   * proxy's `--timeout-ms`. Without it, it waits for them all.
+   */
+  keyWaitMs?: number;
   log?: (obj: Record<string, unknown>) => void;
 }
 
@@ -86,7 +91,7 @@ export interface Replicas {
 
 /** Runs single-key operations by quorum. */
 export class Replicated {
-  readonly #locks = new KeyLocks();
+  readonly #locks: KeyLocks;
   /** What this proxy decided last per key, for one-round-trip writes (own_ballots.ts). */
   readonly #own = new OwnDecisions();
   /** Rewrites of an existing entry under a new version (see docs/replication.md). */
@@ -95,7 +100,14 @@ export class Replicated {
   readonly fast: FastCounts = newFastCounts();
 
   /** Creates the replicated data path. */
-  constructor(private readonly deps: ReplicatedDeps) {}
+  constructor(private readonly deps: ReplicatedDeps) {
+    this.#locks = new KeyLocks(deps.keyWaitMs, (key, ms) =>
+      new RingkvError(
+        "unavailable",
+        `Cannot run this request on key ${JSON.stringify(key)}: the operations on it before ` +
+          `this one waited ${ms} ms on its replicas (a node not answering); try again`,
+      ));
+  }
 
   /** Fast writes skipped while too many failed, and keys remembered (metrics). */
   get fastRecord(): { paused: number; keys: number } {

@@ -56,3 +56,28 @@ Deno.test("KeyLocks.run() releases a key whose operation failed", async () => {
   assertEquals(await next, "next");
   assertEquals(await locks.run("a", () => Promise.resolve("again")), "again");
 });
+
+Deno.test("KeyLocks.run() with a wait limit gives up on a key held too long, never runs what gave up, and keeps the order of the rest", async () => {
+  const locks = new KeyLocks(50, (key, ms) => new RingkvError("unavailable", `${key} ${ms}`));
+  const log: string[] = [];
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const held = Promise.withResolvers<void>();
+  const op = (name: string, wait?: Promise<unknown>) => async () => {
+    log.push(`${name} start`);
+    await wait;
+    log.push(`${name} end`);
+    return name;
+  };
+  const first = locks.run("a", op("a1", held.promise));
+  const second = locks.run("a", op("a2"));
+  const err = await assertRejects(() => second, RingkvError, "a 50");
+  assertEquals(err.status, 503);
+  const third = locks.run("a", op("a3"));
+  held.resolve();
+  assertEquals([await first, await third], ["a1", "a3"]);
+  assertEquals(log, ["a1 start", "a1 end", "a3 start", "a3 end"], "a2 ran after it gave up");
+  // The limit bounds the wait, not the operation: one that waited less runs to its end.
+  const c1 = locks.run("c", op("c1", sleep(10)));
+  const c2 = locks.run("c", op("c2", sleep(120)));
+  assertEquals([await c1, await c2], ["c1", "c2"]);
+});

@@ -87,6 +87,7 @@ export class Replication {
       fastWrites: options.fastWrites,
       // A recovery takes up to ~20 call timeouts (the fast accept, a read, 8 rounds of two).
       fastExpiryMarginMs: Math.max(FAST_EXPIRY_MARGIN_MS, 30 * options.timeoutMs),
+      keyWaitMs: options.timeoutMs,
       log: options.log,
     });
     this.antiEntropy = new AntiEntropy({
