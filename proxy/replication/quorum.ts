@@ -109,12 +109,14 @@ export class KeyLocks {
     const gate = Promise.withResolvers<void>();
     const tail = before === undefined ? gate.promise : before.then(() => gate.promise);
     this.#tails.set(key, tail);
-    let abandoned = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    const wait = {
+      abandoned: false,
+      timer: undefined as ReturnType<typeof setTimeout> | undefined,
+    };
     const go = async () => {
-      clearTimeout(timer); // its wait is over: `fn` has its own deadlines
+      clearTimeout(wait.timer); // its wait is over: `fn` has its own deadlines
       try {
-        if (abandoned) throw this.waitedOut(key, this.waitMs!);
+        if (wait.abandoned) throw this.waitedOut(key, this.waitMs!);
         return await fn();
       } finally {
         gate.resolve();
@@ -126,8 +128,8 @@ export class KeyLocks {
     if (this.waitMs === undefined) return turn;
     // Only a run that waits pays for a timer.
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    timer = setTimeout(() => {
-      abandoned = true;
+    wait.timer = setTimeout(() => {
+      wait.abandoned = true;
       reject(this.waitedOut(key, this.waitMs!));
     }, this.waitMs);
     turn.then(resolve, reject);
