@@ -35,7 +35,13 @@ import {
   snapshotMarker,
 } from "../storage/recovery.ts";
 import { writeSnapshot } from "../storage/snapshot.ts";
-import { isNoSpace, reserveFor, ReserveShortError, type SpaceReserve } from "../storage/reserve.ts";
+import {
+  isNoSpace,
+  RESERVE_FILE,
+  reserveFor,
+  ReserveShortError,
+  type SpaceReserve,
+} from "../storage/reserve.ts";
 import { type FlatValue, Store } from "./store.ts";
 import { asciiFromBase64, fromBytes, type HeldValue } from "./values.ts";
 import type { Wal } from "../storage/wal.ts";
@@ -229,11 +235,10 @@ export class DurableEngine implements NodeEngine {
         await compaction.catch(() => {});
         continue;
       }
-      const err = new ReserveShortError(
-        reserve.bytes + grow,
-        line + left,
-        reserve.bytes + free,
-        new Error("No space left on device (the file system's free space)"),
+      const err = new Error(
+        `No space left on device for a write of ${line} bytes: its log line, ${grow} more bytes ` +
+          `of ${RESERVE_FILE} for the next snapshot and ${left} to spare need ` +
+          `${grow + line + left}, the file system has ${free} free`,
       );
       this.#guard.failed("keep room for the next snapshot", err, false);
       throw new RingkvError(
