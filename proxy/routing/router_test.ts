@@ -24,6 +24,33 @@ function put(c: TestCluster, key: string, body: string, headers: HeadersInit = {
   return c.proxy.request(`/kv/${key}`, { method: "PUT", body, headers });
 }
 
+Deno.test("with 1 replica, a write whose node call failed says it may have taken effect; a read does not (found by QA)", async () => {
+  const c = await startCluster();
+  try {
+    const topo = c.topology.current();
+    const onN2 = await keyWhere(async (k) => (await ownerOf(topo, k)) === "n2");
+    c.down.add("n2");
+    for (const method of ["GET", "PUT", "DELETE"]) {
+      const res = await c.proxy.request(`/kv/${onN2}`, {
+        method,
+        body: method === "PUT" ? "x" : undefined,
+      });
+      const err = await errorOf(res);
+      assertEquals([res.status, err.code, err.node], [503, "node_unavailable", "n2"], method);
+      const unknown = /may have taken effect; read the key to know/.test(err.message);
+      assertEquals(unknown, method !== "GET", `${method}: ${err.message}`);
+    }
+    const batch = await c.proxy.request("/kv", {
+      method: "POST",
+      body: JSON.stringify({ set: { [onN2]: "v" } }),
+    });
+    assertEquals(batch.status, 207);
+    assertMatch(await batch.text(), /The put may have taken effect/);
+  } finally {
+    await c.close();
+  }
+});
+
 Deno.test("a key whose node is down answers 503 node_unavailable naming the node, never 404", async () => {
   const c = await startCluster();
   try {
