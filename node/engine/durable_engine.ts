@@ -174,7 +174,9 @@ export class DurableEngine implements NodeEngine {
     this.#assertOpen("write");
     this.#guard.assertWritable("write");
     const line = writeBytes(ops);
-    if (this.#needsRoom(line)) await this.#makeRoomFor(() => this.#growthOf(ops), line, "write");
+    const release = this.#needsRoom(line)
+      ? await this.#makeRoomFor(() => this.#growthOf(ops), line, "write")
+      : undefined;
     const outcomes: WriteOutcome[] = [];
     const changed: [string, Stored][] = [];
     const staged: StagedChange[] = [];
@@ -187,7 +189,10 @@ export class DurableEngine implements NodeEngine {
         if (stored) staged.push({ key: op.key, stored, prev });
       }
     } finally {
-      await this.#logSet(changed, ops.map((op) => op.key), staged);
+      // The line is appended before #logSet's first await: only then may others go on.
+      const logged = this.#logSet(changed, ops.map((op) => op.key), staged);
+      release?.();
+      await logged;
     }
     return outcomes;
   }
@@ -206,15 +211,20 @@ export class DurableEngine implements NodeEngine {
   }
 
   /**
-   * Makes room before a write that {@link #needsRoom}, writes and compactions waiting meanwhile:
-   * grows the reserve for the data as the write leaves it (an overwrite adds only its growth),
-   * and cuts the log first when the file system has not the room for the write's line. Once
-   * logged, a write that left a log filling the disk no room for the snapshot that compacts it
-   * would leave the node read-only for good (found by review: a 7 kB PUT on a nearly full disk).
-   * A write that does not fit even then is refused (503) with the node read-only, etcd's NOSPACE
-   * alarm, until its repair finds it holds the room for the data it has.
+   * Makes room before a write that {@link #needsRoom}: grows the reserve for the data as the
+   * write leaves it (an overwrite adds only its growth), and cuts the log first when the file
+   * system has not the room for the write's line (lines queued and not yet written counted).
+   * Once logged, a write that left a log filling the disk no room for the snapshot that compacts
+   * it would leave the node read-only for good (found by review: a 7 kB PUT on a nearly full
+   * disk). A write that does not fit even then is refused (503) with the node read-only, etcd's
+   * NOSPACE alarm, until its repair finds it holds the room for the data it has.
+   *
+   * Returns with writes and compactions held (`#compacting`, `#snapshotting`): the caller applies
+   * the write and appends its line, then calls the release it got. Held from before `statfs` to
+   * the append, so nothing starts between the check and the write (found by review: a snapshot
+   * begun meanwhile had its state reset under it, and acknowledged writes were lost).
    */
-  async #makeRoomFor(growth: () => number, line: number, action: string): Promise<void> {
+  async #makeRoomFor(growth: () => number, line: number, action: string): Promise<() => void> {
     for (let compacted = false;; compacted = true) {
       while (this.#snapshotting !== null || this.#compacting !== null) {
         await this.#snapshotting;
@@ -222,37 +232,67 @@ export class DurableEngine implements NodeEngine {
       }
       this.#assertOpen(action);
       this.#guard.assertWritable(action);
-      const { reserve, reserveMinBytes, disk, wal } = this.parts;
-      const data = this.#dataBytes() + Math.max(0, Math.ceil(growth() * this.#snapshotScale));
-      const grow = Math.max(0, reserveFor(data, reserveMinBytes).needed - reserve.bytes);
-      const left = Math.ceil(reserveMinBytes / 4);
-      const free = await disk.freeBytes();
-      if (free === null || grow + line + left <= free) return await this.#growReserve(data, action);
-      // A log with records to cut: the snapshot frees their room, then look again.
-      if (!compacted && wal.bytes > this.#logCutAt) {
-        const compaction = this.#compact();
-        this.#snapshotting = compaction.catch(() => {}).finally(() => this.#snapshotting = null);
-        await compaction.catch(() => {});
-        continue;
+      const held = Promise.withResolvers<void>();
+      this.#compacting = this.#snapshotting = held.promise;
+      const release = () => {
+        if (this.#compacting === held.promise) this.#compacting = this.#snapshotting = null;
+        held.resolve();
+      };
+      try {
+        const { reserve, reserveMinBytes, disk, wal } = this.parts;
+        const data = this.#dataBytes() + Math.ceil(growth() * this.#snapshotScale);
+        const grow = Math.max(0, reserveFor(data, reserveMinBytes).needed - reserve.bytes);
+        const left = Math.ceil(reserveMinBytes / 4);
+        const free = await disk.freeBytes();
+        this.#assertOpen(action);
+        this.#guard.assertWritable(action);
+        const needs = grow + line + wal.unwrittenBytes + left;
+        if (free === null || needs <= free) {
+          await this.#growReserve(data, action);
+          return release;
+        }
+        // A log with records to cut: the snapshot frees their room, then look again.
+        if (!compacted && wal.bytes > this.#logCutAt) {
+          release();
+          await this.#compactNow(action);
+          continue;
+        }
+        const err = new Error(
+          `No space left on device for a write of ${line} bytes: its log line, ${grow} more bytes ` +
+            `of ${RESERVE_FILE} for the next snapshot and ${left} to spare need ${needs}, the ` +
+            `file system has ${free} free`,
+        );
+        this.#guard.failed("keep room for the next snapshot", err, false);
+        throw new RingkvError(
+          "unavailable",
+          `Cannot ${action}: its ${line} bytes would leave no room for the next snapshot ` +
+            `(${err.message}); free space in this node's file system, or write less`,
+        );
+      } catch (err) {
+        release();
+        throw err;
       }
-      const err = new Error(
-        `No space left on device for a write of ${line} bytes: its log line, ${grow} more bytes ` +
-          `of ${RESERVE_FILE} for the next snapshot and ${left} to spare need ` +
-          `${grow + line + left}, the file system has ${free} free`,
-      );
-      this.#guard.failed("keep room for the next snapshot", err, false);
+    }
+  }
+
+  /** A compaction for a write that needs room, as a background one runs; its failure is told. */
+  async #compactNow(action: string): Promise<void> {
+    const compaction = this.#compact();
+    this.#snapshotting = compaction.catch(() => {}).finally(() => this.#snapshotting = null);
+    try {
+      await compaction;
+    } catch (err) {
+      if (!(err instanceof Error) || err instanceof TypeError) throw err;
+      this.#guard.failed(compactionFailure(err), err, false);
       throw new RingkvError(
         "unavailable",
-        `Cannot ${action}: its ${line} bytes would leave no room for the next snapshot ` +
-          `(${err.message}); free space in this node's file system, or write less`,
+        `Cannot ${action}: cutting the log to make room for it failed: ${err.message}`,
       );
     }
   }
 
-  /** Grows the reserve for `data`, writes and compactions waiting meanwhile. */
+  /** Grows the reserve for `data` (the caller holds writes and compactions). */
   async #growReserve(data: number, action: string): Promise<void> {
-    const grown = Promise.withResolvers<void>();
-    this.#compacting = this.#snapshotting = grown.promise;
     try {
       await this.fitReserve(data);
     } catch (err) {
@@ -263,22 +303,34 @@ export class DurableEngine implements NodeEngine {
         `Cannot ${action}: it would leave no room for the next snapshot (${err.message}); ` +
           "free space in this node's file system, or write less",
       );
-    } finally {
-      this.#compacting = this.#snapshotting = null;
-      grown.resolve();
     }
     this.#assertOpen(action);
     this.#guard.assertWritable(action);
   }
 
-  /** The bytes `ops` add to the data: an overwrite only its growth (read when needed). */
+  /**
+   * The bytes `ops` could add to the data, each op's growth counted and never its shrinking (a
+   * batch's shrinking overwrite must not hide another op's growth): a put's value over the one
+   * it replaces (a binary one's base64 at its size), a delete its tombstone.
+   */
   #growthOf(ops: readonly WriteOp[]): number {
     let bytes = 0;
     for (const op of ops) {
       const old = this.parts.store.stored(op.key);
-      const before = old === undefined ? 0 : ENTRY_JSON_BYTES + op.key.length + old.data.length;
-      const after = op.op === "put" ? ENTRY_JSON_BYTES + op.key.length + op.value.length : 0;
-      bytes += after - before;
+      const before = old === undefined ? 0 : ENTRY_JSON_BYTES + op.key.length + heldBytes(old);
+      const after = ENTRY_JSON_BYTES + op.key.length + (op.op === "put" ? op.value.length : 0);
+      bytes += Math.max(0, after - before);
+    }
+    return bytes;
+  }
+
+  /** The same for entries copied in (range copies, anti-entropy): an overwrite only its growth. */
+  #growthOfEntries(entries: readonly { key: string; stored: Stored }[]): number {
+    let bytes = 0;
+    for (const { key, stored } of entries) {
+      const old = this.parts.store.stored(key);
+      const before = old === undefined ? 0 : heldBytes(old);
+      bytes += Math.max(0, heldBytes(stored) - before + (old === undefined ? ENTRY_JSON_BYTES : 0));
     }
     return bytes;
   }
@@ -295,11 +347,21 @@ export class DurableEngine implements NodeEngine {
     this.#assertOpen("ingest");
     this.#guard.assertWritable("ingest");
     const line = ingestBytes(entries);
-    if (this.#needsRoom(line)) await this.#makeRoomFor(() => line, line, "ingest");
-    // All or nothing: an entry that cannot be held refuses the call before any is applied.
-    const staged: StagedChange[] = this.parts.store.applyAll(parsed);
+    const release = this.#needsRoom(line)
+      ? await this.#makeRoomFor(() => this.#growthOfEntries(parsed), line, "ingest")
+      : undefined;
+    let staged: StagedChange[];
+    try {
+      // All or nothing: an entry that cannot be held refuses the call before any is applied.
+      staged = this.parts.store.applyAll(parsed);
+    } catch (err) {
+      release?.();
+      throw err;
+    }
     const changed = staged.map(({ key, stored }): [string, Stored] => [key, stored]);
-    await this.#logSet(changed, parsed.map((p) => p.key), staged);
+    const logged = this.#logSet(changed, parsed.map((p) => p.key), staged);
+    release?.();
+    await logged;
     return { applied: staged.length, skipped: entries.length - staged.length };
   }
 
@@ -842,4 +904,9 @@ function ingestBytes(entries: readonly WireEntry[]): number {
       (typeof e.v === "string" ? e.v.length : 0);
   }
   return bytes;
+}
+
+/** About the bytes a held value takes in the data's measure (base64 counted at its size). */
+function heldBytes(stored: Stored): number {
+  return stored.kind === "base64" ? Math.floor(stored.data.length * 3 / 4) : stored.data.length;
 }

@@ -51,6 +51,7 @@ function deferred(): Deferred {
 /** Appends lines to one log file, fsync'ing them in rounds. */
 export class Wal {
   #queue: Uint8Array[] = [];
+  #unwritten = 0;
   #lastSeq = 0;
   #durableSeq = 0;
   /** Resolves when the round being gathered is durable. */
@@ -108,13 +109,20 @@ export class Wal {
     this.#gathering = deferred();
     this.#writing = null;
     this.#queue = [];
+    this.#unwritten = 0;
     this.#queuedAt = null;
     this.#failure = null;
+  }
+
+  /** Bytes appended but not yet written to the file (queued, or in a round's write). */
+  get unwrittenBytes(): number {
+    return this.#unwritten;
   }
 
   /** Queues a line; returns its sequence number. Throws if the log has failed. */
   append(line: Uint8Array): number {
     this.assertHealthy();
+    this.#unwritten += line.length;
     const seq = ++this.#lastSeq;
     this.#queuedAt ??= waitingNow();
     this.#queue.push(line);
@@ -236,7 +244,11 @@ export class Wal {
     this.#gathering = deferred();
     this.#writing = round;
     try {
-      await this.disk.append(this.name, batch);
+      try {
+        await this.disk.append(this.name, batch);
+      } finally {
+        this.#unwritten = Math.max(0, this.#unwritten - batch.length);
+      }
       await this.disk.sync(this.name);
     } catch (err) {
       // 503: the write was not made durable and the node will refuse writes for a while.
@@ -248,6 +260,7 @@ export class Wal {
       round.done.reject(this.#failure);
       this.#gathering.reject(this.#failure);
       this.#queue = [];
+      this.#unwritten = 0;
       this.#queuedAt = null;
       this.onFailure(err as Error);
       return;
