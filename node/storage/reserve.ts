@@ -56,8 +56,9 @@ export function isNoSpace(err: unknown): boolean {
 /** The file system has not the room the reserve should hold (ENOSPC while growing it). */
 export class ReserveShortError extends Error {
   /**
-   * `needed`: the least the next snapshot needs; `forLog`: the room to write beside it, given
-   * back to the log; `held`: what the reserve could hold; `cause`: the disk's error.
+   * `needed`: the least the next snapshot needs (the data and a quarter of `--reserve-min-bytes`);
+   * `forLog`: the room to write beside it, given back to the log (half of that flag); `held`:
+   * what the reserve could hold; `cause`: the disk's error.
    */
   constructor(
     readonly needed: number,
@@ -67,7 +68,7 @@ export class ReserveShortError extends Error {
   ) {
     super(
       `grow ${RESERVE_FILE} to the ${needed} bytes the next snapshot needs, plus ${forLog} for ` +
-        `the log (it could hold ${held}): ${cause.message}`,
+        `the log (half of --reserve-min-bytes; it could hold ${held}): ${cause.message}`,
       { cause },
     );
     this.name = "ReserveShortError";
