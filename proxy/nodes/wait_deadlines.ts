@@ -50,9 +50,13 @@ export class WaitDeadlines {
   /**
    * Rejects with one `error()` the waiters of `list` from index `from` whose deadline has
    * passed (they are in the order they began waiting); returns the index of the first left.
+   * `answered` is when the node last answered a call: a deadline counts from it when later
+   * than the waiter's `at`, so a node that answers, however busy, is waited for (a bulk load
+   * behind a node's earlier batches on a loaded host got 503s), and one that stopped is not.
    */
-  expire(list: readonly Waiter[], from: number, error: () => unknown): number {
+  expire(list: readonly Waiter[], from: number, error: () => unknown, answered = 0): number {
     const passed = this.now() - this.timeoutMs;
+    if (answered > passed) return from;
     let i = from;
     let err: unknown;
     for (; i < list.length && list[i]!.at <= passed; i++) list[i]!.reject(err ??= error());
@@ -60,13 +64,13 @@ export class WaitDeadlines {
   }
 
   /** Whether a batch whose oldest waiter is `oldest` is late (see the module doc). */
-  isLate(oldest: Waiter): boolean {
-    return this.now() - oldest.at > this.lateMs;
+  isLate(oldest: Waiter, answered = 0): boolean {
+    return this.now() - Math.max(oldest.at, answered) > this.lateMs;
   }
 
-  /** When `waiter`'s deadline is (Infinity for none). */
-  dueOf(waiter: Waiter | undefined): number {
-    return waiter === undefined ? Infinity : waiter.at + this.timeoutMs;
+  /** When `waiter`'s deadline is (Infinity for none), the node last answering at `answered`. */
+  dueOf(waiter: Waiter | undefined, answered = 0): number {
+    return waiter === undefined ? Infinity : Math.max(waiter.at, answered) + this.timeoutMs;
   }
 }
 

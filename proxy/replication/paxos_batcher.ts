@@ -63,6 +63,8 @@ class Lane<I, R> {
   /** The batch in flight if late (proxy/nodes/wait_deadlines.ts), and how many were answered. */
   #late: { batch: Waiting<I, R>[]; cut: number } | undefined;
   #sweep: Sweep | undefined;
+  /** When the node last answered a call of this lane (deadlines count from it when later). */
+  #answered = 0;
 
   constructor(
     private readonly send: (items: I[]) => Promise<R[]>,
@@ -87,9 +89,14 @@ class Lane<I, R> {
       const { deadlines } = this;
       if (deadlines !== undefined && !this.#expireWaiting(deadlines)) break;
       const batch = this.#take();
-      if (deadlines?.isLate(batch[0]!)) this.#watchLate(batch, deadlines);
+      if (deadlines?.isLate(batch[0]!, this.#answered)) this.#watchLate(batch, deadlines);
       try {
         const results = await this.send(batch.flatMap((w) => w.items));
+        if (this.deadlines !== undefined) {
+          // Those whose deadline passed before this answer are past it: it is no excuse.
+          this.#expireWaiting(this.deadlines);
+          this.#answered = this.deadlines.now();
+        }
         this.#settle(batch, results);
       } catch (err) {
         for (const w of batch) w.reject(err);
@@ -106,7 +113,12 @@ class Lane<I, R> {
 
   /** Answers the waiting calls whose deadline has passed; whether any are left. */
   #expireWaiting(deadlines: WaitDeadlines): boolean {
-    const from = deadlines.expire(this.#waiting, 0, () => this.#waitedOut(deadlines));
+    const from = deadlines.expire(
+      this.#waiting,
+      0,
+      () => this.#waitedOut(deadlines),
+      this.#answered,
+    );
     if (from > 0) this.#waiting = this.#waiting.slice(from);
     return this.#waiting.length > 0;
   }
@@ -117,11 +129,19 @@ class Lane<I, R> {
     this.#sweep ??= new Sweep(() => {
       const late = this.#late;
       if (late === undefined) return Infinity;
-      late.cut = deadlines.expire(late.batch, late.cut, () => this.#waitedOut(deadlines));
+      late.cut = deadlines.expire(
+        late.batch,
+        late.cut,
+        () => this.#waitedOut(deadlines),
+        this.#answered,
+      );
       this.#expireWaiting(deadlines);
-      return Math.min(deadlines.dueOf(late.batch[late.cut]), deadlines.dueOf(this.#waiting[0]));
+      return Math.min(
+        deadlines.dueOf(late.batch[late.cut], this.#answered),
+        deadlines.dueOf(this.#waiting[0], this.#answered),
+      );
     }, deadlines.now);
-    this.#sweep.by(deadlines.dueOf(batch[0]));
+    this.#sweep.by(deadlines.dueOf(batch[0], this.#answered));
   }
 
   #waitedOut(deadlines: WaitDeadlines): RingkvError {

@@ -92,6 +92,8 @@ interface NodeQueue {
   /** Late batches in flight (proxy/nodes/wait_deadlines.ts) and how many of each were answered. */
   late: { items: Pending[]; cut: number }[] | undefined;
   sweep: Sweep | undefined;
+  /** When the node last answered a call of this queue (deadlines count from it when later). */
+  answered: number;
 }
 
 /** Bytes an op adds to a batch body, over-estimated (JSON escaping, field names). */
@@ -138,7 +140,16 @@ export class Dispatcher {
     let queue = this.#queues.get(moved);
     if (queue === undefined) {
       const key = byId === undefined ? node.id : moved;
-      queue = { key, node, items: [], head: 0, inFlight: 0, late: undefined, sweep: undefined };
+      queue = {
+        key,
+        node,
+        items: [],
+        head: 0,
+        inFlight: 0,
+        late: undefined,
+        sweep: undefined,
+        answered: 0,
+      };
       this.#queues.set(key, queue);
     }
     return queue;
@@ -195,7 +206,7 @@ export class Dispatcher {
     while (queue.inFlight < this.#options.maxInFlight && queue.head < queue.items.length) {
       if (waits !== undefined && !this.#expireQueued(queue, waits)) break;
       const batch = this.#take(queue);
-      const late = waits !== undefined && waits.isLate(batch[0]!)
+      const late = waits !== undefined && waits.isLate(batch[0]!, queue.answered)
         ? this.#watchLate(queue, batch, waits)
         : undefined;
       queue.inFlight++;
@@ -215,6 +226,7 @@ export class Dispatcher {
       queue.items,
       queue.head,
       () => waitedOut(queue.node, waits.timeoutMs),
+      queue.answered,
     );
     if (queue.head < queue.items.length) return true;
     queue.items = [];
@@ -231,7 +243,7 @@ export class Dispatcher {
     const late = { items, cut: 0 };
     (queue.late ??= []).push(late);
     queue.sweep ??= new Sweep(() => this.#sweep(queue, waits), waits.now);
-    queue.sweep.by(waits.dueOf(items[0]));
+    queue.sweep.by(waits.dueOf(items[0], queue.answered));
     return late;
   }
 
@@ -246,11 +258,11 @@ export class Dispatcher {
     const error = () => waitedOut(queue.node, waits.timeoutMs);
     let next = Infinity;
     for (const late of queue.late ?? []) {
-      late.cut = waits.expire(late.items, late.cut, error);
-      next = Math.min(next, waits.dueOf(late.items[late.cut]));
+      late.cut = waits.expire(late.items, late.cut, error, queue.answered);
+      next = Math.min(next, waits.dueOf(late.items[late.cut], queue.answered));
     }
     if (this.#expireQueued(queue, waits)) {
-      next = Math.min(next, waits.dueOf(queue.items[queue.head]));
+      next = Math.min(next, waits.dueOf(queue.items[queue.head], queue.answered));
     }
     return next;
   }
@@ -288,6 +300,11 @@ export class Dispatcher {
         batch.map((p) => p.op),
         valueBudget,
       );
+      if (this.#waits !== undefined) {
+        // Those whose deadline passed before this answer are past it: the answer is no excuse.
+        this.#expireQueued(queue, this.#waits);
+        queue.answered = this.#waits.now();
+      }
       const unread: Pending[] = [];
       batch.forEach((p, i) => {
         const result = results[i];

@@ -313,3 +313,12 @@ Deno.test("Dispatcher sends the reads a node left unread (over its value budget)
   assertEquals(calls.map((c) => c.keys.join("")), ["abcdewf", "cdef", "ef"]);
   assertEquals(calls.map((c) => c.budget), [1234, 1234, 1234]);
 });
+
+Deno.test("Dispatcher with a timeout waits for a busy node that keeps answering, past the timeout (a bulk load on a loaded host got 503s)", async () => {
+  const { sent, send } = sendTaking(120);
+  const d = new Dispatcher(send, { timeoutMs: 200, maxBatchOps: 1 });
+  const answers = Array.from({ length: 5 }, (_, i) => d.submitOne(N1, 1, get(`k${i}`)));
+  // One op per call, each call 120 ms: the last waits ~480 ms, but the node never stops answering.
+  assertEquals(await Promise.all(answers), answers.map(() => ({ status: 200 })));
+  assertEquals(sent.length, 5);
+});
