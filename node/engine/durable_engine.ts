@@ -203,11 +203,8 @@ export class DurableEngine implements NodeEngine {
    * snapshot. Cheap: most writes are neither, and take no `statfs`.
    */
   #needsRoom(bytes: number): boolean {
-    const { reserve, reserveMinBytes } = this.parts;
-    if (reserveMinBytes <= 0) return false;
-    if (bytes >= LARGE_WRITE_BYTES) return true;
-    const { needed } = reserveFor(this.#dataBytes() + bytes * this.#snapshotScale, reserveMinBytes);
-    return needed > reserve.bytes;
+    if (this.parts.reserveMinBytes <= 0) return false;
+    return bytes >= LARGE_WRITE_BYTES || this.#outgrowsReserve(bytes * this.#snapshotScale);
   }
 
   /**
@@ -277,10 +274,8 @@ export class DurableEngine implements NodeEngine {
 
   /** A compaction for a write that needs room, as a background one runs; its failure is told. */
   async #compactNow(action: string): Promise<void> {
-    const compaction = this.#compact();
-    this.#snapshotting = compaction.catch(() => {}).finally(() => this.#snapshotting = null);
     try {
-      await compaction;
+      await this.#compactTracked();
     } catch (err) {
       if (!(err instanceof Error) || err instanceof TypeError) throw err;
       this.#guard.failed(compactionFailure(err), err, false);
@@ -584,11 +579,11 @@ export class DurableEngine implements NodeEngine {
   }
 
   /**
-   * Whether the data may soon not fit in the reserve: a snapshot now (the reserve then grows
+   * Whether the data (with `moreBytes` more) may soon not fit in the reserve: a snapshot now (the reserve then grows
    * with it) keeps the reserve larger than any snapshot the log could need.
    */
-  #outgrowsReserve(): boolean {
-    const { needed } = reserveFor(this.#dataBytes(), this.parts.reserveMinBytes);
+  #outgrowsReserve(moreBytes = 0): boolean {
+    const { needed } = reserveFor(this.#dataBytes() + moreBytes, this.parts.reserveMinBytes);
     return needed > this.parts.reserve.bytes;
   }
 
@@ -701,18 +696,9 @@ export class DurableEngine implements NodeEngine {
     const wal = this.parts.wal;
     return wal.exclusive(async () => {
       await this.parts.reserve.release();
-      wal.startTail();
-      try {
-        // Writes wait (#compacting) and no round runs during the task: a line queued anyway
-        // is written by this one, after the snapshot has taken its room.
-        await this.#writeSnapshotFile(() => wal.roundNow());
-      } catch (err) {
-        wal.stopTail();
-        throw err;
-      }
-      await wal.replaceNow(snapshotMarker(this.#lastSnapshot));
-      this.#logCutAt = this.parts.wal.bytes;
-      this.#nextSnapshotAt = this.parts.wal.bytes + this.parts.snapshotEveryBytes;
+      // Writes wait (#compacting) and no round runs during the task: a line queued anyway
+      // is written by this one, after the snapshot has taken its room.
+      await this.#snapshotThenCut(() => wal.roundNow(), (head) => wal.replaceNow(head));
       await this.fitReserve();
     });
   }
@@ -741,23 +727,40 @@ export class DurableEngine implements NodeEngine {
       this.#lastDrop = 0;
     }
     if (this.#closed) return;
-    const compaction = this.#compact();
-    this.#snapshotting = compaction.catch(() => {}).finally(() => this.#snapshotting = null);
-    await compaction;
+    await this.#compactTracked();
   }
 
-  async #snapshot(): Promise<void> {
+  /** {@link #compact}, known as the compaction under way (`#snapshotting`) until it settles. */
+  #compactTracked(): Promise<void> {
+    const compaction = this.#compact();
+    this.#snapshotting = compaction.catch(() => {}).finally(() => this.#snapshotting = null);
+    return compaction;
+  }
+
+  #snapshot(): Promise<void> {
+    const { wal } = this.parts;
+    // Memory holds writes whose log round is still under way; one that fails is refused (503),
+    // so the snapshot holding it must not replace the old one.
+    return this.#snapshotThenCut(() => wal.flush(), (head) => wal.replaceWithTail(head));
+  }
+
+  /**
+   * Writes a snapshot, `capturedDurable` making the writes it read durable before it replaces
+   * the old one, then cuts the log with `cut` (the marker first, then the rounds written since).
+   */
+  async #snapshotThenCut(
+    capturedDurable: () => Promise<void>,
+    cut: (head: Uint8Array) => Promise<void>,
+  ): Promise<void> {
     const { wal } = this.parts;
     wal.startTail();
     try {
-      // Memory holds writes whose log round is still under way; one that fails is refused
-      // (503), so the snapshot holding it must not replace the old one.
-      await this.#writeSnapshotFile(() => wal.flush());
+      await this.#writeSnapshotFile(capturedDurable);
     } catch (err) {
       wal.stopTail();
       throw err;
     }
-    await wal.replaceWithTail(snapshotMarker(this.#lastSnapshot));
+    await cut(snapshotMarker(this.#lastSnapshot));
     this.#logCutAt = wal.bytes;
     this.#nextSnapshotAt = wal.bytes + this.parts.snapshotEveryBytes;
   }

@@ -2,7 +2,14 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import { until } from "../../tests/helpers/poll.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { formatVersion } from "../../shared/version.ts";
-import { open, put, settle, textOf } from "../../tests/doubles/engine_test_helpers.ts";
+import {
+  atomicWritesGated,
+  open,
+  overrideDisk,
+  put,
+  settle,
+  textOf,
+} from "../../tests/doubles/engine_test_helpers.ts";
 import { createFakeDisk, type FakeDisk, NO_SPACE } from "../../tests/doubles/fake_disk.ts";
 import { RESERVE_FILE } from "../storage/reserve.ts";
 import type { NodeEngine } from "./engine.ts";
@@ -91,27 +98,12 @@ Deno.test("full disk: once its log has filled the disk, the node snapshots befor
 
 /** A fake disk whose writes of `snapshot.json` wait while the gate is held. */
 function snapshotGatedDisk() {
-  const inner = createFakeDisk();
-  let held: (() => void)[] | null = null;
-  const disk = new Proxy(inner, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop);
-      if (prop !== "writeAtomic") return typeof value === "function" ? value.bind(target) : value;
-      return async (name: string, data: Uint8Array | AsyncIterable<Uint8Array>) => {
-        if (name === "snapshot.json" && held) await new Promise<void>((go) => held!.push(go));
-        return await target.writeAtomic(name, data);
-      };
-    },
-  });
+  const gated = atomicWritesGated();
   return {
-    disk,
-    hold: () => held = [],
-    waiting: () => held?.length ?? 0,
-    release: () => {
-      const waiting = held ?? [];
-      held = null;
-      for (const go of waiting) go();
-    },
+    disk: gated.disk,
+    hold: () => gated.hold("snapshot.json"),
+    waiting: () => gated.waiting("snapshot.json"),
+    release: () => gated.release("snapshot.json"),
   };
 }
 
@@ -280,33 +272,6 @@ Deno.test("no reserve (reserveMinBytes 0): no snapshot.reserve is written, and a
   await engine.close();
 });
 
-/** A fake disk whose atomic writes of a file wait while that file's gate is held. */
-function atomicWritesGated() {
-  const inner = createFakeDisk();
-  const held = new Map<string, (() => void)[]>();
-  const disk: FakeDisk = new Proxy(inner, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop);
-      if (prop !== "writeAtomic") return typeof value === "function" ? value.bind(target) : value;
-      return async (name: string, data: Uint8Array | AsyncIterable<Uint8Array>) => {
-        const waiting = held.get(name);
-        if (waiting) await new Promise<void>((go) => waiting.push(go));
-        return await target.writeAtomic(name, data);
-      };
-    },
-  });
-  return {
-    disk,
-    hold: (name: string) => held.set(name, []),
-    waiting: (name: string) => held.get(name)?.length ?? 0,
-    release: (name: string) => {
-      const waiting = held.get(name) ?? [];
-      held.delete(name);
-      for (const go of waiting) go();
-    },
-  };
-}
-
 Deno.test("full disk: writes that arrive while a snapshot uses the reserve's room and while it cuts the log do not take the room its repair needs: the node never stays read-only (found by review)", async () => {
   for (const [during, cutting] of [[14, 0], [12, 6], [14, 5]] as const) {
     const gated = atomicWritesGated();
@@ -433,28 +398,20 @@ Deno.test("full disk: a large write that asks statfs holds writes and compaction
   const snapshot = Promise.withResolvers<void>();
   let snapshotsAtOnce = 0;
   let mostAtOnce = 0;
-  const disk: FakeDisk = new Proxy(inner, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop);
-      if (prop === "freeBytes") {
-        return async () => {
-          if (holdStatfs) await statfs.promise;
-          return await target.freeBytes();
-        };
+  const disk = overrideDisk(inner, {
+    freeBytes: async () => {
+      if (holdStatfs) await statfs.promise;
+      return await inner.freeBytes();
+    },
+    writeAtomic: async (name, data) => {
+      if (name !== "snapshot.json") return await inner.writeAtomic(name, data);
+      mostAtOnce = Math.max(mostAtOnce, ++snapshotsAtOnce);
+      try {
+        await snapshot.promise;
+        return await inner.writeAtomic(name, data);
+      } finally {
+        snapshotsAtOnce--;
       }
-      if (prop === "writeAtomic") {
-        return async (name: string, data: Uint8Array | AsyncIterable<Uint8Array>) => {
-          if (name !== "snapshot.json") return await target.writeAtomic(name, data);
-          mostAtOnce = Math.max(mostAtOnce, ++snapshotsAtOnce);
-          try {
-            await snapshot.promise;
-            return await target.writeAtomic(name, data);
-          } finally {
-            snapshotsAtOnce--;
-          }
-        };
-      }
-      return typeof value === "function" ? value.bind(target) : value;
     },
   });
   const engine = await open(disk, { firstRetryMs: 5, log: quiet, snapshotEveryBytes: 20_000 });

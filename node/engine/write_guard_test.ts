@@ -2,7 +2,14 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import { until } from "../../tests/helpers/poll.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import type { NodeEngine } from "./engine.ts";
-import { gatedDisk, open, put, settle, textOf } from "../../tests/doubles/engine_test_helpers.ts";
+import {
+  gatedDisk,
+  open,
+  overrideDisk,
+  put,
+  settle,
+  textOf,
+} from "../../tests/doubles/engine_test_helpers.ts";
 import { createNodeApp } from "../http/node_app.ts";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { formatVersion } from "../../shared/version.ts";
@@ -305,28 +312,20 @@ function snapshotGatedDisk() {
   let snapshotsWaiting = 0;
   let logGate: PromiseWithResolvers<void> | null = null;
   let logSyncsWaiting = 0;
-  const disk: FakeDisk = new Proxy(inner, {
-    get(target, prop) {
-      if (prop === "writeAtomic") {
-        return async (name: string, data: Uint8Array | AsyncIterable<Uint8Array>) => {
-          if (name === "snapshot.json") {
-            snapshotsWaiting++;
-            await snapshotGate.promise;
-          }
-          return target.writeAtomic(name, data);
-        };
+  const disk = overrideDisk(inner, {
+    writeAtomic: async (name, data) => {
+      if (name === "snapshot.json") {
+        snapshotsWaiting++;
+        await snapshotGate.promise;
       }
-      if (prop === "sync") {
-        return async (name: string) => {
-          if (name === "wal.jsonl" && logGate) {
-            logSyncsWaiting++;
-            await logGate.promise;
-          }
-          return target.sync(name);
-        };
+      return inner.writeAtomic(name, data);
+    },
+    sync: async (name) => {
+      if (name === "wal.jsonl" && logGate) {
+        logSyncsWaiting++;
+        await logGate.promise;
       }
-      const value = Reflect.get(target, prop);
-      return typeof value === "function" ? value.bind(target) : value;
+      return inner.sync(name);
     },
   });
   return {

@@ -164,16 +164,7 @@ export class Wal {
 
   /** Between rounds, replaces the file with `head` and the bytes kept since {@link startTail}. */
   replaceWithTail(head: Uint8Array = new Uint8Array(0)): Promise<void> {
-    return this.exclusive(async () => {
-      try {
-        this.assertHealthy();
-        const tail = concatBytes([head, ...(this.#tail ?? [])]);
-        await this.disk.writeAtomic(this.name, tail);
-        this.size = tail.length;
-      } finally {
-        this.#tail = null;
-      }
-    });
+    return this.exclusive(() => this.replaceNow(head));
   }
 
   /**

@@ -109,14 +109,14 @@ export class KeyLocks {
     const gate = Promise.withResolvers<void>();
     const tail = before === undefined ? gate.promise : before.then(() => gate.promise);
     this.#tails.set(key, tail);
-    const wait = {
-      abandoned: false,
-      timer: undefined as ReturnType<typeof setTimeout> | undefined,
-    };
+    // Set only for a run that waits with a limit: an uncontended run allocates nothing more.
+    let wait: { abandoned: boolean; timer: ReturnType<typeof setTimeout> } | undefined = undefined;
     const go = async () => {
-      clearTimeout(wait.timer); // its wait is over: `fn` has its own deadlines
       try {
-        if (wait.abandoned) throw this.waitedOut(key, this.waitMs!);
+        if (wait !== undefined) {
+          clearTimeout(wait.timer); // its wait is over: `fn` has its own deadlines
+          if (wait.abandoned) throw this.waitedOut(key, this.waitMs!);
+        }
         return await fn();
       } finally {
         gate.resolve();
@@ -128,10 +128,13 @@ export class KeyLocks {
     if (this.waitMs === undefined) return turn;
     // Only a run that waits pays for a timer.
     const { promise, resolve, reject } = Promise.withResolvers<T>();
-    wait.timer = setTimeout(() => {
-      wait.abandoned = true;
-      reject(this.waitedOut(key, this.waitMs!));
-    }, this.waitMs);
+    wait = {
+      abandoned: false,
+      timer: setTimeout(() => {
+        wait!.abandoned = true;
+        reject(this.waitedOut(key, this.waitMs!));
+      }, this.waitMs),
+    };
     turn.then(resolve, reject);
     return promise;
   }

@@ -35,6 +35,45 @@ export function open(disk: Disk, options: Partial<OpenEngineOptions> = {}): Prom
   return openEngine({ disk, id: "n1", hashKey: testHash, log: () => {}, ...options });
 }
 
+/** `disk` with the methods in `overrides` in place of its own (the rest its own, bound to it). */
+export function overrideDisk(disk: FakeDisk, overrides: Partial<Disk>): FakeDisk {
+  return new Proxy(disk, {
+    get(target, prop) {
+      if (Object.hasOwn(overrides, prop)) return overrides[prop as keyof Disk];
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** A fake disk whose atomic writes of a file wait while that file's gate is held. */
+export function atomicWritesGated(): {
+  disk: FakeDisk;
+  hold: (name: string) => void;
+  waiting: (name: string) => number;
+  release: (name: string) => void;
+} {
+  const inner = createFakeDisk();
+  const held = new Map<string, (() => void)[]>();
+  const disk = overrideDisk(inner, {
+    writeAtomic: async (name, data) => {
+      const waiting = held.get(name);
+      if (waiting) await new Promise<void>((go) => waiting.push(go));
+      return await inner.writeAtomic(name, data);
+    },
+  });
+  return {
+    disk,
+    hold: (name) => void held.set(name, []),
+    waiting: (name) => held.get(name)?.length ?? 0,
+    release: (name) => {
+      const waiting = held.get(name) ?? [];
+      held.delete(name);
+      for (const go of waiting) go();
+    },
+  };
+}
+
 /** A fake disk plus a gate that holds every fsync until `release()` (and again after `hold()`). */
 export function gatedDisk(): {
   disk: FakeDisk;
@@ -49,13 +88,7 @@ export function gatedDisk(): {
     if (!open) await new Promise<void>((resolve) => waiting.push(resolve));
     return inner.sync(name);
   };
-  const disk = new Proxy(inner, {
-    get(target, prop) {
-      if (prop === "sync") return sync;
-      const value = Reflect.get(target, prop);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+  const disk = overrideDisk(inner, { sync });
   return {
     disk,
     release: () => {
