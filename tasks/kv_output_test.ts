@@ -15,6 +15,9 @@ Deno.test("quoted() leaves a plain key bare and quotes one a reader could split 
   assertEquals(quoted("zero\u200bwidth"), '"zero\\u200bwidth"');
   assertEquals(quoted("ls\u2028x"), '"ls\\u2028x"');
   assertEquals(quoted("tag\u{e0041}"), '"tag\\udb40\\udc41"');
+  // Private-use and unassigned code points (noncharacters too) print as escapes, as documented.
+  assertEquals(quoted("pua\ue000"), '"pua\\ue000"');
+  assertEquals(quoted("non\ufffe"), '"non\\ufffe"');
   // Each quoted word reads back as JSON to the very key.
   for (const key of ["my key", 'say "hi"', "nbsp\u00a0x", "tag\u{e0041}", "\u0000"]) {
     assertEquals(JSON.parse(quoted(key)), key);
