@@ -32,8 +32,23 @@ export function storedType(
   key: string,
   now: number,
 ): string {
+  return expiringType(contentType, checkedTtl(contentType, ttl, key), now);
+}
+
+/**
+ * A write's TTL in seconds (null: none) once its content type and `ttl` are checked: 400
+ * for either, before its body is read.
+ */
+export function checkedTtl(
+  contentType: string,
+  ttl: string | null | undefined,
+  key: string,
+): number | null {
   checkClientType(contentType, key);
-  return ttl === null || ttl === undefined
-    ? contentType
-    : withExpiry(contentType, now + parseTtl(ttl, key) * 1000);
+  return ttl === null || ttl === undefined ? null : parseTtl(ttl, key);
+}
+
+/** `contentType` to store for a TTL of `seconds` (null: none) counted from wall time `now`. */
+export function expiringType(contentType: string, seconds: number | null, now: number): string {
+  return seconds === null ? contentType : withExpiry(contentType, now + seconds * 1000);
 }

@@ -17,7 +17,7 @@ import { handleBatch } from "./batch_route.ts";
 import { handleList } from "./listing_route.ts";
 import { EXPIRES_AT_HEADER, ttlParam } from "../../shared/expiry.ts";
 import { REQUEST_ID_HEADER } from "../../shared/log.ts";
-import { storedType, visible } from "./expiry_view.ts";
+import { checkedTtl, expiringType, visible } from "./expiry_view.ts";
 import type { NodeClient } from "../nodes/node_client.ts";
 import type { RequestIds } from "./observe.ts";
 import { readBody } from "./request_body.ts";
@@ -155,8 +155,9 @@ export async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
     );
   }
   const conditions = writeConditions(req.headers);
-  const ttl = req.url.includes("ttl=") ? ttlParam(querySearchParams(req.url), key) : null;
-  const stored = storedType(contentType, ttl, key, Date.now());
+  // Any query is read (`?ttl` with no value is a 400, `%74tl` is `ttl`); most PUTs have none.
+  const ttl = req.url.includes("?") ? ttlParam(querySearchParams(req.url), key) : null;
+  const seconds = checkedTtl(contentType, ttl, key);
   const body = await readBody(
     req,
     deps.limits.maxValueBytes,
@@ -168,7 +169,8 @@ export async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
     op: "put",
     key,
     value: body.toBase64(),
-    contentType: stored,
+    // The TTL counts from when the value has arrived, not from the request's first byte.
+    contentType: expiringType(contentType, seconds, Date.now()),
     ...conditions,
   }, req);
   if (r.status === 200 || r.status === 201) {
