@@ -7,7 +7,7 @@
 import { RingkvError } from "../shared/errors.ts";
 import { type ClusterMap, sameMap } from "../shared/wire.ts";
 import type { NodeEngine } from "./engine/engine.ts";
-import { isObject } from "./http/node_request_body.ts";
+import { mapShapeProblem } from "../shared/map_shape.ts";
 
 /** The node's copy of the cluster map with the epoch rules of the internal API. */
 export class NodeMap {
@@ -85,29 +85,9 @@ export class NodeMap {
 
 /** Checks the shape of a cluster map sent by a proxy; throws 400 on anything else. */
 export function parseClusterMap(value: unknown): ClusterMap {
-  const bad = (why: string) =>
-    new RingkvError("bad_request", `Cannot store the cluster map: ${why}`);
-  if (!isObject(value)) throw bad("it is not a JSON object");
-  const { epoch, replicas, vnodes, nodes, rebalancing } = value;
-  if (!Number.isSafeInteger(epoch) || (epoch as number) < 0) {
-    throw bad("epoch is not a whole number >= 0");
+  const problem = mapShapeProblem(value);
+  if (problem !== null) {
+    throw new RingkvError("bad_request", `Cannot store the cluster map: ${problem}`);
   }
-  if (!Number.isSafeInteger(replicas) || (replicas as number) < 1) {
-    throw bad("replicas is not a whole number >= 1");
-  }
-  if (!Number.isSafeInteger(vnodes) || (vnodes as number) < 1) {
-    throw bad("vnodes is not a whole number >= 1");
-  }
-  if (!Array.isArray(nodes) || !nodes.every(isNodeInfo)) {
-    throw bad("nodes is not a list of {id, url, weight}");
-  }
-  if (rebalancing !== null && !isObject(rebalancing)) {
-    throw bad("rebalancing is neither null nor an object");
-  }
-  return value as unknown as ClusterMap;
-}
-
-function isNodeInfo(node: unknown): boolean {
-  return isObject(node) && typeof node.id === "string" && typeof node.url === "string" &&
-    typeof node.weight === "number";
+  return value as ClusterMap;
 }

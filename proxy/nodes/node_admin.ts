@@ -15,6 +15,7 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
+import { mapShapeProblem } from "../../shared/map_shape.ts";
 import { failureReason, type NodeFetch } from "./node_client.ts";
 import type { Range } from "../../shared/ring.ts";
 import {
@@ -248,7 +249,11 @@ export class NodeAdmin {
       return null;
     }
     if (!res.ok) return this.fail(url, "/internal/cluster", res);
-    return await this.read(url, "/internal/cluster", res.json()) as ClusterMap;
+    return checkedMap(
+      url,
+      "/internal/cluster",
+      await this.read(url, "/internal/cluster", res.json()),
+    );
   }
 
   /** Whether the node takes this proxy's cluster secret (it answers 401 or 403 if not). */
@@ -301,9 +306,11 @@ export class NodeAdmin {
         incarnation?: unknown;
       } | null;
       const { id, incarnation } = answer ?? {};
+      const accepted = answer?.accepted ?? null;
+      if (accepted !== null) checkedMap(url, path, accepted.map);
       return {
         kind: "yes",
-        accepted: answer?.accepted ?? null,
+        accepted,
         ...(typeof id === "string" ? { id } : {}),
         ...(typeof incarnation === "string" ? { incarnation } : {}),
       };
@@ -465,9 +472,20 @@ function incarnationHeader(incarnation: string | undefined): Record<string, stri
  * (node/http/error_answer.ts), or in the error object.
  */
 function heldMap(body: unknown): ClusterMap | undefined {
-  const { map, error } = (body ?? {}) as { map?: ClusterMap; error?: { map?: ClusterMap } };
+  const { map, error } = (body ?? {}) as { map?: unknown; error?: { map?: unknown } };
   const held = map ?? error?.map;
-  return held && Number.isInteger(held.epoch) ? held : undefined;
+  return mapShapeProblem(held) === null ? held as ClusterMap : undefined;
+}
+
+/** `value` as a node's cluster map: 502 naming the node when it is not one. */
+function checkedMap(url: string, path: string, value: unknown): ClusterMap {
+  const problem = mapShapeProblem(value);
+  if (problem === null) return value as ClusterMap;
+  throw new RingkvError(
+    "bad_gateway",
+    `Cannot use node ${url}'s answer to ${path}: its cluster map is malformed (${problem})`,
+    { node: url },
+  );
 }
 
 /** `text` parsed as JSON, or an empty object when it is not JSON. */

@@ -220,3 +220,30 @@ Deno.test("NodeAdmin: a /health or map body that is not JSON is a 502, one that 
   const stalledDrop = () => stalled.drop("http://s", [], 1);
   assertEquals((await assertRejects(stalledDrop, RingkvError)).code, "node_unavailable");
 });
+
+Deno.test("NodeAdmin: a node's map that is JSON but no map is a 502 naming the node, not a crash later", async () => {
+  const malformed = [{ epoch: 1 }, { ...map, nodes: 3 }, {
+    ...map,
+    rebalancing: { kind: "add", nodeId: "n4", phase: "copying" },
+  }];
+  for (const bad of malformed) {
+    const get = new NodeAdmin({
+      fetch: recording(() => Response.json(bad)).fetch,
+      timeoutMs: 1000,
+    });
+    const err = await assertRejects(() => get.getMap("http://n1"), RingkvError);
+    assertEquals([err.code, err.message.includes("http://n1")], ["bad_gateway", true]);
+    const stale = Response.json({ error: { code: "stale_epoch", message: "old", map: bad } }, {
+      status: 409,
+    });
+    const put = new NodeAdmin({ fetch: recording(() => stale.clone()).fetch, timeoutMs: 1000 });
+    // Its refusal stands (stale_epoch, as the node said) without the map it could not give.
+    await assertRejects(() => put.putMap("http://n1", map), RingkvError);
+    const vote = new NodeAdmin({
+      fetch: recording(() => Response.json({ accepted: { ballot: "b", map: bad } })).fetch,
+      timeoutMs: 1000,
+    });
+    const voted = vote.voteOnMap("http://n1", "prepare", { epoch: 2, ballot: "c", base: map });
+    assertEquals((await assertRejects(() => voted, RingkvError)).code, "bad_gateway");
+  }
+});
