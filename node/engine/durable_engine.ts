@@ -11,8 +11,7 @@ import { RingkvError } from "../../shared/errors.ts";
 import { checkKey } from "../../shared/keys.ts";
 import type { Limits } from "../../shared/limits.ts";
 import type { Range } from "../../shared/ring.ts";
-import { isVersion } from "../../shared/version.ts";
-import { type ClusterMap, DEFAULT_CONTENT_TYPE, type WireEntry } from "../../shared/wire.ts";
+import type { ClusterMap, WireEntry } from "../../shared/wire.ts";
 import type { Disk } from "../storage/disk.ts";
 import type { GcHint } from "./gc_hint.ts";
 import type {
@@ -43,16 +42,22 @@ import {
   type SpaceReserve,
 } from "../storage/reserve.ts";
 import { type FlatValue, Store } from "./store.ts";
-import { asciiFromBase64, fromBytes, type HeldValue } from "./values.ts";
 import type { Wal } from "../storage/wal.ts";
 import { WriteGuard, type WriteHealth } from "./write_guard.ts";
 import { DEFAULT_STALL_AFTER_MS, stalledWrites } from "./disk_stall.ts";
 import { DiskWaits } from "./disk_waits.ts";
+import { JsonFiles } from "./json_files.ts";
+import {
+  ingestBytes,
+  ingestGrowth,
+  storeEstimate,
+  writeBytes,
+  writeGrowth,
+} from "./size_estimates.ts";
+import { entryFromWire, flatValueBytes } from "./wire_input.ts";
 
 /** Content type of imported values. */
 export const IMPORT_CONTENT_TYPE = "text/plain; charset=utf-8";
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** What the engine is built from (see `openEngine`). */
 export interface EngineParts {
@@ -107,7 +112,7 @@ export class DurableEngine implements NodeEngine {
    * so that snapshot holds none whose log round is yet to come (it would need the room twice).
    */
   #compacting: Promise<void> | null = null;
-  #savingFiles: Promise<void> = Promise.resolve();
+  readonly #files: JsonFiles;
   #closed = false;
   /** Why memory holds refused writes: set by a failed log round, cleared once the repair reloads. */
   #refusedInMemory: string | null = null;
@@ -129,6 +134,7 @@ export class DurableEngine implements NodeEngine {
       firstRetryMs: parts.firstRetryMs,
       log: parts.log,
     });
+    this.#files = new JsonFiles(parts.disk, this.diskWaits, this.#guard);
     parts.wal.onFailure = (err) => {
       // Not while a snapshot runs: its temporary file, of unknown size, holds part of the room.
       if (isNoSpace(err) && this.#snapshotting === null && parts.reserveMinBytes > 0) {
@@ -175,7 +181,7 @@ export class DurableEngine implements NodeEngine {
     this.#guard.assertWritable("write");
     const line = writeBytes(ops);
     const release = this.#needsRoom(line)
-      ? await this.#makeRoomFor(() => this.#growthOf(ops), line, "write")
+      ? await this.#makeRoomFor(() => writeGrowth(ops, this.parts.store), line, "write")
       : undefined;
     const outcomes: WriteOutcome[] = [];
     const changed: [string, Stored][] = [];
@@ -303,33 +309,6 @@ export class DurableEngine implements NodeEngine {
     this.#guard.assertWritable(action);
   }
 
-  /**
-   * The bytes `ops` could add to the data, each op's growth counted and never its shrinking (a
-   * batch's shrinking overwrite must not hide another op's growth): a put's value over the one
-   * it replaces (a binary one's base64 at its size), a delete its tombstone.
-   */
-  #growthOf(ops: readonly WriteOp[]): number {
-    let bytes = 0;
-    for (const op of ops) {
-      const old = this.parts.store.stored(op.key);
-      const before = old === undefined ? 0 : ENTRY_JSON_BYTES + op.key.length + heldBytes(old);
-      const after = ENTRY_JSON_BYTES + op.key.length + (op.op === "put" ? op.value.length : 0);
-      bytes += Math.max(0, after - before);
-    }
-    return bytes;
-  }
-
-  /** The same for entries copied in (range copies, anti-entropy): an overwrite only its growth. */
-  #growthOfEntries(entries: readonly { key: string; stored: Stored }[]): number {
-    let bytes = 0;
-    for (const { key, stored } of entries) {
-      const old = this.parts.store.stored(key);
-      const before = old === undefined ? 0 : heldBytes(old);
-      bytes += Math.max(0, heldBytes(stored) - before + (old === undefined ? ENTRY_JSON_BYTES : 0));
-    }
-    return bytes;
-  }
-
   /** Waits until no snapshot uses the reserve's room (another may begin as one ends). */
   async #compactionDone(): Promise<void> {
     while (this.#compacting !== null) await this.#compacting;
@@ -337,13 +316,13 @@ export class DurableEngine implements NodeEngine {
 
   async ingest(entries: readonly WireEntry[]): Promise<{ applied: number; skipped: number }> {
     this.#assertOpen("ingest");
-    const parsed = entries.map(fromWire);
+    const parsed = entries.map(entryFromWire);
     if (this.#compacting !== null) await this.#compactionDone();
     this.#assertOpen("ingest");
     this.#guard.assertWritable("ingest");
     const line = ingestBytes(entries);
     const release = this.#needsRoom(line)
-      ? await this.#makeRoomFor(() => this.#growthOfEntries(parsed), line, "ingest")
+      ? await this.#makeRoomFor(() => ingestGrowth(parsed, this.parts.store), line, "ingest")
       : undefined;
     let staged: StagedChange[];
     try {
@@ -435,47 +414,19 @@ export class DurableEngine implements NodeEngine {
   }
 
   loadClusterMap(): Promise<ClusterMap | null> {
-    return this.#loadJson(FILES.cluster, "the cluster map") as Promise<ClusterMap | null>;
+    return this.#files.load(FILES.cluster, "the cluster map") as Promise<ClusterMap | null>;
   }
 
   saveClusterMap(map: ClusterMap): Promise<void> {
-    return this.#saveJson(FILES.cluster, map, `the cluster map of epoch ${map.epoch}`);
+    return this.#files.save(FILES.cluster, map, `the cluster map of epoch ${map.epoch}`);
   }
 
   loadMapVote(): Promise<unknown> {
-    return this.#loadJson(FILES.mapVote, "this node's vote on the next cluster map");
+    return this.#files.load(FILES.mapVote, "this node's vote on the next cluster map");
   }
 
   saveMapVote(vote: unknown): Promise<void> {
-    return this.#saveJson(FILES.mapVote, vote, "this node's vote on the next cluster map");
-  }
-
-  async #loadJson(file: string, what: string): Promise<unknown> {
-    try {
-      const bytes = await this.parts.disk.read(file);
-      return bytes === null ? null : JSON.parse(decoder.decode(bytes));
-    } catch (err) {
-      // A failing disk (EIO) or a damaged file: 503 naming it, and the next request reads again.
-      if (!(err instanceof Error) || err instanceof Deno.errors.NotFound) throw err;
-      throw new RingkvError(
-        "unavailable",
-        `Cannot read ${what}: reading ${file} failed (${err.message})`,
-      );
-    }
-  }
-
-  #saveJson(file: string, value: unknown, what: string): Promise<void> {
-    const bytes = encoder.encode(JSON.stringify(value, null, 2) + "\n");
-    // One temp file per name: saves must not overlap.
-    const saving = this.#savingFiles
-      .then(() => this.diskWaits.track(file, () => this.parts.disk.writeAtomic(file, bytes)))
-      .catch((err) => {
-        if (!(err instanceof Error)) throw err;
-        this.#guard.failed(`write ${file}`, err, false);
-        throw new RingkvError("unavailable", `Cannot store ${what}: ${err.message}`);
-      });
-    this.#savingFiles = saving.catch(() => {});
-    return saving;
+    return this.#files.save(FILES.mapVote, vote, "this node's vote on the next cluster map");
   }
 
   stats(): EngineStats {
@@ -498,7 +449,7 @@ export class DurableEngine implements NodeEngine {
       if (this.#guard.health.state === "writable") {
         await this.parts.wal.flush();
         await this.#snapshotting;
-        await this.#savingFiles;
+        await this.#files.saved;
         await this.#compact().catch((err) => {
           // Best effort: a reserve the snapshot used is held again at the next start otherwise.
           if (err instanceof ReserveShortError) return;
@@ -600,7 +551,7 @@ export class DurableEngine implements NodeEngine {
 
   /** About what a snapshot of the store would take now. */
   #dataBytes(): number {
-    return Math.ceil(storeEstimate(this.parts.store) * this.#snapshotScale);
+    return Math.ceil(storeEstimate(this.parts.store.counts()) * this.#snapshotScale);
   }
 
   /**
@@ -773,7 +724,7 @@ export class DurableEngine implements NodeEngine {
   async #writeSnapshotFile(capturedDurable: () => Promise<void>): Promise<void> {
     const { disk, store } = this.parts;
     const generation = this.#lastSnapshot.generation + 1;
-    const estimate = storeEstimate(store);
+    const estimate = storeEstimate(store.counts());
     const bytes = await writeSnapshot(
       disk,
       FILES.snapshot,
@@ -806,110 +757,11 @@ export class DurableEngine implements NodeEngine {
   }
 }
 
-/** A snapshot line's bytes besides its key and value, about (`h`, `ver`, `t`, punctuation). */
-const ENTRY_JSON_BYTES = 100;
-
 /** A write this large may not fit what its log has left: it asks `statfs` first. */
 const LARGE_WRITE_BYTES = 64 * 1024;
-
-/** The store's size as a snapshot would write it, roughly (scaled by the last snapshot's). */
-function storeEstimate(store: Store): number {
-  const { keys, tombstones, valueBytes } = store.counts();
-  return valueBytes + (keys + tombstones) * ENTRY_JSON_BYTES;
-}
-
-function fromWire(entry: WireEntry): { key: string; stored: Stored } {
-  const { k, v, ver, h } = entry;
-  if (typeof k !== "string" || typeof ver !== "string" || !isVersion(ver)) {
-    throw new RingkvError(
-      "bad_request",
-      `Cannot ingest entry ${JSON.stringify(k)}: bad key or version`,
-    );
-  }
-  if (!Number.isInteger(h) || h < 0 || h >= 2 ** 32) {
-    throw new RingkvError(
-      "bad_request",
-      `Cannot ingest entry ${JSON.stringify(k)}: h is not a uint32`,
-    );
-  }
-  if (v === null) {
-    return {
-      key: k,
-      stored: { kind: "tombstone", data: "", hash: h, contentType: "", version: ver },
-    };
-  }
-  const ascii = asciiFromBase64(v);
-  const value: HeldValue = ascii !== undefined
-    ? { kind: "text", data: ascii }
-    : fromBytes(decodeBase64(k, v));
-  return {
-    key: k,
-    stored: { ...value, hash: h, contentType: entry.t ?? DEFAULT_CONTENT_TYPE, version: ver },
-  };
-}
-
-function flatValueBytes(key: string, value: FlatValue, maxBytes: number): Uint8Array {
-  let bytes: Uint8Array;
-  if (typeof value === "string") bytes = encoder.encode(value);
-  else if (typeof value === "object" && value !== null && typeof value.base64 === "string") {
-    bytes = decodeBase64(key, value.base64);
-  } else {
-    throw new RingkvError(
-      "bad_request",
-      `Cannot import key ${
-        JSON.stringify(key)
-      }: its value is neither a string nor {"base64": "..."}`,
-    );
-  }
-  if (bytes.length > maxBytes) {
-    throw new RingkvError(
-      "value_too_large",
-      `Cannot import key ${
-        JSON.stringify(key)
-      }: its value is ${bytes.length} bytes, the limit is ${maxBytes}`,
-    );
-  }
-  return bytes;
-}
-
-function decodeBase64(key: string, base64: unknown): Uint8Array {
-  try {
-    if (typeof base64 === "string") return Uint8Array.fromBase64(base64);
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
-  }
-  throw new RingkvError(
-    "bad_request",
-    `Cannot read the value of key ${JSON.stringify(key)}: it is not base64`,
-  );
-}
 
 /** What a failed compaction says it could not do. */
 function compactionFailure(err: Error): string {
   if (err instanceof ReserveShortError) return "keep room for the next snapshot";
   return /wal\.jsonl/.test(err.message) ? `cut ${FILES.wal}` : `write ${FILES.snapshot}`;
-}
-
-/** About the bytes `ops` add to the data at most (their keys, values and entries). */
-function writeBytes(ops: readonly WriteOp[]): number {
-  let bytes = 0;
-  for (const op of ops) {
-    bytes += ENTRY_JSON_BYTES + op.key.length + (op.op === "put" ? op.value.length : 0);
-  }
-  return bytes;
-}
-
-/** The same for entries copied in (their values in base64 or text: about their size). */
-function ingestBytes(entries: readonly WireEntry[]): number {
-  let bytes = 0;
-  for (const e of entries) {
-    bytes += ENTRY_JSON_BYTES + (typeof e.k === "string" ? e.k.length : 0) +
-      (typeof e.v === "string" ? e.v.length : 0);
-  }
-  return bytes;
-}
-
-/** About the bytes a held value takes in the data's measure (base64 counted at its size). */
-function heldBytes(stored: Stored): number {
-  return stored.kind === "base64" ? Math.floor(stored.data.length * 3 / 4) : stored.data.length;
 }
