@@ -11,7 +11,8 @@
  * waiter, queued or in that batch, at its deadline. Every other waiter began waiting at most a
  * slot before the call it goes in, or any call ahead of it, started, and a call ends by its
  * timeout plus a slot (proxy/nodes/call_deadlines.ts). So each request is answered by its
- * timeout plus at most two slots.
+ * timeout plus at most two slots. {@link QueueDeadlines} does this for one queue; the queue
+ * itself (its order, how it drops answered waiters) stays its owner's.
  *
  * @module
  * @example
@@ -71,6 +72,74 @@ export class WaitDeadlines {
   /** When `waiter`'s deadline is (Infinity for none), the node last answering at `answered`. */
   dueOf(waiter: Waiter | undefined, answered = 0): number {
     return waiter === undefined ? Infinity : Math.max(waiter.at, answered) + this.timeoutMs;
+  }
+}
+
+/** A late batch in flight (see the module doc) and how many of its waiters were answered. */
+export interface LateBatch<W extends Waiter> {
+  readonly items: readonly W[];
+  cut: number;
+}
+
+/**
+ * The deadlines of one node's queue: when the node last answered a call of it (deadlines count
+ * from that when later), and its late batches in flight, whose waiters, and the queued ones,
+ * one {@link Sweep} answers at their deadlines.
+ */
+export class QueueDeadlines<W extends Waiter> {
+  #answered = 0;
+  #late: LateBatch<W>[] | undefined;
+  #sweep: Sweep | undefined;
+
+  /**
+   * The deadlines of `deadlines` for one queue. `error()` answers a waiter past its deadline;
+   * `expireQueued(this)` answers the queued waiters past theirs (with {@link expire}) and
+   * returns the first one left, if any.
+   */
+  constructor(
+    private readonly deadlines: WaitDeadlines,
+    private readonly error: () => unknown,
+    private readonly expireQueued: (deadlines: QueueDeadlines<W>) => W | undefined,
+  ) {}
+
+  /** {@link WaitDeadlines.expire} with this queue's error and last answer. */
+  expire(list: readonly W[], from: number): number {
+    return this.deadlines.expire(list, from, this.error, this.#answered);
+  }
+
+  /** When `batch` is late, watches it while it flies; give what it returns to {@link landed}. */
+  watchIfLate(batch: readonly W[]): LateBatch<W> | undefined {
+    if (!this.deadlines.isLate(batch[0]!, this.#answered)) return undefined;
+    const late = { items: batch, cut: 0 };
+    (this.#late ??= []).push(late);
+    this.#sweep ??= new Sweep(() => this.#sweepDue(), this.deadlines.now);
+    this.#sweep.by(this.deadlines.dueOf(batch[0], this.#answered));
+    return late;
+  }
+
+  /** The call of a batch {@link watchIfLate} returned `late` for has ended. */
+  landed(late: LateBatch<W> | undefined): void {
+    if (late === undefined) return;
+    const all = this.#late!;
+    all.splice(all.indexOf(late), 1);
+    if (all.length === 0) this.#sweep!.stop();
+  }
+
+  /** The node answered a call: deadlines count from now on. */
+  answered(): void {
+    // Those whose deadline passed before this answer are past it: the answer is no excuse.
+    this.expireQueued(this);
+    this.#answered = this.deadlines.now();
+  }
+
+  /** Answers the waiters past their deadline; returns when the next one is due. */
+  #sweepDue(): number {
+    let next = Infinity;
+    for (const late of this.#late ?? []) {
+      late.cut = this.expire(late.items, late.cut);
+      next = Math.min(next, this.deadlines.dueOf(late.items[late.cut], this.#answered));
+    }
+    return Math.min(next, this.deadlines.dueOf(this.expireQueued(this), this.#answered));
   }
 }
 

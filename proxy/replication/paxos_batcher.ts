@@ -11,12 +11,11 @@
  *
  * @module
  */
-import type { RingkvError } from "../../shared/errors.ts";
 import { answerValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import { type NodeRef, waitedOut } from "../nodes/node_client.ts";
-import { Sweep, WaitDeadlines } from "../nodes/wait_deadlines.ts";
+import { QueueDeadlines, WaitDeadlines } from "../nodes/wait_deadlines.ts";
 import type { PaxosClient, WireVote } from "../nodes/paxos_client.ts";
 
 /** The calls {@link Replicated} makes (a {@link PaxosClient}, or this batcher over one). */
@@ -60,24 +59,27 @@ class Lane<I, R> {
   #busy = false;
   /** In arrival order (so by `at`): {@link #take} keeps the order of those it leaves. */
   #waiting: Waiting<I, R>[] = [];
-  /** The batch in flight if late (proxy/nodes/wait_deadlines.ts), and how many were answered. */
-  #late: { batch: Waiting<I, R>[]; cut: number } | undefined;
-  #sweep: Sweep | undefined;
-  /** When the node last answered a call of this lane (deadlines count from it when later). */
-  #answered = 0;
+  /** The calls' deadlines (proxy/nodes/wait_deadlines.ts); none without a timeout. */
+  readonly #deadlines: QueueDeadlines<Waiting<I, R>> | undefined;
 
   constructor(
     private readonly send: (items: I[]) => Promise<R[]>,
     private readonly onIdle: () => void,
     private readonly maxBytes: number,
-    private readonly node: NodeRef,
-    private readonly deadlines: WaitDeadlines | undefined,
-  ) {}
+    node: NodeRef,
+    private readonly waits: WaitDeadlines | undefined,
+  ) {
+    this.#deadlines = waits && new QueueDeadlines(
+      waits,
+      () => waitedOut(node, waits.timeoutMs),
+      (deadlines) => this.#expireWaiting(deadlines),
+    );
+  }
 
   /** Resolves with this call's own results, in the order of `items`. */
   call(items: I[], keys: string[], bytes: number): Promise<R[]> {
     const { promise, resolve, reject } = Promise.withResolvers<R[]>();
-    const at = this.deadlines?.now() ?? 0;
+    const at = this.waits?.now() ?? 0;
     this.#waiting.push({ items, keys, bytes, at, done: [], resolve, reject });
     if (!this.#busy) void this.#flush();
     return promise;
@@ -85,67 +87,30 @@ class Lane<I, R> {
 
   async #flush(): Promise<void> {
     this.#busy = true;
+    const deadlines = this.#deadlines;
     while (this.#waiting.length > 0) {
-      const { deadlines } = this;
-      if (deadlines !== undefined && !this.#expireWaiting(deadlines)) break;
+      if (deadlines !== undefined && this.#expireWaiting(deadlines) === undefined) break;
       const batch = this.#take();
-      if (deadlines?.isLate(batch[0]!, this.#answered)) this.#watchLate(batch, deadlines);
+      const late = deadlines?.watchIfLate(batch);
       try {
         const results = await this.send(batch.flatMap((w) => w.items));
-        if (this.deadlines !== undefined) {
-          // Those whose deadline passed before this answer are past it: it is no excuse.
-          this.#expireWaiting(this.deadlines);
-          this.#answered = this.deadlines.now();
-        }
+        deadlines?.answered();
         this.#settle(batch, results);
       } catch (err) {
         for (const w of batch) w.reject(err);
       } finally {
-        if (this.#late !== undefined) {
-          this.#late = undefined;
-          this.#sweep!.stop();
-        }
+        deadlines?.landed(late);
       }
     }
     this.#busy = false;
     this.onIdle();
   }
 
-  /** Answers the waiting calls whose deadline has passed; whether any are left. */
-  #expireWaiting(deadlines: WaitDeadlines): boolean {
-    const from = deadlines.expire(
-      this.#waiting,
-      0,
-      () => this.#waitedOut(deadlines),
-      this.#answered,
-    );
+  /** Answers the waiting calls whose deadline has passed; returns the first one left. */
+  #expireWaiting(deadlines: QueueDeadlines<Waiting<I, R>>): Waiting<I, R> | undefined {
+    const from = deadlines.expire(this.#waiting, 0);
     if (from > 0) this.#waiting = this.#waiting.slice(from);
-    return this.#waiting.length > 0;
-  }
-
-  /** Answers each call of a late batch, and each waiting one, at its deadline while it flies. */
-  #watchLate(batch: Waiting<I, R>[], deadlines: WaitDeadlines): void {
-    this.#late = { batch, cut: 0 };
-    this.#sweep ??= new Sweep(() => {
-      const late = this.#late;
-      if (late === undefined) return Infinity;
-      late.cut = deadlines.expire(
-        late.batch,
-        late.cut,
-        () => this.#waitedOut(deadlines),
-        this.#answered,
-      );
-      this.#expireWaiting(deadlines);
-      return Math.min(
-        deadlines.dueOf(late.batch[late.cut], this.#answered),
-        deadlines.dueOf(this.#waiting[0], this.#answered),
-      );
-    }, deadlines.now);
-    this.#sweep.by(deadlines.dueOf(batch[0], this.#answered));
-  }
-
-  #waitedOut(deadlines: WaitDeadlines): RingkvError {
-    return waitedOut(this.node, deadlines.timeoutMs);
+    return this.#waiting[0];
   }
 
   /**

@@ -31,7 +31,7 @@ import { RingkvError } from "../../shared/errors.ts";
 import { answerValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { BatchOp, BatchResult } from "../../shared/wire.ts";
 import { type NodeRef, waitedOut } from "../nodes/node_client.ts";
-import { Sweep, WaitDeadlines } from "../nodes/wait_deadlines.ts";
+import { QueueDeadlines, WaitDeadlines } from "../nodes/wait_deadlines.ts";
 
 /**
  * Sends one batch to a node; results in the order of `ops`, `null` for a read the node left
@@ -89,11 +89,8 @@ interface NodeQueue {
   items: Pending[];
   head: number;
   inFlight: number;
-  /** Late batches in flight (proxy/nodes/wait_deadlines.ts) and how many of each were answered. */
-  late: { items: Pending[]; cut: number }[] | undefined;
-  sweep: Sweep | undefined;
-  /** When the node last answered a call of this queue (deadlines count from it when later). */
-  answered: number;
+  /** Its ops' deadlines (proxy/nodes/wait_deadlines.ts); none without a timeout. */
+  deadlines: QueueDeadlines<Pending> | undefined;
 }
 
 /** Bytes an op adds to a batch body, over-estimated (JSON escaping, field names). */
@@ -140,18 +137,21 @@ export class Dispatcher {
     let queue = this.#queues.get(moved);
     if (queue === undefined) {
       const key = byId === undefined ? node.id : moved;
-      queue = {
-        key,
-        node,
-        items: [],
-        head: 0,
-        inFlight: 0,
-        late: undefined,
-        sweep: undefined,
-        answered: 0,
-      };
+      queue = this.#newQueue(key, node);
       this.#queues.set(key, queue);
     }
+    return queue;
+  }
+
+  #newQueue(key: string, node: NodeRef): NodeQueue {
+    const queue: NodeQueue = { key, node, items: [], head: 0, inFlight: 0, deadlines: undefined };
+    const waits = this.#waits;
+    if (waits === undefined) return queue;
+    queue.deadlines = new QueueDeadlines(
+      waits,
+      () => waitedOut(node, waits.timeoutMs),
+      (deadlines) => this.#expireQueued(queue, deadlines),
+    );
     return queue;
   }
 
@@ -202,17 +202,15 @@ export class Dispatcher {
   }
 
   #pump(queue: NodeQueue): void {
-    const waits = this.#waits;
+    const { deadlines } = queue;
     while (queue.inFlight < this.#options.maxInFlight && queue.head < queue.items.length) {
-      if (waits !== undefined && !this.#expireQueued(queue, waits)) break;
+      if (deadlines !== undefined && this.#expireQueued(queue, deadlines) === undefined) break;
       const batch = this.#take(queue);
-      const late = waits !== undefined && waits.isLate(batch[0]!, queue.answered)
-        ? this.#watchLate(queue, batch, waits)
-        : undefined;
+      const late = deadlines?.watchIfLate(batch);
       queue.inFlight++;
       this.#sendBatch(queue, batch).finally(() => {
         queue.inFlight--;
-        if (late !== undefined) this.#unwatchLate(queue, late);
+        deadlines?.landed(late);
         this.#later(queue);
       });
     }
@@ -220,51 +218,13 @@ export class Dispatcher {
     if (idle && this.#queues.get(queue.key) === queue) this.#queues.delete(queue.key);
   }
 
-  /** Answers the queued ops whose deadline has passed; whether any are left to send. */
-  #expireQueued(queue: NodeQueue, waits: WaitDeadlines): boolean {
-    queue.head = waits.expire(
-      queue.items,
-      queue.head,
-      () => waitedOut(queue.node, waits.timeoutMs),
-      queue.answered,
-    );
-    if (queue.head < queue.items.length) return true;
+  /** Answers the queued ops whose deadline has passed; returns the first left to send. */
+  #expireQueued(queue: NodeQueue, deadlines: QueueDeadlines<Pending>): Pending | undefined {
+    queue.head = deadlines.expire(queue.items, queue.head);
+    if (queue.head < queue.items.length) return queue.items[queue.head];
     queue.items = [];
     queue.head = 0;
-    return false;
-  }
-
-  /** Answers each op of a late batch, and each queued op, at its deadline while it flies. */
-  #watchLate(
-    queue: NodeQueue,
-    items: Pending[],
-    waits: WaitDeadlines,
-  ): { items: Pending[]; cut: number } {
-    const late = { items, cut: 0 };
-    (queue.late ??= []).push(late);
-    queue.sweep ??= new Sweep(() => this.#sweep(queue, waits), waits.now);
-    queue.sweep.by(waits.dueOf(items[0], queue.answered));
-    return late;
-  }
-
-  #unwatchLate(queue: NodeQueue, late: { items: Pending[]; cut: number }): void {
-    const all = queue.late!;
-    all.splice(all.indexOf(late), 1);
-    if (all.length === 0) queue.sweep!.stop();
-  }
-
-  /** The sweep of a queue with late batches in flight; returns when it is next due. */
-  #sweep(queue: NodeQueue, waits: WaitDeadlines): number {
-    const error = () => waitedOut(queue.node, waits.timeoutMs);
-    let next = Infinity;
-    for (const late of queue.late ?? []) {
-      late.cut = waits.expire(late.items, late.cut, error, queue.answered);
-      next = Math.min(next, waits.dueOf(late.items[late.cut], queue.answered));
-    }
-    if (this.#expireQueued(queue, waits)) {
-      next = Math.min(next, waits.dueOf(queue.items[queue.head], queue.answered));
-    }
-    return next;
+    return undefined;
   }
 
   /** The next batch: consecutive ops of one epoch, within the node's limits. */
@@ -300,11 +260,7 @@ export class Dispatcher {
         batch.map((p) => p.op),
         valueBudget,
       );
-      if (this.#waits !== undefined) {
-        // Those whose deadline passed before this answer are past it: the answer is no excuse.
-        this.#expireQueued(queue, this.#waits);
-        queue.answered = this.#waits.now();
-      }
+      queue.deadlines?.answered();
       const unread: Pending[] = [];
       batch.forEach((p, i) => {
         const result = results[i];
