@@ -17,6 +17,7 @@ export function adminRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/health", {
     GET: async (c) => {
       const writes = engine.writeHealth();
+      const stats = engine.stats();
       const ok = writes.state === "writable";
       // 503 like etcd's NOSPACE alarm: a load balancer or probe that reads only the status
       // must not count a node that refuses writes as healthy. The body says why.
@@ -25,7 +26,10 @@ export function adminRoutes(app: Hono, ctx: NodeContext): void {
         id: engine.id,
         incarnation: engine.incarnation,
         epoch: await ctx.cluster.epoch(),
-        keys: engine.stats().keys,
+        keys: stats.keys,
+        // Deletions it remembers: a joining node must hold none either (a newer one would
+        // delete this cluster's value of its key in the add's versioned copy).
+        tombstones: stats.tombstones,
         // A proxy adding this node checks them: smaller than the cluster's, its add would stall.
         limits: { maxKeyBytes: limits.maxKeyBytes, maxValueBytes: limits.maxValueBytes },
         ...(ok ? {} : { writes }),

@@ -20,11 +20,16 @@ Deno.test("GET /health answers ok with the id, incarnation, epoch, number of key
     incarnation: engine.incarnation,
     epoch: 0,
     keys: 1,
+    tombstones: 0,
     limits: {
       maxKeyBytes: DEFAULT_LIMITS.maxKeyBytes,
       maxValueBytes: DEFAULT_LIMITS.maxValueBytes,
     },
   });
+  // A deleted key is no key, but the node remembers its deletion: a join check counts it.
+  await app.request("/kv/a", { method: "DELETE" });
+  const after = await (await app.request("/health")).json();
+  assertEquals([after.keys, after.tombstones], [0, 1]);
   await engine.close();
 });
 

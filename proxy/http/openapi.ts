@@ -191,7 +191,7 @@ function adminRoutes(): Json {
           ),
           "409": error(
             "a rebalancing already runs, the node is already a member, it refuses the " +
-              "cluster secret, or it is not empty (it holds keys, or a map that counts it as " +
+              "cluster secret, or it is not empty (it holds keys or deleted keys, or a map that counts it as " +
               "a member of a cluster, or the map of another cluster it was drained from), or " +
               "it takes shorter keys or smaller values than the proxy",
           ),

@@ -40,6 +40,8 @@ export interface NodeHealth {
   id: string;
   epoch: number;
   keys: number;
+  /** Deletions it remembers (0 from nodes before they said). */
+  tombstones: number;
   /** Its data directory's incarnation (absent from nodes before incarnations). */
   incarnation?: string;
   /** Present when the node refuses writes (a disk failure, node/engine/write_guard.ts). */
@@ -235,6 +237,7 @@ export class NodeAdmin {
       id: known.id,
       epoch: known.epoch ?? 0,
       keys: known.keys ?? 0,
+      tombstones: known.tombstones ?? 0,
       ...(typeof incarnation === "string" ? { incarnation } : {}),
       ...(writes === undefined ? {} : { writes }),
       ...(limits === undefined ? {} : { limits }),

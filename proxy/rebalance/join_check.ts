@@ -35,7 +35,7 @@ const EMPTY_DIR =
  */
 export function refuseUnjoinable(
   url: string,
-  health: Pick<NodeHealth, "id" | "keys">,
+  health: Pick<NodeHealth, "id" | "keys"> & Partial<Pick<NodeHealth, "tombstones">>,
   nodeMap: ClusterMap | null,
   ours: ClusterMap,
 ): boolean {
@@ -59,10 +59,15 @@ export function refuseUnjoinable(
       `Cannot add node ${url}: it was drained from another cluster (its map: epoch ${nodeMap.epoch}, nodes ${ids}; this cluster's: epoch ${ours.epoch}); ${EMPTY_DIR}`,
     );
   }
-  if (health.keys > 0) {
+  const tombstones = health.tombstones ?? 0;
+  if (health.keys > 0 || tombstones > 0) {
+    // A deletion counts: newer than this cluster's value of its key, the add's copy keeps it.
+    const held = tombstones === 0
+      ? `${health.keys} key(s)`
+      : `${health.keys} key(s) and ${tombstones} deleted key(s)`;
     throw new RingkvError(
       "conflict",
-      `Cannot add node ${url}: it holds ${health.keys} key(s), which would mix into this cluster; ${EMPTY_DIR}`,
+      `Cannot add node ${url}: it holds ${held}, which would mix into this cluster; ${EMPTY_DIR}`,
     );
   }
   return false;

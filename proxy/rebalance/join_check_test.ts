@@ -17,7 +17,7 @@ const other = initialMap([info("x1"), info("x2")], 2, 8);
 const mine = initialMap([info("n1"), info("n2")], 2, 8);
 
 function refusal(
-  health: { id: string; keys: number },
+  health: { id: string; keys: number; tombstones?: number },
   map: ClusterMap | null,
   ours = mine,
 ): RingkvError {
@@ -52,6 +52,15 @@ Deno.test("refuseUnjoinable() refuses a node that holds keys, with or without a 
   );
   const removed = toCleanup(planRemove(other, "x2", 1, 0, false, true), 0);
   refusal({ id: "x2", keys: 1 }, removed);
+});
+
+Deno.test("refuseUnjoinable() refuses a node that holds only deleted keys (a newer tombstone would win the copy)", () => {
+  const err = refusal({ id: "n4", keys: 0, tombstones: 2 }, null);
+  assertEquals(
+    err.message,
+    `Cannot add node ${URL}: it holds 0 key(s) and 2 deleted key(s), which would mix into this cluster; ` +
+      "start it on a new, empty --data directory (or wipe its directory) and add it again",
+  );
 });
 
 Deno.test("refuseUnjoinable() lets a drained node join again: its map is its own removal", () => {
