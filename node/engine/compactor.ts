@@ -120,10 +120,10 @@ export class Compactor {
         held.resolve();
       };
       try {
-        const { data, grow, left, needs, free } = await room.check(growth, line);
+        const { data, grow, left, pending, needs, free } = await room.check(growth, line);
         this.parts.assertWritable(action);
         if (free === null || needs <= free) {
-          await this.#growReserve(data, action);
+          await this.#growReserve(data, pending, action);
           return release;
         }
         // A log with records to cut: the snapshot frees their room, then look again.
@@ -164,10 +164,10 @@ export class Compactor {
     }
   }
 
-  /** Grows the reserve for `data` (the caller holds writes and compactions). */
-  async #growReserve(data: number, action: string): Promise<void> {
+  /** Grows the reserve for `data`, `pending` log bytes left free (writes and compactions held). */
+  async #growReserve(data: number, pending: number, action: string): Promise<void> {
     try {
-      await this.parts.room.fitReserve(data);
+      await this.parts.room.fitReserve(data, pending);
     } catch (err) {
       if (!(err instanceof ReserveShortError)) throw err;
       this.parts.guard.failed(KEEP_ROOM, err, false);

@@ -464,3 +464,27 @@ Deno.test("full disk: concurrent large overwrites and overwrites copied in (inge
   await again.close();
   await engine.close();
 });
+
+Deno.test("full disk: growing the reserve for a write leaves room for that write's log line (the reserve took it, the line's append failed and the node went read-only, found by review)", async () => {
+  for (const [free, big] of [[9000, 4000], [12_000, 5000], [20_000, 7000]] as const) {
+    const disk = createFakeDisk();
+    const engine = await open(disk, { firstRetryMs: 5, log: quiet, reserveMinBytes: MIN });
+    for (let i = 0; i < 3; i++) await engine.write([put(`k${i}`, "s".repeat(VALUE))]);
+    disk.setCapacity(used(disk) + free);
+    const answer = await engine.write([put("big", "b".repeat(big))]).then(
+      () => "acked",
+      (err) => (err as Error).message,
+    );
+    // Acknowledged, or refused as planned before it was applied: never the log's ENOSPC.
+    assert(
+      answer === "acked" || answer.includes("would leave no room for the next snapshot"),
+      `${free}/${big}: ${answer}`,
+    );
+    if (answer === "acked") assertEquals(engine.writeHealth().state, "writable", `${free}/${big}`);
+    await until(`writable (${free}/${big})`, () => engine.writeHealth().state === "writable");
+    const again = await open(disk.crash(), { log: quiet, reserveMinBytes: MIN });
+    assertEquals(await textOf(again, "big"), answer === "acked" ? "b".repeat(big) : undefined);
+    await again.close();
+    await engine.close();
+  }
+});

@@ -58,17 +58,21 @@ export class ReserveShortError extends Error {
   /**
    * `needed`: the least the next snapshot needs (the data and a quarter of `--reserve-min-bytes`);
    * `forLog`: the room to write beside it, given back to the log (half of that flag); `held`:
-   * what the reserve could hold; `cause`: the disk's error.
+   * what the reserve could hold; `cause`: the disk's error; `pending`: the log lines about to be
+   * written, kept free too.
    */
   constructor(
     readonly needed: number,
     readonly forLog: number,
     readonly held: number,
     cause: Error,
+    readonly pending = 0,
   ) {
+    const lines = pending > 0 ? ` and ${pending} for the lines about to be logged` : "";
     super(
-      `grow ${RESERVE_FILE} to the ${needed} bytes the next snapshot needs, plus ${forLog} for ` +
-        `the log (half of --reserve-min-bytes; it could hold ${held}): ${cause.message}`,
+      `grow ${RESERVE_FILE} to the ${needed} bytes the next snapshot needs, plus ${
+        forLog + pending
+      } for the log (half of --reserve-min-bytes${lines}; it could hold ${held}): ${cause.message}`,
       { cause },
     );
     this.name = "ReserveShortError";
