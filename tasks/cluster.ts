@@ -119,6 +119,18 @@ function envWords(): string {
   return Object.entries(NODE_ENV).map(([name, value]) => `${name}=${value} `).join("");
 }
 
+/**
+ * How a printed restart line gives the node its cluster secret: from the file this task keeps,
+ * or, when the secret came from RINGKV_CLUSTER_SECRET (then there is no file), from that
+ * variable, the line failing in the shell when it is unset: a node started without a secret
+ * would serve its internal API to anyone (`$(cat missing-file)` gave it an empty one).
+ */
+function secretWords(data: string): string {
+  return Deno.env.get("RINGKV_CLUSTER_SECRET")
+    ? 'RINGKV_CLUSTER_SECRET="${RINGKV_CLUSTER_SECRET:?set it as for this cluster}" '
+    : `RINGKV_CLUSTER_SECRET=$(cat ${shellQuote(secretFile(data))}) `;
+}
+
 /** A node's arguments with the port it got, so a restart keeps its URL. */
 function restartArgs(args: string[], url: string): string[] {
   const port = args.indexOf("--port");
@@ -314,7 +326,7 @@ async function main(): Promise<number> {
               ? "The other replicas serve its keys meanwhile"
               : "Its keys answer 503 until it is back"
           }; restart it with:\n` +
-            `  RINGKV_CLUSTER_SECRET=$(cat ${secretFile(data)}) ${envWords()}` +
+            `  ${secretWords(data)}${envWords()}` +
             "npx --yes deno@2.9.6 " +
             restartArgs(args, node.url).map(shellQuote).join(" "),
         );

@@ -113,6 +113,78 @@ Deno.test("deno task cluster whose proxy is killed says so, stops its nodes and 
   }
 });
 
+/** The status of GET `url` with no token, or undefined while nothing answers there. */
+async function statusWithoutToken(url: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    await res.body?.cancel();
+    return res.status;
+  } catch {
+    return undefined;
+  }
+}
+
+Deno.test("deno task cluster given RINGKV_CLUSTER_SECRET prints a node restart line that keeps the node's secret", async () => {
+  // QA: the line read the secret with $(cat data/cluster-secret), a file the task writes only
+  // when it makes the secret; run as printed, the node came back with none, its API open.
+  const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  let cluster: ServerProcess | undefined;
+  let restarted: Deno.ChildProcess | undefined;
+  try {
+    cluster = await spawnServer({
+      script: CLUSTER,
+      args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
+      env: ENV,
+    });
+    const [node] = await childPids(cluster.pid, "node/main.ts");
+    assert(node !== undefined, "no node child found");
+    Deno.kill(node, "SIGKILL");
+    const lines = cluster.stderrLines;
+    const said = () => lines.join("\n");
+    await until(said, () => lines.some((l) => l.includes("npx --yes deno@2.9.6 run")));
+    const printed = lines.find((l) => l.includes("npx --yes deno@2.9.6 run"))!;
+    const line = printed.replace("npx --yes deno@2.9.6 ", `exec ${Deno.execPath()} `);
+    const port = /--port (\d+)/.exec(line)?.[1];
+    assert(port !== undefined, line);
+    const { RINGKV_CLUSTER_SECRET: _, ...without } = Deno.env.toObject();
+    restarted = new Deno.Command("bash", {
+      args: ["-c", line],
+      env: { ...without, ...ENV },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const url = `http://127.0.0.1:${port}/internal/cluster`;
+    // Up once it answers other than 503 (still loading its data).
+    const up = async () => ![undefined, 503].includes(await statusWithoutToken(url));
+    await until(said, up, 30_000);
+    assertEquals(await statusWithoutToken(url), 401, line);
+    restarted.kill("SIGTERM");
+    await restarted.status;
+    restarted = undefined;
+    // In a shell without the variable, the line stops instead of starting an open node.
+    const unset = await new Deno.Command("bash", {
+      args: ["-c", line],
+      env: without,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    assertEquals(unset.code !== 0, true);
+    assertMatch(new TextDecoder().decode(unset.stderr), /RINGKV_CLUSTER_SECRET: set it as/);
+  } finally {
+    if (restarted !== undefined) {
+      restarted.kill("SIGKILL");
+      await restarted.status;
+    }
+    await cluster?.stop();
+    await Deno.remove(data, { recursive: true });
+  }
+});
+
 /** Runs a printed shell line with `env` and returns curl's status code (appended with -w). */
 async function statusOf(line: string, env: Record<string, string>): Promise<string> {
   const bash = new Deno.Command("bash", {
