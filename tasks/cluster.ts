@@ -148,11 +148,13 @@ function checkCounts(v: { nodes: number; replicas: number }): void {
     throw new ConfigError(`Cannot start ${v.nodes} nodes: --nodes must be 1 to 64`);
   }
   if (v.replicas < 1 || v.replicas > v.nodes) {
+    // More nodes only help a count above them (`--nodes 1` did not help `--replicas 0`).
+    const give = v.replicas > v.nodes
+      ? `; give --nodes ${v.replicas} or --replicas ${Math.min(v.nodes, 3)}`
+      : "";
     throw new ConfigError(
       `Cannot keep ${v.replicas} replicas of each key on ${v.nodes} node(s): --replicas must be ` +
-        `1 to --nodes (${v.nodes}); give --nodes ${Math.max(v.replicas, 1)} or --replicas ${
-          Math.min(v.nodes, 3)
-        }`,
+        `1 to --nodes (${v.nodes})${give}`,
     );
   }
 }

@@ -33,13 +33,16 @@ Deno.test("deno task cluster refuses a stray word or a port that does not exist:
       [["-port", "0"], /^Cannot read "-port": deno task cluster takes only --options/],
       [["--port", "99999"], /^Cannot use --port 99999: it must be 0 to 65535/],
       [["--node-port", "65535", "--nodes", "3"], /^Cannot use --node-port 65535: .* 0 to 65533/],
+      [["--replicas", "5"], /^Cannot keep 5 replicas .*; give --nodes 5 or --replicas 3$/],
+      // QA: it said "give --nodes 1 or --replicas 3", and --nodes 1 fails the same way.
+      [["--replicas", "0"], /^Cannot keep 0 replicas .* --replicas must be 1 to --nodes \(3\)$/],
     ];
     for (const [i, [args, message]] of cases.entries()) {
       const data = join(root, `d${i}`);
       const r = await clusterToEnd([...args, "--data", data]);
       assertEquals(r.code, 2, r.stderr);
       assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
-      assertMatch(r.stderr, message);
+      assertMatch(r.stderr.trim(), message);
       assertEquals(await exists(data), false, `${data} was created`);
     }
   } finally {
