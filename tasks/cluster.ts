@@ -26,7 +26,7 @@ import {
   helpText,
   parseFlags,
 } from "../shared/config.ts";
-import { type Child, startChild } from "./children.ts";
+import { type Child, ChildExitError, startChild } from "./children.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
 import { defaultReplicas } from "../proxy/cluster/map_transitions.ts";
 
@@ -348,8 +348,11 @@ async function main(): Promise<number> {
       printWelcome(proxy.url, data, adminToken, children, opts.host);
     }
   } catch (err) {
-    // A node's own hint names its --port; in this task that is --node-port.
-    const hint = children.length < opts.nodes ? NODE_PORT_HINT : "";
+    // A node's own hint names its --port; in this task that is --node-port (only then: a bad
+    // --host is no port's fault).
+    const portAdvice = err instanceof ChildExitError &&
+      err.stderr.some((l) => l.includes("--port"));
+    const hint = children.length < opts.nodes && portAdvice ? NODE_PORT_HINT : "";
     console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}${hint}`);
     await stopAll();
     const proxyStarted = children.some((c) => c.name === "proxy");

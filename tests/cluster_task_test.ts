@@ -286,6 +286,9 @@ Deno.test("a --host that does not resolve stops the node and the proxy with one 
       /^\[n1\] ringkv node: Cannot start the node on nosuchhost\.invalid:0: /,
     );
     assertMatch(cluster.stderr, /Give --host an address of this machine/);
+    // QA: the task added "--node-port N moves the nodes to ports N, N+1, ..." to any node that
+    // failed to start; that translates a node's "--port N" advice, which a bad --host is not.
+    assertEquals(cluster.stderr.includes("--node-port"), false, cluster.stderr);
     assertEquals(/Uncaught| {4}at /.test(cluster.stderr), false, cluster.stderr);
     const proxy = await runToEnd({
       script: new URL("../proxy/main.ts", import.meta.url),
