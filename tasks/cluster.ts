@@ -70,6 +70,13 @@ async function givenToken(envName: string, file: string): Promise<string | undef
     if (!missing) throw err;
     return undefined;
   }
+  if (saved === "") {
+    // Read as no token, it gave a proxy with no admin token or nodes with no secret.
+    throw new ConfigError(
+      `Cannot use ${file}: it is empty; write the token in it, or delete it and this task makes ` +
+        "a new one",
+    );
+  }
   checkToken(file, saved);
   return saved;
 }

@@ -73,6 +73,32 @@ Deno.test("deno task cluster with a node port in use names --node-port, and a fi
   }
 });
 
+Deno.test("deno task cluster refuses an empty admin-token or cluster-secret file instead of running without it", async () => {
+  // QA: an emptied data/admin-token started a proxy with no admin token (every admin call
+  // 403, the welcome showing a blank token); an empty data/cluster-secret, nodes with none.
+  const root = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  try {
+    for (const file of ["admin-token", "cluster-secret"]) {
+      const data = join(root, file);
+      await Deno.mkdir(data);
+      await Deno.writeTextFile(join(data, file), "\n");
+      const r = await runToEnd({
+        script: CLUSTER,
+        args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
+        // An empty variable is no token: the file is read.
+        env: { RINGKV_CLUSTER_SECRET: "", RINGKV_ADMIN_TOKEN: "" },
+        timeoutMs: 60_000,
+        timeoutSignal: "SIGTERM",
+      });
+      assertEquals(r.code, 2, r.stderr);
+      assertMatch(r.stderr, new RegExp(`^Cannot use ${data}/${file}: it is empty`));
+      assertEquals([...Deno.readDirSync(data)].map((e) => e.name), [file], `${data} was written`);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 /** The pids of `pid`'s children with `needle` in their command line (Linux /proc). */
 async function childPids(pid: number, needle: string): Promise<number[]> {
   const text = await Deno.readTextFile(`/proc/${pid}/task/${pid}/children`);
