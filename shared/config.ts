@@ -73,18 +73,27 @@ function envName(name: string, spec: FlagSpec): string {
   return spec.env ?? "RINGKV_" + kebab(name).replaceAll("-", "_").toUpperCase();
 }
 
-function convert(name: string, spec: FlagSpec, raw: string): string | number | boolean | string[] {
+/**
+ * `raw` as the flag's type. `source` names where it came from in an error: the flag, or the
+ * variable that was read for it (a user who never typed `--port` must be told `RINGKV_PORT`).
+ */
+function convert(
+  name: string,
+  spec: FlagSpec,
+  raw: string,
+  source = `--${kebab(name)}`,
+): string | number | boolean | string[] {
   switch (spec.type) {
     case "int": {
       if (!/^-?\d+$/.test(raw.trim())) {
-        throw new ConfigError(`Cannot read --${kebab(name)}: "${raw}" is not a whole number`);
+        throw new ConfigError(`Cannot read ${source}: "${raw}" is not a whole number`);
       }
       return Number(raw);
     }
     case "bool":
       if (["1", "true", "yes", "on", ""].includes(raw.toLowerCase())) return true;
       if (["0", "false", "no", "off"].includes(raw.toLowerCase())) return false;
-      throw new ConfigError(`Cannot read --${kebab(name)}: "${raw}" is not true or false`);
+      throw new ConfigError(`Cannot read ${source}: "${raw}" is not true or false`);
     case "list":
       return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
     default:
@@ -187,10 +196,6 @@ export function parseFlags<S extends FlagsSpec>(
 ): { help: true } | { values: FlagValues<S>; rest: string[] } {
   const byFlag = new Map(Object.keys(spec).map((name) => [kebab(name), name]));
   const values: Record<string, unknown> = {};
-  for (const [name, flag] of Object.entries(spec)) {
-    const fromEnv = env[envName(name, flag)];
-    values[name] = fromEnv !== undefined ? convert(name, flag, fromEnv) : flag.default;
-  }
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -232,6 +237,16 @@ export function parseFlags<S extends FlagsSpec>(
       i++;
     }
     values[name] = convert(name, flag, raw);
+  }
+  // The environment only for flags not on the command line, which wins even over a variable
+  // that could not be read (RINGKV_NODES set for a proxy, `deno task cluster --nodes 3`).
+  for (const [name, flag] of Object.entries(spec)) {
+    if (name in values) continue;
+    const variable = envName(name, flag);
+    const fromEnv = env[variable];
+    values[name] = fromEnv !== undefined
+      ? convert(name, flag, fromEnv, `${variable} (--${kebab(name)})`)
+      : flag.default;
   }
   return { values: values as FlagValues<S>, rest };
 }

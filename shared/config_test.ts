@@ -34,6 +34,16 @@ Deno.test("parseFlags() takes RINGKV_ variables, and flags win over them", () =>
   assertEquals(values(["--port", "1"], env).port, 1);
 });
 
+Deno.test("parseFlags() names the variable a bad value came from, and a flag wins even over that", () => {
+  // QA: RINGKV_NODES exported for a proxy (URLs) stopped `deno task cluster --nodes 3` with
+  // 'Cannot read --nodes: "http://..." is not a whole number', blaming the flag typed right.
+  const env = { RINGKV_PORT: "http://127.0.0.1:7001", RINGKV_VERBOSE: "maybe" };
+  assertThrows(() => values([], env), ConfigError, 'Cannot read RINGKV_PORT (--port): "http');
+  assertThrows(() => values(["--port", "1"], env), ConfigError, "RINGKV_VERBOSE (--verbose)");
+  const given = values(["--port", "1", "--verbose"], env);
+  assertEquals([given.port, given.verbose], [1, true]);
+});
+
 Deno.test("parseFlags() keeps defaults and reports bad input clearly", () => {
   assertEquals(values([]).port, 7001);
   assertThrows(() => values(["--port", "x"]), ConfigError, "--port");

@@ -20,9 +20,11 @@ export function parseNodeUrl(text: string): { origin: string } | { problem: stri
     url = new URL(text);
   } catch (err) {
     if (!(err instanceof TypeError)) throw err;
-    return { problem: "is not a URL" };
+    return { problem: `is not a URL${schemeHint(text)}` };
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return { problem: "is not http(s)" };
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return { problem: `is not http(s)${schemeHint(text)}` };
+  }
   const only = "; give only scheme://host:port";
   if (url.username !== "" || url.password !== "") {
     return { problem: `carries a user or password${only}` };
@@ -35,6 +37,13 @@ export function parseNodeUrl(text: string): { origin: string } | { problem: stri
     return { problem: `has a query or fragment${only}` };
   }
   return { origin: url.origin };
+}
+
+/** For `host:port` given without a scheme (`localhost:7001` reads as scheme `localhost:`). */
+function schemeHint(text: string): string {
+  if (text.includes("://")) return "";
+  const withScheme = parseNodeUrl(`http://${text}`);
+  return "origin" in withScheme ? `; give ${withScheme.origin} (or https://)` : "";
 }
 
 /** A host as a URL writes it: an IPv6 address in brackets. */

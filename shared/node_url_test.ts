@@ -18,7 +18,11 @@ Deno.test("parseNodeUrl() refuses a path, query, fragment, credentials, other sc
     ["http://u@h:7001", /user or password/],
     ["ftp://h:7001", /not http\(s\)/],
     ["h:7001:x", /not a URL|not http/],
-    ["not a url", /not a URL/],
+    ["not a url", /not a URL$/],
+    // QA: `kv add 127.0.0.1:7004` said only "it is not a URL"; `localhost:7004` "not http(s)".
+    ["127.0.0.1:7004", /^is not a URL; give http:\/\/127\.0\.0\.1:7004 \(or https:\/\/\)$/],
+    ["localhost:7004", /^is not http\(s\); give http:\/\/localhost:7004 \(or https/],
+    ["ftp://h:7001", /^is not http\(s\)$/],
   ];
   for (const [text, want] of problems) {
     const got = parseNodeUrl(text);

@@ -23,6 +23,15 @@ export function reachableUrl(announced: string): string {
   return url.origin;
 }
 
+/** A child that ended before it listened, with what it printed on stderr (its reason). */
+export class ChildExitError extends Error {
+  override name = "ChildExitError";
+  /** Creates the error for child `name`, which exited with `code` after printing `stderr`. */
+  constructor(name: string, code: number, readonly stderr: readonly string[]) {
+    super(`${name} exited with code ${code} before listening`);
+  }
+}
+
 /** A running child process. */
 export interface Child {
   name: string;
@@ -73,11 +82,17 @@ export async function startChild(
   }).spawn();
   const ready = Promise.withResolvers<string>();
   const exited = process.status.then((s) => s.code);
+  const stderr: string[] = [];
   pump(process.stdout, name, (l) => console.log(l), ready.resolve);
-  pump(process.stderr, name, (l) => console.error(l), ready.resolve);
-  exited.then((code) =>
-    ready.reject(new Error(`${name} exited with code ${code} before listening`))
-  );
+  const stderrDone = pump(process.stderr, name, (l) => {
+    if (stderr.length < 20) stderr.push(l);
+    console.error(l);
+  }, ready.resolve);
+  // Its last lines may arrive after its exit: the error carries them all.
+  exited.then(async (code) => {
+    await stderrDone.catch(() => {});
+    ready.reject(new ChildExitError(name, code, stderr));
+  });
   const timer = setTimeout(
     () => ready.reject(new Error(`${name} did not start within ${START_TIMEOUT_MS} ms`)),
     START_TIMEOUT_MS,

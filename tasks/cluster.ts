@@ -26,7 +26,7 @@ import {
   helpText,
   parseFlags,
 } from "../shared/config.ts";
-import { type Child, startChild } from "./children.ts";
+import { type Child, ChildExitError, startChild } from "./children.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
 import { defaultReplicas } from "../proxy/cluster/map_transitions.ts";
 
@@ -69,6 +69,13 @@ async function givenToken(envName: string, file: string): Promise<string | undef
       err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied;
     if (!missing) throw err;
     return undefined;
+  }
+  if (saved === "") {
+    // Read as no token, it gave a proxy with no admin token or nodes with no secret.
+    throw new ConfigError(
+      `Cannot use ${file}: it is empty; write the token in it, or delete it and this task makes ` +
+        "a new one",
+    );
   }
   checkToken(file, saved);
   return saved;
@@ -119,6 +126,18 @@ function envWords(): string {
   return Object.entries(NODE_ENV).map(([name, value]) => `${name}=${value} `).join("");
 }
 
+/**
+ * How a printed restart line gives the node its cluster secret: from the file this task keeps,
+ * or, when the secret came from RINGKV_CLUSTER_SECRET (then there is no file), from that
+ * variable, the line failing in the shell when it is unset: a node started without a secret
+ * would serve its internal API to anyone (`$(cat missing-file)` gave it an empty one).
+ */
+function secretWords(data: string): string {
+  return Deno.env.get("RINGKV_CLUSTER_SECRET")
+    ? 'RINGKV_CLUSTER_SECRET="${RINGKV_CLUSTER_SECRET:?set it as for this cluster}" '
+    : `RINGKV_CLUSTER_SECRET=$(cat ${shellQuote(secretFile(data))}) `;
+}
+
 /** A node's arguments with the port it got, so a restart keeps its URL. */
 function restartArgs(args: string[], url: string): string[] {
   const port = args.indexOf("--port");
@@ -136,11 +155,13 @@ function checkCounts(v: { nodes: number; replicas: number }): void {
     throw new ConfigError(`Cannot start ${v.nodes} nodes: --nodes must be 1 to 64`);
   }
   if (v.replicas < 1 || v.replicas > v.nodes) {
+    // More nodes only help a count above them (`--nodes 1` did not help `--replicas 0`).
+    const give = v.replicas > v.nodes
+      ? `; give --nodes ${v.replicas} or --replicas ${Math.min(v.nodes, 3)}`
+      : "";
     throw new ConfigError(
       `Cannot keep ${v.replicas} replicas of each key on ${v.nodes} node(s): --replicas must be ` +
-        `1 to --nodes (${v.nodes}); give --nodes ${Math.max(v.replicas, 1)} or --replicas ${
-          Math.min(v.nodes, 3)
-        }`,
+        `1 to --nodes (${v.nodes})${give}`,
     );
   }
 }
@@ -314,7 +335,7 @@ async function main(): Promise<number> {
               ? "The other replicas serve its keys meanwhile"
               : "Its keys answer 503 until it is back"
           }; restart it with:\n` +
-            `  RINGKV_CLUSTER_SECRET=$(cat ${secretFile(data)}) ${envWords()}` +
+            `  ${secretWords(data)}${envWords()}` +
             "npx --yes deno@2.9.6 " +
             restartArgs(args, node.url).map(shellQuote).join(" "),
         );
@@ -334,8 +355,11 @@ async function main(): Promise<number> {
       printWelcome(proxy.url, data, adminToken, children, opts.host);
     }
   } catch (err) {
-    // A node's own hint names its --port; in this task that is --node-port.
-    const hint = children.length < opts.nodes ? NODE_PORT_HINT : "";
+    // A node's own hint names its --port; in this task that is --node-port (only then: a bad
+    // --host is no port's fault).
+    const portAdvice = err instanceof ChildExitError &&
+      err.stderr.some((l) => l.includes("--port"));
+    const hint = children.length < opts.nodes && portAdvice ? NODE_PORT_HINT : "";
     console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}${hint}`);
     await stopAll();
     const proxyStarted = children.some((c) => c.name === "proxy");

@@ -73,8 +73,20 @@ export async function call(
       ? `no answer within ${target.timeoutMs} ms`
       : [err, (err as Error).cause].filter((e) => e instanceof Error).map((e) => e.message)
         .join(": ");
-    throw new CliError(EXIT.unavailable, `Cannot reach ${target.url}: ${why}`);
+    throw new CliError(EXIT.unavailable, `Cannot reach ${target.url}: ${why}${tlsHint(why)}`);
   }
+}
+
+/** What to do about a TLS mistake that fetch names only in rustls's or hyper's words. */
+function tlsHint(why: string): string {
+  if (why.includes("invalid peer certificate")) {
+    return " (a proxy whose certificate is self-signed or from a private CA is trusted with " +
+      "DENO_CERT=<CA file> deno task kv ..., docs/security.md)";
+  }
+  if (why.includes("invalid HTTP version parsed")) {
+    return " (a proxy that serves https, started with --cert? give --url https://...)";
+  }
+  return "";
 }
 
 /** Throws the {@link CliError} of a failed answer (its error message, its exit code). */

@@ -33,13 +33,16 @@ Deno.test("deno task cluster refuses a stray word or a port that does not exist:
       [["-port", "0"], /^Cannot read "-port": deno task cluster takes only --options/],
       [["--port", "99999"], /^Cannot use --port 99999: it must be 0 to 65535/],
       [["--node-port", "65535", "--nodes", "3"], /^Cannot use --node-port 65535: .* 0 to 65533/],
+      [["--replicas", "5"], /^Cannot keep 5 replicas .*; give --nodes 5 or --replicas 3$/],
+      // QA: it said "give --nodes 1 or --replicas 3", and --nodes 1 fails the same way.
+      [["--replicas", "0"], /^Cannot keep 0 replicas .* --replicas must be 1 to --nodes \(3\)$/],
     ];
     for (const [i, [args, message]] of cases.entries()) {
       const data = join(root, `d${i}`);
       const r = await clusterToEnd([...args, "--data", data]);
       assertEquals(r.code, 2, r.stderr);
       assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
-      assertMatch(r.stderr, message);
+      assertMatch(r.stderr.trim(), message);
       assertEquals(await exists(data), false, `${data} was created`);
     }
   } finally {
@@ -66,6 +69,32 @@ Deno.test("deno task cluster with a node port in use names --node-port, and a fi
     assertMatch(file.stderr, /Cannot start the cluster: .*n1 is a file, not a directory/);
   } finally {
     held.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("deno task cluster refuses an empty admin-token or cluster-secret file instead of running without it", async () => {
+  // QA: an emptied data/admin-token started a proxy with no admin token (every admin call
+  // 403, the welcome showing a blank token); an empty data/cluster-secret, nodes with none.
+  const root = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  try {
+    for (const file of ["admin-token", "cluster-secret"]) {
+      const data = join(root, file);
+      await Deno.mkdir(data);
+      await Deno.writeTextFile(join(data, file), "\n");
+      const r = await runToEnd({
+        script: CLUSTER,
+        args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
+        // An empty variable is no token: the file is read.
+        env: { RINGKV_CLUSTER_SECRET: "", RINGKV_ADMIN_TOKEN: "" },
+        timeoutMs: 60_000,
+        timeoutSignal: "SIGTERM",
+      });
+      assertEquals(r.code, 2, r.stderr);
+      assertMatch(r.stderr, new RegExp(`^Cannot use ${data}/${file}: it is empty`));
+      assertEquals([...Deno.readDirSync(data)].map((e) => e.name), [file], `${data} was written`);
+    }
+  } finally {
     await Deno.remove(root, { recursive: true });
   }
 });
@@ -108,6 +137,78 @@ Deno.test("deno task cluster whose proxy is killed says so, stops its nodes and 
     );
     await until(`node ${node} has exited`, async () => !(await exists(`/proc/${node}`)));
   } finally {
+    await cluster?.stop();
+    await Deno.remove(data, { recursive: true });
+  }
+});
+
+/** The status of GET `url` with no token, or undefined while nothing answers there. */
+async function statusWithoutToken(url: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    await res.body?.cancel();
+    return res.status;
+  } catch {
+    return undefined;
+  }
+}
+
+Deno.test("deno task cluster given RINGKV_CLUSTER_SECRET prints a node restart line that keeps the node's secret", async () => {
+  // QA: the line read the secret with $(cat data/cluster-secret), a file the task writes only
+  // when it makes the secret; run as printed, the node came back with none, its API open.
+  const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  let cluster: ServerProcess | undefined;
+  let restarted: Deno.ChildProcess | undefined;
+  try {
+    cluster = await spawnServer({
+      script: CLUSTER,
+      args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", data],
+      env: ENV,
+    });
+    const [node] = await childPids(cluster.pid, "node/main.ts");
+    assert(node !== undefined, "no node child found");
+    Deno.kill(node, "SIGKILL");
+    const lines = cluster.stderrLines;
+    const said = () => lines.join("\n");
+    await until(said, () => lines.some((l) => l.includes("npx --yes deno@2.9.6 run")));
+    const printed = lines.find((l) => l.includes("npx --yes deno@2.9.6 run"))!;
+    const line = printed.replace("npx --yes deno@2.9.6 ", `exec ${Deno.execPath()} `);
+    const port = /--port (\d+)/.exec(line)?.[1];
+    assert(port !== undefined, line);
+    const { RINGKV_CLUSTER_SECRET: _, ...without } = Deno.env.toObject();
+    restarted = new Deno.Command("bash", {
+      args: ["-c", line],
+      env: { ...without, ...ENV },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const url = `http://127.0.0.1:${port}/internal/cluster`;
+    // Up once it answers other than 503 (still loading its data).
+    const up = async () => ![undefined, 503].includes(await statusWithoutToken(url));
+    await until(said, up, 30_000);
+    assertEquals(await statusWithoutToken(url), 401, line);
+    restarted.kill("SIGTERM");
+    await restarted.status;
+    restarted = undefined;
+    // In a shell without the variable, the line stops instead of starting an open node.
+    const unset = await new Deno.Command("bash", {
+      args: ["-c", line],
+      env: without,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    assertEquals(unset.code !== 0, true);
+    assertMatch(new TextDecoder().decode(unset.stderr), /RINGKV_CLUSTER_SECRET: set it as/);
+  } finally {
+    if (restarted !== undefined) {
+      restarted.kill("SIGKILL");
+      await restarted.status;
+    }
     await cluster?.stop();
     await Deno.remove(data, { recursive: true });
   }
@@ -211,6 +312,9 @@ Deno.test("a --host that does not resolve stops the node and the proxy with one 
       /^\[n1\] ringkv node: Cannot start the node on nosuchhost\.invalid:0: /,
     );
     assertMatch(cluster.stderr, /Give --host an address of this machine/);
+    // QA: the task added "--node-port N moves the nodes to ports N, N+1, ..." to any node that
+    // failed to start; that translates a node's "--port N" advice, which a bad --host is not.
+    assertEquals(cluster.stderr.includes("--node-port"), false, cluster.stderr);
     assertEquals(/Uncaught| {4}at /.test(cluster.stderr), false, cluster.stderr);
     const proxy = await runToEnd({
       script: new URL("../proxy/main.ts", import.meta.url),

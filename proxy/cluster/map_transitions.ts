@@ -22,6 +22,7 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
+import { parseNodeUrl } from "../../shared/node_url.ts";
 import type { ClusterMap, NodeInfo, Rebalancing } from "../../shared/wire.ts";
 
 /**
@@ -86,6 +87,19 @@ export function planAdd(
 }
 
 /**
+ * What a remove of the unknown `id` may have meant, for its 404: the node whose URL it is
+ * (`kv remove http://127.0.0.1:7004`), or whose id it is in another case (`N1`); else "".
+ */
+export function meantNode(map: ClusterMap, id: string): string {
+  const nodes = allNodes(map);
+  const parsed = parseNodeUrl(id);
+  const byUrl = "origin" in parsed ? nodes.find((n) => n.url === parsed.origin) : undefined;
+  if (byUrl !== undefined) return `; it is the URL of node ${byUrl.id}: remove ${byUrl.id}`;
+  const near = nodes.find((n) => n.id.toLowerCase() === id.toLowerCase());
+  return near === undefined ? "" : `; did you mean ${near.id}? (ids are case-sensitive)`;
+}
+
+/**
  * Starts removing node `id`: epoch + 1, phase copying; 404 unknown, 409 last node, 409
  * when fewer nodes than replicas would be left unless `insist`. `force`: the node is gone
  * for good, nothing is read from it.
@@ -101,7 +115,10 @@ export function planRemove(
   // The node an add is bringing in is not in map.nodes yet: 409, it exists.
   const joining = map.rebalancing?.kind === "add" && map.rebalancing.nodeId === id;
   if (!joining && !map.nodes.some((n) => n.id === id)) {
-    throw new RingkvError("not_found", `Cannot remove node ${id}: no node has this id`);
+    throw new RingkvError(
+      "not_found",
+      `Cannot remove node ${id}: no node has this id${meantNode(map, id)}`,
+    );
   }
   refuseWhileRebalancing(map, `remove node ${id}`);
   if (map.nodes.length === 1) {

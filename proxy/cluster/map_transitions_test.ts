@@ -87,6 +87,15 @@ Deno.test("planAdd() refuses a duplicate id or URL, and a second rebalancing, wi
 
 Deno.test("planRemove() refuses an unknown id (404) and the last node (409)", () => {
   assertEquals(code(() => planRemove(three, "zz", 0, 0)), "404 not_found");
+  // QA: `kv remove http://127.0.0.1:7004` and `kv remove N1` said only "no node has this id".
+  const urls = initialMap([{ id: "n1", url: "http://127.0.0.1:7001", weight: 1 }], 1, 8);
+  assertThrows(
+    () => planRemove(urls, "http://127.0.0.1:7001/", 0, 0),
+    RingkvError,
+    "no node has this id; it is the URL of node n1: remove n1",
+  );
+  assertThrows(() => planRemove(urls, "N1", 0, 0), RingkvError, "; did you mean n1?");
+  assertThrows(() => planRemove(three, "zz", 0, 0), RingkvError, "no node has this id");
   assertEquals(code(() => planRemove(initialMap([n("a")], 1, 8), "a", 0, 0)), "409 conflict");
 });
 

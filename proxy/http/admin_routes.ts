@@ -24,7 +24,7 @@ import type { ClusterState } from "../cluster/map_view.ts";
 import type { NodeAdmin, NodeWrites } from "../nodes/node_admin.ts";
 import type { Rebalancer } from "../rebalance/rebalancer.ts";
 import type { Replication } from "../replication/wiring.ts";
-import { allNodes, type Plan, previousNodes } from "../cluster/map_transitions.ts";
+import { allNodes, meantNode, type Plan, previousNodes } from "../cluster/map_transitions.ts";
 import { readBody } from "./request_body.ts";
 
 /** Largest body of an admin call (`{"url", "weight"}` needs far less). */
@@ -259,7 +259,9 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
       // No node has it (a node checks its id at start); a long one is not echoed whole.
       throw new RingkvError(
         "not_found",
-        `Cannot remove node ${clipped(id)}: no node has this id (ids are 1-32 of [A-Za-z0-9_])`,
+        `Cannot remove node ${clipped(id)}: no node has this id (ids are 1-32 of [A-Za-z0-9_])${
+          meantNode(deps.state.current().map, id)
+        }`,
       );
     }
     await deps.rebalancer.startRemove(id, forceParam(c.req.queries("force")));

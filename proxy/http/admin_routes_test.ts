@@ -257,6 +257,15 @@ Deno.test("DELETE /cluster/nodes/{id} names a long id that no node can have by i
   assertEquals(res.status, 404);
 });
 
+Deno.test("DELETE /cluster/nodes/{id} given a node's URL (kv remove URL) names the node's id", async () => {
+  const { fake, call } = await setup(TOKEN);
+  const node = fake.nodes[0]!;
+  const res = await call("DELETE", `/cluster/nodes/${encodeURIComponent(node.url)}`);
+  assertEquals(res.status, 404);
+  const { message } = (await res.json()).error;
+  assert(message.endsWith(`; it is the URL of node ${node.id}: remove ${node.id}`), message);
+});
+
 Deno.test("DELETE /cluster/nodes/{id} refuses force given twice (400) and removes nothing", async () => {
   const { call, state } = await setup(TOKEN);
   for (const query of ["force=true&force=false", "force=false&force=false", "force=1"]) {

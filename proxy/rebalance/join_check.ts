@@ -46,9 +46,15 @@ export function refuseUnjoinable(
     allNodes(nodeMap).some((n) => n.id === health.id);
   if (member) {
     const ids = allNodes(nodeMap).map((n) => n.id).join(", ");
+    // Ours, and no longer in it: removed with ?force=true while it did not answer, so it was
+    // never drained (it holds its keys and still counts itself in): say so, not "a cluster".
+    const whose = ofThisCluster(nodeMap, ours, health.id) &&
+        !allNodes(ours).some((n) => n.id === health.id)
+      ? "of this cluster from before it was removed while it did not answer (never drained)"
+      : "of a cluster";
     throw new RingkvError(
       "conflict",
-      `Cannot add node ${url}: it is a member of a cluster (its map: epoch ${nodeMap.epoch}, nodes ${ids}); ${EMPTY_DIR}`,
+      `Cannot add node ${url}: it is a member ${whose} (its map: epoch ${nodeMap.epoch}, nodes ${ids}); ${EMPTY_DIR}`,
     );
   }
   if (nodeMap !== null && !ofThisCluster(nodeMap, ours, health.id)) {

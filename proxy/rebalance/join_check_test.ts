@@ -39,6 +39,19 @@ Deno.test("refuseUnjoinable() refuses a member of another cluster, naming its ma
   );
 });
 
+Deno.test("refuseUnjoinable() refuses a node force-removed from this cluster while down, saying so", () => {
+  // QA: `kv add` of such a node back said "it is a member of a cluster", as if another one.
+  const three = initialMap([info("n1"), info("n2"), info("n3")], 3, 8);
+  const ours = toStable(toCleanup(planRemove(three, "n3", 1, 0, true), 0));
+  const err = refusal({ id: "n3", keys: 2 }, three, ours);
+  assertEquals(
+    err.message,
+    `Cannot add node ${URL}: it is a member of this cluster from before it was removed while ` +
+      "it did not answer (never drained) (its map: epoch 1, nodes n1, n2, n3); " +
+      "start it on a new, empty --data directory (or wipe its directory) and add it again",
+  );
+});
+
 Deno.test("refuseUnjoinable() refuses a node another cluster is adding", () => {
   refusal({ id: "x3", keys: 0 }, planAdd(other, info("x3"), 1, 0));
 });

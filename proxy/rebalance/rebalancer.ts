@@ -189,7 +189,7 @@ export class Rebalancer {
     if (!force && !up.has(id)) {
       throw new RingkvError(
         "node_unavailable",
-        `Cannot remove node ${id}: it does not answer, so its keys cannot be read from it. If it is gone for good, remove it with DELETE /cluster/nodes/${id}?force=true (its keys are then copied again from the surviving replicas)`,
+        `Cannot remove node ${id}: it does not answer, so its keys cannot be read from it. If it is gone for good, remove it with DELETE /cluster/nodes/${id}?force=true (kv remove ${id} --force; its keys are then copied again from the surviving replicas)`,
       );
     }
     const recovering = recoveringOf(map, healths);

@@ -485,3 +485,14 @@ Deno.test("cancelling an add through a second proxy as the first proxy switches 
   assertEquals(p2.state.current().map.rebalancing?.phase, "cleanup");
   assertEquals(await finish(s.p.rebalancer), ["cleaned"]);
 });
+
+Deno.test("removing a node that does not answer is refused with the forced removal to use, by API and by kv", async () => {
+  // QA: `kv remove n4` of a dead node named only DELETE /cluster/nodes/n4?force=true, where
+  // the refusal for too few nodes also names `kv remove --force`.
+  const s = await setup(["a", "b", "c"], 20);
+  s.nodes.hooks.fail = (req) => new URL(req.url).host === "c.test";
+  const err = await assertRejects(() => s.p.rebalancer.startRemove("c"), RingkvError);
+  assertEquals(err.code, "node_unavailable");
+  assert(err.message.includes("DELETE /cluster/nodes/c?force=true"), err.message);
+  assert(err.message.includes("kv remove c --force"), err.message);
+});
