@@ -159,6 +159,14 @@ export function parseProxyConfig(
     "--cluster-secret (or RINGKV_CLUSTER_SECRET)": empty(v.clusterSecret),
   });
   const tls = tlsFiles(v.cert, v.key);
+  if (v.nodes.length > 0 && v.join !== undefined && v.join !== "") {
+    // Which one was meant is unknown (a RINGKV_JOIN left set in the shell, say): join won.
+    throw new ConfigError(
+      "Cannot use both --nodes (or RINGKV_NODES) and --join (or RINGKV_JOIN): --nodes names " +
+        "the nodes of a cluster this proxy starts or restarts, --join a node of a running " +
+        "cluster to learn its map from; give one",
+    );
+  }
   return {
     ...(tls ? { tls } : {}),
     ...(empty(v.ca) ? { ca: v.ca } : {}),

@@ -49,6 +49,14 @@ Deno.test("parseProxyConfig() refuses bad URLs, ports and replicas with ConfigEr
   assertThrows(() => parse(["stray"]), ConfigError, "stray");
 });
 
+Deno.test("parseProxyConfig() refuses --nodes with --join, also from a leftover RINGKV_JOIN (join won silently)", () => {
+  const nodes = ["--nodes", "http://h:1"];
+  assertThrows(() => parse([...nodes, "--join", "http://h:2"]), ConfigError, "give one");
+  assertThrows(() => parse(nodes, { RINGKV_JOIN: "http://h:2" }), ConfigError, "RINGKV_JOIN");
+  assertEquals(parse(nodes, { RINGKV_JOIN: "" }).join, undefined);
+  assertEquals(parse(["--join", "http://h:2"]).join, "http://h:2");
+});
+
 Deno.test("parseProxyConfig() answers --help with text that hides secrets", () => {
   const config = parseProxyConfig(["--help"], { RINGKV_ADMIN_TOKEN: "hunter2" });
   assert("help" in config);
