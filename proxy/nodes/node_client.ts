@@ -115,11 +115,24 @@ export class StaleEpochError extends RingkvError {
  * (a refused connection, an untrusted certificate) only in its `cause`.
  */
 export function failureReason(cause: unknown): string {
-  return cause instanceof DOMException && cause.name === "TimeoutError"
-    ? "no answer before the timeout"
-    : cause instanceof Error
-    ? cause.message + (cause.cause instanceof Error ? ` (${cause.cause.message})` : "")
-    : String(cause);
+  if (cause instanceof DOMException && cause.name === "TimeoutError") {
+    return "no answer before the timeout";
+  }
+  if (!(cause instanceof Error)) return String(cause);
+  const why = cause.message + (cause.cause instanceof Error ? ` (${cause.cause.message})` : "");
+  return why + tlsHint(why);
+}
+
+/** What to do about a TLS mistake that fetch names only in rustls's or hyper's words. */
+function tlsHint(why: string): string {
+  if (why.includes("invalid peer certificate")) {
+    return " (the proxy does not trust the node's certificate: a self-signed one or one from a " +
+      "private CA is trusted with the proxy's --ca FILE, docs/security.md)";
+  }
+  if (why.includes("invalid HTTP version parsed")) {
+    return " (a node that serves https, started with --cert? give its URL as https://...)";
+  }
+  return "";
 }
 
 /** The 503 for a node that did not answer. */
