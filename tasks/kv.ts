@@ -35,7 +35,12 @@ import { keyLine, valueJson } from "./kv_output.ts";
 
 const SPEC = {
   url: { type: "string", default: "http://127.0.0.1:8080", help: "the proxy" },
-  token: { type: "string", env: "RINGKV_ADMIN_TOKEN", help: "admin token", secret: true },
+  token: {
+    type: "string",
+    env: "RINGKV_ADMIN_TOKEN",
+    help: "admin token (none: ./data/admin-token, as deno task cluster writes it)",
+    secret: true,
+  },
   clientToken: { type: "string", help: "client token of /kv, if the proxy needs one" },
   prefix: { type: "string", default: "", help: "ls: only keys starting with it" },
   weight: { type: "string", default: "1", help: "add: the node's weight (> 0, <= 100)" },
@@ -140,11 +145,19 @@ function parse(args: string[]) {
   return parsed;
 }
 
-/** A usage error unless `url` is http(s): fetch's error would read as the proxy being down. */
+/**
+ * A usage error unless `url` is http(s) with no path: fetch's error would read as the proxy
+ * being down, and a path (`http://host:8080/kv`) would be read into every key ("kv/a").
+ */
 function checkUrl(url: string): void {
-  const protocol = URL.canParse(url) ? new URL(url).protocol : "";
-  if (protocol !== "http:" && protocol !== "https:") {
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  if (parsed?.protocol !== "http:" && parsed?.protocol !== "https:") {
     throw new ConfigError(`Cannot use --url ${url}: give the proxy's URL, http://host:port`);
+  }
+  if (parsed.pathname.replace(/\/+$/, "") !== "" || parsed.search !== "" || parsed.hash !== "") {
+    throw new ConfigError(
+      `Cannot use --url ${url}: give the proxy's URL alone, ${parsed.origin} (kv adds /kv/KEY)`,
+    );
   }
 }
 

@@ -7,11 +7,16 @@ import { runToEnd } from "./helpers/process.ts";
 
 const KV = new URL("../tasks/kv.ts", import.meta.url);
 
-Deno.test("deno task kv refuses a --url that is not http(s) and --timeout-ms 0 with exit 2", async () => {
+Deno.test("deno task kv refuses a --url that is not http(s) or has a path, and --timeout-ms 0 with exit 2", async () => {
   const cases: [string[], RegExp][] = [
     [["--url", "not-a-url"], /^Cannot use --url not-a-url: give the proxy's URL/],
     [["--url", "127.0.0.1:8080"], /^Cannot use --url 127\.0\.0\.1:8080: give the proxy's URL/],
     [["--url", "http://127.0.0.1:8080", "--timeout-ms", "0"], /^Cannot use --timeout-ms 0/],
+    // A path was read into every key (QA: `--url http://host/kv get a` looked for "kv/a").
+    [
+      ["--url", "http://127.0.0.1:8080/kv"],
+      /^Cannot use --url http:\/\/127\.0\.0\.1:8080\/kv: give the proxy's URL alone, http:\/\/127\.0\.0\.1:8080 /,
+    ],
   ];
   for (const [flags, message] of cases) {
     const r = await runToEnd({ script: KV, args: ["get", "k", ...flags], timeoutMs: 60_000 });
