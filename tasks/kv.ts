@@ -146,17 +146,20 @@ function parse(args: string[]) {
 }
 
 /**
- * A usage error unless `url` is http(s) with no path: fetch's error would read as the proxy
- * being down, and a path (`http://host:8080/kv`) would be read into every key ("kv/a").
+ * A usage error unless `url` is http(s): fetch's error would read as the proxy being down. A
+ * path is kept (a proxy behind a load balancer at `/ringkv`), but one ending in `/kv`, a query
+ * or a fragment would be read into every key (`http://host:8080/kv`: `get a` asked for "kv/a").
  */
 function checkUrl(url: string): void {
   const parsed = URL.canParse(url) ? new URL(url) : undefined;
   if (parsed?.protocol !== "http:" && parsed?.protocol !== "https:") {
     throw new ConfigError(`Cannot use --url ${url}: give the proxy's URL, http://host:port`);
   }
-  if (parsed.pathname.replace(/\/+$/, "") !== "" || parsed.search !== "" || parsed.hash !== "") {
+  const path = parsed.pathname.replace(/\/+$/, "");
+  if (/(^|\/)kv$/.test(path) || parsed.search !== "" || parsed.hash !== "") {
+    const base = parsed.origin + path.replace(/\/?kv$/, "");
     throw new ConfigError(
-      `Cannot use --url ${url}: give the proxy's URL alone, ${parsed.origin} (kv adds /kv/KEY)`,
+      `Cannot use --url ${url}: give the proxy's URL, ${base} (kv adds /kv/KEY)`,
     );
   }
 }

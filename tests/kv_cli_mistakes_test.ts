@@ -12,10 +12,11 @@ Deno.test("deno task kv refuses a --url that is not http(s) or has a path, and -
     [["--url", "not-a-url"], /^Cannot use --url not-a-url: give the proxy's URL/],
     [["--url", "127.0.0.1:8080"], /^Cannot use --url 127\.0\.0\.1:8080: give the proxy's URL/],
     [["--url", "http://127.0.0.1:8080", "--timeout-ms", "0"], /^Cannot use --timeout-ms 0/],
-    // A path was read into every key (QA: `--url http://host/kv get a` looked for "kv/a").
+    // The path /kv was read into every key (QA: `--url http://host/kv get a` looked for "kv/a");
+    // another path is a proxy mounted there behind a load balancer.
     [
       ["--url", "http://127.0.0.1:8080/kv"],
-      /^Cannot use --url http:\/\/127\.0\.0\.1:8080\/kv: give the proxy's URL alone, http:\/\/127\.0\.0\.1:8080 /,
+      /^Cannot use --url http:\/\/127\.0\.0\.1:8080\/kv: give the proxy's URL, http:\/\/127\.0\.0\.1:8080 /,
     ],
   ];
   for (const [flags, message] of cases) {
