@@ -267,6 +267,8 @@ async function main(): Promise<number> {
         isBadHost(err))
     ) throw err;
     console.error(proxyStartupHint(err, config, Deno.args) ?? err.message);
+    // A start that failed leaves no lock file, nor the directory it made for it.
+    await lock?.abandon();
     const held = await holderAfterFailedStart(err, config.data);
     if (held !== null) console.error(held.message);
     return err instanceof StartupError ? err.exitCode : 1;

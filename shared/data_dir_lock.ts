@@ -22,7 +22,7 @@
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-import { join } from "@std/path";
+import { dirname, join } from "@std/path";
 import { type DataDirKind, otherKindError } from "./data_dir_kind.ts";
 
 /** The lock file's name inside a data directory. */
@@ -125,6 +125,11 @@ async function refuseOtherKind(dir: string, role: DataDirRole): Promise<void> {
 export interface DataDirLock extends Disposable {
   readonly dir: string;
   release(): void;
+  /**
+   * Releases it after a failed start, taking back what taking it wrote: the lock file it
+   * created, and the directory it created when nothing else is in it now.
+   */
+  abandon(): Promise<void>;
 }
 
 /**
@@ -132,25 +137,39 @@ export interface DataDirLock extends Disposable {
  * writing anything `DataDirKindError` (data_dir_kind.ts) when `dir` is another kind of
  * process's, {@link DataDirInUseError} when another process holds it, and
  * {@link DataDirUnusableError} when it is a file, not ours to write, or its file system is
- * read-only, full or failing.
+ * read-only, full or failing. `retries`: how often it starts again when the lock file it
+ * locked was removed meanwhile (its holder abandoned a failed start).
  */
-export async function lockDataDir(dir: string, role: DataDirRole): Promise<DataDirLock> {
+export async function lockDataDir(
+  dir: string,
+  role: DataDirRole,
+  retries = 3,
+): Promise<DataDirLock> {
   await refuseOtherKind(dir, role);
+  const made = await missingDirs(dir);
   try {
     // For the owner only: the log and snapshot hold every value (an existing dir keeps its mode).
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw unusable(dir, err, "mkdir");
   }
+  const path = join(dir, LOCK_FILE);
+  const fileMade = !(await exists(path, "lock"));
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(join(dir, LOCK_FILE), { read: true, write: true, create: true });
+    file = await Deno.open(path, { read: true, write: true, create: true });
   } catch (err) {
     throw unusable(dir, err, "lock");
   }
   let held = false;
   try {
     if (!(await file.tryLock(true))) throw new DataDirInUseError(dir, await readHolder(file));
+    if (!(await sameFile(file, path)) && retries > 0) {
+      // Its holder removed it while this process waited (a failed start's abandon): the lock
+      // of a file no longer there guards nothing; the directory is taken again from the start
+      // (the finally closes this one).
+      return await lockDataDir(dir, role, retries - 1);
+    }
     await writeHolder(file, { pid: Deno.pid, role, since: new Date().toISOString() });
     held = true;
   } catch (err) {
@@ -164,7 +183,41 @@ export async function lockDataDir(dir: string, role: DataDirRole): Promise<DataD
     released = true;
     file.close(); // closing the descriptor releases the flock
   };
-  return { dir, release, [Symbol.dispose]: release };
+  const abandon = async () => {
+    // Removed while held: a process that opened it meanwhile finds it gone once it holds it
+    // (the check after tryLock) and takes a new one.
+    if (fileMade && !released) await Deno.remove(path).catch(() => {});
+    release();
+    // Innermost first; each removal fails, as meant, unless that directory is empty.
+    for (const d of made) if (!(await Deno.remove(d).then(() => true, () => false))) break;
+  };
+  return { dir, release, abandon, [Symbol.dispose]: release };
+}
+
+/** Whether the open `file` is still the one at `path` (not removed or replaced). */
+async function sameFile(file: Deno.FsFile, path: string): Promise<boolean> {
+  const [held, named] = await Promise.all([file.stat(), Deno.lstat(path).catch(() => null)]);
+  return named !== null && held.ino === named.ino && held.dev === named.dev;
+}
+
+/** The directories a `mkdir -p` of `dir` would create, innermost first. */
+async function missingDirs(dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let d = dir; !(await exists(d, "mkdir")); d = dirname(d)) {
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  return missing;
+}
+
+async function exists(path: string, step: "mkdir" | "lock"): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw unusable(path, err, step);
+  }
 }
 
 /**

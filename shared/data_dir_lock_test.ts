@@ -39,6 +39,30 @@ Deno.test("lockDataDir() can be taken again once released, and creates a missing
   assertEquals(holder.pid, Deno.pid);
 });
 
+Deno.test("abandon() takes back the lock file and the directory it made, and nothing else", async () => {
+  await using tmp = await tempDir();
+  const fresh = join(tmp.path, "fresh", "p");
+  await (await lockDataDir(fresh, "proxy")).abandon();
+  // The parents it made for it go too.
+  assertEquals(await Deno.lstat(join(tmp.path, "fresh")).then(() => "there", () => "gone"), "gone");
+  // A directory that was there keeps all that was in it, its lock file included.
+  const used = join(tmp.path, "used");
+  await Deno.mkdir(used);
+  await Deno.writeTextFile(join(used, "cluster.json"), "{}");
+  (await lockDataDir(used, "proxy")).release();
+  await (await lockDataDir(used, "proxy")).abandon();
+  assertEquals([...Deno.readDirSync(used)].map((e) => e.name).sort(), [
+    "cluster.json",
+    LOCK_FILE,
+  ]);
+  // A file written meanwhile in a directory it made: the directory stays, only the lock goes.
+  const busy = join(tmp.path, "busy");
+  const lock = await lockDataDir(busy, "proxy");
+  await Deno.writeTextFile(join(busy, "map.json"), "{}");
+  await lock.abandon();
+  assertEquals([...Deno.readDirSync(busy)].map((e) => e.name), ["map.json"]);
+});
+
 Deno.test("lockDataDir() creates a missing directory for its owner only (0700), keeps an existing one's mode", async () => {
   await using tmp = await tempDir();
   // The log and snapshot hold every value: other users of the machine must not read them.

@@ -158,3 +158,21 @@ Deno.test("a node whose port is taken exits before it locks, reads or writes its
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("a proxy whose first start fails leaves no directory and no lock behind (QA: its lock file stayed)", async () => {
+  const root = await Deno.makeTempDir({ prefix: "ringkv-lock-" });
+  try {
+    // A port the OS just gave and took back: nothing listens there.
+    const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = closed.addr.port;
+    closed.close();
+    const proxyDir = join(root, "new", "proxy");
+    const args = ["--port", "0", "--data", proxyDir, "--nodes", `http://127.0.0.1:${port}`];
+    const r = await runToEnd({ script: PROXY, args, env: ENV });
+    assertEquals(r.code, 1, r.stderr);
+    assertMatch(r.stderr, /did not give its cluster map/);
+    assertEquals([...Deno.readDirSync(root)].map((e) => e.name), []);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
