@@ -200,12 +200,20 @@ async function sameFile(file: Deno.FsFile, path: string): Promise<boolean> {
   return named !== null && held.ino === named.ino && held.dev === named.dev;
 }
 
-/** The directories a `mkdir -p` of `dir` would create, innermost first. */
+/**
+ * The directories a `mkdir -p` of `dir` would create, innermost first. A parent this process
+ * may not look at (Deno's --allow-read names only `dir`) counts as there: never removed.
+ */
 async function missingDirs(dir: string): Promise<string[]> {
   const missing: string[] = [];
-  for (let d = dir; !(await exists(d, "mkdir")); d = dirname(d)) {
+  for (let d = dir; dirname(d) !== d; d = dirname(d)) {
+    const there = await Deno.lstat(d).then(() => true, (err) => {
+      if (err instanceof Deno.errors.NotFound) return false;
+      if (d !== dir) return true;
+      throw unusable(dir, err, "mkdir");
+    });
+    if (there) break;
     missing.push(d);
-    if (dirname(d) === d) break;
   }
   return missing;
 }
