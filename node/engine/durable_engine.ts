@@ -183,21 +183,27 @@ export class DurableEngine implements NodeEngine {
     return outcomes;
   }
 
-  async ingest(entries: readonly WireEntry[]): Promise<{ applied: number; skipped: number }> {
+  async ingest(
+    entries: readonly WireEntry[],
+    admit?: (entry: WireEntry) => boolean,
+  ): Promise<{ applied: number; skipped: number }> {
     this.#assertOpen("ingest");
-    const parsed = entries.map(entryFromWire);
+    const all = entries.map(entryFromWire);
     if (this.#compactor.compacting) await this.#compactor.compactionDone();
     this.#assertWritable("ingest");
     const line = ingestBytes(entries);
     const release = this.#room.needsRoom(line)
       ? await this.#compactor.makeRoomFor(
-        () => ingestGrowth(parsed, this.parts.store),
+        () => ingestGrowth(all, this.parts.store),
         line,
         "ingest",
       )
       : undefined;
+    let parsed = all;
     let staged: StagedChange[];
     try {
+      // No await from here to the append: what `admit` decides is what the store takes.
+      if (admit !== undefined) parsed = all.filter((_, i) => admit(entries[i]!));
       // All or nothing: an entry that cannot be held refuses the call before any is applied.
       staged = this.parts.store.applyAll(parsed);
     } catch (err) {

@@ -104,8 +104,16 @@ export interface NodeEngine {
   held(key: string): Stored | undefined | Promise<Stored | undefined>;
   /** Applies the ops in order as one log record; resolves after fsync. */
   write(ops: readonly WriteOp[]): Promise<WriteOutcome[]>;
-  /** Applies each entry whose version is newer than the stored one; durable on resolve. */
-  ingest(entries: readonly WireEntry[]): Promise<{ applied: number; skipped: number }>;
+  /**
+   * Applies each entry whose version is newer than the stored one; durable on resolve. With
+   * `admit`, only the entries it admits, asked of each in order right before any is applied,
+   * in the same turn (an acceptor decides there: a promise given while the write waited for
+   * room or a compaction counts).
+   */
+  ingest(
+    entries: readonly WireEntry[],
+    admit?: (entry: WireEntry) => boolean,
+  ): Promise<{ applied: number; skipped: number }>;
   /** Forgets every entry whose hash lies in `ranges` (no tombstones); durable on resolve. */
   drop(ranges: readonly Range[]): Promise<number>;
   /** Keys (tombstones included) whose hash is in `ranges`, taken now; read entries lazily. */

@@ -138,8 +138,10 @@ export class Acceptor {
   }
 
   /**
-   * {@link accept} for each entry, in order, decided now (no await between a check and the
-   * store's update): the entries accepted between two of one key go to the engine as one
+   * {@link accept} for each entry, in order: refused or held ones decided now, the others
+   * decided again where the engine applies them (no await between that check and the store's
+   * update: the engine may wait for room or a compaction first, and a promise given meanwhile
+   * must refuse them). The entries accepted between two of one key go to the engine as one
    * ingest, so a call's entries share one log record instead of one record each.
    */
   acceptAll(entries: readonly WireEntry[]): Promise<Vote[]> {
@@ -150,7 +152,7 @@ export class Acceptor {
     const flush = () => {
       if (run.length === 0) return;
       const stored = this.#store(run);
-      for (const i of waiting) votes[i] = stored;
+      waiting.forEach((vote, i) => votes[vote] = stored.then((all) => all[i]!));
       [run, runKeys, waiting] = [[], new Set(), []];
     };
     for (const entry of entries) {
@@ -179,13 +181,26 @@ export class Acceptor {
   }
 
   /**
-   * Ingests `run`; once it is durable, forgets the promises its entries cover. Not before:
-   * the repair rolls a failed log round back, and the promise must outlive it.
+   * Ingests `run`, each entry decided again as the engine applies it (found by review: an
+   * accept waiting for room was stored after a prepare had promised above it and answered
+   * with the old entry, and two compare-and-sets on one version both succeeded); once it is
+   * durable, forgets the promises its stored entries cover. Not before: the repair rolls a
+   * failed log round back, and the promise must outlive it.
    */
-  async #store(run: readonly WireEntry[]): Promise<Vote> {
-    await this.engine.ingest(run);
-    for (const entry of run) this.#spend(entry);
-    return OK;
+  async #store(run: readonly WireEntry[]): Promise<Vote[]> {
+    const decided = new Map<WireEntry, "held" | "store" | Promise<Vote>>();
+    await this.engine.ingest(run, (entry) => {
+      const decision = this.#decideAccept(entry);
+      decided.set(entry, decision);
+      return decision === "store";
+    });
+    return await Promise.all(run.map(async (entry) => {
+      const decision = decided.get(entry);
+      if (decision === "held") return await this.#held(entry);
+      if (decision !== "store" && decision !== undefined) return await decision;
+      this.#spend(entry);
+      return OK;
+    }));
   }
 
   /** Answers ok to an entry held already, once it is durable. */

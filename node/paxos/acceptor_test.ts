@@ -3,6 +3,7 @@ import { RingkvError } from "../../shared/errors.ts";
 import { Acceptor, type FloorStore, memoryFloorStore } from "./acceptor.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../engine/open_engine.ts";
+import { overrideDisk } from "../../tests/doubles/engine_test_helpers.ts";
 
 const h = 7;
 const entry = (ver: string, v = "eA==") => ({ k: "k", v, ver, h });
@@ -281,3 +282,58 @@ Deno.test("Acceptor.acceptAll(): an entry that cannot be stored stores none of i
     await engine.close();
   }
 });
+
+/**
+ * An engine on a fake disk whose statfs waits for `gate` while one is set: an ingest whose
+ * log line is 64 KiB or more asks it before it applies anything (the engine's room check).
+ */
+async function gatedRoom() {
+  const inner = createFakeDisk();
+  const state = { gate: null as PromiseWithResolvers<void> | null, waiting: 0 };
+  const disk = overrideDisk(inner, {
+    freeBytes: async () => {
+      if (state.gate) {
+        state.waiting++;
+        await state.gate.promise;
+      }
+      return await inner.freeBytes();
+    },
+  });
+  const engine = await openEngine({ disk, id: "n1", now: () => 0, log: () => {} });
+  return { engine, state, acceptor: await Acceptor.open(engine, memoryFloorStore()) };
+}
+
+const BIG = btoa("x".repeat(70_000)); // its log line is over 64 KiB
+
+// Found by review: the accept was decided when it came, stored after the prepare had promised
+// above it and answered with the old entry; two compare-and-sets on one version both succeeded.
+for (
+  const [name, bigKey, key] of [["its own", "k", "k"], ["another key's", "other", "k"]] as const
+) {
+  Deno.test(`Acceptor: a prepare above an accept that waits for ${name} large write's room refuses that accept`, async () => {
+    const { engine, state, acceptor } = await gatedRoom();
+    try {
+      const b = "000000000010-0000-pAAAAAAAAAAAA";
+      const c = "000000000020-0000-pBBBBBBBBBBBB";
+      assertEquals((await acceptor.prepare(key, b)).ok, true);
+      state.gate = Promise.withResolvers<void>();
+      const big = bigKey === key ? undefined : acceptor.accept({ k: bigKey, v: BIG, ver: b, h });
+      const accepting = acceptor.accept({ k: key, v: bigKey === key ? BIG : "eA==", ver: b, h });
+      for (let i = 0; state.waiting === 0; i++) {
+        assert(i < 1000, "the room check was never asked");
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      await new Promise((r) => setTimeout(r, 5)); // the small accept reaches its wait too
+      const promised = await acceptor.prepare(key, c);
+      assertEquals([promised.ok, promised.entry], [true, undefined]);
+      state.gate.resolve();
+      state.gate = null;
+      assertEquals(await accepting, { ok: false, promised: c });
+      await big;
+      assertEquals(await engine.get(key), undefined);
+    } finally {
+      state.gate?.resolve();
+      await engine.close();
+    }
+  });
+}
