@@ -151,6 +151,10 @@ export class WatchMerge {
   /**
    * Starts tracking `key` from the versions its replicas hold at their positions
    * (`bases`); the last event's version is the newest of them, unless the cursor says.
+   * A node in {@link lost} counts as holding its version but not as having sent it: it is read
+   * from the start of a log that does not reach back to the watch's position, so what it holds
+   * there may be writes the watch never read. Fewer nodes are lost than a majority (else
+   * `compacted`), so every majority that held a version that went out has one that is not.
    */
   start(key: string, replicas: readonly string[], bases: Bases): void {
     const held = new Map<string, string>();
@@ -164,6 +168,7 @@ export class WatchMerge {
       // make this one due before it is seen, and it would be skipped. Its replay counts it.
       if (fromCursor && this.#replaying(id)) continue;
       held.set(id, v);
+      if (this.lost.has(id)) continue;
       if (newest === null || v > newest) newest = v;
     }
     const cursor = this.#pendingAtStart.get(key);

@@ -81,6 +81,17 @@ Deno.test("WatchMerge forgets the sequence numbers of a node whose log is gone",
   assertEquals(versions(m.observe("a", change(1, "v1"))), ["v1"]);
 });
 
+Deno.test("WatchMerge.start() counts what a node that lost changes holds, but not as sent", () => {
+  const m = new WatchMerge(positions(), quorumOf);
+  // c restarted: read from its new log's start, where it holds v2, which this watch never read.
+  m.restarted("c", "y", 1);
+  assertEquals([...m.lost], ["c"]);
+  m.start("k", NODES, new Map([["a", { k: "v1" }], ["b", { k: "v1" }], ["c", { k: "v2" }]]));
+  // b's copy of v2 makes a majority with c's: v2 goes out (c's answer alone did not send it).
+  assertEquals(versions(m.observe("b", change(1, "v2"))), ["v2"]);
+  assertEquals(versions(m.observe("a", change(1, "v2"))), []);
+});
+
 Deno.test("WatchMerge across a ring change: copies on the new replica are not sent again, held events come in order", () => {
   const pos = new Map(["a", "b", "c", "d"].map((id) => [id, { boot: "x", low: 0, read: 0 }]));
   const m = new WatchMerge(pos, quorumOf);
