@@ -235,11 +235,12 @@ export class WatchMerge {
   }
 
   /**
-   * Node `id` has another log (it restarted, or this watch never reached it: `unread` false):
-   * read the new one from `first`, forget its seqs.
+   * Node `id` has another log, or lost the part of it this watch had not read: read it from
+   * `first`, forget its seqs. It lost changes unless this watch never reached it and its log
+   * still starts at its first change.
    */
-  restarted(id: string, boot: string, first: number, unread = true): void {
-    if (unread) this.lost.add(id);
+  restarted(id: string, boot: string, first: number): void {
+    if (this.positions.get(id)?.boot !== "" || first > 1) this.lost.add(id);
     this.positions.set(id, { boot, low: first - 1, read: first - 1 });
     this.#floors.delete(id);
     for (const state of this.#keys.values()) {

@@ -92,6 +92,21 @@ Deno.test("WatchMerge.start() counts what a node that lost changes holds, but no
   assertEquals(versions(m.observe("a", change(1, "v2"))), []);
 });
 
+Deno.test("WatchMerge counts a node first reached with the start of its log dropped as one that lost changes", () => {
+  const m = new WatchMerge(
+    new Map([...positions(), ["d", { boot: "", low: 0, read: 0 }]]),
+    quorumOf,
+  );
+  m.restarted("d", "y", 1);
+  assertEquals([...m.lost], [], "a log read from its first change: nothing unread");
+  const cut = new WatchMerge(
+    new Map([...positions(), ["d", { boot: "", low: 0, read: 0 }]]),
+    quorumOf,
+  );
+  cut.restarted("d", "y", 40);
+  assertEquals([...cut.lost], ["d"]);
+});
+
 Deno.test("WatchMerge across a ring change: copies on the new replica are not sent again, held events come in order", () => {
   const pos = new Map(["a", "b", "c", "d"].map((id) => [id, { boot: "x", low: 0, read: 0 }]));
   const m = new WatchMerge(pos, quorumOf);

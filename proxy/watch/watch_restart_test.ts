@@ -1,6 +1,6 @@
-// A node that restarted, or whose log was cut past the stream's position, is read again from its
-// log's first change; what it holds there includes writes the stream never read, so it must not
-// count as already sent.
+// A node that restarted, whose log was cut past the stream's position, or that the stream first
+// reached with the start of its log dropped, is read again from its log's first change; what it
+// holds there includes writes the stream never read, so it must not count as already sent.
 import { assert, assertEquals } from "@std/assert";
 import {
   FakeTopology,
@@ -10,6 +10,9 @@ import {
 } from "../../tests/doubles/test_cluster.ts";
 import { FakeChangeLogs } from "../../tests/doubles/fake_change_logs.ts";
 import { until } from "../../tests/helpers/poll.ts";
+import { RingkvError } from "../../shared/errors.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+import type { ChangeFeed } from "./change_feed.ts";
 import { decodeWatchCursor } from "./watch_cursor.ts";
 import { type WatchItem, watchStream } from "./watch_stream.ts";
 
@@ -142,4 +145,40 @@ Deno.test("watchStream with 2 replicas, one restarts before the stream read a wr
 Deno.test("watchStream with 1 replica, its node restarts before the stream read a write: compacted, not a silent skip", async () => {
   const items = await liveLoss(1, restartN1);
   assertEquals(others(items), ["compacted"]);
+});
+
+Deno.test("watchStream that first reaches a node whose log no longer starts at 1 does not take what it holds as sent", async () => {
+  const { topology, logs } = await cluster(3);
+  const down = new Set(["n1"]);
+  const feed: Pick<ChangeFeed, "page" | "versionsAt"> = {
+    page: (n: NodeRef, epoch: number, q: Parameters<ChangeFeed["page"]>[2]) =>
+      down.has(n.id)
+        ? Promise.reject(new RingkvError("node_unavailable", `Cannot read node ${n.id}: down`))
+        : logs.page(n, epoch, q),
+    versionsAt: (n, epoch, boot, at, keys) => logs.versionsAt(n, epoch, boot, at, keys),
+  };
+  const stop = new AbortController();
+  const live = collect(watchStream({ topology, feed, waitMs: 7 }, "", undefined, stop.signal));
+  try {
+    await until("the stream reads n2 and n3", () => logs.reads.length >= 2);
+    // n1 was unreachable when the stream opened: k reaches all 3, n1's bound drops its start.
+    logs.hold("n2");
+    logs.hold("n3");
+    for (const id of ["n1", "n2", "n3"]) logs.log(id, "k", V(2));
+    logs.log("n1", "z", V(3));
+    logs.compact("n1", 1);
+    const mark = logs.reads.length;
+    down.delete("n1");
+    await until("n1 read from its first change", readAgain(logs, mark, "n1"));
+    logs.release("n2");
+    logs.release("n3");
+    await until("k's event", () => events(live.items).some((e) => e.startsWith("k@")), 5000);
+    await settle();
+    assertEquals(others(live.items), []);
+    assertEquals(events(live.items).filter((e) => e.startsWith("k@")), [`k@${V(2)}`]);
+  } finally {
+    stop.abort();
+    logs.close();
+    await live.done;
+  }
 });
