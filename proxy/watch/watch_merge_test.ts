@@ -87,9 +87,25 @@ Deno.test("WatchMerge.start() counts what a node that lost changes holds, but no
   m.restarted("c", "y", 1);
   assertEquals([...m.lost], ["c"]);
   m.start("k", NODES, new Map([["a", { k: "v1" }], ["b", { k: "v1" }], ["c", { k: "v2" }]]));
-  // b's copy of v2 makes a majority with c's: v2 goes out (c's answer alone did not send it).
-  assertEquals(versions(m.observe("b", change(1, "v2"))), ["v2"]);
-  assertEquals(versions(m.observe("a", change(1, "v2"))), []);
+  // c's answer alone did not send v2; with b's copy a majority holds it, but c may have lost an
+  // acknowledged version between (its majority c and a): v2 waits for a's copy too.
+  assertEquals(versions(m.observe("b", change(1, "v2"))), []);
+  assertEquals(versions(m.observe("a", change(1, "v2"))), ["v2"]);
+  // Past what c held when it lost changes, c counts again: c and a make v3's majority.
+  assertEquals(versions(m.observe("c", { ...change(1, "v3"), prev: "v2" })), []);
+  assertEquals(versions(m.observe("a", { ...change(2, "v3"), prev: "v2" })), ["v3"]);
+});
+
+Deno.test("WatchMerge: a node that lost changes and one other hold a version: an older one the third logged is not skipped", () => {
+  const m = new WatchMerge(positions(), quorumOf);
+  m.start("k", NODES, none());
+  // c restarted: v1, accepted by c and b, is in what it lost; v2 was then accepted by c and a.
+  m.restarted("c", "y", 1);
+  assertEquals(versions(m.observe("c", { ...change(1, "v2"), prev: "v1" })), []);
+  assertEquals(versions(m.observe("a", change(1, "v2"))), [], "c's log may have lost v1");
+  // v1 goes out; c held nothing newer when it lost changes, so its v2 counts again.
+  assertEquals(versions(m.observe("b", change(1, "v1"))), ["v1", "v2"]);
+  assertEquals(versions(m.observe("b", change(2, "v2"))), []);
 });
 
 Deno.test("WatchMerge counts a node first reached with the start of its log dropped as one that lost changes", () => {
