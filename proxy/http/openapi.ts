@@ -440,7 +440,8 @@ export const OPENAPI: { openapi: string; paths: Record<string, Json> } & Json = 
         ],
         responses: {
           "200": {
-            description: "the stream: change events (id: cursor, data: {key, version, value or " +
+            description: "the stream, answered once it has read where it starts in the nodes' " +
+              "logs: change events (id: cursor, data: {key, version, value or " +
               "valueBase64, contentType, expiresAt} or {key, version, deleted: true}), and " +
               "compacted, reset and cutoff events",
             content: { "text/event-stream": { schema: { type: "string" } } },
@@ -448,7 +449,9 @@ export const OPENAPI: { openapi: string; paths: Record<string, Json> } & Json = 
           "406": error("no Accept: text/event-stream"),
           ...common,
           "503": error(
-            `${DEFAULT_MAX_WATCHERS} streams are open on this proxy already (its cap); retry later`,
+            `${DEFAULT_MAX_WATCHERS} streams are open on this proxy already (its cap), or the ` +
+              "stream did not read where it starts in the nodes' logs within twice " +
+              "--timeout-ms; retry later",
           ),
         },
       },

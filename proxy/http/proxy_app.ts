@@ -122,6 +122,7 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
       points,
       clientToken: deps.clientToken,
       maxKeyBytes: deps.limits.maxKeyBytes,
+      timeoutMs: deps.timeoutMs,
       ...deps.watch,
     }),
   );

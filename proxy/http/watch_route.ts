@@ -49,6 +49,17 @@ export interface WatchRouteDeps {
   keepaliveMs?: number;
   /** How long events wait for more before they are written ({@link WATCH_FLUSH_MS}). */
   flushMs?: number;
+  /** The proxy's wait for a node (`--timeout-ms`): bounds a new stream's start ({@link startLimitMs}). */
+  timeoutMs: number;
+}
+
+/**
+ * How long the route waits for a new stream to read where it starts in the nodes' logs before
+ * it answers 503: a node that does not answer costs one `timeoutMs` (then the stream reads it
+ * when it returns), a node on a newer map one more to load that map.
+ */
+export function startLimitMs(timeoutMs: number): number {
+  return 2 * timeoutMs;
 }
 
 // ignoreBOM keeps a value's leading U+FEFF: GET returns it, so the event must too.
@@ -68,10 +79,10 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
   };
   // New streams of one prefix share one merge (proxy/watch/watch_group.ts).
   const groups = new WatchGroups(
-    (prefix) => (signal) => watchStream(deps, prefix, undefined, signal),
+    (prefix) => (signal, started) => watchStream(deps, prefix, undefined, signal, started),
     opts,
   );
-  app.get("/watch", (c) => {
+  app.get("/watch", async (c) => {
     const req = c.req.raw;
     if (deps.clientToken) {
       const refusal = bearerRefusal(
@@ -108,10 +119,22 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
     open++;
     const left = () => open--;
     // A resumed stream has its own position: it runs its own merge, in a group of one.
-    const body = cursor === undefined
-      ? groups.join(prefix, req.signal, left)
-      : new WatchGroup((signal) => watchStream(deps, prefix, cursor, signal), opts)
-        .join(req.signal, left);
+    const group = cursor === undefined ? groups.live(prefix) : new WatchGroup(
+      (signal, started) => watchStream(deps, prefix, cursor, signal, started),
+      opts,
+    );
+    const body = group.join(req.signal, left);
+    // The headers say the stream is open (docs/api.md): a write sent after them must be logged
+    // after the positions the stream starts from, so those are read first.
+    const limit = startLimitMs(deps.timeoutMs);
+    const refused = await startedWithin(group.started, limit).catch(async (err) => {
+      await body.cancel();
+      throw err;
+    });
+    if (refused !== undefined) {
+      await body.cancel();
+      return errorResponse(refused, { "retry-after": String(RETRY_AFTER_SECONDS) });
+    }
     return new Response(body, { headers });
   });
   app.all(
@@ -128,6 +151,29 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
       ),
   );
   return app;
+}
+
+/** Waits for a stream's start, up to `ms`; why it did not start, if it did not. */
+async function startedWithin(
+  started: Promise<void>,
+  ms: number,
+): Promise<RingkvError | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<RingkvError>((resolve) => {
+    timer = setTimeout(() => {
+      const why = `the stream did not read the nodes' log positions within ${ms} ms`;
+      resolve(new RingkvError("unavailable", `Cannot watch: ${why}; retry later`));
+    }, ms);
+  });
+  const failed = started.then(() => undefined, (err) => {
+    if (!(err instanceof RingkvError)) throw err;
+    return err;
+  });
+  try {
+    return await Promise.race([failed, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
-import { assertEquals, assertMatch } from "@std/assert";
-import { startCluster } from "../../tests/doubles/test_cluster.ts";
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { nodeInfos, ownerOf, stableMap, startCluster } from "../../tests/doubles/test_cluster.ts";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
-import { acceptsEventStream, eventJson } from "./watch_route.ts";
+import { acceptsEventStream, eventJson, startLimitMs } from "./watch_route.ts";
 
 const SSE = { accept: "text/event-stream" };
 
@@ -93,6 +93,115 @@ Deno.test("HEAD /watch answers the stream's headers without holding one of the s
     assertEquals(res.status, 200);
     await res.body?.cancel();
   } finally {
+    await c.close();
+  }
+});
+
+/** Reads an SSE body until its text includes `want`, or for at most `ms`; the text read. */
+async function readFor(body: ReadableStream<Uint8Array>, want: string, ms: number) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  const stop = setTimeout(() => reader.cancel(), ms);
+  let text = "";
+  try {
+    while (!text.includes(want)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+  } finally {
+    clearTimeout(stop);
+    await reader.cancel();
+  }
+  return text;
+}
+
+/** Whether `req` is a stream's read of a node's log head (where it starts). */
+const headRead = (req: Request) => {
+  const url = new URL(req.url);
+  return url.pathname === "/internal/changes" && !url.searchParams.has("after");
+};
+
+for (const replicas of [1, 3]) {
+  Deno.test(`GET /watch (replicas ${replicas}) answers once the stream has its start: a write sent after the headers comes, nodes slow to answer that read too`, async () => {
+    const c = await startCluster({
+      map: { ...stableMap(nodeInfos(3)), replicas },
+      proxy: { watch: { waitMs: 50, keepaliveMs: 60_000 } },
+    });
+    let heads = 0;
+    c.hook = async (req) => {
+      if (!headRead(req)) return;
+      heads++;
+      await new Promise((r) => setTimeout(r, 300)); // a node slow to answer
+    };
+    try {
+      const res = await c.proxy.request("/watch?prefix=w/", { headers: SSE });
+      assertEquals(res.status, 200);
+      const put = await c.proxy.request("/kv/w/k", { method: "PUT", body: "after open" });
+      assertEquals(put.status, 201);
+      await put.body?.cancel();
+      const text = await readFor(res.body!, '"key":"w/k"', 3000);
+      assert(heads >= 3, `the stream read the ${heads} nodes' heads`);
+      assert(text.includes('"key":"w/k"'), `the acknowledged write came: ${JSON.stringify(text)}`);
+    } finally {
+      c.hook = undefined;
+      await c.close();
+    }
+  });
+}
+
+Deno.test("GET /watch with a node that does not answer answers after that node's timeout, and the stream goes on without it", async () => {
+  const c = await startCluster({
+    proxy: { timeoutMs: 300, watch: { waitMs: 50, keepaliveMs: 60_000 } },
+  });
+  // n1 holds its head reads until the proxy gives up on them (a paused process).
+  c.hook = (req, node) => {
+    if (!headRead(req) || node.info.id !== "n1") return;
+    return new Promise((_, reject) =>
+      req.signal.addEventListener("abort", () => reject(req.signal.reason))
+    );
+  };
+  try {
+    const began = Date.now();
+    const res = await c.proxy.request("/watch?prefix=w/", { headers: SSE });
+    const took = Date.now() - began;
+    assertEquals(res.status, 200);
+    assert(took >= 250 && took < startLimitMs(300), `answered after ${took} ms`);
+    let key = "";
+    for (let i = 0; key === "" && i < 100; i++) {
+      if (await ownerOf(c.topology.current(), `w/${i}`) !== "n1") key = `w/${i}`;
+    }
+    const put = await c.proxy.request(`/kv/${key}`, { method: "PUT", body: "v" });
+    assertEquals(put.status, 201);
+    await put.body?.cancel();
+    const text = await readFor(res.body!, `"key":"${key}"`, 3000);
+    assert(text.includes(`"key":"${key}"`), JSON.stringify(text));
+  } finally {
+    c.hook = undefined;
+    await c.close();
+  }
+});
+
+Deno.test("GET /watch answers 503 when its stream cannot read where it starts in time, and frees the stream's slot", async () => {
+  const c = await startCluster({
+    proxy: { timeoutMs: 100, watch: { maxWatchers: 1, waitMs: 50, keepaliveMs: 60_000 } },
+  });
+  // A transport that ignores its deadline: the head read never ends.
+  c.hook = (req) => headRead(req) ? new Promise(() => {}) : undefined;
+  try {
+    const began = Date.now();
+    const res = await c.proxy.request("/watch?prefix=w/", { headers: SSE });
+    assertEquals(res.status, 503);
+    assertEquals(res.headers.get("retry-after"), "1");
+    const body = await res.json();
+    assertEquals(body.error.code, "unavailable");
+    assertMatch(body.error.message, /^Cannot watch: the stream did not read/);
+    assert(Date.now() - began < startLimitMs(100) + 500, "answered at the limit");
+    c.hook = undefined;
+    const again = await c.proxy.request("/watch?prefix=w/", { headers: SSE });
+    assertEquals(again.status, 200, "the slot is free and a new stream starts");
+    await again.body?.cancel();
+  } finally {
+    c.hook = undefined;
     await c.close();
   }
 });

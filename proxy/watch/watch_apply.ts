@@ -131,8 +131,7 @@ export async function takeAll(
       current.push(read);
       continue;
     }
-    // A node this watch never reached (boot "") lost nothing it had to read.
-    merge.restarted(id, page.boot, page.first, pos.boot !== "");
+    merge.restarted(id, page.boot, page.first);
     if (tooManyLost(topo, merge.lost.size)) {
       const end =
         `${merge.lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;

@@ -184,7 +184,7 @@ async function* readTo(
   const at = merge.positions.get(n.id)!;
   // Restarted since last read: what it logged before is gone unread, which settle must count
   // before any held event goes out; its new log is read up to the head like any other.
-  if (at.boot !== head.boot) merge.restarted(n.id, head.boot, head.first, at.boot !== "");
+  if (at.boot !== head.boot) merge.restarted(n.id, head.boot, head.first);
   for (let round = 0; round < 100_000 && !signal.aborted; round++) {
     const pos = merge.positions.get(n.id)!;
     // A restart while reading was counted by take.

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { RingkvError } from "../../shared/errors.ts";
 import type { WatchChange, WatchItem } from "./watch_apply.ts";
 import type { WatchEvent } from "./watch_merge.ts";
 import { SLICE_MS, TurnBudget } from "./turn_budget.ts";
@@ -30,8 +31,14 @@ export interface GroupOptions {
   sliceMs?: number;
 }
 
-/** The items of one watch stream until `signal` aborts. */
-export type WatchSource = (signal: AbortSignal) => AsyncGenerator<WatchItem>;
+/**
+ * The items of one watch stream until `signal` aborts; it calls `started` once it has read
+ * where it starts in the nodes' logs ({@link WatchGroup.started}).
+ */
+export type WatchSource = (
+  signal: AbortSignal,
+  started: () => void,
+) => AsyncGenerator<WatchItem>;
 
 const encoder = new TextEncoder();
 /** Queued text past which a batch goes out at once: a member's unread bound is checked per chunk. */
@@ -53,6 +60,7 @@ export class WatchGroup {
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #keepalive: ReturnType<typeof setInterval>;
   #over = false;
+  readonly #start = Promise.withResolvers<void>();
 
   /** Starts `source`; `ended` is called once when the group takes no more members. */
   constructor(
@@ -61,7 +69,17 @@ export class WatchGroup {
     private readonly ended: () => void = () => {},
   ) {
     this.#keepalive = setInterval(() => this.#send(": keepalive\n\n"), opts.keepaliveMs);
-    void this.#pump(source(this.#stop.signal));
+    // Nobody may wait for it (a running group's joins need not): no unhandled rejection.
+    this.#start.promise.catch(() => {});
+    void this.#pump(source(this.#stop.signal, this.#start.resolve));
+  }
+
+  /**
+   * Resolves once the stream has read where it starts in the nodes' logs (a write logged after
+   * that comes to every member then); rejects when the stream ended or failed before.
+   */
+  get started(): Promise<void> {
+    return this.#start.promise;
   }
 
   /** Members reading now. */
@@ -123,6 +141,8 @@ export class WatchGroup {
   async #pump(items: AsyncGenerator<WatchItem>): Promise<void> {
     try {
       for await (const item of items) {
+        // A source that yields has started, whether or not it said so.
+        this.#start.resolve();
         if (item.kind === "changes") await this.#sendAll(item.changes);
         else {
           const id = item.kind === "compacted" ? item.id : undefined;
@@ -132,9 +152,13 @@ export class WatchGroup {
       }
       this.#flush();
       this.#close();
+      this.#start.reject(
+        new RingkvError("unavailable", "Cannot watch: the stream ended before it started"),
+      );
       for (const m of [...this.#members]) m.close();
     } catch (err) {
       this.#close();
+      this.#start.reject(err);
       for (const m of [...this.#members]) m.fail(err);
     } finally {
       await items.return(undefined);
@@ -223,15 +247,18 @@ export class WatchGroups {
 
   /** Joins the live group of `prefix`, starting it when there is none ({@link WatchGroup.join}). */
   join(prefix: string, gone: AbortSignal, left: () => void): ReadableStream<Uint8Array> {
-    let group = this.#live.get(prefix);
-    if (group === undefined || !group.open) {
-      const g: WatchGroup = new WatchGroup(this.sourceOf(prefix), this.opts, () => {
-        if (this.#live.get(prefix) === g) this.#live.delete(prefix);
-      });
-      this.#live.set(prefix, g);
-      group = g;
-    }
-    return group.join(gone, left);
+    return this.live(prefix).join(gone, left);
+  }
+
+  /** The live group of `prefix`, started when there is none. */
+  live(prefix: string): WatchGroup {
+    const group = this.#live.get(prefix);
+    if (group !== undefined && group.open) return group;
+    const g: WatchGroup = new WatchGroup(this.sourceOf(prefix), this.opts, () => {
+      if (this.#live.get(prefix) === g) this.#live.delete(prefix);
+    });
+    this.#live.set(prefix, g);
+    return g;
   }
 
   /** The live group of `prefix`, if any (tests). */

@@ -354,3 +354,31 @@ Deno.test("WatchGroup writing a page in slices: a member gets every event once i
     await second?.cancel();
   }
 });
+
+Deno.test("WatchGroup.started resolves when its stream says it started, or at its first item, and rejects when the stream ends before", async () => {
+  let start = () => {};
+  const quiet = new HandSource(); // it reads the nodes' logs and yields nothing yet
+  const said = new WatchGroup((signal, started) => {
+    start = started;
+    return quiet.source(signal);
+  }, OPTS);
+  const kept = said.join(new AbortController().signal, () => {});
+  let resolved = false;
+  void said.started.then(() => resolved = true);
+  await new Promise((r) => setTimeout(r, 10));
+  assertEquals(resolved, false, "not before the stream says so");
+  start();
+  await said.started;
+  await kept.cancel();
+  const src = new HandSource();
+  const yielded = new WatchGroup(src.source, OPTS);
+  const member = yielded.join(new AbortController().signal, () => {});
+  src.change("a");
+  await yielded.started;
+  await member.cancel();
+  const ended = new WatchGroup(async function* (): AsyncGenerator<WatchItem> {
+    yield* [];
+  }, OPTS);
+  const err = await ended.started.then(() => undefined, (e) => e);
+  assertEquals(err?.code, "unavailable");
+});

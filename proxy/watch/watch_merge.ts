@@ -8,7 +8,10 @@
  * of the key seen since the last event and up to that one goes out, in version order. Why
  * nothing acknowledged is lost: an acknowledged version v was accepted by a majority Q; a
  * newer version w reaches a majority M only after the node in Q ∩ M accepted v (it refuses
- * v once it took w), so that node's log, read in order, shows v before w counts. Nothing
+ * v once it took w), so that node's log, read in order, shows v before w counts. A node that
+ * lost changes this watch had not read (it restarted, or its log was cut) may be that node, with
+ * v in what it lost: until the key's last event reaches what it held then, w counts only once
+ * enough other replicas hold it that every majority has one of them (`Doubt` below). Nothing
  * goes out twice: per key, only versions above the last event's go out. A key's state is
  * kept while a replica has not caught up to its last event, so a late copy (a hint, a
  * catch-up) is recognised; then it is forgotten, and a key seen again starts from the
@@ -62,6 +65,19 @@ interface KeyState {
   held: Map<string, string>;
   seen: Map<string, Seen>;
   replicas: readonly string[];
+  /** Replicas in {@link WatchMerge.lost} that may have accepted versions this watch did not read. */
+  doubt?: Map<string, Doubt>;
+}
+
+/**
+ * A replica that lost changes may be the only one that both an older acknowledged version's
+ * majority and a newer one's share, with the older one in what it lost: it counts as holding
+ * what it was read holding in order (`read`) until the key's last event is at or above `upTo`,
+ * the version it held when it lost them or later (null: not known yet).
+ */
+interface Doubt {
+  upTo: string | null;
+  read: string;
 }
 
 /**
@@ -151,11 +167,16 @@ export class WatchMerge {
   /**
    * Starts tracking `key` from the versions its replicas hold at their positions
    * (`bases`); the last event's version is the newest of them, unless the cursor says.
+   * A node in {@link lost} counts as holding its version but not as having sent it: it is read
+   * from the start of a log that does not reach back to the watch's position, so what it holds
+   * there may be writes the watch never read. Fewer nodes are lost than a majority (else
+   * `compacted`), so every majority that held a version that went out has one that is not.
    */
   start(key: string, replicas: readonly string[], bases: Bases): void {
     const held = new Map<string, string>();
     let newest: string | null = null;
     const fromCursor = this.#pendingAtStart.has(key);
+    const doubt = this.#doubtOf(replicas, bases, key);
     for (const id of replicas) {
       const v = baseOf(bases, id, key);
       if (v === null) continue;
@@ -164,12 +185,27 @@ export class WatchMerge {
       // make this one due before it is seen, and it would be skipped. Its replay counts it.
       if (fromCursor && this.#replaying(id)) continue;
       held.set(id, v);
+      if (this.lost.has(id)) continue;
       if (newest === null || v > newest) newest = v;
     }
     const cursor = this.#pendingAtStart.get(key);
     const emitted = cursor !== undefined ? cursor : newest;
     this.#pendingAtStart.delete(key);
-    this.#keys.set(key, { emitted, held, seen: new Map(), replicas });
+    this.#keys.set(key, { emitted, held, seen: new Map(), replicas, doubt });
+  }
+
+  /**
+   * The replicas of `key` among `ids` that lost changes, each with what it held at its position
+   * (at or above anything it accepted unread before it; null when not known).
+   */
+  #doubtOf(ids: readonly string[], bases: Bases, key: string) {
+    let doubt: Map<string, Doubt> | undefined;
+    for (const id of ids) {
+      if (!this.lost.has(id)) continue;
+      const upTo = bases.get(id) === undefined ? null : baseOf(bases, id, key) ?? "";
+      (doubt ??= new Map()).set(id, { upTo, read: "" });
+    }
+    return doubt;
   }
 
   /** Whether node `id` is re-reading changes a resumed cursor's stream had read already. */
@@ -193,6 +229,9 @@ export class WatchMerge {
     if (pos !== undefined && change.s > pos.read) pos.read = change.s;
     const state = this.#keys.get(change.k);
     if (state === undefined) throw new Error(`Cannot merge key ${change.k}: not started`);
+    // Its first change of the key since it lost changes: what it held before is their bound.
+    const doubt = state.doubt?.get(id);
+    if (doubt?.upTo === null) doubt.upTo = change.prev ?? "";
     const held = state.held.get(id);
     if (held === undefined || change.ver > held) state.held.set(id, change.ver);
     if (state.emitted === null || change.ver > state.emitted) {
@@ -230,15 +269,22 @@ export class WatchMerge {
   }
 
   /**
-   * Node `id` has another log (it restarted, or this watch never reached it: `unread` false):
-   * read the new one from `first`, forget its seqs.
+   * Node `id` has another log, or lost the part of it this watch had not read: read it from
+   * `first`, forget its seqs. It lost changes unless this watch never reached it and its log
+   * still starts at its first change.
    */
-  restarted(id: string, boot: string, first: number, unread = true): void {
-    if (unread) this.lost.add(id);
+  restarted(id: string, boot: string, first: number): void {
+    const lost = this.positions.get(id)?.boot !== "" || first > 1;
+    if (lost) this.lost.add(id);
     this.positions.set(id, { boot, low: first - 1, read: first - 1 });
     this.#floors.delete(id);
     for (const state of this.#keys.values()) {
       for (const seen of state.seen.values()) seen.seqs.delete(id);
+      if (!lost || !state.replicas.includes(id)) continue;
+      // What it was read holding in order stays known; a doubt it had stays, and its bound.
+      const had = state.doubt?.get(id);
+      const read = had?.read ?? state.held.get(id) ?? "";
+      (state.doubt ??= new Map()).set(id, { upTo: null, read });
     }
   }
 
@@ -261,6 +307,8 @@ export class WatchMerge {
       const held = state.held.get(id);
       if (v !== null && (held === undefined || v > held)) state.held.set(id, v);
     }
+    const joined = this.#doubtOf(replicas.filter((id) => !state.replicas.includes(id)), bases, key);
+    for (const [id, doubt] of joined ?? []) (state.doubt ??= new Map()).set(id, doubt);
     state.replicas = replicas;
   }
 
@@ -311,11 +359,31 @@ export class WatchMerge {
     return floor;
   }
 
+  /**
+   * The newest version of the key that may go out: held by a majority of its replicas, and while
+   * some are in doubt, by enough of the others that every majority which acknowledged an older
+   * version has one of them, whose log showed it first.
+   */
+  #top(state: KeyState): string {
+    const need = this.quorum(state.replicas.length);
+    if (state.doubt !== undefined) {
+      for (const [id, { upTo }] of state.doubt) {
+        const cleared = upTo !== null && (state.emitted ?? "") >= upTo;
+        if (cleared || !state.replicas.includes(id)) state.doubt.delete(id);
+      }
+      if (state.doubt.size === 0) state.doubt = undefined;
+    }
+    if (state.doubt === undefined) return majorityTop(state, need);
+    return majorityTop(state, need, state.replicas.length - need + 1, state.doubt);
+  }
+
   #due(key: string, state: KeyState): WatchEvent[] {
     if (this.#paused) return [];
-    const top = majorityTop(state, this.quorum(state.replicas.length));
     const events: WatchEvent[] = [];
-    if (top !== "" && (state.emitted === null || top > state.emitted)) {
+    // An event can clear a doubt, and a replica trusted again can make a newer version due.
+    for (let round = 0; round <= state.replicas.length; round++) {
+      const top = this.#top(state);
+      if (top === "" || (state.emitted !== null && top <= state.emitted)) break;
       const ready = [...state.seen.keys()].filter((v) => v <= top).sort();
       for (const v of ready) {
         const { change, seqs } = state.seen.get(v)!;
@@ -329,6 +397,7 @@ export class WatchMerge {
         });
       }
       state.emitted = top;
+      if (state.doubt === undefined) break;
     }
     if (state.seen.size === 0) this.#waiting.delete(key);
     else this.#waiting.set(key, state.emitted);
@@ -340,19 +409,29 @@ export class WatchMerge {
 
 /**
  * The `need`-th highest version the key's replicas hold ("" when fewer hold one): the newest
- * a majority holds. Counted in place, without a sorted copy: it runs for every change seen.
+ * a majority holds; with `doubted` replicas, also one that `needTrusted` hold counting a doubted
+ * one as holding what it was read holding in order. Counted in place, without a sorted copy: it
+ * runs for every change seen.
  */
 export function majorityTop(
   state: { replicas: readonly string[]; held: ReadonlyMap<string, string> },
   need: number,
+  needTrusted = 0,
+  doubted?: ReadonlyMap<string, { read: string }>,
 ): string {
   let top = "";
   for (const id of state.replicas) {
     const v = state.held.get(id) ?? "";
     if (v <= top) continue;
     let atLeast = 0;
-    for (const other of state.replicas) if ((state.held.get(other) ?? "") >= v) atLeast++;
-    if (atLeast >= need) top = v;
+    let trusted = 0;
+    for (const other of state.replicas) {
+      const held = state.held.get(other) ?? "";
+      if (held < v) continue;
+      atLeast++;
+      if ((doubted?.get(other)?.read ?? held) >= v) trusted++;
+    }
+    if (atLeast >= need && trusted >= needTrusted) top = v;
   }
   return top;
 }

@@ -81,6 +81,48 @@ Deno.test("WatchMerge forgets the sequence numbers of a node whose log is gone",
   assertEquals(versions(m.observe("a", change(1, "v1"))), ["v1"]);
 });
 
+Deno.test("WatchMerge.start() counts what a node that lost changes holds, but not as sent", () => {
+  const m = new WatchMerge(positions(), quorumOf);
+  // c restarted: read from its new log's start, where it holds v2, which this watch never read.
+  m.restarted("c", "y", 1);
+  assertEquals([...m.lost], ["c"]);
+  m.start("k", NODES, new Map([["a", { k: "v1" }], ["b", { k: "v1" }], ["c", { k: "v2" }]]));
+  // c's answer alone did not send v2; with b's copy a majority holds it, but c may have lost an
+  // acknowledged version between (its majority c and a): v2 waits for a's copy too.
+  assertEquals(versions(m.observe("b", change(1, "v2"))), []);
+  assertEquals(versions(m.observe("a", change(1, "v2"))), ["v2"]);
+  // Past what c held when it lost changes, c counts again: c and a make v3's majority.
+  assertEquals(versions(m.observe("c", { ...change(1, "v3"), prev: "v2" })), []);
+  assertEquals(versions(m.observe("a", { ...change(2, "v3"), prev: "v2" })), ["v3"]);
+});
+
+Deno.test("WatchMerge: a node that lost changes and one other hold a version: an older one the third logged is not skipped", () => {
+  const m = new WatchMerge(positions(), quorumOf);
+  m.start("k", NODES, none());
+  // c restarted: v1, accepted by c and b, is in what it lost; v2 was then accepted by c and a.
+  m.restarted("c", "y", 1);
+  assertEquals(versions(m.observe("c", { ...change(1, "v2"), prev: "v1" })), []);
+  assertEquals(versions(m.observe("a", change(1, "v2"))), [], "c's log may have lost v1");
+  // v1 goes out; c held nothing newer when it lost changes, so its v2 counts again.
+  assertEquals(versions(m.observe("b", change(1, "v1"))), ["v1", "v2"]);
+  assertEquals(versions(m.observe("b", change(2, "v2"))), []);
+});
+
+Deno.test("WatchMerge counts a node first reached with the start of its log dropped as one that lost changes", () => {
+  const m = new WatchMerge(
+    new Map([...positions(), ["d", { boot: "", low: 0, read: 0 }]]),
+    quorumOf,
+  );
+  m.restarted("d", "y", 1);
+  assertEquals([...m.lost], [], "a log read from its first change: nothing unread");
+  const cut = new WatchMerge(
+    new Map([...positions(), ["d", { boot: "", low: 0, read: 0 }]]),
+    quorumOf,
+  );
+  cut.restarted("d", "y", 40);
+  assertEquals([...cut.lost], ["d"]);
+});
+
 Deno.test("WatchMerge across a ring change: copies on the new replica are not sent again, held events come in order", () => {
   const pos = new Map(["a", "b", "c", "d"].map((id) => [id, { boot: "x", low: 0, read: 0 }]));
   const m = new WatchMerge(pos, quorumOf);

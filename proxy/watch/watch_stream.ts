@@ -35,14 +35,20 @@ export type { WatchItem, WatchStreamDeps } from "./watch_apply.ts";
 /** A node's answer to a read after position `after`. */
 type Polled = { id: string; after: number; page?: ChangePage; error?: RingkvError };
 
-/** Streams events under `prefix` after `cursor` (none: from now) until `signal`. */
+/**
+ * Streams events under `prefix` after `cursor` (none: from now) until `signal`. `started` is
+ * called once the stream has read where it starts in each node's log: "now" is then, every
+ * change a node logs after it comes (the watch route answers only after it: docs/api.md).
+ */
 export async function* watchStream(
   deps: WatchStreamDeps,
   prefix: string,
   cursor: WatchCursor | undefined,
   signal: AbortSignal,
+  started?: () => void,
 ): AsyncGenerator<WatchItem> {
   const opened = await openLatest(deps, prefix, cursor);
+  started?.();
   let { topo, merge, barrier } = opened;
   if (opened.compacted) yield compacted(opened.compacted, topo, merge);
   while (!signal.aborted) {

@@ -40,10 +40,11 @@ export class FakeChangeLogs {
   /** Node `id` logs version `ver` of `key` (a put of the value `ver`). */
   log(id: string, key: string, ver: string): void {
     const log = this.#logs.get(id) ?? [];
-    const prev = log.findLast((c) => c.k === key)?.ver ?? null;
+    const data = this.#data.get(id) ?? new Map<string, string>();
+    // What the node held before, as a node logs it: across a restart too.
+    const prev = data.get(key) ?? null;
     log.push({ s: log.length + 1, k: key, ver, prev, v: btoa(ver), t: "text/plain" });
     this.#logs.set(id, log);
-    const data = this.#data.get(id) ?? new Map<string, string>();
     data.set(key, ver);
     this.#data.set(id, data);
   }

@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "@std/path";
+import type { WireEntry } from "../../shared/wire.ts";
 import { type ServerProcess, spawnServer } from "./process.ts";
 
 const NODE = new URL("../../node/main.ts", import.meta.url);
@@ -69,8 +70,13 @@ export class TestCluster {
 
   /** Every key (tombstones left out) a node holds, read from its internal listing. */
   async nodeKeys(id: string): Promise<string[]> {
+    return (await this.nodeEntries(id)).filter((e) => e.v !== null).map((e) => e.k);
+  }
+
+  /** Every entry (tombstones included) a node holds, read from its internal listing. */
+  async nodeEntries(id: string): Promise<WireEntry[]> {
     const node = this.nodes.get(id)!;
-    const keys: string[] = [];
+    const entries: WireEntry[] = [];
     let after = "";
     for (let page = 0; page < 10_000; page++) {
       const url = `${node.url}/internal/keys?limit=1000&after=${encodeURIComponent(after)}`;
@@ -80,8 +86,8 @@ export class TestCluster {
       });
       const body = await res.json();
       if (res.status !== 200) throw new Error(`listing ${id}: ${JSON.stringify(body)}`);
-      for (const e of body.entries) if (e.v !== null) keys.push(e.k);
-      if (!body.more || body.entries.length === 0) return keys;
+      entries.push(...body.entries);
+      if (!body.more || body.entries.length === 0) return entries;
       after = body.entries.at(-1).k;
     }
     throw new Error(`listing ${id} did not end`);
