@@ -23,12 +23,13 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
   const store = floor ?? memoryFloorStore();
   // A save that stalls holds every prepare above the watermark: /health times it too.
   const timed: FloorStore = {
+    ...(store.persistent ? { persistent: true } : {}),
     load: () => store.load(),
     save: (v) => ctx.engine.diskWaits.track(FLOOR_FILE, () => store.save(v)),
   };
   let opening: Promise<Acceptor> | undefined;
   const acceptor = () =>
-    opening ??= Acceptor.open(ctx.engine, timed).catch((err) => {
+    opening ??= Acceptor.open(ctx.engine, timed, { log: ctx.log }).catch((err) => {
       // A failed load (EIO on acceptor.json) is not kept: the next round reads the file again.
       opening = undefined;
       throw err;

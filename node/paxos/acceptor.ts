@@ -31,6 +31,8 @@ export const FLOOR_LEAD_MS = 1000;
 export interface FloorStore {
   load(): Promise<Version | null>;
   save(floor: Version): Promise<void>;
+  /** Whether it outlives the process (a file): then nothing loaded beside held data means lost. */
+  readonly persistent?: boolean;
 }
 
 /** An in-memory {@link FloorStore} (tests, and in-process nodes that never restart). */
@@ -79,7 +81,11 @@ export class Acceptor {
    * Loads the watermark and returns the acceptor. Nothing older than the data directory
    * is promised: a node back on a wiped directory forgot what it promised before.
    */
-  static async open(engine: NodeEngine, store: FloorStore): Promise<Acceptor> {
+  static async open(
+    engine: NodeEngine,
+    store: FloorStore,
+    options: { now?: () => number; log?: (obj: Record<string, unknown>) => void } = {},
+  ): Promise<Acceptor> {
     const born = formatVersion(engine.createdAt, 0, "0");
     let floor: Version | null;
     try {
@@ -91,6 +97,18 @@ export class Acceptor {
         "unavailable",
         `Cannot vote in CASPaxos rounds: loading the promise watermark failed (${err.message})`,
       );
+    }
+    const { keys, tombstones } = engine.stats();
+    if (floor === null && store.persistent && keys + tombstones > 0) {
+      // No watermark beside data (its file deleted, a restore without it; found by review):
+      // what was promised is unknown, and promises are made on ballots from clocks near this
+      // one's. Nothing up to now and the lead a saved watermark keeps is promised again.
+      floor = formatVersion((options.now ?? Date.now)() + FLOOR_LEAD_MS, 0, "0");
+      options.log?.({
+        level: "warn",
+        msg: `no acceptor.json beside the data: refusing ballots up to ${floor}, ` +
+          "as promises made before it was lost may reach that far",
+      });
     }
     return new Acceptor(engine, store, max(floor ?? undefined, born));
   }

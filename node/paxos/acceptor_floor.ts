@@ -16,6 +16,7 @@ export const FLOOR_FILE = "acceptor.json";
 export async function diskFloorStore(dir: string): Promise<FloorStore> {
   const disk = await createDenoDisk(dir);
   return {
+    persistent: true,
     async load(): Promise<Version | null> {
       const bytes = await disk.read(FLOOR_FILE).catch((err) => {
         // A failing disk (EIO), named like the snapshot and the log; a missing file reads null.

@@ -1,6 +1,9 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
 import { Acceptor, type FloorStore, memoryFloorStore } from "./acceptor.ts";
+import { diskFloorStore, FLOOR_FILE } from "./acceptor_floor.ts";
+import { formatVersion } from "../../shared/version.ts";
+import { join } from "@std/path";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../engine/open_engine.ts";
 import { overrideDisk } from "../../tests/doubles/engine_test_helpers.ts";
@@ -337,3 +340,36 @@ for (
     }
   });
 }
+
+Deno.test("Acceptor.open() with acceptor.json gone beside data refuses every ballot up to now + its lead, and says so (found by review)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-floor-" });
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", now: () => 0 });
+  try {
+    const first = await Acceptor.open(engine, await diskFloorStore(dir));
+    const now = Date.now();
+    const old = formatVersion(now - 5000, 0, "pA");
+    const promised = formatVersion(now - 4000, 0, "pB");
+    assertEquals((await first.accept(entry(formatVersion(now - 6000, 0, "pA")))).ok, true);
+    assertEquals((await first.prepare("k", promised)).ok, true);
+    await Deno.remove(join(dir, FLOOR_FILE));
+    const logged: Record<string, unknown>[] = [];
+    const again = await Acceptor.open(engine, await diskFloorStore(dir), {
+      now: () => now,
+      log: (obj) => logged.push(obj),
+    });
+    assertEquals((await again.accept(entry(old))).ok, false);
+    assertEquals((await again.prepare("k", formatVersion(now + 500, 0, "pC"))).ok, false);
+    assertEquals((await again.prepare("k", formatVersion(now + 2000, 0, "pC"))).ok, true);
+    assertEquals(logged.map((l) => l.level), ["warn"]);
+    // A node with no data has promised nothing: its directory's birth is its floor, as before.
+    const empty = await openEngine({ disk: createFakeDisk(), id: "n2", now: () => 0 });
+    const other = await Deno.makeTempDir({ prefix: "ringkv-floor-" });
+    const fresh = await Acceptor.open(empty, await diskFloorStore(other), { now: () => now });
+    assertEquals((await fresh.accept({ ...entry(old), k: "new" })).ok, true);
+    await empty.close();
+    await Deno.remove(other, { recursive: true });
+  } finally {
+    await engine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
