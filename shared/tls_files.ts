@@ -94,3 +94,13 @@ export function tlsServeError(err: unknown, files: TlsFiles | undefined): Config
   }
   return undefined;
 }
+
+/**
+ * The TLS mistake a failed fetch's text shows, in rustls's or hyper's words: a certificate the
+ * client does not trust (self-signed, a private CA), or `http://` to a server that speaks https.
+ */
+export function tlsMistake(why: string): "untrusted" | "plain-http" | undefined {
+  if (why.includes("invalid peer certificate")) return "untrusted";
+  if (why.includes("invalid HTTP version parsed")) return "plain-http";
+  return undefined;
+}

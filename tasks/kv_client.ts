@@ -14,6 +14,7 @@
  * ```
  */
 import { MAX_TTL_SECONDS } from "../shared/expiry.ts";
+import { tlsMistake } from "../shared/tls_files.ts";
 
 /** Exit codes scripts can rely on. */
 export const EXIT = {
@@ -77,16 +78,14 @@ export async function call(
   }
 }
 
-/** What to do about a TLS mistake that fetch names only in rustls's or hyper's words. */
+/** What to do about a TLS mistake ({@link tlsMistake}). */
 function tlsHint(why: string): string {
-  if (why.includes("invalid peer certificate")) {
-    return " (a proxy whose certificate is self-signed or from a private CA is trusted with " +
-      "DENO_CERT=<CA file> deno task kv ..., docs/security.md)";
-  }
-  if (why.includes("invalid HTTP version parsed")) {
-    return " (a proxy that serves https, started with --cert? give --url https://...)";
-  }
-  return "";
+  return {
+    "untrusted": " (a proxy whose certificate is self-signed or from a private CA is trusted " +
+      "with DENO_CERT=<CA file> deno task kv ..., docs/security.md)",
+    "plain-http": " (a proxy that serves https, started with --cert? give --url https://...)",
+    "none": "",
+  }[tlsMistake(why) ?? "none"];
 }
 
 /** Throws the {@link CliError} of a failed answer (its error message, its exit code). */

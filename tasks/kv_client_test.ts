@@ -1,5 +1,5 @@
 import { assertEquals, assertMatch, assertRejects, assertThrows } from "@std/assert";
-import { selfSigned } from "../tests/helpers/self_signed.ts";
+import { serveSelfSigned } from "../tests/helpers/self_signed.ts";
 import { call, CliError, EXIT, progressWriter, ttlSeconds } from "./kv_client.ts";
 
 function fakeOut(terminal: boolean) {
@@ -69,34 +69,17 @@ Deno.test("ttlSeconds() reads 30, 30s, 5m, 2h, 1d and refuses the rest as a usag
 Deno.test("call() to an https proxy it does not trust, or over http, says what to do", async () => {
   // QA: kv said only "invalid peer certificate: UnknownIssuer" or "invalid HTTP version
   // parsed"; the cure (DENO_CERT, an https:// --url) was in docs/security.md alone.
-  const dir = await Deno.makeTempDir({ prefix: "ringkv-kv-tls-" });
-  try {
-    const files = await selfSigned(dir);
-    if (files === undefined) return; // no openssl here
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      cert: await Deno.readTextFile(files.cert),
-      key: await Deno.readTextFile(files.key),
-      onListen: () => {},
-    }, () => new Response("{}"));
-    try {
-      const port = server.addr.port;
-      for (
-        const [url, hint] of [
-          [`https://127.0.0.1:${port}`, /UnknownIssuer.*DENO_CERT=<CA file> deno task kv/],
-          [`http://127.0.0.1:${port}`, /invalid HTTP version.*give --url https:/],
-        ] as const
-      ) {
-        const target = { url, timeoutMs: 5_000 };
-        const err = await assertRejects(() => call(target, "/kv/k"), CliError);
-        assertEquals(err.code, EXIT.unavailable);
-        assertMatch(err.message, hint);
-      }
-    } finally {
-      await server.shutdown();
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  await using server = await serveSelfSigned(() => new Response("{}"));
+  if (server === undefined) return; // no openssl here
+  for (
+    const [url, hint] of [
+      [`https://127.0.0.1:${server.port}`, /UnknownIssuer.*DENO_CERT=<CA file> deno task kv/],
+      [`http://127.0.0.1:${server.port}`, /invalid HTTP version.*give --url https:/],
+    ] as const
+  ) {
+    const target = { url, timeoutMs: 5_000 };
+    const err = await assertRejects(() => call(target, "/kv/k"), CliError);
+    assertEquals(err.code, EXIT.unavailable);
+    assertMatch(err.message, hint);
   }
 });

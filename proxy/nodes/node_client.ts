@@ -10,6 +10,7 @@
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
+import { tlsMistake } from "../../shared/tls_files.ts";
 import { REQUEST_ID_HEADER } from "../../shared/log.ts";
 import { EPOCH_HEADER, INCARNATION_HEADER, NDJSON } from "../../shared/wire.ts";
 import { resultProblem } from "./node_results.ts";
@@ -123,16 +124,14 @@ export function failureReason(cause: unknown): string {
   return why + tlsHint(why);
 }
 
-/** What to do about a TLS mistake that fetch names only in rustls's or hyper's words. */
+/** What to do about a TLS mistake ({@link tlsMistake}). */
 function tlsHint(why: string): string {
-  if (why.includes("invalid peer certificate")) {
-    return " (the proxy does not trust the node's certificate: a self-signed one or one from a " +
-      "private CA is trusted with the proxy's --ca FILE, docs/security.md)";
-  }
-  if (why.includes("invalid HTTP version parsed")) {
-    return " (a node that serves https, started with --cert? give its URL as https://...)";
-  }
-  return "";
+  return {
+    "untrusted": " (the proxy does not trust the node's certificate: a self-signed one or one " +
+      "from a private CA is trusted with the proxy's --ca FILE, docs/security.md)",
+    "plain-http": " (a node that serves https, started with --cert? give its URL as https://...)",
+    "none": "",
+  }[tlsMistake(why) ?? "none"];
 }
 
 /** The 503 for a node that did not answer. */

@@ -2,7 +2,7 @@ import { assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import { failureReason, NodeClient } from "./node_client.ts";
-import { selfSigned } from "../../tests/helpers/self_signed.ts";
+import { serveSelfSigned } from "../../tests/helpers/self_signed.ts";
 
 const NODE = { id: "n1", url: "http://n1.test" };
 const VER = "01a24bc5c827-0000-n1";
@@ -46,32 +46,15 @@ Deno.test("NodeClient.batch() answers 502 for an unread first read, an unread wr
 
 Deno.test("failureReason() of an https node the proxy does not trust, or reached over http, says what to do", async () => {
   // QA: the proxy printed only rustls's "invalid peer certificate: UnknownIssuer".
-  const dir = await Deno.makeTempDir({ prefix: "ringkv-node-tls-" });
-  try {
-    const files = await selfSigned(dir);
-    if (files === undefined) return; // no openssl here
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      cert: await Deno.readTextFile(files.cert),
-      key: await Deno.readTextFile(files.key),
-      onListen: () => {},
-    }, () => new Response("{}"));
-    try {
-      const port = server.addr.port;
-      for (
-        const [url, hint] of [
-          [`https://127.0.0.1:${port}/health`, /UnknownIssuer.*the proxy's --ca FILE/],
-          [`http://127.0.0.1:${port}/health`, /invalid HTTP version.*give its URL as https:/],
-        ] as const
-      ) {
-        const err = await fetch(url).then(() => undefined, (e) => e);
-        assertMatch(failureReason(err), hint);
-      }
-    } finally {
-      await server.shutdown();
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  await using server = await serveSelfSigned(() => new Response("{}"));
+  if (server === undefined) return; // no openssl here
+  for (
+    const [url, hint] of [
+      [`https://127.0.0.1:${server.port}/health`, /UnknownIssuer.*the proxy's --ca FILE/],
+      [`http://127.0.0.1:${server.port}/health`, /invalid HTTP version.*give its URL as https:/],
+    ] as const
+  ) {
+    const err = await fetch(url).then(() => undefined, (e) => e);
+    assertMatch(failureReason(err), hint);
   }
 });

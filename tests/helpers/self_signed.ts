@@ -33,3 +33,37 @@ export async function selfSigned(dir: string): Promise<CertFiles | undefined> {
     return undefined;
   }
 }
+
+/** An https server on 127.0.0.1 (OS-picked port) with a fresh self-signed certificate. */
+export interface SelfSignedServer extends AsyncDisposable {
+  port: number;
+}
+
+/**
+ * Serves `handler` over https with a self-signed certificate no client trusts by default;
+ * undefined without openssl. Stopped, and its files removed, by `await using`.
+ */
+export async function serveSelfSigned(
+  handler: (req: Request) => Response | Promise<Response>,
+): Promise<SelfSignedServer | undefined> {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-tls-" });
+  const files = await selfSigned(dir);
+  if (files === undefined) {
+    await Deno.remove(dir, { recursive: true });
+    return undefined;
+  }
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: await Deno.readTextFile(files.cert),
+    key: await Deno.readTextFile(files.key),
+    onListen: () => {},
+  }, handler);
+  return {
+    port: server.addr.port,
+    [Symbol.asyncDispose]: async () => {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
