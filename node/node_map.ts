@@ -46,7 +46,17 @@ export class NodeMap {
 
   /** Throws 409 `stale_epoch` when the sender routes by an older epoch than the stored one. */
   async checkEpoch(sent: number): Promise<void> {
-    const epoch = await this.epoch();
+    await this.get();
+    this.fence(sent);
+  }
+
+  /**
+   * {@link checkEpoch} without a wait, for a request admitted already (its check loaded the
+   * map): run again right before the request changes anything, it refuses what a newer map
+   * stored meanwhile fences off (a write whose body was still arriving when the map was pushed).
+   */
+  fence(sent: number): void {
+    const epoch = this.#current?.epoch ?? 0;
     if (sent < epoch) {
       throw new RingkvError(
         "stale_epoch",

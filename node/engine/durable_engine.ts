@@ -18,6 +18,7 @@ import type { GcHint } from "./gc_hint.ts";
 import type {
   EngineStats,
   Entry,
+  Fence,
   ListOptions,
   NodeEngine,
   WriteOp,
@@ -154,7 +155,7 @@ export class DurableEngine implements NodeEngine {
     return seq === undefined ? read : this.parts.wal.durable(seq).then(() => read);
   }
 
-  async write(ops: readonly WriteOp[]): Promise<WriteOutcome[]> {
+  async write(ops: readonly WriteOp[], fence?: Fence): Promise<WriteOutcome[]> {
     this.#assertOpen("write");
     const hashes = await this.#hashes(ops.map((op) => op.key));
     if (this.#compactor.compacting) await this.#compactor.compactionDone();
@@ -163,6 +164,7 @@ export class DurableEngine implements NodeEngine {
     const release = this.#room.needsRoom(line)
       ? await this.#compactor.makeRoomFor(() => writeGrowth(ops, this.parts.store), line, "write")
       : undefined;
+    passFence(fence, release);
     const outcomes: WriteOutcome[] = [];
     const changed: [string, Stored][] = [];
     const staged: StagedChange[] = [];
@@ -183,7 +185,10 @@ export class DurableEngine implements NodeEngine {
     return outcomes;
   }
 
-  async ingest(entries: readonly WireEntry[]): Promise<{ applied: number; skipped: number }> {
+  async ingest(
+    entries: readonly WireEntry[],
+    fence?: Fence,
+  ): Promise<{ applied: number; skipped: number }> {
     this.#assertOpen("ingest");
     const parsed = entries.map(entryFromWire);
     if (this.#compactor.compacting) await this.#compactor.compactionDone();
@@ -196,6 +201,7 @@ export class DurableEngine implements NodeEngine {
         "ingest",
       )
       : undefined;
+    passFence(fence, release);
     let staged: StagedChange[];
     try {
       // All or nothing: an entry that cannot be held refuses the call before any is applied.
@@ -211,9 +217,10 @@ export class DurableEngine implements NodeEngine {
     return { applied: staged.length, skipped: entries.length - staged.length };
   }
 
-  async drop(ranges: readonly Range[]): Promise<number> {
+  async drop(ranges: readonly Range[], fence?: Fence): Promise<number> {
     if (this.#compactor.compacting) await this.#compactor.compactionDone();
     this.#assertWritable("drop");
+    fence?.();
     const dropped = this.parts.store.drop(ranges);
     if (dropped.length === 0) return 0;
     const json = JSON.stringify({ drop: ranges.map((r) => [r.start, r.end]) });
@@ -420,5 +427,19 @@ export class DurableEngine implements NodeEngine {
   #assertWritable(action: string): void {
     this.#assertOpen(action);
     this.#guard.assertWritable(action);
+  }
+}
+
+/**
+ * Runs the call's fence after its last wait, before the store changes (no await between the
+ * two); a refusal gives back the room the call held.
+ */
+function passFence(fence: Fence | undefined, release: (() => void) | undefined): void {
+  if (fence === undefined) return;
+  try {
+    fence();
+  } catch (err) {
+    release?.();
+    throw err;
   }
 }

@@ -21,7 +21,7 @@
 import { RingkvError } from "../../shared/errors.ts";
 import { formatVersion, parseVersion, type Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
-import type { NodeEngine } from "../engine/engine.ts";
+import type { Fence, NodeEngine } from "../engine/engine.ts";
 import type { Stored } from "../engine/packed.ts";
 
 /** How far ahead of a promise the durable watermark is moved. */
@@ -140,16 +140,23 @@ export class Acceptor {
   /**
    * {@link accept} for each entry, in order, decided now (no await between a check and the
    * store's update): the entries accepted between two of one key go to the engine as one
-   * ingest, so a call's entries share one log record instead of one record each.
+   * ingest, so a call's entries share one log record instead of one record each. `fence`
+   * (the call's epoch check) refuses the call now, or an ingest as it applies: a call without
+   * a key twice is one ingest, so a refusal stores none of its entries.
    */
-  acceptAll(entries: readonly WireEntry[]): Promise<Vote[]> {
+  acceptAll(entries: readonly WireEntry[], fence?: Fence): Promise<Vote[]> {
+    try {
+      fence?.();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const votes: Promise<Vote>[] = [];
     let run: WireEntry[] = [];
     let runKeys = new Set<string>();
     let waiting: number[] = []; // the votes that the run's ingest gives
     const flush = () => {
       if (run.length === 0) return;
-      const stored = this.#store(run);
+      const stored = this.#store(run, fence);
       for (const i of waiting) votes[i] = stored;
       [run, runKeys, waiting] = [[], new Set(), []];
     };
@@ -182,8 +189,8 @@ export class Acceptor {
    * Ingests `run`; once it is durable, forgets the promises its entries cover. Not before:
    * the repair rolls a failed log round back, and the promise must outlive it.
    */
-  async #store(run: readonly WireEntry[]): Promise<Vote> {
-    await this.engine.ingest(run);
+  async #store(run: readonly WireEntry[], fence: Fence | undefined): Promise<Vote> {
+    await this.engine.ingest(run, fence);
     for (const entry of run) this.#spend(entry);
     return OK;
   }
