@@ -114,3 +114,54 @@ Deno.test("a vote from another cluster whose map names this node's id on another
     await engine.close();
   }
 });
+
+Deno.test("a node whose map copies ranges holds a request routed by a later map until it stores that map (503 when it does not come); with a stable map it serves it at once", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
+  try {
+    const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, aheadWaitMs: 50 });
+    const n1 = { id: "n1", url: "http://n1.test", weight: 1 };
+    const n2 = { id: "n2", url: "http://n2.test", weight: 1 };
+    const rebalancing = {
+      kind: "add",
+      nodeId: "n2",
+      phase: "copying",
+      next: [n1, n2],
+      startedAt: 0,
+      movedKeys: 0,
+      totalKeys: 0,
+    };
+    const copying = { epoch: 2, replicas: 1, vnodes: 8, nodes: [n1], rebalancing };
+    const put = async (map: object) => {
+      const res = await app.request("/internal/cluster", {
+        method: "PUT",
+        body: JSON.stringify(map),
+      });
+      assertEquals(res.status, 200, await res.text());
+    };
+    const get = (epoch: number) =>
+      app.request("/kv/a", { headers: { "x-ringkv-epoch": `${epoch}` } });
+    await put({ epoch: 1, replicas: 1, vnodes: 8, nodes: [n1], rebalancing: null });
+    assertEquals((await get(2)).status, 404, "a stable map: a later epoch is served at once");
+    await put(copying);
+    const late = await get(3);
+    const body = await late.json();
+    assertEquals([late.status, body.error.code], [503, "unavailable"]);
+    assert(body.error.message.includes("has not received the newer map yet"), body.error.message);
+    const held = Promise.resolve(get(3));
+    let answered = false;
+    held.then(() => (answered = true));
+    await new Promise((r) => setTimeout(r, 0));
+    assert(!answered, "held while the node has epoch 2");
+    const cleanup = {
+      ...copying,
+      epoch: 3,
+      nodes: [n1, n2],
+      rebalancing: { ...rebalancing, phase: "cleanup", prev: [n1] },
+    };
+    await put(cleanup);
+    assertEquals((await held).status, 404, "served once epoch 3 is stored");
+    assertEquals((await get(2)).status, 409);
+  } finally {
+    await engine.close();
+  }
+});

@@ -18,6 +18,7 @@ import type { GcHint } from "./gc_hint.ts";
 import type {
   EngineStats,
   Entry,
+  Fence,
   ListOptions,
   NodeEngine,
   WriteOp,
@@ -154,7 +155,7 @@ export class DurableEngine implements NodeEngine {
     return seq === undefined ? read : this.parts.wal.durable(seq).then(() => read);
   }
 
-  async write(ops: readonly WriteOp[]): Promise<WriteOutcome[]> {
+  async write(ops: readonly WriteOp[], fence?: Fence): Promise<WriteOutcome[]> {
     this.#assertOpen("write");
     const hashes = await this.#hashes(ops.map((op) => op.key));
     if (this.#compactor.compacting) await this.#compactor.compactionDone();
@@ -163,6 +164,7 @@ export class DurableEngine implements NodeEngine {
     const release = this.#room.needsRoom(line)
       ? await this.#compactor.makeRoomFor(() => writeGrowth(ops, this.parts.store), line, "write")
       : undefined;
+    passFence(fence, release);
     const outcomes: WriteOutcome[] = [];
     const changed: [string, Stored][] = [];
     const staged: StagedChange[] = [];
@@ -185,6 +187,7 @@ export class DurableEngine implements NodeEngine {
 
   async ingest(
     entries: readonly WireEntry[],
+    fence?: Fence,
     admit?: (entry: WireEntry) => boolean,
   ): Promise<{ applied: number; skipped: number }> {
     this.#assertOpen("ingest");
@@ -199,6 +202,7 @@ export class DurableEngine implements NodeEngine {
         "ingest",
       )
       : undefined;
+    passFence(fence, release);
     let parsed = all;
     let staged: StagedChange[];
     try {
@@ -217,9 +221,10 @@ export class DurableEngine implements NodeEngine {
     return { applied: staged.length, skipped: entries.length - staged.length };
   }
 
-  async drop(ranges: readonly Range[]): Promise<number> {
+  async drop(ranges: readonly Range[], fence?: Fence): Promise<number> {
     if (this.#compactor.compacting) await this.#compactor.compactionDone();
     this.#assertWritable("drop");
+    fence?.();
     const dropped = this.parts.store.drop(ranges);
     if (dropped.length === 0) return 0;
     const json = JSON.stringify({ drop: ranges.map((r) => [r.start, r.end]) });
@@ -426,5 +431,19 @@ export class DurableEngine implements NodeEngine {
   #assertWritable(action: string): void {
     this.#assertOpen(action);
     this.#guard.assertWritable(action);
+  }
+}
+
+/**
+ * Runs the call's fence after its last wait, before the store changes (no await between the
+ * two); a refusal gives back the room the call held.
+ */
+function passFence(fence: Fence | undefined, release: (() => void) | undefined): void {
+  if (fence === undefined) return;
+  try {
+    fence();
+  } catch (err) {
+    release?.();
+    throw err;
   }
 }

@@ -82,6 +82,14 @@ export interface EngineStats {
   diskWaitMs: number;
 }
 
+/**
+ * A call's check that the cluster map it was routed by is still the node's: it throws (409
+ * `stale_epoch`) once the node holds a newer map. The engine calls it synchronously right
+ * before it changes the store, after every wait of the call, so a refused call changes nothing
+ * and an admitted one lands before the node answers the newer map's push.
+ */
+export type Fence = () => void;
+
 /** The node's store with its durability: every resolved write is on disk. */
 export interface NodeEngine {
   /** This node's id (persisted in the data directory; also the clock's writer id). */
@@ -102,20 +110,21 @@ export interface NodeEngine {
    * value when no write to the key awaits its fsync, else a promise (the batch's hot read).
    */
   held(key: string): Stored | undefined | Promise<Stored | undefined>;
-  /** Applies the ops in order as one log record; resolves after fsync. */
-  write(ops: readonly WriteOp[]): Promise<WriteOutcome[]>;
+  /** Applies the ops in order as one log record (none when `fence` throws); resolves after fsync. */
+  write(ops: readonly WriteOp[], fence?: Fence): Promise<WriteOutcome[]>;
   /**
-   * Applies each entry whose version is newer than the stored one; durable on resolve. With
-   * `admit`, only the entries it admits, asked of each in order right before any is applied,
-   * in the same turn (an acceptor decides there: a promise given while the write waited for
-   * room or a compaction counts).
+   * Applies each entry whose version is newer than the stored one (none when `fence` throws);
+   * durable on resolve. With `admit`, only the entries it admits, asked of each in order right
+   * before any is applied, in the same turn as `fence` (an acceptor decides there: a promise
+   * given while the write waited for room or a compaction counts).
    */
   ingest(
     entries: readonly WireEntry[],
+    fence?: Fence,
     admit?: (entry: WireEntry) => boolean,
   ): Promise<{ applied: number; skipped: number }>;
-  /** Forgets every entry whose hash lies in `ranges` (no tombstones); durable on resolve. */
-  drop(ranges: readonly Range[]): Promise<number>;
+  /** Forgets every entry whose hash lies in `ranges` (no tombstones; none when `fence` throws). */
+  drop(ranges: readonly Range[], fence?: Fence): Promise<number>;
   /** Keys (tombstones included) whose hash is in `ranges`, taken now; read entries lazily. */
   scanKeys(ranges: readonly Range[]): string[];
   /** {@link scanKeys} of each bucket (a list of ranges), in one pass over the store. */

@@ -12,7 +12,7 @@ import type { Limits } from "../../shared/limits.ts";
 import { isVersion } from "../../shared/version.ts";
 import { type BatchOp, type BatchResult, DEFAULT_CONTENT_TYPE } from "../../shared/wire.ts";
 import { BatchValues } from "./batch_values.ts";
-import type { NodeEngine, WriteOp } from "../engine/engine.ts";
+import type { Fence, NodeEngine, WriteOp } from "../engine/engine.ts";
 import type { Stored } from "../engine/packed.ts";
 import { isObject } from "./node_request_body.ts";
 import { byteLength, toBytes } from "../engine/values.ts";
@@ -62,13 +62,17 @@ export function valueBudgetOf(
 
 /**
  * Runs the ops and answers each in its position; `null` for a read left unread because the
- * values before it took the batch's `valueBudget` (the caller asks for it again).
+ * values before it took the batch's `valueBudget` (the caller asks for it again). `fence`
+ * refuses the whole call (nothing read, nothing written) routed by a map older than the node's:
+ * checked as the reads are taken and again as the writes apply.
  */
 export async function runBatch(
   engine: NodeEngine,
   batch: BatchBody,
   limits: Limits,
+  fence?: Fence,
 ): Promise<(BatchResult | null)[]> {
+  fence?.();
   const { ops, textValues } = batch;
   const values = new BatchValues(valueTexts(ops));
   const parsed = ops.map((op, i) => parseOp(op, i, limits, values));
@@ -91,7 +95,7 @@ export async function runBatch(
       else pending.push(now.then((later) => void (held[j] = later)));
     }
   });
-  const outcomes = writes.length > 0 ? engine.write(writes) : Promise.resolve([]);
+  const outcomes = writes.length > 0 ? engine.write(writes, fence) : Promise.resolve([]);
   const [done] = await Promise.all([outcomes, ...pending]);
   const fits = withinBudget(held, batch.valueBudget, textValues);
   readAt.forEach((i, j) => (results[i] = j < fits ? readResult(held[j], textValues) : null));

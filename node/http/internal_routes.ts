@@ -15,6 +15,7 @@ import { readCappedBody } from "../../shared/capped_body.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
 import { decodeText, isObject, parseJson, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
+import { epochFence } from "./epoch_fence.ts";
 import { baseToLearn } from "../paxos/map_acceptor.ts";
 import { parseRangesJson, parseRangesQuery, parseWireEntry, toWire } from "./wire_entries.ts";
 
@@ -27,12 +28,16 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/internal/batch", {
     POST: async (c) => {
       const body = await readRouteJson(c.req.raw, ctx, "the batch");
-      const results = await runBatch(engine, parseBatchBody(body, limits), limits);
+      const batch = parseBatchBody(body, limits);
+      const results = await runBatch(engine, batch, limits, epochFence(ctx, c.req.raw));
       return c.json({ results });
     },
   });
   route(app, "/internal/ingest", {
-    POST: async (c) => c.json(await engine.ingest(await readNdjson(c, ctx))),
+    POST: async (c) => {
+      const entries = await readNdjson(c, ctx);
+      return c.json(await engine.ingest(entries, epochFence(ctx, c.req.raw)));
+    },
   });
   route(app, "/internal/scan", { GET: (c) => scan(c, ctx) });
   route(app, "/internal/drop", {
@@ -43,7 +48,8 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
       if (!isObject(body)) {
         throw new RingkvError("bad_request", 'Cannot drop: the body must be {"ranges": [...]}');
       }
-      return c.json({ dropped: await engine.drop(parseRangesJson(body.ranges)) });
+      const ranges = parseRangesJson(body.ranges);
+      return c.json({ dropped: await engine.drop(ranges, epochFence(ctx, c.req.raw)) });
     },
   });
   route(app, "/internal/keys", { GET: (c) => listKeys(c, ctx) });

@@ -10,10 +10,11 @@ import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { keyFromPath } from "../../shared/keys.ts";
 import type { Version } from "../../shared/version.ts";
 import { DEFAULT_CONTENT_TYPE, VERSION_HEADER } from "../../shared/wire.ts";
-import type { NodeEngine, WriteOp, WriteOutcome } from "../engine/engine.ts";
+import type { Fence, NodeEngine, WriteOp, WriteOutcome } from "../engine/engine.ts";
 import { readConditions } from "../engine/conditions.ts";
 import { readCappedBody } from "../../shared/capped_body.ts";
 import { type NodeContext, rawPath, route } from "./node_context.ts";
+import { epochFence } from "./epoch_fence.ts";
 import type { Stored } from "../engine/packed.ts";
 import { byteLength, toBytes } from "../engine/values.ts";
 
@@ -131,7 +132,7 @@ async function putKey(ctx: NodeContext, c: Context): Promise<Response> {
     ctx.bodyTimers,
   );
   const op: WriteOp = { op: "put", key, value, contentType, ...conditions };
-  const outcome = await writeOne(ctx.engine, op, matchAny);
+  const outcome = await writeOne(ctx.engine, op, matchAny, epochFence(ctx, c.req.raw));
   if (outcome.status === 412) return preconditionFailed(key, outcome);
   return new Response(null, { status: outcome.status, headers: versionHeaders(outcome.version) });
 }
@@ -139,7 +140,8 @@ async function putKey(ctx: NodeContext, c: Context): Promise<Response> {
 async function deleteKey(ctx: NodeContext, c: Context): Promise<Response> {
   const key = keyOf(c, ctx);
   const { conditions, matchAny } = readConditions(c.req.raw.headers);
-  const outcome = await writeOne(ctx.engine, { op: "delete", key, ...conditions }, matchAny);
+  const op: WriteOp = { op: "delete", key, ...conditions };
+  const outcome = await writeOne(ctx.engine, op, matchAny, epochFence(ctx, c.req.raw));
   if (outcome.status === 412) return preconditionFailed(key, outcome);
   if (outcome.status === 404) {
     const err = new RingkvError("not_found", `Cannot delete key "${key}": it does not exist`);
@@ -157,20 +159,22 @@ function preconditionFailed(key: string, outcome: WriteOutcome): Response {
 }
 
 /**
- * Writes one op. With `If-Match: *` the key must exist: the engine only compares exact
- * versions, so read the current one and retry while other writers keep replacing it.
+ * Writes one op (refused by `fence` as {@link NodeEngine.write} says). With `If-Match: *` the
+ * key must exist: the engine only compares exact versions, so read the current one and retry
+ * while other writers keep replacing it.
  */
 export async function writeOne(
   engine: NodeEngine,
   op: WriteOp,
   matchAny: boolean,
+  fence?: Fence,
 ): Promise<WriteOutcome> {
-  if (!matchAny) return (await engine.write([op]))[0]!;
+  if (!matchAny) return (await engine.write([op], fence))[0]!;
   let outcome: WriteOutcome = { status: 412 };
   for (let attempt = 0; attempt < STAR_RETRIES; attempt++) {
     const current = await engine.get(op.key);
     if (current === undefined || current.value === null) return { status: 412 };
-    outcome = (await engine.write([{ ...op, ifMatch: current.version }]))[0]!;
+    outcome = (await engine.write([{ ...op, ifMatch: current.version }], fence))[0]!;
     if (outcome.status !== 412) return outcome;
   }
   return outcome;

@@ -16,6 +16,7 @@ import { valueBudgetOf, withinBudget } from "./batch.ts";
 import { checkIncarnation } from "./incarnation_guard.ts";
 import { isObject, readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
+import { epochFence } from "./epoch_fence.ts";
 import { heldToWire, parseWireEntry } from "./wire_entries.ts";
 
 /** Registers the replication routes; the acceptor opens on first use. */
@@ -46,6 +47,7 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
         checkKey(key, ctx.limits.maxKeyBytes);
       }
       const budget = valueBudgetOf(call as Record<string, unknown>, "read", "bad_request");
+      epochFence(ctx, c.req.raw)?.(); // the entries are taken now
       const held = await Promise.all((keys as string[]).map((key) => ctx.engine.held(key)));
       // Past the budget the list ends early: the proxy reads the keys after it again.
       const entries = held.slice(0, withinBudget(held, budget, false)).map((h, i) =>
@@ -60,6 +62,7 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
       const ops = listField(await body(c.req.raw, ctx, "prepare"), "ops", "prepare", ctx);
       const parsed = ops.map(parsePrepare(ctx));
       const a = await acceptor();
+      epochFence(ctx, c.req.raw)?.(); // each promise is given now, before its first wait
       const results = await Promise.all(parsed.map(async ({ key, ballot }) => {
         const { entry, ...vote } = await a.prepare(key, ballot);
         return { ...vote, entry: entry === undefined ? null : heldToWire(key, entry) };
@@ -76,7 +79,7 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
       );
       const a = await acceptor();
       // Decided in order, stored as one log record (node/paxos/acceptor.ts).
-      const results = await a.acceptAll(entries);
+      const results = await a.acceptAll(entries, epochFence(ctx, c.req.raw));
       return c.json({ results });
     },
   });

@@ -21,7 +21,7 @@
 import { RingkvError } from "../../shared/errors.ts";
 import { formatVersion, parseVersion, type Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
-import type { NodeEngine } from "../engine/engine.ts";
+import type { Fence, NodeEngine } from "../engine/engine.ts";
 import type { Stored } from "../engine/packed.ts";
 
 /** How far ahead of a promise the durable watermark is moved. */
@@ -160,16 +160,23 @@ export class Acceptor {
    * decided again where the engine applies them (no await between that check and the store's
    * update: the engine may wait for room or a compaction first, and a promise given meanwhile
    * must refuse them). The entries accepted between two of one key go to the engine as one
-   * ingest, so a call's entries share one log record instead of one record each.
+   * ingest, so a call's entries share one log record instead of one record each. `fence`
+   * (the call's epoch check) refuses the call now, or an ingest as it applies: a call without
+   * a key twice is one ingest, so a refusal stores none of its entries.
    */
-  acceptAll(entries: readonly WireEntry[]): Promise<Vote[]> {
+  acceptAll(entries: readonly WireEntry[], fence?: Fence): Promise<Vote[]> {
+    try {
+      fence?.();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const votes: Promise<Vote>[] = [];
     let run: WireEntry[] = [];
     let runKeys = new Set<string>();
     let waiting: number[] = []; // the votes that the run's ingest gives
     const flush = () => {
       if (run.length === 0) return;
-      const stored = this.#store(run);
+      const stored = this.#store(run, fence);
       waiting.forEach((vote, i) => votes[vote] = stored.then((all) => all[i]!));
       [run, runKeys, waiting] = [[], new Set(), []];
     };
@@ -205,9 +212,9 @@ export class Acceptor {
    * durable, forgets the promises its stored entries cover. Not before: the repair rolls a
    * failed log round back, and the promise must outlive it.
    */
-  async #store(run: readonly WireEntry[]): Promise<Vote[]> {
+  async #store(run: readonly WireEntry[], fence: Fence | undefined): Promise<Vote[]> {
     const decided = new Map<WireEntry, "held" | "store" | Promise<Vote>>();
-    await this.engine.ingest(run, (entry) => {
+    await this.engine.ingest(run, fence, (entry) => {
       const decision = this.#decideAccept(entry);
       decided.set(entry, decision);
       return decision === "store";

@@ -116,6 +116,8 @@ export async function startCluster(options: {
   map?: ClusterMap;
   limits?: Limits;
   proxy?: Partial<ProxyDeps>;
+  /** The nodes' wait for a newer map while they copy ranges (node/node_map.ts). */
+  aheadWaitMs?: number;
 } = {}): Promise<TestCluster> {
   const limits = options.limits ?? DEFAULT_LIMITS;
   const infos = options.nodes ?? nodeInfos(3);
@@ -127,7 +129,12 @@ export async function startCluster(options: {
       info,
       engine,
       disk,
-      app: createNodeApp({ engine, limits, clusterSecret: "s3cret" }),
+      app: createNodeApp({
+        engine,
+        limits,
+        clusterSecret: "s3cret",
+        ...(options.aheadWaitMs === undefined ? {} : { aheadWaitMs: options.aheadWaitMs }),
+      }),
     });
   }
   const topology = new FakeTopology(await topologyOf(options.map ?? stableMap(infos)));
