@@ -12,7 +12,7 @@
  */
 import { diffRings, Ring } from "../../shared/ring.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
-import { type Plan, previousNodes } from "./map_transitions.ts";
+import { previousNodes } from "./map_transitions.ts";
 
 /**
  * The ids of the nodes that `map` gives ranges they did not hold, when it ends a copy
@@ -35,15 +35,11 @@ export async function gainersOf(map: ClusterMap): Promise<Set<string>> {
 
 /**
  * `urls` of `map`'s nodes in the order they get it: those that gain no range, then those that
- * do (each group all at once); one group for a map that ends no copy. A node removed with
- * force goes last too: it serves nothing, and its failed push (retried) would hold the new
- * owners back.
+ * do (each group all at once); one group for a map that ends no copy.
  */
 export async function pushOrder(map: ClusterMap, urls: readonly string[]): Promise<string[][]> {
   const gainers = await gainersOf(map);
   if (gainers.size === 0) return [[...urls]];
-  const rb = map.rebalancing as Plan;
-  if (rb.kind === "remove" && rb.force) gainers.add(rb.nodeId);
   const ids = new Map<string, string>();
   for (const n of [...previousNodes(map), ...map.nodes]) ids.set(n.url, n.id);
   const last = urls.filter((url) => gainers.has(ids.get(url) ?? ""));

@@ -40,16 +40,6 @@ Deno.test("pushOrder(): a map ending a copy goes to the nodes gaining ranges las
   assertEquals(await pushOrder(toCleanup(adding, 0), all), [urls(["n1", "n2", "n3"]), [
     "http://n4.test",
   ]]);
-  // A node removed for good (dead) serves nothing: its push does not hold the new owners back.
-  const four = initialMap(infos, 3, TEST_VNODES);
-  for (const force of [false, true]) {
-    const removal = toCleanup(planRemove(four, "n2", 0, 0, force, force), 0);
-    const gainers = [...await gainersOf(removal)];
-    const order = await pushOrder(removal, all);
-    // Here every node left gains ranges: a live n2 goes first, alone; a dead one with them.
-    assertEquals(order, force ? [all] : [["http://n2.test"], urls(["n1", "n3", "n4"])]);
-    assertEquals(gainers.sort(), ["n1", "n3", "n4"]);
-  }
 });
 
 Deno.test("ClusterState.push() of a map ending a copy: the node gaining ranges gets it only once every other node took it", async () => {
