@@ -9,12 +9,6 @@ import { type ClusterMap, sameMap } from "../shared/wire.ts";
 import type { NodeEngine } from "./engine/engine.ts";
 import { mapShapeProblem } from "../shared/map_shape.ts";
 
-/**
- * How long a node whose ranges are being copied holds a request routed by a newer map it has
- * not got yet, by default: the push of the map that ends the copy comes to it last.
- */
-export const AHEAD_WAIT_MS = 1000;
-
 /** The node's copy of the cluster map with the epoch rules of the internal API. */
 export class NodeMap {
   #loaded: Promise<ClusterMap | null> | undefined;
@@ -22,11 +16,9 @@ export class NodeMap {
   #ready = false;
   /** PUTs run one at a time, so two racing maps cannot store the older one last. */
   #queue: Promise<unknown> = Promise.resolve();
-  /** Requests waiting for this node to store the map of an epoch (see {@link checkEpoch}). */
-  readonly #waiting = new Set<{ epoch: number; arrived: () => void }>();
 
-  /** `engine` stores the map durably; `aheadWaitMs` (default {@link AHEAD_WAIT_MS}). */
-  constructor(private readonly engine: NodeEngine, private readonly aheadWaitMs = AHEAD_WAIT_MS) {}
+  /** `engine` stores the map durably. */
+  constructor(private readonly engine: NodeEngine) {}
 
   /** The stored map, or null when the node has none. */
   async get(): Promise<ClusterMap | null> {
@@ -52,40 +44,10 @@ export class NodeMap {
     return this.#ready ? (this.#current?.epoch ?? 0) : undefined;
   }
 
-  /**
-   * Throws 409 `stale_epoch` when the sender routes by an older epoch than the stored one. While
-   * the stored map copies ranges, a request routed by a later map waits until this node holds
-   * that map (503 after `aheadWaitMs`): the map that ends the copy serves the moved ranges from
-   * their new owners, and it is pushed to them only once every old owner holds it (and refuses
-   * the copying map's reads), so a write acknowledged by the new map cannot be followed by a read
-   * of the old owner's copy (proxy/cluster/switch_order.ts).
-   */
+  /** Throws 409 `stale_epoch` when the sender routes by an older epoch than the stored one. */
   async checkEpoch(sent: number): Promise<void> {
-    const map = await this.get();
+    await this.get();
     this.fence(sent);
-    if (map === null || sent <= map.epoch || map.rebalancing?.phase !== "copying") return;
-    await this.#arrival(sent, map.epoch);
-  }
-
-  /** Resolves once a map of epoch `epoch` or later is stored; 503 after `aheadWaitMs`. */
-  #arrival(epoch: number, held: number): Promise<void> {
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const waiter = { epoch, arrived: resolve };
-    this.#waiting.add(waiter);
-    const timer = setTimeout(() => {
-      reject(
-        new RingkvError(
-          "unavailable",
-          `Cannot serve a request routed by cluster map epoch ${epoch}: this node holds epoch ` +
-            `${held}, whose ranges are being copied, and has not received the newer map yet ` +
-            `(it comes to the new owners after the old ones); retry`,
-        ),
-      );
-    }, this.aheadWaitMs);
-    return promise.finally(() => {
-      clearTimeout(timer);
-      this.#waiting.delete(waiter);
-    });
   }
 
   /**
@@ -125,7 +87,6 @@ export class NodeMap {
       if (equal) return;
       await this.engine.saveClusterMap(map);
       this.#current = map;
-      for (const w of this.#waiting) if (w.epoch <= map.epoch) w.arrived();
     });
     this.#queue = run.catch(() => {});
     return run;

@@ -53,8 +53,6 @@ export interface NodeAppDeps {
   counters?: RequestCounters;
   /** Durable promise watermark of the replication acceptor (in memory when absent). */
   floorStore?: FloorStore;
-  /** How long a request routed by a newer map waits for it while ranges are copied (node_map.ts). */
-  aheadWaitMs?: number;
 }
 
 /** The node's app: one Hono app, whose `fetch` is what node/main.ts serves. */
@@ -62,7 +60,7 @@ export type NodeApp = Hono;
 
 /** Builds the node's Hono app. */
 export function createNodeApp(deps: NodeAppDeps): NodeApp {
-  const cluster = new NodeMap(deps.engine, deps.aheadWaitMs);
+  const cluster = new NodeMap(deps.engine);
   const votes = {
     load: () => deps.engine.loadMapVote(),
     save: (v: MapVote) => deps.engine.saveMapVote(v),

@@ -31,7 +31,6 @@ import { foreignMapMessage, sameCluster } from "./map_lineage.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { HybridClock, randomProxyId } from "../../shared/version.ts";
 import { chooseMap } from "./map_paxos.ts";
-import { pushOrder } from "./switch_order.ts";
 
 /** What a {@link ClusterState} needs. */
 export interface ClusterStateDeps {
@@ -234,16 +233,9 @@ export class ClusterState implements TopologySource {
     await this.#catchUp(urls.filter((_, i) => ours[i] !== null && ours[i]!.epoch < epoch));
   }
 
-  /**
-   * Pushes the current map to nodes that hold an older one (e.g. back after being down); a map
-   * that ends a copy goes to the nodes that gain ranges last (switch_order.ts).
-   */
+  /** Pushes the current map to nodes that hold an older one (e.g. back after being down). */
   async #catchUp(urls: readonly string[]): Promise<void> {
     const current = this.#topology.map;
-    for (const group of await pushOrder(current, urls)) await this.#catchUpGroup(current, group);
-  }
-
-  async #catchUpGroup(current: ClusterMap, urls: readonly string[]): Promise<void> {
     await Promise.all(urls.map(async (url) => {
       try {
         const result = await this.deps.admin.putMap(url, current);
@@ -258,23 +250,20 @@ export class ClusterState implements TopologySource {
 
   /**
    * PUTs `map` to every node it mentions, retrying unreachable ones with backoff. A node
-   * with a newer map wins: that map is adopted and the push reports `superseded`. A map that
-   * ends a copy goes to the nodes that gain ranges once the others took it or failed
-   * (switch_order.ts).
+   * with a newer map wins: that map is adopted and the push reports `superseded`.
    */
   async push(map: ClusterMap): Promise<PushReport> {
     const report: PushReport = { failed: [], superseded: false };
-    const urls = allNodes(map).map((n) => n.url);
-    for (const group of await pushOrder(map, urls)) {
-      await Promise.all(group.map(async (url) => {
+    await Promise.all(
+      allNodes(map).map(async ({ url }) => {
         const error = await this.#pushOne(url, map, report);
         if (error === null) this.nodeErrors.delete(url);
         else {
           this.nodeErrors.set(url, error);
           report.failed.push({ url, message: error });
         }
-      }));
-    }
+      }),
+    );
     return report;
   }
 

@@ -302,8 +302,7 @@ export class Rebalancer {
     const map = this.deps.state.current().map;
     const rb = map.rebalancing;
     if (rb === null) return "idle";
-    // Every node must hold this map before we act on it: stale proxies get 409 from then on,
-    // also for writes admitted before it that had not applied yet (node/http/epoch_fence.ts).
+    // Every node must hold this map before we act on it: stale proxies get 409 from then on.
     if (!(await this.#pushOrThrow(map))) return "superseded";
     const options = { ...this.deps, epoch: map.epoch };
     let next: ClusterMap;

@@ -116,8 +116,6 @@ export async function startCluster(options: {
   map?: ClusterMap;
   limits?: Limits;
   proxy?: Partial<ProxyDeps>;
-  /** The nodes' wait for a newer map while they copy ranges (node/node_map.ts). */
-  aheadWaitMs?: number;
 } = {}): Promise<TestCluster> {
   const limits = options.limits ?? DEFAULT_LIMITS;
   const infos = options.nodes ?? nodeInfos(3);
@@ -129,12 +127,7 @@ export async function startCluster(options: {
       info,
       engine,
       disk,
-      app: createNodeApp({
-        engine,
-        limits,
-        clusterSecret: "s3cret",
-        ...(options.aheadWaitMs === undefined ? {} : { aheadWaitMs: options.aheadWaitMs }),
-      }),
+      app: createNodeApp({ engine, limits, clusterSecret: "s3cret" }),
     });
   }
   const topology = new FakeTopology(await topologyOf(options.map ?? stableMap(infos)));
