@@ -16,6 +16,7 @@ import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
 import { createProxyApp, type ProxyDeps } from "../../proxy/http/proxy_app.ts";
 import type { Topology, TopologySource } from "../../proxy/cluster/topology.ts";
 import type { NodeFetch } from "../../proxy/nodes/node_client.ts";
+import { overRequests } from "./node_fetch.ts";
 
 /** Virtual nodes per node in test rings: enough to spread keys, cheap to build. */
 export const TEST_VNODES = 32;
@@ -120,16 +121,7 @@ export async function startCluster(options: {
   const limits = options.limits ?? DEFAULT_LIMITS;
   const infos = options.nodes ?? nodeInfos(3);
   const nodes = new Map<string, TestNode>();
-  for (const info of infos) {
-    const disk = createFakeDisk();
-    const engine = await openEngine({ disk, id: info.id, limits, firstRetryMs: 5, log: () => {} });
-    nodes.set(info.id, {
-      info,
-      engine,
-      disk,
-      app: createNodeApp({ engine, limits, clusterSecret: "s3cret" }),
-    });
-  }
+  for (const info of infos) nodes.set(info.id, await startNode(info, { limits }));
   const topology = new FakeTopology(await topologyOf(options.map ?? stableMap(infos)));
   const cluster: TestCluster = {
     proxy: undefined as unknown as Hono,
@@ -142,19 +134,12 @@ export async function startCluster(options: {
       for (const n of nodes.values()) await n.engine.close();
     },
   };
-  const byUrl = new Map(infos.map((i) => [new URL(i.url).host, i.id]));
-  const fetch = async (target: string, init: RequestInit): Promise<Response> => {
-    const req = new Request(target, init);
-    const url = new URL(target);
-    const id = byUrl.get(url.host);
-    const node = id === undefined ? undefined : nodes.get(id);
-    if (node === undefined || cluster.down.has(node.info.id)) {
-      throw new TypeError(`error sending request for url (${req.url}): connection refused`);
-    }
-    cluster.calls.push({ node: node.info.id, method: req.method, path: url.pathname });
+  const fetch = fetchToNodes(nodes, async (req, node) => {
+    if (cluster.down.has(node.info.id)) throw refused(req);
+    cluster.calls.push({ node: node.info.id, method: req.method, path: new URL(req.url).pathname });
     await cluster.hook?.(req, node);
     return node.app.fetch(req);
-  };
+  });
   cluster.proxy = createProxyApp({
     topology,
     fetch,
@@ -164,6 +149,37 @@ export async function startCluster(options: {
     ...options.proxy,
   });
   return cluster;
+}
+
+/** One node (a real node app and engine), over a new fake disk unless given one. */
+export async function startNode(
+  info: NodeInfo,
+  options: { limits?: Limits; disk?: FakeDisk } = {},
+): Promise<TestNode> {
+  const { limits = DEFAULT_LIMITS, disk = createFakeDisk() } = options;
+  const engine = await openEngine({ disk, id: info.id, limits, firstRetryMs: 5, log: () => {} });
+  return { info, engine, disk, app: createNodeApp({ engine, limits, clusterSecret: "s3cret" }) };
+}
+
+/**
+ * The proxy's `fetch` to `nodes`, found by the URL's host (another host: refused); `send` takes
+ * each call to its node, and may hold, fail or record it on the way.
+ */
+export function fetchToNodes(
+  nodes: Map<string, TestNode>,
+  send: (req: Request, node: TestNode) => Promise<Response>,
+): NodeFetch {
+  return overRequests((req) => {
+    // Looked up per call: a test may put a new node (a wiped one) under an id.
+    const host = new URL(req.url).host;
+    const node = [...nodes.values()].find((n) => new URL(n.info.url).host === host);
+    return node === undefined ? Promise.reject(refused(req)) : send(req, node);
+  });
+}
+
+/** The error fetch throws when nothing listens at the request's URL. */
+export function refused(req: Request): TypeError {
+  return new TypeError(`error sending request for url (${req.url}): connection refused`);
 }
 
 /** The id of the node that owns `key` in `topo` (first owner). */
