@@ -1,15 +1,9 @@
 import { assert, assertEquals } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
 import { formatVersion, HybridClock } from "../../shared/version.ts";
-import type { BatchOp, BatchResult } from "../../shared/wire.ts";
-import { StaleEpochError } from "../nodes/node_client.ts";
 import { FakeAcceptors } from "../../tests/doubles/fake_acceptors.ts";
-import {
-  type Call,
-  checkHistory,
-  type Operation,
-  type Result,
-} from "../../tests/helpers/linearizability.ts";
+import { checkHistory, type Operation, type Result } from "../../tests/helpers/linearizability.ts";
+import { historyOf, pick, resultOf, runOnce } from "../../tests/helpers/chaos_clients.ts";
 import { type Replicas, Replicated } from "./caspaxos.ts";
 import { FailureDetector } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
@@ -29,56 +23,6 @@ const NEMESIS = Deno.env.get("CHAOS_NEMESIS") !== "0";
 
 function replicas(key: string): Replicas {
   return { owners: OWNERS, joining: [], key, point: 7, epoch: 1 };
-}
-
-/** One client operation: the call as the checker sees it, and the op the proxy runs. */
-function pick(
-  random: () => number,
-  key: string,
-  value: string,
-  seen?: string,
-): { call: Call; op: BatchOp } {
-  const x = random();
-  const ops: [number, Call, BatchOp][] = [
-    [0.3, { op: "get" }, { op: "get", key }],
-    [0.55, { op: "put", value }, { op: "put", key, value: btoa(value) }],
-    [
-      0.75,
-      { op: "put", value, ifMatch: seen },
-      { op: "put", key, value: btoa(value), ifMatch: seen },
-    ],
-    [
-      0.85,
-      { op: "put", value, ifNoneMatch: true },
-      { op: "put", key, value: btoa(value), ifNoneMatch: "*" },
-    ],
-    [0.95, { op: "delete" }, { op: "delete", key }],
-    [1, { op: "delete", ifMatch: seen }, { op: "delete", key, ifMatch: seen }],
-  ];
-  const [, call, op] = ops.find(([p]) => x < p)!;
-  return seen === undefined && "ifMatch" in call ? pick(() => 0.4, key, value) : { call, op };
-}
-
-function resultOf(call: Call, res: BatchResult): Result {
-  const version = res.version;
-  if (call.op === "get" && res.status === 200) {
-    return { status: 200, value: atob(res.value!), ...(version ? { version } : {}) };
-  }
-  return { status: res.status as 200, ...(version ? { version } : {}) };
-}
-
-/** Runs `op` as the router would: a stale epoch (nothing applied) is retried. */
-async function runOnce(rep: Replicated, op: BatchOp): Promise<BatchResult | undefined> {
-  for (let attempt = 0; attempt < 4; attempt++) {
-    try {
-      return await rep.run(replicas(op.key), op);
-    } catch (err) {
-      if (err instanceof StaleEpochError) continue;
-      if (!(err instanceof RingkvError)) throw err;
-      return undefined;
-    }
-  }
-  return undefined;
 }
 
 async function chaosRun(seed: number) {
@@ -120,7 +64,7 @@ async function chaosRun(seed: number) {
       const { call, op } = pick(random, key, `c${client}-${i}`, seen.get(key));
       now += random() < 0.2 ? 1 : 0;
       const start = performance.now();
-      const res = await runOnce(reps[client % PROXIES.length]!, op);
+      const res = await runOnce(reps[client % PROXIES.length]!, replicas(key), op);
       const result: Result = res === undefined ? { status: "unknown" } : resultOf(call, res);
       if (res?.version !== undefined && res.status !== 404) seen.set(key, res.version);
       history.push({ key, client, call, result, start, end: performance.now() });
@@ -131,7 +75,7 @@ async function chaosRun(seed: number) {
   nodes.chaos = undefined;
   for (let k = 0; k < KEYS; k++) {
     const start = performance.now();
-    const res = (await runOnce(reps[0]!, { op: "get", key: `k${k}` }))!;
+    const res = (await runOnce(reps[0]!, replicas(`k${k}`), { op: "get", key: `k${k}` }))!;
     const result = resultOf({ op: "get" }, res);
     history.push({
       key: `k${k}`,
@@ -222,8 +166,7 @@ Deno.test(`two proxies with fast writes over acceptors that lose, drop and delay
     }
     const bad = checkHistory(history);
     if (bad !== null) {
-      const ops = history.filter((o) => o.key === bad).sort((a, b) => a.start - b.start);
-      console.log(`seed ${seed}, key ${bad}:\n${ops.map((o) => JSON.stringify(o)).join("\n")}`);
+      console.log(`seed ${seed}, key ${bad}:\n${historyOf(history, bad)}`);
     }
     assertEquals(bad, null, `seed ${seed}`);
   }
