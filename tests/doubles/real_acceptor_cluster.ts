@@ -126,7 +126,7 @@ export async function startRealAcceptorCluster(
       await pass(`${id} ${node.info.id} ${new URL(req.url).pathname}`);
       return await flaky(cluster.chaos, req, () => node.app.fetch(req));
     });
-    const common = { fetch, clusterSecret: "s3cret", timeoutMs: 60_000 };
+    const common = { fetch, clusterSecret: "s3cret", timeoutMs: 5_000 };
     const replication = createReplication({
       ...common,
       proxyId: id,
