@@ -213,16 +213,17 @@ export class Acceptor {
    * failed log round back, and the promise must outlive it.
    */
   async #store(run: readonly WireEntry[], fence: Fence | undefined): Promise<Vote[]> {
-    const decided = new Map<WireEntry, "held" | "store" | Promise<Vote>>();
+    // The engine asks about each entry once, in order, so a decision's index is its entry's.
+    const decided: ("held" | "store" | Promise<Vote>)[] = [];
     await this.engine.ingest(run, fence, (entry) => {
       const decision = this.#decideAccept(entry);
-      decided.set(entry, decision);
+      decided.push(decision);
       return decision === "store";
     });
-    return await Promise.all(run.map(async (entry) => {
-      const decision = decided.get(entry);
-      if (decision === "held") return await this.#held(entry);
-      if (decision !== "store" && decision !== undefined) return await decision;
+    return await Promise.all(run.map((entry, i) => {
+      const decision = decided[i]!;
+      if (decision === "held") return this.#held(entry);
+      if (decision !== "store") return decision;
       this.#spend(entry);
       return OK;
     }));
