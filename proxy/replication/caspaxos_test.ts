@@ -452,3 +452,29 @@ Deno.test("a hint replay or an anti-entropy sync of a key ends its one-round-tri
     await c.close();
   }
 });
+
+Deno.test("a node's health is forgotten when it comes back under another URL or leaves the map", async () => {
+  const { c, replication } = await startReplicated();
+  try {
+    c.down.add("n3");
+    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    const before = replication.healthOf("n3") as NodeHealth;
+    assertEquals(before.state, "down");
+    assert(before.lastError?.includes(infos[2]!.url), before.lastError);
+    const moved = infos.map((n) => n.id === "n3" ? { ...n, url: "http://n3-new.test:1" } : n);
+    const current = c.topology.current();
+    const over = (nodes: typeof infos) => ({
+      current: () => ({ ...current, map: { ...current.map, nodes } }),
+      refreshFrom: () => Promise.resolve(),
+    });
+    const elsewhere = over(moved);
+    // Probed at once at its new address (due again), which this test's fetch cannot reach.
+    await replication.probeOnce(elsewhere, Date.now() + 60_000);
+    const after = replication.healthOf("n3") as NodeHealth;
+    assert(!after.lastError?.includes(infos[2]!.url), after.lastError);
+    await replication.probeOnce(over(infos.slice(0, 2)), Date.now() + 60_000);
+    assertEquals(replication.detector.health("n3"), undefined);
+  } finally {
+    await c.close();
+  }
+});

@@ -65,6 +65,8 @@ export class Replication {
   readonly rejoin: Rejoin | undefined;
   /** Each node's data-directory incarnation, as its last probe answered. */
   readonly #seen = new Map<string, Seen>();
+  /** The URL each node had at the last probe round: its health is of that address. */
+  readonly #probedUrls = new Map<string, string>();
   #topology: TopologySource | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
@@ -150,6 +152,7 @@ export class Replication {
       // Hints carry the map's incarnation: a node back on a new directory refuses them.
       nodes.set(n.id, { id: n.id, url: n.url, ...incarnationOf(n) });
     }
+    this.#forgetMoved(nodes);
     const due = this.detector.tick(now, [...nodes.keys()]);
     // A node that left holds no replica: its hints would take room from the others' for good.
     this.hints.keepOnly(new Set(nodes.keys()));
@@ -167,6 +170,20 @@ export class Replication {
       )
         .map((n) => this.#replay(n, topo.map.epoch)),
     );
+  }
+
+  /**
+   * Forgets the health of nodes that left the map or came back under another URL (QA: a node
+   * re-added at a new address kept the old one's last error in `GET /cluster`).
+   */
+  #forgetMoved(nodes: ReadonlyMap<string, NodeRef>): void {
+    for (const [id, url] of this.#probedUrls) {
+      if (nodes.get(id)?.url === url) continue;
+      this.detector.step({ kind: "forget", node: id });
+      this.#seen.delete(id);
+      this.#probedUrls.delete(id);
+    }
+    for (const [id, node] of nodes) this.#probedUrls.set(id, node.url);
   }
 
   /**
