@@ -138,7 +138,7 @@ export interface DataDirLock extends Disposable {
  * process's, {@link DataDirInUseError} when another process holds it, and
  * {@link DataDirUnusableError} when it is a file, not ours to write, or its file system is
  * read-only, full or failing. `retries`: how often it starts again when the lock file it
- * locked was removed meanwhile (its holder abandoned a failed start).
+ * locked, or the directory it made, was removed meanwhile (its holder abandoned a failed start).
  */
 export async function lockDataDir(
   dir: string,
@@ -159,6 +159,10 @@ export async function lockDataDir(
   try {
     file = await Deno.open(path, { read: true, write: true, create: true });
   } catch (err) {
+    // The directory went after it was made (a holder's abandon removed it): start again.
+    if (err instanceof Deno.errors.NotFound && retries > 0) {
+      return await lockDataDir(dir, role, retries - 1);
+    }
     throw unusable(dir, err, "lock");
   }
   let held = false;

@@ -182,3 +182,28 @@ Deno.test("lockDataDir() refuses another kind's directory before it writes anyth
   assertEquals(JSON.parse(await Deno.readTextFile(join(dir, LOCK_FILE))).role, "proxy");
   (await lockDataDir(dir, "proxy")).release();
 });
+
+Deno.test("lockDataDir() racing a holder's abandon() ends holding the directory's lock file, or refused", async () => {
+  await using tmp = await tempDir();
+  // The race is in the order of a few file system calls: many rounds, each with its own
+  // offset between the two, reach the window where the lock file is gone after it was opened.
+  for (let round = 0; round < 400; round++) {
+    const dir = join(tmp.path, `r${round}`);
+    const first = await lockDataDir(dir, "proxy");
+    const second = lockDataDir(dir, "proxy").catch((err) => {
+      if (!(err instanceof DataDirInUseError)) throw err;
+      return null;
+    });
+    for (let i = 0; i < round % 15; i++) await Promise.resolve(Deno.lstat(tmp.path));
+    await first.abandon();
+    const got = await second;
+    if (got === null) continue;
+    try {
+      // Held through the file now at its path: a third process is refused.
+      assert((await dataDirInUse(dir)) !== null, `round ${round}: the lock held is not the file's`);
+      await assertRejects(() => lockDataDir(dir, "proxy"), DataDirInUseError);
+    } finally {
+      got.release();
+    }
+  }
+});
