@@ -199,7 +199,9 @@ export function parseListQuery(url: string, limits: Limits): ListQuery {
     throw badQuery(`limit "${rawLimit}" is not a whole number from 1 to ${limits.maxListLimit}`);
   }
   const cursor = params.get("cursor");
-  const after = cursor === null || cursor === "" ? undefined : decodeCursor(cursor);
+  const after = cursor === null || cursor === ""
+    ? undefined
+    : decodeCursor(cursor, limits.maxKeyBytes);
   const rawValues = params.get("values");
   if (rawValues !== null && !["true", "false", "1", "0", ""].includes(rawValues)) {
     throw badQuery(`values "${rawValues}" is not true or false`);

@@ -1,3 +1,4 @@
+import { encodeCursor } from "../routing/listing.ts";
 import { assert, assertEquals } from "@std/assert";
 import { hashKey } from "../../shared/ring.ts";
 import { formatVersion } from "../../shared/version.ts";
@@ -127,6 +128,9 @@ Deno.test("GET /kv refuses bad parameters with 400", async () => {
       ["values=maybe", "bad_request"],
       ["cursor=***", "invalid_cursor"],
       ["cursor=_w", "invalid_cursor"],
+      // A key too long for any cursor (review: the nodes' 414 came back as 502), NUL bytes.
+      [`cursor=${encodeCursor("/".repeat(2800))}`, "invalid_cursor"],
+      [`cursor=${"A".repeat(8000)}`, "invalid_cursor"],
       [`prefix=${"p".repeat(1025)}`, "bad_request"],
       // Which of two was meant is unknown: the first one would win without a word.
       ["prefix=a&prefix=b", "bad_request"],

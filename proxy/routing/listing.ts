@@ -20,6 +20,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import { isExpired } from "../../shared/expiry.ts";
+import { checkKey } from "../../shared/keys.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { KeysPage } from "../nodes/node_client.ts";
 
@@ -141,16 +142,23 @@ export function encodeCursor(key: string): string {
   return new TextEncoder().encode(key).toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
-/** The key a cursor stands for; 400 `invalid_cursor` when it is not one of ours. */
-export function decodeCursor(cursor: string): string {
+/**
+ * The key a cursor stands for; 400 `invalid_cursor` when it is not one of ours. Every cursor
+ * this API returns names a key, so a decoded text that is no key (too long, a control
+ * character) is refused here: sent on to the nodes, it made a URL too long for them (502).
+ */
+export function decodeCursor(cursor: string, maxKeyBytes: number): string {
+  let key: string;
   try {
     const bytes = Uint8Array.fromBase64(cursor, { alphabet: "base64url" });
     // ignoreBOM keeps a key's leading U+FEFF (the decoder drops it otherwise).
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    key = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    checkKey(key, maxKeyBytes);
   } catch {
     throw new RingkvError(
       "invalid_cursor",
       `Cannot continue the listing: cursor "${cursor.slice(0, 100)}" is not one this API returned`,
     );
   }
+  return key;
 }
