@@ -58,6 +58,8 @@ async function readChanges(c: Context, ctx: NodeContext): Promise<Response> {
     ? log.last
     : whole(c.req.query("after"), "after");
   const limit = Math.min(whole(c.req.query("limit"), "limit", 1000), ctx.limits.maxBatchOps);
+  // An empty page that says it is full has no last change to name (review: a 500).
+  if (limit < 1) throw bad("limit is not 1 or more");
   const wait = Math.min(whole(c.req.query("wait"), "wait", 0), MAX_CHANGES_WAIT_MS);
   const prefix = c.req.query("prefix") ?? "";
   const head = { boot: log.boot, first: log.first, last: log.last };

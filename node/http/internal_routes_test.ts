@@ -341,7 +341,7 @@ Deno.test("/internal/changes and /internal/changes/at answer 400 to a position t
     assertEquals(res.status, 400, JSON.stringify(at));
     assertEquals((await res.json()).error.code, "bad_request");
   }
-  for (const query of ["after=", "limit=", "wait=", "after=1e3", "after=%20"]) {
+  for (const query of ["after=", "limit=", "limit=0", "wait=", "after=1e3", "after=%20"]) {
     const res = await app.request(`/internal/changes?${query}`);
     assertEquals(res.status, 400, query);
     await res.body?.cancel();
