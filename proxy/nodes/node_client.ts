@@ -253,7 +253,10 @@ export class NodeClient {
     const path = `/internal/expired?before=${before}&limit=${limit}`;
     const body = await this.#call(node, epoch, path, "GET");
     const keys = (body as { keys?: unknown }).keys;
-    if (!Array.isArray(keys)) throw badAnswer(node, "/internal/expired", "expected {keys}");
+    // Each one checked: the reaper's timer would end the process on a TypeError.
+    const good = Array.isArray(keys) &&
+      keys.every((e) => typeof e?.k === "string" && typeof e.ver === "string");
+    if (!good) throw badAnswer(node, "/internal/expired", "expected {keys: [{k, ver}]}");
     return keys as { k: string; ver: string }[];
   }
 

@@ -58,3 +58,16 @@ Deno.test("failureReason() of an https node the proxy does not trust, or reached
     assertMatch(failureReason(err), hint);
   }
 });
+
+Deno.test("NodeClient.expired() answers 502 for a keys list whose entries are not {k, ver}", async () => {
+  // Security review: the TTL reaper's timer would end the process on the TypeError.
+  for (const keys of [[null], [{ k: "a" }], [{ k: 1, ver: VER }], "a"]) {
+    const fetch = () => Promise.resolve(Response.json({ keys }));
+    const client = new NodeClient({ fetch, timeoutMs: 1000 });
+    const err = await assertRejects(() => client.expired(NODE, 1, 0, 10), RingkvError);
+    assertEquals(err.code, "bad_gateway", JSON.stringify(keys));
+  }
+  const fetch = () => Promise.resolve(Response.json({ keys: [{ k: "a", ver: VER }] }));
+  const ok = await new NodeClient({ fetch, timeoutMs: 1000 }).expired(NODE, 1, 0, 10);
+  assertEquals(ok, [{ k: "a", ver: VER }]);
+});
