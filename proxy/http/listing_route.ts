@@ -58,12 +58,13 @@ export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<
   const q = parseListQuery(req.url, deps.limits);
   const page = await deps.router.withTopology((topo) => {
     const unreached = new Set<string>();
-    return listLive(nodeIdsOf(topo), q.after, q.limit, async (id, after) => {
+    const scan = { maxPage: deps.limits.maxListLimit };
+    return listLive(nodeIdsOf(topo), q.after, q.limit, async (id, after, size) => {
       try {
         return await deps.client.keys(nodeRef(topo, id), topo.map.epoch, {
           prefix: q.prefix,
           after,
-          limit: q.limit,
+          limit: size,
         }, deps.requestIds?.of(req));
       } catch (err) {
         if (!(err instanceof RingkvError) || err.code !== "node_unavailable") throw err;
@@ -72,11 +73,11 @@ export async function handleList(deps: PublicRoutesDeps, req: Request): Promise<
         unreached.add(id);
         return { entries: [], more: false };
       }
-    });
+    }, scan);
   });
   const keys = page.entries.map((e) => e.k);
-  const last = keys[keys.length - 1];
-  const cursor = page.more && last !== undefined ? encodeCursor(last) : null;
+  // The last key read: a page cut short by deleted keys goes on after them.
+  const cursor = page.more && page.passed !== undefined ? encodeCursor(page.passed) : null;
   if (!q.values) return Response.json({ keys, cursor });
   const { items, stoppedAfter } = await readValues(deps, keys, deps.limits.maxBatchBytes);
   return Response.json({
