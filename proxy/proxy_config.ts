@@ -74,7 +74,8 @@ const SPEC = {
   keyCache: {
     type: "int",
     default: 1_000_000,
-    help: "ring positions of this many recent keys kept in memory (about 60-100 B each)",
+    help:
+      "ring positions of this many recent keys kept in memory (about 60-100 B each, and at most 32 Mi characters of keys in all)",
   },
   reusePort: {
     type: "bool",

@@ -22,9 +22,17 @@ import { hashKey, type Point } from "./ring.ts";
 export interface KeyPointsOptions {
   /** Most keys remembered; the oldest inserted is forgotten first. Default 100,000. */
   capacity?: number;
+  /**
+   * Most characters of keys remembered in all (default {@link DEFAULT_KEY_POINTS_CHARS}): a
+   * count alone let 1,000,000 keys of 1 KiB hold ~1.7 GB (security review).
+   */
+  maxChars?: number;
   /** Key to point; default {@link hashKey}. Tests inject a counting one. */
   hash?: (key: string) => Promise<Point>;
 }
+
+/** Default of {@link KeyPointsOptions.maxChars}: 32 Mi characters (32-64 MiB of strings). */
+export const DEFAULT_KEY_POINTS_CHARS = 32 * 1024 * 1024;
 
 /** Default number of keys a {@link KeyPoints} remembers. */
 export const DEFAULT_KEY_POINTS_CAPACITY = 100_000;
@@ -32,6 +40,8 @@ export const DEFAULT_KEY_POINTS_CAPACITY = 100_000;
 /** Remembers the ring points of up to `capacity` recent keys. */
 export class KeyPoints {
   readonly #capacity: number;
+  readonly #maxChars: number;
+  #chars = 0;
   readonly #hash: (key: string) => Promise<Point>;
   readonly #known = new Map<string, Point>();
   readonly #pending = new Map<string, Promise<Point>>();
@@ -46,6 +56,7 @@ export class KeyPoints {
       );
     }
     this.#capacity = capacity;
+    this.#maxChars = options.maxChars ?? DEFAULT_KEY_POINTS_CHARS;
     this.#hash = options.hash ?? hashKey;
   }
 
@@ -84,9 +95,16 @@ export class KeyPoints {
 
   #remember(key: string, point: Point): void {
     // Insertion order, not recency: a hit then costs one Map lookup and no re-insert.
-    if (this.#known.size >= this.#capacity) {
-      this.#known.delete(this.#known.keys().next().value!);
+    if (this.#known.has(key) || key.length > this.#maxChars) return;
+    while (
+      this.#known.size > 0 &&
+      (this.#known.size >= this.#capacity || this.#chars + key.length > this.#maxChars)
+    ) {
+      const oldest = this.#known.keys().next().value!;
+      this.#known.delete(oldest);
+      this.#chars -= oldest.length;
     }
     this.#known.set(key, point);
+    this.#chars += key.length;
   }
 }

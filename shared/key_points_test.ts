@@ -55,6 +55,20 @@ Deno.test("KeyPoints forgets the oldest inserted key beyond its capacity", async
   assert(keyPoints.pointOf("bb") instanceof Promise, "re-adding a evicted bb, the oldest");
 });
 
+Deno.test("KeyPoints forgets the oldest keys beyond its characters, and never holds one longer than them", async () => {
+  const hash = (key: string) => Promise.resolve(key.length);
+  const keyPoints = new KeyPoints({ maxChars: 10, hash });
+  for (const key of ["aaaa", "bbbb", "cc"]) await keyPoints.pointOf(key);
+  assertEquals(keyPoints.size, 3); // 10 characters
+  await keyPoints.pointOf("ddd"); // 13: "aaaa" goes
+  assertEquals(keyPoints.size, 3);
+  assert(keyPoints.pointOf("aaaa") instanceof Promise, "the oldest key was forgotten");
+  assertEquals(keyPoints.pointOf("cc"), 2);
+  assertEquals(await keyPoints.pointOf("x".repeat(11)), 11); // answered, not remembered
+  assert(keyPoints.pointOf("x".repeat(11)) instanceof Promise);
+  assertEquals(keyPoints.pointOf("cc"), 2, "a key too long to hold evicted nothing");
+});
+
 Deno.test("KeyPoints.pointsOf() answers in order and hashes the misses concurrently", async () => {
   const { calls, hash, release } = gatedHash();
   const keyPoints = new KeyPoints({ hash });
