@@ -325,6 +325,9 @@ function goesOn(err: unknown): never {
   );
 }
 
+/** `kv add` and `kv remove` wait this many times `--timeout-ms` for the proxy's answer. */
+const CHANGE_CALL_FACTOR = 6;
+
 async function change(
   t: Target,
   f: Flags,
@@ -334,8 +337,19 @@ async function change(
   removing?: string,
 ) {
   const json = body === undefined ? undefined : JSON.stringify(body);
-  const res = await call(t, path, { method, admin: true, body: json });
-  if (!res.ok) await failed(res, `Cannot ${method === "POST" ? "add" : "remove"} the node`);
+  const verb = method === "POST" ? "add" : "remove";
+  // The proxy answers once the change is chosen and pushed: with a member that hangs, each
+  // of its steps waits a node-call timeout (review: 12.7 s, past kv's 10 s).
+  const patient = { ...t, timeoutMs: t.timeoutMs * CHANGE_CALL_FACTOR };
+  const res = await call(patient, path, { method, admin: true, body: json }).catch((err) => {
+    if (!(err instanceof CliError) || err.code !== EXIT.unavailable) throw err;
+    throw new CliError(
+      err.code,
+      `${err.message}. The proxy may have made the change: \`deno task kv status\` shows ` +
+        `whether a rebalancing runs (a second \`kv ${verb}\` of the node answers 409 while it does)`,
+    );
+  });
+  if (!res.ok) await failed(res, `Cannot ${verb} the node`);
   const view = await res.json().catch(() => null) as { rebalancing?: unknown } | null;
   // A removal starts a rebalancing; only the removal of the node being added (its add
   // cancelled) leaves none.

@@ -2,7 +2,7 @@
  * `deno task kv` given a `--url` that is no proxy URL or a zero timeout: a usage error
  * (exit 2) that names the flag, not "Cannot reach" (exit 4, as if the proxy were down).
  */
-import { assertEquals, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import { runToEnd } from "./helpers/process.ts";
 
 const KV = new URL("../tasks/kv.ts", import.meta.url);
@@ -223,6 +223,35 @@ Deno.test("deno task kv's call deadline is --timeout-ms or RINGKV_KV_TIMEOUT_MS,
     const proxys = await run({ RINGKV_TIMEOUT_MS: "1", RINGKV_KV_TIMEOUT_MS: "400" });
     assertEquals(proxys.code, 4, proxys.stderr);
     assertMatch(proxys.stderr, /400 ms/);
+  } finally {
+    release.resolve();
+    await server.shutdown();
+  }
+});
+
+Deno.test("deno task kv add waits 6 times --timeout-ms, then says the change may have been made and how to see it", async () => {
+  // Review: a proxy whose member hangs answered the add after 12.7 s; kv gave up at 10 s with
+  // "Cannot reach" while the add ran.
+  const release = Promise.withResolvers<void>();
+  let asked = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async () => {
+    asked = performance.now();
+    await release.promise;
+    return Response.json({ epoch: 2, nodes: [], rebalancing: null }, { status: 202 });
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}`;
+    const started = performance.now();
+    const add = await runToEnd({
+      script: KV,
+      args: ["add", "http://127.0.0.1:7004", "--no-wait", "--url", url, "--timeout-ms", "300"],
+      env: { RINGKV_ADMIN_TOKEN: "t0ken" },
+      timeoutMs: 60_000,
+    });
+    assertEquals(add.code, 4, add.stderr);
+    assertMatch(add.stderr, /no answer within 1800 ms\. The proxy may have made the change/);
+    assertMatch(add.stderr, /deno task kv status/);
+    assert(asked > 0 && performance.now() - started >= 1800, "kv waited its 6 timeouts");
   } finally {
     release.resolve();
     await server.shutdown();
