@@ -79,11 +79,16 @@ export function refuseUnjoinable(
   return false;
 }
 
-/** Whether `nodeMap` is an earlier map of ours in which node `id` was being added, and it no longer is. */
+/**
+ * Whether node `id` holds only leftovers of ours: `nodeMap` is an earlier map of ours in which
+ * it was being added, and it no longer is; or a map of ours that does not count it at all (a
+ * cancel's map, pushed to it before a proxy that died could drop its keys: review).
+ */
 function cancelledJoin(id: string, nodeMap: ClusterMap, ours: ClusterMap): boolean {
+  if (allNodes(ours).some((n) => n.id === id) || !ofThisCluster(nodeMap, ours, id)) return false;
   const rb = nodeMap.rebalancing;
-  return rb?.kind === "add" && rb.nodeId === id && nodeMap.epoch < ours.epoch &&
-    !allNodes(ours).some((n) => n.id === id) && ofThisCluster(nodeMap, ours, id);
+  const wasJoining = rb?.kind === "add" && rb.nodeId === id && nodeMap.epoch < ours.epoch;
+  return wasJoining || !allNodes(nodeMap).some((n) => n.id === id);
 }
 
 /**

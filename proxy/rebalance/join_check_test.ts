@@ -136,4 +136,9 @@ Deno.test("refuseUnjoinable() lets the joining node of a cancelled add of this c
   // Another cluster's add of a node with that id: refused.
   const theirs = planAdd(other, info("n3"), 0, 0);
   refusal({ id: "n3", keys: 0 }, theirs, cancelled);
+  // It got the cancel's map, and its proxy died before dropping its keys (review): emptied.
+  assertEquals(refuseUnjoinable(URL, { id: "n3", keys: 9656 }, cancelled, cancelled), true);
+  assertEquals(refuseUnjoinable(URL, { id: "n3", keys: 9656 }, mine, cancelled), true);
+  // Another cluster's map that does not count it: refused.
+  refusal({ id: "n3", keys: 10 }, other, cancelled);
 });
