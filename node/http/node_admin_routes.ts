@@ -6,16 +6,21 @@
  */
 import type { Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
+import { CHALLENGE_PARAM, challengeProblem, secretProof } from "../../shared/node_proof.ts";
 import { parseFlatImage } from "./flat_image.ts";
 import { metricsText } from "./node_metrics.ts";
 import { readRouteJson } from "./node_request_body.ts";
 import { type NodeContext, route } from "./node_context.ts";
 
-/** Registers `/health`, `/metrics`, `/export` and `/import`. */
-export function adminRoutes(app: Hono, ctx: NodeContext): void {
+/**
+ * Registers `/health`, `/metrics`, `/export` and `/import`; `/health?challenge=` answers with
+ * the proof of `secret` (null without one).
+ */
+export function adminRoutes(app: Hono, ctx: NodeContext, secret?: string): void {
   const { engine, limits } = ctx;
   route(app, "/health", {
     GET: async (c) => {
+      const proof = await proofFor(c.req.queries(CHALLENGE_PARAM), secret);
       const writes = engine.writeHealth();
       const stats = engine.stats();
       const ok = writes.state === "writable";
@@ -33,6 +38,7 @@ export function adminRoutes(app: Hono, ctx: NodeContext): void {
         // A proxy adding this node checks them: smaller than the cluster's, its add would stall.
         limits: { maxKeyBytes: limits.maxKeyBytes, maxValueBytes: limits.maxValueBytes },
         ...(ok ? {} : { writes }),
+        ...proof,
       }, ok ? 200 : 503);
     },
   });
@@ -57,4 +63,20 @@ export function adminRoutes(app: Hono, ctx: NodeContext): void {
       return c.json({ imported: await engine.importFlat(parseFlatImage(body, limits)) });
     },
   });
+}
+
+/**
+ * The `proof` field of a `/health` answer: none without a challenge, null for a node without a
+ * secret (so a proxy that has one refuses to add it), else the secret's proof.
+ */
+async function proofFor(
+  challenges: string[] | undefined,
+  secret: string | undefined,
+): Promise<{ proof?: string | null }> {
+  if (challenges === undefined) return {};
+  const problem = challengeProblem(...challenges);
+  if (problem !== undefined) {
+    throw new RingkvError("bad_request", `Cannot answer /health?${CHALLENGE_PARAM}=: ${problem}`);
+  }
+  return { proof: secret === undefined ? null : await secretProof(secret, challenges[0]!) };
 }

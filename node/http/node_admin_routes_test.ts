@@ -5,10 +5,20 @@ import { createNodeApp } from "./node_app.ts";
 import type { NodeEngine } from "../engine/engine.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../engine/open_engine.ts";
+import { newChallenge, provesSecret } from "../../shared/node_proof.ts";
 
-async function setup(): Promise<{ app: Hono; engine: NodeEngine }> {
+async function setup(clusterSecret?: string): Promise<{ app: Hono; engine: NodeEngine }> {
   const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
-  return { app: createNodeApp({ engine, limits: DEFAULT_LIMITS }), engine };
+  return { app: createNodeApp({ engine, limits: DEFAULT_LIMITS, clusterSecret }), engine };
+}
+
+/** hex(HMAC-SHA256(secret, "ringkv-node-proof\n" + challenge)), worked out here on its own. */
+async function expectedProof(secret: string, challenge: string): Promise<string> {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  const algorithm = { name: "HMAC", hash: "SHA-256" };
+  const key = await crypto.subtle.importKey("raw", bytes(secret), algorithm, false, ["sign"]);
+  const mac = await crypto.subtle.sign("HMAC", key, bytes(`ringkv-node-proof\n${challenge}`));
+  return Array.from(new Uint8Array(mac), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 Deno.test("GET /health answers ok with the id, incarnation, epoch, number of keys and limits", async () => {
@@ -30,6 +40,56 @@ Deno.test("GET /health answers ok with the id, incarnation, epoch, number of key
   await app.request("/kv/a", { method: "DELETE" });
   const after = await (await app.request("/health")).json();
   assertEquals([after.keys, after.tombstones], [0, 1]);
+  await engine.close();
+});
+
+Deno.test("GET /health?challenge= answers, without the secret, a proof of the node's secret that verifies", async () => {
+  const { app, engine } = await setup("s3cret");
+  const challenge = newChallenge();
+  const res = await app.request(`/health?challenge=${challenge}`);
+  const body = await res.json();
+  assertEquals([res.status, body.id], [200, "n1"]);
+  assertEquals(body.proof, await expectedProof("s3cret", challenge));
+  assert(await provesSecret("s3cret", challenge, body.proof));
+  assert(!(await provesSecret("another", challenge, body.proof)));
+  assert(!(await provesSecret("s3cret", newChallenge(), body.proof)), "bound to the challenge");
+  // Without a challenge the answer is as it was; the secret itself is never in it.
+  const plain = await (await app.request("/health")).json();
+  assertEquals("proof" in plain, false);
+  assert(!JSON.stringify(body).includes("s3cret"));
+  await engine.close();
+});
+
+Deno.test("GET /health?challenge= of a node without a cluster secret says so: proof null", async () => {
+  const { app, engine } = await setup();
+  const res = await app.request(`/health?challenge=${newChallenge()}`);
+  assertEquals([res.status, (await res.json()).proof], [200, null]);
+  await engine.close();
+});
+
+Deno.test("GET /health answers 400 to a challenge that is not 16-128 of [A-Za-z0-9_-] or given twice", async () => {
+  const { app, engine } = await setup("s3cret");
+  const good = newChallenge();
+  const junk = [
+    "challenge=",
+    "challenge=short",
+    `challenge=${"a".repeat(129)}`,
+    `challenge=${good.slice(0, 20)}%20${good.slice(20)}`,
+    `challenge=${good}.`,
+    `challenge=${encodeURIComponent("é".repeat(16))}`,
+    `challenge=${good}&challenge=${good}`,
+  ];
+  for (const query of junk) {
+    const res = await app.request(`/health?${query}`);
+    const body = await res.json();
+    assertEquals([res.status, body.error.code], [400, "bad_request"], query);
+    assertEquals(body.proof, undefined, query);
+  }
+  const edges = [good.slice(0, 16), "A-_z".repeat(32)];
+  for (const challenge of edges) {
+    const res = await app.request(`/health?challenge=${challenge}`);
+    assert(await provesSecret("s3cret", challenge, (await res.json()).proof), challenge);
+  }
   await engine.close();
 });
 

@@ -81,7 +81,7 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
   internalRoutes(app, ctx);
   paxosRoutes(app, ctx, deps.floorStore);
   digestRoutes(app, ctx);
-  adminRoutes(app, ctx);
+  adminRoutes(app, ctx, secret?.text);
   app.notFound((c) => {
     const path = rawPath(c.req.url);
     return errorAnswer(new RingkvError("not_found", `Cannot find route ${path}`), c.req.raw, ctx);
