@@ -1,7 +1,7 @@
 /**
  * The proxy's cluster-management calls to nodes (docs/internal-api.md): health, the
  * stored cluster map, range scans, versioned ingest and drops. Every call has a
- * timeout and carries the cluster secret when there is one.
+ * timeout and carries the cluster secret when there is one, but those to `/health`.
  *
  * @module
  * @example
@@ -16,6 +16,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import { mapShapeProblem } from "../../shared/map_shape.ts";
+import { CHALLENGE_PARAM, newChallenge, provesSecret } from "../../shared/node_proof.ts";
 import { failureReason, type NodeFetch } from "./node_client.ts";
 import type { Range } from "../../shared/ring.ts";
 import {
@@ -48,6 +49,29 @@ export interface NodeHealth {
   writes?: NodeWrites;
   /** The longest key and largest value it takes (absent from nodes before they said). */
   limits?: NodeLimits;
+}
+
+/** A `/health` body as it came, every field unchecked. */
+type HealthBody = Partial<NodeHealth> & { proof?: unknown };
+
+/**
+ * What a node's answer to a challenge says of its cluster secret, against this proxy's:
+ * `same` (or neither has one), `other` (it holds another), `none` (it has none and this proxy
+ * has one), `unanswered` (no proof: a node from before challenges, or no node), `unwanted`
+ * (it has one and this proxy none).
+ */
+export type SecretCheck = "same" | "other" | "none" | "unanswered" | "unwanted";
+
+/** {@link SecretCheck} of `proof`, a node's answer to `challenge`, against `secret` (ours). */
+export async function checkProof(
+  secret: string | undefined,
+  challenge: string,
+  proof: unknown,
+): Promise<SecretCheck> {
+  if (secret === undefined) return typeof proof === "string" ? "unwanted" : "same";
+  if (proof === null) return "none";
+  if (typeof proof !== "string") return "unanswered";
+  return await provesSecret(secret, challenge, proof) ? "same" : "other";
 }
 
 /** The key and value limits a node's `/health` reports. */
@@ -150,7 +174,9 @@ export class NodeAdmin {
   private async call(url: string, path: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
     const secret = this.options.clusterSecret;
-    if (secret !== undefined) headers.set("authorization", `Bearer ${secret}`);
+    // /health needs none, and is the first call to a URL not yet known to be a node's.
+    const open = path.split("?")[0] === "/health";
+    if (secret !== undefined && !open) headers.set("authorization", `Bearer ${secret}`);
     const signal = init.signal ?? AbortSignal.timeout(this.options.timeoutMs);
     try {
       const res = await this.options.fetch(url + path, { ...init, headers, signal });
@@ -217,7 +243,27 @@ export class NodeAdmin {
 
   /** `GET /health`: the node's id, epoch and number of keys. */
   async health(url: string): Promise<NodeHealth> {
-    const res = await this.call(url, "/health");
+    return (await this.healthAnswer(url, "/health")).health;
+  }
+
+  /**
+   * `GET /health?challenge=` with a fresh challenge, like every `/health` call without the
+   * secret and without following a redirect (a URL that redirects is not a node): the node's
+   * health and what its proof says of its cluster secret, against this proxy's.
+   */
+  async challengedHealth(url: string): Promise<{ health: NodeHealth; secret: SecretCheck }> {
+    const challenge = newChallenge();
+    const path = `/health?${CHALLENGE_PARAM}=${challenge}`;
+    const { health, proof } = await this.healthAnswer(url, path, { redirect: "manual" });
+    return { health, secret: await checkProof(this.options.clusterSecret, challenge, proof) };
+  }
+
+  private async healthAnswer(
+    url: string,
+    path: string,
+    init: RequestInit = {},
+  ): Promise<{ health: NodeHealth; proof: unknown }> {
+    const res = await this.call(url, path, init);
     // A node that refuses writes answers 503 but is alive: its id and keys still count.
     const body = res.status === 503
       ? await res.clone().json().catch(() => null) as Partial<NodeHealth> | null
@@ -226,14 +272,14 @@ export class NodeAdmin {
     if (!res.ok && writes === undefined) return this.fail(url, "/health", res);
     if (writes !== undefined) await res.body?.cancel();
     const known = writes === undefined
-      ? (await this.read(url, "/health", res.json()) as Partial<NodeHealth> | null) ?? {}
-      : body!;
+      ? (await this.read(url, "/health", res.json()) as HealthBody | null) ?? {}
+      : body as HealthBody;
     if (typeof known.id !== "string" || known.id === "") {
       throw new RingkvError("bad_gateway", `Cannot use node ${url}: its /health has no id`);
     }
     const { incarnation } = known;
     const limits = limitsOf(known.limits);
-    return {
+    const health = {
       id: known.id,
       epoch: known.epoch ?? 0,
       keys: known.keys ?? 0,
@@ -242,6 +288,7 @@ export class NodeAdmin {
       ...(writes === undefined ? {} : { writes }),
       ...(limits === undefined ? {} : { limits }),
     };
+    return { health, proof: known.proof };
   }
 
   /** `GET /internal/cluster`: the node's stored map, null when it has none. */

@@ -1,7 +1,8 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
-import { NodeAdmin } from "./node_admin.ts";
+import { checkProof, NodeAdmin } from "./node_admin.ts";
+import { newChallenge, secretProof } from "../../shared/node_proof.ts";
 import { stalledBody } from "../../tests/doubles/stalled_body.ts";
 import { overRequests } from "../../tests/doubles/node_fetch.ts";
 
@@ -24,6 +25,49 @@ Deno.test("NodeAdmin sends the cluster secret and the epoch on internal calls", 
   assertEquals(seen[0]!.headers.get("authorization"), "Bearer s3");
   assertEquals(seen[0]!.headers.get("x-ringkv-epoch"), "7");
   assertEquals(await seen[0]!.json(), { ranges: [[0, 10]] });
+});
+
+Deno.test("NodeAdmin never sends the cluster secret to /health; challengedHealth() sends a fresh challenge and follows no redirect", async () => {
+  const { seen, fetch } = recording((req) => {
+    const challenge = new URL(req.url).searchParams.get("challenge");
+    const body = { status: "ok", id: "n1", epoch: 0, keys: 0 };
+    return Response.json(challenge === null ? body : { ...body, proof: null });
+  });
+  const admin = new NodeAdmin({ fetch, timeoutMs: 1000, clusterSecret: "s3" });
+  assertEquals((await admin.health("http://n1")).id, "n1");
+  assertEquals(await admin.starting("http://n1"), false);
+  const first = await admin.challengedHealth("http://n1");
+  const second = await admin.challengedHealth("http://n1");
+  assertEquals([first.health.id, first.secret, second.secret], ["n1", "none", "none"]);
+  assertEquals(seen.length, 4);
+  assertEquals(seen.map((r) => r.headers.get("authorization")), [null, null, null, null]);
+  const challenges = seen.slice(2).map((r) => new URL(r.url).searchParams.get("challenge"));
+  for (const c of challenges) assert(/^[0-9a-f]{32}$/.test(c ?? ""), String(c));
+  assert(challenges[0] !== challenges[1], "a fresh challenge per call");
+  assertEquals(seen.slice(2).map((r) => r.redirect), ["manual", "manual"]);
+});
+
+Deno.test("checkProof() judges a node's answer to a challenge against this proxy's secret", async () => {
+  const challenge = newChallenge();
+  const right = await secretProof("s3", challenge);
+  const other = await secretProof("another", challenge);
+  const cases: [string | undefined, unknown, string][] = [
+    ["s3", right, "same"],
+    ["s3", other, "other"],
+    ["s3", await secretProof("s3", newChallenge()), "other"],
+    ["s3", right.toUpperCase(), "other"],
+    ["s3", right + "0", "other"],
+    ["s3", "", "other"],
+    ["s3", null, "none"],
+    ["s3", undefined, "unanswered"],
+    ["s3", 42, "unanswered"],
+    [undefined, null, "same"],
+    [undefined, undefined, "same"],
+    [undefined, right, "unwanted"],
+  ];
+  for (const [ours, proof, want] of cases) {
+    assertEquals(await checkProof(ours, challenge, proof), want, `${ours} ${proof}`);
+  }
 });
 
 Deno.test("NodeAdmin.putMap() returns the node's newer map from a 409 stale_epoch", async () => {

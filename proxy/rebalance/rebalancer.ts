@@ -36,6 +36,7 @@ import {
 import { recoveringOf, throwIfRecovering } from "../replication/rejoin.ts";
 import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
 import { refuseUnjoinable } from "./join_check.ts";
+import { refuseUnproven } from "./proof_check.ts";
 import { clusterLimits, refuseSmallerLimits } from "./limits_check.ts";
 import { toleratedOf } from "../replication/quorum.ts";
 
@@ -142,11 +143,18 @@ export class Rebalancer {
     return next;
   }
 
-  /** Starts adding the node at `url` (its id from /health); the map it installed. */
+  /**
+   * Starts adding the node at `url` (its id from /health); the map it installed. The URL comes
+   * from an API call: nothing carries the cluster secret to it before it proved it holds it.
+   */
   async startAdd(url: string, weight: number): Promise<ClusterMap> {
-    const health = await this.deps.admin.health(url).catch(addFailure(url));
-    if (!(await this.deps.admin.acceptsSecret(url))) {
-      // Accepted, every copy to it would be refused: a rebalancing that never ends.
+    const { admin } = this.deps;
+    const { health, secret } = await admin.challengedHealth(url).catch(addFailure(url, NO_NODE));
+    refuseUnproven(url, secret);
+    if (!(await admin.acceptsSecret(url))) {
+      // Accepted, every copy to it would be refused: a rebalancing that never ends. Proven above
+      // when this proxy has a secret; without one, only here can a node too old to answer a
+      // challenge show it has one.
       throw new RingkvError(
         "conflict",
         `Cannot add node ${url}: it refuses this cluster's secret; start it with the ` +
@@ -426,10 +434,15 @@ type MemberHealth = Map<string, NodeHealth | null>;
  * The error of a call to a node being added, named as its add's: a node that answered with
  * nonsense is a 502, one that did not answer in time a 503.
  */
-function addFailure(url: string): (err: unknown) => never {
+function addFailure(url: string, hint = ""): (err: unknown) => never {
   return (err) => {
     if (!(err instanceof RingkvError)) throw err;
     const code = err.code === "bad_gateway" ? "bad_gateway" : "node_unavailable";
-    throw new RingkvError(code, `Cannot add node ${url}: ${err.message}`);
+    const more = code === "bad_gateway" ? hint : "";
+    throw new RingkvError(code, `Cannot add node ${url}: ${err.message}${more}`);
   };
 }
+
+/** What a bad answer to the add's first call, `/health`, suggests. */
+const NO_NODE = "; check that it is a ringkv node's URL (nothing was sent to it with the " +
+  "cluster secret)";
