@@ -190,13 +190,16 @@ function adminRoutes(): Json {
               "or user) and weight",
           ),
           "409": error(
-            "a rebalancing already runs, the node is already a member, it refuses the " +
-              "cluster secret, or it is not empty (it holds keys or deleted keys, or a map that counts it as " +
+            "a rebalancing already runs, the node is already a member, its answer to " +
+              "GET /health?challenge= proves another cluster secret or none, or it is not empty (it holds keys or deleted keys, or a map that counts it as " +
               "a member of a cluster, or the map of another cluster it was drained from), or " +
               "it takes shorter keys or smaller values than the proxy",
           ),
           "413": error("the body is too large"),
-          "502": error("the node's /health answer is not JSON or has no id"),
+          "502": error(
+            "the node's /health answer is not JSON, has no id, or has no proof of the cluster " +
+              "secret (nothing was sent to it with the secret)",
+          ),
           "503": error("the node does not answer in time"),
           ...adminCommon,
         },
