@@ -81,6 +81,10 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
       return c.json({ accepted: await ctx.mapVotes.prepare(epoch, ballot), ...voter() });
     },
   });
+  // Read only (no promise, nothing stored): a proxy looks for a map accepted but never pushed.
+  route(app, "/internal/cluster/vote", {
+    GET: async (c) => c.json({ vote: await ctx.mapVotes.peek(), ...voter() }),
+  });
   route(app, "/internal/cluster/accept", {
     POST: async (c) => {
       const body = await readRouteJson(c.req.raw, ctx, "the accept");

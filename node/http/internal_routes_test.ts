@@ -386,3 +386,21 @@ Deno.test("POST /internal/cluster/prepare|accept: the vote on the next map is ke
   assertEquals((await again.json()).accepted, { ballot: "018c00000000-0000-pa", map });
   await engine.close();
 });
+
+Deno.test("GET /internal/cluster/vote reads the vote on the next map and promises nothing", async () => {
+  const disk = createFakeDisk();
+  const map = { epoch: 2, replicas: 1, vnodes: 8, nodes: [], rebalancing: null };
+  const engine = await openEngine({ disk, id: "n1", limits: DEFAULT_LIMITS });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  const read = async () => await (await app.request("/internal/cluster/vote")).json();
+  assertEquals(await read(), { vote: null, id: "n1", incarnation: engine.incarnation });
+  const ballot = "018c00000000-0000-pa";
+  await app.request("/internal/cluster/accept", {
+    method: "POST",
+    body: JSON.stringify({ epoch: 2, ballot, map }),
+  });
+  const vote = { epoch: 2, promised: ballot, accepted: { ballot, map } };
+  assertEquals((await read()).vote, vote);
+  assertEquals((await read()).vote, vote); // read again: nothing promised meanwhile
+  await engine.close();
+});

@@ -122,6 +122,14 @@ export class MapAcceptor {
     });
   }
 
+  /**
+   * The stored vote, read only: no promise, nothing written. A proxy reads it to find a map
+   * accepted for the next epoch that no proxy pushed (its proposer died right after).
+   */
+  peek(): Promise<MapVote | null> {
+    return this.#serial(() => this.#load());
+  }
+
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(fn);
     this.#queue = run.catch(() => {});

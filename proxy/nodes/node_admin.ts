@@ -376,6 +376,35 @@ export class NodeAdmin {
   }
 
   /**
+   * `GET /internal/cluster/vote`: the map this node accepted for the map epoch it votes on,
+   * read only (nothing promised), and the id it answers as. Null for none, and from a node
+   * before the route (404).
+   */
+  async acceptedMap(
+    url: string,
+  ): Promise<{ epoch: number; accepted: AcceptedMap; id?: string } | null> {
+    const path = "/internal/cluster/vote";
+    const res = await this.call(url, path);
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) return this.fail(url, path, res);
+    const answer = await this.read(url, path, res.json()) as {
+      vote?: { epoch?: unknown; accepted?: { ballot?: unknown; map?: unknown } | null } | null;
+      id?: unknown;
+    } | null;
+    const vote = answer?.vote;
+    const accepted = vote?.accepted;
+    if (!accepted || !Number.isSafeInteger(vote.epoch) || typeof accepted.ballot !== "string") {
+      return null;
+    }
+    const map = checkedMap(url, path, accepted.map);
+    const id = typeof answer?.id === "string" ? { id: answer.id } : {};
+    return { epoch: vote.epoch as number, accepted: { ballot: accepted.ballot, map }, ...id };
+  }
+
+  /**
    * `GET /internal/scan`: the entries in `ranges` as NDJSON lines. The timeout applies
    * to each wait for data, not to the whole stream. With `incarnation` (the map's record)
    * a node on another data directory refuses with `node_recovering`: it is no replica.

@@ -1,8 +1,9 @@
 /**
  * Fake nodes for tests of cluster management: each answers `GET /health`,
  * `GET|PUT /internal/cluster` with the epoch rule of docs/internal-api.md, and the votes on
- * the next map (`POST /internal/cluster/prepare|accept`, the nodes' own MapAcceptor), and
- * nothing else. Reached through the returned `fetch` at `http://<id>.test`.
+ * the next map (`POST /internal/cluster/prepare|accept`, and `GET /internal/cluster/vote` that
+ * reads one; the nodes' own MapAcceptor), and nothing else. Reached through the returned
+ * `fetch` at `http://<id>.test`.
  *
  * @module
  * @example
@@ -85,6 +86,10 @@ export function createFakeMapNodes(ids: string[]): FakeMapNodes {
         epoch: stored?.epoch ?? 0,
         keys: keys.get(id) ?? 0,
       });
+    }
+    if (url.pathname === "/internal/cluster/vote") {
+      const vote = await votes.get(url.host)!.peek();
+      return Response.json({ vote, id: url.host.split(".")[0]! });
     }
     const step = url.pathname.match(/^\/internal\/cluster\/(prepare|accept)$/)?.[1];
     if (step !== undefined) {
