@@ -72,6 +72,7 @@ export async function chooseMap(
   const attempts = deps.attempts ?? 4;
   for (let attempt = 1;; attempt++) {
     const round = await runRound(base, proposed, voters, deps);
+    if (round.kind === "none") throw new Error("Cannot propose: no map"); // never: it has one
     if (round.kind !== "refused") return round;
     if (attempt >= attempts) {
       throw new RingkvError(
@@ -86,18 +87,30 @@ export async function chooseMap(
   }
 }
 
-type Round = ChooseOutcome | { kind: "refused"; message: string };
+/**
+ * Finishes the map some proposer got accepted for the epoch after `base`, if any (its proxy
+ * may have died before pushing it): one round that proposes only a map it finds accepted,
+ * never one of its own. Null when the members accepted none, or a proposer with a higher
+ * ballot is at work (it finishes the map itself; no duel with it).
+ */
+export async function finishMap(base: ClusterMap, deps: ChooseDeps): Promise<ChooseOutcome | null> {
+  const round = await runRound(base, null, votersOf(base, base), deps);
+  return round.kind === "refused" || round.kind === "none" ? null : round;
+}
 
+type Round = ChooseOutcome | { kind: "refused"; message: string } | { kind: "none" };
+
+/** One Paxos round for `proposed`; with null, one that only finishes an accepted map. */
 async function runRound(
   base: ClusterMap | null,
-  proposed: ClusterMap,
+  proposed: ClusterMap | null,
   voters: Voter[],
   deps: ChooseDeps,
 ): Promise<Round> {
-  const { epoch } = proposed;
+  const epoch = proposed?.epoch ?? base!.epoch + 1;
   const ballot = deps.clock.next();
   const majority = Math.floor(voters.length / 2) + 1;
-  const ours = base ?? proposed;
+  const ours = (base ?? proposed)!;
   const quorum = (votes: Vote[]) => {
     const promises = votes.filter(isYes);
     const wiped = promises.filter((p) => !p.remembers).length;
@@ -111,7 +124,8 @@ async function runRound(
     deps,
     "prepare",
     { epoch, ballot, base },
-    (votes) => quorum(votes).met || decidedIn(votes, ours) !== null,
+    // Finishing waits for every member: the one holding the accepted map may answer last.
+    (votes) => (proposed !== null && quorum(votes).met) || decidedIn(votes, ours) !== null,
   );
   const decided = decidedIn(prepared, ours);
   if (decided !== null) return decided;
@@ -121,7 +135,7 @@ async function runRound(
       tooFew("prepare", epoch, promises.length, majority, prepared, needRemembering);
   }
   // The map accepted under the highest ballot, if any, is the one to finish.
-  let value = proposed;
+  let value: ClusterMap | null = proposed;
   let highest = "";
   for (const p of promises) {
     const accepted = p.answer?.kind === "yes" ? p.answer.accepted : null;
@@ -130,6 +144,7 @@ async function runRound(
       value = accepted.map;
     }
   }
+  if (value === null) return { kind: "none" };
   const acceptedBy = await ask(
     voters,
     deps,

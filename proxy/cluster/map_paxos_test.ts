@@ -4,7 +4,7 @@ import { HybridClock } from "../../shared/version.ts";
 import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
 import { MapAcceptor, memoryVoteStore } from "../../node/paxos/map_acceptor.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
-import { chooseMap, type ChooseOutcome } from "./map_paxos.ts";
+import { chooseMap, type ChooseOutcome, finishMap } from "./map_paxos.ts";
 import { initialMap, planAdd, planRemove } from "./map_transitions.ts";
 import { createFakeMapNodes, type FakeMapNodes } from "../../tests/doubles/fake_map_nodes.ts";
 import { seededRandom } from "../../tests/doubles/seeded_random.ts";
@@ -216,4 +216,38 @@ Deno.test("a vote does not wait for a member that does not answer once a quorum 
   const next = planRemove(base, "c", 0, 0, true);
   assertEquals(await chooseMap(base, next, deps), { kind: "chosen", map: next });
   assertEquals(fake.release(), 2, "c's prepare and accept were still waiting");
+});
+
+Deno.test("finishMap() finishes a map accepted by one member only, even when that member answers last, and never proposes one of its own", async () => {
+  const empty = cluster(["a", "b", "c"]);
+  assertEquals(await finishMap(empty.base, depsOf(empty.fake, "p1")), null);
+  for (const acceptor of empty.fake.votes.values()) {
+    assertEquals((await acceptor.peek())?.accepted, null);
+  }
+  const { fake, base } = cluster(["a", "b", "c"]);
+  const theirs = planAdd(base, node("x"), 0, 0);
+  await fake.votes.get("c.test")!.accept(2, "018c00000000-0000-pgone", theirs);
+  // c answers after a and b, which make a quorum: the prepare still waits for it.
+  const late = async (url: string, init: RequestInit) => {
+    if (url.startsWith("http://c.test/internal/cluster/prepare")) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return await fake.fetch(url, init);
+  };
+  const deps = { ...depsOf(fake, "p1"), admin: new NodeAdmin({ fetch: late, timeoutMs: 1000 }) };
+  assertEquals(await finishMap(base, deps), { kind: "chosen", map: theirs });
+  const admin = new NodeAdmin({ fetch: fake.fetch, timeoutMs: 1000 });
+  assertEquals((await admin.acceptedMap("http://a.test"))?.accepted.map, theirs);
+});
+
+Deno.test("finishMap() leaves a map to a proposer at work with a higher ballot: no duel", async () => {
+  const { fake, base } = cluster(["a", "b", "c"]);
+  const theirs = planAdd(base, node("x"), 0, 0);
+  const live = new HybridClock("plive", () => Date.now() + 60_000).next();
+  for (const host of ["a.test", "b.test"]) await fake.votes.get(host)!.prepare(2, live);
+  await fake.votes.get("a.test")!.accept(2, live, theirs);
+  const deps = { ...depsOf(fake, "p1"), clock: new HybridClock("p1", () => Date.now()) };
+  assertEquals(await finishMap(base, deps), null);
+  // The proposer at work is not disturbed: its accept still goes through.
+  await fake.votes.get("b.test")!.accept(2, live, theirs);
 });
