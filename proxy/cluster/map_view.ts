@@ -30,7 +30,8 @@ import { allNodes } from "./map_transitions.ts";
 import { foreignMapMessage, sameCluster } from "./map_lineage.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { HybridClock, randomProxyId } from "../../shared/version.ts";
-import { chooseMap } from "./map_paxos.ts";
+import { chooseMap, finishMap } from "./map_paxos.ts";
+import { acceptedNext, UNPUSHED_GRACE_MS, UnpushedWatch } from "./unpushed_map.ts";
 
 /** What a {@link ClusterState} needs. */
 export interface ClusterStateDeps {
@@ -45,7 +46,17 @@ export interface ClusterStateDeps {
   sleep?: (ms: number) => Promise<void>;
   /** This proxy's ballots for choosing maps (map_paxos.ts); a random proxy id when absent. */
   clock?: HybridClock;
+  /** How long a map accepted but not pushed is left to its proposer (unpushed_map.ts). */
+  unpushedGraceMs?: number;
+  /** The wall clock, for that grace; tests pass their own. */
+  now?: () => number;
 }
+
+/**
+ * What became of a proposed map: chosen; another proxy's map of its epoch finished instead
+ * (accepted in the nodes' votes, not pushed); or the cluster was past it already.
+ */
+export type Choice = "ours" | "finished" | "behind";
 
 /** The outcome of pushing a map to every node it mentions. */
 export interface PushReport {
@@ -81,6 +92,11 @@ export class ClusterState implements TopologySource {
   #topology: Topology;
   #queue: Promise<unknown> = Promise.resolve();
   #listeners: ((map: ClusterMap) => void)[] = [];
+  #finishedListeners: ((map: ClusterMap) => void)[] = [];
+  #unpushed: UnpushedWatch;
+  #finishing: Promise<void> | null = null;
+  /** The last map this proxy finished for another proposer (null: none). */
+  lastFinished: ClusterMap | null = null;
   /** The last failure talking to each node (push or poll), by URL; cleared on success. */
   readonly nodeErrors: Map<string, string> = new Map();
 
@@ -89,6 +105,7 @@ export class ClusterState implements TopologySource {
   private constructor(topology: Topology, private readonly deps: ClusterStateDeps) {
     this.#topology = topology;
     this.#clock = deps.clock ?? new HybridClock(randomProxyId());
+    this.#unpushed = new UnpushedWatch(deps.unpushedGraceMs ?? UNPUSHED_GRACE_MS, deps.now);
   }
 
   /** Opens with `map` as the current map (not stored again). */
@@ -106,6 +123,14 @@ export class ClusterState implements TopologySource {
     this.#listeners.push(fn);
   }
 
+  /**
+   * Calls `fn` with each map this proxy finished for another proposer (installed and pushed):
+   * nobody may be driving its rebalancing.
+   */
+  onFinished(fn: (map: ClusterMap) => void): void {
+    this.#finishedListeners.push(fn);
+  }
+
   // Changes run one at a time, so an epoch check and its swap cannot interleave.
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(fn);
@@ -121,8 +146,13 @@ export class ClusterState implements TopologySource {
    * when too few nodes vote.
    */
   async propose(next: ClusterMap, source: string): Promise<boolean> {
+    return (await this.choose(next, source)) === "ours";
+  }
+
+  /** {@link propose}, saying what became of `next`. */
+  async choose(next: ClusterMap, source: string): Promise<Choice> {
     const base = this.#topology.map;
-    if (next.epoch !== base.epoch + 1) return false;
+    if (next.epoch !== base.epoch + 1) return "behind";
     const deps = { admin: this.deps.admin, clock: this.#clock, sleep: this.deps.sleep };
     const outcome = await chooseMap(base, next, deps).catch(async (err) => {
       // A node votes on a later epoch: load the map it comes from before the caller retries.
@@ -131,14 +161,61 @@ export class ClusterState implements TopologySource {
     });
     if (outcome.kind === "decided") {
       await this.install(outcome.map, outcome.url);
-      return false;
+      return "behind";
     }
-    const ours = sameMap(outcome.map, next);
-    const installed = await this.install(outcome.map, ours ? source : "finished proposal");
-    if (ours) return installed || sameMap(this.#topology.map, next);
-    // Another proxy's map, accepted and maybe never pushed (its proxy may be gone): push it.
-    if (installed) await this.push(outcome.map);
-    return false;
+    if (sameMap(outcome.map, next)) {
+      const installed = await this.install(outcome.map, source);
+      return installed || sameMap(this.#topology.map, next) ? "ours" : "behind";
+    }
+    // Another proxy's map, accepted and maybe never pushed (its proxy may be gone).
+    return (await this.#finished(outcome.map)) ? "finished" : "behind";
+  }
+
+  /**
+   * Installs `map`, another proposer's that this proxy got chosen, and pushes it: its proxy may
+   * be gone, so nobody else would. Whether it was installed here.
+   */
+  async #finished(map: ClusterMap): Promise<boolean> {
+    if (!(await this.install(map, "finished proposal"))) return false;
+    this.lastFinished = map;
+    this.deps.log?.({
+      level: "warn",
+      msg: "finished a cluster map another proxy had not pushed",
+      epoch: map.epoch,
+      phase: phaseOf(map),
+    });
+    await this.push(map);
+    for (const fn of this.#finishedListeners) fn(map);
+    return true;
+  }
+
+  /**
+   * Finishes a map accepted for the next epoch that no node holds yet, once its proposer had
+   * its time to push it (unpushed_map.ts): a proxy killed right after its map was chosen leaves
+   * one, and nothing else would show it before the next change. One at a time.
+   */
+  #finishUnpushed(): Promise<void> {
+    this.#finishing ??= this.#finishOnce().finally(() => (this.#finishing = null));
+    return this.#finishing;
+  }
+
+  async #finishOnce(): Promise<void> {
+    const base = this.#topology.map;
+    const accepted = await acceptedNext(base, this.deps.admin);
+    if (!this.#unpushed.due(accepted?.ballot ?? null)) return;
+    const deps = { admin: this.deps.admin, clock: this.#clock, sleep: this.deps.sleep };
+    try {
+      const outcome = await finishMap(base, deps);
+      if (outcome?.kind === "decided") await this.install(outcome.map, outcome.url);
+      else if (outcome?.kind === "chosen") await this.#finished(outcome.map);
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      this.deps.log?.({
+        level: "warn",
+        msg: "unpushed cluster map not finished",
+        error: err.message,
+      });
+    }
   }
 
   /**
@@ -231,6 +308,7 @@ export class ClusterState implements TopologySource {
     }
     const epoch = this.#topology.map.epoch;
     await this.#catchUp(urls.filter((_, i) => ours[i] !== null && ours[i]!.epoch < epoch));
+    await this.#finishUnpushed();
   }
 
   /** Pushes the current map to nodes that hold an older one (e.g. back after being down). */

@@ -39,6 +39,7 @@ import { refuseUnjoinable } from "./join_check.ts";
 import { refuseUnproven } from "./proof_check.ts";
 import { clusterLimits, refuseSmallerLimits } from "./limits_check.ts";
 import { toleratedOf } from "../replication/quorum.ts";
+import { finishedNote } from "../cluster/unpushed_map.ts";
 
 /** What a {@link Rebalancer} needs. */
 export interface RebalancerDeps {
@@ -79,8 +80,17 @@ export class Rebalancer {
   /** Why the last run stopped early, or null. */
   lastError: string | null = null;
 
-  /** Creates the rebalancer; nothing happens until a call. */
-  constructor(private readonly deps: RebalancerDeps) {}
+  /**
+   * Creates the rebalancer; nothing happens until a call, or (with `autoRun`) until the state
+   * finishes another proxy's map with a rebalancing: its proxy may be gone, so this one drives
+   * it at once rather than after the poller's takeover wait.
+   */
+  constructor(private readonly deps: RebalancerDeps) {
+    if (deps.autoRun === false) return;
+    deps.state.onFinished((map) => {
+      if (map.rebalancing !== null) void this.run();
+    });
+  }
 
   /** Keys copied to a new owner so far by the running copy, else the map's count. */
   movedKeys(): number {
@@ -123,7 +133,12 @@ export class Rebalancer {
   }
 
   async #begin(next: ClusterMap): Promise<ClusterMap> {
-    if (!(await this.deps.state.propose(next, "admin"))) {
+    const choice = await this.deps.state.choose(next, "admin");
+    if (choice === "finished") {
+      const now = this.deps.state.current().map;
+      throw new RingkvError("conflict", `Cannot change the cluster: ${finishedNote(now)}; retry`);
+    }
+    if (choice !== "ours") {
       const now = this.deps.state.current().map;
       const rb = now.rebalancing;
       const what = rb === null
@@ -168,7 +183,8 @@ export class Rebalancer {
     const healths = await this.#memberHealth(map);
     throwIfRecovering(recoveringOf(map, healths), `add node ${url}`);
     const total = this.#totalCopies(topology, healths);
-    const next = planAdd(map, node, this.#now(), total); // a duplicate is 409 before this
+    // A duplicate is 409 before this.
+    const next = this.#saysFinished(() => planAdd(map, node, this.#now(), total));
     const held = await this.deps.admin.getMap(url).catch(addFailure(url));
     const leftover = refuseUnjoinable(url, health, held, map);
     if (this.deps.limits) {
@@ -191,7 +207,8 @@ export class Rebalancer {
     const map = topology.map;
     const rb = map.rebalancing;
     if (rb?.kind === "add" && rb.nodeId === id) return await this.#cancelAdd(map, id);
-    planRemove(map, id, 0, 0, false, true); // refuses unknown ids before any call to nodes
+    // Refuses unknown ids before any call to nodes.
+    this.#saysFinished(() => planRemove(map, id, 0, 0, false, true));
     const healths = await this.#memberHealth(map);
     const up = new Set(map.nodes.filter((n) => healths.get(n.id) != null).map((n) => n.id));
     if (!force && !up.has(id)) {
@@ -278,6 +295,22 @@ export class Rebalancer {
       await admin.drop(node.url, [{ start: 0, end: RING_SIZE }], map.epoch, health.incarnation);
       // An ingest of the add admitted before the map arrived may land after the drop: again.
       if (attempt >= 3) return;
+    }
+  }
+
+  /**
+   * Runs `plan`; its 409 over a rebalancing that this proxy just finished for another proxy
+   * (found accepted, never pushed: the operator may not know of it) says so.
+   */
+  #saysFinished<T>(plan: () => T): T {
+    try {
+      return plan();
+    } catch (err) {
+      const finished = this.deps.state.lastFinished;
+      const map = this.deps.state.current().map;
+      const ours = finished !== null && finished.epoch === map.epoch && map.rebalancing !== null;
+      if (!(err instanceof RingkvError) || err.code !== "conflict" || !ours) throw err;
+      throw new RingkvError("conflict", `${err.message}; ${finishedNote(map)}`);
     }
   }
 
