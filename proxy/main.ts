@@ -146,6 +146,8 @@ async function openClusterState(
   const state = await ClusterState.open(start.map, { store, admin, log });
   if (start.source !== "stored") await store.save(start.map);
   await state.poll();
+  // A change whose proxy died right after it was chosen is shown from the first answer on.
+  await state.awaitUnpushed();
   return opened(state, start.source, log);
 }
 

@@ -199,6 +199,19 @@ export class ClusterState implements TopologySource {
     return this.#finishing;
   }
 
+  /**
+   * At startup: finishes a map accepted for the next epoch that no node holds, waiting out what
+   * is left of its proposer's grace (at most the grace) rather than until a later poll, so that
+   * the proxy serves with the change shown (the poll before left it when it was not due).
+   */
+  async awaitUnpushed(): Promise<void> {
+    const accepted = await acceptedNext(this.#topology.map, this.deps.admin);
+    if (accepted === null) return;
+    const wait = this.#unpushed.waitFor(accepted.ballot);
+    if (wait > 0) await (this.deps.sleep ?? realSleep)(wait);
+    await this.#finishUnpushed();
+  }
+
   async #finishOnce(): Promise<void> {
     const base = this.#topology.map;
     const accepted = await acceptedNext(base, this.deps.admin);

@@ -75,9 +75,15 @@ export class UnpushedWatch {
       this.#seen = null;
       return false;
     }
+    return this.waitFor(ballot) === 0;
+  }
+
+  /** How long, in ms, until the map accepted under `ballot` is due (at most the grace). */
+  waitFor(ballot: string): number {
     const now = this.now();
     if (this.#seen?.ballot !== ballot) this.#seen = { ballot, at: now };
-    return now - Math.min(parseVersion(ballot).wall, this.#seen.at) >= this.graceMs;
+    const since = Math.min(parseVersion(ballot).wall, this.#seen.at);
+    return Math.max(0, this.graceMs - (now - since));
   }
 }
 

@@ -149,3 +149,19 @@ Deno.test("a change that finishes another proxy's unpushed map instead of its ow
   assertEquals(epochs(fake), [2, 2, 2, 2, null]);
   assert(state.lastFinished !== null);
 });
+
+Deno.test("at startup a map accepted moments ago is waited for, at most the grace, then finished, so that the proxy serves with it shown", async () => {
+  let now = NOW;
+  const waits: number[] = [];
+  const sleep = (ms: number) => (waits.push(ms), now += ms, Promise.resolve());
+  const { fake, base, addD } = await zombieAdd(["a", "b"], NOW - 300);
+  const { state } = await freshProxy(fake, base, { now: () => now, sleep });
+  await state.poll();
+  assertEquals(state.current().map.epoch, 1);
+  await state.awaitUnpushed();
+  assertEquals([state.current().map, waits], [addD, [700]]);
+  assertEquals(epochs(fake), [2, 2, 2, 2, null]);
+  // Nothing accepted: no wait.
+  await state.awaitUnpushed();
+  assertEquals(waits, [700]);
+});
