@@ -95,8 +95,7 @@ export class ClusterState implements TopologySource {
   #finishedListeners: ((map: ClusterMap) => void)[] = [];
   #unpushed: UnpushedWatch;
   #finishing: Promise<void> | null = null;
-  /** The last map this proxy finished for another proposer (null: none). */
-  lastFinished: ClusterMap | null = null;
+  #lastFinished: ClusterMap | null = null;
   /** The last failure talking to each node (push or poll), by URL; cleared on success. */
   readonly nodeErrors: Map<string, string> = new Map();
 
@@ -116,6 +115,11 @@ export class ClusterState implements TopologySource {
   /** The topology to route a request that starts now. */
   current(): Topology {
     return this.#topology;
+  }
+
+  /** The last map this proxy finished for another proposer (null: none). */
+  get lastFinished(): ClusterMap | null {
+    return this.#lastFinished;
   }
 
   /** Calls `fn` with every map that becomes current. */
@@ -177,7 +181,7 @@ export class ClusterState implements TopologySource {
    */
   async #finished(map: ClusterMap): Promise<boolean> {
     if (!(await this.install(map, "finished proposal"))) return false;
-    this.lastFinished = map;
+    this.#lastFinished = map;
     this.deps.log?.({
       level: "warn",
       msg: "finished a cluster map another proxy had not pushed",

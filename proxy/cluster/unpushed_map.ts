@@ -101,5 +101,6 @@ export function finishedNote(map: ClusterMap): string {
     : "";
   return `this proxy finished an earlier change that no proxy had pushed to the nodes ` +
     `(epoch ${map.epoch}${what}: the nodes had accepted it in their vote on the next map, and ` +
-    `its proxy stopped before telling them); GET /cluster shows it${cancel}`;
+    `its proxy had not told them: it stopped right after, or was still at it); GET /cluster ` +
+    `shows it${cancel}`;
 }

@@ -87,7 +87,7 @@ Deno.test("a map accepted by a majority for the next epoch that no node holds (i
   assertMatch(message, /kv remove d/);
 });
 
-Deno.test("a map accepted by one member only is finished too (the poll waits for every member's vote), and one node's vote alone is read, not promised", async () => {
+Deno.test("a map accepted by one member only is finished too: the finishing round waits for every member's answer", async () => {
   const { fake, base, addD } = await zombieAdd(["c"]);
   const { state } = await freshProxy(fake, base);
   await state.poll();
