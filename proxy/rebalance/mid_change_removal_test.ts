@@ -181,6 +181,8 @@ Deno.test("force removal mid-change: of the drained node that answers, nothing c
     assertEquals(unsafe.status, 409);
     assertMatch((await unsafe.json()).error.message, /Cannot remove node n1 for good/);
     assertEquals([c.state.current().map.epoch, plan(c)?.nodeId], [epoch, "n4"]);
+    // The drain cannot go on either: its error says what to do.
+    await assertRejects(() => c.rebalancer.step(), Error, "bring n1, n2 back, or remove a node");
   } finally {
     await c.close();
   }

@@ -232,7 +232,8 @@ function tooFewReplicas(copy: CopyGroup, read: number): RingkvError {
     "node_unavailable",
     `Cannot copy ranges to ${copy.to}: ${read} of the old replicas (${
       copy.from.join(", ")
-    }) answered, ${copy.need} are needed so that no acknowledged write is missed`,
+    }) answered, ${copy.need} are needed so that no acknowledged write is missed; bring the ` +
+      `others back (removing one for good is refused while so few answer: its writes could be lost)`,
   );
 }
 

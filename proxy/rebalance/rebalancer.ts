@@ -365,8 +365,10 @@ export class Rebalancer {
         "node_unavailable",
         `Cannot continue the rebalancing at epoch ${map.epoch}: not every node has the map ` +
           `(${which}); bring ${ids.join(", ")} back, or remove ${
-            ids.length === 1 ? "it" : "each"
-          } for good with DELETE /cluster/nodes/${ids[0]}?force=true`,
+            ids.length === 1 ? "it" : "a node that will not come back"
+          } for good with DELETE /cluster/nodes/${
+            ids[0]
+          }?force=true (409 when that could lose writes)`,
       );
     }
     return true;
