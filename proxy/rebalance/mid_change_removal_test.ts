@@ -17,6 +17,12 @@ function plan(c: Cluster): Plan | null {
   return c.state.current().map.rebalancing as Plan | null;
 }
 
+/** Entries (tombstones included) node `id` holds. */
+function entries(c: Cluster, id: string): number {
+  const { keys, tombstones } = c.engines.get(id)!.stats();
+  return keys + tombstones;
+}
+
 /** Every key reads back through the proxy as last written (404 for the deleted ones). */
 async function assertReadBack(c: Cluster, written: Map<string, string>[]): Promise<void> {
   for (const versions of written) {
@@ -152,6 +158,28 @@ Deno.test("replicas 2: a member dies while an add is in cleanup and the loop is 
     assertEquals(c.state.current().map.nodes.map((n) => n.id), ["n1", "n3", "n4"]);
     await assertPlaced(c, [before]);
     await assertReadBack(c, [before]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a member dies while a node is added (copying): its force removal cancels the add, the node added is emptied, and the dead one is removed for good", async () => {
+  const c = await startMembershipCluster(3, 3);
+  try {
+    const before = await writeKeys(c, keys("before"), "before");
+    await c.rebalancer.startAdd("http://n4.test", 1);
+    const during = await writeKeys(c, keys("during"), "during"); // to n4 as well
+    assert(entries(c, "n4") > 0, "n4 got the writes of its ranges");
+    c.down.add("n1");
+    const res = await remove(c, "n1", true);
+    assertEquals(res.status, 202, await res.clone().text());
+    await res.body?.cancel();
+    assertEquals([plan(c)?.kind, plan(c)?.nodeId, plan(c)?.force], ["remove", "n1", true]);
+    assertEquals(entries(c, "n4"), 0, "the cancelled add's node is emptied");
+    await runToStable(c);
+    assertEquals(c.state.current().map.nodes.map((n) => n.id), ["n2", "n3"]);
+    await assertPlaced(c, [before, during]);
+    await assertReadBack(c, [before, during]);
   } finally {
     await c.close();
   }
