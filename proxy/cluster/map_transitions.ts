@@ -56,7 +56,9 @@ function refuseWhileRebalancing(map: ClusterMap, action: string): void {
       "conflict",
       `Cannot ${action}: node ${rb.nodeId} is being ${
         rb.kind === "add" ? "added" : "removed"
-      } (phase ${rb.phase}); wait until GET /cluster shows no rebalancing`,
+      } (phase ${rb.phase}); wait until GET /cluster shows no rebalancing (if its ` +
+        `rebalancing.error says a node does not answer, remove that node for good with ` +
+        `DELETE /cluster/nodes/{id}?force=true: the change then goes on, or ends, without it)`,
     );
   }
 }
@@ -170,6 +172,32 @@ export function cancelAdd(map: ClusterMap): ClusterMap {
     throw new Error("cancelAdd() needs an add copying");
   }
   return { ...map, epoch: map.epoch + 1, rebalancing: null };
+}
+
+/**
+ * Cancels the drain in `map` while its ranges are still copied (epoch + 1, the ring it started
+ * from, stable): as for {@link cancelAdd}, the old ring has decided every write meanwhile. The
+ * copies its takers got are of ranges they do not own in that ring (the caller drops them).
+ */
+export function cancelRemove(map: ClusterMap): ClusterMap {
+  const rb = map.rebalancing;
+  if (rb?.kind !== "remove" || rb.phase !== "copying") {
+    throw new Error("cancelRemove() needs a removal copying");
+  }
+  return { ...map, epoch: map.epoch + 1, rebalancing: null };
+}
+
+/**
+ * The drain in `map`, still copying, becomes the removal for good of its node, which died
+ * (epoch + 1, same rings): its ranges are then read from the surviving replicas only.
+ */
+export function toForcedRemoval(map: ClusterMap): ClusterMap {
+  const rb = map.rebalancing as Plan | null;
+  if (rb?.kind !== "remove" || rb.phase !== "copying") {
+    throw new Error("toForcedRemoval() needs a removal copying");
+  }
+  const plan: Plan = { ...rb, prev: previousNodes(map), force: true, movedKeys: 0 };
+  return { ...map, epoch: map.epoch + 1, rebalancing: plan };
 }
 
 /** Every range is copied: the next ring serves (epoch + 1, phase cleanup). */

@@ -3,12 +3,15 @@ import { RingkvError } from "../../shared/errors.ts";
 import type { NodeInfo } from "../../shared/wire.ts";
 import {
   allNodes,
+  cancelRemove,
   initialMap,
   nodeInfo,
+  type Plan,
   planAdd,
   planRemove,
   previousNodes,
   toCleanup,
+  toForcedRemoval,
   toStable,
   withIncarnation,
   withNodeUrls,
@@ -156,6 +159,24 @@ Deno.test("planRemove() of the node a rebalancing adds says it is being added (4
   assertEquals(
     err.message,
     "Cannot remove node d: node d is being added (phase copying); wait until GET /cluster " +
-      "shows no rebalancing",
+      "shows no rebalancing (if its rebalancing.error says a node does not answer, remove that " +
+      "node for good with DELETE /cluster/nodes/{id}?force=true: the change then goes on, or " +
+      "ends, without it)",
   );
+});
+
+Deno.test("toForcedRemoval() marks a drain still copying as a removal for good, one epoch on, same rings", () => {
+  const draining = planRemove(three, "c", 5, 9, false, true);
+  const forced = toForcedRemoval(draining);
+  assertEquals(forced.epoch, draining.epoch + 1);
+  assertEquals(forced.nodes, three.nodes);
+  assertEquals(forced.rebalancing, { ...draining.rebalancing!, force: true } as Plan);
+  assertThrows(() => toForcedRemoval(toCleanup(draining, 0)), Error, "needs a removal copying");
+  assertThrows(() => toForcedRemoval(planAdd(three, n("d"), 0, 0)), Error);
+});
+
+Deno.test("cancelRemove() goes back to the ring a drain started from, stable, one epoch on; not past the switch", () => {
+  const draining = planRemove(three, "c", 5, 9, false, true);
+  assertEquals(cancelRemove(draining), { ...three, epoch: draining.epoch + 1 });
+  assertThrows(() => cancelRemove(toCleanup(draining, 0)), Error, "needs a removal copying");
 });

@@ -212,7 +212,10 @@ function adminRoutes(): Json {
         description: "With force=true the node is dead for good: nothing is read from it, " +
           "its ranges are copied again from the surviving replicas (refused with 409 when " +
           "fewer than a write quorum of them are up). The node being added: its add is " +
-          "cancelled while its ranges are copied (409 past the switch).",
+          "cancelled while its ranges are copied (409 past the switch). With force=true while a " +
+          "rebalancing runs, a node that does not answer is removed for good too: the drain of " +
+          "that node becomes its removal for good; for another member the running change is " +
+          "cancelled (copying) or finished (cleanup) first.",
         security: admin,
         parameters: [{
           name: "force",
@@ -227,7 +230,8 @@ function adminRoutes(): Json {
           "400": error("force is neither true nor false, or is given more than once"),
           "404": error("no such node"),
           "409": error(
-            "a rebalancing already runs, fewer nodes than replicas would be left (without " +
+            "a rebalancing already runs (without force, or the node answers), fewer nodes " +
+              "than replicas would be left (without " +
               "force), force would lose writes, another proxy changed the cluster map at the " +
               "same moment, or the node's add is past the switch",
           ),

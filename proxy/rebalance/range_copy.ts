@@ -192,7 +192,7 @@ export async function copyMoves(map: ClusterMap, options: MoveOptions): Promise<
           read++;
         } catch (err) {
           if (!(err instanceof RingkvError) || err.code === "stale_epoch") throw err;
-          if (String(err.extra.node) === urlOf(map, copy.to)) throw err;
+          if (String(err.extra.node) === urlOf(map, copy.to)) throw takerFailed(copy.to, err);
           dead.add(src);
           options.log?.({ msg: "old replica skipped", node: src, error: err.message });
         }
@@ -215,12 +215,25 @@ async function syncSurvivors(map: ClusterMap, sync: Omit<CopyGroup, "to">, o: Mo
   }
 }
 
+/** A new owner that failed: the operator is told the way out, waiting may never end. */
+function takerFailed(id: string, err: RingkvError): RingkvError {
+  if (err.code !== "node_unavailable") return err;
+  return new RingkvError(
+    err.code,
+    `Cannot copy ranges to node ${id}, which takes some of them over: ${err.message}; bring it ` +
+      `back, or remove it for good with DELETE /cluster/nodes/${id}?force=true (the change then ` +
+      `ends without it)`,
+    err.extra,
+  );
+}
+
 function tooFewReplicas(copy: CopyGroup, read: number): RingkvError {
   return new RingkvError(
     "node_unavailable",
     `Cannot copy ranges to ${copy.to}: ${read} of the old replicas (${
       copy.from.join(", ")
-    }) answered, ${copy.need} are needed so that no acknowledged write is missed`,
+    }) answered, ${copy.need} are needed so that no acknowledged write is missed; bring the ` +
+      `others back (removing one for good is refused while so few answer: its writes could be lost)`,
   );
 }
 
@@ -242,6 +255,37 @@ export async function dropMoves(map: ClusterMap, options: MoveOptions): Promise<
       if (staying.has(id) && !(down && map.replicas > 1)) throw err;
       const why = err instanceof Error ? err.message : String(err);
       options.log?.({ msg: "leaving node did not drop its ranges", node: id, error: why });
+    }
+  }
+}
+
+/**
+ * Drops, on the nodes a cancelled drain was copying to, the ranges it copied: none of them
+ * owns those in the ring the drain started from, which serves again. A node that does not
+ * answer keeps them, as a down staying node keeps the ranges of a cleanup: versioned ingest
+ * and tombstones kept forever make such stale copies harmless, they only take memory.
+ */
+export async function dropCopied(drain: ClusterMap, options: MoveOptions): Promise<void> {
+  const plan = await planMoves(drain);
+  const byNode = new Map<string, Map<string, Range>>();
+  for (const { to, ranges } of plan.copies) {
+    const mine = byNode.get(to) ?? new Map<string, Range>();
+    for (const r of ranges) mine.set(`${r.start}-${r.end}`, r);
+    byNode.set(to, mine);
+  }
+  for (const [id, ranges] of byNode) {
+    const { url, incarnation } = refOf(drain, id);
+    try {
+      const dropped = await options.admin.drop(
+        url,
+        [...ranges.values()],
+        options.epoch,
+        incarnation,
+      );
+      options.log?.({ msg: "copied ranges dropped", node: id, dropped, epoch: options.epoch });
+    } catch (err) {
+      if (!(err instanceof RingkvError)) throw err;
+      options.log?.({ msg: "copied ranges not dropped", node: id, error: err.message });
     }
   }
 }

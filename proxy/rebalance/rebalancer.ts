@@ -34,7 +34,9 @@ import {
   toStable,
 } from "../cluster/map_transitions.ts";
 import { recoveringOf, throwIfRecovering } from "../replication/rejoin.ts";
-import { copyMoves, dropMoves, type MoveOptions, planCopies } from "./range_copy.ts";
+import { copyMoves, dropCopied, dropMoves, type MoveOptions } from "./range_copy.ts";
+import { refuseDownTakers, refuseUnsafeForce } from "./removal_checks.ts";
+import { type MidChangeStep, planMidChangeRemoval } from "./mid_change_removal.ts";
 import { refuseUnjoinable } from "./join_check.ts";
 import { refuseUnproven } from "./proof_check.ts";
 import { clusterLimits, refuseSmallerLimits } from "./limits_check.ts";
@@ -206,7 +208,10 @@ export class Rebalancer {
     const topology = this.deps.state.current();
     const map = topology.map;
     const rb = map.rebalancing;
-    if (rb?.kind === "add" && rb.nodeId === id) return await this.#cancelAdd(map, id);
+    const adding = rb?.kind === "add" && rb.nodeId === id;
+    if (adding && rb.phase === "copying") return await this.#cancelAdd(map, id);
+    if (rb !== null && force) return await this.#removeMidChange(map, id);
+    if (adding) throw pastSwitch(id, rb.phase);
     // Refuses unknown ids before any call to nodes.
     this.#saysFinished(() => planRemove(map, id, 0, 0, false, true));
     const healths = await this.#memberHealth(map);
@@ -228,6 +233,63 @@ export class Rebalancer {
     if (dead) await refuseUnsafeForce(next, id, up);
     else await refuseDownTakers(next, id, up);
     return await this.#begin(next);
+  }
+
+  /**
+   * The removal for good of node `id` while a rebalancing runs (mid_change_removal.ts): the
+   * drain of `id` becomes its removal for good, or the running change ends and `id` is removed
+   * for good from the stable ring. A change never waits on a node that is gone.
+   */
+  async #removeMidChange(map: ClusterMap, id: string): Promise<ClusterMap> {
+    if (!allNodes(map).some((n) => n.id === id)) planRemove(map, id, 0, 0, false, true); // 404
+    const healths = await this.#memberHealth(map);
+    const up = new Set(map.nodes.filter((n) => healths.get(n.id) != null).map((n) => n.id));
+    const recovering = recoveringOf(map, healths);
+    throwIfRecovering(recovering, `remove node ${id}`, id);
+    const step = await planMidChangeRemoval(map, id, up, !up.has(id) || recovering.has(id));
+    if (step.kind === "force") return await this.#begin(step.next);
+    if (step.kind === "unchanged") {
+      if (this.deps.autoRun !== false) void this.run();
+      return map;
+    }
+    await this.#endChange(map, step, id);
+    const rb = map.rebalancing!;
+    this.deps.log?.({
+      level: "warn",
+      msg: step.how === "cancel" ? `${rb.kind} cancelled` : `${rb.kind} finished early`,
+      node: rb.nodeId,
+      why: `node ${id} is removed for good`,
+      epoch: step.end.epoch,
+    });
+    return await this.startRemove(id, true).catch((err) => {
+      if (!(err instanceof RingkvError)) throw err;
+      const what = `${rb.kind === "add" ? "add" : "removal"} of node ${rb.nodeId}`;
+      throw new RingkvError(
+        err.code,
+        `The ${what} was ${step.how === "cancel" ? "cancelled" : "finished"}, but: ${err.message}`,
+      );
+    });
+  }
+
+  /** Ends the running change as `step` says: cancelled while it copies, finished in cleanup. */
+  async #endChange(
+    map: ClusterMap,
+    step: Extract<MidChangeStep, { kind: "end-first" }>,
+    dead: string,
+  ): Promise<void> {
+    const rb = map.rebalancing!;
+    if (rb.kind === "add" && step.how === "cancel") {
+      await this.#cancelAdd(map, rb.nodeId);
+      return;
+    }
+    if (step.how === "finish") {
+      // The cleanup's own step, without waiting on the dead node: the next ring serves already.
+      if (!(await this.#pushOrThrow(map, dead))) throw mapChanged(this.deps.state);
+      await dropMoves(map, { ...this.deps, epoch: map.epoch });
+    }
+    await this.#begin(step.end);
+    // The copies the takers of a cancelled drain got are of ranges they do not own now.
+    if (step.how === "cancel") await dropCopied(map, { ...this.deps, epoch: step.end.epoch });
   }
 
   /**
@@ -318,21 +380,28 @@ export class Rebalancer {
     return (this.deps.now ?? Date.now)();
   }
 
-  async #pushOrThrow(map: ClusterMap): Promise<boolean> {
+  /** Pushes `map` to every node it mentions but `excused` (one being removed for good). */
+  async #pushOrThrow(map: ClusterMap, excused?: string): Promise<boolean> {
     const report = await this.deps.state.push(map);
     if (report.superseded) return false;
     // A leaving node past the switch serves nothing: it may be gone for good.
     const rb = map.rebalancing;
     const leaving = rb?.kind === "remove" && (rb.phase === "cleanup" || (rb as Plan).force);
-    const gone = leaving ? urlsOf(map, rb!.nodeId) : [];
+    const gone = [...(leaving ? urlsOf(map, rb!.nodeId) : []), ...urlsOf(map, excused)];
     const failed = report.failed.filter((f) => !gone.includes(f.url));
     // With replicas, a minority of a key's replicas may be down: it gets the map when it
     // is back (the poller pushes the current map to nodes holding an older one).
     if (failed.length > toleratedOf(map.replicas)) {
       const which = failed.map((f) => f.message).join("; ");
+      const ids = allNodes(map).filter((n) => failed.some((f) => f.url === n.url)).map((n) => n.id);
       throw new RingkvError(
         "node_unavailable",
-        `Cannot continue the rebalancing at epoch ${map.epoch}: not every node has the map (${which})`,
+        `Cannot continue the rebalancing at epoch ${map.epoch}: not every node has the map ` +
+          `(${which}); bring ${ids.join(", ")} back, or remove ${
+            ids.length === 1 ? "it" : "a node that will not come back"
+          } for good with DELETE /cluster/nodes/${
+            ids[0]
+          }?force=true (409 when that could lose writes)`,
       );
     }
     return true;
@@ -404,55 +473,17 @@ export class Rebalancer {
   }
 }
 
-/**
- * Refuses a drain whose ranges would go to a node that is down: the rebalancing would
- * wait on it, and while it runs the force removal of that node is refused too (issue 16).
- */
-async function refuseDownTakers(next: ClusterMap, id: string, up: Set<string>): Promise<void> {
-  const { copies } = await planCopies(next);
-  const down = [...new Set(copies.map((c) => c.to).filter((to) => !up.has(to)))].sort();
-  if (down.length === 0) return;
-  const [first] = down;
-  const which = down.length === 1
-    ? `node ${first}, which would take over some of its ranges, is down; bring it back, or remove it`
-    : `nodes ${
-      down.join(", ")
-    }, which would take over some of its ranges, are down; bring them back, or remove them one at a time`;
-  throw new RingkvError(
-    "conflict",
-    `Cannot remove node ${id}: ${which} for good first (DELETE /cluster/nodes/${first}?force=true)`,
-  );
-}
-
-/**
- * Refuses a removal for good that would leave some range with fewer live old replicas
- * than a write quorum of its replica set, or that needs a new owner that is down.
- */
-async function refuseUnsafeForce(next: ClusterMap, id: string, up: Set<string>): Promise<void> {
-  const { copies, syncs } = await planCopies(next);
-  for (const c of [...copies, ...syncs.map((s) => ({ ...s, to: undefined }))]) {
-    const live = c.from.filter((n) => up.has(n));
-    if (live.length < c.need) {
-      throw new RingkvError(
-        "conflict",
-        `Cannot remove node ${id} for good: some of its ranges would keep ${live.length} live replica${
-          live.length === 1 ? "" : "s"
-        } (${
-          live.join(", ") || "none"
-        }), and ${c.need} are needed to be sure no acknowledged write is lost; bring the other nodes back first`,
-      );
-    }
-    if (c.to !== undefined && !up.has(c.to)) {
-      throw new RingkvError(
-        "conflict",
-        `Cannot remove node ${id} for good: node ${c.to}, which would take over some of its ranges, is down too; bring it back first`,
-      );
-    }
-  }
-}
-
-function urlsOf(map: ClusterMap, id: string): string[] {
+function urlsOf(map: ClusterMap, id: string | undefined): string[] {
   return allNodes(map).filter((n) => n.id === id).map((n) => n.url);
+}
+
+/** 409: a push found a newer map (another change was made meanwhile). */
+function mapChanged(state: ClusterState): RingkvError {
+  return new RingkvError(
+    "conflict",
+    `Cannot change the cluster: its map changed meanwhile (now epoch ${state.current().map.epoch}); ` +
+      `GET /cluster shows it; retry`,
+  );
 }
 
 function keyOf(map: ClusterMap): string | null {
