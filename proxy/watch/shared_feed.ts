@@ -21,7 +21,7 @@ type PageQuery = Parameters<ChangeFeed["page"]>[2];
 const KEEP = 20_000;
 /**
  * Bytes of page text each node's buffer keeps at most (docs/security.md, the watch's memory):
- * its {@link KEEP} changes of the bench's 100-byte values take ~5.5 MB, so the count still
+ * its {@link KEEP} changes of the bench's 100-byte values take ~5.2 MB, so the count still
  * decides there; large values are held by bytes. A stream behind the buffer reads the node.
  */
 export const KEEP_BYTES = 16 << 20;
