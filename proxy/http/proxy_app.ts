@@ -55,7 +55,7 @@ export interface ProxyDeps {
   /** Request ids of client requests (main.ts shares them with the admin routes). */
   requestIds?: RequestIds;
   /** Watch stream settings (cap, node wait); docs/api.md "Watching changes". */
-  watch?: Pick<WatchRouteDeps, "maxWatchers" | "waitMs" | "keepaliveMs">;
+  watch?: Pick<WatchRouteDeps, "maxWatchers" | "waitMs" | "keepaliveMs" | "eventTexts">;
   /** Given the app's router and node client (main.ts starts the TTL reaper on them). */
   onRouter?: (router: Router, client: NodeClient) => void;
 }

@@ -18,6 +18,7 @@ import type { KeyPoints } from "../../shared/key_points.ts";
 import type { TopologySource } from "../cluster/topology.ts";
 import type { ChangeFeed } from "../watch/change_feed.ts";
 import { decodeWatchCursor } from "../watch/watch_cursor.ts";
+import { EventTexts } from "./event_texts.ts";
 import type { WatchEvent } from "../watch/watch_merge.ts";
 import { type GroupOptions, WatchGroup, WatchGroups } from "../watch/watch_group.ts";
 import { watchStream } from "../watch/watch_stream.ts";
@@ -51,6 +52,8 @@ export interface WatchRouteDeps {
   flushMs?: number;
   /** The proxy's wait for a node (`--timeout-ms`): bounds a new stream's start ({@link startLimitMs}). */
   timeoutMs: number;
+  /** The events' texts, shared by the streams (tests look at it); one of its own by default. */
+  eventTexts?: EventTexts;
 }
 
 /**
@@ -70,9 +73,9 @@ const NON_ASCII_BYTE = /[\u0080-\u00ff]/;
 export function createWatchRoute(deps: WatchRouteDeps): Hono {
   const app = new Hono();
   let open = 0;
-  const eventData = new EventData();
+  const texts = deps.eventTexts ?? new EventTexts((e) => JSON.stringify(eventJson(e)));
   const opts: GroupOptions = {
-    eventData: (e) => eventData.of(e),
+    eventData: (e) => texts.of(e),
     keepaliveMs: deps.keepaliveMs ?? KEEPALIVE_MS,
     maxUnreadBytes: MAX_UNREAD_BYTES,
     flushMs: deps.flushMs ?? WATCH_FLUSH_MS,
@@ -117,7 +120,10 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
       return errorResponse(full, { "retry-after": String(RETRY_AFTER_SECONDS) });
     }
     open++;
-    const left = () => open--;
+    const left = () => {
+      // With no stream open, no text will be written again soon: none is held.
+      if (--open === 0) texts.clear();
+    };
     // A resumed stream has its own position: it runs its own merge, in a group of one.
     const group = cursor === undefined ? groups.live(prefix) : new WatchGroup(
       (signal, started) => watchStream(deps, prefix, cursor, signal, started),
@@ -188,37 +194,6 @@ export function acceptsEventStream(accept: string): boolean {
     if (q === undefined || Number(q.slice(2)) > 0) return true;
   }
   return false;
-}
-
-/**
- * Events whose `data:` text is remembered (oldest first out): those of the groups and streams
- * reading in step. More lived long enough to be promoted, one text per write (a group writes
- * its event's text once anyway).
- */
-const EVENT_DATA_KEEP = 512;
-
-/**
- * The `data:` text of recent events, shared by every stream of the route: busy watchers of
- * one prefix get the same events, and a key's value at a version never changes, so each
- * event's value is decoded and its JSON written once, not once per stream.
- */
-class EventData {
-  readonly #texts = new Map<string, string>();
-
-  /** The event's JSON text ({@link eventJson}). */
-  of(e: WatchEvent): string {
-    // A version names one write of the key, and a write has one value and type.
-    const id = `${e.version}\n${e.key}`;
-    let text = this.#texts.get(id);
-    if (text === undefined) {
-      text = JSON.stringify(eventJson(e));
-      if (this.#texts.size >= EVENT_DATA_KEEP) {
-        this.#texts.delete(this.#texts.keys().next().value!);
-      }
-      this.#texts.set(id, text);
-    }
-    return text;
-  }
 }
 
 /** The JSON of a change event: key, version, and the value as text, base64 or deleted. */

@@ -2,6 +2,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { nodeInfos, ownerOf, stableMap, startCluster } from "../../tests/doubles/test_cluster.ts";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { acceptsEventStream, eventJson, startLimitMs } from "./watch_route.ts";
+import { EVENT_TEXTS_BYTES, EventTexts } from "./event_texts.ts";
 
 const SSE = { accept: "text/event-stream" };
 
@@ -246,5 +247,46 @@ Deno.test("acceptsEventStream() takes text/event-stream by name with a weight ab
     ]
   ) {
     assertEquals(acceptsEventStream(no), false, no);
+  }
+});
+
+Deno.test("GET /watch holds the events' texts within EVENT_TEXTS_BYTES with values of control characters, and none once the last stream left", async () => {
+  const texts = new EventTexts((e) => JSON.stringify(eventJson(e)));
+  const c = await startCluster({
+    proxy: { watch: { waitMs: 50, keepaliveMs: 60_000, eventTexts: texts } },
+  });
+  try {
+    const res = await c.proxy.request("/watch?prefix=ctl/", { headers: SSE });
+    assertEquals(res.status, 200);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let most = 0;
+    const reading = (async () => {
+      let events = 0;
+      const deadline = Date.now() + 30_000;
+      while (events < 11 && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        events += value.split("\ndata: ").length - 1;
+        most = Math.max(most, texts.bytes);
+      }
+      return events;
+    })();
+    // Each is ~600 KiB of JSON (\u0001 per byte; read as it comes: under the 4 MiB unread
+    // bound), 12 MiB as the texts count it; then a small one, held.
+    const ctl = "\u0001".repeat(100 << 10);
+    for (let i = 0; i < 10; i++) {
+      const put = await c.proxy.request(`/kv/ctl/${i}`, { method: "PUT", body: ctl });
+      assertEquals(put.status, 201);
+    }
+    await c.proxy.request("/kv/ctl/small", { method: "PUT", body: "s" });
+    assertEquals(await reading, 11);
+    assert(most <= EVENT_TEXTS_BYTES, `the texts held ${most} bytes, over ${EVENT_TEXTS_BYTES}`);
+    assert(texts.size > 0, "the small event's text is held");
+    await reader.cancel();
+    const gone = Date.now() + 5000;
+    while (texts.size > 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 10));
+    assertEquals([texts.size, texts.bytes], [0, 0]);
+  } finally {
+    await c.close();
   }
 });

@@ -1,9 +1,10 @@
 /**
  * A node buffer's changes (proxy/watch/shared_feed.ts) kept as the UTF-8 of the pages they came
  * in: one byte array per poll, its bytes outside the JS heap, instead of an object and five
- * strings per change. The buffer holds a node's last 20,000 changes for seconds, so every change
- * it held as objects outlived two scavenges, was copied twice and promoted (the proxy's GC
- * pauses under the watch load: docs/performance.md; as text, the bytes were still promoted).
+ * strings per change. The buffer holds a node's last 20,000 changes (at most 16 MiB of text) for
+ * seconds, so every change it held as objects outlived two scavenges, was copied twice and
+ * promoted (the proxy's GC pauses under the watch load: docs/performance.md; as text, the bytes
+ * were still promoted).
  * The newest pages keep their parsed changes too, since the streams read them within a poll or
  * two; an older page is decoded and parsed again when a read reaches it, unless its text shows
  * that no key of it has the read's prefix (or, for a question about a few keys, none of them).
@@ -61,6 +62,7 @@ interface Page {
 export class PageStore {
   #pages: Page[] = [];
   #size = 0;
+  #bytes = 0;
   /** The pages parsed again whose changes are kept, oldest first (at most {@link REPARSED_PAGES}). */
   #reparsed: Page[] = [];
   #parses = 0;
@@ -73,6 +75,14 @@ export class PageStore {
   /** Changes held. */
   get size(): number {
     return this.#size;
+  }
+
+  /**
+   * Bytes of page text held. The parsed changes kept ({@link LIVE_PAGES}, {@link REPARSED_PAGES})
+   * are of pages held, so they take about as much again at most.
+   */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** Sequence of the oldest change held (undefined: none). */
@@ -91,6 +101,7 @@ export class PageStore {
     this.#pages = [];
     this.#reparsed = [];
     this.#size = 0;
+    this.#bytes = 0;
   }
 
   /**
@@ -103,16 +114,22 @@ export class PageStore {
     const searchable = keysSpelled(changes, text);
     this.#pages.push({ from: changes[0]!.s, n: changes.length, bytes, live: changes, searchable });
     this.#size += changes.length;
+    this.#bytes += bytes.length;
     const old = this.#pages.length - 1 - LIVE_PAGES;
     if (old >= 0) this.#pages[old]!.live = undefined;
   }
 
-  /** Drops the oldest pages while more than `keep` changes would remain without them. */
-  trim(keep: number): void {
+  /**
+   * Drops the oldest pages while more than `keep` changes would remain without them, or while
+   * more than `maxBytes` of text are held (the newest page too: the bound is hard).
+   */
+  trim(keep: number, maxBytes = Infinity): void {
     let drop = 0;
-    while (drop < this.#pages.length && this.#size - this.#pages[drop]!.n >= keep) {
-      this.#size -= this.#pages[drop]!.n;
-      drop++;
+    for (; drop < this.#pages.length; drop++) {
+      const page = this.#pages[drop]!;
+      if (this.#size - page.n < keep && this.#bytes <= maxBytes) break;
+      this.#size -= page.n;
+      this.#bytes -= page.bytes.length;
     }
     if (drop === 0) return;
     const first = this.#pages[drop]?.from ?? Infinity;

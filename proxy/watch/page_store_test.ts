@@ -1,4 +1,4 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import type { WireChange } from "../../node/http/change_routes.ts";
 import { keyNeedle, LIVE_PAGES, PageStore, REPARSED_PAGES } from "./page_store.ts";
 import { seededRandom as random } from "../../tests/doubles/seeded_random.ts";
@@ -204,4 +204,30 @@ Deno.test("PageStore leaves out old pages that hold none of a few keys, unparsed
   const keys = new Set(Array.from({ length: 9 }, (_, i) => `other${i}`));
   many.scan(0, () => {}, { keys });
   assertEquals(many.parses, 1);
+});
+
+Deno.test("PageStore.trim() with maxBytes holds at most that many bytes of text, the newest pages, in order", () => {
+  const rand = random(11);
+  const store = new PageStore();
+  const maxBytes = 100_000;
+  let all: WireChange[] = [];
+  let seq = 0;
+  for (let round = 0; round < 200; round++) {
+    // Values of 0 to 60 KB: a page of one can take half the cap, one of three more than all of it.
+    const page = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => {
+      const s = ++seq;
+      return { s, k: `k${s % 7}`, ver: `v${s}`, prev: null, v: btoa("x".repeat(rand() * 45_000)) };
+    });
+    const text = JSON.stringify({ changes: page });
+    store.push(page, text);
+    all.push(...page);
+    store.trim(20_000, maxBytes);
+    assert(store.bytes <= maxBytes, `round ${round}: ${store.bytes} bytes held`);
+    all = all.slice(all.length - store.size);
+    const held: WireChange[] = [];
+    store.scan((store.first ?? seq + 1) - 1, (c) => void held.push(c));
+    assertEquals(held, all, `round ${round}`);
+    assertEquals(store.newest === undefined || store.newest === seq, true);
+    if (text.length > maxBytes) assertEquals(store.size, 0, "a page over the cap is not held");
+  }
 });

@@ -4,7 +4,7 @@
  * answered from it when its position is inside the buffer; a stream behind it, or on another
  * log (boot), reads the node directly. So a write costs the nodes one read per proxy, not
  * one per watcher, and an idle watcher costs nothing per write. A node's poller stops once
- * no stream has read from it for one round.
+ * no stream has read from it for one round, and its buffer is then dropped.
  *
  * @module
  */
@@ -13,11 +13,18 @@ import type { WireChange } from "../../node/http/change_routes.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 import type { ChangeFeed, ChangePage } from "./change_feed.ts";
 import { PageStore } from "./page_store.ts";
+import { VersionAnswers } from "./version_answers.ts";
 
 type PageQuery = Parameters<ChangeFeed["page"]>[2];
 
 /** Changes each node's buffer keeps. */
 const KEEP = 20_000;
+/**
+ * Bytes of page text each node's buffer keeps at most (docs/security.md, the watch's memory):
+ * its {@link KEEP} changes of the bench's 100-byte values take ~5.2 MB, so the count still
+ * decides there; large values are held by bytes. A stream behind the buffer reads the node.
+ */
+export const KEEP_BYTES = 16 << 20;
 /** Changes one poll of a node asks for. */
 const PAGE_LIMIT = 1000;
 
@@ -69,6 +76,9 @@ class NodeBuffer {
     private readonly feed: ChangeFeed,
     readonly waitMs: number,
     readonly gatherMs: number,
+    readonly keepBytes: number,
+    /** Called once the poller stopped, its changes dropped: the feed forgets the buffer. */
+    private readonly stopped: (buffer: NodeBuffer) => void,
   ) {}
 
   /** Polls the node while streams read from this buffer. */
@@ -88,7 +98,12 @@ class NodeBuffer {
       }
     } finally {
       this.running = false;
+      // No stream reads here: nothing is held for none (a later read starts a new buffer).
+      this.boot = "";
+      this.failed = true;
+      this.pages.clear();
       this.#wakeAll();
+      this.stopped(this);
     }
   }
 
@@ -112,9 +127,12 @@ class NodeBuffer {
       } else {
         const fresh = page.changes ?? [];
         // A fake feed gives no text: the same JSON, written here.
-        this.pages.push(fresh, page.text ?? JSON.stringify({ changes: fresh }));
+        const text = page.text ?? JSON.stringify({ changes: fresh });
+        // A page longer than the cap is not held (nor encoded): neither is any before it.
+        if (text.length > this.keepBytes) this.pages.clear();
+        else this.pages.push(fresh, text);
         this.last = page.last;
-        this.pages.trim(KEEP);
+        this.pages.trim(KEEP, this.keepBytes);
         this.first = this.pages.first ?? this.last + 1;
         this.#wakeMatching(fresh);
         return fresh.length;
@@ -244,12 +262,6 @@ class NodeBuffer {
 /** How long a version question waits for the node's buffer to answer it, in ms. */
 export const VERSIONS_GATHER_MS = 50;
 
-/**
- * Positions whose answers to `versionsAt` are remembered: those of the streams reading in step
- * (a few polls of each node). More outlived the young generation: promoted garbage per page.
- */
-const KEEP_POSITIONS = 64;
-
 type VersionMap = Record<string, string | null>;
 
 /**
@@ -259,7 +271,7 @@ type VersionMap = Record<string, string | null>;
  */
 export class SharedFeed {
   readonly #buffers = new Map<string, NodeBuffer>();
-  readonly #answers = new Map<string, Map<string, string | null>>();
+  readonly #answers = new VersionAnswers();
   readonly #forming = new Map<
     string,
     { keys: Set<string>; answer: Promise<VersionMap | undefined> }
@@ -276,7 +288,20 @@ export class SharedFeed {
     private readonly waitMs = 5000,
     private readonly gatherMs = VERSIONS_GATHER_MS,
     private readonly pollGatherMs = POLL_GATHER_MS,
+    private readonly keepBytes = KEEP_BYTES,
   ) {}
+
+  /** Nodes with a buffer (each dropped once its poller stops). */
+  get buffers(): number {
+    return this.#buffers.size;
+  }
+
+  /** Bytes of page text the buffers hold (each at most `keepBytes`). */
+  get heldBytes(): number {
+    let n = 0;
+    for (const buffer of this.#buffers.values()) n += buffer.pages.bytes;
+    return n;
+  }
 
   /** How many nodes' pollers are running (each stops once no stream reads from it). */
   get polling(): number {
@@ -290,7 +315,17 @@ export class SharedFeed {
     const key = `${node.id} ${node.url}`;
     let buffer = this.#buffers.get(key);
     if (buffer === undefined) {
-      buffer = new NodeBuffer(node, this.feed, this.waitMs, this.pollGatherMs);
+      buffer = new NodeBuffer(
+        node,
+        this.feed,
+        this.waitMs,
+        this.pollGatherMs,
+        this.keepBytes,
+        (b) => {
+          if (this.#buffers.get(key) === b) this.#buffers.delete(key);
+          this.#answers.forget(node.id);
+        },
+      );
       this.#buffers.set(key, buffer);
     }
     buffer.epoch = Math.max(buffer.epoch, epoch);
@@ -309,6 +344,7 @@ export class SharedFeed {
   ): Promise<VersionMap | undefined> {
     const id = `${node.id} ${boot} ${at}`;
     const known = this.#answers.get(id) ?? new Map<string, string | null>();
+    const had = known.size;
     // A key changed after `at` in the buffer: its `prev` there is the answer, no question.
     const buffer = this.#buffers.get(`${node.id} ${node.url}`);
     const now = buffer?.versionsAfter(boot, at, keys);
@@ -334,16 +370,16 @@ export class SharedFeed {
       const got = await batch.answer;
       if (got === undefined) return undefined;
       for (const [k, v] of Object.entries(got)) known.set(k, v);
-      this.#remember(id, known);
+      this.#answers.remember(id, known);
+    } else if (known.size > had && this.#answers.get(id) === known) {
+      // Answers the buffer added to a remembered position count against the bound too.
+      this.#answers.remember(id, known);
     }
     return Object.fromEntries(keys.map((k) => [k, known.get(k) ?? null]));
   }
 
-  #remember(id: string, answers: Map<string, string | null>): void {
-    this.#answers.delete(id);
-    this.#answers.set(id, answers);
-    if (this.#answers.size > KEEP_POSITIONS) {
-      this.#answers.delete(this.#answers.keys().next().value!);
-    }
+  /** Bytes of remembered version answers (bounded: proxy/watch/version_answers.ts). */
+  get answerBytes(): number {
+    return this.#answers.bytes;
   }
 }

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "@std/assert";
 import type { WireChange } from "../../node/http/change_routes.ts";
 import type { ChangeFeed, ChangePage } from "./change_feed.ts";
-import { gatherFor, SharedFeed } from "./shared_feed.ts";
+import { gatherFor, KEEP_BYTES, SharedFeed } from "./shared_feed.ts";
 
 type Query = Parameters<ChangeFeed["page"]>[2];
 
@@ -178,4 +178,81 @@ Deno.test("SharedFeed.versionsAt() at a position ahead of the buffer (a stream t
   while (shared.polling > 0 && Date.now() < deadline + 5000) {
     await new Promise((r) => setTimeout(r, 20));
   }
+});
+
+/** Polls `ok` every 10 ms until it holds or `ms` pass; whether it held. */
+async function until(ok: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!ok() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  return ok();
+}
+
+Deno.test("SharedFeed holds at most KEEP_BYTES of large values per node while a stream lags, and the lagging stream still reads every change in order", async () => {
+  const log: WireChange[] = [change(1, "a", null)];
+  const { feed } = fakeFeed(log, 5);
+  const shared = new SharedFeed(feed, 20, 50, 0);
+  const node = { id: "n1", url: "http://n1" };
+  const at = (after: number, waitMs = 20) => ({ boot: "b", after, prefix: "", waitMs, limit: 10 });
+  const value = btoa("x".repeat(1 << 20)); // a 1 MiB value: 1.4 MB of base64
+  // The lagging stream read up to 1, then stops reading; another follows the head.
+  await shared.page(node, 1, at(1));
+  let head = 1;
+  let most = 0;
+  for (let batch = 0; batch < 8; batch++) {
+    for (let i = 0; i < 4; i++) {
+      log.push({ ...change(log.length + 1, `big/${log.length}`, null), v: value });
+    }
+    while (head < log.length) {
+      const page = await shared.page(node, 1, at(head, 1000));
+      head = page.changes?.at(-1)?.s ?? head;
+    }
+    most = Math.max(most, shared.heldBytes);
+  }
+  assert(most <= KEEP_BYTES, `the buffer held ${most} bytes, over ${KEEP_BYTES}`);
+  assert(most > KEEP_BYTES / 2, `the buffer held only ${most} bytes`);
+  // Behind the buffer: read from the node, then from the buffer, every change once, in order.
+  const seen: number[] = [];
+  for (let after = 1; after < log.length;) {
+    const page = await shared.page(node, 1, at(after, 0));
+    for (const c of page.changes ?? []) {
+      assertEquals(c, log[c.s - 1]);
+      seen.push(c.s);
+    }
+    after = page.changes?.at(-1)?.s ?? page.last;
+  }
+  assertEquals(seen, log.slice(1).map((c) => c.s));
+  assert(await until(() => shared.polling === 0, 5000), "the poller did not stop");
+});
+
+Deno.test("SharedFeed drops a node's buffer and its remembered versions once no stream reads it, and serves a stream that comes later", async () => {
+  const log: WireChange[] = [change(1, "a", null)];
+  const { feed } = fakeFeed(log, 5);
+  const shared = new SharedFeed(feed, 20, 0, 0);
+  const nodes = [{ id: "n1", url: "http://n1" }, { id: "n2", url: "http://n2" }];
+  const at = (after: number) => ({ boot: "b", after, prefix: "", waitMs: 20, limit: 10 });
+  for (const node of nodes) await shared.page(node, 1, at(1));
+  log.push({ ...change(2, "k", null), v: btoa("y".repeat(100_000)) }, change(3, "k", "v2"));
+  // Read until each buffer holds the changes (a read served from the node does not fill it).
+  assert(
+    await until(() => {
+      for (const node of nodes) void shared.page(node, 1, at(1));
+      return shared.heldBytes > 200_000;
+    }, 5000),
+    "the buffers did not fill",
+  );
+  assertEquals(await shared.versionsAt(nodes[0]!, 1, "b", 3, ["never"]), { never: "node" });
+  assert(shared.answerBytes > 0);
+  // No stream reads any more: the pollers stop and nothing is held.
+  assert(await until(() => shared.polling === 0, 5000), "the pollers did not stop");
+  assertEquals([shared.buffers, shared.heldBytes, shared.answerBytes], [0, 0, 0]);
+  // A stream that comes later reads as the first did: at the head, then the next change.
+  await shared.page(nodes[0]!, 1, at(3));
+  log.push(change(4, "k", "v3"));
+  const deadline = Date.now() + 5000;
+  let page = await shared.page(nodes[0]!, 1, at(3));
+  while (page.changes?.length !== 1 && Date.now() < deadline) {
+    page = await shared.page(nodes[0]!, 1, at(3));
+  }
+  assertEquals(page.changes?.map((c) => c.s), [4]);
+  assert(await until(() => shared.polling === 0, 5000), "the poller did not stop");
 });

@@ -37,13 +37,13 @@ export class FakeChangeLogs {
   /** Every page read after a position, in the order asked. */
   readonly reads: ReadCall[] = [];
 
-  /** Node `id` logs version `ver` of `key` (a put of the value `ver`). */
-  log(id: string, key: string, ver: string): void {
+  /** Node `id` logs version `ver` of `key` (a put of the value `ver`, or of base64 `value`). */
+  log(id: string, key: string, ver: string, value = btoa(ver)): void {
     const log = this.#logs.get(id) ?? [];
     const data = this.#data.get(id) ?? new Map<string, string>();
     // What the node held before, as a node logs it: across a restart too.
     const prev = data.get(key) ?? null;
-    log.push({ s: log.length + 1, k: key, ver, prev, v: btoa(ver), t: "text/plain" });
+    log.push({ s: log.length + 1, k: key, ver, prev, v: value, t: "text/plain" });
     this.#logs.set(id, log);
     data.set(key, ver);
     this.#data.set(id, data);
