@@ -196,6 +196,8 @@ export class WatchGroup {
 /** One member's end of a group: its own queue, bound and end. */
 class Member {
   #done = false;
+  /** The largest chunk sent: one event larger than the bound must still get through. */
+  #largest = 0;
 
   constructor(
     private readonly controller: ReadableStreamDefaultController<Uint8Array>,
@@ -203,14 +205,20 @@ class Member {
     private readonly gone: () => void,
   ) {}
 
-  /** Queues the group's bytes, or cuts the member off when it left too much unread. */
+  /**
+   * Queues the group's bytes, or cuts the member off when it left too much unread: more than
+   * its bound besides the largest chunk it was sent. By the bound alone, an event larger than
+   * it (1 MiB of control characters is ~6 MiB of JSON) cut off every reader still reading it
+   * when the next one came, and again after each resume (found while bounding the watch).
+   */
   deliver(bytes: Uint8Array): void {
     if (this.#done) return;
-    if ((this.controller.desiredSize ?? 0) < -this.maxUnread) {
+    if ((this.controller.desiredSize ?? 0) < -(this.maxUnread + this.#largest)) {
       this.controller.enqueue(CUTOFF);
       this.close();
       return;
     }
+    if (bytes.length > this.#largest) this.#largest = bytes.length;
     this.controller.enqueue(bytes);
   }
 

@@ -27,6 +27,11 @@ class HandSource {
     this.push({ kind: "changes", changes: [{ event, id: `id-${key}` }] });
   }
 
+  /** Items not yet taken by the group. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
   push(item: WatchItem): void {
     this.#queue.push(item);
     for (const wake of this.#wakes) wake();
@@ -278,6 +283,31 @@ Deno.test("WatchGroup with flushMs writes the items of its window as one chunk, 
     await reader.cancel();
   }
   await until(() => src.stopped === 1, "the group's stream stopped");
+});
+
+Deno.test("WatchGroup: an event larger than the unread bound reaches a member still reading it, and the next ones too", async () => {
+  const big = "x".repeat(300_000); // past the bound below, as 1 MiB of control characters is
+  const eventData = (e: WatchEvent) =>
+    JSON.stringify({ key: e.key, pad: e.key === "big" ? big : "" });
+  const src = new HandSource();
+  const group = new WatchGroup(src.source, { ...OPTS, eventData, maxUnreadBytes: 100_000 });
+  const stop = new AbortController();
+  const reader = group.join(stop.signal, () => {}).getReader();
+  try {
+    src.change("big");
+    await until(() => src.queued === 0, "the big event was taken");
+    // The member has not read it yet when the next events come.
+    for (let i = 0; i < 5; i++) src.change(`small${i}`);
+    await until(() => src.queued === 0, "the small events were taken");
+    await new Promise((r) => setTimeout(r, 50));
+    const seen = { text: "" };
+    await readUntil(reader, seen, (t) => t.includes("id: id-small4") || t.includes("cutoff"));
+    assert(!seen.text.includes("event: cutoff"), "cut off while reading one large event");
+    assert(seen.text.includes(big), "the large event came whole");
+  } finally {
+    stop.abort();
+    await reader.cancel().catch(() => {});
+  }
 });
 
 Deno.test("WatchGroup: a member that never reads is cut off near its bound even when the items come without a timer between them", async () => {
