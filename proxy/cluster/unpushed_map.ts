@@ -99,8 +99,8 @@ export function finishedNote(map: ClusterMap): string {
   const cancel = rb?.kind === "add" && rb.phase === "copying"
     ? `; to cancel it: kv remove ${rb.nodeId} (DELETE /cluster/nodes/${rb.nodeId})`
     : "";
-  return `this proxy finished an earlier change that no proxy had pushed to the nodes ` +
-    `(epoch ${map.epoch}${what}: the nodes had accepted it in their vote on the next map, and ` +
-    `its proxy had not told them: it stopped right after, or was still at it); GET /cluster ` +
+  return `this proxy finished an earlier change chosen by another proxy, which the nodes did ` +
+    `not hold yet (epoch ${map.epoch}${what}: the nodes had accepted it in their vote on the ` +
+    `next map; its proxy stopped right after, or was still pushing it); GET /cluster ` +
     `shows it${cancel}`;
 }

@@ -83,7 +83,7 @@ Deno.test("a map accepted by a majority for the next epoch that no node holds (i
   assertEquals(res.status, 409);
   const { message } = (await res.json()).error;
   assertMatch(message, /node d is being added/);
-  assertMatch(message, /finished an earlier change that no proxy had pushed .*epoch 2, node d/);
+  assertMatch(message, /finished an earlier change chosen by another proxy, .*epoch 2, node d/);
   assertMatch(message, /kv remove d/);
 });
 
@@ -139,7 +139,7 @@ Deno.test("a change that finishes another proxy's unpushed map instead of its ow
   const { message } = (await res.json()).error;
   assertMatch(
     message,
-    /finished an earlier change that no proxy had pushed .*epoch 2, node d being added/,
+    /finished an earlier change chosen by another proxy, .*epoch 2, node d being added/,
   );
   assertEquals(
     runs.count,

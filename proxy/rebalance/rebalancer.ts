@@ -279,7 +279,18 @@ export class Rebalancer {
   ): Promise<void> {
     const rb = map.rebalancing!;
     if (rb.kind === "add" && step.how === "cancel") {
-      await this.#cancelAdd(map, rb.nodeId);
+      await this.#cancelAdd(map, rb.nodeId).catch((err) => {
+        // The add's own next step came first (review): its 409 would name the node being
+        // added, which answers, as if that were the one to remove.
+        if (!(err instanceof RingkvError) || err.code !== "conflict") throw err;
+        const now = this.deps.state.current().map;
+        throw new RingkvError(
+          "conflict",
+          `Cannot remove node ${dead} yet: the running change moved on meanwhile (now epoch ` +
+            `${now.epoch}, ${now.rebalancing?.phase ?? "no rebalancing"}); retry the removal of ` +
+            `node ${dead}`,
+        );
+      });
       return;
     }
     if (step.how === "finish") {

@@ -213,12 +213,13 @@ class Member {
    */
   deliver(bytes: Uint8Array): void {
     if (this.#done) return;
-    if ((this.controller.desiredSize ?? 0) < -(this.maxUnread + this.#largest)) {
+    if (bytes.length > this.#largest) this.#largest = bytes.length;
+    // Counted with `bytes`: the queue never holds more than the bound and the largest chunk.
+    if ((this.controller.desiredSize ?? 0) - bytes.length < -(this.maxUnread + this.#largest)) {
       this.controller.enqueue(CUTOFF);
       this.close();
       return;
     }
-    if (bytes.length > this.#largest) this.#largest = bytes.length;
     this.controller.enqueue(bytes);
   }
 
