@@ -104,3 +104,12 @@ export function tlsMistake(why: string): "untrusted" | "plain-http" | undefined 
   if (why.includes("invalid HTTP version parsed")) return "plain-http";
   return undefined;
 }
+
+/** What each caller tells its user to do about a {@link tlsMistake}. */
+export type TlsHints = Record<"untrusted" | "plain-http", string>;
+
+/** ` (what to do)` for the TLS mistake `why` shows, from `hints`; "" when it shows none. */
+export function tlsHint(why: string, hints: TlsHints): string {
+  const mistake = tlsMistake(why);
+  return mistake === undefined ? "" : ` (${hints[mistake]})`;
+}

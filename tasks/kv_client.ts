@@ -14,7 +14,7 @@
  * ```
  */
 import { MAX_TTL_SECONDS } from "../shared/expiry.ts";
-import { tlsMistake } from "../shared/tls_files.ts";
+import { tlsHint, type TlsHints } from "../shared/tls_files.ts";
 
 /** Exit codes scripts can rely on. */
 export const EXIT = {
@@ -74,19 +74,19 @@ export async function call(
       ? `no answer within ${target.timeoutMs} ms`
       : [err, (err as Error).cause].filter((e) => e instanceof Error).map((e) => e.message)
         .join(": ");
-    throw new CliError(EXIT.unavailable, `Cannot reach ${target.url}: ${why}${tlsHint(why)}`);
+    throw new CliError(
+      EXIT.unavailable,
+      `Cannot reach ${target.url}: ${why}${tlsHint(why, TLS_HINTS)}`,
+    );
   }
 }
 
-/** What to do about a TLS mistake ({@link tlsMistake}). */
-function tlsHint(why: string): string {
-  return {
-    "untrusted": " (a proxy whose certificate is self-signed or from a private CA is trusted " +
-      "with DENO_CERT=<CA file> deno task kv ..., docs/security.md)",
-    "plain-http": " (a proxy that serves https, started with --cert? give --url https://...)",
-    "none": "",
-  }[tlsMistake(why) ?? "none"];
-}
+/** What a kv user does about a TLS mistake of a call to the proxy. */
+const TLS_HINTS: TlsHints = {
+  "untrusted": "a proxy whose certificate is self-signed or from a private CA is trusted " +
+    "with DENO_CERT=<CA file> deno task kv ..., docs/security.md",
+  "plain-http": "a proxy that serves https, started with --cert? give --url https://...",
+};
 
 /** Throws the {@link CliError} of a failed answer (its error message, its exit code). */
 export async function failed(res: Response, what: string): Promise<never> {

@@ -10,7 +10,7 @@
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { tlsMistake } from "../../shared/tls_files.ts";
+import { tlsHint, type TlsHints } from "../../shared/tls_files.ts";
 import { REQUEST_ID_HEADER } from "../../shared/log.ts";
 import { EPOCH_HEADER, INCARNATION_HEADER, NDJSON } from "../../shared/wire.ts";
 import { resultProblem } from "./node_results.ts";
@@ -121,18 +121,15 @@ export function failureReason(cause: unknown): string {
   }
   if (!(cause instanceof Error)) return String(cause);
   const why = cause.message + (cause.cause instanceof Error ? ` (${cause.cause.message})` : "");
-  return why + tlsHint(why);
+  return why + tlsHint(why, TLS_HINTS);
 }
 
-/** What to do about a TLS mistake ({@link tlsMistake}). */
-function tlsHint(why: string): string {
-  return {
-    "untrusted": " (the proxy does not trust the node's certificate: a self-signed one or one " +
-      "from a private CA is trusted with the proxy's --ca FILE, docs/security.md)",
-    "plain-http": " (a node that serves https, started with --cert? give its URL as https://...)",
-    "none": "",
-  }[tlsMistake(why) ?? "none"];
-}
+/** What the proxy's operator does about a TLS mistake of a node call. */
+const TLS_HINTS: TlsHints = {
+  "untrusted": "the proxy does not trust the node's certificate: a self-signed one or one " +
+    "from a private CA is trusted with the proxy's --ca FILE, docs/security.md",
+  "plain-http": "a node that serves https, started with --cert? give its URL as https://...",
+};
 
 /** The 503 for a node that did not answer. */
 export function unreachable(node: NodeRef, cause: unknown): RingkvError {
