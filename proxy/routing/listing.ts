@@ -155,9 +155,9 @@ export async function listLive(
 ): Promise<{ entries: WireEntry[]; more: boolean; passed: string | undefined }> {
   const merge = new ListMerge(nodeIds, after);
   const entries: WireEntry[] = [];
+  const rounds = scan.maxRounds ?? 16;
   let size = Math.min(limit, scan.maxPage);
-  for (let round = 0; entries.length < limit && !merge.done; round++) {
-    if (round >= (scan.maxRounds ?? 16)) break;
+  for (let round = 0; round < rounds && entries.length < limit && !merge.done; round++) {
     const wanted = merge.wanted();
     const pages = await Promise.all(wanted.map((w) => fetchPage(w.nodeId, w.after, size)));
     wanted.forEach((w, i) => merge.feed(w.nodeId, pages[i]!));
