@@ -7,6 +7,7 @@ import { initialMap, planAdd } from "./map_transitions.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
 import { createAdminRoutes } from "../http/admin_routes.ts";
+import type { Hono } from "hono";
 import { createFakeMapNodes } from "../../tests/doubles/fake_map_nodes.ts";
 
 const NOW = 1_700_000_000_000;
@@ -62,6 +63,17 @@ async function freshProxy(
 const epochs = (fake: ReturnType<typeof createFakeMapNodes>) =>
   [...fake.maps.values()].map((m) => m?.epoch ?? null);
 
+/** The 409 message of adding node e through `app`'s admin API. */
+async function refusedAdd(app: { request: Hono["request"] }): Promise<string> {
+  const res = await app.request("/cluster/nodes", {
+    method: "POST",
+    headers: AUTH,
+    body: JSON.stringify({ url: "http://e.test" }),
+  });
+  assertEquals(res.status, 409);
+  return (await res.json()).error.message;
+}
+
 Deno.test("a map accepted by a majority for the next epoch that no node holds (its proxy died right after): a fresh proxy's first poll installs and pushes it, GET /cluster shows its rebalancing, and the rebalancer starts", async () => {
   const { fake, base, addD } = await zombieAdd(["a", "b"]);
   assertEquals(epochs(fake), [1, 1, 1, null, null]);
@@ -75,13 +87,7 @@ Deno.test("a map accepted by a majority for the next epoch that no node holds (i
   assertEquals([view.epoch, view.rebalancing.kind, view.rebalancing.nodeId], [2, "add", "d"]);
   assertEquals(view.rebalancing.phase, "copying");
   // The next change is refused, saying which change this proxy found and finished.
-  const res = await app.request("/cluster/nodes", {
-    method: "POST",
-    headers: AUTH,
-    body: JSON.stringify({ url: "http://e.test" }),
-  });
-  assertEquals(res.status, 409);
-  const { message } = (await res.json()).error;
+  const message = await refusedAdd(app);
   assertMatch(message, /node d is being added/);
   assertMatch(message, /finished an earlier change chosen by another proxy, .*epoch 2, node d/);
   assertMatch(message, /kv remove d/);
@@ -130,13 +136,7 @@ Deno.test("a change that finishes another proxy's unpushed map instead of its ow
   const { state, app, runs } = await freshProxy(fake, base, { unpushedGraceMs: Infinity });
   await state.poll();
   assertEquals(state.current().map.epoch, 1);
-  const res = await app.request("/cluster/nodes", {
-    method: "POST",
-    headers: AUTH,
-    body: JSON.stringify({ url: "http://e.test" }),
-  });
-  assertEquals(res.status, 409);
-  const { message } = (await res.json()).error;
+  const message = await refusedAdd(app);
   assertMatch(
     message,
     /finished an earlier change chosen by another proxy, .*epoch 2, node d being added/,
