@@ -13,9 +13,19 @@
  * @module
  * @example
  * ```ts
- * import { assert } from "@std/assert";
+ * import { assertEquals } from "@std/assert";
+ * import { initialMap, planRemove } from "../cluster/map_transitions.ts";
  * import { planMidChangeRemoval } from "./mid_change_removal.ts";
- * assert(typeof planMidChangeRemoval === "function");
+ * const ids = ["n1", "n2", "n3", "n4"];
+ * const nodes = ids.map((id) => ({ id, url: `http://${id}.test`, weight: 1 }));
+ * const draining = planRemove(initialMap(nodes, 3, 8), "n4", 0, 0);
+ * // The node being drained still answers: its drain goes on as it is.
+ * assertEquals(await planMidChangeRemoval(draining, "n4", new Set(ids), false), {
+ *   kind: "unchanged",
+ * });
+ * // Dead: the drain becomes its removal for good (copied from the surviving replicas).
+ * const step = await planMidChangeRemoval(draining, "n4", new Set(["n1", "n2", "n3"]), true);
+ * assertEquals(step.kind, "force");
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
