@@ -95,7 +95,7 @@ export class KeyPoints {
 
   #remember(key: string, point: Point): void {
     // Insertion order, not recency: a hit then costs one Map lookup and no re-insert.
-    if (this.#known.has(key) || key.length > this.#maxChars) return;
+    if (key.length > this.#maxChars) return;
     while (
       this.#known.size > 0 &&
       (this.#known.size >= this.#capacity || this.#chars + key.length > this.#maxChars)
