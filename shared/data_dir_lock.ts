@@ -154,7 +154,7 @@ export async function lockDataDir(
     throw unusable(dir, err, "mkdir");
   }
   const path = join(dir, LOCK_FILE);
-  const fileMade = !(await exists(path, "lock"));
+  const fileMade = !(await exists(path));
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true, write: true, create: true });
@@ -222,13 +222,14 @@ async function missingDirs(dir: string): Promise<string[]> {
   return missing;
 }
 
-async function exists(path: string, step: "mkdir" | "lock"): Promise<boolean> {
+/** Whether the lock file at `path` is there (an OS error that is no "not found": unusable). */
+async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
     return true;
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return false;
-    throw unusable(path, err, step);
+    throw unusable(path, err, "lock");
   }
 }
 
