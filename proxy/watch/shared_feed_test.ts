@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
+import { until } from "../../tests/helpers/poll.ts";
 import type { WireChange } from "../../node/http/change_routes.ts";
 import type { ChangeFeed, ChangePage } from "./change_feed.ts";
 import { gatherFor, KEEP_BYTES, SharedFeed } from "./shared_feed.ts";
@@ -180,13 +181,6 @@ Deno.test("SharedFeed.versionsAt() at a position ahead of the buffer (a stream t
   }
 });
 
-/** Polls `ok` every 10 ms until it holds or `ms` pass; whether it held. */
-async function until(ok: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!ok() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  return ok();
-}
-
 Deno.test("SharedFeed holds at most KEEP_BYTES of large values per node while a stream lags, and the lagging stream still reads every change in order", async () => {
   const log: WireChange[] = [change(1, "a", null)];
   const { feed } = fakeFeed(log, 5);
@@ -221,7 +215,7 @@ Deno.test("SharedFeed holds at most KEEP_BYTES of large values per node while a 
     after = page.changes?.at(-1)?.s ?? page.last;
   }
   assertEquals(seen, log.slice(1).map((c) => c.s));
-  assert(await until(() => shared.polling === 0, 5000), "the poller did not stop");
+  await until("the poller stops", () => shared.polling === 0, 5000);
 });
 
 Deno.test("SharedFeed drops a node's buffer and its remembered versions once no stream reads it, and serves a stream that comes later", async () => {
@@ -233,17 +227,14 @@ Deno.test("SharedFeed drops a node's buffer and its remembered versions once no 
   for (const node of nodes) await shared.page(node, 1, at(1));
   log.push({ ...change(2, "k", null), v: btoa("y".repeat(100_000)) }, change(3, "k", "v2"));
   // Read until each buffer holds the changes (a read served from the node does not fill it).
-  assert(
-    await until(() => {
-      for (const node of nodes) void shared.page(node, 1, at(1));
-      return shared.heldBytes > 200_000;
-    }, 5000),
-    "the buffers did not fill",
-  );
+  await until("the buffers fill", () => {
+    for (const node of nodes) void shared.page(node, 1, at(1));
+    return shared.heldBytes > 200_000;
+  }, 5000);
   assertEquals(await shared.versionsAt(nodes[0]!, 1, "b", 3, ["never"]), { never: "node" });
   assert(shared.answerBytes > 0);
   // No stream reads any more: the pollers stop and nothing is held.
-  assert(await until(() => shared.polling === 0, 5000), "the pollers did not stop");
+  await until("the pollers stop", () => shared.polling === 0, 5000);
   assertEquals([shared.buffers, shared.heldBytes, shared.answerBytes], [0, 0, 0]);
   // A stream that comes later reads as the first did: at the head, then the next change.
   await shared.page(nodes[0]!, 1, at(3));
@@ -254,5 +245,24 @@ Deno.test("SharedFeed drops a node's buffer and its remembered versions once no 
     page = await shared.page(nodes[0]!, 1, at(3));
   }
   assertEquals(page.changes?.map((c) => c.s), [4]);
-  assert(await until(() => shared.polling === 0, 5000), "the poller did not stop");
+  await until("the poller stops", () => shared.polling === 0, 5000);
+});
+
+Deno.test("SharedFeed counts the answers its buffer adds to a remembered position against their bound", async () => {
+  const log: WireChange[] = [change(1, "a", null)];
+  const { feed } = fakeFeed(log, 5);
+  const shared = new SharedFeed(feed, 20);
+  const node = { id: "n1", url: "http://n1" };
+  const q = { boot: "b", after: 1, prefix: "", waitMs: 20, limit: 10 };
+  await shared.page(node, 1, q);
+  log.push(change(2, "k", "v1"));
+  let page = await shared.page(node, 1, q);
+  while (page.changes?.length !== 1) page = await shared.page(node, 1, q);
+  // Asked of the node: position 1 is remembered with its answer.
+  assertEquals(await shared.versionsAt(node, 1, "b", 1, ["never"]), { never: "node" });
+  const asked = shared.answerBytes;
+  // Answered from the buffer (k's change 2 says what it held at 1), added to that position.
+  assertEquals(await shared.versionsAt(node, 1, "b", 1, ["k"]), { k: "v1" });
+  assert(shared.answerBytes > asked, `${shared.answerBytes} <= ${asked}`);
+  await until("the poller stops", () => shared.polling === 0, 5000);
 });

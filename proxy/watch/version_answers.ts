@@ -31,20 +31,19 @@ export const KEEP_ANSWER_BYTES = 4 << 20;
 
 /** Each position's answers (key: `<node id> <boot> <position>`), oldest first out. */
 export class VersionAnswers {
-  readonly #answers = new Map<string, Map<string, string | null>>();
-  readonly #bytes = new Map<string, number>();
-  #held = 0;
+  readonly #held = new Map<string, { answers: Map<string, string | null>; bytes: number }>();
+  #bytes = 0;
 
   constructor(readonly maxBytes = KEEP_ANSWER_BYTES) {}
 
   /** Bytes held, as {@link KEEP_ANSWER_BYTES} counts them. */
   get bytes(): number {
-    return this.#held;
+    return this.#bytes;
   }
 
   /** The answers remembered at `id`; the caller may add to it, then {@link remember} it again. */
   get(id: string): Map<string, string | null> | undefined {
-    return this.#answers.get(id);
+    return this.#held.get(id)?.answers;
   }
 
   /** Keeps `answers` as the newest; drops the oldest while over a bound (these too if alone). */
@@ -52,22 +51,21 @@ export class VersionAnswers {
     this.#drop(id);
     let bytes = 0;
     for (const [k, v] of answers) bytes += 64 + 2 * (k.length + (v?.length ?? 0));
-    this.#answers.set(id, answers);
-    this.#bytes.set(id, bytes);
-    this.#held += bytes;
-    while (this.#answers.size > KEEP_POSITIONS || this.#held > this.maxBytes) {
-      this.#drop(this.#answers.keys().next().value!);
+    this.#held.set(id, { answers, bytes });
+    this.#bytes += bytes;
+    while (this.#held.size > KEEP_POSITIONS || this.#bytes > this.maxBytes) {
+      this.#drop(this.#held.keys().next().value!);
     }
   }
 
   /** Forgets the answers about node `node`'s log (no stream reads it any more). */
   forget(node: string): void {
-    for (const id of [...this.#answers.keys()]) if (id.startsWith(`${node} `)) this.#drop(id);
+    // Deleting the entry being visited is safe in a Map's iteration.
+    for (const id of this.#held.keys()) if (id.startsWith(`${node} `)) this.#drop(id);
   }
 
   #drop(id: string): void {
-    this.#held -= this.#bytes.get(id) ?? 0;
-    this.#bytes.delete(id);
-    this.#answers.delete(id);
+    this.#bytes -= this.#held.get(id)?.bytes ?? 0;
+    this.#held.delete(id);
   }
 }

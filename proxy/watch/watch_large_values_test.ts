@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { FakeChangeLogs } from "../../tests/doubles/fake_change_logs.ts";
+import { until } from "../../tests/helpers/poll.ts";
 import {
   FakeTopology,
   nodeInfos,
@@ -9,13 +10,6 @@ import {
 import type { ChangeFeed } from "./change_feed.ts";
 import { KEEP_BYTES, SharedFeed } from "./shared_feed.ts";
 import { type WatchItem, watchStream, type WatchStreamDeps } from "./watch_stream.ts";
-
-/** Polls `ok` every 10 ms until it holds or `ms` pass; whether it held. */
-async function until(ok: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!ok() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  return ok();
-}
 
 /** The `key@version` of each event in `items` (or their kind: `compacted`, `reset`). */
 function namesOf(items: WatchItem[]): string[] {
@@ -71,7 +65,7 @@ Deno.test("watch streams over the shared feed with 1 MiB values: the buffers sta
     ).finally(() => clearInterval(sample));
     for (const [i, w] of writes.entries()) {
       for (const id of ["n1", "n2", "n3"]) logs.log(id, w.key, w.ver, value);
-      if (i % 4 === 3) await until(() => false, 30);
+      if (i % 4 === 3) await new Promise((r) => setTimeout(r, 30));
     }
     assertEquals(await reading, want);
     assert(most <= 3 * KEEP_BYTES, `the buffers held ${most} bytes, over 3 × ${KEEP_BYTES}`);
@@ -86,5 +80,5 @@ Deno.test("watch streams over the shared feed with 1 MiB values: the buffers sta
     await behind.stream.return(undefined);
     logs.close();
   }
-  assert(await until(() => feed.buffers === 0, 10_000), "the buffers were not dropped");
+  await until("the buffers are dropped", () => feed.buffers === 0, 10_000);
 });
