@@ -133,13 +133,12 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
     // The headers say the stream is open (docs/api.md): a write sent after them must be logged
     // after the positions the stream starts from, so those are read first.
     const limit = startLimitMs(deps.timeoutMs);
-    const refused = await startedWithin(group.started, limit).catch(async (err) => {
+    try {
+      await startedWithin(group.started, limit);
+    } catch (err) {
       await body.cancel();
-      throw err;
-    });
-    if (refused !== undefined) {
-      await body.cancel();
-      return errorResponse(refused, { "retry-after": String(RETRY_AFTER_SECONDS) });
+      if (!(err instanceof RingkvError)) throw err;
+      return errorResponse(err, { "retry-after": String(RETRY_AFTER_SECONDS) });
     }
     return new Response(body, { headers });
   });
@@ -159,24 +158,17 @@ export function createWatchRoute(deps: WatchRouteDeps): Hono {
   return app;
 }
 
-/** Waits for a stream's start, up to `ms`; why it did not start, if it did not. */
-async function startedWithin(
-  started: Promise<void>,
-  ms: number,
-): Promise<RingkvError | undefined> {
+/** Waits for a stream's start, up to `ms`; rejects with why it did not start, if it did not. */
+async function startedWithin(started: Promise<void>, ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<RingkvError>((resolve) => {
+  const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const why = `the stream did not read the nodes' log positions within ${ms} ms`;
-      resolve(new RingkvError("unavailable", `Cannot watch: ${why}; retry later`));
+      reject(new RingkvError("unavailable", `Cannot watch: ${why}; retry later`));
     }, ms);
   });
-  const failed = started.then(() => undefined, (err) => {
-    if (!(err instanceof RingkvError)) throw err;
-    return err;
-  });
   try {
-    return await Promise.race([failed, late]);
+    await Promise.race([started, late]);
   } finally {
     clearTimeout(timer);
   }
