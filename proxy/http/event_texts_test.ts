@@ -1,5 +1,10 @@
 import { assert, assertEquals } from "@std/assert";
-import { EVENT_TEXT_MAX_BYTES, EVENT_TEXTS_BYTES, EventTexts } from "./event_texts.ts";
+import {
+  EVENT_TEXT_MAX_BYTES,
+  EVENT_TEXTS_BYTES,
+  EVENT_TEXTS_KEEP,
+  EventTexts,
+} from "./event_texts.ts";
 import { eventJson } from "./watch_route.ts";
 
 const write = (e: Parameters<typeof eventJson>[0]) => JSON.stringify(eventJson(e));
@@ -32,10 +37,10 @@ Deno.test("EventTexts holds at most EVENT_TEXTS_BYTES of texts of large values, 
 Deno.test("EventTexts keeps the last 512 small texts, the same texts as written", () => {
   const texts = new EventTexts(write);
   const first = texts.of(event("k", 0, 100, 0x76));
-  for (let n = 1; n < 512; n++) texts.of(event("k", n, 100, 0x76));
+  for (let n = 1; n < EVENT_TEXTS_KEEP; n++) texts.of(event("k", n, 100, 0x76));
   assert(texts.of(event("k", 0, 100, 0x76)) === first, "still held");
-  texts.of(event("k", 512, 100, 0x76));
-  assertEquals(texts.size, 512);
+  texts.of(event("k", EVENT_TEXTS_KEEP, 100, 0x76));
+  assertEquals(texts.size, EVENT_TEXTS_KEEP);
   texts.clear();
   assertEquals([texts.size, texts.bytes], [0, 0]);
 });

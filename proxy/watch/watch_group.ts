@@ -254,11 +254,6 @@ export class WatchGroups {
     private readonly opts: GroupOptions,
   ) {}
 
-  /** Joins the live group of `prefix`, starting it when there is none ({@link WatchGroup.join}). */
-  join(prefix: string, gone: AbortSignal, left: () => void): ReadableStream<Uint8Array> {
-    return this.live(prefix).join(gone, left);
-  }
-
   /** The live group of `prefix`, started when there is none. */
   live(prefix: string): WatchGroup {
     const group = this.#live.get(prefix);

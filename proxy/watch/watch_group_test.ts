@@ -199,11 +199,11 @@ Deno.test("WatchGroups: the last member leaving stops the group's stream; the ne
   const groups = new WatchGroups(() => src.source, OPTS);
   const stop = new AbortController();
   let open = 0;
-  const a = groups.join("p/", stop.signal, () => open--);
+  const a = groups.live("p/").join(stop.signal, () => open--);
   open++;
-  const b = groups.join("p/", stop.signal, () => open--);
+  const b = groups.live("p/").join(stop.signal, () => open--);
   open++;
-  const other = groups.join("q/", stop.signal, () => {});
+  const other = groups.live("q/").join(stop.signal, () => {});
   assertEquals([src.started, groups.groupOf("p/")?.size], [2, 2], "one stream per prefix");
   await a.cancel();
   assertEquals([open, src.stopped], [1, 0]);
@@ -211,7 +211,7 @@ Deno.test("WatchGroups: the last member leaving stops the group's stream; the ne
   assertEquals(open, 0);
   assertEquals(groups.groupOf("p/"), undefined, "an empty group takes no member");
   await until(() => src.stopped === 1, "the group's stream stopped");
-  const c = groups.join("p/", stop.signal, () => {});
+  const c = groups.live("p/").join(stop.signal, () => {});
   assertEquals(src.started, 3);
   await c.cancel();
   await other.cancel();
@@ -223,7 +223,7 @@ Deno.test("WatchGroup: a reset ends every member, after the events before it", a
   const groups = new WatchGroups(() => src.source, OPTS);
   const stop = new AbortController();
   let left = 0;
-  const readers = [0, 1].map(() => groups.join("", stop.signal, () => left++).getReader());
+  const readers = [0, 1].map(() => groups.live("").join(stop.signal, () => left++).getReader());
   src.change("a");
   src.push({ kind: "reset", reason: "too many keys wait" });
   for (const r of readers) {
