@@ -165,3 +165,27 @@ Deno.test("at startup a map accepted moments ago is waited for, at most the grac
   await state.awaitUnpushed();
   assertEquals(waits, [700]);
 });
+
+Deno.test("a vote for another cluster's map, or one answered by another node at a member's URL, is not finished", async () => {
+  const { fake, base } = await zombieAdd([]);
+  // a and b accepted, for epoch 2, a map of nodes that are not this cluster's.
+  const theirs = { ...initialMap(fake.nodes.slice(3), 1, 16), epoch: 2 };
+  const ballot = formatVersion(NOW - 60_000, 0, "pother");
+  for (const host of ["a.test", "b.test"]) {
+    await fake.votes.get(host)!.prepare(2, ballot);
+    await fake.votes.get(host)!.accept(2, ballot, theirs);
+  }
+  const foreign = await freshProxy(fake, base);
+  await foreign.state.poll();
+  assertEquals(foreign.state.current().map.epoch, 1);
+  // Our add accepted, but the vote answered as if by node z: not the member at that URL.
+  const ours = await zombieAdd(["a", "b"]);
+  const fetch: typeof ours.fake.fetch = async (url, init) => {
+    const res = await ours.fake.fetch(url, init);
+    if (!String(url).endsWith("/internal/cluster/vote")) return res;
+    return Response.json({ ...(await res.json()), id: "z" });
+  };
+  const impostor = await freshProxy({ ...ours.fake, fetch }, ours.base);
+  await impostor.state.poll();
+  assertEquals(impostor.state.current().map.epoch, 1);
+});
