@@ -56,9 +56,8 @@ export async function secretProof(secret: string, challenge: string): Promise<st
 export async function provesSecret(
   secret: string,
   challenge: string,
-  proof: unknown,
+  proof: string,
 ): Promise<boolean> {
-  if (typeof proof !== "string") return false;
   return sameSecret(proof, await secretProof(secret, challenge));
 }
 

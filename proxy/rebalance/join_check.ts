@@ -48,8 +48,7 @@ export function refuseUnjoinable(
     const ids = allNodes(nodeMap).map((n) => n.id).join(", ");
     // Ours, and no longer in it: removed with ?force=true while it did not answer, so it was
     // never drained (it holds its keys and still counts itself in): say so, not "a cluster".
-    const whose = ofThisCluster(nodeMap, ours, health.id) &&
-        !allNodes(ours).some((n) => n.id === health.id)
+    const whose = removedFromOurs(health.id, nodeMap, ours)
       ? "of this cluster from before it was removed while it did not answer (never drained)"
       : "of a cluster";
     throw new RingkvError(
@@ -85,10 +84,15 @@ export function refuseUnjoinable(
  * cancel's map, pushed to it before a proxy that died could drop its keys: review).
  */
 function cancelledJoin(id: string, nodeMap: ClusterMap, ours: ClusterMap): boolean {
-  if (allNodes(ours).some((n) => n.id === id) || !ofThisCluster(nodeMap, ours, id)) return false;
+  if (!removedFromOurs(id, nodeMap, ours)) return false;
   const rb = nodeMap.rebalancing;
   const wasJoining = rb?.kind === "add" && rb.nodeId === id && nodeMap.epoch < ours.epoch;
   return wasJoining || !allNodes(nodeMap).some((n) => n.id === id);
+}
+
+/** Whether node `id`'s map `nodeMap` is one of this cluster's, and `ours` no longer counts it. */
+function removedFromOurs(id: string, nodeMap: ClusterMap, ours: ClusterMap): boolean {
+  return !allNodes(ours).some((n) => n.id === id) && ofThisCluster(nodeMap, ours, id);
 }
 
 /**

@@ -136,12 +136,11 @@ export class Rebalancer {
 
   async #begin(next: ClusterMap): Promise<ClusterMap> {
     const choice = await this.deps.state.choose(next, "admin");
-    if (choice === "finished") {
-      const now = this.deps.state.current().map;
-      throw new RingkvError("conflict", `Cannot change the cluster: ${finishedNote(now)}; retry`);
-    }
     if (choice !== "ours") {
       const now = this.deps.state.current().map;
+      if (choice === "finished") {
+        throw new RingkvError("conflict", `Cannot change the cluster: ${finishedNote(now)}; retry`);
+      }
       const rb = now.rebalancing;
       const what = rb === null
         ? ""
@@ -215,7 +214,7 @@ export class Rebalancer {
     // Refuses unknown ids before any call to nodes.
     this.#saysFinished(() => planRemove(map, id, 0, 0, false, true));
     const healths = await this.#memberHealth(map);
-    const up = new Set(map.nodes.filter((n) => healths.get(n.id) != null).map((n) => n.id));
+    const up = upOf(map, healths);
     if (!force && !up.has(id)) {
       throw new RingkvError(
         "node_unavailable",
@@ -243,7 +242,7 @@ export class Rebalancer {
   async #removeMidChange(map: ClusterMap, id: string): Promise<ClusterMap> {
     if (!allNodes(map).some((n) => n.id === id)) planRemove(map, id, 0, 0, false, true); // 404
     const healths = await this.#memberHealth(map);
-    const up = new Set(map.nodes.filter((n) => healths.get(n.id) != null).map((n) => n.id));
+    const up = upOf(map, healths);
     const recovering = recoveringOf(map, healths);
     throwIfRecovering(recovering, `remove node ${id}`, id);
     const step = await planMidChangeRemoval(map, id, up, !up.has(id) || recovering.has(id));
@@ -482,6 +481,11 @@ export class Rebalancer {
       }
     }
   }
+}
+
+/** The members that answered their health check. */
+function upOf(map: ClusterMap, healths: MemberHealth): Set<string> {
+  return new Set(map.nodes.filter((n) => healths.get(n.id) != null).map((n) => n.id));
 }
 
 function urlsOf(map: ClusterMap, id: string | undefined): string[] {
