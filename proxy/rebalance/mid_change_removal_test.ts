@@ -215,3 +215,20 @@ Deno.test("force removal mid-change: of the drained node that answers, nothing c
     await c.close();
   }
 });
+
+Deno.test("force removal mid-change of the drained node back on an empty data directory: it answers, but counts as dead, so its drain becomes its removal for good", async () => {
+  const c = await startMembershipCluster(4, 3);
+  try {
+    await writeKeys(c, keys("k"), "k");
+    assertEquals((await remove(c, "n4", false)).status, 202);
+    const epoch = c.state.current().map.epoch;
+    // It lacks what it acknowledged: its ranges are read from the survivors, not from it.
+    await c.wipe("n4");
+    const res = await remove(c, "n4", true);
+    assertEquals(res.status, 202);
+    await res.body?.cancel();
+    assertEquals([c.state.current().map.epoch, plan(c)?.force], [epoch + 1, true]);
+  } finally {
+    await c.close();
+  }
+});
