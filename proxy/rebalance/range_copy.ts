@@ -29,12 +29,14 @@ export interface MovePlan {
   copies: { from: string; to: string; ranges: Range[] }[];
   /** The ranges each old owner no longer owns. */
   drops: Map<string, Range[]>;
+  /** The ranges each new owner takes over (it held none of them). */
+  takes: Map<string, Range[]>;
 }
 
 /** Works out the copies and drops between the map's previous and next rings. */
 export async function planMoves(map: ClusterMap): Promise<MovePlan> {
   const rb = map.rebalancing;
-  if (rb === null) return { copies: [], drops: new Map() };
+  if (rb === null) return { copies: [], drops: new Map(), takes: new Map() };
   const vnodes = map.vnodes > 0 ? map.vnodes : undefined;
   const [from, to] = await Promise.all([
     Ring.build(previousNodes(map), vnodes),
@@ -42,8 +44,12 @@ export async function planMoves(map: ClusterMap): Promise<MovePlan> {
   ]);
   const pairs = new Map<string, { from: string; to: string; ranges: Range[] }>();
   const drops = new Map<string, Range[]>();
+  const takes = new Map<string, Range[]>();
   for (const move of diffRings(from, to, map.replicas)) {
     const range = { start: move.start, end: move.end };
+    for (const dst of move.to) {
+      if (!move.from.includes(dst)) takes.set(dst, [...(takes.get(dst) ?? []), range]);
+    }
     for (const src of move.from) {
       for (const dst of move.to) {
         if (move.from.includes(dst)) continue;
@@ -54,7 +60,7 @@ export async function planMoves(map: ClusterMap): Promise<MovePlan> {
       if (!move.to.includes(src)) drops.set(src, [...(drops.get(src) ?? []), range]);
     }
   }
-  return { copies: [...pairs.values()], drops };
+  return { copies: [...pairs.values()], drops, takes };
 }
 
 /** Splits ranges into groups of at most `size` (keeps scan URLs short). */
@@ -266,22 +272,10 @@ export async function dropMoves(map: ClusterMap, options: MoveOptions): Promise<
  * and tombstones kept forever make such stale copies harmless, they only take memory.
  */
 export async function dropCopied(drain: ClusterMap, options: MoveOptions): Promise<void> {
-  const plan = await planMoves(drain);
-  const byNode = new Map<string, Map<string, Range>>();
-  for (const { to, ranges } of plan.copies) {
-    const mine = byNode.get(to) ?? new Map<string, Range>();
-    for (const r of ranges) mine.set(`${r.start}-${r.end}`, r);
-    byNode.set(to, mine);
-  }
-  for (const [id, ranges] of byNode) {
+  for (const [id, ranges] of (await planMoves(drain)).takes) {
     const { url, incarnation } = refOf(drain, id);
     try {
-      const dropped = await options.admin.drop(
-        url,
-        [...ranges.values()],
-        options.epoch,
-        incarnation,
-      );
+      const dropped = await options.admin.drop(url, ranges, options.epoch, incarnation);
       options.log?.({ msg: "copied ranges dropped", node: id, dropped, epoch: options.epoch });
     } catch (err) {
       if (!(err instanceof RingkvError)) throw err;
