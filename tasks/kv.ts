@@ -335,6 +335,7 @@ async function change(
   path: string,
   body?: unknown,
   removing?: string,
+  running: ClusterView["rebalancing"] = null,
 ) {
   const json = body === undefined ? undefined : JSON.stringify(body);
   const verb = method === "POST" ? "add" : "remove";
@@ -355,6 +356,18 @@ async function change(
   // cancelled) leaves none.
   if (removing !== undefined && view?.rebalancing === null) {
     console.error(`The add of node ${named(removing)} was cancelled.`);
+  }
+  if (removing !== undefined && running !== null && running.nodeId !== removing) {
+    const what = `The ${running.kind === "add" ? "add" : "removal"} of node ${
+      named(running.nodeId)
+    }`;
+    const how = running.phase === "copying" ? "cancelled" : "finished early";
+    const again = running.phase === "copying"
+      ? `; ask for it again once this removal ends (\`deno task kv status\` shows none running)`
+      : "";
+    console.error(
+      `${what} was ${how} so that node ${named(removing)} is removed for good${again}.`,
+    );
   }
   if (f.values.wait) await follow(t);
 }
@@ -397,7 +410,10 @@ async function run(f: Flags, t: Target, argv: readonly string[]): Promise<void> 
       const id = args(1, "a node ID")[0]!;
       const force = f.values.force ? "?force=true" : "";
       const path = `/cluster/nodes/${encodeURIComponent(id)}${force}`;
-      return await change(t, f, "DELETE", path, undefined, id);
+      // A forced removal ends another node's running change first: say so (review).
+      // Unread (say a wrong token), the DELETE's own answer says what is wrong.
+      const before = f.values.force ? (await cluster(t).catch(() => null))?.rebalancing : null;
+      return await change(t, f, "DELETE", path, undefined, id, before);
     }
     default: {
       const near = OTHER_NAMES[command ?? ""] ?? closest(command ?? "", COMMANDS);

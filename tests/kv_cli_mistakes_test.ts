@@ -195,9 +195,12 @@ Deno.test("deno task kv remove is not forced by RINGKV_FORCE (the proxy's --forc
   } finally {
     await server.shutdown();
   }
+  // A forced removal reads /cluster first (what it may end); unread, the DELETE still goes.
   assertEquals(paths, [
     "/cluster/nodes/n9",
+    "/cluster",
     "/cluster/nodes/n9?force=true",
+    "/cluster",
     "/cluster/nodes/n9?force=true",
   ]);
 });
@@ -279,6 +282,50 @@ Deno.test("deno task kv remove of the node being added says its add was cancelle
     assertEquals(cancel.stderr, 'The add of node "n4" was cancelled.\n');
     const drain = await remove("n3");
     assertEquals([drain.code, drain.stderr], [0, ""]);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("deno task kv remove --force says another node's running change was cancelled or finished first", async () => {
+  let phase = "copying";
+  const reads: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    reads.push(`${req.method} ${path}`);
+    // Before: node n3 is being drained; after the forced removal of n2, that removal runs.
+    const rebalancing = req.method === "GET"
+      ? { kind: "remove", nodeId: "n3", phase }
+      : { kind: "remove", nodeId: path.split("/").pop(), phase: "copying" };
+    return Response.json({ epoch: 7, nodes: [], rebalancing }, { status: 202 });
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}`;
+    const remove = (...args: string[]) =>
+      runToEnd({
+        script: KV,
+        args: ["remove", ...args, "--no-wait", "--url", url],
+        env: { RINGKV_ADMIN_TOKEN: "t0ken" },
+        timeoutMs: 60_000,
+      });
+    const cancelled = await remove("n2", "--force");
+    assertEquals(cancelled.code, 0, cancelled.stderr);
+    assertMatch(
+      cancelled.stderr,
+      /^The removal of node "n3" was cancelled so that node "n2" is removed for good; ask for it again/,
+    );
+    phase = "cleanup";
+    const finished = await remove("n2", "--force");
+    assertEquals(
+      finished.stderr,
+      'The removal of node "n3" was finished early so that node "n2" is removed for good.\n',
+    );
+    // The forced removal of the node being drained itself goes on as its removal: nothing to say.
+    assertEquals((await remove("n3", "--force")).stderr, "");
+    // Without --force nothing else ends, and /cluster is not read first.
+    reads.length = 0;
+    assertEquals((await remove("n2")).stderr, "");
+    assertEquals(reads, ["DELETE /cluster/nodes/n2"]);
   } finally {
     await server.shutdown();
   }
