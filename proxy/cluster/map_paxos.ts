@@ -72,7 +72,6 @@ export async function chooseMap(
   const attempts = deps.attempts ?? 4;
   for (let attempt = 1;; attempt++) {
     const round = await runRound(base, proposed, voters, deps);
-    if (round.kind === "none") throw new Error("Cannot propose: no map"); // never: it has one
     if (round.kind !== "refused") return round;
     if (attempt >= attempts) {
       throw new RingkvError(
@@ -98,9 +97,23 @@ export async function finishMap(base: ClusterMap, deps: ChooseDeps): Promise<Cho
   return round.kind === "refused" || round.kind === "none" ? null : round;
 }
 
-type Round = ChooseOutcome | { kind: "refused"; message: string } | { kind: "none" };
+type Refused = { kind: "refused"; message: string };
+/** A round that only finishes found no accepted map; one with a map of its own never does. */
+type Round = ChooseOutcome | Refused | { kind: "none" };
 
 /** One Paxos round for `proposed`; with null, one that only finishes an accepted map. */
+function runRound(
+  base: ClusterMap | null,
+  proposed: ClusterMap,
+  voters: Voter[],
+  deps: ChooseDeps,
+): Promise<ChooseOutcome | Refused>;
+function runRound(
+  base: ClusterMap,
+  proposed: null,
+  voters: Voter[],
+  deps: ChooseDeps,
+): Promise<Round>;
 async function runRound(
   base: ClusterMap | null,
   proposed: ClusterMap | null,
