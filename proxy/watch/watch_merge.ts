@@ -309,6 +309,9 @@ export class WatchMerge {
     }
     const joined = this.#doubtOf(replicas.filter((id) => !state.replicas.includes(id)), bases, key);
     for (const [id, doubt] of joined ?? []) (state.doubt ??= new Map()).set(id, doubt);
+    // A replica that left the key's set is no longer counted: nor is its doubt.
+    for (const id of state.doubt?.keys() ?? []) if (!replicas.includes(id)) state.doubt!.delete(id);
+    if (state.doubt?.size === 0) state.doubt = undefined;
     state.replicas = replicas;
   }
 
@@ -368,8 +371,7 @@ export class WatchMerge {
     const need = this.quorum(state.replicas.length);
     if (state.doubt !== undefined) {
       for (const [id, { upTo }] of state.doubt) {
-        const cleared = upTo !== null && (state.emitted ?? "") >= upTo;
-        if (cleared || !state.replicas.includes(id)) state.doubt.delete(id);
+        if (upTo !== null && (state.emitted ?? "") >= upTo) state.doubt.delete(id);
       }
       if (state.doubt.size === 0) state.doubt = undefined;
     }
