@@ -55,6 +55,9 @@ Deno.test("the proxy counts requests by route pattern and internal calls by outc
     assert(!text.includes("users/42"), "keys never become labels");
     const errors = metrics.nodeCallErrors.lines().filter((l) => l.includes('kind="unreachable"'));
     assertEquals(errors.length, 1);
+    // Labelled by the member's id, as the per-node gauges are.
+    assert(/node="n[123]"/.test(errors[0]!), errors[0]);
+    assert(!metrics.nodeCalls.lines().some((l) => l.includes('node="other"')));
   } finally {
     await c.close();
   }

@@ -42,10 +42,15 @@ export interface OpsDeps extends NodeStatsDeps {
   replication?: { replicated: FastWriteSource };
 }
 
-function nodeGauges(stats: readonly NodeStats[], ring: Ring): Metric[] {
+/** The per-node gauges of `/metrics`: `node_up` for every member, the rest for those that answered. */
+export function nodeGauges(stats: readonly NodeStats[], ring: Ring): Metric[] {
   const shares = ring.shares();
   const per = (field: keyof NodeStats) =>
     stats.map((s) => ({ labels: { node: s.id }, value: Number(s[field]) }));
+  // A node that did not answer has no sample: a 0 would read as an empty node (review).
+  const answered = stats.filter((s) => s.up);
+  const perUp = (field: keyof NodeStats) =>
+    answered.map((s) => ({ labels: { node: s.id }, value: Number(s[field]) }));
   return [
     gauge("ringkv_proxy_node_up", "1 when the node answered its /metrics, else 0.", per("up")),
     gauge(
@@ -56,15 +61,19 @@ function nodeGauges(stats: readonly NodeStats[], ring: Ring): Metric[] {
     gauge(
       "ringkv_proxy_node_fsync_wait_seconds",
       "How long each node's oldest write waiting on its log, acceptor.json, cluster.json or map_vote.json has waited (a stall when seconds).",
-      per("fsyncWaitSeconds"),
+      perUp("fsyncWaitSeconds"),
     ),
-    gauge("ringkv_proxy_node_keys", "Live keys on each node.", per("keys")),
-    gauge("ringkv_proxy_node_value_bytes", "Bytes of live values on each node.", per("valueBytes")),
-    gauge("ringkv_proxy_node_wal_bytes", "Bytes of each node's log.", per("walBytes")),
+    gauge("ringkv_proxy_node_keys", "Live keys on each node.", perUp("keys")),
+    gauge(
+      "ringkv_proxy_node_value_bytes",
+      "Bytes of live values on each node.",
+      perUp("valueBytes"),
+    ),
+    gauge("ringkv_proxy_node_wal_bytes", "Bytes of each node's log.", perUp("walBytes")),
     gauge(
       "ringkv_proxy_node_snapshot_bytes",
       "Bytes of each node's snapshot.",
-      per("snapshotBytes"),
+      perUp("snapshotBytes"),
     ),
     gauge(
       "ringkv_proxy_ring_share",

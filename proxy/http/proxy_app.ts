@@ -27,7 +27,7 @@ import { Router } from "../routing/router.ts";
 import { ChangeFeed } from "../watch/change_feed.ts";
 import { SharedFeed } from "../watch/shared_feed.ts";
 import { createWatchRoute, type WatchRouteDeps } from "./watch_route.ts";
-import type { TopologySource } from "../cluster/topology.ts";
+import { memberAtHost, type TopologySource } from "../cluster/topology.ts";
 
 /** What the proxy app needs; proxy/main.ts builds these from flags. */
 export interface ProxyDeps {
@@ -67,6 +67,7 @@ export type ProxyApp = Hono;
 export function createProxyApp(deps: ProxyDeps): ProxyApp {
   const metrics = deps.metrics ?? new ProxyMetrics();
   const ids = deps.requestIds ?? new RequestIds();
+  metrics.nameNodesBy(memberAtHost(deps.topology));
   const client = new NodeClient({ ...deps, fetch: instrumentFetch(deps.fetch, metrics) });
   const send = (node: NodeRef, epoch: number, ops: BatchOp[], valueBudget: number) =>
     client.batch(node, epoch, ops, ids.header(ops), valueBudget);

@@ -84,6 +84,17 @@ export class ProxyMetrics {
   }));
   /** Resolved series of 2xx internal calls by `node route`. */
   readonly #hotCalls = new Map<string, HotRequest>();
+  /** The node id of a call's host (`host:port`); none until {@link nameNodesBy}. */
+  #nodeOfHost: (host: string) => string | undefined = () => undefined;
+
+  /**
+   * Labels calls by the id of the member at their host, as the per-node gauges are, so the two
+   * join; a host no member has (an add's candidate, a node's old address) is `other`, so URLs
+   * tried once do not stay as series for good (review).
+   */
+  nameNodesBy(nodeOfHost: (host: string) => string | undefined): void {
+    this.#nodeOfHost = nodeOfHost;
+  }
 
   /** Counts one answered client request. */
   request(method: string, route: string, status: number, seconds: number): void {
@@ -92,8 +103,9 @@ export class ProxyMetrics {
     this.latency.record(hot.latency, seconds);
   }
 
-  /** Counts one internal call; `outcome` is the status, or the error it failed with. */
-  nodeCall(node: string, route: string, outcome: number | unknown, seconds: number): void {
+  /** Counts one internal call to `host`; `outcome` is the status, or the error it failed with. */
+  nodeCall(host: string, route: string, outcome: number | unknown, seconds: number): void {
+    const node = this.#nodeOfHost(host) ?? "other";
     if (typeof outcome === "number" && outcome < 300 && outcome >= 200) {
       const name = node + " " + route;
       let hot = this.#hotCalls.get(name);
