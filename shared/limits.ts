@@ -35,11 +35,14 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
 });
 
 /**
- * Bytes of values one node answer carries when the proxy reads many keys in one call (a batch or
- * replica read): a quarter of `maxBatchBytes`, so each answer stays far from the call timeout.
- * The node stops before the value that would pass it, the call's first value excepted.
+ * Bytes of values one proxy → node call carries: in its answer when the proxy reads many keys in
+ * one call (a batch or replica read; the node stops before the value that would pass it, the
+ * call's first value excepted), in its body when it writes (the proxy starts another call past
+ * it; one larger op goes alone). A quarter of `maxBatchBytes`, so each call stays far from the
+ * call timeout: a 16 MiB `POST /kv` sent to each replica as one 22 MB call took longer than 2 s
+ * on a loaded host (review: 503s from healthy nodes).
  */
-export function answerValueBytes(limits: Pick<Limits, "maxBatchBytes">): number {
+export function callValueBytes(limits: Pick<Limits, "maxBatchBytes">): number {
   return Math.max(1, Math.floor(limits.maxBatchBytes / 4));
 }
 

@@ -8,7 +8,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import { utf8Length } from "../../shared/keys.ts";
-import { answerValueBytes, type Limits } from "../../shared/limits.ts";
+import { callValueBytes, type Limits } from "../../shared/limits.ts";
 import { DEFAULT_CONTENT_TYPE } from "../../shared/wire.ts";
 import { decodeCursor, encodeCursor, listLive } from "../routing/listing.ts";
 import type { PublicRoutesDeps } from "./public_routes.ts";
@@ -151,7 +151,7 @@ async function readValues(
   let bytes = 0;
   let last: { keys: number; largest: number } | undefined;
   // A round reads about what one node answer carries (the nodes stop each answer there too).
-  const roundBytes = answerValueBytes(deps.limits);
+  const roundBytes = callValueBytes(deps.limits);
   for (let start = 0; start < keys.length; start += last.keys) {
     const size = nextValueChunk(last, roundBytes, deps.limits.maxValueBytes);
     const chunk = keys.slice(start, start + size);

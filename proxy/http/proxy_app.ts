@@ -13,7 +13,7 @@ import { Hono } from "hono";
 import { errorResponse, RingkvError } from "../../shared/errors.ts";
 import { KeyPoints } from "../../shared/key_points.ts";
 import { SlotTimers } from "../../shared/slot_timers.ts";
-import { answerValueBytes, type Limits } from "../../shared/limits.ts";
+import { callValueBytes, type Limits } from "../../shared/limits.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import { Dispatcher, type DispatcherOptions } from "../routing/dispatcher.ts";
 import { instrumentFetch, ProxyMetrics } from "./proxy_metrics.ts";
@@ -76,7 +76,7 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     maxBatchOps: deps.limits.maxBatchOps,
     maxBatchBytes: deps.limits.maxBatchBytes,
     timeoutMs: deps.timeoutMs,
-    valueBudget: answerValueBytes(deps.limits),
+    valueBudget: callValueBytes(deps.limits),
   });
   // One memo for the router and the watch: a watched key was just routed, its point is known.
   const points = new KeyPoints({ capacity: deps.keyPointsCapacity });

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { answerValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { callValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { Version } from "../../shared/version.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import { type NodeRef, waitedOut } from "../nodes/node_client.ts";
@@ -171,7 +171,8 @@ export class PaxosBatcher implements PaxosCalls {
   readonly #deadlines: WaitDeadlines | undefined;
 
   /**
-   * Creates a batcher sending through `client`; a batched call stays under `maxBytes`. With
+   * Creates a batcher sending through `client`; a batched call stays under a quarter of
+   * `maxBytes` ({@link callValueBytes}), one larger call excepted. With
    * `timeoutMs` (the client's), a call fails that long after it began waiting for its node. A
    * read's answer carries about `valueBudget` bytes of values (the rest is read again).
    */
@@ -179,7 +180,7 @@ export class PaxosBatcher implements PaxosCalls {
     private readonly client: PaxosCalls,
     private readonly maxBytes: number = DEFAULT_LIMITS.maxBatchBytes,
     timeoutMs?: number,
-    private readonly valueBudget: number = answerValueBytes({ maxBatchBytes: maxBytes }),
+    private readonly valueBudget: number = callValueBytes({ maxBatchBytes: maxBytes }),
   ) {
     this.#deadlines = timeoutMs === undefined ? undefined : new WaitDeadlines(timeoutMs);
   }
@@ -231,7 +232,13 @@ export class PaxosBatcher implements PaxosCalls {
     let lane = this.#lanes.get(name) as Lane<I, R> | undefined;
     if (lane === undefined) {
       const onIdle = () => this.#lanes.delete(name);
-      lane = new Lane(send, onIdle, this.maxBytes, node, this.#deadlines);
+      lane = new Lane(
+        send,
+        onIdle,
+        callValueBytes({ maxBatchBytes: this.maxBytes }),
+        node,
+        this.#deadlines,
+      );
       this.#lanes.set(name, lane as Lane<unknown, unknown>);
     }
     return lane;

@@ -28,7 +28,7 @@
  * ```
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { answerValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { callValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { BatchOp, BatchResult } from "../../shared/wire.ts";
 import { type NodeRef, waitedOut } from "../nodes/node_client.ts";
 import { QueueDeadlines, WaitDeadlines } from "../nodes/wait_deadlines.ts";
@@ -69,7 +69,7 @@ export const DEFAULT_DISPATCHER_OPTIONS: Readonly<DispatcherOptions> = Object.fr
   maxQueue: 10_000,
   maxBatchOps: DEFAULT_LIMITS.maxBatchOps,
   maxBatchBytes: DEFAULT_LIMITS.maxBatchBytes,
-  valueBudget: answerValueBytes(DEFAULT_LIMITS),
+  valueBudget: callValueBytes(DEFAULT_LIMITS),
 });
 
 interface Pending {
@@ -229,7 +229,8 @@ export class Dispatcher {
 
   /** The next batch: consecutive ops of one epoch, within the node's limits. */
   #take(queue: NodeQueue): Pending[] {
-    const { maxBatchOps, maxBatchBytes } = this.#options;
+    const { maxBatchOps } = this.#options;
+    const maxBatchBytes = callValueBytes(this.#options);
     const first = queue.items[queue.head]!;
     let end = queue.head + 1;
     let bytes = first.bytes;

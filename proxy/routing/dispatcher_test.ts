@@ -142,9 +142,9 @@ Deno.test("Dispatcher splits a queue at maxBatchOps and at a change of epoch", a
   ]);
 });
 
-Deno.test("Dispatcher splits a queue at maxBatchBytes", async () => {
+Deno.test("Dispatcher splits a queue at a quarter of maxBatchBytes (each call far from the timeout)", async () => {
   const { calls, send } = gatedSend();
-  const d = new Dispatcher(send, { maxBatchBytes: 3000 });
+  const d = new Dispatcher(send, { maxBatchBytes: 4 * 3000 });
   const put = (key: string): BatchOp => ({ op: "put", key, value: "x".repeat(1000) });
   const all = [d.submit(N1, 1, [put("a")]), d.submit(N1, 1, [put("b"), put("c"), put("d")])];
   await releaseInTurn(calls, 2);
