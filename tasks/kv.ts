@@ -369,7 +369,17 @@ async function change(
       `${what} was ${how} so that node ${named(removing)} is removed for good${again}.`,
     );
   }
-  if (f.values.wait) await follow(t);
+  if (f.values.wait) return await follow(t);
+  // --no-wait: say what was started, so a success is not silence (review).
+  const started = view?.rebalancing as { kind?: string; nodeId?: string } | null | undefined;
+  if (started?.nodeId !== undefined) {
+    const what = started.kind === "add" ? "add" : "removal";
+    console.error(
+      `The ${what} of node ${
+        named(started.nodeId)
+      } runs; \`deno task kv status\` shows its progress.`,
+    );
+  }
 }
 
 async function run(f: Flags, t: Target, argv: readonly string[]): Promise<void> {

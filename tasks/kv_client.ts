@@ -135,17 +135,20 @@ export function progressLine(p: Progress, width = 30): string {
   const fraction = p.phase === "cleanup" || p.phase === "done"
     ? 1
     : estimate > 0
-    ? Math.min(1, p.movedKeys / estimate)
+    ? Math.min(0.99, p.movedKeys / estimate) // copying: not done, whatever the estimate said
     : 0;
-  const done = Math.round(fraction * width);
+  const done = Math.floor(fraction * width);
   const bar = "#".repeat(done) + "-".repeat(width - done);
   const copies = p.movedCopies !== undefined && p.movedCopies !== p.movedKeys
     ? ` (${p.movedCopies} copies read)`
     : "";
   // The total is an estimate (the share of the hash space that moves): "~", as more may move.
-  const total = p.totalKeys === null ? "?" : `~${p.totalKeys}`;
-  return `[${bar}] ${Math.round(fraction * 100)}% ${p.movedKeys}/${total} keys` +
-    `${copies}, ${p.phase}`;
+  const keys = p.totalKeys === null
+    ? `${p.movedKeys}/? keys`
+    : p.movedKeys > p.totalKeys
+    ? `${p.movedKeys} keys (~${p.totalKeys} estimated)`
+    : `${p.movedKeys}/~${p.totalKeys} keys`;
+  return `[${bar}] ${Math.floor(fraction * 100)}% ${keys}${copies}, ${p.phase}`;
 }
 
 /** Writes progress: redrawn in place on a terminal, one line per change otherwise. */

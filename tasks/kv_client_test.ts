@@ -1,6 +1,6 @@
 import { assertEquals, assertMatch, assertRejects, assertThrows } from "@std/assert";
 import { serveSelfSigned } from "../tests/helpers/self_signed.ts";
-import { call, CliError, EXIT, progressWriter, ttlSeconds } from "./kv_client.ts";
+import { call, CliError, EXIT, progressLine, progressWriter, ttlSeconds } from "./kv_client.ts";
 
 function fakeOut(terminal: boolean) {
   const chunks: string[] = [];
@@ -82,4 +82,17 @@ Deno.test("call() to an https proxy it does not trust, or over http, says what t
     assertEquals(err.code, EXIT.unavailable);
     assertMatch(err.message, hint);
   }
+});
+
+Deno.test("progressLine never says 100 % while copying, and names an estimate that was passed as one", () => {
+  const bar = (movedKeys: number, phase = "copying") =>
+    progressLine({ phase, movedKeys, totalKeys: 285 }, 10).replace(/^\[[#-]+\] /, "");
+  assertEquals(bar(100), "35% 100/~285 keys, copying");
+  assertEquals(bar(284), "99% 284/~285 keys, copying");
+  assertEquals(bar(368), "99% 368 keys (~285 estimated), copying");
+  assertEquals(bar(368, "cleanup"), "100% 368 keys (~285 estimated), cleanup");
+  assertEquals(
+    progressLine({ phase: "copying", movedKeys: 5, totalKeys: null }, 10),
+    "[----------] 0% 5/? keys, copying",
+  );
 });

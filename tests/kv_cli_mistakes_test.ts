@@ -281,7 +281,10 @@ Deno.test("deno task kv remove of the node being added says its add was cancelle
     assertEquals(cancel.code, 0, cancel.stderr);
     assertEquals(cancel.stderr, 'The add of node "n4" was cancelled.\n');
     const drain = await remove("n3");
-    assertEquals([drain.code, drain.stderr], [0, ""]);
+    assertEquals(
+      [drain.code, drain.stderr],
+      [0, 'The removal of node "n3" runs; `deno task kv status` shows its progress.\n'],
+    );
   } finally {
     await server.shutdown();
   }
@@ -316,15 +319,18 @@ Deno.test("deno task kv remove --force says another node's running change was ca
     );
     phase = "cleanup";
     const finished = await remove("n2", "--force");
+    const runs = (id: string) =>
+      `The removal of node "${id}" runs; \`deno task kv status\` shows its progress.\n`;
     assertEquals(
       finished.stderr,
-      'The removal of node "n3" was finished early so that node "n2" is removed for good.\n',
+      'The removal of node "n3" was finished early so that node "n2" is removed for good.\n' +
+        runs("n2"),
     );
-    // The forced removal of the node being drained itself goes on as its removal: nothing to say.
-    assertEquals((await remove("n3", "--force")).stderr, "");
+    // The forced removal of the node being drained itself goes on as its removal: nothing more.
+    assertEquals((await remove("n3", "--force")).stderr, runs("n3"));
     // Without --force nothing else ends, and /cluster is not read first.
     reads.length = 0;
-    assertEquals((await remove("n2")).stderr, "");
+    assertEquals((await remove("n2")).stderr, runs("n2"));
     assertEquals(reads, ["DELETE /cluster/nodes/n2"]);
   } finally {
     await server.shutdown();
