@@ -425,7 +425,12 @@ export class Replicated {
       const acc = await this.#acceptOrMayHave(r, op, need, entry, answers);
       if (!acc.ok) {
         // Refused by every replica: the entry is on none, so another round may run the write.
-        if (!nowhere(await Promise.all(answers.values()))) throw mayHaveApplied(op, r, need, acc);
+        // A read's write-back changes no value, so a newer writer's refusal never ends it: the
+        // next round reads what that writer left (review: 503s of GETs under partitions).
+        const refusedRead = op.op === "get" && acc.bad.length > 0;
+        if (!refusedRead && !nowhere(await Promise.all(answers.values()))) {
+          throw mayHaveApplied(op, r, need, acc);
+        }
         seen = this.#observe(acc) ?? seen;
         await backoff(round);
         continue;
@@ -455,7 +460,9 @@ export class Replicated {
       // The gather stopped at the refusal: how many replicas took the accept is not known.
       throw new RingkvError(
         "node_unavailable",
-        `Cannot confirm the ${op.op} of key "${op.key}": the cluster map changed during its accept (${err.message}), so some replicas may hold it. The write may have taken effect; retry it.`,
+        op.op === "get"
+          ? `Cannot read key "${op.key}" at a majority: the cluster map changed while its newest version was written back (${err.message}). The read changed nothing; retry it.`
+          : `Cannot confirm the ${op.op} of key "${op.key}": the cluster map changed during its accept (${err.message}), so some replicas may hold it. The write may have taken effect; retry it.`,
       );
     });
   }
@@ -695,10 +702,13 @@ function finishedUnder(op: BatchOp, version: Version): RingkvError {
 }
 
 function mayHaveApplied<T>(op: BatchOp, r: Replicas, need: number, got: Gathered<T>): RingkvError {
+  const why = got.errors.map((e) => e.message).join("; ") || "a newer writer got in";
+  const took = `${got.good.length} of ${r.owners.length} replicas`;
   return new RingkvError(
     "node_unavailable",
-    `Cannot confirm the ${op.op} of key "${op.key}": ${got.good.length} of ${r.owners.length} replicas accepted it, ${need} are needed (${
-      got.errors.map((e) => e.message).join("; ") || "a newer writer got in"
-    }). The write may have taken effect; retry it.`,
+    op.op === "get"
+      // A read changes no value: nothing "may have taken effect" (review).
+      ? `Cannot read key "${op.key}" at a majority: writing back its newest version reached ${took}, ${need} are needed (${why}). The read changed nothing; retry it.`
+      : `Cannot confirm the ${op.op} of key "${op.key}": ${took} accepted it, ${need} are needed (${why}). The write may have taken effect; retry it.`,
   );
 }

@@ -510,3 +510,37 @@ Deno.test("a write whose copy to the node taking its key over fails answers 503 
   assertMatch(err.message, /a majority accepted version .* The write may have taken effect/);
   assert(!/has taken effect/.test(err.message), err.message);
 });
+
+Deno.test("a read whose write-back a newer writer refused at some replicas runs another round and answers, never 'may have taken effect'", async () => {
+  const { nodes, rep } = setup(false);
+  const v1 = {
+    k: "k",
+    v: btoa("v1"),
+    t: "text/plain",
+    ver: formatVersion(NOW - 1000, 0, ID),
+    h: 7,
+  };
+  // n1 holds v1; n2 and n3 missed it and promised another proposer: the read's write-back of
+  // v1 is refused, so the read runs a full round.
+  nodes.slot("n1", "k").entry = { ...v1 };
+  for (const id of ["n2", "n3"]) nodes.slot(id, "k").promised = THEIRS;
+  // That round's accept meets a newer promise at n2 and n3 (a writer preparing in between):
+  // the write-back lands on n1 alone.
+  const later = formatVersion(NOW + 120_000, 0, "pOther");
+  const accept = nodes.accept.bind(nodes);
+  let raced = false;
+  nodes.accept = (node, epoch, entries) => {
+    if (!raced && entries[0]!.ver > THEIRS) {
+      raced = true;
+      for (const id of ["n2", "n3"]) nodes.slot(id, "k").promised = later;
+    }
+    return accept(node, epoch, entries);
+  };
+  const read = await rep.run(replicas(), { op: "get", key: "k" });
+  assert(raced, "the race ran");
+  assertEquals([read.status, read.value], [200, btoa("v1")]);
+  // The round that answered wrote v1 back to a majority, above the newer promise.
+  const held = IDS.map((id) => nodes.slot(id, "k").entry);
+  assertEquals(held.map((e) => e?.v), [btoa("v1"), btoa("v1"), btoa("v1")]);
+  assert(held.every((e) => e!.ver > later));
+});
