@@ -1,7 +1,7 @@
 /**
- * `deno task node`: opens the data directory (snapshot + log replay), loads an optional
- * flat JSON image, serves the node API and prints one line when it is ready:
- * `ringkv node <id> listening on http://<host>:<port>`. SIGINT/SIGTERM stop it cleanly.
+ * `deno task node`: reads and checks an optional flat JSON image, opens the data directory
+ * (snapshot + log replay), loads the image, serves the node API and prints one line when it
+ * is ready: `ringkv node <id> listening on http://<host>:<port>`. SIGINT/SIGTERM stop it cleanly.
  *
  * @module
  */
@@ -20,7 +20,8 @@ import { createLogger, type LogFn } from "../shared/log.ts";
 import { RequestCounters } from "./http/node_metrics.ts";
 import { timedDisk } from "./storage/timed_disk.ts";
 import type { NodeEngine } from "./engine/engine.ts";
-import { parseFlatImage } from "./http/flat_image.ts";
+import { type FlatImage, parseFlatImage } from "./http/flat_image.ts";
+import type { Limits } from "../shared/limits.ts";
 import { openEngine, RecoveryError, ShutdownSnapshotError } from "./engine/open_engine.ts";
 import { diskFloorStore } from "./paxos/acceptor_floor.ts";
 import type { FloorStore } from "./paxos/acceptor.ts";
@@ -36,8 +37,11 @@ import { offsetClock } from "../shared/test_clock.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 
-/** Loads `--import FILE` into the engine. */
-async function importFile(engine: NodeEngine, config: NodeConfig, file: string): Promise<number> {
+/**
+ * The `--import FILE` image, read and checked before the data directory is touched: a bad
+ * image fails the start with nothing written there (DESIGN: a failed start writes nothing).
+ */
+async function readImage(file: string, limits: Limits): Promise<FlatImage> {
   let text: string;
   try {
     text = await Deno.readTextFile(file);
@@ -52,7 +56,17 @@ async function importFile(engine: NodeEngine, config: NodeConfig, file: string):
     throw new ConfigError(`Cannot import ${file}: it is not JSON (${(err as Error).message})`);
   }
   try {
-    return await engine.importFlat(parseFlatImage(image, config.limits));
+    return parseFlatImage(image, limits);
+  } catch (err) {
+    if (!(err instanceof RingkvError)) throw err;
+    throw new ConfigError(`Cannot import ${file}: ${err.message}`);
+  }
+}
+
+/** Loads an image {@link readImage} checked into the engine. */
+async function importImage(engine: NodeEngine, file: string, image: FlatImage): Promise<number> {
+  try {
+    return await engine.importFlat(image);
   } catch (err) {
     if (!(err instanceof RingkvError)) throw err;
     throw new ConfigError(`Cannot import ${file}: ${err.message}`);
@@ -170,14 +184,17 @@ async function main(): Promise<number> {
       console.log(config.help);
       return 0;
     }
-    // The port first, then the lock, then the directory: a failed start writes nothing there.
+    // The image, the port, the lock, then the directory: a failed start writes nothing there.
+    const image = config.import === undefined
+      ? undefined
+      : await readImage(config.import, config.limits);
     const listener = await listen(config);
     lock = await lockDataDir(config.data, "node");
     const counters = new RequestCounters();
     const floor = await openFloor(config);
     engine = await open(config, counters);
-    if (config.import) {
-      const n = await importFile(engine, config, config.import);
+    if (config.import !== undefined && image !== undefined) {
+      const n = await importImage(engine, config.import, image);
       loggerFor(config)({ level: "info", msg: "imported", file: config.import, keys: n });
     }
     return await serve(listener, engine, config, counters, floor);

@@ -17,6 +17,8 @@
  * ```
  */
 
+import { ALL_ACCESS_WHY, isAllAccessPath, needsAllAccess, RAM_DISKS } from "./all_access_paths.ts";
+
 /** Which server is starting. */
 export type Role = "node" | "proxy";
 
@@ -43,14 +45,74 @@ export function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 }
 
-/** The one `deno run` command (from the repository root) that starts `role` with `args`. */
-export function byHandCommand(role: Role, paths: Paths, args: readonly string[]): string {
+/** The flags whose values the servers never print, and the variable each can come from. */
+const SECRET_FLAGS: Readonly<Record<string, string>> = {
+  "--admin-token": "RINGKV_ADMIN_TOKEN",
+  "--client-token": "RINGKV_CLIENT_TOKEN",
+  "--cluster-secret": "RINGKV_CLUSTER_SECRET",
+};
+
+/**
+ * `args` as shell words with each secret flag's value replaced by its variable
+ * (docs/security.md: the servers print no token). `${VAR:?...}`: with the variable unset the
+ * shell refuses the line, where an empty value would start a server with no token at all.
+ */
+export function redactedArgs(args: readonly string[]): string[] {
+  const words: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      words.push(...args.slice(i).map(shellQuote));
+      break;
+    }
+    const flag = arg.split("=", 1)[0]!;
+    const env = SECRET_FLAGS[flag];
+    if (env === undefined) {
+      words.push(shellQuote(arg));
+      continue;
+    }
+    if (flag === arg) i++; // `--flag value`: the value is the next word
+    words.push(flag, `"\${${env}:?set it to the value of ${flag}}"`);
+  }
+  return words;
+}
+
+/** For a command whose secret flags were redacted: where their values now come from, or "". */
+function secretsNote(args: readonly string[]): string {
+  const end = args.indexOf("--") === -1 ? args.length : args.indexOf("--");
+  const flags = Object.keys(SECRET_FLAGS).filter((flag) =>
+    args.slice(0, end).some((a) => a === flag || a.startsWith(flag + "="))
+  );
+  if (flags.length === 0) return "";
+  const one = flags.length === 1;
+  return `\n(${flags.join(", ")} not shown: the command takes ${
+    one ? "its value" : "their values"
+  }` +
+    ` from ${flags.map((f) => SECRET_FLAGS[f]).join(", ")}; export ${one ? "it" : "them"} first)`;
+}
+
+/** The task's permission flags, which `--allow-all` replaces. */
+const PERMISSIONS =
+  /--allow-net --allow-read=\{READ\} --allow-write=\{WRITE\} '--allow-env=RINGKV_\*'/;
+
+/**
+ * The one `deno run` command (from the repository root) that starts `role` with `args`, the
+ * given paths added to its reads and writes, or with every permission when `allowAll`.
+ */
+export function byHandCommand(
+  role: Role,
+  paths: Paths,
+  args: readonly string[],
+  allowAll = false,
+): string {
   const flag = (name: string, xs: string[]) =>
     shellQuote(`--allow-${name}=${[...new Set(["./data", ...xs])].join(",")}`);
-  return TASK_TEMPLATES[role]
-    .replace("--allow-read={READ}", flag("read", [...paths.write, ...paths.read]))
-    .replace("--allow-write={WRITE}", flag("write", paths.write)) +
-    args.map((a) => " " + shellQuote(a)).join("");
+  const template = allowAll
+    ? TASK_TEMPLATES[role].replace(PERMISSIONS, "--allow-all")
+    : TASK_TEMPLATES[role]
+      .replace("--allow-read={READ}", flag("read", [...paths.write, ...paths.read]))
+      .replace("--allow-write={WRITE}", flag("write", paths.write));
+  return template + redactedArgs(args).map((w) => " " + w).join("");
 }
 
 /** The remedy for a port another process holds. */
@@ -88,7 +150,15 @@ export function startupHint(
   if (isBadHost(err)) return badHostMessage(role, where.host, where.port, err);
   if (!(err instanceof Deno.errors.NotCapable)) return undefined;
   const state = err.message.replace(/, run again with .*$/s, "");
+  const fromEnv = secretsNote(where.args);
+  const guarded = [...where.paths.write, ...where.paths.read].some(isAllAccessPath);
+  if (guarded || needsAllAccess(err)) {
+    return `${state}. ${ALL_ACCESS_WHY}; deno task ${role} may read and write only ./data ` +
+      `(docs/security.md). Use a directory elsewhere (${RAM_DISKS}), or, to run the ${role} ` +
+      `with every permission, run from the repository root:\n  ` +
+      byHandCommand(role, where.paths, where.args, true) + fromEnv;
+  }
   return `${state}. deno task ${role} may read and write only ./data (docs/security.md); ` +
     `for files elsewhere, run from the repository root:\n  ` +
-    byHandCommand(role, where.paths, where.args);
+    byHandCommand(role, where.paths, where.args) + fromEnv;
 }

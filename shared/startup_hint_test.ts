@@ -56,3 +56,69 @@ Deno.test("startupHint() names a --host that is no address of this machine, and 
     /^Cannot start the proxy on nosuchhost\.invalid:7001: failed to lookup .*Give --host/,
   );
 });
+
+Deno.test("byHandCommand() prints no token: each secret flag's value comes from its variable", () => {
+  const cmd = byHandCommand("proxy", { read: [], write: ["/srv/p"] }, [
+    "--admin-token",
+    "aaaa-admin-0123456789",
+    "--cluster-secret=bbbb-secret-0123456789",
+    "--client-token",
+    "cccc-client-0123456789",
+    "--data",
+    "/srv/p",
+  ]);
+  for (const token of ["aaaa-admin", "bbbb-secret", "cccc-client"]) {
+    assertEquals(cmd.includes(token), false, cmd);
+  }
+  assertMatch(
+    cmd,
+    / proxy\/main\.ts --admin-token "\$\{RINGKV_ADMIN_TOKEN:\?[^}]+\}" --cluster-secret "\$\{RINGKV_CLUSTER_SECRET:\?[^}]+\}" --client-token "\$\{RINGKV_CLIENT_TOKEN:\?[^}]+\}" --data \/srv\/p$/,
+  );
+});
+
+Deno.test("startupHint() says where the redacted tokens come from", () => {
+  const where = {
+    host: "127.0.0.1",
+    port: 8080,
+    paths: { read: [], write: ["/tmp/x"] },
+    args: ["--cluster-secret", "bbbb-secret-0123456789", "--data", "/tmp/x"],
+  };
+  const denied = new Deno.errors.NotCapable('Requires read access to "/tmp/x", run again with');
+  const hint = startupHint("node", denied, where)!;
+  assertEquals(hint.includes("bbbb-secret"), false, hint);
+  assertMatch(
+    hint,
+    /--cluster-secret not shown: the command takes its value from RINGKV_CLUSTER_SECRET/,
+  );
+});
+
+Deno.test("startupHint() for a path under /dev says Deno needs --allow-all and prints that command", () => {
+  const where = {
+    host: "127.0.0.1",
+    port: 7001,
+    paths: { read: [], write: ["/dev/shm/n1"] },
+    args: ["--data", "/dev/shm/n1"],
+  };
+  const denied = new Deno.errors.NotCapable(
+    'Requires read access to "/dev/shm/n1", run again with the --allow-read flag',
+  );
+  const hint = startupHint("node", denied, where)!;
+  assertMatch(
+    hint,
+    /only when it runs with --allow-all.*Use a directory elsewhere \(for a RAM disk/s,
+  );
+  assertEquals(
+    hint.split("\n  ")[1],
+    "MALLOC_MMAP_THRESHOLD_=65536 deno run --allow-all " +
+      "--v8-flags=--expose-gc,--heap-growing-percent=50 node/main.ts --data /dev/shm/n1",
+  );
+  // A symlink into /dev: only Deno's own refusal of the listed path tells.
+  const viaLink = new Deno.errors.NotCapable(
+    'Requires all access to "/dev/shm/p", run again with the --allow-all flag',
+  );
+  const linked = { ...where, paths: { read: [], write: ["/srv/link"] }, args: [] };
+  assertMatch(
+    startupHint("proxy", viaLink, linked)!,
+    /\n {2}deno run --allow-all proxy\/main\.ts$/,
+  );
+});

@@ -16,7 +16,13 @@ import {
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
 import { DataDirKindError } from "../shared/data_dir_kind.ts";
-import { join } from "@std/path";
+import {
+  ALL_ACCESS_WHY,
+  isAllAccessPath,
+  needsAllAccess,
+  RAM_DISKS,
+} from "../shared/all_access_paths.ts";
+import { basename, dirname, join } from "@std/path";
 import {
   checkDistinctTokens,
   checkRange,
@@ -79,6 +85,45 @@ async function givenToken(envName: string, file: string): Promise<string | undef
   }
   checkToken(file, saved);
   return saved;
+}
+
+/** A `--data` the task and its servers cannot reach: a failure at run time (exit 1). */
+class DataOutOfReachError extends Error {
+  constructor(data: string) {
+    super(
+      `Cannot use ${data} as --data: ${ALL_ACCESS_WHY}, and deno task cluster and the nodes and ` +
+        "proxy it starts run with less (each may touch only its own directory, " +
+        `docs/security.md). Give --data a directory elsewhere (${RAM_DISKS})`,
+    );
+  }
+}
+
+/**
+ * Where `path` really is: the real path of its nearest existing ancestor with the rest
+ * appended (a symlink to /dev/shm is seen through), or undefined when Deno refuses to say.
+ */
+async function realLocation(path: string): Promise<string | undefined> {
+  const rest: string[] = [];
+  for (let at = path;; at = dirname(at)) {
+    try {
+      return join(await Deno.realPath(at), ...rest);
+    } catch (err) {
+      if (needsAllAccess(err)) return undefined;
+      if (!(err instanceof Deno.errors.NotFound) || dirname(at) === at) return path;
+      rest.unshift(basename(at));
+    }
+  }
+}
+
+/**
+ * Refuses a `--data` under /dev, /proc or /sys (as given, or through a symlink) before anything
+ * reads it: Deno opens those only to --allow-all, which neither this task nor its servers have.
+ */
+async function checkReachable(data: string): Promise<void> {
+  const real = await realLocation(data);
+  if (isAllAccessPath(data) || real === undefined || isAllAccessPath(real)) {
+    throw new DataOutOfReachError(data);
+  }
 }
 
 /** A new random token saved in `file` (0600); never overwrites one that is there. */
@@ -254,6 +299,7 @@ async function readOptions() {
   const opts = { ...withReplicas(parsed.values), host: listenHost(parsed.values.host) };
   checkCounts(opts);
   checkPorts(opts);
+  await checkReachable(opts.data);
   const admin = await givenToken("RINGKV_ADMIN_TOKEN", adminTokenFile(opts.data));
   const cluster = await givenToken("RINGKV_CLUSTER_SECRET", secretFile(opts.data));
   const client = Deno.env.get("RINGKV_CLIENT_TOKEN");
@@ -271,9 +317,9 @@ async function main(): Promise<number> {
   try {
     read = await readOptions();
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
+    if (!(err instanceof ConfigError || err instanceof DataOutOfReachError)) throw err;
     console.error(err.message);
-    return 2;
+    return err instanceof ConfigError ? 2 : 1;
   }
   if ("help" in read) {
     console.log(helpText(USAGE, SPEC));

@@ -3,12 +3,16 @@
  * `./dist` (`--out DIR` to change), by `deno compile` with each program's permissions.
  * `deno compile` needs the Deno runtime for standalone binaries (denort), downloaded
  * once from dl.deno.land or taken from `DENORT_BIN`; when it cannot get it, the task
- * says so and exits 3. Exit 1 for any other failure.
+ * says so and exits 3. Exit 2 for a usage error (an unknown option, say), 1 for any other
+ * failure. It runs `deno compile`, which may write anywhere, so its own write permission is
+ * not narrowed to `./dist` either: that only made every other `--out` fail.
  *
  * @module
  */
 import { join } from "@std/path";
 import { NODE_V8_FLAGS } from "./node_settings.ts";
+import { ALL_ACCESS_WHY, needsAllAccess } from "../shared/all_access_paths.ts";
+import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 
 /** One executable to build. */
 export interface Target {
@@ -61,15 +65,64 @@ async function compileOne(root: string, out: string, t: Target): Promise<[number
   return [code, new TextDecoder().decode(stderr)];
 }
 
+const SPEC = {
+  out: {
+    type: "string",
+    env: "RINGKV_COMPILE_OUT",
+    help: "directory for the executables (default: dist)",
+  },
+} as const;
+
+const USAGE = "usage: deno task compile [--out DIR]";
+
+/** The output directory from the command line, or a ConfigError; undefined for --help. */
+function readOut(root: string): string | undefined {
+  const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
+  const parsed = parseFlags(SPEC, Deno.args, env);
+  if ("help" in parsed) return undefined;
+  if (parsed.rest.length > 0) {
+    throw new ConfigError(
+      `Cannot read "${parsed.rest[0]}": deno task compile takes only --out DIR (see --help)`,
+    );
+  }
+  const out = parsed.values.out ?? join(root, "dist");
+  if (out === "") throw new ConfigError("Cannot build into an empty --out: give a directory");
+  return out;
+}
+
+/** Creates `out`, or says in one line why it cannot be (a file there, no permission...). */
+async function makeOutDir(out: string): Promise<boolean> {
+  try {
+    await Deno.mkdir(out, { recursive: true });
+    return true;
+  } catch (err) {
+    let what;
+    if (err instanceof Deno.errors.AlreadyExists) what = "a file is in its place";
+    else if (needsAllAccess(err)) what = ALL_ACCESS_WHY;
+    else if (
+      err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotADirectory
+    ) what = err.message;
+    else throw err;
+    console.error(`Cannot build into ${out}: ${what}; give --out another directory`);
+    return false;
+  }
+}
+
 async function main(): Promise<number> {
-  const at = Deno.args.indexOf("--out");
   const root = new URL("..", import.meta.url).pathname;
-  const out = at === -1 ? join(root, "dist") : Deno.args[at + 1] ?? "";
-  if (out === "") {
-    console.error("usage: deno task compile [--out DIR]");
+  let out;
+  try {
+    out = readOut(root);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`${err.message}\n${USAGE}`);
     return 2;
   }
-  await Deno.mkdir(out, { recursive: true });
+  if (out === undefined) {
+    console.log(helpText(USAGE, SPEC));
+    return 0;
+  }
+  if (!(await makeOutDir(out))) return 1;
   for (const target of TARGETS) {
     const [code, stderr] = await compileOne(root, out, target);
     if (code === 0) {

@@ -96,6 +96,43 @@ Deno.test("a node started with --import serves the image and exports it back", a
   }
 });
 
+Deno.test("a node given a bad --import exits 1 naming the file and writes nothing in its --data", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-import-" });
+  try {
+    const images: [string, string | undefined, RegExp][] = [
+      ["missing.json", undefined, /the file does not exist/],
+      ["object.json", '{"a":1}', /key "a": its value is neither a string nor/],
+      ["text.json", "not json", /it is not JSON/],
+      ["binary.json", '{"b":{"base64":"***"}}', /not valid base64/],
+    ];
+    for (const [name, text, why] of images) {
+      const file = join(dir, name);
+      if (text !== undefined) await Deno.writeTextFile(file, text);
+      const empty = join(dir, `empty-${name}`); // made by the operator beforehand: stays empty
+      await Deno.mkdir(empty);
+      for (const data of [join(dir, `data-${name}`), empty]) {
+        const r = await runToEnd({
+          script: MAIN,
+          args: ["--id", "n8", "--port", "0", "--data", data, "--import", file],
+        });
+        assertEquals(r.code, 1, r.stderr);
+        assertMatch(r.stderr, new RegExp(`^ringkv node: Cannot import ${file}: `));
+        assertMatch(r.stderr, why);
+        assert(!r.stderr.includes("    at "), "no stack trace");
+        const left = await Deno.readDir(data)[Symbol.asyncIterator]().next().catch(() => null);
+        assertEquals(left === null || left.done, true, `${data} was written: ${r.stderr}`);
+      }
+      assertEquals(
+        await Deno.stat(join(dir, `data-${name}`)).then(() => true, () => false),
+        false,
+        `data-${name} was created`,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("node --help prints the flags and exits 0", async () => {
   const { code, stdout } = await runToEnd({ script: MAIN, args: ["--help"] });
   assertEquals(code, 0);

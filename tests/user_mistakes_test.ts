@@ -261,3 +261,114 @@ Deno.test("a proxy says which map it starts from and refuses --nodes of another 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/**
+ * A server started from a printed shell `line` by `sh` itself, so `${VAR:?...}` words expand as
+ * they would for the operator (`exec env`: the line may start with `NAME=value` words, and the
+ * pid stopped is deno's). spawnServer's own deno and script words land in `$0...`, unused.
+ */
+function spawnShellLine(line: string, env: Record<string, string>) {
+  return spawnServer({ script: "", wrapper: ["sh", "-c", `exec env ${line}`], env, cwd: ROOT });
+}
+
+Deno.test("a proxy and a node refused a --data outside ./data print no token, and the printed command starts them with the tokens from the environment", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-mistakes-" });
+  const tasks = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))).tasks;
+  const tokens = {
+    RINGKV_ADMIN_TOKEN: "admin-token-never-printed-0123",
+    RINGKV_CLUSTER_SECRET: "cluster-secret-never-printed-0123",
+  };
+  const started = [];
+  try {
+    const nodeArgs = ["--port", "0", "--data", join(dir, "n"), "--cluster-secret"];
+    const nodeLine = await refusedWithCommand(tasks.node, [
+      ...nodeArgs,
+      tokens.RINGKV_CLUSTER_SECRET,
+    ]);
+    started.push(await spawnShellLine(nodeLine, tokens));
+    const proxyArgs = [
+      "--admin-token",
+      tokens.RINGKV_ADMIN_TOKEN,
+      `--cluster-secret=${tokens.RINGKV_CLUSTER_SECRET}`,
+      ...["--port", "0", "--data", join(dir, "p"), "--nodes", started[0]!.url],
+    ];
+    const refused = await runToEnd({ ...fromCommandLine(tasks.proxy), args: proxyArgs });
+    assertEquals(refused.code, 1, refused.stderr);
+    for (const token of Object.values(tokens)) {
+      assertEquals(refused.stderr.includes(token), false, refused.stderr);
+    }
+    assertMatch(refused.stderr, /--admin-token, --cluster-secret not shown: .*RINGKV_ADMIN_TOKEN/);
+    const proxyLine = /run from the repository root:\n {2}(.+)\n/.exec(refused.stderr)![1]!;
+    started.push(await spawnShellLine(proxyLine, tokens));
+    const admin = { authorization: `Bearer ${tokens.RINGKV_ADMIN_TOKEN}` };
+    const cluster = await fetch(`${started[1]!.url}/cluster`, { headers: admin });
+    assertEquals(cluster.status, 200, await cluster.text()); // the admin token arrived
+    const put = await fetch(`${started[1]!.url}/kv/k`, { method: "PUT", body: "v" });
+    assertEquals(put.status, 201, await put.text()); // and the secret the node expects
+  } finally {
+    for (const s of started.reverse()) await s.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const SHM = "/dev/shm";
+const hasShm = await exists(SHM);
+
+Deno.test({
+  name:
+    "deno task node --data /dev/shm/DIR says Deno needs --allow-all there and prints a command that works",
+  ignore: !hasShm,
+  async fn() {
+    const tasks = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))).tasks;
+    const data = join(SHM, `ringkv-mistakes-${crypto.randomUUID()}`);
+    let node;
+    try {
+      const refused = await runToEnd({
+        ...fromCommandLine(tasks.node),
+        args: ["--port", "0", "--data", data],
+        timeoutMs: 60_000,
+      });
+      assertEquals(refused.code, 1, refused.stderr);
+      assertMatch(refused.stderr, /only when it runs with --allow-all.*directory elsewhere/);
+      assertEquals(refused.stderr.includes("    at "), false, refused.stderr);
+      assertEquals(await exists(data), false);
+      const line = /run from the repository root:\n {2}(.+)\n/.exec(refused.stderr)![1]!;
+      assertMatch(line, / deno run --allow-all /);
+      node = await spawnShellLine(line, ENV);
+      assertEquals((await Deno.stat(join(data, "ringkv.lock"))).isFile, true);
+    } finally {
+      await node?.stop();
+      await Deno.remove(data, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test("deno task cluster --data under /dev, /proc or /sys (or a symlink there) exits 1 with one line: Deno needs --allow-all, use another directory", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))).tasks;
+  const w = words(tasks.cluster);
+  const denoArgs = w.slice(1, w.indexOf("tasks/cluster.ts"));
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-mistakes-" });
+  const link = join(dir, "shm");
+  await Deno.symlink(hasShm ? SHM : "/proc", link);
+  try {
+    const name = `ringkv-mistakes-${crypto.randomUUID()}`;
+    for (const data of [join(SHM, name), join(link, name), "/proc/ringkv"]) {
+      const r = await runToEnd({
+        script: SCRIPTS.cluster,
+        denoArgs,
+        args: ["--data", data, "--port", "0", "--node-port", "0", "--nodes", "1"],
+        timeoutMs: 60_000,
+        timeoutSignal: "SIGTERM",
+      });
+      assertEquals(r.code, 1, r.stderr);
+      assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assertMatch(
+        r.stderr,
+        /^Cannot use .* as --data: .*only when it runs with --allow-all.*elsewhere/,
+      );
+    }
+    assertEquals(await exists(join(SHM, name)), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
