@@ -546,9 +546,12 @@ export class Replicated {
       await Promise.all(r.joining.map((n) => this.deps.ingest(n, r.epoch, [entry])));
     } catch (err) {
       if (!(err instanceof RingkvError)) throw err;
+      const where = "to a node that takes the key over in the rebalancing under way failed";
       throw new RingkvError(
         "node_unavailable",
-        `Cannot confirm the ${op.op} of key "${op.key}": a majority accepted version ${entry.ver} but copying it to a node that takes the key over in the rebalancing under way failed: ${err.message}. The write may have taken effect: until the rebalancing copies it, a read under the new map may not show it; read the key, then retry it if needed.`,
+        op.op === "get"
+          ? `Cannot read key "${op.key}" at a majority: copying version ${entry.ver} ${where}: ${err.message}. The read changed nothing; retry it.`
+          : `Cannot confirm the ${op.op} of key "${op.key}": a majority accepted version ${entry.ver} but copying it ${where}: ${err.message}. The write may have taken effect: until the rebalancing copies it, a read under the new map may not show it; read the key, then retry it if needed.`,
       );
     }
   }
