@@ -146,7 +146,9 @@ async function rejectedAfter(call: Promise<unknown>): Promise<number> {
 }
 
 Deno.test("PaxosBatcher with a timeout fails calls queued behind a stuck one at their own deadlines", async () => {
-  const timeoutMs = 400;
+  // Long enough that a loaded host's late timers (hundreds of ms) stay far from the old
+  // behaviour's ~2 timeouts (a 400 ms one failed once at load 16).
+  const timeoutMs = 1500;
   const { client, sent } = stuckClient(timeoutMs);
   const batcher = new PaxosBatcher(client, undefined, timeoutMs);
   const ballot = "b" as Version;
@@ -158,7 +160,7 @@ Deno.test("PaxosBatcher with a timeout fails calls queued behind a stuck one at 
   const held = rejectedAfter(batcher.prepare(N1, 1, [{ key: "y", ballot }]));
   await first;
   for (const [what, took] of [["queued", await queued], ["held", await held]] as const) {
-    // Before: the rest of the stuck call's timeout, then one or two whole ones (~760, ~1150 ms).
+    // Before: the rest of the stuck call's timeout, then one or two whole ones (~2.9, ~4.4 s).
     assert(took >= timeoutMs - 5 && took < timeoutMs * 1.5, `${what}: ${took} ms`);
   }
   assertEquals(sent, [["x"], ["y"]], "the held call's deadline passed before it could go");
