@@ -10,6 +10,8 @@ Deno.test("watchedParent() reads a pid from RINGKV_PARENT_PID, and no watch with
 });
 
 Deno.test("parentGone() resolves once the parent pid changes, not before", async () => {
+  // The watch's own timer does not hold the process open (a server's listener does): this does.
+  const alive = setInterval(() => {}, 1_000);
   let ppid = 100;
   let resolved = false;
   const gone = parentGone(100, { readPpid: () => ppid, everyMs: 5 }).then(() => resolved = true);
@@ -17,6 +19,7 @@ Deno.test("parentGone() resolves once the parent pid changes, not before", async
   assertEquals(resolved, false);
   ppid = 1; // reparented to init
   await gone;
+  clearInterval(alive);
   assertEquals(resolved, true);
 });
 
