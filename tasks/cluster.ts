@@ -6,7 +6,7 @@
  * @module
  */
 import { urlHost } from "../shared/node_url.ts";
-import { isLoopback, listenHost } from "../shared/exposure.ts";
+import { listenHost } from "../shared/exposure.ts";
 import { shellQuote } from "../shared/startup_hint.ts";
 import {
   dataDirInUse,
@@ -28,6 +28,14 @@ import {
   parseFlags,
 } from "../shared/config.ts";
 import { type Child, ChildExitError, startChild } from "./children.ts";
+import {
+  adminTokenFile,
+  givenToken,
+  holdsOtherToken,
+  newToken,
+  secretFile,
+} from "./cluster_tokens.ts";
+import { printWelcome } from "./cluster_welcome.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
 import { defaultReplicas } from "../proxy/cluster/map_transitions.ts";
 import { checkProxyPort, planCluster, proxyDir, storedMap } from "./cluster_plan.ts";
@@ -53,60 +61,6 @@ const SPEC = {
 
 const USAGE = "usage: deno task cluster [--port 8080] [--nodes 3] [--node-port 7001] " +
   "[--data ./data] [--replicas 3] [--host 127.0.0.1]";
-
-/**
- * The token in the environment, else in `file`, checked as the servers check theirs; undefined
- * when neither has one yet. Reads only, so a refused token leaves `--data` untouched.
- */
-async function givenToken(envName: string, file: string): Promise<string | undefined> {
-  const fromEnv = Deno.env.get(envName);
-  if (fromEnv) {
-    checkToken(envName, fromEnv);
-    return fromEnv;
-  }
-  let saved: string;
-  try {
-    saved = (await Deno.readTextFile(file)).trim();
-  } catch (err) {
-    // No token yet, or --data is no directory of ours: lockDataDir says what is wrong with it.
-    const missing = err instanceof Deno.errors.NotFound ||
-      err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied;
-    if (!missing) throw err;
-    return undefined;
-  }
-  if (saved === "") {
-    // Read as no token, it gave a proxy with no admin token or nodes with no secret.
-    throw new ConfigError(
-      `Cannot use ${file}: it is empty; write the token in it, or delete it and this task makes ` +
-        "a new one",
-    );
-  }
-  checkToken(file, saved);
-  return saved;
-}
-
-/**
- * Whether `file` holds a token other than `token`: one saved by an earlier start, which a proxy
- * given RINGKV_ADMIN_TOKEN refuses. The file is left as it is: a token the user keeps in the
- * environment is not written to disk by this task, nor one they saved thrown away.
- */
-async function holdsOtherToken(file: string, token: string): Promise<boolean> {
-  try {
-    return (await Deno.readTextFile(file)).trim() !== token;
-  } catch (err) {
-    const none = err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory;
-    if (!none) throw err;
-    return false;
-  }
-}
-
-/** A new random token saved in `file` (0600); never overwrites one that is there. */
-async function newToken(file: string, created: string[]): Promise<string> {
-  const token = crypto.getRandomValues(new Uint8Array(24)).toHex();
-  await Deno.writeTextFile(file, token + "\n", { mode: 0o600, createNew: true });
-  created.push(file);
-  return token;
-}
 
 /** Environment variables a server may read: its own settings, nothing else. */
 const ENV_PERMISSION = "--allow-env=RINGKV_*";
@@ -283,11 +237,6 @@ async function makeDir(dir: string, created: string[]): Promise<void> {
   }
   if (!existed) created.push(dir);
 }
-
-/** Where the generated admin token is kept. */
-const adminTokenFile = (data: string) => join(data, "admin-token");
-/** Where the generated cluster secret is kept. */
-const secretFile = (data: string) => join(data, "cluster-secret");
 
 /**
  * The options and the tokens already chosen (environment or saved files), or a ConfigError:
@@ -467,53 +416,6 @@ async function main(): Promise<number> {
   watch.abort();
   console.log("Stopped. Run the same command again to come back with all the data.");
   return proxyFailed ? 1 : 0;
-}
-
-/** The welcome's warning when /kv is open to other machines, or "". */
-function openWarning(host: string, port: string): string {
-  if (isLoopback(host) || Deno.env.get("RINGKV_CLIENT_TOKEN")) return "";
-  return `\n  warning:      listening on ${host}, with no client token: every machine that reaches ` +
-    `port ${port} reads and writes every key (set RINGKV_CLIENT_TOKEN; docs/security.md)`;
-}
-
-function printWelcome(
-  url: string,
-  data: string,
-  adminToken: string,
-  children: Child[],
-  host: string,
-  staleAdminFile: boolean,
-): void {
-  // A token the user set is theirs to know; one this task made is shown once, like a
-  // notebook server's login token, so the first curl line works as printed.
-  const fromEnv = Deno.env.get("RINGKV_ADMIN_TOKEN") !== undefined;
-  const stale = staleAdminFile
-    ? `; ${adminTokenFile(data)} holds an older token, which this proxy REFUSES (401): use ` +
-      "$RINGKV_ADMIN_TOKEN, or unset it to use the file"
-    : "";
-  const token = fromEnv ? "$RINGKV_ADMIN_TOKEN" : adminToken;
-  const nodes = children.filter((c) => c.name !== "proxy");
-  // The proxy inherits RINGKV_CLIENT_TOKEN: then /kv answers 401 to a curl line without it.
-  const client = Deno.env.get("RINGKV_CLIENT_TOKEN")
-    ? `-H "Authorization: Bearer $RINGKV_CLIENT_TOKEN" `
-    : "";
-  console.log(`
-ringkv cluster listening on ${url}
-  proxy:        ${url}
-  admin token:  ${
-    fromEnv ? `from RINGKV_ADMIN_TOKEN${stale}` : `${adminToken} (kept in ${adminTokenFile(data)})`
-  }${client ? "\n  client token: from RINGKV_CLIENT_TOKEN (needed on /kv)" : ""}
-  nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}${
-    openWarning(host, new URL(url).port)
-  }
-
-Try:
-  curl -i ${client}-X PUT --data-binary 'hello' ${url}/kv/greeting
-  curl -i ${client}${url}/kv/greeting
-  curl ${client}'${url}/kv?prefix=gr'
-  curl -H "Authorization: Bearer ${token}" ${url}/cluster
-
-Ctrl-C stops everything.`);
 }
 
 if (import.meta.main) Deno.exit(await main());
