@@ -34,6 +34,7 @@ import {
 } from "../shared/data_dir_lock.ts";
 import { DataDirKindError } from "../shared/data_dir_kind.ts";
 import { offsetClock } from "../shared/test_clock.ts";
+import { PARENT_PID_ENV, parentGone, watchedParent } from "../shared/parent_watch.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 
@@ -135,6 +136,7 @@ async function serve(
   config: NodeConfig,
   counters: RequestCounters,
   floorStore: FloorStore,
+  orphaned: Promise<void>,
 ): Promise<number> {
   const app = createNodeApp({
     engine,
@@ -153,7 +155,8 @@ async function serve(
   const stop = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGINT", stop.resolve);
   Deno.addSignalListener("SIGTERM", stop.resolve);
-  await Promise.race([stop.promise, listener.serving]);
+  // Orphaned (deno task cluster killed): stop as on SIGTERM, freeing the port and the lock.
+  await Promise.race([stop.promise, listener.serving, orphaned]);
   // In-flight requests get a moment to finish; a stuck scan stream must not block the exit.
   await Promise.race([listener.shutdown(), new Promise((r) => setTimeout(r, SHUTDOWN_TIMEOUT_MS))]);
   try {
@@ -184,6 +187,8 @@ async function main(): Promise<number> {
       console.log(config.help);
       return 0;
     }
+    const parent = watchedParent({ [PARENT_PID_ENV]: Deno.env.get(PARENT_PID_ENV) });
+    const orphaned = parent === undefined ? new Promise<void>(() => {}) : parentGone(parent);
     // The image, the port, the lock, then the directory: a failed start writes nothing there.
     const image = config.import === undefined
       ? undefined
@@ -197,7 +202,7 @@ async function main(): Promise<number> {
       const n = await importImage(engine, config.import, image);
       loggerFor(config)({ level: "info", msg: "imported", file: config.import, keys: n });
     }
-    return await serve(listener, engine, config, counters, floor);
+    return await serve(listener, engine, config, counters, floor, orphaned);
   } catch (err) {
     if (
       !(err instanceof ConfigError || err instanceof RecoveryError ||
@@ -206,9 +211,11 @@ async function main(): Promise<number> {
         err instanceof DataDirInUseError || err instanceof DataDirUnusableError ||
         err instanceof DataDirKindError || isBadHost(err))
     ) throw err;
-    console.error(`ringkv node: ${nodeStartupHint(err, config, Deno.args) ?? err.message}`);
+    // One reason, not two: a port taken by the process that holds this data directory is that
+    // same server started twice, and stopping it frees both.
     const held = "help" in config ? null : await holderAfterFailedStart(err, config.data);
-    if (held !== null) console.error(`ringkv node: ${held.message}`);
+    const hint = held?.message ?? nodeStartupHint(err, config, Deno.args) ?? err.message;
+    console.error(`ringkv node: ${hint}`);
     await engine?.close();
     return 1;
   } finally {

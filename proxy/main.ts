@@ -41,6 +41,7 @@ import {
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
 import { DataDirKindError } from "../shared/data_dir_kind.ts";
+import { PARENT_PID_ENV, parentGone, watchedParent } from "../shared/parent_watch.ts";
 
 /** JSON lines on stderr at `--log-level` (default warn); tokens and secrets never appear. */
 function loggerFor(config: ProxyConfig): LogFn {
@@ -254,6 +255,11 @@ async function main(): Promise<number> {
       : await readPem("ca", config.ca, Deno.readTextFile);
     const rawFetch = nodeFetch(ca, config.ca);
     const stop = new AbortController();
+    const parent = watchedParent({ [PARENT_PID_ENV]: Deno.env.get(PARENT_PID_ENV) });
+    // Orphaned (deno task cluster killed): stop as on SIGTERM, freeing the port and the lock.
+    if (parent !== undefined) {
+      void parentGone(parent, { signal: stop.signal }).then(() => stop.abort());
+    }
     const listener = await listen(config, stop.signal).catch((err) => {
       throw tlsServeError(err, config.tls) ?? err;
     });
@@ -268,11 +274,12 @@ async function main(): Promise<number> {
         err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.AddrInUse ||
         isBadHost(err))
     ) throw err;
-    console.error(proxyStartupHint(err, config, Deno.args) ?? err.message);
     // A start that failed leaves no lock file, nor the directory it made for it.
     await lock?.abandon();
+    // One reason, not two: a port taken by the holder of this data directory is this proxy
+    // started twice, and stopping it frees both.
     const held = await holderAfterFailedStart(err, config.data);
-    if (held !== null) console.error(held.message);
+    console.error(held?.message ?? proxyStartupHint(err, config, Deno.args) ?? err.message);
     return err instanceof StartupError ? err.exitCode : 1;
   } finally {
     lock?.release();

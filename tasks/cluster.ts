@@ -6,9 +6,10 @@
  * @module
  */
 import { urlHost } from "../shared/node_url.ts";
-import { isLoopback, listenHost } from "../shared/exposure.ts";
+import { listenHost } from "../shared/exposure.ts";
 import { shellQuote } from "../shared/startup_hint.ts";
 import {
+  dataDirInUse,
   DataDirInUseError,
   type DataDirLock,
   DataDirUnusableError,
@@ -22,7 +23,7 @@ import {
   needsAllAccess,
   RAM_DISKS,
 } from "../shared/all_access_paths.ts";
-import { basename, dirname, join } from "@std/path";
+import { basename, dirname, join, resolve } from "@std/path";
 import {
   checkDistinctTokens,
   checkRange,
@@ -33,12 +34,23 @@ import {
   parseFlags,
 } from "../shared/config.ts";
 import { type Child, ChildExitError, startChild } from "./children.ts";
+import {
+  adminTokenFile,
+  givenToken,
+  holdsOtherToken,
+  newToken,
+  secretFile,
+} from "./cluster_tokens.ts";
+import { printWelcome } from "./cluster_welcome.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
 import { defaultReplicas } from "../proxy/cluster/map_transitions.ts";
+import { checkProxyPort, planCluster, proxyDir, storedMap } from "./cluster_plan.ts";
+import { PARENT_PID_ENV, parentGone } from "../shared/parent_watch.ts";
 
 const SPEC = {
   port: { type: "int", default: 8080, help: "proxy port (0: the OS picks)" },
-  nodes: { type: "int", default: 3, help: "number of data nodes" },
+  // No default here: one given is told apart from none, a stored cluster deciding (cluster_plan.ts).
+  nodes: { type: "int", help: "number of data nodes of a new cluster (default: 3)" },
   nodePort: {
     type: "int",
     default: 7001,
@@ -47,45 +59,14 @@ const SPEC = {
   data: { type: "string", default: "./data", help: "directory for every process's data" },
   replicas: {
     type: "int",
-    help:
-      "copies of each key, at most --nodes (quorum: a majority; default: 3, or --nodes if fewer)",
+    help: "copies of each key in a new cluster, at most --nodes (quorum: a majority; default: 3, " +
+      "or --nodes if fewer)",
   },
   host: { type: "string", default: "127.0.0.1", help: "address every process binds" },
 } as const;
 
 const USAGE = "usage: deno task cluster [--port 8080] [--nodes 3] [--node-port 7001] " +
   "[--data ./data] [--replicas 3] [--host 127.0.0.1]";
-
-/**
- * The token in the environment, else in `file`, checked as the servers check theirs; undefined
- * when neither has one yet. Reads only, so a refused token leaves `--data` untouched.
- */
-async function givenToken(envName: string, file: string): Promise<string | undefined> {
-  const fromEnv = Deno.env.get(envName);
-  if (fromEnv) {
-    checkToken(envName, fromEnv);
-    return fromEnv;
-  }
-  let saved: string;
-  try {
-    saved = (await Deno.readTextFile(file)).trim();
-  } catch (err) {
-    // No token yet, or --data is no directory of ours: lockDataDir says what is wrong with it.
-    const missing = err instanceof Deno.errors.NotFound ||
-      err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied;
-    if (!missing) throw err;
-    return undefined;
-  }
-  if (saved === "") {
-    // Read as no token, it gave a proxy with no admin token or nodes with no secret.
-    throw new ConfigError(
-      `Cannot use ${file}: it is empty; write the token in it, or delete it and this task makes ` +
-        "a new one",
-    );
-  }
-  checkToken(file, saved);
-  return saved;
-}
 
 /** A `--data` the task and its servers cannot reach: a failure at run time (exit 1). */
 class DataOutOfReachError extends Error {
@@ -124,14 +105,6 @@ async function checkReachable(data: string): Promise<void> {
   if (isAllAccessPath(data) || real === undefined || isAllAccessPath(real)) {
     throw new DataOutOfReachError(data);
   }
-}
-
-/** A new random token saved in `file` (0600); never overwrites one that is there. */
-async function newToken(file: string, created: string[]): Promise<string> {
-  const token = crypto.getRandomValues(new Uint8Array(24)).toHex();
-  await Deno.writeTextFile(file, token + "\n", { mode: 0o600, createNew: true });
-  created.push(file);
-  return token;
 }
 
 /** Environment variables a server may read: its own settings, nothing else. */
@@ -189,9 +162,10 @@ function restartArgs(args: string[], url: string): string[] {
   return args.with(port + 1, new URL(url).port);
 }
 
-/** The options with the replica count filled in: 3, or every node when there are fewer. */
-function withReplicas<T extends { nodes: number; replicas?: number }>(v: T) {
-  return { ...v, replicas: v.replicas ?? defaultReplicas(v.nodes) };
+/** The options with the counts filled in: 3 nodes, 3 replicas or every node when fewer. */
+function withCounts<T extends { nodes?: number; replicas?: number }>(v: T) {
+  const nodes = v.nodes ?? 3;
+  return { ...v, nodes, replicas: v.replicas ?? defaultReplicas(nodes) };
 }
 
 /** Node and replica counts that make a cluster: each key's copies on distinct nodes. */
@@ -209,6 +183,38 @@ function checkCounts(v: { nodes: number; replicas: number }): void {
         `1 to --nodes (${v.nodes})${give}`,
     );
   }
+}
+
+/** The names of the directories in `dir`; none when it is missing or no directory. */
+async function directoriesIn(dir: string): Promise<Set<string>> {
+  const names = new Set<string>();
+  try {
+    for await (const entry of Deno.readDir(dir)) if (entry.isDirectory) names.add(entry.name);
+  } catch (err) {
+    // lockDataDir says what is wrong with a --data that is no directory of ours.
+    const unusable = err instanceof Deno.errors.NotFound ||
+      err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied;
+    if (!unusable) throw err;
+  }
+  return names;
+}
+
+/**
+ * The error for the first of `dirs` another process holds, or null: nodes left running by a
+ * killed task hold theirs, and a node started there would fail on its port first.
+ */
+async function firstHeld(dirs: readonly string[]): Promise<Error | null> {
+  for (const dir of dirs) {
+    const held = await dataDirInUse(dir).catch((err) => {
+      // A file in a node's place, or no permission: makeDir and the node say so.
+      if (err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied) {
+        return null;
+      }
+      throw err;
+    });
+    if (held !== null) return held;
+  }
+  return null;
 }
 
 /** Whether `dir` is missing, empty (nothing of an earlier cluster is there), or used. */
@@ -277,11 +283,6 @@ async function makeDir(dir: string, created: string[]): Promise<void> {
   if (!existed) created.push(dir);
 }
 
-/** Where the generated admin token is kept. */
-const adminTokenFile = (data: string) => join(data, "admin-token");
-/** Where the generated cluster secret is kept. */
-const secretFile = (data: string) => join(data, "cluster-secret");
-
 /**
  * The options and the tokens already chosen (environment or saved files), or a ConfigError:
  * a token the servers would refuse stops the task before the lock and any child.
@@ -296,10 +297,15 @@ async function readOptions() {
       `Cannot read "${parsed.rest[0]}": deno task cluster takes only --options (see --help)`,
     );
   }
-  const opts = { ...withReplicas(parsed.values), host: listenHost(parsed.values.host) };
+  const opts = { ...withCounts(parsed.values), host: listenHost(parsed.values.host) };
   checkCounts(opts);
   checkPorts(opts);
   await checkReachable(opts.data);
+  const given = (["nodes", "replicas"] as const).filter((f) => parsed.values[f] !== undefined);
+  const present = await directoriesIn(opts.data);
+  const plan = planCluster({ ...opts, given }, await storedMap(opts.data), (id) => present.has(id));
+  checkPorts({ ...opts, nodes: plan.ids.length });
+  checkProxyPort(opts.port, opts.nodePort, plan.ids);
   const admin = await givenToken("RINGKV_ADMIN_TOKEN", adminTokenFile(opts.data));
   const cluster = await givenToken("RINGKV_CLUSTER_SECRET", secretFile(opts.data));
   const client = Deno.env.get("RINGKV_CLIENT_TOKEN");
@@ -309,7 +315,9 @@ async function readOptions() {
     RINGKV_CLUSTER_SECRET: cluster,
     RINGKV_CLIENT_TOKEN: client || undefined,
   });
-  return { opts, given: { admin, cluster } };
+  const staleAdminFile = Deno.env.get("RINGKV_ADMIN_TOKEN") !== undefined && admin !== undefined &&
+    await holdsOtherToken(adminTokenFile(opts.data), admin);
+  return { opts, plan, given: { admin, cluster }, staleAdminFile };
 }
 
 async function main(): Promise<number> {
@@ -325,8 +333,11 @@ async function main(): Promise<number> {
     console.log(helpText(USAGE, SPEC));
     return 0;
   }
-  const { opts, given } = read;
+  const { opts, plan, given, staleAdminFile } = read;
   const data = opts.data;
+  // Children get absolute paths: a printed restart line then works from any directory.
+  const home = resolve(data);
+  for (const note of plan.notes) console.error(note);
   // A first start that fails takes back what it wrote (DESIGN: a failed start writes nothing).
   const before = await dirState(data);
   let lock: DataDirLock;
@@ -342,11 +353,21 @@ async function main(): Promise<number> {
     return 1;
   }
   using _lock = lock;
+  const taken = await firstHeld([...plan.ids.map((id) => join(home, id)), proxyDir(home)]);
+  if (taken !== null) {
+    console.error(`Cannot start the cluster: ${taken.message}`);
+    return 1;
+  }
   // What this start writes, taken back if a first start fails.
   const created: string[] = [];
   const adminToken = given.admin ?? await newToken(adminTokenFile(data), created);
   const clusterSecret = given.cluster ?? await newToken(secretFile(data), created);
-  const env = { RINGKV_CLUSTER_SECRET: clusterSecret, RINGKV_ADMIN_TOKEN: adminToken };
+  const env = {
+    RINGKV_CLUSTER_SECRET: clusterSecret,
+    RINGKV_ADMIN_TOKEN: adminToken,
+    // Children stop once this process is gone (a kill -9 forwards no signal).
+    [PARENT_PID_ENV]: String(Deno.pid),
+  };
 
   const children: Child[] = [];
   let stopping = false;
@@ -363,12 +384,15 @@ async function main(): Promise<number> {
   // From the first child on: a signal while they start stops those started (none left behind).
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  // Orphaned (its `deno task` killed): everything stops, as on Ctrl-C.
+  const watch = new AbortController();
+  void parentGone(Deno.ppid, { signal: watch.signal }).then(onSignal);
   try {
-    for (let i = 1; i <= opts.nodes && !signalled; i++) {
-      const id = `n${i}`;
-      const dir = join(data, id);
+    for (const [i, id] of plan.ids.entries()) {
+      if (signalled) break;
+      const dir = join(home, id);
       await makeDir(dir, created);
-      const port = opts.nodePort === 0 ? 0 : opts.nodePort + i - 1;
+      const port = opts.nodePort === 0 ? 0 : opts.nodePort + i;
       const args = [...nodeArgs(dir, opts.host), "--id", id, "--port", String(port), "--data", dir];
       args.push("--host", opts.host);
       const node = await startChild(id, args, { ...env, ...NODE_ENV });
@@ -377,35 +401,35 @@ async function main(): Promise<number> {
         if (stopping) return;
         console.error(
           `[${id}] exited with code ${code}. ${
-            opts.replicas > 1
+            plan.replicas > 1
               ? "The other replicas serve its keys meanwhile"
               : "Its keys answer 503 until it is back"
           }; restart it with:\n` +
-            `  ${secretWords(data)}${envWords()}` +
+            `  ${secretWords(home)}${envWords()}` +
             "npx --yes deno@2.9.6 " +
             restartArgs(args, node.url).map(shellQuote).join(" "),
         );
       });
     }
     if (!signalled) {
-      const proxyDir = join(data, "proxy");
-      await makeDir(proxyDir, created);
+      const dir = proxyDir(home);
+      await makeDir(dir, created);
       const nodeUrls = children.map((c) => c.url).join(",");
       const proxy = await startChild("proxy", [
-        ...proxyArgs(proxyDir),
-        ...["--port", String(opts.port), "--data", proxyDir, "--nodes", nodeUrls],
-        ...["--replicas", String(opts.replicas)],
+        ...proxyArgs(dir),
+        ...["--port", String(opts.port), "--data", dir, "--nodes", nodeUrls],
+        ...["--replicas", String(plan.replicas)],
         ...["--host", opts.host],
       ], env);
       children.push(proxy);
-      printWelcome(proxy.url, data, adminToken, children, opts.host);
+      printWelcome(proxy.url, data, adminToken, children, opts.host, staleAdminFile);
     }
   } catch (err) {
     // A node's own hint names its --port; in this task that is --node-port (only then: a bad
     // --host is no port's fault).
     const portAdvice = err instanceof ChildExitError &&
       err.stderr.some((l) => l.includes("--port"));
-    const hint = children.length < opts.nodes && portAdvice ? NODE_PORT_HINT : "";
+    const hint = children.length < plan.ids.length && portAdvice ? NODE_PORT_HINT : "";
     console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}${hint}`);
     await stopAll();
     const proxyStarted = children.some((c) => c.name === "proxy");
@@ -435,50 +459,9 @@ async function main(): Promise<number> {
   console.log("\nStopping the cluster...");
   await stopAll();
   await proxyExit;
+  watch.abort();
   console.log("Stopped. Run the same command again to come back with all the data.");
   return proxyFailed ? 1 : 0;
-}
-
-/** The welcome's warning when /kv is open to other machines, or "". */
-function openWarning(host: string, port: string): string {
-  if (isLoopback(host) || Deno.env.get("RINGKV_CLIENT_TOKEN")) return "";
-  return `\n  warning:      listening on ${host}, with no client token: every machine that reaches ` +
-    `port ${port} reads and writes every key (set RINGKV_CLIENT_TOKEN; docs/security.md)`;
-}
-
-function printWelcome(
-  url: string,
-  data: string,
-  adminToken: string,
-  children: Child[],
-  host: string,
-): void {
-  // A token the user set is theirs to know; one this task made is shown once, like a
-  // notebook server's login token, so the first curl line works as printed.
-  const fromEnv = Deno.env.get("RINGKV_ADMIN_TOKEN") !== undefined;
-  const token = fromEnv ? "$RINGKV_ADMIN_TOKEN" : adminToken;
-  const nodes = children.filter((c) => c.name !== "proxy");
-  // The proxy inherits RINGKV_CLIENT_TOKEN: then /kv answers 401 to a curl line without it.
-  const client = Deno.env.get("RINGKV_CLIENT_TOKEN")
-    ? `-H "Authorization: Bearer $RINGKV_CLIENT_TOKEN" `
-    : "";
-  console.log(`
-ringkv cluster listening on ${url}
-  proxy:        ${url}
-  admin token:  ${
-    fromEnv ? "from RINGKV_ADMIN_TOKEN" : `${adminToken} (kept in ${adminTokenFile(data)})`
-  }${client ? "\n  client token: from RINGKV_CLIENT_TOKEN (needed on /kv)" : ""}
-  nodes:        ${nodes.map((n) => `${n.name} ${n.url} (pid ${n.pid})`).join(", ")}${
-    openWarning(host, new URL(url).port)
-  }
-
-Try:
-  curl -i ${client}-X PUT --data-binary 'hello' ${url}/kv/greeting
-  curl -i ${client}${url}/kv/greeting
-  curl ${client}'${url}/kv?prefix=gr'
-  curl -H "Authorization: Bearer ${token}" ${url}/cluster
-
-Ctrl-C stops everything.`);
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -36,6 +36,11 @@ Deno.test("deno task cluster refuses a stray word or a port that does not exist:
       [["--replicas", "5"], /^Cannot keep 5 replicas .*; give --nodes 5 or --replicas 3$/],
       // QA: it said "give --nodes 1 or --replicas 3", and --nodes 1 fails the same way.
       [["--replicas", "0"], /^Cannot keep 0 replicas .* --replicas must be 1 to --nodes \(3\)$/],
+      // QA: the proxy failed on "another process listens on port" that was the task's own node.
+      [
+        ["--port", "47402", "--node-port", "47400"],
+        /^Cannot use --port 47402: node n3 gets that port \(--node-port 47400 gives the nodes ports 47400 to 47402\); give another --port or --node-port$/,
+      ],
     ];
     for (const [i, [args, message]] of cases.entries()) {
       const data = join(root, `d${i}`);
@@ -414,6 +419,63 @@ Deno.test("deno task cluster whose first start fails (the proxy's port is taken)
     );
   } finally {
     held.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("deno task cluster on a relative --data prints a node restart line that works from any directory", async () => {
+  // QA: the line read ./data/cluster-secret and gave --data ./data/n1: run elsewhere, the node
+  // started with no secret on a new empty directory, and the proxy answered 404 for its keys.
+  const root = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  const [home, elsewhere] = [join(root, "home"), join(root, "elsewhere")];
+  await Deno.mkdir(home);
+  await Deno.mkdir(elsewhere);
+  let cluster: ServerProcess | undefined;
+  let restarted: Deno.ChildProcess | undefined;
+  try {
+    cluster = await spawnServer({
+      script: CLUSTER,
+      args: ["--port", "0", "--node-port", "0", "--nodes", "1", "--data", "./data"],
+      env: { RINGKV_CLUSTER_SECRET: "" }, // an empty variable is none: the task makes the file
+      cwd: home,
+    });
+    const put = await fetch(`${cluster.url}/kv/kept`, { method: "PUT", body: "value" });
+    assertEquals(put.status, 201, await put.text());
+    const [node] = await childPids(cluster.pid, "node/main.ts");
+    assert(node !== undefined, "no node child found");
+    Deno.kill(node, "SIGKILL");
+    const lines = cluster.stderrLines;
+    const said = () => lines.join("\n");
+    await until(said, () => lines.some((l) => l.includes("npx --yes deno@2.9.6 run")));
+    const printed = lines.find((l) => l.includes("npx --yes deno@2.9.6 run"))!;
+    assertMatch(printed, new RegExp(`cat ${home}/data/cluster-secret\\).* --data ${home}/data/n1`));
+    const line = printed.replace("npx --yes deno@2.9.6 ", `exec ${Deno.execPath()} `);
+    const { RINGKV_CLUSTER_SECRET: _, ...without } = Deno.env.toObject();
+    restarted = new Deno.Command("bash", {
+      args: ["-c", line],
+      cwd: elsewhere,
+      env: without,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const get = async () => {
+      const res = await fetch(`${cluster!.url}/kv/kept`);
+      return [res.status, await res.text()] as const;
+    };
+    // Its keys answer 503 until the node is back, then its value: never a 404.
+    await until(said, async () => (await get())[0] !== 503, 30_000);
+    assertEquals(await get(), [200, "value"]);
+    const port = /--port (\d+)/.exec(line)![1];
+    assertEquals(await statusWithoutToken(`http://127.0.0.1:${port}/internal/cluster`), 401);
+    assertEquals([...Deno.readDirSync(elsewhere)], [], "the node wrote where the line was run");
+  } finally {
+    if (restarted !== undefined) {
+      restarted.kill("SIGTERM");
+      await restarted.status;
+    }
+    await cluster?.stop();
     await Deno.remove(root, { recursive: true });
   }
 });

@@ -31,3 +31,17 @@ export function basename(path: string): string {
   const trimmed = path.replace(/\/+$/, "");
   return trimmed.slice(trimmed.lastIndexOf("/") + 1);
 }
+
+/**
+ * `path` made absolute against `cwd` (default: the working directory), with `.` and `..`
+ * segments worked out, as `@std/path`'s `resolve(path)`.
+ */
+export function resolve(path: string, cwd: () => string = () => Deno.cwd()): string {
+  const segments: string[] = [];
+  for (const part of (path.startsWith("/") ? path : `${cwd()}/${path}`).split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") segments.pop();
+    else segments.push(part);
+  }
+  return "/" + segments.join("/");
+}

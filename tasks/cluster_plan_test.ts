@@ -1,0 +1,63 @@
+import { assertEquals, assertMatch, assertThrows } from "@std/assert";
+import { checkProxyPort, planCluster } from "./cluster_plan.ts";
+import { ConfigError } from "../shared/config.ts";
+import type { ClusterMap, NodeInfo } from "../shared/wire.ts";
+
+const node = (id: string): NodeInfo => ({ id, url: `http://127.0.0.1:1/${id}`, weight: 1 });
+const map = (ids: string[], replicas: number, next?: string[]): ClusterMap => ({
+  epoch: 7,
+  replicas,
+  vnodes: 8,
+  nodes: ids.map(node),
+  rebalancing: next === undefined ? null : {
+    kind: "add",
+    nodeId: next.at(-1)!,
+    phase: "copying",
+    next: next.map(node),
+    startedAt: 0,
+    movedKeys: 0,
+    totalKeys: 0,
+  },
+});
+const flags = { data: "./data", nodes: 3, replicas: 3, given: [] as ("nodes" | "replicas")[] };
+
+Deno.test("planCluster() on a new --data starts n1..nN with the replicas asked for", () => {
+  assertEquals(planCluster({ ...flags, nodes: 2, replicas: 1 }, null), {
+    ids: ["n1", "n2"],
+    replicas: 1,
+    notes: [],
+  });
+});
+
+Deno.test("planCluster() on a stored cluster starts its nodes, a joining one included, in id order", () => {
+  const plan = planCluster(flags, map(["n10", "n2", "n1"], 2, ["n10", "n2", "n1", "n11"]));
+  assertEquals(plan, { ids: ["n1", "n2", "n10", "n11"], replicas: 2, notes: [] });
+});
+
+Deno.test("planCluster() names --nodes and --replicas that differ from the stored cluster as ignored", () => {
+  const given = ["nodes", "replicas"] as ("nodes" | "replicas")[];
+  const plan = planCluster({ ...flags, nodes: 2, replicas: 1, given }, map(["n1", "n2", "n3"], 3));
+  assertEquals(plan.ids, ["n1", "n2", "n3"]);
+  assertEquals(plan.replicas, 3);
+  assertMatch(plan.notes[0]!, /^--nodes 2 is ignored: \.\/data holds a cluster of 3 node/);
+  assertMatch(plan.notes[1]!, /^--replicas 1 is ignored: /);
+  // The same values as stored, or defaults not given, say nothing.
+  assertEquals(planCluster({ ...flags, given }, map(["n1", "n2", "n3"], 3)).notes, []);
+  assertEquals(planCluster({ ...flags, nodes: 5 }, map(["n1", "n2", "n3"], 3)).notes, []);
+});
+
+Deno.test("planCluster() leaves a stored node with no directory under --data to whoever runs it", () => {
+  const plan = planCluster(flags, map(["n1", "n2", "../x", "far"], 3), (id) => id !== "far");
+  assertEquals(plan.ids, ["n1", "n2"]);
+  assertEquals(plan.notes.length, 2);
+  assertMatch(plan.notes[1]!, /^far \S+ is in the cluster map but has no directory in \.\/data/);
+});
+
+Deno.test("checkProxyPort() refuses a --port one of the nodes gets", () => {
+  const ids = ["n1", "n2", "n3"];
+  assertThrows(() => checkProxyPort(7003, 7001, ids), ConfigError, "node n3 gets that port");
+  checkProxyPort(7004, 7001, ids);
+  checkProxyPort(7000, 7001, ids);
+  checkProxyPort(0, 7001, ids);
+  checkProxyPort(7001, 0, ids);
+});
