@@ -357,7 +357,11 @@ const SCHEMAS: Json = {
  * already documents the status for its own reasons. HEAD answers carry no body.
  */
 const GUARD: Record<string, [name: string, description: string]> = {
-  "400": ["BadHost", "a Host header that is not host[:port] (every route)"],
+  "400": [
+    "BadHost",
+    "a Host header that is not host[:port] (every route), or If-Match or If-None-Match on a " +
+    "route other than /kv/{key}, which alone has ETags",
+  ],
   "408": ["BodyTimeout", "the body did not arrive in time (--body-timeout-ms)"],
   "414": ["UriTooLong", "the request target (path and query) is over 8 KiB (every route)"],
   "431": ["HeadersTooLarge", "the header lines are over 16 KiB (every route)"],
