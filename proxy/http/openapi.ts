@@ -153,7 +153,11 @@ function listRoutes(): Json {
           { type: "string", pattern: "^[A-Za-z0-9_-]*$" },
           "the cursor of the previous page (opaque; anything else is 400 invalid_cursor)",
         ),
-        q("values", { type: "boolean" }, "also return the values (true, false, 1, 0)"),
+        q(
+          "values",
+          { type: "boolean" },
+          "also return the values: true, false, 1 or 0 (anything else, empty included, is 400)",
+        ),
       ],
       responses: { "200": ok("a page", ref("ListPage")), ...common },
     },
