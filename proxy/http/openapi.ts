@@ -58,6 +58,10 @@ const READ_HEADERS = {
     description: "when the key expires (keys with a TTL only)",
   },
 };
+const NOT_MODIFIED = {
+  description: "not modified (If-None-Match, compared weakly): no body and no Content-Type",
+  headers: READ_HEADERS,
+};
 const common = {
   "400": error("bad input (key, header, JSON)"),
   "401": error("no or wrong client token (when the proxy has one)"),
@@ -84,7 +88,7 @@ function keyRoutes(): Json {
           headers: READ_HEADERS,
           content: value,
         },
-        "304": { description: "not modified (If-None-Match)", headers: ETAG_HEADER },
+        "304": NOT_MODIFIED,
         "404": error("no such key"),
         "412": error("If-Match does not hold (also when the key is absent)"),
         ...tooLong,
@@ -96,7 +100,7 @@ function keyRoutes(): Json {
       parameters: [IF_MATCH, IF_NONE_MATCH],
       responses: {
         "200": { description: "exists", headers: READ_HEADERS },
-        "304": { description: "not modified (If-None-Match)", headers: ETAG_HEADER },
+        "304": NOT_MODIFIED,
         "400": { description: "bad key or header (no body)" },
         "401": { description: "no or wrong client token (no body)" },
         "404": { description: "no such key" },
