@@ -117,7 +117,6 @@ function keyRoutes(): Json {
       responses: {
         "200": { ...ok("replaced", ref("Version")), headers: ETAG_HEADER },
         "201": { ...ok("created", ref("Version")), headers: ETAG_HEADER },
-        "408": error("the body did not arrive in time (--body-timeout-ms)"),
         "412": error("the condition does not hold"),
         "413": error("value too large"),
         ...tooLong,
@@ -171,10 +170,54 @@ function listRoutes(): Json {
       responses: {
         "200": ok("every pair applied", ref("BatchResponse")),
         "207": ok("some pairs failed", ref("BatchResponse")),
-        "408": error("the body did not arrive in time (--body-timeout-ms)"),
         "413": error("batch too large"),
         ...common,
       },
+    },
+  };
+}
+
+/** `GET /watch`. */
+function watchGet(): Json {
+  return {
+    summary: "Stream every change under a prefix as Server-Sent Events (docs/api.md)",
+    parameters: [
+      {
+        name: "prefix",
+        in: "query",
+        description: "only keys starting with it (none: every key)",
+        schema: { type: "string", maxLength: 1024 },
+      },
+      {
+        name: "Last-Event-ID",
+        in: "header",
+        description: "resume after this event's id (the cursor), also across a node added " +
+          "or removed with replicas >= 2 (else a compacted event); not ours: 400 invalid_cursor",
+        schema: { type: "string" },
+      },
+      {
+        name: "Accept",
+        in: "header",
+        required: true,
+        description: "must include text/event-stream, else 406",
+        schema: { type: "string" },
+      },
+    ],
+    responses: {
+      "200": {
+        description: "the stream, answered once it has read where it starts in the nodes' " +
+          "logs: change events (id: cursor, data: {key, version, value or " +
+          "valueBase64, contentType, expiresAt} or {key, version, deleted: true}), and " +
+          "compacted, reset and cutoff events",
+        content: { "text/event-stream": { schema: { type: "string" } } },
+      },
+      "406": error("no Accept: text/event-stream"),
+      ...common,
+      "503": error(
+        `${DEFAULT_MAX_WATCHERS} streams are open on this proxy already (its cap), or the ` +
+          "stream did not read where it starts in the nodes' logs within twice " +
+          "--timeout-ms; retry later",
+      ),
     },
   };
 }
@@ -405,19 +448,34 @@ function withGuard(op: Json): Json {
   return { ...op, responses };
 }
 
-/** Every path item, with the guard's answers and the rule for the methods it does not list. */
+/**
+ * The HEAD of a GET operation: its statuses and headers, no body (the proxy serves HEAD so);
+ * `ok` describes its 200 when GET's description would not fit.
+ */
+function headOf(get: Json, ok?: string): Json {
+  const responses = Object.entries(get.responses as Record<string, Json>).map((
+    [status, { description, headers }],
+  ) => [status, {
+    description: status === "200" && ok !== undefined ? ok : `${description} (no body)`,
+    ...(headers ? { headers } : {}),
+  }]);
+  return { ...get, summary: "As GET, without the body", responses: Object.fromEntries(responses) };
+}
+
+/**
+ * Every path item, with HEAD wherever GET is, the guard's answers and the rule for the methods
+ * it does not list.
+ */
 function withOtherMethods(paths: Record<string, Json>): Record<string, Json> {
   const methods = ["get", "head", "put", "post", "delete"];
   return Object.fromEntries(
-    Object.entries(paths).map(([path, item]) => [
-      path,
-      {
-        description: notAllowed.description,
-        ...Object.fromEntries(
-          Object.entries(item).map(([k, v]) => [k, methods.includes(k) ? withGuard(v as Json) : v]),
-        ),
-      },
-    ]),
+    Object.entries(paths).map(([path, item]) => {
+      const withHead = item.get && !item.head ? { ...item, head: headOf(item.get as Json) } : item;
+      const ops = Object.entries(withHead).map((
+        [k, v],
+      ) => [k, methods.includes(k) ? withGuard(v as Json) : v]);
+      return [path, { description: notAllowed.description, ...Object.fromEntries(ops) }];
+    }),
   );
 }
 
@@ -433,47 +491,11 @@ export const OPENAPI: { openapi: string; paths: Record<string, Json> } & Json = 
     "/kv/{key}": keyRoutes(),
     "/kv": listRoutes(),
     "/watch": {
-      get: {
-        summary: "Stream every change under a prefix as Server-Sent Events (docs/api.md)",
-        parameters: [
-          {
-            name: "prefix",
-            in: "query",
-            description: "only keys starting with it (none: every key)",
-            schema: { type: "string", maxLength: 1024 },
-          },
-          {
-            name: "Last-Event-ID",
-            in: "header",
-            description: "resume after this event's id (the cursor), also across a node added " +
-              "or removed with replicas >= 2 (else a compacted event); not ours: 400 invalid_cursor",
-            schema: { type: "string" },
-          },
-          {
-            name: "Accept",
-            in: "header",
-            required: true,
-            description: "must include text/event-stream, else 406",
-            schema: { type: "string" },
-          },
-        ],
-        responses: {
-          "200": {
-            description: "the stream, answered once it has read where it starts in the nodes' " +
-              "logs: change events (id: cursor, data: {key, version, value or " +
-              "valueBase64, contentType, expiresAt} or {key, version, deleted: true}), and " +
-              "compacted, reset and cutoff events",
-            content: { "text/event-stream": { schema: { type: "string" } } },
-          },
-          "406": error("no Accept: text/event-stream"),
-          ...common,
-          "503": error(
-            `${DEFAULT_MAX_WATCHERS} streams are open on this proxy already (its cap), or the ` +
-              "stream did not read where it starts in the nodes' logs within twice " +
-              "--timeout-ms; retry later",
-          ),
-        },
-      },
+      get: watchGet(),
+      head: headOf(
+        watchGet(),
+        "the stream's headers, without Content-Length: a stream has no length",
+      ),
     },
     "/health": {
       get: {
