@@ -49,13 +49,44 @@ export function isExpired(contentType: string | undefined, now: number): boolean
   return at !== undefined && at <= now;
 }
 
-/** Refuses a client content type that would pass for an expiry. */
+/**
+ * Refuses a client content type with a parameter named `ringkv-expires` (any case), or one that
+ * would pass for an expiry (a quote left open before a trailing `; ringkv-expires=<digits>`).
+ * The name elsewhere (`application/vnd.ringkv-expires+json`, inside a quoted value) is text.
+ */
 export function checkClientType(contentType: string, key: string): void {
-  if (!contentType.includes("ringkv-expires")) return;
+  if (!/ringkv-expires/i.test(contentType)) return; // nearly every content type: no parsing
+  const named = parameterNames(contentType).includes("ringkv-expires");
+  if (!named && !TRAILER.test(contentType)) return;
+  const why = named ? 'has a "ringkv-expires" parameter' : "ends as ringkv's expiry does";
   throw new RingkvError(
     "invalid_header",
-    `Cannot store key "${key}": its Content-Type has a "ringkv-expires" parameter, which ringkv reserves; set a TTL with ?ttl=SECONDS`,
+    `Cannot store key "${key}": its Content-Type ${why}, which ringkv reserves; set a TTL with ?ttl=SECONDS`,
   );
+}
+
+/** The parameter names of a media type (RFC 9110 8.3.1), lower-cased; quoted values skipped. */
+function parameterNames(mediaType: string): string[] {
+  const names: string[] = [];
+  let at = mediaType.indexOf(";");
+  while (at !== -1) {
+    const end = /[=;]|$/.exec(mediaType.slice(at + 1))!.index + at + 1;
+    names.push(mediaType.slice(at + 1, end).trim().toLowerCase());
+    at = nextSemicolon(mediaType, end);
+  }
+  return names;
+}
+
+/** Index of the next `;` at or after `from` outside a quoted string, or -1. */
+function nextSemicolon(text: string, from: number): number {
+  let quoted = false;
+  for (let i = from; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted && ch === "\\") i++; // a quoted-pair: the next character is text
+    else if (ch === '"') quoted = !quoted;
+    else if (ch === ";" && !quoted) return i;
+  }
+  return -1;
 }
 
 /** The `ttl` query parameter: null when absent; 400 when given more than once. */

@@ -34,6 +34,38 @@ Deno.test("checkClientType() refuses a client Content-Type that would pass for a
   checkClientType("text/plain; charset=utf-8", "k");
   const err = assertThrows(() => checkClientType("a/b; ringkv-expires=1", "k"), RingkvError);
   assertEquals(err.code, "invalid_header");
+  for (
+    const named of [
+      "a/b;ringkv-expires",
+      'a/b; x="1;2"; RingKV-Expires = "7"',
+      "a/b; ringkv-expires=1; c=d",
+    ]
+  ) {
+    const refused = assertThrows(() => checkClientType(named, "k"), RingkvError);
+    assertEquals(
+      refused.message,
+      `Cannot store key "k": its Content-Type has a "ringkv-expires" parameter, which ringkv reserves; set a TTL with ?ttl=SECONDS`,
+    );
+  }
+  // An open quote would hide the name, yet the stored type would read as an expiry.
+  const open = assertThrows(() => checkClientType('a/b; x="y; ringkv-expires=1', "k"), RingkvError);
+  assertEquals(open.code, "invalid_header");
+});
+
+Deno.test("checkClientType() takes the text ringkv-expires outside a parameter name as text", () => {
+  for (
+    const type of [
+      "application/vnd.ringkv-expires+json",
+      'text/plain; a="x;ringkv-expires=1"',
+      'text/plain; a="x; ringkv-expires=1"; charset=utf-8',
+      'text/plain; a="q\\"; ringkv-expires=1"',
+      "text/plain; note=ringkv-expires",
+    ]
+  ) {
+    checkClientType(type, "k");
+    assertEquals(expiryOf(type), undefined, type);
+    assertEquals(plainType(withExpiry(type, 5)), type, type);
+  }
 });
 
 Deno.test("ttlParam() gives the one ttl of a query, null without one, and a 400 for two", () => {

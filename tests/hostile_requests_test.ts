@@ -131,6 +131,16 @@ function batchRows(): Row[] {
       err(400, "invalid_batch"),
     ],
     ["batch: key twice in delete", post('{"delete": ["a", "a"]}'), err(400, "invalid_batch")],
+    [
+      "batch: If-Match (a batch has no conditions)",
+      post('{"set": {"a": "changed"}}', 'If-Match: "nope"\r\n'),
+      err(400, "invalid_header"),
+    ],
+    [
+      "batch: If-None-Match: *",
+      post('{"set": {"a": "changed"}}', "If-None-Match: *\r\n"),
+      err(400, "invalid_header"),
+    ],
     ["batch: empty key", post('{"set": {"": 1}}'), err(400, "invalid_key")],
     ["batch: control character key", post('{"set": {"a\\u0000": 1}}'), err(400, "invalid_key")],
     ["batch: lone surrogate key", post('{"delete": ["\\ud800"]}'), err(400, "invalid_key")],

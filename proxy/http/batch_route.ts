@@ -1,9 +1,9 @@
 /**
  * `POST /kv`: `{"set": {"k": <json value>}, "delete": ["k2"]}`. A JSON string is stored
  * as its text (`text/plain; charset=utf-8`), any other JSON value as its JSON text
- * (`application/json`). Each pair is routed to its owner and applied independently (not
- * atomically across nodes, like `MSET` across Redis Cluster slots); the answer lists
- * every key's outcome and comes only when every pair is durable.
+ * (`application/json`), each number in it as the client wrote it. Each pair is routed to its
+ * owner and applied independently (not atomically across nodes, like `MSET` across Redis
+ * Cluster slots); the answer lists every key's outcome and comes only when every pair is durable.
  *
  * @module
  */
@@ -59,6 +59,44 @@ function keyOutcome(outcome: Outcome): KeyOutcome {
   };
 }
 
+/** JSON source text access (ES2025, V8 in Deno 2.9), which TypeScript's lib does not declare. */
+interface RawJson {
+  readonly rawJSON: string;
+}
+const SOURCE_JSON = JSON as typeof JSON & {
+  parse(
+    text: string,
+    reviver: (key: string, value: unknown, context: { source?: string }) => unknown,
+  ): unknown;
+  rawJSON(text: string): RawJson;
+  isRawJSON(value: unknown): value is RawJson;
+};
+
+/**
+ * Keeps each number as its source text: `JSON.stringify` then writes it back as written, where a
+ * JS number would round `12345678901234567890` and turn `1e400` into `null`.
+ */
+function keepNumberText(_key: string, value: unknown, context: { source?: string }): unknown {
+  return typeof value === "number" ? SOURCE_JSON.rawJSON(context.source!) : value;
+}
+
+/**
+ * Where a JSON text may hold a number: each one follows `:`, `,` or `[` (whitespace aside). The
+ * reviver triples the parse of a batch of strings (0.2 to 0.7 ms for 1000 values); this scan
+ * costs 0.02 ms, and a match inside a string only costs that batch the reviver.
+ */
+const NUMBER_START = /[:,[][ \t\n\r]*[-\d]/;
+
+/** `text` parsed, each number kept as written when there may be any. */
+function parseKeepingNumbers(text: string): unknown {
+  return NUMBER_START.test(text) ? SOURCE_JSON.parse(text, keepNumberText) : JSON.parse(text);
+}
+
+/** A field of the batch itself (not a value to store) as plain JSON: a kept number unwrapped. */
+function plain(value: unknown): unknown {
+  return SOURCE_JSON.isRawJSON(value) ? Number(value.rawJSON) : value;
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -78,7 +116,7 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
   }
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = plain(parseKeepingNumbers(text));
   } catch (err) {
     throw new RingkvError("invalid_json", `Cannot read the batch: ${(err as Error).message}`);
   }
@@ -94,7 +132,7 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
   const unknown = Object.keys(doc).find((k) => k !== "set" && k !== "delete" && k !== "ttl");
   if (unknown !== undefined) throw invalid(`unknown field "${unknown}"`);
   // Absent means none; null is not an object or an array (docs/api.md promises 400).
-  const set = doc.set === undefined ? {} : doc.set;
+  const set = doc.set === undefined ? {} : plain(doc.set);
   const del = doc.delete === undefined ? [] : doc.delete;
   if (!isObject(set)) throw invalid(`"set" is not an object`);
   if (!Array.isArray(del) || !del.every((k) => typeof k === "string")) {
@@ -110,7 +148,7 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
     );
   }
   const ops: BatchOp[] = entries.map(([key, value]) => putOp(key, value, limits));
-  if (doc.ttl !== undefined) applyTtls(ops, doc.ttl);
+  if (doc.ttl !== undefined) applyTtls(ops, plain(doc.ttl));
   const seen = new Set(entries.map(([key]) => key));
   for (const key of del as string[]) {
     checkKey(key, limits.maxKeyBytes);
@@ -125,7 +163,8 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
 function applyTtls(ops: BatchOp[], ttl: unknown): void {
   if (!isObject(ttl)) throw invalid(`"ttl" is not an object`);
   const now = Date.now();
-  for (const [key, seconds] of Object.entries(ttl)) {
+  for (const [key, given] of Object.entries(ttl)) {
+    const seconds = plain(given);
     const op = ops.find((o) => o.key === key);
     if (op === undefined) throw invalid(`"ttl" names key "${key}", which "set" does not`);
     const raw = typeof seconds === "number" ? String(seconds) : JSON.stringify(seconds);

@@ -1,4 +1,4 @@
-import { assertEquals, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { startCluster, type TestCluster } from "../../tests/doubles/test_cluster.ts";
 import { parseProxyConfig } from "../proxy_config.ts";
@@ -156,6 +156,38 @@ Deno.test("POST /kv with a long name twice in one object: 400 invalid_batch, the
     const { error } = await res.json();
     assertEquals(error.code, "invalid_batch");
     assertMatch(error.message, /the name "n{80}\.\.\." \(100000 bytes\) appears twice/);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("POST /kv stores each number as the client wrote it, strings and whitespace as before", async () => {
+  const c = await startCluster();
+  try {
+    const body = '{"set": {"n/big": 12345678901234567890, "n/obj": {"id": 9007199254740993, ' +
+      '"e": 1e400, "f": [0.1, -0, 1E2]}, "n/text": "a:1, [2", "n/plain": {"s": "x"}}, ' +
+      '"ttl": {"n/big": 3e1}}';
+    const res = await batch(c, body);
+    assertEquals(res.status, 200);
+    const expect: [string, string, string][] = [
+      ["n/big", "12345678901234567890", "application/json"],
+      ["n/obj", '{"id":9007199254740993,"e":1e400,"f":[0.1,-0,1E2]}', "application/json"],
+      ["n/text", "a:1, [2", "text/plain; charset=utf-8"],
+      ["n/plain", '{"s":"x"}', "application/json"],
+    ];
+    for (const [key, text, type] of expect) {
+      const got = await c.proxy.request(`/kv/${key}`);
+      assertEquals([await got.text(), got.headers.get("content-type")], [text, type], key);
+    }
+    // The ttl's 3e1 is the number 30, as before: the key expires in 30 s.
+    const big = await c.proxy.request("/kv/n/big", { method: "HEAD" });
+    const left = Date.parse(big.headers.get("expires-at")!) - Date.now();
+    assert(left > 25_000 && left <= 30_000, `expires in ${left} ms`);
+    // A number where an object or key list belongs is refused as before, not read as one.
+    for (const bad of ["5", '{"set": 5}', '{"delete": [1]}', '{"set": {"a": 1}, "ttl": 7}']) {
+      const refused = await batch(c, bad);
+      assertEquals([refused.status, (await refused.json()).error.code], [400, "invalid_batch"]);
+    }
   } finally {
     await c.close();
   }

@@ -204,10 +204,11 @@ export function parseListQuery(url: string, limits: Limits): ListQuery {
     ? undefined
     : decodeCursor(cursor, limits.maxKeyBytes);
   const rawValues = params.get("values");
-  if (rawValues !== null && !["true", "false", "1", "0", ""].includes(rawValues)) {
-    throw badQuery(`values "${rawValues}" is not true or false`);
+  // Empty (`values=`, `values`) is refused as an empty limit or force is: it says neither.
+  if (rawValues !== null && !["true", "false", "1", "0"].includes(rawValues)) {
+    throw badQuery(`values "${rawValues}" is not true, false, 1 or 0`);
   }
-  const values = rawValues === "true" || rawValues === "1" || rawValues === "";
+  const values = rawValues === "true" || rawValues === "1";
   return { prefix, limit, after, values };
 }
 

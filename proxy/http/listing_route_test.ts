@@ -149,6 +149,9 @@ Deno.test("GET /kv refuses bad parameters with 400", async () => {
       ["limit=abc", "bad_request"],
       ["limit=-1", "bad_request"],
       ["values=maybe", "bad_request"],
+      ["values=", "bad_request"],
+      ["values", "bad_request"],
+      ["values=yes", "bad_request"],
       ["cursor=***", "invalid_cursor"],
       ["cursor=_w", "invalid_cursor"],
       // A key too long for any cursor (review: the nodes' 414 came back as 502), NUL bytes.

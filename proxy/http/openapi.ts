@@ -58,6 +58,10 @@ const READ_HEADERS = {
     description: "when the key expires (keys with a TTL only)",
   },
 };
+const NOT_MODIFIED = {
+  description: "not modified (If-None-Match, compared weakly): no body and no Content-Type",
+  headers: READ_HEADERS,
+};
 const common = {
   "400": error("bad input (key, header, JSON)"),
   "401": error("no or wrong client token (when the proxy has one)"),
@@ -84,7 +88,7 @@ function keyRoutes(): Json {
           headers: READ_HEADERS,
           content: value,
         },
-        "304": { description: "not modified (If-None-Match)", headers: ETAG_HEADER },
+        "304": NOT_MODIFIED,
         "404": error("no such key"),
         "412": error("If-Match does not hold (also when the key is absent)"),
         ...tooLong,
@@ -96,7 +100,7 @@ function keyRoutes(): Json {
       parameters: [IF_MATCH, IF_NONE_MATCH],
       responses: {
         "200": { description: "exists", headers: READ_HEADERS },
-        "304": { description: "not modified (If-None-Match)", headers: ETAG_HEADER },
+        "304": NOT_MODIFIED,
         "400": { description: "bad key or header (no body)" },
         "401": { description: "no or wrong client token (no body)" },
         "404": { description: "no such key" },
@@ -113,7 +117,6 @@ function keyRoutes(): Json {
       responses: {
         "200": { ...ok("replaced", ref("Version")), headers: ETAG_HEADER },
         "201": { ...ok("created", ref("Version")), headers: ETAG_HEADER },
-        "408": error("the body did not arrive in time (--body-timeout-ms)"),
         "412": error("the condition does not hold"),
         "413": error("value too large"),
         ...tooLong,
@@ -153,7 +156,11 @@ function listRoutes(): Json {
           { type: "string", pattern: "^[A-Za-z0-9_-]*$" },
           "the cursor of the previous page (opaque; anything else is 400 invalid_cursor)",
         ),
-        q("values", { type: "boolean" }, "also return the values (true, false, 1, 0)"),
+        q(
+          "values",
+          { type: "boolean" },
+          "also return the values: true, false, 1 or 0 (anything else, empty included, is 400)",
+        ),
       ],
       responses: { "200": ok("a page", ref("ListPage")), ...common },
     },
@@ -163,10 +170,54 @@ function listRoutes(): Json {
       responses: {
         "200": ok("every pair applied", ref("BatchResponse")),
         "207": ok("some pairs failed", ref("BatchResponse")),
-        "408": error("the body did not arrive in time (--body-timeout-ms)"),
         "413": error("batch too large"),
         ...common,
       },
+    },
+  };
+}
+
+/** `GET /watch`. */
+function watchGet(): Json {
+  return {
+    summary: "Stream every change under a prefix as Server-Sent Events (docs/api.md)",
+    parameters: [
+      {
+        name: "prefix",
+        in: "query",
+        description: "only keys starting with it (none: every key)",
+        schema: { type: "string", maxLength: 1024 },
+      },
+      {
+        name: "Last-Event-ID",
+        in: "header",
+        description: "resume after this event's id (the cursor), also across a node added " +
+          "or removed with replicas >= 2 (else a compacted event); not ours: 400 invalid_cursor",
+        schema: { type: "string" },
+      },
+      {
+        name: "Accept",
+        in: "header",
+        required: true,
+        description: "must include text/event-stream, else 406",
+        schema: { type: "string" },
+      },
+    ],
+    responses: {
+      "200": {
+        description: "the stream, answered once it has read where it starts in the nodes' " +
+          "logs: change events (id: cursor, data: {key, version, value or " +
+          "valueBase64, contentType, expiresAt} or {key, version, deleted: true}), and " +
+          "compacted, reset and cutoff events",
+        content: { "text/event-stream": { schema: { type: "string" } } },
+      },
+      "406": error("no Accept: text/event-stream"),
+      ...common,
+      "503": error(
+        `${DEFAULT_MAX_WATCHERS} streams are open on this proxy already (its cap), or the ` +
+          "stream did not read where it starts in the nodes' logs within twice " +
+          "--timeout-ms; retry later",
+      ),
     },
   };
 }
@@ -357,7 +408,11 @@ const SCHEMAS: Json = {
  * already documents the status for its own reasons. HEAD answers carry no body.
  */
 const GUARD: Record<string, [name: string, description: string]> = {
-  "400": ["BadHost", "a Host header that is not host[:port] (every route)"],
+  "400": [
+    "BadHost",
+    "a Host header that is not host[:port] (every route), or If-Match or If-None-Match on a " +
+    "route other than /kv/{key}, which alone has ETags",
+  ],
   "408": ["BodyTimeout", "the body did not arrive in time (--body-timeout-ms)"],
   "414": ["UriTooLong", "the request target (path and query) is over 8 KiB (every route)"],
   "431": ["HeadersTooLarge", "the header lines are over 16 KiB (every route)"],
@@ -393,19 +448,34 @@ function withGuard(op: Json): Json {
   return { ...op, responses };
 }
 
-/** Every path item, with the guard's answers and the rule for the methods it does not list. */
+/**
+ * The HEAD of a GET operation: its statuses and headers, no body (the proxy serves HEAD so);
+ * `ok` describes its 200 when GET's description would not fit.
+ */
+function headOf(get: Json, ok?: string): Json {
+  const responses = Object.entries(get.responses as Record<string, Json>).map((
+    [status, { description, headers }],
+  ) => [status, {
+    description: status === "200" && ok !== undefined ? ok : `${description} (no body)`,
+    ...(headers ? { headers } : {}),
+  }]);
+  return { ...get, summary: "As GET, without the body", responses: Object.fromEntries(responses) };
+}
+
+/**
+ * Every path item, with HEAD wherever GET is, the guard's answers and the rule for the methods
+ * it does not list.
+ */
 function withOtherMethods(paths: Record<string, Json>): Record<string, Json> {
   const methods = ["get", "head", "put", "post", "delete"];
   return Object.fromEntries(
-    Object.entries(paths).map(([path, item]) => [
-      path,
-      {
-        description: notAllowed.description,
-        ...Object.fromEntries(
-          Object.entries(item).map(([k, v]) => [k, methods.includes(k) ? withGuard(v as Json) : v]),
-        ),
-      },
-    ]),
+    Object.entries(paths).map(([path, item]) => {
+      const withHead = item.get && !item.head ? { ...item, head: headOf(item.get as Json) } : item;
+      const ops = Object.entries(withHead).map((
+        [k, v],
+      ) => [k, methods.includes(k) ? withGuard(v as Json) : v]);
+      return [path, { description: notAllowed.description, ...Object.fromEntries(ops) }];
+    }),
   );
 }
 
@@ -421,47 +491,11 @@ export const OPENAPI: { openapi: string; paths: Record<string, Json> } & Json = 
     "/kv/{key}": keyRoutes(),
     "/kv": listRoutes(),
     "/watch": {
-      get: {
-        summary: "Stream every change under a prefix as Server-Sent Events (docs/api.md)",
-        parameters: [
-          {
-            name: "prefix",
-            in: "query",
-            description: "only keys starting with it (none: every key)",
-            schema: { type: "string", maxLength: 1024 },
-          },
-          {
-            name: "Last-Event-ID",
-            in: "header",
-            description: "resume after this event's id (the cursor), also across a node added " +
-              "or removed with replicas >= 2 (else a compacted event); not ours: 400 invalid_cursor",
-            schema: { type: "string" },
-          },
-          {
-            name: "Accept",
-            in: "header",
-            required: true,
-            description: "must include text/event-stream, else 406",
-            schema: { type: "string" },
-          },
-        ],
-        responses: {
-          "200": {
-            description: "the stream, answered once it has read where it starts in the nodes' " +
-              "logs: change events (id: cursor, data: {key, version, value or " +
-              "valueBase64, contentType, expiresAt} or {key, version, deleted: true}), and " +
-              "compacted, reset and cutoff events",
-            content: { "text/event-stream": { schema: { type: "string" } } },
-          },
-          "406": error("no Accept: text/event-stream"),
-          ...common,
-          "503": error(
-            `${DEFAULT_MAX_WATCHERS} streams are open on this proxy already (its cap), or the ` +
-              "stream did not read where it starts in the nodes' logs within twice " +
-              "--timeout-ms; retry later",
-          ),
-        },
-      },
+      get: watchGet(),
+      head: headOf(
+        watchGet(),
+        "the stream's headers, without Content-Length: a stream has no length",
+      ),
     },
     "/health": {
       get: {

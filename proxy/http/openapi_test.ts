@@ -165,3 +165,25 @@ Deno.test("the OpenAPI document lists the conditions /kv/{key} evaluates and the
     await c.close();
   }
 });
+
+Deno.test("the OpenAPI document lists HEAD wherever GET is, and the real app answers it", async () => {
+  const app = await realApp();
+  for (const [path, item] of Object.entries(OPENAPI.paths)) {
+    if (!("get" in item)) continue;
+    assert("head" in item, `HEAD ${path} is documented`);
+    const url = path.replace("{key}", "some/key") + (path === "/ring/owners" ? "?key=k" : "");
+    const headers = { authorization: `Bearer ${TOKEN}`, accept: "text/event-stream" };
+    const res = await app.request(url, { method: "HEAD", headers });
+    assertEquals(await res.text(), "", `HEAD ${path}`);
+    const responses = (item.head as { responses: Record<string, unknown> }).responses;
+    assert(String(res.status) in responses, `HEAD ${path}: ${res.status} is documented`);
+  }
+});
+
+Deno.test("no response description in the OpenAPI document says one thing twice", () => {
+  const text = JSON.stringify(OPENAPI);
+  for (const [, description] of text.matchAll(/"description":"((?:[^"\\]|\\.)*)"/g)) {
+    const parts = description!.split("; or ");
+    assertEquals(new Set(parts).size, parts.length, description);
+  }
+});

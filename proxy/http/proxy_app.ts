@@ -21,7 +21,8 @@ import { observeRequests, RequestIds } from "./observe.ts";
 import { NodeClient, type NodeFetch, type NodeRef } from "../nodes/node_client.ts";
 import { createPublicRoutes } from "./public_routes.ts";
 import { answerError, frontFetch } from "./proxy_front.ts";
-import { headLength } from "./head_length.ts";
+import { headLength, streamHeads } from "./head_length.ts";
+import { refuseConditions } from "./conditions_scope.ts";
 import { createReplication, type Replication } from "../replication/wiring.ts";
 import { Router } from "../routing/router.ts";
 import { ChangeFeed } from "../watch/change_feed.ts";
@@ -93,6 +94,7 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
   const log = deps.log ?? (() => {});
   app.use("*", observeRequests(ids, metrics, log));
   app.use("*", headLength());
+  app.use("*", refuseConditions());
   app.onError((err, c) => answerError(err, c.req.raw, ids, log));
   app.notFound((c) => {
     // A known path with another method is 405 with Allow, not 404 (RFC 9110).
@@ -133,6 +135,6 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
   const routes = { router, client, limits, clientToken, requestIds: ids, bodyTimers };
   app.route("/", createPublicRoutes(routes));
   // app.request() calls app.fetch: the tests go through the same front as production.
-  app.fetch = frontFetch({ routes, ids, metrics, log }, app.fetch);
+  app.fetch = frontFetch({ routes, ids, metrics, log }, streamHeads(app.fetch));
   return app;
 }

@@ -145,12 +145,22 @@ Deno.test("a 412 to If-Match and If-None-Match: * together names the one that fa
   }
 });
 
-Deno.test("GET with If-None-Match of the current ETag answers 304", async () => {
+Deno.test("GET with If-None-Match of the current ETag answers 304, with ETag but no Content-Type", async () => {
   const c = await startCluster();
   try {
     const etag = (await put(c, "k", "v")).headers.get("etag")!;
     const same = await c.proxy.request("/kv/k", { headers: { "if-none-match": `"x", ${etag}` } });
     assertEquals([same.status, same.headers.get("etag")], [304, etag]);
+    // RFC 9110 15.4.5: no representation metadata on a 304 (over HEAD and a weak tag too).
+    assertEquals(same.headers.get("content-type"), null);
+    const ttl = await c.proxy.request("/kv/t?ttl=60", { method: "PUT", body: "v" });
+    const weak = `W/${ttl.headers.get("etag")}`;
+    const head = await c.proxy.request("/kv/t", {
+      method: "HEAD",
+      headers: { "if-none-match": weak },
+    });
+    assertEquals([head.status, head.headers.get("content-type")], [304, null]);
+    assert(head.headers.has("expires-at"), "Expires-At says how long the copy stays good");
     const other = await c.proxy.request("/kv/k", { headers: { "if-none-match": '"other"' } });
     assertEquals(other.status, 200);
   } finally {

@@ -237,13 +237,14 @@ Deno.test("a node's 2xx result without a version is a 502 with the error body, o
 Deno.test("the middleware the front stands in for is the request observer and the /kv token check", async () => {
   // frontKey does what these do for a plain GET, PUT or DELETE /kv/{key}: a middleware added
   // to the app must be added there too, or those requests would skip it. This test says so.
-  // (The second "/*" is headLength, which acts on HEAD only: the front never takes HEAD.)
+  // (The second "/*" is headLength, which acts on HEAD only: the front never takes HEAD. The
+  // third is refuseConditions, which lets every /kv/{key} request pass.)
   const c = await startCluster({ proxy: { clientToken: "t0ken" } });
   try {
     const middleware = c.proxy.routes
       .filter((r) => r.method === "ALL" && r.handler.length === 2)
       .map((r) => r.path);
-    assertEquals(middleware, ["/*", "/*", "/kv/*"]);
+    assertEquals(middleware, ["/*", "/*", "/*", "/kv/*"]);
   } finally {
     await c.close();
   }

@@ -123,17 +123,17 @@ export async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
   }
   if (r.status === 404) throw new RingkvError("not_found", `Key "${key}" does not exist`);
   const etag = `"${r.version}"`;
-  const headers = withRequestId(deps, req, {
-    etag,
-    "content-type": r.contentType ?? DEFAULT_CONTENT_TYPE,
-  });
+  const headers = withRequestId(deps, req, { etag });
+  // Kept on a 304 too: like Expires, it says how long the client's copy stays good.
   if (r.expiresAt !== undefined) {
     headers[EXPIRES_AT_HEADER] = new Date(r.expiresAt).toISOString();
   }
   const inm = req.headers.get("if-none-match");
+  // RFC 9110 15.4.5: a 304 sends the validators, not the representation's metadata.
   if (inm !== null && etagListMatches(inm, etag)) {
     return new Response(null, { status: 304, headers });
   }
+  headers["content-type"] = r.contentType ?? DEFAULT_CONTENT_TYPE;
   // Text goes out as the string the node sent: Deno encodes it natively, no bytes made in JS.
   if (req.method !== "HEAD") {
     return new Response(r.text ?? resultBytes(r), { status: 200, headers });
