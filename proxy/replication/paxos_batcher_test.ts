@@ -153,14 +153,14 @@ Deno.test("PaxosBatcher with a timeout fails calls queued behind a stuck one at 
   const batcher = new PaxosBatcher(client, undefined, timeoutMs);
   const ballot = "b" as Version;
   const first = rejectedAfter(batcher.prepare(N1, 1, [{ key: "x", ballot }]));
-  await sleep(40);
+  await sleep(300); // "y" goes once "x"'s call fails, 300 ms before its own deadline
   const queued = rejectedAfter(batcher.prepare(N1, 1, [{ key: "y", ballot }]));
   await sleep(10);
   // Same key: held back from the batch "y" goes in, it waits for that one's call.
   const held = rejectedAfter(batcher.prepare(N1, 1, [{ key: "y", ballot }]));
   await first;
   for (const [what, took] of [["queued", await queued], ["held", await held]] as const) {
-    // Before: the rest of the stuck call's timeout, then one or two whole ones (~2.9, ~4.4 s).
+    // Before: the rest of the stuck call's timeout, then one or two whole ones (~2.7, ~4.2 s).
     assert(took >= timeoutMs - 5 && took < timeoutMs * 1.5, `${what}: ${took} ms`);
   }
   assertEquals(sent, [["x"], ["y"]], "the held call's deadline passed before it could go");

@@ -251,18 +251,20 @@ function sendTaking(ms: number, fail = false) {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test("Dispatcher with a timeout fails an op queued behind a stuck call at its own deadline, not a timeout after that call", async () => {
-  const timeoutMs = 400;
+  // Margins that a loaded host's late timers (hundreds of ms) do not eat: "b" is sent once the
+  // first call fails, 300 ms before its own deadline (400 and 40 ms failed under parallel load).
+  const timeoutMs = 1500;
   // Every call runs into the node client's timeout, as to a paused node.
   const { sent, send } = sendTaking(timeoutMs, true);
   const d = new Dispatcher(send, { timeoutMs });
   const first = assertRejects(() => d.submitOne(N1, 1, get("a")), RingkvError);
-  await sleep(40);
+  await sleep(300);
   const start = performance.now();
   const err = await assertRejects(() => d.submitOne(N1, 1, get("b")), RingkvError);
   const waited = performance.now() - start;
   assertEquals(err.code, "node_unavailable");
   assertEquals(err.extra.node, "n1");
-  // Before: the rest of the first call's timeout, then a whole one of its own (~760 ms).
+  // Before: the rest of the first call's timeout, then a whole one of its own (~2.7 s).
   assert(waited >= timeoutMs - 5 && waited < timeoutMs * 1.5, `answered after ${waited} ms`);
   await first;
   assertEquals(sent, [["a"], ["b"]]);
