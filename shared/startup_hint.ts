@@ -115,11 +115,21 @@ export function byHandCommand(
   return template + redactedArgs(args).map((w) => " " + w).join("");
 }
 
+/** Linux's default ports for outgoing connections (net.ipv4.ip_local_port_range). */
+const EPHEMERAL = { low: 32768, high: 60999 };
+
 /** The remedy for a port another process holds. */
 export function addrInUseMessage(role: Role, host: string, port: number): string {
+  // A port of that range can be held with no process listening: by an outgoing connection
+  // that closed less than a minute ago (TIME_WAIT), which a listener cannot share (review).
+  const closed = port >= EPHEMERAL.low && port <= EPHEMERAL.high
+    ? `, or a connection that closed in the last minute still holds it: ${EPHEMERAL.low}-` +
+      `${EPHEMERAL.high} are the ports Linux gives outgoing connections, so pick a port below ` +
+      `${EPHEMERAL.low}`
+    : "";
   return `Cannot start the ${role} on ${host}:${port}: the address is already in use ` +
-    `(another process listens on port ${port}). Start it with --port N (another free port; ` +
-    `0 lets the OS pick) or stop the process that holds ${port}`;
+    `(another process listens on port ${port}${closed}). Start it with --port N (another free ` +
+    `port; 0 lets the OS pick) or stop the process that holds ${port}`;
 }
 
 /**

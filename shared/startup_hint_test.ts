@@ -1,4 +1,4 @@
-import { assertEquals, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import { addrInUseMessage, byHandCommand, startupHint, TASK_TEMPLATES } from "./startup_hint.ts";
 
 Deno.test("TASK_TEMPLATES with ./data are deno.json's node and proxy tasks", async () => {
@@ -31,6 +31,12 @@ Deno.test("startupHint() names the port and the remedy, and the command for a pa
     addrInUseMessage("node", "127.0.0.1", 7001),
   );
   assertMatch(addrInUseMessage("proxy", "127.0.0.1", 8080), /port 8080.*--port N.*stop/);
+  // Only a port Linux also gives outgoing connections may be held by a closed one (TIME_WAIT).
+  assert(!addrInUseMessage("proxy", "127.0.0.1", 8080).includes("closed"));
+  assertMatch(
+    addrInUseMessage("proxy", "127.0.0.1", 47700),
+    /listens on port 47700, or a connection that closed in the last minute still holds it: 32768-60999 .* pick a port below 32768\)/,
+  );
   const denied = new Deno.errors.NotCapable(
     'Requires write access to "/srv/a", run again with the --allow-write flag',
   );
