@@ -34,7 +34,7 @@ import {
 } from "../shared/data_dir_lock.ts";
 import { DataDirKindError } from "../shared/data_dir_kind.ts";
 import { offsetClock } from "../shared/test_clock.ts";
-import { PARENT_PID_ENV, parentGone, watchedParent } from "../shared/parent_watch.ts";
+import { orphanLine, PARENT_PID_ENV, parentGone, watchedParent } from "../shared/parent_watch.ts";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 
@@ -188,7 +188,10 @@ async function main(): Promise<number> {
       return 0;
     }
     const parent = watchedParent({ [PARENT_PID_ENV]: Deno.env.get(PARENT_PID_ENV) });
-    const orphaned = parent === undefined ? new Promise<void>(() => {}) : parentGone(parent);
+    // Said once, so a stray RINGKV_PARENT_PID is not a silent exit 0 (review).
+    const orphaned = parent === undefined
+      ? new Promise<void>(() => {})
+      : parentGone(parent).then(() => loggerFor(config)(orphanLine("node", parent)));
     // The image, the port, the lock, then the directory: a failed start writes nothing there.
     const image = config.import === undefined
       ? undefined

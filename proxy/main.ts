@@ -41,7 +41,7 @@ import {
   lockDataDir,
 } from "../shared/data_dir_lock.ts";
 import { DataDirKindError } from "../shared/data_dir_kind.ts";
-import { PARENT_PID_ENV, parentGone, watchedParent } from "../shared/parent_watch.ts";
+import { orphanLine, PARENT_PID_ENV, parentGone, watchedParent } from "../shared/parent_watch.ts";
 
 /** JSON lines on stderr at `--log-level` (default warn); tokens and secrets never appear. */
 function loggerFor(config: ProxyConfig): LogFn {
@@ -258,7 +258,10 @@ async function main(): Promise<number> {
     const parent = watchedParent({ [PARENT_PID_ENV]: Deno.env.get(PARENT_PID_ENV) });
     // Orphaned (deno task cluster killed): stop as on SIGTERM, freeing the port and the lock.
     if (parent !== undefined) {
-      void parentGone(parent, { signal: stop.signal }).then(() => stop.abort());
+      void parentGone(parent, { signal: stop.signal }).then(() => {
+        loggerFor(config)(orphanLine("proxy", parent));
+        stop.abort();
+      });
     }
     const listener = await listen(config, stop.signal).catch((err) => {
       throw tlsServeError(err, config.tls) ?? err;

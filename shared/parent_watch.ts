@@ -56,3 +56,11 @@ export function parentGone(
   options.signal?.addEventListener("abort", () => clearInterval(timer), { once: true });
   return gone.promise;
 }
+
+/** The log line of a server stopping because its parent is gone. */
+export function orphanLine(role: "node" | "proxy", parentPid: number): Record<string, unknown> {
+  return {
+    level: "warn",
+    msg: `stopping: process ${parentPid} (${PARENT_PID_ENV}) is no longer this ${role}'s parent`,
+  };
+}

@@ -189,7 +189,13 @@ function checkCounts(v: { nodes: number; replicas: number }): void {
 async function directoriesIn(dir: string): Promise<Set<string>> {
   const names = new Set<string>();
   try {
-    for await (const entry of Deno.readDir(dir)) if (entry.isDirectory) names.add(entry.name);
+    for await (const entry of Deno.readDir(dir)) {
+      // A node's directory moved elsewhere and linked back is its directory (review).
+      const isDir = entry.isDirectory ||
+        (entry.isSymlink &&
+          await Deno.stat(join(dir, entry.name)).then((s) => s.isDirectory, () => false));
+      if (isDir) names.add(entry.name);
+    }
   } catch (err) {
     // lockDataDir says what is wrong with a --data that is no directory of ours.
     const unusable = err instanceof Deno.errors.NotFound ||
@@ -304,8 +310,8 @@ async function readOptions() {
   const given = (["nodes", "replicas"] as const).filter((f) => parsed.values[f] !== undefined);
   const present = await directoriesIn(opts.data);
   const plan = planCluster({ ...opts, given }, await storedMap(opts.data), (id) => present.has(id));
-  checkPorts({ ...opts, nodes: plan.ids.length });
-  checkProxyPort(opts.port, opts.nodePort, plan.ids);
+  checkPorts({ ...opts, nodes: Math.max(0, ...plan.offsets) + 1 });
+  checkProxyPort(opts.port, opts.nodePort, plan);
   const admin = await givenToken("RINGKV_ADMIN_TOKEN", adminTokenFile(opts.data));
   const cluster = await givenToken("RINGKV_CLUSTER_SECRET", secretFile(opts.data));
   const client = Deno.env.get("RINGKV_CLIENT_TOKEN");
@@ -392,7 +398,7 @@ async function main(): Promise<number> {
       if (signalled) break;
       const dir = join(home, id);
       await makeDir(dir, created);
-      const port = opts.nodePort === 0 ? 0 : opts.nodePort + i;
+      const port = opts.nodePort === 0 ? 0 : opts.nodePort + plan.offsets[i]!;
       const args = [...nodeArgs(dir, opts.host), "--id", id, "--port", String(port), "--data", dir];
       args.push("--host", opts.host);
       const node = await startChild(id, args, { ...env, ...NODE_ENV });

@@ -17,6 +17,7 @@ import { join } from "@std/path";
 import { ConfigError } from "../shared/config.ts";
 import type { ClusterMap } from "../shared/wire.ts";
 import { createFileMapStore, MapFileError } from "../proxy/cluster/map_store.ts";
+import { allNodes } from "../proxy/cluster/map_transitions.ts";
 
 /** The proxy's directory under `--data`, where its cluster map is kept. */
 export const proxyDir = (data: string) => join(data, "proxy");
@@ -29,11 +30,27 @@ export interface ClusterFlags {
   given: readonly ("nodes" | "replicas")[];
 }
 
-/** The node ids to start (each in `<data>/<id>`), the replica count, and what to tell the user. */
+/**
+ * The node ids to start (each in `<data>/<id>`), each one's port offset from `--node-port`, the
+ * replica count, and what to tell the user.
+ */
 export interface ClusterPlan {
   ids: string[];
+  /** `nK` is always at offset K - 1, whoever else starts: a node never takes another's port. */
+  offsets: number[];
   replicas: number;
   notes: string[];
+}
+
+/**
+ * Port offsets for `ids`: K - 1 for `nK`, as the task numbers its nodes; any other id after the
+ * highest of those, in id order. Offsets by position shifted n3 onto the port n2 had, and a
+ * proxy resuming the cleanup of n2's removal had n3 drop the ranges it had taken over (review).
+ */
+export function portOffsets(ids: readonly string[]): number[] {
+  const numbered = ids.map((id) => /^n([1-9]\d{0,4})$/.exec(id)?.[1]);
+  let next = Math.max(0, ...numbered.map((k) => k === undefined ? 0 : Number(k)));
+  return numbered.map((k) => k === undefined ? next++ : Number(k) - 1);
 }
 
 /** The map the proxy under `data` would start from, or null when there is none to read. */
@@ -52,10 +69,9 @@ export async function storedMap(data: string): Promise<ClusterMap | null> {
 /** A node id this task can keep under `<data>/<id>`: one path segment. */
 const PATH_SAFE_ID = /^(?!\.\.?$)[\w.-]+$/;
 
-/** The stored nodes, a rebalancing's new one included, in id order (n2 before n10). */
+/** Every node the stored map names (a joining one, a leaving one), in id order (n2 before n10). */
 function storedIds(map: ClusterMap): string[] {
-  const ids = new Set([...map.nodes, ...(map.rebalancing?.next ?? [])].map((n) => n.id));
-  return [...ids].sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+  return allNodes(map).map((n) => n.id).sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
 }
 
 /**
@@ -70,7 +86,7 @@ export function planCluster(
 ): ClusterPlan {
   if (stored === null) {
     const ids = Array.from({ length: flags.nodes }, (_, i) => `n${i + 1}`);
-    return { ids, replicas: flags.replicas, notes: [] };
+    return { ids, offsets: portOffsets(ids), replicas: flags.replicas, notes: [] };
   }
   const all = storedIds(stored);
   const ids = all.filter((id) => PATH_SAFE_ID.test(id) && hasDir(id));
@@ -97,21 +113,21 @@ export function planCluster(
         "this task does not start it; start it where it was started",
     );
   }
-  return { ids, replicas: stored.replicas, notes };
+  return { ids, offsets: portOffsets(ids), replicas: stored.replicas, notes };
 }
 
 /**
  * A usage error when the proxy's fixed `port` is one the nodes get (`nodePort` on, one each):
  * the proxy would find its own cluster's node there.
  */
-export function checkProxyPort(port: number, nodePort: number, ids: readonly string[]): void {
+export function checkProxyPort(port: number, nodePort: number, plan: ClusterPlan): void {
   if (port === 0 || nodePort === 0) return;
-  const id = ids[port - nodePort];
+  const id = plan.ids[plan.offsets.indexOf(port - nodePort)];
   if (id === undefined) return;
   throw new ConfigError(
     `Cannot use --port ${port}: node ${id} gets that port (--node-port ${nodePort} gives the ` +
       `nodes ports ${nodePort} to ${
-        nodePort + ids.length - 1
+        nodePort + Math.max(...plan.offsets)
       }); give another --port or --node-port`,
   );
 }

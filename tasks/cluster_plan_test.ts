@@ -1,5 +1,5 @@
 import { assertEquals, assertMatch, assertThrows } from "@std/assert";
-import { checkProxyPort, planCluster } from "./cluster_plan.ts";
+import { checkProxyPort, planCluster, portOffsets } from "./cluster_plan.ts";
 import { ConfigError } from "../shared/config.ts";
 import type { ClusterMap, NodeInfo } from "../shared/wire.ts";
 
@@ -24,6 +24,7 @@ const flags = { data: "./data", nodes: 3, replicas: 3, given: [] as ("nodes" | "
 Deno.test("planCluster() on a new --data starts n1..nN with the replicas asked for", () => {
   assertEquals(planCluster({ ...flags, nodes: 2, replicas: 1 }, null), {
     ids: ["n1", "n2"],
+    offsets: [0, 1],
     replicas: 1,
     notes: [],
   });
@@ -31,7 +32,12 @@ Deno.test("planCluster() on a new --data starts n1..nN with the replicas asked f
 
 Deno.test("planCluster() on a stored cluster starts its nodes, a joining one included, in id order", () => {
   const plan = planCluster(flags, map(["n10", "n2", "n1"], 2, ["n10", "n2", "n1", "n11"]));
-  assertEquals(plan, { ids: ["n1", "n2", "n10", "n11"], replicas: 2, notes: [] });
+  assertEquals(plan, {
+    ids: ["n1", "n2", "n10", "n11"],
+    offsets: [0, 1, 9, 10],
+    replicas: 2,
+    notes: [],
+  });
 });
 
 Deno.test("planCluster() names --nodes and --replicas that differ from the stored cluster as ignored", () => {
@@ -54,10 +60,38 @@ Deno.test("planCluster() leaves a stored node with no directory under --data to 
 });
 
 Deno.test("checkProxyPort() refuses a --port one of the nodes gets", () => {
-  const ids = ["n1", "n2", "n3"];
-  assertThrows(() => checkProxyPort(7003, 7001, ids), ConfigError, "node n3 gets that port");
-  checkProxyPort(7004, 7001, ids);
-  checkProxyPort(7000, 7001, ids);
-  checkProxyPort(0, 7001, ids);
-  checkProxyPort(7001, 0, ids);
+  const plan = planCluster(flags, null);
+  assertThrows(() => checkProxyPort(7003, 7001, plan), ConfigError, "node n3 gets that port");
+  checkProxyPort(7004, 7001, plan);
+  checkProxyPort(7000, 7001, plan);
+  checkProxyPort(0, 7001, plan);
+  checkProxyPort(7001, 0, plan);
+  // By id, not position: with n2 not started here, n3 is still at 7003 and 7002 is free.
+  const gap = planCluster(flags, map(["n1", "n2", "n3"], 3), (id) => id !== "n2");
+  assertThrows(() => checkProxyPort(7003, 7001, gap), ConfigError, "node n3 gets that port");
+  checkProxyPort(7002, 7001, gap);
+});
+
+Deno.test("planCluster() starts a node that a removal's cleanup still names, each nK on its own port offset K - 1", () => {
+  // The cleanup of n2's removal: the map's ring no longer has n2; only the previous one does.
+  const cleanup: ClusterMap = {
+    ...map(["n1", "n3", "n4"], 1),
+    rebalancing: {
+      kind: "remove",
+      nodeId: "n2",
+      phase: "cleanup",
+      next: ["n1", "n3", "n4"].map(node),
+      prev: ["n1", "n2", "n3", "n4"].map(node),
+      startedAt: 0,
+      movedKeys: 0,
+      totalKeys: 0,
+    } as ClusterMap["rebalancing"],
+  };
+  const plan = planCluster(flags, cleanup);
+  assertEquals([plan.ids, plan.offsets], [["n1", "n2", "n3", "n4"], [0, 1, 2, 3]]);
+  // Without n2's directory, n3 keeps its port: it never takes the port the proxy knows as n2's.
+  const without = planCluster(flags, cleanup, (id) => id !== "n2");
+  assertEquals([without.ids, without.offsets], [["n1", "n3", "n4"], [0, 2, 3]]);
+  // Ids this task did not make go after the numbered ones.
+  assertEquals(portOffsets(["n1", "b", "n3", "a"]), [0, 3, 2, 4]);
 });

@@ -158,3 +158,23 @@ Deno.test("deno task cluster on a node directory another process holds names tha
     await Deno.remove(data, { recursive: true });
   }
 });
+
+Deno.test("a node whose RINGKV_PARENT_PID is not its parent says why it stops, not a silent exit 0", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-stray-parent-" });
+  try {
+    // Pid 1 is never this node's parent: the variable is stale or stray.
+    const r = await runToEnd({
+      script: NODE,
+      args: ["--id", "n1", "--port", "0", "--data", join(dir, "n1")],
+      env: { ...ENV, RINGKV_PARENT_PID: "1" },
+      timeoutMs: 60_000,
+    });
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(
+      r.stdout + r.stderr,
+      /stopping: process 1 \(RINGKV_PARENT_PID\) is no longer this node's parent/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -252,13 +252,19 @@ export async function dropMoves(map: ClusterMap, options: MoveOptions): Promise<
   const plan = await planMoves(map);
   const staying = new Set(map.rebalancing?.next.map((n) => n.id) ?? []);
   for (const [id, ranges] of plan.drops) {
+    // With its incarnation: another node started at that URL since refuses (review: a restart
+    // that moved n3 onto n2's port had n3 drop what it had just taken over).
+    const { url, incarnation } = refOf(map, id);
     try {
-      const dropped = await options.admin.drop(urlOf(map, id), ranges, options.epoch);
+      const dropped = await options.admin.drop(url, ranges, options.epoch, incarnation);
       options.log?.({ msg: "ranges dropped", node: id, dropped, epoch: options.epoch });
     } catch (err) {
-      // With replicas, a staying node that is down keeps stale copies it does not serve.
+      // With replicas, a staying node that is down keeps stale copies it does not serve. One on
+      // another data directory (a node started at its URL since, or it, wiped) holds none of
+      // the ranges: nothing to drop, and waiting for it would hold the cleanup for good.
       const down = err instanceof RingkvError && err.code === "node_unavailable";
-      if (staying.has(id) && !(down && map.replicas > 1)) throw err;
+      const elsewhere = err instanceof RingkvError && err.code === "node_recovering";
+      if (staying.has(id) && !elsewhere && !(down && map.replicas > 1)) throw err;
       const why = err instanceof Error ? err.message : String(err);
       options.log?.({ msg: "leaving node did not drop its ranges", node: id, error: why });
     }
