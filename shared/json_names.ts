@@ -29,12 +29,20 @@ function stringEnd(text: string, start: number): number {
   }
 }
 
+/** What {@link scanNames} found in a JSON text. */
+export interface NameScan {
+  /** The first name found twice in one object (compared decoded). */
+  repeated?: string;
+  /** Objects and arrays nest deeper than the `maxDepth` given. */
+  tooDeep?: true;
+}
+
 /**
- * The first name found twice in one object of `text`, which must be JSON that `JSON.parse`
- * accepted (so the scan needs no checks of its own); undefined when every object's names differ.
- * Names are compared decoded (`"a"` and `"\u0061"` are the same name).
+ * Scans `text`, which must be JSON that `JSON.parse` accepted (so the scan needs no checks of its
+ * own), for the first name found twice in one object (`"a"` and `"\u0061"` are the same name),
+ * stopping early where objects and arrays nest deeper than `maxDepth`.
  */
-export function repeatedName(text: string): string | undefined {
+export function scanNames(text: string, maxDepth = Infinity): NameScan {
   // One entry per open object (its names so far) or array (null).
   const open: (Set<string> | null)[] = [];
   let nameNext = false;
@@ -46,21 +54,25 @@ export function repeatedName(text: string): string | undefined {
         const raw = text.slice(i, end + 1);
         const name = raw.includes("\\") ? JSON.parse(raw) as string : raw.slice(1, -1);
         const names = open.at(-1)!;
-        if (names.has(name)) return name;
+        if (names.has(name)) return { repeated: name };
         names.add(name);
         nameNext = false;
       }
       i = end;
-    } else if (c === 0x7b /* { */) {
-      open.push(new Set());
-      nameNext = true;
-    } else if (c === 0x5b /* [ */) {
-      open.push(null);
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (open.length >= maxDepth) return { tooDeep: true };
+      open.push(c === 0x7b ? new Set() : null);
+      nameNext = c === 0x7b;
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
       open.pop();
     } else if (c === 0x2c /* , */) {
       nameNext = open.at(-1) !== null;
     }
   }
-  return undefined;
+  return {};
+}
+
+/** The first name found twice in one object of `text` ({@link scanNames}); undefined if none. */
+export function repeatedName(text: string): string | undefined {
+  return scanNames(text).repeated;
 }

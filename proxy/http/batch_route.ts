@@ -9,7 +9,7 @@
  */
 import { clipped, RingkvError } from "../../shared/errors.ts";
 import { checkKey } from "../../shared/keys.ts";
-import { repeatedName } from "../../shared/json_names.ts";
+import { scanNames } from "../../shared/json_names.ts";
 import type { Limits } from "../../shared/limits.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import type { PublicRoutesDeps } from "./public_routes.ts";
@@ -101,6 +101,13 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** Levels of arrays and objects a batch may nest, the body's own two included. */
+export const MAX_NESTING = 1000;
+
+function tooDeep(): RingkvError {
+  return invalid(`its arrays and objects nest deeper than ${MAX_NESTING} levels`);
+}
+
 function invalid(why: string): RingkvError {
   return new RingkvError(
     "invalid_batch",
@@ -118,11 +125,15 @@ export function parseBatch(bytes: Uint8Array, limits: Limits): BatchOp[] {
   try {
     doc = plain(parseKeepingNumbers(text));
   } catch (err) {
+    // The reviver that keeps numbers recurses: ~3,400 levels overflow its stack (review).
+    if (err instanceof RangeError) throw tooDeep();
     throw new RingkvError("invalid_json", `Cannot read the batch: ${(err as Error).message}`);
   }
   if (!isObject(doc)) throw invalid("the body is not a JSON object");
   // JSON.parse keeps the last of two equal names: a write would be dropped without a word.
-  const repeated = repeatedName(text);
+  const scan = scanNames(text, MAX_NESTING);
+  if (scan.tooDeep) throw tooDeep(); // with numbers or without: one limit
+  const repeated = scan.repeated;
   if (repeated !== undefined) {
     // The name may come from inside a value (up to the body's size): not echoed whole.
     throw invalid(

@@ -2,6 +2,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { startCluster, type TestCluster } from "../../tests/doubles/test_cluster.ts";
 import { parseProxyConfig } from "../proxy_config.ts";
+import { MAX_NESTING } from "./batch_route.ts";
 
 function batch(c: TestCluster, body: unknown, headers: HeadersInit = {}) {
   const text = typeof body === "string" ? body : JSON.stringify(body);
@@ -188,6 +189,47 @@ Deno.test("POST /kv stores each number as the client wrote it, strings and white
       const refused = await batch(c, bad);
       assertEquals([refused.status, (await refused.json()).error.code], [400, "invalid_batch"]);
     }
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("POST /kv keeps a number's text wherever the number alone starts after ':', ',' or '['", async () => {
+  const c = await startCluster();
+  try {
+    // One number per body, so each position is the only one the guard can find.
+    const bodies: [string, string][] = [
+      ['{"set":{"a":1.0}}', "1.0"],
+      ['{"set":{"a":[1.0]}}', "[1.0]"],
+      ['{"set":{"a":["x",1.0]}}', '["x",1.0]'],
+    ];
+    for (const [body, stored] of bodies) {
+      assertEquals((await batch(c, body)).status, 200, body);
+      assertEquals(await (await c.proxy.request("/kv/a")).text(), stored, body);
+    }
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("POST /kv refuses values nested past its limit alike with numbers or without, never a stack overflow", async () => {
+  const c = await startCluster();
+  try {
+    const nested = (levels: number, leaf: string) =>
+      `{"set":{"deep":${"[".repeat(levels)}${leaf}${"]".repeat(levels)}}}`;
+    // The body and "set" are two levels: 998 arrays more is the limit's last.
+    for (const leaf of ["1.50", '"s"']) {
+      const ok = await batch(c, nested(MAX_NESTING - 2, leaf));
+      assertEquals(ok.status, 200, leaf);
+      for (const levels of [MAX_NESTING - 1, 5000, 50_000]) {
+        const res = await batch(c, nested(levels, leaf));
+        const { error } = await res.json();
+        assertEquals([res.status, error.code], [400, "invalid_batch"], `${levels} ${leaf}`);
+        assertMatch(error.message, /nest deeper than 1000 levels/);
+      }
+    }
+    const kept = await (await c.proxy.request("/kv/deep")).text();
+    assert(kept.includes("[1.50]") || kept.includes('["s"]'));
   } finally {
     await c.close();
   }

@@ -65,6 +65,7 @@ class Lane<I, R> {
   constructor(
     private readonly send: (items: I[]) => Promise<R[]>,
     private readonly onIdle: () => void,
+    /** Most bytes of one call (a quarter of the batch limit, callValueBytes), one item excepted. */
     private readonly maxBytes: number,
     node: NodeRef,
     private readonly waits: WaitDeadlines | undefined,

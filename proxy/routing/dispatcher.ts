@@ -52,7 +52,7 @@ export interface DispatcherOptions {
   maxQueue: number;
   /** Most operations in one call (the node's limit). */
   maxBatchOps: number;
-  /** Largest call body, in bytes (the node's limit). */
+  /** The batch limit, in bytes (the node's); a call carries at most a quarter of it (callValueBytes). */
   maxBatchBytes: number;
   /**
    * Each request's timeout, counted from when it began waiting for its node (the node
