@@ -56,7 +56,9 @@ export function portOffsets(ids: readonly string[]): number[] {
 /** The map the proxy under `data` would start from, or null when there is none to read. */
 export async function storedMap(data: string): Promise<ClusterMap | null> {
   try {
-    return await createFileMapStore(proxyDir(data)).load();
+    const map = await createFileMapStore(proxyDir(data)).load();
+    // A hand-edited map with a node that is no object was a TypeError here (review).
+    return map === null || wellFormed(map) ? map : null;
   } catch (err) {
     // Damaged or unreadable: the proxy names the problem when it starts.
     const unreadable = err instanceof MapFileError || err instanceof Deno.errors.NotADirectory ||
@@ -64,6 +66,16 @@ export async function storedMap(data: string): Promise<ClusterMap | null> {
     if (!unreadable) throw err;
     return null;
   }
+}
+
+/** Whether every node the map names has a string id and URL (the proxy checks the rest). */
+function wellFormed(map: ClusterMap): boolean {
+  const rb = map.rebalancing as { next?: unknown; prev?: unknown } | null;
+  const lists = [map.nodes, rb?.next ?? [], rb?.prev ?? []];
+  return lists.every((list) =>
+    Array.isArray(list) &&
+    list.every((n) => typeof n?.id === "string" && typeof n?.url === "string")
+  );
 }
 
 /** A node id this task can keep under `<data>/<id>`: one path segment. */

@@ -1,5 +1,5 @@
 import { assertEquals, assertMatch, assertThrows } from "@std/assert";
-import { checkProxyPort, planCluster, portOffsets } from "./cluster_plan.ts";
+import { checkProxyPort, planCluster, portOffsets, storedMap } from "./cluster_plan.ts";
 import { ConfigError } from "../shared/config.ts";
 import type { ClusterMap, NodeInfo } from "../shared/wire.ts";
 
@@ -94,4 +94,18 @@ Deno.test("planCluster() starts a node that a removal's cleanup still names, eac
   assertEquals([without.ids, without.offsets], [["n1", "n3", "n4"], [0, 2, 3]]);
   // Ids this task did not make go after the numbered ones.
   assertEquals(portOffsets(["n1", "b", "n3", "a"]), [0, 3, 2, 4]);
+});
+
+Deno.test("storedMap() reads a hand-damaged map with a node that is no object as none, for the proxy to name", async () => {
+  const data = await Deno.makeTempDir({ prefix: "ringkv-plan-" });
+  try {
+    await Deno.mkdir(`${data}/proxy`);
+    await Deno.writeTextFile(
+      `${data}/proxy/cluster.json`,
+      JSON.stringify({ epoch: 1, replicas: 1, vnodes: 8, nodes: [null], rebalancing: null }),
+    );
+    assertEquals(await storedMap(data), null);
+  } finally {
+    await Deno.remove(data, { recursive: true });
+  }
 });
