@@ -47,6 +47,12 @@ import { defaultReplicas } from "../proxy/cluster/map_transitions.ts";
 import { checkProxyPort, planCluster, proxyDir, storedMap } from "./cluster_plan.ts";
 import { PARENT_PID_ENV, parentGone } from "../shared/parent_watch.ts";
 
+/**
+ * The process that started this task, read first: one that ends while the task reads its options
+ * and takes its locks is still seen as gone (review).
+ */
+const STARTED_BY = Deno.ppid;
+
 const SPEC = {
   port: { type: "int", default: 8080, help: "proxy port (0: the OS picks)" },
   // No default here: one given is told apart from none, a stored cluster deciding (cluster_plan.ts).
@@ -392,7 +398,7 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   // Orphaned (its `deno task` killed): everything stops, as on Ctrl-C.
   const watch = new AbortController();
-  void parentGone(Deno.ppid, { signal: watch.signal }).then(onSignal);
+  void parentGone(STARTED_BY, { signal: watch.signal }).then(onSignal);
   try {
     for (const [i, id] of plan.ids.entries()) {
       if (signalled) break;
