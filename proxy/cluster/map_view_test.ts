@@ -89,6 +89,29 @@ Deno.test("a push retries an unreachable node a bounded number of times and repo
   assertEquals(state.nodeErrors.size, 0);
 });
 
+Deno.test("a push asks a node that let its call time out once, where one that refused is asked again", async () => {
+  const { fetch, nodes } = mapNodes(["a", "b"]);
+  let calls = 0;
+  // b never answers: each call ends at the admin's timeout (100 ms here).
+  const silent: NodeFetch = (url, init) => {
+    if (!url.startsWith("http://b.")) return fetch(url, init);
+    calls++;
+    return new Promise((_, reject) => {
+      init?.signal?.addEventListener("abort", () => reject(init.signal!.reason), { once: true });
+    });
+  };
+  const store = createMemoryMapStore();
+  const admin = new NodeAdmin({ fetch: silent, timeoutMs: 100 });
+  const state = await ClusterState.open(initialMap(nodes, 1, 16), {
+    store,
+    admin,
+    sleep: () => Promise.resolve(),
+  });
+  const report = await state.push(state.current().map);
+  assertEquals(report.failed.map((f) => f.url), ["http://b.test"]);
+  assertEquals(calls, 1, "a whole timeout waited is not waited again: the polls catch b up");
+});
+
 Deno.test("a node holding another cluster's newer map is not followed by poll, refresh or push", async () => {
   // Found by QA: n3 restarted on the directory of another cluster's n3 (one node, at another
   // URL, epoch 67); the proxy adopted that map and served the other cluster.

@@ -171,6 +171,11 @@ export class NodeAdmin {
   /** Creates the client. */
   constructor(private readonly options: NodeAdminOptions) {}
 
+  /** Each call's timeout, ms. */
+  get timeoutMs(): number {
+    return this.options.timeoutMs;
+  }
+
   private async call(url: string, path: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
     const secret = this.options.clusterSecret;
