@@ -344,7 +344,8 @@ export class ClusterState implements TopologySource {
   }
 
   /**
-   * PUTs `map` to every node it mentions, retrying unreachable ones with backoff. A node
+   * PUTs `map` to every node it mentions, retrying with backoff those that failed fast (one
+   * silent for a whole call timeout is left to the polls' catch-up). A node
    * with a newer map wins: that map is adopted and the push reports `superseded`.
    */
   async push(map: ClusterMap): Promise<PushReport> {
