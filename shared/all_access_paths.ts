@@ -14,6 +14,8 @@
  * ```
  */
 
+import { resolve } from "@std/path";
+
 /** Why such a path is refused whatever --allow-read and --allow-write say. */
 export const ALL_ACCESS_WHY = "Deno lets a program touch files under /dev, /proc and /sys " +
   "(through a symlink too) only when it runs with --allow-all";
@@ -32,13 +34,7 @@ const ROOTS = ["dev", "proc", "sys"];
  */
 export function isAllAccessPath(path: string): boolean {
   if (!path.startsWith("/")) return false;
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") parts.pop();
-    else parts.push(part);
-  }
-  return parts.length > 0 && ROOTS.includes(parts[0]!);
+  return ROOTS.includes(resolve(path).split("/")[1]!);
 }
 
 /** Whether `err` is Deno refusing a path that only --allow-all opens. */

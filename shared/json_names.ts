@@ -8,9 +8,9 @@
  * @example
  * ```ts
  * import { assertEquals } from "@std/assert";
- * import { repeatedName } from "./json_names.ts";
- * assertEquals(repeatedName('{"set": {"a": 1, "a": 2}}'), "a");
- * assertEquals(repeatedName('{"set": {"a": 1}, "delete": ["a"]}'), undefined);
+ * import { scanNames } from "./json_names.ts";
+ * assertEquals(scanNames('{"set": {"a": 1, "a": 2}}').repeated, "a");
+ * assertEquals(scanNames('{"set": {"a": 1}, "delete": ["a"]}').repeated, undefined);
  * ```
  */
 
@@ -70,9 +70,4 @@ export function scanNames(text: string, maxDepth = Infinity): NameScan {
     }
   }
   return {};
-}
-
-/** The first name found twice in one object of `text` ({@link scanNames}); undefined if none. */
-export function repeatedName(text: string): string | undefined {
-  return scanNames(text).repeated;
 }

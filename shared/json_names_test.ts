@@ -1,6 +1,8 @@
 import { assertEquals } from "@std/assert";
 import fc from "fast-check";
-import { repeatedName } from "./json_names.ts";
+import { scanNames } from "./json_names.ts";
+
+const repeatedName = (text: string) => scanNames(text).repeated;
 
 Deno.test("repeatedName() finds a name twice in one object, at any depth", () => {
   const cases: [string, string | undefined][] = [

@@ -44,7 +44,7 @@ import {
 import { printWelcome } from "./cluster_welcome.ts";
 import { NODE_ENV, NODE_V8_FLAGS } from "./node_settings.ts";
 import { defaultReplicas } from "../proxy/cluster/map_transitions.ts";
-import { checkProxyPort, planCluster, proxyDir, storedMap } from "./cluster_plan.ts";
+import { checkProxyPort, planCluster, proxyDir, storedMap, unreadableDir } from "./cluster_plan.ts";
 import { PARENT_PID_ENV, parentGone } from "../shared/parent_watch.ts";
 
 /**
@@ -204,9 +204,7 @@ async function directoriesIn(dir: string): Promise<Set<string>> {
     }
   } catch (err) {
     // lockDataDir says what is wrong with a --data that is no directory of ours.
-    const unusable = err instanceof Deno.errors.NotFound ||
-      err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied;
-    if (!unusable) throw err;
+    if (!(err instanceof Deno.errors.NotFound || unreadableDir(err))) throw err;
   }
   return names;
 }
@@ -219,9 +217,7 @@ async function firstHeld(dirs: readonly string[]): Promise<Error | null> {
   for (const dir of dirs) {
     const held = await dataDirInUse(dir).catch((err) => {
       // A file in a node's place, or no permission: makeDir and the node say so.
-      if (err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied) {
-        return null;
-      }
+      if (unreadableDir(err)) return null;
       throw err;
     });
     if (held !== null) return held;
@@ -237,9 +233,7 @@ async function dirState(dir: string): Promise<"missing" | "empty" | "used"> {
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return "missing";
     // Not a directory, or unreadable: lockDataDir says so.
-    if (err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied) {
-      return "used";
-    }
+    if (unreadableDir(err)) return "used";
     throw err;
   }
 }

@@ -53,6 +53,11 @@ export function portOffsets(ids: readonly string[]): number[] {
   return numbered.map((k) => k === undefined ? next++ : Number(k) - 1);
 }
 
+/** A path that is no directory, or one this process may not read: left for the lock to name. */
+export function unreadableDir(err: unknown): boolean {
+  return err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied;
+}
+
 /** The map the proxy under `data` would start from, or null when there is none to read. */
 export async function storedMap(data: string): Promise<ClusterMap | null> {
   try {
@@ -61,9 +66,7 @@ export async function storedMap(data: string): Promise<ClusterMap | null> {
     return map === null || wellFormed(map) ? map : null;
   } catch (err) {
     // Damaged or unreadable: the proxy names the problem when it starts.
-    const unreadable = err instanceof MapFileError || err instanceof Deno.errors.NotADirectory ||
-      err instanceof Deno.errors.PermissionDenied;
-    if (!unreadable) throw err;
+    if (!(err instanceof MapFileError || unreadableDir(err))) throw err;
     return null;
   }
 }

@@ -12,6 +12,7 @@
  */
 import { join } from "@std/path";
 import { checkToken, ConfigError } from "../shared/config.ts";
+import { unreadableDir } from "./cluster_plan.ts";
 
 /** Where the generated admin token is kept. */
 export const adminTokenFile = (data: string) => join(data, "admin-token");
@@ -33,9 +34,7 @@ export async function givenToken(envName: string, file: string): Promise<string 
     saved = (await Deno.readTextFile(file)).trim();
   } catch (err) {
     // No token yet, or --data is no directory of ours: lockDataDir says what is wrong with it.
-    const missing = err instanceof Deno.errors.NotFound ||
-      err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.PermissionDenied;
-    if (!missing) throw err;
+    if (!(err instanceof Deno.errors.NotFound || unreadableDir(err))) throw err;
     return undefined;
   }
   if (saved === "") {

@@ -6,7 +6,6 @@
  */
 import type { Ring } from "../../shared/ring.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
-import { allNodes } from "./map_transitions.ts";
 
 /**
  * An immutable view of the cluster the data path routes by. A new one is built and
@@ -39,29 +38,4 @@ export interface TopologySource {
    * `GET /internal/cluster`), adopt it and resolve; the caller then retries.
    */
   refreshFrom(nodeUrl: string): Promise<void>;
-}
-
-/**
- * The id of the member of the current map at a `host:port` (as `URL.host` spells it), for
- * labels: worked out once per map, since a topology is swapped whole when the map changes.
- */
-export function memberAtHost(source: TopologySource): (host: string) => string | undefined {
-  let seen: ClusterMap | undefined;
-  let ids = new Map<string, string>();
-  return (host) => {
-    const { map } = source.current();
-    if (map !== seen) {
-      seen = map;
-      ids = new Map(allNodes(map).map((n) => [hostOf(n.url), n.id]));
-    }
-    return ids.get(host);
-  };
-}
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url; // a map holds parsed URLs; never matches a call's host if not
-  }
 }

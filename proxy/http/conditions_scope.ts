@@ -11,21 +11,26 @@
 import type { MiddlewareHandler } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
 
-const CONDITIONS = ["if-match", "if-none-match"];
+const IF_MATCH = "if-match";
+const IF_NONE_MATCH = "if-none-match";
 
 /** Refuses `If-Match` and `If-None-Match` on every path but `/kv/{key}`. */
 export function refuseConditions(): MiddlewareHandler {
   return (c, next) => {
-    const req = c.req.raw;
-    const given = CONDITIONS.find((name) => req.headers.has(name));
+    const { headers } = c.req.raw;
+    const given = headers.has(IF_MATCH)
+      ? IF_MATCH
+      : headers.has(IF_NONE_MATCH)
+      ? IF_NONE_MATCH
+      : undefined;
     if (given === undefined || c.req.path.startsWith("/kv/")) return next();
-    throw new RingkvError("invalid_header", conditionRefusal(req.method, c.req.path, given));
+    throw new RingkvError("invalid_header", conditionRefusal(c.req.method, c.req.path, given));
   };
 }
 
 /** Why `header` cannot be used on `method path`, and where such a condition goes. */
 export function conditionRefusal(method: string, path: string, header: string): string {
-  const name = header === "if-match" ? "If-Match" : "If-None-Match";
+  const name = header === IF_MATCH ? "If-Match" : "If-None-Match";
   const where = method === "POST" && path === "/kv"
     ? "POST /kv has no per-key conditions; for a compare-and-set use PUT or DELETE /kv/{key} " +
       "with If-Match or If-None-Match: *"

@@ -16,7 +16,7 @@ import { SlotTimers } from "../../shared/slot_timers.ts";
 import { callValueBytes, type Limits } from "../../shared/limits.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import { Dispatcher, type DispatcherOptions } from "../routing/dispatcher.ts";
-import { instrumentFetch, ProxyMetrics } from "./proxy_metrics.ts";
+import { instrumentFetch, memberAtHost, ProxyMetrics } from "./proxy_metrics.ts";
 import { observeRequests, RequestIds } from "./observe.ts";
 import { NodeClient, type NodeFetch, type NodeRef } from "../nodes/node_client.ts";
 import { createPublicRoutes } from "./public_routes.ts";
@@ -28,7 +28,7 @@ import { Router } from "../routing/router.ts";
 import { ChangeFeed } from "../watch/change_feed.ts";
 import { SharedFeed } from "../watch/shared_feed.ts";
 import { createWatchRoute, type WatchRouteDeps } from "./watch_route.ts";
-import { memberAtHost, type TopologySource } from "../cluster/topology.ts";
+import type { TopologySource } from "../cluster/topology.ts";
 
 /** What the proxy app needs; proxy/main.ts builds these from flags. */
 export interface ProxyDeps {

@@ -17,6 +17,9 @@
 import { Counter, Histogram, RequestSeries } from "../../shared/prom.ts";
 import { nodeRouteLabel } from "../../shared/wire.ts";
 import type { NodeFetch } from "../nodes/node_client.ts";
+import type { ClusterMap } from "../../shared/wire.ts";
+import { allNodes } from "../cluster/map_transitions.ts";
+import type { TopologySource } from "../cluster/topology.ts";
 
 const PROXY_ROUTES = new Set([
   "/",
@@ -177,4 +180,21 @@ function hostAndPath(url: string): { host: string; path: string } {
     return { host: parsed.host, path: parsed.pathname };
   }
   return { host, path: url.slice(pathStart, end) || "/" };
+}
+
+/**
+ * The id of the member of the current map at a `host:port`, spelt as {@link hostAndPath} spells
+ * a call's: worked out once per map, since a topology is swapped whole when the map changes.
+ */
+export function memberAtHost(source: TopologySource): (host: string) => string | undefined {
+  let seen: ClusterMap | undefined;
+  let ids = new Map<string, string>();
+  return (host) => {
+    const { map } = source.current();
+    if (map !== seen) {
+      seen = map;
+      ids = new Map(allNodes(map).map((n) => [hostAndPath(n.url).host, n.id]));
+    }
+    return ids.get(host);
+  };
 }

@@ -1,7 +1,8 @@
 import { assertEquals } from "@std/assert";
 import type { ClusterMap, NodeInfo } from "../../shared/wire.ts";
-import { initialMap, planAdd } from "./map_transitions.ts";
-import { memberAtHost, type Topology, type TopologySource } from "./topology.ts";
+import { initialMap, planAdd } from "../cluster/map_transitions.ts";
+import type { Topology, TopologySource } from "../cluster/topology.ts";
+import { memberAtHost } from "./proxy_metrics.ts";
 
 const node = (id: string, port: number): NodeInfo => ({
   id,
