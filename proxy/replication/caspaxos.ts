@@ -15,7 +15,7 @@
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
-import { isExpired, withExpiry } from "../../shared/expiry.ts";
+import { withExpiry } from "../../shared/expiry.ts";
 import type { Point } from "../../shared/ring.ts";
 import type { HybridClock, Version } from "../../shared/version.ts";
 import {
@@ -24,6 +24,8 @@ import {
   DEFAULT_CONTENT_TYPE,
   type WireEntry,
 } from "../../shared/wire.ts";
+import { decide, newest, readResult, restamp } from "./decide.ts";
+import { finishedUnder, mayHaveApplied, noQuorum, unconfirmed } from "./round_errors.ts";
 import type { FailureDetector } from "./failure_detector.ts";
 import type { Hints } from "./hints.ts";
 import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
@@ -32,14 +34,15 @@ import type { WireVote } from "../nodes/paxos_client.ts";
 import { gather, type Gathered, KeyLocks, quorumOf } from "./quorum.ts";
 import { ballotAfter, decisionOf, OwnDecisions } from "./own_ballots.ts";
 import {
-  type AcceptAnswer,
   type AcceptAnswers,
   answerOf,
   type FastCounts,
+  type FastDecision,
   neverStored,
   newFastCounts,
   nowhere,
   recoveryCase,
+  recoveryPlan,
   settled,
 } from "./fast_write.ts";
 
@@ -557,161 +560,10 @@ export class Replicated {
   }
 }
 
-/**
- * A fast write's decision: its answer and entry at the fast ballot, the base version, and how
- * each owner answered the fast accept.
- */
-interface FastDecision {
-  result: BatchResult;
-  entry: WireEntry;
-  base: Version;
-  answered: ReadonlyMap<string, AcceptAnswer>;
-}
-
-/**
- * What a recovery round at `ballot` accepts, and the write's answer once that is decided
- * (undefined: the fast entry re-stamped, answered 503 "has taken effect"). When the quorum's
- * newest is the base `b`, nothing was chosen between `b` and `ballot`: the fast decision, made
- * while `b` was current, is accepted re-stamped and answered at `ballot` (so a watcher sees the
- * fast entry and this one with one value, never a second outcome of the same write).
- */
-function recoveryPlan(
-  kind: "ours" | "older",
-  op: BatchOp,
-  best: WireEntry | null,
-  mine: FastDecision,
-  ballot: Version,
-  r: Replicas,
-): { entry: WireEntry; answer?: BatchResult; restamp: boolean } {
-  if (kind === "ours") return { entry: restamp(best!, ballot), restamp: true };
-  if (best?.ver === mine.base) {
-    const answer = { ...mine.result, version: ballot };
-    return { entry: restamp(mine.entry, ballot), answer, restamp: false };
-  }
-  const next = decide(op, best, ballot, r);
-  if (next.entry !== undefined) return { entry: next.entry, answer: next.result, restamp: false };
-  const answer = next.result.status !== 404 ? { ...next.result, version: ballot } : next.result;
-  return { entry: killer(r, best, ballot), answer, restamp: true };
-}
-
 function ownersOf(r: Replicas): string {
   return r.owners.map((n) => n.id).join(" ");
 }
 
-/** A tombstone at `ballot` where the quorum holds nothing, else `best` re-stamped. */
-function killer(r: Replicas, best: WireEntry | null, ballot: Version): WireEntry {
-  return best === null ? { k: r.key, v: null, ver: ballot, h: r.point } : restamp(best, ballot);
-}
-
-/** The newest of some entries (null: none). */
-export function newest(entries: readonly (WireEntry | null)[]): WireEntry | null {
-  let best: WireEntry | null = null;
-  for (const e of entries) if (e !== null && (best === null || e.ver > best.ver)) best = e;
-  return best;
-}
-
-function readResult(e: WireEntry | null): BatchResult {
-  if (e === null) return { status: 404 };
-  if (e.v === null) return { status: 404, version: e.ver };
-  return { status: 200, version: e.ver, value: e.v, contentType: e.t ?? DEFAULT_CONTENT_TYPE };
-}
-
-/**
- * What `op` does to `current` (the newest entry of a majority): the answer and the new entry.
- * An entry whose TTL ran out by `now` (this proxy's clock) counts as absent.
- */
-export function decide(
-  op: BatchOp,
-  current: WireEntry | null,
-  ballot: Version,
-  r: Replicas,
-  now: number = Date.now(),
-): { result: BatchResult; entry?: WireEntry } {
-  const expired = current !== null && current.v !== null && isExpired(current.t, now);
-  if (op.op === "delete" && op.expire) return expireDecision(op, current, expired, ballot, r);
-  const live = current !== null && current.v !== null && !expired;
-  const failed = { result: live ? { status: 412, version: current!.ver } : { status: 412 } };
-  if (op.ifMatch !== undefined && (!live || current!.ver !== op.ifMatch)) return failed;
-  if (op.ifNoneMatch === "*" && live) return failed;
-  if (op.op === "get") return { result: readResult(current) };
-  if (op.op === "delete") {
-    if (!live) {
-      return { result: current === null ? { status: 404 } : { status: 404, version: current.ver } };
-    }
-    return {
-      result: { status: 204, version: ballot },
-      entry: { k: r.key, v: null, ver: ballot, h: r.point },
-    };
-  }
-  const entry = {
-    k: r.key,
-    v: op.value ?? "",
-    t: op.contentType ?? DEFAULT_CONTENT_TYPE,
-    ver: ballot,
-    h: r.point,
-  };
-  return { result: { status: live ? 200 : 201, version: ballot }, entry };
-}
-
-/** The TTL reaper's delete: a tombstone only if the entry expired and still has `ifMatch`. */
-function expireDecision(
-  op: BatchOp,
-  current: WireEntry | null,
-  expired: boolean,
-  ballot: Version,
-  r: Replicas,
-): { result: BatchResult; entry?: WireEntry } {
-  if (!expired || current!.ver !== op.ifMatch) {
-    return { result: current === null ? { status: 412 } : { status: 412, version: current.ver } };
-  }
-  return {
-    result: { status: 204, version: ballot },
-    entry: { k: r.key, v: null, ver: ballot, h: r.point },
-  };
-}
-
-function restamp(e: WireEntry, ballot: Version): WireEntry {
-  return { ...e, ver: ballot };
-}
-
 function backoff(round: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * round));
-}
-
-function noQuorum<T>(phase: string, r: Replicas, need: number, got: Gathered<T>): RingkvError {
-  const why = got.errors.map((e) => e.message).join("; ");
-  // The gather stops once a quorum is out of reach: replicas still asked are not counted as
-  // failed (found by QA: "0 of 2 answered" while one was healthy and one failed).
-  return new RingkvError(
-    "node_unavailable",
-    `Cannot ${phase} key "${r.key}": ${got.good.length} of ${r.owners.length} replicas answered when ${got.errors.length} had failed, and ${need} are needed (${why})`,
-  );
-}
-
-/** The 503 of a fast write whose recovery could not tell whether it took effect. */
-function unconfirmed(op: BatchOp, why: string): RingkvError {
-  return new RingkvError(
-    "node_unavailable",
-    `Cannot confirm the ${op.op} of key "${op.key}": its one-round-trip accept reached no majority and ${why}. The write may have taken effect; read the key, then retry it if needed (with If-Match on the version read, so that it applies at most once).`,
-  );
-}
-
-/** The 503 of a fast write that its recovery finished under a new version. */
-function finishedUnder(op: BatchOp, version: Version): RingkvError {
-  return new RingkvError(
-    "node_unavailable",
-    `Cannot confirm the ${op.op} of key "${op.key}" with a version: its one-round-trip accept reached no majority, and its recovery round finished it under version ${version}. The write has taken effect; read the key for its version.`,
-  );
-}
-
-function mayHaveApplied<T>(op: BatchOp, r: Replicas, need: number, got: Gathered<T>): RingkvError {
-  const why = got.errors.map((e) => e.message).join("; ") || "a newer writer got in";
-  const took = `${got.good.length} of ${r.owners.length} replicas`;
-  return new RingkvError(
-    "node_unavailable",
-    op.op === "get"
-      // A read changes no value: nothing "may have taken effect" (review).
-      ? `Cannot read key "${op.key}" at a majority: writing back its newest version reached ${took}, ${need} are needed (${why}). The read changed nothing; retry it.`
-      : `Cannot confirm the ${op.op} of key "${op.key}": ${took} accepted it, ${need} are needed (${why}). The write may have taken effect; retry it.`,
-  );
 }

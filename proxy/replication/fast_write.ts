@@ -17,7 +17,8 @@
  * ```
  */
 import type { Version } from "../../shared/version.ts";
-import type { WireEntry } from "../../shared/wire.ts";
+import type { BatchOp, BatchResult, WireEntry } from "../../shared/wire.ts";
+import { decide, type KeyAt, killer, restamp } from "./decide.ts";
 import { StaleEpochError } from "../nodes/node_client.ts";
 import type { WireVote } from "../nodes/paxos_client.ts";
 
@@ -126,4 +127,41 @@ export function newFastCounts(): FastCounts {
   const out = {} as FastCounts;
   for (const k of Object.keys(FAST_OUTCOMES) as (keyof FastCounts)[]) out[k] = 0;
   return out;
+}
+
+/**
+ * A fast write's decision: its answer and entry at the fast ballot, the base version, and how
+ * each owner answered the fast accept.
+ */
+export interface FastDecision {
+  result: BatchResult;
+  entry: WireEntry;
+  base: Version;
+  answered: ReadonlyMap<string, AcceptAnswer>;
+}
+
+/**
+ * What a recovery round at `ballot` accepts, and the write's answer once that is decided
+ * (undefined: the fast entry re-stamped, answered 503 "has taken effect"). When the quorum's
+ * newest is the base `b`, nothing was chosen between `b` and `ballot`: the fast decision, made
+ * while `b` was current, is accepted re-stamped and answered at `ballot` (so a watcher sees the
+ * fast entry and this one with one value, never a second outcome of the same write).
+ */
+export function recoveryPlan(
+  kind: "ours" | "older",
+  op: BatchOp,
+  best: WireEntry | null,
+  mine: FastDecision,
+  ballot: Version,
+  r: KeyAt,
+): { entry: WireEntry; answer?: BatchResult; restamp: boolean } {
+  if (kind === "ours") return { entry: restamp(best!, ballot), restamp: true };
+  if (best?.ver === mine.base) {
+    const answer = { ...mine.result, version: ballot };
+    return { entry: restamp(mine.entry, ballot), answer, restamp: false };
+  }
+  const next = decide(op, best, ballot, r);
+  if (next.entry !== undefined) return { entry: next.entry, answer: next.result, restamp: false };
+  const answer = next.result.status !== 404 ? { ...next.result, version: ballot } : next.result;
+  return { entry: killer(r, best, ballot), answer, restamp: true };
 }

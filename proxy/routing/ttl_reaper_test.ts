@@ -6,7 +6,7 @@ import {
   startCluster,
   type TestCluster,
 } from "../../tests/doubles/test_cluster.ts";
-import { decide } from "../replication/caspaxos.ts";
+import { decide } from "../replication/decide.ts";
 import type { NodeClient } from "../nodes/node_client.ts";
 import type { Router } from "./router.ts";
 import { TtlReaper } from "./ttl_reaper.ts";
