@@ -326,7 +326,10 @@ async function readOptions() {
   return { opts, plan, given: { admin, cluster }, staleAdminFile };
 }
 
-async function main(): Promise<number> {
+type Options = Exclude<Awaited<ReturnType<typeof readOptions>>, { help: true }>;
+
+/** The options, or the exit code of a run that starts nothing (help, a usage error). */
+async function optionsOrExit(): Promise<Options | number> {
   let read;
   try {
     read = await readOptions();
@@ -339,32 +342,120 @@ async function main(): Promise<number> {
     console.log(helpText(USAGE, SPEC));
     return 0;
   }
-  const { opts, plan, given, staleAdminFile } = read;
-  const data = opts.data;
-  // Children get absolute paths: a printed restart line then works from any directory.
-  const home = resolve(data);
-  for (const note of plan.notes) console.error(note);
-  // A first start that fails takes back what it wrote (DESIGN: a failed start writes nothing).
-  const before = await dirState(data);
-  let lock: DataDirLock;
+  return read;
+}
+
+/** The lock of `data`, or null once it said why it cannot be had. */
+async function lockOrSay(data: string): Promise<DataDirLock | null> {
   try {
     // A second `task cluster` on the same directory stops here, before its nodes touch theirs.
-    lock = await lockDataDir(data, "deno task cluster");
+    return await lockDataDir(data, "deno task cluster");
   } catch (err) {
     if (
       !(err instanceof DataDirInUseError || err instanceof DataDirUnusableError ||
         err instanceof DataDirKindError)
     ) throw err;
     console.error(err.message);
-    return 1;
+    return null;
   }
+}
+
+/** What starting the children needs, and what they tell each other. */
+interface Start {
+  read: Options;
+  /** The absolute `--data`: a printed restart line then works from any directory. */
+  home: string;
+  env: Record<string, string>;
+  /** What this start wrote, taken back if a first start fails. */
+  created: string[];
+  children: Child[];
+  life: { stopping: boolean; signalled: boolean };
+}
+
+/** Starts every node of the plan, then the proxy, into `s.children`; stops early on a signal. */
+async function startAll(s: Start, adminToken: string): Promise<void> {
+  const { opts, plan } = s.read;
+  for (const [i, id] of plan.ids.entries()) {
+    if (s.life.signalled) return;
+    const dir = join(s.home, id);
+    await makeDir(dir, s.created);
+    const port = opts.nodePort === 0 ? 0 : opts.nodePort + plan.offsets[i]!;
+    const args = [...nodeArgs(dir, opts.host), "--id", id, "--port", String(port), "--data", dir];
+    args.push("--host", opts.host);
+    const node = await startChild(id, args, { ...s.env, ...NODE_ENV });
+    s.children.push(node);
+    node.exited.then((code) => {
+      if (s.life.stopping) return;
+      console.error(
+        `[${id}] exited with code ${code}. ${
+          plan.replicas > 1
+            ? "The other replicas serve its keys meanwhile"
+            : "Its keys answer 503 until it is back"
+        }; restart it with:\n` +
+          `  ${secretWords(s.home)}${envWords()}` +
+          "npx --yes deno@2.9.6 " +
+          restartArgs(args, node.url).map(shellQuote).join(" "),
+      );
+    });
+  }
+  if (s.life.signalled) return;
+  const dir = proxyDir(s.home);
+  await makeDir(dir, s.created);
+  const nodeUrls = s.children.map((c) => c.url).join(",");
+  const proxy = await startChild("proxy", [
+    ...proxyArgs(dir),
+    ...["--port", String(opts.port), "--data", dir, "--nodes", nodeUrls],
+    ...["--replicas", String(plan.replicas)],
+    ...["--host", opts.host],
+  ], s.env);
+  s.children.push(proxy);
+  printWelcome(proxy.url, opts.data, adminToken, s.children, opts.host, s.read.staleAdminFile);
+}
+
+/** Says why the start failed, stops the children started, and takes back what it wrote. */
+async function undoFailedStart(
+  err: unknown,
+  s: Start,
+  stopAll: () => Promise<void>,
+  lock: DataDirLock,
+  before: Awaited<ReturnType<typeof dirState>>,
+): Promise<void> {
+  // A node's own hint names its --port; in this task that is --node-port (only then: a bad
+  // --host is no port's fault).
+  const portAdvice = err instanceof ChildExitError &&
+    err.stderr.some((l) => l.includes("--port"));
+  const hint = s.children.length < s.read.plan.ids.length && portAdvice ? NODE_PORT_HINT : "";
+  console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}${hint}`);
+  await stopAll();
+  if (before === "used" || s.children.some((c) => c.name === "proxy")) return;
+  const data = s.read.opts.data;
+  // Best effort, the start having failed already: say what is left rather than crash.
+  await undoFirstStart(data, lock, before, s.created).catch((undo) => {
+    console.error(
+      `Could not remove what this start wrote in ${data}: ${
+        undo instanceof Error ? undo.message : undo
+      }; remove it by hand before the next start`,
+    );
+  });
+}
+
+async function main(): Promise<number> {
+  const read = await optionsOrExit();
+  if (typeof read === "number") return read;
+  const { opts, plan, given } = read;
+  const data = opts.data;
+  const home = resolve(data);
+  for (const note of plan.notes) console.error(note);
+  // A first start that fails takes back what it wrote (DESIGN: a failed start writes nothing).
+  const before = await dirState(data);
+  const lock = await lockOrSay(data);
+  if (lock === null) return 1;
   using _lock = lock;
   const taken = await firstHeld([...plan.ids.map((id) => join(home, id)), proxyDir(home)]);
   if (taken !== null) {
     console.error(`Cannot start the cluster: ${taken.message}`);
     return 1;
   }
-  // What this start writes, taken back if a first start fails.
   const created: string[] = [];
   const adminToken = given.admin ?? await newToken(adminTokenFile(data), created);
   const clusterSecret = given.cluster ?? await newToken(secretFile(data), created);
@@ -374,17 +465,21 @@ async function main(): Promise<number> {
     // Children stop once this process is gone (a kill -9 forwards no signal).
     [PARENT_PID_ENV]: String(Deno.pid),
   };
-
-  const children: Child[] = [];
-  let stopping = false;
+  const s: Start = {
+    read,
+    home,
+    env,
+    created,
+    children: [],
+    life: { stopping: false, signalled: false },
+  };
   const stopAll = async () => {
-    stopping = true;
-    for (const child of children.toReversed()) await child.stop();
+    s.life.stopping = true;
+    for (const child of s.children.toReversed()) await child.stop();
   };
   const stopped = Promise.withResolvers<void>();
-  let signalled = false;
   const onSignal = () => {
-    signalled = true;
+    s.life.signalled = true;
     stopped.resolve();
   };
   // From the first child on: a signal while they start stops those started (none left behind).
@@ -394,68 +489,16 @@ async function main(): Promise<number> {
   const watch = new AbortController();
   void parentGone(STARTED_BY, { signal: watch.signal }).then(onSignal);
   try {
-    for (const [i, id] of plan.ids.entries()) {
-      if (signalled) break;
-      const dir = join(home, id);
-      await makeDir(dir, created);
-      const port = opts.nodePort === 0 ? 0 : opts.nodePort + plan.offsets[i]!;
-      const args = [...nodeArgs(dir, opts.host), "--id", id, "--port", String(port), "--data", dir];
-      args.push("--host", opts.host);
-      const node = await startChild(id, args, { ...env, ...NODE_ENV });
-      children.push(node);
-      node.exited.then((code) => {
-        if (stopping) return;
-        console.error(
-          `[${id}] exited with code ${code}. ${
-            plan.replicas > 1
-              ? "The other replicas serve its keys meanwhile"
-              : "Its keys answer 503 until it is back"
-          }; restart it with:\n` +
-            `  ${secretWords(home)}${envWords()}` +
-            "npx --yes deno@2.9.6 " +
-            restartArgs(args, node.url).map(shellQuote).join(" "),
-        );
-      });
-    }
-    if (!signalled) {
-      const dir = proxyDir(home);
-      await makeDir(dir, created);
-      const nodeUrls = children.map((c) => c.url).join(",");
-      const proxy = await startChild("proxy", [
-        ...proxyArgs(dir),
-        ...["--port", String(opts.port), "--data", dir, "--nodes", nodeUrls],
-        ...["--replicas", String(plan.replicas)],
-        ...["--host", opts.host],
-      ], env);
-      children.push(proxy);
-      printWelcome(proxy.url, data, adminToken, children, opts.host, staleAdminFile);
-    }
+    await startAll(s, adminToken);
   } catch (err) {
-    // A node's own hint names its --port; in this task that is --node-port (only then: a bad
-    // --host is no port's fault).
-    const portAdvice = err instanceof ChildExitError &&
-      err.stderr.some((l) => l.includes("--port"));
-    const hint = children.length < plan.ids.length && portAdvice ? NODE_PORT_HINT : "";
-    console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}${hint}`);
-    await stopAll();
-    const proxyStarted = children.some((c) => c.name === "proxy");
-    if (before !== "used" && !proxyStarted) {
-      // Best effort, the start having failed already: say what is left rather than crash.
-      await undoFirstStart(data, lock, before, created).catch((undo) => {
-        console.error(
-          `Could not remove what this start wrote in ${data}: ${
-            undo instanceof Error ? undo.message : undo
-          }; remove it by hand before the next start`,
-        );
-      });
-    }
+    await undoFailedStart(err, s, stopAll, lock, before);
     return 1;
   }
 
   let proxyFailed = false;
-  const proxyExit = children.find((c) => c.name === "proxy")?.exited.then((code) => {
+  const proxyExit = s.children.find((c) => c.name === "proxy")?.exited.then((code) => {
     // Ctrl-C reaches the proxy too, which then exits 0; any other code is a failure.
-    if (!stopping && code !== 0) {
+    if (!s.life.stopping && code !== 0) {
       proxyFailed = true;
       console.error(`[proxy] exited with code ${code}: stopping the nodes`);
     }
