@@ -15,7 +15,7 @@ import { ALL_ACCESS_WHY, needsAllAccess } from "../shared/all_access_paths.ts";
 import { ConfigError, envNames, helpText, parseFlags } from "../shared/config.ts";
 
 /** One executable to build. */
-export interface Target {
+export interface CompileTarget {
   name: string;
   script: string;
   permissions: string[];
@@ -24,7 +24,7 @@ export interface Target {
 const ENV = "--allow-env=RINGKV_*";
 
 /** The executables: the data directory is chosen at run time, so reads and writes are open. */
-export const TARGETS: readonly Target[] = [
+export const TARGETS: readonly CompileTarget[] = [
   {
     name: "ringkv-node",
     script: "node/main.ts",
@@ -48,7 +48,7 @@ export function isRuntimeDownloadFailure(stderr: string): boolean {
     /(error sending request|Setting up base binary|dns error|Connect)/.test(stderr);
 }
 
-async function compileOne(root: string, out: string, t: Target): Promise<[number, string]> {
+async function compileOne(root: string, out: string, t: CompileTarget): Promise<[number, string]> {
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [
       "compile",

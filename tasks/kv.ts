@@ -24,10 +24,10 @@ import {
   CliError,
   EXIT,
   failed,
+  type KvTarget,
   okJson,
   type Progress,
   progressWriter,
-  type Target,
   ttlSeconds,
 } from "./kv_client.ts";
 import { watch } from "./kv_watch.ts";
@@ -198,7 +198,7 @@ function keyPath(key: string): string {
 /** The key quoted for a message; a long one cut (a 20 kB key made a 20 kB error line). */
 const named = (key: string) => clipped(key, { quoted: true });
 
-async function get(t: Target, f: Flags, key: string): Promise<void> {
+async function get(t: KvTarget, f: Flags, key: string): Promise<void> {
   const res = await call(t, keyPath(key));
   if (!res.ok) await failed(res, `Cannot get ${named(key)}`);
   const bytes = new Uint8Array(await res.arrayBuffer());
@@ -213,7 +213,7 @@ async function readStdin(): Promise<ArrayBuffer> {
   return await new Response(Deno.stdin.readable).arrayBuffer();
 }
 
-async function put(t: Target, f: Flags, key: string, value?: string): Promise<void> {
+async function put(t: KvTarget, f: Flags, key: string, value?: string): Promise<void> {
   const headers: Record<string, string> = {};
   if (f.values.ifMatch) headers["if-match"] = `"${f.values.ifMatch.replace(/"/g, "")}"`;
   if (f.values.ifNoneMatch) headers["if-none-match"] = "*";
@@ -225,7 +225,7 @@ async function put(t: Target, f: Flags, key: string, value?: string): Promise<vo
   print((await okJson<{ version: string }>(res, `Cannot put ${named(key)}`)).version);
 }
 
-async function del(t: Target, f: Flags, key: string): Promise<void> {
+async function del(t: KvTarget, f: Flags, key: string): Promise<void> {
   const headers: Record<string, string> = {};
   if (f.values.ifMatch) headers["if-match"] = `"${f.values.ifMatch.replace(/"/g, "")}"`;
   const res = await call(t, keyPath(key), { method: "DELETE", headers });
@@ -233,7 +233,7 @@ async function del(t: Target, f: Flags, key: string): Promise<void> {
   await res.body?.cancel();
 }
 
-async function ls(t: Target, prefix: string, json: boolean): Promise<void> {
+async function ls(t: KvTarget, prefix: string, json: boolean): Promise<void> {
   let cursor: string | null = null;
   for (let page = 0; page < 1_000_000; page++) {
     const q = new URLSearchParams({ prefix, limit: "1000" });
@@ -259,14 +259,14 @@ interface ClusterView {
   rebalancing: (Progress & { kind: string; nodeId: string; error?: string }) | null;
 }
 
-const cluster = async (t: Target) =>
+const cluster = async (t: KvTarget) =>
   await okJson<ClusterView>(await call(t, "/cluster", { admin: true }), "Cannot read /cluster");
 
 function printNodes(view: ClusterView): void {
   for (const n of view.nodes) print([n.id, n.url, n.state, n.keys ?? "-"].join("\t"));
 }
 
-async function status(t: Target): Promise<void> {
+async function status(t: KvTarget): Promise<void> {
   const view = await cluster(t);
   const rb = view.rebalancing;
   print(`epoch\t${view.epoch}`);
@@ -291,7 +291,7 @@ async function status(t: Target): Promise<void> {
 }
 
 /** Polls `/cluster` until no rebalancing runs, drawing the progress bar. */
-async function follow(t: Target): Promise<void> {
+async function follow(t: KvTarget): Promise<void> {
   const bar = progressWriter(Deno.stderr);
   let reported: string | undefined; // a retried error is said once, not at every poll
   try {
@@ -329,7 +329,7 @@ function goesOn(err: unknown): never {
 const CHANGE_CALL_FACTOR = 6;
 
 async function change(
-  t: Target,
+  t: KvTarget,
   f: Flags,
   method: string,
   path: string,
@@ -382,7 +382,7 @@ async function change(
   }
 }
 
-async function run(f: Flags, t: Target, argv: readonly string[]): Promise<void> {
+async function run(f: Flags, t: KvTarget, argv: readonly string[]): Promise<void> {
   const [command, ...rest] = f.rest;
   if (COMMANDS.includes(command!)) checkFlagsFit(command!, argv);
   const args = (n: number, what: string) => need(f.rest, n, n, what);
@@ -481,7 +481,7 @@ async function main(): Promise<number> {
       console.error(USAGE);
       return EXIT.usage;
     }
-    const target: Target = {
+    const target: KvTarget = {
       url: f.values.url.replace(/\/+$/, ""),
       adminToken: await adminToken(f.values.token),
       clientToken: clientToken(f.values.clientToken),

@@ -47,7 +47,7 @@ export class CliError extends Error {
 }
 
 /** Where and how to call the proxy. */
-export interface Target {
+export interface KvTarget {
   url: string;
   adminToken?: string;
   clientToken?: string;
@@ -56,7 +56,7 @@ export interface Target {
 
 /** Calls the proxy; network failures become {@link CliError} with code 4. */
 export async function call(
-  target: Target,
+  target: KvTarget,
   path: string,
   init: RequestInit & { admin?: boolean } = {},
 ): Promise<Response> {

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { CliError, errorText, EXIT, failed, type Target } from "./kv_client.ts";
+import { CliError, errorText, EXIT, failed, type KvTarget } from "./kv_client.ts";
 import { jsonQuoted, quoted } from "./kv_output.ts";
 
 /** One parsed SSE event. */
@@ -77,7 +77,7 @@ export interface WatchOptions {
 
 /** Watches until the process is stopped; gives up after 10 failed connections in a row. */
 export async function watch(
-  t: Target,
+  t: KvTarget,
   prefix: string,
   print: (line: string) => void,
   warn: (line: string) => void,
@@ -110,7 +110,7 @@ export async function watch(
 
 /** Opens the stream; undefined (having said why) when it is worth trying again. */
 async function open(
-  t: Target,
+  t: KvTarget,
   prefix: string,
   cursor: string | undefined,
   signal: AbortSignal,

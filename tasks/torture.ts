@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { admin, TestCluster, waitStable } from "../tests/helpers/process_cluster.ts";
+import { admin, ProcessCluster, waitStable } from "../tests/helpers/process_cluster.ts";
 import { finalReads, nemesis, runClients, sleep } from "../tests/helpers/fault_workload.ts";
 import { checkHistory } from "../tests/helpers/linearizability.ts";
 import { tortureNet } from "./torture_net.ts";
@@ -42,7 +42,7 @@ export function tortureArgs(args: readonly string[]): number | "help" {
 }
 
 /** One round: clients and nemesis for ROUND_MS, then the check. */
-async function round(cluster: TestCluster, proxyUrl: string, r: number): Promise<boolean> {
+async function round(cluster: ProcessCluster, proxyUrl: string, r: number): Promise<boolean> {
   const prefix = `r${r}k`;
   const stop = new AbortController();
   const clients = runClients(proxyUrl, { clients: 8, keys: KEYS, signal: stop.signal, prefix });
@@ -74,7 +74,7 @@ let fourth = 4;
  * its ranges are copied again from the other replicas), or drains and removes it (calls 4, 8,
  * ...), waiting for each rebalancing. The map must answer 202 each time.
  */
-async function reshape(cluster: TestCluster, proxyUrl: string, step: number): Promise<void> {
+async function reshape(cluster: ProcessCluster, proxyUrl: string, step: number): Promise<void> {
   const id = `n${fourth}`;
   let res: { status: number };
   if (step % 2 === 1) {
@@ -108,7 +108,7 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   // Ctrl-C or SIGTERM to this process alone once left the cluster running and its directory.
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= cluster.stop());

@@ -4,8 +4,8 @@ import {
   admin,
   clusterView,
   loadKeys,
+  ProcessCluster,
   SECRET,
-  TestCluster,
   waitStable,
 } from "./helpers/process_cluster.ts";
 import { findViolations, KeyModel, runClients } from "./helpers/workload.ts";
@@ -23,7 +23,10 @@ async function ownersOn(ids: string[], keys: string[]): Promise<Map<string, stri
  * Every key is held by exactly one node, the one the ring of `ids` names; returns
  * the keys by holder.
  */
-async function checkPlacement(cluster: TestCluster, ids: string[]): Promise<Map<string, string>> {
+async function checkPlacement(
+  cluster: ProcessCluster,
+  ids: string[],
+): Promise<Map<string, string>> {
   const holder = new Map<string, string>();
   for (const id of ids) {
     for (const key of await cluster.nodeKeys(id)) {
@@ -105,7 +108,7 @@ async function movedFraction(keys: string[], from: string[], to: string[]): Prom
 }
 
 Deno.test("nodes added and removed under 8 writing clients keep every write; only keys whose owner changed move", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   try {
     const proxy = await cluster.startAll(3, 1); // one owner per key
     await loadKeys(proxy.url, "static/", STATIC_KEYS);
@@ -145,7 +148,7 @@ Deno.test("nodes added and removed under 8 writing clients keep every write; onl
 });
 
 Deno.test("a proxy killed with SIGKILL in the middle of a rebalancing finishes it after a restart", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   try {
     let proxy = await cluster.startAll(3, 1); // one owner per key
     const port = proxy.port;

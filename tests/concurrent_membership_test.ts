@@ -8,7 +8,7 @@ import {
   admin,
   clusterView,
   loadKeys,
-  TestCluster,
+  ProcessCluster,
   waitStable,
 } from "./helpers/process_cluster.ts";
 
@@ -55,7 +55,7 @@ async function assertSameMap(p1: string, p2: string, nodes: number) {
 }
 
 Deno.test("two membership changes sent at once to two proxies: one is made, the other is 409, and every key stays readable through both", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   try {
     const p1 = (await cluster.startAll(5, 1)).url;
     const p2 = (await cluster.startProxy("p2", ["--join", cluster.nodes.get("n1")!.url])).url;

@@ -9,7 +9,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { OPENAPI } from "../proxy/http/openapi.ts";
 import { parseNodeConfig } from "../node/node_config.ts";
 import { parseProxyConfig } from "../proxy/proxy_config.ts";
-import { TestCluster } from "./helpers/process_cluster.ts";
+import { ProcessCluster } from "./helpers/process_cluster.ts";
 import { runToEnd } from "./helpers/process.ts";
 
 const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.meta.url));
@@ -113,7 +113,7 @@ Deno.test("security.md's admin token row names every admin route of the OpenAPI 
 });
 
 Deno.test("api.md's versions have the shape of a replicated cluster's: a proxy id as writer", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   try {
     for (const id of ["n1", "n2"]) await cluster.startNode(id);
     const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");

@@ -10,7 +10,7 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { ADMIN, clusterView, type NodeView, TestCluster } from "./helpers/process_cluster.ts";
+import { ADMIN, type ClusterNode, clusterView, ProcessCluster } from "./helpers/process_cluster.ts";
 import { type ServerProcess, spawnServer } from "./helpers/process.ts";
 
 const MAIN = new URL("../node/main.ts", import.meta.url);
@@ -152,7 +152,7 @@ Deno.test({
     "full disk: with 3 replicas a full node shows read-only in the proxy's /cluster and metrics, writes go on, and it is up again once space is freed",
   ignore: !mountable,
   async fn() {
-    const cluster = await TestCluster.create();
+    const cluster = await ProcessCluster.create();
     const n2Data = join(cluster.dir, "n2");
     await Deno.mkdir(n2Data);
     assert(await run("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", n2Data]), "mount failed");
@@ -171,7 +171,7 @@ Deno.test({
       // must say read-only, with the disk's reason, at one moment.
       let seen = "";
       await poll("n2 is read-only in /cluster, with its reason, and in the metrics", async () => {
-        const view = await n2() as NodeView & { writes?: { reason?: string } };
+        const view = await n2() as ClusterNode & { writes?: { reason?: string } };
         const metrics = await (await fetch(`${proxy.url}/metrics`, { headers: ADMIN })).text();
         seen = JSON.stringify(view);
         return view.state === "read-only" &&
@@ -263,7 +263,7 @@ Deno.test({
     "full disk: three replicas whose logs fill the 3 MiB tmpfs they share each come back by themselves, and the cluster keeps serving reads and acknowledged writes",
   ignore: !mountable,
   async fn() {
-    const cluster = await TestCluster.create();
+    const cluster = await ProcessCluster.create();
     const shared = join(cluster.dir, "shared");
     await mountTmpfs(shared, "3m");
     try {

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
-import { ADMIN_TOKEN, loadKeys, TestCluster } from "./helpers/process_cluster.ts";
+import { ADMIN_TOKEN, loadKeys, ProcessCluster } from "./helpers/process_cluster.ts";
 import { runToEnd } from "./helpers/process.ts";
 
 const KV = new URL("../tasks/kv.ts", import.meta.url);
@@ -32,7 +32,7 @@ async function onTerminal(cwd: string, env: Record<string, string>, args: string
 }
 
 Deno.test("deno task kv: get, put, del, ls print plain results and exit 0/1/2/3/4/5 as documented", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
   try {
     const proxy = await cluster.startAll(3);
@@ -124,7 +124,7 @@ Deno.test("deno task kv: get, put, del, ls print plain results and exit 0/1/2/3/
 });
 
 Deno.test("deno task kv: add and remove wait for the rebalancing; nodes and status read the cluster", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
   try {
     const proxy = await cluster.startAll(3, 1); // counts each key on its one owner
@@ -223,7 +223,7 @@ Deno.test("deno task kv: no command prints the usage (exit 2); extra arguments a
 });
 
 Deno.test("deno task kv: remove below the replica count is refused (exit 3) unless --force; status shows nodes up against replicas", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
   try {
     for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);

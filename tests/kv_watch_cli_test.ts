@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { TestCluster } from "./helpers/process_cluster.ts";
+import { ProcessCluster } from "./helpers/process_cluster.ts";
 import { runToEnd } from "./helpers/process.ts";
 
 const KV = new URL("../tasks/kv.ts", import.meta.url);
@@ -40,7 +40,7 @@ async function stopWatch(w: Watcher, signal: Deno.Signal): Promise<void> {
 }
 
 Deno.test("deno task kv: put --ttl 1s expires the key, and kv watch prints the put and the expiry, quoting a key with a space; --json prints objects", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
   const env = { RINGKV_URL: "" };
   const watchers: Watcher[] = [];

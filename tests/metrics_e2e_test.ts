@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { ADMIN, SECRET, TestCluster } from "./helpers/process_cluster.ts";
+import { ADMIN, ProcessCluster, SECRET } from "./helpers/process_cluster.ts";
 import { type Family, parsePrometheus, sampleValue } from "./helpers/prom_parse.ts";
 
 async function scrape(url: string, headers: HeadersInit): Promise<Map<string, Family>> {
@@ -17,7 +17,7 @@ function sum(families: Map<string, Family>, name: string): number {
 }
 
 Deno.test("proxy and node /metrics parse as Prometheus text and their counters move after requests", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   try {
     const proxy = await cluster.startAll(3, 1); // one node call per request
     const unauth = await fetch(`${proxy.url}/metrics`, { signal: AbortSignal.timeout(10_000) });
@@ -78,7 +78,7 @@ Deno.test("proxy and node /metrics parse as Prometheus text and their counters m
 });
 
 Deno.test("the proxy's /metrics counts one-round-trip writes by outcome (3 replicas)", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   try {
     const proxy = await cluster.startAll(3, 3);
     const before = await scrape(proxy.url, ADMIN);
@@ -106,7 +106,7 @@ Deno.test("the proxy's /metrics counts one-round-trip writes by outcome (3 repli
 });
 
 Deno.test("the proxy logs nothing at the default level and one JSON line per request at debug, tokens never", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   try {
     await cluster.startNode("n1");
     const urls = cluster.nodes.get("n1")!.url;

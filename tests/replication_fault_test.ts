@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { TestCluster } from "./helpers/process_cluster.ts";
+import { ProcessCluster } from "./helpers/process_cluster.ts";
 import { finalReads, nemesis, runClients, sleep } from "./helpers/fault_workload.ts";
 import { checkHistory } from "./helpers/linearizability.ts";
 
@@ -8,7 +8,7 @@ const KEYS = 24;
 const RUN_MS = 20_000;
 
 Deno.test("3 nodes, 3 replicas: under kills and pauses of one node the history is linearizable", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   const lines: string[] = [];
   try {
     for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
@@ -46,7 +46,7 @@ Deno.test("3 nodes, 3 replicas: under kills and pauses of one node the history i
 });
 
 /** SIGCONT to every node, in case the test stopped while one was paused. */
-function resumeAll(cluster: TestCluster): void {
+function resumeAll(cluster: ProcessCluster): void {
   for (const node of cluster.nodes.values()) {
     try {
       Deno.kill(node.pid, "SIGCONT");

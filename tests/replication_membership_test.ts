@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { admin, SECRET, TestCluster, waitStable } from "./helpers/process_cluster.ts";
+import { admin, ProcessCluster, SECRET, waitStable } from "./helpers/process_cluster.ts";
 import { finalReads, runClients, sleep } from "./helpers/fault_workload.ts";
 import { checkHistory, type Operation } from "./helpers/linearizability.ts";
 
@@ -29,7 +29,7 @@ function describeKey(key: string, history: Operation[], events: [string, number]
 }
 
 /** Every entry (tombstones included) a node holds: key -> version. */
-async function entriesOf(cluster: TestCluster, id: string): Promise<Map<string, string>> {
+async function entriesOf(cluster: ProcessCluster, id: string): Promise<Map<string, string>> {
   const res = await fetch(`${cluster.nodes.get(id)!.url}/internal/keys?limit=1000`, {
     headers: { authorization: `Bearer ${SECRET}` },
     signal: AbortSignal.timeout(10_000),
@@ -41,7 +41,7 @@ async function entriesOf(cluster: TestCluster, id: string): Promise<Map<string, 
 }
 
 /** Polls until the nodes hold the same versions of the same keys; the last listing. */
-async function waitLevel(cluster: TestCluster, ids: string[], ms: number) {
+async function waitLevel(cluster: ProcessCluster, ids: string[], ms: number) {
   const deadline = Date.now() + ms;
   for (;;) {
     const all = await Promise.all(ids.map((id) => entriesOf(cluster, id)));
@@ -53,7 +53,7 @@ async function waitLevel(cluster: TestCluster, ids: string[], ms: number) {
 }
 
 Deno.test("3 nodes, 3 replicas: a node killed for good is force-removed and replaced while clients run, linearizably", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   try {
     for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
     const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");

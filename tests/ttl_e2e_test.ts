@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { TTL_SWEEP_MS } from "../proxy/routing/ttl_reaper.ts";
-import { TestCluster } from "./helpers/process_cluster.ts";
+import { ProcessCluster } from "./helpers/process_cluster.ts";
 
 const KEYS = 12;
 /** Slack for a loaded 2-core machine on top of the documented bound (expiry + one sweep). */
@@ -25,7 +25,7 @@ function ttlKeys(keys: string[]): string[] {
 }
 
 Deno.test("3 nodes, 3 replicas: 2-second TTL keys vanish from reads, listings and every node, with a node killed meanwhile", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   try {
     for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
     const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");

@@ -9,7 +9,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
 import { chromium, type Page } from "playwright-core";
-import { ADMIN_TOKEN, loadKeys, TestCluster } from "./helpers/process_cluster.ts";
+import { ADMIN_TOKEN, loadKeys, ProcessCluster } from "./helpers/process_cluster.ts";
 import { runToEnd } from "./helpers/process.ts";
 import { until } from "./helpers/poll.ts";
 import { openSse, type SseReader } from "./helpers/sse.ts";
@@ -46,7 +46,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const cluster = await TestCluster.create();
+    const cluster = await ProcessCluster.create();
     const shots = await Deno.makeTempDir({ prefix: "ringkv-ui-shots-" });
     const browser = await launch(join(cluster.dir, "chromium-profile"));
     let paused: number | undefined;
@@ -168,7 +168,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const clientToken = "ui-client-token-0123456789";
-    const cluster = await TestCluster.create();
+    const cluster = await ProcessCluster.create();
     const browser = await launch(join(cluster.dir, "chromium-profile"));
     try {
       const n1 = await cluster.startNode("n1");
@@ -247,7 +247,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const cluster = await TestCluster.create();
+    const cluster = await ProcessCluster.create();
     const browser = await launch(join(cluster.dir, "chromium-profile"));
     const held: SseReader[] = [];
     try {
@@ -290,7 +290,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const cluster = await TestCluster.create();
+    const cluster = await ProcessCluster.create();
     const browser = await launch(join(cluster.dir, "chromium-profile"));
     try {
       const n1 = await cluster.startNode("n1");

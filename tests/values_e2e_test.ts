@@ -4,7 +4,7 @@
  * and the proxy's fast path writes either into its answer.
  */
 import { assertEquals } from "@std/assert";
-import { TestCluster } from "./helpers/process_cluster.ts";
+import { ProcessCluster } from "./helpers/process_cluster.ts";
 
 const encoder = new TextEncoder();
 
@@ -20,7 +20,7 @@ const VALUES: Record<string, Uint8Array<ArrayBuffer>> = {
 };
 
 Deno.test("values keep their bytes through the proxy and its nodes: GET, HEAD, concurrent GETs", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   try {
     const proxy = await cluster.startAll(3);
     for (const [key, bytes] of Object.entries(VALUES)) {

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { TestCluster } from "./helpers/process_cluster.ts";
+import { ProcessCluster } from "./helpers/process_cluster.ts";
 import { openSse, type SseReader } from "./helpers/sse.ts";
 import {
   type Acked,
@@ -10,7 +10,7 @@ import {
 } from "./helpers/watch_writes.ts";
 
 Deno.test("watch on 3 replicas: every acknowledged write once, in version order per key, across a node kill, a disconnect and a proxy restart", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   const readers: SseReader[] = [];
   try {
     for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);

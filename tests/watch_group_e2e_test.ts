@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { TestCluster } from "./helpers/process_cluster.ts";
+import { ProcessCluster } from "./helpers/process_cluster.ts";
 import { openSse, type SseEvent, type SseReader } from "./helpers/sse.ts";
 import {
   type Acked,
@@ -18,7 +18,7 @@ function lines(events: SseEvent[]): string[] {
 }
 
 Deno.test("watch: two streams of one prefix (one watch group) each see every write acknowledged after it opened exactly once, and a member's id resumes", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   const readers: SseReader[] = [];
   try {
     const proxy = await cluster.startAll(3, 3);

@@ -3,7 +3,7 @@ import {
   admin,
   clusterView,
   loadKeys,
-  TestCluster,
+  ProcessCluster,
   waitStable,
 } from "./helpers/process_cluster.ts";
 import { openSse, type SseReader } from "./helpers/sse.ts";
@@ -45,7 +45,7 @@ async function until(ok: () => boolean | Promise<boolean>, what: string, ms: num
 }
 
 Deno.test("watch on 3 replicas: every acknowledged write once, in version order per key, while a node is added (the watcher resuming mid-move) and another is killed", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   const readers: SseReader[] = [];
   let writer: ReturnType<typeof startWriter> | undefined;
   try {

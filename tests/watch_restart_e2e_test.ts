@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { TestCluster } from "./helpers/process_cluster.ts";
+import { ProcessCluster } from "./helpers/process_cluster.ts";
 import { until } from "./helpers/poll.ts";
 import { openSse, type SseReader } from "./helpers/sse.ts";
 import { changes } from "./helpers/watch_writes.ts";
@@ -15,7 +15,7 @@ async function put(proxy: string, key: string, body: string): Promise<string> {
 for (const restart of [false, true]) {
   const what = restart ? "after one node of 3 restarted" : "with no restart";
   Deno.test(`watch on 3 replicas resumed ${what} gets the write acknowledged while away, once`, async () => {
-    const cluster = await TestCluster.create();
+    const cluster = await ProcessCluster.create();
     const readers: SseReader[] = [];
     try {
       const proxy = await cluster.startAll(3, 3);

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { clusterView, TestCluster } from "./helpers/process_cluster.ts";
+import { clusterView, ProcessCluster } from "./helpers/process_cluster.ts";
 
 const KEYS = 20;
 const PROXY_ARGS = ["--timeout-ms", "1000", "--probe-ms", "200", "--anti-entropy-ms", "0"];
@@ -27,12 +27,12 @@ function readAll(proxyUrl: string): Promise<string[]> {
   }));
 }
 
-function signal(cluster: TestCluster, id: string, sig: Deno.Signal): void {
+function signal(cluster: ProcessCluster, id: string, sig: Deno.Signal): void {
   Deno.kill(cluster.nodes.get(id)!.pid, sig);
 }
 
 /** SIGCONT to every node, in case the test stopped while one was paused. */
-function resumeAll(cluster: TestCluster): void {
+function resumeAll(cluster: ProcessCluster): void {
   for (const node of cluster.nodes.values()) {
     try {
       Deno.kill(node.pid, "SIGCONT");
@@ -43,7 +43,7 @@ function resumeAll(cluster: TestCluster): void {
 }
 
 Deno.test("a replica restarted on a wiped data directory does not vote until it has caught up (issue 12 part 2)", async () => {
-  const cluster = await TestCluster.create();
+  const cluster = await ProcessCluster.create();
   try {
     for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
     const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");

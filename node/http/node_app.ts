@@ -37,7 +37,7 @@ import { digestRoutes } from "./digest_routes.ts";
 import { kvRoutes } from "./kv_routes.ts";
 import { errorAnswer } from "./error_answer.ts";
 import { RequestCounters } from "./node_metrics.ts";
-import { frameMiddleware, frontFetch, nodeSecret } from "./node_frame.ts";
+import { frameMiddleware, nodeFrontFetch, nodeSecret } from "./node_frame.ts";
 import { type NodeContext, rawPath } from "./node_context.ts";
 import { SlotTimers } from "../../shared/slot_timers.ts";
 
@@ -88,6 +88,6 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
   });
   app.onError((err, c) => errorAnswer(err, c.req.raw, ctx));
   // app.request() calls app.fetch: the tests go through the same front as production.
-  app.fetch = frontFetch(ctx, secret, app.fetch);
+  app.fetch = nodeFrontFetch(ctx, secret, app.fetch);
   return app;
 }

@@ -2,7 +2,7 @@
  * Every node route's frame, in one place: the cluster-secret check, the epoch check, then
  * the request counters on every answer, refusals included. The Hono
  * middleware ({@link frameMiddleware}) and the front of the hot `GET /kv/{key}`
- * ({@link frontFetch}) both run it, so the two ways in answer the same.
+ * ({@link nodeFrontFetch}) both run it, so the two ways in answer the same.
  *
  * @module
  */
@@ -93,7 +93,7 @@ export function frameMiddleware(ctx: NodeContext, secret: Secret): MiddlewareHan
  * Hono also mounts (kv_routes.ts), inside the same frame, skipping Hono's routing and chain;
  * everything else goes to Hono.
  */
-export function frontFetch(ctx: NodeContext, secret: Secret, routed: AppFetch): AppFetch {
+export function nodeFrontFetch(ctx: NodeContext, secret: Secret, routed: AppFetch): AppFetch {
   // Named parameters, not a rest array: this runs on every request.
   return (req, env, exec) => {
     if (req.method !== "GET") return routed(req, env, exec);

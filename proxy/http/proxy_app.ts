@@ -20,7 +20,7 @@ import { instrumentFetch, memberAtHost, ProxyMetrics } from "./proxy_metrics.ts"
 import { observeRequests, RequestIds } from "./observe.ts";
 import { NodeClient, type NodeFetch, type NodeRef } from "../nodes/node_client.ts";
 import { createPublicRoutes } from "./public_routes.ts";
-import { answerError, frontFetch } from "./proxy_front.ts";
+import { answerError, proxyFrontFetch } from "./proxy_front.ts";
 import { headLength, streamHeads } from "./head_length.ts";
 import { refuseConditions } from "./conditions_scope.ts";
 import { createReplication, type Replication } from "../replication/wiring.ts";
@@ -135,6 +135,6 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
   const routes = { router, client, limits, clientToken, requestIds: ids, bodyTimers };
   app.route("/", createPublicRoutes(routes));
   // app.request() calls app.fetch: the tests go through the same front as production.
-  app.fetch = frontFetch({ routes, ids, metrics, log }, streamHeads(app.fetch));
+  app.fetch = proxyFrontFetch({ routes, ids, metrics, log }, streamHeads(app.fetch));
   return app;
 }

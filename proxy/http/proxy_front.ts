@@ -70,7 +70,7 @@ function keyHandler(method: string): KeyHandler | undefined {
 }
 
 /** Wraps Hono's `fetch` (`routed`) with the front for `GET|PUT|DELETE /kv/{key}`. */
-export function frontFetch(deps: FrontDeps, routed: AppFetch): AppFetch {
+export function proxyFrontFetch(deps: FrontDeps, routed: AppFetch): AppFetch {
   // The handlers' answers carry the request id when they read the ids the front assigns.
   const marked = deps.routes.requestIds === deps.ids;
   // Named parameters, not a rest array: this runs on every request.

@@ -7,7 +7,7 @@ import { createProxyApp } from "../http/proxy_app.ts";
 import { createReplication } from "./wiring.ts";
 import { clusterView, type NodeView } from "../http/admin_routes.ts";
 import { ClusterState } from "../cluster/map_view.ts";
-import type { NodeHealth } from "./failure_detector.ts";
+import type { ObservedHealth } from "./failure_detector.ts";
 import { createMemoryMapStore } from "../cluster/map_store.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
@@ -194,7 +194,7 @@ Deno.test("a replica whose disk is full turns read-only in the probe and GET /cl
     await replication.probeOnce(c.topology, Date.now() + 60_000);
     // Its hints wait: a read-only node would refuse them.
     assertEquals(accepts(), acceptsBefore);
-    const seen = replication.healthOf("n2") as NodeHealth;
+    const seen = replication.healthOf("n2") as ObservedHealth;
     assertEquals(seen.state, "read-only");
     assert(seen.writesAvoided?.includes("No space left on device"), seen.writesAvoided);
     const n2 = (await view()).find((n) => n.id === "n2")!;
@@ -395,7 +395,7 @@ Deno.test("a replica whose log fsync stalls shows stalled in the probe and GET /
     stuck = engine.write([{ op: "put", key: "stuck", value: new Uint8Array(1), contentType: "" }]);
     await until("n2 reports the stall", () => engine.writeHealth().state === "stalled");
     await replication.probeOnce(c.topology, Date.now() + 60_000);
-    const seen = replication.healthOf("n2") as NodeHealth;
+    const seen = replication.healthOf("n2") as ObservedHealth;
     assertEquals(seen.state, "stalled");
     assert(seen.writesAvoided?.startsWith("stalled: "), seen.writesAvoided);
     const n2 = (await view()).find((n) => n.id === "n2")!;
@@ -458,7 +458,7 @@ Deno.test("a node's health is forgotten when it comes back under another URL or 
   try {
     c.down.add("n3");
     await replication.probeOnce(c.topology, Date.now() + 60_000);
-    const before = replication.healthOf("n3") as NodeHealth;
+    const before = replication.healthOf("n3") as ObservedHealth;
     assertEquals(before.state, "down");
     assert(before.lastError?.includes(infos[2]!.url), before.lastError);
     const moved = infos.map((n) => n.id === "n3" ? { ...n, url: "http://n3-new.test:1" } : n);
@@ -470,7 +470,7 @@ Deno.test("a node's health is forgotten when it comes back under another URL or 
     const elsewhere = over(moved);
     // Probed at once at its new address (due again), which this test's fetch cannot reach.
     await replication.probeOnce(elsewhere, Date.now() + 60_000);
-    const after = replication.healthOf("n3") as NodeHealth;
+    const after = replication.healthOf("n3") as ObservedHealth;
     assert(!after.lastError?.includes(infos[2]!.url), after.lastError);
     await replication.probeOnce(over(infos.slice(0, 2)), Date.now() + 60_000);
     assertEquals(replication.detector.health("n3"), undefined);

@@ -35,7 +35,7 @@ export type HealthEvent =
   | { kind: "forget"; node: string };
 
 /** One node's health as the proxy sees it. */
-export interface NodeHealth {
+export interface ObservedHealth {
   state: "up" | "down" | "read-only" | "stalled";
   /** When it last answered or failed (ms). */
   since: number;
@@ -46,7 +46,7 @@ export interface NodeHealth {
   writesAvoided?: string;
 }
 
-interface Tracked extends NodeHealth {
+interface Tracked extends ObservedHealth {
   /** Its writes are avoided because they stall (it still takes them), not refused. */
   stalled?: boolean;
   nextProbeAt: number;
@@ -119,7 +119,7 @@ export class FailureDetector {
   }
 
   /** The node's health, or undefined when never seen. */
-  health(id: string): NodeHealth | undefined {
+  health(id: string): ObservedHealth | undefined {
     const node = this.#nodes.get(id);
     if (node === undefined) return undefined;
     const { state, since, failures, lastError, writesAvoided } = node;

@@ -15,7 +15,7 @@ import { offsetClock } from "../../shared/test_clock.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { HybridClock, randomProxyId } from "../../shared/version.ts";
 import type { NodeInfo, WireEntry } from "../../shared/wire.ts";
-import { FailureDetector, type NodeHealth } from "./failure_detector.ts";
+import { FailureDetector, type ObservedHealth } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
 import { AntiEntropy, syncPauseMs } from "./anti_entropy.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
@@ -190,7 +190,7 @@ export class Replication {
    * Each node's health as this proxy sees it, hints waiting for it, and its data-directory
    * incarnation: `recovering` while it differs from the map's (the node does not vote).
    */
-  healthOf(id: string): (NodeHealth | { state: "unknown" }) & NodeVoting {
+  healthOf(id: string): (ObservedHealth | { state: "unknown" }) & NodeVoting {
     const recorded = this.#topology?.current().map.nodes.find((n) => n.id === id)?.incarnation;
     const seen = this.#current(id, recorded);
     const last = this.#seen.get(id)?.incarnation;

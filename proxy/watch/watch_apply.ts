@@ -62,7 +62,7 @@ export type WatchItem =
   | { kind: "reset"; reason: string };
 
 /** The events a page made due (in order), and why the stream must end, if it must. */
-export interface Applied {
+export interface AppliedPage {
   changes: WatchChange[];
   end?: string;
 }
@@ -122,7 +122,7 @@ export async function takeAll(
   merge: WatchMerge,
   pages: readonly NodePage[],
   signal?: AbortSignal,
-): Promise<Applied> {
+): Promise<AppliedPage> {
   const current: NodePage[] = [];
   for (const read of pages) {
     const { id, page } = read;
@@ -163,7 +163,7 @@ async function apply(
   merge: WatchMerge,
   pages: readonly NodePage[],
   signal?: AbortSignal,
-): Promise<Applied> {
+): Promise<AppliedPage> {
   const changes = pages.length === 1
     ? (pages[0]!.page.changes ?? []).map((change) => ({ id: pages[0]!.id, change }))
     : interleave(pages);

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Call, Operation, Result } from "./linearizability.ts";
-import type { TestCluster } from "./process_cluster.ts";
+import type { ProcessCluster } from "./process_cluster.ts";
 
 /** Counts of what the clients saw. */
 export interface WorkloadStats {
@@ -128,7 +128,7 @@ export async function finalReads(
 
 /** One nemesis step at a time on nodes of `cluster`, until `signal` aborts. */
 export async function nemesis(
-  cluster: TestCluster,
+  cluster: ProcessCluster,
   ids: string[],
   signal: AbortSignal,
   log: (line: string) => void,

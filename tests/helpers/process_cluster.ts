@@ -19,7 +19,7 @@ export const ADMIN = { authorization: `Bearer ${ADMIN_TOKEN}` };
 const ENV = { RINGKV_CLUSTER_SECRET: SECRET, RINGKV_ADMIN_TOKEN: ADMIN_TOKEN };
 
 /** A node of the cluster view (`GET /cluster`). */
-export interface NodeView {
+export interface ClusterNode {
   id: string;
   url: string;
   state: string;
@@ -27,15 +27,15 @@ export interface NodeView {
 }
 
 /** Processes of one test cluster. */
-export class TestCluster {
+export class ProcessCluster {
   readonly nodes = new Map<string, ServerProcess>();
   readonly proxies = new Map<string, ServerProcess>();
 
   private constructor(readonly dir: string) {}
 
   /** Makes the temp directory; call `stop()` in `finally`. */
-  static async create(): Promise<TestCluster> {
-    return new TestCluster(await Deno.makeTempDir({ prefix: "ringkv-e2e-" }));
+  static async create(): Promise<ProcessCluster> {
+    return new ProcessCluster(await Deno.makeTempDir({ prefix: "ringkv-e2e-" }));
   }
 
   /** Starts (or restarts, on the same data) node `id`; `port` 0 lets the OS pick. */
@@ -104,7 +104,7 @@ export class TestCluster {
 /** `GET /cluster` through a proxy. */
 export async function clusterView(
   proxyUrl: string,
-): Promise<{ epoch: number; nodes: NodeView[]; rebalancing: unknown }> {
+): Promise<{ epoch: number; nodes: ClusterNode[]; rebalancing: unknown }> {
   const res = await fetch(`${proxyUrl}/cluster`, {
     headers: ADMIN,
     signal: AbortSignal.timeout(10_000),
