@@ -233,6 +233,14 @@ export function parseFlags<S extends FlagsSpec>(
     } else {
       const next = args[i + 1];
       if (next === undefined) throw new ConfigError(`Option --${flagName} needs a value`);
+      // `--ttl --url http://…`: the next option is not this one's value (review).
+      const nextFlag = next.startsWith("--") ? next.slice(2).split("=")[0]! : undefined;
+      if (nextFlag !== undefined && (byFlag.has(nextFlag) || ["", "help"].includes(nextFlag))) {
+        throw new ConfigError(
+          `Option --${flagName} needs a value, not the option ${next} (give one that starts ` +
+            `with -- as --${flagName}=VALUE)`,
+        );
+      }
       raw = next;
       i++;
     }

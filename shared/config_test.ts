@@ -49,6 +49,10 @@ Deno.test("parseFlags() keeps defaults and reports bad input clearly", () => {
   assertThrows(() => values(["--port", "x"]), ConfigError, "--port");
   assertThrows(() => values(["--bogus"]), ConfigError, "Unknown option --bogus");
   assertThrows(() => values(["--port"]), ConfigError, "needs a value");
+  // The next option is not a value (review: `kv put k v --ttl --url http://…`).
+  assertThrows(() => values(["--data", "--port", "5"]), ConfigError, "not the option --port");
+  assertThrows(() => values(["--data", "--port=5"]), ConfigError, "not the option --port=5");
+  assertThrows(() => values(["--data", "--help"]), ConfigError, "needs a value");
   assertEquals(values(["--no-verbose"]).verbose, false);
 });
 
