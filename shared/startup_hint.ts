@@ -45,6 +45,14 @@ export function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 }
 
+/**
+ * How a printed command runs Deno: the binary `execPath` (`Deno.execPath()`) that runs now, or
+ * `npx --yes deno@2.9.6` when that binary is npx's (its cache may be cleaned; README's way).
+ */
+export function denoCommand(execPath: string): string {
+  return execPath.includes("/_npx/") ? "npx --yes deno@2.9.6" : shellQuote(execPath);
+}
+
 /** The flags whose values the servers never print, and the variable each can come from. */
 const SECRET_FLAGS: Readonly<Record<string, string>> = {
   "--admin-token": "RINGKV_ADMIN_TOKEN",

@@ -1,5 +1,11 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { addrInUseMessage, byHandCommand, startupHint, TASK_TEMPLATES } from "./startup_hint.ts";
+import {
+  addrInUseMessage,
+  byHandCommand,
+  denoCommand,
+  startupHint,
+  TASK_TEMPLATES,
+} from "./startup_hint.ts";
 
 Deno.test("TASK_TEMPLATES with ./data are deno.json's node and proxy tasks", async () => {
   const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
@@ -126,5 +132,14 @@ Deno.test("startupHint() for a path under /dev says Deno needs --allow-all and p
   assertMatch(
     startupHint("proxy", viaLink, linked)!,
     /\n {2}deno run --allow-all proxy\/main\.ts$/,
+  );
+});
+
+Deno.test("denoCommand() prints the running binary, or npx for npx's cached one", () => {
+  assertEquals(denoCommand("/usr/local/bin/deno"), "/usr/local/bin/deno");
+  assertEquals(denoCommand("/opt/my deno/deno"), "'/opt/my deno/deno'");
+  assertEquals(
+    denoCommand("/root/.npm/_npx/0a1b/node_modules/@deno/linux-x64/deno"),
+    "npx --yes deno@2.9.6",
   );
 });

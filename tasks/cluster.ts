@@ -7,7 +7,7 @@
  */
 import { urlHost } from "../shared/node_url.ts";
 import { listenHost } from "../shared/exposure.ts";
-import { shellQuote } from "../shared/startup_hint.ts";
+import { denoCommand, shellQuote } from "../shared/startup_hint.ts";
 import {
   dataDirInUse,
   DataDirInUseError,
@@ -393,7 +393,7 @@ async function startAll(s: Start, adminToken: string): Promise<void> {
             : "Its keys answer 503 until it is back"
         }; restart it with:\n` +
           `  ${secretWords(s.home)}${envWords()}` +
-          "npx --yes deno@2.9.6 " +
+          `${denoCommand(Deno.execPath())} ` +
           restartArgs(args, node.url).map(shellQuote).join(" "),
       );
     });

@@ -8,6 +8,10 @@ import { join } from "@std/path";
 import { runToEnd, type ServerProcess, spawnServer } from "./helpers/process.ts";
 import { until } from "./helpers/poll.ts";
 import { exists } from "./helpers/paths.ts";
+import { denoCommand } from "../shared/startup_hint.ts";
+
+/** How the task prints the Deno of its restart lines (this test's own binary, or npx). */
+const DENO = denoCommand(Deno.execPath());
 
 const CLUSTER = new URL("../tasks/cluster.ts", import.meta.url);
 const ENV = { RINGKV_CLUSTER_SECRET: "cluster-task-secret-0123456789" };
@@ -175,9 +179,9 @@ Deno.test("deno task cluster given RINGKV_CLUSTER_SECRET prints a node restart l
     Deno.kill(node, "SIGKILL");
     const lines = cluster.stderrLines;
     const said = () => lines.join("\n");
-    await until(said, () => lines.some((l) => l.includes("npx --yes deno@2.9.6 run")));
-    const printed = lines.find((l) => l.includes("npx --yes deno@2.9.6 run"))!;
-    const line = printed.replace("npx --yes deno@2.9.6 ", `exec ${Deno.execPath()} `);
+    await until(said, () => lines.some((l) => l.includes(`${DENO} run`)));
+    const printed = lines.find((l) => l.includes(`${DENO} run`))!;
+    const line = printed.replace(`${DENO} `, `exec ${Deno.execPath()} `);
     const port = /--port (\d+)/.exec(line)?.[1];
     assert(port !== undefined, line);
     const { RINGKV_CLUSTER_SECRET: _, ...without } = Deno.env.toObject();
@@ -446,10 +450,10 @@ Deno.test("deno task cluster on a relative --data prints a node restart line tha
     Deno.kill(node, "SIGKILL");
     const lines = cluster.stderrLines;
     const said = () => lines.join("\n");
-    await until(said, () => lines.some((l) => l.includes("npx --yes deno@2.9.6 run")));
-    const printed = lines.find((l) => l.includes("npx --yes deno@2.9.6 run"))!;
+    await until(said, () => lines.some((l) => l.includes(`${DENO} run`)));
+    const printed = lines.find((l) => l.includes(`${DENO} run`))!;
     assertMatch(printed, new RegExp(`cat ${home}/data/cluster-secret\\).* --data ${home}/data/n1`));
-    const line = printed.replace("npx --yes deno@2.9.6 ", `exec ${Deno.execPath()} `);
+    const line = printed.replace(`${DENO} `, `exec ${Deno.execPath()} `);
     const { RINGKV_CLUSTER_SECRET: _, ...without } = Deno.env.toObject();
     restarted = new Deno.Command("bash", {
       args: ["-c", line],
