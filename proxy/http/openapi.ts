@@ -48,7 +48,8 @@ const IF_NONE_MATCH = { name: "If-None-Match", in: "header", schema: { type: "st
 const TTL = {
   name: "ttl",
   in: "query",
-  description: "expire the value after this many seconds (a PUT without ttl clears any TTL)",
+  description: "expire the value after this many seconds (a PUT without ttl clears any TTL; " +
+    "ttl is the only query parameter a PUT takes, any other is a 400)",
   schema: { type: "integer", minimum: 1, maximum: MAX_TTL_SECONDS },
 };
 const READ_HEADERS = {

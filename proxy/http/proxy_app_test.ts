@@ -168,6 +168,37 @@ Deno.test("GET with If-None-Match of the current ETag answers 304, with ETag but
   }
 });
 
+Deno.test("a write's query takes ttl on PUT and nothing else: a misspelt or foreign parameter is a 400", async () => {
+  const c = await startCluster();
+  try {
+    await put(c, "k", "v");
+    const cases: [string, string, RegExp][] = [
+      ["PUT", "/kv/k?TTL=30", /parameter "TTL", and a PUT takes only ttl; did you mean ttl\?/],
+      ["PUT", "/kv/k?ttl=30&prevExist=false", /parameter "prevExist"/],
+      ["DELETE", "/kv/k?recursive=true", /a DELETE takes none \(POST \/kv deletes several keys\)/],
+    ];
+    for (const [method, path, message] of cases) {
+      const res = await c.proxy.request(path, {
+        method,
+        ...(method === "PUT" ? { body: "w" } : {}),
+      });
+      const err = await errorOf(res);
+      assertEquals([res.status, err.code], [400, "bad_request"], `${method} ${path}`);
+      assertMatch(err.message, message);
+    }
+    // Nothing was written or deleted, and the key has no expiry; reads ignore other parameters.
+    const read = await c.proxy.request("/kv/k?nocache=1");
+    assertEquals([read.status, await read.text(), read.headers.get("expires-at")], [
+      200,
+      "v",
+      null,
+    ]);
+    assertEquals((await c.proxy.request("/kv/k?", { method: "PUT", body: "w" })).status, 200);
+  } finally {
+    await c.close();
+  }
+});
+
 Deno.test("bad keys, headers, sizes and methods get 4xx with the error body", async () => {
   const c = await startCluster({
     limits: { ...DEFAULT_LIMITS, maxValueBytes: 10, maxKeyBytes: 8 },

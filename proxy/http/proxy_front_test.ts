@@ -168,8 +168,8 @@ Deno.test("PUT and DELETE /kv/{key} answer alike through the front and through H
       const front = await versionless(await send(`/kv/${key}`));
       assertEquals(routed(), before, `${method} ${key}: the front answered, not Hono's router`);
       const other = key === "key" ? "key-via-hono" : key;
-      const chained = await versionless(await send(`/kv/${other}?via=hono`), "key-via-hono");
-      assertEquals(routed(), before + 1, `${method} ${key}?via=hono: Hono's router answered`);
+      const chained = await versionless(await send(`/kv/${other}?`), "key-via-hono");
+      assertEquals(routed(), before + 1, `${method} ${key}?: Hono's router answered`);
       assertEquals(front, chained, `${method} ${key} ${JSON.stringify(headers)}`);
       assertEquals((front as { status: number }).status, status, `${method} ${key}`);
     }

@@ -15,7 +15,8 @@ import type { BatchOp, BatchResult } from "../../shared/wire.ts";
 import { DEFAULT_CONTENT_TYPE } from "../../shared/wire.ts";
 import { handleBatch } from "./batch_route.ts";
 import { handleList } from "./listing_route.ts";
-import { EXPIRES_AT_HEADER, ttlParam } from "../../shared/expiry.ts";
+import { EXPIRES_AT_HEADER } from "../../shared/expiry.ts";
+import { writeQuery } from "./write_query.ts";
 import { REQUEST_ID_HEADER } from "../../shared/log.ts";
 import { checkedTtl, expiringType, visible } from "./expiry_view.ts";
 import type { NodeClient } from "../nodes/node_client.ts";
@@ -156,7 +157,7 @@ export async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
   }
   const conditions = writeConditions(req.headers);
   // Any query is read (`?ttl` with no value is a 400, `%74tl` is `ttl`); most PUTs have none.
-  const ttl = req.url.includes("?") ? ttlParam(querySearchParams(req.url), key) : null;
+  const ttl = req.url.includes("?") ? writeQuery(querySearchParams(req.url), "put", key) : null;
   const seconds = checkedTtl(contentType, ttl, key);
   const body = await readBody(
     req,
@@ -187,6 +188,7 @@ export async function putKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
 /** `DELETE /kv/{key}` (Hono mounts it; the app's front calls it for a plain DELETE). */
 export async function deleteKey(deps: PublicRoutesDeps, req: Request): Promise<Response> {
   const key = keyOf(req, deps.limits);
+  if (req.url.includes("?")) writeQuery(querySearchParams(req.url), "delete", key);
   const conditions = writeConditions(req.headers);
   const r = await runOne(deps, { op: "delete", key, ...conditions }, req);
   if (r.status === 204) {
