@@ -51,6 +51,8 @@ export interface ListItem {
   value: string | { base64: string };
   contentType: string;
   version: string;
+  /** When a key with a TTL expires (ISO 8601, as `Expires-At` and watch events say it). */
+  expiresAt?: string;
 }
 
 /** Handles `GET /kv`. */
@@ -163,12 +165,14 @@ async function readValues(
       const r = visible(outcome, Date.now());
       if (r.status !== 200) continue;
       const text = resultText(r); // null: binary, so `value` is the base64
-      items.push({
+      const item: ListItem = {
         key: chunk[i]!,
         value: text ?? { base64: r.value ?? "" },
         contentType: r.contentType ?? DEFAULT_CONTENT_TYPE,
         version: r.version ?? "",
-      });
+      };
+      if (r.expiresAt !== undefined) item.expiresAt = new Date(r.expiresAt).toISOString();
+      items.push(item);
       const valueBytes = resultByteLength(r);
       bytes += valueBytes;
       last.largest = Math.max(last.largest, valueBytes);

@@ -22,7 +22,13 @@ import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 
 interface Page {
   keys?: string[];
-  items?: { key: string; value: unknown; contentType: string; version: string }[];
+  items?: {
+    key: string;
+    value: unknown;
+    contentType: string;
+    version: string;
+    expiresAt?: string;
+  }[];
   cursor: string | null;
 }
 
@@ -134,7 +140,13 @@ Deno.test("GET /kv?values=true returns text values as strings and other bytes as
     ]);
     const etag = (await c.proxy.request("/kv/a")).headers.get("etag");
     assertEquals(`"${page.items![0]!.version}"`, etag);
+    assertEquals(page.items!.map((i) => i.expiresAt), [undefined, undefined, undefined]);
     assertEquals((await listAll(c, "values=true&limit=2")).flat(), ["a", "b", "c"]);
+    // A key with a TTL says when it expires, as its Expires-At header does (review).
+    await c.proxy.request("/kv/d?ttl=600", { method: "PUT", body: "soon" });
+    const expires = (await c.proxy.request("/kv/d")).headers.get("expires-at");
+    const listed: Page = await (await c.proxy.request("/kv?values=true&prefix=d")).json();
+    assertEquals(listed.items!.map((i) => [i.key, i.expiresAt]), [["d", expires ?? "no Expires-At"]]);
   } finally {
     await c.close();
   }
