@@ -146,7 +146,10 @@ Deno.test("GET /kv?values=true returns text values as strings and other bytes as
     await c.proxy.request("/kv/d?ttl=600", { method: "PUT", body: "soon" });
     const expires = (await c.proxy.request("/kv/d")).headers.get("expires-at");
     const listed: Page = await (await c.proxy.request("/kv?values=true&prefix=d")).json();
-    assertEquals(listed.items!.map((i) => [i.key, i.expiresAt]), [["d", expires ?? "no Expires-At"]]);
+    assertEquals(listed.items!.map((i) => [i.key, i.expiresAt]), [[
+      "d",
+      expires ?? "no Expires-At",
+    ]]);
   } finally {
     await c.close();
   }
