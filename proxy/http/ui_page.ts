@@ -217,7 +217,11 @@ function watchToken() { return sessionStorage.getItem("ringkv-client-token") || 
 function askClientToken() {
   const input = el("input", { id: "client-token", type: "password", placeholder: "client token", size: "24" });
   const form = el("form", { id: "client-token-form" }, "The proxy has a client token, which /watch needs: ", input, " ", el("button", { type: "submit" }, "Watch"));
-  form.addEventListener("submit", (ev) => { ev.preventDefault(); sessionStorage.setItem("ringkv-client-token", input.value.trim()); form.remove(); feed(); });
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault(); sessionStorage.setItem("ringkv-client-token", input.value.trim()); form.remove();
+    for (const line of document.querySelectorAll("#feed .asks-token")) line.remove();
+    feed();
+  });
   $("feed").before(form);
 }
 async function feed() {
@@ -229,12 +233,19 @@ async function feed() {
   for (;;) {
     const headers = { accept: "text/event-stream", authorization: "Bearer " + watchToken() };
     if (cursor) headers["last-event-id"] = cursor;
+    // A stream that says nothing for 15 s (the proxy sends a comment every 5 s), or a proxy that
+    // does not answer, is given up and opened again.
+    const quiet = new AbortController();
+    let silent;
+    const wake = () => { clearTimeout(silent); silent = setTimeout(() => quiet.abort(new Error("no answer in 15 s")), 15000); };
+    wake();
     try {
-      const res = await fetch("/watch", { headers });
+      const res = await fetch("/watch", { headers, signal: quiet.signal });
       if (res.status === 401) {
         sessionStorage.removeItem("ringkv-client-token");
-        feedLine("live feed: the proxy asks for its client token", "err");
+        feedLine("live feed: the proxy asks for its client token", "err asks-token");
         if (!$("client-token-form")) askClientToken();
+        clearTimeout(silent);
         break;
       }
       // 503: a proxy starting or at its stream cap; 400: a cursor it cannot read: start afresh.
@@ -246,6 +257,7 @@ async function feed() {
       }
       let buf = "";
       for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+        wake();
         buf += chunk;
         let cut;
         while ((cut = buf.indexOf("\\n\\n")) !== -1) {
@@ -266,6 +278,7 @@ async function feed() {
         }
       }
     } catch (err) { feedLine("live feed: " + err, "err"); }
+    clearTimeout(silent);
     await new Promise((r) => setTimeout(r, 1000));
   }
   feeding = false;
@@ -289,6 +302,7 @@ token() ? start() : showLogin();
 /** The whole page. */
 export const UI_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ringkv</title>
+<link rel="icon" href="data:,">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>${STYLE}</style></head>
 <body>
