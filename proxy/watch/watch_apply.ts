@@ -27,6 +27,11 @@ export interface WatchStreamDeps {
   waitMs?: number;
   /** Keys the merge may track before the stream is reset (default 50,000). */
   maxTracked?: number;
+  /**
+   * Characters of values the merge may hold waiting for a majority before the stream is reset
+   * (default {@link MAX_HELD_CHARS}): a replica far behind under large values held many.
+   */
+  maxHeldChars?: number;
   /** The proxy's memo of keys' ring points (a key just written is there): no digest per stream. */
   points?: Pick<KeyPoints, "pointOf">;
   /** How long a stream waits for the other nodes' pages after one came, in ms ({@link STEP_MS}). */
@@ -40,6 +45,9 @@ export interface WatchStreamDeps {
  * moment (their pollers poll in step: proxy/watch/shared_feed.ts), to merge them together.
  */
 export const STEP_MS = 5;
+
+/** The default of {@link WatchStreamDeps.maxHeldChars}: 64 Mi characters (2 bytes each at most). */
+export const MAX_HELD_CHARS = 64 << 20;
 
 /** A change event with its cursor (the SSE `id:` to resume right after it). */
 export interface WatchChange {
@@ -191,6 +199,13 @@ async function apply(
     const end = `reset: more than ${
       deps.maxTracked ?? 50_000
     } keys are tracked, waiting for a replica to catch up`;
+    return { changes: out, end };
+  }
+  const maxHeld = deps.maxHeldChars ?? MAX_HELD_CHARS;
+  if (merge.heldChars > maxHeld) {
+    const end = `reset: more than ${
+      maxHeld >> 20
+    } Mi characters of values wait for a majority of their replicas, waiting for a replica to catch up`;
     return { changes: out, end };
   }
   return { changes: out };

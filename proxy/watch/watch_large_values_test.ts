@@ -82,3 +82,31 @@ Deno.test("watch streams over the shared feed with 1 MiB values: the buffers sta
   }
   await until("the buffers are dropped", () => feed.buffers === 0, 10_000);
 });
+
+Deno.test("a stream whose merge holds more values than maxHeldChars waiting for a majority is reset, not grown", async () => {
+  const topology = new FakeTopology(await topologyOf({ ...stableMap(nodeInfos(3)), replicas: 3 }));
+  const logs = new FakeChangeLogs();
+  const feed = new SharedFeed(logs as unknown as ChangeFeed, 20, 50, 0);
+  const maxHeldChars = 8 << 20;
+  const deps = { topology, feed, waitMs: 20, maxHeldChars };
+  const stop = new AbortController();
+  const value = btoa("x".repeat(1 << 20)); // 1.33 Mi characters
+  const s = await started(deps, stop.signal);
+  try {
+    // Only n1 logs them (n2 and n3 far behind): no version has its majority, each is held.
+    for (let i = 0; i < 12; i++) {
+      const ver = `${(0x190000000000 + i).toString(16).padStart(12, "0")}-0000-p1`;
+      logs.log("n1", `big/${i}`, ver, value);
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const quiet = new Promise<string[]>((r) =>
+      timer = setTimeout(() => r(["nothing in 10 s"]), 10_000)
+    );
+    const got = s.first.then((head) => eventsOf(s.stream, 1, namesOf([head.value!])));
+    assertEquals(await Promise.race([got, quiet]).finally(() => clearTimeout(timer)), ["reset"]);
+  } finally {
+    stop.abort();
+    await s.stream.return(undefined);
+    logs.close();
+  }
+});

@@ -101,6 +101,8 @@ function baseOf(bases: Bases, id: string, key: string): string | null {
 /** Merges node change logs into events. */
 export class WatchMerge {
   readonly #keys = new Map<string, KeyState>();
+  /** Characters of the values of the versions seen and not yet out (the caller caps them). */
+  #heldChars = 0;
   /**
    * Keys with versions seen but not yet out, with their last event's version (what a cursor
    * lists): kept as the keys change, not gathered for each event's cursor.
@@ -157,6 +159,11 @@ export class WatchMerge {
   /** Keys tracked now (the caller caps it). */
   get trackedKeys(): number {
     return this.#keys.size;
+  }
+
+  /** Characters of values held waiting for a majority (the caller caps them, as the keys). */
+  get heldChars(): number {
+    return this.#heldChars;
   }
 
   /** Whether `key` needs its replicas' versions ({@link start}) before its changes apply. */
@@ -235,7 +242,11 @@ export class WatchMerge {
     const held = state.held.get(id);
     if (held === undefined || change.ver > held) state.held.set(id, change.ver);
     if (state.emitted === null || change.ver > state.emitted) {
-      const seen = state.seen.get(change.ver) ?? { change, seqs: new Map() };
+      let seen = state.seen.get(change.ver);
+      if (seen === undefined) {
+        seen = { change, seqs: new Map() };
+        this.#heldChars += change.v?.length ?? 0;
+      }
       const floor = this.#floorOf(id);
       const was = seen.seqs.get(id);
       if (was !== undefined) floor.remove(was);
@@ -391,6 +402,7 @@ export class WatchMerge {
         const { change, seqs } = state.seen.get(v)!;
         for (const [id, seq] of seqs) this.#floors.get(id)?.remove(seq);
         state.seen.delete(v);
+        this.#heldChars -= change.v?.length ?? 0;
         events.push({
           key,
           version: v,
