@@ -24,14 +24,16 @@ function ttlKeys(keys: string[]): string[] {
   return keys.filter((k) => /^ttl\/k\d/.test(k));
 }
 
-Deno.test("3 nodes, 3 replicas: 2-second TTL keys vanish from reads, listings and every node, with a node killed meanwhile", async () => {
+Deno.test("3 nodes, 3 replicas, 2 proxies: 2-second TTL keys vanish from reads and listings through both and from every node, with a node killed meanwhile", async () => {
   const cluster = await ProcessCluster.create();
   try {
     for (const id of ["n1", "n2", "n3"]) await cluster.startNode(id);
     const urls = [...cluster.nodes.values()].map((n) => n.url).join(",");
-    const proxy = await cluster.startProxy("p1", [
-      ...["--nodes", urls, "--replicas", "3", "--timeout-ms", "1000", "--probe-ms", "200"],
-    ]);
+    const flags = ["--nodes", urls, "--replicas", "3", "--timeout-ms", "1000", "--probe-ms", "200"];
+    const proxy = await cluster.startProxy("p1", flags);
+    // A second proxy over the same nodes: the keys are written through p1 only.
+    const other = await cluster.startProxy("p2", flags);
+    const proxies = [proxy.url, other.url];
     let latest = 0;
     for (let i = 0; i < KEYS; i++) {
       const res = await send(`${proxy.url}/kv/ttl/k${i}?ttl=2`, { method: "PUT", body: `v${i}` });
@@ -46,16 +48,18 @@ Deno.test("3 nodes, 3 replicas: 2-second TTL keys vanish from reads, listings an
     const n3Port = cluster.nodes.get("n3")!.port;
     await cluster.nodes.get("n3")!.kill("SIGKILL");
 
-    // Reads follow the proxy's clock (the one that set the expiry): 404 from the expiry on.
+    // Reads follow each proxy's clock (one host here): 404 from the expiry on, through both.
     await until(
       "the last key's expiry passed",
       latest + SLACK_MS,
       () => Promise.resolve(Date.now() > latest),
     );
     for (let i = 0; i < KEYS; i++) {
-      const res = await send(`${proxy.url}/kv/ttl/k${i}`);
-      assertEquals(res.status, 404, `ttl/k${i} after its expiry`);
-      await res.body?.cancel();
+      for (const url of proxies) {
+        const res = await send(`${url}/kv/ttl/k${i}`);
+        assertEquals(res.status, 404, `ttl/k${i} after its expiry, through ${url}`);
+        await res.body?.cancel();
+      }
     }
 
     // The reaper's tombstones reach the live replicas within one sweep (plus slack).
@@ -68,9 +72,11 @@ Deno.test("3 nodes, 3 replicas: 2-second TTL keys vanish from reads, listings an
     }
     console.log(`expired keys gone from n1, n2 ${Date.now() - latest} ms after the last expiry`);
     // A listing goes on without the killed node: each key's versions are on the other replicas.
-    const whileDown = await send(`${proxy.url}/kv?prefix=ttl/`);
-    assertEquals(whileDown.status, 200);
-    assertEquals((await whileDown.json()).keys, ["ttl/kept"]);
+    for (const url of proxies) {
+      const whileDown = await send(`${url}/kv?prefix=ttl/`);
+      assertEquals(whileDown.status, 200);
+      assertEquals((await whileDown.json()).keys, ["ttl/kept"], `listed through ${url}`);
+    }
 
     // The killed node catches up when it returns; a restarted node agrees (from its disk).
     await cluster.startNode("n3", n3Port);
@@ -86,8 +92,10 @@ Deno.test("3 nodes, 3 replicas: 2-second TTL keys vanish from reads, listings an
     await cluster.nodes.get("n1")!.stop();
     await cluster.startNode("n1", n1Port);
     assertEquals(await cluster.nodeKeys("n1"), ["ttl/kept"]);
-    const after = await (await send(`${proxy.url}/kv?prefix=ttl/`)).json();
-    assertEquals(after.keys, ["ttl/kept"]);
+    for (const url of proxies) {
+      const after = await (await send(`${url}/kv?prefix=ttl/&values=true`)).json();
+      assertEquals(after.items.map((i: { key: string }) => i.key), ["ttl/kept"], url);
+    }
   } finally {
     await cluster.stop();
   }
