@@ -27,6 +27,7 @@ export interface PaxosClientDeps extends NodeTransport {
   timeoutMs: number;
   /** Told about every call's outcome. */
   report?: (event: HealthEvent) => void;
+  /** The monotonic clock (ms) of the events reported (default `performance.now`). */
   now?: () => number;
 }
 
@@ -105,7 +106,7 @@ export class PaxosClient {
     }
     const writes = status === 503 ? writeTrouble(body) : undefined;
     if (status !== 200 && writes === undefined) return undefined;
-    const now = this.deps.now ?? Date.now;
+    const now = this.deps.now ?? performance.now.bind(performance);
     this.deps.report?.({
       kind: "answered",
       node: node.id,
@@ -158,7 +159,7 @@ export class PaxosClient {
     headers: Record<string, string>,
     body?: string,
   ): Promise<NodeAnswer> {
-    const now = this.deps.now ?? Date.now;
+    const now = this.deps.now ?? performance.now.bind(performance);
     const { timeoutMs } = this.deps;
     const url = node.url + path;
     try {

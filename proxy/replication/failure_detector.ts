@@ -8,6 +8,9 @@
  * probe says it refuses writes (its disk failed) is `read-only`: it still counts for
  * reads, and goes after the `up` nodes.
  *
+ * Its times are on a monotonic clock (`performance.now()`), never the wall clock: a wall clock
+ * stepped back an hour would hold every probe (and a down node's return) for that hour.
+ *
  * @module
  * @example
  * ```ts
@@ -37,7 +40,7 @@ export type HealthEvent =
 /** One node's health as the proxy sees it. */
 export interface ObservedHealth {
   state: "up" | "down" | "read-only" | "stalled";
-  /** When it last answered or failed (ms). */
+  /** When its state last changed (ms, on the detector's monotonic clock). */
   since: number;
   lastError?: string;
   /** Consecutive failures. */

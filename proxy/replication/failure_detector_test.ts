@@ -1,5 +1,13 @@
 import { assertEquals } from "@std/assert";
+import {
+  FakeTopology,
+  nodeInfos,
+  stableMap,
+  topologyOf,
+} from "../../tests/doubles/test_cluster.ts";
+import { withWallStep } from "../../tests/doubles/wall_step.ts";
 import { FailureDetector } from "./failure_detector.ts";
+import { createReplication } from "./wiring.ts";
 
 Deno.test("FailureDetector: a probe that says the node refuses writes makes it read-only until a probe says it takes them", () => {
   const fd = new FailureDetector({ probeMs: 500 });
@@ -63,3 +71,29 @@ Deno.test("FailureDetector: a probe that says writes stall makes the node stalle
   fd.step({ kind: "answered", node: "s", at: 10, avoidWrites: false });
   assertEquals([fd.health("s")?.state, fd.writesFirst("s")], ["up", true]);
 });
+
+for (const stepMs of [-3_600_000, 3 * 3_600_000]) {
+  Deno.test(`Replication.probeOnce(): a wall clock stepped by ${stepMs / 3_600_000} h does not hold the probes of a down node`, async () => {
+    let up = false;
+    const probes: string[] = [];
+    const fetch = (url: string) => {
+      probes.push(url);
+      return up
+        ? Promise.resolve(Response.json({ status: "ok" }))
+        : Promise.reject(new TypeError(`error sending request for url (${url}): refused`));
+    };
+    const replication = createReplication({ fetch, timeoutMs: 1000, probeMs: 20 });
+    const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
+    await replication.probeOnce(topology);
+    assertEquals([probes.length, replication.detector.isUp("n1")], [1, false]);
+    up = true; // the node is back; the next probe, one probe interval later, finds it
+    await withWallStep(stepMs, async () => {
+      await new Promise((r) => setTimeout(r, 40));
+      await replication.probeOnce(topology);
+      assertEquals([probes.length, replication.detector.isUp("n1")], [2, true]);
+      await new Promise((r) => setTimeout(r, 40));
+      await replication.probeOnce(topology);
+      assertEquals(probes.length, 3);
+    });
+  });
+}

@@ -144,8 +144,11 @@ export class Replication {
     void this.antiEntropy.stop();
   }
 
-  /** Probes the nodes that are due now, then replays hints to the nodes that are up. */
-  async probeOnce(topology: TopologySource, now = Date.now()): Promise<void> {
+  /**
+   * Probes the nodes that are due at `now` (monotonic ms, as the detector's events), then
+   * replays hints to the nodes that are up.
+   */
+  async probeOnce(topology: TopologySource, now = performance.now()): Promise<void> {
     const topo = topology.current();
     const nodes = new Map<string, NodeRef>();
     for (const n of [...topo.map.nodes, ...(topo.map.rebalancing?.next ?? [])]) {
@@ -197,8 +200,12 @@ export class Replication {
     const recovering = seen !== undefined && recorded !== undefined && seen !== recorded;
     const why = recovering ? this.rejoin?.lastError.get(id) : undefined;
     const lost = this.rejoin?.lostData.get(id);
+    const health = this.detector.health(id);
     return {
-      ...(this.detector.health(id) ?? { state: "unknown" as const }),
+      // `since` is shown: on the wall clock, as long ago as the detector's monotonic clock says.
+      ...(health === undefined
+        ? { state: "unknown" as const }
+        : { ...health, since: Math.round(Date.now() - (performance.now() - health.since)) }),
       hints: this.hints.count(id),
       ...(last === undefined ? {} : { incarnation: last }),
       recovering,
