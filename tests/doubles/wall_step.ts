@@ -14,13 +14,21 @@
  * ```
  */
 
+/** Moves `Date.now` by `stepMs` (on top of any step already made); returns what puts it back. */
+export function stepWall(stepMs: number): () => void {
+  const before = Date.now;
+  Date.now = () => before() + stepMs;
+  return () => {
+    Date.now = before;
+  };
+}
+
 /** Runs `fn` with `Date.now` moved by `stepMs`, and puts it back after. */
 export async function withWallStep<T>(stepMs: number, fn: () => T | Promise<T>): Promise<T> {
-  const real = Date.now;
-  Date.now = () => real() + stepMs;
+  const putBack = stepWall(stepMs);
   try {
     return await fn();
   } finally {
-    Date.now = real;
+    putBack();
   }
 }
