@@ -156,6 +156,8 @@ export interface NodeEngine {
   stats(): EngineStats;
   /** Whether the node takes writes (a failing disk makes it read-only until repaired). */
   writeHealth(): WriteHealth;
+  /** This node's wall clock (ms): the one it stamps versions and decides expiry by. */
+  now(): number;
   /** Disk writes outside the log that requests wait on; a stalled one shows in writeHealth(). */
   readonly diskWaits: DiskWaits;
   /** Flushes, writes a snapshot, releases files. */

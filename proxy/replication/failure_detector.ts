@@ -33,6 +33,8 @@ export type HealthEvent =
      * they stall on its disk), or false when nothing is wrong with them (absent: unknown).
      */
     avoidWrites?: { stalled: boolean; why: string } | false;
+    /** From a probe: the node's wall clock minus this proxy's at the call's midpoint (ms). */
+    clockOffsetMs?: number;
   }
   | { kind: "failed"; node: string; at: number; error?: string }
   | { kind: "forget"; node: string };
@@ -47,6 +49,8 @@ export interface ObservedHealth {
   failures: number;
   /** Why writes go to other replicas first (refused or stalled), when its last probe said so. */
   writesAvoided?: string;
+  /** Its wall clock minus this proxy's (ms), as its last probe that said it measured. */
+  clockOffsetMs?: number;
 }
 
 interface Tracked extends ObservedHealth {
@@ -79,6 +83,7 @@ export class FailureDetector {
       if (avoid === false) delete node.writesAvoided;
       else if (avoid !== undefined) node.writesAvoided = avoid.why;
       if (avoid !== undefined) node.stalled = avoid !== false && avoid.stalled;
+      if (event.clockOffsetMs !== undefined) node.clockOffsetMs = event.clockOffsetMs;
       const state = node.writesAvoided === undefined
         ? "up"
         : node.stalled
@@ -125,13 +130,14 @@ export class FailureDetector {
   health(id: string): ObservedHealth | undefined {
     const node = this.#nodes.get(id);
     if (node === undefined) return undefined;
-    const { state, since, failures, lastError, writesAvoided } = node;
+    const { state, since, failures, lastError, writesAvoided, clockOffsetMs } = node;
     return {
       state,
       since,
       failures,
       ...(lastError === undefined ? {} : { lastError }),
       ...(writesAvoided === undefined ? {} : { writesAvoided }),
+      ...(clockOffsetMs === undefined ? {} : { clockOffsetMs }),
     };
   }
 

@@ -1,4 +1,6 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
+import { render } from "../../shared/prom.ts";
+import { clockGauge } from "../http/ops_routes.ts";
 import {
   FakeTopology,
   nodeInfos,
@@ -7,7 +9,7 @@ import {
 } from "../../tests/doubles/test_cluster.ts";
 import { withWallStep } from "../../tests/doubles/wall_step.ts";
 import { FailureDetector } from "./failure_detector.ts";
-import { createReplication } from "./wiring.ts";
+import { CLOCK_WARN_MS, createReplication } from "./wiring.ts";
 
 Deno.test("FailureDetector: a probe that says the node refuses writes makes it read-only until a probe says it takes them", () => {
   const fd = new FailureDetector({ probeMs: 500 });
@@ -97,3 +99,28 @@ for (const stepMs of [-3_600_000, 3 * 3_600_000]) {
     assertEquals(probes.length, 3);
   });
 }
+
+Deno.test("Replication: a node whose clock is more than 1 s off is warned about once, shown in /metrics, and told when back", async () => {
+  let offsetMs = 5000;
+  const fetch = () => Promise.resolve(Response.json({ status: "ok", now: Date.now() + offsetMs }));
+  const logged: Record<string, unknown>[] = [];
+  const replication = createReplication({
+    fetch,
+    timeoutMs: 1000,
+    probeMs: 20,
+    log: (o) => logged.push(o),
+  });
+  const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
+  await replication.probeOnce(topology, 0);
+  await replication.probeOnce(topology, 1000);
+  const measured = replication.clockOffsetMs("n1") ?? NaN;
+  assert(Math.abs(measured - 5000) < 200, `offset ${measured}`);
+  assertEquals(logged.map((o) => [o.level, o.node, o.boundMs]), [["warn", "n1", CLOCK_WARN_MS]]);
+  const text = render([clockGauge({ replication }, [{ id: "n1" }, { id: "n2" }])]);
+  const sample = text.match(/^ringkv_proxy_node_clock_offset_seconds\{node="n1"\} (\S+)$/m);
+  assert(sample !== null && Math.abs(Number(sample[1]) - 5) < 0.2, text);
+  assert(!text.includes('node="n2"'), "no sample for a node never probed");
+  offsetMs = 0;
+  await replication.probeOnce(topology, 2000);
+  assertEquals(logged.map((o) => o.level), ["warn", "info"]);
+});
