@@ -9,11 +9,11 @@
  * import { assert } from "@std/assert";
  * import { abortableSleep } from "./abortable_sleep.ts";
  * const stop = new AbortController();
- * const started = Date.now();
+ * const started = performance.now();
  * const slept = abortableSleep(60_000, stop.signal);
  * stop.abort();
  * await slept;
- * assert(Date.now() - started < 60_000);
+ * assert(performance.now() - started < 60_000);
  * ```
  */
 

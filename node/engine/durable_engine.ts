@@ -127,6 +127,10 @@ export class DurableEngine implements NodeEngine {
     return this.#compactor.startReserve();
   }
 
+  now(): number {
+    return this.parts.store.now();
+  }
+
   writeHealth(): WriteHealth {
     const health = this.#guard.health;
     if (health.state !== "writable") return health;

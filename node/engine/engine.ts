@@ -129,7 +129,7 @@ export interface NodeEngine {
   scanKeys(ranges: readonly Range[]): string[];
   /** {@link scanKeys} of each bucket (a list of ranges), in one pass over the store. */
   scanBuckets(buckets: readonly (readonly Range[])[]): string[][];
-  /** Live keys whose TTL ran out at or before `before` (wall ms), with versions; at most `limit`. */
+  /** Live keys whose TTL ran out by `before` (wall ms) and by this node's clock; at most `limit`. */
   expiredKeys(before: number, limit: number): { key: string; version: string }[];
   /** The entry as it is now, without waiting for durability (for scans). */
   peek(key: string): Entry | undefined;
@@ -156,6 +156,8 @@ export interface NodeEngine {
   stats(): EngineStats;
   /** Whether the node takes writes (a failing disk makes it read-only until repaired). */
   writeHealth(): WriteHealth;
+  /** This node's wall clock (ms): the one it stamps versions and decides expiry by. */
+  now(): number;
   /** Disk writes outside the log that requests wait on; a stalled one shows in writeHealth(). */
   readonly diskWaits: DiskWaits;
   /** Flushes, writes a snapshot, releases files. */

@@ -116,15 +116,18 @@ export class Store {
   }
 
   /**
-   * Keys whose expiry is at or before `before` (wall ms), with their versions; at most `limit`.
-   * Each key listed moves to the back of the list, so keys the reaper cannot delete yet (their
-   * newest version is elsewhere, or their replicas are down) do not hide the others forever.
+   * Keys whose expiry is at or before both `before` (the asking proxy's wall ms) and this
+   * store's clock, with their versions; at most `limit`. One clock alone (a proxy's ahead)
+   * cannot make a key gone for good early. Each key listed moves to the back of the list, so
+   * keys the reaper cannot delete yet (their newest version is elsewhere, or their replicas are
+   * down) do not hide the others forever.
    */
   expiredKeys(before: number, limit: number): { key: string; version: string }[] {
+    const by = Math.min(before, this.now());
     const out: { key: string; version: string }[] = [];
     for (const [key, at] of this.#expiring) {
       if (out.length === limit) break;
-      if (at <= before) out.push({ key, version: this.#packer.versionOf(this.#records.get(key)!) });
+      if (at <= by) out.push({ key, version: this.#packer.versionOf(this.#records.get(key)!) });
     }
     for (const { key } of out) {
       const at = this.#expiring.get(key)!;

@@ -330,3 +330,13 @@ Deno.test("Store.scanBuckets() finds what scanKeys() finds bucket by bucket, ove
   }
   assertEquals(store.scanBuckets([[{ start: 0, end: 1000 }]])[0]!.length, 500);
 });
+
+Deno.test("Store.expiredKeys() lists a key only when both `before` and its own clock passed the expiry", () => {
+  let now = T0;
+  const store = new Store(new HybridClock("n1", () => now), () => now);
+  store.write(put("a", "1", { contentType: withExpiry("text/plain", T0 + 1000) }), 5);
+  assertEquals(store.expiredKeys(T0 + 3_600_000, 10), []); // the asking proxy's clock is ahead
+  now = T0 + 1000;
+  assertEquals(store.expiredKeys(T0 + 999, 10), []);
+  assertEquals(store.expiredKeys(T0 + 3_600_000, 10).map((e) => e.key), ["a"]);
+});

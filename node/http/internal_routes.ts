@@ -180,7 +180,10 @@ function scan(c: Context, ctx: NodeContext): Response {
   return new Response(body, { status: 200, headers: { "content-type": NDJSON } });
 }
 
-/** `?before=<wall ms>&limit=n`: live keys whose TTL ran out by then, for the proxy's reaper. */
+/**
+ * `?before=<wall ms>&limit=n`: live keys whose TTL ran out by then and by this node's clock
+ * (the earlier of the two), for the proxy's reaper.
+ */
 function listExpired(c: Context, ctx: NodeContext): Response {
   const before = Number(c.req.query("before"));
   const limit = Number(c.req.query("limit") ?? ctx.limits.maxBatchOps);

@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import type { Hono } from "hono";
+import { withExpiry } from "../../shared/expiry.ts";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { hashKey } from "../../shared/ring.ts";
 import { type BatchResult, INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
@@ -402,5 +403,25 @@ Deno.test("GET /internal/cluster/vote reads the vote on the next map and promise
   const vote = { epoch: 2, promised: ballot, accepted: { ballot, map } };
   assertEquals((await read()).vote, vote);
   assertEquals((await read()).vote, vote); // read again: nothing promised meanwhile
+  await engine.close();
+});
+
+Deno.test("GET /internal/expired lists a key only once both the asking proxy's clock and the node's passed its expiry", async () => {
+  const T0 = 1_700_000_000_000;
+  let now = T0;
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", now: () => now });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  const expiresAt = T0 + 600_000;
+  const contentType = withExpiry("text/plain", expiresAt);
+  await batch(app, [{ op: "put", key: "a", value: b64("A"), contentType }]);
+  const listed = async (before: number) => {
+    const res = await app.request(`/internal/expired?before=${before}&limit=10`);
+    return ((await res.json()).keys as { k: string }[]).map((e) => e.k);
+  };
+  // The proxy an hour ahead: the node's clock has not passed the expiry yet.
+  assertEquals(await listed(T0 + 3_600_000), []);
+  now = expiresAt;
+  assertEquals(await listed(expiresAt - 1), []); // the node's clock alone does not list it either
+  assertEquals(await listed(T0 + 3_600_000), ["a"]);
   await engine.close();
 });

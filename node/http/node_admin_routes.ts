@@ -37,6 +37,8 @@ export function adminRoutes(app: Hono, ctx: NodeContext, secret?: string): void 
         tombstones: stats.tombstones,
         // A proxy adding this node checks them: smaller than the cluster's, its add would stall.
         limits: { maxKeyBytes: limits.maxKeyBytes, maxValueBytes: limits.maxValueBytes },
+        // Its wall clock: proxies' probes work out its offset from theirs (TTLs depend on it).
+        now: engine.now(),
         ...(ok ? {} : { writes }),
         ...proof,
       }, ok ? 200 : 503);

@@ -21,8 +21,13 @@ async function expectedProof(secret: string, challenge: string): Promise<string>
   return Array.from(new Uint8Array(mac), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-Deno.test("GET /health answers ok with the id, incarnation, epoch, number of keys and limits", async () => {
-  const { app, engine } = await setup();
+Deno.test("GET /health answers ok with the id, incarnation, epoch, number of keys, limits and its clock", async () => {
+  const engine = await openEngine({
+    disk: createFakeDisk(),
+    id: "n1",
+    now: () => 1_700_000_000_000,
+  });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
   await app.request("/kv/a", { method: "PUT", body: "1" });
   assertEquals(await (await app.request("/health")).json(), {
     status: "ok",
@@ -35,6 +40,7 @@ Deno.test("GET /health answers ok with the id, incarnation, epoch, number of key
       maxKeyBytes: DEFAULT_LIMITS.maxKeyBytes,
       maxValueBytes: DEFAULT_LIMITS.maxValueBytes,
     },
+    now: 1_700_000_000_000,
   });
   // A deleted key is no key, but the node remembers its deletion: a join check counts it.
   await app.request("/kv/a", { method: "DELETE" });

@@ -65,7 +65,7 @@ export const START_WAIT_MS = 120_000;
  * new cluster) or like a failed one (and the proxy would exit).
  */
 async function nodesStarted(options: StartupOptions, urls: readonly string[]): Promise<void> {
-  const deadline = Date.now() + (options.startWaitMs ?? START_WAIT_MS);
+  const deadline = performance.now() + (options.startWaitMs ?? START_WAIT_MS);
   const told = new Set<string>();
   for (;;) {
     const flags = await Promise.all(urls.map((url) => options.admin.starting(url)));
@@ -75,7 +75,7 @@ async function nodesStarted(options: StartupOptions, urls: readonly string[]): P
       told.add(url);
       options.onWait?.(`ringkv proxy: waiting for node ${url}: it is still loading its data`);
     }
-    if (Date.now() >= deadline) {
+    if (performance.now() >= deadline) {
       throw new StartupError(
         `Cannot start the proxy: node(s) ${loading.join(", ")} still loading their data after ` +
           `${Math.round((options.startWaitMs ?? START_WAIT_MS) / 1000)} s; start the proxy again ` +

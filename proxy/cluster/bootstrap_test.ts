@@ -14,6 +14,7 @@ import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
 import type { NodeFetch } from "../nodes/node_client.ts";
 import { overRequests } from "../../tests/doubles/node_fetch.ts";
+import { stepWall } from "../../tests/doubles/wall_step.ts";
 import { startingGate } from "../../shared/starting_gate.ts";
 
 function setup() {
@@ -131,6 +132,32 @@ Deno.test("startupMap() waits for nodes still loading their data, then adopts th
   assertEquals([start.source, start.map.epoch], ["nodes", 7]);
   assertEquals(told.length, 3);
   assertMatch(told[0]!, /waiting for node http:\/\/a\.test: it is still loading its data/);
+});
+
+Deno.test("startupMap() waits its whole start wait for loading nodes when the wall clock steps forward meanwhile", async () => {
+  const fake = createFakeMapNodes(["a", "b", "c"]);
+  fake.maps.set("b.test", { ...initialMap(fake.nodes, 3, 16), epoch: 7 });
+  const gated = gatedFetch(fake.fetch, 3);
+  let putBack: (() => void) | undefined;
+  const fetch: NodeFetch = (url, init) => {
+    putBack ??= stepWall(3 * 3_600_000); // NTP steps the clock 3 h forward after the first poll
+    return gated(url, init);
+  };
+  try {
+    const admin = new NodeAdmin({ fetch, timeoutMs: 1000 });
+    const nodes = fake.nodes.map((n) => n.url);
+    const options = {
+      admin,
+      vnodes: 16,
+      store: createMemoryMapStore(),
+      nodes,
+      startWaitMs: 60_000,
+    };
+    const start = await startupMap(options);
+    assertEquals([start.source, start.map.epoch], ["nodes", 7]);
+  } finally {
+    putBack?.();
+  }
 });
 
 Deno.test("startupMap() gives up on nodes that stay loading, saying which", async () => {

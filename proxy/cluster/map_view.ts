@@ -48,8 +48,10 @@ export interface ClusterStateDeps {
   clock?: HybridClock;
   /** How long a map accepted but not pushed is left to its proposer (unpushed_map.ts). */
   unpushedGraceMs?: number;
-  /** The wall clock, for that grace; tests pass their own. */
+  /** The wall clock, for that grace from a ballot; tests pass their own. */
   now?: () => number;
+  /** The monotonic clock, for that grace from when first seen; tests pass their own. */
+  monotonic?: () => number;
 }
 
 /**
@@ -104,7 +106,8 @@ export class ClusterState implements TopologySource {
   private constructor(topology: Topology, private readonly deps: ClusterStateDeps) {
     this.#topology = topology;
     this.#clock = deps.clock ?? new HybridClock(randomProxyId());
-    this.#unpushed = new UnpushedWatch(deps.unpushedGraceMs ?? UNPUSHED_GRACE_MS, deps.now);
+    const grace = deps.unpushedGraceMs ?? UNPUSHED_GRACE_MS;
+    this.#unpushed = new UnpushedWatch(grace, deps.now, deps.monotonic);
   }
 
   /** Opens with `map` as the current map (not stored again). */

@@ -59,14 +59,20 @@ export async function acceptedNext(
   return best;
 }
 
-/** Tells when an accepted map's proposer has had its time to push it. */
+/**
+ * Tells when an accepted map's proposer has had its time to push it: the grace counts from the
+ * ballot on the wall clock (the proposer's and this proxy's), or from when this proxy first saw
+ * it on its monotonic clock, whichever is longer ago; a wall clock stepped back cannot make it
+ * wait longer than the grace after first seen.
+ */
 export class UnpushedWatch {
   #seen: { ballot: string; at: number } | null = null;
 
-  /** `now` is injected so tests can drive the clock. */
+  /** `now` (wall) and `monotonic` are injected so tests can drive the clocks. */
   constructor(
     private readonly graceMs = UNPUSHED_GRACE_MS,
     private readonly now: () => number = Date.now,
+    private readonly monotonic: () => number = performance.now.bind(performance),
   ) {}
 
   /** Whether the map accepted under `ballot` (null: none) is due to be finished here. */
@@ -80,10 +86,10 @@ export class UnpushedWatch {
 
   /** How long, in ms, until the map accepted under `ballot` is due (at most the grace). */
   waitFor(ballot: string): number {
-    const now = this.now();
-    if (this.#seen?.ballot !== ballot) this.#seen = { ballot, at: now };
-    const since = Math.min(parseVersion(ballot).wall, this.#seen.at);
-    return Math.max(0, this.graceMs - (now - since));
+    const at = this.monotonic();
+    if (this.#seen?.ballot !== ballot) this.#seen = { ballot, at };
+    const age = Math.max(this.now() - parseVersion(ballot).wall, at - this.#seen.at);
+    return Math.max(0, this.graceMs - age);
   }
 }
 

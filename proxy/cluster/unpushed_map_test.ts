@@ -4,6 +4,7 @@ import { formatVersion } from "../../shared/version.ts";
 import { ClusterState, type ClusterStateDeps } from "./map_view.ts";
 import { createMemoryMapStore } from "./map_store.ts";
 import { initialMap, planAdd } from "./map_transitions.ts";
+import { UnpushedWatch } from "./unpushed_map.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
 import { createAdminRoutes } from "../http/admin_routes.ts";
@@ -40,11 +41,14 @@ async function freshProxy(
 ) {
   const admin = new NodeAdmin({ fetch: fake.fetch, timeoutMs: 200 });
   const store = createMemoryMapStore(base);
+  // One fake clock for both: the tests move it by hand.
+  const now = deps.now ?? (() => NOW);
   const state = await ClusterState.open(base, {
     store,
     admin,
     sleep: () => Promise.resolve(),
-    now: () => NOW,
+    now,
+    monotonic: now,
     ...deps,
   });
   const rebalancer = new Rebalancer({ state, admin });
@@ -188,4 +192,16 @@ Deno.test("a vote for another cluster's map, or one answered by another node at 
   const impostor = await freshProxy({ ...ours.fake, fetch }, ours.base);
   await impostor.state.poll();
   assertEquals(impostor.state.current().map.epoch, 1);
+});
+
+Deno.test("UnpushedWatch: a wall clock stepped back after a map was first seen delays it at most the grace", () => {
+  let wall = NOW;
+  let mono = 0;
+  const watch = new UnpushedWatch(1000, () => wall, () => mono);
+  const ballot = formatVersion(NOW - 100, 0, "pother");
+  assertEquals(watch.waitFor(ballot), 900);
+  wall -= 3_600_000;
+  assertEquals(watch.waitFor(ballot), 1000);
+  mono += 1000;
+  assertEquals(watch.due(ballot), true);
 });

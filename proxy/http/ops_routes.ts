@@ -38,8 +38,8 @@ export interface OpsDeps extends NodeStatsDeps {
   startedAt?: number;
   /** Process memory, read at scrape time (main.ts passes `Deno.memoryUsage`). */
   memory?: () => { rss: number; heapUsed: number };
-  /** The replicated data path, whose fast-write counters are read at scrape time. */
-  replication?: { replicated: FastWriteSource };
+  /** The replicated data path: its fast-write counters and the nodes' clock offsets, at scrape time. */
+  replication?: { replicated: FastWriteSource; clockOffsetMs?(id: string): number | undefined };
 }
 
 /** The per-node gauges of `/metrics`: `node_up` for every member, the rest for those that answered. */
@@ -140,6 +140,19 @@ async function owners(deps: OpsDeps, key: string) {
   };
 }
 
+/** Each node's clock offset from this proxy's, as its last health probe measured it. */
+export function clockGauge(deps: Pick<OpsDeps, "replication">, nodes: readonly { id: string }[]) {
+  const series = nodes.flatMap((n) => {
+    const ms = deps.replication?.clockOffsetMs?.(n.id);
+    return ms === undefined ? [] : [{ labels: { node: n.id }, value: ms / 1000 }];
+  });
+  return gauge(
+    "ringkv_proxy_node_clock_offset_seconds",
+    "Each node's wall clock minus this proxy's, as its last health probe measured it.",
+    series,
+  );
+}
+
 /** The operability routes as a Hono app. */
 export function createOpsRoutes(deps: OpsDeps): Hono {
   const app = new Hono();
@@ -163,6 +176,7 @@ export function createOpsRoutes(deps: OpsDeps): Hono {
       ...nodeGauges(stats, topo.ring),
       ...processGauges(deps),
       ...(deps.replication ? fastWriteMetrics(deps.replication.replicated) : []),
+      clockGauge(deps, allNodes(topo.map)),
     ]);
     return new Response(text, { headers: { "content-type": PROM_CONTENT_TYPE } });
   });

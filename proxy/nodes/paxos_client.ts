@@ -27,7 +27,10 @@ export interface PaxosClientDeps extends NodeTransport {
   timeoutMs: number;
   /** Told about every call's outcome. */
   report?: (event: HealthEvent) => void;
+  /** The monotonic clock (ms) of the events reported (default `performance.now`). */
   now?: () => number;
+  /** This proxy's wall clock (ms), against which a probe measures a node's (default `Date.now`). */
+  wall?: () => number;
 }
 
 /** A node's vote in phase 1 or 2. */
@@ -96,7 +99,10 @@ export class PaxosClient {
    * returns the incarnation of its data directory, if it said.
    */
   async probe(node: NodeRef): Promise<string | undefined> {
+    const now = this.deps.now ?? performance.now.bind(performance);
+    const [sentWall, sent] = [(this.deps.wall ?? Date.now)(), now()];
     const { status, text } = await this.#send(node, "GET", "/health", {});
+    const midpoint = sentWall + (now() - sent) / 2;
     let body: unknown = null;
     try {
       body = JSON.parse(text);
@@ -105,11 +111,14 @@ export class PaxosClient {
     }
     const writes = status === 503 ? writeTrouble(body) : undefined;
     if (status !== 200 && writes === undefined) return undefined;
-    const now = this.deps.now ?? Date.now;
+    const nodeNow = (body as { now?: unknown } | null)?.now;
     this.deps.report?.({
       kind: "answered",
       node: node.id,
       at: now(),
+      ...(typeof nodeNow === "number" && Number.isFinite(nodeNow)
+        ? { clockOffsetMs: Math.round(nodeNow - midpoint) }
+        : {}),
       avoidWrites: writes
         ? {
           stalled: writes.state === "stalled",
@@ -158,7 +167,7 @@ export class PaxosClient {
     headers: Record<string, string>,
     body?: string,
   ): Promise<NodeAnswer> {
-    const now = this.deps.now ?? Date.now;
+    const now = this.deps.now ?? performance.now.bind(performance);
     const { timeoutMs } = this.deps;
     const url = node.url + path;
     try {

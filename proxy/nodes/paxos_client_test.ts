@@ -1,6 +1,7 @@
 import { assertEquals, assertRejects } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
 import { PaxosClient } from "./paxos_client.ts";
+import type { HealthEvent } from "../replication/failure_detector.ts";
 
 const NODE = { id: "n1", url: "http://n1.test" };
 const GOOD = { k: "a", v: "dg==", t: "text/plain", ver: "01a24bc5c827-0000-n1", h: 7 };
@@ -59,4 +60,23 @@ Deno.test("PaxosClient.read() with a value budget takes an answer that stops ear
     const err = await assertRejects(() => read, RingkvError, "expected 3 results");
     assertEquals(err.code, "bad_gateway", JSON.stringify([body, budget]));
   }
+});
+
+Deno.test("PaxosClient.probe() reports the node's clock offset from this proxy's at the call's midpoint", async () => {
+  const events: HealthEvent[] = [];
+  let mono = 0;
+  const fetch = () => {
+    mono += 40; // a call of 40 ms: the node read its clock 20 ms after it was sent
+    return Promise.resolve(Response.json({ status: "ok", now: 1_700_000_000_520 }));
+  };
+  const client = new PaxosClient({
+    fetch,
+    timeoutMs: 1000,
+    report: (e) => events.push(e),
+    now: () => mono,
+    wall: () => 1_700_000_000_000,
+  });
+  await client.probe(NODE);
+  const probe = events.find((e) => e.kind === "answered" && e.clockOffsetMs !== undefined);
+  assertEquals(probe?.kind === "answered" ? probe.clockOffsetMs : undefined, 500);
 });

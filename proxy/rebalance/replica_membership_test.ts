@@ -130,7 +130,7 @@ Deno.test("anti-entropy brings a replica that missed writes level, tombstones in
     const versions = await writeAll(c, "new");
     c.down.delete("n3");
     c.replication.hints.forget("n3");
-    await c.replication.probeOnce(c.state, Date.now() + 60_000); // the detector sees n3 up
+    await c.replication.probeOnce(c.state, performance.now() + 60_000); // the detector sees n3 up
     const lagging = KEYS.filter((k) => c.engines.get("n3")!.peek(k)?.version !== versions.get(k));
     assertEquals(lagging.length, KEYS.length);
     const report = await c.replication.antiEntropy.sweep(c.state.current());

@@ -109,7 +109,7 @@ Deno.test("a node known to be down is not called again until a probe finds it up
     const before = c.calls.filter((x) => x.node === "n3").length;
     for (let i = 0; i < 5; i++) assertEquals((await put(c, `j${i}`, "v")).status, 201);
     assertEquals(c.calls.filter((x) => x.node === "n3").length, before);
-    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    await replication.probeOnce(c.topology, performance.now() + 60_000);
     assert(replication.detector.isUp("n3"));
     // The hints of the writes it missed were replayed.
     assertEquals(replication.hints.count("n3"), 0);
@@ -191,7 +191,7 @@ Deno.test("a replica whose disk is full turns read-only in the probe and GET /cl
       c.calls.filter((x) => x.node === "n2" && x.path === "/internal/accept").length;
     const acceptsBefore = accepts();
     assert(replication.hints.count("n2") > 0);
-    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    await replication.probeOnce(c.topology, performance.now() + 60_000);
     // Its hints wait: a read-only node would refuse them.
     assertEquals(accepts(), acceptsBefore);
     const seen = replication.healthOf("n2") as ObservedHealth;
@@ -209,7 +209,7 @@ Deno.test("a replica whose disk is full turns read-only in the probe and GET /cl
       "n2 takes writes again",
       () => c.nodes.get("n2")!.engine.writeHealth().state === "writable",
     );
-    await replication.probeOnce(c.topology, Date.now() + 120_000);
+    await replication.probeOnce(c.topology, performance.now() + 120_000);
     assertEquals(replication.healthOf("n2").state, "up");
     assertEquals(replication.hints.count("n2"), 0);
     for (let i = 0; i < 5; i++) assert(await c.nodes.get("n2")!.engine.get(`f${i}`));
@@ -252,7 +252,7 @@ Deno.test("after a replica restarts (its promises raised to a floor), quorum rea
     });
     c.down.delete("n1");
     paused.add("n3");
-    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    await replication.probeOnce(c.topology, performance.now() + 60_000);
     assertEquals([replication.detector.isUp("n1"), replication.detector.isUp("n3")], [true, false]);
     const before = c.calls.filter((x) => x.node === "n3").length;
     const readsBefore = c.calls.filter((x) => x.path === "/internal/read").length;
@@ -394,7 +394,7 @@ Deno.test("a replica whose log fsync stalls shows stalled in the probe and GET /
     hold();
     stuck = engine.write([{ op: "put", key: "stuck", value: new Uint8Array(1), contentType: "" }]);
     await until("n2 reports the stall", () => engine.writeHealth().state === "stalled");
-    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    await replication.probeOnce(c.topology, performance.now() + 60_000);
     const seen = replication.healthOf("n2") as ObservedHealth;
     assertEquals(seen.state, "stalled");
     assert(seen.writesAvoided?.startsWith("stalled: "), seen.writesAvoided);
@@ -406,7 +406,7 @@ Deno.test("a replica whose log fsync stalls shows stalled in the probe and GET /
     const accepts = () =>
       c.calls.filter((x) => x.node === "n2" && x.path === "/internal/accept").length;
     const acceptsBefore = accepts();
-    await replication.probeOnce(c.topology, Date.now() + 120_000);
+    await replication.probeOnce(c.topology, performance.now() + 120_000);
     assertEquals(accepts(), acceptsBefore, "hints were replayed onto a stalled node");
     release();
     await stuck;
@@ -414,7 +414,7 @@ Deno.test("a replica whose log fsync stalls shows stalled in the probe and GET /
       "n2 is writable once the disk moves",
       () => engine.writeHealth().state === "writable",
     );
-    await replication.probeOnce(c.topology, Date.now() + 180_000);
+    await replication.probeOnce(c.topology, performance.now() + 180_000);
     assertEquals(replication.healthOf("n2").state, "up");
     assertEquals(replication.hints.count("n2"), 0);
     for (let i = 0; i < 5; i++) assert(await engine.get(`s${i}`), `s${i} reached n2`);
@@ -432,7 +432,7 @@ Deno.test("a hint replay or an anti-entropy sync of a key ends its one-round-tri
     const etag = (await put(c, "k", "v1")).headers.get("etag")!.slice(1, -1);
     assert(replication.replicated.remembers("k"));
     replication.hints.add("n2", { k: "k", v: btoa("v1"), ver: etag, h: await hashKey("k") });
-    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    await replication.probeOnce(c.topology, performance.now() + 60_000);
     assertEquals(replication.hints.count("n2"), 0);
     assert(!replication.replicated.remembers("k"), "hint replay");
     assertEquals((await put(c, "j", "v1")).status, 201);
@@ -457,7 +457,7 @@ Deno.test("a node's health is forgotten when it comes back under another URL or 
   const { c, replication } = await startReplicated();
   try {
     c.down.add("n3");
-    await replication.probeOnce(c.topology, Date.now() + 60_000);
+    await replication.probeOnce(c.topology, performance.now() + 60_000);
     const before = replication.healthOf("n3") as ObservedHealth;
     assertEquals(before.state, "down");
     assert(before.lastError?.includes(infos[2]!.url), before.lastError);
@@ -469,7 +469,7 @@ Deno.test("a node's health is forgotten when it comes back under another URL or 
     });
     const elsewhere = over(moved);
     // Probed at once at its new address (due again), which this test's fetch cannot reach.
-    await replication.probeOnce(elsewhere, Date.now() + 60_000);
+    await replication.probeOnce(elsewhere, performance.now() + 60_000);
     const after = replication.healthOf("n3") as ObservedHealth;
     assert(!after.lastError?.includes(infos[2]!.url), after.lastError);
     await replication.probeOnce(over(infos.slice(0, 2)), Date.now() + 60_000);

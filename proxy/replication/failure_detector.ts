@@ -8,6 +8,9 @@
  * probe says it refuses writes (its disk failed) is `read-only`: it still counts for
  * reads, and goes after the `up` nodes.
  *
+ * Its times are on a monotonic clock (`performance.now()`), never the wall clock: a wall clock
+ * stepped back an hour would hold every probe (and a down node's return) for that hour.
+ *
  * @module
  * @example
  * ```ts
@@ -30,6 +33,8 @@ export type HealthEvent =
      * they stall on its disk), or false when nothing is wrong with them (absent: unknown).
      */
     avoidWrites?: { stalled: boolean; why: string } | false;
+    /** From a probe: the node's wall clock minus this proxy's at the call's midpoint (ms). */
+    clockOffsetMs?: number;
   }
   | { kind: "failed"; node: string; at: number; error?: string }
   | { kind: "forget"; node: string };
@@ -37,13 +42,15 @@ export type HealthEvent =
 /** One node's health as the proxy sees it. */
 export interface ObservedHealth {
   state: "up" | "down" | "read-only" | "stalled";
-  /** When it last answered or failed (ms). */
+  /** When its state last changed (ms, on the detector's monotonic clock). */
   since: number;
   lastError?: string;
   /** Consecutive failures. */
   failures: number;
   /** Why writes go to other replicas first (refused or stalled), when its last probe said so. */
   writesAvoided?: string;
+  /** Its wall clock minus this proxy's (ms), as its last probe that said it measured. */
+  clockOffsetMs?: number;
 }
 
 interface Tracked extends ObservedHealth {
@@ -76,6 +83,7 @@ export class FailureDetector {
       if (avoid === false) delete node.writesAvoided;
       else if (avoid !== undefined) node.writesAvoided = avoid.why;
       if (avoid !== undefined) node.stalled = avoid !== false && avoid.stalled;
+      if (event.clockOffsetMs !== undefined) node.clockOffsetMs = event.clockOffsetMs;
       const state = node.writesAvoided === undefined
         ? "up"
         : node.stalled
@@ -122,13 +130,14 @@ export class FailureDetector {
   health(id: string): ObservedHealth | undefined {
     const node = this.#nodes.get(id);
     if (node === undefined) return undefined;
-    const { state, since, failures, lastError, writesAvoided } = node;
+    const { state, since, failures, lastError, writesAvoided, clockOffsetMs } = node;
     return {
       state,
       since,
       failures,
       ...(lastError === undefined ? {} : { lastError }),
       ...(writesAvoided === undefined ? {} : { writesAvoided }),
+      ...(clockOffsetMs === undefined ? {} : { clockOffsetMs }),
     };
   }
 

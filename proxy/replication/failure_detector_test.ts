@@ -1,5 +1,15 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
+import { render } from "../../shared/prom.ts";
+import { clockGauge } from "../http/ops_routes.ts";
+import {
+  FakeTopology,
+  nodeInfos,
+  stableMap,
+  topologyOf,
+} from "../../tests/doubles/test_cluster.ts";
+import { withWallStep } from "../../tests/doubles/wall_step.ts";
 import { FailureDetector } from "./failure_detector.ts";
+import { CLOCK_WARN_MS, createReplication } from "./wiring.ts";
 
 Deno.test("FailureDetector: a probe that says the node refuses writes makes it read-only until a probe says it takes them", () => {
   const fd = new FailureDetector({ probeMs: 500 });
@@ -62,4 +72,55 @@ Deno.test("FailureDetector: a probe that says writes stall makes the node stalle
   assertEquals(fd.order(nodes).map((n) => n.id), ["u", "s", "d"]);
   fd.step({ kind: "answered", node: "s", at: 10, avoidWrites: false });
   assertEquals([fd.health("s")?.state, fd.writesFirst("s")], ["up", true]);
+});
+
+for (const stepMs of [-3_600_000, 3 * 3_600_000]) {
+  Deno.test(`Replication.probeOnce(): a wall clock stepped by ${stepMs / 3_600_000} h and back does not hold the probes`, async () => {
+    let up = false;
+    const probes: string[] = [];
+    const fetch = (url: string) => {
+      probes.push(url);
+      return up
+        ? Promise.resolve(Response.json({ status: "ok" }))
+        : Promise.reject(new TypeError(`error sending request for url (${url}): refused`));
+    };
+    const replication = createReplication({ fetch, timeoutMs: 1000, probeMs: 20 });
+    const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
+    const probeLater = async () => {
+      await new Promise((r) => setTimeout(r, 40)); // two probe intervals
+      await replication.probeOnce(topology);
+    };
+    await replication.probeOnce(topology);
+    assertEquals([probes.length, replication.detector.isUp("n1")], [1, false]);
+    up = true; // the node is back: the next probe finds it
+    await withWallStep(stepMs, probeLater);
+    assertEquals([probes.length, replication.detector.isUp("n1")], [2, true]);
+    await probeLater(); // the wall clock put back
+    assertEquals(probes.length, 3);
+  });
+}
+
+Deno.test("Replication: a node whose clock is more than 1 s off is warned about once, shown in /metrics, and told when back", async () => {
+  let offsetMs = 5000;
+  const fetch = () => Promise.resolve(Response.json({ status: "ok", now: Date.now() + offsetMs }));
+  const logged: Record<string, unknown>[] = [];
+  const replication = createReplication({
+    fetch,
+    timeoutMs: 1000,
+    probeMs: 20,
+    log: (o) => logged.push(o),
+  });
+  const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
+  await replication.probeOnce(topology, 0);
+  await replication.probeOnce(topology, 1000);
+  const measured = replication.clockOffsetMs("n1") ?? NaN;
+  assert(Math.abs(measured - 5000) < 200, `offset ${measured}`);
+  assertEquals(logged.map((o) => [o.level, o.node, o.boundMs]), [["warn", "n1", CLOCK_WARN_MS]]);
+  const text = render([clockGauge({ replication }, [{ id: "n1" }, { id: "n2" }])]);
+  const sample = text.match(/^ringkv_proxy_node_clock_offset_seconds\{node="n1"\} (\S+)$/m);
+  assert(sample !== null && Math.abs(Number(sample[1]) - 5) < 0.2, text);
+  assert(!text.includes('node="n2"'), "no sample for a node never probed");
+  offsetMs = 0;
+  await replication.probeOnce(topology, 2000);
+  assertEquals(logged.map((o) => o.level), ["warn", "info"]);
 });

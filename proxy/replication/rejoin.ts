@@ -51,6 +51,7 @@ export interface RejoinDeps {
   log?: (obj: Record<string, unknown>) => void;
   /** Wait after a failed attempt before the next one, in ms (default 1000). */
   retryMs?: number;
+  /** A monotonic clock (ms) for that wait (default `performance.now`): a wall step cannot stretch it. */
   now?: () => number;
 }
 
@@ -72,7 +73,7 @@ export class Rejoin {
    * probe loop starts it and nobody awaits it).
    */
   start(id: string, incarnation: string): Promise<boolean> {
-    const now = (this.deps.now ?? Date.now)();
+    const now = this.#now();
     const running = this.#running.get(id);
     if (running !== undefined) return running;
     if (now < (this.#notBefore.get(id) ?? 0)) return Promise.resolve(false);
@@ -81,6 +82,10 @@ export class Rejoin {
       .finally(() => this.#running.delete(id));
     this.#running.set(id, attempt);
     return attempt;
+  }
+
+  #now(): number {
+    return this.deps.now ? this.deps.now() : performance.now();
   }
 
   /** Records why an attempt ended early; the next one waits `retryMs`. */
@@ -94,7 +99,7 @@ export class Rejoin {
       const stack = err instanceof Error ? err.stack : undefined;
       this.deps.log?.({ level: "error", msg: "rejoin failed", node: id, error: message, stack });
     }
-    this.#notBefore.set(id, (this.deps.now ?? Date.now)() + (this.deps.retryMs ?? 1000));
+    this.#notBefore.set(id, this.#now() + (this.deps.retryMs ?? 1000));
     return false;
   }
 

@@ -12,6 +12,7 @@ import { hashKey } from "../../shared/ring.ts";
 import { formatVersion } from "../../shared/version.ts";
 import type { NodeFetch } from "../nodes/node_client.ts";
 import { overRequests } from "../../tests/doubles/node_fetch.ts";
+import { withWallStep } from "../../tests/doubles/wall_step.ts";
 import {
   nodeInfos,
   startCluster,
@@ -567,3 +568,26 @@ async function healthsOf(admin: NodeAdmin, map: ClusterMap) {
     ),
   );
 }
+
+Deno.test("Rejoin: a wall clock stepped back an hour does not stretch the wait after a failed attempt", async () => {
+  let attempts = 0;
+  const writer: MapWriter = {
+    current() {
+      attempts++;
+      throw new RingkvError("unavailable", "Cannot read the cluster map: the test refuses");
+    },
+    propose: () => Promise.resolve(false),
+    push: () => Promise.resolve({ failed: [], superseded: false }),
+  };
+  const admin = new NodeAdmin({
+    fetch: () => Promise.reject(new TypeError("refused")),
+    timeoutMs: 100,
+  });
+  const rejoin = new Rejoin({ admin, maps: writer, retryMs: 20 });
+  assertEquals([await rejoin.start("n3", "fresh"), attempts], [false, 1]);
+  assertEquals([await rejoin.start("n3", "fresh"), attempts], [false, 1], "within the wait");
+  await withWallStep(-3_600_000, async () => {
+    await new Promise((r) => setTimeout(r, 40));
+    assertEquals([await rejoin.start("n3", "fresh"), attempts], [false, 2]);
+  });
+});

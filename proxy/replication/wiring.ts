@@ -53,6 +53,9 @@ export interface ReplicationOptions {
 
 const REPLAY_CHUNK = 200;
 
+/** A node's clock offset past which the proxy warns (etcd: "clock difference against peer"). */
+export const CLOCK_WARN_MS = 1000;
+
 /** The replication parts of one proxy. */
 export class Replication {
   readonly detector: FailureDetector;
@@ -67,6 +70,8 @@ export class Replication {
   readonly #seen = new Map<string, Seen>();
   /** The URL each node had at the last probe round: its health is of that address. */
   readonly #probedUrls = new Map<string, string>();
+  /** Nodes whose clock offset is past {@link CLOCK_WARN_MS} (warned once, until back within). */
+  readonly #clockWarned = new Set<string>();
   #topology: TopologySource | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
@@ -125,6 +130,30 @@ export class Replication {
     }
   }
 
+  /** The node's wall clock minus this proxy's (ms), as its last probe measured; for /metrics. */
+  clockOffsetMs(id: string): number | undefined {
+    return this.detector.health(id)?.clockOffsetMs;
+  }
+
+  /** Warns once when a node's clock is more than {@link CLOCK_WARN_MS} from this proxy's. */
+  #watchClock(id: string): void {
+    const offsetMs = this.clockOffsetMs(id);
+    if (offsetMs === undefined) return;
+    const far = Math.abs(offsetMs) > CLOCK_WARN_MS;
+    if (far === this.#clockWarned.has(id)) return;
+    if (far) this.#clockWarned.add(id);
+    else this.#clockWarned.delete(id);
+    this.options.log?.({
+      level: far ? "warn" : "info",
+      msg: far
+        ? "clock difference against node is too high: TTLs expire by clocks (docs/api.md)"
+        : "clock difference against node is back within bounds",
+      node: id,
+      offsetMs,
+      boundMs: CLOCK_WARN_MS,
+    });
+  }
+
   /**
    * Logs the failure of a timer's run that nobody awaits: rethrown, it would end the
    * process (and its hints); the next run tries again.
@@ -144,8 +173,11 @@ export class Replication {
     void this.antiEntropy.stop();
   }
 
-  /** Probes the nodes that are due now, then replays hints to the nodes that are up. */
-  async probeOnce(topology: TopologySource, now = Date.now()): Promise<void> {
+  /**
+   * Probes the nodes that are due at `now` (monotonic ms, as the detector's events), then
+   * replays hints to the nodes that are up.
+   */
+  async probeOnce(topology: TopologySource, now = performance.now()): Promise<void> {
     const topo = topology.current();
     const nodes = new Map<string, NodeRef>();
     for (const n of [...topo.map.nodes, ...(topo.map.rebalancing?.next ?? [])]) {
@@ -162,6 +194,7 @@ export class Replication {
       const recorded = nodes.get(id)!.incarnation;
       if (incarnation !== undefined) this.#seen.set(id, { incarnation, recorded });
     }));
+    for (const id of due) this.#watchClock(id);
     this.#rejoinMoved(topology.current().map.nodes);
     await Promise.allSettled(
       // A read-only node would refuse them (its disk failed): they wait until it takes writes.
@@ -197,8 +230,12 @@ export class Replication {
     const recovering = seen !== undefined && recorded !== undefined && seen !== recorded;
     const why = recovering ? this.rejoin?.lastError.get(id) : undefined;
     const lost = this.rejoin?.lostData.get(id);
+    const health = this.detector.health(id);
     return {
-      ...(this.detector.health(id) ?? { state: "unknown" as const }),
+      // `since` is shown: on the wall clock, as long ago as the detector's monotonic clock says.
+      ...(health === undefined
+        ? { state: "unknown" as const }
+        : { ...health, since: Math.round(Date.now() - (performance.now() - health.since)) }),
       hints: this.hints.count(id),
       ...(last === undefined ? {} : { incarnation: last }),
       recovering,

@@ -3,8 +3,10 @@
  * path (the router: CASPaxos with replicas, the owner's batch without), so every replica,
  * a rebalancing and a restart agree that the key is gone and its value's memory and disk
  * are reclaimed. Reads hide an expired key before this runs (proxy/http/expiry_view.ts);
- * the reaper makes it final. Each delete is conditional (`expire` + `ifMatch`): a key
- * written again meanwhile is left alone.
+ * the reaper makes it final. A node lists a key only once it expired on this proxy's clock and
+ * on the node's own, so one clock ahead cannot make keys gone early (docs/api.md, "Expiring
+ * keys"). Each delete is conditional (`expire` + `ifMatch`): a key written again meanwhile is
+ * left alone.
  *
  * @module
  */

@@ -199,10 +199,10 @@ class NodeBuffer {
    */
   async awaitVersions(boot: string, upTo: number, keys: readonly string[], ms: number) {
     const found = new Map<string, string | null>();
-    const deadline = Date.now() + ms;
+    const deadline = performance.now() + ms;
     let left = [...keys];
     for (let i = 0; i < 100 && left.length > 0; i++) {
-      const wait = deadline - Date.now();
+      const wait = deadline - performance.now();
       if (wait <= 0 || !this.running || this.failed || boot !== this.boot) break;
       this.demanded = true;
       await this.#wait("", wait);

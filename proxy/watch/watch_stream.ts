@@ -306,10 +306,10 @@ class Answers {
   async next(stepMs: number): Promise<Polled[]> {
     if (this.#ready.length === 0) await this.#until(undefined);
     if (this.#ready.length > 0 && this.#pending > 0 && stepMs > 0) {
-      const deadline = Date.now() + stepMs;
+      const deadline = performance.now() + stepMs;
       // Bounded by the calls pending: each arrival wakes it once.
       while (this.#pending > 0 && this.#failed === undefined && !this.signal.aborted) {
-        const left = deadline - Date.now();
+        const left = deadline - performance.now();
         if (left <= 0 || !(await this.#until(left))) break;
       }
     }
