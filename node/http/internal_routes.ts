@@ -36,7 +36,9 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   route(app, "/internal/ingest", {
     POST: async (c) => {
       const entries = await readNdjson(c, ctx);
-      return c.json(await engine.ingest(entries, epochFence(ctx, c.req.raw)));
+      // Asked as each entry is applied: an entry below the acceptor's absent-key floor keeps it.
+      const admit = (e: WireEntry) => ctx.paxos.acceptor?.admitIngest(e) ?? true;
+      return c.json(await engine.ingest(entries, epochFence(ctx, c.req.raw), admit));
     },
   });
   route(app, "/internal/scan", { GET: (c) => scan(c, ctx) });

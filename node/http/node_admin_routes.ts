@@ -46,7 +46,17 @@ export function adminRoutes(app: Hono, ctx: NodeContext, secret?: string): void 
   });
   route(app, "/metrics", {
     GET: (c) => {
-      const text = metricsText(engine.id, engine.stats(), ctx.counters, engine.writeHealth());
+      const promises = {
+        open: ctx.paxos.acceptor?.openPromises ?? 0,
+        folded: ctx.paxos.acceptor?.foldedPromises ?? 0,
+      };
+      const text = metricsText(
+        engine.id,
+        engine.stats(),
+        ctx.counters,
+        engine.writeHealth(),
+        promises,
+      );
       return c.text(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     },
   });

@@ -53,6 +53,8 @@ export interface NodeAppDeps {
   counters?: RequestCounters;
   /** Durable promise watermark of the replication acceptor (in memory when absent). */
   floorStore?: FloorStore;
+  /** How long the acceptor keeps a promise on a key without an entry (tests; 60 s). */
+  promiseAgeMs?: number;
 }
 
 /** The node's app: one Hono app, whose `fetch` is what node/main.ts serves. */
@@ -70,6 +72,7 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
     limits: deps.limits,
     cluster,
     mapVotes: new MapAcceptor(votes, () => cluster.get()),
+    paxos: {},
     counters: deps.counters ?? new RequestCounters(),
     log: deps.log ?? (() => {}),
     bodyTimers: new SlotTimers(deps.limits.bodyTimeoutMs),
@@ -79,7 +82,7 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
   app.use("*", frameMiddleware(ctx, secret));
   kvRoutes(app, ctx);
   internalRoutes(app, ctx);
-  paxosRoutes(app, ctx, deps.floorStore);
+  paxosRoutes(app, ctx, deps.floorStore, deps.promiseAgeMs);
   digestRoutes(app, ctx);
   adminRoutes(app, ctx, secret?.text);
   app.notFound((c) => {

@@ -10,6 +10,7 @@ import type { Limits } from "../../shared/limits.ts";
 import { pathStart } from "../../shared/url_path.ts";
 import type { NodeMap } from "../node_map.ts";
 import type { MapAcceptor } from "../paxos/map_acceptor.ts";
+import type { Acceptor } from "../paxos/acceptor.ts";
 import type { NodeEngine } from "../engine/engine.ts";
 import type { SlotTimers } from "../../shared/slot_timers.ts";
 import type { RequestCounters } from "./node_metrics.ts";
@@ -21,6 +22,8 @@ export interface NodeContext {
   cluster: NodeMap;
   /** This node's vote on the next cluster map. */
   mapVotes: MapAcceptor;
+  /** The CASPaxos acceptor, once a round opened it (paxos_routes.ts): ingest and /metrics ask it. */
+  paxos: { acceptor?: Acceptor };
   counters: RequestCounters;
   log: (obj: Record<string, unknown>) => void;
   /** Body deadlines at `limits.bodyTimeoutMs`, one timer per slot for every route's body. */

@@ -1,7 +1,7 @@
 /**
  * The node's Prometheus metrics: request counts and latency by route and status (kept per
- * app, never per process), fsync latency (node/storage/timed_disk.ts feeds it) and the engine's
- * sizes (keys, value bytes, log and snapshot bytes).
+ * app, never per process), fsync latency (node/storage/timed_disk.ts feeds it), the engine's
+ * sizes (keys, value bytes, log and snapshot bytes) and the CASPaxos acceptor's promises.
  *
  * @module
  */
@@ -75,6 +75,7 @@ export function metricsText(
   stats: EngineStats,
   counters: RequestCounters,
   writes: WriteHealth,
+  promises: { open: number; folded: number } = { open: 0, folded: 0 },
 ): string {
   const g = (name: string, help: string, value: number) =>
     gauge(`ringkv_node_${name}`, help, [{ labels: { node: id }, value }]);
@@ -95,6 +96,22 @@ export function metricsText(
       "How long the oldest write waiting on the log (append + fsync), acceptor.json, cluster.json or map_vote.json has waited; 0: none waits.",
       stats.diskWaitMs / 1000,
     ),
+    g(
+      "open_promises",
+      "CASPaxos promises kept one by one: at most one per stored key, plus those on keys without an entry given in the last 1-2 minutes.",
+      promises.open,
+    ),
+    foldedCounter(id, promises.folded),
     ...counters.metrics(),
   ]);
+}
+
+function foldedCounter(id: string, folded: number): Counter {
+  const c = new Counter(
+    "ringkv_node_promises_folded_total",
+    "Promises on keys without an entry folded into the acceptor's absent-key floor after a minute.",
+    ["node"],
+  );
+  c.inc({ node: id }, folded);
+  return c;
 }

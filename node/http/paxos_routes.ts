@@ -20,7 +20,12 @@ import { epochFence } from "./epoch_fence.ts";
 import { heldToWire, parseWireEntry } from "./wire_entries.ts";
 
 /** Registers the replication routes; the acceptor opens on first use. */
-export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): void {
+export function paxosRoutes(
+  app: Hono,
+  ctx: NodeContext,
+  floor?: FloorStore,
+  promiseAgeMs?: number,
+): void {
   const store = floor ?? memoryFloorStore();
   // A save that stalls holds every prepare above the watermark: /health times it too.
   const timed: FloorStore = {
@@ -30,7 +35,10 @@ export function paxosRoutes(app: Hono, ctx: NodeContext, floor?: FloorStore): vo
   };
   let opening: Promise<Acceptor> | undefined;
   const acceptor = () =>
-    opening ??= Acceptor.open(ctx.engine, timed, { log: ctx.log }).catch((err) => {
+    opening ??= Acceptor.open(ctx.engine, timed, { log: ctx.log, promiseAgeMs }).then((a) => {
+      ctx.paxos.acceptor = a;
+      return a;
+    }, (err) => {
       // A failed load (EIO on acceptor.json) is not kept: the next round reads the file again.
       opening = undefined;
       throw err;

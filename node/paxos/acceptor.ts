@@ -16,6 +16,25 @@
  * promise is forgotten only once an entry that covers it is durable: the engine's repair
  * rolls back a log round that failed, and the promise must outlive that.
  *
+ * Promises on keys without an entry here ("absent": a DELETE of a missing key, a failed
+ * If-None-Match... leave one and nothing ever spends it) are bounded (node/paxos/
+ * promise_table.ts): one kept for {@link PROMISE_AGE_MS} is folded into the absent-key floor,
+ * the highest ballot folded, which is from then on every absent key's promise. Why that is safe
+ * (a node may promise more than it did, never less): a folded promise p on key k is replaced by
+ * the floor F >= p, which only grows, so k's bar never drops while k stays absent. A key leaves
+ * "absent" in two ways. By an accept here: it passed the bar, so its version is at least F. By
+ * a versioned ingest (anti-entropy, a range copy, a rejoin; it ignores promises): in the same
+ * turn as the ingest applies the entry, F becomes k's own promise when the entry is below it
+ * ({@link Acceptor.admitIngest}), so the bar stays. Promises on keys with an entry are kept as
+ * before: at most one per stored key, and folding them into a floor would refuse every hint
+ * replay, read write-back and one-round-trip write (ballot = old version + "0") below it. The
+ * floor is not saved: every promise folded into it is below the durable watermark, which is
+ * every key's promise after a restart. Refusals name the floor; the proposer moves its clock
+ * past it and retries. Fresh ballots are above it (it holds ballots promised a minute ago), so
+ * only a stale proposal, or a hint or write-back of an entry older than the floor to a node that
+ * lacks the key, is refused: a read then runs a full round, a hint is dropped and anti-entropy's
+ * ingest brings the key level.
+ *
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
@@ -23,6 +42,9 @@ import { formatVersion, parseVersion, type Version } from "../../shared/version.
 import type { WireEntry } from "../../shared/wire.ts";
 import type { Fence, NodeEngine } from "../engine/engine.ts";
 import type { Stored } from "../engine/packed.ts";
+import { PROMISE_AGE_MS, PromiseTable } from "./promise_table.ts";
+
+export { PROMISE_AGE_MS };
 
 /** How far ahead of a promise the durable watermark is moved. */
 export const FLOOR_LEAD_MS = 1000;
@@ -64,7 +86,7 @@ const OK: Vote = { ok: true };
 
 /** Per-key promises over a node engine. */
 export class Acceptor {
-  readonly #promised = new Map<string, Version>();
+  readonly #promised: PromiseTable;
   #durable: Version | undefined;
   #saving: Promise<void> | null = null;
 
@@ -73,8 +95,10 @@ export class Acceptor {
     private readonly store: FloorStore,
     /** Every key's promise after a restart. */
     private readonly bootFloor: Version | undefined,
+    promiseAgeMs: number,
   ) {
     this.#durable = bootFloor;
+    this.#promised = new PromiseTable((key) => engine.peekVersion(key) !== undefined, promiseAgeMs);
   }
 
   /**
@@ -84,7 +108,12 @@ export class Acceptor {
   static async open(
     engine: NodeEngine,
     store: FloorStore,
-    options: { now?: () => number; log?: (obj: Record<string, unknown>) => void } = {},
+    options: {
+      now?: () => number;
+      log?: (obj: Record<string, unknown>) => void;
+      /** How long a promise on a key without an entry is kept ({@link PROMISE_AGE_MS}). */
+      promiseAgeMs?: number;
+    } = {},
   ): Promise<Acceptor> {
     const born = formatVersion(engine.createdAt, 0, "0");
     let floor: Version | null;
@@ -110,18 +139,39 @@ export class Acceptor {
           "as promises made before it was lost may reach that far",
       });
     }
-    return new Acceptor(engine, store, max(floor ?? undefined, born));
+    const age = options.promiseAgeMs ?? PROMISE_AGE_MS;
+    return new Acceptor(engine, store, max(floor ?? undefined, born), age);
   }
 
-  /** Keys with a promise above their entry (for metrics and tests). */
+  /** Keys with a promise of their own above their entry (for metrics and tests). */
   get openPromises(): number {
     return this.#promised.size;
   }
 
-  /** The ballot a new proposal on `key` must exceed: max(promise, restart floor, version). */
-  #bar(key: string, version: Version | undefined): Version | undefined {
-    return max(max(this.#promised.get(key), this.bootFloor), version);
+  /** Promises on keys without an entry folded into the absent-key floor so far. */
+  get foldedPromises(): number {
+    return this.#promised.folded;
   }
+
+  /**
+   * The ballot a new proposal on `key` must exceed: max(promise, restart floor, version); a key
+   * without an entry is promised the absent-key floor at least.
+   */
+  #bar(key: string, version: Version | undefined): Version | undefined {
+    return max(max(this.#promised.of(key, version !== undefined), this.bootFloor), version);
+  }
+
+  /**
+   * The `admit` of a versioned ingest that bypasses the acceptor (node/http/internal_routes.ts):
+   * admits every entry, and keeps the absent-key floor as the key's own promise when the entry
+   * lands below it on a key without one (asked in the same turn as the entry is applied).
+   */
+  readonly admitIngest = (entry: WireEntry): boolean => {
+    if (this.engine.peekVersion(entry.k) === undefined) {
+      this.#promised.keepFloor(entry.k, entry.ver);
+    }
+    return true;
+  };
 
   /**
    * Phase 1: promises `ballot` for `key` unless a ballot at least as high was promised
@@ -130,6 +180,7 @@ export class Acceptor {
   async prepare(key: string, ballot: Version): Promise<Vote & { entry: Stored | undefined }> {
     // Decide on the entry as it is now (no await between the check and the promise),
     // then answer once that entry is durable.
+    this.#promised.tick();
     const entry = this.engine.peekHeld(key);
     const bar = this.#bar(key, entry?.version);
     if (bar !== undefined && ballot <= bar) {
@@ -140,7 +191,7 @@ export class Acceptor {
     // rolls it back while the watermark is saved, nothing is pending any more afterwards.
     const settling = this.engine.settled(key);
     settling?.catch(() => {}); // awaited below; a failure before then is not unhandled
-    this.#promised.set(key, ballot);
+    this.#promised.promise(key, ballot);
     await this.#cover(ballot);
     if (settling !== undefined) await settling;
     return { ok: true, entry };
@@ -238,8 +289,7 @@ export class Acceptor {
 
   /** Forgets `entry.k`'s promise when the durable `entry` covers it (a higher one stays). */
   #spend(entry: WireEntry): void {
-    const promised = this.#promised.get(entry.k);
-    if (promised !== undefined && promised <= entry.ver) this.#promised.delete(entry.k);
+    this.#promised.spend(entry.k, entry.ver);
   }
 
   /** Resolves once `key`'s entry as it is now is durable. */

@@ -76,6 +76,11 @@ export function nodeGauges(stats: readonly NodeStats[], ring: Ring): Metric[] {
       perUp("snapshotBytes"),
     ),
     gauge(
+      "ringkv_proxy_node_open_promises",
+      "CASPaxos promises each node keeps one by one (ringkv_node_open_promises).",
+      perUp("openPromises"),
+    ),
+    gauge(
       "ringkv_proxy_ring_share",
       "Share of the hash space each node owns in the serving ring (0-1).",
       [...shares].map(([node, value]) => ({ labels: { node }, value })),

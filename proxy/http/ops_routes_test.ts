@@ -18,6 +18,7 @@ function stats(id: string, up: boolean): NodeStats {
     snapshotBytes: seen,
     writable: up ? 1 : 0,
     fsyncWaitSeconds: 0,
+    openPromises: seen,
     requests: seen,
   };
 }
@@ -33,8 +34,9 @@ Deno.test("/metrics has node_up 0 and writable 0 for a node that did not answer,
     'ringkv_proxy_ring_share{node="n2"} ' + ring.shares().get("n2"),
   ]);
   // A node that answered has every gauge.
-  assertEquals(of("n1").length, 8);
+  assertEquals(of("n1").length, 9);
   assertEquals(of("n1").includes('ringkv_proxy_node_keys{node="n1"} 7'), true);
+  assertEquals(of("n1").includes('ringkv_proxy_node_open_promises{node="n1"} 7'), true);
 });
 
 Deno.test("internal calls are counted by the id of the member at the host, any other host as other", () => {

@@ -1,7 +1,7 @@
 /**
  * Each node's sizes and request count, read from its `GET /metrics` when the proxy's own
- * `/metrics` or `/stats` is asked: keys, tombstones, value bytes, log and snapshot bytes
- * and requests answered. A node that does not answer is reported down, not an error.
+ * `/metrics` or `/stats` is asked: keys, tombstones, value bytes, log and snapshot bytes,
+ * open CASPaxos promises and requests answered. A node that does not answer is reported down, not an error.
  *
  * @module
  * @example
@@ -29,6 +29,8 @@ export interface NodeStats {
   writable: number;
   /** How long the node's oldest write on its log has waited (0: none, or no answer). */
   fsyncWaitSeconds: number;
+  /** CASPaxos promises the node keeps one by one (node/paxos/promise_table.ts). */
+  openPromises: number;
   /** Requests the node answered since it started (all routes). */
   requests: number;
   error?: string;
@@ -49,6 +51,7 @@ const GAUGES: Record<string, keyof NodeStats> = {
   ringkv_node_snapshot_bytes: "snapshotBytes",
   ringkv_node_writable: "writable",
   ringkv_node_fsync_wait_seconds: "fsyncWaitSeconds",
+  ringkv_node_open_promises: "openPromises",
 };
 
 /** The sizes and request total in a node's metrics text (missing ones are 0). */
@@ -61,6 +64,7 @@ export function parseNodeMetrics(text: string): Omit<NodeStats, "id" | "url" | "
     snapshotBytes: 0,
     writable: 0,
     fsyncWaitSeconds: 0,
+    openPromises: 0,
     requests: 0,
   };
   for (const line of text.split("\n")) {

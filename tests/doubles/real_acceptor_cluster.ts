@@ -63,6 +63,8 @@ export interface RealAcceptorOptions {
   fastWrites?: boolean;
   /** Awaited by each statfs (a real one takes a few ms). */
   statfsDelay?: () => Promise<void>;
+  /** How long the acceptors keep a promise on a key without an entry (0: fold at every prepare). */
+  promiseAgeMs?: number;
 }
 
 /** Starts nodes n1..n3 (3 replicas of every key) and `options.proxies` over them. */
@@ -99,7 +101,7 @@ export async function startRealAcceptorCluster(
         return await inner.freeBytes();
       },
     });
-    nodes.set(info.id, await startNode(info, { disk }));
+    nodes.set(info.id, await startNode(info, { disk, promiseAgeMs: options.promiseAgeMs }));
   }
   const map = { ...stableMap(nodeInfos(3)), replicas: 3 };
   const topology = new FakeTopology(await topologyOf(map));

@@ -154,11 +154,12 @@ export async function startCluster(options: {
 /** One node (a real node app and engine), over a new fake disk unless given one. */
 export async function startNode(
   info: NodeInfo,
-  options: { limits?: Limits; disk?: FakeDisk } = {},
+  options: { limits?: Limits; disk?: FakeDisk; promiseAgeMs?: number } = {},
 ): Promise<TestNode> {
-  const { limits = DEFAULT_LIMITS, disk = createFakeDisk() } = options;
+  const { limits = DEFAULT_LIMITS, disk = createFakeDisk(), promiseAgeMs } = options;
   const engine = await openEngine({ disk, id: info.id, limits, firstRetryMs: 5, log: () => {} });
-  return { info, engine, disk, app: createNodeApp({ engine, limits, clusterSecret: "s3cret" }) };
+  const app = createNodeApp({ engine, limits, clusterSecret: "s3cret", promiseAgeMs });
+  return { info, engine, disk, app };
 }
 
 /**
