@@ -56,56 +56,68 @@ export async function replayHints(
   deps: ReplayDeps,
 ): Promise<ReplayReport> {
   const report: ReplayReport = { accepted: 0, ingested: 0, current: 0, retry: 0 };
-  for (;;) {
-    const batch = deps.hints.take(node.id, REPLAY_CHUNK);
-    if (batch.length === 0) return report;
-    for (const e of batch) deps.forget(e.k);
-    let votes: WireVote[];
-    try {
-      votes = await deps.accept(node, epoch, batch);
-    } catch (err) {
-      if (!(err instanceof RingkvError)) throw err;
-      for (const e of batch) deps.hints.add(node.id, e);
-      return report;
+  // Kept for the next replay, not this one: taken again now, they would be offered for ever.
+  const again: WireEntry[] = [];
+  try {
+    for (;;) {
+      const batch = deps.hints.take(node.id, REPLAY_CHUNK);
+      if (batch.length === 0) return report;
+      for (const e of batch) deps.forget(e.k);
+      let votes: WireVote[];
+      try {
+        votes = await deps.accept(node, epoch, batch);
+      } catch (err) {
+        if (!(err instanceof RingkvError)) throw err;
+        again.push(...batch);
+        return report;
+      }
+      const refused = batch.filter((_, i) => !votes[i]!.ok);
+      report.accepted += batch.length - refused.length;
+      for (const e of refused) {
+        if (!await levelKey(node, epoch, e, deps, report)) again.push(e);
+      }
     }
-    const refused = batch.filter((_, i) => !votes[i]!.ok);
-    report.accepted += batch.length - refused.length;
-    for (const e of refused) await levelKey(node, epoch, e, deps, report);
+  } finally {
+    for (const e of again) deps.hints.add(node.id, e);
   }
 }
 
-/** Brings `node` level on `hint.k`: ingest of a decided newest entry, after a settle if need be. */
+/**
+ * Brings `node` level on `hint.k`: ingest of a decided newest entry, after a settle if need be.
+ * False when that could not be found out (the hint is to be offered again).
+ */
 async function levelKey(
   node: NodeRef,
   epoch: number,
   hint: WireEntry,
   deps: ReplayDeps,
   report: ReplayReport,
-): Promise<void> {
+): Promise<boolean> {
   const owners = deps.ownersOf(hint.h);
-  if (!owners.some((o) => o.id === node.id)) return; // no longer a replica of the key
+  if (!owners.some((o) => o.id === node.id)) return true; // no longer a replica of the key
   try {
     for (let pass = 0; pass < 2; pass++) {
       const found = await newestOf(owners, node, epoch, hint.k, deps);
       if (found === "unknown") break;
       if (found === "current") {
         report.current++;
-        return;
+        return true;
       }
       if (found !== undefined) {
         deps.forget(hint.k);
         await deps.ingest(node, epoch, [found]);
         report.ingested++;
-        return;
+        return true;
       }
       // No entry held by a quorum: a round decides the newest, then the node gets it.
       if (pass === 0) await deps.settle(owners, hint, epoch);
     }
   } catch (err) {
-    if (!(err instanceof RingkvError) || err.code === "stale_epoch") throw err;
+    // A stale epoch too: the hint goes out again under the next map (or is dropped there).
+    if (!(err instanceof RingkvError)) throw err;
   }
   report.retry++;
-  deps.hints.add(node.id, hint);
+  return false;
 }
 
 /**
@@ -123,7 +135,7 @@ async function newestOf(
   const read = await Promise.all(
     owners.map((o) =>
       deps.read(o, epoch, [key]).then((e) => ({ id: o.id, entry: e[0] ?? null }), (err) => {
-        if (!(err instanceof RingkvError) || err.code === "stale_epoch") throw err;
+        if (!(err instanceof RingkvError)) throw err;
         return null;
       })
     ),

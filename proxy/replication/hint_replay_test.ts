@@ -3,6 +3,10 @@ import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { formatVersion } from "../../shared/version.ts";
 import { createNodeApp } from "../../node/http/node_app.ts";
 import { createReplication, type Replication } from "./wiring.ts";
+import { RingkvError } from "../../shared/errors.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+import { Hints } from "./hints.ts";
+import { replayHints } from "./hint_replay.ts";
 import {
   nodeInfos,
   startCluster,
@@ -94,4 +98,32 @@ Deno.test("a hint that a restarted replica refuses (its promise floor) is not dr
   } finally {
     await c.close();
   }
+});
+
+Deno.test("replayHints() keeps a refused hint while its replicas do not answer, and drops it once the node holds a newer entry", async () => {
+  const hints = new Hints();
+  const node = { id: "n2", url: "http://n2.test" };
+  const owners = ["n1", "n2", "n3"].map((id) => ({ id, url: `http://${id}.test` }));
+  const hint = { k: "k", v: null, ver: "018c00000001-0000-p1", h: 7 };
+  const newer = { ...hint, v: "dg==", ver: "018c00000002-0000-p1" };
+  let answering = new Set(["n2"]);
+  const ingested: string[] = [];
+  const deps = {
+    hints,
+    accept: () => Promise.resolve([{ ok: false, promised: "018c00000009-0000-0" }]),
+    read: (n: NodeRef) =>
+      answering.has(n.id)
+        ? Promise.resolve([n.id === "n2" ? newer : hint])
+        : Promise.reject(new RingkvError("node_unavailable", `Cannot reach ${n.id}`)),
+    ingest: (n: NodeRef) => Promise.resolve(void ingested.push(n.id)),
+    settle: () => Promise.resolve(),
+    ownersOf: () => owners,
+    forget: () => {},
+  };
+  hints.add("n2", hint);
+  assertEquals((await replayHints(node, 1, deps)).retry, 1);
+  assertEquals(hints.count("n2"), 1);
+  answering = new Set(["n1", "n2", "n3"]);
+  assertEquals((await replayHints(node, 1, deps)).current, 1);
+  assertEquals([hints.count("n2"), ingested], [0, []]);
 });
