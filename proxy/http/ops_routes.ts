@@ -26,6 +26,7 @@ import type { Rebalancer } from "../rebalance/rebalancer.ts";
 import { UI_PAGE } from "./ui_page.ts";
 import { requireAdminToken } from "./admin_routes.ts";
 import { fastWriteMetrics, type FastWriteSource } from "../replication/fast_write_metrics.ts";
+import type { SweepReport } from "../replication/anti_entropy.ts";
 
 /** What the operability routes need. */
 export interface OpsDeps extends NodeStatsDeps {
@@ -39,7 +40,11 @@ export interface OpsDeps extends NodeStatsDeps {
   /** Process memory, read at scrape time (main.ts passes `Deno.memoryUsage`). */
   memory?: () => { rss: number; heapUsed: number };
   /** The replicated data path: its fast-write counters and the nodes' clock offsets, at scrape time. */
-  replication?: { replicated: FastWriteSource; clockOffsetMs?(id: string): number | undefined };
+  replication?: {
+    replicated: FastWriteSource;
+    clockOffsetMs?(id: string): number | undefined;
+    antiEntropy?: { last: SweepReport | null };
+  };
 }
 
 /** The per-node gauges of `/metrics`: `node_up` for every member, the rest for those that answered. */
@@ -158,6 +163,37 @@ export function clockGauge(deps: Pick<OpsDeps, "replication">, nodes: readonly {
   );
 }
 
+/**
+ * What the last anti-entropy sweep compared: buckets that differed, buckets not compared (fewer
+ * than two digests came back) and, per node, whether its digests failed. None before a sweep.
+ */
+export function antiEntropyGauges(last: SweepReport | null, nodes: readonly { id: string }[]) {
+  if (last === null) return [];
+  return [
+    gauge("ringkv_proxy_anti_entropy_buckets", "Buckets the last anti-entropy sweep covered.", [{
+      value: last.buckets,
+    }]),
+    gauge(
+      "ringkv_proxy_anti_entropy_buckets_differing",
+      "Buckets whose replicas' digests differed in the last anti-entropy sweep.",
+      [{ value: last.differing }],
+    ),
+    gauge(
+      "ringkv_proxy_anti_entropy_buckets_uncompared",
+      "Buckets the last anti-entropy sweep could not compare (fewer than two digests answered).",
+      [{ value: last.uncompared }],
+    ),
+    gauge(
+      "ringkv_proxy_anti_entropy_digest_failed",
+      "1 when the node's digest calls failed in the last anti-entropy sweep, else 0.",
+      nodes.map((n) => ({
+        labels: { node: n.id },
+        value: last.digestFailed[n.id] === undefined ? 0 : 1,
+      })),
+    ),
+  ];
+}
+
 /** The operability routes as a Hono app. */
 export function createOpsRoutes(deps: OpsDeps): Hono {
   const app = new Hono();
@@ -182,6 +218,7 @@ export function createOpsRoutes(deps: OpsDeps): Hono {
       ...processGauges(deps),
       ...(deps.replication ? fastWriteMetrics(deps.replication.replicated) : []),
       clockGauge(deps, allNodes(topo.map)),
+      ...antiEntropyGauges(deps.replication?.antiEntropy?.last ?? null, allNodes(topo.map)),
     ]);
     return new Response(text, { headers: { "content-type": PROM_CONTENT_TYPE } });
   });

@@ -1,8 +1,8 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { Ring } from "../../shared/ring.ts";
 import { render } from "../../shared/prom.ts";
 import type { NodeStats } from "../nodes/node_stats.ts";
-import { nodeGauges } from "./ops_routes.ts";
+import { antiEntropyGauges, nodeGauges } from "./ops_routes.ts";
 import { ProxyMetrics } from "./proxy_metrics.ts";
 
 function stats(id: string, up: boolean): NodeStats {
@@ -53,4 +53,23 @@ Deno.test("internal calls are counted by the id of the member at the host, any o
   assertEquals(metrics.nodeCalls.get({ node: "other", route: "/health", outcome: "error" }), 1);
   const labels = metrics.nodeCalls.lines().join("\n") + metrics.nodeLatency.lines().join("\n");
   assertEquals(/7001|9999|stranger/.test(labels), false, "no host becomes a label");
+});
+
+Deno.test("antiEntropyGauges() shows the buckets the last sweep could not compare and whose digests failed", () => {
+  const last = {
+    at: 0,
+    epoch: 1,
+    buckets: 32,
+    differing: 0,
+    behind: 0,
+    repaired: 0,
+    unchecked: 0,
+    uncompared: 32,
+    digestFailed: { n2: "timed out" },
+  };
+  const text = render(antiEntropyGauges(last, [{ id: "n1" }, { id: "n2" }]));
+  assert(text.includes("ringkv_proxy_anti_entropy_buckets_uncompared 32\n"), text);
+  assert(text.includes('ringkv_proxy_anti_entropy_digest_failed{node="n1"} 0\n'), text);
+  assert(text.includes('ringkv_proxy_anti_entropy_digest_failed{node="n2"} 1\n'), text);
+  assertEquals(antiEntropyGauges(null, [{ id: "n1" }]), []);
 });

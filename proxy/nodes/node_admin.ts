@@ -51,6 +51,12 @@ export interface NodeHealth {
   limits?: NodeLimits;
 }
 
+/** One bucket's digest: its entry count and hash (node/http/digest_routes.ts). */
+export interface BucketDigest {
+  count: number;
+  hash: string;
+}
+
 /** A `/health` body as it came, every field unchecked. */
 type HealthBody = Partial<NodeHealth> & { proof?: unknown };
 
@@ -477,19 +483,22 @@ export class NodeAdmin {
 
   /**
    * `POST /internal/digest`: per bucket (a list of ranges), its entry count and hash; with
-   * `incarnation`, refused as {@link NodeAdmin.scan} is.
+   * `incarnation`, refused as {@link NodeAdmin.scan} is. `timeoutMs`: the call's own timeout
+   * (anti-entropy gives it a longer one than a client request's).
    */
   async digest(
     url: string,
     buckets: readonly (readonly Range[])[],
     epoch: number,
     incarnation?: string,
-  ): Promise<{ count: number; hash: string }[]> {
-    const body = await this.json<{ digests: { count: number; hash: string }[] }>(
+    timeoutMs = this.options.timeoutMs,
+  ): Promise<BucketDigest[]> {
+    const body = await this.json<{ digests: BucketDigest[] }>(
       url,
       "/internal/digest",
       {
         method: "POST",
+        signal: AbortSignal.timeout(timeoutMs),
         headers: {
           "content-type": "application/json",
           [EPOCH_HEADER]: String(epoch),

@@ -189,3 +189,63 @@ Deno.test("AntiEntropy.stop() ends a running sweep at its next pause: no sync af
     await cluster.close();
   }
 });
+
+Deno.test("AntiEntropy.sweep() never counts failed digests as agreement: buckets uncompared, nodes named, one warning each", async () => {
+  const cluster = await clusterN3Missed(5);
+  try {
+    const failing = overRequests(async (req) => {
+      if (new URL(req.url).pathname === "/internal/digest") {
+        throw new TypeError("error sending request: operation timed out");
+      }
+      return await cluster.fetch(req.url, req);
+    });
+    const logged: Record<string, unknown>[] = [];
+    const sweeper = new AntiEntropy({
+      admin: new NodeAdmin({ fetch: failing, timeoutMs: 5000, clusterSecret: "s3cret" }),
+      log: (o) => logged.push(o),
+    });
+    const report = await sweeper.sweep(cluster.topology.current());
+    assert(report !== null);
+    assert(report.buckets > 1);
+    assertEquals([report.uncompared, report.differing], [report.buckets, 0]);
+    assertEquals(Object.keys(report.digestFailed).sort(), ["n1", "n2", "n3"]);
+    const warnings = logged.filter((o) => o.level === "warn" && o.node !== undefined);
+    assertEquals(warnings.map((o) => o.node).sort(), ["n1", "n2", "n3"]);
+    assert(String(warnings[0]!.error).includes("timed out"), JSON.stringify(warnings[0]));
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("AntiEntropy.sweep() asks each node for its digests a few buckets per call, with the digest timeout", async () => {
+  const cluster = await clusterN3Missed(5);
+  try {
+    const calls: number[] = [];
+    const counting = overRequests(async (req) => {
+      if (new URL(req.url).pathname === "/internal/digest") {
+        calls.push((JSON.parse(await req.clone().text()) as { buckets: unknown[] }).buckets.length);
+        // Slower than a client call's timeout: background work has a longer one.
+        await new Promise((resolve, reject) => {
+          const timer = setTimeout(resolve, 60);
+          req.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            reject(req.signal.reason);
+          });
+        });
+      }
+      return await cluster.fetch(req.url, req);
+    });
+    const sweeper = new AntiEntropy({
+      admin: new NodeAdmin({ fetch: counting, timeoutMs: 40, clusterSecret: "s3cret" }),
+      digestBuckets: 8,
+    });
+    const report = await sweeper.sweep(cluster.topology.current());
+    assert(report !== null && report.buckets > 8, JSON.stringify(report));
+    assert(calls.length >= 3 * Math.ceil(report.buckets / 8), JSON.stringify(calls));
+    assert(calls.every((n) => n <= 8), JSON.stringify(calls));
+    assertEquals([report.uncompared, report.digestFailed], [0, {}]);
+    assert(report.differing > 0);
+  } finally {
+    await cluster.close();
+  }
+});

@@ -503,7 +503,14 @@ export class Replicated {
       return answer;
     };
     const got = await this.#gather(nodes, need, call, (v) => v.ok);
-    if (got.ok) { for (const n of got.skipped) hints.add(n.id, entry); }
+    if (!got.ok) return got;
+    for (const n of got.skipped) hints.add(n.id, entry);
+    // The entry is decided: a replica that refused it (a promise above it, e.g. its restart
+    // floor) stays behind until a replay brings it level (hint_replay.ts); late refusals too.
+    for (const [id, answer] of answers) {
+      if (got.good.some((g) => g.node.id === id)) continue;
+      void answer.then((a) => a === "refused" && hints.add(id, entry));
+    }
     return got;
   }
 

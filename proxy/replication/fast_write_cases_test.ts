@@ -143,7 +143,8 @@ Deno.test("a restarted node whose promise floor moved past b + '0' refuses the f
   const second = (await run(0, at(N123), put("b")))!;
   assertEquals(second.version, first.version + "0");
   assertEquals(acceptsAt(nodes, second.version!).stored, ["n2", "n3"]);
-  assertEquals(hints[0]!.count("n1"), 0, "a refusal is no missed write");
+  // n1 stays behind on a decided entry until the hint's replay brings it level (hint_replay.ts).
+  assertEquals(hints[0]!.take("n1", 10).map((e) => e.ver), [second.version]);
   assertEquals(checkHistory(history), null);
 });
 

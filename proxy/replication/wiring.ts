@@ -14,7 +14,7 @@ import type { Limits } from "../../shared/limits.ts";
 import { offsetClock } from "../../shared/test_clock.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { HybridClock, randomProxyId } from "../../shared/version.ts";
-import type { NodeInfo, WireEntry } from "../../shared/wire.ts";
+import type { NodeInfo } from "../../shared/wire.ts";
 import { FailureDetector, type ObservedHealth } from "./failure_detector.ts";
 import { Hints } from "./hints.ts";
 import { AntiEntropy, syncPauseMs } from "./anti_entropy.ts";
@@ -24,7 +24,8 @@ import { PaxosBatcher } from "./paxos_batcher.ts";
 import { PaxosClient } from "../nodes/paxos_client.ts";
 import { FAST_EXPIRY_MARGIN_MS, Replicated } from "./caspaxos.ts";
 import { type MapWriter, Rejoin } from "./rejoin.ts";
-import type { TopologySource } from "../cluster/topology.ts";
+import type { Topology, TopologySource } from "../cluster/topology.ts";
+import { replayHints } from "./hint_replay.ts";
 
 /** What {@link createReplication} needs. */
 export interface ReplicationOptions {
@@ -51,8 +52,6 @@ export interface ReplicationOptions {
   log?: (obj: Record<string, unknown>) => void;
 }
 
-const REPLAY_CHUNK = 200;
-
 /** A node's clock offset past which the proxy warns (etcd: "clock difference against peer"). */
 export const CLOCK_WARN_MS = 1000;
 
@@ -73,6 +72,7 @@ export class Replication {
   /** Nodes whose clock offset is past {@link CLOCK_WARN_MS} (warned once, until back within). */
   readonly #clockWarned = new Set<string>();
   #topology: TopologySource | undefined;
+  readonly #ingest: NodeClient;
   #timer: ReturnType<typeof setInterval> | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
 
@@ -80,7 +80,7 @@ export class Replication {
   constructor(private readonly options: ReplicationOptions) {
     this.detector = new FailureDetector({ probeMs: options.probeMs ?? 1000 });
     this.client = new PaxosClient({ ...options, report: (e) => this.detector.step(e) });
-    const ingestClient = new NodeClient(options);
+    const ingestClient = this.#ingest = new NodeClient(options);
     this.replicated = new Replicated({
       // Concurrent requests' rounds go to each node together (proxy/replication/paxos_batcher.ts).
       client: new PaxosBatcher(this.client, options.limits?.maxBatchBytes, options.timeoutMs),
@@ -201,7 +201,7 @@ export class Replication {
       [...nodes.values()].filter((n) =>
         this.detector.writesFirst(n.id) && this.hints.count(n.id) > 0
       )
-        .map((n) => this.#replay(n, topo.map.epoch)),
+        .map((n) => this.#replay(n, topo, nodes)),
     );
   }
 
@@ -263,19 +263,21 @@ export class Replication {
     }
   }
 
-  /** Offers a node the writes it missed; refused ones are older than what it has promised. */
-  async #replay(node: NodeRef, epoch: number): Promise<void> {
-    for (;;) {
-      const batch: WireEntry[] = this.hints.take(node.id, REPLAY_CHUNK);
-      if (batch.length === 0) return;
-      for (const e of batch) this.replicated.forget(e.k);
-      try {
-        await this.client.accept(node, epoch, batch);
-      } catch (err) {
-        if (!(err instanceof RingkvError)) throw err;
-        for (const e of batch) this.hints.add(node.id, e);
-        return;
-      }
+  /** Offers a node the writes it missed (proxy/replication/hint_replay.ts). */
+  async #replay(node: NodeRef, topo: Topology, nodes: ReadonlyMap<string, NodeRef>): Promise<void> {
+    const report = await replayHints(node, topo.map.epoch, {
+      hints: this.hints,
+      accept: (n, epoch, entries) => this.client.accept(n, epoch, entries),
+      read: (n, epoch, keys) => this.client.read(n, epoch, keys),
+      ingest: (n, epoch, entries) => this.#ingest.ingest(n, epoch, entries),
+      settle: (owners, e, epoch) =>
+        this.replicated.settle({ owners: [...owners], joining: [], key: e.k, point: e.h, epoch }),
+      ownersOf: (point) =>
+        topo.ring.ownersOf(point, topo.map.replicas).flatMap((id) => nodes.get(id) ?? []),
+      forget: (key) => this.replicated.forget(key),
+    });
+    if (report.ingested + report.retry > 0) {
+      this.options.log?.({ msg: "hints refused, node brought level", node: node.id, ...report });
     }
   }
 }

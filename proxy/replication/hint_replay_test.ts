@@ -1,0 +1,129 @@
+import { assertEquals } from "@std/assert";
+import { DEFAULT_LIMITS } from "../../shared/limits.ts";
+import { formatVersion } from "../../shared/version.ts";
+import { createNodeApp } from "../../node/http/node_app.ts";
+import { createReplication, type Replication } from "./wiring.ts";
+import { RingkvError } from "../../shared/errors.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
+import { Hints } from "./hints.ts";
+import { replayHints } from "./hint_replay.ts";
+import {
+  nodeInfos,
+  startCluster,
+  TEST_VNODES,
+  type TestCluster,
+} from "../../tests/doubles/test_cluster.ts";
+
+const infos = nodeInfos(3);
+const map = { epoch: 1, replicas: 3, vnodes: TEST_VNODES, nodes: infos, rebalancing: null };
+const KEYS = Array.from({ length: 8 }, (_, i) => `k${i}`);
+
+/** Three real nodes, 3 replicas, one proxy (one-round-trip writes on) whose replication is here. */
+async function start(): Promise<{ c: TestCluster; replication: Replication }> {
+  const replication = createReplication({
+    fetch: (url, init) => c.fetch(url, init),
+    timeoutMs: 5000,
+    clusterSecret: "s3cret",
+  });
+  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  return { c, replication };
+}
+
+/** `id` comes back as after a kill -9: same data, every key promised up to a floor past now. */
+function restart(c: TestCluster, id: string): void {
+  const node = c.nodes.get(id)!;
+  const floor = formatVersion(Date.now() + 1000, 0, "0");
+  const floorStore = { load: () => Promise.resolve(floor), save: () => Promise.resolve() };
+  node.app = createNodeApp({
+    engine: node.engine,
+    limits: DEFAULT_LIMITS,
+    clusterSecret: "s3cret",
+    floorStore,
+  });
+}
+
+function versionsOf(c: TestCluster, key: string): (string | undefined)[] {
+  return [...c.nodes.values()].map((n) => n.engine.peekVersion(key));
+}
+
+/** Puts every key (a full round, so the next write takes one round trip), then restarts n2. */
+async function writtenThenRestarted(c: TestCluster, replication: Replication): Promise<void> {
+  for (const key of KEYS) {
+    assertEquals((await c.proxy.request(`/kv/${key}`, { method: "PUT", body: "v" })).status, 201);
+    assertEquals(replication.replicated.remembers(key), true);
+  }
+  restart(c, "n2");
+  await replication.probeOnce(c.topology, performance.now() + 60_000);
+}
+
+Deno.test("a fast DELETE that a restarted replica refuses (its promise floor) reaches it at the next hint replay", async () => {
+  const { c, replication } = await start();
+  try {
+    await writtenThenRestarted(c, replication);
+    for (const key of KEYS) {
+      assertEquals((await c.proxy.request(`/kv/${key}`, { method: "DELETE" })).status, 204);
+    }
+    // The first one took one round trip (its ballot: the put's + "0"); the rest wait for n2's
+    // hint to be replayed (full rounds), and their ballots are below n2's floor too.
+    assertEquals(replication.replicated.fast.decided, 1);
+    for (const key of KEYS) assertEquals(versionsOf(c, key)[1] === versionsOf(c, key)[0], false);
+    await replication.probeOnce(c.topology, performance.now() + 120_000);
+    for (const key of KEYS) {
+      const [n1, n2, n3] = versionsOf(c, key);
+      assertEquals([n2, n3], [n1, n1], key);
+    }
+    assertEquals(replication.hints.count("n2"), 0);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a hint that a restarted replica refuses (its promise floor) is not dropped: the decided entry reaches it", async () => {
+  const { c, replication } = await start();
+  try {
+    await writtenThenRestarted(c, replication);
+    // n2's accepts fail (a lost connection) while the proxy still counts it up: hinted.
+    c.down.add("n2");
+    for (const key of KEYS) {
+      assertEquals((await c.proxy.request(`/kv/${key}`, { method: "DELETE" })).status, 204);
+    }
+    c.down.delete("n2");
+    assertEquals(replication.hints.count("n2") > 0, true);
+    await replication.probeOnce(c.topology, performance.now() + 120_000);
+    for (const key of KEYS) {
+      const [n1, n2, n3] = versionsOf(c, key);
+      assertEquals([n2, n3], [n1, n1], key);
+    }
+    assertEquals(replication.hints.count("n2"), 0);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("replayHints() keeps a refused hint while its replicas do not answer, and drops it once the node holds a newer entry", async () => {
+  const hints = new Hints();
+  const node = { id: "n2", url: "http://n2.test" };
+  const owners = ["n1", "n2", "n3"].map((id) => ({ id, url: `http://${id}.test` }));
+  const hint = { k: "k", v: null, ver: "018c00000001-0000-p1", h: 7 };
+  const newer = { ...hint, v: "dg==", ver: "018c00000002-0000-p1" };
+  let answering = new Set(["n2"]);
+  const ingested: string[] = [];
+  const deps = {
+    hints,
+    accept: () => Promise.resolve([{ ok: false, promised: "018c00000009-0000-0" }]),
+    read: (n: NodeRef) =>
+      answering.has(n.id)
+        ? Promise.resolve([n.id === "n2" ? newer : hint])
+        : Promise.reject(new RingkvError("node_unavailable", `Cannot reach ${n.id}`)),
+    ingest: (n: NodeRef) => Promise.resolve(void ingested.push(n.id)),
+    settle: () => Promise.resolve(),
+    ownersOf: () => owners,
+    forget: () => {},
+  };
+  hints.add("n2", hint);
+  assertEquals((await replayHints(node, 1, deps)).retry, 1);
+  assertEquals(hints.count("n2"), 1);
+  answering = new Set(["n1", "n2", "n3"]);
+  assertEquals((await replayHints(node, 1, deps)).current, 1);
+  assertEquals([hints.count("n2"), ingested], [0, []]);
+});
