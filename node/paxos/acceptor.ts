@@ -25,7 +25,9 @@
  * "absent" in two ways. By an accept here: it passed the bar, so its version is at least F. By
  * a versioned ingest (anti-entropy, a range copy, a rejoin; it ignores promises): in the same
  * turn as the ingest applies the entry, F becomes k's own promise when the entry is below it
- * ({@link Acceptor.admitIngest}), so the bar stays. Promises on keys with an entry are kept as
+ * ({@link Acceptor.admitIngest}), so the bar stays. And by the engine's repair, which reloads a
+ * key whose drop's log record failed: a key whose last change is not durable counts as held, so
+ * its own promise is not folded meanwhile. Promises on keys with an entry are kept as
  * before: at most one per stored key, and folding them into a floor would refuse every hint
  * replay, read write-back and one-round-trip write (ballot = old version + "0") below it. The
  * floor is not saved: every promise folded into it is below the durable watermark, which is
@@ -98,7 +100,11 @@ export class Acceptor {
     promiseAgeMs: number,
   ) {
     this.#durable = bootFloor;
-    this.#promised = new PromiseTable((key) => engine.peekVersion(key) !== undefined, promiseAgeMs);
+    // A key whose last change is not durable yet counts as held: a drop rolled back by the
+    // engine's repair brings it back, and its own promise must still be there (review).
+    const held = (key: string) =>
+      engine.peekVersion(key) !== undefined || engine.settled(key) !== undefined;
+    this.#promised = new PromiseTable(held, promiseAgeMs);
   }
 
   /**

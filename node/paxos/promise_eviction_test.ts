@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
+import { until } from "../../tests/helpers/poll.ts";
 import { Acceptor, memoryFloorStore } from "./acceptor.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../engine/open_engine.ts";
@@ -99,6 +100,37 @@ Deno.test("Acceptor: an entry ingested below the floor on a key without one keep
     assertEquals([late.ok, late.promised], [false, at(500)]);
     assertEquals((await acceptor.prepare("gone0", at(450))).ok, false);
     assertEquals((await acceptor.prepare("gone0", at(600))).ok, true);
+  } finally {
+    await engine.close();
+  }
+});
+
+Deno.test("Acceptor: a held key's promise is not folded while a drop of it is not durable: a rolled-back drop keeps it", async () => {
+  const disk = createFakeDisk();
+  const engine = await openEngine({ disk, id: "n1", now: () => 0 });
+  const acceptor = await Acceptor.open(engine, memoryFloorStore(), { promiseAgeMs: 0 });
+  try {
+    assertEquals((await acceptor.accept(put("k", at(10)))).ok, true);
+    assert((await acceptor.prepare("k", at(50))).ok); // a promise with no accept after it
+    assert((await acceptor.prepare("a", at(60))).ok); // k's promise reaches the older generation
+    // The drop takes k out of memory at once; its log record's fsync fails, and the repair rolls
+    // it back. Meanwhile a prepare ticks, with k absent from memory.
+    disk.failSyncs(1);
+    const dropping = engine.drop([{ start: 0, end: 2 ** 32 }]);
+    assertEquals(engine.peekVersion("k"), undefined);
+    assert((await acceptor.prepare("b", at(70))).ok);
+    await dropping.catch(() => {});
+    const reloaded = () => {
+      try {
+        return engine.peekVersion("k") === at(10);
+      } catch {
+        return false; // refused until the repair has reloaded the store
+      }
+    };
+    await until("the repair reloads k", reloaded);
+    // A stale proposer between k's entry and its promise must still be refused.
+    const stale = await acceptor.accept(put("k", at(40)));
+    assertEquals([stale.ok, stale.promised], [false, at(50)]);
   } finally {
     await engine.close();
   }
