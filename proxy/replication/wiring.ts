@@ -26,6 +26,7 @@ import { FAST_EXPIRY_MARGIN_MS, Replicated } from "./caspaxos.ts";
 import { type MapWriter, Rejoin } from "./rejoin.ts";
 import type { Topology, TopologySource } from "../cluster/topology.ts";
 import { replayHints } from "./hint_replay.ts";
+import { replicasFor } from "../routing/router.ts";
 
 /** What {@link createReplication} needs. */
 export interface ReplicationOptions {
@@ -67,6 +68,8 @@ export class Replication {
   readonly rejoin: Rejoin | undefined;
   /** Each node's data-directory incarnation, as its last probe answered. */
   readonly #seen = new Map<string, Seen>();
+  /** Nodes whose hints are being offered: one replay per node at a time (diff review). */
+  readonly #replaying = new Set<string>();
   /** The URL each node had at the last probe round: its health is of that address. */
   readonly #probedUrls = new Map<string, string>();
   /** Nodes whose clock offset is past {@link CLOCK_WARN_MS} (warned once, until back within). */
@@ -265,13 +268,31 @@ export class Replication {
 
   /** Offers a node the writes it missed (proxy/replication/hint_replay.ts). */
   async #replay(node: NodeRef, topo: Topology, nodes: ReadonlyMap<string, NodeRef>): Promise<void> {
+    // Probes come every quarter probe interval; a replay of refused hints reads every owner per
+    // key, so a second one started meanwhile would only send the same reads again.
+    if (this.#replaying.has(node.id)) return;
+    this.#replaying.add(node.id);
+    try {
+      await this.#replayNow(node, topo, nodes);
+    } finally {
+      this.#replaying.delete(node.id);
+    }
+  }
+
+  async #replayNow(
+    node: NodeRef,
+    topo: Topology,
+    nodes: ReadonlyMap<string, NodeRef>,
+  ): Promise<void> {
     const report = await replayHints(node, topo.map.epoch, {
       hints: this.hints,
       accept: (n, epoch, entries) => this.client.accept(n, epoch, entries),
       read: (n, epoch, keys) => this.client.read(n, epoch, keys),
       ingest: (n, epoch, entries) => this.#ingest.ingest(n, epoch, entries),
-      settle: (owners, e, epoch) =>
-        this.replicated.settle({ owners: [...owners], joining: [], key: e.k, point: e.h, epoch }),
+      // With the next ring's joining owners, as a write's round: a rebalancing may be copying
+      // (diff review: a settle that skipped them decided a value the new owners never got).
+      settle: (_owners, e, epoch) =>
+        this.replicated.settle({ ...replicasFor(topo, e.k, e.h), epoch }),
       ownersOf: (point) =>
         topo.ring.ownersOf(point, topo.map.replicas).flatMap((id) => nodes.get(id) ?? []),
       forget: (key) => this.replicated.forget(key),
