@@ -205,6 +205,9 @@ export class AntiEntropy {
   ): Promise<(BucketDigest | null)[]> {
     const out: (BucketDigest | null)[] = g.buckets.map(() => null);
     if (!(this.deps.isUp ?? (() => true))(n.id)) return out;
+    // A node that failed a digest call is not asked again this sweep: one that hangs would cost
+    // a digest timeout per call, 8 calls a group, group after group (diff review).
+    if (report.digestFailed[n.id] !== undefined) return out;
     const per = this.deps.digestBuckets ?? DIGEST_BUCKETS;
     const timeoutMs = this.deps.digestTimeoutMs ??
       Math.max(DIGEST_TIMEOUT_MS, this.deps.admin.timeoutMs);
@@ -225,6 +228,7 @@ export class AntiEntropy {
             error: err.message,
           });
         }
+        return out;
       }
     }
     return out;

@@ -193,8 +193,11 @@ Deno.test("AntiEntropy.stop() ends a running sweep at its next pause: no sync af
 Deno.test("AntiEntropy.sweep() never counts failed digests as agreement: buckets uncompared, nodes named, one warning each", async () => {
   const cluster = await clusterN3Missed(5);
   try {
+    const asked = new Map<string, number>();
     const failing = overRequests(async (req) => {
-      if (new URL(req.url).pathname === "/internal/digest") {
+      const url = new URL(req.url);
+      if (url.pathname === "/internal/digest") {
+        asked.set(url.host, (asked.get(url.host) ?? 0) + 1);
         throw new TypeError("error sending request: operation timed out");
       }
       return await cluster.fetch(req.url, req);
@@ -212,6 +215,8 @@ Deno.test("AntiEntropy.sweep() never counts failed digests as agreement: buckets
     const warnings = logged.filter((o) => o.level === "warn" && o.node !== undefined);
     assertEquals(warnings.map((o) => o.node).sort(), ["n1", "n2", "n3"]);
     assert(String(warnings[0]!.error).includes("timed out"), JSON.stringify(warnings[0]));
+    // A node that failed is not asked again this sweep (a hung one would cost a timeout a call).
+    assertEquals([...asked.values()], [1, 1, 1], JSON.stringify([...asked]));
   } finally {
     await cluster.close();
   }
