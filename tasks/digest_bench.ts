@@ -7,29 +7,13 @@
  *
  * @module
  */
-import type { Disk } from "../node/storage/disk.ts";
+import { nullDisk } from "./bench/null_disk.ts";
 import { openEngine } from "../node/engine/open_engine.ts";
 import { digestsOf } from "../node/http/digest_routes.ts";
 import { hashKey, type Range, RING_SIZE } from "../shared/ring.ts";
 import { formatVersion } from "../shared/version.ts";
 import type { WireEntry } from "../shared/wire.ts";
 import { DIGEST_BUCKETS } from "../proxy/replication/anti_entropy.ts";
-
-/** A disk that keeps nothing: measures the digest without I/O. */
-function nullDisk(): Disk {
-  const none = () => Promise.resolve();
-  return {
-    read: () => Promise.resolve(null),
-    append: none,
-    sync: none,
-    writeAtomic: none,
-    truncate: none,
-    remove: none,
-    size: () => Promise.resolve(null),
-    freeBytes: () => Promise.resolve(null),
-    close: none,
-  };
-}
 
 /** 32 buckets of 32 arcs of 1/1024 of the ring: the whole ring, as a 3-node sweep cuts it. */
 function buckets(): Range[][] {

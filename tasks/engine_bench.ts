@@ -8,30 +8,14 @@
  *
  * @module
  */
-import type { Disk } from "../node/storage/disk.ts";
 import { createDenoDisk } from "../node/storage/disk.ts";
 import type { NodeEngine, WriteOp } from "../node/engine/engine.ts";
 import { openEngine } from "../node/engine/open_engine.ts";
+import { nullDisk } from "./bench/null_disk.ts";
 
 const KEYS = 1_000_000;
 const BATCH = 1000;
 const encoder = new TextEncoder();
-
-/** A disk that keeps nothing: measures the engine without I/O. */
-function nullDisk(): Disk {
-  const none = () => Promise.resolve();
-  return {
-    read: () => Promise.resolve(null),
-    append: none,
-    sync: none,
-    writeAtomic: none,
-    truncate: none,
-    remove: none,
-    size: () => Promise.resolve(null),
-    freeBytes: () => Promise.resolve(null),
-    close: none,
-  };
-}
 
 function value(i: number): Uint8Array {
   return encoder.encode(`value-${i}-`.padEnd(100, "abcdefghij"));

@@ -42,10 +42,13 @@ export interface WireVote {
 /** Calls `/internal/read`, `/internal/prepare` and `/internal/accept`. */
 export class PaxosClient {
   readonly #deadlines: CallDeadlines;
+  /** The monotonic clock of the events reported, resolved once (every node call reads it). */
+  readonly #now: () => number;
 
   /** Creates a client over the injected fetch. */
   constructor(private readonly deps: PaxosClientDeps) {
     this.#deadlines = new CallDeadlines(deps.timeoutMs);
+    this.#now = deps.now ?? (() => performance.now());
   }
 
   /**
@@ -99,7 +102,7 @@ export class PaxosClient {
    * returns the incarnation of its data directory, if it said.
    */
   async probe(node: NodeRef): Promise<string | undefined> {
-    const now = this.deps.now ?? performance.now.bind(performance);
+    const now = this.#now;
     const [sentWall, sent] = [(this.deps.wall ?? Date.now)(), now()];
     const { status, text } = await this.#send(node, "GET", "/health", {});
     const midpoint = sentWall + (now() - sent) / 2;
@@ -167,7 +170,7 @@ export class PaxosClient {
     headers: Record<string, string>,
     body?: string,
   ): Promise<NodeAnswer> {
-    const now = this.deps.now ?? performance.now.bind(performance);
+    const now = this.#now;
     const { timeoutMs } = this.deps;
     const url = node.url + path;
     try {

@@ -219,15 +219,14 @@ export class AntiEntropy {
         got.forEach((d, j) => (out[i + j] = d));
       } catch (err) {
         if (!(err instanceof RingkvError) || err.code === "stale_epoch") throw err;
-        if (report.digestFailed[n.id] === undefined) {
-          report.digestFailed[n.id] = err.message;
-          this.deps.log?.({
-            level: "warn",
-            msg: "anti-entropy digest failed: its buckets are not compared this sweep",
-            node: n.id,
-            error: err.message,
-          });
-        }
+        // The node's first failure of the sweep: it is asked nothing more until the next one.
+        report.digestFailed[n.id] = err.message;
+        this.deps.log?.({
+          level: "warn",
+          msg: "anti-entropy digest failed: its buckets are not compared this sweep",
+          node: n.id,
+          error: err.message,
+        });
         return out;
       }
     }

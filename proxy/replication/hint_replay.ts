@@ -18,6 +18,7 @@ import type { WireEntry } from "../../shared/wire.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 import type { WireVote } from "../nodes/paxos_client.ts";
 import type { Hints } from "./hints.ts";
+import { newest } from "./decide.ts";
 import { quorumOf } from "./quorum.ts";
 
 /** Hints per accept call. */
@@ -30,8 +31,8 @@ export interface ReplayDeps {
   read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]>;
   /** Versioned ingest (`/internal/ingest`): applies entries newer than the node's. */
   ingest(node: NodeRef, epoch: number, entries: WireEntry[]): Promise<unknown>;
-  /** A full round on `entry.k` over `owners` (caspaxos.ts `Replicated.settle`). */
-  settle(owners: readonly NodeRef[], entry: WireEntry, epoch: number): Promise<void>;
+  /** A full round on `entry.k` over its replicas (caspaxos.ts `Replicated.settle`). */
+  settle(entry: WireEntry, epoch: number): Promise<void>;
   /** The replicas of a key's ring point (the map's owners). */
   ownersOf(point: number): NodeRef[];
   /** Told each key a replay touches (the proxy's fast-write record). */
@@ -110,7 +111,7 @@ async function levelKey(
         return true;
       }
       // No entry held by a quorum: a round decides the newest, then the node gets it.
-      if (pass === 0) await deps.settle(owners, hint, epoch);
+      if (pass === 0) await deps.settle(hint, epoch);
     }
   } catch (err) {
     // A stale epoch too: the hint goes out again under the next map (or is dropped there).
@@ -143,8 +144,7 @@ async function newestOf(
   const answered = read.filter((a) => a !== null);
   const need = quorumOf(owners.length);
   if (answered.length < need || !answered.some((a) => a.id === node.id)) return "unknown";
-  let best: WireEntry | null = null;
-  for (const { entry } of answered) if (entry && (!best || entry.ver > best.ver)) best = entry;
+  const best = newest(answered.map((a) => a.entry));
   if (best === null) return "current"; // no owner holds the key: nothing to bring
   const holders = answered.filter((a) => a.entry?.ver === best.ver);
   if (holders.some((a) => a.id === node.id)) return "current";

@@ -46,6 +46,15 @@ function versionsOf(c: TestCluster, key: string): (string | undefined)[] {
   return [...c.nodes.values()].map((n) => n.engine.peekVersion(key));
 }
 
+/** Every key has one version on all three nodes, and no hint waits for n2. */
+function assertLevel(c: TestCluster, replication: Replication): void {
+  for (const key of KEYS) {
+    const [n1, n2, n3] = versionsOf(c, key);
+    assertEquals([n2, n3], [n1, n1], key);
+  }
+  assertEquals(replication.hints.count("n2"), 0);
+}
+
 /** Puts every key (a full round, so the next write takes one round trip), then restarts n2. */
 async function writtenThenRestarted(c: TestCluster, replication: Replication): Promise<void> {
   for (const key of KEYS) {
@@ -68,11 +77,7 @@ Deno.test("a fast DELETE that a restarted replica refuses (its promise floor) re
     assertEquals(replication.replicated.fast.decided, 1);
     for (const key of KEYS) assertEquals(versionsOf(c, key)[1] === versionsOf(c, key)[0], false);
     await replication.probeOnce(c.topology, performance.now() + 120_000);
-    for (const key of KEYS) {
-      const [n1, n2, n3] = versionsOf(c, key);
-      assertEquals([n2, n3], [n1, n1], key);
-    }
-    assertEquals(replication.hints.count("n2"), 0);
+    assertLevel(c, replication);
   } finally {
     await c.close();
   }
@@ -90,11 +95,7 @@ Deno.test("a hint that a restarted replica refuses (its promise floor) is not dr
     c.down.delete("n2");
     assertEquals(replication.hints.count("n2") > 0, true);
     await replication.probeOnce(c.topology, performance.now() + 120_000);
-    for (const key of KEYS) {
-      const [n1, n2, n3] = versionsOf(c, key);
-      assertEquals([n2, n3], [n1, n1], key);
-    }
-    assertEquals(replication.hints.count("n2"), 0);
+    assertLevel(c, replication);
   } finally {
     await c.close();
   }

@@ -272,18 +272,6 @@ export class Replication {
     // key, so a second one started meanwhile would only send the same reads again.
     if (this.#replaying.has(node.id)) return;
     this.#replaying.add(node.id);
-    try {
-      await this.#replayNow(node, topo, nodes);
-    } finally {
-      this.#replaying.delete(node.id);
-    }
-  }
-
-  async #replayNow(
-    node: NodeRef,
-    topo: Topology,
-    nodes: ReadonlyMap<string, NodeRef>,
-  ): Promise<void> {
     const report = await replayHints(node, topo.map.epoch, {
       hints: this.hints,
       accept: (n, epoch, entries) => this.client.accept(n, epoch, entries),
@@ -291,12 +279,11 @@ export class Replication {
       ingest: (n, epoch, entries) => this.#ingest.ingest(n, epoch, entries),
       // With the next ring's joining owners, as a write's round: a rebalancing may be copying
       // (diff review: a settle that skipped them decided a value the new owners never got).
-      settle: (_owners, e, epoch) =>
-        this.replicated.settle({ ...replicasFor(topo, e.k, e.h), epoch }),
+      settle: (e, epoch) => this.replicated.settle({ ...replicasFor(topo, e.k, e.h), epoch }),
       ownersOf: (point) =>
         topo.ring.ownersOf(point, topo.map.replicas).flatMap((id) => nodes.get(id) ?? []),
       forget: (key) => this.replicated.forget(key),
-    });
+    }).finally(() => this.#replaying.delete(node.id));
     if (report.ingested + report.retry > 0) {
       this.options.log?.({ msg: "hints refused, node brought level", node: node.id, ...report });
     }
