@@ -73,6 +73,11 @@ export interface ReplicatedDeps {
    * proxy's `--timeout-ms`. Without it, it waits for them all.
    */
   keyWaitMs?: number;
+  /**
+   * The wall clock a round reads a TTL against (default `Date.now`): injected so tests can put
+   * this proxy's clock ahead of or behind the nodes'.
+   */
+  wallNow?: () => number;
   log?: (obj: Record<string, unknown>) => void;
 }
 
@@ -101,9 +106,11 @@ export class Replicated {
   restamps = 0;
   /** Fast writes by outcome (fast_write.ts `FAST_OUTCOMES` says what each counts). */
   readonly fast: FastCounts = newFastCounts();
+  readonly #wallNow: () => number;
 
   /** Creates the replicated data path. */
   constructor(private readonly deps: ReplicatedDeps) {
+    this.#wallNow = deps.wallNow ?? Date.now;
     this.#locks = new KeyLocks(deps.keyWaitMs, (key, ms) =>
       new RingkvError(
         "unavailable",
@@ -191,7 +198,7 @@ export class Replicated {
     }
     const t = last.live ? withExpiry(DEFAULT_CONTENT_TYPE, last.expiresAt) : undefined;
     const base = { k: r.key, v: last.live ? "" : null, t, ver: last.ver, h: r.point };
-    const decided = decide(op, base, ballot, r);
+    const decided = decide(op, base, ballot, r, this.#wallNow());
     if (decided.entry === undefined) {
       this.fast.condition++; // a quorum must confirm a 412 or 404
       return undefined;
@@ -249,7 +256,7 @@ export class Replicated {
   #expiresSoon(last: { live: boolean; expiresAt?: number }): boolean {
     if (!last.live || last.expiresAt === undefined) return false;
     const margin = this.deps.fastExpiryMarginMs ?? FAST_EXPIRY_MARGIN_MS;
-    return last.expiresAt - Date.now() < margin;
+    return last.expiresAt - this.#wallNow() < margin;
   }
 
   /**
@@ -325,7 +332,7 @@ export class Replicated {
     if (kind === "newer") return this.#newer(r, op, fast, mine, prepared, best!);
     // Ours and on the whole quorum: chosen at `fast` already, nothing to re-stamp.
     if (kind === "ours" && entries.every((e) => e?.ver === fast)) return mine.result;
-    const plan = recoveryPlan(kind, op, best, mine, ballot, r);
+    const plan = recoveryPlan(kind, op, best, mine, ballot, r, this.#wallNow());
     if (plan.restamp) this.restamps++;
     const need = quorumOf(r.owners.length);
     const answers: AcceptAnswers = new Map();
@@ -420,7 +427,7 @@ export class Replicated {
       const entries = got.good.map((g) => g.value.entry);
       const best = newest(entries);
       const agreed = entries.every((e) => e?.ver === best?.ver);
-      const decided = decide(op, best, ballot, r);
+      const decided = decide(op, best, ballot, r, this.#wallNow());
       if (decided.entry === undefined && agreed) return decided.result;
       const entry = decided.entry ?? restamp(best!, ballot);
       if (decided.entry === undefined) this.restamps++;

@@ -154,13 +154,14 @@ export function recoveryPlan(
   mine: FastDecision,
   ballot: Version,
   r: KeyAt,
+  now: number,
 ): { entry: WireEntry; answer?: BatchResult; restamp: boolean } {
   if (kind === "ours") return { entry: restamp(best!, ballot), restamp: true };
   if (best?.ver === mine.base) {
     const answer = { ...mine.result, version: ballot };
     return { entry: restamp(mine.entry, ballot), answer, restamp: false };
   }
-  const next = decide(op, best, ballot, r);
+  const next = decide(op, best, ballot, r, now);
   if (next.entry !== undefined) return { entry: next.entry, answer: next.result, restamp: false };
   const answer = next.result.status !== 404 ? { ...next.result, version: ballot } : next.result;
   return { entry: killer(r, best, ballot), answer, restamp: true };
