@@ -2,7 +2,7 @@
  * The web page in headless Chromium (Debian's `chromium`, driven by playwright-core; no
  * browser is downloaded): token, three nodes and the ring, the live feed of changes, a node
  * added with the CLI, the rebalancing on the page, then four nodes; the live feed at the proxy's
- * stream cap (503) and after `reset` and `compacted`. Screenshots go to a temp directory whose
+ * stream cap (503), after `reset` and `compacted`, and on a /watch that never answers. Screenshots go to a temp directory whose
  * path the test prints; it is removed when the test passes, unless RINGKV_KEEP_SHOTS=1 (kept
  * when it fails, to look at). Skipped, saying so, when /usr/bin/chromium is missing.
  */
@@ -328,6 +328,48 @@ Deno.test({
       assertEquals(sent[1], undefined, "after a reset, from the present: no Last-Event-ID");
       assertEquals(sent[2], "cursor-present", "after compacted, from its id (the present)");
       assert(await feedShows(page, proxy.url, "after-reset"), await text(page, "#feed"));
+    } finally {
+      await browser.close();
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: hasChromium
+    ? "the web page's live feed gives up a /watch that says nothing for 15 s and opens it again"
+    : `the web page's live feed on a silent proxy (skipped: ${CHROMIUM} is not installed)`,
+  ignore: !hasChromium,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const cluster = await ProcessCluster.create();
+    const browser = await launch(join(cluster.dir, "chromium-profile"));
+    try {
+      const n1 = await cluster.startNode("n1");
+      const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+      // The first /watch never answers (a proxy that hangs, or a middlebox holding the request);
+      // the page's timers run on Playwright's clock, so its 15 s pass when the test says.
+      let watches = 0;
+      await browser.route("**/watch", async (route) => {
+        if (++watches === 1) return; // never fulfilled
+        await route.continue();
+      });
+      const page = await browser.newPage();
+      await page.clock.install();
+      await page.goto(`${proxy.url}/`);
+      await page.fill("#token", ADMIN_TOKEN);
+      await page.click("#connect");
+      await until(() => "the page's first /watch", () => watches >= 1);
+      await page.clock.fastForward(14_000);
+      assertEquals(watches, 1, "not given up before 15 s");
+      await page.clock.fastForward(1_500);
+      await page.waitForFunction(`/no answer in 15 s/.test(
+        document.querySelector("#feed").textContent)`);
+      await page.clock.fastForward(1_500); // the pause before it tries again
+      await until(() => `the page's second /watch (${watches} so far)`, () => watches >= 2);
+      await page.clock.resume();
+      assert(await feedShows(page, proxy.url, "after-silence"), await text(page, "#feed"));
     } finally {
       await browser.close();
       await cluster.stop();
