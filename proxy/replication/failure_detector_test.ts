@@ -124,3 +124,14 @@ Deno.test("Replication: a node whose clock is more than 1 s off is warned about 
   await replication.probeOnce(topology, 2000);
   assertEquals(logged.map((o) => o.level), ["warn", "info"]);
 });
+
+Deno.test("Replication.healthOf(): a node's `since` stays where it was when the wall clock is stepped later", async () => {
+  const fetch = () => Promise.resolve(Response.json({ status: "ok" }));
+  const replication = createReplication({ fetch, timeoutMs: 1000, probeMs: 20 });
+  const topology = new FakeTopology(await topologyOf(stableMap(nodeInfos(1))));
+  await replication.probeOnce(topology);
+  const shown = replication.healthOf("n1");
+  assert(shown.state === "up", JSON.stringify(shown));
+  const stepped = await withWallStep(-3_600_000, () => replication.healthOf("n1"));
+  assertEquals("since" in stepped ? stepped.since : undefined, shown.since);
+});

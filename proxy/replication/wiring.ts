@@ -70,6 +70,11 @@ export class Replication {
   readonly #seen = new Map<string, Seen>();
   /** Nodes whose hints are being offered: one replay per node at a time (diff review). */
   readonly #replaying = new Set<string>();
+  /**
+   * Each node's last state change as first shown on the wall clock: worked out again at every
+   * call, a later step of the wall clock moved it.
+   */
+  readonly #sinceWall = new Map<string, { monotonic: number; wall: number }>();
   /** The URL each node had at the last probe round: its health is of that address. */
   readonly #probedUrls = new Map<string, string>();
   /** Nodes whose clock offset is past {@link CLOCK_WARN_MS} (warned once, until back within). */
@@ -217,6 +222,7 @@ export class Replication {
       if (nodes.get(id)?.url === url) continue;
       this.detector.step({ kind: "forget", node: id });
       this.#seen.delete(id);
+      this.#sinceWall.delete(id);
       this.#probedUrls.delete(id);
     }
     for (const [id, node] of nodes) this.#probedUrls.set(id, node.url);
@@ -238,13 +244,22 @@ export class Replication {
       // `since` is shown: on the wall clock, as long ago as the detector's monotonic clock says.
       ...(health === undefined
         ? { state: "unknown" as const }
-        : { ...health, since: Math.round(Date.now() - (performance.now() - health.since)) }),
+        : { ...health, since: this.#wallOf(id, health.since) }),
       hints: this.hints.count(id),
       ...(last === undefined ? {} : { incarnation: last }),
       recovering,
       ...(why === undefined ? {} : { rejoinError: why }),
       ...(lost === undefined ? {} : { lostData: lost }),
     };
+  }
+
+  /** `monotonic` (the detector's clock) on the wall clock, read once per state change. */
+  #wallOf(id: string, monotonic: number): number {
+    const known = this.#sinceWall.get(id);
+    if (known?.monotonic === monotonic) return known.wall;
+    const wall = Math.round(Date.now() - (performance.now() - monotonic));
+    this.#sinceWall.set(id, { monotonic, wall });
+    return wall;
   }
 
   /**
