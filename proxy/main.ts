@@ -23,6 +23,7 @@ import { RingkvError } from "../shared/errors.ts";
 import { HybridClock, randomProxyId } from "../shared/version.ts";
 import { sameMap } from "../shared/wire.ts";
 import { guard } from "../shared/guard.ts";
+import { hostPolicy } from "../shared/browser_guard.ts";
 import { type GatedListener, listenBehindGate } from "../shared/starting_gate.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { parseProxyConfig, PROXY_ENV, type ProxyConfig, proxyStartupHint } from "./proxy_config.ts";
@@ -208,7 +209,7 @@ async function serve(
   });
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
-  listener.gate.open(guard(app.fetch, limits));
+  listener.gate.open(guard(app.fetch, limits, hostPolicy(config.allowedHosts)));
   console.log(`ringkv proxy listening on ${scheme}://${urlHost(config.host)}:${listener.port}`);
   if (state.current().map.rebalancing !== null) void rebalancer.run();
   replication.start(state);

@@ -23,7 +23,14 @@ import {
 import { parseNodeUrl } from "../shared/node_url.ts";
 import { TEST_CLOCK_ENV, testClockOffset } from "../shared/test_clock.ts";
 import { startupHint } from "../shared/startup_hint.ts";
-import { checkExposure, listenHost, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
+import {
+  checkExposure,
+  isLoopback,
+  listenHost,
+  type TlsFiles,
+  tlsFiles,
+} from "../shared/exposure.ts";
+import { parseAllowedHosts } from "../shared/browser_guard.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
 import { checkLogLevel, type LogLevel } from "../shared/log.ts";
 import { DEFAULT_VNODES } from "../shared/ring.ts";
@@ -82,6 +89,11 @@ const SPEC = {
     default: false,
     help: "share --port with other proxy processes started with it too (Linux SO_REUSEPORT)",
   },
+  allowedHosts: {
+    type: "string",
+    help:
+      "host names clients may use in URLs, comma-separated (.example.com: its subdomains too; *: any); IP addresses and localhost always pass (default: * beyond loopback, none on it)",
+  },
 } as const;
 
 /** The environment variables the proxy reads: its flags' and the test-only clock offset. */
@@ -128,6 +140,12 @@ export interface ProxyConfig {
   reusePort: boolean;
   /** How many keys' ring positions the proxy remembers (saves a SHA-1 per request). */
   keyCache: number;
+  /**
+   * Host names a request's `Host` may carry besides IP addresses and localhost
+   * (shared/host_policy.ts): `--allowed-hosts`, else none on a loopback address (DNS
+   * rebinding) and every name beyond it.
+   */
+  allowedHosts: "*" | string[];
 }
 
 function checkUrl(flag: string, url: string): string {
@@ -183,6 +201,9 @@ export function parseProxyConfig(
     ...(v.replicas === undefined ? {} : { replicas: checkRange("replicas", v.replicas, 1, 16) }),
     force: v.force,
     vnodes: checkRange("vnodes", v.vnodes, 1, 10_000),
+    allowedHosts: v.allowedHosts === undefined
+      ? (isLoopback(host) ? [] : "*")
+      : parseAllowedHosts(v.allowedHosts),
     adminToken: empty(v.adminToken),
     clientToken: empty(v.clientToken),
     clusterSecret: empty(v.clusterSecret),

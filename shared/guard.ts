@@ -20,6 +20,7 @@
 import { errorResponse, RingkvError } from "./errors.ts";
 import type { RequestLimits } from "./limits.ts";
 import { pathStart } from "./url_path.ts";
+import { crossSiteOrigin, type HostAllowed } from "./browser_guard.ts";
 
 /** A `fetch`-style handler; the second argument is Deno.serve's connection info. */
 export type FetchHandler<I = unknown> = (req: Request, info: I) => Response | Promise<Response>;
@@ -91,6 +92,7 @@ export function refusal(
   req: Request,
   limits: RequestLimits,
   goodHost: (host: string) => boolean = isHost,
+  allowedHost?: HostAllowed,
 ): RingkvError | undefined {
   const target = targetLength(req.url);
   if (target > limits.maxUrlBytes) {
@@ -108,6 +110,10 @@ export function refusal(
       `Cannot serve the request: its Host header "${host.slice(0, 100)}" is not a host[:port]`,
     );
   }
+  if (allowedHost !== undefined) {
+    const refused = browserRefusal(req, host, allowedHost);
+    if (refused !== undefined) return refused;
+  }
   if (bytes > limits.maxHeaderBytes) {
     return new RingkvError(
       "headers_too_large",
@@ -117,8 +123,44 @@ export function refusal(
   return undefined;
 }
 
-/** Wraps `handler` with the checks of {@link refusal} and the in-flight cap. */
-export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): GuardedHandler<I> {
+/** A request a web page of another site made a browser send (shared/browser_guard.ts). */
+function browserRefusal(
+  req: Request,
+  host: string | null,
+  allowedHost: HostAllowed,
+): RingkvError | undefined {
+  if (host !== null && !allowedHost(host)) {
+    return new RingkvError(
+      "forbidden",
+      `Cannot serve a request for host "${host.slice(0, 100)}": this server answers IP ` +
+        `addresses, localhost and the names of its --allowed-hosts (against DNS rebinding; ` +
+        `start it with --allowed-hosts ${
+          JSON.stringify(host.replace(/:\d+$/, "").slice(0, 100))
+        } ` +
+        `to take this one, docs/security.md)`,
+    );
+  }
+  if (req.method === "GET" || req.method === "HEAD") return undefined;
+  const origin = req.headers.get("origin");
+  if (origin === null || !crossSiteOrigin(origin, host)) return undefined;
+  return new RingkvError(
+    "forbidden",
+    `Cannot take a ${req.method} sent by a web page of another site (Origin ` +
+      `${JSON.stringify(origin.slice(0, 100))}): ringkv takes writes from its own page and ` +
+      `from clients that are not browsers (docs/security.md)`,
+  );
+}
+
+/**
+ * Wraps `handler` with the checks of {@link refusal} and the in-flight cap; `allowedHost`, when
+ * given, also refuses (403) a `Host` it does not allow and a write from a page of another site
+ * (shared/browser_guard.ts).
+ */
+export function guard<I>(
+  handler: FetchHandler<I>,
+  limits: RequestLimits,
+  allowedHost?: HostAllowed,
+): GuardedHandler<I> {
   let inFlight = 0;
   const goodHost = hostCheck();
   const settle = async (answer: Promise<Response>, req: Request): Promise<Response> => {
@@ -129,7 +171,7 @@ export function guard<I>(handler: FetchHandler<I>, limits: RequestLimits): Guard
     }
   };
   const guarded = (req: Request, info: I): Response | Promise<Response> => {
-    const refused = refusal(req, limits, goodHost);
+    const refused = refusal(req, limits, goodHost, allowedHost);
     if (refused !== undefined) return closing(errorResponse(refused), req);
     if (inFlight >= limits.maxInFlight) {
       const busy = new RingkvError(

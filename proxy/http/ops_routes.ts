@@ -233,7 +233,13 @@ export function createOpsRoutes(deps: OpsDeps): Hono {
     }
     return c.json(await owners(deps, checkKey(raw, deps.maxKeyBytes)));
   });
-  app.get("/", (c) => c.html(UI_PAGE));
+  // Not in a frame of another site (clickjacking the admin page), nor sniffed as anything else.
+  app.get("/", (c) =>
+    c.html(UI_PAGE, 200, {
+      "content-security-policy": "frame-ancestors 'none'",
+      "x-frame-options": "DENY",
+      "x-content-type-options": "nosniff",
+    }));
   app.get("/openapi.json", (c) => c.json(OPENAPI));
   // 405 names the allowed methods in Allow (RFC 9110).
   const refuse = () =>

@@ -43,6 +43,9 @@ export interface PublicRoutesDeps {
 /** Longest `Content-Type` a value may carry. */
 export const MAX_CONTENT_TYPE_LENGTH = 256;
 
+/** A stored value's Content-Security-Policy: a document of its own origin that runs nothing. */
+export const VALUE_CSP = "default-src 'none'; sandbox";
+
 /** The /kv routes as a Hono app. */
 export function createPublicRoutes(deps: PublicRoutesDeps): Hono {
   const app = new Hono();
@@ -135,6 +138,11 @@ export async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
     return new Response(null, { status: 304, headers });
   }
   headers["content-type"] = r.contentType ?? DEFAULT_CONTENT_TYPE;
+  // The writer chose the Content-Type: a text/html or SVG value opened in a browser would run
+  // its script on the proxy's origin, beside the web page and its admin token (review). As a
+  // sandboxed document with no sources it runs nothing and reads no storage of the origin.
+  headers["content-security-policy"] = VALUE_CSP;
+  headers["x-content-type-options"] = "nosniff";
   // Text goes out as the string the node sent: Deno encodes it natively, no bytes made in JS.
   if (req.method !== "HEAD") {
     return new Response(r.text ?? resultBytes(r), { status: 200, headers });
