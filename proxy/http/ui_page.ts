@@ -3,9 +3,10 @@
  * of the hash space as one arc in its colour; while a node joins or leaves, the next ring
  * inside it; a looked-up key's point and its owners highlighted),
  * the nodes (URL, state, keys, bytes, share of the hash space, requests/s), the
- * rebalancing with keys moved and time left, and a key lookup. Plain HTML and inline
- * script, no build step. The page is public; every data call it makes sends the admin
- * token, entered once and kept in `sessionStorage`.
+ * rebalancing with keys moved and time left, a key lookup, and a live feed of changes (each
+ * at the time its version says it was written, keys and values quoted as the CLI prints them).
+ * Plain HTML and inline script, no build step. The page is public; every data call it makes
+ * sends the admin token, entered once and kept in `sessionStorage`.
  *
  * @module
  * @example
@@ -43,6 +44,7 @@ input, button { font:inherit; padding:7px 10px; border-radius:6px; border:1px so
 button { background:var(--accent); color:#04121c; border:none; font-weight:600; cursor:pointer; }
 .warn { color:#ffd479; } .err { color:#ff8a8a; } .dim { color:var(--dim); }
 #login { max-width:420px; margin:80px auto; }
+#feed li { overflow-wrap:anywhere; }
 svg text { fill:var(--dim); font-size:12px; }
 svg text.arc-label { fill:var(--text); font-size:11px; }
 #ring { width:100%; max-width:400px; height:auto; display:block; margin:0 auto; }
@@ -205,12 +207,67 @@ async function findOwners(key, epoch) {
     out.replaceChildren(el("div", {}, "owned by ", ...names(body.owners)), body.next && body.next.map((o) => o.id).join() !== body.owners.map((o) => o.id).join() ? el("div", { class: "warn" }, "moving to ", ...names(body.next)) : "", el("div", { class: "dim" }, "ring point " + body.point));
   } catch (err) { out.replaceChildren(el("span", { class: "err" }, String(err))); }
 }
+// How the CLI prints a key and a value (tasks/kv_output.ts quoted() and jsonQuoted(); the page is
+// a string and cannot import them, so keep these rules identical to that file's): a key bare when
+// it reads back unambiguously, else in JSON quotes with anything invisible (controls, bidi controls
+// such as U+202E, separators) as \\u escapes.
+const NEEDS_QUOTES = /[\\s"\\\\\\p{C}\\p{Z}]/u;
+const INVISIBLE = /[\\p{C}\\p{Z}]/gu;
+function quoted(text) { return text !== "" && !NEEDS_QUOTES.test(text) ? text : jsonQuoted(text); }
+function jsonQuoted(text) { return JSON.stringify(text).replace(INVISIBLE, (ch) => ch === " " ? ch : utf16Escapes(ch)); }
+function utf16Escapes(ch) {
+  let out = "";
+  for (let i = 0; i < ch.length; i++) out += "\\\\u" + ch.charCodeAt(i).toString(16).padStart(4, "0");
+  return out;
+}
+const KEY_SHOWN = 80, VALUE_SHOWN = 60;
+/** The first max code points of text (an emoji's surrogate pair is one), and whether it was longer. */
+function head(text, max) {
+  let n = 0, end = 0;
+  for (const ch of text) { if (n++ === max) return [text.slice(0, end), true]; end += ch.length; }
+  return [text, false];
+}
+// A cut text is always quoted, with "…" after the closing quote: the key does not end there.
+function shownKey(key) { const [h, cut] = head(key, KEY_SHOWN); return cut ? jsonQuoted(h) + "…" : quoted(key); }
+function shownValue(value) { const [h, cut] = head(value, VALUE_SHOWN); return jsonQuoted(h) + (cut ? "…" : ""); }
+/** The writer's wall-clock ms at the head of a version (12 hex digits, shared/version.ts), or null. */
+function writtenAt(version) {
+  const m = /^([0-9a-f]{12})-[0-9a-f]{4}-/.exec(version || "");
+  return m ? parseInt(m[1], 16) : null;
+}
+/** A change as a line: when it was written (from its version), the key and the value as the CLI shows them. */
+function changeLine(d) {
+  const at = writtenAt(d.version);
+  const time = at !== null
+    ? el("span", { class: "time", title: "written at " + new Date(at).toISOString() + " (the writer's clock, from version " + d.version + ")" }, new Date(at).toLocaleTimeString())
+    : el("span", { class: "time", title: "no time in its version" }, "received " + new Date().toLocaleTimeString());
+  // bdi: a right-to-left key or value is laid out on its own, not with the rest of the line.
+  const kids = [time, d.deleted ? "  del " : "  put ", el("bdi", { class: "key", title: quoted(d.key) }, shownKey(d.key))];
+  if (!d.deleted) kids.push(" = ", d.value !== undefined ? el("bdi", { class: "value" }, shownValue(d.value)) : "(binary)");
+  return el("li", { class: "change" }, ...kids);
+}
 // Live feed of recent changes: GET /watch read with fetch (EventSource cannot send a token).
 let feeding = false;
-function feedLine(text, cls) {
+const FEED_LINES = 20;
+function feedAdd(li) {
   const list = $("feed");
-  list.prepend(el("li", cls ? { class: cls } : {}, text));
-  while (list.children.length > 20) list.lastChild.remove();
+  list.prepend(li);
+  while (list.children.length > FEED_LINES) list.lastChild.remove();
+}
+function feedLine(text, cls) { feedAdd(el("li", cls ? { class: cls } : {}, text)); }
+/**
+ * A failure to read /watch. The same failure again, with no change in between, counts on its own
+ * line instead of adding one: an outage retried every second must not push the changes out.
+ */
+function feedError(text) {
+  const now = new Date().toLocaleTimeString();
+  let li = $("feed").firstElementChild;
+  while (li && li.classList.contains("fail") && li.dataset.text !== text) li = li.nextElementSibling;
+  if (!li || !li.classList.contains("fail")) li = el("li", { class: "err fail", "data-text": text, "data-count": 0, "data-first": now });
+  const n = Number(li.dataset.count) + 1;
+  li.dataset.count = n;
+  li.textContent = now + "  " + text + (n > 1 ? " (" + n + " times since " + li.dataset.first + ")" : "");
+  feedAdd(li);
 }
 /** The token /watch takes: the client token when the proxy has one (asked for on a 401). */
 function watchToken() { return sessionStorage.getItem("ringkv-client-token") || token(); }
@@ -251,7 +308,7 @@ async function feed() {
       // 503: a proxy starting or at its stream cap; 400: a cursor it cannot read: start afresh.
       if (res.status === 400) cursor = null;
       if (!res.ok) {
-        feedLine("live feed unavailable: " + res.status + ", trying again", "err");
+        feedError("live feed unavailable: " + res.status + ", trying again");
         await new Promise((r) => setTimeout(r, 1000));
         continue;
       }
@@ -272,12 +329,11 @@ async function feed() {
           const d = JSON.parse(data);
           // After a reset the stream ends; the next one starts from the present (no cursor).
           if (ev === "reset") cursor = null;
-          if (ev !== "message") { feedLine(ev + ": " + d.reason, "err"); continue; }
-          feedLine(new Date().toLocaleTimeString() + "  " + (d.deleted ? "del " : "put ") + d.key +
-            (d.deleted ? "" : " = " + (d.value !== undefined ? JSON.stringify(d.value).slice(0, 60) : "(binary)")));
+          if (ev !== "message") { feedLine(ev + ": " + d.reason, "err event"); continue; }
+          feedAdd(changeLine(d));
         }
       }
-    } catch (err) { feedLine("live feed: " + err, "err"); }
+    } catch (err) { feedError("live feed: " + err); }
     clearTimeout(silent);
     await new Promise((r) => setTimeout(r, 1000));
   }
