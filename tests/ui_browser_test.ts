@@ -9,8 +9,8 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
 import { chromium, type Page } from "playwright-core";
-import { ADMIN_TOKEN, loadKeys, ProcessCluster } from "./helpers/process_cluster.ts";
-import { runToEnd } from "./helpers/process.ts";
+import { ADMIN_TOKEN, loadKeys, ProcessCluster, SECRET } from "./helpers/process_cluster.ts";
+import { runToEnd, type ServerProcess, spawnServer } from "./helpers/process.ts";
 import { until } from "./helpers/poll.ts";
 import { openSse, type SseReader } from "./helpers/sse.ts";
 import { DEFAULT_MAX_WATCHERS } from "../proxy/http/watch_route.ts";
@@ -24,6 +24,7 @@ declare function jsonQuoted(text: string): string;
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
 const KV = new URL("../tasks/kv.ts", import.meta.url);
+const PROXY = new URL("../proxy/main.ts", import.meta.url);
 
 async function launch(profile: string) {
   return await chromium.launchPersistentContext(profile, {
@@ -506,6 +507,84 @@ Deno.test({
       await page.clock.resume();
       assert(await feedShows(page, proxy.url, "after-outage"), await text(page, "#feed"));
     } finally {
+      await browser.close();
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: hasChromium
+    ? "the web page shows a proxy's 403 (no admin token) without asking for tokens; a refused token stops its calls and feed, and a new login starts one feed"
+    : `the web page's token handling (skipped: ${CHROMIUM} is not installed)`,
+  ignore: !hasChromium,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const cluster = await ProcessCluster.create();
+    const browser = await launch(join(cluster.dir, "chromium-profile"));
+    let bare: ServerProcess | undefined;
+    try {
+      const n1 = await cluster.startNode("n1");
+      const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+      bare = await spawnServer({
+        script: PROXY,
+        args: ["--port", "0", "--data", join(cluster.dir, "bare"), "--nodes", n1.url],
+        env: { RINGKV_CLUSTER_SECRET: SECRET, RINGKV_ADMIN_TOKEN: "" },
+      });
+      const calls: string[] = [];
+      const failed: string[] = [];
+      browser.on("request", (req) => calls.push(new URL(req.url()).pathname));
+      browser.on("requestfailed", (req) => failed.push(new URL(req.url()).pathname));
+      const callsSince = (from: number, path: string) =>
+        calls.slice(from).filter((p) => p === path).length;
+
+      // No admin token on the proxy: its own message, no token box, whatever the tab holds.
+      const page = await browser.newPage();
+      await page.goto(`${bare.url}/`);
+      await page.evaluate(`sessionStorage.setItem("ringkv-token", "typed-before")`);
+      await page.reload();
+      await page.waitForFunction(`/the proxy has no admin token/.test(document.body.innerText)`);
+      assertMatch(await text(page, "#refused"), /--admin-token.*RINGKV_ADMIN_TOKEN/s);
+      assertEquals(await page.locator("#token").isVisible(), false, "no token box");
+      const mark = calls.length;
+      await page.click("#retry");
+      await page.waitForFunction(`/the proxy has no admin token/.test(document.body.innerText)`);
+      await new Promise((r) => setTimeout(r, 2_000));
+      assertEquals(callsSince(mark, "/cluster"), 1, "one call per try, no loop");
+      assertEquals(await page.evaluate(`sessionStorage.getItem("ringkv-token")`), "typed-before");
+      await page.close();
+
+      // A refused token: the token box, and the page stops polling and closes its feed.
+      const app = await openPage(browser, proxy.url);
+      assert(await feedShows(app, proxy.url, "before-refusal"), await text(app, "#feed"));
+      await app.evaluate(`sessionStorage.setItem("ringkv-client-token", "client")`);
+      const watchFailed = failed.filter((p) => p === "/watch").length;
+      await app.evaluate(`sessionStorage.setItem("ringkv-token", "wrong-token")`);
+      await app.waitForFunction(`/The token was refused/.test(document.body.innerText)`);
+      await until(
+        () => "the feed's stream to be closed",
+        () => failed.filter((p) => p === "/watch").length > watchFailed,
+        10_000,
+      );
+      const hidden = calls.length;
+      await new Promise((r) => setTimeout(r, 2_500));
+      assertEquals(calls.slice(hidden), [], "no call from the hidden page");
+      assertEquals(
+        await app.evaluate(`[sessionStorage.getItem("ringkv-token"),
+          sessionStorage.getItem("ringkv-client-token")]`),
+        [null, null],
+      );
+
+      // Logged in again: one feed, not two.
+      const login = calls.length;
+      await app.fill("#token", ADMIN_TOKEN);
+      await app.click("#connect");
+      assert(await feedShows(app, proxy.url, "after-login"), await text(app, "#feed"));
+      await new Promise((r) => setTimeout(r, 2_500));
+      assertEquals(callsSince(login, "/watch"), 1, "one /watch since the login");
+    } finally {
+      await bare?.stop();
       await browser.close();
       await cluster.stop();
     }

@@ -6,7 +6,8 @@
  * rebalancing with keys moved and time left, a key lookup, and a live feed of changes (each
  * at the time its version says it was written, keys and values quoted as the CLI prints them).
  * Plain HTML and inline script, no build step. The page is public; every data call it makes
- * sends the admin token, entered once and kept in `sessionStorage`.
+ * sends the admin token, entered once and kept in `sessionStorage`. A proxy that refuses the
+ * admin API whatever the token (403: it has none) gets its message shown, not a token box.
  *
  * @module
  * @example
@@ -43,7 +44,7 @@ td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 input, button { font:inherit; padding:7px 10px; border-radius:6px; border:1px solid var(--line); background:#0f1419; color:var(--text); }
 button { background:var(--accent); color:#04121c; border:none; font-weight:600; cursor:pointer; }
 .warn { color:#ffd479; } .err { color:#ff8a8a; } .dim { color:var(--dim); }
-#login { max-width:420px; margin:80px auto; }
+#login, #refused { max-width:420px; margin:80px auto; }
 #feed li { overflow-wrap:anywhere; }
 svg text { fill:var(--dim); font-size:12px; }
 svg text.arc-label { fill:var(--text); font-size:11px; }
@@ -58,7 +59,7 @@ main > *, .right > * { min-width:0; }
   header span { white-space:normal; }
   #lookup-result { overflow-wrap:anywhere; }
   #token { width:100%; }
-  #login { margin:24px 12px; }
+  #login, #refused { margin:24px 12px; }
 }
 `;
 
@@ -74,9 +75,24 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 function token() { return sessionStorage.getItem("ringkv-token"); }
-async function api(path) {
-  const res = await fetch(path, { headers: { authorization: "Bearer " + token() }, signal: AbortSignal.timeout(10000) });
-  if (res.status === 401 || res.status === 403) { sessionStorage.removeItem("ringkv-token"); showLogin("The token was refused."); throw new Error("auth"); }
+/** The proxy's own words from an error answer (every error body is {"error": {"message"}}). */
+async function errorMessage(res) {
+  try { return (await res.json()).error.message; } catch { return "HTTP " + res.status; }
+}
+async function api(path, signal) {
+  const sent = token();
+  const timeout = AbortSignal.timeout(10000);
+  const res = await fetch(path, { headers: sent ? { authorization: "Bearer " + sent } : {}, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+  if (res.status === 401 || res.status === 403) {
+    const message = await errorMessage(res);
+    // An answer to a token the user has since replaced says nothing about the new one.
+    if (token() === sent) {
+      // 403: the proxy refuses every token (it has none); asking for another would be a loop.
+      if (res.status === 403) showRefused(message);
+      else showLogin(sent !== null ? "The token was refused: " + message : "");
+    }
+    throw new Error("auth");
+  }
   if (!res.ok) throw new Error(path + ": " + res.status);
   return res.json();
 }
@@ -175,11 +191,11 @@ function drawRebalancing(rb, epoch) {
     el("p", { id: "moved" }, rb.movedKeys + " of ~" + (rb.totalKeys ?? "?") + " keys moved" + (rb.movedCopies !== undefined && rb.movedCopies !== rb.movedKeys ? " (" + rb.movedCopies + " copies read from the old replicas)" : "") + " · " + secs(elapsed) + " elapsed · " + left),
     rb.error ? el("p", { class: "warn" }, "Paused, retrying: " + rb.error) : "");
 }
-async function refresh() {
+async function refresh(signal) {
   try {
-    const cluster = await api("/cluster");
-    if (cluster.epoch !== state.ringEpoch) { state.ring = await api("/ring"); state.ringEpoch = cluster.epoch; }
-    state.prevStats = state.stats; state.stats = await api("/stats");
+    const cluster = await api("/cluster", signal);
+    if (cluster.epoch !== state.ringEpoch) { state.ring = await api("/ring", signal); state.ringEpoch = cluster.epoch; }
+    state.prevStats = state.stats; state.stats = await api("/stats", signal);
     for (const n of cluster.nodes) colorOf(n.id);
     if (state.lookup && state.lookup.epoch !== cluster.epoch) await findOwners(state.lookup.key, cluster.epoch);
     drawRing(); drawNodes(cluster, state.ring.shares); drawRebalancing(cluster.rebalancing, cluster.epoch);
@@ -189,7 +205,7 @@ async function refresh() {
     $("totals").className = cluster.belowReplicas ? "warn" : "dim";
     $("status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (err) {
-    if (err.message !== "auth") $("status").textContent = "error: " + err.message;
+    if (err.message !== "auth" && !signal.aborted) $("status").textContent = "error: " + err.message;
   }
 }
 async function lookup(ev) {
@@ -247,7 +263,6 @@ function changeLine(d) {
   return el("li", { class: "change" }, ...kids);
 }
 // Live feed of recent changes: GET /watch read with fetch (EventSource cannot send a token).
-let feeding = false;
 const FEED_LINES = 20;
 function feedAdd(li) {
   const list = $("feed");
@@ -281,13 +296,25 @@ function askClientToken() {
   });
   $("feed").before(form);
 }
+/** Resolves after ms, or at once when signal aborts. */
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}
+/** The running feed's controller: aborting it ends the feed's fetch and its loop. */
+let feedRun = null;
+function stopFeed() { if (feedRun) feedRun.abort(); feedRun = null; }
 async function feed() {
-  if (feeding) return;
-  feeding = true;
+  if (feedRun) return;
+  const run = new AbortController();
+  feedRun = run;
   let cursor = null;
-  // Like EventSource, it tries again for as long as the page is open: a proxy at its stream cap
+  // Like EventSource, it tries again for as long as the page shows it: a proxy at its stream cap
   // or restarting comes back.
-  for (;;) {
+  while (!run.signal.aborted) {
     const headers = { accept: "text/event-stream", authorization: "Bearer " + watchToken() };
     if (cursor) headers["last-event-id"] = cursor;
     // A stream that says nothing for 15 s (the proxy sends a comment every 5 s), or a proxy that
@@ -297,7 +324,7 @@ async function feed() {
     const wake = () => { clearTimeout(silent); silent = setTimeout(() => quiet.abort(new Error("no answer in 15 s")), 15000); };
     wake();
     try {
-      const res = await fetch("/watch", { headers, signal: quiet.signal });
+      const res = await fetch("/watch", { headers, signal: AbortSignal.any([quiet.signal, run.signal]) });
       if (res.status === 401) {
         sessionStorage.removeItem("ringkv-client-token");
         feedLine("live feed: the proxy asks for its client token", "err asks-token");
@@ -308,8 +335,10 @@ async function feed() {
       // 503: a proxy starting or at its stream cap; 400: a cursor it cannot read: start afresh.
       if (res.status === 400) cursor = null;
       if (!res.ok) {
+        await res.body?.cancel();
         feedError("live feed unavailable: " + res.status + ", trying again");
-        await new Promise((r) => setTimeout(r, 1000));
+        clearTimeout(silent);
+        await pause(1000, run.signal);
         continue;
       }
       let buf = "";
@@ -333,26 +362,48 @@ async function feed() {
           feedAdd(changeLine(d));
         }
       }
-    } catch (err) { feedError("live feed: " + err); }
+    } catch (err) { if (!run.signal.aborted) feedError("live feed: " + err); }
     clearTimeout(silent);
-    await new Promise((r) => setTimeout(r, 1000));
+    await pause(1000, run.signal);
   }
-  feeding = false;
+  if (feedRun === run) feedRun = null;
 }
-let timer = null;
-function start() {
-  $("login").hidden = true; $("app").hidden = false;
-  const loop = async () => { await refresh(); timer = setTimeout(loop, 1000); };
-  if (!timer) loop();
-  feed();
+/** The running refresh loop's controller, like the feed's. */
+let polling = null;
+function poll() {
+  if (polling) return;
+  const run = new AbortController();
+  polling = run;
+  (async () => { while (!run.signal.aborted) { await refresh(run.signal); await pause(1000, run.signal); } })();
 }
+/** Shows one of the page's views (login, refused, app); anything but the app stops its calls. */
+function show(view) {
+  for (const id of ["login", "refused", "app"]) $(id).hidden = id !== view;
+  if (view === "app") return;
+  if (polling) polling.abort();
+  polling = null;
+  stopFeed();
+}
+function start() { show("app"); poll(); feed(); }
+/** The token box; both tokens leave the tab, as on a logout. */
 function showLogin(message) {
-  clearTimeout(timer); timer = null;
-  $("app").hidden = true; $("login").hidden = false; $("login-msg").textContent = message || "";
+  sessionStorage.removeItem("ringkv-token"); sessionStorage.removeItem("ringkv-client-token");
+  show("login"); $("login-msg").textContent = message || "";
 }
-$("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); sessionStorage.setItem("ringkv-token", $("token").value.trim()); start(); });
+/** A proxy that refuses every token: its own words, and no token box (the token is kept). */
+function showRefused(message) { show("refused"); $("refused-msg").textContent = message; }
+/** Asks the proxy once with the token held (if any): the app, the token box, or why it refuses. */
+async function probe() {
+  try { await api("/cluster"); } catch (err) {
+    if (err.message === "auth") return;
+    if (!token()) { show("login"); $("login-msg").textContent = "Cannot reach the proxy: " + err.message; return; }
+  }
+  start();
+}
+$("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); sessionStorage.setItem("ringkv-token", $("token").value.trim()); probe(); });
+$("retry").addEventListener("click", probe);
 $("lookup").addEventListener("submit", lookup);
-token() ? start() : showLogin();
+probe();
 `;
 
 /** The whole page. */
@@ -371,6 +422,15 @@ export const UI_PAGE = `<!doctype html>
   <code>RINGKV_ADMIN_TOKEN</code> it was given. It stays in this tab (sessionStorage).</p>
   <input id="token" type="password" placeholder="admin token" autocomplete="off" size="32">
   <button id="connect" type="submit">Connect</button><p id="login-msg" class="err"></p></form>
+</section>
+<section id="refused" hidden>
+  <h2>Admin API refused</h2>
+  <p id="refused-msg" class="err"></p>
+  <p class="dim">The proxy answers 403 whatever token is sent, so the page does not ask for one (a
+  token already given stays in this tab). A proxy without an admin token is started with one by
+  <code>--admin-token TOKEN</code> or <code>RINGKV_ADMIN_TOKEN=TOKEN</code>; <code>deno task cluster</code>
+  makes one and keeps it in <code>data/admin-token</code>. Then:</p>
+  <button id="retry" type="button">Try again</button>
 </section>
 <main id="app" hidden>
   <section><h2>Ring</h2><svg id="ring" viewBox="0 0 400 400" role="img" aria-label="each node's share of the hash ring"></svg>
