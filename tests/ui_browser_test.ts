@@ -9,15 +9,22 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
 import { chromium, type Page } from "playwright-core";
-import { ADMIN_TOKEN, loadKeys, ProcessCluster } from "./helpers/process_cluster.ts";
-import { runToEnd } from "./helpers/process.ts";
+import { ADMIN_TOKEN, loadKeys, ProcessCluster, SECRET } from "./helpers/process_cluster.ts";
+import { runToEnd, type ServerProcess, spawnServer } from "./helpers/process.ts";
 import { until } from "./helpers/poll.ts";
 import { openSse, type SseReader } from "./helpers/sse.ts";
 import { DEFAULT_MAX_WATCHERS } from "../proxy/http/watch_route.ts";
+import { formatVersion } from "../shared/version.ts";
+import { jsonQuoted as cliJsonQuoted, quoted as cliQuoted } from "../tasks/kv_output.ts";
+
+/** The page's copies of the CLI's quoting (tasks/kv_output.ts), called in the page. */
+declare function quoted(text: string): string;
+declare function jsonQuoted(text: string): string;
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
 const KV = new URL("../tasks/kv.ts", import.meta.url);
+const PROXY = new URL("../proxy/main.ts", import.meta.url);
 
 async function launch(profile: string) {
   return await chromium.launchPersistentContext(profile, {
@@ -371,6 +378,213 @@ Deno.test({
       await page.clock.resume();
       assert(await feedShows(page, proxy.url, "after-silence"), await text(page, "#feed"));
     } finally {
+      await browser.close();
+      await cluster.stop();
+    }
+  },
+});
+
+/** The lines of the page's live feed, newest first. */
+const feedLines = (page: Page) =>
+  page.$$eval("#feed li", (lis) => lis.map((li) => li.textContent ?? ""));
+
+Deno.test({
+  name: hasChromium
+    ? "the web page's live feed shows when each change was written, keys and values as the CLI prints them, cut by code points, and an outage as one counted line"
+    : `the web page's live feed lines (skipped: ${CHROMIUM} is not installed)`,
+  ignore: !hasChromium,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const cluster = await ProcessCluster.create();
+    const browser = await launch(join(cluster.dir, "chromium-profile"));
+    try {
+      const n1 = await cluster.startNode("n1");
+      const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+      // Writes 3 s and 7 s apart, sent in one burst (as after a reconnect), in the proxy's format.
+      const t0 = Date.UTC(2026, 0, 2, 3, 4, 5);
+      const at = (ms: number) => formatVersion(t0 + ms, 0, "n1");
+      const longKey = "long/" + "k".repeat(999);
+      const emojiValue = "x".repeat(58) + "😀" + "more";
+      const events = [
+        { key: "timed/1", version: at(0), value: "a" },
+        { key: "timed/2", version: at(3_000), value: "b" },
+        { key: "timed/3", version: at(7_000), deleted: true },
+        { key: longKey, version: at(8_000), value: "long" },
+        { key: 'a = "fake" ', version: at(9_000), value: "real" },
+        { key: "evil\u202Etxt.exe", version: at(9_000), value: "x\u202Ey" },
+        { key: "emoji", version: at(9_000), value: emojiValue },
+      ];
+      const crafted = events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join("");
+      let mode: "crafted" | "down" | "up" = "crafted";
+      let failed = 0;
+      await browser.route("**/watch", async (route) => {
+        if (mode === "crafted") {
+          mode = "down";
+          await route.fulfill({ status: 200, contentType: "text/event-stream", body: crafted });
+        } else if (mode === "down") {
+          failed++;
+          await route.abort("failed");
+        } else {
+          await route.continue();
+        }
+      });
+      const page = await browser.newPage();
+      await page.clock.install();
+      await page.goto(`${proxy.url}/`);
+      await page.fill("#token", ADMIN_TOKEN);
+      await page.click("#connect");
+      await page.waitForFunction(`document.querySelectorAll("#feed li.change").length === 7`);
+      const lines = await feedLines(page);
+      const line = (start: string) => lines.find((l) => l.includes(start)) ?? `(no ${start})`;
+
+      // Each line has the time its version says it was written, not the time it came.
+      const times = await page.evaluate(
+        (ms) => ms.map((m) => new Date(m).toLocaleTimeString()),
+        [t0, t0 + 3_000, t0 + 7_000],
+      );
+      assertEquals(line("put timed/1 ").split("  ")[0], times[0]);
+      assertEquals(line("put timed/2 ").split("  ")[0], times[1]);
+      assertEquals(line("del timed/3").split("  ")[0], times[2]);
+
+      // Keys and values as `kv watch` prints them: quoted when odd, invisible ones escaped.
+      assertMatch(line('put "a = '), /put "a = \\"fake\\" " = "real"$/);
+      assertMatch(line('put "evil'), /put "evil\\u202etxt\.exe" = "x\\u202ey"$/);
+      assert(!lines.join("").includes("\u202E"), "no bidi override reaches the page");
+      const samples = [
+        "users/1",
+        "my key",
+        "",
+        'a = "fake" ',
+        "evil\u202Etxt",
+        "tab\tx",
+        "\u2028",
+        "é",
+        "😀",
+        "\u00A0",
+        "back\\slash",
+        "\u200B",
+        "\uFEFFbom",
+        "\u0085",
+      ];
+      const inPage = await page.evaluate(
+        (texts) => texts.map((t) => [quoted(t), jsonQuoted(t)]),
+        samples,
+      );
+      assertEquals(inPage, samples.map((t) => [cliQuoted(t), cliJsonQuoted(t)]), "the CLI's rule");
+
+      // Values cut at 60 code points (the emoji whole), keys at 80, each marked by "…".
+      assertMatch(line("put emoji"), new RegExp(`= "x{58}😀m"…$`));
+      assert(!line("put emoji").includes("\uFFFD"), line("put emoji"));
+      assertMatch(line('put "long/'), /put "long\/k{75}"… = "long"$/);
+      assert(!line("put timed/1 ").includes("…"), "an uncut value has no ellipsis");
+      for (const width of [1280, 380]) {
+        await page.setViewportSize({ width, height: 760 });
+        const overflow = await page.evaluate(
+          `document.documentElement.scrollWidth - document.documentElement.clientWidth`,
+        );
+        assertEquals(overflow, 0, `no horizontal scrolling at ${width} px`);
+      }
+      await page.setViewportSize({ width: 1280, height: 760 });
+
+      // An outage of 25 tries (one a second) is one line with a count: the changes stay.
+      for (let tries = 0; failed < 25 && tries < 100; tries++) {
+        const before = failed;
+        await page.clock.fastForward(1_000);
+        await until(() => `a try after ${before}`, () => failed > before, 10_000, 20);
+      }
+      const down = await feedLines(page);
+      assertEquals(
+        down.filter((l) => l.includes("put ") || l.includes("del ")).length,
+        7,
+        down.join("\n"),
+      );
+      const errors = down.filter((l) => l.includes("Failed to fetch"));
+      assertEquals(errors.length, 1, down.join("\n"));
+      const count = Number(/\((\d+) times since/.exec(errors[0]!)?.[1]);
+      assert(count >= 25, errors[0]);
+      mode = "up";
+      await page.clock.resume();
+      assert(await feedShows(page, proxy.url, "after-outage"), await text(page, "#feed"));
+    } finally {
+      await browser.close();
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: hasChromium
+    ? "the web page shows a proxy's 403 (no admin token) without asking for tokens; a refused token stops its calls and feed, and a new login starts one feed"
+    : `the web page's token handling (skipped: ${CHROMIUM} is not installed)`,
+  ignore: !hasChromium,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const cluster = await ProcessCluster.create();
+    const browser = await launch(join(cluster.dir, "chromium-profile"));
+    let bare: ServerProcess | undefined;
+    try {
+      const n1 = await cluster.startNode("n1");
+      const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+      bare = await spawnServer({
+        script: PROXY,
+        args: ["--port", "0", "--data", join(cluster.dir, "bare"), "--nodes", n1.url],
+        env: { RINGKV_CLUSTER_SECRET: SECRET, RINGKV_ADMIN_TOKEN: "" },
+      });
+      const calls: string[] = [];
+      const failed: string[] = [];
+      browser.on("request", (req) => calls.push(new URL(req.url()).pathname));
+      browser.on("requestfailed", (req) => failed.push(new URL(req.url()).pathname));
+      const callsSince = (from: number, path: string) =>
+        calls.slice(from).filter((p) => p === path).length;
+
+      // No admin token on the proxy: its own message, no token box, whatever the tab holds.
+      const page = await browser.newPage();
+      await page.goto(`${bare.url}/`);
+      await page.evaluate(`sessionStorage.setItem("ringkv-token", "typed-before")`);
+      await page.reload();
+      await page.waitForFunction(`/the proxy has no admin token/.test(document.body.innerText)`);
+      assertMatch(await text(page, "#refused"), /--admin-token.*RINGKV_ADMIN_TOKEN/s);
+      assertEquals(await page.locator("#token").isVisible(), false, "no token box");
+      const mark = calls.length;
+      await page.click("#retry");
+      await page.waitForFunction(`/the proxy has no admin token/.test(document.body.innerText)`);
+      await new Promise((r) => setTimeout(r, 2_000));
+      assertEquals(callsSince(mark, "/cluster"), 1, "one call per try, no loop");
+      assertEquals(await page.evaluate(`sessionStorage.getItem("ringkv-token")`), "typed-before");
+      await page.close();
+
+      // A refused token: the token box, and the page stops polling and closes its feed.
+      const app = await openPage(browser, proxy.url);
+      assert(await feedShows(app, proxy.url, "before-refusal"), await text(app, "#feed"));
+      await app.evaluate(`sessionStorage.setItem("ringkv-client-token", "client")`);
+      const watchFailed = failed.filter((p) => p === "/watch").length;
+      await app.evaluate(`sessionStorage.setItem("ringkv-token", "wrong-token")`);
+      await app.waitForFunction(`/The token was refused/.test(document.body.innerText)`);
+      await until(
+        () => "the feed's stream to be closed",
+        () => failed.filter((p) => p === "/watch").length > watchFailed,
+        10_000,
+      );
+      const hidden = calls.length;
+      await new Promise((r) => setTimeout(r, 2_500));
+      assertEquals(calls.slice(hidden), [], "no call from the hidden page");
+      assertEquals(
+        await app.evaluate(`[sessionStorage.getItem("ringkv-token"),
+          sessionStorage.getItem("ringkv-client-token")]`),
+        [null, null],
+      );
+
+      // Logged in again: one feed, not two.
+      const login = calls.length;
+      await app.fill("#token", ADMIN_TOKEN);
+      await app.click("#connect");
+      assert(await feedShows(app, proxy.url, "after-login"), await text(app, "#feed"));
+      await new Promise((r) => setTimeout(r, 2_500));
+      assertEquals(callsSince(login, "/watch"), 1, "one /watch since the login");
+    } finally {
+      await bare?.stop();
       await browser.close();
       await cluster.stop();
     }

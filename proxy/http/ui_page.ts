@@ -3,9 +3,11 @@
  * of the hash space as one arc in its colour; while a node joins or leaves, the next ring
  * inside it; a looked-up key's point and its owners highlighted),
  * the nodes (URL, state, keys, bytes, share of the hash space, requests/s), the
- * rebalancing with keys moved and time left, and a key lookup. Plain HTML and inline
- * script, no build step. The page is public; every data call it makes sends the admin
- * token, entered once and kept in `sessionStorage`.
+ * rebalancing with keys moved and time left, a key lookup, and a live feed of changes (each
+ * at the time its version says it was written, keys and values quoted as the CLI prints them).
+ * Plain HTML and inline script, no build step. The page is public; every data call it makes
+ * sends the admin token, entered once and kept in `sessionStorage`. A proxy that refuses the
+ * admin API whatever the token (403: it has none) gets its message shown, not a token box.
  *
  * @module
  * @example
@@ -42,7 +44,8 @@ td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 input, button { font:inherit; padding:7px 10px; border-radius:6px; border:1px solid var(--line); background:#0f1419; color:var(--text); }
 button { background:var(--accent); color:#04121c; border:none; font-weight:600; cursor:pointer; }
 .warn { color:#ffd479; } .err { color:#ff8a8a; } .dim { color:var(--dim); }
-#login { max-width:420px; margin:80px auto; }
+#login, #refused { max-width:420px; margin:80px auto; }
+#feed li { overflow-wrap:anywhere; }
 svg text { fill:var(--dim); font-size:12px; }
 svg text.arc-label { fill:var(--text); font-size:11px; }
 #ring { width:100%; max-width:400px; height:auto; display:block; margin:0 auto; }
@@ -56,7 +59,7 @@ main > *, .right > * { min-width:0; }
   header span { white-space:normal; }
   #lookup-result { overflow-wrap:anywhere; }
   #token { width:100%; }
-  #login { margin:24px 12px; }
+  #login, #refused { margin:24px 12px; }
 }
 `;
 
@@ -72,9 +75,24 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 function token() { return sessionStorage.getItem("ringkv-token"); }
-async function api(path) {
-  const res = await fetch(path, { headers: { authorization: "Bearer " + token() }, signal: AbortSignal.timeout(10000) });
-  if (res.status === 401 || res.status === 403) { sessionStorage.removeItem("ringkv-token"); showLogin("The token was refused."); throw new Error("auth"); }
+/** The proxy's own words from an error answer (every error body is {"error": {"message"}}). */
+async function errorMessage(res) {
+  try { return (await res.json()).error.message; } catch { return "HTTP " + res.status; }
+}
+async function api(path, signal) {
+  const sent = token();
+  const timeout = AbortSignal.timeout(10000);
+  const res = await fetch(path, { headers: sent ? { authorization: "Bearer " + sent } : {}, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+  if (res.status === 401 || res.status === 403) {
+    const message = await errorMessage(res);
+    // An answer to a token the user has since replaced says nothing about the new one.
+    if (token() === sent) {
+      // 403: the proxy refuses every token (it has none); asking for another would be a loop.
+      if (res.status === 403) showRefused(message);
+      else showLogin(sent !== null ? "The token was refused: " + message : "");
+    }
+    throw new Error("auth");
+  }
   if (!res.ok) throw new Error(path + ": " + res.status);
   return res.json();
 }
@@ -173,11 +191,11 @@ function drawRebalancing(rb, epoch) {
     el("p", { id: "moved" }, rb.movedKeys + " of ~" + (rb.totalKeys ?? "?") + " keys moved" + (rb.movedCopies !== undefined && rb.movedCopies !== rb.movedKeys ? " (" + rb.movedCopies + " copies read from the old replicas)" : "") + " · " + secs(elapsed) + " elapsed · " + left),
     rb.error ? el("p", { class: "warn" }, "Paused, retrying: " + rb.error) : "");
 }
-async function refresh() {
+async function refresh(signal) {
   try {
-    const cluster = await api("/cluster");
-    if (cluster.epoch !== state.ringEpoch) { state.ring = await api("/ring"); state.ringEpoch = cluster.epoch; }
-    state.prevStats = state.stats; state.stats = await api("/stats");
+    const cluster = await api("/cluster", signal);
+    if (cluster.epoch !== state.ringEpoch) { state.ring = await api("/ring", signal); state.ringEpoch = cluster.epoch; }
+    state.prevStats = state.stats; state.stats = await api("/stats", signal);
     for (const n of cluster.nodes) colorOf(n.id);
     if (state.lookup && state.lookup.epoch !== cluster.epoch) await findOwners(state.lookup.key, cluster.epoch);
     drawRing(); drawNodes(cluster, state.ring.shares); drawRebalancing(cluster.rebalancing, cluster.epoch);
@@ -187,7 +205,7 @@ async function refresh() {
     $("totals").className = cluster.belowReplicas ? "warn" : "dim";
     $("status").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (err) {
-    if (err.message !== "auth") $("status").textContent = "error: " + err.message;
+    if (err.message !== "auth" && !signal.aborted) $("status").textContent = "error: " + err.message;
   }
 }
 async function lookup(ev) {
@@ -205,12 +223,66 @@ async function findOwners(key, epoch) {
     out.replaceChildren(el("div", {}, "owned by ", ...names(body.owners)), body.next && body.next.map((o) => o.id).join() !== body.owners.map((o) => o.id).join() ? el("div", { class: "warn" }, "moving to ", ...names(body.next)) : "", el("div", { class: "dim" }, "ring point " + body.point));
   } catch (err) { out.replaceChildren(el("span", { class: "err" }, String(err))); }
 }
+// How the CLI prints a key and a value (tasks/kv_output.ts quoted() and jsonQuoted(); the page is
+// a string and cannot import them, so keep these rules identical to that file's): a key bare when
+// it reads back unambiguously, else in JSON quotes with anything invisible (controls, bidi controls
+// such as U+202E, separators) as \\u escapes.
+const NEEDS_QUOTES = /[\\s"\\\\\\p{C}\\p{Z}]/u;
+const INVISIBLE = /[\\p{C}\\p{Z}]/gu;
+function quoted(text) { return text !== "" && !NEEDS_QUOTES.test(text) ? text : jsonQuoted(text); }
+function jsonQuoted(text) { return JSON.stringify(text).replace(INVISIBLE, (ch) => ch === " " ? ch : utf16Escapes(ch)); }
+function utf16Escapes(ch) {
+  let out = "";
+  for (let i = 0; i < ch.length; i++) out += "\\\\u" + ch.charCodeAt(i).toString(16).padStart(4, "0");
+  return out;
+}
+const KEY_SHOWN = 80, VALUE_SHOWN = 60;
+/** The first max code points of text (an emoji's surrogate pair is one), and whether it was longer. */
+function head(text, max) {
+  let n = 0, end = 0;
+  for (const ch of text) { if (n++ === max) return [text.slice(0, end), true]; end += ch.length; }
+  return [text, false];
+}
+// A cut text is always quoted, with "…" after the closing quote: the key does not end there.
+function shownKey(key) { const [h, cut] = head(key, KEY_SHOWN); return cut ? jsonQuoted(h) + "…" : quoted(key); }
+function shownValue(value) { const [h, cut] = head(value, VALUE_SHOWN); return jsonQuoted(h) + (cut ? "…" : ""); }
+/** The writer's wall-clock ms at the head of a version (12 hex digits, shared/version.ts), or null. */
+function writtenAt(version) {
+  const m = /^([0-9a-f]{12})-[0-9a-f]{4}-/.exec(version || "");
+  return m ? parseInt(m[1], 16) : null;
+}
+/** A change as a line: when it was written (from its version), the key and the value as the CLI shows them. */
+function changeLine(d) {
+  const at = writtenAt(d.version);
+  const time = at !== null
+    ? el("span", { class: "time", title: "written at " + new Date(at).toISOString() + " (the writer's clock, from version " + d.version + ")" }, new Date(at).toLocaleTimeString())
+    : el("span", { class: "time", title: "no time in its version" }, "received " + new Date().toLocaleTimeString());
+  // bdi: a right-to-left key or value is laid out on its own, not with the rest of the line.
+  const kids = [time, d.deleted ? "  del " : "  put ", el("bdi", { class: "key", title: quoted(d.key) }, shownKey(d.key))];
+  if (!d.deleted) kids.push(" = ", d.value !== undefined ? el("bdi", { class: "value" }, shownValue(d.value)) : "(binary)");
+  return el("li", { class: "change" }, ...kids);
+}
 // Live feed of recent changes: GET /watch read with fetch (EventSource cannot send a token).
-let feeding = false;
-function feedLine(text, cls) {
+const FEED_LINES = 20;
+function feedAdd(li) {
   const list = $("feed");
-  list.prepend(el("li", cls ? { class: cls } : {}, text));
-  while (list.children.length > 20) list.lastChild.remove();
+  list.prepend(li);
+  while (list.children.length > FEED_LINES) list.lastChild.remove();
+}
+function feedLine(text, cls) { feedAdd(el("li", cls ? { class: cls } : {}, text)); }
+/**
+ * A failure to read /watch. The same failure again, with no change in between, counts on its own
+ * line instead of adding one: an outage retried every second must not push the changes out.
+ */
+function feedError(text) {
+  const now = new Date().toLocaleTimeString();
+  let li = $("feed").firstElementChild;
+  while (li && li.classList.contains("fail") && li.dataset.text !== text) li = li.nextElementSibling;
+  if (!li || !li.classList.contains("fail")) li = el("li", { class: "err fail", "data-text": text, "data-count": 0, "data-first": now });
+  const n = Number(li.dataset.count) + 1;
+  li.dataset.count = n;
+  li.textContent = now + "  " + text + (n > 1 ? " (" + n + " times since " + li.dataset.first + ")" : "");
+  feedAdd(li);
 }
 /** The token /watch takes: the client token when the proxy has one (asked for on a 401). */
 function watchToken() { return sessionStorage.getItem("ringkv-client-token") || token(); }
@@ -224,13 +296,25 @@ function askClientToken() {
   });
   $("feed").before(form);
 }
+/** Resolves after ms, or at once when signal aborts. */
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}
+/** The running feed's controller: aborting it ends the feed's fetch and its loop. */
+let feedRun = null;
+function stopFeed() { if (feedRun) feedRun.abort(); feedRun = null; }
 async function feed() {
-  if (feeding) return;
-  feeding = true;
+  if (feedRun) return;
+  const run = new AbortController();
+  feedRun = run;
   let cursor = null;
-  // Like EventSource, it tries again for as long as the page is open: a proxy at its stream cap
+  // Like EventSource, it tries again for as long as the page shows it: a proxy at its stream cap
   // or restarting comes back.
-  for (;;) {
+  while (!run.signal.aborted) {
     const headers = { accept: "text/event-stream", authorization: "Bearer " + watchToken() };
     if (cursor) headers["last-event-id"] = cursor;
     // A stream that says nothing for 15 s (the proxy sends a comment every 5 s), or a proxy that
@@ -240,7 +324,7 @@ async function feed() {
     const wake = () => { clearTimeout(silent); silent = setTimeout(() => quiet.abort(new Error("no answer in 15 s")), 15000); };
     wake();
     try {
-      const res = await fetch("/watch", { headers, signal: quiet.signal });
+      const res = await fetch("/watch", { headers, signal: AbortSignal.any([quiet.signal, run.signal]) });
       if (res.status === 401) {
         sessionStorage.removeItem("ringkv-client-token");
         feedLine("live feed: the proxy asks for its client token", "err asks-token");
@@ -251,8 +335,10 @@ async function feed() {
       // 503: a proxy starting or at its stream cap; 400: a cursor it cannot read: start afresh.
       if (res.status === 400) cursor = null;
       if (!res.ok) {
-        feedLine("live feed unavailable: " + res.status + ", trying again", "err");
-        await new Promise((r) => setTimeout(r, 1000));
+        await res.body?.cancel();
+        feedError("live feed unavailable: " + res.status + ", trying again");
+        clearTimeout(silent);
+        await pause(1000, run.signal);
         continue;
       }
       let buf = "";
@@ -272,31 +358,52 @@ async function feed() {
           const d = JSON.parse(data);
           // After a reset the stream ends; the next one starts from the present (no cursor).
           if (ev === "reset") cursor = null;
-          if (ev !== "message") { feedLine(ev + ": " + d.reason, "err"); continue; }
-          feedLine(new Date().toLocaleTimeString() + "  " + (d.deleted ? "del " : "put ") + d.key +
-            (d.deleted ? "" : " = " + (d.value !== undefined ? JSON.stringify(d.value).slice(0, 60) : "(binary)")));
+          if (ev !== "message") { feedLine(ev + ": " + d.reason, "err event"); continue; }
+          feedAdd(changeLine(d));
         }
       }
-    } catch (err) { feedLine("live feed: " + err, "err"); }
+    } catch (err) { if (!run.signal.aborted) feedError("live feed: " + err); }
     clearTimeout(silent);
-    await new Promise((r) => setTimeout(r, 1000));
+    await pause(1000, run.signal);
   }
-  feeding = false;
+  if (feedRun === run) feedRun = null;
 }
-let timer = null;
-function start() {
-  $("login").hidden = true; $("app").hidden = false;
-  const loop = async () => { await refresh(); timer = setTimeout(loop, 1000); };
-  if (!timer) loop();
-  feed();
+/** The running refresh loop's controller, like the feed's. */
+let polling = null;
+function poll() {
+  if (polling) return;
+  const run = new AbortController();
+  polling = run;
+  (async () => { while (!run.signal.aborted) { await refresh(run.signal); await pause(1000, run.signal); } })();
 }
+/** Shows one of the page's views (login, refused, app); anything but the app stops its calls. */
+function show(view) {
+  for (const id of ["login", "refused", "app"]) $(id).hidden = id !== view;
+  if (view === "app") return;
+  if (polling) polling.abort();
+  polling = null;
+  stopFeed();
+}
+function start() { show("app"); poll(); feed(); }
+/** The token box; both tokens leave the tab, as on a logout. */
 function showLogin(message) {
-  clearTimeout(timer); timer = null;
-  $("app").hidden = true; $("login").hidden = false; $("login-msg").textContent = message || "";
+  sessionStorage.removeItem("ringkv-token"); sessionStorage.removeItem("ringkv-client-token");
+  show("login"); $("login-msg").textContent = message || "";
 }
-$("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); sessionStorage.setItem("ringkv-token", $("token").value.trim()); start(); });
+/** A proxy that refuses every token: its own words, and no token box (the token is kept). */
+function showRefused(message) { show("refused"); $("refused-msg").textContent = message; }
+/** Asks the proxy once with the token held (if any): the app, the token box, or why it refuses. */
+async function probe() {
+  try { await api("/cluster"); } catch (err) {
+    if (err.message === "auth") return;
+    if (!token()) { show("login"); $("login-msg").textContent = "Cannot reach the proxy: " + err.message; return; }
+  }
+  start();
+}
+$("login-form").addEventListener("submit", (ev) => { ev.preventDefault(); sessionStorage.setItem("ringkv-token", $("token").value.trim()); probe(); });
+$("retry").addEventListener("click", probe);
 $("lookup").addEventListener("submit", lookup);
-token() ? start() : showLogin();
+probe();
 `;
 
 /** The whole page. */
@@ -315,6 +422,15 @@ export const UI_PAGE = `<!doctype html>
   <code>RINGKV_ADMIN_TOKEN</code> it was given. It stays in this tab (sessionStorage).</p>
   <input id="token" type="password" placeholder="admin token" autocomplete="off" size="32">
   <button id="connect" type="submit">Connect</button><p id="login-msg" class="err"></p></form>
+</section>
+<section id="refused" hidden>
+  <h2>Admin API refused</h2>
+  <p id="refused-msg" class="err"></p>
+  <p class="dim">The proxy answers 403 whatever token is sent, so the page does not ask for one (a
+  token already given stays in this tab). A proxy without an admin token is started with one by
+  <code>--admin-token TOKEN</code> or <code>RINGKV_ADMIN_TOKEN=TOKEN</code>; <code>deno task cluster</code>
+  makes one and keeps it in <code>data/admin-token</code>. Then:</p>
+  <button id="retry" type="button">Try again</button>
 </section>
 <main id="app" hidden>
   <section><h2>Ring</h2><svg id="ring" viewBox="0 0 400 400" role="img" aria-label="each node's share of the hash ring"></svg>
