@@ -7,10 +7,12 @@
  * @module
  * @example
  * ```ts
- * import { assertEquals } from "@std/assert";
+ * import { assertEquals, assertMatch } from "@std/assert";
  * import { startingGate } from "./starting_gate.ts";
  * const gate = startingGate("node n1 is loading data/n1");
- * assertEquals((await gate.handler(new Request("http://x/health"), {})).status, 503);
+ * const refused = await gate.handler(new Request("http://x/health"), {});
+ * assertEquals(refused.status, 503);
+ * assertMatch((await refused.json()).error.message, /not run; send it again$/);
  * gate.open(() => new Response("ok"));
  * assertEquals(await (await gate.handler(new Request("http://x/health"), {})).text(), "ok");
  * ```
@@ -31,7 +33,14 @@ export interface StartingGate<I> {
 export function startingGate<I = unknown>(what: string): StartingGate<I> {
   let inner: FetchHandler<I> | undefined;
   const starting = (): Response => {
-    const res = errorResponse(new RingkvError("unavailable", `Cannot serve yet: ${what}`));
+    // Said in words: a client counting 503s on writes as "may have taken effect" (the usual
+    // rule) need not here (soak: a restarted proxy's first writes were taken as indefinite).
+    const res = errorResponse(
+      new RingkvError(
+        "unavailable",
+        `Cannot serve yet: ${what}. The request was not run; send it again`,
+      ),
+    );
     res.headers.set("retry-after", String(RETRY_AFTER_SECONDS));
     res.headers.set(STARTING_HEADER, "1");
     return res;

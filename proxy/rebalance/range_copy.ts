@@ -266,7 +266,20 @@ export async function dropMoves(map: ClusterMap, options: MoveOptions): Promise<
       const elsewhere = err instanceof RingkvError && err.code === "node_recovering";
       if (staying.has(id) && !elsewhere && !(down && map.replicas > 1)) throw err;
       const why = err instanceof Error ? err.message : String(err);
-      options.log?.({ msg: "leaving node did not drop its ranges", node: id, error: why });
+      // On a later map: another proxy ran this cleanup and moved on (a proxy that took over a
+      // removal, or this one restarted; soak: two such warnings for a node that had emptied).
+      const newer = err instanceof RingkvError && err.code === "stale_epoch";
+      options.log?.(
+        newer
+          ? {
+            level: "info",
+            msg: "leaving node holds a later cluster map: another proxy finished this cleanup",
+            node: id,
+            epoch: options.epoch,
+            detail: why,
+          }
+          : { msg: "leaving node did not drop its ranges", node: id, error: why },
+      );
     }
   }
 }

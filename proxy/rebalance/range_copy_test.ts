@@ -14,14 +14,21 @@ const NODES: NodeInfo[] = ["n1", "n2", "n3", "n4"].map((id) => ({
   incarnation: `inc-${id}`,
 }));
 
-/** A NodeAdmin whose drops are recorded; `refusing` URLs answer with another data directory. */
-function dropsTo(refusing: string[] = []) {
+/**
+ * A NodeAdmin whose drops are recorded; `refusing` URLs answer with another data directory,
+ * `later` URLs with a later cluster map.
+ */
+function dropsTo(refusing: string[] = [], later: string[] = []) {
   const calls: { id: string; incarnation?: string }[] = [];
   const admin = {
-    drop(url: string, _ranges: readonly Range[], _epoch: number, incarnation?: string) {
+    drop(url: string, _ranges: readonly Range[], epoch: number, incarnation?: string) {
       calls.push({ id: new URL(url).hostname.split(".")[0]!, incarnation });
       if (refusing.includes(url)) {
         return Promise.reject(new RingkvError("node_recovering", `${url}: another incarnation`));
+      }
+      if (later.includes(url)) {
+        const held = `epoch ${epoch}: this node has the cluster map of epoch ${epoch + 1}`;
+        return Promise.reject(new RingkvError("stale_epoch", held));
       }
       return Promise.resolve(1);
     },
@@ -45,4 +52,13 @@ Deno.test("dropMoves() goes on past a staying node that runs on another data dir
   assert(calls.some((c) => c.id === "n3"), "n3 was asked");
   assert(calls.every((c) => c.incarnation === `inc-${c.id}`));
   assert(logged.some((o) => o.node === "n3" && o.msg !== "ranges dropped"));
+});
+
+Deno.test("dropMoves(): a leaving node on a later map is logged at info as a cleanup another proxy finished, not as a failed drop", async () => {
+  const cleanup = toCleanup(planRemove(initialMap(NODES, 1, TEST_VNODES), "n2", 0, 0), 0);
+  const { admin } = dropsTo([], ["http://n2.test"]);
+  const logged: Record<string, unknown>[] = [];
+  await dropMoves(cleanup, { admin, epoch: cleanup.epoch, log: (o) => logged.push(o) });
+  assertEquals(logged.map((o) => [o.level, o.node]), [["info", "n2"]]);
+  assert(!logged.some((o) => o.msg === "leaving node did not drop its ranges"));
 });

@@ -428,7 +428,11 @@ export class Replicated {
       const best = newest(entries);
       const agreed = entries.every((e) => e?.ver === best?.ver);
       const decided = decide(op, best, ballot, r, this.#wallNow());
-      if (decided.entry === undefined && agreed) return decided.result;
+      // A reaper's delete refused (the key was written or deleted already) answers no client:
+      // re-stamping the newest to level the replicas would only log the key's last change again
+      // under a new version (soak: proxies sweeping alike sent ~10 % of expiries twice). Hints
+      // and anti-entropy level the replica that lags.
+      if (decided.entry === undefined && (agreed || op.expire)) return decided.result;
       const entry = decided.entry ?? restamp(best!, ballot);
       if (decided.entry === undefined) this.restamps++;
       const answers: AcceptAnswers = new Map();

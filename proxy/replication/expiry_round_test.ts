@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { withExpiry } from "../../shared/expiry.ts";
+import { formatVersion } from "../../shared/version.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import { FAKE_NOW, FakeAcceptors, proposerOver } from "../../tests/doubles/fake_acceptors.ts";
 import type { Replicas } from "./caspaxos.ts";
@@ -86,4 +87,26 @@ Deno.test("a fast write's recovery reads the quorum's TTL entry on this proxy's 
   const again = await rep.run(R, { ...putWithTtl, contentType: "text/plain" });
   assertEquals(rep.fast.older, 1, "the recovery's 'older' case ran");
   assertEquals(again.status, 200, "the key was live on this proxy's clock: replaced, not created");
+});
+
+Deno.test("a reaper's delete that finds the key deleted already writes nothing, even where replicas disagree", async () => {
+  const { nodes, rep, setWall } = setup(false);
+  const written = await rep.run(R, putWithTtl);
+  setWall(EXPIRES_AT + 1);
+  // Another proxy's reaper deleted it on n1 and n2; n3 has not got the tombstone yet, and still
+  // lists the key to every proxy's sweep.
+  const tombstone = { k: "k", v: null, ver: formatVersion(EXPIRES_AT + 1, 0, "pOther"), h: 7 };
+  for (const id of ["n1", "n2"]) nodes.slot(id, "k").entry = { ...tombstone };
+  nodes.fault("n2", "prepare", "down", 1); // the round's quorum: n1 (tombstone) and n3 (the value)
+  const accepts = nodes.count("accept");
+  const expire: BatchOp = { op: "delete", key: "k", expire: true, ifMatch: written.version };
+  assertEquals((await rep.run(R, expire)).status, 412);
+  assertEquals(nodes.count("accept"), accepts, "no tombstone re-stamped under a new version");
+  assertEquals(nodes.slot("n1", "k").entry?.ver, tombstone.ver);
+  // A client's request that finds the replicas disagreeing still levels them (a read's write-back).
+  nodes.fault("n2", "read", "down", 1);
+  nodes.fault("n2", "prepare", "down", 1);
+  const read = await rep.run(R, { op: "get", key: "k" });
+  assertEquals(read.status, 404);
+  assert(nodes.count("accept") > accepts, "the read wrote the tombstone back");
 });

@@ -192,7 +192,7 @@ export class Router {
         idx.forEach((i, j) => (outcomes[i] = results[j]!));
       } catch (err) {
         if (!(err instanceof RingkvError)) throw err;
-        this.#failed(err, idx, outcomes, state);
+        this.#failed(err, idx, outcomes, state, idx.every((i) => ops[i]!.expire === true));
         for (const i of idx) if (outcomes[i] === err) outcomes[i] = writeUnknown(err, ops[i]!);
       }
     }));
@@ -214,24 +214,39 @@ export class Router {
         outcomes[i] = await this.deps.replicated!.run(r, ops[i]!);
       } catch (err) {
         if (!(err instanceof RingkvError)) throw err;
-        this.#failed(err, [i], outcomes, state);
+        this.#failed(err, [i], outcomes, state, ops[i]!.expire === true);
       }
     }));
   }
 
-  #failed(err: RingkvError, idx: readonly number[], outcomes: Outcome[], state: Attempt): void {
+  /** `reaping`: only the TTL reaper's deletes, whose races with other proxies' are expected. */
+  #failed(
+    err: RingkvError,
+    idx: readonly number[],
+    outcomes: Outcome[],
+    state: Attempt,
+    reaping = false,
+  ): void {
     if (err instanceof StaleEpochError) {
       state.staleUrls.add(err.node.url);
       for (const i of idx) state.retry.add(i);
       return;
     }
-    this.#logged(err);
+    this.#logged(err, reaping);
     for (const i of idx) outcomes[i] = err;
   }
 
-  /** `err`, logged as a failed node call (its op's outcome). */
-  #logged(err: RingkvError): RingkvError {
-    this.deps.log?.({ msg: "node call failed", code: err.code, error: err.message });
+  /**
+   * `err`, logged as a failed node call (its op's outcome); at debug for the TTL reaper's
+   * deletes (soak: ~460 warnings in 38 min from 3 proxies sweeping the same expired keys).
+   */
+  #logged(err: RingkvError, reaping = false): RingkvError {
+    this.deps.log?.({
+      ...(reaping ? { level: "debug" } : {}),
+      msg: "node call failed",
+      code: err.code,
+      error: err.message,
+    });
     return err;
   }
 

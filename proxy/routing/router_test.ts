@@ -9,6 +9,7 @@ import {
   topologyOf,
 } from "../../tests/doubles/test_cluster.ts";
 import type { Topology } from "../cluster/topology.ts";
+import type { Router } from "./router.ts";
 
 async function errorOf(res: Response): Promise<{ code: string; message: string; node?: string }> {
   return (await res.json()).error;
@@ -290,3 +291,29 @@ Deno.test("a proxy that cannot catch up with the epoch gives up with 503 after a
     await c.close();
   }
 });
+
+for (const replicas of [1, 3]) {
+  Deno.test(`a node call failing for the TTL reaper's deletes is logged at debug, for other requests as a warning (${replicas} replica(s))`, async () => {
+    const logged: Record<string, unknown>[] = [];
+    let router: Router | undefined;
+    const infos = nodeInfos(3);
+    const c = await startCluster({
+      nodes: infos,
+      map: { ...stableMap(infos), replicas },
+      proxy: { log: (o) => logged.push(o), onRouter: (r) => router = r },
+    });
+    try {
+      const topo = c.topology.current();
+      const onN2 = await keyWhere(async (k) => (await ownerOf(topo, k)) === "n2");
+      c.down.add("n2");
+      c.down.add("n3");
+      const expire = { op: "delete" as const, key: onN2, ifMatch: "v", expire: true as const };
+      await router!.run([expire]);
+      await router!.run([{ op: "delete", key: onN2 }]);
+      const failed = logged.filter((o) => o.msg === "node call failed");
+      assertEquals(failed.map((o) => o.level), ["debug", undefined]);
+    } finally {
+      await c.close();
+    }
+  });
+}
