@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { HybridClock } from "../../shared/version.ts";
+import { formatVersion, HybridClock, parseVersion } from "../../shared/version.ts";
 import type { PutOp } from "./engine.ts";
 import { MAX_FIELD_CHARS, Packer } from "./packed.ts";
 import { RingkvError } from "../../shared/errors.ts";
@@ -43,6 +43,18 @@ Deno.test("Store.write() makes the new version newer than minVersion and the cur
   // A lower floor than the current version still yields a newer version.
   const next = store.write(put("a", "2", { minVersion: "000000000001-0000-p1" }), 1).outcome;
   assert(next.version! > version!);
+});
+
+Deno.test("Store.write() with a minVersion above the key's current version stamps above the minVersion", () => {
+  const store = newStore();
+  const current = store.write(put("a", "1"), 1).outcome.version!;
+  const floor = formatVersion(T0 + 3_600_000, 7, "p1"); // an hour ahead of this store's clock
+  assert(floor > current);
+  const { status, version } = store.write(put("a", "2", { minVersion: floor }), 1).outcome;
+  assertEquals(status, 200);
+  assert(version! > floor, `${version} must be above ${floor}`);
+  assertEquals(parseVersion(version!).writer, "n1");
+  assertEquals(store.get("a")?.version, version);
 });
 
 Deno.test("Store.write() checks If-Match against the live entry only", () => {
@@ -188,6 +200,18 @@ Deno.test("Store.drop() forgets entries in the ranges without tombstones", () =>
   assertEquals(text(store, "k8"), "v");
   assertEquals(store.counts(), { keys: 6, tombstones: 0, valueBytes: 6 });
   assertEquals(store.scanKeys([{ start: 0, end: 201 }]).sort(), ["k0", "k1", "k2"]);
+});
+
+Deno.test("Store.drop() forgets a dropped key's expiry: the reaper's scan past it finds nothing", () => {
+  let now = T0;
+  const store = new Store(new HybridClock("n1", () => now), () => now);
+  store.write(put("a", "1", { contentType: withExpiry("text/plain", T0 + 1000) }), 500);
+  store.write(put("b", "2", { contentType: withExpiry("text/plain", T0 + 1000) }), 900);
+  assertEquals(store.drop([{ start: 400, end: 600 }]), ["a"]);
+  now = T0 + 5000;
+  assertEquals(store.expiredKeys(now, 10).map((e) => e.key), ["b"]);
+  store.drop([{ start: 800, end: 1000 }]);
+  assertEquals(store.expiredKeys(now, 10), []);
 });
 
 Deno.test("Store.listKeys() orders by UTF-16 code units with prefix, after, limit and more", () => {
