@@ -373,3 +373,21 @@ Deno.test("Acceptor.open() with acceptor.json gone beside data refuses every bal
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("diskFloorStore().load() refuses an acceptor.json whose floor is JSON but not a version", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-floor-" });
+  try {
+    const store = await diskFloorStore(dir);
+    for (const floor of ["", "zzz", formatVersion(1, 0, "n1") + " "]) {
+      await Deno.writeTextFile(join(dir, FLOOR_FILE), JSON.stringify({ floor }) + "\n");
+      const err = await assertRejects(() => store.load(), Error);
+      assert(err.message.includes(`Cannot read ${FLOOR_FILE} in ${dir}`), err.message);
+      assert(err.message.includes('no valid "floor" version'), err.message);
+    }
+    const good = formatVersion(1, 0, "n1");
+    await Deno.writeTextFile(join(dir, FLOOR_FILE), JSON.stringify({ floor: good }) + "\n");
+    assertEquals(await store.load(), good);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
