@@ -111,6 +111,41 @@ Deno.test("recovery: a flipped byte in an earlier record refuses to start, namin
   assertEquals([err.file, err.offset], ["wal.jsonl", second]);
 });
 
+/** The offset of the first byte of `key`'s value in the log (its record's "value of <key>"). */
+function valueOffset(disk: FakeDisk, key: string): number {
+  const at = decoder.decode(disk.bytes("wal.jsonl")!).indexOf(`"value of ${key}"`);
+  assert(at > 0, `no value of ${key} in the log`);
+  return at + 1; // the log is ASCII: characters are bytes
+}
+
+Deno.test("recovery: one flipped bit in an earlier record's value, still valid JSON, refuses to start on its checksum", async () => {
+  const { disk } = await threeRecords();
+  const second = disk.bytes("wal.jsonl")!.indexOf(0x0a) + 1;
+  disk.flipBits("wal.jsonl", valueOffset(disk, "b"), 0x02); // "value of b" -> "talue of b"
+  assert(decoder.decode(disk.bytes("wal.jsonl")!).includes('"talue of b"'));
+  const err = await assertRejects(() => open(disk), RecoveryError);
+  assert(err.message.includes("the checksum does not match"), err.message);
+  assertEquals([err.file, err.offset], ["wal.jsonl", second]);
+});
+
+Deno.test("recovery: one flipped bit in the last record's value, still valid JSON, drops it as a torn tail", async () => {
+  // As recovery.ts documents: a bad last line is cut as a torn tail, even one bit rot made bad.
+  const { disk, lastStart, end } = await threeRecords();
+  disk.flipBits("wal.jsonl", valueOffset(disk, "c"), 0x02);
+  const told: string[] = [];
+  const engine = await open(disk, { log: (m) => told.push(m) });
+  assertEquals(await Promise.all(["a", "b", "c"].map((k) => textOf(engine, k))), [
+    "value of a",
+    "value of b",
+    undefined,
+  ]);
+  assertEquals(told.length, 1);
+  assert(told[0]!.includes(`at byte ${lastStart} (${end - lastStart} bytes dropped)`), told[0]);
+  assert(told[0]!.includes("the checksum does not match"), told[0]);
+  assertEquals(disk.bytes("wal.jsonl")!.length, lastStart);
+  await engine.close();
+});
+
 Deno.test("recovery: a damaged snapshot refuses to start, naming snapshot.json and the offset", async () => {
   const disk = createFakeDisk();
   const engine = await open(disk);

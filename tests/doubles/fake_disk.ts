@@ -2,7 +2,8 @@
  * An in-memory {@link Disk} for tests. It models what a crash keeps: file contents
  * survive only up to their last `sync`, and names (creations, renames, removals) only
  * up to the last directory fsync (which `writeAtomic` and `remove` do). Tests can count
- * syncs, crash it, make it fail after some number of operations, cut or flip bytes, fill it
+ * syncs, crash it, make it fail after some number of operations, cut bytes, flip bytes or single
+ * bits, fill it
  * (appends past its capacity write what fits, then fail as ENOSPC does), fail fsyncs and
  * fail reads of a file (EIO).
  *
@@ -47,6 +48,11 @@ export interface FakeDisk extends Disk {
   cut(name: string, length: number): void;
   /** Flips every bit of the byte at `offset` (durably). */
   flip(name: string, offset: number): void;
+  /**
+   * Flips the bits of `mask` in the byte at `offset` (durably): one bit of rot can leave a
+   * line valid UTF-8 and JSON (`h` ^ 0x02 is `j`), where {@link flip} never does.
+   */
+  flipBits(name: string, offset: number, mask: number): void;
   /** The current bytes of a file, or null. */
   bytes(name: string): Uint8Array | null;
   /** Names of the current files, sorted. */
@@ -200,8 +206,15 @@ class MemoryDisk implements FakeDisk {
   }
 
   flip(name: string, offset: number): void {
+    this.flipBits(name, offset, 0xff);
+  }
+
+  flipBits(name: string, offset: number, mask: number): void {
     const inode = this.#existing(name);
-    inode.data[offset]! ^= 0xff;
+    if (offset < 0 || offset >= inode.data.length) {
+      throw new RangeError(`Cannot flip byte ${offset} of ${name}: it has ${inode.data.length}`);
+    }
+    inode.data[offset]! ^= mask;
     inode.synced = inode.data.slice();
   }
 
