@@ -128,3 +128,48 @@ Deno.test("replayHints() keeps a refused hint while its replicas do not answer, 
   assertEquals((await replayHints(node, 1, deps)).current, 1);
   assertEquals([hints.count("n2"), ingested], [0, []]);
 });
+
+Deno.test("replayHints() reads a chunk's refused keys with one call per owner and ingests them with one call", async () => {
+  const hints = new Hints();
+  const node = { id: "n2", url: "http://n2.test" };
+  const ref = (id: string) => ({ id, url: `http://${id}.test` });
+  // Even points on n1..n3, odd ones on n2..n4, point 1000 no longer on n2.
+  const ownersOf = (h: number) =>
+    (h === 1000 ? ["n1", "n3", "n4"] : h % 2 === 0 ? ["n1", "n2", "n3"] : ["n2", "n3", "n4"])
+      .map(ref);
+  const old = (i: number) => ({ k: `k${i}`, v: null, ver: "018c00000001-0000-p1", h: i });
+  const decided = (i: number) => ({ ...old(i), v: "dg==", ver: "018c00000002-0000-p1" });
+  const reads: { node: string; keys: string[] }[] = [];
+  const ingested: string[][] = [];
+  const deps = {
+    hints,
+    accept: (_: NodeRef, _e: number, entries: unknown[]) =>
+      Promise.resolve(entries.map(() => ({ ok: false, promised: "018c00000009-0000-0" }))),
+    read: (n: NodeRef, _e: number, keys: string[]) => {
+      reads.push({ node: n.id, keys });
+      // The node holds the old entry, the others the decided one; k7 is on no other owner.
+      return Promise.resolve(
+        keys.map((k) => {
+          const i = Number(k.slice(1));
+          return n.id === "n2" ? old(i) : i === 7 ? null : decided(i);
+        }),
+      );
+    },
+    ingest: (_: NodeRef, _e: number, entries: { k: string }[]) =>
+      Promise.resolve(void ingested.push(entries.map((e) => e.k))),
+    settle: () => Promise.reject(new Error("no settle expected")),
+    ownersOf,
+    forget: () => {},
+  };
+  const points = [...Array.from({ length: 199 }, (_, i) => i), 1000];
+  for (const i of points) hints.add("n2", old(i));
+  const report = await replayHints(node, 1, deps);
+  // k7: n2 holds the newest of the two that answered with an entry (n3 and n4 hold none).
+  assertEquals(report, { accepted: 0, ingested: 198, current: 1, retry: 0, unsent: 0 });
+  assertEquals(reads.map((r) => r.node).sort(), ["n1", "n2", "n3", "n4"]);
+  assertEquals(reads.find((r) => r.node === "n2")!.keys.length, 199);
+  assertEquals(reads.find((r) => r.node === "n1")!.keys.length, 100);
+  assertEquals(ingested.length, 1);
+  assertEquals(ingested[0]!.length, 198);
+  assertEquals(hints.count("n2"), 0);
+});
