@@ -5,6 +5,7 @@ import { createNodeApp } from "../../node/http/node_app.ts";
 import { createReplication, type Replication } from "./wiring.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
+import type { WireEntry } from "../../shared/wire.ts";
 import { Hints } from "./hints.ts";
 import { replayHints } from "./hint_replay.ts";
 import {
@@ -171,5 +172,56 @@ Deno.test("replayHints() reads a chunk's refused keys with one call per owner an
   assertEquals(reads.find((r) => r.node === "n1")!.keys.length, 100);
   assertEquals(ingested.length, 1);
   assertEquals(ingested[0]!.length, 198);
+  assertEquals(hints.count("n2"), 0);
+});
+
+Deno.test("replayHints() settles a key no quorum holds, and hints again every key of an ingest call that failed", async () => {
+  const hints = new Hints();
+  const node = { id: "n2", url: "http://n2.test" };
+  const owners = ["n1", "n2", "n3"].map((id) => ({ id, url: `http://${id}.test` }));
+  const at = (k: string, ver: string) => ({ k, v: "dg==", ver: `018c0000000${ver}-0000-p1`, h: 1 });
+  // k0 is decided on n1 and n3; k1's newest is on n1 only until a round decides it.
+  const held = new Map<string, Map<string, WireEntry>>([
+    ["n1", new Map([["k0", at("k0", "2")], ["k1", at("k1", "2")]])],
+    ["n2", new Map([["k0", at("k0", "1")], ["k1", at("k1", "1")]])],
+    ["n3", new Map([["k0", at("k0", "2")], ["k1", at("k1", "1")]])],
+  ]);
+  const settled: string[] = [];
+  let ingestFails = true;
+  const ingested: string[] = [];
+  const deps = {
+    hints,
+    accept: (_: NodeRef, _e: number, entries: unknown[]) =>
+      Promise.resolve(entries.map(() => ({ ok: false, promised: "018c00000009-0000-0" }))),
+    read: (n: NodeRef, _e: number, keys: string[]) =>
+      Promise.resolve(keys.map((k) => held.get(n.id)!.get(k) ?? null)),
+    ingest: (_: NodeRef, _e: number, entries: WireEntry[]) => {
+      if (ingestFails) {
+        return Promise.reject(new RingkvError("node_unavailable", "Cannot reach n2"));
+      }
+      ingested.push(...entries.map((e) => `${e.k}@${e.ver}`));
+      return Promise.resolve();
+    },
+    settle: (e: WireEntry) => {
+      settled.push(e.k);
+      for (const id of ["n1", "n3"]) held.get(id)!.set(e.k, at(e.k, "3"));
+      return Promise.resolve();
+    },
+    ownersOf: () => owners,
+    forget: () => {},
+  };
+  hints.add("n2", at("k0", "1"));
+  hints.add("n2", at("k1", "1"));
+  assertEquals(await replayHints(node, 1, deps), {
+    accepted: 0,
+    ingested: 0,
+    current: 0,
+    retry: 2,
+    unsent: 0,
+  });
+  assertEquals([settled, hints.count("n2")], [["k1"], 2]);
+  ingestFails = false;
+  assertEquals((await replayHints(node, 1, deps)).ingested, 2);
+  assertEquals(ingested.sort(), ["k0@018c00000002-0000-p1", "k1@018c00000003-0000-p1"]);
   assertEquals(hints.count("n2"), 0);
 });
