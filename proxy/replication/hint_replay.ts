@@ -10,8 +10,8 @@
  * by versioned ingest, which ignores promises (as replica_sync.ts installs decided entries);
  * otherwise a full round (`settle`) decides the newest under a new ballot, and the node gets it
  * the same way. The refused keys of one accept call are read with one call per owner and go into
- * the node with one ingest call: read and ingested key by key, the 16,000 hints a restarted node
- * refused cost 64,000 sequential calls. Only a settle (no quorum holds the newest) is per key.
+ * the node with one ingest call (key by key, the 16,000 hints a restarted node refused cost 48,000
+ * reads and 16,000 ingests in a row); only a settle (no quorum holds the newest) is per key.
  *
  * @module
  */

@@ -8,6 +8,7 @@ import type { NodeRef } from "../nodes/node_client.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import { Hints } from "./hints.ts";
 import { replayHints } from "./hint_replay.ts";
+import { hashKey } from "../../shared/ring.ts";
 import {
   nodeInfos,
   startCluster,
@@ -224,4 +225,41 @@ Deno.test("replayHints() settles a key no quorum holds, and hints again every ke
   assertEquals((await replayHints(node, 1, deps)).ingested, 2);
   assertEquals(ingested.sort(), ["k0@018c00000002-0000-p1", "k1@018c00000003-0000-p1"]);
   assertEquals(hints.count("n2"), 0);
+});
+
+/** Accept calls the proxy sent to `id`. */
+function acceptsTo(c: TestCluster, id: string): number {
+  return c.calls.filter((call) => call.node === id && call.path === "/internal/accept").length;
+}
+
+/** A hint for `key` under a ballot from now: below the floor of a node {@link restart} made. */
+async function hintFor(key: string): Promise<WireEntry> {
+  return { k: key, v: null, ver: formatVersion(Date.now(), 0, "p1"), h: await hashKey(key) };
+}
+
+Deno.test("a replay that made no progress waits one probe interval before the next, then twice as long", async () => {
+  const { c, replication } = await start(); // probe interval: 1000 ms
+  try {
+    restart(c, "n2");
+    const t0 = performance.now() + 60_000;
+    await replication.probeOnce(c.topology, t0);
+    replication.hints.add("n2", await hintFor("k0"));
+    // n2 refuses the hint (its floor) and its owners cannot be read: hinted again, no progress.
+    c.down.add("n1");
+    c.down.add("n3");
+    await replication.probeOnce(c.topology, t0 + 250);
+    assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [1, 1]);
+    await replication.probeOnce(c.topology, t0 + 750);
+    assertEquals(acceptsTo(c, "n2"), 1, "within the first wait");
+    await replication.probeOnce(c.topology, t0 + 1750);
+    assertEquals(acceptsTo(c, "n2"), 2);
+    await replication.probeOnce(c.topology, t0 + 3250);
+    assertEquals(acceptsTo(c, "n2"), 2, "within the second wait (2000 ms)");
+    c.down.clear();
+    await replication.probeOnce(c.topology, t0 + 4250);
+    // The owners answer: no owner holds k0, so n2 is current and the hint is done.
+    assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [3, 0]);
+  } finally {
+    await c.close();
+  }
 });
