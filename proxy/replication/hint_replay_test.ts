@@ -7,7 +7,7 @@ import { RingkvError } from "../../shared/errors.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import { Hints } from "./hints.ts";
-import { replayHints } from "./hint_replay.ts";
+import { REPLAY_CHUNK, replayHints } from "./hint_replay.ts";
 import { hashKey } from "../../shared/ring.ts";
 import {
   nodeInfos,
@@ -259,6 +259,35 @@ Deno.test("a replay that made no progress waits one probe interval before the ne
     await replication.probeOnce(c.topology, t0 + 4250);
     // The owners answer: no owner holds k0, so n2 is current and the hint is done.
     assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [3, 0]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a probe while a node's replay runs starts no second replay to it", async () => {
+  const { c, replication } = await start();
+  try {
+    const t0 = performance.now() + 60_000;
+    await replication.probeOnce(c.topology, t0);
+    // One more than a chunk: the first replay's held accept leaves one hint a second could take.
+    for (let i = 0; i <= REPLAY_CHUNK; i++) replication.hints.add("n2", await hintFor(`k${i}`));
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => release = resolve);
+    let held = () => {};
+    const holding = new Promise<void>((resolve) => held = resolve);
+    c.hook = async (req, node) => {
+      if (node.info.id !== "n2" || !req.url.endsWith("/internal/accept")) return;
+      if (acceptsTo(c, "n2") > 1) return;
+      held();
+      await gate;
+    };
+    const first = replication.probeOnce(c.topology, t0 + 250);
+    await holding;
+    await replication.probeOnce(c.topology, t0 + 500);
+    assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [1, 1]);
+    release();
+    await first;
+    assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [2, 0]);
   } finally {
     await c.close();
   }
