@@ -5,10 +5,11 @@ import { createNodeApp } from "../../node/http/node_app.ts";
 import { createReplication, type Replication } from "./wiring.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
-import type { WireEntry } from "../../shared/wire.ts";
+import type { ClusterMap, WireEntry } from "../../shared/wire.ts";
 import { Hints } from "./hints.ts";
 import { REPLAY_CHUNK, replayHints } from "./hint_replay.ts";
 import { hashKey } from "../../shared/ring.ts";
+import { replicasFor } from "../routing/router.ts";
 import {
   nodeInfos,
   startCluster,
@@ -21,13 +22,16 @@ const map = { epoch: 1, replicas: 3, vnodes: TEST_VNODES, nodes: infos, rebalanc
 const KEYS = Array.from({ length: 8 }, (_, i) => `k${i}`);
 
 /** Three real nodes, 3 replicas, one proxy (one-round-trip writes on) whose replication is here. */
-async function start(): Promise<{ c: TestCluster; replication: Replication }> {
+async function start(
+  nodes = infos,
+  clusterMap: ClusterMap = map,
+): Promise<{ c: TestCluster; replication: Replication }> {
   const replication = createReplication({
     fetch: (url, init) => c.fetch(url, init),
     timeoutMs: 5000,
     clusterSecret: "s3cret",
   });
-  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  const c = await startCluster({ nodes, map: clusterMap, proxy: { replication } });
   return { c, replication };
 }
 
@@ -288,6 +292,40 @@ Deno.test("a probe while a node's replay runs starts no second replay to it", as
     release();
     await first;
     assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [2, 0]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("during a rebalancing, the settle of a refused hint reaches the next ring's joining owner", async () => {
+  const next = nodeInfos(4);
+  const rebalancing = {
+    kind: "add" as const,
+    nodeId: "n4",
+    phase: "copying" as const,
+    next,
+    startedAt: 0,
+    movedKeys: 0,
+    totalKeys: 0,
+  };
+  const { c, replication } = await start(next, { ...map, epoch: 2, rebalancing });
+  try {
+    const topo = c.topology.current();
+    let key = "";
+    for (let i = 0; key === ""; i++) {
+      const r = replicasFor(topo, `j${i}`, await hashKey(`j${i}`));
+      if (r.joining.some((n) => n.id === "n4")) key = `j${i}`;
+    }
+    // The newest entry is on n1 only: no write quorum holds it, so the replay settles the key.
+    const entry = { ...await hintFor(key), v: "dg==", t: "text/plain" };
+    await c.nodes.get("n1")!.engine.ingest([entry]);
+    restart(c, "n2");
+    replication.hints.add("n2", entry);
+    await replication.probeOnce(c.topology, performance.now() + 60_000);
+    assertEquals(replication.hints.count("n2"), 0);
+    const [n1, n2, n3, n4] = versionsOf(c, key);
+    assertEquals(n1 === entry.ver, false, "a round re-stamped it");
+    assertEquals([n2, n3, n4], [n1, n1, n1], "the joining owner n4 too");
   } finally {
     await c.close();
   }
