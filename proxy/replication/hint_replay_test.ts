@@ -1,12 +1,15 @@
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { DEFAULT_LIMITS } from "../../shared/limits.ts";
 import { formatVersion } from "../../shared/version.ts";
 import { createNodeApp } from "../../node/http/node_app.ts";
 import { createReplication, type Replication } from "./wiring.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
+import type { ClusterMap, WireEntry } from "../../shared/wire.ts";
 import { Hints } from "./hints.ts";
-import { replayHints } from "./hint_replay.ts";
+import { REPLAY_CHUNK, replayHints } from "./hint_replay.ts";
+import { hashKey } from "../../shared/ring.ts";
+import { replicasFor } from "../routing/router.ts";
 import {
   nodeInfos,
   startCluster,
@@ -19,13 +22,16 @@ const map = { epoch: 1, replicas: 3, vnodes: TEST_VNODES, nodes: infos, rebalanc
 const KEYS = Array.from({ length: 8 }, (_, i) => `k${i}`);
 
 /** Three real nodes, 3 replicas, one proxy (one-round-trip writes on) whose replication is here. */
-async function start(): Promise<{ c: TestCluster; replication: Replication }> {
+async function start(
+  nodes = infos,
+  clusterMap: ClusterMap = map,
+): Promise<{ c: TestCluster; replication: Replication }> {
   const replication = createReplication({
     fetch: (url, init) => c.fetch(url, init),
     timeoutMs: 5000,
     clusterSecret: "s3cret",
   });
-  const c = await startCluster({ nodes: infos, map, proxy: { replication } });
+  const c = await startCluster({ nodes, map: clusterMap, proxy: { replication } });
   return { c, replication };
 }
 
@@ -127,4 +133,232 @@ Deno.test("replayHints() keeps a refused hint while its replicas do not answer, 
   answering = new Set(["n1", "n2", "n3"]);
   assertEquals((await replayHints(node, 1, deps)).current, 1);
   assertEquals([hints.count("n2"), ingested], [0, []]);
+});
+
+Deno.test("replayHints() reads a chunk's refused keys with one call per owner and ingests them with one call", async () => {
+  const hints = new Hints();
+  const node = { id: "n2", url: "http://n2.test" };
+  const ref = (id: string) => ({ id, url: `http://${id}.test` });
+  // Even points on n1..n3, odd ones on n2..n4, point 1000 no longer on n2.
+  const ownersOf = (h: number) =>
+    (h === 1000 ? ["n1", "n3", "n4"] : h % 2 === 0 ? ["n1", "n2", "n3"] : ["n2", "n3", "n4"])
+      .map(ref);
+  const old = (i: number) => ({ k: `k${i}`, v: null, ver: "018c00000001-0000-p1", h: i });
+  const decided = (i: number) => ({ ...old(i), v: "dg==", ver: "018c00000002-0000-p1" });
+  const reads: { node: string; keys: string[] }[] = [];
+  const ingested: string[][] = [];
+  const deps = {
+    hints,
+    accept: (_: NodeRef, _e: number, entries: unknown[]) =>
+      Promise.resolve(entries.map(() => ({ ok: false, promised: "018c00000009-0000-0" }))),
+    read: (n: NodeRef, _e: number, keys: string[]) => {
+      reads.push({ node: n.id, keys });
+      // The node holds the old entry, the others the decided one; k7 is on no other owner.
+      return Promise.resolve(
+        keys.map((k) => {
+          const i = Number(k.slice(1));
+          return n.id === "n2" ? old(i) : i === 7 ? null : decided(i);
+        }),
+      );
+    },
+    ingest: (_: NodeRef, _e: number, entries: { k: string }[]) =>
+      Promise.resolve(void ingested.push(entries.map((e) => e.k))),
+    settle: () => Promise.reject(new Error("no settle expected")),
+    ownersOf,
+    forget: () => {},
+  };
+  const points = [...Array.from({ length: 199 }, (_, i) => i), 1000];
+  for (const i of points) hints.add("n2", old(i));
+  const report = await replayHints(node, 1, deps);
+  // k7: n2 holds the newest of the two that answered with an entry (n3 and n4 hold none).
+  assertEquals(report, { accepted: 0, ingested: 198, current: 1, retry: 0, unsent: 0 });
+  assertEquals(reads.map((r) => r.node).sort(), ["n1", "n2", "n3", "n4"]);
+  assertEquals(reads.find((r) => r.node === "n2")!.keys.length, 199);
+  assertEquals(reads.find((r) => r.node === "n1")!.keys.length, 100);
+  assertEquals(ingested.length, 1);
+  assertEquals(ingested[0]!.length, 198);
+  assertEquals(hints.count("n2"), 0);
+});
+
+Deno.test("replayHints() settles a key no quorum holds, and hints again every key of an ingest call that failed", async () => {
+  const hints = new Hints();
+  const node = { id: "n2", url: "http://n2.test" };
+  const owners = ["n1", "n2", "n3"].map((id) => ({ id, url: `http://${id}.test` }));
+  const at = (k: string, ver: string) => ({ k, v: "dg==", ver: `018c0000000${ver}-0000-p1`, h: 1 });
+  // k0 is decided on n1 and n3; k1's newest is on n1 only until a round decides it.
+  const held = new Map<string, Map<string, WireEntry>>([
+    ["n1", new Map([["k0", at("k0", "2")], ["k1", at("k1", "2")]])],
+    ["n2", new Map([["k0", at("k0", "1")], ["k1", at("k1", "1")]])],
+    ["n3", new Map([["k0", at("k0", "2")], ["k1", at("k1", "1")]])],
+  ]);
+  const settled: string[] = [];
+  let ingestFails = true;
+  const ingested: string[] = [];
+  const deps = {
+    hints,
+    accept: (_: NodeRef, _e: number, entries: unknown[]) =>
+      Promise.resolve(entries.map(() => ({ ok: false, promised: "018c00000009-0000-0" }))),
+    read: (n: NodeRef, _e: number, keys: string[]) =>
+      Promise.resolve(keys.map((k) => held.get(n.id)!.get(k) ?? null)),
+    ingest: (_: NodeRef, _e: number, entries: WireEntry[]) => {
+      if (ingestFails) {
+        return Promise.reject(new RingkvError("node_unavailable", "Cannot reach n2"));
+      }
+      ingested.push(...entries.map((e) => `${e.k}@${e.ver}`));
+      return Promise.resolve();
+    },
+    settle: (e: WireEntry) => {
+      settled.push(e.k);
+      for (const id of ["n1", "n3"]) held.get(id)!.set(e.k, at(e.k, "3"));
+      return Promise.resolve();
+    },
+    ownersOf: () => owners,
+    forget: () => {},
+  };
+  hints.add("n2", at("k0", "1"));
+  hints.add("n2", at("k1", "1"));
+  assertEquals(await replayHints(node, 1, deps), {
+    accepted: 0,
+    ingested: 0,
+    current: 0,
+    retry: 2,
+    unsent: 0,
+  });
+  assertEquals([settled, hints.count("n2")], [["k1"], 2]);
+  ingestFails = false;
+  assertEquals((await replayHints(node, 1, deps)).ingested, 2);
+  assertEquals(ingested.sort(), ["k0@018c00000002-0000-p1", "k1@018c00000003-0000-p1"]);
+  assertEquals(hints.count("n2"), 0);
+});
+
+/** Accept calls the proxy sent to `id`. */
+function acceptsTo(c: TestCluster, id: string): number {
+  return c.calls.filter((call) => call.node === id && call.path === "/internal/accept").length;
+}
+
+/** A hint for `key` under a ballot from now: below the floor of a node {@link restart} made. */
+async function hintFor(key: string): Promise<WireEntry> {
+  return { k: key, v: null, ver: formatVersion(Date.now(), 0, "p1"), h: await hashKey(key) };
+}
+
+Deno.test("a replay that made no progress waits one probe interval before the next, then twice as long", async () => {
+  const { c, replication } = await start(); // probe interval: 1000 ms
+  try {
+    restart(c, "n2");
+    const t0 = performance.now() + 60_000;
+    await replication.probeOnce(c.topology, t0);
+    replication.hints.add("n2", await hintFor("k0"));
+    // n2 refuses the hint (its floor) and its owners cannot be read: hinted again, no progress.
+    c.down.add("n1");
+    c.down.add("n3");
+    await replication.probeOnce(c.topology, t0 + 250);
+    assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [1, 1]);
+    await replication.probeOnce(c.topology, t0 + 750);
+    assertEquals(acceptsTo(c, "n2"), 1, "within the first wait");
+    await replication.probeOnce(c.topology, t0 + 1750);
+    assertEquals(acceptsTo(c, "n2"), 2);
+    await replication.probeOnce(c.topology, t0 + 3250);
+    assertEquals(acceptsTo(c, "n2"), 2, "within the second wait (2000 ms)");
+    c.down.clear();
+    await replication.probeOnce(c.topology, t0 + 4250);
+    // The owners answer: no owner holds k0, so n2 is current and the hint is done.
+    assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [3, 0]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a node seen down and back gets its hints at the next probe, whatever wait its failed replays left", async () => {
+  const { c, replication } = await start(); // probe interval: 1000 ms
+  try {
+    restart(c, "n2");
+    const t0 = performance.now() + 60_000;
+    await replication.probeOnce(c.topology, t0);
+    replication.hints.add("n2", await hintFor("k0"));
+    c.down.add("n1");
+    c.down.add("n3");
+    await replication.probeOnce(c.topology, t0 + 250);
+    await replication.probeOnce(c.topology, t0 + 1750);
+    assertEquals(acceptsTo(c, "n2"), 2, "two replays without progress: the next waits 2000 ms");
+    c.down.add("n2");
+    for (let at = t0 + 2000; replication.detector.isUp("n2"); at += 250) {
+      assert(at < t0 + 20_000, "n2 was never seen down");
+      await replication.probeOnce(c.topology, at);
+    }
+    c.down.clear();
+    let at = t0 + 2000;
+    while (!replication.detector.isUp("n2")) {
+      at += 250;
+      assert(at < t0 + 40_000, "n2 was never seen up again");
+      await replication.probeOnce(c.topology, at);
+    }
+    // Back within the wait the failed replays left (until +3750 ms): only the reset sends now.
+    assert(at < t0 + 3750, `n2 seen up again only at +${at - t0} ms`);
+    assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [3, 0]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a probe while a node's replay runs starts no second replay to it", async () => {
+  const { c, replication } = await start();
+  try {
+    const t0 = performance.now() + 60_000;
+    await replication.probeOnce(c.topology, t0);
+    // One more than a chunk: the first replay's held accept leaves one hint a second could take.
+    for (let i = 0; i <= REPLAY_CHUNK; i++) replication.hints.add("n2", await hintFor(`k${i}`));
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => release = resolve);
+    let held = () => {};
+    const holding = new Promise<void>((resolve) => held = resolve);
+    c.hook = async (req, node) => {
+      if (node.info.id !== "n2" || !req.url.endsWith("/internal/accept")) return;
+      if (acceptsTo(c, "n2") > 1) return;
+      held();
+      await gate;
+    };
+    const first = replication.probeOnce(c.topology, t0 + 250);
+    await holding;
+    await replication.probeOnce(c.topology, t0 + 500);
+    assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [1, 1]);
+    release();
+    await first;
+    assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [2, 0]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("during a rebalancing, the settle of a refused hint reaches the next ring's joining owner", async () => {
+  const next = nodeInfos(4);
+  const rebalancing = {
+    kind: "add" as const,
+    nodeId: "n4",
+    phase: "copying" as const,
+    next,
+    startedAt: 0,
+    movedKeys: 0,
+    totalKeys: 0,
+  };
+  const { c, replication } = await start(next, { ...map, epoch: 2, rebalancing });
+  try {
+    const topo = c.topology.current();
+    let key = "";
+    for (let i = 0; key === ""; i++) {
+      const r = replicasFor(topo, `j${i}`, await hashKey(`j${i}`));
+      if (r.joining.some((n) => n.id === "n4")) key = `j${i}`;
+    }
+    // The newest entry is on n1 only: no write quorum holds it, so the replay settles the key.
+    const entry = { ...await hintFor(key), v: "dg==", t: "text/plain" };
+    await c.nodes.get("n1")!.engine.ingest([entry]);
+    restart(c, "n2");
+    replication.hints.add("n2", entry);
+    await replication.probeOnce(c.topology, performance.now() + 60_000);
+    assertEquals(replication.hints.count("n2"), 0);
+    const [n1, n2, n3, n4] = versionsOf(c, key);
+    assertEquals(n1 === entry.ver, false, "a round re-stamped it");
+    assertEquals([n2, n3, n4], [n1, n1, n1], "the joining owner n4 too");
+  } finally {
+    await c.close();
+  }
 });

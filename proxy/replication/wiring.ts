@@ -26,6 +26,7 @@ import { FAST_EXPIRY_MARGIN_MS, Replicated } from "./caspaxos.ts";
 import { type MapWriter, Rejoin } from "./rejoin.ts";
 import type { Topology, TopologySource } from "../cluster/topology.ts";
 import { replayHints } from "./hint_replay.ts";
+import { ReplayBackoff } from "./replay_backoff.ts";
 import { replicasFor } from "../routing/router.ts";
 
 /** What {@link createReplication} needs. */
@@ -75,6 +76,8 @@ export class Replication {
    * call, a later step of the wall clock moved it.
    */
   readonly #sinceWall = new Map<string, { monotonic: number; wall: number }>();
+  /** When each node's next replay may start, after replays that made no progress. */
+  readonly #backoff: ReplayBackoff;
   /** The URL each node had at the last probe round: its health is of that address. */
   readonly #probedUrls = new Map<string, string>();
   /** Nodes whose clock offset is past {@link CLOCK_WARN_MS} (warned once, until back within). */
@@ -87,6 +90,7 @@ export class Replication {
   /** Builds the parts; nothing runs until {@link start}. */
   constructor(private readonly options: ReplicationOptions) {
     this.detector = new FailureDetector({ probeMs: options.probeMs ?? 1000 });
+    this.#backoff = new ReplayBackoff(options.probeMs ?? 1000);
     this.client = new PaxosClient({ ...options, report: (e) => this.detector.step(e) });
     const ingestClient = this.#ingest = new NodeClient(options);
     this.replicated = new Replicated({
@@ -196,6 +200,7 @@ export class Replication {
     const due = this.detector.tick(now, [...nodes.keys()]);
     // A node that left holds no replica: its hints would take room from the others' for good.
     this.hints.keepOnly(new Set(nodes.keys()));
+    this.#backoff.keepOnly(new Set(nodes.keys()));
     this.#topology = topology;
     await Promise.allSettled(due.map(async (id) => {
       const incarnation = await this.client.probe(nodes.get(id)!);
@@ -203,13 +208,16 @@ export class Replication {
       if (incarnation !== undefined) this.#seen.set(id, { incarnation, recorded });
     }));
     for (const id of due) this.#watchClock(id);
+    // A node seen down starts afresh: once back, its hints go out at the next probe, not after
+    // the wait its failed replays left (up to 30 s).
+    for (const id of nodes.keys()) if (!this.detector.isUp(id)) this.#backoff.forget(id);
     this.#rejoinMoved(topology.current().map.nodes);
     await Promise.allSettled(
       // A read-only node would refuse them (its disk failed): they wait until it takes writes.
       [...nodes.values()].filter((n) =>
         this.detector.writesFirst(n.id) && this.hints.count(n.id) > 0
       )
-        .map((n) => this.#replay(n, topo, nodes)),
+        .map((n) => this.#replay(n, topo, nodes, now)),
     );
   }
 
@@ -281,12 +289,21 @@ export class Replication {
     }
   }
 
-  /** Offers a node the writes it missed (proxy/replication/hint_replay.ts). */
-  async #replay(node: NodeRef, topo: Topology, nodes: ReadonlyMap<string, NodeRef>): Promise<void> {
-    // Probes come every quarter probe interval; a replay of refused hints reads every owner per
-    // key, so a second one started meanwhile would only send the same reads again.
-    if (this.#replaying.has(node.id)) return;
+  /**
+   * Offers a node the writes it missed (proxy/replication/hint_replay.ts), unless a replay to it
+   * runs or waits out its backoff (proxy/replication/replay_backoff.ts). `now`: the probe's time.
+   */
+  async #replay(
+    node: NodeRef,
+    topo: Topology,
+    nodes: ReadonlyMap<string, NodeRef>,
+    now: number,
+  ): Promise<void> {
+    // Probes come every quarter probe interval; a replay of refused hints reads their owners,
+    // so a second one started meanwhile would only send the same reads again.
+    if (this.#replaying.has(node.id) || !this.#backoff.due(node.id, now)) return;
     this.#replaying.add(node.id);
+    const started = performance.now();
     const report = await replayHints(node, topo.map.epoch, {
       hints: this.hints,
       accept: (n, epoch, entries) => this.client.accept(n, epoch, entries),
@@ -299,6 +316,8 @@ export class Replication {
         topo.ring.ownersOf(point, topo.map.replicas).flatMap((id) => nodes.get(id) ?? []),
       forget: (key) => this.replicated.forget(key),
     }).finally(() => this.#replaying.delete(node.id));
+    // On the probe's clock (a test's may run ahead), at the replay's end.
+    this.#backoff.record(node.id, report, now + performance.now() - started);
     if (report.ingested + report.retry > 0) {
       this.options.log?.({ msg: "hints refused, node brought level", node: node.id, ...report });
     }
