@@ -1,7 +1,8 @@
 /**
  * `deno task kv`: a command-line client of a ringkv proxy, with plain output for scripts
- * and exit codes they can rely on (0 ok, 1 not found, 2 usage, 3 precondition failed or
- * conflict, 4 unavailable or server error, 5 auth, 6 request refused). `add` and `remove`
+ * and exit codes they can rely on (0 ok, 1 not found: the key or node is absent, 2 usage or a
+ * --url with no route, 3 precondition failed or conflict, 4 unavailable or server error, 5 auth,
+ * 6 request refused). `add` and `remove`
  * show a progress bar on stderr until the rebalancing ends.
  *
  * @module
@@ -93,7 +94,8 @@ commands:
 
 after --, words are arguments even when they start with -- (kv put -- --key --value)
 
-exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
+exit codes: 0 ok, 1 not found (the key, or remove's node, is absent), 2 usage (a --url
+            with no route at its path too), 3 precondition failed or conflict,
             4 unavailable or server error, 5 auth, 6 request refused`;
 
 const COMMANDS = ["get", "put", "del", "ls", "watch", "nodes", "add", "remove", "status"];
