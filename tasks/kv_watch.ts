@@ -101,7 +101,14 @@ export async function watch(
     const quiet = new QuietTimer(options.idleMs ?? STREAM_IDLE_MS);
     const res = await open(t, prefix, cursor, quiet.signal, warn).catch((err) => {
       quiet.stop();
-      throw err;
+      // Ended by an answer (a token changed, say): once that is fixed, the cursor still holds.
+      if (!(err instanceof CliError) || err instanceof CursorRefused || cursor === undefined) {
+        throw err;
+      }
+      throw new CliError(
+        err.code,
+        `${err.message}. ${resumeAdvice(cursor, prefix, options.resume)}`,
+      );
     });
     if (res === undefined) {
       quiet.stop();
@@ -163,8 +170,11 @@ async function refusedCursor(res: Response, prefix: string, cursor: string): Pro
     ? ". Changes since that cursor cannot be read: re-list with " +
       `${relistCommand(prefix)} and watch again without --after`
     : "";
-  throw new CliError(EXIT.refused, `${what}${advice}`);
+  throw new CursorRefused(EXIT.refused, `${what}${advice}`);
 }
+
+/** A cursor the proxy cannot resume from: no resume advice, the changes must be re-listed. */
+class CursorRefused extends CliError {}
 
 /** Prints one event of the stream. */
 type EventPrinter = (e: SseMessage) => void;

@@ -148,7 +148,7 @@ Deno.test("watch() says after compacted and after reset that changes may be miss
   }
 });
 
-Deno.test("watch() retries a 503 and resumes a stream gone quiet with Last-Event-ID", async () => {
+Deno.test("watch() retries a 503, resumes a stream gone quiet with Last-Event-ID, and on an error answer says how to resume", async () => {
   const seen: (string | null)[] = [];
   const event = 'id: c1\ndata: {"key":"a","version":"v1","value":"x"}\n\n';
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
@@ -172,6 +172,11 @@ Deno.test("watch() retries a 503 and resumes a stream gone quiet with Last-Event
       CliError,
     );
     assertEquals(err.code, EXIT.auth);
+    // Ended by the 401 after an event: once the token is right, the cursor resumes it.
+    assertMatch(
+      err.message,
+      /^Cannot watch: 401 answer 401 .*\. To resume after the last event received: Last-Event-ID: c1$/,
+    );
     assertEquals(printed, ['put a v1 "x"']);
     assertEquals(seen, [null, null, "c1"]);
     assertMatch(warned.join("\n"), /Cannot watch yet: answer 503; retrying/);
