@@ -101,10 +101,11 @@ export async function watch(
     const quiet = new QuietTimer(options.idleMs ?? STREAM_IDLE_MS);
     const res = await open(t, prefix, cursor, quiet.signal, warn).catch((err) => {
       quiet.stop();
-      // Ended by an answer (a token changed, say): once that is fixed, the cursor still holds.
-      if (!(err instanceof CliError) || err instanceof CursorRefused || cursor === undefined) {
-        throw err;
-      }
+      // Ended by a token that changed or a failing proxy: once that is fixed, the cursor holds
+      // (a refused request, a refused cursor first, would be refused again).
+      const later = err instanceof CliError &&
+        (err.code === EXIT.auth || err.code === EXIT.unavailable);
+      if (!later || cursor === undefined) throw err;
       throw new CliError(
         err.code,
         `${err.message}. ${resumeAdvice(cursor, prefix, options.resume)}`,
@@ -158,23 +159,24 @@ async function open(
     return undefined;
   }
   if (res.status === 400 && cursor !== undefined) await refusedCursor(res, prefix, cursor);
-  if (!res.ok) await failed(res, "Cannot watch");
+  else if (!res.ok) await failed(res, "Cannot watch");
   return res;
 }
 
-/** The error of a cursor the proxy cannot resume from: the changes since must be re-listed. */
-async function refusedCursor(res: Response, prefix: string, cursor: string): Promise<void> {
+/**
+ * The error of a 400 to a resume: a cursor the proxy cannot resume from (`invalid_cursor`) says
+ * that the changes since must be re-listed; another 400 is the proxy's message as it is.
+ */
+async function refusedCursor(res: Response, prefix: string, cursor: string): Promise<never> {
   const { code, message } = await errorOf(res);
-  const what = `Cannot watch from cursor ${clipped(cursor, { quoted: true })}: 400 ${message}`;
-  const advice = code === "invalid_cursor"
-    ? ". Changes since that cursor cannot be read: re-list with " +
-      `${relistCommand(prefix)} and watch again without --after`
-    : "";
-  throw new CursorRefused(EXIT.refused, `${what}${advice}`);
+  if (code !== "invalid_cursor") throw new CliError(EXIT.refused, `Cannot watch: 400 ${message}`);
+  throw new CliError(
+    EXIT.refused,
+    `Cannot watch from cursor ${clipped(cursor, { quoted: true })}: 400 ${message}. Changes ` +
+      `since that cursor cannot be read: re-list with ${relistCommand(prefix)} and watch again ` +
+      "without --after",
+  );
 }
-
-/** A cursor the proxy cannot resume from: no resume advice, the changes must be re-listed. */
-class CursorRefused extends CliError {}
 
 /** Prints one event of the stream. */
 type EventPrinter = (e: SseMessage) => void;

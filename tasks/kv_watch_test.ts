@@ -101,10 +101,10 @@ Deno.test("watch() with after sends it as Last-Event-ID; a cursor the proxy refu
   const seen: (string | null)[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     seen.push(req.headers.get("last-event-id"));
-    return Response.json(
-      { error: { code: "invalid_cursor", message: "Cannot resume the watch: bad cursor" } },
-      { status: 400 },
-    );
+    const error = seen.length === 1
+      ? { code: "invalid_cursor", message: "Cannot resume the watch: bad cursor" }
+      : { code: "bad_request", message: "Cannot watch: the prefix is too long" };
+    return Response.json({ error }, { status: 400 });
   });
   try {
     const t = { url: `http://127.0.0.1:${server.addr.port}`, timeoutMs: 1000 };
@@ -117,6 +117,12 @@ Deno.test("watch() with after sends it as Last-Event-ID; a cursor the proxy refu
       err.message,
       /^Cannot watch from cursor "zzz": 400 Cannot resume the watch: bad cursor\. .*re-list with deno task kv ls --prefix p\/ and watch again without --after$/,
     );
+    // Another 400 is no refused cursor: the proxy's message, no re-list advice.
+    const other = await assertRejects(
+      () => watch(t, "p/", () => {}, () => {}, { after: "zzz" }),
+      CliError,
+    );
+    assertEquals(other.message, "Cannot watch: 400 Cannot watch: the prefix is too long");
   } finally {
     await server.shutdown();
   }
