@@ -24,6 +24,7 @@ export const ERROR_STATUS = {
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
+  no_route: 404,
   method_not_allowed: 405,
   not_acceptable: 406,
   request_timeout: 408,

@@ -1,7 +1,8 @@
 /**
  * `deno task kv`: a command-line client of a ringkv proxy, with plain output for scripts
- * and exit codes they can rely on (0 ok, 1 not found, 2 usage, 3 precondition failed or
- * conflict, 4 unavailable or server error, 5 auth, 6 request refused). `add` and `remove`
+ * and exit codes they can rely on (0 ok, 1 not found: the key or node is absent, 2 usage or a
+ * --url with no route, 3 precondition failed or conflict, 4 unavailable or server error, 5 auth,
+ * 6 request refused). `add` and `remove`
  * show a progress bar on stderr until the rebalancing ends.
  *
  * @module
@@ -31,6 +32,7 @@ import {
   ttlSeconds,
 } from "./kv_client.ts";
 import { watch } from "./kv_watch.ts";
+import { resumeCommand } from "./kv_resume.ts";
 import { keyLine, valueJson } from "./kv_output.ts";
 
 const SPEC = {
@@ -54,6 +56,11 @@ const SPEC = {
     env: "RINGKV_KV_JSON",
     help: "get: the value with its version, type and expiry as JSON; ls: a JSON object per key; " +
       "watch: a JSON object per event",
+  },
+  after: {
+    type: "string",
+    help: 'watch: start after the event with this id (a --json line\'s "id", or the cursor a ' +
+      "stopped watch printed)",
   },
   wait: { type: "bool", default: true, help: "add, remove: wait for the rebalancing (--no-wait)" },
   force: {
@@ -83,8 +90,10 @@ commands:
   ls [--prefix P] [--json] keys in order, one per line (a KEY with spaces or odd characters
                           in "quotes", escaped as JSON); --json: one {"key"} object per line
   watch [PREFIX] [--json] print changes as they come: put KEY VERSION VALUE / del KEY VERSION
-                          (a KEY with spaces or odd characters in "quotes", escaped as JSON);
-                          --json: one object per event, {"event": "put"|"del", "key", ...}
+        [--after ID]      (a KEY with spaces or odd characters in "quotes", escaped as JSON);
+                          --json: one object per event, {"event": "put"|"del", "id", "key", ...};
+                          --after: start after the event with that id (a stopped watch prints
+                          the command that resumes it)
   nodes                   id, url, state, keys of each node (tab-separated)
   add URL [--weight W]    add a node, wait for its keys to move
   remove ID [--force]     drain a node, then remove it (--force: it is dead for good, or
@@ -93,7 +102,8 @@ commands:
 
 after --, words are arguments even when they start with -- (kv put -- --key --value)
 
-exit codes: 0 ok, 1 not found, 2 usage, 3 precondition failed or conflict,
+exit codes: 0 ok, 1 not found (the key, or remove's node, is absent), 2 usage (a --url
+            with no route at its path too), 3 precondition failed or conflict,
             4 unavailable or server error, 5 auth, 6 request refused`;
 
 const COMMANDS = ["get", "put", "del", "ls", "watch", "nodes", "add", "remove", "status"];
@@ -109,6 +119,7 @@ const FLAG_COMMANDS: Partial<Record<keyof typeof SPEC, string[]>> = {
   contentType: ["put"],
   ttl: ["put"],
   json: ["get", "ls", "watch"],
+  after: ["watch"],
   wait: ["add", "remove"],
   force: ["remove"],
 };
@@ -402,6 +413,8 @@ async function run(f: Flags, t: KvTarget, argv: readonly string[]): Promise<void
       if (rest.length > 1) throw new CliError(EXIT.usage, "watch takes one PREFIX at most");
       return await watch(t, rest[0] ?? "", print, (line) => console.error(line), {
         json: f.values.json,
+        after: afterOf(f.values.after),
+        resume: (cursor) => resumeCommand(argv, cursor),
       });
     case "nodes":
       args(0, "no argument");
@@ -431,6 +444,19 @@ async function run(f: Flags, t: KvTarget, argv: readonly string[]): Promise<void
       throw new CliError(EXIT.usage, `Unknown command "${command ?? ""}"${hint} (see --help)`);
     }
   }
+}
+
+/** `--after` as a header can carry it: printable ASCII, as every cursor of the proxy is. */
+function afterOf(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[\x21-\x7e]+$/.test(text)) {
+    throw new CliError(
+      EXIT.usage,
+      `Cannot use --after ${clipped(text, { quoted: true })}: give the id of an event ` +
+        '(a --json line\'s "id"), printable ASCII without spaces',
+    );
+  }
+  return text;
 }
 
 /** `--weight` as the admin API takes it: a number > 0 and <= 100, fractions too. */

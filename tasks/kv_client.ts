@@ -7,7 +7,8 @@
  * ```ts
  * import { assert } from "@std/assert";
  * import { exitCodeOf, progressLine } from "./kv_client.ts";
- * assert(exitCodeOf(404) === 1 && exitCodeOf(412) === 3 && exitCodeOf(503) === 4);
+ * assert(exitCodeOf(404, "not_found") === 1 && exitCodeOf(404, "no_route") === 2);
+ * assert(exitCodeOf(412) === 3 && exitCodeOf(503) === 4);
  * assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10 }, 10).includes("50%"));
  * assert(progressLine({ phase: "copying", movedKeys: 5, totalKeys: 10, movedCopies: 10 })
  *   .endsWith("5/~10 keys (10 copies read), copying"));
@@ -27,10 +28,15 @@ export const EXIT = {
   refused: 6,
 } as const;
 
-/** The exit code for an HTTP status. */
-export function exitCodeOf(status: number): number {
+/**
+ * The exit code for an HTTP status and the answer's error code. Only a 404 `not_found` (the key,
+ * or the node, is absent) exits 1: any other 404 (`no_route`, or a server in front without a
+ * ringkv error body) means the `--url` is wrong, a usage error, so that `kv get k || echo absent`
+ * never takes a wrong URL for an absent key.
+ */
+export function exitCodeOf(status: number, code?: string): number {
   if (status < 300) return EXIT.ok;
-  if (status === 404) return EXIT.notFound;
+  if (status === 404) return code === "not_found" ? EXIT.notFound : EXIT.usage;
   if (status === 412 || status === 409) return EXIT.precondition;
   if (status === 401 || status === 403) return EXIT.auth;
   if (status >= 500) return EXIT.unavailable;
@@ -90,25 +96,41 @@ const TLS_HINTS: TlsHints = {
 
 /** Throws the {@link CliError} of a failed answer (its error message, its exit code). */
 export async function failed(res: Response, what: string): Promise<never> {
-  const message = await errorText(res);
+  const { code, message } = await errorOf(res);
+  const exit = exitCodeOf(res.status, code);
+  throw new CliError(exit, `${what}: ${res.status} ${message}${hintOf(res.status, exit)}`);
+}
+
+/** What the user can do about a failed answer, if this CLI knows better than the server. */
+function hintOf(status: number, exit: number): string {
   // Where this CLI takes each token from (the server's message says where it is kept).
-  const hint = res.status === 401
-    ? " (kv sends --token, RINGKV_ADMIN_TOKEN or ./data/admin-token to the admin routes, " +
-      "--client-token or RINGKV_CLIENT_TOKEN to /kv)"
-    : "";
-  throw new CliError(exitCodeOf(res.status), `${what}: ${res.status} ${message}${hint}`);
+  if (status === 401) {
+    return " (kv sends --token, RINGKV_ADMIN_TOKEN or ./data/admin-token to the admin routes, " +
+      "--client-token or RINGKV_CLIENT_TOKEN to /kv)";
+  }
+  if (status === 404 && exit === EXIT.usage) {
+    return " (no such route: the path of --url (or RINGKV_URL) looks wrong; give the proxy's " +
+      "URL, kv adds /kv/KEY, /watch and /cluster to it)";
+  }
+  return "";
 }
 
 /** The error message of an answer (its JSON error body), else its text as it came. */
 export async function errorText(res: Response): Promise<string> {
+  return (await errorOf(res)).message;
+}
+
+/** The error code and message of an answer's JSON error body; else no code, its text as it came. */
+export async function errorOf(res: Response): Promise<{ code?: string; message: string }> {
   const text = await res.text();
   try {
-    const body = JSON.parse(text) as { error?: { message?: string } } | null;
-    return body?.error?.message ?? text.slice(0, 500);
+    const body = JSON.parse(text) as { error?: { code?: unknown; message?: string } } | null;
+    const code = typeof body?.error?.code === "string" ? body.error.code : undefined;
+    return { code, message: body?.error?.message ?? text.slice(0, 500) };
   } catch (err) {
     // Not JSON (a proxy in front, say): the text as it came.
     if (!(err instanceof SyntaxError)) throw err;
-    return text.slice(0, 500);
+    return { message: text.slice(0, 500) };
   }
 }
 

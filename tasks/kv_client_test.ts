@@ -1,6 +1,15 @@
 import { assertEquals, assertMatch, assertRejects, assertThrows } from "@std/assert";
 import { serveSelfSigned } from "../tests/helpers/self_signed.ts";
-import { call, CliError, EXIT, progressLine, progressWriter, ttlSeconds } from "./kv_client.ts";
+import {
+  call,
+  CliError,
+  EXIT,
+  exitCodeOf,
+  failed,
+  progressLine,
+  progressWriter,
+  ttlSeconds,
+} from "./kv_client.ts";
 
 function fakeOut(terminal: boolean) {
   const chunks: string[] = [];
@@ -95,4 +104,33 @@ Deno.test("progressLine never says 100 % while copying, and names an estimate th
     progressLine({ phase: "copying", movedKeys: 5, totalKeys: null }, 10),
     "[----------] 0% 5/? keys, copying",
   );
+});
+
+Deno.test("exitCodeOf() gives 1 only to a 404 not_found; another 404 is a usage error (a wrong --url)", () => {
+  assertEquals(exitCodeOf(404, "not_found"), EXIT.notFound);
+  assertEquals(exitCodeOf(404, "no_route"), EXIT.usage);
+  assertEquals(exitCodeOf(404), EXIT.usage); // no ringkv error body: a server in front
+  assertEquals([exitCodeOf(200), exitCodeOf(405, "method_not_allowed")], [EXIT.ok, EXIT.refused]);
+});
+
+Deno.test("failed() of a 404 no_route or a 404 page of another server exits 2 and says the --url path looks wrong", async () => {
+  const noRoute = Response.json(
+    { error: { code: "no_route", message: "No route for GET /ringkv/kv/a" } },
+    { status: 404 },
+  );
+  const page = new Response("<h1>Not Found</h1>", { status: 404 });
+  for (const res of [noRoute, page]) {
+    const err = await assertRejects(() => failed(res, 'Cannot get "a"'), CliError);
+    assertEquals(err.code, EXIT.usage);
+    assertMatch(err.message, /^Cannot get "a": 404 .* \(no such route: the path of --url /);
+  }
+  const absent = Response.json(
+    { error: { code: "not_found", message: 'Key "a" does not exist' } },
+    { status: 404 },
+  );
+  const err = await assertRejects(() => failed(absent, 'Cannot get "a"'), CliError);
+  assertEquals([err.code, err.message], [
+    EXIT.notFound,
+    'Cannot get "a": 404 Key "a" does not exist',
+  ]);
 });

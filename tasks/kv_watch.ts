@@ -3,13 +3,16 @@
  * each (`put KEY VERSION VALUE` or `del KEY VERSION`, a key with a space or an odd character
  * quoted; with `--json`, one JSON object each), from the proxy's `GET /watch`
  * stream; reconnects with `Last-Event-ID` when the stream drops, goes silent for 15 s or the
- * proxy answers 503, and says on stderr when the history is gone (`compacted`: re-list with
- * `kv ls`).
+ * proxy answers 503, and says on stderr when the history is gone (`compacted`, `reset`: re-list
+ * with `kv ls`). `--after CURSOR` starts from an event's `id` (each `--json` line has it), and a
+ * watch that gives up prints the command that resumes it.
  *
  * @module
  */
-import { CliError, errorText, EXIT, failed, type KvTarget } from "./kv_client.ts";
+import { clipped } from "../shared/errors.ts";
+import { CliError, errorOf, errorText, EXIT, failed, type KvTarget } from "./kv_client.ts";
 import { jsonQuoted, quoted } from "./kv_output.ts";
+import { eventAdvice, relistCommand, resumeAdvice } from "./kv_resume.ts";
 
 /** One parsed SSE event. */
 export interface SseMessage {
@@ -58,13 +61,17 @@ export function changeLine(data: string): string {
 }
 
 /**
- * The `--json` line of an event: `{"event": "put" | "del", ...}` with the change's fields, or
- * `{"event": "compacted" | "reset", "reason"}`.
+ * The `--json` line of an event: `{"event": "put" | "del", "id", ...}` with the change's fields,
+ * or `{"event": "compacted" | "reset" | "cutoff", "id"?, "reason"}`; `id` is the cursor that
+ * `--after` resumes from, on every event that has one.
  */
 export function eventJsonLine(e: SseMessage): string {
-  if (e.event !== "message") return JSON.stringify({ event: e.event, ...JSON.parse(e.data) });
+  const id = e.id === undefined ? {} : { id: e.id };
+  if (e.event !== "message") {
+    return JSON.stringify({ event: e.event, ...id, ...JSON.parse(e.data) });
+  }
   const { deleted, ...change } = JSON.parse(e.data) as Change;
-  return JSON.stringify({ event: deleted ? "del" : "put", ...change });
+  return JSON.stringify({ event: deleted ? "del" : "put", ...id, ...change });
 }
 
 /** How a watch prints: human lines (changes on stdout, the rest on stderr), or JSON lines. */
@@ -73,6 +80,12 @@ export interface WatchOptions {
   json?: boolean;
   /** Silence after which the stream counts as broken, in ms ({@link STREAM_IDLE_MS}). */
   idleMs?: number;
+  /** Wait before a connection that failed is tried again, in ms (1000). */
+  retryMs?: number;
+  /** The cursor to start from (`--after`: an event's `id`), sent as `Last-Event-ID`. */
+  after?: string;
+  /** The command that resumes this watch from a cursor, said when it gives up. */
+  resume?: (cursor: string) => string;
 }
 
 /** Watches until the process is stopped; gives up after 10 failed connections in a row. */
@@ -83,29 +96,42 @@ export async function watch(
   warn: (line: string) => void,
   options: WatchOptions = {},
 ): Promise<void> {
-  let cursor: string | undefined;
+  let cursor = options.after;
   for (let failures = 0; failures < 10;) {
     const quiet = new QuietTimer(options.idleMs ?? STREAM_IDLE_MS);
     const res = await open(t, prefix, cursor, quiet.signal, warn).catch((err) => {
       quiet.stop();
-      throw err;
+      // Ended by a token that changed or a failing proxy: once that is fixed, the cursor holds
+      // (a refused request, a refused cursor first, would be refused again).
+      const later = err instanceof CliError &&
+        (err.code === EXIT.auth || err.code === EXIT.unavailable);
+      if (!later || cursor === undefined) throw err;
+      throw new CliError(
+        err.code,
+        `${err.message}. ${resumeAdvice(cursor, prefix, options.resume)}`,
+      );
     });
     if (res === undefined) {
       quiet.stop();
       failures++;
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, options.retryMs ?? 1000));
       continue;
     }
     failures = 0;
     cursor = await follow(
       res,
       cursor,
-      options.json ? jsonPrinter(print) : humanPrinter(print, warn),
+      options.json ? jsonPrinter(print) : humanPrinter(print, warn, prefix),
       warn,
       quiet,
     );
   }
-  throw new CliError(EXIT.unavailable, `Cannot watch ${t.url}: 10 connections in a row failed`);
+  throw new CliError(
+    EXIT.unavailable,
+    `Cannot watch ${t.url}: 10 connections in a row failed. ${
+      resumeAdvice(cursor, prefix, options.resume)
+    }`,
+  );
 }
 
 /** Opens the stream; undefined (having said why) when it is worth trying again. */
@@ -132,18 +158,37 @@ async function open(
     warn(`Cannot watch yet: ${await errorText(res)}; retrying`);
     return undefined;
   }
-  if (!res.ok) await failed(res, "Cannot watch");
+  if (res.status === 400 && cursor !== undefined) await refusedCursor(res, prefix, cursor);
+  else if (!res.ok) await failed(res, "Cannot watch");
   return res;
+}
+
+/**
+ * The error of a 400 to a resume: a cursor the proxy cannot resume from (`invalid_cursor`) says
+ * that the changes since must be re-listed; another 400 is the proxy's message as it is.
+ */
+async function refusedCursor(res: Response, prefix: string, cursor: string): Promise<never> {
+  const { code, message } = await errorOf(res);
+  if (code !== "invalid_cursor") throw new CliError(EXIT.refused, `Cannot watch: 400 ${message}`);
+  throw new CliError(
+    EXIT.refused,
+    `Cannot watch from cursor ${clipped(cursor, { quoted: true })}: 400 ${message}. Changes ` +
+      `since that cursor cannot be read: re-list with ${relistCommand(prefix)} and watch again ` +
+      "without --after",
+  );
 }
 
 /** Prints one event of the stream. */
 type EventPrinter = (e: SseMessage) => void;
 
-function humanPrinter(print: (line: string) => void, warn: (line: string) => void): EventPrinter {
+function humanPrinter(
+  print: (line: string) => void,
+  warn: (line: string) => void,
+  prefix: string,
+): EventPrinter {
   return (e) => {
     if (e.event === "message") return print(changeLine(e.data));
-    const advice = e.event === "compacted" ? " (re-list with kv ls)" : "";
-    warn(`${e.event}: ${JSON.parse(e.data).reason}${advice}`);
+    warn(`${e.event}: ${JSON.parse(e.data).reason}${eventAdvice(e.event, prefix)}`);
   };
 }
 

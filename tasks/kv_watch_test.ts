@@ -1,6 +1,7 @@
 import { assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { CliError, EXIT } from "./kv_client.ts";
 import { changeLine, eventJsonLine, takeEvents, watch } from "./kv_watch.ts";
+import { resumeCommand } from "./kv_resume.ts";
 
 Deno.test("takeEvents() splits complete SSE events and keeps the unfinished rest", () => {
   const text =
@@ -35,21 +36,125 @@ Deno.test("changeLine() quotes a key with a space or an odd character, so the li
   );
 });
 
-Deno.test("eventJsonLine() gives every event as one JSON object: put, del, compacted", () => {
+Deno.test("eventJsonLine() gives every event as one JSON object with its id (the cursor): put, del, compacted", () => {
   const put = { id: "c1", event: "message", data: '{"key":"a b","version":"v1","value":"x"}' };
   assertEquals(JSON.parse(eventJsonLine(put)), {
     event: "put",
+    id: "c1",
     key: "a b",
     version: "v1",
     value: "x",
   });
-  const del = { event: "message", data: '{"key":"a","version":"v2","deleted":true}' };
-  assertEquals(JSON.parse(eventJsonLine(del)), { event: "del", key: "a", version: "v2" });
-  const gone = { event: "compacted", data: '{"reason":"history gone"}' };
-  assertEquals(JSON.parse(eventJsonLine(gone)), { event: "compacted", reason: "history gone" });
+  const del = { id: "c2", event: "message", data: '{"key":"a","version":"v2","deleted":true}' };
+  assertEquals(JSON.parse(eventJsonLine(del)), { event: "del", id: "c2", key: "a", version: "v2" });
+  const gone = { id: "c3", event: "compacted", data: '{"reason":"history gone"}' };
+  assertEquals(JSON.parse(eventJsonLine(gone)), {
+    event: "compacted",
+    id: "c3",
+    reason: "history gone",
+  });
+  const reset = { event: "reset", data: '{"reason":"too many"}' };
+  assertEquals(JSON.parse(eventJsonLine(reset)), { event: "reset", reason: "too many" });
 });
 
-Deno.test("watch() retries a 503 and resumes a stream gone quiet with Last-Event-ID", async () => {
+Deno.test("watch() that gives up says the command that resumes after the last event it got", async () => {
+  let calls = 0;
+  const event = 'id: c7\ndata: {"key":"a","version":"v1","value":"x"}\n\n';
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    if (++calls === 1) {
+      return new Response(event, { headers: { "content-type": "text/event-stream" } });
+    }
+    return Response.json({ error: { code: "unavailable", message: "gone" } }, { status: 503 });
+  });
+  const warned: string[] = [];
+  try {
+    const t = { url: `http://127.0.0.1:${server.addr.port}`, timeoutMs: 1000 };
+    const err = await assertRejects(
+      () =>
+        watch(t, "kw/", () => {}, (l) => warned.push(l), {
+          retryMs: 1,
+          resume: (cursor) => resumeCommand(["watch", "kw/"], cursor),
+        }),
+      CliError,
+    );
+    assertEquals(err.code, EXIT.unavailable);
+    assertMatch(
+      err.message,
+      /10 connections in a row failed\. To resume after the last event received: deno task kv watch kw\/ --after c7$/,
+    );
+    // Without any event there is no cursor: a new watch starts from the present, so re-list.
+    calls = 1;
+    const none = await assertRejects(
+      () => watch(t, "kw/", () => {}, () => {}, { retryMs: 1 }),
+      CliError,
+    );
+    assertMatch(
+      none.message,
+      /no event came .* re-list once it runs \(deno task kv ls --prefix kw\/\)/i,
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("watch() with after sends it as Last-Event-ID; a cursor the proxy refuses is an error that says to re-list", async () => {
+  const seen: (string | null)[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    seen.push(req.headers.get("last-event-id"));
+    const error = seen.length === 1
+      ? { code: "invalid_cursor", message: "Cannot resume the watch: bad cursor" }
+      : { code: "bad_request", message: "Cannot watch: the prefix is too long" };
+    return Response.json({ error }, { status: 400 });
+  });
+  try {
+    const t = { url: `http://127.0.0.1:${server.addr.port}`, timeoutMs: 1000 };
+    const err = await assertRejects(
+      () => watch(t, "p/", () => {}, () => {}, { after: "zzz" }),
+      CliError,
+    );
+    assertEquals([err.code, seen], [EXIT.refused, ["zzz"]]);
+    assertMatch(
+      err.message,
+      /^Cannot watch from cursor "zzz": 400 Cannot resume the watch: bad cursor\. .*re-list with deno task kv ls --prefix p\/ and watch again without --after$/,
+    );
+    // Another 400 is no refused cursor: the proxy's message, no re-list advice.
+    const other = await assertRejects(
+      () => watch(t, "p/", () => {}, () => {}, { after: "zzz" }),
+      CliError,
+    );
+    assertEquals(other.message, "Cannot watch: 400 Cannot watch: the prefix is too long");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("watch() says after compacted and after reset that changes may be missing and how to re-list", async () => {
+  let calls = 0;
+  const events = 'id: c1\nevent: compacted\ndata: {"reason":"history gone"}\n\n' +
+    'event: reset\ndata: {"reason":"too many keys wait"}\n\n';
+  const seen: (string | null)[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    seen.push(req.headers.get("last-event-id"));
+    if (++calls > 1) return Response.json({ error: { code: "x", message: "no" } }, { status: 401 });
+    return new Response(events, { headers: { "content-type": "text/event-stream" } });
+  });
+  const warned: string[] = [];
+  try {
+    const t = { url: `http://127.0.0.1:${server.addr.port}`, timeoutMs: 1000 };
+    await assertRejects(() => watch(t, "p/", () => {}, (l) => warned.push(l)), CliError);
+    assertEquals(warned, [
+      "compacted: history gone (changes before this point may be missing: re-list with " +
+      "deno task kv ls --prefix p/; the watch goes on from the present)",
+      "reset: too many keys wait (the watch starts again from the present and changes may be " +
+      "missing: re-list with deno task kv ls --prefix p/)",
+    ]);
+    assertEquals(seen, [null, null], "after a reset the watch starts again without a cursor");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("watch() retries a 503, resumes a stream gone quiet with Last-Event-ID, and on an error answer says how to resume", async () => {
   const seen: (string | null)[] = [];
   const event = 'id: c1\ndata: {"key":"a","version":"v1","value":"x"}\n\n';
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
@@ -73,6 +178,11 @@ Deno.test("watch() retries a 503 and resumes a stream gone quiet with Last-Event
       CliError,
     );
     assertEquals(err.code, EXIT.auth);
+    // Ended by the 401 after an event: once the token is right, the cursor resumes it.
+    assertMatch(
+      err.message,
+      /^Cannot watch: 401 answer 401 .*\. To resume after the last event received: Last-Event-ID: c1$/,
+    );
     assertEquals(printed, ['put a v1 "x"']);
     assertEquals(seen, [null, null, "c1"]);
     assertMatch(warned.join("\n"), /Cannot watch yet: answer 503; retrying/);
@@ -97,7 +207,7 @@ Deno.test("watch() with json prints every event, compacted too, as a JSON line o
     const print = (l: string) => printed.push(l);
     await assertRejects(() => watch(t, "", print, (l) => warned.push(l), { json: true }), CliError);
     assertEquals(printed.map((l) => JSON.parse(l)), [
-      { event: "put", key: "a b", version: "v1", value: "x" },
+      { event: "put", id: "c1", key: "a b", version: "v1", value: "x" },
       { event: "compacted", reason: "gone" },
     ]);
     assertEquals(warned, []);

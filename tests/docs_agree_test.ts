@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { OPENAPI } from "../proxy/http/openapi.ts";
+import { ERROR_STATUS } from "../shared/errors.ts";
 import { parseNodeConfig } from "../node/node_config.ts";
 import { parseProxyConfig } from "../proxy/proxy_config.ts";
 import { ProcessCluster } from "./helpers/process_cluster.ts";
@@ -110,6 +111,17 @@ Deno.test("security.md's admin token row names every admin route of the OpenAPI 
   assert(adminPaths.includes("/metrics") && adminPaths.includes("/ring/owners"));
   const missing = adminPaths.filter((p) => !row.includes(`\`${p}\``) && !row.includes(`\`${p}[`));
   assertEquals(missing, []);
+});
+
+/** Codes api.md's table leaves out: a node's answers to the proxy (internal-api.md), or unused. */
+const NOT_PUBLIC_CODES = ["stale_epoch", "node_recovering", "timeout", "unsupported_media_type"];
+
+Deno.test("api.md's error table lists every public error code with its status, and no other", async () => {
+  const api = await read("docs/api.md");
+  const table = api.slice(api.indexOf("## Errors"));
+  const rows = [...table.matchAll(/^\| (\d{3}) +\| `([a-z_]+)` +\|/gm)].map((m) => [m[2], +m[1]!]);
+  const codes = Object.entries(ERROR_STATUS).filter(([code]) => !NOT_PUBLIC_CODES.includes(code));
+  assertEquals(Object.fromEntries(rows), Object.fromEntries(codes));
 });
 
 Deno.test("api.md's versions have the shape of a replicated cluster's: a proxy id as writer", async () => {

@@ -209,7 +209,7 @@ function listingAndRouteRows(): Row[] {
     ["OPTIONS /kv", `OPTIONS /kv HTTP/1.1\r\n${H}\r\n`, err(405, "method_not_allowed")],
     ["PUT /kv", put("/kv", "x"), err(405, "method_not_allowed")],
     ["DELETE /kv", `DELETE /kv HTTP/1.1\r\n${H}\r\n`, err(405, "method_not_allowed")],
-    ["unknown path", get("/etc/passwd"), err(404, "not_found")],
+    ["unknown path", get("/etc/passwd"), err(404, "no_route")],
     ["admin without token", get("/cluster"), err(401, "unauthorized")],
     [
       "admin POST without token",
@@ -330,7 +330,7 @@ function framingRows(): Row[] {
       hyper(400),
     ],
     ["# in the target", get("/kv/a#b"), err(400, "invalid_key")],
-    ["CONNECT", `CONNECT x:443 HTTP/1.1\r\n${H}\r\n`, err(404, "not_found")],
+    ["CONNECT", `CONNECT x:443 HTTP/1.1\r\n${H}\r\n`, err(404, "no_route")],
     ["TRACK", `TRACK /kv/a HTTP/1.1\r\n${H}\r\n`, err(405, "method_not_allowed")],
     ["a backslash is part of the key", get("/kv/none\\..\\x"), err(404, "not_found")],
     ...smugglingRows(),

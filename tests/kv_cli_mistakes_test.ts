@@ -116,6 +116,7 @@ Deno.test("deno task kv refuses a flag given to a command it does nothing for wi
     [["ls", "--no-wait"], /^Cannot use --no-wait with ls: it is for add, remove only/],
     [["watch", "--prefix=users/"], /^Cannot use --prefix with watch: .*\(watch takes PREFIX/],
     [["nodes", "--force"], /^Cannot use --force with nodes: it is for remove only/],
+    [["get", "k", "--after", "c1"], /^Cannot use --after with get: it is for watch only/],
   ];
   for (const [args, message] of cases) {
     const r = await runToEnd({
@@ -134,6 +135,19 @@ Deno.test("deno task kv refuses a flag given to a command it does nothing for wi
     timeoutMs: 60_000,
   });
   assertEquals(fits.code, 4, fits.stderr);
+});
+
+Deno.test("deno task kv watch refuses an --after no header can carry with exit 2, before any call", async () => {
+  // Port 9 (discard) is never a proxy: a cursor let through would end in "Cannot reach" (exit 4).
+  for (const after of ["a b", "", "caf\u00e9"]) {
+    const r = await runToEnd({
+      script: KV,
+      args: ["watch", "p/", "--after", after, "--url", "http://127.0.0.1:9"],
+      timeoutMs: 60_000,
+    });
+    assertEquals(r.code, 2, `${after}: ${r.stderr}`);
+    assertMatch(r.stderr, /^Cannot use --after ".*": give the id of an event/);
+  }
 });
 
 Deno.test("deno task kv names a long key by its start and size, and refuses one no URL can carry with exit 6 before any call", async () => {

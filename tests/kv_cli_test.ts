@@ -31,7 +31,7 @@ async function onTerminal(cwd: string, env: Record<string, string>, args: string
   }
 }
 
-Deno.test("deno task kv: get, put, del, ls print plain results and exit 0/1/2/3/4/5 as documented", async () => {
+Deno.test("deno task kv: get, put, del, ls print plain results and exit 0/1/2/3/4/5 as documented, 1 only for an absent key (a --url with a wrong path: 2)", async () => {
   const cluster = await ProcessCluster.create();
   const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
   try {
@@ -107,6 +107,14 @@ Deno.test("deno task kv: get, put, del, ls print plain results and exit 0/1/2/3/
     assertEquals((await kv("put", "users/1", "v3", "--if-match", version)).code, 3, "stale");
     assertEquals((await kv("del", "users/2")).code, 0);
     assertEquals((await kv("del", "users/2")).code, 1);
+    // A --url with a wrong path: the proxy has no route there, which is no absent key (review:
+    // `kv get k || echo absent` took it for one, and put exited "not found").
+    const wrong = `${proxy.url}/ringkv`;
+    for (const args of [["get", "a/b"], ["put", "zz", "1"], ["ls"], ["del", "zz"], ["watch"]]) {
+      const r = await kv(...args, "--url", wrong);
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertMatch(r.stderr, /: 404 No route for .*\(no such route: the path of --url /, args[0]);
+    }
 
     assertEquals((await kv("frobnicate")).code, 2);
     assertEquals((await kv("get")).code, 2);

@@ -1,13 +1,14 @@
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import { ProcessCluster } from "./helpers/process_cluster.ts";
 import { runToEnd } from "./helpers/process.ts";
 
 const KV = new URL("../tasks/kv.ts", import.meta.url);
 
-/** A running `kv watch` and the lines it printed so far. */
+/** A running `kv watch` and the lines it printed so far (stdout, and stderr in `errors`). */
 interface Watcher {
   child: Deno.ChildProcess;
   lines: string[];
+  errors: string[];
   reading: Promise<void>;
 }
 
@@ -20,11 +21,15 @@ function startWatch(cwd: string, env: Record<string, string>, args: string[]): W
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  const collect = (stream: ReadableStream<Uint8Array>, into: string[]) =>
+    stream.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({ write: (chunk) => void into.push(...chunk.split("\n")) }),
+    );
   const lines: string[] = [];
-  const reading = child.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (chunk) => void lines.push(...chunk.split("\n")) }),
-  );
-  return { child, lines, reading };
+  const errors: string[] = [];
+  const reading = Promise.all([collect(child.stdout, lines), collect(child.stderr, errors)])
+    .then(() => {});
+  return { child, lines, errors, reading };
 }
 
 async function stopWatch(w: Watcher, signal: Deno.Signal): Promise<void> {
@@ -36,10 +41,18 @@ async function stopWatch(w: Watcher, signal: Deno.Signal): Promise<void> {
   }
   await w.child.status;
   await w.reading.catch(() => {});
-  await w.child.stderr.cancel().catch(() => {});
 }
 
-Deno.test("deno task kv: put --ttl 1s expires the key, and kv watch prints the put and the expiry, quoting a key with a space; --json prints objects", async () => {
+/** Waits until `done()` holds, polling every 100 ms; fails with `what` past the deadline. */
+async function until(done: () => boolean, what: () => string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    assert(Date.now() < deadline, what());
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+Deno.test("deno task kv: put --ttl 1s expires the key, and kv watch prints the put and the expiry, quoting a key with a space; --json prints objects with their cursor (id)", async () => {
   const cluster = await ProcessCluster.create();
   const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
   const env = { RINGKV_URL: "" };
@@ -97,10 +110,67 @@ Deno.test("deno task kv: put --ttl 1s expires the key, and kv watch prints the p
       json.lines.join("|"),
     );
     assert(objects.some((o) => o.event === "del" && o.key === "w/a"), json.lines.join("|"));
+    // Each change carries its cursor, which --after resumes from.
+    assert(objects.every((o) => typeof o.id === "string" && o.id !== ""), json.lines.join("|"));
     assertEquals((await kv("get", "w/a")).code, 1);
     for (const w of watchers.splice(0)) await stopWatch(w, "SIGTERM");
   } finally {
     for (const w of watchers) await stopWatch(w, "SIGKILL");
+    await cluster.stop();
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
+Deno.test("deno task kv watch that gives up prints the command that resumes it, which prints the changes made meanwhile; a refused cursor says to re-list", async () => {
+  const cluster = await ProcessCluster.create();
+  const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
+  const env = { RINGKV_URL: "" };
+  const watchers: Watcher[] = [];
+  try {
+    const proxy = await cluster.startAll(1);
+    env.RINGKV_URL = proxy.url;
+    const kv = (...args: string[]) =>
+      runToEnd({ script: KV, args, env, cwd, timeoutMs: 60_000, denoArgs: ["run", "-A"] });
+    const w = startWatch(cwd, env, ["kw/"]);
+    watchers.push(w);
+    // The watcher may still be connecting: write until it has printed a put.
+    const deadline = Date.now() + 30_000;
+    while (!w.lines.some((l) => l.startsWith("put kw/a "))) {
+      assert(Date.now() < deadline, `kv watch printed: ${w.lines.join("|")}`);
+      const put = await kv("put", "kw/a", "seen");
+      assertEquals(put.code, 0, put.stderr);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // The proxy goes away for good: after 10 failed connections (about 10 s) the watch gives up.
+    await cluster.proxies.get("p1")!.stop();
+    assertEquals((await w.child.status).code, 4, w.errors.join("\n"));
+    await w.reading;
+    const said = w.errors.join("\n");
+    const resume =
+      /To resume after the last event received: deno task kv (watch kw\/ --after [\w-]+)$/m
+        .exec(said);
+    assert(resume !== null, said);
+    // A proxy again (another port, so given by RINGKV_URL as before); a change while none watched.
+    const again = await cluster.startProxy("p1");
+    env.RINGKV_URL = again.url;
+    const missed = await kv("put", "kw/b", "meanwhile");
+    assertEquals(missed.code, 0, missed.stderr);
+    const resumed = startWatch(cwd, env, resume[1]!.split(" ").slice(1)); // "watch" is added
+    watchers.push(resumed);
+    await until(
+      () => resumed.lines.some((l) => l.startsWith("put kw/b ")),
+      () => `resumed watch printed: ${resumed.lines.join("|")} ${resumed.errors.join("|")}`,
+    );
+    assertEquals(resumed.lines.filter((l) => l.startsWith("put kw/a ")), [], "nothing twice");
+    const refused = await kv("watch", "kw/", "--after", "not-a-cursor");
+    assertEquals(refused.code, 6, refused.stderr);
+    assertMatch(
+      refused.stderr,
+      /^Cannot watch from cursor "not-a-cursor": 400 .*re-list with deno task kv ls --prefix kw\/ and watch again without --after\n$/,
+    );
+    for (const x of watchers.splice(0)) await stopWatch(x, "SIGTERM");
+  } finally {
+    for (const x of watchers) await stopWatch(x, "SIGKILL");
     await cluster.stop();
     await Deno.remove(cwd, { recursive: true });
   }

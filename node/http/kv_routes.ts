@@ -39,7 +39,7 @@ function keyOf(c: Context, ctx: NodeContext): string {
 /** The key of a raw `/kv/{key}` path (percent-encoding kept). */
 export function keyFromRawPath(path: string, ctx: NodeContext): string {
   if (!path.startsWith("/kv/")) {
-    throw new RingkvError("not_found", `Cannot find route ${path}: keys live under /kv/`);
+    throw new RingkvError("no_route", `Cannot find route ${path}: keys live under /kv/`);
   }
   return keyFromPath(path.slice("/kv/".length), ctx.limits.maxKeyBytes);
 }

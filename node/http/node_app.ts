@@ -87,7 +87,7 @@ export function createNodeApp(deps: NodeAppDeps): NodeApp {
   adminRoutes(app, ctx, secret?.text);
   app.notFound((c) => {
     const path = rawPath(c.req.url);
-    return errorAnswer(new RingkvError("not_found", `Cannot find route ${path}`), c.req.raw, ctx);
+    return errorAnswer(new RingkvError("no_route", `Cannot find route ${path}`), c.req.raw, ctx);
   });
   app.onError((err, c) => errorAnswer(err, c.req.raw, ctx));
   // app.request() calls app.fetch: the tests go through the same front as production.

@@ -264,7 +264,7 @@ const BAD_INPUTS: BadCase[] = [
   ["empty key", "/kv/", { method: "PUT", body: "x" }, 400, "invalid_key"],
   ["NUL in a key", "/kv/a%00b", { method: "PUT", body: "x" }, 400, "invalid_key"],
   ["newline in a key", "/kv/a%0Ab", {}, 400, "invalid_key"],
-  ["unknown route", "/nope", {}, 404, "not_found"],
+  ["unknown route", "/nope", {}, 404, "no_route"],
   [
     "If-None-Match other than *",
     "/kv/x",

@@ -101,7 +101,7 @@ export function createProxyApp(deps: ProxyDeps): ProxyApp {
     const allow = allowedMethods(app.routes, c.req.path);
     if (allow.length === 0) {
       return errorResponse(
-        new RingkvError("not_found", `No route for ${c.req.method} ${c.req.path}`),
+        new RingkvError("no_route", `No route for ${c.req.method} ${c.req.path}`),
       );
     }
     return errorResponse(

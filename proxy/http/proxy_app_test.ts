@@ -218,7 +218,7 @@ Deno.test("bad keys, headers, sizes and methods get 4xx with the error body", as
       [put(c, "k", "v", { "content-type": "x/" + "y".repeat(300) }), 400, "invalid_header"],
       [c.proxy.request("/kv/k", { method: "POST" }), 405, "method_not_allowed"],
       [c.proxy.request("/kv", { method: "DELETE" }), 405, "method_not_allowed"],
-      [c.proxy.request("/nope"), 404, "not_found"],
+      [c.proxy.request("/nope"), 404, "no_route"],
     ];
     for (const [i, [res, status, code]] of cases.entries()) {
       const r = await res;

@@ -86,7 +86,7 @@ function notAllowed(allow: string): Response {
 export function keyOf(req: Request, limits: Limits): string {
   const path = pathOf(req.url);
   if (!path.startsWith("/kv/")) {
-    throw new RingkvError("not_found", `No route for ${req.method} ${path}`);
+    throw new RingkvError("no_route", `No route for ${req.method} ${path}`);
   }
   return keyFromPath(path.slice(4), limits.maxKeyBytes);
 }
