@@ -12,6 +12,7 @@ import { isBadHost } from "../shared/startup_hint.ts";
 import { RingkvError } from "../shared/errors.ts";
 import { createNodeApp } from "./http/node_app.ts";
 import { guard } from "../shared/guard.ts";
+import { hostPolicy } from "../shared/browser_guard.ts";
 import { type GatedListener, listenBehindGate } from "../shared/starting_gate.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../shared/limits.ts";
 import { NODE_ENV, type NodeConfig, nodeStartupHint, parseNodeConfig } from "./node_config.ts";
@@ -147,7 +148,10 @@ async function serve(
     log: loggerFor(config),
   });
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
-  listener.gate.open(guard(app.fetch, limits));
+  // Without a cluster secret (loopback only), a web page could reach the node as it could a
+  // proxy: the same Host and Origin checks (shared/browser_guard.ts); proxies call nodes by
+  // address or a name of their map, with no Origin.
+  listener.gate.open(guard(app.fetch, limits, hostPolicy(config.clusterSecret ? "*" : [])));
   const scheme = config.tls ? "https" : "http";
   console.log(
     `ringkv node ${engine.id} listening on ${scheme}://${urlHost(config.host)}:${listener.port}`,

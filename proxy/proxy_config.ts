@@ -23,13 +23,7 @@ import {
 import { parseNodeUrl } from "../shared/node_url.ts";
 import { TEST_CLOCK_ENV, testClockOffset } from "../shared/test_clock.ts";
 import { startupHint } from "../shared/startup_hint.ts";
-import {
-  checkExposure,
-  isLoopback,
-  listenHost,
-  type TlsFiles,
-  tlsFiles,
-} from "../shared/exposure.ts";
+import { checkExposure, listenHost, type TlsFiles, tlsFiles } from "../shared/exposure.ts";
 import { parseAllowedHosts } from "../shared/browser_guard.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
 import { checkLogLevel, type LogLevel } from "../shared/log.ts";
@@ -92,7 +86,7 @@ const SPEC = {
   allowedHosts: {
     type: "string",
     help:
-      "host names clients may use in URLs, comma-separated (.example.com: its subdomains too; *: any); IP addresses and localhost always pass (default: * beyond loopback, none on it)",
+      "host names clients may use in URLs, comma-separated (.example.com: its subdomains too; *: any); IP addresses and one-label names (localhost) always pass (default: none, or * with a client token)",
   },
 } as const;
 
@@ -141,9 +135,9 @@ export interface ProxyConfig {
   /** How many keys' ring positions the proxy remembers (saves a SHA-1 per request). */
   keyCache: number;
   /**
-   * Host names a request's `Host` may carry besides IP addresses and localhost
-   * (shared/host_policy.ts): `--allowed-hosts`, else none on a loopback address (DNS
-   * rebinding) and every name beyond it.
+   * Host names a request's `Host` may carry besides IP addresses and one-label names
+   * (shared/browser_guard.ts): `--allowed-hosts`; else every name with a client token (a page
+   * cannot send it), none without one (DNS rebinding).
    */
   allowedHosts: "*" | string[];
 }
@@ -202,7 +196,7 @@ export function parseProxyConfig(
     force: v.force,
     vnodes: checkRange("vnodes", v.vnodes, 1, 10_000),
     allowedHosts: v.allowedHosts === undefined
-      ? (isLoopback(host) ? [] : "*")
+      ? (empty(v.clientToken) === undefined ? [] : "*")
       : parseAllowedHosts(v.allowedHosts),
     adminToken: empty(v.adminToken),
     clientToken: empty(v.clientToken),

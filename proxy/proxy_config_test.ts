@@ -94,3 +94,19 @@ Deno.test("parseProxyConfig() refuses one value for two of the admin, client and
   const three = ["--admin-token", "a-1", "--client-token", "c-1", "--cluster-secret", "s-1"];
   assertEquals(parse(three).clientToken, "c-1");
 });
+
+Deno.test("parseProxyConfig(): the Host allow-list is strict without a client token, on loopback or not, and open with one", () => {
+  const admin = { RINGKV_ADMIN_TOKEN: "adm" };
+  assertEquals(parse([]).allowedHosts, []);
+  assertEquals(parse(["--host", "0.0.0.0"], admin).allowedHosts, [], "DNS rebinding on a LAN too");
+  assertEquals(
+    parse(["--host", "0.0.0.0"], { ...admin, RINGKV_CLIENT_TOKEN: "c" }).allowedHosts,
+    "*",
+  );
+  assertEquals(parse(["--allowed-hosts", "kv.example,.internal"]).allowedHosts, [
+    "kv.example",
+    ".internal",
+  ]);
+  assertEquals(parse([], { RINGKV_ALLOWED_HOSTS: "*" }).allowedHosts, "*");
+  assertThrows(() => parse(["--allowed-hosts", "kv.example:8080"]), ConfigError, "port");
+});

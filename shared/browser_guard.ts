@@ -30,6 +30,8 @@
  * ```
  */
 
+import { ConfigError } from "./config.ts";
+
 /** A policy: whether a request with this `Host` header value (host[:port]) is answered. */
 export type HostAllowed = (host: string) => boolean;
 
@@ -74,10 +76,23 @@ export function crossSiteOrigin(origin: string, host: string | null): boolean {
     new URL(`${from.protocol}//${host}/`).host !== from.host;
 }
 
-/** The names of `--allowed-hosts`: `*`, or a comma-separated list (empty: none beyond the defaults). */
+/**
+ * The names of `--allowed-hosts`: `*`, or a comma-separated list of host names (a leading `.`
+ * for subdomains). A port, a scheme, a path or a `*` inside a list would never match a Host:
+ * refused here rather than ignored.
+ */
 export function parseAllowedHosts(text: string): "*" | string[] {
   if (text.trim() === "*") return "*";
-  return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const names = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const bad = names.find((n) => !/^\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?$/.test(n));
+  if (names.length === 0 || bad !== undefined) {
+    throw new ConfigError(
+      `Cannot read --allowed-hosts ${JSON.stringify(text.slice(0, 200))}: give host names ` +
+        `without port or scheme, comma-separated (such as kv.example.com,.internal), or *` +
+        (bad === undefined ? "" : `; ${JSON.stringify(bad.slice(0, 100))} is not one`),
+    );
+  }
+  return names;
 }
 
 /** A name as compared: lowercased, without a trailing dot. */

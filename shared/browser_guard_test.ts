@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { crossSiteOrigin, hostPolicy, parseAllowedHosts } from "./browser_guard.ts";
 import { guard } from "./guard.ts";
 import { DEFAULT_REQUEST_LIMITS } from "./limits.ts";
@@ -81,4 +81,35 @@ Deno.test("guard() with a host policy: 403 for a Host it does not allow and for 
     headers: { host: "rebind.attacker.example", origin: "http://evil.example" },
   });
   assertEquals(any.status, 200);
+});
+
+Deno.test("parseAllowedHosts(): names, .suffixes or *; a port, a scheme, a * in a list or nothing is a usage error", () => {
+  assertEquals(parseAllowedHosts("kv.example.com, .internal,proxy"), [
+    "kv.example.com",
+    ".internal",
+    "proxy",
+  ]);
+  assertEquals(parseAllowedHosts(" * "), "*");
+  for (const bad of ["kv.example:8080", "http://kv.example", "a,*", "", " , ", "kv/x"]) {
+    assertThrows(() => parseAllowedHosts(bad), Error, "--allowed-hosts");
+  }
+});
+
+Deno.test("guard() with a host policy: a write without Origin whose Sec-Fetch-Site names another site is 403", async () => {
+  const handler = guard(ok, DEFAULT_REQUEST_LIMITS, hostPolicy([]));
+  const host = "127.0.0.1:8080";
+  for (const site of ["cross-site", "same-site"]) {
+    const res = await answer(handler, {
+      method: "POST",
+      headers: { host, "sec-fetch-site": site },
+    });
+    assertEquals(res.status, 403, site);
+  }
+  for (const site of ["same-origin", "none"]) {
+    const res = await answer(handler, {
+      method: "POST",
+      headers: { host, "sec-fetch-site": site },
+    });
+    assertEquals(res.status, 200, site);
+  }
 });

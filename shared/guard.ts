@@ -123,6 +123,15 @@ export function refusal(
   return undefined;
 }
 
+/**
+ * Without `Origin` (browsers of before 2020 on a form's POST), what `Sec-Fetch-Site` says:
+ * anything but this origin or the user's own doing (`none`) is another site's page.
+ */
+function fetchedByOtherSite(req: Request): boolean {
+  const site = req.headers.get("sec-fetch-site");
+  return site !== null && site !== "same-origin" && site !== "none";
+}
+
 /** A request a web page of another site made a browser send (shared/browser_guard.ts). */
 function browserRefusal(
   req: Request,
@@ -142,12 +151,15 @@ function browserRefusal(
   }
   if (req.method === "GET" || req.method === "HEAD") return undefined;
   const origin = req.headers.get("origin");
-  if (origin === null || !crossSiteOrigin(origin, host)) return undefined;
+  if (origin === null ? !fetchedByOtherSite(req) : !crossSiteOrigin(origin, host)) return undefined;
   return new RingkvError(
     "forbidden",
-    `Cannot take a ${req.method} sent by a web page of another site (Origin ` +
-      `${JSON.stringify(origin.slice(0, 100))}): ringkv takes writes from its own page and ` +
-      `from clients that are not browsers (docs/security.md)`,
+    `Cannot take a ${req.method} sent by a web page of another site (` +
+      (origin === null
+        ? "Sec-Fetch-Site " + JSON.stringify(req.headers.get("sec-fetch-site"))
+        : "Origin " + JSON.stringify(origin.slice(0, 100))) +
+      `): ringkv takes writes from its own page and from clients that are not browsers ` +
+      `(docs/security.md)`,
   );
 }
 

@@ -8,7 +8,9 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { chromium } from "playwright-core";
+import { join } from "@std/path";
 import { ADMIN_TOKEN, ProcessCluster } from "./helpers/process_cluster.ts";
+import { spawnServer } from "./helpers/process.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
@@ -82,9 +84,47 @@ Deno.test({
       assertEquals(value.headers.get("content-type"), "text/html");
       assertEquals(value.headers.get("content-security-policy"), "default-src 'none'; sandbox");
       assertEquals(value.headers.get("x-content-type-options"), "nosniff");
+      // A 304 refreshes a copy the browser keeps: it says the same (or the old copy runs).
+      const revalidated = await fetch(`${proxy.url}/kv/evil`, {
+        headers: { "if-none-match": value.headers.get("etag")! },
+      });
+      await revalidated.body?.cancel();
+      assertEquals(revalidated.status, 304);
+      assertEquals(
+        revalidated.headers.get("content-security-policy"),
+        "default-src 'none'; sandbox",
+      );
       const page = await fetch(`${proxy.url}/`);
       await page.body?.cancel();
       assertEquals(page.headers.get("x-frame-options"), "DENY");
+      // A browser of before 2020 sends no Origin on a form's POST, but says where it came from.
+      const form = await fetch(`${proxy.url}/kv`, {
+        method: "POST",
+        body: '{"set":{"csrf/form":"x"}}',
+        headers: { "content-type": "text/plain", "sec-fetch-site": "cross-site" },
+      });
+      assertEquals(form.status, 403);
+      await form.body?.cancel();
+
+      // A node without a cluster secret (loopback only) takes neither either.
+      const bare = await spawnServer({
+        script: new URL("../node/main.ts", import.meta.url),
+        args: ["--id", "nb", "--port", "0", "--data", join(cluster.dir, "nb")],
+        env: {},
+      });
+      try {
+        const nodePort = Number(new URL(bare.url).port);
+        assertEquals(await get(`rebind.attacker.example:${nodePort}`, nodePort), 403);
+        const ingest = await fetch(`${bare.url}/internal/ingest`, {
+          method: "POST",
+          body: "{}",
+          headers: { "content-type": "text/plain", origin: "http://evil.example" },
+        });
+        assertEquals(ingest.status, 403);
+        await ingest.body?.cancel();
+      } finally {
+        await bare.stop();
+      }
     } finally {
       await cluster.stop();
     }

@@ -127,7 +127,15 @@ export async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
   }
   if (r.status === 404) throw new RingkvError("not_found", `Key "${key}" does not exist`);
   const etag = `"${r.version}"`;
-  const headers = withRequestId(deps, req, { etag });
+  // The writer chose the Content-Type: a text/html or SVG value opened in a browser would run
+  // its script on the proxy's origin, beside the web page and its admin token (review). As a
+  // sandboxed document with no sources it runs nothing and reads no storage of the origin; on a
+  // 304 too, which refreshes a copy a browser cached without them.
+  const headers = withRequestId(deps, req, {
+    etag,
+    "content-security-policy": VALUE_CSP,
+    "x-content-type-options": "nosniff",
+  });
   // Kept on a 304 too: like Expires, it says how long the client's copy stays good.
   if (r.expiresAt !== undefined) {
     headers[EXPIRES_AT_HEADER] = new Date(r.expiresAt).toISOString();
@@ -138,11 +146,6 @@ export async function getKey(deps: PublicRoutesDeps, req: Request): Promise<Resp
     return new Response(null, { status: 304, headers });
   }
   headers["content-type"] = r.contentType ?? DEFAULT_CONTENT_TYPE;
-  // The writer chose the Content-Type: a text/html or SVG value opened in a browser would run
-  // its script on the proxy's origin, beside the web page and its admin token (review). As a
-  // sandboxed document with no sources it runs nothing and reads no storage of the origin.
-  headers["content-security-policy"] = VALUE_CSP;
-  headers["x-content-type-options"] = "nosniff";
   // Text goes out as the string the node sent: Deno encodes it natively, no bytes made in JS.
   if (req.method !== "HEAD") {
     return new Response(r.text ?? resultBytes(r), { status: 200, headers });

@@ -428,11 +428,14 @@ export class Replicated {
       const best = newest(entries);
       const agreed = entries.every((e) => e?.ver === best?.ver);
       const decided = decide(op, best, ballot, r, this.#wallNow());
-      // A reaper's delete refused (the key was written or deleted already) answers no client:
-      // re-stamping the newest to level the replicas would only log the key's last change again
-      // under a new version (soak: proxies sweeping alike sent ~10 % of expiries twice). Hints
-      // and anti-entropy level the replica that lags.
-      if (decided.entry === undefined && (agreed || op.expire)) return decided.result;
+      if (decided.entry === undefined && agreed) return decided.result;
+      // A reaper's delete refused (the key was written or deleted already) answers no client.
+      // When a write quorum holds the newest it is decided: the replicas that lag get it as it
+      // is, by versioned ingest, not re-stamped under a new version, which a watch would send
+      // as a second change (soak: proxies sweeping alike sent ~10 % of expiries twice).
+      if (decided.entry === undefined && op.expire && await this.#levelDecided(r, got, need)) {
+        return decided.result;
+      }
       const entry = decided.entry ?? restamp(best!, ballot);
       if (decided.entry === undefined) this.restamps++;
       const answers: AcceptAnswers = new Map();
@@ -541,6 +544,45 @@ export class Replicated {
       if (!got.ok && stale) throw stale;
       return got;
     });
+  }
+
+  /**
+   * When a write quorum of the owners holds the newest entry the prepare read (those that
+   * answered it, then the others read), ingests it into the owners that hold another
+   * (versioned: a newer one is kept) and says true; false when that is not known. A failed
+   * ingest is left to hints and anti-entropy, as any replica that lags.
+   */
+  async #levelDecided(
+    r: Replicas,
+    got: Gathered<WireVote & { entry: WireEntry | null }>,
+    need: number,
+  ): Promise<boolean> {
+    const held = got.good.map((g) => ({ node: g.node, entry: g.value.entry }));
+    const asked = new Set(held.map((h) => h.node.id));
+    const others = r.owners.filter((o) => !asked.has(o.id));
+    const read = await Promise.all(
+      others.map((node) =>
+        this.deps.client.read(node, r.epoch, [r.key]).then(
+          (e) => ({ node, entry: e[0] ?? null }),
+          (err) => {
+            if (!(err instanceof RingkvError)) throw err;
+            return undefined;
+          },
+        )
+      ),
+    );
+    for (const h of read) if (h !== undefined) held.push(h);
+    const best = newest(held.map((h) => h.entry));
+    if (best === null || held.filter((h) => h.entry?.ver === best.ver).length < need) return false;
+    const lagging = held.filter((h) => h.entry?.ver !== best.ver);
+    await Promise.all(
+      lagging.map(({ node }) =>
+        this.deps.ingest(node, r.epoch, [best]).catch((err) => {
+          if (!(err instanceof RingkvError)) throw err;
+        })
+      ),
+    );
+    return true;
   }
 
   /** The highest ballot that refusals named, moved into the clock. */

@@ -9,7 +9,7 @@
  * import { decide, newest } from "./decide.ts";
  * const at = { key: "k", point: 1 };
  * const current = newest([{ k: "k", v: "a", ver: "b1", h: 1 }, null]);
- * const put = decide({ op: "put", key: "k", value: "b", ifMatch: "b0" }, current, "b2", at);
+ * const put = decide({ op: "put", key: "k", value: "b", ifMatch: "b0" }, current, "b2", at, 0);
  * assertEquals(put.result, { status: 412, version: "b1" });
  * assertEquals(put.entry, undefined);
  * ```
@@ -52,7 +52,7 @@ export function decide(
   current: WireEntry | null,
   ballot: Version,
   r: KeyAt,
-  now: number = Date.now(),
+  now: number,
 ): { result: BatchResult; entry?: WireEntry } {
   const expired = current !== null && current.v !== null && isExpired(current.t, now);
   if (op.op === "delete" && op.expire) return expireDecision(op, current, expired, ballot, r);

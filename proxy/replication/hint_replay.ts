@@ -16,6 +16,7 @@
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
+import { callValueBytes, DEFAULT_LIMITS } from "../../shared/limits.ts";
 import type { WireEntry } from "../../shared/wire.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 import type { WireVote } from "../nodes/paxos_client.ts";
@@ -29,6 +30,12 @@ export const REPLAY_CHUNK = 200;
 /** What {@link replayHints} needs. */
 export interface ReplayDeps {
   hints: Hints;
+  /**
+   * Characters of values per accept or ingest call (default `callValueBytes` of the default
+   * limits): a node refuses a call body past its batch cap, and a chunk of 200 hints of 1 MiB
+   * values would be refused at every replay (review).
+   */
+  valueBudget?: number;
   accept(node: NodeRef, epoch: number, entries: WireEntry[]): Promise<WireVote[]>;
   read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]>;
   /** Versioned ingest (`/internal/ingest`): applies entries newer than the node's. */
@@ -65,21 +72,26 @@ export async function replayHints(
   const again: WireEntry[] = [];
   try {
     for (;;) {
-      const batch = deps.hints.take(node.id, REPLAY_CHUNK);
-      if (batch.length === 0) return report;
-      for (const e of batch) deps.forget(e.k);
-      let votes: WireVote[];
-      try {
-        votes = await deps.accept(node, epoch, batch);
-      } catch (err) {
-        if (!(err instanceof RingkvError)) throw err;
-        report.unsent += batch.length;
-        again.push(...batch);
-        return report;
+      const taken = deps.hints.take(node.id, REPLAY_CHUNK);
+      if (taken.length === 0) return report;
+      const calls = byValueChars(taken, budgetOf(deps));
+      for (let c = 0; c < calls.length; c++) {
+        const batch = calls[c]!;
+        for (const e of batch) deps.forget(e.k);
+        let votes: WireVote[];
+        try {
+          votes = await deps.accept(node, epoch, batch);
+        } catch (err) {
+          if (!(err instanceof RingkvError)) throw err;
+          const rest = calls.slice(c).flat();
+          report.unsent += rest.length;
+          again.push(...rest);
+          return report;
+        }
+        const refused = batch.filter((_, i) => !votes[i]!.ok);
+        report.accepted += batch.length - refused.length;
+        again.push(...await levelKeys(node, epoch, refused, deps, report));
       }
-      const refused = batch.filter((_, i) => !votes[i]!.ok);
-      report.accepted += batch.length - refused.length;
-      again.push(...await levelKeys(node, epoch, refused, deps, report));
     }
   } finally {
     for (const e of again) deps.hints.add(node.id, e);
@@ -138,17 +150,42 @@ async function levelKeys(
   });
   if (found.length === 0) return again;
   for (const e of found) deps.forget(e.k);
-  try {
-    await deps.ingest(node, epoch, found);
-    report.ingested += found.length;
-  } catch (err) {
-    // A stale epoch too: the hints go out again under the next map (or are dropped there).
-    if (!(err instanceof RingkvError)) throw err;
-    report.retry += found.length;
-    const failed = new Set(found.map((e) => e.k));
-    again.push(...keys.filter((r) => failed.has(r.hint.k)).map((r) => r.hint));
+  for (const call of byValueChars(found, budgetOf(deps))) {
+    try {
+      await deps.ingest(node, epoch, call);
+      report.ingested += call.length;
+    } catch (err) {
+      // A stale epoch too: the hints go out again under the next map (or are dropped there).
+      if (!(err instanceof RingkvError)) throw err;
+      report.retry += call.length;
+      const failed = new Set(call.map((e) => e.k));
+      again.push(...keys.filter((r) => failed.has(r.hint.k)).map((r) => r.hint));
+    }
   }
   return again;
+}
+
+function budgetOf(deps: ReplayDeps): number {
+  return deps.valueBudget ?? callValueBytes(DEFAULT_LIMITS);
+}
+
+/** `entries` cut into calls of at most `budget` characters of keys and values (one at least). */
+export function byValueChars(entries: readonly WireEntry[], budget: number): WireEntry[][] {
+  const calls: WireEntry[][] = [];
+  let call: WireEntry[] = [];
+  let chars = 0;
+  for (const e of entries) {
+    const size = e.k.length + (e.v?.length ?? 0);
+    if (call.length > 0 && chars + size > budget) {
+      calls.push(call);
+      call = [];
+      chars = 0;
+    }
+    call.push(e);
+    chars += size;
+  }
+  if (call.length > 0) calls.push(call);
+  return calls;
 }
 
 /**

@@ -362,3 +362,41 @@ Deno.test("during a rebalancing, the settle of a refused hint reaches the next r
     await c.close();
   }
 });
+
+Deno.test("replayHints() cuts accept and ingest calls at the value budget: hints of large values are not one call a node refuses", async () => {
+  const hints = new Hints();
+  const node = { id: "n2", url: "http://n2.test" };
+  const owners = ["n1", "n2", "n3"].map((id) => ({ id, url: `http://${id}.test` }));
+  const big = "A".repeat(600); // 6 of them: 3,600 characters of values against a budget of 1,000
+  const entry = (i: number, ver: string) => ({ k: `k${i}`, v: big, ver, h: 1 });
+  const sent: { kind: string; chars: number }[] = [];
+  const chars = (entries: { k: string; v?: string | null }[]) =>
+    entries.reduce((n, e) => n + e.k.length + (e.v?.length ?? 0), 0);
+  const deps = {
+    hints,
+    valueBudget: 1000,
+    accept: (_: NodeRef, _e: number, entries: { k: string; v?: string | null }[]) => {
+      sent.push({ kind: "accept", chars: chars(entries) });
+      return Promise.resolve(entries.map(() => ({ ok: false, promised: "018c00000009-0000-0" })));
+    },
+    // n1 and n3 hold a newer entry of every key: decided, so it goes into n2 by ingest.
+    read: (n: NodeRef, _e: number, keys: string[]) =>
+      Promise.resolve(keys.map((k) => {
+        const i = Number(k.slice(1));
+        return entry(i, n.id === "n2" ? "018c00000001-0000-p1" : "018c00000002-0000-p1");
+      })),
+    ingest: (_: NodeRef, _e: number, entries: { k: string; v?: string | null }[]) => {
+      sent.push({ kind: "ingest", chars: chars(entries) });
+      return Promise.resolve();
+    },
+    settle: () => Promise.reject(new Error("no settle expected")),
+    ownersOf: () => owners,
+    forget: () => {},
+  };
+  for (let i = 0; i < 6; i++) hints.add("n2", entry(i, "018c00000001-0000-p1"));
+  const report = await replayHints(node, 1, deps);
+  assertEquals(report, { accepted: 0, ingested: 6, current: 0, retry: 0, unsent: 0 });
+  assertEquals(sent.filter((s) => s.kind === "accept").length, 6);
+  assertEquals(sent.filter((s) => s.kind === "ingest").length, 6);
+  assert(sent.every((s) => s.chars <= 1000), JSON.stringify(sent));
+});

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Limits } from "../../shared/limits.ts";
+import { callValueBytes, DEFAULT_LIMITS, type Limits } from "../../shared/limits.ts";
 import { offsetClock } from "../../shared/test_clock.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { HybridClock, randomProxyId } from "../../shared/version.ts";
@@ -306,6 +306,7 @@ export class Replication {
     const started = performance.now();
     const report = await replayHints(node, topo.map.epoch, {
       hints: this.hints,
+      valueBudget: callValueBytes(this.options.limits ?? DEFAULT_LIMITS),
       accept: (n, epoch, entries) => this.client.accept(n, epoch, entries),
       read: (n, epoch, keys) => this.client.read(n, epoch, keys),
       ingest: (n, epoch, entries) => this.#ingest.ingest(n, epoch, entries),
