@@ -141,8 +141,11 @@ function browserRefusal(
   if (host !== null && !allowedHost(host)) {
     return new RingkvError(
       "forbidden",
-      `Cannot serve a request for host "${host.slice(0, 100)}": this server answers IP ` +
-        `addresses, localhost and the names of its --allowed-hosts (against DNS rebinding; ` +
+      `Cannot serve a request for host "${
+        host.slice(0, 100)
+      }": with no client token (or cluster secret) this ` +
+        `server answers IP addresses, one-label names such as localhost and the names of its ` +
+        `--allowed-hosts (against DNS rebinding; ` +
         `start it with --allowed-hosts ${
           JSON.stringify(host.replace(/:\d+$/, "").slice(0, 100))
         } ` +
