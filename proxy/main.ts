@@ -205,7 +205,14 @@ async function serve(
     startedAt: Date.now(),
     memory: () => Deno.memoryUsage(),
     log,
-    onRouter: (router, client) => reaper = new TtlReaper({ topology: state, router, client, log }),
+    onRouter: (router, client) =>
+      reaper = new TtlReaper({
+        topology: state,
+        router,
+        client,
+        log,
+        counted: metrics.ttlReaped,
+      }),
   });
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };

@@ -72,6 +72,20 @@ Deno.test("proxy and node /metrics parse as Prometheus text and their counters m
     for (const name of ["ringkv_node_wal_bytes", "ringkv_node_snapshot_bytes"]) {
       assertEquals(nodeMetrics.get(name)?.type, "gauge");
     }
+
+    // The TTL reaper's deletes are counted (its failures are logged at debug only).
+    const ttl = await fetch(`${proxy.url}/kv/expiring?ttl=1`, { method: "PUT", body: "v" });
+    assertEquals(ttl.status, 201);
+    await ttl.body?.cancel();
+    const reaped = { outcome: "expired" };
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const now = await scrape(proxy.url, ADMIN);
+      assertEquals(now.get("ringkv_proxy_ttl_reaper_deletes_total")?.type, "counter");
+      if (sampleValue(now, "ringkv_proxy_ttl_reaper_deletes_total", reaped) >= 1) break;
+      assert(Date.now() < deadline, "the reaper's delete was never counted");
+      await new Promise((r) => setTimeout(r, 250));
+    }
   } finally {
     await cluster.stop();
   }

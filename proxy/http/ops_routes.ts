@@ -213,6 +213,7 @@ export function createOpsRoutes(deps: OpsDeps): Hono {
       m.nodeCalls,
       m.nodeCallErrors,
       m.nodeLatency,
+      m.ttlReaped,
       ...clusterGauges(deps),
       ...nodeGauges(stats, topo.ring),
       ...processGauges(deps),

@@ -74,6 +74,17 @@ export class ProxyMetrics {
     "Calls to nodes that failed, by node, route and kind (timeout, unreachable, 5xx).",
     ["node", "route", "kind"],
   );
+  /**
+   * The TTL reaper's deletes by outcome: `expired` (a tombstone written), `kept` (written again
+   * or deleted meanwhile, often by another proxy's reaper), `failed` (no answer from a quorum or
+   * the owner). Its failures are logged at debug only (proxies race each other): this says
+   * whether a reaper keeps failing.
+   */
+  readonly ttlReaped = new Counter(
+    "ringkv_proxy_ttl_reaper_deletes_total",
+    "The TTL reaper's deletes of expired keys, by outcome (expired, kept, failed).",
+    ["outcome"],
+  );
   /** Internal call latency (until the answer's headers). */
   readonly nodeLatency = new Histogram(
     "ringkv_proxy_node_call_duration_seconds",

@@ -15,6 +15,7 @@ import type { BatchOp } from "../../shared/wire.ts";
 import type { Topology, TopologySource } from "../cluster/topology.ts";
 import type { NodeClient } from "../nodes/node_client.ts";
 import type { Router } from "./router.ts";
+import type { Counter } from "../../shared/prom.ts";
 
 /** How often a proxy sweeps for expired keys, in ms (docs/api.md bounds expiry with it). */
 export const TTL_SWEEP_MS = 1000;
@@ -28,6 +29,8 @@ export interface TtlReaperDeps {
   now?: () => number;
   /** Keys asked of each node per sweep (default 1,000). */
   perNode?: number;
+  /** Counts each delete's outcome (`ringkv_proxy_ttl_reaper_deletes_total`). */
+  counted?: Counter;
   log?: (obj: Record<string, unknown>) => void;
 }
 
@@ -57,7 +60,12 @@ export class TtlReaper {
     }));
     if (ops.length === 0) return 0;
     const outcomes = await this.deps.router.run(ops);
-    return outcomes.filter((o) => !(o instanceof RingkvError) && o.status === 204).length;
+    const expired = outcomes.filter((o) => !(o instanceof RingkvError) && o.status === 204).length;
+    const failed = outcomes.filter((o) => o instanceof RingkvError).length;
+    this.deps.counted?.inc({ outcome: "expired" }, expired);
+    this.deps.counted?.inc({ outcome: "kept" }, outcomes.length - expired - failed);
+    this.deps.counted?.inc({ outcome: "failed" }, failed);
+    return expired;
   }
 
   /** Sweeps every `everyMs` until {@link stop}; a sweep never overlaps the previous one. */

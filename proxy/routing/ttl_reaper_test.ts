@@ -10,6 +10,9 @@ import { decide } from "../replication/decide.ts";
 import type { NodeClient } from "../nodes/node_client.ts";
 import type { Router } from "./router.ts";
 import { TtlReaper } from "./ttl_reaper.ts";
+import { RingkvError } from "../../shared/errors.ts";
+import { Counter } from "../../shared/prom.ts";
+import type { TopologySource } from "../cluster/topology.ts";
 
 async function cluster(replicas: number): Promise<{ c: TestCluster; reaper: TtlReaper }> {
   let parts: { router: Router; client: NodeClient } | undefined;
@@ -159,4 +162,28 @@ Deno.test("decide(): the reaper's delete needs the key expired and still at its 
   const done = decide(reap, entry, "v2", r, 1000);
   assertEquals([done.result.status, done.entry?.v], [204, null]);
   assertEquals(decide({ op: "delete", key: "k" }, entry, "v2", r, 1000).result.status, 404);
+});
+
+Deno.test("TtlReaper counts each delete's outcome: expired, kept (written again or deleted meanwhile), failed", async () => {
+  const topology = {
+    current: () => ({ map: { epoch: 1, nodes: [{ id: "n1", url: "http://n1.test" }] } }),
+  } as unknown as TopologySource;
+  const listed = ["a", "b", "c", "d"].map((k) => ({ k, ver: "v" }));
+  const client = { expired: () => Promise.resolve(listed) } as unknown as NodeClient;
+  const router = {
+    run: () =>
+      Promise.resolve([
+        { status: 204 },
+        { status: 412 },
+        new RingkvError("node_unavailable", "no quorum"),
+        { status: 204 },
+      ]),
+  } as unknown as Router;
+  const counted = new Counter("ringkv_proxy_ttl_reaper_deletes_total", "test", ["outcome"]);
+  const reaper = new TtlReaper({ topology, client, router, counted });
+  assertEquals(await reaper.sweep(), 2);
+  assertEquals(
+    ["expired", "kept", "failed"].map((outcome) => counted.get({ outcome })),
+    [2, 1, 1],
+  );
 });
