@@ -50,16 +50,12 @@ export function hostPolicy(allowed: "*" | readonly string[]): HostAllowed {
       exact.add(n.slice(1));
     } else exact.add(n);
   }
-  // Clients send one Host again and again: the last one taken is kept.
-  let accepted: string | undefined;
+  // shared/guard.ts's hostCheck remembers the last Host taken: this runs once per new one.
   return (host) => {
-    if (host === accepted) return true;
     const name = hostName(host);
     // A name of one label (a machine's or a container's) is no public DNS name either.
-    const ok = isIpLiteral(name) || !name.includes(".") || name.endsWith(".localhost") ||
+    return isIpLiteral(name) || !name.includes(".") || name.endsWith(".localhost") ||
       exact.has(name) || suffixes.some((s) => name.endsWith(s));
-    if (ok) accepted = host;
-    return ok;
   };
 }
 

@@ -50,23 +50,31 @@ export function headerBytes(headers: Headers): number {
   return headFacts(headers).bytes;
 }
 
-/** What the guard reads off a request's headers: {@link headerBytes} and the Host header. */
+/**
+ * What the guard reads off a request's headers: {@link headerBytes}, the Host header, and the
+ * two a browser says a page's site in (shared/browser_guard.ts).
+ */
 export interface HeadFacts {
   bytes: number;
   host: string | null;
+  origin: string | null;
+  fetchSite: string | null;
 }
 
 /**
- * {@link headerBytes} and the Host header in one pass. Deno.serve makes a request's header list
- * only when it is iterated (a lone `get` asks the server for that one header): iterating once and
- * taking Host on the way costs one list instead of a list and a call.
+ * {@link headerBytes} and the headers the guard checks, in one pass. Deno.serve makes a request's
+ * header list only when it is iterated (a lone `get` asks the server for that one header):
+ * iterating once and taking them on the way costs one list instead of a list and calls.
  */
 export function headFacts(headers: Headers): HeadFacts {
-  const facts: HeadFacts = { bytes: 0, host: null };
+  const facts: HeadFacts = { bytes: 0, host: null, origin: null, fetchSite: null };
   // forEach, not for-of: the same pairs without an iterator and an array per header (5x cheaper).
+  // Names come lowercased, repeats joined with ", ".
   headers.forEach((value, name) => {
     facts.bytes += name.length + value.length + 4;
-    if (name === "host") facts.host = value; // names come lowercased, repeats joined with ", "
+    if (name === "host") facts.host = value;
+    else if (name === "origin") facts.origin = value;
+    else if (name === "sec-fetch-site") facts.fetchSite = value;
   });
   return facts;
 }
@@ -76,23 +84,33 @@ export function isHost(host: string): boolean {
   return !NOT_A_HOST.test(host) && URL.canParse(`http://${host}/`);
 }
 
-/** {@link isHost} remembering the last host it accepted (clients send the same one each time). */
-export function hostCheck(): (host: string) => boolean {
+/** A Host header: taken, not a host[:port] (400), or a name the host policy refuses (403). */
+export type HostVerdict = "ok" | "malformed" | "refused";
+
+/**
+ * {@link isHost}, then `allowed` when given, remembering the last host that passed both
+ * (clients send the same one each time: one compare per request).
+ */
+export function hostCheck(allowed?: HostAllowed): (host: string) => HostVerdict {
   let accepted: string | undefined;
   return (host) => {
-    if (host === accepted) return true;
-    if (!isHost(host)) return false;
+    if (host === accepted) return "ok";
+    if (!isHost(host)) return "malformed";
+    if (allowed !== undefined && !allowed(host)) return "refused";
     accepted = host;
-    return true;
+    return "ok";
   };
 }
 
-/** Why a request is refused before routing, or undefined when it may go on. */
+/**
+ * Why a request is refused before routing, or undefined when it may go on; `browserChecks`:
+ * writes from a page of another site too (shared/browser_guard.ts).
+ */
 export function refusal(
   req: Request,
   limits: RequestLimits,
-  goodHost: (host: string) => boolean = isHost,
-  allowedHost?: HostAllowed,
+  checkHost: (host: string) => HostVerdict = hostCheck(),
+  browserChecks = false,
 ): RingkvError | undefined {
   const target = targetLength(req.url);
   if (target > limits.maxUrlBytes) {
@@ -101,17 +119,20 @@ export function refusal(
       `Cannot serve the request: its URL is ${target} bytes, the limit is ${limits.maxUrlBytes}`,
     );
   }
-  const { bytes, host } = headFacts(req.headers);
+  const facts = headFacts(req.headers);
+  const { bytes, host } = facts;
+  const verdict = host === null ? "ok" : checkHost(host);
   // Deno.serve builds the URL from Host: `Host: x/kv/b` would make `GET /kv/a` read "b/kv/a".
   // `x:99999999` or `[::1` pass that test, yet no URL has them: `new URL(req.url)` would throw.
-  if (host !== null && !goodHost(host)) {
+  if (verdict === "malformed") {
     return new RingkvError(
       "bad_request",
-      `Cannot serve the request: its Host header "${host.slice(0, 100)}" is not a host[:port]`,
+      `Cannot serve the request: its Host header "${host!.slice(0, 100)}" is not a host[:port]`,
     );
   }
-  if (allowedHost !== undefined) {
-    const refused = browserRefusal(req, host, allowedHost);
+  if (verdict === "refused") return rebindingRefusal(host!);
+  if (browserChecks) {
+    const refused = crossSiteWrite(req.method, facts);
     if (refused !== undefined) return refused;
   }
   if (bytes > limits.maxHeaderBytes) {
@@ -123,43 +144,35 @@ export function refusal(
   return undefined;
 }
 
-/**
- * Without `Origin` (browsers of before 2020 on a form's POST), what `Sec-Fetch-Site` says:
- * anything but this origin or the user's own doing (`none`) is another site's page.
- */
-function fetchedByOtherSite(req: Request): boolean {
-  const site = req.headers.get("sec-fetch-site");
-  return site !== null && site !== "same-origin" && site !== "none";
-}
-
-/** A request a web page of another site made a browser send (shared/browser_guard.ts). */
-function browserRefusal(
-  req: Request,
-  host: string | null,
-  allowedHost: HostAllowed,
-): RingkvError | undefined {
-  if (host !== null && !allowedHost(host)) {
-    return new RingkvError(
-      "forbidden",
-      `Cannot serve a request for host "${
-        host.slice(0, 100)
-      }": with no client token (or cluster secret) this ` +
-        `server answers IP addresses, one-label names such as localhost and the names of its ` +
-        `--allowed-hosts (against DNS rebinding; ` +
-        `start it with --allowed-hosts ${
-          JSON.stringify(host.replace(/:\d+$/, "").slice(0, 100))
-        } ` +
-        `to take this one, docs/security.md)`,
-    );
-  }
-  if (req.method === "GET" || req.method === "HEAD") return undefined;
-  const origin = req.headers.get("origin");
-  if (origin === null ? !fetchedByOtherSite(req) : !crossSiteOrigin(origin, host)) return undefined;
+/** A Host name the host policy does not take (DNS rebinding, shared/browser_guard.ts). */
+function rebindingRefusal(host: string): RingkvError {
+  const name = JSON.stringify(host.replace(/:\d+$/, "").slice(0, 100));
   return new RingkvError(
     "forbidden",
-    `Cannot take a ${req.method} sent by a web page of another site (` +
+    `Cannot serve a request for host "${host.slice(0, 100)}": with no client token (or cluster ` +
+      `secret) this server answers IP addresses, one-label names such as localhost and the ` +
+      `names of its --allowed-hosts (against DNS rebinding; start it with --allowed-hosts ` +
+      `${name} to take this one, docs/security.md)`,
+  );
+}
+
+/**
+ * A write (any method but GET and HEAD) a web page of another site made a browser send: its
+ * `Origin` names another origin, or, without one (browsers of before 2020 on a form's POST),
+ * `Sec-Fetch-Site` says anything but this origin or the user's own doing (`none`).
+ */
+function crossSiteWrite(method: string, facts: HeadFacts): RingkvError | undefined {
+  if (method === "GET" || method === "HEAD") return undefined;
+  const { origin, fetchSite, host } = facts;
+  const otherSite = origin !== null
+    ? crossSiteOrigin(origin, host)
+    : fetchSite !== null && fetchSite !== "same-origin" && fetchSite !== "none";
+  if (!otherSite) return undefined;
+  return new RingkvError(
+    "forbidden",
+    `Cannot take a ${method} sent by a web page of another site (` +
       (origin === null
-        ? "Sec-Fetch-Site " + JSON.stringify(req.headers.get("sec-fetch-site"))
+        ? "Sec-Fetch-Site " + JSON.stringify(fetchSite)
         : "Origin " + JSON.stringify(origin.slice(0, 100))) +
       `): ringkv takes writes from its own page and from clients that are not browsers ` +
       `(docs/security.md)`,
@@ -177,7 +190,7 @@ export function guard<I>(
   allowedHost?: HostAllowed,
 ): GuardedHandler<I> {
   let inFlight = 0;
-  const goodHost = hostCheck();
+  const checkHost = hostCheck(allowedHost);
   const settle = async (answer: Promise<Response>, req: Request): Promise<Response> => {
     try {
       return afterAnswer(await answer, req);
@@ -186,7 +199,7 @@ export function guard<I>(
     }
   };
   const guarded = (req: Request, info: I): Response | Promise<Response> => {
-    const refused = refusal(req, limits, goodHost, allowedHost);
+    const refused = refusal(req, limits, checkHost, allowedHost !== undefined);
     if (refused !== undefined) return closing(errorResponse(refused), req);
     if (inFlight >= limits.maxInFlight) {
       const busy = new RingkvError(
