@@ -14,11 +14,7 @@
  * );
  * ```
  */
-
-/** `word` as one word of a POSIX shell line: bare when safe, else in single quotes. */
-export function shellWord(word: string): string {
-  return /^[\w/.:=@%+,-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-}
+import { shellQuote } from "../shared/startup_hint.ts";
 
 /** Flags whose value is never printed: a resume line leaves them out and says so. */
 const SECRET_FLAGS = ["--token", "--client-token"];
@@ -40,13 +36,13 @@ export function resumeCommand(args: readonly string[], cursor: string): string {
     if (!drop) kept.push(flags[i]!);
   }
   const words = [...kept, "--after", cursor, ...(end === -1 ? [] : args.slice(end))];
-  const line = ["deno", "task", "kv", ...words].map(shellWord).join(" ");
+  const line = ["deno", "task", "kv", ...words].map(shellQuote).join(" ");
   return secret ? `${line} (with your token flags, left out here)` : line;
 }
 
 /** The command that lists what a watch of `prefix` covers. */
 export function relistCommand(prefix: string): string {
-  return prefix === "" ? "deno task kv ls" : `deno task kv ls --prefix ${shellWord(prefix)}`;
+  return prefix === "" ? "deno task kv ls" : `deno task kv ls --prefix ${shellQuote(prefix)}`;
 }
 
 /** How to go on once the watch gave up: the command that resumes it, or re-list. */
