@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
+import { until } from "./helpers/poll.ts";
 import { ProcessCluster } from "./helpers/process_cluster.ts";
 import { runToEnd } from "./helpers/process.ts";
 
@@ -41,15 +42,6 @@ async function stopWatch(w: Watcher, signal: Deno.Signal): Promise<void> {
   }
   await w.child.status;
   await w.reading.catch(() => {});
-}
-
-/** Waits until `done()` holds, polling every 100 ms; fails with `what` past the deadline. */
-async function until(done: () => boolean, what: () => string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    assert(Date.now() < deadline, what());
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 Deno.test("deno task kv: put --ttl 1s expires the key, and kv watch prints the put and the expiry, quoting a key with a space; --json prints objects with their cursor (id)", async () => {
@@ -158,8 +150,11 @@ Deno.test("deno task kv watch that gives up prints the command that resumes it, 
     const resumed = startWatch(cwd, env, resume[1]!.split(" ").slice(1)); // "watch" is added
     watchers.push(resumed);
     await until(
+      () =>
+        `the resumed watch printed kw/b: ${resumed.lines.join("|")} ${resumed.errors.join("|")}`,
       () => resumed.lines.some((l) => l.startsWith("put kw/b ")),
-      () => `resumed watch printed: ${resumed.lines.join("|")} ${resumed.errors.join("|")}`,
+      30_000,
+      100,
     );
     assertEquals(resumed.lines.filter((l) => l.startsWith("put kw/a ")), [], "nothing twice");
     const refused = await kv("watch", "kw/", "--after", "not-a-cursor");

@@ -189,6 +189,7 @@ Deno.test({
       // /watch refuses the admin token here: the feed asks for the client token.
       await page.waitForSelector("#client-token-form", { timeout: 30_000 });
       assertMatch(await text(page, "#client-token-form"), /client token/);
+      assertEquals(await page.locator("#feed .asks-token").count(), 1, "the feed asked for it");
       await page.fill("#client-token", clientToken);
       await page.click("#client-token-form button");
       await page.waitForFunction(`document.querySelector("#client-token-form") === null`);
@@ -356,7 +357,8 @@ Deno.test({
       const n1 = await cluster.startNode("n1");
       const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
       // The first /watch never answers (a proxy that hangs, or a middlebox holding the request);
-      // the page's timers run on Playwright's clock, so its 15 s pass when the test says.
+      // the page's timers run on Playwright's clock, which jumps when the test says (real time
+      // moves it only by the few seconds the test takes).
       let watches = 0;
       await browser.route("**/watch", async (route) => {
         if (++watches === 1) return; // never fulfilled
@@ -369,6 +371,7 @@ Deno.test({
       await page.click("#connect");
       await until(() => "the page's first /watch", () => watches >= 1);
       await page.clock.fastForward(14_000);
+      assert(!(await text(page, "#feed")).includes("no answer in 15 s"), "given up before 15 s");
       assertEquals(watches, 1, "not given up before 15 s");
       await page.clock.fastForward(1_500);
       await page.waitForFunction(`/no answer in 15 s/.test(

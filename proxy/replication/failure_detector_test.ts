@@ -132,6 +132,7 @@ Deno.test("Replication.healthOf(): a node's `since` stays where it was when the 
   await replication.probeOnce(topology);
   const shown = replication.healthOf("n1");
   assert(shown.state === "up", JSON.stringify(shown));
+  assert("since" in shown && Math.abs(shown.since - Date.now()) < 5_000, "since is a wall time");
   const stepped = await withWallStep(-3_600_000, () => replication.healthOf("n1"));
   assertEquals("since" in stepped ? stepped.since : undefined, shown.since);
 });

@@ -56,6 +56,7 @@ function versionsOf(c: TestCluster, key: string): (string | undefined)[] {
 function assertLevel(c: TestCluster, replication: Replication): void {
   for (const key of KEYS) {
     const [n1, n2, n3] = versionsOf(c, key);
+    assert(n1 !== undefined, `${key} is on n1`);
     assertEquals([n2, n3], [n1, n1], key);
   }
   assertEquals(replication.hints.count("n2"), 0);
@@ -100,7 +101,11 @@ Deno.test("a hint that a restarted replica refuses (its promise floor) is not dr
     }
     c.down.delete("n2");
     assertEquals(replication.hints.count("n2") > 0, true);
+    const before = c.calls.length;
     await replication.probeOnce(c.topology, performance.now() + 120_000);
+    // The refused path ran: the replay brought n2 level by ingest, not by its accept.
+    const since = c.calls.slice(before);
+    assert(since.some((x) => x.node === "n2" && x.path === "/internal/ingest"), "no ingest to n2");
     assertLevel(c, replication);
   } finally {
     await c.close();
@@ -241,17 +246,26 @@ async function hintFor(key: string): Promise<WireEntry> {
   return { k: key, v: null, ver: formatVersion(Date.now(), 0, "p1"), h: await hashKey(key) };
 }
 
+/**
+ * Restarts n2 with a hint waiting for it, its other owners down: the replay at t0 + 250 is
+ * refused (n2's floor) and cannot be levelled (no owner to read), so it makes no progress.
+ * Returns t0, the monotonic time of the first probe.
+ */
+async function replayWithoutProgress(c: TestCluster, replication: Replication): Promise<number> {
+  restart(c, "n2");
+  const t0 = performance.now() + 60_000;
+  await replication.probeOnce(c.topology, t0);
+  replication.hints.add("n2", await hintFor("k0"));
+  c.down.add("n1");
+  c.down.add("n3");
+  await replication.probeOnce(c.topology, t0 + 250);
+  return t0;
+}
+
 Deno.test("a replay that made no progress waits one probe interval before the next, then twice as long", async () => {
   const { c, replication } = await start(); // probe interval: 1000 ms
   try {
-    restart(c, "n2");
-    const t0 = performance.now() + 60_000;
-    await replication.probeOnce(c.topology, t0);
-    replication.hints.add("n2", await hintFor("k0"));
-    // n2 refuses the hint (its floor) and its owners cannot be read: hinted again, no progress.
-    c.down.add("n1");
-    c.down.add("n3");
-    await replication.probeOnce(c.topology, t0 + 250);
+    const t0 = await replayWithoutProgress(c, replication);
     assertEquals([acceptsTo(c, "n2"), replication.hints.count("n2")], [1, 1]);
     await replication.probeOnce(c.topology, t0 + 750);
     assertEquals(acceptsTo(c, "n2"), 1, "within the first wait");
@@ -271,22 +285,16 @@ Deno.test("a replay that made no progress waits one probe interval before the ne
 Deno.test("a node seen down and back gets its hints at the next probe, whatever wait its failed replays left", async () => {
   const { c, replication } = await start(); // probe interval: 1000 ms
   try {
-    restart(c, "n2");
-    const t0 = performance.now() + 60_000;
-    await replication.probeOnce(c.topology, t0);
-    replication.hints.add("n2", await hintFor("k0"));
-    c.down.add("n1");
-    c.down.add("n3");
-    await replication.probeOnce(c.topology, t0 + 250);
+    const t0 = await replayWithoutProgress(c, replication);
     await replication.probeOnce(c.topology, t0 + 1750);
     assertEquals(acceptsTo(c, "n2"), 2, "two replays without progress: the next waits 2000 ms");
     c.down.add("n2");
-    for (let at = t0 + 2000; replication.detector.isUp("n2"); at += 250) {
+    let at = t0 + 2000;
+    for (; replication.detector.isUp("n2"); at += 250) {
       assert(at < t0 + 20_000, "n2 was never seen down");
       await replication.probeOnce(c.topology, at);
     }
     c.down.clear();
-    let at = t0 + 2000;
     while (!replication.detector.isUp("n2")) {
       at += 250;
       assert(at < t0 + 40_000, "n2 was never seen up again");
@@ -356,6 +364,7 @@ Deno.test("during a rebalancing, the settle of a refused hint reaches the next r
     await replication.probeOnce(c.topology, performance.now() + 60_000);
     assertEquals(replication.hints.count("n2"), 0);
     const [n1, n2, n3, n4] = versionsOf(c, key);
+    assert(n1 !== undefined, "n1 holds the key");
     assertEquals(n1 === entry.ver, false, "a round re-stamped it");
     assertEquals([n2, n3, n4], [n1, n1, n1], "the joining owner n4 too");
   } finally {
