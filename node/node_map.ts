@@ -44,6 +44,11 @@ export class NodeMap {
     return this.#ready ? (this.#current?.epoch ?? 0) : undefined;
   }
 
+  /** The stored map as loaded (null: none, or not loaded yet: call {@link get} first). */
+  loaded(): ClusterMap | null {
+    return this.#current;
+  }
+
   /** Throws 409 `stale_epoch` when the sender routes by an older epoch than the stored one. */
   async checkEpoch(sent: number): Promise<void> {
     await this.get();

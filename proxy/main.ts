@@ -6,6 +6,9 @@
  */
 import { urlHost } from "../shared/node_url.ts";
 import { TTL_SWEEP_MS, TtlReaper } from "./routing/ttl_reaper.ts";
+import { TOMBSTONE_SWEEP_MS, TombstonePurge } from "./replication/tombstone_purge.ts";
+import { offsetClock } from "../shared/test_clock.ts";
+import { callValueBytes } from "../shared/limits.ts";
 import { ConfigError } from "../shared/config.ts";
 import { readPem, readTlsFiles, tlsServeError } from "../shared/tls_files.ts";
 import { isBadHost } from "../shared/startup_hint.ts";
@@ -180,6 +183,7 @@ async function serve(
     antiEntropyMs: config.antiEntropyMs,
     clockOffsetMs: config.clockOffsetMs,
     fastWrites: config.fastWrites,
+    tombstoneGraceMs: config.tombstoneGraceMs,
     maps: state, // catches up and records a node back on a wiped directory (proxy/replication/rejoin.ts)
     limits: config.limits,
     ...secret(config),
@@ -188,6 +192,7 @@ async function serve(
   const accept = replication.client.accept.bind(replication.client);
   const rebalancer = new Rebalancer({ state, admin, log, accept, limits: config.limits });
   let reaper: TtlReaper | undefined;
+  let purge: TombstonePurge | undefined;
   const app = assembleProxy({
     state,
     rebalancer,
@@ -205,14 +210,21 @@ async function serve(
     startedAt: Date.now(),
     memory: () => Deno.memoryUsage(),
     log,
-    onRouter: (router, client) =>
-      reaper = new TtlReaper({
+    onRouter: (router, client) => {
+      reaper = new TtlReaper({ topology: state, router, client, log, counted: metrics.ttlReaped });
+      if (config.tombstoneGraceMs === 0) return;
+      const valueBudget = callValueBytes(config.limits);
+      purge = new TombstonePurge({
         topology: state,
-        router,
         client,
+        read: (node, epoch, keys) => replication.client.read(node, epoch, keys, valueBudget),
+        dropStrays: (node, epoch, ranges) => admin.drop(node.url, ranges, epoch, node.incarnation),
+        graceMs: config.tombstoneGraceMs,
+        now: offsetClock(config.clockOffsetMs ?? 0),
         log,
-        counted: metrics.ttlReaped,
-      }),
+        counted: metrics.tombstonesPurged,
+      });
+    },
   });
   const scheme = config.tls ? "https" : "http";
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxInFlight: config.maxInFlight };
@@ -221,6 +233,7 @@ async function serve(
   if (state.current().map.rebalancing !== null) void rebalancer.run();
   replication.start(state);
   reaper?.start(TTL_SWEEP_MS);
+  purge?.start(TOMBSTONE_SWEEP_MS);
   const poller = createPoller({ state, rebalancer, ...(moved ? {} : { pending: recordMoved }) });
   const polling = config.pollMs > 0 ? pollLoop(poller.tick, config.pollMs, stop.signal, log) : null;
 
@@ -230,6 +243,7 @@ async function serve(
   await listener.serving;
   replication.stop();
   reaper?.stop();
+  purge?.stop();
   await polling;
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);

@@ -28,6 +28,7 @@ import { parseAllowedHosts } from "../shared/browser_guard.ts";
 import { DEFAULT_LIMITS, type Limits } from "../shared/limits.ts";
 import { checkLogLevel, type LogLevel } from "../shared/log.ts";
 import { DEFAULT_VNODES } from "../shared/ring.ts";
+import { DEFAULT_TOMBSTONE_GRACE_MS, MIN_TOMBSTONE_GRACE_MS } from "../shared/tombstone_grace.ts";
 
 const SPEC = {
   port: { type: "int", default: 8080, help: "port to listen on (0: the OS picks)" },
@@ -64,6 +65,12 @@ const SPEC = {
     type: "int",
     default: 30_000,
     help: "how often to compare replicas range by range and sync them, in ms (0: never)",
+  },
+  tombstoneGraceMs: {
+    type: "int",
+    default: DEFAULT_TOMBSTONE_GRACE_MS,
+    help:
+      `forget a deleted key's tombstone once every replica holds it and it is this old, in ms (at least ${MIN_TOMBSTONE_GRACE_MS}; 0: keep tombstones for good)`,
   },
   fastWrites: {
     type: "bool",
@@ -119,6 +126,8 @@ export interface ProxyConfig {
   antiEntropyMs: number;
   /** One-round-trip writes of keys this proxy wrote last (docs/replication.md). */
   fastWrites: boolean;
+  /** Age of a tombstone every replica holds before it is forgotten (0: never). */
+  tombstoneGraceMs: number;
   /** Test-only wall-clock offset of ballots (shared/test_clock.ts); unset in production. */
   clockOffsetMs?: number;
   limits: Limits;
@@ -206,6 +215,12 @@ export function parseProxyConfig(
     probeMs: checkRange("probe-ms", v.probeMs, 10, 3_600_000),
     antiEntropyMs: checkRange("anti-entropy-ms", v.antiEntropyMs, 0, 86_400_000),
     fastWrites: v.fastWrites,
+    tombstoneGraceMs: v.tombstoneGraceMs === 0 ? 0 : checkRange(
+      "tombstone-grace-ms",
+      v.tombstoneGraceMs,
+      MIN_TOMBSTONE_GRACE_MS,
+      31_536_000_000,
+    ),
     ...clockOffset(env),
     limits: {
       ...DEFAULT_LIMITS,

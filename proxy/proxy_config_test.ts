@@ -110,3 +110,11 @@ Deno.test("parseProxyConfig(): the Host allow-list is strict without a client to
   assertEquals(parse([], { RINGKV_ALLOWED_HOSTS: "*" }).allowedHosts, "*");
   assertThrows(() => parse(["--allowed-hosts", "kv.example:8080"]), ConfigError, "port");
 });
+
+Deno.test("parseProxyConfig() takes --tombstone-grace-ms of at least a minute, or 0 to keep tombstones for good", () => {
+  assertEquals(parse([]).tombstoneGraceMs, 600_000);
+  assertEquals(parse(["--tombstone-grace-ms", "0"]).tombstoneGraceMs, 0);
+  assertEquals(parse([], { RINGKV_TOMBSTONE_GRACE_MS: "3600000" }).tombstoneGraceMs, 3_600_000);
+  const short = assertThrows(() => parse(["--tombstone-grace-ms", "1000"]), ConfigError);
+  assert(short.message.includes("tombstone-grace-ms"), short.message);
+});

@@ -239,6 +239,32 @@ export class DurableEngine implements NodeEngine {
     return dropped.length;
   }
 
+  async purge(
+    tombstones: readonly { key: string; version: string }[],
+    fence?: Fence,
+  ): Promise<string[]> {
+    if (this.#compactor.compacting) await this.#compactor.compactionDone();
+    this.#assertWritable("purge tombstones");
+    fence?.();
+    const purged = this.parts.store.purge(tombstones);
+    if (purged.length === 0) return purged;
+    const versions = new Map(tombstones.map((t) => [t.key, t.version]));
+    const json = JSON.stringify({ purge: purged.map((key) => [key, versions.get(key)!]) });
+    const seq = this.parts.wal.append(encodeJsonLine(json));
+    // Read as absent only once the purge is durable: a crash before brings the tombstone back.
+    for (const key of purged) this.#pending.set(key, seq);
+    await this.parts.wal.durable(seq);
+    return purged;
+  }
+
+  oldTombstones(
+    before: number,
+    limit: number,
+  ): { key: string; version: string; hash: number }[] {
+    this.#assertNoRefused("list old tombstones");
+    return this.parts.store.oldTombstones(before, limit);
+  }
+
   scanKeys(ranges: readonly Range[]): string[] {
     this.#assertNoRefused("scan");
     return this.parts.store.scanKeys(ranges);

@@ -129,6 +129,16 @@ export interface NodeEngine {
   scanKeys(ranges: readonly Range[]): string[];
   /** {@link scanKeys} of each bucket (a list of ranges), in one pass over the store. */
   scanBuckets(buckets: readonly (readonly Range[])[]): string[][];
+  /**
+   * Forgets each key whose entry is still a tombstone of exactly the version given, as one log
+   * record (none when `fence` throws); resolves with the keys forgotten once durable.
+   */
+  purge(tombstones: readonly { key: string; version: string }[], fence?: Fence): Promise<string[]>;
+  /** Tombstones whose version's wall time is at or before `before` (wall ms); at most `limit`. */
+  oldTombstones(
+    before: number,
+    limit: number,
+  ): { key: string; version: string; hash: number }[];
   /** Live keys whose TTL ran out by `before` (wall ms) and by this node's clock; at most `limit`. */
   expiredKeys(before: number, limit: number): { key: string; version: string }[];
   /** The entry as it is now, without waiting for durability (for scans). */

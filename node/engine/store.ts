@@ -20,7 +20,7 @@
 import { RingkvError } from "../../shared/errors.ts";
 import { expiryOf } from "../../shared/expiry.ts";
 import { inRanges, type Range, rangeAt } from "../../shared/ring.ts";
-import type { HybridClock } from "../../shared/version.ts";
+import { type HybridClock, parseVersion } from "../../shared/version.ts";
 import type { Entry, ListOptions, WriteOp, WriteOutcome } from "./engine.ts";
 import { KeyOrder } from "./key_order.ts";
 import { hashOf, kindOf, Packer, type Stored } from "./packed.ts";
@@ -39,6 +39,12 @@ export interface Applied {
   prev: string | null;
 }
 
+/** A key and the version of its entry. */
+export interface KeyVersion {
+  key: string;
+  version: string;
+}
+
 /** A flat image value: text, or bytes that are not UTF-8 as base64. */
 export type FlatValue = string | { base64: string };
 
@@ -50,6 +56,11 @@ export class Store {
   readonly #has = (key: string) => this.#records.has(key);
   /** Live keys with a TTL and their expiry (wall ms), for the reaper's scan. */
   readonly #expiring = new Map<string, number>();
+  /**
+   * Tombstones and the wall time of their versions, for the proxies' purge of old ones
+   * ({@link oldTombstones}); in about the order they were stored.
+   */
+  readonly #tombstoneAt = new Map<string, number>();
   #tombstones = 0;
   #valueBytes = 0;
 
@@ -137,6 +148,50 @@ export class Store {
     return out;
   }
 
+  /**
+   * Tombstones whose version's wall time is at or before `before` (wall ms), with their
+   * versions; at most `limit`. Tombstones are kept in about the order they were stored, so the
+   * scan ends once it has passed `limit` younger ones: a tombstone stored out of order (an old
+   * one copied in, or one listed before and not purged, which goes to the back) is found once
+   * those ahead of it are old too. Each one listed moves to the back, as {@link expiredKeys}.
+   */
+  oldTombstones(before: number, limit: number): (KeyVersion & { hash: number })[] {
+    const out: (KeyVersion & { hash: number })[] = [];
+    let younger = 0;
+    for (const [key, at] of this.#tombstoneAt) {
+      if (out.length === limit || younger >= limit) break;
+      if (at > before) {
+        younger++;
+        continue;
+      }
+      const record = this.#records.get(key)!;
+      out.push({ key, version: this.#packer.versionOf(record), hash: hashOf(record) });
+    }
+    for (const { key } of out) {
+      const at = this.#tombstoneAt.get(key)!;
+      this.#tombstoneAt.delete(key);
+      this.#tombstoneAt.set(key, at);
+    }
+    return out;
+  }
+
+  /**
+   * Forgets each key whose entry is a tombstone of exactly the version given (a newer write,
+   * or a live entry, stays); returns the keys forgotten. The caller makes sure every replica
+   * holds that tombstone first (proxy/replication/tombstone_purge.ts).
+   */
+  purge(tombstones: readonly KeyVersion[]): string[] {
+    const purged: string[] = [];
+    for (const { key, version } of tombstones) {
+      const record = this.#records.get(key);
+      if (record === undefined || kindOf(record) !== "tombstone") continue;
+      if (this.#packer.versionOf(record) !== version) continue;
+      this.#forget(key, record);
+      purged.push(key);
+    }
+    return purged;
+  }
+
   /** Turns an expired entry into a tombstone when it still has `version` (else 412). */
   #expire(key: string, version: string | undefined, old: string | undefined): WriteResult {
     const current = old === undefined ? undefined : this.#packer.versionOf(old);
@@ -204,10 +259,7 @@ export class Store {
     const dropped: string[] = [];
     for (const [key, record] of this.#records) {
       if (!inRanges(hashOf(record), sorted)) continue;
-      this.#account(record, -1);
-      this.#records.delete(key);
-      this.#expiring.delete(key);
-      this.#order.removed();
+      this.#forget(key, record);
       dropped.push(key);
     }
     return dropped;
@@ -287,6 +339,14 @@ export class Store {
     return { keys: this.#records.size - tombstones, tombstones, valueBytes: this.#valueBytes };
   }
 
+  #forget(key: string, record: string): void {
+    this.#account(record, -1);
+    this.#records.delete(key);
+    this.#expiring.delete(key);
+    this.#tombstoneAt.delete(key);
+    this.#order.removed();
+  }
+
   #set(key: string, entry: Stored, old: string | undefined): void {
     // Packed first: an entry that cannot be held (pack throws) changes nothing.
     const record = this.#packer.pack(entry);
@@ -297,6 +357,8 @@ export class Store {
     const at = entry.kind === "tombstone" ? undefined : expiryOf(entry.contentType);
     if (at !== undefined) this.#expiring.set(key, at);
     else this.#expiring.delete(key);
+    if (entry.kind === "tombstone") this.#tombstoneAt.set(key, parseVersion(entry.version).wall);
+    else this.#tombstoneAt.delete(key);
   }
 
   #account(record: string, sign: 1 | -1): void {

@@ -364,3 +364,72 @@ Deno.test("Store.expiredKeys() lists a key only when both `before` and its own c
   assertEquals(store.expiredKeys(T0 + 999, 10), []);
   assertEquals(store.expiredKeys(T0 + 3_600_000, 10).map((e) => e.key), ["a"]);
 });
+
+Deno.test("Store.oldTombstones() lists tombstones at least as old as `before`, in the order stored, each listed moving to the back", () => {
+  let wall = T0;
+  const store = newStore(() => wall);
+  for (const key of ["a", "b", "c", "d"]) store.write(put(key, "v"), 1);
+  store.write({ op: "delete", key: "a" }, undefined);
+  wall = T0 + 1000;
+  store.write({ op: "delete", key: "b" }, undefined);
+  wall = T0 + 2000;
+  store.write({ op: "delete", key: "c" }, undefined);
+  const keys = (before: number, limit = 10) => store.oldTombstones(before, limit).map((t) => t.key);
+  assertEquals(keys(T0 - 1), [], "none that old");
+  assertEquals(store.oldTombstones(T0, 1), [{
+    key: "a",
+    version: store.get("a")!.version,
+    hash: 1,
+  }]);
+  // a was listed: it went to the back (b, c, a).
+  assertEquals(keys(T0 + 1000), ["b", "a"], "live keys and younger tombstones left out");
+  assertEquals(keys(T0 + 5000, 2), ["c", "b"]);
+  // Written again, a key is no tombstone any more; deleted again, it is a young one.
+  store.write(put("b", "again"), undefined);
+  wall = T0 + 9000;
+  store.write({ op: "delete", key: "d" }, undefined);
+  assertEquals(keys(T0 + 5000), ["a", "c"]);
+});
+
+Deno.test("Store.oldTombstones() passes at most `limit` younger ones before it stops", () => {
+  const store = newStore(() => T0 + 10_000);
+  for (let i = 0; i < 5; i++) {
+    store.write(put(`young${i}`, "v"), 1);
+    store.write({ op: "delete", key: `young${i}` }, undefined);
+  }
+  // An old tombstone copied in after them (versioned ingest keeps its version).
+  const oldVersion = formatVersion(T0, 0, "n2");
+  store.apply("old", {
+    kind: "tombstone",
+    data: "",
+    hash: 2,
+    contentType: "",
+    version: oldVersion,
+  });
+  assertEquals(store.oldTombstones(T0, 2), [], "five younger ones ahead of it");
+  assertEquals(store.oldTombstones(T0, 6).map((t) => t.key), ["old"]);
+});
+
+Deno.test("Store.purge() forgets only tombstones of exactly the version given", () => {
+  const store = newStore();
+  for (const key of ["a", "b", "c"]) store.write(put(key, "v"), 1);
+  const gone = (key: string) => store.write({ op: "delete", key }, undefined).outcome.version!;
+  const [a, b] = [gone("a"), gone("b")];
+  const liveC = store.get("c")!.version;
+  const newerB = store.write(put("b", "again"), undefined).outcome.version!;
+  const purged = store.purge([
+    { key: "a", version: a },
+    { key: "b", version: b }, // written again since
+    { key: "c", version: liveC }, // live
+    { key: "missing", version: a },
+  ]);
+  assertEquals(purged, ["a"]);
+  assertEquals(store.get("a"), undefined);
+  assertEquals(store.get("b")?.version, newerB);
+  assertEquals(text(store, "c"), "v");
+  assertEquals(store.counts(), { keys: 2, tombstones: 0, valueBytes: 6 });
+  assertEquals(store.listKeys({ prefix: "", limit: 10 }).keys, ["b", "c"]);
+  assertEquals(store.oldTombstones(T0 + 1, 10), [], "a purged key is not listed again");
+  // A key purged is new again: a write creates it (201).
+  assertEquals(store.write(put("a", "new"), 1).outcome.status, 201);
+});

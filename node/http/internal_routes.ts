@@ -56,6 +56,7 @@ export function internalRoutes(app: Hono, ctx: NodeContext): void {
   });
   route(app, "/internal/keys", { GET: (c) => listKeys(c, ctx) });
   route(app, "/internal/expired", { GET: (c) => listExpired(c, ctx) });
+  route(app, "/internal/tombstones", { GET: (c) => listOldTombstones(c, ctx) });
   changeRoutes(app, ctx);
   route(app, "/internal/cluster", {
     GET: async (c) => {
@@ -197,6 +198,25 @@ function listExpired(c: Context, ctx: NodeContext): Response {
   }
   const found = ctx.engine.expiredKeys(before, Math.min(limit, ctx.limits.maxBatchOps));
   return c.json({ keys: found.map(({ key, version }) => ({ k: key, ver: version })) });
+}
+
+/**
+ * `?before=<wall ms>&limit=n`: tombstones whose version's wall time is at or before `before`,
+ * with their versions and ring points, for the proxies' purge (proxy/replication/
+ * tombstone_purge.ts). The purge checks this node's clock; the listing takes the proxy's.
+ */
+function listOldTombstones(c: Context, ctx: NodeContext): Response {
+  const before = Number(c.req.query("before"));
+  const limit = Number(c.req.query("limit") ?? ctx.limits.maxBatchOps);
+  if (!Number.isSafeInteger(before) || !Number.isInteger(limit) || limit < 1) {
+    throw new RingkvError(
+      "bad_request",
+      "Cannot list old tombstones: give before=<wall ms> and limit=<whole number>",
+    );
+  }
+  const found = ctx.engine.oldTombstones(before, Math.min(limit, ctx.limits.maxBatchOps));
+  const tombstones = found.map(({ key, version, hash }) => ({ k: key, ver: version, h: hash }));
+  return c.json({ tombstones });
 }
 
 async function listKeys(c: Context, ctx: NodeContext): Promise<Response> {

@@ -1,14 +1,16 @@
 /**
  * The node's replication routes (docs/internal-api.md, docs/replication.md):
  * `POST /internal/read` (entries with tombstones and versions, no promise),
- * `POST /internal/prepare` and `POST /internal/accept` (CASPaxos phases, node/paxos/acceptor.ts).
+ * `POST /internal/prepare` and `POST /internal/accept` (CASPaxos phases, node/paxos/acceptor.ts),
+ * `POST /internal/purge` (old tombstones every replica holds, forgotten through the acceptor).
  *
  * @module
  */
 import type { Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
 import { checkKey } from "../../shared/keys.ts";
-import { isVersion } from "../../shared/version.ts";
+import { isVersion, parseVersion } from "../../shared/version.ts";
+import { MIN_TOMBSTONE_GRACE_MS } from "../../shared/tombstone_grace.ts";
 import { INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
 import { Acceptor, type FloorStore, memoryFloorStore } from "../paxos/acceptor.ts";
 import { FLOOR_FILE } from "../paxos/acceptor_floor.ts";
@@ -64,6 +66,34 @@ export function paxosRoutes(
       return c.json({ entries });
     },
   });
+  route(app, "/internal/purge", {
+    POST: async (c) => {
+      checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "purge tombstones");
+      const call = await body(c.req.raw, ctx, "purge");
+      const graceMs = isObject(call) ? call.graceMs : undefined;
+      if (!Number.isSafeInteger(graceMs) || (graceMs as number) < MIN_TOMBSTONE_GRACE_MS) {
+        throw new RingkvError(
+          "bad_request",
+          `Cannot purge tombstones: graceMs must be a whole number of ms, at least ${MIN_TOMBSTONE_GRACE_MS}`,
+        );
+      }
+      const given = listField(call, "entries", "purge", ctx).map(parsePurged(ctx));
+      await ctx.cluster.get();
+      const epochCheck = epochFence(ctx, c.req.raw);
+      const fence = () => {
+        epochCheck?.();
+        assertStableMap(ctx);
+      };
+      fence();
+      // The node's clock too: one clock ahead (the proxy's) cannot purge young tombstones.
+      const before = ctx.engine.now() - (graceMs as number);
+      const old = given.filter((t) => parseVersion(t.version).wall <= before);
+      const purged = new Set(await (await acceptor()).purge(old, fence));
+      // Young by this node's clock, or no longer that tombstone here (written again).
+      const kept = given.filter((t) => !purged.has(t.key)).map((t) => t.key);
+      return c.json({ purged: purged.size, kept });
+    },
+  });
   route(app, "/internal/prepare", {
     POST: async (c) => {
       checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "prepare");
@@ -109,6 +139,38 @@ function listField(body: unknown, field: string, what: string, ctx: NodeContext)
     );
   }
   return list;
+}
+
+function parsePurged(ctx: NodeContext) {
+  return (item: unknown, i: number): { key: string; version: string } => {
+    const key = isObject(item) ? item.k : undefined;
+    const version = isObject(item) ? item.ver : undefined;
+    if (typeof key !== "string" || typeof version !== "string" || !isVersion(version)) {
+      throw new RingkvError(
+        "bad_request",
+        `Cannot purge entry ${i + 1}: it must be {"k": string, "ver": version}`,
+      );
+    }
+    checkKey(key, ctx.limits.maxKeyBytes);
+    return { key, version };
+  };
+}
+
+/**
+ * 409 unless the node holds a stable map: while a range moves, a copy may still bring an older
+ * entry of a key whose tombstone was purged (and without a map the node serves no cluster).
+ */
+function assertStableMap(ctx: NodeContext): void {
+  const map = ctx.cluster.loaded();
+  if (map !== null && map.rebalancing === null) return;
+  throw new RingkvError(
+    "conflict",
+    map === null
+      ? "Cannot purge tombstones: this node has no cluster map"
+      : `Cannot purge tombstones: the cluster map of epoch ${map.epoch} is moving ranges (${
+        map.rebalancing!.kind
+      } ${map.rebalancing!.nodeId})`,
+  );
 }
 
 function parsePrepare(ctx: NodeContext) {

@@ -284,3 +284,74 @@ Deno.test("POST /internal/read with valueBudget answers the first keys whose bas
   const refused = await read(0);
   assertEquals([refused.status, refused.body.error.code], [400, "bad_request"]);
 });
+
+Deno.test("POST /internal/purge forgets old tombstones under a stable map only, by the node's clock too; GET /internal/tombstones lists them", async () => {
+  let wall = 1_000_000;
+  const engine = await openEngine({
+    disk: createFakeDisk(),
+    id: "n1",
+    limits: DEFAULT_LIMITS,
+    now: () => wall,
+  });
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS });
+  const json = { "content-type": "application/json" };
+  const purge = (body: unknown) =>
+    app.request("/internal/purge", { method: "POST", headers: json, body: JSON.stringify(body) });
+  const map = (rebalancing: unknown) => ({
+    epoch: 2,
+    replicas: 1,
+    vnodes: 8,
+    nodes: [{ id: "n1", url: "http://n1", weight: 1 }],
+    rebalancing,
+  });
+  try {
+    const tombstone = (k: string, at: number) => ({
+      k,
+      v: null,
+      ver: formatVersion(at, 0, "px"),
+      h: 0,
+    });
+    const [old, young] = [tombstone("old", 1_000_000), tombstone("young", 1_500_000)];
+    await accept(app, [old, young, entry("live", 1_000_000, "v")]);
+    wall = 1_000_000 + 600_000;
+    const listed = await app.request(`/internal/tombstones?before=${2_000_000}&limit=10`);
+    assertEquals((await listed.json()).tombstones.map((t: { k: string }) => t.k), ["old", "young"]);
+    const entries = [old, young, { k: "live", ver: formatVersion(1_000_000, 0, "px") }]
+      .map(({ k, ver }) => ({ k, ver }));
+    // No map (no cluster), then a map moving ranges: refused.
+    assertEquals((await purge({ graceMs: 600_000, entries })).status, 409);
+    const next = [{ id: "n1", url: "http://n1", weight: 1 }, {
+      id: "n2",
+      url: "http://n2",
+      weight: 1,
+    }];
+    const moving = map({
+      kind: "add",
+      nodeId: "n2",
+      phase: "copying",
+      next,
+      startedAt: 0,
+      movedKeys: 0,
+      totalKeys: 0,
+    });
+    const put = (m: unknown) =>
+      app.request("/internal/cluster", { method: "PUT", headers: json, body: JSON.stringify(m) });
+    assertEquals((await put(moving)).status, 200);
+    const refused = await purge({ graceMs: 600_000, entries });
+    assertEquals(refused.status, 409);
+    assertEquals((await refused.json()).error.code, "conflict");
+    assertEquals((await put({ ...map(null), epoch: 3 })).status, 200);
+    assertEquals((await purge({ graceMs: 1000, entries })).status, 400, "a grace under a minute");
+    const res = await purge({ graceMs: 600_000, entries });
+    assertEquals(res.status, 200);
+    // young is 100 s old by the node's clock; live is no tombstone.
+    assertEquals(await res.json(), { purged: 1, kept: ["young", "live"] });
+    assertEquals(await engine.get("old"), undefined);
+    assertEquals((await engine.get("young"))?.value, null);
+    // The absent-key floor now refuses a stale accept on the purged key.
+    const stale = await accept(app, [entry("old", 999_000, "back")]);
+    assertEquals(stale[0]!.ok, false);
+  } finally {
+    await engine.close();
+  }
+});

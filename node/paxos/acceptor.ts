@@ -286,6 +286,26 @@ export class Acceptor {
     }));
   }
 
+  /**
+   * Forgets the tombstones given (each only while it is still that tombstone: engine.purge) once
+   * the durable watermark covers their versions and the absent-key floor is raised to them: a
+   * purged key is absent, and an absent key's bar (the floor, and after a restart the watermark)
+   * then refuses every accept and prepare its tombstone refused. Without it a stale accept below
+   * the tombstone (a fast write's, a write-back's) would bring the key back. Returns the keys
+   * forgotten, once durable.
+   */
+  async purge(
+    tombstones: readonly { key: string; version: Version }[],
+    fence?: Fence,
+  ): Promise<string[]> {
+    if (tombstones.length === 0) return [];
+    let top = tombstones[0]!.version;
+    for (const { version } of tombstones) if (version > top) top = version;
+    await this.#cover(top);
+    this.#promised.raiseFloor(top);
+    return await this.engine.purge(tombstones, fence);
+  }
+
   /** Answers ok to an entry held already, once it is durable. */
   async #held(entry: WireEntry): Promise<Vote> {
     await this.#settled(entry.k);

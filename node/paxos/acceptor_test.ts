@@ -391,3 +391,29 @@ Deno.test("diskFloorStore().load() refuses an acceptor.json whose floor is JSON 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Acceptor.purge() forgets a tombstone, and the key refuses what the tombstone refused, after a restart too", async () => {
+  const { engine, floor, acceptor } = await setup();
+  try {
+    const tombstone = { k: "k", v: null, ver: "000000100000-0000-p", h };
+    assertEquals((await acceptor.accept(entry("000000050000-0000-p"))).ok, true);
+    assertEquals((await acceptor.accept(tombstone)).ok, true);
+    assertEquals(await acceptor.purge([{ key: "k", version: tombstone.ver }]), ["k"]);
+    assertEquals(await engine.get("k"), undefined);
+    // A stale accept below the tombstone (a fast write's, a write-back's) would bring k back.
+    const stale = await acceptor.accept(entry("000000090000-0000-q"));
+    assertEquals([stale.ok, stale.promised], [false, tombstone.ver]);
+    assertEquals((await acceptor.prepare("k", "000000090000-0000-q")).ok, false);
+    assertEquals(await engine.get("k"), undefined);
+    // After a restart the watermark covers it.
+    const again = await Acceptor.open(engine, floor);
+    assertEquals((await again.accept(entry("000000099999-0000-q"))).ok, false);
+    assert((await floor.load())! >= tombstone.ver);
+    // A newer write is taken, and a purge of the old version leaves it alone.
+    assertEquals((await again.accept(entry("000002000000-0000-q"))).ok, true);
+    assertEquals(await again.purge([{ key: "k", version: tombstone.ver }]), []);
+    assertEquals((await engine.get("k"))?.version, "000002000000-0000-q");
+  } finally {
+    await engine.close();
+  }
+});

@@ -94,6 +94,14 @@ export class PromiseTable {
     if (own === undefined || own < floor) this.promise(key, floor);
   }
 
+  /**
+   * Raises the floor to `ballot`: the version of a tombstone about to be purged, so that the
+   * key, absent once purged, refuses what its tombstone refused (a stale accept below it).
+   */
+  raiseFloor(ballot: Version): void {
+    this.#absentFloor = max(this.#absentFloor, ballot);
+  }
+
   /** Once per age: folds the older generation's promises on keys without an entry. */
   tick(): void {
     const now = this.clock();

@@ -289,7 +289,10 @@ function tornTailMessage(torn: { offset: number; reason: string } | undefined, b
     "rot, an edit) lost that record.";
 }
 
-/** Applies one log record: `{"set": [entry...]}` or `{"drop": [[start, end]...]}`. */
+/**
+ * Applies one log record: `{"set": [entry...]}`, `{"drop": [[start, end]...]}` or
+ * `{"purge": [[key, version]...]}` (old tombstones forgotten, each only if still that one).
+ */
 export function applyRecord(store: Store, record: Record<string, unknown>): void {
   if (Array.isArray(record.set)) {
     for (const json of record.set) {
@@ -298,11 +301,20 @@ export function applyRecord(store: Store, record: Record<string, unknown>): void
     }
   } else if (Array.isArray(record.drop)) {
     store.drop(record.drop.map(toRange));
+  } else if (Array.isArray(record.purge)) {
+    store.purge(record.purge.map(toKeyVersion));
   } else if (record.snapshot !== undefined) {
     // The marker of a restarted log (snapshotMarker): checked before the replay, nothing to apply.
   } else {
-    throw new TypeError('the record has neither "set" nor "drop"');
+    throw new TypeError('the record has neither "set", "drop" nor "purge"');
   }
+}
+
+function toKeyVersion(pair: unknown): { key: string; version: string } {
+  if (!Array.isArray(pair) || typeof pair[0] !== "string" || typeof pair[1] !== "string") {
+    throw new TypeError("a purged tombstone is not [key, version]");
+  }
+  return { key: pair[0], version: pair[1] };
 }
 
 function toRange(pair: unknown): { start: number; end: number } {

@@ -334,3 +334,26 @@ Deno.test("recovery: a snapshot that fails at close says the log keeps every wri
   const again = await open(disk.crash());
   assertEquals(await textOf(again, "kept"), "in the log");
 });
+
+Deno.test("recovery: a purge in the log is replayed (the tombstone stays gone), after a snapshot too, and a torn purge leaves the tombstone", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk);
+  await engine.write([put("a", "1"), put("b", "2"), put("c", "3")]);
+  await engine.write([{ op: "delete", key: "a" }, { op: "delete", key: "b" }]);
+  const version = (await engine.get("a"))!.version;
+  assertEquals(await engine.purge([{ key: "a", version }]), ["a"]);
+  const crashed = disk.crash();
+  const afterCrash = await open(crashed);
+  assertEquals(await afterCrash.get("a"), undefined);
+  assertEquals(await textOf(afterCrash, "b"), null, "b's tombstone stays");
+  assertEquals(afterCrash.stats().tombstones, 1);
+  await afterCrash.close(); // a snapshot without a
+  const afterSnapshot = await open(crashed.crash());
+  assertEquals([await afterSnapshot.get("a"), afterSnapshot.stats().tombstones], [undefined, 1]);
+  // The purge's record cut short: the tombstone is back, as before the purge.
+  const log = disk.bytes("wal.jsonl")!;
+  const torn = disk.crash();
+  torn.cut("wal.jsonl", log.length - 2);
+  const afterTorn = await open(torn);
+  assertEquals(await textOf(afterTorn, "a"), null);
+});

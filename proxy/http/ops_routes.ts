@@ -214,6 +214,7 @@ export function createOpsRoutes(deps: OpsDeps): Hono {
       m.nodeCallErrors,
       m.nodeLatency,
       m.ttlReaped,
+      m.tombstonesPurged,
       ...clusterGauges(deps),
       ...nodeGauges(stats, topo.ring),
       ...processGauges(deps),

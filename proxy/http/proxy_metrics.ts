@@ -85,6 +85,17 @@ export class ProxyMetrics {
     "The TTL reaper's deletes of expired keys, by outcome (expired, kept, failed).",
     ["outcome"],
   );
+  /**
+   * Old tombstones the purge looked at, by outcome: `purged` (forgotten on every replica),
+   * `kept` (a replica lacks that tombstone, holds a newer entry or did not answer: left for a
+   * later sweep), `failed` (a purge call failed; some replicas may have forgotten it, the
+   * others keep it until a later sweep).
+   */
+  readonly tombstonesPurged = new Counter(
+    "ringkv_proxy_tombstone_purges_total",
+    "Old tombstones the purge looked at, by outcome (purged, kept, failed).",
+    ["outcome"],
+  );
   /** Internal call latency (until the answer's headers). */
   readonly nodeLatency = new Histogram(
     "ringkv_proxy_node_call_duration_seconds",

@@ -257,6 +257,52 @@ export class NodeClient {
     return keys as { k: string; ver: string }[];
   }
 
+  /**
+   * `GET /internal/tombstones`: tombstones whose version's wall time is at or before `before`
+   * (wall ms), with their versions and ring points.
+   */
+  async oldTombstones(
+    node: NodeRef,
+    epoch: number,
+    before: number,
+    limit: number,
+  ): Promise<{ k: string; ver: string; h: number }[]> {
+    const path = `/internal/tombstones?before=${before}&limit=${limit}`;
+    const body = await this.#call(node, epoch, path, "GET");
+    const list = (body as { tombstones?: unknown }).tombstones;
+    // Each one checked: the purge's timer would end the process on a TypeError.
+    const good = Array.isArray(list) &&
+      list.every((e) =>
+        typeof e?.k === "string" && typeof e.ver === "string" && Number.isInteger(e.h)
+      );
+    if (!good) {
+      throw badAnswer(node, "/internal/tombstones", "expected {tombstones: [{k, ver, h}]}");
+    }
+    return list as { k: string; ver: string; h: number }[];
+  }
+
+  /**
+   * `POST /internal/purge`: the node forgets each of `entries` that is still a tombstone of that
+   * version and at least `graceMs` old by its clock; `kept` names the others. Sent to the
+   * incarnation the map records.
+   */
+  async purge(
+    node: NodeRef,
+    epoch: number,
+    graceMs: number,
+    entries: readonly { k: string; ver: string }[],
+  ): Promise<{ purged: number; kept: string[] }> {
+    const body = await this.#call(node, epoch, "/internal/purge", "POST", {
+      body: JSON.stringify({ graceMs, entries }),
+      incarnation: node.incarnation,
+    });
+    const { purged, kept } = body as { purged?: unknown; kept?: unknown };
+    const good = Number.isInteger(purged) && Array.isArray(kept) &&
+      kept.every((k) => typeof k === "string");
+    if (!good) throw badAnswer(node, "/internal/purge", "expected {purged, kept}");
+    return { purged: purged as number, kept: kept as string[] };
+  }
+
   async #call(
     node: NodeRef,
     epoch: number,

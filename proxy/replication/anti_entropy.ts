@@ -269,7 +269,8 @@ export function groupsOf(topo: Topology, bucketRanges: number): Group[] {
   return groups;
 }
 
-function nodeRef(topo: Topology, id: string): NodeRef {
+/** The node `id` of `topo` as a call's target, with the incarnation its map records. */
+export function nodeRef(topo: Topology, id: string): NodeRef {
   const incarnation = topo.incarnationOf?.(id);
   return { id, url: topo.nodeUrl(id) ?? "", ...(incarnation === undefined ? {} : { incarnation }) };
 }
@@ -284,7 +285,10 @@ function split(range: Range): Range[] {
 }
 
 /** The ring cut where its owners change: [start, end) with the owners of `start`. */
-function segments(ring: Ring, n: number): { start: number; end: number; owners: string[] }[] {
+export function segments(
+  ring: Ring,
+  n: number,
+): { start: number; end: number; owners: string[] }[] {
   const starts = [0, ...ring.points().map((p) => p.point + 1)]
     .filter((s) => s < RING_SIZE)
     .sort((a, b) => a - b)

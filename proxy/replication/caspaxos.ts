@@ -17,7 +17,7 @@
 import { RingkvError } from "../../shared/errors.ts";
 import { withExpiry } from "../../shared/expiry.ts";
 import type { Point } from "../../shared/ring.ts";
-import type { HybridClock, Version } from "../../shared/version.ts";
+import { type HybridClock, parseVersion, type Version } from "../../shared/version.ts";
 import {
   type BatchOp,
   type BatchResult,
@@ -68,6 +68,13 @@ export interface ReplicatedDeps {
    * {@link FAST_EXPIRY_MARGIN_MS}): a fast write's recovery can outlast a short TTL.
    */
   fastExpiryMarginMs?: number;
+  /**
+   * A recorded tombstone whose version is older than this (wall ms) takes a full round, not a
+   * fast write: the replicas may have purged it (proxy/replication/tombstone_purge.ts) and then
+   * refuse the fast accept by their absent-key floor, some of them only. Half the tombstone
+   * grace; undefined: tombstones are never purged.
+   */
+  fastTombstoneAgeMs?: number;
   /**
    * How long a request waits behind the earlier ones on its key before it gives up (503): the
    * proxy's `--timeout-ms`. Without it, it waits for them all.
@@ -243,6 +250,10 @@ export class Replicated {
       this.fast.expiring++;
       return undefined;
     }
+    if (this.#mayBePurged(last)) {
+      this.fast.purgeable++;
+      return undefined;
+    }
     if (this.deps.fastWhileLagging || !this.#lagging(r)) return last;
     this.fast.lagging++;
     return undefined;
@@ -257,6 +268,12 @@ export class Replicated {
     if (!last.live || last.expiresAt === undefined) return false;
     const margin = this.deps.fastExpiryMarginMs ?? FAST_EXPIRY_MARGIN_MS;
     return last.expiresAt - this.#wallNow() < margin;
+  }
+
+  /** Whether the recorded entry is a tombstone old enough that its replicas may purge it. */
+  #mayBePurged(last: { live: boolean; ver: string }): boolean {
+    const age = this.deps.fastTombstoneAgeMs;
+    return !last.live && age !== undefined && parseVersion(last.ver).wall < this.#wallNow() - age;
   }
 
   /**

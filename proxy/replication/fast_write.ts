@@ -95,7 +95,8 @@ export function recoveryCase(best: WireEntry | null, fast: Version): "ours" | "o
 /**
  * The outcomes of one-round-trip writes that the proxy counts, with what each means
  * (`ringkv_proxy_fast_writes_total{outcome}`, docs/operations.md). A write reaches one of
- * `decided`, `refused`, `stale`, `condition`, `capped`, `lagging` or `recovered`; a recovered one then
+ * `decided`, `refused`, `stale`, `condition`, `capped`, `lagging`, `expiring`, `purgeable` or
+ * `recovered`; a recovered one then
  * `repaired`, or rounds of `ours`/`older`/`newer` (then perhaps `nowhere`), ending in `restamped` or `unconfirmed` when
  * it is answered with a 503.
  */
@@ -107,6 +108,8 @@ export const FAST_OUTCOMES = {
   capped: "the writer id was full (19 fast writes in a row): a full round",
   lagging: "an owner was not up or had hints pending in this proxy's view: a full round",
   expiring: "the key's TTL ends within the margin (FAST_EXPIRY_MARGIN_MS): a full round",
+  purgeable:
+    "the record is a tombstone older than half the tombstone grace (it may be purged): a full round",
   recovered: "on no known majority: sent to recovery",
   repaired: "recovery: a read quorum's newest was the fast entry, resent to a majority",
   ours: "recovery round: the quorum's newest entry was the fast accept",

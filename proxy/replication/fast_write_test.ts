@@ -500,6 +500,33 @@ Deno.test("a key whose TTL ends within the margin takes the full round: a recove
   assertEquals([await prepared(short, put("v5")), short.fast.expiring], [false, 0]);
 });
 
+Deno.test("a write on a recorded tombstone older than half the grace takes the full round: its replicas may have purged it", async () => {
+  const nodes = new FakeAcceptors(IDS);
+  let wall = FAKE_NOW;
+  const rep = proposerOver(nodes, { fastTombstoneAgeMs: 300_000, wallNow: () => wall });
+  const prepares = async (op: BatchOp) => {
+    const before = nodes.count("prepare");
+    assert((await rep.run(replicas(), op)).status < 300);
+    return nodes.count("prepare") > before;
+  };
+  await prepares(put("v1"));
+  assertEquals(await prepares({ op: "delete", key: "k" }), false, "a delete of a value: fast");
+  wall = FAKE_NOW + 299_000;
+  assertEquals(await prepares(put("v2")), false, "a tombstone younger than the age: fast");
+  await prepares({ op: "delete", key: "k" });
+  wall = FAKE_NOW + 301_000; // the record's version is from FAKE_NOW
+  assertEquals([await prepares(put("v3")), rep.fast.purgeable], [true, 1]);
+  // A live record is never purged, however old.
+  wall = FAKE_NOW + 3_600_000;
+  assertEquals([await prepares(put("v4")), rep.fast.purgeable], [false, 1]);
+  // Without a grace (tombstones kept for good), no such rule.
+  const keeping = proposerOver(nodes, { wallNow: () => wall });
+  await keeping.run(replicas(), { op: "delete", key: "k" });
+  const before = nodes.count("prepare");
+  assert((await keeping.run(replicas(), put("v5"))).status < 300);
+  assertEquals([nodes.count("prepare") > before, keeping.fast.purgeable], [false, 0]);
+});
+
 Deno.test("a write whose copy to the node taking its key over fails answers 503 'may have taken effect', never 'has'", async () => {
   const nodes = new FakeAcceptors(IDS);
   const refused = new RingkvError("stale_epoch", "the node holds the map of epoch 3");

@@ -32,6 +32,8 @@ import { replicasFor } from "../routing/router.ts";
 /** What {@link createReplication} needs. */
 export interface ReplicationOptions {
   fetch: NodeFetch;
+  /** The proxies' tombstone grace (0 or absent: tombstones are never purged). */
+  tombstoneGraceMs?: number;
   clusterSecret?: string;
   timeoutMs: number;
   /** Probe interval of each node, in ms (default 1000). */
@@ -106,6 +108,7 @@ export class Replication {
       fastWrites: options.fastWrites,
       // A recovery takes up to ~20 call timeouts (the fast accept, a read, 8 rounds of two).
       fastExpiryMarginMs: Math.max(FAST_EXPIRY_MARGIN_MS, 30 * options.timeoutMs),
+      ...(options.tombstoneGraceMs ? { fastTombstoneAgeMs: options.tombstoneGraceMs / 2 } : {}),
       keyWaitMs: options.timeoutMs,
       log: options.log,
     });

@@ -117,11 +117,15 @@ export async function startCluster(options: {
   map?: ClusterMap;
   limits?: Limits;
   proxy?: Partial<ProxyDeps>;
+  /** The nodes' wall clock (default `Date.now`). */
+  nodeNow?: () => number;
 } = {}): Promise<TestCluster> {
   const limits = options.limits ?? DEFAULT_LIMITS;
   const infos = options.nodes ?? nodeInfos(3);
   const nodes = new Map<string, TestNode>();
-  for (const info of infos) nodes.set(info.id, await startNode(info, { limits }));
+  for (const info of infos) {
+    nodes.set(info.id, await startNode(info, { limits, now: options.nodeNow }));
+  }
   const topology = new FakeTopology(await topologyOf(options.map ?? stableMap(infos)));
   const cluster: TestCluster = {
     proxy: undefined as unknown as Hono,
@@ -154,10 +158,17 @@ export async function startCluster(options: {
 /** One node (a real node app and engine), over a new fake disk unless given one. */
 export async function startNode(
   info: NodeInfo,
-  options: { limits?: Limits; disk?: FakeDisk; promiseAgeMs?: number } = {},
+  options: { limits?: Limits; disk?: FakeDisk; promiseAgeMs?: number; now?: () => number } = {},
 ): Promise<TestNode> {
-  const { limits = DEFAULT_LIMITS, disk = createFakeDisk(), promiseAgeMs } = options;
-  const engine = await openEngine({ disk, id: info.id, limits, firstRetryMs: 5, log: () => {} });
+  const { limits = DEFAULT_LIMITS, disk = createFakeDisk(), promiseAgeMs, now } = options;
+  const engine = await openEngine({
+    disk,
+    id: info.id,
+    limits,
+    firstRetryMs: 5,
+    log: () => {},
+    ...(now === undefined ? {} : { now }),
+  });
   const app = createNodeApp({ engine, limits, clusterSecret: "s3cret", promiseAgeMs });
   return { info, engine, disk, app };
 }

@@ -38,23 +38,30 @@ export class ProcessCluster {
     return new ProcessCluster(await Deno.makeTempDir({ prefix: "ringkv-e2e-" }));
   }
 
-  /** Starts (or restarts, on the same data) node `id`; `port` 0 lets the OS pick. */
-  async startNode(id: string, port = 0): Promise<ServerProcess> {
+  /**
+   * Starts (or restarts, on the same data) node `id`; `port` 0 lets the OS pick; `env` adds
+   * variables (a test clock offset).
+   */
+  async startNode(id: string, port = 0, env: Record<string, string> = {}): Promise<ServerProcess> {
     const node = await spawnServer({
       script: NODE,
       args: ["--id", id, "--port", String(port), "--data", join(this.dir, id)],
-      env: ENV,
+      env: { ...ENV, ...env },
     });
     this.nodes.set(id, node);
     return node;
   }
 
-  /** Starts (or restarts) proxy `name` with extra args (`--nodes`, `--join`). */
-  async startProxy(name: string, args: string[] = []): Promise<ServerProcess> {
+  /** Starts (or restarts) proxy `name` with extra args (`--nodes`, `--join`) and `env`. */
+  async startProxy(
+    name: string,
+    args: string[] = [],
+    env: Record<string, string> = {},
+  ): Promise<ServerProcess> {
     const proxy = await spawnServer({
       script: PROXY,
       args: ["--port", "0", "--data", join(this.dir, name), "--poll-ms", "200", ...args],
-      env: ENV,
+      env: { ...ENV, ...env },
     });
     this.proxies.set(name, proxy);
     return proxy;
