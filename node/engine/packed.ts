@@ -157,6 +157,13 @@ export function hashOf(record: string): number {
     (record.charCodeAt(3) << 8) | record.charCodeAt(4)) >>> 0;
 }
 
+/** The wall time (ms) of a record's version, read from its 6 bytes. */
+export function wallOf(r: string): number {
+  return ((r.charCodeAt(5) << 8) | r.charCodeAt(6)) * 2 ** 32 +
+    (((r.charCodeAt(7) << 24) | (r.charCodeAt(8) << 16) | (r.charCodeAt(9) << 8) |
+      r.charCodeAt(10)) >>> 0);
+}
+
 /** Two hex digits of each byte value: a version is its record's wall and counter bytes in hex. */
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
