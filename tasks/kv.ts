@@ -104,7 +104,8 @@ after --, words are arguments even when they start with -- (kv put -- --key --va
 
 exit codes: 0 ok, 1 not found (the key, or remove's node, is absent), 2 usage (a --url
             with no route at its path too), 3 precondition failed or conflict,
-            4 unavailable or server error, 5 auth, 6 request refused`;
+            4 unavailable or server error, 5 auth, 6 request refused,
+            130 watch stopped with Ctrl-C (it prints the command that resumes it)`;
 
 const COMMANDS = ["get", "put", "del", "ls", "watch", "nodes", "add", "remove", "status"];
 /** What other stores call some commands: too far from ours for a "did you mean" by spelling. */
@@ -336,6 +337,21 @@ function goesOn(err: unknown): never {
   );
 }
 
+/**
+ * Runs `watching` with a signal that Ctrl-C (SIGINT) aborts: the watch then says how to resume
+ * after the last event it printed (exit 130) instead of dying without a word.
+ */
+async function watchUntilInterrupted(watching: (stop: AbortSignal) => Promise<void>) {
+  const stop = new AbortController();
+  const interrupted = () => stop.abort();
+  Deno.addSignalListener("SIGINT", interrupted);
+  try {
+    await watching(stop.signal);
+  } finally {
+    Deno.removeSignalListener("SIGINT", interrupted);
+  }
+}
+
 /** `kv add` and `kv remove` wait this many times `--timeout-ms` for the proxy's answer. */
 const CHANGE_CALL_FACTOR = 6;
 
@@ -411,11 +427,14 @@ async function run(f: Flags, t: KvTarget, argv: readonly string[]): Promise<void
       return await ls(t, f.values.prefix, f.values.json);
     case "watch":
       if (rest.length > 1) throw new CliError(EXIT.usage, "watch takes one PREFIX at most");
-      return await watch(t, rest[0] ?? "", print, (line) => console.error(line), {
-        json: f.values.json,
-        after: afterOf(f.values.after),
-        resume: (cursor) => resumeCommand(argv, cursor),
-      });
+      return await watchUntilInterrupted((stop) =>
+        watch(t, rest[0] ?? "", print, (line) => console.error(line), {
+          json: f.values.json,
+          after: afterOf(f.values.after),
+          resume: (cursor) => resumeCommand(argv, cursor),
+          stop,
+        })
+      );
     case "nodes":
       args(0, "no argument");
       return printNodes(await cluster(t));

@@ -26,6 +26,8 @@ export const EXIT = {
   unavailable: 4,
   auth: 5,
   refused: 6,
+  /** Stopped with Ctrl-C (`kv watch`), as a shell counts SIGINT: 128 + 2. */
+  interrupted: 130,
 } as const;
 
 /**

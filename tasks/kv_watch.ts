@@ -13,6 +13,7 @@ import { clipped } from "../shared/errors.ts";
 import { CliError, errorOf, errorText, EXIT, failed, type KvTarget } from "./kv_client.ts";
 import { jsonQuoted, quoted } from "./kv_output.ts";
 import { eventAdvice, relistCommand, resumeAdvice } from "./kv_resume.ts";
+import { abortableSleep } from "../shared/abortable_sleep.ts";
 
 /** One parsed SSE event. */
 export interface SseMessage {
@@ -86,6 +87,11 @@ export interface WatchOptions {
   after?: string;
   /** The command that resumes this watch from a cursor, said when it gives up. */
   resume?: (cursor: string) => string;
+  /**
+   * Ends the watch (Ctrl-C): it then rejects (exit 130) saying how to resume after the last
+   * event printed.
+   */
+  stop?: AbortSignal;
 }
 
 /** Watches until the process is stopped; gives up after 10 failed connections in a row. */
@@ -97,10 +103,13 @@ export async function watch(
   options: WatchOptions = {},
 ): Promise<void> {
   let cursor = options.after;
-  for (let failures = 0; failures < 10;) {
+  const stop = options.stop;
+  for (let failures = 0; failures < 10 && !stop?.aborted;) {
     const quiet = new QuietTimer(options.idleMs ?? STREAM_IDLE_MS);
-    const res = await open(t, prefix, cursor, quiet.signal, warn).catch((err) => {
+    const signal = stop === undefined ? quiet.signal : AbortSignal.any([quiet.signal, stop]);
+    const res = await open(t, prefix, cursor, signal, warn).catch((err) => {
       quiet.stop();
+      if (stop?.aborted) return undefined;
       // Ended by a token that changed or a failing proxy: once that is fixed, the cursor holds
       // (a refused request, a refused cursor first, would be refused again).
       const later = err instanceof CliError &&
@@ -114,7 +123,7 @@ export async function watch(
     if (res === undefined) {
       quiet.stop();
       failures++;
-      await new Promise((r) => setTimeout(r, options.retryMs ?? 1000));
+      await abortableSleep(options.retryMs ?? 1000, stop ?? new AbortController().signal);
       continue;
     }
     failures = 0;
@@ -124,6 +133,13 @@ export async function watch(
       options.json ? jsonPrinter(print) : humanPrinter(print, warn, prefix),
       warn,
       quiet,
+      stop,
+    );
+  }
+  if (stop?.aborted) {
+    throw new CliError(
+      EXIT.interrupted,
+      `Stopped. ${resumeAdvice(cursor, prefix, options.resume)}`,
     );
   }
   throw new CliError(
@@ -203,6 +219,7 @@ async function follow(
   printEvent: EventPrinter,
   warn: (line: string) => void,
   quiet: QuietTimer,
+  stop?: AbortSignal,
 ): Promise<string | undefined> {
   let buffer = "";
   try {
@@ -217,6 +234,7 @@ async function follow(
       }
     }
   } catch (err) {
+    if (stop?.aborted) return cursor;
     if (!(err instanceof TypeError) && !isQuiet(err)) throw err;
     warn(`The watch stream broke (${(err as Error).message}); resuming`);
   } finally {

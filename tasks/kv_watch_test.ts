@@ -215,3 +215,52 @@ Deno.test("watch() with json prints every event, compacted too, as a JSON line o
     await server.shutdown();
   }
 });
+
+Deno.test("watch() stopped (Ctrl-C) says the command that resumes after the last event printed, also while it waits to retry", async () => {
+  let calls = 0;
+  const event = 'id: c9\ndata: {"key":"a","version":"v1","value":"x"}\n\n';
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    if (++calls > 1) {
+      return Response.json({ error: { code: "unavailable", message: "busy" } }, { status: 503 });
+    }
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(new TextEncoder().encode(event)), // then nothing: an open stream
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  try {
+    const t = { url: `http://127.0.0.1:${server.addr.port}`, timeoutMs: 1000 };
+    const stop = new AbortController();
+    const printed: string[] = [];
+    const watching = watch(
+      t,
+      "kw/",
+      (l) => {
+        printed.push(l);
+        stop.abort();
+      },
+      () => {},
+      { stop: stop.signal, resume: (c) => resumeCommand(["watch", "kw/"], c) },
+    );
+    const err = await assertRejects(() => watching, CliError);
+    assertEquals([err.code, printed.length], [EXIT.interrupted, 1]);
+    assertEquals(
+      err.message,
+      "Stopped. To resume after the last event received: deno task kv watch kw/ --after c9",
+    );
+    // Stopped while it waits a minute before it tries again (a 503): it ends at once.
+    const waiting = new AbortController();
+    const started = performance.now();
+    const retrying = watch(t, "kw/", () => {}, () => waiting.abort(), {
+      stop: waiting.signal,
+      after: "c9",
+      retryMs: 60_000,
+    });
+    const stopped = await assertRejects(() => retrying, CliError);
+    assertEquals(stopped.code, EXIT.interrupted);
+    assertMatch(stopped.message, /Last-Event-ID: c9$/);
+    assertEquals(performance.now() - started < 30_000, true);
+  } finally {
+    await server.shutdown();
+  }
+});

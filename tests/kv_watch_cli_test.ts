@@ -105,6 +105,24 @@ Deno.test("deno task kv: put --ttl 1s expires the key, and kv watch prints the p
     // Each change carries its cursor, which --after resumes from.
     assert(objects.every((o) => typeof o.id === "string" && o.id !== ""), json.lines.join("|"));
     assertEquals((await kv("get", "w/a")).code, 1);
+    // Ctrl-C: the human watcher says how to resume after the last event it printed (exit 130).
+    await stopWatch(human, "SIGINT");
+    assertEquals((await human.child.status).code, 130, human.errors.join("\n"));
+    assertMatch(
+      human.errors.join("\n"),
+      /Stopped\. To resume after the last event received: deno task kv watch w\/ --after \S+/,
+    );
+    // The command printed resumes after the last event: what comes next, nothing from before.
+    const resumeLine = human.errors.find((l) => l.startsWith("Stopped."))!;
+    const resumed = startWatch(cwd, env, ["w/", "--after", resumeLine.split(" --after ")[1]!]);
+    watchers.push(resumed);
+    while (!resumed.lines.some((l) => l.startsWith("put w/next "))) {
+      assert(Date.now() < deadline, `resumed watch printed: ${resumed.lines.join("|")}`);
+      assertEquals((await kv("put", "w/next", "n")).code, 0);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const before = resumed.lines.filter((l) => l.includes("w/a") || l.includes("w/b c"));
+    assertEquals(before, [], "events before the cursor came again");
     for (const w of watchers.splice(0)) await stopWatch(w, "SIGTERM");
   } finally {
     for (const w of watchers) await stopWatch(w, "SIGKILL");
