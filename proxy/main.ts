@@ -8,7 +8,6 @@ import { urlHost } from "../shared/node_url.ts";
 import { TTL_SWEEP_MS, TtlReaper } from "./routing/ttl_reaper.ts";
 import { TOMBSTONE_SWEEP_MS, TombstonePurge } from "./replication/tombstone_purge.ts";
 import { offsetClock } from "../shared/test_clock.ts";
-import { callValueBytes } from "../shared/limits.ts";
 import { ConfigError } from "../shared/config.ts";
 import { readPem, readTlsFiles, tlsServeError } from "../shared/tls_files.ts";
 import { isBadHost } from "../shared/startup_hint.ts";
@@ -213,11 +212,9 @@ async function serve(
     onRouter: (router, client) => {
       reaper = new TtlReaper({ topology: state, router, client, log, counted: metrics.ttlReaped });
       if (config.tombstoneGraceMs === 0) return;
-      const valueBudget = callValueBytes(config.limits);
       purge = new TombstonePurge({
         topology: state,
         client,
-        read: (node, epoch, keys) => replication.client.read(node, epoch, keys, valueBudget),
         dropStrays: (node, epoch, ranges) => admin.drop(node.url, ranges, epoch, node.incarnation),
         graceMs: config.tombstoneGraceMs,
         now: offsetClock(config.clockOffsetMs ?? 0),

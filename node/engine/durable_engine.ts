@@ -241,12 +241,13 @@ export class DurableEngine implements NodeEngine {
 
   async purge(
     tombstones: readonly { key: string; version: string }[],
+    storedBy: number,
     fence?: Fence,
   ): Promise<string[]> {
     if (this.#compactor.compacting) await this.#compactor.compactionDone();
     this.#assertWritable("purge tombstones");
     fence?.();
-    const purged = this.parts.store.purge(tombstones);
+    const purged = this.parts.store.purge(tombstones, storedBy);
     if (purged.length === 0) return purged;
     const versions = new Map(tombstones.map((t) => [t.key, t.version]));
     const json = JSON.stringify({ purge: purged.map((key) => [key, versions.get(key)!]) });
@@ -257,12 +258,18 @@ export class DurableEngine implements NodeEngine {
     return purged;
   }
 
+  purgeable(tombstones: readonly { key: string; version: string }[], storedBy: number): string[] {
+    this.#assertNoRefused("check tombstones");
+    return this.parts.store.purgeable(tombstones, storedBy);
+  }
+
   oldTombstones(
     before: number,
+    storedBy: number,
     limit: number,
   ): { key: string; version: string; hash: number }[] {
     this.#assertNoRefused("list old tombstones");
-    return this.parts.store.oldTombstones(before, limit);
+    return this.parts.store.oldTombstones(before, storedBy, limit);
   }
 
   scanKeys(ranges: readonly Range[]): string[] {

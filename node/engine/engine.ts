@@ -130,13 +130,24 @@ export interface NodeEngine {
   /** {@link scanKeys} of each bucket (a list of ranges), in one pass over the store. */
   scanBuckets(buckets: readonly (readonly Range[])[]): string[][];
   /**
-   * Forgets each key whose entry is still a tombstone of exactly the version given, as one log
-   * record (none when `fence` throws); resolves with the keys forgotten once durable.
+   * Forgets each key whose entry is still a tombstone of exactly the version given, stored here
+   * at or before `storedBy` (wall ms), as one log record (none when `fence` throws); resolves
+   * with the keys forgotten once durable.
    */
-  purge(tombstones: readonly { key: string; version: string }[], fence?: Fence): Promise<string[]>;
-  /** Tombstones whose version's wall time is at or before `before` (wall ms); at most `limit`. */
+  purge(
+    tombstones: readonly { key: string; version: string }[],
+    storedBy: number,
+    fence?: Fence,
+  ): Promise<string[]>;
+  /** The keys {@link purge} would forget now. */
+  purgeable(tombstones: readonly { key: string; version: string }[], storedBy: number): string[];
+  /**
+   * Tombstones stored here at or before `storedBy` whose version's wall time is at or before
+   * `before` (wall ms); at most `limit`.
+   */
   oldTombstones(
     before: number,
+    storedBy: number,
     limit: number,
   ): { key: string; version: string; hash: number }[];
   /** Live keys whose TTL ran out by `before` (wall ms) and by this node's clock; at most `limit`. */

@@ -2,7 +2,9 @@
  * The JSON form of one entry, shared by log records and snapshot lines:
  * `{"k": key, "h": point, "ver": version, "t": contentType, "s": text}` for a value that
  * is valid UTF-8, `"b": base64` instead of `"s"` for other bytes, and
- * `{"k", "h", "ver", "del": true}` for a tombstone.
+ * `{"k", "h", "ver", "del": true, "at": ms}` for a tombstone (`at`: when this node stored it, by
+ * its clock, for the purge of old tombstones; absent in files written before 2026-12-07, when a
+ * start counts it from the load).
  *
  * @module
  * @example
@@ -21,7 +23,9 @@ import type { Stored } from "./packed.ts";
 /** The JSON text of one entry (one line, no newline). */
 export function entryToJson(key: string, entry: Stored): string {
   const head = `{"k":${JSON.stringify(key)},"h":${entry.hash},"ver":"${entry.version}"`;
-  if (entry.kind === "tombstone") return `${head},"del":true}`;
+  if (entry.kind === "tombstone") {
+    return entry.arrivedAt ? `${head},"del":true,"at":${entry.arrivedAt}}` : `${head},"del":true}`;
+  }
   const field = entry.kind === "text" ? "s" : "b";
   return `${head},"t":${JSON.stringify(entry.contentType)},"${field}":${
     JSON.stringify(entry.data)
@@ -42,10 +46,9 @@ export function entryFromJson(json: unknown): { key: string; stored: Stored } {
     throw new TypeError(`entry ${JSON.stringify(k)} has no valid version \`ver\``);
   }
   if (o.del === true) {
-    return {
-      key: k,
-      stored: { kind: "tombstone", data: "", hash: h, contentType: "", version: ver },
-    };
+    const stored: Stored = { kind: "tombstone", data: "", hash: h, contentType: "", version: ver };
+    if (Number.isSafeInteger(o.at) && (o.at as number) > 0) stored.arrivedAt = o.at as number;
+    return { key: k, stored };
   }
   const kind = typeof o.s === "string" ? "text" : typeof o.b === "string" ? "base64" : null;
   if (kind === null || typeof o.t !== "string") {

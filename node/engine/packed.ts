@@ -5,7 +5,9 @@
  *
  * Layout: kind (1) | hash (4, big-endian bytes) | wall ms (6) | counter (2) |
  * writer (interned: 2) | content type (interned: 2) | value. A value is its text when it
- * is valid UTF-8, else its base64; a tombstone has none. An interned field is the
+ * is valid UTF-8, else its base64; a tombstone has none, and holds instead the wall time (ms, 6
+ * bytes) it was stored at on this node, for the purge of old tombstones (never unpacked as its
+ * data: {@link Packer.arrivalOf}). An interned field is the
  * index in a per-store table; 0xFFFF (two 0xFF chars) means inline: length (2) + text.
  *
  * @module
@@ -35,6 +37,11 @@ export interface Stored {
   hash: number;
   contentType: string;
   version: string;
+  /**
+   * A tombstone's: when this node stored it (wall ms, its clock), for the purge of old ones;
+   * absent on a tombstone from the wire (the store stamps it as it sets it).
+   */
+  arrivedAt?: number;
 }
 
 const KINDS: readonly ValueKind[] = ["text", "base64", "tombstone"];
@@ -77,7 +84,7 @@ export class Packer {
   readonly #writers = new Interner();
   readonly #types = new Interner();
 
-  /** The record string of an entry. */
+  /** The record string of an entry; a tombstone's also holds its `arrivedAt` (0 when absent). */
   pack(entry: Stored): string {
     const { wall, counter, writer } = parseVersion(entry.version);
     const hash = entry.hash;
@@ -102,8 +109,8 @@ export class Packer {
     // join() builds one flat string; `+` would leave a tree of pieces in memory.
     // A type with an expiry is unique per write: inline, so the table does not fill up with them.
     const types = entry.contentType.includes("; ringkv-expires=") ? undefined : this.#types;
-    return [head, field(this.#writers, writer), field(types, entry.contentType), entry.data]
-      .join("");
+    const data = entry.kind === "tombstone" ? sixBytes(entry.arrivedAt ?? 0) : entry.data;
+    return [head, field(this.#writers, writer), field(types, entry.contentType), data].join("");
   }
 
   /** Throws what {@link pack} would throw for `entry`, without packing it (the fields' lengths). */
@@ -116,20 +123,31 @@ export class Packer {
   unpack(record: string): Stored {
     const writer = this.#field(this.#writers, record, HEADER);
     const type = this.#field(this.#types, record, writer.end);
-    return {
-      kind: kindOf(record),
-      data: record.slice(type.end),
+    const kind = kindOf(record);
+    const stored: Stored = {
+      kind,
+      data: kind === "tombstone" ? "" : record.slice(type.end),
       hash: hashOf(record),
       contentType: type.text,
       version: versionAt(record, writer.text),
     };
+    if (kind === "tombstone") stored.arrivedAt = arrival(record, type.end);
+    return stored;
   }
 
   /** The value of a record string (kind and text or base64). */
   value(record: string): { kind: ValueKind; data: string } {
     const writer = this.#field(this.#writers, record, HEADER);
     const type = this.#field(this.#types, record, writer.end);
-    return { kind: kindOf(record), data: record.slice(type.end) };
+    const kind = kindOf(record);
+    return { kind, data: kind === "tombstone" ? "" : record.slice(type.end) };
+  }
+
+  /** When a tombstone's record was stored on this node (wall ms; 0 for a live entry). */
+  arrivalOf(record: string): number {
+    if (kindOf(record) !== "tombstone") return 0;
+    const writer = this.#field(this.#writers, record, HEADER);
+    return arrival(record, this.#field(this.#types, record, writer.end).end);
   }
 
   /** The version of a record string. */
@@ -159,9 +177,33 @@ export function hashOf(record: string): number {
 
 /** The wall time (ms) of a record's version, read from its 6 bytes. */
 export function wallOf(r: string): number {
-  return ((r.charCodeAt(5) << 8) | r.charCodeAt(6)) * 2 ** 32 +
-    (((r.charCodeAt(7) << 24) | (r.charCodeAt(8) << 16) | (r.charCodeAt(9) << 8) |
-      r.charCodeAt(10)) >>> 0);
+  return readSixBytes(r, 5);
+}
+
+/** A number below 2^48 as 6 chars of one byte each, big-endian. */
+function sixBytes(n: number): string {
+  const high = Math.floor(n / TWO_24);
+  const low = n % TWO_24;
+  return String.fromCharCode(
+    high >>> 16,
+    (high >>> 8) & 0xff,
+    high & 0xff,
+    low >>> 16,
+    (low >>> 8) & 0xff,
+    low & 0xff,
+  );
+}
+
+/** A tombstone record's arrival, written after its content type (which ends at `at`). */
+function arrival(record: string, at: number): number {
+  return at + 6 > record.length ? 0 : readSixBytes(record, at);
+}
+
+/** The number {@link sixBytes} wrote at `at`. */
+function readSixBytes(r: string, at: number): number {
+  return ((r.charCodeAt(at) << 8) | r.charCodeAt(at + 1)) * 2 ** 32 +
+    (((r.charCodeAt(at + 2) << 24) | (r.charCodeAt(at + 3) << 16) | (r.charCodeAt(at + 4) << 8) |
+      r.charCodeAt(at + 5)) >>> 0);
 }
 
 /** Two hex digits of each byte value: a version is its record's wall and counter bytes in hex. */

@@ -121,7 +121,14 @@ export class Store {
     const version = this.clock.nextAfter(floor);
     const stored: Stored = op.op === "put"
       ? { ...fromBytes(op.value), hash: point, contentType: op.contentType, version }
-      : { kind: "tombstone", data: "", hash: point, contentType: "", version };
+      : {
+        kind: "tombstone",
+        data: "",
+        hash: point,
+        contentType: "",
+        version,
+        arrivedAt: this.now(),
+      };
     this.#set(op.key, stored, old);
     const status = op.op === "delete" ? 204 : live ? 200 : 201;
     return { outcome: { status, version }, stored };
@@ -150,19 +157,25 @@ export class Store {
   }
 
   /**
-   * Tombstones whose version's wall time is at or before `before` (wall ms), with their
-   * versions; at most `limit`. Tombstones are kept in about the order they were stored, so the
-   * scan ends once it has passed `limit` younger ones: a tombstone stored out of order (an old
-   * one copied in, or one listed before and not purged, which goes to the back) is found once
-   * those ahead of it are old too. Each one listed moves to the back, as {@link expiredKeys}.
+   * Tombstones stored on this node at or before `storedBy` (wall ms, this node's clock: a fast
+   * write's tombstone carries the version of a write long before it, so the version alone does
+   * not say when the delete happened) whose version's wall time is also at or before `before` (the
+   * asking proxy's clock), with their versions and ring points; at most `limit`. Tombstones are
+   * kept in the order they were stored here, so the scan ends once it has passed `limit` younger
+   * ones; each one listed moves to the back, as {@link expiredKeys}, so one that cannot be
+   * purged yet does not hide the others.
    */
-  oldTombstones(before: number, limit: number): (KeyVersion & { hash: number })[] {
+  oldTombstones(
+    before: number,
+    storedBy: number,
+    limit: number,
+  ): (KeyVersion & { hash: number })[] {
     const out: (KeyVersion & { hash: number })[] = [];
     let younger = 0;
     for (const key of this.#tombstoneKeys) {
       if (out.length === limit || younger >= limit) break;
       const record = this.#records.get(key)!;
-      if (wallOf(record) > before) {
+      if (this.#packer.arrivalOf(record) > storedBy || wallOf(record) > before) {
         younger++;
         continue;
       }
@@ -176,19 +189,28 @@ export class Store {
   }
 
   /**
-   * Forgets each key whose entry is a tombstone of exactly the version given (a newer write,
-   * or a live entry, stays); returns the keys forgotten. The caller makes sure every replica
-   * holds that tombstone first (proxy/replication/tombstone_purge.ts).
+   * The keys of `tombstones` whose entry is a tombstone of exactly the version given, stored on
+   * this node at or before `storedBy` (wall ms): what {@link purge} would forget.
    */
-  purge(tombstones: readonly KeyVersion[]): string[] {
-    const purged: string[] = [];
+  purgeable(tombstones: readonly KeyVersion[], storedBy: number): string[] {
+    const keys: string[] = [];
     for (const { key, version } of tombstones) {
       const record = this.#records.get(key);
       if (record === undefined || kindOf(record) !== "tombstone") continue;
       if (this.#packer.versionOf(record) !== version) continue;
-      this.#forget(key, record);
-      purged.push(key);
+      if (this.#packer.arrivalOf(record) <= storedBy) keys.push(key);
     }
+    return keys;
+  }
+
+  /**
+   * Forgets each key {@link purgeable} names (a newer write, a live entry or a tombstone stored
+   * later stays); returns the keys forgotten. The caller makes sure every replica holds that
+   * tombstone first (proxy/replication/tombstone_purge.ts). A log replay passes Infinity.
+   */
+  purge(tombstones: readonly KeyVersion[], storedBy: number): string[] {
+    const purged = this.purgeable(tombstones, storedBy);
+    for (const key of purged) this.#forget(key, this.#records.get(key)!);
     return purged;
   }
 
@@ -205,6 +227,7 @@ export class Store {
       hash: hashOf(old),
       contentType: "",
       version: stamp,
+      arrivedAt: this.now(),
     };
     this.#set(key, stored, old);
     return { outcome: { status: 204, version: stamp }, stored };
@@ -230,6 +253,8 @@ export class Store {
   #applyOver(key: string, entry: Stored, old?: string, oldVersion?: string): boolean {
     if (oldVersion !== undefined && oldVersion >= entry.version) return false;
     this.clock.observe(entry.version);
+    // A tombstone from the wire is stored now; one from this node's files keeps its time.
+    if (entry.kind === "tombstone" && entry.arrivedAt === undefined) entry.arrivedAt = this.now();
     this.#set(key, entry, old);
     return true;
   }

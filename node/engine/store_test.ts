@@ -365,18 +365,23 @@ Deno.test("Store.expiredKeys() lists a key only when both `before` and its own c
   assertEquals(store.expiredKeys(T0 + 3_600_000, 10).map((e) => e.key), ["a"]);
 });
 
-Deno.test("Store.oldTombstones() lists tombstones at least as old as `before`, in the order stored, each listed moving to the back", () => {
+/** A store whose versions and wall time (expiries, tombstones' arrival) follow `now`. */
+function clockedStore(now: () => number): Store {
+  return new Store(new HybridClock("n1", now), now);
+}
+
+Deno.test("Store.oldTombstones() lists tombstones stored here by `storedBy` whose version is as old as `before`, in the order stored, each listed moving to the back", () => {
   let wall = T0;
-  const store = newStore(() => wall);
+  const store = clockedStore(() => wall);
   for (const key of ["a", "b", "c", "d"]) store.write(put(key, "v"), 1);
   store.write({ op: "delete", key: "a" }, undefined);
   wall = T0 + 1000;
   store.write({ op: "delete", key: "b" }, undefined);
   wall = T0 + 2000;
   store.write({ op: "delete", key: "c" }, undefined);
-  const keys = (before: number, limit = 10) => store.oldTombstones(before, limit).map((t) => t.key);
+  const keys = (by: number, limit = 10) => store.oldTombstones(by, by, limit).map((t) => t.key);
   assertEquals(keys(T0 - 1), [], "none that old");
-  assertEquals(store.oldTombstones(T0, 1), [{
+  assertEquals(store.oldTombstones(T0, T0, 1), [{
     key: "a",
     version: store.get("a")!.version,
     hash: 1,
@@ -389,47 +394,72 @@ Deno.test("Store.oldTombstones() lists tombstones at least as old as `before`, i
   wall = T0 + 9000;
   store.write({ op: "delete", key: "d" }, undefined);
   assertEquals(keys(T0 + 5000), ["a", "c"]);
+  // The version's time must be old on the asking proxy's clock too.
+  assertEquals(store.oldTombstones(T0 - 1, T0 + 5000, 10), []);
+});
+
+Deno.test("Store.oldTombstones() goes by when the tombstone was stored here, not by its version: a fast delete's version is its last write's", () => {
+  let wall = T0 + 3_600_000;
+  const store = clockedStore(() => wall);
+  // A tombstone whose version is an hour old (b + "0"), stored now.
+  const oldVersion = formatVersion(T0, 0, "p0");
+  store.apply("k", { kind: "tombstone", data: "", hash: 2, contentType: "", version: oldVersion });
+  assertEquals(store.oldTombstones(wall, wall - 60_000, 10), [], "stored a moment ago");
+  assertEquals(store.purge([{ key: "k", version: oldVersion }], wall - 60_000), []);
+  wall += 60_000;
+  assertEquals(store.oldTombstones(wall, wall - 60_000, 10).map((t) => t.key), ["k"]);
+  assertEquals(
+    store.get("k")?.value,
+    null,
+    "a tombstone's value stays null (its record holds the time)",
+  );
+  assertEquals(store.stored("k")?.data, "");
+  // Copied in again (the same version): its time does not start again.
+  store.apply("k", { kind: "tombstone", data: "", hash: 2, contentType: "", version: oldVersion });
+  assertEquals(store.purgeable([{ key: "k", version: oldVersion }], wall - 60_000), ["k"]);
 });
 
 Deno.test("Store.oldTombstones() passes at most `limit` younger ones before it stops", () => {
-  const store = newStore(() => T0 + 10_000);
+  let wall = T0;
+  const store = clockedStore(() => wall);
+  // An old tombstone stored after five younger ones (moved to the back when listed earlier).
+  wall = T0 + 10_000;
   for (let i = 0; i < 5; i++) {
     store.write(put(`young${i}`, "v"), 1);
     store.write({ op: "delete", key: `young${i}` }, undefined);
   }
-  // An old tombstone copied in after them (versioned ingest keeps its version).
-  const oldVersion = formatVersion(T0, 0, "n2");
-  store.apply("old", {
-    kind: "tombstone",
-    data: "",
-    hash: 2,
-    contentType: "",
-    version: oldVersion,
-  });
-  assertEquals(store.oldTombstones(T0, 2), [], "five younger ones ahead of it");
-  assertEquals(store.oldTombstones(T0, 6).map((t) => t.key), ["old"]);
+  wall = T0;
+  store.write(put("old", "v"), 2);
+  store.write({ op: "delete", key: "old" }, undefined);
+  const old = (limit: number) => store.oldTombstones(T0 + 20_000, T0, limit).map((t) => t.key);
+  assertEquals(old(2), [], "five younger ones ahead of it");
+  assertEquals(old(6), ["old"]);
 });
 
-Deno.test("Store.purge() forgets only tombstones of exactly the version given", () => {
-  const store = newStore();
+Deno.test("Store.purge() forgets only tombstones of exactly the version given, stored by `storedBy`", () => {
+  let wall = T0;
+  const store = clockedStore(() => wall);
   for (const key of ["a", "b", "c"]) store.write(put(key, "v"), 1);
   const gone = (key: string) => store.write({ op: "delete", key }, undefined).outcome.version!;
   const [a, b] = [gone("a"), gone("b")];
   const liveC = store.get("c")!.version;
   const newerB = store.write(put("b", "again"), undefined).outcome.version!;
+  wall = T0 + 10;
+  const late = gone("c");
   const purged = store.purge([
     { key: "a", version: a },
     { key: "b", version: b }, // written again since
-    { key: "c", version: liveC }, // live
+    { key: "c", version: liveC }, // deleted since
+    { key: "c", version: late }, // stored after storedBy
     { key: "missing", version: a },
-  ]);
+  ], T0);
   assertEquals(purged, ["a"]);
   assertEquals(store.get("a"), undefined);
   assertEquals(store.get("b")?.version, newerB);
-  assertEquals(text(store, "c"), "v");
-  assertEquals(store.counts(), { keys: 2, tombstones: 0, valueBytes: 6 });
+  assertEquals(store.get("c")?.version, late);
+  assertEquals(store.counts(), { keys: 1, tombstones: 1, valueBytes: 5 });
   assertEquals(store.listKeys({ prefix: "", limit: 10 }).keys, ["b", "c"]);
-  assertEquals(store.oldTombstones(T0 + 1, 10), [], "a purged key is not listed again");
+  assertEquals(store.oldTombstones(T0 + 1, T0 + 1, 10), [], "a purged key is not listed again");
   // A key purged is new again: a write creates it (201).
   assertEquals(store.write(put("a", "new"), 1).outcome.status, 201);
 });

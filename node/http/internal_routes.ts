@@ -18,6 +18,7 @@ import { type NodeContext, route } from "./node_context.ts";
 import { epochFence } from "./epoch_fence.ts";
 import { baseToLearn } from "../paxos/map_acceptor.ts";
 import { parseRangesJson, parseRangesQuery, parseWireEntry, toWire } from "./wire_entries.ts";
+import { checkGrace } from "../../shared/tombstone_grace.ts";
 
 const SCAN_CHUNK_CHARS = 64 * 1024;
 const encoder = new TextEncoder();
@@ -201,9 +202,9 @@ function listExpired(c: Context, ctx: NodeContext): Response {
 }
 
 /**
- * `?before=<wall ms>&limit=n`: tombstones whose version's wall time is at or before `before`,
- * with their versions and ring points, for the proxies' purge (proxy/replication/
- * tombstone_purge.ts). The purge checks this node's clock; the listing takes the proxy's.
+ * `?before=<wall ms>&graceMs=<ms>&limit=n`: tombstones stored on this node at least `graceMs` ago
+ * by its clock, whose version's wall time is at or before `before` (the proxy's clock), with their
+ * versions and ring points, for the proxies' purge (proxy/replication/tombstone_purge.ts).
  */
 function listOldTombstones(c: Context, ctx: NodeContext): Response {
   const before = Number(c.req.query("before"));
@@ -211,10 +212,12 @@ function listOldTombstones(c: Context, ctx: NodeContext): Response {
   if (!Number.isSafeInteger(before) || !Number.isInteger(limit) || limit < 1) {
     throw new RingkvError(
       "bad_request",
-      "Cannot list old tombstones: give before=<wall ms> and limit=<whole number>",
+      "Cannot list old tombstones: give before=<wall ms>, graceMs=<ms> and limit=<whole number>",
     );
   }
-  const found = ctx.engine.oldTombstones(before, Math.min(limit, ctx.limits.maxBatchOps));
+  const storedBy = ctx.engine.now() - checkGrace(Number(c.req.query("graceMs")));
+  const capped = Math.min(limit, ctx.limits.maxBatchOps);
+  const found = ctx.engine.oldTombstones(before, storedBy, capped);
   const tombstones = found.map(({ key, version, hash }) => ({ k: key, ver: version, h: hash }));
   return c.json({ tombstones });
 }

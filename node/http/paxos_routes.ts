@@ -9,8 +9,8 @@
 import type { Hono } from "hono";
 import { RingkvError } from "../../shared/errors.ts";
 import { checkKey } from "../../shared/keys.ts";
-import { isVersion, parseVersion } from "../../shared/version.ts";
-import { MIN_TOMBSTONE_GRACE_MS } from "../../shared/tombstone_grace.ts";
+import { isVersion } from "../../shared/version.ts";
+import { checkGrace } from "../../shared/tombstone_grace.ts";
 import { INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
 import { Acceptor, type FloorStore, memoryFloorStore } from "../paxos/acceptor.ts";
 import { FLOOR_FILE } from "../paxos/acceptor_floor.ts";
@@ -70,14 +70,17 @@ export function paxosRoutes(
     POST: async (c) => {
       checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "purge tombstones");
       const call = await body(c.req.raw, ctx, "purge");
-      const graceMs = isObject(call) ? call.graceMs : undefined;
-      if (!Number.isSafeInteger(graceMs) || (graceMs as number) < MIN_TOMBSTONE_GRACE_MS) {
-        throw new RingkvError(
-          "bad_request",
-          `Cannot purge tombstones: graceMs must be a whole number of ms, at least ${MIN_TOMBSTONE_GRACE_MS}`,
-        );
-      }
+      const graceMs = checkGrace(isObject(call) ? call.graceMs : undefined);
       const given = listField(call, "entries", "purge", ctx).map(parsePurged(ctx));
+      // Stored here long enough ago by this node's clock (a fast delete's version is older).
+      const storedBy = ctx.engine.now() - graceMs;
+      if (isObject(call) && call.check === true) {
+        const eligible = new Set(ctx.engine.purgeable(given, storedBy));
+        return c.json({
+          purged: 0,
+          kept: given.filter((t) => !eligible.has(t.key)).map((t) => t.key),
+        });
+      }
       await ctx.cluster.get();
       const epochCheck = epochFence(ctx, c.req.raw);
       const fence = () => {
@@ -85,10 +88,7 @@ export function paxosRoutes(
         assertStableMap(ctx);
       };
       fence();
-      // The node's clock too: one clock ahead (the proxy's) cannot purge young tombstones.
-      const before = ctx.engine.now() - (graceMs as number);
-      const old = given.filter((t) => parseVersion(t.version).wall <= before);
-      const purged = new Set(await (await acceptor()).purge(old, fence));
+      const purged = new Set(await (await acceptor()).purge(given, storedBy, fence));
       // Young by this node's clock, or no longer that tombstone here (written again).
       const kept = given.filter((t) => !purged.has(t.key)).map((t) => t.key);
       return c.json({ purged: purged.size, kept });

@@ -312,10 +312,14 @@ Deno.test("POST /internal/purge forgets old tombstones under a stable map only, 
       h: 0,
     });
     const [old, young] = [tombstone("old", 1_000_000), tombstone("young", 1_500_000)];
-    await accept(app, [old, young, entry("live", 1_000_000, "v")]);
+    await accept(app, [old, entry("live", 1_000_000, "v")]);
+    wall = 1_500_000; // young is stored 500 s later (its arrival, by this node's clock, counts)
+    await accept(app, [young]);
     wall = 1_000_000 + 600_000;
-    const listed = await app.request(`/internal/tombstones?before=${2_000_000}&limit=10`);
-    assertEquals((await listed.json()).tombstones.map((t: { k: string }) => t.k), ["old", "young"]);
+    const listed = await app.request(`/internal/tombstones?before=2000000&graceMs=600000&limit=9`);
+    assertEquals((await listed.json()).tombstones.map((t: { k: string }) => t.k), ["old"]);
+    const noGrace = await app.request(`/internal/tombstones?before=2000000&limit=9`);
+    assertEquals(noGrace.status, 400);
     const entries = [old, young, { k: "live", ver: formatVersion(1_000_000, 0, "px") }]
       .map(({ k, ver }) => ({ k, ver }));
     // No map (no cluster), then a map moving ranges: refused.
@@ -342,9 +346,12 @@ Deno.test("POST /internal/purge forgets old tombstones under a stable map only, 
     assertEquals((await refused.json()).error.code, "conflict");
     assertEquals((await put({ ...map(null), epoch: 3 })).status, 200);
     assertEquals((await purge({ graceMs: 1000, entries })).status, 400, "a grace under a minute");
+    const check = await purge({ graceMs: 600_000, entries, check: true });
+    assertEquals(await check.json(), { purged: 0, kept: ["young", "live"] });
+    assertEquals((await engine.get("old"))?.value, null, "a check purges nothing");
     const res = await purge({ graceMs: 600_000, entries });
     assertEquals(res.status, 200);
-    // young is 100 s old by the node's clock; live is no tombstone.
+    // young was stored 100 s ago by the node's clock; live is no tombstone.
     assertEquals(await res.json(), { purged: 1, kept: ["young", "live"] });
     assertEquals(await engine.get("old"), undefined);
     assertEquals((await engine.get("young"))?.value, null);

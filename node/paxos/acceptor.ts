@@ -287,7 +287,8 @@ export class Acceptor {
   }
 
   /**
-   * Forgets the tombstones given (each only while it is still that tombstone: engine.purge) once
+   * Forgets the tombstones given (each only while it is still that tombstone, stored here at or
+   * before `storedBy`: engine.purge) once
    * the durable watermark covers their versions and the absent-key floor is raised to them: a
    * purged key is absent, and an absent key's bar (the floor, and after a restart the watermark)
    * then refuses every accept and prepare its tombstone refused. Without it a stale accept below
@@ -296,6 +297,7 @@ export class Acceptor {
    */
   async purge(
     tombstones: readonly { key: string; version: Version }[],
+    storedBy: number,
     fence?: Fence,
   ): Promise<string[]> {
     if (tombstones.length === 0) return [];
@@ -303,7 +305,7 @@ export class Acceptor {
     for (const { version } of tombstones) if (version > top) top = version;
     await this.#cover(top);
     this.#promised.raiseFloor(top);
-    return await this.engine.purge(tombstones, fence);
+    return await this.engine.purge(tombstones, storedBy, fence);
   }
 
   /** Answers ok to an entry held already, once it is durable. */

@@ -398,7 +398,7 @@ Deno.test("Acceptor.purge() forgets a tombstone, and the key refuses what the to
     const tombstone = { k: "k", v: null, ver: "000000100000-0000-p", h };
     assertEquals((await acceptor.accept(entry("000000050000-0000-p"))).ok, true);
     assertEquals((await acceptor.accept(tombstone)).ok, true);
-    assertEquals(await acceptor.purge([{ key: "k", version: tombstone.ver }]), ["k"]);
+    assertEquals(await acceptor.purge([{ key: "k", version: tombstone.ver }], Infinity), ["k"]);
     assertEquals(await engine.get("k"), undefined);
     // A stale accept below the tombstone (a fast write's, a write-back's) would bring k back.
     const stale = await acceptor.accept(entry("000000090000-0000-q"));
@@ -411,7 +411,7 @@ Deno.test("Acceptor.purge() forgets a tombstone, and the key refuses what the to
     assert((await floor.load())! >= tombstone.ver);
     // A newer write is taken, and a purge of the old version leaves it alone.
     assertEquals((await again.accept(entry("000002000000-0000-q"))).ok, true);
-    assertEquals(await again.purge([{ key: "k", version: tombstone.ver }]), []);
+    assertEquals(await again.purge([{ key: "k", version: tombstone.ver }], Infinity), []);
     assertEquals((await engine.get("k"))?.version, "000002000000-0000-q");
   } finally {
     await engine.close();

@@ -302,7 +302,8 @@ export function applyRecord(store: Store, record: Record<string, unknown>): void
   } else if (Array.isArray(record.drop)) {
     store.drop(record.drop.map(toRange));
   } else if (Array.isArray(record.purge)) {
-    store.purge(record.purge.map(toKeyVersion));
+    // Replayed as done: the tombstones were old enough then (their arrival is the load's time now).
+    store.purge(record.purge.map(toKeyVersion), Number.POSITIVE_INFINITY);
   } else if (record.snapshot !== undefined) {
     // The marker of a restarted log (snapshotMarker): checked before the replay, nothing to apply.
   } else {

@@ -341,15 +341,21 @@ Deno.test("recovery: a purge in the log is replayed (the tombstone stays gone), 
   await engine.write([put("a", "1"), put("b", "2"), put("c", "3")]);
   await engine.write([{ op: "delete", key: "a" }, { op: "delete", key: "b" }]);
   const version = (await engine.get("a"))!.version;
-  assertEquals(await engine.purge([{ key: "a", version }]), ["a"]);
+  assertEquals(await engine.purge([{ key: "a", version }], Date.now()), ["a"]);
+  const deletedBy = Date.now();
+  await new Promise((r) => setTimeout(r, 5));
   const crashed = disk.crash();
   const afterCrash = await open(crashed);
   assertEquals(await afterCrash.get("a"), undefined);
   assertEquals(await textOf(afterCrash, "b"), null, "b's tombstone stays");
   assertEquals(afterCrash.stats().tombstones, 1);
+  // When b's tombstone was stored is kept: a restart does not start its grace again.
+  const stored = (e: typeof engine) => e.oldTombstones(Date.now(), deletedBy, 9).map((t) => t.key);
+  assertEquals(stored(afterCrash), ["b"]);
   await afterCrash.close(); // a snapshot without a
   const afterSnapshot = await open(crashed.crash());
   assertEquals([await afterSnapshot.get("a"), afterSnapshot.stats().tombstones], [undefined, 1]);
+  assertEquals(stored(afterSnapshot), ["b"], "and from a snapshot");
   // The purge's record cut short: the tombstone is back, as before the purge.
   const log = disk.bytes("wal.jsonl")!;
   const torn = disk.crash();

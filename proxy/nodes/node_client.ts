@@ -258,16 +258,16 @@ export class NodeClient {
   }
 
   /**
-   * `GET /internal/tombstones`: tombstones whose version's wall time is at or before `before`
-   * (wall ms), with their versions and ring points.
+   * `GET /internal/tombstones`: tombstones the node stored at least `graceMs` ago by its clock
+   * whose version's wall time is at or before `before` (wall ms), with versions and ring points.
    */
   async oldTombstones(
     node: NodeRef,
     epoch: number,
-    before: number,
-    limit: number,
+    query: { before: number; graceMs: number; limit: number },
   ): Promise<{ k: string; ver: string; h: number }[]> {
-    const path = `/internal/tombstones?before=${before}&limit=${limit}`;
+    const { before, graceMs, limit } = query;
+    const path = `/internal/tombstones?before=${before}&graceMs=${graceMs}&limit=${limit}`;
     const body = await this.#call(node, epoch, path, "GET");
     const list = (body as { tombstones?: unknown }).tombstones;
     // Each one checked: the purge's timer would end the process on a TypeError.
@@ -283,17 +283,18 @@ export class NodeClient {
 
   /**
    * `POST /internal/purge`: the node forgets each of `entries` that is still a tombstone of that
-   * version and at least `graceMs` old by its clock; `kept` names the others. Sent to the
-   * incarnation the map records.
+   * version, stored at least `graceMs` ago by its clock; `kept` names the others. With `check`, it
+   * only says which it would keep. Sent to the incarnation the map records.
    */
   async purge(
     node: NodeRef,
     epoch: number,
     graceMs: number,
     entries: readonly { k: string; ver: string }[],
+    check = false,
   ): Promise<{ purged: number; kept: string[] }> {
     const body = await this.#call(node, epoch, "/internal/purge", "POST", {
-      body: JSON.stringify({ graceMs, entries }),
+      body: JSON.stringify(check ? { graceMs, entries, check } : { graceMs, entries }),
       incarnation: node.incarnation,
     });
     const { purged, kept } = body as { purged?: unknown; kept?: unknown };

@@ -71,8 +71,9 @@ export interface ReplicatedDeps {
   /**
    * A recorded tombstone whose version is older than this (wall ms) takes a full round, not a
    * fast write: the replicas may have purged it (proxy/replication/tombstone_purge.ts) and then
-   * refuse the fast accept by their absent-key floor, some of them only. Half the tombstone
-   * grace; undefined: tombstones are never purged.
+   * refuse the fast accept by their absent-key floor, some of them only. Half the shortest grace
+   * a proxy may run with (another proxy's may be shorter than this one's); undefined: this proxy
+   * does not purge.
    */
   fastTombstoneAgeMs?: number;
   /**

@@ -6,14 +6,19 @@
  *
  * 1. only under a stable map (a range copy may still carry an older entry of the key), and once
  *    every node of the map holds only ranges it owns (`#onlyOwned`);
- * 2. asks every node for tombstones whose version is at least `graceMs` old on this proxy's
- *    clock (at most `perNode` each);
- * 3. reads each such key from every one of its replicas (not a quorum: all of them), and keeps
- *    the keys where each replica answered that same tombstone;
- * 4. asks every replica to forget those, each only while it still holds that tombstone and it
- *    is `graceMs` old by the node's clock too (node/http/paxos_routes.ts). The node raises its
- *    acceptor's absent-key floor to the tombstone's version first, so a stale accept below it is
- *    refused as the tombstone refused it.
+ * 2. asks every node for tombstones it stored at least `graceMs` ago (at most `perNode` each);
+ * 3. asks every one of each such key's replicas (not a quorum: all of them) whether it holds that
+ *    very tombstone and stored it at least `graceMs` ago by its own clock (`check`), and keeps the
+ *    keys every replica confirms: so no replica forgets a key another keeps (a read finding it on
+ *    some replicas only would re-stamp the delete);
+ * 4. asks every replica to forget those, each only while it still holds that tombstone
+ *    (node/http/paxos_routes.ts). The node raises its acceptor's absent-key floor to the
+ *    tombstone's version first, so a stale accept below it is refused as the tombstone refused it.
+ *
+ * The age is when each node stored the tombstone, by its own clock, not its version's time: a
+ * fast write's version is its previous write's plus "0", so a DELETE an hour after a PUT through
+ * the same proxy has a version an hour old (review); the listing also asks that the version be
+ * `graceMs` old on this proxy's clock.
  *
  * Why no older copy can come back: at step 3 no replica holds an older entry, and replicas only
  * move forward; a node that was down holds no tombstone and stops the purge of its keys; a node
@@ -30,7 +35,6 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import type { Counter } from "../../shared/prom.ts";
-import type { WireEntry } from "../../shared/wire.ts";
 import type { Topology, TopologySource } from "../cluster/topology.ts";
 import type { NodeClient, NodeRef } from "../nodes/node_client.ts";
 import { nodeRef, segments } from "./anti_entropy.ts";
@@ -48,11 +52,6 @@ export interface TombstonePurgeDeps {
    * holds of ranges it does not own; the number dropped.
    */
   dropStrays(node: NodeRef, epoch: number, ranges: Range[]): Promise<number>;
-  /**
-   * `/internal/read` of `keys` at one replica (null where it holds nothing); it may answer the
-   * first keys only (a value budget): the others count as not held.
-   */
-  read(node: NodeRef, epoch: number, keys: string[]): Promise<(WireEntry | null)[]>;
   /** How old a tombstone must be (shared/tombstone_grace.ts). */
   graceMs: number;
   /** This proxy's wall clock (ms). */
@@ -103,7 +102,7 @@ export class TombstonePurge {
         byNode.set(node.id, group);
       }
     }
-    const holders = await this.#holders(topo, [...byNode.values()]);
+    const holders = await this.#confirmed(topo, [...byNode.values()]);
     const purgeable = candidates.filter((c) => {
       const refs = owners.get(c.k);
       return refs !== undefined && refs.every((r) => holders.get(r.id)?.has(c.k));
@@ -174,7 +173,8 @@ export class TombstonePurge {
   async #list(topo: Topology, id: string, before: number): Promise<Candidate[]> {
     try {
       const node = nodeRef(topo, id);
-      return await this.deps.client.oldTombstones(node, topo.map.epoch, before, this.#perNode);
+      const query = { before, graceMs: this.deps.graceMs, limit: this.#perNode };
+      return await this.deps.client.oldTombstones(node, topo.map.epoch, query);
     } catch (err) {
       // A node that is down is swept once it is back; the others go on.
       if (!(err instanceof RingkvError)) throw err;
@@ -186,8 +186,8 @@ export class TombstonePurge {
     return this.deps.perNode ?? 1000;
   }
 
-  /** Per node, the candidate keys it answered holding as that very tombstone. */
-  async #holders(
+  /** Per node, the candidate keys it confirms it would forget now (a `check` call). */
+  async #confirmed(
     topo: Topology,
     groups: { node: NodeRef; keys: Candidate[] }[],
   ): Promise<Map<string, Set<string>>> {
@@ -196,18 +196,18 @@ export class TombstonePurge {
       const held = new Set<string>();
       holders.set(node.id, held);
       for (let i = 0; i < keys.length; i += this.#perNode) {
-        const chunk = keys.slice(i, i + this.#perNode);
-        let entries: (WireEntry | null)[];
+        const chunk = keys.slice(i, i + this.#perNode).map(({ k, ver }) => ({ k, ver }));
+        let kept: Set<string>;
         try {
-          entries = await this.deps.read(node, topo.map.epoch, chunk.map((c) => c.k));
+          const { graceMs } = this.deps;
+          kept = new Set(
+            (await this.deps.client.purge(node, topo.map.epoch, graceMs, chunk, true)).kept,
+          );
         } catch (err) {
           if (!(err instanceof RingkvError)) throw err;
-          return; // not read: none of its keys is purged this sweep
+          return; // not asked: none of its keys is purged this sweep
         }
-        entries.forEach((e, j) => {
-          const c = chunk[j]!;
-          if (e !== null && e.v === null && e.ver === c.ver) held.add(c.k);
-        });
+        for (const c of chunk) if (!kept.has(c.k)) held.add(c.k);
       }
     }));
     return holders;

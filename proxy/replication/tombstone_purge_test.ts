@@ -8,7 +8,6 @@ import {
 import type { ClusterMap } from "../../shared/wire.ts";
 import { Counter, render } from "../../shared/prom.ts";
 import type { NodeClient } from "../nodes/node_client.ts";
-import { PaxosClient } from "../nodes/paxos_client.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { hashKey } from "../../shared/ring.ts";
 import { TombstonePurge } from "./tombstone_purge.ts";
@@ -42,13 +41,11 @@ async function setup(replicas = 3) {
     });
     assertEquals(res.status, 200);
   }
-  const reader = new PaxosClient({ fetch: c.fetch, clusterSecret: "s3cret", timeoutMs: 5000 });
   const admin = new NodeAdmin({ fetch: c.fetch, clusterSecret: "s3cret", timeoutMs: 5000 });
   const counted = new Counter("purges", "test", ["outcome"]);
   const purge = new TombstonePurge({
     topology: c.topology,
     client: client!,
-    read: (node, epoch, keys) => reader.read(node, epoch, keys),
     dropStrays: (node, epoch, ranges) => admin.drop(node.url, ranges, epoch, node.incarnation),
     graceMs: GRACE,
     now: () => Date.now() + clocks.proxy,
@@ -81,8 +78,10 @@ for (const replicas of [1, 3]) {
       assertEquals(await purge.sweep(), 0, "young on every clock");
       clocks.proxy = LATER;
       assertEquals(await purge.sweep(), 0, "old by the proxy's clock only: the nodes keep them");
+      [clocks.proxy, clocks.nodes] = [0, LATER];
+      assertEquals(await purge.sweep(), 0, "old by the nodes' clocks only: the proxy keeps them");
       assert(held(c, "a").includes("tombstone"));
-      clocks.nodes = LATER;
+      clocks.proxy = LATER;
       assertEquals(await purge.sweep(), 2);
       for (const key of ["a", "b"]) assertEquals(held(c, key), ["none", "none", "none"]);
       assertEquals(held(c, "c").filter((h) => h === "live").length, replicas);
@@ -92,7 +91,7 @@ for (const replicas of [1, 3]) {
       );
       assertEquals(total, 0);
       const text = render([counted]);
-      assert(text.includes('purges{outcome="kept"} 2'), text);
+      assert(text.includes('purges{outcome="kept"} 0'), text);
       assert(text.includes('purges{outcome="purged"} 2'), text);
       // A purged key reads as deleted, and is new again for a write.
       assertEquals(await send(c, "GET", "a"), 404);
@@ -121,7 +120,7 @@ Deno.test("tombstone purge: a key one replica holds otherwise (it missed the del
     // n3 cannot be read for "unconfirmed": down while the others list it.
     let sweeps = 0;
     c.hook = async (req, node) => {
-      if (node.info.id !== "n3" || new URL(req.url).pathname !== "/internal/read") return;
+      if (node.info.id !== "n3" || new URL(req.url).pathname !== "/internal/purge") return;
       if ((await req.clone().text()).includes("unconfirmed")) {
         throw new TypeError("connection reset");
       }
@@ -205,6 +204,46 @@ Deno.test("tombstone purge: a copy left on a node that does not own the key (a c
     c.down.delete(stray.info.id);
     assertEquals(await purge.sweep(), 1);
     assertEquals(held(c, "k"), ["none", "none", "none"], "the stray copy went first");
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("tombstone purge: a fast DELETE's tombstone (its version an hour old, its last write's + 0) waits the grace from when each node stored it", async () => {
+  const { c, clocks, purge } = await setup();
+  try {
+    assertEquals(await send(c, "PUT", "k", "v1"), 201);
+    [clocks.proxy, clocks.nodes] = [3_600_000, 3_600_000]; // an hour later, on every clock
+    assertEquals(await send(c, "DELETE", "k"), 204); // this proxy's next write: one round trip
+    const version = c.nodes.get("n1")!.engine.peek("k")!.version;
+    assert(version.endsWith("0"), `not a fast write's version: ${version}`);
+    assertEquals(await purge.sweep(), 0, "stored a moment ago");
+    assertEquals(held(c, "k"), ["tombstone", "tombstone", "tombstone"]);
+    [clocks.proxy, clocks.nodes] = [3_600_000 + LATER, 3_600_000 + LATER];
+    assertEquals(await purge.sweep(), 1);
+    assertEquals(held(c, "k"), ["none", "none", "none"]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("tombstone purge: a replica that stored the tombstone later (a copy) keeps every replica from forgetting it until its own grace ends", async () => {
+  const { c, clocks, purge } = await setup();
+  try {
+    assertEquals(await send(c, "PUT", "k", "v1"), 201);
+    c.down.add("n3");
+    assertEquals(await send(c, "DELETE", "k"), 204);
+    c.down.delete("n3");
+    const tombstone = c.nodes.get("n1")!.engine.peek("k")!;
+    clocks.nodes = 5 * 60_000; // n3 gets it five minutes later, as anti-entropy would copy it
+    const wire = { k: "k", v: null, t: "", ver: tombstone.version, h: tombstone.hash };
+    await c.nodes.get("n3")!.engine.ingest([wire]);
+    [clocks.proxy, clocks.nodes] = [12 * 60_000, 12 * 60_000]; // n3's is 7 minutes old
+    assertEquals(await purge.sweep(), 0);
+    assertEquals(held(c, "k"), ["tombstone", "tombstone", "tombstone"], "no replica forgot it");
+    [clocks.proxy, clocks.nodes] = [16 * 60_000, 16 * 60_000];
+    assertEquals(await purge.sweep(), 1);
+    assertEquals(held(c, "k"), ["none", "none", "none"]);
   } finally {
     await c.close();
   }

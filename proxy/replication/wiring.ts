@@ -23,6 +23,7 @@ import { NodeClient, type NodeFetch, type NodeRef } from "../nodes/node_client.t
 import { PaxosBatcher } from "./paxos_batcher.ts";
 import { PaxosClient } from "../nodes/paxos_client.ts";
 import { FAST_EXPIRY_MARGIN_MS, Replicated } from "./caspaxos.ts";
+import { MIN_TOMBSTONE_GRACE_MS } from "../../shared/tombstone_grace.ts";
 import { type MapWriter, Rejoin } from "./rejoin.ts";
 import type { Topology, TopologySource } from "../cluster/topology.ts";
 import { replayHints } from "./hint_replay.ts";
@@ -108,7 +109,8 @@ export class Replication {
       fastWrites: options.fastWrites,
       // A recovery takes up to ~20 call timeouts (the fast accept, a read, 8 rounds of two).
       fastExpiryMarginMs: Math.max(FAST_EXPIRY_MARGIN_MS, 30 * options.timeoutMs),
-      ...(options.tombstoneGraceMs ? { fastTombstoneAgeMs: options.tombstoneGraceMs / 2 } : {}),
+      // Half the shortest grace any proxy may run with: another proxy's may be shorter than ours.
+      ...(options.tombstoneGraceMs ? { fastTombstoneAgeMs: MIN_TOMBSTONE_GRACE_MS / 2 } : {}),
       keyWaitMs: options.timeoutMs,
       log: options.log,
     });
