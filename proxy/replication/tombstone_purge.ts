@@ -39,6 +39,7 @@ import type { Topology, TopologySource } from "../cluster/topology.ts";
 import type { NodeClient, NodeRef } from "../nodes/node_client.ts";
 import { nodeRef, segments } from "./anti_entropy.ts";
 import type { Range } from "../../shared/ring.ts";
+import { SweepTimer } from "../../shared/sweep_timer.ts";
 
 /** How often a proxy sweeps for old tombstones, in ms. */
 export const TOMBSTONE_SWEEP_MS = 5000;
@@ -72,8 +73,7 @@ interface Candidate {
 
 /** Sweeps the nodes for old tombstones and forgets those every replica holds. */
 export class TombstonePurge {
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #running = false;
+  readonly #timer = new SweepTimer();
   /** Per node, the epoch and incarnation under which it holds only ranges it owns. */
   readonly #owned = new Map<string, string>();
 
@@ -117,20 +117,14 @@ export class TombstonePurge {
 
   /** Sweeps every `everyMs` until {@link stop}; a sweep never overlaps the previous one. */
   start(everyMs: number): void {
-    this.#timer ??= setInterval(() => {
-      if (this.#running) return;
-      this.#running = true;
-      this.sweep().catch((err) => {
-        if (!(err instanceof RingkvError)) throw err;
-        this.deps.log?.({ level: "debug", msg: "tombstone purge failed", error: err.message });
-      }).finally(() => this.#running = false);
-    }, everyMs);
+    this.#timer.start(everyMs, () => this.sweep(), (err) => {
+      this.deps.log?.({ level: "debug", msg: "tombstone purge failed", error: err.message });
+    });
   }
 
   /** Stops the timer. */
   stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#timer.stop();
   }
 
   /**

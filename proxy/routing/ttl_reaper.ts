@@ -16,6 +16,7 @@ import type { Topology, TopologySource } from "../cluster/topology.ts";
 import type { NodeClient } from "../nodes/node_client.ts";
 import type { Router } from "./router.ts";
 import type { Counter } from "../../shared/prom.ts";
+import { SweepTimer } from "../../shared/sweep_timer.ts";
 
 /** How often a proxy sweeps for expired keys, in ms (docs/api.md bounds expiry with it). */
 export const TTL_SWEEP_MS = 1000;
@@ -36,8 +37,7 @@ export interface TtlReaperDeps {
 
 /** Sweeps the nodes for expired keys and deletes them. */
 export class TtlReaper {
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #running = false;
+  readonly #timer = new SweepTimer();
 
   /** Creates a reaper; {@link start} runs it on a timer, {@link sweep} once. */
   constructor(private readonly deps: TtlReaperDeps) {}
@@ -70,20 +70,14 @@ export class TtlReaper {
 
   /** Sweeps every `everyMs` until {@link stop}; a sweep never overlaps the previous one. */
   start(everyMs: number): void {
-    this.#timer ??= setInterval(() => {
-      if (this.#running) return;
-      this.#running = true;
-      this.sweep().catch((err) => {
-        if (!(err instanceof RingkvError)) throw err;
-        this.deps.log?.({ msg: "ttl sweep failed", error: err.message });
-      }).finally(() => this.#running = false);
-    }, everyMs);
+    this.#timer.start(everyMs, () => this.sweep(), (err) => {
+      this.deps.log?.({ msg: "ttl sweep failed", error: err.message });
+    });
   }
 
   /** Stops the timer. */
   stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#timer.stop();
   }
 
   async #ask(topo: Topology, node: { id: string; url: string }, now: number) {
