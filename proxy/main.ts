@@ -7,7 +7,6 @@
 import { urlHost } from "../shared/node_url.ts";
 import { TTL_SWEEP_MS, TtlReaper } from "./routing/ttl_reaper.ts";
 import { TOMBSTONE_SWEEP_MS, TombstonePurge } from "./replication/tombstone_purge.ts";
-import { offsetClock } from "../shared/test_clock.ts";
 import { ConfigError } from "../shared/config.ts";
 import { readPem, readTlsFiles, tlsServeError } from "../shared/tls_files.ts";
 import { isBadHost } from "../shared/startup_hint.ts";
@@ -217,7 +216,6 @@ async function serve(
         client,
         dropStrays: (node, epoch, ranges) => admin.drop(node.url, ranges, epoch, node.incarnation),
         graceMs: config.tombstoneGraceMs,
-        now: offsetClock(config.clockOffsetMs ?? 0),
         log,
         counted: metrics.tombstonesPurged,
       });

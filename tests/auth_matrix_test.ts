@@ -106,7 +106,7 @@ const NODE_CALLS: Call[] = [
   { method: "POST", path: "/internal/accept", body: '{"entries": []}', status: 200 },
   { method: "POST", path: "/internal/digest", body: '{"buckets": []}', status: 200 },
   { method: "GET", path: "/internal/expired?before=0&limit=1", status: 200 },
-  { method: "GET", path: "/internal/tombstones?before=0&limit=1", status: 200 },
+  { method: "GET", path: "/internal/tombstones?graceMs=600000&limit=1", status: 200 },
   {
     method: "POST",
     path: "/internal/purge",

@@ -263,13 +263,9 @@ export class DurableEngine implements NodeEngine {
     return this.parts.store.purgeable(tombstones, storedBy);
   }
 
-  oldTombstones(
-    before: number,
-    storedBy: number,
-    limit: number,
-  ): { key: string; version: string; hash: number }[] {
+  oldTombstones(storedBy: number, limit: number): { key: string; version: string; hash: number }[] {
     this.#assertNoRefused("list old tombstones");
-    return this.parts.store.oldTombstones(before, storedBy, limit);
+    return this.parts.store.oldTombstones(storedBy, limit);
   }
 
   scanKeys(ranges: readonly Range[]): string[] {

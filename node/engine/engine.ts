@@ -141,15 +141,8 @@ export interface NodeEngine {
   ): Promise<string[]>;
   /** The keys {@link purge} would forget now. */
   purgeable(tombstones: readonly { key: string; version: string }[], storedBy: number): string[];
-  /**
-   * Tombstones stored here at or before `storedBy` whose version's wall time is at or before
-   * `before` (wall ms); at most `limit`.
-   */
-  oldTombstones(
-    before: number,
-    storedBy: number,
-    limit: number,
-  ): { key: string; version: string; hash: number }[];
+  /** Tombstones stored here at or before `storedBy` (wall ms, this node's clock); at most `limit`. */
+  oldTombstones(storedBy: number, limit: number): { key: string; version: string; hash: number }[];
   /** Live keys whose TTL ran out by `before` (wall ms) and by this node's clock; at most `limit`. */
   expiredKeys(before: number, limit: number): { key: string; version: string }[];
   /** The entry as it is now, without waiting for durability (for scans). */

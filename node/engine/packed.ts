@@ -175,11 +175,6 @@ export function hashOf(record: string): number {
     (record.charCodeAt(3) << 8) | record.charCodeAt(4)) >>> 0;
 }
 
-/** The wall time (ms) of a record's version, read from its 6 bytes. */
-export function wallOf(r: string): number {
-  return readSixBytes(r, 5);
-}
-
 /** A number below 2^48 as 6 chars of one byte each, big-endian. */
 function sixBytes(n: number): string {
   const high = Math.floor(n / TWO_24);

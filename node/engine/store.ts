@@ -23,7 +23,7 @@ import { inRanges, type Range, rangeAt } from "../../shared/ring.ts";
 import type { HybridClock } from "../../shared/version.ts";
 import type { Entry, ListOptions, WriteOp, WriteOutcome } from "./engine.ts";
 import { KeyOrder } from "./key_order.ts";
-import { hashOf, kindOf, Packer, type Stored, wallOf } from "./packed.ts";
+import { hashOf, kindOf, Packer, type Stored } from "./packed.ts";
 import { byteLength, fromBytes, type HeldValue, toBytes } from "./values.ts";
 
 /** What a write did, and the entry to log when it changed something. */
@@ -158,24 +158,19 @@ export class Store {
 
   /**
    * Tombstones stored on this node at or before `storedBy` (wall ms, this node's clock: a fast
-   * write's tombstone carries the version of a write long before it, so the version alone does
-   * not say when the delete happened) whose version's wall time is also at or before `before` (the
-   * asking proxy's clock), with their versions and ring points; at most `limit`. Tombstones are
-   * kept in the order they were stored here, so the scan ends once it has passed `limit` younger
-   * ones; each one listed moves to the back, as {@link expiredKeys}, so one that cannot be
-   * purged yet does not hide the others.
+   * write's tombstone carries the version of a write long before it, so the version does not say
+   * when the delete happened), with their versions and ring points; at most `limit`. Tombstones
+   * are kept in the order they were stored here, so the scan ends once it has passed `limit`
+   * younger ones; each one listed moves to the back, as {@link expiredKeys}, so one that cannot
+   * be purged yet does not hide the others.
    */
-  oldTombstones(
-    before: number,
-    storedBy: number,
-    limit: number,
-  ): (KeyVersion & { hash: number })[] {
+  oldTombstones(storedBy: number, limit: number): (KeyVersion & { hash: number })[] {
     const out: (KeyVersion & { hash: number })[] = [];
     let younger = 0;
     for (const key of this.#tombstoneKeys) {
       if (out.length === limit || younger >= limit) break;
       const record = this.#records.get(key)!;
-      if (this.#packer.arrivalOf(record) > storedBy || wallOf(record) > before) {
+      if (this.#packer.arrivalOf(record) > storedBy) {
         younger++;
         continue;
       }

@@ -370,7 +370,7 @@ function clockedStore(now: () => number): Store {
   return new Store(new HybridClock("n1", now), now);
 }
 
-Deno.test("Store.oldTombstones() lists tombstones stored here by `storedBy` whose version is as old as `before`, in the order stored, each listed moving to the back", () => {
+Deno.test("Store.oldTombstones() lists tombstones stored here by `storedBy`, in the order stored, each listed moving to the back", () => {
   let wall = T0;
   const store = clockedStore(() => wall);
   for (const key of ["a", "b", "c", "d"]) store.write(put(key, "v"), 1);
@@ -379,9 +379,9 @@ Deno.test("Store.oldTombstones() lists tombstones stored here by `storedBy` whos
   store.write({ op: "delete", key: "b" }, undefined);
   wall = T0 + 2000;
   store.write({ op: "delete", key: "c" }, undefined);
-  const keys = (by: number, limit = 10) => store.oldTombstones(by, by, limit).map((t) => t.key);
+  const keys = (by: number, limit = 10) => store.oldTombstones(by, limit).map((t) => t.key);
   assertEquals(keys(T0 - 1), [], "none that old");
-  assertEquals(store.oldTombstones(T0, T0, 1), [{
+  assertEquals(store.oldTombstones(T0, 1), [{
     key: "a",
     version: store.get("a")!.version,
     hash: 1,
@@ -394,8 +394,6 @@ Deno.test("Store.oldTombstones() lists tombstones stored here by `storedBy` whos
   wall = T0 + 9000;
   store.write({ op: "delete", key: "d" }, undefined);
   assertEquals(keys(T0 + 5000), ["a", "c"]);
-  // The version's time must be old on the asking proxy's clock too.
-  assertEquals(store.oldTombstones(T0 - 1, T0 + 5000, 10), []);
 });
 
 Deno.test("Store.oldTombstones() goes by when the tombstone was stored here, not by its version: a fast delete's version is its last write's", () => {
@@ -404,10 +402,10 @@ Deno.test("Store.oldTombstones() goes by when the tombstone was stored here, not
   // A tombstone whose version is an hour old (b + "0"), stored now.
   const oldVersion = formatVersion(T0, 0, "p0");
   store.apply("k", { kind: "tombstone", data: "", hash: 2, contentType: "", version: oldVersion });
-  assertEquals(store.oldTombstones(wall, wall - 60_000, 10), [], "stored a moment ago");
+  assertEquals(store.oldTombstones(wall - 60_000, 10), [], "stored a moment ago");
   assertEquals(store.purge([{ key: "k", version: oldVersion }], wall - 60_000), []);
   wall += 60_000;
-  assertEquals(store.oldTombstones(wall, wall - 60_000, 10).map((t) => t.key), ["k"]);
+  assertEquals(store.oldTombstones(wall - 60_000, 10).map((t) => t.key), ["k"]);
   assertEquals(
     store.get("k")?.value,
     null,
@@ -431,7 +429,7 @@ Deno.test("Store.oldTombstones() passes at most `limit` younger ones before it s
   wall = T0;
   store.write(put("old", "v"), 2);
   store.write({ op: "delete", key: "old" }, undefined);
-  const old = (limit: number) => store.oldTombstones(T0 + 20_000, T0, limit).map((t) => t.key);
+  const old = (limit: number) => store.oldTombstones(T0, limit).map((t) => t.key);
   assertEquals(old(2), [], "five younger ones ahead of it");
   assertEquals(old(6), ["old"]);
 });
@@ -459,7 +457,7 @@ Deno.test("Store.purge() forgets only tombstones of exactly the version given, s
   assertEquals(store.get("c")?.version, late);
   assertEquals(store.counts(), { keys: 1, tombstones: 1, valueBytes: 5 });
   assertEquals(store.listKeys({ prefix: "", limit: 10 }).keys, ["b", "c"]);
-  assertEquals(store.oldTombstones(T0 + 1, T0 + 1, 10), [], "a purged key is not listed again");
+  assertEquals(store.oldTombstones(T0 + 1, 10), [], "a purged key is not listed again");
   // A key purged is new again: a write creates it (201).
   assertEquals(store.write(put("a", "new"), 1).outcome.status, 201);
 });

@@ -202,22 +202,19 @@ function listExpired(c: Context, ctx: NodeContext): Response {
 }
 
 /**
- * `?before=<wall ms>&graceMs=<ms>&limit=n`: tombstones stored on this node at least `graceMs` ago
- * by its clock, whose version's wall time is at or before `before` (the proxy's clock), with their
- * versions and ring points, for the proxies' purge (proxy/replication/tombstone_purge.ts).
+ * `?graceMs=<ms>&limit=n`: tombstones stored on this node at least `graceMs` ago by its clock, with
+ * their versions and ring points, for the proxies' purge (proxy/replication/tombstone_purge.ts).
  */
 function listOldTombstones(c: Context, ctx: NodeContext): Response {
-  const before = Number(c.req.query("before"));
   const limit = Number(c.req.query("limit") ?? ctx.limits.maxBatchOps);
-  if (!Number.isSafeInteger(before) || !Number.isInteger(limit) || limit < 1) {
+  if (!Number.isInteger(limit) || limit < 1) {
     throw new RingkvError(
       "bad_request",
-      "Cannot list old tombstones: give before=<wall ms>, graceMs=<ms> and limit=<whole number>",
+      "Cannot list old tombstones: give graceMs=<ms> and limit=<whole number>",
     );
   }
   const storedBy = ctx.engine.now() - checkGrace(Number(c.req.query("graceMs")));
-  const capped = Math.min(limit, ctx.limits.maxBatchOps);
-  const found = ctx.engine.oldTombstones(before, storedBy, capped);
+  const found = ctx.engine.oldTombstones(storedBy, Math.min(limit, ctx.limits.maxBatchOps));
   const tombstones = found.map(({ key, version, hash }) => ({ k: key, ver: version, h: hash }));
   return c.json({ tombstones });
 }

@@ -258,16 +258,15 @@ export class NodeClient {
   }
 
   /**
-   * `GET /internal/tombstones`: tombstones the node stored at least `graceMs` ago by its clock
-   * whose version's wall time is at or before `before` (wall ms), with versions and ring points.
+   * `GET /internal/tombstones`: tombstones the node stored at least `graceMs` ago by its clock,
+   * with their versions and ring points.
    */
   async oldTombstones(
     node: NodeRef,
     epoch: number,
-    query: { before: number; graceMs: number; limit: number },
+    query: { graceMs: number; limit: number },
   ): Promise<{ k: string; ver: string; h: number }[]> {
-    const { before, graceMs, limit } = query;
-    const path = `/internal/tombstones?before=${before}&graceMs=${graceMs}&limit=${limit}`;
+    const path = `/internal/tombstones?graceMs=${query.graceMs}&limit=${query.limit}`;
     const body = await this.#call(node, epoch, path, "GET");
     const list = (body as { tombstones?: unknown }).tombstones;
     // Each one checked: the purge's timer would end the process on a TypeError.

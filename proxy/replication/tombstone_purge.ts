@@ -1,35 +1,36 @@
 /**
  * The purge of old tombstones: a deleted or expired key is kept as a tombstone (its key and
- * version, ~150 B of a node's memory, and a line of its snapshot) so that no older copy can
- * bring it back; once every replica holds it and it is old enough, it is forgotten everywhere,
- * as Riak's `delete_mode` and Cassandra's `gc_grace_seconds` do. Each sweep:
+ * version, ~210 B of a node's memory, and a line of its snapshot) so that no older copy can
+ * bring it back; once every replica has held it long enough, it is forgotten everywhere, as
+ * Riak's `delete_mode` and Cassandra's `gc_grace_seconds` do. Each sweep:
  *
  * 1. only under a stable map (a range copy may still carry an older entry of the key), and once
  *    every node of the map holds only ranges it owns (`#onlyOwned`);
- * 2. asks every node for tombstones it stored at least `graceMs` ago (at most `perNode` each);
+ * 2. asks every node for tombstones it stored at least `graceMs` ago by its own clock (at most
+ *    `perNode` each);
  * 3. asks every one of each such key's replicas (not a quorum: all of them) whether it holds that
  *    very tombstone and stored it at least `graceMs` ago by its own clock (`check`), and keeps the
  *    keys every replica confirms: so no replica forgets a key another keeps (a read finding it on
- *    some replicas only would re-stamp the delete);
+ *    some replicas only would re-stamp the delete), and no single clock decides;
  * 4. asks every replica to forget those, each only while it still holds that tombstone
  *    (node/http/paxos_routes.ts). The node raises its acceptor's absent-key floor to the
  *    tombstone's version first, so a stale accept below it is refused as the tombstone refused it.
  *
  * The age is when each node stored the tombstone, by its own clock, not its version's time: a
  * fast write's version is its previous write's plus "0", so a DELETE an hour after a PUT through
- * the same proxy has a version an hour old (review); the listing also asks that the version be
- * `graceMs` old on this proxy's clock.
+ * the same proxy has a version an hour old (review), and a node whose clock runs ahead makes
+ * every proxy stamp versions ahead of time (QA: no purge at all while it lasted, when the first
+ * build also asked the version to be old on the proxy's clock).
  *
  * Why no older copy can come back: at step 3 no replica holds an older entry, and replicas only
  * move forward; a node that was down holds no tombstone and stops the purge of its keys; a node
  * joins only empty (proxy/rebalance/join_check.ts); and before any purge, every node of the map
  * has dropped what it holds of ranges it does not own (left by a change's drop it missed), so no
- * node outside a key's replicas holds an older copy that a later change could make it own. What remains are messages with an older
- * entry still on their way (an anti-entropy or hint ingest that read the replicas before the
- * delete, which ignore promises): the grace is their margin, minutes against calls bounded by
- * seconds. A purge that reached some replicas only leaves the tombstone on the others; anti-
- * entropy copies it back or a later sweep finishes the purge. docs/design-decisions.md
- * ("Durability") has the trade-offs.
+ * node outside a key's replicas holds an older copy that a later change could make it own. What
+ * remains are messages with an older entry still on their way (an anti-entropy or hint ingest
+ * that read the replicas before the delete, which ignore promises): the grace is their margin,
+ * minutes against calls bounded by seconds. docs/replication.md ("Purging old tombstones") has
+ * the trade-offs.
  *
  * @module
  */
@@ -55,8 +56,6 @@ export interface TombstonePurgeDeps {
   dropStrays(node: NodeRef, epoch: number, ranges: Range[]): Promise<number>;
   /** How old a tombstone must be (shared/tombstone_grace.ts). */
   graceMs: number;
-  /** This proxy's wall clock (ms). */
-  now?: () => number;
   /** Tombstones asked of each node per sweep (default 1,000). */
   perNode?: number;
   /** Counts the keys by outcome (`ringkv_proxy_tombstone_purges_total`). */
@@ -85,8 +84,7 @@ export class TombstonePurge {
     const topo = this.deps.topology.current();
     if (topo.map.rebalancing !== null) return 0;
     if (!await this.#onlyOwned(topo)) return 0;
-    const before = (this.deps.now ?? Date.now)() - this.deps.graceMs;
-    const listed = await Promise.all(topo.map.nodes.map((n) => this.#list(topo, n.id, before)));
+    const listed = await Promise.all(topo.map.nodes.map((n) => this.#list(topo, n.id)));
     const candidates = agreeing(listed.flat());
     if (candidates.length === 0) return 0;
     const owners = new Map<string, NodeRef[]>(); // key → its replicas
@@ -164,10 +162,10 @@ export class TombstonePurge {
     return done.every(Boolean);
   }
 
-  async #list(topo: Topology, id: string, before: number): Promise<Candidate[]> {
+  async #list(topo: Topology, id: string): Promise<Candidate[]> {
     try {
       const node = nodeRef(topo, id);
-      const query = { before, graceMs: this.deps.graceMs, limit: this.#perNode };
+      const query = { graceMs: this.deps.graceMs, limit: this.#perNode };
       return await this.deps.client.oldTombstones(node, topo.map.epoch, query);
     } catch (err) {
       // A node that is down is swept once it is back; the others go on.
