@@ -24,7 +24,7 @@ import type { NodeEngine } from "./engine/engine.ts";
 import { type FlatImage, parseFlatImage } from "./http/flat_image.ts";
 import type { Limits } from "../shared/limits.ts";
 import { openEngine, RecoveryError, ShutdownSnapshotError } from "./engine/open_engine.ts";
-import { diskFloorStore } from "./paxos/acceptor_floor.ts";
+import { diskFloorStore, firstWatermark } from "./paxos/acceptor_floor.ts";
 import type { FloorStore } from "./paxos/acceptor.ts";
 import {
   DataDirInUseError,
@@ -205,6 +205,7 @@ async function main(): Promise<number> {
     const counters = new RequestCounters();
     const floor = await openFloor(config);
     engine = await open(config, counters);
+    await firstWatermark(floor, engine);
     if (config.import !== undefined && image !== undefined) {
       const n = await importImage(engine, config.import, image);
       loggerFor(config)({ level: "info", msg: "imported", file: config.import, keys: n });

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { isVersion, type Version } from "../../shared/version.ts";
+import { formatVersion, isVersion, type Version } from "../../shared/version.ts";
+import type { NodeEngine } from "../engine/engine.ts";
 import type { FloorStore } from "./acceptor.ts";
 import { createDenoDisk } from "../storage/disk.ts";
 import { UnreadableFileError } from "../storage/recovery.ts";
@@ -41,4 +42,21 @@ function parseFloor(bytes: Uint8Array, dir: string): unknown {
     if (!(err instanceof SyntaxError)) throw err;
     throw new Error(`Cannot read ${FLOOR_FILE} in ${dir}: it is not JSON (${err.message})`);
   }
+}
+
+/**
+ * Writes the watermark of a new data directory (its birth, which promises nothing) when there is
+ * none and the node holds nothing yet, so that from then on a missing file beside data means a
+ * lost one. Before, a node that got keys by a range copy before its first vote took the file for
+ * lost at that vote (the acceptor opens at its first round): every added node warned "no
+ * acceptor.json beside the data" and refused ballots up to a second ahead (found by QA).
+ */
+export async function firstWatermark(
+  store: FloorStore,
+  engine: Pick<NodeEngine, "stats" | "createdAt">,
+): Promise<void> {
+  if ((await store.load()) !== null) return;
+  const { keys, tombstones } = engine.stats();
+  if (keys + tombstones > 0) return; // data without its watermark: the acceptor says so
+  await store.save(formatVersion(engine.createdAt, 0, "0"));
 }

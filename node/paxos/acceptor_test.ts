@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
 import { Acceptor, type FloorStore, memoryFloorStore } from "./acceptor.ts";
-import { diskFloorStore, FLOOR_FILE } from "./acceptor_floor.ts";
+import { diskFloorStore, firstWatermark, FLOOR_FILE } from "./acceptor_floor.ts";
 import { formatVersion } from "../../shared/version.ts";
 import { join } from "@std/path";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
@@ -415,5 +415,34 @@ Deno.test("Acceptor.purge() forgets a tombstone, and the key refuses what the to
     assertEquals((await engine.get("k"))?.version, "000002000000-0000-q");
   } finally {
     await engine.close();
+  }
+});
+
+Deno.test("firstWatermark() writes a new directory's watermark, so an acceptor opened after a copy gave it keys does not take the file for lost", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ringkv-floor-" });
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", now: () => 5000 });
+  try {
+    const store = await diskFloorStore(dir);
+    await firstWatermark(store, engine);
+    assertEquals(await store.load(), formatVersion(5000, 0, "0"));
+    // A range copy gives it keys before its first vote.
+    await engine.ingest([{
+      k: "k",
+      v: "eA==",
+      t: "text/plain",
+      ver: formatVersion(10_000, 0, "pA"),
+      h,
+    }]);
+    const logged: Record<string, unknown>[] = [];
+    const acceptor = await Acceptor.open(engine, store, { log: (o) => logged.push(o) });
+    assertEquals(logged, []);
+    assertEquals((await acceptor.prepare("other", formatVersion(6000, 0, "pB"))).ok, true);
+    // Beside data, a missing file is still a lost one: nothing is written over that.
+    await Deno.remove(join(dir, FLOOR_FILE));
+    await firstWatermark(store, engine);
+    assertEquals(await store.load(), null);
+  } finally {
+    await engine.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
