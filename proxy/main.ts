@@ -181,7 +181,6 @@ async function serve(
     antiEntropyMs: config.antiEntropyMs,
     clockOffsetMs: config.clockOffsetMs,
     fastWrites: config.fastWrites,
-    tombstoneGraceMs: config.tombstoneGraceMs,
     maps: state, // catches up and records a node back on a wiped directory (proxy/replication/rejoin.ts)
     limits: config.limits,
     ...secret(config),
@@ -215,6 +214,7 @@ async function serve(
         topology: state,
         client,
         dropStrays: (node, epoch, ranges) => admin.drop(node.url, ranges, epoch, node.incarnation),
+        mapEpochOf: async (node) => (await admin.getMap(node.url))?.epoch ?? 0,
         graceMs: config.tombstoneGraceMs,
         log,
         counted: metrics.tombstonesPurged,

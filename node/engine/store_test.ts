@@ -461,3 +461,17 @@ Deno.test("Store.purge() forgets only tombstones of exactly the version given, s
   // A key purged is new again: a write creates it (201).
   assertEquals(store.write(put("a", "new"), 1).outcome.status, 201);
 });
+
+Deno.test("Store: a newer tombstone over an older one goes to the back of the tombstones, as stored now", () => {
+  let wall = T0;
+  const store = clockedStore(() => wall);
+  for (const key of ["a", "b"]) {
+    store.write(put(key, "v"), 1);
+    store.write({ op: "delete", key }, undefined);
+  }
+  wall = T0 + 10_000;
+  // a's delete re-stamped (a read's full round, or a newer tombstone copied in).
+  const newer = formatVersion(T0 + 10_000, 0, "p1");
+  store.apply("a", { kind: "tombstone", data: "", hash: 1, contentType: "", version: newer });
+  assertEquals(store.oldTombstones(T0, 1).map((t) => t.key), ["b"], "a young one ahead of b");
+});

@@ -17,7 +17,7 @@
 import { RingkvError } from "../../shared/errors.ts";
 import { withExpiry } from "../../shared/expiry.ts";
 import type { Point } from "../../shared/ring.ts";
-import { type HybridClock, parseVersion, type Version } from "../../shared/version.ts";
+import type { HybridClock, Version } from "../../shared/version.ts";
 import {
   type BatchOp,
   type BatchResult,
@@ -72,8 +72,7 @@ export interface ReplicatedDeps {
    * A recorded tombstone whose version is older than this (wall ms) takes a full round, not a
    * fast write: the replicas may have purged it (proxy/replication/tombstone_purge.ts) and then
    * refuse the fast accept by their absent-key floor, some of them only. Half the shortest grace
-   * a proxy may run with (another proxy's may be shorter than this one's); undefined: this proxy
-   * does not purge.
+   * a proxy may run with (another proxy's may be shorter than this one's); undefined: none (tests).
    */
   fastTombstoneAgeMs?: number;
   /**
@@ -271,10 +270,15 @@ export class Replicated {
     return last.expiresAt - this.#wallNow() < margin;
   }
 
-  /** Whether the recorded entry is a tombstone old enough that its replicas may purge it. */
-  #mayBePurged(last: { live: boolean; ver: string }): boolean {
+  /**
+   * Whether the recorded entry is a tombstone decided long enough ago that its replicas may have
+   * purged it: by when this proxy got it decided, not by its version, which can run ahead of this
+   * clock (a node's fast clock pushes every ballot ahead) or lag far behind it (a fast write's).
+   */
+  #mayBePurged(last: { live: boolean; decidedAt?: number }): boolean {
     const age = this.deps.fastTombstoneAgeMs;
-    return !last.live && age !== undefined && parseVersion(last.ver).wall < this.#wallNow() - age;
+    if (last.live || age === undefined) return false;
+    return last.decidedAt === undefined || last.decidedAt < this.#wallNow() - age;
   }
 
   /**
@@ -290,7 +294,7 @@ export class Replicated {
   /** Records `entry`, just decided under this proxy's ballot, for the next write. */
   #remember(r: Replicas, entry: WireEntry): void {
     if (this.deps.fastWrites === false || r.joining.length > 0) return;
-    this.#own.remember(r.key, decisionOf(entry, r.epoch, ownersOf(r)));
+    this.#own.remember(r.key, decisionOf(entry, r.epoch, ownersOf(r), this.#wallNow()));
   }
 
   /**

@@ -500,7 +500,7 @@ Deno.test("a key whose TTL ends within the margin takes the full round: a recove
   assertEquals([await prepared(short, put("v5")), short.fast.expiring], [false, 0]);
 });
 
-Deno.test("a write on a recorded tombstone older than half the grace takes the full round: its replicas may have purged it", async () => {
+Deno.test("a write on a tombstone this proxy got decided 5 min ago or more takes the full round: its replicas may have purged it", async () => {
   const nodes = new FakeAcceptors(IDS);
   let wall = FAKE_NOW;
   const rep = proposerOver(nodes, { fastTombstoneAgeMs: 300_000, wallNow: () => wall });
@@ -511,19 +511,23 @@ Deno.test("a write on a recorded tombstone older than half the grace takes the f
   };
   await prepares(put("v1"));
   assertEquals(await prepares({ op: "delete", key: "k" }), false, "a delete of a value: fast");
-  wall = FAKE_NOW + 299_000;
-  assertEquals(await prepares(put("v2")), false, "a tombstone younger than the age: fast");
+  wall += 299_000;
+  assertEquals(await prepares(put("v2")), false, "a tombstone decided 299 s ago: fast");
+  await prepares({ op: "delete", key: "k" }); // decided now; its version is FAKE_NOW's (+ "0")
+  wall += 10_000;
+  assertEquals(await prepares(put("v3")), false, "by when it was decided, not by its version");
   await prepares({ op: "delete", key: "k" });
-  wall = FAKE_NOW + 301_000; // the record's version is from FAKE_NOW
-  assertEquals([await prepares(put("v3")), rep.fast.purgeable], [true, 1]);
+  wall += 301_000;
+  assertEquals([await prepares(put("v4")), rep.fast.purgeable], [true, 1]);
   // A live record is never purged, however old.
-  wall = FAKE_NOW + 3_600_000;
-  assertEquals([await prepares(put("v4")), rep.fast.purgeable], [false, 1]);
-  // Without a grace (tombstones kept for good), no such rule.
+  wall += 3_600_000;
+  assertEquals([await prepares(put("v5")), rep.fast.purgeable], [false, 1]);
+  // Without the rule (tests only), none.
   const keeping = proposerOver(nodes, { wallNow: () => wall });
   await keeping.run(replicas(), { op: "delete", key: "k" });
+  wall += 3_600_000;
   const before = nodes.count("prepare");
-  assert((await keeping.run(replicas(), put("v5"))).status < 300);
+  assert((await keeping.run(replicas(), put("v6"))).status < 300);
   assertEquals([nodes.count("prepare") > before, keeping.fast.purgeable], [false, 0]);
 });
 

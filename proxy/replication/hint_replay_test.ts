@@ -176,7 +176,14 @@ Deno.test("replayHints() reads a chunk's refused keys with one call per owner an
   for (const i of points) hints.add("n2", old(i));
   const report = await replayHints(node, 1, deps);
   // k7: n2 holds the newest of the two that answered with an entry (n3 and n4 hold none).
-  assertEquals(report, { accepted: 0, ingested: 198, current: 1, retry: 0, unsent: 0 });
+  assertEquals(report, {
+    accepted: 0,
+    ingested: 198,
+    current: 1,
+    retry: 0,
+    unsent: 0,
+    notOwned: 1, // point 1000's
+  });
   assertEquals(reads.map((r) => r.node).sort(), ["n1", "n2", "n3", "n4"]);
   assertEquals(reads.find((r) => r.node === "n2")!.keys.length, 199);
   assertEquals(reads.find((r) => r.node === "n1")!.keys.length, 100);
@@ -228,6 +235,7 @@ Deno.test("replayHints() settles a key no quorum holds, and hints again every ke
     current: 0,
     retry: 2,
     unsent: 0,
+    notOwned: 0,
   });
   assertEquals([settled, hints.count("n2")], [["k1"], 2]);
   ingestFails = false;
@@ -404,8 +412,32 @@ Deno.test("replayHints() cuts accept and ingest calls at the value budget: hints
   };
   for (let i = 0; i < 6; i++) hints.add("n2", entry(i, "018c00000001-0000-p1"));
   const report = await replayHints(node, 1, deps);
-  assertEquals(report, { accepted: 0, ingested: 6, current: 0, retry: 0, unsent: 0 });
+  assertEquals(report, { accepted: 0, ingested: 6, current: 0, retry: 0, unsent: 0, notOwned: 0 });
   assertEquals(sent.filter((s) => s.kind === "accept").length, 6);
   assertEquals(sent.filter((s) => s.kind === "ingest").length, 6);
   assert(sent.every((s) => s.chars <= 1000), JSON.stringify(sent));
+});
+
+Deno.test("replayHints() drops the hints of keys the node no longer owns (a map change moved them): an accept there would leave a stray copy", async () => {
+  const hints = new Hints();
+  const node = { id: "n2", url: "http://n2.test" };
+  const ref = (id: string) => ({ id, url: `http://${id}.test` });
+  const hint = (k: string, h: number) => ({ k, v: "dg==", ver: "018c00000002-0000-p1", h });
+  hints.add("n2", hint("stays", 1));
+  hints.add("n2", hint("moved", 2)); // its range went to n4 while n2 was down
+  const sent: string[] = [];
+  const report = await replayHints(node, 2, {
+    hints,
+    accept: (_: NodeRef, _e: number, entries: WireEntry[]) => {
+      sent.push(...entries.map((e) => e.k));
+      return Promise.resolve(entries.map(() => ({ ok: true })));
+    },
+    read: () => Promise.reject(new Error("not read")),
+    ingest: () => Promise.reject(new Error("not ingested")),
+    settle: () => Promise.reject(new Error("not settled")),
+    ownersOf: (point) => (point === 1 ? ["n1", "n2", "n3"] : ["n1", "n3", "n4"]).map(ref),
+    forget: () => {},
+  });
+  assertEquals(sent, ["stays"]);
+  assertEquals([report.accepted, report.notOwned, hints.count("n2")], [1, 1, 0]);
 });

@@ -45,10 +45,20 @@ export interface OwnDecision {
   epoch: number;
   /** The replica ids, in ring order, joined by spaces. */
   owners: string;
+  /**
+   * When this proxy got it decided (its wall clock, ms): a tombstone's replicas may purge it a
+   * grace later, and its version may run ahead of this clock or lag far behind it.
+   */
+  decidedAt?: number;
 }
 
-/** The record of `entry`, decided under `epoch` by `owners`. */
-export function decisionOf(entry: WireEntry, epoch: number, owners: string): OwnDecision {
+/** The record of `entry`, decided under `epoch` by `owners` (at `decidedAt`, for a tombstone). */
+export function decisionOf(
+  entry: WireEntry,
+  epoch: number,
+  owners: string,
+  decidedAt?: number,
+): OwnDecision {
   const expiresAt = entry.v === null ? undefined : expiryOf(entry.t);
   return {
     ver: entry.ver,
@@ -56,6 +66,7 @@ export function decisionOf(entry: WireEntry, epoch: number, owners: string): Own
     ...(expiresAt === undefined ? {} : { expiresAt }),
     epoch,
     owners,
+    ...(entry.v === null && decidedAt !== undefined ? { decidedAt } : {}),
   };
 }
 

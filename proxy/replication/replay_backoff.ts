@@ -12,7 +12,7 @@
  * import { assertEquals } from "@std/assert";
  * import { ReplayBackoff } from "./replay_backoff.ts";
  * const backoff = new ReplayBackoff(1000);
- * backoff.record("n2", { accepted: 0, ingested: 0, current: 0, retry: 3, unsent: 0 }, 0);
+ * backoff.record("n2", { accepted: 0, ingested: 0, current: 0, retry: 3, unsent: 0, notOwned: 0 }, 0);
  * assertEquals([backoff.due("n2", 999), backoff.due("n2", 1000)], [false, true]);
  * ```
  */

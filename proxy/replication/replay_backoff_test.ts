@@ -1,7 +1,7 @@
 import { assertEquals } from "@std/assert";
 import { ReplayBackoff } from "./replay_backoff.ts";
 
-const failed = { accepted: 0, ingested: 0, current: 0, retry: 2, unsent: 0 };
+const failed = { accepted: 0, ingested: 0, current: 0, retry: 2, unsent: 0, notOwned: 0 };
 
 Deno.test("ReplayBackoff waits one probe interval after a replay without progress, then doubles up to its bound", () => {
   const backoff = new ReplayBackoff(1000, 4000);

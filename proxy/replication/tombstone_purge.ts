@@ -54,6 +54,8 @@ export interface TombstonePurgeDeps {
    * holds of ranges it does not own; the number dropped.
    */
   dropStrays(node: NodeRef, epoch: number, ranges: Range[]): Promise<number>;
+  /** The epoch of the map `node` holds (node_admin.ts `getMap`; 0 without one). */
+  mapEpochOf(node: NodeRef): Promise<number>;
   /** How old a tombstone must be (shared/tombstone_grace.ts). */
   graceMs: number;
   /** Tombstones asked of each node per sweep (default 1,000). */
@@ -141,6 +143,10 @@ export class TombstonePurge {
       if (this.#owned.get(id) === mark) return true;
       const foreign = merged(all.filter((s) => !s.owners.includes(id)));
       try {
+        // A node still on an older map takes the drop (its fence refuses only older epochs), and
+        // then writes of a proxy on that older map for ranges it no longer owns (review): it
+        // counts only once it holds this map, which a poll pushes.
+        if (await this.deps.mapEpochOf(node) !== topo.map.epoch) return false;
         const dropped = foreign.length === 0
           ? 0
           : await this.deps.dropStrays(node, topo.map.epoch, foreign);

@@ -60,6 +60,7 @@ async function setup(replicas = 3, proxyClockOffsetMs = 0) {
     topology: c.topology,
     client: client!,
     dropStrays: (node, epoch, ranges) => admin.drop(node.url, ranges, epoch, node.incarnation),
+    mapEpochOf: async (node) => (await admin.getMap(node.url))?.epoch ?? 0,
     graceMs: GRACE,
     counted,
   });
@@ -268,6 +269,39 @@ Deno.test("tombstone purge: tombstones whose versions run ahead (a proxy's clock
     clocks.nodes = LATER;
     assertEquals(await purge.sweep(), 1);
     assertEquals(held(c, "k"), ["none", "none", "none"]);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("tombstone purge: a node still on an older map does not count as holding only its ranges (it would still take an older proxy's writes)", async () => {
+  const { c, clocks, purge } = await setup();
+  try {
+    assertEquals(await send(c, "PUT", "k", "v"), 201);
+    assertEquals(await send(c, "DELETE", "k"), 204);
+    clocks.nodes = LATER;
+    const topo = c.topology.topo;
+    // The proxy moved to epoch 2 (the same ring); n2 has not got the push yet.
+    c.topology.topo = { ...topo, map: { ...topo.map, epoch: 2 } };
+    for (const id of ["n1", "n3"]) {
+      const res = await c.nodes.get(id)!.app.request("/internal/cluster", {
+        method: "PUT",
+        headers: { authorization: "Bearer s3cret", "content-type": "application/json" },
+        body: JSON.stringify(c.topology.topo.map),
+      });
+      assertEquals(res.status, 200);
+    }
+    const drops = () => c.calls.filter((call) => call.path === "/internal/drop").length;
+    assertEquals(await purge.sweep(), 0);
+    assertEquals(held(c, "k"), ["tombstone", "tombstone", "tombstone"]);
+    const res = await c.nodes.get("n2")!.app.request("/internal/cluster", {
+      method: "PUT",
+      headers: { authorization: "Bearer s3cret", "content-type": "application/json" },
+      body: JSON.stringify(c.topology.topo.map),
+    });
+    assertEquals(res.status, 200);
+    assertEquals(await purge.sweep(), 1);
+    assertEquals(drops(), 0, "three replicas on three nodes: no range to drop anywhere");
   } finally {
     await c.close();
   }

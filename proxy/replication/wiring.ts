@@ -33,8 +33,6 @@ import { replicasFor } from "../routing/router.ts";
 /** What {@link createReplication} needs. */
 export interface ReplicationOptions {
   fetch: NodeFetch;
-  /** The proxies' tombstone grace (0 or absent: tombstones are never purged). */
-  tombstoneGraceMs?: number;
   clusterSecret?: string;
   timeoutMs: number;
   /** Probe interval of each node, in ms (default 1000). */
@@ -109,8 +107,9 @@ export class Replication {
       fastWrites: options.fastWrites,
       // A recovery takes up to ~20 call timeouts (the fast accept, a read, 8 rounds of two).
       fastExpiryMarginMs: Math.max(FAST_EXPIRY_MARGIN_MS, 30 * options.timeoutMs),
-      // Half the shortest grace any proxy may run with: another proxy's may be shorter than ours.
-      ...(options.tombstoneGraceMs ? { fastTombstoneAgeMs: MIN_TOMBSTONE_GRACE_MS / 2 } : {}),
+      // Half the shortest grace any proxy may run with, whatever this proxy's own (even 0: another
+      // proxy of the cluster may purge).
+      fastTombstoneAgeMs: MIN_TOMBSTONE_GRACE_MS / 2,
       keyWaitMs: options.timeoutMs,
       log: options.log,
     });
