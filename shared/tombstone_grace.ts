@@ -1,11 +1,10 @@
 /**
  * How old a tombstone must be before the proxies purge it (docs/replication.md, "Purging old
- * tombstones"): every replica must hold it, the map must be stable, its version's wall time must
- * be this far behind the purging proxy's clock, and each replica must have stored it this long
- * ago by its own clock. The grace is the margin
- * for messages still on their way with an older copy of the key (an anti-entropy or hint ingest
- * that read the replicas before the delete): one that arrives after the purge would bring the
- * key back, as Cassandra's `gc_grace_seconds` bounds.
+ * tombstones"): every replica must hold it, the map must be stable, and each replica must have
+ * stored it this long ago by its own clock. The grace is the margin for messages still on their
+ * way with an older copy of the key (an anti-entropy or hint ingest that read the replicas before
+ * the delete): one that arrives after the purge would bring the key back, as Cassandra's
+ * `gc_grace_seconds` bounds.
  *
  * @module
  */
