@@ -109,7 +109,7 @@ export const FAST_OUTCOMES = {
   lagging: "an owner was not up or had hints pending in this proxy's view: a full round",
   expiring: "the key's TTL ends within the margin (FAST_EXPIRY_MARGIN_MS): a full round",
   purgeable:
-    "the record is a tombstone older than 30 s, half the shortest tombstone grace (it may be purged): a full round",
+    "the record is a tombstone decided 30 s ago or more, half the shortest tombstone grace (it may be purged): a full round",
   recovered: "on no known majority: sent to recovery",
   repaired: "recovery: a read quorum's newest was the fast entry, resent to a majority",
   ours: "recovery round: the quorum's newest entry was the fast accept",
