@@ -7,7 +7,7 @@ import {
 } from "../../tests/doubles/test_cluster.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import { Counter, render } from "../../shared/prom.ts";
-import type { NodeClient, NodeFetch } from "../nodes/node_client.ts";
+import type { NodeClient } from "../nodes/node_client.ts";
 import { createReplication } from "./wiring.ts";
 import { NodeAdmin } from "../nodes/node_admin.ts";
 import { hashKey } from "../../shared/ring.ts";
@@ -29,9 +29,8 @@ async function setup(replicas = 3, proxyClockOffsetMs = 0) {
     rebalancing: null,
   };
   let client: NodeClient | undefined;
-  let toNodes: NodeFetch | undefined; // the cluster's, once it exists
   const replication = createReplication({
-    fetch: (url, init) => toNodes!(url, init),
+    fetch: (url, init) => c.fetch(url, init), // the cluster's, called once it exists
     timeoutMs: 5000,
     clusterSecret: "s3cret",
     clockOffsetMs: proxyClockOffsetMs,
@@ -45,7 +44,6 @@ async function setup(replicas = 3, proxyClockOffsetMs = 0) {
       replication,
     },
   });
-  toNodes = c.fetch;
   for (const node of c.nodes.values()) {
     const res = await node.app.request("/internal/cluster", {
       method: "PUT",

@@ -32,9 +32,9 @@ const withTombstones = heap();
 wall += 3_600_000;
 const storedBy = wall - 600_000;
 let purged = 0;
-for (let old = store.oldTombstones(wall, storedBy, 1000); old.length > 0;) {
+for (let old = store.oldTombstones(storedBy, 1000); old.length > 0;) {
   purged += store.purge(old, storedBy).length;
-  old = store.oldTombstones(wall, storedBy, 1000);
+  old = store.oldTombstones(storedBy, 1000);
 }
 const after = heap();
 console.log(JSON.stringify({
