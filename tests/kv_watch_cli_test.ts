@@ -44,20 +44,50 @@ async function stopWatch(w: Watcher, signal: Deno.Signal): Promise<void> {
   await w.reading.catch(() => {});
 }
 
-Deno.test("deno task kv: put --ttl 1s expires the key, and kv watch prints the put and the expiry, quoting a key with a space; --json prints objects with their cursor (id)", async () => {
-  const cluster = await ProcessCluster.create();
-  const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
-  const env = { RINGKV_URL: "" };
-  const watchers: Watcher[] = [];
-  try {
-    const proxy = await cluster.startAll(1);
-    env.RINGKV_URL = proxy.url;
-    const human = startWatch(cwd, env, ["w/"]);
-    watchers.push(human);
-    const json = startWatch(cwd, env, ["w/", "--json"]);
-    watchers.push(json);
-    const kv = (...args: string[]) =>
-      runToEnd({ script: KV, args, env, cwd, timeoutMs: 60_000, denoArgs: ["run", "-A"] });
+/** What a CLI test gets: its cluster, `kv` run in a temporary directory, and kv watches. */
+interface CliRun {
+  cluster: ProcessCluster;
+  /** The environment `kv` runs with (RINGKV_URL: the proxy of a 1-node cluster). */
+  env: Record<string, string>;
+  kv: (...args: string[]) => ReturnType<typeof runToEnd>;
+  /** Starts `kv watch ARGS`; stopped after the test (SIGTERM, SIGKILL when the test failed). */
+  watch: (args: string[]) => Watcher;
+}
+
+/** A test over a 1-node cluster; everything it starts is stopped and removed after it. */
+function cliTest(name: string, fn: (run: CliRun) => Promise<void>): void {
+  Deno.test(name, async () => {
+    const cluster = await ProcessCluster.create();
+    const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
+    const env = { RINGKV_URL: "" };
+    const watchers: Watcher[] = [];
+    try {
+      env.RINGKV_URL = (await cluster.startAll(1)).url;
+      await fn({
+        cluster,
+        env,
+        kv: (...args) =>
+          runToEnd({ script: KV, args, env, cwd, timeoutMs: 60_000, denoArgs: ["run", "-A"] }),
+        watch: (args) => {
+          const w = startWatch(cwd, env, args);
+          watchers.push(w);
+          return w;
+        },
+      });
+      for (const w of watchers.splice(0)) await stopWatch(w, "SIGTERM");
+    } finally {
+      for (const w of watchers) await stopWatch(w, "SIGKILL");
+      await cluster.stop();
+      await Deno.remove(cwd, { recursive: true });
+    }
+  });
+}
+
+cliTest(
+  "deno task kv: put --ttl 1s expires the key, and kv watch prints the put and the expiry, quoting a key with a space; --json prints objects with their cursor (id)",
+  async ({ kv, watch }) => {
+    const human = watch(["w/"]);
+    const json = watch(["w/", "--json"]);
     const bad = await kv("put", "w/a", "x", "--ttl", "0s");
     assertEquals(bad.code, 2, bad.stderr);
     // The watchers may still be connecting: write until both have printed a put.
@@ -112,37 +142,26 @@ Deno.test("deno task kv: put --ttl 1s expires the key, and kv watch prints the p
       human.errors.join("\n"),
       /Stopped\. To resume after the last event received: deno task kv watch w\/ --after \S+/,
     );
-    // The command printed resumes after the last event: what comes next, nothing from before.
+    // The command printed resumes after the last event: a change made while none watched comes
+    // (a watch from the present would miss it), nothing from before.
     const resumeLine = human.errors.find((l) => l.startsWith("Stopped."))!;
-    const resumed = startWatch(cwd, env, ["w/", "--after", resumeLine.split(" --after ")[1]!]);
-    watchers.push(resumed);
-    while (!resumed.lines.some((l) => l.startsWith("put w/next "))) {
-      assert(Date.now() < deadline, `resumed watch printed: ${resumed.lines.join("|")}`);
-      assertEquals((await kv("put", "w/next", "n")).code, 0);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    assertEquals((await kv("put", "w/meanwhile", "m")).code, 0);
+    const resumed = watch(["w/", "--after", resumeLine.split(" --after ")[1]!]);
+    await until(
+      () => `the resumed watch printed w/meanwhile: ${resumed.lines.join("|")}`,
+      () => resumed.lines.some((l) => l.startsWith("put w/meanwhile ")),
+      30_000,
+      100,
+    );
     const before = resumed.lines.filter((l) => l.includes("w/a") || l.includes("w/b c"));
     assertEquals(before, [], "events before the cursor came again");
-    for (const w of watchers.splice(0)) await stopWatch(w, "SIGTERM");
-  } finally {
-    for (const w of watchers) await stopWatch(w, "SIGKILL");
-    await cluster.stop();
-    await Deno.remove(cwd, { recursive: true });
-  }
-});
+  },
+);
 
-Deno.test("deno task kv watch that gives up prints the command that resumes it, which prints the changes made meanwhile; a refused cursor says to re-list", async () => {
-  const cluster = await ProcessCluster.create();
-  const cwd = await Deno.makeTempDir({ prefix: "ringkv-cli-" });
-  const env = { RINGKV_URL: "" };
-  const watchers: Watcher[] = [];
-  try {
-    const proxy = await cluster.startAll(1);
-    env.RINGKV_URL = proxy.url;
-    const kv = (...args: string[]) =>
-      runToEnd({ script: KV, args, env, cwd, timeoutMs: 60_000, denoArgs: ["run", "-A"] });
-    const w = startWatch(cwd, env, ["kw/"]);
-    watchers.push(w);
+cliTest(
+  "deno task kv watch that gives up prints the command that resumes it, which prints the changes made meanwhile; a refused cursor says to re-list",
+  async ({ cluster, env, kv, watch }) => {
+    const w = watch(["kw/"]);
     // The watcher may still be connecting: write until it has printed a put.
     const deadline = Date.now() + 30_000;
     while (!w.lines.some((l) => l.startsWith("put kw/a "))) {
@@ -165,8 +184,7 @@ Deno.test("deno task kv watch that gives up prints the command that resumes it, 
     env.RINGKV_URL = again.url;
     const missed = await kv("put", "kw/b", "meanwhile");
     assertEquals(missed.code, 0, missed.stderr);
-    const resumed = startWatch(cwd, env, resume[1]!.split(" ").slice(1)); // "watch" is added
-    watchers.push(resumed);
+    const resumed = watch(resume[1]!.split(" ").slice(1)); // "watch" is added
     await until(
       () =>
         `the resumed watch printed kw/b: ${resumed.lines.join("|")} ${resumed.errors.join("|")}`,
@@ -181,10 +199,5 @@ Deno.test("deno task kv watch that gives up prints the command that resumes it, 
       refused.stderr,
       /^Cannot watch from cursor "not-a-cursor": 400 .*re-list with deno task kv ls --prefix kw\/ and watch again without --after\n$/,
     );
-    for (const x of watchers.splice(0)) await stopWatch(x, "SIGTERM");
-  } finally {
-    for (const x of watchers) await stopWatch(x, "SIGKILL");
-    await cluster.stop();
-    await Deno.remove(cwd, { recursive: true });
-  }
-});
+  },
+);

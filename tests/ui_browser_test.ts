@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
-import { chromium, type Page } from "playwright-core";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { ADMIN_TOKEN, loadKeys, ProcessCluster, SECRET } from "./helpers/process_cluster.ts";
 import { runToEnd, type ServerProcess, spawnServer } from "./helpers/process.ts";
 import { until } from "./helpers/poll.ts";
@@ -40,6 +40,34 @@ async function launch(profile: string) {
       "--disable-component-update",
       "--disable-sync",
     ],
+  });
+}
+
+/**
+ * A browser test: `fn` gets a cluster (its temporary directory) and Chromium with its profile in
+ * that directory, both stopped after it, even when it fails; without Chromium the test is skipped
+ * and its name, `skipped`, says why.
+ */
+function browserTest(
+  name: string,
+  skipped: string,
+  fn: (cluster: ProcessCluster, browser: BrowserContext) => Promise<void>,
+): void {
+  Deno.test({
+    name: hasChromium ? name : `${skipped} (skipped: ${CHROMIUM} is not installed)`,
+    ignore: !hasChromium,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      const cluster = await ProcessCluster.create();
+      const browser = await launch(join(cluster.dir, "chromium-profile"));
+      try {
+        await fn(cluster, browser);
+      } finally {
+        await browser.close();
+        await cluster.stop();
+      }
+    },
   });
 }
 
@@ -166,63 +194,57 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: hasChromium
-    ? "the web page's live feed on a proxy with a client token asks for it, then shows changes"
-    : `the web page's live feed with a client token (skipped: ${CHROMIUM} is not installed)`,
-  ignore: !hasChromium,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
+browserTest(
+  "the web page's live feed on a proxy with a client token asks for it, then shows changes",
+  "the web page's live feed with a client token",
+  async (cluster, browser) => {
     const clientToken = "ui-client-token-0123456789";
-    const cluster = await ProcessCluster.create();
-    const browser = await launch(join(cluster.dir, "chromium-profile"));
-    try {
-      const n1 = await cluster.startNode("n1");
-      const proxy = await cluster.startProxy("p1", [
-        ...["--nodes", n1.url, "--client-token", clientToken],
-      ]);
-      const page = await browser.newPage();
-      await page.goto(`${proxy.url}/`);
-      await page.fill("#token", ADMIN_TOKEN);
-      await page.click("#connect");
-      // /watch refuses the admin token here: the feed asks for the client token.
-      await page.waitForSelector("#client-token-form", { timeout: 30_000 });
-      assertMatch(await text(page, "#client-token-form"), /client token/);
-      assertEquals(await page.locator("#feed .asks-token").count(), 1, "the feed asked for it");
-      await page.fill("#client-token", clientToken);
-      await page.click("#client-token-form button");
-      await page.waitForFunction(`document.querySelector("#client-token-form") === null`);
-      // The line that asked for the token goes with the form (review: it stayed, in red).
-      assertEquals(await page.locator("#feed .asks-token").count(), 0);
-      // A put made once the feed is open shows in it (bounded: one put a second, 30 at most).
-      const shown = `/put live\\/2 = "yo"/.test(document.querySelector("#feed").textContent)`;
-      let seen = false;
-      for (let i = 0; i < 30 && !seen; i++) {
-        const put = await fetch(`${proxy.url}/kv/live/2`, {
-          method: "PUT",
-          body: "yo",
-          headers: { authorization: `Bearer ${clientToken}` },
-          signal: AbortSignal.timeout(10_000),
-        });
-        assert(put.ok, `PUT ${put.status}`);
-        await put.body?.cancel();
-        seen = await page.waitForFunction(shown, undefined, { timeout: 1000 }).then(
-          () => true,
-          () => false,
-        );
-      }
-      assert(seen, await text(page, "#feed"));
-    } finally {
-      await browser.close();
-      await cluster.stop();
+    const n1 = await cluster.startNode("n1");
+    const proxy = await cluster.startProxy("p1", [
+      ...["--nodes", n1.url, "--client-token", clientToken],
+    ]);
+    const page = await browser.newPage();
+    await page.goto(`${proxy.url}/`);
+    await page.fill("#token", ADMIN_TOKEN);
+    await page.click("#connect");
+    // /watch refuses the admin token here: the feed asks for the client token.
+    await page.waitForSelector("#client-token-form", { timeout: 30_000 });
+    assertMatch(await text(page, "#client-token-form"), /client token/);
+    assertEquals(await page.locator("#feed .asks-token").count(), 1, "the feed asked for it");
+    await page.fill("#client-token", clientToken);
+    await page.click("#client-token-form button");
+    await page.waitForFunction(`document.querySelector("#client-token-form") === null`);
+    // The line that asked for the token goes with the form (review: it stayed, in red).
+    assertEquals(await page.locator("#feed .asks-token").count(), 0);
+    // A put made once the feed is open shows in it (bounded: one put a second, 30 at most).
+    const shown = `/put live\\/2 = "yo"/.test(document.querySelector("#feed").textContent)`;
+    let seen = false;
+    for (let i = 0; i < 30 && !seen; i++) {
+      const put = await fetch(`${proxy.url}/kv/live/2`, {
+        method: "PUT",
+        body: "yo",
+        headers: { authorization: `Bearer ${clientToken}` },
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert(put.ok, `PUT ${put.status}`);
+      await put.body?.cancel();
+      seen = await page.waitForFunction(shown, undefined, { timeout: 1000 }).then(
+        () => true,
+        () => false,
+      );
     }
+    assert(seen, await text(page, "#feed"));
   },
-});
+);
 
 /** Logs in to the page at `url` with the admin token, which starts its live feed. */
-async function openPage(browser: Awaited<ReturnType<typeof launch>>, url: string) {
+/**
+ * A new page logged in at `url` with the admin token; with `clock`, its timers run on
+ * Playwright's clock from the start (the test moves it).
+ */
+async function openPage(browser: BrowserContext, url: string, options: { clock?: boolean } = {}) {
   const page = await browser.newPage();
+  if (options.clock) await page.clock.install();
   await page.goto(`${url}/`);
   await page.fill("#token", ADMIN_TOKEN);
   await page.click("#connect");
@@ -249,16 +271,10 @@ async function feedShows(page: Page, proxyUrl: string, key: string): Promise<boo
   return false;
 }
 
-Deno.test({
-  name: hasChromium
-    ? "the web page's live feed retries a 503 of a proxy at its stream cap for as long as it lasts, then shows changes"
-    : `the web page's live feed at the stream cap (skipped: ${CHROMIUM} is not installed)`,
-  ignore: !hasChromium,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const cluster = await ProcessCluster.create();
-    const browser = await launch(join(cluster.dir, "chromium-profile"));
+browserTest(
+  "the web page's live feed retries a 503 of a proxy at its stream cap for as long as it lasts, then shows changes",
+  "the web page's live feed at the stream cap",
+  async (cluster, browser) => {
     const held: SseReader[] = [];
     try {
       const n1 = await cluster.startNode("n1");
@@ -286,246 +302,197 @@ Deno.test({
       assert(await feedShows(page, proxy.url, "after-cap"), await text(page, "#feed"));
     } finally {
       await Promise.all(held.map((reader) => reader.stop()));
-      await browser.close();
-      await cluster.stop();
     }
   },
-});
+);
 
-Deno.test({
-  name: hasChromium
-    ? "the web page's live feed starts from the present after reset, and resumes from compacted's id"
-    : `the web page's live feed after reset and compacted (skipped: ${CHROMIUM} is not installed)`,
-  ignore: !hasChromium,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const cluster = await ProcessCluster.create();
-    const browser = await launch(join(cluster.dir, "chromium-profile"));
-    try {
-      const n1 = await cluster.startNode("n1");
-      const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
-      // A reset needs 50,000 keys waiting for a replica: the first two streams are written
-      // here, in the proxy's frame format (proxy/watch/watch_group.ts), the rest is the proxy's.
-      const streams = [
-        `id: cursor-before\ndata: {"key":"crafted/1","version":"v1","value":"a"}\n\n` +
-        `event: reset\ndata: {"reason":"crafted reset"}\n\n`,
-        `id: cursor-present\nevent: compacted\ndata: {"reason":"crafted compacted"}\n\n`,
-      ];
-      const sent: (string | undefined)[] = [];
-      await browser.route("**/watch", async (route) => {
-        const headers = route.request().headers();
-        sent.push(headers["last-event-id"]);
-        const body = streams[sent.length - 1];
-        if (body !== undefined) {
-          await route.fulfill({ status: 200, contentType: "text/event-stream", body });
-          return;
-        }
-        // The crafted cursor means nothing to the proxy: from here on the real stream.
-        delete headers["last-event-id"];
-        await route.continue({ headers });
-      });
-      const page = await openPage(browser, proxy.url);
-      await page.waitForFunction(`/compacted: crafted compacted/.test(
+browserTest(
+  "the web page's live feed starts from the present after reset, and resumes from compacted's id",
+  "the web page's live feed after reset and compacted",
+  async (cluster, browser) => {
+    const n1 = await cluster.startNode("n1");
+    const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+    // A reset needs 50,000 keys waiting for a replica: the first two streams are written
+    // here, in the proxy's frame format (proxy/watch/watch_group.ts), the rest is the proxy's.
+    const streams = [
+      `id: cursor-before\ndata: {"key":"crafted/1","version":"v1","value":"a"}\n\n` +
+      `event: reset\ndata: {"reason":"crafted reset"}\n\n`,
+      `id: cursor-present\nevent: compacted\ndata: {"reason":"crafted compacted"}\n\n`,
+    ];
+    const sent: (string | undefined)[] = [];
+    await browser.route("**/watch", async (route) => {
+      const headers = route.request().headers();
+      sent.push(headers["last-event-id"]);
+      const body = streams[sent.length - 1];
+      if (body !== undefined) {
+        await route.fulfill({ status: 200, contentType: "text/event-stream", body });
+        return;
+      }
+      // The crafted cursor means nothing to the proxy: from here on the real stream.
+      delete headers["last-event-id"];
+      await route.continue({ headers });
+    });
+    const page = await openPage(browser, proxy.url);
+    await page.waitForFunction(`/compacted: crafted compacted/.test(
         document.querySelector("#feed").textContent)`);
-      await until(() => `the page's third stream (${sent.length} so far)`, () => sent.length >= 3);
-      const feedText = await text(page, "#feed");
-      assertMatch(feedText, /put crafted\/1 = "a"/);
-      assertMatch(feedText, /reset: crafted reset/);
-      assertEquals(sent[0], undefined, "the first stream starts from the present");
-      assertEquals(sent[1], undefined, "after a reset, from the present: no Last-Event-ID");
-      assertEquals(sent[2], "cursor-present", "after compacted, from its id (the present)");
-      assert(await feedShows(page, proxy.url, "after-reset"), await text(page, "#feed"));
-    } finally {
-      await browser.close();
-      await cluster.stop();
-    }
+    await until(() => `the page's third stream (${sent.length} so far)`, () => sent.length >= 3);
+    const feedText = await text(page, "#feed");
+    assertMatch(feedText, /put crafted\/1 = "a"/);
+    assertMatch(feedText, /reset: crafted reset/);
+    assertEquals(sent[0], undefined, "the first stream starts from the present");
+    assertEquals(sent[1], undefined, "after a reset, from the present: no Last-Event-ID");
+    assertEquals(sent[2], "cursor-present", "after compacted, from its id (the present)");
+    assert(await feedShows(page, proxy.url, "after-reset"), await text(page, "#feed"));
   },
-});
+);
 
-Deno.test({
-  name: hasChromium
-    ? "the web page's live feed gives up a /watch that says nothing for 15 s and opens it again"
-    : `the web page's live feed on a silent proxy (skipped: ${CHROMIUM} is not installed)`,
-  ignore: !hasChromium,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const cluster = await ProcessCluster.create();
-    const browser = await launch(join(cluster.dir, "chromium-profile"));
-    try {
-      const n1 = await cluster.startNode("n1");
-      const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
-      // The first /watch never answers (a proxy that hangs, or a middlebox holding the request);
-      // the page's timers run on Playwright's clock, which jumps when the test says (real time
-      // moves it only by the few seconds the test takes).
-      let watches = 0;
-      await browser.route("**/watch", async (route) => {
-        if (++watches === 1) return; // never fulfilled
-        await route.continue();
-      });
-      const page = await browser.newPage();
-      await page.clock.install();
-      await page.goto(`${proxy.url}/`);
-      await page.fill("#token", ADMIN_TOKEN);
-      await page.click("#connect");
-      await until(() => "the page's first /watch", () => watches >= 1);
-      await page.clock.fastForward(14_000);
-      assert(!(await text(page, "#feed")).includes("no answer in 15 s"), "given up before 15 s");
-      assertEquals(watches, 1, "not given up before 15 s");
-      await page.clock.fastForward(1_500);
-      await page.waitForFunction(`/no answer in 15 s/.test(
+browserTest(
+  "the web page's live feed gives up a /watch that says nothing for 15 s and opens it again",
+  "the web page's live feed on a silent proxy",
+  async (cluster, browser) => {
+    const n1 = await cluster.startNode("n1");
+    const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+    // The first /watch never answers (a proxy that hangs, or a middlebox holding the request);
+    // the page's timers run on Playwright's clock, which jumps when the test says (real time
+    // moves it only by the few seconds the test takes).
+    let watches = 0;
+    await browser.route("**/watch", async (route) => {
+      if (++watches === 1) return; // never fulfilled
+      await route.continue();
+    });
+    const page = await openPage(browser, proxy.url, { clock: true });
+    await until(() => "the page's first /watch", () => watches >= 1);
+    await page.clock.fastForward(14_000);
+    assert(!(await text(page, "#feed")).includes("no answer in 15 s"), "given up before 15 s");
+    assertEquals(watches, 1, "not given up before 15 s");
+    await page.clock.fastForward(1_500);
+    await page.waitForFunction(`/no answer in 15 s/.test(
         document.querySelector("#feed").textContent)`);
-      await page.clock.fastForward(1_500); // the pause before it tries again
-      await until(() => `the page's second /watch (${watches} so far)`, () => watches >= 2);
-      await page.clock.resume();
-      assert(await feedShows(page, proxy.url, "after-silence"), await text(page, "#feed"));
-    } finally {
-      await browser.close();
-      await cluster.stop();
-    }
+    await page.clock.fastForward(1_500); // the pause before it tries again
+    await until(() => `the page's second /watch (${watches} so far)`, () => watches >= 2);
+    await page.clock.resume();
+    assert(await feedShows(page, proxy.url, "after-silence"), await text(page, "#feed"));
   },
-});
+);
 
 /** The lines of the page's live feed, newest first. */
 const feedLines = (page: Page) =>
   page.$$eval("#feed li", (lis) => lis.map((li) => li.textContent ?? ""));
 
-Deno.test({
-  name: hasChromium
-    ? "the web page's live feed shows when each change was written, keys and values as the CLI prints them, cut by code points, and an outage as one counted line"
-    : `the web page's live feed lines (skipped: ${CHROMIUM} is not installed)`,
-  ignore: !hasChromium,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const cluster = await ProcessCluster.create();
-    const browser = await launch(join(cluster.dir, "chromium-profile"));
-    try {
-      const n1 = await cluster.startNode("n1");
-      const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
-      // Writes 3 s and 7 s apart, sent in one burst (as after a reconnect), in the proxy's format.
-      const t0 = Date.UTC(2026, 0, 2, 3, 4, 5);
-      const at = (ms: number) => formatVersion(t0 + ms, 0, "n1");
-      const longKey = "long/" + "k".repeat(999);
-      const emojiValue = "x".repeat(58) + "😀" + "more";
-      const events = [
-        { key: "timed/1", version: at(0), value: "a" },
-        { key: "timed/2", version: at(3_000), value: "b" },
-        { key: "timed/3", version: at(7_000), deleted: true },
-        { key: longKey, version: at(8_000), value: "long" },
-        { key: 'a = "fake" ', version: at(9_000), value: "real" },
-        { key: "evil\u202Etxt.exe", version: at(9_000), value: "x\u202Ey" },
-        { key: "emoji", version: at(9_000), value: emojiValue },
-      ];
-      const crafted = events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join("");
-      let mode: "crafted" | "down" | "up" = "crafted";
-      let failed = 0;
-      await browser.route("**/watch", async (route) => {
-        if (mode === "crafted") {
-          mode = "down";
-          await route.fulfill({ status: 200, contentType: "text/event-stream", body: crafted });
-        } else if (mode === "down") {
-          failed++;
-          await route.abort("failed");
-        } else {
-          await route.continue();
-        }
-      });
-      const page = await browser.newPage();
-      await page.clock.install();
-      await page.goto(`${proxy.url}/`);
-      await page.fill("#token", ADMIN_TOKEN);
-      await page.click("#connect");
-      await page.waitForFunction(`document.querySelectorAll("#feed li.change").length === 7`);
-      const lines = await feedLines(page);
-      const line = (start: string) => lines.find((l) => l.includes(start)) ?? `(no ${start})`;
-
-      // Each line has the time its version says it was written, not the time it came.
-      const times = await page.evaluate(
-        (ms) => ms.map((m) => new Date(m).toLocaleTimeString()),
-        [t0, t0 + 3_000, t0 + 7_000],
-      );
-      assertEquals(line("put timed/1 ").split("  ")[0], times[0]);
-      assertEquals(line("put timed/2 ").split("  ")[0], times[1]);
-      assertEquals(line("del timed/3").split("  ")[0], times[2]);
-
-      // Keys and values as `kv watch` prints them: quoted when odd, invisible ones escaped.
-      assertMatch(line('put "a = '), /put "a = \\"fake\\" " = "real"$/);
-      assertMatch(line('put "evil'), /put "evil\\u202etxt\.exe" = "x\\u202ey"$/);
-      assert(!lines.join("").includes("\u202E"), "no bidi override reaches the page");
-      const samples = [
-        "users/1",
-        "my key",
-        "",
-        'a = "fake" ',
-        "evil\u202Etxt",
-        "tab\tx",
-        "\u2028",
-        "é",
-        "😀",
-        "\u00A0",
-        "back\\slash",
-        "\u200B",
-        "\uFEFFbom",
-        "\u0085",
-      ];
-      const inPage = await page.evaluate(
-        (texts) => texts.map((t) => [quoted(t), jsonQuoted(t)]),
-        samples,
-      );
-      assertEquals(inPage, samples.map((t) => [cliQuoted(t), cliJsonQuoted(t)]), "the CLI's rule");
-
-      // Values cut at 60 code points (the emoji whole), keys at 80, each marked by "…".
-      assertMatch(line("put emoji"), new RegExp(`= "x{58}😀m"…$`));
-      assert(!line("put emoji").includes("\uFFFD"), line("put emoji"));
-      assertMatch(line('put "long/'), /put "long\/k{75}"… = "long"$/);
-      assert(!line("put timed/1 ").includes("…"), "an uncut value has no ellipsis");
-      for (const width of [1280, 380]) {
-        await page.setViewportSize({ width, height: 760 });
-        const overflow = await page.evaluate(
-          `document.documentElement.scrollWidth - document.documentElement.clientWidth`,
-        );
-        assertEquals(overflow, 0, `no horizontal scrolling at ${width} px`);
+browserTest(
+  "the web page's live feed shows when each change was written, keys and values as the CLI prints them, cut by code points, and an outage as one counted line",
+  "the web page's live feed lines",
+  async (cluster, browser) => {
+    const n1 = await cluster.startNode("n1");
+    const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+    // Writes 3 s and 7 s apart, sent in one burst (as after a reconnect), in the proxy's format.
+    const t0 = Date.UTC(2026, 0, 2, 3, 4, 5);
+    const at = (ms: number) => formatVersion(t0 + ms, 0, "n1");
+    const longKey = "long/" + "k".repeat(999);
+    const emojiValue = "x".repeat(58) + "😀" + "more";
+    const events = [
+      { key: "timed/1", version: at(0), value: "a" },
+      { key: "timed/2", version: at(3_000), value: "b" },
+      { key: "timed/3", version: at(7_000), deleted: true },
+      { key: longKey, version: at(8_000), value: "long" },
+      { key: 'a = "fake" ', version: at(9_000), value: "real" },
+      { key: "evil\u202Etxt.exe", version: at(9_000), value: "x\u202Ey" },
+      { key: "emoji", version: at(9_000), value: emojiValue },
+    ];
+    const crafted = events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join("");
+    let mode: "crafted" | "down" | "up" = "crafted";
+    let failed = 0;
+    await browser.route("**/watch", async (route) => {
+      if (mode === "crafted") {
+        mode = "down";
+        await route.fulfill({ status: 200, contentType: "text/event-stream", body: crafted });
+      } else if (mode === "down") {
+        failed++;
+        await route.abort("failed");
+      } else {
+        await route.continue();
       }
-      await page.setViewportSize({ width: 1280, height: 760 });
+    });
+    const page = await openPage(browser, proxy.url, { clock: true });
+    await page.waitForFunction(`document.querySelectorAll("#feed li.change").length === 7`);
+    const lines = await feedLines(page);
+    const line = (start: string) => lines.find((l) => l.includes(start)) ?? `(no ${start})`;
 
-      // An outage of 25 tries (one a second) is one line with a count: the changes stay.
-      for (let tries = 0; failed < 25 && tries < 100; tries++) {
-        const before = failed;
-        await page.clock.fastForward(1_000);
-        await until(() => `a try after ${before}`, () => failed > before, 10_000, 20);
-      }
-      const down = await feedLines(page);
-      assertEquals(
-        down.filter((l) => l.includes("put ") || l.includes("del ")).length,
-        7,
-        down.join("\n"),
+    // Each line has the time its version says it was written, not the time it came.
+    const times = await page.evaluate(
+      (ms) => ms.map((m) => new Date(m).toLocaleTimeString()),
+      [t0, t0 + 3_000, t0 + 7_000],
+    );
+    assertEquals(line("put timed/1 ").split("  ")[0], times[0]);
+    assertEquals(line("put timed/2 ").split("  ")[0], times[1]);
+    assertEquals(line("del timed/3").split("  ")[0], times[2]);
+
+    // Keys and values as `kv watch` prints them: quoted when odd, invisible ones escaped.
+    assertMatch(line('put "a = '), /put "a = \\"fake\\" " = "real"$/);
+    assertMatch(line('put "evil'), /put "evil\\u202etxt\.exe" = "x\\u202ey"$/);
+    assert(!lines.join("").includes("\u202E"), "no bidi override reaches the page");
+    const samples = [
+      "users/1",
+      "my key",
+      "",
+      'a = "fake" ',
+      "evil\u202Etxt",
+      "tab\tx",
+      "\u2028",
+      "é",
+      "😀",
+      "\u00A0",
+      "back\\slash",
+      "\u200B",
+      "\uFEFFbom",
+      "\u0085",
+    ];
+    const inPage = await page.evaluate(
+      (texts) => texts.map((t) => [quoted(t), jsonQuoted(t)]),
+      samples,
+    );
+    assertEquals(inPage, samples.map((t) => [cliQuoted(t), cliJsonQuoted(t)]), "the CLI's rule");
+
+    // Values cut at 60 code points (the emoji whole), keys at 80, each marked by "…".
+    assertMatch(line("put emoji"), new RegExp(`= "x{58}😀m"…$`));
+    assert(!line("put emoji").includes("\uFFFD"), line("put emoji"));
+    assertMatch(line('put "long/'), /put "long\/k{75}"… = "long"$/);
+    assert(!line("put timed/1 ").includes("…"), "an uncut value has no ellipsis");
+    for (const width of [1280, 380]) {
+      await page.setViewportSize({ width, height: 760 });
+      const overflow = await page.evaluate(
+        `document.documentElement.scrollWidth - document.documentElement.clientWidth`,
       );
-      const errors = down.filter((l) => l.includes("Failed to fetch"));
-      assertEquals(errors.length, 1, down.join("\n"));
-      const count = Number(/\((\d+) times since/.exec(errors[0]!)?.[1]);
-      assert(count >= 25, errors[0]);
-      mode = "up";
-      await page.clock.resume();
-      assert(await feedShows(page, proxy.url, "after-outage"), await text(page, "#feed"));
-    } finally {
-      await browser.close();
-      await cluster.stop();
+      assertEquals(overflow, 0, `no horizontal scrolling at ${width} px`);
     }
-  },
-});
+    await page.setViewportSize({ width: 1280, height: 760 });
 
-Deno.test({
-  name: hasChromium
-    ? "the web page shows a proxy's 403 (no admin token) without asking for tokens; a refused token stops its calls and feed, and a new login starts one feed"
-    : `the web page's token handling (skipped: ${CHROMIUM} is not installed)`,
-  ignore: !hasChromium,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const cluster = await ProcessCluster.create();
-    const browser = await launch(join(cluster.dir, "chromium-profile"));
+    // An outage of 25 tries (one a second) is one line with a count: the changes stay.
+    for (let tries = 0; failed < 25 && tries < 100; tries++) {
+      const before = failed;
+      await page.clock.fastForward(1_000);
+      await until(() => `a try after ${before}`, () => failed > before, 10_000, 20);
+    }
+    const down = await feedLines(page);
+    assertEquals(
+      down.filter((l) => l.includes("put ") || l.includes("del ")).length,
+      7,
+      down.join("\n"),
+    );
+    const errors = down.filter((l) => l.includes("Failed to fetch"));
+    assertEquals(errors.length, 1, down.join("\n"));
+    const count = Number(/\((\d+) times since/.exec(errors[0]!)?.[1]);
+    assert(count >= 25, errors[0]);
+    mode = "up";
+    await page.clock.resume();
+    assert(await feedShows(page, proxy.url, "after-outage"), await text(page, "#feed"));
+  },
+);
+
+browserTest(
+  "the web page shows a proxy's 403 (no admin token) without asking for tokens; a refused token stops its calls and feed, and a new login starts one feed",
+  "the web page's token handling",
+  async (cluster, browser) => {
     let bare: ServerProcess | undefined;
     try {
       const n1 = await cluster.startNode("n1");
@@ -588,8 +555,6 @@ Deno.test({
       assertEquals(callsSince(login, "/watch"), 1, "one /watch since the login");
     } finally {
       await bare?.stop();
-      await browser.close();
-      await cluster.stop();
     }
   },
-});
+);

@@ -88,29 +88,25 @@ export class Packer {
   pack(entry: Stored): string {
     const { wall, counter, writer } = parseVersion(entry.version);
     const hash = entry.hash;
-    // The wall's 6 bytes from its two 24-bit halves (no arrays spread: every write packs).
-    const high = Math.floor(wall / TWO_24);
-    const low = wall % TWO_24;
     const head = String.fromCharCode(
       KINDS.indexOf(entry.kind),
       hash >>> 24,
       (hash >>> 16) & 0xff,
       (hash >>> 8) & 0xff,
       hash & 0xff,
-      high >>> 16,
-      (high >>> 8) & 0xff,
-      high & 0xff,
-      low >>> 16,
-      (low >>> 8) & 0xff,
-      low & 0xff,
-      counter >>> 8,
-      counter & 0xff,
     );
     // join() builds one flat string; `+` would leave a tree of pieces in memory.
     // A type with an expiry is unique per write: inline, so the table does not fill up with them.
     const types = entry.contentType.includes("; ringkv-expires=") ? undefined : this.#types;
     const data = entry.kind === "tombstone" ? sixBytes(entry.arrivedAt ?? 0) : entry.data;
-    return [head, field(this.#writers, writer), field(types, entry.contentType), data].join("");
+    return [
+      head,
+      sixBytes(wall),
+      String.fromCharCode(counter >>> 8, counter & 0xff),
+      field(this.#writers, writer),
+      field(types, entry.contentType),
+      data,
+    ].join("");
   }
 
   /** Throws what {@link pack} would throw for `entry`, without packing it (the fields' lengths). */

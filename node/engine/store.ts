@@ -377,8 +377,9 @@ export class Store {
     const at = entry.kind === "tombstone" ? undefined : expiryOf(entry.contentType);
     if (at !== undefined) this.#expiring.set(key, at);
     else this.#expiring.delete(key);
-    // A newer tombstone over an older one goes to the back, in the order of when it was stored.
-    this.#tombstoneKeys.delete(key);
+    // A newer tombstone over an older one goes to the back, in the order of when it was stored
+    // (no Set look-up for a write over a live value, the common case).
+    if (old !== undefined && kindOf(old) === "tombstone") this.#tombstoneKeys.delete(key);
     if (entry.kind === "tombstone") this.#tombstoneKeys.add(key);
   }
 

@@ -294,7 +294,9 @@ export class Replicated {
   /** Records `entry`, just decided under this proxy's ballot, for the next write. */
   #remember(r: Replicas, entry: WireEntry): void {
     if (this.deps.fastWrites === false || r.joining.length > 0) return;
-    this.#own.remember(r.key, decisionOf(entry, r.epoch, ownersOf(r), this.#wallNow()));
+    // The clock is read for a tombstone only: a write's hot path needs no time.
+    const decidedAt = entry.v === null ? this.#wallNow() : undefined;
+    this.#own.remember(r.key, decisionOf(entry, r.epoch, ownersOf(r), decidedAt));
   }
 
   /**

@@ -4,6 +4,7 @@ import {
   startCluster,
   TEST_VNODES,
   type TestCluster,
+  type TestNode,
 } from "../../tests/doubles/test_cluster.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import { Counter, render } from "../../shared/prom.ts";
@@ -16,6 +17,16 @@ import { TombstonePurge } from "./tombstone_purge.ts";
 
 const GRACE = 600_000;
 const LATER = 20 * 60_000; // past the grace
+
+/** Stores `map` on `node`, as a proxy's push does. */
+async function pushMap(node: TestNode, map: ClusterMap): Promise<void> {
+  const res = await node.app.request("/internal/cluster", {
+    method: "PUT",
+    headers: { authorization: "Bearer s3cret", "content-type": "application/json" },
+    body: JSON.stringify(map),
+  });
+  assertEquals(res.status, 200);
+}
 
 /** A 3-node cluster (`replicas` copies) whose nodes hold its map, with clocks the test moves. */
 async function setup(replicas = 3, proxyClockOffsetMs = 0) {
@@ -44,14 +55,7 @@ async function setup(replicas = 3, proxyClockOffsetMs = 0) {
       replication,
     },
   });
-  for (const node of c.nodes.values()) {
-    const res = await node.app.request("/internal/cluster", {
-      method: "PUT",
-      headers: { authorization: "Bearer s3cret", "content-type": "application/json" },
-      body: JSON.stringify(map),
-    });
-    assertEquals(res.status, 200);
-  }
+  for (const node of c.nodes.values()) await pushMap(node, map);
   const admin = new NodeAdmin({ fetch: c.fetch, clusterSecret: "s3cret", timeoutMs: 5000 });
   const counted = new Counter("purges", "test", ["outcome"]);
   const purge = new TombstonePurge({
@@ -281,23 +285,11 @@ Deno.test("tombstone purge: a node still on an older map does not count as holdi
     const topo = c.topology.topo;
     // The proxy moved to epoch 2 (the same ring); n2 has not got the push yet.
     c.topology.topo = { ...topo, map: { ...topo.map, epoch: 2 } };
-    for (const id of ["n1", "n3"]) {
-      const res = await c.nodes.get(id)!.app.request("/internal/cluster", {
-        method: "PUT",
-        headers: { authorization: "Bearer s3cret", "content-type": "application/json" },
-        body: JSON.stringify(c.topology.topo.map),
-      });
-      assertEquals(res.status, 200);
-    }
+    for (const id of ["n1", "n3"]) await pushMap(c.nodes.get(id)!, c.topology.topo.map);
     const drops = () => c.calls.filter((call) => call.path === "/internal/drop").length;
     assertEquals(await purge.sweep(), 0);
     assertEquals(held(c, "k"), ["tombstone", "tombstone", "tombstone"]);
-    const res = await c.nodes.get("n2")!.app.request("/internal/cluster", {
-      method: "PUT",
-      headers: { authorization: "Bearer s3cret", "content-type": "application/json" },
-      body: JSON.stringify(c.topology.topo.map),
-    });
-    assertEquals(res.status, 200);
+    await pushMap(c.nodes.get("n2")!, c.topology.topo.map);
     assertEquals(await purge.sweep(), 1);
     assertEquals(drops(), 0, "three replicas on three nodes: no range to drop anywhere");
   } finally {
