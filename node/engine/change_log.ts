@@ -2,9 +2,11 @@
  * The node's change log for watchers: every change this node made durable (puts, deletes,
  * expiries, ingested and accepted entries), numbered by this node's own sequence in the
  * order it applied them, with the version the key had here before. Bounded (entries and
- * value bytes): the oldest go first. Held in memory for the life of the process; `boot`
- * names that life, so a reader holding positions of an earlier one knows they are gone.
- * Drops (a rebalancing's cleanup) are not changes. No I/O; `wait` uses a timer.
+ * value bytes): the oldest go first. Held in memory; `boot` names the numbering, which a
+ * restart continues when the data directory's log says where it stood (a new `boot` when it
+ * cannot: node/engine/change_recovery.ts), so a reader holding positions of another numbering
+ * knows they are gone. Drops (a rebalancing's cleanup) are not changes. No I/O; `wait` uses a
+ * timer.
  *
  * @module
  * @example
@@ -62,8 +64,29 @@ export class ChangeLog {
   #staged: { walSeq: number; changes: StagedChange[] }[] = [];
   #waiters = new Map<() => void, string>();
 
-  /** `boot` names this process's log (random per start). */
+  /** `boot` names this log's numbering (node/engine/change_recovery.ts picks it at start). */
   constructor(readonly boot: string, private readonly limits = CHANGE_LOG_LIMITS) {}
+
+  /**
+   * A log that continues a numbering after a restart: `last` is its newest sequence number,
+   * `entries` (contiguous, oldest first, ending at `last`; fewer, or none, when older ones were
+   * not kept) what it still holds.
+   */
+  static continued(
+    boot: string,
+    last: number,
+    entries: readonly Change[],
+    limits = CHANGE_LOG_LIMITS,
+  ): ChangeLog {
+    const log = new ChangeLog(boot, limits);
+    log.#seq = last;
+    for (const c of entries) {
+      log.#entries.push(c);
+      log.#bytes += c.stored.data.length + c.key.length;
+    }
+    log.#trim();
+    return log;
+  }
 
   /** The newest sequence number (0: none yet). */
   get last(): number {
@@ -73,6 +96,31 @@ export class ChangeLog {
   /** The oldest sequence number still held (`last + 1` when none is). */
   get first(): number {
     return this.#head < this.#entries.length ? this.#entries[this.#head]!.seq : this.#seq + 1;
+  }
+
+  /** The sequence number the last change staged so far will get (staged ones included). */
+  get appended(): number {
+    let n = this.#seq;
+    for (const { changes } of this.#staged) n += changes.length;
+    return n;
+  }
+
+  /**
+   * The newest changes at or before `upTo`, at most `maxEntries` and about `maxBytes` of keys
+   * and values, oldest first (contiguous, ending at `upTo`; none when `upTo` is not held).
+   */
+  recent(upTo: number, maxEntries: number, maxBytes: number): Change[] {
+    if (upTo > this.#seq || upTo < this.first) return [];
+    const end = this.#head + (upTo - this.first);
+    const out: Change[] = [];
+    let bytes = 0;
+    for (let i = end; i >= this.#head && out.length < maxEntries; i--) {
+      const c = this.#entries[i]!;
+      bytes += c.stored.data.length + c.key.length;
+      if (bytes > maxBytes) break;
+      out.push(c);
+    }
+    return out.reverse();
   }
 
   /** Notes changes logged in WAL record `walSeq`; they are readable once it is durable. */
@@ -103,9 +151,12 @@ export class ChangeLog {
     this.#staged = [];
   }
 
-  /** Changes after `after` under `prefix`, at most `limit`; "gone" when some were dropped. */
+  /**
+   * Changes after `after` under `prefix`, at most `limit`; "gone" when some were dropped, or
+   * when this numbering never reached `after` (a data directory put back from a backup).
+   */
   read(after: number, limit: number, prefix: string): Change[] | "gone" {
-    if (after < this.first - 1) return "gone";
+    if (after < this.first - 1 || after > this.#seq) return "gone";
     const out: Change[] = [];
     const start = this.#head + Math.max(0, after + 1 - this.first);
     for (let i = start; i < this.#entries.length && out.length < limit; i++) {
@@ -125,7 +176,7 @@ export class ChangeLog {
     at: number,
     current: (key: string) => string | undefined,
   ): Record<string, string | null> | "gone" {
-    if (at < this.first - 1) return "gone";
+    if (at < this.first - 1 || at > this.#seq) return "gone";
     const out: Record<string, string | null> = {};
     const wanted = new Set(keys);
     const start = this.#head + Math.max(0, at + 1 - this.first);
@@ -147,7 +198,8 @@ export class ChangeLog {
    * after it is, so the caller reads it), or after `ms`, or on `signal`.
    */
   wait(after: number, ms: number, signal?: AbortSignal, prefix = ""): Promise<void> {
-    if (this.#seq > after || ms <= 0) return Promise.resolve();
+    // Past the head too: that position is gone (read says so), whatever comes later.
+    if (this.#seq !== after || ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);

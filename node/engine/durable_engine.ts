@@ -8,6 +8,7 @@
  * @module
  */
 import { ChangeLog, type StagedChange } from "./change_log.ts";
+import { newChangeLogName } from "./change_recovery.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { checkKey } from "../../shared/keys.ts";
 import type { Limits } from "../../shared/limits.ts";
@@ -70,6 +71,8 @@ export interface EngineParts {
   log?: (message: string) => void;
   /** How long a log write may wait on the disk before health says `stalled` (default 5 s). */
   stallAfterMs?: number;
+  /** The change log the start rebuilt (node/engine/change_recovery.ts; default: a new one). */
+  changes?: ChangeLog;
 }
 
 /** A durable node engine; build it with `openEngine`. */
@@ -91,9 +94,10 @@ export class DurableEngine implements NodeEngine {
   /** Writes of cluster.json and acceptor.json under way, for the stall measure. */
   readonly diskWaits = new DiskWaits();
   /** Durable changes for watchers (node/engine/change_log.ts). */
-  readonly changes = new ChangeLog(crypto.randomUUID().slice(0, 13));
+  readonly changes: ChangeLog;
 
   constructor(readonly parts: EngineParts) {
+    this.changes = parts.changes ?? new ChangeLog(newChangeLogName());
     this.id = parts.id;
     this.incarnation = parts.incarnation;
     this.createdAt = parts.createdAt;
@@ -104,7 +108,7 @@ export class DurableEngine implements NodeEngine {
       log: parts.log,
     });
     this.#files = new JsonFiles(parts.disk, this.diskWaits, this.#guard);
-    this.#snapshotWriter = new SnapshotWriter(parts, parts.snapshot);
+    this.#snapshotWriter = new SnapshotWriter(parts, parts.snapshot, this.changes);
     this.#room = new SnapshotRoom(parts, this.#snapshotWriter);
     this.#compactor = new Compactor({
       wal: parts.wal,

@@ -27,6 +27,7 @@ import { DurableEngine } from "./durable_engine.ts";
 import type { NodeEngine } from "./engine.ts";
 import { FILES, loadIdentity, loadSnapshot, replayLog } from "../storage/recovery.ts";
 import { Store } from "./store.ts";
+import { ChangeReplay } from "./change_recovery.ts";
 import { GcHint } from "./gc_hint.ts";
 import { Wal } from "../storage/wal.ts";
 import { DEFAULT_RESERVE_MIN_BYTES, SpaceReserve } from "../storage/reserve.ts";
@@ -67,10 +68,11 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   const { id, incarnation, createdAt } = await loadIdentity(disk, options.id, options.now);
   const store = new Store(new HybridClock(id, options.now), options.now);
   const snapshot = await loadSnapshot(disk, store);
-  const walBytes = await replayLog(disk, store, {
-    snapshot,
-    log: options.log ?? console.error,
-  });
+  const log = options.log ?? console.error;
+  const changes = new ChangeReplay(snapshot.generation, undefined, log);
+  const walBytes = await replayLog(disk, store, { snapshot, log, observer: changes });
+  // A record a crash left unsynced would be numbered now and could still be lost: sync it first.
+  if (changes.replayed) await disk.sync(FILES.wal);
   const gcHint = new GcHint();
   gcHint.now();
   const engine = new DurableEngine({
@@ -86,6 +88,7 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
     reserve: await SpaceReserve.open(disk),
     reserveMinBytes: options.reserveMinBytes ?? DEFAULT_RESERVE_MIN_BYTES,
     snapshot,
+    changes: changes.finish(),
     gcHint,
     ...(options.firstRetryMs === undefined ? {} : { firstRetryMs: options.firstRetryMs }),
     ...(options.log === undefined ? {} : { log: options.log }),

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import type { ChangeLog } from "./change_log.ts";
+import { changeMark } from "./change_recovery.ts";
 import type { Disk } from "../storage/disk.ts";
 import { FILES, type LoadedSnapshot, loadSnapshot, snapshotMarker } from "../storage/recovery.ts";
 import { writeSnapshot } from "../storage/snapshot.ts";
@@ -31,8 +33,12 @@ export class SnapshotWriter {
   #logCutAt = 0;
   #nextAt: number;
 
-  /** Starts from the snapshot the start loaded (`loaded`). */
-  constructor(private readonly parts: SnapshotParts, loaded: LoadedSnapshot) {
+  /** Starts from the snapshot the start loaded (`loaded`); `changes`: the marker's numbering. */
+  constructor(
+    private readonly parts: SnapshotParts,
+    loaded: LoadedSnapshot,
+    private readonly changes: ChangeLog,
+  ) {
     this.#last = loaded;
     this.#nextAt = parts.snapshotEveryBytes;
   }
@@ -68,37 +74,45 @@ export class SnapshotWriter {
     return this.#last;
   }
 
-  /** A snapshot, then the log cut, while log rounds go on. */
-  snapshot(): Promise<void> {
+  /**
+   * A snapshot, then the log cut, while log rounds go on; with `recent`, the log's marker carries
+   * the newest changes (at a shutdown: change_recovery.ts).
+   */
+  snapshot(recent = false): Promise<void> {
     const { wal } = this.parts;
     // Memory holds writes whose log round is still under way; one that fails is refused (503),
     // so the snapshot holding it must not replace the old one.
-    return this.#snapshotThenCut(() => wal.flush(), (head) => wal.replaceWithTail(head));
+    return this.#snapshotThenCut(() => wal.flush(), (head) => wal.replaceWithTail(head), recent);
   }
 
   /** The same inside `wal.exclusive`, where no round runs: a queued line is written here. */
   snapshotExclusive(): Promise<void> {
     const { wal } = this.parts;
-    return this.#snapshotThenCut(() => wal.roundNow(), (head) => wal.replaceNow(head));
+    return this.#snapshotThenCut(() => wal.roundNow(), (head) => wal.replaceNow(head), false);
   }
 
   /**
    * Writes a snapshot, `capturedDurable` making the writes it read durable before it replaces
-   * the old one, then cuts the log with `cut` (the marker first, then the rounds written since).
+   * the old one, then cuts the log with `cut` (the marker first, then the rounds written since;
+   * with `recent`, the marker carries the newest changes: node/engine/change_recovery.ts).
    */
   async #snapshotThenCut(
     capturedDurable: () => Promise<void>,
     cut: (head: Uint8Array) => Promise<void>,
+    recent: boolean,
   ): Promise<void> {
     const { wal } = this.parts;
+    // The tail holds the rounds written from now on: their changes come after `from`.
+    const from = this.changes.last;
     wal.startTail();
+    let exactAfter = from;
     try {
-      await this.#writeSnapshotFile(capturedDurable);
+      await this.#writeSnapshotFile(capturedDurable, () => exactAfter = this.changes.appended);
     } catch (err) {
       wal.stopTail();
       throw err;
     }
-    await cut(snapshotMarker(this.#last));
+    await cut(snapshotMarker(this.#last, changeMark(this.changes, from, exactAfter, recent)));
     this.#logCutAt = wal.bytes;
     this.#nextAt = wal.bytes + this.parts.snapshotEveryBytes;
   }
@@ -108,7 +122,10 @@ export class SnapshotWriter {
    * makes durable every write the snapshot read from memory before the file replaces the old
    * one: a write whose round fails is refused, and must not come back from the snapshot.
    */
-  async #writeSnapshotFile(capturedDurable: () => Promise<void>): Promise<void> {
+  async #writeSnapshotFile(
+    capturedDurable: () => Promise<void>,
+    readAll: () => void,
+  ): Promise<void> {
     const { disk, store } = this.parts;
     const generation = this.#last.generation + 1;
     const estimate = storeEstimate(store.counts());
@@ -116,11 +133,17 @@ export class SnapshotWriter {
       disk,
       FILES.snapshot,
       this.parts.id,
-      store.entries(),
+      readThen(store.entries(), readAll),
       generation,
       capturedDurable,
     );
     this.#last = { bytes, generation };
     this.#scale = estimate > 0 ? bytes / estimate : 1;
   }
+}
+
+/** `entries`, then `done()` in the turn the last one was read (changes after it are not in them). */
+function* readThen<T>(entries: Iterable<T>, done: () => void): Generator<T> {
+  yield* entries;
+  done();
 }

@@ -12,6 +12,7 @@ import { TEMP_SUFFIX } from "./disk.ts";
 import { entryFromJson } from "../engine/entry_json.ts";
 import { encodeJsonLine, scanLines } from "./log_format.ts";
 import { readSnapshot, SnapshotDamage } from "./snapshot.ts";
+import type { Stored } from "../engine/packed.ts";
 import type { Store } from "../engine/store.ts";
 
 /** File names in the data directory. */
@@ -184,22 +185,40 @@ export interface LoadedSnapshot {
   generation: number;
 }
 
+/**
+ * Watches a replay for the change log (node/engine/change_recovery.ts): the log's first record,
+ * then every `set` entry before it is applied.
+ */
+export interface ReplayObserver {
+  /** The log's first record (undefined: an empty log). */
+  first(record: Record<string, unknown> | undefined): void;
+  /** A `set` entry, before the store applies it. */
+  set(key: string, stored: Stored, store: Store): void;
+  /** The `changes` JSON of the marker a new log starts with (the log was missing or empty). */
+  fresh(): string;
+}
+
 /** What {@link replayLog} knows besides the log. */
 export interface ReplayOptions {
   /** The snapshot loaded before the log (none: no snapshot was found). */
   snapshot?: LoadedSnapshot;
   /** Where a torn tail cut at start is told. */
   log?: (message: string) => void;
+  /** Told the records as they are replayed; a missing or empty log then starts with a marker. */
+  observer?: ReplayObserver;
 }
 
 /**
  * The first line of a log restarted after a snapshot: without it a deleted (or lost)
  * `snapshot.json` left a log of the later writes only, and the node started without a word
- * and without every key the snapshot held.
+ * and without every key the snapshot held. `changes` (JSON: node/engine/change_recovery.ts)
+ * says where the node's change log stood, so a start continues its numbering. A log started
+ * with no snapshot has one with `bytes` 0.
  */
-export function snapshotMarker(snapshot: LoadedSnapshot): Uint8Array {
+export function snapshotMarker(snapshot: LoadedSnapshot, changes?: string): Uint8Array {
   const { bytes, generation } = snapshot;
-  return encodeJsonLine(JSON.stringify({ snapshot: { bytes, generation } }));
+  const head = `{"snapshot":${JSON.stringify({ bytes, generation })}`;
+  return encodeJsonLine(changes === undefined ? `${head}}` : `${head},"changes":${changes}}`);
 }
 
 const REFILL = "with replicas, move the directory away and let them refill the node " +
@@ -217,6 +236,8 @@ function assertSnapshotLoaded(
 ): void {
   if (first?.snapshot === undefined) return;
   const marker = first.snapshot as { bytes?: unknown; generation?: unknown };
+  // A log that was started with no snapshot says so: it continues none.
+  if (marker.bytes === 0) return;
   if (loaded.bytes === 0) {
     throw new RecoveryError(
       FILES.wal,
@@ -245,11 +266,14 @@ export async function replayLog(
   store: Store,
   options: ReplayOptions = {},
 ): Promise<number> {
-  const { log } = options;
+  const { log, observer } = options;
   const bytes = await readNamed(disk, FILES.wal);
-  if (bytes === null) {
-    await disk.writeAtomic(FILES.wal, new Uint8Array(0));
-    return 0;
+  if (bytes === null || (bytes.length === 0 && observer !== undefined)) {
+    const head = observer === undefined
+      ? new Uint8Array(0)
+      : snapshotMarker(options.snapshot ?? { bytes: 0, generation: 0 }, observer.fresh());
+    await disk.writeAtomic(FILES.wal, head);
+    return head.length;
   }
   const scan = scanLines(bytes);
   if (scan.damage) {
@@ -262,9 +286,10 @@ export async function replayLog(
     );
   }
   assertSnapshotLoaded(scan.records[0]?.record, options.snapshot ?? { bytes: 0, generation: 0 });
+  observer?.first(scan.records[0]?.record);
   for (const { offset, record } of scan.records) {
     try {
-      applyRecord(store, record);
+      applyRecord(store, record, observer);
     } catch (err) {
       if (!(err instanceof TypeError)) throw err;
       throw new RecoveryError(
@@ -293,10 +318,15 @@ function tornTailMessage(torn: { offset: number; reason: string } | undefined, b
  * Applies one log record: `{"set": [entry...]}`, `{"drop": [[start, end]...]}` or
  * `{"purge": [[key, version]...]}` (old tombstones forgotten, each only if still that one).
  */
-export function applyRecord(store: Store, record: Record<string, unknown>): void {
+export function applyRecord(
+  store: Store,
+  record: Record<string, unknown>,
+  observer?: ReplayObserver,
+): void {
   if (Array.isArray(record.set)) {
     for (const json of record.set) {
       const { key, stored } = entryFromJson(json);
+      observer?.set(key, stored, store);
       store.apply(key, stored);
     }
   } else if (Array.isArray(record.drop)) {

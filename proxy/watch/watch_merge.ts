@@ -9,8 +9,8 @@
  * nothing acknowledged is lost: an acknowledged version v was accepted by a majority Q; a
  * newer version w reaches a majority M only after the node in Q ∩ M accepted v (it refuses
  * v once it took w), so that node's log, read in order, shows v before w counts. A node that
- * lost changes this watch had not read (it restarted, or its log was cut) may be that node, with
- * v in what it lost: until the key's last event reaches what it held then, w counts only once
+ * lost changes this watch had not read (it restarted on a new numbering of its change log, or
+ * its log was cut; node/engine/change_recovery.ts) may be that node, with v in what it lost: until the key's last event reaches what it held then, w counts only once
  * enough other replicas hold it that every majority has one of them (`Doubt` below). Nothing
  * goes out twice: per key, only versions above the last event's go out. A key's state is
  * kept while a replica has not caught up to its last event, so a late copy (a hint, a

@@ -1,0 +1,175 @@
+import { assert, assertEquals, assertNotEquals } from "@std/assert";
+import { createFakeDisk, type FakeDisk } from "../../tests/doubles/fake_disk.ts";
+import { open, put } from "../../tests/doubles/engine_test_helpers.ts";
+import { seededRandom } from "../../tests/doubles/seeded_random.ts";
+import type { Change, ChangeLog } from "./change_log.ts";
+import type { NodeEngine } from "./engine.ts";
+
+const decoder = new TextDecoder();
+
+/** What a watcher reads of a change: its number, key, version, value and the version before. */
+function shown(c: Change): string {
+  const { seq, key, stored, prev } = c;
+  return `${seq} ${key} ${stored.version} ${stored.kind}:${stored.data} after ${prev}`;
+}
+
+/** Every change the log holds, as shown to watchers. */
+function held(log: ChangeLog): string[] {
+  const page = log.read(log.first - 1, 1_000_000, "");
+  assert(page !== "gone");
+  return page.map(shown);
+}
+
+/** A fast write, a delete, an overwrite, a copy-in (ingest) or a drop of a range. */
+async function randomChange(engine: NodeEngine, random: () => number, n: number): Promise<void> {
+  const key = `k${Math.floor(random() * 40)}`;
+  const pick = random();
+  if (pick < 0.55) await engine.write([put(key, `v${n}`), put(`other${n % 7}`, `o${n}`)]);
+  else if (pick < 0.75) await engine.write([{ op: "delete", key }]);
+  else if (pick < 0.97) {
+    // A version from a writer far ahead, as a replica gets from another node's proxy.
+    const ver = `${(0x0200_0000_0000 + n).toString(16).padStart(12, "0")}-0000-n2`;
+    await engine.ingest([{ k: key, v: btoa(`in${n}`), t: "text/plain", ver, h: 7 }]);
+  } else await engine.drop([{ start: 0, end: 5 }]);
+}
+
+/** The engine's change log (the routes read it as `engine.changes`). */
+function changesOf(engine: NodeEngine): ChangeLog {
+  return engine.changes;
+}
+
+/** The log's first line, parsed. */
+function markerOf(disk: FakeDisk): Record<string, unknown> {
+  return JSON.parse(decoder.decode(disk.bytes("wal.jsonl")!).split("\n")[0]!);
+}
+
+Deno.test("change log: a crash keeps its name and numbers, and a restart serves the same changes with the versions they replaced", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk);
+  const random = seededRandom(11);
+  for (let n = 0; n < 60; n++) await randomChange(engine, random, n);
+  const before = changesOf(engine);
+  assert(before.last > 60);
+  const crashed = disk.crash();
+  await engine.close();
+  const again = await open(crashed);
+  const after = changesOf(again);
+  assertEquals([after.boot, after.last, after.first], [before.boot, before.last, before.first]);
+  assertEquals(held(after), held(before));
+  // Version queries at a position answer as before the crash.
+  const keys = ["k1", "k2", "k3", "other1"];
+  for (const at of [before.first - 1, Math.floor(before.last / 2), before.last]) {
+    assertEquals(
+      after.versionsAt(keys, at, (k) => again.peekVersion(k)),
+      before.versionsAt(keys, at, (k) => engine.peekVersion(k)),
+      `versions at ${at}`,
+    );
+  }
+  // And the numbering goes on.
+  await again.write([put("new", "x")]);
+  const page = after.read(before.last, 10, "");
+  assert(page !== "gone");
+  assertEquals(page.map((c) => [c.seq, c.key]), [[before.last + 1, "new"]]);
+  await again.close();
+});
+
+Deno.test("change log: across snapshots taken while writes go on, crashes and clean restarts, every change a restart still holds is the one served before, under the same number", async () => {
+  for (const seed of [1, 2, 3, 4, 5]) {
+    let disk = createFakeDisk();
+    // Small, so snapshots cut the log often, some of them while writes are under way.
+    const options = { snapshotEveryBytes: 600 + seed * 150 };
+    let engine = await open(disk, options);
+    const random = seededRandom(seed);
+    const seen = new Map<number, string>();
+    let boot = changesOf(engine).boot;
+    let n = 0;
+    for (let life = 0; life < 6; life++) {
+      const writes: Promise<void>[] = [];
+      for (let i = 0; i < 40; i++) {
+        const change = randomChange(engine, random, n++);
+        // Some concurrent, some one by one: a snapshot's read of the store meets both.
+        if (random() < 0.5) await change;
+        else writes.push(change);
+      }
+      await Promise.all(writes);
+      const log = changesOf(engine);
+      for (const c of held(log)) seen.set(Number(c.split(" ")[0]), c);
+      const clean = random() < 0.4;
+      const last = log.last;
+      if (clean) await engine.close();
+      const next = clean ? disk.reopen() : disk.crash();
+      if (!clean) await engine.close();
+      disk = next;
+      const told: string[] = [];
+      engine = await open(disk, { ...options, log: (m) => told.push(m) });
+      const again = changesOf(engine);
+      const where = `seed ${seed}, life ${life} (${clean ? "clean" : "crash"})`;
+      assertEquals([again.boot, again.last, told], [boot, last, []], where);
+      for (const c of held(again)) {
+        assertEquals(c, seen.get(Number(c.split(" ")[0])), `${where}: change ${c}`);
+      }
+      if (clean) {
+        // The shutdown's marker carried the newest changes: a watcher behind finds them.
+        assert(again.first <= last - Math.min(last, 40) + 1, `${where}: first ${again.first}`);
+      }
+      boot = again.boot;
+    }
+    await engine.close();
+  }
+});
+
+Deno.test("change log: a log without a numbering (written before 2026-12-07), or whose replay does not match its marker, starts a new one and says why", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk);
+  await engine.write([put("a", "1")]);
+  const boot = changesOf(engine).boot;
+  await engine.write([put("b", "2")]);
+  const crashed = disk.crash();
+  await engine.close();
+  // As an older version wrote it: no marker line.
+  const text = decoder.decode(crashed.bytes("wal.jsonl")!);
+  const withoutMarker = crashed.reopen();
+  withoutMarker.cut("wal.jsonl", 0);
+  await withoutMarker.append(
+    "wal.jsonl",
+    new TextEncoder().encode(text.slice(text.indexOf("\n") + 1)),
+  );
+  await withoutMarker.sync("wal.jsonl");
+  const told: string[] = [];
+  const older = await open(withoutMarker, { log: (m) => told.push(m) });
+  assertNotEquals(changesOf(older).boot, boot);
+  assertEquals([changesOf(older).last, told], [0, []]);
+  assertEquals(decoder.decode((await older.get("b"))!.value!), "2");
+  await older.close();
+
+  // A marker that claims more changes than the log holds: not continued, and told.
+  const claiming = crashed.reopen();
+  const marker = markerOf(claiming) as { changes: { exactAfter: number } };
+  marker.changes.exactAfter = 5;
+  claiming.cut("wal.jsonl", 0);
+  const { encodeLine } = await import("../storage/log_format.ts");
+  const rest = text.slice(text.indexOf("\n") + 1);
+  const { snapshot, changes } = marker as unknown as Record<string, unknown>;
+  await claiming.append("wal.jsonl", encodeLine({ snapshot, changes }));
+  await claiming.append("wal.jsonl", new TextEncoder().encode(rest));
+  await claiming.sync("wal.jsonl");
+  const broken = await open(claiming, { log: (m) => told.push(m) });
+  assertNotEquals(changesOf(broken).boot, boot);
+  assertEquals(told.length, 1);
+  assert(told[0]!.includes("Starting a new numbering of changes"), told[0]);
+  await broken.close();
+});
+
+Deno.test("change log: positions past its head are gone (a directory put back from a backup), and waiting there ends at once", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk);
+  await engine.write([put("a", "1")]);
+  const log = changesOf(engine);
+  assertEquals(log.read(log.last + 3, 10, ""), "gone");
+  assertEquals(log.versionsAt(["a"], log.last + 3, () => undefined), "gone");
+  const started = performance.now();
+  await log.wait(log.last + 3, 60_000);
+  assert(performance.now() - started < 30_000, "waited past the head");
+  assert(log.read(log.last, 10, "") !== "gone");
+  await engine.close();
+});
