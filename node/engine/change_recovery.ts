@@ -116,6 +116,8 @@ export class ChangeReplay implements ReplayObserver {
   #name: string | null = null;
   #last = 0;
   #exactAfter = 0;
+  /** Changes up to this one are counted, not kept. */
+  #keepAfter = 0;
   #kept: Change[] = [];
   /** Why the numbering cannot be continued, once found. */
   #broken: string | null = null;
@@ -135,7 +137,7 @@ export class ChangeReplay implements ReplayObserver {
     return `{"log":"${this.#name}","from":0,"exactAfter":0,"recent":[]}`;
   }
 
-  first(record: Record<string, unknown> | undefined): void {
+  first(record: Record<string, unknown> | undefined, setEntries = 0): void {
     if (record?.snapshot === undefined || record.changes === undefined) return;
     const mark = readMark(record.changes);
     if (typeof mark === "string") {
@@ -145,7 +147,11 @@ export class ChangeReplay implements ReplayObserver {
     this.#name = mark.log;
     this.#last = mark.from;
     this.#exactAfter = mark.exactAfter;
-    this.#kept = mark.recent;
+    // Only the newest the log keeps are rebuilt (each asks the store for a version): a long log
+    // replayed after a crash would pay for every change otherwise (+15 % on a 45 MB log).
+    this.#keepAfter = Math.max(mark.exactAfter, mark.from + setEntries - this.limits.maxEntries);
+    // Kept only when they join the replayed ones without a gap.
+    this.#kept = this.#keepAfter === mark.exactAfter ? mark.recent : [];
     // A crash between a snapshot's rename and the log's cut leaves a newer snapshot under the old
     // log: the count still holds, but no replayed state is known to be what its write saw.
     const marked = (record.snapshot as { generation?: unknown }).generation ?? 0;
@@ -162,7 +168,7 @@ export class ChangeReplay implements ReplayObserver {
     this.#replayed = true;
     if (this.#name === null || this.#broken !== null) return;
     const seq = ++this.#last;
-    if (seq <= this.#exactAfter || this.#otherSnapshot) return;
+    if (seq <= this.#keepAfter || this.#otherSnapshot) return;
     const prev = store.versionOf(key) ?? null;
     // Past exactAfter the replay sees what the write saw: it replaced an older version.
     if (prev !== null && prev >= stored.version) {
@@ -170,10 +176,6 @@ export class ChangeReplay implements ReplayObserver {
       return;
     }
     this.#kept.push({ seq, key, stored, prev });
-    // Bounded while replaying a long log: the log keeps no more.
-    if (this.#kept.length > 2 * this.limits.maxEntries) {
-      this.#kept = this.#kept.slice(-this.limits.maxEntries);
-    }
   }
 
   /** The change log to start with. */

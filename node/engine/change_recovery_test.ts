@@ -173,3 +173,27 @@ Deno.test("change log: positions past its head are gone (a directory put back fr
   assert(log.read(log.last, 10, "") !== "gone");
   await engine.close();
 });
+
+Deno.test("change log: a long log's replay rebuilds only the newest changes the log keeps, with the versions they replaced, and numbers all", async () => {
+  const { ChangeReplay } = await import("./change_recovery.ts");
+  const { Store } = await import("./store.ts");
+  const { HybridClock } = await import("../../shared/version.ts");
+  const store = new Store(new HybridClock("n1", () => 1_000), () => 1_000);
+  const replay = new ChangeReplay(0, { maxEntries: 10, maxBytes: 1 << 20 });
+  const marker = { snapshot: { bytes: 0, generation: 0 }, changes: JSON.parse(replay.fresh()) };
+  replay.first(marker, 50);
+  for (let i = 0; i < 50; i++) {
+    const version = `0000000003e8-${i.toString(16).padStart(4, "0")}-n1`;
+    const stored = { kind: "text" as const, data: `v${i}`, hash: 1, contentType: "t", version };
+    replay.set(`k${i % 4}`, stored, store);
+    store.apply(`k${i % 4}`, stored);
+  }
+  const log = replay.finish();
+  assertEquals([log.first, log.last], [41, 50]);
+  const page = log.read(40, 100, "");
+  assert(page !== "gone");
+  assertEquals(page[0]!.seq, 41);
+  // Change 41 is k0's (40 % 4), over k0's version 36.
+  assertEquals([page[0]!.key, page[0]!.prev], ["k0", "0000000003e8-0024-n1"]);
+  assertEquals(log.read(30, 10, ""), "gone");
+});

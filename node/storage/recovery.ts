@@ -190,8 +190,8 @@ export interface LoadedSnapshot {
  * then every `set` entry before it is applied.
  */
 export interface ReplayObserver {
-  /** The log's first record (undefined: an empty log). */
-  first(record: Record<string, unknown> | undefined): void;
+  /** The log's first record (undefined: an empty log), and how many `set` entries the log holds. */
+  first(record: Record<string, unknown> | undefined, setEntries: number): void;
   /** A `set` entry, before the store applies it. */
   set(key: string, stored: Stored, store: Store): void;
   /** The `changes` JSON of the marker a new log starts with (the log was missing or empty). */
@@ -286,7 +286,13 @@ export async function replayLog(
     );
   }
   assertSnapshotLoaded(scan.records[0]?.record, options.snapshot ?? { bytes: 0, generation: 0 });
-  observer?.first(scan.records[0]?.record);
+  if (observer !== undefined) {
+    let entries = 0;
+    for (const { record } of scan.records) {
+      if (Array.isArray(record.set)) entries += record.set.length;
+    }
+    observer.first(scan.records[0]?.record, entries);
+  }
   for (const { offset, record } of scan.records) {
     try {
       applyRecord(store, record, observer);
