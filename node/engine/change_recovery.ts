@@ -23,10 +23,9 @@
  * import { assert } from "@std/assert";
  * import { ChangeLog } from "./change_log.ts";
  * import { changeMark, ChangeReplay } from "./change_recovery.ts";
- * import { Store } from "./store.ts";
- * import { HybridClock } from "../../shared/version.ts";
  * const log = new ChangeLog("b1");
- * const stored = { kind: "text" as const, data: "v", hash: 1, contentType: "t", version: "v1" };
+ * const version = "018bcfe56800-0000-n1";
+ * const stored = { kind: "text" as const, data: "v", hash: 1, contentType: "t", version };
  * log.stage(1, [{ key: "a", stored, prev: null }]);
  * log.durable(1);
  * const replay = new ChangeReplay();
