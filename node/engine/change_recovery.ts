@@ -177,6 +177,12 @@ export class ChangeReplay implements ReplayObserver {
     this.#kept.push({ seq, key, stored, prev });
   }
 
+  cut(unfinished: boolean): void {
+    // A whole line that went bad may be a change readers were given: its number would be given
+    // again to the next write. An unfinished one was never fsync'd, so never numbered.
+    if (!unfinished) this.#broken ??= "the log's last record was damaged and cut";
+  }
+
   /** The change log to start with. */
   finish(): ChangeLog {
     if (this.#name !== null && this.#broken === null && this.#last < this.#exactAfter) {

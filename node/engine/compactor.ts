@@ -189,7 +189,8 @@ export class Compactor {
   }
 
   /**
-   * A snapshot (which cuts the log), then the reserve sized for it; when the snapshot fails (no
+   * A snapshot (which cuts the log; with `recent`, its marker carries the newest changes when they
+   * fit), then the reserve sized for it; when the snapshot fails (no
    * room: a log that filled the disk leaves none), again in the room of the reserve (at once,
    * once the log has filled the disk: a first try would take the room the log's appends need).
    */
@@ -197,7 +198,11 @@ export class Compactor {
     const { writer, room, reserve } = this.parts;
     if (!room.logFilledDisk) {
       try {
-        await writer.snapshot(recent);
+        // The newest changes take room no reserve counts: without them when they do not fit.
+        await writer.snapshot(recent).catch((err) => {
+          if (!recent) throw err;
+          return writer.snapshot(false);
+        });
       } catch (err) {
         if (reserve.bytes === 0) throw err;
         return await this.#snapshotInReserve();
@@ -210,9 +215,8 @@ export class Compactor {
   /** {@link compact} at close; a failure is one {@link ShutdownSnapshotError}. */
   compactAtClose(): Promise<void> {
     // The newest changes ride in the log's marker for watchers that had not read them yet
-    // (change_recovery.ts); they take room no reserve counts, so a disk too full for them
-    // gets the snapshot without them.
-    return this.compact(true).catch(() => this.compact()).catch((err) => {
+    // (change_recovery.ts).
+    return this.compact(true).catch((err) => {
       // Best effort: a reserve the snapshot used is held again at the next start otherwise.
       if (err instanceof ReserveShortError) return;
       // The disk's refusals (full, read-only, failing), not a bug of ours, become one line.

@@ -27,7 +27,8 @@ import { DurableEngine } from "./durable_engine.ts";
 import type { NodeEngine } from "./engine.ts";
 import { FILES, loadIdentity, loadSnapshot, replayLog } from "../storage/recovery.ts";
 import { Store } from "./store.ts";
-import { ChangeReplay } from "./change_recovery.ts";
+import { ChangeLog } from "./change_log.ts";
+import { ChangeReplay, newChangeLogName } from "./change_recovery.ts";
 import { GcHint } from "./gc_hint.ts";
 import { Wal } from "../storage/wal.ts";
 import { DEFAULT_RESERVE_MIN_BYTES, SpaceReserve } from "../storage/reserve.ts";
@@ -71,8 +72,7 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   const log = options.log ?? console.error;
   const changes = new ChangeReplay(snapshot.generation, undefined, log);
   const walBytes = await replayLog(disk, store, { snapshot, log, observer: changes });
-  // A record a crash left unsynced would be numbered now and could still be lost: sync it first.
-  if (changes.replayed) await disk.sync(FILES.wal);
+  const changeLog = await syncedChanges(disk, changes, log);
   const gcHint = new GcHint();
   gcHint.now();
   const engine = new DurableEngine({
@@ -88,7 +88,7 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
     reserve: await SpaceReserve.open(disk),
     reserveMinBytes: options.reserveMinBytes ?? DEFAULT_RESERVE_MIN_BYTES,
     snapshot,
-    changes: changes.finish(),
+    changes: changeLog,
     gcHint,
     ...(options.firstRetryMs === undefined ? {} : { firstRetryMs: options.firstRetryMs }),
     ...(options.log === undefined ? {} : { log: options.log }),
@@ -96,4 +96,26 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   });
   await engine.startReserve();
   return engine;
+}
+
+/**
+ * The change log the replay rebuilt, once the log is synced: a record a crash left unsynced would be
+ * numbered now and could still be lost (then its number given again). A sync that fails leaves the
+ * start to go on, as before, on a new numbering (the node's next write meets the disk's error).
+ */
+async function syncedChanges(
+  disk: Disk,
+  replay: ChangeReplay,
+  log: (message: string) => void,
+): Promise<ChangeLog> {
+  if (!replay.replayed) return replay.finish();
+  try {
+    await disk.sync(FILES.wal);
+  } catch (err) {
+    log(
+      `Cannot sync ${FILES.wal} at start (${(err as Error).message}): a new numbering of changes`,
+    );
+    return new ChangeLog(newChangeLogName());
+  }
+  return replay.finish();
 }

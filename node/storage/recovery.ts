@@ -196,6 +196,11 @@ export interface ReplayObserver {
   set(key: string, stored: Stored, store: Store): void;
   /** The `changes` JSON of the marker a new log starts with (the log was missing or empty). */
   fresh(): string;
+  /**
+   * A torn tail was cut: `unfinished` when it is one line without its newline (an append a crash
+   * cut short, never fsync'd), not a whole line gone bad (which may have been fsync'd).
+   */
+  cut(unfinished: boolean): void;
 }
 
 /** What {@link replayLog} knows besides the log. */
@@ -307,6 +312,7 @@ export async function replayLog(
     }
   }
   if (scan.goodLength < bytes.length) {
+    observer?.cut(bytes.indexOf(0x0a, scan.goodLength) === -1);
     await disk.truncate(FILES.wal, scan.goodLength);
     log?.(tornTailMessage(scan.torn, bytes.length - scan.goodLength));
   }
