@@ -39,6 +39,9 @@ export function adminRoutes(app: Hono, ctx: NodeContext, secret?: string): void 
         limits: { maxKeyBytes: limits.maxKeyBytes, maxValueBytes: limits.maxValueBytes },
         // Its wall clock: proxies' probes work out its offset from theirs (TTLs depend on it).
         now: engine.now(),
+        // Every key's promise since this start: a proxy sends no one-round-trip write below it
+        // (proxy/replication/caspaxos.ts); null when the acceptor cannot open (it votes on none).
+        promiseFloor: await promiseFloorOf(ctx),
         ...(ok ? {} : { writes }),
         ...proof,
       }, ok ? 200 : 503);
@@ -91,4 +94,16 @@ async function proofFor(
     throw new RingkvError("bad_request", `Cannot answer /health?${CHALLENGE_PARAM}=: ${problem}`);
   }
   return { proof: secret === undefined ? null : await secretProof(secret, challenges[0]!) };
+}
+
+/** The acceptor's floor since this start, opening it if no round did yet; null if it cannot. */
+async function promiseFloorOf(ctx: NodeContext): Promise<string | null> {
+  if (ctx.paxos.acceptor !== undefined) return ctx.paxos.acceptor.floor ?? null;
+  if (ctx.paxos.open === undefined) return null;
+  try {
+    return (await ctx.paxos.open()).floor ?? null;
+  } catch (err) {
+    if (!(err instanceof Error)) throw err;
+    return null; // a watermark that cannot be read: the node votes on nothing either
+  }
 }

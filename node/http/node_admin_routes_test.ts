@@ -6,6 +6,7 @@ import type { NodeEngine } from "../engine/engine.ts";
 import { createFakeDisk } from "../../tests/doubles/fake_disk.ts";
 import { openEngine } from "../engine/open_engine.ts";
 import { newChallenge, provesSecret } from "../../shared/node_proof.ts";
+import { formatVersion } from "../../shared/version.ts";
 
 async function setup(clusterSecret?: string): Promise<{ app: Hono; engine: NodeEngine }> {
   const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
@@ -41,11 +42,33 @@ Deno.test("GET /health answers ok with the id, incarnation, epoch, number of key
       maxValueBytes: DEFAULT_LIMITS.maxValueBytes,
     },
     now: 1_700_000_000_000,
+    // Nothing saved: the acceptor promises nothing older than its data directory.
+    promiseFloor: formatVersion(engine.createdAt, 0, "0"),
   });
   // A deleted key is no key, but the node remembers its deletion: a join check counts it.
   await app.request("/kv/a", { method: "DELETE" });
   const after = await (await app.request("/health")).json();
   assertEquals([after.keys, after.tombstones], [0, 1]);
+  await engine.close();
+});
+
+Deno.test("GET /health reports the promise watermark a restart loaded as promiseFloor, before any round opened the acceptor", async () => {
+  const engine = await openEngine({ disk: createFakeDisk(), id: "n1", limits: DEFAULT_LIMITS });
+  const saved = formatVersion(engine.createdAt + 60_000, 0, "0");
+  const floorStore = {
+    persistent: true as const,
+    load: () => Promise.resolve(saved),
+    save: () => Promise.resolve(),
+  };
+  const app = createNodeApp({ engine, limits: DEFAULT_LIMITS, floorStore });
+  assertEquals((await (await app.request("/health")).json()).promiseFloor, saved);
+  const broken = createNodeApp({
+    engine,
+    limits: DEFAULT_LIMITS,
+    floorStore: { load: () => Promise.reject(new Error("EIO")), save: () => Promise.resolve() },
+  });
+  const res = await broken.request("/health");
+  assertEquals([res.status, (await res.json()).promiseFloor], [200, null]);
   await engine.close();
 });
 

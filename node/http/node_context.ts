@@ -22,8 +22,11 @@ export interface NodeContext {
   cluster: NodeMap;
   /** This node's vote on the next cluster map. */
   mapVotes: MapAcceptor;
-  /** The CASPaxos acceptor, once a round opened it (paxos_routes.ts): ingest and /metrics ask it. */
-  paxos: { acceptor?: Acceptor };
+  /**
+   * The CASPaxos acceptor, once a round opened it (paxos_routes.ts): ingest and /metrics ask it;
+   * `open` opens it (once), for `/health`'s `promiseFloor`.
+   */
+  paxos: { acceptor?: Acceptor; open?: () => Promise<Acceptor> };
   counters: RequestCounters;
   log: (obj: Record<string, unknown>) => void;
   /** Body deadlines at `limits.bodyTimeoutMs`, one timer per slot for every route's body. */

@@ -45,6 +45,7 @@ export function paxosRoutes(
       opening = undefined;
       throw err;
     });
+  ctx.paxos.open = acceptor;
   route(app, "/internal/read", {
     POST: async (c) => {
       checkIncarnation(c.req.header(INCARNATION_HEADER), ctx, "read");

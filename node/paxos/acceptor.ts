@@ -149,6 +149,15 @@ export class Acceptor {
     return new Acceptor(engine, store, max(floor ?? undefined, born), age);
   }
 
+  /**
+   * Every key's promise since this start (the watermark it loaded): an accept below it is
+   * refused for any key whose entry is older. `/health` reports it as `promiseFloor`, so that a
+   * proxy sends no one-round-trip accept that this refusal would leave on a minority.
+   */
+  get floor(): Version | undefined {
+    return this.bootFloor;
+  }
+
   /** Keys with a promise of their own above their entry (for metrics and tests). */
   get openPromises(): number {
     return this.#promised.size;

@@ -6,7 +6,7 @@
  * @module
  */
 import { RingkvError } from "../../shared/errors.ts";
-import type { Version } from "../../shared/version.ts";
+import { isVersion, type Version } from "../../shared/version.ts";
 import { EPOCH_HEADER, INCARNATION_HEADER, type WireEntry } from "../../shared/wire.ts";
 import type { HealthEvent } from "../replication/failure_detector.ts";
 import {
@@ -115,6 +115,7 @@ export class PaxosClient {
     const writes = status === 503 ? writeTrouble(body) : undefined;
     if (status !== 200 && writes === undefined) return undefined;
     const nodeNow = (body as { now?: unknown } | null)?.now;
+    const floor = (body as { promiseFloor?: unknown } | null)?.promiseFloor;
     this.deps.report?.({
       kind: "answered",
       node: node.id,
@@ -122,6 +123,7 @@ export class PaxosClient {
       ...(typeof nodeNow === "number" && Number.isFinite(nodeNow)
         ? { clockOffsetMs: Math.round(nodeNow - midpoint) }
         : {}),
+      promiseFloor: typeof floor === "string" && isVersion(floor) ? floor : null,
       avoidWrites: writes
         ? {
           stalled: writes.state === "stalled",

@@ -80,3 +80,19 @@ Deno.test("PaxosClient.probe() reports the node's clock offset from this proxy's
   const probe = events.find((e) => e.kind === "answered" && e.clockOffsetMs !== undefined);
   assertEquals(probe?.kind === "answered" ? probe.clockOffsetMs : undefined, 500);
 });
+
+Deno.test("PaxosClient.probe() reports the node's promiseFloor, null when it gives none or no version", async () => {
+  for (
+    const [given, expected] of [["018bcfe58b28-0000-0", "018bcfe58b28-0000-0"], [undefined, null], [
+      "x",
+      null,
+    ]]
+  ) {
+    const events: HealthEvent[] = [];
+    const fetch = () => Promise.resolve(Response.json({ status: "ok", promiseFloor: given }));
+    const client = new PaxosClient({ fetch, timeoutMs: 1000, report: (e) => events.push(e) });
+    await client.probe(NODE);
+    const probe = events.find((e) => e.kind === "answered" && e.promiseFloor !== undefined);
+    assertEquals(probe?.kind === "answered" ? probe.promiseFloor : "none", expected);
+  }
+});

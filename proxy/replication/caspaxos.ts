@@ -254,8 +254,12 @@ export class Replicated {
       this.fast.purgeable++;
       return undefined;
     }
-    if (this.deps.fastWhileLagging || !this.#lagging(r)) return last;
-    this.fast.lagging++;
+    if (!this.deps.fastWhileLagging && this.#lagging(r)) {
+      this.fast.lagging++;
+      return undefined;
+    }
+    if (!this.#floored(r, last.ver)) return last;
+    this.fast.floored++;
     return undefined;
   }
 
@@ -289,6 +293,24 @@ export class Replicated {
   #lagging(r: Replicas): boolean {
     const { detector, hints } = this.deps;
     return r.owners.some((n) => !detector.writesFirst(n.id) || hints.count(n.id) > 0);
+  }
+
+  /**
+   * Whether an owner refuses the fast accept on `base` for good by its restart floor (its
+   * acceptor's promise on every key since its last start, which its `/health` reports), or may,
+   * since a call to it failed (as a restart makes them fail) and no probe said its floor since.
+   * Two such owners of three leave the accept on the third alone, where no resend completes it:
+   * a recovery round, and a 503 "has taken effect" when it finds the accept newest
+   * (docs/replication.md, "Not below an owner's restart floor"). A full round's fresh ballot is
+   * above the floor, and makes the key's next write fast again.
+   */
+  #floored(r: Replicas, base: Version): boolean {
+    const ballot = ballotAfter(base, this.deps.clock.writer);
+    if (ballot === undefined) return false; // the writer id is full: a full round anyway
+    return r.owners.some((n) => {
+      const floor = this.deps.detector.promiseFloor(n.id);
+      return floor === "unsure" || (floor !== undefined && ballot < floor);
+    });
   }
 
   /** Records `entry`, just decided under this proxy's ballot, for the next write. */

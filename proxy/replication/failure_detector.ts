@@ -22,6 +22,8 @@
  * ```
  */
 
+import type { Version } from "../../shared/version.ts";
+
 /** Something the detector learns about one node. */
 export type HealthEvent =
   | {
@@ -35,6 +37,11 @@ export type HealthEvent =
     avoidWrites?: { stalled: boolean; why: string } | false;
     /** From a probe: the node's wall clock minus this proxy's at the call's midpoint (ms). */
     clockOffsetMs?: number;
+    /**
+     * From a probe: the node's acceptor floor since its last start (`promiseFloor` of its
+     * `/health`), or null when it gave none (a node from before it was reported).
+     */
+    promiseFloor?: Version | null;
   }
   | { kind: "failed"; node: string; at: number; error?: string }
   | { kind: "forget"; node: string };
@@ -56,6 +63,10 @@ export interface ObservedHealth {
 interface Tracked extends ObservedHealth {
   /** Its writes are avoided because they stall (it still takes them), not refused. */
   stalled?: boolean;
+  /** Its acceptor floor as its last probe said; see {@link FailureDetector.promiseFloor}. */
+  floor?: Version;
+  /** It failed since its last probe said its floor: it may have restarted with a higher one. */
+  floorUnsure?: boolean;
   nextProbeAt: number;
   probing: boolean;
 }
@@ -84,6 +95,11 @@ export class FailureDetector {
       else if (avoid !== undefined) node.writesAvoided = avoid.why;
       if (avoid !== undefined) node.stalled = avoid !== false && avoid.stalled;
       if (event.clockOffsetMs !== undefined) node.clockOffsetMs = event.clockOffsetMs;
+      if (event.promiseFloor !== undefined) {
+        if (event.promiseFloor === null) delete node.floor;
+        else node.floor = event.promiseFloor;
+        delete node.floorUnsure;
+      }
       const state = node.writesAvoided === undefined
         ? "up"
         : node.stalled
@@ -96,6 +112,7 @@ export class FailureDetector {
     } else {
       if (node.state !== "down") node.since = event.at;
       node.state = "down";
+      node.floorUnsure = true;
       node.failures++;
       if (event.error !== undefined) node.lastError = event.error;
       node.nextProbeAt = event.at + this.options.probeMs;
@@ -124,6 +141,17 @@ export class FailureDetector {
   writesFirst(id: string): boolean {
     const state = this.#nodes.get(id)?.state;
     return state === undefined || state === "up";
+  }
+
+  /**
+   * The ballot below which the node refuses every accept on a key whose entry is older: its
+   * acceptor's floor since its last start, as its last probe said (undefined: none known);
+   * "unsure" when a call to it failed since that probe, as a restart would make it fail (the
+   * next probe says). One-round-trip writes are not sent below it (proxy/replication/caspaxos.ts).
+   */
+  promiseFloor(id: string): Version | "unsure" | undefined {
+    const node = this.#nodes.get(id);
+    return node?.floorUnsure ? "unsure" : node?.floor;
   }
 
   /** The node's health, or undefined when never seen. */

@@ -95,7 +95,7 @@ export function recoveryCase(best: WireEntry | null, fast: Version): "ours" | "o
 /**
  * The outcomes of one-round-trip writes that the proxy counts, with what each means
  * (`ringkv_proxy_fast_writes_total{outcome}`, docs/operations.md). A write reaches one of
- * `decided`, `refused`, `stale`, `condition`, `capped`, `lagging`, `expiring`, `purgeable` or
+ * `decided`, `refused`, `stale`, `condition`, `capped`, `floored`, `lagging`, `expiring`, `purgeable` or
  * `recovered`; a recovered one then
  * `repaired`, or rounds of `ours`/`older`/`newer` (then perhaps `nowhere`), ending in `restamped` or `unconfirmed` when
  * it is answered with a 503.
@@ -107,6 +107,8 @@ export const FAST_OUTCOMES = {
   condition: "its condition failed, or a DELETE found nothing, on the record: a full round",
   capped: "the writer id was full (19 fast writes in a row): a full round",
   lagging: "an owner was not up or had hints pending in this proxy's view: a full round",
+  floored:
+    "an owner's restart floor (/health promiseFloor) is above the fast ballot, or unknown since a call to it failed: a full round",
   expiring: "the key's TTL ends within the margin (FAST_EXPIRY_MARGIN_MS): a full round",
   purgeable:
     "the record is a tombstone decided 30 s ago or more, half the shortest tombstone grace (it may be purged): a full round",

@@ -188,12 +188,69 @@ Deno.test("a proxy takes the full round while an owner is not up or has hints pe
   await rep.run(replicas(), put("v1"));
   detector.step({ kind: "failed", node: "n3", at: NOW });
   assertEquals([await prepared("v2"), rep.fast.lagging], [true, 1]);
-  detector.step({ kind: "answered", node: "n3", at: NOW });
+  // Its probe answers, with its restart floor (below the record: no `floored`).
+  const floor = formatVersion(NOW - 60_000, 0, "0");
+  detector.step({ kind: "answered", node: "n3", at: NOW, promiseFloor: floor });
   hints.take("n3", 10); // the full round left n3 a hint: replayed
   hints.add("n2", { k: "other", v: "", ver: THEIRS, h: 1 });
   assertEquals([await prepared("v3"), rep.fast.lagging], [true, 2]);
   hints.take("n2", 10);
   assertEquals([await prepared("v4"), rep.fast.lagging, rep.fast.decided], [false, 2, 1]);
+});
+
+Deno.test("a write on a key decided before two owners restarted is a full round's 200, not a recovery's 503 (restart floors)", async () => {
+  const { nodes, hints } = setup();
+  const detector = new FailureDetector({ probeMs: 1000 });
+  const rep = proposerOver(nodes, { detector, hints });
+  const first = await rep.run(replicas(), put("v1"));
+  // n1, then n2 restart on their data, one after the other: each comes back with its saved
+  // watermark as every key's promise (node/paxos/acceptor.ts), above the key's entry, and
+  // says so at its next probe. Their hints were replayed: in this proxy's view all is level.
+  const floors = { n1: formatVersion(NOW + 5_000, 0, "0"), n2: formatVersion(NOW + 9_000, 0, "0") };
+  for (const [id, floor] of Object.entries(floors)) {
+    detector.step({ kind: "failed", node: id, at: NOW });
+    const slot = nodes.slot(id, "k");
+    if (slot.promised === undefined || slot.promised < floor) slot.promised = floor;
+    detector.step({ kind: "answered", node: id, at: NOW, avoidWrites: false, promiseFloor: floor });
+  }
+  assertEquals(IDS.map((id) => hints.count(id)), [0, 0, 0]);
+  // A fast accept at first.version + "0" is refused by n1 and n2 for good and taken by n3
+  // alone: its recovery finds it newest and re-stamps it, a 503 while two replicas were up.
+  const second = await rep.run(replicas(), put("v2"));
+  assertEquals(second.status, 200);
+  assert(second.version! > floors.n2, `${second.version} is a fresh ballot`);
+  assertEquals([rep.fast.floored, rep.fast.recovered, rep.fast.restamped], [1, 0, 0]);
+  assertEquals(IDS.map((id) => atob(nodes.slot(id, "k").entry!.v!)), ["v2", "v2", "v2"]);
+  // Decided above both floors: the next write is one accept again.
+  const third = await rep.run(replicas(), put("v3"));
+  assertEquals([third.version, rep.fast.decided], [second.version + "0", 1]);
+  assert(first.version! < floors.n1);
+});
+
+Deno.test("an owner a call failed on counts as floored until a probe says its floor; one below the fast ballot lets it go", async () => {
+  const { nodes, hints } = setup();
+  const detector = new FailureDetector({ probeMs: 1000 });
+  const rep = proposerOver(nodes, { detector, hints });
+  const prepared = async (value: string) => {
+    const before = nodes.count("prepare");
+    await rep.run(replicas(), put(value));
+    return nodes.count("prepare") > before;
+  };
+  await rep.run(replicas(), put("v1"));
+  detector.step({ kind: "failed", node: "n3", at: NOW });
+  detector.step({ kind: "answered", node: "n3", at: NOW }); // a call's answer, not a probe
+  assertEquals(detector.promiseFloor("n3"), "unsure");
+  assertEquals([await prepared("v2"), rep.fast.floored], [true, 1]);
+  hints.take("n3", 10);
+  detector.step({
+    kind: "answered",
+    node: "n3",
+    at: NOW,
+    promiseFloor: formatVersion(NOW - 1, 0, "0"),
+  });
+  assertEquals([await prepared("v3"), rep.fast.floored, rep.fast.decided], [false, 1, 1]);
+  detector.step({ kind: "answered", node: "n3", at: NOW, promiseFloor: null }); // says none
+  assertEquals([await prepared("v4"), rep.fast.floored, rep.fast.decided], [false, 1, 2]);
 });
 
 Deno.test("a write after another proxy's that the owner it has hints for missed is a full round's 200, not a recovery's 503", async () => {

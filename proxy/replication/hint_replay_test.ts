@@ -76,6 +76,9 @@ Deno.test("a fast DELETE that a restarted replica refuses (its promise floor) re
   const { c, replication } = await start();
   try {
     await writtenThenRestarted(c, replication);
+    // The probe said n2's floor, and no fast write goes below it (caspaxos.ts `floored`): here
+    // the proxy does not know it, as with a node from before `promiseFloor` (it reports none).
+    replication.detector.step({ kind: "answered", node: "n2", at: 0, promiseFloor: null });
     for (const key of KEYS) {
       assertEquals((await c.proxy.request(`/kv/${key}`, { method: "DELETE" })).status, 204);
     }
