@@ -162,6 +162,8 @@ async function serve(
   // Orphaned (deno task cluster killed): stop as on SIGTERM, freeing the port and the lock.
   await Promise.race([stop.promise, listener.serving, orphaned]);
   // In-flight requests get a moment to finish; a stuck scan stream must not block the exit.
+  // Proxies' long polls of the change log are answered now: they would hold it up to 5 s.
+  engine.changes.close();
   await Promise.race([listener.shutdown(), new Promise((r) => setTimeout(r, SHUTDOWN_TIMEOUT_MS))]);
   try {
     await engine.close();

@@ -199,7 +199,7 @@ export class ChangeLog {
    */
   wait(after: number, ms: number, signal?: AbortSignal, prefix = ""): Promise<void> {
     // Past the head too: that position is gone (read says so), whatever comes later.
-    if (this.#seq !== after || ms <= 0) return Promise.resolve();
+    if (this.#seq !== after || ms <= 0 || this.#closed) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -212,6 +212,16 @@ export class ChangeLog {
       signal?.addEventListener("abort", done, { once: true });
     });
   }
+
+  /**
+   * Ends every wait now and every later one at once: a node shutting down answers its readers'
+   * long polls (up to 10 s each) instead of holding its exit for them.
+   */
+  close(): void {
+    this.#closed = true;
+    for (const wake of [...this.#waiters.keys()]) wake();
+  }
+  #closed = false;
 
   #add(c: StagedChange): void {
     this.#entries.push({ seq: ++this.#seq, key: c.key, stored: c.stored, prev: c.prev });

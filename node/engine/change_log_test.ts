@@ -61,3 +61,19 @@ Deno.test("ChangeLog.wait() resolves on the next durable change or after its tim
   await waiting;
   assertEquals(log.last, 1);
 });
+
+Deno.test("ChangeLog.close() ends the waits under way and every later one at once (a node's shutdown is not held by long polls)", async () => {
+  const log = new ChangeLog("b");
+  /** Whether `p` settles within 5 s (a wait not ended holds 60 s). */
+  const settles = async (p: Promise<void>) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((r) => timer = setTimeout(() => r(false), 5_000));
+    const done = await Promise.race([p.then(() => true), late]);
+    clearTimeout(timer);
+    return done;
+  };
+  const waiting = log.wait(0, 60_000);
+  log.close();
+  assert(await settles(waiting), "the wait under way did not end");
+  assert(await settles(log.wait(0, 60_000)), "a wait after close() did not end at once");
+});
