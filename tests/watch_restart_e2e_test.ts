@@ -74,7 +74,7 @@ for (const replicas of [3, 1]) {
   const what = replicas === 3
     ? "a rolling restart of all three nodes (kill -9, kill -9, a clean stop)"
     : "a restart of a node with 1 replica";
-  Deno.test(`watch of every key goes on across ${what} without compacted, live and resumed: every acknowledged write once, per key in version order`, async () => {
+  Deno.test(`watch of every key goes on across ${what} without compacted, live, resumed after it and resumed during it: every acknowledged write once, per key in version order`, async () => {
     const cluster = await ProcessCluster.create();
     const readers: SseReader[] = [];
     let writing = true;
@@ -84,12 +84,17 @@ for (const replicas of [3, 1]) {
       const acked: Acked[] = [];
       const live = await openSse(`${proxy.url}/watch`);
       const away = await openSse(`${proxy.url}/watch`);
-      readers.push(live, away);
+      // One more reconnects while each node is down, as `kv watch` does when its stream breaks.
+      const during = [await openSse(`${proxy.url}/watch`)];
+      readers.push(live, away, during[0]!);
+      const lastIdOf = (chain: SseReader[]) =>
+        chain.map((r) => r.lastId()).filter((id) => id !== undefined).at(-1)!;
       writer = (async () => {
         for (let i = 0; writing; i++) await write(proxy.url, i, acked, 40);
       })();
       await ackedMore(acked, 30, 20_000);
-      await until("the second watcher's events", () => changes(away.events).length > 10);
+      await until("the watchers' events", () => changes(away.events).length > 10);
+      await until("the watchers' events", () => changes(during[0]!.events).length > 10);
       // One watcher leaves before the restarts and resumes after them with its last id.
       await away.stop();
       const restarts = replicas === 3
@@ -97,7 +102,11 @@ for (const replicas of [3, 1]) {
         : [["n2", "SIGKILL"]] as const;
       for (const [id, signal] of restarts) {
         const node = cluster.nodes.get(id)!;
+        await during.at(-1)!.stop();
         await node.kill(signal);
+        const again = await openSse(`${proxy.url}/watch`, { "last-event-id": lastIdOf(during) });
+        during.push(again);
+        readers.push(again);
         await ackedMore(acked, 10, 3_000);
         await cluster.startNode(id, node.port);
         await ackedMore(acked, 20, 20_000);
@@ -108,10 +117,12 @@ for (const replicas of [3, 1]) {
       await writer;
       await untilSeen([live], acked, 30_000);
       await untilSeen([away, resumed], acked, 30_000);
+      await untilSeen(during, acked, 30_000);
       for (const r of readers) await r.stop();
       const streams: [string, SseEvent[]][] = [
         ["live", live.events],
         ["resumed", [...away.events, ...resumed.events]],
+        ["resumed while a node was down", during.flatMap((r) => r.events)],
       ];
       for (const [name, events] of streams) {
         assertEquals(events.filter((e) => e.event !== "message"), [], `${name}: no compacted`);

@@ -186,8 +186,13 @@ function resume(
         h ? { boot: h.boot, low: h.first - 1, read: h.first - 1 } : { ...UNREACHED },
       );
     } else if (
-      was !== undefined && h !== undefined && h.boot === was.boot && h.first - 1 <= was.low
+      was !== undefined && (h === undefined ? was.boot !== "" : h.boot === was.boot) &&
+      (h === undefined || h.first - 1 <= was.low)
     ) {
+      // Not answering now (down, restarting) is not lost: its log keeps its numbering across a
+      // restart (node/engine/change_recovery.ts), and once it answers, a new numbering or a log
+      // cut past the position makes it lost then (watch_apply.ts). Lost here, a `kv watch` that
+      // reconnected during each restart of a rolling one said `compacted` at the second (QA).
       positions.set(n.id, { boot: was.boot, low: was.low, read: was.low, at: was.read });
     } else {
       lost.add(n.id);

@@ -9,6 +9,7 @@ import { FakeChangeLogs, type ReadCall } from "../../tests/doubles/fake_change_l
 import { RingkvError } from "../../shared/errors.ts";
 import { hashKey } from "../../shared/ring.ts";
 import type { Topology } from "../cluster/topology.ts";
+import type { NodeRef } from "../nodes/node_client.ts";
 import { planAdd, planRemove, toCleanup, toStable } from "../cluster/map_transitions.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import type { ChangePage } from "./change_feed.ts";
@@ -819,5 +820,54 @@ Deno.test("watchStream: a write logged ahead of an older batch on every replica 
     stop.abort();
     logs.close();
     await done;
+  }
+});
+
+Deno.test("watchStream resumed while a node is down, twice (another node each time), goes on without compacted: a node that does not answer is not lost", async () => {
+  const logs = new FakeChangeLogs();
+  const down = new Set<string>();
+  const unavailable = (id: string) => new RingkvError("node_unavailable", `${id} is down`);
+  const feed = {
+    page: (n: NodeRef, epoch: number, q: Parameters<FakeChangeLogs["page"]>[2]) =>
+      down.has(n.id) ? Promise.reject(unavailable(n.id)) : logs.page(n, epoch, q),
+    versionsAt: (...args: Parameters<FakeChangeLogs["versionsAt"]>) =>
+      down.has(args[0].id) ? Promise.reject(unavailable(args[0].id)) : logs.versionsAt(...args),
+  };
+  const topology = new FakeTopology(await topologyOf({ ...stableMap(nodeInfos(3)), replicas: 3 }));
+  const deps = { topology, feed, waitMs: 7 };
+  const streams: { abort: AbortController; done: Promise<void> }[] = [];
+  /** A stream from `cursor` until `want` events came: its items and its last cursor. */
+  const watchUntil = async (
+    cursor: ReturnType<typeof decodeWatchCursor> | undefined,
+    want: number,
+  ) => {
+    const abort = new AbortController();
+    const got = collect(watchStream(deps, "", cursor, abort.signal));
+    streams.push({ abort, done: got.done });
+    await until(() => got.items.length >= want, `${want} items`);
+    abort.abort();
+    await got.done;
+    return got.items;
+  };
+  try {
+    const start = watchUntil(undefined, 1);
+    await until(() => logs.reads.length >= 3, "the stream reads every node");
+    for (const id of ["n1", "n2", "n3"]) logs.log(id, "a", "v1");
+    let items = await start;
+    for (const [gone, key, ver] of [["n3", "b", "v2"], ["n1", "c", "v3"]] as const) {
+      const last = items.at(-1)!;
+      assert(last.kind === "change", JSON.stringify(last));
+      down.clear();
+      down.add(gone); // a restart under way: no answer, its log's numbering goes on after
+      for (const id of ["n1", "n2", "n3"]) if (id !== gone) logs.log(id, key, ver);
+      items = await watchUntil(decodeWatchCursor(last.id), 1);
+      assertEquals(items.map((i) => i.kind === "change" ? i.event.version : i.kind), [ver]);
+      assertEquals(decodeWatchCursor((items[0] as { id: string }).id).lost, [], `${gone} lost`);
+      logs.log(gone, key, ver); // back, and its hint replayed
+    }
+  } finally {
+    for (const s of streams) s.abort.abort();
+    logs.close();
+    for (const s of streams) await s.done;
   }
 });
