@@ -124,9 +124,9 @@ export class ChangeReplay implements ReplayObserver {
   /** Whether the records' replay is over another snapshot than the marker's (see `first`). */
   #otherSnapshot = false;
 
-  /** `generation`: that of the snapshot loaded before the replay. */
+  /** `snapshot`: the one loaded before the replay (its generation, where its read ended). */
   constructor(
-    private readonly generation = 0,
+    private readonly snapshot: { generation: number; changes?: unknown } = { generation: 0 },
     private readonly limits: ChangeLogLimits = CHANGE_LOG_LIMITS,
     private readonly warn: (message: string) => void = console.error,
   ) {}
@@ -146,15 +146,25 @@ export class ChangeReplay implements ReplayObserver {
     this.#name = mark.log;
     this.#last = mark.from;
     this.#exactAfter = mark.exactAfter;
+    // A crash between a snapshot's rename and the log's cut leaves a newer snapshot under the old
+    // log: the count still holds, and the replay is exact past where that snapshot's read of the
+    // store ended, which it says (of this numbering) in its closing line; else nothing is known
+    // to be what its write saw.
+    const marked = (record.snapshot as { generation?: unknown }).generation ?? 0;
+    if (marked !== this.snapshot.generation) {
+      const newer = this.snapshot.changes as { log?: unknown; exactAfter?: unknown } | undefined;
+      const exact = newer?.exactAfter;
+      if (
+        newer?.log === mark.log && Number.isSafeInteger(exact) && (exact as number) >= mark.from
+      ) {
+        this.#exactAfter = exact as number;
+      } else this.#otherSnapshot = true;
+    }
     // Only the newest the log keeps are rebuilt (each asks the store for a version): a long log
     // replayed after a crash would pay for every change otherwise (+15 % on a 45 MB log).
-    this.#keepAfter = Math.max(mark.exactAfter, mark.from + setEntries - this.limits.maxEntries);
+    this.#keepAfter = Math.max(this.#exactAfter, mark.from + setEntries - this.limits.maxEntries);
     // Kept only when they join the replayed ones without a gap.
     this.#kept = this.#keepAfter === mark.exactAfter ? mark.recent : [];
-    // A crash between a snapshot's rename and the log's cut leaves a newer snapshot under the old
-    // log: the count still holds, but no replayed state is known to be what its write saw.
-    const marked = (record.snapshot as { generation?: unknown }).generation ?? 0;
-    this.#otherSnapshot = marked !== this.generation;
   }
 
   /** Whether the replay met any change (a start then syncs the log before numbering them). */

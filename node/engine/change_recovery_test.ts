@@ -179,7 +179,7 @@ Deno.test("change log: a long log's replay rebuilds only the newest changes the 
   const { Store } = await import("./store.ts");
   const { HybridClock } = await import("../../shared/version.ts");
   const store = new Store(new HybridClock("n1", () => 1_000), () => 1_000);
-  const replay = new ChangeReplay(0, { maxEntries: 10, maxBytes: 1 << 20 });
+  const replay = new ChangeReplay({ generation: 0 }, { maxEntries: 10, maxBytes: 1 << 20 });
   const marker = { snapshot: { bytes: 0, generation: 0 }, changes: JSON.parse(replay.fresh()) };
   replay.first(marker, 50);
   for (let i = 0; i < 50; i++) {
@@ -221,7 +221,7 @@ Deno.test("change log: a damaged last record cut at start begins a new numbering
 
   // A line without its newline is an append a crash cut short: never fsync'd, never numbered.
   const { ChangeReplay } = await import("./change_recovery.ts");
-  const replay = new ChangeReplay(0, undefined, () => {});
+  const replay = new ChangeReplay({ generation: 0 }, undefined, () => {});
   replay.first({ snapshot: { bytes: 0, generation: 0 }, changes: JSON.parse(replay.fresh()) }, 0);
   replay.cut(true);
   const kept = replay.finish();
@@ -250,4 +250,41 @@ Deno.test("change log: a shutdown whose disk has no room for the newest changes 
   assertEquals([changesOf(again).boot, changesOf(again).last], [boot, last]);
   assertEquals(decoder.decode((await again.get("k39"))!.value!), "x".repeat(100));
   await again.close();
+});
+
+Deno.test("change log: under a snapshot newer than the log's marker (a crash between its rename and the log's cut), the changes past where that snapshot's read ended are kept; from another numbering's, none", async () => {
+  const { ChangeReplay } = await import("./change_recovery.ts");
+  const { Store } = await import("./store.ts");
+  const { HybridClock } = await import("../../shared/version.ts");
+  const replayed = (snapshot: { generation: number; changes?: unknown }) => {
+    const store = new Store(new HybridClock("n1", () => 1_000), () => 1_000);
+    const replay = new ChangeReplay(snapshot, undefined, () => {});
+    const changes = { log: "L", from: 10, exactAfter: 10, recent: [] };
+    replay.first({ snapshot: { bytes: 9, generation: 1 }, changes }, 8);
+    for (let i = 0; i < 8; i++) {
+      const version = `0000000003e8-${i.toString(16).padStart(4, "0")}-n1`;
+      const stored = { kind: "text" as const, data: `v${i}`, hash: 1, contentType: "t", version };
+      replay.set(`k${i}`, stored, store);
+      store.apply(`k${i}`, stored);
+    }
+    const log = replay.finish();
+    return [log.boot, log.first, log.last];
+  };
+  // The snapshot's read ended at change 15: 16, 17 and 18 were replayed over what it holds.
+  assertEquals(replayed({ generation: 2, changes: { log: "L", exactAfter: 15 } }), ["L", 16, 18]);
+  // Without what it says (a snapshot from before 2026-12-07), or of another numbering: none kept.
+  assertEquals(replayed({ generation: 2 }), ["L", 19, 18]);
+  assertEquals(replayed({ generation: 2, changes: { log: "M", exactAfter: 15 } }), ["L", 19, 18]);
+  // The marker's own snapshot: every change after its exactAfter.
+  assertEquals(replayed({ generation: 1, changes: { log: "L", exactAfter: 15 } }), ["L", 11, 18]);
+
+  // A snapshot says it in its closing line.
+  const disk = createFakeDisk();
+  const engine = await open(disk);
+  for (let i = 0; i < 5; i++) await engine.write([put(`k${i}`, "v")]);
+  const boot = changesOf(engine).boot;
+  await engine.close();
+  const text = decoder.decode(disk.bytes("snapshot.json")!);
+  const closing = JSON.parse("{" + text.trimEnd().split("\n").at(-1)!.slice(2));
+  assertEquals(closing.changes, { log: boot, exactAfter: 5 });
 });

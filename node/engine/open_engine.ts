@@ -70,7 +70,7 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   const store = new Store(new HybridClock(id, options.now), options.now);
   const snapshot = await loadSnapshot(disk, store);
   const log = options.log ?? console.error;
-  const changes = new ChangeReplay(snapshot.generation, undefined, log);
+  const changes = new ChangeReplay(snapshot, undefined, log);
   const walBytes = await replayLog(disk, store, { snapshot, log, observer: changes });
   const changeLog = await syncedChanges(disk, changes, log);
   const gcHint = new GcHint();

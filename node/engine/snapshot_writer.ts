@@ -107,7 +107,7 @@ export class SnapshotWriter {
     wal.startTail();
     let exactAfter = from;
     try {
-      await this.#writeSnapshotFile(capturedDurable, () => exactAfter = this.changes.appended);
+      exactAfter = await this.#writeSnapshotFile(capturedDurable);
     } catch (err) {
       wal.stopTail();
       throw err;
@@ -121,11 +121,10 @@ export class SnapshotWriter {
    * Writes `snapshot.json` of the store as it is (the log is cut by the caller). `capturedDurable`
    * makes durable every write the snapshot read from memory before the file replaces the old
    * one: a write whose round fails is refused, and must not come back from the snapshot.
+   * Returns the change log's `appended` when every entry had been read (its `exactAfter`).
    */
-  async #writeSnapshotFile(
-    capturedDurable: () => Promise<void>,
-    readAll: () => void,
-  ): Promise<void> {
+  async #writeSnapshotFile(capturedDurable: () => Promise<void>): Promise<number> {
+    let exactAfter = 0;
     const { disk, store } = this.parts;
     const generation = this.#last.generation + 1;
     const estimate = storeEstimate(store.counts());
@@ -133,12 +132,16 @@ export class SnapshotWriter {
       disk,
       FILES.snapshot,
       this.parts.id,
-      readThen(store.entries(), readAll),
+      readThen(store.entries(), () => exactAfter = this.changes.appended),
       generation,
       capturedDurable,
+      // Where the change log stood once every entry was read: a crash before the log's cut
+      // leaves this snapshot under the older marker (change_recovery.ts `first`).
+      () => ({ changes: { log: this.changes.boot, exactAfter } }),
     );
     this.#last = { bytes, generation };
     this.#scale = estimate > 0 ? bytes / estimate : 1;
+    return exactAfter;
   }
 }
 

@@ -166,7 +166,8 @@ export async function loadSnapshot(disk: Disk, store: Store): Promise<LoadedSnap
     const info = await readSnapshot(reading, FILES.snapshot, (key, entry) => {
       store.apply(key, entry);
     });
-    return { bytes: info?.bytes ?? 0, generation: info?.generation ?? 0 };
+    const loaded = { bytes: info?.bytes ?? 0, generation: info?.generation ?? 0 };
+    return info?.changes === undefined ? loaded : { ...loaded, changes: info.changes };
   } catch (err) {
     if (!(err instanceof SnapshotDamage)) throw err;
     throw new RecoveryError(
@@ -183,6 +184,8 @@ export async function loadSnapshot(disk: Disk, store: Store): Promise<LoadedSnap
 export interface LoadedSnapshot {
   bytes: number;
   generation: number;
+  /** Where the change log stood when it read the store (node/engine/change_recovery.ts). */
+  changes?: unknown;
 }
 
 /**

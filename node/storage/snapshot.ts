@@ -62,6 +62,8 @@ export async function writeSnapshot(
   entries: Iterable<[string, Stored]>,
   generation = 0,
   beforeCommit: () => Promise<void> = () => Promise.resolve(),
+  /** More members of the closing line, asked once every entry was read. */
+  footer: () => Record<string, unknown> = () => ({}),
 ): Promise<number> {
   let size = 0;
   async function* chunks(): AsyncGenerator<Uint8Array> {
@@ -81,7 +83,10 @@ export async function writeSnapshot(
       }
     }
     if (previous !== undefined) text += previous + "\n";
-    const bytes = encoder.encode(`${text}],"count":${count}}\n`);
+    const more = Object.entries(footer()).map(([k, v]) =>
+      `,${JSON.stringify(k)}:${JSON.stringify(v)}`
+    );
+    const bytes = encoder.encode(`${text}],"count":${count}${more.join("")}}\n`);
     size += bytes.length;
     yield bytes;
     // Runs when the writer asks for more, after the last chunk and before its rename.
@@ -98,6 +103,8 @@ export interface SnapshotInfo {
   generation: number;
   count: number;
   bytes: number;
+  /** The change log's numbering when it was read (node/engine/change_recovery.ts), if written. */
+  changes?: unknown;
 }
 
 /**
@@ -180,6 +187,7 @@ class LineReader {
   #node: string | undefined;
   #count = 0;
   #footer: number | undefined;
+  #changes: unknown;
   #generation = 0;
   #at = 0;
   #offsetOf: (at: number) => number = (n) => n;
@@ -209,7 +217,8 @@ class LineReader {
         `it says ${this.#footer} entries, it has ${this.#count}`,
       );
     }
-    return { node: this.#node!, generation: this.#generation, count: this.#count, bytes };
+    const info = { node: this.#node!, generation: this.#generation, count: this.#count, bytes };
+    return this.#changes === undefined ? info : { ...info, changes: this.#changes };
   }
 
   #read(text: string): void {
@@ -222,9 +231,10 @@ class LineReader {
       this.#node = header.node;
       this.#generation = Number.isSafeInteger(header.generation) ? header.generation : 0;
     } else if (text.startsWith("],")) {
-      const { count } = JSON.parse("{" + text.slice(2));
+      const { count, changes } = JSON.parse("{" + text.slice(2));
       if (!Number.isInteger(count)) throw new TypeError("the closing line has no count");
       this.#footer = count;
+      this.#changes = changes;
     } else {
       const { key, stored } = entryFromJson(
         JSON.parse(text.endsWith(",") ? text.slice(0, -1) : text),
