@@ -63,6 +63,8 @@ export class ChangeLog {
   #bytes = 0;
   #staged: { walSeq: number; changes: StagedChange[] }[] = [];
   #waiters = new Map<() => void, string>();
+  /** Closed: waits end at once (see {@link close}). */
+  #closed = false;
 
   /** `boot` names this log's numbering (node/engine/change_recovery.ts picks it at start). */
   constructor(readonly boot: string, private readonly limits = CHANGE_LOG_LIMITS) {}
@@ -221,7 +223,6 @@ export class ChangeLog {
     this.#closed = true;
     for (const wake of [...this.#waiters.keys()]) wake();
   }
-  #closed = false;
 
   #add(c: StagedChange): void {
     this.#entries.push({ seq: ++this.#seq, key: c.key, stored: c.stored, prev: c.prev });

@@ -123,6 +123,7 @@ export class ChangeReplay implements ReplayObserver {
 
   /** Whether the records' replay is over another snapshot than the marker's (see `first`). */
   #otherSnapshot = false;
+  #replayed = false;
 
   /** `snapshot`: the one loaded before the replay (its generation, where its read ended). */
   constructor(
@@ -171,7 +172,6 @@ export class ChangeReplay implements ReplayObserver {
   get replayed(): boolean {
     return this.#replayed;
   }
-  #replayed = false;
 
   set(key: string, stored: Stored, store: Store): void {
     this.#replayed = true;
