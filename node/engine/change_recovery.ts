@@ -44,8 +44,9 @@ import type { Store } from "./store.ts";
 
 /**
  * How many of the newest changes a marker carries: a watcher a few polls behind when the log was
- * cut (at a clean shutdown, say) still finds what it had not read. ~250 B each for small values;
- * at most 256 KiB of keys and values, which the log's cut writes beside its tail.
+ * cut (at a clean shutdown, or by a kill -9 soon after a snapshot) still finds what it had not
+ * read. ~250 B each for small values; at most 256 KiB of keys and values (and a quarter of the
+ * log's snapshot size), which the log's cut writes beside its tail.
  */
 export const RECENT_CHANGES = { maxEntries: 1_000, maxBytes: 256 << 10 } as const;
 
@@ -57,16 +58,17 @@ export function newChangeLogName(): string {
 /**
  * The marker's `changes` JSON for a log cut now: `from`, the change log's `last` when the log's
  * tail began; `exactAfter`, its `appended` once the snapshot had read the store; `withRecent`:
- * with the newest changes up to it.
+ * with the newest changes up to it (a number: at most that many bytes of them).
  */
 export function changeMark(
   log: ChangeLog,
   from: number,
   exactAfter: number,
-  withRecent = true,
+  withRecent: boolean | number = true,
 ): string {
   const { maxEntries, maxBytes } = RECENT_CHANGES;
-  const kept = withRecent ? log.recent(exactAfter, maxEntries, maxBytes) : [];
+  const bytes = withRecent === true ? maxBytes : Math.min(maxBytes, Number(withRecent));
+  const kept = withRecent ? log.recent(exactAfter, maxEntries, bytes) : [];
   const recent = kept.map((c) =>
     `[${c.seq},${JSON.stringify(c.prev)},${entryToJson(c.key, c.stored)}]`
   );

@@ -17,7 +17,7 @@ import {
 } from "../storage/reserve.ts";
 import type { Wal } from "../storage/wal.ts";
 import type { SnapshotRoom } from "./snapshot_room.ts";
-import type { SnapshotWriter } from "./snapshot_writer.ts";
+import type { RecentChanges, SnapshotWriter } from "./snapshot_writer.ts";
 import type { WriteGuard } from "./write_guard.ts";
 
 /** The engine's parts a {@link Compactor} works with. */
@@ -74,7 +74,9 @@ export class Compactor {
     if (this.parts.closed() || this.#snapshotting || guard.health.state !== "writable") return;
     if (!writer.logToCut) return;
     if (!writer.logDue && !room.outgrowsReserve() && !room.logNearlyFull()) return;
-    this.#snapshotting = this.compact()
+    // With the newest changes, when the disk is not short of room: a watcher a few seconds
+    // behind when a kill -9 follows the cut still finds them (change_recovery.ts).
+    this.#snapshotting = this.compact(room.logNearlyFull() ? false : "periodic")
       .catch((err) => {
         if (!(err instanceof Error)) throw err;
         // The log keeps everything, but a disk that cannot take a snapshot (or hold the room
@@ -194,7 +196,7 @@ export class Compactor {
    * room: a log that filled the disk leaves none), again in the room of the reserve (at once,
    * once the log has filled the disk: a first try would take the room the log's appends need).
    */
-  async compact(recent = false): Promise<void> {
+  async compact(recent: RecentChanges = false): Promise<void> {
     const { writer, room, reserve } = this.parts;
     if (!room.logFilledDisk) {
       try {
@@ -216,7 +218,7 @@ export class Compactor {
   compactAtClose(): Promise<void> {
     // The newest changes ride in the log's marker for watchers that had not read them yet
     // (change_recovery.ts).
-    return this.compact(true).catch((err) => {
+    return this.compact("shutdown").catch((err) => {
       // Best effort: a reserve the snapshot used is held again at the next start otherwise.
       if (err instanceof ReserveShortError) return;
       // The disk's refusals (full, read-only, failing), not a bug of ours, become one line.

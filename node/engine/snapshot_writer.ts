@@ -25,6 +25,12 @@ export interface SnapshotParts {
   readonly snapshotEveryBytes: number;
 }
 
+/**
+ * Whether a cut's marker carries the newest changes (change_recovery.ts): all it may at a
+ * shutdown, a quarter of the log's size between snapshots at a periodic one, none otherwise.
+ */
+export type RecentChanges = false | "periodic" | "shutdown";
+
 /** Snapshots of one engine's store, and the log cuts behind them. */
 export class SnapshotWriter {
   #last: LoadedSnapshot;
@@ -78,7 +84,7 @@ export class SnapshotWriter {
    * A snapshot, then the log cut, while log rounds go on; with `recent`, the log's marker carries
    * the newest changes (at a shutdown: change_recovery.ts).
    */
-  snapshot(recent = false): Promise<void> {
+  snapshot(recent: RecentChanges = false): Promise<void> {
     const { wal } = this.parts;
     // Memory holds writes whose log round is still under way; one that fails is refused (503),
     // so the snapshot holding it must not replace the old one.
@@ -99,7 +105,7 @@ export class SnapshotWriter {
   async #snapshotThenCut(
     capturedDurable: () => Promise<void>,
     cut: (head: Uint8Array) => Promise<void>,
-    recent: boolean,
+    recent: RecentChanges,
   ): Promise<void> {
     const { wal } = this.parts;
     // The tail holds the rounds written from now on: their changes come after `from`.
@@ -112,7 +118,11 @@ export class SnapshotWriter {
       wal.stopTail();
       throw err;
     }
-    await cut(snapshotMarker(this.#last, changeMark(this.changes, from, exactAfter, recent)));
+    // Between snapshots the newest changes take at most a quarter of the log's size.
+    const room = recent === "periodic"
+      ? Math.floor(this.parts.snapshotEveryBytes / 4)
+      : recent === "shutdown";
+    await cut(snapshotMarker(this.#last, changeMark(this.changes, from, exactAfter, room)));
     this.#logCutAt = wal.bytes;
     this.#nextAt = wal.bytes + this.parts.snapshotEveryBytes;
   }
