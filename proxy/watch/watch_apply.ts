@@ -175,7 +175,14 @@ async function apply(
   const changes = pages.length === 1
     ? (pages[0]!.page.changes ?? []).map((change) => ({ id: pages[0]!.id, change }))
     : interleave(pages);
-  await startKeys(deps, topo, merge, [...new Set(changes.map((c) => c.change.k))], pages);
+  const unknown = await startKeys(
+    deps,
+    topo,
+    merge,
+    [...new Set(changes.map((c) => c.change.k))],
+    pages,
+  );
+  if (unknown !== undefined) return { changes: [], end: unknown };
   const out: WatchChange[] = [];
   // In slices: the PUTs' requests and node answers are served between them. Only this
   // stream's loop, waiting here, touches the merge, so a pause changes no result.
@@ -240,7 +247,8 @@ export function emit(
 
 /**
  * Starts the new keys from the versions each replica held at the merge's position: from the
- * pages in hand where they show it ({@link pageBases}), else asked of the node.
+ * pages in hand where they show it ({@link pageBases}), else asked of the node. Why the stream
+ * must say `compacted`, when a key cannot be started (WatchMerge.start).
  */
 async function startKeys(
   deps: WatchStreamDeps,
@@ -248,7 +256,7 @@ async function startKeys(
   merge: WatchMerge,
   keys: string[],
   pages: readonly NodePage[],
-) {
+): Promise<string | undefined> {
   const fresh = keys.filter((k) => merge.needsStart(k));
   if (fresh.length === 0) return;
   // A key the proxy wrote has its point remembered: awaited only when one is not.
@@ -273,7 +281,10 @@ async function startKeys(
     for (const [k, v] of Object.entries(bases.get(id) ?? {})) known.set(k, v);
     bases.set(id, known);
   }
-  fresh.forEach((k, i) => merge.start(k, owners[i]!, bases));
+  const unknown = fresh.filter((k, i) => !merge.start(k, owners[i]!, bases));
+  if (unknown.length === 0) return undefined;
+  return `the last event of key ${JSON.stringify(unknown[0])} is not known: too few of its ` +
+    "replicas answered that did not lose changes this watch had not read (restarted or down)";
 }
 
 /**

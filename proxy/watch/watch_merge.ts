@@ -176,13 +176,15 @@ export class WatchMerge {
    * (`bases`); the last event's version is the newest of them, unless the cursor says.
    * A node in {@link lost} counts as holding its version but not as having sent it: it is read
    * from the start of a log that does not reach back to the watch's position, so what it holds
-   * there may be writes the watch never read. Fewer nodes are lost than a majority (else
-   * `compacted`), so every majority that held a version that went out has one that is not.
+   * there may be writes the watch never read. False (nothing started) when too few replicas that
+   * did not lose changes told theirs for every majority to have one (see `#vouched`): then the
+   * stream cannot know the key's last event, and says `compacted`.
    */
-  start(key: string, replicas: readonly string[], bases: Bases): void {
+  start(key: string, replicas: readonly string[], bases: Bases): boolean {
     const held = new Map<string, string>();
     let newest: string | null = null;
     const fromCursor = this.#pendingAtStart.has(key);
+    if (!fromCursor && !this.#vouched(replicas, bases)) return false;
     const doubt = this.#doubtOf(replicas, bases, key);
     for (const id of replicas) {
       const v = baseOf(bases, id, key);
@@ -199,6 +201,20 @@ export class WatchMerge {
     const emitted = cursor !== undefined ? cursor : newest;
     this.#pendingAtStart.delete(key);
     this.#keys.set(key, { emitted, held, seen: new Map(), replicas, doubt });
+    return true;
+  }
+
+  /**
+   * Whether enough replicas that did not lose changes told what they held (`bases`) that every
+   * majority has one: a version that went out was held by a majority, so the newest of theirs is
+   * at or above it. A node that did not answer (down: a stream resumed while a node restarts
+   * keeps its position) tells nothing; with a lost node, it would leave a majority of neither,
+   * and a version sent before would go out again (QA).
+   */
+  #vouched(replicas: readonly string[], bases: Bases): boolean {
+    let told = 0;
+    for (const id of replicas) if (!this.lost.has(id) && bases.get(id) !== undefined) told++;
+    return told >= replicas.length - this.quorum(replicas.length) + 1;
   }
 
   /**

@@ -236,3 +236,21 @@ Deno.test("WatchMerge.resumePoint() lists, after every change, each key with a v
     }
   }
 });
+
+Deno.test("WatchMerge.start() refuses a key whose last event no majority's replica can tell: a node that lost changes and one that did not answer (QA: a version sent again)", () => {
+  // a lost changes; b did not answer (down when the stream resumed). v2 went out, held by a and
+  // b; c is behind at v1. Started from c's word alone, v2 would go out again.
+  const m = new WatchMerge(positions(), quorumOf, new Map(), new Set(["a"]));
+  const told = new Map([["a", { k: "v2" }], ["c", { k: "v1" }]]);
+  assertEquals(m.start("k", NODES, told), false);
+  assertEquals(m.needsStart("k"), true);
+  // With b's answer, every majority has a replica that told: v2 is the last event.
+  assertEquals(m.start("k", NODES, new Map([...told, ["b", { k: "v2" }]])), true);
+  assertEquals(m.observe("c", { s: 1, k: "k", ver: "v2", prev: "v1", v: null }), []);
+  // A key the cursor lists has its last event from the cursor: no answer needed.
+  const r = new WatchMerge(positions(), quorumOf, new Map([["p", "v2"]]), new Set(["a"]));
+  assertEquals(r.start("p", NODES, new Map([["c", { p: "v1" }]])), true);
+  // No node lost: one that does not answer leaves two that told.
+  const n = new WatchMerge(positions(), quorumOf);
+  assertEquals(n.start("k", NODES, new Map([["a", { k: "v2" }], ["c", { k: "v1" }]])), true);
+});
