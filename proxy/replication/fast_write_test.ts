@@ -176,7 +176,11 @@ Deno.test("a fast accept without answers from a majority, and no quorum for the 
   assert(nodes.count("prepare") > prepares);
 });
 
-Deno.test("a proxy takes the full round while an owner is not up or has hints pending in its view", async () => {
+/**
+ * {@link setup} with a failure detector the test steps, and `prepared(value)`: whether a PUT of
+ * `value` took a prepare (a full round) rather than one accept.
+ */
+function probedSetup() {
   const { nodes, hints } = setup();
   const detector = new FailureDetector({ probeMs: 1000 });
   const rep = proposerOver(nodes, { detector, hints });
@@ -185,6 +189,11 @@ Deno.test("a proxy takes the full round while an owner is not up or has hints pe
     await rep.run(replicas(), put(value));
     return nodes.count("prepare") > before;
   };
+  return { nodes, hints, detector, rep, prepared };
+}
+
+Deno.test("a proxy takes the full round while an owner is not up or has hints pending in its view", async () => {
+  const { hints, detector, rep, prepared } = probedSetup();
   await rep.run(replicas(), put("v1"));
   detector.step({ kind: "failed", node: "n3", at: NOW });
   assertEquals([await prepared("v2"), rep.fast.lagging], [true, 1]);
@@ -228,14 +237,7 @@ Deno.test("a write on a key decided before two owners restarted is a full round'
 });
 
 Deno.test("an owner a call failed on counts as floored until a probe says its floor; one below the fast ballot lets it go", async () => {
-  const { nodes, hints } = setup();
-  const detector = new FailureDetector({ probeMs: 1000 });
-  const rep = proposerOver(nodes, { detector, hints });
-  const prepared = async (value: string) => {
-    const before = nodes.count("prepare");
-    await rep.run(replicas(), put(value));
-    return nodes.count("prepare") > before;
-  };
+  const { hints, detector, rep, prepared } = probedSetup();
   await rep.run(replicas(), put("v1"));
   detector.step({ kind: "failed", node: "n3", at: NOW });
   detector.step({ kind: "answered", node: "n3", at: NOW }); // a call's answer, not a probe
