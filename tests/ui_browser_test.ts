@@ -277,8 +277,7 @@ browserTest(
   async (cluster, browser) => {
     const held: SseReader[] = [];
     try {
-      const n1 = await cluster.startNode("n1");
-      const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+      const proxy = await cluster.startAll(1);
       // The proxy's cap (no flag sets it): every stream it allows, held open by this test.
       for (let i = 0; i < DEFAULT_MAX_WATCHERS; i++) {
         const reader = await openSse(`${proxy.url}/watch?prefix=held/`);
@@ -310,8 +309,7 @@ browserTest(
   "the web page's live feed starts from the present after reset, and resumes from compacted's id",
   "the web page's live feed after reset and compacted",
   async (cluster, browser) => {
-    const n1 = await cluster.startNode("n1");
-    const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+    const proxy = await cluster.startAll(1);
     // A reset needs 50,000 keys waiting for a replica: the first two streams are written
     // here, in the proxy's frame format (proxy/watch/watch_group.ts), the rest is the proxy's.
     const streams = [
@@ -350,8 +348,7 @@ browserTest(
   "the web page's live feed gives up a /watch that says nothing for 15 s and opens it again",
   "the web page's live feed on a silent proxy",
   async (cluster, browser) => {
-    const n1 = await cluster.startNode("n1");
-    const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+    const proxy = await cluster.startAll(1);
     // The first /watch never answers (a proxy that hangs, or a middlebox holding the request);
     // the page's timers run on Playwright's clock, which jumps when the test says (real time
     // moves it only by the few seconds the test takes).
@@ -383,8 +380,7 @@ browserTest(
   "the web page's live feed shows when each change was written, keys and values as the CLI prints them, cut by code points, and an outage as one counted line",
   "the web page's live feed lines",
   async (cluster, browser) => {
-    const n1 = await cluster.startNode("n1");
-    const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+    const proxy = await cluster.startAll(1);
     // Writes 3 s and 7 s apart, sent in one burst (as after a reconnect), in the proxy's format.
     const t0 = Date.UTC(2026, 0, 2, 3, 4, 5);
     const at = (ms: number) => formatVersion(t0 + ms, 0, "n1");
@@ -495,8 +491,8 @@ browserTest(
   async (cluster, browser) => {
     let bare: ServerProcess | undefined;
     try {
-      const n1 = await cluster.startNode("n1");
-      const proxy = await cluster.startProxy("p1", ["--nodes", n1.url]);
+      const proxy = await cluster.startAll(1);
+      const n1 = cluster.nodes.get("n1")!;
       bare = await spawnServer({
         script: PROXY,
         args: ["--port", "0", "--data", join(cluster.dir, "bare"), "--nodes", n1.url],

@@ -57,18 +57,18 @@ export function newChangeLogName(): string {
 
 /**
  * The marker's `changes` JSON for a log cut now: `from`, the change log's `last` when the log's
- * tail began; `exactAfter`, its `appended` once the snapshot had read the store; `withRecent`:
- * with the newest changes up to it (a number: at most that many bytes of them).
+ * tail began; `exactAfter`, its `appended` once the snapshot had read the store; with the newest
+ * changes up to it, at most `recentBytes` of them (and {@link RECENT_CHANGES}).
  */
 export function changeMark(
   log: ChangeLog,
   from: number,
   exactAfter: number,
-  withRecent: boolean | number = true,
+  recentBytes: number = RECENT_CHANGES.maxBytes,
 ): string {
   const { maxEntries, maxBytes } = RECENT_CHANGES;
-  const bytes = withRecent === true ? maxBytes : Math.min(maxBytes, Number(withRecent));
-  const kept = withRecent ? log.recent(exactAfter, maxEntries, bytes) : [];
+  const bytes = Math.min(maxBytes, recentBytes);
+  const kept = bytes > 0 ? log.recent(exactAfter, maxEntries, bytes) : [];
   const recent = kept.map((c) =>
     `[${c.seq},${JSON.stringify(c.prev)},${entryToJson(c.key, c.stored)}]`
   );
@@ -193,6 +193,11 @@ export class ChangeReplay implements ReplayObserver {
     // A whole line that went bad may be a change readers were given: its number would be given
     // again to the next write. An unfinished one was never fsync'd, so never numbered.
     if (!unfinished) this.#broken ??= "the log's last record was damaged and cut";
+  }
+
+  /** The numbering cannot be continued, for `why` (the log cannot be synced at start, say). */
+  abandon(why: string): void {
+    this.#broken ??= why;
   }
 
   /** The change log to start with. */

@@ -3,7 +3,11 @@ import { createFakeDisk, type FakeDisk } from "../../tests/doubles/fake_disk.ts"
 import { open, overrideDisk, put } from "../../tests/doubles/engine_test_helpers.ts";
 import { seededRandom } from "../../tests/doubles/seeded_random.ts";
 import type { Change, ChangeLog } from "./change_log.ts";
+import { ChangeReplay } from "./change_recovery.ts";
 import type { NodeEngine } from "./engine.ts";
+import { Store } from "./store.ts";
+import { encodeLine } from "../storage/log_format.ts";
+import { HybridClock } from "../../shared/version.ts";
 
 const decoder = new TextDecoder();
 
@@ -36,6 +40,20 @@ async function randomChange(engine: NodeEngine, random: () => number, n: number)
 /** The engine's change log (the routes read it as `engine.changes`). */
 function changesOf(engine: NodeEngine): ChangeLog {
   return engine.changes;
+}
+
+/**
+ * Replays `count` text entries over a new store, entry i of key `keyOf(i)` at version i (walls
+ * equal, counters rising): the `set` records of a log, as `replayLog` hands them to `replay`.
+ */
+function replaySets(replay: ChangeReplay, count: number, keyOf: (i: number) => string): void {
+  const store = new Store(new HybridClock("n1", () => 1_000), () => 1_000);
+  for (let i = 0; i < count; i++) {
+    const version = `0000000003e8-${i.toString(16).padStart(4, "0")}-n1`;
+    const stored = { kind: "text" as const, data: `v${i}`, hash: 1, contentType: "t", version };
+    replay.set(keyOf(i), stored, store);
+    store.apply(keyOf(i), stored);
+  }
 }
 
 /** The log's first line, parsed. */
@@ -147,7 +165,6 @@ Deno.test("change log: a log without a numbering (written before 2026-12-07), or
   const marker = markerOf(claiming) as { changes: { exactAfter: number } };
   marker.changes.exactAfter = 5;
   claiming.cut("wal.jsonl", 0);
-  const { encodeLine } = await import("../storage/log_format.ts");
   const rest = text.slice(text.indexOf("\n") + 1);
   const { snapshot, changes } = marker as unknown as Record<string, unknown>;
   await claiming.append("wal.jsonl", encodeLine({ snapshot, changes }));
@@ -174,20 +191,11 @@ Deno.test("change log: positions past its head are gone (a directory put back fr
   await engine.close();
 });
 
-Deno.test("change log: a long log's replay rebuilds only the newest changes the log keeps, with the versions they replaced, and numbers all", async () => {
-  const { ChangeReplay } = await import("./change_recovery.ts");
-  const { Store } = await import("./store.ts");
-  const { HybridClock } = await import("../../shared/version.ts");
-  const store = new Store(new HybridClock("n1", () => 1_000), () => 1_000);
+Deno.test("change log: a long log's replay rebuilds only the newest changes the log keeps, with the versions they replaced, and numbers all", () => {
   const replay = new ChangeReplay({ generation: 0 }, { maxEntries: 10, maxBytes: 1 << 20 });
   const marker = { snapshot: { bytes: 0, generation: 0 }, changes: JSON.parse(replay.fresh()) };
   replay.first(marker, 50);
-  for (let i = 0; i < 50; i++) {
-    const version = `0000000003e8-${i.toString(16).padStart(4, "0")}-n1`;
-    const stored = { kind: "text" as const, data: `v${i}`, hash: 1, contentType: "t", version };
-    replay.set(`k${i % 4}`, stored, store);
-    store.apply(`k${i % 4}`, stored);
-  }
+  replaySets(replay, 50, (i) => `k${i % 4}`);
   const log = replay.finish();
   assertEquals([log.first, log.last], [41, 50]);
   const page = log.read(40, 100, "");
@@ -220,7 +228,6 @@ Deno.test("change log: a damaged last record cut at start begins a new numbering
   await again.close();
 
   // A line without its newline is an append a crash cut short: never fsync'd, never numbered.
-  const { ChangeReplay } = await import("./change_recovery.ts");
   const replay = new ChangeReplay({ generation: 0 }, undefined, () => {});
   replay.first({ snapshot: { bytes: 0, generation: 0 }, changes: JSON.parse(replay.fresh()) }, 0);
   replay.cut(true);
@@ -253,20 +260,11 @@ Deno.test("change log: a shutdown whose disk has no room for the newest changes 
 });
 
 Deno.test("change log: under a snapshot newer than the log's marker (a crash between its rename and the log's cut), the changes past where that snapshot's read ended are kept; from another numbering's, none", async () => {
-  const { ChangeReplay } = await import("./change_recovery.ts");
-  const { Store } = await import("./store.ts");
-  const { HybridClock } = await import("../../shared/version.ts");
   const replayed = (snapshot: { generation: number; changes?: unknown }) => {
-    const store = new Store(new HybridClock("n1", () => 1_000), () => 1_000);
     const replay = new ChangeReplay(snapshot, undefined, () => {});
     const changes = { log: "L", from: 10, exactAfter: 10, recent: [] };
     replay.first({ snapshot: { bytes: 9, generation: 1 }, changes }, 8);
-    for (let i = 0; i < 8; i++) {
-      const version = `0000000003e8-${i.toString(16).padStart(4, "0")}-n1`;
-      const stored = { kind: "text" as const, data: `v${i}`, hash: 1, contentType: "t", version };
-      replay.set(`k${i}`, stored, store);
-      store.apply(`k${i}`, stored);
-    }
+    replaySets(replay, 8, (i) => `k${i}`);
     const log = replay.finish();
     return [log.boot, log.first, log.last];
   };
@@ -312,4 +310,25 @@ Deno.test("change log: a kill -9 right after a snapshot cut the log still finds 
   const old = before.read(again.first - 1, 100, "");
   assert(old !== "gone");
   assertEquals(page.map(shown), old.map(shown));
+});
+
+Deno.test("change log: a log that cannot be synced at start starts a new numbering, and says why, instead of refusing the start", async () => {
+  const disk = createFakeDisk();
+  const engine = await open(disk);
+  await engine.write([put("a", "1")]);
+  const boot = changesOf(engine).boot;
+  const crashed = disk.crash();
+  await engine.close();
+  const failing = overrideDisk(crashed, {
+    sync: () => Promise.reject(new Error("Input/output error (os error 5)")),
+  });
+  const told: string[] = [];
+  const again = await open(failing, { log: (m) => told.push(m) });
+  assertNotEquals(changesOf(again).boot, boot);
+  assert(
+    told.some((m) => m.includes("cannot be synced at start (Input/output error")),
+    told.join(),
+  );
+  assertEquals(decoder.decode((await again.get("a"))!.value!), "1");
+  await again.close().catch(() => {}); // its disk refuses syncs: its shutdown snapshot fails
 });

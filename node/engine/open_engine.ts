@@ -27,8 +27,8 @@ import { DurableEngine } from "./durable_engine.ts";
 import type { NodeEngine } from "./engine.ts";
 import { FILES, loadIdentity, loadSnapshot, replayLog } from "../storage/recovery.ts";
 import { Store } from "./store.ts";
-import { ChangeLog } from "./change_log.ts";
-import { ChangeReplay, newChangeLogName } from "./change_recovery.ts";
+import type { ChangeLog } from "./change_log.ts";
+import { ChangeReplay } from "./change_recovery.ts";
 import { GcHint } from "./gc_hint.ts";
 import { Wal } from "../storage/wal.ts";
 import { DEFAULT_RESERVE_MIN_BYTES, SpaceReserve } from "../storage/reserve.ts";
@@ -72,7 +72,7 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
   const log = options.log ?? console.error;
   const changes = new ChangeReplay(snapshot, undefined, log);
   const walBytes = await replayLog(disk, store, { snapshot, log, observer: changes });
-  const changeLog = await syncedChanges(disk, changes, log);
+  const changeLog = await syncedChanges(disk, changes);
   const gcHint = new GcHint();
   gcHint.now();
   const engine = new DurableEngine({
@@ -103,19 +103,11 @@ export async function openEngine(options: OpenEngineOptions): Promise<NodeEngine
  * numbered now and could still be lost (then its number given again). A sync that fails leaves the
  * start to go on, as before, on a new numbering (the node's next write meets the disk's error).
  */
-async function syncedChanges(
-  disk: Disk,
-  replay: ChangeReplay,
-  log: (message: string) => void,
-): Promise<ChangeLog> {
-  if (!replay.replayed) return replay.finish();
-  try {
-    await disk.sync(FILES.wal);
-  } catch (err) {
-    log(
-      `Cannot sync ${FILES.wal} at start (${(err as Error).message}): a new numbering of changes`,
-    );
-    return new ChangeLog(newChangeLogName());
+async function syncedChanges(disk: Disk, replay: ChangeReplay): Promise<ChangeLog> {
+  if (replay.replayed) {
+    await disk.sync(FILES.wal).catch((err: Error) => {
+      replay.abandon(`${FILES.wal} cannot be synced at start (${err.message})`);
+    });
   }
   return replay.finish();
 }

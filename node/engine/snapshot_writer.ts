@@ -7,7 +7,7 @@
  * @module
  */
 import type { ChangeLog } from "./change_log.ts";
-import { changeMark } from "./change_recovery.ts";
+import { changeMark, RECENT_CHANGES } from "./change_recovery.ts";
 import type { Disk } from "../storage/disk.ts";
 import { FILES, type LoadedSnapshot, loadSnapshot, snapshotMarker } from "../storage/recovery.ts";
 import { writeSnapshot } from "../storage/snapshot.ts";
@@ -111,7 +111,7 @@ export class SnapshotWriter {
     // The tail holds the rounds written from now on: their changes come after `from`.
     const from = this.changes.last;
     wal.startTail();
-    let exactAfter = from;
+    let exactAfter: number;
     try {
       exactAfter = await this.#writeSnapshotFile(capturedDurable);
     } catch (err) {
@@ -121,7 +121,9 @@ export class SnapshotWriter {
     // Between snapshots the newest changes take at most a quarter of the log's size.
     const room = recent === "periodic"
       ? Math.floor(this.parts.snapshotEveryBytes / 4)
-      : recent === "shutdown";
+      : recent === "shutdown"
+      ? RECENT_CHANGES.maxBytes
+      : 0;
     await cut(snapshotMarker(this.#last, changeMark(this.changes, from, exactAfter, room)));
     this.#logCutAt = wal.bytes;
     this.#nextAt = wal.bytes + this.parts.snapshotEveryBytes;

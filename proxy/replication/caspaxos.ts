@@ -197,8 +197,12 @@ export class Replicated {
   async #fastWrite(r: Replicas, op: BatchOp): Promise<BatchResult | undefined> {
     const last = this.#fastBase(r, op);
     if (last === undefined) return undefined;
-    this.#own.forget(r.key);
     const ballot = ballotAfter(last.ver, this.deps.clock.writer);
+    if (ballot !== undefined && this.#floored(r, ballot)) {
+      this.fast.floored++;
+      return undefined;
+    }
+    this.#own.forget(r.key);
     if (ballot === undefined) {
       this.fast.capped++; // the writer id is full: a fresh ballot
       return undefined;
@@ -254,12 +258,8 @@ export class Replicated {
       this.fast.purgeable++;
       return undefined;
     }
-    if (!this.deps.fastWhileLagging && this.#lagging(r)) {
-      this.fast.lagging++;
-      return undefined;
-    }
-    if (!this.#floored(r, last.ver)) return last;
-    this.fast.floored++;
+    if (this.deps.fastWhileLagging || !this.#lagging(r)) return last;
+    this.fast.lagging++;
     return undefined;
   }
 
@@ -296,7 +296,7 @@ export class Replicated {
   }
 
   /**
-   * Whether an owner refuses the fast accept on `base` for good by its restart floor (its
+   * Whether an owner refuses the fast accept at `ballot` for good by its restart floor (its
    * acceptor's promise on every key since its last start, which its `/health` reports), or may,
    * since a call to it failed (as a restart makes them fail) and no probe said its floor since.
    * Two such owners of three leave the accept on the third alone, where no resend completes it:
@@ -304,13 +304,13 @@ export class Replicated {
    * (docs/replication.md, "Not below an owner's restart floor"). A full round's fresh ballot is
    * above the floor, and makes the key's next write fast again.
    */
-  #floored(r: Replicas, base: Version): boolean {
-    const ballot = ballotAfter(base, this.deps.clock.writer);
-    if (ballot === undefined) return false; // the writer id is full: a full round anyway
-    return r.owners.some((n) => {
+  #floored(r: Replicas, ballot: Version): boolean {
+    // A loop, not some(): no closure per write.
+    for (const n of r.owners) {
       const floor = this.deps.detector.promiseFloor(n.id);
-      return floor === "unsure" || (floor !== undefined && ballot < floor);
-    });
+      if (floor === "unsure" || (floor !== undefined && ballot < floor)) return true;
+    }
+    return false;
   }
 
   /** Records `entry`, just decided under this proxy's ballot, for the next write. */

@@ -52,22 +52,22 @@ export interface OwnDecision {
   decidedAt?: number;
 }
 
-/** The record of `entry`, decided under `epoch` by `owners` (at `decidedAt`, for a tombstone). */
+/**
+ * The record of `entry`, decided under `epoch` by `owners` (at `decidedAt`: the caller gives it
+ * for a tombstone only, and reads no clock for a live entry).
+ */
 export function decisionOf(
   entry: WireEntry,
   epoch: number,
   owners: string,
   decidedAt?: number,
 ): OwnDecision {
+  // Fields set when present, not spread: one object per decided write.
+  const decision: OwnDecision = { ver: entry.ver, live: entry.v !== null, epoch, owners };
   const expiresAt = entry.v === null ? undefined : expiryOf(entry.t);
-  return {
-    ver: entry.ver,
-    live: entry.v !== null,
-    ...(expiresAt === undefined ? {} : { expiresAt }),
-    epoch,
-    owners,
-    ...(entry.v === null && decidedAt !== undefined ? { decidedAt } : {}),
-  };
+  if (expiresAt !== undefined) decision.expiresAt = expiresAt;
+  if (decidedAt !== undefined) decision.decidedAt = decidedAt;
+  return decision;
 }
 
 /** Fast writes tried per sample of the refusal rate. */
