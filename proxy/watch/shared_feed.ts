@@ -153,6 +153,12 @@ class NodeBuffer {
     if (this.failed || after === undefined || q.boot !== this.boot || after < this.first - 1) {
       return undefined;
     }
+    // Past what the poller has read, the node answers: whether that position exists in its log
+    // (a cursor of another cluster or a forged one, a directory put back: `gone`), and, for a
+    // read that does not wait (a ring change's barrier reading to a head it just took), what
+    // the node logged since, which the buffer would keep answering as nothing new (the barrier
+    // spun 100,000 turns on it without yielding, then counted the node as lost).
+    if (after > this.last || (after === this.last && q.waitMs <= 0)) return undefined;
     // At the head: wait for a change under the prefix (an idle watcher wakes for nothing else).
     if (this.running && q.waitMs > 0 && !this.#hasMatch(after, q.prefix)) {
       await this.#wait(q.prefix, q.waitMs);

@@ -266,3 +266,36 @@ Deno.test("SharedFeed counts the answers its buffer adds to a remembered positio
   assert(shared.answerBytes > asked, `${shared.answerBytes} <= ${asked}`);
   await until("the poller stops", () => shared.polling === 0, 5000);
 });
+
+Deno.test("SharedFeed passes to the node a read past its buffer, and a read that does not wait at the buffer's last", async () => {
+  const log: WireChange[] = [change(1, "a", null)];
+  // The poller's long poll at 1 lasts 300 ms: it does not see 2 before the reads below.
+  const { feed: node1, calls } = fakeFeed(log, 300);
+  const askedAfter: number[] = [];
+  const feed = {
+    page(n: unknown, e: number, q: Query) {
+      if (q.after !== undefined) askedAfter.push(q.after);
+      return node1.page(n as never, e, q);
+    },
+    versionsAt: node1.versionsAt.bind(node1),
+  } as unknown as ChangeFeed;
+  const shared = new SharedFeed(feed, 300, 0, 0);
+  const node = { id: "n1", url: "http://n1" };
+  const at = (after: number, waitMs: number) => ({
+    boot: "b",
+    after,
+    prefix: "",
+    waitMs,
+    limit: 10,
+  });
+  await shared.page(node, 1, at(1, 300));
+  await until("the buffer polls at 1", () => calls.page >= 3);
+  // The node logs 2 while the poller waits at 1: a barrier reads to the node's head (2).
+  log.push(change(2, "b", null));
+  const page = await shared.page(node, 1, at(1, 0));
+  assertEquals(page.changes?.map((c) => c.s), [2]);
+  // A position the buffer has not reached (a cursor of another log): the node says what it is.
+  await shared.page(node, 1, at(50, 300));
+  assertEquals(askedAfter.filter((a) => a === 50).length, 1, "asked of the node");
+  await until("the poller stops", () => shared.polling === 0, 5000);
+});

@@ -187,7 +187,9 @@ function resume(
       );
     } else if (
       was !== undefined && (h === undefined ? was.boot !== "" : h.boot === was.boot) &&
-      (h === undefined || h.first - 1 <= was.low)
+      // A position past the head: a log that never got there (a forged cursor, a directory put
+      // back from a backup) numbers its next changes at positions this cursor counts as read.
+      (h === undefined || (h.first - 1 <= was.low && was.read <= h.last))
     ) {
       // Not answering now (down, restarting) is not lost: its log keeps its numbering across a
       // restart (node/engine/change_recovery.ts), and once it answers, a new numbering or a log

@@ -12,7 +12,8 @@ import type { Topology } from "../cluster/topology.ts";
 import type { NodeRef } from "../nodes/node_client.ts";
 import { planAdd, planRemove, toCleanup, toStable } from "../cluster/map_transitions.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
-import type { ChangePage } from "./change_feed.ts";
+import type { ChangeFeed, ChangePage } from "./change_feed.ts";
+import { SharedFeed } from "./shared_feed.ts";
 import { decodeWatchCursor } from "./watch_cursor.ts";
 import type { WatchEvent } from "./watch_merge.ts";
 import { type WatchItem as PageItem, watchStream as watchPages } from "./watch_stream.ts";
@@ -260,6 +261,125 @@ Deno.test("watchStream resumed under a later map (a node added) sends every chan
     await until(() => sent().includes("v4"), "v4 comes as an event");
     assertEquals(sent(), ["v2", "v3", "v4"]);
     assertEquals(resumed.items.filter((i) => i.kind !== "change"), []);
+  } finally {
+    stop.abort();
+    second.abort();
+    logs.close();
+    await first.done;
+    await resumed?.done;
+  }
+});
+
+/** `logs` as a feed whose long polls (`waitMs` > 0) wait while held: a poller falls behind. */
+function pollsHeld(logs: FakeChangeLogs) {
+  let gate: Promise<void> | undefined;
+  let open = () => {};
+  const feed = {
+    async page(n: NodeRef, epoch: number, q: Parameters<FakeChangeLogs["page"]>[2]) {
+      if (q.waitMs > 0 && gate !== undefined) await gate;
+      return await logs.page(n, epoch, q);
+    },
+    versionsAt: (...args: Parameters<FakeChangeLogs["versionsAt"]>) => logs.versionsAt(...args),
+  };
+  return {
+    feed,
+    hold: () => gate = new Promise<void>((r) => open = r),
+    release: () => {
+      gate = undefined;
+      open();
+    },
+  };
+}
+
+// QA, 2026-12-07: a stream resumed across a node's addition said `compacted` at once, 2 to 4
+// nodes "lost", on a cluster under writes. The barrier read each node up to a head it had just
+// taken from the node, through the proxy's shared buffer, which its poller had not brought
+// there yet: the buffer answered "nothing new" 100,000 times in a row without yielding, and the
+// node counted as lost.
+Deno.test("watchStream resumed under a later map through a shared buffer behind the nodes' heads reads them to their heads (no node lost, no compacted)", async () => {
+  const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
+  const e3 = toCleanup(planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0), 0);
+  const [t1, t3] = await Promise.all([topologyOf(e1), topologyOf(e3)]);
+  const key = await movingKey(t1, t3);
+  const point = await hashKey(key);
+  const next = t3.ring.ownersOf(point, 3);
+  const old = t1.ring.ownersOf(point, 3);
+  const leaving = old.find((id) => !next.includes(id))!;
+  const [keep1, keep2] = old.filter((id) => id !== leaving);
+  const logs = new FakeChangeLogs();
+  const polls = pollsHeld(logs);
+  const feed = new SharedFeed(polls.feed as unknown as ChangeFeed, 7, 0, 0);
+  const topology = new FakeTopology(t1);
+  const deps = { topology, feed, waitMs: 7 };
+  const stop = new AbortController();
+  const first = collect(watchStream(deps, "", undefined, stop.signal));
+  const second = new AbortController();
+  let resumed: ReturnType<typeof collect> | undefined;
+  try {
+    await until(() => logs.reads.length >= 3, "the stream reads every node");
+    for (const id of old) logs.log(id, key, "v1");
+    await until(() => first.items.length === 1, "v1 comes as an event");
+    stop.abort();
+    await first.done;
+    const item = first.items[0]!;
+    assert(item.kind === "change" && item.event.version === "v1");
+    // The buffer's pollers stop at v1 (a poll in flight ends within the fake's 20 ms).
+    polls.hold();
+    await new Promise((r) => setTimeout(r, 50));
+    for (const [id, v] of [[leaving, "v2"], [keep1, "v2"], [leaving, "v3"], [keep2, "v3"]]) {
+      logs.log(id!, key, v!);
+    }
+    logs.log("n4", key, "v3");
+    logs.log(keep2!, key, "v4");
+    logs.log("n4", key, "v4");
+    topology.topo = t3;
+    resumed = collect(watchStream(deps, "", decodeWatchCursor(item.id), second.signal));
+    await until(() => resumed!.items.length >= 3, "the resumed stream's events");
+    assertEquals(resumed.items.filter((i) => i.kind !== "change"), []);
+    const sent = resumed.items.flatMap((i) => i.kind === "change" ? [i.event.version] : []);
+    assertEquals(sent, ["v2", "v3", "v4"]);
+  } finally {
+    stop.abort();
+    second.abort();
+    polls.release();
+    logs.close();
+    await first.done;
+    await resumed?.done;
+  }
+});
+
+// QA, 2026-12-07: a `Last-Event-ID` with positions past the nodes' logs (made up, or of a log
+// that went back) was taken, and the stream then sent nothing: every later change was numbered
+// at or below a position it counted as read.
+Deno.test("watchStream resumed from positions past the nodes' logs says compacted instead of skipping what they log next", async () => {
+  const logs = new FakeChangeLogs();
+  const topology = new FakeTopology(await topologyOf({ ...stableMap(nodeInfos(3)), replicas: 3 }));
+  const feed = new SharedFeed(logs as unknown as ChangeFeed, 7, 0, 0);
+  const deps = { topology, feed, waitMs: 7 };
+  const stop = new AbortController();
+  const first = collect(watchStream(deps, "", undefined, stop.signal));
+  const second = new AbortController();
+  let resumed: ReturnType<typeof collect> | undefined;
+  try {
+    await until(() => logs.reads.length >= 3, "the stream reads every node");
+    for (const id of ["n1", "n2", "n3"]) logs.log(id, "a", "v1");
+    await until(() => first.items.length === 1, "v1 comes as an event");
+    stop.abort();
+    await first.done;
+    const item = first.items[0]!;
+    assert(item.kind === "change");
+    const cursor = decodeWatchCursor(item.id);
+    for (const pos of Object.values(cursor.nodes)) pos.read = pos.low = pos.read + 1000;
+    resumed = collect(watchStream(deps, "", cursor, second.signal));
+    await until(() => resumed!.items.length > 0, "the resumed stream answers");
+    const [got] = resumed.items;
+    assert(got?.kind === "compacted", JSON.stringify(got));
+    assert(got.reason.includes("3 node(s) lost"), got.reason);
+    // It goes on from the present: what the nodes log next comes.
+    for (const id of ["n1", "n2", "n3"]) logs.log(id, "b", "v2");
+    await until(() => resumed!.items.length > 1, "v2 after the compacted");
+    const sent = resumed.items.flatMap((i) => i.kind === "change" ? [i.event.version] : []);
+    assertEquals(sent, ["v2"]);
   } finally {
     stop.abort();
     second.abort();

@@ -104,7 +104,10 @@ export class FakeChangeLogs {
     // Read after the hold: a node that restarted meanwhile answers with its new log.
     const log = this.#logs.get(node.id) ?? [];
     const head = { boot: this.boot(node.id), first, last: log.length };
-    if (q.boot !== head.boot || q.after < first - 1) return { ...head, gone: true };
+    // As a node: a position its log never reached is gone too (node/engine/change_log.ts).
+    if (q.boot !== head.boot || q.after < first - 1 || q.after > head.last) {
+      return { ...head, gone: true };
+    }
     if (log.length <= q.after && q.waitMs > 0) await this.#sleep(Math.min(q.waitMs, 20));
     const changes = log.slice(q.after).filter((c) => c.k.startsWith(q.prefix)).slice(0, q.limit);
     const last = changes.length === q.limit ? changes.at(-1)!.s : log.length;
