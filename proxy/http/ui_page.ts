@@ -246,17 +246,14 @@ function head(text, max) {
 // A cut text is always quoted, with "…" after the closing quote: the key does not end there.
 function shownKey(key) { const [h, cut] = head(key, KEY_SHOWN); return cut ? jsonQuoted(h) + "…" : quoted(key); }
 function shownValue(value) { const [h, cut] = head(value, VALUE_SHOWN); return jsonQuoted(h) + (cut ? "…" : ""); }
-/** The writer's wall-clock ms at the head of a version (12 hex digits, shared/version.ts), or null. */
-function writtenAt(version) {
-  const m = /^([0-9a-f]{12})-[0-9a-f]{4}-/.exec(version || "");
-  return m ? parseInt(m[1], 16) : null;
-}
-/** A change as a line: when it was written (from its version), the key and the value as the CLI shows them. */
+/**
+ * A change as a line: when the page received it, the key and the value as the CLI shows them. Not
+ * the clock part of its version: a proxy's one-round-trip writes keep their base's (QA: three
+ * writes of a key seconds apart all showed the first one's time).
+ */
 function changeLine(d) {
-  const at = writtenAt(d.version);
-  const time = at !== null
-    ? el("span", { class: "time", title: "written at " + new Date(at).toISOString() + " (the writer's clock, from version " + d.version + ")" }, new Date(at).toLocaleTimeString())
-    : el("span", { class: "time", title: "no time in its version" }, "received " + new Date().toLocaleTimeString());
+  const now = new Date();
+  const time = el("span", { class: "time", title: "received at " + now.toISOString() + ", version " + d.version }, now.toLocaleTimeString());
   // bdi: a right-to-left key or value is laid out on its own, not with the rest of the line.
   const kids = [time, d.deleted ? "  del " : "  put ", el("bdi", { class: "key", title: quoted(d.key) }, shownKey(d.key))];
   if (!d.deleted) kids.push(" = ", d.value !== undefined ? el("bdi", { class: "value" }, shownValue(d.value)) : "(binary)");
