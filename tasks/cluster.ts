@@ -210,19 +210,21 @@ async function directoriesIn(dir: string): Promise<Set<string>> {
 }
 
 /**
- * The error for the first of `dirs` another process holds, or null: nodes left running by a
- * killed task hold theirs, and a node started there would fail on its port first.
+ * The errors for the `dirs` other processes hold: nodes left running by a killed task hold
+ * theirs, and a node started there would fail on its port first. All of them, not the first:
+ * after restarting two killed nodes by hand, one start names both (QA).
  */
-async function firstHeld(dirs: readonly string[]): Promise<Error | null> {
+async function heldDirs(dirs: readonly string[]): Promise<Error[]> {
+  const held: Error[] = [];
   for (const dir of dirs) {
-    const held = await dataDirInUse(dir).catch((err) => {
+    const err = await dataDirInUse(dir).catch((err) => {
       // A file in a node's place, or no permission: makeDir and the node say so.
       if (unreadableDir(err)) return null;
       throw err;
     });
-    if (held !== null) return held;
+    if (err !== null) held.push(err);
   }
-  return null;
+  return held;
 }
 
 /** Whether `dir` is missing, empty (nothing of an earlier cluster is there), or used. */
@@ -412,7 +414,10 @@ async function startAll(s: Start, adminToken: string): Promise<void> {
   printWelcome(proxy.url, opts.data, adminToken, s.children, opts.host, s.read.staleAdminFile);
 }
 
-/** Says why the start failed, stops the children started, and takes back what it wrote. */
+/**
+ * Says why the start failed (nothing when `err` is undefined: stopped by a signal), stops the
+ * children started, and takes back what it wrote.
+ */
 async function undoFailedStart(
   err: unknown,
   s: Start,
@@ -425,7 +430,9 @@ async function undoFailedStart(
   const portAdvice = err instanceof ChildExitError &&
     err.stderr.some((l) => l.includes("--port"));
   const hint = s.children.length < s.read.plan.ids.length && portAdvice ? NODE_PORT_HINT : "";
-  console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}${hint}`);
+  if (err !== undefined) {
+    console.error(`Cannot start the cluster: ${err instanceof Error ? err.message : err}${hint}`);
+  }
   await stopAll();
   if (before === "used" || s.children.some((c) => c.name === "proxy")) return;
   const data = s.read.opts.data;
@@ -451,9 +458,9 @@ async function main(): Promise<number> {
   const lock = await lockOrSay(data);
   if (lock === null) return 1;
   using _lock = lock;
-  const taken = await firstHeld([...plan.ids.map((id) => join(home, id)), proxyDir(home)]);
-  if (taken !== null) {
-    console.error(`Cannot start the cluster: ${taken.message}`);
+  const taken = await heldDirs([...plan.ids.map((id) => join(home, id)), proxyDir(home)]);
+  if (taken.length > 0) {
+    for (const err of taken) console.error(`Cannot start the cluster: ${err.message}`);
     return 1;
   }
   const created: string[] = [];
@@ -491,8 +498,13 @@ async function main(): Promise<number> {
   try {
     await startAll(s, adminToken);
   } catch (err) {
-    await undoFailedStart(err, s, stopAll, lock, before);
-    return 1;
+    // Ctrl-C in a terminal reaches the children too: a node still starting exits 130 then,
+    // which is the user's stop, not a failure (QA: "n2 exited with code 130 before listening").
+    const signalled = s.life.signalled;
+    await undoFailedStart(signalled ? undefined : err, s, stopAll, lock, before);
+    if (!signalled) return 1;
+    console.log("Stopped while starting; nothing is left running.");
+    return 0;
   }
 
   let proxyFailed = false;

@@ -159,6 +159,31 @@ Deno.test("deno task cluster on a node directory another process holds names tha
   }
 });
 
+Deno.test("deno task cluster on two node directories other processes hold names both (two nodes restarted by hand)", async () => {
+  const data = await Deno.makeTempDir({ prefix: "ringkv-orphans-" });
+  const locks = [
+    await lockDataDir(join(data, "n1"), "node"),
+    await lockDataDir(join(data, "n3"), "node"),
+  ];
+  try {
+    const r = await runToEnd({
+      script: CLUSTER,
+      args: ["--port", "0", "--node-port", "0", "--nodes", "3", "--data", data],
+      env: ENV,
+      timeoutMs: 60_000,
+      timeoutSignal: "SIGTERM",
+    });
+    assertEquals(r.code, 1, r.stderr);
+    const lines = r.stderr.trim().split("\n");
+    assertEquals(lines.length, 2, r.stderr);
+    assertMatch(lines[0]!, /n1: it is in use by node process/);
+    assertMatch(lines[1]!, /n3: it is in use by node process/);
+  } finally {
+    for (const lock of locks) lock.release();
+    await Deno.remove(data, { recursive: true });
+  }
+});
+
 Deno.test("a node whose RINGKV_PARENT_PID is not its parent says why it stops, not a silent exit 0", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ringkv-stray-parent-" });
   try {

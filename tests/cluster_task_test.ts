@@ -357,10 +357,10 @@ async function allChildren(pid: number): Promise<number[]> {
   return text.trim().split(/\s+/).filter((s) => s !== "").map(Number);
 }
 
-/** SIGKILL to `pid` if it still runs: the cleanup after a failed assertion. */
-function killIfRunning(pid: number): void {
+/** `signal` (SIGKILL: the cleanup after a failed assertion) to `pid` if it still runs. */
+function killIfRunning(pid: number, signal: Deno.Signal = "SIGKILL"): void {
   try {
-    Deno.kill(pid, "SIGKILL");
+    Deno.kill(pid, signal);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err; // it has exited
   }
@@ -393,6 +393,42 @@ Deno.test("deno task cluster given SIGTERM while its nodes start stops the ones 
   } finally {
     for (const pid of ended ? seen : [...seen, child.pid]) killIfRunning(pid);
     await child.status;
+    await Deno.remove(data, { recursive: true });
+  }
+});
+
+Deno.test("deno task cluster stopped by Ctrl-C while its nodes start (the signal reaches them too) says it stopped and exits 0, not a failed start", async () => {
+  const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLUSTER.pathname, "--port", "0", "--node-port", "0", "--data", data],
+    env: ENV,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  const seen = new Set<number>();
+  let ended = false;
+  try {
+    await until("the first node is spawned", async () => {
+      for (const pid of await allChildren(child.pid)) seen.add(pid);
+      return seen.size > 0;
+    });
+    // A terminal's Ctrl-C goes to the whole process group: the task and the node starting.
+    for (const pid of seen) killIfRunning(pid, "SIGINT");
+    child.kill("SIGINT");
+    const { code, stdout, stderr } = await output;
+    ended = true;
+    const err = new TextDecoder().decode(stderr);
+    assertEquals(code, 0, err);
+    assert(!err.includes("Cannot start"), err);
+    assert(new TextDecoder().decode(stdout).includes("Stopped"), "it says it stopped");
+    for (const pid of seen) {
+      await until(`node ${pid} has exited`, async () => !(await exists(`/proc/${pid}`)));
+    }
+  } finally {
+    for (const pid of ended ? seen : [...seen, child.pid]) killIfRunning(pid);
+    await output.catch(() => {});
     await Deno.remove(data, { recursive: true });
   }
 });
