@@ -102,26 +102,40 @@ export function querySearchParams(url: string): URLSearchParams {
 }
 
 /**
- * The `prefix` of `url`'s query ("" when none), for `what` (a listing, a watch). 400 when a
- * `prefix` is not percent-encoded UTF-8, as for a key (URLSearchParams would read `%ff` as
- * U+FFFD), when it is longer than the longest key (such a prefix matches nothing), or when it
- * is given twice (which one was meant is unknown, as for a PUT's `ttl`).
+ * The value of query parameter `name` in `url` (undefined when absent), for `what`. 400 when it
+ * is not percent-encoded UTF-8, as for a key (URLSearchParams would read `%ff` as U+FFFD), or
+ * when it is given twice (which one was meant is unknown, as for a PUT's `ttl`).
  */
-export function prefixParam(url: string, maxKeyBytes: number, what: string): string {
+export function strictQueryParam(url: string, name: string, what: string): string | undefined {
   let first: string | undefined;
   for (const part of rawQuery(url).split("&")) {
     const eq = part.indexOf("=");
-    if (formDecode(eq === -1 ? part : part.slice(0, eq)) !== "prefix") continue;
-    const prefix = formDecode(eq === -1 ? "" : part.slice(eq + 1));
-    if (prefix === undefined) {
+    if (formDecode(eq === -1 ? part : part.slice(0, eq)) !== name) continue;
+    const value = formDecode(eq === -1 ? "" : part.slice(eq + 1));
+    if (value === undefined) {
       throw new RingkvError(
         "bad_request",
-        `Cannot ${what}: the prefix's percent-encoding is invalid or does not decode to UTF-8`,
+        `Cannot ${what}: the ${name}'s percent-encoding is invalid or does not decode to UTF-8`,
       );
     }
-    if (first !== undefined) throw new RingkvError("bad_request", `Cannot ${what}: ${TWICE}`);
-    first = prefix;
+    if (first !== undefined) {
+      throw new RingkvError(
+        "bad_request",
+        `Cannot ${what}: the ${name} is given twice; give it once`,
+      );
+    }
+    first = value;
   }
+  return first;
+}
+
+/**
+ * The `prefix` of `url`'s query ("" when none), for `what` (a listing, a watch), checked as
+ * {@link strictQueryParam} does; 400 too when it is longer than the longest key (such a prefix
+ * matches nothing).
+ */
+export function prefixParam(url: string, maxKeyBytes: number, what: string): string {
+  const first = strictQueryParam(url, "prefix", what);
   if (first !== undefined && utf8Length(first) > maxKeyBytes) {
     throw new RingkvError(
       "bad_request",
@@ -186,8 +200,6 @@ async function readValues(
 function badQuery(what: string): RingkvError {
   return new RingkvError("bad_request", `Cannot list keys: ${what}`);
 }
-
-const TWICE = "the prefix is given twice; give it once";
 
 /** Checks the query of `GET /kv` (at `url`); 400 for anything out of range or repeated. */
 export function parseListQuery(url: string, limits: Limits): ListQuery {

@@ -99,6 +99,16 @@ Deno.test("GET /ring/owners names the owner of a key; /metrics, /stats and it ne
     headers: { authorization: `Bearer ${TOKEN}` },
   });
   assertEquals(bad.status, 400);
+  // Decoded as /kv/{key} decodes a key: %ff is no UTF-8 (QA: it named the owners of "%ff"); a
+  // key given twice is ambiguous; %25ff is the key "%ff".
+  for (const [query, status, key] of [["%ff", 400], ["a&key=b", 400], ["%25ff", 200, "%ff"]]) {
+    const res = await app.request(`/ring/owners?key=${query}`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    const body = await res.json();
+    assertEquals(res.status, status, `${query}: ${JSON.stringify(body)}`);
+    if (key !== undefined) assertEquals(body.key, key);
+  }
 });
 
 Deno.test("the shared 503 (Busy) documents every header the starting gate's 503 sends", async () => {

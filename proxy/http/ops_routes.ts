@@ -24,6 +24,7 @@ import { type NodeStats, type NodeStatsDeps, readNodeStats } from "../nodes/node
 import { OPENAPI } from "./openapi.ts";
 import type { Rebalancer } from "../rebalance/rebalancer.ts";
 import { UI_PAGE } from "./ui_page.ts";
+import { strictQueryParam } from "./listing_route.ts";
 import { requireAdminToken } from "./admin_routes.ts";
 import { fastWriteMetrics, type FastWriteSource } from "../replication/fast_write_metrics.ts";
 import type { SweepReport } from "../replication/anti_entropy.ts";
@@ -229,7 +230,8 @@ export function createOpsRoutes(deps: OpsDeps): Hono {
     return c.json({ time: Date.now(), nodes });
   });
   app.get("/ring/owners", async (c) => {
-    const raw = c.req.query("key");
+    // Decoded as a key in /kv/{key} is: `%ff` is a 400, not the key "%ff" (QA).
+    const raw = strictQueryParam(c.req.url, "key", "look up owners");
     if (raw === undefined) {
       throw new RingkvError("bad_request", "Cannot look up owners: pass ?key=<key>");
     }
