@@ -83,6 +83,20 @@ export const PAGE = 500;
 const SETTLED_KEEP = 10_000;
 
 /**
+ * Why a node counts as lost, in every `compacted` reason that counts them: an operator reading
+ * it after only adding or removing nodes must find that cause too (QA: the reasons named restarts
+ * alone, in three wordings).
+ */
+export const LOST_CAUSES =
+  "restarted on a new numbering of its log, too far behind, joined or left while the watch was " +
+  "away, or down when the cluster map changed";
+
+/** The `compacted` reason of a stream whose lost nodes reached a majority. */
+export function lostNodes(lost: number): string {
+  return `${lost} node(s) lost changes this watch had not read (${LOST_CAUSES})`;
+}
+
+/**
  * Whether so many nodes lost unread changes over the watch's life that a key's acknowledged
  * version may be on none of the others (a majority of its replicas).
  */
@@ -141,9 +155,7 @@ export async function takeAll(
     }
     merge.restarted(id, page.boot, page.first);
     if (tooManyLost(topo, merge.lost.size)) {
-      const end =
-        `${merge.lost.size} node(s) lost changes this watch had not read (restarted or too far behind)`;
-      return { changes: [], end };
+      return { changes: [], end: lostNodes(merge.lost.size) };
     }
   }
   return current.length === 0 ? { changes: [] } : await apply(deps, topo, merge, current, signal);
@@ -284,7 +296,7 @@ async function startKeys(
   const unknown = fresh.filter((k, i) => !merge.start(k, owners[i]!, bases));
   if (unknown.length === 0) return undefined;
   return `the last event of key ${JSON.stringify(unknown[0])} is not known: too few of its ` +
-    "replicas answered that did not lose changes this watch had not read (restarted or down)";
+    `replicas answered that did not lose changes this watch had not read (down, or ${LOST_CAUSES})`;
 }
 
 /**

@@ -17,6 +17,7 @@ import type { WatchMerge } from "./watch_merge.ts";
 import {
   emit,
   headOf,
+  lostNodes,
   PAGE,
   takeAll,
   tooManyLost,
@@ -124,7 +125,7 @@ export async function* settle(
   const drained = yield* drain(deps, topo, merge, prefix, barrier, signal);
   if (drained !== undefined || signal.aborted) return drained;
   if (tooManyLost(topo, merge.lost.size)) {
-    return `${merge.lost.size} node(s) lost changes this watch had not read (restarted, removed or down when the cluster map changed)`;
+    return lostNodes(merge.lost.size);
   }
   dropLeft(topo, merge);
   const changes: WatchChange[] = [];

@@ -19,6 +19,7 @@ import { mapPointOf, nodesOf, pointOf, UNREACHED } from "./watch_epoch.ts";
 import { type NodePos, WatchMerge } from "./watch_merge.ts";
 import {
   headOf,
+  lostNodes,
   type NodePage,
   PAGE,
   STEP_MS,
@@ -207,7 +208,7 @@ function resume(
   // A node that left with changes this watch had not read.
   for (const id of Object.keys(cursor.nodes)) if (!positions.has(id)) lost.add(id);
   if (tooManyLost(topo, lost.size)) {
-    return `${lost.size} node(s) lost changes this watch had not read (restarted, removed or too far behind)`;
+    return lostNodes(lost.size);
   }
   return { positions, lost, ...(move?.kind === "moved" ? { oldRing: cursor.ring! } : {}) };
 }
