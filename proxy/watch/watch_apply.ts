@@ -288,15 +288,33 @@ async function startKeys(
   const bases: Bases = byNode.size === 0
     ? new Map()
     : await fetchBases(deps.feed, topo, merge, byNode);
+  // Asked about keys its page did not show, and no answer (down, or on a newer map).
+  const silent = [...byNode.keys()].filter((id) => bases.get(id) === undefined);
   for (const [id, known] of inHand) {
     // A node asked about some keys too: its answer joins what its page showed.
     for (const [k, v] of Object.entries(bases.get(id) ?? {})) known.set(k, v);
     bases.set(id, known);
   }
-  const unknown = fresh.filter((k, i) => !merge.start(k, owners[i]!, bases));
+  const unknown = fresh.filter((k, i) => !merge.start(k, owners[i]!, toldOf(bases, silent, k)));
   if (unknown.length === 0) return undefined;
   return `the last event of key ${JSON.stringify(unknown[0])} is not known: too few of its ` +
     `replicas answered that did not lose changes this watch had not read (down, or ${LOST_CAUSES})`;
+}
+
+/**
+ * `bases` as told of `key`: a node in `silent` whose page did not show the key told nothing of
+ * it (its page's answer is about the page's keys only; taken as its whole answer, "held
+ * nothing" made two such replicas vouch for no last event, and the last event went out again).
+ */
+function toldOf(bases: Bases, silent: readonly string[], key: string): Bases {
+  const untold = silent.filter((id) => {
+    const known = bases.get(id);
+    return known instanceof Map && !known.has(key);
+  });
+  if (untold.length === 0) return bases;
+  const told: Bases = new Map(bases);
+  for (const id of untold) told.delete(id);
+  return told;
 }
 
 /**

@@ -991,3 +991,58 @@ Deno.test("watchStream resumed while a node is down, twice (another node each ti
     for (const s of streams) await s.done;
   }
 });
+
+// QA, 2026-12-07 (chaos runs: a resumed watch got events again after a node was added or
+// removed): a key new to a resumed stream starts from the versions its replicas held at the
+// cursor's positions. A replica whose page was in hand, read right after its position, told
+// them only for the keys in that page; for the others it was asked, and when that question
+// failed (a node on a newer map answers stale_epoch, a timeout), its page's answer still
+// counted as its whole answer: "holds nothing" for this key. Two such replicas were a majority
+// that vouched for no last event, and the key's last event, seen again in a replayed log, went
+// out a second time before its next write.
+Deno.test("watchStream resumed: a replica whose version question fails, its page in hand without the key, does not vouch that the key held nothing (no event twice)", async () => {
+  const logs = new FakeChangeLogs();
+  let failing = false;
+  const feed = {
+    page: (...args: Parameters<FakeChangeLogs["page"]>) => logs.page(...args),
+    versionsAt: (...args: Parameters<FakeChangeLogs["versionsAt"]>) =>
+      failing
+        ? Promise.reject(new RingkvError("node_unavailable", `${args[0].id} did not answer`))
+        : logs.versionsAt(...args),
+  };
+  const topology = new FakeTopology(await topologyOf({ ...stableMap(nodeInfos(3)), replicas: 3 }));
+  // A step long enough that the idle nodes' empty pages (after 7 ms) join n1's in one turn.
+  const deps = { topology, feed, waitMs: 7, stepMs: 60 };
+  const stop = new AbortController();
+  const first = collect(watchStream(deps, "", undefined, stop.signal));
+  const again = new AbortController();
+  let resumed: ReturnType<typeof collect> | undefined;
+  try {
+    await until(() => logs.reads.length >= 3, "the stream reads every node");
+    // "j" waits for a majority (n1 only): the cursor replays n1 from before it, "k" included.
+    logs.log("n1", "j", "j1");
+    for (const id of ["n1", "n2", "n3"]) logs.log(id, "k", "v1");
+    await until(() => first.items.length === 1, "v1 comes as an event");
+    stop.abort();
+    await first.done;
+    const item = first.items[0]!;
+    assert(item.kind === "change" && item.event.version === "v1", JSON.stringify(item));
+    const cursor = decodeWatchCursor(item.id);
+    assert(cursor.nodes.n1!.low < cursor.nodes.n1!.read, "n1 is replayed from before v1");
+    failing = true;
+    const reads = logs.reads.length;
+    resumed = collect(watchStream(deps, "", cursor, again.signal));
+    await until(() => logs.reads.length >= reads + 6, "the resumed stream reads twice");
+    for (const id of ["n1", "n2", "n3"]) logs.log(id, "k", "v2");
+    const sent = () => resumed!.items.flatMap((i) => i.kind === "change" ? [i.event.version] : []);
+    await until(() => sent().includes("v2"), "v2 comes as an event");
+    // Not knowing k's last event, the stream may say compacted; it must not send v1 again.
+    assertEquals(sent().filter((v) => v === "v1"), [], JSON.stringify(resumed.items));
+  } finally {
+    stop.abort();
+    again.abort();
+    logs.close();
+    await first.done;
+    await resumed?.done;
+  }
+});
