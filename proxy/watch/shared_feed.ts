@@ -65,6 +65,8 @@ class NodeBuffer {
   /** The changes held, as the bytes of their pages (few objects outlive a poll). */
   readonly pages = new PageStore();
   epoch = 0;
+  /** This numbering's head went below what the buffer had read (see {@link serve}). */
+  wentBack = false;
   failed = true;
   demanded = true;
   running = false;
@@ -119,6 +121,9 @@ class NodeBuffer {
       });
       this.failed = false;
       if (!known || page.gone || page.boot !== this.boot) {
+        // The same numbering, its head below what it had: the log went back (a directory put
+        // back from a backup). Positions past its head are the node's to judge from now on.
+        if (known && page.boot === this.boot && page.last < this.last) this.wentBack = true;
         this.boot = page.boot;
         this.pages.clear();
         this.last = page.last;
@@ -153,12 +158,14 @@ class NodeBuffer {
     if (this.failed || after === undefined || q.boot !== this.boot || after < this.first - 1) {
       return undefined;
     }
-    // Past what the poller has read, the node answers: whether that position exists in its log
-    // (a cursor of another cluster or a forged one, a directory put back: `gone`), and, for a
-    // read that does not wait (a ring change's barrier reading to a head it just took), what
-    // the node logged since, which the buffer would keep answering as nothing new (the barrier
-    // spun 100,000 turns on it without yielding, then counted the node as lost).
-    if (after > this.last || (after === this.last && q.waitMs <= 0)) return undefined;
+    // At or past what the poller has read, a read that does not wait (a ring change's barrier
+    // reading to a head it just took from the node) goes to the node: the buffer would keep
+    // answering "nothing new" (the barrier spun 100,000 turns on it without yielding, then
+    // counted the node as lost). So does a read past it once the log went back: the node says
+    // that position is gone. A read that waits just past it (a stream that read the node
+    // directly, a poll ahead) waits here for the poller, as before.
+    if (after > this.last && this.wentBack) return undefined;
+    if (after >= this.last && q.waitMs <= 0) return undefined;
     // At the head: wait for a change under the prefix (an idle watcher wakes for nothing else).
     if (this.running && q.waitMs > 0 && !this.#hasMatch(after, q.prefix)) {
       await this.#wait(q.prefix, q.waitMs);
