@@ -348,6 +348,26 @@ Deno.test("watchStream resumed under a later map through a shared buffer behind 
   }
 });
 
+/** Streams on `deps` until key a's v1, logged on n1..n3, comes as an event: that event's cursor. */
+async function cursorAfterV1(
+  deps: Parameters<typeof watchStream>[0],
+  logs: FakeChangeLogs,
+): Promise<ReturnType<typeof decodeWatchCursor>> {
+  const stop = new AbortController();
+  const first = collect(watchStream(deps, "", undefined, stop.signal));
+  try {
+    await until(() => logs.reads.length >= 3, "the stream reads every node");
+    for (const id of ["n1", "n2", "n3"]) logs.log(id, "a", "v1");
+    await until(() => first.items.length === 1, "v1 comes as an event");
+  } finally {
+    stop.abort();
+    await first.done;
+  }
+  const item = first.items[0]!;
+  assert(item.kind === "change" && item.event.version === "v1", JSON.stringify(item));
+  return decodeWatchCursor(item.id);
+}
+
 // QA, 2026-12-07: a `Last-Event-ID` with positions past the nodes' logs (made up, or of a log
 // that went back) was taken, and the stream then sent nothing: every later change was numbered
 // at or below a position it counted as read.
@@ -356,19 +376,10 @@ Deno.test("watchStream resumed from positions past the nodes' logs says compacte
   const topology = new FakeTopology(await topologyOf({ ...stableMap(nodeInfos(3)), replicas: 3 }));
   const feed = new SharedFeed(logs as unknown as ChangeFeed, 7, 0, 0);
   const deps = { topology, feed, waitMs: 7 };
-  const stop = new AbortController();
-  const first = collect(watchStream(deps, "", undefined, stop.signal));
   const second = new AbortController();
   let resumed: ReturnType<typeof collect> | undefined;
   try {
-    await until(() => logs.reads.length >= 3, "the stream reads every node");
-    for (const id of ["n1", "n2", "n3"]) logs.log(id, "a", "v1");
-    await until(() => first.items.length === 1, "v1 comes as an event");
-    stop.abort();
-    await first.done;
-    const item = first.items[0]!;
-    assert(item.kind === "change");
-    const cursor = decodeWatchCursor(item.id);
+    const cursor = await cursorAfterV1(deps, logs);
     for (const pos of Object.values(cursor.nodes)) pos.read = pos.low = pos.read + 1000;
     resumed = collect(watchStream(deps, "", cursor, second.signal));
     await until(() => resumed!.items.length > 0, "the resumed stream answers");
@@ -381,10 +392,8 @@ Deno.test("watchStream resumed from positions past the nodes' logs says compacte
     const sent = resumed.items.flatMap((i) => i.kind === "change" ? [i.event.version] : []);
     assertEquals(sent, ["v2"]);
   } finally {
-    stop.abort();
     second.abort();
     logs.close();
-    await first.done;
     await resumed?.done;
   }
 });
@@ -395,19 +404,10 @@ for (const how of ["dropped the start of its log", "restarted"] as const) {
     const logs = new FakeChangeLogs();
     const topology = new FakeTopology(t1);
     const deps = { topology, feed: logs, waitMs: 7 };
-    const stop = new AbortController();
-    const first = collect(watchStream(deps, "", undefined, stop.signal));
     const second = new AbortController();
     let resumed: ReturnType<typeof collect> | undefined;
     try {
-      await until(() => logs.reads.length >= 3, "the stream reads every node");
-      for (const id of ["n1", "n2", "n3"]) logs.log(id, "a", "v1");
-      await until(() => first.items.length === 1, "v1 comes as an event");
-      stop.abort();
-      await first.done;
-      const event = first.items[0]!;
-      assert(event.kind === "change");
-      const cursor = decodeWatchCursor(event.id);
+      const cursor = await cursorAfterV1(deps, logs);
       // Since: n1 dropped what it logged after the cursor (lost), and n4 joined and dropped the
       // start of its log: two of three replicas' changes may be gone.
       for (const v of ["v2", "v3"]) logs.log("n1", "b", v);
@@ -422,10 +422,8 @@ for (const how of ["dropped the start of its log", "restarted"] as const) {
       assert(item?.kind === "compacted", JSON.stringify(item));
       assert(item.reason.includes("2 node(s) lost"), item.reason);
     } finally {
-      stop.abort();
       second.abort();
       logs.close();
-      await first.done;
       await resumed?.done;
     }
   });
