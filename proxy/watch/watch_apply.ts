@@ -285,9 +285,15 @@ async function startKeys(
       else keys.push(k);
     }
   });
+  let stale: StaleEpochError | undefined;
   const bases: Bases = byNode.size === 0
     ? new Map()
-    : await fetchBases(deps.feed, topo, merge, byNode);
+    : await fetchBases(deps.feed, topo, merge, byNode, (err) => stale ??= err);
+  // A replica already on a newer map than the stream's (its pages came through the shared
+  // buffer, which polls under the newest map any stream knows): no key starts without its word;
+  // the stream moves to that map first and reads these pages again there (QA: compacted, "too
+  // few of its replicas answered", while a node was added). Nothing of the merge changed yet.
+  if (stale !== undefined) throw stale;
   // Asked about keys its page did not show, and no answer (down, or on a newer map).
   const silent = [...byNode.keys()].filter((id) => bases.get(id) === undefined);
   for (const [id, known] of inHand) {

@@ -9,7 +9,7 @@
 import { RingkvError } from "../../shared/errors.ts";
 import { hashKey } from "../../shared/ring.ts";
 import type { Topology } from "../cluster/topology.ts";
-import type { NodeRef } from "../nodes/node_client.ts";
+import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
 import type { ChangeFeed } from "./change_feed.ts";
 import type { WatchCursor } from "./watch_cursor.ts";
 import { type MapPoint, phaseOf } from "./ring_move.ts";
@@ -39,12 +39,16 @@ export function mapPointOf(topo: Topology): MapPoint {
 /** A position for a node this watch has not reached: its whole log is read when it answers. */
 export const UNREACHED = { boot: "", low: 0, read: 0 } as const;
 
-/** Asks each node in `byNode` which version its keys had at the merge's position there. */
+/**
+ * Asks each node in `byNode` which version its keys had at the merge's position there (no entry
+ * for a node that did not answer; `onStale` hears of one on a newer map than `topo`).
+ */
 export async function fetchBases(
   feed: Pick<ChangeFeed, "versionsAt">,
   topo: Topology,
   merge: WatchMerge,
   byNode: Map<string, string[]>,
+  onStale?: (err: StaleEpochError) => void,
 ): Promise<Bases> {
   const bases: Bases = new Map();
   await Promise.all([...byNode].map(async ([id, keys]) => {
@@ -60,6 +64,7 @@ export async function fetchBases(
     )
       .catch((err) => {
         if (!(err instanceof RingkvError)) throw err;
+        if (err instanceof StaleEpochError) onStale?.(err);
         return undefined;
       });
     bases.set(id, got);

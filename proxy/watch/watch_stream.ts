@@ -263,7 +263,17 @@ async function* run(
         else poll(got.id, 500);
       }
       if (pages.length === 0) continue;
-      const { changes, end } = await takeAll(deps, topo, merge, pages, signal);
+      const taken = await takeAll(deps, topo, merge, pages, signal).catch((err) => {
+        if (!(err instanceof StaleEpochError)) throw err;
+        return err;
+      });
+      if (taken instanceof StaleEpochError) {
+        // A node asked about a key is on a newer map: move there; these pages are read again.
+        if (await newerMap(deps, topo, [taken.node.url]) !== undefined) return undefined;
+        for (const { id } of pages) poll(id, 500);
+        continue;
+      }
+      const { changes, end } = taken;
       if (changes.length > 0) yield { kind: "changes", changes };
       if (end !== undefined) return end;
       for (const { id } of pages) poll(id);

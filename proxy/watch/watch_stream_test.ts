@@ -348,6 +348,48 @@ Deno.test("watchStream resumed under a later map through a shared buffer behind 
   }
 });
 
+// A QA helper, 2026-12-08: streams said `compacted` ("too few of its replicas answered") while a
+// node was added. The shared buffer polls each node under the newest map a stream knows, so a
+// stream still on the older map gets pages from nodes that refuse its version questions (409
+// stale_epoch); a key new to it, on one replica's page only, could not start.
+Deno.test("watchStream whose version question a replica answers stale_epoch moves to the newer map and goes on (no compacted)", async () => {
+  const e1 = { ...stableMap(nodeInfos(3)), replicas: 3 };
+  const e3 = toCleanup(planAdd(e1, nodeInfos(1, 4)[0]!, 0, 0), 0);
+  const [t1, t3] = await Promise.all([topologyOf(e1), topologyOf(e3)]);
+  const logs = new FakeChangeLogs();
+  // Pages come under the nodes' own map, as the shared buffer's polls do; questions do not.
+  const onNewer = new Set<string>();
+  const feed = {
+    page: (n: NodeRef, epoch: number, q: Parameters<FakeChangeLogs["page"]>[2]) =>
+      logs.page(n, onNewer.has(n.id) ? e3.epoch : epoch, q),
+    versionsAt: (...args: Parameters<FakeChangeLogs["versionsAt"]>) => logs.versionsAt(...args),
+  };
+  const topology = new FakeTopology(t1);
+  const stop = new AbortController();
+  const stream = collect(watchStream({ topology, feed, waitMs: 7 }, "", undefined, stop.signal));
+  try {
+    await until(() => logs.reads.length >= 3, "the stream reads every node");
+    // n1 still on the stream's map; the others on the newer one, their pages in hand anyway.
+    for (const id of ["n2", "n3", "n4"]) {
+      logs.setEpoch(id, e3.epoch);
+      onNewer.add(id);
+    }
+    topology.queue(t3);
+    // n1's copy first: its page reaches the stream, which asks n2 and n3 about the key.
+    logs.log("n1", "k", "v1");
+    const moved = () => topology.refreshes.length > 0 || stream.items.length > 0;
+    await until(moved, "the stream loads the newer map (or ends)");
+    for (const id of ["n2", "n3", "n4"]) logs.log(id, "k", "v1");
+    await until(() => stream.items.length > 0, "v1 comes");
+    await new Promise((r) => setTimeout(r, 100)); // a second copy would come with later pages
+    assertEquals(stream.items.map((i) => i.kind === "change" ? i.event.version : i.kind), ["v1"]);
+  } finally {
+    stop.abort();
+    logs.close();
+    await stream.done;
+  }
+});
+
 /** Streams on `deps` until key a's v1, logged on n1..n3, comes as an event: that event's cursor. */
 async function cursorAfterV1(
   deps: Parameters<typeof watchStream>[0],
