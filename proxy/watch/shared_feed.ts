@@ -369,15 +369,19 @@ export class SharedFeed {
       missing = missing.filter((k) => !known.has(k));
     }
     if (missing.length > 0) {
-      let batch = this.#forming.get(id);
+      // One batch per map epoch too: a node refuses an older epoch than its own (stale_epoch),
+      // and a stream on the newer map must not get that refusal for a stream still on the older
+      // one that asked first (review: the newer stream then stalled or said compacted).
+      const forming = `${id} ${epoch}`;
+      let batch = this.#forming.get(forming);
       if (batch === undefined) {
         const keys = new Set<string>();
         const answer = new Promise<void>((r) => setTimeout(r, 0)).then(() => {
-          this.#forming.delete(id);
+          this.#forming.delete(forming);
           return this.feed.versionsAt(node, epoch, boot, at, [...keys]);
         });
         batch = { keys, answer };
-        this.#forming.set(id, batch);
+        this.#forming.set(forming, batch);
       }
       for (const k of missing) batch.keys.add(k);
       const got = await batch.answer;

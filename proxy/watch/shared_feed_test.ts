@@ -1,4 +1,5 @@
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { type NodeRef, StaleEpochError } from "../nodes/node_client.ts";
 import { until } from "../../tests/helpers/poll.ts";
 import type { WireChange } from "../../node/http/change_routes.ts";
 import type { ChangeFeed, ChangePage } from "./change_feed.ts";
@@ -303,4 +304,25 @@ Deno.test("SharedFeed passes to the node a read that does not wait at or past it
   const back = await shared.page(node, 1, at(2, 300));
   assertEquals(back.gone, true, JSON.stringify(back));
   await until("the poller stops", () => shared.polling === 0, 5000);
+});
+
+Deno.test("SharedFeed.versionsAt() asks under each asker's map epoch: a stream on the node's map is not refused for one still on an older map", async () => {
+  const asked: number[] = [];
+  const feed = {
+    page: () => Promise.reject(new Error("no page is read here")),
+    versionsAt(n: NodeRef, epoch: number, _b: string, _at: number, keys: string[]) {
+      asked.push(epoch);
+      // The node holds map epoch 2: an older sender is refused, as node_map.ts does.
+      if (epoch < 2) return Promise.reject(new StaleEpochError(n, 2));
+      return Promise.resolve(Object.fromEntries(keys.map((k) => [k, "v1"])));
+    },
+  } as unknown as ChangeFeed;
+  const shared = new SharedFeed(feed, 20, 0, 0);
+  const node = { id: "n1", url: "http://n1" };
+  // Asked in the same turn, the older stream first.
+  const older = shared.versionsAt(node, 1, "b", 5, ["k"]);
+  const newer = shared.versionsAt(node, 2, "b", 5, ["k"]);
+  await assertRejects(() => older, StaleEpochError);
+  assertEquals(await newer, { k: "v1" });
+  assertEquals(asked.toSorted(), [1, 2]);
 });
