@@ -366,38 +366,13 @@ function killIfRunning(pid: number, signal: Deno.Signal = "SIGKILL"): void {
   }
 }
 
-Deno.test("deno task cluster given SIGTERM while its nodes start stops the ones started, leaving none", async () => {
-  const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLUSTER.pathname, "--port", "0", "--node-port", "0", "--data", data],
-    env: ENV,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const seen = new Set<number>();
-  let ended = false; // its pid may be reused once it has been reaped
-  try {
-    // The first node is spawned, not yet listening: the cluster is still starting.
-    await until("the first node is spawned", async () => {
-      for (const pid of await allChildren(child.pid)) seen.add(pid);
-      return seen.size > 0;
-    });
-    child.kill("SIGTERM");
-    const status = await child.status;
-    ended = true;
-    assertEquals(status.signal, null, "the task handled the signal");
-    for (const pid of seen) {
-      await until(`node ${pid} has exited`, async () => !(await exists(`/proc/${pid}`)));
-    }
-  } finally {
-    for (const pid of ended ? seen : [...seen, child.pid]) killIfRunning(pid);
-    await child.status;
-    await Deno.remove(data, { recursive: true });
-  }
-});
-
-Deno.test("deno task cluster stopped by Ctrl-C while its nodes start (the signal reaches them too) says it stopped and exits 0, not a failed start", async () => {
+/**
+ * Starts `deno task cluster` on a new `--data` and, once its first node is spawned (the cluster
+ * still starting), sends `signal` to the task, and first to its nodes with `toNodes` (a
+ * terminal's Ctrl-C reaches the whole process group); waits until the task and every node it
+ * spawned have exited. The task's exit and output.
+ */
+async function signalWhileStarting(signal: Deno.Signal, toNodes: boolean) {
   const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLUSTER.pathname, "--port", "0", "--node-port", "0", "--data", data],
@@ -408,29 +383,38 @@ Deno.test("deno task cluster stopped by Ctrl-C while its nodes start (the signal
   }).spawn();
   const output = child.output();
   const seen = new Set<number>();
-  let ended = false;
+  let ended = false; // its pid may be reused once it has been reaped
   try {
     await until("the first node is spawned", async () => {
       for (const pid of await allChildren(child.pid)) seen.add(pid);
       return seen.size > 0;
     });
-    // A terminal's Ctrl-C goes to the whole process group: the task and the node starting.
-    for (const pid of seen) killIfRunning(pid, "SIGINT");
-    child.kill("SIGINT");
-    const { code, stdout, stderr } = await output;
+    if (toNodes) { for (const pid of seen) killIfRunning(pid, signal); }
+    child.kill(signal);
+    const { code, signal: killedBy, stdout, stderr } = await output;
     ended = true;
-    const err = new TextDecoder().decode(stderr);
-    assertEquals(code, 0, err);
-    assert(!err.includes("Cannot start"), err);
-    assert(new TextDecoder().decode(stdout).includes("Stopped"), "it says it stopped");
     for (const pid of seen) {
       await until(`node ${pid} has exited`, async () => !(await exists(`/proc/${pid}`)));
     }
+    const decoder = new TextDecoder();
+    return { code, killedBy, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
   } finally {
     for (const pid of ended ? seen : [...seen, child.pid]) killIfRunning(pid);
     await output.catch(() => {});
     await Deno.remove(data, { recursive: true });
   }
+}
+
+Deno.test("deno task cluster given SIGTERM while its nodes start stops the ones started, leaving none", async () => {
+  const { killedBy } = await signalWhileStarting("SIGTERM", false);
+  assertEquals(killedBy, null, "the task handled the signal");
+});
+
+Deno.test("deno task cluster stopped by Ctrl-C while its nodes start (the signal reaches them too) says it stopped and exits 0, not a failed start", async () => {
+  const { code, stdout, stderr } = await signalWhileStarting("SIGINT", true);
+  assertEquals(code, 0, stderr);
+  assert(!stderr.includes("Cannot start"), stderr);
+  assert(stdout.includes("Stopped"), "it says it stopped");
 });
 
 Deno.test("deno task cluster whose first start fails (the proxy's port is taken) leaves nothing in --data; a later failed start keeps the data", async () => {

@@ -273,9 +273,11 @@ Deno.test("SharedFeed passes to the node a read that does not wait at or past it
   // The poller's long poll lasts 300 ms: it does not see a change logged meanwhile.
   const { feed: node1 } = fakeFeed(log, 300);
   const askedAfter: number[] = [];
+  let askedNoWait = 0;
   const feed = {
     async page(n: unknown, e: number, q: Query): Promise<ChangePage> {
       if (q.after !== undefined) askedAfter.push(q.after);
+      if (q.after !== undefined && q.waitMs <= 0) askedNoWait++;
       const page = await node1.page(n as never, e, q);
       // As a node: a position its log does not reach is gone.
       return q.after !== undefined && q.after > page.last ? { ...page, gone: true } : page;
@@ -297,6 +299,8 @@ Deno.test("SharedFeed passes to the node a read that does not wait at or past it
   log.push(change(2, "b", null));
   const page = await shared.page(node, 1, at(1, 0));
   assertEquals(page.changes?.map((c) => c.s), [2]);
+  // From the node, not from a buffer that the poller brought to 2 meanwhile (the case not met).
+  assertEquals(askedNoWait, 1, "asked of the node");
   // The log goes back (a directory put back) under the poller at 2: a read at 2 is gone.
   await until("the buffer polls at 2", () => askedAfter.includes(2));
   log.length = 1;

@@ -313,6 +313,7 @@ async function startKeys(
  * nothing" made two such replicas vouch for no last event, and the last event went out again).
  */
 function toldOf(bases: Bases, silent: readonly string[], key: string): Bases {
+  if (silent.length === 0) return bases; // every node asked answered: no array per key
   const untold = silent.filter((id) => {
     const known = bases.get(id);
     return known instanceof Map && !known.has(key);

@@ -18,6 +18,7 @@ import type { WatchCursor } from "./watch_cursor.ts";
 import { mapPointOf, nodesOf, pointOf, UNREACHED } from "./watch_epoch.ts";
 import { type NodePos, WatchMerge } from "./watch_merge.ts";
 import {
+  type AppliedPage,
   headOf,
   lostNodes,
   type NodePage,
@@ -263,13 +264,13 @@ async function* run(
         else poll(got.id, 500);
       }
       if (pages.length === 0) continue;
-      const taken = await takeAll(deps, topo, merge, pages, signal).catch((err) => {
+      let taken: AppliedPage;
+      try {
+        taken = await takeAll(deps, topo, merge, pages, signal);
+      } catch (err) {
         if (!(err instanceof StaleEpochError)) throw err;
-        return err;
-      });
-      if (taken instanceof StaleEpochError) {
         // A node asked about a key is on a newer map: move there; these pages are read again.
-        if (await newerMap(deps, topo, [taken.node.url]) !== undefined) return undefined;
+        if (await newerMap(deps, topo, [err.node.url]) !== undefined) return undefined;
         for (const { id } of pages) poll(id, 500);
         continue;
       }

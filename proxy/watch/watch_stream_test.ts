@@ -1051,8 +1051,9 @@ Deno.test("watchStream resumed: a replica whose version question fails, its page
         : logs.versionsAt(...args),
   };
   const topology = new FakeTopology(await topologyOf({ ...stableMap(nodeInfos(3)), replicas: 3 }));
-  // A step long enough that the idle nodes' empty pages (after 7 ms) join n1's in one turn.
-  const deps = { topology, feed, waitMs: 7, stepMs: 60 };
+  // A step long enough that the idle nodes' empty pages (after 7 ms) join n1's in one turn,
+  // on a loaded machine too (a step ends once every node answered, so it costs no time here).
+  const deps = { topology, feed, waitMs: 7, stepMs: 2000 };
   const stop = new AbortController();
   const first = collect(watchStream(deps, "", undefined, stop.signal));
   const again = new AbortController();
