@@ -27,7 +27,7 @@ export function reachableUrl(announced: string): string {
 export class ChildExitError extends Error {
   override name = "ChildExitError";
   /** Creates the error for child `name`, which exited with `code` after printing `stderr`. */
-  constructor(name: string, code: number, readonly stderr: readonly string[]) {
+  constructor(name: string, readonly code: number, readonly stderr: readonly string[]) {
     super(`${name} exited with code ${code} before listening`);
   }
 }

@@ -500,6 +500,9 @@ async function main(): Promise<number> {
   } catch (err) {
     // Ctrl-C in a terminal reaches the children too: a node still starting exits 130 then,
     // which is the user's stop, not a failure (QA: "n2 exited with code 130 before listening").
+    // The child's exit can be seen before this process's own signal is (CI saw it): wait a
+    // moment for that signal before calling the start failed.
+    if (!s.life.signalled && endedBySignal(err)) await withinMs(stopped.promise, SIGNAL_GRACE_MS);
     const signalled = s.life.signalled;
     await undoFailedStart(signalled ? undefined : err, s, stopAll, lock, before);
     if (!signalled) return 1;
@@ -523,6 +526,21 @@ async function main(): Promise<number> {
   watch.abort();
   console.log("Stopped. Run the same command again to come back with all the data.");
   return proxyFailed ? 1 : 0;
+}
+
+/** How long a child's exit by SIGINT or SIGTERM waits for the same signal to reach the task. */
+const SIGNAL_GRACE_MS = 2_000;
+
+/** A child that exited as SIGINT or SIGTERM ends a process (128 + the signal's number). */
+function endedBySignal(err: unknown): boolean {
+  return err instanceof ChildExitError && (err.code === 130 || err.code === 143);
+}
+
+/** Resolves when `promise` does or after `ms`, whichever comes first. */
+async function withinMs(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  await Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 if (import.meta.main) Deno.exit(await main());

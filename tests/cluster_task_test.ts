@@ -372,6 +372,17 @@ function killIfRunning(pid: number, signal: Deno.Signal = "SIGKILL"): void {
  * terminal's Ctrl-C reaches the whole process group); waits until the task and every node it
  * spawned have exited. The task's exit and output.
  */
+/** Whether process `pid` has ended (gone, or a zombie its parent has yet to reap). */
+async function hasEnded(pid: number): Promise<boolean> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return true;
+    throw err;
+  }
+}
+
 async function signalWhileStarting(signal: Deno.Signal, toNodes: boolean) {
   const data = await Deno.makeTempDir({ prefix: "ringkv-cluster-task-" });
   const child = new Deno.Command(Deno.execPath(), {
@@ -389,7 +400,12 @@ async function signalWhileStarting(signal: Deno.Signal, toNodes: boolean) {
       for (const pid of await allChildren(child.pid)) seen.add(pid);
       return seen.size > 0;
     });
-    if (toNodes) { for (const pid of seen) killIfRunning(pid, signal); }
+    if (toNodes) {
+      for (const pid of seen) killIfRunning(pid, signal);
+      // The nodes' exit reaches the task before its own signal does (as CI once saw).
+      for (const pid of seen) await until(`node ${pid} has ended`, () => hasEnded(pid));
+      await new Promise((resolve) => setTimeout(resolve, 200)); // for the task to see it
+    }
     child.kill(signal);
     const { code, signal: killedBy, stdout, stderr } = await output;
     ended = true;
