@@ -114,10 +114,13 @@ function serve(args: readonly string[]): void {
   Deno.addSignalListener("SIGINT", () => void server.shutdown());
 }
 
-/** CPU µs per request of one fresh server answering in way `name`. */
-async function measure(name: string, lua: string): Promise<number> {
+/**
+ * CPU µs per request of one fresh server answering in way `name`: `script serve <name>` must
+ * print `listening on <url>` and end on SIGINT; `lua` is wrk's script.
+ */
+export async function measureWay(script: URL, name: string, lua: string): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "serve", name],
+    args: ["run", "-A", script.pathname, "serve", name],
     stdout: "piped",
   }).spawn();
   try {
@@ -147,6 +150,15 @@ async function measure(name: string, lua: string): Promise<number> {
   }
 }
 
+/** Each way's median µs per request, then every round's. */
+export function printWays(got: ReadonlyMap<string, number[]>, width: number): void {
+  for (const [name, us] of got) {
+    const median = us.toSorted((a, b) => a - b)[Math.floor(us.length / 2)]!;
+    const all = us.map((u) => u.toFixed(2)).join(", ");
+    console.log(`${name.padEnd(width)} ${median.toFixed(2)} µs (${all})`);
+  }
+}
+
 async function main(rounds: number): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ringkv-floor-" });
   try {
@@ -154,13 +166,11 @@ async function main(rounds: number): Promise<void> {
     await Deno.writeTextFile(lua, `wrk.headers["Authorization"] = "Bearer rig"\n`);
     const got = new Map<string, number[]>(Object.keys(WAYS).map((n) => [n, []]));
     for (let round = 0; round < rounds; round++) {
-      for (const name of Object.keys(WAYS)) got.get(name)!.push(await measure(name, lua));
+      for (const name of Object.keys(WAYS)) {
+        got.get(name)!.push(await measureWay(new URL(import.meta.url), name, lua));
+      }
     }
-    for (const [name, us] of got) {
-      const median = us.toSorted((a, b) => a - b)[Math.floor(us.length / 2)]!;
-      const all = us.map((u) => u.toFixed(2)).join(", ");
-      console.log(`${name.padEnd(44)} ${median.toFixed(2)} µs (${all})`);
-    }
+    printWays(got, 44);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
