@@ -374,11 +374,17 @@ interface Start {
   life: { stopping: boolean; signalled: boolean };
 }
 
-/** Starts every node of the plan, then the proxy, into `s.children`; stops early on a signal. */
+/** Thrown by {@link startAll} when a signal came before every child was started. */
+const STOPPED_WHILE_STARTING = "stopped by a signal while starting";
+
+/**
+ * Starts every node of the plan, then the proxy, into `s.children`; throws on a signal that
+ * comes before the proxy is started (the start is then undone as a failed one is).
+ */
 async function startAll(s: Start, adminToken: string): Promise<void> {
   const { opts, plan } = s.read;
   for (const [i, id] of plan.ids.entries()) {
-    if (s.life.signalled) return;
+    if (s.life.signalled) throw new Error(STOPPED_WHILE_STARTING);
     const dir = join(s.home, id);
     await makeDir(dir, s.created);
     const port = opts.nodePort === 0 ? 0 : opts.nodePort + plan.offsets[i]!;
@@ -400,7 +406,7 @@ async function startAll(s: Start, adminToken: string): Promise<void> {
       );
     });
   }
-  if (s.life.signalled) return;
+  if (s.life.signalled) throw new Error(STOPPED_WHILE_STARTING);
   const dir = proxyDir(s.home);
   await makeDir(dir, s.created);
   const nodeUrls = s.children.map((c) => c.url).join(",");

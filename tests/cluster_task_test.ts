@@ -413,7 +413,14 @@ async function signalWhileStarting(signal: Deno.Signal, toNodes: boolean) {
       await until(`node ${pid} has exited`, async () => !(await exists(`/proc/${pid}`)));
     }
     const decoder = new TextDecoder();
-    return { code, killedBy, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+    const left = [...Deno.readDirSync(data)].map((e) => e.name).sort();
+    return {
+      code,
+      killedBy,
+      stdout: decoder.decode(stdout),
+      stderr: decoder.decode(stderr),
+      left,
+    };
   } finally {
     for (const pid of ended ? seen : [...seen, child.pid]) killIfRunning(pid);
     await output.catch(() => {});
@@ -421,16 +428,22 @@ async function signalWhileStarting(signal: Deno.Signal, toNodes: boolean) {
   }
 }
 
-Deno.test("deno task cluster given SIGTERM while its nodes start stops the ones started, leaving none", async () => {
-  const { killedBy } = await signalWhileStarting("SIGTERM", false);
+Deno.test("deno task cluster given SIGTERM while its nodes start stops the ones started, leaving none, and takes back what its first start wrote", async () => {
+  // QA: signalled alone (the signal did not reach the nodes), it printed "Stopped. Run the same
+  // command again to come back with all the data." and left the tokens, n1-n3 and the lock.
+  const { code, killedBy, stdout, stderr, left } = await signalWhileStarting("SIGTERM", false);
   assertEquals(killedBy, null, "the task handled the signal");
+  assertEquals(code, 0, stderr);
+  assert(stdout.includes("Stopped while starting"), stdout);
+  assertEquals(left, [], "a first start stopped by a signal leaves the empty directory empty");
 });
 
 Deno.test("deno task cluster stopped by Ctrl-C while its nodes start (the signal reaches them too) says it stopped and exits 0, not a failed start", async () => {
-  const { code, stdout, stderr } = await signalWhileStarting("SIGINT", true);
+  const { code, stdout, stderr, left } = await signalWhileStarting("SIGINT", true);
   assertEquals(code, 0, stderr);
   assert(!stderr.includes("Cannot start"), stderr);
-  assert(stdout.includes("Stopped"), "it says it stopped");
+  assert(stdout.includes("Stopped while starting"), stdout);
+  assertEquals(left, [], "a first start stopped by a signal leaves the empty directory empty");
 });
 
 Deno.test("deno task cluster whose first start fails (the proxy's port is taken) leaves nothing in --data; a later failed start keeps the data", async () => {
