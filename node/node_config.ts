@@ -16,6 +16,7 @@ import {
   ConfigError,
   envNames,
   helpText,
+  namingVariables,
   parseFlags,
   SERVER_FLAGS,
 } from "../shared/config.ts";
@@ -76,43 +77,47 @@ export function parseNodeConfig(
 ): NodeConfig | { help: string } {
   const parsed = parseFlags(SPEC, args, env);
   if ("help" in parsed) return { help: helpText(USAGE, SPEC) };
-  const v = parsed.values;
-  if (parsed.rest.length > 0) {
-    throw new ConfigError(`Cannot read "${parsed.rest[0]}": the node takes only --options`);
+  try {
+    const v = parsed.values;
+    if (parsed.rest.length > 0) {
+      throw new ConfigError(`Cannot read "${parsed.rest[0]}": the node takes only --options`);
+    }
+    if (v.id !== undefined && !isWriterId(v.id)) {
+      throw new ConfigError(`Cannot use --id "${v.id}": ids are 1-32 of [A-Za-z0-9_]`);
+    }
+    const host = listenHost(v.host);
+    checkExposure("node", host, [
+      { flag: "--cluster-secret", env: "RINGKV_CLUSTER_SECRET", set: Boolean(v.clusterSecret) },
+    ]);
+    const tls = tlsFiles(v.cert, v.key);
+    const config: NodeConfig = {
+      ...(tls ? { tls } : {}),
+      maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
+      port: checkRange("port", v.port, 0, 65535),
+      host,
+      ...clockOffset(env),
+      data: v.data,
+      limits: {
+        ...DEFAULT_LIMITS,
+        maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1),
+        maxKeyBytes: checkRange("max-key-bytes", v.maxKeyBytes, 1),
+        bodyTimeoutMs: checkRange("body-timeout-ms", v.bodyTimeoutMs, 1, 3_600_000),
+      },
+    };
+    if (v.id !== undefined) config.id = v.id;
+    if (v.clusterSecret) config.clusterSecret = v.clusterSecret;
+    if (v.import) config.import = v.import;
+    if (v.logLevel !== undefined) config.logLevel = checkLogLevel(v.logLevel);
+    if (v.snapshotEveryBytes !== undefined) {
+      config.snapshotEveryBytes = checkRange("snapshot-every-bytes", v.snapshotEveryBytes, 1);
+    }
+    if (v.reserveMinBytes !== undefined) {
+      config.reserveMinBytes = checkRange("reserve-min-bytes", v.reserveMinBytes, 0);
+    }
+    return config;
+  } catch (err) {
+    throw namingVariables(err, parsed.fromEnv);
   }
-  if (v.id !== undefined && !isWriterId(v.id)) {
-    throw new ConfigError(`Cannot use --id "${v.id}": ids are 1-32 of [A-Za-z0-9_]`);
-  }
-  const host = listenHost(v.host);
-  checkExposure("node", host, [
-    { flag: "--cluster-secret", env: "RINGKV_CLUSTER_SECRET", set: Boolean(v.clusterSecret) },
-  ]);
-  const tls = tlsFiles(v.cert, v.key);
-  const config: NodeConfig = {
-    ...(tls ? { tls } : {}),
-    maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
-    port: checkRange("port", v.port, 0, 65535),
-    host,
-    ...clockOffset(env),
-    data: v.data,
-    limits: {
-      ...DEFAULT_LIMITS,
-      maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1),
-      maxKeyBytes: checkRange("max-key-bytes", v.maxKeyBytes, 1),
-      bodyTimeoutMs: checkRange("body-timeout-ms", v.bodyTimeoutMs, 1, 3_600_000),
-    },
-  };
-  if (v.id !== undefined) config.id = v.id;
-  if (v.clusterSecret) config.clusterSecret = v.clusterSecret;
-  if (v.import) config.import = v.import;
-  if (v.logLevel !== undefined) config.logLevel = checkLogLevel(v.logLevel);
-  if (v.snapshotEveryBytes !== undefined) {
-    config.snapshotEveryBytes = checkRange("snapshot-every-bytes", v.snapshotEveryBytes, 1);
-  }
-  if (v.reserveMinBytes !== undefined) {
-    config.reserveMinBytes = checkRange("reserve-min-bytes", v.reserveMinBytes, 0);
-  }
-  return config;
 }
 
 /** What to do about a taken port or a path the task may not touch (shared/startup_hint.ts). */

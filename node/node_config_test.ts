@@ -76,3 +76,14 @@ Deno.test("parseNodeConfig() reads --host [::1] as ::1 and refuses an empty --ho
   assertThrows(() => config(["--host", ""]), ConfigError, 'Cannot listen on --host ""');
   assertThrows(() => config(["--host", " 127.0.0.1"]), ConfigError, "Cannot listen on --host");
 });
+
+Deno.test("parseNodeConfig names the variable a refused value came from", () => {
+  const err = assertThrows(
+    () => parseNodeConfig(["--data", "d"], { RINGKV_MAX_VALUE_BYTES: "-1" }),
+    ConfigError,
+  );
+  assertMatch(
+    err.message,
+    /^Cannot use --max-value-bytes -1: .*\(--max-value-bytes was read from RINGKV_MAX_VALUE_BYTES\)$/,
+  );
+});

@@ -17,6 +17,7 @@ import {
   ConfigError,
   envNames,
   helpText,
+  namingVariables,
   parseFlags,
   SERVER_FLAGS,
 } from "../shared/config.ts";
@@ -166,69 +167,73 @@ export function parseProxyConfig(
 ): ProxyConfig | { help: string } {
   const parsed = parseFlags(SPEC, args, env);
   if ("help" in parsed) return { help: helpText(USAGE, SPEC) };
-  if (parsed.rest.length > 0) {
-    throw new ConfigError(`Unexpected argument "${parsed.rest[0]}" (see --help)`);
+  try {
+    if (parsed.rest.length > 0) {
+      throw new ConfigError(`Unexpected argument "${parsed.rest[0]}" (see --help)`);
+    }
+    const v = parsed.values;
+    const empty = (s: string | undefined) => (s === undefined || s === "" ? undefined : s);
+    const host = listenHost(v.host);
+    checkExposure("proxy", host, [
+      { flag: "--admin-token", env: "RINGKV_ADMIN_TOKEN", set: empty(v.adminToken) !== undefined },
+    ]);
+    checkDistinctTokens({
+      "--admin-token (or RINGKV_ADMIN_TOKEN)": empty(v.adminToken),
+      "--client-token (or RINGKV_CLIENT_TOKEN)": empty(v.clientToken),
+      "--cluster-secret (or RINGKV_CLUSTER_SECRET)": empty(v.clusterSecret),
+    });
+    const tls = tlsFiles(v.cert, v.key);
+    if (v.nodes.length > 0 && v.join !== undefined && v.join !== "") {
+      // Which one was meant is unknown (a RINGKV_JOIN left set in the shell, say): join won.
+      throw new ConfigError(
+        "Cannot use both --nodes (or RINGKV_NODES) and --join (or RINGKV_JOIN): --nodes names " +
+          "the nodes of a cluster this proxy starts or restarts, --join a node of a running " +
+          "cluster to learn its map from; give one",
+      );
+    }
+    return {
+      ...(tls ? { tls } : {}),
+      ...(empty(v.ca) ? { ca: v.ca } : {}),
+      ...(v.logLevel !== undefined ? { logLevel: checkLogLevel(v.logLevel) } : {}),
+      maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
+      port: checkRange("port", v.port, 0, 65535),
+      reusePort: v.reusePort,
+      keyCache: checkRange("key-cache", v.keyCache, 1, 100_000_000),
+      host,
+      nodes: v.nodes.map((url) => checkUrl("nodes", url)),
+      join: v.join === undefined || v.join === "" ? undefined : checkUrl("join", v.join),
+      data: v.data,
+      ...(v.replicas === undefined ? {} : { replicas: checkRange("replicas", v.replicas, 1, 16) }),
+      force: v.force,
+      vnodes: checkRange("vnodes", v.vnodes, 1, 10_000),
+      allowedHosts: v.allowedHosts === undefined
+        ? (empty(v.clientToken) === undefined ? [] : "*")
+        : parseAllowedHosts(v.allowedHosts),
+      adminToken: empty(v.adminToken),
+      clientToken: empty(v.clientToken),
+      clusterSecret: empty(v.clusterSecret),
+      timeoutMs: checkRange("timeout-ms", v.timeoutMs, 1, 600_000),
+      pollMs: checkRange("poll-ms", v.pollMs, 0, 3_600_000),
+      probeMs: checkRange("probe-ms", v.probeMs, 10, 3_600_000),
+      antiEntropyMs: checkRange("anti-entropy-ms", v.antiEntropyMs, 0, 86_400_000),
+      fastWrites: v.fastWrites,
+      tombstoneGraceMs: v.tombstoneGraceMs === 0 ? 0 : checkRange(
+        "tombstone-grace-ms",
+        v.tombstoneGraceMs,
+        MIN_TOMBSTONE_GRACE_MS,
+        31_536_000_000,
+      ),
+      ...clockOffset(env),
+      limits: {
+        ...DEFAULT_LIMITS,
+        maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1, 1024 ** 3),
+        maxKeyBytes: checkRange("max-key-bytes", v.maxKeyBytes, 1, 65536),
+        bodyTimeoutMs: checkRange("body-timeout-ms", v.bodyTimeoutMs, 1, 3_600_000),
+      },
+    };
+  } catch (err) {
+    throw namingVariables(err, parsed.fromEnv);
   }
-  const v = parsed.values;
-  const empty = (s: string | undefined) => (s === undefined || s === "" ? undefined : s);
-  const host = listenHost(v.host);
-  checkExposure("proxy", host, [
-    { flag: "--admin-token", env: "RINGKV_ADMIN_TOKEN", set: empty(v.adminToken) !== undefined },
-  ]);
-  checkDistinctTokens({
-    "--admin-token (or RINGKV_ADMIN_TOKEN)": empty(v.adminToken),
-    "--client-token (or RINGKV_CLIENT_TOKEN)": empty(v.clientToken),
-    "--cluster-secret (or RINGKV_CLUSTER_SECRET)": empty(v.clusterSecret),
-  });
-  const tls = tlsFiles(v.cert, v.key);
-  if (v.nodes.length > 0 && v.join !== undefined && v.join !== "") {
-    // Which one was meant is unknown (a RINGKV_JOIN left set in the shell, say): join won.
-    throw new ConfigError(
-      "Cannot use both --nodes (or RINGKV_NODES) and --join (or RINGKV_JOIN): --nodes names " +
-        "the nodes of a cluster this proxy starts or restarts, --join a node of a running " +
-        "cluster to learn its map from; give one",
-    );
-  }
-  return {
-    ...(tls ? { tls } : {}),
-    ...(empty(v.ca) ? { ca: v.ca } : {}),
-    ...(v.logLevel !== undefined ? { logLevel: checkLogLevel(v.logLevel) } : {}),
-    maxInFlight: checkRange("max-in-flight", v.maxInFlight, 1, 1_000_000),
-    port: checkRange("port", v.port, 0, 65535),
-    reusePort: v.reusePort,
-    keyCache: checkRange("key-cache", v.keyCache, 1, 100_000_000),
-    host,
-    nodes: v.nodes.map((url) => checkUrl("nodes", url)),
-    join: v.join === undefined || v.join === "" ? undefined : checkUrl("join", v.join),
-    data: v.data,
-    ...(v.replicas === undefined ? {} : { replicas: checkRange("replicas", v.replicas, 1, 16) }),
-    force: v.force,
-    vnodes: checkRange("vnodes", v.vnodes, 1, 10_000),
-    allowedHosts: v.allowedHosts === undefined
-      ? (empty(v.clientToken) === undefined ? [] : "*")
-      : parseAllowedHosts(v.allowedHosts),
-    adminToken: empty(v.adminToken),
-    clientToken: empty(v.clientToken),
-    clusterSecret: empty(v.clusterSecret),
-    timeoutMs: checkRange("timeout-ms", v.timeoutMs, 1, 600_000),
-    pollMs: checkRange("poll-ms", v.pollMs, 0, 3_600_000),
-    probeMs: checkRange("probe-ms", v.probeMs, 10, 3_600_000),
-    antiEntropyMs: checkRange("anti-entropy-ms", v.antiEntropyMs, 0, 86_400_000),
-    fastWrites: v.fastWrites,
-    tombstoneGraceMs: v.tombstoneGraceMs === 0 ? 0 : checkRange(
-      "tombstone-grace-ms",
-      v.tombstoneGraceMs,
-      MIN_TOMBSTONE_GRACE_MS,
-      31_536_000_000,
-    ),
-    ...clockOffset(env),
-    limits: {
-      ...DEFAULT_LIMITS,
-      maxValueBytes: checkRange("max-value-bytes", v.maxValueBytes, 1, 1024 ** 3),
-      maxKeyBytes: checkRange("max-key-bytes", v.maxKeyBytes, 1, 65536),
-      bodyTimeoutMs: checkRange("body-timeout-ms", v.bodyTimeoutMs, 1, 3_600_000),
-    },
-  };
 }
 
 /** What to do about a taken port or a path the task may not touch (shared/startup_hint.ts). */

@@ -118,3 +118,20 @@ Deno.test("parseProxyConfig() takes --tombstone-grace-ms of at least a minute, o
   const short = assertThrows(() => parse(["--tombstone-grace-ms", "1000"]), ConfigError);
   assert(short.message.includes("tombstone-grace-ms"), short.message);
 });
+
+Deno.test("parseProxyConfig names the variable a refused value came from, and only the flag when it was typed", () => {
+  // QA: RINGKV_PORT=99999 was refused as "Cannot use --port 99999", a flag never typed.
+  const fromVariable = assertThrows(
+    () => parseProxyConfig(["--nodes", "http://127.0.0.1:7001"], { RINGKV_PORT: "99999" }),
+    ConfigError,
+  );
+  assertEquals(
+    fromVariable.message,
+    "Cannot use --port 99999: it must be 0 to 65535 (--port was read from RINGKV_PORT)",
+  );
+  const typed = assertThrows(
+    () => parseProxyConfig(["--nodes", "http://127.0.0.1:7001", "--port", "99999"], {}),
+    ConfigError,
+  );
+  assertEquals(typed.message, "Cannot use --port 99999: it must be 0 to 65535");
+});

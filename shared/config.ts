@@ -193,10 +193,11 @@ export function parseFlags<S extends FlagsSpec>(
   spec: S,
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
-): { help: true } | { values: FlagValues<S>; rest: string[] } {
+): { help: true } | { values: FlagValues<S>; rest: string[]; fromEnv: Map<string, string> } {
   const byFlag = new Map(Object.keys(spec).map((name) => [kebab(name), name]));
   const values: Record<string, unknown> = {};
   const rest: string[] = [];
+  const fromEnv = new Map<string, string>();
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     // After `--` every word is an argument: a value or key may start with `--`.
@@ -251,12 +252,26 @@ export function parseFlags<S extends FlagsSpec>(
   for (const [name, flag] of Object.entries(spec)) {
     if (name in values) continue;
     const variable = envName(name, flag);
-    const fromEnv = env[variable];
-    values[name] = fromEnv !== undefined
-      ? convert(name, flag, fromEnv, `${variable} (--${kebab(name)})`)
+    const raw = env[variable];
+    if (raw !== undefined) fromEnv.set(kebab(name), variable);
+    values[name] = raw !== undefined
+      ? convert(name, flag, raw, `${variable} (--${kebab(name)})`)
       : flag.default;
   }
-  return { values: values as FlagValues<S>, rest };
+  return { values: values as FlagValues<S>, rest, fromEnv };
+}
+
+/**
+ * `err`, or when it is a usage error about flags whose values came from variables (`fromEnv`:
+ * flag to variable, from {@link parseFlags}), the same error naming them: a user who never
+ * typed `--port` must be told `RINGKV_PORT` (QA: "Cannot use --port 99999" for RINGKV_PORT).
+ */
+export function namingVariables(err: unknown, fromEnv: ReadonlyMap<string, string>): unknown {
+  if (!(err instanceof ConfigError)) return err;
+  const read = [...new Set(err.message.match(/--[a-z][a-z0-9-]*/g) ?? [])]
+    .filter((flag) => fromEnv.has(flag.slice(2)))
+    .map((flag) => `${flag} was read from ${fromEnv.get(flag.slice(2))}`);
+  return read.length === 0 ? err : new ConfigError(`${err.message} (${read.join(", ")})`);
 }
 
 /** `value` when it lies in `[min, max]`, else a usage error naming `--flag`. */

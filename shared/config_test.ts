@@ -1,5 +1,12 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
-import { closest, ConfigError, editDistance, helpText, parseFlags } from "./config.ts";
+import {
+  closest,
+  ConfigError,
+  editDistance,
+  helpText,
+  namingVariables,
+  parseFlags,
+} from "./config.ts";
 
 const SPEC = {
   port: { type: "int", default: 7001, help: "port" },
@@ -114,4 +121,29 @@ Deno.test("closest() takes a unique prefix or the nearest name within a few edit
   assertEquals(closest("replica", ["replicas", "nodes"]), "replicas");
   assertEquals(closest("no", ["nodes", "node-port"]), undefined, "an ambiguous prefix is no hint");
   assertEquals(closest("x", ["port"]), undefined);
+});
+
+Deno.test("namingVariables adds the variable of each flag named that came from one, and leaves other errors alone", () => {
+  const spec = {
+    port: { type: "int", default: 1, help: "p" },
+    nodes: { type: "int", default: 3, help: "n" },
+    replicas: { type: "int", default: 3, help: "r" },
+  } as const;
+  const parsed = parseFlags(spec, ["--nodes", "2"], { RINGKV_REPLICAS: "9", RINGKV_PORT: "5" });
+  assert(!("help" in parsed));
+  assertEquals([...parsed.fromEnv], [["port", "RINGKV_PORT"], ["replicas", "RINGKV_REPLICAS"]]);
+  const err = namingVariables(
+    new ConfigError("--replicas must be 1 to --nodes (2), and --replicas again"),
+    parsed.fromEnv,
+  );
+  assert(err instanceof ConfigError);
+  assertEquals(
+    err.message,
+    "--replicas must be 1 to --nodes (2), and --replicas again " +
+      "(--replicas was read from RINGKV_REPLICAS)",
+  );
+  const plain = new ConfigError("Cannot use --nodes 2");
+  assertEquals(namingVariables(plain, parsed.fromEnv), plain);
+  const other = new Error("--port");
+  assertEquals(namingVariables(other, parsed.fromEnv), other);
 });

@@ -31,6 +31,7 @@ import {
   ConfigError,
   envNames,
   helpText,
+  namingVariables,
   parseFlags,
 } from "../shared/config.ts";
 import { type Child, ChildExitError, startChild } from "./children.ts";
@@ -299,33 +300,42 @@ async function readOptions() {
   const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
   const parsed = parseFlags(SPEC, Deno.args, env);
   if ("help" in parsed) return parsed;
-  if (parsed.rest.length > 0) {
-    // A stray word (`-port 9000`, say) must not start a cluster on the default ports.
-    throw new ConfigError(
-      `Cannot read "${parsed.rest[0]}": deno task cluster takes only --options (see --help)`,
+  try {
+    if (parsed.rest.length > 0) {
+      // A stray word (`-port 9000`, say) must not start a cluster on the default ports.
+      throw new ConfigError(
+        `Cannot read "${parsed.rest[0]}": deno task cluster takes only --options (see --help)`,
+      );
+    }
+    const opts = { ...withCounts(parsed.values), host: listenHost(parsed.values.host) };
+    checkCounts(opts);
+    checkPorts(opts);
+    await checkReachable(opts.data);
+    const given = (["nodes", "replicas"] as const).filter((f) => parsed.values[f] !== undefined);
+    const present = await directoriesIn(opts.data);
+    const plan = planCluster(
+      { ...opts, given },
+      await storedMap(opts.data),
+      (id) => present.has(id),
     );
+    checkPorts({ ...opts, nodes: Math.max(0, ...plan.offsets) + 1 });
+    checkProxyPort(opts.port, opts.nodePort, plan);
+    const admin = await givenToken("RINGKV_ADMIN_TOKEN", adminTokenFile(opts.data));
+    const cluster = await givenToken("RINGKV_CLUSTER_SECRET", secretFile(opts.data));
+    const client = Deno.env.get("RINGKV_CLIENT_TOKEN");
+    if (client) checkToken("RINGKV_CLIENT_TOKEN", client); // the proxy would refuse it, later
+    checkDistinctTokens({
+      RINGKV_ADMIN_TOKEN: admin,
+      RINGKV_CLUSTER_SECRET: cluster,
+      RINGKV_CLIENT_TOKEN: client || undefined,
+    });
+    const staleAdminFile = Deno.env.get("RINGKV_ADMIN_TOKEN") !== undefined &&
+      admin !== undefined &&
+      await holdsOtherToken(adminTokenFile(opts.data), admin);
+    return { opts, plan, given: { admin, cluster }, staleAdminFile };
+  } catch (err) {
+    throw namingVariables(err, parsed.fromEnv);
   }
-  const opts = { ...withCounts(parsed.values), host: listenHost(parsed.values.host) };
-  checkCounts(opts);
-  checkPorts(opts);
-  await checkReachable(opts.data);
-  const given = (["nodes", "replicas"] as const).filter((f) => parsed.values[f] !== undefined);
-  const present = await directoriesIn(opts.data);
-  const plan = planCluster({ ...opts, given }, await storedMap(opts.data), (id) => present.has(id));
-  checkPorts({ ...opts, nodes: Math.max(0, ...plan.offsets) + 1 });
-  checkProxyPort(opts.port, opts.nodePort, plan);
-  const admin = await givenToken("RINGKV_ADMIN_TOKEN", adminTokenFile(opts.data));
-  const cluster = await givenToken("RINGKV_CLUSTER_SECRET", secretFile(opts.data));
-  const client = Deno.env.get("RINGKV_CLIENT_TOKEN");
-  if (client) checkToken("RINGKV_CLIENT_TOKEN", client); // the proxy would refuse it, later
-  checkDistinctTokens({
-    RINGKV_ADMIN_TOKEN: admin,
-    RINGKV_CLUSTER_SECRET: cluster,
-    RINGKV_CLIENT_TOKEN: client || undefined,
-  });
-  const staleAdminFile = Deno.env.get("RINGKV_ADMIN_TOKEN") !== undefined && admin !== undefined &&
-    await holdsOtherToken(adminTokenFile(opts.data), admin);
-  return { opts, plan, given: { admin, cluster }, staleAdminFile };
 }
 
 type Options = Exclude<Awaited<ReturnType<typeof readOptions>>, { help: true }>;
