@@ -158,6 +158,10 @@ export interface SettleOptions {
   underCores?: number;
   /** Quiet windows in a row it takes (default 1). */
   quietWindows?: number;
+  /** CPU seconds of each process now (default {@link cpuNow}); tests script it. */
+  read?: (procs: readonly Watched[]) => Promise<Record<string, number>>;
+  /** Length of a window in ms (default 500). */
+  windowMs?: number;
 }
 
 /**
@@ -168,15 +172,16 @@ export interface SettleOptions {
  */
 export async function settle(procs: readonly Watched[], o: SettleOptions = {}): Promise<boolean> {
   const { maxMs = 15_000, underCores = SETTLED_CORES, quietWindows = 1 } = o;
+  const { read = cpuNow, windowMs = SETTLE_WINDOW_MS } = o;
   const deadline = Date.now() + maxMs;
-  let before = await cpuNow(procs);
+  let before = await read(procs);
   if (Object.keys(before).length === 0) return true;
   let quiet = 0;
   while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_WINDOW_MS));
-    const now = await cpuNow(procs);
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const now = await read(procs);
     const busy = Object.entries(now).some(([name, s]) =>
-      s - (before[name] ?? s) >= underCores * (SETTLE_WINDOW_MS / 1000)
+      s - (before[name] ?? s) >= underCores * (windowMs / 1000)
     );
     quiet = busy ? 0 : quiet + 1;
     if (quiet === quietWindows) return true;
