@@ -105,7 +105,8 @@ after --, words are arguments even when they start with -- (kv put -- --key --va
 exit codes: 0 ok, 1 not found (the key, or remove's node, is absent), 2 usage (a --url
             with no route at its path too), 3 precondition failed or conflict,
             4 unavailable or server error, 5 auth, 6 request refused,
-            130 watch stopped with Ctrl-C (it prints the command that resumes it)`;
+            130 stopped with Ctrl-C (watch prints the command that resumes it; add and
+            remove stop waiting, the change goes on)`;
 
 const COMMANDS = ["get", "put", "del", "ls", "watch", "nodes", "add", "remove", "status"];
 /** What other stores call some commands: too far from ours for a "did you mean" by spelling. */
@@ -302,12 +303,25 @@ async function status(t: KvTarget): Promise<void> {
   );
 }
 
-/** Polls `/cluster` until no rebalancing runs, drawing the progress bar. */
-async function follow(t: KvTarget): Promise<void> {
+/**
+ * Polls `/cluster` until no rebalancing runs, drawing the progress bar. Ctrl-C stops the
+ * waiting, not the change (exit 130): it says so, as `kv watch` says how to resume (QA: it
+ * exited without a word while the add went on).
+ */
+async function follow(t: KvTarget, what: string): Promise<void> {
   const bar = progressWriter(Deno.stderr);
   let reported: string | undefined; // a retried error is said once, not at every poll
+  const stop = new AbortController();
+  const interrupted = () => stop.abort();
+  Deno.addSignalListener("SIGINT", interrupted);
   try {
     for (let polls = 0; polls < 360_000; polls++) {
+      if (stop.signal.aborted) {
+        throw new CliError(
+          EXIT.interrupted,
+          `Stopped waiting; ${what} goes on: \`deno task kv status\` shows its progress`,
+        );
+      }
       const view = await cluster(t).catch(goesOn);
       if (view.rebalancing === null) {
         bar.done(); // the bar at 100 % and its line closed before the table
@@ -323,6 +337,7 @@ async function follow(t: KvTarget): Promise<void> {
     }
     throw new CliError(EXIT.unavailable, "Gave up waiting for the rebalancing");
   } finally {
+    Deno.removeSignalListener("SIGINT", interrupted);
     bar.end();
   }
 }
@@ -396,15 +411,15 @@ async function change(
       `${what} was ${how} so that node ${named(removing)} is removed for good${again}.`,
     );
   }
-  if (f.values.wait) return await follow(t);
-  // --no-wait: say what was started, so a success is not silence (review).
   const started = view?.rebalancing as { kind?: string; nodeId?: string } | null | undefined;
+  const what = started?.nodeId === undefined
+    ? "the change"
+    : `the ${started.kind === "add" ? "add" : "removal"} of node ${named(started.nodeId)}`;
+  if (f.values.wait) return await follow(t, what);
+  // --no-wait: say what was started, so a success is not silence (review).
   if (started?.nodeId !== undefined) {
-    const what = started.kind === "add" ? "add" : "removal";
     console.error(
-      `The ${what} of node ${
-        named(started.nodeId)
-      } runs; \`deno task kv status\` shows its progress.`,
+      `${what[0]!.toUpperCase()}${what.slice(1)} runs; \`deno task kv status\` shows its progress.`,
     );
   }
 }

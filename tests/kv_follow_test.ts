@@ -70,6 +70,50 @@ Deno.test("deno task kv add whose proxy goes away says the rebalancing goes on (
   }
 });
 
+Deno.test("deno task kv add stopped by Ctrl-C while it waits says the add goes on (exit 130)", async () => {
+  // QA: it exited 130 without a word while the add went on.
+  const copying = { kind: "add", nodeId: "n9", phase: "copying", movedKeys: 1, totalKeys: 5 };
+  const polled = Promise.withResolvers<void>();
+  let polls = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (req.method === "POST" && path === "/cluster/nodes") {
+      return Response.json(view(copying), { status: 202 });
+    }
+    if (++polls === 2) polled.resolve();
+    return Response.json(view(copying));
+  });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      ...["run", "-A", KV.pathname, "add", "http://127.0.0.1:1"],
+      ...["--url", `http://127.0.0.1:${server.addr.port}`, "--token", "t0ken"],
+    ],
+    env: {},
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  try {
+    await polled.promise; // it is following the rebalancing
+    child.kill("SIGINT");
+    const { code, stderr } = await output;
+    const text = new TextDecoder().decode(stderr);
+    assertEquals(code, 130, text);
+    assert(
+      text.includes(
+        "Stopped waiting; the add of node \"n9\" goes on: `deno task kv status` shows its progress",
+      ),
+      text,
+    );
+  } finally {
+    clearTimeout(timer);
+    await output.catch(() => {});
+    await server.shutdown();
+  }
+});
+
 /** `deno task kv add` of a node against the fake proxy at `url`, run to its end. */
 function kvAdd(url: string) {
   return runToEnd({
