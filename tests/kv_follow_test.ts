@@ -103,7 +103,7 @@ Deno.test("deno task kv add stopped by Ctrl-C while it waits says the add goes o
     assertEquals(code, 130, text);
     assert(
       text.includes(
-        "Stopped waiting; the add of node \"n9\" goes on: `deno task kv status` shows its progress",
+        'Stopped waiting; the add of node "n9" goes on: `deno task kv status` shows its progress',
       ),
       text,
     );
