@@ -14,6 +14,7 @@ import { assembleProxy } from "./http/assemble_proxy.ts";
 import {
   createPoller,
   describeStart,
+  ignoredReplicas,
   recordMovedNodes,
   StartupError,
   startupMap,
@@ -121,6 +122,8 @@ async function openClusterState(
   const store = createFileMapStore(config.data);
   const start = await startupMap({ store, admin, ...config, onWait: (m) => console.log(m) });
   console.log(describeStart(start, config.data));
+  const ignored = ignoredReplicas(start, config.replicas);
+  if (ignored !== undefined) console.error(ignored);
   if (start.source === "new") {
     // Two proxies starting one cluster on the same new nodes: the nodes choose one map.
     const chosen = await chooseMap(null, start.map, {

@@ -186,6 +186,23 @@ export function describeStart(start: StartupMap, data: string): string {
     `nodes ${nodeList(m)}${ignored}`;
 }
 
+/**
+ * The warning for a `--replicas` that a map already chosen overrides, or undefined: a cluster
+ * keeps the replica count it started with (QA: the proxy dropped `--replicas 5` without a word,
+ * where `deno task cluster` says so).
+ */
+export function ignoredReplicas(
+  start: StartupMap,
+  replicas: number | undefined,
+): string | undefined {
+  if (start.source === "new" || replicas === undefined || replicas === start.map.replicas) {
+    return undefined;
+  }
+  return `ringkv proxy: --replicas ${replicas} is ignored: the cluster keeps the ` +
+    `${start.map.replicas} replica(s) it started with (give another --data and new nodes for ` +
+    "a new cluster)";
+}
+
 /** Finds the map to start with; throws a {@link StartupError} when there is none. */
 export async function startupMap(options: StartupOptions): Promise<StartupMap> {
   const stored = await options.store.load();

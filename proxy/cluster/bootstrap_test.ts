@@ -2,6 +2,7 @@ import { assertEquals, assertMatch, assertRejects } from "@std/assert";
 import {
   createPoller,
   describeStart,
+  ignoredReplicas,
   recordMovedNodes,
   StartupError,
   startupMap,
@@ -263,6 +264,14 @@ Deno.test("startupMap() keeps the stored map for --nodes of its members (moved o
     describeStart({ map: stored, source: "new" }, "x"),
     /cluster map new, of the --nodes/,
   );
+  assertEquals(
+    ignoredReplicas(some, 5),
+    "ringkv proxy: --replicas 5 is ignored: the cluster keeps the 1 replica(s) it started with " +
+      "(give another --data and new nodes for a new cluster)",
+  );
+  assertEquals(ignoredReplicas(some, 1), undefined, "the same count: nothing ignored");
+  assertEquals(ignoredReplicas(some, undefined), undefined, "none given");
+  assertEquals(ignoredReplicas({ map: stored, source: "new" }, 5), undefined, "a new map's own");
 });
 
 /** `fetch` of `fake` where `host` refuses `/internal/cluster` as a node given another secret. */
