@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertMatch } from "@std/assert";
 import { createAdminRoutes } from "./admin_routes.ts";
 import { sameSecret } from "../../shared/secret.ts";
 import { ClusterState } from "../cluster/map_view.ts";
@@ -11,20 +11,22 @@ import { NodeAdmin } from "../nodes/node_admin.ts";
 import { Rebalancer } from "../rebalance/rebalancer.ts";
 import { overRequests } from "../../tests/doubles/node_fetch.ts";
 import { stalledBody } from "../../tests/doubles/stalled_body.ts";
+import { secretProof } from "../../shared/node_proof.ts";
 
 const TOKEN = "admin-s3cret";
 
 /** `answer` replaces the fake nodes' answer to a request when it returns one. */
-type Override = (req: Request) => Response | undefined;
+type Override = (req: Request) => Response | Promise<Response> | undefined;
 
 async function setup(
   adminToken: string | undefined,
   override: Override = () => undefined,
   bodyTimeoutMs = 10_000,
+  clusterSecret?: string,
 ) {
   const fake = createFakeMapNodes(["a", "b", "c", "d"]);
   const fetch = overRequests((req) => override(req) ?? fake.fetch(req.url, req));
-  const admin = new NodeAdmin({ fetch, timeoutMs: 200 });
+  const admin = new NodeAdmin({ fetch, timeoutMs: 200, clusterSecret });
   const map = initialMap(fake.nodes.slice(0, 3), 1, 16);
   const state = await ClusterState.open(map, {
     store: createMemoryMapStore(),
@@ -293,4 +295,30 @@ Deno.test("wrong methods on admin paths answer 405", async () => {
   const { call } = await setup(TOKEN);
   assertEquals(await errorOf(await call("PUT", "/cluster")), [405, "method_not_allowed"]);
   assertEquals(await errorOf(await call("GET", "/cluster/nodes")), [405, "method_not_allowed"]);
+});
+
+Deno.test("GET /cluster shows a node that proves another cluster secret as unauthorized, not up, and counts it out of nodesUp", async () => {
+  const challenged = async (req: Request, secret: string) => {
+    const challenge = new URL(req.url).searchParams.get("challenge");
+    const proof = challenge === null ? undefined : await secretProof(secret, challenge);
+    const id = new URL(req.url).host.split(".")[0];
+    return Response.json({ status: "ok", id, epoch: 1, keys: 5, proof });
+  };
+  const { call } = await setup(
+    TOKEN,
+    (req) => {
+      const url = new URL(req.url);
+      if (url.pathname !== "/health") return undefined;
+      // b and c were started with another secret than this proxy's; a with this one.
+      return challenged(req, url.host === "a.test" ? "s3cret" : "another");
+    },
+    10_000,
+    "s3cret",
+  );
+  const view = await (await call("GET", "/cluster")).json();
+  const states = view.nodes.map((n: { id: string; state: string }) => [n.id, n.state]);
+  assertEquals(states, [["a", "up"], ["b", "unauthorized"], ["c", "unauthorized"]]);
+  assertEquals([view.replicas, view.nodesUp, view.belowReplicas], [1, 1, false]);
+  const b = view.nodes.find((n: { id: string }) => n.id === "b");
+  assertMatch(b.error, /^Node b at http:\/\/b\.test refuses this proxy's cluster secret/);
 });

@@ -1,7 +1,8 @@
-import { assertEquals, assertRejects } from "@std/assert";
+import { assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { RingkvError } from "../../shared/errors.ts";
 import { PaxosClient } from "./paxos_client.ts";
 import type { HealthEvent } from "../replication/failure_detector.ts";
+import { secretProof } from "../../shared/node_proof.ts";
 
 const NODE = { id: "n1", url: "http://n1.test" };
 const GOOD = { k: "a", v: "dg==", t: "text/plain", ver: "01a24bc5c827-0000-n1", h: 7 };
@@ -94,5 +95,39 @@ Deno.test("PaxosClient.probe() reports the node's promiseFloor, null when it giv
     await client.probe(NODE);
     const probe = events.find((e) => e.kind === "answered" && e.promiseFloor !== undefined);
     assertEquals(probe?.kind === "answered" ? probe.promiseFloor : "none", expected);
+  }
+});
+
+Deno.test("PaxosClient: a node that answers 401 to the cluster secret is a 502 naming it, reported as refusing, never as answered", async () => {
+  const events: HealthEvent[] = [];
+  const error = {
+    code: "unauthorized",
+    message: "Cannot use the node: the cluster secret sent is wrong",
+  };
+  const fetch = () => Promise.resolve(Response.json({ error }, { status: 401 }));
+  const client = new PaxosClient({ fetch, timeoutMs: 1000, report: (e) => events.push(e) });
+  const err = await assertRejects(() => client.read(NODE, 1, ["a"]), RingkvError);
+  assertEquals(err.code, "bad_gateway");
+  assertMatch(err.message, /^Node n1 at http:\/\/n1\.test refused this proxy's cluster secret/);
+  assertMatch(err.message, /the cluster secret sent is wrong/);
+  assertEquals(events.map((e) => e.kind), ["refused"]);
+});
+
+Deno.test("PaxosClient.probe() challenges the node and reports it refusing when it proves another cluster secret, up when it proves this one", async () => {
+  for (const [nodeSecret, kind] of [["another", "refused"], ["s3cret", "answered"]] as const) {
+    const events: HealthEvent[] = [];
+    const fetch = async (url: string) => {
+      const challenge = new URL(url).searchParams.get("challenge") ?? "";
+      const proof = challenge === "" ? undefined : await secretProof(nodeSecret, challenge);
+      return Response.json({ status: "ok", id: "n1", proof });
+    };
+    const client = new PaxosClient({
+      fetch,
+      timeoutMs: 1000,
+      clusterSecret: "s3cret",
+      report: (e) => events.push(e),
+    });
+    await client.probe(NODE);
+    assertEquals(events.map((e) => e.kind), [kind], nodeSecret);
   }
 });

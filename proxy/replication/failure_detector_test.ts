@@ -136,3 +136,21 @@ Deno.test("Replication.healthOf(): a node's `since` stays where it was when the 
   const stepped = await withWallStep(-3_600_000, () => replication.healthOf("n1"));
   assertEquals("since" in stepped ? stepped.since : undefined, shown.since);
 });
+
+Deno.test("FailureDetector: a node that refuses the cluster secret is unauthorized (not up, asked last, no writes first) until it answers as a node that takes it", () => {
+  const fd = new FailureDetector({ probeMs: 500 });
+  fd.step({ kind: "answered", node: "n1", at: 0, avoidWrites: false });
+  fd.step({ kind: "refused", node: "n1", at: 10, error: "Node n1 refused this proxy's secret" });
+  assertEquals(fd.health("n1"), {
+    state: "unauthorized",
+    since: 10,
+    failures: 0,
+    lastError: "Node n1 refused this proxy's secret",
+  });
+  assertEquals([fd.isUp("n1"), fd.writesFirst("n1")], [false, false]);
+  fd.step({ kind: "failed", node: "n2", at: 0 });
+  const nodes = ["n1", "n2", "n3"].map((id) => ({ id }));
+  assertEquals(fd.order(nodes).map((n) => n.id), ["n3", "n1", "n2"]);
+  fd.step({ kind: "answered", node: "n1", at: 20, avoidWrites: false });
+  assertEquals([fd.health("n1")?.state, fd.isUp("n1")], ["up", true]);
+});
