@@ -80,6 +80,16 @@ export async function checkProof(
   return await provesSecret(secret, challenge, proof) ? "same" : "other";
 }
 
+/**
+ * Why the node `who` ("Node n1 at URL") refuses this proxy's calls, by {@link SecretCheck}
+ * `check` of its proof, or undefined when it takes them (or did not say).
+ */
+export function secretRefusal(who: string, check: SecretCheck): string | undefined {
+  if (check !== "other" && check !== "unwanted") return undefined;
+  const why = check === "other" ? "it proves another one" : "this proxy has none";
+  return `${who} refuses this proxy's cluster secret: ${why}`;
+}
+
 /** The key and value limits a node's `/health` reports. */
 export interface NodeLimits {
   maxKeyBytes: number;

@@ -112,6 +112,23 @@ export class StaleEpochError extends RingkvError {
 }
 
 /**
+ * A node answered 401 to a call with this proxy's cluster secret: a misconfiguration (the proxy
+ * or the node started with another secret), answered 502 `bad_gateway`, not an outage.
+ */
+export class SecretRefusedError extends RingkvError {
+  /** Creates the error for the node that refused, with the route and the node's own message. */
+  constructor(readonly node: NodeRef, path: string, nodeMessage: string | undefined) {
+    super(
+      "bad_gateway",
+      `Node ${node.id} at ${node.url} refused this proxy's cluster secret (401 to ` +
+        `${path.split("?")[0]}): ${nodeMessage ?? "unauthorized"}`,
+      { node: node.id, url: node.url },
+    );
+    this.name = "SecretRefusedError";
+  }
+}
+
+/**
  * Why a call to a node failed, for its error message: fetch's own "fetch failed" says why
  * (a refused connection, an untrusted certificate) only in its `cause`.
  */
@@ -358,6 +375,6 @@ function nodeError(node: NodeRef, path: string, status: number, body: unknown): 
       extra,
     );
   }
-  const hint = status === 401 ? " (is --cluster-secret the same on proxy and node?)" : "";
-  return badAnswer(node, path, `status ${status} ${code ?? ""}: ${b.error?.message ?? ""}${hint}`);
+  if (status === 401) return new SecretRefusedError(node, path, b.error?.message);
+  return badAnswer(node, path, `status ${status} ${code ?? ""}: ${b.error?.message ?? ""}`);
 }

@@ -13,11 +13,13 @@ import {
   type NodeAnswer,
   type NodeRef,
   type NodeTransport,
+  SecretRefusedError,
   sendToNode,
   StaleEpochError,
   unreachable,
 } from "./node_client.ts";
-import { writeTrouble } from "./node_admin.ts";
+import { checkProof, secretRefusal, writeTrouble } from "./node_admin.ts";
+import { CHALLENGE_PARAM, newChallenge } from "../../shared/node_proof.ts";
 import { CallDeadlines } from "./call_deadlines.ts";
 import { entryProblem } from "./node_results.ts";
 
@@ -98,13 +100,16 @@ export class PaxosClient {
   }
 
   /**
-   * `GET /health` with the timeout: reports whether the node answered and takes writes, and
-   * returns the incarnation of its data directory, if it said.
+   * `GET /health?challenge=` with the timeout: reports whether the node answered, takes this
+   * proxy's cluster secret (its proof, docs/internal-api.md) and takes writes, and returns the
+   * incarnation of its data directory, if it said.
    */
   async probe(node: NodeRef): Promise<string | undefined> {
     const now = this.#now;
     const [sentWall, sent] = [(this.deps.wall ?? Date.now)(), now()];
-    const { status, text } = await this.#send(node, "GET", "/health", {});
+    const challenge = newChallenge();
+    const path = `/health?${CHALLENGE_PARAM}=${challenge}`;
+    const { status, text } = await this.#send(node, "GET", path, {}, undefined, false);
     const midpoint = sentWall + (now() - sent) / 2;
     let body: unknown = null;
     try {
@@ -112,8 +117,18 @@ export class PaxosClient {
     } catch (err) {
       if (!(err instanceof SyntaxError)) throw err; // not JSON: it answered, and says nothing more
     }
+    const proof = (body as { proof?: unknown } | null)?.proof;
+    const secret = await checkProof(this.deps.clusterSecret, challenge, proof);
+    const error = secretRefusal(`Node ${node.id} at ${node.url}`, secret);
+    if (error !== undefined) {
+      this.deps.report?.({ kind: "refused", node: node.id, at: now(), error });
+      return undefined;
+    }
     const writes = status === 503 ? writeTrouble(body) : undefined;
-    if (status !== 200 && writes === undefined) return undefined;
+    if (status !== 200 && writes === undefined) {
+      this.deps.report?.({ kind: "answered", node: node.id, at: now() });
+      return undefined;
+    }
     const nodeNow = (body as { now?: unknown } | null)?.now;
     const floor = (body as { promiseFloor?: unknown } | null)?.promiseFloor;
     this.deps.report?.({
@@ -155,6 +170,11 @@ export class PaxosClient {
     if (status === 409 && b.error?.code === "stale_epoch") {
       throw new StaleEpochError(node, b.epoch);
     }
+    if (status === 401) {
+      const error = new SecretRefusedError(node, path, b.error?.message);
+      this.deps.report?.({ kind: "refused", node: node.id, at: this.#now(), error: error.message });
+      throw error;
+    }
     if (status === 503 && b.error?.code === "node_recovering") {
       throw new RingkvError(
         "node_recovering",
@@ -171,6 +191,7 @@ export class PaxosClient {
     path: string,
     headers: Record<string, string>,
     body?: string,
+    reportAnswer = true,
   ): Promise<NodeAnswer> {
     const now = this.#now;
     const { timeoutMs } = this.deps;
@@ -185,7 +206,10 @@ export class PaxosClient {
         body,
         deadlines,
       });
-      this.deps.report?.({ kind: "answered", node: node.id, at: now() });
+      // A 401 is reported by #call as a refusal; a probe reports what its answer says.
+      if (reportAnswer && answer.status !== 401) {
+        this.deps.report?.({ kind: "answered", node: node.id, at: now() });
+      }
       return answer;
     } catch (err) {
       const error = unreachable(node, err);

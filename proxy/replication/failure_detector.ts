@@ -6,7 +6,9 @@
  * quorum calls go to the `up` replicas first (proxy/replication/caspaxos.ts), and a dead node
  * costs a timeout at most once per probe interval, when it is probed. A node whose
  * probe says it refuses writes (its disk failed) is `read-only`: it still counts for
- * reads, and goes after the `up` nodes.
+ * reads, and goes after the `up` nodes. A node that refuses this proxy's cluster secret (a 401,
+ * or a probe's proof of another secret) is `unauthorized`: it answers, but takes no call, so it
+ * counts as `down` until a probe or a call says it takes the secret.
  *
  * Its times are on a monotonic clock (`performance.now()`), never the wall clock: a wall clock
  * stepped back an hour would hold every probe (and a down node's return) for that hour.
@@ -44,11 +46,13 @@ export type HealthEvent =
     promiseFloor?: Version | null;
   }
   | { kind: "failed"; node: string; at: number; error?: string }
+  /** The node answered, but refuses this proxy's cluster secret. */
+  | { kind: "refused"; node: string; at: number; error: string }
   | { kind: "forget"; node: string };
 
 /** One node's health as the proxy sees it. */
 export interface ObservedHealth {
-  state: "up" | "down" | "read-only" | "stalled";
+  state: "up" | "down" | "read-only" | "stalled" | "unauthorized";
   /** When its state last changed (ms, on the detector's monotonic clock). */
   since: number;
   lastError?: string;
@@ -72,7 +76,7 @@ interface Tracked extends ObservedHealth {
 }
 
 /** Where a node of each state goes in {@link FailureDetector.order}. */
-const RANK = { up: 0, "read-only": 1, stalled: 1, down: 2 } as const;
+const RANK = { up: 0, "read-only": 1, stalled: 1, down: 2, unauthorized: 2 } as const;
 
 /** Health of the nodes the proxy talks to; unknown nodes count as up. */
 export class FailureDetector {
@@ -109,6 +113,11 @@ export class FailureDetector {
       node.state = state;
       node.failures = 0;
       delete node.lastError;
+    } else if (event.kind === "refused") {
+      if (node.state !== "unauthorized") node.since = event.at;
+      node.state = "unauthorized";
+      node.failures = 0;
+      node.lastError = event.error;
     } else {
       if (node.state !== "down") node.since = event.at;
       node.state = "down";
@@ -134,7 +143,7 @@ export class FailureDetector {
 
   /** Whether requests should count on the node (unknown nodes: yes). */
   isUp(id: string): boolean {
-    return this.#nodes.get(id)?.state !== "down";
+    return RANK[this.#nodes.get(id)?.state ?? "up"] < 2;
   }
 
   /** Whether writes should go to the node first (up: neither down, read-only nor stalled). */
@@ -169,7 +178,10 @@ export class FailureDetector {
     };
   }
 
-  /** `nodes` with the up ones first, then the read-only and stalled ones, then the down ones. */
+  /**
+   * `nodes` with the up ones first, then the read-only and stalled ones, then the down and
+   * unauthorized ones.
+   */
   order<T extends { id: string }>(nodes: readonly T[]): T[] {
     // One pass, no object per node: every quorum call of every request orders its replicas.
     const ranked: [T[], T[], T[]] = [[], [], []];

@@ -15,6 +15,7 @@ import { RingkvError } from "../../shared/errors.ts";
 import type { Version } from "../../shared/version.ts";
 import type { BatchOp } from "../../shared/wire.ts";
 import type { Gathered } from "./quorum.ts";
+import { SecretRefusedError } from "../nodes/node_client.ts";
 
 /** The replicas a round ran on: the key and how many owners it has. */
 export interface RoundOn {
@@ -29,6 +30,14 @@ export function noQuorum<T>(
   got: Gathered<T>,
 ): RingkvError {
   const why = got.errors.map((e) => e.message).join("; ");
+  // Replicas that all refused this proxy's cluster secret: a misconfiguration, not an outage.
+  const refused = got.errors.length > 0 && got.errors.every((e) => e instanceof SecretRefusedError);
+  if (refused) {
+    return new RingkvError(
+      "bad_gateway",
+      `Cannot ${phase} key "${r.key}": ${got.errors.length} of ${r.owners.length} replicas refused this proxy's cluster secret, and ${need} are needed (${why})`,
+    );
+  }
   // The gather stops once a quorum is out of reach: replicas still asked are not counted as
   // failed (found by QA: "0 of 2 answered" while one was healthy and one failed).
   return new RingkvError(
