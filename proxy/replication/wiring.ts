@@ -83,6 +83,8 @@ export class Replication {
   readonly #probedUrls = new Map<string, string>();
   /** Nodes whose clock offset is past {@link CLOCK_WARN_MS} (warned once, until back within). */
   readonly #clockWarned = new Set<string>();
+  /** Nodes that refuse this proxy's cluster secret (warned once, until they take it). */
+  readonly #secretWarned = new Set<string>();
   #topology: TopologySource | undefined;
   readonly #ingest: NodeClient;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -171,6 +173,28 @@ export class Replication {
   }
 
   /**
+   * Warns once when a node refuses this proxy's cluster secret (every call to it would answer
+   * 502), and says when it takes it again: a misconfiguration the operator must fix.
+   */
+  #watchSecret(id: string): void {
+    const refused = this.detector.health(id)?.state === "unauthorized";
+    if (refused === this.#secretWarned.has(id)) return;
+    if (refused) this.#secretWarned.add(id);
+    else this.#secretWarned.delete(id);
+    this.options.log?.({
+      level: refused ? "warn" : "info",
+      msg: refused
+        ? "node refuses this proxy's cluster secret: every call to it fails (502 bad_gateway) " +
+          "until this proxy runs with the secret the nodes were started with " +
+          "(--cluster-secret or RINGKV_CLUSTER_SECRET; deno task cluster keeps it in " +
+          "<its --data>/cluster-secret, data/cluster-secret by default)"
+        : "node takes this proxy's cluster secret again",
+      node: id,
+      ...(refused ? { error: this.detector.health(id)?.lastError } : {}),
+    });
+  }
+
+  /**
    * Logs the failure of a timer's run that nobody awaits: rethrown, it would end the
    * process (and its hints); the next run tries again.
    */
@@ -212,6 +236,7 @@ export class Replication {
       if (incarnation !== undefined) this.#seen.set(id, { incarnation, recorded });
     }));
     for (const id of due) this.#watchClock(id);
+    for (const id of nodes.keys()) this.#watchSecret(id);
     // A node seen down starts afresh: once back, its hints go out at the next probe, not after
     // the wait its failed replays left (up to 30 s).
     for (const id of nodes.keys()) if (!this.detector.isUp(id)) this.#backoff.forget(id);
@@ -236,6 +261,7 @@ export class Replication {
       this.#seen.delete(id);
       this.#sinceWall.delete(id);
       this.#probedUrls.delete(id);
+      this.#secretWarned.delete(id);
     }
     for (const [id, node] of nodes) this.#probedUrls.set(id, node.url);
   }
