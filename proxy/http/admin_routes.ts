@@ -21,7 +21,7 @@ import { isWriterId } from "../../shared/version.ts";
 import type { ClusterMap } from "../../shared/wire.ts";
 import { countCopies, estimateKeys, keysOfCopies, movingShare } from "../cluster/key_counts.ts";
 import type { ClusterState } from "../cluster/map_view.ts";
-import type { NodeAdmin, NodeWrites } from "../nodes/node_admin.ts";
+import { type NodeAdmin, type NodeWrites, secretRefusal } from "../nodes/node_admin.ts";
 import type { Rebalancer } from "../rebalance/rebalancer.ts";
 import type { Replication } from "../replication/wiring.ts";
 import { allNodes, meantNode, type Plan, previousNodes } from "../cluster/map_transitions.ts";
@@ -52,9 +52,10 @@ export interface NodeView {
   weight: number;
   /**
    * `read-only`: it answers but refuses writes (its disk failed; `writes` says why);
-   * `stalled`: it answers, but its writes wait on a slow log fsync.
+   * `stalled`: it answers, but its writes wait on a slow log fsync; `unauthorized`: it answers,
+   * but refuses this proxy's cluster secret (its `/health` proves another), so takes no call.
    */
-  state: "up" | "down" | "joining" | "leaving" | "read-only" | "stalled";
+  state: "up" | "down" | "joining" | "leaving" | "read-only" | "stalled" | "unauthorized";
   keys: number | null;
   /** Why the node refuses writes, from its `/health`. */
   writes?: NodeWrites;
@@ -97,7 +98,11 @@ export async function clusterView(
         ...(deps.replication ? { health: deps.replication.healthOf(n.id) } : {}),
       };
       try {
-        const health = await deps.admin.health(n.url);
+        const { health, secret } = await deps.admin.challengedHealth(n.url);
+        const error = secretRefusal(`Node ${n.id} at ${n.url}`, secret);
+        if (error !== undefined) {
+          return { ...base, state: "unauthorized", keys: health.keys, error };
+        }
         const { writes } = health;
         if (writes === undefined) return { ...base, state: role, keys: health.keys };
         const impaired = writes.state === "stalled" ? "stalled" : "read-only";
@@ -110,7 +115,7 @@ export async function clusterView(
   );
   const serving = nodes.filter((n) => map.nodes.some((m) => m.id === n.id));
   // Serving nodes that answer: fewer than the replica count means fewer copies than promised.
-  const nodesUp = serving.filter((n) => n.state !== "down").length;
+  const nodesUp = serving.filter((n) => n.state !== "down" && n.state !== "unauthorized").length;
   const ring = deps.state.current().ring;
   const liveKeys = estimateKeys(ring, map.replicas, new Map(serving.map((n) => [n.id, n.keys])));
   // In cleanup the old owners still hold what moved, so the live count would count it twice.

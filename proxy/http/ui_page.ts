@@ -35,7 +35,7 @@ th { color:var(--dim); font-weight:500; font-size:12px; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 .swatch { display:inline-block; width:11px; height:11px; border-radius:3px; margin-right:7px; vertical-align:-1px; }
 .badge { padding:2px 8px; border-radius:10px; font-size:12px; background:#24303c; }
-.badge.up { background:#17432c; color:#6ee7a0; } .badge.down { background:#4a1c1c; color:#ff8a8a; }
+.badge.up { background:#17432c; color:#6ee7a0; } .badge.down, .badge.unauthorized { background:#4a1c1c; color:#ff8a8a; }
 .badge.joining, .badge.leaving { background:#47391a; color:#ffd479; }
 .badge.read-only, .badge.stalled { background:#4a2f12; color:#ffb066; }
 .bar { height:12px; background:#24303c; border-radius:6px; overflow:hidden; margin:10px 0; }
