@@ -5,8 +5,24 @@
  * @module
  */
 import { isLoopback } from "../shared/exposure.ts";
+import { denoCommand, shellQuote } from "../shared/startup_hint.ts";
 import type { Child } from "./children.ts";
 import { adminTokenFile } from "./cluster_tokens.ts";
+import { resolve } from "@std/path";
+
+/**
+ * The `deno task kv status` line for this cluster, run from the directory the task was: kv calls
+ * `http://127.0.0.1:8080` and reads `./data/admin-token` unless told (QA: with `--port`, `kv
+ * watch` retried 8080 for ever). `tokenFromEnv`: the admin token is RINGKV_ADMIN_TOKEN's.
+ */
+export function kvLine(url: string, data: string, tokenFromEnv: boolean, execPath: string): string {
+  const where = url === "http://127.0.0.1:8080" ? "" : `RINGKV_URL=${url} `;
+  const defaultFile = resolve(adminTokenFile("./data")) === resolve(adminTokenFile(data));
+  const token = tokenFromEnv || defaultFile
+    ? ""
+    : ` --token "$(cat ${shellQuote(adminTokenFile(data))})"`;
+  return `${where}${denoCommand(execPath)} task kv status${token}`;
+}
 
 /** The welcome's warning when /kv is open to other machines, or "". */
 function openWarning(host: string, port: string): string {
@@ -52,6 +68,7 @@ Try:
   curl -i ${client}${url}/kv/greeting
   curl ${client}'${url}/kv?prefix=gr'
   curl -H "Authorization: Bearer ${token}" ${url}/cluster
+  ${kvLine(url, data, fromEnv, Deno.execPath())}
 
 Ctrl-C stops everything.`);
 }

@@ -256,6 +256,22 @@ Deno.test("deno task cluster with RINGKV_CLIENT_TOKEN prints curl lines that sen
       codes.push(await statusOf(line, env));
     }
     assertEquals(codes, ["201", "200", "200", "200"], tried.join("\n"));
+    // The kv line names this cluster's URL and token file (QA: kv called 8080 for ever).
+    const kv = tried.find((l) => l.includes(" task kv status"));
+    assert(kv !== undefined, tried.join("\n"));
+    const ran = await new Deno.Command("bash", {
+      args: ["-c", kv.trim()],
+      cwd: new URL("..", import.meta.url).pathname,
+      env: { ...env, RINGKV_ADMIN_TOKEN: "", RINGKV_URL: "" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    const out = new TextDecoder().decode(ran.stdout);
+    const err = new TextDecoder().decode(ran.stderr);
+    assertEquals(ran.code, 0, `${kv}\n${out}\n${err}`);
+    assertMatch(out, /epoch/, out);
     assertEquals(lines.some((l) => l.includes("warning:")), false, lines.join("\n"));
     // A node's directory holds every value: for the owner only.
     assertEquals((await Deno.stat(join(data, "n1"))).mode! & 0o777, 0o700);
