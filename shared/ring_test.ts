@@ -276,3 +276,34 @@ Deno.test("inRanges() includes start, excludes end, and reaches 2**32 - 1", () =
   for (const p of [0, 9, 10, 11, 12]) assert(inRanges(p, touching), `${p} is in a touching range`);
   assert(!inRanges(13, touching));
 });
+
+Deno.test("Ring.build() hashes only the virtual-node labels it has not hashed before", async () => {
+  const digest = crypto.subtle.digest.bind(crypto.subtle);
+  let digests = 0;
+  const counting = (...args: Parameters<typeof digest>) => (digests++, digest(...args));
+  crypto.subtle.digest = counting as typeof crypto.subtle.digest;
+  try {
+    // Ids of this test alone: labels other tests hashed would be known already.
+    const three = [1, 2, 3].map((i) => ({ id: `memo-${i}`, weight: 1 }));
+    const first = await Ring.build(three, 50);
+    assertEquals(digests, 150);
+    const again = await Ring.build(three.toReversed(), 50);
+    assertEquals(digests, 150, "the same members again: no digest");
+    assertEquals(again.points(), first.points());
+    const four = await Ring.build([...three, { id: "memo-4", weight: 2 }], 50);
+    assertEquals(digests, 250, "one new member of weight 2: its 100 labels only");
+    const fresh = Ring.fromPoints(
+      await Promise.all(
+        [...three, { id: "memo-4", weight: 2 }].flatMap(({ id, weight }) =>
+          Array.from(
+            { length: weight * 50 },
+            async (_, i) => ({ point: await hashKey(`${id}#${i}`), nodeId: id }),
+          )
+        ),
+      ),
+    );
+    assertEquals(four.points(), fresh.points(), "the remembered points are the digests' own");
+  } finally {
+    crypto.subtle.digest = digest;
+  }
+});
