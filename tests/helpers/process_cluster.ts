@@ -111,10 +111,11 @@ export class ProcessCluster {
 /** `GET /cluster` through a proxy. */
 export async function clusterView(
   proxyUrl: string,
+  timeoutMs = 10_000,
 ): Promise<{ epoch: number; nodes: ClusterNode[]; rebalancing: unknown }> {
   const res = await fetch(`${proxyUrl}/cluster`, {
     headers: ADMIN,
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(timeoutMs),
   });
   if (res.status !== 200) throw new Error(`GET /cluster: ${res.status} ${await res.text()}`);
   return await res.json();
@@ -124,7 +125,9 @@ export async function clusterView(
 export async function waitStable(proxyUrl: string, epoch = 0, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const view = await clusterView(proxyUrl);
+    // One answer may take most of the wait: on a loaded host a proxy's answer waited 8-12 s
+    // (QA; a ring's thousands of digests each wait for the thread pool), past a 10 s cap.
+    const view = await clusterView(proxyUrl, Math.max(1, deadline - Date.now()));
     if (view.epoch >= epoch && view.rebalancing === null) return view;
     await new Promise((r) => setTimeout(r, 100));
   }
