@@ -7,9 +7,9 @@
  *     deno run -A tasks/bench/body_floor.ts [ROUNDS]   # default 3; Linux, needs wrk
  *
  * Reading `req.body` makes a ReadableStream object that reading the body whole (`req.bytes()`,
- * one op) does not need; shared/capped_body.ts reads a declared-length body whole and only a
- * chunked one through the stream's reader (2026-12-08: 25.5–26.6 µs against 30.5–41.3 µs the
- * reader's way, 20.1–21.3 µs for `req.bytes()` alone, on a loaded host).
+ * one op) does not need (2026-12-08, 3 rounds on a loaded host: `req.bytes()` 19.3 µs,
+ * readCappedBody 28.1, a bare reader loop 31.9). shared/capped_body.ts reads every body through
+ * a reader all the same: a `req.bytes()` cannot be cancelled at the body's deadline.
  *
  * @module
  */
@@ -24,7 +24,8 @@ const tooLarge = (size: number) => new RingkvError("value_too_large", `${size} b
 /** Each way of reading a body, by name; every way answers its length. */
 export const WAYS: Record<string, (req: Request) => Promise<Uint8Array>> = {
   "req.bytes() (the floor)": (req) => req.bytes(),
-  "readCappedBody (capped, timed)": (req) => readCappedBody(req, 1 << 20, tooLarge, "it", timers),
+  "readCappedBody (a reader, capped, timed)": (req) =>
+    readCappedBody(req, 1 << 20, tooLarge, "it", timers),
   "req.body's reader, chunk by chunk": async (req) => {
     const reader = req.body!.getReader();
     const chunks: Uint8Array[] = [];
