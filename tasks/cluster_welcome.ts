@@ -17,11 +17,13 @@ import { resolve } from "@std/path";
  */
 export function kvLine(url: string, data: string, tokenFromEnv: boolean, execPath: string): string {
   const where = url === "http://127.0.0.1:8080" ? "" : `RINGKV_URL=${url} `;
-  const defaultFile = resolve(adminTokenFile("./data")) === resolve(adminTokenFile(data));
-  const token = tokenFromEnv || defaultFile
+  const file = adminTokenFile(resolve(data));
+  // In a variable, never on the command line (docs/security.md: `deno task` echoes its
+  // arguments, and ps shows them); the path absolute, as the shell may be elsewhere.
+  const token = tokenFromEnv || file === resolve(adminTokenFile("./data"))
     ? ""
-    : ` --token "$(cat ${shellQuote(adminTokenFile(data))})"`;
-  return `${where}${denoCommand(execPath)} task kv status${token}`;
+    : `RINGKV_ADMIN_TOKEN="$(cat ${shellQuote(file)})" `;
+  return `${where}${token}${denoCommand(execPath)} task kv status`;
 }
 
 /** The welcome's warning when /kv is open to other machines, or "". */
