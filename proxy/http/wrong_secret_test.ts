@@ -64,6 +64,16 @@ Deno.test("Replication: nodes that refuse the proxy's cluster secret are unautho
     assertMatch(String(warned[0]!.msg), /refuses this proxy's cluster secret/);
     assertMatch(String(warned[0]!.msg), /RINGKV_CLUSTER_SECRET/);
     assertMatch(String(warned[0]!.msg), /cluster-secret/);
+    // A refusing node that dies has not taken the secret (review: "takes ... again" was logged),
+    // and back, still refusing, it is not warned about a second time.
+    c.down.add("n1");
+    for (const now of [600, 800, 1000]) await replication.probeOnce(c.topology, now);
+    assertEquals(replication.healthOf("n1").state, "down");
+    c.down.delete("n1");
+    for (const now of [1200, 1400, 1600]) await replication.probeOnce(c.topology, now);
+    assertEquals(replication.healthOf("n1").state, "unauthorized");
+    const later = logged.filter((o) => String(o.msg).includes("cluster secret")).slice(3);
+    assertEquals(later, [], "nothing more said of a node that refused all along");
   } finally {
     await c.close();
   }

@@ -177,8 +177,10 @@ export class Replication {
    * 502), and says when it takes it again: a misconfiguration the operator must fix.
    */
   #watchSecret(id: string): void {
-    const refused = this.detector.health(id)?.state === "unauthorized";
-    if (refused === this.#secretWarned.has(id)) return;
+    const state = this.detector.health(id)?.state;
+    const refused = state === "unauthorized";
+    // A refusing node that goes down has not taken the secret: only an answer says so (review).
+    if (state === "down" || refused === this.#secretWarned.has(id)) return;
     if (refused) this.#secretWarned.add(id);
     else this.#secretWarned.delete(id);
     this.options.log?.({
