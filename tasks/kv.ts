@@ -311,18 +311,22 @@ async function status(t: KvTarget): Promise<void> {
 async function follow(t: KvTarget, what: string): Promise<void> {
   const bar = progressWriter(Deno.stderr);
   let reported: string | undefined; // a retried error is said once, not at every poll
-  const stop = new AbortController();
-  const interrupted = () => stop.abort();
+  // Ctrl-C ends the wait at once, also in the middle of a poll of a slow proxy (review).
+  const stopped = Promise.withResolvers<never>();
+  stopped.promise.catch(() => {});
+  const interrupted = () =>
+    stopped.reject(
+      new CliError(
+        EXIT.interrupted,
+        `Stopped waiting; ${what} goes on: \`deno task kv status\` shows its progress`,
+      ),
+    );
+  const orStop = <T>(p: Promise<T>) => Promise.race([p, stopped.promise]);
   Deno.addSignalListener("SIGINT", interrupted);
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     for (let polls = 0; polls < 360_000; polls++) {
-      if (stop.signal.aborted) {
-        throw new CliError(
-          EXIT.interrupted,
-          `Stopped waiting; ${what} goes on: \`deno task kv status\` shows its progress`,
-        );
-      }
-      const view = await cluster(t).catch(goesOn);
+      const view = await orStop(cluster(t).catch(goesOn));
       if (view.rebalancing === null) {
         bar.done(); // the bar at 100 % and its line closed before the table
         return printNodes(view);
@@ -333,10 +337,11 @@ async function follow(t: KvTarget, what: string): Promise<void> {
         console.error(`(the rebalancing reports: ${error}; it is retried)`);
       }
       reported = error;
-      await new Promise((r) => setTimeout(r, 200));
+      await orStop(new Promise((r) => timer = setTimeout(r, 200)));
     }
     throw new CliError(EXIT.unavailable, "Gave up waiting for the rebalancing");
   } finally {
+    clearTimeout(timer);
     Deno.removeSignalListener("SIGINT", interrupted);
     bar.end();
   }

@@ -74,13 +74,19 @@ Deno.test("deno task kv add stopped by Ctrl-C while it waits says the add goes o
   // QA: it exited 130 without a word while the add went on.
   const copying = { kind: "add", nodeId: "n9", phase: "copying", movedKeys: 1, totalKeys: 5 };
   const polled = Promise.withResolvers<void>();
+  const released = Promise.withResolvers<void>();
   let polls = 0;
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+  // The second poll is never answered: Ctrl-C must not wait for it (review: it waited the
+  // call's 10 s, then said the proxy went away, exit 4).
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const path = new URL(req.url).pathname;
     if (req.method === "POST" && path === "/cluster/nodes") {
       return Response.json(view(copying), { status: 202 });
     }
-    if (++polls === 2) polled.resolve();
+    if (++polls === 2) {
+      polled.resolve();
+      await released.promise;
+    }
     return Response.json(view(copying));
   });
   const child = new Deno.Command(Deno.execPath(), {
@@ -109,6 +115,7 @@ Deno.test("deno task kv add stopped by Ctrl-C while it waits says the add goes o
     );
   } finally {
     clearTimeout(timer);
+    released.resolve();
     await output.catch(() => {});
     await server.shutdown();
   }
