@@ -35,7 +35,7 @@ export function noQuorum<T>(
   if (refused) {
     return new RingkvError(
       "bad_gateway",
-      `Cannot ${phase} key "${r.key}": ${got.errors.length} of ${r.owners.length} replicas refused this proxy's cluster secret, and ${need} are needed (${why})`,
+      `Cannot ${phase} key "${r.key}": ${got.errors.length} replicas refused this proxy's cluster secret, and ${need} of ${r.owners.length} are needed (${why})`,
     );
   }
   // The gather stops once a quorum is out of reach: replicas still asked are not counted as

@@ -187,9 +187,10 @@ export class Replication {
       level: refused ? "warn" : "info",
       msg: refused
         ? "node refuses this proxy's cluster secret: every call to it fails (502 bad_gateway) " +
-          "until this proxy runs with the secret the nodes were started with " +
-          "(--cluster-secret or RINGKV_CLUSTER_SECRET; deno task cluster keeps it in " +
-          "<its --data>/cluster-secret, data/cluster-secret by default)"
+          "until it and this proxy run with the same one: restart that node with the " +
+          "cluster's secret, or this proxy if every node refuses it (--cluster-secret or " +
+          "RINGKV_CLUSTER_SECRET; deno task cluster keeps it in <its --data>/cluster-secret, " +
+          "data/cluster-secret by default)"
         : "node takes this proxy's cluster secret again",
       node: id,
       ...(refused ? { error: this.detector.health(id)?.lastError } : {}),
