@@ -15,6 +15,7 @@ import {
   envNames,
   helpText,
   kebab,
+  namingVariables,
   parseFlags,
 } from "../shared/config.ts";
 import { checkKey, keyToPath } from "../shared/keys.ts";
@@ -153,8 +154,12 @@ function parse(args: string[]) {
   const env = Object.fromEntries(envNames(SPEC).map((name) => [name, Deno.env.get(name)]));
   const parsed = parseFlags(SPEC, args, env);
   if ("help" in parsed) return null;
-  checkUrl(parsed.values.url);
-  checkRange("timeout-ms", parsed.values.timeoutMs, 1);
+  try {
+    checkUrl(parsed.values.url);
+    checkRange("timeout-ms", parsed.values.timeoutMs, 1);
+  } catch (err) {
+    throw namingVariables(err, parsed.fromEnv);
+  }
   return parsed;
 }
 

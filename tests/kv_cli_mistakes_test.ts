@@ -26,6 +26,19 @@ Deno.test("deno task kv refuses a --url that is not http(s) or has a path, and -
   }
 });
 
+Deno.test("deno task kv names the variable a refused --url or --timeout-ms came from", async () => {
+  // QA: RINGKV_URL=notaurl was refused as "Cannot use --url notaurl", a flag never typed.
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ RINGKV_URL: "notaurl" }, /\(--url was read from RINGKV_URL\)$/m],
+    [{ RINGKV_KV_TIMEOUT_MS: "-5" }, /\(--timeout-ms was read from RINGKV_KV_TIMEOUT_MS\)$/m],
+  ];
+  for (const [env, message] of cases) {
+    const r = await runToEnd({ script: KV, args: ["get", "k"], env, timeoutMs: 60_000 });
+    assertEquals(r.code, 2, r.stderr);
+    assertMatch(r.stderr, message);
+  }
+});
+
 Deno.test("deno task kv refuses a token no Bearer header can carry with exit 2, before any call", async () => {
   // Port 9 (discard) is never a proxy: a token let through would end in "Cannot reach" (exit 4).
   const cases: [string[], Record<string, string>, RegExp][] = [
