@@ -122,7 +122,8 @@ export function planCluster(
     );
   }
   for (const id of all.filter((id) => !ids.includes(id))) {
-    const url = stored.nodes.find((n) => n.id === id)?.url ?? "";
+    // A node being added is only in the rebalancing's next ring (QA: "n5  is in the map").
+    const url = allNodes(stored).find((n) => n.id === id)?.url ?? "";
     notes.push(
       `${id} ${url} is in the cluster map but has no directory in ${flags.data}: ` +
         "this task does not start it; start it where it was started",

@@ -57,6 +57,10 @@ Deno.test("planCluster() leaves a stored node with no directory under --data to 
   assertEquals(plan.ids, ["n1", "n2"]);
   assertEquals(plan.notes.length, 2);
   assertMatch(plan.notes[1]!, /^far \S+ is in the cluster map but has no directory in \.\/data/);
+  // A node being added by hand is in the rebalancing's next ring only: its URL is named too (QA).
+  const adding = planCluster(flags, map(["n1", "n2"], 2, ["n1", "n2", "n5"]), (id) => id !== "n5");
+  assertEquals(adding.ids, ["n1", "n2"]);
+  assertMatch(adding.notes[0]!, /^n5 http:\/\/127\.0\.0\.1:1\/n5 is in the cluster map/);
 });
 
 Deno.test("checkProxyPort() refuses a --port one of the nodes gets", () => {
