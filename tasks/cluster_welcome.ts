@@ -11,11 +11,18 @@ import { adminTokenFile } from "./cluster_tokens.ts";
 import { resolve } from "@std/path";
 
 /**
- * The `deno task kv status` line for this cluster, run from the directory the task was: kv calls
- * `http://127.0.0.1:8080` and reads `./data/admin-token` unless told (QA: with `--port`, `kv
- * watch` retried 8080 for ever). `tokenFromEnv`: the admin token is RINGKV_ADMIN_TOKEN's.
+ * The `deno task kv status` line for this cluster: kv calls `http://127.0.0.1:8080` and reads
+ * `./data/admin-token` unless told (QA: with `--port`, `kv watch` retried 8080 for ever).
+ * `tokenFromEnv`: the admin token is RINGKV_ADMIN_TOKEN's; `config`: the project's deno.json, so
+ * that the line works from any directory, as the nodes' restart lines do (QA).
  */
-export function kvLine(url: string, data: string, tokenFromEnv: boolean, execPath: string): string {
+export function kvLine(
+  url: string,
+  data: string,
+  tokenFromEnv: boolean,
+  execPath: string,
+  config: string,
+): string {
   const where = url === "http://127.0.0.1:8080" ? "" : `RINGKV_URL=${url} `;
   const file = adminTokenFile(resolve(data));
   // In a variable, never on the command line (docs/security.md: `deno task` echoes its
@@ -23,8 +30,11 @@ export function kvLine(url: string, data: string, tokenFromEnv: boolean, execPat
   const token = tokenFromEnv || file === resolve(adminTokenFile("./data"))
     ? ""
     : `RINGKV_ADMIN_TOKEN="$(cat ${shellQuote(file)})" `;
-  return `${where}${token}${denoCommand(execPath)} task kv status`;
+  return `${where}${token}${denoCommand(execPath)} task --config ${shellQuote(config)} kv status`;
 }
+
+/** The project's deno.json, whose tasks the printed `deno task` line runs. */
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
 /** The welcome's warning when /kv is open to other machines, or "". */
 function openWarning(host: string, port: string): string {
@@ -70,7 +80,7 @@ Try:
   curl -i ${client}${url}/kv/greeting
   curl ${client}'${url}/kv?prefix=gr'
   curl -H "Authorization: Bearer ${token}" ${url}/cluster
-  ${kvLine(url, data, fromEnv, Deno.execPath())}
+  ${kvLine(url, data, fromEnv, Deno.execPath(), CONFIG)}
 
 Ctrl-C stops everything.`);
 }

@@ -257,11 +257,12 @@ Deno.test("deno task cluster with RINGKV_CLIENT_TOKEN prints curl lines that sen
     }
     assertEquals(codes, ["201", "200", "200", "200"], tried.join("\n"));
     // The kv line names this cluster's URL and token file (QA: kv called 8080 for ever).
-    const kv = tried.find((l) => l.includes(" task kv status"));
+    const kv = tried.find((l) => l.includes(" kv status"));
     assert(kv !== undefined, tried.join("\n"));
+    await Deno.mkdir(join(data, "elsewhere"));
     const ran = await new Deno.Command("bash", {
       args: ["-c", kv.trim()],
-      cwd: new URL("..", import.meta.url).pathname,
+      cwd: join(data, "elsewhere"), // it works from any directory
       env: { ...env, RINGKV_ADMIN_TOKEN: "", RINGKV_URL: "" },
       stdin: "null",
       stdout: "piped",
