@@ -31,6 +31,12 @@ export function newChallenge(): string {
   return hex(crypto.getRandomValues(new Uint8Array(16)));
 }
 
+/** A fresh challenge and the `GET /health` path that asks a node to answer it. */
+export function healthChallenge(): { challenge: string; path: string } {
+  const challenge = newChallenge();
+  return { challenge, path: `/health?${CHALLENGE_PARAM}=${challenge}` };
+}
+
 /** Why `values` (a query's `challenge` values) is no challenge, or undefined when it is one. */
 export function challengeProblem(...values: string[]): string | undefined {
   if (values.length !== 1) return "give it once";

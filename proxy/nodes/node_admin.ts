@@ -16,7 +16,7 @@
  */
 import { RingkvError } from "../../shared/errors.ts";
 import { mapShapeProblem } from "../../shared/map_shape.ts";
-import { CHALLENGE_PARAM, newChallenge, provesSecret } from "../../shared/node_proof.ts";
+import { healthChallenge, provesSecret } from "../../shared/node_proof.ts";
 import { failureReason, type NodeFetch } from "./node_client.ts";
 import type { Range } from "../../shared/ring.ts";
 import {
@@ -273,8 +273,7 @@ export class NodeAdmin {
    * health and what its proof says of its cluster secret, against this proxy's.
    */
   async challengedHealth(url: string): Promise<{ health: NodeHealth; secret: SecretCheck }> {
-    const challenge = newChallenge();
-    const path = `/health?${CHALLENGE_PARAM}=${challenge}`;
+    const { challenge, path } = healthChallenge();
     const { health, proof } = await this.healthAnswer(url, path, { redirect: "manual" });
     return { health, secret: await checkProof(this.options.clusterSecret, challenge, proof) };
   }

@@ -19,7 +19,7 @@ import {
   unreachable,
 } from "./node_client.ts";
 import { checkProof, secretRefusal, writeTrouble } from "./node_admin.ts";
-import { CHALLENGE_PARAM, newChallenge } from "../../shared/node_proof.ts";
+import { healthChallenge } from "../../shared/node_proof.ts";
 import { CallDeadlines } from "./call_deadlines.ts";
 import { entryProblem } from "./node_results.ts";
 
@@ -107,8 +107,7 @@ export class PaxosClient {
   async probe(node: NodeRef): Promise<string | undefined> {
     const now = this.#now;
     const [sentWall, sent] = [(this.deps.wall ?? Date.now)(), now()];
-    const challenge = newChallenge();
-    const path = `/health?${CHALLENGE_PARAM}=${challenge}`;
+    const { challenge, path } = healthChallenge();
     const { status, text } = await this.#send(node, "GET", path, {}, undefined, false);
     const midpoint = sentWall + (now() - sent) / 2;
     let body: unknown = null;

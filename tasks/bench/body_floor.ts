@@ -16,7 +16,7 @@
 import { readCappedBody } from "../../shared/capped_body.ts";
 import { RingkvError } from "../../shared/errors.ts";
 import { SlotTimers } from "../../shared/slot_timers.ts";
-import { measureWay, printWays } from "./serve_floor.ts";
+import { compareWays } from "./serve_floor.ts";
 
 const timers = new SlotTimers(10_000);
 const tooLarge = (size: number) => new RingkvError("value_too_large", `${size} bytes`);
@@ -49,24 +49,10 @@ function serve(name: string): void {
   Deno.addSignalListener("SIGINT", () => void server.shutdown());
 }
 
-async function main(rounds: number): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ringkv-body-floor-" });
-  try {
-    const lua = `${dir}/put.lua`;
-    await Deno.writeTextFile(lua, `wrk.method = "PUT"\nwrk.body = string.rep("v", 100)\n`);
-    const got = new Map<string, number[]>(Object.keys(WAYS).map((n) => [n, []]));
-    for (let round = 0; round < rounds; round++) {
-      for (const name of Object.keys(WAYS)) {
-        got.get(name)!.push(await measureWay(new URL(import.meta.url), name, lua));
-      }
-    }
-    printWays(got, 36);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 if (import.meta.main) {
   if (Deno.args[0] === "serve") serve(Deno.args.slice(1).join(" "));
-  else await main(Number(Deno.args[0] ?? 3));
+  else {
+    const lua = `wrk.method = "PUT"\nwrk.body = string.rep("v", 100)\n`;
+    await compareWays(new URL(import.meta.url), Object.keys(WAYS), lua, Number(Deno.args[0] ?? 3));
+  }
 }

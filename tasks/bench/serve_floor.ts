@@ -118,7 +118,7 @@ function serve(args: readonly string[]): void {
  * CPU µs per request of one fresh server answering in way `name`: `script serve <name>` must
  * print `listening on <url>` and end on SIGINT; `lua` is wrk's script.
  */
-export async function measureWay(script: URL, name: string, lua: string): Promise<number> {
+async function measureWay(script: URL, name: string, lua: string): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", script.pathname, "serve", name],
     stdout: "piped",
@@ -150,27 +150,30 @@ export async function measureWay(script: URL, name: string, lua: string): Promis
   }
 }
 
-/** Each way's median µs per request, then every round's. */
-export function printWays(got: ReadonlyMap<string, number[]>, width: number): void {
-  for (const [name, us] of got) {
-    const median = us.toSorted((a, b) => a - b)[Math.floor(us.length / 2)]!;
-    const all = us.map((u) => u.toFixed(2)).join(", ");
-    console.log(`${name.padEnd(width)} ${median.toFixed(2)} µs (${all})`);
-  }
-}
-
-async function main(rounds: number): Promise<void> {
+/**
+ * Measures each of `ways` served by `script` (see {@link measureWay}) in `rounds` interleaved
+ * rounds under wrk's Lua `lua`, then prints each way's median µs per request and every round's.
+ */
+export async function compareWays(
+  script: URL,
+  ways: readonly string[],
+  lua: string,
+  rounds: number,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ringkv-floor-" });
   try {
-    const lua = `${dir}/auth.lua`;
-    await Deno.writeTextFile(lua, `wrk.headers["Authorization"] = "Bearer rig"\n`);
-    const got = new Map<string, number[]>(Object.keys(WAYS).map((n) => [n, []]));
+    const file = `${dir}/wrk.lua`;
+    await Deno.writeTextFile(file, lua);
+    const got = new Map<string, number[]>(ways.map((n) => [n, []]));
     for (let round = 0; round < rounds; round++) {
-      for (const name of Object.keys(WAYS)) {
-        got.get(name)!.push(await measureWay(new URL(import.meta.url), name, lua));
-      }
+      for (const name of ways) got.get(name)!.push(await measureWay(script, name, file));
     }
-    printWays(got, 44);
+    const width = Math.max(...ways.map((n) => n.length)) + 1;
+    for (const [name, us] of got) {
+      const median = us.toSorted((a, b) => a - b)[Math.floor(us.length / 2)]!;
+      const all = us.map((u) => u.toFixed(2)).join(", ");
+      console.log(`${name.padEnd(width)} ${median.toFixed(2)} µs (${all})`);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -178,5 +181,8 @@ async function main(rounds: number): Promise<void> {
 
 if (import.meta.main) {
   if (Deno.args[0] === "serve") serve(Deno.args.slice(1));
-  else await main(Number(Deno.args[0] ?? 3));
+  else {
+    const lua = `wrk.headers["Authorization"] = "Bearer rig"\n`;
+    await compareWays(new URL(import.meta.url), Object.keys(WAYS), lua, Number(Deno.args[0] ?? 3));
+  }
 }
